@@ -1,0 +1,14 @@
+"""Data schemas: the JSON document that names and types every CSV column, and value coercion."""
+
+from openaml.ml.schema.model import Attribute, AttributeType, Schema, SchemaError, parse_schema
+from openaml.ml.schema.values import coerce_column, Coerced
+
+__all__ = [
+    "Attribute",
+    "AttributeType",
+    "Coerced",
+    "Schema",
+    "SchemaError",
+    "coerce_column",
+    "parse_schema",
+]

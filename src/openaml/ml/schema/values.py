@@ -1,0 +1,72 @@
+"""Vectorised interpretation of raw field strings by attribute type (spec data.md §3.2, §8).
+
+Materialized datasources keep every field as its raw string (surrounding white space stripped,
+empty -> null). A consumer reads a column with the type its own schema gives (a model's training
+schema overrides the datasource's, data.md §3.6), so coercion happens here, at read time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openaml.ml.schema.model import AttributeType
+
+NUMBER_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+BINARY_FALSE = ("0", "n", "no", "f", "false")
+BINARY_TRUE = ("1", "y", "yes", "t", "true")
+
+
+@dataclass(frozen=True)
+class Coerced:
+    """A column read as one attribute type.
+
+    values: float64 (NUMERIC), bool (BINARY) or string (CATEGORICAL, TEXT); null where the
+    field is missing or invalid. invalid: bool mask, true where a non-empty field was invalid.
+    """
+
+    values: pa.Array
+    invalid: pa.BooleanArray
+
+
+def coerce_column(column: pa.Array | pa.ChunkedArray, attr_type: AttributeType) -> Coerced:
+    """Interpret raw strings (plain or dictionary-encoded, null = missing) as `attr_type`."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        inner = coerce_column(column.dictionary, attr_type)
+        indices = column.indices
+        return Coerced(
+            values=inner.values.take(indices),
+            invalid=pc.fill_null(inner.invalid.take(indices), False),
+        )
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.string())
+    if attr_type is AttributeType.NUMERIC:
+        return _numeric(column)
+    if attr_type is AttributeType.BINARY:
+        return _binary(column)
+    return Coerced(values=column, invalid=_all_false(len(column)))
+
+
+def _numeric(column: pa.Array) -> Coerced:
+    valid = pc.fill_null(pc.match_substring_regex(column, NUMBER_PATTERN), False)
+    numbers = pc.cast(pc.if_else(valid, column, pa.scalar(None, pa.string())), pa.float64())
+    invalid = pc.and_(pc.invert(valid), pc.is_valid(column))
+    return Coerced(values=numbers, invalid=invalid)
+
+
+def _binary(column: pa.Array) -> Coerced:
+    lowered = pc.utf8_lower(column)
+    is_true = pc.fill_null(pc.is_in(lowered, value_set=pa.array(BINARY_TRUE)), False)
+    is_false = pc.fill_null(pc.is_in(lowered, value_set=pa.array(BINARY_FALSE)), False)
+    known = pc.or_(is_true, is_false)
+    values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
+    invalid = pc.and_(pc.invert(known), pc.is_valid(column))
+    return Coerced(values=values, invalid=invalid)
+
+
+def _all_false(length: int) -> pa.BooleanArray:
+    return pa.nulls(length, pa.bool_()).fill_null(False)
