@@ -1,0 +1,160 @@
+"""build_app(settings): the one place where the parts are wired together."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from openaml import __version__
+from openaml.errors import ServiceError
+from openaml.jobs.engine import JobEngine
+from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
+from openaml.protocol.routing import build_dispatch_table
+from openaml.protocol.sigv4 import load_credentials, verify_request
+from openaml.protocol.spec import ServiceSpec
+from openaml.server.aws_json import AwsJsonEndpoint
+from openaml.service import MachineLearningService, ServiceContext
+from openaml.service.context import wall_clock_ms
+from openaml.service.predictors import PredictorRegistry
+from openaml.settings import Settings
+from openaml.storage import ArtifactStore, open_object_store
+from openaml.storage.databases import DatabaseDirectory
+from openaml.store import EntityKind, EntityRecord, Status, open_store
+
+log = logging.getLogger(__name__)
+REPORT_FILES = {EntityKind.DATASOURCE.value: INGEST_FILE, EntityKind.EVALUATION.value: REPORT_FILE}
+
+
+class ConfigurationError(Exception):
+    """Settings that the server refuses to start with."""
+
+
+@dataclass
+class Application:
+    """The assembled service: the ASGI app plus the parts tests and the CLI may need."""
+
+    settings: Settings
+    context: ServiceContext
+    service: MachineLearningService
+    asgi: Starlette
+    unverified: bool
+
+    def close(self) -> None:
+        self.context.engine.stop()
+        self.context.store.close()
+
+
+def access_keys(settings: Settings) -> dict[str, str]:
+    keys = dict(settings.access_keys)
+    if settings.credentials_file is not None:
+        keys.update(load_credentials(settings.credentials_file))
+    return keys
+
+
+def build_app(settings: Settings) -> Application:
+    keys = access_keys(settings)
+    if not keys and not settings.is_loopback:
+        raise ConfigurationError(
+            f"Bound to {settings.host}, which is not a loopback address: configure access keys "
+            "(--credentials-file or OPENAML_ACCESS_KEYS) so that requests are verified"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.database_url or "")
+    objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
+    artifacts = ArtifactStore(settings.artifacts_root)
+    executor = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="openaml-job")
+    side_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="openaml-endpoint")
+
+    def write_log(record: EntityRecord, line: str) -> None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with artifacts.open_append(record.kind.value, record.id, "job.log") as out:
+            out.write(f"{stamp} {line}\n".encode())
+
+    tasks = Tasks(store, objects, artifacts, DatabaseDirectory.load(settings.databases_file))
+    engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log)
+
+    def report_endpoint(model_id: str, status: str) -> None:
+        store.update(EntityKind.MLMODEL, model_id,
+                     {"endpoint_status": status, "last_updated_at": wall_clock_ms()},
+                     only_if=[Status.COMPLETED])
+
+    predictors = PredictorRegistry(tasks.load_scorer, report_endpoint, settings.predict_rate_limit,
+                                   side_executor, settings.endpoint_delay_seconds)
+    context = ServiceContext(settings, store, objects, artifacts, engine, predictors,
+                             tasks.databases)
+    service = MachineLearningService(context)
+    spec = ServiceSpec.load()
+    table = build_dispatch_table(spec, service)
+    if table.missing:
+        raise ConfigurationError(f"operations without a handler: {', '.join(table.missing)}")
+
+    def authenticate(method: str, url: str, headers: Mapping[str, str], body: bytes) -> str:
+        verify_request(method, url, headers, body, keys.get if keys else None,
+                       now=dt.datetime.now(dt.UTC))
+        return f"arn:aws:iam::{settings.account_id}:root"
+
+    endpoint = AwsJsonEndpoint(spec, table, authenticate, settings.max_body_bytes)
+
+    async def health(_: Request) -> Response:
+        try:
+            store_ok = store.ping()
+        except Exception:  # noqa: BLE001 - reported, not raised
+            store_ok = False
+        return JSONResponse({
+            "status": "ok" if store_ok else "degraded",
+            "version": __version__,
+            "store": {"ok": store_ok, "url": store.url},
+            "objects": objects.describe(),
+            "jobs": engine.queue_depth(),
+            "endpoints": len(predictors),
+        })
+
+    async def job_log(request: Request) -> Response:
+        kind, entity_id = request.path_params["kind"], request.path_params["entity_id"]
+        try:
+            with artifacts.open_read(EntityKind(kind).value, entity_id, "job.log") as stream:
+                return PlainTextResponse(stream.read().decode("utf-8", errors="replace"))
+        except (ValueError, OSError, ServiceError):
+            return PlainTextResponse("No log for this entity yet.\n", status_code=404)
+
+    async def report(request: Request) -> Response:
+        """The stored report of an entity (datasource statistics, evaluation details) as JSON."""
+        kind, entity_id = request.path_params["kind"], request.path_params["entity_id"]
+        name = REPORT_FILES.get(kind)
+        try:
+            if name is None:
+                raise ValueError(kind)
+            with artifacts.open_read(kind, entity_id, name) as stream:
+                return Response(stream.read(), media_type="application/json")
+        except (ValueError, OSError, ServiceError):
+            return JSONResponse({"message": f"No report for {kind} {entity_id}"}, status_code=404)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        engine.start()
+        for record in store.select_endpoints():
+            predictors.mount_async(record.id)
+        try:
+            yield
+        finally:
+            engine.stop()
+            executor.shutdown(wait=False, cancel_futures=True)
+            side_executor.shutdown(wait=False, cancel_futures=True)
+
+    routes = [
+        Route("/", endpoint, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/logs/{kind}/{entity_id}", job_log, methods=["GET"]),
+        Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),
+    ]
+    asgi = Starlette(routes=routes, lifespan=lifespan)
+    return Application(settings, context, service, asgi, unverified=not keys)

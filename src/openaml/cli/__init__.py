@@ -1,0 +1,1 @@
+"""The `openaml` command."""

@@ -1,0 +1,86 @@
+"""`openaml demo mnist`: the whole Amazon ML MNIST workflow against the embedded service."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from openaml.settings import Settings
+
+BUCKET = "mnist-demo"
+
+
+def example_dir() -> Path:
+    """examples/mnist of this checkout (the demo runs from a source tree)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "examples" / "mnist"
+        if (candidate / "workflow.py").exists():
+            return candidate
+    raise click.ClickException("examples/mnist not found: run the demo from an OpenAML checkout")
+
+
+@click.group()
+def demo() -> None:
+    """Runnable demonstrations."""
+
+
+@demo.command()
+@click.option("--train", "train_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Kaggle-format labeled CSV (default: the bundled 7,000 rows).")
+@click.option("--test", "test_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Kaggle-format unlabeled CSV (default: the bundled 3,000 rows).")
+@click.option("--test-labels", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="True labels of the test rows, to report accuracy.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("openaml-demo"),
+              show_default=True, help="Data dir of the embedded server.")
+@click.option("--max-passes", default="10", show_default=True)
+def mnist(train_path: Path | None, test_path: Path | None, test_labels: Path | None,
+          data_dir: Path, max_passes: str) -> None:
+    """Train, evaluate and batch-predict MNIST digits through the API, then check the output."""
+    from openaml.server.embedded import running_server
+
+    examples = example_dir()
+    bundled = train_path is None and test_path is None
+    train_path = train_path or examples / "data" / "train.csv.gz"
+    test_path = test_path or examples / "data" / "test.csv.gz"
+    if test_labels is None and bundled:
+        test_labels = examples / "data" / "test_labels.csv"
+    started = time.monotonic()
+    settings = Settings(data_dir=data_dir, port=0).resolved()
+    with running_server(settings) as app:
+        url = app.settings.base_url
+        click.echo(f"OpenAML is serving at {url} (data dir {app.settings.data_dir})")
+        store = app.context.objects
+        uris = {}
+        for name, path in (("train", train_path), ("test", test_path)):
+            uris[name] = f"s3://{BUCKET}/input/{path.name}"
+            with store.open_write(uris[name]) as out, path.open("rb") as source:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+        for name in ("train.schema.json", "batch.schema.json", "recipe.json"):
+            store.write_bytes(f"s3://{BUCKET}/config/{name}", (examples / name).read_bytes())
+        command = [
+            sys.executable, str(examples / "workflow.py"), "--endpoint-url", url,
+            "--train-uri", uris["train"], "--test-uri", uris["test"],
+            "--train-schema-uri", f"s3://{BUCKET}/config/train.schema.json",
+            "--batch-schema-uri", f"s3://{BUCKET}/config/batch.schema.json",
+            "--recipe-uri", f"s3://{BUCKET}/config/recipe.json",
+            "--output-uri", f"s3://{BUCKET}/output/",
+            "--local-store", str(app.settings.objects_root), "--max-passes", max_passes,
+        ]
+        if test_labels is not None:
+            command += ["--test-labels", str(test_labels)]
+        result = subprocess.run(command, check=False)
+        click.echo(f"output files: {app.settings.objects_root / BUCKET / 'output'}")
+        click.echo(f"console (while a server runs on this data dir): "
+                   f"openaml serve --data-dir {data_dir}, then open http://127.0.0.1:8080/console")
+    click.echo(f"demo finished in {time.monotonic() - started:.1f} s")
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    if result.returncode != 0:
+        raise SystemExit(result.returncode)

@@ -1,0 +1,86 @@
+"""`openaml`: serve the API, guess a schema, run the MNIST demo, benchmark."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import uvicorn
+
+from openaml import __version__
+from openaml.cli.demo import demo
+from openaml.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="openaml")
+def main() -> None:
+    """OpenAML: the Amazon Machine Learning API, self-hosted."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8080).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the database, objects and artifacts live (default ./openaml-data).")
+@click.option("--database-url", default=None,
+              help="SQLAlchemy URL of the metadata store (default: SQLite in the data dir).")
+@click.option("--s3-endpoint-url", default=None,
+              help="Use this S3-compatible server for s3:// URIs ('aws' for AWS itself); "
+                   "default: the embedded store DATA_DIR/s3/BUCKET/KEY.")
+@click.option("--workers", type=int, default=None, help="Concurrent jobs (default: CPU cores).")
+@click.option("--advertise-url", default=None,
+              help="Base URL clients reach this server at (returned as EndpointUrl).")
+@click.option("--credentials-file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Access keys to verify SigV4 signatures against.")
+@click.option("--databases-file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="TOML file mapping Redshift/RDS identifiers to database URLs.")
+@click.option("--predict-rate-limit", type=int, default=None,
+              help="Predict requests/s per endpoint (0 disables; default 200).")
+@click.option("--log-level", default="info", show_default=True)
+def serve(log_level: str, **options: object) -> None:
+    """Serve the Amazon ML API (and the web console) over HTTP."""
+    from openaml.app import ConfigurationError, build_app
+
+    try:
+        settings = Settings.from_env(os.environ, **options)
+        app = build_app(settings)
+    except (ConfigurationError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    url = settings.base_url
+    click.echo(f"OpenAML {__version__} serving the Amazon ML API at {url}")
+    click.echo(f"  data dir: {settings.data_dir}   store: {app.context.store.url}")
+    click.echo(f"  objects: {app.context.objects.describe()}")
+    if app.unverified:
+        click.echo("  signatures: NOT verified (loopback, no access keys configured); any credentials work")
+    click.echo("Use it from Python:")
+    click.echo("  import boto3")
+    click.echo(f"  ml = boto3.client('machinelearning', endpoint_url='{url}', region_name='us-east-1')")
+    try:
+        uvicorn.run(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
+                    access_log=log_level == "debug")
+    finally:
+        app.close()
+
+
+@main.command("guess-schema")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--target", default=None, help="Name of the target attribute.")
+@click.option("--row-id", default=None, help="Name of the row identifier attribute.")
+def guess_schema_command(path: Path, target: str | None, row_id: str | None) -> None:
+    """Print a data schema guessed from a CSV file (plain or .gz)."""
+    from openaml.ml.schema.guess import guess_schema
+
+    try:
+        click.echo(guess_schema(path, target=target, row_id=row_id))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+main.add_command(demo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

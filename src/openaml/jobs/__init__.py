@@ -1,0 +1,1 @@
+"""Background jobs: the engine that schedules them and the tasks that do the work."""

@@ -1,0 +1,204 @@
+"""The job engine: PENDING entities run once their dependencies are COMPLETED.
+
+One scheduler thread scans PENDING entities whenever something changes (or every
+`poll_seconds`), fails those whose dependency failed or was deleted, and claims runnable ones
+with a compare-and-set PENDING -> INPROGRESS before handing them to the executor. At start-up,
+jobs left INPROGRESS by a crash go back to PENDING and run again from scratch (spec README,
+"Persistence").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from openaml.store import EntityKind, EntityRecord, Status, Store
+
+log = logging.getLogger(__name__)
+JOB_KINDS = (EntityKind.DATASOURCE, EntityKind.MLMODEL, EntityKind.EVALUATION,
+             EntityKind.BATCH_PREDICTION)
+ACTIVE = (Status.PENDING, Status.INPROGRESS)
+
+
+class JobFailed(Exception):
+    """A job ends FAILED with this message (user-facing, no traceback)."""
+
+
+@dataclass
+class Job:
+    """What a running task sees: its entity, a way to report progress, and cancellation."""
+
+    record: EntityRecord
+    store: Store
+    log_line: Callable[[str], None]
+
+    def progress(self, **info: Any) -> None:
+        """Merge `info` into the entity while it runs (e.g. pass number, running counts)."""
+        self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info)
+
+    def cancelled(self) -> bool:
+        current = self.store.get(self.record.kind, self.record.id)
+        return current is None or current.status is not Status.INPROGRESS
+
+
+class Task(Protocol):
+    def __call__(self, job: Job) -> dict[str, Any]: ...
+
+
+def dependencies(record: EntityRecord) -> list[tuple[EntityKind, str]]:
+    if record.kind is EntityKind.MLMODEL:
+        return [(EntityKind.DATASOURCE, record.datasource_id or "")]
+    if record.kind in (EntityKind.EVALUATION, EntityKind.BATCH_PREDICTION):
+        return [(EntityKind.MLMODEL, record.model_id or ""),
+                (EntityKind.DATASOURCE, record.datasource_id or "")]
+    return []
+
+
+class JobEngine:
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        tasks: Mapping[EntityKind, Task],
+        workers: int,
+        clock: Callable[[], int],
+        log_writer: Callable[[EntityRecord, str], None] = lambda record, line: None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.store, self.executor, self.tasks = store, executor, tasks
+        self.workers, self.clock, self.log_writer = max(1, workers), clock, log_writer
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._running: set[tuple[EntityKind, str]] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for record in self.store.with_status(JOB_KINDS, Status.INPROGRESS):
+            self.store.update(record.kind, record.id,
+                              {"status": Status.PENDING, "last_updated_at": self.clock()},
+                              only_if=[Status.INPROGRESS])
+            self.log_writer(record, "The server restarted while this job ran; it runs again.")
+        self._thread = threading.Thread(target=self._loop, name="openaml-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def queue_depth(self) -> dict[str, int]:
+        with self._lock:
+            running = len(self._running)
+        return {"pending": self.store.count_status(Status.PENDING), "running": running}
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                self._schedule()
+            except Exception:  # noqa: BLE001 - the scheduler must survive a store hiccup
+                log.exception("job scheduling pass failed")
+
+    def _schedule(self) -> None:
+        for record in self.store.with_status(JOB_KINDS, Status.PENDING):
+            if self._stop.is_set():
+                return
+            blocker = self._blocker(record)
+            if blocker is not None:
+                self._finish(record, Status.FAILED, message=blocker, only_if=Status.PENDING)
+                continue
+            if not self._ready(record):
+                continue
+            with self._lock:
+                if len(self._running) >= self.workers:
+                    return
+            self._claim(record)
+
+    def _blocker(self, record: EntityRecord) -> str | None:
+        for kind, entity_id in dependencies(record):
+            dep = self.store.get(kind, entity_id)
+            if dep is None:
+                return f"{kind.value} {entity_id} does not exist"
+            if dep.status in (Status.FAILED, Status.DELETED):
+                reason = f": {dep.message}" if dep.message else ""
+                return f"{kind.value} {entity_id} is {dep.status.value}{reason}"
+        return None
+
+    def _ready(self, record: EntityRecord) -> bool:
+        return all(
+            (dep := self.store.get(kind, entity_id)) is not None and dep.status is Status.COMPLETED
+            for kind, entity_id in dependencies(record)
+        )
+
+    def _claim(self, record: EntityRecord) -> None:
+        now = self.clock()
+        claimed = self.store.update(
+            record.kind, record.id,
+            {"status": Status.INPROGRESS, "started_at": now, "last_updated_at": now,
+             "finished_at": None, "message": None},
+            only_if=[Status.PENDING],
+        )
+        if not claimed:
+            return
+        key = (record.kind, record.id)
+        with self._lock:
+            self._running.add(key)
+        self.executor.submit(self._run, self.store.get(record.kind, record.id) or record)
+
+    def _run(self, record: EntityRecord) -> None:
+        started = time.monotonic()
+        job = Job(record, self.store, lambda line: self.log_writer(record, line))
+        job.log_line(f"{record.kind.value} {record.id}: started")
+        try:
+            task = self.tasks.get(record.kind)
+            if task is None:
+                raise JobFailed(f"{record.kind.value} jobs are not supported by this server yet")
+            info = task(job)
+        except (JobFailed, ValueError) as exc:
+            self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - reported as the job's failure, logged in full
+            log.exception("%s %s failed", record.kind.value, record.id)
+            self._finish(record, Status.FAILED, message=f"Internal error: {type(exc).__name__}: {exc}")
+        else:
+            elapsed = int((time.monotonic() - started) * 1000)
+            self._finish(record, Status.COMPLETED, info=info, compute_time=max(elapsed, 1))
+        finally:
+            with self._lock:
+                self._running.discard((record.kind, record.id))
+            self.notify()
+
+    def _finish(
+        self,
+        record: EntityRecord,
+        status: Status,
+        *,
+        message: str | None = None,
+        info: dict[str, Any] | None = None,
+        compute_time: int | None = None,
+        only_if: Status = Status.INPROGRESS,
+    ) -> None:
+        now = self.clock()
+        changes: dict[str, Any] = {"status": status, "finished_at": now, "last_updated_at": now}
+        if message is not None:
+            changes["message"] = message[:10240]
+        if compute_time is not None:
+            changes["compute_time"] = compute_time
+        if self.store.update(record.kind, record.id, changes, only_if=[only_if], info=info):
+            self.log_writer(record, f"{record.kind.value} {record.id}: {status.value}"
+                            + (f": {message}" if message else ""))

@@ -1,0 +1,212 @@
+"""The work of each job kind: the only code that does both I/O (store, objects) and ML."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from openaml.jobs.engine import Job, JobFailed, Task
+from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
+from openaml.ml.model import Model, load_model
+from openaml.ml.prediction import batch_predict, predict_record
+from openaml.ml.evaluation import evaluate_model
+from openaml.ml.recipes import default_recipe
+from openaml.ml.schema import parse_schema
+from openaml.ml.training import parse_parameters, train_model
+from openaml.service.predictors import Scorer
+from openaml.storage import ArtifactStore, ObjectStore, StorageError, folder_uri, join_uri
+from openaml.storage.databases import DatabaseDirectory, StagingError, stage_query
+from openaml.store import EntityKind, Store
+
+DATA_FILE = "data.parquet"
+INGEST_FILE = "ingest.json"
+MODEL_FILE = "model.bin"
+REPORT_FILE = "report.json"
+
+
+class Tasks:
+    """The four job kinds, plus model loading for real-time endpoints."""
+
+    def __init__(
+        self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseDirectory
+    ) -> None:
+        self.store, self.objects, self.artifacts, self.databases = store, objects, artifacts, databases
+
+    def by_kind(self) -> dict[EntityKind, Task]:
+        return {
+            EntityKind.DATASOURCE: self.build_datasource,
+            EntityKind.MLMODEL: self.train_model,
+            EntityKind.EVALUATION: self.evaluate,
+            EntityKind.BATCH_PREDICTION: self.batch_predict,
+        }
+
+    # -- datasources ------------------------------------------------------------------------
+
+    def build_datasource(self, job: Job) -> dict[str, Any]:
+        record = job.record
+        request, info = record.request, record.info
+        if info.get("source") in ("redshift", "rds"):
+            self._stage(job)
+        spec = request.get("DataSpec") or request.get("RDSData") or {}
+        schema = parse_schema(info["schema"])
+        rearrangement = parse_rearrangement(spec.get("DataRearrangement"))
+        try:
+            located = self.objects.resolve_data_location(record.data_uri or "")
+        except StorageError as exc:
+            raise JobFailed(str(exc)) from None
+        objects = [
+            DataObject(uri=o.uri, key=o.key, size=o.size,
+                       open=_opener(self.objects, o.uri))
+            for o in located
+        ]
+        job.log_line(f"reading {len(objects)} object(s) from {record.data_uri}")
+        with self.artifacts.open_write(record.kind.value, record.id, DATA_FILE) as sink:
+            report = ingest(objects, schema, rearrangement,
+                            bool(request.get("ComputeStatistics")), sink)
+        document = report.to_dict()
+        self._write_json(record.kind, record.id, INGEST_FILE, document)
+        job.log_line(
+            f"{report.records_read} records read, {report.rejected_records} rejected, "
+            f"{report.selected_records} selected"
+        )
+        return {
+            "data_size_in_bytes": report.data_size_in_bytes,
+            "number_of_files": report.number_of_files,
+            "files": list(report.files),
+            "password": None,
+        }
+
+    def _stage(self, job: Job) -> None:
+        record = job.record
+        source = record.info["source"]
+        spec = record.request["DataSpec"] if source == "redshift" else record.request["RDSData"]
+        database = spec["DatabaseInformation"]
+        identifier = database.get("ClusterIdentifier") or database.get("InstanceIdentifier")
+        url = self.databases.lookup(source, identifier)
+        if url is None:
+            raise JobFailed(f"No database connection is configured for '{identifier}'")
+        try:
+            uris = stage_query(
+                url, database["DatabaseName"], spec["DatabaseCredentials"]["Username"],
+                record.info.get("password") or "", spec["SelectSqlQuery"], self.objects,
+                spec["S3StagingLocation"], record.id,
+            )
+        except StagingError as exc:
+            raise JobFailed(f"The query on '{identifier}' failed: {exc}") from None
+        job.progress(password=None)
+        job.log_line(f"staged the query result as {len(uris)} CSV file(s)")
+
+    # -- models -----------------------------------------------------------------------------
+
+    def train_model(self, job: Job) -> dict[str, Any]:
+        record = job.record
+        source_id = record.datasource_id or ""
+        schema = parse_schema(record.info["schema"])
+        statistics = self._read_json(EntityKind.DATASOURCE, source_id, INGEST_FILE).get("statistics") or {}
+        recipe = record.info.get("recipe") or default_recipe(schema, statistics)
+        params = parse_parameters(record.request.get("Parameters") or {}, record.model_type or "")
+
+        def progress(state: dict[str, Any]) -> None:
+            job.progress(training=state)
+            job.log_line(f"pass {state.get('pass')} of {state.get('max_passes')}: loss {state.get('loss')}")
+
+        model = train_model(record.model_type, schema, recipe, params, statistics,
+                            self._batches(source_id), progress)
+        with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
+            model.save(out)
+        return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
+
+    def load_model(self, model_id: str) -> Model:
+        with self.artifacts.open_read(EntityKind.MLMODEL.value, model_id, MODEL_FILE) as stream:
+            return load_model(stream)
+
+    def load_scorer(self, model_id: str) -> tuple[Scorer, float]:
+        model = self.load_model(model_id)
+        record = self.store.get(EntityKind.MLMODEL, model_id)
+        threshold = float((record.info if record else {}).get("score_threshold", 0.5))
+
+        def score(values: dict[str, str], cut: float) -> dict[str, Any]:
+            return predict_record(model, values, cut)
+
+        return score, threshold
+
+    # -- evaluations and batch predictions --------------------------------------------------
+
+    def evaluate(self, job: Job) -> dict[str, Any]:
+        record = job.record
+        model = self.load_model(record.model_id or "")
+        source = self._datasource(record.datasource_id or "")
+        result = evaluate_model(model, self._batches(source.id)(), parse_schema(source.info["schema"]))
+        self._write_json(record.kind, record.id, REPORT_FILE, result.report)
+        return {"metrics": result.metrics}
+
+    def batch_predict(self, job: Job) -> dict[str, Any]:
+        record = job.record
+        model_record = self.store.get(EntityKind.MLMODEL, record.model_id or "")
+        threshold = float((model_record.info if model_record else {}).get("score_threshold", 0.5))
+        model = self.load_model(record.model_id or "")
+        source = self._datasource(record.datasource_id or "")
+        files: list[str] = source.info.get("files") or []
+        base = folder_uri(record.request["OutputUri"])
+        results = _result_uris(base, record.id, files)
+        writers: dict[int, BinaryIO] = {}
+
+        def open_output(index: int) -> BinaryIO:
+            writers[index] = self.objects.open_write(results[index])
+            return writers[index]
+
+        try:
+            total, invalid = batch_predict(
+                model, self._batches(source.id)(), parse_schema(source.info["schema"]), threshold,
+                open_output,
+            )
+        except Exception:
+            for stream in writers.values():
+                getattr(stream, "abort", stream.close)()
+            raise
+        for stream in writers.values():
+            stream.close()
+        manifest = {files[i]: results[i] for i in sorted(writers)}
+        self.objects.write_bytes(join_uri(base, f"batch-prediction/{record.id}.manifest"),
+                                 json.dumps(manifest, separators=(",", ":")).encode())
+        return {"total_record_count": total, "invalid_record_count": invalid}
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _datasource(self, source_id: str) -> Any:
+        source = self.store.get(EntityKind.DATASOURCE, source_id)
+        if source is None:
+            raise JobFailed(f"DataSource {source_id} does not exist")
+        return source
+
+    def _batches(self, source_id: str) -> Callable[[], Iterator[pa.RecordBatch]]:
+        path = self.artifacts.path_for(EntityKind.DATASOURCE.value, source_id, DATA_FILE)
+        return lambda: read_materialized(path)
+
+    def _write_json(self, kind: EntityKind, entity_id: str, name: str, document: Any) -> None:
+        with self.artifacts.open_write(kind.value, entity_id, name) as out:
+            out.write(json.dumps(document, separators=(",", ":"), default=str).encode())
+
+    def _read_json(self, kind: EntityKind, entity_id: str, name: str) -> dict[str, Any]:
+        with self.artifacts.open_read(kind.value, entity_id, name) as stream:
+            return json.loads(stream.read())
+
+
+def _opener(objects: ObjectStore, uri: str) -> Callable[[], BinaryIO]:
+    return lambda: objects.open_read(uri)
+
+
+def _result_uris(base: str, prediction_id: str, files: list[str]) -> list[str]:
+    """Result object per input file (evaluation-and-prediction.md §2.2), names made unique."""
+    uris: list[str] = []
+    used: set[str] = set()
+    for uri in files:
+        name = uri.rstrip("/").rsplit("/", 1)[-1]
+        if name in used:
+            name = uri.split("://", 1)[1].split("/", 1)[1].replace("/", "_")
+        used.add(name)
+        uris.append(join_uri(base, f"batch-prediction/result/{prediction_id}-{name}.gz"))
+    return uris

@@ -1,0 +1,1 @@
+"""The HTTP side: the AWS JSON endpoint, health and log routes, and an embeddable server."""

@@ -1,0 +1,77 @@
+"""BatchPrediction operations: create, get, describe, update, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openaml.errors import InvalidInputException
+from openaml.service import common
+from openaml.service.context import ServiceContext
+from openaml.service.describe import describe
+from openaml.storage import StorageError, parse_s3_uri
+from openaml.store import EntityKind, EntityRecord, Status
+
+KIND = EntityKind.BATCH_PREDICTION
+
+
+class BatchPredictionOperations:
+    ctx: ServiceContext
+
+    def create_batch_prediction(self, **params: Any) -> dict[str, Any]:
+        output = params["OutputUri"]
+        key = output[len("s3://"):].partition("/")[2]
+        padded = f"/{key}/"
+        if ":" in key or "//" in key or "/./" in padded or "/../" in padded:
+            raise InvalidInputException(
+                "OutputUri must not contain ':', '//', '/./' or '/../' in its key part"
+            )
+        try:
+            parse_s3_uri(output)
+        except StorageError as exc:
+            raise InvalidInputException(f"OutputUri: {exc}") from None
+        model = common.get_usable(self.ctx, EntityKind.MLMODEL, params["MLModelId"], "MLModel")
+        source = common.get_usable(
+            self.ctx, EntityKind.DATASOURCE, params["BatchPredictionDataSourceId"],
+            "Batch prediction datasource",
+        )
+        record = common.new_record(
+            self.ctx, KIND, params["BatchPredictionId"], common.request_params(params, {}),
+            name=common.name_param(params.get("BatchPredictionName")),
+            model_id=model.id,
+            datasource_id=source.id,
+            data_uri=source.data_uri,
+        )
+        common.create_entity(self.ctx, record)
+        return {"BatchPredictionId": params["BatchPredictionId"]}
+
+    def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
+        record = common.get_existing(self.ctx, KIND, BatchPredictionId)
+        result = _to_api(self.ctx, record)
+        result["LogUri"] = common.log_uri(self.ctx, record)
+        return common.compact(result)
+
+    def describe_batch_predictions(self, **params: Any) -> dict[str, Any]:
+        records, token = describe(self.ctx.store.select, KIND, params)
+        return common.compact(
+            {"Results": [common.compact(_to_api(self.ctx, r)) for r in records], "NextToken": token}
+        )
+
+    def update_batch_prediction(self, BatchPredictionId: str, BatchPredictionName: str) -> dict[str, Any]:
+        return common.rename(self.ctx, KIND, BatchPredictionId, BatchPredictionName)
+
+    def delete_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
+        return common.delete(self.ctx, KIND, BatchPredictionId)
+
+
+def _to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+    result = common.common_fields(ctx, record)
+    counts = record.status in (Status.INPROGRESS, Status.COMPLETED, Status.DELETED)
+    result.update(
+        MLModelId=record.model_id,
+        BatchPredictionDataSourceId=record.datasource_id,
+        InputDataLocationS3=record.data_uri,
+        OutputUri=record.request["OutputUri"],
+        TotalRecordCount=record.info.get("total_record_count") if counts else None,
+        InvalidRecordCount=record.info.get("invalid_record_count") if counts else None,
+    )
+    return result

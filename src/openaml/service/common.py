@@ -1,0 +1,137 @@
+"""Rules shared by every entity family: idempotent create, lookups, rename, delete, field output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from openaml.errors import (
+    IdempotentParameterMismatchException,
+    InvalidInputException,
+    ResourceNotFoundException,
+)
+from openaml.service.context import ServiceContext
+from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store.records import USABLE
+
+ID_MEMBER = {
+    EntityKind.DATASOURCE: "DataSourceId",
+    EntityKind.MLMODEL: "MLModelId",
+    EntityKind.EVALUATION: "EvaluationId",
+    EntityKind.BATCH_PREDICTION: "BatchPredictionId",
+}
+
+
+def timestamp(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def compact(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop members without a value: the wire never carries null."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def request_params(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The Create request as stored for idempotency: omitted optional members take defaults."""
+    return {**defaults, **{k: v for k, v in params.items() if v is not None}}
+
+
+def create_entity(ctx: ServiceContext, record: EntityRecord) -> bool:
+    """Store a new PENDING entity, or accept an identical retry; False when it already existed."""
+    existing = ctx.store.get(record.kind, record.id)
+    if existing is None and ctx.store.insert(record):
+        ctx.engine.notify()
+        return True
+    existing = existing or ctx.store.get(record.kind, record.id)
+    assert existing is not None
+    if existing.request != record.request:
+        raise IdempotentParameterMismatchException(
+            f"{record.kind.value} {record.id} already exists with different parameters"
+        )
+    return False
+
+
+def new_record(
+    ctx: ServiceContext, kind: EntityKind, entity_id: str, request: dict[str, Any], **columns: Any
+) -> EntityRecord:
+    now = ctx.clock()
+    return EntityRecord(
+        kind=kind,
+        id=entity_id,
+        status=Status.PENDING,
+        created_at=now,
+        last_updated_at=now,
+        created_by=ctx.caller(),
+        request=request,
+        **columns,
+    )
+
+
+def get_existing(ctx: ServiceContext, kind: EntityKind, entity_id: str) -> EntityRecord:
+    record = ctx.store.get(kind, entity_id)
+    if record is None:
+        raise ResourceNotFoundException(f"No {kind.value} with id {entity_id} exists")
+    return record
+
+
+def get_usable(ctx: ServiceContext, kind: EntityKind, entity_id: str, role: str) -> EntityRecord:
+    """A referenced entity for a Create call: it must exist and be neither FAILED nor DELETED."""
+    record = ctx.store.get(kind, entity_id)
+    if record is None:
+        raise InvalidInputException(f"{role} {entity_id} does not exist")
+    if record.status not in USABLE:
+        raise InvalidInputException(f"{role} {entity_id} is {record.status.value} and cannot be used")
+    return record
+
+
+def rename(ctx: ServiceContext, kind: EntityKind, entity_id: str, name: str) -> dict[str, str]:
+    record = get_existing(ctx, kind, entity_id)
+    if record.status is Status.DELETED:
+        raise InvalidInputException(f"{kind.value} {entity_id} is DELETED and cannot be updated")
+    updated = ctx.store.update(
+        kind, entity_id, {"name": name, "last_updated_at": ctx.clock()},
+        only_if=[s for s in Status if s is not Status.DELETED],
+    )
+    if not updated:
+        raise InvalidInputException(f"{kind.value} {entity_id} is DELETED and cannot be updated")
+    return {ID_MEMBER[kind]: entity_id}
+
+
+def delete(ctx: ServiceContext, kind: EntityKind, entity_id: str, **extra: Any) -> dict[str, str]:
+    """Mark DELETED (irreversible; deleting again answers the same)."""
+    record = get_existing(ctx, kind, entity_id)
+    if record.status is not Status.DELETED:
+        ctx.store.update(
+            kind, entity_id,
+            {"status": Status.DELETED, "last_updated_at": ctx.clock(), **extra},
+            only_if=[s for s in Status if s is not Status.DELETED],
+        )
+        ctx.engine.notify()
+    return {ID_MEMBER[kind]: entity_id}
+
+
+def common_fields(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+    """Members every entity shares (api-behavior.md §1.3)."""
+    completed = record.status is Status.COMPLETED
+    return {
+        ID_MEMBER[record.kind]: record.id,
+        "CreatedByIamUser": record.created_by,
+        "CreatedAt": timestamp(record.created_at),
+        "LastUpdatedAt": timestamp(record.last_updated_at),
+        "Name": record.name,
+        "Status": record.status.value,
+        "Message": record.message,
+        "ComputeTime": record.compute_time if completed else None,
+        "StartedAt": timestamp(record.started_at),
+        "FinishedAt": timestamp(record.finished_at),
+    }
+
+
+def log_uri(ctx: ServiceContext, record: EntityRecord) -> str:
+    return f"{ctx.settings.base_url}/logs/{record.kind.value}/{record.id}"
+
+
+def name_param(value: str | None) -> str | None:
+    """An empty name is stored as no name."""
+    return value or None

@@ -1,0 +1,40 @@
+"""What every operation needs: the parts assembled by app.build_app, passed in explicitly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from openaml.settings import Settings
+from openaml.store import Store
+
+if TYPE_CHECKING:
+    from openaml.jobs.engine import JobEngine
+    from openaml.service.predictors import PredictorRegistry
+    from openaml.storage import ArtifactStore, ObjectStore
+    from openaml.storage.databases import DatabaseDirectory
+
+# The IAM identity of the request being served; set by the HTTP layer per request.
+caller_arn: ContextVar[str | None] = ContextVar("caller_arn", default=None)
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    settings: Settings
+    store: Store
+    objects: ObjectStore
+    artifacts: ArtifactStore
+    engine: JobEngine
+    predictors: PredictorRegistry
+    databases: DatabaseDirectory
+    clock: Callable[[], int] = wall_clock_ms
+
+    def caller(self) -> str:
+        return caller_arn.get() or f"arn:aws:iam::{self.settings.account_id}:root"

@@ -1,0 +1,71 @@
+"""Real-time endpoints: CreateRealtimeEndpoint, DeleteRealtimeEndpoint and Predict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openaml.errors import InvalidInputException, PredictorNotMountedException
+from openaml.service import common
+from openaml.service.context import ServiceContext
+from openaml.store import EntityKind, EntityRecord, Status
+
+KIND = EntityKind.MLMODEL
+NO_ENDPOINT = {"EndpointStatus": "NONE", "PeakRequestsPerSecond": 0}
+MAX_RECORD_BYTES = 100 * 1024
+
+
+def endpoint_info(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+    status = record.endpoint_status or "NONE"
+    if status == "NONE" or record.status is Status.DELETED:
+        return dict(NO_ENDPOINT)
+    return common.compact({
+        "EndpointStatus": status,
+        "EndpointUrl": ctx.settings.base_url,
+        "PeakRequestsPerSecond": ctx.settings.predict_rate_limit,
+        "CreatedAt": common.timestamp(record.endpoint_created_at),
+    })
+
+
+class EndpointOperations:
+    ctx: ServiceContext
+
+    def create_realtime_endpoint(self, MLModelId: str) -> dict[str, Any]:
+        record = common.get_existing(self.ctx, KIND, MLModelId)
+        if record.status is not Status.COMPLETED:
+            raise InvalidInputException(
+                f"MLModel {MLModelId} is {record.status.value}; a real-time endpoint needs a "
+                "COMPLETED model"
+            )
+        if record.endpoint_status not in ("UPDATING", "READY"):
+            now = self.ctx.clock()
+            self.ctx.store.update(
+                KIND, MLModelId,
+                {"endpoint_status": "UPDATING", "endpoint_created_at": now, "last_updated_at": now},
+                only_if=[Status.COMPLETED],
+            )
+            self.ctx.predictors.mount_async(MLModelId)
+            record = common.get_existing(self.ctx, KIND, MLModelId)
+        return {"MLModelId": MLModelId, "RealtimeEndpointInfo": endpoint_info(self.ctx, record)}
+
+    def delete_realtime_endpoint(self, MLModelId: str) -> dict[str, Any]:
+        record = common.get_existing(self.ctx, KIND, MLModelId)
+        self.ctx.predictors.unmount(MLModelId)
+        if record.endpoint_status not in (None, "NONE"):
+            self.ctx.store.update(
+                KIND, MLModelId,
+                {"endpoint_status": "NONE", "endpoint_created_at": None,
+                 "last_updated_at": self.ctx.clock()},
+            )
+        return {"MLModelId": MLModelId, "RealtimeEndpointInfo": dict(NO_ENDPOINT)}
+
+    def predict(self, MLModelId: str, Record: dict[str, str], PredictEndpoint: str) -> dict[str, Any]:
+        predictor = self.ctx.predictors.get(MLModelId)
+        if predictor is None:
+            record = common.get_existing(self.ctx, KIND, MLModelId)
+            raise PredictorNotMountedException(
+                f"MLModel {MLModelId} has no READY real-time endpoint "
+                f"(endpoint status {record.endpoint_status or 'NONE'})"
+            )
+        if sum(len(k) + len(v) for k, v in Record.items()) > MAX_RECORD_BYTES:
+            raise InvalidInputException("Record is larger than 100 KB")
+        return {"Prediction": predictor.predict(Record)}

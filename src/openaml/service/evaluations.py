@@ -1,0 +1,76 @@
+"""Evaluation operations: create, get, describe, update, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openaml.errors import InvalidInputException
+from openaml.ml.schema import parse_schema
+from openaml.service import common
+from openaml.service.context import ServiceContext
+from openaml.service.describe import describe
+from openaml.store import EntityKind, EntityRecord, Status
+
+KIND = EntityKind.EVALUATION
+
+
+class EvaluationOperations:
+    ctx: ServiceContext
+
+    def create_evaluation(self, **params: Any) -> dict[str, Any]:
+        model = common.get_usable(self.ctx, EntityKind.MLMODEL, params["MLModelId"], "MLModel")
+        source = common.get_usable(
+            self.ctx, EntityKind.DATASOURCE, params["EvaluationDataSourceId"], "Evaluation datasource"
+        )
+        target = parse_schema(model.info["schema"]).target
+        data_schema = parse_schema(source.info["schema"])
+        if target is None or data_schema.type_of(target) is None:
+            raise InvalidInputException(
+                f"Evaluation datasource {source.id} has no attribute named like the model's "
+                f"target '{target}'"
+            )
+        if data_schema.target is not None and data_schema.target != target:
+            raise InvalidInputException(
+                f"Evaluation datasource {source.id} has target '{data_schema.target}', "
+                f"but MLModel {model.id} predicts '{target}'"
+            )
+        record = common.new_record(
+            self.ctx, KIND, params["EvaluationId"], common.request_params(params, {}),
+            name=common.name_param(params.get("EvaluationName")),
+            model_id=model.id,
+            datasource_id=source.id,
+            data_uri=source.data_uri,
+        )
+        common.create_entity(self.ctx, record)
+        return {"EvaluationId": params["EvaluationId"]}
+
+    def get_evaluation(self, EvaluationId: str) -> dict[str, Any]:
+        record = common.get_existing(self.ctx, KIND, EvaluationId)
+        result = _to_api(self.ctx, record)
+        result["LogUri"] = common.log_uri(self.ctx, record)
+        return common.compact(result)
+
+    def describe_evaluations(self, **params: Any) -> dict[str, Any]:
+        records, token = describe(self.ctx.store.select, KIND, params)
+        return common.compact(
+            {"Results": [common.compact(_to_api(self.ctx, r)) for r in records], "NextToken": token}
+        )
+
+    def update_evaluation(self, EvaluationId: str, EvaluationName: str) -> dict[str, Any]:
+        return common.rename(self.ctx, KIND, EvaluationId, EvaluationName)
+
+    def delete_evaluation(self, EvaluationId: str) -> dict[str, Any]:
+        return common.delete(self.ctx, KIND, EvaluationId)
+
+
+def _to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+    result = common.common_fields(ctx, record)
+    metrics = record.info.get("metrics")
+    result.update(
+        MLModelId=record.model_id,
+        EvaluationDataSourceId=record.datasource_id,
+        InputDataLocationS3=record.data_uri,
+        PerformanceMetrics={"Properties": metrics}
+        if record.status is Status.COMPLETED and metrics else None,
+    )
+    return result

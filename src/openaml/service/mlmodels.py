@@ -1,0 +1,166 @@
+"""MLModel operations: create (train), get, describe, update (name, score threshold), delete."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from openaml.errors import InvalidInputException
+from openaml.ml.recipes import RecipeError, parse_recipe
+from openaml.ml.schema import Schema, parse_schema
+from openaml.ml.training import ParameterError, check_target, parse_parameters
+from openaml.service import common
+from openaml.service.context import ServiceContext
+from openaml.service.describe import describe
+from openaml.service.endpoints import endpoint_info
+from openaml.storage import StorageError, parse_s3_uri
+from openaml.store import EntityKind, EntityRecord, Status
+
+KIND = EntityKind.MLMODEL
+DEFAULT_SCORE_THRESHOLD = 0.5
+PARAMETER_DEFAULTS = {
+    "sgd.maxMLModelSizeInBytes": "33554432",
+    "sgd.maxPasses": "10",
+    "sgd.l1RegularizationAmount": "0.0",
+    "sgd.l2RegularizationAmount": "1E-6",
+}
+
+
+def training_parameters(given: dict[str, str]) -> dict[str, str]:
+    """TrainingParameters as returned by GetMLModel (models.md §3): the caller's strings + defaults."""
+    defaults = dict(PARAMETER_DEFAULTS)
+    try:
+        if float(given.get("sgd.l1RegularizationAmount", "0")) > 0:
+            defaults["sgd.l2RegularizationAmount"] = "0.0"
+    except ValueError:
+        pass
+    return {"algorithm": "sgd", **defaults, **given}
+
+
+class MLModelOperations:
+    ctx: ServiceContext
+
+    def create_ml_model(self, **params: Any) -> dict[str, Any]:
+        model_id, model_type = params["MLModelId"], params["MLModelType"]
+        source = common.get_usable(self.ctx, EntityKind.DATASOURCE, params["TrainingDataSourceId"],
+                                   "Training datasource")
+        if not source.request.get("ComputeStatistics"):
+            raise InvalidInputException(
+                f"Training datasource {source.id} was created without ComputeStatistics; "
+                "training needs its statistics"
+            )
+        schema = parse_schema(source.info["schema"])
+        given = params.get("Parameters") or {}
+        try:
+            check_target(model_type, schema)
+            parse_parameters(given, model_type)
+        except (ValueError, ParameterError) as exc:
+            raise InvalidInputException(str(exc)) from None
+        recipe = self._recipe(params.get("Recipe"), params.get("RecipeUri"), schema)
+        request = common.request_params(params, {"Parameters": {}})
+        info: dict[str, Any] = {
+            "schema": schema.to_json(),
+            "recipe": recipe,
+            "training_parameters": training_parameters(given),
+        }
+        if model_type == "BINARY":
+            info["score_threshold"] = DEFAULT_SCORE_THRESHOLD
+        record = common.new_record(
+            self.ctx, KIND, model_id, request,
+            name=common.name_param(params.get("MLModelName")),
+            datasource_id=source.id,
+            data_uri=source.data_uri,
+            model_type=model_type,
+            endpoint_status="NONE",
+            info=info,
+        )
+        common.create_entity(self.ctx, record)
+        return {"MLModelId": model_id}
+
+    def get_ml_model(self, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
+        record = common.get_existing(self.ctx, KIND, MLModelId)
+        result = model_to_api(self.ctx, record)
+        result["LogUri"] = common.log_uri(self.ctx, record)
+        if Verbose:
+            result["Recipe"] = record.info.get("recipe")
+            result["Schema"] = record.info.get("schema")
+        return common.compact(result)
+
+    def describe_ml_models(self, **params: Any) -> dict[str, Any]:
+        records, token = describe(self.ctx.store.select, KIND, params)
+        results = [common.compact({**model_to_api(self.ctx, r), "Algorithm": "sgd"}) for r in records]
+        return common.compact({"Results": results, "NextToken": token})
+
+    def update_ml_model(
+        self, MLModelId: str, MLModelName: str | None = None, ScoreThreshold: float | None = None
+    ) -> dict[str, Any]:
+        record = common.get_existing(self.ctx, KIND, MLModelId)
+        if record.status is Status.DELETED:
+            raise InvalidInputException(f"MLModel {MLModelId} is DELETED and cannot be updated")
+        if MLModelName is None and ScoreThreshold is None:
+            return {"MLModelId": MLModelId}
+        now = self.ctx.clock()
+        changes: dict[str, Any] = {"last_updated_at": now}
+        info: dict[str, Any] = {}
+        if MLModelName is not None:
+            changes["name"] = common.name_param(MLModelName)
+        if ScoreThreshold is not None:
+            _check_threshold(record, ScoreThreshold)
+            info = {"score_threshold": float(ScoreThreshold), "score_threshold_updated_at": now}
+        allowed = [Status.COMPLETED] if ScoreThreshold is not None else [
+            s for s in Status if s is not Status.DELETED]
+        if not self.ctx.store.update(KIND, MLModelId, changes, only_if=allowed, info=info):
+            raise InvalidInputException(f"MLModel {MLModelId} changed status; try again")
+        if ScoreThreshold is not None:
+            self.ctx.predictors.set_threshold(MLModelId, float(ScoreThreshold))
+        return {"MLModelId": MLModelId}
+
+    def delete_ml_model(self, MLModelId: str) -> dict[str, Any]:
+        result = common.delete(self.ctx, KIND, MLModelId, endpoint_status="NONE",
+                               endpoint_created_at=None)
+        self.ctx.predictors.unmount(MLModelId)
+        return result
+
+    def _recipe(self, inline: str | None, uri: str | None, schema: Schema) -> str | None:
+        if inline is None and uri is not None:
+            try:
+                parse_s3_uri(uri)
+                inline = self.ctx.objects.read_bytes(uri).decode("utf-8-sig", errors="replace")
+            except (StorageError, OSError) as exc:
+                raise InvalidInputException(f"RecipeUri {uri} cannot be read: {exc}") from None
+        if inline is None:
+            return None
+        try:
+            parse_recipe(inline, schema)
+        except RecipeError as exc:
+            raise InvalidInputException(f"Invalid recipe: {exc}") from None
+        return inline
+
+
+def _check_threshold(record: EntityRecord, value: float) -> None:
+    if record.model_type != "BINARY":
+        raise InvalidInputException(
+            f"ScoreThreshold applies to BINARY models only; {record.id} is {record.model_type}"
+        )
+    if record.status is not Status.COMPLETED:
+        raise InvalidInputException(
+            f"ScoreThreshold can be set once the model is COMPLETED; {record.id} is {record.status.value}"
+        )
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise InvalidInputException("ScoreThreshold must be a number between 0 and 1")
+
+
+def model_to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+    info = record.info
+    result = common.common_fields(ctx, record)
+    result.update(
+        TrainingDataSourceId=record.datasource_id,
+        SizeInBytes=info.get("size_in_bytes") if record.status is Status.COMPLETED else None,
+        EndpointInfo=endpoint_info(ctx, record),
+        TrainingParameters=info.get("training_parameters"),
+        InputDataLocationS3=record.data_uri,
+        MLModelType=record.model_type,
+        ScoreThreshold=info.get("score_threshold") if record.model_type == "BINARY" else None,
+        ScoreThresholdLastUpdatedAt=common.timestamp(info.get("score_threshold_updated_at")),
+    )
+    return result

@@ -1,0 +1,110 @@
+"""Models kept in memory for Predict, with a token-bucket rate limit per endpoint."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, Protocol
+
+from openaml.errors import LimitExceededException
+
+log = logging.getLogger(__name__)
+
+
+class Scorer(Protocol):
+    def __call__(self, record: dict[str, str], threshold: float) -> dict[str, Any]: ...
+
+
+class TokenBucket:
+    """`rate` requests per second with bursts up to `rate`; rate <= 0 disables the limit."""
+
+    def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.clock = rate, clock
+        self.tokens, self.stamp = float(rate), clock()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        if self.rate <= 0:
+            return True
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
+class Predictor:
+    def __init__(self, model_id: str, scorer: Scorer, threshold: float, rate: int) -> None:
+        self.model_id, self.scorer, self.threshold = model_id, scorer, threshold
+        self.bucket = TokenBucket(rate)
+
+    def predict(self, record: dict[str, str]) -> dict[str, Any]:
+        if not self.bucket.take():
+            raise LimitExceededException(
+                f"More than {self.bucket.rate} requests per second for MLModel {self.model_id}"
+            )
+        return self.scorer(record, self.threshold)
+
+
+class PredictorRegistry:
+    """Mounted endpoints. `load(model_id)` returns (scorer, threshold); `report(model_id, status)`
+    records the endpoint status (READY or FAILED) in the store."""
+
+    def __init__(
+        self,
+        load: Callable[[str], tuple[Scorer, float]],
+        report: Callable[[str, str], None],
+        rate: int,
+        executor: Executor,
+        delay_seconds: float = 0.0,
+    ) -> None:
+        self._load, self._report, self._rate = load, report, rate
+        self._executor, self._delay = executor, delay_seconds
+        self._mounted: dict[str, Predictor] = {}
+        self._wanted: set[str] = set()
+        self._lock = threading.Lock()
+
+    def get(self, model_id: str) -> Predictor | None:
+        return self._mounted.get(model_id)
+
+    def mount_async(self, model_id: str) -> None:
+        with self._lock:
+            self._wanted.add(model_id)
+        self._executor.submit(self._mount, model_id)
+
+    def _mount(self, model_id: str) -> None:
+        if self._delay:
+            time.sleep(self._delay)
+        try:
+            scorer, threshold = self._load(model_id)
+        except Exception:  # noqa: BLE001 - any load failure makes the endpoint FAILED
+            log.exception("loading model %s for its endpoint failed", model_id)
+            with self._lock:
+                wanted = model_id in self._wanted
+            if wanted:
+                self._report(model_id, "FAILED")
+            return
+        with self._lock:
+            if model_id not in self._wanted:
+                return
+            self._mounted[model_id] = Predictor(model_id, scorer, threshold, self._rate)
+        self._report(model_id, "READY")
+
+    def unmount(self, model_id: str) -> None:
+        with self._lock:
+            self._wanted.discard(model_id)
+            self._mounted.pop(model_id, None)
+
+    def set_threshold(self, model_id: str, threshold: float) -> None:
+        predictor = self._mounted.get(model_id)
+        if predictor is not None:
+            predictor.threshold = threshold
+
+    def __len__(self) -> int:
+        return len(self._mounted)

@@ -1,0 +1,89 @@
+"""Server settings: one frozen object, built once from the command line or the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+ENV_PREFIX = "OPENAML_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Paths are resolved; nothing else in the code reads env."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("openaml-data")
+    database_url: str | None = None
+    s3_endpoint_url: str | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    advertise_url: str | None = None
+    credentials_file: Path | None = None
+    access_keys: Mapping[str, str] = field(default_factory=dict)
+    databases_file: Path | None = None
+    account_id: str = "000000000000"
+    max_body_bytes: int = 64 * 1024 * 1024
+    predict_rate_limit: int = 200
+    tag_limit: int = 50
+    endpoint_delay_seconds: float = 0.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Read OPENAML_* variables (e.g. OPENAML_DATA_DIR), then apply explicit overrides."""
+        values: dict[str, Any] = {}
+        for name, default in cls.__dataclass_fields__.items():
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is None or name == "access_keys":
+                continue
+            kind = type(getattr(cls(), name)) if default.default is not None else str
+            values[name] = _convert(name, raw, kind)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).resolved()
+
+    def resolved(self) -> Settings:
+        data_dir = Path(self.data_dir).expanduser().resolve()
+        return replace(
+            self,
+            data_dir=data_dir,
+            database_url=self.database_url or f"sqlite:///{data_dir / 'openaml.db'}",
+        )
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients reach this server at (EndpointUrl, log links)."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def objects_root(self) -> Path:
+        return self.data_dir / "s3"
+
+    @property
+    def artifacts_root(self) -> Path:
+        return self.data_dir / "artifacts"
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        return raw.lower() in ("1", "true", "yes")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
+    if kind is type(Path()) or name.endswith(("_dir", "_file")):
+        return Path(raw)
+    return raw

@@ -1,0 +1,53 @@
+"""SQLAlchemy Core tables; portable between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=True),
+    Column("status", String(12), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_updated_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("compute_time", BigInteger, nullable=True),
+    Column("created_by", Text, nullable=False),
+    Column("message", Text, nullable=True),
+    Column("data_uri", Text, nullable=True),
+    Column("datasource_id", String(64), nullable=True),
+    Column("model_id", String(64), nullable=True),
+    Column("model_type", String(12), nullable=True),
+    Column("endpoint_status", String(10), nullable=True),
+    Column("endpoint_created_at", BigInteger, nullable=True),
+    Column("request", JSON, nullable=False),
+    Column("info", JSON, nullable=False),
+    Index("ix_entities_kind_created", "kind", "created_at"),
+    Index("ix_entities_kind_status", "kind", "status"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=True),
+    Column("position", Integer, nullable=False),
+)

@@ -1,0 +1,88 @@
+"""SigV4 verification with configured keys, and the rule for non-loopback addresses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from openaml.app import Application, ConfigurationError, build_app
+from openaml.server.embedded import running_server
+from openaml.settings import Settings
+from tests.api.conftest import error_code, make_client
+
+KEY, SECRET = "AKIAOPENAMLTEST", "s3cr3t-value"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Application]:
+    folder = tmp_path_factory.mktemp("secured")
+    credentials = folder / "credentials"
+    credentials.write_text(f"[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n")
+    with running_server(data_dir=folder / "data", credentials_file=credentials) as app:
+        yield app
+
+
+def test_good_signature_passes(secured: Application) -> None:
+    assert make_client(secured.settings.base_url, KEY, SECRET).describe_ml_models()["Results"] == []
+
+
+def test_wrong_secret_is_rejected(secured: Application) -> None:
+    with pytest.raises(ClientError) as err:
+        make_client(secured.settings.base_url, KEY, "wrong").describe_ml_models()
+    assert error_code(err) == "InvalidSignatureException"
+
+
+def test_unknown_key_is_rejected(secured: Application) -> None:
+    with pytest.raises(ClientError) as err:
+        make_client(secured.settings.base_url, "AKIAUNKNOWN", SECRET).describe_ml_models()
+    assert error_code(err) == "UnrecognizedClientException"
+
+
+def signed(url: str, body: bytes, when: dt.datetime | None = None) -> dict[str, str]:
+    """Headers of a DescribeMLModels request signed with KEY/SECRET at `when` (default: now)."""
+    stamp = (when or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+    request = AWSRequest(method="POST", url=url + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AmazonML_20141212.DescribeMLModels",
+        "X-Amz-Date": stamp})
+    request.context["timestamp"] = stamp
+    signer = SigV4Auth(Credentials(KEY, SECRET), "machinelearning", "us-east-1")
+    signature = signer.signature(
+        signer.string_to_sign(request, signer.canonical_request(request)), request)
+    request.headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={signer.scope(request)}, "
+        f"SignedHeaders={signer.signed_headers(signer.headers_to_sign(request))}, "
+        f"Signature={signature}")
+    return dict(request.headers.items())
+
+
+def test_tampered_body_is_rejected(secured: Application) -> None:
+    url = secured.settings.base_url
+    headers = signed(url, b"{}")
+    ok = httpx.post(url + "/", content=b"{}", headers=headers, timeout=10)
+    assert ok.status_code == 200, ok.text
+    bad = httpx.post(url + "/", content=b'{"Limit": 5}', headers=headers, timeout=10)
+    assert bad.status_code == 400
+    assert bad.json()["__type"] == "InvalidSignatureException"
+
+
+def test_stale_timestamp_is_rejected(secured: Application) -> None:
+    url = secured.settings.base_url
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
+    answer = httpx.post(url + "/", content=b"{}", headers=signed(url, b"{}", then), timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["__type"] == "InvalidSignatureException"
+    assert answer.json()["message"].startswith("Signature expired")
+
+
+def test_non_loopback_needs_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        build_app(Settings(host="0.0.0.0", data_dir=tmp_path).resolved())

@@ -1,0 +1,95 @@
+"""The pluggable parts: a real S3-compatible server (moto) and a real PostgreSQL store."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from openaml.server.embedded import running_server
+from tests.api.conftest import make_client, wait_for
+from tests.api.test_entities import CSV, SCHEMA
+
+POSTGRES_URL = os.environ.get("OPENAML_TEST_POSTGRES_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def test_datasource_on_real_s3_endpoint(moto_url: str, s3_env: None, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+    s3.create_bucket(Bucket="openaml-input")
+    s3.put_object(Bucket="openaml-input", Key="parts/a.csv", Body=CSV)
+    s3.put_object(Bucket="openaml-input", Key="parts/b.csv", Body=CSV)
+    s3.put_object(Bucket="openaml-input", Key="schema.json", Body=SCHEMA.encode())
+    with running_server(data_dir=tmp_path, s3_endpoint_url=moto_url) as app:
+        assert not (tmp_path / "s3").exists() or not any((tmp_path / "s3").iterdir())
+        ml = make_client(app.settings.base_url)
+        ml.create_data_source_from_s3(
+            DataSourceId="on-s3", ComputeStatistics=True,
+            DataSpec={"DataLocationS3": "s3://openaml-input/parts/",
+                      "DataSchemaLocationS3": "s3://openaml-input/schema.json"})
+        done = wait_for(lambda: ml.get_data_source(DataSourceId="on-s3"))
+        assert done["Status"] == "COMPLETED", done.get("Message")
+        assert done["NumberOfFiles"] == 2
+        assert done["DataSizeInBytes"] == 2 * len(CSV)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="OPENAML_TEST_POSTGRES_URL is not set "
+                    "(scripts/test.sh starts a PostgreSQL server and sets it)")
+def test_postgres_store_persists(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    database = f"openaml_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL or "", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
+    url = (POSTGRES_URL or "").rsplit("/", 1)[0] + f"/{database}"
+    try:
+        with running_server(data_dir=tmp_path, database_url=url) as app:
+            assert app.context.store.engine.dialect.name == "postgresql"
+            app.context.objects.write_bytes("s3://pg/data.csv", CSV)
+            ml = make_client(app.settings.base_url)
+            ml.create_data_source_from_s3(DataSourceId="pg-ds", DataSourceName="in postgres",
+                                          DataSpec={"DataLocationS3": "s3://pg/data.csv",
+                                                    "DataSchema": SCHEMA})
+            ml.add_tags(ResourceId="pg-ds", ResourceType="DataSource",
+                        Tags=[{"Key": "db", "Value": "pg"}])
+            assert wait_for(lambda: ml.get_data_source(DataSourceId="pg-ds"))["Status"] == "COMPLETED"
+            page = ml.describe_data_sources(FilterVariable="Name", Prefix="in ", Limit=1)
+            assert [r["DataSourceId"] for r in page["Results"]] == ["pg-ds"]
+        with running_server(data_dir=tmp_path, database_url=url) as app:
+            ml = make_client(app.settings.base_url)
+            assert ml.get_data_source(DataSourceId="pg-ds")["Name"] == "in postgres"
+            assert ml.describe_tags(ResourceId="pg-ds", ResourceType="DataSource")["Tags"] == [
+                {"Key": "db", "Value": "pg"}]
+    finally:
+        admin.dispose()
