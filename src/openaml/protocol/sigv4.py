@@ -1,0 +1,225 @@
+"""AWS Signature Version 4 verification of incoming requests, and the server credentials file.
+
+`verify_request` recomputes the signature with botocore's own SigV4Auth over exactly the headers
+the client signed, so it agrees with every botocore/boto3 version. With `lookup_secret=None`
+("permissive" mode: no keys configured) any well-formed Authorization header is accepted and only
+parsed. All failures are HTTP 400 (spec README "Wire protocol"):
+
+* no Authorization header                -> MissingAuthenticationTokenException
+* header or X-Amz-Date malformed/missing -> IncompleteSignatureException
+* access key id not configured           -> UnrecognizedClientException
+* request time > max_skew from `now`     -> InvalidSignatureException "Signature expired: ..."
+* scope/service/host/payload/signature mismatch -> InvalidSignatureException
+
+Credentials file (`parse_credentials` / `load_credentials`): `ACCESS_KEY_ID:SECRET` lines, then
+optionally INI sections like ~/.aws/credentials (any section name, one key pair per section);
+blank lines and lines starting with `#` or `;` are ignored:
+
+    AKIDBOB:bobsecret
+    [alice]
+    aws_access_key_id = AKIDALICE
+    aws_secret_access_key = wJalrXUtnFEMI/K7MDENG
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
+
+from openaml.errors import (
+    IncompleteSignatureException,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    UnrecognizedClientException,
+)
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+SIGNING_NAME = "machinelearning"
+MAX_SKEW = dt.timedelta(minutes=15)
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+_PARAM_RE = re.compile(r"\s*(\w+)\s*=\s*([^,\s]*)\s*")
+_CREDENTIAL_RE = re.compile(r"([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
+_SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
+_SIGNED_HEADERS_RE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+(;[a-z0-9!#$%&'*+.^_`|~-]+)*")
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header."""
+
+    access_key_id: str
+    date: str  # YYYYMMDD of the credential scope
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def parse_authorization(value: str | None) -> Authorization:
+    """Parse the header; MissingAuthenticationToken if absent, IncompleteSignature if malformed."""
+    if value is None or not value.strip():
+        raise MissingAuthenticationTokenException("Missing Authentication Token")
+    algorithm, _, rest = value.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise IncompleteSignatureException(
+            f"Unsupported Authorization algorithm; expected {ALGORITHM}")
+    params: dict[str, str] = {}
+    for part in rest.split(","):
+        m = _PARAM_RE.fullmatch(part)
+        if m is None:
+            raise IncompleteSignatureException(
+                f"Malformed Authorization parameter '{part.strip()}'")
+        params[m[1]] = m[2]
+    for required in ("Credential", "SignedHeaders", "Signature"):
+        if not params.get(required):
+            raise IncompleteSignatureException(
+                f"Authorization header requires '{required}' parameter")
+    cred = _CREDENTIAL_RE.fullmatch(params["Credential"])
+    if cred is None:
+        raise IncompleteSignatureException(
+            "Credential must have the form <key>/<YYYYMMDD>/<region>/<service>/aws4_request")
+    if _SIGNED_HEADERS_RE.fullmatch(params["SignedHeaders"]) is None:
+        raise IncompleteSignatureException("SignedHeaders must be ';'-separated lower-case names")
+    if _SIGNATURE_RE.fullmatch(params["Signature"]) is None:
+        raise IncompleteSignatureException("Signature must be 64 lower-case hex digits")
+    return Authorization(cred[1], cred[2], cred[3], cred[4],
+                         tuple(params["SignedHeaders"].split(";")), params["Signature"])
+
+
+def request_time(headers: Mapping[str, str]) -> dt.datetime:
+    """The signing time from X-Amz-Date (or Date); IncompleteSignatureException if unusable."""
+    amz_date, date = headers.get("x-amz-date"), headers.get("date")
+    try:
+        if amz_date:
+            return dt.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=dt.timezone.utc)
+        if date:
+            return parsedate_to_datetime(date).astimezone(dt.timezone.utc)
+    except (ValueError, TypeError):
+        raise IncompleteSignatureException("X-Amz-Date (or Date) header is malformed") from None
+    raise IncompleteSignatureException(
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header")
+
+
+class _SignedHeadersOnly(SigV4Auth):
+    """SigV4Auth that canonicalizes exactly the headers the client listed, none added or dropped."""
+
+    def __init__(self, credentials: Credentials, service: str, region: str,
+                 signed: tuple[str, ...]) -> None:
+        super().__init__(credentials, service, region)
+        self._signed = signed
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        selected = HTTPHeaders()
+        for name in self._signed:
+            selected[name] = request.headers.get(name, "")
+        return selected
+
+
+def verify_request(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    lookup_secret: Callable[[str], str | None] | None,
+    now: dt.datetime,
+    max_skew: dt.timedelta = MAX_SKEW,
+    service: str = SIGNING_NAME,
+) -> str:
+    """Check a request's SigV4 signature and return its access key id (see module docstring).
+
+    headers: the received headers (any case); url: the full URL as received (scheme, host, path,
+    query); now: the server's aware UTC time; lookup_secret: key id -> secret, None = permissive.
+    """
+    lowered: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    auth = parse_authorization(lowered.get("authorization"))
+    if lookup_secret is None:
+        return auth.access_key_id
+    secret = lookup_secret(auth.access_key_id)
+    if secret is None:
+        raise UnrecognizedClientException("The security token included in the request is invalid.")
+    signed_at = request_time(lowered)
+    if abs(now - signed_at) > max_skew:
+        raise InvalidSignatureException(
+            f"Signature expired: {signed_at.strftime(_AMZ_DATE)} is now earlier than "
+            f"{(now - max_skew).strftime(_AMZ_DATE)} or later than "
+            f"{(now + max_skew).strftime(_AMZ_DATE)} "
+            f"({signed_at.strftime(_AMZ_DATE)} - {max_skew} or + {max_skew})")
+    _check_scope(auth, signed_at, service, lowered, body)
+    request = AWSRequest(method=method, url=url, data=body,
+                         headers={h: lowered.get(h, "") for h in auth.signed_headers})
+    request.context["timestamp"] = signed_at.strftime(_AMZ_DATE)
+    signer = _SignedHeadersOnly(Credentials(auth.access_key_id, secret), auth.service,
+                                auth.region, auth.signed_headers)
+    string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
+    expected = signer.signature(string_to_sign, request)
+    if not hmac.compare_digest(expected, auth.signature):
+        raise InvalidSignatureException(
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method.")
+    return auth.access_key_id
+
+
+def _check_scope(auth: Authorization, signed_at: dt.datetime, service: str,
+                 headers: Mapping[str, str], body: bytes) -> None:
+    """Credential scope, signed host and declared payload hash must agree with the request."""
+    if auth.date != signed_at.strftime("%Y%m%d"):
+        raise InvalidSignatureException(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+            "from HTTP")
+    if auth.service != service:
+        raise InvalidSignatureException(
+            f"Credential should be scoped to correct service: '{service}'.")
+    if "host" not in auth.signed_headers:
+        raise InvalidSignatureException("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+    declared = headers.get("x-amz-content-sha256")
+    if declared is not None and declared != hashlib.sha256(body).hexdigest():
+        raise InvalidSignatureException(
+            "The provided 'x-amz-content-sha256' header does not match what was computed.")
+
+
+def parse_credentials(text: str) -> dict[str, str]:
+    """Access key id -> secret from a credentials file's text (format in the module docstring)."""
+    secrets: dict[str, str] = {}
+    ini: list[str] = []
+    in_section = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("["):
+            in_section = True
+        if in_section or not line or line.startswith(("#", ";")):
+            ini.append(raw)
+            continue
+        key, sep, secret = line.partition(":")
+        if not sep or not key.strip() or not secret.strip():
+            raise ValueError(f"credentials line {number}: expected ACCESS_KEY_ID:SECRET")
+        secrets[key.strip()] = secret.strip()
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string("\n".join(ini))
+    for section in parser.sections():
+        key_id = parser.get(section, "aws_access_key_id", fallback="").strip()
+        secret = parser.get(section, "aws_secret_access_key", fallback="").strip()
+        if not key_id or not secret:
+            raise ValueError(f"credentials section [{section}] needs aws_access_key_id and "
+                             "aws_secret_access_key")
+        secrets[key_id] = secret
+    return secrets
+
+
+def load_credentials(path: str | Path) -> dict[str, str]:
+    """parse_credentials on a file (UTF-8)."""
+    return parse_credentials(Path(path).read_text(encoding="utf-8"))
