@@ -1,0 +1,252 @@
+"""Staging SQL query results as CSV objects, for Redshift and RDS datasources (data.md §10).
+
+Which database a `ClusterIdentifier` (Redshift) or `InstanceIdentifier` (RDS) names is server
+configuration, a TOML file of SQLAlchemy URL templates:
+
+    # databases.toml
+    [redshift.analytics-cluster]          # ClusterIdentifier
+    url = "postgresql+psycopg://db.internal:5439/{database}?connect_timeout=10"
+
+    [rds.orders-db]                       # InstanceIdentifier
+    url = "mysql+pymysql://orders.internal:3306/{database}"
+
+`{database}` in the database part of the URL is replaced by the request's `DatabaseName`, and
+the request's `Username`/`Password` replace any user and password in the URL. Passwords never
+appear in messages (SQLAlchemy masks them in URLs; database messages are scrubbed too).
+
+Staged CSV ([Choice] details): RFC 4180 quoting, LF line ends (the reader accepts LF and CR LF),
+UTF-8, no header; SQL NULL is an empty field; booleans are `1`/`0` (the service's own binary
+form); integers and decimals in plain notation, floats in shortest round-trip form (`NaN`,
+`Infinity` kept, and later judged invalid numbers); dates and times ISO 8601; binary values as
+hex; JSON values as compact JSON; anything else as `str()`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, CursorResult, create_engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from openaml.storage.objects import ObjectStore
+from openaml.storage.uris import folder_uri, join_uri
+
+KINDS = ("redshift", "rds")
+DATABASE_PLACEHOLDER = "{database}"
+PART_BYTES = 100 * 1024 * 1024  # at most 100 MB per staged part (data.md §10.1)
+FETCH_ROWS = 10_000
+_IDENTIFIER = re.compile(r"[a-z0-9-]{1,63}")
+_PART_NAME = re.compile(r"part-\d{5}\.csv")
+_AS_IS = frozenset({str, int, type(None)})
+
+
+class StagingError(ValueError):
+    """The query could not be staged; the message is the database's own where there is one."""
+
+
+class DatabaseConfigError(ValueError):
+    """The database configuration file is malformed."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """URL templates by kind (`redshift`, `rds`) and identifier."""
+
+    urls: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def lookup(self, kind: str, identifier: str) -> str | None:
+        """The URL template configured for a cluster or instance identifier, or None."""
+        return self.urls.get(kind, {}).get(identifier)
+
+
+def load_database_config(path: Path | None) -> DatabaseConfig:
+    """Read the TOML configuration file; no file configured means no databases."""
+    if path is None:
+        return DatabaseConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise DatabaseConfigError(f"{path}: cannot read: {err.strerror}") from err
+    return parse_database_config(text, str(path))
+
+
+def parse_database_config(text: str, source: str = "database configuration") -> DatabaseConfig:
+    """Parse and check the TOML text: `[KIND.IDENTIFIER] url = "..."` tables only."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise DatabaseConfigError(f"{source}: {err}") from err
+    urls: dict[str, dict[str, str]] = {}
+    for kind, entries in document.items():
+        if kind not in KINDS or not isinstance(entries, dict):
+            raise DatabaseConfigError(f"{source}: unknown section [{kind}] (expected {KINDS})")
+        for identifier, entry in entries.items():
+            where = f"{source}: [{kind}.{identifier}]"
+            if not _IDENTIFIER.fullmatch(identifier):
+                raise DatabaseConfigError(f"{where}: identifiers are 1-63 of [a-z0-9-]")
+            if (
+                not isinstance(entry, dict)
+                or set(entry) != {"url"}
+                or not isinstance(entry["url"], str)
+            ):
+                raise DatabaseConfigError(f"{where}: expected exactly one string key 'url'")
+            try:
+                make_url(entry["url"].replace(DATABASE_PLACEHOLDER, "database"))
+            except ArgumentError as err:
+                raise DatabaseConfigError(f"{where}: invalid SQLAlchemy URL: {err}") from err
+            urls.setdefault(kind, {})[identifier] = entry["url"]
+    return DatabaseConfig(urls)
+
+
+def connection_url(template: str, database: str, username: str, password: str) -> URL:
+    """The template with `{database}` filled in and the request's credentials set (except for
+    SQLite, which has no users)."""
+    if not database or database in (".", "..") or any(c in database for c in "/\\\x00"):
+        raise StagingError(f"invalid database name {database!r}")
+    try:
+        url = make_url(template)
+    except ArgumentError as err:
+        raise StagingError(f"invalid database URL in the server configuration: {err}") from err
+    if url.database:
+        url = url.set(database=url.database.replace(DATABASE_PLACEHOLDER, database))
+    if url.get_backend_name() == "sqlite":  # a file has no users; SQLite rejects credentials
+        return url
+    return url.set(username=username, password=password)
+
+
+def staging_folder(staging_uri: str, datasource_id: str) -> str:
+    """`<S3StagingLocation>/<DataSourceId>/` with exactly one `/` before the ID."""
+    return folder_uri(staging_uri, datasource_id)
+
+
+def stage_query(
+    url: str,
+    database: str,
+    username: str,
+    password: str,
+    query: str,
+    store: ObjectStore,
+    staging_uri: str,
+    datasource_id: str,
+    max_part_bytes: int = PART_BYTES,
+) -> list[str]:
+    """Run `query` and write its rows as header-less CSV parts; return the part URIs.
+
+    Rows are streamed (server-side cursor where the driver has one, `fetchmany`), so memory
+    stays bounded. Parts are `part-00000.csv`, `part-00001.csv`, ... of at most
+    `max_part_bytes` each (a single larger row gets a part of its own); an empty result gives
+    one empty part. Parts left by an earlier run of the same datasource are removed.
+    Raises StagingError with the database's message for connection, authentication and SQL
+    errors; StorageError when a part cannot be written.
+    """
+    folder = staging_folder(staging_uri, datasource_id)
+    engine = None
+    try:
+        engine = create_engine(
+            connection_url(url, database, username, password), poolclass=NullPool
+        )
+        with engine.connect() as connection:
+            result = connection.execution_options(
+                stream_results=True, max_row_buffer=FETCH_ROWS, no_parameters=True
+            ).exec_driver_sql(query)
+            if not result.returns_rows:
+                raise StagingError("the query returned no rows (is it a SELECT statement?)")
+            uris = _write_parts(result, store, folder, max_part_bytes)
+    except DBAPIError as err:
+        raise StagingError(_scrub(str(err.orig).strip(), password)) from None
+    except SQLAlchemyError as err:
+        raise StagingError(_scrub(str(err), password)) from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+    for stale in store.list(folder):
+        name = stale.key.rpartition("/")[2]
+        if (
+            stale.uri not in uris
+            and stale.uri == join_uri(folder, name)
+            and _PART_NAME.fullmatch(name)
+        ):
+            store.delete(stale.uri)
+    return uris
+
+
+def _write_parts(
+    result: CursorResult[Any], store: ObjectStore, folder: str, max_part_bytes: int
+) -> list[str]:
+    line = _LastLine()
+    rows_to_csv = csv.writer(line, lineterminator="\n")
+    uris = [join_uri(folder, "part-00000.csv")]
+    part = store.open_write(uris[0])
+    size = 0
+    try:
+        while rows := result.fetchmany(FETCH_ROWS):
+            chunk: list[bytes] = []
+            for row in rows:
+                # csv writes str, int and None (as an empty field) itself; the rest is formatted.
+                rows_to_csv.writerow(
+                    [value if type(value) in _AS_IS else format_value(value) for value in row]
+                )
+                data = line.text.encode("utf-8")
+                if size and size + len(data) > max_part_bytes:
+                    part.write(b"".join(chunk))
+                    part.close()
+                    chunk, size = [], 0
+                    uris.append(join_uri(folder, f"part-{len(uris):05d}.csv"))
+                    part = store.open_write(uris[-1])
+                chunk.append(data)
+                size += len(data)
+            part.write(b"".join(chunk))
+    except BaseException as err:
+        part.__exit__(type(err), err, err.__traceback__)
+        raise
+    part.close()
+    return uris
+
+
+class _LastLine:
+    """A file-like target for csv.writer that keeps the one line just written."""
+
+    text = ""
+
+    def write(self, text: str) -> int:
+        self.text = text
+        return len(text)
+
+
+def format_value(value: object) -> str:
+    """One SQL value as CSV field text (see the module docstring for the choices)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _scrub(message: str, password: str) -> str:
+    return message.replace(password, "********") if password else message

@@ -1,0 +1,183 @@
+"""LocalObjectStore: `s3://BUCKET/KEY` as the file `root/BUCKET/KEY`, buckets being folders.
+
+Besides the URI rules of `uris.py`, every path is checked after resolving symbolic links: its
+real path must stay under the real root, so a link inside the root cannot lead out of it.
+A write goes to a hidden temporary file in the target folder (prefix `.openaml-tmp-`, never
+listed) and is renamed over the final name on close; writing into a bucket folder that does
+not exist yet creates it, for convenience with the default local setup.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from openaml.storage.objects import CommittingWriter, ObjectInfo, resolve_data_location
+from openaml.storage.uris import (
+    ObjectNotFoundError,
+    S3Uri,
+    StorageError,
+    key_problem,
+    parse_s3_uri,
+    shown,
+)
+
+TEMP_PREFIX = ".openaml-tmp-"
+
+
+class LocalObjectStore:
+    """Object storage on a local folder (the default back end, and the default for tests)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def list(self, uri_prefix: str) -> builtins.list[ObjectInfo]:
+        location = parse_s3_uri(uri_prefix)
+        folder, _, rest = location.key.rpartition("/")
+        base = folder + "/" if folder else ""
+        start = self._path(S3Uri(location.bucket, base))
+        if not start.is_dir():
+            return []
+        found: builtins.list[ObjectInfo] = []
+        self._walk(start, location.bucket, base, rest, frozenset(), found)
+        found.sort(key=lambda info: info.key.encode("utf-8"))
+        return found
+
+    def stat(self, uri: str) -> ObjectInfo | None:
+        location = parse_s3_uri(uri)
+        if location.is_prefix:
+            return None
+        path = self._path(location)
+        try:
+            if path.is_file():
+                return ObjectInfo(str(location), location.key, path.stat().st_size)
+        except OSError as err:
+            raise StorageError(f"{shown(uri)}: {err.strerror}") from err
+        return None
+
+    def open_read(self, uri: str) -> BinaryIO:
+        location = parse_s3_uri(uri)
+        if location.is_prefix:
+            raise ObjectNotFoundError(f"{shown(uri)}: no such object (the URI names a folder)")
+        try:
+            return open(self._path(location), "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+            raise ObjectNotFoundError(f"{shown(uri)}: no such object") from err
+        except OSError as err:
+            raise StorageError(f"{shown(uri)}: cannot read: {err.strerror}") from err
+
+    def open_write(self, uri: str) -> BinaryIO:
+        location = parse_s3_uri(uri)
+        if location.is_prefix:
+            raise StorageError(f"{shown(uri)}: cannot write an object whose key ends with '/'")
+        target = self._path(location)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._check_inside(target.parent, uri)
+            handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        except OSError as err:
+            raise StorageError(f"{shown(uri)}: cannot write: {err.strerror}") from err
+        sink = os.fdopen(handle, "wb")
+
+        def commit() -> None:
+            sink.close()
+            try:
+                os.replace(temp_name, target)
+            except OSError as err:
+                raise StorageError(f"{shown(uri)}: cannot write: {err.strerror}") from err
+
+        def discard() -> None:
+            sink.close()
+            Path(temp_name).unlink(missing_ok=True)
+
+        return CommittingWriter(sink, commit, discard)  # type: ignore[return-value]
+
+    def read_bytes(self, uri: str) -> bytes:
+        with self.open_read(uri) as stream:
+            return stream.read()
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        with self.open_write(uri) as stream:
+            stream.write(data)
+
+    def delete(self, uri: str) -> None:
+        """Remove the file, then any folders it leaves empty (the bucket folder stays)."""
+        location = parse_s3_uri(uri)
+        if location.is_prefix:
+            return
+        path = self._path(location)
+        try:
+            path.unlink()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return
+        except OSError as err:
+            raise StorageError(f"{shown(uri)}: cannot delete: {err.strerror}") from err
+        bucket = self._path(S3Uri(location.bucket, ""))
+        folder = path.parent
+        while folder != bucket and bucket in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            folder = folder.parent
+
+    def resolve_data_location(self, uri: str) -> builtins.list[ObjectInfo]:
+        return resolve_data_location(self, uri)
+
+    def describe(self) -> dict[str, Any]:
+        reachable = self.root.is_dir() and os.access(self.root, os.R_OK | os.W_OK | os.X_OK)
+        return {"kind": "local", "root": str(self.root), "reachable": reachable}
+
+    def _path(self, location: S3Uri) -> Path:
+        """The real path of a location, refused when links resolve it outside the root."""
+        path = Path(os.path.realpath(self.root / location.bucket / location.key))
+        self._check_inside(path, str(location))
+        return path
+
+    def _check_inside(self, path: Path, uri: str) -> None:
+        real_root = Path(os.path.realpath(self.root))
+        real = Path(os.path.realpath(path))
+        if real != real_root and real_root not in real.parents:
+            raise StorageError(f"{shown(uri)}: resolves outside the storage root")
+
+    def _walk(
+        self,
+        folder: Path,
+        bucket: str,
+        base: str,
+        rest: str,
+        ancestors: frozenset[Path],
+        found: builtins.list[ObjectInfo],
+    ) -> None:
+        """Collect files under `folder` (key prefix `base`) whose names start with `rest`.
+
+        Linked folders are followed when they stay under the root; a link back to a folder on
+        the current path (a cycle) is not.
+        """
+        real = Path(os.path.realpath(folder))
+        if real in ancestors:
+            return
+        ancestors = ancestors | {real}
+        real_root = Path(os.path.realpath(self.root))
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            name = entry.name
+            if not name.startswith(rest) or name.startswith(TEMP_PREFIX):
+                continue
+            key = base + name
+            target = Path(os.path.realpath(entry.path))
+            if real_root not in target.parents or key_problem(key):
+                continue
+            try:
+                if entry.is_dir():
+                    self._walk(target, bucket, key + "/", "", ancestors, found)
+                elif entry.is_file():
+                    found.append(ObjectInfo(f"s3://{bucket}/{key}", key, entry.stat().st_size))
+            except OSError:
+                continue

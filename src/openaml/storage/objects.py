@@ -1,0 +1,160 @@
+"""The ObjectStore protocol, the data-location resolution of data.md §2, and atomic writers.
+
+Stores speak whole `s3://BUCKET/KEY` URIs. Listing is recursive and in lexicographic byte
+order of the key (the order S3 itself lists in), which defines record order for splitting.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+from openaml.storage.uris import StorageError, parse_s3_uri, shown
+
+IGNORED_SUFFIXES = (".schema", ".manifest")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object: its full URI, its key (without the bucket) and its size in bytes."""
+
+    uri: str
+    key: str
+    size: int
+
+
+class ObjectStore(Protocol):
+    """S3-style object storage addressed by `s3://BUCKET/KEY` URIs.
+
+    Invalid URIs raise StorageError; a missing object raises ObjectNotFoundError from
+    `open_read`/`read_bytes` and gives None from `stat`. Writes are atomic: a reader sees the
+    old object or the complete new one, never a partial one, and a `with` block that raises
+    leaves no object behind.
+    """
+
+    def list(self, uri_prefix: str) -> builtins.list[ObjectInfo]:
+        """Every object whose key starts with the prefix (recursively), in byte order of key."""
+        ...
+
+    def stat(self, uri: str) -> ObjectInfo | None:
+        """The object with exactly this key, or None."""
+        ...
+
+    def open_read(self, uri: str) -> BinaryIO:
+        """A fresh readable binary stream of the stored bytes."""
+        ...
+
+    def open_write(self, uri: str) -> BinaryIO:
+        """A binary stream whose bytes become the object when it is closed without error."""
+        ...
+
+    def read_bytes(self, uri: str) -> bytes: ...
+
+    def write_bytes(self, uri: str, data: bytes) -> None: ...
+
+    def delete(self, uri: str) -> None:
+        """Remove the object; removing a missing object is not an error (as in S3)."""
+        ...
+
+    def resolve_data_location(self, uri: str) -> builtins.list[ObjectInfo]:
+        """The data files a `DataLocationS3` names (data.md §2); see `resolve_data_location`."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, root or endpoint, and whether it is reachable now (for a /health endpoint)."""
+        ...
+
+
+def resolve_data_location(store: ObjectStore, uri: str) -> builtins.list[ObjectInfo]:
+    """Apply data.md §2: a prefix lists its data files, else the exact key, else `<key>/`.
+
+    Under a prefix, folder markers (keys ending in `/`), zero-byte objects and names ending in
+    `.schema` or `.manifest` are skipped. Raises StorageError when nothing is found.
+    """
+    location = parse_s3_uri(uri)
+    if location.is_prefix:
+        files = _data_files(store.list(uri))
+    else:
+        exact = store.stat(uri)
+        files = [exact] if exact is not None else _data_files(store.list(uri + "/"))
+    if not files:
+        raise StorageError(
+            f"{shown(uri)}: the data location is empty or missing (no data file found"
+            f"{' under this prefix' if location.is_prefix else ' with this key or under it'})"
+        )
+    return files
+
+
+def _data_files(objects: builtins.list[ObjectInfo]) -> builtins.list[ObjectInfo]:
+    return [
+        info
+        for info in objects
+        if not info.key.endswith("/") and info.size > 0 and not info.key.endswith(IGNORED_SUFFIXES)
+    ]
+
+
+class CommittingWriter(io.BufferedIOBase):
+    """A binary writer over a temporary sink, published by `commit` when closed cleanly.
+
+    Leaving a `with` block by an exception, calling `abort()`, or dropping the writer without
+    closing it calls `discard` instead, so a partial object never appears under its name.
+    """
+
+    def __init__(
+        self, sink: BinaryIO, commit: Callable[[], None], discard: Callable[[], None]
+    ) -> None:
+        super().__init__()
+        self._sink = sink
+        self._commit = commit
+        self._discard = discard
+        self._finished = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._finished:
+            raise ValueError("write to a closed object writer")
+        return self._sink.write(data)
+
+    def tell(self) -> int:
+        return self._sink.tell()
+
+    def flush(self) -> None:
+        if not self._finished:
+            self._sink.flush()
+
+    def close(self) -> None:
+        """Publish the written bytes (once); on failure discard them and re-raise."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self._commit()
+        except BaseException:
+            self._discard()
+            raise
+        finally:
+            super().close()
+
+    def abort(self) -> None:
+        """Drop the written bytes; the object is left as it was."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self._discard()
+        finally:
+            super().close()
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        self.abort()

@@ -1,0 +1,83 @@
+"""ArtifactStore: layout, name checks, atomic writes, removal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from openaml.storage import ArtifactStore
+
+
+def test_layout_is_kind_entity_name(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    assert (
+        store.path_for("mlmodels", "ml-abc.1_x", "model.bin")
+        == tmp_path / "mlmodels" / "ml-abc.1_x" / "model.bin"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "entity_id", "name"),
+    [
+        ("..", "ds-1", "data.parquet"),
+        ("datasources", "..", "data.parquet"),
+        ("datasources", ".", "data.parquet"),
+        ("datasources", "ds-1", ".."),
+        ("datasources", "ds/1", "data.parquet"),
+        ("datasources", "ds-1", "../../etc/passwd"),
+        ("datasources", "ds-1", ""),
+        ("datasources", "ds-1", "a\\b"),
+        ("datasources", "ds-1", ".tmp-abc"),
+        ("/abs", "ds-1", "x"),
+        ("datasources", "x" * 129, "x"),
+    ],
+)
+def test_path_parts_must_be_plain_names(
+    tmp_path: Path, kind: str, entity_id: str, name: str
+) -> None:
+    with pytest.raises(ValueError, match="invalid"):
+        ArtifactStore(tmp_path).path_for(kind, entity_id, name)
+
+
+def test_atomic_write_and_failed_write(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    assert not store.exists("evaluations", "ev-1", "report.json")
+    with store.open_write("evaluations", "ev-1", "report.json") as stream:
+        stream.write(b"{}")
+        assert not store.exists("evaluations", "ev-1", "report.json")
+    with pytest.raises(RuntimeError):
+        with store.open_write("evaluations", "ev-1", "report.json") as stream:
+            stream.write(b'{"half')
+            raise RuntimeError("failed")
+    with store.open_read("evaluations", "ev-1", "report.json") as stream:
+        assert stream.read() == b"{}"
+    assert os.listdir(tmp_path / "evaluations" / "ev-1") == ["report.json"]
+
+
+def test_missing_artifact_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        ArtifactStore(tmp_path).open_read("mlmodels", "ml-1", "model.bin")
+
+
+def test_parquet_round_trip_through_writer(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    table = pa.table({"__file": pa.array([0, 0, 1], pa.int32()), "a": ["x", None, "z"]})
+    with store.open_write("datasources", "ds-1", "data.parquet") as sink:
+        pq.write_table(table, sink)
+    assert pq.read_table(store.path_for("datasources", "ds-1", "data.parquet")).equals(table)
+
+
+def test_append_and_remove_tree(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    for line in (b"one\n", b"two\n"):
+        with store.open_append("logs", "ds-1", "job.log") as log:
+            log.write(line)
+    assert store.path_for("logs", "ds-1", "job.log").read_bytes() == b"one\ntwo\n"
+    store.remove_tree("logs", "ds-1")
+    store.remove_tree("logs", "ds-1")  # again: nothing to do
+    assert not store.exists("logs", "ds-1", "job.log")
+    assert os.listdir(tmp_path / "logs") == []
