@@ -1,0 +1,225 @@
+"""The datasource job's data work (data.md §7): read CSV objects once, validate and split the
+records, count, compute statistics, and write the materialized Parquet copy.
+
+Design. Each object is streamed in blocks of about 16 MB of complete lines (`lines`); a
+record is exactly one non-empty line, so its number and byte offset are known without a
+parser. `fields` classifies every line (too large, unterminated quote, wrong field count) and
+locates the fields of the others with NumPy, so a rejected line keeps its place in the record
+numbering and in the output order, which a CSV reader that merely skips bad rows cannot give.
+Columns are built directly from the bytes and dictionary-encoded (TEXT stays plain strings);
+type checks then run once per distinct value, and statistics are per-value count tables.
+Each block becomes one Parquet row group. A sequential split that is not "everything" needs
+the record count N first, so it costs one extra pass that only counts lines.
+
+Counts of missing and invalid values (and records with an invalid value) are taken over the
+selected well-formed records, i.e. over what the materialized copy holds; records read and
+rejected records are counted over all records (the 10,000-rejection rule applies to all).
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openaml.ml.data.fields import REASONS, build_columns, split_fields
+from openaml.ml.data.lines import iter_line_blocks
+from openaml.ml.data.objects import DataObject
+from openaml.ml.data.rearrangement import Rearrangement
+from openaml.ml.data.statistics import StatisticsBuilder, per_row
+from openaml.ml.schema import AttributeType, Schema, coerce_column
+
+MAX_REJECTED = 10_000
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+class DataError(ValueError):
+    """The data makes the datasource FAILED (data.md §7); the message is its Message."""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """Counts of a datasource job; `statistics` is None unless they were computed."""
+
+    files: list[str]
+    number_of_files: int
+    data_size_in_bytes: int
+    records_read: int
+    rejected_records: int
+    rejected_by_reason: dict[str, int]
+    selected_records: int            # selected by the split, rejected ones included
+    selected_rejected: int
+    records_with_invalid_values: int
+    missing_counts: dict[str, int]
+    invalid_counts: dict[str, int]
+    statistics: dict[str, Any] | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every field (camelCase keys)."""
+        return {_camel(k): v for k, v in asdict(self).items()}
+
+
+def materialized_schema(schema: Schema) -> pa.Schema:
+    """Arrow schema of the Parquet copy: __file, __rejected, then one raw column per attribute."""
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    return pa.schema([pa.field("__file", pa.int32()), pa.field("__rejected", pa.bool_())] + [
+        pa.field(a.name, pa.string() if a.type is AttributeType.TEXT else dictionary)
+        for a in schema.attributes])
+
+
+def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearrangement,
+           compute_statistics: bool, sink: BinaryIO,
+           progress: Callable[[int], None] | None = None) -> IngestReport:
+    """Read `objects` in order, write the selected records to `sink` as Parquet, and report.
+
+    progress, if given, is called with the number of records read so far after each block.
+    """
+    if not objects:
+        raise DataError("The data location has no readable file")
+    total = _count_records(objects, schema) if rearrangement.needs_count else None
+    job = _Job(schema, compute_statistics)
+    with pq.ParquetWriter(sink, materialized_schema(schema), compression="snappy",
+                          write_statistics=False) as writer:
+        for file_index, obj in enumerate(objects):
+            for batch in job.read_file(file_index, obj, rearrangement, total):
+                writer.write_batch(batch)
+                if progress is not None:
+                    progress(job.records)
+    return job.report(objects)
+
+
+def _count_records(objects: Sequence[DataObject], schema: Schema) -> int:
+    count = 0
+    for obj in objects:
+        with _open(obj) as stream:
+            count += sum(len(block) for block in _blocks(obj, stream, schema.header))
+    return count
+
+
+def _open(obj: DataObject) -> BinaryIO:
+    try:
+        stream = obj.open()
+    except _READ_ERRORS as exc:
+        raise DataError(f"Cannot read {obj.uri}: {exc}") from None
+    if obj.key.endswith(".gz") or obj.uri.endswith(".gz"):
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
+def _blocks(obj: DataObject, stream: BinaryIO, header: bool):  # type: ignore[no-untyped-def]
+    try:
+        yield from iter_line_blocks(stream, header)
+    except _READ_ERRORS as exc:
+        raise DataError(f"Cannot read {obj.uri}: {exc}") from None
+
+
+class _Job:
+    """Running counts, statistics and the per-block work of one ingest."""
+
+    def __init__(self, schema: Schema, compute_statistics: bool) -> None:
+        self.schema = schema
+        self.arrow_schema = materialized_schema(schema)
+        self.records = 0
+        self.rejected = np.zeros(len(REASONS), dtype=np.int64)
+        self.selected = self.selected_rejected = self.with_invalid = 0
+        self.missing = {a.name: 0 for a in schema.attributes}
+        self.invalid = {a.name: 0 for a in schema.attributes}
+        self.stats = StatisticsBuilder(schema) if compute_statistics else None
+
+    def read_file(self, file_index: int, obj: DataObject, rearrangement: Rearrangement,
+                  total: int | None):  # type: ignore[no-untyped-def]
+        n_fields = len(self.schema.attributes)
+        with _open(obj) as stream:
+            for block in _blocks(obj, stream, self.schema.header):
+                fields = split_fields(block, n_fields)
+                reason = fields.reason
+                self.rejected += np.bincount(reason, minlength=len(REASONS) + 1)[1:]
+                if int(self.rejected.sum()) > MAX_REJECTED:
+                    raise DataError(f"More than {MAX_REJECTED:,} records were rejected "
+                                    f"({self._reasons_text()}); the input is not usable")
+                selected = rearrangement.select(obj.key, self.records, block.offsets, total)
+                self.records += len(block)
+                if selected.any():
+                    yield self._batch(file_index, block.data, fields, selected)
+
+    def _batch(self, file_index: int, data: np.ndarray, fields: Any,
+               selected: np.ndarray) -> pa.RecordBatch:
+        rejected = fields.reason[selected] > 0
+        keep = selected[fields.reason == 0]
+        starts, ends = fields.starts[keep], fields.ends[keep]
+        encode = [a.type is not AttributeType.TEXT for a in self.schema.attributes]
+        columns = dict(zip(self.schema.names, build_columns(data, starts, ends, encode)))
+        self._count(columns)
+        self.selected += len(rejected)
+        self.selected_rejected += int(rejected.sum())
+        arrays = list(columns.values())
+        if rejected.any():
+            position = np.full(len(rejected), -1, dtype=np.int64)
+            position[~rejected] = np.arange(len(starts))
+            index = pa.array(position, mask=rejected)
+            arrays = [array.take(index) for array in arrays]
+        return pa.record_batch(
+            [pa.array(np.full(len(rejected), file_index, dtype=np.int32)), pa.array(rejected),
+             *arrays], schema=self.arrow_schema)
+
+    def _count(self, columns: dict[str, pa.Array]) -> None:
+        """Missing/invalid counts of well-formed selected records, and statistics."""
+        rows = len(next(iter(columns.values())))
+        any_invalid = np.zeros(rows, dtype=np.bool_)
+        coerced, counts = {}, {}
+        for attribute in self.schema.attributes:
+            column = columns[attribute.name]
+            self.missing[attribute.name] += column.null_count
+            if attribute.type is AttributeType.TEXT:
+                continue
+            entries = coerce_column(column.dictionary, attribute.type)
+            coerced[attribute.name] = entries
+            counts[attribute.name] = np.bincount(column.indices.drop_null().to_numpy(),
+                                                 minlength=len(column.dictionary))
+            flags = entries.invalid.to_numpy(zero_copy_only=False)
+            if flags.any():
+                self.invalid[attribute.name] += int(counts[attribute.name][flags].sum())
+                any_invalid |= per_row(flags, column.indices, False)
+        self.with_invalid += int(any_invalid.sum())
+        if self.stats is not None and rows:
+            self.stats.add(columns, coerced, counts)
+
+    def _reasons_text(self) -> str:
+        return ", ".join(f"{name.replace('_', ' ')}: {int(count)}"
+                         for name, count in zip(REASONS, self.rejected) if count)
+
+    def report(self, objects: Sequence[DataObject]) -> IngestReport:
+        if self.records == 0:
+            raise DataError("The input files contain no records")
+        valid_selected = self.selected - self.selected_rejected
+        if valid_selected == 0:
+            raise DataError("No valid record is selected: " + (
+                f"all {self.selected_rejected} selected records were rejected ({self._reasons_text()})"
+                if self.selected_rejected else "the DataRearrangement selects no record"))
+        statistics = None
+        if self.stats is not None:
+            statistics = self.stats.finish(self.missing, self.invalid)
+            target = self.schema.target
+            if target is not None and statistics["target"]["validCount"] == 0:
+                raise DataError(f"The target attribute '{target}' has no valid value "
+                                "in the selected records")
+        return IngestReport(
+            files=[o.uri for o in objects], number_of_files=len(objects),
+            data_size_in_bytes=sum(o.size for o in objects), records_read=self.records,
+            rejected_records=int(self.rejected.sum()),
+            rejected_by_reason={name: int(c) for name, c in zip(REASONS, self.rejected)},
+            selected_records=self.selected, selected_rejected=self.selected_rejected,
+            records_with_invalid_values=self.with_invalid,
+            missing_counts=dict(self.missing), invalid_counts=dict(self.invalid),
+            statistics=statistics)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

@@ -1,0 +1,122 @@
+"""Cutting a byte stream into lines (data.md §1), block by block, with bounded memory.
+
+Only LF ends a line (a CR right before it belongs to the CR LF end-of-line; a lone CR is an
+ordinary byte). Values may not contain an end-of-line even inside quotes, so a record is
+exactly one line and can be found by searching for LF bytes with NumPy, without a parser.
+Completely empty lines are dropped here; the header line is dropped when asked. A line longer
+than MAX_RECORD_BYTES is reported with `too_large` set and its bytes are never kept, so one
+enormous line cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_RECORD_BYTES = 102_400
+BLOCK_BYTES = 16 << 20
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class LineBlock:
+    """Complete lines of one file: `data[starts[k]:ends[k]]` is line k without its end-of-line.
+
+    offsets: byte offset of each line's first byte in the (decompressed) file.
+    too_large: lines over MAX_RECORD_BYTES (their span in `data` is empty).
+    """
+
+    data: npt.NDArray[np.uint8]
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+    offsets: npt.NDArray[np.int64]
+    too_large: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def iter_line_blocks(stream: BinaryIO, skip_header: bool,
+                     block_bytes: int = BLOCK_BYTES) -> Iterator[LineBlock]:
+    """Yield the non-empty lines of `stream` in blocks of about `block_bytes`."""
+    pending = b""           # an incomplete last line carried into the next read
+    pending_offset = 0      # file offset of pending[0]
+    skipping = False        # inside an over-long line already reported
+    header_left = skip_header
+    first = True
+    while True:
+        chunk = stream.read(block_bytes)
+        eof = not chunk
+        if first:
+            first = False
+            if chunk.startswith(_BOM):
+                chunk, pending_offset = chunk[3:], 3
+        if skipping:
+            newline = chunk.find(b"\n")
+            if newline < 0 and not eof:
+                pending_offset += len(chunk)
+                continue
+            chunk = chunk[newline + 1:] if newline >= 0 else b""
+            pending_offset += newline + 1
+            skipping = False
+        buffer = pending + chunk
+        cut = len(buffer) if eof else buffer.rfind(b"\n") + 1
+        complete, pending = buffer[:cut], buffer[cut:]
+        long_tail = len(pending) > MAX_RECORD_BYTES + 1
+        block = _split(complete, pending_offset, pending_offset + cut if long_tail else None)
+        if long_tail:
+            skipping, pending = True, b""
+        pending_offset += cut if not long_tail else len(buffer)
+        if header_left and len(block.offsets):
+            header_left = False
+            block = _drop_first(block)
+        if len(block):
+            yield block
+        if eof:
+            return
+
+
+def _split(data: bytes, base: int, long_line_at: int | None) -> LineBlock:
+    """Lines of `data` (complete lines, the last may lack LF); append an over-long line marker."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    starts, ends = _line_spans(array)
+    lengths = ends - starts
+    keep = lengths > 0
+    too_large = lengths[keep] > MAX_RECORD_BYTES
+    offsets = starts[keep] + base
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:   # replace bad bytes with U+FFFD; line count is unchanged
+        array = np.frombuffer(data.decode("utf-8", "replace").encode("utf-8"), dtype=np.uint8)
+        starts, ends = _line_spans(array)
+    starts, ends = starts[keep], ends[keep]
+    ends = np.where(too_large, starts, ends)
+    if long_line_at is not None:
+        starts = np.append(starts, len(array))
+        ends = np.append(ends, len(array))
+        offsets = np.append(offsets, long_line_at)
+        too_large = np.append(too_large, True)
+    return LineBlock(array, starts, ends, offsets, too_large)
+
+
+def _line_spans(array: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Start and end (end-of-line excluded) of every line, empty ones included."""
+    newlines = np.flatnonzero(array == 10)
+    ends = newlines.astype(np.int64)
+    if len(array) and (len(newlines) == 0 or newlines[-1] != len(array) - 1):
+        ends = np.append(ends, len(array))
+    starts = np.concatenate(([0], ends[:-1] + 1))[:len(ends)].astype(np.int64)
+    has_cr = np.zeros(len(ends), dtype=np.bool_)
+    nonempty = ends > starts
+    has_cr[nonempty] = array[ends[nonempty] - 1] == 13
+    has_cr &= ends < len(array)          # CR only ends a line when an LF follows it
+    return starts, ends - has_cr
+
+
+def _drop_first(block: LineBlock) -> LineBlock:
+    return LineBlock(block.data, block.starts[1:], block.ends[1:], block.offsets[1:],
+                     block.too_large[1:])

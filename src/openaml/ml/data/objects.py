@@ -1,0 +1,17 @@
+"""Input objects of a datasource, as resolved by storage/ (data.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+
+@dataclass(frozen=True)
+class DataObject:
+    """One input object: `open()` returns a fresh readable binary stream of its stored bytes."""
+
+    uri: str                     # s3://bucket/key
+    key: str                     # key without the bucket (the random split hashes it)
+    size: int                    # bytes as stored
+    open: Callable[[], BinaryIO]

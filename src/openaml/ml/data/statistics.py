@@ -1,0 +1,290 @@
+"""Descriptive statistics of the selected valid records (data.md §6), merged batch by batch.
+
+Every non-TEXT column arrives dictionary-encoded, so most statistics come from the per-batch
+table "distinct raw value -> count" (a bincount of the dictionary indices), never row by row.
+
+JSON layout of `finish()` (keys in camelCase, stored beside the materialized Parquet):
+
+```
+{"recordCount": n,                      # selected, well-formed records
+ "target": {"attributeName": t, "attributeType": T, "validCount": k,
+            "classCounts": {value: count}          # BINARY ("0"/"1") and CATEGORICAL targets
+            | "histogram"/"mean"/"variance"...},   # NUMERIC target: its attribute statistics
+ "attributes": {name: {"attributeType": T, "missingCount": m, "invalidCount": i,
+                       "count": valid values, ...type-specific keys...}}}
+```
+
+* NUMERIC: min, max, mean, variance (population), stddev, median, distinctCount,
+  histogram {"edges": 21 numbers, "counts": 20 counts} (equal width over [min, max]),
+  sketch {"values": [...], "counts": [...], "exact": bool} - the sorted distinct values with
+  their counts while there are at most 100,000 of them (exact quantiles); beyond that it is
+  compressed to 10,000 equal-weight points taken at evenly spaced ranks (rank error below
+  0.01 %), ample for 1,000 equal-frequency bins. correlationToTarget: Pearson correlation
+  with a NUMERIC or BINARY target over records where both are valid (null otherwise; not
+  computed for other attribute types).
+* BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped
+  at 100,000 values ("truncated": true when some were dropped; counts stay exact for values
+  that were never pruned); BINARY also trueCount and falseCount (raw values such as "yes"
+  are counted under their own string in valueCounts).
+* TEXT (white-space tokens, case kept): totalTokens, distinctTokens, topTokens (10,000 most
+  frequent), min/maxWordsPerRecord, min/maxWordLength.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openaml.ml.schema import AttributeType, Coerced, Schema
+
+HISTOGRAM_BINS = 20
+EXACT_DISTINCT = 100_000
+SKETCH_POINTS = 10_000
+MAX_VALUES = 100_000
+MAX_TOKENS = 10_000
+
+
+class NumericStats:
+    """Moments, extremes and a mergeable quantile sketch (sorted values with counts)."""
+
+    def __init__(self) -> None:
+        self.values = np.empty(0, dtype=np.float64)
+        self.counts = np.empty(0, dtype=np.float64)
+        self.exact = True
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.xy = np.zeros(5)  # sums of x, y, x*x, y*y, x*y over pairs with a valid target
+        self.pairs = 0
+
+    def add_table(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64]) -> None:
+        """Merge a batch given as distinct values with their counts."""
+        keep = counts > 0
+        values, weights = values[keep], counts[keep].astype(np.float64)
+        n = int(weights.sum())
+        if n == 0:
+            return
+        mean = float(np.dot(values, weights) / n)
+        m2 = float(np.dot((values - mean) ** 2, weights))
+        total = self.n + n
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.mean += delta * n / total
+        self.n = total
+        merged, inverse = np.unique(np.concatenate((self.values, values)), return_inverse=True)
+        self.counts = np.bincount(inverse, weights=np.concatenate((self.counts, weights)),
+                                  minlength=len(merged))
+        self.values = merged
+        if len(self.values) > EXACT_DISTINCT:
+            self._compress()
+
+    def add_pairs(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> None:
+        """Accumulate co-moments with the target over rows where both are valid (not NaN)."""
+        both = ~(np.isnan(x) | np.isnan(y))
+        x, y = x[both], y[both]
+        self.pairs += len(x)
+        self.xy += (x.sum(), y.sum(), np.dot(x, x), np.dot(y, y), np.dot(x, y))
+
+    def _compress(self) -> None:
+        ranks = (np.arange(SKETCH_POINTS) + 0.5) * (self.counts.sum() / SKETCH_POINTS)
+        index = np.searchsorted(np.cumsum(self.counts), ranks, side="right")
+        self.values = self.values[np.minimum(index, len(self.values) - 1)]
+        self.values, inverse = np.unique(self.values, return_inverse=True)
+        self.counts = np.bincount(inverse, minlength=len(self.values)) * (ranks[-1] / (SKETCH_POINTS - 0.5))
+        self.exact = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": self.n}
+        if self.n == 0:
+            return out | {"distinctCount": 0, "correlationToTarget": None}
+        low, high = float(self.values[0]), float(self.values[-1])
+        counts, edges = np.histogram(self.values, bins=HISTOGRAM_BINS, range=(low, high),
+                                     weights=self.counts)
+        median = self._median()
+        variance = self.m2 / self.n
+        return out | {
+            "distinctCount": len(self.values) if self.exact else None,
+            "min": low, "max": high, "mean": self.mean, "variance": variance,
+            "stddev": math.sqrt(variance), "median": median,
+            "histogram": {"edges": edges.tolist(), "counts": np.round(counts).astype(int).tolist()},
+            "sketch": {"values": self.values.tolist(),
+                       "counts": [round(c, 6) if not self.exact else int(c) for c in self.counts.tolist()],
+                       "exact": self.exact},
+            "correlationToTarget": self._correlation(),
+        }
+
+    def _median(self) -> float:
+        """Exact middle (mean of the two middle values for even counts) from the sketch."""
+        cumulative = np.cumsum(self.counts)
+        total = cumulative[-1]
+
+        def at(rank: float) -> float:
+            return float(self.values[min(int(np.searchsorted(cumulative, rank, side="right")),
+                                         len(self.values) - 1)])
+
+        if not self.exact or round(total) % 2:
+            return at((total - 1) / 2)
+        return (at(total / 2 - 1) + at(total / 2)) / 2
+
+    def _correlation(self) -> float | None:
+        if self.pairs < 2:
+            return None
+        sx, sy, sxx, syy, sxy = self.xy
+        k = self.pairs
+        cov, vx, vy = sxy - sx * sy / k, sxx - sx * sx / k, syy - sy * sy / k
+        if vx <= 0 or vy <= 0:
+            return None
+        return float(cov / math.sqrt(vx * vy))
+
+
+class CountStats:
+    """Value -> count for CATEGORICAL and BINARY attributes (pruned to the most frequent)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.truncated = False
+        self.n = 0
+        self.true = self.false = 0
+
+    def add_table(self, values: list[str], counts: npt.NDArray[np.int64]) -> None:
+        table = self.counts
+        for value, count in zip(values, counts.tolist()):   # distinct values, not rows
+            if count:
+                table[value] = table.get(value, 0) + count
+        self.n += int(counts.sum())
+        if len(table) > 2 * MAX_VALUES:
+            self._prune()
+
+    def _prune(self) -> None:
+        top = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_VALUES]
+        self.truncated = self.truncated or len(self.counts) > MAX_VALUES
+        self.counts = dict(top)
+
+    def to_dict(self) -> dict[str, Any]:
+        self._prune()
+        return {"count": self.n, "distinctCount": len(self.counts), "valueCounts": self.counts,
+                "truncated": self.truncated}
+
+
+class TextStats:
+    """Token counts and word ranges for TEXT attributes."""
+
+    def __init__(self) -> None:
+        self.tokens = CountStats()
+        self.n = 0
+        self.words = [math.inf, -math.inf]
+        self.lengths = [math.inf, -math.inf]
+
+    def add(self, column: pa.Array) -> None:
+        column = column.drop_null()
+        if not len(column):
+            return
+        split = pc.utf8_split_whitespace(column)
+        per_record = pc.min_max(pc.list_value_length(split))
+        self.n += len(column)
+        self.words = [min(self.words[0], per_record["min"].as_py()),
+                      max(self.words[1], per_record["max"].as_py())]
+        flat = pc.list_flatten(split)
+        if len(flat):
+            length = pc.min_max(pc.utf8_length(flat))
+            self.lengths = [min(self.lengths[0], length["min"].as_py()),
+                            max(self.lengths[1], length["max"].as_py())]
+            counted = pc.value_counts(flat)
+            self.tokens.add_table(counted.field("values").to_pylist(),
+                                  counted.field("counts").to_numpy())
+
+    def to_dict(self) -> dict[str, Any]:
+        tokens = self.tokens.to_dict()
+        top = dict(list(tokens["valueCounts"].items())[:MAX_TOKENS])
+        finite = self.n > 0 and self.tokens.n > 0
+        return {"count": self.n, "totalTokens": self.tokens.n,
+                "distinctTokens": tokens["distinctCount"], "topTokens": top,
+                "minWordsPerRecord": int(self.words[0]) if self.n else None,
+                "maxWordsPerRecord": int(self.words[1]) if self.n else None,
+                "minWordLength": int(self.lengths[0]) if finite else None,
+                "maxWordLength": int(self.lengths[1]) if finite else None}
+
+
+def per_row(per_entry: npt.NDArray[Any], indices: pa.Array, fill: Any = np.nan) -> npt.NDArray[Any]:
+    """Expand per-dictionary-entry values to rows; null indices (missing fields) get `fill`."""
+    if indices.null_count == 0:
+        return per_entry[indices.to_numpy()]
+    out = np.full(len(indices), fill, dtype=per_entry.dtype if per_entry.dtype != bool else bool)
+    valid = pc.is_valid(indices).to_numpy(zero_copy_only=False)
+    out[valid] = per_entry[indices.drop_null().to_numpy()]
+    return out
+
+
+class StatisticsBuilder:
+    """Statistics of every attribute of a schema, fed one batch of selected valid records at a time."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.records = 0
+        self.numeric = {a.name: NumericStats() for a in schema.attributes
+                        if a.type is AttributeType.NUMERIC}
+        self.counted = {a.name: CountStats() for a in schema.attributes
+                        if a.type in (AttributeType.BINARY, AttributeType.CATEGORICAL)}
+        self.text = {a.name: TextStats() for a in schema.attributes
+                     if a.type is AttributeType.TEXT}
+
+    def add(self, columns: dict[str, pa.Array], coerced: dict[str, Coerced],
+            counts: dict[str, npt.NDArray[np.int64]]) -> None:
+        """columns: raw (dictionary-encoded unless TEXT); coerced/counts: per dictionary entry."""
+        self.records += len(next(iter(columns.values()))) if columns else 0
+        target = self._target_values(columns, coerced)
+        for name, stats in self.numeric.items():
+            values = coerced[name].values.to_numpy(zero_copy_only=False)
+            stats.add_table(np.nan_to_num(values, nan=0.0), np.where(np.isnan(values), 0, counts[name]))
+            if target is not None and name != self.schema.target:
+                stats.add_pairs(per_row(values, columns[name].indices), target)
+        for name, stats in self.counted.items():
+            stats.add_table(columns[name].dictionary.to_pylist(), counts[name])
+            if self.schema.type_of(name) is AttributeType.BINARY:
+                flags = coerced[name].values.to_numpy(zero_copy_only=False)
+                stats.true += int(counts[name][flags == True].sum())  # noqa: E712 (object array)
+                stats.false += int(counts[name][flags == False].sum())  # noqa: E712
+        for name, text in self.text.items():
+            text.add(columns[name])
+
+    def _target_values(self, columns: dict[str, pa.Array],
+                       coerced: dict[str, Coerced]) -> npt.NDArray[np.float64] | None:
+        """Per-row target as float (NaN = missing/invalid) when it is NUMERIC or BINARY."""
+        name = self.schema.target
+        if name is None or self.schema.type_of(name) not in (AttributeType.NUMERIC, AttributeType.BINARY):
+            return None
+        per_entry = pc.cast(coerced[name].values, pa.float64()).to_numpy(zero_copy_only=False)
+        return per_row(per_entry, columns[name].indices)
+
+    def finish(self, missing: dict[str, int], invalid: dict[str, int]) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        for attribute in self.schema.attributes:
+            name = attribute.name
+            stats = self.numeric.get(name) or self.counted.get(name) or self.text[name]
+            body = stats.to_dict()
+            if isinstance(stats, CountStats) and attribute.type is AttributeType.BINARY:
+                body |= {"trueCount": stats.true, "falseCount": stats.false}
+            attributes[name] = {"attributeType": attribute.type.value,
+                                "missingCount": missing[name], "invalidCount": invalid[name]} | body
+        return {"recordCount": self.records, "target": self._target(attributes),
+                "attributes": attributes}
+
+    def _target(self, attributes: dict[str, Any]) -> dict[str, Any] | None:
+        name = self.schema.target
+        if name is None:
+            return None
+        stats = attributes[name]
+        kind = self.schema.type_of(name)
+        out: dict[str, Any] = {"attributeName": name, "attributeType": stats["attributeType"]}
+        if kind is AttributeType.BINARY:
+            return out | {"validCount": stats["trueCount"] + stats["falseCount"],
+                          "classCounts": {"0": stats["falseCount"], "1": stats["trueCount"]}}
+        if kind is AttributeType.CATEGORICAL:
+            return out | {"validCount": stats["count"], "classCounts": stats["valueCounts"]}
+        if kind is AttributeType.NUMERIC:
+            keys = ("count", "min", "max", "mean", "variance", "stddev", "median", "histogram")
+            return out | {"validCount": stats["count"]} | {k: stats[k] for k in keys if k in stats}
+        return out | {"validCount": stats["count"]}

@@ -1,0 +1,108 @@
+"""Guessing a data schema from a CSV sample (the console's and CLI's `guess-schema`).
+
+Rules, per column over the first `sample_rows` records (empty values ignored):
+
+* header: the first line is a header when none of its fields is empty or a number, and
+  either some column's later values are all numbers or none of its names occurs again in
+  its column.
+* BINARY: every value is one of the ten binary words (0/1, y/n, yes/no, t/f, true/false,
+  any case), and a column of digits holds both 0 and 1.
+* NUMERIC: every value is a number; except integer columns with at most 10 distinct values
+  that are all in 0..99 and the column is named like a label (class, label, target, digit,
+  category, type, kind, id, code) or the column is the target: those are CATEGORICAL.
+* TEXT: values have more than 2 white-space separated words on average.
+* CATEGORICAL: anything else.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+BINARY_WORDS = {"0", "1", "n", "no", "f", "false", "y", "yes", "t", "true"}
+LABEL_NAMES = re.compile(r"(class|label|target|digit|category|type|kind|id|code)", re.IGNORECASE)
+
+
+def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | None = None,
+                 row_id: str | None = None, sample_rows: int = 10_000) -> str:
+    """Schema JSON (pretty-printed, two-space indentation) guessed from a CSV sample."""
+    rows = _sample(stream_or_path, sample_rows + 1)
+    if not rows:
+        raise ValueError("The CSV sample is empty")
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    header = _has_header(rows)
+    names = ([n.strip() or f"Var{i + 1:02d}" for i, n in enumerate(rows[0])] if header
+             else [f"Var{i + 1:02d}" for i in range(width)])
+    body = rows[1:] if header else rows[:sample_rows]
+    attributes = [{"attributeName": name, "attributeType": _guess_type(
+        [r[i].strip() for r in body if r[i].strip()], name, name == target)}
+        for i, name in enumerate(names)]
+    for role, value in (("target", target), ("row_id", row_id)):
+        if value is not None and value not in names:
+            raise ValueError(f"{role} '{value}' is not a column of the CSV sample")
+    doc = {"version": "1.0", "rowId": row_id, "rowWeight": None, "targetAttributeName": target,
+           "dataFormat": "CSV", "dataFileContainsHeader": header, "attributes": attributes,
+           "excludedAttributeNames": []}
+    return json.dumps(doc, indent=2, separators=(",", " : "))
+
+
+def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str]]:
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as handle:
+            return _sample(handle, limit)
+    raw = source.read(64 << 20)
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+    if data[:2] == b"\x1f\x8b":
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+            data = unzipped.read(64 << 20)
+    text = data.decode("utf-8", "replace").removeprefix("\ufeff")
+    rows: list[list[str]] = []
+    for row in csv.reader(io.StringIO(text)):
+        if row:
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    return rows
+
+
+def _has_header(rows: list[list[str]]) -> bool:
+    first = [v.strip() for v in rows[0]]
+    if any(not v or NUMBER.match(v) for v in first):
+        return False
+    rest = rows[1:]
+    if not rest:
+        return True
+    for i, name in enumerate(first):
+        values = [r[i].strip() for r in rest if r[i].strip()]
+        if values and all(NUMBER.match(v) for v in values):
+            return True
+    return len(set(first)) == len(first) and all(
+        name not in {r[i].strip() for r in rest} for i, name in enumerate(first))
+
+
+def _guess_type(values: list[str], name: str, is_target: bool) -> str:
+    if not values:
+        return "CATEGORICAL"
+    lowered = {v.lower() for v in values}
+    if lowered <= BINARY_WORDS and (not lowered <= {"0", "1"} or lowered == {"0", "1"}):
+        return "BINARY"
+    if all(NUMBER.match(v) for v in values):
+        if _looks_like_label(values, name, is_target):
+            return "CATEGORICAL"
+        return "NUMERIC"
+    if sum(len(v.split()) for v in values) / len(values) > 2:
+        return "TEXT"
+    return "CATEGORICAL"
+
+
+def _looks_like_label(values: list[str], name: str, is_target: bool) -> bool:
+    distinct = set(values)
+    small_integers = len(distinct) <= 10 and all(v.isdigit() and int(v) < 100 for v in distinct)
+    return small_integers and (is_target or bool(LABEL_NAMES.search(name)))

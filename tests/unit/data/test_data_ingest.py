@@ -1,0 +1,150 @@
+import gzip
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_ingest_helpers import make_object, make_schema, run_ingest
+
+from openaml.ml.data import DataError
+
+
+
+MNIST = Path(__file__).parents[3] / "examples" / "mnist" / "data" / "train.csv.gz"
+
+
+def test_values_stripped_unquoted_missing(two_columns):
+    content = b'x, 1\n"a,b" ,2\n"say ""hi""",\n  , 3.5\n'
+    report, table = run_ingest([make_object("f.csv", content)], two_columns)
+    assert table.column("a").to_pylist() == ["x", "a,b", 'say "hi"', None]
+    assert table.column("b").to_pylist() == ["1", "2", None, "3.5"]
+    assert table.column("__rejected").to_pylist() == [False] * 4
+    assert report.missing_counts == {"a": 1, "b": 1} and report.records_read == 4
+
+
+def test_header_crlf_bom_gzip_and_several_files():
+    schema = make_schema({"a": "CATEGORICAL", "b": "NUMERIC"}, header=True)
+    one = make_object("p/1.csv", b"\xef\xbb\xbfa,b\r\nu,1\r\n\r\nv,2")
+    two = make_object("p/2.csv.gz", b"a,b\nw,3\n", compress=True)
+    report, table = run_ingest([one, two], schema)
+    assert table.column("a").to_pylist() == ["u", "v", "w"]
+    assert table.column("__file").to_pylist() == [0, 0, 1]
+    assert report.files == ["s3://bucket/p/1.csv", "s3://bucket/p/2.csv.gz"]
+    assert report.number_of_files == 2 and report.data_size_in_bytes == one.size + two.size
+
+
+def test_lone_cr_is_a_character(two_columns):
+    _, table = run_ingest([make_object("f.csv", b"a\rb,1\n")], two_columns)
+    assert table.column("a").to_pylist() == ["a\rb"]
+
+
+def test_bad_utf8_replaced(two_columns):
+    _, table = run_ingest([make_object("f.csv", b"caf\xe9,1\nok,2\n")], two_columns)
+    assert table.column("a").to_pylist() == ["caf\ufffd", "ok"]
+
+
+def test_rejected_records_keep_their_place(two_columns):
+    long = b"z," + b"9" * 102_400
+    content = b"a,1\nb,2,3\n\"open,4\n" + long + b"\nc,5\nd\n"
+    report, table = run_ingest([make_object("f.csv", content)], two_columns)
+    assert table.column("__rejected").to_pylist() == [False, True, True, True, False, True]
+    assert table.column("a").to_pylist() == ["a", None, None, None, "c", None]
+    assert report.rejected_by_reason == {"too_large": 1, "unterminated_quote": 1, "wrong_field_count": 2}
+    assert report.rejected_records == 4 and report.selected_rejected == 4
+    # rejected records are numbered: a 0-50 sequential split takes the first three records
+    report, table = run_ingest([make_object("f.csv", content)], two_columns,
+                               '{"splitting": {"percentEnd": 50}}')
+    assert table.column("__rejected").to_pylist() == [False, True, True]
+
+
+def test_exactly_max_record_size_is_accepted():
+    schema = make_schema({"a": "CATEGORICAL"})
+    _, table = run_ingest([make_object("f.csv", b"x" * 102_400 + b"\r\n")], schema)
+    assert table.column("__rejected").to_pylist() == [False]
+
+
+def test_rejection_threshold(two_columns):
+    bad = b"only\n" * 10_000 + b"a,1\n"
+    report, _ = run_ingest([make_object("f.csv", bad)], two_columns)
+    assert report.rejected_records == 10_000
+    with pytest.raises(DataError, match="More than 10,000"):
+        run_ingest([make_object("f.csv", bad + b"again\n")], two_columns)
+
+
+def test_invalid_values_counted():
+    schema = make_schema({"n": "NUMERIC", "b": "BINARY", "c": "CATEGORICAL"})
+    content = b"1,yes,x\nabc,No,y\nNaN,maybe,z\n2e3, TRUE ,\n"
+    report, _ = run_ingest([make_object("f.csv", content)], schema)
+    assert report.invalid_counts == {"n": 2, "b": 1, "c": 0}
+    assert report.records_with_invalid_values == 2
+    assert report.missing_counts == {"n": 0, "b": 0, "c": 1}
+
+
+def test_failures(two_columns):
+    with pytest.raises(DataError, match="no readable file"):
+        run_ingest([], two_columns)
+    with pytest.raises(DataError, match="no records"):
+        run_ingest([make_object("f.csv", b"\n\n")], two_columns)
+    with pytest.raises(DataError, match="No valid record"):
+        run_ingest([make_object("f.csv", b"a\nb\n")], two_columns)
+    with pytest.raises(DataError, match="No valid record"):
+        run_ingest([make_object("f.csv", b"a,1\n")], two_columns, '{"splitting": {"percentBegin": 50, "percentEnd": 50}}')
+    with pytest.raises(DataError, match="Cannot read"):
+        run_ingest([make_object("f.csv.gz", b"not gzip")], two_columns)
+    schema = make_schema({"a": "CATEGORICAL", "b": "NUMERIC"}, target="b")
+    with pytest.raises(DataError, match="target attribute 'b'"):
+        run_ingest([make_object("f.csv", b"a,x\nb,\n")], schema, stats=True)
+    run_ingest([make_object("f.csv", b"a,x\nb,\n")], schema, stats=False)
+
+
+def test_random_split_partitions_and_is_deterministic(two_columns):
+    content = b"".join(b"r%d,%d\n" % (i, i) for i in range(500))
+    obj = make_object("f.csv", content)
+    split = '{"splitting": {"percentBegin": 30, "percentEnd": 80, "strategy": "random", "randomSeed": "%s"%s}}'
+    _, a = run_ingest([obj], two_columns, split % ("s", ""))
+    _, b = run_ingest([obj], two_columns, split % ("s", ', "complement": true'))
+    _, c = run_ingest([obj], two_columns, split % ("s", ""))
+    _, d = run_ingest([obj], two_columns, split % ("t", ""))
+    ra, rb = a.column("a").to_pylist(), b.column("a").to_pylist()
+    assert sorted(ra + rb, key=lambda v: int(v[1:])) == [f"r{i}" for i in range(500)]
+    assert ra == c.column("a").to_pylist() and ra != d.column("a").to_pylist()
+    assert ra == sorted(ra, key=lambda v: int(v[1:]))  # order preserved
+
+
+def test_statistics_against_numpy():
+    schema = make_schema({"x": "NUMERIC", "c": "CATEGORICAL", "t": "TEXT", "y": "BINARY"}, target="y")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200).round(3)
+    y = (x + rng.normal(size=200) > 0).astype(int)
+    words = ["a b", "c d e", "b"]
+    lines = [f"{x[i]},k{i % 3},{words[i % 3]},{y[i]}" for i in range(200)] + [",,,1", "oops,k0,,0"]
+    report, _ = run_ingest([make_object("f.csv", "\n".join(lines).encode())], schema, stats=True)
+    s = report.statistics
+    xs = s["attributes"]["x"]
+    assert xs["count"] == 200 and xs["missingCount"] == 1 and xs["invalidCount"] == 1
+    assert xs["mean"] == pytest.approx(x.mean()) and xs["variance"] == pytest.approx(x.var())
+    assert xs["median"] == pytest.approx(np.median(x))
+    assert (xs["min"], xs["max"]) == (x.min(), x.max())
+    assert sum(xs["histogram"]["counts"]) == 200 and len(xs["histogram"]["edges"]) == 21
+    assert xs["correlationToTarget"] == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert s["attributes"]["c"]["valueCounts"] == {"k0": 68, "k1": 67, "k2": 66} or \
+        s["attributes"]["c"]["valueCounts"]["k0"] == 68
+    t = s["attributes"]["t"]
+    assert t["totalTokens"] == 67 * 2 + 67 * 3 + 66 * 1 and t["distinctTokens"] == 5
+    assert (t["minWordsPerRecord"], t["maxWordsPerRecord"], t["minWordLength"], t["maxWordLength"]) == (1, 3, 1, 1)
+    assert s["target"]["classCounts"] == {"0": int((y == 0).sum()) + 1, "1": int(y.sum()) + 1}
+    json.dumps(report.to_dict())
+
+
+def test_mnist_sample_split():
+    header = gzip.open(MNIST, "rt").readline().strip().split(",")
+    schema = make_schema({n: "CATEGORICAL" for n in header}, header=True, target="label")
+    obj = make_object("train.csv.gz", MNIST.read_bytes())
+    report, table = run_ingest([obj], schema, '{"splitting": {"percentEnd": 70}}', stats=True)
+    assert report.records_read == 7000 and report.selected_records == 4900 == table.num_rows
+    assert table.column_names[:3] == ["__file", "__rejected", "label"] and table.num_columns == 787
+    assert sum(report.statistics["target"]["classCounts"].values()) == 4900
+    lines = gzip.open(MNIST, "rt").read().splitlines()[1:4901]
+    assert table.column("pixel400").to_pylist() == [ln.split(",")[401] for ln in lines]
