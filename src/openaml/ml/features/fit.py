@@ -1,0 +1,164 @@
+"""Fitting a feature pipeline on the training records: statistics and vocabularies.
+
+One pass collects numeric moments, raw values of binned attributes and the vocabularies of
+sources that need no fitted statistic; a second pass is made only for vocabularies of sources
+built on quantile bins (for example `cartesian(quantile_bin(age,10), job)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openaml.ml.features.pipeline import FeaturePipeline
+from openaml.ml.features.tokens import TokenList
+from openaml.ml.features.values import Columns, evaluate, normalize, quantile_boundaries
+from openaml.ml.recipes.nodes import BINARY, NUMERIC, Attr, Node, Op, contains
+from openaml.ml.schema import Schema
+
+Batches = Callable[[], Iterator[pa.RecordBatch]]
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations, merged batch by batch (Chan et al.)."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[~np.isnan(values)]
+        n = len(values)
+        if n == 0:
+            return
+        mean = float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        total = self.count + n
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.mean += delta * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.count)) if self.count else 0.0
+
+
+def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
+                 observe: Callable[[pa.RecordBatch], None] | None = None) -> FeaturePipeline:
+    """Fit every source on the records `batches()` yields; `observe` sees each batch of pass 1."""
+    numeric = sorted({n.name for n in _all_nodes(sources) if isinstance(n, Attr) and n.kind == NUMERIC})
+    binned = {a for n in _all_nodes(sources) if isinstance(n, Op) and n.function == "quantile_bin"
+              for a in _numeric_attrs(n)}
+    moments = {name: _Moments() for name in numeric}
+    raw: dict[str, list[np.ndarray]] = {name: [] for name in binned}
+    vocab_sources = [i for i, s in enumerate(sources) if s.kind not in (NUMERIC, BINARY)
+                     and not (isinstance(s, Op) and s.function == "quantile_bin")]
+    early = [i for i in vocab_sources if not contains(sources[i], "quantile_bin")]
+    late = [i for i in vocab_sources if i not in early]
+    uniques: dict[int, pa.Array] = {}
+
+    for batch in batches():
+        if observe is not None:
+            observe(batch)
+        columns = Columns(batch, schema)
+        for name in numeric:
+            values = columns.get(name)
+            moments[name].add(values)
+            if name in raw:
+                raw[name].append(values[~np.isnan(values)])
+        _collect(early, sources, columns, {}, uniques)
+
+    params: dict[str, Any] = {}
+    stats = {name: (m.mean, m.std) for name, m in moments.items()}
+    values_of = {name: np.concatenate(v) if v else np.zeros(0) for name, v in raw.items()}
+    for node in _all_nodes(sources):
+        if isinstance(node, Op) and node.function in ("normalize", "quantile_bin"):
+            _fit_node(node, stats, values_of, params)
+    if late:
+        for batch in batches():
+            _collect(late, sources, Columns(batch, schema), params, uniques)
+
+    vocabs: list[pa.Array | None] = []
+    scales: list[tuple[float, float] | None] = []
+    for i, source in enumerate(sources):
+        scales.append(_numeric_stats(source, stats) if source.kind == NUMERIC else None)
+        if source.kind in (NUMERIC, BINARY):
+            vocabs.append(None)
+        elif i in uniques:
+            found = uniques[i]
+            vocabs.append(found.take(pc.sort_indices(found)))
+        elif isinstance(source, Op) and source.function == "quantile_bin":
+            count = len(params[source.canonical]["boundaries"]) + 1
+            vocabs.append(pa.array([str(k) for k in range(count)], pa.string()))
+        else:
+            vocabs.append(pa.array([], pa.string()))
+    return FeaturePipeline(schema, sources, params, scales, vocabs)
+
+
+def _collect(indices: list[int], sources: tuple[Node, ...], columns: Columns,
+             params: dict[str, Any], uniques: dict[int, pa.Array]) -> None:
+    for i in indices:
+        value = evaluate(sources[i], columns, params)
+        found = _distinct(value.values if isinstance(value, TokenList) else value)
+        if i in uniques:
+            found = pc.unique(pa.concat_arrays([uniques[i], found]))
+        uniques[i] = found
+
+
+def _distinct(values: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(values.type):
+        used = pc.unique(values.indices.drop_null())
+        values = values.dictionary.take(used)
+    return pc.unique(values.drop_null()).cast(pa.string())
+
+
+def _fit_node(node: Op, stats: dict[str, tuple[float, float]],
+              values_of: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+    inner = node.args[0]
+    if node.function == "normalize":
+        mean, std = _numeric_stats(inner, stats)
+        params[node.canonical] = {"mean": mean, "std": std}
+        return
+    values = _numeric_values(inner, values_of, params)
+    params[node.canonical] = {"boundaries": quantile_boundaries(values, node.n or 10).tolist()}
+
+
+def _numeric_stats(node: Node, stats: dict[str, tuple[float, float]]) -> tuple[float, float]:
+    """Mean and std of a NUMERIC variable: an attribute, or normalize(...) of one (0, 1)."""
+    if isinstance(node, Attr):
+        return stats[node.name]
+    mean, std = _numeric_stats(node.args[0], stats)
+    return (0.0, 1.0) if std > 0 else (0.0, 0.0)
+
+
+def _numeric_values(node: Node, values_of: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    if isinstance(node, Attr):
+        return values_of[node.name]
+    inner = _numeric_values(node.args[0], values_of, params)
+    p = params[node.canonical]
+    return normalize(inner, p["mean"], p["std"])
+
+
+def _numeric_attrs(node: Node) -> set[str]:
+    if isinstance(node, Attr):
+        return {node.name} if node.kind == NUMERIC else set()
+    return set().union(*(_numeric_attrs(a) for a in node.args))
+
+
+def _all_nodes(sources: tuple[Node, ...]) -> list[Node]:
+    """Every node of every source, children before parents."""
+    out: list[Node] = []
+
+    def walk(node: Node) -> None:
+        if isinstance(node, Op):
+            for arg in node.args:
+                walk(arg)
+        out.append(node)
+
+    for source in sources:
+        walk(source)
+    return out

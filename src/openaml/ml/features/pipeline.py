@@ -1,0 +1,173 @@
+"""The fitted feature pipeline: recipe variables -> a sparse CSR block per record batch.
+
+Feature layout (recipes.md §8): the sources in recipe output order; a NUMERIC or BINARY source
+owns one feature, a CATEGORICAL, TEXT or token-set source one feature per vocabulary entry
+(sorted by code point). NUMERIC values are standardized with the training mean and standard
+deviation; BINARY true -> 1; indicators are 1. The same object serves training, evaluation,
+batch and real-time prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from openaml.ml.features.tokens import TokenList
+from openaml.ml.features.values import Columns, evaluate
+from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, node_from_json, node_to_json
+from openaml.ml.schema import Schema
+
+ROW_CHUNK = 4096  # rows transformed at once: bounds the dense id matrix to a few MB
+
+
+@dataclass
+class FeaturePipeline:
+    """Sources with their fitted state; `vocabs[i]` is None for NUMERIC/BINARY sources."""
+
+    schema: Schema
+    sources: tuple[Node, ...]
+    params: dict[str, Any]  # per normalize/quantile_bin node (by canonical name)
+    scales: list[tuple[float, float] | None]  # (mean, std) of NUMERIC sources
+    vocabs: list[pa.Array | None]
+    offsets: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        sizes = [1 if v is None else len(v) for v in self.vocabs]
+        self.offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.offsets[-1])
+
+    def feature_names(self) -> list[str]:
+        names: list[str] = []
+        for source, vocab in zip(self.sources, self.vocabs):
+            if vocab is None:
+                names.append(source.canonical)
+            else:
+                sep = "=" if source.kind == CATEGORICAL else ":"
+                names += [f"{source.canonical}{sep}{v}" for v in vocab.to_pylist()]
+        return names
+
+    def n_statistics(self) -> int:
+        """Stored recipe statistics values: boundaries, means and standard deviations."""
+        count = sum(len(p.get("boundaries", ())) + 2 * ("mean" in p) for p in self.params.values())
+        return count + 2 * sum(s is not None for s in self.scales)
+
+    def transform(self, batch: pa.RecordBatch) -> sp.csr_matrix:
+        """Features of every row of the batch: CSR of shape (rows, n_features), float64."""
+        if batch.num_rows <= ROW_CHUNK:
+            return self._transform(batch)
+        blocks = [self._transform(batch.slice(i, ROW_CHUNK))
+                  for i in range(0, batch.num_rows, ROW_CHUNK)]
+        return sp.vstack(blocks, format="csr")
+
+    def _transform(self, batch: pa.RecordBatch) -> sp.csr_matrix:
+        columns = Columns(batch, self.schema)
+        n = batch.num_rows
+        dense_ids: list[np.ndarray] = []
+        dense_vals: list[np.ndarray | None] = []  # None: indicator features (value 1)
+        token_rows: list[np.ndarray] = []
+        token_ids: list[np.ndarray] = []
+        for i, source in enumerate(self.sources):
+            value = evaluate(source, columns, self.params)
+            offset = int(self.offsets[i])
+            vocab = self.vocabs[i]
+            if vocab is None:
+                ids, vals = _scalar_feature(source.kind, value, offset, self.scales[i])
+                dense_ids.append(ids)
+                dense_vals.append(vals)
+            elif isinstance(value, TokenList):
+                local = _lookup(value.values, vocab)
+                found = local >= 0
+                token_rows.append(value.rows[found])
+                token_ids.append(local[found] + offset)
+            else:
+                local = _lookup(value, vocab)
+                dense_ids.append(np.where(local >= 0, local + offset, -1))
+                dense_vals.append(None)
+        matrix = _dense_part(dense_ids, dense_vals, n, self.n_features)
+        if token_rows:
+            matrix = matrix + _token_part(token_rows, token_ids, n, self.n_features)
+        return matrix
+
+    def select(self, keep: np.ndarray) -> FeaturePipeline:
+        """A pipeline producing only the features where `keep` (over n_features) is true."""
+        sources, scales, vocabs = [], [], []
+        for i, source in enumerate(self.sources):
+            part = keep[self.offsets[i]:self.offsets[i + 1]]
+            vocab = self.vocabs[i]
+            if not part.any():
+                continue
+            sources.append(source)
+            scales.append(self.scales[i])
+            vocabs.append(None if vocab is None else vocab.filter(pa.array(part)))
+        return FeaturePipeline(self.schema, tuple(sources), self.params, scales, vocabs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sources": [node_to_json(s) for s in self.sources],
+            "params": self.params,
+            "scales": [list(s) if s is not None else None for s in self.scales],
+            "vocabs": [v.to_pylist() if v is not None else None for v in self.vocabs],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], schema: Schema) -> FeaturePipeline:
+        return cls(
+            schema,
+            tuple(node_from_json(s) for s in doc["sources"]),
+            doc["params"],
+            [tuple(s) if s is not None else None for s in doc["scales"]],
+            [pa.array(v, pa.string()) if v is not None else None for v in doc["vocabs"]],
+        )
+
+
+def _lookup(values: pa.Array, vocab: pa.Array) -> np.ndarray:
+    """Position of each value in the vocabulary, -1 when absent or missing."""
+    if pa.types.is_dictionary(values.type):
+        per_entry = _lookup(values.dictionary, vocab)
+        indices = values.indices.to_numpy(zero_copy_only=False)
+        valid = pc.is_valid(values.indices).to_numpy(zero_copy_only=False)
+        return np.where(valid, per_entry[np.where(valid, indices, 0).astype(np.int64)], -1)
+    found = pc.index_in(values, value_set=vocab)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
+
+
+def _scalar_feature(kind: str, value: np.ndarray, offset: int,
+                    scale: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    if kind == NUMERIC:
+        mean, std = scale or (0.0, 1.0)
+        vals = (value - mean) / std if std > 0 else np.zeros_like(value)
+        present = ~np.isnan(value)
+    else:  # BINARY: 1 for true, absent for false or missing
+        vals = np.ones_like(value)
+        present = value > 0
+    return np.where(present, offset, -1), np.where(present, vals, 0.0)
+
+
+def _dense_part(ids: list[np.ndarray], vals: list[np.ndarray | None], n: int,
+                width: int) -> sp.csr_matrix:
+    """CSR from one feature id per (row, source) (-1 = none): row-major order is CSR order."""
+    if not ids:
+        return sp.csr_matrix((n, width))
+    id_matrix = np.stack(ids, axis=1).astype(np.int32)
+    mask = id_matrix >= 0
+    indptr = np.concatenate(([0], np.cumsum(mask.sum(axis=1))))
+    if all(v is None for v in vals):
+        data = np.ones(int(indptr[-1]))
+    else:
+        data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)[mask]
+    return sp.csr_matrix((data, id_matrix[mask], indptr), shape=(n, width))
+
+
+def _token_part(rows: list[np.ndarray], ids: list[np.ndarray], n: int, width: int) -> sp.csr_matrix:
+    """Indicator per distinct (record, token) pair."""
+    keys = np.unique(np.concatenate(rows) * width + np.concatenate(ids))
+    return sp.csr_matrix((np.ones(len(keys)), (keys // width, keys % width)), shape=(n, width))
+

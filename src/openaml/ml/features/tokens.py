@@ -1,0 +1,132 @@
+"""Token lists: every token of every record of a batch, flattened, with its row index.
+
+Text transformations of recipes.md §7 run here on whole batches with Arrow compute kernels and
+NumPy index arithmetic; nothing loops over records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Unicode punctuation (P*) and symbols (S*) at the start or end of a token (recipes.md §7.5).
+PUNCT_EDGES = r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$"
+
+
+@dataclass(frozen=True)
+class TokenList:
+    """values[i] belongs to record rows[i]; a record may own any number of tokens."""
+
+    values: pa.Array  # string, no nulls
+    rows: np.ndarray  # int64, one per value
+    n_rows: int
+
+    def keep(self, mask: np.ndarray) -> TokenList:
+        return TokenList(self.values.filter(pa.array(mask)), self.rows[mask], self.n_rows)
+
+    def with_values(self, values: pa.Array) -> TokenList:
+        out = TokenList(values, self.rows, self.n_rows)
+        empty = pc.equal(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
+        return out.keep(~empty) if empty.any() else out
+
+
+def plain(column: pa.Array) -> pa.Array:
+    """A string column without dictionary encoding."""
+    if pa.types.is_dictionary(column.type):
+        return column.dictionary_decode()
+    return column
+
+
+def tokenize(column: pa.Array) -> TokenList:
+    """Split TEXT values on runs of white space; missing values give no tokens."""
+    lists = pc.utf8_split_whitespace(plain(column))
+    rows = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    values = pc.list_flatten(lists)
+    return TokenList(values, rows, len(column)).with_values(values)
+
+
+def from_values(column: pa.Array) -> TokenList:
+    """One token per non-missing value (CATEGORICAL), for cartesian products."""
+    column = plain(column)
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(valid)
+    return TokenList(column.filter(pa.array(valid)), rows, len(column))
+
+
+def from_binary(values: np.ndarray) -> TokenList:
+    """BINARY values (1.0, 0.0, NaN) as tokens "1"/"0" (recipes.md §7.8 [Choice])."""
+    rows = np.flatnonzero(~np.isnan(values))
+    labels = np.where(values[rows] > 0, "1", "0")
+    return TokenList(pa.array(labels, pa.string()), rows, len(values))
+
+
+def lowercase(tokens: TokenList) -> TokenList:
+    return TokenList(pc.utf8_lower(tokens.values), tokens.rows, tokens.n_rows)
+
+
+def no_punct(tokens: TokenList) -> TokenList:
+    return tokens.with_values(pc.replace_substring_regex(tokens.values, PUNCT_EDGES, ""))
+
+
+def ngrams(tokens: TokenList, n: int) -> TokenList:
+    """Unigrams plus every contiguous 2..n-gram within a record, joined by one space."""
+    values, rows = [tokens.values], [tokens.rows]
+    current = tokens.values
+    for k in range(2, n + 1):
+        m = len(tokens.values) - k + 1
+        if m <= 0:
+            break
+        current = pc.binary_join_element_wise(current[:m], tokens.values[k - 1:], " ")
+        same = tokens.rows[:m] == tokens.rows[k - 1:]
+        values.append(current.filter(pa.array(same)))
+        rows.append(tokens.rows[:m][same])
+    return _concat(values, rows, tokens.n_rows)
+
+
+def osb(tokens: TokenList, n: int) -> TokenList:
+    """Orthogonal sparse bigrams: token[i] + "_" * j + token[i+j] for j = 1..n-1 (§7.3)."""
+    values, rows = [], []
+    for j in range(1, n):
+        m = len(tokens.values) - j
+        if m <= 0:
+            break
+        same = tokens.rows[:m] == tokens.rows[j:]
+        joined = pc.binary_join_element_wise(tokens.values[:m], tokens.values[j:], "_" * j)
+        values.append(joined.filter(pa.array(same)))
+        rows.append(tokens.rows[:m][same])
+    return _concat(values, rows, tokens.n_rows)
+
+
+def cartesian(left: TokenList, right: TokenList) -> TokenList:
+    """Every (left token, right token) pair of each record, joined by "_" (§7.8)."""
+    n = left.n_rows
+    lc = np.bincount(left.rows, minlength=n)
+    rc = np.bincount(right.rows, minlength=n)
+    lstart = np.concatenate(([0], np.cumsum(lc)[:-1]))
+    rstart = np.concatenate(([0], np.cumsum(rc)[:-1]))
+    pairs = lc * rc
+    total = int(pairs.sum())
+    row = np.repeat(np.arange(n), pairs)
+    offset = np.arange(total) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+    li = lstart[row] + offset // np.maximum(rc[row], 1)
+    ri = rstart[row] + offset % np.maximum(rc[row], 1)
+    # TokenLists are grouped by row in row order, so per-row starts index them directly.
+    lvals = _row_sorted(left).values.take(pa.array(li))
+    rvals = _row_sorted(right).values.take(pa.array(ri))
+    return TokenList(pc.binary_join_element_wise(lvals, rvals, "_"), row, n)
+
+
+def _row_sorted(tokens: TokenList) -> TokenList:
+    if len(tokens.rows) < 2 or bool(np.all(tokens.rows[1:] >= tokens.rows[:-1])):
+        return tokens
+    order = np.argsort(tokens.rows, kind="stable")
+    return TokenList(tokens.values.take(pa.array(order)), tokens.rows[order], tokens.n_rows)
+
+
+def _concat(values: list[pa.Array], rows: list[np.ndarray], n_rows: int) -> TokenList:
+    if not values:
+        return TokenList(pa.array([], pa.string()), np.zeros(0, np.int64), n_rows)
+    return TokenList(pa.concat_arrays(values), np.concatenate(rows), n_rows)

@@ -1,0 +1,125 @@
+"""Evaluate one recipe variable on a record batch, column-wise (recipes.md §7).
+
+Representations by kind: NUMERIC and BINARY -> float64 ndarray (NaN = missing; binary 1/0);
+CATEGORICAL -> Arrow string array, maybe dictionary-encoded (null = missing);
+TEXT and token sets -> TokenList.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openaml.ml.features import tokens as tk
+from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, TEXT, TOKENS, Attr, Node
+from openaml.ml.schema import AttributeType, Schema, coerce_column
+
+Value = Any  # np.ndarray | pa.Array | tk.TokenList
+
+
+class Columns:
+    """The attribute columns of one batch, coerced once with the training schema's types."""
+
+    def __init__(self, batch: pa.RecordBatch, schema: Schema) -> None:
+        self.batch = batch
+        self.schema = schema
+        self.n_rows = batch.num_rows
+        self._cache: dict[str, Value] = {}
+
+    def raw(self, name: str) -> pa.Array:
+        index = self.batch.schema.get_field_index(name)
+        if index < 0:  # attributes the datasource lacks are missing everywhere (data.md §3.6)
+            return pa.nulls(self.n_rows, pa.string())
+        column = self.batch.column(index)
+        if pa.types.is_null(column.type):
+            return pa.nulls(self.n_rows, pa.string())
+        return column
+
+    def get(self, name: str) -> Value:
+        if name not in self._cache:
+            attr_type = self.schema.type_of(name)
+            raw = self.raw(name)
+            if attr_type in (AttributeType.CATEGORICAL, AttributeType.TEXT):
+                value: Value = raw  # strings taken whole; keep any dictionary encoding
+                if attr_type is AttributeType.TEXT:
+                    value = tk.tokenize(raw)
+            elif attr_type is AttributeType.NUMERIC:
+                value = _floats(coerce_column(raw, attr_type).values)
+            else:
+                coerced = coerce_column(raw, AttributeType.BINARY).values
+                value = _floats(pc.cast(coerced, pa.float64()))
+            self._cache[name] = value
+        return self._cache[name]
+
+
+def evaluate(node: Node, columns: Columns, params: dict[str, Any]) -> Value:
+    """The variable's values for every record of the batch."""
+    if isinstance(node, Attr):
+        return columns.get(node.name)
+    fn = node.function
+    if fn == "cartesian":
+        return tk.cartesian(as_tokens(node.args[0], evaluate(node.args[0], columns, params)),
+                            as_tokens(node.args[1], evaluate(node.args[1], columns, params)))
+    inner = evaluate(node.args[0], columns, params)
+    if fn == "normalize":
+        mean, std = params[node.canonical]["mean"], params[node.canonical]["std"]
+        return normalize(inner, mean, std)
+    if fn == "quantile_bin":
+        return bin_values(inner, np.asarray(params[node.canonical]["boundaries"]))
+    if fn == "ngram":
+        return tk.ngrams(inner, node.n or 2)
+    if fn == "osb":
+        return tk.osb(inner, node.n or 2)
+    if node.args[0].kind == CATEGORICAL:
+        return _map_categories(inner, pc.utf8_lower if fn == "lowercase" else _strip_punct)
+    return tk.lowercase(inner) if fn == "lowercase" else tk.no_punct(inner)
+
+
+def as_tokens(node: Node, value: Value) -> tk.TokenList:
+    if node.kind in (TEXT, TOKENS):
+        return value
+    if node.kind == BINARY:
+        return tk.from_binary(value)
+    return tk.from_values(value)
+
+
+def normalize(values: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """(v - mean) / std; a zero std gives 0; NaN stays NaN (recipes.md §7.7)."""
+    if std > 0:
+        return (values - mean) / std
+    return np.where(np.isnan(values), np.nan, 0.0)
+
+
+def bin_values(values: np.ndarray, boundaries: np.ndarray) -> pa.Array:
+    """Bin index = number of boundaries <= v, as a dictionary-encoded category (§7.6)."""
+    index = np.searchsorted(boundaries, values, side="right").astype(np.int32)
+    labels = pa.array([str(i) for i in range(len(boundaries) + 1)], pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(index, mask=np.isnan(values)), labels)
+
+
+def quantile_boundaries(values: np.ndarray, n: int) -> np.ndarray:
+    """The distinct k/n-quantiles (k = 1..n-1) of the valid values, computed exactly."""
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return np.zeros(0)
+    return np.unique(np.quantile(values, np.arange(1, n) / n))
+
+
+def _floats(array: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(array, np.nan).to_numpy(zero_copy_only=False), np.float64)
+
+
+def _strip_punct(values: pa.Array) -> pa.Array:
+    stripped = pc.replace_substring_regex(values, tk.PUNCT_EDGES, "")
+    return pc.if_else(pc.equal(pc.utf8_length(stripped), 0), pa.scalar(None, pa.string()), stripped)
+
+
+def _map_categories(column: pa.Array, fn: Any) -> pa.Array:
+    """Apply a string function to each distinct value of a categorical column."""
+    if pa.types.is_dictionary(column.type):
+        return pa.DictionaryArray.from_arrays(column.indices, fn(column.dictionary))
+    return fn(column)
+

@@ -1,0 +1,168 @@
+"""Evaluation metrics as accumulators fed batch by batch (evaluation-and-prediction.md §1.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+HISTOGRAM_BINS = 20
+
+
+def auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney U / (n+ n-), ties counting 1/2; 0.5 when one class is absent."""
+    positives = labels > 0
+    n_pos = int(positives.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return 0.5
+    ranks = rankdata(scores)
+    u = ranks[positives].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+class BinaryAccumulator:
+    """Keeps scores and labels (8 + 1 bytes per record) for the exact AUC and ROC."""
+
+    def __init__(self) -> None:
+        self.scores: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+
+    def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
+        self.scores.append(np.asarray(scores, np.float64))
+        self.labels.append(np.asarray(labels, np.int8))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.scores or [np.zeros(0)]), np.concatenate(self.labels or [np.zeros(0, np.int8)])
+
+    def metric(self) -> float:
+        return auc_score(*self.arrays())
+
+    def report(self, threshold: float = 0.5) -> dict[str, Any]:
+        scores, labels = self.arrays()
+        edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
+        predicted = scores >= threshold
+        tp = int((predicted & (labels == 1)).sum())
+        fp = int((predicted & (labels == 0)).sum())
+        tn = int((~predicted & (labels == 0)).sum())
+        fn = int((~predicted & (labels == 1)).sum())
+        return {
+            "baseline": 0.5,
+            "records": len(labels),
+            "histogram_edges": edges.tolist(),
+            "histogram_positive": np.histogram(scores[labels == 1], edges)[0].tolist(),
+            "histogram_negative": np.histogram(scores[labels == 0], edges)[0].tolist(),
+            "roc": roc_points(scores, labels),
+            "threshold": threshold,
+            "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+        }
+
+
+def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = 201) -> list[list[float]]:
+    """(false positive rate, true positive rate, threshold) at up to `limit` distinct thresholds."""
+    if len(scores) == 0:
+        return []
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    distinct = np.flatnonzero(np.diff(s) != 0)
+    ends = np.concatenate((distinct, [len(s) - 1]))
+    tps = np.cumsum(y)[ends]
+    fps = (ends + 1) - tps
+    pos, neg = max(int(y.sum()), 1), max(len(y) - int(y.sum()), 1)
+    pick = np.unique(np.linspace(0, len(ends) - 1, min(limit, len(ends))).astype(int))
+    points = [[0.0, 0.0, 1.0]]
+    points += [[fps[i] / neg, tps[i] / pos, float(s[ends[i]])] for i in pick]
+    return points
+
+
+class MulticlassAccumulator:
+    """A confusion matrix over label strings: rows true, columns predicted."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, true: np.ndarray, predicted: np.ndarray) -> None:
+        pairs, counts = np.unique(np.stack([true.astype(str), predicted.astype(str)], axis=1),
+                                  axis=0, return_counts=True)
+        for (t, p), c in zip(pairs.tolist(), counts.tolist()):
+            self.counts[(t, p)] = self.counts.get((t, p), 0) + c
+
+    def classes(self) -> list[str]:
+        return sorted({c for pair in self.counts for c in pair})
+
+    def matrix(self) -> np.ndarray:
+        classes = self.classes()
+        index = {c: i for i, c in enumerate(classes)}
+        out = np.zeros((len(classes), len(classes)), np.int64)
+        for (t, p), c in self.counts.items():
+            out[index[t], index[p]] += c
+        return out
+
+    def per_class(self) -> dict[str, np.ndarray]:
+        m = self.matrix()
+        tp = np.diag(m).astype(float)
+        predicted, actual = m.sum(axis=0), m.sum(axis=1)
+        precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+        recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+        denominator = precision + recall
+        f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp), where=denominator > 0)
+        return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+
+    def metric(self) -> float:
+        """Macro F1 over true-or-predicted classes."""
+        f1 = self.per_class()["f1"]
+        return float(f1.mean()) if len(f1) else 0.0
+
+    def report(self, majority: str | None) -> dict[str, Any]:
+        classes = self.classes()
+        stats = self.per_class()
+        baseline = _majority_f1(self.matrix().sum(axis=1), classes, majority)
+        return {
+            "baseline": baseline,
+            "classes": classes,
+            "confusion_matrix": self.matrix().tolist(),
+            "per_class": {c: {k: float(v[i]) for k, v in stats.items()} for i, c in enumerate(classes)},
+        }
+
+
+def _majority_f1(actual: np.ndarray, classes: list[str], majority: str | None) -> float:
+    """Macro F1 of always predicting the training data's most frequent class."""
+    if majority is None or not classes:
+        return 0.0
+    all_classes = sorted(set(classes) | {majority})
+    total = int(actual.sum())
+    support = dict(zip(classes, actual.tolist()))
+    tp = support.get(majority, 0)
+    precision = tp / total if total else 0.0
+    recall = 1.0 if tp else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return f1 / len(all_classes)
+
+
+class RegressionAccumulator:
+    """Actual values and residuals (actual - predicted): RMSE, baseline and histogram."""
+
+    def __init__(self) -> None:
+        self.residuals: list[np.ndarray] = []
+        self.actual: list[np.ndarray] = []
+
+    def add(self, actual: np.ndarray, predicted: np.ndarray) -> None:
+        self.actual.append(np.asarray(actual, np.float64))
+        self.residuals.append(self.actual[-1] - np.asarray(predicted, np.float64))
+
+    def _all(self) -> np.ndarray:
+        return np.concatenate(self.residuals or [np.zeros(0)])
+
+    def metric(self) -> float:
+        r = self._all()
+        return float(np.sqrt(np.mean(r * r))) if len(r) else 0.0
+
+    def report(self, training_mean: float) -> dict[str, Any]:
+        """Baseline: the RMSE of always predicting the training target's mean."""
+        r = self._all()
+        actual = np.concatenate(self.actual or [np.zeros(0)])
+        baseline = float(np.sqrt(np.mean((actual - training_mean) ** 2))) if len(r) else 0.0
+        counts, edges = np.histogram(r, bins=HISTOGRAM_BINS) if len(r) else (np.zeros(0), np.zeros(0))
+        return {"baseline": baseline, "records": len(r),
+                "residual_histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}

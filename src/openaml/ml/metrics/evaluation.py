@@ -1,0 +1,81 @@
+"""evaluate_model: score an evaluation datasource and compute the metric and console report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from openaml.ml.features.values import Columns
+from openaml.ml.metrics.accumulators import (BinaryAccumulator, MulticlassAccumulator,
+                                             RegressionAccumulator)
+from openaml.ml.metrics.formatting import format_metric
+from openaml.ml.model import Model
+from openaml.ml.schema import Schema
+from openaml.ml.training.targets import target_labels, target_numbers
+from openaml.ml.training.train import usable_rows
+
+METRIC_KEYS = {"BINARY": "BinaryAUC", "MULTICLASS": "MulticlassAvgFScore",
+               "REGRESSION": "RegressionRMSE"}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, str]  # PerformanceMetrics.Properties
+    report: dict[str, Any]  # baseline, charts and alerts for the console
+    records: int
+
+
+class EvaluationError(ValueError):
+    """The evaluation cannot complete (no usable record)."""
+
+
+def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema) -> Evaluation:
+    """Score every usable record (not rejected, valid target) and accumulate the metric."""
+    kind = model.model_type
+    acc: Any = {"BINARY": BinaryAccumulator, "MULTICLASS": MulticlassAccumulator,
+                "REGRESSION": RegressionAccumulator}[kind]()
+    seen = used = 0
+    for batch in batches:
+        seen += batch.num_rows
+        batch = usable_rows(batch, model.schema, kind)
+        if batch.num_rows == 0:
+            continue
+        used += batch.num_rows
+        scores = model.score_batch(batch)
+        columns = Columns(batch, model.schema)
+        if kind == "REGRESSION":
+            acc.add(target_numbers(columns), scores)
+        elif kind == "BINARY":
+            labels = target_labels(columns, kind).to_numpy(zero_copy_only=False)
+            acc.add(scores, (labels == "1").astype(np.int8))
+        else:
+            true = np.asarray(target_labels(columns, kind).to_pylist(), dtype=object)
+            acc.add(true, np.asarray(model.classes, dtype=object)[scores.argmax(axis=1)])
+    if used == 0:
+        raise EvaluationError("The evaluation datasource has no record with a valid target")
+    value = acc.metric()
+    if kind == "BINARY":
+        report = acc.report()
+    elif kind == "MULTICLASS":
+        counts = model.summary.get("class_counts") or {}
+        report = acc.report(max(counts, key=lambda c: (counts[c], c)) if counts else None)
+    else:
+        report = acc.report(float(model.summary.get("target_mean", 0.0)))
+    report.update(metric=value, records_read=seen, records_used=used,
+                  alerts=_alerts(model, dataset_schema, seen, used))
+    return Evaluation({METRIC_KEYS[kind]: format_metric(value)}, report, used)
+
+
+def _alerts(model: Model, schema: Schema, seen: int, used: int) -> list[str]:
+    alerts = []
+    if used < seen:
+        alerts.append(f"{seen - used} records could not be used (rejected, or missing or invalid target)")
+    if used < 100:
+        alerts.append(f"Only {used} evaluation records were used")
+    if schema.to_json() != model.schema.to_json():
+        alerts.append("The evaluation datasource's schema differs from the training schema")
+    return alerts

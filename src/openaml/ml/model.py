@@ -1,0 +1,110 @@
+"""The trained model and its artifact format.
+
+Artifact (format "openaml-model", version 1): a ZIP archive holding
+  model.json   header: format, version, model_type, recipe (text as supplied), schema (the
+               training schema's compact JSON), classes, target_scale (REGRESSION mean and std
+               of the target), summary (training target counts or moments, for baselines),
+               size_in_bytes (models.md §4) and the feature pipeline state (recipe.md §8:
+               sources, fitted statistics, vocabularies in feature order);
+  weights.npy  float64 (n_features, outputs), outputs = number of classes for MULTICLASS, else 1;
+  bias.npy     float64 (outputs,).
+The score threshold is not part of the artifact: it is the service's model attribute.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from openaml.ml.features.pipeline import FeaturePipeline
+from openaml.ml.schema import Schema, parse_schema
+
+FORMAT = "openaml-model"
+VERSION = 1
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of scores (rows, classes): the MULTICLASS link."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The BINARY link 1 / (1 + e^-z), overflow-free."""
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+@dataclass
+class Model:
+    model_type: str  # BINARY | MULTICLASS | REGRESSION
+    schema: Schema  # the training schema; its types override other datasources' (data.md §3.6)
+    recipe: str
+    classes: list[str]  # sorted by code point; ["0", "1"] for BINARY; [] for REGRESSION
+    pipeline: FeaturePipeline
+    weights: np.ndarray
+    bias: np.ndarray
+    target_scale: tuple[float, float] = (0.0, 1.0)
+    summary: dict[str, Any] = field(default_factory=dict)
+    size_in_bytes: int = 0
+
+    def scores(self, x: sp.csr_matrix) -> np.ndarray:
+        """MULTICLASS: probabilities (rows, classes); BINARY: P(1) (rows,); REGRESSION: values."""
+        z = x @ self.weights + self.bias
+        if self.model_type == "MULTICLASS":
+            return softmax(z)
+        if self.model_type == "BINARY":
+            return sigmoid(z[:, 0])
+        mean, std = self.target_scale
+        return z[:, 0] * std + mean
+
+    def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Scores of every row of a raw-string batch (no rejected-row filtering)."""
+        return self.scores(self.pipeline.transform(batch))
+
+    def score_table(self, table: pa.Table) -> np.ndarray:
+        """Offline scoring of a pyarrow table of raw strings named like the schema attributes."""
+        table = table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
+        parts = [self.score_batch(b) for b in table.to_batches()]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def save(self, stream: IO[bytes]) -> None:
+        header = {
+            "format": FORMAT, "version": VERSION, "model_type": self.model_type,
+            "recipe": self.recipe, "schema": self.schema.to_json(), "classes": self.classes,
+            "target_scale": list(self.target_scale), "summary": self.summary,
+            "size_in_bytes": self.size_in_bytes, "pipeline": self.pipeline.to_json(),
+        }
+        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("model.json", json.dumps(header, ensure_ascii=False))
+            archive.writestr("weights.npy", _npy(self.weights))
+            archive.writestr("bias.npy", _npy(self.bias))
+
+
+def load_model(stream: IO[bytes]) -> Model:
+    """Read an artifact written by Model.save."""
+    with zipfile.ZipFile(stream) as archive:
+        header = json.loads(archive.read("model.json"))
+        if header.get("format") != FORMAT or header.get("version") != VERSION:
+            raise ValueError("Not an openaml model artifact of a supported version")
+        weights = np.load(io.BytesIO(archive.read("weights.npy")))
+        bias = np.load(io.BytesIO(archive.read("bias.npy")))
+    schema = parse_schema(header["schema"])
+    return Model(
+        model_type=header["model_type"], schema=schema, recipe=header["recipe"],
+        classes=header["classes"], pipeline=FeaturePipeline.from_json(header["pipeline"], schema),
+        weights=weights, bias=bias, target_scale=tuple(header["target_scale"]),
+        summary=header["summary"], size_in_bytes=header["size_in_bytes"],
+    )
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()

@@ -1,0 +1,105 @@
+"""Batch prediction result files (evaluation-and-prediction.md §2.3).
+
+`open_output(file_index)` returns a writable binary stream for that input file; this module
+writes the gzip-compressed CSV (UTF-8, "\\n" line ends) into it and closes it. Files are opened
+in order of first appearance; an input file none of whose records reaches us is never opened.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterable
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openaml.ml.features.tokens import plain
+from openaml.ml.features.values import Columns
+from openaml.ml.metrics.formatting import format_scores
+from openaml.ml.model import Model
+from openaml.ml.schema import Schema
+from openaml.ml.training.targets import kept_rows, target_labels
+
+
+def csv_quote(values: pa.Array) -> pa.Array:
+    """CSV-quote strings containing a comma, a quote or a line break; null -> empty."""
+    values = pc.fill_null(plain(values).cast(pa.string()), "")
+    needs = pc.match_substring_regex(values, '[,"\r\n]')
+    quoted = pc.binary_join_element_wise("\"", pc.replace_substring(values, "\"", "\"\""), "\"", "")
+    return pc.if_else(needs, quoted, values)
+
+
+def header_line(model: Model, dataset_schema: Schema) -> str:
+    columns = []
+    if dataset_schema.row_id is not None:
+        columns.append("tag")
+    if model.schema.target is not None and dataset_schema.type_of(model.schema.target) is not None:
+        columns.append("trueLabel")
+    if model.model_type == "BINARY":
+        columns += ["bestAnswer", "score"]
+    elif model.model_type == "MULTICLASS":
+        columns += csv_quote(pa.array(model.classes, pa.string())).to_pylist()
+    else:
+        columns.append("score")
+    return ",".join(columns)
+
+
+def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
+                 score_threshold: float) -> list[str]:
+    """One line per record of the batch; rejected records give an empty line."""
+    kept = kept_rows(batch)
+    rows = batch.filter(pa.array(kept))
+    parts: list[pa.Array] = []
+    columns = Columns(rows, model.schema)
+    if dataset_schema.row_id is not None:
+        parts.append(csv_quote(columns.raw(dataset_schema.row_id)))
+    if model.schema.target is not None and dataset_schema.type_of(model.schema.target) is not None:
+        if model.model_type == "BINARY":
+            parts.append(pc.fill_null(target_labels(columns, "BINARY"), ""))
+        else:
+            parts.append(csv_quote(columns.raw(model.schema.target)))
+    scores = model.score_batch(rows) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
+    if model.model_type == "BINARY":
+        parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
+        parts.append(pa.array(format_scores(scores).tolist(), pa.string()))
+    elif model.model_type == "MULTICLASS":
+        text = format_scores(scores)
+        parts += [pa.array(text[:, k].tolist(), pa.string()) for k in range(len(model.classes))]
+    else:
+        parts.append(pa.array(format_scores(scores).tolist(), pa.string()))
+    joined = pc.binary_join_element_wise(*parts, ",") if len(parts) > 1 else parts[0]
+    out = np.full(batch.num_rows, "", dtype=object)
+    out[kept] = joined.to_pylist()
+    return out.tolist()
+
+
+def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
+                  score_threshold: float, open_output: Callable[[int], IO[bytes]]) -> tuple[int, int]:
+    """Write one result file per input file; return (records processed, rejected records)."""
+    header = header_line(model, dataset_schema) + "\n"
+    streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
+    total = invalid = 0
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
+            lines = result_lines(model, batch, dataset_schema, score_threshold)
+            total += batch.num_rows
+            invalid += int((~kept_rows(batch)).sum())
+            bounds = np.flatnonzero(np.diff(files)) + 1
+            for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
+                index = int(files[start])
+                if index not in streams:
+                    raw = open_output(index)
+                    streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0))
+                    streams[index][1].write(header.encode("utf-8"))
+                chunk = "\n".join(lines[start:stop]) + "\n"
+                streams[index][1].write(chunk.encode("utf-8"))
+    finally:
+        for raw, zipped in streams.values():
+            zipped.close()
+            raw.close()
+    return total, invalid

@@ -1,0 +1,117 @@
+"""predict_record: score one Predict record (evaluation-and-prediction.md §4).
+
+A RecordScorer is built once per model (precomputed dictionaries from raw value to feature id
+for attribute-level sources); other sources go through the pipeline on a one-row batch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from openaml.ml.features.pipeline import FeaturePipeline
+from openaml.ml.model import Model
+from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
+from openaml.ml.schema.values import BINARY_TRUE, NUMBER_PATTERN
+
+_NUMBER = re.compile(NUMBER_PATTERN)
+_TRUE = frozenset(BINARY_TRUE)
+
+
+class RecordScorer:
+    """Precomputed lookups of one model for scoring single records."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        p = model.pipeline
+        self.categorical: list[tuple[str, dict[str, int]]] = []
+        self.numeric: list[tuple[str, int, float, float]] = []
+        self.binary: list[tuple[str, int]] = []
+        generic: list[int] = []
+        for i, source in enumerate(p.sources):
+            offset = int(p.offsets[i])
+            if isinstance(source, Attr) and source.kind == CATEGORICAL:
+                vocab = p.vocabs[i].to_pylist()  # type: ignore[union-attr]
+                self.categorical.append((source.name, {v: offset + k for k, v in enumerate(vocab)}))
+            elif isinstance(source, Attr) and source.kind == NUMERIC:
+                mean, std = p.scales[i] or (0.0, 1.0)
+                self.numeric.append((source.name, offset, mean, std))
+            elif isinstance(source, Attr) and source.kind == BINARY:
+                self.binary.append((source.name, offset))
+            else:
+                generic.append(i)
+        self.generic: FeaturePipeline | None = None
+        if generic:
+            self.generic = FeaturePipeline(p.schema, tuple(p.sources[i] for i in generic), p.params,
+                                           [p.scales[i] for i in generic], [p.vocabs[i] for i in generic])
+            self.generic_ids = np.concatenate([np.arange(p.offsets[i], p.offsets[i + 1]) for i in generic])
+            self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
+
+    def features(self, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        ids: list[int] = []
+        vals: list[float] = []
+        get = record.get
+        for name, lookup in self.categorical:
+            fid = lookup.get(get(name) or "")  # stripped? values are taken whole
+            if fid is not None:
+                ids.append(fid)
+        ones = len(ids)
+        for name, fid, mean, std in self.numeric:
+            text = (get(name) or "").strip()
+            if text and _NUMBER.match(text):
+                value = float(text)
+                if math.isfinite(value):
+                    ids.append(fid)
+                    vals.append((value - mean) / std if std > 0 else 0.0)
+        for name, fid in self.binary:
+            if (get(name) or "").strip().lower() in _TRUE:
+                ids.append(fid)
+                vals.append(1.0)
+        values = np.concatenate((np.ones(ones), np.asarray(vals, np.float64)))
+        id_array = np.asarray(ids, np.int64)
+        if self.generic is not None:
+            row = {n: pa.array([(get(n) or "").strip() or None], pa.string()) for n in self.generic_attrs}
+            x = self.generic.transform(pa.record_batch(row))
+            id_array = np.concatenate((id_array, self.generic_ids[x.indices]))
+            values = np.concatenate((values, x.data))
+        return id_array, values
+
+    def scores(self, record: dict[str, str]) -> np.ndarray:
+        ids, values = self.features(record)
+        m = self.model
+        z = values @ m.weights[ids] + m.bias
+        if m.model_type == "MULTICLASS":
+            e = np.exp(z - z.max())
+            return e / e.sum()
+        if m.model_type == "BINARY":
+            return 1.0 / (1.0 + np.exp(-z))
+        return z * m.target_scale[1] + m.target_scale[0]
+
+
+def scorer_for(model: Model) -> RecordScorer:
+    """The model's scorer, built on first use and kept on the model object."""
+    scorer = model.__dict__.get("_record_scorer")
+    if scorer is None:
+        scorer = RecordScorer(model)
+        model.__dict__["_record_scorer"] = scorer
+    return scorer
+
+
+def predict_record(model: Model, record: dict[str, str], score_threshold: float = 0.5) -> dict[str, Any]:
+    """Predict's "Prediction" member for one record of attribute name -> string value."""
+    scores = scorer_for(model).scores(record)
+    kind = model.model_type
+    details = {"Algorithm": "SGD", "PredictiveModelType": kind}
+    if kind == "REGRESSION":
+        return {"details": details, "predictedValue": float(np.float32(scores[0]))}
+    if kind == "BINARY":
+        score = float(np.float32(scores[0]))
+        label = "1" if scores[0] >= score_threshold else "0"
+        return {"details": details, "predictedLabel": label, "predictedScores": {label: score}}
+    best = int(np.argmax(scores))
+    return {"details": details, "predictedLabel": model.classes[best],
+            "predictedScores": {c: float(np.float32(s)) for c, s in zip(model.classes, scores)}}

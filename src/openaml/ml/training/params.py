@@ -1,0 +1,87 @@
+"""Training parameters (models.md §3) and target compatibility (models.md §1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from openaml.ml.schema import AttributeType, Schema
+
+MODEL_TYPES = ("BINARY", "MULTICLASS", "REGRESSION")
+DEFAULT_MAX_SIZE = 33_554_432
+_KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
+         "sgd.l1RegularizationAmount", "sgd.l2RegularizationAmount")
+
+
+class ParameterError(ValueError):
+    """A training parameter that is unknown, unparsable or out of range."""
+
+
+@dataclass(frozen=True)
+class SGDParams:
+    max_passes: int = 10
+    shuffle: bool = False
+    l1: float = 0.0
+    l2: float = 1e-6
+    max_size: int = DEFAULT_MAX_SIZE
+    seed: int = 0
+
+
+def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: int = 0) -> SGDParams:
+    """Validate the CreateMLModel `Parameters` map; `seed` comes from the MLModelId."""
+    parameters = parameters or {}
+    for key, value in parameters.items():
+        if key not in _KEYS:
+            raise ParameterError(f"Unknown training parameter '{key}'")
+        if not isinstance(value, str):
+            raise ParameterError(f"Training parameter '{key}' must be a string")
+    max_size = _integer(parameters, "sgd.maxMLModelSizeInBytes", DEFAULT_MAX_SIZE, 100_000, 2_147_483_648)
+    max_passes = _integer(parameters, "sgd.maxPasses", 10, 1, 10_000)
+    shuffle = parameters.get("sgd.shuffleType", "none")
+    if shuffle not in ("auto", "none"):
+        raise ParameterError(f"sgd.shuffleType must be 'auto' or 'none', not '{shuffle}'")
+    l1 = _amount(parameters, "sgd.l1RegularizationAmount", 0.0)
+    l2 = _amount(parameters, "sgd.l2RegularizationAmount", 0.0 if l1 > 0 else 1e-6)
+    if l1 > 0 and l2 > 0:
+        raise ParameterError("sgd.l1RegularizationAmount and sgd.l2RegularizationAmount "
+                             "cannot both be used; set one of them to 0")
+    return SGDParams(max_passes=max_passes, shuffle=shuffle == "auto", l1=l1, l2=l2,
+                     max_size=max_size, seed=seed)
+
+
+def _integer(parameters: dict[str, str], key: str, default: int, low: int, high: int) -> int:
+    if key not in parameters:
+        return default
+    try:
+        value = int(parameters[key].strip())
+    except ValueError:
+        raise ParameterError(f"{key} must be an integer, not '{parameters[key]}'") from None
+    if not low <= value <= high:
+        raise ParameterError(f"{key} must be between {low} and {high}")
+    return value
+
+
+def _amount(parameters: dict[str, str], key: str, default: float) -> float:
+    if key not in parameters:
+        return default
+    try:
+        value = float(parameters[key].strip())
+    except ValueError:
+        raise ParameterError(f"{key} must be a number, not '{parameters[key]}'") from None
+    if not math.isfinite(value) or value < 0:
+        raise ParameterError(f"{key} must be a number from 0 to the largest double")
+    return value
+
+
+def check_target(model_type: str, schema: Schema) -> None:
+    """Raise ValueError unless the schema's target suits the model type (models.md §1)."""
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"Unknown MLModelType '{model_type}'")
+    if schema.target is None:
+        raise ValueError("The training datasource's schema has no targetAttributeName")
+    kind = schema.type_of(schema.target)
+    allowed = {"BINARY": {AttributeType.BINARY}, "REGRESSION": {AttributeType.NUMERIC},
+               "MULTICLASS": {AttributeType.CATEGORICAL, AttributeType.NUMERIC, AttributeType.BINARY}}
+    if kind not in allowed[model_type]:
+        raise ValueError(f"A {model_type} model cannot use the {kind} target attribute "
+                         f"'{schema.target}'")

@@ -1,0 +1,52 @@
+"""Reading the target and row weights of a batch with the training schema's types."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openaml.ml.features.tokens import plain
+from openaml.ml.features.values import Columns
+from openaml.ml.schema import AttributeType, Schema, coerce_column
+
+
+def kept_rows(batch: pa.RecordBatch) -> np.ndarray:
+    """Mask of the records that are not rejected (data.md §8)."""
+    index = batch.schema.get_field_index("__rejected")
+    if index < 0:
+        return np.ones(batch.num_rows, dtype=bool)
+    rejected = pc.fill_null(batch.column(index), False)
+    return ~np.asarray(rejected.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def target_labels(columns: Columns, model_type: str) -> pa.Array:
+    """The target as class label strings (BINARY -> "0"/"1"); null where missing or invalid."""
+    schema = columns.schema
+    assert schema.target is not None
+    attr_type = schema.type_of(schema.target) or AttributeType.CATEGORICAL
+    raw = plain(columns.raw(schema.target))
+    if attr_type is AttributeType.BINARY:
+        values = coerce_column(raw, attr_type).values
+        return pc.if_else(values, "1", "0")
+    if attr_type is AttributeType.NUMERIC:
+        valid = pc.is_valid(coerce_column(raw, attr_type).values)
+        return pc.if_else(valid, raw, pa.scalar(None, pa.string()))
+    return raw.cast(pa.string())
+
+
+def target_numbers(columns: Columns) -> np.ndarray:
+    """A NUMERIC target as float64, NaN where missing or invalid."""
+    schema = columns.schema
+    assert schema.target is not None
+    values = coerce_column(columns.raw(schema.target), AttributeType.NUMERIC).values
+    return np.asarray(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False), np.float64)
+
+
+def row_weights(columns: Columns) -> np.ndarray:
+    """rowWeight values; missing, invalid or non-positive weights count as 1 (data.md §8)."""
+    name = columns.schema.row_weight
+    if name is None:
+        return np.ones(columns.n_rows)
+    values = columns.get(name)
+    return np.where(np.isnan(values) | (values <= 0), 1.0, values)

@@ -1,0 +1,138 @@
+"""train_model: recipe + training records -> Model (models.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from threadpoolctl import threadpool_limits
+
+from openaml.ml.features import fit_pipeline
+from openaml.ml.features.values import Columns
+from openaml.ml.model import Model
+from openaml.ml.recipes import parse_recipe
+from openaml.ml.schema import Schema
+from openaml.ml.training.params import SGDParams, check_target
+from openaml.ml.training.sgd import Block, fit_linear
+from openaml.ml.training.size import feature_costs, model_size, trim_features
+from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
+
+MAX_CLASSES = 100
+Batches = Callable[[], Iterator[pa.RecordBatch]]
+
+
+class TrainingError(ValueError):
+    """Training cannot produce a model; the message becomes the model's Message."""
+
+
+def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.RecordBatch:
+    """The batch's records that are not rejected and have a valid target."""
+    columns = Columns(batch, schema)
+    if model_type == "REGRESSION":
+        valid = ~np.isnan(target_numbers(columns))
+    else:
+        valid = pc.is_valid(target_labels(columns, model_type)).to_numpy(zero_copy_only=False)
+    return batch.filter(pa.array(kept_rows(batch) & valid))
+
+
+def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDParams,
+                statistics: dict[str, Any] | None, batches: Batches,
+                progress: Callable[[dict[str, Any]], None] | None = None) -> Model:
+    """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data."""
+    del statistics  # quantile boundaries are computed exactly from the training records
+    try:
+        check_target(model_type, schema)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    recipe = parse_recipe(recipe_text, schema)
+
+    def training() -> Iterator[pa.RecordBatch]:
+        for batch in batches():
+            yield usable_rows(batch, schema, model_type)
+
+    target = _TargetSummary(model_type, schema)
+    pipeline = fit_pipeline(recipe.outputs, schema, training, target.observe)
+    if target.records == 0:
+        raise TrainingError("The training datasource has no usable record (valid target)")
+    classes = target.classes()
+    mean, std = target.scale()
+
+    def blocks() -> Iterator[Block]:
+        for batch in training():
+            columns = Columns(batch, schema)
+            if model_type == "REGRESSION":
+                y = (target_numbers(columns) - mean) / std
+            else:
+                labels = target_labels(columns, model_type)
+                y = pc.index_in(labels, value_set=pa.array(classes, pa.string())).to_numpy(
+                    zero_copy_only=False).astype(np.int64)
+                y = y.astype(np.float64) if model_type == "BINARY" else y
+            yield Block(pipeline.transform(batch), y, row_weights(columns))
+
+    outputs = len(classes) if model_type == "MULTICLASS" else 1
+    with threadpool_limits(limits=1):
+        state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params, progress)
+    names = pipeline.feature_names()
+    keep = trim_features(state.weights, names, pipeline.n_statistics(), params.max_size)
+    if keep is None:
+        raise TrainingError(f"The model cannot fit sgd.maxMLModelSizeInBytes={params.max_size}")
+    pipeline = pipeline.select(keep)
+    costs = feature_costs([n for n, k in zip(names, keep) if k], outputs)
+    return Model(
+        model_type=model_type, schema=schema, recipe=recipe_text, classes=classes,
+        pipeline=pipeline, weights=state.weights[keep], bias=state.bias,
+        target_scale=(mean, std), summary=target.summary(),
+        size_in_bytes=model_size(costs, pipeline.n_statistics()),
+    )
+
+
+class _TargetSummary:
+    """Class counts or target moments of the training records, gathered in the fitting pass."""
+
+    def __init__(self, model_type: str, schema: Schema) -> None:
+        self.model_type, self.schema = model_type, schema
+        self.records = 0
+        self.counts: dict[str, int] = {}
+        self.total = 0.0
+        self.total_sq = 0.0
+
+    def observe(self, batch: pa.RecordBatch) -> None:
+        columns = Columns(batch, self.schema)
+        self.records += batch.num_rows
+        if self.model_type == "REGRESSION":
+            y = target_numbers(columns)
+            self.total += float(y.sum())
+            self.total_sq += float((y * y).sum())
+            return
+        counts = pc.value_counts(target_labels(columns, self.model_type))
+        for item in counts.to_pylist():
+            self.counts[item["values"]] = self.counts.get(item["values"], 0) + item["counts"]
+
+    def classes(self) -> list[str]:
+        if self.model_type == "REGRESSION":
+            return []
+        if self.model_type == "BINARY":
+            found = ["0", "1"]
+            if len(self.counts) < 2:
+                raise TrainingError("The training data contain only one class of the target")
+            return found
+        if len(self.counts) > MAX_CLASSES:
+            raise TrainingError(f"Number of classes {len(self.counts)} exceeds the limit of {MAX_CLASSES}")
+        if len(self.counts) < 2:
+            raise TrainingError("The training data contain fewer than 2 classes of the target")
+        return sorted(self.counts)
+
+    def scale(self) -> tuple[float, float]:
+        if self.model_type != "REGRESSION":
+            return 0.0, 1.0
+        mean = self.total / self.records
+        var = max(self.total_sq / self.records - mean * mean, 0.0)
+        return mean, float(np.sqrt(var)) or 1.0
+
+    def summary(self) -> dict[str, Any]:
+        if self.model_type == "REGRESSION":
+            return {"records": self.records, "target_mean": self.scale()[0]}
+        return {"records": self.records, "class_counts": dict(sorted(self.counts.items()))}

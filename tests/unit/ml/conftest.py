@@ -1,0 +1,30 @@
+"""Helpers: schemas and materialized-layout record batches built in memory."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from openaml.ml.schema import Schema, parse_schema
+
+
+def make_schema(attrs: list[tuple[str, str]], **roles: object) -> Schema:
+    doc = {"attributes": [{"attributeName": n, "attributeType": t} for n, t in attrs], **roles}
+    return parse_schema(json.dumps(doc))
+
+
+def make_batch(columns: dict[str, list[str | None]], rejected: list[bool] | None = None,
+               files: list[int] | None = None) -> pa.RecordBatch:
+    n = len(next(iter(columns.values())))
+    data = {"__file": pa.array(files or [0] * n, pa.int32()),
+            "__rejected": pa.array(rejected or [False] * n)}
+    data.update({k: pa.array(v, pa.string()) for k, v in columns.items()})
+    return pa.record_batch(data)
+
+
+@pytest.fixture
+def text_schema() -> Schema:
+    return make_schema([("age", "NUMERIC"), ("job", "CATEGORICAL"), ("title", "TEXT"),
+                        ("b", "BINARY"), ("y", "BINARY")], targetAttributeName="y")

@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from openaml.ml.features import fit_pipeline
+from openaml.ml.features import tokens as tk
+from openaml.ml.recipes import parse_recipe
+
+from .conftest import make_batch, make_schema
+
+
+def tokens_of(tl: tk.TokenList) -> list[list[str]]:
+    out: list[list[str]] = [[] for _ in range(tl.n_rows)]
+    for v, r in zip(tl.values.to_pylist(), tl.rows.tolist()):
+        out[r].append(v)
+    return out
+
+
+def test_ngram_osb_no_punct_lowercase_cartesian():
+    text = pa.array(["I really enjoyed reading this book", None, "solo"])
+    grams = tokens_of(tk.ngrams(tk.tokenize(text), 3))
+    assert sorted(grams[0]) == sorted([
+        "I", "really", "enjoyed", "reading", "this", "book", "I really", "really enjoyed",
+        "enjoyed reading", "reading this", "this book", "I really enjoyed",
+        "really enjoyed reading", "enjoyed reading this", "reading this book"])
+    assert grams[1] == [] and grams[2] == ["solo"]
+    osb = tokens_of(tk.osb(tk.tokenize(pa.array(["The quick brown fox jumps over the lazy dog"])), 4))[0]
+    assert len(osb) == 21 and "The___fox" in osb and "the__dog" in osb and osb.count("lazy_dog") == 1
+    cleaned = tk.no_punct(tk.tokenize(pa.array(["Welcome to Amazon ML - please fasten your seat-belts!"])))
+    assert tokens_of(cleaned)[0] == ["Welcome", "to", "Amazon", "ML", "please", "fasten", "your", "seat-belts"]
+    assert tokens_of(tk.lowercase(tk.tokenize(pa.array(["The Quick"]))))[0] == ["the", "quick"]
+    left = tk.no_punct(tk.tokenize(pa.array(["Economics: Principles, Problems", "Fun With", "x"])))
+    right = tk.from_values(pa.array(["Hardcover", "Softcover", None]))
+    assert tokens_of(tk.cartesian(left, right)) == [
+        ["Economics_Hardcover", "Principles_Hardcover", "Problems_Hardcover"],
+        ["Fun_Softcover", "With_Softcover"], []]
+
+
+def test_pipeline_features_names_and_values():
+    schema = make_schema([("age", "NUMERIC"), ("job", "CATEGORICAL"), ("title", "TEXT"),
+                          ("b", "BINARY"), ("y", "BINARY")], targetAttributeName="y")
+    recipe = parse_recipe(json.dumps({"outputs": [
+        "age", "job", "title", "b", "quantile_bin(age, 5)", "cartesian(job, b)"]}), schema)
+    batch = make_batch({"age": ["1", "2", "3", "4", None, "x"], "job": ["a", "b", "a", None, "c", "b"],
+                        "title": ["red red blue", "", None, "blue", "green", "red"],
+                        "b": ["yes", "no", "T", None, "bad", "1"], "y": ["1"] * 6})
+    p = fit_pipeline(recipe.outputs, schema, lambda: iter([batch]))
+    names = p.feature_names()
+    assert names[:9] == ["age", "job=a", "job=b", "job=c", "title:blue", "title:green",
+                         "title:red", "b", "quantile_bin(age,5)=0"]
+    assert names[-3:] == ["cartesian(job,b):a_1", "cartesian(job,b):b_0", "cartesian(job,b):b_1"]
+    assert p.params["quantile_bin(age,5)"]["boundaries"] == list(np.quantile([1, 2, 3, 4], [.2, .4, .6, .8]))
+    x = p.transform(batch).toarray()
+    mean, std = 2.5, np.std([1, 2, 3, 4])
+    assert np.allclose(x[:, 0], [(1 - mean) / std, (2 - mean) / std, (3 - mean) / std, (4 - mean) / std, 0, 0])
+    assert x[0, names.index("title:red")] == 1.0  # distinct tokens are indicators
+    assert x[:, names.index("b")].tolist() == [1, 0, 1, 0, 0, 1]
+    assert x[4, names.index("job=c")] == 1 and x[3, 1:4].sum() == 0
+    assert x[0, names.index("cartesian(job,b):a_1")] == 1
+    # unseen values are ignored; missing columns are missing everywhere
+    other = pa.record_batch({"job": pa.array(["zzz", "a"])})
+    y = p.transform(other).toarray()
+    assert y[0].sum() == 0 and y[1, names.index("job=a")] == 1 and y.shape == (2, len(names))
+
+
+def test_dictionary_columns_and_type_override():
+    schema = make_schema([("p", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
+    recipe = parse_recipe('{"outputs": ["ALL_CATEGORICAL"]}', schema)
+    plain = make_batch({"p": ["0", "253", "0"], "y": ["a", "b", "a"]})
+    p = fit_pipeline(recipe.outputs, schema, lambda: iter([plain]))
+    encoded = pa.record_batch({"p": pa.array(["253", None, "0"]).dictionary_encode()})
+    assert p.transform(encoded).toarray().tolist() == [[0, 1], [0, 0], [1, 0]]

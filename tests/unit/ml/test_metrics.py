@@ -1,0 +1,55 @@
+import numpy as np
+import pyarrow as pa
+
+from openaml.ml.metrics import auc_score, format_metric, format_score, format_scores
+from openaml.ml.metrics.accumulators import MulticlassAccumulator, RegressionAccumulator, roc_points
+
+
+def test_auc_counts_pairs_with_ties():
+    scores = np.array([0.9, 0.5, 0.5, 0.1, 0.5])
+    labels = np.array([1, 1, 0, 0, 0])
+    # pairs (pos, neg): 0.9 beats all 3; 0.5 beats 0.1, ties two 0.5s -> 1 + 0.5 + 0.5
+    assert auc_score(scores, labels) == (3 + 2) / 6
+    assert auc_score(np.array([0.3, 0.4]), np.array([1, 1])) == 0.5
+
+
+def test_macro_f1_by_hand():
+    acc = MulticlassAccumulator()
+    acc.add(np.array(["a", "a", "b", "c"]), np.array(["a", "b", "b", "d"]))
+    # a: P=1 R=.5 F=2/3; b: P=.5 R=1 F=2/3; c: 0; d (predicted only): 0
+    assert abs(acc.metric() - (2 / 3 + 2 / 3) / 4) < 1e-12
+    report = acc.report("a")
+    assert report["confusion_matrix"][0] == [1, 1, 0, 0]
+    assert abs(report["baseline"] - (2 * 0.5 * 1 / 1.5) / 4) < 1e-12
+
+
+def test_rmse_and_baseline():
+    acc = RegressionAccumulator()
+    acc.add(np.array([1.0, 2.0]), np.array([2.0, 2.0]))
+    acc.add(np.array([4.0]), np.array([2.0]))
+    assert abs(acc.metric() - np.sqrt(5 / 3)) < 1e-12
+    assert abs(acc.report(2.0)["baseline"] - np.sqrt(5 / 3)) < 1e-12
+
+
+def test_roc_ends_at_one():
+    points = roc_points(np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]))
+    assert points[0][:2] == [0.0, 0.0] and points[-1][:2] == [1.0, 1.0]
+
+
+def test_metric_format_like_java():
+    assert [format_metric(x) for x in (0.22252705911460363, 29853.250469108018, 1.0, 1.2345678e7,
+                                       5e-4, 0.001, 0.0)] == [
+        "0.22252705911460363", "29853.250469108018", "1.0", "1.2345678E7", "5.0E-4", "0.001", "0.0"]
+
+
+def test_score_format_examples_and_vectorised_agreement():
+    xs = [0.0087642, 0.7899012, 0.9999157, 0.5, 1, 6.188034, -15.26385, 8.824527e-12, 0.99999996, 0]
+    want = ["8.7642E-3", "7.899012E-1", "9.999157E-1", "5E-1", "1E0", "6.188034E0", "-1.526385E1",
+            "8.824527E-12", "1E0", "0E0"]
+    assert [format_score(x) for x in xs] == want
+    assert format_scores(np.array(xs, dtype=float)).tolist() == want
+    ties = np.array([0.12345645, 0.12345655, 1.2345625e-5])
+    assert format_scores(ties).tolist() == [format_score(x) for x in ties]
+    rng = np.random.default_rng(1).random(5000) ** 4
+    assert format_scores(rng).tolist() == [format_score(x) for x in rng]
+    assert pa is not None

@@ -1,0 +1,99 @@
+import gzip
+import io
+import json
+
+import numpy as np
+import pytest
+
+from openaml.ml import batch_predict, evaluate_model, load_model, predict_record, train_model
+from openaml.ml.training import SGDParams
+
+from .conftest import make_batch, make_schema
+
+SCHEMA = make_schema([("id", "CATEGORICAL"), ("c", "CATEGORICAL"), ("n", "NUMERIC"), ("t", "TEXT"),
+                      ("y", "BINARY")], targetAttributeName="y", rowId="id")
+DATA = make_batch({"id": [str(i) for i in range(8)], "c": ["a", "b"] * 4,
+                   "n": ["1", "2", "3", "4", "5", "6", "7", "x"], "t": ["good day", "bad, day"] * 4,
+                   "y": ["1", "0"] * 4})
+RECIPE = '{"outputs": ["c", "n", "ngram(no_punct(t), 2)"]}'
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model("BINARY", SCHEMA, RECIPE, SGDParams(max_passes=5), {}, lambda: iter([DATA]))
+
+
+def test_save_load_round_trip(model):
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    loaded = load_model(buffer)
+    assert loaded.recipe == RECIPE and loaded.classes == ["0", "1"]
+    assert loaded.schema.to_json() == SCHEMA.to_json()
+    assert np.array_equal(loaded.score_batch(DATA), model.score_batch(DATA))
+    assert loaded.size_in_bytes == model.size_in_bytes > 1024
+
+
+def test_predict_record_matches_batch_scores(model):
+    batch_scores = model.score_batch(DATA)
+    record = {"c": "a", "n": "1", "t": "good day", "unknown": "x", "y": "0"}
+    out = predict_record(model, record, 0.5)
+    assert out["details"] == {"Algorithm": "SGD", "PredictiveModelType": "BINARY"}
+    (label, score), = out["predictedScores"].items()
+    assert label == out["predictedLabel"] == ("1" if batch_scores[0] >= 0.5 else "0")
+    assert score == float(np.float32(batch_scores[0]))
+    assert predict_record(model, record, 1.0)["predictedLabel"] == "0"
+    empty = predict_record(model, {}, 0.5)  # everything missing: bias only
+    assert abs(empty["predictedScores"][empty["predictedLabel"]]
+               - float(np.float32(1 / (1 + np.exp(-model.bias[0]))))) < 1e-6
+    assert predict_record(model, {"n": "abc"}, 0.5) == empty
+
+
+def test_batch_output_format(model):
+    batch = make_batch({"id": ["r1", "r,2", "r3"], "c": ["a", None, "b"], "n": ["1", None, "2"],
+                        "t": ["good", None, "bad"], "y": ["yes", None, "bogus"]},
+                       rejected=[False, True, False], files=[0, 0, 1])
+    outputs: dict[int, io.BytesIO] = {}
+
+    class Keep(io.BytesIO):
+        def close(self) -> None:
+            outputs[self.index] = self.getvalue()
+
+    def open_output(index: int):
+        stream = Keep()
+        stream.index = index
+        return stream
+
+    total, invalid = batch_predict(model, [batch], SCHEMA, 0.5, open_output)
+    assert (total, invalid) == (3, 1)
+    first = gzip.decompress(outputs[0]).decode().split("\n")
+    second = gzip.decompress(outputs[1]).decode().split("\n")
+    assert first[0] == second[0] == "tag,trueLabel,bestAnswer,score"
+    scores = model.score_batch(batch)
+    tag, true, best, score = first[1].split(",")
+    assert (tag, true, best) == ("r1", "1", "1" if scores[0] >= 0.5 else "0")
+    assert score == f"{scores[0]:.6E}".split("E")[0].rstrip("0").rstrip(".") + "E" + str(int(f"{scores[0]:E}".split("E")[1]))
+    assert first[2:] == ["", ""]  # the rejected record's empty line, then the final newline
+    assert second[1].startswith("r3,,") and second[2] == ""
+
+
+def test_multiclass_and_regression_outputs():
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
+    data = make_batch({"c": ["a", "b", "c"] * 4, "y": ["x,1", "y", "z"] * 4})
+    model = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([data]))
+    out = predict_record(model, {"c": "b"}, 0.5)
+    assert out["predictedLabel"] == "y" and set(out["predictedScores"]) == {"x,1", "y", "z"}
+    assert abs(sum(out["predictedScores"].values()) - 1) < 1e-6
+    from openaml.ml.prediction import header_line
+    assert header_line(model, make_schema([("c", "CATEGORICAL")])) == '"x,1",y,z'
+    ev = evaluate_model(model, [data], schema)
+    assert ev.metrics == {"MulticlassAvgFScore": "1.0"}
+    reg_schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y")
+    reg_data = make_batch({"c": ["a", "b"] * 10, "y": ["1", "3"] * 10})
+    reg = train_model("REGRESSION", reg_schema, '{"outputs": ["c"]}', SGDParams(max_passes=50), {},
+                      lambda: iter([reg_data]))
+    value = predict_record(reg, {"c": "b"}, 0.5)
+    assert set(value) == {"details", "predictedValue"} and abs(value["predictedValue"] - 3) < 0.5
+    metrics = evaluate_model(reg, [reg_data], reg_schema).metrics
+    assert float(metrics["RegressionRMSE"]) < 0.5
+    assert json.dumps(value)

@@ -1,0 +1,109 @@
+import json
+
+import pytest
+
+from openaml.ml.recipes import MAX_OUTPUT_VARIABLES, RecipeError, default_recipe, parse_recipe
+from .conftest import make_schema
+
+SCHEMA = make_schema(
+    [("age", "NUMERIC"), ("hours-per-week", "NUMERIC"), ("job", "CATEGORICAL"),
+     ("country", "CATEGORICAL"), ("title", "TEXT"), ("subject", "TEXT"), ("body", "TEXT"),
+     ("b", "BINARY"), ("id", "CATEGORICAL"), ("y", "BINARY")],
+    targetAttributeName="y", rowId="id")
+
+
+def names(recipe: dict) -> list[str]:
+    return [n.canonical for n in parse_recipe(json.dumps(recipe), SCHEMA).outputs]
+
+
+def test_all_inputs_excludes_target_and_row_id():
+    assert names({"outputs": ["ALL_INPUTS"]}) == [
+        "age", "hours-per-week", "job", "country", "title", "subject", "body", "b"]
+
+
+def test_worked_example_d():
+    recipe = {
+        "groups": {"LONGTEXT": "group_remove(ALL_TEXT, title, subject)",
+                   "SPECIALTEXT": "group(title, subject)", "BINCAT": "group(ALL_CATEGORICAL, ALL_BINARY)"},
+        "assignments": {"age_binned": "quantile_bin(age,30)", "cg": "cartesian(country, job)"},
+        "outputs": ["lowercase(no_punct(LONGTEXT))", "ngram(lowercase(no_punct(SPECIALTEXT)),3)",
+                    "quantile_bin(hours-per-week, 10)", "hours-per-week // raw",
+                    "cartesian(age_binned, quantile_bin(hours-per-week,10))", "cg", "BINCAT", "y"],
+    }
+    assert names(recipe) == [
+        "lowercase(no_punct(body))", "ngram(lowercase(no_punct(title)),3)",
+        "ngram(lowercase(no_punct(subject)),3)", "quantile_bin(hours-per-week,10)", "hours-per-week",
+        "cartesian(quantile_bin(age,30),quantile_bin(hours-per-week,10))", "cartesian(country,job)",
+        "job", "country", "b"]
+
+
+def test_every_transform_and_quoting():
+    out = names({"outputs": ["osb('title', 4)", "normalize(age)", "lowercase(job)",
+                             "no_punct(job)", "cartesian(title, b)", "ngram(title,2)", "age", "age"]})
+    assert out == ["osb(title,4)", "normalize(age)", "lowercase(job)", "no_punct(job)",
+                   "cartesian(title,b)", "ngram(title,2)", "age"]
+
+
+@pytest.mark.parametrize("recipe, fragment", [
+    ({"outputs": []}, "outputs"),
+    ({}, "outputs"),
+    ({"outputs": ["ngram(title, 11)"]}, "from 2 to 10"),
+    ({"outputs": ["ngram(title, 1)"]}, "from 2 to 10"),
+    ({"outputs": ["osb(title)"]}, "takes 2"),
+    ({"outputs": ["quantile_bin(job, 10)"]}, "quantile_bin cannot take job"),
+    ({"outputs": ["quantile_bin(age, 4)"]}, "from 5 to 1000"),
+    ({"outputs": ["quantile_bin(age, 1001)"]}, "from 5 to 1000"),
+    ({"outputs": ["osb(age, 3)"]}, "osb cannot take age"),
+    ({"outputs": ["normalize(job)"]}, "normalize cannot take"),
+    ({"outputs": ["lowercase(age)"]}, "lowercase cannot take"),
+    ({"outputs": ["cartesian(age, job)"]}, "cartesian cannot take age"),
+    ({"outputs": ["cartesian(job)"]}, "exactly two"),
+    ({"outputs": ["ngram(ngram(title,2),2)"]}, "ngram cannot take"),
+    ({"outputs": ["frobnicate(job)"]}, "unknown function"),
+    ({"outputs": ["nosuch"]}, "unknown name 'nosuch'"),
+    ({"outputs": ["lowercase(ALL_INPUTS)"]}, "ALL_INPUTS"),
+    ({"groups": {"G": "group(ALL_INPUTS)"}, "outputs": ["G"]}, "ALL_INPUTS"),
+    ({"groups": {"G": "lowercase(job)"}, "outputs": ["G"]}, "group(...)"),
+    ({"groups": {"age": "group(job)"}, "outputs": ["age"]}, "clashes"),
+    ({"groups": {"ALL_TEXT": "group(job)"}, "outputs": ["job"]}, "clashes"),
+    ({"groups": {"1G": "group(job)"}, "outputs": ["job"]}, "start with a letter"),
+    ({"assignments": {"a": "lowercase(b2)", "b2": "lowercase(job)"}, "outputs": ["a"]}, "before it is defined"),
+    ({"outputs": ["y"]}, "no usable"),
+    ({"outputs": ["lowercase(job"]}, "missing ')'"),
+    ({"outputs": ["'unterminated"]}, "unterminated"),
+    ({"outputs": [3]}, "must be a string"),
+])
+def test_errors_name_the_offending_part(recipe, fragment):
+    with pytest.raises(RecipeError, match=None) as err:
+        parse_recipe(json.dumps(recipe), SCHEMA)
+    assert fragment in str(err.value)
+
+
+def test_not_json_and_unknown_keys():
+    with pytest.raises(RecipeError):
+        parse_recipe("{", SCHEMA)
+    assert names({"dependencies": {}, "outputs": ["job"]}) == ["job"]
+
+
+def test_output_variable_limit():
+    attrs = [(f"t{i}", "TEXT") for i in range(101)] + [(f"c{i}", "CATEGORICAL") for i in range(100)]
+    schema = make_schema(attrs)
+    ok = {"outputs": ["cartesian(ALL_TEXT, ALL_CATEGORICAL)"]}
+    with pytest.raises(RecipeError, match=str(MAX_OUTPUT_VARIABLES)):
+        parse_recipe(json.dumps(ok), schema)
+    small = {"outputs": ["cartesian(ALL_CATEGORICAL, ALL_CATEGORICAL)"]}
+    assert len(parse_recipe(json.dumps(small), schema).outputs) == 10_000
+
+
+def test_default_recipe_algorithm():
+    stats = {"attributes": {
+        "age": {"type": "NUMERIC", "count": 1000, "missing": 0, "invalid": 0,
+                "quantiles": {"values": list(range(60)), "counts": [1] * 60}},
+        "hours-per-week": {"type": "NUMERIC", "count": 100, "missing": 0, "invalid": 0,
+                           "quantiles": {"values": [1, 2, 3], "counts": [1, 1, 1]}}}}
+    text = default_recipe(SCHEMA, stats)
+    assert text == (
+        '{\n  "groups" : {\n    "NUMERIC_VARS_QB_50" : "group(\'age\')"\n  },\n'
+        '  "assignments" : { },\n  "outputs" : [ "ALL_BINARY", "ALL_CATEGORICAL", '
+        '"quantile_bin(NUMERIC_VARS_QB_50,50)", "\'hours-per-week\'", "lowercase(ALL_TEXT)" ]\n}')
+    assert [n.canonical for n in parse_recipe(text, SCHEMA).outputs][:2] == ["b", "job"]

@@ -1,0 +1,107 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.linear_model import LinearRegression
+
+from openaml.ml.metrics.accumulators import auc_score
+from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
+from openaml.ml.training.size import trim_features
+
+from .conftest import make_batch, make_schema
+
+
+def test_parameter_defaults_and_rules():
+    assert parse_parameters({}, "BINARY") == SGDParams(max_passes=10, shuffle=False, l1=0.0, l2=1e-6,
+                                                       max_size=33_554_432)
+    p = parse_parameters({"sgd.l1RegularizationAmount": "1.0E-04", "sgd.l2RegularizationAmount": "0.0",
+                          "sgd.shuffleType": "auto", "sgd.maxPasses": "3"}, "BINARY")
+    assert (p.l1, p.l2, p.shuffle, p.max_passes) == (1e-4, 0.0, True, 3)
+    assert parse_parameters({"sgd.l1RegularizationAmount": "1e-4"}, "BINARY").l2 == 0.0
+    for bad in ({"sgd.l1RegularizationAmount": "1e-4", "sgd.l2RegularizationAmount": "1e-4"},
+                {"sgd.maxPasses": "0"}, {"sgd.maxPasses": "10001"}, {"sgd.maxPasses": "x"},
+                {"sgd.maxMLModelSizeInBytes": "99999"}, {"sgd.maxMLModelSizeInBytes": "2147483649"},
+                {"sgd.shuffleType": "AUTO"}, {"sgd.l2RegularizationAmount": "-1"},
+                {"sgd.l2RegularizationAmount": "nan"}, {"sgd.other": "1"}):
+        with pytest.raises(ParameterError):
+            parse_parameters(bad, "BINARY")
+
+
+def test_check_target():
+    schema = make_schema([("a", "NUMERIC"), ("y", "CATEGORICAL")], targetAttributeName="y")
+    check_target("MULTICLASS", schema)
+    for kind in ("BINARY", "REGRESSION"):
+        with pytest.raises(ValueError, match="cannot use"):
+            check_target(kind, schema)
+    with pytest.raises(ValueError, match="no targetAttributeName"):
+        check_target("BINARY", make_schema([("a", "NUMERIC")]))
+
+
+def _numeric_data(x: np.ndarray, y: np.ndarray, target_type: str):
+    names = [f"f{i}" for i in range(x.shape[1])]
+    schema = make_schema([(n, "NUMERIC") for n in names] + [("y", target_type)], targetAttributeName="y")
+    cols = {n: [repr(float(v)) for v in x[:, i]] for i, n in enumerate(names)}
+    cols["y"] = [str(int(v)) if target_type == "BINARY" else repr(float(v)) for v in y]
+    return schema, make_batch(cols)
+
+
+def test_binary_breast_cancer_auc():
+    x, y = load_breast_cancer(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = x[order], y[order]
+    schema, batch = _numeric_data(x, y, "BINARY")
+    train, test = batch.slice(0, 400), batch.slice(400)
+    model = train_model("BINARY", schema, '{"outputs": ["ALL_NUMERIC"]}',
+                        parse_parameters({"sgd.shuffleType": "auto"}, "BINARY"), {}, lambda: iter([train]))
+    assert auc_score(model.score_batch(test), y[400:]) >= 0.98
+
+
+def test_regression_diabetes_rmse_close_to_least_squares():
+    x, y = load_diabetes(return_X_y=True)
+    schema, batch = _numeric_data(x, y, "NUMERIC")
+    n = 300
+    model = train_model("REGRESSION", schema, '{"outputs": ["ALL_NUMERIC"]}',
+                        parse_parameters({"sgd.maxPasses": "100", "sgd.shuffleType": "auto"}, "REGRESSION"),
+                        {}, lambda: iter([batch.slice(0, n)]))
+    ours = np.sqrt(np.mean((model.score_batch(batch.slice(n)) - y[n:]) ** 2))
+    ref = LinearRegression().fit(x[:n], y[:n]).predict(x[n:])
+    assert ours <= 1.05 * np.sqrt(np.mean((ref - y[n:]) ** 2))
+
+
+def test_multiclass_softmax_and_weights_and_determinism():
+    schema = make_schema([("c", "CATEGORICAL"), ("w", "NUMERIC"), ("y", "CATEGORICAL")],
+                         targetAttributeName="y", rowWeight="w")
+    batch = make_batch({"c": ["a", "b", "c", "a", "b", "c"] * 20, "w": ["1"] * 120,
+                        "y": ["x", "y", "z", "x", "y", "z"] * 20})
+    params = parse_parameters({"sgd.shuffleType": "auto"}, "MULTICLASS", seed=7)
+    seen = []
+    m1 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, {}, lambda: iter([batch]), seen.append)
+    m2 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, {}, lambda: iter([batch]))
+    assert m1.classes == ["x", "y", "z"] and np.array_equal(m1.weights, m2.weights)
+    assert seen[0]["pass"] == 1 and seen[-1]["loss"] < seen[0]["loss"]
+    probs = m1.score_batch(batch.slice(0, 3))
+    assert np.allclose(probs.sum(axis=1), 1) and probs.argmax(axis=1).tolist() == [0, 1, 2]
+
+
+def test_class_limits_and_no_records():
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
+    many = make_batch({"c": ["a"] * 101, "y": [str(i) for i in range(101)]})
+    with pytest.raises(TrainingError, match="exceeds the limit of 100"):
+        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([many]))
+    one = make_batch({"c": ["a", "b"], "y": ["k", "k"]})
+    with pytest.raises(TrainingError, match="fewer than 2"):
+        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([one]))
+    rejected = make_batch({"c": ["a"], "y": ["k"]}, rejected=[True])
+    with pytest.raises(TrainingError, match="no usable"):
+        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([rejected]))
+
+
+def test_trimming_order_and_failure():
+    w = np.array([[0.5], [0.1], [0.0], [0.1]])
+    names = ["aa", "b", "c", "a"]
+    assert trim_features(w, names, 0, 10**6).tolist() == [True, True, False, True]
+    # 1024 + (2+8) + (1+8) + (1+8) = 1052; limit 1045 drops the weakest ("a" before "b" on ties)
+    assert trim_features(w, names, 0, 1045).tolist() == [True, True, False, False]
+    assert trim_features(w, names, 100, 1500) is None
