@@ -1,0 +1,325 @@
+"""The data behind each console page, gathered through the service's API methods.
+
+Each method returns a template context; ServiceErrors (unknown ID, bad filter) propagate and
+are shown by the router as an error page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from markupsafe import Markup
+
+from openaml.console import charts, explain, insights, performance, reports
+from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
+from openaml.errors import InvalidInputException
+from openaml.ml.model import Model
+
+OVERVIEW_ROWS = 10
+FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
+
+
+class Pages:
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self._models: dict[tuple[str, Any], Model] = {}
+        self._lock = threading.Lock()
+
+    # -- lists ------------------------------------------------------------------------------
+
+    def overview(self) -> dict[str, Any]:
+        sections = []
+        for kind in KINDS.values():
+            result = getattr(self.service, kind.plural_op)(SortOrder="dsc", Limit=OVERVIEW_ROWS)
+            sections.append((kind, self._rows(kind, result.get("Results", []))))
+        busy = any(r["Status"] in ACTIVE for _, rows in sections for r in rows)
+        return {"sections": sections, "refresh": busy}
+
+    def listing(self, kind: Kind, query: Mapping[str, str]) -> dict[str, Any]:
+        params: dict[str, Any] = {"SortOrder": "dsc" if query.get("order", "dsc") == "dsc" else "asc",
+                                  "Limit": _int(query.get("limit"), 50, 1, 100)}
+        variable, comparator, value = query.get("var"), query.get("cmp", "Prefix"), query.get("value", "")
+        if variable:
+            params["FilterVariable"] = variable
+            if value and comparator in COMPARATORS:
+                params[comparator] = value
+        if query.get("token"):
+            params["NextToken"] = query["token"]
+        result = getattr(self.service, kind.plural_op)(**params)
+        rows = self._rows(kind, result.get("Results", []))
+        return {"kind": kind, "rows": rows, "next_token": result.get("NextToken"),
+                "query": dict(query), "comparators": COMPARATORS,
+                "refresh": any(r["Status"] in ACTIVE for r in rows)}
+
+    def _rows(self, kind: Kind, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows = []
+        for item in results:
+            entity_id = item[kind.id_member]
+            try:
+                tags = self.service.describe_tags(ResourceId=entity_id, ResourceType=kind.resource).get("Tags", [])
+            except Exception:  # noqa: BLE001 - tags are decoration; the row still shows
+                tags = []
+            rows.append({**item, "Id": entity_id, "Tags": tags})
+        return rows
+
+    def act(self, kind: Kind, entity_id: str, verb: str, form: Mapping[str, str]) -> str:
+        if verb == "delete":
+            getattr(self.service, kind.delete_op)(**{kind.id_member: entity_id})
+            return f"Deleted {entity_id}"
+        if verb == "rename":
+            getattr(self.service, kind.update_op)(**{kind.id_member: entity_id,
+                                                      kind.name_member: form.get("name", "")})
+            return f"Renamed {entity_id}"
+        threshold = float(form.get("threshold", ""))
+        self.service.update_ml_model(MLModelId=entity_id, ScoreThreshold=threshold)
+        return f"Score threshold of {entity_id} saved: {threshold:g}"
+
+    # -- datasource -------------------------------------------------------------------------
+
+    def datasource(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
+        entity_id = path["entity_id"]
+        ds = self.service.get_data_source(DataSourceId=entity_id, Verbose=True)
+        ingest = reports.read_json(self.service, "DataSource", entity_id, "ingest.json")
+        statistics = (ingest or {}).get("statistics") or {}
+        search, kind = query.get("q", ""), query.get("type", "")
+        rows, matching, pages = insights.attribute_rows(statistics, search, kind, _int(query.get("page"), 1, 1, 10**6))
+        schema = _schema_attributes(ds.get("DataSchema"))
+        return {"entity": ds, "kind": KINDS["datasources"], "entity_id": entity_id,
+                "summary": insights.summary(ds, ingest), "statistics": statistics,
+                "has_statistics": bool(statistics), "ingest": ingest,
+                "target_chart": insights.target_chart(statistics), "attributes": rows,
+                "matching": matching, "pages": pages, "page": _int(query.get("page"), 1, 1, pages),
+                "search": search, "type": kind, "schema": schema, "schema_text": ds.get("DataSchema"),
+                "rejected_by_reason": (ingest or {}).get("rejectedByReason") or {},
+                "tags": self._tags(KINDS["datasources"], entity_id),
+                "refresh": ds.get("Status") in ACTIVE}
+
+    # -- model ------------------------------------------------------------------------------
+
+    def model(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
+        entity_id = path["entity_id"]
+        m = self.service.get_ml_model(MLModelId=entity_id, Verbose=True)
+        passes = reports.training_passes(reports.read_log(self.service, "MLModel", entity_id))
+        loss_chart = (charts.line_svg([p[0] for p in passes], [[p[2] for p in passes]], "Training loss per pass",
+                                      x_label="pass", y_label="loss") if passes else None)
+        loaded = self.load_model(m)
+        weights = explain.top_weights(loaded) if loaded is not None else []
+        weight_charts = [(w["output"], w["bias"], charts.bar_svg([f for f, _ in w["features"]],
+                                                                 [v for _, v in w["features"]],
+                                                                 f"Largest weights for {w['output']}"))
+                         for w in weights]
+        evaluations = self.service.describe_evaluations(FilterVariable="MLModelId", EQ=entity_id,
+                                                        SortOrder="dsc").get("Results", [])
+        return {"entity": m, "kind": KINDS["models"], "entity_id": entity_id, "passes": passes,
+                "loss_chart": loss_chart, "weight_charts": weight_charts,
+                "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
+                "refresh": m.get("Status") in ACTIVE}
+
+    def load_model(self, m: dict[str, Any]) -> Model | None:
+        """The model artifact of a COMPLETED model, cached per (ID, last update)."""
+        if m.get("Status") != "COMPLETED":
+            return None
+        key = (m["MLModelId"], str(m.get("FinishedAt")))
+        with self._lock:
+            if key in self._models:
+                return self._models[key]
+        loaded = reports.read_model(self.service, m["MLModelId"])
+        if loaded is not None:
+            with self._lock:
+                if len(self._models) > 8:
+                    self._models.clear()
+                self._models[key] = loaded
+        return loaded
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def evaluation(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
+        entity_id = path["entity_id"]
+        ev = self.service.get_evaluation(EvaluationId=entity_id)
+        try:
+            m = self.service.get_ml_model(MLModelId=ev["MLModelId"])
+        except Exception:  # noqa: BLE001 - a deleted model still leaves the evaluation readable
+            m = {}
+        report = reports.read_json(self.service, "Evaluation", entity_id, "report.json") or {}
+        model_type = m.get("MLModelType") or reports.pick(report, "model_type", "modelType") or ""
+        properties = (ev.get("PerformanceMetrics") or {}).get("Properties") or {}
+        metric_name, metric = next(iter(properties.items()), (None, None))
+        context: dict[str, Any] = {
+            "entity": ev, "kind": KINDS["evaluations"], "entity_id": entity_id, "model": m,
+            "model_type": model_type, "report": report, "metric_name": metric_name,
+            "metric": performance.as_float(metric),
+            "baseline": performance.as_float(reports.pick(report, "baseline", "baseline_metric")),
+            "alerts": performance.alerts_of(report), "tags": self._tags(KINDS["evaluations"], entity_id),
+            "refresh": ev.get("Status") in ACTIVE,
+            "record_count": reports.pick(report, "records_used", "record_count", "records", "recordCount"),
+        }
+        if model_type == "MULTICLASS":
+            context.update(_multiclass(report))
+        elif model_type == "BINARY":
+            context.update(_binary(report, m.get("ScoreThreshold")))
+        elif model_type == "REGRESSION":
+            context.update(_regression(report))
+        return context
+
+    # -- batch prediction -------------------------------------------------------------------
+
+    def batch_prediction(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
+        entity_id = path["entity_id"]
+        bp = self.service.get_batch_prediction(BatchPredictionId=entity_id)
+        files = reports.result_files(self.service, bp) if bp.get("Status") == "COMPLETED" else []
+        preview = reports.preview_rows(self.service, files[0][1]) if files else []
+        table = list(csv.reader(io.StringIO("\n".join(preview)))) if preview else []
+        return {"entity": bp, "kind": KINDS["batchpredictions"], "entity_id": entity_id,
+                "files": files, "preview": table, "tags": self._tags(KINDS["batchpredictions"], entity_id),
+                "refresh": bp.get("Status") in ACTIVE}
+
+    def result_file(self, entity_id: str, index: int) -> tuple[str, str]:
+        bp = self.service.get_batch_prediction(BatchPredictionId=entity_id)
+        uri = reports.result_files(self.service, bp)[index][1]
+        return uri, uri.rsplit("/", 1)[-1]
+
+    # -- try a prediction -------------------------------------------------------------------
+
+    def predict(self, entity_id: str, form: Mapping[str, str]) -> dict[str, Any]:
+        m = self.service.get_ml_model(MLModelId=entity_id, Verbose=True)
+        loaded = self.load_model(m)
+        context: dict[str, Any] = {"entity": m, "kind": KINDS["models"], "entity_id": entity_id,
+                                   "fields": [], "values": dict(form), "prediction": None,
+                                   "contributions": None, "error": None, "refresh": False}
+        if loaded is None:
+            context["error"] = "The model artifact is not available (the model is not COMPLETED)."
+            return context
+        inputs = [a for a in loaded.schema.attributes if a.name != loaded.schema.target]
+        context["fields"] = [(a.name, a.type.value) for a in inputs] if len(inputs) <= FORM_FIELDS else []
+        context["input_names"] = [a.name for a in inputs]
+        if not form:
+            return context
+        try:
+            record = _record_from_form(form, [a.name for a in inputs])
+        except ValueError as exc:
+            context["error"] = str(exc)
+            return context
+        threshold = float(m.get("ScoreThreshold") or 0.5)
+        try:
+            prediction = explain.predict(loaded, record, threshold)
+        except ImportError:
+            context["error"] = "Prediction is not available: the engine's prediction module is missing."
+            return context
+        except (ValueError, KeyError) as exc:
+            raise InvalidInputException(f"The record cannot be scored: {exc}") from None
+        output = explain.output_index(loaded, prediction)
+        parts = explain.contributions(loaded, record, output)
+        context.update(
+            record=record, prediction=prediction, output_name=explain.output_names(loaded)[output],
+            contributions=parts,
+            contribution_chart=charts.bar_svg([n for n, _ in parts], [v for _, v in parts],
+                                              "Feature contributions to the score") if parts else None)
+        return context
+
+    def _tags(self, kind: Kind, entity_id: str) -> list[dict[str, str]]:
+        try:
+            return list(self.service.describe_tags(ResourceId=entity_id, ResourceType=kind.resource).get("Tags", []))
+        except Exception:  # noqa: BLE001
+            return []
+
+
+def _multiclass(report: dict[str, Any]) -> dict[str, Any]:
+    found = performance.matrix_of(report)
+    if found is None:
+        return {"matrix": None}
+    classes, matrix = found
+    return {"matrix": matrix, "classes": classes,
+            "heatmap": charts.heatmap_svg(matrix, classes, classes, "Confusion matrix: rows are true classes, "
+                                          "columns predicted classes, cells the share of the row"),
+            "per_class": performance.class_metrics(classes, matrix),
+            "confusions": performance.top_confusions(classes, matrix)}
+
+
+def _binary(report: dict[str, Any], threshold: Any) -> dict[str, Any]:
+    histograms = performance.score_histograms(report)
+    out: dict[str, Any] = {"histograms": None, "threshold": float(threshold if threshold is not None else 0.5)}
+    if histograms is not None:
+        edges, positive, negative = histograms
+        curves = performance.curves_from_histograms(edges, positive, negative)
+        points = performance.roc_thresholds(report)
+        p, n = sum(positive), sum(negative)
+        initial = (performance.threshold_counts_roc(points, p, n, out["threshold"]) if points
+                   else performance.threshold_counts(edges, positive, negative, out["threshold"]))
+        data = {"edges": edges, "positive": positive, "negative": negative, "roc": points}
+        out.update(
+            histograms=histograms, initial=initial,
+            slider=Markup(json.dumps(data).replace("<", "\\u003c")),
+            score_chart=charts.histogram_svg(edges, [positive, negative], "Scores of records whose true "
+                                             "label is 1 and 0", series=("true label 1", "true label 0")),
+            pr_chart=charts.line_svg(curves["recall"], [curves["precision"]], "Precision-recall curve",
+                                     x_label="recall", y_label="precision", diagonal=True, points=False),
+        )
+        roc = performance.roc_points(report) or (curves["fpr"], curves["tpr"])
+    else:
+        roc = performance.roc_points(report)
+    if roc is not None:
+        out["roc_chart"] = charts.line_svg(roc[0], [roc[1]], "ROC curve", x_label="false positive rate",
+                                           y_label="true positive rate", diagonal=True, points=False)
+    return out
+
+
+def _regression(report: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    found = performance.residual_histogram(report)
+    if found is not None:
+        out["residual_chart"] = charts.histogram_svg(found[0], found[1], "Residuals (actual minus predicted)")
+    pairs = reports.pick(report, "predicted_vs_actual", "predictedVsActual")
+    if isinstance(pairs, dict):
+        pairs = list(zip(pairs.get("actual") or [], pairs.get("predicted") or []))
+    if isinstance(pairs, list) and pairs:
+        try:
+            points = sorted((float(a), float(p)) for a, p in pairs)
+            out["scatter_chart"] = charts.line_svg([a for a, _ in points], [[p for _, p in points], [a for a, _ in points]],
+                                                   "Predicted against actual values", names=("predicted", "actual"),
+                                                   x_label="actual", y_label="predicted", points=False)
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+def _record_from_form(form: Mapping[str, str], names: list[str]) -> dict[str, str]:
+    """The record from the form: pasted JSON object, pasted CSV line (in schema order, the
+    target left out), or one field per attribute."""
+    pasted = (form.get("pasted") or "").strip()
+    if pasted.startswith("{"):
+        try:
+            document = json.loads(pasted)
+        except ValueError as exc:
+            raise ValueError(f"The pasted JSON is not valid: {exc}") from None
+        if not isinstance(document, dict):
+            raise ValueError("Paste a JSON object of attribute names to values")
+        return {str(k): "" if v is None else str(v) for k, v in document.items()}
+    if pasted:
+        values = next(csv.reader([pasted.splitlines()[0]]), [])
+        if len(values) != len(names):
+            raise ValueError(f"The pasted line has {len(values)} values; the model expects {len(names)} "
+                             f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+        return dict(zip(names, values))
+    return {name: form[f"attr:{name}"] for name in names if form.get(f"attr:{name}")}
+
+
+def _schema_attributes(schema_text: Any) -> list[tuple[str, str]]:
+    try:
+        document = json.loads(schema_text) if isinstance(schema_text, str) else schema_text
+        return [(a["attributeName"], a["attributeType"]) for a in document.get("attributes", [])]
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return []
+
+
+def _int(raw: Any, default: int, lo: int, hi: int) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return default
+    return min(max(value, lo), hi) if not math.isnan(value) else default

@@ -1,0 +1,94 @@
+"""What the console reads besides the API: stored reports, job logs, model artifacts, results.
+
+Everything here is defensive: a report that is missing, unreadable or of another shape gives
+None (the page then says "not available"), never an exception.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from typing import Any
+
+from openaml.ml.model import Model, load_model
+from openaml.storage import folder_uri, join_uri
+
+_PASS_LINE = re.compile(r"pass (\d+) of (\d+): loss (\S+)")
+
+
+def read_json(service: Any, kind: str, entity_id: str, name: str) -> dict[str, Any] | None:
+    """A stored JSON artifact (ingest.json, report.json) as a dict, or None."""
+    try:
+        with service.ctx.artifacts.open_read(kind, entity_id, name) as stream:
+            document = json.loads(stream.read())
+    except Exception:  # noqa: BLE001 - any unreadable report is "not available"
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def read_log(service: Any, kind: str, entity_id: str) -> str:
+    try:
+        with service.ctx.artifacts.open_read(kind, entity_id, "job.log") as stream:
+            return str(stream.read().decode("utf-8", errors="replace"))
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def training_passes(log_text: str) -> list[tuple[int, int, float]]:
+    """(pass, max_passes, loss) per "pass k of n: loss x" log line; the last line of a pass wins."""
+    found: dict[int, tuple[int, int, float]] = {}
+    for match in _PASS_LINE.finditer(log_text):
+        try:
+            loss = float(match.group(3))
+        except ValueError:
+            loss = float("nan")
+        k = int(match.group(1))
+        found[k] = (k, int(match.group(2)), loss)
+    return [found[k] for k in sorted(found)]
+
+
+def read_model(service: Any, model_id: str) -> Model | None:
+    try:
+        with service.ctx.artifacts.open_read("MLModel", model_id, "model.bin") as stream:
+            return load_model(stream)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def result_files(service: Any, prediction: dict[str, Any]) -> list[tuple[str, str]]:
+    """(input URI, result URI) pairs from the batch prediction's manifest, in input order."""
+    output, prediction_id = prediction.get("OutputUri"), prediction.get("BatchPredictionId")
+    if not output or not prediction_id:
+        return []
+    try:
+        manifest = join_uri(folder_uri(output), f"batch-prediction/{prediction_id}.manifest")
+        with service.ctx.objects.open_read(manifest) as stream:
+            pairs = json.loads(stream.read())
+        return [(str(k), str(v)) for k, v in pairs.items()]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def preview_rows(service: Any, uri: str, rows: int = 10) -> list[str]:
+    """The first lines (header included) of a gzip result file."""
+    lines: list[str] = []
+    try:
+        with service.ctx.objects.open_read(uri) as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+            for line in text:
+                lines.append(line.rstrip("\r\n"))
+                if len(lines) > rows:
+                    break
+    except Exception:  # noqa: BLE001
+        pass
+    return lines
+
+
+def pick(document: Any, *keys: str) -> Any:
+    """The first present key among aliases (reports may use snake_case or camelCase)."""
+    if not isinstance(document, dict):
+        return None
+    for key in keys:
+        if document.get(key) is not None:
+            return document[key]
+    return None

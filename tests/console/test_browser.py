@@ -1,0 +1,211 @@
+"""The console in headless Chromium against a real server: MNIST and a BINARY model.
+
+Skipped when Chromium is absent (install Debian's `chromium`; never `playwright install`).
+Screenshots go to test-artifacts/console/.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MNIST = REPO / "examples" / "mnist"
+SHOTS = REPO / "test-artifacts" / "console"
+CHROMIUM = shutil.which("chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed"),
+]
+
+
+def make_client(url: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("machinelearning", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+                        config=Config(retries={"max_attempts": 1}, read_timeout=120))
+
+
+def head_gz(path: Path, lines: int) -> bytes:
+    with gzip.open(path, "rt") as stream:
+        return gzip.compress("".join(next(stream) for _ in range(lines)).encode())
+
+
+def wait(ml: Any, calls: dict[str, Any], timeout: float = 180) -> dict[str, dict[str, Any]]:
+    deadline, states = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        states = {name: get() for name, get in calls.items()}
+        if all(s["Status"] in ("COMPLETED", "FAILED") for s in states.values()):
+            break
+        time.sleep(0.5)
+    failed = {n: s.get("Message") for n, s in states.items() if s["Status"] != "COMPLETED"}
+    if failed:
+        pytest.fail(f"jobs did not complete (engine?): {failed}")
+    return states
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from starlette.routing import Mount
+
+    from openaml.console import build_console
+    from openaml.server.embedded import running_server
+
+    with running_server(data_dir=tmp_path_factory.mktemp("console"), workers=2) as app:
+        app.asgi.router.routes.insert(0, Mount("/console", build_console(app.service)))
+        put = app.context.objects.write_bytes
+        put("s3://mnist/train.csv.gz", head_gz(MNIST / "data" / "train.csv.gz", 1501))
+        put("s3://mnist/test.csv.gz", head_gz(MNIST / "data" / "test.csv.gz", 201))
+        for name in ("train.schema.json", "batch.schema.json", "recipe.json"):
+            put(f"s3://mnist/{name}", (MNIST / name).read_bytes())
+        rng = random.Random(7)
+        rows = []
+        for _ in range(400):
+            x = rng.uniform(-3, 3)
+            rows.append(f"{x:.4f},{rng.choice('ab')},{int(x + rng.gauss(0, 1) > 0)}")
+        put("s3://bin/data.csv", ("\n".join(rows) + "\n").encode())
+        ml = make_client(app.settings.base_url)
+        split = lambda a, b: json.dumps({"splitting": {"percentBegin": a, "percentEnd": b}})  # noqa: E731
+        for ds, (a, b) in (("ds-train", (0, 70)), ("ds-eval", (70, 100))):
+            ml.create_data_source_from_s3(DataSourceId=ds, DataSourceName=f"MNIST {ds}", ComputeStatistics=True, DataSpec={
+                "DataLocationS3": "s3://mnist/train.csv.gz", "DataSchemaLocationS3": "s3://mnist/train.schema.json",
+                "DataRearrangement": split(a, b)})
+        ml.create_data_source_from_s3(DataSourceId="ds-batch", DataSpec={
+            "DataLocationS3": "s3://mnist/test.csv.gz", "DataSchemaLocationS3": "s3://mnist/batch.schema.json"})
+        ml.create_ml_model(MLModelId="ml-mnist", MLModelName="MNIST", MLModelType="MULTICLASS",
+                           TrainingDataSourceId="ds-train", RecipeUri="s3://mnist/recipe.json",
+                           Parameters={"sgd.maxPasses": "3"})
+        ml.create_evaluation(EvaluationId="ev-mnist", MLModelId="ml-mnist", EvaluationDataSourceId="ds-eval")
+        ml.create_batch_prediction(BatchPredictionId="bp-mnist", MLModelId="ml-mnist",
+                                   BatchPredictionDataSourceId="ds-batch", OutputUri="s3://out/mnist/")
+        schema = {"version": "1.0", "targetAttributeName": "y", "dataFormat": "CSV", "dataFileContainsHeader": False,
+                  "attributes": [{"attributeName": "x", "attributeType": "NUMERIC"},
+                                 {"attributeName": "c", "attributeType": "CATEGORICAL"},
+                                 {"attributeName": "y", "attributeType": "BINARY"}]}
+        for ds, (a, b) in (("ds-bin-train", (0, 70)), ("ds-bin-eval", (70, 100))):
+            ml.create_data_source_from_s3(DataSourceId=ds, ComputeStatistics=True, DataSpec={
+                "DataLocationS3": "s3://bin/data.csv", "DataSchema": json.dumps(schema), "DataRearrangement": split(a, b)})
+        ml.create_ml_model(MLModelId="ml-bin", MLModelName="binary", MLModelType="BINARY",
+                           TrainingDataSourceId="ds-bin-train")
+        ml.create_evaluation(EvaluationId="ev-bin", MLModelId="ml-bin", EvaluationDataSourceId="ds-bin-eval")
+        ml.add_tags(Tags=[{"Key": "project", "Value": "digits"}], ResourceId="ml-mnist", ResourceType="MLModel")
+        states = wait(ml, {
+            "ds-train": lambda: ml.get_data_source(DataSourceId="ds-train"),
+            "model": lambda: ml.get_ml_model(MLModelId="ml-mnist"),
+            "evaluation": lambda: ml.get_evaluation(EvaluationId="ev-mnist"),
+            "batch": lambda: ml.get_batch_prediction(BatchPredictionId="bp-mnist"),
+            "bin-evaluation": lambda: ml.get_evaluation(EvaluationId="ev-bin"),
+        })
+        yield {"app": app, "ml": ml, "states": states, "console": f"{app.settings.base_url}/console"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_lists_and_datasource_page(world: dict[str, Any], page: Any) -> None:
+    page.goto(world["console"] + "/")
+    assert page.locator("text=ml-mnist").count() >= 1 and "project=digits" in page.content()
+    shot(page, "overview")
+    ds = world["states"]["ds-train"]
+    page.goto(world["console"] + "/datasources/ds-train")
+    body = page.inner_text("main")
+    assert f"{ds['DataSizeInBytes']:,}" in body
+    assert "785 attribute(s), page 1 of 32" in body
+    stats = json.loads(world["app"].context.artifacts.path_for("DataSource", "ds-train", "ingest.json").read_text())
+    assert f"Records in statistics\n{stats['statistics']['recordCount']:,}" in body
+    shot(page, "datasource")
+
+
+def test_model_and_multiclass_evaluation_pages(world: dict[str, Any], page: Any) -> None:
+    page.goto(world["console"] + "/models/ml-mnist")
+    assert "Pass 3 of 3" in page.inner_text("#pass-progress")
+    assert page.locator("text=Largest weights").count() >= 1
+    shot(page, "model")
+    evaluation = world["states"]["evaluation"]
+    f1 = float(evaluation["PerformanceMetrics"]["Properties"]["MulticlassAvgFScore"])
+    page.goto(world["console"] + "/evaluations/ev-mnist")
+    assert page.inner_text("#metric-value") == f"{f1:.4g}"
+    assert page.locator("#per-class tbody tr").count() == 10
+    shot(page, "evaluation-multiclass")
+
+
+def test_batch_prediction_page(world: dict[str, Any], page: Any) -> None:
+    batch = world["states"]["batch"]
+    page.goto(world["console"] + "/batchpredictions/bp-mnist")
+    body = page.inner_text("main")
+    assert f"Records\n{batch['TotalRecordCount']:,}" in body
+    assert page.locator("#preview tbody tr").count() == 10
+    with page.expect_download() as info:
+        page.click("text=Download")
+    data = gzip.decompress(Path(info.value.path()).read_bytes()).decode()
+    assert len(data.splitlines()) == batch["TotalRecordCount"] + 1
+    shot(page, "batch-prediction")
+
+
+def test_binary_threshold_slider_saves_through_the_api(world: dict[str, Any], page: Any) -> None:
+    page.goto(world["console"] + "/evaluations/ev-bin")
+    auc = float(world["states"]["bin-evaluation"]["PerformanceMetrics"]["Properties"]["BinaryAUC"])
+    assert page.inner_text("#metric-value") == f"{auc:.4g}"
+    before = page.inner_text("#t-tp")
+    slider = page.locator("#threshold")
+    slider.focus()
+    for _ in range(20):
+        page.keyboard.press("ArrowRight")  # keyboard use: 0.5 -> 0.7
+    assert page.inner_text("#threshold-value") == "0.70"
+    assert int(page.inner_text("#t-tp").replace(",", "")) <= int(before.replace(",", ""))
+    shot(page, "evaluation-binary")
+    page.click("#save-threshold")
+    assert "saved: 0.7" in page.inner_text(".notice")
+    assert world["ml"].get_ml_model(MLModelId="ml-bin")["ScoreThreshold"] == pytest.approx(0.7)
+
+
+def test_try_a_prediction_and_phone_width(world: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(world["console"] + "/models/ml-bin/predict")
+    page.fill("#attr-1", "2.5")
+    page.fill("#attr-2", "a")
+    page.click("#predict-button")
+    from openaml.ml.model import load_model
+    from openaml.ml.prediction import predict_record
+
+    with world["app"].context.artifacts.open_read("MLModel", "ml-bin", "model.bin") as stream:
+        model = load_model(stream)
+    threshold = world["ml"].get_ml_model(MLModelId="ml-bin").get("ScoreThreshold", 0.5)
+    expected = predict_record(model, {"x": "2.5", "c": "a"}, threshold)
+    assert page.inner_text("#predicted-label") == expected["predictedLabel"]
+    shot(page, "predict-phone")
+    context.close()

@@ -1,0 +1,80 @@
+"""Inline SVG charts: well-formed, scaled to their data, labelled."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from openaml.console import charts
+
+NS = "{http://www.w3.org/2000/svg}"
+
+
+def parse(markup: str) -> ET.Element:
+    return ET.fromstring(str(markup))
+
+
+def test_histogram_bar_heights_are_proportional_to_counts() -> None:
+    svg = parse(charts.histogram_svg([0, 1, 2, 3], [2, 4, 1], "h"))
+    assert svg.get("role") == "img" and svg.get("aria-label") == "h"
+    heights = [float(r.get("height")) for r in svg.iter(f"{NS}rect")]
+    assert len(heights) == 3
+    full = charts.HEIGHT - charts.PAD_BOTTOM - charts.PAD_TOP
+    assert heights == [full / 2, full, full / 4]
+    titles = [t.text for r in svg.iter(f"{NS}rect") for t in r.iter(f"{NS}title")]
+    assert titles[1] == "[1, 2): 4"
+
+
+def test_histogram_with_two_series_has_legend_and_side_by_side_bars() -> None:
+    svg = parse(charts.histogram_svg([0, 0.5, 1], [[1, 3], [2, 0]], "s", series=("pos", "neg")))
+    rects = list(svg.iter(f"{NS}rect"))
+    assert len(rects) == 4 + 2  # 2 bins x 2 series + 2 legend swatches
+    xs = [float(r.get("x")) for r in rects[:2]] + [float(r.get("x")) for r in rects[2:4]]
+    assert xs[2] > xs[0] and xs[3] > xs[1]  # second series to the right within each bin
+    assert "pos" in str(charts.histogram_svg([0, 0.5, 1], [[1, 3], [2, 0]], "s", series=("pos", "neg")))
+
+
+def test_mismatched_or_empty_input_gives_no_data() -> None:
+    assert "no data" in charts.histogram_svg([0, 1], [1, 2], "x")
+    assert "no data" in charts.line_svg([], [[]], "x")
+    assert "no data" in charts.bar_svg([], [], "x")
+    assert "no data" in charts.heatmap_svg([[1]], ["a", "b"], ["a"], "x")
+
+
+def test_bar_negative_values_extend_left_of_zero() -> None:
+    svg = parse(charts.bar_svg(["a", "b"], [2.0, -1.0], "w"))
+    rects = list(svg.iter(f"{NS}rect"))
+    a, b = rects
+    assert abs(float(a.get("x")) - float(b.get("x")) - float(b.get("width"))) < 0.02  # both touch zero
+    assert abs(float(a.get("width")) - 2 * float(b.get("width"))) < 0.02
+
+
+def test_line_maps_extremes_to_plot_corners() -> None:
+    svg = parse(charts.line_svg([1, 2, 3], [[3.0, 2.0, 1.0]], "loss"))
+    points = svg.find(f"{NS}polyline").get("points").split()
+    first, last = (tuple(map(float, p.split(","))) for p in (points[0], points[-1]))
+    assert first == (charts.PAD_LEFT, charts.PAD_TOP)
+    assert last == (charts.WIDTH - charts.PAD_RIGHT, charts.HEIGHT - charts.PAD_BOTTOM)
+
+
+def test_heatmap_shows_row_shares_and_counts() -> None:
+    markup = str(charts.heatmap_svg([[3, 1], [0, 4]], ["a", "b"], ["a", "b"], "cm"))
+    parse(markup)
+    assert "75%" in markup and "25%" in markup and "100%" in markup
+    assert "true a, predicted b: 1 (25.0% of row)" in markup
+    fills = re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"', markup)
+    assert fills[3] == "#1f5fa8"  # a full row share on the diagonal: the full colour
+    assert fills[2] == "#ffffff"  # an empty cell stays white
+
+
+def test_labels_are_escaped() -> None:
+    markup = str(charts.bar_svg(["<b>&"], [1], "a<b"))
+    parse(markup)
+    assert "<b>&" not in markup
+
+
+def test_number_labels() -> None:
+    assert charts.number(3.0) == "3"
+    assert charts.number(0.12345) == "0.123"
+    assert charts.number(25000) == "25k"
+    assert charts.number(2_500_000) == "2.5M"

@@ -1,0 +1,237 @@
+"""Console pages rendered against a fake service: numbers shown, forms wired, bad input safe."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from openaml.console import build_console, explain
+from openaml.ml.recipes import default_recipe
+from openaml.ml.schema import parse_schema
+from openaml.ml.training import SGDParams, train_model
+from .conftest import FakeService
+
+with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its test client; httpx works
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+SCHEMA = {"version": "1.0", "targetAttributeName": "color", "dataFormat": "CSV",
+          "dataFileContainsHeader": False,
+          "attributes": [{"attributeName": "size", "attributeType": "NUMERIC"},
+                         {"attributeName": "shape", "attributeType": "CATEGORICAL"},
+                         {"attributeName": "color", "attributeType": "CATEGORICAL"}]}
+
+
+@pytest.fixture
+def client(fake: FakeService) -> Iterator[TestClient]:
+    app = Starlette(routes=[Mount("/console", build_console(fake))])
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
+
+
+def trained_model() -> Any:
+    schema = parse_schema(json.dumps(SCHEMA))
+    rows = [("1", "round", "red"), ("8", "square", "blue"), ("5", "tri", "green")] * 6
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield pa.RecordBatch.from_pydict({
+            "__file": pa.array([0] * len(rows), pa.int32()), "__rejected": pa.array([False] * len(rows)),
+            "size": pa.array([r[0] for r in rows]), "shape": pa.array([r[1] for r in rows]),
+            "color": pa.array([r[2] for r in rows])})
+
+    return train_model("MULTICLASS", schema, default_recipe(schema, {}), SGDParams(max_passes=3), {}, batches)
+
+
+def text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_overview_lists_entities_with_tags_and_refreshes_while_busy(fake: FakeService, client: TestClient) -> None:
+    fake.add("DataSource", "ds-1", Name="Training data")
+    fake.add("MLModel", "ml-1", Name="Digits", MLModelType="MULTICLASS", Status="INPROGRESS")
+    page = client.get("/console/")
+    assert page.status_code == 200
+    assert "Training data" in page.text and "ml-1" in page.text and "team=ml" in page.text
+    assert 'http-equiv="refresh"' in page.text
+    fake.entities["MLModel"]["ml-1"]["Status"] = "COMPLETED"
+    assert 'http-equiv="refresh"' not in client.get("/console/").text
+
+
+def test_list_passes_filter_and_sort_to_describe(fake: FakeService, client: TestClient) -> None:
+    fake.add("DataSource", "ds-1", Name="alpha")
+    fake.add("DataSource", "ds-2", Name="beta")
+    page = client.get("/console/datasources", params={"var": "Name", "cmp": "Prefix", "value": "al", "order": "asc"})
+    assert "ds-1" in page.text and "ds-2" not in page.text
+    assert fake.calls[-1][1] == {"SortOrder": "asc", "Limit": 50, "FilterVariable": "Name", "Prefix": "al"}
+    bad = client.get("/console/datasources", params={"var": "Bogus"})
+    assert bad.status_code == 200 and "FilterVariable Bogus is not valid" in bad.text
+
+
+def test_unknown_entity_is_a_404_page(client: TestClient) -> None:
+    page = client.get("/console/models/ml-missing")
+    assert page.status_code == 404 and "does not exist" in page.text
+
+
+def test_rename_and_delete_go_through_the_service(fake: FakeService, client: TestClient) -> None:
+    fake.add("DataSource", "ds-1", Name="old")
+    fake.add("Evaluation", "ev-1", MLModelId="ml-x")
+    moved = client.post("/console/datasources/ds-1/rename", data={"name": "new name"}, follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"].startswith("/console/datasources/ds-1?notice=")
+    assert ("update_data_source", {"DataSourceId": "ds-1", "DataSourceName": "new name"}) in fake.calls
+    gone = client.post("/console/evaluations/ev-1/delete", follow_redirects=True)
+    assert "Deleted ev-1" in gone.text and "ev-1" not in fake.entities["Evaluation"]
+    refused = client.post("/console/evaluations/ev-1/delete", headers={"Origin": "http://evil.example"})
+    assert refused.status_code == 403
+
+
+def test_datasource_insights_and_pagination(fake: FakeService, client: TestClient) -> None:
+    attributes = {"label": {"attributeType": "CATEGORICAL", "missingCount": 0, "invalidCount": 0, "count": 10,
+                            "distinctCount": 2, "valueCounts": {"7": 6, "3": 4}}}
+    attributes |= {f"pixel{i}": {"attributeType": "NUMERIC", "missingCount": i, "invalidCount": 0, "count": 10,
+                                 "min": 0.0, "max": 255.0, "mean": 12.5 + i, "median": 0.0, "stddev": 3.0,
+                                 "histogram": {"edges": list(range(21)), "counts": [1] * 20}}
+                   for i in range(60)}
+    fake.add("DataSource", "ds-1", Name="digits", DataLocationS3="s3://b/train.csv", DataSizeInBytes=1234,
+             NumberOfFiles=1, DataSchema=json.dumps(SCHEMA))
+    fake.write_artifact("DataSource", "ds-1", "ingest.json", {
+        "recordsRead": 10, "rejectedRecords": 0, "selectedRecords": 10, "recordsWithInvalidValues": 0,
+        "statistics": {"recordCount": 10, "attributes": attributes,
+                       "target": {"attributeName": "label", "classCounts": {"7": 6, "3": 4}}}})
+    page = client.get("/console/datasources/ds-1")
+    body = text(page.text)
+    assert "61 attribute(s), page 1 of 3" in body and "s3://b/train.csv" in body and "1,234" in body
+    assert "pixel23" in body and "pixel24" not in body
+    assert "Distribution of the target label" in page.text
+    second = text(client.get("/console/datasources/ds-1", params={"page": 2}).text)
+    assert "pixel24" in second and "Mean 36.5" in second
+    found = text(client.get("/console/datasources/ds-1", params={"q": "pixel59"}).text)
+    assert "1 attribute(s)" in found and "Missing 59" in found
+
+
+def test_datasource_without_statistics_says_not_available(fake: FakeService, client: TestClient) -> None:
+    fake.add("DataSource", "ds-2", Status="PENDING")
+    page = client.get("/console/datasources/ds-2")
+    assert page.status_code == 200 and "Statistics are not available" in page.text
+
+
+def test_model_page_shows_passes_and_weights(fake: FakeService, client: TestClient) -> None:
+    model = trained_model()
+    fake.add("MLModel", "ml-1", Name="colors", MLModelType="MULTICLASS", SizeInBytes=99,
+             TrainingParameters={"sgd.maxPasses": "3"}, Recipe=model.recipe, FinishedAt="x")
+    with fake.ctx.artifacts.open_write("MLModel", "ml-1", "model.bin") as out:
+        model.save(out)
+    fake.write_artifact("MLModel", "ml-1", "job.log", b"".join(
+        f"2026-01-01T00:00:0{k}.000Z pass {k} of 3: loss {1 / k}\n".encode() for k in (1, 2, 3)))
+    body = text(client.get("/console/models/ml-1").text)
+    assert "Pass 3 of 3; last training loss 0.3333" in body
+    assert "Largest weights for blue" in body and "shape=square" in body
+
+
+def test_contributions_are_feature_values_times_weights() -> None:
+    model = trained_model()
+    record = {"size": "8", "shape": "square"}
+    names = model.pipeline.feature_names()
+    x = model.pipeline.transform(explain.record_batch(model, record)).toarray()[0]
+    for output in range(len(model.classes)):
+        expected = {names[i]: x[i] * model.weights[i, output] for i in np.flatnonzero(x)}
+        got = dict(explain.contributions(model, record, output))
+        assert got == pytest.approx({k: v for k, v in expected.items() if v != 0})
+        z = x @ model.weights[:, output] + model.bias[output]
+        assert sum(got.values()) + model.bias[output] == pytest.approx(z)
+
+
+def test_predict_page(fake: FakeService, client: TestClient) -> None:
+    model = trained_model()
+    fake.add("MLModel", "ml-1", MLModelType="MULTICLASS", FinishedAt="x")
+    with fake.ctx.artifacts.open_write("MLModel", "ml-1", "model.bin") as out:
+        model.save(out)
+    form = client.get("/console/models/ml-1/predict")
+    assert 'name="attr:size"' in form.text and 'name="attr:color"' not in form.text
+    page = client.post("/console/models/ml-1/predict", data={"pasted": "8,square"})
+    assert page.status_code == 200
+    assert 'id="predicted-label">blue<' in page.text and "shape=square" in page.text
+    wrong = client.post("/console/models/ml-1/predict", data={"pasted": "1,2,3"})
+    assert "The pasted line has 3 values; the model expects 2" in wrong.text
+
+
+def test_multiclass_evaluation(fake: FakeService, client: TestClient) -> None:
+    fake.add("MLModel", "ml-1", MLModelType="MULTICLASS")
+    fake.add("Evaluation", "ev-1", MLModelId="ml-1", PerformanceMetrics={"Properties": {"MulticlassAvgFScore": "0.75"}})
+    fake.write_artifact("Evaluation", "ev-1", "report.json", {
+        "baseline": 0.2, "classes": ["a", "b"], "confusion_matrix": [[8, 2], [1, 9]],
+        "alerts": ["The evaluation uses the training data"]})
+    page = client.get("/console/evaluations/ev-1")
+    body = text(page.text)
+    assert "0.75 MulticlassAvgFScore 0.2 baseline" in body and "Better than the baseline" in body
+    assert "a 0.8889 0.8 0.8421 10" in body  # precision 8/9, recall 8/10, F1
+    assert "true a predicted as b : 2 (20.0% of a)" in body
+    assert "The evaluation uses the training data" in body
+
+
+def test_evaluation_without_report_degrades(fake: FakeService, client: TestClient) -> None:
+    fake.add("MLModel", "ml-1", MLModelType="BINARY")
+    fake.add("Evaluation", "ev-2", MLModelId="ml-1", Status="INPROGRESS")
+    page = client.get("/console/evaluations/ev-2")
+    assert page.status_code == 200 and "Score histograms: not available" in page.text
+    fake.write_artifact("Evaluation", "ev-2", "report.json", b"not json")
+    assert client.get("/console/evaluations/ev-2").status_code == 200
+
+
+def test_binary_evaluation_threshold_and_save(fake: FakeService, client: TestClient) -> None:
+    fake.add("MLModel", "ml-1", MLModelType="BINARY", ScoreThreshold=0.5)
+    fake.add("Evaluation", "ev-1", MLModelId="ml-1", PerformanceMetrics={"Properties": {"BinaryAUC": "0.9"}})
+    fake.write_artifact("Evaluation", "ev-1", "report.json", {
+        "baseline": 0.5, "score_histograms": {"edges": [0, 0.25, 0.5, 0.75, 1],
+                                              "positive": [0, 1, 3, 6], "negative": [5, 3, 1, 1]}})
+    page = client.get("/console/evaluations/ev-1")
+    body = text(page.text)
+    assert "Accuracy 0.85 Precision 0.8182 Recall 0.9 False positive rate 0.2" in body
+    assert "True positives 9 False positives 2 True negatives 8 False negatives 1" in body
+    assert "ROC curve" in page.text and "threshold.js" in page.text
+    saved = client.post("/console/models/ml-1/threshold",
+                        data={"threshold": "0.75", "next": "/console/evaluations/ev-1"})
+    assert "Score threshold of ml-1 saved: 0.75" in saved.text
+    assert fake.entities["MLModel"]["ml-1"]["ScoreThreshold"] == 0.75
+    refused = client.post("/console/models/ml-1/threshold", data={"threshold": "7"})
+    assert "InvalidInputException" in refused.text
+
+
+def test_regression_evaluation(fake: FakeService, client: TestClient) -> None:
+    fake.add("MLModel", "ml-1", MLModelType="REGRESSION")
+    fake.add("Evaluation", "ev-1", MLModelId="ml-1", PerformanceMetrics={"Properties": {"RegressionRMSE": "1.5"}})
+    fake.write_artifact("Evaluation", "ev-1", "report.json", {
+        "baseline": 3.0, "residual_histogram": {"edges": [-1, 0, 1], "counts": [4, 6]},
+        "predicted_vs_actual": [[1, 1.5], [2, 1.8]]})
+    page = client.get("/console/evaluations/ev-1")
+    assert "Residuals (actual minus predicted)" in page.text and "Predicted against actual" in page.text
+    assert "Better than the baseline" in page.text
+
+
+def test_batch_prediction_preview_and_download(fake: FakeService, client: TestClient) -> None:
+    result = "s3://out/preds/batch-prediction/result/bp-1-test.csv.gz"
+    data = gzip.compress(b"trueLabel,bestAnswer,score\n1,1,9E-1\n0,0,1E-1\n")
+    fake.ctx.objects.write_bytes(result, data)
+    fake.ctx.objects.write_bytes("s3://out/preds/batch-prediction/bp-1.manifest",
+                                 json.dumps({"s3://in/test.csv": result}).encode())
+    fake.add("BatchPrediction", "bp-1", OutputUri="s3://out/preds", TotalRecordCount=2, InvalidRecordCount=0)
+    body = text(client.get("/console/batchpredictions/bp-1").text)
+    assert "bestAnswer" in body and "9E-1" in body and "Records 2" in body
+    download = client.get("/console/batchpredictions/bp-1/download", params={"file": 0})
+    assert download.status_code == 200 and download.content == data
+    assert client.get("/console/batchpredictions/bp-1/download", params={"file": 5}).status_code == 404
+
+
+def test_static_files_served(client: TestClient) -> None:
+    assert "prefers" in client.get("/console/static/console.css").text or \
+        client.get("/console/static/console.css").status_code == 200
+    assert "threshold" in client.get("/console/static/threshold.js").text

@@ -1,0 +1,85 @@
+"""Numbers behind the evaluation pages, against hand computations."""
+
+from __future__ import annotations
+
+import pytest
+
+from openaml.console import performance, reports
+
+
+def test_class_metrics_match_hand_computation() -> None:
+    matrix = [[5, 1, 0], [2, 3, 1], [0, 0, 0]]
+    rows = performance.class_metrics(["a", "b", "c"], matrix)
+    a, b, c = rows
+    assert a["precision"] == pytest.approx(5 / 7) and a["recall"] == pytest.approx(5 / 6)
+    assert a["f1"] == pytest.approx(2 * (5 / 7) * (5 / 6) / (5 / 7 + 5 / 6))
+    assert b["precision"] == pytest.approx(3 / 4) and b["recall"] == pytest.approx(3 / 6) and b["support"] == 6
+    assert c == {"label": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "predicted": 1}
+
+
+def test_top_confusions_are_largest_off_diagonal_cells() -> None:
+    found = performance.top_confusions(["a", "b"], [[1, 4], [2, 9]], limit=5)
+    assert [(c["actual"], c["predicted"], c["count"]) for c in found] == [("a", "b", 4), ("b", "a", 2)]
+    assert found[0]["share"] == pytest.approx(0.8)
+
+
+def test_threshold_counts_from_histograms() -> None:
+    edges = [0.0, 0.25, 0.5, 0.75, 1.0]
+    positive, negative = [0, 1, 3, 6], [5, 3, 1, 1]
+    c = performance.threshold_counts(edges, positive, negative, 0.5)
+    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (9, 2, 1, 8)
+    assert c["accuracy"] == pytest.approx(17 / 20)
+    assert c["precision"] == pytest.approx(9 / 11) and c["recall"] == pytest.approx(0.9)
+    assert c["fpr"] == pytest.approx(0.2)
+    everything = performance.threshold_counts(edges, positive, negative, 0.0)
+    assert everything["recall"] == 1 and everything["fpr"] == 1
+
+
+def test_curves_start_at_origin_and_end_at_one() -> None:
+    curves = performance.curves_from_histograms([0, 0.5, 1], [1, 3], [3, 1])
+    assert curves["fpr"] == [0.0, 0.25, 1.0] and curves["tpr"] == [0.0, 0.75, 1.0]
+    assert curves["precision"][0] == pytest.approx(0.75)
+
+
+def test_report_readers_accept_aliases_and_reject_bad_shapes() -> None:
+    report = {"scoreHistograms": {"edges": [0, 0.5, 1], "positive": [1, 2], "negative": [3, 4]},
+              "roc": [{"fpr": 1, "tpr": 1}, {"fpr": 0, "tpr": 0.5}],
+              "classes": ["x", "y"], "confusion_matrix": [[1, 0], [0, 1]],
+              "alerts": ["plain", {"message": "with message"}]}
+    assert performance.score_histograms(report) == ([0, 0.5, 1], [1, 2], [3, 4])
+    assert performance.roc_points(report) == ([0.0, 1.0], [0.5, 1.0])
+    assert performance.matrix_of(report) == (["x", "y"], [[1, 0], [0, 1]])
+    assert performance.alerts_of(report) == ["plain", "with message"]
+    assert performance.score_histograms({"score_histograms": {"edges": [0, 1], "positive": [1, 2], "negative": [1]}}) is None
+    assert performance.matrix_of({"classes": ["x"], "confusion_matrix": [[1, 2]]}) is None
+    assert performance.residual_histogram({}) is None and performance.alerts_of({}) == []
+
+
+def test_training_passes_parsed_from_job_log() -> None:
+    log = ("2026-01-01T00:00:00.000Z reading 1 object(s)\n"
+           "2026-01-01T00:00:01.000Z pass 1 of 3: loss 0.9\n"
+           "2026-01-01T00:00:02.000Z pass 2 of 3: loss 0.5\n"
+           "2026-01-01T00:00:03.000Z pass 3 of 3: loss None\n")
+    passes = reports.training_passes(log)
+    assert [p[:2] for p in passes] == [(1, 3), (2, 3), (3, 3)]
+    assert passes[1][2] == 0.5 and passes[2][2] != passes[2][2]  # NaN for an unparsable loss
+
+
+def test_threshold_counts_from_roc_points_match_brute_force() -> None:
+    scores = [0.1, 0.2, 0.2, 0.4, 0.6, 0.7, 0.9, 0.95]
+    labels = [0, 0, 1, 0, 1, 0, 1, 1]
+    pos, neg = sum(labels), len(labels) - sum(labels)
+    points = [[0.0, 0.0, 1.0]]
+    for s in sorted(set(scores), reverse=True):
+        tp = sum(1 for x, y in zip(scores, labels) if x >= s and y)
+        fp = sum(1 for x, y in zip(scores, labels) if x >= s and not y)
+        points.append([fp / neg, tp / pos, s])
+    for t in (0.0, 0.15, 0.2, 0.5, 0.65, 0.96):
+        c = performance.threshold_counts_roc(points, pos, neg, t)
+        tp = sum(1 for x, y in zip(scores, labels) if x >= t and y)
+        fp = sum(1 for x, y in zip(scores, labels) if x >= t and not y)
+        assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (tp, fp, pos - tp, neg - fp)
+    engine = {"histogram_edges": [0, 0.5, 1], "histogram_positive": [1, 3], "histogram_negative": [3, 1],
+              "roc": points}
+    assert performance.score_histograms(engine) == ([0, 0.5, 1], [1, 3], [3, 1])
+    assert performance.roc_thresholds(engine)[0] == [0.0, 0.0, 1.0]
