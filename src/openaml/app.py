@@ -27,7 +27,7 @@ from openaml.service.context import wall_clock_ms
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import Settings
 from openaml.storage import ArtifactStore, open_object_store
-from openaml.storage.databases import DatabaseDirectory
+from openaml.storage.databases import load_database_config
 from openaml.store import EntityKind, EntityRecord, Status, open_store
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def build_app(settings: Settings) -> Application:
         with artifacts.open_append(record.kind.value, record.id, "job.log") as out:
             out.write(f"{stamp} {line}\n".encode())
 
-    tasks = Tasks(store, objects, artifacts, DatabaseDirectory.load(settings.databases_file))
+    tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file))
     engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log)
 
     def report_endpoint(model_id: str, status: str) -> None:
@@ -151,7 +151,7 @@ def build_app(settings: Settings) -> Application:
             side_executor.shutdown(wait=False, cancel_futures=True)
 
     routes = [
-        Route("/", endpoint, methods=["POST"]),
+        Route("/", endpoint.handle, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/logs/{kind}/{entity_id}", job_log, methods=["GET"]),
         Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),

@@ -76,10 +76,10 @@ def test_postgres_store_persists(tmp_path: Path) -> None:
     try:
         with running_server(data_dir=tmp_path, database_url=url) as app:
             assert app.context.store.engine.dialect.name == "postgresql"
-            app.context.objects.write_bytes("s3://pg/data.csv", CSV)
+            app.context.objects.write_bytes("s3://pgtest/data.csv", CSV)
             ml = make_client(app.settings.base_url)
             ml.create_data_source_from_s3(DataSourceId="pg-ds", DataSourceName="in postgres",
-                                          DataSpec={"DataLocationS3": "s3://pg/data.csv",
+                                          DataSpec={"DataLocationS3": "s3://pgtest/data.csv",
                                                     "DataSchema": SCHEMA})
             ml.add_tags(ResourceId="pg-ds", ResourceType="DataSource",
                         Tags=[{"Key": "db", "Value": "pg"}])

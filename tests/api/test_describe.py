@@ -64,6 +64,7 @@ def test_data_location_filter(ml: Any, family: dict[str, Any]) -> None:
 
 def test_time_filters(ml: Any, family: dict[str, Any]) -> None:
     everything = ml.describe_data_sources(FilterVariable="Name", Prefix=family["prefix"])["Results"]
+    everything.sort(key=lambda r: r["CreatedAt"])
     middle = everything[3]["CreatedAt"]
     since = ml.describe_data_sources(FilterVariable="CreatedAt", GE=str(middle.timestamp()))
     ids = {r["DataSourceId"] for r in since["Results"]}

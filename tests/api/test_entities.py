@@ -133,12 +133,16 @@ def test_missing_data_fails_the_job_not_the_call(ml: Any, uid: Callable[[str], s
     assert "FinishedAt" in done and "ComputeTime" not in done
 
 
-def test_dependants_fail_with_their_dependency(ml: Any, uid: Callable[[str], str],
-                                               put_object: Callable[[str, bytes], str]) -> None:
+def test_dependants_fail_with_their_dependency(ml: Any, server: Any, uid: Callable[[str], str]) -> None:
     ds_id, model_id, eval_id = uid("ds"), uid("ml"), uid("ev")
-    create_ds(ml, ds_id, "s3://entities/absent.csv", ComputeStatistics=True)
-    ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId=ds_id)
-    ml.create_evaluation(EvaluationId=eval_id, MLModelId=model_id, EvaluationDataSourceId=ds_id)
+    server.context.engine.pause()  # all three are created while the datasource is PENDING
+    try:
+        create_ds(ml, ds_id, "s3://entities/absent.csv", ComputeStatistics=True)
+        ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId=ds_id)
+        ml.create_evaluation(EvaluationId=eval_id, MLModelId=model_id, EvaluationDataSourceId=ds_id)
+        assert ml.get_ml_model(MLModelId=model_id)["Status"] == "PENDING"
+    finally:
+        server.context.engine.resume()
     model = wait_for(lambda: ml.get_ml_model(MLModelId=model_id))
     assert model["Status"] == "FAILED"
     assert ds_id in model["Message"]

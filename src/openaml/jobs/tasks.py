@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
@@ -10,15 +13,16 @@ import pyarrow as pa
 
 from openaml.jobs.engine import Job, JobFailed, Task
 from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
+from openaml.ml.metrics import evaluate_model
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import batch_predict, predict_record
-from openaml.ml.evaluation import evaluate_model
+from openaml.ml.prediction.batch import header_line
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import parse_schema
 from openaml.ml.training import parse_parameters, train_model
 from openaml.service.predictors import Scorer
 from openaml.storage import ArtifactStore, ObjectStore, StorageError, folder_uri, join_uri
-from openaml.storage.databases import DatabaseDirectory, StagingError, stage_query
+from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
 from openaml.store import EntityKind, Store
 
 DATA_FILE = "data.parquet"
@@ -31,7 +35,7 @@ class Tasks:
     """The four job kinds, plus model loading for real-time endpoints."""
 
     def __init__(
-        self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseDirectory
+        self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseConfig
     ) -> None:
         self.store, self.objects, self.artifacts, self.databases = store, objects, artifacts, databases
 
@@ -107,7 +111,8 @@ class Tasks:
         schema = parse_schema(record.info["schema"])
         statistics = self._read_json(EntityKind.DATASOURCE, source_id, INGEST_FILE).get("statistics") or {}
         recipe = record.info.get("recipe") or default_recipe(schema, statistics)
-        params = parse_parameters(record.request.get("Parameters") or {}, record.model_type or "")
+        params = parse_parameters(record.request.get("Parameters") or {}, record.model_type or "",
+                                  seed=_seed(record.id))
 
         def progress(state: dict[str, Any]) -> None:
             job.progress(training=state)
@@ -152,24 +157,27 @@ class Tasks:
         files: list[str] = source.info.get("files") or []
         base = folder_uri(record.request["OutputUri"])
         results = _result_uris(base, record.id, files)
+        dataset_schema = parse_schema(source.info["schema"])
         writers: dict[int, BinaryIO] = {}
 
         def open_output(index: int) -> BinaryIO:
             writers[index] = self.objects.open_write(results[index])
-            return writers[index]
+            return _KeepOpen(writers[index])
 
         try:
-            total, invalid = batch_predict(
-                model, self._batches(source.id)(), parse_schema(source.info["schema"]), threshold,
-                open_output,
-            )
-        except Exception:
+            total, invalid = batch_predict(model, self._batches(source.id)(), dataset_schema,
+                                           threshold, open_output)
+            for index in range(len(files)):
+                if index not in writers:  # an input file without records: header only
+                    with gzip.GzipFile(fileobj=open_output(index), mode="wb", mtime=0) as out:
+                        out.write((header_line(model, dataset_schema) + "\n").encode())
+        except BaseException:
             for stream in writers.values():
                 getattr(stream, "abort", stream.close)()
             raise
         for stream in writers.values():
             stream.close()
-        manifest = {files[i]: results[i] for i in sorted(writers)}
+        manifest = dict(zip(files, results, strict=True))
         self.objects.write_bytes(join_uri(base, f"batch-prediction/{record.id}.manifest"),
                                  json.dumps(manifest, separators=(",", ":")).encode())
         return {"total_record_count": total, "invalid_record_count": invalid}
@@ -193,6 +201,28 @@ class Tasks:
     def _read_json(self, kind: EntityKind, entity_id: str, name: str) -> dict[str, Any]:
         with self.artifacts.open_read(kind.value, entity_id, name) as stream:
             return json.loads(stream.read())
+
+
+class _KeepOpen(io.RawIOBase):
+    """A writer whose close() is left to the owner, who commits or aborts the object."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self.target.write(data)
+
+    def close(self) -> None:
+        self.target.flush()
+        super().close()
+
+
+def _seed(entity_id: str) -> int:
+    """A deterministic training seed from the model id: same id and data, same model."""
+    return int.from_bytes(hashlib.sha256(entity_id.encode()).digest()[:4], "big")
 
 
 def _opener(objects: ObjectStore, uri: str) -> Callable[[], BinaryIO]:

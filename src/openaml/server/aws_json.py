@@ -40,7 +40,7 @@ class AwsJsonEndpoint:
         self.spec, self.table = spec, table
         self.authenticate, self.max_body = authenticate, max_body
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         request_id = new_request_id()
         try:
             headers = request.headers

@@ -1,0 +1,130 @@
+"""CreateDataSourceFromRDS / CreateDataSourceFromRedshift against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+from botocore.exceptions import ClientError
+
+from openaml.app import Application
+from openaml.server.embedded import running_server
+from openaml.store import EntityKind
+from tests.api.conftest import error_code, make_client, wait_for
+
+POSTGRES_URL = os.environ.get("OPENAML_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(
+    not POSTGRES_URL, reason="OPENAML_TEST_POSTGRES_URL is not set "
+    "(scripts/test.sh starts a PostgreSQL server and sets it)")
+
+SCHEMA = (
+    '{"version":"1.0","targetAttributeName":"label","dataFormat":"CSV",'
+    '"dataFileContainsHeader":false,"attributes":['
+    '{"attributeName":"x","attributeType":"NUMERIC"},'
+    '{"attributeName":"word","attributeType":"CATEGORICAL"},'
+    '{"attributeName":"label","attributeType":"BINARY"}]}'
+)
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    name = f"sales{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL or "", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine = sqlalchemy.create_engine((POSTGRES_URL or "").rsplit("/", 1)[0] + f"/{name}")
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE obs (x float, word text, label boolean)"))
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO obs SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'w, ' || (i % 4) END, "
+            "i % 2 = 0 FROM generate_series(1, 250) AS i"))
+    engine.dispose()
+    yield name
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def sql_server(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Application]:
+    folder = tmp_path_factory.mktemp("sql")
+    base = (POSTGRES_URL or "").rsplit("/", 1)[0]
+    config = folder / "databases.toml"
+    config.write_text(f'[redshift.warehouse]\nurl = "{base}/{{database}}"\n\n'
+                      f'[rds.orders-db]\nurl = "{base}/{{database}}"\n')
+    with running_server(data_dir=folder / "data", databases_file=config) as app:
+        yield app
+
+
+def credentials() -> dict[str, str]:
+    url = sqlalchemy.make_url(POSTGRES_URL or "")
+    return {"Username": url.username or "postgres", "Password": url.password or "not-needed"}
+
+
+def test_redshift_datasource_stages_and_ingests(sql_server: Application, database: str) -> None:
+    ml = make_client(sql_server.settings.base_url)
+    ml.create_data_source_from_redshift(
+        DataSourceId="rs-1", RoleARN="arn:aws:iam::000000000000:role/ml", ComputeStatistics=True,
+        DataSpec={"DatabaseInformation": {"DatabaseName": database, "ClusterIdentifier": "warehouse"},
+                  "SelectSqlQuery": "SELECT x, word, label FROM obs ORDER BY x",
+                  "DatabaseCredentials": credentials(),
+                  "S3StagingLocation": "s3://staging/redshift/",
+                  "DataSchema": SCHEMA})
+    done = wait_for(lambda: ml.get_data_source(DataSourceId="rs-1", Verbose=True))
+    assert done["Status"] == "COMPLETED", done.get("Message")
+    assert done["DataLocationS3"] == "s3://staging/redshift/rs-1/"
+    assert done["RedshiftMetadata"]["SelectSqlQuery"].startswith("SELECT x")
+    assert done["RedshiftMetadata"]["RedshiftDatabase"]["ClusterIdentifier"] == "warehouse"
+    assert done["RoleARN"].endswith("role/ml")
+    assert "SelectSqlQuery" not in ml.get_data_source(DataSourceId="rs-1")["RedshiftMetadata"]
+    staged = sql_server.context.objects.read_bytes("s3://staging/redshift/rs-1/part-00000.csv")
+    lines = staged.decode().splitlines()
+    assert len(lines) == 250
+    assert lines[0] == '1.0,"w, 1",0'
+    assert lines[2] == "3.0,,0"
+
+
+def test_rds_datasource_and_errors(sql_server: Application, database: str) -> None:
+    ml = make_client(sql_server.settings.base_url)
+    spec: dict[str, Any] = {
+        "DatabaseInformation": {"InstanceIdentifier": "orders-db", "DatabaseName": database},
+        "SelectSqlQuery": "SELECT x, word, label FROM obs",
+        "DatabaseCredentials": credentials(),
+        "S3StagingLocation": "s3://staging/rds",
+        "ResourceRole": "DataPipelineDefaultResourceRole", "ServiceRole": "DataPipelineDefaultRole",
+        "SubnetId": "subnet-1", "SecurityGroupIds": ["sg-1"], "DataSchema": SCHEMA,
+    }
+    ml.create_data_source_from_rds(DataSourceId="rds-1", RDSData=spec, RoleARN="arn:aws:iam::0:role/r")
+    done = wait_for(lambda: ml.get_data_source(DataSourceId="rds-1", Verbose=True))
+    assert done["Status"] == "COMPLETED", done.get("Message")
+    metadata = done["RDSMetadata"]
+    assert metadata["Database"] == {"InstanceIdentifier": "orders-db", "DatabaseName": database}
+    assert metadata["DataPipelineId"].startswith("df-") and len(metadata["DataPipelineId"]) == 23
+    assert done["DataLocationS3"] == "s3://staging/rds/rds-1/"
+
+    bad_sql = {**spec, "SelectSqlQuery": "SELECT nope FROM obs"}
+    ml.create_data_source_from_rds(DataSourceId="rds-bad", RDSData=bad_sql, RoleARN="arn:aws:iam::0:role/r")
+    failed = wait_for(lambda: ml.get_data_source(DataSourceId="rds-bad"))
+    assert failed["Status"] == "FAILED"
+    assert "nope" in failed["Message"]
+
+    unknown = {**spec, "DatabaseInformation": {"InstanceIdentifier": "not-configured",
+                                               "DatabaseName": database}}
+    with pytest.raises(ClientError) as err:
+        ml.create_data_source_from_rds(DataSourceId="rds-x", RDSData=unknown, RoleARN="arn:aws:iam::0:role/r")
+    assert error_code(err) == "InvalidInputException"
+
+
+def test_password_is_not_kept(sql_server: Application) -> None:
+    record = sql_server.context.store.get(*_key("rds-1"))
+    assert record is not None
+    stored = str(record.request) + str(record.info)
+    assert credentials()["Password"] not in stored
+    assert "sha256:" in str(record.request)
+
+
+def _key(entity_id: str) -> tuple[EntityKind, str]:
+    return EntityKind.DATASOURCE, entity_id
