@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from openaml import __version__
+from openaml.console import build_console
 from openaml.errors import ServiceError
 from openaml.jobs.engine import JobEngine
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
@@ -22,6 +23,7 @@ from openaml.protocol.routing import build_dispatch_table
 from openaml.protocol.sigv4 import load_credentials, verify_request
 from openaml.protocol.spec import ServiceSpec
 from openaml.server.aws_json import AwsJsonEndpoint
+from openaml.server.basic_auth import BasicAuthGate
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.context import wall_clock_ms
 from openaml.service.predictors import PredictorRegistry
@@ -30,7 +32,6 @@ from openaml.storage import ArtifactStore, open_object_store
 from openaml.storage.databases import load_database_config
 from openaml.store import EntityKind, EntityRecord, Status, open_store
 
-log = logging.getLogger(__name__)
 REPORT_FILES = {EntityKind.DATASOURCE.value: INGEST_FILE, EntityKind.EVALUATION.value: REPORT_FILE}
 
 
@@ -150,8 +151,16 @@ def build_app(settings: Settings) -> Application:
             executor.shutdown(wait=False, cancel_futures=True)
             side_executor.shutdown(wait=False, cancel_futures=True)
 
+    async def home(_: Request) -> Response:
+        return RedirectResponse("/console/")
+
+    console: Any = build_console(service)
+    if keys:
+        console = BasicAuthGate(console, keys)
     routes = [
         Route("/", endpoint.handle, methods=["POST"]),
+        Route("/", home, methods=["GET"]),
+        Mount("/console", console),
         Route("/health", health, methods=["GET"]),
         Route("/logs/{kind}/{entity_id}", job_log, methods=["GET"]),
         Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),

@@ -86,3 +86,10 @@ def test_stale_timestamp_is_rejected(secured: Application) -> None:
 def test_non_loopback_needs_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         build_app(Settings(host="0.0.0.0", data_dir=tmp_path).resolved())
+
+
+def test_console_needs_a_key_when_keys_are_configured(secured: Application) -> None:
+    url = secured.settings.base_url + "/console/"
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, auth=(KEY, "wrong"), timeout=10).status_code == 401
+    assert httpx.get(url, auth=(KEY, SECRET), timeout=10).status_code == 200

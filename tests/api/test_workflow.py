@@ -1,0 +1,241 @@
+"""Train -> evaluate -> batch predict -> real-time predict, for each model type, through boto3."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+
+from openaml.app import Application
+from tests.api.conftest import error_code, wait_for
+
+NUMBER = re.compile(r"^-?[0-9](\.[0-9]{1,6})?E-?[0-9]+$")
+
+
+def make_rows(kind: str, n: int, seed: int) -> tuple[list[str], list[list[str]]]:
+    """Synthetic data with a learnable target: id, x1 (numeric), c (categorical), words (text), y."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    cats = rng.choice(["red", "green", "blue"], size=n)
+    bonus = {"red": 1.5, "green": 0.0, "blue": -1.5}
+    signal = 2.0 * x1 + np.array([bonus[c] for c in cats]) + rng.normal(scale=0.3, size=n)
+    if kind == "BINARY":
+        y = [str(int(s > 0)) for s in signal]
+    elif kind == "MULTICLASS":
+        y = ["low" if s < -1 else "mid" if s < 1 else "high, very" for s in signal]
+    else:
+        y = [f"{3.0 * s + 10:.4f}" for s in signal]
+    words = [("good great" if s > 0 else "bad poor") + " plain" for s in signal]
+    rows = [[f"r{i}", f"{x1[i]:.5f}", cats[i], words[i], y[i]] for i in range(n)]
+    return ["id", "x1", "c", "words", "y"], rows
+
+
+def schema(kind: str, with_target: bool = True) -> str:
+    target_type = {"BINARY": "BINARY", "MULTICLASS": "CATEGORICAL", "REGRESSION": "NUMERIC"}[kind]
+    attributes = [("id", "CATEGORICAL"), ("x1", "NUMERIC"), ("c", "CATEGORICAL"),
+                  ("words", "TEXT"), ("y", target_type)]
+    return json.dumps({
+        "version": "1.0", "rowId": "id", "targetAttributeName": "y" if with_target else None,
+        "dataFormat": "CSV", "dataFileContainsHeader": True,
+        "attributes": [{"attributeName": a, "attributeType": t} for a, t in attributes]})
+
+
+def to_csv(header: list[str], rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+@pytest.mark.parametrize("kind", ["BINARY", "MULTICLASS", "REGRESSION"])
+def test_full_workflow(kind: str, server: Application, ml: Any, uid: Callable[[str], str],
+                       put_object: Callable[[str, bytes], str]) -> None:
+    header, rows = make_rows(kind, 600, seed=7)
+    data = to_csv(header, rows)
+    folder = f"s3://workflow/{uid(kind.lower())}"
+    uri = put_object(f"{folder}/data.csv", data)
+    batch_rows = rows[:40]
+    batch_csv = to_csv(header, batch_rows) + b"only,three,fields\n"  # the last one is rejected
+    batch_uri = put_object(f"{folder}/batch/input.csv", batch_csv)
+    ids = {name: uid(name) for name in ("train", "eval", "batchds", "model", "ev", "bp")}
+    split = '{"splitting":{"percentBegin":0,"percentEnd":70,"strategy":"random",' \
+            '"strategyParams":{"randomSeed":"s"}}}'
+    ml.create_data_source_from_s3(DataSourceId=ids["train"], ComputeStatistics=True, DataSpec={
+        "DataLocationS3": uri, "DataSchema": schema(kind), "DataRearrangement": split})
+    ml.create_data_source_from_s3(DataSourceId=ids["eval"], DataSpec={
+        "DataLocationS3": uri, "DataSchema": schema(kind),
+        "DataRearrangement": split.replace('"s"}}', '"s"},"complement":true}')})
+    ml.create_data_source_from_s3(DataSourceId=ids["batchds"], DataSpec={
+        "DataLocationS3": batch_uri, "DataSchema": schema(kind)})
+    ml.create_ml_model(MLModelId=ids["model"], MLModelType=kind, TrainingDataSourceId=ids["train"],
+                       Parameters={"sgd.maxPasses": "20", "sgd.shuffleType": "auto"})
+    ml.create_evaluation(EvaluationId=ids["ev"], MLModelId=ids["model"],
+                         EvaluationDataSourceId=ids["eval"])
+
+    model = wait_for(lambda: ml.get_ml_model(MLModelId=ids["model"], Verbose=True))
+    assert model["Status"] == "COMPLETED", model.get("Message")
+    assert model["SizeInBytes"] > 0
+    assert model["TrainingParameters"]["sgd.maxPasses"] == "20"
+    assert model["TrainingParameters"]["algorithm"] == "sgd"
+    assert json.loads(model["Recipe"])["outputs"]  # the default recipe actually used
+    assert json.loads(model["Schema"])["targetAttributeName"] == "y"
+    assert model["EndpointInfo"] == {"EndpointStatus": "NONE", "PeakRequestsPerSecond": 0}
+    assert ("ScoreThreshold" in model) == (kind == "BINARY")
+    listed = ml.describe_ml_models(FilterVariable="TrainingDataSourceId", EQ=ids["train"])["Results"]
+    assert listed[0]["Algorithm"] == "sgd" and "Recipe" not in listed[0]
+
+    evaluation = wait_for(lambda: ml.get_evaluation(EvaluationId=ids["ev"]))
+    assert evaluation["Status"] == "COMPLETED", evaluation.get("Message")
+    properties = evaluation["PerformanceMetrics"]["Properties"]
+    metric = {"BINARY": "BinaryAUC", "MULTICLASS": "MulticlassAvgFScore",
+              "REGRESSION": "RegressionRMSE"}[kind]
+    assert list(properties) == [metric]
+    value = float(properties[metric])
+    if kind == "BINARY":
+        assert value > 0.9
+    elif kind == "MULTICLASS":
+        assert value > 0.55  # always predicting one class scores about 0.2
+    else:
+        assert value < 3.0  # the target's standard deviation is about 7
+    assert evaluation["InputDataLocationS3"] == uri
+
+    output = f"{folder}/out"
+    ml.create_batch_prediction(BatchPredictionId=ids["bp"], MLModelId=ids["model"],
+                               BatchPredictionDataSourceId=ids["batchds"], OutputUri=output)
+    batch = wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=ids["bp"]))
+    assert batch["Status"] == "COMPLETED", batch.get("Message")
+    assert batch["TotalRecordCount"] == 41 and batch["InvalidRecordCount"] == 1
+    result = gzip.decompress(server.context.objects.read_bytes(
+        f"{output}/batch-prediction/result/{ids['bp']}-input.csv.gz")).decode()
+    assert result.endswith("\n")
+    lines = result.split("\n")[:-1]
+    assert len(lines) == 1 + 41 and lines[-1] == ""
+    parsed = list(csv.reader(lines[:-1]))
+    expected_header = {"BINARY": ["tag", "trueLabel", "bestAnswer", "score"],
+                       "MULTICLASS": ["tag", "trueLabel", "high, very", "low", "mid"],
+                       "REGRESSION": ["tag", "trueLabel", "score"]}[kind]
+    assert parsed[0] == expected_header
+    for source, row in zip(batch_rows, parsed[1:], strict=True):
+        assert row[0] == source[0] and row[1] == source[4]
+        for value_text in row[2 + (kind == "BINARY"):]:
+            assert NUMBER.match(value_text), value_text
+        if kind == "MULTICLASS":
+            assert abs(sum(float(v) for v in row[2:]) - 1) < 1e-4
+        if kind == "BINARY":
+            assert row[2] == ("1" if float(row[3]) >= 0.5 else "0")
+    manifest = json.loads(server.context.objects.read_bytes(
+        f"{output}/batch-prediction/{ids['bp']}.manifest"))
+    assert manifest == {batch_uri: f"{output}/batch-prediction/result/{ids['bp']}-input.csv.gz"}
+
+    record = dict(zip(header[:4], rows[0][:4], strict=True))
+    with pytest.raises(ClientError) as err:
+        ml.predict(MLModelId=ids["model"], Record=record, PredictEndpoint=server.settings.base_url)
+    assert error_code(err) == "PredictorNotMountedException"
+    info = ml.create_realtime_endpoint(MLModelId=ids["model"])["RealtimeEndpointInfo"]
+    assert info["EndpointStatus"] in ("UPDATING", "READY")
+    assert info["EndpointUrl"] == server.settings.base_url
+    ready = _wait_endpoint(ml, ids["model"])
+    assert ready["EndpointInfo"]["PeakRequestsPerSecond"] == 200
+    prediction = ml.predict(MLModelId=ids["model"], Record={**record, "unknown": "ignored"},
+                            PredictEndpoint=ready["EndpointInfo"]["EndpointUrl"])["Prediction"]
+    assert prediction["details"] == {"Algorithm": "SGD", "PredictiveModelType": kind}
+    if kind == "REGRESSION":
+        assert isinstance(prediction["predictedValue"], float)
+        assert "predictedLabel" not in prediction
+    else:
+        assert prediction["predictedLabel"] in {"0", "1", "low", "mid", "high, very"}
+    if kind == "MULTICLASS":
+        assert sorted(prediction["predictedScores"]) == ["high, very", "low", "mid"]
+    if kind == "BINARY":
+        (label, score), = prediction["predictedScores"].items()
+        assert label == prediction["predictedLabel"]
+        ml.update_ml_model(MLModelId=ids["model"], ScoreThreshold=0.0)
+        again = ml.predict(MLModelId=ids["model"], Record=record,
+                           PredictEndpoint=server.settings.base_url)["Prediction"]
+        assert again["predictedLabel"] == "1"
+        assert ml.get_ml_model(MLModelId=ids["model"])["ScoreThreshold"] == 0.0
+        assert "ScoreThresholdLastUpdatedAt" in ml.get_ml_model(MLModelId=ids["model"])
+    empty = ml.predict(MLModelId=ids["model"], Record={}, PredictEndpoint=server.settings.base_url)
+    assert "Prediction" in empty
+    ml.delete_realtime_endpoint(MLModelId=ids["model"])
+    with pytest.raises(ClientError) as err:
+        ml.predict(MLModelId=ids["model"], Record=record, PredictEndpoint=server.settings.base_url)
+    assert error_code(err) == "PredictorNotMountedException"
+
+
+def _wait_endpoint(ml: Any, model_id: str) -> dict[str, Any]:
+    for _ in range(200):
+        model = ml.get_ml_model(MLModelId=model_id)
+        if model["EndpointInfo"]["EndpointStatus"] != "UPDATING":
+            assert model["EndpointInfo"]["EndpointStatus"] == "READY"
+            return model
+        time.sleep(0.05)
+    raise AssertionError("endpoint never became READY")
+
+
+def test_create_model_validation(ml: Any, uid: Callable[[str], str],
+                                 put_object: Callable[[str, bytes], str]) -> None:
+    header, rows = make_rows("BINARY", 50, seed=1)
+    uri = put_object(f"s3://workflow/{uid('v')}.csv", to_csv(header, rows))
+    no_stats, stats = uid("ds"), uid("ds")
+    ml.create_data_source_from_s3(DataSourceId=no_stats, DataSpec={"DataLocationS3": uri,
+                                                                 "DataSchema": schema("BINARY")})
+    ml.create_data_source_from_s3(DataSourceId=stats, ComputeStatistics=True, DataSpec={
+        "DataLocationS3": uri, "DataSchema": schema("BINARY")})
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"TrainingDataSourceId": no_stats}, "ComputeStatistics"),
+        ({"TrainingDataSourceId": "missing-ds"}, "missing-ds"),
+        ({"MLModelType": "REGRESSION"}, "target"),
+        ({"Parameters": {"sgd.maxPasses": "0"}}, "sgd.maxPasses"),
+        ({"Parameters": {"sgd.l1RegularizationAmount": "1e-4",
+                         "sgd.l2RegularizationAmount": "1e-4"}}, "L1"),
+        ({"Parameters": {"sgd.shuffleType": "AUTO"}}, "shuffleType"),
+        ({"Parameters": {"sgd.unknown": "1"}}, "sgd.unknown"),
+        ({"Recipe": '{"outputs": ["nope"]}'}, "nope"),
+        ({"Recipe": "not json"}, "recipe"),
+        ({"RecipeUri": "s3://workflow/no-recipe.json"}, "no-recipe.json"),
+        ({"MLModelType": "CLUSTERING"}, "MLModelType"),
+    ]
+    for overrides, fragment in cases:
+        params = {"MLModelId": uid("m"), "MLModelType": "BINARY", "TrainingDataSourceId": stats,
+                  **overrides}
+        with pytest.raises(ClientError) as err:
+            ml.create_ml_model(**params)
+        assert error_code(err) == "InvalidInputException", overrides
+        assert fragment.lower() in err.value.response["Error"]["Message"].lower(), (
+            overrides, err.value.response["Error"]["Message"])
+
+
+def test_threshold_rules(ml: Any, uid: Callable[[str], str],
+                         put_object: Callable[[str, bytes], str]) -> None:
+    header, rows = make_rows("REGRESSION", 80, seed=2)
+    uri = put_object(f"s3://workflow/{uid('t')}.csv", to_csv(header, rows))
+    ds, model = uid("ds"), uid("m")
+    ml.create_data_source_from_s3(DataSourceId=ds, ComputeStatistics=True, DataSpec={
+        "DataLocationS3": uri, "DataSchema": schema("REGRESSION")})
+    ml.create_ml_model(MLModelId=model, MLModelType="REGRESSION", TrainingDataSourceId=ds)
+    wait_for(lambda: ml.get_ml_model(MLModelId=model))
+    with pytest.raises(ClientError) as err:
+        ml.update_ml_model(MLModelId=model, ScoreThreshold=0.3)
+    assert error_code(err) == "InvalidInputException"
+    with pytest.raises(ClientError) as err:
+        ml.create_batch_prediction(BatchPredictionId=uid("bp"), MLModelId=model,
+                                   BatchPredictionDataSourceId=ds, OutputUri="s3://workflow/a/../b")
+    assert error_code(err) == "InvalidInputException"
+    with pytest.raises(ClientError) as err:
+        ml.create_evaluation(EvaluationId=uid("ev"), MLModelId=model, EvaluationDataSourceId="nope")
+    assert error_code(err) == "InvalidInputException"
+    ml.delete_ml_model(MLModelId=model)
+    with pytest.raises(ClientError) as err:
+        ml.create_realtime_endpoint(MLModelId=model)
+    assert error_code(err) == "InvalidInputException"
