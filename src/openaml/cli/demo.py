@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -75,7 +76,10 @@ def mnist(train_path: Path | None, test_path: Path | None, test_labels: Path | N
         ]
         if test_labels is not None:
             command += ["--test-labels", str(test_labels)]
-        result = subprocess.run(command, check=False)
+        # The embedded server accepts any credentials on loopback; supply some if none are set.
+        env = {"AWS_ACCESS_KEY_ID": "openaml-demo", "AWS_SECRET_ACCESS_KEY": "openaml-demo",
+               **os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
+        result = subprocess.run(command, check=False, env=env)
         click.echo(f"output files: {app.settings.objects_root / BUCKET / 'output'}")
         click.echo(f"console (while a server runs on this data dir): "
                    f"openaml serve --data-dir {data_dir}, then open http://127.0.0.1:8080/console")

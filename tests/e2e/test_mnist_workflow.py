@@ -1,0 +1,93 @@
+"""The example client, as a subprocess, against a real `openaml serve` on the MNIST 10k sample."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "mnist"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data_dir = tmp_path_factory.mktemp("e2e")
+    port = free_port()
+    executable = shutil.which("openaml", path=str(Path(sys.executable).parent)) or "openaml"
+    log = (data_dir / "server.log").open("w")
+    process = subprocess.Popen(
+        [executable, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            assert process.poll() is None, (data_dir / "server.log").read_text()
+            time.sleep(0.1)
+        yield url, data_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def test_example_client_runs_the_workflow(served: tuple[str, Path]) -> None:
+    url, data_dir = served
+    store = data_dir / "s3" / "digits"
+    (store / "input").mkdir(parents=True)
+    shutil.copy(EXAMPLE / "data" / "train.csv.gz", store / "input" / "train.csv.gz")
+    shutil.copy(EXAMPLE / "data" / "test.csv.gz", store / "input" / "test.csv.gz")
+    for name in ("train.schema.json", "batch.schema.json", "recipe.json"):
+        shutil.copy(EXAMPLE / name, store / name)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "workflow.py"), "--endpoint-url", url,
+         "--train-uri", "s3://digits/input/train.csv.gz", "--test-uri", "s3://digits/input/test.csv.gz",
+         "--train-schema-uri", "s3://digits/train.schema.json",
+         "--batch-schema-uri", "s3://digits/batch.schema.json",
+         "--recipe-uri", "s3://digits/recipe.json", "--output-uri", "s3://digits/output",
+         "--local-store", str(data_dir / "s3"),
+         "--test-labels", str(EXAMPLE / "data" / "test_labels.csv")],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    f1 = float(re.search(r"macro-average F1 on the evaluation split: ([0-9.]+)", out).group(1))
+    baseline = float(re.search(r"\(baseline ([0-9.]+)\)", out).group(1))
+    assert f1 >= 0.89, out
+    assert baseline < 0.2
+    assert "confusion matrix" in out
+    assert re.search(r"accuracy on the test labels: 0\.(8[89]|9)", out), out
+    assert "checks: one row per test row" in out
+
+    results = list((store / "output" / "batch-prediction" / "result").iterdir())
+    assert len(results) == 1 and results[0].name.endswith("-test.csv.gz.gz")
+    rows = list(csv.reader(io.StringIO(gzip.decompress(results[0].read_bytes()).decode())))
+    assert rows[0] == [str(d) for d in range(10)]
+    assert len(rows) == 1 + 3000
+    for row in rows[1:50]:
+        assert abs(sum(float(v) for v in row) - 1) < 1e-4
+    manifests = list((store / "output" / "batch-prediction").glob("*.manifest"))
+    assert len(manifests) == 1
