@@ -14,7 +14,7 @@ from botocore.config import Config
 from openaml.app import Application
 from openaml.server.embedded import running_server
 
-CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
+CLIENT_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
                        read_timeout=120)
 
 

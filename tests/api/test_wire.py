@@ -106,3 +106,16 @@ def test_health_reports_parts(server: Application) -> None:
     assert document["store"]["ok"] is True
     assert "pending" in document["jobs"]
     assert document["version"]
+
+
+def test_unexpected_errors_are_internal_server_exceptions(
+    server: Application, ml: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(*_: Any, **__: Any) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(server.context.store, "select", explode)
+    answer = post(server, "AmazonML_20141212.DescribeEvaluations", b"{}")
+    assert answer.status_code == 500
+    assert answer.json()["__type"] == "InternalServerException"
+    assert "secret internal detail" not in answer.text and "Traceback" not in answer.text

@@ -239,3 +239,30 @@ def test_threshold_rules(ml: Any, uid: Callable[[str], str],
     with pytest.raises(ClientError) as err:
         ml.create_realtime_endpoint(MLModelId=model)
     assert error_code(err) == "InvalidInputException"
+
+
+def test_predict_rate_limit(tmp_path: Any) -> None:
+    from openaml.server.embedded import running_server
+    from tests.api.conftest import make_client
+
+    header, rows = make_rows("BINARY", 120, seed=3)
+    with running_server(data_dir=tmp_path, predict_rate_limit=5) as app:
+        app.context.objects.write_bytes("s3://limits/data.csv", to_csv(header, rows))
+        ml = make_client(app.settings.base_url)
+        ml.create_data_source_from_s3(DataSourceId="ds", ComputeStatistics=True, DataSpec={
+            "DataLocationS3": "s3://limits/data.csv", "DataSchema": schema("BINARY")})
+        ml.create_ml_model(MLModelId="m", MLModelType="BINARY", TrainingDataSourceId="ds")
+        assert wait_for(lambda: ml.get_ml_model(MLModelId="m"))["Status"] == "COMPLETED"
+        ml.create_realtime_endpoint(MLModelId="m")
+        endpoint = _wait_endpoint(ml, "m")["EndpointInfo"]
+        assert endpoint["PeakRequestsPerSecond"] == 5
+        codes = []
+        for _ in range(12):
+            try:
+                ml.predict(MLModelId="m", Record={"x1": "0.5"}, PredictEndpoint=endpoint["EndpointUrl"])
+                codes.append("ok")
+            except ClientError as exc:
+                codes.append(exc.response["Error"]["Code"])
+                assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 417
+        assert codes[:5] == ["ok"] * 5
+        assert "LimitExceededException" in codes
