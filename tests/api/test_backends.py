@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import uuid
@@ -61,6 +62,20 @@ def test_datasource_on_real_s3_endpoint(moto_url: str, s3_env: None, tmp_path: P
         assert done["Status"] == "COMPLETED", done.get("Message")
         assert done["NumberOfFiles"] == 2
         assert done["DataSizeInBytes"] == 2 * len(CSV)
+        ml.create_ml_model(MLModelId="m-s3", MLModelType="BINARY", TrainingDataSourceId="on-s3")
+        ml.create_batch_prediction(BatchPredictionId="bp-s3", MLModelId="m-s3",
+                                   BatchPredictionDataSourceId="on-s3",
+                                   OutputUri="s3://openaml-input/out")
+        batch = wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp-s3"))
+        assert batch["Status"] == "COMPLETED", batch.get("Message")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="openaml-input",
+                                                       Prefix="out/")["Contents"])
+    assert keys == ["out/batch-prediction/bp-s3.manifest",
+                    "out/batch-prediction/result/bp-s3-a.csv.gz",
+                    "out/batch-prediction/result/bp-s3-b.csv.gz"]
+    body = s3.get_object(Bucket="openaml-input", Key="out/batch-prediction/result/bp-s3-a.csv.gz")
+    lines = gzip.decompress(body["Body"].read()).decode().splitlines()
+    assert lines[0] == "trueLabel,bestAnswer,score" and len(lines) == 61
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="OPENAML_TEST_POSTGRES_URL is not set "
