@@ -7,7 +7,6 @@ from typing import Any
 from openaml.errors import InvalidInputException
 from openaml.service import common
 from openaml.service.context import ServiceContext
-from openaml.service.describe import describe
 from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
@@ -45,16 +44,10 @@ class BatchPredictionOperations:
         return {"BatchPredictionId": params["BatchPredictionId"]}
 
     def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
-        record = common.get_existing(self.ctx, KIND, BatchPredictionId)
-        result = _to_api(self.ctx, record)
-        result["LogUri"] = common.log_uri(self.ctx, record)
-        return common.compact(result)
+        return common.get_response(self.ctx, KIND, BatchPredictionId, _to_api)
 
     def describe_batch_predictions(self, **params: Any) -> dict[str, Any]:
-        records, token = describe(self.ctx.store.select, KIND, params)
-        return common.compact(
-            {"Results": [common.compact(_to_api(self.ctx, r)) for r in records], "NextToken": token}
-        )
+        return common.describe_response(self.ctx, KIND, params, _to_api)
 
     def update_batch_prediction(self, BatchPredictionId: str, BatchPredictionName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, BatchPredictionId, BatchPredictionName)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from openaml.errors import (
     ResourceNotFoundException,
 )
 from openaml.service.context import ServiceContext
+from openaml.service.describe import describe
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.records import USABLE
 
@@ -130,6 +131,23 @@ def common_fields(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
 
 def log_uri(ctx: ServiceContext, record: EntityRecord) -> str:
     return f"{ctx.settings.base_url}/logs/{record.kind.value}/{record.id}"
+
+
+ToApi = Callable[[ServiceContext, EntityRecord], dict[str, Any]]
+
+
+def get_response(ctx: ServiceContext, kind: EntityKind, entity_id: str, to_api: ToApi) -> dict[str, Any]:
+    """A Get* answer: the entity's members plus its LogUri."""
+    record = get_existing(ctx, kind, entity_id)
+    return compact({**to_api(ctx, record), "LogUri": log_uri(ctx, record)})
+
+
+def describe_response(
+    ctx: ServiceContext, kind: EntityKind, params: Mapping[str, Any], to_api: ToApi
+) -> dict[str, Any]:
+    """A Describe* answer: one page of entities and the NextToken."""
+    records, token = describe(ctx.store.select, kind, params)
+    return compact({"Results": [compact(to_api(ctx, r)) for r in records], "NextToken": token})
 
 
 def name_param(value: str | None) -> str | None:

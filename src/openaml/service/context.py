@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from openaml.jobs.engine import JobEngine
     from openaml.service.predictors import PredictorRegistry
     from openaml.storage import ArtifactStore, ObjectStore
-    from openaml.storage.databases import DatabaseDirectory
+    from openaml.storage.databases import DatabaseConfig
 
 # The IAM identity of the request being served; set by the HTTP layer per request.
 caller_arn: ContextVar[str | None] = ContextVar("caller_arn", default=None)
@@ -33,7 +33,7 @@ class ServiceContext:
     artifacts: ArtifactStore
     engine: JobEngine
     predictors: PredictorRegistry
-    databases: DatabaseDirectory
+    databases: DatabaseConfig
     clock: Callable[[], int] = wall_clock_ms
 
     def caller(self) -> str:

@@ -12,7 +12,6 @@ from openaml.ml.data import RearrangementError, parse_rearrangement
 from openaml.ml.schema import Schema, SchemaError, parse_schema
 from openaml.service import common
 from openaml.service.context import ServiceContext
-from openaml.service.describe import describe
 from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
@@ -25,47 +24,27 @@ class DataSourceOperations:
     def create_data_source_from_s3(self, **params: Any) -> dict[str, Any]:
         spec = params["DataSpec"]
         self._check_location(spec["DataLocationS3"], "DataLocationS3")
-        schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaLocationS3"), "DataSchemaLocationS3")
+        schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaLocationS3"),
+                              "DataSchemaLocationS3")
         _check_rearrangement(spec.get("DataRearrangement"))
         request = common.request_params(params, {"ComputeStatistics": False})
         self._create(params, request, schema, spec["DataLocationS3"], source="s3")
         return {"DataSourceId": params["DataSourceId"]}
 
     def create_data_source_from_redshift(self, **params: Any) -> dict[str, Any]:
-        spec = params["DataSpec"]
-        database = spec["DatabaseInformation"]
-        self._check_database("redshift", database["ClusterIdentifier"], "ClusterIdentifier")
-        location = self._staging_location(spec["S3StagingLocation"], params["DataSourceId"])
-        schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaUri"), "DataSchemaUri")
-        _check_rearrangement(spec.get("DataRearrangement"))
-        request, password = _protect_password(params, "DataSpec")
-        self._create(params, request, schema, location, source="redshift", password=password)
-        return {"DataSourceId": params["DataSourceId"]}
+        return self._create_from_database(params, "DataSpec", "redshift", "ClusterIdentifier")
 
     def create_data_source_from_rds(self, **params: Any) -> dict[str, Any]:
-        spec = params["RDSData"]
-        database = spec["DatabaseInformation"]
-        self._check_database("rds", database["InstanceIdentifier"], "InstanceIdentifier")
-        location = self._staging_location(spec["S3StagingLocation"], params["DataSourceId"])
-        schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaUri"), "DataSchemaUri")
-        _check_rearrangement(spec.get("DataRearrangement"))
-        request, password = _protect_password(params, "RDSData")
-        self._create(params, request, schema, location, source="rds", password=password,
-                     data_pipeline_id=_pipeline_id())
-        return {"DataSourceId": params["DataSourceId"]}
+        return self._create_from_database(params, "RDSData", "rds", "InstanceIdentifier",
+                                          data_pipeline_id=_pipeline_id())
 
     def get_data_source(self, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]:
-        record = common.get_existing(self.ctx, KIND, DataSourceId)
-        result = _to_api(self.ctx, record, verbose=Verbose)
-        result["LogUri"] = common.log_uri(self.ctx, record)
-        return common.compact(result)
+        return common.get_response(self.ctx, KIND, DataSourceId,
+                                   lambda ctx, r: _to_api(ctx, r, verbose=Verbose))
 
     def describe_data_sources(self, **params: Any) -> dict[str, Any]:
-        records, token = describe(self.ctx.store.select, KIND, params)
-        return common.compact(
-            {"Results": [common.compact(_to_api(self.ctx, r, verbose=False)) for r in records],
-             "NextToken": token}
-        )
+        return common.describe_response(self.ctx, KIND, params,
+                                        lambda ctx, r: _to_api(ctx, r, verbose=False))
 
     def update_data_source(self, DataSourceId: str, DataSourceName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, DataSourceId, DataSourceName)
@@ -86,6 +65,19 @@ class DataSourceOperations:
             info={"source": source, "schema": schema.to_json(), **info},
         )
         common.create_entity(self.ctx, record)
+
+    def _create_from_database(
+        self, params: dict[str, Any], spec_member: str, source: str, identifier: str, **info: Any
+    ) -> dict[str, Any]:
+        """Redshift and RDS datasources: a query staged as CSV, then like an S3 datasource."""
+        spec = params[spec_member]
+        self._check_database(source, spec["DatabaseInformation"][identifier], identifier)
+        location = self._staging_location(spec["S3StagingLocation"], params["DataSourceId"])
+        schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaUri"), "DataSchemaUri")
+        _check_rearrangement(spec.get("DataRearrangement"))
+        request, password = _protect_password(params, spec_member)
+        self._create(params, request, schema, location, source=source, password=password, **info)
+        return {"DataSourceId": params["DataSourceId"]}
 
     def _check_location(self, uri: str, member: str) -> None:
         try:

@@ -8,7 +8,6 @@ from openaml.errors import InvalidInputException
 from openaml.ml.schema import parse_schema
 from openaml.service import common
 from openaml.service.context import ServiceContext
-from openaml.service.describe import describe
 from openaml.store import EntityKind, EntityRecord, Status
 
 KIND = EntityKind.EVALUATION
@@ -45,16 +44,10 @@ class EvaluationOperations:
         return {"EvaluationId": params["EvaluationId"]}
 
     def get_evaluation(self, EvaluationId: str) -> dict[str, Any]:
-        record = common.get_existing(self.ctx, KIND, EvaluationId)
-        result = _to_api(self.ctx, record)
-        result["LogUri"] = common.log_uri(self.ctx, record)
-        return common.compact(result)
+        return common.get_response(self.ctx, KIND, EvaluationId, _to_api)
 
     def describe_evaluations(self, **params: Any) -> dict[str, Any]:
-        records, token = describe(self.ctx.store.select, KIND, params)
-        return common.compact(
-            {"Results": [common.compact(_to_api(self.ctx, r)) for r in records], "NextToken": token}
-        )
+        return common.describe_response(self.ctx, KIND, params, _to_api)
 
     def update_evaluation(self, EvaluationId: str, EvaluationName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, EvaluationId, EvaluationName)

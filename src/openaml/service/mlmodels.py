@@ -11,7 +11,6 @@ from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import ParameterError, check_target, parse_parameters
 from openaml.service import common
 from openaml.service.context import ServiceContext
-from openaml.service.describe import describe
 from openaml.service.endpoints import endpoint_info
 from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
@@ -78,18 +77,17 @@ class MLModelOperations:
         return {"MLModelId": model_id}
 
     def get_ml_model(self, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
-        record = common.get_existing(self.ctx, KIND, MLModelId)
-        result = model_to_api(self.ctx, record)
-        result["LogUri"] = common.log_uri(self.ctx, record)
-        if Verbose:
-            result["Recipe"] = record.info.get("recipe")
-            result["Schema"] = record.info.get("schema")
-        return common.compact(result)
+        def to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+            result = model_to_api(ctx, record)
+            if Verbose:
+                result.update(Recipe=record.info.get("recipe"), Schema=record.info.get("schema"))
+            return result
+
+        return common.get_response(self.ctx, KIND, MLModelId, to_api)
 
     def describe_ml_models(self, **params: Any) -> dict[str, Any]:
-        records, token = describe(self.ctx.store.select, KIND, params)
-        results = [common.compact({**model_to_api(self.ctx, r), "Algorithm": "sgd"}) for r in records]
-        return common.compact({"Results": results, "NextToken": token})
+        return common.describe_response(
+            self.ctx, KIND, params, lambda ctx, r: {**model_to_api(ctx, r), "Algorithm": "sgd"})
 
     def update_ml_model(
         self, MLModelId: str, MLModelName: str | None = None, ScoreThreshold: float | None = None
