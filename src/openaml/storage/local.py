@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from openaml.storage.objects import CommittingWriter, ObjectInfo, resolve_data_location
+from openaml.storage.objects import CommittingWriter, ObjectInfo, ObjectStore
 from openaml.storage.uris import (
     ObjectNotFoundError,
     S3Uri,
@@ -28,7 +28,7 @@ from openaml.storage.uris import (
 TEMP_PREFIX = ".openaml-tmp-"
 
 
-class LocalObjectStore:
+class LocalObjectStore(ObjectStore):
     """Object storage on a local folder (the default back end, and the default for tests)."""
 
     def __init__(self, root: Path) -> None:
@@ -95,14 +95,6 @@ class LocalObjectStore:
 
         return CommittingWriter(sink, commit, discard)  # type: ignore[return-value]
 
-    def read_bytes(self, uri: str) -> bytes:
-        with self.open_read(uri) as stream:
-            return stream.read()
-
-    def write_bytes(self, uri: str, data: bytes) -> None:
-        with self.open_write(uri) as stream:
-            stream.write(data)
-
     def delete(self, uri: str) -> None:
         """Remove the file, then any folders it leaves empty (the bucket folder stays)."""
         location = parse_s3_uri(uri)
@@ -123,9 +115,6 @@ class LocalObjectStore:
             except OSError:
                 break
             folder = folder.parent
-
-    def resolve_data_location(self, uri: str) -> builtins.list[ObjectInfo]:
-        return resolve_data_location(self, uri)
 
     def describe(self) -> dict[str, Any]:
         reachable = self.root.is_dir() and os.access(self.root, os.R_OK | os.W_OK | os.X_OK)

@@ -32,7 +32,8 @@ class ObjectStore(Protocol):
     Invalid URIs raise StorageError; a missing object raises ObjectNotFoundError from
     `open_read`/`read_bytes` and gives None from `stat`. Writes are atomic: a reader sees the
     old object or the complete new one, never a partial one, and a `with` block that raises
-    leaves no object behind.
+    leaves no object behind. Implementations subclass it to inherit the methods built on
+    the others (read_bytes, write_bytes, resolve_data_location).
     """
 
     def list(self, uri_prefix: str) -> builtins.list[ObjectInfo]:
@@ -51,9 +52,13 @@ class ObjectStore(Protocol):
         """A binary stream whose bytes become the object when it is closed without error."""
         ...
 
-    def read_bytes(self, uri: str) -> bytes: ...
+    def read_bytes(self, uri: str) -> bytes:
+        with self.open_read(uri) as stream:
+            return stream.read()
 
-    def write_bytes(self, uri: str, data: bytes) -> None: ...
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        with self.open_write(uri) as stream:
+            stream.write(data)
 
     def delete(self, uri: str) -> None:
         """Remove the object; removing a missing object is not an error (as in S3)."""
@@ -61,7 +66,7 @@ class ObjectStore(Protocol):
 
     def resolve_data_location(self, uri: str) -> builtins.list[ObjectInfo]:
         """The data files a `DataLocationS3` names (data.md §2); see `resolve_data_location`."""
-        ...
+        return resolve_data_location(self, uri)
 
     def describe(self) -> dict[str, Any]:
         """Kind, root or endpoint, and whether it is reachable now (for a /health endpoint)."""

@@ -24,14 +24,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from openaml.storage.objects import CommittingWriter, ObjectInfo, resolve_data_location
+from openaml.storage.objects import CommittingWriter, ObjectInfo, ObjectStore
 from openaml.storage.uris import ObjectNotFoundError, StorageError, parse_s3_uri, shown
 
 SPOOL_BYTES = 8 * 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
 
 
-class S3ObjectStore:
+class S3ObjectStore(ObjectStore):
     """Object storage on an S3 endpoint; `endpoint_url=None` means AWS for the region."""
 
     def __init__(
@@ -130,14 +130,6 @@ class S3ObjectStore:
 
         return CommittingWriter(cast(BinaryIO, sink), commit, sink.close)  # type: ignore[return-value]
 
-    def read_bytes(self, uri: str) -> bytes:
-        with self.open_read(uri) as stream:
-            return stream.read()
-
-    def write_bytes(self, uri: str, data: bytes) -> None:
-        with self.open_write(uri) as stream:
-            stream.write(data)
-
     def delete(self, uri: str) -> None:
         location = parse_s3_uri(uri)
         if location.is_prefix:
@@ -149,9 +141,6 @@ class S3ObjectStore:
                 raise _storage_error(uri, "cannot delete", err) from err
         except BotoCoreError as err:
             raise _storage_error(uri, "cannot delete", err) from err
-
-    def resolve_data_location(self, uri: str) -> builtins.list[ObjectInfo]:
-        return resolve_data_location(self, uri)
 
     def describe(self) -> dict[str, Any]:
         """Reachable means the endpoint answered (even with an error such as AccessDenied)."""
