@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 
@@ -118,7 +118,7 @@ class Tasks:
             job.progress(training=state)
             job.log_line(f"pass {state.get('pass')} of {state.get('max_passes')}: loss {state.get('loss')}")
 
-        model = train_model(record.model_type, schema, recipe, params, statistics,
+        model = train_model(record.model_type or "", schema, recipe, params, statistics,
                             self._batches(source_id), progress)
         with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
             model.save(out)
@@ -133,8 +133,8 @@ class Tasks:
         record = self.store.get(EntityKind.MLMODEL, model_id)
         threshold = float((record.info if record else {}).get("score_threshold", 0.5))
 
-        def score(values: dict[str, str], cut: float) -> dict[str, Any]:
-            return predict_record(model, values, cut)
+        def score(record: dict[str, str], threshold: float) -> dict[str, Any]:
+            return predict_record(model, record, threshold)
 
         return score, threshold
 
@@ -162,7 +162,7 @@ class Tasks:
 
         def open_output(index: int) -> BinaryIO:
             writers[index] = self.objects.open_write(results[index])
-            return _KeepOpen(writers[index])
+            return cast(BinaryIO, _KeepOpen(writers[index]))
 
         try:
             total, invalid = batch_predict(model, self._batches(source.id)(), dataset_schema,

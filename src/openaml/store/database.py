@@ -40,7 +40,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _record(row: Mapping[str, Any]) -> EntityRecord:
+def _record(row: Any) -> EntityRecord:
     values = {name: row[name] for name in _FIELDS}
     values["kind"] = EntityKind(values["kind"])
     values["status"] = Status(values["status"])

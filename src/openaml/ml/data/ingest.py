@@ -1,5 +1,5 @@
 """The datasource job's data work (data.md §7): read CSV objects once, validate and split the
-records, count, compute statistics, and write the materialized Parquet copy.
+records, count, compute statistics, and write the materialized copy (`materialized`).
 
 Design. Each object is streamed in blocks of about 16 MB of complete lines (`lines`); a
 record is exactly one non-empty line, so its number and byte offset are known without a
@@ -8,7 +8,8 @@ locates the fields of the others with NumPy, so a rejected line keeps its place 
 numbering and in the output order, which a CSV reader that merely skips bad rows cannot give.
 Columns are built directly from the bytes and dictionary-encoded (TEXT stays plain strings);
 type checks then run once per distinct value, and statistics are per-value count tables.
-Each block becomes one Parquet row group. A sequential split that is not "everything" needs
+Blocks without quotes or white space (`plain`) are parsed by Arrow's CSV reader instead, with
+integer columns parsed as integers. Each block becomes one record batch. A sequential split that is not "everything" needs
 the record count N first, so it costs one extra pass that only counts lines.
 
 Counts of missing and invalid values (and records with an invalid value) are taken over the
@@ -26,11 +27,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from openaml.ml.data.fields import REASONS, build_columns, split_fields
-from openaml.ml.data.lines import iter_line_blocks
+from openaml.ml.data.lines import LineBlock, iter_line_blocks
+from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
+from openaml.ml.data.plain import is_plain, parse_plain, probe_integers
 from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, per_row
 from openaml.ml.schema import AttributeType, Schema, coerce_column
@@ -66,7 +68,7 @@ class IngestReport:
 
 
 def materialized_schema(schema: Schema) -> pa.Schema:
-    """Arrow schema of the Parquet copy: __file, __rejected, then one raw column per attribute."""
+    """Arrow schema of the materialized copy: __file, __rejected, then one raw column per attribute."""
     dictionary = pa.dictionary(pa.int32(), pa.string())
     return pa.schema([pa.field("__file", pa.int32()), pa.field("__rejected", pa.bool_())] + [
         pa.field(a.name, pa.string() if a.type is AttributeType.TEXT else dictionary)
@@ -76,7 +78,7 @@ def materialized_schema(schema: Schema) -> pa.Schema:
 def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearrangement,
            compute_statistics: bool, sink: BinaryIO,
            progress: Callable[[int], None] | None = None) -> IngestReport:
-    """Read `objects` in order, write the selected records to `sink` as Parquet, and report.
+    """Read `objects` in order, write the selected records to `sink` (an Arrow IPC stream), and report.
 
     progress, if given, is called with the number of records read so far after each block.
     """
@@ -84,8 +86,7 @@ def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearran
         raise DataError("The data location has no readable file")
     total = _count_records(objects, schema) if rearrangement.needs_count else None
     job = _Job(schema, compute_statistics)
-    with pq.ParquetWriter(sink, materialized_schema(schema), compression="snappy",
-                          write_statistics=False) as writer:
+    with open_writer(sink, materialized_schema(schema)) as writer:
         for file_index, obj in enumerate(objects):
             for batch in job.read_file(file_index, obj, rearrangement, total):
                 writer.write_batch(batch)
@@ -131,45 +132,69 @@ class _Job:
         self.missing = {a.name: 0 for a in schema.attributes}
         self.invalid = {a.name: 0 for a in schema.attributes}
         self.stats = StatisticsBuilder(schema) if compute_statistics else None
+        self.encode = [a.type is not AttributeType.TEXT for a in schema.attributes]
+        self.integers: np.ndarray | None = None   # columns the fast path parses as integers
 
     def read_file(self, file_index: int, obj: DataObject, rearrangement: Rearrangement,
                   total: int | None):  # type: ignore[no-untyped-def]
-        n_fields = len(self.schema.attributes)
         with _open(obj) as stream:
             for block in _blocks(obj, stream, self.schema.header):
-                fields = split_fields(block, n_fields)
-                reason = fields.reason
+                columns = self._plain_columns(block)
+                fields = None if columns is not None else split_fields(block, len(self.encode))
+                reason = fields.reason if fields is not None else np.zeros(len(block), np.int8)
                 self.rejected += np.bincount(reason, minlength=len(REASONS) + 1)[1:]
                 if int(self.rejected.sum()) > MAX_REJECTED:
                     raise DataError(f"More than {MAX_REJECTED:,} records were rejected "
                                     f"({self._reasons_text()}); the input is not usable")
                 selected = rearrangement.select(obj.key, self.records, block.offsets, total)
                 self.records += len(block)
-                if selected.any():
+                if not selected.any():
+                    continue
+                if columns is None:
                     yield self._batch(file_index, block.data, fields, selected)
+                else:
+                    if not selected.all():
+                        index = pa.array(np.flatnonzero(selected))
+                        columns = [column.take(index) for column in columns]
+                    yield self._record_batch(file_index, np.zeros(len(columns[0]), np.bool_),
+                                             columns)
+
+    def _plain_columns(self, block: LineBlock) -> list[pa.Array] | None:
+        """The block's columns by the fast path (`plain`), or None if it does not apply."""
+        if not is_plain(block, len(self.encode)):
+            return None
+        if self.integers is None:
+            self.integers = probe_integers(block, self.schema.names, self.encode)
+        return parse_plain(block, self.schema.names, self.encode, self.integers)
 
     def _batch(self, file_index: int, data: np.ndarray, fields: Any,
                selected: np.ndarray) -> pa.RecordBatch:
         rejected = fields.reason[selected] > 0
         keep = selected[fields.reason == 0]
         starts, ends = fields.starts[keep], fields.ends[keep]
-        encode = [a.type is not AttributeType.TEXT for a in self.schema.attributes]
-        columns = dict(zip(self.schema.names, build_columns(data, starts, ends, encode)))
-        self._count(columns)
-        self.selected += len(rejected)
-        self.selected_rejected += int(rejected.sum())
-        arrays = list(columns.values())
+        arrays = build_columns(data, starts, ends, self.encode)
         if rejected.any():
+            self._count(arrays)
             position = np.full(len(rejected), -1, dtype=np.int64)
             position[~rejected] = np.arange(len(starts))
             index = pa.array(position, mask=rejected)
             arrays = [array.take(index) for array in arrays]
+            return self._record_batch(file_index, rejected, arrays, counted=True)
+        return self._record_batch(file_index, rejected, arrays)
+
+    def _record_batch(self, file_index: int, rejected: np.ndarray, arrays: list[pa.Array],
+                      counted: bool = False) -> pa.RecordBatch:
+        if not counted:
+            self._count(arrays)
+        self.selected += len(rejected)
+        self.selected_rejected += int(rejected.sum())
         return pa.record_batch(
             [pa.array(np.full(len(rejected), file_index, dtype=np.int32)), pa.array(rejected),
              *arrays], schema=self.arrow_schema)
 
-    def _count(self, columns: dict[str, pa.Array]) -> None:
+    def _count(self, arrays: list[pa.Array]) -> None:
         """Missing/invalid counts of well-formed selected records, and statistics."""
+        columns = dict(zip(self.schema.names, arrays))
         rows = len(next(iter(columns.values())))
         any_invalid = np.zeros(rows, dtype=np.bool_)
         coerced, counts = {}, {}
@@ -178,10 +203,12 @@ class _Job:
             self.missing[attribute.name] += column.null_count
             if attribute.type is AttributeType.TEXT:
                 continue
-            entries = coerce_column(column.dictionary, attribute.type)
-            coerced[attribute.name] = entries
             counts[attribute.name] = np.bincount(column.indices.drop_null().to_numpy(),
                                                  minlength=len(column.dictionary))
+            if attribute.type is AttributeType.CATEGORICAL:
+                continue   # any raw string is a valid category
+            entries = coerce_column(column.dictionary, attribute.type)
+            coerced[attribute.name] = entries
             flags = entries.invalid.to_numpy(zero_copy_only=False)
             if flags.any():
                 self.invalid[attribute.name] += int(counts[attribute.name][flags].sum())

@@ -3,7 +3,7 @@
 Every non-TEXT column arrives dictionary-encoded, so most statistics come from the per-batch
 table "distinct raw value -> count" (a bincount of the dictionary indices), never row by row.
 
-JSON layout of `finish()` (keys in camelCase, stored beside the materialized Parquet):
+JSON layout of `finish()` (keys in camelCase, stored beside the materialized copy):
 
 ```
 {"recordCount": n,                      # selected, well-formed records

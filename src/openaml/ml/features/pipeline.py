@@ -50,8 +50,8 @@ class FeaturePipeline:
             if vocab is None:
                 names.append(source.canonical)
             else:
-                sep = "=" if source.kind == CATEGORICAL else ":"
-                names += [f"{source.canonical}{sep}{v}" for v in vocab.to_pylist()]
+                prefix = source.canonical + ("=" if source.kind == CATEGORICAL else ":")
+                names += [prefix + v for v in vocab.to_pylist()]
         return names
 
     def n_statistics(self) -> int:

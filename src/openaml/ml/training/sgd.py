@@ -19,14 +19,22 @@ from openaml.ml.training.params import SGDParams
 
 BUFFER_ROWS = 65_536
 FEATURE_CACHE_BYTES = 768 * 2**20
-MINIBATCH = 64
 ETA = 0.1
 EPSILON = 1e-8
-# AdaGrad accumulators start at this value instead of 0: rare features (one-hot values seen a few
-# times) then take plain-SGD-sized steps instead of full eta-sized ones, which regularizes them
-# (MNIST one-hot macro F1 0.87 -> 0.90); frequent features soon behave as in plain AdaGrad.
-INITIAL_ACCUMULATOR = 1.0
 TOLERANCE = 1e-5
+# Minibatch size grows with the data: small data sets keep about 100 steps per pass (quality),
+# large ones take fewer, larger steps (each step costs a fixed overhead on top of its records).
+MIN_MINIBATCH, MAX_MINIBATCH, STEPS_PER_PASS = 64, 256, 100
+# AdaGrad accumulators start at (64 / minibatch)^2 instead of 0: rare features (one-hot values
+# seen a few times) then take plain-SGD-sized steps of about ETA / 64 per record instead of full
+# ETA-sized ones, which regularizes them (MNIST one-hot macro F1 0.87 -> 0.90); frequent features
+# soon behave as in plain AdaGrad. Scaling with the minibatch keeps that per-record step.
+REFERENCE_MINIBATCH = 64
+
+
+def minibatch_size(rows: int) -> int:
+    """Records per SGD step for a training set of `rows` records: rows / 100 within [64, 256]."""
+    return int(np.clip(rows // STEPS_PER_PASS, MIN_MINIBATCH, MAX_MINIBATCH))
 
 
 @dataclass(frozen=True)
@@ -40,26 +48,33 @@ class Block:
 
 @dataclass
 class LinearState:
-    """Weights (n_features, outputs), bias (outputs,) and AdaGrad accumulators."""
+    """Weights and AdaGrad accumulators side by side in `table` (n_features, 2 * outputs), so
+    one gather and one scatter per step move both; bias (outputs,) and its accumulator."""
 
-    weights: np.ndarray
+    table: np.ndarray
     bias: np.ndarray
-    g2_weights: np.ndarray
     g2_bias: np.ndarray
 
     @classmethod
-    def zeros(cls, n_features: int, outputs: int) -> LinearState:
-        return cls(np.zeros((n_features, outputs)), np.zeros(outputs),
-                   np.full((n_features, outputs), INITIAL_ACCUMULATOR),
-                   np.full(outputs, INITIAL_ACCUMULATOR))
+    def zeros(cls, n_features: int, outputs: int, initial: float) -> LinearState:
+        table = np.zeros((n_features, 2 * outputs))
+        table[:, outputs:] = initial
+        return cls(table, np.zeros(outputs), np.full(outputs, initial))
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(n_features, outputs) view of the weights."""
+        return self.table[:, :len(self.bias)]
 
 
 def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
-               params: SGDParams, progress: Callable[[dict[str, float]], None] | None = None,
-               ) -> LinearState:
-    """Run up to params.max_passes passes; stop when the pass loss improves by < 1e-5 (relative)."""
-    state = LinearState.zeros(n_features, outputs)
-    stepper = _Stepper(kind, state, params)
+               params: SGDParams, rows: int,
+               progress: Callable[[dict[str, float]], None] | None = None) -> LinearState:
+    """Run up to params.max_passes passes over `rows` records; stop when the pass loss improves
+    by < 1e-5 (relative)."""
+    size = minibatch_size(rows)
+    state = LinearState.zeros(n_features, outputs, (REFERENCE_MINIBATCH / size) ** 2)
+    stepper = _Stepper(kind, state, params, size)
     cache: list[Block] | None = None
     previous = np.inf
     for k in range(params.max_passes):
@@ -96,44 +111,48 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
 class _Stepper:
     """AdaGrad updates of the coordinates a minibatch touches (lazy regularization)."""
 
-    def __init__(self, kind: str, state: LinearState, params: SGDParams) -> None:
-        self.kind, self.state, self.params = kind, state, params
-        n = state.weights.shape[0]
+    def __init__(self, kind: str, state: LinearState, params: SGDParams, size: int) -> None:
+        self.kind, self.state, self.params, self.size = kind, state, params, size
+        n = state.table.shape[0]
         self.mark = np.zeros(n, dtype=bool)
         self.position = np.zeros(n, dtype=np.int32)
 
     def run(self, block: Block, order: np.ndarray) -> tuple[float, float]:
-        """Visit the block's rows in `order`; return (weighted loss sum, weight sum)."""
-        x = block.x[order] if len(order) else block.x
-        y, w = block.y[order], block.w[order]
+        """Visit the block's rows in minibatches taken along `order`; return (weighted loss sum,
+        weight sum). Rows are gathered per minibatch (no permuted copy of the block) and sorted
+        within it, which reads memory in order and leaves the minibatch's gradient unchanged."""
         total = 0.0
-        for start in range(0, len(y), MINIBATCH):
-            stop = min(start + MINIBATCH, len(y))
-            total += self._step(x[start:stop], y[start:stop], w[start:stop])
-        return total, float(w.sum())
+        for start in range(0, len(order), self.size):
+            rows = np.sort(order[start:start + self.size])
+            total += self._step(block.x[rows], block.y[rows], block.w[rows])
+        return total, float(block.w.sum())
 
     def _step(self, x: sp.csr_matrix, y: np.ndarray, w: np.ndarray) -> float:
-        s, p = self.state, self.params
+        s, p, k = self.state, self.params, len(self.state.bias)
         self.mark[x.indices] = True
         cols = np.flatnonzero(self.mark)
         self.mark[cols] = False
         self.position[cols] = np.arange(len(cols), dtype=np.int32)
-        local = sp.csr_matrix((x.data, self.position[x.indices], x.indptr), shape=(x.shape[0], len(cols)))
-        wc = s.weights[cols]
-        z = local @ wc + s.bias
+        local = sp.csr_matrix((x.data, self.position[x.indices], x.indptr),
+                              shape=(x.shape[0], len(cols)))
+        rows = s.table.take(cols, axis=0)  # (touched, 2k): weights | accumulators
+        wc = rows[:, :k]
+        z = local @ np.ascontiguousarray(wc) + s.bias
         loss, grad = loss_and_gradient(self.kind, z, y)
         grad *= (w / len(y))[:, None]
         g = local.T @ grad
         if p.l2 > 0:
             g += p.l2 * wc
         gb = grad.sum(axis=0)
-        h = s.g2_weights[cols] + g * g
-        s.g2_weights[cols] = h
-        step = ETA / np.sqrt(EPSILON + h)
-        wc -= step * g
+        h = rows[:, k:]
+        h += g * g
+        step = np.sqrt(h + EPSILON)
+        np.divide(ETA, step, out=step)
+        g *= step
+        wc -= g
         if p.l1 > 0:  # truncated gradient: soft-threshold by the coordinate's step
-            wc = np.sign(wc) * np.maximum(np.abs(wc) - step * p.l1, 0.0)
-        s.weights[cols] = wc
+            wc[:] = np.sign(wc) * np.maximum(np.abs(wc) - step * p.l1, 0.0)
+        s.table[cols] = rows
         s.g2_bias += gb * gb
         s.bias -= ETA * gb / np.sqrt(EPSILON + s.g2_bias)
         return float((loss * w).sum())

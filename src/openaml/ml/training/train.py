@@ -74,7 +74,8 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
 
     outputs = len(classes) if model_type == "MULTICLASS" else 1
     with threadpool_limits(limits=1):
-        state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params, progress)
+        state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
+                           target.records, progress)
     names = pipeline.feature_names()
     keep = trim_features(state.weights, names, pipeline.n_statistics(), params.max_size)
     if keep is None:
