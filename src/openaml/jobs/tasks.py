@@ -25,7 +25,7 @@ from openaml.storage import ArtifactStore, ObjectStore, StorageError, folder_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
 from openaml.store import EntityKind, Store
 
-DATA_FILE = "data.parquet"
+DATA_FILE = "data.arrows"
 INGEST_FILE = "ingest.json"
 MODEL_FILE = "model.bin"
 REPORT_FILE = "report.json"
