@@ -10,6 +10,7 @@ import click
 import uvicorn
 
 from openaml import __version__
+from openaml.cli.bench import bench
 from openaml.cli.demo import demo
 from openaml.settings import Settings
 
@@ -80,6 +81,7 @@ def guess_schema_command(path: Path, target: str | None, row_id: str | None) -> 
 
 
 main.add_command(demo)
+main.add_command(bench)
 
 
 if __name__ == "__main__":  # pragma: no cover

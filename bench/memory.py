@@ -1,0 +1,97 @@
+"""Bounded memory: ingest and train on a CSV several times larger than the server's memory cap.
+
+The server runs under RLIMIT_AS (address space, so every mapping counts, not just touched pages),
+which makes an allocation past the cap fail at once instead of swapping. The file repeats the
+rows of the given Kaggle-layout train file. One datasource with statistics and one MULTICLASS
+model (`passes` passes) are created through the API; the server's VmHWM is read afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline import Server, header, ml_client, running, schemas
+
+# Arrow's default allocator (jemalloc/mimalloc) reserves large address ranges and glibc makes a
+# 64 MiB arena per thread: both count against RLIMIT_AS without holding data.
+CAPPED_ENV = {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "2",
+              "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def repeat_rows(source: Path, target: Path, megabytes: int) -> Path:
+    """Write `source`'s header, then its rows again and again until `megabytes` MiB are written."""
+    with open(source, "rb") as stream:
+        head = stream.readline()
+        body = stream.read()
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    with open(target, "wb") as out:
+        out.write(head)
+        while out.tell() < megabytes << 20:
+            out.write(body)
+    return target
+
+
+def capped_run(train: Path, work: Path, cap_mib: int, file_mib: int, passes: int = 1,
+               timeout: float = 3600) -> dict[str, Any]:
+    """Seconds per job, status and the server's peak RSS for a `file_mib` file under `cap_mib`."""
+    big = repeat_rows(train, work / "big-train.csv", file_mib)
+    shutil.rmtree(work / "capped-server", ignore_errors=True)  # a fresh data dir: ids are fixed
+    server = Server(work / "capped-server", extra=["--workers", "1"],
+                    limit_as_bytes=cap_mib << 20, env=CAPPED_ENV)
+    train_schema, _ = schemas(train)
+    with running(server):
+        uri = server.put("input/big-train.csv", big)
+        schema_uri = server.put("config/train.schema.json", train_schema.encode())
+        recipe_uri = server.put("config/recipe.json",
+                                b'{"groups": {}, "assignments": {}, "outputs": ["ALL_CATEGORICAL"]}')
+        ml = ml_client(server.url)
+        start = time.perf_counter()
+        ml.create_data_source_from_s3(
+            DataSourceId="big-ds", DataSpec={"DataLocationS3": uri,
+                                             "DataSchemaLocationS3": schema_uri},
+            ComputeStatistics=True)
+        ml.create_ml_model(MLModelId="big-model", MLModelType="MULTICLASS",
+                           TrainingDataSourceId="big-ds", RecipeUri=recipe_uri,
+                           Parameters={"sgd.maxPasses": str(passes),
+                                       "sgd.maxMLModelSizeInBytes": "104857600"})
+        datasource, model = wait(ml, timeout)
+        wall = time.perf_counter() - start
+        rss = server.peak_rss_mib()
+    return {"cap_mib": cap_mib, "file_mib": big.stat().st_size / 2**20,
+            "rows": _rows(big), "passes": passes,
+            "datasource": {"status": datasource["Status"], "message": datasource.get("Message"),
+                           "run_s": _run_s(datasource)},
+            "training": {"status": model["Status"], "message": model.get("Message"),
+                         "run_s": _run_s(model)},
+            "seconds": wall, "peak_rss_mib": rss,
+            "completed": datasource["Status"] == model["Status"] == "COMPLETED",
+            "columns": len(header(train))}
+
+
+def wait(ml: Any, timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        datasource = ml.get_data_source(DataSourceId="big-ds")
+        model = ml.get_ml_model(MLModelId="big-model")
+        if model["Status"] in ("COMPLETED", "FAILED", "DELETED") or time.monotonic() > deadline:
+            return datasource, model
+        time.sleep(0.5)
+
+
+def _run_s(item: dict[str, Any]) -> float | None:
+    if item.get("StartedAt") is None or item.get("FinishedAt") is None:
+        return None
+    return float((item["FinishedAt"] - item["StartedAt"]).total_seconds())
+
+
+def _rows(path: Path) -> int:
+    """Data rows of a CSV with a header (counted in 16 MiB blocks)."""
+    count = -1
+    with open(path, "rb") as stream:
+        while block := stream.read(16 << 20):
+            count += block.count(b"\n")
+    return count
