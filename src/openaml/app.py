@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import threading
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +32,9 @@ from openaml.service.predictors import PredictorRegistry
 from openaml.settings import Settings
 from openaml.storage import ArtifactStore, open_object_store
 from openaml.storage.databases import load_database_config
-from openaml.store import EntityKind, EntityRecord, Status, open_store
+from openaml.store import EntityKind, EntityRecord, Status, Store, open_store
+
+log = logging.getLogger(__name__)
 
 REPORT_FILES = {EntityKind.DATASOURCE.value: INGEST_FILE, EntityKind.EVALUATION.value: REPORT_FILE}
 
@@ -54,6 +58,20 @@ class Application:
         self.context.store.close()
 
 
+def follow_endpoints(store: Store, predictors: PredictorRegistry, stop: threading.Event,
+                     interval: float = 1.0) -> None:
+    """Keep this process's mounted endpoints in step with the store, where other processes of
+    the service (or other servers on the same database) create and delete endpoints."""
+    while not stop.wait(interval):
+        try:
+            predictors.sync({
+                r.id: (r.endpoint_status or "NONE", float(r.info.get("score_threshold", 0.5)))
+                for r in store.select_endpoints()
+            })
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("following real-time endpoints failed")
+
+
 def access_keys(settings: Settings) -> dict[str, str]:
     keys = dict(settings.access_keys)
     if settings.credentials_file is not None:
@@ -61,7 +79,9 @@ def access_keys(settings: Settings) -> dict[str, str]:
     return keys
 
 
-def build_app(settings: Settings) -> Application:
+def build_app(settings: Settings, run_jobs: bool = True) -> Application:
+    """Assemble the service. `run_jobs=False` serves the API only (extra HTTP processes: one
+    process of a server runs the jobs, the others follow the store)."""
     keys = access_keys(settings)
     if not keys and not settings.is_loopback:
         raise ConfigurationError(
@@ -88,7 +108,9 @@ def build_app(settings: Settings) -> Application:
                      {"endpoint_status": status, "last_updated_at": wall_clock_ms()},
                      only_if=[Status.COMPLETED])
 
-    predictors = PredictorRegistry(tasks.load_scorer, report_endpoint, settings.predict_rate_limit,
+    # Each HTTP process limits its share of the per-endpoint request rate.
+    rate = -(-settings.predict_rate_limit // max(1, settings.http_workers))
+    predictors = PredictorRegistry(tasks.load_scorer, report_endpoint, rate,
                                    side_executor, settings.endpoint_delay_seconds)
     context = ServiceContext(settings, store, objects, artifacts, engine, predictors,
                              tasks.databases)
@@ -141,12 +163,18 @@ def build_app(settings: Settings) -> Application:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        engine.start()
-        for record in store.select_endpoints():
-            predictors.mount_async(record.id)
+        stop_sync = threading.Event()
+        if run_jobs:
+            engine.start()
+            for record in store.select_endpoints():
+                predictors.mount_async(record.id)
+        sync = threading.Thread(target=follow_endpoints, args=(store, predictors, stop_sync),
+                                name="openaml-endpoint-sync", daemon=True)
+        sync.start()
         try:
             yield
         finally:
+            stop_sync.set()
             engine.stop()
             executor.shutdown(wait=False, cancel_futures=True)
             side_executor.shutdown(wait=False, cancel_futures=True)

@@ -31,6 +31,7 @@ class Settings:
     predict_rate_limit: int = 200
     tag_limit: int = 50
     endpoint_delay_seconds: float = 0.0
+    http_workers: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import socket
 import sys
+import threading
+import time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import click
@@ -40,6 +45,8 @@ def main() -> None:
               help="TOML file mapping Redshift/RDS identifiers to database URLs.")
 @click.option("--predict-rate-limit", type=int, default=None,
               help="Predict requests/s per endpoint (0 disables; default 200).")
+@click.option("--http-workers", type=int, default=None,
+              help="HTTP processes sharing the port (default 1); one of them runs the jobs.")
 @click.option("--log-level", default="info", show_default=True)
 def serve(log_level: str, **options: object) -> None:
     """Serve the Amazon ML API (and the web console) over HTTP."""
@@ -59,9 +66,46 @@ def serve(log_level: str, **options: object) -> None:
     click.echo("Use it from Python:")
     click.echo("  import boto3")
     click.echo(f"  ml = boto3.client('machinelearning', endpoint_url='{url}', region_name='us-east-1')")
+    if settings.http_workers > 1:
+        click.echo(f"  {settings.http_workers} HTTP processes share the port")
+    config = uvicorn.Config(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
+                            access_log=log_level == "debug")
+    sock = config.bind_socket()
+    helpers = [start_http_process(settings, sock, log_level)
+               for _ in range(settings.http_workers - 1)]
     try:
-        uvicorn.run(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
-                    access_log=log_level == "debug")
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for process in helpers:
+            process.terminate()
+        for process in helpers:
+            process.join(timeout=10)
+        app.close()
+
+
+def start_http_process(settings: Settings, sock: socket.socket, log_level: str) -> BaseProcess:
+    """Another process answering on the same socket; it serves the API but runs no jobs."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_api_only, args=(settings, sock, log_level), daemon=True)
+    process.start()
+    return process
+
+
+def _serve_api_only(settings: Settings, sock: socket.socket, log_level: str) -> None:
+    from openaml.app import build_app
+
+    app = build_app(settings, run_jobs=False)
+    server = uvicorn.Server(uvicorn.Config(app.asgi, log_level=log_level, access_log=False))
+    parent = os.getppid()
+
+    def leave_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        server.should_exit = True
+
+    threading.Thread(target=leave_with_parent, daemon=True).start()
+    try:
+        server.run(sockets=[sock])
     finally:
         app.close()
 

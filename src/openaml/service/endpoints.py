@@ -62,10 +62,13 @@ class EndpointOperations:
         predictor = self.ctx.predictors.get(MLModelId)
         if predictor is None:
             record = common.get_existing(self.ctx, KIND, MLModelId)
+            if record.endpoint_status == "READY" and record.status is Status.COMPLETED:
+                predictor = self.ctx.predictors.mount_now(MLModelId)  # made by another process
+        if predictor is None:
             raise PredictorNotMountedException(
                 f"MLModel {MLModelId} has no READY real-time endpoint "
                 f"(endpoint status {record.endpoint_status or 'NONE'})"
             )
-        if sum(len(k) + len(v) for k, v in Record.items()) > MAX_RECORD_BYTES:
+        if sum(map(len, Record)) + sum(map(len, Record.values())) > MAX_RECORD_BYTES:
             raise InvalidInputException("Record is larger than 100 KB")
         return {"Prediction": predictor.predict(Record)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -74,12 +74,35 @@ class PredictorRegistry:
         return self._mounted.get(model_id)
 
     def mount_async(self, model_id: str) -> None:
+        """Load the model in the background, then report the endpoint READY (or FAILED)."""
         with self._lock:
             self._wanted.add(model_id)
-        self._executor.submit(self._mount, model_id)
+        self._executor.submit(self._mount, model_id, True)
 
-    def _mount(self, model_id: str) -> None:
-        if self._delay:
+    def mount_now(self, model_id: str) -> Predictor | None:
+        """Load an endpoint that another process of this service made READY."""
+        with self._lock:
+            self._wanted.add(model_id)
+        self._mount(model_id, False)
+        return self._mounted.get(model_id)
+
+    def sync(self, serving: Mapping[str, tuple[str, float]]) -> None:
+        """Follow the store (model id -> (endpoint status, threshold)): other processes of the
+        service may create or delete endpoints and change thresholds."""
+        for model_id in list(self._mounted):
+            if model_id not in serving:
+                self.unmount(model_id)
+        for model_id, (status, threshold) in serving.items():
+            predictor = self._mounted.get(model_id)
+            if predictor is not None:
+                predictor.threshold = threshold
+            elif status == "READY" and model_id not in self._wanted:
+                with self._lock:
+                    self._wanted.add(model_id)
+                self._executor.submit(self._mount, model_id, False)
+
+    def _mount(self, model_id: str, report: bool) -> None:
+        if self._delay and report:
             time.sleep(self._delay)
         try:
             scorer, threshold = self._load(model_id)
@@ -87,14 +110,16 @@ class PredictorRegistry:
             log.exception("loading model %s for its endpoint failed", model_id)
             with self._lock:
                 wanted = model_id in self._wanted
-            if wanted:
+                self._wanted.discard(model_id)
+            if wanted and report:
                 self._report(model_id, "FAILED")
             return
         with self._lock:
             if model_id not in self._wanted:
                 return
             self._mounted[model_id] = Predictor(model_id, scorer, threshold, self._rate)
-        self._report(model_id, "READY")
+        if report:
+            self._report(model_id, "READY")
 
     def unmount(self, model_id: str) -> None:
         with self._lock:
