@@ -177,7 +177,7 @@ def report_evaluation(endpoint_url: str, evaluation: dict[str, Any]) -> None:
         print("confusion matrix (rows: true digit, columns: predicted digit)")
         width = max(5, max(len(str(v)) for row in matrix for v in row) + 1)
         print("      " + "".join(f"{label:>{width}}" for label in labels))
-        for label, row in zip(labels, matrix):
+        for label, row in zip(labels, matrix, strict=False):
             print(f"{label:>5} " + "".join(f"{value:>{width}}" for value in row))
 
 
@@ -218,7 +218,7 @@ def report_batch(args: argparse.Namespace, batch: dict[str, Any]) -> int:
         print(f"  test row {number + 1}: digit {best} (p={probability:.3f})")
     if args.test_labels is not None:
         truth = [line.strip() for line in args.test_labels.read_text().splitlines()[1:] if line.strip()]
-        hits = sum(1 for p, t in zip(predicted, truth) if p == t)
+        hits = sum(1 for p, t in zip(predicted, truth, strict=False) if p == t)
         print(f"accuracy on the test labels: {hits / max(len(truth), 1):.4f} ({hits}/{len(truth)})")
     for problem in problems[:10]:
         print(f"CHECK FAILED: {problem}", file=sys.stderr)
