@@ -66,7 +66,8 @@ class Model:
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
         """Scores of every row of a raw-string batch (no rejected-row filtering)."""
-        return self.scores(self.pipeline.transform(batch))
+        parts = [self.scores(x) for x in self.pipeline.transform_chunks(batch)]
+        return np.concatenate(parts) if parts else self.scores(self.pipeline.transform(batch))
 
     def score_table(self, table: pa.Table) -> np.ndarray:
         """Offline scoring of a pyarrow table of raw strings named like the schema attributes."""

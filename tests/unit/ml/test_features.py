@@ -71,3 +71,19 @@ def test_dictionary_columns_and_type_override():
     p = fit_pipeline(recipe.outputs, schema, lambda: iter([plain]))
     encoded = pa.record_batch({"p": pa.array(["253", None, "0"]).dictionary_encode()})
     assert p.transform(encoded).toarray().tolist() == [[0, 1], [0, 0], [1, 0]]
+
+
+def test_complete_rows_and_chunked_transform(monkeypatch):
+    # every source present in every row takes the dense fast path; chunks must stack identically
+    schema = make_schema([("a", "NUMERIC"), ("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
+    recipe = parse_recipe('{"outputs": ["a", "c"]}', schema)
+    batch = make_batch({"a": ["1", "2", "3", "5", "9"], "c": ["u", "v", "u", "w", "v"], "y": ["1"] * 5})
+    p = fit_pipeline(recipe.outputs, schema, lambda: iter([batch]))
+    a = np.array([1, 2, 3, 5, 9.0])
+    expected = np.zeros((5, 4))
+    expected[:, 0] = (a - a.mean()) / a.std()
+    expected[np.arange(5), [1 + "uvw".index(v) for v in "uvuwv"]] = 1
+    assert np.allclose(p.transform(batch).toarray(), expected)
+    monkeypatch.setattr("openaml.ml.features.pipeline.ROW_CHUNK", 2)
+    assert np.allclose(p.transform(batch).toarray(), expected)
+    assert np.allclose(np.vstack([x.toarray() for x in p.transform_chunks(batch)]), expected)

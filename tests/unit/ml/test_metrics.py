@@ -53,3 +53,12 @@ def test_score_format_examples_and_vectorised_agreement():
     rng = np.random.default_rng(1).random(5000) ** 4
     assert format_scores(rng).tolist() == [format_score(x) for x in rng]
     assert pa is not None
+
+
+def test_average_ranks_match_scipy():
+    from scipy.stats import rankdata
+
+    from openaml.ml.metrics.accumulators import average_ranks
+    values = np.random.default_rng(5).integers(0, 7, 200).astype(float)
+    assert np.array_equal(average_ranks(values), rankdata(values))
+    assert average_ranks(np.zeros(0)).shape == (0,)

@@ -3,11 +3,13 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression
 
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
+from openaml.ml.training.sgd import _row_gatherer, minibatch_size
 from openaml.ml.training.size import trim_features
 
 from .conftest import make_batch, make_schema
@@ -105,3 +107,31 @@ def test_trimming_order_and_failure():
     # 1024 + (2+8) + (1+8) + (1+8) = 1052; limit 1045 drops the weakest ("a" before "b" on ties)
     assert trim_features(w, names, 0, 1045).tolist() == [True, True, False, False]
     assert trim_features(w, names, 100, 1500) is None
+
+
+def test_minibatch_grows_with_the_data():
+    # about 100 steps per pass, within [64, 256] records per step
+    assert [minibatch_size(n) for n in (10, 4_900, 12_800, 29_400, 10**6)] == [64, 64, 128, 256, 256]
+
+
+def test_l1_drives_weights_to_zero_and_keeps_quality():
+    x, y = load_breast_cancer(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = x[order], y[order]
+    schema, batch = _numeric_data(x, y, "BINARY")
+    params = parse_parameters({"sgd.shuffleType": "auto", "sgd.l1RegularizationAmount": "3e-2"}, "BINARY")
+    model = train_model("BINARY", schema, '{"outputs": ["ALL_NUMERIC"]}', params, {},
+                        lambda: iter([batch.slice(0, 400)]))
+    assert model.weights.shape[0] < 30  # exact zeros are trimmed from the model
+    assert auc_score(model.score_batch(batch.slice(400)), y[400:]) >= 0.98
+
+
+def test_row_gather_matches_scipy_indexing():
+    rng = np.random.default_rng(3)
+    uniform = sp.csr_matrix((rng.random(40 * 3), rng.integers(0, 30, 40 * 3), np.arange(0, 121, 3)),
+                            shape=(40, 30))
+    ragged = sp.random(40, 30, density=0.2, format="csr", random_state=1)
+    rows = np.sort(rng.choice(40, 17, replace=False))
+    for x in (uniform, ragged, uniform[5:25]):
+        picked = _row_gatherer(x)(rows[rows < x.shape[0]])
+        assert (picked != x[rows[rows < x.shape[0]]]).nnz == 0

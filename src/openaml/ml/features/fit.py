@@ -113,7 +113,7 @@ def _distinct(values: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(values.type):
         used = pc.unique(values.indices.drop_null())
         values = values.dictionary.take(used)
-    return pc.unique(values.drop_null()).cast(pa.string())
+    return pc.unique(values).drop_null().cast(pa.string())  # nulls dropped from the few distinct
 
 
 def _fit_node(node: Op, stats: dict[str, tuple[float, float]],

@@ -9,6 +9,7 @@ batch and real-time prediction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +64,12 @@ class FeaturePipeline:
         """Features of every row of the batch: CSR of shape (rows, n_features), float64."""
         if batch.num_rows <= ROW_CHUNK:
             return self._transform(batch)
-        blocks = [self._transform(batch.slice(i, ROW_CHUNK))
-                  for i in range(0, batch.num_rows, ROW_CHUNK)]
-        return sp.vstack(blocks, format="csr")
+        return sp.vstack(list(self.transform_chunks(batch)), format="csr")
+
+    def transform_chunks(self, batch: pa.RecordBatch) -> Iterator[sp.csr_matrix]:
+        """transform() of successive ROW_CHUNK-row slices, for consumers that need no stacking."""
+        for start in range(0, batch.num_rows, ROW_CHUNK):
+            yield self._transform(batch.slice(start, ROW_CHUNK))
 
     def _transform(self, batch: pa.RecordBatch) -> sp.csr_matrix:
         columns = Columns(batch, self.schema)
@@ -136,7 +140,9 @@ def _lookup(values: pa.Array, vocab: pa.Array) -> np.ndarray:
         valid = pc.is_valid(values.indices).to_numpy(zero_copy_only=False)
         return np.where(valid, per_entry[np.where(valid, indices, 0).astype(np.int64)], -1)
     found = pc.index_in(values, value_set=vocab)
-    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
+    if found.null_count:
+        found = pc.fill_null(found, -1)
+    return np.asarray(found.to_numpy(zero_copy_only=False), np.int64)
 
 
 def _scalar_feature(kind: str, value: np.ndarray, offset: int,
@@ -156,14 +162,20 @@ def _dense_part(ids: list[np.ndarray], vals: list[np.ndarray | None], n: int,
     """CSR from one feature id per (row, source) (-1 = none): row-major order is CSR order."""
     if not ids:
         return sp.csr_matrix((n, width))
-    id_matrix = np.stack(ids, axis=1).astype(np.int32)
+    id_matrix = np.empty((n, len(ids)), np.int32)  # written in place: no int64 stack
+    for j, column in enumerate(ids):
+        id_matrix[:, j] = column
     mask = id_matrix >= 0
-    indptr = np.concatenate(([0], np.cumsum(mask.sum(axis=1))))
+    full = bool(mask.all())  # every source present in every row (dense one-hot data)
+    counts = np.full(n, len(ids)) if full else mask.sum(axis=1)
+    indptr = np.concatenate(([0], np.cumsum(counts)))
     if all(v is None for v in vals):
         data = np.ones(int(indptr[-1]))
     else:
-        data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)[mask]
-    return sp.csr_matrix((data, id_matrix[mask], indptr), shape=(n, width))
+        data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)
+        data = data.ravel() if full else data[mask]
+    indices = id_matrix.ravel() if full else id_matrix[mask]
+    return sp.csr_matrix((data, indices, indptr), shape=(n, width))
 
 
 def _token_part(rows: list[np.ndarray], ids: list[np.ndarray], n: int, width: int) -> sp.csr_matrix:

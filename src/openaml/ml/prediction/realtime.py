@@ -44,6 +44,8 @@ class RecordScorer:
                 self.binary.append((source.name, offset))
             else:
                 generic.append(i)
+        self.categorical_names = [name for name, _ in self.categorical]
+        self.lookups = [lookup for _, lookup in self.categorical]
         self.generic: FeaturePipeline | None = None
         if generic:
             self.generic = FeaturePipeline(p.schema, tuple(p.sources[i] for i in generic), p.params,
@@ -52,13 +54,12 @@ class RecordScorer:
             self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
 
     def features(self, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-        ids: list[int] = []
-        vals: list[float] = []
         get = record.get
-        for name, lookup in self.categorical:
-            fid = lookup.get(get(name) or "")  # stripped? values are taken whole
-            if fid is not None:
-                ids.append(fid)
+        # C-level maps over the categorical sources (a Python loop costs ~1 us per attribute);
+        # values are taken whole, and a missing value (None) is in no vocabulary
+        found = map(dict.get, self.lookups, map(get, self.categorical_names))  # type: ignore[arg-type]
+        ids: list[int] = [fid for fid in found if fid is not None]
+        vals: list[float] = []
         ones = len(ids)
         for name, fid, mean, std in self.numeric:
             text = (get(name) or "").strip()

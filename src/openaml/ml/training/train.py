@@ -35,7 +35,8 @@ def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.Re
         valid = ~np.isnan(target_numbers(columns))
     else:
         valid = pc.is_valid(target_labels(columns, model_type)).to_numpy(zero_copy_only=False)
-    return batch.filter(pa.array(kept_rows(batch) & valid))
+    keep = kept_rows(batch) & valid
+    return batch if keep.all() else batch.filter(pa.array(keep))  # a filter copies every column
 
 
 def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDParams,
