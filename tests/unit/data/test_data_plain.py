@@ -55,8 +55,8 @@ def test_plain_and_general_paths_agree(monkeypatch):
     monkeypatch.setattr(ingest_module, "iter_line_blocks",
                         functools.partial(iter_line_blocks, block_bytes=2000))
     calls = []
-    original = ingest_module.parse_plain
-    monkeypatch.setattr(ingest_module, "parse_plain",
+    original = ingest_module.encode_plain
+    monkeypatch.setattr(ingest_module, "encode_plain",
                         lambda *a: calls.append(1) or original(*a))
     splits = (None, '{"splitting": {"percentBegin": 10, "percentEnd": 65}}')
     fast = [run_ingest([make_object("f.csv", plain)], SCHEMA, split, stats=True) for split in splits]

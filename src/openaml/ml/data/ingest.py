@@ -9,7 +9,9 @@ numbering and in the output order, which a CSV reader that merely skips bad rows
 Columns are built directly from the bytes and dictionary-encoded (TEXT stays plain strings);
 type checks then run once per distinct value, and statistics are per-value count tables.
 Blocks without quotes or white space (`plain`) are parsed by Arrow's CSV reader instead, with
-integer columns parsed as integers. Each block becomes one record batch. A sequential split that is not "everything" needs
+integer columns parsed as integers. Reading, decompressing and Arrow's parse of the next block
+run in a thread while the current one is encoded, counted and written, so both cores work.
+Each block becomes one record batch. A sequential split that is not "everything" needs
 the record count N first, so it costs one extra pass that only counts lines.
 
 Counts of missing and invalid values (and records with an invalid value) are taken over the
@@ -21,23 +23,26 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
-from openaml.ml.data.fields import REASONS, build_columns, split_fields
+from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
 from openaml.ml.data.lines import LineBlock, iter_line_blocks
 from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
-from openaml.ml.data.plain import is_plain, parse_plain, probe_integers
+from openaml.ml.data.plain import Parsed, encode_plain, is_plain, probe_integers, read_plain
 from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, per_row
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
+T = TypeVar("T")
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
@@ -95,6 +100,20 @@ def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearran
     return job.report(objects)
 
 
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """Yield the items of `items`, computing the next one in a thread meanwhile (reading,
+    decompressing and Arrow's parsing release the GIL, so both cores work)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = pool.submit(next, items, None)
+        try:
+            while (item := upcoming.result()) is not None:
+                upcoming = pool.submit(next, items, None)
+                yield item
+        finally:
+            upcoming.cancel()
+            wait([upcoming])
+
+
 def _count_records(objects: Sequence[DataObject], schema: Schema) -> int:
     count = 0
     for obj in objects:
@@ -137,10 +156,10 @@ class _Job:
 
     def read_file(self, file_index: int, obj: DataObject, rearrangement: Rearrangement,
                   total: int | None):  # type: ignore[no-untyped-def]
-        with _open(obj) as stream:
-            for block in _blocks(obj, stream, self.schema.header):
-                columns = self._plain_columns(block)
-                fields = None if columns is not None else split_fields(block, len(self.encode))
+        with _open(obj) as stream, closing(_read_ahead(
+                self._parse(block) for block in _blocks(obj, stream, self.schema.header))) as blocks:
+            for block, table in blocks:
+                parsed, fields = self._columns(block, table)
                 reason = fields.reason if fields is not None else np.zeros(len(block), np.int8)
                 self.rejected += np.bincount(reason, minlength=len(REASONS) + 1)[1:]
                 if int(self.rejected.sum()) > MAX_REJECTED:
@@ -150,22 +169,28 @@ class _Job:
                 self.records += len(block)
                 if not selected.any():
                     continue
-                if columns is None:
+                if parsed is None:
                     yield self._batch(file_index, block.data, fields, selected)
+                elif selected.all():
+                    yield self._record_batch(file_index, np.zeros(len(block), np.bool_),
+                                             parsed.columns, parsed.counts)
                 else:
-                    if not selected.all():
-                        index = pa.array(np.flatnonzero(selected))
-                        columns = [column.take(index) for column in columns]
-                    yield self._record_batch(file_index, np.zeros(len(columns[0]), np.bool_),
-                                             columns)
+                    index = pa.array(np.flatnonzero(selected))
+                    yield self._record_batch(file_index, np.zeros(len(index), np.bool_),
+                                             [column.take(index) for column in parsed.columns])
 
-    def _plain_columns(self, block: LineBlock) -> list[pa.Array] | None:
-        """The block's columns by the fast path (`plain`), or None if it does not apply."""
+    def _parse(self, block: LineBlock) -> tuple[LineBlock, pa.Table | None]:
+        """The block with Arrow's parse of it when the fast path (`plain`) applies (run ahead)."""
         if not is_plain(block, len(self.encode)):
-            return None
+            return block, None
         if self.integers is None:
             self.integers = probe_integers(block, self.schema.names, self.encode)
-        return parse_plain(block, self.schema.names, self.encode, self.integers)
+        return block, read_plain(block, self.schema.names, self.integers)
+
+    def _columns(self, block: LineBlock, table: pa.Table | None) -> tuple[Parsed | None, Fields | None]:
+        """The block's columns by the fast path, or else its fields by the general one."""
+        parsed = encode_plain(block, table, self.encode) if table is not None else None
+        return parsed, None if parsed is not None else split_fields(block, len(self.encode))
 
     def _batch(self, file_index: int, data: np.ndarray, fields: Any,
                selected: np.ndarray) -> pa.RecordBatch:
@@ -183,28 +208,31 @@ class _Job:
         return self._record_batch(file_index, rejected, arrays)
 
     def _record_batch(self, file_index: int, rejected: np.ndarray, arrays: list[pa.Array],
+                      counts: Sequence[np.ndarray | None] | None = None,
                       counted: bool = False) -> pa.RecordBatch:
+        """The batch to write; counts (per dictionary entry, per column) spare recounting."""
         if not counted:
-            self._count(arrays)
+            self._count(arrays, counts)
         self.selected += len(rejected)
         self.selected_rejected += int(rejected.sum())
         return pa.record_batch(
             [pa.array(np.full(len(rejected), file_index, dtype=np.int32)), pa.array(rejected),
              *arrays], schema=self.arrow_schema)
 
-    def _count(self, arrays: list[pa.Array]) -> None:
+    def _count(self, arrays: list[pa.Array], known: Sequence[np.ndarray | None] | None = None) -> None:
         """Missing/invalid counts of well-formed selected records, and statistics."""
         columns = dict(zip(self.schema.names, arrays))
-        rows = len(next(iter(columns.values())))
+        rows = len(arrays[0])
         any_invalid = np.zeros(rows, dtype=np.bool_)
         coerced, counts = {}, {}
-        for attribute in self.schema.attributes:
-            column = columns[attribute.name]
+        for j, attribute in enumerate(self.schema.attributes):
+            column = arrays[j]
             self.missing[attribute.name] += column.null_count
             if attribute.type is AttributeType.TEXT:
                 continue
-            counts[attribute.name] = np.bincount(column.indices.drop_null().to_numpy(),
-                                                 minlength=len(column.dictionary))
+            count = known[j] if known is not None else None
+            counts[attribute.name] = count if count is not None else np.bincount(
+                column.indices.drop_null().to_numpy(), minlength=len(column.dictionary))
             if attribute.type is AttributeType.CATEGORICAL:
                 continue   # any raw string is a valid category
             entries = coerce_column(column.dictionary, attribute.type)

@@ -10,12 +10,15 @@ one) and their dictionaries turned back into strings. That is exact only if ever
 is the canonical decimal form of its value; forms Arrow also accepts ("05", "-0", "0x1F")
 are always longer than the canonical form for int16 values, so the check is that the total
 length of the canonical strings equals the total length of the raw fields in the block.
+The value counts come out of the encoding and are handed on (`Parsed.counts`), so the
+statistics never count those columns again.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +30,16 @@ from openaml.ml.data.fields import COMMA
 from openaml.ml.data.lines import LineBlock
 
 _PROBE_LINES = 1000
+_GROUP = 64          # integer columns encoded together
 _NOT_PLAIN = (b'"', b" ", b"\t", b"\x0b", b"\x0c")
 _COLUMN = re.compile(r"CSV column #(\d+)")
+
+
+class Parsed(NamedTuple):
+    """A plain block's columns, and per column its counts per dictionary entry where known."""
+
+    columns: list[pa.Array]
+    counts: list[npt.NDArray[np.int64] | None]
 
 
 def is_plain(block: LineBlock, n_fields: int) -> bool:
@@ -63,11 +74,11 @@ def probe_integers(block: LineBlock, names: Sequence[str], encode: Sequence[bool
     return flags
 
 
-def parse_plain(block: LineBlock, names: Sequence[str], encode: Sequence[bool],
-                integers: npt.NDArray[np.bool_]) -> list[pa.Array] | None:
-    """Columns as `fields.build_columns` makes them, or None when the block must go the general
-    way. `integers` (updated in place) says which columns to parse as int16; a column whose
-    values turn out not to be integers is switched to strings and the block parsed again."""
+def read_plain(block: LineBlock, names: Sequence[str],
+               integers: npt.NDArray[np.bool_]) -> pa.Table | None:
+    """Arrow's parse of the block (one column per field), or None when the block must go the
+    general way. `integers` (updated in place) says which columns to parse as int16; a column
+    whose values turn out not to be integers is switched to strings and the block parsed again."""
     text = block.data[int(block.starts[0]):]
     while True:
         try:
@@ -78,59 +89,89 @@ def parse_plain(block: LineBlock, names: Sequence[str], encode: Sequence[bool],
             if column is None or "conversion error" not in str(exc):
                 return None
             integers[int(column.group(1))] = False
-    if table.num_rows != len(block):
-        return None
-    columns = [chunked.combine_chunks() for chunked in table.columns]
-    dense = [j for j, column in enumerate(columns) if integers[j] and column.null_count == 0]
+    return table if table.num_rows == len(block) else None
+
+
+def encode_plain(block: LineBlock, table: pa.Table, encode: Sequence[bool]) -> Parsed | None:
+    """The columns of `read_plain`'s table as `fields.build_columns` makes them, or None when
+    some integer field is not written canonically (the block must go the general way)."""
+    chunked = table.columns
+    columns: list[pa.Array] = [None] * len(chunked)   # type: ignore[list-item]
+    counts: list[npt.NDArray[np.int64] | None] = [None] * len(chunked)
+    integer = [pa.types.is_integer(column.type) for column in chunked]
+    dense = [j for j, column in enumerate(chunked) if integer[j] and column.null_count == 0]
     canonical = 0
     if dense:
-        encoded, canonical = _encode_integers([columns[j] for j in dense])
-        for j, column in zip(dense, encoded):
-            columns[j] = column
+        encoded, dense_counts, canonical = _encode_integers([chunked[j] for j in dense])
+        for j, column, count in zip(dense, encoded, dense_counts, strict=True):
+            columns[j], counts[j] = column, count
     done = set(dense)
-    for j, column in enumerate(columns):
+    for j, whole in enumerate(chunked):
         if j in done:
             continue
-        if integers[j]:
+        column = whole.combine_chunks()
+        if integer[j]:
             encoded = pc.dictionary_encode(column)
             dictionary = pc.cast(encoded.dictionary, pa.string())
-            counts = np.bincount(encoded.indices.drop_null().to_numpy(), minlength=len(dictionary))
-            canonical += int(np.dot(counts, pc.binary_length(dictionary).to_numpy()))
+            counts[j] = np.bincount(encoded.indices.drop_null().to_numpy(), minlength=len(dictionary))
+            canonical += int(np.dot(counts[j], pc.binary_length(dictionary).to_numpy()))
             columns[j] = pa.DictionaryArray.from_arrays(encoded.indices, dictionary)
         else:
             canonical += int(pc.sum(pc.binary_length(column)).as_py() or 0)
-            if encode[j]:
-                columns[j] = pc.dictionary_encode(column)
-    raw = int((block.ends - block.starts).sum()) - len(block) * (len(names) - 1)
-    return columns if canonical == raw else None
+            columns[j] = pc.dictionary_encode(column) if encode[j] else column
+    raw = int((block.ends - block.starts).sum()) - len(block) * (len(chunked) - 1)
+    return Parsed(columns, counts) if canonical == raw else None
 
 
-def _encode_integers(columns: list[pa.Array]) -> tuple[list[pa.DictionaryArray], int]:
-    """Dictionary-encode int16 columns without nulls all at once: one bincount over
-    (column, value) keys gives every column's distinct values (ascending) and their codes.
-    Returns the columns and the total length of their values written canonically."""
-    values = np.stack([column.to_numpy() for column in columns]).astype(np.int32)   # (C, L)
-    low = int(values.min())
-    span = int(values.max()) - low + 1
-    keys = values - low
-    keys += (np.arange(len(columns), dtype=np.int32) * span)[:, None]
+def _encode_integers(columns: list[pa.ChunkedArray]) -> tuple[list[pa.DictionaryArray],
+                                                              list[npt.NDArray[np.int64]], int]:
+    """Dictionary-encode int16 columns without nulls, _GROUP columns at a time (small arrays
+    stay in cache and are recycled by malloc instead of being mapped afresh).
+    Returns the columns, their counts per dictionary entry, and the total length of their
+    values written canonically."""
+    encoded: list[pa.DictionaryArray] = []
+    counts: list[npt.NDArray[np.int64]] = []
+    canonical = 0
+    for first in range(0, len(columns), _GROUP):
+        group = _encode_group(columns[first:first + _GROUP])
+        encoded += group[0]
+        counts += group[1]
+        canonical += group[2]
+    return encoded, counts, canonical
+
+
+def _encode_group(columns: list[pa.ChunkedArray]) -> tuple[list[pa.DictionaryArray],
+                                                           list[npt.NDArray[np.int64]], int]:
+    """One bincount over (column, value) keys gives every column's distinct values
+    (ascending) and their counts; a cumulative sum of "present" maps values to codes."""
+    bounds = np.cumsum([0] + [len(chunk) for chunk in columns[0].chunks])
+    keys = np.empty((len(columns), bounds[-1]), dtype=np.intp)   # intp: what bincount and
+    for c, column in enumerate(columns):                          # indexing work with
+        for k, chunk in enumerate(column.chunks):
+            keys[c, bounds[k]:bounds[k + 1]] = chunk.to_numpy()
+    low = int(keys.min())
+    span = int(keys.max()) - low + 1
+    keys += (np.arange(len(columns), dtype=np.intp) * span - low)[:, None]
     counts = np.bincount(keys.ravel(), minlength=len(columns) * span).reshape(len(columns), span)
     present = counts > 0
     codes = (np.cumsum(present, axis=1, dtype=np.int32) - 1).ravel()
     indices = codes[keys]
-    column_of, value = np.nonzero(present)
+    value = np.nonzero(present)[1]
     strings = pc.cast(pa.array(value + low, type=pa.int32()), pa.string())
-    canonical = int(np.dot(counts[present], pc.binary_length(strings).to_numpy()))
-    bounds = np.concatenate(([0], np.cumsum(present.sum(axis=1))))
-    return [pa.DictionaryArray.from_arrays(indices[c], strings.slice(bounds[c], bounds[c + 1] - bounds[c]))
-            for c in range(len(columns))], canonical
+    distinct = counts[present]
+    canonical = int(np.dot(distinct, pc.binary_length(strings).to_numpy()))
+    ends = np.concatenate(([0], np.cumsum(present.sum(axis=1))))
+    return ([pa.DictionaryArray.from_arrays(indices[c], strings.slice(ends[c], ends[c + 1] - ends[c]),
+                                            safe=False)      # codes are in range by construction
+             for c in range(len(columns))],
+            [distinct[ends[c]:ends[c + 1]] for c in range(len(columns))], canonical)
 
 
 def _read(text: npt.NDArray[np.uint8], names: Sequence[str],
           integers: npt.NDArray[np.bool_]) -> pa.Table:
     return csv.read_csv(
-        pa.py_buffer(text.tobytes()),
-        read_options=csv.ReadOptions(column_names=list(names), block_size=1 << 22),
+        pa.py_buffer(text),     # no copy; two chunks: both cores parse, few chunks to gather
+        read_options=csv.ReadOptions(column_names=list(names), block_size=len(text) // 2 + 1),
         parse_options=csv.ParseOptions(quote_char=False),
         convert_options=csv.ConvertOptions(
             column_types={n: pa.int16() if integers[j] else pa.string()

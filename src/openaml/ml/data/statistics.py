@@ -141,32 +141,95 @@ class NumericStats:
 
 
 class CountStats:
-    """Value -> count for CATEGORICAL and BINARY attributes (pruned to the most frequent)."""
+    """Value -> count for CATEGORICAL and BINARY attributes (pruned to the most frequent).
+
+    Batches' tables (Arrow strings with counts) are kept as arrays and merged only when the
+    entries held could exceed the pruning bound, so pruning happens exactly where merging
+    every batch into one table would prune, at a fraction of the per-batch cost.
+    """
 
     def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
+        self.values: list[pa.Array] = []          # distinct values (after a merge), then batches
+        self.weights: list[npt.NDArray[np.int64]] = []
+        self.entries = 0                           # non-zero entries held: >= distinct values
         self.truncated = False
         self.n = 0
         self.true = self.false = 0
 
-    def add_table(self, values: list[str], counts: npt.NDArray[np.int64]) -> None:
-        table = self.counts
-        for value, count in zip(values, counts.tolist()):   # distinct values, not rows
-            if count:
-                table[value] = table.get(value, 0) + count
+    def add_table(self, values: pa.Array, counts: npt.NDArray[np.int64]) -> None:
+        """Merge a batch given as distinct values (entries with count 0 are ignored)."""
+        self.values.append(values)
+        self.weights.append(counts)
         self.n += int(counts.sum())
-        if len(table) > 2 * MAX_VALUES:
-            self._prune()
+        self.entries += int(np.count_nonzero(counts))
+        if self.entries > 2 * MAX_VALUES:
+            self._merge()
+            if self.entries > 2 * MAX_VALUES:
+                self._prune()
+
+    def _merge(self) -> None:
+        if len(self.values) == 1 and self.weights[0].all():
+            return
+        encoded = pc.dictionary_encode(pa.concat_arrays(self.values))
+        totals = np.bincount(encoded.indices.to_numpy(), weights=np.concatenate(self.weights),
+                             minlength=len(encoded.dictionary)).round().astype(np.int64)
+        keep = totals > 0
+        self.values = [encoded.dictionary.filter(pa.array(keep))]
+        self.weights = [totals[keep]]
+        self.entries = int(keep.sum())
 
     def _prune(self) -> None:
-        top = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_VALUES]
-        self.truncated = self.truncated or len(self.counts) > MAX_VALUES
-        self.counts = dict(top)
+        """Keep the MAX_VALUES most frequent values (ties: smaller value first), in that order."""
+        values, counts = self.values[0], self.weights[0]
+        order = pc.sort_indices(pa.table({"c": counts, "v": values}),
+                                sort_keys=[("c", "descending"), ("v", "ascending")])
+        order = order.slice(0, MAX_VALUES)
+        self.truncated = self.truncated or len(values) > MAX_VALUES
+        self.values, self.weights = [values.take(order)], [counts[order.to_numpy()]]
+        self.entries = len(order)
 
-    def to_dict(self) -> dict[str, Any]:
-        self._prune()
-        return {"count": self.n, "distinctCount": len(self.counts), "valueCounts": self.counts,
+    def to_dict(self, counts: dict[str, int] | None = None) -> dict[str, Any]:
+        """counts: this table as `final_counts` gave it (computed here if not given)."""
+        if counts is None:
+            counts = final_counts([self])[0]
+        return {"count": self.n, "distinctCount": len(counts), "valueCounts": counts,
                 "truncated": self.truncated}
+
+
+def final_counts(tables: list[CountStats]) -> list[dict[str, int]]:
+    """Every table merged, pruned to MAX_VALUES and ordered (most frequent first, ties by
+    value), computed for all tables at once: a few array operations instead of a few per table."""
+    parts = [(i, v, w) for i, t in enumerate(tables) for v, w in zip(t.values, t.weights, strict=True)]
+    if not parts:
+        return [{} for _ in tables]
+    encoded = pc.dictionary_encode(pa.concat_arrays([v for _, v, _ in parts]))
+    size = len(encoded.dictionary)
+    owner = np.repeat(np.array([i for i, _, _ in parts], dtype=np.int64), [len(v) for _, v, _ in parts])
+    key = owner * size + encoded.indices.to_numpy()
+    weights = np.concatenate([w for _, _, w in parts]).astype(np.float64)
+    if len(tables) * size <= 4 * len(key) + 1024:     # a dense grid of (table, value) is small
+        totals = np.bincount(key, weights=weights, minlength=len(tables) * size)
+        key = np.flatnonzero(totals > 0)
+        totals = totals[key]
+    else:
+        key, inverse = np.unique(key, return_inverse=True)
+        totals = np.bincount(inverse, weights=weights)
+    totals = totals.round().astype(np.int64)
+    key, totals = key[totals > 0], totals[totals > 0]
+    owner, code = np.divmod(key, size)
+    rank = np.empty(size, dtype=np.int64)
+    rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(size)
+    order = np.lexsort((rank[code], -totals, owner))
+    owner, code, totals = owner[order], code[order], totals[order]
+    bounds = np.searchsorted(owner, np.arange(len(tables) + 1))
+    strings = np.array(encoded.dictionary.to_pylist(), dtype=object)
+    out = []
+    for i, table in enumerate(tables):
+        begin, end = int(bounds[i]), int(bounds[i + 1])
+        table.truncated = table.truncated or end - begin > MAX_VALUES
+        end = min(end, begin + MAX_VALUES)
+        out.append(dict(zip(strings[code[begin:end]].tolist(), totals[begin:end].tolist(), strict=True)))
+    return out
 
 
 class TextStats:
@@ -193,11 +256,10 @@ class TextStats:
             self.lengths = [min(self.lengths[0], length["min"].as_py()),
                             max(self.lengths[1], length["max"].as_py())]
             counted = pc.value_counts(flat)
-            self.tokens.add_table(counted.field("values").to_pylist(),
-                                  counted.field("counts").to_numpy())
+            self.tokens.add_table(counted.field("values"), counted.field("counts").to_numpy())
 
-    def to_dict(self) -> dict[str, Any]:
-        tokens = self.tokens.to_dict()
+    def to_dict(self, tokens_counts: dict[str, int] | None = None) -> dict[str, Any]:
+        tokens = self.tokens.to_dict(tokens_counts)
         top = dict(list(tokens["valueCounts"].items())[:MAX_TOKENS])
         finite = self.n > 0 and self.tokens.n > 0
         return {"count": self.n, "totalTokens": self.tokens.n,
@@ -242,7 +304,7 @@ class StatisticsBuilder:
             if target is not None and name != self.schema.target:
                 stats.add_pairs(per_row(values, columns[name].indices), target)
         for name, stats in self.counted.items():
-            stats.add_table(columns[name].dictionary.to_pylist(), counts[name])
+            stats.add_table(columns[name].dictionary, counts[name])
             if self.schema.type_of(name) is AttributeType.BINARY:
                 flags = coerced[name].values.to_numpy(zero_copy_only=False)
                 stats.true += int(counts[name][flags == True].sum())  # noqa: E712 (object array)
@@ -260,11 +322,18 @@ class StatisticsBuilder:
         return per_row(per_entry, columns[name].indices)
 
     def finish(self, missing: dict[str, int], invalid: dict[str, int]) -> dict[str, Any]:
+        tables = [*self.counted.values(), *(text.tokens for text in self.text.values())]
+        finals = dict(zip(map(id, tables), final_counts(tables)))
         attributes: dict[str, Any] = {}
         for attribute in self.schema.attributes:
             name = attribute.name
             stats = self.numeric.get(name) or self.counted.get(name) or self.text[name]
-            body = stats.to_dict()
+            if isinstance(stats, CountStats):
+                body = stats.to_dict(finals[id(stats)])
+            elif isinstance(stats, TextStats):
+                body = stats.to_dict(finals[id(stats.tokens)])
+            else:
+                body = stats.to_dict()
             if isinstance(stats, CountStats) and attribute.type is AttributeType.BINARY:
                 body |= {"trueCount": stats.true, "falseCount": stats.false}
             attributes[name] = {"attributeType": attribute.type.value,

@@ -1,0 +1,49 @@
+"""Count tables kept as arrays must give what a plain dict merged batch by batch gives."""
+
+import numpy as np
+import pyarrow as pa
+
+from openaml.ml.data import statistics
+from openaml.ml.data.statistics import CountStats, final_counts
+
+
+def _reference(batches, cap):
+    """value -> count merged per batch, pruned to `cap` whenever it holds more than 2 * cap."""
+    table, truncated = {}, False
+    for values, counts in batches:
+        for value, count in zip(values, counts, strict=True):
+            if count:
+                table[value] = table.get(value, 0) + count
+        if len(table) > 2 * cap:
+            truncated = True
+            table = dict(sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[:cap])
+    ordered = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ordered[:cap]), truncated or len(ordered) > cap
+
+
+def _batches(rng, n, words):
+    out = []
+    for _ in range(n):
+        values = list(rng.choice(words, size=rng.integers(0, 12), replace=False))
+        out.append((values, rng.integers(0, 4, len(values))))   # zero counts included
+    return out
+
+
+def test_tables_match_a_dict_merged_per_batch(monkeypatch):
+    monkeypatch.setattr(statistics, "MAX_VALUES", 4)
+    rng = np.random.default_rng(7)
+    words = np.array(["a", "b", "é", "10", "9", "zz", "Z", "", "x y", "ü", "b2", "c"])
+    cases = [_batches(rng, n, words) for n in (0, 1, 3, 20, 40)]
+    tables = []
+    for batches in cases:
+        table = CountStats()
+        for values, counts in batches:
+            table.add_table(pa.array(values, pa.string()), counts)
+        tables.append(table)
+    finals = final_counts(tables)
+    for batches, table, counts in zip(cases, tables, finals, strict=True):
+        expected, truncated = _reference(batches, 4)
+        assert list(counts.items()) == list(expected.items())
+        assert table.truncated == truncated
+        assert table.to_dict(counts)["count"] == sum(int(c.sum()) for _, c in batches)
+    assert any(t.truncated for t in tables) and not tables[0].truncated
