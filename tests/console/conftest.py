@@ -57,10 +57,13 @@ class FakeService:
     def describe_ml_models(self, **p: Any) -> dict[str, Any]: return self._describe("MLModel", **p)
     def describe_evaluations(self, **p: Any) -> dict[str, Any]: return self._describe("Evaluation", **p)
     def describe_batch_predictions(self, **p: Any) -> dict[str, Any]: return self._describe("BatchPrediction", **p)
-    def get_data_source(self, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]: return self._get("DataSource", DataSourceId)
-    def get_ml_model(self, MLModelId: str, Verbose: bool = False) -> dict[str, Any]: return self._get("MLModel", MLModelId)
+    def get_data_source(self, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]:
+        return self._get("DataSource", DataSourceId)
+    def get_ml_model(self, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
+        return self._get("MLModel", MLModelId)
     def get_evaluation(self, EvaluationId: str) -> dict[str, Any]: return self._get("Evaluation", EvaluationId)
-    def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]: return self._get("BatchPrediction", BatchPredictionId)
+    def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
+        return self._get("BatchPrediction", BatchPredictionId)
 
     def describe_tags(self, ResourceId: str, ResourceType: str) -> dict[str, Any]:
         return {"ResourceId": ResourceId, "ResourceType": ResourceType, "Tags": [{"Key": "team", "Value": "ml"}]}

@@ -81,7 +81,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ml = make_client(app.settings.base_url)
         split = lambda a, b: json.dumps({"splitting": {"percentBegin": a, "percentEnd": b}})  # noqa: E731
         for ds, (a, b) in (("ds-train", (0, 70)), ("ds-eval", (70, 100))):
-            ml.create_data_source_from_s3(DataSourceId=ds, DataSourceName=f"MNIST {ds}", ComputeStatistics=True, DataSpec={
+            ml.create_data_source_from_s3(
+                DataSourceId=ds, DataSourceName=f"MNIST {ds}", ComputeStatistics=True, DataSpec={
                 "DataLocationS3": "s3://mnist/train.csv.gz", "DataSchemaLocationS3": "s3://mnist/train.schema.json",
                 "DataRearrangement": split(a, b)})
         ml.create_data_source_from_s3(DataSourceId="ds-batch", DataSpec={
@@ -98,7 +99,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                                  {"attributeName": "y", "attributeType": "BINARY"}]}
         for ds, (a, b) in (("ds-bin-train", (0, 70)), ("ds-bin-eval", (70, 100))):
             ml.create_data_source_from_s3(DataSourceId=ds, ComputeStatistics=True, DataSpec={
-                "DataLocationS3": "s3://bin/data.csv", "DataSchema": json.dumps(schema), "DataRearrangement": split(a, b)})
+                "DataLocationS3": "s3://bin/data.csv", "DataSchema": json.dumps(schema),
+                "DataRearrangement": split(a, b)})
         ml.create_ml_model(MLModelId="ml-bin", MLModelName="binary", MLModelType="BINARY",
                            TrainingDataSourceId="ds-bin-train")
         ml.create_evaluation(EvaluationId="ev-bin", MLModelId="ml-bin", EvaluationDataSourceId="ds-bin-eval")

@@ -19,6 +19,7 @@ from openaml.console import build_console, explain
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import parse_schema
 from openaml.ml.training import SGDParams, train_model
+
 from .conftest import FakeService
 
 with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its test client; httpx works

@@ -50,7 +50,8 @@ def test_report_readers_accept_aliases_and_reject_bad_shapes() -> None:
     assert performance.roc_points(report) == ([0.0, 1.0], [0.5, 1.0])
     assert performance.matrix_of(report) == (["x", "y"], [[1, 0], [0, 1]])
     assert performance.alerts_of(report) == ["plain", "with message"]
-    assert performance.score_histograms({"score_histograms": {"edges": [0, 1], "positive": [1, 2], "negative": [1]}}) is None
+    uneven = {"score_histograms": {"edges": [0, 1], "positive": [1, 2], "negative": [1]}}
+    assert performance.score_histograms(uneven) is None
     assert performance.matrix_of({"classes": ["x"], "confusion_matrix": [[1, 2]]}) is None
     assert performance.residual_histogram({}) is None and performance.alerts_of({}) == []
 

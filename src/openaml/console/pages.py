@@ -280,7 +280,8 @@ def _regression(report: dict[str, Any]) -> dict[str, Any]:
     if isinstance(pairs, list) and pairs:
         try:
             points = sorted((float(a), float(p)) for a, p in pairs)
-            out["scatter_chart"] = charts.line_svg([a for a, _ in points], [[p for _, p in points], [a for a, _ in points]],
+            actual = [a for a, _ in points]
+            out["scatter_chart"] = charts.line_svg(actual, [[p for _, p in points], actual],
                                                    "Predicted against actual values", names=("predicted", "actual"),
                                                    x_label="actual", y_label="predicted", points=False)
         except (TypeError, ValueError):

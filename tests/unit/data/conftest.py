@@ -1,5 +1,4 @@
 import pytest
-
 from data_ingest_helpers import make_schema
 
 

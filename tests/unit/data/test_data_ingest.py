@@ -1,16 +1,12 @@
 import gzip
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_ingest_helpers import make_object, make_schema, run_ingest
 
 from openaml.ml.data import DataError
-
-
 
 MNIST = Path(__file__).parents[3] / "examples" / "mnist" / "data" / "train.csv.gz"
 
@@ -90,7 +86,8 @@ def test_failures(two_columns):
     with pytest.raises(DataError, match="No valid record"):
         run_ingest([make_object("f.csv", b"a\nb\n")], two_columns)
     with pytest.raises(DataError, match="No valid record"):
-        run_ingest([make_object("f.csv", b"a,1\n")], two_columns, '{"splitting": {"percentBegin": 50, "percentEnd": 50}}')
+        empty_range = '{"splitting": {"percentBegin": 50, "percentEnd": 50}}'
+        run_ingest([make_object("f.csv", b"a,1\n")], two_columns, empty_range)
     with pytest.raises(DataError, match="Cannot read"):
         run_ingest([make_object("f.csv.gz", b"not gzip")], two_columns)
     schema = make_schema({"a": "CATEGORICAL", "b": "NUMERIC"}, target="b")

@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from data_ingest_helpers import make_object, make_schema, run_ingest
 
 from openaml.ml.data import ingest, parse_rearrangement, read_materialized

@@ -40,7 +40,7 @@ def parse(params: dict[str, Any]) -> dict[str, Any]:
 
 def test_generic_values_convert_and_round_trip() -> None:
     got = parse({"Labels": {"ab": 3}, "When": 1422475435.595, "Data": "aGk=", "Ratio": 1})
-    when = dt.datetime(2015, 1, 28, 20, 3, 55, 595000, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2015, 1, 28, 20, 3, 55, 595000, tzinfo=dt.UTC)
     assert got == {"Labels": {"ab": 3}, "When": when, "Data": b"hi", "Ratio": 1.0}
     assert parse({"When": "2015-01-28T20:03:55.595Z"})["When"] == when
     assert json.loads(serialize_response(OP, got)) == \

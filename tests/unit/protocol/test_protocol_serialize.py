@@ -22,7 +22,7 @@ from openaml.protocol.serialize import (
 from openaml.protocol.spec import ServiceSpec
 
 OPERATIONS = ServiceSpec.load().operation_names
-UTC = dt.timezone.utc
+UTC = dt.UTC
 WHEN = dt.datetime(2015, 1, 28, 20, 3, 55, 595000, tzinfo=UTC)
 
 
@@ -93,7 +93,7 @@ def test_predict_output(spec: ServiceSpec) -> None:
 
 
 def test_enums_lists_and_truncation(spec: ServiceSpec) -> None:
-    class Status(str, enum.Enum):
+    class Status(enum.StrEnum):
         COMPLETED = "COMPLETED"
 
     result = {"Results": [{"DataSourceId": "d", "Status": Status.COMPLETED, "Message": "m" * 20000},

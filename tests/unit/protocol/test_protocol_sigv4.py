@@ -28,7 +28,7 @@ from openaml.protocol.spec import ServiceSpec
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 SECRETS = {KEY: SECRET}
 URL = "http://127.0.0.1:8080/"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def sign(body: bytes, url: str = URL, secret: str = SECRET, key: str = KEY,

@@ -1,7 +1,7 @@
 """Data schemas: the JSON document that names and types every CSV column, and value coercion."""
 
 from openaml.ml.schema.model import Attribute, AttributeType, Schema, SchemaError, parse_schema
-from openaml.ml.schema.values import coerce_column, Coerced
+from openaml.ml.schema.values import Coerced, coerce_column
 
 __all__ = [
     "Attribute",

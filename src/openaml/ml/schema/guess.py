@@ -79,7 +79,7 @@ def _has_header(rows: list[list[str]]) -> bool:
     rest = rows[1:]
     if not rest:
         return True
-    for i, name in enumerate(first):
+    for i in range(len(first)):
         values = [r[i].strip() for r in rest if r[i].strip()]
         if values and all(NUMBER.match(v) for v in values):
             return True
