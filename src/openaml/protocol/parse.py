@@ -114,7 +114,7 @@ def validation_error(violations: list[Violation]) -> ServiceError:
     return cls(f"{n} validation {noun} detected: " + "; ".join(msg for _, msg in violations))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_input(operation: OperationModel) -> Validator:
     """The validator of an operation's input (compiled on first use, then reused)."""
     shape = operation.input_shape
@@ -269,10 +269,10 @@ class _Compiler:
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             try:
                 if type(value) in (int, float) and math.isfinite(value):
-                    return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+                    return dt.datetime.fromtimestamp(value, dt.UTC)
                 if type(value) is str:
                     parsed = dt.datetime.fromisoformat(value)
-                    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+                    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
             except (ValueError, OverflowError, OSError):
                 pass
             raise _type_error(value, path, "timestamp (epoch seconds or ISO-8601)")

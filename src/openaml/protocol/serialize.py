@@ -52,7 +52,7 @@ def internal_error(exc: BaseException, request_id: str) -> InternalServerExcepti
         f"An internal error occurred while processing the request (request id {request_id})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_output(operation: OperationModel) -> Encoder:
     """The encoder of an operation's output (compiled on first use, then reused)."""
     shape = operation.output_shape
@@ -64,7 +64,7 @@ def compiled_output(operation: OperationModel) -> Encoder:
 def epoch_seconds(value: dt.datetime) -> float:
     """Epoch seconds rounded to milliseconds; naive datetimes are taken as UTC."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return round(value.timestamp(), 3)
 
 

@@ -103,9 +103,9 @@ def request_time(headers: Mapping[str, str]) -> dt.datetime:
     amz_date, date = headers.get("x-amz-date"), headers.get("date")
     try:
         if amz_date:
-            return dt.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=dt.timezone.utc)
+            return dt.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=dt.UTC)
         if date:
-            return parsedate_to_datetime(date).astimezone(dt.timezone.utc)
+            return parsedate_to_datetime(date).astimezone(dt.UTC)
     except (ValueError, TypeError):
         raise IncompleteSignatureException("X-Amz-Date (or Date) header is malformed") from None
     raise IncompleteSignatureException(

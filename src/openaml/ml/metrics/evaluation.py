@@ -10,8 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from openaml.ml.features.values import Columns
-from openaml.ml.metrics.accumulators import (BinaryAccumulator, MulticlassAccumulator,
-                                             RegressionAccumulator)
+from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
 from openaml.ml.model import Model
 from openaml.ml.schema import Schema
