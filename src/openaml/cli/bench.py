@@ -175,6 +175,8 @@ def table(result: dict[str, Any]) -> list[str]:
 @click.option("--max-passes", default=10, show_default=True, help="OpenAML sgd.maxPasses.")
 @click.option("--predict-seconds", default=10, show_default=True)
 @click.option("--connections", default=16, show_default=True, help="wrk connections.")
+@click.option("--http-workers", default=2, show_default=True,
+              help="HTTP processes of the benchmarked server (openaml serve --http-workers).")
 @click.option("--memory-cap", type=int, default=None, metavar="MIB",
               help="Also ingest and train a bigger file under this RLIMIT_AS (MiB).")
 @click.option("--memory-file", type=int, default=None, metavar="MIB",
@@ -184,7 +186,7 @@ def table(result: dict[str, Any]) -> list[str]:
               help="Keep the work files (data, server dirs, logs) here instead of a temp dir.")
 def bench(dataset: str, train_path: Path | None, test_path: Path | None, quick: bool, out: Path,
           markdown: Path | None, skip: tuple[str, ...], max_passes: int, predict_seconds: int,
-          connections: int, memory_cap: int | None, memory_file: int | None,
+          connections: int, http_workers: int, memory_cap: int | None, memory_file: int | None,
           memory_passes: int, work: Path | None) -> None:
     """Benchmark the MNIST workflow: OpenAML vs pyarrow parse, scikit-learn and Vowpal Wabbit."""
     if (train_path is None) != (test_path is None):
@@ -233,7 +235,7 @@ def bench(dataset: str, train_path: Path | None, test_path: Path | None, quick: 
         if "openaml" not in skip:
             run_openaml(pipeline, result, place, train, test, max_passes,
                         0 if "predict" in skip else (2 if quick else predict_seconds),
-                        connections)
+                        connections, http_workers)
         if memory_cap is not None:
             from memory import capped_run  # type: ignore[import-not-found]
 
@@ -255,9 +257,10 @@ def bench(dataset: str, train_path: Path | None, test_path: Path | None, quick: 
 
 
 def run_openaml(pipeline: Any, result: dict[str, Any], place: Path, train: Path, test: Path,
-                max_passes: int, predict_seconds: int, connections: int) -> None:
+                max_passes: int, predict_seconds: int, connections: int, http_workers: int) -> None:
     """The workflow on a fresh `openaml serve`, then the Predict load on the model it trained."""
-    server = pipeline.Server(place / "server", extra=["--predict-rate-limit", "0"])
+    server = pipeline.Server(place / "server", extra=["--predict-rate-limit", "0",
+                                                      "--http-workers", str(http_workers)])
     with pipeline.running(server):
         ours = pipeline.openaml_pipeline(server, train, test, max_passes)
         ours.pop("workflow_output")
