@@ -11,32 +11,14 @@ they are installed with apt-get when missing. Output, in the same layout as Kagg
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
+from openaml.datasets import IDX_FILES, read_idx, write_kaggle
 
 SOURCE = Path("/usr/share/datasets/fashion-mnist")
 PACKAGE = "dataset-fashion-mnist"
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (magic 0,0,type,ndim; ndim big-endian uint32 sizes; data) of unsigned bytes."""
-    raw = gzip.decompress(path.read_bytes())
-    if raw[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    shape = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def write_csv(path: Path, columns: str, rows: np.ndarray) -> None:
-    """Integer rows as CSV under a header line (vectorised through numpy's text writer)."""
-    with open(path, "w") as out:
-        out.write(columns + "\n")
-        np.savetxt(out, rows, fmt="%d", delimiter=",")
 
 
 def ensure_source() -> None:
@@ -51,20 +33,8 @@ def write_fashion_mnist(out: Path) -> dict[str, Path]:
     if all(p.exists() for p in paths.values()):
         return paths
     ensure_source()
-    out.mkdir(parents=True, exist_ok=True)
-    pixels = ",".join(f"pixel{i}" for i in range(784))
-    x_train = read_idx(SOURCE / "train-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_train = read_idx(SOURCE / "train-labels-idx1-ubyte.gz")
-    x_test = read_idx(SOURCE / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_test = read_idx(SOURCE / "t10k-labels-idx1-ubyte.gz")
-    # Written under temporary names and renamed last, so a partial run is never reused.
-    for name, columns, rows in (("train", "label," + pixels, np.column_stack([y_train, x_train])),
-                                ("test", pixels, x_test),
-                                ("test_labels", "label", y_test.reshape(-1, 1))):
-        partial = paths[name].with_suffix(".partial")
-        write_csv(partial, columns, rows)
-        partial.rename(paths[name])
-    return paths
+    arrays = {name: read_idx((SOURCE / file_name).read_bytes()) for name, file_name in IDX_FILES.items()}
+    return write_kaggle(out, **arrays)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,21 @@ def guess_schema_command(path: Path, target: str | None, row_id: str | None) -> 
         raise click.ClickException(str(exc)) from None
 
 
+@main.command("fetch-mnist")
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--url-base", default=None, help="Where the four MNIST IDX files are (a public mirror by default).")
+def fetch_mnist_command(out: Path, url_base: str | None) -> None:
+    """Download MNIST and write it as Kaggle-layout train.csv, test.csv and test_labels.csv."""
+    from openaml.datasets import MNIST_URL_BASE, fetch_mnist
+
+    try:
+        paths = fetch_mnist(out, url_base or MNIST_URL_BASE)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"could not fetch MNIST: {exc}") from None
+    for name, path in paths.items():
+        click.echo(f"{name}: {path}")
+
+
 main.add_command(demo)
 main.add_command(bench)
 

@@ -1,0 +1,26 @@
+"""`openaml bench --quick`: the benchmark command runs end to end at smoke size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_quick_benchmark_writes_its_result(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    markdown = tmp_path / "bench.md"
+    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
+    result = subprocess.run(
+        [sys.executable, "-m", "openaml", "bench", "--quick", "--skip", "vw", "--skip", "predict",
+         "--out", str(out), "--markdown", str(markdown), "--work", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(out.read_text())
+    assert document["floor"]["seconds"] > 0
+    assert document["openaml"]["seconds"] > 0
+    assert 0.5 < document["openaml"]["macro_f1"] <= 1.0, document["openaml"]
+    assert set(document["ratios"]) >= {"pipeline_vs_sklearn", "ingest_vs_parse"}
+    assert "| OpenAML workflow" in markdown.read_text()
