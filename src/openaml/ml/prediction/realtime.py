@@ -46,6 +46,7 @@ class RecordScorer:
                 generic.append(i)
         self.categorical_names = [name for name, _ in self.categorical]
         self.lookups = [lookup for _, lookup in self.categorical]
+        self.absent = [-1] * len(self.lookups)  # dict.get default: not in the vocabulary
         self.generic: FeaturePipeline | None = None
         if generic:
             self.generic = FeaturePipeline(p.schema, tuple(p.sources[i] for i in generic), p.params,
@@ -57,10 +58,11 @@ class RecordScorer:
         get = record.get
         # C-level maps over the categorical sources (a Python loop costs ~1 us per attribute);
         # values are taken whole, and a missing value (None) is in no vocabulary
-        found = map(dict.get, self.lookups, map(get, self.categorical_names))  # type: ignore[arg-type]
-        ids: list[int] = [fid for fid in found if fid is not None]
+        found = np.fromiter(map(dict.get, self.lookups, map(get, self.categorical_names), self.absent),
+                            np.int64, count=len(self.lookups))
+        categorical = found[found >= 0]
+        ids: list[int] = []
         vals: list[float] = []
-        ones = len(ids)
         for name, fid, mean, std in self.numeric:
             text = (get(name) or "").strip()
             if text and _NUMBER.match(text):
@@ -72,8 +74,11 @@ class RecordScorer:
             if (get(name) or "").strip().lower() in _TRUE:
                 ids.append(fid)
                 vals.append(1.0)
-        values = np.concatenate((np.ones(ones), np.asarray(vals, np.float64)))
-        id_array = np.asarray(ids, np.int64)
+        if ids:
+            id_array = np.concatenate((categorical, np.asarray(ids, np.int64)))
+            values = np.concatenate((np.ones(len(categorical)), np.asarray(vals, np.float64)))
+        else:
+            id_array, values = categorical, np.ones(len(categorical))
         if self.generic is not None:
             row = {n: pa.array([(get(n) or "").strip() or None], pa.string()) for n in self.generic_attrs}
             x = self.generic.transform(pa.record_batch(row))
