@@ -15,17 +15,26 @@ DATA = Path(__file__).resolve().parents[3] / "examples" / "mnist" / "data" / "tr
 COLUMNS = ["label"] + [f"pixel{i}" for i in range(784)]
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="MNIST sample not present")
-def test_mnist_macro_f1_floor():
+@pytest.fixture(scope="module")
+def mnist():
+    if not DATA.exists():
+        pytest.skip("MNIST sample not present")
     table = pcsv.read_csv(DATA, convert_options=pcsv.ConvertOptions(
         column_types={c: pa.string() for c in COLUMNS})).combine_chunks()
     table = table.append_column("__rejected", pa.array([False] * table.num_rows))
     schema = parse_schema(json.dumps({"targetAttributeName": "label", "dataFileContainsHeader": True,
                                       "attributes": [{"attributeName": c, "attributeType": "CATEGORICAL"}
                                                      for c in COLUMNS]}))
-    train, test = table.slice(0, 4900), table.slice(4900)
+    return schema, table.slice(0, 4900), table.slice(4900)
+
+
+# The service derives the seed from a random model id, so the floor must hold for every seed; the
+# last iterate (before iterate averaging) scored 0.885, 0.873, 0.887 and 0.881 with these seeds.
+@pytest.mark.parametrize("seed", [4, 5, 6, 11])
+def test_mnist_macro_f1_floor(mnist, seed):
+    schema, train, test = mnist
     params = parse_parameters({"sgd.maxPasses": "10", "sgd.l2RegularizationAmount": "1e-5",
-                               "sgd.shuffleType": "auto"}, "MULTICLASS")
+                               "sgd.shuffleType": "auto"}, "MULTICLASS", seed=seed)
     model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {},
                         lambda: iter(train.to_batches(max_chunksize=65536)))
     result = evaluate_model(model, test.to_batches(max_chunksize=65536), schema)

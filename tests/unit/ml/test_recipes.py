@@ -3,6 +3,7 @@ import json
 import pytest
 
 from openaml.ml.recipes import MAX_OUTPUT_VARIABLES, RecipeError, default_recipe, parse_recipe
+
 from .conftest import make_schema
 
 SCHEMA = make_schema(

@@ -1,7 +1,4 @@
-import json
-
 import numpy as np
-import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_diabetes
@@ -9,7 +6,7 @@ from sklearn.linear_model import LinearRegression
 
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
-from openaml.ml.training.sgd import _row_gatherer, minibatch_size
+from openaml.ml.training.sgd import Block, LinearState, _row_gatherer, _Stepper, minibatch_size
 from openaml.ml.training.size import trim_features
 
 from .conftest import make_batch, make_schema
@@ -135,3 +132,28 @@ def test_row_gather_matches_scipy_indexing():
     for x in (uniform, ragged, uniform[5:25]):
         picked = _row_gatherer(x)(rows[rows < x.shape[0]])
         assert (picked != x[rows[rows < x.shape[0]]]).nnz == 0
+
+
+@pytest.mark.parametrize("l1", [0.0, 0.05])
+def test_lazy_average_equals_mean_of_iterates(l1):
+    rng = np.random.default_rng(5)
+    x = sp.random(60, 12, density=0.3, format="csr", random_state=2)
+    block = Block(x, rng.integers(0, 3, 60), np.ones(60))
+    state = LinearState.zeros(12, 3, 1.0)
+    stepper = _Stepper("MULTICLASS", state, SGDParams(l1=l1, l2=0.0), 8)
+    stepper.run(block, rng.permutation(60))  # not averaged
+    stepper.start_averaging()
+    iterates, biases = [], []
+    for _ in range(2):
+        for start in range(0, 60, 8):
+            rows = np.arange(start, min(start + 8, 60))
+            stepper._step(x[rows], block.y[rows], block.w[rows])
+            iterates.append(state.weights.copy())
+            biases.append(state.bias.copy())
+    mean = np.mean(iterates, axis=0)
+    if l1 > 0:  # L1 zeros of the last iterate stay exact zeros
+        assert (state.weights == 0).any()
+        mean[state.weights == 0] = 0.0
+    averaged = stepper.averaged()
+    assert np.allclose(averaged.weights, mean) and np.allclose(averaged.bias, np.mean(biases, axis=0))
+    assert not np.allclose(averaged.weights, state.weights)

@@ -4,6 +4,11 @@ Records arrive as feature blocks; they are grouped into buffers of at least BUFF
 shuffled within a buffer (and buffers in a random order) when shuffling is on. Buffers are kept
 in memory between passes while they fit FEATURE_CACHE_BYTES; beyond that every pass re-reads the
 data, so memory stays bounded whatever the number of records.
+
+The model returned is the average of the iterates over the last AVERAGED_PASSES passes
+(Polyak-Ruppert averaging, kept lazily per touched coordinate): the last iterate of AdaGrad on
+one-hot data depends on the order of the final minibatches (MNIST sample macro F1 0.873-0.899
+over seeds 1-12), the average much less (0.895-0.899 over seeds 1-30).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ MIN_MINIBATCH, MAX_MINIBATCH, STEPS_PER_PASS = 64, 256, 100
 # ETA-sized ones, which regularizes them (MNIST one-hot macro F1 0.87 -> 0.90); frequent features
 # soon behave as in plain AdaGrad. Scaling with the minibatch keeps that per-record step.
 REFERENCE_MINIBATCH = 64
+AVERAGED_PASSES = 2
 
 
 def minibatch_size(rows: int) -> int:
@@ -66,13 +72,15 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
                params: SGDParams, rows: int,
                progress: Callable[[dict[str, float]], None] | None = None) -> LinearState:
     """Run up to params.max_passes passes over `rows` records; stop when the pass loss improves
-    by < 1e-5 (relative)."""
+    by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded)."""
     size = minibatch_size(rows)
     state = LinearState.zeros(n_features, outputs, (REFERENCE_MINIBATCH / size) ** 2)
     stepper = _Stepper(kind, state, params, size)
     cache: list[Block] | None = None
     previous = np.inf
     for k in range(params.max_passes):
+        if k == max(1, params.max_passes - AVERAGED_PASSES):
+            stepper.start_averaging()
         rng = np.random.default_rng([params.seed, k])
         buffers: Iterator[Block] | list[Block]
         collected: list[Block] | None
@@ -101,11 +109,13 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
         if np.isfinite(previous) and previous - mean_loss < TOLERANCE * abs(previous):
             break
         previous = mean_loss
-    return state
+    return stepper.averaged()
 
 
 class _Stepper:
-    """AdaGrad updates of the coordinates a minibatch touches (lazy regularization)."""
+    """AdaGrad updates of the coordinates a minibatch touches (lazy regularization), and the
+    running average of the iterates once averaging starts: after T steps with decrements d_t,
+    mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated."""
 
     def __init__(self, kind: str, state: LinearState, params: SGDParams, size: int) -> None:
         self.kind, self.state, self.params, self.size = kind, state, params, size
@@ -117,6 +127,24 @@ class _Stepper:
         self.row = np.dtype((np.void, state.weights.itemsize * state.weights.shape[1]))
         self.weight_rows = state.weights.view(self.row).reshape(n)
         self.g2_rows = state.g2_weights.view(self.row).reshape(n)
+        self.steps = 0
+        self.shift: np.ndarray | None = None  # sum((t - 1) * d_t) for weights, then bias
+        self.shift_bias = np.zeros_like(state.bias)
+
+    def start_averaging(self) -> None:
+        self.shift = np.zeros_like(self.state.weights)
+        self.shift_rows = self.shift.view(self.row).reshape(-1)
+
+    def averaged(self) -> LinearState:
+        """The average of the iterates since start_averaging (the last iterate before it);
+        weights that L1 has set to zero in the last iterate stay zero."""
+        s = self.state
+        if self.shift is None or self.steps == 0:
+            return s
+        weights = s.weights + self.shift / self.steps
+        if self.params.l1 > 0:
+            weights[s.weights == 0] = 0.0
+        return LinearState(weights, s.bias + self.shift_bias / self.steps, s.g2_weights, s.g2_bias)
 
     def run(self, block: Block, order: np.ndarray) -> tuple[float, float]:
         """Visit the block's rows in minibatches taken along `order`; return (weighted loss sum,
@@ -155,10 +183,19 @@ class _Stepper:
         g *= step
         wc -= g
         if p.l1 > 0:  # truncated gradient: soft-threshold by the coordinate's step
-            wc = np.sign(wc) * np.maximum(np.abs(wc) - step * p.l1, 0.0)
+            shrunk = np.sign(wc) * np.maximum(np.abs(wc) - step * p.l1, 0.0)
+            g += wc - shrunk  # g becomes the step's whole decrement
+            wc = shrunk
         self.weight_rows[cols] = wc.view(self.row).reshape(-1)
         s.g2_bias += gb * gb
-        s.bias -= ETA * gb / np.sqrt(s.g2_bias)
+        gb *= ETA / np.sqrt(s.g2_bias)
+        s.bias -= gb
+        if self.shift is not None:
+            g *= self.steps  # (t - 1) * d_t for this step t
+            g += self.shift.take(cols, axis=0)
+            self.shift_rows[cols] = g.view(self.row).reshape(-1)
+            self.shift_bias += self.steps * gb
+            self.steps += 1
         return float((loss * w).sum())
 
 

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
-from openaml.ml.schema import AttributeType, Schema, coerce_column
+from openaml.ml.schema import AttributeType, coerce_column
 
 
 def kept_rows(batch: pa.RecordBatch) -> np.ndarray:
