@@ -42,3 +42,18 @@ def test_mnist_macro_f1_floor(mnist, seed):
     # scikit-learn LogisticRegression on the same one-hot features scores 0.9005 here
     assert f1 >= 0.8905
     assert np.isclose(f1, result.report["metric"])
+
+
+# With 490 rows the first passes overshoot (784 active one-hot features per row) and the pass loss
+# rises before it falls; training must go on rather than stop as if it had converged (it scored
+# 0.035 and 0.074 with these seeds when a rising loss ended training).
+@pytest.mark.parametrize("seed", [1, 3])
+def test_small_training_sets_train_through_a_rising_loss(mnist, seed):
+    schema, train, test = mnist
+    params = parse_parameters({"sgd.maxPasses": "10", "sgd.shuffleType": "auto"}, "MULTICLASS", seed=seed)
+    passes = []
+    model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {},
+                        lambda: iter(train.slice(0, 490).to_batches()), passes.append)
+    result = evaluate_model(model, test.slice(0, 300).to_batches(), schema)
+    assert len(passes) > 2
+    assert float(result.metrics["MulticlassAvgFScore"]) > 0.75

@@ -106,7 +106,9 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
         mean_loss = total / weight if weight else 0.0
         if progress is not None:
             progress({"pass": k + 1, "max_passes": params.max_passes, "loss": mean_loss})
-        if np.isfinite(previous) and previous - mean_loss < TOLERANCE * abs(previous):
+        # Converged: the loss fell by less than the tolerance. A rising loss (early overshoot on
+        # small data) is not convergence, so training goes on.
+        if np.isfinite(previous) and 0 <= previous - mean_loss < TOLERANCE * abs(previous):
             break
         previous = mean_loss
     return stepper.averaged()
