@@ -6,6 +6,7 @@ import contextlib
 import csv
 import gzip
 import io
+import json
 import os
 import re
 import shutil
@@ -91,3 +92,19 @@ def test_example_client_runs_the_workflow(served: tuple[str, Path]) -> None:
         assert abs(sum(float(v) for v in row) - 1) < 1e-4
     manifests = list((store / "output" / "batch-prediction").glob("*.manifest"))
     assert len(manifests) == 1
+
+
+def test_guess_schema_command(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("id,age,smoker,comment,label\n1,34,yes,likes long walks,a\n2,51,no,quiet,b\n"
+                    "3,29,yes,reads a lot of books,a\n")
+    result = subprocess.run([sys.executable, "-m", "openaml", "guess-schema", str(data),
+                             "--target", "label", "--row-id", "id"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    types = {a["attributeName"]: a["attributeType"] for a in schema["attributes"]}
+    assert types["age"] == "NUMERIC" and types["smoker"] == "BINARY"
+    assert types["label"] == "CATEGORICAL" and types["comment"] == "TEXT"
+    assert schema["targetAttributeName"] == "label" and schema["rowId"] == "id"
+    assert schema["dataFileContainsHeader"] is True

@@ -72,7 +72,8 @@ def test_batch_output_format(model):
     scores = model.score_batch(batch)
     tag, true, best, score = first[1].split(",")
     assert (tag, true, best) == ("r1", "1", "1" if scores[0] >= 0.5 else "0")
-    assert score == f"{scores[0]:.6E}".split("E")[0].rstrip("0").rstrip(".") + "E" + str(int(f"{scores[0]:E}".split("E")[1]))
+    mantissa, exponent = f"{scores[0]:.6E}".split("E")
+    assert score == mantissa.rstrip("0").rstrip(".") + "E" + str(int(exponent))
     assert first[2:] == ["", ""]  # the rejected record's empty line, then the final newline
     assert second[1].startswith("r3,,") and second[2] == ""
 

@@ -1,0 +1,139 @@
+"""Datasources as a client sees them: file layouts, splits, failure thresholds and statistics."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from openaml.app import Application
+from tests.api.conftest import wait_for
+
+SCHEMA = {
+    "version": "1.0", "targetAttributeName": "y", "rowId": "id", "dataFormat": "CSV",
+    "dataFileContainsHeader": True,
+    "attributes": [{"attributeName": "id", "attributeType": "CATEGORICAL"},
+                   {"attributeName": "x", "attributeType": "NUMERIC"},
+                   {"attributeName": "flag", "attributeType": "BINARY"},
+                   {"attributeName": "note", "attributeType": "TEXT"},
+                   {"attributeName": "y", "attributeType": "CATEGORICAL"}],
+}
+
+
+def rows(n: int, start: int = 0) -> list[str]:
+    rng = np.random.default_rng(start)
+    flags = ["yes", "No", " t ", "0", "maybe"]
+    return [f'r{start + i},{rng.normal():.4f},{flags[i % 5]},"a, b {i % 3}",{"abc"[i % 3]}'
+            for i in range(n)]
+
+
+def report(server: Application, ds_id: str) -> dict[str, Any]:
+    answer = httpx.get(f"{server.settings.base_url}/reports/DataSource/{ds_id}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def create(ml: Any, ds_id: str, location: str, schema: dict[str, Any] = SCHEMA,
+           rearrangement: str | None = None, statistics: bool = True) -> dict[str, Any]:
+    spec = {"DataLocationS3": location, "DataSchema": json.dumps(schema)}
+    if rearrangement:
+        spec["DataRearrangement"] = rearrangement
+    ml.create_data_source_from_s3(DataSourceId=ds_id, DataSpec=spec, ComputeStatistics=statistics)
+    return wait_for(lambda: ml.get_data_source(DataSourceId=ds_id))
+
+
+def test_prefix_of_plain_and_gzip_files(server: Application, ml: Any, uid: Callable[[str], str],
+                                        put_object: Callable[[str, bytes], str]) -> None:
+    folder = f"s3://datasets/{uid('prefix')}/"
+    header = "id,x,flag,note,y\n"
+    first = (header + "\n".join(rows(30)) + "\n").encode()
+    second = gzip.compress((header + "\n".join(rows(20, 30)) + "\r\n").encode())
+    put_object(folder + "a.csv", first)
+    put_object(folder + "b.csv.gz", second)
+    put_object(folder + "ignored.schema", b"{}")
+    done = create(ml, uid("ds"), folder)
+    assert done["Status"] == "COMPLETED", done.get("Message")
+    assert done["NumberOfFiles"] == 2
+    assert done["DataSizeInBytes"] == len(first) + len(second)
+    document = report(server, done["DataSourceId"])
+    assert document["recordsRead"] == 50 and document["selectedRecords"] == 50
+    stats = document["statistics"]["attributes"]
+    xs = np.array([float(r.split(",")[1]) for r in rows(30) + rows(20, 30)])
+    assert stats["x"]["count"] == 50
+    assert stats["x"]["mean"] == pytest.approx(xs.mean(), abs=1e-9)
+    assert stats["x"]["min"] == pytest.approx(xs.min()) and stats["x"]["max"] == pytest.approx(xs.max())
+    assert stats["flag"]["invalidCount"] == 10  # "maybe" is not one of the binary words
+    assert stats["flag"]["trueCount"] == 20 and stats["flag"]["falseCount"] == 20
+    assert document["statistics"]["target"]["classCounts"] == {"a": 17, "b": 17, "c": 16}
+
+
+def test_no_header(ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str],
+                   server: Application) -> None:
+    uri = put_object(f"s3://datasets/{uid('plain')}.csv", ("\n".join(rows(12)) + "\n").encode())
+    done = create(ml, uid("ds"), uri, {**SCHEMA, "dataFileContainsHeader": False})
+    assert done["Status"] == "COMPLETED", done.get("Message")
+    assert report(server, done["DataSourceId"])["recordsRead"] == 12
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "random"])
+def test_split_and_complement_partition_the_rows(
+    strategy: str, server: Application, ml: Any, uid: Callable[[str], str],
+    put_object: Callable[[str, bytes], str],
+) -> None:
+    uri = put_object(f"s3://datasets/{uid('split')}.csv",
+                     ("id,x,flag,note,y\n" + "\n".join(rows(101)) + "\n").encode())
+    split = {"percentBegin": 0, "percentEnd": 70, "strategy": strategy,
+             "strategyParams": {"randomSeed": "k"}}
+    counts = []
+    for piece in (split, {**split, "complement": True},
+                  {**split, "percentBegin": 70, "percentEnd": 100}):
+        done = create(ml, uid("ds"), uri, rearrangement=json.dumps({"splitting": piece}))
+        assert done["Status"] == "COMPLETED", done.get("Message")
+        counts.append(report(server, done["DataSourceId"])["selectedRecords"])
+    assert counts[0] + counts[1] == 101
+    if strategy == "sequential":
+        assert counts == [71, 30, 30]
+    else:
+        assert counts[1] == counts[2]  # the complement of [0, 70) is [70, 100)
+
+
+def test_failure_thresholds(ml: Any, uid: Callable[[str], str],
+                            put_object: Callable[[str, bytes], str]) -> None:
+    bad = "\n".join(["only,two"] * 10_001)
+    uri = put_object(f"s3://datasets/{uid('rejected')}.csv",
+                     ("id,x,flag,note,y\n" + "\n".join(rows(5)) + "\n" + bad + "\n").encode())
+    failed = create(ml, uid("ds"), uri)
+    assert failed["Status"] == "FAILED"
+    assert "10,000" in failed["Message"] or "10000" in failed["Message"]
+
+    at_limit = "\n".join(["only,two"] * 10_000)
+    uri = put_object(f"s3://datasets/{uid('limit')}.csv",
+                     ("id,x,flag,note,y\n" + "\n".join(rows(5)) + "\n" + at_limit + "\n").encode())
+    assert create(ml, uid("ds"), uri)["Status"] == "COMPLETED"
+
+    empty_range = json.dumps({"splitting": {"percentBegin": 40, "percentEnd": 40}})
+    uri = put_object(f"s3://datasets/{uid('none')}.csv", ("id,x,flag,note,y\n" + rows(3)[0] + "\n").encode())
+    nothing = create(ml, uid("ds"), uri, rearrangement=empty_range)
+    assert nothing["Status"] == "FAILED" and nothing["Message"]
+
+    no_target = "\n".join(f"r{i},1.0,yes,text," for i in range(4))
+    uri = put_object(f"s3://datasets/{uid('notarget')}.csv", ("id,x,flag,note,y\n" + no_target + "\n").encode())
+    assert create(ml, uid("ds"), uri)["Status"] == "FAILED"
+    assert create(ml, uid("ds"), uri, statistics=False)["Status"] == "COMPLETED"
+
+
+def test_mnist_sample_as_a_datasource(server: Application, ml: Any, mnist_dir: Any,
+                                      uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
+    uri = put_object(f"s3://datasets/{uid('mnist')}/train.csv.gz", (mnist_dir / "train.csv.gz").read_bytes())
+    schema = json.loads((mnist_dir.parent / "train.schema.json").read_text())
+    done = create(ml, uid("ds"), uri, schema,
+                  json.dumps({"splitting": {"percentBegin": 0, "percentEnd": 70}}))
+    assert done["Status"] == "COMPLETED", done.get("Message")
+    document = report(server, done["DataSourceId"])
+    assert document["recordsRead"] == 7000 and document["selectedRecords"] == 4900
+    assert sum(document["statistics"]["target"]["classCounts"].values()) == 4900
