@@ -266,3 +266,28 @@ def test_predict_rate_limit(tmp_path: Any) -> None:
                 assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 417
         assert codes[:5] == ["ok"] * 5
         assert "LimitExceededException" in codes
+
+
+def test_idempotent_creates_of_every_kind(ml: Any, uid: Callable[[str], str],
+                                          put_object: Callable[[str, bytes], str]) -> None:
+    header, rows = make_rows("BINARY", 60, seed=4)
+    uri = put_object(f"s3://workflow/{uid('idem')}.csv", to_csv(header, rows))
+    ds, model, ev, bp = uid("ds"), uid("m"), uid("ev"), uid("bp")
+    ml.create_data_source_from_s3(DataSourceId=ds, ComputeStatistics=True, DataSpec={
+        "DataLocationS3": uri, "DataSchema": schema("BINARY")})
+    calls: list[tuple[Callable[..., Any], str, dict[str, Any], dict[str, Any]]] = [
+        (ml.create_ml_model, "MLModelId",
+         {"MLModelId": model, "MLModelType": "BINARY", "TrainingDataSourceId": ds}, {"MLModelName": "other"}),
+        (ml.create_evaluation, "EvaluationId",
+         {"EvaluationId": ev, "MLModelId": model, "EvaluationDataSourceId": ds}, {"EvaluationName": "other"}),
+        (ml.create_batch_prediction, "BatchPredictionId",
+         {"BatchPredictionId": bp, "MLModelId": model, "BatchPredictionDataSourceId": ds,
+          "OutputUri": "s3://workflow/o"}, {"OutputUri": "s3://workflow/elsewhere"}),
+    ]
+    for create, key, params, change in calls:
+        assert create(**params)[key] == create(**params)[key] == params[key]
+        with pytest.raises(ClientError) as err:
+            create(**{**params, **change})
+        assert error_code(err) == "IdempotentParameterMismatchException"
+    done = wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=bp))
+    assert done["Status"] == "COMPLETED", done.get("Message")
