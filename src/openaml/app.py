@@ -21,6 +21,7 @@ from openaml.console import build_console
 from openaml.errors import ServiceError
 from openaml.jobs.engine import JobEngine
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
+from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
 from openaml.protocol.sigv4 import load_credentials, verify_request
 from openaml.protocol.spec import ServiceSpec
@@ -165,6 +166,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         stop_sync = threading.Event()
         if run_jobs:
+            threading.Thread(target=warm_up, name="openaml-warm-up", daemon=True).start()
             engine.start()
             for record in store.select_endpoints():
                 predictors.mount_async(record.id)

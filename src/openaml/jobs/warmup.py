@@ -1,0 +1,59 @@
+"""Warm-up: run every job kind once on a few in-memory rows when the server starts.
+
+The first ingestion, training and prediction in a process pay one-time costs (lazy imports
+inside pyarrow and NumPy, kernel set-up) of about a second; doing them at start-up, in the
+background, keeps that out of the first user's jobs.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import IO
+
+import pyarrow as pa
+
+from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
+from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
+from openaml.ml.prediction import batch_predict
+from openaml.ml.recipes import default_recipe
+from openaml.ml.schema import parse_schema
+
+log = logging.getLogger(__name__)
+
+SCHEMA = (
+    '{"targetAttributeName":"y","dataFileContainsHeader":true,"attributes":['
+    '{"attributeName":"n","attributeType":"NUMERIC"},{"attributeName":"c","attributeType":"CATEGORICAL"},'
+    '{"attributeName":"b","attributeType":"BINARY"},{"attributeName":"t","attributeType":"TEXT"},'
+    '{"attributeName":"y","attributeType":"BINARY"}]}'
+)
+
+
+def warm_up() -> None:
+    """Ingest, train, evaluate and predict a tiny BINARY data set; failures are only logged."""
+    try:
+        rows = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4} more,{int(i > 10)}\n" for i in range(24))
+        data = ("n,c,b,t,y\n" + rows).encode()
+        schema = parse_schema(SCHEMA)
+        source = DataObject(uri="s3://warmup/data.csv", key="data.csv", size=len(data),
+                            open=lambda: io.BytesIO(data))
+        sink = io.BytesIO()
+        report = ingest([source], schema, parse_rearrangement(None), True, sink)
+        stored = sink.getvalue()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            return read_materialized(io.BytesIO(stored))
+
+        recipe = default_recipe(schema, report.statistics or {})
+        model = train_model("BINARY", schema, recipe, parse_parameters({}, "BINARY"),
+                            report.statistics or {}, batches)
+        evaluate_model(model, batches(), schema)
+        predict_record(model, {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
+
+        def output(_: int) -> IO[bytes]:
+            return io.BytesIO()
+
+        batch_predict(model, batches(), schema, 0.5, output)
+    except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
+        log.exception("warm-up failed")
