@@ -217,40 +217,41 @@ class _Compiler:
 
     def _integer(self, shape: Shape) -> Validator:
         lo_type, hi_type = _INT_RANGES.get(shape.type_name, _INT_RANGES["long"])
-        lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
-        report = self._constraint(shape)
+        check_range = self._range(shape)
 
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) is float and value.is_integer():
                 value = int(value)
             if type(value) is not int or not lo_type <= value <= hi_type:
                 raise _type_error(value, path, f"{shape.type_name} (whole number in range)")
-            if lo is not None and value < lo:
-                report(str(value), path, out,
-                       f"Member must have value greater than or equal to {lo}")
-            if hi is not None and value > hi:
-                report(str(value), path, out,
-                       f"Member must have value less than or equal to {hi}")
+            check_range(value, path, out)
             return value
 
         return validate
 
     _long = _integer
 
-    def _float(self, shape: Shape) -> Validator:
+    def _range(self, shape: Shape) -> Callable[[float, str, list[Violation]], None]:
+        """Reports a number outside the shape's min/max."""
         lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
         report = self._constraint(shape)
+
+        def check(value: float, path: str, out: list[Violation]) -> None:
+            if lo is not None and value < lo:
+                report(str(value), path, out, f"Member must have value greater than or equal to {lo}")
+            if hi is not None and value > hi:
+                report(str(value), path, out, f"Member must have value less than or equal to {hi}")
+
+        return check
+
+    def _float(self, shape: Shape) -> Validator:
+        check_range = self._range(shape)
 
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) not in (int, float):
                 raise _type_error(value, path, "number")
             value = float(value)
-            if lo is not None and value < lo:
-                report(str(value), path, out,
-                       f"Member must have value greater than or equal to {lo}")
-            if hi is not None and value > hi:
-                report(str(value), path, out,
-                       f"Member must have value less than or equal to {hi}")
+            check_range(value, path, out)
             return value
 
         return validate
