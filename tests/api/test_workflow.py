@@ -291,3 +291,32 @@ def test_idempotent_creates_of_every_kind(ml: Any, uid: Callable[[str], str],
         assert error_code(err) == "IdempotentParameterMismatchException"
     done = wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=bp))
     assert done["Status"] == "COMPLETED", done.get("Message")
+
+
+def test_deleted_batch_prediction_stops_without_manifest(server: Application, ml: Any, uid: Callable[[str], str],
+                                                         put_object: Callable[[str, bytes], str]) -> None:
+    from openaml.jobs.engine import Job, JobFailed
+    from openaml.store import EntityKind
+
+    header, rows = make_rows("BINARY", 80, seed=5)
+    uri = put_object(f"s3://workflow/{uid('stop')}.csv", to_csv(header, rows))
+    ds, model, bp = uid("ds"), uid("m"), uid("bp")
+    ml.create_data_source_from_s3(DataSourceId=ds, ComputeStatistics=True, DataSpec={
+        "DataLocationS3": uri, "DataSchema": schema("BINARY")})
+    ml.create_ml_model(MLModelId=model, MLModelType="BINARY", TrainingDataSourceId=ds)
+    assert wait_for(lambda: ml.get_ml_model(MLModelId=model))["Status"] == "COMPLETED"
+    output = f"s3://workflow/{uid('out')}"
+    server.context.engine.pause()
+    try:
+        ml.create_batch_prediction(BatchPredictionId=bp, MLModelId=model, BatchPredictionDataSourceId=ds,
+                                   OutputUri=output)
+        ml.delete_batch_prediction(BatchPredictionId=bp)
+        record = server.context.store.get(EntityKind.BATCH_PREDICTION, bp)
+        assert record is not None
+        task = server.context.engine.tasks[EntityKind.BATCH_PREDICTION]
+        with pytest.raises(JobFailed, match="deleted"):
+            task(Job(record, server.context.store, lambda line: None))
+    finally:
+        server.context.engine.resume()
+    assert server.context.objects.list(output + "/") == []
+    assert ml.get_batch_prediction(BatchPredictionId=bp)["Status"] == "DELETED"

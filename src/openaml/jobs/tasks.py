@@ -119,7 +119,7 @@ class Tasks:
             job.log_line(f"pass {state.get('pass')} of {state.get('max_passes')}: loss {state.get('loss')}")
 
         model = train_model(record.model_type or "", schema, recipe, params, statistics,
-                            self._batches(source_id), progress)
+                            self._batches(source_id, job), progress)
         with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
             model.save(out)
         return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
@@ -144,7 +144,7 @@ class Tasks:
         record = job.record
         model = self.load_model(record.model_id or "")
         source = self._datasource(record.datasource_id or "")
-        result = evaluate_model(model, self._batches(source.id)(), parse_schema(source.info["schema"]))
+        result = evaluate_model(model, self._batches(source.id, job)(), parse_schema(source.info["schema"]))
         self._write_json(record.kind, record.id, REPORT_FILE, result.report)
         return {"metrics": result.metrics}
 
@@ -165,7 +165,7 @@ class Tasks:
             return cast(BinaryIO, _KeepOpen(writers[index]))
 
         try:
-            total, invalid = batch_predict(model, self._batches(source.id)(), dataset_schema,
+            total, invalid = batch_predict(model, self._batches(source.id, job)(), dataset_schema,
                                            threshold, open_output)
             for index in range(len(files)):
                 if index not in writers:  # an input file without records: header only
@@ -190,9 +190,17 @@ class Tasks:
             raise JobFailed(f"DataSource {source_id} does not exist")
         return source
 
-    def _batches(self, source_id: str) -> Callable[[], Iterator[pa.RecordBatch]]:
+    def _batches(self, source_id: str, job: Job) -> Callable[[], Iterator[pa.RecordBatch]]:
+        """The datasource's records; the job stops between batches once it has been deleted."""
         path = self.artifacts.path_for(EntityKind.DATASOURCE.value, source_id, DATA_FILE)
-        return lambda: read_materialized(path)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in read_materialized(path):
+                if job.cancelled():
+                    raise JobFailed(f"{job.record.kind.value} {job.record.id} was deleted")
+                yield batch
+
+        return batches
 
     def _write_json(self, kind: EntityKind, entity_id: str, name: str, document: Any) -> None:
         with self.artifacts.open_write(kind.value, entity_id, name) as out:
