@@ -70,7 +70,12 @@ def serve(log_level: str, **options: object) -> None:
         click.echo(f"  {settings.http_workers} HTTP processes share the port")
     config = uvicorn.Config(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
                             access_log=log_level == "debug")
-    sock = config.bind_socket()
+    try:
+        sock = config.bind_socket()
+    except (OSError, SystemExit) as exc:  # uvicorn logs the reason and exits
+        app.close()
+        raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: the address is in use "
+                                   "or not available") from exc
     helpers = [start_http_process(settings, sock, log_level)
                for _ in range(settings.http_workers - 1)]
     try:
