@@ -50,13 +50,15 @@ def main() -> None:
 @click.option("--log-level", default="info", show_default=True)
 def serve(log_level: str, **options: object) -> None:
     """Serve the Amazon ML API (and the web console) over HTTP."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from openaml.app import ConfigurationError, build_app
 
     try:
         settings = Settings.from_env(os.environ, **options)
         app = build_app(settings)
-    except (ConfigurationError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (ConfigurationError, ValueError, OSError, SQLAlchemyError) as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
     url = settings.base_url
     click.echo(f"OpenAML {__version__} serving the Amazon ML API at {url}")
     click.echo(f"  data dir: {settings.data_dir}   store: {app.context.store.url}")
