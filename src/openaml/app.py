@@ -23,7 +23,7 @@ from openaml.jobs.engine import JobEngine
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
-from openaml.protocol.sigv4 import load_credentials, verify_request
+from openaml.protocol.sigv4 import load_credentials, load_user_names, verify_request
 from openaml.protocol.spec import ServiceSpec
 from openaml.server.aws_json import AwsJsonEndpoint
 from openaml.server.basic_auth import BasicAuthGate
@@ -121,10 +121,13 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     if table.missing:
         raise ConfigurationError(f"operations without a handler: {', '.join(table.missing)}")
 
+    users = load_user_names(settings.credentials_file) if settings.credentials_file else {}
+
     def authenticate(method: str, url: str, headers: Mapping[str, str], body: bytes) -> str:
-        verify_request(method, url, headers, body, keys.get if keys else None,
-                       now=dt.datetime.now(dt.UTC))
-        return f"arn:aws:iam::{settings.account_id}:root"
+        key = verify_request(method, url, headers, body, keys.get if keys else None,
+                             now=dt.datetime.now(dt.UTC))
+        user = users.get(key)
+        return f"arn:aws:iam::{settings.account_id}:" + (f"user/{user}" if user else "root")
 
     endpoint = AwsJsonEndpoint(spec, table, authenticate, settings.max_body_bytes)
 

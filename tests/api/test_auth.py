@@ -25,7 +25,8 @@ KEY, SECRET = "AKIAOPENAMLTEST", "s3cr3t-value"
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Application]:
     folder = tmp_path_factory.mktemp("secured")
     credentials = folder / "credentials"
-    credentials.write_text(f"[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n")
+    credentials.write_text(f"[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"
+                           f"[alice]\naws_access_key_id = AKIAALICE\naws_secret_access_key = alice-secret\n")
     with running_server(data_dir=folder / "data", credentials_file=credentials) as app:
         yield app
 
@@ -93,3 +94,20 @@ def test_console_needs_a_key_when_keys_are_configured(secured: Application) -> N
     assert httpx.get(url, timeout=10).status_code == 401
     assert httpx.get(url, auth=(KEY, "wrong"), timeout=10).status_code == 401
     assert httpx.get(url, auth=(KEY, SECRET), timeout=10).status_code == 200
+
+
+def test_created_by_names_the_iam_user_of_the_key(secured: Application) -> None:
+    alice = make_client(secured.settings.base_url, "AKIAALICE", "alice-secret")
+    alice.create_data_source_from_s3(DataSourceId="by-alice", DataSpec={
+        "DataLocationS3": "s3://nobody/x.csv", "DataSchema": '{"attributes":[{"attributeName":"a",'
+                                                            '"attributeType":"NUMERIC"}]}'})
+    root = make_client(secured.settings.base_url, KEY, SECRET)
+    root.create_data_source_from_s3(DataSourceId="by-root", DataSpec={
+        "DataLocationS3": "s3://nobody/x.csv", "DataSchema": '{"attributes":[{"attributeName":"a",'
+                                                            '"attributeType":"NUMERIC"}]}'})
+    assert root.get_data_source(DataSourceId="by-alice")["CreatedByIamUser"] == \
+        "arn:aws:iam::000000000000:user/alice"
+    assert root.get_data_source(DataSourceId="by-root")["CreatedByIamUser"] == \
+        "arn:aws:iam::000000000000:root"
+    listed = root.describe_data_sources(FilterVariable="IAMUser", EQ="arn:aws:iam::000000000000:user/alice")
+    assert [r["DataSourceId"] for r in listed["Results"]] == ["by-alice"]

@@ -19,6 +19,9 @@ blank lines and lines starting with `#` or `;` are ignored:
     [alice]
     aws_access_key_id = AKIDALICE
     aws_secret_access_key = wJalrXUtnFEMI/K7MDENG
+
+A section's name is the IAM user its key belongs to (`CreatedByIamUser` becomes
+`arn:aws:iam::<account>:user/alice`); `[default]` and `KEY:SECRET` lines belong to the root.
 """
 
 from __future__ import annotations
@@ -192,9 +195,9 @@ def _check_scope(auth: Authorization, signed_at: dt.datetime, service: str,
             "The provided 'x-amz-content-sha256' header does not match what was computed.")
 
 
-def parse_credentials(text: str) -> dict[str, str]:
-    """Access key id -> secret from a credentials file's text (format in the module docstring)."""
-    secrets: dict[str, str] = {}
+def credential_entries(text: str) -> list[tuple[str, str, str | None]]:
+    """(access key id, secret, INI section name or None) from a credentials file's text."""
+    entries: list[tuple[str, str, str | None]] = []
     ini: list[str] = []
     in_section = False
     for number, raw in enumerate(text.splitlines(), 1):
@@ -207,7 +210,7 @@ def parse_credentials(text: str) -> dict[str, str]:
         key, sep, secret = line.partition(":")
         if not sep or not key.strip() or not secret.strip():
             raise ValueError(f"credentials line {number}: expected ACCESS_KEY_ID:SECRET")
-        secrets[key.strip()] = secret.strip()
+        entries.append((key.strip(), secret.strip(), None))
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string("\n".join(ini))
     for section in parser.sections():
@@ -216,10 +219,22 @@ def parse_credentials(text: str) -> dict[str, str]:
         if not key_id or not secret:
             raise ValueError(f"credentials section [{section}] needs aws_access_key_id and "
                              "aws_secret_access_key")
-        secrets[key_id] = secret
-    return secrets
+        entries.append((key_id, secret, section))
+    return entries
+
+
+def parse_credentials(text: str) -> dict[str, str]:
+    """Access key id -> secret from a credentials file's text (format in the module docstring)."""
+    return {key: secret for key, secret, _ in credential_entries(text)}
 
 
 def load_credentials(path: str | Path) -> dict[str, str]:
     """parse_credentials on a file (UTF-8)."""
     return parse_credentials(Path(path).read_text(encoding="utf-8"))
+
+
+def load_user_names(path: str | Path) -> dict[str, str]:
+    """Access key id -> IAM user name: the INI section of each key, except `default` (the
+    account root). Keys given as `KEY:SECRET` lines belong to the root as well."""
+    return {key: section for key, _, section in credential_entries(Path(path).read_text(encoding="utf-8"))
+            if section is not None and section != "default"}

@@ -239,3 +239,12 @@ def test_real_boto3_predict_request_verifies_and_parses() -> None:
     operation = resolve_target(spec, headers["X-Amz-Target"])
     assert parse_request(operation, request.body) == {
         "MLModelId": "ml-1", "Record": record, "PredictEndpoint": "http://127.0.0.1:8080"}
+
+
+def test_user_names_come_from_credential_sections(tmp_path):
+    from openaml.protocol.sigv4 import load_user_names
+
+    path = tmp_path / "credentials"
+    path.write_text("AKIDROOT:s1\n[default]\naws_access_key_id = AKIDDEF\naws_secret_access_key = s2\n"
+                    "[alice]\naws_access_key_id = AKIDALICE\naws_secret_access_key = s3\n")
+    assert load_user_names(path) == {"AKIDALICE": "alice"}
