@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,18 @@ def split_point(rows: int) -> int:
     return int(rows * 0.7)
 
 
+def stage_timer() -> tuple[dict[str, float], Callable[[str], None]]:
+    """A dict of stage durations and `lap(name)`, which records the time since the last lap."""
+    stages: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        stages[name], clock[0] = now - clock[0], now
+
+    return stages, lap
+
+
 def floor_parse(train: Path, test: Path) -> dict[str, Any]:
     """The floor: multithreaded pyarrow parse of both files into uint8 columns."""
     import pyarrow.csv  # noqa: F401  (imported before the clock starts)
@@ -76,13 +88,7 @@ def sklearn_pipeline(train: Path, test: Path, work: Path) -> dict[str, Any]:
     from sklearn.metrics import f1_score
     from sklearn.preprocessing import OneHotEncoder
 
-    stages: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        stages[name], clock = now - clock, now
+    stages, lap = stage_timer()
 
     labels, x = read_pixels(train, labeled=True)
     cut = split_point(len(x))
@@ -121,13 +127,7 @@ def vw_pipeline(train: Path, test: Path, work: Path, passes: int = 10) -> dict[s
     from sklearn.metrics import f1_score
     from vowpalwabbit import Workspace
 
-    stages: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        stages[name], clock = now - clock, now
+    stages, lap = stage_timer()
 
     labels, x = read_pixels(train, labeled=True)
     _, x_test = read_pixels(test, labeled=False)

@@ -123,6 +123,15 @@ def compiled_input(operation: OperationModel) -> Validator:
     return _Compiler().compile(shape)
 
 
+def _run_checks(checks: list[Callable[[Any], str | None]], report: Reporter, value: Any, path: str,
+                out: list[Violation]) -> None:
+    """Report every constraint the value breaks (AWS lists all violations, not the first)."""
+    for check in checks:
+        text = check(value)
+        if text is not None:
+            report(_show(value), path, out, text)
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -207,10 +216,7 @@ class _Compiler:
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) is not str:
                 raise _type_error(value, path, "string")
-            for check in checks:
-                text = check(value)
-                if text is not None:
-                    report(_show(value), path, out, text)
+            _run_checks(checks, report, value, path, out)
             return value
 
         return validate
@@ -323,10 +329,7 @@ class _Compiler:
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) is not list:
                 raise _type_error(value, path, "array")
-            for check in checks:
-                text = check(value)
-                if text is not None:
-                    report(_show(value), path, out, text)
+            _run_checks(checks, report, value, path, out)
             return [member_validator(item, f"{path}.{i}.member", out)
                     for i, item in enumerate(value, 1)]
 
@@ -346,10 +349,7 @@ class _Compiler:
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) is not dict:
                 raise _type_error(value, path, "object")
-            for check in checks:
-                text = check(value)
-                if text is not None:
-                    report(_show(value), path, out, text)
+            _run_checks(checks, report, value, path, out)
             if plain_strings and set(map(type, value.values())) <= {str}:
                 return value  # fast path (Predict's Record): JSON keys are always strings
             result: dict[str, Any] = {}
