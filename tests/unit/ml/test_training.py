@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -6,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
-from openaml.ml.training.sgd import Block, LinearState, _row_gatherer, _Stepper, minibatch_size
+from openaml.ml.training.sgd import ETA, Block, LinearState, _Stepper, minibatch_size
 from openaml.ml.training.size import trim_features
 
 from .conftest import make_batch, make_schema
@@ -123,22 +125,62 @@ def test_l1_drives_weights_to_zero_and_keeps_quality():
     assert auc_score(model.score_batch(batch.slice(400)), y[400:]) >= 0.98
 
 
-def test_row_gather_matches_scipy_indexing():
-    rng = np.random.default_rng(3)
-    uniform = sp.csr_matrix((rng.random(40 * 3), rng.integers(0, 30, 40 * 3), np.arange(0, 121, 3)),
-                            shape=(40, 30))
-    ragged = sp.random(40, 30, density=0.2, format="csr", random_state=1)
-    rows = np.sort(rng.choice(40, 17, replace=False))
-    for x in (uniform, ragged, uniform[5:25]):
-        picked = _row_gatherer(x)(rows[rows < x.shape[0]])
-        assert (picked != x[rows[rows < x.shape[0]]]).nnz == 0
+def _block(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray) -> Block:
+    values = None if (x.data == 1).all() else x.data
+    return Block.from_rows((x.indptr, x.indices, values), y.astype(float), w)
+
+
+def _reference_step(kind, state, x, y, w, l1, l2):
+    """One minibatch step written plainly with dense NumPy arrays."""
+    x = x.toarray()
+    z = x @ state.weights + state.bias
+    if kind == "MULTICLASS":
+        grad = np.exp(z - z.max(axis=1, keepdims=True))
+        grad /= grad.sum(axis=1, keepdims=True)
+        grad[np.arange(len(y)), y.astype(int)] -= 1
+    elif kind == "BINARY":
+        grad = 1 / (1 + np.exp(-z)) - y[:, None]
+    else:
+        grad = z - y[:, None]
+    grad *= (w / len(y))[:, None]
+    touched = (x != 0).any(axis=0)
+    g = (x.T @ grad + l2 * state.weights)[touched]
+    state.g2_weights[touched] += g * g
+    step = ETA / np.sqrt(state.g2_weights[touched])
+    new = state.weights[touched] - g * step
+    state.weights[touched] = np.sign(new) * np.maximum(np.abs(new) - step * l1, 0)
+    gb = grad.sum(axis=0)
+    state.g2_bias += gb * gb
+    state.bias -= ETA * gb / np.sqrt(state.g2_bias)
+
+
+@pytest.mark.parametrize(("kind", "outputs", "l1", "l2", "pool"), [
+    ("MULTICLASS", 3, 0.0, 1e-2, False), ("MULTICLASS", 3, 0.0, 1e-2, True),
+    ("BINARY", 1, 0.05, 0.0, True), ("REGRESSION", 1, 0.0, 0.1, False)])
+def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool):
+    rng = np.random.default_rng(11)
+    x = sp.random(50, 40, density=0.15, format="csr", random_state=4)
+    x.data = rng.normal(size=x.nnz)  # real values; indicator-only blocks are tested via training
+    y = rng.integers(0, 3, 50).astype(float) if outputs == 3 else rng.integers(0, 2, 50).astype(float)
+    w = rng.uniform(0.5, 2.0, 50)
+    kernel, reference = LinearState.zeros(40, outputs, 1.0), LinearState.zeros(40, outputs, 1.0)
+    with ThreadPoolExecutor(1) as threads:
+        stepper = _Stepper(kind, kernel, SGDParams(l1=l1, l2=l2), 8, threads if pool else None)
+        order = rng.permutation(50)
+        stepper.run(_block(x, y, w), order)
+    for start in range(0, 50, 8):
+        rows = np.sort(order[start:start + 8])
+        _reference_step(kind, reference, x[rows], y[rows], w[rows], l1, l2)
+    assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)
+    assert np.allclose(kernel.g2_weights, reference.g2_weights)
+    assert not np.allclose(kernel.weights, 0)
 
 
 @pytest.mark.parametrize("l1", [0.0, 0.05])
 def test_lazy_average_equals_mean_of_iterates(l1):
     rng = np.random.default_rng(5)
     x = sp.random(60, 12, density=0.3, format="csr", random_state=2)
-    block = Block(x, rng.integers(0, 3, 60), np.ones(60))
+    block = _block(x, rng.integers(0, 3, 60), np.ones(60))
     state = LinearState.zeros(12, 3, 1.0)
     stepper = _Stepper("MULTICLASS", state, SGDParams(l1=l1, l2=0.0), 8)
     stepper.run(block, rng.permutation(60))  # not averaged
@@ -146,8 +188,7 @@ def test_lazy_average_equals_mean_of_iterates(l1):
     iterates, biases = [], []
     for _ in range(2):
         for start in range(0, 60, 8):
-            rows = np.arange(start, min(start + 8, 60))
-            stepper._step(x[rows], block.y[rows], block.w[rows])
+            stepper.run(block, np.arange(start, min(start + 8, 60)))  # one step
             iterates.append(state.weights.copy())
             biases.append(state.bias.copy())
     mean = np.mean(iterates, axis=0)

@@ -23,7 +23,7 @@ from openaml.ml.features.values import Columns, evaluate
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
-ROW_CHUNK = 4096  # rows transformed at once: bounds the dense id matrix to a few MB
+ROW_CHUNK = 4096  # rows scored at once: bounds a scorer's features to a few MB
 
 
 @dataclass
@@ -62,9 +62,7 @@ class FeaturePipeline:
 
     def transform(self, batch: pa.RecordBatch) -> sp.csr_matrix:
         """Features of every row of the batch: CSR of shape (rows, n_features), float64."""
-        if batch.num_rows <= ROW_CHUNK:
-            return self._transform(batch)
-        return sp.vstack(list(self.transform_chunks(batch)), format="csr")
+        return self._transform(batch)
 
     def transform_chunks(self, batch: pa.RecordBatch) -> Iterator[sp.csr_matrix]:
         """transform() of successive ROW_CHUNK-row slices, for consumers that need no stacking."""
@@ -72,6 +70,13 @@ class FeaturePipeline:
             yield self._transform(batch.slice(start, ROW_CHUNK))
 
     def _transform(self, batch: pa.RecordBatch) -> sp.csr_matrix:
+        indptr, indices, values = self.rows(batch)
+        data = np.ones(len(indices)) if values is None else values
+        return sp.csr_matrix((data, indices, indptr), shape=(batch.num_rows, self.n_features))
+
+    def rows(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Features of every row of the batch as CSR arrays (indptr, indices, values), with
+        values None when every value is 1 (indicator features only)."""
         columns = Columns(batch, self.schema)
         n = batch.num_rows
         dense_ids: list[np.ndarray] = []
@@ -87,18 +92,20 @@ class FeaturePipeline:
                 dense_ids.append(ids)
                 dense_vals.append(vals)
             elif isinstance(value, TokenList):
-                local = _lookup(value.values, vocab)
-                found = local >= 0
+                ids = _lookup(value.values, vocab, offset)
+                found = ids >= 0
                 token_rows.append(value.rows[found])
-                token_ids.append(local[found] + offset)
+                token_ids.append(ids[found])
             else:
-                local = _lookup(value, vocab)
-                dense_ids.append(np.where(local >= 0, local + offset, -1))
+                dense_ids.append(_lookup(value, vocab, offset))
                 dense_vals.append(None)
-        matrix = _dense_part(dense_ids, dense_vals, n, self.n_features)
-        if token_rows:
-            matrix = matrix + _token_part(token_rows, token_ids, n, self.n_features)
-        return matrix
+        indptr, indices, values = _dense_part(dense_ids, dense_vals, n)
+        if not token_rows:
+            return indptr, indices, values
+        data = np.ones(len(indices)) if values is None else values
+        matrix = sp.csr_matrix((data, indices, indptr), shape=(n, self.n_features))
+        matrix = (matrix + _token_part(token_rows, token_ids, n, self.n_features)).tocsr()
+        return matrix.indptr, matrix.indices, matrix.data if values is not None else None
 
     def select(self, keep: np.ndarray) -> FeaturePipeline:
         """A pipeline producing only the features where `keep` (over n_features) is true."""
@@ -132,18 +139,17 @@ class FeaturePipeline:
         )
 
 
-def _lookup(values: pa.Array, vocab: pa.Array) -> np.ndarray:
-    """Position of each value in the vocabulary, -1 when absent or missing."""
+def _lookup(values: pa.Array, vocab: pa.Array, offset: int = 0) -> np.ndarray:
+    """offset + the position of each value in the vocabulary, -1 when absent or missing."""
     if pa.types.is_dictionary(values.type):
-        per_entry = _lookup(values.dictionary, vocab)
+        per_entry = _lookup(values.dictionary, vocab, offset)
+        if values.null_count == 0:
+            return per_entry[values.indices.to_numpy()]
         indices = values.indices.to_numpy(zero_copy_only=False)
         valid = pc.is_valid(values.indices).to_numpy(zero_copy_only=False)
         return np.where(valid, per_entry[np.where(valid, indices, 0).astype(np.int64)], -1)
-    found = pc.index_in(values, value_set=vocab)
-    if found.null_count:
-        found = pc.fill_null(found, -1)
-    return np.asarray(found.to_numpy(zero_copy_only=False), np.int64)
-
+    found = pc.fill_null(pc.index_in(values, value_set=vocab), -1).to_numpy(zero_copy_only=False)
+    return np.where(found >= 0, found.astype(np.int64) + offset, -1)
 
 def _scalar_feature(kind: str, value: np.ndarray, offset: int,
                     scale: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -157,25 +163,24 @@ def _scalar_feature(kind: str, value: np.ndarray, offset: int,
     return np.where(present, offset, -1), np.where(present, vals, 0.0)
 
 
-def _dense_part(ids: list[np.ndarray], vals: list[np.ndarray | None], n: int,
-                width: int) -> sp.csr_matrix:
-    """CSR from one feature id per (row, source) (-1 = none): row-major order is CSR order."""
+def _dense_part(ids: list[np.ndarray], vals: list[np.ndarray | None],
+                n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """CSR arrays from one feature id per (row, source) (-1 = none): row-major order is CSR
+    order. Values are None when every source is an indicator."""
     if not ids:
-        return sp.csr_matrix((n, width))
+        return np.zeros(n + 1, np.int64), np.zeros(0, np.int32), None
     id_matrix = np.empty((n, len(ids)), np.int32)  # written in place: no int64 stack
     for j, column in enumerate(ids):
         id_matrix[:, j] = column
-    mask = id_matrix >= 0
-    full = bool(mask.all())  # every source present in every row (dense one-hot data)
-    counts = np.full(n, len(ids)) if full else mask.sum(axis=1)
-    indptr = np.concatenate(([0], np.cumsum(counts)))
+    full = all(len(c) == 0 or c.min() >= 0 for c in ids)  # every source in every row
+    mask = None if full else id_matrix >= 0
+    counts = np.full(n, len(ids)) if mask is None else mask.sum(axis=1)
+    indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    indices = id_matrix.ravel() if mask is None else id_matrix[mask]
     if all(v is None for v in vals):
-        data = np.ones(int(indptr[-1]))
-    else:
-        data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)
-        data = data.ravel() if full else data[mask]
-    indices = id_matrix.ravel() if full else id_matrix[mask]
-    return sp.csr_matrix((data, indices, indptr), shape=(n, width))
+        return indptr, indices, None
+    data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)
+    return indptr, indices, data.ravel() if mask is None else data[mask]
 
 
 def _token_part(rows: list[np.ndarray], ids: list[np.ndarray], n: int, width: int) -> sp.csr_matrix:

@@ -13,13 +13,14 @@ over seeds 1-12), the average much less (0.895-0.899 over seeds 1-30).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from openaml.ml.training.losses import loss_and_gradient
+from openaml.ml.training.kernel import KINDS, Part, gradients, update
 from openaml.ml.training.params import SGDParams
 
 BUFFER_ROWS = 65_536
@@ -45,11 +46,28 @@ def minibatch_size(rows: int) -> int:
 
 @dataclass(frozen=True)
 class Block:
-    """Features (rows, n_features), targets (rows,) and record weights (rows,)."""
+    """Records as CSR rows (indptr int64, indices int32 feature numbers, values float64, empty
+    when every value is 1, as for one-hot features), targets (rows,) as float64 (MULTICLASS:
+    the class index) and record weights (rows,)."""
 
-    x: sp.csr_matrix
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
     y: np.ndarray
     w: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], y: np.ndarray,
+                  w: np.ndarray) -> Block:
+        """A block from FeaturePipeline.rows() output."""
+        indptr, indices, values = rows
+        return cls(indptr.astype(np.int64, copy=False), indices.astype(np.int32, copy=False),
+                   np.zeros(0) if values is None else values, y, w)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.indices.nbytes + self.values.nbytes + self.y.nbytes
+                   + self.w.nbytes)
 
 
 @dataclass
@@ -75,7 +93,14 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
     by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded)."""
     size = minibatch_size(rows)
     state = LinearState.zeros(n_features, outputs, (REFERENCE_MINIBATCH / size) ** 2)
-    stepper = _Stepper(kind, state, params, size)
+    if len(os.sched_getaffinity(0)) < 2:
+        return _passes(_Stepper(kind, state, params, size), blocks, params, progress)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgd") as pool:
+        return _passes(_Stepper(kind, state, params, size, pool), blocks, params, progress)
+
+
+def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
+            progress: Callable[[dict[str, float]], None] | None) -> LinearState:
     cache: list[Block] | None = None
     previous = np.inf
     for k in range(params.max_passes):
@@ -93,7 +118,7 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
         total, weight, cached_bytes = 0.0, 0.0, 0
         for buffer in buffers:
             if collected is not None:
-                cached_bytes += _nbytes(buffer)
+                cached_bytes += buffer.nbytes
                 collected = collected if cached_bytes <= FEATURE_CACHE_BYTES else None
                 if collected is not None:
                     collected.append(buffer)
@@ -117,31 +142,31 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
 class _Stepper:
     """AdaGrad updates of the coordinates a minibatch touches (lazy regularization), and the
     running average of the iterates once averaging starts: after T steps with decrements d_t,
-    mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated."""
+    mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated.
 
-    def __init__(self, kind: str, state: LinearState, params: SGDParams, size: int) -> None:
-        self.kind, self.state, self.params, self.size = kind, state, params, size
-        n = state.weights.shape[0]
-        self.mark = np.zeros(n, dtype=bool)
-        self.position = np.zeros(n, dtype=np.int32)
-        # One opaque item per feature row: scattering touched rows through these views copies
-        # whole rows and is about twice as fast as 2-D fancy assignment.
-        self.row = np.dtype((np.void, state.weights.itemsize * state.weights.shape[1]))
-        self.weight_rows = state.weights.view(self.row).reshape(n)
-        self.g2_rows = state.g2_weights.view(self.row).reshape(n)
+    The two feature ranges of the kernel run on two threads when `pool` is given; step k's
+    weight update of a range and step k + 1's scores of that range go together, so a step
+    costs one hand-over between threads."""
+
+    def __init__(self, kind: str, state: LinearState, params: SGDParams, size: int,
+                 pool: ThreadPoolExecutor | None = None) -> None:
+        self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
+        self.parts: tuple[Part, Part] | None = None
+        self.grads = np.zeros((size, state.weights.shape[1]))
         self.steps = 0
-        self.shift: np.ndarray | None = None  # sum((t - 1) * d_t) for weights, then bias
+        self.shift = np.zeros((0, state.weights.shape[1]))  # sum((t - 1) * d_t), once averaging
         self.shift_bias = np.zeros_like(state.bias)
+        self.averaging = False
 
     def start_averaging(self) -> None:
         self.shift = np.zeros_like(self.state.weights)
-        self.shift_rows = self.shift.view(self.row).reshape(-1)
+        self.averaging = True
 
     def averaged(self) -> LinearState:
         """The average of the iterates since start_averaging (the last iterate before it);
         weights that L1 has set to zero in the last iterate stay zero."""
         s = self.state
-        if self.shift is None or self.steps == 0:
+        if not self.averaging or self.steps == 0:
             return s
         weights = s.weights + self.shift / self.steps
         if self.params.l1 > 0:
@@ -149,74 +174,60 @@ class _Stepper:
         return LinearState(weights, s.bias + self.shift_bias / self.steps, s.g2_weights, s.g2_bias)
 
     def run(self, block: Block, order: np.ndarray) -> tuple[float, float]:
-        """Visit the block's rows in minibatches taken along `order`; return (weighted loss sum,
-        weight sum). Rows are gathered per minibatch (no permuted copy of the block) and sorted
-        within it, which reads memory in order and leaves the minibatch's gradient unchanged."""
-        total = 0.0
-        gather = _row_gatherer(block.x)
-        for start in range(0, len(order), self.size):
-            rows = np.sort(order[start:start + self.size])
-            total += self._step(gather(rows), block.y[rows], block.w[rows])
+        """Visit the block's rows in minibatches taken along `order`; return (weighted loss
+        sum, weight sum). Rows are sorted within a minibatch, which reads memory in order and
+        leaves the minibatch's gradient unchanged."""
+        s = self.state
+        first, second = self._parts(block)
+        batches = [np.sort(order[i:i + self.size]) for i in range(0, len(order), self.size)]
+        total, done, t = 0.0, None, 0
+        for upcoming in [*batches, None]:
+            if self.pool is None:
+                self._half(first, block, done, upcoming, t)
+                self._half(second, block, done, upcoming, t)
+            else:
+                later = self.pool.submit(self._half, second, block, done, upcoming, t)
+                self._half(first, block, done, upcoming, t)
+                later.result()
+            if upcoming is None:
+                break
+            t = self.steps
+            total += gradients(KINDS[self.kind], first.scores, second.scores, s.bias, block.y,
+                               block.w, upcoming, self.grads)
+            gb = self.grads[:len(upcoming)].sum(axis=0)
+            s.g2_bias += gb * gb
+            gb *= ETA / np.sqrt(s.g2_bias)
+            s.bias -= gb
+            if self.averaging:
+                self.shift_bias += t * gb
+                self.steps += 1
+            done = upcoming
         return total, float(block.w.sum())
 
-    def _step(self, x: sp.csr_matrix, y: np.ndarray, w: np.ndarray) -> float:
+    def _half(self, part: Part, block: Block, done: np.ndarray | None, upcoming: np.ndarray | None,
+              t: int) -> None:
+        """Update the range's weights with the step of minibatch `done`, then compute its part
+        of the scores of minibatch `upcoming`."""
         s, p = self.state, self.params
-        self.mark[x.indices] = True
-        cols = np.flatnonzero(self.mark)
-        self.mark[cols] = False
-        self.position[cols] = np.arange(len(cols), dtype=np.int32)
-        local = sp.csr_matrix((x.data, self.position[x.indices], x.indptr),
-                              shape=(x.shape[0], len(cols)))
-        wc = s.weights.take(cols, axis=0)  # (touched, outputs), contiguous
-        z = local @ wc
-        z += s.bias
-        loss, grad = loss_and_gradient(self.kind, z, y)
-        grad *= (w / len(y))[:, None]
-        g = local.T @ grad
-        if p.l2 > 0:
-            g += p.l2 * wc
-        gb = grad.sum(axis=0)
-        h = s.g2_weights.take(cols, axis=0)
-        step = np.multiply(g, g)  # in-place arithmetic below: each op is one pass over memory
-        h += step
-        self.g2_rows[cols] = h.view(self.row).reshape(-1)
-        np.sqrt(h, out=step)
-        np.divide(ETA, step, out=step)
-        g *= step
-        wc -= g
-        if p.l1 > 0:  # truncated gradient: soft-threshold by the coordinate's step
-            shrunk = np.sign(wc) * np.maximum(np.abs(wc) - step * p.l1, 0.0)
-            g += wc - shrunk  # g becomes the step's whole decrement
-            wc = shrunk
-        self.weight_rows[cols] = wc.view(self.row).reshape(-1)
-        s.g2_bias += gb * gb
-        gb *= ETA / np.sqrt(s.g2_bias)
-        s.bias -= gb
-        if self.shift is not None:
-            g *= self.steps  # (t - 1) * d_t for this step t
-            g += self.shift.take(cols, axis=0)
-            self.shift_rows[cols] = g.view(self.row).reshape(-1)
-            self.shift_bias += self.steps * gb
-            self.steps += 1
-        return float((loss * w).sum())
+        if done is not None:
+            update(s.weights, s.g2_weights, self.shift, part.lo, part.touched, part.n_touched,
+                   part.col_start, part.col_rows, part.col_vals, self.grads, ETA, p.l1, p.l2,
+                   self.averaging, t)
+        if upcoming is not None:
+            part.prepare(block.indptr, block.indices, block.values, upcoming, s.weights)
 
-
-def _row_gatherer(x: sp.csr_matrix) -> Callable[[np.ndarray], sp.csr_matrix]:
-    """x[rows] for sorted row numbers; when every row has the same number of features (for
-    example categorical attributes that are never missing) rows are taken as 2-D slices."""
-    counts = np.diff(x.indptr)
-    m = int(counts[0]) if len(counts) else 0
-    if m == 0 or not (counts == m).all():
-        return lambda rows: x[rows]
-    first, last = int(x.indptr[0]), int(x.indptr[-1])
-    indices, data = x.indices[first:last].reshape(-1, m), x.data[first:last].reshape(-1, m)
-
-    def gather(rows: np.ndarray) -> sp.csr_matrix:
-        indptr = np.arange(0, len(rows) * m + 1, m)
-        return sp.csr_matrix((data.take(rows, axis=0).ravel(), indices.take(rows, axis=0).ravel(),
-                              indptr), shape=(len(rows), x.shape[1]))
-
-    return gather
+    def _parts(self, block: Block) -> tuple[Part, Part]:
+        """The two feature ranges, split where the first block's entries (a sample of a
+        million) are halved."""
+        widest = int(np.diff(block.indptr).max(initial=0))
+        if self.parts is None or widest > self.parts[0].widest:
+            n, outputs = self.state.weights.shape
+            sample = block.indices[::max(1, len(block.indices) >> 20)]
+            counts = np.cumsum(np.bincount(sample, minlength=n))
+            split = int(np.searchsorted(counts, counts[-1] / 2)) if n else 0
+            self.parts = (Part(0, split, self.size, widest, outputs),
+                          Part(split, n, self.size, widest, outputs))
+        return self.parts
 
 
 def _buffers(blocks: Iterator[Block]) -> Iterator[Block]:
@@ -238,9 +249,11 @@ def _buffers(blocks: Iterator[Block]) -> Iterator[Block]:
 def _stack(blocks: list[Block]) -> Block:
     if len(blocks) == 1:
         return blocks[0]
-    return Block(sp.vstack([b.x for b in blocks], format="csr"),
+    starts = np.cumsum([0] + [len(b.indices) for b in blocks[:-1]])
+    indptr = np.concatenate([[0]] + [b.indptr[1:] + s for b, s in zip(blocks, starts)])
+    if all(len(b.values) == 0 for b in blocks):
+        values = np.zeros(0)
+    else:
+        values = np.concatenate([b.values if len(b.values) else np.ones(len(b.indices)) for b in blocks])
+    return Block(indptr, np.concatenate([b.indices for b in blocks]), values,
                  np.concatenate([b.y for b in blocks]), np.concatenate([b.w for b in blocks]))
-
-
-def _nbytes(block: Block) -> int:
-    return int(block.x.data.nbytes + block.x.indices.nbytes + block.x.indptr.nbytes + block.y.nbytes)

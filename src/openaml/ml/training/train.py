@@ -21,6 +21,7 @@ from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
 
 MAX_CLASSES = 100
+RECORD_CACHE_BYTES = 256 * 2**20
 Batches = Callable[[], Iterator[pa.RecordBatch]]
 
 
@@ -50,9 +51,11 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         raise TrainingError(str(exc)) from None
     recipe = parse_recipe(recipe_text, schema)
 
-    def training() -> Iterator[pa.RecordBatch]:
+    def usable() -> Iterator[pa.RecordBatch]:
         for batch in batches():
             yield usable_rows(batch, schema, model_type)
+
+    training = _Replay(usable, RECORD_CACHE_BYTES)
 
     target = _TargetSummary(model_type, schema)
     pipeline = fit_pipeline(recipe.outputs, schema, training, target.observe)
@@ -69,9 +72,8 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
             else:
                 labels = target_labels(columns, model_type)
                 y = pc.index_in(labels, value_set=pa.array(classes, pa.string())).to_numpy(
-                    zero_copy_only=False).astype(np.int64)
-                y = y.astype(np.float64) if model_type == "BINARY" else y
-            yield Block(pipeline.transform(batch), y, row_weights(columns))
+                    zero_copy_only=False).astype(np.float64)
+            yield Block.from_rows(pipeline.rows(batch), y, row_weights(columns))
 
     outputs = len(classes) if model_type == "MULTICLASS" else 1
     with threadpool_limits(limits=1):
@@ -89,6 +91,31 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         target_scale=(mean, std), summary=target.summary(),
         size_in_bytes=model_size(costs, pipeline.n_statistics()),
     )
+
+
+class _Replay:
+    """A re-readable batch source whose first complete read is kept in memory when it fits
+    `limit` bytes: fitting the features and the first SGD pass then read the data once."""
+
+    def __init__(self, source: Batches, limit: int) -> None:
+        self.source, self.limit = source, limit
+        self.kept: list[pa.RecordBatch] | None = None
+        self.tried = False
+
+    def __call__(self) -> Iterator[pa.RecordBatch]:
+        if self.kept is not None:
+            yield from self.kept
+            return
+        kept: list[pa.RecordBatch] | None = None if self.tried else []
+        self.tried, size = True, 0
+        for batch in self.source():
+            if kept is not None:
+                size += batch.get_total_buffer_size()
+                kept = kept if size <= self.limit else None
+                if kept is not None:
+                    kept.append(batch)
+            yield batch
+        self.kept = kept
 
 
 class _TargetSummary:

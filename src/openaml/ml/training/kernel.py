@@ -1,0 +1,187 @@
+"""The compiled inner loops of minibatch SGD (Numba).
+
+The features are cut into two ranges of about equal work; each range has its own scratch
+(a `Part`), and a step runs in three phases: each part transposes the minibatch restricted to
+its features (a CSC over the features it touches, in increasing order) and adds their weights
+to the minibatch's scores; the loss and its gradient with respect to the scores are computed
+from both parts' scores; each part takes one AdaGrad step on its touched feature rows (lazy
+L2, truncated L1) and adds the step to the running sums that averaging needs. Parts write
+disjoint rows, so they can run on two threads (the functions release the GIL) and the result
+does not depend on whether they do. Reading weight rows once per step, in increasing order,
+is what makes this fast: scattered row accesses dominated the earlier NumPy step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+MULTICLASS, BINARY, REGRESSION = 0, 1, 2
+KINDS = {"MULTICLASS": MULTICLASS, "BINARY": BINARY, "REGRESSION": REGRESSION}
+
+
+class Part:
+    """Scratch of one feature range [lo, hi) for minibatches of up to `size` rows of at most
+    `widest` features each."""
+
+    def __init__(self, lo: int, hi: int, size: int, widest: int, outputs: int) -> None:
+        self.lo, self.hi, self.widest = lo, hi, widest
+        self.count = np.zeros(hi - lo, np.int32)  # all zero between steps
+        self.touched = np.zeros(hi - lo, np.int32)
+        self.col_start = np.zeros(size * widest + 1, np.int64)
+        self.col_rows = np.zeros(size * widest, np.int32)
+        self.col_vals = np.zeros(size * widest)
+        self.scores = np.zeros((size, outputs))
+        self.n_touched = 0
+
+    def prepare(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
+                rows: np.ndarray, weights: np.ndarray) -> None:
+        """Transpose the minibatch `rows` and compute this range's part of their scores."""
+        self.n_touched = transpose(indptr, indices, values, rows, self.lo, self.hi, self.count,
+                                   self.touched, self.col_start, self.col_rows, self.col_vals)
+        add_scores(weights, self.lo, self.touched, self.n_touched, self.col_start, self.col_rows,
+                   self.col_vals, self.scores[:len(rows)])
+
+
+@njit(cache=True, nogil=True)
+def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray,
+              lo: int, hi: int, count: np.ndarray, touched: np.ndarray, col_start: np.ndarray,
+              col_rows: np.ndarray, col_vals: np.ndarray) -> int:
+    """The entries of CSR `rows` (values empty: all 1) whose feature is in [lo, hi), as columns:
+    touched[:n] are the features in increasing order (relative to lo), column t holds
+    col_rows/col_vals[col_start[t]:col_start[t + 1]]. Returns n."""
+    ones = len(values) == 0
+    n = 0
+    for i in range(len(rows)):
+        r = rows[i]
+        for j in range(indptr[r], indptr[r + 1]):
+            f = indices[j] - lo
+            if 0 <= f < hi - lo:
+                if count[f] == 0:
+                    touched[n] = f
+                    n += 1
+                count[f] += 1
+    if n * 16 < hi - lo:
+        touched[:n].sort()
+    else:  # most features touched: a scan of the counts is cheaper than sorting
+        t = 0
+        for f in range(hi - lo):
+            if count[f] > 0:
+                touched[t] = f
+                t += 1
+    position = 0
+    for t in range(n):
+        f = touched[t]
+        col_start[t] = position
+        position += count[f]
+        count[f] = col_start[t]  # now the next free slot of feature f
+    col_start[n] = position
+    for i in range(len(rows)):
+        r = rows[i]
+        for j in range(indptr[r], indptr[r + 1]):
+            f = indices[j] - lo
+            if 0 <= f < hi - lo:
+                col_rows[count[f]] = i
+                col_vals[count[f]] = 1.0 if ones else values[j]
+                count[f] += 1
+    for t in range(n):
+        count[touched[t]] = 0
+    return n
+
+
+@njit(cache=True, nogil=True)
+def add_scores(weights: np.ndarray, lo: int, touched: np.ndarray, n: int, col_start: np.ndarray,
+               col_rows: np.ndarray, col_vals: np.ndarray, scores: np.ndarray) -> None:
+    """scores (rows, outputs) = the transposed minibatch times the weights of its features."""
+    scores[:] = 0.0
+    for t in range(n):
+        f = lo + touched[t]
+        for p in range(col_start[t], col_start[t + 1]):
+            i, v = col_rows[p], col_vals[p]
+            for k in range(scores.shape[1]):
+                scores[i, k] += v * weights[f, k]
+
+
+@njit(cache=True, nogil=True)
+def update(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: int,
+           touched: np.ndarray, n: int, col_start: np.ndarray, col_rows: np.ndarray,
+           col_vals: np.ndarray, grads: np.ndarray, eta: float, l1: float, l2: float,
+           averaging: bool, steps: int) -> None:
+    """One AdaGrad step on each touched feature row, with the minibatch's score gradients
+    grads (rows, outputs); when averaging, shift += steps * decrement."""
+    outputs = weights.shape[1]
+    g = np.empty(outputs)
+    for t in range(n):
+        f = lo + touched[t]
+        for k in range(outputs):
+            g[k] = l2 * weights[f, k]
+        for p in range(col_start[t], col_start[t + 1]):
+            i, v = col_rows[p], col_vals[p]
+            for k in range(outputs):
+                g[k] += v * grads[i, k]
+        if l1 == 0.0:  # separate loops without branches: they vectorize
+            for k in range(outputs):
+                h = g2_weights[f, k] + g[k] * g[k]
+                g2_weights[f, k] = h
+                g[k] *= eta / math.sqrt(h)  # g becomes the decrement
+                weights[f, k] -= g[k]
+        else:  # truncated gradient: soft-threshold by the coordinate's step
+            for k in range(outputs):
+                old = weights[f, k]
+                h = g2_weights[f, k] + g[k] * g[k]
+                g2_weights[f, k] = h
+                step = eta / math.sqrt(h)
+                new = old - g[k] * step
+                new = math.copysign(max(abs(new) - step * l1, 0.0), new)
+                weights[f, k] = new
+                g[k] = old - new
+        if averaging:
+            for k in range(outputs):
+                shift[f, k] += steps * g[k]
+
+
+@njit(cache=True, nogil=True)
+def gradients(kind: int, first: np.ndarray, second: np.ndarray, bias: np.ndarray,
+              y: np.ndarray, w: np.ndarray, rows: np.ndarray, grads: np.ndarray) -> float:
+    """Scores = first + second + bias for the minibatch `rows`; writes into grads the gradient
+    of the mean weighted loss with respect to the scores; returns the weighted loss sum."""
+    total = 0.0
+    m = len(rows)
+    for i in range(m):
+        r = rows[i]
+        z = grads[i]
+        for k in range(len(bias)):
+            z[k] = first[i, k] + second[i, k] + bias[k]
+        total += w[r] * _loss_and_gradient(kind, z, y[r])
+        for k in range(len(bias)):
+            z[k] *= w[r] / m
+    return total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _loss_and_gradient(kind: int, z: np.ndarray, y: float) -> float:
+    """Loss of one record with scores z; overwrites z with dLoss/dz. MULTICLASS: softmax
+    cross-entropy (y = class index); BINARY: logistic loss (y in {0, 1}); REGRESSION: half
+    squared error."""
+    if kind == MULTICLASS:
+        top = z.max()
+        total = 0.0
+        for k in range(len(z)):
+            z[k] = math.exp(z[k] - top)
+            total += z[k]
+        c = int(y)
+        for k in range(len(z)):
+            z[k] /= total
+        loss = -math.log(max(z[c], 1e-300))
+        z[c] -= 1.0
+        return loss
+    s = z[0]
+    if kind == BINARY:
+        # log(1 + e^s) - y s, and sigmoid(s) - y, without overflow
+        softplus = max(s, 0.0) + math.log1p(math.exp(-abs(s)))
+        z[0] = math.exp(s - softplus) - y
+        return softplus - y * s
+    z[0] = s - y
+    return 0.5 * z[0] * z[0]
