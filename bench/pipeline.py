@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,10 +210,16 @@ class Server:
                                         env=os.environ | CREDENTIALS | self.env,
                                         preexec_fn=cap if limit else None)  # noqa: PLW1509
         deadline = time.monotonic() + 60
-        while not port_open(self.port):
+        while not (port_open(self.port) and self.warm()):  # start-up costs are not timed
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"openaml serve did not start; see {self.log.name}")
             time.sleep(0.05)
+
+    def warm(self) -> bool:
+        """Whether the server has run its start-up warm-up (GET /health; only the process
+        that runs jobs reports it)."""
+        with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
+            return bool(json.load(response).get("warm"))
 
     def peak_rss_mib(self) -> float:
         """VmHWM of the server process: its peak resident set so far."""

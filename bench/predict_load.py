@@ -83,8 +83,9 @@ def endpoint_ready(ml: Any, model_id: str, timeout: float = 60) -> str:
 
 
 def predict_load(ml: Any, model_id: str, names: list[str], x: np.ndarray, work: Path,
-                 seconds: int = 10, connections: int = 16, records: int = 100) -> dict[str, Any]:
-    """Requests/s, p50/p99 latency (ms) and errors of `seconds` of wrk load on the endpoint."""
+                 seconds: int = 10, connections: int = 8, records: int = 100) -> dict[str, Any]:
+    """Requests/s, p50/p99 latency (ms) and errors of `seconds` of wrk load on the endpoint,
+    after two untimed seconds that let every HTTP process of the server load the model."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (Debian/Ubuntu: apt-get install wrk)"}
@@ -93,9 +94,12 @@ def predict_load(ml: Any, model_id: str, names: list[str], x: np.ndarray, work: 
     check = ml.predict(MLModelId=model_id, Record=rows[0], PredictEndpoint=url)["Prediction"]
     script = work / "predict.lua"
     script.write_text(lua_script([signed_request(url, model_id, r) for r in rows]))
-    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s",
-               "-s", str(script), url.rstrip("/") + "/"]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    def command(duration: int) -> list[str]:
+        return [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "2s",
+                "-s", str(script), url.rstrip("/") + "/"]
+
+    subprocess.run(command(2), capture_output=True, check=True)
+    result = subprocess.run(command(seconds), capture_output=True, text=True, check=True)
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("BENCH "))
     raw = json.loads(line[len("BENCH "):])
     errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors",

@@ -111,6 +111,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     # Each HTTP process limits its share of the per-endpoint request rate.
     rate = -(-settings.predict_rate_limit // max(1, settings.http_workers))
+    warm = threading.Event()  # set once the start-up warm-up has run (job-running servers)
     predictors = PredictorRegistry(tasks.load_scorer, report_endpoint, rate,
                                    side_executor, settings.endpoint_delay_seconds)
     context = ServiceContext(settings, store, objects, artifacts, engine, predictors,
@@ -137,6 +138,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         except Exception:  # noqa: BLE001 - reported, not raised
             store_ok = False
         return JSONResponse({
+            **({"warm": warm.is_set()} if run_jobs else {}),
             "status": "ok" if store_ok else "degraded",
             "version": __version__,
             "store": {"ok": store_ok, "url": store.url},
@@ -169,7 +171,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         stop_sync = threading.Event()
         if run_jobs:
-            threading.Thread(target=warm_up, name="openaml-warm-up", daemon=True).start()
+            threading.Thread(target=warm_up, args=(warm,), name="openaml-warm-up", daemon=True).start()
             engine.start()
             for record in store.select_endpoints():
                 predictors.mount_async(record.id)

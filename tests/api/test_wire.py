@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,11 @@ def test_health_reports_parts(server: Application) -> None:
     assert document["store"]["ok"] is True
     assert "pending" in document["jobs"]
     assert document["version"]
+    deadline = time.monotonic() + 30
+    while not document["warm"] and time.monotonic() < deadline:  # the start-up warm-up ends
+        time.sleep(0.1)
+        document = httpx.get(server.settings.base_url + "/health", timeout=10).json()
+    assert document["warm"] is True
 
 
 def test_unexpected_errors_are_internal_server_exceptions(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Iterator
 from typing import IO
 
@@ -30,8 +31,9 @@ SCHEMA = (
 )
 
 
-def warm_up() -> None:
-    """Ingest, train, evaluate and predict a tiny BINARY data set; failures are only logged."""
+def warm_up(done: threading.Event | None = None) -> None:
+    """Ingest, train, evaluate and predict a tiny BINARY data set, then set `done`; failures
+    are only logged."""
     try:
         rows = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4} more,{int(i > 10)}\n" for i in range(24))
         data = ("n,c,b,t,y\n" + rows).encode()
@@ -57,3 +59,6 @@ def warm_up() -> None:
         batch_predict(model, batches(), schema, 0.5, output)
     except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
         log.exception("warm-up failed")
+    finally:
+        if done is not None:
+            done.set()

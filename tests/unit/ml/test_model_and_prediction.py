@@ -98,3 +98,26 @@ def test_multiclass_and_regression_outputs():
     metrics = evaluate_model(reg, [reg_data], reg_schema).metrics
     assert float(metrics["RegressionRMSE"]) < 0.5
     assert json.dumps(value)
+
+
+@pytest.mark.parametrize("table_limit", [0, 1 << 22])
+def test_categorical_records_score_like_batches(table_limit, monkeypatch):
+    """Categorical-only models score records through one value-code table (or per-attribute
+    dicts when the table would be too big): the same scores as batch scoring."""
+    import openaml.ml.prediction.realtime as realtime
+
+    monkeypatch.setattr(realtime, "TABLE_LIMIT", table_limit)
+    schema = make_schema([("p0", "CATEGORICAL"), ("p1", "CATEGORICAL"), ("label", "CATEGORICAL")],
+                         targetAttributeName="label")
+    rng = np.random.default_rng(2)
+    p0, p1 = rng.integers(0, 5, 60), rng.integers(0, 3, 60)
+    data = make_batch({"p0": [str(v) for v in p0], "p1": [f"v{v}" for v in p1],
+                       "label": [str((a + b) % 3) for a, b in zip(p0, p1)]})
+    model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}',
+                        SGDParams(max_passes=3), {}, lambda: iter([data]))
+    records = [{"p0": "1", "p1": "v2"}, {"p0": "9", "p1": "v0"}, {"p1": "2"}, {}]
+    expected = model.score_batch(make_batch({"p0": [r.get("p0") for r in records],
+                                             "p1": [r.get("p1") for r in records]}))
+    for record, scores in zip(records, expected):
+        got = predict_record(model, record)["predictedScores"]
+        assert np.allclose([got[c] for c in model.classes], scores, atol=1e-6)

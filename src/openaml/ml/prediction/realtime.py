@@ -1,13 +1,14 @@
 """predict_record: score one Predict record (evaluation-and-prediction.md §4).
 
-A RecordScorer is built once per model (precomputed dictionaries from raw value to feature id
-for attribute-level sources); other sources go through the pipeline on a one-row batch.
+A RecordScorer is built once per model (precomputed lookups from raw value to feature id for
+attribute-level sources); other sources go through the pipeline on a one-row batch.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from openaml.ml.schema.values import BINARY_TRUE, NUMBER_PATTERN
 
 _NUMBER = re.compile(NUMBER_PATTERN)
 _TRUE = frozenset(BINARY_TRUE)
+TABLE_LIMIT = 1 << 22  # entries of the (attribute, value code) -> feature table: 16 MB
 
 
 class RecordScorer:
@@ -47,6 +49,17 @@ class RecordScorer:
         self.categorical_names = [name for name, _ in self.categorical]
         self.lookups = [lookup for _, lookup in self.categorical]
         self.absent = [-1] * len(self.lookups)  # dict.get default: not in the vocabulary
+        # Values shared by many attributes (pixels 0-255, yes/no...): one code per distinct value
+        # (0: missing or unknown) and a table (attribute, code) -> feature id (-1: none) make a
+        # record's lookups two C-level maps over one dict instead of one dict per attribute.
+        values = sorted(set().union(*self.lookups))
+        self.codes: dict[str, int] | None = None
+        if len(self.lookups) * (len(values) + 1) <= TABLE_LIMIT:
+            self.codes = {v: k + 1 for k, v in enumerate(values)}
+            self.table = np.full((len(self.lookups), len(values) + 1), -1, np.int32)
+            for a, lookup in enumerate(self.lookups):
+                self.table[a, [self.codes[v] for v in lookup]] = list(lookup.values())
+            self.attribute_rows = np.arange(len(self.lookups))
         self.generic: FeaturePipeline | None = None
         if generic:
             self.generic = FeaturePipeline(p.schema, tuple(p.sources[i] for i in generic), p.params,
@@ -54,13 +67,20 @@ class RecordScorer:
             self.generic_ids = np.concatenate([np.arange(p.offsets[i], p.offsets[i + 1]) for i in generic])
             self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
 
-    def features(self, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    def features(self, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Feature ids and values of a record; values None when all are 1."""
         get = record.get
         # C-level maps over the categorical sources (a Python loop costs ~1 us per attribute);
         # values are taken whole, and a missing value (None) is in no vocabulary
-        found = np.fromiter(map(dict.get, self.lookups, map(get, self.categorical_names), self.absent),
-                            np.int64, count=len(self.lookups))
-        categorical = found[found >= 0]
+        values_of = map(get, self.categorical_names)
+        if self.codes is not None:
+            codes = np.fromiter(map(self.codes.get, values_of, repeat(0)), np.intp,
+                                count=len(self.lookups))
+            found = self.table[self.attribute_rows, codes]
+        else:
+            found = np.fromiter(map(dict.get, self.lookups, values_of, self.absent), np.int64,
+                                count=len(self.lookups))
+        categorical = found[found >= 0].astype(np.intp)
         ids: list[int] = []
         vals: list[float] = []
         for name, fid, mean, std in self.numeric:
@@ -77,6 +97,8 @@ class RecordScorer:
         if ids:
             id_array = np.concatenate((categorical, np.asarray(ids, np.int64)))
             values = np.concatenate((np.ones(len(categorical)), np.asarray(vals, np.float64)))
+        elif self.generic is None:
+            return categorical, None
         else:
             id_array, values = categorical, np.ones(len(categorical))
         if self.generic is not None:
@@ -89,7 +111,8 @@ class RecordScorer:
     def scores(self, record: dict[str, str]) -> np.ndarray:
         ids, values = self.features(record)
         m = self.model
-        z = values @ m.weights[ids] + m.bias
+        rows = m.weights.take(ids, axis=0)
+        z = (rows.sum(axis=0) if values is None else values @ rows) + m.bias
         if m.model_type == "MULTICLASS":
             e = np.exp(z - z.max())
             return e / e.sum()
