@@ -1,15 +1,21 @@
 """Bounded memory: ingest and train on a CSV several times larger than the server's memory cap.
 
-The server runs under RLIMIT_AS (address space, so every mapping counts, not just touched pages),
-which makes an allocation past the cap fail at once instead of swapping. The file repeats the
-rows of the given Kaggle-layout train file. One datasource with statistics and one MULTICLASS
-model (`passes` passes) are created through the API; the server's VmHWM is read afterwards.
+The server runs in a memory cgroup of its own with the cap as its limit (v1 memory.limit_in_bytes
+or v2 memory.max: what containers and systemd enforce) when this process may create one, and
+otherwise under RLIMIT_AS (address space: every mapping counts, not just touched pages, so the
+same cap is much tighter). Either way the server sees the cap and sizes its training buffers
+from it. The file repeats the rows of the given Kaggle-layout train file. One datasource with
+statistics and one MULTICLASS model (`passes` passes) are created through the API; the
+server's VmHWM (peak resident set) is read afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +46,43 @@ def capped_run(train: Path, work: Path, cap_mib: int, file_mib: int, passes: int
     """Seconds per job, status and the server's peak RSS for a `file_mib` file under `cap_mib`."""
     big = repeat_rows(train, work / "big-train.csv", file_mib)
     shutil.rmtree(work / "capped-server", ignore_errors=True)  # a fresh data dir: ids are fixed
-    server = Server(work / "capped-server", extra=["--workers", "1"],
-                    limit_as_bytes=cap_mib << 20, env=CAPPED_ENV)
     train_schema, _ = schemas(train)
+    with memory_cgroup(cap_mib << 20) as procs:
+        server = Server(work / "capped-server", extra=["--workers", "1"], env=CAPPED_ENV,
+                        limit_as_bytes=None if procs else cap_mib << 20, cgroup_procs=procs)
+        result = _run(server, big, train_schema=train_schema, passes=passes, timeout=timeout)
+    return {"cap_mib": cap_mib, "cap": "cgroup memory limit" if procs else "RLIMIT_AS",
+            "file_mib": big.stat().st_size / 2**20, "rows": _rows(big), "passes": passes,
+            **result, "columns": len(header(train))}
+
+
+@contextlib.contextmanager
+def memory_cgroup(limit: int) -> Iterator[Path | None]:
+    """A fresh memory cgroup limited to `limit` bytes; yields its cgroup.procs file, or None
+    when none can be made here (no permission, no memory controller)."""
+    root = Path("/sys/fs/cgroup")
+    name = f"openaml-bench-{os.getpid()}"
+    candidates = [(root / "memory" / name, "memory.limit_in_bytes"), (root / name, "memory.max")]
+    for folder, limit_file in candidates:
+        try:
+            folder.mkdir()
+        except OSError:
+            continue
+        try:
+            (folder / limit_file).write_text(str(limit))
+        except OSError:
+            folder.rmdir()
+            continue
+        try:
+            yield folder / "cgroup.procs"
+        finally:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # empty once the server has exited
+        return
+    yield None
+
+
+def _run(server: Server, big: Path, train_schema: str, passes: int, timeout: float) -> dict[str, Any]:
     with running(server):
         uri = server.put("input/big-train.csv", big)
         schema_uri = server.put("config/train.schema.json", train_schema.encode())
@@ -61,15 +101,12 @@ def capped_run(train: Path, work: Path, cap_mib: int, file_mib: int, passes: int
         datasource, model = wait(ml, timeout)
         wall = time.perf_counter() - start
         rss = server.peak_rss_mib()
-    return {"cap_mib": cap_mib, "file_mib": big.stat().st_size / 2**20,
-            "rows": _rows(big), "passes": passes,
-            "datasource": {"status": datasource["Status"], "message": datasource.get("Message"),
+    return {"datasource": {"status": datasource["Status"], "message": datasource.get("Message"),
                            "run_s": _run_s(datasource)},
             "training": {"status": model["Status"], "message": model.get("Message"),
                          "run_s": _run_s(model)},
             "seconds": wall, "peak_rss_mib": rss,
-            "completed": datasource["Status"] == model["Status"] == "COMPLETED",
-            "columns": len(header(train))}
+            "completed": datasource["Status"] == model["Status"] == "COMPLETED"}
 
 
 def wait(ml: Any, timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:

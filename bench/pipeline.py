@@ -176,6 +176,7 @@ class Server:
     data_dir: Path
     extra: list[str] = field(default_factory=list)
     limit_as_bytes: int | None = None  # RLIMIT_AS of the server process, if any
+    cgroup_procs: Path | None = None  # the cgroup.procs file of a cgroup to start it in
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
@@ -198,17 +199,20 @@ class Server:
         self.port = free_port()
         command = [sys.executable, "-m", "openaml", "serve", "--port", str(self.port),
                    "--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra]
-        limit = self.limit_as_bytes
+        limit, procs = self.limit_as_bytes, self.cgroup_procs
 
         def cap() -> None:
             import resource
 
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            if procs is not None:
+                procs.write_text(str(os.getpid()))
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         env=os.environ | CREDENTIALS | self.env,
-                                        preexec_fn=cap if limit else None)  # noqa: PLW1509
+                                        preexec_fn=cap if limit or procs else None)  # noqa: PLW1509
         deadline = time.monotonic() + 60
         while not (port_open(self.port) and self.warm()):  # start-up costs are not timed
             if self.process.poll() is not None or time.monotonic() > deadline:

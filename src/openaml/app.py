@@ -20,6 +20,7 @@ from openaml import __version__
 from openaml.console import build_console
 from openaml.errors import ServiceError
 from openaml.jobs.engine import JobEngine
+from openaml.jobs.memory import training_budget
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
@@ -101,7 +102,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         with artifacts.open_append(record.kind.value, record.id, "job.log") as out:
             out.write(f"{stamp} {line}\n".encode())
 
-    tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file))
+    tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file),
+                  training_budget(settings.workers), settings.workers)
     engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log)
 
     def report_endpoint(model_id: str, status: str) -> None:

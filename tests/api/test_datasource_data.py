@@ -102,6 +102,30 @@ def test_split_and_complement_partition_the_rows(
         assert counts[1] == counts[2]  # the complement of [0, 70) is [70, 100)
 
 
+def test_datasources_of_one_file_created_together_share_one_read(
+    server: Application, ml: Any, uid: Callable[[str], str],
+    put_object: Callable[[str, bytes], str],
+) -> None:
+    uri = put_object(f"s3://datasets/{uid('together')}.csv",
+                     ("id,x,flag,note,y\n" + "\n".join(rows(500)) + "\n").encode())
+    pieces = [json.dumps({"splitting": {"percentBegin": 0, "percentEnd": 70}}),
+              json.dumps({"splitting": {"percentBegin": 70, "percentEnd": 100}})]
+    alone = [report(server, create(ml, uid("alone"), uri, rearrangement=p)["DataSourceId"])
+             for p in pieces]
+    together = [uid("together") for _ in pieces]
+    for ds_id, piece in zip(together, pieces):  # both created before either starts
+        ml.create_data_source_from_s3(
+            DataSourceId=ds_id, ComputeStatistics=True,
+            DataSpec={"DataLocationS3": uri, "DataSchema": json.dumps(SCHEMA),
+                      "DataRearrangement": piece})
+    for ds_id, expected in zip(together, alone):
+        assert wait_for(lambda i=ds_id: ml.get_data_source(DataSourceId=i))["Status"] == "COMPLETED"
+        assert report(server, ds_id) == expected  # counts and statistics as if read alone
+    logs = [httpx.get(f"{server.settings.base_url}/logs/DataSource/{i}", timeout=10).text
+            for i in together]
+    assert all("the data were read once for 2 datasources" in log for log in logs), logs
+
+
 def test_failure_thresholds(ml: Any, uid: Callable[[str], str],
                             put_object: Callable[[str, bytes], str]) -> None:
     bad = "\n".join(["only,two"] * 10_001)

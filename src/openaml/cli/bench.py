@@ -135,7 +135,8 @@ def table(result: dict[str, Any]) -> list[str]:
         row("Predict load", None, None, load["skipped"])
     if mem := result.get("memory"):
         row("memory: ingest + train under a cap", mem["seconds"], None,
-            f"{mem['file_mib']:,.0f} MiB file ({mem['rows']:,} rows), RLIMIT_AS {mem['cap_mib']} "
+            f"{mem['file_mib']:,.0f} MiB file ({mem['rows']:,} rows), {mem.get('cap', 'RLIMIT_AS')} "
+            f"{mem['cap_mib']} "
             f"MiB, peak RSS {mem['peak_rss_mib']:.0f} MiB, datasource {mem['datasource']['status']}"
             f", training {mem['training']['status']}")
     found = result["ratios"]
@@ -179,7 +180,8 @@ def table(result: dict[str, Any]) -> list[str]:
 @click.option("--http-workers", default=2, show_default=True,
               help="HTTP processes of the benchmarked server (openaml serve --http-workers).")
 @click.option("--memory-cap", type=int, default=None, metavar="MIB",
-              help="Also ingest and train a bigger file under this RLIMIT_AS (MiB).")
+              help="Also ingest and train a bigger file under this memory cap (MiB): a cgroup "
+              "limit where one can be made, else RLIMIT_AS.")
 @click.option("--memory-file", type=int, default=None, metavar="MIB",
               help="Size of that file (default 3 x --memory-cap).")
 @click.option("--memory-passes", default=1, show_default=True)

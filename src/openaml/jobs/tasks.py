@@ -12,7 +12,8 @@ from typing import Any, BinaryIO, cast
 import pyarrow as pa
 
 from openaml.jobs.engine import Job, JobFailed, Task
-from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
+from openaml.jobs.shared_reads import SharedReads
+from openaml.ml.data import DataObject, Target, ingest, ingest_many, parse_rearrangement, read_materialized
 from openaml.ml.metrics import evaluate_model
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import batch_predict, predict_record
@@ -20,24 +21,30 @@ from openaml.ml.prediction.batch import header_line
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import parse_schema
 from openaml.ml.training import parse_parameters, train_model
+from openaml.ml.training.sgd import MEMORY_BYTES
 from openaml.service.predictors import Scorer
 from openaml.storage import ArtifactStore, ObjectStore, StorageError, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
-from openaml.store import EntityKind, Store
+from openaml.store import EntityKind, Status, Store
 
 DATA_FILE = "data.arrows"
 INGEST_FILE = "ingest.json"
 MODEL_FILE = "model.bin"
 REPORT_FILE = "report.json"
+_STAGED = ("redshift", "rds")  # datasource sources copied to CSV by their own job
 
 
 class Tasks:
     """The four job kinds, plus model loading for real-time endpoints."""
 
     def __init__(
-        self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseConfig
+        self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseConfig,
+        training_memory: int = MEMORY_BYTES, workers: int = 1,
     ) -> None:
         self.store, self.objects, self.artifacts, self.databases = store, objects, artifacts, databases
+        self.training_memory = training_memory  # bytes of records and features a training keeps
+        self.workers = workers  # of the job engine
+        self.shared_reads = SharedReads()
 
     def by_kind(self) -> dict[EntityKind, Task]:
         return {
@@ -52,7 +59,7 @@ class Tasks:
     def build_datasource(self, job: Job) -> dict[str, Any]:
         record = job.record
         request, info = record.request, record.info
-        if info.get("source") in ("redshift", "rds"):
+        if info.get("source") in _STAGED:
             self._stage(job)
         spec = request.get("DataSpec") or request.get("RDSData") or {}
         schema = parse_schema(info["schema"])
@@ -68,8 +75,16 @@ class Tasks:
         ]
         job.log_line(f"reading {len(objects)} object(s) from {record.data_uri}")
         with self.artifacts.open_write(record.kind.value, record.id, DATA_FILE) as sink:
-            report = ingest(objects, schema, rearrangement,
-                            bool(request.get("ComputeStatistics")), sink)
+            target = Target(rearrangement, bool(request.get("ComputeStatistics")), sink)
+            if info.get("source") in _STAGED:  # staged for this job alone
+                report = ingest(objects, schema, rearrangement, target.compute_statistics, sink)
+            else:
+                key = (record.data_uri, info["schema"])
+                report, readers = self.shared_reads.ingest(
+                    key, record.id, target, lambda: self._datasource_peers(key, record.id),
+                    lambda targets: list(ingest_many(objects, schema, targets)))
+                if readers > 1:
+                    job.log_line(f"the data were read once for {readers} datasources")
         document = report.to_dict()
         self._write_json(record.kind, record.id, INGEST_FILE, document)
         job.log_line(
@@ -82,6 +97,15 @@ class Tasks:
             "files": list(report.files),
             "password": None,
         }
+
+    def _datasource_peers(self, key: tuple[str | None, Any], own_id: str) -> set[str]:
+        """Ids of the other datasources that read the same data with the same schema and run,
+        or are waiting for a worker while another one is free."""
+        statuses = [Status.INPROGRESS] + ([Status.PENDING] if self.workers > 1 else [])
+        return {r.id for status in statuses
+                for r in self.store.with_status((EntityKind.DATASOURCE,), status)
+                if r.id != own_id and (r.data_uri, r.info.get("schema")) == key
+                and r.info.get("source") not in _STAGED}
 
     def _stage(self, job: Job) -> None:
         record = job.record
@@ -119,7 +143,7 @@ class Tasks:
             job.log_line(f"pass {state.get('pass')} of {state.get('max_passes')}: loss {state.get('loss')}")
 
         model = train_model(record.model_type or "", schema, recipe, params, statistics,
-                            self._batches(source_id, job), progress)
+                            self._batches(source_id, job), progress, self.training_memory)
         with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
             model.save(out)
         return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}

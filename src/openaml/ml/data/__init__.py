@@ -1,6 +1,6 @@
 """The datasource engine: CSV reading, splitting, statistics and materialization (data.md)."""
 
-from openaml.ml.data.ingest import DataError, IngestReport, ingest, materialized_schema
+from openaml.ml.data.ingest import DataError, IngestReport, Target, ingest, ingest_many, materialized_schema
 from openaml.ml.data.materialized import read_materialized
 from openaml.ml.data.objects import DataObject
 from openaml.ml.data.rearrangement import Rearrangement, RearrangementError, parse_rearrangement
@@ -11,7 +11,9 @@ __all__ = [
     "IngestReport",
     "Rearrangement",
     "RearrangementError",
+    "Target",
     "ingest",
+    "ingest_many",
     "materialized_schema",
     "parse_rearrangement",
     "read_materialized",

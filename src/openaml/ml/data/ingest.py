@@ -12,7 +12,9 @@ Blocks without quotes or white space (`plain`) are parsed by Arrow's CSV reader 
 integer columns parsed as integers. Reading, decompressing and Arrow's parse of the next block
 run in a thread while the current one is encoded, counted and written, so both cores work.
 Each block becomes one record batch. A sequential split that is not "everything" needs
-the record count N first, so it costs one extra pass that only counts lines.
+the record count N first, so it costs one extra pass that only counts lines. Several
+datasources of the same data and schema (a training and an evaluation split) can be written
+from one read (`ingest_many`): parsing is shared, selection, counts and statistics are not.
 
 Counts of missing and invalid values (and records with an invalid value) are taken over the
 selected well-formed records, i.e. over what the materialized copy holds; records read and
@@ -25,7 +27,7 @@ import gzip
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
@@ -80,6 +82,16 @@ def materialized_schema(schema: Schema) -> pa.Schema:
         for a in schema.attributes])
 
 
+@dataclass(frozen=True)
+class Target:
+    """One materialized copy to write from a read of the data: its split, whether statistics
+    are computed, and where the Arrow IPC stream goes."""
+
+    rearrangement: Rearrangement
+    compute_statistics: bool
+    sink: BinaryIO
+
+
 def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearrangement,
            compute_statistics: bool, sink: BinaryIO,
            progress: Callable[[int], None] | None = None) -> IngestReport:
@@ -87,17 +99,41 @@ def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearran
 
     progress, if given, is called with the number of records read so far after each block.
     """
+    result, = ingest_many(objects, schema, [Target(rearrangement, compute_statistics, sink)], progress)
+    if isinstance(result, DataError):
+        raise result
+    return result
+
+
+def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence[Target],
+                progress: Callable[[int], None] | None = None) -> list[IngestReport | DataError]:
+    """Read `objects` once for several targets (datasources of the same data and schema with
+    different splits): each gets its records written and a report, or the DataError that
+    fails it. Errors of the data itself (unreadable, too many rejected records) raise."""
     if not objects:
         raise DataError("The data location has no readable file")
-    total = _count_records(objects, schema) if rearrangement.needs_count else None
-    job = _Job(schema, compute_statistics)
-    with open_writer(sink, materialized_schema(schema)) as writer:
+    needs_count = any(t.rearrangement.needs_count for t in targets)
+    total = _count_records(objects, schema) if needs_count else None
+    reader = _Reader(schema)
+    jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
+    with ExitStack() as stack:
+        writers = [stack.enter_context(open_writer(t.sink, materialized_schema(schema))) for t in targets]
         for file_index, obj in enumerate(objects):
-            for batch in job.read_file(file_index, obj, rearrangement, total):
-                writer.write_batch(batch)
+            for first, block, parsed, fields in reader.read_file(obj):
+                for job, target, writer in zip(jobs, targets, writers):
+                    batch = job.take(file_index, obj.key, first, block, parsed, fields,
+                                     target.rearrangement, total)
+                    if batch is not None:
+                        writer.write_batch(batch)
                 if progress is not None:
-                    progress(job.records)
-    return job.report(objects)
+                    progress(reader.records)
+    reports: list[IngestReport | DataError] = []
+    for job in jobs:
+        try:
+            reports.append(job.report(objects))
+        except DataError as exc:
+            reports.append(exc)
+    return reports
 
 
 def _read_ahead(items: Iterator[T]) -> Iterator[T]:
@@ -139,45 +175,31 @@ def _blocks(obj: DataObject, stream: BinaryIO, header: bool):  # type: ignore[no
         raise DataError(f"Cannot read {obj.uri}: {exc}") from None
 
 
-class _Job:
-    """Running counts, statistics and the per-block work of one ingest."""
+class _Reader:
+    """Parsing shared by the targets of an ingest: blocks, record numbers and rejections."""
 
-    def __init__(self, schema: Schema, compute_statistics: bool) -> None:
+    def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.arrow_schema = materialized_schema(schema)
         self.records = 0
         self.rejected = np.zeros(len(REASONS), dtype=np.int64)
-        self.selected = self.selected_rejected = self.with_invalid = 0
-        self.missing = {a.name: 0 for a in schema.attributes}
-        self.invalid = {a.name: 0 for a in schema.attributes}
-        self.stats = StatisticsBuilder(schema) if compute_statistics else None
         self.encode = [a.type is not AttributeType.TEXT for a in schema.attributes]
         self.integers: np.ndarray | None = None   # columns the fast path parses as integers
 
-    def read_file(self, file_index: int, obj: DataObject, rearrangement: Rearrangement,
-                  total: int | None):  # type: ignore[no-untyped-def]
+    def read_file(self, obj: DataObject) -> Iterator[tuple[int, LineBlock, Parsed | None, Fields | None]]:
+        """(number of the block's first record, block, its columns by the fast path or else its
+        fields by the general one) for each block of the object."""
         with _open(obj) as stream, closing(_read_ahead(
                 self._parse(block) for block in _blocks(obj, stream, self.schema.header))) as blocks:
             for block, table in blocks:
-                parsed, fields = self._columns(block, table)
+                parsed = encode_plain(block, table, self.encode) if table is not None else None
+                fields = None if parsed is not None else split_fields(block, len(self.encode))
                 reason = fields.reason if fields is not None else np.zeros(len(block), np.int8)
                 self.rejected += np.bincount(reason, minlength=len(REASONS) + 1)[1:]
                 if int(self.rejected.sum()) > MAX_REJECTED:
                     raise DataError(f"More than {MAX_REJECTED:,} records were rejected "
-                                    f"({self._reasons_text()}); the input is not usable")
-                selected = rearrangement.select(obj.key, self.records, block.offsets, total)
+                                    f"({self.reasons_text()}); the input is not usable")
                 self.records += len(block)
-                if not selected.any():
-                    continue
-                if parsed is None:
-                    yield self._batch(file_index, block.data, fields, selected)
-                elif selected.all():
-                    yield self._record_batch(file_index, np.zeros(len(block), np.bool_),
-                                             parsed.columns, parsed.counts)
-                else:
-                    index = pa.array(np.flatnonzero(selected))
-                    yield self._record_batch(file_index, np.zeros(len(index), np.bool_),
-                                             [column.take(index) for column in parsed.columns])
+                yield self.records - len(block), block, parsed, fields
 
     def _parse(self, block: LineBlock) -> tuple[LineBlock, pa.Table | None]:
         """The block with Arrow's parse of it when the fast path (`plain`) applies (run ahead)."""
@@ -187,10 +209,38 @@ class _Job:
             self.integers = probe_integers(block, self.schema.names, self.encode)
         return block, read_plain(block, self.schema.names, self.integers)
 
-    def _columns(self, block: LineBlock, table: pa.Table | None) -> tuple[Parsed | None, Fields | None]:
-        """The block's columns by the fast path, or else its fields by the general one."""
-        parsed = encode_plain(block, table, self.encode) if table is not None else None
-        return parsed, None if parsed is not None else split_fields(block, len(self.encode))
+    def reasons_text(self) -> str:
+        return ", ".join(f"{name.replace('_', ' ')}: {int(count)}"
+                         for name, count in zip(REASONS, self.rejected) if count)
+
+
+class _Job:
+    """Running counts, statistics and the selected batches of one target of an ingest."""
+
+    def __init__(self, schema: Schema, compute_statistics: bool, reader: _Reader) -> None:
+        self.schema, self.reader = schema, reader
+        self.arrow_schema = materialized_schema(schema)
+        self.selected = self.selected_rejected = self.with_invalid = 0
+        self.missing = {a.name: 0 for a in schema.attributes}
+        self.invalid = {a.name: 0 for a in schema.attributes}
+        self.stats = StatisticsBuilder(schema) if compute_statistics else None
+        self.encode = reader.encode
+
+    def take(self, file_index: int, file_key: str, first: int, block: LineBlock,
+             parsed: Parsed | None, fields: Fields | None, rearrangement: Rearrangement,
+             total: int | None) -> pa.RecordBatch | None:
+        """The block's records that the split selects, as a batch to write (None: none)."""
+        selected = rearrangement.select(file_key, first, block.offsets, total)
+        if not selected.any():
+            return None
+        if parsed is None:
+            return self._batch(file_index, block.data, fields, selected)
+        if selected.all():
+            return self._record_batch(file_index, np.zeros(len(block), np.bool_),
+                                      parsed.columns, parsed.counts)
+        index = pa.array(np.flatnonzero(selected))
+        return self._record_batch(file_index, np.zeros(len(index), np.bool_),
+                                  [column.take(index) for column in parsed.columns])
 
     def _batch(self, file_index: int, data: np.ndarray, fields: Any,
                selected: np.ndarray) -> pa.RecordBatch:
@@ -245,17 +295,14 @@ class _Job:
         if self.stats is not None and rows:
             self.stats.add(columns, coerced, counts)
 
-    def _reasons_text(self) -> str:
-        return ", ".join(f"{name.replace('_', ' ')}: {int(count)}"
-                         for name, count in zip(REASONS, self.rejected) if count)
-
     def report(self, objects: Sequence[DataObject]) -> IngestReport:
-        if self.records == 0:
+        if self.reader.records == 0:
             raise DataError("The input files contain no records")
         valid_selected = self.selected - self.selected_rejected
         if valid_selected == 0:
             raise DataError("No valid record is selected: " + (
-                f"all {self.selected_rejected} selected records were rejected ({self._reasons_text()})"
+                f"all {self.selected_rejected} selected records were rejected "
+                f"({self.reader.reasons_text()})"
                 if self.selected_rejected else "the DataRearrangement selects no record"))
         statistics = None
         if self.stats is not None:
@@ -266,9 +313,9 @@ class _Job:
                                 "in the selected records")
         return IngestReport(
             files=[o.uri for o in objects], number_of_files=len(objects),
-            data_size_in_bytes=sum(o.size for o in objects), records_read=self.records,
-            rejected_records=int(self.rejected.sum()),
-            rejected_by_reason={name: int(c) for name, c in zip(REASONS, self.rejected)},
+            data_size_in_bytes=sum(o.size for o in objects), records_read=self.reader.records,
+            rejected_records=int(self.reader.rejected.sum()),
+            rejected_by_reason={name: int(c) for name, c in zip(REASONS, self.reader.rejected)},
             selected_records=self.selected, selected_rejected=self.selected_rejected,
             records_with_invalid_values=self.with_invalid,
             missing_counts=dict(self.missing), invalid_counts=dict(self.invalid),

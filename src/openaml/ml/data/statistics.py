@@ -140,12 +140,16 @@ class NumericStats:
         return float(cov / math.sqrt(vx * vy))
 
 
+MAX_PENDING = 16  # batch tables a CountStats holds before merging them
+
+
 class CountStats:
     """Value -> count for CATEGORICAL and BINARY attributes (pruned to the most frequent).
 
-    Batches' tables (Arrow strings with counts) are kept as arrays and merged only when the
-    entries held could exceed the pruning bound, so pruning happens exactly where merging
-    every batch into one table would prune, at a fraction of the per-batch cost.
+    Batches' tables (Arrow strings with counts) are kept as arrays and merged when the entries
+    held could exceed the pruning bound, so pruning happens exactly where merging every batch
+    into one table would prune, at a fraction of the per-batch cost, or when MAX_PENDING
+    tables are held (thousands of small arrays over hundreds of columns cost memory).
     """
 
     def __init__(self) -> None:
@@ -158,11 +162,14 @@ class CountStats:
 
     def add_table(self, values: pa.Array, counts: npt.NDArray[np.int64]) -> None:
         """Merge a batch given as distinct values (entries with count 0 are ignored)."""
-        self.values.append(values)
-        self.weights.append(counts)
+        used = counts > 0
+        # filter() copies: the batch's values can be slices of its whole block of raw bytes,
+        # which a kept reference would hold in memory until the next merge
+        self.values.append(values.filter(pa.array(used)))
+        self.weights.append(counts[used])
         self.n += int(counts.sum())
-        self.entries += int(np.count_nonzero(counts))
-        if self.entries > 2 * MAX_VALUES:
+        self.entries += int(used.sum())
+        if self.entries > 2 * MAX_VALUES or len(self.values) > MAX_PENDING:
             self._merge()
             if self.entries > 2 * MAX_VALUES:
                 self._prune()

@@ -1,9 +1,10 @@
 """Minibatch SGD with AdaGrad steps for linear models (models.md §2.1).
 
-Records arrive as feature blocks; they are grouped into buffers of at least BUFFER_ROWS rows,
-shuffled within a buffer (and buffers in a random order) when shuffling is on. Buffers are kept
-in memory between passes while they fit FEATURE_CACHE_BYTES; beyond that every pass re-reads the
-data, so memory stays bounded whatever the number of records.
+Records arrive as feature blocks; they are grouped into buffers of BUFFER_ROWS rows (fewer when
+that would pass an eighth of the memory budget, but at least MIN_BUFFER_ROWS), shuffled within a
+buffer (and buffers in a random order) when shuffling is on. Buffers are kept in memory between
+passes while they fit half the budget; beyond that every pass re-reads the data, so memory
+stays bounded whatever the number of records.
 
 The model returned is the average of the iterates over the last AVERAGED_PASSES passes
 (Polyak-Ruppert averaging, kept lazily per touched coordinate): the last iterate of AdaGrad on
@@ -23,8 +24,8 @@ import numpy as np
 from openaml.ml.training.kernel import KINDS, Part, gradients, update
 from openaml.ml.training.params import SGDParams
 
-BUFFER_ROWS = 65_536
-FEATURE_CACHE_BYTES = 768 * 2**20
+BUFFER_ROWS, MIN_BUFFER_ROWS = 65_536, 10_000
+MEMORY_BYTES = 2**30  # default budget of a training job's data: buffers and cache
 ETA = 0.1
 EPSILON = 1e-8
 TOLERANCE = 1e-5
@@ -88,19 +89,21 @@ class LinearState:
 
 def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
                params: SGDParams, rows: int,
-               progress: Callable[[dict[str, float]], None] | None = None) -> LinearState:
+               progress: Callable[[dict[str, float]], None] | None = None,
+               memory_bytes: int = MEMORY_BYTES) -> LinearState:
     """Run up to params.max_passes passes over `rows` records; stop when the pass loss improves
     by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded)."""
     size = minibatch_size(rows)
     state = LinearState.zeros(n_features, outputs, (REFERENCE_MINIBATCH / size) ** 2)
     if len(os.sched_getaffinity(0)) < 2:
-        return _passes(_Stepper(kind, state, params, size), blocks, params, progress)
+        return _passes(_Stepper(kind, state, params, size), blocks, params, progress, memory_bytes)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgd") as pool:
-        return _passes(_Stepper(kind, state, params, size, pool), blocks, params, progress)
+        return _passes(_Stepper(kind, state, params, size, pool), blocks, params, progress,
+                       memory_bytes)
 
 
 def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
-            progress: Callable[[dict[str, float]], None] | None) -> LinearState:
+            progress: Callable[[dict[str, float]], None] | None, memory_bytes: int) -> LinearState:
     cache: list[Block] | None = None
     previous = np.inf
     for k in range(params.max_passes):
@@ -113,13 +116,13 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
             buffers = [cache[i] for i in rng.permutation(len(cache))] if params.shuffle else cache
             collected = None
         else:
-            buffers = _buffers(blocks())
+            buffers = _buffers(blocks(), memory_bytes // 8)
             collected = [] if k == 0 else None
         total, weight, cached_bytes = 0.0, 0.0, 0
         for buffer in buffers:
             if collected is not None:
                 cached_bytes += buffer.nbytes
-                collected = collected if cached_bytes <= FEATURE_CACHE_BYTES else None
+                collected = collected if cached_bytes <= memory_bytes // 2 else None
                 if collected is not None:
                     collected.append(buffer)
             order = rng.permutation(len(buffer.y)) if params.shuffle else np.arange(len(buffer.y))
@@ -230,8 +233,9 @@ class _Stepper:
         return self.parts
 
 
-def _buffers(blocks: Iterator[Block]) -> Iterator[Block]:
-    """Group blocks into buffers of at least BUFFER_ROWS records (the last may be smaller)."""
+def _buffers(blocks: Iterator[Block], limit_bytes: int) -> Iterator[Block]:
+    """Group blocks into buffers of BUFFER_ROWS records, or fewer (at least MIN_BUFFER_ROWS)
+    when they reach `limit_bytes`; the last may be smaller."""
     pending: list[Block] = []
     rows = 0
     for block in blocks:
@@ -239,7 +243,8 @@ def _buffers(blocks: Iterator[Block]) -> Iterator[Block]:
             continue
         pending.append(block)
         rows += len(block.y)
-        if rows >= BUFFER_ROWS:
+        size = sum(b.nbytes for b in pending)
+        if rows >= BUFFER_ROWS or (rows >= MIN_BUFFER_ROWS and size >= limit_bytes):
             yield _stack(pending)
             pending, rows = [], 0
     if pending:

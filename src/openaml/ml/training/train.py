@@ -16,12 +16,11 @@ from openaml.ml.model import Model
 from openaml.ml.recipes import parse_recipe
 from openaml.ml.schema import Schema
 from openaml.ml.training.params import SGDParams, check_target
-from openaml.ml.training.sgd import Block, fit_linear
+from openaml.ml.training.sgd import MEMORY_BYTES, Block, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
 
 MAX_CLASSES = 100
-RECORD_CACHE_BYTES = 256 * 2**20
 Batches = Callable[[], Iterator[pa.RecordBatch]]
 
 
@@ -42,8 +41,11 @@ def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.Re
 
 def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDParams,
                 statistics: dict[str, Any] | None, batches: Batches,
-                progress: Callable[[dict[str, Any]], None] | None = None) -> Model:
-    """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data."""
+                progress: Callable[[dict[str, Any]], None] | None = None,
+                memory_bytes: int = MEMORY_BYTES) -> Model:
+    """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data.
+    memory_bytes bounds the records and features kept in memory (a quarter of it for records
+    read once for fitting and the first pass, the rest for SGD buffers and cache)."""
     del statistics  # quantile boundaries are computed exactly from the training records
     try:
         check_target(model_type, schema)
@@ -55,7 +57,7 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         for batch in batches():
             yield usable_rows(batch, schema, model_type)
 
-    training = _Replay(usable, RECORD_CACHE_BYTES)
+    training = _Replay(usable, memory_bytes // 4)
 
     target = _TargetSummary(model_type, schema)
     pipeline = fit_pipeline(recipe.outputs, schema, training, target.observe)
@@ -78,7 +80,7 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
     outputs = len(classes) if model_type == "MULTICLASS" else 1
     with threadpool_limits(limits=1):
         state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
-                           target.records, progress)
+                           target.records, progress, memory_bytes * 3 // 4)
     names = pipeline.feature_names()
     keep = trim_features(state.weights, names, pipeline.n_statistics(), params.max_size)
     if keep is None:

@@ -1,0 +1,82 @@
+"""Datasource jobs over the same data that run at the same time read it once.
+
+The usual workflow creates a training and an evaluation datasource from one file, differing
+only in their split, one right after the other, and the engine starts both. The first of them
+to get here leads: it waits a moment (at least MIN_GATHER_SECONDS, at most GATHER_SECONDS)
+for the other jobs of the same input that are running or about to run to join, then reads the
+data once for all of them (`ingest_many`), writing each one's records to the sink that job
+keeps open meanwhile. A job that arrives after the read has begun reads on its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+from openaml.ml.data import IngestReport, Target
+
+MIN_GATHER_SECONDS, GATHER_SECONDS = 0.1, 1.0  # a leader's wait for peers to join
+
+Read = Callable[[Sequence[Target]], list[IngestReport | Exception]]
+
+
+@dataclass
+class _Group:
+    targets: dict[str, Target] = field(default_factory=dict)  # job id -> its target
+    results: dict[str, IngestReport | Exception] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class SharedReads:
+    """Groups of datasource jobs by input key (data location and schema)."""
+
+    def __init__(self, gather_seconds: float = GATHER_SECONDS,
+                 min_gather_seconds: float = MIN_GATHER_SECONDS) -> None:
+        self.gather_seconds, self.min_gather_seconds = gather_seconds, min_gather_seconds
+        self._lock = threading.Lock()
+        self._gathering: dict[Hashable, _Group] = {}
+        self._registered: set[str] = set()  # job ids in some group, open or closed
+
+    def ingest(self, key: Hashable, job_id: str, target: Target, peers: Callable[[], set[str]],
+               read: Read) -> tuple[IngestReport, int]:
+        """The report of job `job_id`, and how many jobs shared the read. `peers()` names the
+        other jobs of the same key that run or are about to; `read(targets)` reads for several
+        targets, giving a report or an exception per target (or raising for all)."""
+        with self._lock:
+            group = self._gathering.get(key)
+            leader = group is None
+            if group is None:
+                group = self._gathering[key] = _Group()
+            group.targets[job_id] = target
+            self._registered.add(job_id)
+        try:
+            if leader:
+                self._lead(key, group, peers, read)
+            group.done.wait()
+        finally:
+            with self._lock:
+                self._registered.discard(job_id)
+        result = group.results[job_id]
+        if isinstance(result, Exception):
+            raise result
+        return result, len(group.targets)
+
+    def _lead(self, key: Hashable, group: _Group, peers: Callable[[], set[str]], read: Read) -> None:
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < self.gather_seconds:
+            waiting = peers()
+            with self._lock:
+                if elapsed >= self.min_gather_seconds and not (waiting - self._registered):
+                    break  # every peer has joined this group or reads on its own
+            time.sleep(0.01)
+        with self._lock:
+            del self._gathering[key]  # reading begins: later jobs of the key read on their own
+        ids = list(group.targets)
+        try:
+            outcomes: list[IngestReport | Exception] = read([group.targets[i] for i in ids])
+        except Exception as exc:  # noqa: BLE001 - the data's own failure fails every job
+            outcomes = [exc] * len(ids)
+        group.results = dict(zip(ids, outcomes, strict=True))
+        group.done.set()

@@ -1,0 +1,52 @@
+"""The training memory budget follows the process's limits; a tiny budget re-reads the data
+instead of keeping it, and trains the same model."""
+
+import resource
+import subprocess
+import sys
+
+import numpy as np
+
+from openaml.jobs.memory import MAX_BUDGET, MIN_BUDGET, memory_limit, training_budget
+from openaml.ml import parse_parameters, train_model
+from tests.unit.ml.conftest import make_batch, make_schema
+
+
+def test_budget_is_half_the_limit_per_worker_within_bounds() -> None:
+    assert training_budget(2, 8 << 30) == 2 << 30
+    assert training_budget(1, 1 << 30) == 512 << 20
+    assert training_budget(4, 100 << 20) == MIN_BUDGET
+    assert training_budget(1, 1 << 40) == MAX_BUDGET
+    assert 0 < memory_limit() <= MAX_BUDGET * 1024
+
+
+def test_limit_follows_rlimit_as() -> None:
+    cap = 3 << 30
+    code = "from openaml.jobs.memory import memory_limit; print(memory_limit())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))  # noqa: PLW1509
+    assert int(out.stdout) == min(cap, memory_limit())
+
+
+def test_tiny_budget_rereads_and_trains_the_same_model() -> None:
+    schema = make_schema([("a", "CATEGORICAL"), ("b", "CATEGORICAL"), ("y", "BINARY")],
+                         targetAttributeName="y")
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 6, 300), rng.integers(0, 4, 300)
+    batch = make_batch({"a": [str(v) for v in a], "b": [str(v) for v in b],
+                        "y": [str(int(x + y > 4)) for x, y in zip(a, b)]})
+    reads = []
+
+    def batches():
+        reads.append(1)
+        return iter([batch.slice(0, 150), batch.slice(150)])
+
+    params = parse_parameters({"sgd.maxPasses": "4", "sgd.shuffleType": "auto"}, "BINARY")
+    kept = train_model("BINARY", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {}, batches)
+    kept_reads = len(reads)
+    reread = train_model("BINARY", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {},
+                         batches, memory_bytes=1)
+    assert kept_reads == 1  # fitting and every pass from memory
+    assert len(reads) - kept_reads == 1 + 4  # fitting, then one read per pass
+    assert np.array_equal(kept.weights, reread.weights) and np.array_equal(kept.bias, reread.bias)

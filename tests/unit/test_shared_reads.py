@@ -1,0 +1,51 @@
+"""Datasource jobs of one input read it once when they run together, and alone otherwise."""
+
+import io
+import threading
+
+import pytest
+
+from openaml.jobs.shared_reads import SharedReads
+from openaml.ml.data import DataError, Target, parse_rearrangement
+
+
+def _target() -> Target:
+    return Target(parse_rearrangement(None), False, io.BytesIO())
+
+
+def test_peers_join_one_read_and_get_their_own_results() -> None:
+    shared = SharedReads(gather_seconds=5)
+    reads: list[int] = []
+    results: dict[str, object] = {}
+    peers = {"a", "b"}
+
+    def read(targets):
+        reads.append(len(targets))
+        return [f"report {len(reads)}-{i}" for i in range(len(targets))]
+
+    def job(job_id: str) -> None:
+        results[job_id] = shared.ingest("key", job_id, _target(), lambda: peers - {job_id}, read)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert reads == [2]
+    assert sorted(results.values()) == [("report 1-0", 2), ("report 1-1", 2)]
+
+
+def test_alone_after_the_gathering_and_errors_reach_every_job() -> None:
+    shared = SharedReads(gather_seconds=0.05, min_gather_seconds=0)
+    report, readers = shared.ingest("key", "a", _target(), set, lambda targets: ["only"])
+    assert (report, readers) == ("only", 1)
+
+    def failing(targets):
+        raise DataError("More than 10,000 records were rejected")
+
+    with pytest.raises(DataError, match="10,000"):
+        shared.ingest("key", "b", _target(), set, failing)
+    with pytest.raises(DataError, match="no valid record"):  # a target's own error
+        shared.ingest("key", "c", _target(), set, lambda targets: [DataError("no valid record")])
+    # a peer that never joins costs at most the gathering time
+    assert shared.ingest("other", "d", _target(), lambda: {"ghost"}, lambda t: ["ok"]) == ("ok", 1)
