@@ -104,7 +104,10 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file),
                   training_budget(settings.workers), settings.workers)
-    engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log)
+    # Create calls served by other HTTP processes cannot wake the scheduler: it polls the store.
+    poll = 0.1 if settings.http_workers > 1 else 1.0
+    engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log,
+                       poll_seconds=poll)
 
     def report_endpoint(model_id: str, status: str) -> None:
         store.update(EntityKind.MLMODEL, model_id,

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
@@ -70,8 +70,9 @@ class IngestReport:
     statistics: dict[str, Any] | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict of every field (camelCase keys)."""
-        return {_camel(k): v for k, v in asdict(self).items()}
+        """A JSON-able dict of every field (camelCase keys); values are shared, not copied
+        (asdict's deep copy of the statistics took a second on 785 attributes)."""
+        return {_camel(f.name): getattr(self, f.name) for f in fields(self)}
 
 
 def materialized_schema(schema: Schema) -> pa.Schema:
