@@ -162,13 +162,10 @@ class CountStats:
 
     def add_table(self, values: pa.Array, counts: npt.NDArray[np.int64]) -> None:
         """Merge a batch given as distinct values (entries with count 0 are ignored)."""
-        used = counts > 0
-        # filter() copies: the batch's values can be slices of its whole block of raw bytes,
-        # which a kept reference would hold in memory until the next merge
-        self.values.append(values.filter(pa.array(used)))
-        self.weights.append(counts[used])
+        self.values.append(values)
+        self.weights.append(counts)
         self.n += int(counts.sum())
-        self.entries += int(used.sum())
+        self.entries += int(np.count_nonzero(counts))
         if self.entries > 2 * MAX_VALUES or len(self.values) > MAX_PENDING:
             self._merge()
             if self.entries > 2 * MAX_VALUES:
