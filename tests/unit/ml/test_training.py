@@ -167,13 +167,37 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool):
     with ThreadPoolExecutor(1) as threads:
         stepper = _Stepper(kind, kernel, SGDParams(l1=l1, l2=l2), 8, threads if pool else None)
         order = rng.permutation(50)
-        stepper.run(_block(x, y, w), order)
-    for start in range(0, 50, 8):
-        rows = np.sort(order[start:start + 8])
+        batches = [np.sort(order[start:start + 8]) for start in range(0, 50, 8)]
+        stepper.run(0, _block(x, y, w), batches)
+    for rows in batches:
         _reference_step(kind, reference, x[rows], y[rows], w[rows], l1, l2)
     assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)
     assert np.allclose(kernel.g2_weights, reference.g2_weights)
     assert not np.allclose(kernel.weights, 0)
+
+
+def test_kept_plans_train_like_transposing_again():
+    """Minibatches transposed in the first pass and kept give the same steps later."""
+    rng = np.random.default_rng(8)
+    x = sp.random(90, 30, density=0.2, format="csr", random_state=3)
+    block = _block(x, rng.integers(0, 3, 90), np.ones(90))
+    light = Block(block.indptr[:0], block.indices[:0], block.values[:0], block.y, block.w)
+    states = [LinearState.zeros(30, 3, 1.0) for _ in range(2)]
+    with ThreadPoolExecutor(1) as threads:
+        kept, again = (_Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 16, threads) for st in states)
+        order = rng.permutation(90)
+        batches = [np.sort(order[i:i + 16]) for i in range(0, 90, 16)]
+        kept.run(0, block, batches, keep=True)
+        again.run(0, block, batches)
+        assert kept.plan_bytes(0) > 0
+        for _ in range(2):
+            shuffled = [batches[i] for i in rng.permutation(len(batches))]
+            kept.run(0, light, shuffled)  # no features left: plans only
+            again.run(0, block, shuffled)
+    assert np.array_equal(states[0].weights, states[1].weights)
+    assert np.array_equal(states[0].bias, states[1].bias)
+    with pytest.raises(ValueError, match="kept plans"):
+        again.run(1, light, batches)
 
 
 @pytest.mark.parametrize("l1", [0.0, 0.05])
@@ -183,12 +207,13 @@ def test_lazy_average_equals_mean_of_iterates(l1):
     block = _block(x, rng.integers(0, 3, 60), np.ones(60))
     state = LinearState.zeros(12, 3, 1.0)
     stepper = _Stepper("MULTICLASS", state, SGDParams(l1=l1, l2=0.0), 8)
-    stepper.run(block, rng.permutation(60))  # not averaged
+    order = rng.permutation(60)
+    stepper.run(0, block, [np.sort(order[i:i + 8]) for i in range(0, 60, 8)])  # not averaged
     stepper.start_averaging()
     iterates, biases = [], []
     for _ in range(2):
         for start in range(0, 60, 8):
-            stepper.run(block, np.arange(start, min(start + 8, 60)))  # one step
+            stepper.run(0, block, [np.arange(start, min(start + 8, 60))])  # one step
             iterates.append(state.weights.copy())
             biases.append(state.bias.copy())
     mean = np.mean(iterates, axis=0)

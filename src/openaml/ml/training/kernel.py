@@ -8,7 +8,9 @@ from both parts' scores; each part takes one AdaGrad step on its touched feature
 L2, truncated L1) and adds the step to the running sums that averaging needs. Parts write
 disjoint rows, so they can run on two threads (the functions release the GIL) and the result
 does not depend on whether they do. Reading weight rows once per step, in increasing order,
-is what makes this fast: scattered row accesses dominated the earlier NumPy step.
+is what makes this fast: scattered row accesses dominated the earlier NumPy step. A
+transposed minibatch (a `Plan`) can be kept and taken again in later passes, which then cost
+only the score and update sweeps.
 """
 
 from __future__ import annotations
@@ -22,27 +24,38 @@ MULTICLASS, BINARY, REGRESSION = 0, 1, 2
 KINDS = {"MULTICLASS": MULTICLASS, "BINARY": BINARY, "REGRESSION": REGRESSION}
 
 
+Plan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # touched, col_start, col_rows, col_vals
+
+
 class Part:
     """Scratch of one feature range [lo, hi) for minibatches of up to `size` rows of at most
-    `widest` features each."""
+    `widest` features each, and the transposed minibatch in use (scratch or a kept plan)."""
 
     def __init__(self, lo: int, hi: int, size: int, widest: int, outputs: int) -> None:
         self.lo, self.hi, self.widest = lo, hi, widest
         self.count = np.zeros(hi - lo, np.int32)  # all zero between steps
-        self.touched = np.zeros(hi - lo, np.int32)
-        self.col_start = np.zeros(size * widest + 1, np.int64)
-        self.col_rows = np.zeros(size * widest, np.int32)
-        self.col_vals = np.zeros(size * widest)
+        self.scratch: Plan = (np.zeros(hi - lo, np.int32), np.zeros(size * widest + 1, np.int64),
+                              np.zeros(size * widest, np.int16), np.zeros(size * widest))
+        self.plan: Plan = tuple(a[:0] for a in self.scratch)  # type: ignore[assignment]
         self.scores = np.zeros((size, outputs))
-        self.n_touched = 0
 
     def prepare(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
-                rows: np.ndarray, weights: np.ndarray) -> None:
-        """Transpose the minibatch `rows` and compute this range's part of their scores."""
-        self.n_touched = transpose(indptr, indices, values, rows, self.lo, self.hi, self.count,
-                                   self.touched, self.col_start, self.col_rows, self.col_vals)
-        add_scores(weights, self.lo, self.touched, self.n_touched, self.col_start, self.col_rows,
-                   self.col_vals, self.scores[:len(rows)])
+                rows: np.ndarray, weights: np.ndarray, plan: Plan | None = None) -> None:
+        """Transpose the minibatch `rows` (or take its kept `plan`) and compute this range's
+        part of their scores."""
+        if plan is None:
+            touched, col_start, col_rows, col_vals = self.scratch
+            n = transpose(indptr, indices, values, rows, self.lo, self.hi, self.count,
+                          touched, col_start, col_rows, col_vals)
+            entries = int(col_start[n])
+            plan = (touched[:n], col_start[:n + 1], col_rows[:entries],
+                    col_vals[:entries] if len(values) else col_vals[:0])
+        self.plan = plan
+        add_scores(weights, self.lo, *plan, self.scores[:len(rows)])
+
+    def kept(self) -> Plan:
+        """A copy of the transposed minibatch in use, to take again in later passes."""
+        return tuple(a.copy() for a in self.plan)  # type: ignore[return-value]
 
 
 @njit(cache=True, nogil=True)
@@ -51,7 +64,8 @@ def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows:
               col_rows: np.ndarray, col_vals: np.ndarray) -> int:
     """The entries of CSR `rows` (values empty: all 1) whose feature is in [lo, hi), as columns:
     touched[:n] are the features in increasing order (relative to lo), column t holds
-    col_rows/col_vals[col_start[t]:col_start[t + 1]]. Returns n."""
+    col_rows/col_vals[col_start[t]:col_start[t + 1]] (col_vals left alone when all 1).
+    Returns n."""
     ones = len(values) == 0
     n = 0
     for i in range(len(rows)):
@@ -84,7 +98,8 @@ def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows:
             f = indices[j] - lo
             if 0 <= f < hi - lo:
                 col_rows[count[f]] = i
-                col_vals[count[f]] = 1.0 if ones else values[j]
+                if not ones:
+                    col_vals[count[f]] = values[j]
                 count[f] += 1
     for t in range(n):
         count[touched[t]] = 0
@@ -92,35 +107,48 @@ def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows:
 
 
 @njit(cache=True, nogil=True)
-def add_scores(weights: np.ndarray, lo: int, touched: np.ndarray, n: int, col_start: np.ndarray,
+def add_scores(weights: np.ndarray, lo: int, touched: np.ndarray, col_start: np.ndarray,
                col_rows: np.ndarray, col_vals: np.ndarray, scores: np.ndarray) -> None:
-    """scores (rows, outputs) = the transposed minibatch times the weights of its features."""
+    """scores (rows, outputs) = the transposed minibatch (col_vals empty: all 1) times the
+    weights of its features."""
     scores[:] = 0.0
-    for t in range(n):
+    ones = len(col_vals) == 0
+    for t in range(len(touched)):
         f = lo + touched[t]
         for p in range(col_start[t], col_start[t + 1]):
-            i, v = col_rows[p], col_vals[p]
-            for k in range(scores.shape[1]):
-                scores[i, k] += v * weights[f, k]
+            i = col_rows[p]
+            if ones:
+                for k in range(scores.shape[1]):
+                    scores[i, k] += weights[f, k]
+            else:
+                v = col_vals[p]
+                for k in range(scores.shape[1]):
+                    scores[i, k] += v * weights[f, k]
 
 
 @njit(cache=True, nogil=True)
 def update(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: int,
-           touched: np.ndarray, n: int, col_start: np.ndarray, col_rows: np.ndarray,
+           touched: np.ndarray, col_start: np.ndarray, col_rows: np.ndarray,
            col_vals: np.ndarray, grads: np.ndarray, eta: float, l1: float, l2: float,
            averaging: bool, steps: int) -> None:
     """One AdaGrad step on each touched feature row, with the minibatch's score gradients
     grads (rows, outputs); when averaging, shift += steps * decrement."""
     outputs = weights.shape[1]
+    ones = len(col_vals) == 0
     g = np.empty(outputs)
-    for t in range(n):
+    for t in range(len(touched)):
         f = lo + touched[t]
         for k in range(outputs):
             g[k] = l2 * weights[f, k]
         for p in range(col_start[t], col_start[t + 1]):
-            i, v = col_rows[p], col_vals[p]
-            for k in range(outputs):
-                g[k] += v * grads[i, k]
+            i = col_rows[p]
+            if ones:
+                for k in range(outputs):
+                    g[k] += grads[i, k]
+            else:
+                v = col_vals[p]
+                for k in range(outputs):
+                    g[k] += v * grads[i, k]
         if l1 == 0.0:  # separate loops without branches: they vectorize
             for k in range(outputs):
                 h = g2_weights[f, k] + g[k] * g[k]
