@@ -59,7 +59,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
                      and not (isinstance(s, Op) and s.function == "quantile_bin")]
     early = [i for i in vocab_sources if not contains(sources[i], "quantile_bin")]
     late = [i for i in vocab_sources if i not in early]
-    uniques: dict[int, pa.Array] = {}
+    uniques: dict[int, list[pa.Array]] = {}
 
     for batch in batches():
         if observe is not None:
@@ -89,7 +89,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
         if source.kind in (NUMERIC, BINARY):
             vocabs.append(None)
         elif i in uniques:
-            found = uniques[i]
+            found = _merged(uniques[i])
             vocabs.append(found.take(pc.sort_indices(found)))
         elif isinstance(source, Op) and source.function == "quantile_bin":
             count = len(params[source.canonical]["boundaries"]) + 1
@@ -99,21 +99,32 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
     return FeaturePipeline(schema, sources, params, scales, vocabs)
 
 
+MERGE_EVERY = 16  # batches' distinct values held per source before they are merged
+
+
 def _collect(indices: list[int], sources: tuple[Node, ...], columns: Columns,
-             params: dict[str, Any], uniques: dict[int, pa.Array]) -> None:
+             params: dict[str, Any], uniques: dict[int, list[pa.Array]]) -> None:
     for i in indices:
         value = evaluate(sources[i], columns, params)
-        found = _distinct(value.values if isinstance(value, TokenList) else value)
-        if i in uniques:
-            found = pc.unique(pa.concat_arrays([uniques[i], found]))
-        uniques[i] = found
+        found = uniques.setdefault(i, [])
+        found.append(_distinct(value.values if isinstance(value, TokenList) else value))
+        if len(found) > MERGE_EVERY:
+            found[:] = [_merged(found)]
 
 
 def _distinct(values: pa.Array) -> pa.Array:
+    """The batch's values, each at least once (duplicates go at the merge), as strings."""
     if pa.types.is_dictionary(values.type):
-        used = pc.unique(values.indices.drop_null())
-        values = values.dictionary.take(used)
-    return pc.unique(values).drop_null().cast(pa.string())  # nulls dropped from the few distinct
+        indices = values.indices if values.null_count == 0 else values.indices.drop_null()
+        values = values.dictionary.take(pc.unique(indices))
+    else:
+        values = pc.unique(values)
+    return values if values.type == pa.string() else values.cast(pa.string())
+
+
+def _merged(parts: list[pa.Array]) -> pa.Array:
+    """The distinct non-null values of `parts`."""
+    return pc.unique(pa.concat_arrays(parts)).drop_null()
 
 
 def _fit_node(node: Op, stats: dict[str, tuple[float, float]],

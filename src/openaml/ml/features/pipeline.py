@@ -148,8 +148,11 @@ def _lookup(values: pa.Array, vocab: pa.Array, offset: int = 0) -> np.ndarray:
         indices = values.indices.to_numpy(zero_copy_only=False)
         valid = pc.is_valid(values.indices).to_numpy(zero_copy_only=False)
         return np.where(valid, per_entry[np.where(valid, indices, 0).astype(np.int64)], -1)
-    found = pc.fill_null(pc.index_in(values, value_set=vocab), -1).to_numpy(zero_copy_only=False)
-    return np.where(found >= 0, found.astype(np.int64) + offset, -1)
+    found = pc.index_in(values, value_set=vocab)
+    if found.null_count:
+        found = pc.fill_null(found, -1)
+    positions = found.to_numpy(zero_copy_only=False)
+    return np.where(positions >= 0, positions.astype(np.int64) + offset, -1)
 
 def _scalar_feature(kind: str, value: np.ndarray, offset: int,
                     scale: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
