@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
+from numba import njit
 
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.values import Columns, evaluate
@@ -96,6 +97,11 @@ class FeaturePipeline:
                 found = ids >= 0
                 token_rows.append(value.rows[found])
                 token_ids.append(ids[found])
+            elif pa.types.is_dictionary(value.type) and value.null_count == 0:
+                # gathered straight into the id matrix by _dense_part: no per-row temporary
+                per_entry = _lookup(value.dictionary, vocab, offset)
+                dense_ids.append((per_entry, value.indices.to_numpy().astype(np.int32, copy=False)))
+                dense_vals.append(None)
             else:
                 dense_ids.append(_lookup(value, vocab, offset))
                 dense_vals.append(None)
@@ -166,16 +172,21 @@ def _scalar_feature(kind: str, value: np.ndarray, offset: int,
     return np.where(present, offset, -1), np.where(present, vals, 0.0)
 
 
-def _dense_part(ids: list[np.ndarray], vals: list[np.ndarray | None],
+def _dense_part(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray]], vals: list[np.ndarray | None],
                 n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """CSR arrays from one feature id per (row, source) (-1 = none): row-major order is CSR
-    order. Values are None when every source is an indicator."""
+    """CSR arrays from one feature id per (row, source) (-1 = none), given per source as ids
+    or as (id per dictionary entry, entry per row): row-major order is CSR order. Values are
+    None when every source is an indicator."""
     if not ids:
         return np.zeros(n + 1, np.int64), np.zeros(0, np.int32), None
     id_matrix = np.empty((n, len(ids)), np.int32)  # written in place: no int64 stack
+    full = True  # every source in every row
     for j, column in enumerate(ids):
-        id_matrix[:, j] = column
-    full = all(len(c) == 0 or c.min() >= 0 for c in ids)  # every source in every row
+        if isinstance(column, tuple):
+            full &= _gather_column(id_matrix, j, column[0], column[1]) >= 0
+        else:
+            id_matrix[:, j] = column
+            full &= len(column) == 0 or column.min() >= 0
     mask = None if full else id_matrix >= 0
     counts = np.full(n, len(ids)) if mask is None else mask.sum(axis=1)
     indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
@@ -184,6 +195,17 @@ def _dense_part(ids: list[np.ndarray], vals: list[np.ndarray | None],
         return indptr, indices, None
     data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)
     return indptr, indices, data.ravel() if mask is None else data[mask]
+
+
+@njit(cache=True, nogil=True)
+def _gather_column(out: np.ndarray, j: int, per_entry: np.ndarray, entries: np.ndarray) -> int:
+    """out[:, j] = per_entry[entries]; returns the least value written (0 when none)."""
+    least = 0
+    for i in range(len(entries)):
+        value = per_entry[entries[i]]
+        out[i, j] = value
+        least = min(least, value)
+    return least
 
 
 def _token_part(rows: list[np.ndarray], ids: list[np.ndarray], n: int, width: int) -> sp.csr_matrix:
