@@ -17,10 +17,11 @@ def model_size(costs: np.ndarray, n_statistics: int) -> int:
 
 
 def trim_features(weights: np.ndarray, names: list[str], n_statistics: int,
-                  max_size: int) -> np.ndarray | None:
+                  max_size: int, costs: np.ndarray | None = None) -> np.ndarray | None:
     """Mask of kept features: all-zero ones dropped, then the least important (smallest largest
-    |weight|, ties by name) removed until the size fits; None when even no feature is too big."""
-    costs = feature_costs(names, weights.shape[1])
+    |weight|, ties by name) removed until the size fits; None when even no feature is too big.
+    costs: feature_costs(names, outputs), when already known."""
+    costs = feature_costs(names, weights.shape[1]) if costs is None else costs
     strength = np.abs(weights).max(axis=1) if len(names) else np.zeros(0)
     keep = strength > 0
     size = model_size(costs[keep], n_statistics)

@@ -82,11 +82,12 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
                            target.records, progress, memory_bytes * 3 // 4)
     names = pipeline.feature_names()
-    keep = trim_features(state.weights, names, pipeline.n_statistics(), params.max_size)
+    costs = feature_costs(names, outputs)
+    keep = trim_features(state.weights, names, pipeline.n_statistics(), params.max_size, costs)
     if keep is None:
         raise TrainingError(f"The model cannot fit sgd.maxMLModelSizeInBytes={params.max_size}")
     pipeline = pipeline.select(keep)
-    costs = feature_costs([n for n, k in zip(names, keep) if k], outputs)
+    costs = costs[keep]
     return Model(
         model_type=model_type, schema=schema, recipe=recipe_text, classes=classes,
         pipeline=pipeline, weights=state.weights[keep], bias=state.bias,
