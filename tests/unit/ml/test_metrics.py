@@ -52,6 +52,10 @@ def test_score_format_examples_and_vectorised_agreement():
     assert format_scores(ties).tolist() == [format_score(x) for x in ties]
     rng = np.random.default_rng(1).random(5000) ** 4
     assert format_scores(rng).tolist() == [format_score(x) for x in rng]
+    draw = np.random.default_rng(2)  # 8-digit values ending in 5 (ties), both signs, any scale
+    crafted = (draw.integers(1_000_000, 9_999_999, 3000) * 10 + 5) * 10.0 ** draw.integers(-40, 10, 3000)
+    crafted *= draw.choice([-1, 1], 3000)
+    assert format_scores(crafted).tolist() == [format_score(x) for x in crafted]
     assert pa is not None
 
 

@@ -34,27 +34,23 @@ def format_score(x: float) -> str:
 
 
 def format_scores(values: np.ndarray) -> np.ndarray:
-    """format_score of every value: "%.6E" then trimmed, with the reference's decimal
-    half-even rounding only for the rare 8-significant-digit ties (ending in 5)."""
+    """format_score of every value, with NumPy string operations: "%.6E" trimmed, and the
+    reference's decimal half-even rounding only for ties: values whose shortest repr has
+    exactly 8 significant digits, the last a 5 (they round-trip at 8 digits, not at 7)."""
     flat = np.asarray(values, dtype=np.float64).ravel()
-    out = np.empty(len(flat), dtype=object)
-    for i, text in enumerate(np.char.mod("%.6E", flat).tolist()):
-        out[i] = _trim(text)
-    ties = [i for i, v in enumerate(flat.tolist()) if _is_tie(v)]
+    if len(flat) == 0:
+        return np.empty(np.shape(values), dtype=object)
+    six = np.char.mod("%.6E", flat)
+    parts = np.char.partition(six, "E")
+    mantissa = np.char.rstrip(np.char.rstrip(parts[:, 0], "0"), ".")
+    exponent = parts[:, 2].astype(np.int64).astype(str)
+    out = np.char.add(np.char.add(mantissa, "E"), exponent).astype(object)
+    out[(flat == 0) | (mantissa == "0") | (mantissa == "-0")] = "0E0"
+    seven = np.char.mod("%.7E", flat).astype("S16")  # "-d.dddddddE-ddd" at most
+    eighth = seven.view("S1").reshape(len(flat), 16)[np.arange(len(flat)), 8 + (flat < 0)]
+    candidates = np.flatnonzero(eighth == b"5")
+    ties = candidates[(seven[candidates].astype(np.float64) == flat[candidates])
+                      & (six[candidates].astype(np.float64) != flat[candidates])]
     for i in ties:
         out[i] = format_score(flat[i])
     return out.reshape(np.shape(values))
-
-
-def _trim(text: str) -> str:
-    mantissa, exponent = text.split("E")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    e = int(exponent)
-    if mantissa in ("0", "-0"):
-        return "0E0"
-    return f"{mantissa}E{e}"
-
-
-def _is_tie(v: float) -> bool:
-    digits = repr(abs(v)).split("e")[0].replace(".", "").lstrip("0")
-    return len(digits) == 8 and digits.endswith("5")
