@@ -117,7 +117,7 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
             stepper.start_averaging()
         rng = np.random.default_rng([params.seed, k])
         buffers: Iterator[tuple[int, Block]] | list[tuple[int, Block]]
-        keep = cache is None and k == 0
+        keep = cache is None and k == 0 and params.max_passes > 1  # plans for later passes
         if cache is not None:
             buffers = list(enumerate(cache))
             if params.shuffle:
