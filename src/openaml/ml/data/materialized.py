@@ -46,7 +46,9 @@ def read_materialized(source: str | Path | BinaryIO, columns: Sequence[str] | No
         with pq.ParquetFile(source) as parquet:
             yield from parquet.iter_batches(batch_size=batch_size, columns=wanted)
         return
-    with ipc.open_stream(source) as reader:
+    # One thread: decompressing hundreds of small column buffers on a pool costs more than it
+    # saves (Fashion-MNIST training file: 0.31 s with threads, 0.13-0.25 s without).
+    with ipc.open_stream(source, options=ipc.IpcReadOptions(use_threads=False)) as reader:
         for batch in reader:
             if wanted is not None:
                 batch = batch.select(wanted)
