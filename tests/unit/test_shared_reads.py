@@ -2,6 +2,7 @@
 
 import io
 import threading
+import time
 
 import pytest
 
@@ -49,3 +50,33 @@ def test_alone_after_the_gathering_and_errors_reach_every_job() -> None:
         shared.ingest("key", "c", _target(), set, lambda targets: [DataError("no valid record")])
     # a peer that never joins costs at most the gathering time
     assert shared.ingest("other", "d", _target(), lambda: {"ghost"}, lambda t: ["ok"]) == ("ok", 1)
+
+
+def test_a_failing_leader_releases_every_job() -> None:
+    shared = SharedReads(gather_seconds=5, min_gather_seconds=0.2)
+    calls = []
+
+    def peers():
+        calls.append(1)
+        if len(calls) > 10:  # after about 0.1 s, once b has joined
+            raise OSError("store busy")
+        return {"b"}
+
+    errors: dict[str, BaseException] = {}
+
+    def job(job_id: str, peer_set) -> None:
+        try:
+            shared.ingest("key", job_id, _target(), peer_set, lambda targets: ["never"] * len(targets))
+        except BaseException as exc:  # noqa: BLE001
+            errors[job_id] = exc
+
+    threads = [threading.Thread(target=job, args=("a", peers)),
+               threading.Thread(target=job, args=("b", set))]
+    threads[0].start()
+    time.sleep(0.02)
+    threads[1].start()
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
+    assert isinstance(errors["a"], OSError) and isinstance(errors["b"], OSError)
+    assert shared.ingest("key", "c", _target(), set, lambda targets: ["ok"]) == ("ok", 1)

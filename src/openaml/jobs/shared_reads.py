@@ -64,19 +64,27 @@ class SharedReads:
         return result, len(group.targets)
 
     def _lead(self, key: Hashable, group: _Group, peers: Callable[[], set[str]], read: Read) -> None:
-        start = time.monotonic()
-        while (elapsed := time.monotonic() - start) < self.gather_seconds:
-            waiting = peers()
-            with self._lock:
-                if elapsed >= self.min_gather_seconds and not (waiting - self._registered):
-                    break  # every peer has joined this group or reads on its own
-            time.sleep(0.01)
-        with self._lock:
-            del self._gathering[key]  # reading begins: later jobs of the key read on their own
-        ids = list(group.targets)
+        outcomes: list[IngestReport | Exception] | None = None
         try:
-            outcomes: list[IngestReport | Exception] = read([group.targets[i] for i in ids])
+            start = time.monotonic()
+            while (elapsed := time.monotonic() - start) < self.gather_seconds:
+                waiting = peers()
+                with self._lock:
+                    if elapsed >= self.min_gather_seconds and not (waiting - self._registered):
+                        break  # every peer has joined this group or reads on its own
+                time.sleep(0.01)
+            with self._lock:
+                del self._gathering[key]  # reading begins: later jobs of the key read on their own
+            outcomes = read(list(group.targets.values()))
         except Exception as exc:  # noqa: BLE001 - the data's own failure fails every job
-            outcomes = [exc] * len(ids)
-        group.results = dict(zip(ids, outcomes, strict=True))
-        group.done.set()
+            outcomes = [exc] * len(group.targets)
+        finally:
+            # whatever happened, no job of the group may wait for ever
+            with self._lock:
+                if self._gathering.get(key) is group:
+                    del self._gathering[key]
+            failure = RuntimeError("The shared read of the data ended without a result")
+            if outcomes is None or len(outcomes) != len(group.targets):
+                outcomes = [failure] * len(group.targets)
+            group.results = dict(zip(group.targets, outcomes, strict=True))
+            group.done.set()

@@ -56,6 +56,8 @@ def test_score_format_examples_and_vectorised_agreement():
     crafted = (draw.integers(1_000_000, 9_999_999, 3000) * 10 + 5) * 10.0 ** draw.integers(-40, 10, 3000)
     crafted *= draw.choice([-1, 1], 3000)
     assert format_scores(crafted).tolist() == [format_score(x) for x in crafted]
+    subnormal = np.array([5e-324, 1e-319, 6.216828e-320, -2e-310, 2.2250738585072014e-308])
+    assert format_scores(subnormal).tolist() == [format_score(x) for x in subnormal]
     assert pa is not None
 
 

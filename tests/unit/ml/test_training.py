@@ -200,6 +200,26 @@ def test_kept_plans_train_like_transposing_again():
         again.run(1, light, batches)
 
 
+def test_a_wider_later_buffer_keeps_the_split_of_kept_plans():
+    """Kept plans hold features relative to their range: a later, wider buffer must not move
+    the split (it once did, and cached passes then wrote other rows)."""
+    rng = np.random.default_rng(4)
+    narrow = sp.csr_matrix((np.ones(40), rng.integers(0, 50, 40), np.arange(41)), shape=(40, 50))
+    wide = sp.random(40, 50, density=0.06, format="csr", random_state=5)
+    wide.data[:] = 1.0
+    blocks = [_block(narrow, rng.integers(0, 2, 40), np.ones(40)),
+              _block(wide, rng.integers(0, 2, 40), np.ones(40))]
+    states = [LinearState.zeros(50, 2, 1.0) for _ in range(2)]
+    kept, again = (_Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 8) for st in states)
+    batches = [np.arange(i, i + 8) for i in range(0, 40, 8)]
+    for pass_number in range(3):
+        for index, block in enumerate(blocks):
+            light = Block(block.indptr[:0], block.indices[:0], block.values[:0], block.y, block.w)
+            kept.run(index, block if pass_number == 0 else light, batches, keep=pass_number == 0)
+            again.run(index, block, batches)
+    assert np.array_equal(states[0].weights, states[1].weights)
+
+
 @pytest.mark.parametrize("l1", [0.0, 0.05])
 def test_lazy_average_equals_mean_of_iterates(l1):
     rng = np.random.default_rng(5)

@@ -6,6 +6,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
+SMALLEST_NORMAL = 2.2250738585072014e-308
+
 
 def format_metric(x: float) -> str:
     """Shortest round-trip digits; plain for 1e-3 <= |x| < 1e7, else d.dddE<exp> (eval §1.3)."""
@@ -36,7 +38,8 @@ def format_score(x: float) -> str:
 def format_scores(values: np.ndarray) -> np.ndarray:
     """format_score of every value, with NumPy string operations: "%.6E" trimmed, and the
     reference's decimal half-even rounding only for ties: values whose shortest repr has
-    exactly 8 significant digits, the last a 5 (they round-trip at 8 digits, not at 7)."""
+    exactly 8 significant digits, the last a 5 (they round-trip at 8 digits, not at 7), and
+    for subnormal values."""
     flat = np.asarray(values, dtype=np.float64).ravel()
     if len(flat) == 0:
         return np.empty(np.shape(values), dtype=object)
@@ -51,6 +54,7 @@ def format_scores(values: np.ndarray) -> np.ndarray:
     candidates = np.flatnonzero(eighth == b"5")
     ties = candidates[(seven[candidates].astype(np.float64) == flat[candidates])
                       & (six[candidates].astype(np.float64) != flat[candidates])]
-    for i in ties:
+    # subnormal values: their shortest repr has fewer digits than "%.6E" shows
+    for i in np.concatenate((ties, np.flatnonzero((flat != 0) & (np.abs(flat) < SMALLEST_NORMAL)))):
         out[i] = format_score(flat[i])
     return out.reshape(np.shape(values))

@@ -3,7 +3,7 @@
 Records arrive as feature blocks; they are grouped into buffers of BUFFER_ROWS rows (fewer when
 that would pass an eighth of the memory budget, but at least MIN_BUFFER_ROWS). When shuffling
 is on, each buffer is split into minibatches by a random partition drawn once, visited in a new
-random order every pass (and buffers in a random order). Buffers are kept in memory between
+random order every pass (buffers kept in memory also in a random order). Buffers are kept in memory between
 passes, as their transposed minibatches, while they fit half the budget; beyond that every pass
 re-reads the data, so memory stays bounded whatever the number of records.
 
@@ -126,7 +126,8 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
             buffers = enumerate(_buffers(blocks(), memory_bytes // 8))
         total, weight, kept_bytes, kept = 0.0, 0.0, 0, []
         for index, buffer in buffers:
-            batches = _minibatches(len(buffer.y), stepper.size, params, index, rng)
+            order = np.random.default_rng([params.seed, k, index + 1])  # same cached or re-read
+            batches = _minibatches(len(buffer.y), stepper.size, params, index, order)
             loss, w = stepper.run(index, buffer, batches, keep)
             total += loss
             weight += w
@@ -262,15 +263,20 @@ class _Stepper:
 
     def _parts(self, block: Block) -> tuple[Part, Part]:
         """The two feature ranges, split where the first block's entries (a sample of a
-        million) are halved."""
+        million) are halved. The split never moves (kept plans hold features relative to
+        it); a wider block only gets larger scratch."""
         widest = int(np.diff(block.indptr).max(initial=0))
-        if self.parts is None or widest > self.parts[0].widest:
-            n, outputs = self.state.weights.shape
+        n, outputs = self.state.weights.shape
+        if self.parts is None:
             sample = block.indices[::max(1, len(block.indices) >> 20)]
             counts = np.cumsum(np.bincount(sample, minlength=n))
             split = int(np.searchsorted(counts, counts[-1] / 2)) if n else 0
-            self.parts = (Part(0, split, self.size, widest, outputs),
-                          Part(split, n, self.size, widest, outputs))
+        elif widest > self.parts[0].widest:
+            split = self.parts[0].hi
+        else:
+            return self.parts
+        self.parts = (Part(0, split, self.size, widest, outputs),
+                      Part(split, n, self.size, widest, outputs))
         return self.parts
 
 
