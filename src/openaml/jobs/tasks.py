@@ -75,14 +75,15 @@ class Tasks:
         ]
         job.log_line(f"reading {len(objects)} object(s) from {record.data_uri}")
         with self.artifacts.open_write(record.kind.value, record.id, DATA_FILE) as sink:
-            target = Target(rearrangement, bool(request.get("ComputeStatistics")), sink)
+            statistics = bool(request.get("ComputeStatistics"))
             if info.get("source") in _STAGED:  # staged for this job alone
-                report = ingest(objects, schema, rearrangement, target.compute_statistics, sink)
+                report = ingest(objects, schema, rearrangement, statistics, sink)
             else:
                 key = (record.data_uri, info["schema"])
                 report, readers = self.shared_reads.ingest(
-                    key, record.id, target, lambda: self._datasource_peers(key, record.id),
-                    lambda targets: list(ingest_many(objects, schema, targets)))
+                    key, record.id, Target(rearrangement, statistics, sink),
+                    lambda: self._datasource_peers(key, record.id),
+                    lambda targets: ingest_many(objects, schema, targets))
                 if readers > 1:
                     job.log_line(f"the data were read once for {readers} datasources")
         document = report.to_dict()

@@ -181,7 +181,7 @@ def test_kept_plans_train_like_transposing_again():
     rng = np.random.default_rng(8)
     x = sp.random(90, 30, density=0.2, format="csr", random_state=3)
     block = _block(x, rng.integers(0, 3, 90), np.ones(90))
-    light = Block(block.indptr[:0], block.indices[:0], block.values[:0], block.y, block.w)
+    light = block.without_features()
     states = [LinearState.zeros(30, 3, 1.0) for _ in range(2)]
     with ThreadPoolExecutor(1) as threads:
         kept, again = (_Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 16, threads) for st in states)
@@ -214,7 +214,7 @@ def test_a_wider_later_buffer_keeps_the_split_of_kept_plans():
     batches = [np.arange(i, i + 8) for i in range(0, 40, 8)]
     for pass_number in range(3):
         for index, block in enumerate(blocks):
-            light = Block(block.indptr[:0], block.indices[:0], block.values[:0], block.y, block.w)
+            light = block.without_features()
             kept.run(index, block if pass_number == 0 else light, batches, keep=pass_number == 0)
             again.run(index, block, batches)
     assert np.array_equal(states[0].weights, states[1].weights)

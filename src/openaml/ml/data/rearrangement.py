@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from openaml.ml.documents import load_object
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
 _MUL2 = np.uint64(0x94D049BB133111EB)
@@ -117,12 +119,7 @@ def parse_rearrangement(text: str | None) -> Rearrangement:
     """Parse a DataRearrangement JSON string (None or blank = select everything)."""
     if text is None or not text.strip():
         return Rearrangement()
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RearrangementError(f"DataRearrangement is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise RearrangementError("DataRearrangement must be a JSON object")
+    doc = load_object(text, "DataRearrangement", RearrangementError)
     splitting = doc.get("splitting")
     if splitting is None:
         return Rearrangement()

@@ -63,17 +63,14 @@ class FeaturePipeline:
 
     def transform(self, batch: pa.RecordBatch) -> sp.csr_matrix:
         """Features of every row of the batch: CSR of shape (rows, n_features), float64."""
-        return self._transform(batch)
+        indptr, indices, values = self.rows(batch)
+        data = np.ones(len(indices)) if values is None else values
+        return sp.csr_matrix((data, indices, indptr), shape=(batch.num_rows, self.n_features))
 
     def transform_chunks(self, batch: pa.RecordBatch) -> Iterator[sp.csr_matrix]:
         """transform() of successive ROW_CHUNK-row slices, for consumers that need no stacking."""
         for start in range(0, batch.num_rows, ROW_CHUNK):
-            yield self._transform(batch.slice(start, ROW_CHUNK))
-
-    def _transform(self, batch: pa.RecordBatch) -> sp.csr_matrix:
-        indptr, indices, values = self.rows(batch)
-        data = np.ones(len(indices)) if values is None else values
-        return sp.csr_matrix((data, indices, indptr), shape=(batch.num_rows, self.n_features))
+            yield self.transform(batch.slice(start, ROW_CHUNK))
 
     def rows(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Features of every row of the batch as CSR arrays (indptr, indices, values), with
@@ -97,10 +94,9 @@ class FeaturePipeline:
                 found = ids >= 0
                 token_rows.append(value.rows[found])
                 token_ids.append(ids[found])
-            elif pa.types.is_dictionary(value.type) and value.null_count == 0:
+            elif pa.types.is_dictionary(value.type):
                 # gathered straight into the id matrix by _dense_part: no per-row temporary
-                per_entry = _lookup(value.dictionary, vocab, offset)
-                dense_ids.append((per_entry, value.indices.to_numpy().astype(np.int32, copy=False)))
+                dense_ids.append(_entry_ids(value, vocab, offset))
                 dense_vals.append(None)
             else:
                 dense_ids.append(_lookup(value, vocab, offset))
@@ -148,17 +144,23 @@ class FeaturePipeline:
 def _lookup(values: pa.Array, vocab: pa.Array, offset: int = 0) -> np.ndarray:
     """offset + the position of each value in the vocabulary, -1 when absent or missing."""
     if pa.types.is_dictionary(values.type):
-        per_entry = _lookup(values.dictionary, vocab, offset)
-        if values.null_count == 0:
-            return per_entry[values.indices.to_numpy()]
-        indices = values.indices.to_numpy(zero_copy_only=False)
-        valid = pc.is_valid(values.indices).to_numpy(zero_copy_only=False)
-        return np.where(valid, per_entry[np.where(valid, indices, 0).astype(np.int64)], -1)
+        per_entry, entries = _entry_ids(values, vocab, offset)
+        return per_entry[entries]
     found = pc.index_in(values, value_set=vocab)
     if found.null_count:
         found = pc.fill_null(found, -1)
     positions = found.to_numpy(zero_copy_only=False)
     return np.where(positions >= 0, positions.astype(np.int64) + offset, -1)
+
+
+def _entry_ids(values: pa.DictionaryArray, vocab: pa.Array, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """_lookup of a dictionary array as (id per dictionary entry, entry of each row); a missing
+    value points at an extra last entry, -1."""
+    per_entry = np.append(_lookup(values.dictionary, vocab, offset), -1)
+    entries = values.indices
+    if entries.null_count:
+        entries = pc.fill_null(entries, len(per_entry) - 1)
+    return per_entry, entries.to_numpy().astype(np.int32, copy=False)
 
 def _scalar_feature(kind: str, value: np.ndarray, offset: int,
                     scale: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:

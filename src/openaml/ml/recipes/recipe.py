@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from openaml.ml.documents import load_object
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, TEXT, TOKENS, Attr, Node, Op
 from openaml.ml.recipes.syntax import Call, Expr, Integer, Name, RecipeError, parse_expression
 from openaml.ml.schema import AttributeType, Schema
@@ -41,12 +41,7 @@ def parse_recipe(text: str, schema: Schema) -> Recipe:
     """Parse a recipe JSON string and check it against the training schema."""
     if len(text) > MAX_RECIPE_LENGTH:
         raise RecipeError(f"The recipe is longer than {MAX_RECIPE_LENGTH} characters")
-    try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise RecipeError(f"The recipe is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise RecipeError("The recipe must be a JSON object")
+    doc = load_object(text, "The recipe", RecipeError)
     groups = _section(doc, "groups")
     assignments = _section(doc, "assignments")
     outputs = doc.get("outputs")

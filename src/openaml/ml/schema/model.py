@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from openaml.ml.documents import load_object
+
 MAX_ATTRIBUTES = 1000
 MAX_NAME_LENGTH = 64
 
@@ -85,12 +87,7 @@ class Schema:
 
 def parse_schema(text: str) -> Schema:
     """Parse and validate a schema JSON string; raise SchemaError naming the problem."""
-    try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise SchemaError(f"The data schema is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise SchemaError("The data schema must be a JSON object")
+    doc = load_object(text, "The data schema", SchemaError)
     doc = {_KEY_ALIASES.get(k, k): v for k, v in doc.items()}
     version = doc.get("version", "1.0")
     if version != "1.0":

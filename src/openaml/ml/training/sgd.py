@@ -66,6 +66,10 @@ class Block:
         return cls(indptr.astype(np.int64, copy=False), indices.astype(np.int32, copy=False),
                    np.zeros(0) if values is None else values, y, w)
 
+    def without_features(self) -> Block:
+        """The targets and weights alone: what a buffer needs once its plans are kept."""
+        return Block(self.indptr[:0], self.indices[:0], self.values[:0], self.y, self.w)
+
     @property
     def nbytes(self) -> int:
         return int(self.indptr.nbytes + self.indices.nbytes + self.values.nbytes + self.y.nbytes
@@ -134,8 +138,7 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
             if keep:
                 kept_bytes += stepper.plan_bytes(index) + buffer.y.nbytes + buffer.w.nbytes
                 keep = kept_bytes <= memory_bytes // 2
-                kept.append(Block(buffer.indptr[:0], buffer.indices[:0], buffer.values[:0],
-                                  buffer.y, buffer.w))
+                kept.append(buffer.without_features())
                 if not keep:
                     stepper.plans.clear()
         if keep:
@@ -284,16 +287,16 @@ def _buffers(blocks: Iterator[Block], limit_bytes: int) -> Iterator[Block]:
     """Group blocks into buffers of BUFFER_ROWS records, or fewer (at least MIN_BUFFER_ROWS)
     when they reach `limit_bytes`; the last may be smaller."""
     pending: list[Block] = []
-    rows = 0
+    rows = size = 0
     for block in blocks:
         if len(block.y) == 0:
             continue
         pending.append(block)
         rows += len(block.y)
-        size = sum(b.nbytes for b in pending)
+        size += block.nbytes
         if rows >= BUFFER_ROWS or (rows >= MIN_BUFFER_ROWS and size >= limit_bytes):
             yield _stack(pending)
-            pending, rows = [], 0
+            pending, rows, size = [], 0, 0
     if pending:
         yield _stack(pending)
 
