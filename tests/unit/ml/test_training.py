@@ -145,8 +145,8 @@ def _reference_step(kind, state, x, y, w, l1, l2):
     grad *= (w / len(y))[:, None]
     touched = (x != 0).any(axis=0)
     g = (x.T @ grad + l2 * state.weights)[touched]
-    state.g2_weights[touched] += g * g
-    step = ETA / np.sqrt(state.g2_weights[touched])
+    state.g2_weights[touched] += (g * g).mean(axis=1)  # one accumulator per feature row
+    step = ETA / np.sqrt(state.g2_weights[touched])[:, None]
     new = state.weights[touched] - g * step
     state.weights[touched] = np.sign(new) * np.maximum(np.abs(new) - step * l1, 0)
     gb = grad.sum(axis=0)

@@ -4,8 +4,8 @@ The features are cut into two ranges of about equal work; each range has its own
 (a `Part`), and a step runs in three phases: each part transposes the minibatch restricted to
 its features (a CSC over the features it touches, in increasing order) and adds their weights
 to the minibatch's scores; the loss and its gradient with respect to the scores are computed
-from both parts' scores; each part takes one AdaGrad step on its touched feature rows (lazy
-L2, truncated L1) and adds the step to the running sums that averaging needs. Parts write
+from both parts' scores; each part takes one AdaGrad step on its touched feature rows (one
+accumulator per row, lazy L2, truncated L1) and adds the step to the running sums that averaging needs. Parts write
 disjoint rows, so they can run on two threads (the functions release the GIL) and the result
 does not depend on whether they do. Reading weight rows once per step, in increasing order,
 is what makes this fast: scattered row accesses dominated the earlier NumPy step. A
@@ -149,18 +149,19 @@ def update(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: i
                 v = col_vals[p]
                 for k in range(outputs):
                     g[k] += v * grads[i, k]
+        h = 0.0
+        for k in range(outputs):
+            h += g[k] * g[k]
+        h = g2_weights[f] + h / outputs
+        g2_weights[f] = h
+        step = eta / math.sqrt(h)
         if l1 == 0.0:  # separate loops without branches: they vectorize
             for k in range(outputs):
-                h = g2_weights[f, k] + g[k] * g[k]
-                g2_weights[f, k] = h
-                g[k] *= eta / math.sqrt(h)  # g becomes the decrement
+                g[k] *= step  # g becomes the decrement
                 weights[f, k] -= g[k]
-        else:  # truncated gradient: soft-threshold by the coordinate's step
+        else:  # truncated gradient: soft-threshold by the row's step
             for k in range(outputs):
                 old = weights[f, k]
-                h = g2_weights[f, k] + g[k] * g[k]
-                g2_weights[f, k] = h
-                step = eta / math.sqrt(h)
                 new = old - g[k] * step
                 new = math.copysign(max(abs(new) - step * l1, 0.0), new)
                 weights[f, k] = new
