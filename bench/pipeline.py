@@ -245,7 +245,10 @@ class Server:
 
 @contextlib.contextmanager
 def running(server: Server) -> Iterator[Server]:
-    server.data_dir.mkdir(parents=True, exist_ok=True)
+    """The server started on an empty data folder (a kept --work folder holds an earlier run's
+    entities, which the Describe calls would also list), stopped at the end."""
+    shutil.rmtree(server.data_dir, ignore_errors=True)
+    server.data_dir.mkdir(parents=True)
     server.start()
     try:
         yield server

@@ -3,8 +3,8 @@
 
 Registers the labeled Kaggle-format train file as two datasources (sequential 0-70 % for
 training, 70-100 % for evaluation, both with statistics) and the unlabeled test file as a batch
-datasource with its own schema, creates a MULTICLASS model and its evaluation at once, and,
-once the evaluation is COMPLETED, a batch prediction of the test file. It polls with backoff,
+datasource with its own schema, and creates a MULTICLASS model, its evaluation and a batch
+prediction of the test file, all at once: the service chains the jobs. It polls with backoff,
 then prints the macro F1 against the baseline, the confusion matrix and the first predictions.
 
 Works against OpenAML (`--endpoint-url http://127.0.0.1:8080`) or any service implementing the
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     run = f"mnist-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     ids = {name: f"{run}-{name}" for name in ("ds-train", "ds-eval", "ds-batch", "model",
                                               "evaluation", "batch")}
-    print(f"run {run}: creating datasources, model and evaluation")
+    print(f"run {run}: creating datasources, model, evaluation and batch prediction")
     started = time.monotonic()
     for name, begin, end in (("ds-train", 0, 70), ("ds-eval", 70, 100)):
         ml.create_data_source_from_s3(
@@ -85,22 +85,20 @@ def main(argv: list[str] | None = None) -> int:
                     "sgd.l2RegularizationAmount": "1e-5", "sgd.shuffleType": "auto"})
     ml.create_evaluation(EvaluationId=ids["evaluation"], EvaluationName="MNIST evaluation",
                          MLModelId=ids["model"], EvaluationDataSourceId=ids["ds-eval"])
-
-    watcher = Watcher(ml, args.timeout)
-    evaluation = watcher.wait(
-        {"ds-train": ids["ds-train"], "ds-eval": ids["ds-eval"], "ds-batch": ids["ds-batch"],
-         "model": ids["model"], "evaluation": ids["evaluation"]}, until="evaluation")
-    if evaluation["Status"] != "COMPLETED":
-        print(f"evaluation {evaluation['Status']}: {evaluation.get('Message')}", file=sys.stderr)
-        return 1
     ml.create_batch_prediction(
         BatchPredictionId=ids["batch"], BatchPredictionName="MNIST test predictions",
         MLModelId=ids["model"], BatchPredictionDataSourceId=ids["ds-batch"],
         OutputUri=args.output_uri)
-    batch = watcher.wait({"batch": ids["batch"]}, until="batch")
-    if batch["Status"] != "COMPLETED":
-        print(f"batch prediction {batch['Status']}: {batch.get('Message')}", file=sys.stderr)
-        return 1
+
+    watcher = Watcher(ml, args.timeout)
+    final = watcher.wait({name: ids[name] for name in ("ds-train", "ds-eval", "ds-batch", "model",
+                                                       "evaluation", "batch")},
+                         until=("evaluation", "batch"))
+    for name, state in final.items():
+        if state["Status"] != "COMPLETED":
+            print(f"{name} {state['Status']}: {state.get('Message')}", file=sys.stderr)
+            return 1
+    evaluation, batch = final["evaluation"], final["batch"]
     elapsed = time.monotonic() - started
     print(f"all jobs done in {elapsed:.1f} s")
     report_evaluation(args.endpoint_url, evaluation)
@@ -123,7 +121,8 @@ class Watcher:
             return self.ml.get_evaluation(EvaluationId=entity_id)
         return self.ml.get_batch_prediction(BatchPredictionId=entity_id)
 
-    def wait(self, entities: dict[str, str], until: str) -> dict[str, Any]:
+    def wait(self, entities: dict[str, str], until: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Poll `entities` until every one named in `until` has ended; returns their states."""
         delay = 0.1
         while True:
             states = {name: self.get(name, entity_id) for name, entity_id in entities.items()}
@@ -136,12 +135,11 @@ class Watcher:
                 if self.seen.get(name) != line:
                     self.seen[name] = line
                     print(f"  {name:<11} {line}", flush=True)
-            final = states[until]
-            failed = [n for n, s in states.items() if s["Status"] == "FAILED"]
-            if final["Status"] not in ACTIVE or (failed and until in failed):
+            final = {name: states[name] for name in until}
+            if all(state["Status"] not in ACTIVE for state in final.values()):
                 return final
             if time.monotonic() > self.deadline:
-                raise TimeoutError(f"{until} still {final['Status']}")
+                raise TimeoutError(f"still waiting: {', '.join(until)}")
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
