@@ -20,7 +20,7 @@ from openaml import __version__
 from openaml.console import build_console
 from openaml.errors import ServiceError
 from openaml.jobs.engine import JobEngine
-from openaml.jobs.memory import training_budget
+from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
@@ -176,6 +176,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         stop_sync = threading.Event()
         if run_jobs:
+            prefer_small_pages()
             threading.Thread(target=warm_up, args=(warm,), name="openaml-warm-up", daemon=True).start()
             engine.start()
             for record in store.select_endpoints():

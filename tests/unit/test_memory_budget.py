@@ -1,13 +1,15 @@
 """The training memory budget follows the process's limits; a tiny budget re-reads the data
-instead of keeping it, and trains the same model."""
+instead of keeping it, and trains the same model. The job process asks for small pages."""
 
+import importlib
 import resource
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from openaml.jobs.memory import MAX_BUDGET, MIN_BUDGET, memory_limit, training_budget
+from openaml.jobs.memory import MAX_BUDGET, MIN_BUDGET, memory_limit, prefer_small_pages, training_budget
 from openaml.ml import parse_parameters, train_model
 from tests.unit.ml.conftest import make_batch, make_schema
 
@@ -50,3 +52,26 @@ def test_tiny_budget_rereads_and_trains_the_same_model() -> None:
     assert kept_reads == 1  # fitting and every pass from memory
     assert len(reads) - kept_reads == 1 + 4  # fitting, then one read per pass
     assert np.array_equal(kept.weights, reread.weights) and np.array_equal(kept.bias, reread.bias)
+
+
+def _hugepage_switch():
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            return importlib.import_module(module)._set_madvise_hugepage
+        except (ImportError, AttributeError):
+            continue
+    pytest.skip("this NumPy has no huge page switch")
+
+
+def test_job_process_prefers_small_pages_unless_told(monkeypatch):
+    switch = _hugepage_switch()
+    before = switch(True)
+    try:
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+        prefer_small_pages()
+        assert switch(True) is True  # the variable wins: left on
+        monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
+        prefer_small_pages()
+        assert switch(True) is False
+    finally:
+        switch(before)

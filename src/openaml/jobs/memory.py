@@ -1,12 +1,15 @@
-"""How much memory this process may use, from its limits: the budget of training jobs."""
+"""How much memory this process may use, from its limits: the budget of training jobs; and
+how the job process asks for pages."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import resource
 from pathlib import Path
 
 MIN_BUDGET, MAX_BUDGET = 64 << 20, 8 << 30
+HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
 
 
 def memory_limit() -> int:
@@ -51,3 +54,20 @@ def training_budget(workers: int, limit: int | None = None) -> int:
     [64 MiB, 8 GiB]."""
     limit = memory_limit() if limit is None else limit
     return max(MIN_BUDGET, min(MAX_BUDGET, limit // (2 * max(1, workers))))
+
+
+def prefer_small_pages() -> None:
+    """Stop NumPy from asking for transparent huge pages for its large arrays, unless
+    NUMPY_MADVISE_HUGEPAGE says otherwise. The large arrays of a job (features, transposed
+    minibatches) are fresh memory, and on the virtual machines measured a first touch of 2 MiB
+    pages cost several times more than of 4 KiB pages (132 MB: 0.28 s against 0.075 s).
+    Fashion-MNIST training took about 0.8 s less; its SGD passes were no slower."""
+    if HUGEPAGE_VARIABLE in os.environ:
+        return
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # NumPy 2, NumPy 1
+        try:
+            switch = importlib.import_module(module)._set_madvise_hugepage
+        except (ImportError, AttributeError):
+            continue
+        switch(False)
+        return

@@ -87,3 +87,34 @@ def test_complete_rows_and_chunked_transform(monkeypatch):
     monkeypatch.setattr("openaml.ml.features.pipeline.ROW_CHUNK", 2)
     assert np.allclose(p.transform(batch).toarray(), expected)
     assert np.allclose(np.vstack([x.toarray() for x in p.transform_chunks(batch)]), expected)
+
+
+def test_dictionary_columns_fit_and_transform_like_plain_strings():
+    """Dictionary-encoded columns are coded together per batch: the vocabularies and features
+    equal those of the same values as plain strings, with dictionaries that differ per batch,
+    hold values no row uses (a split keeps the whole dictionary), nulls and unseen values."""
+    schema = make_schema([("p", "CATEGORICAL"), ("q", "CATEGORICAL"), ("y", "CATEGORICAL")],
+                         targetAttributeName="y")
+    recipe = parse_recipe('{"outputs": ["ALL_CATEGORICAL", "cartesian(p, q)"]}', schema)
+    rows = [{"p": ["0", "7", None, "0"], "q": ["7", "x", "x", None], "y": ["a", "b", "a", "b"]},
+            {"p": ["9", "0", "é", "0"], "q": ["0", "0", "y", "7"], "y": ["b", "b", "a", "a"]}]
+
+    def encoded(columns: dict[str, list[str | None]]) -> pa.RecordBatch:
+        arrays = {}
+        for name, values in columns.items():
+            extra = pa.array(values + ["never used"]).dictionary_encode()  # unused entry
+            arrays[name] = extra.slice(0, len(values))
+        return pa.record_batch(arrays)
+
+    plain = [make_batch(r) for r in rows]
+    coded = [encoded(r) for r in rows]
+    assert all(pa.types.is_dictionary(b.column(0).type) for b in coded)
+    from_plain = fit_pipeline(recipe.outputs, schema, lambda: iter(plain))
+    from_coded = fit_pipeline(recipe.outputs, schema, lambda: iter(coded))
+    assert from_coded.feature_names() == from_plain.feature_names()
+    assert "p=never used" not in from_coded.feature_names()
+    assert from_coded.feature_names()[:4] == ["p=0", "p=7", "p=9", "p=é"]
+    unseen = {"p": ["5", "é", None], "q": ["x", "never used", "0"], "y": ["a"] * 3}
+    for batch_plain, batch_coded in zip([*plain, make_batch(unseen)], [*coded, encoded(unseen)]):
+        assert (from_plain.transform(batch_plain).toarray()
+                == from_coded.transform(batch_coded).toarray()).all()

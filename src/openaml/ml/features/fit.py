@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.values import Columns, evaluate, normalize, quantile_boundaries
@@ -59,7 +60,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
                      and not (isinstance(s, Op) and s.function == "quantile_bin")]
     early = [i for i in vocab_sources if not contains(sources[i], "quantile_bin")]
     late = [i for i in vocab_sources if i not in early]
-    uniques: dict[int, list[pa.Array]] = {}
+    vocabularies = _Vocabularies()
 
     for batch in batches():
         if observe is not None:
@@ -70,7 +71,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
             moments[name].add(values)
             if name in raw:
                 raw[name].append(values[~np.isnan(values)])
-        _collect(early, sources, columns, {}, uniques)
+        vocabularies.collect(early, sources, columns, {})
 
     params: dict[str, Any] = {}
     stats = {name: (m.mean, m.std) for name, m in moments.items()}
@@ -80,17 +81,17 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
             _fit_node(node, stats, values_of, params)
     if late:
         for batch in batches():
-            _collect(late, sources, Columns(batch, schema), params, uniques)
+            vocabularies.collect(late, sources, Columns(batch, schema), params)
 
     vocabs: list[pa.Array | None] = []
     scales: list[tuple[float, float] | None] = []
+    found = vocabularies.sorted()
     for i, source in enumerate(sources):
         scales.append(_numeric_stats(source, stats) if source.kind == NUMERIC else None)
         if source.kind in (NUMERIC, BINARY):
             vocabs.append(None)
-        elif i in uniques:
-            found = _merged(uniques[i])
-            vocabs.append(found.take(pc.sort_indices(found)))
+        elif i in found:
+            vocabs.append(found[i])
         elif isinstance(source, Op) and source.function == "quantile_bin":
             count = len(params[source.canonical]["boundaries"]) + 1
             vocabs.append(pa.array([str(k) for k in range(count)], pa.string()))
@@ -102,23 +103,70 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
 MERGE_EVERY = 16  # batches' distinct values held per source before they are merged
 
 
-def _collect(indices: list[int], sources: tuple[Node, ...], columns: Columns,
-             params: dict[str, Any], uniques: dict[int, list[pa.Array]]) -> None:
-    for i in indices:
-        value = evaluate(sources[i], columns, params)
-        found = uniques.setdefault(i, [])
-        found.append(_distinct(value.values if isinstance(value, TokenList) else value))
-        if len(found) > MERGE_EVERY:
-            found[:] = [_merged(found)]
+class _Vocabularies:
+    """The distinct values of each vocabulary source, gathered batch by batch. The dictionaries
+    of a batch's dictionary-encoded columns are coded together (features/codes.py) and their
+    (source, code) pairs kept; other values are kept as arrays of distinct values. Both are
+    merged every MERGE_EVERY batches."""
+
+    def __init__(self) -> None:
+        self.codes = ValueCodes()
+        self.pairs: list[np.ndarray] = []
+        self.arrays: dict[int, list[pa.Array]] = {}
+
+    def collect(self, indices: list[int], sources: tuple[Node, ...], columns: Columns,
+                params: dict[str, Any]) -> None:
+        coded: list[tuple[int, pa.DictionaryArray]] = []
+        for i in indices:
+            value = evaluate(sources[i], columns, params)
+            values = value.values if isinstance(value, TokenList) else value
+            if pa.types.is_dictionary(values.type):
+                coded.append((i, values))
+                continue
+            found = self.arrays.setdefault(i, [])
+            found.append(_distinct(values))
+            if len(found) > MERGE_EVERY:
+                found[:] = [_merged(found)]
+        if not coded:
+            return
+        dictionaries = [values.dictionary for _, values in coded]
+        used = np.concatenate([_used_entries(values) for _, values in coded])
+        sources_of = np.repeat(np.array([i for i, _ in coded]), [len(d) for d in dictionaries])
+        codes = self.codes.codes(concatenated(dictionaries), grow=True)
+        self.pairs.append(keys(sources_of, codes)[used & (codes >= 0)])
+        if len(self.pairs) > MERGE_EVERY:
+            self.pairs = [_unique(np.concatenate(self.pairs))]
+
+    def sorted(self) -> dict[int, pa.Array]:
+        """Each source's distinct values, sorted by code point."""
+        pairs = _unique(np.concatenate(self.pairs)) if self.pairs else np.zeros(0, np.int64)
+        sources_of, codes = pairs >> SOURCE_SHIFT, pairs & ((1 << SOURCE_SHIFT) - 1)
+        strings = pa.array(self.codes.values, pa.string())
+        result = {}
+        for i in sorted(set(self.arrays) | set(sources_of.tolist())):
+            start, end = np.searchsorted(sources_of, [i, i + 1])
+            parts = self.arrays.get(i, []) + [strings.take(pa.array(codes[start:end]))]
+            found = _merged(parts)
+            result[i] = found.take(pc.sort_indices(found))
+        return result
+
+
+def _unique(keys: np.ndarray) -> np.ndarray:
+    """The distinct keys, sorted (np.unique hashes first: several times slower on these)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+
+
+def _used_entries(values: pa.DictionaryArray) -> np.ndarray:
+    """Whether each dictionary entry is used by a row (a split or a filter keeps the whole
+    dictionary)."""
+    indices = values.indices if values.null_count == 0 else values.indices.drop_null()
+    return np.bincount(indices.to_numpy(), minlength=len(values.dictionary)) > 0
 
 
 def _distinct(values: pa.Array) -> pa.Array:
     """The batch's values, each at least once (duplicates go at the merge), as strings."""
-    if pa.types.is_dictionary(values.type):
-        indices = values.indices if values.null_count == 0 else values.indices.drop_null()
-        values = values.dictionary.take(pc.unique(indices))
-    else:
-        values = pc.unique(values)
+    values = pc.unique(values)
     return values if values.type == pa.string() else values.cast(pa.string())
 
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 from numba import njit
 
+from openaml.ml.features.codes import FeatureTable, concatenated
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.values import Columns, evaluate
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, node_from_json, node_to_json
@@ -37,6 +38,7 @@ class FeaturePipeline:
     scales: list[tuple[float, float] | None]  # (mean, std) of NUMERIC sources
     vocabs: list[pa.Array | None]
     offsets: np.ndarray = field(init=False)
+    _table: FeatureTable | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sizes = [1 if v is None else len(v) for v in self.vocabs]
@@ -77,8 +79,9 @@ class FeaturePipeline:
         values None when every value is 1 (indicator features only)."""
         columns = Columns(batch, self.schema)
         n = batch.num_rows
-        dense_ids: list[np.ndarray] = []
+        dense_ids: list[Any] = []  # per source: ids, or (id per dictionary entry, entry per row)
         dense_vals: list[np.ndarray | None] = []  # None: indicator features (value 1)
+        coded: list[tuple[int, int, pa.DictionaryArray]] = []  # (dense column, source, values)
         token_rows: list[np.ndarray] = []
         token_ids: list[np.ndarray] = []
         for i, source in enumerate(self.sources):
@@ -95,12 +98,16 @@ class FeaturePipeline:
                 token_rows.append(value.rows[found])
                 token_ids.append(ids[found])
             elif pa.types.is_dictionary(value.type):
-                # gathered straight into the id matrix by _dense_part: no per-row temporary
-                dense_ids.append(_entry_ids(value, vocab, offset))
+                # every dictionary of the batch is looked up at once, below; rows are gathered
+                # straight into the id matrix by _dense_part: no per-row temporary
+                coded.append((len(dense_ids), i, value))
+                dense_ids.append(None)
                 dense_vals.append(None)
             else:
                 dense_ids.append(_lookup(value, vocab, offset))
                 dense_vals.append(None)
+        for j, per_entry, entries in self._entry_ids(coded):
+            dense_ids[j] = (per_entry, entries)
         indptr, indices, values = _dense_part(dense_ids, dense_vals, n)
         if not token_rows:
             return indptr, indices, values
@@ -108,6 +115,27 @@ class FeaturePipeline:
         matrix = sp.csr_matrix((data, indices, indptr), shape=(n, self.n_features))
         matrix = (matrix + _token_part(token_rows, token_ids, n, self.n_features)).tocsr()
         return matrix.indptr, matrix.indices, matrix.data if values is not None else None
+
+    def _entry_ids(self, coded: list[tuple[int, int, pa.DictionaryArray]]
+                   ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """For each (dense column, source, dictionary array): the column, the feature id of
+        each dictionary entry (-1: none) and the entry of each row (a missing value points at
+        an extra last entry, -1)."""
+        if not coded:
+            return
+        if self._table is None:
+            self._table = FeatureTable([(i, v, int(self.offsets[i])) for i, v in enumerate(self.vocabs)
+                                        if v is not None])
+        sizes = np.array([len(values.dictionary) for _, _, values in coded])
+        sources = np.repeat(np.array([i for _, i, _ in coded]), sizes)
+        ids = self._table.lookup(sources, concatenated([values.dictionary for _, _, values in coded]))
+        for (j, _, values), end, size in zip(coded, np.cumsum(sizes), sizes):
+            per_entry = ids[end - size:end]
+            entries = values.indices
+            if entries.null_count:
+                per_entry = np.append(per_entry, -1)
+                entries = pc.fill_null(entries, size)
+            yield j, per_entry, entries.to_numpy().astype(np.int32, copy=False)
 
     def select(self, keep: np.ndarray) -> FeaturePipeline:
         """A pipeline producing only the features where `keep` (over n_features) is true."""
@@ -143,24 +171,12 @@ class FeaturePipeline:
 
 def _lookup(values: pa.Array, vocab: pa.Array, offset: int = 0) -> np.ndarray:
     """offset + the position of each value in the vocabulary, -1 when absent or missing."""
-    if pa.types.is_dictionary(values.type):
-        per_entry, entries = _entry_ids(values, vocab, offset)
-        return per_entry[entries]
     found = pc.index_in(values, value_set=vocab)
     if found.null_count:
         found = pc.fill_null(found, -1)
     positions = found.to_numpy(zero_copy_only=False)
     return np.where(positions >= 0, positions.astype(np.int64) + offset, -1)
 
-
-def _entry_ids(values: pa.DictionaryArray, vocab: pa.Array, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """_lookup of a dictionary array as (id per dictionary entry, entry of each row); a missing
-    value points at an extra last entry, -1."""
-    per_entry = np.append(_lookup(values.dictionary, vocab, offset), -1)
-    entries = values.indices
-    if entries.null_count:
-        entries = pc.fill_null(entries, len(per_entry) - 1)
-    return per_entry, entries.to_numpy().astype(np.int32, copy=False)
 
 def _scalar_feature(kind: str, value: np.ndarray, offset: int,
                     scale: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
