@@ -122,11 +122,15 @@ class Watcher:
         return self.ml.get_batch_prediction(BatchPredictionId=entity_id)
 
     def wait(self, entities: dict[str, str], until: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-        """Poll `entities` until every one named in `until` has ended; returns their states."""
+        """Poll `entities` until every one named in `until` has ended; returns their states.
+        An entity that has ended is not asked again."""
         delay = 0.1
+        states: dict[str, dict[str, Any]] = {}
         while True:
-            states = {name: self.get(name, entity_id) for name, entity_id in entities.items()}
-            for name, state in states.items():
+            for name, entity_id in entities.items():
+                if name in states and states[name]["Status"] not in ACTIVE:
+                    continue
+                state = states[name] = self.get(name, entity_id)
                 line = state["Status"]
                 if name == "model" and state["Status"] == "INPROGRESS":
                     line += training_pass(state.get("LogUri"))

@@ -12,7 +12,8 @@ Blocks without quotes or white space (`plain`) are parsed by Arrow's CSV reader 
 integer columns parsed as integers. Reading, decompressing and Arrow's parse of the next block
 run in a thread while the current one is encoded, counted and written, so both cores work.
 Each block becomes one record batch. A sequential split that is not "everything" needs
-the record count N first, so it costs one extra pass that only counts lines. Several
+the record count N before its first block is selected, so it costs one extra pass that only
+counts lines, run while the first block is read and parsed. Several
 datasources of the same data and schema (a training and an evaluation split) can be written
 from one read (`ingest_many`): parsing is shared, selection, counts and statistics are not.
 
@@ -114,13 +115,15 @@ def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence
     if not objects:
         raise DataError("The data location has no readable file")
     needs_count = any(t.rearrangement.needs_count for t in targets)
-    total = _count_records(objects, schema) if needs_count else None
     reader = _Reader(schema)
     jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
-    with ExitStack() as stack:
+    with ExitStack() as stack, ThreadPoolExecutor(1, thread_name_prefix="openaml-count") as counting:
+        # the record count runs while the first block is read and parsed
+        counted = counting.submit(_count_records, objects, schema) if needs_count else None
         writers = [stack.enter_context(open_writer(t.sink, materialized_schema(schema))) for t in targets]
         for file_index, obj in enumerate(objects):
             for first, block, parsed, fields in reader.read_file(obj):
+                total = counted.result() if counted is not None else None
                 for job, target, writer in zip(jobs, targets, writers):
                     batch = job.take(file_index, obj.key, first, block, parsed, fields,
                                      target.rearrangement, total)
