@@ -16,10 +16,10 @@ from typing import IO
 import pyarrow as pa
 
 from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
-from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
+from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangement, read_materialized
 from openaml.ml.prediction import batch_predict
 from openaml.ml.recipes import default_recipe
-from openaml.ml.schema import parse_schema
+from openaml.ml.schema import Schema, parse_schema
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,13 @@ def warm_up(done: threading.Event | None = None) -> None:
     """Ingest, train, evaluate and predict a tiny BINARY data set, then set `done`; failures
     are only logged."""
     try:
-        rows = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4} more,{int(i > 10)}\n" for i in range(24))
-        data = ("n,c,b,t,y\n" + rows).encode()
         schema = parse_schema(SCHEMA)
-        source = DataObject(uri="s3://warmup/data.csv", key="data.csv", size=len(data),
-                            open=lambda: io.BytesIO(data))
-        sink = io.BytesIO()
-        report = ingest([source], schema, parse_rearrangement(None), True, sink)
-        stored = sink.getvalue()
+        # Arrow's fast path (no spaces or quotes: integer columns) with a sequential split,
+        # then the general one, whose copy the other jobs read
+        plain = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4},{int(i > 10)}\n" for i in range(24))
+        _ingest(schema, plain, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}')
+        mixed = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4} more,{int(i > 10)}\n" for i in range(24))
+        report, stored = _ingest(schema, mixed, None)
 
         def batches() -> Iterator[pa.RecordBatch]:
             return read_materialized(io.BytesIO(stored))
@@ -62,3 +61,13 @@ def warm_up(done: threading.Event | None = None) -> None:
     finally:
         if done is not None:
             done.set()
+
+
+def _ingest(schema: Schema, rows: str, rearrangement: str | None) -> tuple[IngestReport, bytes]:
+    """Ingest CSV `rows` (after a header) with statistics; the report and the stored copy."""
+    data = ("n,c,b,t,y\n" + rows).encode()
+    source = DataObject(uri="s3://warmup/data.csv", key="data.csv", size=len(data),
+                        open=lambda: io.BytesIO(data))
+    sink = io.BytesIO()
+    report = ingest([source], schema, parse_rearrangement(rearrangement), True, sink)
+    return report, sink.getvalue()

@@ -31,6 +31,7 @@ def _rounded(doc):
 def _random_lines(rows: int, seed: int) -> list[list[str]]:
     rng = np.random.default_rng(seed)
     small = rng.integers(-300, 300, rows).astype(str)
+    small[[3, 5]] = ["32767", "-32767"]                          # the ends of int16
     large = rng.integers(0, 10**6, rows).astype(str)            # beyond int16: strings
     words = np.array(["a", "bb", "c1", "7x"])[rng.integers(0, 4, rows)]
     floats = rng.normal(size=rows).round(2).astype(str)

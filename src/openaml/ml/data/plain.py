@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as csv
+from numba import njit
 
 from openaml.ml.data.fields import COMMA
 from openaml.ml.data.lines import LineBlock
@@ -142,29 +143,52 @@ def _encode_integers(columns: list[pa.ChunkedArray]) -> tuple[list[pa.Dictionary
 
 def _encode_group(columns: list[pa.ChunkedArray]) -> tuple[list[pa.DictionaryArray],
                                                            list[npt.NDArray[np.int64]], int]:
-    """One bincount over (column, value) keys gives every column's distinct values
-    (ascending) and their counts; a cumulative sum of "present" maps values to codes."""
+    """Every column's distinct values (ascending), their counts and each row's code, by one
+    compiled sweep over the group's values (_encode_matrix)."""
     bounds = np.cumsum([0] + [len(chunk) for chunk in columns[0].chunks])
-    keys = np.empty((len(columns), bounds[-1]), dtype=np.intp)   # intp: what bincount and
-    for c, column in enumerate(columns):                          # indexing work with
+    values = np.empty((len(columns), bounds[-1]), dtype=np.int16)
+    for c, column in enumerate(columns):
         for k, chunk in enumerate(column.chunks):
-            keys[c, bounds[k]:bounds[k + 1]] = chunk.to_numpy()
-    low = int(keys.min())
-    span = int(keys.max()) - low + 1
-    keys += (np.arange(len(columns), dtype=np.intp) * span - low)[:, None]
-    counts = np.bincount(keys.ravel(), minlength=len(columns) * span).reshape(len(columns), span)
-    present = counts > 0
-    codes = (np.cumsum(present, axis=1, dtype=np.int32) - 1).ravel()
-    indices = codes[keys]
-    value = np.nonzero(present)[1]
-    strings = pc.cast(pa.array(value + low, type=pa.int32()), pa.string())
-    distinct = counts[present]
-    canonical = int(np.dot(distinct, pc.binary_length(strings).to_numpy()))
-    ends = np.concatenate(([0], np.cumsum(present.sum(axis=1))))
+            values[c, bounds[k]:bounds[k + 1]] = chunk.to_numpy()
+    indices, distinct, counts, ends = _encode_matrix(values)
+    strings = pc.cast(pa.array(distinct), pa.string())
+    canonical = int(np.dot(counts, pc.binary_length(strings).to_numpy()))
     return ([pa.DictionaryArray.from_arrays(indices[c], strings.slice(ends[c], ends[c + 1] - ends[c]),
                                             safe=False)      # codes are in range by construction
              for c in range(len(columns))],
-            [distinct[ends[c]:ends[c + 1]] for c in range(len(columns))], canonical)
+            [counts[ends[c]:ends[c + 1]] for c in range(len(columns))], canonical)
+
+
+@njit(cache=True, nogil=True)
+def _encode_matrix(values: npt.NDArray[np.int16]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32],
+                                                             npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Dictionary encoding of each row of `values` (columns × records): the code of every
+    value (int32), then for all columns end to end their distinct values in ascending order
+    and their counts, and where each column's part ends."""
+    n_columns, n = values.shape
+    count = np.zeros(1 << 16, np.int64)
+    code = np.zeros(1 << 16, np.int32)
+    indices = np.empty((n_columns, n), np.int32)
+    distinct = np.empty(n_columns * min(n, 1 << 16), np.int32)
+    counts = np.empty(len(distinct), np.int64)
+    ends = np.zeros(n_columns + 1, np.int64)
+    total = 0
+    for c in range(n_columns):
+        low, high = 1 << 16, -1
+        for i in range(n):
+            v = values[c, i] + 32768
+            count[v] += 1
+            low, high = min(low, v), max(high, v)
+        for v in range(low, high + 1):
+            if count[v] > 0:
+                code[v] = total - ends[c]
+                distinct[total], counts[total] = v - 32768, count[v]
+                count[v] = 0
+                total += 1
+        ends[c + 1] = total
+        for i in range(n):
+            indices[c, i] = code[values[c, i] + 32768]
+    return indices, distinct[:total], counts[:total], ends
 
 
 def _read(text: npt.NDArray[np.uint8], names: Sequence[str],
