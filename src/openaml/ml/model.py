@@ -24,6 +24,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from openaml.ml.features.pipeline import FeaturePipeline
+from openaml.ml.linear import linear_scores
 from openaml.ml.schema import Schema, parse_schema
 
 FORMAT = "openaml-model"
@@ -56,7 +57,10 @@ class Model:
 
     def scores(self, x: sp.csr_matrix) -> np.ndarray:
         """MULTICLASS: probabilities (rows, classes); BINARY: P(1) (rows,); REGRESSION: values."""
-        z = x @ self.weights + self.bias
+        return self.link(x @ self.weights + self.bias)
+
+    def link(self, z: np.ndarray) -> np.ndarray:
+        """Scores from linear scores z (rows, outputs), as `scores` returns them."""
         if self.model_type == "MULTICLASS":
             return softmax(z)
         if self.model_type == "BINARY":
@@ -66,8 +70,9 @@ class Model:
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
         """Scores of every row of a raw-string batch (no rejected-row filtering)."""
-        parts = [self.scores(x) for x in self.pipeline.transform_chunks(batch)]
-        return np.concatenate(parts) if parts else self.scores(self.pipeline.transform(batch))
+        return self.link(np.concatenate(
+            [linear_scores(rows, self.weights, self.bias) for rows in self.pipeline.row_chunks(batch)]
+            or [np.zeros((0, len(self.bias)))]))
 
     def score_table(self, table: pa.Table) -> np.ndarray:
         """Offline scoring of a pyarrow table of raw strings named like the schema attributes."""

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features import tokens as tk
@@ -86,7 +87,9 @@ def test_complete_rows_and_chunked_transform(monkeypatch):
     assert np.allclose(p.transform(batch).toarray(), expected)
     monkeypatch.setattr("openaml.ml.features.pipeline.ROW_CHUNK", 2)
     assert np.allclose(p.transform(batch).toarray(), expected)
-    assert np.allclose(np.vstack([x.toarray() for x in p.transform_chunks(batch)]), expected)
+    chunks = [sp.csr_matrix((np.ones(len(i)) if v is None else v, i, ptr), shape=(len(ptr) - 1, 4)).toarray()
+              for ptr, i, v in p.row_chunks(batch)]
+    assert len(chunks) == 3 and np.allclose(np.vstack(chunks), expected)
 
 
 def test_dictionary_columns_fit_and_transform_like_plain_strings():

@@ -69,10 +69,10 @@ class FeaturePipeline:
         data = np.ones(len(indices)) if values is None else values
         return sp.csr_matrix((data, indices, indptr), shape=(batch.num_rows, self.n_features))
 
-    def transform_chunks(self, batch: pa.RecordBatch) -> Iterator[sp.csr_matrix]:
-        """transform() of successive ROW_CHUNK-row slices, for consumers that need no stacking."""
+    def row_chunks(self, batch: pa.RecordBatch) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """rows() of successive ROW_CHUNK-row slices, for consumers that need no stacking."""
         for start in range(0, batch.num_rows, ROW_CHUNK):
-            yield self.transform(batch.slice(start, ROW_CHUNK))
+            yield self.rows(batch.slice(start, ROW_CHUNK))
 
     def rows(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Features of every row of the batch as CSR arrays (indptr, indices, values), with
