@@ -104,3 +104,19 @@ def test_read_materialized_batches_columns_and_parquet(tmp_path):
     pq.write_table(table, legacy)
     again = pa.Table.from_batches(list(read_materialized(str(legacy), batch_size=3)))
     assert again.column("a").to_pylist() == table.column("a").to_pylist()
+
+
+def test_integer_encoding_counts_hold_no_oversized_buffer():
+    """The statistics keep each column's counts for a while: they must not pin a buffer sized
+    for the worst case (columns × rows) instead of the distinct values found."""
+    from openaml.ml.data.plain import _encode_group
+
+    rows = 5000
+    columns = [pa.chunked_array([np.arange(rows, dtype=np.int16) % 7, np.zeros(10, np.int16)])
+               for _ in range(8)]
+    encoded, counts, _ = _encode_group(columns)
+    assert encoded[3].dictionary.to_pylist() == [str(v) for v in range(7)]
+    assert counts[3].tolist() == [715 + 10, 715, 714, 714, 714, 714, 714]
+    for count in counts:
+        held = count.base if count.base is not None else count
+        assert held.nbytes <= 8 * 7 * len(columns)

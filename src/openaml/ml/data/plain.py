@@ -188,7 +188,8 @@ def _encode_matrix(values: npt.NDArray[np.int16]) -> tuple[npt.NDArray[np.int32]
         ends[c + 1] = total
         for i in range(n):
             indices[c, i] = code[values[c, i] + 32768]
-    return indices, distinct[:total], counts[:total], ends
+    # copies: the statistics keep the counts, which must not hold the whole bound-sized buffer
+    return indices, distinct[:total].copy(), counts[:total].copy(), ends
 
 
 def _read(text: npt.NDArray[np.uint8], names: Sequence[str],
