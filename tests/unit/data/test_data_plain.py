@@ -106,17 +106,16 @@ def test_read_materialized_batches_columns_and_parquet(tmp_path):
     assert again.column("a").to_pylist() == table.column("a").to_pylist()
 
 
-def test_integer_encoding_counts_hold_no_oversized_buffer():
-    """The statistics keep each column's counts for a while: they must not pin a buffer sized
-    for the worst case (columns × rows) instead of the distinct values found."""
+def test_integer_encoding_of_chunked_columns():
+    """Columns in several chunks get ascending dictionaries and counts of all their chunks."""
     from openaml.ml.data.plain import _encode_group
 
     rows = 5000
-    columns = [pa.chunked_array([np.arange(rows, dtype=np.int16) % 7, np.zeros(10, np.int16)])
-               for _ in range(8)]
-    encoded, counts, _ = _encode_group(columns)
-    assert encoded[3].dictionary.to_pylist() == [str(v) for v in range(7)]
-    assert counts[3].tolist() == [715 + 10, 715, 714, 714, 714, 714, 714]
-    for count in counts:
-        held = count.base if count.base is not None else count
-        assert held.nbytes <= 8 * 7 * len(columns)
+    columns = [pa.chunked_array([(np.arange(rows, dtype=np.int16) % 7) - c, np.zeros(10, np.int16)])
+               for c in range(8)]
+    encoded, counts, canonical = _encode_group(columns)
+    assert encoded[0].dictionary.to_pylist() == [str(v) for v in range(7)]
+    assert counts[0].tolist() == [715 + 10, 715, 714, 714, 714, 714, 714]
+    assert encoded[3].dictionary.to_pylist() == [str(v) for v in range(-3, 4)]
+    assert encoded[3].indices.to_pylist()[:4] == [0, 1, 2, 3] and encoded[3][-1].as_py() == "0"
+    assert canonical == sum(len(str(v)) for c in range(8) for v in [*((np.arange(rows) % 7) - c), *[0] * 10])
