@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +44,6 @@ def capped_run(train: Path, work: Path, cap_mib: int, file_mib: int, passes: int
                timeout: float = 3600) -> dict[str, Any]:
     """Seconds per job, status and the server's peak RSS for a `file_mib` file under `cap_mib`."""
     big = repeat_rows(train, work / "big-train.csv", file_mib)
-    shutil.rmtree(work / "capped-server", ignore_errors=True)  # a fresh data dir: ids are fixed
     train_schema, _ = schemas(train)
     with memory_cgroup(cap_mib << 20) as procs:
         server = Server(work / "capped-server", extra=["--workers", "1"], env=CAPPED_ENV,

@@ -91,14 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         OutputUri=args.output_uri)
 
     watcher = Watcher(ml, args.timeout)
-    final = watcher.wait({name: ids[name] for name in ("ds-train", "ds-eval", "ds-batch", "model",
-                                                       "evaluation", "batch")},
-                         until=("evaluation", "batch"))
-    for name, state in final.items():
-        if state["Status"] != "COMPLETED":
-            print(f"{name} {state['Status']}: {state.get('Message')}", file=sys.stderr)
-            return 1
-    evaluation, batch = final["evaluation"], final["batch"]
+    states = watcher.wait({name: ids[name] for name in ("ds-train", "ds-eval", "ds-batch", "model",
+                                                        "evaluation", "batch")},
+                          until=("evaluation", "batch"))
+    failed = {name: state for name, state in states.items() if state["Status"] != "COMPLETED"
+              and state["Status"] not in ACTIVE}
+    for name, state in failed.items():
+        print(f"{name} {state['Status']}: {state.get('Message')}", file=sys.stderr)
+    if failed:
+        return 1
+    evaluation, batch = states["evaluation"], states["batch"]
     elapsed = time.monotonic() - started
     print(f"all jobs done in {elapsed:.1f} s")
     report_evaluation(args.endpoint_url, evaluation)
@@ -122,8 +124,8 @@ class Watcher:
         return self.ml.get_batch_prediction(BatchPredictionId=entity_id)
 
     def wait(self, entities: dict[str, str], until: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-        """Poll `entities` until every one named in `until` has ended; returns their states.
-        An entity that has ended is not asked again."""
+        """Poll `entities` until every one named in `until` has ended, or one of them has
+        failed; returns the last state of each. An entity that has ended is not asked again."""
         delay = 0.1
         states: dict[str, dict[str, Any]] = {}
         while True:
@@ -139,9 +141,9 @@ class Watcher:
                 if self.seen.get(name) != line:
                     self.seen[name] = line
                     print(f"  {name:<11} {line}", flush=True)
-            final = {name: states[name] for name in until}
-            if all(state["Status"] not in ACTIVE for state in final.values()):
-                return final
+            if (all(states[name]["Status"] not in ACTIVE for name in until)
+                    or any(state["Status"] == "FAILED" for state in states.values())):
+                return states
             if time.monotonic() > self.deadline:
                 raise TimeoutError(f"still waiting: {', '.join(until)}")
             time.sleep(delay)

@@ -12,7 +12,9 @@ def linear_scores(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], weight
     None when every value is 1): no sparse matrix is built."""
     indptr, indices, values = rows
     out = np.empty((len(indptr) - 1, weights.shape[1]))
-    _scores(indptr, indices, np.zeros(0) if values is None else values, weights, bias, out)
+    # one compiled signature (the warm-up's), whichever path built the rows
+    _scores(indptr.astype(np.int64, copy=False), indices.astype(np.int32, copy=False),
+            np.zeros(0) if values is None else values.astype(np.float64, copy=False), weights, bias, out)
     return out
 
 

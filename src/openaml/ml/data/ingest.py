@@ -25,6 +25,7 @@ rejected records are counted over all records (the 10,000-rejection rule applies
 from __future__ import annotations
 
 import gzip
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -117,9 +118,11 @@ def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence
     needs_count = any(t.rearrangement.needs_count for t in targets)
     reader = _Reader(schema)
     jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
-    with ExitStack() as stack, ThreadPoolExecutor(1, thread_name_prefix="openaml-count") as counting:
+    read_ended = threading.Event()  # however the read ends, a count still running stops
+    with ThreadPoolExecutor(1, thread_name_prefix="openaml-count") as counting, ExitStack() as stack:
+        stack.callback(read_ended.set)
         # the record count runs while the first block is read and parsed
-        counted = counting.submit(_count_records, objects, schema) if needs_count else None
+        counted = counting.submit(_count_records, objects, schema, read_ended) if needs_count else None
         writers = [stack.enter_context(open_writer(t.sink, materialized_schema(schema))) for t in targets]
         for file_index, obj in enumerate(objects):
             for first, block, parsed, fields in reader.read_file(obj):
@@ -154,11 +157,15 @@ def _read_ahead(items: Iterator[T]) -> Iterator[T]:
             wait([upcoming])
 
 
-def _count_records(objects: Sequence[DataObject], schema: Schema) -> int:
+def _count_records(objects: Sequence[DataObject], schema: Schema, stop: threading.Event) -> int:
+    """The number of records of `objects` (or fewer, once `stop` is set: no longer needed)."""
     count = 0
     for obj in objects:
         with _open(obj) as stream:
-            count += sum(len(block) for block in _blocks(obj, stream, schema.header))
+            for block in _blocks(obj, stream, schema.header):
+                if stop.is_set():
+                    return count
+                count += len(block)
     return count
 
 

@@ -43,7 +43,8 @@ class ValueCodes:
 
 
 def keys(sources: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """The (source, code) pairs as sortable int64 keys."""
+    """The (source, code) pairs as sortable int64 keys. Distinct only for codes in
+    [0, 2**SOURCE_SHIFT): callers mask the -1 of nulls and unknown values."""
     return (sources.astype(np.int64) << SOURCE_SHIFT) | codes
 
 

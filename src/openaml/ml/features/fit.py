@@ -85,7 +85,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
 
     vocabs: list[pa.Array | None] = []
     scales: list[tuple[float, float] | None] = []
-    found = vocabularies.sorted()
+    found = vocabularies.by_source()
     for i, source in enumerate(sources):
         scales.append(_numeric_stats(source, stats) if source.kind == NUMERIC else None)
         if source.kind in (NUMERIC, BINARY):
@@ -100,7 +100,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
     return FeaturePipeline(schema, sources, params, scales, vocabs)
 
 
-MERGE_EVERY = 16  # batches' distinct values held per source before they are merged
+MERGE_EVERY = 16  # batches' distinct values held (per source, or coded pairs) before a merge
 
 
 class _Vocabularies:
@@ -137,7 +137,7 @@ class _Vocabularies:
         if len(self.pairs) > MERGE_EVERY:
             self.pairs = [_unique(np.concatenate(self.pairs))]
 
-    def sorted(self) -> dict[int, pa.Array]:
+    def by_source(self) -> dict[int, pa.Array]:
         """Each source's distinct values, sorted by code point."""
         pairs = _unique(np.concatenate(self.pairs)) if self.pairs else np.zeros(0, np.int64)
         sources_of, codes = pairs >> SOURCE_SHIFT, pairs & ((1 << SOURCE_SHIFT) - 1)
@@ -151,10 +151,11 @@ class _Vocabularies:
         return result
 
 
-def _unique(keys: np.ndarray) -> np.ndarray:
-    """The distinct keys, sorted (np.unique hashes first: several times slower on these)."""
-    keys = np.sort(keys)
-    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+def _unique(found: np.ndarray) -> np.ndarray:
+    """The distinct values of `found`, sorted (np.unique hashes first: several times slower
+    on these)."""
+    found = np.sort(found)
+    return found[np.concatenate(([True], found[1:] != found[:-1]))] if len(found) else found
 
 
 def _used_entries(values: pa.DictionaryArray) -> np.ndarray:

@@ -79,7 +79,8 @@ class FeaturePipeline:
         values None when every value is 1 (indicator features only)."""
         columns = Columns(batch, self.schema)
         n = batch.num_rows
-        dense_ids: list[Any] = []  # per source: ids, or (id per dictionary entry, entry per row)
+        # per source: ids, or (id per dictionary entry, entry per row); None until looked up
+        dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None] = []
         dense_vals: list[np.ndarray | None] = []  # None: indicator features (value 1)
         coded: list[tuple[int, int, pa.DictionaryArray]] = []  # (dense column, source, values)
         token_rows: list[np.ndarray] = []
@@ -97,7 +98,7 @@ class FeaturePipeline:
                 found = ids >= 0
                 token_rows.append(value.rows[found])
                 token_ids.append(ids[found])
-            elif pa.types.is_dictionary(value.type):
+            elif pa.types.is_dictionary(value.type) and source.kind == CATEGORICAL:
                 # every dictionary of the batch is looked up at once, below; rows are gathered
                 # straight into the id matrix by _dense_part: no per-row temporary
                 coded.append((len(dense_ids), i, value))
@@ -119,13 +120,15 @@ class FeaturePipeline:
     def _entry_ids(self, coded: list[tuple[int, int, pa.DictionaryArray]]
                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """For each (dense column, source, dictionary array): the column, the feature id of
-        each dictionary entry (-1: none) and the entry of each row (a missing value points at
-        an extra last entry, -1)."""
+        each dictionary entry (-1: none) and the entry of each row (when some are missing, an
+        extra last entry, -1, stands for them). The table holds the CATEGORICAL sources'
+        vocabularies, built on first use (token vocabularies can be large and never come here)."""
         if not coded:
             return
         if self._table is None:
-            self._table = FeatureTable([(i, v, int(self.offsets[i])) for i, v in enumerate(self.vocabs)
-                                        if v is not None])
+            self._table = FeatureTable([(i, v, int(self.offsets[i])) for i, (s, v)
+                                        in enumerate(zip(self.sources, self.vocabs))
+                                        if v is not None and s.kind == CATEGORICAL])
         sizes = np.array([len(values.dictionary) for _, _, values in coded])
         sources = np.repeat(np.array([i for _, i, _ in coded]), sizes)
         ids = self._table.lookup(sources, concatenated([values.dictionary for _, _, values in coded]))
