@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
-from openaml.ml.training.sgd import ETA, Block, LinearState, _Stepper, minibatch_size
+from openaml.ml.training.sgd import ETA, ETA_REGRESSION, Block, LinearState, _Stepper, minibatch_size
 from openaml.ml.training.size import trim_features
 
 from .conftest import make_batch, make_schema
@@ -146,12 +146,13 @@ def _reference_step(kind, state, x, y, w, l1, l2):
     touched = (x != 0).any(axis=0)
     g = (x.T @ grad + l2 * state.weights)[touched]
     state.g2_weights[touched] += (g * g).mean(axis=1)  # one accumulator per feature row
-    step = ETA / np.sqrt(state.g2_weights[touched])[:, None]
+    eta = ETA_REGRESSION if kind == "REGRESSION" else ETA
+    step = eta / np.sqrt(state.g2_weights[touched])[:, None]
     new = state.weights[touched] - g * step
     state.weights[touched] = np.sign(new) * np.maximum(np.abs(new) - step * l1, 0)
     gb = grad.sum(axis=0)
     state.g2_bias += gb * gb
-    state.bias -= ETA * gb / np.sqrt(state.g2_bias)
+    state.bias -= eta * gb / np.sqrt(state.g2_bias)
 
 
 @pytest.mark.parametrize(("kind", "outputs", "l1", "l2", "pool"), [
