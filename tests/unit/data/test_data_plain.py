@@ -104,6 +104,12 @@ def test_read_materialized_batches_columns_and_parquet(tmp_path):
     pq.write_table(table, legacy)
     again = pa.Table.from_batches(list(read_materialized(str(legacy), batch_size=3)))
     assert again.column("a").to_pylist() == table.column("a").to_pylist()
+    compressed = tmp_path / "data.lz4"         # and so do copies written with LZ4 buffers
+    with open(compressed, "wb") as out, pa.ipc.new_stream(
+            out, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    again = pa.Table.from_batches(list(read_materialized(compressed)))
+    assert again.column("b").to_pylist() == [f"w{i}" for i in range(10)]
 
 
 def test_integer_encoding_of_chunked_columns():

@@ -1,10 +1,12 @@
 """The materialized copy of a datasource: an Arrow IPC stream, written and read batch by batch.
 
-An IPC stream costs next to nothing to write and read (buffers are stored as they are, LZ4
-compressed), unlike Parquet whose per-column encoding dominated ingesting wide data. Each batch
-carries its own dictionaries (the stream format allows replacing them), so memory stays bounded
-by one batch whatever the number of distinct values. Copies written earlier as Parquet are
-still read.
+An IPC stream costs next to nothing to write and read (buffers are stored as they are), unlike
+Parquet whose per-column encoding dominated ingesting wide data. Buffers are not compressed:
+a copy is read from a memory map without a copy or a decompression (the Fashion-MNIST training
+split: 0.01 s instead of 0.15-0.6 s with LZ4, whose compression also took a fifth of ingesting),
+at twice the disk space (129 MB instead of 61 MB). Each batch carries its own dictionaries (the
+stream format allows replacing them), so memory stays bounded by one batch whatever the number
+of distinct values. Copies written earlier with LZ4, or as Parquet, are still read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-COMPRESSION = "lz4"
+COMPRESSION = None  # see above; "lz4" halves the disk space
 _PARQUET_MAGIC = b"PAR1"
 
 
@@ -28,7 +30,7 @@ def open_writer(sink: BinaryIO, schema: pa.Schema) -> ipc.RecordBatchStreamWrite
                                                                       use_threads=False))
 
 
-def read_materialized(source: str | Path | BinaryIO, columns: Sequence[str] | None = None,
+def read_materialized(source: str | Path | BinaryIO | pa.NativeFile, columns: Sequence[str] | None = None,
                       batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
     """Yield the records in input order as batches of at most `batch_size` rows.
 
@@ -36,7 +38,8 @@ def read_materialized(source: str | Path | BinaryIO, columns: Sequence[str] | No
     """
     wanted = list(columns) if columns is not None else None
     if isinstance(source, (str, Path)):
-        with open(source, "rb") as stream:
+        # batches point into the map, which stays mapped while any of them is referenced
+        with pa.memory_map(str(source)) as stream:
             yield from read_materialized(stream, wanted, batch_size)
         return
     start = source.tell()
