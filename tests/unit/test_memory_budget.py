@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from openaml.jobs.memory import MAX_BUDGET, MIN_BUDGET, memory_limit, prefer_small_pages, training_budget
+from openaml.jobs.memory import MAX_BUDGET, MIN_BUDGET, PROCESS_BYTES, memory_limit, prefer_small_pages, training_budget
 from openaml.ml import parse_parameters, train_model
 from tests.unit.ml.conftest import make_batch, make_schema
 
 
 def test_budget_is_half_the_limit_per_worker_within_bounds() -> None:
-    assert training_budget(2, 8 << 30) == 2 << 30
-    assert training_budget(1, 1 << 30) == 512 << 20
+    assert training_budget(2, 8 << 30) == ((8 << 30) - PROCESS_BYTES) // 4
+    assert training_budget(1, 1 << 30) == 384 << 20
     assert training_budget(4, 100 << 20) == MIN_BUDGET
     assert training_budget(1, 1 << 40) == MAX_BUDGET
     assert 0 < memory_limit() <= MAX_BUDGET * 1024
