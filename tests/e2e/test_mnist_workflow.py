@@ -108,3 +108,31 @@ def test_guess_schema_command(tmp_path: Path) -> None:
     assert types["label"] == "CATEGORICAL" and types["comment"] == "TEXT"
     assert schema["targetAttributeName"] == "label" and schema["rowId"] == "id"
     assert schema["dataFileContainsHeader"] is True
+
+
+def test_example_client_stops_at_the_first_failure(served: tuple[str, Path]) -> None:
+    """Training data without a valid target fail their datasources: the client returns 1 at
+    once and prints every failed job with its message."""
+    url, data_dir = served
+    store = data_dir / "s3" / "broken"
+    (store / "input").mkdir(parents=True)
+    with gzip.open(EXAMPLE / "data" / "train.csv.gz", "rt") as stream:
+        header = stream.readline().strip()
+    width = header.count(",")
+    (store / "input" / "train.csv").write_text(header + "\n" + ("," + ",".join(["0"] * width) + "\n") * 50)
+    shutil.copy(EXAMPLE / "data" / "test.csv.gz", store / "input" / "test.csv.gz")
+    for name in ("train.schema.json", "batch.schema.json", "recipe.json"):
+        shutil.copy(EXAMPLE / name, store / name)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "workflow.py"), "--endpoint-url", url,
+         "--train-uri", "s3://broken/input/train.csv", "--test-uri", "s3://broken/input/test.csv.gz",
+         "--train-schema-uri", "s3://broken/train.schema.json",
+         "--batch-schema-uri", "s3://broken/batch.schema.json",
+         "--recipe-uri", "s3://broken/recipe.json", "--output-uri", "s3://broken/output",
+         "--local-store", str(data_dir / "s3")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"ds-train FAILED: .*target", result.stderr), result.stderr
+    assert "all jobs done" not in result.stdout
