@@ -54,25 +54,34 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         log.close()
 
 
-def test_example_client_runs_the_workflow(served: tuple[str, Path]) -> None:
-    url, data_dir = served
-    store = data_dir / "s3" / "digits"
+def run_example(url: str, data_dir: Path, bucket: str, train: Path,
+                *extra: str) -> subprocess.CompletedProcess[str]:
+    """examples/mnist/workflow.py as a subprocess, on `train` and the sample's test file, with
+    the example's schemas and recipe, all put into `bucket` of the server's local store."""
+    store = data_dir / "s3" / bucket
     (store / "input").mkdir(parents=True)
-    shutil.copy(EXAMPLE / "data" / "train.csv.gz", store / "input" / "train.csv.gz")
+    shutil.copy(train, store / "input" / train.name)
     shutil.copy(EXAMPLE / "data" / "test.csv.gz", store / "input" / "test.csv.gz")
     for name in ("train.schema.json", "batch.schema.json", "recipe.json"):
         shutil.copy(EXAMPLE / name, store / name)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e",
            "AWS_EC2_METADATA_DISABLED": "true"}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(EXAMPLE / "workflow.py"), "--endpoint-url", url,
-         "--train-uri", "s3://digits/input/train.csv.gz", "--test-uri", "s3://digits/input/test.csv.gz",
-         "--train-schema-uri", "s3://digits/train.schema.json",
-         "--batch-schema-uri", "s3://digits/batch.schema.json",
-         "--recipe-uri", "s3://digits/recipe.json", "--output-uri", "s3://digits/output",
-         "--local-store", str(data_dir / "s3"),
-         "--test-labels", str(EXAMPLE / "data" / "test_labels.csv")],
+         "--train-uri", f"s3://{bucket}/input/{train.name}",
+         "--test-uri", f"s3://{bucket}/input/test.csv.gz",
+         "--train-schema-uri", f"s3://{bucket}/train.schema.json",
+         "--batch-schema-uri", f"s3://{bucket}/batch.schema.json",
+         "--recipe-uri", f"s3://{bucket}/recipe.json", "--output-uri", f"s3://{bucket}/output",
+         "--local-store", str(data_dir / "s3"), *extra],
         capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_example_client_runs_the_workflow(served: tuple[str, Path]) -> None:
+    url, data_dir = served
+    store = data_dir / "s3" / "digits"
+    result = run_example(url, data_dir, "digits", EXAMPLE / "data" / "train.csv.gz",
+                         "--test-labels", str(EXAMPLE / "data" / "test_labels.csv"))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     f1 = float(re.search(r"macro-average F1 on the evaluation split: ([0-9.]+)", out).group(1))
@@ -114,25 +123,12 @@ def test_example_client_stops_at_the_first_failure(served: tuple[str, Path]) -> 
     """Training data without a valid target fail their datasources: the client returns 1 at
     once and prints every failed job with its message."""
     url, data_dir = served
-    store = data_dir / "s3" / "broken"
-    (store / "input").mkdir(parents=True)
     with gzip.open(EXAMPLE / "data" / "train.csv.gz", "rt") as stream:
         header = stream.readline().strip()
     width = header.count(",")
-    (store / "input" / "train.csv").write_text(header + "\n" + ("," + ",".join(["0"] * width) + "\n") * 50)
-    shutil.copy(EXAMPLE / "data" / "test.csv.gz", store / "input" / "test.csv.gz")
-    for name in ("train.schema.json", "batch.schema.json", "recipe.json"):
-        shutil.copy(EXAMPLE / name, store / name)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLE / "workflow.py"), "--endpoint-url", url,
-         "--train-uri", "s3://broken/input/train.csv", "--test-uri", "s3://broken/input/test.csv.gz",
-         "--train-schema-uri", "s3://broken/train.schema.json",
-         "--batch-schema-uri", "s3://broken/batch.schema.json",
-         "--recipe-uri", "s3://broken/recipe.json", "--output-uri", "s3://broken/output",
-         "--local-store", str(data_dir / "s3")],
-        capture_output=True, text=True, timeout=300, env=env)
+    train = data_dir / "broken-train.csv"
+    train.write_text(header + "\n" + ("," + ",".join(["0"] * width) + "\n") * 50)
+    result = run_example(url, data_dir, "broken", train)
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"ds-train FAILED: .*target", result.stderr), result.stderr
     assert "all jobs done" not in result.stdout
