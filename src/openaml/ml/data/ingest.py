@@ -235,7 +235,6 @@ class _Job:
         self.missing = {a.name: 0 for a in schema.attributes}
         self.invalid = {a.name: 0 for a in schema.attributes}
         self.stats = StatisticsBuilder(schema) if compute_statistics else None
-        self.encode = reader.encode
 
     def take(self, file_index: int, file_key: str, first: int, block: LineBlock,
              parsed: Parsed | None, fields: Fields | None, rearrangement: Rearrangement,
@@ -258,7 +257,7 @@ class _Job:
         rejected = fields.reason[selected] > 0
         keep = selected[fields.reason == 0]
         starts, ends = fields.starts[keep], fields.ends[keep]
-        arrays = build_columns(data, starts, ends, self.encode)
+        arrays = build_columns(data, starts, ends, self.reader.encode)
         if rejected.any():
             self._count(arrays)
             position = np.full(len(rejected), -1, dtype=np.int64)
