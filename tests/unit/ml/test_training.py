@@ -155,13 +155,17 @@ def _reference_step(kind, state, x, y, w, l1, l2):
     state.bias -= eta * gb / np.sqrt(state.g2_bias)
 
 
-@pytest.mark.parametrize(("kind", "outputs", "l1", "l2", "pool"), [
-    ("MULTICLASS", 3, 0.0, 1e-2, False), ("MULTICLASS", 3, 0.0, 1e-2, True),
-    ("BINARY", 1, 0.05, 0.0, True), ("REGRESSION", 1, 0.0, 0.1, False)])
-def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool):
+@pytest.mark.parametrize(("kind", "outputs", "l1", "l2", "pool", "indicators"), [
+    ("MULTICLASS", 3, 0.0, 1e-2, False, False), ("MULTICLASS", 3, 0.0, 1e-2, True, False),
+    ("BINARY", 1, 0.05, 0.0, True, False), ("REGRESSION", 1, 0.0, 0.1, False, False),
+    ("MULTICLASS", 3, 0.0, 1e-2, True, True), ("BINARY", 1, 0.05, 1e-2, False, True)])
+def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indicators):
     rng = np.random.default_rng(11)
-    x = sp.random(50, 40, density=0.15, format="csr", random_state=4)
-    x.data = rng.normal(size=x.nnz)  # real values; indicator-only blocks are tested via training
+    if indicators:  # all values 1, features in 2% to 98% of the rows: many are flipped
+        x = sp.csr_matrix(rng.random((50, 40)) < np.linspace(0.02, 0.98, 40), dtype=float)
+    else:
+        x = sp.random(50, 40, density=0.15, format="csr", random_state=4)
+        x.data = rng.normal(size=x.nnz)
     y = rng.integers(0, 3, 50).astype(float) if outputs == 3 else rng.integers(0, 2, 50).astype(float)
     w = rng.uniform(0.5, 2.0, 50)
     kernel, reference = LinearState.zeros(40, outputs, 1.0), LinearState.zeros(40, outputs, 1.0)
@@ -169,7 +173,9 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool):
         stepper = _Stepper(kind, kernel, SGDParams(l1=l1, l2=l2), 8, threads if pool else None)
         order = rng.permutation(50)
         batches = [np.sort(order[start:start + 8]) for start in range(0, 50, 8)]
-        stepper.run(0, _block(x, y, w), batches)
+        stepper.run(0, _block(x, y, w), batches, keep=True)
+        flipped = sum(int((part[0] < 0).sum()) for plans in stepper.plans[0].values() for part in plans)
+        assert (flipped > 0) == indicators
     for rows in batches:
         _reference_step(kind, reference, x[rows], y[rows], w[rows], l1, l2)
     assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)

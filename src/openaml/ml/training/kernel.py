@@ -11,6 +11,13 @@ does not depend on whether they do. Reading weight rows once per step, in increa
 is what makes this fast: scattered row accesses dominated the earlier NumPy step. A
 transposed minibatch (a `Plan`) can be kept and taken again in later passes, which then cost
 only the score and update sweeps.
+
+Indicator features present in more than half the minibatch's rows (a pixel's usual value, a
+common category) are "flipped": their column lists the rows where they are absent, and their
+weight row is added to every row's scores and taken off those, their gradient is the
+minibatch's total minus those rows'. The arithmetic is the same; the sweeps touch
+min(present, absent) rows per feature (Fashion-MNIST one-hot pixels: 0.75 of the entries,
+MNIST: 0.35).
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ MULTICLASS, BINARY, REGRESSION = 0, 1, 2
 KINDS = {"MULTICLASS": MULTICLASS, "BINARY": BINARY, "REGRESSION": REGRESSION}
 
 
-Plan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # touched, col_start, col_rows, col_vals
+# touched (relative to the range; ~f for a flipped feature f), col_start, col_rows, col_vals
+Plan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class Part:
@@ -34,6 +42,7 @@ class Part:
     def __init__(self, lo: int, hi: int, size: int, widest: int, outputs: int) -> None:
         self.lo, self.hi, self.widest = lo, hi, widest
         self.count = np.zeros(hi - lo, np.int32)  # all zero between steps
+        self.after = np.full(hi - lo, -1, np.int32)  # all -1 between steps
         # the narrowest types that hold column starts and minibatch rows: kept plans are
         # read twice a step, and for Fashion-MNIST they take 123 MB instead of 201 MB
         rows = np.uint8 if size <= 1 << 8 else np.uint16 if size <= 1 << 16 else np.int32
@@ -50,7 +59,7 @@ class Part:
         if plan is None:
             touched, col_start, col_rows, col_vals = self.scratch
             n = transpose(indptr, indices, values, rows, self.lo, self.hi, self.count,
-                          touched, col_start, col_rows, col_vals)
+                          self.after, touched, col_start, col_rows, col_vals)
             entries = int(col_start[n])
             plan = (touched[:n], col_start[:n + 1], col_rows[:entries],
                     col_vals[:entries] if len(values) else col_vals[:0])
@@ -64,13 +73,16 @@ class Part:
 
 @njit(cache=True, nogil=True)
 def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray,
-              lo: int, hi: int, count: np.ndarray, touched: np.ndarray, col_start: np.ndarray,
-              col_rows: np.ndarray, col_vals: np.ndarray) -> int:
-    """The entries of CSR `rows` (values empty: all 1) whose feature is in [lo, hi), as columns:
-    touched[:n] are the features in increasing order (relative to lo), column t holds
-    col_rows/col_vals[col_start[t]:col_start[t + 1]] (col_vals left alone when all 1).
-    Returns n."""
+              lo: int, hi: int, count: np.ndarray, after: np.ndarray, touched: np.ndarray,
+              col_start: np.ndarray, col_rows: np.ndarray, col_vals: np.ndarray) -> int:
+    """The entries of CSR `rows` (values empty: all 1, features distinct within a row) whose
+    feature is in [lo, hi), as columns: touched[:n] are the features in increasing order
+    (relative to lo), column t holds col_rows/col_vals[col_start[t]:col_start[t + 1]] (col_vals
+    left alone when all 1). A feature of all-1 values in more than half the rows is flipped:
+    touched holds ~f and its column the rows without it. count and after are scratch (zero and
+    -1, as they are left). Returns n."""
     ones = len(values) == 0
+    m = len(rows)
     n = 0
     for i in range(len(rows)):
         r = rows[i]
@@ -93,20 +105,37 @@ def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows:
     for t in range(n):
         f = touched[t]
         col_start[t] = position
-        position += count[f]
+        if ones and 2 * count[f] > m:
+            position += m - count[f]
+            after[f] = 0  # the rows from here on not yet known to hold f
+        else:
+            position += count[f]
         count[f] = col_start[t]  # now the next free slot of feature f
     col_start[n] = position
-    for i in range(len(rows)):
+    for i in range(m):
         r = rows[i]
         for j in range(indptr[r], indptr[r + 1]):
             f = indices[j] - lo
             if 0 <= f < hi - lo:
-                col_rows[count[f]] = i
-                if not ones:
-                    col_vals[count[f]] = values[j]
-                count[f] += 1
+                if after[f] < 0:
+                    col_rows[count[f]] = i
+                    if not ones:
+                        col_vals[count[f]] = values[j]
+                    count[f] += 1
+                else:  # flipped: the rows between the last one holding f and this one
+                    for a in range(after[f], i):
+                        col_rows[count[f]] = a
+                        count[f] += 1
+                    after[f] = i + 1
     for t in range(n):
-        count[touched[t]] = 0
+        f = touched[t]
+        if after[f] >= 0:
+            for a in range(after[f], m):
+                col_rows[count[f]] = a
+                count[f] += 1
+            after[f] = -1
+            touched[t] = ~f
+        count[f] = 0
     return n
 
 
@@ -117,17 +146,33 @@ def add_scores(weights: np.ndarray, lo: int, touched: np.ndarray, col_start: np.
     weights of its features."""
     scores[:] = 0.0
     ones = len(col_vals) == 0
+    common = np.zeros(scores.shape[1])  # the flipped features' weights: in every row but some
+    flipped = False
     for t in range(len(touched)):
-        f = lo + touched[t]
-        for p in range(col_start[t], col_start[t + 1]):
-            i = col_rows[p]
-            if ones:
+        if touched[t] < 0:
+            f = lo + ~touched[t]
+            flipped = True
+            for k in range(scores.shape[1]):
+                common[k] += weights[f, k]
+            for p in range(col_start[t], col_start[t + 1]):
+                i = col_rows[p]
                 for k in range(scores.shape[1]):
-                    scores[i, k] += weights[f, k]
-            else:
-                v = col_vals[p]
-                for k in range(scores.shape[1]):
-                    scores[i, k] += v * weights[f, k]
+                    scores[i, k] -= weights[f, k]
+        else:
+            f = lo + touched[t]
+            for p in range(col_start[t], col_start[t + 1]):
+                i = col_rows[p]
+                if ones:
+                    for k in range(scores.shape[1]):
+                        scores[i, k] += weights[f, k]
+                else:
+                    v = col_vals[p]
+                    for k in range(scores.shape[1]):
+                        scores[i, k] += v * weights[f, k]
+    if flipped:
+        for i in range(scores.shape[0]):
+            for k in range(scores.shape[1]):
+                scores[i, k] += common[k]
 
 
 @njit(cache=True, nogil=True)
@@ -135,24 +180,39 @@ def update(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: i
            touched: np.ndarray, col_start: np.ndarray, col_rows: np.ndarray,
            col_vals: np.ndarray, grads: np.ndarray, eta: float, l1: float, l2: float,
            averaging: bool, steps: int) -> None:
-    """One AdaGrad step on each touched feature row, with the minibatch's score gradients
-    grads (rows, outputs); when averaging, shift += steps * decrement."""
+    """One AdaGrad step on each touched feature row, with the score gradients grads (rows,
+    outputs) of the minibatch's rows (all of them: flipped features need their total); when
+    averaging, shift += steps * decrement."""
     outputs = weights.shape[1]
     ones = len(col_vals) == 0
     g = np.empty(outputs)
+    total = np.zeros(outputs)  # the gradient of a feature in every row, for flipped ones
+    if ones:
+        for i in range(grads.shape[0]):
+            for k in range(outputs):
+                total[k] += grads[i, k]
     for t in range(len(touched)):
-        f = lo + touched[t]
-        for k in range(outputs):
-            g[k] = l2 * weights[f, k]
-        for p in range(col_start[t], col_start[t + 1]):
-            i = col_rows[p]
-            if ones:
+        if touched[t] < 0:  # flipped: the total less the rows without the feature
+            f = lo + ~touched[t]
+            for k in range(outputs):
+                g[k] = l2 * weights[f, k] + total[k]
+            for p in range(col_start[t], col_start[t + 1]):
+                i = col_rows[p]
                 for k in range(outputs):
-                    g[k] += grads[i, k]
-            else:
-                v = col_vals[p]
-                for k in range(outputs):
-                    g[k] += v * grads[i, k]
+                    g[k] -= grads[i, k]
+        else:
+            f = lo + touched[t]
+            for k in range(outputs):
+                g[k] = l2 * weights[f, k]
+            for p in range(col_start[t], col_start[t + 1]):
+                i = col_rows[p]
+                if ones:
+                    for k in range(outputs):
+                        g[k] += grads[i, k]
+                else:
+                    v = col_vals[p]
+                    for k in range(outputs):
+                        g[k] += v * grads[i, k]
         h = 0.0
         for k in range(outputs):
             h += g[k] * g[k]

@@ -271,8 +271,8 @@ class _Stepper:
         one, else transposing it (and keeping that when `pair` is given)."""
         s, p = self.state, self.params
         if done is not None:
-            update(s.weights, s.g2_weights, self.shift, part.lo, *part.plan, self.grads, self.eta,
-                   p.l1, p.l2, self.averaging, t)
+            update(s.weights, s.g2_weights, self.shift, part.lo, *part.plan, self.grads[:len(done)],
+                   self.eta, p.l1, p.l2, self.averaging, t)
         if upcoming is None:
             return
         plan = pair[which] if pair is not None else None
