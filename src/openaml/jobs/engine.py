@@ -130,32 +130,31 @@ class JobEngine:
         for record in self.store.with_status(JOB_KINDS, Status.PENDING):
             if self._stop.is_set():
                 return
-            blocker = self._blocker(record)
+            blocker, ready = self._inputs(record)
             if blocker is not None:
                 self._finish(record, Status.FAILED, message=blocker, only_if=Status.PENDING)
                 continue
-            if not self._ready(record):
+            if not ready:
                 continue
             with self._lock:
                 if len(self._running) >= self.workers:
                     return
             self._claim(record)
 
-    def _blocker(self, record: EntityRecord) -> str | None:
+    def _inputs(self, record: EntityRecord) -> tuple[str | None, bool]:
+        """(why the job can never run, or None; whether every input is COMPLETED). Reads only
+        the inputs' statuses: their info (a datasource's statistics) is large."""
+        ready = True
         for kind, entity_id in dependencies(record):
-            dep = self.store.get(kind, entity_id)
-            if dep is None:
-                return f"{kind.value} {entity_id} does not exist"
-            if dep.status in (Status.FAILED, Status.DELETED):
-                reason = f": {dep.message}" if dep.message else ""
-                return f"{kind.value} {entity_id} is {dep.status.value}{reason}"
-        return None
-
-    def _ready(self, record: EntityRecord) -> bool:
-        return all(
-            (dep := self.store.get(kind, entity_id)) is not None and dep.status is Status.COMPLETED
-            for kind, entity_id in dependencies(record)
-        )
+            found = self.store.status(kind, entity_id)
+            if found is None:
+                return f"{kind.value} {entity_id} does not exist", False
+            status, message = found
+            if status in (Status.FAILED, Status.DELETED):
+                reason = f": {message}" if message else ""
+                return f"{kind.value} {entity_id} is {status.value}{reason}", False
+            ready &= status is Status.COMPLETED
+        return None, ready
 
     def _claim(self, record: EntityRecord) -> None:
         now = self.clock()

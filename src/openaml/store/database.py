@@ -86,6 +86,15 @@ class Store:
             ).mappings().first()
         return _record(row) if row else None
 
+    def status(self, kind: EntityKind, entity_id: str) -> tuple[Status, str | None] | None:
+        """An entity's status and message alone (the scheduler's frequent question), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(entities.c.status, entities.c.message)
+                .where(entities.c.kind == kind.value, entities.c.id == entity_id)
+            ).first()
+        return (Status(row[0]), row[1]) if row else None
+
     def update(
         self,
         kind: EntityKind,
