@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from openaml import __version__
 from openaml.console import build_console
 from openaml.errors import ServiceError
-from openaml.jobs.engine import JobEngine
+from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
@@ -94,7 +94,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     store = open_store(settings.database_url or "")
     objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
     artifacts = ArtifactStore(settings.artifacts_root)
-    executor = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="openaml-job")
+    executor = ThreadPoolExecutor(max_workers=THREADS_PER_WORKER * max(1, settings.workers),
+                                  thread_name_prefix="openaml-job")
     side_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="openaml-endpoint")
 
     def write_log(record: EntityRecord, line: str) -> None:

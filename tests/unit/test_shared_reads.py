@@ -3,6 +3,7 @@
 import io
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -24,8 +25,16 @@ def test_peers_join_one_read_and_get_their_own_results() -> None:
         reads.append(len(targets))
         return [f"report {len(reads)}-{i}" for i in range(len(targets))]
 
+    idle: list[str] = []
+
     def job(job_id: str) -> None:
-        results[job_id] = shared.ingest("key", job_id, _target(), lambda: peers - {job_id}, read)
+        @contextmanager
+        def waiting():
+            idle.append(job_id)
+            yield
+
+        results[job_id] = shared.ingest("key", job_id, _target(), lambda: peers - {job_id}, read,
+                                        waiting)
 
     threads = [threading.Thread(target=job, args=(i,)) for i in ("a", "b")]
     for t in threads:
@@ -34,6 +43,7 @@ def test_peers_join_one_read_and_get_their_own_results() -> None:
         t.join()
     assert reads == [2]
     assert sorted(results.values()) == [("report 1-0", 2), ("report 1-1", 2)]
+    assert len(idle) == 1  # the job that did not read waited idle
 
 
 def test_alone_after_the_gathering_and_errors_reach_every_job() -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 JOB_KINDS = (EntityKind.DATASOURCE, EntityKind.MLMODEL, EntityKind.EVALUATION,
              EntityKind.BATCH_PREDICTION)
 ACTIVE = (Status.PENDING, Status.INPROGRESS)
+# Jobs waiting on another job's work (see Job.idle) leave their worker to a new job: the
+# executor needs up to this many threads per worker.
+THREADS_PER_WORKER = 2
 
 
 class JobFailed(Exception):
@@ -36,6 +40,17 @@ class Job:
     record: EntityRecord
     store: Store
     log_line: Callable[[str], None]
+    waiting: Callable[[bool], None] = lambda idle: None
+
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """While inside, the job waits for work another job does for it (a shared read) and
+        uses neither CPU nor memory: the engine may start another job in its place."""
+        self.waiting(True)
+        try:
+            yield
+        finally:
+            self.waiting(False)
 
     def progress(self, **info: Any) -> None:
         """Merge `info` into the entity while it runs (e.g. pass number, running counts)."""
@@ -77,6 +92,7 @@ class JobEngine:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._running: set[tuple[EntityKind, str]] = set()
+        self._idle: set[tuple[EntityKind, str]] = set()  # running, but waiting (Job.idle)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -137,7 +153,8 @@ class JobEngine:
             if not ready:
                 continue
             with self._lock:
-                if len(self._running) >= self.workers:
+                if (len(self._running - self._idle) >= self.workers
+                        or len(self._running) >= THREADS_PER_WORKER * self.workers):
                     return
             self._claim(record)
 
@@ -173,7 +190,8 @@ class JobEngine:
 
     def _run(self, record: EntityRecord) -> None:
         started = time.monotonic()
-        job = Job(record, self.store, lambda line: self.log_writer(record, line))
+        job = Job(record, self.store, lambda line: self.log_writer(record, line),
+                  lambda idle: self._set_idle((record.kind, record.id), idle))
         job.log_line(f"{record.kind.value} {record.id}: started")
         try:
             task = self.tasks.get(record.kind)
@@ -191,6 +209,16 @@ class JobEngine:
         finally:
             with self._lock:
                 self._running.discard((record.kind, record.id))
+                self._idle.discard((record.kind, record.id))
+            self.notify()
+
+    def _set_idle(self, key: tuple[EntityKind, str], idle: bool) -> None:
+        with self._lock:
+            if idle:
+                self._idle.add(key)
+            else:
+                self._idle.discard(key)
+        if idle:
             self.notify()
 
     def _finish(

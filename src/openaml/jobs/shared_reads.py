@@ -5,7 +5,8 @@ only in their split, one right after the other, and the engine starts both. The 
 to get here leads: it waits a moment (at least MIN_GATHER_SECONDS, at most GATHER_SECONDS)
 for the other jobs of the same input that are running or about to run to join, then reads the
 data once for all of them (`ingest_many`), writing each one's records to the sink that job
-keeps open meanwhile. A job that arrives after the read has begun reads on its own.
+keeps open meanwhile. A job that arrives after the read has begun reads on its own. The
+other jobs wait idle (`Job.idle`): their workers may start other jobs meanwhile.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from openaml.ml.data import IngestReport, Target
@@ -40,10 +42,12 @@ class SharedReads:
         self._registered: set[str] = set()  # job ids in some group, open or closed
 
     def ingest(self, key: Hashable, job_id: str, target: Target, peers: Callable[[], set[str]],
-               read: Read) -> tuple[IngestReport, int]:
+               read: Read, idle: Callable[[], AbstractContextManager[None]] = nullcontext
+               ) -> tuple[IngestReport, int]:
         """The report of job `job_id`, and how many jobs shared the read. `peers()` names the
         other jobs of the same key that run or are about to; `read(targets)` reads for several
-        targets, giving a report or an exception per target (or raising for all)."""
+        targets, giving a report or an exception per target (or raising for all); a job that
+        does not lead waits inside `idle()`."""
         with self._lock:
             group = self._gathering.get(key)
             leader = group is None
@@ -54,7 +58,9 @@ class SharedReads:
         try:
             if leader:
                 self._lead(key, group, peers, read)
-            group.done.wait()
+            else:
+                with idle():
+                    group.done.wait()
         finally:
             with self._lock:
                 self._registered.discard(job_id)

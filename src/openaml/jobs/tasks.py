@@ -83,7 +83,7 @@ class Tasks:
                 report, readers = self.shared_reads.ingest(
                     key, record.id, Target(rearrangement, statistics, sink),
                     lambda: self._datasource_peers(key, record.id),
-                    lambda targets: ingest_many(objects, schema, targets))
+                    lambda targets: ingest_many(objects, schema, targets), job.idle)
                 if readers > 1:
                     job.log_line(f"the data were read once for {readers} datasources")
         document = report.to_dict()

@@ -1,0 +1,63 @@
+"""The job engine's worker limit: a job waiting idle on another's work frees its worker."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
+from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store.database import open_store
+
+
+def _pending(store, entity_id: str) -> None:
+    store.insert(EntityRecord(kind=EntityKind.DATASOURCE, id=entity_id, status=Status.PENDING,
+                              created_at=1, last_updated_at=1, created_by="test", request={}))
+
+
+def _run(tmp_path: Path, task, ids: list[str]) -> dict[str, Status]:
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    for entity_id in ids:
+        _pending(store, entity_id)
+    with ThreadPoolExecutor(THREADS_PER_WORKER) as executor:
+        engine = JobEngine(store, executor, {EntityKind.DATASOURCE: task}, 1, lambda: 2,
+                           poll_seconds=0.01)
+        engine.start()
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                found = {i: store.get(EntityKind.DATASOURCE, i).status for i in ids}
+                if all(s in (Status.COMPLETED, Status.FAILED) for s in found.values()):
+                    break
+                time.sleep(0.01)
+        finally:
+            engine.stop()
+    return found
+
+
+def test_an_idle_job_lets_another_start_on_its_worker(tmp_path: Path) -> None:
+    other_ran = threading.Event()
+
+    def task(job: Job) -> dict:
+        if job.record.id == "waits":
+            with job.idle():  # one worker: "works" can start only if this frees it
+                assert other_ran.wait(5)
+        else:
+            other_ran.set()
+        return {}
+
+    assert _run(tmp_path, task, ["waits", "works"]) == {"waits": Status.COMPLETED, "works": Status.COMPLETED}
+
+
+def test_a_busy_job_keeps_its_worker(tmp_path: Path) -> None:
+    running = threading.Lock()
+    overlapped = []
+
+    def task(job: Job) -> dict:
+        overlapped.append(not running.acquire(blocking=False))
+        time.sleep(0.05)
+        running.release()
+        return {}
+
+    assert set(_run(tmp_path, task, ["a", "b", "c"]).values()) == {Status.COMPLETED}
+    assert overlapped == [False, False, False]
