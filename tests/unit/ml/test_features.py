@@ -48,6 +48,7 @@ def test_pipeline_features_names_and_values():
                         "b": ["yes", "no", "T", None, "bad", "1"], "y": ["1"] * 6})
     p = fit_pipeline(recipe.outputs, schema, lambda: iter([batch]))
     names = p.feature_names()
+    assert p.name_sizes().tolist() == [len(n.encode("utf-8")) for n in names]
     assert names[:9] == ["age", "job=a", "job=b", "job=c", "title:blue", "title:green",
                          "title:red", "b", "quantile_bin(age,5)=0"]
     assert names[-3:] == ["cartesian(job,b):a_1", "cartesian(job,b):b_0", "cartesian(job,b):b_1"]
@@ -117,6 +118,7 @@ def test_dictionary_columns_fit_and_transform_like_plain_strings():
     assert from_coded.feature_names() == from_plain.feature_names()
     assert "p=never used" not in from_coded.feature_names()
     assert from_coded.feature_names()[:4] == ["p=0", "p=7", "p=9", "p=é"]
+    assert from_coded.name_sizes()[:4].tolist() == [3, 3, 3, 4]  # bytes, not characters
     unseen = {"p": ["5", "é", None], "q": ["x", "never used", "0"], "y": ["a"] * 3}
     for batch_plain, batch_coded in zip([*plain, make_batch(unseen)], [*coded, encoded(unseen)]):
         assert (from_plain.transform(batch_plain).toarray()

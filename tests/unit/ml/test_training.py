@@ -9,7 +9,7 @@ from sklearn.linear_model import LinearRegression
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
 from openaml.ml.training.sgd import ETA, ETA_REGRESSION, Block, LinearState, _Stepper, minibatch_size
-from openaml.ml.training.size import trim_features
+from openaml.ml.training.size import feature_costs, trim_features
 
 from .conftest import make_batch, make_schema
 
@@ -102,10 +102,11 @@ def test_class_limits_and_no_records():
 def test_trimming_order_and_failure():
     w = np.array([[0.5], [0.1], [0.0], [0.1]])
     names = ["aa", "b", "c", "a"]
-    assert trim_features(w, names, 0, 10**6).tolist() == [True, True, False, True]
+    costs = feature_costs(np.array([len(n) for n in names]), 1)
+    assert trim_features(w, costs, 0, 10**6, lambda: names).tolist() == [True, True, False, True]
     # 1024 + (2+8) + (1+8) + (1+8) = 1052; limit 1045 drops the weakest ("a" before "b" on ties)
-    assert trim_features(w, names, 0, 1045).tolist() == [True, True, False, False]
-    assert trim_features(w, names, 100, 1500) is None
+    assert trim_features(w, costs, 0, 1045, lambda: names).tolist() == [True, True, False, False]
+    assert trim_features(w, costs, 100, 1500, lambda: names) is None
 
 
 def test_minibatch_grows_with_the_data():

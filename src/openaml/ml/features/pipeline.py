@@ -58,6 +58,14 @@ class FeaturePipeline:
                 names += [prefix + v for v in vocab.to_pylist()]
         return names
 
+    def name_sizes(self) -> np.ndarray:
+        """The UTF-8 byte length of each feature's name (feature_names()), without making them."""
+        sizes = [np.full(1, len(source.canonical.encode("utf-8")), np.int64) if vocab is None
+                 else pc.binary_length(vocab).to_numpy(zero_copy_only=False).astype(np.int64)
+                 + len(source.canonical.encode("utf-8")) + 1
+                 for source, vocab in zip(self.sources, self.vocabs)]
+        return np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+
     def n_statistics(self) -> int:
         """Stored recipe statistics values: boundaries, means and standard deviations."""
         count = sum(len(p.get("boundaries", ())) + 2 * ("mean" in p) for p in self.params.values())

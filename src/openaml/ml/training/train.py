@@ -81,9 +81,9 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
     with threadpool_limits(limits=1):
         state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
                            target.records, progress, memory_bytes * 3 // 4)
-    names = pipeline.feature_names()
-    costs = feature_costs(names, outputs)
-    keep = trim_features(state.weights, names, pipeline.n_statistics(), params.max_size, costs)
+    costs = feature_costs(pipeline.name_sizes(), outputs)
+    keep = trim_features(state.weights, costs, pipeline.n_statistics(), params.max_size,
+                         pipeline.feature_names)
     if keep is None:
         raise TrainingError(f"The model cannot fit sgd.maxMLModelSizeInBytes={params.max_size}")
     pipeline = pipeline.select(keep)
