@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numba import njit
+
+# Batches of at least SPLIT_ROWS rows are scored in two halves at once: the compiled loop
+# releases the GIL, so an evaluation or batch prediction uses both cores while scoring.
+SPLIT_ROWS = 1024
+_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openaml-scores")
 
 
 def linear_scores(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], weights: np.ndarray,
@@ -11,10 +18,19 @@ def linear_scores(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], weight
     """bias + features @ weights (rows, outputs) for FeaturePipeline.rows() output (values
     None when every value is 1): no sparse matrix is built."""
     indptr, indices, values = rows
-    out = np.empty((len(indptr) - 1, weights.shape[1]))
+    n = len(indptr) - 1
+    out = np.empty((n, weights.shape[1]))
     # one compiled signature (the warm-up's), whichever path built the rows
-    _scores(indptr.astype(np.int64, copy=False), indices.astype(np.int32, copy=False),
-            np.zeros(0) if values is None else values.astype(np.float64, copy=False), weights, bias, out)
+    indptr = indptr.astype(np.int64, copy=False)
+    indices = indices.astype(np.int32, copy=False)
+    values = np.zeros(0) if values is None else values.astype(np.float64, copy=False)
+    if n < SPLIT_ROWS:
+        _scores(indptr, indices, values, weights, bias, out)
+        return out
+    half = n // 2
+    later = _HELPER.submit(_scores, indptr[half:], indices, values, weights, bias, out[half:])
+    _scores(indptr[:half + 1], indices, values, weights, bias, out[:half])
+    later.result()
     return out
 
 

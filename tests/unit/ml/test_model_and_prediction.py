@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from openaml.ml import batch_predict, evaluate_model, load_model, predict_record, train_model
+from openaml.ml.linear import SPLIT_ROWS, linear_scores
 from openaml.ml.training import SGDParams
 
 from .conftest import make_batch, make_schema
@@ -121,3 +123,16 @@ def test_categorical_records_score_like_batches(table_limit, monkeypatch):
     for record, scores in zip(records, expected):
         got = predict_record(model, record)["predictedScores"]
         assert np.allclose([got[c] for c in model.classes], scores, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [5, 3001])  # row by row, and in two halves on two threads
+@pytest.mark.parametrize("indicators", [True, False])
+def test_linear_scores_equal_a_sparse_product(rows, indicators):
+    assert (rows >= SPLIT_ROWS) == (rows > 5)
+    x = sp.random(rows, 60, density=0.1, format="csr", random_state=rows)
+    if indicators:
+        x.data[:] = 1.0
+    rng = np.random.default_rng(3)
+    weights, bias = rng.normal(size=(60, 4)), rng.normal(size=4)
+    scores = linear_scores((x.indptr, x.indices, None if indicators else x.data), weights, bias)
+    assert np.allclose(scores, x @ weights + bias)
