@@ -1,7 +1,7 @@
 import numpy as np
 import pyarrow as pa
 
-from openaml.ml.metrics import auc_score, format_metric, format_score, format_scores
+from openaml.ml.metrics import auc_score, format_metric, format_score, score_texts
 from openaml.ml.metrics.accumulators import MulticlassAccumulator, RegressionAccumulator, roc_points
 
 
@@ -47,17 +47,26 @@ def test_score_format_examples_and_vectorised_agreement():
     want = ["8.7642E-3", "7.899012E-1", "9.999157E-1", "5E-1", "1E0", "6.188034E0", "-1.526385E1",
             "8.824527E-12", "1E0", "0E0"]
     assert [format_score(x) for x in xs] == want
-    assert format_scores(np.array(xs, dtype=float)).tolist() == want
+    assert score_texts(np.array(xs, dtype=float)).to_pylist() == want
     ties = np.array([0.12345645, 0.12345655, 1.2345625e-5])
-    assert format_scores(ties).tolist() == [format_score(x) for x in ties]
+    assert score_texts(ties).to_pylist() == [format_score(x) for x in ties]
     rng = np.random.default_rng(1).random(5000) ** 4
-    assert format_scores(rng).tolist() == [format_score(x) for x in rng]
+    assert score_texts(rng).to_pylist() == [format_score(x) for x in rng]
     draw = np.random.default_rng(2)  # 8-digit values ending in 5 (ties), both signs, any scale
     crafted = (draw.integers(1_000_000, 9_999_999, 3000) * 10 + 5) * 10.0 ** draw.integers(-40, 10, 3000)
     crafted *= draw.choice([-1, 1], 3000)
-    assert format_scores(crafted).tolist() == [format_score(x) for x in crafted]
+    assert score_texts(crafted).to_pylist() == [format_score(x) for x in crafted]
     subnormal = np.array([5e-324, 1e-319, 6.216828e-320, -2e-310, 2.2250738585072014e-308])
-    assert format_scores(subnormal).tolist() == [format_score(x) for x in subnormal]
+    assert score_texts(subnormal).to_pylist() == [format_score(x) for x in subnormal]
+    # any scale and sign, powers of ten and their neighbours (the exponent's off-by-one), huge
+    # and non-finite values
+    wide = draw.random(20000) * 10.0 ** draw.integers(-320, 308, 20000) * draw.choice([-1, 1], 20000)
+    tens = 10.0 ** np.arange(-300, 300)
+    edges = np.concatenate([tens, np.nextafter(tens, 0), np.nextafter(tens, np.inf), tens * 0.99999995,
+                            tens * 0.9999999500000001, [1e300, 1.7e308, -0.0]])
+    for values in (wide, edges):
+        assert score_texts(values).to_pylist() == [format_score(x) for x in values]
+    assert score_texts(np.array([np.inf, -np.inf, np.nan])).to_pylist() == ["Infinity", "-Infinity", "NaN"]
     assert pa is not None
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
+import pyarrow as pa
+from numba import njit
 
 SMALLEST_NORMAL = 2.2250738585072014e-308
 
@@ -23,9 +26,12 @@ def format_metric(x: float) -> str:
 
 
 def format_score(x: float) -> str:
-    """One batch-prediction number (eval §2.3 reference algorithm)."""
+    """One batch-prediction number (eval §2.3 reference algorithm); Java's words for
+    non-finite values (a diverged regression), which the reference does not cover."""
     if x == 0:
         return "0E0"
+    if not math.isfinite(x):
+        return "NaN" if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"
     d = Decimal(repr(abs(float(x))))
     e = d.adjusted()
     m = d.scaleb(-e).quantize(Decimal("1.000000"), rounding=ROUND_HALF_EVEN)
@@ -35,26 +41,86 @@ def format_score(x: float) -> str:
     return ("-" if x < 0 else "") + digits + "E" + str(e)
 
 
-def format_scores(values: np.ndarray) -> np.ndarray:
-    """format_score of every value, with NumPy string operations: "%.6E" trimmed, and the
-    reference's decimal half-even rounding only for ties: values whose shortest repr has
-    exactly 8 significant digits, the last a 5 (they round-trip at 8 digits, not at 7), and
-    for subnormal values."""
-    flat = np.asarray(values, dtype=np.float64).ravel()
-    if len(flat) == 0:
-        return np.empty(np.shape(values), dtype=object)
-    six = np.char.mod("%.6E", flat)
-    parts = np.char.partition(six, "E")
-    mantissa = np.char.rstrip(np.char.rstrip(parts[:, 0], "0"), ".")
-    exponent = parts[:, 2].astype(np.int64).astype(str)
-    out = np.char.add(np.char.add(mantissa, "E"), exponent).astype(object)
-    out[(flat == 0) | (mantissa == "0") | (mantissa == "-0")] = "0E0"
-    seven = np.char.mod("%.7E", flat).astype("S16")  # "-d.dddddddE-ddd" at most
-    eighth = seven.view("S1").reshape(len(flat), 16)[np.arange(len(flat)), 8 + (flat < 0)]
-    candidates = np.flatnonzero(eighth == b"5")
-    ties = candidates[(seven[candidates].astype(np.float64) == flat[candidates])
-                      & (six[candidates].astype(np.float64) != flat[candidates])]
-    # subnormal values: their shortest repr has fewer digits than "%.6E" shows
-    for i in np.concatenate((ties, np.flatnonzero((flat != 0) & (np.abs(flat) < SMALLEST_NORMAL)))):
-        out[i] = format_score(flat[i])
-    return out.reshape(np.shape(values))
+def score_texts(values: np.ndarray) -> pa.StringArray:
+    """format_score of every value of a 1-D array, as an Arrow string array. A compiled loop
+    rounds each value to 7 significant digits from x * 10^(6 - exponent) (within a few units
+    in the last place of the exact product); values whose product lies within 1e-7 of a
+    rounding tie, and zero, subnormal or non-finite ones, take format_score itself (the
+    reference rounds the shortest repr half-even: an 8-digit repr ending in 5 is such a tie)."""
+    flat = np.ascontiguousarray(values, dtype=np.float64)
+    slots = np.zeros((len(flat), _SLOT), np.uint8)
+    lengths = np.zeros(len(flat), np.int32)
+    unsure = _write_scores(flat, slots, lengths)
+    for i in np.flatnonzero(unsure):
+        text = format_score(float(flat[i])).encode("ascii")
+        slots[i, :len(text)] = np.frombuffer(text, np.uint8)
+        lengths[i] = len(text)
+    offsets = np.zeros(len(flat) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    data = slots[np.arange(_SLOT) < lengths[:, None]]  # row-major: the texts end to end
+    return pa.StringArray.from_buffers(len(flat), pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+_SLOT = 16  # bytes of the longest text, "-d.ddddddE-ddd", rounded up
+
+
+@njit(cache=True, nogil=True)
+def _write_scores(flat: np.ndarray, slots: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Write the texts of the values it can round surely into slots (one row each) and their
+    lengths; return which values it left to format_score."""
+    unsure = np.zeros(len(flat), np.bool_)
+    digits = np.empty(7, np.uint8)
+    for i in range(len(flat)):
+        x = flat[i]
+        a = abs(x)
+        if not (SMALLEST_NORMAL <= a <= 1e300):
+            unsure[i] = True  # zero, subnormal, huge or not finite
+            continue
+        e = int(math.floor(math.log10(a)))
+        s = 0.0
+        for _ in range(3):  # log10 can be off by one next to a power of ten
+            s = a * 10.0 ** (6 - e) if e <= 6 else a / 10.0 ** (e - 6)
+            if s < 1e6:
+                e -= 1
+            elif s >= 1e7:
+                e += 1
+            else:
+                break
+        # (a product next to 1e6 or 1e7 rounds to the same power of ten from either exponent)
+        low = math.floor(s)
+        if not 1e6 <= s < 1e7 or abs(s - low - 0.5) < 1e-7:  # a tie of the last digit
+            unsure[i] = True
+            continue
+        m = int(low) + (1 if s - low > 0.5 else 0)
+        if m == 10_000_000:  # rounded up to the next power of ten
+            m, e = 1_000_000, e + 1
+        n = 0
+        if x < 0:
+            slots[i, n] = 45  # "-"
+            n += 1
+        for k in range(6, -1, -1):
+            digits[k] = 48 + m % 10
+            m //= 10
+        last = 6
+        while last > 0 and digits[last] == 48:
+            last -= 1
+        slots[i, n] = digits[0]
+        n += 1
+        if last > 0:
+            slots[i, n] = 46  # "."
+            n += 1
+            for k in range(1, last + 1):
+                slots[i, n] = digits[k]
+                n += 1
+        slots[i, n] = 69  # "E"
+        n += 1
+        if e < 0:
+            slots[i, n] = 45
+            n += 1
+        power = abs(e)
+        width = 1 if power < 10 else 2 if power < 100 else 3
+        for k in range(width - 1, -1, -1):
+            slots[i, n + k] = 48 + power % 10
+            power //= 10
+        lengths[i] = n + width
+    return unsure

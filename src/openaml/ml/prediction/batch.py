@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
-from openaml.ml.metrics.formatting import format_scores
+from openaml.ml.metrics.formatting import score_texts
 from openaml.ml.model import Model
 from openaml.ml.schema import Schema
 from openaml.ml.training.targets import kept_rows, target_labels
@@ -63,12 +63,12 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
     scores = model.score_batch(rows) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
     if model.model_type == "BINARY":
         parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
-        parts.append(pa.array(format_scores(scores).tolist(), pa.string()))
+        parts.append(score_texts(scores))
     elif model.model_type == "MULTICLASS":
-        text = format_scores(scores)
-        parts += [pa.array(text[:, k].tolist(), pa.string()) for k in range(len(model.classes))]
+        text = score_texts(scores.T.ravel())  # class by class
+        parts += [text.slice(k * len(scores), len(scores)) for k in range(len(model.classes))]
     else:
-        parts.append(pa.array(format_scores(scores).tolist(), pa.string()))
+        parts.append(score_texts(scores))
     joined = pc.binary_join_element_wise(*parts, ",") if len(parts) > 1 else parts[0]
     out = np.full(batch.num_rows, "", dtype=object)
     out[kept] = joined.to_pylist()
