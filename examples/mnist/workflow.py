@@ -125,29 +125,37 @@ class Watcher:
 
     def wait(self, entities: dict[str, str], until: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """Poll `entities` until every one named in `until` has ended, or one of them has
-        failed; returns the last state of each. An entity that has ended is not asked again."""
+        failed; returns the last state of each. An entity that has ended is not asked again.
+        After a failure the others still running are asked once more: a job that failed
+        while this sweep went on (often the cause of the failure seen) is then reported too."""
         delay = 0.1
         states: dict[str, dict[str, Any]] = {}
         while True:
-            for name, entity_id in entities.items():
-                if name in states and states[name]["Status"] not in ACTIVE:
-                    continue
-                state = states[name] = self.get(name, entity_id)
-                line = state["Status"]
-                if name == "model" and state["Status"] == "INPROGRESS":
-                    line += training_pass(state.get("LogUri"))
-                if state["Status"] == "FAILED":
-                    line += f": {state.get('Message')}"
-                if self.seen.get(name) != line:
-                    self.seen[name] = line
-                    print(f"  {name:<11} {line}", flush=True)
-            if (all(states[name]["Status"] not in ACTIVE for name in until)
-                    or any(state["Status"] == "FAILED" for state in states.values())):
+            self._sweep(entities, states)
+            if any(state["Status"] == "FAILED" for state in states.values()):
+                self._sweep(entities, states)
+                return states
+            if all(states[name]["Status"] not in ACTIVE for name in until):
                 return states
             if time.monotonic() > self.deadline:
                 raise TimeoutError(f"still waiting: {', '.join(until)}")
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
+
+    def _sweep(self, entities: dict[str, str], states: dict[str, dict[str, Any]]) -> None:
+        """Ask for every entity that has not ended; print what changed."""
+        for name, entity_id in entities.items():
+            if name in states and states[name]["Status"] not in ACTIVE:
+                continue
+            state = states[name] = self.get(name, entity_id)
+            line = state["Status"]
+            if name == "model" and state["Status"] == "INPROGRESS":
+                line += training_pass(state.get("LogUri"))
+            if state["Status"] == "FAILED":
+                line += f": {state.get('Message')}"
+            if self.seen.get(name) != line:
+                self.seen[name] = line
+                print(f"  {name:<11} {line}", flush=True)
 
 
 def training_pass(log_uri: str | None) -> str:
