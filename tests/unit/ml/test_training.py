@@ -1,3 +1,4 @@
+import io
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -6,6 +7,7 @@ import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression
 
+from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
 from openaml.ml.training.sgd import ETA, ETA_REGRESSION, Block, LinearState, _Stepper, minibatch_size
@@ -251,3 +253,42 @@ def test_lazy_average_equals_mean_of_iterates(l1):
     averaged = stepper.averaged()
     assert np.allclose(averaged.weights, mean) and np.allclose(averaged.bias, np.mean(biases, axis=0))
     assert not np.allclose(averaged.weights, state.weights)
+
+
+@pytest.mark.parametrize(("kind", "target"), [("MULTICLASS", "CATEGORICAL"), ("BINARY", "BINARY")])
+def test_statistics_spare_the_fitting_pass_and_give_the_same_model(kind, target):
+    """Vocabularies and class counts from the datasource statistics: a value seen only in a
+    record without a valid target, and a rejected record, change nothing."""
+    rng = np.random.default_rng(5)
+    labels = rng.choice(["0", "1", "2"] if kind == "MULTICLASS" else ["yes", "no"], 300).tolist()
+    labels[7] = ""  # no valid target: its "only-here" value is in the statistics alone
+    rows = [f"{'abcd'[i % 4]}{rng.integers(0, 5)},{rng.choice(['u', 'v', 'w'])},{labels[i]}" for i in range(300)]
+    rows[7] = "only-here,u,"
+    data = ("c,d,y\n" + "\n".join(rows) + "\nbad,line,with,too,many\n").encode()
+    schema = make_schema([("c", "CATEGORICAL"), ("d", "CATEGORICAL"), ("y", target)],
+                         targetAttributeName="y", dataFileContainsHeader=True)
+    sink = io.BytesIO()
+    report = ingest([DataObject(uri="s3://b/d.csv", key="d.csv", size=len(data), open=lambda: io.BytesIO(data))],
+                    schema, parse_rearrangement(None), True, sink)
+    assert report.rejected_records == 1
+    stored = sink.getvalue()
+    reads = []
+
+    def batches():
+        reads.append(1)
+        return read_materialized(io.BytesIO(stored))
+
+    params = SGDParams(max_passes=2, shuffle=True, seed=3)
+    models, counts = [], []
+    for statistics in (report.statistics, {}):
+        reads.clear()
+        models.append(train_model(kind, schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, statistics,
+                                  batches, memory_bytes=0))  # nothing kept: every pass reads
+        counts.append(len(reads))
+    with_stats, without = models
+    assert counts == [2, 3]  # no fitting pass
+    assert np.array_equal(with_stats.weights, without.weights) and np.array_equal(with_stats.bias, without.bias)
+    assert with_stats.pipeline.feature_names() == without.pipeline.feature_names()
+    assert "c=only-here" not in with_stats.pipeline.feature_names()
+    assert (with_stats.classes, with_stats.summary) == (without.classes, without.summary)
+    assert with_stats.size_in_bytes == without.size_in_bytes

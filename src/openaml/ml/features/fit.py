@@ -18,7 +18,7 @@ from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, ke
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.values import Columns, evaluate, normalize, quantile_boundaries
-from openaml.ml.recipes.nodes import BINARY, NUMERIC, Attr, Node, Op, contains
+from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, Node, Op, contains
 from openaml.ml.schema import Schema
 
 Batches = Callable[[], Iterator[pa.RecordBatch]]
@@ -49,8 +49,12 @@ class _Moments:
 
 
 def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
-                 observe: Callable[[pa.RecordBatch], None] | None = None) -> FeaturePipeline:
-    """Fit every source on the records `batches()` yields; `observe` sees each batch of pass 1."""
+                 observe: Callable[[pa.RecordBatch], None] | None = None,
+                 known: dict[str, pa.Array] | None = None) -> FeaturePipeline:
+    """Fit every source on the records `batches()` yields; `observe` sees each batch of pass 1.
+    known: every value of some CATEGORICAL attributes (known_values): a source that is one of
+    them takes those as its vocabulary instead of collecting them. When nothing is left to
+    collect and nobody observes, the records are not read at all."""
     numeric = sorted({n.name for n in _all_nodes(sources) if isinstance(n, Attr) and n.kind == NUMERIC})
     binned = {a for n in _all_nodes(sources) if isinstance(n, Op) and n.function == "quantile_bin"
               for a in _numeric_attrs(n)}
@@ -61,8 +65,11 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
     early = [i for i in vocab_sources if not contains(sources[i], "quantile_bin")]
     late = [i for i in vocab_sources if i not in early]
     vocabularies = _Vocabularies()
+    given = {i: _sorted(known[s.name]) for i, s in enumerate(sources) if i in early and isinstance(s, Attr)
+             and s.kind == CATEGORICAL and s.name in (known or {})}
+    early = [i for i in early if i not in given]
 
-    for batch in batches():
+    for batch in batches() if observe is not None or numeric or early else ():
         if observe is not None:
             observe(batch)
         columns = Columns(batch, schema)
@@ -85,7 +92,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
 
     vocabs: list[pa.Array | None] = []
     scales: list[tuple[float, float] | None] = []
-    found = vocabularies.by_source()
+    found = vocabularies.by_source() | given
     for i, source in enumerate(sources):
         scales.append(_numeric_stats(source, stats) if source.kind == NUMERIC else None)
         if source.kind in (NUMERIC, BINARY):
@@ -146,9 +153,24 @@ class _Vocabularies:
         for i in sorted(set(self.arrays) | set(sources_of.tolist())):
             start, end = np.searchsorted(sources_of, [i, i + 1])
             parts = self.arrays.get(i, []) + [strings.take(pa.array(codes[start:end]))]
-            found = _merged(parts)
-            result[i] = found.take(pc.sort_indices(found))
+            result[i] = _sorted(_merged(parts))
         return result
+
+
+def known_values(statistics: dict[str, Any]) -> dict[str, pa.Array]:
+    """Every distinct value of each CATEGORICAL attribute whose datasource statistics list them
+    all (not truncated): for fit_pipeline's `known`."""
+    found = {}
+    for name, stats in (statistics.get("attributes") or {}).items():
+        counts = stats.get("valueCounts")
+        if stats.get("attributeType") == "CATEGORICAL" and isinstance(counts, dict) and not stats.get("truncated"):
+            found[name] = pa.array(list(counts), pa.string())
+    return found
+
+
+def _sorted(values: pa.Array) -> pa.Array:
+    """By code point: the order of a vocabulary."""
+    return values.take(pc.sort_indices(values))
 
 
 def _unique(found: np.ndarray) -> np.ndarray:

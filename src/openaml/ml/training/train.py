@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
 from openaml.ml.features import fit_pipeline
+from openaml.ml.features.fit import known_values
 from openaml.ml.features.values import Columns
 from openaml.ml.model import Model
 from openaml.ml.recipes import parse_recipe
@@ -45,8 +46,13 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
                 memory_bytes: int = MEMORY_BYTES) -> Model:
     """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data.
     memory_bytes bounds the records and features kept in memory (a quarter of it for records
-    read once for fitting and the first pass, the rest for SGD buffers and cache)."""
-    del statistics  # quantile boundaries are computed exactly from the training records
+    read once for fitting and the first pass, the rest for SGD buffers and cache).
+
+    statistics: the training datasource's. The class counts and the complete value lists of
+    CATEGORICAL attributes they hold spare a fitting pass over the records (ALL_CATEGORICAL
+    recipes need none then); a value seen only in records without a valid target becomes a
+    feature that no step touches, whose zero weight trimming removes, so the model is the same.
+    Quantile boundaries and numeric moments are always computed from the training records."""
     try:
         check_target(model_type, schema)
     except ValueError as exc:
@@ -59,8 +65,10 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
 
     training = _Replay(usable, memory_bytes // 4)
 
-    target = _TargetSummary(model_type, schema)
-    pipeline = fit_pipeline(recipe.outputs, schema, training, target.observe)
+    known = _TargetSummary.from_statistics(model_type, schema, statistics or {})
+    target = known or _TargetSummary(model_type, schema)
+    pipeline = fit_pipeline(recipe.outputs, schema, training, None if known else target.observe,
+                            known_values(statistics or {}))
     if target.records == 0:
         raise TrainingError("The training datasource has no usable record (valid target)")
     classes = target.classes()
@@ -130,6 +138,24 @@ class _TargetSummary:
         self.counts: dict[str, int] = {}
         self.total = 0.0
         self.total_sq = 0.0
+
+    @classmethod
+    def from_statistics(cls, model_type: str, schema: Schema,
+                        statistics: dict[str, Any]) -> _TargetSummary | None:
+        """The class counts of the datasource statistics, when they are those of the records
+        training uses: a CATEGORICAL target for MULTICLASS, a BINARY one for BINARY (records
+        not rejected, with a valid target); None otherwise."""
+        wanted = {"MULTICLASS": "CATEGORICAL", "BINARY": "BINARY"}.get(model_type)
+        target = statistics.get("target") or {}
+        attribute = (statistics.get("attributes") or {}).get(schema.target or "") or {}
+        counts = target.get("classCounts")
+        if (wanted is None or target.get("attributeType") != wanted or not isinstance(counts, dict)
+                or attribute.get("truncated")):
+            return None
+        summary = cls(model_type, schema)
+        summary.counts = {str(k): int(v) for k, v in counts.items() if int(v) > 0}
+        summary.records = int(target.get("validCount", sum(summary.counts.values())))
+        return summary
 
     def observe(self, batch: pa.RecordBatch) -> None:
         columns = Columns(batch, self.schema)
