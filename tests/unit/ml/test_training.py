@@ -279,16 +279,32 @@ def test_statistics_spare_the_fitting_pass_and_give_the_same_model(kind, target)
         return read_materialized(io.BytesIO(stored))
 
     params = SGDParams(max_passes=2, shuffle=True, seed=3)
+    other = {**report.statistics, "target": {**report.statistics["target"], "attributeName": "c"}}
     models, counts = [], []
-    for statistics in (report.statistics, {}):
+    for statistics in (report.statistics, {}, other):  # another target's counts are not used
         reads.clear()
         models.append(train_model(kind, schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, statistics,
                                   batches, memory_bytes=0))  # nothing kept: every pass reads
         counts.append(len(reads))
-    with_stats, without = models
-    assert counts == [2, 3]  # no fitting pass
+    with_stats, without, _ = models
+    assert counts == [2, 3, 3]  # no fitting pass
     assert np.array_equal(with_stats.weights, without.weights) and np.array_equal(with_stats.bias, without.bias)
     assert with_stats.pipeline.feature_names() == without.pipeline.feature_names()
     assert "c=only-here" not in with_stats.pipeline.feature_names()
     assert (with_stats.classes, with_stats.summary) == (without.classes, without.summary)
     assert with_stats.size_in_bytes == without.size_in_bytes
+
+
+def test_a_feature_twice_in_an_indicator_row_counts_twice_and_is_not_flipped():
+    """CSR rows with a repeated feature (all values 1) mean a value of 2, as in a dense sum."""
+    x = sp.csr_matrix((np.ones(5), np.array([0, 0, 1, 0, 1]), np.array([0, 3, 5])), shape=(2, 2))
+    assert x.toarray().tolist() == [[2, 1], [1, 1]]
+    kernel, reference = LinearState.zeros(2, 1, 1.0), LinearState.zeros(2, 1, 1.0)
+    kernel.weights[:] = reference.weights[:] = [[1.0], [10.0]]
+    stepper = _Stepper("REGRESSION", kernel, SGDParams(l2=0.0), 2)
+    block = Block(x.indptr.astype(np.int64), x.indices.astype(np.int32), np.zeros(0), np.array([1.0, 2.0]),
+                  np.ones(2))
+    for rows in ([np.array([0])], [np.array([0, 1])], [np.array([1])]):
+        stepper.run(0, block, rows)
+        _reference_step("REGRESSION", reference, x[rows[0]], block.y[rows[0]], block.w[rows[0]], 0.0, 0.0)
+        assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)

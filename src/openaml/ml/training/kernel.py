@@ -75,10 +75,10 @@ class Part:
 def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray,
               lo: int, hi: int, count: np.ndarray, after: np.ndarray, touched: np.ndarray,
               col_start: np.ndarray, col_rows: np.ndarray, col_vals: np.ndarray) -> int:
-    """The entries of CSR `rows` (values empty: all 1, features distinct within a row) whose
-    feature is in [lo, hi), as columns: touched[:n] are the features in increasing order
-    (relative to lo), column t holds col_rows/col_vals[col_start[t]:col_start[t + 1]] (col_vals
-    left alone when all 1). A feature of all-1 values in more than half the rows is flipped:
+    """The entries of CSR `rows` (values empty: all 1) whose feature is in [lo, hi), as
+    columns: touched[:n] are the features in increasing order (relative to lo), column t holds
+    col_rows/col_vals[col_start[t]:col_start[t + 1]] (col_vals left alone when all 1). A
+    feature of all-1 values in more than half the rows, and at most once in each, is flipped:
     touched holds ~f and its column the rows without it. count and after are scratch (zero and
     -1, as they are left). Returns n."""
     ones = len(values) == 0
@@ -93,6 +93,10 @@ def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows:
                     touched[n] = f
                     n += 1
                 count[f] += 1
+                if after[f] == i:  # twice in one row (a value of 2): never flipped
+                    after[f] = -2
+                elif after[f] != -2:
+                    after[f] = i  # the last row seen with f
     if n * 16 < hi - lo:
         touched[:n].sort()
     else:  # most features touched: a scan of the counts is cheaper than sorting
@@ -105,11 +109,12 @@ def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows:
     for t in range(n):
         f = touched[t]
         col_start[t] = position
-        if ones and 2 * count[f] > m:
+        if ones and 2 * count[f] > m and after[f] != -2:
             position += m - count[f]
             after[f] = 0  # the rows from here on not yet known to hold f
         else:
             position += count[f]
+            after[f] = -1
         count[f] = col_start[t]  # now the next free slot of feature f
     col_start[n] = position
     for i in range(m):

@@ -149,7 +149,8 @@ class _TargetSummary:
         target = statistics.get("target") or {}
         attribute = (statistics.get("attributes") or {}).get(schema.target or "") or {}
         counts = target.get("classCounts")
-        if (wanted is None or target.get("attributeType") != wanted or not isinstance(counts, dict)
+        if (wanted is None or target.get("attributeName") != schema.target
+                or target.get("attributeType") != wanted or not isinstance(counts, dict)
                 or attribute.get("truncated")):
             return None
         summary = cls(model_type, schema)
