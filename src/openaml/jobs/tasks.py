@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, cast
 import pyarrow as pa
 
 from openaml.jobs.engine import Job, JobFailed, Task
+from openaml.jobs.models import LoadedModels
 from openaml.jobs.shared_reads import SharedReads
 from openaml.ml.data import DataObject, Target, ingest, ingest_many, parse_rearrangement, read_materialized
 from openaml.ml.metrics import evaluate_model
@@ -45,6 +46,7 @@ class Tasks:
         self.training_memory = training_memory  # bytes of records and features a training keeps
         self.workers = workers  # of the job engine
         self.shared_reads = SharedReads()
+        self.models = LoadedModels(self._read_model)
 
     def by_kind(self) -> dict[EntityKind, Task]:
         return {
@@ -150,6 +152,9 @@ class Tasks:
         return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
 
     def load_model(self, model_id: str) -> Model:
+        return self.models.get(model_id)
+
+    def _read_model(self, model_id: str) -> Model:
         with self.artifacts.open_read(EntityKind.MLMODEL.value, model_id, MODEL_FILE) as stream:
             return load_model(stream)
 
