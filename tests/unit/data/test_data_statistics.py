@@ -47,3 +47,12 @@ def test_tables_match_a_dict_merged_per_batch(monkeypatch):
         assert table.truncated == truncated
         assert table.to_dict(counts)["count"] == sum(int(c.sum()) for _, c in batches)
     assert any(t.truncated for t in tables) and not tables[0].truncated
+
+
+def test_table_order_by_one_key_or_by_lexsort():
+    rng = np.random.default_rng(9)
+    owner, rank = np.sort(rng.integers(0, 50, 2000)), rng.integers(0, 40, 2000)
+    for top in (100, 2**60):  # the second does not fit one int64 key: lexsort
+        totals = rng.integers(1, top, 2000)
+        expected = np.lexsort((rank, -totals, owner))
+        assert np.array_equal(statistics._table_order(owner, totals, rank), expected)

@@ -16,6 +16,7 @@ statistics never count those columns again.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -144,19 +145,30 @@ def _encode_integers(columns: list[pa.ChunkedArray]) -> tuple[list[pa.Dictionary
 def _encode_group(columns: list[pa.ChunkedArray]) -> tuple[list[pa.DictionaryArray],
                                                            list[npt.NDArray[np.int64]], int]:
     """Every column's distinct values (ascending), their counts and each row's code, by one
-    compiled sweep over the group's values (_encode_matrix)."""
+    compiled sweep over the group's values (_encode_matrix); the values' texts are looked up
+    (_int16_texts), and the columns' codes are slices of one Arrow array."""
     bounds = np.cumsum([0] + [len(chunk) for chunk in columns[0].chunks])
     values = np.empty((len(columns), bounds[-1]), dtype=np.int16)
     for c, column in enumerate(columns):
         for k, chunk in enumerate(column.chunks):
             values[c, bounds[k]:bounds[k + 1]] = chunk.to_numpy()
     indices, distinct, counts, ends = _encode_matrix(values)
-    strings = pc.cast(pa.array(distinct), pa.string())
-    canonical = int(np.dot(counts, pc.binary_length(strings).to_numpy()))
-    return ([pa.DictionaryArray.from_arrays(indices[c], strings.slice(ends[c], ends[c + 1] - ends[c]),
+    texts, lengths = _int16_texts()
+    at = distinct.astype(np.int64) - np.iinfo(np.int16).min
+    strings = texts.take(pa.array(at))
+    canonical = int(np.dot(counts, lengths[at]))
+    codes, n = pa.array(indices.reshape(-1)), indices.shape[1]
+    return ([pa.DictionaryArray.from_arrays(codes.slice(c * n, n), strings.slice(ends[c], ends[c + 1] - ends[c]),
                                             safe=False)      # codes are in range by construction
              for c in range(len(columns))],
             [counts[ends[c]:ends[c + 1]] for c in range(len(columns))], canonical)
+
+
+@functools.cache
+def _int16_texts() -> tuple[pa.StringArray, npt.NDArray[np.int64]]:
+    """The canonical text of every int16 value, from the smallest, and its length in bytes."""
+    texts = pa.array([str(v) for v in range(np.iinfo(np.int16).min, np.iinfo(np.int16).max + 1)], pa.string())
+    return texts, pc.binary_length(texts).to_numpy().astype(np.int64)
 
 
 @njit(cache=True, nogil=True)

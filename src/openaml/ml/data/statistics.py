@@ -223,7 +223,7 @@ def final_counts(tables: list[CountStats]) -> list[dict[str, int]]:
     owner, code = np.divmod(key, size)
     rank = np.empty(size, dtype=np.int64)
     rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(size)
-    order = np.lexsort((rank[code], -totals, owner))
+    order = _table_order(owner, totals, rank[code])
     owner, code, totals = owner[order], code[order], totals[order]
     bounds = np.searchsorted(owner, np.arange(len(tables) + 1))
     strings = np.array(encoded.dictionary.to_pylist(), dtype=object)
@@ -234,6 +234,16 @@ def final_counts(tables: list[CountStats]) -> list[dict[str, int]]:
         end = min(end, begin + MAX_VALUES)
         out.append(dict(zip(strings[code[begin:end]].tolist(), totals[begin:end].tolist(), strict=True)))
     return out
+
+
+def _table_order(owner: np.ndarray, totals: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """The order by table, then count (descending), then value rank: one int64 key when the
+    three fit in it (an argsort several times faster than lexsort), else lexsort."""
+    top = int(totals.max(initial=0))
+    span = int(rank.max(initial=0)) + 1
+    if (int(owner.max(initial=0)) + 1) * (top + 1) * span < 2**63:
+        return np.argsort((owner * (top + 1) + (top - totals)) * span + rank, kind="stable")
+    return np.lexsort((rank, -totals, owner))
 
 
 class TextStats:
