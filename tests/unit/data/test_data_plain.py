@@ -117,9 +117,9 @@ def test_integer_encoding_of_chunked_columns():
     from openaml.ml.data.plain import _encode_group
 
     rows = 5000
-    columns = [pa.chunked_array([(np.arange(rows, dtype=np.int16) % 7) - c, np.zeros(10, np.int16)])
-               for c in range(8)]
-    encoded, counts, canonical = _encode_group(columns)
+    table = pa.table({f"c{c}": pa.chunked_array([(np.arange(rows, dtype=np.int16) % 7) - c, np.zeros(10, np.int16)])
+                      for c in range(8)})
+    encoded, counts, canonical = _encode_group(table, list(range(8)))
     assert encoded[0].dictionary.to_pylist() == [str(v) for v in range(7)]
     assert counts[0].tolist() == [715 + 10, 715, 714, 714, 714, 714, 714]
     assert encoded[3].dictionary.to_pylist() == [str(v) for v in range(-3, 4)]
