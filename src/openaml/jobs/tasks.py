@@ -19,6 +19,7 @@ from openaml.ml.metrics import evaluate_model
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import batch_predict, predict_record
 from openaml.ml.prediction.batch import header_line
+from openaml.ml.prediction.realtime import scorer_for
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import parse_schema
 from openaml.ml.training import parse_parameters, train_model
@@ -160,6 +161,7 @@ class Tasks:
 
     def load_scorer(self, model_id: str) -> tuple[Scorer, float]:
         model = self.load_model(model_id)
+        scorer_for(model)  # built now, not by the endpoint's first request
         record = self.store.get(EntityKind.MLMODEL, model_id)
         threshold = float((record.info if record else {}).get("score_threshold", 0.5))
 
