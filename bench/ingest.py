@@ -1,4 +1,4 @@
-"""Datasource ingestion benchmark: ingest speed against a pyarrow floor, and bounded memory.
+"""Datasource ingestion benchmark: ingest speed against a pyarrow floor.
 
 Speed (default): build a Kaggle-layout MNIST train.csv of --rows rows (repeating the rows of
 examples/mnist/data/train.csv.gz) or take --train PATH, then time side by side in one process,
@@ -8,13 +8,10 @@ alternating, after --warmup untimed runs of each, median of --repeat runs:
       pixels, header), statistics on, writing the materialized copy to a temp file.
 Prints a table and the ratio (b)/(a) of wall seconds, plus the ratio of CPU seconds (all
 threads), which other load on the machine disturbs less; writes a JSON result (--out).
-
-Memory (--memory-cap MB): generate a file --cap-file-mb MB large (repeated rows), then re-run
-this script in a child process under RLIMIT_AS = the cap (address space, so every allocation
-counts) to ingest it with statistics on; the child reports its peak RSS (getrusage).
+Ingestion under a memory cap is measured, with training, by `openaml bench --memory-cap`
+(bench/memory.py).
 
     .venv/bin/python bench/ingest.py --out /tmp/ingest.json
-    .venv/bin/python bench/ingest.py --memory-cap 1024 --cap-file-mb 3072 --out /tmp/ingest-cap.json
 """
 
 from __future__ import annotations
@@ -22,11 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,20 +29,16 @@ SAMPLE = ROOT / "examples" / "mnist" / "data" / "train.csv.gz"
 SCHEMA = ROOT / "examples" / "mnist" / "train.schema.json"
 
 
-def build_train(path: Path, rows: int | None = None, megabytes: int | None = None) -> Path:
-    """A Kaggle-layout train.csv of `rows` rows (or about `megabytes` MB) by repeating the sample."""
+def build_train(path: Path, rows: int) -> Path:
+    """A Kaggle-layout train.csv of `rows` rows by repeating the sample."""
     with gzip.open(SAMPLE, "rb") as stream:
         header, *lines = stream.read().splitlines(keepends=True)
     body = b"".join(lines)
     with open(path, "wb") as out:
         out.write(header)
-        if rows is not None:
-            for _ in range(rows // len(lines)):
-                out.write(body)
-            out.write(b"".join(lines[:rows % len(lines)]))
-        else:
-            while out.tell() < (megabytes or 0) << 20:
-                out.write(body)
+        for _ in range(rows // len(lines)):
+            out.write(body)
+        out.write(b"".join(lines[:rows % len(lines)]))
     return path
 
 
@@ -123,41 +112,6 @@ def speed(args: argparse.Namespace, work: Path) -> dict[str, object]:
     return result
 
 
-def capped(args: argparse.Namespace, work: Path) -> dict[str, object]:
-    path = Path(args.train) if args.train else build_train(work / "big.csv",
-                                                           megabytes=args.cap_file_mb)
-    child = subprocess.run(
-        [sys.executable, __file__, "--child", str(path), "--memory-cap", str(args.memory_cap),
-         "--work", str(work)],
-        capture_output=True, text=True, env=os.environ | {
-            # Under an address-space cap, reserved-but-unused ranges count: Arrow's default
-            # allocator and per-thread malloc arenas reserve much; the system pool does not.
-            "ARROW_DEFAULT_MEMORY_POOL": "system", "OPENBLAS_NUM_THREADS": "1",
-            "MALLOC_ARENA_MAX": "2"})  # each glibc arena reserves 64 MB of address space
-    if child.returncode != 0:
-        print(child.stdout, child.stderr, sep="\n", file=sys.stderr)
-        raise SystemExit(f"capped ingest failed (exit {child.returncode})")
-    result = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"file {path}: {result['bytes'] / 2**20:,.0f} MiB, {result['rows']:,} rows; "
-          f"address-space cap {args.memory_cap} MiB")
-    print(f"ingest with statistics: {result['seconds']:.1f} s, peak RSS "
-          f"{result['peak_rss_mib']:.0f} MiB, materialized {result['materialized_bytes'] / 2**20:,.0f} MiB")
-    return result
-
-
-def child(args: argparse.Namespace) -> None:
-    cap = args.memory_cap << 20
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    path = Path(args.child)
-    sink = Path(args.work) / "materialized-capped.out"
-    seconds, _, report = run_ingest(path, sink)
-    print(json.dumps({
-        "file": str(path), "bytes": path.stat().st_size, "rows": report.records_read,  # type: ignore[attr-defined]
-        "cap_mib": args.memory_cap, "seconds": seconds,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "materialized_bytes": sink.stat().st_size}))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=42_000, help="rows of the generated file")
@@ -166,17 +120,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
     parser.add_argument("--out", help="write the JSON result here")
-    parser.add_argument("--memory-cap", type=int, metavar="MB",
-                        help="ingest a larger file under this address-space cap instead")
-    parser.add_argument("--cap-file-mb", type=int, default=3072,
-                        help="size of the file generated for --memory-cap")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        return child(args)
     with tempfile.TemporaryDirectory(dir=args.work) as temp:
-        work = Path(temp)
-        result = capped(args, work) if args.memory_cap else speed(args, work)
+        result = speed(args, Path(temp))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
