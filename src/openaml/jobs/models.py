@@ -33,7 +33,7 @@ class LoadedModels:
                 return model
             future = self._loading.get(model_id)
             owner = future is None
-            if future is None:
+            if owner:
                 future = self._loading[model_id] = Future()
         if not owner:
             return future.result()

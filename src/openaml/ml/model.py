@@ -21,7 +21,6 @@ from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.linear import linear_scores
@@ -55,12 +54,9 @@ class Model:
     summary: dict[str, Any] = field(default_factory=dict)
     size_in_bytes: int = 0
 
-    def scores(self, x: sp.csr_matrix) -> np.ndarray:
-        """MULTICLASS: probabilities (rows, classes); BINARY: P(1) (rows,); REGRESSION: values."""
-        return self.link(x @ self.weights + self.bias)
-
     def link(self, z: np.ndarray) -> np.ndarray:
-        """Scores from linear scores z (rows, outputs), as `scores` returns them."""
+        """Scores from linear scores z (rows, outputs). MULTICLASS: probabilities (rows,
+        classes); BINARY: P(1) (rows,); REGRESSION: values."""
         if self.model_type == "MULTICLASS":
             return softmax(z)
         if self.model_type == "BINARY":

@@ -42,7 +42,7 @@ from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
 from openaml.ml.data.plain import Parsed, encode_plain, is_plain, probe_integers, read_plain
 from openaml.ml.data.rearrangement import Rearrangement
-from openaml.ml.data.statistics import StatisticsBuilder, per_row
+from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
@@ -291,8 +291,7 @@ class _Job:
             if attribute.type is AttributeType.TEXT:
                 continue
             count = known[j] if known is not None else None
-            counts[attribute.name] = count if count is not None else np.bincount(
-                column.indices.drop_null().to_numpy(), minlength=len(column.dictionary))
+            counts[attribute.name] = count if count is not None else entry_counts(column)
             if attribute.type is AttributeType.CATEGORICAL:
                 continue   # any raw string is a valid category
             entries = coerce_column(column.dictionary, attribute.type)

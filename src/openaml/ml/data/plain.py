@@ -30,6 +30,7 @@ from numba import njit
 
 from openaml.ml.data.fields import COMMA
 from openaml.ml.data.lines import LineBlock
+from openaml.ml.data.statistics import entry_counts
 
 _PROBE_LINES = 1000
 _GROUP = 64          # integer columns encoded together
@@ -115,7 +116,7 @@ def encode_plain(block: LineBlock, table: pa.Table, encode: Sequence[bool]) -> P
         if integer[j]:
             encoded = pc.dictionary_encode(column)
             dictionary = pc.cast(encoded.dictionary, pa.string())
-            counts[j] = np.bincount(encoded.indices.drop_null().to_numpy(), minlength=len(dictionary))
+            counts[j] = entry_counts(encoded)
             canonical += int(np.dot(counts[j], pc.binary_length(dictionary).to_numpy()))
             columns[j] = pa.DictionaryArray.from_arrays(encoded.indices, dictionary)
         else:

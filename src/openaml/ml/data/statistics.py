@@ -284,6 +284,12 @@ class TextStats:
                 "maxWordLength": int(self.lengths[1]) if finite else None}
 
 
+def entry_counts(values: pa.DictionaryArray) -> npt.NDArray[np.int64]:
+    """How many rows use each dictionary entry (missing values count for none)."""
+    indices = values.indices if values.null_count == 0 else values.indices.drop_null()
+    return np.bincount(indices.to_numpy(), minlength=len(values.dictionary))
+
+
 def per_row(per_entry: npt.NDArray[Any], indices: pa.Array, fill: Any = np.nan) -> npt.NDArray[Any]:
     """Expand per-dictionary-entry values to rows; null indices (missing fields) get `fill`."""
     if indices.null_count == 0:

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml.data.statistics import entry_counts
 from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
@@ -137,7 +138,8 @@ class _Vocabularies:
         if not coded:
             return
         dictionaries = [values.dictionary for _, values in coded]
-        used = np.concatenate([_used_entries(values) for _, values in coded])
+        # a split or a filter keeps the whole dictionary: only entries some row uses count
+        used = np.concatenate([entry_counts(values) > 0 for _, values in coded])
         sources_of = np.repeat(np.array([i for i, _ in coded]), [len(d) for d in dictionaries])
         codes = self.codes.codes(concatenated(dictionaries), grow=True)
         self.pairs.append(keys(sources_of, codes)[used & (codes >= 0)])
@@ -178,13 +180,6 @@ def _unique(found: np.ndarray) -> np.ndarray:
     on these)."""
     found = np.sort(found)
     return found[np.concatenate(([True], found[1:] != found[:-1]))] if len(found) else found
-
-
-def _used_entries(values: pa.DictionaryArray) -> np.ndarray:
-    """Whether each dictionary entry is used by a row (a split or a filter keeps the whole
-    dictionary)."""
-    indices = values.indices if values.null_count == 0 else values.indices.drop_null()
-    return np.bincount(indices.to_numpy(), minlength=len(values.dictionary)) > 0
 
 
 def _distinct(values: pa.Array) -> pa.Array:
