@@ -114,12 +114,12 @@ def test_read_materialized_batches_columns_and_parquet(tmp_path):
 
 def test_integer_encoding_of_chunked_columns():
     """Columns in several chunks get ascending dictionaries and counts of all their chunks."""
-    from openaml.ml.data.plain import _encode_group
+    from openaml.ml.data.plain import _encode_integers
 
     rows = 5000
     table = pa.table({f"c{c}": pa.chunked_array([(np.arange(rows, dtype=np.int16) % 7) - c, np.zeros(10, np.int16)])
                       for c in range(8)})
-    encoded, counts, canonical = _encode_group(table, list(range(8)))
+    encoded, counts, canonical = _encode_integers(table, list(range(8)))
     assert encoded[0].dictionary.to_pylist() == [str(v) for v in range(7)]
     assert counts[0].tolist() == [715 + 10, 715, 714, 714, 714, 714, 714]
     assert encoded[3].dictionary.to_pylist() == [str(v) for v in range(-3, 4)]

@@ -8,12 +8,13 @@ locates the fields of the others with NumPy, so a rejected line keeps its place 
 numbering and in the output order, which a CSV reader that merely skips bad rows cannot give.
 Columns are built directly from the bytes and dictionary-encoded (TEXT stays plain strings);
 type checks then run once per distinct value, and statistics are per-value count tables.
-Blocks without quotes or white space (`plain`) are parsed by Arrow's CSV reader instead, with
-integer columns parsed as integers. Reading, decompressing and Arrow's parse of the next block
+Blocks whose every field is an int16 written canonically (`integers`) are read by one
+compiled pass; other blocks without quotes or white space (`plain`) by Arrow's CSV reader, with
+integer columns parsed as integers. Reading, decompressing and parsing the next block
 run in a thread while the current one is encoded, counted and written, so both cores work.
 Each block becomes one record batch. A sequential split that is not "everything" needs
 the record count N before its first block is selected, so it costs one extra pass that only
-counts lines, run while the first block is read and parsed. Several
+counts lines (`lines.count_lines`), run while the first block is read and parsed. Several
 datasources of the same data and schema (a training and an evaluation split) can be written
 from one read (`ingest_many`): parsing is shared, selection, counts and statistics are not.
 
@@ -37,10 +38,11 @@ import numpy as np
 import pyarrow as pa
 
 from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
-from openaml.ml.data.lines import LineBlock, iter_line_blocks
+from openaml.ml.data.integers import parse_int16_block
+from openaml.ml.data.lines import LineBlock, count_lines, iter_line_blocks
 from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
-from openaml.ml.data.plain import Parsed, encode_plain, is_plain, probe_integers, read_plain
+from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, probe_integers, read_plain
 from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.schema import AttributeType, Schema, coerce_column
@@ -162,10 +164,11 @@ def _count_records(objects: Sequence[DataObject], schema: Schema, stop: threadin
     count = 0
     for obj in objects:
         with _open(obj) as stream:
-            for block in _blocks(obj, stream, schema.header):
+            in_object = 0
+            for in_object in _read_errors(obj, count_lines(stream, schema.header)):
                 if stop.is_set():
-                    return count
-                count += len(block)
+                    return count + in_object
+            count += in_object
     return count
 
 
@@ -179,9 +182,10 @@ def _open(obj: DataObject) -> BinaryIO:
     return stream
 
 
-def _blocks(obj: DataObject, stream: BinaryIO, header: bool):  # type: ignore[no-untyped-def]
+def _read_errors(obj: DataObject, items: Iterator[T]) -> Iterator[T]:
+    """The items, read from `obj`; a failed read is a DataError."""
     try:
-        yield from iter_line_blocks(stream, header)
+        yield from items
     except _READ_ERRORS as exc:
         raise DataError(f"Cannot read {obj.uri}: {exc}") from None
 
@@ -195,14 +199,16 @@ class _Reader:
         self.rejected = np.zeros(len(REASONS), dtype=np.int64)
         self.encode = [a.type is not AttributeType.TEXT for a in schema.attributes]
         self.integers: np.ndarray | None = None   # columns the fast path parses as integers
+        self.int16_blocks = all(self.encode)      # TEXT columns stay strings
 
     def read_file(self, obj: DataObject) -> Iterator[tuple[int, LineBlock, Parsed | None, Fields | None]]:
         """(number of the block's first record, block, its columns by the fast path or else its
         fields by the general one) for each block of the object."""
-        with _open(obj) as stream, closing(_read_ahead(
-                self._parse(block) for block in _blocks(obj, stream, self.schema.header))) as blocks:
-            for block, table in blocks:
-                parsed = encode_plain(block, table, self.encode) if table is not None else None
+        with _open(obj) as stream, closing(_read_ahead(self._parse(block) for block in _read_errors(
+                obj, iter_line_blocks(stream, self.schema.header)))) as blocks:
+            for block, fast in blocks:
+                parsed = (encode_int16(fast) if isinstance(fast, np.ndarray)
+                          else encode_plain(block, fast, self.encode) if fast is not None else None)
                 fields = None if parsed is not None else split_fields(block, len(self.encode))
                 reason = fields.reason if fields is not None else np.zeros(len(block), np.int8)
                 self.rejected += np.bincount(reason, minlength=len(REASONS) + 1)[1:]
@@ -212,8 +218,14 @@ class _Reader:
                 self.records += len(block)
                 yield self.records - len(block), block, parsed, fields
 
-    def _parse(self, block: LineBlock) -> tuple[LineBlock, pa.Table | None]:
-        """The block with Arrow's parse of it when the fast path (`plain`) applies (run ahead)."""
+    def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | None]:
+        """The block with its values when every field is an int16 (`integers`), or else with
+        Arrow's parse of it when the fast path (`plain`) applies (run ahead)."""
+        if self.int16_blocks:
+            values = parse_int16_block(block, len(self.encode))
+            if values is not None:
+                return block, values
+            self.int16_blocks = False   # other fields in one block: likely in later ones too
         if not is_plain(block, len(self.encode)):
             return block, None
         if self.integers is None:

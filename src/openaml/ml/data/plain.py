@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -126,32 +126,49 @@ def encode_plain(block: LineBlock, table: pa.Table, encode: Sequence[bool]) -> P
     return Parsed(columns, counts) if canonical == raw else None
 
 
+def encode_int16(values: npt.NDArray[np.int16]) -> Parsed:
+    """The dictionary-encoded columns of `values` (fields × records, no missing value), as
+    `encode_plain` makes them."""
+    columns, counts, _ = _encode_groups(values[first:first + _GROUP] for first in range(0, len(values), _GROUP))
+    return Parsed(columns, counts)
+
+
 def _encode_integers(table: pa.Table, columns: list[int]) -> tuple[list[pa.DictionaryArray],
                                                                    list[npt.NDArray[np.int64]], int]:
-    """Dictionary-encode the table's int16 `columns` (without nulls), _GROUP columns at a time
-    (small arrays stay in cache and are recycled by malloc instead of being mapped afresh).
-    Returns the columns, their counts per dictionary entry, and the total length of their
-    values written canonically."""
+    """Dictionary-encode the table's int16 `columns` (without nulls). The values of a group of
+    columns come as one column-major tensor per chunk (Arrow copies them in C++; a copy per
+    column and chunk from Python took five times longer)."""
+    return _encode_groups(_table_values(table, columns[first:first + _GROUP])
+                          for first in range(0, len(columns), _GROUP))
+
+
+def _table_values(table: pa.Table, columns: list[int]) -> npt.NDArray[np.int16]:
+    parts = [np.asarray(batch.to_tensor(row_major=False)).T for batch in table.select(columns).to_batches()]
+    return np.concatenate(parts, axis=1) if parts else np.zeros((len(columns), 0), np.int16)
+
+
+def _encode_groups(groups: Iterable[npt.NDArray[np.int16]]) -> tuple[list[pa.DictionaryArray],
+                                                                      list[npt.NDArray[np.int64]], int]:
+    """Dictionary-encode groups of columns of values (fields × records), _GROUP columns at a
+    time (small arrays stay in cache and are recycled by malloc instead of being mapped
+    afresh). Returns the columns, their counts per dictionary entry, and the total length of
+    their values written canonically."""
     encoded: list[pa.DictionaryArray] = []
     counts: list[npt.NDArray[np.int64]] = []
     canonical = 0
-    for first in range(0, len(columns), _GROUP):
-        group = _encode_group(table, columns[first:first + _GROUP])
+    for values in groups:
+        group = _encode_group(values)
         encoded += group[0]
         counts += group[1]
         canonical += group[2]
     return encoded, counts, canonical
 
 
-def _encode_group(table: pa.Table, columns: list[int]) -> tuple[list[pa.DictionaryArray],
-                                                                list[npt.NDArray[np.int64]], int]:
+def _encode_group(values: npt.NDArray[np.int16]) -> tuple[list[pa.DictionaryArray],
+                                                          list[npt.NDArray[np.int64]], int]:
     """Every column's distinct values (ascending), their counts and each row's code, by one
     compiled sweep over the group's values (_encode_matrix); the values' texts are looked up
-    (_int16_texts), and the columns' codes are slices of one Arrow array. The values come as
-    one column-major tensor per chunk (Arrow copies them in C++; a copy per column and chunk
-    from Python took five times longer)."""
-    parts = [np.asarray(batch.to_tensor(row_major=False)).T for batch in table.select(columns).to_batches()]
-    values = np.concatenate(parts, axis=1) if parts else np.zeros((len(columns), 0), np.int16)
+    (_int16_texts), and the columns' codes are slices of one Arrow array."""
     indices, distinct, counts, ends = _encode_matrix(values)
     texts, lengths = _int16_texts()
     at = distinct.astype(np.int64) - np.iinfo(np.int16).min
@@ -160,8 +177,8 @@ def _encode_group(table: pa.Table, columns: list[int]) -> tuple[list[pa.Dictiona
     codes, n = pa.array(indices.reshape(-1)), indices.shape[1]
     return ([pa.DictionaryArray.from_arrays(codes.slice(c * n, n), strings.slice(ends[c], ends[c + 1] - ends[c]),
                                             safe=False)      # codes are in range by construction
-             for c in range(len(columns))],
-            [counts[ends[c]:ends[c + 1]] for c in range(len(columns))], canonical)
+             for c in range(len(values))],
+            [counts[ends[c]:ends[c + 1]] for c in range(len(values))], canonical)
 
 
 @functools.cache

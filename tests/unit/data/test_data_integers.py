@@ -1,0 +1,98 @@
+"""The compiled path for blocks of int16 fields, and the compiled line count, against the
+general ways they stand in for."""
+
+import functools
+import io
+import sys
+
+import numpy as np
+import pytest
+from data_ingest_helpers import make_object, make_schema, run_ingest
+from test_data_plain import _columns, _rounded
+
+from openaml.ml.data import lines
+from openaml.ml.data.integers import parse_int16_block
+from openaml.ml.data.lines import count_lines, iter_line_blocks
+
+ingest_module = sys.modules["openaml.ml.data.ingest"]
+
+SCHEMA = make_schema({"y": "CATEGORICAL", "a": "NUMERIC", "b": "CATEGORICAL", "c": "BINARY"}, target="y")
+
+
+def _block(text: bytes):
+    block, = iter_line_blocks(io.BytesIO(text), False)
+    return block
+
+
+def test_canonical_int16_fields_parse_column_by_column():
+    values = parse_int16_block(_block(b"0,-32768,32767,5\r\n-1,10,200,0\n"), 4)
+    assert values is not None and values.dtype == np.int16
+    assert values.tolist() == [[0, -1], [-32768, 10], [32767, 200], [5, 0]]
+
+
+@pytest.mark.parametrize("line", [
+    b"-0,1,2", b"05,1,2", b"+5,1,2", b"32768,1,2", b"-32769,1,2", b"1,,2", b"1,2", b"1,2,3,4",
+    b"1,2,3,", b" 1,2,3", b"1,2,3 ", b'"1",2,3', b"1,2\r,3", b"1.0,2,3", b"-,2,3", b"1,2,3a",
+    b"99999999999999999999,1,2",
+])
+def test_any_other_field_leaves_the_block_to_the_other_paths(line):
+    assert parse_int16_block(_block(b"1,2,3\n" + line + b"\n4,5,6\n"), 3) is None
+
+
+def _integer_lines(rows: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    matrix = rng.integers(-40, 300, (rows, 4))
+    matrix[:, 0] = rng.integers(0, 10, rows)
+    matrix[:, 3] = rng.integers(0, 2, rows)
+    matrix[7, 1], matrix[9, 1] = -32768, 32767
+    return b"".join(b",".join(b"%d" % v for v in row) + (b"\r\n" if i % 5 == 0 else b"\n")
+                    for i, row in enumerate(matrix))
+
+
+@pytest.mark.parametrize("split", [None, '{"splitting": {"percentBegin": 10, "percentEnd": 65}}'])
+def test_integer_plain_and_general_paths_agree(monkeypatch, split):
+    data = _integer_lines(700, 2)
+    # small blocks; one in the middle has a field that is not an int16, so that block and
+    # the later ones take the Arrow path
+    middle = data.index(b"\n", len(data) // 2) + 1
+    data = data[:middle] + b"0" + data[middle:]
+    monkeypatch.setattr(ingest_module, "iter_line_blocks", functools.partial(iter_line_blocks, block_bytes=1500))
+    results = []
+    original = ingest_module.parse_int16_block
+
+    def parse(*args):
+        values = original(*args)
+        results.append(values is not None)
+        return values
+
+    monkeypatch.setattr(ingest_module, "parse_int16_block", parse)
+    report_a, table_a = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
+    assert results[0] and results[-1] is False and len(results) < len(data) // 1500   # then off
+    monkeypatch.setattr(ingest_module, "parse_int16_block", lambda *a: None)
+    report_b, table_b = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
+    monkeypatch.setattr(ingest_module, "is_plain", lambda *a: False)
+    report_c, table_c = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
+    assert _columns(table_a) == _columns(table_b) == _columns(table_c)
+    assert _rounded(report_a.to_dict()) == _rounded(report_b.to_dict()) == _rounded(report_c.to_dict())
+
+
+def test_a_text_attribute_keeps_the_integer_path_off(monkeypatch):
+    schema = make_schema({"y": "CATEGORICAL", "t": "TEXT"})
+    monkeypatch.setattr(ingest_module, "parse_int16_block", lambda *a: pytest.fail("int16 path on a TEXT column"))
+    _, table = run_ingest([make_object("f.csv", b"1,2\n3,4\n")], schema)
+    assert table.column("t").to_pylist() == ["2", "4"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_line_count_matches_the_lines_found(monkeypatch, seed):
+    monkeypatch.setattr(lines, "MAX_RECORD_BYTES", 6)     # over-long lines count once too
+    rng = np.random.default_rng(seed)
+    pieces = [b"a", b"\r", b"\n", b",", b"\r\n", b"\n\n"]
+    data = b"".join(pieces[i] for i in rng.integers(0, len(pieces), rng.integers(0, 80)))
+    if seed % 4 == 0:
+        data = b"\xef\xbb\xbf" + data
+    for header in (False, True):
+        for block_bytes in (1, 2, 5, 64):
+            found = sum(len(b) for b in iter_line_blocks(io.BytesIO(data), header, block_bytes))
+            *_, counted = [0, *count_lines(io.BytesIO(data), header, block_bytes)]
+            assert counted == found, (data, header, block_bytes)
