@@ -10,7 +10,7 @@ from sklearn.linear_model import LinearRegression
 from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
-from openaml.ml.training.sgd import ETA, ETA_REGRESSION, Block, LinearState, _Stepper, minibatch_size
+from openaml.ml.training.sgd import ETA, ETA_REGRESSION, Block, LinearState, _step_costs, _Stepper, minibatch_size
 from openaml.ml.training.size import feature_costs, trim_features
 
 from .conftest import make_batch, make_schema
@@ -228,6 +228,21 @@ def test_a_wider_later_buffer_keeps_the_split_of_kept_plans():
             kept.run(index, block if pass_number == 0 else light, batches, keep=pass_number == 0)
             again.run(index, block, batches)
     assert np.array_equal(states[0].weights, states[1].weights)
+
+
+def test_step_costs_follow_touched_rows_and_entries():
+    """An always-present indicator costs its row update only (flipped, it lists no row); a
+    feature in half the rows costs the most; a rare one about its chance of being touched."""
+    rows = 1000
+    present = [[0, 1] if i % 2 else [0, 2] for i in range(rows)]
+    present[0] = [0, 3]                                            # feature 3: in one row
+    indptr = np.arange(rows + 1, dtype=np.int64) * 2
+    block = Block(indptr, np.asarray(present, np.int32).ravel(), np.zeros(0), np.zeros(rows), np.ones(rows))
+    costs = _step_costs(block, 5, 64)
+    assert costs[4] == 0.0
+    assert costs[0] == pytest.approx(27.0)
+    assert costs[1] == pytest.approx(27.0 + 13.0 * 32, rel=1e-3) and costs[1] == costs.max()
+    assert costs[3] == pytest.approx(27.0 * (1 - (1 - 1 / rows) ** 64) + 13.0 * 64 / rows)
 
 
 @pytest.mark.parametrize("l1", [0.0, 0.05])

@@ -281,15 +281,14 @@ class _Stepper:
             pair[which] = part.kept()
 
     def _parts(self, block: Block) -> tuple[Part, Part]:
-        """The two feature ranges, split where the first block's entries (a sample of a
-        million) are halved. The split never moves (kept plans hold features relative to
-        it); a wider block only gets larger scratch."""
+        """The two feature ranges, split where the first block's expected step cost
+        (`_step_costs`) is halved. The split never moves (kept plans hold features relative
+        to it); a wider block only gets larger scratch."""
         widest = int(np.diff(block.indptr).max(initial=0))
         n, outputs = self.state.weights.shape
         if self.parts is None:
-            sample = block.indices[::max(1, len(block.indices) >> 20)]
-            counts = np.cumsum(np.bincount(sample, minlength=n))
-            split = int(np.searchsorted(counts, counts[-1] / 2)) if n else 0
+            costs = np.cumsum(_step_costs(block, n, self.size))
+            split = int(np.searchsorted(costs, costs[-1] / 2)) if n else 0
         elif widest > self.parts[0].widest:
             split = self.parts[0].hi
         else:
@@ -297,6 +296,21 @@ class _Stepper:
         self.parts = (Part(0, split, self.size, widest, outputs),
                       Part(split, n, self.size, widest, outputs))
         return self.parts
+
+
+def _step_costs(block: Block, n_features: int, size: int) -> np.ndarray:
+    """Each feature's expected cost in a step of `size` rows, from its frequency in the
+    block: an update costs about 27 ns per touched feature row and the sweeps 13 ns per entry
+    of the transposed minibatch, where a flipped feature lists the rows without it (measured
+    on Fashion-MNIST, 10 outputs). Halving the entries instead left one thread waiting a
+    fifth of each pass. Every entry is counted: in a sample, rare features (most of them)
+    would be seen once or not at all, and the touched cost of the sampled ones overstated."""
+    counts = np.zeros(n_features, np.int64)
+    for start in range(0, len(block.indices), 1 << 20):   # bincount copies its input as int64
+        counts += np.bincount(block.indices[start:start + (1 << 20)], minlength=n_features)
+    share = np.minimum(counts / max(1, len(block.y)), 1.0)
+    touched = 1.0 - (1.0 - share) ** size
+    return 27.0 * touched + 13.0 * size * np.minimum(share, 1.0 - share)
 
 
 def _buffers(blocks: Iterator[Block], limit_bytes: int) -> Iterator[Block]:
