@@ -1,13 +1,27 @@
-"""The start-up warm-up runs every job kind without logging a failure."""
+"""The start-up warm-up runs every job kind, and the compiled ingest paths, without logging a failure."""
 
 import logging
+import sys
 
 import pytest
 
 from openaml.jobs.warmup import warm_up
 
+ingest_module = sys.modules["openaml.ml.data.ingest"]
 
-def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture) -> None:
+
+def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed, counted = [], []
+    parse, count = ingest_module.parse_int16_block, ingest_module.count_lines
+
+    def parse_block(*args):  # type: ignore[no-untyped-def]
+        values = parse(*args)
+        parsed.append(values is not None)
+        return values
+
+    monkeypatch.setattr(ingest_module, "parse_int16_block", parse_block)
+    monkeypatch.setattr(ingest_module, "count_lines", lambda *a: counted.append(1) or count(*a))
     with caplog.at_level(logging.ERROR):
         warm_up()
     assert not caplog.records
+    assert True in parsed and counted

@@ -36,6 +36,10 @@ def warm_up(done: threading.Event | None = None) -> None:
     are only logged."""
     try:
         schema = parse_schema(SCHEMA)
+        # the compiled paths for integer fields and the record count (every column an integer)
+        integers = "".join(f"{i},{i % 3},{i % 2},{i % 4},{int(i > 10)}\n" for i in range(24))
+        _ingest(parse_schema(SCHEMA.replace('"TEXT"', '"CATEGORICAL"')), integers,
+                '{"splitting": {"percentBegin": 0, "percentEnd": 70}}')
         # Arrow's fast path (no spaces or quotes: integer columns) with a sequential split,
         # then the general one, whose copy the other jobs read
         plain = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4},{int(i > 10)}\n" for i in range(24))
