@@ -258,6 +258,22 @@ def gradients(kind: int, first: np.ndarray, second: np.ndarray, bias: np.ndarray
     return total
 
 
+@njit(cache=True, nogil=True)
+def bias_step(grads: np.ndarray, bias: np.ndarray, g2_bias: np.ndarray, shift_bias: np.ndarray,
+              eta: float, averaging: bool, steps: int) -> None:
+    """One AdaGrad step of the bias (one accumulator per output) with the score gradients
+    grads (rows, outputs); when averaging, shift_bias += steps * decrement."""
+    for k in range(len(bias)):
+        g = 0.0
+        for i in range(grads.shape[0]):
+            g += grads[i, k]
+        g2_bias[k] += g * g
+        g *= eta / math.sqrt(g2_bias[k])
+        bias[k] -= g
+        if averaging:
+            shift_bias[k] += steps * g
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _loss_and_gradient(kind: int, z: np.ndarray, y: float) -> float:
     """Loss of one record with scores z; overwrites z with dLoss/dz. MULTICLASS: softmax

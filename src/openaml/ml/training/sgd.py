@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from openaml.ml.training.kernel import KINDS, Part, Plan, gradients, update
+from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, gradients, update
 from openaml.ml.training.params import SGDParams
 
 BUFFER_ROWS, MIN_BUFFER_ROWS = 65_536, 10_000
@@ -250,13 +250,9 @@ class _Stepper:
             t = self.steps
             total += gradients(KINDS[self.kind], first.scores, second.scores, s.bias, block.y,
                                block.w, upcoming, self.grads)
-            gb = self.grads[:len(upcoming)].sum(axis=0)
-            s.g2_bias += gb * gb
-            gb *= self.eta / np.sqrt(s.g2_bias)
-            s.bias -= gb
-            if self.averaging:
-                self.shift_bias += t * gb
-                self.steps += 1
+            bias_step(self.grads[:len(upcoming)], s.bias, s.g2_bias, self.shift_bias, self.eta,
+                      self.averaging, t)
+            self.steps += self.averaging
             done = upcoming
         return total, float(block.w.sum())
 
