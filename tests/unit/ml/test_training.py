@@ -323,3 +323,28 @@ def test_a_feature_twice_in_an_indicator_row_counts_twice_and_is_not_flipped():
         stepper.run(0, block, rows)
         _reference_step("REGRESSION", reference, x[rows[0]], block.y[rows[0]], block.w[rows[0]], 0.0, 0.0)
         assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)
+
+
+def test_blocks_are_built_two_at_a_time_in_order():
+    from openaml.ml.training.train import _two_at_a_time
+
+    threads = set()
+
+    def square(x):
+        import threading
+        import time
+
+        threads.add(threading.get_ident())
+        time.sleep(0.01 * (1 + x % 3))   # busy when the next comes; later ones may finish first
+        return x * x
+
+    assert list(_two_at_a_time(square, range(9))) == [x * x for x in range(9)]
+    assert len(threads) == 2
+
+    def fail_at_4(x):
+        if x == 4:
+            raise ValueError("bad block")
+        return x
+
+    with pytest.raises(ValueError, match="bad block"):
+        list(_two_at_a_time(fail_at_4, range(9)))

@@ -9,6 +9,7 @@ batch and real-time prediction.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from openaml.ml.features.values import Columns, evaluate
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
+_TABLE_LOCK = threading.Lock()
 ROW_CHUNK = 4096  # rows scored at once: bounds a scorer's features to a few MB
 
 
@@ -133,10 +135,11 @@ class FeaturePipeline:
         vocabularies, built on first use (token vocabularies can be large and never come here)."""
         if not coded:
             return
-        if self._table is None:
-            self._table = FeatureTable([(i, v, int(self.offsets[i])) for i, (s, v)
-                                        in enumerate(zip(self.sources, self.vocabs))
-                                        if v is not None and s.kind == CATEGORICAL])
+        with _TABLE_LOCK:   # threads score or build blocks with one pipeline: built once
+            if self._table is None:
+                self._table = FeatureTable([(i, v, int(self.offsets[i])) for i, (s, v)
+                                            in enumerate(zip(self.sources, self.vocabs))
+                                            if v is not None and s.kind == CATEGORICAL])
         sizes = np.array([len(values.dictionary) for _, _, values in coded])
         sources = np.repeat(np.array([i for _, i, _ in coded]), sizes)
         ids = self._table.lookup(sources, concatenated([values.dictionary for _, _, values in coded]))

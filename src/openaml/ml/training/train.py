@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +24,8 @@ from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
 
 MAX_CLASSES = 100
+T = TypeVar("T")
+U = TypeVar("U")
 Batches = Callable[[], Iterator[pa.RecordBatch]]
 
 
@@ -74,16 +78,18 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
     classes = target.classes()
     mean, std = target.scale()
 
+    def block(batch: pa.RecordBatch) -> Block:
+        columns = Columns(batch, schema)
+        if model_type == "REGRESSION":
+            y = (target_numbers(columns) - mean) / std
+        else:
+            labels = target_labels(columns, model_type)
+            y = pc.index_in(labels, value_set=pa.array(classes, pa.string())).to_numpy(
+                zero_copy_only=False).astype(np.float64)
+        return Block.from_rows(pipeline.rows(batch), y, row_weights(columns))
+
     def blocks() -> Iterator[Block]:
-        for batch in training():
-            columns = Columns(batch, schema)
-            if model_type == "REGRESSION":
-                y = (target_numbers(columns) - mean) / std
-            else:
-                labels = target_labels(columns, model_type)
-                y = pc.index_in(labels, value_set=pa.array(classes, pa.string())).to_numpy(
-                    zero_copy_only=False).astype(np.float64)
-            yield Block.from_rows(pipeline.rows(batch), y, row_weights(columns))
+        return _two_at_a_time(block, training())
 
     outputs = len(classes) if model_type == "MULTICLASS" else 1
     with threadpool_limits(limits=1):
@@ -102,6 +108,23 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         target_scale=(mean, std), summary=target.summary(),
         size_in_bytes=model_size(costs, pipeline.n_statistics()),
     )
+
+
+def _two_at_a_time(function: Callable[[T], U], items: Iterable[T]) -> Iterator[U]:
+    """function(item) for each item, in order, two items at a time on two threads (the
+    feature pipeline's compiled and Arrow parts release the GIL)."""
+    with ThreadPoolExecutor(2, thread_name_prefix="openaml-features") as pool:
+        pending: deque[Future[U]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) == 2:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 class _Replay:
