@@ -110,6 +110,20 @@ def test_random_split_partitions_and_is_deterministic(two_columns):
     assert ra == sorted(ra, key=lambda v: int(v[1:]))  # order preserved
 
 
+@pytest.mark.parametrize("values", [["1e17"], ["1e17", "100000000000000016"], ["-1.7e308", "1.7e308"],
+                                    ["1.79e308"], ["3"]])
+def test_histograms_of_extreme_or_single_values(values):
+    """NumPy cannot split every range into 20 bins (one value of 1e17: its +-0.5 vanishes);
+    the histogram still has 21 increasing finite edges and every value in a bin."""
+    schema = make_schema({"x": "NUMERIC"})
+    report, _ = run_ingest([make_object("f.csv", "\n".join(values).encode())], schema, stats=True)
+    histogram = report.statistics["attributes"]["x"]["histogram"]
+    edges = np.array(histogram["edges"])
+    assert len(edges) == 21 and np.isfinite(edges).all() and (np.diff(edges) > 0).all()
+    assert sum(histogram["counts"]) == len(values)
+    json.dumps(report.to_dict())
+
+
 def test_statistics_against_numpy():
     schema = make_schema({"x": "NUMERIC", "c": "CATEGORICAL", "t": "TEXT", "y": "BINARY"}, target="y")
     rng = np.random.default_rng(0)

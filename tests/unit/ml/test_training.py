@@ -348,3 +348,19 @@ def test_blocks_are_built_two_at_a_time_in_order():
 
     with pytest.raises(ValueError, match="bad block"):
         list(_two_at_a_time(fail_at_4, range(9)))
+
+
+def test_blocks_are_built_in_the_caller_on_one_cpu(monkeypatch):
+    import threading
+
+    from openaml.ml.training import train
+
+    monkeypatch.setattr(train.os, "sched_getaffinity", lambda _: {0})
+    threads = []
+
+    def negate(x):
+        threads.append(threading.get_ident())
+        return -x
+
+    assert list(train._two_at_a_time(negate, range(4))) == [0, -1, -2, -3]
+    assert set(threads) == {threading.get_ident()}

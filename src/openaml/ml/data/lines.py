@@ -5,7 +5,7 @@ ordinary byte). Values may not contain an end-of-line even inside quotes, so a r
 exactly one line and can be found by searching for LF bytes with NumPy, without a parser.
 Completely empty lines are dropped here; the header line is dropped when asked. A line longer
 than MAX_RECORD_BYTES is reported with `too_large` set and its bytes are never kept, so one
-enormous line cannot exhaust memory.
+enormous line cannot exhaust memory. `count_lines` counts those lines without finding them.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def probe_integers(block: LineBlock, names: Sequence[str], encode: Sequence[bool
     for j, column in enumerate(table.columns):
         if encode[j] and pa.types.is_integer(column.type):
             low, high = pc.min_max(column).values()
-            flags[j] = low.as_py() is None or (low.as_py() > -32768 and high.as_py() < 32768)
+            flags[j] = low.as_py() is None or (low.as_py() >= -32768 and high.as_py() < 32768)
     return flags
 
 

@@ -101,8 +101,7 @@ class NumericStats:
         if self.n == 0:
             return out | {"distinctCount": 0, "correlationToTarget": None}
         low, high = float(self.values[0]), float(self.values[-1])
-        counts, edges = np.histogram(self.values, bins=HISTOGRAM_BINS, range=(low, high),
-                                     weights=self.counts)
+        counts, edges = _histogram(self.values, self.counts, low, high)
         median = self._median()
         variance = self.m2 / self.n
         return out | {
@@ -198,6 +197,27 @@ class CountStats:
             counts = final_counts([self])[0]
         return {"count": self.n, "distinctCount": len(counts), "valueCounts": counts,
                 "truncated": self.truncated}
+
+
+def _histogram(values: npt.NDArray[np.float64], weights: npt.NDArray[Any], low: float,
+               high: float) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
+    """Counts and edges of HISTOGRAM_BINS equal bins over [low, high], as np.histogram makes
+    them (one value v: [v - 0.5, v + 0.5]). A range too narrow for distinct float64 edges (at
+    1e17 the 0.5 vanishes in rounding) is widened about its middle; one too wide to subtract
+    its ends (near the largest float64) gets edges mixed from them."""
+    need = 4 * HISTOGRAM_BINS * float(np.spacing(max(abs(low), abs(high))))
+    middle = low / 2 + high / 2
+    first, last = (middle - need / 2, middle + need / 2) if high - low < need else (low, high)
+    if low == high:
+        first, last = min(first, low - 0.5), max(last, high + 0.5)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.histogram(values, bins=HISTOGRAM_BINS, range=(first, last), weights=weights)
+    except ValueError:
+        share = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
+        edges = low * (1 - share) + high * share
+        bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, HISTOGRAM_BINS - 1)
+        return np.bincount(bins, weights=weights, minlength=HISTOGRAM_BINS), edges
 
 
 def final_counts(tables: list[CountStats]) -> list[dict[str, int]]:

@@ -121,7 +121,7 @@ class RecordScorer:
     def scores(self, record: dict[str, str]) -> np.ndarray:
         ids, values = self.features(record)
         m = self.model
-        z = _linear(m.weights, m.bias, ids.astype(np.int64, copy=False), _ONES if values is None else values)
+        z = _linear(m.weights, m.bias, ids.astype(np.int64, copy=False), _ALL_ONE if values is None else values)
         if m.model_type == "MULTICLASS":
             e = np.exp(z - z.max())
             return e / e.sum()
@@ -130,10 +130,10 @@ class RecordScorer:
         return z * m.target_scale[1] + m.target_scale[0]
 
 
-_ONES = np.zeros(0)
+_ALL_ONE = np.zeros(0)  # values of _linear: none given, every value is 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _linear(weights: np.ndarray, bias: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     """bias + the weight rows `ids` times `values` (empty: all 1); a NumPy take and sum of
     the rows cost ten times more for one record."""

@@ -259,19 +259,26 @@ def gradients(kind: int, first: np.ndarray, second: np.ndarray, bias: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def bias_step(grads: np.ndarray, bias: np.ndarray, g2_bias: np.ndarray, shift_bias: np.ndarray,
+def bias_step(gradient: np.ndarray, bias: np.ndarray, g2_bias: np.ndarray, shift_bias: np.ndarray,
               eta: float, averaging: bool, steps: int) -> None:
-    """One AdaGrad step of the bias (one accumulator per output) with the score gradients
-    grads (rows, outputs); when averaging, shift_bias += steps * decrement."""
+    """One AdaGrad step of the bias (one accumulator per output) with its minibatch gradient;
+    when averaging, shift_bias += steps * decrement."""
     for k in range(len(bias)):
-        g = 0.0
-        for i in range(grads.shape[0]):
-            g += grads[i, k]
+        g = gradient[k]
         g2_bias[k] += g * g
         g *= eta / math.sqrt(g2_bias[k])
         bias[k] -= g
         if averaging:
             shift_bias[k] += steps * g
+
+
+@njit(cache=True, nogil=True)
+def feature_counts(indices: np.ndarray, n_features: int) -> np.ndarray:
+    """The number of entries of each feature (np.bincount without its int64 copy of `indices`)."""
+    counts = np.zeros(n_features, np.int64)
+    for f in indices:
+        counts[f] += 1
+    return counts
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, gradients, update
+from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, feature_counts, gradients, update
 from openaml.ml.training.params import SGDParams
 
 BUFFER_ROWS, MIN_BUFFER_ROWS = 65_536, 10_000
@@ -250,9 +250,11 @@ class _Stepper:
             t = self.steps
             total += gradients(KINDS[self.kind], first.scores, second.scores, s.bias, block.y,
                                block.w, upcoming, self.grads)
-            bias_step(self.grads[:len(upcoming)], s.bias, s.g2_bias, self.shift_bias, self.eta,
-                      self.averaging, t)
-            self.steps += self.averaging
+            # NumPy's sum: pairwise over the rows for one output, as the model always had
+            bias_step(self.grads[:len(upcoming)].sum(axis=0), s.bias, s.g2_bias, self.shift_bias,
+                      self.eta, self.averaging, t)
+            if self.averaging:
+                self.steps += 1
             done = upcoming
         return total, float(block.w.sum())
 
@@ -301,10 +303,7 @@ def _step_costs(block: Block, n_features: int, size: int) -> np.ndarray:
     on Fashion-MNIST, 10 outputs). Halving the entries instead left one thread waiting a
     fifth of each pass. Every entry is counted: in a sample, rare features (most of them)
     would be seen once or not at all, and the touched cost of the sampled ones overstated."""
-    counts = np.zeros(n_features, np.int64)
-    for start in range(0, len(block.indices), 1 << 20):   # bincount copies its input as int64
-        counts += np.bincount(block.indices[start:start + (1 << 20)], minlength=n_features)
-    share = np.minimum(counts / max(1, len(block.y)), 1.0)
+    share = np.minimum(feature_counts(block.indices, n_features) / max(1, len(block.y)), 1.0)
     touched = 1.0 - (1.0 - share) ** size
     return 27.0 * touched + 13.0 * size * np.minimum(share, 1.0 - share)
 

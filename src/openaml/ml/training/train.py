@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -111,8 +112,12 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
 
 
 def _two_at_a_time(function: Callable[[T], U], items: Iterable[T]) -> Iterator[U]:
-    """function(item) for each item, in order, two items at a time on two threads (the
-    feature pipeline's compiled and Arrow parts release the GIL)."""
+    """function(item) for each item, in order, two items at a time on two threads where the
+    process may use two CPUs (the feature pipeline's compiled and Arrow parts release the
+    GIL). One more result than before is alive: the consumer's, and two being made."""
+    if len(os.sched_getaffinity(0)) < 2:
+        yield from map(function, items)
+        return
     with ThreadPoolExecutor(2, thread_name_prefix="openaml-features") as pool:
         pending: deque[Future[U]] = deque()
         try:
