@@ -101,7 +101,7 @@ def count_lines(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOCK_BY
 @njit(cache=True, nogil=True)
 def _count_chunk(data: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8]) -> tuple[int, int, npt.NDArray[np.uint8]]:
     """LF bytes in `data`, those that end an empty line, and the chunk's last two bytes
-    (`before` holds the two bytes before it). Branch-free, so it runs at memory speed."""
+    (`before` holds the two bytes before it), without a branch per byte."""
     lines = empty = 0
     two, one = before[0], before[1]
     for byte in data:

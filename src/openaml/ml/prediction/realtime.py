@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
 from openaml.ml.features.pipeline import FeaturePipeline
+from openaml.ml.linear import linear_scores
 from openaml.ml.model import Model
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
 from openaml.ml.schema.values import BINARY_TRUE, NUMBER_PATTERN
@@ -121,28 +121,13 @@ class RecordScorer:
     def scores(self, record: dict[str, str]) -> np.ndarray:
         ids, values = self.features(record)
         m = self.model
-        z = _linear(m.weights, m.bias, ids.astype(np.int64, copy=False), _ALL_ONE if values is None else values)
+        z = linear_scores((np.array([0, len(ids)]), ids, values), m.weights, m.bias)[0]
         if m.model_type == "MULTICLASS":
             e = np.exp(z - z.max())
             return e / e.sum()
         if m.model_type == "BINARY":
             return 1.0 / (1.0 + np.exp(-z))
         return z * m.target_scale[1] + m.target_scale[0]
-
-
-_ALL_ONE = np.zeros(0)  # values of _linear: none given, every value is 1
-
-
-@njit(cache=True, nogil=True)
-def _linear(weights: np.ndarray, bias: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """bias + the weight rows `ids` times `values` (empty: all 1); a NumPy take and sum of
-    the rows cost ten times more for one record."""
-    z = bias.copy()
-    for j in range(len(ids)):
-        v = values[j] if len(values) else 1.0
-        for k in range(len(z)):
-            z[k] += v * weights[ids[j], k]
-    return z
 
 
 def scorer_for(model: Model) -> RecordScorer:
