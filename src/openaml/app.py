@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from openaml import __version__
 from openaml.console import build_console
@@ -24,10 +26,10 @@ from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
-from openaml.protocol.sigv4 import load_credentials, load_user_names, verify_request
+from openaml.protocol.sigv4 import admit_request, load_credentials, load_user_names, verify_request
 from openaml.protocol.spec import ServiceSpec
 from openaml.server.aws_json import AwsJsonEndpoint
-from openaml.server.basic_auth import BasicAuthGate
+from openaml.server.guard import AccessGate, HostGuard, host_of
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.context import wall_clock_ms
 from openaml.service.predictors import PredictorRegistry
@@ -52,7 +54,8 @@ class Application:
     settings: Settings
     context: ServiceContext
     service: MachineLearningService
-    asgi: Starlette
+    asgi: ASGIApp  # what the HTTP server runs: `web` behind the access checks
+    web: Starlette
     unverified: bool
 
     def close(self) -> None:
@@ -130,25 +133,34 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     users = load_user_names(settings.credentials_file) if settings.credentials_file else {}
 
+    def admit(headers: Mapping[str, str]) -> None:
+        admit_request(headers, keys.get if keys else None, now=dt.datetime.now(dt.UTC))
+
     def authenticate(method: str, url: str, headers: Mapping[str, str], body: bytes) -> str:
         key = verify_request(method, url, headers, body, keys.get if keys else None,
                              now=dt.datetime.now(dt.UTC))
         user = users.get(key)
         return f"arn:aws:iam::{settings.account_id}:" + (f"user/{user}" if user else "root")
 
-    endpoint = AwsJsonEndpoint(spec, table, authenticate, settings.max_body_bytes)
+    def served_inline(operation: str, params: dict[str, Any]) -> bool:
+        """Predict on a mounted endpoint needs neither the store nor the disk."""
+        return operation == "Predict" and predictors.get(params["MLModelId"]) is not None
+
+    endpoint = AwsJsonEndpoint(spec, table, admit, authenticate, settings.max_body_bytes,
+                               served_inline)
 
     async def health(_: Request) -> Response:
         try:
             store_ok = store.ping()
         except Exception:  # noqa: BLE001 - reported, not raised
             store_ok = False
-        return JSONResponse({
+        described = objects.describe()
+        return JSONResponse({  # public: states, never paths, addresses or data
             **({"warm": warm.is_set()} if run_jobs else {}),
             "status": "ok" if store_ok else "degraded",
             "version": __version__,
-            "store": {"ok": store_ok, "url": store.url},
-            "objects": objects.describe(),
+            "store": {"ok": store_ok, "kind": store.engine.dialect.name},
+            "objects": {"kind": described.get("kind"), "reachable": described.get("reachable")},
             "jobs": engine.queue_depth(),
             "endpoints": len(predictors),
         })
@@ -178,6 +190,9 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         stop_sync = threading.Event()
         if run_jobs:
             prefer_small_pages()
+            removed = artifacts.remove_temporary_files() + objects.remove_temporary_files()
+            if removed:
+                log.info("removed %d temporary files left by an interrupted run", removed)
             threading.Thread(target=warm_up, args=(warm,), name="openaml-warm-up", daemon=True).start()
             engine.start()
             for record in store.select_endpoints():
@@ -196,16 +211,15 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     async def home(_: Request) -> Response:
         return RedirectResponse("/console/")
 
-    console: Any = build_console(service)
-    if keys:
-        console = BasicAuthGate(console, keys)
     routes = [
         Route("/", endpoint.handle, methods=["POST"]),
         Route("/", home, methods=["GET"]),
-        Mount("/console", console),
+        Mount("/console", build_console(service)),
         Route("/health", health, methods=["GET"]),
         Route("/logs/{kind}/{entity_id}", job_log, methods=["GET"]),
         Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),
     ]
-    asgi = Starlette(routes=routes, lifespan=lifespan)
-    return Application(settings, context, service, asgi, unverified=not keys)
+    web = Starlette(routes=routes, lifespan=lifespan)
+    advertised = [host_of(urllib.parse.urlsplit(settings.advertise_url).netloc)] if settings.advertise_url else []
+    asgi: ASGIApp = AccessGate(web, keys) if keys else HostGuard(web, advertised)
+    return Application(settings, context, service, asgi, web, unverified=not keys)

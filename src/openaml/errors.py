@@ -107,3 +107,8 @@ class InvalidSignatureException(ServiceError):
 
 class IncompleteSignatureException(ServiceError):
     error_type = "IncompleteSignatureException"
+
+
+class AccessDeniedException(ServiceError):
+    error_type = "AccessDeniedException"
+    http_status = 403

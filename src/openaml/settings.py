@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,10 @@ class Settings:
         values: dict[str, Any] = {}
         for name, default in cls.__dataclass_fields__.items():
             raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is None or name == "access_keys":
+            if raw is None:
+                continue
+            if name == "access_keys":
+                values[name] = parse_access_keys(raw)
                 continue
             kind = type(getattr(cls(), name)) if default.default is not None else str
             values[name] = _convert(name, raw, kind)
@@ -56,7 +60,14 @@ class Settings:
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+        """Whether the bound address is reachable from this machine only (a loopback IP
+        literal or `localhost`; a name such as `127.example.com` is not)."""
+        if self.host in LOOPBACK_HOSTS:
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
 
     @property
     def base_url(self) -> str:
@@ -75,6 +86,18 @@ class Settings:
     @property
     def artifacts_root(self) -> Path:
         return self.data_dir / "artifacts"
+
+
+def parse_access_keys(raw: str) -> dict[str, str]:
+    """`OPENAML_ACCESS_KEYS`: `KEY_ID:SECRET` pairs separated by commas or white space."""
+    keys: dict[str, str] = {}
+    for number, entry in enumerate(raw.replace(",", " ").split(), 1):
+        key, sep, secret = entry.partition(":")
+        if not sep or not key or not secret:
+            raise ValueError(f"{ENV_PREFIX}ACCESS_KEYS: entry {number} is not KEY_ID:SECRET "
+                             "(pairs are separated by commas)")
+        keys[key] = secret
+    return keys
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:

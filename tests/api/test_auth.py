@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import select
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +113,108 @@ def test_created_by_names_the_iam_user_of_the_key(secured: Application) -> None:
         "arn:aws:iam::000000000000:root"
     listed = root.describe_data_sources(FilterVariable="IAMUser", EQ="arn:aws:iam::000000000000:user/alice")
     assert [r["DataSourceId"] for r in listed["Results"]] == ["by-alice"]
+
+
+def signed_headers_only(url: str, body: bytes, names: set[str]) -> dict[str, str]:
+    """A correct signature over only the headers in `names` (others are sent unsigned)."""
+    headers = signed(url, body)
+    stamp = headers["X-Amz-Date"]
+    request = AWSRequest(method="POST", url=url + "/", data=body,
+                         headers={k: v for k, v in headers.items() if k.lower() in names})
+    request.context["timestamp"] = stamp
+    signer = SigV4Auth(Credentials(KEY, SECRET), "machinelearning", "us-east-1")
+    signature = signer.signature(
+        signer.string_to_sign(request, signer.canonical_request(request)), request)
+    headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={signer.scope(request)}, "
+        f"SignedHeaders={signer.signed_headers(signer.headers_to_sign(request))}, "
+        f"Signature={signature}")
+    return headers
+
+
+def test_the_operation_must_be_signed(secured: Application) -> None:
+    """Else a man in the middle could replay the signature with another X-Amz-Target (the
+    host is always signed by botocore's signer; an unsigned host is refused the same way)."""
+    url = secured.settings.base_url
+    headers = signed_headers_only(url, b"{}", {"host", "x-amz-date"})
+    headers["X-Amz-Target"] = "AmazonML_20141212.DescribeDataSources"  # swapped, unsigned
+    answer = httpx.post(url + "/", content=b"{}", headers=headers, timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["__type"] == "InvalidSignatureException"
+    assert "must be a 'SignedHeader'" in answer.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/logs/DataSource/by-root", "/reports/DataSource/by-root",
+                                  "/console/datasources", "/", "/no/such/route"])
+def test_every_route_but_health_needs_a_key(secured: Application, path: str) -> None:
+    url = secured.settings.base_url + path
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, auth=(KEY, "wrong"), timeout=10).status_code == 401
+    assert httpx.get(url, auth=(KEY, SECRET), timeout=10).status_code in (200, 307, 404)
+
+
+def test_health_is_public_and_shows_no_paths(secured: Application) -> None:
+    answer = httpx.get(secured.settings.base_url + "/health", timeout=10)
+    assert answer.status_code == 200
+    assert str(secured.settings.data_dir) not in answer.text
+    assert "/" not in answer.text.replace('"ok"', "")  # no path, URL or address at all
+
+
+def test_unauthenticated_bodies_are_not_read(secured: Application) -> None:
+    """A request without credentials is refused before its body is read (here: never sent)."""
+    status, sent = post_chunked(secured.settings.base_url, 256 << 20, {})
+    assert status == 400
+    assert sent < 64 << 20
+
+
+def post_chunked(base_url: str, total: int, headers: dict[str, str]) -> tuple[int, int]:
+    """POST / a chunked body of up to `total` bytes over a raw socket, stopping as soon as the
+    server answers; returns (status, bytes sent)."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    lines = ["POST / HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked",
+             "Content-Type: application/x-amz-json-1.1",
+             "X-Amz-Target: AmazonML_20141212.DescribeDataSources",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    chunk = b"%x\r\n" % (1 << 16) + b" " * (1 << 16) + b"\r\n"
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        try:
+            while sent < total:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server has answered
+                sock.sendall(chunk)
+                sent += 1 << 16
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed the connection
+        answer = b""
+        while b"\r\n" not in answer:
+            data = sock.recv(4096)
+            if not data:
+                break
+            answer += data
+    return int(answer.split(b" ", 2)[1]), sent
+
+
+def test_access_keys_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env({"OPENAML_ACCESS_KEYS": "AKIAENV1:env-secret, AKIAENV2:other",
+                                  "OPENAML_DATA_DIR": str(tmp_path)}, port=0)
+    assert settings.access_keys == {"AKIAENV1": "env-secret", "AKIAENV2": "other"}
+    with running_server(settings) as app:
+        assert not app.unverified
+        url = app.settings.base_url
+        assert make_client(url, "AKIAENV2", "other").describe_ml_models()["Results"] == []
+        with pytest.raises(ClientError) as err:
+            make_client(url, "AKIAENV1", "wrong").describe_ml_models()
+        assert error_code(err) == "InvalidSignatureException"
+    with pytest.raises(ValueError, match="entry 2 is not KEY_ID:SECRET"):
+        Settings.from_env({"OPENAML_ACCESS_KEYS": "A:b,nosecret"})
+
+
+@pytest.mark.parametrize("host", ["127.example.com", "127.0.0.1.nip.io", "localhost.evil.example"])
+def test_names_that_look_like_loopback_need_keys(tmp_path: Path, host: str) -> None:
+    assert not Settings(host=host).is_loopback
+    with pytest.raises(ConfigurationError):
+        build_app(Settings(host=host, data_dir=tmp_path).resolved())

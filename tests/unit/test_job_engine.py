@@ -15,13 +15,16 @@ def _pending(store, entity_id: str) -> None:
                               created_at=1, last_updated_at=1, created_by="test", request={}))
 
 
-def _run(tmp_path: Path, task, ids: list[str]) -> dict[str, Status]:
+def _run(tmp_path: Path, task, ids: list[str], log_writer=lambda record, line: None,
+         in_progress: tuple[str, ...] = ()) -> dict[str, Status]:
     store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
     for entity_id in ids:
         _pending(store, entity_id)
+    for entity_id in in_progress:  # left INPROGRESS by a crash
+        store.update(EntityKind.DATASOURCE, entity_id, {"status": Status.INPROGRESS})
     with ThreadPoolExecutor(THREADS_PER_WORKER) as executor:
         engine = JobEngine(store, executor, {EntityKind.DATASOURCE: task}, 1, lambda: 2,
-                           poll_seconds=0.01)
+                           log_writer, poll_seconds=0.01)
         engine.start()
         try:
             deadline = time.monotonic() + 10
@@ -61,3 +64,17 @@ def test_a_busy_job_keeps_its_worker(tmp_path: Path) -> None:
 
     assert set(_run(tmp_path, task, ["a", "b", "c"]).values()) == {Status.COMPLETED}
     assert overlapped == [False, False, False]
+
+
+def test_a_log_that_cannot_be_written_fails_no_job_and_no_start(tmp_path: Path) -> None:
+    def broken_log(record: EntityRecord, line: str) -> None:
+        raise ValueError(f"cannot log {record.id}")
+
+    found = _run(tmp_path, lambda job: {}, ["a", "b", "c"], broken_log, in_progress=("b",))
+    assert found == {"a": Status.COMPLETED, "b": Status.COMPLETED, "c": Status.COMPLETED}
+
+
+def test_a_result_that_cannot_be_stored_fails_the_job_and_frees_the_worker(tmp_path: Path) -> None:
+    found = _run(tmp_path, lambda job: {"value": object()} if job.record.id == "bad" else {},
+                 ["bad", "next"])
+    assert found == {"bad": Status.FAILED, "next": Status.COMPLETED}

@@ -103,7 +103,7 @@ class JobEngine:
             self.store.update(record.kind, record.id,
                               {"status": Status.PENDING, "last_updated_at": self.clock()},
                               only_if=[Status.INPROGRESS])
-            self.log_writer(record, "The server restarted while this job ran; it runs again.")
+            self._log(record, "The server restarted while this job ran; it runs again.")
         self._thread = threading.Thread(target=self._loop, name="openaml-scheduler", daemon=True)
         self._thread.start()
 
@@ -186,14 +186,40 @@ class JobEngine:
         key = (record.kind, record.id)
         with self._lock:
             self._running.add(key)
-        self.executor.submit(self._run, self.store.get(record.kind, record.id) or record)
-
-    def _run(self, record: EntityRecord) -> None:
-        started = time.monotonic()
-        job = Job(record, self.store, lambda line: self.log_writer(record, line),
-                  lambda idle: self._set_idle((record.kind, record.id), idle))
-        job.log_line(f"{record.kind.value} {record.id}: started")
         try:
+            self.executor.submit(self._run, record)
+        except RuntimeError:  # the executor is shutting down: the job runs again at start-up
+            self._release(key)
+
+    def _log(self, record: EntityRecord, line: str) -> None:
+        """Append to the job's log; a log that cannot be written never fails a job or the engine."""
+        try:
+            self.log_writer(record, line)
+        except Exception:  # noqa: BLE001 - the log is a convenience, the store holds the truth
+            log.exception("cannot write the log of %s %s", record.kind.value, record.id)
+
+    def _run(self, claimed: EntityRecord) -> None:
+        """Run one claimed job to its end; whatever happens, the worker is freed."""
+        try:
+            self._execute(self.store.get(claimed.kind, claimed.id) or claimed)
+        except Exception:  # noqa: BLE001 - the store failed while finishing: the next start retries
+            log.exception("%s %s could not be finished", claimed.kind.value, claimed.id)
+        finally:
+            self._release((claimed.kind, claimed.id))
+
+    def _release(self, key: tuple[EntityKind, str]) -> None:
+        with self._lock:
+            self._running.discard(key)
+            self._idle.discard(key)
+        self.notify()
+
+    def _execute(self, record: EntityRecord) -> None:
+        """Run the task; the entity ends COMPLETED, or FAILED with a message for the user."""
+        started = time.monotonic()
+        try:
+            job = Job(record, self.store, lambda line: self._log(record, line),
+                      lambda idle: self._set_idle((record.kind, record.id), idle))
+            job.log_line(f"{record.kind.value} {record.id}: started")
             task = self.tasks.get(record.kind)
             if task is None:
                 raise JobFailed(f"{record.kind.value} jobs are not supported by this server yet")
@@ -206,11 +232,6 @@ class JobEngine:
         else:
             elapsed = int((time.monotonic() - started) * 1000)
             self._finish(record, Status.COMPLETED, info=info, compute_time=max(elapsed, 1))
-        finally:
-            with self._lock:
-                self._running.discard((record.kind, record.id))
-                self._idle.discard((record.kind, record.id))
-            self.notify()
 
     def _set_idle(self, key: tuple[EntityKind, str], idle: bool) -> None:
         with self._lock:
@@ -237,6 +258,15 @@ class JobEngine:
             changes["message"] = message[:10240]
         if compute_time is not None:
             changes["compute_time"] = compute_time
-        if self.store.update(record.kind, record.id, changes, only_if=[only_if], info=info):
-            self.log_writer(record, f"{record.kind.value} {record.id}: {status.value}"
-                            + (f": {message}" if message else ""))
+        try:
+            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if], info=info)
+        except Exception:  # noqa: BLE001 - e.g. an info that cannot be stored: fail the job instead
+            if status is not Status.COMPLETED:
+                raise
+            log.exception("cannot store the result of %s %s", record.kind.value, record.id)
+            changes.update(status=Status.FAILED, message="Internal error: the job's result could not be stored")
+            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if])
+            message = changes["message"]
+        if changed:
+            self._log(record, f"{record.kind.value} {record.id}: {changes['status'].value}"
+                      + (f": {message}" if message else ""))

@@ -54,6 +54,8 @@ UNENFORCED_PATTERNS = frozenset({"VipURL"})
 MULTILINE_TEXT_SHAPES = frozenset({"EntityName", "ComparatorValue"})
 REQUIRED_OVERRIDES: dict[str, tuple[str, ...]] = {"Tag": ("Key",)}
 
+MAX_SHOWN_DEPTH = 4
+MAX_VIOLATIONS = 100  # a request is refused after this many; the message lists at most these
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _JSON_TYPE = {str: "string", int: "number", float: "number", bool: "boolean", dict: "object",
@@ -120,6 +122,9 @@ def validation_error(violations: list[Violation]) -> ServiceError:
     cls = InvalidTagException if only_tags else InvalidInputException
     n = len(violations)
     noun = "error" if n == 1 else "errors"
+    if n >= MAX_VIOLATIONS:
+        return cls(f"{n} or more validation errors detected: "
+                   + "; ".join(msg for _, msg in violations))
     return cls(f"{n} validation {noun} detected: " + "; ".join(msg for _, msg in violations))
 
 
@@ -145,12 +150,23 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _show(value: Any, limit: int = 256) -> str:
-    """A value as Java's toString would render it in an AWS message, truncated."""
-    if isinstance(value, dict):
-        text = "{" + ", ".join(f"{k}={_show(v, limit)}" for k, v in value.items()) + "}"
-    elif isinstance(value, list):
-        text = "[" + ", ".join(_show(v, limit) for v in value) + "]"
+def _show(value: Any, limit: int = 256, depth: int = 0) -> str:
+    """A value as Java's toString would render it in an AWS message, truncated: at most `limit`
+    characters, 4 levels of nesting and about `limit` items, however large the value."""
+    if isinstance(value, dict | list):
+        if depth >= MAX_SHOWN_DEPTH:
+            return "{...}" if isinstance(value, dict) else "[...]"
+        parts: list[str] = []
+        size = 0
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            shown = _show(item, limit, depth + 1)
+            parts.append(f"{key}={shown}" if isinstance(value, dict) else shown)
+            size += len(parts[-1]) + 2
+            if size > limit:
+                break
+        inner = ", ".join(parts)
+        text = "{" + inner + "}" if isinstance(value, dict) else "[" + inner + "]"
     elif isinstance(value, bool):
         text = "true" if value else "false"
     else:
@@ -333,14 +349,21 @@ class _Compiler:
     def _list(self, shape: ListShape) -> Validator:
         member_validator = self.compile(shape.member)
         checks = self._length_checks(shape)
+        hi = shape.metadata.get("max")
         report = self._constraint(shape)
 
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) is not list:
                 raise _type_error(value, path, "array")
             _run_checks(checks, report, value, path, out)
-            return [member_validator(item, f"{path}.{i}.member", out)
-                    for i, item in enumerate(value, 1)]
+            if hi is not None and len(value) > hi:
+                return value  # refused for its length: its members need no checking
+            result = []
+            for i, item in enumerate(value, 1):
+                result.append(member_validator(item, f"{path}.{i}.member", out))
+                if len(out) >= MAX_VIOLATIONS:
+                    break
+            return result
 
         return validate
 
@@ -372,6 +395,8 @@ class _Compiler:
                 if item is None:
                     raise _type_error(item, f"{path}.{key}", "value")
                 result[key] = value_validator(item, f"{path}.{key}", out)
+                if len(out) >= MAX_VIOLATIONS:
+                    break
             return result
 
         return validate

@@ -9,7 +9,7 @@ parsed. All failures are HTTP 400 (spec README "Wire protocol"):
 * header or X-Amz-Date malformed/missing -> IncompleteSignatureException
 * access key id not configured           -> UnrecognizedClientException
 * request time > max_skew from `now`     -> InvalidSignatureException "Signature expired: ..."
-* scope/service/host/payload/signature mismatch -> InvalidSignatureException
+* scope/service/payload/signature mismatch, Host or X-Amz-Target unsigned -> InvalidSignatureException
 
 Credentials file (`parse_credentials` / `load_credentials`): `ACCESS_KEY_ID:SECRET` lines, then
 optionally INI sections like ~/.aws/credentials (any section name, one key pair per section);
@@ -51,6 +51,8 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 SIGNING_NAME = "machinelearning"
 MAX_SKEW = dt.timedelta(minutes=15)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
+# Headers a verified JSON-protocol request must sign (boto3, boto 2 and the JavaScript SDK do).
+MUST_SIGN = ("host", "x-amz-target")
 
 _PARAM_RE = re.compile(r"\s*(\w+)\s*=\s*([^,\s]*)\s*")
 _CREDENTIAL_RE = re.compile(r"([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
@@ -130,6 +132,33 @@ class _SignedHeadersOnly(SigV4Auth):
         return selected
 
 
+def admit_request(
+    headers: Mapping[str, str],
+    lookup_secret: Callable[[str], str | None] | None,
+    now: dt.datetime,
+    max_skew: dt.timedelta = MAX_SKEW,
+    service: str = SIGNING_NAME,
+    must_sign: tuple[str, ...] = MUST_SIGN,
+) -> Authorization:
+    """Every check that needs no body: a request failing one is refused before its body is
+    read. Returns the parsed Authorization (permissive mode: parsed only)."""
+    lowered = _lowered(headers)
+    auth = parse_authorization(lowered.get("authorization"))
+    if lookup_secret is None:
+        return auth
+    if lookup_secret(auth.access_key_id) is None:
+        raise UnrecognizedClientException("The security token included in the request is invalid.")
+    signed_at = request_time(lowered)
+    if abs(now - signed_at) > max_skew:
+        raise InvalidSignatureException(
+            f"Signature expired: {signed_at.strftime(_AMZ_DATE)} is now earlier than "
+            f"{(now - max_skew).strftime(_AMZ_DATE)} or later than "
+            f"{(now + max_skew).strftime(_AMZ_DATE)} "
+            f"({signed_at.strftime(_AMZ_DATE)} - {max_skew} or + {max_skew})")
+    _check_scope(auth, signed_at, service, must_sign)
+    return auth
+
+
 def verify_request(
     method: str,
     url: str,
@@ -139,33 +168,25 @@ def verify_request(
     now: dt.datetime,
     max_skew: dt.timedelta = MAX_SKEW,
     service: str = SIGNING_NAME,
+    must_sign: tuple[str, ...] = MUST_SIGN,
 ) -> str:
     """Check a request's SigV4 signature and return its access key id (see module docstring).
 
     headers: the received headers (any case); url: the full URL as received (scheme, host, path,
     query); now: the server's aware UTC time; lookup_secret: key id -> secret, None = permissive.
     """
-    lowered: dict[str, str] = {}
-    for name, value in headers.items():
-        key = name.lower()
-        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
-    auth = parse_authorization(lowered.get("authorization"))
+    auth = admit_request(headers, lookup_secret, now, max_skew, service, must_sign)
     if lookup_secret is None:
         return auth.access_key_id
-    secret = lookup_secret(auth.access_key_id)
-    if secret is None:
-        raise UnrecognizedClientException("The security token included in the request is invalid.")
-    signed_at = request_time(lowered)
-    if abs(now - signed_at) > max_skew:
+    secret = lookup_secret(auth.access_key_id) or ""
+    lowered = _lowered(headers)
+    declared = lowered.get("x-amz-content-sha256")
+    if declared is not None and declared != hashlib.sha256(body).hexdigest():
         raise InvalidSignatureException(
-            f"Signature expired: {signed_at.strftime(_AMZ_DATE)} is now earlier than "
-            f"{(now - max_skew).strftime(_AMZ_DATE)} or later than "
-            f"{(now + max_skew).strftime(_AMZ_DATE)} "
-            f"({signed_at.strftime(_AMZ_DATE)} - {max_skew} or + {max_skew})")
-    _check_scope(auth, signed_at, service, lowered, body)
+            "The provided 'x-amz-content-sha256' header does not match what was computed.")
     request = AWSRequest(method=method, url=url, data=body,
                          headers={h: lowered.get(h, "") for h in auth.signed_headers})
-    request.context["timestamp"] = signed_at.strftime(_AMZ_DATE)
+    request.context["timestamp"] = request_time(lowered).strftime(_AMZ_DATE)
     signer = _SignedHeadersOnly(Credentials(auth.access_key_id, secret), auth.service,
                                 auth.region, auth.signed_headers)
     string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
@@ -177,9 +198,20 @@ def verify_request(
     return auth.access_key_id
 
 
+def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names in lower case; repeated headers joined with commas."""
+    lowered: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    return lowered
+
+
 def _check_scope(auth: Authorization, signed_at: dt.datetime, service: str,
-                 headers: Mapping[str, str], body: bytes) -> None:
-    """Credential scope, signed host and declared payload hash must agree with the request."""
+                 must_sign: tuple[str, ...]) -> None:
+    """Credential scope and the signed headers must agree with the request: the host and the
+    operation (X-Amz-Target) must be signed, or a man in the middle could send the signature
+    to another server or with another operation."""
     if auth.date != signed_at.strftime("%Y%m%d"):
         raise InvalidSignatureException(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
@@ -187,12 +219,11 @@ def _check_scope(auth: Authorization, signed_at: dt.datetime, service: str,
     if auth.service != service:
         raise InvalidSignatureException(
             f"Credential should be scoped to correct service: '{service}'.")
-    if "host" not in auth.signed_headers:
-        raise InvalidSignatureException("'Host' must be a 'SignedHeader' in the AWS Authorization.")
-    declared = headers.get("x-amz-content-sha256")
-    if declared is not None and declared != hashlib.sha256(body).hexdigest():
-        raise InvalidSignatureException(
-            "The provided 'x-amz-content-sha256' header does not match what was computed.")
+    for header in must_sign:
+        if header not in auth.signed_headers:
+            shown = "-".join(part.capitalize() for part in header.split("-"))
+            raise InvalidSignatureException(
+                f"'{shown}' must be a 'SignedHeader' in the AWS Authorization.")
 
 
 def credential_entries(text: str) -> list[tuple[str, str, str | None]]:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from botocore.model import OperationModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,20 +26,35 @@ from openaml.protocol.spec import ServiceSpec
 from openaml.service.context import caller_arn
 
 log = logging.getLogger(__name__)
-# Operations served on the event loop: pure in-memory work, where a thread hop costs more.
-INLINE_OPERATIONS = frozenset({"Predict"})
+# Predict requests up to this size may be served on the event loop, where a thread hop costs
+# more than the work: when the endpoint is mounted, parsing and scoring take microseconds.
+INLINE_BODY_LIMIT = 128 * 1024
 
+Admitter = Callable[[Mapping[str, str]], None]
 Authenticator = Callable[[str, str, Mapping[str, str], bytes], str]
+InlineTest = Callable[[str, dict[str, Any]], bool]
 
 
 class AwsJsonEndpoint:
-    """A Starlette endpoint; `authenticate` returns the caller's IAM ARN or raises ServiceError."""
+    """A Starlette endpoint for `POST /`.
+
+    `admit(headers)` refuses before the body is read what can be refused without it (no or
+    unknown credentials, an expired signature); `authenticate` then verifies the signature over
+    the body and returns the caller's IAM ARN, or raises ServiceError. Bodies are read in
+    pieces and cut at `max_body` bytes. Everything that can take more than a moment (signature
+    over a large body, JSON decoding, validation, the operation) runs in a worker thread, so
+    that no request stalls the others; only small Predict requests whose endpoint is mounted
+    (`inline(operation, params)`) are served on the event loop.
+    """
 
     def __init__(
-        self, spec: ServiceSpec, table: DispatchTable, authenticate: Authenticator, max_body: int
+        self, spec: ServiceSpec, table: DispatchTable, admit: Admitter,
+        authenticate: Authenticator, max_body: int,
+        inline: InlineTest = lambda operation, params: False,
     ) -> None:
         self.spec, self.table = spec, table
-        self.authenticate, self.max_body = authenticate, max_body
+        self.admit, self.authenticate, self.max_body = admit, authenticate, max_body
+        self.inline = inline
 
     async def handle(self, request: Request) -> Response:
         request_id = new_request_id()
@@ -46,22 +62,50 @@ class AwsJsonEndpoint:
             headers = request.headers
             check_content_type(headers.get("content-type"))
             check_body_size(headers.get("content-length"), self.max_body)
-            body = await request.body()
-            check_body_size(len(body), self.max_body)
-            caller = self.authenticate(request.method, str(request.url), headers, body)
-            operation = resolve_target(self.spec, headers.get(TARGET_HEADER))
-            route = route_for(self.table, operation)
-            params = parse_request(operation, body)
-            if operation.name in INLINE_OPERATIONS:
-                result = _call(route.handler, params, caller)
+            self.admit(headers)
+            body = await read_body(request, self.max_body)
+            url = str(request.url)
+            if len(body) <= INLINE_BODY_LIMIT and _names_predict(headers.get(TARGET_HEADER)):
+                operation, handler, params, caller = self._prepare(request.method, url, headers, body)
+                if self.inline(operation.name, params):
+                    result = _call(handler, params, caller)
+                else:
+                    result = await run_in_threadpool(_call, handler, params, caller)
             else:
-                result = await run_in_threadpool(_call, route.handler, params, caller)
+                operation, result = await run_in_threadpool(
+                    self._serve, request.method, url, headers, body)
             return Response(serialize_response(operation, result), 200,
                             headers=response_headers(request_id))
         except ServiceError as exc:
             return _error(exc, request_id)
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             return _error(internal_error(exc, request_id), request_id)
+
+    def _prepare(self, method: str, url: str, headers: Mapping[str, str],
+                 body: bytes) -> tuple[OperationModel, Callable[..., Any], dict[str, Any], str]:
+        """Verify, resolve and validate: the operation, its handler, its parameters, the caller."""
+        caller = self.authenticate(method, url, headers, body)
+        operation = resolve_target(self.spec, headers.get(TARGET_HEADER))
+        route = route_for(self.table, operation)
+        return operation, route.handler, parse_request(operation, body), caller
+
+    def _serve(self, method: str, url: str, headers: Mapping[str, str],
+               body: bytes) -> tuple[OperationModel, Any]:
+        operation, handler, params, caller = self._prepare(method, url, headers, body)
+        return operation, _call(handler, params, caller)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read as it arrives (chunked or not) and refused once over `limit`."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        check_body_size(len(body), limit)
+    return bytes(body)
+
+
+def _names_predict(target: str | None) -> bool:
+    return bool(target) and target.endswith(".Predict")  # type: ignore[union-attr]
 
 
 def _call(handler: Callable[..., Any], params: dict[str, Any], caller: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,11 @@ from openaml.store.tables import entities
 COMPARATORS = ("EQ", "GT", "LT", "GE", "LE", "NE", "Prefix")
 TIME_VARIABLES = frozenset({"CreatedAt", "LastUpdatedAt"})
 DEFAULT_LIMIT = 100
+MIN_EPOCH_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
+MAX_EPOCH_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
+MAX_TOKEN_CHARS = 65536  # a real token holds one sort value (at most a few KB of JSON)
+_ENTITY_ID = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
+_INT64 = (-(2**63), 2**63 - 1)
 
 _c = entities.c
 _COMMON: dict[str, Any] = {
@@ -131,20 +137,30 @@ def _condition(column: Any, comparator: str, raw: str, variable: str) -> ColumnE
 
 
 def _time_ms(raw: str, comparator: str) -> int:
+    """Epoch milliseconds of a time filter value: epoch seconds, or ISO-8601 with a zone, from
+    year 1 to 9999 (anything else, such as 1e400 or -1e19, is refused)."""
     text = raw.strip()
+    shown = raw[:64] + ("..." if len(raw) > 64 else "")
     try:
-        return round(float(text) * 1000)
+        seconds = float(text)
     except ValueError:
-        pass
+        seconds = _iso_seconds(text, comparator, shown)
+    if not MIN_EPOCH_SECONDS <= seconds <= MAX_EPOCH_SECONDS:  # also False for NaN
+        raise InvalidInputException(
+            f"{comparator} value {shown!r} is not a time between the years 1 and 9999")
+    return round(seconds * 1000)
+
+
+def _iso_seconds(text: str, comparator: str, shown: str) -> float:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInputException(
-            f"{comparator} value {raw!r} is not a time: use epoch seconds or ISO-8601"
+            f"{comparator} value {shown!r} is not a time: use epoch seconds or ISO-8601"
         ) from None
     if moment.tzinfo is None:
-        raise InvalidInputException(f"{comparator} value {raw!r} needs a time zone (e.g. Z)")
-    return round(moment.timestamp() * 1000)
+        raise InvalidInputException(f"{comparator} value {shown!r} needs a time zone (e.g. Z)")
+    return moment.timestamp()
 
 
 def _after(column: Any, value: Any, created: int, entity_id: str, descending: bool) -> ColumnElement[bool]:
@@ -174,15 +190,22 @@ def _make_token(record: EntityRecord, variable: str, query_hash: str) -> str:
 
 
 def _read_token(token: str, query_hash: str, variable: str) -> tuple[Any, int, str]:
+    """The position a NextToken holds, fully checked: a token is plain data (a forged one can
+    only start a page elsewhere), so every part must have the type and range of a real one."""
     try:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ValueError("too long")
         value, created, entity_id, token_hash = json.loads(base64.urlsafe_b64decode(token.encode()))
-        valid = isinstance(created, int) and isinstance(entity_id, str)
-    except (ValueError, TypeError):
-        valid = False
-    if not valid:
-        raise InvalidInputException("NextToken is not valid")
+    except (ValueError, TypeError, RecursionError):
+        raise InvalidInputException("NextToken is not valid") from None
     if token_hash != query_hash:
         raise InvalidInputException("NextToken was issued for a different query")
-    if variable in TIME_VARIABLES and not isinstance(value, int):
+    expected = int if variable in TIME_VARIABLES else str
+    if not (_is_int64(created) and isinstance(entity_id, str) and _ENTITY_ID.fullmatch(entity_id)
+            and (_is_int64(value) if expected is int else isinstance(value, str))):
         raise InvalidInputException("NextToken is not valid")
     return value, created, entity_id
+
+
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and _INT64[0] <= value <= _INT64[1]

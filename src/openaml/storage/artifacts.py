@@ -8,6 +8,7 @@ Conventional kinds: `datasources`, `mlmodels`, `evaluations`, `batchpredictions`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,6 +21,9 @@ from openaml.storage.objects import CommittingWriter
 # Entity IDs are `[a-zA-Z0-9_.-]+` in the service model; every part is one plain path component.
 _COMPONENT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _TEMP_PREFIX = ".tmp-"
+# An id that is no safe folder name ('.', '..', '.tmp-*') is stored with its leading dot written
+# as `%2E`: '%' never occurs in an id, so the mapping is one-to-one and other ids keep their name.
+_ESCAPED_DOT = "%2E"
 
 
 class ArtifactStore:
@@ -68,7 +72,27 @@ class ArtifactStore:
         shutil.rmtree(self._folder(kind, entity_id), ignore_errors=True)
 
     def _folder(self, kind: str, entity_id: str) -> Path:
-        return self.root / _component(kind, "artifact kind") / _component(entity_id, "entity id")
+        return self.root / _component(kind, "artifact kind") / storage_name(entity_id)
+
+    def remove_temporary_files(self) -> int:
+        """Delete the temporary files that writes left behind when the process died mid-write
+        (at start-up, before any job runs); returns how many were removed."""
+        removed = 0
+        for temp in self.root.glob(f"*/*/{_TEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+                removed += 1
+        return removed
+
+
+def storage_name(entity_id: str) -> str:
+    """The folder name of an entity id: the id itself, or with an escaped leading dot where the
+    id would be a special or temporary name ('.', '..', '.tmp-*'). ValueError for a non-id."""
+    if not isinstance(entity_id, str) or not _COMPONENT.fullmatch(entity_id):
+        raise ValueError(f"invalid entity id {entity_id!r}: expected 1-128 letters, digits, '_', '.' or '-'")
+    if entity_id in (".", "..") or entity_id.startswith(_TEMP_PREFIX):
+        return _ESCAPED_DOT + entity_id[1:]
+    return entity_id
 
 
 def _component(value: str, what: str) -> str:

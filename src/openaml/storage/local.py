@@ -10,6 +10,7 @@ not exist yet creates it, for convenience with the default local setup.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -119,6 +120,15 @@ class LocalObjectStore(ObjectStore):
     def describe(self) -> dict[str, Any]:
         reachable = self.root.is_dir() and os.access(self.root, os.R_OK | os.W_OK | os.X_OK)
         return {"kind": "local", "root": str(self.root), "reachable": reachable}
+
+    def remove_temporary_files(self) -> int:
+        removed = 0
+        for temp in self.root.rglob(TEMP_PREFIX + "*"):
+            with contextlib.suppress(OSError):
+                if temp.is_file() and not temp.is_symlink():
+                    temp.unlink()
+                    removed += 1
+        return removed
 
     def _path(self, location: S3Uri) -> Path:
         """The real path of a location, refused when links resolve it outside the root."""

@@ -72,6 +72,11 @@ class ObjectStore(Protocol):
         """Kind, root or endpoint, and whether it is reachable now (for a /health endpoint)."""
         ...
 
+    def remove_temporary_files(self) -> int:
+        """Delete what writes interrupted by a crash left behind; returns how many files.
+        Called at start-up, before any job writes. Stores without such files do nothing."""
+        return 0
+
 
 def resolve_data_location(store: ObjectStore, uri: str) -> builtins.list[ObjectInfo]:
     """Apply data.md §2: a prefix lists its data files, else the exact key, else `<key>/`.

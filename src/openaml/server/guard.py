@@ -1,0 +1,109 @@
+"""ASGI wrappers that decide who may talk to the server before any route runs.
+
+* `HostGuard` (loopback server, no access keys): only requests addressed to a loopback name or
+  the advertised host, and not sent by a page of another origin, are answered. Without it any
+  web page a user visits could drive the API through DNS rebinding (`Host: rebind.evil:8080`).
+* `AccessGate` (access keys configured): every route needs credentials, except `GET /health`
+  and `POST /` (the API, which verifies its SigV4 signature itself). Everything else (console,
+  job logs, reports, and any route added later) takes HTTP Basic with a key id and its secret.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from collections.abc import Iterable, Mapping
+
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from openaml.errors import AccessDeniedException
+from openaml.protocol.http import new_request_id
+from openaml.protocol.serialize import serialize_error
+from openaml.server.basic_auth import BasicAuthGate
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address (no port) always means this machine: `localhost` or a
+    loopback IP literal. A name that merely starts with 127 (`127.example.com`) is not."""
+    name = host.strip().lower().removeprefix("[").removesuffix("]")
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def host_of(authority: str) -> str:
+    """The host part of a Host header or URL authority (`[::1]:80` -> `::1`), lower-cased."""
+    parsed = urllib.parse.urlsplit("//" + authority.strip())
+    try:
+        return (parsed.hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _refusal(scope: Scope, message: str) -> Response:
+    """403, as an AWS JSON error on the API route, as text elsewhere."""
+    if scope.get("path") == "/" and scope.get("method") == "POST":
+        request_id = new_request_id()
+        status, headers, body = serialize_error(AccessDeniedException(message), request_id)
+        return Response(body, status, headers=headers)
+    return PlainTextResponse(message, status_code=403)
+
+
+class HostGuard:
+    """Answer only requests whose Host (and Origin, when sent) is this server's own."""
+
+    def __init__(self, app: ASGIApp, extra_hosts: Iterable[str] = ()) -> None:
+        self.app = app
+        self.extra_hosts = frozenset(h.lower() for h in extra_hosts if h)
+
+    def allows(self, host: str) -> bool:
+        return bool(host) and (host in self.extra_hosts or is_loopback_host(host))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = host_of(_header(scope, b"host") or "")
+            origin = _header(scope, b"origin")
+            problem = None
+            if not self.allows(host):
+                problem = (f"Host '{host or '(none)'}' is not this server's name: a server without "
+                           "access keys answers only loopback names and its --advertise-url host")
+            elif origin is not None and not self.allows(
+                    host_of(urllib.parse.urlsplit(origin).netloc) if "://" in origin else ""):
+                problem = f"Requests from pages of origin '{origin[:100]}' are refused"
+            if problem is not None:
+                await _refusal(scope, problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class AccessGate:
+    """Require HTTP Basic credentials (key id, secret) on every route but the public ones."""
+
+    def __init__(self, app: ASGIApp, keys: Mapping[str, str]) -> None:
+        self.app = app
+        self.gated = BasicAuthGate(app, keys)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _self_authenticating(scope):
+            await self.gated(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _self_authenticating(scope: Scope) -> bool:
+    """The API verifies signatures itself; the health check is public (it shows no data)."""
+    path, method = scope.get("path"), scope.get("method")
+    return (path == "/" and method == "POST") or (path == "/health" and method in ("GET", "HEAD"))

@@ -1,0 +1,242 @@
+"""Requests that must neither fail with a 500 nor reach the service: foreign Host names, huge
+or endless bodies, out-of-range filters, forged page tokens, deep nesting; work kept off the
+event loop; what a crash leaves behind cleaned at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+import openaml.server.aws_json as aws_json
+from openaml.app import Application
+from openaml.server.embedded import running_server
+from tests.api.conftest import error_code
+from tests.api.test_auth import post_chunked
+from tests.api.test_wire import HEADERS
+
+TARGET = "AmazonML_20141212."
+
+
+def post(url: str, operation: str, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(url + "/", content=body, timeout=60, headers={
+        **HEADERS, "X-Amz-Target": TARGET + operation, **headers})
+
+
+@pytest.mark.parametrize("host", ["rebind.evil.example", "127.example.com", "localhost.evil.example"])
+def test_foreign_host_names_are_refused_without_keys(server: Application, host: str) -> None:
+    """DNS rebinding: a page of another site resolves its own name to 127.0.0.1."""
+    url = server.settings.base_url
+    port = url.rsplit(":", 1)[1]
+    api = post(url, "DescribeMLModels", b"{}", Host=f"{host}:{port}")
+    assert api.status_code == 403
+    assert api.json()["__type"] == "AccessDeniedException"
+    console = httpx.post(url + "/console/models/x/rename", data={"name": "pwned"},
+                         headers={"Host": f"{host}:{port}", "Origin": f"http://{host}:{port}"})
+    assert console.status_code == 403
+    for path in ("/console/", "/health", "/logs/MLModel/x"):
+        assert httpx.get(url + path, headers={"Host": host}).status_code == 403
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"])
+def test_loopback_host_names_are_served(server: Application, host: str) -> None:
+    port = server.settings.base_url.rsplit(":", 1)[1]
+    answer = post(server.settings.base_url, "DescribeMLModels", b"{}", Host=f"{host}:{port}")
+    assert answer.status_code == 200, answer.text
+
+
+def test_pages_of_other_origins_are_refused(server: Application) -> None:
+    answer = post(server.settings.base_url, "DescribeMLModels", b"{}", Origin="https://evil.example")
+    assert answer.status_code == 403
+    same = post(server.settings.base_url, "DescribeMLModels", b"{}", Origin=server.settings.base_url)
+    assert same.status_code == 200
+
+
+def test_the_advertised_host_is_served(tmp_path: Path) -> None:
+    with running_server(data_dir=tmp_path, advertise_url="http://ml.internal.example:9000") as app:
+        answer = post(f"http://127.0.0.1:{app.settings.port}", "DescribeMLModels", b"{}",
+                      Host="ml.internal.example:9000")
+        assert answer.status_code == 200, answer.text
+
+
+def test_chunked_bodies_are_cut_at_the_limit(tmp_path: Path) -> None:
+    with running_server(data_dir=tmp_path, max_body_bytes=1 << 20) as app:
+        signed = {k: v for k, v in HEADERS.items() if k != "Content-Type"}
+        status, sent = post_chunked(app.settings.base_url, 256 << 20, signed)
+        assert status == 413
+        assert sent < 64 << 20
+        assert httpx.get(app.settings.base_url + "/health").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["1e400", "1e300", "-1e19", "nan", "inf", "-inf", "1e12",
+                                   "99999-01-01T00:00:00Z", "0001-01-01"])
+@pytest.mark.parametrize("comparator", ["GT", "LT", "EQ", "NE", "GE", "LE"])
+def test_time_filters_out_of_range_are_invalid_input(ml: Any, value: str, comparator: str) -> None:
+    with pytest.raises(ClientError) as err:
+        ml.describe_ml_models(FilterVariable="CreatedAt", **{comparator: value})
+    assert error_code(err) == "InvalidInputException"
+
+
+def test_time_filters_at_the_ends_of_the_range_work(ml: Any) -> None:
+    for value in ("-62135596800", "253402300799", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"):
+        ml.describe_evaluations(FilterVariable="LastUpdatedAt", GE=value)
+
+
+def _token(state: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+
+
+def _query_hash(ml: Any, **query: Any) -> str:
+    """The hash part of a real token of this query (two entities, a page of one)."""
+    page = ml.describe_data_sources(Limit=1, **query)
+    return json.loads(base64.urlsafe_b64decode(page["NextToken"]))[3]
+
+
+@pytest.mark.parametrize("state", [
+    [[1, 2], 1, "x"], [{"a": 1}, 1, "x"], ["a", 10**30, "x"], ["a", 1, ["x"]], ["a", 1, {"x": 1}],
+    ["a", 1.5, "x"], ["a", 1, "bad id!"], ["a", 1, "x" * 65], [None, 1, "x"], [10**30, 1, "x"],
+])
+def test_forged_page_tokens_are_invalid_input(ml: Any, put_object: Any, state: list[Any]) -> None:
+    for name in ("tok-a", "tok-b"):
+        try:
+            ml.create_data_source_from_s3(DataSourceId=name, DataSpec={
+                "DataLocationS3": "s3://tokens/none.csv",
+                "DataSchema": '{"attributes":[{"attributeName":"a","attributeType":"NUMERIC"}]}'})
+        except ClientError:
+            pass  # made by an earlier case
+    for variable in ("Name", "CreatedAt"):
+        forged = _token([*state, _query_hash(ml, FilterVariable=variable)])
+        with pytest.raises(ClientError) as err:
+            ml.describe_data_sources(FilterVariable=variable, NextToken=forged, Limit=1)
+        assert error_code(err) == "InvalidInputException"
+
+
+@pytest.mark.parametrize("token", ["%%%", "x" * 70000, base64.urlsafe_b64encode(b"[" * 5000).decode(),
+                                   base64.urlsafe_b64encode(b"\xff\xfe").decode()])
+def test_garbled_page_tokens_are_invalid_input(ml: Any, token: str) -> None:
+    with pytest.raises(ClientError) as err:
+        ml.describe_ml_models(NextToken=token)
+    assert error_code(err) == "InvalidInputException"
+
+
+def _deep(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("body", [
+    {"ResourceId": "x", "ResourceType": "MLModel", "Tags": [{"Key": _deep(600)}]},
+    {"ResourceId": "x", "ResourceType": "MLModel", "Tags": _deep(600)},
+    {"ResourceId": "x", "ResourceType": "MLModel", "Tags": [_deep(600)] * 101},
+    {"ResourceId": "x", "ResourceType": "MLModel", "Tags": [{"Key": "", "Value": "v"}] * 200000},
+])
+def test_deep_or_huge_values_are_refused_cleanly(server: Application, body: dict[str, Any]) -> None:
+    answer = post(server.settings.base_url, "AddTags", json.dumps(body).encode())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["__type"] in ("SerializationException", "InvalidInputException",
+                                       "InvalidTagException")
+    assert len(answer.json()["message"]) <= 2048
+
+
+def test_json_nested_deeper_than_the_parser_allows(server: Application) -> None:
+    body = b'{"ResourceId": "x", "Tags": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    answer = post(server.settings.base_url, "AddTags", body)
+    assert answer.status_code == 400
+    assert answer.json()["__type"] == "SerializationException"
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # a worker thread
+    return True
+
+
+def test_validation_and_operations_run_off_the_event_loop(
+    server: Application, ml: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a small Predict body is parsed on the loop, and it is served there only when its
+    endpoint is mounted (no store read, no model load)."""
+    parsed_on_loop: list[str] = []
+    called_on_loop: list[str] = []
+    real_parse, real_call = aws_json.parse_request, aws_json._call
+
+    def parse(operation: Any, body: bytes) -> Any:
+        if _on_event_loop():
+            parsed_on_loop.append(operation.name)
+        return real_parse(operation, body)
+
+    def call(handler: Any, params: Any, caller: str) -> Any:
+        if _on_event_loop():
+            called_on_loop.append(handler.__name__)
+        return real_call(handler, params, caller)
+
+    monkeypatch.setattr(aws_json, "parse_request", parse)
+    monkeypatch.setattr(aws_json, "_call", call)
+    ml.describe_ml_models()
+    with pytest.raises(ClientError):
+        ml.add_tags(ResourceId="none", ResourceType="MLModel", Tags=[{"Key": "k"}])
+    with pytest.raises(ClientError) as err:
+        ml.predict(MLModelId="none", Record={}, PredictEndpoint=server.settings.base_url)
+    assert error_code(err) == "ResourceNotFoundException"
+    assert parsed_on_loop == ["Predict"]
+    assert called_on_loop == []
+
+
+def test_other_requests_are_served_while_a_huge_one_is_validated(
+    server: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 6 MB AddTags of 200,000 tags: while it is validated (made to take 2 s more here),
+    the health check is answered."""
+    validating, validated = threading.Event(), threading.Event()
+    real_parse = aws_json.parse_request
+
+    def slow_parse(operation: Any, body: bytes) -> Any:
+        if operation.name != "AddTags":
+            return real_parse(operation, body)
+        validating.set()
+        try:
+            time.sleep(2)
+            return real_parse(operation, body)
+        finally:
+            validated.set()
+
+    monkeypatch.setattr(aws_json, "parse_request", slow_parse)
+    body = json.dumps({"ResourceId": "x", "ResourceType": "MLModel",
+                       "Tags": [{"Key": f"k{i}", "Value": "v" * 10} for i in range(200_000)]})
+    results: dict[str, Any] = {}
+    sender = threading.Thread(target=lambda: results.update(
+        big=post(server.settings.base_url, "AddTags", body.encode())))
+    sender.start()
+    assert validating.wait(30)
+    health = httpx.get(server.settings.base_url + "/health", timeout=30)
+    answered_during_validation = not validated.is_set()
+    sender.join(60)
+    assert health.status_code == 200
+    assert answered_during_validation
+    assert results["big"].status_code == 400
+    assert "less than or equal to 100" in results["big"].json()["message"]
+
+
+def test_files_left_by_an_interrupted_write_are_removed_at_start(tmp_path: Path) -> None:
+    leftovers = [tmp_path / "artifacts" / "MLModel" / "m1" / ".tmp-abc123",
+                 tmp_path / "s3" / "bucket" / "out" / ".openaml-tmp-xyz"]
+    kept = [tmp_path / "artifacts" / "MLModel" / "m1" / "model.bin", tmp_path / "s3" / "bucket" / "out" / "a.csv"]
+    for path in leftovers + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    with running_server(data_dir=tmp_path):
+        pass
+    assert [p.exists() for p in leftovers] == [False, False]
+    assert [p.exists() for p in kept] == [True, True]
