@@ -24,7 +24,8 @@ class FakeService:
 
     def __init__(self, root: Path) -> None:
         self.ctx = SimpleNamespace(artifacts=ArtifactStore(root / "artifacts"),
-                                   objects=LocalObjectStore(root / "objects"))
+                                   objects=LocalObjectStore(root / "objects"),
+                                   settings=SimpleNamespace(data_dir=root))
         self.entities: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in IDS}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 

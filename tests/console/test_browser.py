@@ -60,13 +60,9 @@ def wait(ml: Any, calls: dict[str, Any], timeout: float = 180) -> dict[str, dict
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from starlette.routing import Mount
-
-    from openaml.console import build_console
     from openaml.server.embedded import running_server
 
     with running_server(data_dir=tmp_path_factory.mktemp("console"), workers=2) as app:
-        app.asgi.router.routes.insert(0, Mount("/console", build_console(app.service)))
         put = app.context.objects.write_bytes
         put("s3://mnist/train.csv.gz", head_gz(MNIST / "data" / "train.csv.gz", 1501))
         put("s3://mnist/test.csv.gz", head_gz(MNIST / "data" / "test.csv.gz", 201))
@@ -125,11 +121,21 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+def new_page(context: Any, violations: list[str]) -> Any:
+    """A tab that notes every Content-Security-Policy violation (a blocked script or style)."""
+    tab = context.new_page()
+    tab.on("console", lambda message: violations.append(message.text)
+           if "Content Security Policy" in message.text else None)
+    return tab
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context.new_page()
+    violations: list[str] = []
+    yield new_page(context, violations)
     context.close()
+    assert violations == []
 
 
 def shot(page: Any, name: str) -> None:
@@ -196,7 +202,8 @@ def test_binary_threshold_slider_saves_through_the_api(world: dict[str, Any], pa
 
 def test_try_a_prediction_and_phone_width(world: dict[str, Any], browser: Any) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
+    violations: list[str] = []
+    page = new_page(context, violations)
     page.goto(world["console"] + "/models/ml-bin/predict")
     page.fill("#attr-1", "2.5")
     page.fill("#attr-2", "a")
@@ -211,3 +218,28 @@ def test_try_a_prediction_and_phone_width(world: dict[str, Any], browser: Any) -
     assert page.inner_text("#predicted-label") == expected["predictedLabel"]
     shot(page, "predict-phone")
     context.close()
+    assert violations == []
+
+
+def test_an_invalid_rename_shows_the_api_message_and_keeps_the_name(world: dict[str, Any], page: Any) -> None:
+    page.goto(world["console"] + "/models/ml-bin")
+    page.fill("#rename-name", "   ")
+    with page.expect_response(lambda r: r.url.endswith("/rename")) as answer:
+        page.click("text=Rename")
+    assert answer.value.status == 400
+    assert "failed to satisfy constraint: Member must satisfy regular expression pattern" in page.inner_text("#alert")
+    assert world["ml"].get_ml_model(MLModelId="ml-bin")["Name"] == "binary"
+
+
+def test_delete_asks_first(world: dict[str, Any], page: Any) -> None:
+    """confirm.js (a static script, as the CSP demands) asks; dismissing deletes nothing."""
+    ml = world["ml"]
+    page.goto(world["console"] + "/datasources/ds-batch")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("button.danger")
+    assert ml.get_data_source(DataSourceId="ds-batch")["Status"] == "COMPLETED"
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click("button.danger")
+    assert "Deleted ds-batch" in page.inner_text(".notice")
+    assert ml.get_data_source(DataSourceId="ds-batch")["Status"] == "DELETED"

@@ -57,6 +57,13 @@ def text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
+def form_token(client: TestClient, page: str) -> str:
+    """The CSRF token in the forms of `page` (fetching it also sets the client's token cookie)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(page).text)
+    assert found is not None, f"no CSRF field on {page}"
+    return found.group(1)
+
+
 def test_overview_lists_entities_with_tags_and_refreshes_while_busy(fake: FakeService, client: TestClient) -> None:
     fake.add("DataSource", "ds-1", Name="Training data")
     fake.add("MLModel", "ml-1", Name="Digits", MLModelType="MULTICLASS", Status="INPROGRESS")
@@ -74,8 +81,10 @@ def test_list_passes_filter_and_sort_to_describe(fake: FakeService, client: Test
     page = client.get("/console/datasources", params={"var": "Name", "cmp": "Prefix", "value": "al", "order": "asc"})
     assert "ds-1" in page.text and "ds-2" not in page.text
     assert fake.calls[-1][1] == {"SortOrder": "asc", "Limit": 50, "FilterVariable": "Name", "Prefix": "al"}
+    calls = len(fake.calls)
     bad = client.get("/console/datasources", params={"var": "Bogus"})
-    assert bad.status_code == 200 and "FilterVariable Bogus is not valid" in bad.text
+    assert bad.status_code == 400 and "Member must satisfy enum value set" in bad.text
+    assert len(fake.calls) == calls  # refused by the API's validation, before the service
 
 
 def test_unknown_entity_is_a_404_page(client: TestClient) -> None:
@@ -86,13 +95,13 @@ def test_unknown_entity_is_a_404_page(client: TestClient) -> None:
 def test_rename_and_delete_go_through_the_service(fake: FakeService, client: TestClient) -> None:
     fake.add("DataSource", "ds-1", Name="old")
     fake.add("Evaluation", "ev-1", MLModelId="ml-x")
-    moved = client.post("/console/datasources/ds-1/rename", data={"name": "new name"}, follow_redirects=False)
+    token = form_token(client, "/console/datasources/ds-1")
+    moved = client.post("/console/datasources/ds-1/rename", data={"name": "new name", "csrf_token": token},
+                        follow_redirects=False)
     assert moved.status_code == 303 and moved.headers["location"].startswith("/console/datasources/ds-1?notice=")
     assert ("update_data_source", {"DataSourceId": "ds-1", "DataSourceName": "new name"}) in fake.calls
-    gone = client.post("/console/evaluations/ev-1/delete", follow_redirects=True)
+    gone = client.post("/console/evaluations/ev-1/delete", data={"csrf_token": token}, follow_redirects=True)
     assert "Deleted ev-1" in gone.text and "ev-1" not in fake.entities["Evaluation"]
-    refused = client.post("/console/evaluations/ev-1/delete", headers={"Origin": "http://evil.example"})
-    assert refused.status_code == 403
 
 
 def test_datasource_insights_and_pagination(fake: FakeService, client: TestClient) -> None:
@@ -158,11 +167,12 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
         model.save(out)
     form = client.get("/console/models/ml-1/predict")
     assert 'name="attr:size"' in form.text and 'name="attr:color"' not in form.text
-    page = client.post("/console/models/ml-1/predict", data={"pasted": "8,square"})
+    token = form_token(client, "/console/models/ml-1/predict")
+    page = client.post("/console/models/ml-1/predict", data={"pasted": "8,square", "csrf_token": token})
     assert page.status_code == 200
     assert 'id="predicted-label">blue<' in page.text and "shape=square" in page.text
-    wrong = client.post("/console/models/ml-1/predict", data={"pasted": "1,2,3"})
-    assert "The pasted line has 3 values; the model expects 2" in wrong.text
+    wrong = client.post("/console/models/ml-1/predict", data={"pasted": "1,2,3", "csrf_token": token})
+    assert wrong.status_code == 400 and "The pasted line has 3 values; the model expects 2" in wrong.text
 
 
 def test_multiclass_evaluation(fake: FakeService, client: TestClient) -> None:
@@ -199,12 +209,13 @@ def test_binary_evaluation_threshold_and_save(fake: FakeService, client: TestCli
     assert "Accuracy 0.85 Precision 0.8182 Recall 0.9 False positive rate 0.2" in body
     assert "True positives 9 False positives 2 True negatives 8 False negatives 1" in body
     assert "ROC curve" in page.text and "threshold.js" in page.text
+    token = form_token(client, "/console/evaluations/ev-1")
     saved = client.post("/console/models/ml-1/threshold",
-                        data={"threshold": "0.75", "next": "/console/evaluations/ev-1"})
+                        data={"threshold": "0.75", "next": "/console/evaluations/ev-1", "csrf_token": token})
     assert "Score threshold of ml-1 saved: 0.75" in saved.text
     assert fake.entities["MLModel"]["ml-1"]["ScoreThreshold"] == 0.75
-    refused = client.post("/console/models/ml-1/threshold", data={"threshold": "7"})
-    assert "InvalidInputException" in refused.text
+    refused = client.post("/console/models/ml-1/threshold", data={"threshold": "7", "csrf_token": token})
+    assert refused.status_code == 400 and "InvalidInputException" in refused.text
 
 
 def test_regression_evaluation(fake: FakeService, client: TestClient) -> None:

@@ -12,7 +12,7 @@ class Kind:
     title: str
     id_member: str      # e.g. DataSourceId
     name_member: str    # the rename operation's name parameter
-    plural_op: str      # describe_* method name
+    describe_op: str    # API operation names
     get_op: str
     update_op: str
     delete_op: str
@@ -23,18 +23,18 @@ _COMMON = ("CreatedAt", "LastUpdatedAt", "Status", "Name", "IAMUser")
 
 KINDS: dict[str, Kind] = {k.segment: k for k in (
     Kind("datasources", "DataSource", "Datasources", "DataSourceId", "DataSourceName",
-         "describe_data_sources", "get_data_source", "update_data_source", "delete_data_source",
+         "DescribeDataSources", "GetDataSource", "UpdateDataSource", "DeleteDataSource",
          (*_COMMON, "DataLocationS3")),
     Kind("models", "MLModel", "ML models", "MLModelId", "MLModelName",
-         "describe_ml_models", "get_ml_model", "update_ml_model", "delete_ml_model",
+         "DescribeMLModels", "GetMLModel", "UpdateMLModel", "DeleteMLModel",
          (*_COMMON, "TrainingDataSourceId", "RealtimeEndpointStatus", "MLModelType", "Algorithm",
           "TrainingDataURI")),
     Kind("evaluations", "Evaluation", "Evaluations", "EvaluationId", "EvaluationName",
-         "describe_evaluations", "get_evaluation", "update_evaluation", "delete_evaluation",
+         "DescribeEvaluations", "GetEvaluation", "UpdateEvaluation", "DeleteEvaluation",
          (*_COMMON, "MLModelId", "DataSourceId", "DataURI")),
     Kind("batchpredictions", "BatchPrediction", "Batch predictions", "BatchPredictionId",
-         "BatchPredictionName", "describe_batch_predictions", "get_batch_prediction",
-         "update_batch_prediction", "delete_batch_prediction",
+         "BatchPredictionName", "DescribeBatchPredictions", "GetBatchPrediction",
+         "UpdateBatchPrediction", "DeleteBatchPrediction",
          (*_COMMON, "MLModelId", "DataSourceId", "DataURI")),
 )}
 COMPARATORS = ("Prefix", "EQ", "NE", "GT", "GE", "LT", "LE")

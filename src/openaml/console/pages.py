@@ -1,7 +1,8 @@
-"""The data behind each console page, gathered through the service's API methods.
+"""The data behind each console page, gathered through the service's API operations.
 
-Each method returns a template context; ServiceErrors (unknown ID, bad filter) propagate and
-are shown by the router as an error page.
+Every operation is called through `api.ServiceApi`, so its parameters are validated as an API
+request's. Each method returns a template context; ServiceErrors (unknown ID, bad filter,
+invalid name) propagate and are shown by the router with their HTTP status.
 """
 
 from __future__ import annotations
@@ -14,20 +15,24 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from markupsafe import Markup
 
-from openaml.console import charts, explain, insights, performance, reports
+from openaml.console import charts, explain, forms, insights, performance, reports
+from openaml.console.api import ServiceApi
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
-from openaml.errors import InvalidInputException
+from openaml.errors import InvalidInputException, ServiceError
 from openaml.ml.model import Model
 
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
+ACTIONS = ("rename", "delete", "threshold")
 
 
 class Pages:
     def __init__(self, service: Any) -> None:
         self.service = service
+        self.api = ServiceApi(service)
         self._models: dict[tuple[str, Any], Model] = {}
         self._lock = threading.Lock()
 
@@ -36,7 +41,7 @@ class Pages:
     def overview(self) -> dict[str, Any]:
         sections = []
         for kind in KINDS.values():
-            result = getattr(self.service, kind.plural_op)(SortOrder="dsc", Limit=OVERVIEW_ROWS)
+            result = self.api(kind.describe_op, {"SortOrder": "dsc", "Limit": OVERVIEW_ROWS})
             sections.append((kind, self._rows(kind, result.get("Results", []))))
         busy = any(r["Status"] in ACTIVE for _, rows in sections for r in rows)
         return {"sections": sections, "refresh": busy}
@@ -51,7 +56,7 @@ class Pages:
                 params[comparator] = value
         if query.get("token"):
             params["NextToken"] = query["token"]
-        result = getattr(self.service, kind.plural_op)(**params)
+        result = self.api(kind.describe_op, params)
         rows = self._rows(kind, result.get("Results", []))
         return {"kind": kind, "rows": rows, "next_token": result.get("NextToken"),
                 "query": dict(query), "comparators": COMPARATORS,
@@ -61,30 +66,26 @@ class Pages:
         rows = []
         for item in results:
             entity_id = item[kind.id_member]
-            try:
-                tags = self.service.describe_tags(ResourceId=entity_id, ResourceType=kind.resource).get("Tags", [])
-            except Exception:  # noqa: BLE001 - tags are decoration; the row still shows
-                tags = []
-            rows.append({**item, "Id": entity_id, "Tags": tags})
+            rows.append({**item, "Id": entity_id, "Tags": self._tags(kind, entity_id)})
         return rows
 
     def act(self, kind: Kind, entity_id: str, verb: str, form: Mapping[str, str]) -> str:
+        """One of ACTIONS; the notice to show. A form without the value is an absent member."""
         if verb == "delete":
-            getattr(self.service, kind.delete_op)(**{kind.id_member: entity_id})
+            self.api(kind.delete_op, {kind.id_member: entity_id})
             return f"Deleted {entity_id}"
         if verb == "rename":
-            getattr(self.service, kind.update_op)(**{kind.id_member: entity_id,
-                                                      kind.name_member: form.get("name", "")})
+            self.api(kind.update_op, {kind.id_member: entity_id, kind.name_member: form.get("name")})
             return f"Renamed {entity_id}"
-        threshold = float(form.get("threshold", ""))
-        self.service.update_ml_model(MLModelId=entity_id, ScoreThreshold=threshold)
+        threshold = _finite_number(form.get("threshold", ""), "score threshold")
+        self.api("UpdateMLModel", {"MLModelId": entity_id, "ScoreThreshold": threshold})
         return f"Score threshold of {entity_id} saved: {threshold:g}"
 
     # -- datasource -------------------------------------------------------------------------
 
     def datasource(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
-        ds = self.service.get_data_source(DataSourceId=entity_id, Verbose=True)
+        ds = self.api("GetDataSource", {"DataSourceId": entity_id, "Verbose": True})
         ingest = reports.read_json(self.service, "DataSource", entity_id, "ingest.json")
         statistics = (ingest or {}).get("statistics") or {}
         search, kind = query.get("q", ""), query.get("type", "")
@@ -104,7 +105,7 @@ class Pages:
 
     def model(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
-        m = self.service.get_ml_model(MLModelId=entity_id, Verbose=True)
+        m = self.api("GetMLModel", {"MLModelId": entity_id, "Verbose": True})
         passes = reports.training_passes(reports.read_log(self.service, "MLModel", entity_id))
         loss_chart = (charts.line_svg([p[0] for p in passes], [[p[2] for p in passes]], "Training loss per pass",
                                       x_label="pass", y_label="loss") if passes else None)
@@ -114,8 +115,8 @@ class Pages:
                                                                  [v for _, v in w["features"]],
                                                                  f"Largest weights for {w['output']}"))
                          for w in weights]
-        evaluations = self.service.describe_evaluations(FilterVariable="MLModelId", EQ=entity_id,
-                                                        SortOrder="dsc").get("Results", [])
+        evaluations = self.api("DescribeEvaluations", {"FilterVariable": "MLModelId", "EQ": entity_id,
+                                                       "SortOrder": "dsc"}).get("Results", [])
         return {"entity": m, "kind": KINDS["models"], "entity_id": entity_id, "passes": passes,
                 "loss_chart": loss_chart, "weight_charts": weight_charts,
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
@@ -141,9 +142,9 @@ class Pages:
 
     def evaluation(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
-        ev = self.service.get_evaluation(EvaluationId=entity_id)
+        ev = self.api("GetEvaluation", {"EvaluationId": entity_id})
         try:
-            m = self.service.get_ml_model(MLModelId=ev["MLModelId"])
+            m = self.api("GetMLModel", {"MLModelId": ev["MLModelId"]})
         except Exception:  # noqa: BLE001 - a deleted model still leaves the evaluation readable
             m = {}
         report = reports.read_json(self.service, "Evaluation", entity_id, "report.json") or {}
@@ -171,23 +172,29 @@ class Pages:
 
     def batch_prediction(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
-        bp = self.service.get_batch_prediction(BatchPredictionId=entity_id)
+        bp = self.api("GetBatchPrediction", {"BatchPredictionId": entity_id})
         files = reports.result_files(self.service, bp) if bp.get("Status") == "COMPLETED" else []
         preview = reports.preview_rows(self.service, files[0][1]) if files else []
-        table = list(csv.reader(io.StringIO("\n".join(preview)))) if preview else []
+        try:
+            table = list(csv.reader(io.StringIO("\n".join(preview))))
+        except csv.Error:  # a value over csv's field size limit: no preview rather than no page
+            table = []
         return {"entity": bp, "kind": KINDS["batchpredictions"], "entity_id": entity_id,
                 "files": files, "preview": table, "tags": self._tags(KINDS["batchpredictions"], entity_id),
                 "refresh": bp.get("Status") in ACTIVE}
 
     def result_file(self, entity_id: str, index: int) -> tuple[str, str]:
-        bp = self.service.get_batch_prediction(BatchPredictionId=entity_id)
+        bp = self.api("GetBatchPrediction", {"BatchPredictionId": entity_id})
         uri = reports.result_files(self.service, bp)[index][1]
         return uri, uri.rsplit("/", 1)[-1]
 
     # -- try a prediction -------------------------------------------------------------------
 
     def predict(self, entity_id: str, form: Mapping[str, str]) -> dict[str, Any]:
-        m = self.service.get_ml_model(MLModelId=entity_id, Verbose=True)
+        """The prediction form, and for a posted form the prediction and its explanation. A
+        record the API's Predict would refuse, or that cannot be scored, gives the form again
+        with the message and `status_code` 400."""
+        m = self.api("GetMLModel", {"MLModelId": entity_id, "Verbose": True})
         loaded = self.load_model(m)
         context: dict[str, Any] = {"entity": m, "kind": KINDS["models"], "entity_id": entity_id,
                                    "fields": [], "values": dict(form), "prediction": None,
@@ -200,19 +207,21 @@ class Pages:
         context["input_names"] = [a.name for a in inputs]
         if not form:
             return context
-        try:
-            record = _record_from_form(form, [a.name for a in inputs])
-        except ValueError as exc:
-            context["error"] = str(exc)
-            return context
         threshold = float(m.get("ScoreThreshold") or 0.5)
+        endpoint = (m.get("EndpointInfo") or {}).get("EndpointUrl") or ""
         try:
+            record = forms.record_from_form(form, context["input_names"])
+            self.api.validated("Predict", {"MLModelId": entity_id, "Record": record, "PredictEndpoint": endpoint})
             prediction = explain.predict(loaded, record, threshold)
+        except ServiceError as exc:
+            context.update(error=str(exc), status_code=exc.http_status)
+            return context
         except ImportError:
             context["error"] = "Prediction is not available: the engine's prediction module is missing."
             return context
         except (ValueError, KeyError) as exc:
-            raise InvalidInputException(f"The record cannot be scored: {exc}") from None
+            context.update(error=f"The record cannot be scored: {exc}", status_code=400)
+            return context
         output = explain.output_index(loaded, prediction)
         parts = explain.contributions(loaded, record, output)
         context.update(
@@ -224,9 +233,10 @@ class Pages:
 
     def _tags(self, kind: Kind, entity_id: str) -> list[dict[str, str]]:
         try:
-            return list(self.service.describe_tags(ResourceId=entity_id, ResourceType=kind.resource).get("Tags", []))
-        except Exception:  # noqa: BLE001
+            tags = self.api("DescribeTags", {"ResourceId": entity_id, "ResourceType": kind.resource})
+        except Exception:  # noqa: BLE001 - tags are decoration; the page still shows
             return []
+        return list(tags.get("Tags", []))
 
 
 def _multiclass(report: dict[str, Any]) -> dict[str, Any]:
@@ -289,33 +299,23 @@ def _regression(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _record_from_form(form: Mapping[str, str], names: list[str]) -> dict[str, str]:
-    """The record from the form: pasted JSON object, pasted CSV line (in schema order, the
-    target left out), or one field per attribute."""
-    pasted = (form.get("pasted") or "").strip()
-    if pasted.startswith("{"):
-        try:
-            document = json.loads(pasted)
-        except ValueError as exc:
-            raise ValueError(f"The pasted JSON is not valid: {exc}") from None
-        if not isinstance(document, dict):
-            raise ValueError("Paste a JSON object of attribute names to values")
-        return {str(k): "" if v is None else str(v) for k, v in document.items()}
-    if pasted:
-        values = next(csv.reader([pasted.splitlines()[0]]), [])
-        if len(values) != len(names):
-            raise ValueError(f"The pasted line has {len(values)} values; the model expects {len(names)} "
-                             f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
-        return dict(zip(names, values))
-    return {name: form[f"attr:{name}"] for name in names if form.get(f"attr:{name}")}
-
-
 def _schema_attributes(schema_text: Any) -> list[tuple[str, str]]:
-    try:
-        document = json.loads(schema_text) if isinstance(schema_text, str) else schema_text
+    try:  # orjson: bounded in depth, where json.loads can raise RecursionError
+        document = orjson.loads(schema_text) if isinstance(schema_text, str) else schema_text
         return [(a["attributeName"], a["attributeType"]) for a in document.get("attributes", [])]
     except (TypeError, ValueError, KeyError, AttributeError):
         return []
+
+
+def _finite_number(text: str, what: str) -> float:
+    """A number typed into a form (JSON, which the API speaks, has no NaN or infinity)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InvalidInputException(f"The {what} must be a number, not '{text[:40]}'")
+    return value
 
 
 def _int(raw: Any, default: int, lo: int, hi: int) -> int:

@@ -1,33 +1,38 @@
 """build_console(service): the web console's routes, mounted by the app at /console.
 
-Reads and writes only through the service's API methods (plus stored reports, logs, model
-artifacts and result objects, see `reports`). Pages are server-rendered Jinja2 with inline
-SVG charts; the only scripts are the threshold slider and the prediction form helpers.
-Blocking service calls run in Starlette's thread pool.
+Reads and writes only through the service's API methods, each call validated as an API request
+(`api`), plus stored reports, logs, model artifacts and result objects (see `reports`). Pages
+are server-rendered Jinja2 with inline SVG charts; the only scripts are static files (the
+threshold slider, the delete confirmation), as the Content-Security-Policy of `guard` demands.
+Every POST passes `guard` (CSRF token, same origin, size). Blocking service calls run in
+Starlette's thread pool.
 """
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from openaml.console import charts
+from openaml.console.csrf import CsrfTokens, load_secret
+from openaml.console.forms import parse_form
+from openaml.console.guard import ConsoleGuard
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
-from openaml.console.pages import Pages
+from openaml.console.pages import ACTIONS, Pages
 from openaml.errors import ServiceError
 
 HERE = Path(__file__).parent
-MAX_FORM_BYTES = 1 << 20
 
 
 def make_environment() -> Environment:
@@ -63,24 +68,36 @@ def format_time(value: Any) -> str:
 
 
 def pretty_json(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    """JSON indented for reading; text that is not JSON, or nested too deep for orjson (1024
+    levels to read, 254 to write), is shown as it is."""
+    try:
+        document = orjson.loads(value) if isinstance(value, str) else value
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return value if isinstance(value, str) else str(value)
 
 
-def build_console(service: Any) -> Router:
-    """The console as a Router; mount it with `Mount("/console", build_console(service))`."""
+def build_console(service: Any) -> ASGIApp:
+    """The console as an ASGI app; mount it with `Mount("/console", build_console(service))`.
+    Its CSRF secret is kept in the service's data directory (see `csrf`)."""
     env = make_environment()
     pages = Pages(service)
+    tokens = CsrfTokens(load_secret(service.ctx.settings.data_dir))
+    details: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
+        "datasources": ("datasource.html", pages.datasource), "models": ("model.html", pages.model),
+        "evaluations": ("evaluation.html", pages.evaluation),
+        "batchpredictions": ("batch.html", pages.batch_prediction)}
 
     def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        base = request.scope.get("root_path", "").rstrip("/")
-        body = env.get_template(template).render(base=base, request=request,
-                                                 notice=request.query_params.get("notice"), **context)
-        return HTMLResponse(body, status_code=status_code)
+        """The page, carrying the CSRF token in its forms (and in a cookie, set when missing)."""
+        base = _base(request)
+        token, fresh = tokens.for_page(request.cookies)
+        context.setdefault("notice", request.query_params.get("notice"))
+        body = env.get_template(template).render(base=base, request=request, csrf_token=token, **context)
+        response = HTMLResponse(body, status_code=status_code)
+        if fresh:
+            response.set_cookie(tokens.cookie, token, path=base or "/", httponly=True, samesite="lax")
+        return response
 
     def page(template: str, build: Callable[..., dict[str, Any]]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -102,31 +119,40 @@ def build_console(service: Any) -> Router:
         try:
             context = await run_in_threadpool(pages.listing, kind, request.query_params)
         except ServiceError as exc:
-            context = {"kind": kind, "rows": [], "next_token": None, "error": exc,
-                       "query": dict(request.query_params), "comparators": COMPARATORS}
+            return render(request, "list.html", status_code=exc.http_status, kind=kind, rows=[], next_token=None,
+                          error=_message(exc), query=dict(request.query_params), comparators=COMPARATORS)
         return render(request, "list.html", **context)
 
+    async def refused(request: Request, path: str, error: ServiceError) -> Response:
+        """A refused action: the entity page it came from with the message, under the error's status."""
+        segment, _, entity_id = urllib.parse.urlsplit(path).path.strip("/").partition("/")
+        if segment in details and entity_id and "/" not in entity_id:
+            template, build = details[segment]
+            try:
+                context = await run_in_threadpool(build, {"entity_id": entity_id}, {})
+            except ServiceError:
+                pass
+            else:
+                return render(request, template, status_code=error.http_status, alert=_message(error), **context)
+        return render(request, "error.html", status_code=error.http_status, error=_message(error))
+
     async def action(request: Request) -> Response:
-        """POST rename / delete / threshold; answers with a redirect carrying a notice."""
+        """POST rename / delete / threshold; a redirect carrying a notice, or the page with the error."""
         kind = KINDS.get(request.path_params["kind"])
         entity_id, verb = request.path_params["entity_id"], request.path_params["verb"]
-        if not _same_origin(request):
-            return HTMLResponse("Cross-site form posts are refused.", status_code=403)
-        form = await _form(request)
-        base = request.scope.get("root_path", "").rstrip("/")
-        if kind is None or verb not in ("rename", "delete", "threshold"):
+        if kind is None or verb not in ACTIONS:
             return render(request, "error.html", status_code=404, error="No such action")
+        form = await _form(request)
+        entity_page = f"/{kind.segment}/{entity_id}"
+        back = _local_path(form.get("next"), _base(request))
         try:
             notice = await run_in_threadpool(pages.act, kind, entity_id, verb, form)
         except ServiceError as exc:
-            notice = f"{type(exc).__name__}: {exc}"
-        except ValueError:
-            notice = "The value given is not a number"
-        target = f"{base}/{kind.segment}" if verb == "delete" else f"{base}/{kind.segment}/{entity_id}"
-        if form.get("next", "").startswith(base + "/"):
-            target = form["next"]
+            return await refused(request, back or entity_page, exc)
+        target = back or (f"/{kind.segment}" if verb == "delete" else entity_page)
         separator = "&" if "?" in target else "?"
-        return RedirectResponse(f"{target}{separator}notice={urllib.parse.quote(notice)}", status_code=303)
+        return RedirectResponse(f"{_base(request)}{target}{separator}notice={urllib.parse.quote(notice)}",
+                                status_code=303)
 
     async def predict(request: Request) -> Response:
         form = await _form(request) if request.method == "POST" else {}
@@ -153,38 +179,39 @@ def build_console(service: Any) -> Router:
         return StreamingResponse(chunks(), media_type="application/gzip",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    return Router(routes=[
+    router = Router(routes=[
         Route("/", overview, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        Route("/datasources/{entity_id}", page("datasource.html", pages.datasource), methods=["GET"]),
-        Route("/models/{entity_id}", page("model.html", pages.model), methods=["GET"]),
+        *(Route(f"/{segment}/{{entity_id}}", page(template, build), methods=["GET"])
+          for segment, (template, build) in details.items()),
         Route("/models/{entity_id}/predict", predict, methods=["GET", "POST"]),
-        Route("/evaluations/{entity_id}", page("evaluation.html", pages.evaluation), methods=["GET"]),
-        Route("/batchpredictions/{entity_id}", page("batch.html", pages.batch_prediction), methods=["GET"]),
         Route("/batchpredictions/{entity_id}/download", download, methods=["GET"]),
         Route("/{kind}", listing, methods=["GET"]),
         Route("/{kind}/{entity_id}/{verb}", action, methods=["POST"]),
     ])
+    return ConsoleGuard(router, tokens)
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form body (last value wins); bounded in size."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            break
-    pairs = urllib.parse.parse_qsl(body[:MAX_FORM_BYTES].decode("utf-8", errors="replace"),
-                                   keep_blank_values=True)
-    return dict(pairs)
+    """The POST's form; ConsoleGuard has bounded its size and checked its CSRF token."""
+    return parse_form(await request.body())
 
 
-def _same_origin(request: Request) -> bool:
-    """Refuse form posts from other sites (the console has no login of its own)."""
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if not origin or origin == "null":
-        return origin != "null"
-    return urllib.parse.urlsplit(origin).netloc == request.headers.get("host", "")
+def _base(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _local_path(url: str | None, base: str) -> str | None:
+    """A `next` URL under the console, as a path below `base`; None for anything else."""
+    if not url or not url.startswith(base + "/") or "\\" in url:
+        return None
+    rest = url[len(base):]
+    parts = urllib.parse.urlsplit(rest)
+    return rest if not parts.scheme and not parts.netloc and not rest.startswith("//") else None
+
+
+def _message(error: ServiceError) -> str:
+    return f"{error.error_type}: {error}"
 
 
 __all__ = ["build_console", "Kind"]

@@ -14,6 +14,15 @@ from collections.abc import Mapping
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+# The sign-in answer is plain text: it runs nothing, embeds nothing and may not be framed.
+REFUSAL_HEADERS = {
+    "WWW-Authenticate": 'Basic realm="OpenAML console"',
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
 
 class BasicAuthGate:
     """An ASGI wrapper that admits requests carrying a configured key id and secret."""
@@ -25,7 +34,7 @@ class BasicAuthGate:
         if scope["type"] == "http" and not self._admitted(scope):
             response = PlainTextResponse(
                 "Sign in with an access key id and its secret key.", status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="OpenAML console"'})
+                headers=REFUSAL_HEADERS)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

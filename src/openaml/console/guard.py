@@ -1,0 +1,123 @@
+"""ConsoleGuard: the ASGI wrapper around the console's routes.
+
+* Every response gets headers that forbid framing (clickjacking), inline and foreign scripts and
+  styles, MIME sniffing, and cross-origin referrers.
+* Every request other than GET/HEAD must be a bounded urlencoded form carrying the console's
+  CSRF token (see `csrf`) and, where the browser names its Origin or Referer, come from this
+  host. Anything else is refused (403, or 413 for a body over the form limit) before a route
+  runs, so no route can forget the check.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from openaml.console.csrf import CsrfTokens
+from openaml.console.forms import MAX_FORM_BYTES, parse_form
+from openaml.errors import ServiceError
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+)
+_HEADER_NAMES = frozenset(name.lower().encode() for name, _ in SECURITY_HEADERS)
+_HEADER_LINES = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS]
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class ConsoleGuard:
+    """Security headers on every response; CSRF, origin and size checks on every POST."""
+
+    def __init__(self, app: ASGIApp, tokens: CsrfTokens) -> None:
+        self.app, self.tokens = app, tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = with_security_headers(send)
+        if scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        body = await _read_body(headers, receive)
+        if body is None:
+            too_large = PlainTextResponse(f"The form is larger than {MAX_FORM_BYTES:,} bytes.", status_code=413)
+            await too_large(scope, receive, send)
+            return
+        refusal = self._refusal(headers, body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _refusal(self, headers: Headers, body: bytes) -> PlainTextResponse | None:
+        if not _same_origin(headers):
+            return PlainTextResponse("Cross-site form posts are refused.", status_code=403)
+        try:
+            form = parse_form(body)
+        except ServiceError as exc:
+            return PlainTextResponse(str(exc), status_code=exc.http_status)
+        if not self.tokens.accepts(cookie_parser(headers.get("cookie", "")), form):
+            return PlainTextResponse("The form has expired or did not come from this console: "
+                                     "reload the page and submit it again.", status_code=403)
+        return None
+
+
+def with_security_headers(send: Send) -> Send:
+    """`send`, adding SECURITY_HEADERS to the response's start (replacing any of the same name)."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _HEADER_NAMES]
+            message = {**message, "headers": kept + _HEADER_LINES}
+        await send(message)
+
+    return send_with_headers
+
+
+def _same_origin(headers: Headers) -> bool:
+    """Where the browser names the page that posted (Origin, else Referer), it is this host."""
+    origin = headers.get("origin") or headers.get("referer")
+    if origin is None:
+        return True
+    return origin != "null" and urllib.parse.urlsplit(origin).netloc == headers.get("host", "")
+
+
+async def _read_body(headers: Headers, receive: Receive) -> bytes | None:
+    """The request body, or None when it is over MAX_FORM_BYTES (read no further)."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # disconnected: whatever came
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body already read once, then defers to the real one."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed

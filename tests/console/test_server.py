@@ -1,0 +1,79 @@
+"""The console of a real server over HTTP: the same validation as the API, CSRF, headers, filters."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from openaml.app import Application
+from openaml.server.embedded import running_server
+from tests.api.conftest import make_client
+from tests.api.test_entities import CSV, SCHEMA
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Application]:
+    with running_server(data_dir=tmp_path_factory.mktemp("console-server"), workers=1) as app:
+        app.context.objects.write_bytes("s3://console/data.csv", CSV)
+        yield app
+
+
+@pytest.fixture(scope="module")
+def ml(server: Application) -> Any:
+    client = make_client(server.settings.base_url)
+    client.create_data_source_from_s3(DataSourceId="ds-console", DataSourceName="before",
+                                      DataSpec={"DataLocationS3": "s3://console/data.csv", "DataSchema": SCHEMA})
+    return client
+
+
+@pytest.fixture
+def browser(server: Application) -> Iterator[httpx.Client]:
+    """An HTTP client that keeps cookies, as a browser does (and sends no Origin or Referer)."""
+    with httpx.Client(base_url=f"{server.settings.base_url}/console", timeout=30) as client:
+        yield client
+
+
+def token_of(client: httpx.Client, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize("name", ["n" * 5000, "  "])
+def test_a_console_rename_is_refused_as_the_api_refuses_it(ml: Any, browser: httpx.Client, name: str) -> None:
+    with pytest.raises(ClientError) as refused_by_api:
+        ml.update_data_source(DataSourceId="ds-console", DataSourceName=name)
+    error = refused_by_api.value.response["Error"]
+    token = token_of(browser, "/datasources/ds-console")
+    page = browser.post("/datasources/ds-console/rename", data={"name": name, "csrf_token": token})
+    assert page.status_code == 400
+    assert f"{error['Code']}: {error['Message']}" in html.unescape(page.text)
+    assert ml.get_data_source(DataSourceId="ds-console")["Name"] == "before"
+
+
+def test_a_console_post_needs_the_token_of_a_console_page(ml: Any, browser: httpx.Client) -> None:
+    refused = browser.post("/datasources/ds-console/rename", data={"name": "after"})
+    assert refused.status_code == 403
+    assert refused.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in refused.headers["content-security-policy"]
+    assert ml.get_data_source(DataSourceId="ds-console")["Name"] == "before"
+    token = token_of(browser, "/datasources/ds-console")
+    moved = browser.post("/datasources/ds-console/rename", data={"name": "after", "csrf_token": token})
+    assert moved.status_code == 303 and ml.get_data_source(DataSourceId="ds-console")["Name"] == "after"
+    ml.update_data_source(DataSourceId="ds-console", DataSourceName="before")
+
+
+@pytest.mark.parametrize("kind", ["datasources", "models"])
+@pytest.mark.parametrize("value", ["1e400", "1e300", "-1e19"])
+def test_a_time_filter_out_of_range_is_an_error_on_the_list_page(
+        ml: Any, browser: httpx.Client, kind: str, value: str) -> None:
+    page = browser.get(f"/{kind}", params={"var": "CreatedAt", "cmp": "GT", "value": value})
+    assert 400 <= page.status_code < 500 and 'role="alert"' in page.text, page.text[:500]
