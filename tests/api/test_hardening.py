@@ -240,3 +240,52 @@ def test_files_left_by_an_interrupted_write_are_removed_at_start(tmp_path: Path)
         pass
     assert [p.exists() for p in leftovers] == [False, False]
     assert [p.exists() for p in kept] == [True, True]
+
+
+def test_schema_and_recipe_files_are_read_only_up_to_their_limit(
+    server: Application, ml: Any, put_object: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 64 MiB object named as a schema or recipe is refused after reading one schema's worth."""
+    huge = b"{" + b" " * (64 << 20) + b"}"
+    schema_uri = put_object("s3://limits/huge.schema", huge)
+    recipe_uri = put_object("s3://limits/huge.recipe", huge)
+    read: list[int] = []
+    real_open = server.context.objects.open_read
+
+    def counting_open(uri: str) -> Any:
+        stream = real_open(uri)
+        real_read = stream.read
+        stream_read = lambda size=-1: read.append(len(data := real_read(size))) or data  # noqa: E731
+        return _Reader(stream, stream_read)
+
+    monkeypatch.setattr(server.context.objects, "open_read", counting_open)
+    with pytest.raises(ClientError) as err:
+        ml.create_data_source_from_s3(DataSourceId="huge-schema", DataSpec={
+            "DataLocationS3": "s3://limits/data.csv", "DataSchemaLocationS3": schema_uri})
+    assert error_code(err) == "InvalidInputException"
+    assert "larger than a data schema" in err.value.response["Error"]["Message"]
+    put_object("s3://limits/data.csv", b"a,y\n1,0\n2,1\n")
+    ml.create_data_source_from_s3(DataSourceId="limits-ds", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://limits/data.csv", "DataSchema": json.dumps({
+            "targetAttributeName": "y", "dataFileContainsHeader": True, "attributes": [
+                {"attributeName": "a", "attributeType": "NUMERIC"},
+                {"attributeName": "y", "attributeType": "BINARY"}]})})
+    with pytest.raises(ClientError) as err:
+        ml.create_ml_model(MLModelId="huge-recipe", MLModelType="BINARY",
+                           TrainingDataSourceId="limits-ds", RecipeUri=recipe_uri)
+    assert error_code(err) == "InvalidInputException"
+    assert "larger than a recipe" in err.value.response["Error"]["Message"]
+    assert read and max(read) <= 1 << 20
+
+
+class _Reader:
+    """A stream whose read() is replaced, closing the real one."""
+
+    def __init__(self, stream: Any, read: Any) -> None:
+        self.stream, self.read = stream, read
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()

@@ -16,6 +16,8 @@ from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
 KIND = EntityKind.DATASOURCE
+MAX_SCHEMA_LENGTH = 131071  # characters of an inline DataSchema (the service model's maximum)
+MAX_SCHEMA_BYTES = 3 + 4 * MAX_SCHEMA_LENGTH  # a byte order mark and 4-byte UTF-8 characters
 
 
 class DataSourceOperations:
@@ -103,9 +105,14 @@ class DataSourceOperations:
             assert uri is not None
             self._check_location(uri, member)
             try:
-                inline = self.ctx.objects.read_bytes(uri).decode("utf-8-sig", errors="replace")
+                with self.ctx.objects.open_read(uri) as stream:
+                    data = stream.read(MAX_SCHEMA_BYTES + 1)  # never more than a schema can be
             except (StorageError, OSError) as exc:
                 raise InvalidInputException(f"{member} {uri} cannot be read: {exc}") from None
+            if len(data) > MAX_SCHEMA_BYTES:
+                raise InvalidInputException(
+                    f"{member} {uri} is larger than a data schema of {MAX_SCHEMA_LENGTH:,} characters")
+            inline = data.decode("utf-8-sig", errors="replace")
         try:
             return parse_schema(inline)
         except SchemaError as exc:
