@@ -14,13 +14,18 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from openaml import __version__
 from openaml.console import build_console
-from openaml.errors import ServiceError
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
@@ -149,7 +154,9 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     endpoint = AwsJsonEndpoint(spec, table, admit, authenticate, settings.max_body_bytes,
                                served_inline)
 
-    async def health(_: Request) -> Response:
+    # The routes below are plain functions: Starlette runs them in its thread pool, as they
+    # touch the store, the object store or the disk, which must never stall the event loop.
+    def health(_: Request) -> Response:
         try:
             store_ok = store.ping()
         except Exception:  # noqa: BLE001 - reported, not raised
@@ -165,25 +172,24 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             "endpoints": len(predictors),
         })
 
-    async def job_log(request: Request) -> Response:
-        kind, entity_id = request.path_params["kind"], request.path_params["entity_id"]
+    def stored_file(kind: str, entity_id: str, name: str | None, media_type: str) -> Response | None:
+        """An artifact streamed from disk, or None when there is none."""
         try:
-            with artifacts.open_read(EntityKind(kind).value, entity_id, "job.log") as stream:
-                return PlainTextResponse(stream.read().decode("utf-8", errors="replace"))
-        except (ValueError, OSError, ServiceError):
-            return PlainTextResponse("No log for this entity yet.\n", status_code=404)
+            path = artifacts.path_for(EntityKind(kind).value, entity_id, name or "")
+        except ValueError:
+            return None
+        return FileResponse(path, media_type=media_type) if path.is_file() else None
 
-    async def report(request: Request) -> Response:
+    def job_log(request: Request) -> Response:
+        kind, entity_id = request.path_params["kind"], request.path_params["entity_id"]
+        found = stored_file(kind, entity_id, "job.log", "text/plain; charset=utf-8")
+        return found or PlainTextResponse("No log for this entity yet.\n", status_code=404)
+
+    def report(request: Request) -> Response:
         """The stored report of an entity (datasource statistics, evaluation details) as JSON."""
         kind, entity_id = request.path_params["kind"], request.path_params["entity_id"]
-        name = REPORT_FILES.get(kind)
-        try:
-            if name is None:
-                raise ValueError(kind)
-            with artifacts.open_read(kind, entity_id, name) as stream:
-                return Response(stream.read(), media_type="application/json")
-        except (ValueError, OSError, ServiceError):
-            return JSONResponse({"message": f"No report for {kind} {entity_id}"}, status_code=404)
+        found = stored_file(kind, entity_id, REPORT_FILES.get(kind), "application/json")
+        return found or JSONResponse({"message": f"No report for {kind} {entity_id}"}, status_code=404)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

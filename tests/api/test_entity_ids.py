@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from openaml.server.embedded import running_server
@@ -50,8 +51,11 @@ def test_dot_ids_run_every_job_and_survive_a_restart(tmp_path: Path) -> None:
         ml.create_data_source_from_s3(DataSourceId=".tmp-after", DataSpec={
             "DataLocationS3": "s3://dots/data.csv", "DataSchema": schema("BINARY")})
         assert wait_for(lambda: ml.get_data_source(DataSourceId=".tmp-after"))["Status"] == "COMPLETED"
-        log = app.context.artifacts.path_for("MLModel", "..", "job.log").read_text()
-        assert "MLModel ..: COMPLETED" in log
+        for get in (lambda: ml.get_ml_model(MLModelId=".."), lambda: ml.get_data_source(DataSourceId="."),
+                    lambda: ml.get_evaluation(EvaluationId=".tmp-x")):
+            found = get()
+            log = httpx.get(found["LogUri"], timeout=10)
+            assert log.status_code == 200 and ": COMPLETED" in log.text, found["LogUri"]
     with running_server(data_dir=tmp_path, workers=1) as app:  # the restart works
         ml = make_client(app.settings.base_url)
         assert ml.get_ml_model(MLModelId="..")["Status"] == "COMPLETED"

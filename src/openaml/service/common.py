@@ -130,7 +130,10 @@ def common_fields(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
 
 
 def log_uri(ctx: ServiceContext, record: EntityRecord) -> str:
-    return f"{ctx.settings.base_url}/logs/{record.kind.value}/{record.id}"
+    """The URL of the job log; the ids '.' and '..' are percent-encoded, since clients would
+    otherwise resolve them as path segments."""
+    segment = record.id.replace(".", "%2E") if record.id in (".", "..") else record.id
+    return f"{ctx.settings.base_url}/logs/{record.kind.value}/{segment}"
 
 
 ToApi = Callable[[ServiceContext, EntityRecord], dict[str, Any]]
