@@ -289,3 +289,21 @@ class _Reader:
 
     def __exit__(self, *exc: object) -> None:
         self.stream.close()
+
+
+@pytest.mark.parametrize("path", ["/health", "/logs/DataSource/limits-ds", "/reports/DataSource/limits-ds"])
+def test_routes_that_touch_the_store_or_disk_run_off_the_event_loop(
+    server: Application, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    touched_on_loop: list[str] = []
+    for part, name in ((server.context.store, "ping"), (server.context.artifacts, "path_for")):
+        real = getattr(part, name)
+
+        def watched(*args: Any, _real: Any = real, _name: str = name) -> Any:
+            if _on_event_loop():
+                touched_on_loop.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(part, name, watched)
+    assert httpx.get(server.settings.base_url + path, timeout=10).status_code in (200, 404)
+    assert touched_on_loop == []
