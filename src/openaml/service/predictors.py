@@ -69,6 +69,7 @@ class PredictorRegistry:
         self._mounted: dict[str, Predictor] = {}
         self._wanted: set[str] = set()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one load of a model at a time
 
     def get(self, model_id: str) -> Predictor | None:
         return self._mounted.get(model_id)
@@ -102,8 +103,20 @@ class PredictorRegistry:
                 self._executor.submit(self._mount, model_id, False)
 
     def _mount(self, model_id: str, report: bool) -> None:
+        """Load and mount a model. Concurrent calls for one model load it once: later callers
+        wait for the first and keep its predictor (and so its rate-limit bucket)."""
         if self._delay and report:
             time.sleep(self._delay)
+        with self._lock:
+            loading = self._loading.setdefault(model_id, threading.Lock())
+        with loading:
+            if model_id in self._mounted:
+                if report:
+                    self._report(model_id, "READY")
+                return
+            self._load_and_mount(model_id, report)
+
+    def _load_and_mount(self, model_id: str, report: bool) -> None:
         try:
             scorer, threshold = self._load(model_id)
         except Exception:  # noqa: BLE001 - any load failure makes the endpoint FAILED
@@ -125,6 +138,7 @@ class PredictorRegistry:
         with self._lock:
             self._wanted.discard(model_id)
             self._mounted.pop(model_id, None)
+            self._loading.pop(model_id, None)
 
     def set_threshold(self, model_id: str, threshold: float) -> None:
         predictor = self._mounted.get(model_id)
