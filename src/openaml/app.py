@@ -34,7 +34,7 @@ from openaml.protocol.routing import build_dispatch_table
 from openaml.protocol.sigv4 import admit_request, load_credentials, load_user_names, verify_request
 from openaml.protocol.spec import ServiceSpec
 from openaml.server.aws_json import AwsJsonEndpoint
-from openaml.server.guard import AccessGate, HostGuard, host_of
+from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, host_of
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.context import wall_clock_ms
 from openaml.service.predictors import PredictorRegistry
@@ -227,5 +227,5 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     ]
     web = Starlette(routes=routes, lifespan=lifespan)
     advertised = [host_of(urllib.parse.urlsplit(settings.advertise_url).netloc)] if settings.advertise_url else []
-    asgi: ASGIApp = AccessGate(web, keys) if keys else HostGuard(web, advertised)
+    asgi: ASGIApp = SecurityHeaders(AccessGate(web, keys) if keys else HostGuard(web, advertised))
     return Application(settings, context, service, asgi, web, unverified=not keys)

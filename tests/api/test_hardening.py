@@ -307,3 +307,13 @@ def test_routes_that_touch_the_store_or_disk_run_off_the_event_loop(
         monkeypatch.setattr(part, name, watched)
     assert httpx.get(server.settings.base_url + path, timeout=10).status_code in (200, 404)
     assert touched_on_loop == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "rebind.evil.example"])
+@pytest.mark.parametrize("path", ["/health", "/logs/DataSource/none", "/console/", "/nowhere"])
+def test_every_response_forbids_framing_and_sniffing(server: Application, host: str, path: str) -> None:
+    port = server.settings.base_url.rsplit(":", 1)[1]
+    answer = httpx.get(server.settings.base_url + path, headers={"Host": f"{host}:{port}"})
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]

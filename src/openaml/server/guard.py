@@ -3,6 +3,7 @@
 * `HostGuard` (loopback server, no access keys): only requests addressed to a loopback name or
   the advertised host, and not sent by a page of another origin, are answered. Without it any
   web page a user visits could drive the API through DNS rebinding (`Host: rebind.evil:8080`).
+* `SecurityHeaders`: every response, refusals included, forbids framing and MIME sniffing.
 * `AccessGate` (access keys configured): every route needs credentials, except `GET /health`
   and `POST /` (the API, which verifies its SigV4 signature itself). Everything else (console,
   job logs, reports, and any route added later) takes HTTP Basic with a key id and its secret.
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openaml.console.guard import with_security_headers
 from openaml.errors import AccessDeniedException
 from openaml.protocol.http import new_request_id
 from openaml.protocol.serialize import serialize_error
@@ -107,3 +109,16 @@ def _self_authenticating(scope: Scope) -> bool:
     """The API verifies signatures itself; the health check is public (it shows no data)."""
     path, method = scope.get("path"), scope.get("method")
     return (path == "/" and method == "POST") or (path == "/health" and method in ("GET", "HEAD"))
+
+
+class SecurityHeaders:
+    """The console's security headers (no framing, no sniffing, same-origin referrers, a strict
+    content policy) on every response of the server."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            send = with_security_headers(send)
+        await self.app(scope, receive, send)
