@@ -6,7 +6,8 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
@@ -14,16 +15,25 @@ import pyarrow as pa
 from openaml.jobs.engine import Job, JobFailed, Task
 from openaml.jobs.models import LoadedModels
 from openaml.jobs.shared_reads import SharedReads
-from openaml.ml.data import DataObject, Target, ingest, ingest_many, parse_rearrangement, read_materialized
+from openaml.ml.data import (
+    DataObject,
+    IngestReport,
+    Target,
+    ingest,
+    ingest_many,
+    parse_rearrangement,
+    read_materialized,
+)
 from openaml.ml.metrics import evaluate_model
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import batch_predict, predict_record
 from openaml.ml.prediction.batch import header_line
 from openaml.ml.prediction.realtime import scorer_for
 from openaml.ml.recipes import default_recipe
-from openaml.ml.schema import parse_schema
-from openaml.ml.training import parse_parameters, train_model
+from openaml.ml.schema import Schema, parse_schema
+from openaml.ml.training import Cancelled, parse_parameters, train_model
 from openaml.ml.training.sgd import MEMORY_BYTES
+from openaml.ml.training.stop import ShouldStop, check
 from openaml.service.predictors import Scorer
 from openaml.storage import ArtifactStore, ObjectStore, StorageError, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
@@ -34,6 +44,7 @@ INGEST_FILE = "ingest.json"
 MODEL_FILE = "model.bin"
 REPORT_FILE = "report.json"
 _STAGED = ("redshift", "rds")  # datasource sources copied to CSV by their own job
+CANCEL_CHECK_SECONDS = 0.2  # Job.cancelled() reads the store: asked at most this often
 
 
 class Tasks:
@@ -48,14 +59,17 @@ class Tasks:
         self.workers = workers  # of the job engine
         self.shared_reads = SharedReads()
         self.models = LoadedModels(self._read_model)
+        self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
 
     def by_kind(self) -> dict[EntityKind, Task]:
-        return {
+        """The tasks; one whose entity is deleted while it runs stops (Cancelled) and fails."""
+        tasks: dict[EntityKind, Task] = {
             EntityKind.DATASOURCE: self.build_datasource,
             EntityKind.MLMODEL: self.train_model,
             EntityKind.EVALUATION: self.evaluate,
             EntityKind.BATCH_PREDICTION: self.batch_predict,
         }
+        return {kind: _ended_by_deletion(task) for kind, task in tasks.items()}
 
     # -- datasources ------------------------------------------------------------------------
 
@@ -80,13 +94,19 @@ class Tasks:
         with self.artifacts.open_write(record.kind.value, record.id, DATA_FILE) as sink:
             statistics = bool(request.get("ComputeStatistics"))
             if info.get("source") in _STAGED:  # staged for this job alone
-                report = ingest(objects, schema, rearrangement, statistics, sink)
+                stop = _Deleted([job])
+                report = ingest(objects, schema, rearrangement, statistics, sink,
+                                lambda records: check(stop))
             else:
                 key = (record.data_uri, info["schema"])
-                report, readers = self.shared_reads.ingest(
-                    key, record.id, Target(rearrangement, statistics, sink),
-                    lambda: self._datasource_peers(key, record.id),
-                    lambda targets: ingest_many(objects, schema, targets), job.idle)
+                target = Target(rearrangement, statistics, sink)
+                self._reading[id(target)] = job
+                try:
+                    report, readers = self.shared_reads.ingest(
+                        key, record.id, target, lambda: self._datasource_peers(key, record.id),
+                        lambda targets: self._read_for(objects, schema, targets), job.idle)
+                finally:
+                    del self._reading[id(target)]
                 if readers > 1:
                     job.log_line(f"the data were read once for {readers} datasources")
         document = report.to_dict()
@@ -101,6 +121,12 @@ class Tasks:
             "files": list(report.files),
             "password": None,
         }
+
+    def _read_for(self, objects: list[DataObject], schema: Schema,
+                  targets: Sequence[Target]) -> list[IngestReport | Exception]:
+        """One read of the data for the jobs of `targets`; it stops once all are deleted."""
+        stop = _Deleted([self._reading[id(t)] for t in targets])
+        return [*ingest_many(objects, schema, targets, lambda records: check(stop))]
 
     def _datasource_peers(self, key: tuple[str | None, Any], own_id: str) -> set[str]:
         """Ids of the other datasources that read the same data with the same schema and run,
@@ -146,8 +172,9 @@ class Tasks:
             job.progress(training=state)
             job.log_line(f"pass {state.get('pass')} of {state.get('max_passes')}: loss {state.get('loss')}")
 
+        stop = _Deleted([job])
         model = train_model(record.model_type or "", schema, recipe, params, statistics,
-                            self._batches(source_id, job), progress, self.training_memory)
+                            self._batches(source_id, stop), progress, self.training_memory, stop)
         with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
             model.save(out)
         return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
@@ -176,7 +203,9 @@ class Tasks:
         record = job.record
         model = self.load_model(record.model_id or "")
         source = self._datasource(record.datasource_id or "")
-        result = evaluate_model(model, self._batches(source.id, job)(), parse_schema(source.info["schema"]))
+        stop = _Deleted([job])
+        result = evaluate_model(model, self._batches(source.id, stop)(),
+                                parse_schema(source.info["schema"]), stop)
         self._write_json(record.kind, record.id, REPORT_FILE, result.report)
         return {"metrics": result.metrics}
 
@@ -197,8 +226,9 @@ class Tasks:
             return cast(BinaryIO, _KeepOpen(writers[index]))
 
         try:
-            total, invalid = batch_predict(model, self._batches(source.id, job)(), dataset_schema,
-                                           threshold, open_output)
+            stop = _Deleted([job])
+            total, invalid = batch_predict(model, self._batches(source.id, stop)(), dataset_schema,
+                                           threshold, open_output, stop)
             for index in range(len(files)):
                 if index not in writers:  # an input file without records: header only
                     with gzip.GzipFile(fileobj=open_output(index), mode="wb", mtime=0) as out:
@@ -222,14 +252,14 @@ class Tasks:
             raise JobFailed(f"DataSource {source_id} does not exist")
         return source
 
-    def _batches(self, source_id: str, job: Job) -> Callable[[], Iterator[pa.RecordBatch]]:
-        """The datasource's records; the job stops between batches once it has been deleted."""
+    def _batches(self, source_id: str, should_stop: ShouldStop) -> Callable[[], Iterator[pa.RecordBatch]]:
+        """The datasource's records; reading raises Cancelled between batches once should_stop
+        answers True."""
         path = self.artifacts.path_for(EntityKind.DATASOURCE.value, source_id, DATA_FILE)
 
         def batches() -> Iterator[pa.RecordBatch]:
             for batch in read_materialized(path):
-                if job.cancelled():
-                    raise JobFailed(f"{job.record.kind.value} {job.record.id} was deleted")
+                check(should_stop)
                 yield batch
 
         return batches
@@ -241,6 +271,34 @@ class Tasks:
     def _read_json(self, kind: EntityKind, entity_id: str, name: str) -> dict[str, Any]:
         with self.artifacts.open_read(kind.value, entity_id, name) as stream:
             return json.loads(stream.read())
+
+
+class _Deleted:
+    """A should_stop for work done for `jobs`: whether every one of them has been deleted,
+    asking the store (Job.cancelled) at most every CANCEL_CHECK_SECONDS."""
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self.jobs = list(jobs)
+        self.next_check = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_check:
+            return False
+        self.next_check = now + CANCEL_CHECK_SECONDS
+        return all(job.cancelled() for job in self.jobs)
+
+
+def _ended_by_deletion(task: Task) -> Task:
+    """The task, whose Cancelled (its entity was deleted) ends the job."""
+
+    def run(job: Job) -> dict[str, Any]:
+        try:
+            return task(job)
+        except Cancelled:
+            raise JobFailed(f"{job.record.kind.value} {job.record.id} was deleted") from None
+
+    return run
 
 
 class _KeepOpen(io.RawIOBase):

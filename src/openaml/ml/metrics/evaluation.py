@@ -14,6 +14,7 @@ from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumul
 from openaml.ml.metrics.formatting import format_metric
 from openaml.ml.model import Model
 from openaml.ml.schema import Schema
+from openaml.ml.training.stop import ShouldStop, Slices
 from openaml.ml.training.targets import target_labels, target_numbers
 from openaml.ml.training.train import usable_rows
 
@@ -32,19 +33,23 @@ class EvaluationError(ValueError):
     """The evaluation cannot complete (no usable record)."""
 
 
-def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema) -> Evaluation:
-    """Score every usable record (not rejected, valid target) and accumulate the metric."""
+def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
+                   should_stop: ShouldStop | None = None) -> Evaluation:
+    """Score every usable record (not rejected, valid target) and accumulate the metric.
+    should_stop is asked before each slice of records scored (Slices); once it answers True,
+    evaluating raises Cancelled."""
     kind = model.model_type
     acc: Any = {"BINARY": BinaryAccumulator, "MULTICLASS": MulticlassAccumulator,
                 "REGRESSION": RegressionAccumulator}[kind]()
     seen = used = 0
+    slices = Slices(should_stop)
     for batch in batches:
         seen += batch.num_rows
         batch = usable_rows(batch, model.schema, kind)
         if batch.num_rows == 0:
             continue
         used += batch.num_rows
-        scores = model.score_batch(batch)
+        scores = np.concatenate([model.score_batch(part) for part in slices.of(batch)])
         columns = Columns(batch, model.schema)
         if kind == "REGRESSION":
             acc.add(target_numbers(columns), scores)

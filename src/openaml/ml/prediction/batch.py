@@ -20,6 +20,7 @@ from openaml.ml.features.values import Columns
 from openaml.ml.metrics.formatting import score_texts
 from openaml.ml.model import Model
 from openaml.ml.schema import Schema
+from openaml.ml.training.stop import ShouldStop, Slices
 from openaml.ml.training.targets import kept_rows, target_labels
 
 
@@ -76,15 +77,17 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
 
 
 def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
-                  score_threshold: float, open_output: Callable[[int], IO[bytes]]) -> tuple[int, int]:
-    """Write one result file per input file; return (records processed, rejected records)."""
+                  score_threshold: float, open_output: Callable[[int], IO[bytes]],
+                  should_stop: ShouldStop | None = None) -> tuple[int, int]:
+    """Write one result file per input file; return (records processed, rejected records).
+    should_stop is asked before each slice of records (Slices); once it answers True, predicting
+    raises Cancelled (the streams opened are closed: their owner discards them)."""
     header = header_line(model, dataset_schema) + "\n"
     streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
     total = invalid = 0
+    slices = Slices(should_stop)
     try:
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
+        for batch in (part for whole in batches for part in slices.of(whole)):
             files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
             lines = result_lines(model, batch, dataset_schema, score_threshold)
             total += batch.num_rows

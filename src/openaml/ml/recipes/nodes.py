@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openaml.ml.recipes.syntax import quote_name
@@ -17,10 +17,10 @@ class Attr:
 
     name: str
     kind: str
+    canonical: str = field(init=False, repr=False, compare=False)  # the name as written
 
-    @property
-    def canonical(self) -> str:
-        return quote_name(self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "canonical", quote_name(self.name))
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,12 @@ class Op:
     args: tuple[Node, ...]
     kind: str
     n: int | None = None
+    # made once from the arguments' own: recomputing it would walk the whole tree each time
+    canonical: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def canonical(self) -> str:
+    def __post_init__(self) -> None:
         parts = [a.canonical for a in self.args] + ([str(self.n)] if self.n is not None else [])
-        return f"{self.function}({','.join(parts)})"
+        object.__setattr__(self, "canonical", f"{self.function}({','.join(parts)})")
 
 
 Node = Attr | Op

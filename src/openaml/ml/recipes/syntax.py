@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_NESTING = 16  # function calls inside function calls in one expression
+MAX_INTEGER_DIGITS = 9  # every integer argument has a range far below 10**9
+EXCERPT_CHARACTERS = 80  # of a recipe's text quoted in an error message
+
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message names the offending part."""
@@ -30,6 +34,13 @@ Expr = Name | Integer | Call
 _SPECIAL = set(",'\"\t\r\n()\\")
 
 
+def excerpt(text: str) -> str:
+    """The text quoted for an error message, shortened to EXCERPT_CHARACTERS."""
+    if len(text) > EXCERPT_CHARACTERS:
+        text = text[:EXCERPT_CHARACTERS - 3] + "..."
+    return repr(text)
+
+
 def strip_comment(text: str) -> str:
     """Drop everything after `//` outside single quotes."""
     quoted = False
@@ -53,7 +64,7 @@ def parse_expression(text: str) -> Expr:
     expr = parser.expression()
     parser.skip_space()
     if parser.pos != len(parser.text):
-        raise RecipeError(f"unexpected text {parser.text[parser.pos:]!r}")
+        raise RecipeError(f"unexpected text {excerpt(parser.text[parser.pos:])}")
     return expr
 
 
@@ -73,6 +84,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0  # calls open at pos: the recursion is bounded by MAX_NESTING
 
     def skip_space(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -96,11 +108,18 @@ class _Parser:
         self.skip_space()
         if self.pos < len(self.text) and self.text[self.pos] == "(":
             self.pos += 1
-            return Call(token, self._arguments())
-        if token.isdigit():
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise RecipeError(f"functions are nested more than {MAX_NESTING} deep")
+            call = Call(token, self._arguments())
+            self.depth -= 1
+            return call
+        if token.isascii() and token.isdigit():
+            if len(token) > MAX_INTEGER_DIGITS:
+                raise RecipeError(f"the integer {token[:MAX_INTEGER_DIGITS]}... is too large")
             return Integer(int(token))
         if not token[0].isalpha():
-            raise RecipeError(f"name {token!r} must start with a letter or be single-quoted")
+            raise RecipeError(f"name {excerpt(token)} must start with a letter or be single-quoted")
         return Name(token)
 
     def _quoted(self) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, feature_counts, gradients, update
 from openaml.ml.training.params import SGDParams
+from openaml.ml.training.stop import ShouldStop, check
 
 BUFFER_ROWS, MIN_BUFFER_ROWS = 65_536, 10_000
 MEMORY_BYTES = 2**30  # default budget of a training job's data: buffers and cache
@@ -50,6 +51,7 @@ MIN_MINIBATCH, MAX_MINIBATCH, STEPS_PER_PASS = 64, 256, 100
 # numeric ones, against 0.976 and 0.972 at (0.1, 64).
 REFERENCE_MINIBATCH = 192
 AVERAGED_PASSES = 2
+STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a step: ms at most)
 
 
 def minibatch_size(rows: int) -> int:
@@ -113,16 +115,19 @@ class LinearState:
 def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
                params: SGDParams, rows: int,
                progress: Callable[[dict[str, float]], None] | None = None,
-               memory_bytes: int = MEMORY_BYTES) -> LinearState:
+               memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> LinearState:
     """Run up to params.max_passes passes over `rows` records; stop when the pass loss improves
-    by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded)."""
+    by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded).
+    should_stop is asked before each buffer and every STOP_CHECK_STEPS steps; once it answers
+    True, fitting raises Cancelled."""
     size = minibatch_size(rows)
     state = LinearState.zeros(n_features, outputs, (REFERENCE_MINIBATCH / size) ** 2)
     if len(os.sched_getaffinity(0)) < 2:
-        return _passes(_Stepper(kind, state, params, size), blocks, params, progress, memory_bytes)
+        return _passes(_Stepper(kind, state, params, size, should_stop=should_stop), blocks, params,
+                       progress, memory_bytes)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgd") as pool:
-        return _passes(_Stepper(kind, state, params, size, pool), blocks, params, progress,
-                       memory_bytes)
+        return _passes(_Stepper(kind, state, params, size, pool, should_stop), blocks, params,
+                       progress, memory_bytes)
 
 
 def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
@@ -145,6 +150,7 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
             buffers = enumerate(_buffers(blocks(), memory_bytes // 8))
         total, weight, kept_bytes, kept = 0.0, 0.0, 0, []
         for index, buffer in buffers:
+            check(stepper.should_stop)
             order = np.random.default_rng([params.seed, k, index + 1])  # same cached or re-read
             batches = _minibatches(len(buffer.y), stepper.size, params, index, order)
             loss, w = stepper.run(index, buffer, batches, keep)
@@ -192,8 +198,9 @@ class _Stepper:
     costs one hand-over between threads."""
 
     def __init__(self, kind: str, state: LinearState, params: SGDParams, size: int,
-                 pool: ThreadPoolExecutor | None = None) -> None:
+                 pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None) -> None:
         self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
+        self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == "REGRESSION" else ETA
         self.parts: tuple[Part, Part] | None = None
         self.plans: dict[int, dict[int, list[Plan | None]]] = {}  # buffer -> minibatch -> part
@@ -233,7 +240,9 @@ class _Stepper:
         if keep and plans is None:
             plans = self.plans[index] = {}
         total, done, t = 0.0, None, 0
-        for upcoming in [*batches, None]:
+        for number, upcoming in enumerate([*batches, None]):
+            if number % STOP_CHECK_STEPS == STOP_CHECK_STEPS - 1:
+                check(self.should_stop)  # no step is half done: the other thread is idle
             pair: list[Plan | None] | None = None
             if upcoming is not None and plans is not None:
                 key = int(upcoming[0])  # its first row names a minibatch of the partition

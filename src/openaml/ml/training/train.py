@@ -22,6 +22,7 @@ from openaml.ml.schema import Schema
 from openaml.ml.training.params import SGDParams, check_target
 from openaml.ml.training.sgd import MEMORY_BYTES, Block, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
+from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
 
 MAX_CLASSES = 100
@@ -48,10 +49,12 @@ def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.Re
 def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDParams,
                 statistics: dict[str, Any] | None, batches: Batches,
                 progress: Callable[[dict[str, Any]], None] | None = None,
-                memory_bytes: int = MEMORY_BYTES) -> Model:
+                memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> Model:
     """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data.
     memory_bytes bounds the records and features kept in memory (a quarter of it for records
     read once for fitting and the first pass, the rest for SGD buffers and cache).
+    should_stop is asked before each batch of records (also those kept in memory) and every
+    few SGD steps; once it answers True, training raises Cancelled.
 
     statistics: the training datasource's. The class counts and the complete value lists of
     CATEGORICAL attributes they hold spare a fitting pass over the records (ALL_CATEGORICAL
@@ -68,7 +71,7 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         for batch in batches():
             yield usable_rows(batch, schema, model_type)
 
-    training = _Replay(usable, memory_bytes // 4)
+    training = _Replay(usable, memory_bytes // 4, should_stop)
 
     known = _TargetSummary.from_statistics(model_type, schema, statistics or {})
     target = known or _TargetSummary(model_type, schema)
@@ -95,7 +98,7 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
     outputs = len(classes) if model_type == "MULTICLASS" else 1
     with threadpool_limits(limits=1):
         state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
-                           target.records, progress, memory_bytes * 3 // 4)
+                           target.records, progress, memory_bytes * 3 // 4, should_stop)
     costs = feature_costs(pipeline.name_sizes(), outputs)
     keep = trim_features(state.weights, costs, pipeline.n_statistics(), params.max_size,
                          pipeline.feature_names)
@@ -134,14 +137,20 @@ def _two_at_a_time(function: Callable[[T], U], items: Iterable[T]) -> Iterator[U
 
 class _Replay:
     """A re-readable batch source whose first complete read is kept in memory when it fits
-    `limit` bytes: fitting the features and the first SGD pass then read the data once."""
+    `limit` bytes: fitting the features and the first SGD pass then read the data once.
+    should_stop is asked before every batch, read or kept."""
 
-    def __init__(self, source: Batches, limit: int) -> None:
-        self.source, self.limit = source, limit
+    def __init__(self, source: Batches, limit: int, should_stop: ShouldStop | None = None) -> None:
+        self.source, self.limit, self.should_stop = source, limit, should_stop
         self.kept: list[pa.RecordBatch] | None = None
         self.tried = False
 
     def __call__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches():
+            check(self.should_stop)
+            yield batch
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         if self.kept is not None:
             yield from self.kept
             return

@@ -1,0 +1,213 @@
+"""Deleting an entity whose job runs stops the job within about a second and frees its worker:
+with one worker, the next job starts and completes. Training used to go on after its first
+pass (it checked for deletion only while reading records, which it then kept in memory);
+ingesting never checked, and evaluations and batch predictions only between whole batches."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from openaml.app import Application
+from openaml.server.embedded import running_server
+from openaml.store import EntityKind
+from tests.api.conftest import make_client, wait_for
+
+FREED_SECONDS = 5.0  # deletion to an idle engine: a job stops within about a second
+TEXT_ROWS, TEXT_WORDS = 15_000, 200  # ngram(t, 10) of 200 words: about 1 ms per record
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Application]:
+    with running_server(data_dir=tmp_path_factory.mktemp("openaml"), workers=1) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def ml(server: Application) -> Any:
+    return make_client(server.settings.base_url)
+
+
+def schema(attributes: list[tuple[str, str]]) -> str:
+    return json.dumps({"version": "1.0", "targetAttributeName": "y", "dataFormat": "CSV",
+                       "dataFileContainsHeader": False,
+                       "attributes": [{"attributeName": n, "attributeType": t} for n, t in attributes]})
+
+
+TEXT_SCHEMA = schema([("t", "TEXT"), ("y", "BINARY")])
+
+
+def text_rows(rows: int, words: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"w{i}" for i in range(1000)])
+    texts = [" ".join(vocabulary[r]) for r in rng.integers(0, 1000, (rows, words))]
+    labels = rng.integers(0, 2, rows)
+    return "".join(f"{t},{y}\n" for t, y in zip(texts, labels)).encode()
+
+
+def datasource(ml: Any, server: Application, name: str, data: bytes | None, schema_text: str,
+               statistics: bool = True, wait: bool = True) -> str:
+    uri = f"s3://cancel/{name}.csv"
+    if data is not None:
+        server.context.objects.write_bytes(uri, data)
+    ml.create_data_source_from_s3(DataSourceId=name, ComputeStatistics=statistics,
+                                  DataSpec={"DataLocationS3": uri, "DataSchema": schema_text})
+    if wait:
+        found = wait_for(lambda: ml.get_data_source(DataSourceId=name))
+        assert found["Status"] == "COMPLETED", found.get("Message")
+    return name
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.02)
+
+
+OPERATIONS = {  # kind -> (Get call, Delete call, id member)
+    "datasource": ("get_data_source", "delete_data_source", "DataSourceId"),
+    "model": ("get_ml_model", "delete_ml_model", "MLModelId"),
+    "evaluation": ("get_evaluation", "delete_evaluation", "EvaluationId"),
+    "batch": ("get_batch_prediction", "delete_batch_prediction", "BatchPredictionId"),
+}
+
+
+def status(ml: Any, kind: str, entity_id: str) -> str:
+    get, _, member = OPERATIONS[kind]
+    return str(getattr(ml, get)(**{member: entity_id})["Status"])
+
+
+def delete(ml: Any, kind: str, entity_id: str) -> None:
+    _, remove, member = OPERATIONS[kind]
+    getattr(ml, remove)(**{member: entity_id})
+
+
+def assert_worker_freed(server: Application, ml: Any, follower: str) -> None:
+    """The engine runs nothing soon after the deletion, and its one worker takes a new job."""
+    wait_until(lambda: server.context.engine.queue_depth()["running"] == 0, FREED_SECONDS,
+               "the deleted job still holds the worker")
+    datasource(ml, server, follower, b"a,1\nb,0\n", schema([("c", "CATEGORICAL"), ("y", "BINARY")]),
+               wait=False)
+    found = wait_for(lambda: ml.get_data_source(DataSourceId=follower), timeout=30)
+    assert found["Status"] == "COMPLETED", found.get("Message")
+
+
+@pytest.fixture(scope="module")
+def text_model(server: Application, ml: Any) -> str:
+    """A model whose scoring costs about 1 ms per record of TEXT_WORDS words."""
+    train = datasource(ml, server, "text-train", text_rows(200, 5, seed=1), TEXT_SCHEMA)
+    ml.create_ml_model(MLModelId="text-model", MLModelType="BINARY", TrainingDataSourceId=train,
+                       Recipe=json.dumps({"outputs": ["ngram(t, 10)"]}),
+                       Parameters={"sgd.maxPasses": "2"})
+    found = wait_for(lambda: ml.get_ml_model(MLModelId="text-model"))
+    assert found["Status"] == "COMPLETED", found.get("Message")
+    return "text-model"
+
+
+@pytest.fixture(scope="module")
+def long_text_csv() -> bytes:
+    """15 MB: about 2 s of ingesting with statistics, 10 s of scoring by text_model."""
+    return text_rows(TEXT_ROWS, TEXT_WORDS, seed=2)
+
+
+@pytest.fixture(scope="module")
+def long_texts(server: Application, ml: Any, long_text_csv: bytes) -> str:
+    """A datasource that text_model takes several seconds to score (in one batch)."""
+    return datasource(ml, server, "long-texts", long_text_csv, TEXT_SCHEMA, statistics=False)
+
+
+def test_deleting_a_model_stops_training_after_its_first_pass(server: Application, ml: Any) -> None:
+    # every record has its own value: the loss falls slowly for thousands of passes
+    rows = 20_000
+    labels = np.random.default_rng(3).integers(0, 2, rows)
+    data = "".join(f"u{i},{y}\n" for i, y in enumerate(labels)).encode()
+    train = datasource(ml, server, "unique-values", data, schema([("u", "CATEGORICAL"), ("y", "BINARY")]))
+    ml.create_ml_model(MLModelId="long-training", MLModelType="BINARY", TrainingDataSourceId=train,
+                       Recipe=json.dumps({"outputs": ["ALL_CATEGORICAL"]}),
+                       Parameters={"sgd.maxPasses": "10000"})
+
+    def passes() -> int:
+        record = server.context.store.get(EntityKind.MLMODEL, "long-training")
+        return int(((record.info if record else {}).get("training") or {}).get("pass", 0))
+
+    wait_until(lambda: passes() >= 2, 120, "training did not reach its second pass")
+    assert status(ml, "model", "long-training") == "INPROGRESS"
+    delete(ml, "model", "long-training")
+    assert_worker_freed(server, ml, "after-training")
+    assert status(ml, "model", "long-training") == "DELETED"
+
+
+@pytest.mark.parametrize("kind", ["evaluation", "batch"])
+def test_deleting_an_evaluation_or_batch_prediction_stops_it_within_a_batch(
+        server: Application, ml: Any, text_model: str, long_texts: str, kind: str) -> None:
+    job_id = f"long-{kind}"
+    if kind == "evaluation":
+        ml.create_evaluation(EvaluationId=job_id, MLModelId=text_model,
+                             EvaluationDataSourceId=long_texts)
+    else:
+        ml.create_batch_prediction(BatchPredictionId=job_id, MLModelId=text_model,
+                                   BatchPredictionDataSourceId=long_texts,
+                                   OutputUri="s3://cancel/out/")
+    wait_until(lambda: status(ml, kind, job_id) != "PENDING", 60, f"the {kind} did not start")
+    time.sleep(1.0)  # it has read its one batch (about 0.1 s) and scores it (about 10 s)
+    assert status(ml, kind, job_id) == "INPROGRESS"
+    delete(ml, kind, job_id)
+    assert_worker_freed(server, ml, f"after-{kind}")
+    assert status(ml, kind, job_id) == "DELETED"
+    assert not server.context.objects.list("s3://cancel/out/")  # no partial result was kept
+
+
+def copies(server: Application, data: bytes, prefix: str, count: int) -> str:
+    for part in range(count):
+        server.context.objects.write_bytes(f"{prefix}part-{part:02d}.csv", data)
+    return prefix
+
+
+def test_deleting_a_datasource_stops_its_ingest(server: Application, ml: Any,
+                                                long_text_csv: bytes) -> None:
+    # ten copies under one prefix: tens of seconds of ingesting with statistics
+    uri = copies(server, long_text_csv, "s3://cancel/many/", 10)
+    ml.create_data_source_from_s3(DataSourceId="long-ingest", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": uri, "DataSchema": TEXT_SCHEMA})
+    wait_until(lambda: status(ml, "datasource", "long-ingest") != "PENDING", 60,
+               "the ingest did not start")
+    assert status(ml, "datasource", "long-ingest") == "INPROGRESS"
+    delete(ml, "datasource", "long-ingest")
+    assert_worker_freed(server, ml, "after-ingest")
+    assert status(ml, "datasource", "long-ingest") == "DELETED"
+
+
+def test_a_shared_read_stops_only_once_all_its_datasources_are_deleted(
+        tmp_path_factory: pytest.TempPathFactory, long_text_csv: bytes) -> None:
+    with running_server(data_dir=tmp_path_factory.mktemp("shared"), workers=2) as app:
+        client = make_client(app.settings.base_url)
+        uri = copies(app, long_text_csv, "s3://cancel/shared/", 3)
+
+        def pair(names: tuple[str, str]) -> None:
+            for name, (begin, end) in zip(names, [(0, 50), (50, 100)]):
+                client.create_data_source_from_s3(DataSourceId=name, ComputeStatistics=True, DataSpec={
+                    "DataLocationS3": uri, "DataSchema": TEXT_SCHEMA, "DataRearrangement": json.dumps(
+                        {"splitting": {"percentBegin": begin, "percentEnd": end}})})
+            wait_until(lambda: all(status(client, "datasource", n) == "INPROGRESS" for n in names),
+                       60, "the datasources did not start")
+
+        pair(("left", "right"))  # one read for both, whichever leads
+        delete(client, "datasource", "left")
+        right = wait_for(lambda: client.get_data_source(DataSourceId="right"))
+        assert right["Status"] == "COMPLETED", right.get("Message")
+        log = app.context.artifacts.open_read("DataSource", "right", "job.log").read().decode()
+        assert "the data were read once for 2 datasources" in log
+        assert status(client, "datasource", "left") == "DELETED"
+
+        pair(("first", "second"))
+        delete(client, "datasource", "first")
+        delete(client, "datasource", "second")
+        wait_until(lambda: app.context.engine.queue_depth()["running"] == 0, FREED_SECONDS,
+                   "the shared read still holds the workers")
