@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import scipy.sparse as sp
 
 from openaml.ml.features import fit_pipeline
@@ -123,3 +124,14 @@ def test_dictionary_columns_fit_and_transform_like_plain_strings():
     for batch_plain, batch_coded in zip([*plain, make_batch(unseen)], [*coded, encoded(unseen)]):
         assert (from_plain.transform(batch_plain).toarray()
                 == from_coded.transform(batch_coded).toarray()).all()
+
+
+def test_cartesian_of_long_texts_is_refused_before_it_is_made(monkeypatch):
+    """10,000 tokens on each side of one record would make 100,000,000 pairs (gigabytes)."""
+    text = pa.array([" ".join(f"w{i}" for i in range(10_000))])
+    words = tk.tokenize(text)
+    with pytest.raises(ValueError, match="100,000,000 token pairs"):
+        tk.cartesian(words, words)
+    monkeypatch.setattr(tk, "MAX_CARTESIAN_PAIRS", 100_000_000)
+    small = tk.tokenize(pa.array(["a b", "c"]))
+    assert tokens_of(tk.cartesian(small, small)) == [["a_a", "a_b", "b_a", "b_b"], ["c_c"]]

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# Pairs one cartesian() may make in one batch: about 1 GB of tokens, instead of a host's memory.
+MAX_CARTESIAN_PAIRS = 20_000_000
 # Unicode punctuation (P*) and symbols (S*) at the start or end of a token (recipes.md §7.5).
 PUNCT_EDGES = r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$"
 
@@ -109,6 +111,11 @@ def cartesian(left: TokenList, right: TokenList) -> TokenList:
     rstart = np.concatenate(([0], np.cumsum(rc)[:-1]))
     pairs = lc * rc
     total = int(pairs.sum())
+    if total > MAX_CARTESIAN_PAIRS:
+        raise ValueError(
+            f"cartesian() would make {total:,} token pairs for {n:,} records (at most "
+            f"{MAX_CARTESIAN_PAIRS:,} per batch): its arguments hold too many tokens per record; "
+            "use fewer tokens (e.g. a categorical or a binned variable) on one side")
     row = np.repeat(np.arange(n), pairs)
     offset = np.arange(total) - np.repeat(np.cumsum(pairs) - pairs, pairs)
     li = lstart[row] + offset // np.maximum(rc[row], 1)
