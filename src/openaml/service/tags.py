@@ -55,8 +55,9 @@ class TagOperations:
     ctx: ServiceContext
 
     def _resource(self, resource_id: str, resource_type: str) -> EntityKind:
+        """The resource's kind, once it is known to exist (in any status, DELETED included)."""
         kind = EntityKind(resource_type)
-        if self.ctx.store.get(kind, resource_id) is None:
+        if self.ctx.store.status(kind, resource_id) is None:  # not the whole row: info is large
             raise ResourceNotFoundException(f"No {kind.value} with id {resource_id} exists")
         return kind
 

@@ -1,12 +1,21 @@
-"""The Store: entity and tag persistence with compare-and-set status changes."""
+"""The Store: entity and tag persistence with compare-and-set status changes.
+
+Writes that read before they write (tag changes, info merges) never interleave. On SQLite every
+write transaction begins IMMEDIATE, holding the database's write lock before it reads (a writer
+of another process waits for it up to the busy timeout); the writers of one process queue on a
+lock before that, where the busy timeout would make them poll. On PostgreSQL such a write locks
+the entity's row (SELECT ... FOR UPDATE) before it reads. Reads take no lock and never wait.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -15,28 +24,39 @@ from openaml.store.records import EntityKind, EntityRecord, Status
 from openaml.store.tables import entities, metadata, tags
 
 _FIELDS = [f.name for f in fields(EntityRecord)]
+BUSY_TIMEOUT_S = 30
+# Connections kept open, and the most open at once: one for each thread that may query at the
+# same time (the HTTP thread pool's 40, the job, scheduler and endpoint threads), so that none
+# waits for a connection. A waiter is not served in turn and could time out (a 500).
+POOL_SIZE = 10
+MAX_CONNECTIONS = 64
 
 
 def open_store(url: str) -> Store:
     """Connect, create tables if needed, and return a Store (SQLite gets WAL and a busy timeout)."""
     is_sqlite = url.startswith("sqlite")
-    kwargs: dict[str, Any] = {"future": True}
+    kwargs: dict[str, Any] = {
+        "future": True, "pool_size": POOL_SIZE, "max_overflow": MAX_CONNECTIONS - POOL_SIZE}
     if is_sqlite:
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
     metadata.create_all(engine)
     return Store(engine)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    """WAL (readers never wait for the writer), a busy timeout, and no BEGIN of the driver's
+    own: it would come only before the first write statement, after the reads that decide it,
+    so Store._write begins each write transaction itself."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.close()
 
 
@@ -47,11 +67,28 @@ def _record(row: Any) -> EntityRecord:
     return EntityRecord(**values)
 
 
+class _WriterQueue:
+    """A lock whose waiters give up after the busy timeout, as SQLite's own waiters do."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise TimeoutError(f"waited more than {BUSY_TIMEOUT_S} s for the store's other writers")
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
 class Store:
     """Entities and tags. Every method is one transaction; status changes are compare-and-set."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._writers: AbstractContextManager[None] = (
+            _WriterQueue() if self._sqlite else nullcontext())
 
     @property
     def url(self) -> str:
@@ -65,6 +102,24 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction, committed on leaving, rolled back on an exception."""
+        with self._writers, self.engine.begin() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+
+    def _lock_entity(self, conn: Connection, kind: EntityKind, entity_id: str) -> None:
+        """Wait for, then hold until the transaction ends, the entity's row lock (PostgreSQL;
+        a SQLite write transaction holds the whole database's write lock already)."""
+        if not self._sqlite:
+            conn.execute(
+                select(entities.c.id)
+                .where(entities.c.kind == kind.value, entities.c.id == entity_id)
+                .with_for_update()
+            )
+
     # -- entities ---------------------------------------------------------------------------
 
     def insert(self, record: EntityRecord) -> bool:
@@ -73,7 +128,7 @@ class Store:
         values["kind"] = record.kind.value
         values["status"] = record.status.value
         try:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(insert(entities).values(**values))
         except IntegrityError:
             return False
@@ -106,13 +161,16 @@ class Store:
     ) -> bool:
         """Apply column changes (and merge `info` keys) if the status is in `only_if`.
 
-        Returns whether a row changed. The info merge reads and writes in one transaction.
+        Returns whether a row changed. The info merge reads the row locked, so concurrent
+        merges all keep their keys.
         """
         values = {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()}
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conditions = self._where(kind, entity_id, only_if)
             if info:
-                current = conn.execute(select(entities.c.info).where(*conditions)).scalar()
+                current = conn.execute(
+                    select(entities.c.info).where(*conditions).with_for_update()
+                ).scalar()
                 if current is None:
                     return False
                 values["info"] = {**current, **info}
@@ -180,35 +238,34 @@ class Store:
     def put_tags(
         self, kind: EntityKind, entity_id: str, new: Mapping[str, str | None], limit: int
     ) -> bool:
-        """Add or replace tags; False (and no change) if the result would exceed `limit`."""
-        with self.engine.begin() as conn:
-            current = dict(self._tags(conn, kind, entity_id))
-            added = [k for k in new if k not in current]
-            if len(current) + len(added) > limit:
+        """Add or replace tags; False (and no change) if the result would exceed `limit`.
+
+        Holds the entity's lock while it counts, so racing adds never pass the limit together.
+        """
+        owner = (tags.c.kind == kind.value, tags.c.id == entity_id)
+        with self._write() as conn:
+            self._lock_entity(conn, kind, entity_id)
+            rows = conn.execute(select(tags.c.key, tags.c.position).where(*owner))
+            positions: dict[str, int] = {key: position for key, position in rows}
+            added = [key for key in new if key not in positions]
+            if len(positions) + len(added) > limit:
                 return False
-            position = conn.execute(
-                select(func.coalesce(func.max(tags.c.position), 0)).where(
-                    tags.c.kind == kind.value, tags.c.id == entity_id
-                )
-            ).scalar_one()
-            for key, value in new.items():
-                if key in current:
-                    conn.execute(
-                        update(tags)
-                        .where(tags.c.kind == kind.value, tags.c.id == entity_id, tags.c.key == key)
-                        .values(value=value)
-                    )
-                else:
-                    position += 1
-                    conn.execute(
-                        insert(tags).values(
-                            kind=kind.value, id=entity_id, key=key, value=value, position=position
-                        )
-                    )
+            replaced = [{"k": key, "v": value} for key, value in new.items() if key in positions]
+            if replaced:
+                by_key = update(tags).where(*owner, tags.c.key == bindparam("k"))
+                conn.execute(by_key.values(value=bindparam("v")), replaced)
+            top = max(positions.values(), default=0)
+            if added:
+                conn.execute(insert(tags), [
+                    {"kind": kind.value, "id": entity_id, "key": key, "value": new[key],
+                     "position": top + offset}
+                    for offset, key in enumerate(added, start=1)
+                ])
         return True
 
     def delete_tags(self, kind: EntityKind, entity_id: str, keys: Iterable[str]) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
+            self._lock_entity(conn, kind, entity_id)
             conn.execute(
                 tags.delete().where(
                     tags.c.kind == kind.value, tags.c.id == entity_id, tags.c.key.in_(list(keys))
