@@ -119,9 +119,10 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
                        poll_seconds=poll)
 
     def report_endpoint(model_id: str, status: str) -> None:
+        """READY or FAILED, unless the endpoint was deleted meanwhile (it stays NONE)."""
         store.update(EntityKind.MLMODEL, model_id,
                      {"endpoint_status": status, "last_updated_at": wall_clock_ms()},
-                     only_if=[Status.COMPLETED])
+                     only_if=[Status.COMPLETED], only_if_endpoint=["UPDATING", "READY"])
 
     # Each HTTP process limits its share of the per-endpoint request rate.
     rate = -(-settings.predict_rate_limit // max(1, settings.http_workers))

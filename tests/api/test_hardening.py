@@ -317,3 +317,21 @@ def test_every_response_forbids_framing_and_sniffing(server: Application, host: 
     assert answer.headers["X-Frame-Options"] == "DENY"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+
+
+def test_a_deleted_endpoint_is_not_brought_back_by_a_late_load(server: Application, ml: Any,
+                                                               put_object: Any) -> None:
+    """The endpoint's load ends after DeleteRealtimeEndpoint: its READY must not be stored."""
+    from tests.api.conftest import wait_for
+    from tests.api.test_workflow import make_rows, schema, to_csv
+
+    header, rows = make_rows("BINARY", 100, seed=5)
+    put_object("s3://late/data.csv", to_csv(header, rows))
+    ml.create_data_source_from_s3(DataSourceId="late-ds", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://late/data.csv", "DataSchema": schema("BINARY")})
+    ml.create_ml_model(MLModelId="late-m", MLModelType="BINARY", TrainingDataSourceId="late-ds")
+    assert wait_for(lambda: ml.get_ml_model(MLModelId="late-m"))["Status"] == "COMPLETED"
+    ml.create_realtime_endpoint(MLModelId="late-m")
+    ml.delete_realtime_endpoint(MLModelId="late-m")
+    server.context.predictors._report("late-m", "READY")  # what a load finishing now reports
+    assert ml.get_ml_model(MLModelId="late-m")["EndpointInfo"]["EndpointStatus"] == "NONE"

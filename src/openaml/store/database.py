@@ -16,7 +16,7 @@ from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,6 +35,9 @@ MAX_CONNECTIONS = 64
 def open_store(url: str) -> Store:
     """Connect, create tables if needed, and return a Store (SQLite gets WAL and a busy timeout)."""
     is_sqlite = url.startswith("sqlite")
+    if is_sqlite and make_url(url).database in (None, "", ":memory:"):
+        raise ValueError(f"{url!r} is an in-memory SQLite database, which the server's threads "
+                         "cannot share: give a file (sqlite:///PATH) or leave the default")
     kwargs: dict[str, Any] = {
         "future": True, "pool_size": POOL_SIZE, "max_overflow": MAX_CONNECTIONS - POOL_SIZE}
     if is_sqlite:
@@ -158,8 +161,10 @@ class Store:
         *,
         only_if: Iterable[Status] | None = None,
         info: Mapping[str, Any] | None = None,
+        only_if_endpoint: Iterable[str] | None = None,
     ) -> bool:
-        """Apply column changes (and merge `info` keys) if the status is in `only_if`.
+        """Apply column changes (and merge `info` keys) if the status is in `only_if` (and the
+        real-time endpoint's status in `only_if_endpoint`).
 
         Returns whether a row changed. The info merge reads the row locked, so concurrent
         merges all keep their keys.
@@ -167,6 +172,8 @@ class Store:
         values = {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()}
         with self._write() as conn:
             conditions = self._where(kind, entity_id, only_if)
+            if only_if_endpoint is not None:
+                conditions.append(entities.c.endpoint_status.in_(list(only_if_endpoint)))
             if info:
                 current = conn.execute(
                     select(entities.c.info).where(*conditions).with_for_update()

@@ -238,3 +238,9 @@ def test_every_thread_of_the_server_gets_a_connection_at_once(store: Store) -> N
         taker.join(60)
         for conn in held:
             conn.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_store_is_refused_with_a_clear_message(url: str) -> None:
+    with pytest.raises(ValueError, match="in-memory SQLite"):
+        open_store(url)
