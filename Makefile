@@ -11,5 +11,8 @@ test:
 bench:
 	scripts/bench.sh
 
+# Serve the API and the console at http://127.0.0.1:8080 (.venv/bin/openaml serve); data in
+# ./openaml-data, or in DATA_DIR: `make serve DATA_DIR=openaml-demo` shows the demo's data.
 serve:
-	.venv/bin/openaml serve
+	@test -x .venv/bin/openaml || { echo "OpenAML is not installed in .venv yet: run make demo first"; exit 1; }
+	.venv/bin/openaml serve $(if $(DATA_DIR),--data-dir $(DATA_DIR))

@@ -25,6 +25,13 @@ def example_dir() -> Path:
     raise click.ClickException("examples/mnist not found: run the demo from an OpenAML checkout")
 
 
+def openaml_command() -> str:
+    """This installation's `openaml` script, as a path that works from here (e.g. .venv/bin/openaml)."""
+    script = Path(sys.executable).parent / "openaml"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else str(script)
+
+
 @click.group()
 def demo() -> None:
     """Runnable demonstrations."""
@@ -81,8 +88,9 @@ def mnist(train_path: Path | None, test_path: Path | None, test_labels: Path | N
                **os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
         result = subprocess.run(command, check=False, env=env)
         click.echo(f"output files: {app.settings.objects_root / BUCKET / 'output'}")
-        click.echo(f"console (while a server runs on this data dir): "
-                   f"openaml serve --data-dir {data_dir}, then open http://127.0.0.1:8080/console")
+        click.echo(f"to browse the results in the console, run `make serve DATA_DIR={data_dir}` "
+                   f"(or `{openaml_command()} serve --data-dir {data_dir}`) and open "
+                   "http://127.0.0.1:8080/console/")
     click.echo(f"demo finished in {time.monotonic() - started:.1f} s")
     with contextlib.suppress(Exception):
         sys.stdout.flush()

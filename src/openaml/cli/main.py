@@ -15,8 +15,10 @@ import click
 import uvicorn
 
 from openaml import __version__
+from openaml.cli.banner import banner_lines
 from openaml.cli.bench import bench
 from openaml.cli.demo import demo
+from openaml.extras import MissingExtraError, require_database_driver
 from openaml.settings import Settings
 
 
@@ -56,20 +58,15 @@ def serve(log_level: str, **options: object) -> None:
 
     try:
         settings = Settings.from_env(os.environ, **options)
+        require_database_driver(settings.database_url or "")
+        if not settings.s3_endpoint_url:  # the embedded object store: where uploads go
+            settings.objects_root.mkdir(parents=True, exist_ok=True)
         app = build_app(settings)
-    except (ConfigurationError, ValueError, OSError, SQLAlchemyError) as exc:
+    except (ConfigurationError, MissingExtraError, ValueError, OSError, SQLAlchemyError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
-    url = settings.base_url
-    click.echo(f"OpenAML {__version__} serving the Amazon ML API at {url}")
-    click.echo(f"  data dir: {settings.data_dir}   store: {app.context.store.url}")
-    click.echo(f"  objects: {app.context.objects.describe()}")
-    if app.unverified:
-        click.echo("  signatures: NOT verified (loopback, no access keys configured); any credentials work")
-    click.echo("Use it from Python:")
-    click.echo("  import boto3")
-    click.echo(f"  ml = boto3.client('machinelearning', endpoint_url='{url}', region_name='us-east-1')")
-    if settings.http_workers > 1:
-        click.echo(f"  {settings.http_workers} HTTP processes share the port")
+    for line in banner_lines(settings, app.context.store.url, app.context.objects.describe(),
+                             app.unverified):
+        click.echo(line)
     config = uvicorn.Config(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
                             access_log=log_level == "debug")
     try:

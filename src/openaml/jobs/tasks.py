@@ -96,7 +96,7 @@ class Tasks:
             if info.get("source") in _STAGED:  # staged for this job alone
                 stop = _Deleted([job])
                 report = ingest(objects, schema, rearrangement, statistics, sink,
-                                lambda records: check(stop))
+                                lambda records: check(stop), job.log_line)
             else:
                 key = (record.data_uri, info["schema"])
                 target = Target(rearrangement, statistics, sink)
@@ -125,8 +125,14 @@ class Tasks:
     def _read_for(self, objects: list[DataObject], schema: Schema,
                   targets: Sequence[Target]) -> list[IngestReport | Exception]:
         """One read of the data for the jobs of `targets`; it stops once all are deleted."""
-        stop = _Deleted([self._reading[id(t)] for t in targets])
-        return [*ingest_many(objects, schema, targets, lambda records: check(stop))]
+        jobs = [self._reading[id(t)] for t in targets]
+        stop = _Deleted(jobs)
+
+        def log_rejected(line: str) -> None:
+            for job in jobs:
+                job.log_line(line)
+
+        return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected)]
 
     def _datasource_peers(self, key: tuple[str | None, Any], own_id: str) -> set[str]:
         """Ids of the other datasources that read the same data with the same schema and run,

@@ -10,6 +10,8 @@ configuration, a TOML file of SQLAlchemy URL templates:
     [rds.orders-db]                       # InstanceIdentifier
     url = "mysql+pymysql://orders.internal:3306/{database}"
 
+PostgreSQL and Redshift URLs need the `postgres` extra (psycopg), MySQL URLs the `mysql` extra
+(PyMySQL); a query whose driver is missing fails with a message naming the extra to install.
 `{database}` in the database part of the URL is replaced by the request's `DatabaseName`, and
 the request's `Username`/`Password` replace any user and password in the URL. Passwords never
 appear in messages (SQLAlchemy masks them in URLs; database messages are scrubbed too).
@@ -38,6 +40,7 @@ from sqlalchemy import URL, CursorResult, create_engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from openaml.extras import MissingExtraError, require_database_driver
 from openaml.storage.objects import ObjectStore
 from openaml.storage.uris import folder_uri, join_uri
 
@@ -147,9 +150,14 @@ def stage_query(
     `max_part_bytes` each (a single larger row gets a part of its own); an empty result gives
     one empty part. Parts left by an earlier run of the same datasource are removed.
     Raises StagingError with the database's message for connection, authentication and SQL
-    errors; StorageError when a part cannot be written.
+    errors, or naming the extra to install when the URL's driver is missing; StorageError
+    when a part cannot be written.
     """
     folder = staging_folder(staging_uri, datasource_id)
+    try:
+        require_database_driver(url)
+    except MissingExtraError as err:
+        raise StagingError(str(err)) from None
     engine = None
     try:
         engine = create_engine(

@@ -21,6 +21,9 @@ from one read (`ingest_many`): parsing is shared, selection, counts and statisti
 Counts of missing and invalid values (and records with an invalid value) are taken over the
 selected well-formed records, i.e. over what the materialized copy holds; records read and
 rejected records are counted over all records (the 10,000-rejection rule applies to all).
+The first rejected lines (`REJECTED_SHOWN`) are described, with their file line numbers, to a
+`rejected` callback as they are found (the job log), and the first line of each reason in the
+message of a DataError about rejections (expected and found field counts, the header line).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import pyarrow as pa
 
 from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
 from openaml.ml.data.integers import parse_int16_block
-from openaml.ml.data.lines import LineBlock, count_lines, iter_line_blocks
+from openaml.ml.data.lines import MAX_RECORD_BYTES, LineBlock, count_lines, iter_line_blocks
 from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
 from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, probe_integers, read_plain
@@ -48,6 +51,9 @@ from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
+REJECTED_SHOWN = 5      # rejected lines described to the `rejected` callback
+SHOWN_CHARS = 200       # of a line's text in a description
+SHOWN_NAMES = 10        # attribute names in a description
 T = TypeVar("T")
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
@@ -99,26 +105,31 @@ class Target:
 
 def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearrangement,
            compute_statistics: bool, sink: BinaryIO,
-           progress: Callable[[int], None] | None = None) -> IngestReport:
+           progress: Callable[[int], None] | None = None,
+           rejected: Callable[[str], None] | None = None) -> IngestReport:
     """Read `objects` in order, write the selected records to `sink` (an Arrow IPC stream), and report.
 
-    progress, if given, is called with the number of records read so far after each block.
+    progress, if given, is called with the number of records read so far after each block;
+    rejected with a description of each of the first REJECTED_SHOWN rejected lines.
     """
-    result, = ingest_many(objects, schema, [Target(rearrangement, compute_statistics, sink)], progress)
+    result, = ingest_many(objects, schema, [Target(rearrangement, compute_statistics, sink)],
+                          progress, rejected)
     if isinstance(result, DataError):
         raise result
     return result
 
 
 def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence[Target],
-                progress: Callable[[int], None] | None = None) -> list[IngestReport | DataError]:
+                progress: Callable[[int], None] | None = None,
+                rejected: Callable[[str], None] | None = None) -> list[IngestReport | DataError]:
     """Read `objects` once for several targets (datasources of the same data and schema with
     different splits): each gets its records written and a report, or the DataError that
-    fails it. Errors of the data itself (unreadable, too many rejected records) raise."""
+    fails it. Errors of the data itself (unreadable, too many rejected records) raise.
+    progress and rejected are called as by `ingest`."""
     if not objects:
         raise DataError("The data location has no readable file")
     needs_count = any(t.rearrangement.needs_count for t in targets)
-    reader = _Reader(schema)
+    reader = _Reader(schema, rejected)
     jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
     read_ended = threading.Event()  # however the read ends, a count still running stops
     with ThreadPoolExecutor(1, thread_name_prefix="openaml-count") as counting, ExitStack() as stack:
@@ -190,11 +201,50 @@ def _read_errors(obj: DataObject, items: Iterator[T]) -> Iterator[T]:
         raise DataError(f"Cannot read {obj.uri}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class _RejectedLine:
+    """One rejected line: where it is, why (1 + REASONS index), its fields and text."""
+
+    uri: str
+    line: int
+    reason: int
+    fields: int
+    text: bytes
+    header: bytes | None   # the header line of its file, if the schema says there is one
+
+    def cause(self, expected: int) -> str:
+        return (f"longer than {MAX_RECORD_BYTES:,} bytes" if self.reason == 1
+                else "unterminated quoted value" if self.reason == 2
+                else f"{_fields(self.fields)}, expected {expected}")
+
+    def logged(self, expected: int) -> str:
+        """The job log's line about it."""
+        text = f": {_shown(self.text)}" if self.text else ""
+        return f"rejected line {self.line} of {self.uri} ({self.cause(expected)}){text}"
+
+    def explained(self, names: Sequence[str]) -> str:
+        """A sentence for the message of a DataError; `names`: the schema's attributes."""
+        if self.reason == 1:
+            return f"Line {self.line} of {self.uri} is longer than {MAX_RECORD_BYTES:,} bytes."
+        if self.reason == 2:
+            return (f"Line {self.line} of {self.uri} has an unterminated quoted value (a double "
+                    "quote that opens a value must close it on the same line).")
+        shown_names = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+        sentence = (f"Expected {len(names)} fields (one per attribute of the schema: "
+                    f"{shown_names}), found {self.fields} on line {self.line} of {self.uri}")
+        if self.header:
+            sentence += (f"; its header line has {_fields(_field_count(self.header))}: "
+                         f"{_shown(self.header)}")
+        return sentence + "."
+
+
 class _Reader:
     """Parsing shared by the targets of an ingest: blocks, record numbers and rejections."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, on_rejected: Callable[[str], None] | None = None) -> None:
         self.schema = schema
+        self.on_rejected = on_rejected
+        self.shown: list[_RejectedLine] = []   # the first rejected lines
         self.records = 0
         self.rejected = np.zeros(len(REASONS), dtype=np.int64)
         self.encode = [a.type is not AttributeType.TEXT for a in schema.attributes]
@@ -204,17 +254,23 @@ class _Reader:
     def read_file(self, obj: DataObject) -> Iterator[tuple[int, LineBlock, Parsed | None, Fields | None]]:
         """(number of the block's first record, block, its columns by the fast path or else its
         fields by the general one) for each block of the object."""
+        header = None
         with _open(obj) as stream, closing(_read_ahead(self._parse(block) for block in _read_errors(
                 obj, iter_line_blocks(stream, self.schema.header)))) as blocks:
             for block, fast in blocks:
+                header = block.header if block.header is not None else header
                 parsed = (encode_int16(fast) if isinstance(fast, np.ndarray)
                           else encode_plain(block, fast, self.encode) if fast is not None else None)
                 fields = None if parsed is not None else split_fields(block, len(self.encode))
                 reason = fields.reason if fields is not None else np.zeros(len(block), np.int8)
-                self.rejected += np.bincount(reason, minlength=len(REASONS) + 1)[1:]
+                found = np.bincount(reason, minlength=len(REASONS) + 1)[1:]
+                if found.any():
+                    self.rejected += found
+                    self._show(obj.uri, block, reason, header)
                 if int(self.rejected.sum()) > MAX_REJECTED:
                     raise DataError(f"More than {MAX_REJECTED:,} records were rejected "
-                                    f"({self.reasons_text()}); the input is not usable")
+                                    f"({self.reasons_text()}); the input is not usable. "
+                                    + self.explained())
                 self.records += len(block)
                 yield self.records - len(block), block, parsed, fields
 
@@ -232,9 +288,42 @@ class _Reader:
             self.integers = probe_integers(block, self.schema.names, self.encode)
         return block, read_plain(block, self.schema.names, self.integers)
 
+    def _show(self, uri: str, block: LineBlock, reason: np.ndarray, header: bytes | None) -> None:
+        """Keep (and pass on) the first REJECTED_SHOWN rejected lines."""
+        for index in np.flatnonzero(reason)[:REJECTED_SHOWN - len(self.shown)]:
+            text = block.text(int(index))
+            line = _RejectedLine(uri, block.line_number(int(index)), int(reason[index]),
+                                 _field_count(text), text, header)
+            self.shown.append(line)
+            if self.on_rejected is not None:
+                self.on_rejected(line.logged(len(self.encode)))
+
     def reasons_text(self) -> str:
         return ", ".join(f"{name.replace('_', ' ')}: {int(count)}"
                          for name, count in zip(REASONS, self.rejected) if count)
+
+    def explained(self) -> str:
+        """The first rejected line of each reason among those shown, in sentences."""
+        first: dict[int, _RejectedLine] = {}
+        for line in self.shown:
+            first.setdefault(line.reason, line)
+        return " ".join(line.explained(self.schema.names) for line in first.values())
+
+
+def _field_count(text: bytes) -> int:
+    """Fields of a line: commas outside quotes, plus one (the rule of `fields`)."""
+    return 1 + sum(part.count(b",") for part in text.split(b'"')[::2])
+
+
+def _fields(count: int) -> str:
+    return f"{count} field" + "s" * (count != 1)
+
+
+def _shown(text: bytes) -> str:
+    """A line's text for a message: decoded, control characters escaped, at most SHOWN_CHARS."""
+    decoded = text.decode("utf-8", "replace")
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in decoded[:SHOWN_CHARS])
+    return shown + ("..." if len(decoded) > SHOWN_CHARS else "")
 
 
 class _Job:
@@ -323,7 +412,7 @@ class _Job:
         if valid_selected == 0:
             raise DataError("No valid record is selected: " + (
                 f"all {self.selected_rejected} selected records were rejected "
-                f"({self.reader.reasons_text()})"
+                f"({self.reader.reasons_text()}). {self.reader.explained()}"
                 if self.selected_rejected else "the DataRearrangement selects no record"))
         statistics = None
         if self.stats is not None:

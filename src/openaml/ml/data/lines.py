@@ -6,12 +6,14 @@ exactly one line and can be found by searching for LF bytes with NumPy, without 
 Completely empty lines are dropped here; the header line is dropped when asked. A line longer
 than MAX_RECORD_BYTES is reported with `too_large` set and its bytes are never kept, so one
 enormous line cannot exhaust memory. `count_lines` counts those lines without finding them.
+A block knows the file line number of each of its lines (`line_number`, for messages), from
+the number of its first line and the positions of the empty lines it dropped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
@@ -29,6 +31,9 @@ class LineBlock:
 
     offsets: byte offset of each line's first byte in the (decompressed) file.
     too_large: lines over MAX_RECORD_BYTES (their span in `data` is empty).
+    first_line: file line number (from 1) of the block's first line, kept or dropped.
+    empty: positions among the block's lines, from `first_line` on, of the empty lines dropped.
+    header: the header line dropped before the block's lines, in the first block of a file.
     """
 
     data: npt.NDArray[np.uint8]
@@ -36,9 +41,21 @@ class LineBlock:
     ends: npt.NDArray[np.int64]
     offsets: npt.NDArray[np.int64]
     too_large: npt.NDArray[np.bool_]
+    first_line: int = 1
+    empty: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    header: bytes | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def line_number(self, index: int) -> int:
+        """The file line number (from 1) of line `index` of the block."""
+        kept_before_empty = self.empty - np.arange(len(self.empty))
+        return self.first_line + index + int(np.searchsorted(kept_before_empty, index, "right"))
+
+    def text(self, index: int) -> bytes:
+        """The bytes of line `index` (empty for a line over MAX_RECORD_BYTES)."""
+        return self.data[int(self.starts[index]):int(self.ends[index])].tobytes()
 
 
 def iter_line_blocks(stream: BinaryIO, skip_header: bool,
@@ -49,6 +66,7 @@ def iter_line_blocks(stream: BinaryIO, skip_header: bool,
     skipping = False        # inside an over-long line already reported
     header_left = skip_header
     first = True
+    line = 1                # file line number of the next block's first line
     while True:
         chunk = stream.read(block_bytes)
         eof = not chunk
@@ -68,7 +86,8 @@ def iter_line_blocks(stream: BinaryIO, skip_header: bool,
         cut = len(buffer) if eof else buffer.rfind(b"\n") + 1
         complete, pending = buffer[:cut], buffer[cut:]
         long_tail = len(pending) > MAX_RECORD_BYTES + 1
-        block = _split(complete, pending_offset, pending_offset + cut if long_tail else None)
+        block = _split(complete, pending_offset, pending_offset + cut if long_tail else None, line)
+        line += len(block) + len(block.empty)
         if long_tail:
             skipping, pending = True, b""
         pending_offset += cut if not long_tail else len(buffer)
@@ -112,8 +131,9 @@ def _count_chunk(data: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8]) -> 
     return lines, empty, np.array([two, one], np.uint8)
 
 
-def _split(data: bytes, base: int, long_line_at: int | None) -> LineBlock:
-    """Lines of `data` (complete lines, the last may lack LF); append an over-long line marker."""
+def _split(data: bytes, base: int, long_line_at: int | None, first_line: int) -> LineBlock:
+    """Lines of `data` (complete lines, the last may lack LF, the first is line `first_line`
+    of the file); append an over-long line marker."""
     array = np.frombuffer(data, dtype=np.uint8)
     starts, ends = _line_spans(array)
     lengths = ends - starts
@@ -132,7 +152,7 @@ def _split(data: bytes, base: int, long_line_at: int | None) -> LineBlock:
         ends = np.append(ends, len(array))
         offsets = np.append(offsets, long_line_at)
         too_large = np.append(too_large, True)
-    return LineBlock(array, starts, ends, offsets, too_large)
+    return LineBlock(array, starts, ends, offsets, too_large, first_line, np.flatnonzero(~keep))
 
 
 def _line_spans(array: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -150,5 +170,8 @@ def _line_spans(array: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], np
 
 
 def _drop_first(block: LineBlock) -> LineBlock:
+    """The block without its first line, which becomes its `header`."""
+    before = block.line_number(0) - block.first_line   # empty lines before it
     return LineBlock(block.data, block.starts[1:], block.ends[1:], block.offsets[1:],
-                     block.too_large[1:])
+                     block.too_large[1:], block.first_line + before + 1,
+                     block.empty[before:] - (before + 1), block.text(0))
