@@ -24,8 +24,6 @@ def test_layout_is_kind_entity_name(tmp_path: Path) -> None:
     ("kind", "entity_id", "name"),
     [
         ("..", "ds-1", "data.parquet"),
-        ("datasources", "..", "data.parquet"),
-        ("datasources", ".", "data.parquet"),
         ("datasources", "ds-1", ".."),
         ("datasources", "ds/1", "data.parquet"),
         ("datasources", "ds-1", "../../etc/passwd"),
@@ -41,6 +39,13 @@ def test_path_parts_must_be_plain_names(
 ) -> None:
     with pytest.raises(ValueError, match="invalid"):
         ArtifactStore(tmp_path).path_for(kind, entity_id, name)
+
+
+@pytest.mark.parametrize("entity_id", ["..", ".", ".tmp-abc"])
+def test_ids_that_are_special_names_get_a_plain_folder(tmp_path: Path, entity_id: str) -> None:
+    path = ArtifactStore(tmp_path).path_for("datasources", entity_id, "data.parquet")
+    assert path.parent.parent == tmp_path / "datasources"
+    assert path.parent.name.startswith("%2E")
 
 
 def test_atomic_write_and_failed_write(tmp_path: Path) -> None:
