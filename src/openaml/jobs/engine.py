@@ -105,6 +105,7 @@ class JobEngine:
                               only_if=[Status.INPROGRESS])
             self._log(record, "The server restarted while this job ran; it runs again.")
         self._thread = threading.Thread(target=self._loop, name="openaml-scheduler", daemon=True)
+        self._wake.set()  # the first pass runs at once: interrupted jobs go on without delay
         self._thread.start()
 
     def stop(self) -> None:

@@ -239,12 +239,12 @@ class Tasks:
                 if index not in writers:  # an input file without records: header only
                     with gzip.GzipFile(fileobj=open_output(index), mode="wb", mtime=0) as out:
                         out.write((header_line(model, dataset_schema) + "\n").encode())
-        except BaseException:
             for stream in writers.values():
+                stream.close()  # commits the result object
+        except BaseException:
+            for stream in writers.values():  # aborting one already committed does nothing
                 getattr(stream, "abort", stream.close)()
             raise
-        for stream in writers.values():
-            stream.close()
         manifest = dict(zip(files, results, strict=True))
         self.objects.write_bytes(join_uri(base, f"batch-prediction/{record.id}.manifest"),
                                  json.dumps(manifest, separators=(",", ":")).encode())

@@ -7,12 +7,12 @@ import secrets
 import string
 from typing import Any
 
-from openaml.errors import InvalidInputException
+from openaml.errors import InternalServerException, InvalidInputException
 from openaml.ml.data import RearrangementError, parse_rearrangement
 from openaml.ml.schema import Schema, SchemaError, parse_schema
 from openaml.service import common
 from openaml.service.context import ServiceContext
-from openaml.storage import StorageError, parse_s3_uri
+from openaml.storage import S3UnavailableError, StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
 KIND = EntityKind.DATASOURCE
@@ -107,6 +107,8 @@ class DataSourceOperations:
             try:
                 with self.ctx.objects.open_read(uri) as stream:
                     data = stream.read(MAX_SCHEMA_BYTES + 1)  # never more than a schema can be
+            except S3UnavailableError as exc:  # the server's storage, not the input, is at fault
+                raise InternalServerException(str(exc)) from None
             except (StorageError, OSError) as exc:
                 raise InvalidInputException(f"{member} {uri} cannot be read: {exc}") from None
             if len(data) > MAX_SCHEMA_BYTES:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from openaml.errors import InvalidInputException
+from openaml.errors import InternalServerException, InvalidInputException
 from openaml.ml.recipes import MAX_RECIPE_LENGTH, RecipeError, parse_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import ParameterError, check_target, parse_parameters
 from openaml.service import common
 from openaml.service.context import ServiceContext
 from openaml.service.endpoints import endpoint_info
-from openaml.storage import StorageError, parse_s3_uri
+from openaml.storage import S3UnavailableError, StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
 KIND = EntityKind.MLMODEL
@@ -126,6 +126,8 @@ class MLModelOperations:
                 parse_s3_uri(uri)
                 with self.ctx.objects.open_read(uri) as stream:
                     data = stream.read(MAX_RECIPE_BYTES + 1)  # never more than a recipe can be
+            except S3UnavailableError as exc:  # the server's storage, not the input, is at fault
+                raise InternalServerException(str(exc)) from None
             except (StorageError, OSError) as exc:
                 raise InvalidInputException(f"RecipeUri {uri} cannot be read: {exc}") from None
             if len(data) > MAX_RECIPE_BYTES:

@@ -10,6 +10,7 @@ from openaml.storage.objects import ObjectInfo, ObjectStore, resolve_data_locati
 from openaml.storage.s3 import S3ObjectStore
 from openaml.storage.uris import (
     ObjectNotFoundError,
+    S3UnavailableError,
     S3Uri,
     StorageError,
     folder_uri,
@@ -40,6 +41,7 @@ __all__ = [
     "ObjectNotFoundError",
     "ObjectStore",
     "S3ObjectStore",
+    "S3UnavailableError",
     "S3Uri",
     "StorageError",
     "folder_uri",

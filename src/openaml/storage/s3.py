@@ -11,24 +11,59 @@ because aiobotocore pins botocore (see the dependency notes).
 Writes are spooled (in memory up to 8 MiB, then a temporary file) and uploaded on close with
 boto3's managed transfer (multipart for large objects); S3 makes an object visible only when
 its upload completes, so writes are atomic.
+
+Transient failures (no connection, a dropped connection, a timeout, HTTP 5xx, throttling) are
+retried here rather than by botocore, whose attempts would each be capped but whose total time
+is not: every request, upload, and read of a body gets exponential backoff with jitter for up to
+`RETRY_SECONDS` from its first failure, then fails with "S3 unavailable after N attempts".
+A body whose connection breaks is read on from where it stopped (a range request, on condition
+that the object is still the same), so a long read survives a short outage.
 """
 
 from __future__ import annotations
 
 import builtins
 import io
+import random
 import tempfile
-from typing import Any, BinaryIO, cast
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from openaml.storage.objects import CommittingWriter, ObjectInfo, ObjectStore
-from openaml.storage.uris import ObjectNotFoundError, StorageError, parse_s3_uri, shown
+from openaml.storage.uris import (
+    ObjectNotFoundError,
+    S3UnavailableError,
+    S3Uri,
+    StorageError,
+    parse_s3_uri,
+    shown,
+)
 
 SPOOL_BYTES = 8 * 1024 * 1024
+RETRY_SECONDS = 30.0  # how long a failing request is retried, from its first failure
+FIRST_BACKOFF_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 5.0
 _MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+_CHANGED = {"412", "PreconditionFailed"}
+# botocore's own lists of transient and throttling errors (botocore.retries.standard), plus S3's.
+_TRANSIENT_CODES = {
+    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "Throttling",
+    "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "EC2ThrottledException",
+    "InternalError", "ServiceUnavailable",
+}
+_TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+_TRANSIENT_ERRORS = (BotoConnectionError, HTTPClientError, IncompleteReadError)
+
+T = TypeVar("T")
 
 
 class S3ObjectStore(ObjectStore):
@@ -39,11 +74,14 @@ class S3ObjectStore(ObjectStore):
         endpoint_url: str | None = None,
         region: str | None = None,
         session: boto3.session.Session | None = None,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.retry_seconds = retry_seconds
         session = session or boto3.session.Session()
         # Path-style addressing: custom endpoints (an IP and port) cannot serve bucket subdomains.
         s3_config: Any = {"addressing_style": "path"} if endpoint_url else {}
+        # One attempt per botocore call: the retries are `_Retries`, bounded in time.
         self._client = session.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -51,8 +89,8 @@ class S3ObjectStore(ObjectStore):
             config=Config(
                 s3=s3_config,
                 connect_timeout=5,
-                read_timeout=60,
-                retries={"max_attempts": 3, "mode": "standard"},
+                read_timeout=20,
+                retries={"total_max_attempts": 1, "mode": "standard"},
             ),
         )
         # The health probe must answer quickly, so it gets its own client without retries.
@@ -61,27 +99,27 @@ class S3ObjectStore(ObjectStore):
             endpoint_url=endpoint_url,
             region_name=region,
             config=Config(
-                s3=s3_config, connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}
+                s3=s3_config, connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1}
             ),
         )
 
     def list(self, uri_prefix: str) -> builtins.list[ObjectInfo]:
         location = parse_s3_uri(uri_prefix)
-        found: builtins.list[ObjectInfo] = []
-        pages = self._client.get_paginator("list_objects_v2").paginate(
-            Bucket=location.bucket, Prefix=location.key
-        )
+
+        def list_all() -> builtins.list[dict[str, Any]]:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=location.bucket, Prefix=location.key
+            )
+            return [item for page in pages for item in page.get("Contents", [])]
+
         try:
-            for page in pages:
-                for item in page.get("Contents", []):
-                    key = item["Key"]
-                    found.append(ObjectInfo(f"s3://{location.bucket}/{key}", key, item["Size"]))
-        except ClientError as err:
-            if _code(err) in _MISSING:
-                return []
-            raise _storage_error(uri_prefix, "cannot list", err) from err
-        except BotoCoreError as err:
-            raise _storage_error(uri_prefix, "cannot list", err) from err
+            items = self._request(uri_prefix, "cannot list", list_all)
+        except ObjectNotFoundError:
+            return []
+        found = [
+            ObjectInfo(f"s3://{location.bucket}/{item['Key']}", item["Key"], item["Size"])
+            for item in items
+        ]
         found.sort(key=lambda info: info.key.encode("utf-8"))
         return found
 
@@ -90,28 +128,23 @@ class S3ObjectStore(ObjectStore):
         if location.is_prefix:
             return None
         try:
-            head = self._client.head_object(Bucket=location.bucket, Key=location.key)
-        except ClientError as err:
-            if _code(err) in _MISSING:
-                return None
-            raise _storage_error(uri, "cannot read", err) from err
-        except BotoCoreError as err:
-            raise _storage_error(uri, "cannot read", err) from err
+            head = self._request(
+                uri, "cannot read",
+                lambda: self._client.head_object(Bucket=location.bucket, Key=location.key),
+            )
+        except ObjectNotFoundError:
+            return None
         return ObjectInfo(str(location), location.key, head["ContentLength"])
 
     def open_read(self, uri: str) -> BinaryIO:
         location = parse_s3_uri(uri)
         if location.is_prefix:
             raise ObjectNotFoundError(f"{shown(uri)}: no such object (the URI names a folder)")
-        try:
-            response = self._client.get_object(Bucket=location.bucket, Key=location.key)
-        except ClientError as err:
-            if _code(err) in _MISSING:
-                raise ObjectNotFoundError(f"{shown(uri)}: no such object") from err
-            raise _storage_error(uri, "cannot read", err) from err
-        except BotoCoreError as err:
-            raise _storage_error(uri, "cannot read", err) from err
-        return io.BufferedReader(_BodyReader(response["Body"], uri), 1024 * 1024)
+        response = self._request(
+            uri, "cannot read",
+            lambda: self._client.get_object(Bucket=location.bucket, Key=location.key),
+        )
+        return io.BufferedReader(_BodyReader(self, location, response), 1024 * 1024)
 
     def open_write(self, uri: str) -> BinaryIO:
         location = parse_s3_uri(uri)
@@ -119,12 +152,13 @@ class S3ObjectStore(ObjectStore):
             raise StorageError(f"{shown(uri)}: cannot write an object whose key ends with '/'")
         sink = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
 
+        def upload() -> None:
+            sink.seek(0)
+            self._client.upload_fileobj(_KeptOpen(sink), location.bucket, location.key)
+
         def commit() -> None:
             try:
-                sink.seek(0)
-                self._client.upload_fileobj(sink, location.bucket, location.key)
-            except (ClientError, BotoCoreError) as err:
-                raise _storage_error(uri, "cannot write", err) from err
+                self._request(uri, "cannot write", upload, missing_is_error=True)
             finally:
                 sink.close()
 
@@ -135,12 +169,12 @@ class S3ObjectStore(ObjectStore):
         if location.is_prefix:
             return
         try:
-            self._client.delete_object(Bucket=location.bucket, Key=location.key)
-        except ClientError as err:
-            if _code(err) not in _MISSING:
-                raise _storage_error(uri, "cannot delete", err) from err
-        except BotoCoreError as err:
-            raise _storage_error(uri, "cannot delete", err) from err
+            self._request(
+                uri, "cannot delete",
+                lambda: self._client.delete_object(Bucket=location.bucket, Key=location.key),
+            )
+        except ObjectNotFoundError:
+            pass
 
     def describe(self) -> dict[str, Any]:
         """Reachable means the endpoint answered (even with an error such as AccessDenied)."""
@@ -158,40 +192,148 @@ class S3ObjectStore(ObjectStore):
             "reachable": reachable,
         }
 
+    def _request(
+        self, uri: str, action: str, call: Callable[[], T], missing_is_error: bool = False
+    ) -> T:
+        """`call()`, retried while it fails transiently. Failures raise StorageError: a missing
+        object or bucket ObjectNotFoundError (unless `missing_is_error`), retries spent
+        S3UnavailableError."""
+        retries = _Retries(uri, action, self.retry_seconds, missing_is_error)
+        while True:
+            try:
+                return call()
+            except (ClientError, BotoCoreError) as err:
+                retries.failed(err)
+
+    def _get_rest(self, location: S3Uri, start: int, etag: str | None) -> Any:
+        """The body of one object from byte `start` on, if it still has the given ETag."""
+        condition = {"IfMatch": etag} if etag else {}
+        response = self._client.get_object(
+            Bucket=location.bucket, Key=location.key, Range=f"bytes={start}-", **condition
+        )
+        return response["Body"]
+
+
+class _Retries:
+    """The attempts at one S3 request: after each transient failure `failed` sleeps with
+    exponential backoff and jitter, until `budget` seconds have passed since the first one."""
+
+    def __init__(self, uri: str, action: str, budget: float, missing_is_error: bool = False) -> None:
+        self.uri, self.action, self.budget = uri, action, budget
+        self.missing_is_error = missing_is_error
+        self.attempts = 0
+        self.first_failure: float | None = None
+
+    def failed(self, err: ClientError | BotoCoreError) -> None:
+        """Wait for the next attempt, or raise the StorageError that `err` ends the request with."""
+        self.attempts += 1
+        if not _transient(err):
+            raise self._final(err) from err
+        now = time.monotonic()
+        if self.first_failure is None:
+            self.first_failure = now
+        backoff = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (self.attempts - 1))
+        delay = backoff * random.uniform(0.5, 1.0)
+        spent = now - self.first_failure
+        if spent + delay > self.budget:
+            raise S3UnavailableError(
+                f"{shown(self.uri)}: {self.action}: S3 unavailable after {self.attempts} "
+                f"attempt{'s' if self.attempts > 1 else ''} in {spent:.0f} s: {_reason(err)}"
+            ) from err
+        time.sleep(delay)
+
+    def _final(self, err: ClientError | BotoCoreError) -> StorageError:
+        code = _code(err) if isinstance(err, ClientError) else ""
+        if code in _MISSING and not self.missing_is_error:
+            return ObjectNotFoundError(f"{shown(self.uri)}: no such object")
+        if code in _CHANGED:
+            return StorageError(f"{shown(self.uri)}: {self.action}: the object changed while it was read")
+        return StorageError(f"{shown(self.uri)}: {self.action}: {_reason(err)}")
+
 
 class _BodyReader(io.RawIOBase):
-    """A raw stream over a botocore StreamingBody, turning transfer errors into StorageError."""
+    """A raw stream over a GetObject body that reads on after a broken connection (a range
+    request for the rest, if the object is unchanged) and raises only StorageError."""
 
-    def __init__(self, body: Any, uri: str) -> None:
+    def __init__(self, store: S3ObjectStore, location: S3Uri, response: dict[str, Any]) -> None:
         super().__init__()
-        self._body = body
-        self._uri = uri
+        self._store = store
+        self._location = location
+        self._body: Any = response["Body"]
+        self._size = int(response["ContentLength"])
+        self._etag: str | None = response.get("ETag")
+        self._position = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        try:
-            data = self._body.read(len(buffer))
-        except BotoCoreError as err:
-            raise _storage_error(self._uri, "cannot read", err) from err
+        wanted = min(len(buffer), self._size - self._position)
+        if wanted <= 0:
+            return 0
+        retries = _Retries(str(self._location), "cannot read", self._store.retry_seconds)
+        while True:
+            try:
+                if self._body is None:
+                    self._body = self._store._get_rest(self._location, self._position, self._etag)
+                data = self._body.read(wanted)
+                if not data:  # the connection closed before the announced length
+                    raise IncompleteReadError(actual_bytes=self._position, expected_bytes=self._size)
+                break
+            except (ClientError, BotoCoreError) as err:
+                self._drop_body()
+                retries.failed(err)
         buffer[: len(data)] = data
+        self._position += len(data)
         return len(data)
 
     def close(self) -> None:
         if not self.closed:
-            self._body.close()
+            self._drop_body()
         super().close()
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            body, self._body = self._body, None
+            body.close()
+
+
+class _KeptOpen:
+    """The spooled bytes of a write as one upload attempt reads them: s3transfer closes what it
+    uploads, and the next attempt needs them again."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink
+
+    def read(self, size: int = -1) -> bytes:
+        return cast(bytes, self._sink.read(size))
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return cast(int, self._sink.seek(offset, whence))
+
+    def tell(self) -> int:
+        return cast(int, self._sink.tell())
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """The sink is closed by the writer, after the last attempt."""
+
+
+def _transient(err: ClientError | BotoCoreError) -> bool:
+    if isinstance(err, BotoCoreError):
+        return isinstance(err, _TRANSIENT_ERRORS)
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return _code(err) in _TRANSIENT_CODES or status in _TRANSIENT_STATUSES
 
 
 def _code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
-def _storage_error(uri: str, action: str, err: Exception) -> StorageError:
+def _reason(err: ClientError | BotoCoreError) -> str:
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
-        reason = f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
-    else:
-        reason = str(err)
-    return StorageError(f"{shown(uri)}: {action}: {reason}")
+        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+    return str(err)

@@ -34,6 +34,10 @@ class ObjectNotFoundError(StorageError):
     """The named object (or its bucket) does not exist."""
 
 
+class S3UnavailableError(StorageError):
+    """An S3 request kept failing transiently (no connection, 5xx, throttling) past its retries."""
+
+
 @dataclass(frozen=True)
 class S3Uri:
     """A validated location: `key` has no leading `/` and is `""` for a whole bucket."""

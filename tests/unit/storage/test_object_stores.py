@@ -230,7 +230,7 @@ def test_describe_unreachable_s3(aws_session: boto3.session.Session) -> None:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    store = S3ObjectStore(endpoint_url=f"http://127.0.0.1:{port}", session=aws_session)
+    store = S3ObjectStore(endpoint_url=f"http://127.0.0.1:{port}", session=aws_session, retry_seconds=0)
     assert store.describe() == {
         "kind": "s3",
         "endpoint": f"http://127.0.0.1:{port}",
