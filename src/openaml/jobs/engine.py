@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from openaml.jobs.priority import run_below_requests
 from openaml.store import EntityKind, EntityRecord, Status, Store
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ class JobEngine:
     def _execute(self, record: EntityRecord) -> None:
         """Run the task; the entity ends COMPLETED, or FAILED with a message for the user."""
         started = time.monotonic()
+        run_below_requests()
         try:
             job = Job(record, self.store, lambda line: self._log(record, line),
                       lambda idle: self._set_idle((record.kind, record.id), idle))

@@ -15,6 +15,7 @@ from typing import IO
 
 import pyarrow as pa
 
+from openaml.jobs.priority import run_below_requests
 from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
 from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangement, read_materialized
 from openaml.ml.prediction import batch_predict
@@ -34,6 +35,7 @@ SCHEMA = (
 def warm_up(done: threading.Event | None = None) -> None:
     """Ingest, train, evaluate and predict a tiny BINARY data set, then set `done`; failures
     are only logged."""
+    run_below_requests()  # the warm-up is a job too (and starts the compiled code's threads)
     try:
         schema = parse_schema(SCHEMA)
         # the compiled paths for integer fields and the record count (every column an integer)
