@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.model import OperationModel
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from openaml.errors import ServiceError
@@ -78,6 +78,9 @@ class AwsJsonEndpoint:
                             headers=response_headers(request_id))
         except ServiceError as exc:
             return _error(exc, request_id)
+        except ClientDisconnect:  # the client left mid-body: nobody to answer
+            log.debug("request %s: the client disconnected before its body ended", request_id)
+            return Response(status_code=400)
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             return _error(internal_error(exc, request_id), request_id)
 

@@ -40,12 +40,22 @@ def is_loopback_host(host: str) -> bool:
 
 
 def host_of(authority: str) -> str:
-    """The host part of a Host header or URL authority (`[::1]:80` -> `::1`), lower-cased."""
-    parsed = urllib.parse.urlsplit("//" + authority.strip())
+    """The host part of a Host header or URL authority (`[::1]:80` -> `::1`), lower-cased;
+    "" for anything malformed (`[::1`, `[]`)."""
     try:
-        return (parsed.hostname or "").lower()
+        return (urllib.parse.urlsplit("//" + authority.strip()).hostname or "").lower()
     except ValueError:
         return ""
+
+
+def origin_host(origin: str) -> str:
+    """The host of an Origin header (`http://localhost:8080` -> `localhost`); "" when it is
+    `null` or malformed."""
+    try:
+        parsed = urllib.parse.urlsplit(origin.strip())
+    except ValueError:
+        return ""
+    return host_of(parsed.netloc) if parsed.scheme and parsed.netloc else ""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -82,8 +92,7 @@ class HostGuard:
             if not self.allows(host):
                 problem = (f"Host '{host or '(none)'}' is not this server's name: a server without "
                            "access keys answers only loopback names and its --advertise-url host")
-            elif origin is not None and not self.allows(
-                    host_of(urllib.parse.urlsplit(origin).netloc) if "://" in origin else ""):
+            elif origin is not None and not self.allows(origin_host(origin)):
                 problem = f"Requests from pages of origin '{origin[:100]}' are refused"
             if problem is not None:
                 await _refusal(scope, problem)(scope, receive, send)
