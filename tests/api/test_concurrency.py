@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy
 from botocore.exceptions import ClientError
 
 from openaml.app import Application
 from openaml.server.embedded import running_server
 from tests.api.conftest import make_client
 from tests.api.test_entities import CSV, SCHEMA
+from tests.conftest import fresh_postgres_database
 
 FULL = os.environ.get("OPENAML_STRESS") == "full"
 THREADS = 50
@@ -196,16 +195,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if not POSTGRES_URL:
         pytest.skip("OPENAML_TEST_POSTGRES_URL is not set "
                     "(scripts/test.sh starts a PostgreSQL server and sets it)")
-    database = f"openaml_stress_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE "{database}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(POSTGRES_URL, "openaml_stress") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ connection; "another process" is a second engine holding an open write transacti
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy import Engine, create_engine, insert, select, update
 
 from openaml.store import EntityKind, EntityRecord, Status, Store, open_store
 from openaml.store.tables import entities, tags
+from tests.conftest import fresh_postgres_database
 
 KIND = EntityKind.DATASOURCE
 THREADS = 20
@@ -30,16 +30,8 @@ HTTP_THREADS = 40  # Starlette's run_in_threadpool limit (AnyIO's default)
 @pytest.fixture(scope="module")
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this module's tests."""
-    database = f"openaml_races_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
-    try:
-        yield postgres_url.rsplit("/", 1)[0] + f"/{database}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE "{database}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(postgres_url, "openaml_races") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
