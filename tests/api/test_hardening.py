@@ -103,6 +103,7 @@ def _query_hash(ml: Any, **query: Any) -> str:
 @pytest.mark.parametrize("state", [
     [[1, 2], 1, "x"], [{"a": 1}, 1, "x"], ["a", 10**30, "x"], ["a", 1, ["x"]], ["a", 1, {"x": 1}],
     ["a", 1.5, "x"], ["a", 1, "bad id!"], ["a", 1, "x" * 65], [None, 1, "x"], [10**30, 1, "x"],
+    ["\ud800", 1, "x"], ["a\udfff", 1, "x"],
 ])
 def test_forged_page_tokens_are_invalid_input(ml: Any, put_object: Any, state: list[Any]) -> None:
     for name in ("tok-a", "tok-b"):

@@ -202,10 +202,21 @@ def _read_token(token: str, query_hash: str, variable: str) -> tuple[Any, int, s
         raise InvalidInputException("NextToken was issued for a different query")
     expected = int if variable in TIME_VARIABLES else str
     if not (_is_int64(created) and isinstance(entity_id, str) and _ENTITY_ID.fullmatch(entity_id)
-            and (_is_int64(value) if expected is int else isinstance(value, str))):
+            and (_is_int64(value) if expected is int else _is_text(value))):
         raise InvalidInputException("NextToken is not valid")
     return value, created, entity_id
 
 
 def _is_int64(value: Any) -> bool:
     return type(value) is int and _INT64[0] <= value <= _INT64[1]
+
+
+def _is_text(value: Any) -> bool:
+    """A string a database can hold: valid Unicode (JSON's \\ud800 escapes are not)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
