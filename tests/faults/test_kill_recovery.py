@@ -159,8 +159,10 @@ class Watcher(threading.Thread):
         while not self.stop.is_set():
             try:
                 self.seen = statuses(self.workload, self.watched)
-            except (BotoCoreError, ClientError):
-                return  # killed while it asked
+            except (BotoCoreError, ClientError, KeyError):
+                # killed while it asked (a KeyError: the kill cut the answer after its status
+                # line, and botocore parses an empty 200 as a result without members)
+                return
             self.stop.wait(0.02)
 
 
