@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 ENV_PREFIX = "OPENAML_"
 
 
@@ -60,14 +60,8 @@ class Settings:
 
     @property
     def is_loopback(self) -> bool:
-        """Whether the bound address is reachable from this machine only (a loopback IP
-        literal or `localhost`; a name such as `127.example.com` is not)."""
-        if self.host in LOOPBACK_HOSTS:
-            return True
-        try:
-            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
-        except ValueError:
-            return False
+        """Whether the bound address is reachable from this machine only."""
+        return is_loopback_host(self.host)
 
     @property
     def base_url(self) -> str:
@@ -86,6 +80,18 @@ class Settings:
     @property
     def artifacts_root(self) -> Path:
         return self.data_dir / "artifacts"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address (no port) always means this machine: `localhost` or a
+    loopback IP literal. A name that merely starts with 127 (`127.example.com`) is not."""
+    name = host.strip().lower().removeprefix("[").removesuffix("]")
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_access_keys(raw: str) -> dict[str, str]:

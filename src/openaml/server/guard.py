@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
@@ -23,20 +22,7 @@ from openaml.errors import AccessDeniedException
 from openaml.protocol.http import new_request_id
 from openaml.protocol.serialize import serialize_error
 from openaml.server.basic_auth import BasicAuthGate
-
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether a host name or address (no port) always means this machine: `localhost` or a
-    loopback IP literal. A name that merely starts with 127 (`127.example.com`) is not."""
-    name = host.strip().lower().removeprefix("[").removesuffix("]")
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+from openaml.settings import is_loopback_host
 
 
 def host_of(authority: str) -> str:

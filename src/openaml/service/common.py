@@ -8,11 +8,13 @@ from typing import Any
 
 from openaml.errors import (
     IdempotentParameterMismatchException,
+    InternalServerException,
     InvalidInputException,
     ResourceNotFoundException,
 )
 from openaml.service.context import ServiceContext
 from openaml.service.describe import describe
+from openaml.storage import S3UnavailableError, StorageError
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.records import USABLE
 
@@ -156,3 +158,19 @@ def describe_response(
 def name_param(value: str | None) -> str | None:
     """An empty name is stored as no name."""
     return value or None
+
+
+def read_document(ctx: ServiceContext, uri: str, member: str, max_chars: int, what: str) -> str:
+    """The text of a schema or recipe object named by `member`, read only up to the largest
+    such document (`max_chars` characters of 4-byte UTF-8, after a byte order mark)."""
+    limit = 3 + 4 * max_chars
+    try:
+        with ctx.objects.open_read(uri) as stream:
+            data = stream.read(limit + 1)
+    except S3UnavailableError as exc:  # the server's storage, not the input, is at fault
+        raise InternalServerException(str(exc)) from None
+    except (StorageError, OSError) as exc:
+        raise InvalidInputException(f"{member} {uri} cannot be read: {exc}") from None
+    if len(data) > limit:
+        raise InvalidInputException(f"{member} {uri} is larger than {what} of {max_chars:,} characters")
+    return data.decode("utf-8-sig", errors="replace")

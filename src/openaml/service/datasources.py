@@ -7,17 +7,16 @@ import secrets
 import string
 from typing import Any
 
-from openaml.errors import InternalServerException, InvalidInputException
+from openaml.errors import InvalidInputException
 from openaml.ml.data import RearrangementError, parse_rearrangement
 from openaml.ml.schema import Schema, SchemaError, parse_schema
 from openaml.service import common
 from openaml.service.context import ServiceContext
-from openaml.storage import S3UnavailableError, StorageError, parse_s3_uri
+from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
 KIND = EntityKind.DATASOURCE
 MAX_SCHEMA_LENGTH = 131071  # characters of an inline DataSchema (the service model's maximum)
-MAX_SCHEMA_BYTES = 3 + 4 * MAX_SCHEMA_LENGTH  # a byte order mark and 4-byte UTF-8 characters
 
 
 class DataSourceOperations:
@@ -104,17 +103,7 @@ class DataSourceOperations:
         if inline is None:
             assert uri is not None
             self._check_location(uri, member)
-            try:
-                with self.ctx.objects.open_read(uri) as stream:
-                    data = stream.read(MAX_SCHEMA_BYTES + 1)  # never more than a schema can be
-            except S3UnavailableError as exc:  # the server's storage, not the input, is at fault
-                raise InternalServerException(str(exc)) from None
-            except (StorageError, OSError) as exc:
-                raise InvalidInputException(f"{member} {uri} cannot be read: {exc}") from None
-            if len(data) > MAX_SCHEMA_BYTES:
-                raise InvalidInputException(
-                    f"{member} {uri} is larger than a data schema of {MAX_SCHEMA_LENGTH:,} characters")
-            inline = data.decode("utf-8-sig", errors="replace")
+            inline = common.read_document(self.ctx, uri, member, MAX_SCHEMA_LENGTH, "a data schema")
         try:
             return parse_schema(inline)
         except SchemaError as exc:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from openaml.errors import InternalServerException, InvalidInputException
+from openaml.errors import InvalidInputException
 from openaml.ml.recipes import MAX_RECIPE_LENGTH, RecipeError, parse_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import ParameterError, check_target, parse_parameters
 from openaml.service import common
 from openaml.service.context import ServiceContext
 from openaml.service.endpoints import endpoint_info
-from openaml.storage import S3UnavailableError, StorageError, parse_s3_uri
+from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
 KIND = EntityKind.MLMODEL
-MAX_RECIPE_BYTES = 3 + 4 * MAX_RECIPE_LENGTH  # a byte order mark and 4-byte UTF-8 characters
 DEFAULT_SCORE_THRESHOLD = 0.5
 PARAMETER_DEFAULTS = {
     "sgd.maxMLModelSizeInBytes": "33554432",
@@ -124,16 +123,9 @@ class MLModelOperations:
         if inline is None and uri is not None:
             try:
                 parse_s3_uri(uri)
-                with self.ctx.objects.open_read(uri) as stream:
-                    data = stream.read(MAX_RECIPE_BYTES + 1)  # never more than a recipe can be
-            except S3UnavailableError as exc:  # the server's storage, not the input, is at fault
-                raise InternalServerException(str(exc)) from None
-            except (StorageError, OSError) as exc:
+            except StorageError as exc:
                 raise InvalidInputException(f"RecipeUri {uri} cannot be read: {exc}") from None
-            if len(data) > MAX_RECIPE_BYTES:
-                raise InvalidInputException(
-                    f"RecipeUri {uri} is larger than a recipe of {MAX_RECIPE_LENGTH} characters")
-            inline = data.decode("utf-8-sig", errors="replace")
+            inline = common.read_document(self.ctx, uri, "RecipeUri", MAX_RECIPE_LENGTH, "a recipe")
         if inline is None:
             return None
         try:
