@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import logging
 import threading
-import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -34,7 +32,7 @@ from openaml.protocol.routing import build_dispatch_table
 from openaml.protocol.sigv4 import admit_request, load_credentials, load_user_names, verify_request
 from openaml.protocol.spec import ServiceSpec
 from openaml.server.aws_json import AwsJsonEndpoint
-from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, host_of
+from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_host
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.context import wall_clock_ms
 from openaml.service.predictors import PredictorRegistry
@@ -174,12 +172,13 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         })
 
     def stored_file(kind: str, entity_id: str, name: str | None, media_type: str) -> Response | None:
-        """An artifact streamed from disk, or None when there is none."""
+        """An artifact read whole, or None when there is none. Not streamed: a running job's
+        log grows while it is sent, which a streamed file's Content-Length cannot follow."""
         try:
-            path = artifacts.path_for(EntityKind(kind).value, entity_id, name or "")
-        except ValueError:
+            with artifacts.open_read(EntityKind(kind).value, entity_id, name or "") as stream:
+                return Response(stream.read(), media_type=media_type)
+        except (ValueError, OSError):
             return None
-        return FileResponse(path, media_type=media_type) if path.is_file() else None
 
     def job_log(request: Request) -> Response:
         kind, entity_id = request.path_params["kind"], request.path_params["entity_id"]
@@ -227,6 +226,6 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),
     ]
     web = Starlette(routes=routes, lifespan=lifespan)
-    advertised = [host_of(urllib.parse.urlsplit(settings.advertise_url).netloc)] if settings.advertise_url else []
+    advertised = [origin_host(settings.advertise_url)] if settings.advertise_url else []
     asgi: ASGIApp = SecurityHeaders(AccessGate(web, keys) if keys else HostGuard(web, advertised))
     return Application(settings, context, service, asgi, web, unverified=not keys)

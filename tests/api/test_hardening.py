@@ -336,3 +336,26 @@ def test_a_deleted_endpoint_is_not_brought_back_by_a_late_load(server: Applicati
     ml.delete_realtime_endpoint(MLModelId="late-m")
     server.context.predictors._report("late-m", "READY")  # what a load finishing now reports
     assert ml.get_ml_model(MLModelId="late-m")["EndpointInfo"]["EndpointStatus"] == "NONE"
+
+
+def test_a_job_log_that_grows_while_it_is_sent_is_served_whole(server: Application) -> None:
+    """A running job appends to its log while clients read it."""
+    artifacts = server.context.artifacts
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set():
+            with artifacts.open_append("DataSource", "growing-log", "job.log") as out:
+                out.write(b"a line of a running job's log\n" * 50)
+
+    with artifacts.open_append("DataSource", "growing-log", "job.log") as out:
+        out.write(b"started\n" * 20000)
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        for _ in range(30):
+            answer = httpx.get(server.settings.base_url + "/logs/DataSource/growing-log", timeout=10)
+            assert answer.status_code == 200 and answer.text.startswith("started\n")
+    finally:
+        stop.set()
+        writer.join()
