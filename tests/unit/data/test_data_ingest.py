@@ -149,6 +149,16 @@ def test_statistics_against_numpy():
     json.dumps(report.to_dict())
 
 
+@pytest.mark.parametrize("huge", ["1e400", "-1e400", "9" * 400])
+def test_numbers_beyond_float64_are_invalid(huge):
+    """A NUMERIC field that float64 cannot hold is invalid, like any non-number: statistics
+    stay finite (an infinite value once made the mean and variance inf or NaN)."""
+    schema = make_schema({"x": "NUMERIC"})
+    report, _ = run_ingest([make_object("f.csv", f"1\n{huge}\n3\n".encode())], schema, stats=True)
+    xs = report.statistics["attributes"]["x"]
+    assert (xs["count"], xs["invalidCount"], xs["mean"], xs["max"]) == (2, 1, 2.0, 3.0)
+
+
 def test_mnist_sample_split():
     header = gzip.open(MNIST, "rt").readline().strip().split(",")
     schema = make_schema({n: "CATEGORICAL" for n in header}, header=True, target="label")

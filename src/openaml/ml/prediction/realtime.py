@@ -1,7 +1,8 @@
 """predict_record: score one Predict record (evaluation-and-prediction.md §4).
 
-A RecordScorer is built once per model (precomputed lookups from raw value to feature id for
-attribute-level sources); other sources go through the pipeline on a one-row batch.
+A RecordScorer is built once per model: precomputed lookups from raw value to feature id for
+attribute-level sources; other sources are evaluated in plain Python (features/record.py), or,
+for text that only the batch evaluator handles exactly, by the pipeline on a one-row batch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from openaml.ml.features.pipeline import FeaturePipeline
-from openaml.ml.linear import linear_scores
+from openaml.ml.features.record import NeedsBatch, evaluate_record
 from openaml.ml.model import Model
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
 from openaml.ml.schema.values import BINARY_TRUE, NUMBER_PATTERN
@@ -25,6 +26,7 @@ from openaml.ml.schema.values import BINARY_TRUE, NUMBER_PATTERN
 _NUMBER = re.compile(NUMBER_PATTERN)
 _TRUE = frozenset(BINARY_TRUE)
 TABLE_LIMIT = 1 << 22  # entries of the (attribute, value code) -> feature table: 16 MB
+PYTHON_LOOKUPS = 64  # up to this many categorical attributes, a Python loop beats NumPy's calls
 
 
 class RecordScorer:
@@ -73,24 +75,20 @@ class RecordScorer:
                                            [p.scales[i] for i in generic], [p.vocabs[i] for i in generic])
             self.generic_ids = np.concatenate([np.arange(p.offsets[i], p.offsets[i + 1]) for i in generic])
             self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
+            # the same sources evaluated in plain Python (record.py), with value -> feature id dicts
+            self.generic_sources = [
+                (p.sources[i], int(p.offsets[i]), p.scales[i], None if p.vocabs[i] is None else
+                 {v: int(p.offsets[i]) + k for k, v in enumerate(p.vocabs[i].to_pylist())})  # type: ignore[union-attr]
+                for i in generic]
 
     def features(self, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Feature ids and values of a record; values None when all are 1."""
         get = record.get
-        # C-level maps over the categorical sources (a Python loop costs ~1 us per attribute);
-        # values are taken whole, and a missing value (None) is in no vocabulary
         try:
             values_of: Iterable[str | None] = self.pick(record)
-        except KeyError:
+        except KeyError:  # a missing value (None) is in no vocabulary
             values_of = map(get, self.categorical_names)
-        if self.codes is not None:
-            codes = np.fromiter(map(self.codes.get, values_of, repeat(0)), np.intp,
-                                count=len(self.lookups))
-            found = self.table[self.attribute_rows, codes]
-        else:
-            found = np.fromiter(map(dict.get, self.lookups, values_of, self.absent), np.int64,
-                                count=len(self.lookups))
-        categorical = found[found >= 0].astype(np.intp)
+        categorical = self._categorical_ids(values_of)
         ids: list[int] = []
         vals: list[float] = []
         for name, fid, mean, std in self.numeric:
@@ -104,24 +102,72 @@ class RecordScorer:
             if (get(name) or "").strip().lower() in _TRUE:
                 ids.append(fid)
                 vals.append(1.0)
-        if ids:
-            id_array = np.concatenate((categorical, np.asarray(ids, np.int64)))
-            values = np.concatenate((np.ones(len(categorical)), np.asarray(vals, np.float64)))
-        elif self.generic is None:
-            return categorical, None
-        else:
-            id_array, values = categorical, np.ones(len(categorical))
         if self.generic is not None:
-            row = {n: pa.array([(get(n) or "").strip() or None], pa.string()) for n in self.generic_attrs}
-            x = self.generic.transform(pa.record_batch(row))
-            id_array = np.concatenate((id_array, self.generic_ids[x.indices]))
-            values = np.concatenate((values, x.data))
-        return id_array, values
+            generic_ids, generic_values = self.generic_features(
+                {n: (get(n) or "").strip() or None for n in self.generic_attrs})
+            ids += generic_ids
+            vals += generic_values
+        if not ids:
+            return np.asarray(categorical, np.intp), None
+        if isinstance(categorical, list):
+            return np.array(categorical + ids, np.intp), np.array([1.0] * len(categorical) + vals)
+        return (np.concatenate((categorical, ids)).astype(np.intp, copy=False),
+                np.concatenate((np.ones(len(categorical)), vals)))
+
+    def _categorical_ids(self, values_of: Iterable[str | None]) -> np.ndarray | list[int]:
+        """The feature ids of the categorical sources' values (those in their vocabularies)."""
+        if len(self.lookups) <= PYTHON_LOOKUPS:
+            return [lookup[v] for lookup, v in zip(self.lookups, values_of) if v in lookup]
+        # C-level maps (a Python loop costs ~0.1 us per attribute); values are taken whole
+        if self.codes is not None:
+            codes = np.fromiter(map(self.codes.get, values_of, repeat(0)), np.intp,
+                                count=len(self.lookups))
+            found = self.table[self.attribute_rows, codes]
+        else:
+            found = np.fromiter(map(dict.get, self.lookups, values_of, self.absent), np.int64,
+                                count=len(self.lookups))
+        return found[found >= 0]
+
+    def generic_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
+        """Feature ids and values of the sources without precomputed lookups, for a record of
+        their attributes (stripped values, None: missing): in plain Python where record.py
+        can, else through the pipeline on a one-row batch."""
+        try:
+            return self._python_features(record)
+        except NeedsBatch:
+            return self._batch_features(record)
+
+    def _batch_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
+        assert self.generic is not None
+        row = {n: pa.array([v], pa.string()) for n, v in record.items()}
+        x = self.generic.transform(pa.record_batch(row))
+        return self.generic_ids[x.indices].tolist(), x.data.tolist()
+
+    def _python_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
+        p = self.model.pipeline
+        ids: list[int] = []
+        values: list[float] = []
+        for source, offset, scale, vocab in self.generic_sources:
+            value = evaluate_record(source, record, p.schema, p.params)
+            if vocab is not None:  # a category or tokens: indicators of those in the vocabulary
+                found = sorted({vocab[t] for t in value if t in vocab} if isinstance(value, list)
+                               else [vocab[value]] if value in vocab else [])
+                ids += found
+                values += [1.0] * len(found)
+            elif source.kind == NUMERIC and not math.isnan(value):  # as pipeline._scalar_feature
+                mean, std = scale or (0.0, 1.0)
+                ids.append(offset)
+                values.append((value - mean) / std if std > 0 else 0.0)
+            elif source.kind == BINARY and value > 0:
+                ids.append(offset)
+                values.append(1.0)
+        return ids, values
 
     def scores(self, record: dict[str, str]) -> np.ndarray:
         ids, values = self.features(record)
         m = self.model
-        z = linear_scores((np.array([0, len(ids)]), ids, values), m.weights, m.bias)[0]
+        weights = m.weights[ids]
+        z = m.bias + (weights.sum(axis=0) if values is None else values @ weights)
         if m.model_type == "MULTICLASS":
             e = np.exp(z - z.max())
             return e / e.sum()

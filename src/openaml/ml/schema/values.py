@@ -23,7 +23,7 @@ BINARY_TRUE = ("1", "y", "yes", "t", "true")
 class Coerced:
     """A column read as one attribute type.
 
-    values: float64 (NUMERIC), bool (BINARY) or string (CATEGORICAL, TEXT); null where the
+    values: float64 (NUMERIC, finite), bool (BINARY) or string (CATEGORICAL, TEXT); null where the
     field is missing or invalid. invalid: bool mask, true where a non-empty field was invalid.
     """
 
@@ -54,6 +54,9 @@ def coerce_column(column: pa.Array | pa.ChunkedArray, attr_type: AttributeType) 
 def _numeric(column: pa.Array) -> Coerced:
     valid = pc.fill_null(pc.match_substring_regex(column, NUMBER_PATTERN), False)
     numbers = pc.cast(pc.if_else(valid, column, pa.scalar(None, pa.string())), pa.float64())
+    if pc.any(pc.is_inf(numbers)).as_py():  # "1e400": beyond float64, so no number
+        valid = pc.and_(valid, pc.fill_null(pc.is_finite(numbers), False))
+        numbers = pc.if_else(valid, numbers, pa.scalar(None, pa.float64()))
     invalid = pc.and_(pc.invert(valid), pc.is_valid(column))
     return Coerced(values=numbers, invalid=invalid)
 
