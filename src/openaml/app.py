@@ -29,7 +29,13 @@ from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
-from openaml.protocol.sigv4 import admit_request, load_credentials, load_user_names, verify_request
+from openaml.protocol.sigv4 import (
+    Authorization,
+    admit_request,
+    load_credentials,
+    load_user_names,
+    verify_request,
+)
 from openaml.protocol.spec import ServiceSpec
 from openaml.server.aws_json import AwsJsonEndpoint
 from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_host
@@ -137,12 +143,13 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     users = load_user_names(settings.credentials_file) if settings.credentials_file else {}
 
-    def admit(headers: Mapping[str, str]) -> None:
-        admit_request(headers, keys.get if keys else None, now=dt.datetime.now(dt.UTC))
+    def admit(headers: Mapping[str, str]) -> Authorization:
+        return admit_request(headers, keys.get if keys else None, now=dt.datetime.now(dt.UTC))
 
-    def authenticate(method: str, url: str, headers: Mapping[str, str], body: bytes) -> str:
+    def authenticate(method: str, url: str, headers: Mapping[str, str], body: bytes,
+                     admitted: Authorization) -> str:
         key = verify_request(method, url, headers, body, keys.get if keys else None,
-                             now=dt.datetime.now(dt.UTC))
+                             now=dt.datetime.now(dt.UTC), admitted=admitted)
         user = users.get(key)
         return f"arn:aws:iam::{settings.account_id}:" + (f"user/{user}" if user else "root")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -82,6 +83,7 @@ class Settings:
         return self.data_dir / "artifacts"
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every request of a keyless server
 def is_loopback_host(host: str) -> bool:
     """Whether a host name or address (no port) always means this machine: `localhost` or a
     loopback IP literal. A name that merely starts with 127 (`127.example.com`) is not."""

@@ -169,13 +169,15 @@ def verify_request(
     max_skew: dt.timedelta = MAX_SKEW,
     service: str = SIGNING_NAME,
     must_sign: tuple[str, ...] = MUST_SIGN,
+    admitted: Authorization | None = None,
 ) -> str:
     """Check a request's SigV4 signature and return its access key id (see module docstring).
 
     headers: the received headers (any case); url: the full URL as received (scheme, host, path,
-    query); now: the server's aware UTC time; lookup_secret: key id -> secret, None = permissive.
+    query); now: the server's aware UTC time; lookup_secret: key id -> secret, None = permissive;
+    admitted: what admit_request returned for these headers, when it has run already.
     """
-    auth = admit_request(headers, lookup_secret, now, max_skew, service, must_sign)
+    auth = admitted or admit_request(headers, lookup_secret, now, max_skew, service, must_sign)
     if lookup_secret is None:
         return auth.access_key_id
     secret = lookup_secret(auth.access_key_id) or ""

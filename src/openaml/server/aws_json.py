@@ -22,6 +22,7 @@ from openaml.protocol.http import (
 from openaml.protocol.parse import parse_request
 from openaml.protocol.routing import DispatchTable, resolve_target, route_for
 from openaml.protocol.serialize import internal_error, serialize_error, serialize_response
+from openaml.protocol.sigv4 import Authorization
 from openaml.protocol.spec import ServiceSpec
 from openaml.service.context import caller_arn
 
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 # more than the work: when the endpoint is mounted, parsing and scoring take microseconds.
 INLINE_BODY_LIMIT = 128 * 1024
 
-Admitter = Callable[[Mapping[str, str]], None]
-Authenticator = Callable[[str, str, Mapping[str, str], bytes], str]
+Admitter = Callable[[Mapping[str, str]], Authorization]
+Authenticator = Callable[[str, str, Mapping[str, str], bytes, Authorization], str]
 InlineTest = Callable[[str, dict[str, Any]], bool]
 
 
@@ -39,8 +40,9 @@ class AwsJsonEndpoint:
     """A Starlette endpoint for `POST /`.
 
     `admit(headers)` refuses before the body is read what can be refused without it (no or
-    unknown credentials, an expired signature); `authenticate` then verifies the signature over
-    the body and returns the caller's IAM ARN, or raises ServiceError. Bodies are read in
+    unknown credentials, an expired signature) and returns the parsed Authorization;
+    `authenticate(..., body, admitted)` then verifies the signature over the body and returns
+    the caller's IAM ARN, or raises ServiceError. Bodies are read in
     pieces and cut at `max_body` bytes. Everything that can take more than a moment (signature
     over a large body, JSON decoding, validation, the operation) runs in a worker thread, so
     that no request stalls the others; only small Predict requests whose endpoint is mounted
@@ -62,18 +64,19 @@ class AwsJsonEndpoint:
             headers = request.headers
             check_content_type(headers.get("content-type"))
             check_body_size(headers.get("content-length"), self.max_body)
-            self.admit(headers)
+            admitted = self.admit(headers)
             body = await read_body(request, self.max_body)
             url = str(request.url)
             if len(body) <= INLINE_BODY_LIMIT and _names_predict(headers.get(TARGET_HEADER)):
-                operation, handler, params, caller = self._prepare(request.method, url, headers, body)
+                operation, handler, params, caller = self._prepare(
+                    request.method, url, headers, body, admitted)
                 if self.inline(operation.name, params):
                     result = _call(handler, params, caller)
                 else:
                     result = await run_in_threadpool(_call, handler, params, caller)
             else:
                 operation, result = await run_in_threadpool(
-                    self._serve, request.method, url, headers, body)
+                    self._serve, request.method, url, headers, body, admitted)
             return Response(serialize_response(operation, result), 200,
                             headers=response_headers(request_id))
         except ServiceError as exc:
@@ -84,17 +87,17 @@ class AwsJsonEndpoint:
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             return _error(internal_error(exc, request_id), request_id)
 
-    def _prepare(self, method: str, url: str, headers: Mapping[str, str],
-                 body: bytes) -> tuple[OperationModel, Callable[..., Any], dict[str, Any], str]:
+    def _prepare(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
+                 admitted: Authorization) -> tuple[OperationModel, Callable[..., Any], dict[str, Any], str]:
         """Verify, resolve and validate: the operation, its handler, its parameters, the caller."""
-        caller = self.authenticate(method, url, headers, body)
+        caller = self.authenticate(method, url, headers, body, admitted)
         operation = resolve_target(self.spec, headers.get(TARGET_HEADER))
         route = route_for(self.table, operation)
         return operation, route.handler, parse_request(operation, body), caller
 
-    def _serve(self, method: str, url: str, headers: Mapping[str, str],
-               body: bytes) -> tuple[OperationModel, Any]:
-        operation, handler, params, caller = self._prepare(method, url, headers, body)
+    def _serve(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
+               admitted: Authorization) -> tuple[OperationModel, Any]:
+        operation, handler, params, caller = self._prepare(method, url, headers, body, admitted)
         return operation, _call(handler, params, caller)
 
 

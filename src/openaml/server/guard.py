@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
@@ -25,6 +26,7 @@ from openaml.server.basic_auth import BasicAuthGate
 from openaml.settings import is_loopback_host
 
 
+@functools.lru_cache(maxsize=1024)  # a client sends the same Host on every request
 def host_of(authority: str) -> str:
     """The host part of a Host header or URL authority (`[::1]:80` -> `::1`), lower-cased;
     "" for anything malformed (`[::1`, `[]`)."""
