@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.record import NeedsBatch, evaluate_record
+from openaml.ml.linear import linear_scores
 from openaml.ml.model import Model
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
 from openaml.ml.schema.values import BINARY_TRUE, NUMBER_PATTERN
@@ -166,8 +167,7 @@ class RecordScorer:
     def scores(self, record: dict[str, str]) -> np.ndarray:
         ids, values = self.features(record)
         m = self.model
-        weights = m.weights[ids]
-        z = m.bias + (weights.sum(axis=0) if values is None else values @ weights)
+        z = linear_scores((np.array([0, len(ids)]), ids, values), m.weights, m.bias)[0]
         if m.model_type == "MULTICLASS":
             e = np.exp(z - z.max())
             return e / e.sum()
