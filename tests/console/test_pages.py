@@ -16,8 +16,17 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from openaml.console import build_console, explain
+from openaml.ml.data.statistics_document import (
+    AttributeStatistics,
+    CountedValues,
+    DatasetStatistics,
+    Histogram,
+    NumericValues,
+    Sketch,
+    TargetStatistics,
+)
 from openaml.ml.recipes import default_recipe
-from openaml.ml.schema import parse_schema
+from openaml.ml.schema import AttributeType, parse_schema
 from openaml.ml.training import SGDParams, train_model
 
 from .conftest import FakeService
@@ -50,7 +59,7 @@ def trained_model() -> Any:
             "size": pa.array([r[0] for r in rows]), "shape": pa.array([r[1] for r in rows]),
             "color": pa.array([r[2] for r in rows])})
 
-    return train_model("MULTICLASS", schema, default_recipe(schema, {}), SGDParams(max_passes=3), {}, batches)
+    return train_model("MULTICLASS", schema, default_recipe(schema, None), SGDParams(max_passes=3), None, batches)
 
 
 def text(html: str) -> str:
@@ -105,18 +114,20 @@ def test_rename_and_delete_go_through_the_service(fake: FakeService, client: Tes
 
 
 def test_datasource_insights_and_pagination(fake: FakeService, client: TestClient) -> None:
-    attributes = {"label": {"attributeType": "CATEGORICAL", "missingCount": 0, "invalidCount": 0, "count": 10,
-                            "distinctCount": 2, "valueCounts": {"7": 6, "3": 4}}}
-    attributes |= {f"pixel{i}": {"attributeType": "NUMERIC", "missingCount": i, "invalidCount": 0, "count": 10,
-                                 "min": 0.0, "max": 255.0, "mean": 12.5 + i, "median": 0.0, "stddev": 3.0,
-                                 "histogram": {"edges": list(range(21)), "counts": [1] * 20}}
-                   for i in range(60)}
+    counts = {"7": 6, "3": 4}
+    attributes = {"label": AttributeStatistics(AttributeType.CATEGORICAL, 0, 0, 10,
+                                               CountedValues(2, counts, truncated=False))}
+    attributes |= {f"pixel{i}": AttributeStatistics(AttributeType.NUMERIC, i, 0, 10, NumericValues(
+        distinct=2, min=0.0, max=255.0, mean=12.5 + i, median=0.0, stddev=3.0,
+        histogram=Histogram(list(range(21)), [1] * 20), sketch=Sketch([0.0, 255.0], [5, 5], True)))
+        for i in range(60)}
+    statistics = DatasetStatistics(10, TargetStatistics("label", AttributeType.CATEGORICAL, 10, counts),
+                                   attributes)
     fake.add("DataSource", "ds-1", Name="digits", DataLocationS3="s3://b/train.csv", DataSizeInBytes=1234,
              NumberOfFiles=1, DataSchema=json.dumps(SCHEMA))
     fake.write_artifact("DataSource", "ds-1", "ingest.json", {
         "recordsRead": 10, "rejectedRecords": 0, "selectedRecords": 10, "recordsWithInvalidValues": 0,
-        "statistics": {"recordCount": 10, "attributes": attributes,
-                       "target": {"attributeName": "label", "classCounts": {"7": 6, "3": 4}}}})
+        "statistics": statistics.to_json()})
     page = client.get("/console/datasources/ds-1")
     body = text(page.text)
     assert "61 attribute(s), page 1 of 3" in body and "s3://b/train.csv" in body and "1,234" in body

@@ -45,9 +45,9 @@ def test_tiny_budget_rereads_and_trains_the_same_model() -> None:
         return iter([batch.slice(0, 150), batch.slice(150)])
 
     params = parse_parameters({"sgd.maxPasses": "4", "sgd.shuffleType": "auto"}, "BINARY")
-    kept = train_model("BINARY", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {}, batches)
+    kept = train_model("BINARY", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, None, batches)
     kept_reads = len(reads)
-    reread = train_model("BINARY", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {},
+    reread = train_model("BINARY", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, None,
                          batches, memory_bytes=1)
     assert kept_reads == 1  # fitting and every pass from memory
     assert len(reads) - kept_reads == 1 + 4  # fitting, then one read per pass

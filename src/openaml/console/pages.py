@@ -22,6 +22,7 @@ from openaml.console import charts, explain, forms, insights, performance, repor
 from openaml.console.api import ServiceApi
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.errors import InvalidInputException, ServiceError
+from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.model import Model
 
 OVERVIEW_ROWS = 10
@@ -87,13 +88,14 @@ class Pages:
         entity_id = path["entity_id"]
         ds = self.api("GetDataSource", {"DataSourceId": entity_id, "Verbose": True})
         ingest = reports.read_json(self.service, "DataSource", entity_id, "ingest.json")
-        statistics = (ingest or {}).get("statistics") or {}
+        stored = (ingest or {}).get("statistics")
+        statistics = DatasetStatistics.from_json(stored) if stored else None
         search, kind = query.get("q", ""), query.get("type", "")
         rows, matching, pages = insights.attribute_rows(statistics, search, kind, _int(query.get("page"), 1, 1, 10**6))
         schema = _schema_attributes(ds.get("DataSchema"))
         return {"entity": ds, "kind": KINDS["datasources"], "entity_id": entity_id,
-                "summary": insights.summary(ds, ingest), "statistics": statistics,
-                "has_statistics": bool(statistics), "ingest": ingest,
+                "summary": insights.summary(ds, ingest, statistics),
+                "has_statistics": statistics is not None, "ingest": ingest,
                 "target_chart": insights.target_chart(statistics), "attributes": rows,
                 "matching": matching, "pages": pages, "page": _int(query.get("page"), 1, 1, pages),
                 "search": search, "type": kind, "schema": schema, "schema_text": ds.get("DataSchema"),

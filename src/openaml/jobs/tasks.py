@@ -24,6 +24,7 @@ from openaml.ml.data import (
     parse_rearrangement,
     read_materialized,
 )
+from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.metrics import evaluate_model
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import batch_predict, predict_record
@@ -169,7 +170,8 @@ class Tasks:
         record = job.record
         source_id = record.datasource_id or ""
         schema = parse_schema(record.info["schema"])
-        statistics = self._read_json(EntityKind.DATASOURCE, source_id, INGEST_FILE).get("statistics") or {}
+        stored = self._read_json(EntityKind.DATASOURCE, source_id, INGEST_FILE).get("statistics")
+        statistics = DatasetStatistics.from_json(stored) if stored else None
         recipe = record.info.get("recipe") or default_recipe(schema, statistics)
         params = parse_parameters(record.request.get("Parameters") or {}, record.model_type or "",
                                   seed=_seed(record.id))

@@ -52,9 +52,9 @@ def warm_up(done: threading.Event | None = None) -> None:
         def batches() -> Iterator[pa.RecordBatch]:
             return read_materialized(io.BytesIO(stored))
 
-        recipe = default_recipe(schema, report.statistics or {})
+        recipe = default_recipe(schema, report.statistics)
         model = train_model("BINARY", schema, recipe, parse_parameters({}, "BINARY"),
-                            report.statistics or {}, batches)
+                            report.statistics, batches)
         evaluate_model(model, batches(), schema)
         predict_record(model, {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
 

@@ -7,6 +7,7 @@ import pytest
 from data_ingest_helpers import make_object, make_schema, run_ingest
 
 from openaml.ml.data import DataError
+from openaml.ml.data.statistics_document import DatasetStatistics
 
 MNIST = Path(__file__).parents[3] / "examples" / "mnist" / "data" / "train.csv.gz"
 
@@ -117,7 +118,7 @@ def test_histograms_of_extreme_or_single_values(values):
     the histogram still has 21 increasing finite edges and every value in a bin."""
     schema = make_schema({"x": "NUMERIC"})
     report, _ = run_ingest([make_object("f.csv", "\n".join(values).encode())], schema, stats=True)
-    histogram = report.statistics["attributes"]["x"]["histogram"]
+    histogram = report.statistics.to_json()["attributes"]["x"]["histogram"]
     edges = np.array(histogram["edges"])
     assert len(edges) == 21 and np.isfinite(edges).all() and (np.diff(edges) > 0).all()
     assert sum(histogram["counts"]) == len(values)
@@ -132,7 +133,7 @@ def test_statistics_against_numpy():
     words = ["a b", "c d e", "b"]
     lines = [f"{x[i]},k{i % 3},{words[i % 3]},{y[i]}" for i in range(200)] + [",,,1", "oops,k0,,0"]
     report, _ = run_ingest([make_object("f.csv", "\n".join(lines).encode())], schema, stats=True)
-    s = report.statistics
+    s = report.statistics.to_json()
     xs = s["attributes"]["x"]
     assert xs["count"] == 200 and xs["missingCount"] == 1 and xs["invalidCount"] == 1
     assert xs["mean"] == pytest.approx(x.mean()) and xs["variance"] == pytest.approx(x.var())
@@ -147,6 +148,9 @@ def test_statistics_against_numpy():
     assert (t["minWordsPerRecord"], t["maxWordsPerRecord"], t["minWordLength"], t["maxWordLength"]) == (1, 3, 1, 1)
     assert s["target"]["classCounts"] == {"0": int((y == 0).sum()) + 1, "1": int(y.sum()) + 1}
     json.dumps(report.to_dict())
+    stored = json.loads(json.dumps(s))  # as read back from ingest.json: the same typed object
+    assert DatasetStatistics.from_json(stored) == report.statistics
+    assert DatasetStatistics.from_json(stored).to_json() == stored
 
 
 @pytest.mark.parametrize("huge", ["1e400", "-1e400", "9" * 400])
@@ -155,7 +159,7 @@ def test_numbers_beyond_float64_are_invalid(huge):
     stay finite (an infinite value once made the mean and variance inf or NaN)."""
     schema = make_schema({"x": "NUMERIC"})
     report, _ = run_ingest([make_object("f.csv", f"1\n{huge}\n3\n".encode())], schema, stats=True)
-    xs = report.statistics["attributes"]["x"]
+    xs = report.statistics.to_json()["attributes"]["x"]
     assert (xs["count"], xs["invalidCount"], xs["mean"], xs["max"]) == (2, 1, 2.0, 3.0)
 
 
@@ -166,6 +170,6 @@ def test_mnist_sample_split():
     report, table = run_ingest([obj], schema, '{"splitting": {"percentEnd": 70}}', stats=True)
     assert report.records_read == 7000 and report.selected_records == 4900 == table.num_rows
     assert table.column_names[:3] == ["__file", "__rejected", "label"] and table.num_columns == 787
-    assert sum(report.statistics["target"]["classCounts"].values()) == 4900
+    assert sum(report.statistics.to_json()["target"]["classCounts"].values()) == 4900
     lines = gzip.open(MNIST, "rt").read().splitlines()[1:4901]
     assert table.column("pixel400").to_pylist() == [ln.split(",")[401] for ln in lines]

@@ -77,7 +77,7 @@ def test_non_canonical_integers_keep_their_raw_text():
     report, table = run_ingest([make_object("f.csv", content)], schema, stats=True)
     assert table.column("a").to_pylist() == ["1", "05", "-0", "0x1F", "0x7FFF", "-7"]
     assert table.column("b").to_pylist() == ["2", "3", "4", "5", "6", None]
-    counts = report.statistics["attributes"]["a"]["valueCounts"]
+    counts = report.statistics.to_json()["attributes"]["a"]["valueCounts"]
     assert counts == {v: 1 for v in ["1", "05", "-0", "0x1F", "0x7FFF", "-7"]}
 
 

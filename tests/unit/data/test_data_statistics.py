@@ -45,7 +45,8 @@ def test_tables_match_a_dict_merged_per_batch(monkeypatch):
         expected, truncated = _reference(batches, 4)
         assert list(counts.items()) == list(expected.items())
         assert table.truncated == truncated
-        assert table.to_dict(counts)["count"] == sum(int(c.sum()) for _, c in batches)
+        assert table.n == sum(int(c.sum()) for _, c in batches)
+        assert table.summary(counts).value_counts == counts
     assert any(t.truncated for t in tables) and not tables[0].truncated
 
 

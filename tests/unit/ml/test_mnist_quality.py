@@ -35,7 +35,7 @@ def test_mnist_macro_f1_floor(mnist, seed):
     schema, train, test = mnist
     params = parse_parameters({"sgd.maxPasses": "10", "sgd.l2RegularizationAmount": "1e-5",
                                "sgd.shuffleType": "auto"}, "MULTICLASS", seed=seed)
-    model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {},
+    model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, None,
                         lambda: iter(train.to_batches(max_chunksize=65536)))
     result = evaluate_model(model, test.to_batches(max_chunksize=65536), schema)
     f1 = float(result.metrics["MulticlassAvgFScore"])
@@ -52,7 +52,7 @@ def test_small_training_sets_train_through_a_rising_loss(mnist, seed):
     schema, train, test = mnist
     params = parse_parameters({"sgd.maxPasses": "10", "sgd.shuffleType": "auto"}, "MULTICLASS", seed=seed)
     passes = []
-    model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, {},
+    model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, None,
                         lambda: iter(train.slice(0, 490).to_batches()), passes.append)
     result = evaluate_model(model, test.slice(0, 300).to_batches(), schema)
     assert len(passes) > 2

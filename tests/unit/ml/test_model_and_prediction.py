@@ -22,7 +22,7 @@ RECIPE = '{"outputs": ["c", "n", "ngram(no_punct(t), 2)"]}'
 
 @pytest.fixture(scope="module")
 def model():
-    return train_model("BINARY", SCHEMA, RECIPE, SGDParams(max_passes=5), {}, lambda: iter([DATA]))
+    return train_model("BINARY", SCHEMA, RECIPE, SGDParams(max_passes=5), None, lambda: iter([DATA]))
 
 
 def test_save_load_round_trip(model):
@@ -83,7 +83,7 @@ def test_batch_output_format(model):
 def test_multiclass_and_regression_outputs():
     schema = make_schema([("c", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
     data = make_batch({"c": ["a", "b", "c"] * 4, "y": ["x,1", "y", "z"] * 4})
-    model = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([data]))
+    model = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), None, lambda: iter([data]))
     out = predict_record(model, {"c": "b"}, 0.5)
     assert out["predictedLabel"] == "y" and set(out["predictedScores"]) == {"x,1", "y", "z"}
     assert abs(sum(out["predictedScores"].values()) - 1) < 1e-6
@@ -93,7 +93,7 @@ def test_multiclass_and_regression_outputs():
     assert ev.metrics == {"MulticlassAvgFScore": "1.0"}
     reg_schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y")
     reg_data = make_batch({"c": ["a", "b"] * 10, "y": ["1", "3"] * 10})
-    reg = train_model("REGRESSION", reg_schema, '{"outputs": ["c"]}', SGDParams(max_passes=50), {},
+    reg = train_model("REGRESSION", reg_schema, '{"outputs": ["c"]}', SGDParams(max_passes=50), None,
                       lambda: iter([reg_data]))
     value = predict_record(reg, {"c": "b"}, 0.5)
     assert set(value) == {"details", "predictedValue"} and abs(value["predictedValue"] - 3) < 0.5
@@ -116,7 +116,7 @@ def test_categorical_records_score_like_batches(table_limit, monkeypatch):
     data = make_batch({"p0": [str(v) for v in p0], "p1": [f"v{v}" for v in p1],
                        "label": [str((a + b) % 3) for a, b in zip(p0, p1)]})
     model = train_model("MULTICLASS", schema, '{"outputs": ["ALL_CATEGORICAL"]}',
-                        SGDParams(max_passes=3), {}, lambda: iter([data]))
+                        SGDParams(max_passes=3), None, lambda: iter([data]))
     records = [{"p0": "1", "p1": "v2"}, {"p0": "9", "p1": "v0"}, {"p1": "2"}, {}]
     expected = model.score_batch(make_batch({"p0": [r.get("p0") for r in records],
                                              "p1": [r.get("p1") for r in records]}))

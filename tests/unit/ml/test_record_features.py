@@ -42,7 +42,7 @@ def _training_data(rows: int = 300) -> dict[str, list[str | None]]:
 def scorer() -> RecordScorer:
     data = make_batch(_training_data())
     recipe = json.dumps({"outputs": OUTPUTS})
-    model = train_model("BINARY", SCHEMA, recipe, SGDParams(max_passes=2), {}, lambda: iter([data]))
+    model = train_model("BINARY", SCHEMA, recipe, SGDParams(max_passes=2), None, lambda: iter([data]))
     return RecordScorer(model)
 
 

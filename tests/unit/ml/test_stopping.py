@@ -66,7 +66,7 @@ def test_training_stops_between_passes_over_kept_records() -> None:
         return iter([records(3000)])
 
     with pytest.raises(Cancelled):
-        train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=10), {}, batches,
+        train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=10), None, batches,
                     passes.append, should_stop=lambda: bool(passes))
     # the records were read once, then kept: only should_stop could stop the second pass
     assert len(reads) == 1 and len(passes) == 1
@@ -82,7 +82,7 @@ def test_training_stops_while_replaying_kept_records() -> None:
             yield batch
 
     with pytest.raises(Cancelled):
-        train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=10), {}, batches,
+        train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=10), None, batches,
                     should_stop=StopAfter(6))
     # fitting read all 4 batches (questions 1-4), the first pass asked twice more from memory
     assert taken == [0, 1, 2, 3]
@@ -93,9 +93,9 @@ def test_asking_changes_no_model_and_is_rare() -> None:
         return iter([records(3000, 3), records(1000, 4)])
 
     params = SGDParams(max_passes=4, shuffle=True, seed=7)
-    plain = train_model("MULTICLASS", SCHEMA, RECIPE, params, {}, batches)
+    plain = train_model("MULTICLASS", SCHEMA, RECIPE, params, None, batches)
     should_stop = StopAfter()
-    asked = train_model("MULTICLASS", SCHEMA, RECIPE, params, {}, batches, should_stop=should_stop)
+    asked = train_model("MULTICLASS", SCHEMA, RECIPE, params, None, batches, should_stop=should_stop)
     assert np.array_equal(plain.weights, asked.weights) and np.array_equal(plain.bias, asked.bias)
     steps = params.max_passes * -(-4000 // minibatch_size(4000))
     assert 0 < should_stop.calls < steps / 4
@@ -103,7 +103,7 @@ def test_asking_changes_no_model_and_is_rare() -> None:
 
 @pytest.fixture(scope="module")
 def model():
-    return train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=3), {},
+    return train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=3), None,
                        lambda: iter([records(600)]))
 
 

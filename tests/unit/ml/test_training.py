@@ -1,3 +1,4 @@
+import dataclasses
 import io
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,7 +58,7 @@ def test_binary_breast_cancer_auc():
     schema, batch = _numeric_data(x, y, "BINARY")
     train, test = batch.slice(0, 400), batch.slice(400)
     model = train_model("BINARY", schema, '{"outputs": ["ALL_NUMERIC"]}',
-                        parse_parameters({"sgd.shuffleType": "auto"}, "BINARY"), {}, lambda: iter([train]))
+                        parse_parameters({"sgd.shuffleType": "auto"}, "BINARY"), None, lambda: iter([train]))
     assert auc_score(model.score_batch(test), y[400:]) >= 0.98
 
 
@@ -67,7 +68,7 @@ def test_regression_diabetes_rmse_close_to_least_squares():
     n = 300
     model = train_model("REGRESSION", schema, '{"outputs": ["ALL_NUMERIC"]}',
                         parse_parameters({"sgd.maxPasses": "100", "sgd.shuffleType": "auto"}, "REGRESSION"),
-                        {}, lambda: iter([batch.slice(0, n)]))
+                        None, lambda: iter([batch.slice(0, n)]))
     ours = np.sqrt(np.mean((model.score_batch(batch.slice(n)) - y[n:]) ** 2))
     ref = LinearRegression().fit(x[:n], y[:n]).predict(x[n:])
     assert ours <= 1.05 * np.sqrt(np.mean((ref - y[n:]) ** 2))
@@ -80,8 +81,8 @@ def test_multiclass_softmax_and_weights_and_determinism():
                         "y": ["x", "y", "z", "x", "y", "z"] * 20})
     params = parse_parameters({"sgd.shuffleType": "auto"}, "MULTICLASS", seed=7)
     seen = []
-    m1 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, {}, lambda: iter([batch]), seen.append)
-    m2 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, {}, lambda: iter([batch]))
+    m1 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, None, lambda: iter([batch]), seen.append)
+    m2 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, None, lambda: iter([batch]))
     assert m1.classes == ["x", "y", "z"] and np.array_equal(m1.weights, m2.weights)
     assert seen[0]["pass"] == 1 and seen[-1]["loss"] < seen[0]["loss"]
     probs = m1.score_batch(batch.slice(0, 3))
@@ -92,13 +93,13 @@ def test_class_limits_and_no_records():
     schema = make_schema([("c", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
     many = make_batch({"c": ["a"] * 101, "y": [str(i) for i in range(101)]})
     with pytest.raises(TrainingError, match="exceeds the limit of 100"):
-        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([many]))
+        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), None, lambda: iter([many]))
     one = make_batch({"c": ["a", "b"], "y": ["k", "k"]})
     with pytest.raises(TrainingError, match="fewer than 2"):
-        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([one]))
+        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), None, lambda: iter([one]))
     rejected = make_batch({"c": ["a"], "y": ["k"]}, rejected=[True])
     with pytest.raises(TrainingError, match="no usable"):
-        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), {}, lambda: iter([rejected]))
+        train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), None, lambda: iter([rejected]))
 
 
 def test_trimming_order_and_failure():
@@ -122,7 +123,7 @@ def test_l1_drives_weights_to_zero_and_keeps_quality():
     x, y = x[order], y[order]
     schema, batch = _numeric_data(x, y, "BINARY")
     params = parse_parameters({"sgd.shuffleType": "auto", "sgd.l1RegularizationAmount": "3e-2"}, "BINARY")
-    model = train_model("BINARY", schema, '{"outputs": ["ALL_NUMERIC"]}', params, {},
+    model = train_model("BINARY", schema, '{"outputs": ["ALL_NUMERIC"]}', params, None,
                         lambda: iter([batch.slice(0, 400)]))
     assert model.weights.shape[0] < 30  # exact zeros are trimmed from the model
     assert auc_score(model.score_batch(batch.slice(400)), y[400:]) >= 0.98
@@ -294,9 +295,10 @@ def test_statistics_spare_the_fitting_pass_and_give_the_same_model(kind, target)
         return read_materialized(io.BytesIO(stored))
 
     params = SGDParams(max_passes=2, shuffle=True, seed=3)
-    other = {**report.statistics, "target": {**report.statistics["target"], "attributeName": "c"}}
+    other = dataclasses.replace(report.statistics,
+                                target=dataclasses.replace(report.statistics.target, name="c"))
     models, counts = [], []
-    for statistics in (report.statistics, {}, other):  # another target's counts are not used
+    for statistics in (report.statistics, None, other):  # another target's counts are not used
         reads.clear()
         models.append(train_model(kind, schema, '{"outputs": ["ALL_CATEGORICAL"]}', params, statistics,
                                   batches, memory_bytes=0))  # nothing kept: every pass reads

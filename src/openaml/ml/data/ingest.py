@@ -48,6 +48,7 @@ from openaml.ml.data.objects import DataObject
 from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, probe_integers, read_plain
 from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
+from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
@@ -77,12 +78,14 @@ class IngestReport:
     records_with_invalid_values: int
     missing_counts: dict[str, int]
     invalid_counts: dict[str, int]
-    statistics: dict[str, Any] | None = field(default=None)
+    statistics: DatasetStatistics | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field (camelCase keys); values are shared, not copied
         (asdict's deep copy of the statistics took a second on 785 attributes)."""
-        return {_camel(f.name): getattr(self, f.name) for f in fields(self)}
+        out = {_camel(f.name): getattr(self, f.name) for f in fields(self)}
+        out["statistics"] = None if self.statistics is None else self.statistics.to_json()
+        return out
 
 
 def materialized_schema(schema: Schema) -> pa.Schema:
@@ -418,7 +421,7 @@ class _Job:
         if self.stats is not None:
             statistics = self.stats.finish(self.missing, self.invalid)
             target = self.schema.target
-            if target is not None and statistics["target"]["validCount"] == 0:
+            if target is not None and statistics.target is not None and statistics.target.valid_count == 0:
                 raise DataError(f"The target attribute '{target}' has no valid value "
                                 "in the selected records")
         return IngestReport(

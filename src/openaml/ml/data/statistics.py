@@ -3,31 +3,8 @@
 Every non-TEXT column arrives dictionary-encoded, so most statistics come from the per-batch
 table "distinct raw value -> count" (a bincount of the dictionary indices), never row by row.
 
-JSON layout of `finish()` (keys in camelCase, stored beside the materialized copy):
-
-```
-{"recordCount": n,                      # selected, well-formed records
- "target": {"attributeName": t, "attributeType": T, "validCount": k,
-            "classCounts": {value: count}          # BINARY ("0"/"1") and CATEGORICAL targets
-            | "histogram"/"mean"/"variance"...},   # NUMERIC target: its attribute statistics
- "attributes": {name: {"attributeType": T, "missingCount": m, "invalidCount": i,
-                       "count": valid values, ...type-specific keys...}}}
-```
-
-* NUMERIC: min, max, mean, variance (population), stddev, median, distinctCount,
-  histogram {"edges": 21 numbers, "counts": 20 counts} (equal width over [min, max]),
-  sketch {"values": [...], "counts": [...], "exact": bool} - the sorted distinct values with
-  their counts while there are at most 100,000 of them (exact quantiles); beyond that it is
-  compressed to 10,000 equal-weight points taken at evenly spaced ranks (rank error below
-  0.01 %), ample for 1,000 equal-frequency bins. correlationToTarget: Pearson correlation
-  with a NUMERIC or BINARY target over records where both are valid (null otherwise; not
-  computed for other attribute types).
-* BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped
-  at 100,000 values ("truncated": true when some were dropped; counts stay exact for values
-  that were never pruned); BINARY also trueCount and falseCount (raw values such as "yes"
-  are counted under their own string in valueCounts).
-* TEXT (white-space tokens, case kept): totalTokens, distinctTokens, topTokens (10,000 most
-  frequent), min/maxWordsPerRecord, min/maxWordLength.
+`finish()` returns a `DatasetStatistics` (statistics_document.py: the typed statistics and
+their JSON layout, shared by every reader).
 """
 
 from __future__ import annotations
@@ -40,10 +17,20 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml.data.statistics_document import (
+    EXACT_DISTINCT,
+    AttributeStatistics,
+    CountedValues,
+    DatasetStatistics,
+    Histogram,
+    NumericValues,
+    Sketch,
+    TargetStatistics,
+    TextValues,
+)
 from openaml.ml.schema import AttributeType, Coerced, Schema
 
 HISTOGRAM_BINS = 20
-EXACT_DISTINCT = 100_000
 SKETCH_POINTS = 10_000
 MAX_VALUES = 100_000
 MAX_TOKENS = 10_000
@@ -96,24 +83,21 @@ class NumericStats:
         self.counts = np.bincount(inverse, minlength=len(self.values)) * (ranks[-1] / (SKETCH_POINTS - 0.5))
         self.exact = False
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"count": self.n}
+    def summary(self) -> NumericValues:
         if self.n == 0:
-            return out | {"distinctCount": 0, "correlationToTarget": None}
+            return NumericValues(distinct=0)
         low, high = float(self.values[0]), float(self.values[-1])
         counts, edges = _histogram(self.values, self.counts, low, high)
-        median = self._median()
         variance = self.m2 / self.n
-        return out | {
-            "distinctCount": len(self.values) if self.exact else None,
-            "min": low, "max": high, "mean": self.mean, "variance": variance,
-            "stddev": math.sqrt(variance), "median": median,
-            "histogram": {"edges": edges.tolist(), "counts": np.round(counts).astype(int).tolist()},
-            "sketch": {"values": self.values.tolist(),
-                       "counts": [round(c, 6) if not self.exact else int(c) for c in self.counts.tolist()],
-                       "exact": self.exact},
-            "correlationToTarget": self._correlation(),
-        }
+        return NumericValues(
+            distinct=len(self.values) if self.exact else None,
+            min=low, max=high, mean=self.mean, variance=variance, stddev=math.sqrt(variance),
+            median=self._median(),
+            histogram=Histogram(edges.tolist(), np.round(counts).astype(int).tolist()),
+            sketch=Sketch(self.values.tolist(),
+                          [round(c, 6) if not self.exact else int(c) for c in self.counts.tolist()],
+                          self.exact),
+            correlation_to_target=self._correlation())
 
     def _median(self) -> float:
         """Exact middle (mean of the two middle values for even counts) from the sketch."""
@@ -191,12 +175,13 @@ class CountStats:
         self.values, self.weights = [values.take(order)], [counts[order.to_numpy()]]
         self.entries = len(order)
 
-    def to_dict(self, counts: dict[str, int] | None = None) -> dict[str, Any]:
-        """counts: this table as `final_counts` gave it (computed here if not given)."""
+    def summary(self, counts: dict[str, int] | None = None, binary: bool = False) -> CountedValues:
+        """counts: this table as `final_counts` gave it (computed here if not given); binary:
+        with the true and false counts."""
         if counts is None:
             counts = final_counts([self])[0]
-        return {"count": self.n, "distinctCount": len(counts), "valueCounts": counts,
-                "truncated": self.truncated}
+        return CountedValues(len(counts), counts, self.truncated,
+                             self.true if binary else None, self.false if binary else None)
 
 
 def _histogram(values: npt.NDArray[np.float64], weights: npt.NDArray[Any], low: float,
@@ -292,16 +277,15 @@ class TextStats:
             counted = pc.value_counts(flat)
             self.tokens.add_table(counted.field("values"), counted.field("counts").to_numpy())
 
-    def to_dict(self, tokens_counts: dict[str, int] | None = None) -> dict[str, Any]:
-        tokens = self.tokens.to_dict(tokens_counts)
-        top = dict(list(tokens["valueCounts"].items())[:MAX_TOKENS])
+    def summary(self, tokens_counts: dict[str, int] | None = None) -> TextValues:
+        tokens = self.tokens.summary(tokens_counts)
+        top = dict(list(tokens.value_counts.items())[:MAX_TOKENS])
         finite = self.n > 0 and self.tokens.n > 0
-        return {"count": self.n, "totalTokens": self.tokens.n,
-                "distinctTokens": tokens["distinctCount"], "topTokens": top,
-                "minWordsPerRecord": int(self.words[0]) if self.n else None,
-                "maxWordsPerRecord": int(self.words[1]) if self.n else None,
-                "minWordLength": int(self.lengths[0]) if finite else None,
-                "maxWordLength": int(self.lengths[1]) if finite else None}
+        return TextValues(self.tokens.n, tokens.distinct, top,
+                          int(self.words[0]) if self.n else None,
+                          int(self.words[1]) if self.n else None,
+                          int(self.lengths[0]) if finite else None,
+                          int(self.lengths[1]) if finite else None)
 
 
 def entry_counts(values: pa.DictionaryArray) -> npt.NDArray[np.int64]:
@@ -361,39 +345,34 @@ class StatisticsBuilder:
         per_entry = pc.cast(coerced[name].values, pa.float64()).to_numpy(zero_copy_only=False)
         return per_row(per_entry, columns[name].indices)
 
-    def finish(self, missing: dict[str, int], invalid: dict[str, int]) -> dict[str, Any]:
+    def finish(self, missing: dict[str, int], invalid: dict[str, int]) -> DatasetStatistics:
         tables = [*self.counted.values(), *(text.tokens for text in self.text.values())]
         finals = dict(zip(map(id, tables), final_counts(tables)))
-        attributes: dict[str, Any] = {}
+        attributes: dict[str, AttributeStatistics] = {}
         for attribute in self.schema.attributes:
             name = attribute.name
             stats = self.numeric.get(name) or self.counted.get(name) or self.text[name]
+            values: NumericValues | CountedValues | TextValues
             if isinstance(stats, CountStats):
-                body = stats.to_dict(finals[id(stats)])
+                values = stats.summary(finals[id(stats)], attribute.type is AttributeType.BINARY)
             elif isinstance(stats, TextStats):
-                body = stats.to_dict(finals[id(stats.tokens)])
+                values = stats.summary(finals[id(stats.tokens)])
             else:
-                body = stats.to_dict()
-            if isinstance(stats, CountStats) and attribute.type is AttributeType.BINARY:
-                body |= {"trueCount": stats.true, "falseCount": stats.false}
-            attributes[name] = {"attributeType": attribute.type.value,
-                                "missingCount": missing[name], "invalidCount": invalid[name]} | body
-        return {"recordCount": self.records, "target": self._target(attributes),
-                "attributes": attributes}
+                values = stats.summary()
+            attributes[name] = AttributeStatistics(attribute.type, missing[name], invalid[name],
+                                                   stats.n, values)
+        return DatasetStatistics(self.records, self._target(attributes), attributes)
 
-    def _target(self, attributes: dict[str, Any]) -> dict[str, Any] | None:
+    def _target(self, attributes: dict[str, AttributeStatistics]) -> TargetStatistics | None:
         name = self.schema.target
         if name is None:
             return None
         stats = attributes[name]
-        kind = self.schema.type_of(name)
-        out: dict[str, Any] = {"attributeName": name, "attributeType": stats["attributeType"]}
-        if kind is AttributeType.BINARY:
-            return out | {"validCount": stats["trueCount"] + stats["falseCount"],
-                          "classCounts": {"0": stats["falseCount"], "1": stats["trueCount"]}}
-        if kind is AttributeType.CATEGORICAL:
-            return out | {"validCount": stats["count"], "classCounts": stats["valueCounts"]}
-        if kind is AttributeType.NUMERIC:
-            keys = ("count", "min", "max", "mean", "variance", "stddev", "median", "histogram")
-            return out | {"validCount": stats["count"]} | {k: stats[k] for k in keys if k in stats}
-        return out | {"validCount": stats["count"]}
+        values = stats.values
+        if isinstance(values, CountedValues) and values.true_count is not None:  # BINARY
+            assert values.false_count is not None
+            return TargetStatistics(name, stats.attribute_type, values.true_count + values.false_count,
+                                    {"0": values.false_count, "1": values.true_count})
+        if isinstance(values, CountedValues):
+            return TargetStatistics(name, stats.attribute_type, stats.count, values.value_counts)
+        return TargetStatistics(name, stats.attribute_type, stats.count, None)

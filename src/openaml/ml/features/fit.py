@@ -15,12 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openaml.ml.data.statistics import entry_counts
+from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
 from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.values import Columns, evaluate, normalize, quantile_boundaries
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, Node, Op, contains
-from openaml.ml.schema import Schema
+from openaml.ml.schema import AttributeType, Schema
 
 Batches = Callable[[], Iterator[pa.RecordBatch]]
 
@@ -159,15 +160,13 @@ class _Vocabularies:
         return result
 
 
-def known_values(statistics: dict[str, Any]) -> dict[str, pa.Array]:
+def known_values(statistics: DatasetStatistics) -> dict[str, pa.Array]:
     """Every distinct value of each CATEGORICAL attribute whose datasource statistics list them
     all (not truncated): for fit_pipeline's `known`."""
-    found = {}
-    for name, stats in (statistics.get("attributes") or {}).items():
-        counts = stats.get("valueCounts")
-        if stats.get("attributeType") == "CATEGORICAL" and isinstance(counts, dict) and not stats.get("truncated"):
-            found[name] = pa.array(list(counts), pa.string())
-    return found
+    return {name: pa.array(list(a.values.value_counts), pa.string())
+            for name, a in statistics.attributes.items()
+            if a.attribute_type is AttributeType.CATEGORICAL and isinstance(a.values, CountedValues)
+            and not a.values.truncated}
 
 
 def _sorted(values: pa.Array) -> pa.Array:

@@ -13,12 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
+from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features.fit import known_values
 from openaml.ml.features.values import Columns
 from openaml.ml.model import Model
 from openaml.ml.recipes import parse_recipe
-from openaml.ml.schema import Schema
+from openaml.ml.schema import AttributeType, Schema
 from openaml.ml.training.params import SGDParams, check_target
 from openaml.ml.training.sgd import MEMORY_BYTES, Block, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
@@ -47,7 +48,7 @@ def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.Re
 
 
 def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDParams,
-                statistics: dict[str, Any] | None, batches: Batches,
+                statistics: DatasetStatistics | None, batches: Batches,
                 progress: Callable[[dict[str, Any]], None] | None = None,
                 memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> Model:
     """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data.
@@ -73,10 +74,10 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
 
     training = _Replay(usable, memory_bytes // 4, should_stop)
 
-    known = _TargetSummary.from_statistics(model_type, schema, statistics or {})
+    known = _TargetSummary.from_statistics(model_type, schema, statistics)
     target = known or _TargetSummary(model_type, schema)
     pipeline = fit_pipeline(recipe.outputs, schema, training, None if known else target.observe,
-                            known_values(statistics or {}))
+                            known_values(statistics) if statistics is not None else {})
     if target.records == 0:
         raise TrainingError("The training datasource has no usable record (valid target)")
     classes = target.classes()
@@ -178,21 +179,21 @@ class _TargetSummary:
 
     @classmethod
     def from_statistics(cls, model_type: str, schema: Schema,
-                        statistics: dict[str, Any]) -> _TargetSummary | None:
+                        statistics: DatasetStatistics | None) -> _TargetSummary | None:
         """The class counts of the datasource statistics, when they are those of the records
         training uses: a CATEGORICAL target for MULTICLASS, a BINARY one for BINARY (records
         not rejected, with a valid target); None otherwise."""
-        wanted = {"MULTICLASS": "CATEGORICAL", "BINARY": "BINARY"}.get(model_type)
-        target = statistics.get("target") or {}
-        attribute = (statistics.get("attributes") or {}).get(schema.target or "") or {}
-        counts = target.get("classCounts")
-        if (wanted is None or target.get("attributeName") != schema.target
-                or target.get("attributeType") != wanted or not isinstance(counts, dict)
-                or attribute.get("truncated")):
+        wanted = {"MULTICLASS": AttributeType.CATEGORICAL, "BINARY": AttributeType.BINARY}.get(model_type)
+        target = statistics.target if statistics is not None else None
+        if (wanted is None or target is None or target.name != schema.target
+                or target.attribute_type is not wanted or target.class_counts is None):
+            return None
+        attribute = statistics.attributes.get(target.name) if statistics is not None else None
+        if attribute is None or (isinstance(attribute.values, CountedValues) and attribute.values.truncated):
             return None
         summary = cls(model_type, schema)
-        summary.counts = {str(k): int(v) for k, v in counts.items() if int(v) > 0}
-        summary.records = int(target.get("validCount", sum(summary.counts.values())))
+        summary.counts = {k: v for k, v in target.class_counts.items() if v > 0}
+        summary.records = target.valid_count
         return summary
 
     def observe(self, batch: pa.RecordBatch) -> None:
