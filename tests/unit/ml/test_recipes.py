@@ -1,7 +1,11 @@
+import dataclasses
+import io
 import json
 
 import pytest
 
+from openaml.ml.data import DataObject, ingest, parse_rearrangement
+from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.recipes import MAX_OUTPUT_VARIABLES, RecipeError, default_recipe, parse_recipe
 
 from .conftest import make_schema
@@ -96,15 +100,40 @@ def test_output_variable_limit():
     assert len(parse_recipe(json.dumps(small), schema).outputs) == 10_000
 
 
-def test_default_recipe_algorithm():
-    stats = {"attributes": {
-        "age": {"type": "NUMERIC", "count": 1000, "missing": 0, "invalid": 0,
-                "quantiles": {"values": list(range(60)), "counts": [1] * 60}},
-        "hours-per-week": {"type": "NUMERIC", "count": 100, "missing": 0, "invalid": 0,
-                           "quantiles": {"values": [1, 2, 3], "counts": [1, 1, 1]}}}}
-    text = default_recipe(SCHEMA, stats)
+def _ingested_statistics(rows: int) -> DatasetStatistics:
+    """The statistics an ingest of SCHEMA's CSV writes: age with 600 distinct values,
+    hours-per-week with 3, one value of each in a few records missing or invalid."""
+    lines = [f"{i % 600},{[1, 2, 3][i % 3]},j{i % 4},c,t,s,b,{i % 2},{i},{(i // 2) % 2}"
+             for i in range(rows)]
+    lines += [",1,j,c,t,s,b,0,x,0", "oops,2,j,c,t,s,b,1,z,1"]
+    data = ("\n".join(lines) + "\n").encode()
+    source = DataObject("s3://b/d.csv", "d.csv", len(data), lambda: io.BytesIO(data))
+    report = ingest([source], SCHEMA, parse_rearrangement(None), True, io.BytesIO())
+    assert report.statistics is not None
+    return DatasetStatistics.from_json(json.loads(json.dumps(report.statistics.to_json())))
+
+
+@pytest.mark.parametrize(("rows", "age_bins"), [(60_000, 50), (12_000, 10), (300, 5)])
+def test_default_recipe_from_the_statistics_of_an_ingest(rows, age_bins):
+    """n is the largest bin count <= the distinct values and <= max(5, valid values / 1,000);
+    a binned attribute is also kept as a number, and one with fewer than 5 distinct values
+    only as a number. (The recipe once read keys the statistics never had, and no NUMERIC
+    attribute was ever binned.)"""
+    text = default_recipe(SCHEMA, _ingested_statistics(rows))
     assert text == (
-        '{\n  "groups" : {\n    "NUMERIC_VARS_QB_50" : "group(\'age\')"\n  },\n'
+        f'{{\n  "groups" : {{\n    "NUMERIC_VARS_QB_{age_bins}" : "group(\'age\')"\n  }},\n'
         '  "assignments" : { },\n  "outputs" : [ "ALL_BINARY", "ALL_CATEGORICAL", '
-        '"quantile_bin(NUMERIC_VARS_QB_50,50)", "\'hours-per-week\'", "lowercase(ALL_TEXT)" ]\n}')
+        f'"quantile_bin(NUMERIC_VARS_QB_{age_bins},{age_bins})", "\'age\'", "\'hours-per-week\'", '
+        '"lowercase(ALL_TEXT)" ]\n}')
     assert [n.canonical for n in parse_recipe(text, SCHEMA).outputs][:2] == ["b", "job"]
+
+
+def test_default_recipe_with_more_distinct_values_than_kept_exactly():
+    """Past EXACT_DISTINCT distinct values the sketch is compressed and distinctCount is null:
+    such an attribute still gets the most bins its record count allows."""
+    statistics = _ingested_statistics(30)
+    age = statistics.attributes["age"]
+    many = dataclasses.replace(age, count=2_000_000,
+                               values=dataclasses.replace(age.values, distinct=None))
+    statistics = dataclasses.replace(statistics, attributes={**statistics.attributes, "age": many})
+    assert '"quantile_bin(NUMERIC_VARS_QB_500,500)"' in default_recipe(SCHEMA, statistics)
