@@ -4,6 +4,7 @@
 #   scripts/bench.sh                      # bundled MNIST 10k sample (about 2 minutes)
 #   scripts/bench.sh --quick              # smoke run, seconds
 #   scripts/bench.sh --dataset fashion    # Fashion-MNIST 60k/10k (apt package dataset-fashion-mnist)
+#   scripts/bench.sh --dataset tabular [--rows 50000,500000,2000000]   # generated tables, default recipe
 #   scripts/bench.sh --train train.csv --test test.csv --memory-cap 1024
 set -euo pipefail
 cd "$(dirname "$0")/.."

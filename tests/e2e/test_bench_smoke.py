@@ -24,3 +24,31 @@ def test_quick_benchmark_writes_its_result(tmp_path: Path) -> None:
     assert 0.5 < document["openaml"]["macro_f1"] <= 1.0, document["openaml"]
     assert set(document["ratios"]) >= {"pipeline_vs_sklearn", "ingest_vs_parse"}
     assert "| OpenAML workflow" in markdown.read_text()
+
+
+def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    markdown = tmp_path / "bench.md"
+    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
+    result = subprocess.run(
+        [sys.executable, "-m", "openaml", "bench", "--dataset", "tabular", "--quick", "--skip", "vw",
+         "--skip", "predict", "--out", str(out), "--markdown", str(markdown),
+         "--work", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [size] = json.loads(out.read_text())["sizes"]
+    ours = size["openaml"]
+    assert size["rows"] == 5000 and size["train_rows"] + size["eval_rows"] == 5000
+    assert 0.5 < ours["auc"] <= 1.0, ours["auc"]
+    assert 0.5 < size["sklearn"]["auc"] <= 1.0, size["sklearn"]
+    assert "vw" not in size
+    # the batch prediction scored exactly the rows the scikit-learn pipeline evaluated on
+    assert ours["batch_rows_match"] is True
+    assert abs(ours["batch_auc"] - ours["auc"]) < 1e-3, ours
+    assert set(ours["stages"]) == {"ingest", "train", "eval", "batch"}
+    assert {"datasource train", "datasource eval", "training", "evaluation",
+            "batch_prediction"} <= set(ours["jobs"])
+    assert all(job["run_s"] >= 0 for job in ours["jobs"].values())
+    assert "ALL_CATEGORICAL" in ours["recipe"] and ours["recipe_outputs"]
+    assert set(size["ratios"]["targets_met"]) == {"auc_vs_sklearn"}
+    assert "| 5,000 |" in markdown.read_text()

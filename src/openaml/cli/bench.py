@@ -1,8 +1,10 @@
-"""`openaml bench`: OpenAML's MNIST workflow against a raw parse, scikit-learn and Vowpal Wabbit.
+"""`openaml bench`: OpenAML's workflows against a raw parse, scikit-learn and Vowpal Wabbit.
 
-The measuring code lives in the checkout's bench/ folder (pipeline.py, predict_load.py,
-memory.py, fashion_mnist.py); this command prepares the data, runs them, prints a table and
-writes one JSON result. Results are facts about one machine, never a test's pass/fail.
+MNIST (multiclass, pixels as categories) or generated tabular data (`--dataset tabular`: a
+BINARY model with the default recipe, at several sizes). The measuring code lives in the
+checkout's bench/ folder (pipeline.py, tabular.py, predict_load.py, memory.py,
+fashion_mnist.py); this command prepares the data, runs them, prints a table and writes one
+JSON result. Results are facts about one machine, never a test's pass/fail.
 """
 
 from __future__ import annotations
@@ -160,20 +162,25 @@ def table(result: dict[str, Any]) -> list[str]:
 
 
 @click.command()
-@click.option("--dataset", type=click.Choice(["mnist10k", "fashion"]), default="mnist10k",
-              show_default=True, help="Bundled MNIST 10k sample, or Fashion-MNIST 60k/10k.")
+@click.option("--dataset", type=click.Choice(["mnist10k", "fashion", "tabular"]),
+              default="mnist10k", show_default=True,
+              help="Bundled MNIST 10k sample, Fashion-MNIST 60k/10k, or generated tabular data.")
+@click.option("--rows", default="50000,500000,2000000", show_default=True,
+              help="Tabular sizes to run, comma-separated (--quick: 5,000 rows).")
 @click.option("--train", "train_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=None, help="Kaggle-format labeled CSV (label first), instead of --dataset.")
 @click.option("--test", "test_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=None, help="Kaggle-format unlabeled CSV, with --train.")
-@click.option("--quick", is_flag=True, help="Smoke run: 700 train and 300 test rows, 2 s of load.")
+@click.option("--quick", is_flag=True, help="Smoke run: 700 train and 300 test rows, 2 s of load "
+              "(tabular: 5,000 rows).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("openaml-bench.json"),
               show_default=True, help="Where to write the JSON result.")
 @click.option("--markdown", type=click.Path(path_type=Path), default=None,
               help="Also write the table and machine facts as Markdown here.")
 @click.option("--skip", multiple=True, type=click.Choice(["sklearn", "vw", "openaml", "predict"]),
               help="Leave out a part (repeatable).")
-@click.option("--max-passes", default=10, show_default=True, help="OpenAML sgd.maxPasses.")
+@click.option("--max-passes", default=10, show_default=True,
+              help="OpenAML sgd.maxPasses (tabular: also the DIY pipelines' epochs and passes).")
 @click.option("--predict-seconds", default=10, show_default=True)
 @click.option("--connections", default=8, show_default=True,
               help="wrk connections (at 2,000 req/s, 8 connections mean 4 ms per request).")
@@ -187,15 +194,22 @@ def table(result: dict[str, Any]) -> list[str]:
 @click.option("--memory-passes", default=1, show_default=True)
 @click.option("--work", type=click.Path(path_type=Path), default=None,
               help="Keep the work files (data, server dirs, logs) here instead of a temp dir.")
-def bench(dataset: str, train_path: Path | None, test_path: Path | None, quick: bool, out: Path,
-          markdown: Path | None, skip: tuple[str, ...], max_passes: int, predict_seconds: int,
-          connections: int, http_workers: int, memory_cap: int | None, memory_file: int | None,
-          memory_passes: int, work: Path | None) -> None:
-    """Benchmark the MNIST workflow: OpenAML vs pyarrow parse, scikit-learn and Vowpal Wabbit."""
+def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | None, quick: bool,
+          out: Path, markdown: Path | None, skip: tuple[str, ...], max_passes: int,
+          predict_seconds: int, connections: int, http_workers: int, memory_cap: int | None,
+          memory_file: int | None, memory_passes: int, work: Path | None) -> None:
+    """Benchmark a workflow: OpenAML vs pyarrow parse, scikit-learn and Vowpal Wabbit."""
     if (train_path is None) != (test_path is None):
         raise click.UsageError("--train and --test go together")
     folder = bench_dir()
     sys.path.insert(0, str(folder))
+    if dataset == "tabular":
+        if train_path is not None or memory_cap is not None:
+            raise click.UsageError("--train, --test and --memory-cap are for the MNIST datasets")
+        sizes = [5000] if quick else parse_sizes(rows)
+        result, lines = run_tabular(sizes, quick, skip, max_passes, work)
+        write_result(result, lines, out, markdown)
+        return
     import pipeline  # type: ignore[import-not-found]
 
     with tempfile.TemporaryDirectory(prefix="openaml-bench-") as temp:
@@ -248,7 +262,41 @@ def bench(dataset: str, train_path: Path | None, test_path: Path | None, quick: 
             result["memory"] = capped_run(train, place, memory_cap,
                                           memory_file or 3 * memory_cap, memory_passes)
     result["ratios"] = ratios(result)
-    lines = table(result)
+    write_result(result, table(result), out, markdown)
+
+
+def parse_sizes(text: str) -> list[int]:
+    """`--rows` as a list of positive row counts."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of row counts",
+                                 param_hint="--rows") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("row counts must be positive", param_hint="--rows")
+    return sizes
+
+
+def run_tabular(sizes: list[int], quick: bool, skip: tuple[str, ...], max_passes: int,
+                work: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """The tabular benchmark (bench/tabular.py) at each size; generated files are kept in
+    --work, else in the system's temp folder, and reused."""
+    import tabular  # type: ignore[import-not-found]
+
+    result: dict[str, Any] = {"dataset": "tabular" + (" (quick)" if quick else ""),
+                              "machine": machine(), "targets": tabular.TARGETS}
+    click.echo(f"benchmarking generated tabular data: {', '.join(f'{n:,}' for n in sizes)} rows")
+    with tempfile.TemporaryDirectory(prefix="openaml-bench-") as temp:
+        place = Path(work or temp)
+        place.mkdir(parents=True, exist_ok=True)
+        data = place / "data" if work else Path(tempfile.gettempdir()) / "openaml-tabular"
+        tabular.run(result, place, data, sizes, skip, max_passes, click.echo)
+    return result, tabular.table(result)
+
+
+def write_result(result: dict[str, Any], lines: list[str], out: Path,
+                 markdown: Path | None) -> None:
+    """Print the table; write the JSON result, and the Markdown table with machine facts."""
     click.echo("\n".join(lines))
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     click.echo(f"result: {out}")
