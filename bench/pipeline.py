@@ -129,7 +129,6 @@ def vw_lines(labels: np.ndarray | None, x: np.ndarray) -> list[str]:
 def vw_pipeline(train: Path, test: Path, work: Path, passes: int = 10) -> dict[str, Any]:
     """Vowpal Wabbit --oaa multiclass, logistic loss, `passes` passes: convert, train, predict."""
     from sklearn.metrics import f1_score
-    from vowpalwabbit import Workspace
 
     stages, lap = stage_timer()
 
@@ -142,12 +141,7 @@ def vw_pipeline(train: Path, test: Path, work: Path, passes: int = 10) -> dict[s
                             "test": (None, x_test)}.items():
         files[name].write_text("\n".join(vw_lines(y, rows)) + "\n")
     lap("convert")
-    model, cache = work / "model.vw", work / "train.cache"
-    cache.unlink(missing_ok=True)
-    learner = Workspace(f"--oaa {classes} --loss_function logistic --passes {passes} --holdout_off"
-                        f" -k --cache_file {cache} -d {files['train']} -f {model} --quiet")
-    learner.run_parser()
-    learner.finish()
+    model = vw_train(files["train"], work, passes, f"--oaa {classes}")
     lap("train")
     predicted = vw_predict(model, files["eval"], work / "eval.pred", probabilities=False)
     f1 = f1_score(labels[cut:], predicted.astype(int) - 1, average="macro")
@@ -156,6 +150,21 @@ def vw_pipeline(train: Path, test: Path, work: Path, passes: int = 10) -> dict[s
     assert len(probabilities) == len(x_test)
     lap("predict_test")
     return {"seconds": sum(stages.values()), "stages": stages, "macro_f1": float(f1)}
+
+
+def vw_train(data: Path, work: Path, passes: int, *flags: str) -> Path:
+    """Train Vowpal Wabbit on `data` (logistic loss, `passes` passes over a fresh cache in `work`,
+    extra `flags` first); the saved model's path, work/model.vw."""
+    from vowpalwabbit import Workspace
+
+    model, cache = work / "model.vw", work / "train.cache"
+    cache.unlink(missing_ok=True)
+    command = (f"--loss_function logistic --passes {passes} --holdout_off -k "
+               f"--cache_file {cache} -d {data} -f {model} --quiet")
+    learner = Workspace(" ".join((*flags, command)))
+    learner.run_parser()
+    learner.finish()
+    return model
 
 
 def vw_predict(model: Path, data: Path, out: Path, probabilities: bool) -> np.ndarray:

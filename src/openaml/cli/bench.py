@@ -2,8 +2,8 @@
 
 MNIST (multiclass, pixels as categories) or generated tabular data (`--dataset tabular`: a
 BINARY model with the default recipe, at several sizes). The measuring code lives in the
-checkout's bench/ folder (pipeline.py, tabular.py, predict_load.py, memory.py,
-fashion_mnist.py); this command prepares the data, runs them, prints a table and writes one
+checkout's bench/ folder (pipeline.py, tabular.py with tabular_data.py and tabular_diy.py,
+predict_load.py, memory.py, fashion_mnist.py); this command prepares the data, runs them, prints a table and writes one
 JSON result. Results are facts about one machine, never a test's pass/fail.
 """
 
