@@ -7,8 +7,9 @@ unterminated quoted value and is rejected. A field is then its bytes between sep
 surrounding white space stripped; if it starts and ends with a quote these are removed, inner
 "" becomes " and white space is stripped again. An empty result is a missing value (null).
 
-Columns are built straight from the byte buffer: field start/end positions form an (L, C)
-matrix for the L well-formed lines with C fields. A column whose fields are all at most 8
+One compiled pass over each line finds its separators, strips and unquotes its fields and
+classifies it; columns are then built straight from the byte buffer: value start/end
+positions form an (L, C) matrix for the L well-formed lines with C fields. A column whose fields are all at most 8
 plain bytes (numbers, codes, pixels...) is dictionary-encoded by packing each field into a
 uint64 key and hashing those integers, which is several times faster than hashing strings;
 other columns are gathered into a string array and dictionary-encoded by Arrow.
@@ -23,85 +24,106 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from openaml.ml.data.lines import LineBlock
 
 QUOTE, COMMA, SPACE, TAB = 34, 44, 32, 9
 REASONS = ("too_large", "unterminated_quote", "wrong_field_count")
 _WHITE = np.zeros(256, dtype=np.bool_)
-_WHITE[[SPACE, TAB, 11, 12, 13]] = True
+_WHITE[[SPACE, TAB, 11, 12, 13]] = True  # stripped around values (a CR too: data.md §1)
 
 
 @dataclass(frozen=True)
 class Fields:
-    """Field spans of a block: `reason` per line (0 = well formed, else 1 + REASONS index)
-    and, for the well-formed lines in order, `starts`/`ends` of shape (L, C)."""
+    """Values of a block: `reason` per line (0 = well formed, else 1 + REASONS index) and, for
+    the well-formed lines in order, the spans `starts`/`ends` of shape (L, C) of their values
+    (stripped, without their quotes) and `quoted` (L, C): the value was quoted, so a doubled
+    quote inside stands for one."""
 
     reason: npt.NDArray[np.int8]
     starts: npt.NDArray[np.int64]
     ends: npt.NDArray[np.int64]
+    quoted: npt.NDArray[np.bool_]
 
 
 def split_fields(block: LineBlock, n_fields: int) -> Fields:
-    """Classify every line of the block and locate the fields of the well-formed ones."""
-    data = block.data
+    """Classify every line of the block and locate the values of the well-formed ones."""
     n = len(block)
-    line_start, line_end = block.starts, block.ends
-    commas = np.flatnonzero(data == COMMA)
-    first, last = np.searchsorted(commas, line_start), np.searchsorted(commas, line_end)
-    per_line = last - first
-    # Commas outside every kept span (a dropped header, the unkept bytes of an over-long line)
-    # are discarded; the rest are in line order, per_line of them for each line.
-    if per_line.sum() != len(commas):
-        commas = commas[_in_ranges(len(commas), first, last)]
     reason = np.zeros(n, dtype=np.int8)
-    line_of: npt.NDArray[np.int64] | None = None
-    if data.size and bool((data == QUOTE).any()):
-        quotes = np.flatnonzero(data == QUOTE)
-        quotes_at_start = np.searchsorted(quotes, line_start)
-        reason[(np.searchsorted(quotes, line_end) - quotes_at_start) % 2 == 1] = 2
-        line_of = np.repeat(np.arange(n), per_line)
-        separator = (np.searchsorted(quotes, commas) - quotes_at_start[line_of]) % 2 == 0
-        commas, line_of = commas[separator], line_of[separator]
-        per_line = np.bincount(line_of, minlength=n)
-    reason[(reason == 0) & (per_line + 1 != n_fields)] = 3
-    reason[block.too_large] = 1
+    starts = np.empty((n, n_fields), dtype=np.int64)
+    ends = np.empty((n, n_fields), dtype=np.int64)
+    quoted = np.zeros((n, n_fields), dtype=np.bool_)
+    _scan_lines(block.data, block.starts, block.ends, block.too_large, _WHITE,
+                starts, ends, quoted, reason)
     good = reason == 0
     if not good.all():
-        if line_of is None:
-            line_of = np.repeat(np.arange(n), per_line)
-        commas = commas[good[line_of]]
-    seps = commas.reshape(int(good.sum()), n_fields - 1)
-    starts = np.empty((len(seps), n_fields), dtype=np.int64)
-    ends = np.empty((len(seps), n_fields), dtype=np.int64)
-    starts[:, 0], starts[:, 1:] = line_start[good], seps + 1
-    ends[:, -1], ends[:, :-1] = line_end[good], seps
-    return Fields(reason, starts, ends)
+        starts, ends, quoted = starts[good], ends[good], quoted[good]
+    return Fields(reason, starts, ends, quoted)
 
 
-def _in_ranges(size: int, begin: npt.NDArray[np.int64],
-               end: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """Mask of 0..size-1 covered by the disjoint ranges [begin, end)."""
-    marks = np.zeros(size + 1, dtype=np.int64)
-    np.add.at(marks, begin, 1)
-    np.add.at(marks, end, -1)
-    return np.cumsum(marks[:-1]) > 0
+@njit(cache=True, nogil=True)
+def _scan_lines(data: npt.NDArray[np.uint8], line_starts: npt.NDArray[np.int64],
+                line_ends: npt.NDArray[np.int64], too_large: npt.NDArray[np.bool_],
+                white: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],
+                ends: npt.NDArray[np.int64], quoted: npt.NDArray[np.bool_],
+                reason: npt.NDArray[np.int8]) -> None:
+    """Per line: reason (1 too large, 2 an odd number of quotes, 3 another field count), and
+    for a well-formed line its values' spans in row k of starts/ends/quoted."""
+    n_fields = starts.shape[1]
+    for k in range(len(line_starts)):
+        if too_large[k]:
+            reason[k] = 1
+            continue
+        end = line_ends[k]
+        count, field, inside = 0, line_starts[k], False
+        for p in range(line_starts[k], end):
+            byte = data[p]
+            if byte == QUOTE:
+                inside = not inside
+            elif byte == COMMA and not inside:
+                if count < n_fields - 1:
+                    starts[k, count], ends[k, count] = field, p
+                count += 1
+                field = p + 1
+        if inside:
+            reason[k] = 2
+            continue
+        if count != n_fields - 1:
+            reason[k] = 3
+            continue
+        starts[k, count], ends[k, count] = field, end
+        for j in range(n_fields):
+            s, e = _stripped(data, white, starts[k, j], ends[k, j])
+            if e - s >= 2 and data[s] == QUOTE and data[e - 1] == QUOTE:
+                quoted[k, j] = True
+                s, e = _stripped(data, white, s + 1, e - 1)
+            starts[k, j], ends[k, j] = s, e
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _stripped(data: npt.NDArray[np.uint8], white: npt.NDArray[np.bool_], s: int,
+              e: int) -> tuple[int, int]:
+    """The span [s, e) without the white space at its ends."""
+    while s < e and white[data[s]]:
+        s += 1
+    while s < e and white[data[e - 1]]:
+        e -= 1
+    return s, e
 
 
 def build_columns(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
-                  ends: npt.NDArray[np.int64], encode: Sequence[bool]) -> list[pa.Array]:
-    """Columns of raw values (stripped, unquoted, empty = null) for (L, C) field spans.
+                  ends: npt.NDArray[np.int64], quoted: npt.NDArray[np.bool_],
+                  encode: Sequence[bool]) -> list[pa.Array]:
+    """Columns of raw values (empty = null) for (L, C) value spans as split_fields gives them.
 
-    encode[j]: dictionary-encode column j. Columns whose fields are all at most 8 bytes (and
-    a block without NUL bytes) are encoded by packing each field zero-padded into a uint64,
+    encode[j]: dictionary-encode column j. Columns whose values are all at most 8 bytes (and
+    a block without NUL bytes) are encoded by packing each value zero-padded into a uint64,
     done for the whole matrix in memory order, then hashing integers per column.
     """
     shape = starts.shape
-    starts, ends, quoted = _trim(data, starts.ravel().copy(), ends.ravel().copy())
     missing = ends <= starts
     lengths = np.where(missing, 0, ends - starts)
-    starts, lengths = starts.reshape(shape), lengths.reshape(shape)
-    missing, quoted = missing.reshape(shape), quoted.reshape(shape)
     packable = np.asarray(encode, dtype=np.bool_) & ~quoted.any(axis=0)
     if shape[0]:
         packable &= lengths.max(axis=0) <= 8
@@ -125,39 +147,6 @@ def build_columns(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
                                 column)
         columns.append(pc.dictionary_encode(column) if encode[j] else column)
     return columns
-
-
-def _trim(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
-          ends: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
-                                                npt.NDArray[np.bool_]]:
-    _strip(data, starts, ends)
-    quoted = (ends - starts >= 2) & (data[np.minimum(starts, len(data) - 1)] == QUOTE)
-    quoted[quoted] &= data[ends[quoted] - 1] == QUOTE
-    if quoted.any():
-        starts[quoted] += 1
-        ends[quoted] -= 1
-        _strip(data, starts, ends)
-    return starts, ends, quoted
-
-
-def _strip(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
-           ends: npt.NDArray[np.int64]) -> None:
-    """Move starts/ends past white space in place; loops once per white-space byte, not per row."""
-    if not len(data) or not len(starts) or not _WHITE[data].any():
-        return
-    last = len(data) - 1
-    move = (starts < ends) & _WHITE[data[np.minimum(starts, last)]]
-    while move.any():
-        index = np.flatnonzero(move)
-        starts[index] += 1
-        move = np.zeros_like(move)
-        move[index] = (starts[index] < ends[index]) & _WHITE[data[np.minimum(starts[index], last)]]
-    move = (starts < ends) & _WHITE[data[np.maximum(ends - 1, 0)]]
-    while move.any():
-        index = np.flatnonzero(move)
-        ends[index] -= 1
-        move = np.zeros_like(move)
-        move[index] = (starts[index] < ends[index]) & _WHITE[data[np.maximum(ends[index] - 1, 0)]]
 
 
 def _validity(missing: npt.NDArray[np.bool_]) -> pa.Buffer | None:

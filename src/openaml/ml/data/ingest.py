@@ -49,6 +49,7 @@ from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, 
 from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.data.statistics_document import DatasetStatistics
+from openaml.ml.data.trimmed import is_trimmable, read_trimmed
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
@@ -263,8 +264,10 @@ class _Reader:
             for block, fast in blocks:
                 header = block.header if block.header is not None else header
                 parsed = (encode_int16(fast) if isinstance(fast, np.ndarray)
-                          else encode_plain(block, fast, self.encode) if fast is not None else None)
-                fields = None if parsed is not None else split_fields(block, len(self.encode))
+                          else encode_plain(block, fast, self.encode) if isinstance(fast, pa.Table)
+                          else fast if isinstance(fast, Parsed) else None)
+                fields = (fast if isinstance(fast, Fields) else None if parsed is not None
+                          else split_fields(block, len(self.encode)))
                 reason = fields.reason if fields is not None else np.zeros(len(block), np.int8)
                 found = np.bincount(reason, minlength=len(REASONS) + 1)[1:]
                 if found.any():
@@ -277,19 +280,23 @@ class _Reader:
                 self.records += len(block)
                 yield self.records - len(block), block, parsed, fields
 
-    def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | None]:
+    def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields]:
         """The block with its values when every field is an int16 (`integers`), or else with
-        Arrow's parse of it when the fast path (`plain`) applies (run ahead)."""
+        Arrow's parse of it when a fast path (`plain`, then `trimmed`) applies, or else with
+        its fields (run ahead, beside the caller's work on the blocks before)."""
         if self.int16_blocks:
             values = parse_int16_block(block, len(self.encode))
             if values is not None:
                 return block, values
             self.int16_blocks = False   # other fields in one block: likely in later ones too
         if not is_plain(block, len(self.encode)):
-            return block, None
+            parsed = (read_trimmed(block, self.schema.names, self.encode)
+                      if is_trimmable(block, len(self.encode)) else None)
+            return block, parsed if parsed is not None else split_fields(block, len(self.encode))
         if self.integers is None:
             self.integers = probe_integers(block, self.schema.names, self.encode)
-        return block, read_plain(block, self.schema.names, self.integers)
+        table = read_plain(block, self.schema.names, self.integers)
+        return block, table if table is not None else split_fields(block, len(self.encode))
 
     def _show(self, uri: str, block: LineBlock, reason: np.ndarray, header: bytes | None) -> None:
         """Keep (and pass on) the first REJECTED_SHOWN rejected lines."""
@@ -361,7 +368,7 @@ class _Job:
         rejected = fields.reason[selected] > 0
         keep = selected[fields.reason == 0]
         starts, ends = fields.starts[keep], fields.ends[keep]
-        arrays = build_columns(data, starts, ends, self.reader.encode)
+        arrays = build_columns(data, starts, ends, fields.quoted[keep], self.reader.encode)
         if rejected.any():
             self._count(arrays)
             position = np.full(len(rejected), -1, dtype=np.int64)

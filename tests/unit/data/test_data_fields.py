@@ -1,0 +1,43 @@
+"""The compiled field splitter (fields.split_fields) against the vectorised one it replaced
+(vectorised_fields.py): the same reason for every line and the same values, on any bytes."""
+
+import io
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vectorised_fields import reference_fields
+
+from openaml.ml.data.fields import split_fields
+from openaml.ml.data.lines import iter_line_blocks
+
+# every byte the rules treat specially, and a few ordinary ones
+ALPHABET = [b"a", b"x", b",", b'"', b" ", b"\t", b"\x0b", b"\x0c", b"\r", "é".encode(), b"1"]
+lines = st.lists(st.lists(st.sampled_from(ALPHABET), max_size=14).map(b"".join), min_size=1,
+                 max_size=12)
+
+
+def _compare(content: bytes, n_fields: int, block_bytes: int = 1 << 20) -> None:
+    for block in iter_line_blocks(io.BytesIO(content), False, block_bytes):
+        got = split_fields(block, n_fields)
+        reason, starts, ends, quoted = reference_fields(block, n_fields)
+        assert np.array_equal(got.reason, reason)
+        missing = ends <= starts
+        assert np.array_equal(got.ends <= got.starts, missing)
+        assert np.array_equal(got.quoted, quoted)
+        assert np.array_equal(np.where(missing, 0, got.starts), np.where(missing, 0, starts))
+        assert np.array_equal(np.where(missing, 0, got.ends), np.where(missing, 0, ends))
+
+
+@settings(max_examples=500, deadline=None)
+@given(lines=lines, n_fields=st.integers(1, 4))
+def test_compiled_splitter_matches_the_vectorised_one(lines, n_fields):
+    _compare(b"\n".join(lines) + b"\n", n_fields)
+
+
+def test_over_long_lines_and_blocks():
+    """Lines over MAX_RECORD_BYTES (reason 1) and several blocks of one file."""
+    long = b"a," + b"x" * 200_000
+    content = b'1, "2"\n' + long + b'\n"a,b" , c\n' * 3 + b'"odd,1\n1,2,3\n'
+    _compare(content, 2, block_bytes=64)
+    _compare(content, 2)
