@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import sys
 
 import pyarrow as pa
 
@@ -32,3 +33,8 @@ def run_ingest(objects, schema, split: str | None = None,
     return report, table
 
 
+def general_path_only(monkeypatch) -> None:
+    """Make every block take the general path (fields.py), not Arrow's (plain, trimmed)."""
+    module = sys.modules["openaml.ml.data.ingest"]
+    monkeypatch.setattr(module, "is_plain", lambda *a: False)
+    monkeypatch.setattr(module, "is_trimmable", lambda *a: False)

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from data_ingest_helpers import make_object, make_schema, run_ingest
+from data_ingest_helpers import general_path_only, make_object, make_schema, run_ingest
 from test_data_plain import _columns, _rounded
 
 from openaml.ml.data import lines
@@ -70,7 +70,7 @@ def test_integer_plain_and_general_paths_agree(monkeypatch, split):
     assert results[0] and results[-1] is False and len(results) < len(data) // 1500   # then off
     monkeypatch.setattr(ingest_module, "parse_int16_block", lambda *a: None)
     report_b, table_b = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
-    monkeypatch.setattr(ingest_module, "is_plain", lambda *a: False)
+    general_path_only(monkeypatch)
     report_c, table_c = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
     assert _columns(table_a) == _columns(table_b) == _columns(table_c)
     assert _rounded(report_a.to_dict()) == _rounded(report_b.to_dict()) == _rounded(report_c.to_dict())

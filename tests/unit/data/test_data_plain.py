@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from data_ingest_helpers import make_object, make_schema, run_ingest
+from data_ingest_helpers import general_path_only, make_object, make_schema, run_ingest
 
 from openaml.ml.data import ingest, parse_rearrangement, read_materialized
 from openaml.ml.data.lines import iter_line_blocks
@@ -61,7 +61,7 @@ def test_plain_and_general_paths_agree(monkeypatch):
     splits = (None, '{"splitting": {"percentBegin": 10, "percentEnd": 65}}')
     fast = [run_ingest([make_object("f.csv", plain)], SCHEMA, split, stats=True) for split in splits]
     assert calls
-    monkeypatch.setattr(ingest_module, "is_plain", lambda *a: False)
+    general_path_only(monkeypatch)
     for split, (report_a, table_a) in zip(splits, fast):
         report_b, table_b = run_ingest([make_object("f.csv", plain)], SCHEMA, split, stats=True)
         assert _columns(table_a) == _columns(table_b)

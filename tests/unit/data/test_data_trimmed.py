@@ -1,0 +1,75 @@
+"""The fast path for blocks with white space and quotes (trimmed.py) must give exactly what the
+general path gives: the same columns, rejected records and statistics."""
+
+import functools
+import sys
+
+import pytest
+from data_ingest_helpers import general_path_only, make_object, make_schema, run_ingest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from openaml.ml.data import DataError
+from openaml.ml.data.lines import iter_line_blocks
+
+ingest_module = sys.modules["openaml.ml.data.ingest"]
+SCHEMA = make_schema({"n": "NUMERIC", "c": "CATEGORICAL", "t": "TEXT", "b": "BINARY"})
+
+plain_word = st.sampled_from(["1", "-2.5", "abc", "Yes", "no", "é", "x y", "0", ""])
+white = st.sampled_from(["", " ", "  ", "\t", "\x0b", "\x0c", " \t"])
+# quoted values as Arrow and the rules both read them, and quotes they read differently
+quoted = st.sampled_from(['"a, b"', '""', '" "', '"say ""hi"""', '""""', '"x"', '" 7 "'])
+odd = st.sampled_from(['a"b', ' "q"', '"q" ', '"open', '"a"b', '"'])
+good = st.one_of(st.tuples(white, plain_word, white).map("".join), quoted)
+field = st.one_of(good, st.tuples(white, quoted).map("".join), odd)
+# mostly blocks Arrow may read (4 fields, quotes where it reads them), some it may not
+line = st.one_of(st.lists(good, min_size=4, max_size=4),
+                 st.lists(field, min_size=3, max_size=5)).map(",".join)
+
+
+def _columns(table):
+    return {name: table.column(name).to_pylist() for name in table.column_names}
+
+
+def _outcome(content: bytes):
+    """(columns, report) of an ingest, or the message of the DataError that failed it."""
+    try:
+        report, table = run_ingest([make_object("f.csv", content)], SCHEMA, stats=True)
+    except DataError as exc:
+        return str(exc)
+    return _columns(table), report.to_dict()
+
+
+def _ingest_both(monkeypatch, content: bytes):
+    fast = _outcome(content)
+    with monkeypatch.context() as patch:
+        general_path_only(patch)
+        general = _outcome(content)
+    return fast, general
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(line, min_size=1, max_size=6))
+def test_trimmed_and_general_paths_agree(monkeypatch, lines):
+    content = ("\n".join(lines) + "\n").encode()
+    fast, general = _ingest_both(monkeypatch, content)
+    assert fast == general
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_text_with_spaces_and_quoted_commas_takes_the_fast_path(monkeypatch, block_bytes):
+    rows = [f'{i}, c{i % 3} ,"late, again {i}",{"yes" if i % 2 else "no"}' for i in range(50)]
+    rows[7] = '7,,  ,'                          # missing values, white space only
+    rows[9] = '9,"say ""hi""",t,\t Yes\x0b'   # a doubled quote inside a quoted value; tabs
+    content = ("\n".join(rows) + "\r\n").encode()
+    monkeypatch.setattr(ingest_module, "iter_line_blocks",
+                        functools.partial(iter_line_blocks, block_bytes=block_bytes))
+    calls = []
+    original = ingest_module.read_trimmed
+    monkeypatch.setattr(ingest_module, "read_trimmed", lambda *a: calls.append(1) or original(*a))
+    fast, general = _ingest_both(monkeypatch, content)
+    assert calls and fast == general
+    columns, _ = fast
+    assert columns["t"][:2] == ["late, again 0", "late, again 1"] and columns["c"][9] == 'say "hi"'
+    assert columns["t"][7] is None and columns["c"][7] is None and columns["n"][0] == "0"
+    assert columns["b"][9] == "Yes"
