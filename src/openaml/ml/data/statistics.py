@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from openaml.ml.data.statistics_document import (
     EXACT_DISTINCT,
@@ -70,10 +71,7 @@ class NumericStats:
 
     def add_pairs(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> None:
         """Accumulate co-moments with the target over rows where both are valid (not NaN)."""
-        both = ~(np.isnan(x) | np.isnan(y))
-        x, y = x[both], y[both]
-        self.pairs += len(x)
-        self.xy += (x.sum(), y.sum(), np.dot(x, x), np.dot(y, y), np.dot(x, y))
+        self.pairs += _add_co_moments(x, y, self.xy)
 
     def _compress(self) -> None:
         ranks = (np.arange(SKETCH_POINTS) + 0.5) * (self.counts.sum() / SKETCH_POINTS)
@@ -121,6 +119,26 @@ class NumericStats:
         if vx <= 0 or vy <= 0:
             return None
         return float(cov / math.sqrt(vx * vy))
+
+
+@njit(cache=True, nogil=True)
+def _add_co_moments(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
+                    sums: npt.NDArray[np.float64]) -> int:
+    """Add the sums of x, y, x*x, y*y and x*y over rows where neither is NaN to `sums`, in
+    one pass; returns the number of those rows."""
+    pairs = 0
+    sx = sy = sxx = syy = sxy = 0.0
+    for i in range(len(x)):
+        a, b = x[i], y[i]
+        if not (np.isnan(a) or np.isnan(b)):
+            pairs += 1
+            sx += a
+            sy += b
+            sxx += a * a
+            syy += b * b
+            sxy += a * b
+    sums += np.array([sx, sy, sxx, syy, sxy])
+    return pairs
 
 
 MAX_PENDING = 16  # batch tables a CountStats holds before merging them
