@@ -135,3 +135,35 @@ def test_cartesian_of_long_texts_is_refused_before_it_is_made(monkeypatch):
     monkeypatch.setattr(tk, "MAX_CARTESIAN_PAIRS", 100_000_000)
     small = tk.tokenize(pa.array(["a b", "c"]))
     assert tokens_of(tk.cartesian(small, small)) == [["a_a", "a_b", "b_a", "b_b"], ["c_c"]]
+
+
+@pytest.mark.parametrize("with_values", [True, False])
+@pytest.mark.parametrize("seed", range(5))
+def test_tokens_merge_like_the_sparse_sum(seed, with_values):
+    """with_tokens gives the CSR arrays the scipy sum it replaced gave: ids ascending per row,
+    one indicator per distinct (row, token), dense zeros dropped where there are values."""
+    import scipy.sparse as sp
+
+    from openaml.ml.features.pipeline import with_tokens
+
+    rng = np.random.default_rng(seed)
+    n, width = int(rng.integers(1, 40)), 200
+    # dense part: up to 3 sources with ids in 0-29, 30-59, 60-89 (ascending in each row)
+    per_row = [sorted(rng.choice(np.arange(s * 30, s * 30 + 30)) for s in range(3) if rng.random() < 0.7)
+               for _ in range(n)]
+    indptr = np.concatenate(([0], np.cumsum([len(r) for r in per_row]))).astype(np.int64)
+    indices = np.array([i for r in per_row for i in r], np.int32)
+    values = rng.choice([0.0, -0.0, 1.5, -2.0], len(indices)) if with_values else None
+    # tokens: ids 100-199, rows in any order, repeats
+    count = int(rng.integers(0, 5 * n)) if seed else 3000  # seed 0: long texts (a sort per row)
+    rows, ids = rng.integers(0, n, count), rng.integers(100, 200, count)
+    got = with_tokens(indptr, indices, values, rows, ids)
+    data = np.ones(len(indices)) if values is None else values
+    dense = sp.csr_matrix((data, indices, indptr), shape=(n, width))
+    keys = np.unique(rows * width + ids)
+    tokens = sp.csr_matrix((np.ones(len(keys)), (keys // width, keys % width)), shape=(n, width))
+    expected = (dense + tokens).tocsr()
+    assert np.array_equal(got[0], expected.indptr) and np.array_equal(got[1], expected.indices)
+    assert (got[2] is None) == (values is None)
+    if values is not None:
+        assert np.array_equal(got[2], expected.data)

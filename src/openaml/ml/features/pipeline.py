@@ -122,10 +122,8 @@ class FeaturePipeline:
         indptr, indices, values = _dense_part(dense_ids, dense_vals, n)
         if not token_rows:
             return indptr, indices, values
-        data = np.ones(len(indices)) if values is None else values
-        matrix = sp.csr_matrix((data, indices, indptr), shape=(n, self.n_features))
-        matrix = (matrix + _token_part(token_rows, token_ids, n, self.n_features)).tocsr()
-        return matrix.indptr, matrix.indices, matrix.data if values is not None else None
+        return with_tokens(indptr, indices, values, np.concatenate(token_rows),
+                           np.concatenate(token_ids))
 
     def _entry_ids(self, coded: list[tuple[int, int, pa.DictionaryArray]]
                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -240,8 +238,58 @@ def _gather_column(out: np.ndarray, j: int, per_entry: np.ndarray, entries: np.n
     return least
 
 
-def _token_part(rows: list[np.ndarray], ids: list[np.ndarray], n: int, width: int) -> sp.csr_matrix:
-    """Indicator per distinct (record, token) pair."""
-    keys = np.unique(np.concatenate(rows) * width + np.concatenate(ids))
-    return sp.csr_matrix((np.ones(len(keys)), (keys // width, keys % width)), shape=(n, width))
+def with_tokens(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray | None,
+                rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """CSR arrays of the dense part plus an indicator per distinct (row, token id) pair, each
+    row's ids ascending; values None stays None. Dense entries of value 0 are dropped where
+    there are values (the sparse sum this replaces dropped them: models stay the same)."""
+    merged = _merge_tokens(indptr.astype(np.int64, copy=False), indices.astype(np.int32, copy=False),
+                           np.zeros(0) if values is None else values, values is not None,
+                           rows.astype(np.int64, copy=False), ids.astype(np.int32, copy=False))
+    return merged[0], merged[1], merged[2] if values is not None else None
 
+
+@njit(cache=True, nogil=True)
+def _merge_tokens(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, has_values: bool,
+                  rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(indptr) - 1
+    starts = np.zeros(n + 1, np.int64)  # tokens bucketed by row (a counting sort)
+    for r in rows:
+        starts[r + 1] += 1
+    starts = np.cumsum(starts)
+    fill = starts[:-1].copy()
+    bucket = np.empty(len(ids), np.int32)
+    for k in range(len(ids)):
+        bucket[fill[rows[k]]] = ids[k]
+        fill[rows[k]] += 1
+    out_ptr = np.zeros(n + 1, np.int64)
+    out_ids = np.empty(len(indices) + len(ids), np.int32)
+    out_values = np.empty(len(indices) + len(ids))
+    size = 0
+    for r in range(n):
+        tokens = bucket[starts[r]:starts[r + 1]]
+        if len(tokens) > 32:  # a long text
+            tokens[:] = np.sort(tokens)
+        for i in range(1, len(tokens)):  # insertion sort: most records hold a few tokens
+            token, j = tokens[i], i - 1
+            while j >= 0 and tokens[j] > token:
+                tokens[j + 1] = tokens[j]
+                j -= 1
+            tokens[j + 1] = token
+        t, t_end = 0, len(tokens)
+        d, d_end = indptr[r], indptr[r + 1]
+        while d < d_end or t < t_end:
+            if t == t_end or (d < d_end and indices[d] < tokens[t]):
+                value = values[d] if has_values else 1.0
+                if value != 0.0:
+                    out_ids[size], out_values[size] = indices[d], value
+                    size += 1
+                d += 1
+            else:
+                out_ids[size], out_values[size] = tokens[t], 1.0
+                size += 1
+                t += 1
+                while t < t_end and tokens[t] == tokens[t - 1]:
+                    t += 1
+        out_ptr[r + 1] = size
+    return out_ptr, out_ids[:size].copy(), out_values[:size].copy()
