@@ -142,8 +142,6 @@ def test_cartesian_of_long_texts_is_refused_before_it_is_made(monkeypatch):
 def test_tokens_merge_like_the_sparse_sum(seed, with_values):
     """with_tokens gives the CSR arrays the scipy sum it replaced gave: ids ascending per row,
     one indicator per distinct (row, token), dense zeros dropped where there are values."""
-    import scipy.sparse as sp
-
     from openaml.ml.features.pipeline import with_tokens
 
     rng = np.random.default_rng(seed)
@@ -167,3 +165,25 @@ def test_tokens_merge_like_the_sparse_sum(seed, with_values):
     assert (got[2] is None) == (values is None)
     if values is not None:
         assert np.array_equal(got[2], expected.data)
+
+
+def test_chunks_of_a_large_batch_score_like_the_whole(text_schema):
+    """row_chunks reads NUMERIC and BINARY values once per batch and slices them: the chunks'
+    rows are the rows of the whole batch."""
+    from openaml.ml.features import pipeline as module
+
+    n = module.ROW_CHUNK * 2 + 17
+    rng = np.random.default_rng(4)
+    batch = make_batch({"age": [str(v) if v % 7 else None for v in rng.integers(18, 90, n)],
+                        "job": [f"j{v}" for v in rng.integers(0, 5, n)],
+                        "title": [f"w{a} w{b}" for a, b in rng.integers(0, 9, (n, 2))],
+                        "b": [["yes", "no", "x"][v] for v in rng.integers(0, 3, n)],
+                        "y": ["1", "0"] * (n // 2) + ["1"]})
+    recipe = parse_recipe(json.dumps({"outputs": ["quantile_bin(age,10)", "normalize(age)", "job",
+                                                  "b", "lowercase(title)"]}), text_schema)
+    pipeline = fit_pipeline(recipe.outputs, text_schema, lambda: iter([batch]))
+    whole = pipeline.rows(batch)
+    pieces = list(pipeline.row_chunks(batch))
+    assert len(pieces) == 3
+    assert np.array_equal(np.concatenate([p[1] for p in pieces]), whole[1])
+    assert np.array_equal(np.concatenate([p[2] for p in pieces]), whole[2])

@@ -23,7 +23,7 @@ from numba import njit
 from openaml.ml.features.codes import FeatureTable, concatenated
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.values import Columns, evaluate
-from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, node_from_json, node_to_json
+from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, attributes_of, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
 _TABLE_LOCK = threading.Lock()
@@ -80,14 +80,23 @@ class FeaturePipeline:
         return sp.csr_matrix((data, indices, indptr), shape=(batch.num_rows, self.n_features))
 
     def row_chunks(self, batch: pa.RecordBatch) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """rows() of successive ROW_CHUNK-row slices, for consumers that need no stacking."""
+        """rows() of successive ROW_CHUNK-row slices, for consumers that need no stacking.
+        NUMERIC and BINARY values are read once for the whole batch: its slices share its
+        dictionaries, which would otherwise be converted again for every slice."""
+        if batch.num_rows <= ROW_CHUNK:
+            yield self.rows(batch)
+            return
+        whole = Columns(batch, self.schema)
+        names = sorted(set().union(*(attributes_of(source) for source in self.sources)))
         for start in range(0, batch.num_rows, ROW_CHUNK):
-            yield self.rows(batch.slice(start, ROW_CHUNK))
+            yield self.rows(batch.slice(start, ROW_CHUNK), whole.numbers_sliced(names, start, ROW_CHUNK))
 
-    def rows(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def rows(self, batch: pa.RecordBatch,
+             columns: Columns | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Features of every row of the batch as CSR arrays (indptr, indices, values), with
-        values None when every value is 1 (indicator features only)."""
-        columns = Columns(batch, self.schema)
+        values None when every value is 1 (indicator features only); `columns`: the batch's,
+        when some are read already."""
+        columns = columns or Columns(batch, self.schema)
         n = batch.num_rows
         # per source: ids, or (id per dictionary entry, entry per row); None until looked up
         dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None] = []

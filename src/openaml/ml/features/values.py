@@ -38,6 +38,15 @@ class Columns:
             return pa.nulls(self.n_rows, pa.string())
         return column
 
+    def numbers_sliced(self, names: list[str], start: int, length: int) -> Columns:
+        """The Columns of rows [start, start + length), reusing this batch's NUMERIC and BINARY
+        values of the attributes `names` (read once for the whole batch)."""
+        part = Columns(self.batch.slice(start, length), self.schema)
+        for name in names:
+            if self.schema.type_of(name) in (AttributeType.NUMERIC, AttributeType.BINARY):
+                part._cache[name] = self.get(name)[start:start + length]
+        return part
+
     def get(self, name: str) -> Value:
         if name not in self._cache:
             attr_type = self.schema.type_of(name)
