@@ -43,10 +43,12 @@ def warm_up(done: threading.Event | None = None) -> None:
         _ingest(parse_schema(SCHEMA.replace('"TEXT"', '"CATEGORICAL"')), integers,
                 '{"splitting": {"percentBegin": 0, "percentEnd": 70}}')
         # Arrow's fast path (no spaces or quotes: integer columns) with a sequential split,
-        # then the general one, whose copy the other jobs read
+        # then the general one (a quote inside a value), then Arrow's with stripping (text
+        # with spaces and a quoted comma), whose copy the other jobs read
         plain = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4},{int(i > 10)}\n" for i in range(24))
         _ingest(schema, plain, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}')
-        mixed = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4} more,{int(i > 10)}\n" for i in range(24))
+        _ingest(schema, plain.replace("word1", 'a"b'), None)
+        mixed = "".join(f'{i},{"xyz"[i % 3]},{i % 2},"word{i % 4}, more",{int(i > 10)}\n' for i in range(24))
         report, stored = _ingest(schema, mixed, None)
 
         def batches() -> Iterator[pa.RecordBatch]:
