@@ -320,3 +320,26 @@ def test_deleted_batch_prediction_stops_without_manifest(server: Application, ml
         server.context.engine.resume()
     assert server.context.objects.list(output + "/") == []
     assert ml.get_batch_prediction(BatchPredictionId=bp)["Status"] == "DELETED"
+
+
+def test_predict_refuses_a_record_whose_cartesian_is_too_large(server: Application, ml: Any,
+                                                                 uid: Callable[[str], str]) -> None:
+    """A record whose text crossed with itself would make more token pairs than one Predict may
+    build gets InvalidInputException at once, and the endpoint keeps answering."""
+    header, rows = make_rows("BINARY", 120, seed=4)
+    uri = f"s3://pairs/{uid('d')}.csv"
+    server.context.objects.write_bytes(uri, to_csv(header, rows))
+    ids = {k: uid(k) for k in ("ds", "model")}
+    ml.create_data_source_from_s3(DataSourceId=ids["ds"], ComputeStatistics=True, DataSpec={
+        "DataLocationS3": uri, "DataSchema": schema("BINARY")})
+    ml.create_ml_model(MLModelId=ids["model"], MLModelType="BINARY", TrainingDataSourceId=ids["ds"],
+                       Recipe='{"outputs": ["x1", "cartesian(words, words)"]}')
+    assert wait_for(lambda: ml.get_ml_model(MLModelId=ids["model"]))["Status"] == "COMPLETED"
+    ml.create_realtime_endpoint(MLModelId=ids["model"])
+    url = _wait_endpoint(ml, ids["model"])["EndpointInfo"]["EndpointUrl"]
+    with pytest.raises(ClientError) as refused:
+        ml.predict(MLModelId=ids["model"], Record={"x1": "1", "words": "good " * 400}, PredictEndpoint=url)
+    assert refused.value.response["Error"]["Code"] == "InvalidInputException"
+    assert "token pairs" in refused.value.response["Error"]["Message"]
+    assert ml.predict(MLModelId=ids["model"], Record={"x1": "1", "words": "good great"},
+                      PredictEndpoint=url)["Prediction"]["predictedLabel"] in ("0", "1")

@@ -28,8 +28,10 @@ from openaml.service.context import caller_arn
 
 log = logging.getLogger(__name__)
 # Predict requests up to this size may be served on the event loop, where a thread hop costs
-# more than the work: when the endpoint is mounted, parsing and scoring take microseconds.
-INLINE_BODY_LIMIT = 128 * 1024
+# more than the work: when the endpoint is mounted, parsing and scoring take microseconds (an
+# MNIST record is 13 KB). Larger records, long texts for one, go to the thread pool: their
+# tokens, n-grams and crosses can take milliseconds.
+INLINE_BODY_LIMIT = 16 * 1024
 
 Admitter = Callable[[Mapping[str, str]], Authorization]
 Authenticator = Callable[[str, str, Mapping[str, str], bytes, Authorization], str]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from openaml.errors import InvalidInputException, PredictorNotMountedException
+from openaml.ml.features.record import RecordTooLarge
 from openaml.service import common
 from openaml.service.context import ServiceContext
 from openaml.store import EntityKind, EntityRecord, Status
@@ -71,4 +72,7 @@ class EndpointOperations:
             )
         if len("".join(Record)) + len("".join(Record.values())) > MAX_RECORD_BYTES:  # 3x a sum of lens
             raise InvalidInputException("Record is larger than 100 KB")
-        return {"Prediction": predictor.predict(Record)}
+        try:
+            return {"Prediction": predictor.predict(Record)}
+        except RecordTooLarge as exc:
+            raise InvalidInputException(f"Record is too large for the model's recipe: {exc}") from None

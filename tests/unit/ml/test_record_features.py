@@ -1,15 +1,17 @@
-"""Predict's plain-Python evaluation of recipe variables (features/record.py) gives exactly the
-features of the batch evaluator, for every kind of variable and for any record."""
+"""Predict's evaluation of recipe variables one record at a time (features/record.py) gives
+exactly the features of the batch evaluator, for every kind of variable and for any record."""
 
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openaml.ml import predict_record, train_model
-from openaml.ml.features.record import NeedsBatch
+from openaml.ml.features.pipeline import FeaturePipeline
+from openaml.ml.features.record import MAX_RECORD_PAIRS, RecordTooLarge
 from openaml.ml.prediction.realtime import RecordScorer
 from openaml.ml.training import SGDParams
 
@@ -46,6 +48,17 @@ def scorer() -> RecordScorer:
     return RecordScorer(model)
 
 
+def _batch_features(scorer: RecordScorer, record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The generic sources' features by the batch evaluator, on a one-row batch."""
+    p = scorer.model.pipeline
+    kept = [i for i, source in enumerate(p.sources) if any(source is s for s, *_ in scorer.generic_sources)]
+    pipeline = FeaturePipeline(p.schema, tuple(p.sources[i] for i in kept), p.params,
+                               [p.scales[i] for i in kept], [p.vocabs[i] for i in kept])
+    ids = np.concatenate([np.arange(p.offsets[i], p.offsets[i + 1]) for i in kept])
+    x = pipeline.transform(pa.record_batch({n: pa.array([v], pa.string()) for n, v in record.items()}))
+    return ids[x.indices], x.data
+
+
 def _nonzero(ids: np.ndarray, values: np.ndarray) -> tuple[list[int], list[float]]:
     """Sorted (id, value) pairs without zero values (the batch path may drop those)."""
     pairs = sorted((int(i), float(v)) for i, v in zip(ids, values) if v != 0)
@@ -64,20 +77,14 @@ records = st.fixed_dictionaries({}, optional={name: value for name in ("n1", "n2
 @given(record=records)
 def test_python_features_equal_the_batch_features(scorer, record):
     stripped = {n: (record.get(n) or "").strip() or None for n in scorer.generic_attrs}
-    expected = _nonzero(*scorer._batch_features(stripped))
-    try:
-        got = _nonzero(*scorer._python_features(stripped))
-    except NeedsBatch:  # only text that is not ASCII goes to the batch path
-        assert any(v is not None and not v.isascii() for v in stripped.values())
-        return
-    assert got == expected
+    assert _nonzero(*scorer.generic_features(stripped)) == _nonzero(*_batch_features(scorer, stripped))
 
 
 def test_plain_records_take_the_python_path(scorer):
     record = {"n1": "0.5", "n2": "2", "c1": "Red", "c2": "(c)", "t": "Good day! (bad)", "b": "yes"}
     stripped = {n: record.get(n) for n in scorer.generic_attrs}
-    ids, values = scorer._python_features(stripped)
-    assert len(ids) > 10 and _nonzero(ids, values) == _nonzero(*scorer._batch_features(stripped))
+    ids, values = scorer.generic_features(stripped)
+    assert len(ids) > 10 and _nonzero(ids, values) == _nonzero(*_batch_features(scorer, stripped))
     assert predict_record(scorer.model, record)["predictedLabel"] in ("0", "1")
 
 
@@ -90,3 +97,12 @@ def test_infinite_numbers_are_missing_in_both_paths(scorer):
         missing = scorer.model.score_batch(make_batch({"n1": [None], "n2": [None]}))[0]
         assert np.allclose(batch, missing)
         assert np.allclose(scorer.scores(record), missing)
+
+
+def test_a_cartesian_too_large_for_one_record_is_refused_before_it_is_built(scorer):
+    """cartesian(no_punct(t), c2) of a record whose text has more tokens than one Predict may
+    pair is refused (it was built whole: a 22 KB record took seconds and gigabytes)."""
+    words = " ".join(["day"] * (MAX_RECORD_PAIRS + 1))
+    with pytest.raises(RecordTooLarge, match="token pairs"):
+        predict_record(scorer.model, {"t": words, "c2": "b"})
+    assert predict_record(scorer.model, {"t": " ".join(["day"] * 100), "c2": "b"})

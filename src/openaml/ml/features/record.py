@@ -1,11 +1,11 @@
 """Evaluate recipe variables on one record in plain Python, for real-time Predict.
 
 The batch evaluator (values.py, tokens.py) runs Arrow kernels over columns; on a single record
-their fixed costs dominate. This module computes the same values with str methods, for records
-whose text the two agree on exactly: white-space splitting agrees on every code point (Python's
-str.split and Arrow's utf8_split_whitespace), while lowercasing, punctuation stripping and the
-BINARY words are computed here for ASCII strings only. Anything else raises NeedsBatch and the
-caller scores that record with the batch evaluator.
+their fixed costs dominate. This module computes the same values with str methods where they
+agree with those kernels exactly: white-space splitting on every code point (Python's
+str.split and Arrow's utf8_split_whitespace), lowercasing and punctuation stripping on ASCII
+text; non-ASCII text is lowercased or stripped by the batch evaluator's own Arrow kernels.
+A cartesian product over MAX_RECORD_PAIRS pairs is refused before it is built (RecordTooLarge).
 
 Representations by kind: NUMERIC and BINARY -> float (NaN = missing; binary 1.0/0.0);
 CATEGORICAL -> str or None (missing); TEXT and token sets -> list of tokens in record order.
@@ -20,6 +20,10 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openaml.ml.features.tokens import PUNCT_EDGES
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, TEXT, TOKENS, Attr, Node
 from openaml.ml.schema import AttributeType, Schema
 from openaml.ml.schema.values import BINARY_FALSE, BINARY_TRUE, NUMBER_PATTERN
@@ -32,8 +36,11 @@ _WORDS = {**{w: 1.0 for w in BINARY_TRUE}, **{w: 0.0 for w in BINARY_FALSE}}
 _PUNCTUATION = string.punctuation
 
 
-class NeedsBatch(Exception):
-    """The record holds text that only the batch evaluator handles exactly."""
+MAX_RECORD_PAIRS = 100_000  # of one cartesian() for one record: about 50 ms of work
+
+
+class RecordTooLarge(ValueError):
+    """The record's variables would take more than a Predict may spend on them."""
 
 
 def evaluate_record(node: Node, record: Mapping[str, str | None], schema: Schema,
@@ -45,6 +52,10 @@ def evaluate_record(node: Node, record: Mapping[str, str | None], schema: Schema
     if fn == "cartesian":
         left = _as_tokens(node.args[0], evaluate_record(node.args[0], record, schema, params))
         right = _as_tokens(node.args[1], evaluate_record(node.args[1], record, schema, params))
+        if len(left) * len(right) > MAX_RECORD_PAIRS:
+            raise RecordTooLarge(
+                f"{node.canonical} would make {len(left) * len(right):,} token pairs for this "
+                f"record (at most {MAX_RECORD_PAIRS:,}): its text has too many tokens")
         return [f"{a}_{b}" for a in left for b in right]
     inner = evaluate_record(node.args[0], record, schema, params)
     if fn == "normalize":
@@ -60,10 +71,9 @@ def evaluate_record(node: Node, record: Mapping[str, str | None], schema: Schema
         return _ngrams(inner, node.n or 2)
     if fn == "osb":
         return _osb(inner, node.n or 2)
-    transform = _lowercase if fn == "lowercase" else _strip_punctuation
     if node.args[0].kind == CATEGORICAL:
-        return None if inner is None else transform(inner) or None
-    return [t for t in map(transform, inner) if t]
+        return None if inner is None else (_transformed(fn, [inner]) or [None])[0]
+    return _transformed(fn, inner)
 
 
 def _attribute(value: str | None, attr_type: AttributeType | None) -> RecordValue:
@@ -77,7 +87,7 @@ def _attribute(value: str | None, attr_type: AttributeType | None) -> RecordValu
     if attr_type is AttributeType.BINARY:
         if value is None:
             return math.nan
-        return _WORDS.get(_lowercase(value), math.nan)
+        return _WORDS.get(_transformed("lowercase", [value])[0], math.nan)
     return value  # CATEGORICAL (and attributes the schema lacks: read as strings)
 
 
@@ -89,16 +99,16 @@ def _as_tokens(node: Node, value: RecordValue) -> list[str]:
     return [] if value is None else [value]
 
 
-def _lowercase(text: str) -> str:
-    if not text.isascii():
-        raise NeedsBatch
-    return text.lower()
-
-
-def _strip_punctuation(text: str) -> str:
-    if not text.isascii():
-        raise NeedsBatch
-    return text.strip(_PUNCTUATION)
+def _transformed(fn: str, texts: list[str]) -> list[str]:
+    """lowercase or no_punct of each text, without the empty results: str methods for ASCII
+    texts, the batch evaluator's Arrow kernels (exactly its results) for any other."""
+    if all(text.isascii() for text in texts):
+        if fn == "lowercase":
+            return [text.lower() for text in texts]
+        return [t for t in (text.strip(_PUNCTUATION) for text in texts) if t]
+    values = pa.array(texts, pa.string())
+    done = pc.utf8_lower(values) if fn == "lowercase" else pc.replace_substring_regex(values, PUNCT_EDGES, "")
+    return [t for t in done.to_pylist() if t]
 
 
 def _ngrams(tokens: list[str], n: int) -> list[str]:

@@ -1,8 +1,8 @@
 """predict_record: score one Predict record (evaluation-and-prediction.md §4).
 
 A RecordScorer is built once per model: precomputed lookups from raw value to feature id for
-attribute-level sources; other sources are evaluated in plain Python (features/record.py), or,
-for text that only the batch evaluator handles exactly, by the pipeline on a one-row batch.
+attribute-level sources; other sources are evaluated by features/record.py (plain Python, and
+Arrow's kernels for non-ASCII text), which gives the batch evaluator's features.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from openaml.ml.features.pipeline import FeaturePipeline
-from openaml.ml.features.record import NeedsBatch, evaluate_record
+from openaml.ml.features.record import evaluate_record
 from openaml.ml.linear import linear_scores
 from openaml.ml.model import Model
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
@@ -70,17 +68,12 @@ class RecordScorer:
             for a, lookup in enumerate(self.lookups):
                 self.table[a, [self.codes[v] for v in lookup]] = list(lookup.values())
             self.attribute_rows = np.arange(len(self.lookups))
-        self.generic: FeaturePipeline | None = None
-        if generic:
-            self.generic = FeaturePipeline(p.schema, tuple(p.sources[i] for i in generic), p.params,
-                                           [p.scales[i] for i in generic], [p.vocabs[i] for i in generic])
-            self.generic_ids = np.concatenate([np.arange(p.offsets[i], p.offsets[i + 1]) for i in generic])
-            self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
-            # the same sources evaluated in plain Python (record.py), with value -> feature id dicts
-            self.generic_sources = [
-                (p.sources[i], int(p.offsets[i]), p.scales[i], None if p.vocabs[i] is None else
-                 {v: int(p.offsets[i]) + k for k, v in enumerate(p.vocabs[i].to_pylist())})  # type: ignore[union-attr]
-                for i in generic]
+        # the other sources, evaluated by record.py, with value -> feature id dicts
+        self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
+        self.generic_sources = [
+            (p.sources[i], int(p.offsets[i]), p.scales[i], None if p.vocabs[i] is None else
+             {v: int(p.offsets[i]) + k for k, v in enumerate(p.vocabs[i].to_pylist())})  # type: ignore[union-attr]
+            for i in generic]
 
     def features(self, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Feature ids and values of a record; values None when all are 1."""
@@ -103,7 +96,7 @@ class RecordScorer:
             if (get(name) or "").strip().lower() in _TRUE:
                 ids.append(fid)
                 vals.append(1.0)
-        if self.generic is not None:
+        if self.generic_sources:
             generic_ids, generic_values = self.generic_features(
                 {n: (get(n) or "").strip() or None for n in self.generic_attrs})
             ids += generic_ids
@@ -131,20 +124,8 @@ class RecordScorer:
 
     def generic_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
         """Feature ids and values of the sources without precomputed lookups, for a record of
-        their attributes (stripped values, None: missing): in plain Python where record.py
-        can, else through the pipeline on a one-row batch."""
-        try:
-            return self._python_features(record)
-        except NeedsBatch:
-            return self._batch_features(record)
-
-    def _batch_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
-        assert self.generic is not None
-        row = {n: pa.array([v], pa.string()) for n, v in record.items()}
-        x = self.generic.transform(pa.record_batch(row))
-        return self.generic_ids[x.indices].tolist(), x.data.tolist()
-
-    def _python_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
+        their attributes (stripped values, None: missing); RecordTooLarge when its variables
+        would take too much work."""
         p = self.model.pipeline
         ids: list[int] = []
         values: list[float] = []
