@@ -48,51 +48,56 @@ class Fields:
 
 
 def split_fields(block: LineBlock, n_fields: int) -> Fields:
-    """Classify every line of the block and locate the values of the well-formed ones."""
-    n = len(block)
-    reason = np.zeros(n, dtype=np.int8)
-    starts = np.empty((n, n_fields), dtype=np.int64)
-    ends = np.empty((n, n_fields), dtype=np.int64)
-    quoted = np.zeros((n, n_fields), dtype=np.bool_)
-    _scan_lines(block.data, block.starts, block.ends, block.too_large, _WHITE,
-                starts, ends, quoted, reason)
-    good = reason == 0
-    if not good.all():
-        starts, ends, quoted = starts[good], ends[good], quoted[good]
+    """Classify every line of the block and locate the values of the well-formed ones (the
+    spans are made for those only: lines with other field counts cost no memory)."""
+    reason = np.zeros(len(block), dtype=np.int8)
+    _classify_lines(block.data, block.starts, block.ends, block.too_large, n_fields, reason)
+    good = np.flatnonzero(reason == 0)
+    starts = np.empty((len(good), n_fields), dtype=np.int64)
+    ends = np.empty((len(good), n_fields), dtype=np.int64)
+    quoted = np.zeros((len(good), n_fields), dtype=np.bool_)
+    _locate_values(block.data, block.starts[good], block.ends[good], _WHITE, starts, ends, quoted)
     return Fields(reason, starts, ends, quoted)
 
 
 @njit(cache=True, nogil=True)
-def _scan_lines(data: npt.NDArray[np.uint8], line_starts: npt.NDArray[np.int64],
-                line_ends: npt.NDArray[np.int64], too_large: npt.NDArray[np.bool_],
-                white: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],
-                ends: npt.NDArray[np.int64], quoted: npt.NDArray[np.bool_],
-                reason: npt.NDArray[np.int8]) -> None:
-    """Per line: reason (1 too large, 2 an odd number of quotes, 3 another field count), and
-    for a well-formed line its values' spans in row k of starts/ends/quoted."""
-    n_fields = starts.shape[1]
+def _classify_lines(data: npt.NDArray[np.uint8], line_starts: npt.NDArray[np.int64],
+                    line_ends: npt.NDArray[np.int64], too_large: npt.NDArray[np.bool_],
+                    n_fields: int, reason: npt.NDArray[np.int8]) -> None:
+    """Per line: 1 too large, 2 an odd number of quotes, 3 another field count, else 0."""
     for k in range(len(line_starts)):
         if too_large[k]:
             reason[k] = 1
             continue
-        end = line_ends[k]
-        count, field, inside = 0, line_starts[k], False
-        for p in range(line_starts[k], end):
-            byte = data[p]
-            if byte == QUOTE:
+        separators, inside = 0, False
+        for p in range(line_starts[k], line_ends[k]):
+            if data[p] == QUOTE:
                 inside = not inside
-            elif byte == COMMA and not inside:
-                if count < n_fields - 1:
-                    starts[k, count], ends[k, count] = field, p
-                count += 1
-                field = p + 1
+            elif data[p] == COMMA and not inside:
+                separators += 1
         if inside:
             reason[k] = 2
-            continue
-        if count != n_fields - 1:
+        elif separators != n_fields - 1:
             reason[k] = 3
-            continue
-        starts[k, count], ends[k, count] = field, end
+
+
+@njit(cache=True, nogil=True)
+def _locate_values(data: npt.NDArray[np.uint8], line_starts: npt.NDArray[np.int64],
+                   line_ends: npt.NDArray[np.int64], white: npt.NDArray[np.bool_],
+                   starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
+                   quoted: npt.NDArray[np.bool_]) -> None:
+    """Row k of starts/ends/quoted: the values of well-formed line k, stripped and unquoted."""
+    n_fields = starts.shape[1]
+    for k in range(len(line_starts)):
+        count, field, inside = 0, line_starts[k], False
+        for p in range(line_starts[k], line_ends[k]):
+            if data[p] == QUOTE:
+                inside = not inside
+            elif data[p] == COMMA and not inside:
+                starts[k, count], ends[k, count] = field, p
+                count += 1
+                field = p + 1
+        starts[k, count], ends[k, count] = field, line_ends[k]
         for j in range(n_fields):
             s, e = _stripped(data, white, starts[k, j], ends[k, j])
             if e - s >= 2 and data[s] == QUOTE and data[e - 1] == QUOTE:
@@ -160,12 +165,17 @@ def _gather(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     index = np.arange(offsets[-1], dtype=np.int64) + np.repeat(starts - offsets[:-1], lengths)
-    values = data[index]
+    values = np.zeros(len(index) + _PADDING, dtype=np.uint8)
+    values[:len(index)] = data[index]
     return pa.Array.from_buffers(pa.large_string(), len(lengths),
                                  [_validity(missing), pa.py_buffer(offsets), pa.py_buffer(values)]
                                  ).cast(pa.string())
 
 
+# Zero bytes after the characters of the string arrays made here: some Arrow kernels read a
+# few bytes past the last string (utf8_split_whitespace did on a trailing multi-byte space),
+# which must not be whatever the heap held there.
+_PADDING = 64
 _LENGTH_MASK = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
@@ -191,7 +201,7 @@ def _key_dictionary(keys: npt.NDArray[np.uint64], missing: npt.NDArray[np.bool_]
     length[distinct == 0] = 0
     offsets = np.zeros(len(distinct) + 1, dtype=np.int32)
     np.cumsum(length, out=offsets[1:])
-    values = raw[np.arange(8)[None, :] < length[:, None]]
+    values = np.concatenate((raw[np.arange(8)[None, :] < length[:, None]], np.zeros(_PADDING, np.uint8)))
     dictionary = pa.Array.from_buffers(pa.string(), len(distinct),
                                        [None, pa.py_buffer(offsets), pa.py_buffer(values)])
     return pa.DictionaryArray.from_arrays(encoded.indices, dictionary)
