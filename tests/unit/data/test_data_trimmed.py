@@ -73,3 +73,31 @@ def test_text_with_spaces_and_quoted_commas_takes_the_fast_path(monkeypatch, blo
     assert columns["t"][:2] == ["late, again 0", "late, again 1"] and columns["c"][9] == 'say "hi"'
     assert columns["t"][7] is None and columns["c"][7] is None and columns["n"][0] == "0"
     assert columns["b"][9] == "Yes"
+
+
+def test_a_byte_order_mark_inside_the_data_stays_in_the_value(monkeypatch):
+    """Arrow drops a BOM at the start of the bytes it parses; a block whose first line starts
+    with one (after a header, or a second BOM) takes the general path, which keeps it."""
+    schema = make_schema({"t": "TEXT", "n": "NUMERIC"}, header=True)
+    content = "h1,h2\n\ufeffx y,1\nz,2\n".encode()
+    fast = run_ingest([make_object("f.csv", content)], schema)[1]
+    general_path_only(monkeypatch)
+    general = run_ingest([make_object("f.csv", content)], schema)[1]
+    assert fast.column("t").to_pylist() == general.column("t").to_pylist() == ["\ufeffx y", "z"]
+
+
+def test_strings_made_by_the_general_path_end_in_zero_bytes():
+    """Arrow's utf8_split_whitespace reads a few bytes past the last string: the general path's
+    string buffers end in zero padding, so a TEXT value ending in a multi-byte space (U+00A0)
+    splits the same way every time (it depended on leftover heap bytes)."""
+    import numpy as np
+
+    from openaml.ml.data.fields import _gather, _key_dictionary
+
+    data = np.frombuffer("ab \u00a0".encode(), np.uint8)
+    column = _gather(data, np.array([0]), np.array([len(data)]), np.array([False]))
+    keys = _key_dictionary(np.array([0x6261], np.uint64), np.array([False])).dictionary
+    for array in (column, keys):
+        offsets = np.frombuffer(array.buffers()[1], np.int32)
+        tail = bytes(array.buffers()[2])[offsets[len(array)]:]
+        assert len(tail) >= 8 and set(tail) == {0}

@@ -4,7 +4,8 @@ Text with spaces and values quoted for a comma inside (`"late, again"`) are the 
 of tabular files, and would send every block to the general path (`fields`). Arrow's
 multithreaded parser reads such a block exactly as the rules of data.md §1 do, once its
 string values are stripped of white space (empty -> missing), when the block is
-*trimmable*: no over-long line, no lone CR (Arrow ends a line there), every line with the
+*trimmable*: no over-long line, no lone CR (Arrow ends a line there), no byte-order mark
+at its start (Arrow drops one there; a file's own is gone already), every line with the
 schema's field count, and every quote where Arrow's parser takes it as the rules do: opening
 a value right after a comma or the start of its line, closing it right before a comma or the
 end of its line, or doubled inside it. `test_data_trimmed.py` holds both paths to the same
@@ -27,6 +28,7 @@ from openaml.ml.data.lines import LineBlock
 from openaml.ml.data.plain import Parsed
 
 _WHITE = " \t\x0b\x0c\r"  # the bytes fields.py strips around values
+_BOM = b"\xef\xbb\xbf"
 
 
 def is_trimmable(block: LineBlock, n_fields: int) -> bool:
@@ -34,6 +36,8 @@ def is_trimmable(block: LineBlock, n_fields: int) -> bool:
     if block.too_large.any() or len(block) == 0:
         return False
     text = block.data[int(block.starts[0]):].tobytes()
+    if text.startswith(_BOM):  # Arrow would drop it; the rules keep it in the first value
+        return False
     if b"\r" in text and text.count(b"\r") != text.count(b"\r\n"):
         return False
     return _quoted_as_arrow_reads(block.data, block.starts, block.ends, n_fields)
