@@ -207,8 +207,7 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
         if train_path is not None or memory_cap is not None:
             raise click.UsageError("--train, --test and --memory-cap are for the MNIST datasets")
         sizes = [5000] if quick else parse_sizes(rows)
-        result, lines = run_tabular(sizes, quick, skip, max_passes, work)
-        write_result(result, lines, out, markdown)
+        write_result(*run_tabular(sizes, quick, skip, max_passes, work), out, markdown)
         return
     import pipeline  # type: ignore[import-not-found]
 

@@ -71,9 +71,10 @@ def evaluate_record(node: Node, record: Mapping[str, str | None], schema: Schema
         return _ngrams(inner, node.n or 2)
     if fn == "osb":
         return _osb(inner, node.n or 2)
-    if node.args[0].kind == CATEGORICAL:
-        return None if inner is None else (_transformed(fn, [inner]) or [None])[0]
-    return _transformed(fn, inner)
+    if node.args[0].kind != CATEGORICAL:
+        return _transformed(fn, inner)
+    done = _transformed(fn, [inner]) if inner is not None else []
+    return done[0] if done else None
 
 
 def _attribute(value: str | None, attr_type: AttributeType | None) -> RecordValue:
