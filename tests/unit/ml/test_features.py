@@ -187,3 +187,22 @@ def test_chunks_of_a_large_batch_score_like_the_whole(text_schema):
     assert len(pieces) == 3
     assert np.array_equal(np.concatenate([p[1] for p in pieces]), whole[1])
     assert np.array_equal(np.concatenate([p[2] for p in pieces]), whole[2])
+
+
+def test_a_small_slice_reads_its_own_numbers(text_schema, monkeypatch):
+    """A slice much smaller than its batch's dictionary converts its own values, not every
+    entry of the shared dictionary; the values are the same either way."""
+    import openaml.ml.features.values as values_module
+    import openaml.ml.schema.values as coercion
+
+    column = pa.array([str(v) for v in range(1000)] + [None, "x"]).dictionary_encode()
+    batch = pa.record_batch({"age": column, "b": pa.array(["yes"] * 1002).dictionary_encode()})
+    converted = []
+    original = coercion._numeric
+    monkeypatch.setattr(coercion, "_numeric", lambda raw: converted.append(len(raw)) or original(raw))
+    part = batch.slice(995, 7)
+    got = values_module.Columns(part, text_schema).get("age")
+    assert converted == [7]
+    assert np.array_equal(got[:5], [995, 996, 997, 998, 999]) and np.isnan(got[5:]).all()
+    whole = values_module.Columns(batch, text_schema).get("age")
+    assert np.array_equal(whole[995:], got, equal_nan=True)

@@ -56,9 +56,9 @@ class Columns:
                 if attr_type is AttributeType.TEXT:
                     value = tk.tokenize(raw)
             elif attr_type is AttributeType.NUMERIC:
-                value = _floats(coerce_column(raw, attr_type).values)
+                value = _floats(coerce_column(_own_values(raw), attr_type).values)
             else:
-                coerced = coerce_column(raw, AttributeType.BINARY).values
+                coerced = coerce_column(_own_values(raw), AttributeType.BINARY).values
                 value = _floats(pc.cast(coerced, pa.float64()))
             self._cache[name] = value
         return self._cache[name]
@@ -115,6 +115,14 @@ def quantile_boundaries(values: np.ndarray, n: int) -> np.ndarray:
     if len(values) == 0:
         return np.zeros(0)
     return np.unique(np.quantile(values, np.arange(1, n) / n))
+
+
+def _own_values(column: pa.Array) -> pa.Array:
+    """A slice of a batch shares the batch's whole dictionary: when it is much smaller than
+    that dictionary, its own values are read instead of every entry."""
+    if pa.types.is_dictionary(column.type) and len(column) * 4 < len(column.dictionary):
+        return column.dictionary_decode()
+    return column
 
 
 def _floats(array: pa.Array) -> np.ndarray:
