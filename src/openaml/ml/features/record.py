@@ -47,7 +47,7 @@ def evaluate_record(node: Node, record: Mapping[str, str | None], schema: Schema
                     params: dict[str, Any]) -> RecordValue:
     """The variable's value for one record of attribute name -> stripped value (None: missing)."""
     if isinstance(node, Attr):
-        return _attribute(record.get(node.name), schema.type_of(node.name))
+        return attribute_value(record.get(node.name), schema.type_of(node.name))
     fn = node.function
     if fn == "cartesian":
         left = _as_tokens(node.args[0], evaluate_record(node.args[0], record, schema, params))
@@ -77,7 +77,8 @@ def evaluate_record(node: Node, record: Mapping[str, str | None], schema: Schema
     return done[0] if done else None
 
 
-def _attribute(value: str | None, attr_type: AttributeType | None) -> RecordValue:
+def attribute_value(value: str | None, attr_type: AttributeType | None) -> RecordValue:
+    """A raw attribute's value (stripped, None: missing) read as `attr_type`, as Columns reads it."""
     if attr_type is AttributeType.TEXT:
         return value.split() if value is not None else []
     if attr_type is AttributeType.NUMERIC:

@@ -8,7 +8,6 @@ Arrow's kernels for non-ASCII text), which gives the batch evaluator's features.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable
 from itertools import repeat
 from operator import itemgetter
@@ -16,14 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from openaml.ml.features.record import evaluate_record
+from openaml.ml.features.record import attribute_value, evaluate_record
 from openaml.ml.linear import linear_scores
 from openaml.ml.model import Model
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
-from openaml.ml.schema.values import BINARY_TRUE, NUMBER_PATTERN
+from openaml.ml.schema import AttributeType
 
-_NUMBER = re.compile(NUMBER_PATTERN)
-_TRUE = frozenset(BINARY_TRUE)
 TABLE_LIMIT = 1 << 22  # entries of the (attribute, value code) -> feature table: 16 MB
 PYTHON_LOOKUPS = 64  # up to this many categorical attributes, a Python loop beats NumPy's calls
 
@@ -86,14 +83,12 @@ class RecordScorer:
         ids: list[int] = []
         vals: list[float] = []
         for name, fid, mean, std in self.numeric:
-            text = (get(name) or "").strip()
-            if text and _NUMBER.match(text):
-                value = float(text)
-                if math.isfinite(value):
-                    ids.append(fid)
-                    vals.append((value - mean) / std if std > 0 else 0.0)
+            value = attribute_value((get(name) or "").strip() or None, AttributeType.NUMERIC)
+            if not math.isnan(value):
+                ids.append(fid)
+                vals.append((value - mean) / std if std > 0 else 0.0)
         for name, fid in self.binary:
-            if (get(name) or "").strip().lower() in _TRUE:
+            if attribute_value((get(name) or "").strip() or None, AttributeType.BINARY) == 1.0:
                 ids.append(fid)
                 vals.append(1.0)
         if self.generic_sources:
