@@ -24,6 +24,10 @@ def parse_int16_block(block: LineBlock, n_fields: int) -> npt.NDArray[np.int16] 
     """The block's values (fields × records), or None unless every field is a canonical int16."""
     if len(block) == 0 or block.too_large.any():
         return None
+    # each line holds n_fields digits and n_fields - 1 commas at least: a block that cannot
+    # (a wrong schema) is refused before values are allocated for every field of every line
+    if int((block.ends - block.starts).sum()) < len(block) * (2 * n_fields - 1):
+        return None
     values = np.empty((n_fields, len(block)), np.int16)
     return values if _parse(block.data, block.starts, block.ends, values) else None
 
