@@ -36,8 +36,13 @@ ETA_REGRESSION = 0.1
 EPSILON = 1e-8
 TOLERANCE = 1e-5
 # Minibatch size grows with the data: small data sets keep about 100 steps per pass (quality),
-# large ones take fewer, larger steps (each step costs a fixed overhead on top of its records).
+# large ones take fewer, larger steps (each step costs a fixed overhead on top of its records):
+# 256 records up to 256,000 records, then about 1,000 steps per pass up to LARGE_MINIBATCH.
+# Tabular benchmark (BINARY, default recipe): 1.4 M training records, passes 0.65 -> 0.37 s at
+# 1,024 (AUC 0.84697 -> 0.84692; 4,096 was no faster, AUC 0.84628); 350,000 records, 0.15 ->
+# 0.12 s at 512 (AUC 0.84359 -> 0.84358).
 MIN_MINIBATCH, MAX_MINIBATCH, STEPS_PER_PASS = 64, 256, 100
+LARGE_MINIBATCH, LARGE_STEPS_PER_PASS = 1024, 1000
 # AdaGrad accumulators start at (192 / minibatch)^2 instead of 0: rare features (one-hot values
 # seen a few times) then take plain-SGD-sized steps of about ETA / 192 = 0.0016 per record
 # instead of full ETA-sized ones, which regularizes them (MNIST one-hot macro F1 0.87 -> 0.90);
@@ -55,8 +60,10 @@ STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a ste
 
 
 def minibatch_size(rows: int) -> int:
-    """Records per SGD step for a training set of `rows` records: rows / 100 within [64, 256]."""
-    return int(np.clip(rows // STEPS_PER_PASS, MIN_MINIBATCH, MAX_MINIBATCH))
+    """Records per SGD step for a training set of `rows` records: rows / 100 within [64, 256],
+    or rows / 1000 up to 1024 where that is larger."""
+    small = int(np.clip(rows // STEPS_PER_PASS, MIN_MINIBATCH, MAX_MINIBATCH))
+    return max(small, min(rows // LARGE_STEPS_PER_PASS, LARGE_MINIBATCH))
 
 
 @dataclass(frozen=True)
