@@ -87,8 +87,9 @@ class Block:
                    np.zeros(0) if values is None else values, y, w)
 
     def without_features(self) -> Block:
-        """The targets and weights alone: what a buffer needs once its plans are kept."""
-        return Block(self.indptr[:0], self.indices[:0], self.values[:0], self.y, self.w)
+        """The targets and weights alone: what a buffer needs once its plans are kept. The
+        empty feature arrays are new ones: empty views would keep the features alive."""
+        return Block(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0), self.y, self.w)
 
     @property
     def nbytes(self) -> int:
