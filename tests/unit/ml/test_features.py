@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features import tokens as tk
+from openaml.ml.features.values import Columns
 from openaml.ml.recipes import parse_recipe
 
 from .conftest import make_batch, make_schema
@@ -47,7 +48,7 @@ def test_pipeline_features_names_and_values():
     batch = make_batch({"age": ["1", "2", "3", "4", None, "x"], "job": ["a", "b", "a", None, "c", "b"],
                         "title": ["red red blue", "", None, "blue", "green", "red"],
                         "b": ["yes", "no", "T", None, "bad", "1"], "y": ["1"] * 6})
-    p = fit_pipeline(recipe.outputs, schema, lambda: iter([batch]))
+    p = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(batch, schema)]))
     names = p.feature_names()
     assert p.name_sizes().tolist() == [len(n.encode("utf-8")) for n in names]
     assert names[:9] == ["age", "job=a", "job=b", "job=c", "title:blue", "title:green",
@@ -71,7 +72,7 @@ def test_dictionary_columns_and_type_override():
     schema = make_schema([("p", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
     recipe = parse_recipe('{"outputs": ["ALL_CATEGORICAL"]}', schema)
     plain = make_batch({"p": ["0", "253", "0"], "y": ["a", "b", "a"]})
-    p = fit_pipeline(recipe.outputs, schema, lambda: iter([plain]))
+    p = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(plain, schema)]))
     encoded = pa.record_batch({"p": pa.array(["253", None, "0"]).dictionary_encode()})
     assert p.transform(encoded).toarray().tolist() == [[0, 1], [0, 0], [1, 0]]
 
@@ -81,7 +82,7 @@ def test_complete_rows_and_chunked_transform(monkeypatch):
     schema = make_schema([("a", "NUMERIC"), ("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
     recipe = parse_recipe('{"outputs": ["a", "c"]}', schema)
     batch = make_batch({"a": ["1", "2", "3", "5", "9"], "c": ["u", "v", "u", "w", "v"], "y": ["1"] * 5})
-    p = fit_pipeline(recipe.outputs, schema, lambda: iter([batch]))
+    p = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(batch, schema)]))
     a = np.array([1, 2, 3, 5, 9.0])
     expected = np.zeros((5, 4))
     expected[:, 0] = (a - a.mean()) / a.std()
@@ -114,8 +115,8 @@ def test_dictionary_columns_fit_and_transform_like_plain_strings():
     plain = [make_batch(r) for r in rows]
     coded = [encoded(r) for r in rows]
     assert all(pa.types.is_dictionary(b.column(0).type) for b in coded)
-    from_plain = fit_pipeline(recipe.outputs, schema, lambda: iter(plain))
-    from_coded = fit_pipeline(recipe.outputs, schema, lambda: iter(coded))
+    from_plain = fit_pipeline(recipe.outputs, schema, lambda: (Columns(b, schema) for b in plain))
+    from_coded = fit_pipeline(recipe.outputs, schema, lambda: (Columns(b, schema) for b in coded))
     assert from_coded.feature_names() == from_plain.feature_names()
     assert "p=never used" not in from_coded.feature_names()
     assert from_coded.feature_names()[:4] == ["p=0", "p=7", "p=9", "p=é"]
@@ -181,7 +182,7 @@ def test_chunks_of_a_large_batch_score_like_the_whole(text_schema):
                         "y": ["1", "0"] * (n // 2) + ["1"]})
     recipe = parse_recipe(json.dumps({"outputs": ["quantile_bin(age,10)", "normalize(age)", "job",
                                                   "b", "lowercase(title)"]}), text_schema)
-    pipeline = fit_pipeline(recipe.outputs, text_schema, lambda: iter([batch]))
+    pipeline = fit_pipeline(recipe.outputs, text_schema, lambda: iter([Columns(batch, text_schema)]))
     whole = pipeline.rows(batch)
     pieces = list(pipeline.row_chunks(batch))
     assert len(pieces) == 3

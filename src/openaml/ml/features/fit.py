@@ -23,7 +23,7 @@ from openaml.ml.features.values import Columns, evaluate, normalize, quantile_bo
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, Node, Op, contains
 from openaml.ml.schema import AttributeType, Schema
 
-Batches = Callable[[], Iterator[pa.RecordBatch]]
+Records = Callable[[], Iterator[Columns]]
 
 
 class _Moments:
@@ -50,10 +50,11 @@ class _Moments:
         return float(np.sqrt(self.m2 / self.count)) if self.count else 0.0
 
 
-def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
-                 observe: Callable[[pa.RecordBatch], None] | None = None,
+def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
+                 observe: Callable[[Columns], None] | None = None,
                  known: dict[str, pa.Array] | None = None) -> FeaturePipeline:
-    """Fit every source on the records `batches()` yields; `observe` sees each batch of pass 1.
+    """Fit every source on the batches of records `records()` yields (their Columns, read
+    with `schema`); `observe` sees each batch of pass 1.
     known: every value of some CATEGORICAL attributes (known_values): a source that is one of
     them takes those as its vocabulary instead of collecting them. When nothing is left to
     collect and nobody observes, the records are not read at all."""
@@ -71,10 +72,9 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
              and s.kind == CATEGORICAL and s.name in (known or {})}
     early = [i for i in early if i not in given]
 
-    for batch in batches() if observe is not None or numeric or early else ():
+    for columns in records() if observe is not None or numeric or early else ():
         if observe is not None:
-            observe(batch)
-        columns = Columns(batch, schema)
+            observe(columns)
         for name in numeric:
             values = columns.get(name)
             moments[name].add(values)
@@ -89,8 +89,8 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, batches: Batches,
         if isinstance(node, Op) and node.function in ("normalize", "quantile_bin"):
             _fit_node(node, stats, values_of, params)
     if late:
-        for batch in batches():
-            vocabularies.collect(late, sources, Columns(batch, schema), params)
+        for columns in records():
+            vocabularies.collect(late, sources, columns, params)
 
     vocabs: list[pa.Array | None] = []
     scales: list[tuple[float, float] | None] = []

@@ -19,6 +19,7 @@ from openaml.ml.features.fit import known_values
 from openaml.ml.features.values import Columns
 from openaml.ml.model import Model
 from openaml.ml.recipes import parse_recipe
+from openaml.ml.recipes.nodes import attributes_of
 from openaml.ml.schema import AttributeType, Schema
 from openaml.ml.training.params import SGDParams, check_target
 from openaml.ml.training.sgd import MEMORY_BYTES, Block, fit_linear
@@ -68,9 +69,14 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         raise TrainingError(str(exc)) from None
     recipe = parse_recipe(recipe_text, schema)
 
-    def usable() -> Iterator[pa.RecordBatch]:
-        for batch in batches():
-            yield usable_rows(batch, schema, model_type)
+    names = sorted(set().union(*(attributes_of(source) for source in recipe.outputs)))
+
+    def records(batch: pa.RecordBatch) -> Columns:
+        return Columns(usable_rows(batch, schema, model_type), schema).read(names)
+
+    def usable() -> Iterator[Columns]:
+        # attributes are coerced and tokenized on two threads, once for fitting and pass 1
+        return _two_at_a_time(records, batches())
 
     training = _Replay(usable, memory_bytes // 4, should_stop)
 
@@ -83,15 +89,14 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
     classes = target.classes()
     mean, std = target.scale()
 
-    def block(batch: pa.RecordBatch) -> Block:
-        columns = Columns(batch, schema)
+    def block(columns: Columns) -> Block:
         if model_type == "REGRESSION":
             y = (target_numbers(columns) - mean) / std
         else:
             labels = target_labels(columns, model_type)
             y = pc.index_in(labels, value_set=pa.array(classes, pa.string())).to_numpy(
                 zero_copy_only=False).astype(np.float64)
-        return Block.from_rows(pipeline.rows(batch), y, row_weights(columns))
+        return Block.from_rows(pipeline.rows(columns.batch, columns), y, row_weights(columns))
 
     def blocks() -> Iterator[Block]:
         return _two_at_a_time(block, training())
@@ -137,33 +142,34 @@ def _two_at_a_time(function: Callable[[T], U], items: Iterable[T]) -> Iterator[U
 
 
 class _Replay:
-    """A re-readable batch source whose first complete read is kept in memory when it fits
-    `limit` bytes: fitting the features and the first SGD pass then read the data once.
-    should_stop is asked before every batch, read or kept."""
+    """A re-readable source of batches of records whose first complete read is kept in memory
+    when it fits `limit` bytes: fitting the features and the first SGD pass then read the data
+    once. should_stop is asked before every batch, read or kept."""
 
-    def __init__(self, source: Batches, limit: int, should_stop: ShouldStop | None = None) -> None:
+    def __init__(self, source: Callable[[], Iterator[Columns]], limit: int,
+                 should_stop: ShouldStop | None = None) -> None:
         self.source, self.limit, self.should_stop = source, limit, should_stop
-        self.kept: list[pa.RecordBatch] | None = None
+        self.kept: list[Columns] | None = None
         self.tried = False
 
-    def __call__(self) -> Iterator[pa.RecordBatch]:
-        for batch in self._batches():
+    def __call__(self) -> Iterator[Columns]:
+        for columns in self._batches():
             check(self.should_stop)
-            yield batch
+            yield columns
 
-    def _batches(self) -> Iterator[pa.RecordBatch]:
+    def _batches(self) -> Iterator[Columns]:
         if self.kept is not None:
             yield from self.kept
             return
-        kept: list[pa.RecordBatch] | None = None if self.tried else []
+        kept: list[Columns] | None = None if self.tried else []
         self.tried, size = True, 0
-        for batch in self.source():
+        for columns in self.source():
             if kept is not None:
-                size += batch.get_total_buffer_size()
+                size += columns.nbytes
                 kept = kept if size <= self.limit else None
                 if kept is not None:
-                    kept.append(batch)
-            yield batch
+                    kept.append(columns)
+            yield columns
         self.kept = kept
 
 
@@ -196,9 +202,8 @@ class _TargetSummary:
         summary.records = target.valid_count
         return summary
 
-    def observe(self, batch: pa.RecordBatch) -> None:
-        columns = Columns(batch, self.schema)
-        self.records += batch.num_rows
+    def observe(self, columns: Columns) -> None:
+        self.records += columns.n_rows
         if self.model_type == "REGRESSION":
             y = target_numbers(columns)
             self.total += float(y.sum())
