@@ -166,14 +166,17 @@ def _reference_step(kind, state, x, y, w, l1, l2):
 @pytest.mark.parametrize(("kind", "outputs", "l1", "l2", "pool", "indicators"), [
     ("MULTICLASS", 3, 0.0, 1e-2, False, False), ("MULTICLASS", 3, 0.0, 1e-2, True, False),
     ("BINARY", 1, 0.05, 0.0, True, False), ("REGRESSION", 1, 0.0, 0.1, False, False),
-    ("MULTICLASS", 3, 0.0, 1e-2, True, True), ("BINARY", 1, 0.05, 1e-2, False, True)])
+    ("MULTICLASS", 3, 0.0, 1e-2, True, True), ("BINARY", 1, 0.05, 1e-2, False, True),
+    ("MULTICLASS", 3, 0.0, 1e-2, True, "mixed"), ("REGRESSION", 1, 0.0, 0.0, False, "mixed")])
 def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indicators):
     rng = np.random.default_rng(11)
-    if indicators:  # all values 1, features in 2% to 98% of the rows: many are flipped
+    if indicators is True:  # all values 1, features in 2% to 98% of the rows: many are flipped
         x = sp.csr_matrix(rng.random((50, 40)) < np.linspace(0.02, 0.98, 40), dtype=float)
     else:
         x = sp.random(50, 40, density=0.15, format="csr", random_state=4)
         x.data = rng.normal(size=x.nnz)
+        if indicators == "mixed":  # indicators between numbers: only these keep values
+            x = _mixed(x)
     y = rng.integers(0, 3, 50).astype(float) if outputs == 3 else rng.integers(0, 2, 50).astype(float)
     w = rng.uniform(0.5, 2.0, 50)
     kernel, reference = LinearState.zeros(40, outputs, 1.0), LinearState.zeros(40, outputs, 1.0)
@@ -182,8 +185,13 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
         order = rng.permutation(50)
         batches = [np.sort(order[start:start + 8]) for start in range(0, 50, 8)]
         stepper.run(0, _block(x, y, w), batches, keep=True)
-        flipped = sum(int((part[0] < 0).sum()) for plans in stepper.plans[0].values() for part in plans)
-        assert (flipped > 0) == indicators
+        plans = [part for pair in stepper.plans[0].values() for part in pair]
+        flipped = sum(int((part[0] < 0).sum()) for part in plans)
+        assert (flipped > 0) == (indicators is True)
+        valued = sum(int(part[3].sum()) for part in plans)
+        assert (valued > 0) == (indicators is not True)
+        if indicators == "mixed":  # values of the numeric columns only
+            assert 0 < sum(len(part[4]) for part in plans) < sum(len(part[2]) for part in plans)
     for rows in batches:
         _reference_step(kind, reference, x[rows], y[rows], w[rows], l1, l2)
     assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)
@@ -191,10 +199,19 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
     assert not np.allclose(kernel.weights, 0)
 
 
-def test_kept_plans_train_like_transposing_again():
+def _mixed(x: sp.csr_matrix) -> sp.csr_matrix:
+    """x with its even-numbered columns made indicators (1 where x has an entry)."""
+    x = x.tocsr(copy=True)
+    x.data[x.indices % 2 == 0] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_kept_plans_train_like_transposing_again(mixed):
     """Minibatches transposed in the first pass and kept give the same steps later."""
     rng = np.random.default_rng(8)
     x = sp.random(90, 30, density=0.2, format="csr", random_state=3)
+    x = _mixed(x) if mixed else x
     block = _block(x, rng.integers(0, 3, 90), np.ones(90))
     light = block.without_features()
     states = [LinearState.zeros(30, 3, 1.0) for _ in range(2)]
