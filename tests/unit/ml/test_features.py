@@ -207,3 +207,38 @@ def test_a_small_slice_reads_its_own_numbers(text_schema, monkeypatch):
     assert np.array_equal(got[:5], [995, 996, 997, 998, 999]) and np.isnan(got[5:]).all()
     whole = values_module.Columns(batch, text_schema).get("age")
     assert np.array_equal(whole[995:], got, equal_nan=True)
+
+
+def _buffers(value) -> list[pa.Buffer]:
+    arrays = value.columns if isinstance(value, pa.RecordBatch) else [value]
+    found = []
+    for array in arrays:
+        found += [b for b in array.buffers() if b is not None]
+        if pa.types.is_dictionary(array.type):
+            found += _buffers(array.dictionary)
+    return found
+
+
+def test_read_records_keep_no_part_of_the_batch_they_came_from(text_schema, tmp_path):
+    """Columns.read keeps copies, not slices: a batch read from an IPC stream is one buffer,
+    which any slice kept for training would keep whole (raw numbers included)."""
+    from openaml.ml.data import read_materialized
+    from openaml.ml.data.ingest import materialized_schema
+    from openaml.ml.data.materialized import open_writer
+
+    coded = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 1], pa.int32()), pa.array(["x", "y"]))
+    batch = pa.record_batch(
+        [pa.array([0] * 4, pa.int32()), pa.array([False] * 4), coded.cast(pa.dictionary(pa.int32(), pa.string())),
+         coded, pa.array(["a b", "c", None, "d e"]), coded, coded],
+        schema=materialized_schema(text_schema))
+    path = tmp_path / "stored.arrows"
+    with open(path, "wb") as sink, open_writer(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    read, = read_materialized(path)
+    spans = [(b.address, b.address + b.size) for b in _buffers(read)]
+    columns = Columns(read, text_schema).read(["age", "job", "title"])
+    kept = _buffers(columns.batch) + _buffers(columns.get("job"))
+    assert kept and not any(start <= b.address < end for b in kept for start, end in spans)
+    assert columns.batch.schema.names == ["__file", "__rejected", "b", "y"]
+    assert columns.get("job").to_pylist() == ["x", "y", "x", "y"]
+    assert columns.get("title").values.to_pylist() == ["a", "b", "c", "d", "e"]

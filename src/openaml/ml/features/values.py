@@ -31,12 +31,16 @@ class Columns:
         self._cache: dict[str, Value] = {}
 
     def read(self, names: Sequence[str]) -> Columns:
-        """Coerce (or tokenize) the attributes `names` now, and drop their raw strings from the
-        batch: their values take their place (kept training records take less memory).
-        Returns self."""
+        """Coerce (or tokenize) the attributes `names` now, drop their raw strings from the
+        batch (their values take their place) and copy what is left: records kept for training
+        then hold what they need alone. (A batch read from an IPC stream is slices of one
+        buffer, which any slice kept would keep whole.) Returns self."""
         for name in names:
-            self.get(name)
-        self.batch = self.batch.drop_columns([n for n in names if n in self.batch.schema.names])
+            value = self.get(name)
+            if isinstance(value, pa.Array):  # a CATEGORICAL attribute's raw strings
+                self._cache[name] = _owned(value)
+        rest = self.batch.drop_columns([n for n in names if n in self.batch.schema.names])
+        self.batch = pa.record_batch([_owned(column) for column in rest.columns], schema=rest.schema)
         return self
 
     @property
@@ -139,6 +143,13 @@ def _nbytes(value: Value) -> int:
     if isinstance(value, tk.TokenList):
         return value.values.get_total_buffer_size() + value.rows.nbytes
     return int(value.get_total_buffer_size())
+
+
+def _owned(array: pa.Array) -> pa.Array:
+    """A copy of the array in buffers of its own."""
+    if pa.types.is_dictionary(array.type):
+        return pa.DictionaryArray.from_arrays(_owned(array.indices), _owned(array.dictionary))
+    return pa.concat_arrays([array])
 
 
 def _own_values(column: pa.Array) -> pa.Array:
