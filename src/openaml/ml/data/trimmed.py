@@ -47,54 +47,57 @@ def is_trimmable(block: LineBlock, n_fields: int) -> bool:
 def _quoted_as_arrow_reads(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
                            ends: npt.NDArray[np.int64], n_fields: int) -> bool:
     """Every line has n_fields fields, and each quote opens a value at its start, closes it
-    at its end, or is doubled inside it."""
+    at its end, or is doubled inside it. (Outside quotes, commas are counted without a
+    branch: the loop stops only at a quote, the rare byte.)"""
     for k in range(len(starts)):
-        end = ends[k]
-        p, separators, field_start, inside = starts[k], 0, True, False
+        start, end = starts[k], ends[k]
+        p, separators = start, 0
         while p < end:
             byte = data[p]
-            if inside:
-                if byte == QUOTE:
-                    if p + 1 < end and data[p + 1] == QUOTE:
-                        p += 2
-                        continue
-                    inside = False
-                    if p + 1 < end and data[p + 1] != COMMA:
-                        return False
-            elif byte == COMMA:
-                separators += 1
-                field_start = True
+            if byte == QUOTE:
+                if p != start and data[p - 1] != COMMA:
+                    return False  # a quote inside an unquoted value
                 p += 1
-                continue
-            elif byte == QUOTE:
-                if not field_start:
-                    return False
-                inside = True
-            field_start = False
+                while True:  # inside the quoted value
+                    if p >= end:
+                        return False
+                    if data[p] == QUOTE:
+                        if p + 1 < end and data[p + 1] == QUOTE:
+                            p += 2
+                            continue
+                        break
+                    p += 1
+                if p + 1 < end and data[p + 1] != COMMA:
+                    return False  # text after the closing quote
+            else:
+                separators += byte == COMMA
             p += 1
-        if inside or separators != n_fields - 1:
+        if separators != n_fields - 1:
             return False
     return True
 
 
+
 def read_trimmed(block: LineBlock, names: Sequence[str], encode: Sequence[bool]) -> Parsed | None:
     """The block's columns (dictionary-encoded where `encode`), or None when Arrow refuses it
-    (invalid UTF-8, for one: the general path replaces it)."""
+    (invalid UTF-8, for one: the general path replaces it). Arrow's parser encodes the
+    columns itself (cheaper than making strings and encoding them)."""
     text = block.data[int(block.starts[0]):]
+    coded = pa.dictionary(pa.int32(), pa.string())
     try:
         table = csv.read_csv(
             pa.py_buffer(text),  # no copy; two chunks: both cores parse
             read_options=csv.ReadOptions(column_names=list(names), block_size=len(text) // 2 + 1),
             parse_options=csv.ParseOptions(quote_char='"', double_quote=True, escape_char=False),
             convert_options=csv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, null_values=[""],
-                strings_can_be_null=True, quoted_strings_can_be_null=False))
+                column_types={n: coded if e else pa.string() for n, e in zip(names, encode)},
+                null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False))
     except pa.ArrowInvalid:
         return None
     if table.num_rows != len(block):
         return None
-    columns = [_stripped_encoded(c.combine_chunks()) if encode[j] else _stripped(c.combine_chunks())
-               for j, c in enumerate(table.columns)]
+    columns = [_stripped_encoded(c.unify_dictionaries().combine_chunks()) if encode[j]
+               else _stripped(c.combine_chunks()) for j, c in enumerate(table.columns)]
     return Parsed(columns, [None] * len(columns))
 
 
@@ -104,9 +107,12 @@ def _stripped(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 
-def _stripped_encoded(values: pa.Array) -> pa.DictionaryArray:
-    """_stripped, dictionary-encoded: each distinct value is stripped once (an entry that
-    strips to nothing becomes a missing index)."""
-    encoded = pc.dictionary_encode(values)
-    recoded = pc.dictionary_encode(_stripped(encoded.dictionary))
+def _stripped_encoded(encoded: pa.DictionaryArray) -> pa.DictionaryArray:
+    """_stripped of a dictionary-encoded column: each distinct value is stripped once (an
+    entry that strips to nothing becomes a missing index). Most columns have nothing to
+    strip: they come back as they are."""
+    stripped = _stripped(encoded.dictionary)
+    if stripped.null_count == 0 and stripped.equals(encoded.dictionary):
+        return encoded
+    recoded = pc.dictionary_encode(stripped)
     return pa.DictionaryArray.from_arrays(recoded.indices.take(encoded.indices), recoded.dictionary)
