@@ -2,6 +2,7 @@
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from openaml.ml.data import statistics
 from openaml.ml.data.statistics import CountStats, final_counts
@@ -57,3 +58,26 @@ def test_table_order_by_one_key_or_by_lexsort():
         totals = rng.integers(1, top, 2000)
         expected = np.lexsort((rank, -totals, owner))
         assert np.array_equal(statistics._table_order(owner, totals, rank), expected)
+
+
+@pytest.mark.parametrize("with_order", [False, True])
+def test_numeric_tables_merge_like_numpy_unique(with_order):
+    """Batches of values (repeated within and across batches, unsorted, some with no count)
+    merge into the distinct values with their total counts, whether or not their sorted order
+    is given (block_values.sorted_order, shared by the datasources of one read)."""
+    from openaml.ml.data.block_values import sorted_order
+    from openaml.ml.data.statistics import NumericStats
+
+    rng = np.random.default_rng(5)
+    stats, seen, weights = NumericStats(), [], []
+    for size in (1, 50, 7, 300, 0, 120):
+        values = rng.integers(-40, 40, size) / 4.0
+        counts = rng.integers(0, 4, size)
+        stats.add_table(values, counts, sorted_order(values) if with_order else None)
+        seen.append(values)
+        weights.append(counts)
+    values, counts = np.concatenate(seen), np.concatenate(weights)
+    expected, inverse = np.unique(values[counts > 0], return_inverse=True)
+    assert stats.values.tolist() == expected.tolist()
+    assert stats.counts.tolist() == np.bincount(inverse, weights=counts[counts > 0]).tolist()
+    assert stats.n == counts.sum() and stats.mean == pytest.approx(np.average(values, weights=counts))

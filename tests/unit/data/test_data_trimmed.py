@@ -101,3 +101,44 @@ def test_strings_made_by_the_general_path_end_in_zero_bytes():
         offsets = np.frombuffer(array.buffers()[1], np.int32)
         tail = bytes(array.buffers()[2])[offsets[len(array)]:]
         assert len(tail) >= 8 and set(tail) == {0}
+
+
+def _outcomes_of_a_split(content: bytes, begin: int, end: int, strategy: str):
+    """(columns, report) of a training and an evaluation datasource written from one read."""
+    import io
+    import json
+
+    import pyarrow as pa
+
+    from openaml.ml.data import parse_rearrangement, read_materialized
+    from openaml.ml.data.ingest import Target, ingest_many
+
+    sinks = [io.BytesIO(), io.BytesIO()]
+    splits = [json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end, "complement": c,
+                                        "strategy": strategy, "strategyParams": {"randomSeed": "s"}}})
+              for c in (False, True)]
+    reports = ingest_many([make_object("f.csv", content)], SCHEMA,
+                          [Target(parse_rearrangement(text), True, sink) for text, sink in zip(splits, sinks)])
+    out = []
+    for report, sink in zip(reports, sinks):
+        if isinstance(report, DataError):
+            out.append(str(report))
+            continue
+        sink.seek(0)
+        out.append((_columns(pa.Table.from_batches(list(read_materialized(sink)))), report.to_dict()))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.lists(good, min_size=4, max_size=4).map(",".join), min_size=1, max_size=40),
+       begin=st.integers(0, 60), width=st.integers(1, 40), strategy=st.sampled_from(["random", "sequential"]))
+def test_datasources_of_one_read_count_their_own_records(monkeypatch, lines, begin, width, strategy):
+    """Two splits of one read share each parsed block's coerced values and ordered numbers
+    (block_values.py): their counts and statistics are those the general path, which shares
+    nothing, gives."""
+    content = ("\n".join(lines) + "\n").encode()
+    fast = _outcomes_of_a_split(content, begin, begin + width, strategy)
+    with monkeypatch.context() as patch:
+        general_path_only(patch)
+        general = _outcomes_of_a_split(content, begin, begin + width, strategy)
+    assert fast == general

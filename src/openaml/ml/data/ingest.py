@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from openaml.ml.data.block_values import BlockValues
 from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
 from openaml.ml.data.integers import parse_int16_block
 from openaml.ml.data.lines import MAX_RECORD_BYTES, LineBlock, count_lines, iter_line_blocks
@@ -144,9 +145,10 @@ def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence
         for file_index, obj in enumerate(objects):
             for first, block, parsed, fields in reader.read_file(obj):
                 total = counted.result() if counted is not None else None
+                shared = BlockValues(schema, parsed.columns) if parsed is not None else None
                 for job, target, writer in zip(jobs, targets, writers):
                     batch = job.take(file_index, obj.key, first, block, parsed, fields,
-                                     target.rearrangement, total)
+                                     target.rearrangement, total, shared)
                     if batch is not None:
                         writer.write_batch(batch)
                 if progress is not None:
@@ -349,8 +351,9 @@ class _Job:
 
     def take(self, file_index: int, file_key: str, first: int, block: LineBlock,
              parsed: Parsed | None, fields: Fields | None, rearrangement: Rearrangement,
-             total: int | None) -> pa.RecordBatch | None:
-        """The block's records that the split selects, as a batch to write (None: none)."""
+             total: int | None, shared: BlockValues | None = None) -> pa.RecordBatch | None:
+        """The block's records that the split selects, as a batch to write (None: none);
+        shared: the parsed block's values, which every target reads alike."""
         selected = rearrangement.select(file_key, first, block.offsets, total)
         if not selected.any():
             return None
@@ -358,10 +361,10 @@ class _Job:
             return self._batch(file_index, block.data, fields, selected)
         if selected.all():
             return self._record_batch(file_index, np.zeros(len(block), np.bool_),
-                                      parsed.columns, parsed.counts)
+                                      parsed.columns, parsed.counts, shared=shared)
         index = pa.array(np.flatnonzero(selected))
         return self._record_batch(file_index, np.zeros(len(index), np.bool_),
-                                  [column.take(index) for column in parsed.columns])
+                                  [column.take(index) for column in parsed.columns], shared=shared)
 
     def _batch(self, file_index: int, data: np.ndarray, fields: Any,
                selected: np.ndarray) -> pa.RecordBatch:
@@ -379,19 +382,22 @@ class _Job:
         return self._record_batch(file_index, rejected, arrays)
 
     def _record_batch(self, file_index: int, rejected: np.ndarray, arrays: list[pa.Array],
-                      counts: Sequence[np.ndarray | None] | None = None,
-                      counted: bool = False) -> pa.RecordBatch:
-        """The batch to write; counts (per dictionary entry, per column) spare recounting."""
+                      counts: Sequence[np.ndarray | None] | None = None, counted: bool = False,
+                      shared: BlockValues | None = None) -> pa.RecordBatch:
+        """The batch to write; counts (per dictionary entry, per column) spare recounting;
+        shared: the values of the block the rows were taken from."""
         if not counted:
-            self._count(arrays, counts)
+            self._count(arrays, counts, shared)
         self.selected += len(rejected)
         self.selected_rejected += int(rejected.sum())
         return pa.record_batch(
             [pa.array(np.full(len(rejected), file_index, dtype=np.int32)), pa.array(rejected),
              *arrays], schema=self.arrow_schema)
 
-    def _count(self, arrays: list[pa.Array], known: Sequence[np.ndarray | None] | None = None) -> None:
-        """Missing/invalid counts of well-formed selected records, and statistics."""
+    def _count(self, arrays: list[pa.Array], known: Sequence[np.ndarray | None] | None = None,
+               shared: BlockValues | None = None) -> None:
+        """Missing/invalid counts of well-formed selected records, and statistics; shared as
+        for `_record_batch`."""
         columns = dict(zip(self.schema.names, arrays))
         rows = len(arrays[0])
         any_invalid = np.zeros(rows, dtype=np.bool_)
@@ -405,7 +411,8 @@ class _Job:
             counts[attribute.name] = count if count is not None else entry_counts(column)
             if attribute.type is AttributeType.CATEGORICAL:
                 continue   # any raw string is a valid category
-            entries = coerce_column(column.dictionary, attribute.type)
+            entries = (shared.coerced(attribute.name, attribute.type) if shared is not None
+                       else coerce_column(column.dictionary, attribute.type))
             coerced[attribute.name] = entries
             flags = entries.invalid.to_numpy(zero_copy_only=False)
             if flags.any():
@@ -413,7 +420,7 @@ class _Job:
                 any_invalid |= per_row(flags, column.indices, False)
         self.with_invalid += int(any_invalid.sum())
         if self.stats is not None and rows:
-            self.stats.add(columns, coerced, counts)
+            self.stats.add(columns, coerced, counts, shared)
 
     def report(self, objects: Sequence[DataObject]) -> IngestReport:
         if self.reader.records == 0:

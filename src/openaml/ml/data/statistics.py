@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from openaml.ml.data.block_values import BlockValues, sorted_order
 from openaml.ml.data.statistics_document import (
     EXACT_DISTINCT,
     AttributeStatistics,
@@ -48,24 +49,26 @@ class NumericStats:
         self.xy = np.zeros(5)  # sums of x, y, x*x, y*y, x*y over pairs with a valid target
         self.pairs = 0
 
-    def add_table(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64]) -> None:
-        """Merge a batch given as distinct values with their counts."""
+    def add_table(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64],
+                  order: npt.NDArray[np.intp] | None = None) -> None:
+        """Merge a batch given as values (distinct or not) with their counts; `order`: the
+        sorted order of `values` (block_values.sorted_order), when known."""
         keep = counts > 0
-        values, weights = values[keep], counts[keep].astype(np.float64)
+        kept, weights = values[keep], counts[keep].astype(np.float64)
         n = int(weights.sum())
         if n == 0:
             return
-        mean = float(np.dot(values, weights) / n)
-        m2 = float(np.dot((values - mean) ** 2, weights))
+        mean = float(np.dot(kept, weights) / n)
+        m2 = float(np.dot((kept - mean) ** 2, weights))
         total = self.n + n
         delta = mean - self.mean
         self.m2 += m2 + delta * delta * self.n * n / total
         self.mean += delta * n / total
         self.n = total
-        merged, inverse = np.unique(np.concatenate((self.values, values)), return_inverse=True)
-        self.counts = np.bincount(inverse, weights=np.concatenate((self.counts, weights)),
-                                  minlength=len(merged))
-        self.values = merged
+        order = sorted_order(values) if order is None else order
+        order = order[keep[order]]
+        self.values, self.counts = _merge_sorted(self.values, self.counts, values[order],
+                                                 counts[order].astype(np.float64))
         if len(self.values) > EXACT_DISTINCT:
             self._compress()
 
@@ -119,6 +122,30 @@ class NumericStats:
         if vx <= 0 or vy <= 0:
             return None
         return float(cov / math.sqrt(vx * vy))
+
+
+@njit(cache=True, nogil=True)
+def _merge_sorted(values: npt.NDArray[np.float64], counts: npt.NDArray[np.float64],
+                  more: npt.NDArray[np.float64], more_counts: npt.NDArray[np.float64]
+                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The distinct values of two sorted arrays (the first without repeats) with their counts
+    summed: np.unique of both and a bincount, in one linear pass."""
+    out = np.empty(len(values) + len(more))
+    out_counts = np.empty(len(values) + len(more))
+    i = j = size = 0
+    while i < len(values) or j < len(more):
+        if j == len(more) or (i < len(values) and values[i] <= more[j]):
+            value, count = values[i], counts[i]
+            i += 1
+        else:
+            value, count = more[j], more_counts[j]
+            j += 1
+        if size and out[size - 1] == value:
+            out_counts[size - 1] += count
+        else:
+            out[size], out_counts[size] = value, count
+            size += 1
+    return out[:size].copy(), out_counts[:size].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -336,13 +363,17 @@ class StatisticsBuilder:
                      if a.type is AttributeType.TEXT}
 
     def add(self, columns: dict[str, pa.Array], coerced: dict[str, Coerced],
-            counts: dict[str, npt.NDArray[np.int64]]) -> None:
-        """columns: raw (dictionary-encoded unless TEXT); coerced/counts: per dictionary entry."""
+            counts: dict[str, npt.NDArray[np.int64]], block: BlockValues | None = None) -> None:
+        """columns: raw (dictionary-encoded unless TEXT); coerced/counts: per dictionary entry.
+        block: the values of the block these rows were taken from, when they share its
+        dictionaries: its numbers are then ordered once for every datasource written from it."""
         self.records += len(next(iter(columns.values()))) if columns else 0
         target = self._target_values(columns, coerced)
         for name, stats in self.numeric.items():
-            values = coerced[name].values.to_numpy(zero_copy_only=False)
-            stats.add_table(np.nan_to_num(values, nan=0.0), np.where(np.isnan(values), 0, counts[name]))
+            values, order = (block.numbers(name) if block is not None
+                             else (coerced[name].values.to_numpy(zero_copy_only=False), None))
+            stats.add_table(np.nan_to_num(values, nan=0.0), np.where(np.isnan(values), 0, counts[name]),
+                            order)
             if target is not None and name != self.schema.target:
                 stats.add_pairs(per_row(values, columns[name].indices), target)
         for name, stats in self.counted.items():
