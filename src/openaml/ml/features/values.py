@@ -7,6 +7,7 @@ TEXT and token sets -> TokenList.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,8 +125,14 @@ def normalize(values: np.ndarray, mean: float, std: float) -> np.ndarray:
 def bin_values(values: np.ndarray, boundaries: np.ndarray) -> pa.Array:
     """Bin index = number of boundaries <= v, as a dictionary-encoded category (§7.6)."""
     index = np.searchsorted(boundaries, values, side="right").astype(np.int32)
-    labels = pa.array([str(i) for i in range(len(boundaries) + 1)], pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(index, mask=np.isnan(values)), labels)
+    return pa.DictionaryArray.from_arrays(pa.array(index, mask=np.isnan(values)),
+                                          _bin_labels(len(boundaries) + 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _bin_labels(count: int) -> pa.Array:
+    """"0" .. str(count - 1): the categories of `count` bins (made once, not per batch)."""
+    return pa.array([str(i) for i in range(count)], pa.string())
 
 
 def quantile_boundaries(values: np.ndarray, n: int) -> np.ndarray:
