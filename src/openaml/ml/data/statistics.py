@@ -52,7 +52,9 @@ class NumericStats:
     def add_table(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64],
                   order: npt.NDArray[np.intp] | None = None) -> None:
         """Merge a batch given as values (distinct or not) with their counts; `order`: the
-        sorted order of `values` (block_values.sorted_order), when known."""
+        sorted order of `values` (block_values.sorted_order), when known. Zero is kept as
+        0.0: which of -0.0 and 0.0 a merge keeps would depend on the order of equal values."""
+        values = values + 0.0  # -0.0 + 0.0 is 0.0
         keep = counts > 0
         kept, weights = values[keep], counts[keep].astype(np.float64)
         n = int(weights.sum())
