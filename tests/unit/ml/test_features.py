@@ -220,8 +220,9 @@ def _buffers(value) -> list[pa.Buffer]:
 
 
 def test_read_records_keep_no_part_of_the_batch_they_came_from(text_schema, tmp_path):
-    """Columns.read keeps copies, not slices: a batch read from an IPC stream is one buffer,
-    which any slice kept for training would keep whole (raw numbers included)."""
+    """Columns.read keeps copies of what training needs, not slices: a batch read from an IPC
+    stream is one buffer, which any slice kept for training would keep whole (raw numbers,
+    attributes the recipe does not use included)."""
     from openaml.ml.data import read_materialized
     from openaml.ml.data.ingest import materialized_schema
     from openaml.ml.data.materialized import open_writer
@@ -236,9 +237,15 @@ def test_read_records_keep_no_part_of_the_batch_they_came_from(text_schema, tmp_
         writer.write_batch(batch)
     read, = read_materialized(path)
     spans = [(b.address, b.address + b.size) for b in _buffers(read)]
-    columns = Columns(read, text_schema).read(["age", "job", "title"])
+    columns = Columns(read, text_schema).read(["age", "job", "title"], ["y"])
     kept = _buffers(columns.batch) + _buffers(columns.get("job"))
     assert kept and not any(start <= b.address < end for b in kept for start, end in spans)
-    assert columns.batch.schema.names == ["__file", "__rejected", "b", "y"]
+    assert columns.batch.schema.names == ["y"] and columns.n_rows == 4
     assert columns.get("job").to_pylist() == ["x", "y", "x", "y"]
     assert columns.get("title").values.to_pylist() == ["a", "b", "c", "d", "e"]
+    with pytest.raises(KeyError, match="'b' was neither read nor kept"):
+        columns.get("b")  # dropped: never silently missing
+    # a slice of a batch shares its whole dictionary: what is kept holds only the slice's values
+    part = Columns(read.slice(1, 1), text_schema).read(["job"], ["y"])
+    assert part.get("job").dictionary.to_pylist() == ["y"]
+    assert part.batch.column(0).dictionary.to_pylist() == ["y"]

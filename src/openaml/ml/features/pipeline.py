@@ -97,7 +97,7 @@ class FeaturePipeline:
         values None when every value is 1 (indicator features only); `columns`: the batch's,
         when some are read already."""
         columns = columns or Columns(batch, self.schema)
-        n = batch.num_rows
+        n = columns.n_rows
         # per source: ids, or (id per dictionary entry, entry per row); None until looked up
         dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None] = []
         dense_vals: list[np.ndarray | None] = []  # None: indicator features (value 1)

@@ -30,18 +30,20 @@ class Columns:
         self.schema = schema
         self.n_rows = batch.num_rows
         self._cache: dict[str, Value] = {}
+        self._dropped: set[str] = set()  # raw columns that `read` did not keep
 
-    def read(self, names: Sequence[str]) -> Columns:
-        """Coerce (or tokenize) the attributes `names` now, drop their raw strings from the
-        batch (their values take their place) and copy what is left: records kept for training
-        then hold what they need alone. (A batch read from an IPC stream is slices of one
-        buffer, which any slice kept would keep whole.) Returns self."""
+    def read(self, names: Sequence[str], keep: Sequence[str]) -> Columns:
+        """Coerce (or tokenize) the attributes `names` now and keep of the batch only copies of
+        its columns `keep` (a target read raw): records kept for training then hold what they
+        need alone. (A batch read from an IPC stream is slices of one buffer, which any slice
+        kept would keep whole.) Other attributes cannot be read afterwards. Returns self."""
         for name in names:
             value = self.get(name)
             if isinstance(value, pa.Array):  # a CATEGORICAL attribute's raw strings
                 self._cache[name] = _owned(value)
-        rest = self.batch.drop_columns([n for n in names if n in self.batch.schema.names])
-        self.batch = pa.record_batch([_owned(column) for column in rest.columns], schema=rest.schema)
+        kept = [name for name in keep if name in self.batch.schema.names]
+        self._dropped |= set(self.batch.schema.names) - set(kept)
+        self.batch = pa.record_batch([_owned(self.batch.column(name)) for name in kept], names=kept)
         return self
 
     @property
@@ -51,6 +53,8 @@ class Columns:
 
     def raw(self, name: str) -> pa.Array:
         index = self.batch.schema.get_field_index(name)
+        if name in self._dropped:
+            raise KeyError(f"'{name}' was neither read nor kept by Columns.read")
         if index < 0:  # attributes the datasource lacks are missing everywhere (data.md §3.6)
             return pa.nulls(self.n_rows, pa.string())
         column = self.batch.column(index)
@@ -153,8 +157,12 @@ def _nbytes(value: Value) -> int:
 
 
 def _owned(array: pa.Array) -> pa.Array:
-    """A copy of the array in buffers of its own."""
+    """A copy of the array in buffers of its own. A dictionary-encoded slice shorter than its
+    dictionary (a stored batch is read in slices that share it) is encoded anew: a copy of the
+    whole dictionary for every slice would hold more than the stored batch."""
     if pa.types.is_dictionary(array.type):
+        if len(array) < len(array.dictionary):
+            return pc.dictionary_encode(array.dictionary_decode())
         return pa.DictionaryArray.from_arrays(_owned(array.indices), _owned(array.dictionary))
     return pa.concat_arrays([array])
 

@@ -69,10 +69,13 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         raise TrainingError(str(exc)) from None
     recipe = parse_recipe(recipe_text, schema)
 
-    names = sorted(set().union(*(attributes_of(source) for source in recipe.outputs)))
+    assert schema.target is not None  # check_target
+    names = sorted(set().union(*(attributes_of(source) for source in recipe.outputs))
+                   | ({schema.row_weight} if schema.row_weight else set()))
+    keep = [schema.target]  # read raw by the target's readers
 
     def records(batch: pa.RecordBatch) -> Columns:
-        return Columns(usable_rows(batch, schema, model_type), schema).read(names)
+        return Columns(usable_rows(batch, schema, model_type), schema).read(names, keep)
 
     def usable() -> Iterator[Columns]:
         # attributes are coerced and tokenized on two threads, once for fitting and pass 1
