@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from openaml.jobs.warmup import warm_up
+from openaml.ml.training import kernel
 
 ingest_module = sys.modules["openaml.ml.data.ingest"]
 
@@ -28,3 +29,5 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
         warm_up()
     assert not caplog.records
     assert True in parsed and counted and {"general", "trimmed"} <= set(paths)
+    # the SGD kernels for minibatches of more than 256 records (uint16 row numbers) are compiled
+    assert any("uint16" in str(signature) for signature in kernel.transpose.signatures)

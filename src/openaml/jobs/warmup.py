@@ -21,6 +21,7 @@ from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangemen
 from openaml.ml.prediction import batch_predict
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
+from openaml.ml.training.sgd import compile_large_minibatches
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def warm_up(done: threading.Event | None = None) -> None:
         recipe = default_recipe(schema, report.statistics)
         model = train_model("BINARY", schema, recipe, parse_parameters({}, "BINARY"),
                             report.statistics, batches)
+        compile_large_minibatches()
         evaluate_model(model, batches(), schema)
         predict_record(model, {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
 

@@ -89,8 +89,8 @@ def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows:
     col_rows[col_start[t]:col_start[t + 1]]; valued[t] says whether some value of column t is
     not 1, and the values of such columns follow each other in col_vals[:kept]. In a block of
     indicators only (values empty), a feature in more than half the rows, and at most once in
-    each, is flipped: touched holds ~f and its column the rows without it. count, after and has_values are scratch (zero,
-    -1 and false, as they are left). Returns (n, kept)."""
+    each, is flipped: touched holds ~f and its column the rows without it. count, after and
+    has_values are scratch (zero, -1 and false, as they are left). Returns (n, kept)."""
     ones = len(values) == 0
     m = len(rows)
     n = 0

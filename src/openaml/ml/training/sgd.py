@@ -138,6 +138,17 @@ def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int
                        progress, memory_bytes)
 
 
+def compile_large_minibatches() -> None:
+    """Run one step with a minibatch of more than 256 records: the kernels' variants for
+    their row numbers (uint16) compile now, not in the first large training (seconds)."""
+    size = MAX_MINIBATCH + 1
+    rows = np.arange(size)
+    block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
+                  np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
+    stepper = _Stepper("BINARY", LinearState.zeros(2, 1, 1.0), SGDParams(), size)
+    stepper.run(0, block, [rows], keep=True)
+
+
 def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
             progress: Callable[[dict[str, float]], None] | None, memory_bytes: int) -> LinearState:
     # After the first pass, buffers that fit half the budget stay in memory as their
