@@ -79,12 +79,16 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
             values = columns.get(name)
             moments[name].add(values)
             if name in raw:
-                raw[name].append(values[~np.isnan(values)])
+                raw[name].append(values)  # the batch's own array: no copy
         vocabularies.collect(early, sources, columns, {})
 
     params: dict[str, Any] = {}
     stats = {name: (m.mean, m.std) for name, m in moments.items()}
-    values_of = {name: np.concatenate(v) if v else np.zeros(0) for name, v in raw.items()}
+
+    def values_of(name: str) -> np.ndarray:
+        """Every training value of `name` (NaN included), one attribute at a time."""
+        return np.concatenate(raw[name]) if raw[name] else np.zeros(0)
+
     for node in _all_nodes(sources):
         if isinstance(node, Op) and node.function in ("normalize", "quantile_bin"):
             _fit_node(node, stats, values_of, params)
@@ -193,7 +197,7 @@ def _merged(parts: list[pa.Array]) -> pa.Array:
 
 
 def _fit_node(node: Op, stats: dict[str, tuple[float, float]],
-              values_of: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+              values_of: Callable[[str], np.ndarray], params: dict[str, Any]) -> None:
     inner = node.args[0]
     if node.function == "normalize":
         mean, std = _numeric_stats(inner, stats)
@@ -211,9 +215,10 @@ def _numeric_stats(node: Node, stats: dict[str, tuple[float, float]]) -> tuple[f
     return (0.0, 1.0) if std > 0 else (0.0, 0.0)
 
 
-def _numeric_values(node: Node, values_of: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+def _numeric_values(node: Node, values_of: Callable[[str], np.ndarray],
+                    params: dict[str, Any]) -> np.ndarray:
     if isinstance(node, Attr):
-        return values_of[node.name]
+        return values_of(node.name)
     inner = _numeric_values(node.args[0], values_of, params)
     p = params[node.canonical]
     return normalize(inner, p["mean"], p["std"])
