@@ -169,6 +169,7 @@ def add_scores(weights: np.ndarray, lo: int, touched: np.ndarray, col_start: np.
                scores: np.ndarray) -> None:
     """scores (rows, outputs) = the transposed minibatch times the weights of its features."""
     scores[:] = 0.0
+    single = scores.shape[1] == 1
     value_at = 0  # where the next valued column's values start
     common = np.zeros(scores.shape[1])  # the flipped features' weights: in every row but some
     flipped = False
@@ -184,18 +185,28 @@ def add_scores(weights: np.ndarray, lo: int, touched: np.ndarray, col_start: np.
                     scores[i, k] -= weights[f, k]
         elif not valued[t]:
             f = lo + touched[t]
-            for p in range(col_start[t], col_start[t + 1]):
-                i = col_rows[p]
-                for k in range(scores.shape[1]):
-                    scores[i, k] += weights[f, k]
+            if single:  # one output: no loop over outputs inside the loop over entries
+                w = weights[f, 0]
+                for p in range(col_start[t], col_start[t + 1]):
+                    scores[col_rows[p], 0] += w
+            else:
+                for p in range(col_start[t], col_start[t + 1]):
+                    i = col_rows[p]
+                    for k in range(scores.shape[1]):
+                        scores[i, k] += weights[f, k]
         else:
             f = lo + touched[t]
             moved = value_at - col_start[t]
-            for p in range(col_start[t], col_start[t + 1]):
-                i = col_rows[p]
-                v = col_vals[p + moved]
-                for k in range(scores.shape[1]):
-                    scores[i, k] += v * weights[f, k]
+            if single:
+                w = weights[f, 0]
+                for p in range(col_start[t], col_start[t + 1]):
+                    scores[col_rows[p], 0] += col_vals[p + moved] * w
+            else:
+                for p in range(col_start[t], col_start[t + 1]):
+                    i = col_rows[p]
+                    v = col_vals[p + moved]
+                    for k in range(scores.shape[1]):
+                        scores[i, k] += v * weights[f, k]
             value_at += col_start[t + 1] - col_start[t]
     if flipped:
         for i in range(scores.shape[0]):
@@ -212,6 +223,7 @@ def update(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: i
     outputs) of the minibatch's rows (all of them: flipped features need their total); when
     averaging, shift += steps * decrement."""
     outputs = weights.shape[1]
+    single = outputs == 1
     g = np.empty(outputs)
     total = np.zeros(outputs)  # the gradient of a feature in every row, for flipped ones
     if len(touched) and touched.min() < 0:
@@ -232,7 +244,18 @@ def update(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: i
             f = lo + touched[t]
             for k in range(outputs):
                 g[k] = l2 * weights[f, k]
-            if not valued[t]:
+            if single:  # one output: a scalar sum, added in the same order
+                total_f = g[0]
+                if not valued[t]:
+                    for p in range(col_start[t], col_start[t + 1]):
+                        total_f += grads[col_rows[p], 0]
+                else:
+                    moved = value_at - col_start[t]
+                    for p in range(col_start[t], col_start[t + 1]):
+                        total_f += col_vals[p + moved] * grads[col_rows[p], 0]
+                    value_at += col_start[t + 1] - col_start[t]
+                g[0] = total_f
+            elif not valued[t]:
                 for p in range(col_start[t], col_start[t + 1]):
                     i = col_rows[p]
                     for k in range(outputs):
