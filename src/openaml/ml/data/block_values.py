@@ -32,6 +32,16 @@ class BlockValues:
             self._coerced[name] = coerce_column(self.columns[name].dictionary, attribute_type)
         return self._coerced[name]
 
+    def prepare(self, numbers: bool) -> BlockValues:
+        """Coerce every NUMERIC and BINARY column now (and order the numbers, with `numbers`),
+        on the thread that reads ahead rather than on the one that counts. Returns self."""
+        for attribute in self.schema.attributes:
+            if attribute.type is AttributeType.NUMERIC and numbers:
+                self.numbers(attribute.name)
+            elif attribute.type in (AttributeType.NUMERIC, AttributeType.BINARY):
+                self.coerced(attribute.name, attribute.type)
+        return self
+
     def numbers(self, name: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
         """A NUMERIC column's entries as float64 (NaN: not a number) and their sorted order."""
         if name not in self._numbers:

@@ -134,7 +134,7 @@ def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence
     if not objects:
         raise DataError("The data location has no readable file")
     needs_count = any(t.rearrangement.needs_count for t in targets)
-    reader = _Reader(schema, rejected)
+    reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets))
     jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
     read_ended = threading.Event()  # however the read ends, a count still running stops
     with ThreadPoolExecutor(1, thread_name_prefix="openaml-count") as counting, ExitStack() as stack:
@@ -143,9 +143,8 @@ def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence
         counted = counting.submit(_count_records, objects, schema, read_ended) if needs_count else None
         writers = [stack.enter_context(open_writer(t.sink, materialized_schema(schema))) for t in targets]
         for file_index, obj in enumerate(objects):
-            for first, block, parsed, fields in reader.read_file(obj):
+            for first, block, parsed, fields, shared in reader.read_file(obj):
                 total = counted.result() if counted is not None else None
-                shared = BlockValues(schema, parsed.columns) if parsed is not None else None
                 for job, target, writer in zip(jobs, targets, writers):
                     batch = job.take(file_index, obj.key, first, block, parsed, fields,
                                      target.rearrangement, total, shared)
@@ -247,8 +246,10 @@ class _RejectedLine:
 class _Reader:
     """Parsing shared by the targets of an ingest: blocks, record numbers and rejections."""
 
-    def __init__(self, schema: Schema, on_rejected: Callable[[str], None] | None = None) -> None:
+    def __init__(self, schema: Schema, on_rejected: Callable[[str], None] | None = None,
+                 statistics: bool = False) -> None:
         self.schema = schema
+        self.statistics = statistics  # whether some target computes statistics
         self.on_rejected = on_rejected
         self.shown: list[_RejectedLine] = []   # the first rejected lines
         self.records = 0
@@ -257,13 +258,15 @@ class _Reader:
         self.integers: np.ndarray | None = None   # columns the fast path parses as integers
         self.int16_blocks = all(self.encode)      # TEXT columns stay strings
 
-    def read_file(self, obj: DataObject) -> Iterator[tuple[int, LineBlock, Parsed | None, Fields | None]]:
+    def read_file(self, obj: DataObject) -> Iterator[
+            tuple[int, LineBlock, Parsed | None, Fields | None, BlockValues | None]]:
         """(number of the block's first record, block, its columns by the fast path or else its
-        fields by the general one) for each block of the object."""
+        fields by the general one, and the values its targets share when the fast path read it)
+        for each block of the object."""
         header = None
         with _open(obj) as stream, closing(_read_ahead(self._parse(block) for block in _read_errors(
                 obj, iter_line_blocks(stream, self.schema.header)))) as blocks:
-            for block, fast in blocks:
+            for block, fast, shared in blocks:
                 header = block.header if block.header is not None else header
                 parsed = (encode_int16(fast) if isinstance(fast, np.ndarray)
                           else encode_plain(block, fast, self.encode) if isinstance(fast, pa.Table)
@@ -280,25 +283,31 @@ class _Reader:
                                     f"({self.reasons_text()}); the input is not usable. "
                                     + self.explained())
                 self.records += len(block)
-                yield self.records - len(block), block, parsed, fields
+                if parsed is not None and shared is None:
+                    shared = BlockValues(self.schema, parsed.columns)
+                yield self.records - len(block), block, parsed, fields, shared
 
-    def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields]:
+    def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields,
+                                                BlockValues | None]:
         """The block with its values when every field is an int16 (`integers`), or else with
         Arrow's parse of it when a fast path (`plain`, then `trimmed`) applies, or else with
-        its fields (run ahead, beside the caller's work on the blocks before)."""
+        its fields (run ahead, beside the caller's work on the blocks before). A block read
+        by `trimmed` comes with its shared values computed here too (BlockValues.prepare)."""
         if self.int16_blocks:
             values = parse_int16_block(block, len(self.encode))
             if values is not None:
-                return block, values
+                return block, values, None
             self.int16_blocks = False   # other fields in one block: likely in later ones too
         if not is_plain(block, len(self.encode)):
             parsed = (read_trimmed(block, self.schema.names, self.encode)
                       if is_trimmable(block, len(self.encode)) else None)
-            return block, parsed if parsed is not None else split_fields(block, len(self.encode))
+            if parsed is None:
+                return block, split_fields(block, len(self.encode)), None
+            return block, parsed, BlockValues(self.schema, parsed.columns).prepare(self.statistics)
         if self.integers is None:
             self.integers = probe_integers(block, self.schema.names, self.encode)
         table = read_plain(block, self.schema.names, self.integers)
-        return block, table if table is not None else split_fields(block, len(self.encode))
+        return block, table if table is not None else split_fields(block, len(self.encode)), None
 
     def _show(self, uri: str, block: LineBlock, reason: np.ndarray, header: bytes | None) -> None:
         """Keep (and pass on) the first REJECTED_SHOWN rejected lines."""
