@@ -8,6 +8,7 @@ built on quantile bins (for example `cartesian(quantile_bin(age,10), job)`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -89,9 +90,15 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
         """Every training value of `name` (NaN included), one attribute at a time."""
         return np.concatenate(raw[name]) if raw[name] else np.zeros(0)
 
-    for node in _all_nodes(sources):
-        if isinstance(node, Op) and node.function in ("normalize", "quantile_bin"):
-            _fit_node(node, stats, values_of, params)
+    fitted = [node for node in _all_nodes(sources) if isinstance(node, Op)
+              and node.function in ("normalize", "quantile_bin")]
+    for node in fitted:
+        if node.function == "normalize":  # from the moments: at once, before the bins on them
+            _fit_normalize(node, stats, params)
+    bins = [node for node in fitted if node.function == "quantile_bin"]
+    with ThreadPoolExecutor(2, thread_name_prefix="openaml-fit") as pool:  # sorts release the GIL
+        for node, boundaries in zip(bins, pool.map(lambda n: _boundaries(n, values_of, params), bins)):
+            params[node.canonical] = {"boundaries": boundaries}
     if late:
         for columns in records():
             vocabularies.collect(late, sources, columns, params)
@@ -196,15 +203,16 @@ def _merged(parts: list[pa.Array]) -> pa.Array:
     return pc.unique(pa.concat_arrays(parts)).drop_null()
 
 
-def _fit_node(node: Op, stats: dict[str, tuple[float, float]],
-              values_of: Callable[[str], np.ndarray], params: dict[str, Any]) -> None:
-    inner = node.args[0]
-    if node.function == "normalize":
-        mean, std = _numeric_stats(inner, stats)
-        params[node.canonical] = {"mean": mean, "std": std}
-        return
-    values = _numeric_values(inner, values_of, params)
-    params[node.canonical] = {"boundaries": quantile_boundaries(values, node.n or 10).tolist()}
+def _fit_normalize(node: Op, stats: dict[str, tuple[float, float]], params: dict[str, Any]) -> None:
+    """The mean and std of a normalize node."""
+    mean, std = _numeric_stats(node.args[0], stats)
+    params[node.canonical] = {"mean": mean, "std": std}
+
+
+def _boundaries(node: Op, values_of: Callable[[str], np.ndarray],
+                params: dict[str, Any]) -> list[float]:
+    """The bin boundaries of a quantile_bin node (the normalize nodes inside it fitted)."""
+    return quantile_boundaries(_numeric_values(node.args[0], values_of, params), node.n or 10).tolist()
 
 
 def _numeric_stats(node: Node, stats: dict[str, tuple[float, float]]) -> tuple[float, float]:
