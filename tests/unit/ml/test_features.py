@@ -138,33 +138,42 @@ def test_cartesian_of_long_texts_is_refused_before_it_is_made(monkeypatch):
     assert tokens_of(tk.cartesian(small, small)) == [["a_a", "a_b", "b_a", "b_b"], ["c_c"]]
 
 
+@pytest.mark.parametrize("token_sources", [0, 1, 2])
 @pytest.mark.parametrize("with_values", [True, False])
 @pytest.mark.parametrize("seed", range(5))
-def test_tokens_merge_like_the_sparse_sum(seed, with_values):
-    """with_tokens gives the CSR arrays the scipy sum it replaced gave: ids ascending per row,
-    one indicator per distinct (row, token), dense zeros dropped where there are values."""
-    from openaml.ml.features.pipeline import with_tokens
+def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources):
+    """csr_rows gives the CSR arrays the scipy sum of the dense part and the tokens once gave:
+    ids ascending per row, one indicator per distinct (row, token), dense zeros dropped where
+    there are values and token sources (kept where there are no token sources)."""
+    from openaml.ml.features.pipeline import csr_rows
 
     rng = np.random.default_rng(seed)
     n, width = int(rng.integers(1, 40)), 200
-    # dense part: up to 3 sources with ids in 0-29, 30-59, 60-89 (ascending in each row)
-    per_row = [sorted(rng.choice(np.arange(s * 30, s * 30 + 30)) for s in range(3) if rng.random() < 0.7)
-               for _ in range(n)]
-    indptr = np.concatenate(([0], np.cumsum([len(r) for r in per_row]))).astype(np.int64)
-    indices = np.array([i for r in per_row for i in r], np.int32)
-    values = rng.choice([0.0, -0.0, 1.5, -2.0], len(indices)) if with_values else None
-    # tokens: ids 100-199, rows in any order, repeats
-    count = int(rng.integers(0, 5 * n)) if seed else 3000  # seed 0: long texts (a sort per row)
-    rows, ids = rng.integers(0, n, count), rng.integers(100, 200, count)
-    got = with_tokens(indptr, indices, values, rows, ids)
-    data = np.ones(len(indices)) if values is None else values
-    dense = sp.csr_matrix((data, indices, indptr), shape=(n, width))
-    keys = np.unique(rows * width + ids)
-    tokens = sp.csr_matrix((np.ones(len(keys)), (keys // width, keys % width)), shape=(n, width))
-    expected = (dense + tokens).tocsr()
+    # dense part: 3 sources with ids in 0-29, 30-59, 60-89 or -1 (none); one given per
+    # dictionary entry; values for some sources when with_values
+    ids = [np.where(rng.random(n) < 0.7, rng.integers(s * 30, s * 30 + 30, n), -1) for s in range(3)]
+    vals = [rng.choice([0.0, -0.0, 1.5, -2.0], n) if with_values and s != 1 else None for s in range(3)]
+    entries = rng.integers(0, 4, n).astype(np.int32)
+    per_entry = np.array([-1, 33, 35, 59])
+    ids[1] = per_entry[entries]
+    given = [ids[0], (per_entry, entries), ids[2]]
+    # tokens: ids 100-199, rows in any order, repeats (seed 0: long texts, a sort per row)
+    count = int(rng.integers(0, 5 * n)) if seed else 3000
+    rows = [rng.integers(0, n, count) for _ in range(token_sources)]
+    tokens = [rng.integers(100 + 50 * k, 150 + 50 * k, count) for k in range(token_sources)]
+    got = csr_rows(given, vals, n, rows, tokens)
+    present = np.stack(ids, axis=1) >= 0
+    data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)
+    dense = sp.csr_matrix((data[present], np.stack(ids, axis=1)[present],
+                           np.concatenate(([0], np.cumsum(present.sum(axis=1))))), shape=(n, width))
+    expected = dense
+    if token_sources:
+        keys = np.unique(np.concatenate(rows) * width + np.concatenate(tokens))
+        expected = (dense + sp.csr_matrix((np.ones(len(keys)), (keys // width, keys % width)),
+                                          shape=(n, width))).tocsr()
     assert np.array_equal(got[0], expected.indptr) and np.array_equal(got[1], expected.indices)
-    assert (got[2] is None) == (values is None)
-    if values is not None:
+    assert (got[2] is None) == (not with_values)
+    if with_values:
         assert np.array_equal(got[2], expected.data)
 
 

@@ -119,7 +119,7 @@ class FeaturePipeline:
                 token_ids.append(ids[found])
             elif pa.types.is_dictionary(value.type) and source.kind == CATEGORICAL:
                 # every dictionary of the batch is looked up at once, below; rows are gathered
-                # straight into the id matrix by _dense_part: no per-row temporary
+                # straight into the id matrix by csr_rows: no per-row temporary
                 coded.append((len(dense_ids), i, value))
                 dense_ids.append(None)
                 dense_vals.append(None)
@@ -128,11 +128,7 @@ class FeaturePipeline:
                 dense_vals.append(None)
         for j, per_entry, entries in self._entry_ids(coded):
             dense_ids[j] = (per_entry, entries)
-        indptr, indices, values = _dense_part(dense_ids, dense_vals, n)
-        if not token_rows:
-            return indptr, indices, values
-        return with_tokens(indptr, indices, values, np.concatenate(token_rows),
-                           np.concatenate(token_ids))
+        return csr_rows(dense_ids, dense_vals, n, token_rows, token_ids)
 
     def _entry_ids(self, coded: list[tuple[int, int, pa.DictionaryArray]]
                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -211,94 +207,89 @@ def _scalar_feature(kind: str, value: np.ndarray, offset: int,
     return np.where(present, offset, -1), np.where(present, vals, 0.0)
 
 
-def _dense_part(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray]], vals: list[np.ndarray | None],
-                n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """CSR arrays from one feature id per (row, source) (-1 = none), given per source as ids
-    or as (id per dictionary entry, entry per row): row-major order is CSR order. Values are
-    None when every source is an indicator."""
-    if not ids:
-        return np.zeros(n + 1, np.int64), np.zeros(0, np.int32), None
+def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None], vals: list[np.ndarray | None],
+             n: int, token_rows: list[np.ndarray], token_ids: list[np.ndarray]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """CSR arrays (indptr, indices, values) of n rows from one feature id per (row, source)
+    (-1 = none), given per source as ids or as (id per dictionary entry, entry per row), with
+    the values of the sources that have some (None: indicators), plus an indicator per
+    distinct (row, token id) of the token sources (rows, ids per source). Each row's ids
+    ascend (sources own ascending ranges); values are None when every source is an
+    indicator. Where there are values and token sources, entries of value 0 are dropped (the
+    sparse sum this once was dropped them: models stay the same)."""
     id_matrix = np.empty((n, len(ids)), np.int32)  # written in place: no int64 stack
-    full = True  # every source in every row
     for j, column in enumerate(ids):
         if isinstance(column, tuple):
-            full &= _gather_column(id_matrix, j, column[0], column[1]) >= 0
+            _gather_column(id_matrix, j, column[0], column[1])
         else:
             id_matrix[:, j] = column
-            full &= len(column) == 0 or column.min() >= 0
-    mask = None if full else id_matrix >= 0
-    counts = np.full(n, len(ids)) if mask is None else mask.sum(axis=1)
-    indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    indices = id_matrix.ravel() if mask is None else id_matrix[mask]
-    if all(v is None for v in vals):
-        return indptr, indices, None
-    data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)
-    return indptr, indices, data.ravel() if mask is None else data[mask]
+    valued = [j for j, v in enumerate(vals) if v is not None]
+    column_of = np.full(len(ids), -1, np.int32)
+    column_of[valued] = np.arange(len(valued), dtype=np.int32)
+    values = np.empty((n, len(valued)))
+    for c, j in enumerate(valued):
+        values[:, c] = vals[j]
+    rows = np.concatenate(token_rows).astype(np.int64, copy=False) if token_rows else np.zeros(0, np.int64)
+    tokens = np.concatenate(token_ids).astype(np.int32, copy=False) if token_ids else np.zeros(0, np.int32)
+    indptr, indices, data = _csr_rows(id_matrix, values, column_of, rows, tokens,
+                                      bool(valued) and bool(token_rows))
+    return indptr, indices, data if valued else None
 
 
 @njit(cache=True, nogil=True)
-def _gather_column(out: np.ndarray, j: int, per_entry: np.ndarray, entries: np.ndarray) -> int:
-    """out[:, j] = per_entry[entries]; returns the least value written (0 when none)."""
-    least = 0
+def _gather_column(out: np.ndarray, j: int, per_entry: np.ndarray, entries: np.ndarray) -> None:
+    """out[:, j] = per_entry[entries]."""
     for i in range(len(entries)):
-        value = per_entry[entries[i]]
-        out[i, j] = value
-        least = min(least, value)
-    return least
-
-
-def with_tokens(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray | None,
-                rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """CSR arrays of the dense part plus an indicator per distinct (row, token id) pair, each
-    row's ids ascending; values None stays None. Dense entries of value 0 are dropped where
-    there are values (the sparse sum this replaces dropped them: models stay the same)."""
-    merged = _merge_tokens(indptr.astype(np.int64, copy=False), indices.astype(np.int32, copy=False),
-                           np.zeros(0) if values is None else values, values is not None,
-                           rows.astype(np.int64, copy=False), ids.astype(np.int32, copy=False))
-    return merged[0], merged[1], merged[2] if values is not None else None
+        out[i, j] = per_entry[entries[i]]
 
 
 @njit(cache=True, nogil=True)
-def _merge_tokens(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, has_values: bool,
-                  rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(indptr) - 1
+def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, rows: np.ndarray,
+              tokens: np.ndarray, drop_zeros: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """csr_rows' compiled part: per row, the present ids of `ids` (values from column
+    column_of[j] of `values`, or 1) merged with the row's distinct token ids, in one pass."""
+    n, width = ids.shape
     starts = np.zeros(n + 1, np.int64)  # tokens bucketed by row (a counting sort)
     for r in rows:
         starts[r + 1] += 1
     starts = np.cumsum(starts)
     fill = starts[:-1].copy()
-    bucket = np.empty(len(ids), np.int32)
-    for k in range(len(ids)):
-        bucket[fill[rows[k]]] = ids[k]
+    bucket = np.empty(len(tokens), np.int32)
+    for k in range(len(tokens)):
+        bucket[fill[rows[k]]] = tokens[k]
         fill[rows[k]] += 1
     out_ptr = np.zeros(n + 1, np.int64)
-    out_ids = np.empty(len(indices) + len(ids), np.int32)
-    out_values = np.empty(len(indices) + len(ids))
+    out_ids = np.empty(n * width + len(tokens), np.int32)
+    out_values = np.empty(n * width + len(tokens))
     size = 0
     for r in range(n):
-        tokens = bucket[starts[r]:starts[r + 1]]
-        if len(tokens) > 32:  # a long text
-            tokens[:] = np.sort(tokens)
-        for i in range(1, len(tokens)):  # insertion sort: most records hold a few tokens
-            token, j = tokens[i], i - 1
-            while j >= 0 and tokens[j] > token:
-                tokens[j + 1] = tokens[j]
-                j -= 1
-            tokens[j + 1] = token
-        t, t_end = 0, len(tokens)
-        d, d_end = indptr[r], indptr[r + 1]
-        while d < d_end or t < t_end:
-            if t == t_end or (d < d_end and indices[d] < tokens[t]):
-                value = values[d] if has_values else 1.0
-                if value != 0.0:
-                    out_ids[size], out_values[size] = indices[d], value
+        found = bucket[starts[r]:starts[r + 1]]
+        if len(found) > 32:  # a long text
+            found[:] = np.sort(found)
+        for i in range(1, len(found)):  # insertion sort: most records hold a few tokens
+            token, k = found[i], i - 1
+            while k >= 0 and found[k] > token:
+                found[k + 1] = found[k]
+                k -= 1
+            found[k + 1] = token
+        t, t_end, j = 0, len(found), 0
+        while True:
+            while j < width and ids[r, j] < 0:
+                j += 1
+            if j == width and t == t_end:
+                break
+            if t == t_end or (j < width and ids[r, j] < found[t]):
+                c = column_of[j]
+                value = values[r, c] if c >= 0 else 1.0
+                if not (drop_zeros and value == 0.0):
+                    out_ids[size], out_values[size] = ids[r, j], value
                     size += 1
-                d += 1
+                j += 1
             else:
-                out_ids[size], out_values[size] = tokens[t], 1.0
+                out_ids[size], out_values[size] = found[t], 1.0
                 size += 1
                 t += 1
-                while t < t_end and tokens[t] == tokens[t - 1]:
+                while t < t_end and found[t] == found[t - 1]:
                     t += 1
         out_ptr[r + 1] = size
     return out_ptr, out_ids[:size].copy(), out_values[:size].copy()
