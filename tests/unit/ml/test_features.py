@@ -177,6 +177,18 @@ def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources):
         assert np.array_equal(got[2], expected.data)
 
 
+@pytest.mark.parametrize("sources", [0, 1, 3])
+def test_rows_of_indicators_in_every_row(sources):
+    """Every source in every row, indicators only, no tokens (pixels): the id matrix as it is."""
+    from openaml.ml.features.pipeline import csr_rows
+
+    ids = [np.arange(5) * 0 + 10 * s + np.arange(5) % 3 for s in range(sources)]
+    indptr, indices, values = csr_rows([(np.arange(3) + 10 * s, np.arange(5) % 3) for s in range(sources)],
+                                       [None] * sources, 5, [], [])
+    assert indptr.tolist() == [sources * i for i in range(6)] and values is None
+    assert indices.tolist() == (np.stack(ids, axis=1).ravel().tolist() if sources else [])
+
+
 def test_chunks_of_a_large_batch_score_like_the_whole(text_schema):
     """row_chunks reads NUMERIC and BINARY values once per batch and slices them: the chunks'
     rows are the rows of the whole batch."""

@@ -218,12 +218,16 @@ def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None], vals:
     indicator. Where there are values and token sources, entries of value 0 are dropped (the
     sparse sum this once was dropped them: models stay the same)."""
     id_matrix = np.empty((n, len(ids)), np.int32)  # written in place: no int64 stack
+    full = True  # every source in every row
     for j, column in enumerate(ids):
         if isinstance(column, tuple):
-            _gather_column(id_matrix, j, column[0], column[1])
+            full &= _gather_column(id_matrix, j, column[0], column[1]) >= 0
         else:
             id_matrix[:, j] = column
+            full &= len(column) == 0 or column.min() >= 0
     valued = [j for j, v in enumerate(vals) if v is not None]
+    if full and not valued and not token_rows:  # indicators in every row (pixels): as they are
+        return np.arange(n + 1, dtype=np.int64) * len(ids), id_matrix.ravel(), None
     column_of = np.full(len(ids), -1, np.int32)
     column_of[valued] = np.arange(len(valued), dtype=np.int32)
     values = np.empty((n, len(valued)))
@@ -237,10 +241,14 @@ def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None], vals:
 
 
 @njit(cache=True, nogil=True)
-def _gather_column(out: np.ndarray, j: int, per_entry: np.ndarray, entries: np.ndarray) -> None:
-    """out[:, j] = per_entry[entries]."""
+def _gather_column(out: np.ndarray, j: int, per_entry: np.ndarray, entries: np.ndarray) -> int:
+    """out[:, j] = per_entry[entries]; returns the least value written (0 when none)."""
+    least = 0
     for i in range(len(entries)):
-        out[i, j] = per_entry[entries[i]]
+        value = per_entry[entries[i]]
+        out[i, j] = value
+        least = min(least, value)
+    return least
 
 
 @njit(cache=True, nogil=True)
