@@ -26,6 +26,7 @@ from openaml import __version__
 from openaml.console import build_console
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages, training_budget
+from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
@@ -203,6 +204,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         stop_sync = threading.Event()
         if run_jobs:
             prefer_small_pages()
+            single_threaded_blas()
             removed = artifacts.remove_temporary_files() + objects.remove_temporary_files()
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)

@@ -39,6 +39,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from openaml.ml.data.block_values import BlockValues
 from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
@@ -133,6 +134,13 @@ def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence
     progress and rejected are called as by `ingest`."""
     if not objects:
         raise DataError("The data location has no readable file")
+    with threadpool_limits(limits=1, user_api="blas"):  # spinning BLAS threads only cost CPU
+        return _ingest_many(objects, schema, targets, progress, rejected)
+
+
+def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence[Target],
+                 progress: Callable[[int], None] | None,
+                 rejected: Callable[[str], None] | None) -> list[IngestReport | DataError]:
     needs_count = any(t.rearrangement.needs_count for t in targets)
     reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets))
     jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
