@@ -318,11 +318,12 @@ class TextStats:
                       max(self.words[1], per_record["max"].as_py())]
         flat = pc.list_flatten(split)
         if len(flat):
-            length = pc.min_max(pc.utf8_length(flat))
+            counted = pc.value_counts(flat)
+            distinct = counted.field("values")
+            length = pc.min_max(pc.utf8_length(distinct))  # of distinct tokens: the same extremes
             self.lengths = [min(self.lengths[0], length["min"].as_py()),
                             max(self.lengths[1], length["max"].as_py())]
-            counted = pc.value_counts(flat)
-            self.tokens.add_table(counted.field("values"), counted.field("counts").to_numpy())
+            self.tokens.add_table(distinct, counted.field("counts").to_numpy())
 
     def summary(self, tokens_counts: dict[str, int] | None = None) -> TextValues:
         tokens = self.tokens.summary(tokens_counts)
