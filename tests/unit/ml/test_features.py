@@ -270,3 +270,27 @@ def test_read_records_keep_no_part_of_the_batch_they_came_from(text_schema, tmp_
     part = Columns(read.slice(1, 1), text_schema).read(["job"], ["y"])
     assert part.get("job").dictionary.to_pylist() == ["y"]
     assert part.batch.column(0).dictionary.to_pylist() == ["y"]
+
+
+def test_quantile_bins_become_their_features_directly():
+    """A quantile_bin source's rows go from bin number to feature id (no categories looked
+    up): the ids are those of its bins' labels in its vocabulary, trimmed ones and missing
+    values give none."""
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y")
+    values = [str(v) for v in range(40)] + [None, "oops"]
+    batch = make_batch({"x": values, "y": ["1"] * len(values)})
+    recipe = parse_recipe('{"outputs": ["quantile_bin(x,5)", "x"]}', schema)
+    pipeline = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(batch, schema)]))
+    keep = np.ones(pipeline.n_features, bool)
+    keep[pipeline.feature_names().index("quantile_bin(x,5)=2")] = False
+    trimmed = pipeline.select(keep)
+    names = trimmed.feature_names()
+    boundaries = trimmed.params["quantile_bin(x,5)"]["boundaries"]
+    rows = trimmed.transform(batch).tolil().rows
+    for value, found in zip(values, rows):
+        number = float(value) if value not in (None, "oops") else None
+        expected = []
+        if number is not None:
+            label = f"quantile_bin(x,5)={int(np.searchsorted(boundaries, number, side='right'))}"
+            expected = [names.index(name) for name in (label, "x") if name in names]
+        assert found == expected, value

@@ -22,8 +22,8 @@ from numba import njit
 
 from openaml.ml.features.codes import FeatureTable, concatenated
 from openaml.ml.features.tokens import TokenList
-from openaml.ml.features.values import Columns, evaluate
-from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, attributes_of, node_from_json, node_to_json
+from openaml.ml.features.values import Columns, bin_numbers, evaluate
+from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_of, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
 _TABLE_LOCK = threading.Lock()
@@ -41,6 +41,7 @@ class FeaturePipeline:
     vocabs: list[pa.Array | None]
     offsets: np.ndarray = field(init=False)
     _table: FeatureTable | None = field(init=False, default=None, repr=False, compare=False)
+    _bins: dict[int, np.ndarray] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sizes = [1 if v is None else len(v) for v in self.vocabs]
@@ -105,6 +106,12 @@ class FeaturePipeline:
         token_rows: list[np.ndarray] = []
         token_ids: list[np.ndarray] = []
         for i, source in enumerate(self.sources):
+            if isinstance(source, Op) and source.function == "quantile_bin":
+                # the bin of each row straight to its feature id: no categories to look up
+                inner = evaluate(source.args[0], columns, self.params)
+                dense_ids.append(self._bin_ids(i)[bin_numbers(inner, self._boundaries(i))])
+                dense_vals.append(None)
+                continue
             value = evaluate(source, columns, self.params)
             offset = int(self.offsets[i])
             vocab = self.vocabs[i]
@@ -129,6 +136,19 @@ class FeaturePipeline:
         for j, per_entry, entries in self._entry_ids(coded):
             dense_ids[j] = (per_entry, entries)
         return csr_rows(dense_ids, dense_vals, n, token_rows, token_ids)
+
+    def _boundaries(self, i: int) -> np.ndarray:
+        return np.asarray(self.params[self.sources[i].canonical]["boundaries"], np.float64)
+
+    def _bin_ids(self, i: int) -> np.ndarray:
+        """The feature id of each bin of quantile_bin source i (-1: not in its vocabulary),
+        then -1 for a missing value (bin_numbers' last number)."""
+        found = self._bins.get(i)
+        if found is None:
+            labels = pa.array([str(b) for b in range(len(self._boundaries(i)) + 1)], pa.string())
+            found = np.append(_lookup(labels, self.vocabs[i], int(self.offsets[i])), -1)
+            self._bins[i] = found  # the same array whichever thread makes it
+        return found
 
     def _entry_ids(self, coded: list[tuple[int, int, pa.DictionaryArray]]
                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

@@ -133,6 +133,13 @@ def bin_values(values: np.ndarray, boundaries: np.ndarray) -> pa.Array:
                                           _bin_labels(len(boundaries) + 1))
 
 
+def bin_numbers(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+    """bin_values' bin indices as numbers, len(boundaries) + 1 for a missing value."""
+    index = np.searchsorted(boundaries, values, side="right")
+    index[np.isnan(values)] = len(boundaries) + 1
+    return index
+
+
 @functools.lru_cache(maxsize=64)
 def _bin_labels(count: int) -> pa.Array:
     """"0" .. str(count - 1): the categories of `count` bins (made once, not per batch)."""
