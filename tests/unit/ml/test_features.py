@@ -294,3 +294,24 @@ def test_quantile_bins_become_their_features_directly():
             label = f"quantile_bin(x,5)={int(np.searchsorted(boundaries, number, side='right'))}"
             expected = [names.index(name) for name in (label, "x") if name in names]
         assert found == expected, value
+
+
+def test_read_records_keep_a_batch_of_categories_as_it_is(tmp_path):
+    """Copies are made only when they free most of the batch: a batch of categories that are
+    all read (MNIST's pixels) is kept as read, not copied column by column."""
+    from openaml.ml.data import read_materialized
+    from openaml.ml.data.ingest import materialized_schema
+    from openaml.ml.data.materialized import open_writer
+
+    schema = make_schema([(f"p{i}", "CATEGORICAL") for i in range(3)] + [("y", "CATEGORICAL")],
+                         targetAttributeName="y")
+    coded = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 1], pa.int32()), pa.array(["0", "255"]))
+    batch = pa.record_batch([pa.array([0] * 4, pa.int32()), pa.array([False] * 4)] + [coded] * 4,
+                            schema=materialized_schema(schema))
+    path = tmp_path / "stored.arrows"
+    with open(path, "wb") as sink, open_writer(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    read, = read_materialized(path)
+    columns = Columns(read, schema).read(["p0", "p1", "p2"], ["y"])
+    assert columns.get("p1").indices.buffers()[1].address == read.column("p1").indices.buffers()[1].address
+    assert columns.batch.column(0).indices.buffers()[1].address == read.column("y").indices.buffers()[1].address

@@ -246,8 +246,10 @@ def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None], vals:
             id_matrix[j] = column
             full &= len(column) == 0 or column.min() >= 0
     valued = [j for j, v in enumerate(vals) if v is not None]
-    if full and not valued and not token_rows:  # indicators in every row (pixels): as they are
-        return np.arange(n + 1, dtype=np.int64) * len(ids), id_matrix.T.ravel(), None
+    if not valued and not token_rows:  # indicators only (pixels)
+        if full:  # in every row: as they are
+            return np.arange(n + 1, dtype=np.int64) * len(ids), id_matrix.T.ravel(), None
+        return (*_indicator_rows(id_matrix), None)
     column_of = np.full(len(ids), -1, np.int32)
     column_of[valued] = np.arange(len(valued), dtype=np.int32)
     values = np.empty((len(valued), n))
@@ -269,6 +271,27 @@ def _gather_column(out: np.ndarray, per_entry: np.ndarray, entries: np.ndarray) 
         out[i] = value
         least = min(least, value)
     return least
+
+
+@njit(cache=True, nogil=True)
+def _indicator_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """indptr and indices of the present ids ids[:, r] of each row r (a simpler loop than
+    _csr_rows': 784 pixel sources and no tokens or values)."""
+    width, n = ids.shape
+    out_ptr = np.zeros(n + 1, np.int64)
+    for r in range(n):
+        count = 0
+        for j in range(width):
+            count += ids[j, r] >= 0
+        out_ptr[r + 1] = out_ptr[r] + count
+    out_ids = np.empty(out_ptr[n], np.int32)
+    size = 0
+    for r in range(n):
+        for j in range(width):
+            if ids[j, r] >= 0:
+                out_ids[size] = ids[j, r]
+                size += 1
+    return out_ptr, out_ids
 
 
 @njit(cache=True, nogil=True)

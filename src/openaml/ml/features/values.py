@@ -33,17 +33,23 @@ class Columns:
         self._dropped: set[str] = set()  # raw columns that `read` did not keep
 
     def read(self, names: Sequence[str], keep: Sequence[str]) -> Columns:
-        """Coerce (or tokenize) the attributes `names` now and keep of the batch only copies of
-        its columns `keep` (a target read raw): records kept for training then hold what they
-        need alone. (A batch read from an IPC stream is slices of one buffer, which any slice
-        kept would keep whole.) Other attributes cannot be read afterwards. Returns self."""
+        """Coerce (or tokenize) the attributes `names` now and keep of the batch only its
+        columns `keep` (a target read raw): records kept for training then hold what they need
+        alone. A batch read from an IPC stream is slices of one buffer, which any slice kept
+        would keep whole: the raw strings kept are copied when that frees most of the batch
+        (numbers and text read; not when every column is a category kept, as MNIST's pixels).
+        Other attributes cannot be read afterwards. Returns self."""
         for name in names:
-            value = self.get(name)
-            if isinstance(value, pa.Array):  # a CATEGORICAL attribute's raw strings
-                self._cache[name] = _owned(value)
+            self.get(name)
         kept = [name for name in keep if name in self.batch.schema.names]
+        rest = self.batch.select(kept)
+        raw = {name: value for name, value in self._cache.items() if isinstance(value, pa.Array)}
+        if (sum(a.get_total_buffer_size() for a in raw.values()) + rest.get_total_buffer_size()) * 4 \
+                < self.batch.get_total_buffer_size() * 3:  # copies free most of the batch
+            self._cache.update({name: _owned(value) for name, value in raw.items()})
+            rest = pa.record_batch([_owned(column) for column in rest.columns], schema=rest.schema)
         self._dropped |= set(self.batch.schema.names) - set(kept)
-        self.batch = pa.record_batch([_owned(self.batch.column(name)) for name in kept], names=kept)
+        self.batch = rest
         return self
 
     @property
