@@ -9,34 +9,31 @@ import sys
 from pathlib import Path
 
 
-def test_quick_benchmark_writes_its_result(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    markdown = tmp_path / "bench.md"
+def _quick_bench(tmp_path: Path, *options: str) -> tuple[dict, str]:
+    """Run `openaml bench --quick` without Vowpal Wabbit and the load test; (JSON, Markdown)."""
+    out, markdown = tmp_path / "bench.json", tmp_path / "bench.md"
     env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
     result = subprocess.run(
-        [sys.executable, "-m", "openaml", "bench", "--quick", "--skip", "vw", "--skip", "predict",
-         "--out", str(out), "--markdown", str(markdown), "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    document = json.loads(out.read_text())
-    assert document["floor"]["seconds"] > 0
-    assert document["openaml"]["seconds"] > 0
-    assert 0.5 < document["openaml"]["macro_f1"] <= 1.0, document["openaml"]
-    assert set(document["ratios"]) >= {"pipeline_vs_sklearn", "ingest_vs_parse"}
-    assert "| OpenAML workflow" in markdown.read_text()
-
-
-def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    markdown = tmp_path / "bench.md"
-    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
-    result = subprocess.run(
-        [sys.executable, "-m", "openaml", "bench", "--dataset", "tabular", "--quick", "--skip", "vw",
+        [sys.executable, "-m", "openaml", "bench", *options, "--quick", "--skip", "vw",
          "--skip", "predict", "--out", str(out), "--markdown", str(markdown),
          "--work", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    [size] = json.loads(out.read_text())["sizes"]
+    return json.loads(out.read_text()), markdown.read_text()
+
+
+def test_quick_benchmark_writes_its_result(tmp_path: Path) -> None:
+    document, markdown = _quick_bench(tmp_path)
+    assert document["floor"]["seconds"] > 0
+    assert document["openaml"]["seconds"] > 0
+    assert 0.5 < document["openaml"]["macro_f1"] <= 1.0, document["openaml"]
+    assert set(document["ratios"]) >= {"pipeline_vs_sklearn", "ingest_vs_parse"}
+    assert "| OpenAML workflow" in markdown
+
+
+def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
+    document, markdown = _quick_bench(tmp_path, "--dataset", "tabular")
+    [size] = document["sizes"]
     ours = size["openaml"]
     assert size["rows"] == 5000 and size["train_rows"] + size["eval_rows"] == 5000
     assert 0.5 < ours["auc"] <= 1.0, ours["auc"]
@@ -51,4 +48,4 @@ def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
     assert all(job["run_s"] >= 0 for job in ours["jobs"].values())
     assert "ALL_CATEGORICAL" in ours["recipe"] and ours["recipe_outputs"]
     assert set(size["ratios"]["targets_met"]) == {"auc_vs_sklearn"}
-    assert "| 5,000 |" in markdown.read_text()
+    assert "| 5,000 |" in markdown
