@@ -20,7 +20,7 @@ from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
 from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
-from openaml.ml.features.values import Columns, evaluate, normalize, quantile_boundaries
+from openaml.ml.features.values import Columns, bin_labels, evaluate, normalize, quantile_boundaries
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, Node, Op, contains
 from openaml.ml.schema import AttributeType, Schema
 
@@ -114,7 +114,7 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
             vocabs.append(found[i])
         elif isinstance(source, Op) and source.function == "quantile_bin":
             count = len(params[source.canonical]["boundaries"]) + 1
-            vocabs.append(pa.array([str(k) for k in range(count)], pa.string()))
+            vocabs.append(bin_labels(count))
         else:
             vocabs.append(pa.array([], pa.string()))
     return FeaturePipeline(schema, sources, params, scales, vocabs)

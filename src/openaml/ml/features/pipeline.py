@@ -22,7 +22,7 @@ from numba import njit
 
 from openaml.ml.features.codes import FeatureTable, concatenated
 from openaml.ml.features.tokens import TokenList
-from openaml.ml.features.values import Columns, bin_numbers, evaluate
+from openaml.ml.features.values import Columns, bin_labels, bin_numbers, evaluate
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_of, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
@@ -145,7 +145,7 @@ class FeaturePipeline:
         then -1 for a missing value (bin_numbers' last number)."""
         found = self._bins.get(i)
         if found is None:
-            labels = pa.array([str(b) for b in range(len(self._boundaries(i)) + 1)], pa.string())
+            labels = bin_labels(len(self._boundaries(i)) + 1)
             found = np.append(_lookup(labels, self.vocabs[i], int(self.offsets[i])), -1)
             self._bins[i] = found  # the same array whichever thread makes it
         return found

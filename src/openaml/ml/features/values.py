@@ -136,7 +136,7 @@ def bin_values(values: np.ndarray, boundaries: np.ndarray) -> pa.Array:
     """Bin index = number of boundaries <= v, as a dictionary-encoded category (§7.6)."""
     index = np.searchsorted(boundaries, values, side="right").astype(np.int32)
     return pa.DictionaryArray.from_arrays(pa.array(index, mask=np.isnan(values)),
-                                          _bin_labels(len(boundaries) + 1))
+                                          bin_labels(len(boundaries) + 1))
 
 
 def bin_numbers(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
@@ -147,7 +147,7 @@ def bin_numbers(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _bin_labels(count: int) -> pa.Array:
+def bin_labels(count: int) -> pa.Array:
     """"0" .. str(count - 1): the categories of `count` bins (made once, not per batch)."""
     return pa.array([str(i) for i in range(count)], pa.string())
 
