@@ -30,6 +30,7 @@ from openaml.ml.data.statistics_document import (
     TargetStatistics,
     TextValues,
 )
+from openaml.ml.data.token_counts import count_tokens
 from openaml.ml.schema import AttributeType, Coerced, Schema
 
 HISTOGRAM_BINS = 20
@@ -308,22 +309,16 @@ class TextStats:
         self.lengths = [math.inf, -math.inf]
 
     def add(self, column: pa.Array) -> None:
-        column = column.drop_null()
-        if not len(column):
+        counted = count_tokens(column)
+        if not counted.values:
             return
-        split = pc.utf8_split_whitespace(column)
-        per_record = pc.min_max(pc.list_value_length(split))
-        self.n += len(column)
-        self.words = [min(self.words[0], per_record["min"].as_py()),
-                      max(self.words[1], per_record["max"].as_py())]
-        flat = pc.list_flatten(split)
-        if len(flat):
-            counted = pc.value_counts(flat)
-            distinct = counted.field("values")
-            length = pc.min_max(pc.utf8_length(distinct))  # of distinct tokens: the same extremes
+        self.n += counted.values
+        self.words = [min(self.words[0], counted.fewest), max(self.words[1], counted.most)]
+        if len(counted.tokens):
+            length = pc.min_max(pc.utf8_length(counted.tokens))
             self.lengths = [min(self.lengths[0], length["min"].as_py()),
                             max(self.lengths[1], length["max"].as_py())]
-            self.tokens.add_table(distinct, counted.field("counts").to_numpy())
+            self.tokens.add_table(counted.tokens, counted.counts)
 
     def summary(self, tokens_counts: dict[str, int] | None = None) -> TextValues:
         tokens = self.tokens.summary(tokens_counts)
