@@ -295,7 +295,8 @@ def test_idempotent_creates_of_every_kind(ml: Any, uid: Callable[[str], str],
 
 def test_deleted_batch_prediction_stops_without_manifest(server: Application, ml: Any, uid: Callable[[str], str],
                                                          put_object: Callable[[str, bytes], str]) -> None:
-    from openaml.jobs.engine import Job, JobFailed
+    from openaml.jobs.engine import Job
+    from openaml.ml.errors import InputError
     from openaml.store import EntityKind
 
     header, rows = make_rows("BINARY", 80, seed=5)
@@ -314,7 +315,7 @@ def test_deleted_batch_prediction_stops_without_manifest(server: Application, ml
         record = server.context.store.get(EntityKind.BATCH_PREDICTION, bp)
         assert record is not None
         task = server.context.engine.tasks[EntityKind.BATCH_PREDICTION]
-        with pytest.raises(JobFailed, match="deleted"):
+        with pytest.raises(InputError, match="deleted"):
             task(Job(record, server.context.store, lambda line: None))
     finally:
         server.context.engine.resume()

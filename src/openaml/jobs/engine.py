@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openaml.jobs.priority import run_below_requests
+from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status, Store
 
 log = logging.getLogger(__name__)
@@ -28,10 +30,6 @@ ACTIVE = (Status.PENDING, Status.INPROGRESS)
 # Jobs waiting on another job's work (see Job.idle) leave their worker to a new job: the
 # executor needs up to this many threads per worker.
 THREADS_PER_WORKER = 2
-
-
-class JobFailed(Exception):
-    """A job ends FAILED with this message (user-facing, no traceback)."""
 
 
 @dataclass
@@ -100,14 +98,23 @@ class JobEngine:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        for record in self.store.with_status(JOB_KINDS, Status.INPROGRESS):
-            self.store.update(record.kind, record.id,
-                              {"status": Status.PENDING, "last_updated_at": self.clock()},
-                              only_if=[Status.INPROGRESS])
-            self._log(record, "The server restarted while this job ran; it runs again.")
+        """Recover the jobs a crash interrupted, then schedule on a thread of the engine's own."""
+        self.recover()
         self._thread = threading.Thread(target=self._loop, name="openaml-scheduler", daemon=True)
         self._wake.set()  # the first pass runs at once: interrupted jobs go on without delay
         self._thread.start()
+
+    def recover(self) -> list[EntityRecord]:
+        """Put the jobs left INPROGRESS (by a crash: none runs before start) back to PENDING,
+        to run again from scratch; those records."""
+        recovered = []
+        for record in self.store.with_status(JOB_KINDS, Status.INPROGRESS):
+            if self.store.update(record.kind, record.id,
+                                 {"status": Status.PENDING, "last_updated_at": self.clock()},
+                                 only_if=[Status.INPROGRESS]):
+                self._log(record, "The server restarted while this job ran; it runs again.")
+                recovered.append(record)
+        return recovered
 
     def stop(self) -> None:
         self._stop.set()
@@ -138,11 +145,15 @@ class JobEngine:
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
             try:
-                self._schedule()
+                self.schedule_once()
             except Exception:  # noqa: BLE001 - the scheduler must survive a store hiccup
                 log.exception("job scheduling pass failed")
 
-    def _schedule(self) -> None:
+    def schedule_once(self) -> None:
+        """One scheduling pass, in the caller's thread: fail the PENDING jobs whose inputs
+        failed or are gone, and claim runnable ones (inputs COMPLETED) for the executor while
+        workers are free. With an executor that runs each job as it is submitted, the pass
+        runs them too: the engine's tests are deterministic that way."""
         if self._paused.is_set():
             return
         for record in self.store.with_status(JOB_KINDS, Status.PENDING):
@@ -216,7 +227,8 @@ class JobEngine:
         self.notify()
 
     def _execute(self, record: EntityRecord) -> None:
-        """Run the task; the entity ends COMPLETED, or FAILED with a message for the user."""
+        """Run the task; the entity ends COMPLETED, or FAILED with the message of an InputError
+        or, for any other exception, "Internal error" (and the traceback in the job's log)."""
         started = time.monotonic()
         run_below_requests()
         try:
@@ -225,13 +237,15 @@ class JobEngine:
             job.log_line(f"{record.kind.value} {record.id}: started")
             task = self.tasks.get(record.kind)
             if task is None:
-                raise JobFailed(f"{record.kind.value} jobs are not supported by this server yet")
+                raise InputError(f"{record.kind.value} jobs are not supported by this server yet")
             info = task(job)
-        except (JobFailed, ValueError) as exc:
+        except InputError as exc:
             self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - reported as the job's failure, logged in full
+        except Exception as exc:  # noqa: BLE001 - a bug: the job fails, its log keeps the traceback
             log.exception("%s %s failed", record.kind.value, record.id)
-            self._finish(record, Status.FAILED, message=f"Internal error: {type(exc).__name__}: {exc}")
+            self._log(record, "".join(traceback.format_exc()).rstrip())
+            self._finish(record, Status.FAILED, message=f"Internal error ({type(exc).__name__}): the "
+                         "job's log holds the details")
         else:
             elapsed = int((time.monotonic() - started) * 1000)
             self._finish(record, Status.COMPLETED, info=info, compute_time=max(elapsed, 1))

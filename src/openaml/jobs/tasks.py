@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 
-from openaml.jobs.engine import Job, JobFailed, Task
+from openaml.jobs.engine import Job, Task
 from openaml.jobs.models import LoadedModels
 from openaml.jobs.shared_reads import SharedReads
 from openaml.ml.data import (
@@ -25,6 +25,7 @@ from openaml.ml.data import (
     read_materialized,
 )
 from openaml.ml.data.statistics_document import DatasetStatistics
+from openaml.ml.errors import InputError
 from openaml.ml.metrics import evaluate_model
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import batch_predict, predict_record
@@ -36,7 +37,7 @@ from openaml.ml.training import Cancelled, parse_parameters, train_model
 from openaml.ml.training.sgd import MEMORY_BYTES
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.service.predictors import Scorer
-from openaml.storage import ArtifactStore, ObjectStore, StorageError, folder_uri, join_uri
+from openaml.storage import ArtifactStore, ObjectStore, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
 from openaml.store import EntityKind, Status, Store
 
@@ -82,10 +83,7 @@ class Tasks:
         spec = request.get("DataSpec") or request.get("RDSData") or {}
         schema = parse_schema(info["schema"])
         rearrangement = parse_rearrangement(spec.get("DataRearrangement"))
-        try:
-            located = self.objects.resolve_data_location(record.data_uri or "")
-        except StorageError as exc:
-            raise JobFailed(str(exc)) from None
+        located = self.objects.resolve_data_location(record.data_uri or "")  # or StorageError
         objects = [
             DataObject(uri=o.uri, key=o.key, size=o.size,
                        open=_opener(self.objects, o.uri))
@@ -152,7 +150,7 @@ class Tasks:
         identifier = database.get("ClusterIdentifier") or database.get("InstanceIdentifier")
         url = self.databases.lookup(source, identifier)
         if url is None:
-            raise JobFailed(f"No database connection is configured for '{identifier}'")
+            raise InputError(f"No database connection is configured for '{identifier}'")
         try:
             uris = stage_query(
                 url, database["DatabaseName"], spec["DatabaseCredentials"]["Username"],
@@ -160,7 +158,7 @@ class Tasks:
                 spec["S3StagingLocation"], record.id,
             )
         except StagingError as exc:
-            raise JobFailed(f"The query on '{identifier}' failed: {exc}") from None
+            raise InputError(f"The query on '{identifier}' failed: {exc}") from None
         job.progress(password=None)
         job.log_line(f"staged the query result as {len(uris)} CSV file(s)")
 
@@ -257,7 +255,7 @@ class Tasks:
     def _datasource(self, source_id: str) -> Any:
         source = self.store.get(EntityKind.DATASOURCE, source_id)
         if source is None:
-            raise JobFailed(f"DataSource {source_id} does not exist")
+            raise InputError(f"DataSource {source_id} does not exist")
         return source
 
     def _batches(self, source_id: str, should_stop: ShouldStop) -> Callable[[], Iterator[pa.RecordBatch]]:
@@ -304,7 +302,7 @@ def _ended_by_deletion(task: Task) -> Task:
         try:
             return task(job)
         except Cancelled:
-            raise JobFailed(f"{job.record.kind.value} {job.record.id} was deleted") from None
+            raise InputError(f"{job.record.kind.value} {job.record.id} was deleted") from None
 
     return run
 

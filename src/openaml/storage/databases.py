@@ -41,6 +41,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from openaml.extras import MissingExtraError, require_database_driver
+from openaml.ml.errors import InputError
 from openaml.storage.objects import ObjectStore
 from openaml.storage.uris import folder_uri, join_uri
 
@@ -53,7 +54,7 @@ _PART_NAME = re.compile(r"part-\d{5}\.csv")
 _AS_IS = frozenset({str, int, type(None)})
 
 
-class StagingError(ValueError):
+class StagingError(InputError):
     """The query could not be staged; the message is the database's own where there is one."""
 
 

@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from openaml.ml.errors import InputError
+
 MAX_URI_CHARS = 2048  # the service model's S3Url limit
 MAX_KEY_BYTES = 1024  # S3's limit on a key, UTF-8 encoded
 
@@ -26,7 +28,7 @@ _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class StorageError(ValueError):
+class StorageError(InputError):
     """A URI is invalid, or an object cannot be found, read or written."""
 
 

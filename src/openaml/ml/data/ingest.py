@@ -52,6 +52,7 @@ from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.data.trimmed import is_trimmable, read_trimmed
+from openaml.ml.errors import InputError
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
@@ -62,7 +63,7 @@ T = TypeVar("T")
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """The data makes the datasource FAILED (data.md §7); the message is its Message."""
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from openaml.ml.documents import load_object
+from openaml.ml.errors import InputError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -31,7 +32,7 @@ _MUL2 = np.uint64(0x94D049BB133111EB)
 _TWO53 = 1 << 53
 
 
-class RearrangementError(ValueError):
+class RearrangementError(InputError):
     """A DataRearrangement string that cannot be used; the message names the problem."""
 
 

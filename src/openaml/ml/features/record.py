@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml.errors import InputError
 from openaml.ml.features.tokens import PUNCT_EDGES
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, TEXT, TOKENS, Attr, Node
 from openaml.ml.schema import AttributeType, Schema
@@ -39,7 +40,7 @@ _PUNCTUATION = string.punctuation
 MAX_RECORD_PAIRS = 100_000  # of one cartesian() for one record: about 50 ms of work
 
 
-class RecordTooLarge(ValueError):
+class RecordTooLarge(InputError):
     """The record's variables would take more than a Predict may spend on them."""
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml.errors import InputError
+
 # Pairs one cartesian() may make in one batch: about 1 GB of tokens, instead of a host's memory.
 MAX_CARTESIAN_PAIRS = 20_000_000
 # Unicode punctuation (P*) and symbols (S*) at the start or end of a token (recipes.md §7.5).
@@ -112,7 +114,7 @@ def cartesian(left: TokenList, right: TokenList) -> TokenList:
     pairs = lc * rc
     total = int(pairs.sum())
     if total > MAX_CARTESIAN_PAIRS:
-        raise ValueError(
+        raise InputError(
             f"cartesian() would make {total:,} token pairs for {n:,} records (at most "
             f"{MAX_CARTESIAN_PAIRS:,} per batch): its arguments hold too many tokens per record; "
             "use fewer tokens (e.g. a categorical or a binned variable) on one side")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from openaml.ml.errors import InputError
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
@@ -29,7 +30,7 @@ class Evaluation:
     records: int
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """The evaluation cannot complete (no usable record)."""
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openaml.ml.errors import InputError
+
 MAX_NESTING = 16  # function calls inside function calls in one expression
 MAX_INTEGER_DIGITS = 9  # every integer argument has a range far below 10**9
 EXCERPT_CHARACTERS = 80  # of a recipe's text quoted in an error message
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError):
     """A recipe that cannot be used; the message names the offending part."""
 
 

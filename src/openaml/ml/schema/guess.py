@@ -24,6 +24,8 @@ import re
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from openaml.ml.errors import InputError
+
 NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 BINARY_WORDS = {"0", "1", "n", "no", "f", "false", "y", "yes", "t", "true"}
 LABEL_NAMES = re.compile(r"(class|label|target|digit|category|type|kind|id|code)", re.IGNORECASE)
@@ -34,7 +36,7 @@ def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | N
     """Schema JSON (pretty-printed, two-space indentation) guessed from a CSV sample."""
     rows = _sample(stream_or_path, sample_rows + 1)
     if not rows:
-        raise ValueError("The CSV sample is empty")
+        raise InputError("The CSV sample is empty")
     width = max(len(r) for r in rows)
     rows = [r + [""] * (width - len(r)) for r in rows]
     header = _has_header(rows)
@@ -46,7 +48,7 @@ def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | N
         for i, name in enumerate(names)]
     for role, value in (("target", target), ("row_id", row_id)):
         if value is not None and value not in names:
-            raise ValueError(f"{role} '{value}' is not a column of the CSV sample")
+            raise InputError(f"{role} '{value}' is not a column of the CSV sample")
     doc = {"version": "1.0", "rowId": row_id, "rowWeight": None, "targetAttributeName": target,
            "dataFormat": "CSV", "dataFileContainsHeader": header, "attributes": attributes,
            "excludedAttributeNames": []}

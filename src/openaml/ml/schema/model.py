@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from openaml.ml.documents import load_object
+from openaml.ml.errors import InputError
 
 MAX_ATTRIBUTES = 1000
 MAX_NAME_LENGTH = 64
@@ -23,7 +24,7 @@ _KEY_ALIASES = {
 _ATTRIBUTE_KEY_ALIASES = {"fieldName": "attributeName", "fieldType": "attributeType"}
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A schema document that cannot be used; the message names the problem."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from openaml.ml.errors import InputError
 from openaml.ml.schema import AttributeType, Schema
 
 MODEL_TYPES = ("BINARY", "MULTICLASS", "REGRESSION")
@@ -13,7 +14,7 @@ _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
          "sgd.l1RegularizationAmount", "sgd.l2RegularizationAmount")
 
 
-class ParameterError(ValueError):
+class ParameterError(InputError):
     """A training parameter that is unknown, unparsable or out of range."""
 
 
@@ -74,14 +75,14 @@ def _amount(parameters: dict[str, str], key: str, default: float) -> float:
 
 
 def check_target(model_type: str, schema: Schema) -> None:
-    """Raise ValueError unless the schema's target suits the model type (models.md §1)."""
+    """Raise InputError unless the schema's target suits the model type (models.md §1)."""
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"Unknown MLModelType '{model_type}'")
+        raise InputError(f"Unknown MLModelType '{model_type}'")
     if schema.target is None:
-        raise ValueError("The training datasource's schema has no targetAttributeName")
+        raise InputError("The training datasource's schema has no targetAttributeName")
     kind = schema.type_of(schema.target)
     allowed = {"BINARY": {AttributeType.BINARY}, "REGRESSION": {AttributeType.NUMERIC},
                "MULTICLASS": {AttributeType.CATEGORICAL, AttributeType.NUMERIC, AttributeType.BINARY}}
     if kind not in allowed[model_type]:
-        raise ValueError(f"A {model_type} model cannot use the {kind} target attribute "
+        raise InputError(f"A {model_type} model cannot use the {kind} target attribute "
                          f"'{schema.target}'")

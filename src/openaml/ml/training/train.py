@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
 from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
+from openaml.ml.errors import InputError
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features.fit import known_values
 from openaml.ml.features.values import Columns
@@ -33,7 +34,7 @@ U = TypeVar("U")
 Batches = Callable[[], Iterator[pa.RecordBatch]]
 
 
-class TrainingError(ValueError):
+class TrainingError(InputError):
     """Training cannot produce a model; the message becomes the model's Message."""
 
 
