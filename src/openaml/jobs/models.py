@@ -12,8 +12,15 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Any, Protocol
 
 from openaml.ml.model import Model
+
+
+class Scorer(Protocol):
+    """A loaded model's real-time scoring of one record (Predict's answer)."""
+
+    def __call__(self, record: dict[str, str], threshold: float) -> dict[str, Any]: ...
 
 
 class LoadedModels:

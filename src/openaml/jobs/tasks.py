@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, cast
 import pyarrow as pa
 
 from openaml.jobs.engine import Job, Task
-from openaml.jobs.models import LoadedModels
+from openaml.jobs.models import LoadedModels, Scorer
 from openaml.jobs.shared_reads import SharedReads
 from openaml.ml.data import (
     DataObject,
@@ -36,7 +36,6 @@ from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import Cancelled, parse_parameters, train_model
 from openaml.ml.training.sgd import MEMORY_BYTES
 from openaml.ml.training.stop import ShouldStop, check
-from openaml.service.predictors import Scorer
 from openaml.storage import ArtifactStore, ObjectStore, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
 from openaml.store import EntityKind, Status, Store

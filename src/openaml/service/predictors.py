@@ -7,15 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from typing import Any, Protocol
+from typing import Any
 
 from openaml.errors import LimitExceededException
+from openaml.jobs.models import Scorer
 
 log = logging.getLogger(__name__)
-
-
-class Scorer(Protocol):
-    def __call__(self, record: dict[str, str], threshold: float) -> dict[str, Any]: ...
 
 
 class TokenBucket:

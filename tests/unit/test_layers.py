@@ -1,0 +1,44 @@
+"""The packages import only the layers below them: protocol -> service -> jobs -> store,
+storage -> ml. (`ml` is the ML core: pure functions and no I/O of the service's.)"""
+
+import ast
+from pathlib import Path
+
+import openaml
+
+SOURCE = Path(openaml.__file__).parent
+# package -> the openaml packages (and top-level modules) it may import besides its own
+ALLOWED = {
+    "ml": set(),
+    "store": set(),
+    "storage": {"ml", "extras"},
+    "jobs": {"ml", "store", "storage"},
+    "protocol": {"errors"},
+}
+
+
+def _imports(package: Path) -> dict[str, set[str]]:
+    """Module (relative path) -> the openaml packages or modules it imports."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                       else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            names |= {m.split(".")[1] for m in modules if m.startswith("openaml.")}
+        found[str(path.relative_to(SOURCE))] = names
+    return found
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    wrong = {module: sorted(names - allowed - {package})
+             for package, allowed in ALLOWED.items()
+             for module, names in _imports(SOURCE / package).items()
+             if names - allowed - {package}}
+    assert wrong == {}
+
+
+def test_the_check_sees_imports():
+    """The check finds what it looks for (jobs import ml; ml's modules import each other)."""
+    assert any("ml" in names for names in _imports(SOURCE / "jobs").values())
+    assert any(names == {"ml"} for names in _imports(SOURCE / "ml").values())
