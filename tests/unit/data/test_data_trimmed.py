@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from data_ingest_helpers import general_path_only, make_object, make_schema, run_ingest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from openaml.ml.data import DataError
@@ -132,6 +132,12 @@ def _outcomes_of_a_split(content: bytes, begin: int, end: int, strategy: str):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(st.lists(good, min_size=4, max_size=4).map(",".join), min_size=1, max_size=40),
        begin=st.integers(0, 60), width=st.integers(1, 40), strategy=st.sampled_from(["random", "sequential"]))
+@example(  # the mean and variance were summed in dictionary order: 13.74 against 13.740000000000004
+    lines=['1,1,1,""', '1,"a, b",1,1', '-2.5,"a, b","a, b",1', 'abc,"a, b","a, b","a, b"',
+           '-2.5,1  ,"a, b","a, b"', 'abc,1,1,1', '"a, b","a, b","a, b","a, b"',
+           '" 7 ",1,"a, b","a, b"', '1,"a, b","a, b","a, b"', '-2.5,"a, b","a, b","a, b"',
+           '-2.5,1,"a, b","a, b"', '1,1,1,"a, b"'],
+    begin=0, width=75, strategy="sequential")
 def test_datasources_of_one_read_count_their_own_records(monkeypatch, lines, begin, width, strategy):
     """Two splits of one read share each parsed block's coerced values and ordered numbers
     (block_values.py): their counts and statistics are those the general path, which shares

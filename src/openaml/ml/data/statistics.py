@@ -57,21 +57,21 @@ class NumericStats:
         0.0: which of -0.0 and 0.0 a merge keeps would depend on the order of equal values."""
         values = values + 0.0  # -0.0 + 0.0 is 0.0
         keep = counts > 0
-        kept, weights = values[keep], counts[keep].astype(np.float64)
+        order = sorted_order(values) if order is None else order
+        order = order[keep[order]]
+        kept, weights = values[order], counts[order].astype(np.float64)
         n = int(weights.sum())
         if n == 0:
             return
-        mean = float(np.dot(kept, weights) / n)
-        m2 = float(np.dot((kept - mean) ** 2, weights))
+        # summed in value order: the same sums whatever order the batch's table came in
+        mean = float((kept * weights).sum() / n)
+        m2 = float((((kept - mean) ** 2) * weights).sum())
         total = self.n + n
         delta = mean - self.mean
         self.m2 += m2 + delta * delta * self.n * n / total
         self.mean += delta * n / total
         self.n = total
-        order = sorted_order(values) if order is None else order
-        order = order[keep[order]]
-        self.values, self.counts = _merge_sorted(self.values, self.counts, values[order],
-                                                 counts[order].astype(np.float64))
+        self.values, self.counts = _merge_sorted(self.values, self.counts, kept, weights)
         if len(self.values) > EXACT_DISTINCT:
             self._compress()
 
