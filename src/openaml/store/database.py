@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from openaml.store.records import EntityKind, EntityRecord, Status
+from openaml.store.records import EntityKind, EntityRecord, Status, allowed_sources
 from openaml.store.tables import entities, metadata, tags
 
 _FIELDS = [f.name for f in fields(EntityRecord)]
@@ -164,12 +164,16 @@ class Store:
         only_if_endpoint: Iterable[str] | None = None,
     ) -> bool:
         """Apply column changes (and merge `info` keys) if the status is in `only_if` (and the
-        real-time endpoint's status in `only_if_endpoint`).
+        real-time endpoint's status in `only_if_endpoint`). A change of status happens only
+        from a status that TRANSITIONS allows it from; `only_if` naming another is a bug
+        (IllegalTransition).
 
         Returns whether a row changed. The info merge reads the row locked, so concurrent
         merges all keep their keys.
         """
         values = {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()}
+        if "status" in changes:
+            only_if = allowed_sources(Status(changes["status"]), only_if)
         with self._write() as conn:
             conditions = self._where(kind, entity_id, only_if)
             if only_if_endpoint is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,6 +34,20 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.DELETED: frozenset({Status.DELETED}),
 }
 USABLE = frozenset({Status.PENDING, Status.INPROGRESS, Status.COMPLETED})
+
+
+class IllegalTransition(ValueError):
+    """A status change that TRANSITIONS does not allow was asked for (a bug of the caller)."""
+
+
+def allowed_sources(target: Status, only_if: Iterable[Status] | None) -> list[Status]:
+    """The statuses an entity may go to `target` from: those of `only_if` (all when None),
+    each of which must allow it."""
+    sources = list(Status) if only_if is None else list(only_if)
+    wrong = [s.value for s in sources if target not in TRANSITIONS[s]]
+    if only_if is not None and wrong:
+        raise IllegalTransition(f"no entity goes from {', '.join(wrong)} to {target.value}")
+    return [s for s in sources if target in TRANSITIONS[s]]
 
 
 @dataclass(frozen=True)
