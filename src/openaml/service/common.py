@@ -151,7 +151,7 @@ def describe_response(
     ctx: ServiceContext, kind: EntityKind, params: Mapping[str, Any], to_api: ToApi
 ) -> dict[str, Any]:
     """A Describe* answer: one page of entities and the NextToken."""
-    records, token = describe(ctx.store.select, kind, params)
+    records, token = describe(ctx.store.find, kind, params)
     return compact({"Results": [compact(to_api(ctx, r)) for r in records], "NextToken": token})
 
 

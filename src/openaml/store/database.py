@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from openaml.store import queries
+from openaml.store.queries import Query
 from openaml.store.records import EntityKind, EntityRecord, Status, allowed_sources
 from openaml.store.tables import entities, metadata, tags
 
@@ -197,7 +199,11 @@ class Store:
             conditions.append(entities.c.status.in_([s.value for s in only_if]))
         return conditions
 
-    def select(
+    def find(self, query: Query) -> list[EntityRecord]:
+        """The entities `query` asks for, in its order (Describe*'s pages)."""
+        return self._select(queries.where(query), queries.order(query), query.limit)
+
+    def _select(
         self, where: Sequence[ColumnElement[bool]], order_by: Sequence[Any], limit: int | None
     ) -> list[EntityRecord]:
         query = select(entities).where(*where).order_by(*order_by)
@@ -207,7 +213,7 @@ class Store:
             return [_record(row) for row in conn.execute(query).mappings()]
 
     def with_status(self, kinds: Iterable[EntityKind], status: Status) -> list[EntityRecord]:
-        return self.select(
+        return self._select(
             [entities.c.kind.in_([k.value for k in kinds]), entities.c.status == status.value],
             [entities.c.created_at, entities.c.id],
             None,
@@ -215,7 +221,7 @@ class Store:
 
     def select_endpoints(self) -> list[EntityRecord]:
         """Models whose real-time endpoint should be serving (mounted again after a restart)."""
-        return self.select(
+        return self._select(
             [entities.c.kind == EntityKind.MLMODEL.value,
              entities.c.status == Status.COMPLETED.value,
              entities.c.endpoint_status.in_(["READY", "UPDATING"])],
