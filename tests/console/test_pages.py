@@ -162,7 +162,9 @@ def test_contributions_are_feature_values_times_weights() -> None:
     model = trained_model()
     record = {"size": "8", "shape": "square"}
     names = model.pipeline.feature_names()
-    x = model.pipeline.transform(explain.record_batch(model, record)).toarray()[0]
+    row = pa.RecordBatch.from_pydict(  # the batch path's features of the same record
+        {a.name: pa.array([record.get(a.name)], pa.string()) for a in model.schema.attributes})
+    x = model.pipeline.transform(row).toarray()[0]
     for output in range(len(model.classes)):
         expected = {names[i]: x[i] * model.weights[i, output] for i in np.flatnonzero(x)}
         got = dict(explain.contributions(model, record, output))

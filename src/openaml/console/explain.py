@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from openaml.ml.model import Model
 
@@ -35,24 +34,34 @@ def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
     return out
 
 
-def record_batch(model: Model, record: dict[str, str]) -> pa.RecordBatch:
-    """A one-row batch of raw strings named like the training schema (absent -> null)."""
-    return pa.RecordBatch.from_pydict(
-        {a.name: pa.array([record.get(a.name) or None], pa.string()) for a in model.schema.attributes})
+def _features(model: Model, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """The record's feature ids and values, in feature order: the very features Predict
+    scores (the engine's RecordScorer, loaded on use)."""
+    from openaml.ml.prediction.realtime import scorer_for
+
+    ids, values = scorer_for(model).sorted_features(record)
+    return ids, np.ones(len(ids)) if values is None else values
 
 
 def contributions(model: Model, record: dict[str, str], output: int, limit: int = 15) -> list[tuple[str, float]]:
     """The non-zero features of `record` times their weight for output column `output`,
     largest |contribution| first (in score units before the link function)."""
-    x = model.pipeline.transform(record_batch(model, record)).tocsr()
+    ids, values = _features(model, record)
     names = model.pipeline.feature_names()
-    weights = np.asarray(model.weights, dtype=np.float64)
-    column = weights[:, output] if weights.ndim == 2 else weights
-    row = x.getrow(0)
-    values = row.data * column[row.indices]
-    order = np.argsort(-np.abs(values), kind="stable")[:limit]
-    return [(names[row.indices[i]] if row.indices[i] < len(names) else f"#{row.indices[i]}",
-             float(values[i])) for i in order if values[i] != 0]
+    parts = values * np.asarray(model.weights, dtype=np.float64)[ids, output]
+    order = np.argsort(-np.abs(parts), kind="stable")[:limit]
+    return [(names[ids[i]] if ids[i] < len(names) else f"#{ids[i]}", float(parts[i]))
+            for i in order if parts[i] != 0]
+
+
+def explained_scores(model: Model, record: dict[str, str]) -> np.ndarray:
+    """What the explanation adds up to: the bias plus every contribution, in feature order,
+    through the model's link function: Predict's scores, to the last bit."""
+    ids, values = _features(model, record)
+    z = np.array(model.bias, dtype=np.float64)
+    for feature, value in zip(ids.tolist(), values.tolist(), strict=True):
+        z = z + value * model.weights[feature]
+    return np.atleast_1d(model.link(z[None, :])[0])
 
 
 def output_index(model: Model, prediction: dict[str, Any]) -> int:

@@ -140,16 +140,25 @@ class RecordScorer:
                 values.append(1.0)
         return ids, values
 
-    def scores(self, record: dict[str, str]) -> np.ndarray:
+    def sorted_features(self, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """features() in feature order, as the batch pipeline's rows hold them: summed in that
+        order, a record's score is the very number batch scoring gives it."""
         ids, values = self.features(record)
+        if len(ids) > 1 and bool((ids[1:] < ids[:-1]).any()):
+            order = np.argsort(ids, kind="stable")
+            return ids[order], None if values is None else values[order]
+        return ids, values
+
+    def linear(self, record: dict[str, str]) -> np.ndarray:
+        """The record's linear scores z (1, outputs), before the link function."""
+        ids, values = self.sorted_features(record)
         m = self.model
-        z = linear_scores((np.array([0, len(ids)]), ids, values), m.weights, m.bias)[0]
-        if m.model_type == "MULTICLASS":
-            e = np.exp(z - z.max())
-            return e / e.sum()
-        if m.model_type == "BINARY":
-            return 1.0 / (1.0 + np.exp(-z))
-        return z * m.target_scale[1] + m.target_scale[0]
+        return linear_scores((np.array([0, len(ids)]), ids, values), m.weights, m.bias)
+
+    def scores(self, record: dict[str, str]) -> np.ndarray:
+        """Model.link of the record's linear scores: class probabilities (MULTICLASS), or one
+        value, P(1) (BINARY) or the prediction (REGRESSION)."""
+        return np.atleast_1d(self.model.link(self.linear(record))[0])
 
 
 def scorer_for(model: Model) -> RecordScorer:

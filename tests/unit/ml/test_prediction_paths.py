@@ -1,0 +1,125 @@
+"""One record, four ways to score it: Predict, batch prediction, evaluation and the console's
+explanation give the same numbers, for every model type (one feature path, one link)."""
+
+import gzip
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from openaml.console import explain
+from openaml.ml import batch_predict, evaluate_model, predict_record, train_model
+from openaml.ml.metrics.formatting import format_metric, format_score
+from openaml.ml.prediction.realtime import scorer_for
+from openaml.ml.training import SGDParams
+
+from .conftest import make_batch, make_schema
+from .test_record_features import OUTPUTS, _training_data
+
+ROWS = 120
+TARGETS = {"BINARY": ("BINARY", lambda i, row: "1" if (row["c1"] or "") in ("Red", "é") else "0"),
+           "MULTICLASS": ("CATEGORICAL", lambda i, row: ["x", "y", "z"][i % 3]),
+           "REGRESSION": ("NUMERIC", lambda i, row: str(i % 7 + (len(row["t"] or "") % 3) / 4))}
+
+
+def _data(model_type: str) -> dict[str, list[str | None]]:
+    data = _training_data(ROWS)
+    rows = [{name: values[i] for name, values in data.items()} for i in range(ROWS)]
+    data["y"] = [TARGETS[model_type][1](i, row) for i, row in enumerate(rows)]
+    # records the training never saw: unseen values, missing and invalid fields
+    data["c1"][:3] = ["never seen", None, "RED"]
+    data["n1"][3:6] = [None, "abc", "1e400"]
+    data["t"][6:8] = [None, "  "]
+    return data
+
+
+@pytest.fixture(scope="module", params=list(TARGETS))
+def case(request):
+    model_type = request.param
+    schema = make_schema([("n1", "NUMERIC"), ("n2", "NUMERIC"), ("c1", "CATEGORICAL"),
+                          ("c2", "CATEGORICAL"), ("t", "TEXT"), ("b", "BINARY"),
+                          ("y", TARGETS[model_type][0])], targetAttributeName="y")
+    data = _data(model_type)
+    model = train_model(model_type, schema, json.dumps({"outputs": OUTPUTS}), SGDParams(max_passes=3),
+                        None, lambda: iter([make_batch(data)]))
+    records = [{name: values[i] for name, values in data.items() if values[i] is not None}
+               for i in range(ROWS)]
+    return model, schema, make_batch(data), records
+
+
+def _batch_texts(model, schema, batch) -> list[list[str]]:
+    """The score fields of the batch prediction's result lines."""
+    out = io.BytesIO()
+    out.close = lambda: None  # kept readable after batch_predict closes it
+    batch_predict(model, [batch], schema, 0.5, lambda index: out)
+    lines = gzip.decompress(out.getvalue()).decode().splitlines()[1:]
+    first = 2 if model.model_type == "BINARY" else 1   # after trueLabel (and bestAnswer)
+    return [line.split(",")[first:] for line in lines]
+
+
+def test_every_path_gives_the_record_path_scores(case):
+    model, schema, batch, records = case
+    evaluation_scores = model.score_batch(batch)   # what evaluate_model scores records with
+    texts = _batch_texts(model, schema, batch)
+    scorer = scorer_for(model)
+    for i, record in enumerate(records):
+        scores = scorer.scores(record)
+        assert np.array_equal(np.atleast_1d(evaluation_scores[i]), scores), i
+        assert np.array_equal(explain.explained_scores(model, record), scores), i
+        assert texts[i] == [format_score(float(s)) for s in scores], i
+        predicted = predict_record(model, record, 0.5)
+        if model.model_type == "REGRESSION":
+            assert predicted["predictedValue"] == float(np.float32(scores[0]))
+        elif model.model_type == "BINARY":
+            label = "1" if scores[0] >= 0.5 else "0"
+            assert predicted["predictedScores"] == {label: float(np.float32(scores[0]))}
+        else:
+            assert predicted["predictedScores"] == {c: float(np.float32(s))
+                                                    for c, s in zip(model.classes, scores, strict=True)}
+
+
+def test_the_evaluation_measures_those_scores(case):
+    model, schema, batch, records = case
+    scores = np.array([scorer_for(model).scores(r) for r in records])
+    truth = [r["y"] for r in records]
+    if model.model_type == "BINARY":
+        from sklearn.metrics import roc_auc_score
+        expected = roc_auc_score([t == "1" for t in truth], scores[:, 0])
+    elif model.model_type == "MULTICLASS":
+        from sklearn.metrics import f1_score
+        expected = f1_score(truth, np.asarray(model.classes)[scores.argmax(axis=1)], average="macro")
+    else:
+        expected = float(np.sqrt(np.mean((scores[:, 0] - np.array(truth, float)) ** 2)))
+    metrics = evaluate_model(model, [batch], schema).metrics
+    assert list(metrics.values()) == [format_metric(expected)]
+
+
+def test_explanations_come_from_the_predicted_features(case):
+    """The contributions are those of the features Predict scores; with the bias they sum to
+    the linear score (up to the rounding of another order of addition)."""
+    model, _, _, records = case
+    for record in records[:20]:
+        z = scorer_for(model).linear(record)[0]
+        for output in range(len(model.bias)):
+            parts = explain.contributions(model, record, output, limit=10**6)
+            assert model.bias[output] + sum(v for _, v in parts) == pytest.approx(z[output], abs=1e-9)
+
+
+def test_a_one_row_batch_scores_as_its_record(case):
+    model, _, batch, records = case
+    for i in (0, 3, 7):
+        row = batch.slice(i, 1)
+        assert np.array_equal(np.atleast_1d(model.score_batch(row)[0]), scorer_for(model).scores(records[i]))
+
+
+def test_missing_attributes_score_as_missing_fields():
+    """A record without an attribute and one with it empty are the same record."""
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
+    data = {"c": ["a", "b"] * 10, "y": ["1", "0"] * 10}
+    model = train_model("BINARY", schema, '{"outputs": ["c"]}', SGDParams(max_passes=2), None,
+                        lambda: iter([make_batch(data)]))
+    assert np.array_equal(scorer_for(model).scores({}), scorer_for(model).scores({"c": ""}))
+    empty = pa.record_batch({"c": pa.array([None], pa.string()), "y": pa.array(["1"])})
+    assert np.array_equal(scorer_for(model).scores({}), np.atleast_1d(model.score_batch(empty)[0]))
