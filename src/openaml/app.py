@@ -135,7 +135,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     predictors = PredictorRegistry(tasks.load_scorer, report_endpoint, rate,
                                    side_executor, settings.endpoint_delay_seconds)
     context = ServiceContext(settings, store, objects, artifacts, engine, predictors,
-                             tasks.databases)
+                             tasks.databases, tasks.models)
     service = MachineLearningService(context)
     spec = ServiceSpec.load()
     table = build_dispatch_table(spec, service)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from openaml.errors import InvalidInputException, ResourceNotFoundException
+from openaml.jobs.models import LoadedModels, read_model
 from openaml.storage import ArtifactStore
 from openaml.storage.local import LocalObjectStore
 
@@ -23,9 +25,10 @@ class FakeService:
     """Entities kept as API dicts; records every write call."""
 
     def __init__(self, root: Path) -> None:
-        self.ctx = SimpleNamespace(artifacts=ArtifactStore(root / "artifacts"),
-                                   objects=LocalObjectStore(root / "objects"),
-                                   settings=SimpleNamespace(data_dir=root))
+        artifacts = ArtifactStore(root / "artifacts")
+        self.ctx = SimpleNamespace(artifacts=artifacts, objects=LocalObjectStore(root / "objects"),
+                                   settings=SimpleNamespace(data_dir=root),
+                                   models=LoadedModels(partial(read_model, artifacts)))
         self.entities: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in IDS}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 

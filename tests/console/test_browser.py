@@ -209,12 +209,12 @@ def test_try_a_prediction_and_phone_width(world: dict[str, Any], browser: Any) -
     page.fill("#attr-2", "a")
     page.click("#predict-button")
     from openaml.ml.model import load_model
-    from openaml.ml.prediction import predict_record
+    from openaml.ml.prediction import RecordScorer, predict_record
 
     with world["app"].context.artifacts.open_read("MLModel", "ml-bin", "model.bin") as stream:
         model = load_model(stream)
     threshold = world["ml"].get_ml_model(MLModelId="ml-bin").get("ScoreThreshold", 0.5)
-    expected = predict_record(model, {"x": "2.5", "c": "a"}, threshold)
+    expected = predict_record(RecordScorer(model), {"x": "2.5", "c": "a"}, threshold)
     assert page.inner_text("#predicted-label") == expected["predictedLabel"]
     shot(page, "predict-phone")
     context.close()

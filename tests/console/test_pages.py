@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import warnings
@@ -25,6 +26,7 @@ from openaml.ml.data.statistics_document import (
     Sketch,
     TargetStatistics,
 )
+from openaml.ml.prediction import RecordScorer
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import AttributeType, parse_schema
 from openaml.ml.training import SGDParams, train_model
@@ -167,7 +169,7 @@ def test_contributions_are_feature_values_times_weights() -> None:
     x = model.pipeline.transform(row).toarray()[0]
     for output in range(len(model.classes)):
         expected = {names[i]: x[i] * model.weights[i, output] for i in np.flatnonzero(x)}
-        got = dict(explain.contributions(model, record, output))
+        got = dict(explain.contributions(RecordScorer(model), record, output))
         assert got == pytest.approx({k: v for k, v in expected.items() if v != 0})
         z = x @ model.weights[:, output] + model.bias[output]
         assert sum(got.values()) + model.bias[output] == pytest.approx(z)
@@ -186,6 +188,19 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
     assert 'id="predicted-label">blue<' in page.text and "shape=square" in page.text
     wrong = client.post("/console/models/ml-1/predict", data={"pasted": "1,2,3", "csrf_token": token})
     assert wrong.status_code == 400 and "The pasted line has 3 values; the model expects 2" in wrong.text
+
+
+def test_the_console_predicts_with_the_model_predict_holds(fake: FakeService, client: TestClient) -> None:
+    """One loaded copy of a model: the one an endpoint holds is the one the console uses."""
+    trained_model().save(buffer := io.BytesIO())
+    fake.add("MLModel", "ml-1", MLModelType="MULTICLASS", FinishedAt="x")
+    fake.write_artifact("MLModel", "ml-1", "model.bin", buffer.getvalue())
+    held = fake.ctx.models.get("ml-1")   # as a mounted endpoint holds it
+    scorer = held.scorer
+    token = form_token(client, "/console/models/ml-1/predict")
+    page = client.post("/console/models/ml-1/predict", data={"pasted": "8,square", "csrf_token": token})
+    assert page.status_code == 200 and 'id="predicted-label">blue<' in page.text
+    assert fake.ctx.models.get("ml-1") is held and held.scorer is scorer
 
 
 def test_multiclass_evaluation(fake: FakeService, client: TestClient) -> None:

@@ -64,3 +64,21 @@ def test_a_failed_load_reaches_every_waiter_and_is_retried() -> None:
     assert isinstance(models.get("m"), _Model) and calls == ["m", "m"]
     with pytest.raises(FileNotFoundError):
         LoadedModels(lambda _: (_ for _ in ()).throw(FileNotFoundError("x"))).get("other")
+
+
+def test_a_loaded_model_builds_its_record_scorer_once() -> None:
+    from openaml.jobs.models import LoadedModel
+    from openaml.ml.training import SGDParams, train_model
+    from tests.unit.ml.conftest import make_batch, make_schema
+
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
+    model = train_model("BINARY", schema, '{"outputs": ["c"]}', SGDParams(max_passes=1), None,
+                        lambda: iter([make_batch({"c": ["a", "b"] * 4, "y": ["1", "0"] * 4})]))
+    loaded = LoadedModel(model)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(loaded.scorer)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(s) for s in got}) == 1 and got[0].model is model

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from openaml.ml.model import Model
+from openaml.ml.prediction import RecordScorer, predict_record
 
 
 def output_names(model: Model) -> list[str]:
@@ -34,19 +35,18 @@ def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
     return out
 
 
-def _features(model: Model, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """The record's feature ids and values, in feature order: the very features Predict
-    scores (the engine's RecordScorer, loaded on use)."""
-    from openaml.ml.prediction.realtime import scorer_for
-
-    ids, values = scorer_for(model).sorted_features(record)
+def _features(scorer: RecordScorer, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """The record's feature ids and values, in feature order: the very features Predict scores."""
+    ids, values = scorer.sorted_features(record)
     return ids, np.ones(len(ids)) if values is None else values
 
 
-def contributions(model: Model, record: dict[str, str], output: int, limit: int = 15) -> list[tuple[str, float]]:
+def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
+                  limit: int = 15) -> list[tuple[str, float]]:
     """The non-zero features of `record` times their weight for output column `output`,
     largest |contribution| first (in score units before the link function)."""
-    ids, values = _features(model, record)
+    model = scorer.model
+    ids, values = _features(scorer, record)
     names = model.pipeline.feature_names()
     parts = values * np.asarray(model.weights, dtype=np.float64)[ids, output]
     order = np.argsort(-np.abs(parts), kind="stable")[:limit]
@@ -54,10 +54,11 @@ def contributions(model: Model, record: dict[str, str], output: int, limit: int 
             for i in order if parts[i] != 0]
 
 
-def explained_scores(model: Model, record: dict[str, str]) -> np.ndarray:
+def explained_scores(scorer: RecordScorer, record: dict[str, str]) -> np.ndarray:
     """What the explanation adds up to: the bias plus every contribution, in feature order,
     through the model's link function: Predict's scores, to the last bit."""
-    ids, values = _features(model, record)
+    model = scorer.model
+    ids, values = _features(scorer, record)
     z = np.array(model.bias, dtype=np.float64)
     for feature, value in zip(ids.tolist(), values.tolist(), strict=True):
         z = z + value * model.weights[feature]
@@ -72,8 +73,6 @@ def output_index(model: Model, prediction: dict[str, Any]) -> int:
     return model.classes.index(label) if label in model.classes else 0
 
 
-def predict(model: Model, record: dict[str, str], threshold: float) -> dict[str, Any]:
-    """Predict's "Prediction" for one record, through the engine's `predict_record`."""
-    from openaml.ml.prediction import predict_record  # the engine's module, loaded on use
-
-    return dict(predict_record(model, record, threshold))
+def predict(scorer: RecordScorer, record: dict[str, str], threshold: float) -> dict[str, Any]:
+    """Predict's "Prediction" for one record, as the API's Predict makes it."""
+    return predict_record(scorer, record, threshold)

@@ -22,8 +22,8 @@ from openaml.console import charts, explain, forms, insights, performance, repor
 from openaml.console.api import ServiceApi
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.errors import InvalidInputException, ServiceError
+from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
-from openaml.ml.model import Model
 
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
@@ -34,7 +34,7 @@ class Pages:
     def __init__(self, service: Any) -> None:
         self.service = service
         self.api = ServiceApi(service)
-        self._models: dict[tuple[str, Any], Model] = {}
+        self._models: dict[tuple[str, Any], LoadedModel] = {}  # recent ones kept loaded
         self._lock = threading.Lock()
 
     # -- lists ------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class Pages:
         loss_chart = (charts.line_svg([p[0] for p in passes], [[p[2] for p in passes]], "Training loss per pass",
                                       x_label="pass", y_label="loss") if passes else None)
         loaded = self.load_model(m)
-        weights = explain.top_weights(loaded) if loaded is not None else []
+        weights = explain.top_weights(loaded.model) if loaded is not None else []
         weight_charts = [(w["output"], w["bias"], charts.bar_svg([f for f, _ in w["features"]],
                                                                  [v for _, v in w["features"]],
                                                                  f"Largest weights for {w['output']}"))
@@ -124,8 +124,9 @@ class Pages:
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
                 "refresh": m.get("Status") in ACTIVE}
 
-    def load_model(self, m: dict[str, Any]) -> Model | None:
-        """The model artifact of a COMPLETED model, cached per (ID, last update)."""
+    def load_model(self, m: dict[str, Any]) -> LoadedModel | None:
+        """A COMPLETED model, loaded (shared with Predict and the jobs), kept per (ID, last
+        update) for the next pages."""
         if m.get("Status") != "COMPLETED":
             return None
         key = (m["MLModelId"], str(m.get("FinishedAt")))
@@ -204,7 +205,8 @@ class Pages:
         if loaded is None:
             context["error"] = "The model artifact is not available (the model is not COMPLETED)."
             return context
-        inputs = [a for a in loaded.schema.attributes if a.name != loaded.schema.target]
+        schema = loaded.model.schema
+        inputs = [a for a in schema.attributes if a.name != schema.target]
         context["fields"] = [(a.name, a.type.value) for a in inputs] if len(inputs) <= FORM_FIELDS else []
         context["input_names"] = [a.name for a in inputs]
         if not form:
@@ -214,20 +216,17 @@ class Pages:
         try:
             record = forms.record_from_form(form, context["input_names"])
             self.api.validated("Predict", {"MLModelId": entity_id, "Record": record, "PredictEndpoint": endpoint})
-            prediction = explain.predict(loaded, record, threshold)
+            prediction = explain.predict(loaded.scorer, record, threshold)
         except ServiceError as exc:
             context.update(error=str(exc), status_code=exc.http_status)
-            return context
-        except ImportError:
-            context["error"] = "Prediction is not available: the engine's prediction module is missing."
             return context
         except (ValueError, KeyError) as exc:
             context.update(error=f"The record cannot be scored: {exc}", status_code=400)
             return context
-        output = explain.output_index(loaded, prediction)
-        parts = explain.contributions(loaded, record, output)
+        output = explain.output_index(loaded.model, prediction)
+        parts = explain.contributions(loaded.scorer, record, output)
         context.update(
-            record=record, prediction=prediction, output_name=explain.output_names(loaded)[output],
+            record=record, prediction=prediction, output_name=explain.output_names(loaded.model)[output],
             contributions=parts,
             contribution_chart=charts.bar_svg([n for n, _ in parts], [v for _, v in parts],
                                               "Feature contributions to the score") if parts else None)

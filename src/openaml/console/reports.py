@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from openaml.ml.model import Model, load_model
+from openaml.jobs.models import LoadedModel
 from openaml.storage import folder_uri, join_uri
 
 _PASS_LINE = re.compile(r"pass (\d+) of (\d+): loss (\S+)")
@@ -48,10 +48,10 @@ def training_passes(log_text: str) -> list[tuple[int, int, float]]:
     return [found[k] for k in sorted(found)]
 
 
-def read_model(service: Any, model_id: str) -> Model | None:
+def read_model(service: Any, model_id: str) -> LoadedModel | None:
+    """The model as Predict and the jobs have it loaded (the one shared copy), or None."""
     try:
-        with service.ctx.artifacts.open_read("MLModel", model_id, "model.bin") as stream:
-            return load_model(stream)
+        return service.ctx.models.get(model_id)  # type: ignore[no-any-return]
     except Exception:  # noqa: BLE001
         return None
 

@@ -1,9 +1,9 @@
-"""Models loaded once for the jobs and endpoints that use them at the same time.
+"""Models loaded once for the jobs, endpoints and console pages that use them at the same time.
 
 The engine starts a model's evaluation and batch prediction together; each used to read and
 decode the model (Fashion-MNIST: 16 MB of weights and 200,000 vocabulary strings, about
-0.15 s). A model in use is shared; none is kept once nobody holds it, so memory stays that of
-the jobs running.
+0.15 s). A model in use is shared, with the record scorer that Predict and the console's
+explanations use; none is kept once nobody holds it, so memory stays that of the work running.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from openaml.ml.model import Model
+from openaml.ml.model import Model, load_model
+from openaml.ml.prediction import RecordScorer
+from openaml.storage import ArtifactStore
 
 
 class Scorer(Protocol):
@@ -23,16 +25,35 @@ class Scorer(Protocol):
     def __call__(self, record: dict[str, str], threshold: float) -> dict[str, Any]: ...
 
 
-class LoadedModels:
-    """Model id -> the Model, loaded by `load` at most once while some holder keeps it."""
+MODEL_FILE = "model.bin"  # a model's artifact, written by its training job
 
-    def __init__(self, load: Callable[[str], Model]) -> None:
+
+class LoadedModel:
+    """A model, and its scorer of single records, built on first use (once)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._scorer: RecordScorer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def scorer(self) -> RecordScorer:
+        with self._lock:
+            if self._scorer is None:
+                self._scorer = RecordScorer(self.model)
+            return self._scorer
+
+
+class LoadedModels:
+    """Model id -> the LoadedModel, loaded by `load` at most once while some holder keeps it."""
+
+    def __init__(self, load: Callable[[str], LoadedModel]) -> None:
         self._load = load
         self._lock = threading.Lock()
-        self._loaded: weakref.WeakValueDictionary[str, Model] = weakref.WeakValueDictionary()
-        self._loading: dict[str, Future[Model]] = {}
+        self._loaded: weakref.WeakValueDictionary[str, LoadedModel] = weakref.WeakValueDictionary()
+        self._loading: dict[str, Future[LoadedModel]] = {}
 
-    def get(self, model_id: str) -> Model:
+    def get(self, model_id: str) -> LoadedModel:
         """The model, shared with whoever holds it already or is loading it now."""
         with self._lock:
             model = self._loaded.get(model_id)
@@ -57,3 +78,9 @@ class LoadedModels:
         finally:
             with self._lock:
                 self._loading.pop(model_id, None)
+
+
+def read_model(artifacts: ArtifactStore, model_id: str) -> LoadedModel:
+    """The stored model `model_id` (LoadedModels' way of loading one)."""
+    with artifacts.open_read("MLModel", model_id, MODEL_FILE) as stream:
+        return LoadedModel(load_model(stream))

@@ -8,12 +8,13 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 
 from openaml.jobs.engine import Job, Task
-from openaml.jobs.models import LoadedModels, Scorer
+from openaml.jobs.models import MODEL_FILE, LoadedModels, Scorer, read_model
 from openaml.jobs.shared_reads import SharedReads
 from openaml.ml.data import (
     DataObject,
@@ -27,10 +28,8 @@ from openaml.ml.data import (
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
 from openaml.ml.metrics import evaluate_model
-from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import batch_predict, predict_record
 from openaml.ml.prediction.batch import header_line
-from openaml.ml.prediction.realtime import scorer_for
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import Cancelled, parse_parameters, train_model
@@ -42,7 +41,6 @@ from openaml.store import EntityKind, Status, Store
 
 DATA_FILE = "data.arrows"
 INGEST_FILE = "ingest.json"
-MODEL_FILE = "model.bin"
 REPORT_FILE = "report.json"
 _STAGED = ("redshift", "rds")  # datasource sources copied to CSV by their own job
 CANCEL_CHECK_SECONDS = 0.2  # Job.cancelled() reads the store: asked at most this often
@@ -59,7 +57,7 @@ class Tasks:
         self.training_memory = training_memory  # bytes of records and features a training keeps
         self.workers = workers  # of the job engine
         self.shared_reads = SharedReads()
-        self.models = LoadedModels(self._read_model)
+        self.models = LoadedModels(partial(read_model, artifacts))
         self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
 
     def by_kind(self) -> dict[EntityKind, Task]:
@@ -184,21 +182,14 @@ class Tasks:
             model.save(out)
         return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
 
-    def load_model(self, model_id: str) -> Model:
-        return self.models.get(model_id)
-
-    def _read_model(self, model_id: str) -> Model:
-        with self.artifacts.open_read(EntityKind.MLMODEL.value, model_id, MODEL_FILE) as stream:
-            return load_model(stream)
-
     def load_scorer(self, model_id: str) -> tuple[Scorer, float]:
-        model = self.load_model(model_id)
-        scorer_for(model)  # built now, not by the endpoint's first request
+        loaded = self.models.get(model_id)  # held by the endpoint: shared while it is mounted
+        loaded.scorer  # noqa: B018 - built now, not by the endpoint's first request
         record = self.store.get(EntityKind.MLMODEL, model_id)
         threshold = float((record.info if record else {}).get("score_threshold", 0.5))
 
         def score(record: dict[str, str], threshold: float) -> dict[str, Any]:
-            return predict_record(model, record, threshold)
+            return predict_record(loaded.scorer, record, threshold)
 
         return score, threshold
 
@@ -206,7 +197,8 @@ class Tasks:
 
     def evaluate(self, job: Job) -> dict[str, Any]:
         record = job.record
-        model = self.load_model(record.model_id or "")
+        loaded = self.models.get(record.model_id or "")  # held while the job runs: shared
+        model = loaded.model
         source = self._datasource(record.datasource_id or "")
         stop = _Deleted([job])
         result = evaluate_model(model, self._batches(source.id, stop)(),
@@ -218,7 +210,8 @@ class Tasks:
         record = job.record
         model_record = self.store.get(EntityKind.MLMODEL, record.model_id or "")
         threshold = float((model_record.info if model_record else {}).get("score_threshold", 0.5))
-        model = self.load_model(record.model_id or "")
+        loaded = self.models.get(record.model_id or "")  # held while the job runs: shared
+        model = loaded.model
         source = self._datasource(record.datasource_id or "")
         files: list[str] = source.info.get("files") or []
         base = folder_uri(record.request["OutputUri"])

@@ -18,7 +18,7 @@ import pyarrow as pa
 from openaml.jobs.priority import run_below_requests
 from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
 from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangement, read_materialized
-from openaml.ml.prediction import batch_predict
+from openaml.ml.prediction import RecordScorer, batch_predict
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training.sgd import compile_large_minibatches
@@ -60,7 +60,7 @@ def warm_up(done: threading.Event | None = None) -> None:
                             report.statistics, batches)
         compile_large_minibatches()
         evaluate_model(model, batches(), schema)
-        predict_record(model, {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
+        predict_record(RecordScorer(model), {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
 
         def output(_: int) -> IO[bytes]:
             return io.BytesIO()

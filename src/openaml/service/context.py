@@ -13,6 +13,7 @@ from openaml.store import Store
 
 if TYPE_CHECKING:
     from openaml.jobs.engine import JobEngine
+    from openaml.jobs.models import LoadedModels
     from openaml.service.predictors import PredictorRegistry
     from openaml.storage import ArtifactStore, ObjectStore
     from openaml.storage.databases import DatabaseConfig
@@ -34,6 +35,7 @@ class ServiceContext:
     engine: JobEngine
     predictors: PredictorRegistry
     databases: DatabaseConfig
+    models: LoadedModels  # shared by Predict's endpoints, the jobs and the console
     clock: Callable[[], int] = wall_clock_ms
 
     def caller(self) -> str:

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from openaml.ml import batch_predict, evaluate_model, load_model, predict_record, train_model
 from openaml.ml.linear import SPLIT_ROWS, linear_scores
+from openaml.ml.prediction import RecordScorer
 from openaml.ml.training import SGDParams
 
 from .conftest import make_batch, make_schema
@@ -39,16 +40,16 @@ def test_save_load_round_trip(model):
 def test_predict_record_matches_batch_scores(model):
     batch_scores = model.score_batch(DATA)
     record = {"c": "a", "n": "1", "t": "good day", "unknown": "x", "y": "0"}
-    out = predict_record(model, record, 0.5)
+    out = predict_record(RecordScorer(model), record, 0.5)
     assert out["details"] == {"Algorithm": "SGD", "PredictiveModelType": "BINARY"}
     (label, score), = out["predictedScores"].items()
     assert label == out["predictedLabel"] == ("1" if batch_scores[0] >= 0.5 else "0")
     assert score == float(np.float32(batch_scores[0]))
-    assert predict_record(model, record, 1.0)["predictedLabel"] == "0"
-    empty = predict_record(model, {}, 0.5)  # everything missing: bias only
+    assert predict_record(RecordScorer(model), record, 1.0)["predictedLabel"] == "0"
+    empty = predict_record(RecordScorer(model), {}, 0.5)  # everything missing: bias only
     assert abs(empty["predictedScores"][empty["predictedLabel"]]
                - float(np.float32(1 / (1 + np.exp(-model.bias[0]))))) < 1e-6
-    assert predict_record(model, {"n": "abc"}, 0.5) == empty
+    assert predict_record(RecordScorer(model), {"n": "abc"}, 0.5) == empty
 
 
 def test_batch_output_format(model):
@@ -84,7 +85,7 @@ def test_multiclass_and_regression_outputs():
     schema = make_schema([("c", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
     data = make_batch({"c": ["a", "b", "c"] * 4, "y": ["x,1", "y", "z"] * 4})
     model = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', SGDParams(), None, lambda: iter([data]))
-    out = predict_record(model, {"c": "b"}, 0.5)
+    out = predict_record(RecordScorer(model), {"c": "b"}, 0.5)
     assert out["predictedLabel"] == "y" and set(out["predictedScores"]) == {"x,1", "y", "z"}
     assert abs(sum(out["predictedScores"].values()) - 1) < 1e-6
     from openaml.ml.prediction import header_line
@@ -95,7 +96,7 @@ def test_multiclass_and_regression_outputs():
     reg_data = make_batch({"c": ["a", "b"] * 10, "y": ["1", "3"] * 10})
     reg = train_model("REGRESSION", reg_schema, '{"outputs": ["c"]}', SGDParams(max_passes=50), None,
                       lambda: iter([reg_data]))
-    value = predict_record(reg, {"c": "b"}, 0.5)
+    value = predict_record(RecordScorer(reg), {"c": "b"}, 0.5)
     assert set(value) == {"details", "predictedValue"} and abs(value["predictedValue"] - 3) < 0.5
     metrics = evaluate_model(reg, [reg_data], reg_schema).metrics
     assert float(metrics["RegressionRMSE"]) < 0.5
@@ -121,7 +122,7 @@ def test_categorical_records_score_like_batches(table_limit, monkeypatch):
     expected = model.score_batch(make_batch({"p0": [r.get("p0") for r in records],
                                              "p1": [r.get("p1") for r in records]}))
     for record, scores in zip(records, expected):
-        got = predict_record(model, record)["predictedScores"]
+        got = predict_record(RecordScorer(model), record)["predictedScores"]
         assert np.allclose([got[c] for c in model.classes], scores, atol=1e-6)
 
 

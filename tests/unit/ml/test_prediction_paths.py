@@ -12,7 +12,7 @@ import pytest
 from openaml.console import explain
 from openaml.ml import batch_predict, evaluate_model, predict_record, train_model
 from openaml.ml.metrics.formatting import format_metric, format_score
-from openaml.ml.prediction.realtime import scorer_for
+from openaml.ml.prediction import RecordScorer
 from openaml.ml.training import SGDParams
 
 from .conftest import make_batch, make_schema
@@ -63,13 +63,13 @@ def test_every_path_gives_the_record_path_scores(case):
     model, schema, batch, records = case
     evaluation_scores = model.score_batch(batch)   # what evaluate_model scores records with
     texts = _batch_texts(model, schema, batch)
-    scorer = scorer_for(model)
+    scorer = RecordScorer(model)
     for i, record in enumerate(records):
         scores = scorer.scores(record)
         assert np.array_equal(np.atleast_1d(evaluation_scores[i]), scores), i
-        assert np.array_equal(explain.explained_scores(model, record), scores), i
+        assert np.array_equal(explain.explained_scores(scorer, record), scores), i
         assert texts[i] == [format_score(float(s)) for s in scores], i
-        predicted = predict_record(model, record, 0.5)
+        predicted = predict_record(scorer, record, 0.5)
         if model.model_type == "REGRESSION":
             assert predicted["predictedValue"] == float(np.float32(scores[0]))
         elif model.model_type == "BINARY":
@@ -82,7 +82,7 @@ def test_every_path_gives_the_record_path_scores(case):
 
 def test_the_evaluation_measures_those_scores(case):
     model, schema, batch, records = case
-    scores = np.array([scorer_for(model).scores(r) for r in records])
+    scores = np.array([RecordScorer(model).scores(r) for r in records])
     truth = [r["y"] for r in records]
     if model.model_type == "BINARY":
         from sklearn.metrics import roc_auc_score
@@ -101,9 +101,9 @@ def test_explanations_come_from_the_predicted_features(case):
     the linear score (up to the rounding of another order of addition)."""
     model, _, _, records = case
     for record in records[:20]:
-        z = scorer_for(model).linear(record)[0]
+        z = RecordScorer(model).linear(record)[0]
         for output in range(len(model.bias)):
-            parts = explain.contributions(model, record, output, limit=10**6)
+            parts = explain.contributions(RecordScorer(model), record, output, limit=10**6)
             assert model.bias[output] + sum(v for _, v in parts) == pytest.approx(z[output], abs=1e-9)
 
 
@@ -111,7 +111,7 @@ def test_a_one_row_batch_scores_as_its_record(case):
     model, _, batch, records = case
     for i in (0, 3, 7):
         row = batch.slice(i, 1)
-        assert np.array_equal(np.atleast_1d(model.score_batch(row)[0]), scorer_for(model).scores(records[i]))
+        assert np.array_equal(np.atleast_1d(model.score_batch(row)[0]), RecordScorer(model).scores(records[i]))
 
 
 def test_missing_attributes_score_as_missing_fields():
@@ -120,6 +120,6 @@ def test_missing_attributes_score_as_missing_fields():
     data = {"c": ["a", "b"] * 10, "y": ["1", "0"] * 10}
     model = train_model("BINARY", schema, '{"outputs": ["c"]}', SGDParams(max_passes=2), None,
                         lambda: iter([make_batch(data)]))
-    assert np.array_equal(scorer_for(model).scores({}), scorer_for(model).scores({"c": ""}))
+    assert np.array_equal(RecordScorer(model).scores({}), RecordScorer(model).scores({"c": ""}))
     empty = pa.record_batch({"c": pa.array([None], pa.string()), "y": pa.array(["1"])})
-    assert np.array_equal(scorer_for(model).scores({}), np.atleast_1d(model.score_batch(empty)[0]))
+    assert np.array_equal(RecordScorer(model).scores({}), np.atleast_1d(model.score_batch(empty)[0]))

@@ -85,7 +85,7 @@ def test_plain_records_take_the_python_path(scorer):
     stripped = {n: record.get(n) for n in scorer.generic_attrs}
     ids, values = scorer.generic_features(stripped)
     assert len(ids) > 10 and _nonzero(ids, values) == _nonzero(*_batch_features(scorer, stripped))
-    assert predict_record(scorer.model, record)["predictedLabel"] in ("0", "1")
+    assert predict_record(scorer, record)["predictedLabel"] in ("0", "1")
 
 
 def test_infinite_numbers_are_missing_in_both_paths(scorer):
@@ -104,5 +104,5 @@ def test_a_cartesian_too_large_for_one_record_is_refused_before_it_is_built(scor
     pair is refused (it was built whole: a 22 KB record took seconds and gigabytes)."""
     words = " ".join(["day"] * (MAX_RECORD_PAIRS + 1))
     with pytest.raises(RecordTooLarge, match="token pairs"):
-        predict_record(scorer.model, {"t": words, "c2": "b"})
-    assert predict_record(scorer.model, {"t": " ".join(["day"] * 100), "c2": "b"})
+        predict_record(scorer, {"t": words, "c2": "b"})
+    assert predict_record(scorer, {"t": " ".join(["day"] * 100), "c2": "b"})

@@ -1,7 +1,7 @@
 """predict_record: score one Predict record (evaluation-and-prediction.md §4).
 
-A RecordScorer is built once per model: precomputed lookups from raw value to feature id for
-attribute-level sources; other sources are evaluated by features/record.py (plain Python, and
+A RecordScorer is built once per loaded model (by its holder): precomputed lookups from raw
+value to feature id for attribute-level sources; other sources are evaluated by features/record.py (plain Python, and
 Arrow's kernels for non-ASCII text), which gives the batch evaluator's features.
 """
 
@@ -161,18 +161,11 @@ class RecordScorer:
         return np.atleast_1d(self.model.link(self.linear(record))[0])
 
 
-def scorer_for(model: Model) -> RecordScorer:
-    """The model's scorer, built on first use and kept on the model object."""
-    scorer = model.__dict__.get("_record_scorer")
-    if scorer is None:
-        scorer = RecordScorer(model)
-        model.__dict__["_record_scorer"] = scorer
-    return scorer
-
-
-def predict_record(model: Model, record: dict[str, str], score_threshold: float = 0.5) -> dict[str, Any]:
+def predict_record(scorer: RecordScorer, record: dict[str, str],
+                   score_threshold: float = 0.5) -> dict[str, Any]:
     """Predict's "Prediction" member for one record of attribute name -> string value."""
-    scores = scorer_for(model).scores(record)
+    scores = scorer.scores(record)
+    model = scorer.model
     kind = model.model_type
     details = {"Algorithm": "SGD", "PredictiveModelType": kind}
     if kind == "REGRESSION":
