@@ -120,7 +120,7 @@ def test_unexpected_errors_are_internal_server_exceptions(
     def explode(*_: Any, **__: Any) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(server.context.store, "select", explode)
+    monkeypatch.setattr(server.context.store, "find", explode)
     answer = post(server, "AmazonML_20141212.DescribeEvaluations", b"{}")
     assert answer.status_code == 500
     assert answer.json()["__type"] == "InternalServerException"
