@@ -46,7 +46,7 @@ from openaml.service.predictors import PredictorRegistry
 from openaml.settings import Settings
 from openaml.storage import ArtifactStore, open_object_store
 from openaml.storage.databases import load_database_config
-from openaml.store import EntityKind, EntityRecord, Status, Store, open_store
+from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def follow_endpoints(store: Store, predictors: PredictorRegistry, stop: threadin
     while not stop.wait(interval):
         try:
             predictors.sync({
-                r.id: (r.endpoint_status or "NONE", float(r.info.get("score_threshold", 0.5)))
+                r.id: (r.endpoint_status or EndpointStatus.NONE, float(r.info.get("score_threshold", 0.5)))
                 for r in store.select_endpoints()
             })
         except Exception:  # noqa: BLE001 - the next round tries again
@@ -123,11 +123,12 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log,
                        poll_seconds=poll)
 
-    def report_endpoint(model_id: str, status: str) -> None:
+    def report_endpoint(model_id: str, status: EndpointStatus) -> None:
         """READY or FAILED, unless the endpoint was deleted meanwhile (it stays NONE)."""
         store.update(EntityKind.MLMODEL, model_id,
                      {"endpoint_status": status, "last_updated_at": wall_clock_ms()},
-                     only_if=[Status.COMPLETED], only_if_endpoint=["UPDATING", "READY"])
+                     only_if=[Status.COMPLETED],
+                     only_if_endpoint=[EndpointStatus.UPDATING, EndpointStatus.READY])
 
     # Each HTTP process limits its share of the per-endpoint request rate.
     rate = -(-settings.predict_rate_limit // max(1, settings.http_workers))

@@ -12,14 +12,15 @@ from typing import Any
 import numpy as np
 
 from openaml.ml.model import Model
+from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, predict_record
 
 
 def output_names(model: Model) -> list[str]:
     """One name per weight column: the classes for MULTICLASS, else the single score."""
-    if model.model_type == "MULTICLASS":
+    if model.model_type == ModelType.MULTICLASS:
         return list(model.classes)
-    return ["score (class 1)" if model.model_type == "BINARY" else "predicted value"]
+    return ["score (class 1)" if model.model_type == ModelType.BINARY else "predicted value"]
 
 
 def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
@@ -67,7 +68,7 @@ def explained_scores(scorer: RecordScorer, record: dict[str, str]) -> np.ndarray
 
 def output_index(model: Model, prediction: dict[str, Any]) -> int:
     """The weight column that explains a prediction: the predicted class for MULTICLASS."""
-    if model.model_type != "MULTICLASS":
+    if model.model_type != ModelType.MULTICLASS:
         return 0
     label = str(prediction.get("predictedLabel", ""))
     return model.classes.index(label) if label in model.classes else 0

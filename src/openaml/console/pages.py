@@ -24,6 +24,7 @@ from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.errors import InvalidInputException, ServiceError
 from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
+from openaml.ml.model_type import ModelType
 
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
@@ -163,11 +164,11 @@ class Pages:
             "refresh": ev.get("Status") in ACTIVE,
             "record_count": reports.pick(report, "records_used", "record_count", "records", "recordCount"),
         }
-        if model_type == "MULTICLASS":
+        if model_type == ModelType.MULTICLASS:
             context.update(_multiclass(report))
-        elif model_type == "BINARY":
+        elif model_type == ModelType.BINARY:
             context.update(_binary(report, m.get("ScoreThreshold")))
-        elif model_type == "REGRESSION":
+        elif model_type == ModelType.REGRESSION:
             context.update(_regression(report))
         return context
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 from openaml.jobs.priority import run_below_requests
 from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
 from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangement, read_materialized
+from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, batch_predict
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
@@ -56,7 +57,7 @@ def warm_up(done: threading.Event | None = None) -> None:
             return read_materialized(io.BytesIO(stored))
 
         recipe = default_recipe(schema, report.statistics)
-        model = train_model("BINARY", schema, recipe, parse_parameters({}, "BINARY"),
+        model = train_model(ModelType.BINARY, schema, recipe, parse_parameters({}, ModelType.BINARY),
                             report.statistics, batches)
         compile_large_minibatches()
         evaluate_model(model, batches(), schema)

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.linear import linear_scores
+from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema, parse_schema
 
 FORMAT = "openaml-model"
@@ -43,7 +44,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Model:
-    model_type: str  # BINARY | MULTICLASS | REGRESSION
+    model_type: ModelType
     schema: Schema  # the training schema; its types override other datasources' (data.md §3.6)
     recipe: str
     classes: list[str]  # sorted by code point; ["0", "1"] for BINARY; [] for REGRESSION
@@ -57,9 +58,9 @@ class Model:
     def link(self, z: np.ndarray) -> np.ndarray:
         """Scores from linear scores z (rows, outputs). MULTICLASS: probabilities (rows,
         classes); BINARY: P(1) (rows,); REGRESSION: values."""
-        if self.model_type == "MULTICLASS":
+        if self.model_type == ModelType.MULTICLASS:
             return softmax(z)
-        if self.model_type == "BINARY":
+        if self.model_type == ModelType.BINARY:
             return sigmoid(z[:, 0])
         mean, std = self.target_scale
         return z[:, 0] * std + mean
@@ -100,7 +101,7 @@ def load_model(stream: IO[bytes]) -> Model:
         bias = np.load(io.BytesIO(archive.read("bias.npy")))
     schema = parse_schema(header["schema"])
     return Model(
-        model_type=header["model_type"], schema=schema, recipe=header["recipe"],
+        model_type=ModelType(header["model_type"]), schema=schema, recipe=header["recipe"],
         classes=header["classes"], pipeline=FeaturePipeline.from_json(header["pipeline"], schema),
         weights=weights, bias=bias, target_scale=tuple(header["target_scale"]),
         summary=header["summary"], size_in_bytes=header["size_in_bytes"],

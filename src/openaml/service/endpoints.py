@@ -8,19 +8,19 @@ from openaml.errors import InvalidInputException, PredictorNotMountedException
 from openaml.ml.features.record import RecordTooLarge
 from openaml.service import common
 from openaml.service.context import ServiceContext
-from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
 
 KIND = EntityKind.MLMODEL
-NO_ENDPOINT = {"EndpointStatus": "NONE", "PeakRequestsPerSecond": 0}
+NO_ENDPOINT = {"EndpointStatus": EndpointStatus.NONE.value, "PeakRequestsPerSecond": 0}
 MAX_RECORD_BYTES = 100 * 1024
 
 
 def endpoint_info(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
-    status = record.endpoint_status or "NONE"
-    if status == "NONE" or record.status is Status.DELETED:
+    status = record.endpoint_status or EndpointStatus.NONE
+    if status is EndpointStatus.NONE or record.status is Status.DELETED:
         return dict(NO_ENDPOINT)
     return common.compact({
-        "EndpointStatus": status,
+        "EndpointStatus": status.value,
         "EndpointUrl": ctx.settings.base_url,
         "PeakRequestsPerSecond": ctx.settings.predict_rate_limit,
         "CreatedAt": common.timestamp(record.endpoint_created_at),
@@ -37,11 +37,12 @@ class EndpointOperations:
                 f"MLModel {MLModelId} is {record.status.value}; a real-time endpoint needs a "
                 "COMPLETED model"
             )
-        if record.endpoint_status not in ("UPDATING", "READY"):
+        if record.endpoint_status not in (EndpointStatus.UPDATING, EndpointStatus.READY):
             now = self.ctx.clock()
             self.ctx.store.update(
                 KIND, MLModelId,
-                {"endpoint_status": "UPDATING", "endpoint_created_at": now, "last_updated_at": now},
+                {"endpoint_status": EndpointStatus.UPDATING, "endpoint_created_at": now,
+                 "last_updated_at": now},
                 only_if=[Status.COMPLETED],
             )
             self.ctx.predictors.mount_async(MLModelId)
@@ -51,10 +52,10 @@ class EndpointOperations:
     def delete_realtime_endpoint(self, MLModelId: str) -> dict[str, Any]:
         record = common.get_existing(self.ctx, KIND, MLModelId)
         self.ctx.predictors.unmount(MLModelId)
-        if record.endpoint_status not in (None, "NONE"):
+        if record.endpoint_status not in (None, EndpointStatus.NONE):
             self.ctx.store.update(
                 KIND, MLModelId,
-                {"endpoint_status": "NONE", "endpoint_created_at": None,
+                {"endpoint_status": EndpointStatus.NONE, "endpoint_created_at": None,
                  "last_updated_at": self.ctx.clock()},
             )
         return {"MLModelId": MLModelId, "RealtimeEndpointInfo": dict(NO_ENDPOINT)}
@@ -63,12 +64,12 @@ class EndpointOperations:
         predictor = self.ctx.predictors.get(MLModelId)
         if predictor is None:
             record = common.get_existing(self.ctx, KIND, MLModelId)
-            if record.endpoint_status == "READY" and record.status is Status.COMPLETED:
+            if record.endpoint_status is EndpointStatus.READY and record.status is Status.COMPLETED:
                 predictor = self.ctx.predictors.mount_now(MLModelId)  # made by another process
         if predictor is None:
             raise PredictorNotMountedException(
                 f"MLModel {MLModelId} has no READY real-time endpoint "
-                f"(endpoint status {record.endpoint_status or 'NONE'})"
+                f"(endpoint status {(record.endpoint_status or EndpointStatus.NONE).value})"
             )
         if len("".join(Record)) + len("".join(Record.values())) > MAX_RECORD_BYTES:  # 3x a sum of lens
             raise InvalidInputException("Record is larger than 100 KB")

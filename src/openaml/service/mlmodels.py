@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from openaml.errors import InvalidInputException
+from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import MAX_RECIPE_LENGTH, RecipeError, parse_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import ParameterError, check_target, parse_parameters
@@ -13,7 +14,7 @@ from openaml.service import common
 from openaml.service.context import ServiceContext
 from openaml.service.endpoints import endpoint_info
 from openaml.storage import StorageError, parse_s3_uri
-from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
 
 KIND = EntityKind.MLMODEL
 DEFAULT_SCORE_THRESHOLD = 0.5
@@ -62,7 +63,7 @@ class MLModelOperations:
             "recipe": recipe,
             "training_parameters": training_parameters(given),
         }
-        if model_type == "BINARY":
+        if model_type == ModelType.BINARY:
             info["score_threshold"] = DEFAULT_SCORE_THRESHOLD
         record = common.new_record(
             self.ctx, KIND, model_id, request,
@@ -70,7 +71,7 @@ class MLModelOperations:
             datasource_id=source.id,
             data_uri=source.data_uri,
             model_type=model_type,
-            endpoint_status="NONE",
+            endpoint_status=EndpointStatus.NONE,
             info=info,
         )
         common.create_entity(self.ctx, record)
@@ -114,7 +115,7 @@ class MLModelOperations:
         return {"MLModelId": MLModelId}
 
     def delete_ml_model(self, MLModelId: str) -> dict[str, Any]:
-        result = common.delete(self.ctx, KIND, MLModelId, endpoint_status="NONE",
+        result = common.delete(self.ctx, KIND, MLModelId, endpoint_status=EndpointStatus.NONE,
                                endpoint_created_at=None)
         self.ctx.predictors.unmount(MLModelId)
         return result
@@ -136,7 +137,7 @@ class MLModelOperations:
 
 
 def _check_threshold(record: EntityRecord, value: float) -> None:
-    if record.model_type != "BINARY":
+    if record.model_type != ModelType.BINARY:
         raise InvalidInputException(
             f"ScoreThreshold applies to BINARY models only; {record.id} is {record.model_type}"
         )
@@ -158,7 +159,7 @@ def model_to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
         TrainingParameters=info.get("training_parameters"),
         InputDataLocationS3=record.data_uri,
         MLModelType=record.model_type,
-        ScoreThreshold=info.get("score_threshold") if record.model_type == "BINARY" else None,
+        ScoreThreshold=info.get("score_threshold") if record.model_type == ModelType.BINARY else None,
         ScoreThresholdLastUpdatedAt=common.timestamp(info.get("score_threshold_updated_at")),
     )
     return result

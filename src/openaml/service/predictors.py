@@ -11,6 +11,7 @@ from typing import Any
 
 from openaml.errors import LimitExceededException
 from openaml.jobs.models import Scorer
+from openaml.store import EndpointStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class PredictorRegistry:
     def __init__(
         self,
         load: Callable[[str], tuple[Scorer, float]],
-        report: Callable[[str, str], None],
+        report: Callable[[str, EndpointStatus], None],
         rate: int,
         executor: Executor,
         delay_seconds: float = 0.0,
@@ -84,7 +85,7 @@ class PredictorRegistry:
         self._mount(model_id, False)
         return self._mounted.get(model_id)
 
-    def sync(self, serving: Mapping[str, tuple[str, float]]) -> None:
+    def sync(self, serving: Mapping[str, tuple[EndpointStatus, float]]) -> None:
         """Follow the store (model id -> (endpoint status, threshold)): other processes of the
         service may create or delete endpoints and change thresholds."""
         for model_id in list(self._mounted):
@@ -94,7 +95,7 @@ class PredictorRegistry:
             predictor = self._mounted.get(model_id)
             if predictor is not None:
                 predictor.threshold = threshold
-            elif status == "READY" and model_id not in self._wanted:
+            elif status is EndpointStatus.READY and model_id not in self._wanted:
                 with self._lock:
                     self._wanted.add(model_id)
                 self._executor.submit(self._mount, model_id, False)
@@ -109,7 +110,7 @@ class PredictorRegistry:
         with loading:
             if model_id in self._mounted:
                 if report:
-                    self._report(model_id, "READY")
+                    self._report(model_id, EndpointStatus.READY)
                 return
             self._load_and_mount(model_id, report)
 
@@ -122,14 +123,14 @@ class PredictorRegistry:
                 wanted = model_id in self._wanted
                 self._wanted.discard(model_id)
             if wanted and report:
-                self._report(model_id, "FAILED")
+                self._report(model_id, EndpointStatus.FAILED)
             return
         with self._lock:
             if model_id not in self._wanted:
                 return
             self._mounted[model_id] = Predictor(model_id, scorer, threshold, self._rate)
         if report:
-            self._report(model_id, "READY")
+            self._report(model_id, EndpointStatus.READY)
 
     def unmount(self, model_id: str) -> None:
         with self._lock:

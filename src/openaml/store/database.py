@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import fields
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, text, update
@@ -22,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from openaml.store import queries
 from openaml.store.queries import Query
-from openaml.store.records import EntityKind, EntityRecord, Status, allowed_sources
+from openaml.store.records import EndpointStatus, EntityKind, EntityRecord, Status, allowed_sources
 from openaml.store.tables import entities, metadata, tags
 
 _FIELDS = [f.name for f in fields(EntityRecord)]
@@ -65,10 +66,17 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _plain(value: Any) -> Any:
+    """An enum member (status, kind, endpoint status) as the string the tables hold."""
+    return value.value if isinstance(value, StrEnum) else value
+
+
 def _record(row: Any) -> EntityRecord:
     values = {name: row[name] for name in _FIELDS}
     values["kind"] = EntityKind(values["kind"])
     values["status"] = Status(values["status"])
+    if values["endpoint_status"] is not None:
+        values["endpoint_status"] = EndpointStatus(values["endpoint_status"])
     return EntityRecord(**values)
 
 
@@ -129,9 +137,7 @@ class Store:
 
     def insert(self, record: EntityRecord) -> bool:
         """Insert a new entity; False if one with the same kind and id exists."""
-        values = {name: getattr(record, name) for name in _FIELDS}
-        values["kind"] = record.kind.value
-        values["status"] = record.status.value
+        values = {name: _plain(getattr(record, name)) for name in _FIELDS}
         try:
             with self._write() as conn:
                 conn.execute(insert(entities).values(**values))
@@ -163,7 +169,7 @@ class Store:
         *,
         only_if: Iterable[Status] | None = None,
         info: Mapping[str, Any] | None = None,
-        only_if_endpoint: Iterable[str] | None = None,
+        only_if_endpoint: Iterable[EndpointStatus] | None = None,
     ) -> bool:
         """Apply column changes (and merge `info` keys) if the status is in `only_if` (and the
         real-time endpoint's status in `only_if_endpoint`). A change of status happens only
@@ -173,7 +179,7 @@ class Store:
         Returns whether a row changed. The info merge reads the row locked, so concurrent
         merges all keep their keys.
         """
-        values = {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()}
+        values = {k: _plain(v) for k, v in changes.items()}
         if "status" in changes:
             only_if = allowed_sources(Status(changes["status"]), only_if)
         with self._write() as conn:
@@ -224,7 +230,7 @@ class Store:
         return self._select(
             [entities.c.kind == EntityKind.MLMODEL.value,
              entities.c.status == Status.COMPLETED.value,
-             entities.c.endpoint_status.in_(["READY", "UPDATING"])],
+             entities.c.endpoint_status.in_([EndpointStatus.READY, EndpointStatus.UPDATING])],
             [entities.c.created_at],
             None,
         )

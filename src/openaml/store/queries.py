@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, literal, or_
 from sqlalchemy.sql.elements import ColumnElement
 
-from openaml.store.records import EntityKind, EntityRecord, Status
+from openaml.store.records import EndpointStatus, EntityKind, EntityRecord, Status
 from openaml.store.tables import entities
 
 SortValue = int | str
@@ -70,7 +70,7 @@ def sort_value(record: EntityRecord, field: Field) -> SortValue:
         return str(value.value)
     if field in TIME_FIELDS:
         return int(value)
-    return str(value or ("NONE" if field is Field.ENDPOINT_STATUS else ""))
+    return str(value or (EndpointStatus.NONE if field is Field.ENDPOINT_STATUS else ""))
 
 
 def _column(field: Field) -> Any:
@@ -79,7 +79,7 @@ def _column(field: Field) -> Any:
     column = getattr(entities.c, field.value)
     if field in TIME_FIELDS or field is Field.STATUS:
         return column
-    return func.coalesce(column, "NONE" if field is Field.ENDPOINT_STATUS else "")
+    return func.coalesce(column, EndpointStatus.NONE.value if field is Field.ENDPOINT_STATUS else "")
 
 
 def where(query: Query) -> list[ColumnElement[bool]]:

@@ -25,6 +25,15 @@ class Status(StrEnum):
     DELETED = "DELETED"
 
 
+class EndpointStatus(StrEnum):
+    """A model's real-time endpoint (RealtimeEndpointInfo.EndpointStatus)."""
+
+    NONE = "NONE"
+    UPDATING = "UPDATING"  # being created: the model is loading
+    READY = "READY"
+    FAILED = "FAILED"
+
+
 # Allowed status transitions (spec README "Asynchronous lifecycle"); DELETED is reachable from all.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.INPROGRESS, Status.FAILED, Status.DELETED}),
@@ -76,6 +85,6 @@ class EntityRecord:
     datasource_id: str | None = None
     model_id: str | None = None
     model_type: str | None = None
-    endpoint_status: str | None = None
+    endpoint_status: EndpointStatus | None = None
     endpoint_created_at: int | None = None
     info: dict[str, Any] = field(default_factory=dict)

@@ -5,7 +5,7 @@ from itertools import product
 
 import pytest
 
-from openaml.store import EntityKind, EntityRecord, Status, open_store
+from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status, open_store
 from openaml.store.records import TRANSITIONS, IllegalTransition
 
 ALLOWED = {  # written out again, not read from TRANSITIONS: the table under test
@@ -64,3 +64,14 @@ def test_only_if_still_narrows_an_allowed_change(store):
     assert not store.update(EntityKind.MLMODEL, entity, {"status": Status.FAILED},
                             only_if=[Status.PENDING])
     assert store.get(EntityKind.MLMODEL, entity).status is Status.INPROGRESS
+
+
+def test_endpoint_statuses_are_read_back_as_members(store):
+    entity = _entity(store, Status.COMPLETED, "endpoint")
+    assert store.get(EntityKind.MLMODEL, entity).endpoint_status is None
+    assert store.update(EntityKind.MLMODEL, entity, {"endpoint_status": EndpointStatus.UPDATING})
+    assert not store.update(EntityKind.MLMODEL, entity, {"endpoint_status": EndpointStatus.READY},
+                            only_if_endpoint=[EndpointStatus.READY])
+    assert store.update(EntityKind.MLMODEL, entity, {"endpoint_status": EndpointStatus.READY},
+                        only_if_endpoint=[EndpointStatus.UPDATING, EndpointStatus.READY])
+    assert store.get(EntityKind.MLMODEL, entity).endpoint_status is EndpointStatus.READY

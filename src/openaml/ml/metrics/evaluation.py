@@ -14,13 +14,14 @@ from openaml.ml.features.values import Columns
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
 from openaml.ml.model import Model
+from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema
 from openaml.ml.training.stop import ShouldStop, Slices
 from openaml.ml.training.targets import target_labels, target_numbers
 from openaml.ml.training.train import usable_rows
 
-METRIC_KEYS = {"BINARY": "BinaryAUC", "MULTICLASS": "MulticlassAvgFScore",
-               "REGRESSION": "RegressionRMSE"}
+METRIC_KEYS = {ModelType.BINARY: "BinaryAUC", ModelType.MULTICLASS: "MulticlassAvgFScore",
+               ModelType.REGRESSION: "RegressionRMSE"}
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_sche
     should_stop is asked before each slice of records scored (Slices); once it answers True,
     evaluating raises Cancelled."""
     kind = model.model_type
-    acc: Any = {"BINARY": BinaryAccumulator, "MULTICLASS": MulticlassAccumulator,
-                "REGRESSION": RegressionAccumulator}[kind]()
+    acc: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
+                ModelType.REGRESSION: RegressionAccumulator}[kind]()
     seen = used = 0
     slices = Slices(should_stop)
     for batch in batches:
@@ -52,9 +53,9 @@ def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_sche
         used += batch.num_rows
         scores = np.concatenate([model.score_batch(part) for part in slices.of(batch)])
         columns = Columns(batch, model.schema)
-        if kind == "REGRESSION":
+        if kind == ModelType.REGRESSION:
             acc.add(target_numbers(columns), scores)
-        elif kind == "BINARY":
+        elif kind == ModelType.BINARY:
             labels = target_labels(columns, kind).to_numpy(zero_copy_only=False)
             acc.add(scores, (labels == "1").astype(np.int8))
         else:
@@ -63,9 +64,9 @@ def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_sche
     if used == 0:
         raise EvaluationError("The evaluation datasource has no record with a valid target")
     value = acc.metric()
-    if kind == "BINARY":
+    if kind == ModelType.BINARY:
         report = acc.report()
-    elif kind == "MULTICLASS":
+    elif kind == ModelType.MULTICLASS:
         counts = model.summary.get("class_counts") or {}
         report = acc.report(max(counts, key=lambda c: (counts[c], c)) if counts else None)
     else:

@@ -19,6 +19,7 @@ from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.formatting import score_texts
 from openaml.ml.model import Model
+from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema
 from openaml.ml.training.stop import ShouldStop, Slices
 from openaml.ml.training.targets import kept_rows, target_labels
@@ -38,9 +39,9 @@ def header_line(model: Model, dataset_schema: Schema) -> str:
         columns.append("tag")
     if model.schema.target is not None and dataset_schema.type_of(model.schema.target) is not None:
         columns.append("trueLabel")
-    if model.model_type == "BINARY":
+    if model.model_type == ModelType.BINARY:
         columns += ["bestAnswer", "score"]
-    elif model.model_type == "MULTICLASS":
+    elif model.model_type == ModelType.MULTICLASS:
         columns += csv_quote(pa.array(model.classes, pa.string())).to_pylist()
     else:
         columns.append("score")
@@ -57,15 +58,15 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
     if dataset_schema.row_id is not None:
         parts.append(csv_quote(columns.raw(dataset_schema.row_id)))
     if model.schema.target is not None and dataset_schema.type_of(model.schema.target) is not None:
-        if model.model_type == "BINARY":
-            parts.append(pc.fill_null(target_labels(columns, "BINARY"), ""))
+        if model.model_type == ModelType.BINARY:
+            parts.append(pc.fill_null(target_labels(columns, ModelType.BINARY), ""))
         else:
             parts.append(csv_quote(columns.raw(model.schema.target)))
     scores = model.score_batch(rows) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
-    if model.model_type == "BINARY":
+    if model.model_type == ModelType.BINARY:
         parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
         parts.append(score_texts(scores))
-    elif model.model_type == "MULTICLASS":
+    elif model.model_type == ModelType.MULTICLASS:
         text = score_texts(scores.T.ravel())  # class by class
         parts += [text.slice(k * len(scores), len(scores)) for k in range(len(model.classes))]
     else:

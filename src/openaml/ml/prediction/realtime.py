@@ -18,6 +18,7 @@ import numpy as np
 from openaml.ml.features.record import attribute_value, evaluate_record
 from openaml.ml.linear import linear_scores
 from openaml.ml.model import Model
+from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
 from openaml.ml.schema import AttributeType
 
@@ -168,9 +169,9 @@ def predict_record(scorer: RecordScorer, record: dict[str, str],
     model = scorer.model
     kind = model.model_type
     details = {"Algorithm": "SGD", "PredictiveModelType": kind}
-    if kind == "REGRESSION":
+    if kind == ModelType.REGRESSION:
         return {"details": details, "predictedValue": float(np.float32(scores[0]))}
-    if kind == "BINARY":
+    if kind == ModelType.BINARY:
         score = float(np.float32(scores[0]))
         label = "1" if scores[0] >= score_threshold else "0"
         return {"details": details, "predictedLabel": label, "predictedScores": {label: score}}

@@ -32,8 +32,10 @@ import math
 import numpy as np
 from numba import njit
 
+from openaml.ml.model_type import ModelType
+
 MULTICLASS, BINARY, REGRESSION = 0, 1, 2
-KINDS = {"MULTICLASS": MULTICLASS, "BINARY": BINARY, "REGRESSION": REGRESSION}
+KINDS = {ModelType.MULTICLASS: MULTICLASS, ModelType.BINARY: BINARY, ModelType.REGRESSION: REGRESSION}
 
 
 # touched (relative to the range; ~f for a flipped feature f), col_start, col_rows, valued

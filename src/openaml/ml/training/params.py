@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 
 from openaml.ml.errors import InputError
+from openaml.ml.model_type import ModelType
 from openaml.ml.schema import AttributeType, Schema
 
-MODEL_TYPES = ("BINARY", "MULTICLASS", "REGRESSION")
+MODEL_TYPES = tuple(ModelType)
 DEFAULT_MAX_SIZE = 33_554_432
 _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
          "sgd.l1RegularizationAmount", "sgd.l2RegularizationAmount")
@@ -74,15 +75,15 @@ def _amount(parameters: dict[str, str], key: str, default: float) -> float:
     return value
 
 
-def check_target(model_type: str, schema: Schema) -> None:
+def check_target(model_type: ModelType | str, schema: Schema) -> None:
     """Raise InputError unless the schema's target suits the model type (models.md §1)."""
     if model_type not in MODEL_TYPES:
         raise InputError(f"Unknown MLModelType '{model_type}'")
     if schema.target is None:
         raise InputError("The training datasource's schema has no targetAttributeName")
     kind = schema.type_of(schema.target)
-    allowed = {"BINARY": {AttributeType.BINARY}, "REGRESSION": {AttributeType.NUMERIC},
-               "MULTICLASS": {AttributeType.CATEGORICAL, AttributeType.NUMERIC, AttributeType.BINARY}}
+    allowed = {ModelType.BINARY: {AttributeType.BINARY}, ModelType.REGRESSION: {AttributeType.NUMERIC},
+               ModelType.MULTICLASS: {AttributeType.CATEGORICAL, AttributeType.NUMERIC, AttributeType.BINARY}}
     if kind not in allowed[model_type]:
         raise InputError(f"A {model_type} model cannot use the {kind} target attribute "
                          f"'{schema.target}'")

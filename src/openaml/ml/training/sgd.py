@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from openaml.ml.model_type import ModelType
 from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, feature_counts, gradients, update
 from openaml.ml.training.params import SGDParams
 from openaml.ml.training.stop import ShouldStop, check
@@ -145,7 +146,7 @@ def compile_large_minibatches() -> None:
     rows = np.arange(size)
     block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
                   np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
-    stepper = _Stepper("BINARY", LinearState.zeros(2, 1, 1.0), SGDParams(), size)
+    stepper = _Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size)
     stepper.run(0, block, [rows], keep=True)
 
 
@@ -220,7 +221,7 @@ class _Stepper:
                  pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None) -> None:
         self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
         self.should_stop = should_stop
-        self.eta = ETA_REGRESSION if kind == "REGRESSION" else ETA
+        self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
         self.parts: tuple[Part, Part] | None = None
         self.plans: dict[int, dict[int, list[Plan | None]]] = {}  # buffer -> minibatch -> part
         self.grads = np.zeros((size, state.weights.shape[1]))

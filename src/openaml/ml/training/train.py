@@ -19,6 +19,7 @@ from openaml.ml.features import fit_pipeline
 from openaml.ml.features.fit import known_values
 from openaml.ml.features.values import Columns
 from openaml.ml.model import Model
+from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import parse_recipe
 from openaml.ml.recipes.nodes import attributes_of
 from openaml.ml.schema import AttributeType, Schema
@@ -41,7 +42,7 @@ class TrainingError(InputError):
 def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.RecordBatch:
     """The batch's records that are not rejected and have a valid target."""
     columns = Columns(batch, schema)
-    if model_type == "REGRESSION":
+    if model_type == ModelType.REGRESSION:
         valid = ~np.isnan(target_numbers(columns))
     else:
         valid = pc.is_valid(target_labels(columns, model_type)).to_numpy(zero_copy_only=False)
@@ -49,7 +50,7 @@ def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.Re
     return batch if keep.all() else batch.filter(pa.array(keep))  # a filter copies every column
 
 
-def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDParams,
+def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, params: SGDParams,
                 statistics: DatasetStatistics | None, batches: Batches,
                 progress: Callable[[dict[str, Any]], None] | None = None,
                 memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> Model:
@@ -68,6 +69,7 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
         check_target(model_type, schema)
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
+    model_type = ModelType(model_type)
     recipe = parse_recipe(recipe_text, schema)
 
     assert schema.target is not None  # check_target
@@ -94,7 +96,7 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
     mean, std = target.scale()
 
     def block(columns: Columns) -> Block:
-        if model_type == "REGRESSION":
+        if model_type == ModelType.REGRESSION:
             y = (target_numbers(columns) - mean) / std
         else:
             labels = target_labels(columns, model_type)
@@ -105,7 +107,7 @@ def train_model(model_type: str, schema: Schema, recipe_text: str, params: SGDPa
     def blocks() -> Iterator[Block]:
         return _two_at_a_time(block, training())
 
-    outputs = len(classes) if model_type == "MULTICLASS" else 1
+    outputs = len(classes) if model_type == ModelType.MULTICLASS else 1
     with threadpool_limits(limits=1):
         state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
                            target.records, progress, memory_bytes * 3 // 4, should_stop)
@@ -193,7 +195,8 @@ class _TargetSummary:
         """The class counts of the datasource statistics, when they are those of the records
         training uses: a CATEGORICAL target for MULTICLASS, a BINARY one for BINARY (records
         not rejected, with a valid target); None otherwise."""
-        wanted = {"MULTICLASS": AttributeType.CATEGORICAL, "BINARY": AttributeType.BINARY}.get(model_type)
+        wanted = {ModelType.MULTICLASS: AttributeType.CATEGORICAL,
+                  ModelType.BINARY: AttributeType.BINARY}.get(model_type)
         target = statistics.target if statistics is not None else None
         if (wanted is None or target is None or target.name != schema.target
                 or target.attribute_type is not wanted or target.class_counts is None):
@@ -208,7 +211,7 @@ class _TargetSummary:
 
     def observe(self, columns: Columns) -> None:
         self.records += columns.n_rows
-        if self.model_type == "REGRESSION":
+        if self.model_type == ModelType.REGRESSION:
             y = target_numbers(columns)
             self.total += float(y.sum())
             self.total_sq += float((y * y).sum())
@@ -218,9 +221,9 @@ class _TargetSummary:
             self.counts[item["values"]] = self.counts.get(item["values"], 0) + item["counts"]
 
     def classes(self) -> list[str]:
-        if self.model_type == "REGRESSION":
+        if self.model_type == ModelType.REGRESSION:
             return []
-        if self.model_type == "BINARY":
+        if self.model_type == ModelType.BINARY:
             found = ["0", "1"]
             if len(self.counts) < 2:
                 raise TrainingError("The training data contain only one class of the target")
@@ -232,13 +235,13 @@ class _TargetSummary:
         return sorted(self.counts)
 
     def scale(self) -> tuple[float, float]:
-        if self.model_type != "REGRESSION":
+        if self.model_type != ModelType.REGRESSION:
             return 0.0, 1.0
         mean = self.total / self.records
         var = max(self.total_sq / self.records - mean * mean, 0.0)
         return mean, float(np.sqrt(var)) or 1.0
 
     def summary(self) -> dict[str, Any]:
-        if self.model_type == "REGRESSION":
+        if self.model_type == ModelType.REGRESSION:
             return {"records": self.records, "target_mean": self.scale()[0]}
         return {"records": self.records, "class_counts": dict(sorted(self.counts.items()))}
