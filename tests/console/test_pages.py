@@ -126,7 +126,7 @@ def test_datasource_insights_and_pagination(fake: FakeService, client: TestClien
     statistics = DatasetStatistics(10, TargetStatistics("label", AttributeType.CATEGORICAL, 10, counts),
                                    attributes)
     fake.add("DataSource", "ds-1", Name="digits", DataLocationS3="s3://b/train.csv", DataSizeInBytes=1234,
-             NumberOfFiles=1, DataSchema=json.dumps(SCHEMA))
+             NumberOfFiles=1, DataSourceSchema=json.dumps(SCHEMA))
     fake.write_artifact("DataSource", "ds-1", "ingest.json", {
         "recordsRead": 10, "rejectedRecords": 0, "selectedRecords": 10, "recordsWithInvalidValues": 0,
         "statistics": statistics.to_json()})

@@ -59,6 +59,17 @@ def test_a_console_rename_is_refused_as_the_api_refuses_it(ml: Any, browser: htt
     assert ml.get_data_source(DataSourceId="ds-console")["Name"] == "before"
 
 
+def test_the_datasource_page_shows_the_schema_getdatasource_gives(ml: Any, browser: httpx.Client) -> None:
+    schema = ml.get_data_source(DataSourceId="ds-console", Verbose=True)["DataSourceSchema"]
+    page = browser.get("/datasources/ds-console")
+    assert page.status_code == 200
+    section = html.unescape(page.text.split('id="schema-h"', 1)[1].split("</section>", 1)[0])
+    assert "not available" not in section and "3 attributes" in section
+    for name, kind in (("x", "NUMERIC"), ("c", "CATEGORICAL"), ("y", "BINARY")):
+        assert f'<td class="mono">{name}</td><td>{kind}</td>' in section
+    assert '"targetAttributeName": "y"' in section and schema
+
+
 def test_a_console_post_needs_the_token_of_a_console_page(ml: Any, browser: httpx.Client) -> None:
     refused = browser.post("/datasources/ds-console/rename", data={"name": "after"})
     assert refused.status_code == 403

@@ -147,7 +147,7 @@ def test_stored_json_too_deep_to_pretty_print_is_shown_as_it_is(world: FakeServi
     world.entities["MLModel"]["ml-1"].update(Recipe=deep, Schema=deep)
     page = client.get("/console/models/ml-1")
     assert page.status_code == 200 and deep in page.text
-    world.add("DataSource", "ds-deep", DataSchema='{"attributes": ' + deep + "}")
+    world.add("DataSource", "ds-deep", DataSourceSchema='{"attributes": ' + deep + "}")
     assert client.get("/console/datasources/ds-deep").status_code == 200
 
 

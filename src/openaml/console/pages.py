@@ -93,13 +93,13 @@ class Pages:
         statistics = DatasetStatistics.from_json(stored) if stored else None
         search, kind = query.get("q", ""), query.get("type", "")
         rows, matching, pages = insights.attribute_rows(statistics, search, kind, _int(query.get("page"), 1, 1, 10**6))
-        schema = _schema_attributes(ds.get("DataSchema"))
+        schema = _schema_attributes(ds.get("DataSourceSchema"))  # GetDataSource's member
         return {"entity": ds, "kind": KINDS["datasources"], "entity_id": entity_id,
                 "summary": insights.summary(ds, ingest, statistics),
                 "has_statistics": statistics is not None, "ingest": ingest,
                 "target_chart": insights.target_chart(statistics), "attributes": rows,
                 "matching": matching, "pages": pages, "page": _int(query.get("page"), 1, 1, pages),
-                "search": search, "type": kind, "schema": schema, "schema_text": ds.get("DataSchema"),
+                "search": search, "type": kind, "schema": schema, "schema_text": ds.get("DataSourceSchema"),
                 "rejected_by_reason": (ingest or {}).get("rejectedByReason") or {},
                 "tags": self._tags(KINDS["datasources"], entity_id),
                 "refresh": ds.get("Status") in ACTIVE}
