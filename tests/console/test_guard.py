@@ -159,7 +159,8 @@ def test_pages_have_no_inline_script(world: FakeService, client: TestClient) -> 
     <script> only with src (or as a JSON data block)."""
     world.entities["MLModel"]["ml-1"].update(Status="COMPLETED", ScoreThreshold=0.5)
     world.write_artifact("Evaluation", "ev-1", "report.json", {
-        "score_histograms": {"edges": [0, 0.5], "positive": [1, 3], "negative": [3, 1]}})
+        "baseline": 0.5, "histogram_edges": [0, 0.5, 1], "histogram_positive": [1, 3],
+        "histogram_negative": [3, 1]})
     for page in ("/console/", "/console/datasources/ds-1", "/console/models/ml-1", "/console/evaluations/ev-1",
                  "/console/models/ml-2/predict"):
         html = client.get(page).text

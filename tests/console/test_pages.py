@@ -230,8 +230,8 @@ def test_binary_evaluation_threshold_and_save(fake: FakeService, client: TestCli
     fake.add("MLModel", "ml-1", MLModelType="BINARY", ScoreThreshold=0.5)
     fake.add("Evaluation", "ev-1", MLModelId="ml-1", PerformanceMetrics={"Properties": {"BinaryAUC": "0.9"}})
     fake.write_artifact("Evaluation", "ev-1", "report.json", {
-        "baseline": 0.5, "score_histograms": {"edges": [0, 0.25, 0.5, 0.75, 1],
-                                              "positive": [0, 1, 3, 6], "negative": [5, 3, 1, 1]}})
+        "baseline": 0.5, "histogram_edges": [0, 0.25, 0.5, 0.75, 1],
+        "histogram_positive": [0, 1, 3, 6], "histogram_negative": [5, 3, 1, 1]})
     page = client.get("/console/evaluations/ev-1")
     body = text(page.text)
     assert "Accuracy 0.85 Precision 0.8182 Recall 0.9 False positive rate 0.2" in body

@@ -41,21 +41,6 @@ def test_curves_start_at_origin_and_end_at_one() -> None:
     assert curves["precision"][0] == pytest.approx(0.75)
 
 
-def test_report_readers_accept_aliases_and_reject_bad_shapes() -> None:
-    report = {"scoreHistograms": {"edges": [0, 0.5, 1], "positive": [1, 2], "negative": [3, 4]},
-              "roc": [{"fpr": 1, "tpr": 1}, {"fpr": 0, "tpr": 0.5}],
-              "classes": ["x", "y"], "confusion_matrix": [[1, 0], [0, 1]],
-              "alerts": ["plain", {"message": "with message"}]}
-    assert performance.score_histograms(report) == ([0, 0.5, 1], [1, 2], [3, 4])
-    assert performance.roc_points(report) == ([0.0, 1.0], [0.5, 1.0])
-    assert performance.matrix_of(report) == (["x", "y"], [[1, 0], [0, 1]])
-    assert performance.alerts_of(report) == ["plain", "with message"]
-    uneven = {"score_histograms": {"edges": [0, 1], "positive": [1, 2], "negative": [1]}}
-    assert performance.score_histograms(uneven) is None
-    assert performance.matrix_of({"classes": ["x"], "confusion_matrix": [[1, 2]]}) is None
-    assert performance.residual_histogram({}) is None and performance.alerts_of({}) == []
-
-
 def test_training_passes_parsed_from_job_log() -> None:
     log = ("2026-01-01T00:00:00.000Z reading 1 object(s)\n"
            "2026-01-01T00:00:01.000Z pass 1 of 3: loss 0.9\n"
@@ -80,7 +65,3 @@ def test_threshold_counts_from_roc_points_match_brute_force() -> None:
         tp = sum(1 for x, y in zip(scores, labels) if x >= t and y)
         fp = sum(1 for x, y in zip(scores, labels) if x >= t and not y)
         assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (tp, fp, pos - tp, neg - fp)
-    engine = {"histogram_edges": [0, 0.5, 1], "histogram_positive": [1, 3], "histogram_negative": [3, 1],
-              "roc": points}
-    assert performance.score_histograms(engine) == ([0, 0.5, 1], [1, 3], [3, 1])
-    assert performance.roc_thresholds(engine)[0] == [0.0, 0.0, 1.0]

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from openaml.app import Application
 from openaml.server.embedded import running_server
-from tests.api.conftest import make_client
+from tests.api.conftest import make_client, wait_for
 from tests.api.test_entities import CSV, SCHEMA
 
 
@@ -88,3 +88,25 @@ def test_a_time_filter_out_of_range_is_an_error_on_the_list_page(
         ml: Any, browser: httpx.Client, kind: str, value: str) -> None:
     page = browser.get(f"/{kind}", params={"var": "CreatedAt", "cmp": "GT", "value": value})
     assert 400 <= page.status_code < 500 and 'role="alert"' in page.text, page.text[:500]
+
+
+@pytest.mark.parametrize(("target", "charts"), [
+    ("y", ["Scores of records whose true label is 1 and 0", "ROC curve", "Precision-recall curve"]),
+    ("x", ["Residuals (actual minus predicted)", "Predicted against actual values"]),
+])
+def test_the_evaluation_page_draws_what_the_evaluation_wrote(
+        ml: Any, browser: httpx.Client, target: str, charts: list[str]) -> None:
+    """Real evaluations (BINARY on y, REGRESSION on x) through the one report type."""
+    schema = SCHEMA.replace('"targetAttributeName":"y"', f'"targetAttributeName":"{target}"')
+    ml.create_data_source_from_s3(DataSourceId=f"ds-eval-{target}", DataSpec={
+        "DataLocationS3": "s3://console/data.csv", "DataSchema": schema}, ComputeStatistics=True)
+    ml.create_ml_model(MLModelId=f"ml-eval-{target}", MLModelType="BINARY" if target == "y" else "REGRESSION",
+                       TrainingDataSourceId=f"ds-eval-{target}")
+    ml.create_evaluation(EvaluationId=f"ev-{target}", MLModelId=f"ml-eval-{target}",
+                         EvaluationDataSourceId=f"ds-eval-{target}")
+    assert wait_for(lambda: ml.get_evaluation(EvaluationId=f"ev-{target}"))["Status"] == "COMPLETED"
+    page = browser.get(f"/evaluations/ev-{target}")
+    assert page.status_code == 200 and "not available" not in page.text
+    for title in charts:
+        assert title in page.text
+    assert re.search(r"<dt>Records evaluated</dt><dd>60</dd>", page.text)

@@ -24,7 +24,7 @@ from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.errors import InvalidInputException, ServiceError
 from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
-from openaml.ml.model_type import ModelType
+from openaml.ml.metrics.report import BinaryDetails, MulticlassDetails, RegressionDetails
 
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
@@ -151,25 +151,27 @@ class Pages:
             m = self.api("GetMLModel", {"MLModelId": ev["MLModelId"]})
         except Exception:  # noqa: BLE001 - a deleted model still leaves the evaluation readable
             m = {}
-        report = reports.read_json(self.service, "Evaluation", entity_id, "report.json") or {}
-        model_type = m.get("MLModelType") or reports.pick(report, "model_type", "modelType") or ""
+        report = reports.evaluation_report(self.service, entity_id)
+        model_type = m.get("MLModelType") or (report.model_type if report else "")
         properties = (ev.get("PerformanceMetrics") or {}).get("Properties") or {}
         metric_name, metric = next(iter(properties.items()), (None, None))
         context: dict[str, Any] = {
             "entity": ev, "kind": KINDS["evaluations"], "entity_id": entity_id, "model": m,
             "model_type": model_type, "report": report, "metric_name": metric_name,
             "metric": performance.as_float(metric),
-            "baseline": performance.as_float(reports.pick(report, "baseline", "baseline_metric")),
-            "alerts": performance.alerts_of(report), "tags": self._tags(KINDS["evaluations"], entity_id),
+            "baseline": report.baseline if report else None,
+            "alerts": report.alerts if report else [], "tags": self._tags(KINDS["evaluations"], entity_id),
             "refresh": ev.get("Status") in ACTIVE,
-            "record_count": reports.pick(report, "records_used", "record_count", "records", "recordCount"),
+            "record_count": report.records_used if report else None,
+            "matrix": None, "histograms": None,
         }
-        if model_type == ModelType.MULTICLASS:
-            context.update(_multiclass(report))
-        elif model_type == ModelType.BINARY:
-            context.update(_binary(report, m.get("ScoreThreshold")))
-        elif model_type == ModelType.REGRESSION:
-            context.update(_regression(report))
+        details = report.details if report else None
+        if isinstance(details, MulticlassDetails):
+            context.update(_multiclass(details))
+        elif isinstance(details, BinaryDetails):
+            context.update(_binary(details, m.get("ScoreThreshold")))
+        elif isinstance(details, RegressionDetails):
+            context.update(_regression(details))
         return context
 
     # -- batch prediction -------------------------------------------------------------------
@@ -241,11 +243,8 @@ class Pages:
         return list(tags.get("Tags", []))
 
 
-def _multiclass(report: dict[str, Any]) -> dict[str, Any]:
-    found = performance.matrix_of(report)
-    if found is None:
-        return {"matrix": None}
-    classes, matrix = found
+def _multiclass(details: MulticlassDetails) -> dict[str, Any]:
+    classes, matrix = details.classes, details.matrix
     return {"matrix": matrix, "classes": classes,
             "heatmap": charts.heatmap_svg(matrix, classes, classes, "Confusion matrix: rows are true classes, "
                                           "columns predicted classes, cells the share of the row"),
@@ -253,51 +252,41 @@ def _multiclass(report: dict[str, Any]) -> dict[str, Any]:
             "confusions": performance.top_confusions(classes, matrix)}
 
 
-def _binary(report: dict[str, Any], threshold: Any) -> dict[str, Any]:
-    histograms = performance.score_histograms(report)
-    out: dict[str, Any] = {"histograms": None, "threshold": float(threshold if threshold is not None else 0.5)}
-    if histograms is not None:
-        edges, positive, negative = histograms
-        curves = performance.curves_from_histograms(edges, positive, negative)
-        points = performance.roc_thresholds(report)
-        p, n = sum(positive), sum(negative)
-        initial = (performance.threshold_counts_roc(points, p, n, out["threshold"]) if points
-                   else performance.threshold_counts(edges, positive, negative, out["threshold"]))
-        data = {"edges": edges, "positive": positive, "negative": negative, "roc": points}
-        out.update(
-            histograms=histograms, initial=initial,
-            slider=Markup(json.dumps(data).replace("<", "\\u003c")),
-            score_chart=charts.histogram_svg(edges, [positive, negative], "Scores of records whose true "
-                                             "label is 1 and 0", series=("true label 1", "true label 0")),
-            pr_chart=charts.line_svg(curves["recall"], [curves["precision"]], "Precision-recall curve",
-                                     x_label="recall", y_label="precision", diagonal=True, points=False),
-        )
-        roc = performance.roc_points(report) or (curves["fpr"], curves["tpr"])
-    else:
-        roc = performance.roc_points(report)
-    if roc is not None:
-        out["roc_chart"] = charts.line_svg(roc[0], [roc[1]], "ROC curve", x_label="false positive rate",
-                                           y_label="true positive rate", diagonal=True, points=False)
+def _binary(details: BinaryDetails, threshold: Any) -> dict[str, Any]:
+    edges, positive, negative = details.edges, details.positive, details.negative
+    out: dict[str, Any] = {"threshold": float(threshold if threshold is not None else 0.5)}
+    curves = performance.curves_from_histograms(edges, positive, negative)
+    points = sorted(([float(v) for v in p] for p in details.roc), key=lambda p: -p[2])
+    p, n = sum(positive), sum(negative)
+    initial = (performance.threshold_counts_roc(points, p, n, out["threshold"]) if points
+               else performance.threshold_counts(edges, positive, negative, out["threshold"]))
+    data = {"edges": edges, "positive": positive, "negative": negative, "roc": points}
+    roc = sorted((fpr, tpr) for fpr, tpr, _ in points) if points else list(zip(curves["fpr"], curves["tpr"]))
+    out.update(
+        histograms=(edges, positive, negative), initial=initial,
+        slider=Markup(json.dumps(data).replace("<", "\\u003c")),
+        score_chart=charts.histogram_svg(edges, [positive, negative], "Scores of records whose true "
+                                         "label is 1 and 0", series=("true label 1", "true label 0")),
+        pr_chart=charts.line_svg(curves["recall"], [curves["precision"]], "Precision-recall curve",
+                                 x_label="recall", y_label="precision", diagonal=True, points=False),
+        roc_chart=charts.line_svg([f for f, _ in roc], [[t for _, t in roc]], "ROC curve",
+                                  x_label="false positive rate", y_label="true positive rate",
+                                  diagonal=True, points=False),
+    )
     return out
 
 
-def _regression(report: dict[str, Any]) -> dict[str, Any]:
+def _regression(details: RegressionDetails) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    found = performance.residual_histogram(report)
-    if found is not None:
-        out["residual_chart"] = charts.histogram_svg(found[0], found[1], "Residuals (actual minus predicted)")
-    pairs = reports.pick(report, "predicted_vs_actual", "predictedVsActual")
-    if isinstance(pairs, dict):
-        pairs = list(zip(pairs.get("actual") or [], pairs.get("predicted") or []))
-    if isinstance(pairs, list) and pairs:
-        try:
-            points = sorted((float(a), float(p)) for a, p in pairs)
-            actual = [a for a, _ in points]
-            out["scatter_chart"] = charts.line_svg(actual, [[p for _, p in points], actual],
-                                                   "Predicted against actual values", names=("predicted", "actual"),
-                                                   x_label="actual", y_label="predicted", points=False)
-        except (TypeError, ValueError):
-            pass
+    if details.counts:
+        out["residual_chart"] = charts.histogram_svg(details.edges, details.counts,
+                                                     "Residuals (actual minus predicted)")
+    if details.pairs:
+        points = sorted(details.pairs)
+        actual = [a for a, _ in points]
+        out["scatter_chart"] = charts.line_svg(actual, [[p for _, p in points], actual],
+                                               "Predicted against actual values", names=("predicted", "actual"),
+                                               x_label="actual", y_label="predicted", points=False)
     return out
 
 

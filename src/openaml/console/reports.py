@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from openaml.jobs.models import LoadedModel
+from openaml.ml.metrics.report import EvaluationReport
 from openaml.storage import folder_uri, join_uri
 
 _PASS_LINE = re.compile(r"pass (\d+) of (\d+): loss (\S+)")
@@ -84,11 +85,10 @@ def preview_rows(service: Any, uri: str, rows: int = 10) -> list[str]:
     return lines
 
 
-def pick(document: Any, *keys: str) -> Any:
-    """The first present key among aliases (reports may use snake_case or camelCase)."""
-    if not isinstance(document, dict):
+def evaluation_report(service: Any, evaluation_id: str) -> EvaluationReport | None:
+    """The evaluation's report, or None (not written yet, or unreadable)."""
+    document = read_json(service, "Evaluation", evaluation_id, "report.json")
+    try:
+        return EvaluationReport.from_json(document) if document is not None else None
+    except ValueError:
         return None
-    for key in keys:
-        if document.get(key) is not None:
-            return document[key]
-    return None

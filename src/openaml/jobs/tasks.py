@@ -203,7 +203,7 @@ class Tasks:
         stop = _Deleted([job])
         result = evaluate_model(model, self._batches(source.id, stop)(),
                                 parse_schema(source.info["schema"]), stop)
-        self._write_json(record.kind, record.id, REPORT_FILE, result.report)
+        self._write_json(record.kind, record.id, REPORT_FILE, result.report.to_json())
         return {"metrics": result.metrics}
 
     def batch_predict(self, job: Job) -> dict[str, Any]:

@@ -18,9 +18,9 @@ def test_macro_f1_by_hand():
     acc.add(np.array(["a", "a", "b", "c"]), np.array(["a", "b", "b", "d"]))
     # a: P=1 R=.5 F=2/3; b: P=.5 R=1 F=2/3; c: 0; d (predicted only): 0
     assert abs(acc.metric() - (2 / 3 + 2 / 3) / 4) < 1e-12
-    report = acc.report("a")
-    assert report["confusion_matrix"][0] == [1, 1, 0, 0]
-    assert abs(report["baseline"] - (2 * 0.5 * 1 / 1.5) / 4) < 1e-12
+    baseline, details = acc.report("a")
+    assert details.matrix[0] == [1, 1, 0, 0]
+    assert abs(baseline - (2 * 0.5 * 1 / 1.5) / 4) < 1e-12
 
 
 def test_rmse_and_baseline():
@@ -28,7 +28,7 @@ def test_rmse_and_baseline():
     acc.add(np.array([1.0, 2.0]), np.array([2.0, 2.0]))
     acc.add(np.array([4.0]), np.array([2.0]))
     assert abs(acc.metric() - np.sqrt(5 / 3)) < 1e-12
-    assert abs(acc.report(2.0)["baseline"] - np.sqrt(5 / 3)) < 1e-12
+    assert abs(acc.report(2.0)[0] - np.sqrt(5 / 3)) < 1e-12
 
 
 def test_roc_ends_at_one():

@@ -41,7 +41,7 @@ def test_mnist_macro_f1_floor(mnist, seed):
     f1 = float(result.metrics["MulticlassAvgFScore"])
     # scikit-learn LogisticRegression on the same one-hot features scores 0.9005 here
     assert f1 >= 0.8905
-    assert np.isclose(f1, result.report["metric"])
+    assert np.isclose(f1, result.report.metric)
 
 
 # With 490 rows the first passes overshoot (784 active one-hot features per row) and the pass loss

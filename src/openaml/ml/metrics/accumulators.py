@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+
+from openaml.ml.metrics.report import PAIRS, BinaryDetails, MulticlassDetails, RegressionDetails
 
 HISTOGRAM_BINS = 20
 
@@ -51,7 +51,8 @@ class BinaryAccumulator:
     def metric(self) -> float:
         return auc_score(*self.arrays())
 
-    def report(self, threshold: float = 0.5) -> dict[str, Any]:
+    def report(self, threshold: float = 0.5) -> tuple[float, BinaryDetails]:
+        """(baseline AUC, details)."""
         scores, labels = self.arrays()
         edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
         predicted = scores >= threshold
@@ -59,16 +60,11 @@ class BinaryAccumulator:
         fp = int((predicted & (labels == 0)).sum())
         tn = int((~predicted & (labels == 0)).sum())
         fn = int((~predicted & (labels == 1)).sum())
-        return {
-            "baseline": 0.5,
-            "records": len(labels),
-            "histogram_edges": edges.tolist(),
-            "histogram_positive": np.histogram(scores[labels == 1], edges)[0].tolist(),
-            "histogram_negative": np.histogram(scores[labels == 0], edges)[0].tolist(),
-            "roc": roc_points(scores, labels),
-            "threshold": threshold,
-            "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
-        }
+        return 0.5, BinaryDetails(
+            edges.tolist(), np.histogram(scores[labels == 1], edges)[0].tolist(),
+            np.histogram(scores[labels == 0], edges)[0].tolist(),
+            [(a, b, c) for a, b, c in roc_points(scores, labels)], threshold,
+            {"tp": tp, "fp": fp, "tn": tn, "fn": fn})
 
 
 def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = 201) -> list[list[float]]:
@@ -126,16 +122,14 @@ class MulticlassAccumulator:
         f1 = self.per_class()["f1"]
         return float(f1.mean()) if len(f1) else 0.0
 
-    def report(self, majority: str | None) -> dict[str, Any]:
+    def report(self, majority: str | None) -> tuple[float, MulticlassDetails]:
+        """(baseline macro F1 of always predicting `majority`, details)."""
         classes = self.classes()
         stats = self.per_class()
         baseline = _majority_f1(self.matrix().sum(axis=1), classes, majority)
-        return {
-            "baseline": baseline,
-            "classes": classes,
-            "confusion_matrix": self.matrix().tolist(),
-            "per_class": {c: {k: float(v[i]) for k, v in stats.items()} for i, c in enumerate(classes)},
-        }
+        return baseline, MulticlassDetails(
+            classes, self.matrix().tolist(),
+            {c: {k: float(v[i]) for k, v in stats.items()} for i, c in enumerate(classes)})
 
 
 def _majority_f1(actual: np.ndarray, classes: list[str], majority: str | None) -> float:
@@ -170,11 +164,12 @@ class RegressionAccumulator:
         r = self._all()
         return float(np.sqrt(np.mean(r * r))) if len(r) else 0.0
 
-    def report(self, training_mean: float) -> dict[str, Any]:
-        """Baseline: the RMSE of always predicting the training target's mean."""
+    def report(self, training_mean: float) -> tuple[float, RegressionDetails]:
+        """(baseline: the RMSE of always predicting the training target's mean, details)."""
         r = self._all()
         actual = np.concatenate(self.actual or [np.zeros(0)])
         baseline = float(np.sqrt(np.mean((actual - training_mean) ** 2))) if len(r) else 0.0
         counts, edges = np.histogram(r, bins=HISTOGRAM_BINS) if len(r) else (np.zeros(0), np.zeros(0))
-        return {"baseline": baseline, "records": len(r),
-                "residual_histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
+        sample = np.unique(np.linspace(0, len(r) - 1, min(PAIRS, len(r))).astype(np.int64))
+        pairs = [(a, a - e) for a, e in zip(actual[sample].tolist(), r[sample].tolist(), strict=True)]
+        return baseline, RegressionDetails(edges.tolist(), counts.astype(np.int64).tolist(), pairs)

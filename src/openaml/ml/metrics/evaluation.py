@@ -13,6 +13,7 @@ from openaml.ml.errors import InputError
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
+from openaml.ml.metrics.report import EvaluationReport
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema
@@ -27,7 +28,7 @@ METRIC_KEYS = {ModelType.BINARY: "BinaryAUC", ModelType.MULTICLASS: "MulticlassA
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, str]  # PerformanceMetrics.Properties
-    report: dict[str, Any]  # baseline, charts and alerts for the console
+    report: EvaluationReport  # baseline, charts and alerts for the console
     records: int
 
 
@@ -65,14 +66,14 @@ def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_sche
         raise EvaluationError("The evaluation datasource has no record with a valid target")
     value = acc.metric()
     if kind == ModelType.BINARY:
-        report = acc.report()
+        baseline, details = acc.report()
     elif kind == ModelType.MULTICLASS:
         counts = model.summary.get("class_counts") or {}
-        report = acc.report(max(counts, key=lambda c: (counts[c], c)) if counts else None)
+        baseline, details = acc.report(max(counts, key=lambda c: (counts[c], c)) if counts else None)
     else:
-        report = acc.report(float(model.summary.get("target_mean", 0.0)))
-    report.update(metric=value, records_read=seen, records_used=used,
-                  alerts=_alerts(model, dataset_schema, seen, used))
+        baseline, details = acc.report(float(model.summary.get("target_mean", 0.0)))
+    report = EvaluationReport(kind, value, baseline, seen, used,
+                              _alerts(model, dataset_schema, seen, used), details)
     return Evaluation({METRIC_KEYS[kind]: format_metric(value)}, report, used)
 
 
