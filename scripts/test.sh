@@ -24,7 +24,7 @@ fi
 echo "== installing the Python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q -U pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,dev]"
 
 pg_dir=""
 cleanup() {
@@ -45,6 +45,12 @@ if [ -x "${pg_bin:-/nonexistent}/initdb" ] && [ -z "${OPENAML_TEST_POSTGRES_URL:
   run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off" start >/dev/null
   export OPENAML_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:$pg_port/postgres"
+fi
+
+if [ $# -eq 0 ]; then  # a whole run: the style and type checks too
+  echo "== checking style (ruff) and types (mypy; strict for protocol, store and ml)"
+  .venv/bin/ruff check src tests
+  .venv/bin/python -m mypy
 fi
 
 echo "== running the tests"

@@ -58,7 +58,7 @@ def machine() -> dict[str, Any]:
                 .splitlines() if ln.startswith("model name")), platform.processor())
     memory = next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
                   if ln.startswith("MemTotal"))
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -89,7 +89,7 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
         found["ingest_span_s"] = max(j["finished"] for j in jobs) - min(j["started"] for j in jobs)
         found["ingest_vs_parse"] = found["ingest_span_s"] / result["floor"]["seconds"]
     load = result.get("predict") or {}
-    met = {}
+    met: dict[str, bool] = {}
     for key in ("pipeline_vs_sklearn", "pipeline_vs_vw", "ingest_vs_parse"):
         if key in found:
             met[key] = found[key] <= TARGETS[key]
@@ -209,14 +209,14 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
         sizes = [5000] if quick else parse_sizes(rows)
         write_result(*run_tabular(sizes, quick, skip, max_passes, work), out, markdown)
         return
-    import pipeline  # type: ignore[import-not-found]
+    import pipeline
 
     with tempfile.TemporaryDirectory(prefix="openaml-bench-") as temp:
         place = Path(work or temp)
         place.mkdir(parents=True, exist_ok=True)
         if train_path is None:
             if dataset == "fashion":
-                from fashion_mnist import write_fashion_mnist  # type: ignore[import-not-found]
+                from fashion_mnist import write_fashion_mnist
 
                 paths = write_fashion_mnist(Path(tempfile.gettempdir()) / "openaml-fashion-mnist")
                 train_path, test_path, name = paths["train"], paths["test"], "fashion-mnist"
@@ -256,7 +256,7 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
                         0 if "predict" in skip else (2 if quick else predict_seconds),
                         connections, http_workers)
         if memory_cap is not None:
-            from memory import capped_run  # type: ignore[import-not-found]
+            from memory import capped_run
 
             result["memory"] = capped_run(train, place, memory_cap,
                                           memory_file or 3 * memory_cap, memory_passes)
@@ -280,7 +280,7 @@ def run_tabular(sizes: list[int], quick: bool, skip: tuple[str, ...], max_passes
                 work: Path | None) -> tuple[dict[str, Any], list[str]]:
     """The tabular benchmark (bench/tabular.py) at each size; generated files are kept in
     --work, else in the system's temp folder, and reused."""
-    import tabular  # type: ignore[import-not-found]
+    import tabular
 
     result: dict[str, Any] = {"dataset": "tabular" + (" (quick)" if quick else ""),
                               "machine": machine(), "targets": tabular.TARGETS}
@@ -320,7 +320,7 @@ def run_openaml(pipeline: Any, result: dict[str, Any], place: Path, train: Path,
         result["openaml"] = ours
         click.echo(f"  OpenAML {ours['seconds']:.2f} s")
         if predict_seconds:
-            from predict_load import predict_load  # type: ignore[import-not-found]
+            from predict_load import predict_load
 
             _, x = pipeline.read_pixels(test, labeled=False)
             load = predict_load(pipeline.ml_client(server.url), ours["model_id"],

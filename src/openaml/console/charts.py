@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import cast
 
 from markupsafe import Markup
 
@@ -62,7 +63,9 @@ def histogram_svg(edges: Sequence[float], counts: Sequence[Sequence[float]] | Se
                   label: str, series: Sequence[str] = ()) -> Markup:
     """Bars over bins [edges[i], edges[i+1]); `counts` is one list, or one list per series
     (drawn side by side within each bin, with a legend naming `series`)."""
-    groups = [list(c) for c in counts] if counts and isinstance(counts[0], Sequence) else [list(counts)]  # type: ignore[arg-type]
+    groups: list[list[float]] = ([list(cast(Sequence[float], c)) for c in counts]
+                                 if counts and isinstance(counts[0], Sequence)
+                                 else [list(cast(Sequence[float], counts))])
     bins = len(edges) - 1
     if bins < 1 or any(len(g) != bins for g in groups):
         return _empty(label)

@@ -99,7 +99,8 @@ async def _read_body(headers: Headers, receive: Receive) -> bytes | None:
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         return None
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":

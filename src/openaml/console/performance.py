@@ -33,7 +33,7 @@ def class_metrics(classes: Sequence[str], matrix: Sequence[Sequence[float]]) -> 
 def top_confusions(classes: Sequence[str], matrix: Sequence[Sequence[float]],
                    limit: int = 10) -> list[dict[str, Any]]:
     """The largest off-diagonal cells, with their share of the true class's records."""
-    cells = []
+    cells: list[dict[str, Any]] = []
     for i, row in enumerate(matrix):
         total = sum(float(v) for v in row)
         for j, value in enumerate(row):

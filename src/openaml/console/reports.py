@@ -52,7 +52,8 @@ def training_passes(log_text: str) -> list[tuple[int, int, float]]:
 def read_model(service: Any, model_id: str) -> LoadedModel | None:
     """The model as Predict and the jobs have it loaded (the one shared copy), or None."""
     try:
-        return service.ctx.models.get(model_id)  # type: ignore[no-any-return]
+        loaded: LoadedModel = service.ctx.models.get(model_id)
+        return loaded
     except Exception:  # noqa: BLE001
         return None
 

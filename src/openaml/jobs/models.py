@@ -61,7 +61,7 @@ class LoadedModels:
                 return model
             future = self._loading.get(model_id)
             owner = future is None
-            if owner:
+            if future is None:
                 future = self._loading[model_id] = Future()
         if not owner:
             return future.result()

@@ -34,12 +34,14 @@ VERSION = 1
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of scores (rows, classes): the MULTICLASS link."""
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """The BINARY link 1 / (1 + e^-z), overflow-free."""
-    return np.exp(-np.logaddexp(0.0, -z))
+    probability: np.ndarray = np.exp(-np.logaddexp(0.0, -z))
+    return probability
 
 
 @dataclass

@@ -117,7 +117,7 @@ def request_time(headers: Mapping[str, str]) -> dt.datetime:
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header")
 
 
-class _SignedHeadersOnly(SigV4Auth):
+class _SignedHeadersOnly(SigV4Auth):  # type: ignore[misc]  # botocore has no types
     """SigV4Auth that canonicalizes exactly the headers the client listed, none added or dropped."""
 
     def __init__(self, credentials: Credentials, service: str, region: str,

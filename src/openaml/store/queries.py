@@ -105,15 +105,17 @@ def _compare(column: Any, comparator: Comparator, value: SortValue, field: Field
         if field in TIME_FIELDS or not isinstance(value, str):
             raise ValueError(f"a Prefix condition needs a text field, not {field.value}")
         # by substring rather than LIKE, so that % and _ in the prefix are literal
-        return func.substr(column, 1, len(value)) == value
-    return {
+        prefix: ColumnElement[bool] = func.substr(column, 1, len(value)) == value
+        return prefix
+    comparisons: dict[Comparator, ColumnElement[bool]] = {
         Comparator.EQ: column == value,
         Comparator.NE: column != value,
         Comparator.GT: column > value,
         Comparator.GE: column >= value,
         Comparator.LT: column < value,
         Comparator.LE: column <= value,
-    }[comparator]
+    }
+    return comparisons[comparator]
 
 
 def _after(column: Any, value: SortValue, created: int, entity_id: str,

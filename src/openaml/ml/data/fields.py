@@ -189,7 +189,8 @@ def _pack(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
     low = words[word] >> shift
     high = np.where(shift > 0, words[word + 1] << ((np.uint64(64) - shift) & np.uint64(63)),
                     np.uint64(0))
-    return (low | high) & _LENGTH_MASK[lengths]
+    packed: npt.NDArray[np.uint64] = (low | high) & _LENGTH_MASK[lengths]
+    return packed
 
 
 def _key_dictionary(keys: npt.NDArray[np.uint64], missing: npt.NDArray[np.bool_]) -> pa.Array:

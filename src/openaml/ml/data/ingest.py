@@ -31,7 +31,7 @@ from __future__ import annotations
 import gzip
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, fields
@@ -170,7 +170,7 @@ def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequenc
     return reports
 
 
-def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+def _read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
     """Yield the items of `items`, computing the next one in a thread meanwhile (reading,
     decompressing and Arrow's parsing release the GIL, so both cores work)."""
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -42,7 +42,7 @@ class Parsed(NamedTuple):
     """A plain block's columns, and per column its counts per dictionary entry where known."""
 
     columns: list[pa.Array]
-    counts: list[npt.NDArray[np.int64] | None]
+    counts: Sequence[npt.NDArray[np.int64] | None]
 
 
 def is_plain(block: LineBlock, n_fields: int) -> bool:
@@ -99,7 +99,7 @@ def encode_plain(block: LineBlock, table: pa.Table, encode: Sequence[bool]) -> P
     """The columns of `read_plain`'s table as `fields.build_columns` makes them, or None when
     some integer field is not written canonically (the block must go the general way)."""
     chunked = table.columns
-    columns: list[pa.Array] = [None] * len(chunked)   # type: ignore[list-item]
+    columns: list[pa.Array] = [None] * len(chunked)
     counts: list[npt.NDArray[np.int64] | None] = [None] * len(chunked)
     integer = [pa.types.is_integer(column.type) for column in chunked]
     dense = [j for j, column in enumerate(chunked) if integer[j] and column.null_count == 0]
@@ -116,8 +116,8 @@ def encode_plain(block: LineBlock, table: pa.Table, encode: Sequence[bool]) -> P
         if integer[j]:
             encoded = pc.dictionary_encode(column)
             dictionary = pc.cast(encoded.dictionary, pa.string())
-            counts[j] = entry_counts(encoded)
-            canonical += int(np.dot(counts[j], pc.binary_length(dictionary).to_numpy()))
+            counts[j] = count = entry_counts(encoded)
+            canonical += int(np.dot(count, pc.binary_length(dictionary).to_numpy()))
             columns[j] = pa.DictionaryArray.from_arrays(encoded.indices, dictionary)
         else:
             canonical += int(pc.sum(pc.binary_length(column)).as_py() or 0)

@@ -340,7 +340,8 @@ def entry_counts(values: pa.DictionaryArray) -> npt.NDArray[np.int64]:
 def per_row(per_entry: npt.NDArray[Any], indices: pa.Array, fill: Any = np.nan) -> npt.NDArray[Any]:
     """Expand per-dictionary-entry values to rows; null indices (missing fields) get `fill`."""
     if indices.null_count == 0:
-        return per_entry[indices.to_numpy()]
+        rows: npt.NDArray[Any] = per_entry[indices.to_numpy()]
+        return rows
     out = np.full(len(indices), fill, dtype=per_entry.dtype if per_entry.dtype != bool else bool)
     valid = pc.is_valid(indices).to_numpy(zero_copy_only=False)
     out[valid] = per_entry[indices.drop_null().to_numpy()]
@@ -374,12 +375,12 @@ class StatisticsBuilder:
                             order)
             if target is not None and name != self.schema.target:
                 stats.add_pairs(per_row(values, columns[name].indices), target)
-        for name, stats in self.counted.items():
-            stats.add_table(columns[name].dictionary, counts[name])
+        for name, table in self.counted.items():
+            table.add_table(columns[name].dictionary, counts[name])
             if self.schema.type_of(name) is AttributeType.BINARY:
                 flags = coerced[name].values.to_numpy(zero_copy_only=False)
-                stats.true += int(counts[name][flags == True].sum())  # noqa: E712 (object array)
-                stats.false += int(counts[name][flags == False].sum())  # noqa: E712
+                table.true += int(counts[name][flags == True].sum())  # noqa: E712 (object array)
+                table.false += int(counts[name][flags == False].sum())  # noqa: E712
         for name, text in self.text.items():
             text.add(columns[name])
 

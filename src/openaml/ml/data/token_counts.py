@@ -12,6 +12,7 @@ Unicode white space may follow) sends the column to Arrow's kernels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -86,8 +87,10 @@ def _count(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: n
     """(ASCII?, first offset, length and count of each distinct token, fewest and most tokens
     in a valid value). The compiled scan stops at a record that might overfill the tables;
     they grow here and it resumes there."""
-    starts, lengths, counts = (np.empty(256, dtype=np.int64) for _ in range(3))
-    hashes = np.empty(256, dtype=np.uint64)
+    starts: npt.NDArray[Any] = np.empty(256, dtype=np.int64)
+    lengths: npt.NDArray[Any] = np.empty(256, dtype=np.int64)
+    counts: npt.NDArray[Any] = np.empty(256, dtype=np.int64)
+    hashes: npt.NDArray[Any] = np.empty(256, dtype=np.uint64)
     slots = _rehashed(hashes[:0], 1024)  # (compiled by the warm-up's small text too)
     row, distinct, fewest, most = 0, 0, 1 << 62, 0
     while True:

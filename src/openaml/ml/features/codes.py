@@ -30,7 +30,8 @@ class ValueCodes:
         distinct = pc.unique(values)
         found = np.fromiter((self._code(v, grow) for v in distinct.to_pylist()), np.int64,
                             count=len(distinct))
-        return found[pc.index_in(values, value_set=distinct).to_numpy(zero_copy_only=False)]
+        codes: np.ndarray = found[pc.index_in(values, value_set=distinct).to_numpy(zero_copy_only=False)]
+        return codes
 
     def _code(self, value: str | None, grow: bool) -> int:
         if value is None:
@@ -45,7 +46,8 @@ class ValueCodes:
 def keys(sources: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """The (source, code) pairs as sortable int64 keys. Distinct only for codes in
     [0, 2**SOURCE_SHIFT): callers mask the -1 of nulls and unknown values."""
-    return (sources.astype(np.int64) << SOURCE_SHIFT) | codes
+    joined: np.ndarray = (sources.astype(np.int64) << SOURCE_SHIFT) | codes
+    return joined
 
 
 def concatenated(dictionaries: Sequence[pa.Array]) -> pa.Array:

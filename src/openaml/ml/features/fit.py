@@ -69,8 +69,9 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
     early = [i for i in vocab_sources if not contains(sources[i], "quantile_bin")]
     late = [i for i in vocab_sources if i not in early]
     vocabularies = _Vocabularies()
+    known = known or {}
     given = {i: _sorted(known[s.name]) for i, s in enumerate(sources) if i in early and isinstance(s, Attr)
-             and s.kind == CATEGORICAL and s.name in (known or {})}
+             and s.kind == CATEGORICAL and s.name in known}
     early = [i for i in early if i not in given]
 
     for columns in records() if observe is not None or numeric or early else ():
@@ -212,7 +213,9 @@ def _fit_normalize(node: Op, stats: dict[str, tuple[float, float]], params: dict
 def _boundaries(node: Op, values_of: Callable[[str], np.ndarray],
                 params: dict[str, Any]) -> list[float]:
     """The bin boundaries of a quantile_bin node (the normalize nodes inside it fitted)."""
-    return quantile_boundaries(_numeric_values(node.args[0], values_of, params), node.n or 10).tolist()
+    boundaries: list[float] = quantile_boundaries(_numeric_values(node.args[0], values_of, params),
+                                                  node.n or 10).tolist()
+    return boundaries
 
 
 def _numeric_stats(node: Node, stats: dict[str, tuple[float, float]]) -> tuple[float, float]:

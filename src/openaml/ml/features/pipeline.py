@@ -135,7 +135,9 @@ class FeaturePipeline:
                 dense_vals.append(None)
         for j, per_entry, entries in self._entry_ids(coded):
             dense_ids[j] = (per_entry, entries)
-        return csr_rows(dense_ids, dense_vals, n, token_rows, token_ids)
+        looked_up = [ids for ids in dense_ids if ids is not None]
+        assert len(looked_up) == len(dense_ids)  # every placeholder filled
+        return csr_rows(looked_up, dense_vals, n, token_rows, token_ids)
 
     def _boundaries(self, i: int) -> np.ndarray:
         return np.asarray(self.params[self.sources[i].canonical]["boundaries"], np.float64)
@@ -227,7 +229,7 @@ def _scalar_feature(kind: str, value: np.ndarray, offset: int,
     return np.where(present, offset, -1), np.where(present, vals, 0.0)
 
 
-def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None], vals: list[np.ndarray | None],
+def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray]], vals: list[np.ndarray | None],
              n: int, token_rows: list[np.ndarray], token_ids: list[np.ndarray]
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """CSR arrays (indptr, indices, values) of n rows from one feature id per (row, source)

@@ -96,7 +96,8 @@ def attribute_value(value: str | None, attr_type: AttributeType | None) -> Recor
 
 def _as_tokens(node: Node, value: RecordValue) -> list[str]:
     if node.kind in (TEXT, TOKENS):
-        return value
+        tokens: list[str] = value
+        return tokens
     if node.kind == BINARY:
         return [] if math.isnan(value) else ["1" if value > 0 else "0"]
     return [] if value is None else [value]

@@ -55,7 +55,7 @@ class Columns:
     @property
     def nbytes(self) -> int:
         """Bytes of the batch and of the attribute values read from it."""
-        return self.batch.get_total_buffer_size() + sum(map(_nbytes, self._cache.values()))
+        return int(self.batch.get_total_buffer_size()) + sum(map(_nbytes, self._cache.values()))
 
     def raw(self, name: str) -> pa.Array:
         index = self.batch.schema.get_field_index(name)
@@ -119,7 +119,8 @@ def evaluate(node: Node, columns: Columns, params: dict[str, Any]) -> Value:
 
 def as_tokens(node: Node, value: Value) -> tk.TokenList:
     if node.kind in (TEXT, TOKENS):
-        return value
+        tokens: tk.TokenList = value
+        return tokens
     if node.kind == BINARY:
         return tk.from_binary(value)
     return tk.from_values(value)
@@ -165,7 +166,7 @@ def _nbytes(value: Value) -> int:
     if isinstance(value, np.ndarray):
         return value.nbytes
     if isinstance(value, tk.TokenList):
-        return value.values.get_total_buffer_size() + value.rows.nbytes
+        return int(value.values.get_total_buffer_size()) + value.rows.nbytes
     return int(value.get_total_buffer_size())
 
 

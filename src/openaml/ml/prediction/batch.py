@@ -74,7 +74,8 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
     joined = pc.binary_join_element_wise(*parts, ",") if len(parts) > 1 else parts[0]
     out = np.full(batch.num_rows, "", dtype=object)
     out[kept] = joined.to_pylist()
-    return out.tolist()
+    lines: list[str] = out.tolist()
+    return lines
 
 
 def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,

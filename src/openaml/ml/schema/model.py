@@ -160,7 +160,7 @@ def _attributes(raw: Any) -> list[Attribute]:
         seen.add(name)
         kind = item.get("attributeType")
         try:
-            attr_type = AttributeType(kind)
+            attr_type = AttributeType(str(kind))
         except ValueError:
             raise SchemaError(
                 f"Attribute '{name}' has unknown attributeType {kind!r}; "

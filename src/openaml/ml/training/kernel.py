@@ -350,11 +350,11 @@ def _loss_and_gradient(kind: int, z: np.ndarray, y: float) -> float:
         loss = -math.log(max(z[c], 1e-300))
         z[c] -= 1.0
         return loss
-    s = z[0]
+    s: float = z[0]
     if kind == BINARY:
         # log(1 + e^s) - y s, and sigmoid(s) - y, without overflow
         softplus = max(s, 0.0) + math.log1p(math.exp(-abs(s)))
         z[0] = math.exp(s - softplus) - y
         return softplus - y * s
     z[0] = s - y
-    return 0.5 * z[0] * z[0]
+    return 0.5 * (s - y) * (s - y)

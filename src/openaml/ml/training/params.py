@@ -84,6 +84,6 @@ def check_target(model_type: ModelType | str, schema: Schema) -> None:
     kind = schema.type_of(schema.target)
     allowed = {ModelType.BINARY: {AttributeType.BINARY}, ModelType.REGRESSION: {AttributeType.NUMERIC},
                ModelType.MULTICLASS: {AttributeType.CATEGORICAL, AttributeType.NUMERIC, AttributeType.BINARY}}
-    if kind not in allowed[model_type]:
+    if kind not in allowed[ModelType(model_type)]:
         raise InputError(f"A {model_type} model cannot use the {kind} target attribute "
                          f"'{schema.target}'")

@@ -121,7 +121,7 @@ class LinearState:
                    np.full(outputs, EPSILON + initial))
 
 
-def fit_linear(kind: str, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
+def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
                params: SGDParams, rows: int,
                progress: Callable[[dict[str, float]], None] | None = None,
                memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> LinearState:
@@ -217,7 +217,7 @@ class _Stepper:
     weight update of a range and step k + 1's scores of that range go together, so a step
     costs one hand-over between threads."""
 
-    def __init__(self, kind: str, state: LinearState, params: SGDParams, size: int,
+    def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
                  pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None) -> None:
         self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
         self.should_stop = should_stop

@@ -112,15 +112,15 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
         state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
                            target.records, progress, memory_bytes * 3 // 4, should_stop)
     costs = feature_costs(pipeline.name_sizes(), outputs)
-    keep = trim_features(state.weights, costs, pipeline.n_statistics(), params.max_size,
+    kept = trim_features(state.weights, costs, pipeline.n_statistics(), params.max_size,
                          pipeline.feature_names)
-    if keep is None:
+    if kept is None:
         raise TrainingError(f"The model cannot fit sgd.maxMLModelSizeInBytes={params.max_size}")
-    pipeline = pipeline.select(keep)
-    costs = costs[keep]
+    pipeline = pipeline.select(kept)
+    costs = costs[kept]
     return Model(
         model_type=model_type, schema=schema, recipe=recipe_text, classes=classes,
-        pipeline=pipeline, weights=state.weights[keep], bias=state.bias,
+        pipeline=pipeline, weights=state.weights[kept], bias=state.bias,
         target_scale=(mean, std), summary=target.summary(),
         size_in_bytes=model_size(costs, pipeline.n_statistics()),
     )
@@ -190,7 +190,7 @@ class _TargetSummary:
         self.total_sq = 0.0
 
     @classmethod
-    def from_statistics(cls, model_type: str, schema: Schema,
+    def from_statistics(cls, model_type: ModelType, schema: Schema,
                         statistics: DatasetStatistics | None) -> _TargetSummary | None:
         """The class counts of the datasource statistics, when they are those of the records
         training uses: a CATEGORICAL target for MULTICLASS, a BINARY one for BINARY (records
