@@ -15,6 +15,7 @@ from openaml.errors import InvalidInputException, ResourceNotFoundException
 from openaml.jobs.models import LoadedModels, read_model
 from openaml.storage import ArtifactStore
 from openaml.storage.local import LocalObjectStore
+from openaml.store import EntityKind, EntityRecord, Status, open_store
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 IDS = {"DataSource": "DataSourceId", "MLModel": "MLModelId", "Evaluation": "EvaluationId",
@@ -28,7 +29,8 @@ class FakeService:
         artifacts = ArtifactStore(root / "artifacts")
         self.ctx = SimpleNamespace(artifacts=artifacts, objects=LocalObjectStore(root / "objects"),
                                    settings=SimpleNamespace(data_dir=root),
-                                   models=LoadedModels(partial(read_model, artifacts)))
+                                   models=LoadedModels(partial(read_model, artifacts)),
+                                   store=open_store(f"sqlite:///{root / 'store.db'}"))
         self.entities: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in IDS}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -36,6 +38,13 @@ class FakeService:
         item = {IDS[kind]: entity_id, "Status": "COMPLETED", "CreatedAt": NOW, "LastUpdatedAt": NOW, **fields}
         self.entities[kind][entity_id] = item
         return item
+
+    def set_info(self, kind: str, entity_id: str, **info: Any) -> None:
+        """What the entity's job stored (the console reads some of it from the store)."""
+        record = EntityRecord(kind=EntityKind(kind), id=entity_id, status=Status.COMPLETED, created_at=1,
+                              last_updated_at=1, created_by="test", request={}, info=info)
+        if not self.ctx.store.insert(record):
+            self.ctx.store.update(EntityKind(kind), entity_id, {}, info=info)
 
     def write_artifact(self, kind: str, entity_id: str, name: str, data: bytes | dict[str, Any]) -> None:
         with self.ctx.artifacts.open_write(kind, entity_id, name) as out:

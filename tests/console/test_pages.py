@@ -30,6 +30,7 @@ from openaml.ml.prediction import RecordScorer
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import AttributeType, parse_schema
 from openaml.ml.training import SGDParams, train_model
+from openaml.ml.training.progress import TrainingProgress
 
 from .conftest import FakeService
 
@@ -153,11 +154,19 @@ def test_model_page_shows_passes_and_weights(fake: FakeService, client: TestClie
              TrainingParameters={"sgd.maxPasses": "3"}, Recipe=model.recipe, FinishedAt="x")
     with fake.ctx.artifacts.open_write("MLModel", "ml-1", "model.bin") as out:
         model.save(out)
-    fake.write_artifact("MLModel", "ml-1", "job.log", b"".join(
-        f"2026-01-01T00:00:0{k}.000Z pass {k} of 3: loss {1 / k}\n".encode() for k in (1, 2, 3)))
-    body = text(client.get("/console/models/ml-1").text)
-    assert "Pass 3 of 3; last training loss 0.3333" in body
+    fake.set_info("MLModel", "ml-1", training=TrainingProgress(3, (1.0, 0.5, 1 / 3)).to_json())
+    page = client.get("/console/models/ml-1").text
+    body = text(page)
+    assert "Pass 3 of 3; last training loss 0.3333" in body and "Training loss per pass" in page
     assert "Largest weights for blue" in body and "shape=square" in body
+
+
+def test_model_page_of_a_model_trained_before_every_loss_was_kept(fake: FakeService, client: TestClient) -> None:
+    """The earlier progress layout (the last pass alone) still shows."""
+    fake.add("MLModel", "ml-old", MLModelType="BINARY", FinishedAt="x")
+    fake.set_info("MLModel", "ml-old", training={"pass": 4, "max_passes": 10, "loss": 0.25})
+    body = text(client.get("/console/models/ml-old").text)
+    assert "Pass 4 of 10; last training loss 0.25" in body
 
 
 def test_contributions_are_feature_values_times_weights() -> None:

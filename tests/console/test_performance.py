@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openaml.console import performance, reports
+from openaml.console import performance
 
 
 def test_class_metrics_match_hand_computation() -> None:
@@ -39,16 +39,6 @@ def test_curves_start_at_origin_and_end_at_one() -> None:
     curves = performance.curves_from_histograms([0, 0.5, 1], [1, 3], [3, 1])
     assert curves["fpr"] == [0.0, 0.25, 1.0] and curves["tpr"] == [0.0, 0.75, 1.0]
     assert curves["precision"][0] == pytest.approx(0.75)
-
-
-def test_training_passes_parsed_from_job_log() -> None:
-    log = ("2026-01-01T00:00:00.000Z reading 1 object(s)\n"
-           "2026-01-01T00:00:01.000Z pass 1 of 3: loss 0.9\n"
-           "2026-01-01T00:00:02.000Z pass 2 of 3: loss 0.5\n"
-           "2026-01-01T00:00:03.000Z pass 3 of 3: loss None\n")
-    passes = reports.training_passes(log)
-    assert [p[:2] for p in passes] == [(1, 3), (2, 3), (3, 3)]
-    assert passes[1][2] == 0.5 and passes[2][2] != passes[2][2]  # NaN for an unparsable loss
 
 
 def test_threshold_counts_from_roc_points_match_brute_force() -> None:

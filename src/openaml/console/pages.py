@@ -109,9 +109,11 @@ class Pages:
     def model(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
         m = self.api("GetMLModel", {"MLModelId": entity_id, "Verbose": True})
-        passes = reports.training_passes(reports.read_log(self.service, "MLModel", entity_id))
-        loss_chart = (charts.line_svg([p[0] for p in passes], [[p[2] for p in passes]], "Training loss per pass",
-                                      x_label="pass", y_label="loss") if passes else None)
+        progress = reports.training_progress(self.service, entity_id)
+        passes = [(k, progress.max_passes, loss) for k, loss in enumerate(progress.losses, 1)] if progress else []
+        known = [(k, loss) for k, _, loss in passes if math.isfinite(loss)]
+        loss_chart = (charts.line_svg([k for k, _ in known], [[loss for _, loss in known]], "Training loss per pass",
+                                      x_label="pass", y_label="loss") if known else None)
         loaded = self.load_model(m)
         weights = explain.top_weights(loaded.model) if loaded is not None else []
         weight_charts = [(w["output"], w["bias"], charts.bar_svg([f for f, _ in w["features"]],

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 from typing import Any
 
 from openaml.jobs.models import LoadedModel
 from openaml.ml.metrics.report import EvaluationReport
+from openaml.ml.training.progress import TrainingProgress
 from openaml.storage import folder_uri, join_uri
-
-_PASS_LINE = re.compile(r"pass (\d+) of (\d+): loss (\S+)")
+from openaml.store import EntityKind
 
 
 def read_json(service: Any, kind: str, entity_id: str, name: str) -> dict[str, Any] | None:
@@ -28,25 +27,13 @@ def read_json(service: Any, kind: str, entity_id: str, name: str) -> dict[str, A
     return document if isinstance(document, dict) else None
 
 
-def read_log(service: Any, kind: str, entity_id: str) -> str:
+def training_progress(service: Any, model_id: str) -> TrainingProgress | None:
+    """The model's training progress as its job stored it, or None."""
     try:
-        with service.ctx.artifacts.open_read(kind, entity_id, "job.log") as stream:
-            return str(stream.read().decode("utf-8", errors="replace"))
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def training_passes(log_text: str) -> list[tuple[int, int, float]]:
-    """(pass, max_passes, loss) per "pass k of n: loss x" log line; the last line of a pass wins."""
-    found: dict[int, tuple[int, int, float]] = {}
-    for match in _PASS_LINE.finditer(log_text):
-        try:
-            loss = float(match.group(3))
-        except ValueError:
-            loss = float("nan")
-        k = int(match.group(1))
-        found[k] = (k, int(match.group(2)), loss)
-    return [found[k] for k in sorted(found)]
+        record = service.ctx.store.get(EntityKind.MLMODEL, model_id)
+    except Exception:  # noqa: BLE001 - the page shows "none yet"
+        return None
+    return TrainingProgress.from_json(record.info.get("training")) if record is not None else None
 
 
 def read_model(service: Any, model_id: str) -> LoadedModel | None:

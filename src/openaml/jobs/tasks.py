@@ -33,6 +33,7 @@ from openaml.ml.prediction.batch import header_line
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import Cancelled, parse_parameters, train_model
+from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.storage import ArtifactStore, ObjectStore, folder_uri, join_uri
@@ -171,9 +172,9 @@ class Tasks:
         params = parse_parameters(record.request.get("Parameters") or {}, record.model_type or "",
                                   seed=_seed(record.id))
 
-        def progress(state: dict[str, Any]) -> None:
-            job.progress(training=state)
-            job.log_line(f"pass {state.get('pass')} of {state.get('max_passes')}: loss {state.get('loss')}")
+        def progress(state: TrainingProgress) -> None:
+            job.progress(training=state.to_json())
+            job.log_line(f"pass {state.passes} of {state.max_passes}: loss {state.losses[-1]}")
 
         stop = _Deleted([job])
         model = train_model(record.model_type or "", schema, recipe, params, statistics,

@@ -1,6 +1,7 @@
 import dataclasses
 import gc
 import io
+import json
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -86,7 +87,8 @@ def test_multiclass_softmax_and_weights_and_determinism():
     m1 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, None, lambda: iter([batch]), seen.append)
     m2 = train_model("MULTICLASS", schema, '{"outputs": ["c"]}', params, None, lambda: iter([batch]))
     assert m1.classes == ["x", "y", "z"] and np.array_equal(m1.weights, m2.weights)
-    assert seen[0]["pass"] == 1 and seen[-1]["loss"] < seen[0]["loss"]
+    assert [p.passes for p in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1].losses[:-1] == seen[-2].losses and seen[-1].losses[-1] < seen[0].losses[0]
     probs = m1.score_batch(batch.slice(0, 3))
     assert np.allclose(probs.sum(axis=1), 1) and probs.argmax(axis=1).tolist() == [0, 1, 2]
 
@@ -401,3 +403,16 @@ def test_blocks_are_built_in_the_caller_on_one_cpu(monkeypatch):
 
     assert list(train._two_at_a_time(negate, range(4))) == [0, -1, -2, -3]
     assert set(threads) == {threading.get_ident()}
+
+
+def test_training_progress_survives_json_and_reads_the_earlier_layout():
+    from openaml.ml.training.progress import TrainingProgress
+
+    progress = TrainingProgress(10).after(0.5).after(float("nan")).after(0.25)
+    stored = json.loads(json.dumps(progress.to_json()))   # no NaN in JSON
+    assert stored == {"pass": 3, "max_passes": 10, "loss": 0.25, "losses": [0.5, None, 0.25]}
+    again = TrainingProgress.from_json(stored)
+    assert again is not None and again.passes == 3 and again.losses[::2] == (0.5, 0.25)
+    earlier = TrainingProgress.from_json({"pass": 4, "max_passes": 10, "loss": 0.75})
+    assert earlier is not None and earlier.passes == 4 and earlier.losses[-1] == 0.75
+    assert TrainingProgress.from_json(None) is None and TrainingProgress.from_json({"pass": 1}) is None

@@ -25,6 +25,7 @@ import numpy as np
 from openaml.ml.model_type import ModelType
 from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, feature_counts, gradients, update
 from openaml.ml.training.params import SGDParams
+from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.stop import ShouldStop, check
 
 BUFFER_ROWS, MIN_BUFFER_ROWS = 65_536, 10_000
@@ -123,7 +124,7 @@ class LinearState:
 
 def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
                params: SGDParams, rows: int,
-               progress: Callable[[dict[str, float]], None] | None = None,
+               progress: Callable[[TrainingProgress], None] | None = None,
                memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> LinearState:
     """Run up to params.max_passes passes over `rows` records; stop when the pass loss improves
     by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded).
@@ -151,11 +152,12 @@ def compile_large_minibatches() -> None:
 
 
 def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
-            progress: Callable[[dict[str, float]], None] | None, memory_bytes: int) -> LinearState:
+            progress: Callable[[TrainingProgress], None] | None, memory_bytes: int) -> LinearState:
     # After the first pass, buffers that fit half the budget stay in memory as their
     # minibatches already transposed (the kernel's plans), which replace their features.
     cache: list[Block] | None = None
     previous = np.inf
+    done = TrainingProgress(params.max_passes)
     for k in range(params.max_passes):
         if k == max(1, params.max_passes - AVERAGED_PASSES):
             stepper.start_averaging()
@@ -185,8 +187,9 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
         if keep:
             cache = kept
         mean_loss = total / weight if weight else 0.0
+        done = done.after(mean_loss)
         if progress is not None:
-            progress({"pass": k + 1, "max_passes": params.max_passes, "loss": mean_loss})
+            progress(done)
         # Converged: the loss fell by less than the tolerance. A rising loss (early overshoot on
         # small data) is not convergence, so training goes on.
         if np.isfinite(previous) and 0 <= previous - mean_loss < TOLERANCE * abs(previous):

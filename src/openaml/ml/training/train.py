@@ -24,6 +24,7 @@ from openaml.ml.recipes import parse_recipe
 from openaml.ml.recipes.nodes import attributes_of
 from openaml.ml.schema import AttributeType, Schema
 from openaml.ml.training.params import SGDParams, check_target
+from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES, Block, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.stop import ShouldStop, check
@@ -52,7 +53,7 @@ def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.Re
 
 def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, params: SGDParams,
                 statistics: DatasetStatistics | None, batches: Batches,
-                progress: Callable[[dict[str, Any]], None] | None = None,
+                progress: Callable[[TrainingProgress], None] | None = None,
                 memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> Model:
     """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data.
     memory_bytes bounds the records and features kept in memory (a quarter of it for records
