@@ -16,8 +16,13 @@ KIND = EntityKind.BATCH_PREDICTION
 class BatchPredictionOperations:
     ctx: ServiceContext
 
-    def create_batch_prediction(self, **params: Any) -> dict[str, Any]:
-        output = params["OutputUri"]
+    def create_batch_prediction(self, BatchPredictionId: str, MLModelId: str,
+                                BatchPredictionDataSourceId: str, OutputUri: str,
+                                BatchPredictionName: str | None = None) -> dict[str, Any]:
+        params = {"BatchPredictionId": BatchPredictionId, "BatchPredictionName": BatchPredictionName,
+                  "MLModelId": MLModelId, "BatchPredictionDataSourceId": BatchPredictionDataSourceId,
+                  "OutputUri": OutputUri}
+        output = OutputUri
         key = output[len("s3://"):].partition("/")[2]
         padded = f"/{key}/"
         if ":" in key or "//" in key or "/./" in padded or "/../" in padded:
@@ -28,26 +33,24 @@ class BatchPredictionOperations:
             parse_s3_uri(output)
         except StorageError as exc:
             raise InvalidInputException(f"OutputUri: {exc}") from None
-        model = common.get_usable(self.ctx, EntityKind.MLMODEL, params["MLModelId"], "MLModel")
+        model = common.get_usable(self.ctx, EntityKind.MLMODEL, MLModelId, "MLModel")
         source = common.get_usable(
-            self.ctx, EntityKind.DATASOURCE, params["BatchPredictionDataSourceId"],
-            "Batch prediction datasource",
+            self.ctx, EntityKind.DATASOURCE, BatchPredictionDataSourceId, "Batch prediction datasource",
         )
         record = common.new_record(
-            self.ctx, KIND, params["BatchPredictionId"], common.request_params(params, {}),
-            name=common.name_param(params.get("BatchPredictionName")),
+            self.ctx, KIND, BatchPredictionId, common.request_params(params, {}),
+            name=common.name_param(BatchPredictionName),
             model_id=model.id,
             datasource_id=source.id,
             data_uri=source.data_uri,
         )
         common.create_entity(self.ctx, record)
-        return {"BatchPredictionId": params["BatchPredictionId"]}
+        return {"BatchPredictionId": BatchPredictionId}
 
     def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
         return common.get_response(self.ctx, KIND, BatchPredictionId, _to_api)
 
-    def describe_batch_predictions(self, **params: Any) -> dict[str, Any]:
-        return common.describe_response(self.ctx, KIND, params, _to_api)
+    describe_batch_predictions = common.describe_operation(KIND, lambda ctx, r: _to_api(ctx, r))
 
     def update_batch_prediction(self, BatchPredictionId: str, BatchPredictionName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, BatchPredictionId, BatchPredictionName)

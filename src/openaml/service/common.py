@@ -147,12 +147,24 @@ def get_response(ctx: ServiceContext, kind: EntityKind, entity_id: str, to_api: 
     return compact({**to_api(ctx, record), "LogUri": log_uri(ctx, record)})
 
 
-def describe_response(
-    ctx: ServiceContext, kind: EntityKind, params: Mapping[str, Any], to_api: ToApi
-) -> dict[str, Any]:
-    """A Describe* answer: one page of entities and the NextToken."""
-    records, token = describe(ctx.store.find, kind, params)
-    return compact({"Results": [compact(to_api(ctx, r)) for r in records], "NextToken": token})
+def describe_operation(kind: EntityKind, to_api: ToApi) -> Callable[..., dict[str, Any]]:
+    """The Describe* handler of `kind` (every Describe* takes the same members)."""
+
+    def handler(self: Any, FilterVariable: str | None = None, EQ: str | None = None,
+                GT: str | None = None, LT: str | None = None, GE: str | None = None,
+                LE: str | None = None, NE: str | None = None, Prefix: str | None = None,
+                SortOrder: str | None = None, NextToken: str | None = None,
+                Limit: int | None = None) -> dict[str, Any]:
+        """One page of entities and the NextToken."""
+        params = {"FilterVariable": FilterVariable, "EQ": EQ, "GT": GT, "LT": LT, "GE": GE,
+                  "LE": LE, "NE": NE, "Prefix": Prefix, "SortOrder": SortOrder,
+                  "NextToken": NextToken, "Limit": Limit}
+        ctx: ServiceContext = self.ctx
+        records, token = describe(ctx.store.find, kind, {k: v for k, v in params.items() if v is not None})
+        return compact({"Results": [compact(to_api(ctx, r)) for r in records], "NextToken": token})
+
+    handler.__name__ = f"describe_{kind.value.lower()}s"
+    return handler
 
 
 def name_param(value: str | None) -> str | None:

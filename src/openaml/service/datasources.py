@@ -22,20 +22,32 @@ MAX_SCHEMA_LENGTH = 131071  # characters of an inline DataSchema (the service mo
 class DataSourceOperations:
     ctx: ServiceContext
 
-    def create_data_source_from_s3(self, **params: Any) -> dict[str, Any]:
-        spec = params["DataSpec"]
+    def create_data_source_from_s3(self, DataSourceId: str, DataSpec: dict[str, Any],
+                                   DataSourceName: str | None = None,
+                                   ComputeStatistics: bool | None = None) -> dict[str, Any]:
+        params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "DataSpec": DataSpec,
+                  "ComputeStatistics": ComputeStatistics}
+        spec = DataSpec
         self._check_location(spec["DataLocationS3"], "DataLocationS3")
         schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaLocationS3"),
                               "DataSchemaLocationS3")
         _check_rearrangement(spec.get("DataRearrangement"))
         request = common.request_params(params, {"ComputeStatistics": False})
         self._create(params, request, schema, spec["DataLocationS3"], source="s3")
-        return {"DataSourceId": params["DataSourceId"]}
+        return {"DataSourceId": DataSourceId}
 
-    def create_data_source_from_redshift(self, **params: Any) -> dict[str, Any]:
+    def create_data_source_from_redshift(self, DataSourceId: str, DataSpec: dict[str, Any], RoleARN: str,
+                                         DataSourceName: str | None = None,
+                                         ComputeStatistics: bool | None = None) -> dict[str, Any]:
+        params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "DataSpec": DataSpec,
+                  "RoleARN": RoleARN, "ComputeStatistics": ComputeStatistics}
         return self._create_from_database(params, "DataSpec", "redshift", "ClusterIdentifier")
 
-    def create_data_source_from_rds(self, **params: Any) -> dict[str, Any]:
+    def create_data_source_from_rds(self, DataSourceId: str, RDSData: dict[str, Any], RoleARN: str,
+                                    DataSourceName: str | None = None,
+                                    ComputeStatistics: bool | None = None) -> dict[str, Any]:
+        params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "RDSData": RDSData,
+                  "RoleARN": RoleARN, "ComputeStatistics": ComputeStatistics}
         return self._create_from_database(params, "RDSData", "rds", "InstanceIdentifier",
                                           data_pipeline_id=_pipeline_id())
 
@@ -43,9 +55,7 @@ class DataSourceOperations:
         return common.get_response(self.ctx, KIND, DataSourceId,
                                    lambda ctx, r: _to_api(ctx, r, verbose=Verbose))
 
-    def describe_data_sources(self, **params: Any) -> dict[str, Any]:
-        return common.describe_response(self.ctx, KIND, params,
-                                        lambda ctx, r: _to_api(ctx, r, verbose=False))
+    describe_data_sources = common.describe_operation(KIND, lambda ctx, r: _to_api(ctx, r, verbose=False))
 
     def update_data_source(self, DataSourceId: str, DataSourceName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, DataSourceId, DataSourceName)

@@ -16,10 +16,13 @@ KIND = EntityKind.EVALUATION
 class EvaluationOperations:
     ctx: ServiceContext
 
-    def create_evaluation(self, **params: Any) -> dict[str, Any]:
-        model = common.get_usable(self.ctx, EntityKind.MLMODEL, params["MLModelId"], "MLModel")
+    def create_evaluation(self, EvaluationId: str, MLModelId: str, EvaluationDataSourceId: str,
+                          EvaluationName: str | None = None) -> dict[str, Any]:
+        params = {"EvaluationId": EvaluationId, "EvaluationName": EvaluationName, "MLModelId": MLModelId,
+                  "EvaluationDataSourceId": EvaluationDataSourceId}
+        model = common.get_usable(self.ctx, EntityKind.MLMODEL, MLModelId, "MLModel")
         source = common.get_usable(
-            self.ctx, EntityKind.DATASOURCE, params["EvaluationDataSourceId"], "Evaluation datasource"
+            self.ctx, EntityKind.DATASOURCE, EvaluationDataSourceId, "Evaluation datasource"
         )
         target = parse_schema(model.info["schema"]).target
         data_schema = parse_schema(source.info["schema"])
@@ -34,20 +37,19 @@ class EvaluationOperations:
                 f"but MLModel {model.id} predicts '{target}'"
             )
         record = common.new_record(
-            self.ctx, KIND, params["EvaluationId"], common.request_params(params, {}),
-            name=common.name_param(params.get("EvaluationName")),
+            self.ctx, KIND, EvaluationId, common.request_params(params, {}),
+            name=common.name_param(EvaluationName),
             model_id=model.id,
             datasource_id=source.id,
             data_uri=source.data_uri,
         )
         common.create_entity(self.ctx, record)
-        return {"EvaluationId": params["EvaluationId"]}
+        return {"EvaluationId": EvaluationId}
 
     def get_evaluation(self, EvaluationId: str) -> dict[str, Any]:
         return common.get_response(self.ctx, KIND, EvaluationId, _to_api)
 
-    def describe_evaluations(self, **params: Any) -> dict[str, Any]:
-        return common.describe_response(self.ctx, KIND, params, _to_api)
+    describe_evaluations = common.describe_operation(KIND, lambda ctx, r: _to_api(ctx, r))
 
     def update_evaluation(self, EvaluationId: str, EvaluationName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, EvaluationId, EvaluationName)

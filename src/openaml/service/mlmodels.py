@@ -40,9 +40,14 @@ def training_parameters(given: dict[str, str]) -> dict[str, str]:
 class MLModelOperations:
     ctx: ServiceContext
 
-    def create_ml_model(self, **params: Any) -> dict[str, Any]:
-        model_id, model_type = params["MLModelId"], params["MLModelType"]
-        source = common.get_usable(self.ctx, EntityKind.DATASOURCE, params["TrainingDataSourceId"],
+    def create_ml_model(self, MLModelId: str, MLModelType: str, TrainingDataSourceId: str,
+                        MLModelName: str | None = None, Parameters: dict[str, str] | None = None,
+                        Recipe: str | None = None, RecipeUri: str | None = None) -> dict[str, Any]:
+        params = {"MLModelId": MLModelId, "MLModelName": MLModelName, "MLModelType": MLModelType,
+                  "Parameters": Parameters, "TrainingDataSourceId": TrainingDataSourceId,
+                  "Recipe": Recipe, "RecipeUri": RecipeUri}
+        model_id, model_type = MLModelId, MLModelType
+        source = common.get_usable(self.ctx, EntityKind.DATASOURCE, TrainingDataSourceId,
                                    "Training datasource")
         if not source.request.get("ComputeStatistics"):
             raise InvalidInputException(
@@ -50,13 +55,13 @@ class MLModelOperations:
                 "training needs its statistics"
             )
         schema = parse_schema(source.info["schema"])
-        given = params.get("Parameters") or {}
+        given = Parameters or {}
         try:
             check_target(model_type, schema)
             parse_parameters(given, model_type)
         except (ValueError, ParameterError) as exc:
             raise InvalidInputException(str(exc)) from None
-        recipe = self._recipe(params.get("Recipe"), params.get("RecipeUri"), schema)
+        recipe = self._recipe(Recipe, RecipeUri, schema)
         request = common.request_params(params, {"Parameters": {}})
         info: dict[str, Any] = {
             "schema": schema.to_json(),
@@ -67,7 +72,7 @@ class MLModelOperations:
             info["score_threshold"] = DEFAULT_SCORE_THRESHOLD
         record = common.new_record(
             self.ctx, KIND, model_id, request,
-            name=common.name_param(params.get("MLModelName")),
+            name=common.name_param(MLModelName),
             datasource_id=source.id,
             data_uri=source.data_uri,
             model_type=model_type,
@@ -86,9 +91,8 @@ class MLModelOperations:
 
         return common.get_response(self.ctx, KIND, MLModelId, to_api)
 
-    def describe_ml_models(self, **params: Any) -> dict[str, Any]:
-        return common.describe_response(
-            self.ctx, KIND, params, lambda ctx, r: {**model_to_api(ctx, r), "Algorithm": "sgd"})
+    describe_ml_models = common.describe_operation(
+        KIND, lambda ctx, r: {**model_to_api(ctx, r), "Algorithm": "sgd"})
 
     def update_ml_model(
         self, MLModelId: str, MLModelName: str | None = None, ScoreThreshold: float | None = None
