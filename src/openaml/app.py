@@ -41,6 +41,7 @@ from openaml.protocol.spec import ServiceSpec
 from openaml.server.aws_json import AwsJsonEndpoint
 from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_host
 from openaml.service import MachineLearningService, ServiceContext
+from openaml.service.console_port import ServicePort
 from openaml.service.context import wall_clock_ms
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import Settings
@@ -230,7 +231,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     routes = [
         Route("/", endpoint.handle, methods=["POST"]),
         Route("/", home, methods=["GET"]),
-        Mount("/console", build_console(service)),
+        Mount("/console", build_console(service, ServicePort(context))),
         Route("/health", health, methods=["GET"]),
         Route("/logs/{kind}/{entity_id}", job_log, methods=["GET"]),
         Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),

@@ -13,6 +13,7 @@ import pytest
 
 from openaml.errors import InvalidInputException, ResourceNotFoundException
 from openaml.jobs.models import LoadedModels, read_model
+from openaml.service.console_port import ServicePort
 from openaml.storage import ArtifactStore
 from openaml.storage.local import LocalObjectStore
 from openaml.store import EntityKind, EntityRecord, Status, open_store
@@ -31,6 +32,7 @@ class FakeService:
                                    settings=SimpleNamespace(data_dir=root),
                                    models=LoadedModels(partial(read_model, artifacts)),
                                    store=open_store(f"sqlite:///{root / 'store.db'}"))
+        self.port = ServicePort(self.ctx)  # duck-typed: the parts of the context it reads
         self.entities: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in IDS}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 

@@ -52,7 +52,7 @@ def client_for(app: object) -> TestClient:
 
 @pytest.fixture
 def client(world: FakeService) -> Iterator[TestClient]:
-    with client_for(build_console(world)) as c:
+    with client_for(build_console(world, world.port)) as c:
         yield c
 
 
@@ -108,7 +108,7 @@ def test_the_token_must_match_the_cookie_and_be_signed_by_this_server(
     rename = "/console/datasources/ds-1/rename"
     other = CsrfTokens(load_secret(tmp_path / "elsewhere")).issue()
     forged = token.split(".")[0] + ".AAAA"
-    with client_for(build_console(world)) as stranger:  # sends only the cookies given here
+    with client_for(build_console(world, world.port)) as stranger:  # sends only the cookies given here
         assert stranger.post(rename, data={"name": "x", "csrf_token": token}).status_code == 403
         for field, jar in ((other, other), (forged, forged), (token, other), (other, token), ("", "")):
             posted = stranger.post(rename, data={"name": "x", "csrf_token": field},
@@ -171,7 +171,7 @@ def test_pages_have_no_inline_script(world: FakeService, client: TestClient) -> 
 
 
 def test_the_secret_is_private_and_shared_by_the_consoles_of_one_data_dir(world: FakeService, tmp_path: Path) -> None:
-    with client_for(build_console(world)) as first, client_for(build_console(world)) as second:
+    with client_for(build_console(world, world.port)) as first, client_for(build_console(world, world.port)) as second:
         token = form_token(first, "/console/datasources/ds-1")
         second.cookies.update(first.cookies)
         moved = second.post("/console/datasources/ds-1/rename", data={"name": "y", "csrf_token": token},
@@ -197,7 +197,8 @@ def test_the_sign_in_answer_cannot_be_framed_or_sniffed() -> None:
 @pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example/x", "https://evil.example/x"])
 def test_next_never_leaves_the_console(world: FakeService, target: str) -> None:
     """Even mounted at the root, where every `next` starts with the console's base."""
-    with TestClient(Starlette(routes=[Mount("/", build_console(world))]), base_url="http://testserver") as root:
+    app = Starlette(routes=[Mount("/", build_console(world, world.port))])
+    with TestClient(app, base_url="http://testserver") as root:
         token = form_token(root, "/datasources/ds-1")
         moved = root.post("/datasources/ds-1/rename", data={"name": "x", "next": target, "csrf_token": token},
                           follow_redirects=False)

@@ -47,7 +47,7 @@ SCHEMA = {"version": "1.0", "targetAttributeName": "color", "dataFormat": "CSV",
 
 @pytest.fixture
 def client(fake: FakeService) -> Iterator[TestClient]:
-    app = Starlette(routes=[Mount("/console", build_console(fake))])
+    app = Starlette(routes=[Mount("/console", build_console(fake, fake.port))])
     with TestClient(app, base_url="http://testserver") as c:
         yield c
 

@@ -40,7 +40,8 @@ def world(fake: FakeService) -> FakeService:
 
 @pytest.fixture
 def client(world: FakeService) -> Iterator[TestClient]:
-    with TestClient(Starlette(routes=[Mount("/console", build_console(world))]), base_url="http://testserver") as c:
+    app = Starlette(routes=[Mount("/console", build_console(world, world.port))])
+    with TestClient(app, base_url="http://testserver") as c:
         yield c
 
 

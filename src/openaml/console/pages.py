@@ -21,6 +21,7 @@ from markupsafe import Markup
 from openaml.console import charts, explain, forms, insights, performance, reports
 from openaml.console.api import ServiceApi
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
+from openaml.console.port import ConsolePort
 from openaml.errors import InvalidInputException, ServiceError
 from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
@@ -32,8 +33,8 @@ ACTIONS = ("rename", "delete", "threshold")
 
 
 class Pages:
-    def __init__(self, service: Any) -> None:
-        self.service = service
+    def __init__(self, service: Any, port: ConsolePort) -> None:
+        self.port = port
         self.api = ServiceApi(service)
         self._models: dict[tuple[str, Any], LoadedModel] = {}  # recent ones kept loaded
         self._lock = threading.Lock()
@@ -88,7 +89,7 @@ class Pages:
     def datasource(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
         ds = self.api("GetDataSource", {"DataSourceId": entity_id, "Verbose": True})
-        ingest = reports.read_json(self.service, "DataSource", entity_id, "ingest.json")
+        ingest = reports.read_json(self.port, "DataSource", entity_id, "ingest.json")
         stored = (ingest or {}).get("statistics")
         statistics = DatasetStatistics.from_json(stored) if stored else None
         search, kind = query.get("q", ""), query.get("type", "")
@@ -109,7 +110,7 @@ class Pages:
     def model(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
         m = self.api("GetMLModel", {"MLModelId": entity_id, "Verbose": True})
-        progress = reports.training_progress(self.service, entity_id)
+        progress = reports.training_progress(self.port, entity_id)
         passes = [(k, progress.max_passes, loss) for k, loss in enumerate(progress.losses, 1)] if progress else []
         known = [(k, loss) for k, _, loss in passes if math.isfinite(loss)]
         loss_chart = (charts.line_svg([k for k, _ in known], [[loss for _, loss in known]], "Training loss per pass",
@@ -136,7 +137,7 @@ class Pages:
         with self._lock:
             if key in self._models:
                 return self._models[key]
-        loaded = reports.read_model(self.service, m["MLModelId"])
+        loaded = reports.read_model(self.port, m["MLModelId"])
         if loaded is not None:
             with self._lock:
                 if len(self._models) > 8:
@@ -153,7 +154,7 @@ class Pages:
             m = self.api("GetMLModel", {"MLModelId": ev["MLModelId"]})
         except Exception:  # noqa: BLE001 - a deleted model still leaves the evaluation readable
             m = {}
-        report = reports.evaluation_report(self.service, entity_id)
+        report = reports.evaluation_report(self.port, entity_id)
         model_type = m.get("MLModelType") or (report.model_type if report else "")
         properties = (ev.get("PerformanceMetrics") or {}).get("Properties") or {}
         metric_name, metric = next(iter(properties.items()), (None, None))
@@ -181,8 +182,8 @@ class Pages:
     def batch_prediction(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
         bp = self.api("GetBatchPrediction", {"BatchPredictionId": entity_id})
-        files = reports.result_files(self.service, bp) if bp.get("Status") == "COMPLETED" else []
-        preview = reports.preview_rows(self.service, files[0][1]) if files else []
+        files = reports.result_files(self.port, bp) if bp.get("Status") == "COMPLETED" else []
+        preview = reports.preview_rows(self.port, files[0][1]) if files else []
         try:
             table = list(csv.reader(io.StringIO("\n".join(preview))))
         except csv.Error:  # a value over csv's field size limit: no preview rather than no page
@@ -193,7 +194,7 @@ class Pages:
 
     def result_file(self, entity_id: str, index: int) -> tuple[str, str]:
         bp = self.api("GetBatchPrediction", {"BatchPredictionId": entity_id})
-        uri = reports.result_files(self.service, bp)[index][1]
+        uri = reports.result_files(self.port, bp)[index][1]
         return uri, uri.rsplit("/", 1)[-1]
 
     # -- try a prediction -------------------------------------------------------------------

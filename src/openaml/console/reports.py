@@ -1,4 +1,5 @@
-"""What the console reads besides the API: stored reports, job logs, model artifacts, results.
+"""What the console reads through its port (port.py): stored reports, training progress,
+loaded models, result files.
 
 Everything here is defensive: a report that is missing, unreadable or of another shape gives
 None (the page then says "not available"), never an exception.
@@ -10,60 +11,57 @@ import gzip
 import json
 from typing import Any
 
+from openaml.console.port import ConsolePort
 from openaml.jobs.models import LoadedModel
 from openaml.ml.metrics.report import EvaluationReport
 from openaml.ml.training.progress import TrainingProgress
 from openaml.storage import folder_uri, join_uri
-from openaml.store import EntityKind
 
 
-def read_json(service: Any, kind: str, entity_id: str, name: str) -> dict[str, Any] | None:
+def read_json(port: ConsolePort, kind: str, entity_id: str, name: str) -> dict[str, Any] | None:
     """A stored JSON artifact (ingest.json, report.json) as a dict, or None."""
     try:
-        with service.ctx.artifacts.open_read(kind, entity_id, name) as stream:
-            document = json.loads(stream.read())
+        document = port.report(kind, entity_id, name)
     except Exception:  # noqa: BLE001 - any unreadable report is "not available"
         return None
     return document if isinstance(document, dict) else None
 
 
-def training_progress(service: Any, model_id: str) -> TrainingProgress | None:
+def training_progress(port: ConsolePort, model_id: str) -> TrainingProgress | None:
     """The model's training progress as its job stored it, or None."""
     try:
-        record = service.ctx.store.get(EntityKind.MLMODEL, model_id)
+        return port.training_progress(model_id)
     except Exception:  # noqa: BLE001 - the page shows "none yet"
         return None
-    return TrainingProgress.from_json(record.info.get("training")) if record is not None else None
 
 
-def read_model(service: Any, model_id: str) -> LoadedModel | None:
+def read_model(port: ConsolePort, model_id: str) -> LoadedModel | None:
     """The model as Predict and the jobs have it loaded (the one shared copy), or None."""
     try:
-        loaded: LoadedModel = service.ctx.models.get(model_id)
-        return loaded
+        return port.loaded_model(model_id)
     except Exception:  # noqa: BLE001
         return None
 
 
-def result_files(service: Any, prediction: dict[str, Any]) -> list[tuple[str, str]]:
+def result_files(port: ConsolePort, prediction: dict[str, Any]) -> list[tuple[str, str]]:
     """(input URI, result URI) pairs from the batch prediction's manifest, in input order."""
     output, prediction_id = prediction.get("OutputUri"), prediction.get("BatchPredictionId")
     if not output or not prediction_id:
         return []
     try:
         manifest = join_uri(folder_uri(output), f"batch-prediction/{prediction_id}.manifest")
-        with service.ctx.objects.open_read(manifest) as stream:
+        with port.result_stream(manifest) as stream:
             pairs = json.loads(stream.read())
         return [(str(k), str(v)) for k, v in pairs.items()]
     except Exception:  # noqa: BLE001
         return []
 
 
-def preview_rows(service: Any, uri: str, rows: int = 10) -> list[str]:
+def preview_rows(port: ConsolePort, uri: str, rows: int = 10) -> list[str]:
     """The first lines (header included) of a gzip result file."""
     lines: list[str] = []
     try:
-        with service.ctx.objects.open_read(uri) as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+        with port.result_stream(uri) as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
             for line in text:
                 lines.append(line.rstrip("\r\n"))
                 if len(lines) > rows:
@@ -73,9 +71,9 @@ def preview_rows(service: Any, uri: str, rows: int = 10) -> list[str]:
     return lines
 
 
-def evaluation_report(service: Any, evaluation_id: str) -> EvaluationReport | None:
+def evaluation_report(port: ConsolePort, evaluation_id: str) -> EvaluationReport | None:
     """The evaluation's report, or None (not written yet, or unreadable)."""
-    document = read_json(service, "Evaluation", evaluation_id, "report.json")
+    document = read_json(port, "Evaluation", evaluation_id, "report.json")
     try:
         return EvaluationReport.from_json(document) if document is not None else None
     except ValueError:

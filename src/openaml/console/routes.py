@@ -1,4 +1,4 @@
-"""build_console(service): the web console's routes, mounted by the app at /console.
+"""build_console(service, port): the web console's routes, mounted by the app at /console.
 
 Reads and writes only through the service's API methods, each call validated as an API request
 (`api`), plus stored reports, logs, model artifacts and result objects (see `reports`). Pages
@@ -30,6 +30,7 @@ from openaml.console.forms import parse_form
 from openaml.console.guard import ConsoleGuard
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.console.pages import ACTIONS, Pages
+from openaml.console.port import ConsolePort
 from openaml.errors import ServiceError
 
 HERE = Path(__file__).parent
@@ -77,12 +78,13 @@ def pretty_json(value: Any) -> str:
         return value if isinstance(value, str) else str(value)
 
 
-def build_console(service: Any) -> ASGIApp:
-    """The console as an ASGI app; mount it with `Mount("/console", build_console(service))`.
-    Its CSRF secret is kept in the service's data directory (see `csrf`)."""
+def build_console(service: Any, port: ConsolePort) -> ASGIApp:
+    """The console as an ASGI app; mount it with `Mount("/console", build_console(service, port))`:
+    `service` answers the API operations, `port` the rest. Its CSRF secret is kept in the
+    port's data directory (see `csrf`)."""
     env = make_environment()
-    pages = Pages(service)
-    tokens = CsrfTokens(load_secret(service.ctx.settings.data_dir))
+    pages = Pages(service, port)
+    tokens = CsrfTokens(load_secret(port.data_dir))
     details: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
         "datasources": ("datasource.html", pages.datasource), "models": ("model.html", pages.model),
         "evaluations": ("evaluation.html", pages.evaluation),
@@ -169,7 +171,7 @@ def build_console(service: Any) -> ASGIApp:
             uri, name = await run_in_threadpool(pages.result_file, entity_id, index)
         except (ServiceError, ValueError, IndexError):
             return HTMLResponse("No such result file", status_code=404)
-        stream = await run_in_threadpool(service.ctx.objects.open_read, uri)
+        stream = await run_in_threadpool(port.result_stream, uri)
 
         def chunks() -> Any:
             with stream:

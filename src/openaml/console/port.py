@@ -1,0 +1,38 @@
+"""What the console reads besides the API operations, as one typed port.
+
+The console calls operations through the API's validation (api.ServiceApi); everything else it
+shows (stored reports, training progress, loaded models, result files) comes through this
+port, which the application implements (service/console_port.py) and tests may fake.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from openaml.jobs.models import LoadedModel
+from openaml.ml.training.progress import TrainingProgress
+
+
+class ConsolePort(Protocol):
+    @property
+    def data_dir(self) -> Path:
+        """Where the console keeps its CSRF secret."""
+        ...
+
+    def report(self, kind: str, entity_id: str, name: str) -> Any:
+        """A stored JSON document of the entity (ingest.json, report.json), parsed; raises
+        when there is none."""
+        ...
+
+    def training_progress(self, model_id: str) -> TrainingProgress | None:
+        ...
+
+    def loaded_model(self, model_id: str) -> LoadedModel:
+        """The model as Predict and the jobs have it loaded (one shared copy); raises when
+        it cannot be loaded."""
+        ...
+
+    def result_stream(self, uri: str) -> BinaryIO:
+        """An object of the object store (batch prediction results and manifests)."""
+        ...

@@ -1,0 +1,35 @@
+"""The application's side of the console's port (console/port.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from openaml.jobs.models import LoadedModel
+from openaml.ml.training.progress import TrainingProgress
+from openaml.service.context import ServiceContext
+from openaml.store import EntityKind
+
+
+class ServicePort:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.ctx.settings.data_dir)
+
+    def report(self, kind: str, entity_id: str, name: str) -> Any:
+        with self.ctx.artifacts.open_read(kind, entity_id, name) as stream:
+            return json.loads(stream.read())
+
+    def training_progress(self, model_id: str) -> TrainingProgress | None:
+        record = self.ctx.store.get(EntityKind.MLMODEL, model_id)
+        return TrainingProgress.from_json(record.info.get("training")) if record is not None else None
+
+    def loaded_model(self, model_id: str) -> LoadedModel:
+        return self.ctx.models.get(model_id)
+
+    def result_stream(self, uri: str) -> BinaryIO:
+        return self.ctx.objects.open_read(uri)
