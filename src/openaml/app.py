@@ -42,7 +42,7 @@ from openaml.server.aws_json import AwsJsonEndpoint
 from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_host
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.console_port import ServicePort
-from openaml.service.context import wall_clock_ms
+from openaml.service.context import RequestContext, wall_clock_ms
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import Settings
 from openaml.storage import ArtifactStore, open_object_store
@@ -150,11 +150,11 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         return admit_request(headers, keys.get if keys else None, now=dt.datetime.now(dt.UTC))
 
     def authenticate(method: str, url: str, headers: Mapping[str, str], body: bytes,
-                     admitted: Authorization) -> str:
+                     admitted: Authorization) -> RequestContext:
         key = verify_request(method, url, headers, body, keys.get if keys else None,
                              now=dt.datetime.now(dt.UTC), admitted=admitted)
         user = users.get(key)
-        return f"arn:aws:iam::{settings.account_id}:" + (f"user/{user}" if user else "root")
+        return context.request_context(f"arn:aws:iam::{settings.account_id}:user/{user}" if user else None)
 
     def served_inline(operation: str, params: dict[str, Any]) -> bool:
         """Predict on a mounted endpoint needs neither the store nor the disk."""

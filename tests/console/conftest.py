@@ -14,6 +14,7 @@ import pytest
 from openaml.errors import InvalidInputException, ResourceNotFoundException
 from openaml.jobs.models import LoadedModels, read_model
 from openaml.service.console_port import ServicePort
+from openaml.service.context import RequestContext
 from openaml.storage import ArtifactStore
 from openaml.storage.local import LocalObjectStore
 from openaml.store import EntityKind, EntityRecord, Status, open_store
@@ -31,7 +32,8 @@ class FakeService:
         self.ctx = SimpleNamespace(artifacts=artifacts, objects=LocalObjectStore(root / "objects"),
                                    settings=SimpleNamespace(data_dir=root),
                                    models=LoadedModels(partial(read_model, artifacts)),
-                                   store=open_store(f"sqlite:///{root / 'store.db'}"))
+                                   store=open_store(f"sqlite:///{root / 'store.db'}"),
+                                   request_context=lambda caller: RequestContext(caller or "arn:aws:iam::1:root"))
         self.port = ServicePort(self.ctx)  # duck-typed: the parts of the context it reads
         self.entities: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in IDS}
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -68,33 +70,38 @@ class FakeService:
             raise InvalidInputException("FilterVariable Bogus is not valid")
         return {"Results": items}
 
-    def describe_data_sources(self, **p: Any) -> dict[str, Any]: return self._describe("DataSource", **p)
-    def describe_ml_models(self, **p: Any) -> dict[str, Any]: return self._describe("MLModel", **p)
-    def describe_evaluations(self, **p: Any) -> dict[str, Any]: return self._describe("Evaluation", **p)
-    def describe_batch_predictions(self, **p: Any) -> dict[str, Any]: return self._describe("BatchPrediction", **p)
-    def get_data_source(self, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]:
+    def describe_data_sources(self, _: RequestContext, **p: Any) -> dict[str, Any]:
+        return self._describe("DataSource", **p)
+    def describe_ml_models(self, _: RequestContext, **p: Any) -> dict[str, Any]: return self._describe("MLModel", **p)
+    def describe_evaluations(self, _: RequestContext, **p: Any) -> dict[str, Any]:
+        return self._describe("Evaluation", **p)
+    def describe_batch_predictions(self, _: RequestContext, **p: Any) -> dict[str, Any]:
+        return self._describe("BatchPrediction", **p)
+    def get_data_source(self, _: RequestContext, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]:
         return self._get("DataSource", DataSourceId)
-    def get_ml_model(self, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
+    def get_ml_model(self, _: RequestContext, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
         return self._get("MLModel", MLModelId)
-    def get_evaluation(self, EvaluationId: str) -> dict[str, Any]: return self._get("Evaluation", EvaluationId)
-    def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
+    def get_evaluation(self, _: RequestContext, EvaluationId: str) -> dict[str, Any]:
+        return self._get("Evaluation", EvaluationId)
+    def get_batch_prediction(self, _: RequestContext, BatchPredictionId: str) -> dict[str, Any]:
         return self._get("BatchPrediction", BatchPredictionId)
 
-    def describe_tags(self, ResourceId: str, ResourceType: str) -> dict[str, Any]:
+    def describe_tags(self, _: RequestContext, ResourceId: str, ResourceType: str) -> dict[str, Any]:
         return {"ResourceId": ResourceId, "ResourceType": ResourceType, "Tags": [{"Key": "team", "Value": "ml"}]}
 
-    def update_data_source(self, DataSourceId: str, DataSourceName: str) -> dict[str, Any]:
+    def update_data_source(self, _: RequestContext, DataSourceId: str, DataSourceName: str) -> dict[str, Any]:
         self.calls.append(("update_data_source", {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName}))
         self.entities["DataSource"][DataSourceId]["Name"] = DataSourceName
         return {"DataSourceId": DataSourceId}
 
-    def delete_evaluation(self, EvaluationId: str) -> dict[str, Any]:
+    def delete_evaluation(self, _: RequestContext, EvaluationId: str) -> dict[str, Any]:
         self.calls.append(("delete_evaluation", {"EvaluationId": EvaluationId}))
         self._get("Evaluation", EvaluationId)
         self.entities["Evaluation"].pop(EvaluationId)
         return {"EvaluationId": EvaluationId}
 
-    def update_ml_model(self, MLModelId: str, ScoreThreshold: float | None = None, **_: Any) -> dict[str, Any]:
+    def update_ml_model(self, _: RequestContext, MLModelId: str, ScoreThreshold: float | None = None,
+                        **others: Any) -> dict[str, Any]:
         self.calls.append(("update_ml_model", {"MLModelId": MLModelId, "ScoreThreshold": ScoreThreshold}))
         if ScoreThreshold is not None and not 0 <= ScoreThreshold <= 1:
             raise InvalidInputException("ScoreThreshold must be a number between 0 and 1")

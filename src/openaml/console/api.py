@@ -12,18 +12,20 @@ from typing import Any
 
 from openaml.protocol.parse import Violation, compiled_input, validation_error
 from openaml.protocol.spec import ServiceSpec
+from openaml.service.context import RequestContext
 
 
 class ServiceApi:
     """`api("UpdateMLModel", {"MLModelId": ..., "ScoreThreshold": 0.7})` -> the handler's result."""
 
-    def __init__(self, service: Any) -> None:
-        self.service = service
+    def __init__(self, service: Any, context: RequestContext) -> None:
+        self.service, self.context = service, context
         self.spec = ServiceSpec.load()
 
     def __call__(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         checked = self.validated(operation, params)
-        result: dict[str, Any] = getattr(self.service, self.spec.snake_name(operation))(**checked)
+        handler = getattr(self.service, self.spec.snake_name(operation))
+        result: dict[str, Any] = handler(self.context, **checked)
         return result
 
     def validated(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:

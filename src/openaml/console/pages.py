@@ -35,7 +35,7 @@ ACTIONS = ("rename", "delete", "threshold")
 class Pages:
     def __init__(self, service: Any, port: ConsolePort) -> None:
         self.port = port
-        self.api = ServiceApi(service)
+        self.api = ServiceApi(service, port.request_context)
         self._models: dict[tuple[str, Any], LoadedModel] = {}  # recent ones kept loaded
         self._lock = threading.Lock()
 

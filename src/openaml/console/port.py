@@ -12,12 +12,18 @@ from typing import Any, BinaryIO, Protocol
 
 from openaml.jobs.models import LoadedModel
 from openaml.ml.training.progress import TrainingProgress
+from openaml.service.context import RequestContext
 
 
 class ConsolePort(Protocol):
     @property
     def data_dir(self) -> Path:
         """Where the console keeps its CSRF secret."""
+        ...
+
+    @property
+    def request_context(self) -> RequestContext:
+        """The context of the operations the console calls (who made them)."""
         ...
 
     def report(self, kind: str, entity_id: str, name: str) -> Any:

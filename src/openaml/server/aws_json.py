@@ -24,7 +24,7 @@ from openaml.protocol.routing import DispatchTable, resolve_target, route_for
 from openaml.protocol.serialize import internal_error, serialize_error, serialize_response
 from openaml.protocol.sigv4 import Authorization
 from openaml.protocol.spec import ServiceSpec
-from openaml.service.context import caller_arn
+from openaml.service.context import RequestContext
 
 log = logging.getLogger(__name__)
 # Predict requests up to this size may be served on the event loop, where a thread hop costs
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 INLINE_BODY_LIMIT = 16 * 1024
 
 Admitter = Callable[[Mapping[str, str]], Authorization]
-Authenticator = Callable[[str, str, Mapping[str, str], bytes, Authorization], str]
+Authenticator = Callable[[str, str, Mapping[str, str], bytes, Authorization], RequestContext]
 InlineTest = Callable[[str, dict[str, Any]], bool]
 
 
@@ -44,7 +44,7 @@ class AwsJsonEndpoint:
     `admit(headers)` refuses before the body is read what can be refused without it (no or
     unknown credentials, an expired signature) and returns the parsed Authorization;
     `authenticate(..., body, admitted)` then verifies the signature over the body and returns
-    the caller's IAM ARN, or raises ServiceError. Bodies are read in
+    the request's context (the caller's IAM ARN), or raises ServiceError. Bodies are read in
     pieces and cut at `max_body` bytes. Everything that can take more than a moment (signature
     over a large body, JSON decoding, validation, the operation) runs in a worker thread, so
     that no request stalls the others; only small Predict requests whose endpoint is mounted
@@ -70,12 +70,12 @@ class AwsJsonEndpoint:
             body = await read_body(request, self.max_body)
             url = str(request.url)
             if len(body) <= INLINE_BODY_LIMIT and _names_predict(headers.get(TARGET_HEADER)):
-                operation, handler, params, caller = self._prepare(
+                operation, handler, params, context = self._prepare(
                     request.method, url, headers, body, admitted)
                 if self.inline(operation.name, params):
-                    result = _call(handler, params, caller)
+                    result = _call(handler, params, context)
                 else:
-                    result = await run_in_threadpool(_call, handler, params, caller)
+                    result = await run_in_threadpool(_call, handler, params, context)
             else:
                 operation, result = await run_in_threadpool(
                     self._serve, request.method, url, headers, body, admitted)
@@ -90,17 +90,18 @@ class AwsJsonEndpoint:
             return _error(internal_error(exc, request_id), request_id)
 
     def _prepare(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
-                 admitted: Authorization) -> tuple[OperationModel, Callable[..., Any], dict[str, Any], str]:
-        """Verify, resolve and validate: the operation, its handler, its parameters, the caller."""
-        caller = self.authenticate(method, url, headers, body, admitted)
+                 admitted: Authorization
+                 ) -> tuple[OperationModel, Callable[..., Any], dict[str, Any], RequestContext]:
+        """Verify, resolve and validate: the operation, its handler, its parameters, the context."""
+        context = self.authenticate(method, url, headers, body, admitted)
         operation = resolve_target(self.spec, headers.get(TARGET_HEADER))
         route = route_for(self.table, operation)
-        return operation, route.handler, parse_request(operation, body), caller
+        return operation, route.handler, parse_request(operation, body), context
 
     def _serve(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
                admitted: Authorization) -> tuple[OperationModel, Any]:
-        operation, handler, params, caller = self._prepare(method, url, headers, body, admitted)
-        return operation, _call(handler, params, caller)
+        operation, handler, params, context = self._prepare(method, url, headers, body, admitted)
+        return operation, _call(handler, params, context)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -116,12 +117,8 @@ def _names_predict(target: str | None) -> bool:
     return bool(target) and target.endswith(".Predict")  # type: ignore[union-attr]
 
 
-def _call(handler: Callable[..., Any], params: dict[str, Any], caller: str) -> Any:
-    token = caller_arn.set(caller)
-    try:
-        return handler(**params)
-    finally:
-        caller_arn.reset(token)
+def _call(handler: Callable[..., Any], params: dict[str, Any], context: RequestContext) -> Any:
+    return handler(context, **params)
 
 
 def _error(exc: ServiceError, request_id: str) -> Response:

@@ -6,7 +6,7 @@ from typing import Any
 
 from openaml.errors import InvalidInputException
 from openaml.service import common
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
@@ -16,7 +16,7 @@ KIND = EntityKind.BATCH_PREDICTION
 class BatchPredictionOperations:
     ctx: ServiceContext
 
-    def create_batch_prediction(self, BatchPredictionId: str, MLModelId: str,
+    def create_batch_prediction(self, context: RequestContext, BatchPredictionId: str, MLModelId: str,
                                 BatchPredictionDataSourceId: str, OutputUri: str,
                                 BatchPredictionName: str | None = None) -> dict[str, Any]:
         params = {"BatchPredictionId": BatchPredictionId, "BatchPredictionName": BatchPredictionName,
@@ -38,7 +38,7 @@ class BatchPredictionOperations:
             self.ctx, EntityKind.DATASOURCE, BatchPredictionDataSourceId, "Batch prediction datasource",
         )
         record = common.new_record(
-            self.ctx, KIND, BatchPredictionId, common.request_params(params, {}),
+            self.ctx, context, KIND, BatchPredictionId, common.request_params(params, {}),
             name=common.name_param(BatchPredictionName),
             model_id=model.id,
             datasource_id=source.id,
@@ -47,15 +47,16 @@ class BatchPredictionOperations:
         common.create_entity(self.ctx, record)
         return {"BatchPredictionId": BatchPredictionId}
 
-    def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
+    def get_batch_prediction(self, context: RequestContext, BatchPredictionId: str) -> dict[str, Any]:
         return common.get_response(self.ctx, KIND, BatchPredictionId, _to_api)
 
     describe_batch_predictions = common.describe_operation(KIND, lambda ctx, r: _to_api(ctx, r))
 
-    def update_batch_prediction(self, BatchPredictionId: str, BatchPredictionName: str) -> dict[str, Any]:
+    def update_batch_prediction(self, context: RequestContext,
+                                BatchPredictionId: str, BatchPredictionName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, BatchPredictionId, BatchPredictionName)
 
-    def delete_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
+    def delete_batch_prediction(self, context: RequestContext, BatchPredictionId: str) -> dict[str, Any]:
         return common.delete(self.ctx, KIND, BatchPredictionId)
 
 

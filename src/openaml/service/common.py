@@ -12,7 +12,7 @@ from openaml.errors import (
     InvalidInputException,
     ResourceNotFoundException,
 )
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.service.describe import describe
 from openaml.storage import S3UnavailableError, StorageError
 from openaml.store import EntityKind, EntityRecord, Status
@@ -56,7 +56,8 @@ def create_entity(ctx: ServiceContext, record: EntityRecord) -> bool:
 
 
 def new_record(
-    ctx: ServiceContext, kind: EntityKind, entity_id: str, request: dict[str, Any], **columns: Any
+    ctx: ServiceContext, context: RequestContext, kind: EntityKind, entity_id: str,
+    request: dict[str, Any], **columns: Any
 ) -> EntityRecord:
     now = ctx.clock()
     return EntityRecord(
@@ -65,7 +66,7 @@ def new_record(
         status=Status.PENDING,
         created_at=now,
         last_updated_at=now,
-        created_by=ctx.caller(),
+        created_by=context.caller,
         request=request,
         **columns,
     )
@@ -150,8 +151,8 @@ def get_response(ctx: ServiceContext, kind: EntityKind, entity_id: str, to_api: 
 def describe_operation(kind: EntityKind, to_api: ToApi) -> Callable[..., dict[str, Any]]:
     """The Describe* handler of `kind` (every Describe* takes the same members)."""
 
-    def handler(self: Any, FilterVariable: str | None = None, EQ: str | None = None,
-                GT: str | None = None, LT: str | None = None, GE: str | None = None,
+    def handler(self: Any, context: RequestContext, FilterVariable: str | None = None,
+                EQ: str | None = None, GT: str | None = None, LT: str | None = None, GE: str | None = None,
                 LE: str | None = None, NE: str | None = None, Prefix: str | None = None,
                 SortOrder: str | None = None, NextToken: str | None = None,
                 Limit: int | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 from openaml.jobs.models import LoadedModel
 from openaml.ml.training.progress import TrainingProgress
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EntityKind
 
 
@@ -19,6 +19,10 @@ class ServicePort:
     @property
     def data_dir(self) -> Path:
         return Path(self.ctx.settings.data_dir)
+
+    @property
+    def request_context(self) -> RequestContext:
+        return self.ctx.request_context(None)
 
     def report(self, kind: str, entity_id: str, name: str) -> Any:
         with self.ctx.artifacts.open_read(kind, entity_id, name) as stream:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,10 +16,6 @@ if TYPE_CHECKING:
     from openaml.service.predictors import PredictorRegistry
     from openaml.storage import ArtifactStore, ObjectStore
     from openaml.storage.databases import DatabaseConfig
-
-# The IAM identity of the request being served; set by the HTTP layer per request.
-caller_arn: ContextVar[str | None] = ContextVar("caller_arn", default=None)
-
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
@@ -38,5 +33,14 @@ class ServiceContext:
     models: LoadedModels  # shared by Predict's endpoints, the jobs and the console
     clock: Callable[[], int] = wall_clock_ms
 
-    def caller(self) -> str:
-        return caller_arn.get() or f"arn:aws:iam::{self.settings.account_id}:root"
+    def request_context(self, caller: str | None) -> RequestContext:
+        """The context of a request signed by `caller` (an IAM ARN); none: the account's root
+        (a server without access keys, the console)."""
+        return RequestContext(caller or f"arn:aws:iam::{self.settings.account_id}:root")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What an operation knows of its request besides the members: who made it."""
+
+    caller: str  # the IAM identity (ARN), stored as an entity's CreatedByIamUser

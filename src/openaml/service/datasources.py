@@ -11,7 +11,7 @@ from openaml.errors import InvalidInputException
 from openaml.ml.data import RearrangementError, parse_rearrangement
 from openaml.ml.schema import Schema, SchemaError, parse_schema
 from openaml.service import common
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EntityKind, EntityRecord, Status
 
@@ -22,7 +22,7 @@ MAX_SCHEMA_LENGTH = 131071  # characters of an inline DataSchema (the service mo
 class DataSourceOperations:
     ctx: ServiceContext
 
-    def create_data_source_from_s3(self, DataSourceId: str, DataSpec: dict[str, Any],
+    def create_data_source_from_s3(self, context: RequestContext, DataSourceId: str, DataSpec: dict[str, Any],
                                    DataSourceName: str | None = None,
                                    ComputeStatistics: bool | None = None) -> dict[str, Any]:
         params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "DataSpec": DataSpec,
@@ -33,44 +33,47 @@ class DataSourceOperations:
                               "DataSchemaLocationS3")
         _check_rearrangement(spec.get("DataRearrangement"))
         request = common.request_params(params, {"ComputeStatistics": False})
-        self._create(params, request, schema, spec["DataLocationS3"], source="s3")
+        self._create(context, params, request, schema, spec["DataLocationS3"], source="s3")
         return {"DataSourceId": DataSourceId}
 
-    def create_data_source_from_redshift(self, DataSourceId: str, DataSpec: dict[str, Any], RoleARN: str,
+    def create_data_source_from_redshift(self, context: RequestContext,
+                                         DataSourceId: str, DataSpec: dict[str, Any], RoleARN: str,
                                          DataSourceName: str | None = None,
                                          ComputeStatistics: bool | None = None) -> dict[str, Any]:
         params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "DataSpec": DataSpec,
                   "RoleARN": RoleARN, "ComputeStatistics": ComputeStatistics}
-        return self._create_from_database(params, "DataSpec", "redshift", "ClusterIdentifier")
+        return self._create_from_database(context, params, "DataSpec", "redshift", "ClusterIdentifier")
 
-    def create_data_source_from_rds(self, DataSourceId: str, RDSData: dict[str, Any], RoleARN: str,
+    def create_data_source_from_rds(self, context: RequestContext,
+                                    DataSourceId: str, RDSData: dict[str, Any], RoleARN: str,
                                     DataSourceName: str | None = None,
                                     ComputeStatistics: bool | None = None) -> dict[str, Any]:
         params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "RDSData": RDSData,
                   "RoleARN": RoleARN, "ComputeStatistics": ComputeStatistics}
-        return self._create_from_database(params, "RDSData", "rds", "InstanceIdentifier",
+        return self._create_from_database(context, params, "RDSData", "rds", "InstanceIdentifier",
                                           data_pipeline_id=_pipeline_id())
 
-    def get_data_source(self, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]:
+    def get_data_source(self, context: RequestContext, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]:
         return common.get_response(self.ctx, KIND, DataSourceId,
                                    lambda ctx, r: _to_api(ctx, r, verbose=Verbose))
 
     describe_data_sources = common.describe_operation(KIND, lambda ctx, r: _to_api(ctx, r, verbose=False))
 
-    def update_data_source(self, DataSourceId: str, DataSourceName: str) -> dict[str, Any]:
+    def update_data_source(self, context: RequestContext, DataSourceId: str, DataSourceName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, DataSourceId, DataSourceName)
 
-    def delete_data_source(self, DataSourceId: str) -> dict[str, Any]:
+    def delete_data_source(self, context: RequestContext, DataSourceId: str) -> dict[str, Any]:
         return common.delete(self.ctx, KIND, DataSourceId)
 
     # -- helpers ----------------------------------------------------------------------------
 
     def _create(
-        self, params: dict[str, Any], request: dict[str, Any], schema: Schema, location: str,
+        self, context: RequestContext, params: dict[str, Any], request: dict[str, Any], schema: Schema,
+        location: str,
         source: str, **info: Any,
     ) -> None:
         record = common.new_record(
-            self.ctx, KIND, params["DataSourceId"], request,
+            self.ctx, context, KIND, params["DataSourceId"], request,
             name=common.name_param(params.get("DataSourceName")),
             data_uri=location,
             info={"source": source, "schema": schema.to_json(), **info},
@@ -78,7 +81,8 @@ class DataSourceOperations:
         common.create_entity(self.ctx, record)
 
     def _create_from_database(
-        self, params: dict[str, Any], spec_member: str, source: str, identifier: str, **info: Any
+        self, context: RequestContext, params: dict[str, Any], spec_member: str, source: str,
+        identifier: str, **info: Any
     ) -> dict[str, Any]:
         """Redshift and RDS datasources: a query staged as CSV, then like an S3 datasource."""
         spec = params[spec_member]
@@ -87,7 +91,7 @@ class DataSourceOperations:
         schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaUri"), "DataSchemaUri")
         _check_rearrangement(spec.get("DataRearrangement"))
         request, password = _protect_password(params, spec_member)
-        self._create(params, request, schema, location, source=source, password=password, **info)
+        self._create(context, params, request, schema, location, source=source, password=password, **info)
         return {"DataSourceId": params["DataSourceId"]}
 
     def _check_location(self, uri: str, member: str) -> None:

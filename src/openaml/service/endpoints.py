@@ -7,7 +7,7 @@ from typing import Any
 from openaml.errors import InvalidInputException, PredictorNotMountedException
 from openaml.ml.features.record import RecordTooLarge
 from openaml.service import common
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
 
 KIND = EntityKind.MLMODEL
@@ -30,7 +30,7 @@ def endpoint_info(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
 class EndpointOperations:
     ctx: ServiceContext
 
-    def create_realtime_endpoint(self, MLModelId: str) -> dict[str, Any]:
+    def create_realtime_endpoint(self, context: RequestContext, MLModelId: str) -> dict[str, Any]:
         record = common.get_existing(self.ctx, KIND, MLModelId)
         if record.status is not Status.COMPLETED:
             raise InvalidInputException(
@@ -49,7 +49,7 @@ class EndpointOperations:
             record = common.get_existing(self.ctx, KIND, MLModelId)
         return {"MLModelId": MLModelId, "RealtimeEndpointInfo": endpoint_info(self.ctx, record)}
 
-    def delete_realtime_endpoint(self, MLModelId: str) -> dict[str, Any]:
+    def delete_realtime_endpoint(self, context: RequestContext, MLModelId: str) -> dict[str, Any]:
         record = common.get_existing(self.ctx, KIND, MLModelId)
         self.ctx.predictors.unmount(MLModelId)
         if record.endpoint_status not in (None, EndpointStatus.NONE):
@@ -60,7 +60,8 @@ class EndpointOperations:
             )
         return {"MLModelId": MLModelId, "RealtimeEndpointInfo": dict(NO_ENDPOINT)}
 
-    def predict(self, MLModelId: str, Record: dict[str, str], PredictEndpoint: str) -> dict[str, Any]:
+    def predict(self, context: RequestContext,
+                MLModelId: str, Record: dict[str, str], PredictEndpoint: str) -> dict[str, Any]:
         predictor = self.ctx.predictors.get(MLModelId)
         if predictor is None:
             record = common.get_existing(self.ctx, KIND, MLModelId)

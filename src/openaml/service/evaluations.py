@@ -7,7 +7,7 @@ from typing import Any
 from openaml.errors import InvalidInputException
 from openaml.ml.schema import parse_schema
 from openaml.service import common
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EntityKind, EntityRecord, Status
 
 KIND = EntityKind.EVALUATION
@@ -16,7 +16,7 @@ KIND = EntityKind.EVALUATION
 class EvaluationOperations:
     ctx: ServiceContext
 
-    def create_evaluation(self, EvaluationId: str, MLModelId: str, EvaluationDataSourceId: str,
+    def create_evaluation(self, context: RequestContext, EvaluationId: str, MLModelId: str, EvaluationDataSourceId: str,
                           EvaluationName: str | None = None) -> dict[str, Any]:
         params = {"EvaluationId": EvaluationId, "EvaluationName": EvaluationName, "MLModelId": MLModelId,
                   "EvaluationDataSourceId": EvaluationDataSourceId}
@@ -37,7 +37,7 @@ class EvaluationOperations:
                 f"but MLModel {model.id} predicts '{target}'"
             )
         record = common.new_record(
-            self.ctx, KIND, EvaluationId, common.request_params(params, {}),
+            self.ctx, context, KIND, EvaluationId, common.request_params(params, {}),
             name=common.name_param(EvaluationName),
             model_id=model.id,
             datasource_id=source.id,
@@ -46,15 +46,15 @@ class EvaluationOperations:
         common.create_entity(self.ctx, record)
         return {"EvaluationId": EvaluationId}
 
-    def get_evaluation(self, EvaluationId: str) -> dict[str, Any]:
+    def get_evaluation(self, context: RequestContext, EvaluationId: str) -> dict[str, Any]:
         return common.get_response(self.ctx, KIND, EvaluationId, _to_api)
 
     describe_evaluations = common.describe_operation(KIND, lambda ctx, r: _to_api(ctx, r))
 
-    def update_evaluation(self, EvaluationId: str, EvaluationName: str) -> dict[str, Any]:
+    def update_evaluation(self, context: RequestContext, EvaluationId: str, EvaluationName: str) -> dict[str, Any]:
         return common.rename(self.ctx, KIND, EvaluationId, EvaluationName)
 
-    def delete_evaluation(self, EvaluationId: str) -> dict[str, Any]:
+    def delete_evaluation(self, context: RequestContext, EvaluationId: str) -> dict[str, Any]:
         return common.delete(self.ctx, KIND, EvaluationId)
 
 

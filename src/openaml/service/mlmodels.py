@@ -11,7 +11,7 @@ from openaml.ml.recipes import MAX_RECIPE_LENGTH, RecipeError, parse_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import ParameterError, check_target, parse_parameters
 from openaml.service import common
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.service.endpoints import endpoint_info
 from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
@@ -40,7 +40,7 @@ def training_parameters(given: dict[str, str]) -> dict[str, str]:
 class MLModelOperations:
     ctx: ServiceContext
 
-    def create_ml_model(self, MLModelId: str, MLModelType: str, TrainingDataSourceId: str,
+    def create_ml_model(self, context: RequestContext, MLModelId: str, MLModelType: str, TrainingDataSourceId: str,
                         MLModelName: str | None = None, Parameters: dict[str, str] | None = None,
                         Recipe: str | None = None, RecipeUri: str | None = None) -> dict[str, Any]:
         params = {"MLModelId": MLModelId, "MLModelName": MLModelName, "MLModelType": MLModelType,
@@ -71,7 +71,7 @@ class MLModelOperations:
         if model_type == ModelType.BINARY:
             info["score_threshold"] = DEFAULT_SCORE_THRESHOLD
         record = common.new_record(
-            self.ctx, KIND, model_id, request,
+            self.ctx, context, KIND, model_id, request,
             name=common.name_param(MLModelName),
             datasource_id=source.id,
             data_uri=source.data_uri,
@@ -82,7 +82,7 @@ class MLModelOperations:
         common.create_entity(self.ctx, record)
         return {"MLModelId": model_id}
 
-    def get_ml_model(self, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
+    def get_ml_model(self, context: RequestContext, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
         def to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
             result = model_to_api(ctx, record)
             if Verbose:
@@ -95,7 +95,8 @@ class MLModelOperations:
         KIND, lambda ctx, r: {**model_to_api(ctx, r), "Algorithm": "sgd"})
 
     def update_ml_model(
-        self, MLModelId: str, MLModelName: str | None = None, ScoreThreshold: float | None = None
+        self, context: RequestContext, MLModelId: str, MLModelName: str | None = None,
+        ScoreThreshold: float | None = None
     ) -> dict[str, Any]:
         record = common.get_existing(self.ctx, KIND, MLModelId)
         if record.status is Status.DELETED:
@@ -118,7 +119,7 @@ class MLModelOperations:
             self.ctx.predictors.set_threshold(MLModelId, float(ScoreThreshold))
         return {"MLModelId": MLModelId}
 
-    def delete_ml_model(self, MLModelId: str) -> dict[str, Any]:
+    def delete_ml_model(self, context: RequestContext, MLModelId: str) -> dict[str, Any]:
         result = common.delete(self.ctx, KIND, MLModelId, endpoint_status=EndpointStatus.NONE,
                                endpoint_created_at=None)
         self.ctx.predictors.unmount(MLModelId)

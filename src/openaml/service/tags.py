@@ -11,7 +11,7 @@ from openaml.errors import (
     ResourceNotFoundException,
     TagLimitExceededException,
 )
-from openaml.service.context import ServiceContext
+from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EntityKind
 
 MAX_TAGS_PER_REQUEST = 100
@@ -61,7 +61,8 @@ class TagOperations:
             raise ResourceNotFoundException(f"No {kind.value} with id {resource_id} exists")
         return kind
 
-    def add_tags(self, Tags: list[dict[str, Any]], ResourceId: str, ResourceType: str) -> dict[str, Any]:
+    def add_tags(self, context: RequestContext,
+                 Tags: list[dict[str, Any]], ResourceId: str, ResourceType: str) -> dict[str, Any]:
         kind = self._resource(ResourceId, ResourceType)
         if len(Tags) > MAX_TAGS_PER_REQUEST:
             raise InvalidInputException(f"At most {MAX_TAGS_PER_REQUEST} tags per request")
@@ -76,7 +77,8 @@ class TagOperations:
             )
         return {"ResourceId": ResourceId, "ResourceType": ResourceType}
 
-    def delete_tags(self, TagKeys: list[str], ResourceId: str, ResourceType: str) -> dict[str, Any]:
+    def delete_tags(self, context: RequestContext,
+                    TagKeys: list[str], ResourceId: str, ResourceType: str) -> dict[str, Any]:
         kind = self._resource(ResourceId, ResourceType)
         if len(TagKeys) > MAX_TAGS_PER_REQUEST:
             raise InvalidInputException(f"At most {MAX_TAGS_PER_REQUEST} tag keys per request")
@@ -84,7 +86,7 @@ class TagOperations:
         self.ctx.store.delete_tags(kind, ResourceId, keys)
         return {"ResourceId": ResourceId, "ResourceType": ResourceType}
 
-    def describe_tags(self, ResourceId: str, ResourceType: str) -> dict[str, Any]:
+    def describe_tags(self, context: RequestContext, ResourceId: str, ResourceType: str) -> dict[str, Any]:
         kind = self._resource(ResourceId, ResourceType)
         tags = [
             {"Key": k} if v is None else {"Key": k, "Value": v}

@@ -1,6 +1,6 @@
-"""Each operation's handler declares exactly its input members (botocore's service model): the
-same names, required members without a default, optional ones with one, and a type that fits
-the member's shape."""
+"""Each operation's handler takes the request's context, then declares exactly its input members
+(botocore's service model): the same names, required members without a default, optional ones
+with one, and a type that fits the member's shape."""
 
 import inspect
 import typing
@@ -11,6 +11,7 @@ import pytest
 
 from openaml.protocol.spec import ServiceSpec
 from openaml.service import MachineLearningService
+from openaml.service.context import RequestContext
 
 SPEC = ServiceSpec.load()
 # botocore shape type -> the Python type a handler takes it as
@@ -36,10 +37,11 @@ def test_the_handler_declares_the_operations_members(operation: str) -> None:
     members = dict(shape.members) if shape is not None else {}
     required = set(shape.required_members) if shape is not None else set()
     handler = _handler(operation)
-    parameters = [p for p in inspect.signature(handler).parameters.values() if p.name != "self"]
+    hints = typing.get_type_hints(handler)
+    self, context, *parameters = inspect.signature(handler).parameters.values()
+    assert context.name == "context" and hints["context"] is RequestContext   # who calls
     assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters), "no **params"
     assert {p.name for p in parameters} == set(members)
-    hints = typing.get_type_hints(handler)
     for p in parameters:
         assert (p.default is inspect.Parameter.empty) == (p.name in required), p.name
         expected = PYTHON_TYPES[members[p.name].type_name]
