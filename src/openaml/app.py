@@ -29,6 +29,7 @@ from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
+from openaml.ml.execution import Execution
 from openaml.protocol.routing import build_dispatch_table
 from openaml.protocol.sigv4 import (
     Authorization,
@@ -117,8 +118,9 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         with artifacts.open_append(record.kind.value, record.id, "job.log") as out:
             out.write(f"{stamp} {line}\n".encode())
 
+    execution = Execution(threads=max(1, settings.job_threads))
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file),
-                  training_budget(settings.workers), settings.workers)
+                  training_budget(settings.workers), settings.workers, execution)
     # Create calls served by other HTTP processes cannot wake the scheduler: it polls the store.
     poll = 0.1 if settings.http_workers > 1 else 1.0
     engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log,
@@ -210,7 +212,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             removed = artifacts.remove_temporary_files() + objects.remove_temporary_files()
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
-            threading.Thread(target=warm_up, args=(warm,), name="openaml-warm-up", daemon=True).start()
+            threading.Thread(target=warm_up, args=(warm, execution), name="openaml-warm-up",
+                             daemon=True).start()
             engine.start()
             for record in store.select_endpoints():
                 predictors.mount_async(record.id)

@@ -24,6 +24,8 @@ class Settings:
     database_url: str | None = None
     s3_endpoint_url: str | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # threads of one job (ML core: 1 or 2); by default 2 where the process may use two CPUs
+    job_threads: int = field(default_factory=lambda: min(2, len(os.sched_getaffinity(0))))
     advertise_url: str | None = None
     credentials_file: Path | None = None
     access_keys: Mapping[str, str] = field(default_factory=dict)

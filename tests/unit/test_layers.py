@@ -42,3 +42,20 @@ def test_the_check_sees_imports():
     """The check finds what it looks for (jobs import ml; ml's modules import each other)."""
     assert any("ml" in names for names in _imports(SOURCE / "jobs").values())
     assert any(names == {"ml"} for names in _imports(SOURCE / "ml").values())
+
+
+def test_the_ml_core_asks_the_os_for_no_cpus_and_keeps_no_threads():
+    """Threads are the caller's (ml/execution.Execution): no CPU count or affinity is read,
+    and no executor lives at module level, where nobody shuts it down."""
+    found = []
+    for path in sorted((SOURCE / "ml").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("sched_getaffinity", "cpu_count"):
+                found.append(f"{path.name}: {node.attr}")
+        for statement in tree.body:  # module level only
+            for node in ast.walk(statement):
+                if (isinstance(statement, (ast.Assign, ast.AnnAssign, ast.Expr)) and isinstance(node, ast.Call)
+                        and getattr(node.func, "id", getattr(node.func, "attr", "")).endswith("Executor")):
+                    found.append(f"{path.name}: a module-level executor")
+    assert found == []

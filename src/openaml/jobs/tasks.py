@@ -27,6 +27,7 @@ from openaml.ml.data import (
 )
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.metrics import evaluate_model
 from openaml.ml.prediction import batch_predict, predict_record
 from openaml.ml.prediction.batch import header_line
@@ -52,11 +53,12 @@ class Tasks:
 
     def __init__(
         self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseConfig,
-        training_memory: int = MEMORY_BYTES, workers: int = 1,
+        training_memory: int = MEMORY_BYTES, workers: int = 1, execution: Execution = ONE_THREAD,
     ) -> None:
         self.store, self.objects, self.artifacts, self.databases = store, objects, artifacts, databases
         self.training_memory = training_memory  # bytes of records and features a training keeps
         self.workers = workers  # of the job engine
+        self.execution = execution  # of each job
         self.shared_reads = SharedReads()
         self.models = LoadedModels(partial(read_model, artifacts))
         self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
@@ -93,7 +95,7 @@ class Tasks:
             if info.get("source") in _STAGED:  # staged for this job alone
                 stop = _Deleted([job])
                 report = ingest(objects, schema, rearrangement, statistics, sink,
-                                lambda records: check(stop), job.log_line)
+                                lambda records: check(stop), job.log_line, self.execution)
             else:
                 key = (record.data_uri, info["schema"])
                 target = Target(rearrangement, statistics, sink)
@@ -129,7 +131,8 @@ class Tasks:
             for job in jobs:
                 job.log_line(line)
 
-        return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected)]
+        return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected,
+                             self.execution)]
 
     def _datasource_peers(self, key: tuple[str | None, Any], own_id: str) -> set[str]:
         """Ids of the other datasources that read the same data with the same schema and run,
@@ -178,7 +181,8 @@ class Tasks:
 
         stop = _Deleted([job])
         model = train_model(record.model_type or "", schema, recipe, params, statistics,
-                            self._batches(source_id, stop), progress, self.training_memory, stop)
+                            self._batches(source_id, stop), progress, self.training_memory, stop,
+                            self.execution)
         with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
             model.save(out)
         return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
@@ -203,7 +207,7 @@ class Tasks:
         source = self._datasource(record.datasource_id or "")
         stop = _Deleted([job])
         result = evaluate_model(model, self._batches(source.id, stop)(),
-                                parse_schema(source.info["schema"]), stop)
+                                parse_schema(source.info["schema"]), stop, self.execution)
         self._write_json(record.kind, record.id, REPORT_FILE, result.report.to_json())
         return {"metrics": result.metrics}
 
@@ -227,7 +231,7 @@ class Tasks:
         try:
             stop = _Deleted([job])
             total, invalid = batch_predict(model, self._batches(source.id, stop)(), dataset_schema,
-                                           threshold, open_output, stop)
+                                           threshold, open_output, stop, self.execution)
             for index in range(len(files)):
                 if index not in writers:  # an input file without records: header only
                     with gzip.GzipFile(fileobj=open_output(index), mode="wb", mtime=0) as out:

@@ -18,6 +18,7 @@ import pyarrow as pa
 from openaml.jobs.priority import run_below_requests
 from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
 from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangement, read_materialized
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, batch_predict
 from openaml.ml.recipes import default_recipe
@@ -34,39 +35,39 @@ SCHEMA = (
 )
 
 
-def warm_up(done: threading.Event | None = None) -> None:
-    """Ingest, train, evaluate and predict a tiny BINARY data set, then set `done`; failures
-    are only logged."""
+def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THREAD) -> None:
+    """Ingest, train, evaluate and predict a tiny BINARY data set as the jobs will (with their
+    `execution`), then set `done`; failures are only logged."""
     run_below_requests()  # the warm-up is a job too (and starts the compiled code's threads)
     try:
         schema = parse_schema(SCHEMA)
         # the compiled paths for integer fields and the record count (every column an integer)
         integers = "".join(f"{i},{i % 3},{i % 2},{i % 4},{int(i > 10)}\n" for i in range(24))
         _ingest(parse_schema(SCHEMA.replace('"TEXT"', '"CATEGORICAL"')), integers,
-                '{"splitting": {"percentBegin": 0, "percentEnd": 70}}')
+                '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution)
         # Arrow's fast path (no spaces or quotes: integer columns) with a sequential split,
         # then the general one (a quote inside a value), then Arrow's with stripping (text
         # with spaces and a quoted comma), whose copy the other jobs read
         plain = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4},{int(i > 10)}\n" for i in range(24))
-        _ingest(schema, plain, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}')
-        _ingest(schema, plain.replace("word1", 'a"b'), None)
+        _ingest(schema, plain, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution)
+        _ingest(schema, plain.replace("word1", 'a"b'), None, execution)
         mixed = "".join(f'{i},{"xyz"[i % 3]},{i % 2},"word{i % 4}, more",{int(i > 10)}\n' for i in range(24))
-        report, stored = _ingest(schema, mixed, None)
+        report, stored = _ingest(schema, mixed, None, execution)
 
         def batches() -> Iterator[pa.RecordBatch]:
             return read_materialized(io.BytesIO(stored))
 
         recipe = default_recipe(schema, report.statistics)
         model = train_model(ModelType.BINARY, schema, recipe, parse_parameters({}, ModelType.BINARY),
-                            report.statistics, batches)
+                            report.statistics, batches, execution=execution)
         compile_large_minibatches()
-        evaluate_model(model, batches(), schema)
+        evaluate_model(model, batches(), schema, execution=execution)
         predict_record(RecordScorer(model), {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
 
         def output(_: int) -> IO[bytes]:
             return io.BytesIO()
 
-        batch_predict(model, batches(), schema, 0.5, output)
+        batch_predict(model, batches(), schema, 0.5, output, execution=execution)
     except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
         log.exception("warm-up failed")
     finally:
@@ -74,11 +75,12 @@ def warm_up(done: threading.Event | None = None) -> None:
             done.set()
 
 
-def _ingest(schema: Schema, rows: str, rearrangement: str | None) -> tuple[IngestReport, bytes]:
+def _ingest(schema: Schema, rows: str, rearrangement: str | None,
+            execution: Execution) -> tuple[IngestReport, bytes]:
     """Ingest CSV `rows` (after a header) with statistics; the report and the stored copy."""
     data = ("n,c,b,t,y\n" + rows).encode()
     source = DataObject(uri="s3://warmup/data.csv", key="data.csv", size=len(data),
                         open=lambda: io.BytesIO(data))
     sink = io.BytesIO()
-    report = ingest([source], schema, parse_rearrangement(rearrangement), True, sink)
+    report = ingest([source], schema, parse_rearrangement(rearrangement), True, sink, execution=execution)
     return report, sink.getvalue()

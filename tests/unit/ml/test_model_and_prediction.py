@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from openaml.ml import batch_predict, evaluate_model, load_model, predict_record, train_model
+from openaml.ml.execution import Execution
 from openaml.ml.linear import SPLIT_ROWS, linear_scores
 from openaml.ml.prediction import RecordScorer
 from openaml.ml.training import SGDParams
@@ -135,5 +136,8 @@ def test_linear_scores_equal_a_sparse_product(rows, indicators):
         x.data[:] = 1.0
     rng = np.random.default_rng(3)
     weights, bias = rng.normal(size=(60, 4)), rng.normal(size=4)
-    scores = linear_scores((x.indptr, x.indices, None if indicators else x.data), weights, bias)
-    assert np.allclose(scores, x @ weights + bias)
+    rows_of = (x.indptr, x.indices, None if indicators else x.data)
+    alone = linear_scores(rows_of, weights, bias)
+    with Execution(2).helper("test") as helper:
+        halves = linear_scores(rows_of, weights, bias, helper)
+    assert np.allclose(alone, x @ weights + bias) and np.array_equal(halves, alone)

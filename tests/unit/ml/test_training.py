@@ -12,6 +12,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression
 
 from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
+from openaml.ml.execution import Execution
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
 from openaml.ml.training.sgd import ETA, ETA_REGRESSION, Block, LinearState, _step_costs, _Stepper, minibatch_size
@@ -377,7 +378,7 @@ def test_blocks_are_built_two_at_a_time_in_order():
         time.sleep(0.01 * (1 + x % 3))   # busy when the next comes; later ones may finish first
         return x * x
 
-    assert list(_two_at_a_time(square, range(9))) == [x * x for x in range(9)]
+    assert list(_two_at_a_time(square, range(9), Execution(2))) == [x * x for x in range(9)]
     assert len(threads) == 2
 
     def fail_at_4(x):
@@ -386,22 +387,21 @@ def test_blocks_are_built_two_at_a_time_in_order():
         return x
 
     with pytest.raises(ValueError, match="bad block"):
-        list(_two_at_a_time(fail_at_4, range(9)))
+        list(_two_at_a_time(fail_at_4, range(9), Execution(2)))
 
 
-def test_blocks_are_built_in_the_caller_on_one_cpu(monkeypatch):
+def test_blocks_are_built_in_the_caller_with_one_thread():
     import threading
 
     from openaml.ml.training import train
 
-    monkeypatch.setattr(train.os, "sched_getaffinity", lambda _: {0})
     threads = []
 
     def negate(x):
         threads.append(threading.get_ident())
         return -x
 
-    assert list(train._two_at_a_time(negate, range(4))) == [0, -1, -2, -3]
+    assert list(train._two_at_a_time(negate, range(4), Execution(1))) == [0, -1, -2, -3]
     assert set(threads) == {threading.get_ident()}
 
 

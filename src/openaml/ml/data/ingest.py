@@ -32,7 +32,7 @@ import gzip
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, fields
 from typing import Any, BinaryIO, TypeVar
@@ -53,6 +53,7 @@ from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.data.trimmed import is_trimmable, read_trimmed
 from openaml.ml.errors import InputError
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
@@ -113,14 +114,16 @@ class Target:
 def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearrangement,
            compute_statistics: bool, sink: BinaryIO,
            progress: Callable[[int], None] | None = None,
-           rejected: Callable[[str], None] | None = None) -> IngestReport:
+           rejected: Callable[[str], None] | None = None, execution: Execution = ONE_THREAD) -> IngestReport:
     """Read `objects` in order, write the selected records to `sink` (an Arrow IPC stream), and report.
 
     progress, if given, is called with the number of records read so far after each block;
-    rejected with a description of each of the first REJECTED_SHOWN rejected lines.
+    rejected with a description of each of the first REJECTED_SHOWN rejected lines. With two
+    threads (`execution`), each block is read and parsed while the one before is counted and
+    written, and a record count that a split needs runs beside the first blocks.
     """
     result, = ingest_many(objects, schema, [Target(rearrangement, compute_statistics, sink)],
-                          progress, rejected)
+                          progress, rejected, execution)
     if isinstance(result, DataError):
         raise result
     return result
@@ -128,28 +131,33 @@ def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearran
 
 def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence[Target],
                 progress: Callable[[int], None] | None = None,
-                rejected: Callable[[str], None] | None = None) -> list[IngestReport | DataError]:
+                rejected: Callable[[str], None] | None = None,
+                execution: Execution = ONE_THREAD) -> list[IngestReport | DataError]:
     """Read `objects` once for several targets (datasources of the same data and schema with
     different splits): each gets its records written and a report, or the DataError that
     fails it. Errors of the data itself (unreadable, too many rejected records) raise.
-    progress and rejected are called as by `ingest`."""
+    progress, rejected and execution are as for `ingest`."""
     if not objects:
         raise DataError("The data location has no readable file")
     with threadpool_limits(limits=1, user_api="blas"):  # spinning BLAS threads only cost CPU
-        return _ingest_many(objects, schema, targets, progress, rejected)
+        return _ingest_many(objects, schema, targets, progress, rejected, execution)
 
 
 def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence[Target],
                  progress: Callable[[int], None] | None,
-                 rejected: Callable[[str], None] | None) -> list[IngestReport | DataError]:
+                 rejected: Callable[[str], None] | None,
+                 execution: Execution) -> list[IngestReport | DataError]:
     needs_count = any(t.rearrangement.needs_count for t in targets)
-    reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets))
+    reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets), execution)
     jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
     read_ended = threading.Event()  # however the read ends, a count still running stops
-    with ThreadPoolExecutor(1, thread_name_prefix="openaml-count") as counting, ExitStack() as stack:
+    with execution.helper("openaml-count") as counting, ExitStack() as stack:
         stack.callback(read_ended.set)
-        # the record count runs while the first block is read and parsed
-        counted = counting.submit(_count_records, objects, schema, read_ended) if needs_count else None
+        # the record count runs while the first block is read and parsed (with two threads)
+        counted: Future[int] | None = None
+        if needs_count:
+            counted = (counting.submit(_count_records, objects, schema, read_ended) if counting is not None
+                       else _done(_count_records(objects, schema, read_ended)))
         writers = [stack.enter_context(open_writer(t.sink, materialized_schema(schema))) for t in targets]
         for file_index, obj in enumerate(objects):
             for first, block, parsed, fields, shared in reader.read_file(obj):
@@ -182,6 +190,13 @@ def _read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
         finally:
             upcoming.cancel()
             wait([upcoming])
+
+
+def _done(value: T) -> Future[T]:
+    """A future that holds `value` already."""
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
 
 
 def _count_records(objects: Sequence[DataObject], schema: Schema, stop: threading.Event) -> int:
@@ -256,8 +271,8 @@ class _Reader:
     """Parsing shared by the targets of an ingest: blocks, record numbers and rejections."""
 
     def __init__(self, schema: Schema, on_rejected: Callable[[str], None] | None = None,
-                 statistics: bool = False) -> None:
-        self.schema = schema
+                 statistics: bool = False, execution: Execution = ONE_THREAD) -> None:
+        self.schema, self.execution = schema, execution
         self.statistics = statistics  # whether some target computes statistics
         self.on_rejected = on_rejected
         self.shown: list[_RejectedLine] = []   # the first rejected lines
@@ -273,7 +288,7 @@ class _Reader:
         fields by the general one, and the values its targets share when the fast path read it)
         for each block of the object."""
         header = None
-        with _open(obj) as stream, closing(_read_ahead(self._parse(block) for block in _read_errors(
+        with _open(obj) as stream, closing(self._ahead(self._parse(block) for block in _read_errors(
                 obj, iter_line_blocks(stream, self.schema.header)))) as blocks:
             for block, fast, shared in blocks:
                 header = block.header if block.header is not None else header
@@ -295,6 +310,10 @@ class _Reader:
                 if parsed is not None and shared is None:
                     shared = BlockValues(self.schema, parsed.columns)
                 yield self.records - len(block), block, parsed, fields, shared
+
+    def _ahead(self, items: Iterator[T]) -> Generator[T, None, None]:
+        """The items, computed one ahead on a thread of their own when there are two."""
+        yield from _read_ahead(items) if self.execution.parallel else items
 
     def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields,
                                                 BlockValues | None]:

@@ -8,7 +8,6 @@ built on quantile bins (for example `cartesian(quantile_bin(age,10), job)`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ import pyarrow.compute as pc
 
 from openaml.ml.data.statistics import entry_counts
 from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
@@ -53,7 +53,7 @@ class _Moments:
 
 def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
                  observe: Callable[[Columns], None] | None = None,
-                 known: dict[str, pa.Array] | None = None) -> FeaturePipeline:
+                 known: dict[str, pa.Array] | None = None, execution: Execution = ONE_THREAD) -> FeaturePipeline:
     """Fit every source on the batches of records `records()` yields (their Columns, read
     with `schema`); `observe` sees each batch of pass 1.
     known: every value of some CATEGORICAL attributes (known_values): a source that is one of
@@ -97,8 +97,10 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
         if node.function == "normalize":  # from the moments: at once, before the bins on them
             _fit_normalize(node, stats, params)
     bins = [node for node in fitted if node.function == "quantile_bin"]
-    with ThreadPoolExecutor(2, thread_name_prefix="openaml-fit") as pool:  # sorts release the GIL
-        for node, boundaries in zip(bins, pool.map(lambda n: _boundaries(n, values_of, params), bins)):
+    with execution.helper("openaml-fit") as helper:  # sorts release the GIL: two at once
+        fitted_bins = (helper.map if helper is not None else map)(
+            lambda n: _boundaries(n, values_of, params), bins)
+        for node, boundaries in zip(bins, fitted_bins):
             params[node.canonical] = {"boundaries": boundaries}
     if late:
         for columns in records():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from openaml.ml.errors import InputError
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
@@ -37,10 +39,16 @@ class EvaluationError(InputError):
 
 
 def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
-                   should_stop: ShouldStop | None = None) -> Evaluation:
+                   should_stop: ShouldStop | None = None, execution: Execution = ONE_THREAD) -> Evaluation:
     """Score every usable record (not rejected, valid target) and accumulate the metric.
     should_stop is asked before each slice of records scored (Slices); once it answers True,
     evaluating raises Cancelled."""
+    with execution.helper("openaml-scores") as helper:
+        return _evaluate(model, batches, dataset_schema, should_stop, helper)
+
+
+def _evaluate(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
+              should_stop: ShouldStop | None, helper: Executor | None) -> Evaluation:
     kind = model.model_type
     acc: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
                 ModelType.REGRESSION: RegressionAccumulator}[kind]()
@@ -52,7 +60,7 @@ def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_sche
         if batch.num_rows == 0:
             continue
         used += batch.num_rows
-        scores = np.concatenate([model.score_batch(part) for part in slices.of(batch)])
+        scores = np.concatenate([model.score_batch(part, helper) for part in slices.of(batch)])
         columns = Columns(batch, model.schema)
         if kind == ModelType.REGRESSION:
             acc.add(target_numbers(columns), scores)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from typing import IO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.formatting import score_texts
@@ -49,7 +51,7 @@ def header_line(model: Model, dataset_schema: Schema) -> str:
 
 
 def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
-                 score_threshold: float) -> list[str]:
+                 score_threshold: float, helper: Executor | None = None) -> list[str]:
     """One line per record of the batch; rejected records give an empty line."""
     kept = kept_rows(batch)
     rows = batch.filter(pa.array(kept))
@@ -62,7 +64,7 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
             parts.append(pc.fill_null(target_labels(columns, ModelType.BINARY), ""))
         else:
             parts.append(csv_quote(columns.raw(model.schema.target)))
-    scores = model.score_batch(rows) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
+    scores = model.score_batch(rows, helper) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
     if model.model_type == ModelType.BINARY:
         parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
         parts.append(score_texts(scores))
@@ -80,7 +82,7 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
 
 def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
                   score_threshold: float, open_output: Callable[[int], IO[bytes]],
-                  should_stop: ShouldStop | None = None) -> tuple[int, int]:
+                  should_stop: ShouldStop | None = None, execution: Execution = ONE_THREAD) -> tuple[int, int]:
     """Write one result file per input file; return (records processed, rejected records).
     should_stop is asked before each slice of records (Slices); once it answers True, predicting
     raises Cancelled (the streams opened are closed: their owner discards them)."""
@@ -89,22 +91,23 @@ def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schem
     total = invalid = 0
     slices = Slices(should_stop)
     try:
-        for batch in (part for whole in batches for part in slices.of(whole)):
-            files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
-            lines = result_lines(model, batch, dataset_schema, score_threshold)
-            total += batch.num_rows
-            invalid += int((~kept_rows(batch)).sum())
-            bounds = np.flatnonzero(np.diff(files)) + 1
-            for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
-                index = int(files[start])
-                if index not in streams:
-                    raw = open_output(index)
-                    # level 6, the gzip tool's default: level 9 took longer than scoring
-                    streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                         compresslevel=6))
-                    streams[index][1].write(header.encode("utf-8"))
-                chunk = "\n".join(lines[start:stop]) + "\n"
-                streams[index][1].write(chunk.encode("utf-8"))
+        with execution.helper("openaml-scores") as helper:
+            for batch in (part for whole in batches for part in slices.of(whole)):
+                files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
+                lines = result_lines(model, batch, dataset_schema, score_threshold, helper)
+                total += batch.num_rows
+                invalid += int((~kept_rows(batch)).sum())
+                bounds = np.flatnonzero(np.diff(files)) + 1
+                for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
+                    index = int(files[start])
+                    if index not in streams:
+                        raw = open_output(index)
+                        # level 6, the gzip tool's default: level 9 took longer than scoring
+                        streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                             compresslevel=6))
+                        streams[index][1].write(header.encode("utf-8"))
+                    chunk = "\n".join(lines[start:stop]) + "\n"
+                    streams[index][1].write(chunk.encode("utf-8"))
     finally:
         for raw, zipped in streams.values():
             zipped.close()

@@ -15,13 +15,13 @@ over seeds 1-12), the average much less (0.895-0.899 over seeds 1-30).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.model_type import ModelType
 from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, feature_counts, gradients, update
 from openaml.ml.training.params import SGDParams
@@ -125,17 +125,15 @@ class LinearState:
 def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
                params: SGDParams, rows: int,
                progress: Callable[[TrainingProgress], None] | None = None,
-               memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> LinearState:
+               memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None,
+               execution: Execution = ONE_THREAD) -> LinearState:
     """Run up to params.max_passes passes over `rows` records; stop when the pass loss improves
     by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded).
     should_stop is asked before each buffer and every STOP_CHECK_STEPS steps; once it answers
     True, fitting raises Cancelled."""
     size = minibatch_size(rows)
     state = LinearState.zeros(n_features, outputs, (REFERENCE_MINIBATCH / size) ** 2)
-    if len(os.sched_getaffinity(0)) < 2:
-        return _passes(_Stepper(kind, state, params, size, should_stop=should_stop), blocks, params,
-                       progress, memory_bytes)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgd") as pool:
+    with execution.helper("sgd") as pool:
         return _passes(_Stepper(kind, state, params, size, pool, should_stop), blocks, params,
                        progress, memory_bytes)
 

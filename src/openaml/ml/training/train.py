@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
 from openaml.ml.errors import InputError
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features.fit import known_values
 from openaml.ml.features.values import Columns
@@ -54,7 +54,8 @@ def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.Re
 def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, params: SGDParams,
                 statistics: DatasetStatistics | None, batches: Batches,
                 progress: Callable[[TrainingProgress], None] | None = None,
-                memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None) -> Model:
+                memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None,
+                execution: Execution = ONE_THREAD) -> Model:
     """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data.
     memory_bytes bounds the records and features kept in memory (a quarter of it for records
     read once for fitting and the first pass, the rest for SGD buffers and cache).
@@ -83,14 +84,14 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
 
     def usable() -> Iterator[Columns]:
         # attributes are coerced and tokenized on two threads, once for fitting and pass 1
-        return _two_at_a_time(records, batches())
+        return _two_at_a_time(records, batches(), execution)
 
     training = _Replay(usable, memory_bytes // 4, should_stop)
 
     known = _TargetSummary.from_statistics(model_type, schema, statistics)
     target = known or _TargetSummary(model_type, schema)
     pipeline = fit_pipeline(recipe.outputs, schema, training, None if known else target.observe,
-                            known_values(statistics) if statistics is not None else {})
+                            known_values(statistics) if statistics is not None else {}, execution)
     if target.records == 0:
         raise TrainingError("The training datasource has no usable record (valid target)")
     classes = target.classes()
@@ -106,12 +107,12 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
         return Block.from_rows(pipeline.rows(columns.batch, columns), y, row_weights(columns))
 
     def blocks() -> Iterator[Block]:
-        return _two_at_a_time(block, training())
+        return _two_at_a_time(block, training(), execution)
 
     outputs = len(classes) if model_type == ModelType.MULTICLASS else 1
     with threadpool_limits(limits=1):
         state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
-                           target.records, progress, memory_bytes * 3 // 4, should_stop)
+                           target.records, progress, memory_bytes * 3 // 4, should_stop, execution)
     costs = feature_costs(pipeline.name_sizes(), outputs)
     kept = trim_features(state.weights, costs, pipeline.n_statistics(), params.max_size,
                          pipeline.feature_names)
@@ -127,11 +128,11 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     )
 
 
-def _two_at_a_time(function: Callable[[T], U], items: Iterable[T]) -> Iterator[U]:
-    """function(item) for each item, in order, two items at a time on two threads where the
-    process may use two CPUs (the feature pipeline's compiled and Arrow parts release the
-    GIL). One more result than before is alive: the consumer's, and two being made."""
-    if len(os.sched_getaffinity(0)) < 2:
+def _two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution) -> Iterator[U]:
+    """function(item) for each item, in order, two items at a time on two threads when
+    `execution` has two (the feature pipeline's compiled and Arrow parts release the GIL).
+    One more result than before is alive: the consumer's, and two being made."""
+    if not execution.parallel:
         yield from map(function, items)
         return
     with ThreadPoolExecutor(2, thread_name_prefix="openaml-features") as pool:
