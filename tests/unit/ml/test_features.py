@@ -315,3 +315,30 @@ def test_read_records_keep_a_batch_of_categories_as_it_is(tmp_path):
     columns = Columns(read, schema).read(["p0", "p1", "p2"], ["y"])
     assert columns.get("p1").indices.buffers()[1].address == read.column("p1").indices.buffers()[1].address
     assert columns.batch.column(0).indices.buffers()[1].address == read.column("y").indices.buffers()[1].address
+
+
+def test_with_two_threads_quantile_boundaries_are_fitted_two_at_once(monkeypatch):
+    """Each binned attribute's values are sorted on a thread of its own (the sorts release the
+    GIL), two at a time: a barrier of two is passed only when both sorts run together."""
+    import threading
+
+    from openaml.ml.execution import Execution
+    from openaml.ml.features import fit as fit_module
+
+    barrier, sorted_on = threading.Barrier(2, timeout=10), set()
+    boundaries = fit_module._boundaries
+
+    def together(*args):
+        barrier.wait()
+        sorted_on.add(threading.current_thread().name)
+        return boundaries(*args)
+
+    monkeypatch.setattr(fit_module, "_boundaries", together)
+    schema = make_schema([("a", "NUMERIC"), ("b", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y")
+    batch = make_batch({"a": [str(i) for i in range(40)], "b": [str(i % 7) for i in range(40)],
+                        "y": ["1", "0"] * 20})
+    recipe = parse_recipe('{"outputs": ["quantile_bin(a,5)", "quantile_bin(b,5)"]}', schema)
+    pipeline = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(batch, schema)]),
+                            execution=Execution(2))
+    assert len(sorted_on) == 2 and all(name.startswith("openaml-fit") for name in sorted_on)
+    assert pipeline.n_features > 0

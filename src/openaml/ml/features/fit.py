@@ -8,6 +8,7 @@ built on quantile bins (for example `cartesian(quantile_bin(age,10), job)`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -97,11 +98,16 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
         if node.function == "normalize":  # from the moments: at once, before the bins on them
             _fit_normalize(node, stats, params)
     bins = [node for node in fitted if node.function == "quantile_bin"]
-    with execution.helper("openaml-fit") as helper:  # sorts release the GIL: two at once
-        fitted_bins = (helper.map if helper is not None else map)(
-            lambda n: _boundaries(n, values_of, params), bins)
-        for node, boundaries in zip(bins, fitted_bins):
-            params[node.canonical] = {"boundaries": boundaries}
+    def fit(node: Op) -> list[float]:
+        return _boundaries(node, values_of, params)
+
+    if execution.parallel:  # sorts release the GIL: two at once
+        with ThreadPoolExecutor(2, thread_name_prefix="openaml-fit") as pool:
+            fitted_bins = list(pool.map(fit, bins))
+    else:
+        fitted_bins = [fit(node) for node in bins]
+    for node, boundaries in zip(bins, fitted_bins):
+        params[node.canonical] = {"boundaries": boundaries}
     if late:
         for columns in records():
             vocabularies.collect(late, sources, columns, params)
