@@ -25,7 +25,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # threads of one job (ML core: 1 or 2); by default 2 where the process may use two CPUs
-    job_threads: int = field(default_factory=lambda: min(2, len(os.sched_getaffinity(0))))
+    job_threads: int = field(default_factory=lambda: min(2, usable_cpus()))
     advertise_url: str | None = None
     credentials_file: Path | None = None
     access_keys: Mapping[str, str] = field(default_factory=dict)
@@ -83,6 +83,13 @@ class Settings:
     @property
     def artifacts_root(self) -> Path:
         return self.data_dir / "artifacts"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it, e.g. Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=1024)  # asked on every request of a keyless server

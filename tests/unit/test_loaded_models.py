@@ -82,3 +82,18 @@ def test_a_loaded_model_builds_its_record_scorer_once() -> None:
     for t in threads:
         t.join()
     assert len({id(s) for s in got}) == 1 and got[0].model is model
+
+
+def test_an_endpoint_holds_its_model_and_takes_the_scorer_once() -> None:
+    """Predict calls take no lock: the endpoint's scorer is taken when it is mounted."""
+    from openaml.jobs.models import EndpointScorer, LoadedModel
+    from openaml.ml.training import SGDParams, train_model
+    from tests.unit.ml.conftest import make_batch, make_schema
+
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
+    model = train_model("BINARY", schema, '{"outputs": ["c"]}', SGDParams(max_passes=1), None,
+                        lambda: iter([make_batch({"c": ["a", "b"] * 4, "y": ["1", "0"] * 4})]))
+    loaded = LoadedModel(model)
+    endpoint = EndpointScorer(loaded)
+    loaded._lock = None  # a Predict that took the lock would fail now
+    assert endpoint({"c": "a"}, 0.5)["predictedLabel"] in ("0", "1") and endpoint.loaded is loaded

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from openaml.ml.model import Model, load_model
-from openaml.ml.prediction import RecordScorer
+from openaml.ml.prediction import RecordScorer, predict_record
 from openaml.storage import ArtifactStore
 
 
@@ -42,6 +42,17 @@ class LoadedModel:
             if self._scorer is None:
                 self._scorer = RecordScorer(self.model)
             return self._scorer
+
+
+class EndpointScorer:
+    """A mounted endpoint's Scorer: it holds the loaded model (so the one shared copy stays
+    loaded while the endpoint is mounted) and its record scorer, taken once (no lock per call)."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded, self._scorer = loaded, loaded.scorer
+
+    def __call__(self, record: dict[str, str], threshold: float) -> dict[str, Any]:
+        return predict_record(self._scorer, record, threshold)
 
 
 class LoadedModels:

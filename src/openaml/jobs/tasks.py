@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, cast
 import pyarrow as pa
 
 from openaml.jobs.engine import Job, Task
-from openaml.jobs.models import MODEL_FILE, LoadedModels, Scorer, read_model
+from openaml.jobs.models import MODEL_FILE, EndpointScorer, LoadedModels, Scorer, read_model
 from openaml.jobs.shared_reads import SharedReads
 from openaml.ml.data import (
     DataObject,
@@ -29,7 +29,7 @@ from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.metrics import evaluate_model
-from openaml.ml.prediction import batch_predict, predict_record
+from openaml.ml.prediction import batch_predict
 from openaml.ml.prediction.batch import header_line
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
@@ -188,15 +188,9 @@ class Tasks:
         return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
 
     def load_scorer(self, model_id: str) -> tuple[Scorer, float]:
-        loaded = self.models.get(model_id)  # held by the endpoint: shared while it is mounted
-        loaded.scorer  # noqa: B018 - built now, not by the endpoint's first request
+        scorer = EndpointScorer(self.models.get(model_id))
         record = self.store.get(EntityKind.MLMODEL, model_id)
-        threshold = float((record.info if record else {}).get("score_threshold", 0.5))
-
-        def score(record: dict[str, str], threshold: float) -> dict[str, Any]:
-            return predict_record(loaded.scorer, record, threshold)
-
-        return score, threshold
+        return scorer, float((record.info if record else {}).get("score_threshold", 0.5))
 
     # -- evaluations and batch predictions --------------------------------------------------
 

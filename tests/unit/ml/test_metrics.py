@@ -77,3 +77,13 @@ def test_average_ranks_match_scipy():
     values = np.random.default_rng(5).integers(0, 7, 200).astype(float)
     assert np.array_equal(average_ranks(values), rankdata(values))
     assert average_ranks(np.zeros(0)).shape == (0,)
+
+
+def test_residuals_beyond_a_doubles_range_still_make_a_report():
+    """Extreme but valid targets: residuals overflow to infinity or span the whole range."""
+    acc = RegressionAccumulator()
+    acc.add(np.array([1e308, -1e308, 4.0]), np.array([-1e308, 1e308, 3.0]))  # inf, -inf, 1
+    acc.add(np.array([1.7e308, -1.7e308]), np.array([0.0, 0.0]))
+    baseline, details = acc.report(0.0)
+    assert sum(details.counts) == 3 and len(details.edges) == len(details.counts) + 1
+    assert np.all(np.isfinite(details.edges)) and all(np.isfinite(p).all() for p in details.pairs)

@@ -410,9 +410,28 @@ def test_training_progress_survives_json_and_reads_the_earlier_layout():
 
     progress = TrainingProgress(10).after(0.5).after(float("nan")).after(0.25)
     stored = json.loads(json.dumps(progress.to_json()))   # no NaN in JSON
-    assert stored == {"pass": 3, "max_passes": 10, "loss": 0.25, "losses": [0.5, None, 0.25]}
+    assert stored == {"pass": 3, "max_passes": 10, "loss": 0.25, "losses": [0.5, None, 0.25], "first_pass": 1}
     again = TrainingProgress.from_json(stored)
     assert again is not None and again.passes == 3 and again.losses[::2] == (0.5, 0.25)
     earlier = TrainingProgress.from_json({"pass": 4, "max_passes": 10, "loss": 0.75})
     assert earlier is not None and earlier.passes == 4 and earlier.losses[-1] == 0.75
     assert TrainingProgress.from_json(None) is None and TrainingProgress.from_json({"pass": 1}) is None
+
+
+def test_a_long_training_stores_the_losses_of_its_last_passes_only():
+    from openaml.ml.training.progress import STORED_LOSSES, TrainingProgress
+
+    progress = TrainingProgress(10_000, tuple(1.0 / k for k in range(1, 5001)))
+    stored = progress.to_json()
+    assert len(stored["losses"]) == STORED_LOSSES and stored["first_pass"] == 5001 - STORED_LOSSES
+    again = TrainingProgress.from_json(json.loads(json.dumps(stored)))
+    assert again is not None and again.passes == 5000 and again.losses[-1] == 1 / 5000
+    assert np.isnan(again.losses[0]) and again.losses[5000 - STORED_LOSSES] == 1 / (5001 - STORED_LOSSES)
+
+
+def test_regression_targets_beyond_a_doubles_range_fail_training_with_a_reason():
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y")
+    batch = make_batch({"c": ["a", "b"] * 4, "y": ["1e308", "-1e308", "1e308", "5"] * 2})
+    with pytest.raises(TrainingError, match="too large to train on"):
+        train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(max_passes=1), None,
+                    lambda: iter([batch]))

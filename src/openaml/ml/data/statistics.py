@@ -91,7 +91,7 @@ class NumericStats:
         if self.n == 0:
             return NumericValues(distinct=0)
         low, high = float(self.values[0]), float(self.values[-1])
-        counts, edges = _histogram(self.values, self.counts, low, high)
+        counts, edges = histogram(self.values, self.counts, low, high)
         variance = self.m2 / self.n
         return NumericValues(
             distinct=len(self.values) if self.exact else None,
@@ -232,8 +232,8 @@ class CountStats:
                              self.true if binary else None, self.false if binary else None)
 
 
-def _histogram(values: npt.NDArray[np.float64], weights: npt.NDArray[Any], low: float,
-               high: float) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
+def histogram(values: npt.NDArray[np.float64], weights: npt.NDArray[Any] | None, low: float,
+              high: float) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
     """Counts and edges of HISTOGRAM_BINS equal bins over [low, high], as np.histogram makes
     them (one value v: [v - 0.5, v + 0.5]). A range too narrow for distinct float64 edges (at
     1e17 the 0.5 vanishes in rounding) is widened about its middle; one too wide to subtract

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from openaml.ml.data.statistics import histogram
 from openaml.ml.metrics.report import PAIRS, BinaryDetails, MulticlassDetails, RegressionDetails
 
 HISTOGRAM_BINS = 20
@@ -155,21 +158,27 @@ class RegressionAccumulator:
 
     def add(self, actual: np.ndarray, predicted: np.ndarray) -> None:
         self.actual.append(np.asarray(actual, np.float64))
-        self.residuals.append(self.actual[-1] - np.asarray(predicted, np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond a double's range: inf
+            self.residuals.append(self.actual[-1] - np.asarray(predicted, np.float64))
 
     def _all(self) -> np.ndarray:
         return np.concatenate(self.residuals or [np.zeros(0)])
 
     def metric(self) -> float:
         r = self._all()
-        return float(np.sqrt(np.mean(r * r))) if len(r) else 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.sqrt(np.mean(r * r))) if len(r) else 0.0
 
     def report(self, training_mean: float) -> tuple[float, RegressionDetails]:
         """(baseline: the RMSE of always predicting the training target's mean, details)."""
         r = self._all()
         actual = np.concatenate(self.actual or [np.zeros(0)])
-        baseline = float(np.sqrt(np.mean((actual - training_mean) ** 2))) if len(r) else 0.0
-        counts, edges = np.histogram(r, bins=HISTOGRAM_BINS) if len(r) else (np.zeros(0), np.zeros(0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            baseline = float(np.sqrt(np.mean((actual - training_mean) ** 2))) if len(r) else 0.0
+        finite = r[np.isfinite(r)]  # residuals beyond a double's range have no bin
+        counts, edges = (histogram(finite, None, float(finite.min()), float(finite.max())) if len(finite)
+                         else (np.zeros(0), np.zeros(0)))
         sample = np.unique(np.linspace(0, len(r) - 1, min(PAIRS, len(r))).astype(np.int64))
-        pairs = [(a, a - e) for a, e in zip(actual[sample].tolist(), r[sample].tolist(), strict=True)]
+        pairs = [(a, a - e) for a, e in zip(actual[sample].tolist(), r[sample].tolist(), strict=True)
+                 if math.isfinite(a - e)]
         return baseline, RegressionDetails(edges.tolist(), counts.astype(np.int64).tolist(), pairs)

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+STORED_LOSSES = 1000  # of the last passes: a long training's info stays small (sgd.maxPasses <= 10,000)
+
 
 @dataclass(frozen=True)
 class TrainingProgress:
@@ -25,10 +27,12 @@ class TrainingProgress:
 
     def to_json(self) -> dict[str, Any]:
         """As stored in the model's info: the last pass's number and loss, read by earlier
-        versions, and every pass's loss (None where it was not finite: JSON has no NaN)."""
-        finite = [loss if math.isfinite(loss) else None for loss in self.losses]
+        versions, and the losses of the last STORED_LOSSES passes from `first_pass` on (None
+        where one was not finite: JSON has no NaN)."""
+        kept = [loss if math.isfinite(loss) else None for loss in self.losses[-STORED_LOSSES:]]
         return {"pass": self.passes, "max_passes": self.max_passes,
-                "loss": finite[-1] if finite else None, "losses": finite}
+                "loss": kept[-1] if kept else None, "losses": kept,
+                "first_pass": self.passes - len(kept) + 1}
 
     @classmethod
     def from_json(cls, doc: Any) -> TrainingProgress | None:
@@ -42,6 +46,8 @@ class TrainingProgress:
             if losses is None:  # the earlier layout: the last pass's loss alone
                 last = int(doc.get("pass") or 0)
                 losses = [None] * (last - 1) + [doc.get("loss")] if last > 0 else []
+            else:  # passes before the stored ones: unknown
+                losses = [None] * (int(doc.get("first_pass", 1)) - 1) + list(losses)
             return cls(max_passes, tuple(math.nan if v is None else float(v) for v in losses))
         except (KeyError, TypeError, ValueError):
             return None

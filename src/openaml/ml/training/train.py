@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -215,8 +216,9 @@ class _TargetSummary:
         self.records += columns.n_rows
         if self.model_type == ModelType.REGRESSION:
             y = target_numbers(columns)
-            self.total += float(y.sum())
-            self.total_sq += float((y * y).sum())
+            with np.errstate(over="ignore", invalid="ignore"):  # too large: scale() says so
+                self.total += float(y.sum())
+                self.total_sq += float((y * y).sum())
             return
         counts = pc.value_counts(target_labels(columns, self.model_type))
         for item in counts.to_pylist():
@@ -241,6 +243,9 @@ class _TargetSummary:
             return 0.0, 1.0
         mean = self.total / self.records
         var = max(self.total_sq / self.records - mean * mean, 0.0)
+        if not (math.isfinite(mean) and math.isfinite(var)):
+            raise TrainingError("The target's values are too large to train on: their mean or spread "
+                                "is beyond the range of a double")
         return mean, float(np.sqrt(var)) or 1.0
 
     def summary(self) -> dict[str, Any]:
