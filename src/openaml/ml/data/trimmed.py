@@ -86,8 +86,11 @@ def read_trimmed(block: LineBlock, names: Sequence[str], encode: Sequence[bool])
     coded = pa.dictionary(pa.int32(), pa.string())
     try:
         table = csv.read_csv(
-            pa.py_buffer(text),  # no copy; two chunks: both cores parse
-            read_options=csv.ReadOptions(column_names=list(names), block_size=len(text) // 2 + 1),
+            # no copy; one chunk: the block's dictionaries need no unifying, and the other core
+            # is busy with the blocks before (statistics, writing). Two chunks cost 0.26 s of
+            # CPU per 16 MB block against 0.19 s, plus 0.05 s to unify and combine them.
+            pa.py_buffer(text),
+            read_options=csv.ReadOptions(column_names=list(names), block_size=len(text) + 1),
             parse_options=csv.ParseOptions(quote_char='"', double_quote=True, escape_char=False),
             convert_options=csv.ConvertOptions(
                 column_types={n: coded if e else pa.string() for n, e in zip(names, encode)},
