@@ -36,7 +36,7 @@ def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
     return out
 
 
-def _features(scorer: RecordScorer, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def features(scorer: RecordScorer, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """The record's feature ids and values, in feature order: the very features Predict scores."""
     ids, values = scorer.sorted_features(record)
     return ids, np.ones(len(ids)) if values is None else values
@@ -47,23 +47,12 @@ def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
     """The non-zero features of `record` times their weight for output column `output`,
     largest |contribution| first (in score units before the link function)."""
     model = scorer.model
-    ids, values = _features(scorer, record)
+    ids, values = features(scorer, record)
     names = model.pipeline.feature_names()
     parts = values * np.asarray(model.weights, dtype=np.float64)[ids, output]
     order = np.argsort(-np.abs(parts), kind="stable")[:limit]
     return [(names[ids[i]] if ids[i] < len(names) else f"#{ids[i]}", float(parts[i]))
             for i in order if parts[i] != 0]
-
-
-def explained_scores(scorer: RecordScorer, record: dict[str, str]) -> np.ndarray:
-    """What the explanation adds up to: the bias plus every contribution, in feature order,
-    through the model's link function: Predict's scores, to the last bit."""
-    model = scorer.model
-    ids, values = _features(scorer, record)
-    z = np.array(model.bias, dtype=np.float64)
-    for feature, value in zip(ids.tolist(), values.tolist(), strict=True):
-        z = z + value * model.weights[feature]
-    return np.atleast_1d(model.link(z[None, :])[0])
 
 
 def output_index(model: Model, prediction: dict[str, Any]) -> int:

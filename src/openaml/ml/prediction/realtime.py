@@ -1,8 +1,9 @@
 """predict_record: score one Predict record (evaluation-and-prediction.md §4).
 
 A RecordScorer is built once per loaded model (by its holder): precomputed lookups from raw
-value to feature id for attribute-level sources; other sources are evaluated by features/record.py (plain Python, and
-Arrow's kernels for non-ASCII text), which gives the batch evaluator's features.
+value to feature id for attribute-level sources; other sources are evaluated by
+features/record.py (plain Python, and Arrow's kernels for non-ASCII text), which gives the
+batch evaluator's features.
 """
 
 from __future__ import annotations
