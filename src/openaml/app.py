@@ -27,6 +27,7 @@ from openaml.console import build_console
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.priority import single_threaded_blas
+from openaml.jobs.record_info import read_threshold
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.ml.execution import Execution
@@ -44,6 +45,7 @@ from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.console_port import ServicePort
 from openaml.service.context import RequestContext, wall_clock_ms
+from openaml.service.migration import migrate
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import Settings
 from openaml.storage import ArtifactStore, open_object_store
@@ -82,7 +84,7 @@ def follow_endpoints(store: Store, predictors: PredictorRegistry, stop: threadin
     while not stop.wait(interval):
         try:
             predictors.sync({
-                r.id: (r.endpoint_status or EndpointStatus.NONE, float(r.info.get("score_threshold", 0.5)))
+                r.id: (r.endpoint_status or EndpointStatus.NONE, read_threshold(r).value)
                 for r in store.select_endpoints()
             })
         except Exception:  # noqa: BLE001 - the next round tries again
@@ -107,6 +109,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.database_url or "")
+    migrate(store)  # records of an earlier version, before any reads them
     objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
     artifacts = ArtifactStore(settings.artifacts_root)
     executor = ThreadPoolExecutor(max_workers=THREADS_PER_WORKER * max(1, settings.workers),

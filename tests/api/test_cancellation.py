@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from openaml.app import Application
+from openaml.jobs.record_info import read_progress
 from openaml.server.embedded import running_server
 from openaml.store import EntityKind
 from tests.api.conftest import make_client, wait_for
@@ -135,7 +136,8 @@ def test_deleting_a_model_stops_training_after_its_first_pass(server: Applicatio
 
     def passes() -> int:
         record = server.context.store.get(EntityKind.MLMODEL, "long-training")
-        return int(((record.info if record else {}).get("training") or {}).get("pass", 0))
+        progress = read_progress(record) if record else None
+        return progress.passes if progress else 0
 
     wait_until(lambda: passes() >= 2, 120, "training did not reach its second pass")
     assert status(ml, "model", "long-training") == "INPROGRESS"

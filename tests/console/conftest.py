@@ -43,7 +43,7 @@ class FakeService:
         self.entities[kind][entity_id] = item
         return item
 
-    def set_info(self, kind: str, entity_id: str, **info: Any) -> None:
+    def set_info(self, kind: str, entity_id: str, info: dict[str, Any]) -> None:
         """What the entity's job stored (the console reads some of it from the store)."""
         record = EntityRecord(kind=EntityKind(kind), id=entity_id, status=Status.COMPLETED, created_at=1,
                               last_updated_at=1, created_by="test", request={}, info=info)

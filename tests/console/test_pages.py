@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from openaml.console import build_console, explain
+from openaml.jobs.record_info import progress_info
 from openaml.ml.data.statistics_document import (
     AttributeStatistics,
     CountedValues,
@@ -154,7 +155,7 @@ def test_model_page_shows_passes_and_weights(fake: FakeService, client: TestClie
              TrainingParameters={"sgd.maxPasses": "3"}, Recipe=model.recipe, FinishedAt="x")
     with fake.ctx.artifacts.open_write("MLModel", "ml-1", "model.bin") as out:
         model.save(out)
-    fake.set_info("MLModel", "ml-1", training=TrainingProgress(3, (1.0, 0.5, 1 / 3)).to_json())
+    fake.set_info("MLModel", "ml-1", progress_info(TrainingProgress(3, (1.0, 0.5, 1 / 3))))
     page = client.get("/console/models/ml-1").text
     body = text(page)
     assert "Pass 3 of 3; last training loss 0.3333" in body and "Training loss per pass" in page
@@ -164,7 +165,7 @@ def test_model_page_shows_passes_and_weights(fake: FakeService, client: TestClie
 def test_model_page_of_a_model_trained_before_every_loss_was_kept(fake: FakeService, client: TestClient) -> None:
     """The earlier progress layout (the last pass alone) still shows."""
     fake.add("MLModel", "ml-old", MLModelType="BINARY", FinishedAt="x")
-    fake.set_info("MLModel", "ml-old", training={"pass": 4, "max_passes": 10, "loss": 0.25})
+    fake.set_info("MLModel", "ml-old", {"training": {"pass": 4, "max_passes": 10, "loss": 0.25}})
     body = text(client.get("/console/models/ml-old").text)
     assert "Pass 4 of 10; last training loss 0.25" in body
 

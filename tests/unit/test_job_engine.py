@@ -6,8 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
+from openaml.jobs.specs import DataSourceResult
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.database import open_store
+
+DONE = DataSourceResult(0, 0, ())
 
 
 def _pending(store, entity_id: str) -> None:
@@ -41,13 +44,13 @@ def _run(tmp_path: Path, task, ids: list[str], log_writer=lambda record, line: N
 def test_an_idle_job_lets_another_start_on_its_worker(tmp_path: Path) -> None:
     other_ran = threading.Event()
 
-    def task(job: Job) -> dict:
+    def task(job: Job) -> DataSourceResult:
         if job.record.id == "waits":
             with job.idle():  # one worker: "works" can start only if this frees it
                 assert other_ran.wait(5)
         else:
             other_ran.set()
-        return {}
+        return DONE
 
     assert _run(tmp_path, task, ["waits", "works"]) == {"waits": Status.COMPLETED, "works": Status.COMPLETED}
 
@@ -56,11 +59,11 @@ def test_a_busy_job_keeps_its_worker(tmp_path: Path) -> None:
     running = threading.Lock()
     overlapped = []
 
-    def task(job: Job) -> dict:
+    def task(job: Job) -> DataSourceResult:
         overlapped.append(not running.acquire(blocking=False))
         time.sleep(0.05)
         running.release()
-        return {}
+        return DONE
 
     assert set(_run(tmp_path, task, ["a", "b", "c"]).values()) == {Status.COMPLETED}
     assert overlapped == [False, False, False]
@@ -70,11 +73,11 @@ def test_a_log_that_cannot_be_written_fails_no_job_and_no_start(tmp_path: Path) 
     def broken_log(record: EntityRecord, line: str) -> None:
         raise ValueError(f"cannot log {record.id}")
 
-    found = _run(tmp_path, lambda job: {}, ["a", "b", "c"], broken_log, in_progress=("b",))
+    found = _run(tmp_path, lambda job: DONE, ["a", "b", "c"], broken_log, in_progress=("b",))
     assert found == {"a": Status.COMPLETED, "b": Status.COMPLETED, "c": Status.COMPLETED}
 
 
 def test_a_result_that_cannot_be_stored_fails_the_job_and_frees_the_worker(tmp_path: Path) -> None:
-    found = _run(tmp_path, lambda job: {"value": object()} if job.record.id == "bad" else {},
-                 ["bad", "next"])
+    unstorable = DataSourceResult(0, 1, (object(),))  # type: ignore[arg-type]
+    found = _run(tmp_path, lambda job: unstorable if job.record.id == "bad" else DONE, ["bad", "next"])
     assert found == {"bad": Status.FAILED, "next": Status.COMPLETED}

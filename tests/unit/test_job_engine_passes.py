@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from openaml.jobs.engine import Job, JobEngine
+from openaml.jobs.record_info import result_info
+from openaml.jobs.specs import EvaluationResult
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.database import open_store
@@ -46,11 +48,11 @@ class _World:
         self.logs: dict[str, list[str]] = {}
         self.fail = fail or {}
 
-        def task(job: Job) -> dict:
+        def task(job: Job) -> EvaluationResult:
             self.ran.append(job.record.id)
             if job.record.id in self.fail:
                 raise self.fail[job.record.id]
-            return {"done": True}
+            return EvaluationResult({"done": job.record.id})
 
         self.engine = JobEngine(self.store, _OneAtATime(), {kind: task for kind in kinds}, 1,
                                 lambda: 5, lambda record, line: self.logs.setdefault(
@@ -81,7 +83,7 @@ def test_a_job_runs_only_once_its_inputs_completed(tmp_path: Path) -> None:
     assert sorted(world.ran) == ["ds", "ds-eval", "ev", "ml"]   # each once
     for kind, entity_id in ((DS, "ds"), (ML, "ml"), (EV, "ev")):
         assert world.status(kind, entity_id) == (Status.COMPLETED, None)
-        assert world.store.get(kind, entity_id).info == {"done": True}
+        assert world.store.get(kind, entity_id).info == result_info(EvaluationResult({"done": entity_id}))
 
 
 def test_a_job_waits_while_an_input_is_pending_or_running(tmp_path: Path) -> None:

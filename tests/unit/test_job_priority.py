@@ -10,6 +10,7 @@ import pytest
 
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
 from openaml.jobs.priority import JOB_NICENESS, run_below_requests
+from openaml.jobs.specs import DataSourceResult
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.database import open_store
 
@@ -47,9 +48,9 @@ def test_jobs_of_the_engine_run_lowered(tmp_path: Path) -> None:
                               created_at=1, last_updated_at=1, created_by="test", request={}))
     ran: dict[str, int] = {}
 
-    def task(job: Job) -> dict:
+    def task(job: Job) -> DataSourceResult:
         ran["nice"] = _nice()
-        return {}
+        return DataSourceResult(0, 0, ())
 
     with ThreadPoolExecutor(THREADS_PER_WORKER) as executor:
         engine = JobEngine(store, executor, {EntityKind.DATASOURCE: task}, 1, lambda: 2, poll_seconds=0.01)

@@ -59,3 +59,19 @@ def test_the_ml_core_asks_the_os_for_no_cpus_and_keeps_no_threads():
                         and getattr(node.func, "id", getattr(node.func, "attr", "")).endswith("Executor")):
                     found.append(f"{path.name}: a module-level executor")
     assert found == []
+
+
+def _attribute_reads(attribute: str) -> set[str]:
+    """Modules (relative paths) that read `<something>.<attribute>`, loggers aside."""
+    return {str(path.relative_to(SOURCE)) for path in sorted(SOURCE.rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Attribute) and node.attr == attribute
+            and getattr(node.value, "id", None) not in ("log", "logging", "urllib")}
+
+
+def test_records_are_read_through_their_typed_documents():
+    """A record's info is read and written by jobs/record_info.py alone (service/migration.py
+    reads the layout before it; the store keeps it); its Create request, in PascalCase, by the
+    service alone: jobs read specs."""
+    assert _attribute_reads("info") - {"jobs/record_info.py", "service/migration.py", "store/database.py"} == set()
+    assert {m for m in _attribute_reads("request") if not m.startswith("service/")} == set()

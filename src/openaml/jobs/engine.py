@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openaml.jobs.priority import run_below_requests
+from openaml.jobs.record_info import result_info
+from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status, Store
 
@@ -51,8 +53,8 @@ class Job:
         finally:
             self.waiting(False)
 
-    def progress(self, **info: Any) -> None:
-        """Merge `info` into the entity while it runs (e.g. pass number, running counts)."""
+    def progress(self, info: Mapping[str, Any]) -> None:
+        """Merge `info` (jobs/record_info.py's) into the entity while it runs."""
         self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info)
 
     def cancelled(self) -> bool:
@@ -61,7 +63,7 @@ class Job:
 
 
 class Task(Protocol):
-    def __call__(self, job: Job) -> dict[str, Any]: ...
+    def __call__(self, job: Job) -> Result: ...
 
 
 def dependencies(record: EntityRecord) -> list[tuple[EntityKind, str]]:
@@ -238,7 +240,7 @@ class JobEngine:
             task = self.tasks.get(record.kind)
             if task is None:
                 raise InputError(f"{record.kind.value} jobs are not supported by this server yet")
-            info = task(job)
+            result = task(job)
         except InputError as exc:
             self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - a bug: the job fails, its log keeps the traceback
@@ -248,7 +250,7 @@ class JobEngine:
                          "job's log holds the details")
         else:
             elapsed = int((time.monotonic() - started) * 1000)
-            self._finish(record, Status.COMPLETED, info=info, compute_time=max(elapsed, 1))
+            self._finish(record, Status.COMPLETED, info=result_info(result), compute_time=max(elapsed, 1))
 
     def _set_idle(self, key: tuple[EntityKind, str], idle: bool) -> None:
         with self._lock:

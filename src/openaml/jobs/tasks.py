@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import time
@@ -15,14 +14,35 @@ import pyarrow as pa
 
 from openaml.jobs.engine import Job, Task
 from openaml.jobs.models import MODEL_FILE, EndpointScorer, LoadedModels, Scorer, read_model
+from openaml.jobs.record_info import (
+    progress_info,
+    read_result,
+    read_secret,
+    read_spec,
+    read_threshold,
+    secret_info,
+)
 from openaml.jobs.shared_reads import SharedReads
+from openaml.jobs.specs import (
+    BatchPredictionResult,
+    BatchPredictionSpec,
+    DataSourceResult,
+    DataSourceSpec,
+    EvaluationResult,
+    EvaluationSpec,
+    MLModelResult,
+    MLModelSpec,
+    Result,
+    ScoreThreshold,
+    Source,
+    StagedQuery,
+)
 from openaml.ml.data import (
     DataObject,
     IngestReport,
     Target,
     ingest,
     ingest_many,
-    parse_rearrangement,
     read_materialized,
 )
 from openaml.ml.data.statistics_document import DatasetStatistics
@@ -32,19 +52,18 @@ from openaml.ml.metrics import evaluate_model
 from openaml.ml.prediction import batch_predict
 from openaml.ml.prediction.batch import header_line
 from openaml.ml.recipes import default_recipe
-from openaml.ml.schema import Schema, parse_schema
-from openaml.ml.training import Cancelled, parse_parameters, train_model
+from openaml.ml.schema import Schema
+from openaml.ml.training import Cancelled, train_model
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.storage import ArtifactStore, ObjectStore, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
-from openaml.store import EntityKind, Status, Store
+from openaml.store import EntityKind, EntityRecord, Status, Store
 
 DATA_FILE = "data.arrows"
 INGEST_FILE = "ingest.json"
 REPORT_FILE = "report.json"
-_STAGED = ("redshift", "rds")  # datasource sources copied to CSV by their own job
 CANCEL_CHECK_SECONDS = 0.2  # Job.cancelled() reads the store: asked at most this often
 
 
@@ -75,35 +94,31 @@ class Tasks:
 
     # -- datasources ------------------------------------------------------------------------
 
-    def build_datasource(self, job: Job) -> dict[str, Any]:
+    def build_datasource(self, job: Job) -> DataSourceResult:
         record = job.record
-        request, info = record.request, record.info
-        if info.get("source") in _STAGED:
-            self._stage(job)
-        spec = request.get("DataSpec") or request.get("RDSData") or {}
-        schema = parse_schema(info["schema"])
-        rearrangement = parse_rearrangement(spec.get("DataRearrangement"))
-        located = self.objects.resolve_data_location(record.data_uri or "")  # or StorageError
+        spec = read_spec(record, DataSourceSpec)
+        if spec.query is not None:
+            self._stage(job, spec.source, spec.query)
+        located = self.objects.resolve_data_location(spec.data_uri)  # or StorageError
         objects = [
             DataObject(uri=o.uri, key=o.key, size=o.size,
                        open=_opener(self.objects, o.uri))
             for o in located
         ]
-        job.log_line(f"reading {len(objects)} object(s) from {record.data_uri}")
+        job.log_line(f"reading {len(objects)} object(s) from {spec.data_uri}")
         with self.artifacts.open_write(record.kind.value, record.id, DATA_FILE) as sink:
-            statistics = bool(request.get("ComputeStatistics"))
-            if info.get("source") in _STAGED:  # staged for this job alone
+            if spec.staged:  # staged for this job alone
                 stop = _Deleted([job])
-                report = ingest(objects, schema, rearrangement, statistics, sink,
+                report = ingest(objects, spec.schema, spec.rearrangement, spec.compute_statistics, sink,
                                 lambda records: check(stop), job.log_line, self.execution)
             else:
-                key = (record.data_uri, info["schema"])
-                target = Target(rearrangement, statistics, sink)
+                key = _read_key(spec)
+                target = Target(spec.rearrangement, spec.compute_statistics, sink)
                 self._reading[id(target)] = job
                 try:
                     report, readers = self.shared_reads.ingest(
                         key, record.id, target, lambda: self._datasource_peers(key, record.id),
-                        lambda targets: self._read_for(objects, schema, targets), job.idle)
+                        lambda targets: self._read_for(objects, spec.schema, targets), job.idle)
                 finally:
                     del self._reading[id(target)]
                 if readers > 1:
@@ -114,12 +129,7 @@ class Tasks:
             f"{report.records_read} records read, {report.rejected_records} rejected, "
             f"{report.selected_records} selected"
         )
-        return {
-            "data_size_in_bytes": report.data_size_in_bytes,
-            "number_of_files": report.number_of_files,
-            "files": list(report.files),
-            "password": None,
-        }
+        return DataSourceResult(report.data_size_in_bytes, report.number_of_files, tuple(report.files))
 
     def _read_for(self, objects: list[DataObject], schema: Schema,
                   targets: Sequence[Target]) -> list[IngestReport | Exception]:
@@ -134,88 +144,84 @@ class Tasks:
         return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected,
                              self.execution)]
 
-    def _datasource_peers(self, key: tuple[str | None, Any], own_id: str) -> set[str]:
+    def _datasource_peers(self, key: tuple[str, str], own_id: str) -> set[str]:
         """Ids of the other datasources that read the same data with the same schema and run,
         or are waiting for a worker while another one is free."""
         statuses = [Status.INPROGRESS] + ([Status.PENDING] if self.workers > 1 else [])
-        return {r.id for status in statuses
-                for r in self.store.with_status((EntityKind.DATASOURCE,), status)
-                if r.id != own_id and (r.data_uri, r.info.get("schema")) == key
-                and r.info.get("source") not in _STAGED}
+        peers = set()
+        for status in statuses:
+            for r in self.store.with_status((EntityKind.DATASOURCE,), status):
+                spec = read_spec(r, DataSourceSpec)
+                if r.id != own_id and not spec.staged and _read_key(spec) == key:
+                    peers.add(r.id)
+        return peers
 
-    def _stage(self, job: Job) -> None:
-        record = job.record
-        source = record.info["source"]
-        spec = record.request["DataSpec"] if source == "redshift" else record.request["RDSData"]
-        database = spec["DatabaseInformation"]
-        identifier = database.get("ClusterIdentifier") or database.get("InstanceIdentifier")
-        url = self.databases.lookup(source, identifier)
+    def _stage(self, job: Job, source: Source, query: StagedQuery) -> None:
+        url = self.databases.lookup(source.value, query.identifier)
         if url is None:
-            raise InputError(f"No database connection is configured for '{identifier}'")
+            raise InputError(f"No database connection is configured for '{query.identifier}'")
         try:
             uris = stage_query(
-                url, database["DatabaseName"], spec["DatabaseCredentials"]["Username"],
-                record.info.get("password") or "", spec["SelectSqlQuery"], self.objects,
-                spec["S3StagingLocation"], record.id,
+                url, query.database_name, query.user_name, read_secret(job.record) or "", query.query,
+                self.objects, query.staging_uri, job.record.id,
             )
         except StagingError as exc:
-            raise InputError(f"The query on '{identifier}' failed: {exc}") from None
-        job.progress(password=None)
+            raise InputError(f"The query on '{query.identifier}' failed: {exc}") from None
+        job.progress(secret_info(None))
         job.log_line(f"staged the query result as {len(uris)} CSV file(s)")
 
     # -- models -----------------------------------------------------------------------------
 
-    def train_model(self, job: Job) -> dict[str, Any]:
+    def train_model(self, job: Job) -> MLModelResult:
         record = job.record
-        source_id = record.datasource_id or ""
-        schema = parse_schema(record.info["schema"])
-        stored = self._read_json(EntityKind.DATASOURCE, source_id, INGEST_FILE).get("statistics")
+        spec = read_spec(record, MLModelSpec)
+        stored = self._read_json(EntityKind.DATASOURCE, spec.datasource_id, INGEST_FILE).get("statistics")
         statistics = DatasetStatistics.from_json(stored) if stored else None
-        recipe = record.info.get("recipe") or default_recipe(schema, statistics)
-        params = parse_parameters(record.request.get("Parameters") or {}, record.model_type or "",
-                                  seed=_seed(record.id))
+        recipe = spec.recipe or default_recipe(spec.schema, statistics)
 
         def progress(state: TrainingProgress) -> None:
-            job.progress(training=state.to_json())
+            job.progress(progress_info(state))
             job.log_line(f"pass {state.passes} of {state.max_passes}: loss {state.losses[-1]}")
 
         stop = _Deleted([job])
-        model = train_model(record.model_type or "", schema, recipe, params, statistics,
-                            self._batches(source_id, stop), progress, self.training_memory, stop,
+        model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
+                            self._batches(spec.datasource_id, stop), progress, self.training_memory, stop,
                             self.execution)
         with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
             model.save(out)
-        return {"size_in_bytes": model.size_in_bytes, "recipe": recipe}
+        return MLModelResult(model.size_in_bytes, recipe)
 
     def load_scorer(self, model_id: str) -> tuple[Scorer, float]:
         scorer = EndpointScorer(self.models.get(model_id))
         record = self.store.get(EntityKind.MLMODEL, model_id)
-        return scorer, float((record.info if record else {}).get("score_threshold", 0.5))
+        return scorer, (read_threshold(record) if record else ScoreThreshold()).value
 
     # -- evaluations and batch predictions --------------------------------------------------
 
-    def evaluate(self, job: Job) -> dict[str, Any]:
+    def evaluate(self, job: Job) -> EvaluationResult:
         record = job.record
-        loaded = self.models.get(record.model_id or "")  # held while the job runs: shared
-        model = loaded.model
-        source = self._datasource(record.datasource_id or "")
+        spec = read_spec(record, EvaluationSpec)
+        loaded = self.models.get(spec.model_id)  # held while the job runs: shared
+        source = self._datasource(spec.datasource_id)
         stop = _Deleted([job])
-        result = evaluate_model(model, self._batches(source.id, stop)(),
-                                parse_schema(source.info["schema"]), stop, self.execution)
+        result = evaluate_model(loaded.model, self._batches(source.id, stop)(),
+                                read_spec(source, DataSourceSpec).schema, stop, self.execution)
         self._write_json(record.kind, record.id, REPORT_FILE, result.report.to_json())
-        return {"metrics": result.metrics}
+        return EvaluationResult(result.metrics)
 
-    def batch_predict(self, job: Job) -> dict[str, Any]:
+    def batch_predict(self, job: Job) -> BatchPredictionResult:
         record = job.record
-        model_record = self.store.get(EntityKind.MLMODEL, record.model_id or "")
-        threshold = float((model_record.info if model_record else {}).get("score_threshold", 0.5))
-        loaded = self.models.get(record.model_id or "")  # held while the job runs: shared
+        spec = read_spec(record, BatchPredictionSpec)
+        model_record = self.store.get(EntityKind.MLMODEL, spec.model_id)
+        threshold = (read_threshold(model_record) if model_record else ScoreThreshold()).value
+        loaded = self.models.get(spec.model_id)  # held while the job runs: shared
         model = loaded.model
-        source = self._datasource(record.datasource_id or "")
-        files: list[str] = source.info.get("files") or []
-        base = folder_uri(record.request["OutputUri"])
+        source = self._datasource(spec.datasource_id)
+        read = read_result(source, DataSourceResult)
+        files = list(read.files) if read else []
+        base = folder_uri(spec.output_uri)
         results = _result_uris(base, record.id, files)
-        dataset_schema = parse_schema(source.info["schema"])
+        dataset_schema = read_spec(source, DataSourceSpec).schema
         writers: dict[int, BinaryIO] = {}
 
         def open_output(index: int) -> BinaryIO:
@@ -239,11 +245,11 @@ class Tasks:
         manifest = dict(zip(files, results, strict=True))
         self.objects.write_bytes(join_uri(base, f"batch-prediction/{record.id}.manifest"),
                                  json.dumps(manifest, separators=(",", ":")).encode())
-        return {"total_record_count": total, "invalid_record_count": invalid}
+        return BatchPredictionResult(total, invalid)
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _datasource(self, source_id: str) -> Any:
+    def _datasource(self, source_id: str) -> EntityRecord:
         source = self.store.get(EntityKind.DATASOURCE, source_id)
         if source is None:
             raise InputError(f"DataSource {source_id} does not exist")
@@ -289,7 +295,7 @@ class _Deleted:
 def _ended_by_deletion(task: Task) -> Task:
     """The task, whose Cancelled (its entity was deleted) ends the job."""
 
-    def run(job: Job) -> dict[str, Any]:
+    def run(job: Job) -> Result:
         try:
             return task(job)
         except Cancelled:
@@ -315,9 +321,9 @@ class _KeepOpen(io.RawIOBase):
         super().close()
 
 
-def _seed(entity_id: str) -> int:
-    """A deterministic training seed from the model id: same id and data, same model."""
-    return int.from_bytes(hashlib.sha256(entity_id.encode()).digest()[:4], "big")
+def _read_key(spec: DataSourceSpec) -> tuple[str, str]:
+    """What datasources that may share one read of their data have in common."""
+    return spec.data_uri, spec.schema.to_json()
 
 
 def _opener(objects: ObjectStore, uri: str) -> Callable[[], BinaryIO]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from openaml.errors import InvalidInputException
+from openaml.jobs.record_info import read_result, read_spec, spec_info
+from openaml.jobs.specs import BatchPredictionResult, BatchPredictionSpec
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.storage import StorageError, parse_s3_uri
-from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store import EntityKind, EntityRecord
 
 KIND = EntityKind.BATCH_PREDICTION
 
@@ -43,6 +45,7 @@ class BatchPredictionOperations:
             model_id=model.id,
             datasource_id=source.id,
             data_uri=source.data_uri,
+            info=spec_info(BatchPredictionSpec(model.id, source.id, OutputUri)),
         )
         common.create_entity(self.ctx, record)
         return {"BatchPredictionId": BatchPredictionId}
@@ -61,14 +64,15 @@ class BatchPredictionOperations:
 
 
 def _to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+    spec = read_spec(record, BatchPredictionSpec)
+    counted = read_result(record, BatchPredictionResult)
     result = common.common_fields(ctx, record)
-    counts = record.status in (Status.INPROGRESS, Status.COMPLETED, Status.DELETED)
     result.update(
-        MLModelId=record.model_id,
-        BatchPredictionDataSourceId=record.datasource_id,
+        MLModelId=spec.model_id,
+        BatchPredictionDataSourceId=spec.datasource_id,
         InputDataLocationS3=record.data_uri,
-        OutputUri=record.request["OutputUri"],
-        TotalRecordCount=record.info.get("total_record_count") if counts else None,
-        InvalidRecordCount=record.info.get("invalid_record_count") if counts else None,
+        OutputUri=spec.output_uri,
+        TotalRecordCount=counted.total_record_count if counted else None,
+        InvalidRecordCount=counted.invalid_record_count if counted else None,
     )
     return result

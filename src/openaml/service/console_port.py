@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from openaml.jobs.models import LoadedModel
+from openaml.jobs.record_info import read_progress
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EntityKind
@@ -30,7 +31,7 @@ class ServicePort:
 
     def training_progress(self, model_id: str) -> TrainingProgress | None:
         record = self.ctx.store.get(EntityKind.MLMODEL, model_id)
-        return TrainingProgress.from_json(record.info.get("training")) if record is not None else None
+        return read_progress(record) if record is not None else None
 
     def loaded_model(self, model_id: str) -> LoadedModel:
         return self.ctx.models.get(model_id)

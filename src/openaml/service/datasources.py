@@ -8,7 +8,9 @@ import string
 from typing import Any
 
 from openaml.errors import InvalidInputException
-from openaml.ml.data import RearrangementError, parse_rearrangement
+from openaml.jobs.record_info import read_result, read_spec, secret_info, spec_info
+from openaml.jobs.specs import DataSourceResult, DataSourceSpec, Source, StagedQuery
+from openaml.ml.data import Rearrangement, RearrangementError, parse_rearrangement
 from openaml.ml.schema import Schema, SchemaError, parse_schema
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
@@ -27,13 +29,12 @@ class DataSourceOperations:
                                    ComputeStatistics: bool | None = None) -> dict[str, Any]:
         params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "DataSpec": DataSpec,
                   "ComputeStatistics": ComputeStatistics}
-        spec = DataSpec
-        self._check_location(spec["DataLocationS3"], "DataLocationS3")
-        schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaLocationS3"),
-                              "DataSchemaLocationS3")
-        _check_rearrangement(spec.get("DataRearrangement"))
-        request = common.request_params(params, {"ComputeStatistics": False})
-        self._create(context, params, request, schema, spec["DataLocationS3"], source="s3")
+        self._check_location(DataSpec["DataLocationS3"], "DataLocationS3")
+        spec = DataSourceSpec(
+            Source.S3, DataSpec["DataLocationS3"],
+            self._schema(DataSpec.get("DataSchema"), DataSpec.get("DataSchemaLocationS3"), "DataSchemaLocationS3"),
+            _rearrangement(DataSpec.get("DataRearrangement")), bool(ComputeStatistics))
+        self._create(context, params, common.request_params(params, {"ComputeStatistics": False}), spec)
         return {"DataSourceId": DataSourceId}
 
     def create_data_source_from_redshift(self, context: RequestContext,
@@ -42,7 +43,7 @@ class DataSourceOperations:
                                          ComputeStatistics: bool | None = None) -> dict[str, Any]:
         params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "DataSpec": DataSpec,
                   "RoleARN": RoleARN, "ComputeStatistics": ComputeStatistics}
-        return self._create_from_database(context, params, "DataSpec", "redshift", "ClusterIdentifier")
+        return self._create_from_database(context, params, "DataSpec", Source.REDSHIFT, "ClusterIdentifier")
 
     def create_data_source_from_rds(self, context: RequestContext,
                                     DataSourceId: str, RDSData: dict[str, Any], RoleARN: str,
@@ -50,7 +51,7 @@ class DataSourceOperations:
                                     ComputeStatistics: bool | None = None) -> dict[str, Any]:
         params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "RDSData": RDSData,
                   "RoleARN": RoleARN, "ComputeStatistics": ComputeStatistics}
-        return self._create_from_database(context, params, "RDSData", "rds", "InstanceIdentifier",
+        return self._create_from_database(context, params, "RDSData", Source.RDS, "InstanceIdentifier",
                                           data_pipeline_id=_pipeline_id())
 
     def get_data_source(self, context: RequestContext, DataSourceId: str, Verbose: bool = False) -> dict[str, Any]:
@@ -67,31 +68,32 @@ class DataSourceOperations:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _create(
-        self, context: RequestContext, params: dict[str, Any], request: dict[str, Any], schema: Schema,
-        location: str,
-        source: str, **info: Any,
-    ) -> None:
+    def _create(self, context: RequestContext, params: dict[str, Any], request: dict[str, Any],
+                spec: DataSourceSpec, password: str | None = None) -> None:
+        info = spec_info(spec) | (secret_info(password) if password is not None else {})
         record = common.new_record(
             self.ctx, context, KIND, params["DataSourceId"], request,
-            name=common.name_param(params.get("DataSourceName")),
-            data_uri=location,
-            info={"source": source, "schema": schema.to_json(), **info},
-        )
+            name=common.name_param(params.get("DataSourceName")), data_uri=spec.data_uri, info=info)
         common.create_entity(self.ctx, record)
 
     def _create_from_database(
-        self, context: RequestContext, params: dict[str, Any], spec_member: str, source: str,
-        identifier: str, **info: Any
+        self, context: RequestContext, params: dict[str, Any], spec_member: str, source: Source,
+        identifier: str, data_pipeline_id: str | None = None
     ) -> dict[str, Any]:
         """Redshift and RDS datasources: a query staged as CSV, then like an S3 datasource."""
-        spec = params[spec_member]
-        self._check_database(source, spec["DatabaseInformation"][identifier], identifier)
-        location = self._staging_location(spec["S3StagingLocation"], params["DataSourceId"])
-        schema = self._schema(spec.get("DataSchema"), spec.get("DataSchemaUri"), "DataSchemaUri")
-        _check_rearrangement(spec.get("DataRearrangement"))
+        given = params[spec_member]
+        database = given["DatabaseInformation"]
+        self._check_database(source, database[identifier], identifier)
+        location = self._staging_location(given["S3StagingLocation"], params["DataSourceId"])
+        query = StagedQuery(database[identifier], database["DatabaseName"],
+                            given["DatabaseCredentials"]["Username"], given["SelectSqlQuery"],
+                            given["S3StagingLocation"])
+        spec = DataSourceSpec(
+            source, location, self._schema(given.get("DataSchema"), given.get("DataSchemaUri"), "DataSchemaUri"),
+            _rearrangement(given.get("DataRearrangement")), bool(params["ComputeStatistics"]), query,
+            data_pipeline_id)
         request, password = _protect_password(params, spec_member)
-        self._create(context, params, request, schema, location, source=source, password=password, **info)
+        self._create(context, params, request, spec, password)
         return {"DataSourceId": params["DataSourceId"]}
 
     def _check_location(self, uri: str, member: str) -> None:
@@ -104,8 +106,8 @@ class DataSourceOperations:
         self._check_location(staging, "S3StagingLocation")
         return f"{staging.rstrip('/')}/{datasource_id}/"
 
-    def _check_database(self, kind: str, identifier: str, member: str) -> None:
-        if self.ctx.databases.lookup(kind, identifier) is None:
+    def _check_database(self, source: Source, identifier: str, member: str) -> None:
+        if self.ctx.databases.lookup(source.value, identifier) is None:
             raise InvalidInputException(
                 f"{member} '{identifier}' has no database connection configured on this server "
                 "(see the databases file, --databases-file)"
@@ -124,9 +126,9 @@ class DataSourceOperations:
             raise InvalidInputException(f"Invalid data schema: {exc}") from None
 
 
-def _check_rearrangement(text: str | None) -> None:
+def _rearrangement(text: str | None) -> Rearrangement:
     try:
-        parse_rearrangement(text)
+        return parse_rearrangement(text)
     except RearrangementError as exc:
         raise InvalidInputException(f"Invalid DataRearrangement: {exc}") from None
 
@@ -150,45 +152,32 @@ def _pipeline_id() -> str:
 
 
 def _to_api(ctx: ServiceContext, record: EntityRecord, verbose: bool) -> dict[str, Any]:
-    request, info = record.request, record.info
-    completed = record.status is Status.COMPLETED
-    spec = request.get("DataSpec") or request.get("RDSData") or {}
-    result = common.common_fields(ctx, record)
-    result.update(
-        DataLocationS3=record.data_uri,
-        DataRearrangement=spec.get("DataRearrangement"),
-        ComputeStatistics=bool(request.get("ComputeStatistics")),
-        DataSizeInBytes=info.get("data_size_in_bytes") if completed else None,
-        NumberOfFiles=info.get("number_of_files") if completed else None,
+    request, spec = record.request, read_spec(record, DataSourceSpec)
+    result = read_result(record, DataSourceResult) if record.status is Status.COMPLETED else None
+    given = request.get("DataSpec") or request.get("RDSData") or {}
+    answer = common.common_fields(ctx, record)
+    answer.update(
+        DataLocationS3=spec.data_uri,
+        DataRearrangement=given.get("DataRearrangement"),
+        ComputeStatistics=spec.compute_statistics,
+        DataSizeInBytes=result.data_size_in_bytes if result else None,
+        NumberOfFiles=result.number_of_files if result else None,
         RoleARN=request.get("RoleARN"),
     )
-    if not request.get("ComputeStatistics"):
-        result["ComputeTime"] = None
-    source = info.get("source")
-    query = spec.get("SelectSqlQuery") if verbose else None
-    if source == "redshift":
-        database = spec["DatabaseInformation"]
-        result["RedshiftMetadata"] = common.compact({
-            "RedshiftDatabase": {
-                "DatabaseName": database["DatabaseName"],
-                "ClusterIdentifier": database["ClusterIdentifier"],
-            },
-            "DatabaseUserName": spec["DatabaseCredentials"]["Username"],
-            "SelectSqlQuery": query,
-        })
-    elif source == "rds":
-        database = spec["DatabaseInformation"]
-        result["RDSMetadata"] = common.compact({
-            "Database": {
-                "InstanceIdentifier": database["InstanceIdentifier"],
-                "DatabaseName": database["DatabaseName"],
-            },
-            "DatabaseUserName": spec["DatabaseCredentials"]["Username"],
-            "SelectSqlQuery": query,
-            "ResourceRole": spec.get("ResourceRole"),
-            "ServiceRole": spec.get("ServiceRole"),
-            "DataPipelineId": info.get("data_pipeline_id"),
-        })
+    if not spec.compute_statistics:
+        answer["ComputeTime"] = None
+    query = spec.query
+    if query is not None:
+        metadata = {"DatabaseUserName": query.user_name, "SelectSqlQuery": query.query if verbose else None}
+        if spec.source is Source.REDSHIFT:
+            answer["RedshiftMetadata"] = common.compact({
+                "RedshiftDatabase": {"DatabaseName": query.database_name, "ClusterIdentifier": query.identifier},
+                **metadata})
+        else:
+            answer["RDSMetadata"] = common.compact({
+                "Database": {"InstanceIdentifier": query.identifier, "DatabaseName": query.database_name},
+                **metadata, "ResourceRole": given.get("ResourceRole"), "ServiceRole": given.get("ServiceRole"),
+                "DataPipelineId": spec.data_pipeline_id})
     if verbose:
-        result["DataSourceSchema"] = info.get("schema")
-    return result
+        answer["DataSourceSchema"] = spec.schema.to_json()
+    return answer

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from openaml.errors import InvalidInputException
-from openaml.ml.schema import parse_schema
+from openaml.jobs.record_info import read_result, read_spec, spec_info
+from openaml.jobs.specs import DataSourceSpec, EvaluationResult, EvaluationSpec, MLModelSpec
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EntityKind, EntityRecord, Status
@@ -24,8 +25,8 @@ class EvaluationOperations:
         source = common.get_usable(
             self.ctx, EntityKind.DATASOURCE, EvaluationDataSourceId, "Evaluation datasource"
         )
-        target = parse_schema(model.info["schema"]).target
-        data_schema = parse_schema(source.info["schema"])
+        target = read_spec(model, MLModelSpec).schema.target
+        data_schema = read_spec(source, DataSourceSpec).schema
         if target is None or data_schema.type_of(target) is None:
             raise InvalidInputException(
                 f"Evaluation datasource {source.id} has no attribute named like the model's "
@@ -42,6 +43,7 @@ class EvaluationOperations:
             model_id=model.id,
             datasource_id=source.id,
             data_uri=source.data_uri,
+            info=spec_info(EvaluationSpec(model.id, source.id)),
         )
         common.create_entity(self.ctx, record)
         return {"EvaluationId": EvaluationId}
@@ -59,13 +61,13 @@ class EvaluationOperations:
 
 
 def _to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
+    spec = read_spec(record, EvaluationSpec)
+    evaluated = read_result(record, EvaluationResult) if record.status is Status.COMPLETED else None
     result = common.common_fields(ctx, record)
-    metrics = record.info.get("metrics")
     result.update(
-        MLModelId=record.model_id,
-        EvaluationDataSourceId=record.datasource_id,
+        MLModelId=spec.model_id,
+        EvaluationDataSourceId=spec.datasource_id,
         InputDataLocationS3=record.data_uri,
-        PerformanceMetrics={"Properties": metrics}
-        if record.status is Status.COMPLETED and metrics else None,
+        PerformanceMetrics={"Properties": evaluated.metrics} if evaluated and evaluated.metrics else None,
     )
     return result

@@ -6,10 +6,13 @@ import math
 from typing import Any
 
 from openaml.errors import InvalidInputException
+from openaml.jobs.record_info import read_result, read_spec, read_threshold, spec_info, threshold_info
+from openaml.jobs.specs import DataSourceSpec, MLModelResult, MLModelSpec, model_seed
+from openaml.jobs.specs import ScoreThreshold as Threshold
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import MAX_RECIPE_LENGTH, RecipeError, parse_recipe
-from openaml.ml.schema import Schema, parse_schema
-from openaml.ml.training import ParameterError, check_target, parse_parameters
+from openaml.ml.schema import Schema
+from openaml.ml.training import ParameterError, check_target, parse_parameters, shown_parameters
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.service.endpoints import endpoint_info
@@ -17,24 +20,6 @@ from openaml.storage import StorageError, parse_s3_uri
 from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
 
 KIND = EntityKind.MLMODEL
-DEFAULT_SCORE_THRESHOLD = 0.5
-PARAMETER_DEFAULTS = {
-    "sgd.maxMLModelSizeInBytes": "33554432",
-    "sgd.maxPasses": "10",
-    "sgd.l1RegularizationAmount": "0.0",
-    "sgd.l2RegularizationAmount": "1E-6",
-}
-
-
-def training_parameters(given: dict[str, str]) -> dict[str, str]:
-    """TrainingParameters as returned by GetMLModel (models.md §3): the caller's strings + defaults."""
-    defaults = dict(PARAMETER_DEFAULTS)
-    try:
-        if float(given.get("sgd.l1RegularizationAmount", "0")) > 0:
-            defaults["sgd.l2RegularizationAmount"] = "0.0"
-    except ValueError:
-        pass
-    return {"algorithm": "sgd", **defaults, **given}
 
 
 class MLModelOperations:
@@ -46,32 +31,26 @@ class MLModelOperations:
         params = {"MLModelId": MLModelId, "MLModelName": MLModelName, "MLModelType": MLModelType,
                   "Parameters": Parameters, "TrainingDataSourceId": TrainingDataSourceId,
                   "Recipe": Recipe, "RecipeUri": RecipeUri}
-        model_id, model_type = MLModelId, MLModelType
         source = common.get_usable(self.ctx, EntityKind.DATASOURCE, TrainingDataSourceId,
                                    "Training datasource")
-        if not source.request.get("ComputeStatistics"):
+        source_spec = read_spec(source, DataSourceSpec)
+        if not source_spec.compute_statistics:
             raise InvalidInputException(
                 f"Training datasource {source.id} was created without ComputeStatistics; "
                 "training needs its statistics"
             )
-        schema = parse_schema(source.info["schema"])
-        given = Parameters or {}
+        schema, given = source_spec.schema, Parameters or {}
         try:
-            check_target(model_type, schema)
-            parse_parameters(given, model_type)
+            check_target(MLModelType, schema)
+            parameters = parse_parameters(given, MLModelType, seed=model_seed(MLModelId))
         except (ValueError, ParameterError) as exc:
             raise InvalidInputException(str(exc)) from None
-        recipe = self._recipe(Recipe, RecipeUri, schema)
-        request = common.request_params(params, {"Parameters": {}})
-        info: dict[str, Any] = {
-            "schema": schema.to_json(),
-            "recipe": recipe,
-            "training_parameters": training_parameters(given),
-        }
-        if model_type == ModelType.BINARY:
-            info["score_threshold"] = DEFAULT_SCORE_THRESHOLD
+        model_type = ModelType(MLModelType)
+        spec = MLModelSpec(model_type, source.id, schema, self._recipe(Recipe, RecipeUri, schema), parameters,
+                           given)
+        info = spec_info(spec) | (threshold_info(Threshold()) if model_type is ModelType.BINARY else {})
         record = common.new_record(
-            self.ctx, context, KIND, model_id, request,
+            self.ctx, context, KIND, MLModelId, common.request_params(params, {"Parameters": {}}),
             name=common.name_param(MLModelName),
             datasource_id=source.id,
             data_uri=source.data_uri,
@@ -80,13 +59,14 @@ class MLModelOperations:
             info=info,
         )
         common.create_entity(self.ctx, record)
-        return {"MLModelId": model_id}
+        return {"MLModelId": MLModelId}
 
     def get_ml_model(self, context: RequestContext, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
         def to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
             result = model_to_api(ctx, record)
             if Verbose:
-                result.update(Recipe=record.info.get("recipe"), Schema=record.info.get("schema"))
+                spec, trained = read_spec(record, MLModelSpec), read_result(record, MLModelResult)
+                result.update(Recipe=trained.recipe if trained else spec.recipe, Schema=spec.schema.to_json())
             return result
 
         return common.get_response(self.ctx, KIND, MLModelId, to_api)
@@ -110,7 +90,7 @@ class MLModelOperations:
             changes["name"] = common.name_param(MLModelName)
         if ScoreThreshold is not None:
             _check_threshold(record, ScoreThreshold)
-            info = {"score_threshold": float(ScoreThreshold), "score_threshold_updated_at": now}
+            info = threshold_info(Threshold(float(ScoreThreshold), now))
         allowed = [Status.COMPLETED] if ScoreThreshold is not None else [
             s for s in Status if s is not Status.DELETED]
         if not self.ctx.store.update(KIND, MLModelId, changes, only_if=allowed, info=info):
@@ -155,16 +135,18 @@ def _check_threshold(record: EntityRecord, value: float) -> None:
 
 
 def model_to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
-    info = record.info
+    spec = read_spec(record, MLModelSpec)
+    trained = read_result(record, MLModelResult) if record.status is Status.COMPLETED else None
+    threshold = read_threshold(record) if spec.model_type is ModelType.BINARY else None
     result = common.common_fields(ctx, record)
     result.update(
-        TrainingDataSourceId=record.datasource_id,
-        SizeInBytes=info.get("size_in_bytes") if record.status is Status.COMPLETED else None,
+        TrainingDataSourceId=spec.datasource_id,
+        SizeInBytes=trained.size_in_bytes if trained else None,
         EndpointInfo=endpoint_info(ctx, record),
-        TrainingParameters=info.get("training_parameters"),
+        TrainingParameters=shown_parameters(spec.given_parameters),
         InputDataLocationS3=record.data_uri,
-        MLModelType=record.model_type,
-        ScoreThreshold=info.get("score_threshold") if record.model_type == ModelType.BINARY else None,
-        ScoreThresholdLastUpdatedAt=common.timestamp(info.get("score_threshold_updated_at")),
+        MLModelType=spec.model_type.value,
+        ScoreThreshold=threshold.value if threshold else None,
+        ScoreThresholdLastUpdatedAt=common.timestamp(threshold.updated_at if threshold else None),
     )
     return result

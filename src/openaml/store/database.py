@@ -10,7 +10,7 @@ the entity's row (SELECT ... FOR UPDATE) before it reads. Reads take no lock and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import fields
 from enum import StrEnum
@@ -195,6 +195,20 @@ class Store:
                 values["info"] = {**current, **info}
             result = conn.execute(update(entities).where(*conditions).values(**values))
             return result.rowcount == 1
+
+    def rewrite_info(
+        self, kind: EntityKind, entity_id: str, rewrite: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> bool:
+        """Replace the entity's info by `rewrite` of it (which answers None to leave it), read
+        locked: a change merged meanwhile is never lost. Returns whether it was replaced."""
+        with self._write() as conn:
+            conditions = self._where(kind, entity_id, None)
+            current = conn.execute(select(entities.c.info).where(*conditions).with_for_update()).scalar()
+            new = None if current is None else rewrite(current)
+            if new is None:
+                return False
+            conn.execute(update(entities).where(*conditions).values(info=new))
+            return True
 
     @staticmethod
     def _where(

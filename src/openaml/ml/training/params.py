@@ -10,7 +10,14 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.schema import AttributeType, Schema
 
 MODEL_TYPES = tuple(ModelType)
-DEFAULT_MAX_SIZE = 33_554_432
+# The defaults of the parameters a caller may leave out, as GetMLModel shows them (models.md §3)
+DEFAULTS = {
+    "sgd.maxMLModelSizeInBytes": "33554432",
+    "sgd.maxPasses": "10",
+    "sgd.l1RegularizationAmount": "0.0",
+    "sgd.l2RegularizationAmount": "1E-6",  # "0.0" where sgd.l1RegularizationAmount is given
+}
+DEFAULT_MAX_SIZE = int(DEFAULTS["sgd.maxMLModelSizeInBytes"])
 _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
          "sgd.l1RegularizationAmount", "sgd.l2RegularizationAmount")
 
@@ -21,10 +28,10 @@ class ParameterError(InputError):
 
 @dataclass(frozen=True)
 class SGDParams:
-    max_passes: int = 10
+    max_passes: int = int(DEFAULTS["sgd.maxPasses"])
     shuffle: bool = False
-    l1: float = 0.0
-    l2: float = 1e-6
+    l1: float = float(DEFAULTS["sgd.l1RegularizationAmount"])
+    l2: float = float(DEFAULTS["sgd.l2RegularizationAmount"])
     max_size: int = DEFAULT_MAX_SIZE
     seed: int = 0
 
@@ -38,17 +45,25 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
         if not isinstance(value, str):
             raise ParameterError(f"Training parameter '{key}' must be a string")
     max_size = _integer(parameters, "sgd.maxMLModelSizeInBytes", DEFAULT_MAX_SIZE, 100_000, 2_147_483_648)
-    max_passes = _integer(parameters, "sgd.maxPasses", 10, 1, 10_000)
+    max_passes = _integer(parameters, "sgd.maxPasses", SGDParams.max_passes, 1, 10_000)
     shuffle = parameters.get("sgd.shuffleType", "none")
     if shuffle not in ("auto", "none"):
         raise ParameterError(f"sgd.shuffleType must be 'auto' or 'none', not '{shuffle}'")
-    l1 = _amount(parameters, "sgd.l1RegularizationAmount", 0.0)
-    l2 = _amount(parameters, "sgd.l2RegularizationAmount", 0.0 if l1 > 0 else 1e-6)
+    l1 = _amount(parameters, "sgd.l1RegularizationAmount", SGDParams.l1)
+    l2 = _amount(parameters, "sgd.l2RegularizationAmount", 0.0 if l1 > 0 else SGDParams.l2)
     if l1 > 0 and l2 > 0:
         raise ParameterError("sgd.l1RegularizationAmount and sgd.l2RegularizationAmount "
                              "cannot both be used; set one of them to 0")
     return SGDParams(max_passes=max_passes, shuffle=shuffle == "auto", l1=l1, l2=l2,
                      max_size=max_size, seed=seed)
+
+
+def shown_parameters(given: dict[str, str]) -> dict[str, str]:
+    """TrainingParameters as GetMLModel returns them: the caller's (valid) strings over the defaults."""
+    defaults = dict(DEFAULTS)
+    if _amount(given, "sgd.l1RegularizationAmount", 0.0) > 0:
+        defaults["sgd.l2RegularizationAmount"] = "0.0"
+    return {"algorithm": "sgd", **defaults, **given}
 
 
 def _integer(parameters: dict[str, str], key: str, default: int, low: int, high: int) -> int:

@@ -1,0 +1,228 @@
+"""What an entity is to be, fixed at Create (its spec), and what its job found (its result), typed.
+
+The service builds a spec once, from the validated request; the jobs, the service's answers and
+the console read it back from here. Each is kept as versioned JSON in the store record's `info`,
+whose keys this module alone names (jobs/record_info.py reads and writes them): a spec never
+changes; a result is written when the job completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any, ClassVar, Protocol, Self
+
+from openaml.ml.data import Rearrangement
+from openaml.ml.model_type import ModelType
+from openaml.ml.schema import Schema, parse_schema
+from openaml.ml.training import SGDParams
+from openaml.store import EntityKind
+
+SPEC_VERSION = 1  # of the layout below; an older record is migrated on start (jobs/migration.py)
+
+
+class Source(StrEnum):
+    """Where a datasource's rows come from: S3 objects, or a query copied to CSV by its job."""
+
+    S3 = "s3"
+    REDSHIFT = "redshift"
+    RDS = "rds"
+
+
+@dataclass(frozen=True)
+class StagedQuery:
+    """A Redshift or RDS datasource's query; its job copies the result to CSV under staging_uri."""
+
+    identifier: str  # the cluster (Redshift) or instance (RDS) that databases config names
+    database_name: str
+    user_name: str
+    query: str
+    staging_uri: str
+
+
+@dataclass(frozen=True)
+class DataSourceSpec:
+    KIND: ClassVar[EntityKind] = EntityKind.DATASOURCE
+
+    source: Source
+    data_uri: str  # the objects read (for a staged query: where its job writes them)
+    schema: Schema
+    rearrangement: Rearrangement
+    compute_statistics: bool
+    query: StagedQuery | None = None
+    data_pipeline_id: str | None = None  # RDS only: an id shown as RDSMetadata.DataPipelineId
+
+    @property
+    def staged(self) -> bool:
+        return self.query is not None
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.rearrangement
+        return {"source": self.source.value, "data_uri": self.data_uri, "schema": self.schema.to_json(),
+                "rearrangement": {"begin": str(r.begin), "end": str(r.end), "complement": r.complement,
+                                  "strategy": r.strategy, "seed": r.seed},
+                "compute_statistics": self.compute_statistics,
+                "query": None if self.query is None else asdict(self.query),
+                "data_pipeline_id": self.data_pipeline_id}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        r = doc["rearrangement"]
+        return cls(Source(doc["source"]), doc["data_uri"], _schema(doc["schema"]),
+                   Rearrangement(Fraction(r["begin"]), Fraction(r["end"]), r["complement"], r["strategy"],
+                                 r["seed"]),
+                   doc["compute_statistics"], None if doc["query"] is None else StagedQuery(**doc["query"]),
+                   doc["data_pipeline_id"])
+
+
+@dataclass(frozen=True)
+class MLModelSpec:
+    KIND: ClassVar[EntityKind] = EntityKind.MLMODEL
+
+    model_type: ModelType
+    datasource_id: str
+    schema: Schema  # the training datasource's
+    recipe: str | None  # the caller's (validated against the schema); None: the default recipe
+    parameters: SGDParams
+    given_parameters: dict[str, str] = field(default_factory=dict)  # the caller's strings, shown
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model_type": self.model_type.value, "datasource_id": self.datasource_id,
+                "schema": self.schema.to_json(), "recipe": self.recipe,
+                "parameters": asdict(self.parameters), "given_parameters": dict(self.given_parameters)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(ModelType(doc["model_type"]), doc["datasource_id"], _schema(doc["schema"]),
+                   doc["recipe"], SGDParams(**doc["parameters"]), dict(doc["given_parameters"]))
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    KIND: ClassVar[EntityKind] = EntityKind.EVALUATION
+
+    model_id: str
+    datasource_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class BatchPredictionSpec:
+    KIND: ClassVar[EntityKind] = EntityKind.BATCH_PREDICTION
+
+    model_id: str
+    datasource_id: str
+    output_uri: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class DataSourceResult:
+    KIND: ClassVar[EntityKind] = EntityKind.DATASOURCE
+
+    data_size_in_bytes: int
+    number_of_files: int
+    files: tuple[str, ...]  # the objects read, in order: a batch prediction's result per file
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "files": list(self.files)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(doc["data_size_in_bytes"], doc["number_of_files"], tuple(doc["files"]))
+
+
+@dataclass(frozen=True)
+class MLModelResult:
+    KIND: ClassVar[EntityKind] = EntityKind.MLMODEL
+
+    size_in_bytes: int
+    recipe: str  # the one trained with: the caller's or the default recipe made for the data
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    KIND: ClassVar[EntityKind] = EntityKind.EVALUATION
+
+    metrics: dict[str, str]  # PerformanceMetrics.Properties
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(dict(doc["metrics"]))
+
+
+@dataclass(frozen=True)
+class BatchPredictionResult:
+    KIND: ClassVar[EntityKind] = EntityKind.BATCH_PREDICTION
+
+    total_record_count: int
+    invalid_record_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class ScoreThreshold:
+    """A BINARY model's threshold on P(1) for the predicted label, and when UpdateMLModel set it
+    (epoch ms; None while it is the default)."""
+
+    DEFAULT: ClassVar[float] = 0.5
+
+    value: float = DEFAULT
+    updated_at: int | None = None
+
+
+class Document(Protocol):
+    """A spec or a result: typed, and its JSON form."""
+
+    KIND: ClassVar[EntityKind]
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self: ...
+
+
+Spec = DataSourceSpec | MLModelSpec | EvaluationSpec | BatchPredictionSpec
+Result = DataSourceResult | MLModelResult | EvaluationResult | BatchPredictionResult
+
+
+def model_seed(model_id: str) -> int:
+    """A deterministic training seed from the model id: same id and data, same model."""
+    return int.from_bytes(hashlib.sha256(model_id.encode()).digest()[:4], "big")
+
+
+@lru_cache(maxsize=256)
+def _schema(text: str) -> Schema:
+    """A stored (valid, normalized) schema, parsed once: Describe reads many records' specs."""
+    return parse_schema(text)

@@ -1,0 +1,124 @@
+"""Records kept by earlier versions, given the current layout of their info on start.
+
+Until specs were kept (commit 2c2d7f9 and before), a record's info held loose keys ("schema",
+"source", "recipe", "score_threshold", "metrics"...) and jobs read the Create request itself. Each
+such record gets its spec, built from those and the request as that version's jobs read them,
+and its result, threshold, progress and secret under their keys (jobs/record_info.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from openaml.jobs.record_info import (
+    is_current,
+    progress_info,
+    result_info,
+    secret_info,
+    spec_info,
+    threshold_info,
+)
+from openaml.jobs.specs import (
+    BatchPredictionResult,
+    BatchPredictionSpec,
+    DataSourceResult,
+    DataSourceSpec,
+    EvaluationResult,
+    EvaluationSpec,
+    MLModelResult,
+    MLModelSpec,
+    Result,
+    ScoreThreshold,
+    Source,
+    Spec,
+    StagedQuery,
+    model_seed,
+)
+from openaml.ml.data import parse_rearrangement
+from openaml.ml.model_type import ModelType
+from openaml.ml.schema import parse_schema
+from openaml.ml.training import parse_parameters
+from openaml.ml.training.progress import TrainingProgress
+from openaml.store import EntityKind, EntityRecord, Store
+from openaml.store.queries import Query
+
+log = logging.getLogger(__name__)
+
+
+def migrate(store: Store) -> int:
+    """Give every record of an earlier layout the current one; how many were rewritten. Safe to
+    run by several processes at once: each record is rewritten once, under its lock."""
+    rewritten = 0
+    for kind in EntityKind:
+        for record in store.find(Query(kind, include_deleted=True)):
+            if not is_current(record.info):
+                rewritten += store.rewrite_info(kind, record.id, _upgrader(record))
+    if rewritten:
+        log.info("%d entities of an earlier version were given the current layout", rewritten)
+    return rewritten
+
+
+def _upgrader(record: EntityRecord) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """The rewrite of the record's info, locked and current: None where it is the current layout
+    already (another process migrated it meanwhile)."""
+
+    def upgrade(info: dict[str, Any]) -> dict[str, Any] | None:
+        if is_current(info):
+            return None
+        try:
+            spec, result = _legacy(record, info)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RuntimeError(f"{record.kind.value} {record.id} of an earlier version cannot be "
+                               f"migrated: {type(exc).__name__}: {exc}") from exc
+        upgraded = spec_info(spec) | (result_info(result) if result is not None else {})
+        if "password" in info:
+            upgraded |= secret_info(info["password"])
+        if "score_threshold" in info:
+            upgraded |= threshold_info(
+                ScoreThreshold(float(info["score_threshold"]), info.get("score_threshold_updated_at")))
+        progress = TrainingProgress.from_json(info.get("training"))
+        if progress is not None:
+            upgraded |= progress_info(progress)
+        return upgraded
+
+    return upgrade
+
+
+def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[Spec, Result | None]:
+    """The spec and result of a record in the layout before specs (the request: its Create's)."""
+    request = record.request
+    if record.kind is EntityKind.DATASOURCE:
+        source = Source(info["source"])
+        given = request.get("DataSpec") or request.get("RDSData") or {}
+        query = None
+        if source is not Source.S3:
+            database = given["DatabaseInformation"]
+            query = StagedQuery(database.get("ClusterIdentifier") or database["InstanceIdentifier"],
+                                database["DatabaseName"], given["DatabaseCredentials"]["Username"],
+                                given["SelectSqlQuery"], given["S3StagingLocation"])
+        spec: Spec = DataSourceSpec(
+            source, record.data_uri or "", parse_schema(info["schema"]),
+            parse_rearrangement(given.get("DataRearrangement")), bool(request.get("ComputeStatistics")),
+            query, info.get("data_pipeline_id"))
+        done = "data_size_in_bytes" in info
+        return spec, DataSourceResult(info["data_size_in_bytes"], info["number_of_files"],
+                                      tuple(info.get("files") or ())) if done else None
+    if record.kind is EntityKind.MLMODEL:
+        model_type = ModelType(record.model_type or "")
+        given_parameters = request.get("Parameters") or {}
+        given_recipe = "Recipe" in request or "RecipeUri" in request  # else "recipe" is the result's
+        spec = MLModelSpec(
+            model_type, record.datasource_id or "", parse_schema(info["schema"]),
+            info.get("recipe") if given_recipe else None,
+            parse_parameters(given_parameters, model_type, seed=model_seed(record.id)), given_parameters)
+        done = "size_in_bytes" in info
+        return spec, MLModelResult(info["size_in_bytes"], info["recipe"]) if done else None
+    if record.kind is EntityKind.EVALUATION:
+        metrics = info.get("metrics")
+        return (EvaluationSpec(record.model_id or "", record.datasource_id or ""),
+                EvaluationResult(metrics) if metrics is not None else None)
+    done = "total_record_count" in info
+    return (BatchPredictionSpec(record.model_id or "", record.datasource_id or "", request["OutputUri"]),
+            BatchPredictionResult(info["total_record_count"], info["invalid_record_count"]) if done else None)

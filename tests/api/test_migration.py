@@ -1,0 +1,144 @@
+"""A data dir written before entities kept specs (tests/data/legacy: made by make_datadir.py with
+the code of commit 2c2d7f9) opens on today's server: its records are migrated on start, every
+entity answers as it did then, its endpoint predicts the same, new work builds on its entities,
+and the job left PENDING then runs now."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openaml.app import Application
+from openaml.jobs.record_info import is_current, read_secret, read_spec
+from openaml.jobs.specs import (
+    BatchPredictionSpec,
+    DataSourceSpec,
+    EvaluationSpec,
+    MLModelSpec,
+    Source,
+    StagedQuery,
+)
+from openaml.server.embedded import running_server
+from openaml.service.migration import migrate
+from openaml.store import EntityKind, open_store
+from openaml.store.queries import Query
+from tests.api.conftest import make_client, wait_for
+
+LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy"
+ANSWERS = json.loads((LEGACY / "answers.json").read_text())
+SPECS = {EntityKind.DATASOURCE: DataSourceSpec, EntityKind.MLMODEL: MLModelSpec,
+         EntityKind.EVALUATION: EvaluationSpec, EntityKind.BATCH_PREDICTION: BatchPredictionSpec}
+# members that a job still to run, or the server's address, change
+MOVING = {"Status", "LastUpdatedAt", "StartedAt", "FinishedAt", "ComputeTime", "SizeInBytes", "Recipe"}
+
+
+def unpacked(folder: Path) -> Path:
+    with tarfile.open(LEGACY / "datadir.tar.gz") as archive:
+        archive.extractall(folder, filter="data")
+    return folder / "datadir"
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Application]:
+    with running_server(data_dir=unpacked(tmp_path_factory.mktemp("legacy")), workers=2) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def ml(legacy: Application) -> Any:
+    return make_client(legacy.settings.base_url)
+
+
+def get(ml: Any, entity_id: str) -> dict[str, Any]:
+    kind = entity_id.split("-")[0]
+    if kind == "ds":
+        return ml.get_data_source(DataSourceId=entity_id, Verbose=True)
+    if kind == "ml":
+        return ml.get_ml_model(MLModelId=entity_id, Verbose=True)
+    if kind == "ev":
+        return ml.get_evaluation(EvaluationId=entity_id)
+    return ml.get_batch_prediction(BatchPredictionId=entity_id)
+
+
+def as_stored(answer: dict[str, Any], base_url: str, old_url: str) -> dict[str, Any]:
+    """An answer as answers.json keeps it (times as text), the old server's address in it."""
+    answer = {k: v for k, v in answer.items() if k != "ResponseMetadata"}
+    return json.loads(json.dumps(answer, default=str).replace(base_url, old_url))
+
+
+def test_every_record_has_its_spec_after_the_start(legacy: Application) -> None:
+    records = [r for kind in EntityKind for r in legacy.context.store.find(Query(kind, include_deleted=True))]
+    assert len(records) == 12
+    for record in records:
+        assert is_current(record.info), record.id
+        assert read_spec(record, SPECS[record.kind])
+    assert migrate(legacy.context.store) == 0  # done once
+
+
+def test_each_entity_answers_as_before(legacy: Application, ml: Any) -> None:
+    old_url = ANSWERS["entities"]["ds-train"]["LogUri"].split("/logs/")[0]
+    for entity_id, before in ANSWERS["entities"].items():
+        now = as_stored(get(ml, entity_id), legacy.settings.base_url, old_url)
+        if entity_id == "ml-pending":  # it runs now
+            now, before = ({k: v for k, v in d.items() if k not in MOVING} for d in (now, before))
+        if entity_id == "ml-bin":  # its endpoint, mounted again on start, is READY anew
+            del now["LastUpdatedAt"], before["LastUpdatedAt"]
+        assert now == before, entity_id
+
+
+def test_the_endpoint_predicts_as_before(ml: Any) -> None:
+    url = wait_for(lambda: ml.get_ml_model(MLModelId="ml-bin"))["EndpointInfo"]["EndpointUrl"]
+    for record, before in zip(ANSWERS["records"], ANSWERS["predictions"], strict=True):
+        assert ml.predict(MLModelId="ml-bin", Record=record, PredictEndpoint=url)["Prediction"] == before
+
+
+def test_the_job_pending_then_runs_now(ml: Any) -> None:
+    done = wait_for(lambda: ml.get_ml_model(MLModelId="ml-pending", Verbose=True))
+    assert done["Status"] == "COMPLETED", done.get("Message")
+    assert "ALL_CATEGORICAL" in done["Recipe"] and done["TrainingParameters"]["sgd.maxPasses"] == "3"
+
+
+def test_new_work_builds_on_the_migrated_entities(legacy: Application, ml: Any) -> None:
+    ml.create_evaluation(EvaluationId="ev-again", MLModelId="ml-bin", EvaluationDataSourceId="ds-eval")
+    ml.create_batch_prediction(BatchPredictionId="bp-again", MLModelId="ml-bin",
+                               BatchPredictionDataSourceId="ds-batch", OutputUri="s3://legacy/again/")
+    ml.create_ml_model(MLModelId="ml-on-rds", MLModelType="BINARY", TrainingDataSourceId="ds-rds")
+    evaluation = wait_for(lambda: ml.get_evaluation(EvaluationId="ev-again"))
+    assert evaluation["PerformanceMetrics"] == ANSWERS["entities"]["ev-bin"]["PerformanceMetrics"]
+    assert wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp-again"))["TotalRecordCount"] == 40
+    result = legacy.context.objects.read_bytes("s3://legacy/again/batch-prediction/result/bp-again-unlabeled.csv.gz")
+    rows, rows_before = (gzip.decompress(data).decode().splitlines()[1:]
+                         for data in (result, bytes.fromhex(ANSWERS["result"])))
+    # the same scores; the labels by the threshold set after bp-bin ran (0.4)
+    assert [row.split(",")[1] for row in rows] == [row.split(",")[1] for row in rows_before]
+    assert [row.split(",")[0] for row in rows] == [str(int(float(row.split(",")[1]) >= 0.4)) for row in rows]
+    assert wait_for(lambda: ml.get_ml_model(MLModelId="ml-on-rds"))["Status"] == "COMPLETED"
+
+
+def test_a_staged_datasource_still_to_run_keeps_its_query_and_password(tmp_path: Path) -> None:
+    """A Redshift or RDS datasource left PENDING: its password moves to the secret, its query
+    to the spec."""
+    store_path = unpacked(tmp_path) / "openaml.db"
+    with sqlite3.connect(store_path) as conn:
+        info = json.loads(conn.execute("SELECT info FROM entities WHERE id = 'ds-rds'").fetchone()[0])
+        conn.execute("UPDATE entities SET status = 'PENDING', info = ? WHERE id = 'ds-rds'",
+                     (json.dumps({**info, "password": "postgres-pw"}),))
+    store = open_store(f"sqlite:///{store_path}")
+    try:
+        assert migrate(store) == 12
+        record = store.get(EntityKind.DATASOURCE, "ds-rds")
+        assert record is not None
+        spec = read_spec(record, DataSourceSpec)
+        query = StagedQuery("orders-db", "legacy_orders", "postgres", "SELECT x, word, label FROM obs ORDER BY x",
+                            "s3://legacy/staging/")
+        assert (spec.source, spec.query, spec.data_uri, read_secret(record)) == (
+            Source.RDS, query, "s3://legacy/staging/ds-rds/", "postgres-pw")
+    finally:
+        store.close()
