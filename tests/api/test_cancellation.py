@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -213,3 +214,33 @@ def test_a_shared_read_stops_only_once_all_its_datasources_are_deleted(
         delete(client, "datasource", "second")
         wait_until(lambda: app.context.engine.queue_depth()["running"] == 0, FREED_SECONDS,
                    "the shared read still holds the workers")
+
+
+def test_a_job_running_when_the_server_stops_ends_and_runs_again_at_the_next_start(tmp_path: Path) -> None:
+    """It is not FAILED (the stop raised inside it once: "cannot schedule new futures after
+    shutdown"): it stays INPROGRESS, and the next start runs it again."""
+    rows = 20_000
+    labels = np.random.default_rng(4).integers(0, 2, rows)
+    data = "".join(f"u{i},{y}\n" for i, y in enumerate(labels)).encode()
+    with running_server(data_dir=tmp_path, workers=1) as app:
+        ml = make_client(app.settings.base_url)
+        train = datasource(ml, app, "unique", data, schema([("u", "CATEGORICAL"), ("y", "BINARY")]))
+        ml.create_ml_model(MLModelId="cut-short", MLModelType="BINARY", TrainingDataSourceId=train,
+                           Recipe=json.dumps({"outputs": ["ALL_CATEGORICAL"]}),
+                           Parameters={"sgd.maxPasses": "10000"})
+
+        def training() -> bool:
+            record = app.context.store.get(EntityKind.MLMODEL, "cut-short")
+            return record is not None and read_progress(record) is not None
+
+        wait_until(training, 120, "training did not pass its first pass")
+        app.context.engine.stop()
+        assert app.context.engine.queue_depth()["running"] == 0
+        assert status(ml, "model", "cut-short") == "INPROGRESS"
+    log = tmp_path / "artifacts" / "MLModel" / "cut-short" / "job.log"
+    assert "The server stopped while this job ran" in log.read_text()
+    with running_server(data_dir=tmp_path, workers=1) as app:
+        ml = make_client(app.settings.base_url)
+        assert "The server restarted while this job ran; it runs again." in log.read_text()
+        assert status(ml, "model", "cut-short") in ("PENDING", "INPROGRESS")
+        delete(ml, "model", "cut-short")

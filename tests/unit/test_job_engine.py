@@ -7,6 +7,7 @@ from pathlib import Path
 
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
 from openaml.jobs.specs import DataSourceResult
+from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.database import open_store
 
@@ -81,3 +82,33 @@ def test_a_result_that_cannot_be_stored_fails_the_job_and_frees_the_worker(tmp_p
     unstorable = DataSourceResult(0, 1, (object(),))  # type: ignore[arg-type]
     found = _run(tmp_path, lambda job: unstorable if job.record.id == "bad" else DONE, ["bad", "next"])
     assert found == {"bad": Status.FAILED, "next": Status.COMPLETED}
+
+
+def test_jobs_that_the_stop_ends_stay_inprogress_and_run_again(tmp_path: Path) -> None:
+    """Whatever a job raises once the engine stops (its cancellation, or the shut-down
+    executors' RuntimeError) leaves it INPROGRESS, for recover() at the next start."""
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    started = threading.Barrier(3)
+    logs: list[str] = []
+
+    def task(job: Job) -> DataSourceResult:
+        started.wait(5)
+        while not job.cancelled():
+            time.sleep(0.01)
+        if job.record.id == "cancelled":
+            raise InputError("DataSource cancelled was deleted")
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    for entity_id in ("cancelled", "broken"):
+        _pending(store, entity_id)
+    with ThreadPoolExecutor(2 * THREADS_PER_WORKER) as executor:
+        engine = JobEngine(store, executor, {EntityKind.DATASOURCE: task}, 2, lambda: 2,
+                           lambda record, line: logs.append(f"{record.id}: {line}"), poll_seconds=0.01)
+        engine.start()
+        started.wait(5)
+        engine.stop()
+        assert engine.queue_depth()["running"] == 0
+    for entity_id in ("cancelled", "broken"):
+        assert store.get(EntityKind.DATASOURCE, entity_id).status is Status.INPROGRESS
+        assert f"{entity_id}: The server stopped while this job ran; it runs again at the next start." in logs
+    assert {r.id for r in JobEngine(store, executor, {}, 1, lambda: 3).recover()} == {"cancelled", "broken"}

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 JOB_KINDS = (EntityKind.DATASOURCE, EntityKind.MLMODEL, EntityKind.EVALUATION,
              EntityKind.BATCH_PREDICTION)
 ACTIVE = (Status.PENDING, Status.INPROGRESS)
+STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler, then for running jobs
 # Jobs waiting on another job's work (see Job.idle) leave their worker to a new job: the
 # executor needs up to this many threads per worker.
 THREADS_PER_WORKER = 2
@@ -42,6 +43,7 @@ class Job:
     store: Store
     log_line: Callable[[str], None]
     waiting: Callable[[bool], None] = lambda idle: None
+    stopping: Callable[[], bool] = lambda: False  # whether the engine stops (the server does)
 
     @contextmanager
     def idle(self) -> Iterator[None]:
@@ -58,6 +60,9 @@ class Job:
         self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info)
 
     def cancelled(self) -> bool:
+        """Whether the job should end now: its entity was deleted, or the server stops."""
+        if self.stopping():
+            return True
         current = self.store.get(self.record.kind, self.record.id)
         return current is None or current.status is not Status.INPROGRESS
 
@@ -118,11 +123,16 @@ class JobEngine:
                 recovered.append(record)
         return recovered
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Start no more jobs, and end the running ones (Job.cancelled answers True), waiting
+        for them up to `timeout` seconds: they stay INPROGRESS and run again at the next start."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def notify(self) -> None:
         self._wake.set()
@@ -229,28 +239,37 @@ class JobEngine:
         self.notify()
 
     def _execute(self, record: EntityRecord) -> None:
-        """Run the task; the entity ends COMPLETED, or FAILED with the message of an InputError
-        or, for any other exception, "Internal error" (and the traceback in the job's log)."""
+        """Run the task; the entity ends COMPLETED, or as _ended_by says when the task raises."""
         started = time.monotonic()
         run_below_requests()
         try:
             job = Job(record, self.store, lambda line: self._log(record, line),
-                      lambda idle: self._set_idle((record.kind, record.id), idle))
+                      lambda idle: self._set_idle((record.kind, record.id), idle), self._stop.is_set)
             job.log_line(f"{record.kind.value} {record.id}: started")
             task = self.tasks.get(record.kind)
             if task is None:
                 raise InputError(f"{record.kind.value} jobs are not supported by this server yet")
             result = task(job)
-        except InputError as exc:
-            self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - a bug: the job fails, its log keeps the traceback
-            log.exception("%s %s failed", record.kind.value, record.id)
-            self._log(record, "".join(traceback.format_exc()).rstrip())
-            self._finish(record, Status.FAILED, message=f"Internal error ({type(exc).__name__}): the "
-                         "job's log holds the details")
+        except Exception as exc:  # noqa: BLE001 - each kind of end is handled below
+            self._ended_by(record, exc)
         else:
             elapsed = int((time.monotonic() - started) * 1000)
             self._finish(record, Status.COMPLETED, info=result_info(result), compute_time=max(elapsed, 1))
+
+    def _ended_by(self, record: EntityRecord, exc: Exception) -> None:
+        """A job whose task raised `exc`: left INPROGRESS while the engine stops (the server
+        does: it runs again at the next start), or else FAILED with the message of an
+        InputError or, for any other exception (a bug), "Internal error" and the traceback
+        in the job's log."""
+        if self._stop.is_set():
+            self._log(record, "The server stopped while this job ran; it runs again at the next start.")
+        elif isinstance(exc, InputError):
+            self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
+        else:
+            log.error("%s %s failed", record.kind.value, record.id, exc_info=exc)
+            self._log(record, "".join(traceback.format_exception(exc)).rstrip())
+            self._finish(record, Status.FAILED, message=f"Internal error ({type(exc).__name__}): the "
+                         "job's log holds the details")
 
     def _set_idle(self, key: tuple[EntityKind, str], idle: bool) -> None:
         with self._lock:
