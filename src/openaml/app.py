@@ -30,6 +30,7 @@ from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
 from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
 from openaml.jobs.warmup import warm_up
+from openaml.ml.data import FAST_PATHS, GENERAL_PATH
 from openaml.ml.execution import Execution
 from openaml.protocol.routing import build_dispatch_table
 from openaml.protocol.sigv4 import (
@@ -123,7 +124,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     execution = Execution(threads=max(1, settings.job_threads))
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file),
-                  training_budget(settings.workers), settings.workers, execution)
+                  training_budget(settings.workers), settings.workers, execution,
+                  FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH)
     # Create calls served by other HTTP processes cannot wake the scheduler: it polls the store.
     poll = 0.1 if settings.http_workers > 1 else 1.0
     engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log,

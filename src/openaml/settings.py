@@ -26,6 +26,8 @@ class Settings:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # threads of one job (ML core: 1 or 2); by default 2 where the process may use two CPUs
     job_threads: int = field(default_factory=lambda: min(2, usable_cpus()))
+    # false: every CSV block is read by the general path (to compare with, or rule out, the fast ones)
+    csv_fast_paths: bool = True
     advertise_url: str | None = None
     credentials_file: Path | None = None
     access_keys: Mapping[str, str] = field(default_factory=dict)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from openaml.app import Application
-from tests.api.conftest import wait_for
+from openaml.server.embedded import running_server
+from tests.api.conftest import make_client, wait_for
 
 SCHEMA = {
     "version": "1.0", "targetAttributeName": "y", "rowId": "id", "dataFormat": "CSV",
@@ -161,3 +162,22 @@ def test_mnist_sample_as_a_datasource(server: Application, ml: Any, mnist_dir: A
     document = report(server, done["DataSourceId"])
     assert document["recordsRead"] == 7000 and document["selectedRecords"] == 4900
     assert sum(document["statistics"]["target"]["classCounts"].values()) == 4900
+
+
+def test_the_server_can_read_every_block_by_the_general_path(tmp_path) -> None:
+    """OPENAML_CSV_FAST_PATHS=false (Settings.csv_fast_paths): the job reads its blocks by
+    the general path alone, and its records are those the fast paths give."""
+    data = ("id,x,flag,note,y\n" + "\n".join(rows(50)) + "\n").encode()
+    found = {}
+    for fast in (True, False):
+        with running_server(data_dir=tmp_path / str(fast), csv_fast_paths=fast) as app:
+            app.context.objects.write_bytes("s3://paths/data.csv", data)
+            ml = make_client(app.settings.base_url)
+            ml.create_data_source_from_s3(DataSourceId="ds", ComputeStatistics=True, DataSpec={
+                "DataLocationS3": "s3://paths/data.csv", "DataSchema": json.dumps(SCHEMA)})
+            assert wait_for(lambda ml=ml: ml.get_data_source(DataSourceId="ds"))["Status"] == "COMPLETED"
+            log = app.context.artifacts.path_for("DataSource", "ds", "job.log").read_text()
+            found[fast] = report(app, "ds")
+        assert ("blocks read by path: general 1" in log) is not fast, log
+    assert {k: v for k, v in found[True].items() if k != "blocksByPath"} == {
+        k: v for k, v in found[False].items() if k != "blocksByPath"}

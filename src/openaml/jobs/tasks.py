@@ -38,8 +38,10 @@ from openaml.jobs.specs import (
     StagedQuery,
 )
 from openaml.ml.data import (
+    FAST_PATHS,
     DataObject,
     IngestReport,
+    ParseOptions,
     Target,
     ingest,
     ingest_many,
@@ -73,11 +75,13 @@ class Tasks:
     def __init__(
         self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseConfig,
         training_memory: int = MEMORY_BYTES, workers: int = 1, execution: Execution = ONE_THREAD,
+        parsing: ParseOptions = FAST_PATHS,
     ) -> None:
         self.store, self.objects, self.artifacts, self.databases = store, objects, artifacts, databases
         self.training_memory = training_memory  # bytes of records and features a training keeps
         self.workers = workers  # of the job engine
         self.execution = execution  # of each job
+        self.parsing = parsing  # of each datasource's CSV
         self.shared_reads = SharedReads()
         self.models = LoadedModels(partial(read_model, artifacts))
         self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
@@ -110,7 +114,7 @@ class Tasks:
             if spec.staged:  # staged for this job alone
                 stop = _Deleted([job])
                 report = ingest(objects, spec.schema, spec.rearrangement, spec.compute_statistics, sink,
-                                lambda records: check(stop), job.log_line, self.execution)
+                                lambda records: check(stop), job.log_line, self.execution, self.parsing)
             else:
                 key = _read_key(spec)
                 target = Target(spec.rearrangement, spec.compute_statistics, sink)
@@ -127,7 +131,8 @@ class Tasks:
         self._write_json(record.kind, record.id, INGEST_FILE, document)
         job.log_line(
             f"{report.records_read} records read, {report.rejected_records} rejected, "
-            f"{report.selected_records} selected"
+            f"{report.selected_records} selected; blocks read by path: "
+            + ", ".join(f"{path} {count}" for path, count in report.blocks_by_path.items() if count)
         )
         return DataSourceResult(report.data_size_in_bytes, report.number_of_files, tuple(report.files))
 
@@ -142,7 +147,7 @@ class Tasks:
                 job.log_line(line)
 
         return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected,
-                             self.execution)]
+                             self.execution, self.parsing)]
 
     def _datasource_peers(self, key: tuple[str, str], own_id: str) -> set[str]:
         """Ids of the other datasources that read the same data with the same schema and run,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from typing import IO
 
@@ -35,24 +36,25 @@ SCHEMA = (
 )
 
 
-def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THREAD) -> None:
+def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THREAD) -> dict[str, int]:
     """Ingest, train, evaluate and predict a tiny BINARY data set as the jobs will (with their
-    `execution`), then set `done`; failures are only logged."""
+    `execution`), then set `done`; failures are only logged. The blocks each CSV path read."""
     run_below_requests()  # the warm-up is a job too (and starts the compiled code's threads)
+    paths: Counter[str] = Counter()
     try:
         schema = parse_schema(SCHEMA)
         # the compiled paths for integer fields and the record count (every column an integer)
         integers = "".join(f"{i},{i % 3},{i % 2},{i % 4},{int(i > 10)}\n" for i in range(24))
         _ingest(parse_schema(SCHEMA.replace('"TEXT"', '"CATEGORICAL"')), integers,
-                '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution)
+                '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution, paths)
         # Arrow's fast path (no spaces or quotes: integer columns) with a sequential split,
         # then the general one (a quote inside a value), then Arrow's with stripping (text
         # with spaces and a quoted comma), whose copy the other jobs read
         plain = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4},{int(i > 10)}\n" for i in range(24))
-        _ingest(schema, plain, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution)
-        _ingest(schema, plain.replace("word1", 'a"b'), None, execution)
+        _ingest(schema, plain, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution, paths)
+        _ingest(schema, plain.replace("word1", 'a"b'), None, execution, paths)
         mixed = "".join(f'{i},{"xyz"[i % 3]},{i % 2},"word{i % 4}, more",{int(i > 10)}\n' for i in range(24))
-        report, stored = _ingest(schema, mixed, None, execution)
+        report, stored = _ingest(schema, mixed, None, execution, paths)
 
         def batches() -> Iterator[pa.RecordBatch]:
             return read_materialized(io.BytesIO(stored))
@@ -73,14 +75,17 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
     finally:
         if done is not None:
             done.set()
+    return dict(paths)
 
 
-def _ingest(schema: Schema, rows: str, rearrangement: str | None,
-            execution: Execution) -> tuple[IngestReport, bytes]:
-    """Ingest CSV `rows` (after a header) with statistics; the report and the stored copy."""
+def _ingest(schema: Schema, rows: str, rearrangement: str | None, execution: Execution,
+            paths: Counter[str]) -> tuple[IngestReport, bytes]:
+    """Ingest CSV `rows` (after a header) with statistics; the report and the stored copy.
+    The blocks each path read are added to `paths`."""
     data = ("n,c,b,t,y\n" + rows).encode()
     source = DataObject(uri="s3://warmup/data.csv", key="data.csv", size=len(data),
                         open=lambda: io.BytesIO(data))
     sink = io.BytesIO()
     report = ingest([source], schema, parse_rearrangement(rearrangement), True, sink, execution=execution)
+    paths.update(report.blocks_by_path)
     return report, sink.getvalue()

@@ -5,11 +5,18 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import sys
 
 import pyarrow as pa
 
-from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangement, read_materialized
+from openaml.ml.data import (
+    FAST_PATHS,
+    DataObject,
+    IngestReport,
+    ParseOptions,
+    ingest,
+    parse_rearrangement,
+    read_materialized,
+)
 from openaml.ml.schema import parse_schema
 
 
@@ -24,17 +31,15 @@ def make_schema(types: dict[str, str], header: bool = False, target: str | None 
         "attributes": [{"attributeName": n, "attributeType": t} for n, t in types.items()]}))
 
 
-def run_ingest(objects, schema, split: str | None = None,
-               stats: bool = False) -> tuple[IngestReport, pa.Table]:
+def run_ingest(objects, schema, split: str | None = None, stats: bool = False,
+               parsing: ParseOptions = FAST_PATHS) -> tuple[IngestReport, pa.Table]:
     sink = io.BytesIO()
-    report = ingest(objects, schema, parse_rearrangement(split), stats, sink)
+    report = ingest(objects, schema, parse_rearrangement(split), stats, sink, parsing=parsing)
     sink.seek(0)
     table = pa.Table.from_batches(list(read_materialized(sink)))
     return report, table
 
 
-def general_path_only(monkeypatch) -> None:
-    """Make every block take the general path (fields.py), not Arrow's (plain, trimmed)."""
-    module = sys.modules["openaml.ml.data.ingest"]
-    monkeypatch.setattr(module, "is_plain", lambda *a: False)
-    monkeypatch.setattr(module, "is_trimmable", lambda *a: False)
+def same_records(report: dict) -> dict:
+    """A report (to_dict) without the paths its blocks took: what every path must agree on."""
+    return {k: v for k, v in report.items() if k != "blocksByPath"}

@@ -1,20 +1,17 @@
 """The compiled path for blocks of int16 fields, and the compiled line count, against the
 general ways they stand in for."""
 
-import functools
 import io
-import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from data_ingest_helpers import general_path_only, make_object, make_schema, run_ingest
+from data_ingest_helpers import make_object, make_schema, run_ingest, same_records
 from test_data_plain import _columns, _rounded
 
-from openaml.ml.data import lines
+from openaml.ml.data import FAST_PATHS, GENERAL_PATH, ParseOptions, lines
 from openaml.ml.data.integers import parse_int16_block
 from openaml.ml.data.lines import count_lines, iter_line_blocks
-
-ingest_module = sys.modules["openaml.ml.data.ingest"]
 
 SCHEMA = make_schema({"y": "CATEGORICAL", "a": "NUMERIC", "b": "CATEGORICAL", "c": "BINARY"}, target="y")
 
@@ -50,37 +47,32 @@ def _integer_lines(rows: int, seed: int) -> bytes:
 
 
 @pytest.mark.parametrize("split", [None, '{"splitting": {"percentBegin": 10, "percentEnd": 65}}'])
-def test_integer_plain_and_general_paths_agree(monkeypatch, split):
+def test_integer_plain_and_general_paths_agree(split):
     data = _integer_lines(700, 2)
     # small blocks; one in the middle has a field that is not an int16, so that block and
     # the later ones take the Arrow path
     middle = data.index(b"\n", len(data) // 2) + 1
     data = data[:middle] + b"0" + data[middle:]
-    monkeypatch.setattr(ingest_module, "iter_line_blocks", functools.partial(iter_line_blocks, block_bytes=1500))
-    results = []
-    original = ingest_module.parse_int16_block
-
-    def parse(*args):
-        values = original(*args)
-        results.append(values is not None)
-        return values
-
-    monkeypatch.setattr(ingest_module, "parse_int16_block", parse)
-    report_a, table_a = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
-    assert results[0] and results[-1] is False and len(results) < len(data) // 1500   # then off
-    monkeypatch.setattr(ingest_module, "parse_int16_block", lambda *a: None)
-    report_b, table_b = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
-    general_path_only(monkeypatch)
-    report_c, table_c = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True)
+    small_blocks = ParseOptions(block_bytes=1500)
+    report_a, table_a = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True, parsing=small_blocks)
+    paths = report_a.blocks_by_path
+    # int16 until the block that is not, then plain: it is not tried again
+    assert paths["int16"] and paths["plain"] > 1 and paths["int16"] + paths["plain"] == sum(paths.values())
+    report_b, table_b = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True,
+                                   parsing=replace(small_blocks, int16=False))
+    assert report_b.blocks_by_path["int16"] == 0
+    report_c, table_c = run_ingest([make_object("f.csv", data)], SCHEMA, split, stats=True,
+                                   parsing=replace(GENERAL_PATH, block_bytes=1500))
+    assert report_c.blocks_by_path["general"] == sum(paths.values())
     assert _columns(table_a) == _columns(table_b) == _columns(table_c)
-    assert _rounded(report_a.to_dict()) == _rounded(report_b.to_dict()) == _rounded(report_c.to_dict())
+    assert (_rounded(same_records(report_a.to_dict())) == _rounded(same_records(report_b.to_dict()))
+            == _rounded(same_records(report_c.to_dict())))
 
 
-def test_a_text_attribute_keeps_the_integer_path_off(monkeypatch):
+def test_a_text_attribute_keeps_the_integer_path_off():
     schema = make_schema({"y": "CATEGORICAL", "t": "TEXT"})
-    monkeypatch.setattr(ingest_module, "parse_int16_block", lambda *a: pytest.fail("int16 path on a TEXT column"))
-    _, table = run_ingest([make_object("f.csv", b"1,2\n3,4\n")], schema)
-    assert table.column("t").to_pylist() == ["2", "4"]
+    report, table = run_ingest([make_object("f.csv", b"1,2\n3,4\n")], schema)
+    assert table.column("t").to_pylist() == ["2", "4"] and report.blocks_by_path["int16"] == 0
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -98,18 +90,14 @@ def test_line_count_matches_the_lines_found(monkeypatch, seed):
             assert counted == found, (data, header, block_bytes)
 
 
-def test_the_arrow_path_reads_the_int16_minimum_as_an_integer(monkeypatch):
+def test_the_arrow_path_reads_the_int16_minimum_as_an_integer():
     """Both fast paths see -32768 as an int16: the same ascending dictionary (and the same
     order of sums in the statistics) whichever of them reads the block."""
-    monkeypatch.setattr(ingest_module, "parse_int16_block", lambda *a: None)
-    schema = make_schema({"a": "NUMERIC"})
-    sink = io.BytesIO()
-    from openaml.ml.data import ingest, parse_rearrangement, read_materialized
-
-    ingest([make_object("f.csv", b"5\n-32768\n7\n-2\n")], schema, parse_rearrangement(None), False, sink)
-    sink.seek(0)
-    column = next(read_materialized(sink)).column("a")
-    assert column.dictionary.to_pylist() == ["-32768", "-2", "5", "7"]
+    content = [make_object("f.csv", b"5\n-32768\n7\n-2\n")]
+    for parsing, path in ((FAST_PATHS, "int16"), (ParseOptions(int16=False), "plain")):
+        report, table = run_ingest(content, make_schema({"a": "NUMERIC"}), parsing=parsing)
+        assert report.blocks_by_path[path] == 1
+        assert table.column("a").chunk(0).dictionary.to_pylist() == ["-32768", "-2", "5", "7"]
 
 
 def test_a_block_too_short_for_the_schema_allocates_nothing(monkeypatch):

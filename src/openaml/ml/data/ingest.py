@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_limits
 from openaml.ml.data.block_values import BlockValues
 from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
 from openaml.ml.data.integers import parse_int16_block
-from openaml.ml.data.lines import MAX_RECORD_BYTES, LineBlock, count_lines, iter_line_blocks
+from openaml.ml.data.lines import BLOCK_BYTES, MAX_RECORD_BYTES, LineBlock, count_lines, iter_line_blocks
 from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
 from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, probe_integers, read_plain
@@ -69,6 +69,28 @@ class DataError(InputError):
 
 
 @dataclass(frozen=True)
+class ParseOptions:
+    """How ingest reads CSV: in blocks of `block_bytes`, each by the first of the fast paths
+    allowed here that can read it, else by the general path (fields.py), which reads any CSV.
+    Every path gives the same records (the tests hold them to it): turning fast paths off is
+    for comparing and diagnosing.
+
+    int16: every field an integer in int16's range (MNIST's pixels), by a compiled scan;
+    plain: no quote, and no white space at a field's ends, by Arrow's CSV reader;
+    trimmed: quotes or white space that Arrow's reader can take once fields are trimmed.
+    """
+
+    int16: bool = True
+    plain: bool = True
+    trimmed: bool = True
+    block_bytes: int = BLOCK_BYTES
+
+
+FAST_PATHS = ParseOptions()
+GENERAL_PATH = ParseOptions(int16=False, plain=False, trimmed=False)
+
+
+@dataclass(frozen=True)
 class IngestReport:
     """Counts of a datasource job; `statistics` is None unless they were computed."""
 
@@ -83,6 +105,7 @@ class IngestReport:
     records_with_invalid_values: int
     missing_counts: dict[str, int]
     invalid_counts: dict[str, int]
+    blocks_by_path: dict[str, int]   # blocks read by each path ("int16", "plain", "trimmed", "general")
     statistics: DatasetStatistics | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,16 +137,18 @@ class Target:
 def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearrangement,
            compute_statistics: bool, sink: BinaryIO,
            progress: Callable[[int], None] | None = None,
-           rejected: Callable[[str], None] | None = None, execution: Execution = ONE_THREAD) -> IngestReport:
+           rejected: Callable[[str], None] | None = None, execution: Execution = ONE_THREAD,
+           parsing: ParseOptions = FAST_PATHS) -> IngestReport:
     """Read `objects` in order, write the selected records to `sink` (an Arrow IPC stream), and report.
 
     progress, if given, is called with the number of records read so far after each block;
     rejected with a description of each of the first REJECTED_SHOWN rejected lines. With two
     threads (`execution`), each block is read and parsed while the one before is counted and
-    written, and a record count that a split needs runs beside the first blocks.
+    written, and a record count that a split needs runs beside the first blocks. `parsing`
+    says which paths may read the blocks.
     """
     result, = ingest_many(objects, schema, [Target(rearrangement, compute_statistics, sink)],
-                          progress, rejected, execution)
+                          progress, rejected, execution, parsing)
     if isinstance(result, DataError):
         raise result
     return result
@@ -132,23 +157,24 @@ def ingest(objects: Sequence[DataObject], schema: Schema, rearrangement: Rearran
 def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence[Target],
                 progress: Callable[[int], None] | None = None,
                 rejected: Callable[[str], None] | None = None,
-                execution: Execution = ONE_THREAD) -> list[IngestReport | DataError]:
+                execution: Execution = ONE_THREAD,
+                parsing: ParseOptions = FAST_PATHS) -> list[IngestReport | DataError]:
     """Read `objects` once for several targets (datasources of the same data and schema with
     different splits): each gets its records written and a report, or the DataError that
     fails it. Errors of the data itself (unreadable, too many rejected records) raise.
-    progress, rejected and execution are as for `ingest`."""
+    progress, rejected, execution and parsing are as for `ingest`."""
     if not objects:
         raise DataError("The data location has no readable file")
     with threadpool_limits(limits=1, user_api="blas"):  # spinning BLAS threads only cost CPU
-        return _ingest_many(objects, schema, targets, progress, rejected, execution)
+        return _ingest_many(objects, schema, targets, progress, rejected, execution, parsing)
 
 
 def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence[Target],
                  progress: Callable[[int], None] | None,
                  rejected: Callable[[str], None] | None,
-                 execution: Execution) -> list[IngestReport | DataError]:
+                 execution: Execution, parsing: ParseOptions) -> list[IngestReport | DataError]:
     needs_count = any(t.rearrangement.needs_count for t in targets)
-    reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets), execution)
+    reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets), execution, parsing)
     jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
     read_ended = threading.Event()  # however the read ends, a count still running stops
     with execution.helper("openaml-count") as counting, ExitStack() as stack:
@@ -156,8 +182,9 @@ def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequenc
         # the record count runs while the first block is read and parsed (with two threads)
         counted: Future[int] | None = None
         if needs_count:
-            counted = (counting.submit(_count_records, objects, schema, read_ended) if counting is not None
-                       else _done(_count_records(objects, schema, read_ended)))
+            counted = (counting.submit(_count_records, objects, schema, read_ended, parsing.block_bytes)
+                       if counting is not None
+                       else _done(_count_records(objects, schema, read_ended, parsing.block_bytes)))
         writers = [stack.enter_context(open_writer(t.sink, materialized_schema(schema))) for t in targets]
         for file_index, obj in enumerate(objects):
             for first, block, parsed, fields, shared in reader.read_file(obj):
@@ -199,13 +226,14 @@ def _done(value: T) -> Future[T]:
     return future
 
 
-def _count_records(objects: Sequence[DataObject], schema: Schema, stop: threading.Event) -> int:
+def _count_records(objects: Sequence[DataObject], schema: Schema, stop: threading.Event,
+                   block_bytes: int) -> int:
     """The number of records of `objects` (or fewer, once `stop` is set: no longer needed)."""
     count = 0
     for obj in objects:
         with _open(obj) as stream:
             in_object = 0
-            for in_object in _read_errors(obj, count_lines(stream, schema.header)):
+            for in_object in _read_errors(obj, count_lines(stream, schema.header, block_bytes)):
                 if stop.is_set():
                     return count + in_object
             count += in_object
@@ -270,9 +298,9 @@ class _RejectedLine:
 class _Reader:
     """Parsing shared by the targets of an ingest: blocks, record numbers and rejections."""
 
-    def __init__(self, schema: Schema, on_rejected: Callable[[str], None] | None = None,
-                 statistics: bool = False, execution: Execution = ONE_THREAD) -> None:
-        self.schema, self.execution = schema, execution
+    def __init__(self, schema: Schema, on_rejected: Callable[[str], None] | None,
+                 statistics: bool, execution: Execution, parsing: ParseOptions) -> None:
+        self.schema, self.execution, self.parsing = schema, execution, parsing
         self.statistics = statistics  # whether some target computes statistics
         self.on_rejected = on_rejected
         self.shown: list[_RejectedLine] = []   # the first rejected lines
@@ -280,7 +308,8 @@ class _Reader:
         self.rejected = np.zeros(len(REASONS), dtype=np.int64)
         self.encode = [a.type is not AttributeType.TEXT for a in schema.attributes]
         self.integers: np.ndarray | None = None   # columns the fast path parses as integers
-        self.int16_blocks = all(self.encode)      # TEXT columns stay strings
+        self.int16_blocks = parsing.int16 and all(self.encode)      # TEXT columns stay strings
+        self.blocks_by_path = dict.fromkeys(PATHS, 0)
 
     def read_file(self, obj: DataObject) -> Iterator[
             tuple[int, LineBlock, Parsed | None, Fields | None, BlockValues | None]]:
@@ -289,8 +318,9 @@ class _Reader:
         for each block of the object."""
         header = None
         with _open(obj) as stream, closing(self._ahead(self._parse(block) for block in _read_errors(
-                obj, iter_line_blocks(stream, self.schema.header)))) as blocks:
+                obj, iter_line_blocks(stream, self.schema.header, self.parsing.block_bytes)))) as blocks:
             for block, fast, shared in blocks:
+                self.blocks_by_path[_path_of(fast)] += 1
                 header = block.header if block.header is not None else header
                 parsed = (encode_int16(fast) if isinstance(fast, np.ndarray)
                           else encode_plain(block, fast, self.encode) if isinstance(fast, pa.Table)
@@ -326,9 +356,9 @@ class _Reader:
             if values is not None:
                 return block, values, None
             self.int16_blocks = False   # other fields in one block: likely in later ones too
-        if not is_plain(block, len(self.encode)):
+        if not (self.parsing.plain and is_plain(block, len(self.encode))):
             parsed = (read_trimmed(block, self.schema.names, self.encode)
-                      if is_trimmable(block, len(self.encode)) else None)
+                      if self.parsing.trimmed and is_trimmable(block, len(self.encode)) else None)
             if parsed is None:
                 return block, split_fields(block, len(self.encode)), None
             return block, parsed, BlockValues(self.schema, parsed.columns).prepare(self.statistics)
@@ -357,6 +387,15 @@ class _Reader:
         for line in self.shown:
             first.setdefault(line.reason, line)
         return " ".join(line.explained(self.schema.names) for line in first.values())
+
+
+PATHS = ("int16", "plain", "trimmed", "general")
+
+
+def _path_of(values: np.ndarray | pa.Table | Parsed | Fields) -> str:
+    """Which path _Reader._parse read a block by, from what it gave."""
+    return ("int16" if isinstance(values, np.ndarray) else "plain" if isinstance(values, pa.Table)
+            else "trimmed" if isinstance(values, Parsed) else "general")
 
 
 def _field_count(text: bytes) -> int:
@@ -483,7 +522,7 @@ class _Job:
             selected_records=self.selected, selected_rejected=self.selected_rejected,
             records_with_invalid_values=self.with_invalid,
             missing_counts=dict(self.missing), invalid_counts=dict(self.invalid),
-            statistics=statistics)
+            blocks_by_path=dict(self.reader.blocks_by_path), statistics=statistics)
 
 
 def _camel(name: str) -> str:
