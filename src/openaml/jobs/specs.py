@@ -32,6 +32,17 @@ class Source(StrEnum):
     RDS = "rds"
 
 
+class _Flat:
+    """A document whose JSON form is its fields, as they are."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(**doc)
+
+
 @dataclass(frozen=True)
 class StagedQuery:
     """A Redshift or RDS datasource's query; its job copies the result to CSV under staging_uri."""
@@ -45,6 +56,9 @@ class StagedQuery:
 
 @dataclass(frozen=True)
 class DataSourceSpec:
+    """A datasource: where its rows come from, how they are read and split, and whether
+    statistics are computed."""
+
     KIND: ClassVar[EntityKind] = EntityKind.DATASOURCE
 
     source: Source
@@ -80,6 +94,9 @@ class DataSourceSpec:
 
 @dataclass(frozen=True)
 class MLModelSpec:
+    """A model: its type, training datasource, the schema it learns from, recipe and SGD
+    parameters (their seed from the model id)."""
+
     KIND: ClassVar[EntityKind] = EntityKind.MLMODEL
 
     model_type: ModelType
@@ -101,38 +118,41 @@ class MLModelSpec:
 
 
 @dataclass(frozen=True)
-class EvaluationSpec:
+class EvaluationSpec(_Flat):
+    """An evaluation: the model scored, on the datasource's records."""
+
     KIND: ClassVar[EntityKind] = EntityKind.EVALUATION
 
     model_id: str
     datasource_id: str
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(**doc)
-
 
 @dataclass(frozen=True)
-class BatchPredictionSpec:
+class BatchPredictionSpec(_Flat):
+    """A batch prediction: the model, the datasource scored, and where the results go."""
+
     KIND: ClassVar[EntityKind] = EntityKind.BATCH_PREDICTION
 
     model_id: str
     datasource_id: str
     output_uri: str
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(**doc)
+@dataclass(frozen=True)
+class ScoreThreshold:
+    """A BINARY model's threshold on P(1) for the predicted label, and when UpdateMLModel set it
+    (epoch ms; None while it is the default)."""
+
+    DEFAULT: ClassVar[float] = 0.5
+
+    value: float = DEFAULT
+    updated_at: int | None = None
 
 
 @dataclass(frozen=True)
 class DataSourceResult:
+    """What a datasource's job read."""
+
     KIND: ClassVar[EntityKind] = EntityKind.DATASOURCE
 
     data_size_in_bytes: int
@@ -148,58 +168,32 @@ class DataSourceResult:
 
 
 @dataclass(frozen=True)
-class MLModelResult:
+class MLModelResult(_Flat):
+    """What a model's training made."""
+
     KIND: ClassVar[EntityKind] = EntityKind.MLMODEL
 
     size_in_bytes: int
     recipe: str  # the one trained with: the caller's or the default recipe made for the data
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(**doc)
-
 
 @dataclass(frozen=True)
-class EvaluationResult:
+class EvaluationResult(_Flat):
+    """An evaluation's metrics."""
+
     KIND: ClassVar[EntityKind] = EntityKind.EVALUATION
 
     metrics: dict[str, str]  # PerformanceMetrics.Properties
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(dict(doc["metrics"]))
-
 
 @dataclass(frozen=True)
-class BatchPredictionResult:
+class BatchPredictionResult(_Flat):
+    """What a batch prediction scored."""
+
     KIND: ClassVar[EntityKind] = EntityKind.BATCH_PREDICTION
 
     total_record_count: int
     invalid_record_count: int
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(**doc)
-
-
-@dataclass(frozen=True)
-class ScoreThreshold:
-    """A BINARY model's threshold on P(1) for the predicted label, and when UpdateMLModel set it
-    (epoch ms; None while it is the default)."""
-
-    DEFAULT: ClassVar[float] = 0.5
-
-    value: float = DEFAULT
-    updated_at: int | None = None
 
 
 class Document(Protocol):

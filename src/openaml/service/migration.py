@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from openaml.jobs import specs
 from openaml.jobs.record_info import (
     is_current,
     progress_info,
@@ -19,22 +20,6 @@ from openaml.jobs.record_info import (
     secret_info,
     spec_info,
     threshold_info,
-)
-from openaml.jobs.specs import (
-    BatchPredictionResult,
-    BatchPredictionSpec,
-    DataSourceResult,
-    DataSourceSpec,
-    EvaluationResult,
-    EvaluationSpec,
-    MLModelResult,
-    MLModelSpec,
-    Result,
-    ScoreThreshold,
-    Source,
-    Spec,
-    StagedQuery,
-    model_seed,
 )
 from openaml.ml.data import parse_rearrangement
 from openaml.ml.model_type import ModelType
@@ -77,7 +62,7 @@ def _upgrader(record: EntityRecord) -> Callable[[dict[str, Any]], dict[str, Any]
             upgraded |= secret_info(info["password"])
         if "score_threshold" in info:
             upgraded |= threshold_info(
-                ScoreThreshold(float(info["score_threshold"]), info.get("score_threshold_updated_at")))
+                specs.ScoreThreshold(float(info["score_threshold"]), info.get("score_threshold_updated_at")))
         progress = TrainingProgress.from_json(info.get("training"))
         if progress is not None:
             upgraded |= progress_info(progress)
@@ -86,39 +71,39 @@ def _upgrader(record: EntityRecord) -> Callable[[dict[str, Any]], dict[str, Any]
     return upgrade
 
 
-def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[Spec, Result | None]:
+def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, specs.Result | None]:
     """The spec and result of a record in the layout before specs (the request: its Create's)."""
     request = record.request
     if record.kind is EntityKind.DATASOURCE:
-        source = Source(info["source"])
+        source = specs.Source(info["source"])
         given = request.get("DataSpec") or request.get("RDSData") or {}
         query = None
-        if source is not Source.S3:
+        if source is not specs.Source.S3:
             database = given["DatabaseInformation"]
-            query = StagedQuery(database.get("ClusterIdentifier") or database["InstanceIdentifier"],
+            query = specs.StagedQuery(database.get("ClusterIdentifier") or database["InstanceIdentifier"],
                                 database["DatabaseName"], given["DatabaseCredentials"]["Username"],
                                 given["SelectSqlQuery"], given["S3StagingLocation"])
-        spec: Spec = DataSourceSpec(
+        spec: specs.Spec = specs.DataSourceSpec(
             source, record.data_uri or "", parse_schema(info["schema"]),
             parse_rearrangement(given.get("DataRearrangement")), bool(request.get("ComputeStatistics")),
             query, info.get("data_pipeline_id"))
         done = "data_size_in_bytes" in info
-        return spec, DataSourceResult(info["data_size_in_bytes"], info["number_of_files"],
+        return spec, specs.DataSourceResult(info["data_size_in_bytes"], info["number_of_files"],
                                       tuple(info.get("files") or ())) if done else None
     if record.kind is EntityKind.MLMODEL:
         model_type = ModelType(record.model_type or "")
         given_parameters = request.get("Parameters") or {}
         given_recipe = "Recipe" in request or "RecipeUri" in request  # else "recipe" is the result's
-        spec = MLModelSpec(
+        spec = specs.MLModelSpec(
             model_type, record.datasource_id or "", parse_schema(info["schema"]),
             info.get("recipe") if given_recipe else None,
-            parse_parameters(given_parameters, model_type, seed=model_seed(record.id)), given_parameters)
+            parse_parameters(given_parameters, model_type, seed=specs.model_seed(record.id)), given_parameters)
         done = "size_in_bytes" in info
-        return spec, MLModelResult(info["size_in_bytes"], info["recipe"]) if done else None
+        return spec, specs.MLModelResult(info["size_in_bytes"], info["recipe"]) if done else None
     if record.kind is EntityKind.EVALUATION:
         metrics = info.get("metrics")
-        return (EvaluationSpec(record.model_id or "", record.datasource_id or ""),
-                EvaluationResult(metrics) if metrics is not None else None)
+        return (specs.EvaluationSpec(record.model_id or "", record.datasource_id or ""),
+                specs.EvaluationResult(metrics) if metrics is not None else None)
     done = "total_record_count" in info
-    return (BatchPredictionSpec(record.model_id or "", record.datasource_id or "", request["OutputUri"]),
-            BatchPredictionResult(info["total_record_count"], info["invalid_record_count"]) if done else None)
+    return (specs.BatchPredictionSpec(record.model_id or "", record.datasource_id or "", request["OutputUri"]),
+            specs.BatchPredictionResult(info["total_record_count"], info["invalid_record_count"]) if done else None)
