@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from openaml.errors import InvalidInputException, PredictorNotMountedException
-from openaml.ml.features.record import RecordTooLarge
+from openaml.ml.features.transforms import RecordTooLarge
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status

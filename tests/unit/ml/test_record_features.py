@@ -2,6 +2,7 @@
 exactly the features of the batch evaluator, for every kind of variable and for any record."""
 
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from openaml.ml import predict_record, train_model
 from openaml.ml.features.pipeline import FeaturePipeline
-from openaml.ml.features.record import MAX_RECORD_PAIRS, RecordTooLarge
+from openaml.ml.features.transforms import MAX_RECORD_PAIRS, TRANSFORMS, RecordTooLarge
 from openaml.ml.prediction.realtime import RecordScorer
 from openaml.ml.training import SGDParams
 
@@ -106,3 +107,12 @@ def test_a_cartesian_too_large_for_one_record_is_refused_before_it_is_built(scor
     with pytest.raises(RecordTooLarge, match="token pairs"):
         predict_record(scorer, {"t": words, "c2": "b"})
     assert predict_record(scorer, {"t": " ".join(["day"] * 100), "c2": "b"})
+
+
+def test_every_transform_has_both_forms_held_to_each_other_here():
+    """Each function of transforms.TRANSFORMS is in OUTPUTS, whose record form the tests above
+    hold to the batch form (a function added there without its pair here fails)."""
+    used = {name for output in OUTPUTS for name in re.findall(r"([a-z_]+)\(", output)}
+    assert used == set(TRANSFORMS)
+    for transform in TRANSFORMS.values():
+        assert {"batch", "record"} <= set(type(transform).__dict__)

@@ -21,7 +21,8 @@ from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
-from openaml.ml.features.values import Columns, bin_labels, evaluate, normalize, quantile_boundaries
+from openaml.ml.features.transforms import bin_labels, normalize
+from openaml.ml.features.values import Columns, evaluate, quantile_boundaries
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, Node, Op, contains
 from openaml.ml.schema import AttributeType, Schema
 

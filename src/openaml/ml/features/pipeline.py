@@ -22,7 +22,8 @@ from numba import njit
 
 from openaml.ml.features.codes import FeatureTable, concatenated
 from openaml.ml.features.tokens import TokenList
-from openaml.ml.features.values import Columns, bin_labels, bin_numbers, evaluate
+from openaml.ml.features.transforms import bin_labels
+from openaml.ml.features.values import Columns, bin_numbers, evaluate
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_of, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 

@@ -7,7 +7,6 @@ TEXT and token sets -> TokenList.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openaml.ml.features import tokens as tk
-from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, TEXT, TOKENS, Attr, Node
+from openaml.ml.features.transforms import TRANSFORMS
+from openaml.ml.recipes.nodes import Attr, Node
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 Value = Any  # np.ndarray | pa.Array | tk.TokenList
@@ -95,49 +95,11 @@ class Columns:
 
 
 def evaluate(node: Node, columns: Columns, params: dict[str, Any]) -> Value:
-    """The variable's values for every record of the batch."""
+    """The variable's values for every record of the batch (transforms.py's batch forms)."""
     if isinstance(node, Attr):
         return columns.get(node.name)
-    fn = node.function
-    if fn == "cartesian":
-        return tk.cartesian(as_tokens(node.args[0], evaluate(node.args[0], columns, params)),
-                            as_tokens(node.args[1], evaluate(node.args[1], columns, params)))
-    inner = evaluate(node.args[0], columns, params)
-    if fn == "normalize":
-        mean, std = params[node.canonical]["mean"], params[node.canonical]["std"]
-        return normalize(inner, mean, std)
-    if fn == "quantile_bin":
-        return bin_values(inner, np.asarray(params[node.canonical]["boundaries"]))
-    if fn == "ngram":
-        return tk.ngrams(inner, node.n or 2)
-    if fn == "osb":
-        return tk.osb(inner, node.n or 2)
-    if node.args[0].kind == CATEGORICAL:
-        return _map_categories(inner, pc.utf8_lower if fn == "lowercase" else _strip_punct)
-    return tk.lowercase(inner) if fn == "lowercase" else tk.no_punct(inner)
-
-
-def as_tokens(node: Node, value: Value) -> tk.TokenList:
-    if node.kind in (TEXT, TOKENS):
-        tokens: tk.TokenList = value
-        return tokens
-    if node.kind == BINARY:
-        return tk.from_binary(value)
-    return tk.from_values(value)
-
-
-def normalize(values: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """(v - mean) / std; a zero std gives 0; NaN stays NaN (recipes.md §7.7)."""
-    if std > 0:
-        return (values - mean) / std
-    return np.where(np.isnan(values), np.nan, 0.0)
-
-
-def bin_values(values: np.ndarray, boundaries: np.ndarray) -> pa.Array:
-    """Bin index = number of boundaries <= v, as a dictionary-encoded category (§7.6)."""
-    index = np.searchsorted(boundaries, values, side="right").astype(np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(index, mask=np.isnan(values)),
-                                          bin_labels(len(boundaries) + 1))
+    args = [evaluate(arg, columns, params) for arg in node.args]
+    return TRANSFORMS[node.function].batch(node, args, params)
 
 
 def bin_numbers(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
@@ -145,12 +107,6 @@ def bin_numbers(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
     index = np.searchsorted(boundaries, values, side="right")
     index[np.isnan(values)] = len(boundaries) + 1
     return index
-
-
-@functools.lru_cache(maxsize=64)
-def bin_labels(count: int) -> pa.Array:
-    """"0" .. str(count - 1): the categories of `count` bins (made once, not per batch)."""
-    return pa.array([str(i) for i in range(count)], pa.string())
 
 
 def quantile_boundaries(values: np.ndarray, n: int) -> np.ndarray:
@@ -191,16 +147,3 @@ def _own_values(column: pa.Array) -> pa.Array:
 
 def _floats(array: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, np.nan).to_numpy(zero_copy_only=False), np.float64)
-
-
-def _strip_punct(values: pa.Array) -> pa.Array:
-    stripped = pc.replace_substring_regex(values, tk.PUNCT_EDGES, "")
-    return pc.if_else(pc.equal(pc.utf8_length(stripped), 0), pa.scalar(None, pa.string()), stripped)
-
-
-def _map_categories(column: pa.Array, fn: Any) -> pa.Array:
-    """Apply a string function to each distinct value of a categorical column."""
-    if pa.types.is_dictionary(column.type):
-        return pa.DictionaryArray.from_arrays(column.indices, fn(column.dictionary))
-    return fn(column)
-
