@@ -28,7 +28,7 @@ from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages, training_budget
 from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
-from openaml.jobs.tasks import INGEST_FILE, REPORT_FILE, Tasks
+from openaml.jobs.tasks import LOG_FILE, REPORT_FILES, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.ml.data import FAST_PATHS, GENERAL_PATH
 from openaml.ml.execution import Execution
@@ -55,8 +55,6 @@ from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status, Stor
 
 log = logging.getLogger(__name__)
 
-REPORT_FILES = {EntityKind.DATASOURCE.value: INGEST_FILE, EntityKind.EVALUATION.value: REPORT_FILE}
-
 
 class ConfigurationError(Exception):
     """Settings that the server refuses to start with."""
@@ -71,6 +69,7 @@ class Application:
     service: MachineLearningService
     asgi: ASGIApp  # what the HTTP server runs: `web` behind the access checks
     web: Starlette
+    tasks: Tasks
     unverified: bool
 
     def close(self) -> None:
@@ -119,12 +118,12 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     def write_log(record: EntityRecord, line: str) -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with artifacts.open_append(record.kind.value, record.id, "job.log") as out:
+        with artifacts.open_append(record.kind.value, record.id, LOG_FILE) as out:
             out.write(f"{stamp} {line}\n".encode())
 
     execution = Execution(threads=max(1, settings.job_threads))
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file),
-                  training_budget(settings.workers), settings.workers, execution,
+                  settings.training_memory or training_budget(settings.workers), settings.workers, execution,
                   FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH)
     # Create calls served by other HTTP processes cannot wake the scheduler: it polls the store.
     poll = 0.1 if settings.http_workers > 1 else 1.0
@@ -199,7 +198,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     def job_log(request: Request) -> Response:
         kind, entity_id = request.path_params["kind"], request.path_params["entity_id"]
-        found = stored_file(kind, entity_id, "job.log", "text/plain; charset=utf-8")
+        found = stored_file(kind, entity_id, LOG_FILE, "text/plain; charset=utf-8")
         return found or PlainTextResponse("No log for this entity yet.\n", status_code=404)
 
     def report(request: Request) -> Response:
@@ -247,4 +246,4 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     web = Starlette(routes=routes, lifespan=lifespan)
     advertised = [origin_host(settings.advertise_url)] if settings.advertise_url else []
     asgi: ASGIApp = SecurityHeaders(AccessGate(web, keys) if keys else HostGuard(web, advertised))
-    return Application(settings, context, service, asgi, web, unverified=not keys)
+    return Application(settings, context, service, asgi, web, tasks, unverified=not keys)

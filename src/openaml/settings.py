@@ -28,6 +28,9 @@ class Settings:
     job_threads: int = field(default_factory=lambda: min(2, usable_cpus()))
     # false: every CSV block is read by the general path (to compare with, or rule out, the fast ones)
     csv_fast_paths: bool = True
+    # bytes of records and features one training job keeps in memory; 0: a share of the
+    # process's memory limit (jobs/memory.training_budget)
+    training_memory: int = 0
     advertise_url: str | None = None
     credentials_file: Path | None = None
     access_keys: Mapping[str, str] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""The threads of one job come from the settings (OPENAML_JOB_THREADS), never from the ML core."""
+"""The threads and memory of one job come from the settings (OPENAML_JOB_THREADS,
+OPENAML_TRAINING_MEMORY), never from the ML core."""
 
 import os
 
@@ -21,3 +22,17 @@ def test_without_cpu_affinity_the_cpu_count_is_used(monkeypatch):
     monkeypatch.delattr(settings.os, "sched_getaffinity")
     monkeypatch.setattr(settings.os, "cpu_count", lambda: 8)
     assert settings.usable_cpus() == 8 and Settings().job_threads == 2
+
+
+def test_the_training_memory_of_a_job_is_a_setting(tmp_path):
+    """OPENAML_TRAINING_MEMORY reaches the jobs; without it, a share of the memory limit does."""
+    from openaml.app import build_app
+    from openaml.jobs.memory import training_budget
+
+    for environ, expected in (({"OPENAML_TRAINING_MEMORY": str(300 << 20)}, 300 << 20),
+                              ({}, training_budget(1))):
+        app = build_app(Settings.from_env(environ, data_dir=tmp_path, workers=1), run_jobs=False)
+        try:
+            assert app.tasks.training_memory == expected
+        finally:
+            app.close()

@@ -89,7 +89,7 @@ class Pages:
     def datasource(self, path: Mapping[str, str], query: Mapping[str, str]) -> dict[str, Any]:
         entity_id = path["entity_id"]
         ds = self.api("GetDataSource", {"DataSourceId": entity_id, "Verbose": True})
-        ingest = reports.read_json(self.port, "DataSource", entity_id, "ingest.json")
+        ingest = reports.read_json(self.port, "DataSource", entity_id)
         stored = (ingest or {}).get("statistics")
         statistics = DatasetStatistics.from_json(stored) if stored else None
         search, kind = query.get("q", ""), query.get("type", "")

@@ -26,9 +26,9 @@ class ConsolePort(Protocol):
         """The context of the operations the console calls (who made them)."""
         ...
 
-    def report(self, kind: str, entity_id: str, name: str) -> Any:
-        """A stored JSON document of the entity (ingest.json, report.json), parsed; raises
-        when there is none."""
+    def report(self, kind: str, entity_id: str) -> Any:
+        """The JSON report the entity's job stored (a datasource's ingest report, with its
+        statistics; an evaluation's report), parsed; raises when there is none."""
         ...
 
     def training_progress(self, model_id: str) -> TrainingProgress | None:

@@ -18,10 +18,10 @@ from openaml.ml.training.progress import TrainingProgress
 from openaml.storage import folder_uri, join_uri
 
 
-def read_json(port: ConsolePort, kind: str, entity_id: str, name: str) -> dict[str, Any] | None:
-    """A stored JSON artifact (ingest.json, report.json) as a dict, or None."""
+def read_json(port: ConsolePort, kind: str, entity_id: str) -> dict[str, Any] | None:
+    """The report the entity's job stored (ConsolePort.report) as a dict, or None."""
     try:
-        document = port.report(kind, entity_id, name)
+        document = port.report(kind, entity_id)
     except Exception:  # noqa: BLE001 - any unreadable report is "not available"
         return None
     return document if isinstance(document, dict) else None
@@ -73,7 +73,7 @@ def preview_rows(port: ConsolePort, uri: str, rows: int = 10) -> list[str]:
 
 def evaluation_report(port: ConsolePort, evaluation_id: str) -> EvaluationReport | None:
     """The evaluation's report, or None (not written yet, or unreadable)."""
-    document = read_json(port, "Evaluation", evaluation_id, "report.json")
+    document = read_json(port, "Evaluation", evaluation_id)
     try:
         return EvaluationReport.from_json(document) if document is not None else None
     except ValueError:

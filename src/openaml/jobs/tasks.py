@@ -66,6 +66,9 @@ from openaml.store import EntityKind, EntityRecord, Status, Store
 DATA_FILE = "data.arrows"
 INGEST_FILE = "ingest.json"
 REPORT_FILE = "report.json"
+LOG_FILE = "job.log"
+# the JSON report each kind's job stores (the /reports route, the console)
+REPORT_FILES = {EntityKind.DATASOURCE: INGEST_FILE, EntityKind.EVALUATION: REPORT_FILE}
 CANCEL_CHECK_SECONDS = 0.2  # Job.cancelled() reads the store: asked at most this often
 
 

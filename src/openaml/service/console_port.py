@@ -8,6 +8,7 @@ from typing import Any, BinaryIO
 
 from openaml.jobs.models import LoadedModel
 from openaml.jobs.record_info import read_progress
+from openaml.jobs.tasks import REPORT_FILES
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EntityKind
@@ -25,8 +26,8 @@ class ServicePort:
     def request_context(self) -> RequestContext:
         return self.ctx.request_context(None)
 
-    def report(self, kind: str, entity_id: str, name: str) -> Any:
-        with self.ctx.artifacts.open_read(kind, entity_id, name) as stream:
+    def report(self, kind: str, entity_id: str) -> Any:
+        with self.ctx.artifacts.open_read(kind, entity_id, REPORT_FILES[EntityKind(kind)]) as stream:
             return json.loads(stream.read())
 
     def training_progress(self, model_id: str) -> TrainingProgress | None:
