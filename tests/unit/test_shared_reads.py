@@ -68,9 +68,9 @@ def test_a_failing_leader_releases_every_job() -> None:
 
     def peers():
         calls.append(1)
-        if len(calls) > 10:  # after about 0.1 s, once b has joined
+        if len(calls) > 10:  # after about 0.1 s, once b has joined (c never does)
             raise OSError("store busy")
-        return {"b"}
+        return {"b", "c"}
 
     errors: dict[str, BaseException] = {}
 
@@ -90,3 +90,21 @@ def test_a_failing_leader_releases_every_job() -> None:
     assert not any(t.is_alive() for t in threads)
     assert isinstance(errors["a"], OSError) and isinstance(errors["b"], OSError)
     assert shared.ingest("key", "c", _target(), set, lambda targets: ["ok"]) == ("ok", 1)
+
+
+def test_a_leader_reads_as_soon_as_its_peers_have_joined() -> None:
+    """Waiting for a Create call on its way (min_gather_seconds) is for a leader alone."""
+    shared = SharedReads(gather_seconds=30, min_gather_seconds=30)
+    results: dict[str, object] = {}
+
+    def job(job_id: str) -> None:
+        results[job_id] = shared.ingest("key", job_id, _target(), lambda: {"a", "b"} - {job_id},
+                                        lambda targets: ["ok"] * len(targets))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=job, args=(i,)) for i in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert results == {"a": ("ok", 2), "b": ("ok", 2)} and time.monotonic() - started < 20

@@ -2,9 +2,10 @@
 
 The usual workflow creates a training and an evaluation datasource from one file, differing
 only in their split, one right after the other, and the engine starts both. The first of them
-to get here leads: it waits a moment (at least MIN_GATHER_SECONDS, at most GATHER_SECONDS)
-for the other jobs of the same input that are running or about to run to join, then reads the
-data once for all of them (`ingest_many`), writing each one's records to the sink that job
+to get here leads: it waits (at most GATHER_SECONDS) until the other jobs of the same input
+that are running or about to run have joined, and while none has, at least MIN_GATHER_SECONDS
+(the next Create call may be on its way); then it reads the data once for all of them
+(`ingest_many`), writing each one's records to the sink that job
 keeps open meanwhile. A job that arrives after the read has begun reads on its own. The
 other jobs wait idle (`Job.idle`): their workers may start other jobs meanwhile.
 """
@@ -76,7 +77,8 @@ class SharedReads:
             while (elapsed := time.monotonic() - start) < self.gather_seconds:
                 waiting = peers()
                 with self._lock:
-                    if elapsed >= self.min_gather_seconds and not (waiting - self._registered):
+                    joined = len(group.targets) > 1
+                    if (joined or elapsed >= self.min_gather_seconds) and not (waiting - self._registered):
                         break  # every peer has joined this group or reads on its own
                 time.sleep(0.01)
             with self._lock:
