@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -25,7 +26,7 @@ from starlette.types import ASGIApp
 from openaml import __version__
 from openaml.console import build_console
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
-from openaml.jobs.memory import prefer_small_pages, training_budget
+from openaml.jobs.memory import MIN_BUDGET, prefer_small_pages, training_budget
 from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
 from openaml.jobs.tasks import LOG_FILE, REPORT_FILES, Tasks
@@ -107,6 +108,9 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             f"Bound to {settings.host}, which is not a loopback address: configure access keys "
             "(--credentials-file or OPENAML_ACCESS_KEYS) so that requests are verified"
         )
+    if 0 < settings.training_memory < MIN_BUDGET:
+        raise ConfigurationError(f"The training memory ({settings.training_memory:,} bytes) must be 0 "
+                                 f"(a share of the memory limit) or at least {MIN_BUDGET:,} bytes")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.database_url or "")
     migrate(store)  # records of an earlier version, before any reads them
@@ -228,7 +232,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             yield
         finally:
             stop_sync.set()
-            engine.stop()
+            await asyncio.to_thread(engine.stop)  # waits for the running jobs to end
             executor.shutdown(wait=False, cancel_futures=True)
             side_executor.shutdown(wait=False, cancel_futures=True)
 

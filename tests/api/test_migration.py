@@ -18,6 +18,7 @@ import pytest
 from openaml.app import Application
 from openaml.jobs.record_info import is_current, read_secret, read_spec
 from openaml.jobs.specs import (
+    SPEC_VERSION,
     BatchPredictionSpec,
     DataSourceSpec,
     EvaluationSpec,
@@ -26,7 +27,7 @@ from openaml.jobs.specs import (
     StagedQuery,
 )
 from openaml.server.embedded import running_server
-from openaml.service.migration import migrate
+from openaml.service.migration import LAYOUT_FACT, MigrationError, migrate
 from openaml.store import EntityKind, open_store
 from openaml.store.queries import Query
 from tests.api.conftest import make_client, wait_for
@@ -75,7 +76,7 @@ def as_stored(answer: dict[str, Any], base_url: str, old_url: str) -> dict[str, 
 
 def test_every_record_has_its_spec_after_the_start(legacy: Application) -> None:
     records = [r for kind in EntityKind for r in legacy.context.store.find(Query(kind, include_deleted=True))]
-    assert len(records) == 12
+    assert len(records) == 18
     for record in records:
         assert is_current(record.info), record.id
         assert read_spec(record, SPECS[record.kind])
@@ -132,7 +133,7 @@ def test_a_staged_datasource_still_to_run_keeps_its_query_and_password(tmp_path:
                      (json.dumps({**info, "password": "postgres-pw"}),))
     store = open_store(f"sqlite:///{store_path}")
     try:
-        assert migrate(store) == 12
+        assert migrate(store) == 18
         record = store.get(EntityKind.DATASOURCE, "ds-rds")
         assert record is not None
         spec = read_spec(record, DataSourceSpec)
@@ -140,5 +141,21 @@ def test_a_staged_datasource_still_to_run_keeps_its_query_and_password(tmp_path:
                             "s3://legacy/staging/")
         assert (spec.source, spec.query, spec.data_uri, read_secret(record)) == (
             Source.RDS, query, "s3://legacy/staging/ds-rds/", "postgres-pw")
+        failed = store.get(EntityKind.DATASOURCE, "ds-redshift-failed")  # its job will not run again
+        assert failed is not None and read_secret(failed) is None
+        assert read_spec(failed, DataSourceSpec).query == StagedQuery(
+            "warehouse", "legacyorders", "postgres", "SELECT nope FROM obs", "s3://legacy/staging/")
+    finally:
+        store.close()
+
+
+def test_a_store_of_a_newer_layout_is_refused_and_a_migrated_one_is_not_read_again(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{unpacked(tmp_path) / 'openaml.db'}")
+    try:
+        assert migrate(store) == 18 and store.get_fact(LAYOUT_FACT) == str(SPEC_VERSION)
+        assert migrate(store) == 0
+        store.set_fact(LAYOUT_FACT, str(SPEC_VERSION + 1))
+        with pytest.raises(MigrationError, match="newer OpenAML"):
+            migrate(store)
     finally:
         store.close()

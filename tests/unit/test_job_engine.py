@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
+from openaml.jobs.record_info import read_secret, secret_info
 from openaml.jobs.specs import DataSourceResult
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status
@@ -14,9 +15,10 @@ from openaml.store.database import open_store
 DONE = DataSourceResult(0, 0, ())
 
 
-def _pending(store, entity_id: str) -> None:
+def _pending(store, entity_id: str, secret: str | None = None) -> None:
     store.insert(EntityRecord(kind=EntityKind.DATASOURCE, id=entity_id, status=Status.PENDING,
-                              created_at=1, last_updated_at=1, created_by="test", request={}))
+                              created_at=1, last_updated_at=1, created_by="test", request={},
+                              info=secret_info(secret) if secret else {}))
 
 
 def _run(tmp_path: Path, task, ids: list[str], log_writer=lambda record, line: None,
@@ -100,7 +102,7 @@ def test_jobs_that_the_stop_ends_stay_inprogress_and_run_again(tmp_path: Path) -
         raise RuntimeError("cannot schedule new futures after shutdown")
 
     for entity_id in ("cancelled", "broken"):
-        _pending(store, entity_id)
+        _pending(store, entity_id, secret="password")
     with ThreadPoolExecutor(2 * THREADS_PER_WORKER) as executor:
         engine = JobEngine(store, executor, {EntityKind.DATASOURCE: task}, 2, lambda: 2,
                            lambda record, line: logs.append(f"{record.id}: {line}"), poll_seconds=0.01)
@@ -109,6 +111,7 @@ def test_jobs_that_the_stop_ends_stay_inprogress_and_run_again(tmp_path: Path) -
         engine.stop()
         assert engine.queue_depth()["running"] == 0
     for entity_id in ("cancelled", "broken"):
-        assert store.get(EntityKind.DATASOURCE, entity_id).status is Status.INPROGRESS
+        record = store.get(EntityKind.DATASOURCE, entity_id)
+        assert record.status is Status.INPROGRESS and read_secret(record) == "password"  # to stage again
         assert f"{entity_id}: The server stopped while this job ran; it runs again at the next start." in logs
     assert {r.id for r in JobEngine(store, executor, {}, 1, lambda: 3).recover()} == {"cancelled", "broken"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from openaml.jobs.engine import Job, JobEngine
-from openaml.jobs.record_info import result_info
+from openaml.jobs.record_info import read_secret, result_info, secret_info
 from openaml.jobs.specs import EvaluationResult
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status
@@ -59,10 +59,11 @@ class _World:
                                     record.id, []).append(line))
 
     def add(self, kind: EntityKind, entity_id: str, status: Status = Status.PENDING,
-            datasource: str | None = None, model: str | None = None) -> None:
+            datasource: str | None = None, model: str | None = None, secret: str | None = None) -> None:
         assert self.store.insert(EntityRecord(
             kind=kind, id=entity_id, status=status, created_at=1, last_updated_at=1,
-            created_by="test", request={}, datasource_id=datasource, model_id=model))
+            created_by="test", request={}, datasource_id=datasource, model_id=model,
+            info=secret_info(secret) if secret else {}))
 
     def status(self, kind: EntityKind, entity_id: str) -> tuple[Status, str | None]:
         found = self.store.status(kind, entity_id)
@@ -196,3 +197,25 @@ def test_a_paused_engine_starts_nothing_until_resumed(tmp_path: Path) -> None:
     world.engine.resume()
     world.engine.schedule_once()
     assert world.ran == ["ds"]
+
+
+def test_a_secret_serves_its_job_until_the_job_ends(tmp_path: Path) -> None:
+    """A staged query's password is erased when its job completes or fails, or fails by a
+    failed input, never before (a job run again after a stop stages its query again)."""
+    world = _World(tmp_path, {"fails": InputError("The query on 'db' failed")})
+    seen: dict[str, str | None] = {}
+    task = world.engine.tasks[DS]
+
+    def staging(job: Job) -> EvaluationResult:
+        seen[job.record.id] = read_secret(world.store.get(DS, job.record.id))
+        return task(job)
+
+    world.engine.tasks = {**world.engine.tasks, DS: staging}
+    world.add(DS, "completes", secret="pw-1")
+    world.add(DS, "fails", secret="pw-2")
+    world.add(DS, "failed-input", Status.FAILED)
+    world.add(ML, "orphan", datasource="failed-input", secret="pw-3")
+    world.engine.schedule_once()
+    assert seen == {"completes": "pw-1", "fails": "pw-2"}
+    for kind, entity_id in ((DS, "completes"), (DS, "fails"), (ML, "orphan")):
+        assert read_secret(world.store.get(kind, entity_id)) is None, entity_id

@@ -36,3 +36,12 @@ def test_the_training_memory_of_a_job_is_a_setting(tmp_path):
             assert app.tasks.training_memory == expected
         finally:
             app.close()
+
+
+def test_a_training_memory_below_the_least_budget_is_refused(tmp_path):
+    import pytest
+
+    from openaml.app import ConfigurationError, build_app
+
+    with pytest.raises(ConfigurationError, match="at least"):
+        build_app(Settings.from_env({"OPENAML_TRAINING_MEMORY": "1000"}, data_dir=tmp_path), run_jobs=False)

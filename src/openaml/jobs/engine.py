@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openaml.jobs.priority import run_below_requests
-from openaml.jobs.record_info import result_info
+from openaml.jobs.record_info import read_secret, result_info, secret_info
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status, Store
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 JOB_KINDS = (EntityKind.DATASOURCE, EntityKind.MLMODEL, EntityKind.EVALUATION,
              EntityKind.BATCH_PREDICTION)
 ACTIVE = (Status.PENDING, Status.INPROGRESS)
-STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler, then for running jobs
+STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler and the running jobs
 # Jobs waiting on another job's work (see Job.idle) leave their worker to a new job: the
 # executor needs up to this many threads per worker.
 THREADS_PER_WORKER = 2
@@ -126,11 +126,11 @@ class JobEngine:
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Start no more jobs, and end the running ones (Job.cancelled answers True), waiting
         for them up to `timeout` seconds: they stay INPROGRESS and run again at the next start."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
-        deadline = time.monotonic() + timeout
         while self._running and time.monotonic() < deadline:
             time.sleep(0.02)
 
@@ -262,7 +262,11 @@ class JobEngine:
         InputError or, for any other exception (a bug), "Internal error" and the traceback
         in the job's log."""
         if self._stop.is_set():
-            self._log(record, "The server stopped while this job ran; it runs again at the next start.")
+            if not isinstance(exc, InputError):  # e.g. an executor shut down under it; or a bug
+                log.warning("%s %s ended as the engine stopped", record.kind.value, record.id, exc_info=exc)
+            found = self.store.status(record.kind, record.id)
+            if found is not None and found[0] is Status.INPROGRESS:  # not deleted meanwhile
+                self._log(record, "The server stopped while this job ran; it runs again at the next start.")
         elif isinstance(exc, InputError):
             self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
         else:
@@ -296,14 +300,18 @@ class JobEngine:
             changes["message"] = message[:10240]
         if compute_time is not None:
             changes["compute_time"] = compute_time
+        # a secret (a staged query's password) serves until the job ends: a job run again
+        # after a stop stages its query again
+        erased = secret_info(None) if read_secret(record) is not None else {}
         try:
-            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if], info=info)
+            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if],
+                                        info={**(info or {}), **erased})
         except Exception:  # noqa: BLE001 - e.g. an info that cannot be stored: fail the job instead
             if status is not Status.COMPLETED:
                 raise
             log.exception("cannot store the result of %s %s", record.kind.value, record.id)
             changes.update(status=Status.FAILED, message="Internal error: the job's result could not be stored")
-            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if])
+            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if], info=erased)
             message = changes["message"]
         if changed:
             self._log(record, f"{record.kind.value} {record.id}: {changes['status'].value}"

@@ -21,7 +21,7 @@ from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training import SGDParams
 from openaml.store import EntityKind
 
-SPEC_VERSION = 1  # of the layout below; an older record is migrated on start (jobs/migration.py)
+SPEC_VERSION = 1  # of the layout below; an older record is migrated on start (service/migration.py)
 
 
 class Source(StrEnum):
@@ -63,7 +63,7 @@ class DataSourceSpec:
 
     source: Source
     data_uri: str  # the objects read (for a staged query: where its job writes them)
-    schema: Schema
+    schema_json: str  # the schema, validated and normalized (Schema.to_json): `schema` parses it
     rearrangement: Rearrangement
     compute_statistics: bool
     query: StagedQuery | None = None
@@ -73,9 +73,13 @@ class DataSourceSpec:
     def staged(self) -> bool:
         return self.query is not None
 
+    @property
+    def schema(self) -> Schema:
+        return _schema(self.schema_json)
+
     def to_json(self) -> dict[str, Any]:
         r = self.rearrangement
-        return {"source": self.source.value, "data_uri": self.data_uri, "schema": self.schema.to_json(),
+        return {"source": self.source.value, "data_uri": self.data_uri, "schema": self.schema_json,
                 "rearrangement": {"begin": str(r.begin), "end": str(r.end), "complement": r.complement,
                                   "strategy": r.strategy, "seed": r.seed},
                 "compute_statistics": self.compute_statistics,
@@ -85,7 +89,7 @@ class DataSourceSpec:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
         r = doc["rearrangement"]
-        return cls(Source(doc["source"]), doc["data_uri"], _schema(doc["schema"]),
+        return cls(Source(doc["source"]), doc["data_uri"], doc["schema"],
                    Rearrangement(Fraction(r["begin"]), Fraction(r["end"]), r["complement"], r["strategy"],
                                  r["seed"]),
                    doc["compute_statistics"], None if doc["query"] is None else StagedQuery(**doc["query"]),
@@ -101,19 +105,23 @@ class MLModelSpec:
 
     model_type: ModelType
     datasource_id: str
-    schema: Schema  # the training datasource's
+    schema_json: str  # the training datasource's (DataSourceSpec.schema_json): `schema` parses it
     recipe: str | None  # the caller's (validated against the schema); None: the default recipe
     parameters: SGDParams
     given_parameters: dict[str, str] = field(default_factory=dict)  # the caller's strings, shown
 
+    @property
+    def schema(self) -> Schema:
+        return _schema(self.schema_json)
+
     def to_json(self) -> dict[str, Any]:
         return {"model_type": self.model_type.value, "datasource_id": self.datasource_id,
-                "schema": self.schema.to_json(), "recipe": self.recipe,
+                "schema": self.schema_json, "recipe": self.recipe,
                 "parameters": asdict(self.parameters), "given_parameters": dict(self.given_parameters)}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(ModelType(doc["model_type"]), doc["datasource_id"], _schema(doc["schema"]),
+        return cls(ModelType(doc["model_type"]), doc["datasource_id"], doc["schema"],
                    doc["recipe"], SGDParams(**doc["parameters"]), dict(doc["given_parameters"]))
 
 
@@ -218,5 +226,6 @@ def model_seed(model_id: str) -> int:
 
 @lru_cache(maxsize=256)
 def _schema(text: str) -> Schema:
-    """A stored (valid, normalized) schema, parsed once: Describe reads many records' specs."""
+    """A stored (valid, normalized) schema, parsed once for all the specs that hold it (a
+    process reads it for every job, Create and Predict check)."""
     return parse_schema(text)

@@ -20,7 +20,6 @@ from openaml.jobs.record_info import (
     read_secret,
     read_spec,
     read_threshold,
-    secret_info,
 )
 from openaml.jobs.shared_reads import SharedReads
 from openaml.jobs.specs import (
@@ -175,7 +174,6 @@ class Tasks:
             )
         except StagingError as exc:
             raise InputError(f"The query on '{query.identifier}' failed: {exc}") from None
-        job.progress(secret_info(None))
         job.log_line(f"staged the query result as {len(uris)} CSV file(s)")
 
     # -- models -----------------------------------------------------------------------------
@@ -331,7 +329,7 @@ class _KeepOpen(io.RawIOBase):
 
 def _read_key(spec: DataSourceSpec) -> tuple[str, str]:
     """What datasources that may share one read of their data have in common."""
-    return spec.data_uri, spec.schema.to_json()
+    return spec.data_uri, spec.schema_json
 
 
 def _opener(objects: ObjectStore, uri: str) -> Callable[[], BinaryIO]:

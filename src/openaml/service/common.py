@@ -12,6 +12,7 @@ from openaml.errors import (
     InvalidInputException,
     ResourceNotFoundException,
 )
+from openaml.jobs.record_info import read_secret, secret_info
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.service.describe import describe
 from openaml.storage import S3UnavailableError, StorageError
@@ -103,13 +104,15 @@ def rename(ctx: ServiceContext, kind: EntityKind, entity_id: str, name: str) -> 
 
 
 def delete(ctx: ServiceContext, kind: EntityKind, entity_id: str, **extra: Any) -> dict[str, str]:
-    """Mark DELETED (irreversible; deleting again answers the same)."""
+    """Mark DELETED (irreversible; deleting again answers the same); a secret it kept (a
+    staged query's password) goes."""
     record = get_existing(ctx, kind, entity_id)
     if record.status is not Status.DELETED:
         ctx.store.update(
             kind, entity_id,
             {"status": Status.DELETED, "last_updated_at": ctx.clock(), **extra},
             only_if=[s for s in Status if s is not Status.DELETED],
+            info=secret_info(None) if read_secret(record) is not None else None,
         )
         ctx.engine.notify()
     return {ID_MEMBER[kind]: entity_id}

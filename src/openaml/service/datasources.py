@@ -11,7 +11,7 @@ from openaml.errors import InvalidInputException
 from openaml.jobs.record_info import read_result, read_spec, secret_info, spec_info
 from openaml.jobs.specs import DataSourceResult, DataSourceSpec, Source, StagedQuery
 from openaml.ml.data import Rearrangement, RearrangementError, parse_rearrangement
-from openaml.ml.schema import Schema, SchemaError, parse_schema
+from openaml.ml.schema import SchemaError, parse_schema
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.storage import StorageError, parse_s3_uri
@@ -113,7 +113,8 @@ class DataSourceOperations:
                 "(see the databases file, --databases-file)"
             )
 
-    def _schema(self, inline: str | None, uri: str | None, member: str) -> Schema:
+    def _schema(self, inline: str | None, uri: str | None, member: str) -> str:
+        """The schema given inline or at `uri`, validated, in its normalized form (Schema.to_json)."""
         if inline is None and uri is None:
             raise InvalidInputException(f"Give the data schema in DataSchema or {member}")
         if inline is None:
@@ -121,7 +122,7 @@ class DataSourceOperations:
             self._check_location(uri, member)
             inline = common.read_document(self.ctx, uri, member, MAX_SCHEMA_LENGTH, "a data schema")
         try:
-            return parse_schema(inline)
+            return parse_schema(inline).to_json()
         except SchemaError as exc:
             raise InvalidInputException(f"Invalid data schema: {exc}") from None
 
@@ -179,5 +180,5 @@ def _to_api(ctx: ServiceContext, record: EntityRecord, verbose: bool) -> dict[st
                 **metadata, "ResourceRole": given.get("ResourceRole"), "ServiceRole": given.get("ServiceRole"),
                 "DataPipelineId": spec.data_pipeline_id})
     if verbose:
-        answer["DataSourceSchema"] = spec.schema.to_json()
+        answer["DataSourceSchema"] = spec.schema_json
     return answer

@@ -26,20 +26,35 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.schema import parse_schema
 from openaml.ml.training import parse_parameters
 from openaml.ml.training.progress import TrainingProgress
-from openaml.store import EntityKind, EntityRecord, Store
+from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.queries import Query
 
 log = logging.getLogger(__name__)
 
 
+LAYOUT_FACT = "layout"  # the store fact naming the layout every record is in (SPEC_VERSION)
+
+
+class MigrationError(ValueError):
+    """The store cannot be brought to the current layout; the message says why."""
+
+
 def migrate(store: Store) -> int:
-    """Give every record of an earlier layout the current one; how many were rewritten. Safe to
-    run by several processes at once: each record is rewritten once, under its lock."""
+    """Give every record of an earlier layout the current one; how many were rewritten. Once
+    done, the store says so (LAYOUT_FACT) and later starts read nothing. Safe to run by
+    several processes at once: each record is rewritten once, under its lock."""
+    layout = store.get_fact(LAYOUT_FACT)
+    if layout is not None and int(layout) > specs.SPEC_VERSION:
+        raise MigrationError(f"The store was written by a newer OpenAML (record layout {layout}; this "
+                             f"version reads layout {specs.SPEC_VERSION}): run that version or a newer one")
+    if layout == str(specs.SPEC_VERSION):
+        return 0
     rewritten = 0
     for kind in EntityKind:
         for record in store.find(Query(kind, include_deleted=True)):
             if not is_current(record.info):
                 rewritten += store.rewrite_info(kind, record.id, _upgrader(record))
+    store.set_fact(LAYOUT_FACT, str(specs.SPEC_VERSION))
     if rewritten:
         log.info("%d entities of an earlier version were given the current layout", rewritten)
     return rewritten
@@ -55,10 +70,10 @@ def _upgrader(record: EntityRecord) -> Callable[[dict[str, Any]], dict[str, Any]
         try:
             spec, result = _legacy(record, info)
         except (KeyError, TypeError, ValueError) as exc:
-            raise RuntimeError(f"{record.kind.value} {record.id} of an earlier version cannot be "
-                               f"migrated: {type(exc).__name__}: {exc}") from exc
+            raise MigrationError(f"{record.kind.value} {record.id}, stored by an earlier version, cannot be "
+                                 f"given the current layout: {type(exc).__name__}: {exc}") from exc
         upgraded = spec_info(spec) | (result_info(result) if result is not None else {})
-        if "password" in info:
+        if info.get("password") and record.status in (Status.PENDING, Status.INPROGRESS):  # its job will run
             upgraded |= secret_info(info["password"])
         if "score_threshold" in info:
             upgraded |= threshold_info(
@@ -84,7 +99,7 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
                                 database["DatabaseName"], given["DatabaseCredentials"]["Username"],
                                 given["SelectSqlQuery"], given["S3StagingLocation"])
         spec: specs.Spec = specs.DataSourceSpec(
-            source, record.data_uri or "", parse_schema(info["schema"]),
+            source, record.data_uri or "", parse_schema(info["schema"]).to_json(),
             parse_rearrangement(given.get("DataRearrangement")), bool(request.get("ComputeStatistics")),
             query, info.get("data_pipeline_id"))
         done = "data_size_in_bytes" in info
@@ -95,7 +110,7 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
         given_parameters = request.get("Parameters") or {}
         given_recipe = "Recipe" in request or "RecipeUri" in request  # else "recipe" is the result's
         spec = specs.MLModelSpec(
-            model_type, record.datasource_id or "", parse_schema(info["schema"]),
+            model_type, record.datasource_id or "", parse_schema(info["schema"]).to_json(),
             info.get("recipe") if given_recipe else None,
             parse_parameters(given_parameters, model_type, seed=specs.model_seed(record.id)), given_parameters)
         done = "size_in_bytes" in info

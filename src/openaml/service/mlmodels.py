@@ -46,8 +46,8 @@ class MLModelOperations:
         except (ValueError, ParameterError) as exc:
             raise InvalidInputException(str(exc)) from None
         model_type = ModelType(MLModelType)
-        spec = MLModelSpec(model_type, source.id, schema, self._recipe(Recipe, RecipeUri, schema), parameters,
-                           given)
+        spec = MLModelSpec(model_type, source.id, source_spec.schema_json, self._recipe(Recipe, RecipeUri, schema),
+                           parameters, given)
         info = spec_info(spec) | (threshold_info(Threshold()) if model_type is ModelType.BINARY else {})
         record = common.new_record(
             self.ctx, context, KIND, MLModelId, common.request_params(params, {"Parameters": {}}),
@@ -66,7 +66,7 @@ class MLModelOperations:
             result = model_to_api(ctx, record)
             if Verbose:
                 spec, trained = read_spec(record, MLModelSpec), read_result(record, MLModelResult)
-                result.update(Recipe=trained.recipe if trained else spec.recipe, Schema=spec.schema.to_json())
+                result.update(Recipe=trained.recipe if trained else spec.recipe, Schema=spec.schema_json)
             return result
 
         return common.get_response(self.ctx, KIND, MLModelId, to_api)

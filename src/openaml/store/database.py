@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from openaml.store import queries
 from openaml.store.queries import Query
 from openaml.store.records import EndpointStatus, EntityKind, EntityRecord, Status, allowed_sources
-from openaml.store.tables import entities, metadata, tags
+from openaml.store.tables import entities, meta, metadata, tags
 
 _FIELDS = [f.name for f in fields(EntityRecord)]
 BUSY_TIMEOUT_S = 30
@@ -256,6 +256,17 @@ class Store:
                     select(func.count()).select_from(entities).where(entities.c.status == status.value)
                 ).scalar_one()
             )
+
+    # -- facts about the store --------------------------------------------------------------
+
+    def get_fact(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def set_fact(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
+                conn.execute(insert(meta).values(key=key, value=value))
 
     # -- tags -------------------------------------------------------------------------------
 

@@ -51,3 +51,11 @@ tags = Table(
     Column("value", String(256), nullable=True),
     Column("position", Integer, nullable=False),
 )
+
+# Facts about the store itself (key -> value), e.g. the layout its records are in
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -4,10 +4,12 @@ tests/data/legacy/make_datadir.py OUT POSTGRES_URL`. OUT gets datadir.tar.gz and
 (what that server answered about each entity, which a migrated data dir must answer the same).
 
 Entities: S3 datasources (a random split and its complement, a batch one without a target, a
-REGRESSION one, a FAILED one, a DELETED one), an RDS datasource, a BINARY model (parameters,
-updated score threshold, real-time endpoint) with an evaluation and a batch prediction, a
-REGRESSION model with its own recipe, and a MULTICLASS model still PENDING when the server
-stopped (its job runs on the next start).
+REGRESSION one, a FAILED one, a DELETED one), an RDS datasource, a FAILED Redshift one (its
+password still kept), a BINARY model (parameters, updated score threshold, real-time endpoint)
+with an evaluation and a batch prediction, a BINARY model whose recipe came from RecipeUri
+(threshold never set), a REGRESSION model with its own recipe, a model, evaluation and batch
+prediction FAILED by their failed datasource, and a MULTICLASS model still PENDING when the
+server stopped (its job runs on the next start).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def main(out: Path, postgres: str) -> None:
         conn.execute(sqlalchemy.text("INSERT INTO obs SELECT i, 'w' || (i % 4), i % 2 = 0 "
                                      "FROM generate_series(1, 60) AS i"))
     config = out / "databases.toml"
-    config.write_text(f'[rds.orders-db]\nurl = "{base}/{{database}}"\n')
+    config.write_text(f'[rds.orders-db]\nurl = "{base}/{{database}}"\n\n'
+                      f'[redshift.warehouse]\nurl = "{base}/{{database}}"\n')
     answers: dict[str, Any] = {}
     with running_server(data_dir=data_dir, databases_file=config, workers=2) as app:
         objects = app.context.objects
@@ -105,6 +108,13 @@ def main(out: Path, postgres: str) -> None:
             "DataSchema": schema("label", ("x", "NUMERIC"), ("word", "CATEGORICAL"), ("label", "BINARY")),
             "DataRearrangement": '{"splitting":{"percentBegin":10,"percentEnd":60}}'},
             ComputeStatistics=True)
+        ml.create_data_source_from_redshift(DataSourceId="ds-redshift-failed", RoleARN="arn:aws:iam::1:role/r",
+                                            DataSpec={
+            "DatabaseInformation": {"ClusterIdentifier": "warehouse", "DatabaseName": "legacyorders"},
+            "SelectSqlQuery": "SELECT nope FROM obs",
+            "DatabaseCredentials": {"Username": "postgres", "Password": "redshift-pw"},
+            "S3StagingLocation": "s3://legacy/staging/",
+            "DataSchema": schema("label", ("x", "NUMERIC"), ("label", "BINARY"))})
         ml.add_tags(ResourceId="ds-train", ResourceType="DataSource", Tags=[{"Key": "team", "Value": "growth"}])
         ml.create_ml_model(MLModelId="ml-bin", MLModelName="churn", MLModelType="BINARY",
                            TrainingDataSourceId="ds-train",
@@ -114,6 +124,10 @@ def main(out: Path, postgres: str) -> None:
                              "outputs": ["ALL_NUMERIC", "quantile_bin(age, 5)", "job"]})
         ml.create_ml_model(MLModelId="ml-reg", MLModelType="REGRESSION", TrainingDataSourceId="ds-reg",
                            Recipe=recipe)
+        objects.write_bytes("s3://legacy/recipe.json", json.dumps(
+            {"groups": {}, "assignments": {}, "outputs": ["ALL_CATEGORICAL", "quantile_bin(age, 10)"]}).encode())
+        ml.create_ml_model(MLModelId="ml-recipe-uri", MLModelType="BINARY", TrainingDataSourceId="ds-train",
+                           RecipeUri="s3://legacy/recipe.json")
         ml.create_evaluation(EvaluationId="ev-bin", EvaluationName="holdout", MLModelId="ml-bin",
                              EvaluationDataSourceId="ds-eval")
         ml.create_batch_prediction(BatchPredictionId="bp-bin", MLModelId="ml-bin",
@@ -122,7 +136,20 @@ def main(out: Path, postgres: str) -> None:
                     lambda: ml.get_batch_prediction(BatchPredictionId="bp-bin"),
                     lambda: ml.get_ml_model(MLModelId="ml-reg"),
                     lambda: ml.get_data_source(DataSourceId="ds-rds"),
-                    lambda: ml.get_data_source(DataSourceId="ds-failed")):
+                    lambda: ml.get_data_source(DataSourceId="ds-failed"),
+                    lambda: ml.get_data_source(DataSourceId="ds-redshift-failed"),
+                    lambda: ml.get_ml_model(MLModelId="ml-recipe-uri")):
+            wait(get)
+        app.context.engine.pause()  # created together, failed together: their datasource fails
+        ml.create_data_source_from_s3(DataSourceId="ds-bad-stats", ComputeStatistics=True, DataSpec={
+            "DataLocationS3": "s3://legacy/wrong.csv", "DataSchema": labeled})
+        ml.create_ml_model(MLModelId="ml-orphan", MLModelType="BINARY", TrainingDataSourceId="ds-bad-stats")
+        ml.create_evaluation(EvaluationId="ev-orphan", MLModelId="ml-orphan", EvaluationDataSourceId="ds-eval")
+        ml.create_batch_prediction(BatchPredictionId="bp-orphan", MLModelId="ml-orphan",
+                                   BatchPredictionDataSourceId="ds-batch", OutputUri="s3://legacy/orphan/")
+        app.context.engine.resume()
+        for get in (lambda: ml.get_evaluation(EvaluationId="ev-orphan"),
+                    lambda: ml.get_batch_prediction(BatchPredictionId="bp-orphan")):
             wait(get)
         ml.delete_data_source(DataSourceId="ds-deleted")
         ml.update_ml_model(MLModelId="ml-bin", ScoreThreshold=0.4)
@@ -140,10 +167,12 @@ def main(out: Path, postgres: str) -> None:
                            Parameters={"sgd.maxPasses": "3"})
         answers["entities"] = {
             **{i: ml.get_data_source(DataSourceId=i, Verbose=True) for i in
-               ("ds-train", "ds-eval", "ds-batch", "ds-reg", "ds-failed", "ds-deleted", "ds-rds")},
-            **{i: ml.get_ml_model(MLModelId=i, Verbose=True) for i in ("ml-bin", "ml-reg", "ml-pending")},
-            "ev-bin": ml.get_evaluation(EvaluationId="ev-bin"),
-            "bp-bin": ml.get_batch_prediction(BatchPredictionId="bp-bin"),
+               ("ds-train", "ds-eval", "ds-batch", "ds-reg", "ds-failed", "ds-deleted", "ds-rds",
+                "ds-redshift-failed", "ds-bad-stats")},
+            **{i: ml.get_ml_model(MLModelId=i, Verbose=True)
+               for i in ("ml-bin", "ml-reg", "ml-pending", "ml-recipe-uri", "ml-orphan")},
+            **{i: ml.get_evaluation(EvaluationId=i) for i in ("ev-bin", "ev-orphan")},
+            **{i: ml.get_batch_prediction(BatchPredictionId=i) for i in ("bp-bin", "bp-orphan")},
         }
         for answer in answers["entities"].values():
             answer.pop("ResponseMetadata")
