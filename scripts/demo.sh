@@ -14,6 +14,7 @@ else
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q -U pip
   .venv/bin/python -m pip install -q -e .
+  .venv/bin/openaml warm-up   # compiles the ML kernels once: the first workflow runs warm
   echo "$wanted" > "$stamp"
 fi
 exec .venv/bin/openaml demo mnist "$@"

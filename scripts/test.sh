@@ -25,6 +25,7 @@ echo "== installing the Python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q -U pip
 .venv/bin/python -m pip install -q -e ".[test,dev]"
+.venv/bin/openaml warm-up   # compiles the ML kernels once, before the tests that time jobs
 
 pg_dir=""
 cleanup() {

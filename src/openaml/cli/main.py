@@ -1,4 +1,4 @@
-"""`openaml`: serve the API, guess a schema, run the MNIST demo, benchmark."""
+"""`openaml`: serve the API, guess a schema, run the MNIST demo, benchmark, compile ahead."""
 
 from __future__ import annotations
 
@@ -141,6 +141,18 @@ def fetch_mnist_command(out: Path, url_base: str | None) -> None:
         raise click.ClickException(f"could not fetch MNIST: {exc}") from None
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
+
+
+@main.command("warm-up")
+def warm_up_command() -> None:
+    """Compile the ML kernels ahead of the first job (the compiled code is kept on disk for
+    later runs): run it once after installing."""
+    from openaml.jobs.warmup import warm_up
+    from openaml.ml.execution import Execution
+
+    started = time.perf_counter()
+    warm_up(execution=Execution(Settings().job_threads))
+    click.echo(f"the ML kernels are compiled and kept for later runs ({time.perf_counter() - started:.1f} s)")
 
 
 main.add_command(demo)

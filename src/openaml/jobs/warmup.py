@@ -11,10 +11,7 @@ import io
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from typing import IO
-
-import pyarrow as pa
 
 from openaml.jobs.priority import run_below_requests
 from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
@@ -45,8 +42,15 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
         schema = parse_schema(SCHEMA)
         # the compiled paths for integer fields and the record count (every column an integer)
         integers = "".join(f"{i},{i % 3},{i % 2},{i % 4},{int(i > 10)}\n" for i in range(24))
-        _ingest(parse_schema(SCHEMA.replace('"TEXT"', '"CATEGORICAL"')), integers,
-                '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution, paths)
+        pixels = parse_schema(SCHEMA.replace('"TEXT"', '"CATEGORICAL"').replace(
+            '"n","attributeType":"NUMERIC"', '"n","attributeType":"CATEGORICAL"'))
+        counted, seen = _ingest(pixels, integers, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}',
+                                execution, paths)
+        _, unseen = _ingest(pixels, integers, '{"splitting": {"percentBegin": 70, "percentEnd": 100}}',
+                            execution, paths)
+        # categories alone (MNIST's pixels), MULTICLASS, scored on rows with unseen values
+        _model_jobs(ModelType.MULTICLASS, pixels, '{"outputs": ["ALL_CATEGORICAL"]}', counted, seen, unseen,
+                    execution)
         # Arrow's fast path (no spaces or quotes: integer columns) with a sequential split,
         # then the general one (a quote inside a value), then Arrow's with stripping (text
         # with spaces and a quoted comma), whose copy the other jobs read
@@ -56,26 +60,30 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
         mixed = "".join(f'{i},{"xyz"[i % 3]},{i % 2},"word{i % 4}, more",{int(i > 10)}\n' for i in range(24))
         report, stored = _ingest(schema, mixed, None, execution, paths)
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            return read_materialized(io.BytesIO(stored))
-
-        recipe = default_recipe(schema, report.statistics)
-        model = train_model(ModelType.BINARY, schema, recipe, parse_parameters({}, ModelType.BINARY),
-                            report.statistics, batches, execution=execution)
+        _model_jobs(ModelType.BINARY, schema, default_recipe(schema, report.statistics), report, stored, stored,
+                    execution)
         compile_large_minibatches()
-        evaluate_model(model, batches(), schema, execution=execution)
-        predict_record(RecordScorer(model), {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
-
-        def output(_: int) -> IO[bytes]:
-            return io.BytesIO()
-
-        batch_predict(model, batches(), schema, 0.5, output, execution=execution)
     except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
         log.exception("warm-up failed")
     finally:
         if done is not None:
             done.set()
     return dict(paths)
+
+
+def _model_jobs(model_type: ModelType, schema: Schema, recipe: str, report: IngestReport, training: bytes,
+                scored: bytes, execution: Execution) -> None:
+    """Train a model on the `training` records, evaluate it on the `scored` ones and predict
+    them in a batch, and one record alone."""
+
+    def output(_: int) -> IO[bytes]:
+        return io.BytesIO()
+
+    model = train_model(model_type, schema, recipe, parse_parameters({}, model_type), report.statistics,
+                        lambda: read_materialized(io.BytesIO(training)), execution=execution)
+    evaluate_model(model, read_materialized(io.BytesIO(scored)), schema, execution=execution)
+    predict_record(RecordScorer(model), {"n": "3", "c": "x", "b": "1", "t": "word1"}, 0.5)
+    batch_predict(model, read_materialized(io.BytesIO(scored)), schema, 0.5, output, execution=execution)
 
 
 def _ingest(schema: Schema, rows: str, rearrangement: str | None, execution: Execution,

@@ -1,0 +1,61 @@
+"""The warm-up compiles every kernel the reference workflow runs: after it (at install,
+`openaml warm-up`, or at a server's start), the MNIST workflow compiles nothing, so the first
+run after an install is as fast as the next."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from numba.core.registry import CPUDispatcher
+
+from openaml.jobs.warmup import warm_up
+from openaml.ml.execution import Execution
+from openaml.server.embedded import running_server
+from tests.api.conftest import make_client, wait_for
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist"
+
+
+def compiled() -> dict[str, int]:
+    """Each compiled function of OpenAML's modules with its number of compiled signatures."""
+    return {f"{name}.{attr}": len(value.signatures)
+            for name, module in list(sys.modules.items()) if name.startswith("openaml.")
+            for attr, value in vars(module).items() if isinstance(value, CPUDispatcher)}
+
+
+def first_lines(path: Path, count: int) -> bytes:
+    with gzip.open(path, "rb") as stream:
+        return b"".join(stream.readline() for _ in range(count))
+
+
+def test_the_mnist_workflow_compiles_nothing_after_the_warm_up(tmp_path: Path) -> None:
+    warm_up(execution=Execution(2))
+    before = compiled()
+    with running_server(data_dir=tmp_path, workers=2, job_threads=2) as app:
+        put = app.context.objects.write_bytes
+        put("s3://warm/train.csv", first_lines(EXAMPLE / "data" / "train.csv.gz", 601))
+        put("s3://warm/test.csv", first_lines(EXAMPLE / "data" / "test.csv.gz", 201))
+        ml = make_client(app.settings.base_url)
+        schema = (EXAMPLE / "train.schema.json").read_text()
+        for name, begin, end in (("train", 0, 70), ("eval", 70, 100)):
+            ml.create_data_source_from_s3(DataSourceId=f"ds-{name}", ComputeStatistics=True, DataSpec={
+                "DataLocationS3": "s3://warm/train.csv", "DataSchema": schema,
+                "DataRearrangement": json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end}})})
+        ml.create_data_source_from_s3(DataSourceId="ds-test", DataSpec={
+            "DataLocationS3": "s3://warm/test.csv", "DataSchema": (EXAMPLE / "batch.schema.json").read_text()})
+        ml.create_ml_model(MLModelId="ml", MLModelType="MULTICLASS", TrainingDataSourceId="ds-train",
+                           Recipe=(EXAMPLE / "recipe.json").read_text(),
+                           Parameters={"sgd.maxPasses": "2", "sgd.shuffleType": "auto",
+                                       "sgd.l2RegularizationAmount": "1e-5"})
+        ml.create_evaluation(EvaluationId="ev", MLModelId="ml", EvaluationDataSourceId="ds-eval")
+        ml.create_batch_prediction(BatchPredictionId="bp", MLModelId="ml", BatchPredictionDataSourceId="ds-test",
+                                   OutputUri="s3://warm/out/")
+        ended: list[Any] = [wait_for(lambda: ml.get_evaluation(EvaluationId="ev")),
+                            wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp"))]
+        assert [e["Status"] for e in ended] == ["COMPLETED", "COMPLETED"], ended
+    after = compiled()
+    assert {name: count for name, count in after.items() if count > before.get(name, 0)} == {}
