@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from openaml.ml.features.transforms import TRANSFORMS, RecordValue, text_case
@@ -27,14 +27,22 @@ _NUMBER = re.compile(NUMBER_PATTERN)
 _WORDS = {**{w: 1.0 for w in BINARY_TRUE}, **{w: 0.0 for w in BINARY_FALSE}}
 
 
-def evaluate_record(node: Node, record: Mapping[str, str | None], schema: Schema,
-                    params: dict[str, Any]) -> RecordValue:
-    """The variable's value for one record of attribute name -> stripped value (None: missing)
-    (transforms.py's record forms)."""
+RecordEvaluator = Callable[[Mapping[str, str | None]], RecordValue]
+
+
+def record_evaluator(node: Node, schema: Schema, params: dict[str, Any]) -> RecordEvaluator:
+    """The function giving the variable's value for one record of attribute name -> stripped
+    value (None: missing), by transforms.py's record forms; made once per model, so that a
+    record's evaluation looks up neither types nor functions."""
     if isinstance(node, Attr):
-        return attribute_value(record.get(node.name), schema.type_of(node.name))
-    args = [evaluate_record(arg, record, schema, params) for arg in node.args]
-    return TRANSFORMS[node.function].record(node, args, params)
+        name, kind = node.name, schema.type_of(node.name)
+        return lambda record: attribute_value(record.get(name), kind)
+    transform = TRANSFORMS[node.function].record
+    args = [record_evaluator(arg, schema, params) for arg in node.args]
+    if len(args) == 1:
+        inner = args[0]
+        return lambda record: transform(node, [inner(record)], params)
+    return lambda record: transform(node, [arg(record) for arg in args], params)
 
 
 def attribute_value(value: str | None, attr_type: AttributeType | None) -> RecordValue:

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from openaml.ml.features.record import attribute_value, evaluate_record
+from openaml.ml.features.record import attribute_value, record_evaluator
 from openaml.ml.linear import linear_scores
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
@@ -70,7 +70,8 @@ class RecordScorer:
         # the other sources, evaluated by record.py, with value -> feature id dicts
         self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
         self.generic_sources = [
-            (p.sources[i], int(p.offsets[i]), p.scales[i], None if p.vocabs[i] is None else
+            (p.sources[i], record_evaluator(p.sources[i], p.schema, p.params), int(p.offsets[i]), p.scales[i],
+             None if p.vocabs[i] is None else
              {v: int(p.offsets[i]) + k for k, v in enumerate(p.vocabs[i].to_pylist())})  # type: ignore[union-attr]
             for i in generic]
 
@@ -125,11 +126,10 @@ class RecordScorer:
         """Feature ids and values of the sources without precomputed lookups, for a record of
         their attributes (stripped values, None: missing); RecordTooLarge when its variables
         would take too much work."""
-        p = self.model.pipeline
         ids: list[int] = []
         values: list[float] = []
-        for source, offset, scale, vocab in self.generic_sources:
-            value = evaluate_record(source, record, p.schema, p.params)
+        for source, evaluated, offset, scale, vocab in self.generic_sources:
+            value = evaluated(record)
             if vocab is not None:  # a category or tokens: indicators of those in the vocabulary
                 found = sorted({vocab[t] for t in value if t in vocab} if isinstance(value, list)
                                else [vocab[value]] if value in vocab else [])
