@@ -125,21 +125,26 @@ def long_texts(server: Application, ml: Any, long_text_csv: bytes) -> str:
     return datasource(ml, server, "long-texts", long_text_csv, TEXT_SCHEMA, statistics=False)
 
 
-def test_deleting_a_model_stops_training_after_its_first_pass(server: Application, ml: Any) -> None:
-    # every record has its own value: the loss falls slowly for thousands of passes
-    rows = 20_000
-    labels = np.random.default_rng(3).integers(0, 2, rows)
+def start_long_training(ml: Any, server: Application, model_id: str) -> Callable[[], int]:
+    """A BINARY model that trains for thousands of passes (every record has its own value: the
+    loss falls slowly); the number of passes it has made so far."""
+    labels = np.random.default_rng(3).integers(0, 2, 20_000)
     data = "".join(f"u{i},{y}\n" for i, y in enumerate(labels)).encode()
-    train = datasource(ml, server, "unique-values", data, schema([("u", "CATEGORICAL"), ("y", "BINARY")]))
-    ml.create_ml_model(MLModelId="long-training", MLModelType="BINARY", TrainingDataSourceId=train,
+    train = datasource(ml, server, f"{model_id}-data", data, schema([("u", "CATEGORICAL"), ("y", "BINARY")]))
+    ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId=train,
                        Recipe=json.dumps({"outputs": ["ALL_CATEGORICAL"]}),
                        Parameters={"sgd.maxPasses": "10000"})
 
     def passes() -> int:
-        record = server.context.store.get(EntityKind.MLMODEL, "long-training")
+        record = server.context.store.get(EntityKind.MLMODEL, model_id)
         progress = read_progress(record) if record else None
         return progress.passes if progress else 0
 
+    return passes
+
+
+def test_deleting_a_model_stops_training_after_its_first_pass(server: Application, ml: Any) -> None:
+    passes = start_long_training(ml, server, "long-training")
     wait_until(lambda: passes() >= 2, 120, "training did not reach its second pass")
     assert status(ml, "model", "long-training") == "INPROGRESS"
     delete(ml, "model", "long-training")
@@ -219,21 +224,10 @@ def test_a_shared_read_stops_only_once_all_its_datasources_are_deleted(
 def test_a_job_running_when_the_server_stops_ends_and_runs_again_at_the_next_start(tmp_path: Path) -> None:
     """It is not FAILED (the stop raised inside it once: "cannot schedule new futures after
     shutdown"): it stays INPROGRESS, and the next start runs it again."""
-    rows = 20_000
-    labels = np.random.default_rng(4).integers(0, 2, rows)
-    data = "".join(f"u{i},{y}\n" for i, y in enumerate(labels)).encode()
     with running_server(data_dir=tmp_path, workers=1) as app:
         ml = make_client(app.settings.base_url)
-        train = datasource(ml, app, "unique", data, schema([("u", "CATEGORICAL"), ("y", "BINARY")]))
-        ml.create_ml_model(MLModelId="cut-short", MLModelType="BINARY", TrainingDataSourceId=train,
-                           Recipe=json.dumps({"outputs": ["ALL_CATEGORICAL"]}),
-                           Parameters={"sgd.maxPasses": "10000"})
-
-        def training() -> bool:
-            record = app.context.store.get(EntityKind.MLMODEL, "cut-short")
-            return record is not None and read_progress(record) is not None
-
-        wait_until(training, 120, "training did not pass its first pass")
+        passes = start_long_training(ml, app, "cut-short")
+        wait_until(lambda: passes() >= 1, 120, "training did not pass its first pass")
         app.context.engine.stop()
         assert app.context.engine.queue_depth()["running"] == 0
         assert status(ml, "model", "cut-short") == "INPROGRESS"
