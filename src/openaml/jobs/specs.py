@@ -1,9 +1,9 @@
 """What an entity is to be, fixed at Create (its spec), and what its job found (its result), typed.
 
 The service builds a spec once, from the validated request; the jobs, the service's answers and
-the console read it back from here. Each is kept as versioned JSON in the store record's `info`,
-whose keys this module alone names (jobs/record_info.py reads and writes them): a spec never
-changes; a result is written when the job completes.
+the console read it back. Each document is kept as JSON (to_json, from_json) in the store
+record's `info`, under the keys jobs/record_info.py names, a spec with its layout's version: a
+spec never changes; a result is written when the job completes.
 """
 
 from __future__ import annotations
