@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-_SPACE = np.zeros(256, dtype=np.bool_)
-_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+ASCII_SPACE = np.zeros(256, dtype=np.bool_)  # the white space bytes of Arrow's (and Python's) splitting
+ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -94,7 +94,7 @@ def _count(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: n
     slots = _rehashed(hashes[:0], 1024)  # (compiled by the warm-up's small text too)
     row, distinct, fewest, most = 0, 0, 1 << 62, 0
     while True:
-        row, distinct, fewest, most = _scan(offsets, data, valid, _SPACE, row, slots, starts,
+        row, distinct, fewest, most = _scan(offsets, data, valid, ASCII_SPACE, row, slots, starts,
                                             lengths, hashes, counts, distinct, fewest, most)
         if row < 0:
             return False, starts[:0], lengths[:0], counts[:0], 0, 0

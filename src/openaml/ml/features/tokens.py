@@ -1,7 +1,8 @@
 """Token lists: every token of every record of a batch, flattened, with its row index.
 
 Text transformations of recipes.md §7 run here on whole batches with Arrow compute kernels and
-NumPy index arithmetic; nothing loops over records.
+NumPy index arithmetic (ASCII text is split by a compiled pass); nothing loops over records in
+Python.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openaml.ml.errors import InputError
+from openaml.ml.features.ascii_split import split_ascii
 
 # Pairs one cartesian() may make in one batch: about 1 GB of tokens, instead of a host's memory.
 MAX_CARTESIAN_PAIRS = 20_000_000
@@ -45,8 +47,13 @@ def plain(column: pa.Array) -> pa.Array:
 
 
 def tokenize(column: pa.Array) -> TokenList:
-    """Split TEXT values on runs of white space; missing values give no tokens."""
-    lists = pc.utf8_split_whitespace(plain(column))
+    """Split TEXT values on runs of white space; missing values give no tokens. ASCII text
+    is split by one compiled pass (ascii_split.py), any other by Arrow's kernel: the same."""
+    column = plain(column)
+    split = split_ascii(column)
+    if split is not None:
+        return TokenList(split[0], split[1], len(column))
+    lists = pc.utf8_split_whitespace(column)
     rows = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
     values = pc.list_flatten(lists)
     return TokenList(values, rows, len(column)).with_values(values)

@@ -1,0 +1,48 @@
+"""ASCII text is split by one compiled pass (features/ascii_split.py) into exactly the tokens
+and rows that Arrow's utf8_split_whitespace, less its empty tokens, gives; other text is left
+to Arrow."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from openaml.ml.features import tokens as tk
+from openaml.ml.features.ascii_split import split_ascii
+
+# every ASCII white space byte and its neighbours, letters, punctuation
+ascii_text = st.text(alphabet=st.sampled_from([chr(c) for c in (*range(0, 40), 65, 97, 46, 127)]), max_size=12)
+
+
+def arrow_tokens(column: pa.Array) -> tuple[list[str], list[int]]:
+    lists = pc.utf8_split_whitespace(column)
+    values, rows = pc.list_flatten(lists).to_pylist(), pc.list_parent_indices(lists).to_pylist()
+    kept = [(v, r) for v, r in zip(values, rows, strict=True) if v]
+    return [v for v, _ in kept], [r for _, r in kept]
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), ascii_text), max_size=8), start=st.integers(0, 3))
+def test_ascii_values_split_as_arrow_splits_them(values, start):
+    column = pa.array(values, pa.string()).slice(min(start, len(values)))  # a slice: offsets from its start
+    split = split_ascii(column)
+    assert split is not None
+    tokens, rows = split
+    assert (tokens.to_pylist(), rows.tolist()) == arrow_tokens(column)
+    made = tk.tokenize(column)
+    assert (made.values.to_pylist(), made.rows.tolist(), made.n_rows) == (*arrow_tokens(column), len(column))
+
+
+def test_other_text_is_left_to_arrow():
+    column = pa.array(["a\u00a0b c", "d\u3000e", None])
+    assert split_ascii(column) is None
+    made = tk.tokenize(column)
+    assert (made.values.to_pylist(), made.rows.tolist()) == (["a", "b", "c", "d", "e"], [0, 0, 0, 1, 1])
+
+
+def test_large_strings_empty_columns_and_all_missing_values():
+    assert split_ascii(pa.array(["x  y"], pa.large_string()))[0].to_pylist() == ["x", "y"]
+    for column in (pa.array([], pa.string()), pa.array([None, None], pa.string()), pa.array(["", " \t"])):
+        tokens, rows = split_ascii(column)
+        assert len(tokens) == 0 and rows.dtype == np.int64 and len(rows) == 0
