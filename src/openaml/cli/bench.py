@@ -162,9 +162,10 @@ def table(result: dict[str, Any]) -> list[str]:
 
 
 @click.command()
-@click.option("--dataset", type=click.Choice(["mnist10k", "fashion", "tabular"]),
+@click.option("--dataset", type=click.Choice(["mnist10k", "fashion", "tabular", "quality"]),
               default="mnist10k", show_default=True,
-              help="Bundled MNIST 10k sample, Fashion-MNIST 60k/10k, or generated tabular data.")
+              help="Bundled MNIST 10k sample, Fashion-MNIST 60k/10k, generated tabular data, or the "
+                   "model-quality suite (default parameters against scikit-learn's best linear fit).")
 @click.option("--rows", default="50000,500000,2000000", show_default=True,
               help="Tabular sizes to run, comma-separated (--quick: 5,000 rows).")
 @click.option("--train", "train_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -203,9 +204,12 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
         raise click.UsageError("--train and --test go together")
     folder = bench_dir()
     sys.path.insert(0, str(folder))
+    if dataset in ("tabular", "quality") and (train_path is not None or memory_cap is not None):
+        raise click.UsageError("--train, --test and --memory-cap are for the MNIST datasets")
+    if dataset == "quality":
+        write_result(*run_quality(quick), out, markdown)
+        return
     if dataset == "tabular":
-        if train_path is not None or memory_cap is not None:
-            raise click.UsageError("--train, --test and --memory-cap are for the MNIST datasets")
         sizes = [5000] if quick else parse_sizes(rows)
         write_result(*run_tabular(sizes, quick, skip, max_passes, work), out, markdown)
         return
@@ -291,6 +295,17 @@ def run_tabular(sizes: list[int], quick: bool, skip: tuple[str, ...], max_passes
         data = place / "data" if work else Path(tempfile.gettempdir()) / "openaml-tabular"
         tabular.run(result, place, data, sizes, skip, max_passes, click.echo)
     return result, tabular.table(result)
+
+
+def run_quality(quick: bool) -> tuple[dict[str, Any], list[str]]:
+    """The model-quality suite (bench/quality.py): 4-fold cross-validation (--quick: 2 folds)."""
+    import quality
+
+    result: dict[str, Any] = {"dataset": "quality" + (" (quick)" if quick else ""), "machine": machine(),
+                              "targets": quality.TARGETS}
+    click.echo("model quality at the default parameters against scikit-learn's best linear fit")
+    quality.run(result, click.echo, folds=2 if quick else quality.FOLDS)
+    return result, quality.table(result)
 
 
 def write_result(result: dict[str, Any], lines: list[str], out: Path,
