@@ -54,7 +54,7 @@ def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
 def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
     document, markdown = _quick_bench(tmp_path, "--dataset", "quality")
     names = [d["name"] for d in document["datasets"]]
-    assert names == ["breast cancer", "diabetes", "digits", "wine"]
+    assert names == ["breast cancer", "diabetes", "digits", "wine", "tabular 8k"]
     for entry in document["datasets"]:
         assert len(entry["folds"]) == 2 and set(entry["targets_met"]) == {"metric", "spread"}
         if entry["metric"] != "RegressionRMSE":
