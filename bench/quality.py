@@ -31,6 +31,7 @@ from scipy import sparse
 from openaml.ml import evaluate_model, parse_parameters, train_model
 from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
 from openaml.ml.features.values import Columns
+from openaml.ml.metrics.evaluation import METRIC_KEYS
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
@@ -109,7 +110,7 @@ def fold(data: Dataset, train: np.ndarray, held: np.ndarray) -> dict[str, float]
     model = train_model(model_type, schema, default_recipe(schema, statistics), parse_parameters({}, model_type),
                         statistics, batches)
     seconds = time.perf_counter() - started
-    ours = float(evaluate_model(model, held_batches(), schema).metrics[_metric_key(model_type)])
+    ours = float(evaluate_model(model, held_batches(), schema).metrics[METRIC_KEYS[model_type]])
     sides = [features_and_labels(model, read(), model_type) for read in (batches, held_batches)]
     return {"openaml": ours, "sklearn": best_linear(model_type, *sides[0], *sides[1]), "seconds": seconds}
 
@@ -153,11 +154,6 @@ def best_linear(model_type: ModelType, x_train: Any, y_train: np.ndarray, x_held
     return -best if model_type is ModelType.REGRESSION else best
 
 
-def _metric_key(model_type: ModelType) -> str:
-    return {ModelType.BINARY: "BinaryAUC", ModelType.MULTICLASS: "MulticlassAvgFScore",
-            ModelType.REGRESSION: "RegressionRMSE"}[model_type]
-
-
 def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS) -> None:
     """Every dataset of the suite in `folds`-fold cross-validation into result["datasets"]."""
     rng = np.random.default_rng(SEED)
@@ -168,7 +164,7 @@ def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS)
         found = [fold(data, np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(parts[k]))
                  for k in range(folds)]
         entry = {"name": name, "model_type": data.model_type.value, "rows": len(data.lines),
-                 "attributes": len(data.schema.attributes) - 1, "metric": _metric_key(data.model_type),
+                 "attributes": len(data.schema.attributes) - 1, "metric": METRIC_KEYS[data.model_type],
                  "folds": found}
         for side in ("openaml", "sklearn"):
             values = [f[side] for f in found]
