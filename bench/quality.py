@@ -6,11 +6,11 @@ fold trains OpenAML's default-recipe model with no parameters given (sgd.maxPass
 the ML core (no server: quality, not speed), and scores the held-out rows. scikit-learn gets
 the very feature rows of that model's recipe (its pipeline's transform) and the best of a grid
 of regularization strengths on the held-out rows, an upper bound for a linear model on those
-features: LogisticRegression (lbfgs) for BINARY and MULTICLASS, Ridge for REGRESSION. The
-metric is Amazon ML's: AUC, macro-average F1, RMSE. This first suite is scikit-learn's bundled
+features: LogisticRegression (lbfgs) for BINARY and MULTICLASS, Ridge for REGRESSION. Folds are
+random, and sequential (consecutive rows, as users split with DataRearrangement). The metric is
+Amazon ML's: AUC, macro-average F1, RMSE. This first suite is scikit-learn's bundled
 breast cancer, diabetes, digits and wine data and the tabular benchmark's generated table at
-8,000 rows; the issue asks for more (MNIST, Fashion-MNIST, more generated sets, sequential
-splits).
+8,000 rows; the issue asks for more (MNIST, Fashion-MNIST, more generated sets).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ SEED = 7
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)  # C of LogisticRegression, 1/alpha of Ridge
 TARGETS = {"metric_tolerance": 0.005, "rmse_tolerance": 0.01, "spread_slack": 0.01}
 TABULAR_ROWS = 8_000
+SPLITS = ("random", "sequential")
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,17 @@ def best_linear(model_type: ModelType, x_train: Any, y_train: np.ndarray, x_held
 
 
 def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS) -> None:
-    """Every dataset of the suite in `folds`-fold cross-validation into result["datasets"]."""
+    """Every dataset of the suite in `folds`-fold cross-validation, with random folds and with
+    sequential ones (consecutive rows, as DataRearrangement complements make them), into
+    result["datasets"]."""
     rng = np.random.default_rng(SEED)
     result["datasets"] = []
-    for name, data in datasets().items():
-        order = rng.permutation(len(data.lines))
+    for (name, data), split in ((d, s) for d in datasets().items() for s in SPLITS):
+        order = rng.permutation(len(data.lines)) if split == "random" else np.arange(len(data.lines))
         parts = np.array_split(order, folds)
         found = [fold(data, np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(parts[k]))
                  for k in range(folds)]
-        entry = {"name": name, "model_type": data.model_type.value, "rows": len(data.lines),
+        entry = {"name": name, "split": split, "model_type": data.model_type.value, "rows": len(data.lines),
                  "attributes": len(data.schema.attributes) - 1, "metric": METRIC_KEYS[data.model_type],
                  "folds": found}
         for side in ("openaml", "sklearn"):
@@ -171,8 +174,9 @@ def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS)
             entry[side] = {"mean": float(np.mean(values)), "spread": float(np.max(values) - np.min(values))}
         entry["targets_met"] = met(data.model_type, entry)
         result["datasets"].append(entry)
-        echo(f"  {name}: OpenAML {entry['openaml']['mean']:.4f} (spread {entry['openaml']['spread']:.4f}), "
-             f"scikit-learn {entry['sklearn']['mean']:.4f} ({entry['sklearn']['spread']:.4f})")
+        ours, theirs = entry["openaml"], entry["sklearn"]
+        echo(f"  {name}, {split} folds: OpenAML {ours['mean']:.4f} (spread {ours['spread']:.4f}), "
+             f"scikit-learn {theirs['mean']:.4f} ({theirs['spread']:.4f})")
 
 
 def met(model_type: ModelType, entry: dict[str, Any]) -> dict[str, bool]:
@@ -185,10 +189,10 @@ def met(model_type: ModelType, entry: dict[str, Any]) -> dict[str, bool]:
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    lines = ["| dataset | type | rows | metric | OpenAML mean (spread) | scikit-learn best mean (spread) | "
-             "targets met |", "|---|---|---:|---|---:|---:|---|"]
+    lines = ["| dataset | folds | type | rows | metric | OpenAML mean (spread) | scikit-learn best mean (spread) | "
+             "targets met |", "|---|---|---|---:|---|---:|---:|---|"]
     for e in result["datasets"]:
-        lines.append(f"| {e['name']} | {e['model_type']} | {e['rows']:,} | {e['metric']} | "
+        lines.append(f"| {e['name']} | {e['split']} | {e['model_type']} | {e['rows']:,} | {e['metric']} | "
                      f"{e['openaml']['mean']:.4f} ({e['openaml']['spread']:.4f}) | "
                      f"{e['sklearn']['mean']:.4f} ({e['sklearn']['spread']:.4f}) | "
                      + ", ".join(k for k, v in e["targets_met"].items() if v) + " |")

@@ -53,10 +53,11 @@ def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
 
 def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
     document, markdown = _quick_bench(tmp_path, "--dataset", "quality")
-    names = [d["name"] for d in document["datasets"]]
-    assert names == ["breast cancer", "diabetes", "digits", "wine", "tabular 8k"]
+    runs = [(d["name"], d["split"]) for d in document["datasets"]]
+    assert runs == [(name, split) for name in ("breast cancer", "diabetes", "digits", "wine", "tabular 8k")
+                    for split in ("random", "sequential")]
     for entry in document["datasets"]:
         assert len(entry["folds"]) == 2 and set(entry["targets_met"]) == {"metric", "spread"}
         if entry["metric"] != "RegressionRMSE":
             assert 0.5 < entry["openaml"]["mean"] <= 1.0 and 0.5 < entry["sklearn"]["mean"] <= 1.0, entry
-    assert "| digits | MULTICLASS |" in markdown
+    assert "| digits | sequential | MULTICLASS |" in markdown
