@@ -58,6 +58,7 @@ def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
                     for split in ("random", "sequential")]
     for entry in document["datasets"]:
         assert len(entry["folds"]) == 2 and set(entry["targets_met"]) == {"metric", "spread"}
-        if entry["metric"] != "RegressionRMSE":
-            assert 0.5 < entry["openaml"]["mean"] <= 1.0 and 0.5 < entry["sklearn"]["mean"] <= 1.0, entry
+        if entry["metric"] != "RegressionRMSE":  # sequential folds of class-sorted rows (wine) score low
+            low = 0.5 if entry["split"] == "random" else 0.0
+            assert low < entry["openaml"]["mean"] <= 1.0 and low < entry["sklearn"]["mean"] <= 1.0, entry
     assert "| digits | sequential | MULTICLASS |" in markdown
