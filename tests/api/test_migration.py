@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sqlite3
 import tarfile
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from openaml.app import Application
 from openaml.jobs.record_info import is_current, read_secret, read_spec
@@ -30,7 +32,9 @@ from openaml.server.embedded import running_server
 from openaml.service.migration import LAYOUT_FACT, MigrationError, migrate
 from openaml.store import EntityKind, open_store
 from openaml.store.queries import Query
+from openaml.store.tables import entities
 from tests.api.conftest import make_client, wait_for
+from tests.conftest import fresh_postgres_database
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy"
 ANSWERS = json.loads((LEGACY / "answers.json").read_text())
@@ -159,3 +163,27 @@ def test_a_store_of_a_newer_layout_is_refused_and_a_migrated_one_is_not_read_aga
             migrate(store)
     finally:
         store.close()
+
+
+def test_a_postgresql_store_of_the_earlier_layout_is_migrated_once(tmp_path: Path) -> None:
+    """The same records in a PostgreSQL store (rows copied from the legacy SQLite one): every
+    record gets its spec under its row lock, and the store's layout fact is kept."""
+    url = os.environ.get("OPENAML_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("OPENAML_TEST_POSTGRES_URL is not set (scripts/test.sh starts a PostgreSQL server)")
+    legacy = sqlalchemy.create_engine(f"sqlite:///{unpacked(tmp_path) / 'openaml.db'}")
+    with legacy.connect() as conn:
+        rows = [dict(row) for row in conn.execute(sqlalchemy.select(entities)).mappings()]
+    legacy.dispose()
+    with fresh_postgres_database(url, "openaml_migration") as database:
+        store = open_store(database)
+        try:
+            with store.engine.begin() as conn:
+                conn.execute(sqlalchemy.insert(entities), rows)
+            assert migrate(store) == 18 and migrate(store) == 0
+            assert store.get_fact(LAYOUT_FACT) == str(SPEC_VERSION)
+            for kind in EntityKind:
+                for record in store.find(Query(kind, include_deleted=True)):
+                    assert read_spec(record, SPECS[record.kind]), record.id
+        finally:
+            store.close()
