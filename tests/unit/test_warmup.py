@@ -21,3 +21,21 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
     assert counted and all(paths[path] for path in ("int16", "plain", "trimmed", "general")), paths
     # the SGD kernels for minibatches of more than 256 records (uint16 row numbers) are compiled
     assert any("uint16" in str(signature) for signature in kernel.transpose.signatures)
+
+
+def test_a_failed_warm_up_says_so_and_stops_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`openaml warm-up` reports the failure (it said "compiled" before) and exits 0: the
+    first jobs then compile what they use."""
+    from click.testing import CliRunner
+
+    from openaml.cli.main import main
+    from openaml.jobs import warmup
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(warmup, "train_model", broken)
+    assert warm_up() is None
+    outcome = CliRunner().invoke(main, ["warm-up"])
+    assert outcome.exit_code == 0 and "the warm-up failed" in outcome.output
+    assert "compiled and kept" not in outcome.output

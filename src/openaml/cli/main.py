@@ -151,7 +151,9 @@ def warm_up_command() -> None:
     from openaml.ml.execution import Execution
 
     started = time.perf_counter()
-    warm_up(execution=Execution(Settings().job_threads))
+    if warm_up(execution=Execution(Settings().job_threads)) is None:
+        click.echo("the warm-up failed (above): the first jobs compile what they use", err=True)
+        return
     click.echo(f"the ML kernels are compiled and kept for later runs ({time.perf_counter() - started:.1f} s)")
 
 

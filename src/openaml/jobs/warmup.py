@@ -33,9 +33,11 @@ SCHEMA = (
 )
 
 
-def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THREAD) -> dict[str, int]:
-    """Ingest, train, evaluate and predict a tiny BINARY data set as the jobs will (with their
-    `execution`), then set `done`; failures are only logged. The blocks each CSV path read."""
+def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THREAD) -> dict[str, int] | None:
+    """Ingest tiny data sets by every CSV path, train, evaluate and predict a BINARY model and
+    a MULTICLASS one of categories alone, as the jobs will (with their `execution`), then set
+    `done`. The blocks each CSV path read; None when it failed (only logged: a failed
+    warm-up costs speed alone)."""
     run_below_requests()  # the warm-up is a job too (and starts the compiled code's threads)
     paths: Counter[str] = Counter()
     try:
@@ -65,6 +67,7 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
         compile_large_minibatches()
     except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
         log.exception("warm-up failed")
+        return None
     finally:
         if done is not None:
             done.set()
