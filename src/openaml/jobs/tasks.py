@@ -187,7 +187,7 @@ class Tasks:
 
         def progress(state: TrainingProgress) -> None:
             job.progress(progress_info(state))
-            job.log_line(f"pass {state.passes} of {state.max_passes}: loss {state.losses[-1]}")
+            job.log_line(state.line())
 
         stop = _Deleted([job])
         model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,

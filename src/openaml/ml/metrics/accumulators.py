@@ -87,6 +87,29 @@ def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = 201) -> list
     return points
 
 
+def class_scores(m: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support of each class of a confusion matrix (rows true,
+    columns predicted)."""
+    tp = np.diag(m).astype(float)
+    predicted, actual = m.sum(axis=0), m.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+
+
+def macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
+    """Macro F1 over true-or-predicted classes of class numbers (MulticlassAccumulator's
+    metric, without label strings)."""
+    classes, codes = np.unique(np.concatenate([true, predicted]).astype(np.int64), return_inverse=True)
+    n = len(classes)
+    if n == 0:
+        return 0.0
+    m = np.bincount(codes[:len(true)] * n + codes[len(true):], minlength=n * n).reshape(n, n)
+    return float(class_scores(m)["f1"].mean())
+
+
 class MulticlassAccumulator:
     """A confusion matrix over label strings: rows true, columns predicted."""
 
@@ -111,14 +134,7 @@ class MulticlassAccumulator:
         return out
 
     def per_class(self) -> dict[str, np.ndarray]:
-        m = self.matrix()
-        tp = np.diag(m).astype(float)
-        predicted, actual = m.sum(axis=0), m.sum(axis=1)
-        precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-        recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-        denominator = precision + recall
-        f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp), where=denominator > 0)
-        return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+        return class_scores(self.matrix())
 
     def metric(self) -> float:
         """Macro F1 over true-or-predicted classes."""

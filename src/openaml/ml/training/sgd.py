@@ -10,7 +10,9 @@ re-reads the data, so memory stays bounded whatever the number of records.
 The model returned is the average of the iterates over the last AVERAGED_PASSES passes
 (Polyak-Ruppert averaging, kept lazily per touched coordinate): the last iterate of AdaGrad on
 one-hot data depends on the order of the final minibatches (MNIST sample macro F1 0.873-0.899
-over seeds 1-12), the average much less (0.895-0.899 over seeds 1-30).
+over seeds 1-12), the average much less (0.895-0.899 over seeds 1-30). On small data the
+number of passes is chosen first by cross-validation (validation.py), whose folds' models are
+averaged the same way.
 """
 
 from __future__ import annotations
@@ -23,18 +25,27 @@ import numpy as np
 
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.model_type import ModelType
+from openaml.ml.training.blocks import Block, group_buffers
 from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, feature_counts, gradients, update
 from openaml.ml.training.params import SGDParams
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.stop import ShouldStop, check
+from openaml.ml.training.validation import (
+    FOLDS,
+    HeldOut,
+    PassResult,
+    Validation,
+    fold_rows,
+    in_memory,
+    validation_curve,
+)
 
-BUFFER_ROWS, MIN_BUFFER_ROWS = 65_536, 10_000
 MEMORY_BYTES = 2**30  # default budget of a training job's data: buffers and cache
 ETA = 0.3
-# The squared loss's gradient grows with the residual, unlike the logistic losses' (at most 1):
-# REGRESSION takes a third of the step. MNIST sample (digit as the target, seeds 1-3): test RMSE
-# 3.26 with numeric pixels and 1.75 with categorical ones, against 8.44 and 2.31 at ETA.
-ETA_REGRESSION = 0.1
+# The squared loss's curvature is a record's squared norm, four times the logistic loss's:
+# REGRESSION takes a quarter of the step, the same share of 1 / L (scikit-learn's diabetes in
+# 4-fold cross-validation: RMSE 54.62 against 54.76 at 0.1 and 56.86 at 0.01).
+ETA_REGRESSION = ETA / 4
 EPSILON = 1e-8
 TOLERANCE = 1e-5
 # Minibatch size grows with the data: small data sets keep about 100 steps per pass (quality),
@@ -45,18 +56,17 @@ TOLERANCE = 1e-5
 # 0.12 s at 512 (AUC 0.84359 -> 0.84358).
 MIN_MINIBATCH, MAX_MINIBATCH, STEPS_PER_PASS = 64, 256, 100
 LARGE_MINIBATCH, LARGE_STEPS_PER_PASS = 1024, 1000
-# AdaGrad accumulators start at (192 / minibatch)^2 instead of 0: rare features (one-hot values
-# seen a few times) then take plain-SGD-sized steps of about ETA / 192 = 0.0016 per record
-# instead of full ETA-sized ones, which regularizes them (MNIST one-hot macro F1 0.87 -> 0.90);
-# frequent features soon behave as in plain AdaGrad. Scaling with the minibatch keeps that
-# per-record step. With row-wise accumulators (a mean square over the outputs, smaller than the
-# largest output's), (ETA, reference) = (0.3, 192) beat (0.1, 96), whose rare step is 0.0010:
-# macro F1 over seeds 1-8, Fashion-MNIST / MNIST sample, 0.8557 / 0.8995 against 0.8537 /
-# 0.8967; (0.2, 128), (0.4, 256) and (0.6, 384) come within 0.0015 of (0.3, 192). (models.md
-# §2.1 allows any deterministic, tuning-free step size; per-coordinate AdaGrad at 0.1 is its
-# example.) BINARY AUC (MNIST sample, "is it a 3"): 0.977 with categorical pixels, 0.974 with
-# numeric ones, against 0.976 and 0.972 at (0.1, 64).
-REFERENCE_MINIBATCH = 192
+# AdaGrad accumulators start at (reference / minibatch)^2 instead of 0, where the reference is
+# NORM_SHARE of the records' mean squared norm (one-hot MNIST: 784 * 0.25 = 196): a feature's
+# step per record is then at most ETA / reference, a fixed share of 1 / L, where L (the
+# largest curvature of a record's loss) is a quarter of its squared norm for the logistic
+# loss. Rare features (one-hot values seen a few times) take such steps instead of full
+# ETA-sized ones, which regularizes them (MNIST one-hot macro F1 0.87 -> 0.90); frequent
+# features soon behave as in plain AdaGrad. A fixed reference of 192, tuned on MNIST's
+# 784-feature records, made the steps of tables with about 20 features a record 40 times too
+# small: a generated 8,000-row table reached after 40 passes the AUC it now reaches in 3.
+# (models.md §2.1 allows any deterministic, tuning-free step size.)
+NORM_SHARE = 0.25
 AVERAGED_PASSES = 2
 STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a step: ms at most)
 
@@ -66,37 +76,6 @@ def minibatch_size(rows: int) -> int:
     or rows / 1000 up to 1024 where that is larger."""
     small = int(np.clip(rows // STEPS_PER_PASS, MIN_MINIBATCH, MAX_MINIBATCH))
     return max(small, min(rows // LARGE_STEPS_PER_PASS, LARGE_MINIBATCH))
-
-
-@dataclass(frozen=True)
-class Block:
-    """Records as CSR rows (indptr int64, indices int32 feature numbers, values float64, empty
-    when every value is 1, as for one-hot features), targets (rows,) as float64 (MULTICLASS:
-    the class index) and record weights (rows,)."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    values: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-
-    @classmethod
-    def from_rows(cls, rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], y: np.ndarray,
-                  w: np.ndarray) -> Block:
-        """A block from FeaturePipeline.rows() output."""
-        indptr, indices, values = rows
-        return cls(indptr.astype(np.int64, copy=False), indices.astype(np.int32, copy=False),
-                   np.zeros(0) if values is None else values, y, w)
-
-    def without_features(self) -> Block:
-        """The targets and weights alone: what a buffer needs once its plans are kept. The
-        empty feature arrays are new ones: empty views would keep the features alive."""
-        return Block(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0), self.y, self.w)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.indptr.nbytes + self.indices.nbytes + self.values.nbytes + self.y.nbytes
-                   + self.w.nbytes)
 
 
 @dataclass
@@ -127,15 +106,32 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
                progress: Callable[[TrainingProgress], None] | None = None,
                memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None,
                execution: Execution = ONE_THREAD) -> LinearState:
-    """Run up to params.max_passes passes over `rows` records; stop when the pass loss improves
-    by < 1e-5 (relative). Returns the iterates averaged over the last passes (pass 1 excluded).
-    should_stop is asked before each buffer and every STOP_CHECK_STEPS steps; once it answers
-    True, fitting raises Cancelled."""
+    """Run up to params.max_passes passes over `rows` records, as many as cross-validation
+    chooses on small data (validation.py); stop earlier when the pass loss improves by < 1e-5
+    (relative). Returns the model of the last pass. `progress` is told of each pass, of the
+    folds while cross-validating (the validation losses so far, no training loss) and then
+    of the training. should_stop is asked before each buffer and every STOP_CHECK_STEPS
+    steps; once it answers True, fitting raises Cancelled."""
     size = minibatch_size(rows)
-    state = LinearState.zeros(n_features, outputs, (REFERENCE_MINIBATCH / size) ** 2)
     with execution.helper("sgd") as pool:
-        return _passes(_Stepper(kind, state, params, size, pool, should_stop), blocks, params,
-                       progress, memory_bytes)
+        def stepper() -> _Stepper:
+            return _Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop)
+
+        def validating(found: Validation) -> None:
+            if progress is not None:
+                progress(TrainingProgress(params.max_passes, validation=found))
+
+        kept = in_memory(blocks, rows, n_features * outputs, memory_bytes) if params.max_passes > 1 else None
+        source = blocks if kept is None else (lambda: iter(kept))
+        found = Validation() if kept is None else validation_curve(kind, [
+            _validated_passes(stepper(), source, params, memory_bytes, fold) for fold in range(FOLDS)], validating)
+        done = TrainingProgress(params.max_passes, validation=found, chosen_passes=found.chosen_passes())
+        final = stepper()
+        for loss in _passes(final, source, params, memory_bytes, done.chosen_passes or params.max_passes):
+            done = done.after(loss)
+            if progress is not None:
+                progress(done)
+        return final.averaged()
 
 
 def compile_large_minibatches() -> None:
@@ -149,30 +145,54 @@ def compile_large_minibatches() -> None:
     stepper.run(0, block, [rows], keep=True)
 
 
+def step_reference(block: Block) -> float:
+    """NORM_SHARE of the mean squared norm of the block's records, at least 1."""
+    if len(block.y) == 0:
+        return 1.0
+    if len(block.values):  # padded: reduceat reads one value at the start of an empty last row
+        squares = np.add.reduceat(np.append(block.values ** 2, 0.0), block.indptr[:-1])
+        squares = np.where(np.diff(block.indptr) > 0, squares, 0.0)
+    else:
+        squares = np.diff(block.indptr)
+    return max(1.0, NORM_SHARE * float(np.mean(squares)))
+
+
 def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
-            progress: Callable[[TrainingProgress], None] | None, memory_bytes: int) -> LinearState:
+            memory_bytes: int, passes: int, fold: int | None = None,
+            held: HeldOut | None = None) -> Iterator[float]:
+    """Up to `passes` passes, each giving its mean training loss, until the loss converges; on
+    every record, or on those out of `fold`, which go to `held` in the first pass. Averaging
+    starts for the last AVERAGED_PASSES passes, or again every pass with a fold (each pass's
+    mean iterate is then stepper.averaged())."""
     # After the first pass, buffers that fit half the budget stay in memory as their
     # minibatches already transposed (the kernel's plans), which replace their features.
     cache: list[Block] | None = None
     previous = np.inf
-    done = TrainingProgress(params.max_passes)
-    for k in range(params.max_passes):
-        if k == max(1, params.max_passes - AVERAGED_PASSES):
+    for k in range(passes):
+        if fold is not None or k == max(0, passes - AVERAGED_PASSES):
             stepper.start_averaging()
         rng = np.random.default_rng([params.seed, k])
         buffers: Iterator[tuple[int, Block]] | list[tuple[int, Block]]
-        keep = cache is None and k == 0 and params.max_passes > 1  # plans for later passes
+        keep = cache is None and k == 0 and passes > 1  # plans for later passes
         if cache is not None:
             buffers = list(enumerate(cache))
             if params.shuffle:
                 buffers = [buffers[i] for i in rng.permutation(len(buffers))]
         else:
-            buffers = enumerate(_buffers(blocks(), memory_bytes // 8))
+            buffers = enumerate(group_buffers(blocks(), memory_bytes // 8))
         total, weight, kept_bytes, kept = 0.0, 0.0, 0, []
         for index, buffer in buffers:
             check(stepper.should_stop)
+            if k == 0 and index == 0:  # the first buffer sets the step sizes
+                stepper.set_reference(step_reference(buffer))
+            training = None
+            if fold is not None:
+                folds = fold_rows(len(buffer.y), index, params.seed)
+                training = np.flatnonzero(folds != fold)
+                if k == 0 and held is not None:
+                    held.add(buffer, np.flatnonzero(folds == fold))
             order = np.random.default_rng([params.seed, k, index + 1])  # same cached or re-read
-            batches = _minibatches(len(buffer.y), stepper.size, params, index, order)
+            batches = _minibatches(len(buffer.y), stepper.size, params, index, order, training)
             loss, w = stepper.run(index, buffer, batches, keep)
             total += loss
             weight += w
@@ -185,27 +205,47 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
         if keep:
             cache = kept
         mean_loss = total / weight if weight else 0.0
-        done = done.after(mean_loss)
-        if progress is not None:
-            progress(done)
+        yield mean_loss
         # Converged: the loss fell by less than the tolerance. A rising loss (early overshoot on
         # small data) is not convergence, so training goes on.
         if np.isfinite(previous) and 0 <= previous - mean_loss < TOLERANCE * abs(previous):
-            break
+            return
         previous = mean_loss
-    return stepper.averaged()
+
+
+def _validated_passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
+                      memory_bytes: int, fold: int) -> Iterator[PassResult]:
+    """The passes of a training without `fold`, with the scores of `fold` by each pass's model:
+    the mean of the iterates of that pass and the one before, as the final training's."""
+    held = HeldOut(stepper.kind, stepper.state.weights.shape[0])
+    last: tuple[LinearState, int] | None = None  # the previous pass's mean iterate, and its steps
+    for loss in _passes(stepper, blocks, params, memory_bytes, params.max_passes, fold, held):
+        window = (stepper.averaged(), stepper.steps)
+        model = window[0] if last is None else _mean_of(window, last)
+        last = window
+        yield PassResult(loss, held.scores(model.weights, model.bias), *held.targets)
+
+
+def _mean_of(a: tuple[LinearState, int], b: tuple[LinearState, int]) -> LinearState:
+    """The mean of two runs of iterates, from the mean of each and their numbers of steps."""
+    (first, m), (second, n) = a, b
+    if m + n == 0:
+        return first
+    return LinearState((first.weights * m + second.weights * n) / (m + n),
+                       (first.bias * m + second.bias * n) / (m + n), first.g2_weights, first.g2_bias)
 
 
 def _minibatches(rows: int, size: int, params: SGDParams, index: int,
-                 rng: np.random.Generator) -> list[np.ndarray]:
-    """The minibatches of buffer `index`, rows sorted within each. Shuffled: a random partition
-    of the buffer drawn once (the same every pass, so kept plans stay valid), visited in a new
-    random order each pass; else file order. (MNIST sample and Fashion-MNIST macro F1 are the
-    same as with a new partition each pass.)"""
+                 rng: np.random.Generator, training: np.ndarray | None = None) -> list[np.ndarray]:
+    """The minibatches of buffer `index`, of its `training` rows (all of them when None), rows
+    sorted within each. Shuffled: a random partition of those rows drawn once (the same every
+    pass, so kept plans stay valid), visited in a new random order each pass; else file order.
+    (MNIST sample and Fashion-MNIST macro F1 are the same as with a new partition each pass.)"""
+    rows_used = np.arange(rows) if training is None else training
     if not params.shuffle:
-        return [np.arange(i, min(i + size, rows)) for i in range(0, rows, size)]
-    partition = np.random.default_rng([params.seed, index, rows]).permutation(rows)
-    batches = [np.sort(partition[i:i + size]) for i in range(0, rows, size)]
+        return [rows_used[i:i + size] for i in range(0, len(rows_used), size)]
+    partition = rows_used[np.random.default_rng([params.seed, index, rows]).permutation(len(rows_used))]
+    batches = [np.sort(partition[i:i + size]) for i in range(0, len(rows_used), size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -231,8 +271,17 @@ class _Stepper:
         self.shift_bias = np.zeros_like(state.bias)
         self.averaging = False
 
+    def set_reference(self, reference: float) -> None:
+        """Start the weights' and bias's AdaGrad accumulators at (reference / size)^2."""
+        initial = EPSILON + (reference / self.size) ** 2
+        self.state.g2_weights[:] = initial
+        self.state.g2_bias[:] = initial
+
     def start_averaging(self) -> None:
+        """Average the iterates from the next step on (again, when averaging already)."""
         self.shift = np.zeros_like(self.state.weights)
+        self.shift_bias = np.zeros_like(self.state.bias)
+        self.steps = 0
         self.averaging = True
 
     def averaged(self) -> LinearState:
@@ -241,7 +290,7 @@ class _Stepper:
         s = self.state
         weights = s.weights.astype(np.float64)
         if not self.averaging or self.steps == 0:
-            return LinearState(weights, s.bias, s.g2_weights, s.g2_bias)
+            return LinearState(weights, s.bias.copy(), s.g2_weights, s.g2_bias)
         weights += self.shift / self.steps
         if self.params.l1 > 0:
             weights[s.weights == 0] = 0.0
@@ -260,7 +309,7 @@ class _Stepper:
             raise ValueError("a buffer without features needs its kept plans")
         if keep and plans is None:
             plans = self.plans[index] = {}
-        total, done, t = 0.0, None, 0
+        total, weight, done, t = 0.0, 0.0, None, 0
         for number, upcoming in enumerate([*batches, None]):
             if number % STOP_CHECK_STEPS == STOP_CHECK_STEPS - 1:
                 check(self.should_stop)  # no step is half done: the other thread is idle
@@ -285,8 +334,9 @@ class _Stepper:
                       self.eta, self.averaging, t)
             if self.averaging:
                 self.steps += 1
+            weight += float(block.w[upcoming].sum())
             done = upcoming
-        return total, float(block.w.sum())
+        return total, weight
 
     def plan_bytes(self, index: int) -> int:
         return sum(a.nbytes for pair in self.plans.get(index, {}).values()
@@ -336,34 +386,3 @@ def _step_costs(block: Block, n_features: int, size: int) -> np.ndarray:
     share = np.minimum(feature_counts(block.indices, n_features) / max(1, len(block.y)), 1.0)
     touched = 1.0 - (1.0 - share) ** size
     return 27.0 * touched + 13.0 * size * np.minimum(share, 1.0 - share)
-
-
-def _buffers(blocks: Iterator[Block], limit_bytes: int) -> Iterator[Block]:
-    """Group blocks into buffers of BUFFER_ROWS records, or fewer (at least MIN_BUFFER_ROWS)
-    when they reach `limit_bytes`; the last may be smaller."""
-    pending: list[Block] = []
-    rows = size = 0
-    for block in blocks:
-        if len(block.y) == 0:
-            continue
-        pending.append(block)
-        rows += len(block.y)
-        size += block.nbytes
-        if rows >= BUFFER_ROWS or (rows >= MIN_BUFFER_ROWS and size >= limit_bytes):
-            yield _stack(pending)
-            pending, rows, size = [], 0, 0
-    if pending:
-        yield _stack(pending)
-
-
-def _stack(blocks: list[Block]) -> Block:
-    if len(blocks) == 1:
-        return blocks[0]
-    starts = np.cumsum([0] + [len(b.indices) for b in blocks[:-1]])
-    indptr = np.concatenate([[0]] + [b.indptr[1:] + s for b, s in zip(blocks, starts)])
-    if all(len(b.values) == 0 for b in blocks):
-        values = np.zeros(0)
-    else:
-        values = np.concatenate([b.values if len(b.values) else np.ones(len(b.indices)) for b in blocks])
-    return Block(indptr, np.concatenate([b.indices for b in blocks]), values,
-                 np.concatenate([b.y for b in blocks]), np.concatenate([b.w for b in blocks]))

@@ -24,9 +24,10 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import parse_recipe
 from openaml.ml.recipes.nodes import attributes_of
 from openaml.ml.schema import AttributeType, Schema
+from openaml.ml.training.blocks import Block
 from openaml.ml.training.params import SGDParams, check_target
 from openaml.ml.training.progress import TrainingProgress
-from openaml.ml.training.sgd import MEMORY_BYTES, Block, fit_linear
+from openaml.ml.training.sgd import MEMORY_BYTES, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers

@@ -1,0 +1,229 @@
+"""Cross-validation of the number of passes (validation.py) and the step sizes it makes safe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from openaml.ml import train_model
+from openaml.ml.metrics.accumulators import MulticlassAccumulator, macro_f1
+from openaml.ml.model_type import ModelType
+from openaml.ml.training import SGDParams, sgd, validation
+from openaml.ml.training.blocks import Block
+from openaml.ml.training.kernel import KINDS, gradients
+from openaml.ml.training.progress import TrainingProgress
+from openaml.ml.training.validation import (
+    FOLDS,
+    PATIENCE,
+    HeldOut,
+    PassResult,
+    Validation,
+    fold_rows,
+    in_memory,
+    record_losses,
+    validation_curve,
+)
+
+from .conftest import make_schema
+
+
+def test_folds_are_balanced_and_the_same_for_the_same_buffer():
+    folds = fold_rows(10_000, 3, seed=5)
+    assert np.array_equal(folds, fold_rows(10_000, 3, seed=5))
+    assert not np.array_equal(folds, fold_rows(10_000, 4, seed=5))
+    counts = np.bincount(folds, minlength=FOLDS)
+    assert len(counts) == FOLDS and np.all(np.abs(counts - 2000) < 150)
+
+
+def passes(held: list[float], training: list[float] | None = None):
+    """A fold's passes whose one held-out record has these (REGRESSION) losses; the training
+    loss falls unless given."""
+    for k, loss in enumerate(held):
+        yield PassResult(1.0 / (k + 1) if training is None else training[k], np.array([[np.sqrt(2 * loss)]]),
+                         np.zeros(1), np.ones(1))
+
+
+def test_the_curve_pools_the_folds_and_stops_after_patience():
+    folds = [passes([0.9, 0.5, 0.4, 0.45, 0.5, 0.6, 0.1]), passes([0.7, 0.5, 0.2, 0.35, 0.5, 0.6, 0.1])]
+    found = validation_curve(ModelType.REGRESSION, folds)
+    assert found.losses == pytest.approx([0.8, 0.5, 0.3, 0.4, 0.5])  # two passes without improving
+    assert found.metrics == () and len(found.losses) == 3 + PATIENCE and found.chosen_passes() == 3
+    assert validation_curve(ModelType.REGRESSION, [passes([0.5, 0.4]), passes([0.5])]).losses == (0.5,)
+    assert Validation().chosen_passes() == 0
+
+
+def test_passes_whose_training_loss_rises_do_not_count_towards_patience():
+    """Small data overshoot in the first passes: held-out and training losses rise, then fall."""
+    held = [2.0, 3.0, 4.0, 5.0, 1.0, 1.5, 1.6, 0.5]
+    rising = [1.0, 2.0, 3.0, 4.0, 0.9, 0.8, 0.7, 0.6]
+    found = validation_curve(ModelType.REGRESSION, [passes(held, rising)])
+    assert found.chosen_passes() == 5 and len(found.losses) == 5 + PATIENCE
+    assert len(validation_curve(ModelType.REGRESSION, [passes(held)]).losses) == 1 + PATIENCE
+    assert Validation((float("nan"), 0.3, 0.3)).chosen_passes() == 2
+
+
+def test_multiclass_chooses_by_macro_f1_then_loss_and_binary_by_loss():
+    """A model can score better while its loss grows (sharper probabilities): for MULTICLASS
+    the metric the evaluation will report decides, the loss breaking ties; BINARY goes by the
+    loss."""
+    y = np.array([0.0, 1.0, 2.0, 2.0])
+    sharp = np.array([[9.0, 0, 0], [0, 9.0, 0], [0, 0, 9.0], [9.0, 0, 0]])  # 3 right, one very wrong
+    mild = sharp / 9  # the same 3 right, mildly wrong
+    worse = np.array([[1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]])  # 2 right
+
+    def fold(pass_scores):
+        for k, scores in enumerate(pass_scores):
+            yield PassResult(1.0 / (k + 1), scores, y, np.ones(4))
+
+    found = validation_curve(ModelType.MULTICLASS, [fold([worse, sharp, mild, worse, worse, worse])])
+    assert found.losses[1] > found.losses[0] and found.metrics[1] > found.metrics[0]
+    assert found.metrics[1] == found.metrics[2] and found.losses[2] < found.losses[1]
+    assert found.chosen_passes() == 3 and len(found.losses) == 3 + PATIENCE
+    ranked = [np.array([[-1.0], [1.0]]), np.array([[-9.0], [-8.0]])]  # both AUC 1, the second far off
+    binary = validation_curve(ModelType.BINARY, [(PassResult(1.0 / (k + 1), scores, np.array([0.0, 1.0]),
+                                                             np.ones(2)) for k, scores in enumerate(ranked))])
+    assert binary.metrics == (1.0, 1.0) and not binary.by_metric and binary.chosen_passes() == 1
+
+
+def test_macro_f1_of_class_numbers_is_the_evaluations():
+    rng = np.random.default_rng(3)
+    true, predicted = rng.integers(0, 6, 500), rng.integers(1, 7, 500)
+    accumulator = MulticlassAccumulator()
+    accumulator.add(true.astype(str), predicted.astype(str))
+    assert macro_f1(true, predicted) == pytest.approx(accumulator.metric(), rel=1e-12)
+    assert macro_f1(np.zeros(0, int), np.zeros(0, int)) == 0.0
+
+
+def test_the_folds_are_closed_when_the_curve_stops():
+    closed = []
+
+    def fold():
+        try:
+            yield from passes([0.5, 0.6, 0.7, 0.8, 0.9])
+        finally:
+            closed.append(True)
+
+    validation_curve(ModelType.REGRESSION, [fold(), fold()])
+    assert closed == [True, True]
+
+
+def block(rows: int, width: int) -> Block:
+    return Block(np.arange(0, rows * width + 1, width, dtype=np.int64), np.zeros(rows * width, np.int32),
+                 np.zeros(0), np.zeros(rows), np.ones(rows))
+
+
+def test_only_small_data_are_kept_for_cross_validation(monkeypatch):
+    monkeypatch.setattr(validation, "CV_MAX_ENTRIES", 1000)
+    reads = []
+
+    def blocks():
+        reads.append(1)
+        yield from (block(100, 3) for _ in range(5))  # 1,500 entries in all
+
+    assert in_memory(lambda: iter([block(100, 2)] * 5), 500, 10, 2**20) is not None  # 1,000 entries
+    assert in_memory(blocks, 500, 10, 2**20) is None and reads == [1]  # stopped at the fourth block
+    assert in_memory(blocks, validation.CV_MIN_ROWS - 1, 10, 2**20) is None and reads == [1]  # not read at all
+    assert in_memory(blocks, 500, 2**20 // (2 * FOLDS * validation.MODEL_BYTES) + 1, 2**20) is None  # the models
+    assert reads == [1]
+
+
+@pytest.mark.parametrize("kind", list(ModelType))
+def test_held_out_records_are_scored_with_the_kernels_loss(kind):
+    """The held-out loss is the loss training minimizes, record by record (weighted)."""
+    rng = np.random.default_rng(2)
+    rows, n_features, outputs = 40, 6, 3 if kind == ModelType.MULTICLASS else 1
+    indptr = np.arange(0, 2 * rows + 1, 2, dtype=np.int64)
+    indices = rng.integers(0, n_features, 2 * rows).astype(np.int32)
+    values = rng.normal(size=2 * rows)
+    classes = rng.integers(0, max(outputs, 2), rows).astype(float)
+    y = rng.normal(size=rows) if kind == ModelType.REGRESSION else classes
+    w = rng.uniform(0.5, 2.0, rows)
+    weights, bias = rng.normal(size=(n_features, outputs)), rng.normal(size=outputs)
+    held = HeldOut(kind, n_features)
+    whole = Block(indptr, indices, values, y, w)
+    held.add(whole, np.arange(0, rows, 2))
+    held.add(whole, np.arange(1, rows, 2))  # every record, in another order
+    order = np.concatenate([np.arange(0, rows, 2), np.arange(1, rows, 2)])
+    scores = np.zeros((rows, outputs))
+    for r in range(rows):
+        for j in range(indptr[r], indptr[r + 1]):
+            scores[r] += values[j] * weights[indices[j]]
+    total = gradients(KINDS[kind], scores, np.zeros_like(scores), bias, y, w, np.arange(rows),
+                      np.zeros((rows, outputs)))
+    assert np.allclose(held.scores(weights, bias), scores[order] + bias)
+    assert all(np.array_equal(a, b[order]) for a, b in zip(held.targets, (y, w)))
+    assert record_losses(kind, scores + bias, y) @ w == pytest.approx(total, rel=1e-10)
+    assert HeldOut(kind, n_features).scores(weights, bias).shape == (0, outputs)
+
+
+def test_the_step_reference_is_a_quarter_of_the_mean_squared_norm():
+    assert sgd.step_reference(block(10, 784)) == 196.0
+    assert sgd.step_reference(block(10, 2)) == 1.0  # at least 1
+    valued = Block(np.array([0, 2, 2, 3]), np.array([0, 1, 0], np.int32), np.array([3.0, 4.0, 2.0]),
+                   np.zeros(3), np.ones(3))
+    assert sgd.step_reference(valued) == pytest.approx(0.25 * (25 + 0 + 4) / 3)
+    empty_last = Block(np.array([0, 1, 2, 2]), np.array([0, 1], np.int32), np.array([8.0, 4.0]),
+                       np.zeros(3), np.ones(3))
+    assert sgd.step_reference(empty_last) == pytest.approx(0.25 * (64 + 16) / 3)
+
+
+def noisy_table(rows: int, seed: int) -> pa.RecordBatch:
+    """A weak signal in one of 40 values of `c`, and 200 values of `d` that are noise: the exact
+    fit at the default regularization overfits."""
+    rng = np.random.default_rng(seed)
+    c, d = rng.integers(0, 40, rows), rng.integers(0, 200, rows)
+    y = rng.random(rows) < 1 / (1 + np.exp(-(c % 2 - 0.5)))
+    return pa.RecordBatch.from_pydict({"c": [f"c{v}" for v in c], "d": [f"d{v}" for v in d],
+                                       "y": ["1" if v else "0" for v in y]})
+
+
+def test_small_data_train_the_chosen_passes_on_every_record(monkeypatch):
+    schema = make_schema([("c", "CATEGORICAL"), ("d", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
+    data = noisy_table(600, 1)
+    recipe = '{"outputs": ["ALL_CATEGORICAL"]}'
+    found: list[TrainingProgress] = []
+    params = SGDParams(max_passes=30, shuffle=True, seed=4)
+    model = train_model("BINARY", schema, recipe, params, None, lambda: iter([data]), progress=found.append)
+    done = found[-1]
+    validating = [p for p in found if not p.losses]  # reported first, pass by pass
+    assert [len(p.validation.losses) for p in validating] == list(range(1, len(done.validation.losses) + 1))
+    assert found[:len(validating)] == validating and validating[-1].validation == done.validation
+    assert validating[0].line().startswith("cross-validation pass 1 of up to 30: held-out loss 0.")
+    assert ", metric 0." in validating[0].line() and len(done.validation.metrics) == len(done.validation.losses)
+    assert done.line().startswith(f"pass {done.passes} of the {done.chosen_passes} chosen by cross-validation")
+    assert 1 <= done.chosen_passes < params.max_passes and done.passes == done.chosen_passes
+    assert len(done.validation.losses) < params.max_passes  # the folds stopped early
+    assert done.chosen_passes == done.validation.chosen_passes()
+    # the model is the one trained on every record for the chosen passes, without folds
+    monkeypatch.setattr(sgd, "in_memory", lambda *args: None)
+    plain = train_model("BINARY", schema, recipe, SGDParams(max_passes=done.chosen_passes, shuffle=True, seed=4),
+                        None, lambda: iter([data]))
+    assert np.array_equal(model.weights, plain.weights) and np.array_equal(model.bias, plain.bias)
+    stored = TrainingProgress.from_json(json.loads(json.dumps(done.to_json())))
+    assert stored == done
+
+
+def test_the_chosen_passes_generalize_better_than_every_pass():
+    """On a table whose exact fit overfits, cross-validation's model does better on new records
+    than running all sgd.maxPasses."""
+    schema = make_schema([("c", "CATEGORICAL"), ("d", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
+    recipe = '{"outputs": ["ALL_CATEGORICAL"]}'
+    held = noisy_table(5000, 2)
+    truth = np.array(held.column("y").to_pylist()) == "1"
+
+    def held_loss(model) -> float:
+        p = np.clip(model.score_table(pa.Table.from_batches([held])), 1e-12, 1 - 1e-12)
+        return float(-np.mean(np.where(truth, np.log(p), np.log(1 - p))))
+
+    params = SGDParams(max_passes=30, shuffle=True, seed=4)
+    chosen = train_model("BINARY", schema, recipe, params, None, lambda: iter([noisy_table(600, 1)]))
+    validation_off = pytest.MonkeyPatch()
+    validation_off.setattr(sgd, "in_memory", lambda *args: None)
+    try:
+        every = train_model("BINARY", schema, recipe, params, None, lambda: iter([noisy_table(600, 1)]))
+    finally:
+        validation_off.undo()
+    assert held_loss(chosen) < held_loss(every) - 0.01
