@@ -149,6 +149,14 @@ def draw_rows(rng: np.random.Generator, n: int) -> dict[str, pa.Array]:
     plus noise."""
     rows = draw_inputs(rng, n)
     target = rng.random(n) < 1 / (1 + np.exp(-(log_odds(rows) + rng.normal(0.0, 0.6, n))))
+    columns = input_columns(rng, rows)
+    columns[TARGET] = pc.take(pa.array(["no", "yes"]), pa.array(target.astype(np.int8)))
+    return columns
+
+
+def input_columns(rng: np.random.Generator, rows: Inputs) -> dict[str, pa.Array]:
+    """The inputs as string columns (null: an empty field); some texts capitalized."""
+    n = len(rows.used)
     columns = {name: pa.array(v, from_pandas=True).cast(pa.string())  # 36.0 is written 36
                for name, v in rows.numbers.items()}
     columns |= {name: pc.take(pa.array(levels), pa.array(rows.codes[name]))
@@ -162,7 +170,6 @@ def draw_rows(rng: np.random.Generator, n: int) -> dict[str, pa.Array]:
     text = pc.if_else(pa.array(rng.random(n) < 0.3), pc.utf8_capitalize(text), text)
     columns[TEXT] = pc.if_else(pc.match_substring(text, ","),
                                pc.binary_join_element_wise('"', text, '"', ""), text)
-    columns[TARGET] = pc.take(no_yes, pa.array(target.astype(np.int8)))
     return columns
 
 
@@ -179,10 +186,10 @@ def string_bytes(array: pa.Array) -> memoryview:
     return memoryview(array.buffers()[2])[offsets[0]:offsets[-1]]
 
 
-def schema_json() -> str:
+def schema_json(target_type: str = "BINARY") -> str:
     """The datasource schema: the right attributeType for every column, target `y`, a header."""
     kinds = ({n: "NUMERIC" for n in NUMERIC} | {n: "CATEGORICAL" for n in CATEGORICAL}
-             | {n: "BINARY" for n in BINARY} | {TEXT: "TEXT", TARGET: "BINARY"})
+             | {n: "BINARY" for n in BINARY} | {TEXT: "TEXT", TARGET: target_type})
     return json.dumps({"version": "1.0", "rowId": None, "rowWeight": None,
                        "targetAttributeName": TARGET, "dataFormat": "CSV",
                        "dataFileContainsHeader": True,

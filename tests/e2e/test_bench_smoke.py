@@ -54,11 +54,14 @@ def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
 def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
     document, markdown = _quick_bench(tmp_path, "--dataset", "quality")
     runs = [(d["name"], d["split"]) for d in document["datasets"]]
-    assert runs == [(name, split) for name in ("breast cancer", "diabetes", "digits", "wine", "tabular 8k")
-                    for split in ("random", "sequential")]
+    names = ("breast cancer", "diabetes", "digits", "wine", "tabular 8k", "rare positives 3k", "24 classes 3k",
+             "amounts 3k")
+    assert runs == [(name, split) for name in names for split in ("random", "sequential")]
     for entry in document["datasets"]:
         assert len(entry["folds"]) == 2 and set(entry["targets_met"]) == {"metric", "spread"}
-        if entry["metric"] != "RegressionRMSE":  # sequential folds of class-sorted rows (wine) score low
-            low = 0.5 if entry["split"] == "random" else 0.0
-            assert low < entry["openaml"]["mean"] <= 1.0 and low < entry["sklearn"]["mean"] <= 1.0, entry
+        ours, theirs = entry["openaml"]["mean"], entry["sklearn"]["mean"]
+        if entry["metric"] != "RegressionRMSE":
+            assert 0.0 < ours <= 1.0 and 0.0 < theirs <= 1.0, entry
+        if entry["split"] == "random":  # sequential folds of class-sorted rows (wine) score anything
+            assert (ours >= theirs - 0.1 if entry["metric"] != "RegressionRMSE" else ours <= 1.2 * theirs), entry
     assert "| digits | sequential | MULTICLASS |" in markdown

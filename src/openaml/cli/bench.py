@@ -304,7 +304,7 @@ def run_quality(quick: bool) -> tuple[dict[str, Any], list[str]]:
     result: dict[str, Any] = {"dataset": "quality" + (" (quick)" if quick else ""), "machine": machine(),
                               "targets": quality.TARGETS}
     click.echo("model quality at the default parameters against scikit-learn's best linear fit")
-    quality.run(result, click.echo, folds=2 if quick else quality.FOLDS)
+    quality.run(result, click.echo, folds=2 if quick else quality.FOLDS, quick=quick)
     return result, quality.table(result)
 
 
