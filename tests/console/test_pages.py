@@ -32,6 +32,7 @@ from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import AttributeType, parse_schema
 from openaml.ml.training import SGDParams, train_model
 from openaml.ml.training.progress import TrainingProgress
+from openaml.ml.training.validation import Validation
 
 from .conftest import FakeService
 
@@ -160,6 +161,24 @@ def test_model_page_shows_passes_and_weights(fake: FakeService, client: TestClie
     body = text(page)
     assert "Pass 3 of 3; last training loss 0.3333" in body and "Training loss per pass" in page
     assert "Largest weights for blue" in body and "shape=square" in body
+
+
+def test_model_page_shows_the_cross_validation_of_the_passes(fake: FakeService, client: TestClient) -> None:
+    fake.add("MLModel", "ml-cv", MLModelType="MULTICLASS", TrainingParameters={"sgd.maxPasses": "10"})
+    found = Validation((0.9, 0.6, 0.5, 0.55, 0.58), (0.4, 0.7, 0.75, 0.8, 0.78), by_metric=True)
+    fake.set_info("MLModel", "ml-cv", progress_info(TrainingProgress(10, validation=found)))
+    body = text(client.get("/console/models/ml-cv").text)
+    assert "Cross-validating the number of passes: pass 5 of up to 10" in body  # before training starts
+    done = TrainingProgress(10, (1.2, 0.7, 0.6, 0.4), found, chosen_passes=found.chosen_passes())
+    fake.set_info("MLModel", "ml-cv", progress_info(done))
+    page = client.get("/console/models/ml-cv").text
+    body = text(page)
+    assert "Pass 4 of 4; last training loss 0.4" in body
+    assert "4 of up to 10 passes had the best macro-average F1" in body and "4 (chosen)" in body
+    assert "Cross-validated held-out loss per pass" in page and "Cross-validated macro-average F1 per pass" in page
+    plain = TrainingProgress(10, (1.0, 0.5))
+    fake.set_info("MLModel", "ml-cv", progress_info(plain))
+    assert "Cross-validation" not in text(client.get("/console/models/ml-cv").text)
 
 
 def test_model_page_of_a_model_trained_before_every_loss_was_kept(fake: FakeService, client: TestClient) -> None:

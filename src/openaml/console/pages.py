@@ -26,6 +26,7 @@ from openaml.errors import InvalidInputException, ServiceError
 from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.metrics.report import BinaryDetails, MulticlassDetails, RegressionDetails
+from openaml.ml.training.progress import TrainingProgress
 
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
@@ -111,10 +112,12 @@ class Pages:
         entity_id = path["entity_id"]
         m = self.api("GetMLModel", {"MLModelId": entity_id, "Verbose": True})
         progress = reports.training_progress(self.port, entity_id)
-        passes = [(k, progress.max_passes, loss) for k, loss in enumerate(progress.losses, 1)] if progress else []
+        planned = (progress.chosen_passes or progress.max_passes) if progress else 0
+        passes = [(k, planned, loss) for k, loss in enumerate(progress.losses, 1)] if progress else []
         known = [(k, loss) for k, _, loss in passes if math.isfinite(loss)]
         loss_chart = (charts.line_svg([k for k, _ in known], [[loss for _, loss in known]], "Training loss per pass",
                                       x_label="pass", y_label="loss") if known else None)
+        validation = _validation_view(progress, m.get("MLModelType")) if progress else None
         loaded = self.load_model(m)
         weights = explain.top_weights(loaded.model) if loaded is not None else []
         weight_charts = [(w["output"], w["bias"], charts.bar_svg([f for f, _ in w["features"]],
@@ -124,7 +127,7 @@ class Pages:
         evaluations = self.api("DescribeEvaluations", {"FilterVariable": "MLModelId", "EQ": entity_id,
                                                        "SortOrder": "dsc"}).get("Results", [])
         return {"entity": m, "kind": KINDS["models"], "entity_id": entity_id, "passes": passes,
-                "loss_chart": loss_chart, "weight_charts": weight_charts,
+                "loss_chart": loss_chart, "validation": validation, "weight_charts": weight_charts,
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
                 "refresh": m.get("Status") in ACTIVE}
 
@@ -318,3 +321,22 @@ def _int(raw: Any, default: int, lo: int, hi: int) -> int:
     except (TypeError, ValueError):
         return default
     return min(max(value, lo), hi) if not math.isnan(value) else default
+
+
+def _validation_view(progress: TrainingProgress, model_type: str | None) -> dict[str, Any] | None:
+    """The cross-validation of the number of passes, for the model page: its passes (pass,
+    held-out loss, metric), the passes chosen, and its charts; None when there was none."""
+    found = progress.validation
+    if not found.losses:
+        return None
+    metric = {"BINARY": "AUC", "MULTICLASS": "macro-average F1"}.get(model_type or "", "") if found.metrics else ""
+    rows = [(k, loss, found.metrics[k - 1] if found.metrics else math.nan) for k, loss in enumerate(found.losses, 1)]
+    charted = [(k, loss, value) for k, loss, value in rows if math.isfinite(loss)]
+    xs = [k for k, _, _ in charted]
+    loss_chart = charts.line_svg(xs, [[loss for _, loss, _ in charted]], "Cross-validated held-out loss per pass",
+                                 x_label="pass", y_label="loss") if charted else None
+    metric_chart = (charts.line_svg(xs, [[value for _, _, value in charted]], f"Cross-validated {metric} per pass",
+                                    x_label="pass", y_label=metric) if metric and charted else None)
+    return {"rows": rows, "chosen": progress.chosen_passes, "max_passes": progress.max_passes, "metric": metric,
+            "by": metric if found.by_metric else "held-out loss", "loss_chart": loss_chart,
+            "metric_chart": metric_chart, "training": bool(progress.losses)}
