@@ -41,6 +41,9 @@ from openaml.ml.schema import Schema, parse_schema
 FOLDS = 4
 SEED = 7
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)  # C of LogisticRegression, 1/alpha of Ridge
+# One-hot images have about 100,000 features: a fit takes about 20 s, and C = 0.1 and 1 score
+# alike on the MNIST sample (0.894) within 100-120 lbfgs iterations
+WIDE_FEATURES, WIDE_STRENGTHS, WIDE_ITERATIONS = 10_000, (0.1, 1.0), 300
 TARGETS = {"metric_tolerance": 0.005, "rmse_tolerance": 0.01, "spread_slack": 0.01}
 TABULAR_ROWS = 8_000
 GENERATED = {"rare_positives": ("rare positives", 20_000), "many_classes": ("24 classes", 12_000),
@@ -195,14 +198,15 @@ def best_linear(model_type: ModelType, x_train: Any, y_train: np.ndarray, x_held
     from sklearn.metrics import f1_score, mean_squared_error, roc_auc_score
 
     scores = []
-    for strength in STRENGTHS:
+    wide = x_train.shape[1] > WIDE_FEATURES
+    for strength in WIDE_STRENGTHS if wide else STRENGTHS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             if model_type is ModelType.REGRESSION:
                 fitted = Ridge(alpha=1 / strength).fit(x_train, y_train)
                 scores.append(-float(np.sqrt(mean_squared_error(y_held, fitted.predict(x_held)))))
                 continue
-            fitted = LogisticRegression(C=strength, max_iter=5000).fit(x_train, y_train)
+            fitted = LogisticRegression(C=strength, max_iter=WIDE_ITERATIONS if wide else 5000).fit(x_train, y_train)
             if model_type is ModelType.BINARY:
                 scores.append(float(roc_auc_score(y_held, fitted.predict_proba(x_held)[:, 1])))
             else:
@@ -241,7 +245,9 @@ def met(model_type: ModelType, entry: dict[str, Any]) -> dict[str, bool]:
         close = ours["mean"] <= theirs["mean"] * (1 + TARGETS["rmse_tolerance"])
     else:
         close = ours["mean"] >= theirs["mean"] - TARGETS["metric_tolerance"]
-    return {"metric": bool(close), "spread": ours["spread"] <= theirs["spread"] + TARGETS["spread_slack"]}
+    # the slack is on the metric's scale: AUC and F1 lie in [0, 1], an RMSE's scale is its mean
+    slack = TARGETS["spread_slack"] * (theirs["mean"] if model_type is ModelType.REGRESSION else 1.0)
+    return {"metric": bool(close), "spread": ours["spread"] <= theirs["spread"] + slack}
 
 
 def table(result: dict[str, Any]) -> list[str]:

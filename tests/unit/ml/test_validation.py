@@ -159,15 +159,27 @@ def test_held_out_records_are_scored_with_the_kernels_loss(kind):
     assert HeldOut(kind, n_features).scores(weights, bias).shape == (0, outputs)
 
 
-def test_the_step_reference_is_a_quarter_of_the_mean_squared_norm():
-    assert sgd.step_reference(block(10, 784)) == 196.0
-    assert sgd.step_reference(block(10, 2)) == 1.0  # at least 1
-    valued = Block(np.array([0, 2, 2, 3]), np.array([0, 1, 0], np.int32), np.array([3.0, 4.0, 2.0]),
+def test_the_step_reference_follows_the_records_norm():
+    assert sgd.step_reference(block(10, 784), True) == 196.0  # a quarter of the squared norm
+    assert sgd.step_reference(block(10, 2), True) == 1.0  # at least 1
+    assert sgd.step_reference(block(10, 2), False) == sgd.SIZE_REFERENCE  # no cross-validation: small steps
+    assert sgd.step_reference(block(10, 784), False) == 196.0
+    valued = Block(np.array([0, 2, 2, 3]), np.array([0, 1, 0], np.int32), np.array([30.0, 40.0, 20.0]),
                    np.zeros(3), np.ones(3))
-    assert sgd.step_reference(valued) == pytest.approx(0.25 * (25 + 0 + 4) / 3)
-    empty_last = Block(np.array([0, 1, 2, 2]), np.array([0, 1], np.int32), np.array([8.0, 4.0]),
+    assert sgd.step_reference(valued, True) == pytest.approx(0.25 * (2500 + 0 + 400) / 3)
+    empty_last = Block(np.array([0, 1, 2, 2]), np.array([0, 1], np.int32), np.array([80.0, 40.0]),
                        np.zeros(3), np.ones(3))
-    assert sgd.step_reference(empty_last) == pytest.approx(0.25 * (64 + 16) / 3)
+    assert sgd.step_reference(empty_last, True) == pytest.approx(0.25 * (6400 + 1600) / 3)
+
+
+def choose_passes(monkeypatch: pytest.MonkeyPatch, passes: int) -> None:
+    """Training takes `passes` passes as if cross-validation had chosen them, without folds."""
+    def validated(kind, folds, on_pass=None):
+        for fold in folds:
+            fold.close()
+        return Validation(tuple(1.0 - k / 100 for k in range(passes)))  # the least loss last
+
+    monkeypatch.setattr(sgd, "validation_curve", validated)
 
 
 def noisy_table(rows: int, seed: int) -> pa.RecordBatch:
@@ -197,16 +209,15 @@ def test_small_data_train_the_chosen_passes_on_every_record(monkeypatch):
     assert 1 <= done.chosen_passes < params.max_passes and done.passes == done.chosen_passes
     assert len(done.validation.losses) < params.max_passes  # the folds stopped early
     assert done.chosen_passes == done.validation.chosen_passes()
-    # the model is the one trained on every record for the chosen passes, without folds
-    monkeypatch.setattr(sgd, "in_memory", lambda *args: None)
-    plain = train_model("BINARY", schema, recipe, SGDParams(max_passes=done.chosen_passes, shuffle=True, seed=4),
-                        None, lambda: iter([data]))
+    # the model is the one trained on every record for the chosen passes
+    choose_passes(monkeypatch, done.chosen_passes)
+    plain = train_model("BINARY", schema, recipe, params, None, lambda: iter([data]))
     assert np.array_equal(model.weights, plain.weights) and np.array_equal(model.bias, plain.bias)
     stored = TrainingProgress.from_json(json.loads(json.dumps(done.to_json())))
     assert stored == done
 
 
-def test_the_chosen_passes_generalize_better_than_every_pass():
+def test_the_chosen_passes_generalize_better_than_every_pass(monkeypatch):
     """On a table whose exact fit overfits, cross-validation's model does better on new records
     than running all sgd.maxPasses."""
     schema = make_schema([("c", "CATEGORICAL"), ("d", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
@@ -220,10 +231,6 @@ def test_the_chosen_passes_generalize_better_than_every_pass():
 
     params = SGDParams(max_passes=30, shuffle=True, seed=4)
     chosen = train_model("BINARY", schema, recipe, params, None, lambda: iter([noisy_table(600, 1)]))
-    validation_off = pytest.MonkeyPatch()
-    validation_off.setattr(sgd, "in_memory", lambda *args: None)
-    try:
-        every = train_model("BINARY", schema, recipe, params, None, lambda: iter([noisy_table(600, 1)]))
-    finally:
-        validation_off.undo()
+    choose_passes(monkeypatch, params.max_passes)
+    every = train_model("BINARY", schema, recipe, params, None, lambda: iter([noisy_table(600, 1)]))
     assert held_loss(chosen) < held_loss(every) - 0.01

@@ -31,6 +31,7 @@ from openaml.ml.training.params import SGDParams
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.validation import (
+    CV_MIN_ROWS,
     FOLDS,
     HeldOut,
     PassResult,
@@ -56,17 +57,23 @@ TOLERANCE = 1e-5
 # 0.12 s at 512 (AUC 0.84359 -> 0.84358).
 MIN_MINIBATCH, MAX_MINIBATCH, STEPS_PER_PASS = 64, 256, 100
 LARGE_MINIBATCH, LARGE_STEPS_PER_PASS = 1024, 1000
-# AdaGrad accumulators start at (reference / minibatch)^2 instead of 0, where the reference is
-# NORM_SHARE of the records' mean squared norm (one-hot MNIST: 784 * 0.25 = 196): a feature's
-# step per record is then at most ETA / reference, a fixed share of 1 / L, where L (the
-# largest curvature of a record's loss) is a quarter of its squared norm for the logistic
-# loss. Rare features (one-hot values seen a few times) take such steps instead of full
-# ETA-sized ones, which regularizes them (MNIST one-hot macro F1 0.87 -> 0.90); frequent
-# features soon behave as in plain AdaGrad. A fixed reference of 192, tuned on MNIST's
-# 784-feature records, made the steps of tables with about 20 features a record 40 times too
-# small: a generated 8,000-row table reached after 40 passes the AUC it now reaches in 3.
+# AdaGrad accumulators start at (reference / minibatch)^2 instead of 0: a feature's step per
+# record is then at most ETA / reference until its squared gradients outgrow that. Rare features
+# (one-hot values seen a few times) take such steps instead of full ETA-sized ones, which
+# regularizes them (MNIST one-hot macro F1 0.87 -> 0.90); frequent features soon behave as in
+# plain AdaGrad. The reference is the larger of
+# - NORM_SHARE of the records' mean squared norm: the step is then at most a share of 1 / L,
+#   L being a record's largest curvature (a quarter of its squared norm for the logistic loss);
+#   one-hot MNIST: 784 / 4 = 196, what tuning on it had found (192);
+# - SIZE_REFERENCE, unless cross-validation chooses the passes (small data): the constant that
+#   tuning on MNIST found (192), with which larger data converge within 10 passes and which
+#   regularizes them (35,000 records of a generated table: AUC 0.8309, against 0.8265 with
+#   the norm alone, about 10). Small data take 10 passes at 192 to go where larger data go in
+#   one (that table at 8,000 records: AUC 0.81-0.83 after 3 passes at its norm, reached after
+#   40 at 192), and then overfit, which cross-validation (validation.py) stops.
 # (models.md §2.1 allows any deterministic, tuning-free step size.)
 NORM_SHARE = 0.25
+SIZE_REFERENCE = 192.0
 AVERAGED_PASSES = 2
 STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a step: ms at most)
 
@@ -114,19 +121,23 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
     steps; once it answers True, fitting raises Cancelled."""
     size = minibatch_size(rows)
     with execution.helper("sgd") as pool:
-        def stepper() -> _Stepper:
-            return _Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop)
+        def stepper(validated: bool) -> _Stepper:
+            made = _Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop)
+            made.validated = validated
+            return made
 
         def validating(found: Validation) -> None:
             if progress is not None:
                 progress(TrainingProgress(params.max_passes, validation=found))
 
-        kept = in_memory(blocks, rows, n_features * outputs, memory_bytes) if params.max_passes > 1 else None
+        kept = in_memory(blocks, rows, n_features * outputs, memory_bytes)
         source = blocks if kept is None else (lambda: iter(kept))
-        found = Validation() if kept is None else validation_curve(kind, [
-            _validated_passes(stepper(), source, params, memory_bytes, fold) for fold in range(FOLDS)], validating)
+        # small data take large steps (cross-validation stops them when they overfit)
+        small = kept is not None or rows < CV_MIN_ROWS
+        found = Validation() if kept is None or params.max_passes < 2 else validation_curve(kind, [
+            _validated_passes(stepper(True), source, params, memory_bytes, fold) for fold in range(FOLDS)], validating)
         done = TrainingProgress(params.max_passes, validation=found, chosen_passes=found.chosen_passes())
-        final = stepper()
+        final = stepper(small)
         for loss in _passes(final, source, params, memory_bytes, done.chosen_passes or params.max_passes):
             done = done.after(loss)
             if progress is not None:
@@ -145,16 +156,17 @@ def compile_large_minibatches() -> None:
     stepper.run(0, block, [rows], keep=True)
 
 
-def step_reference(block: Block) -> float:
-    """NORM_SHARE of the mean squared norm of the block's records, at least 1."""
-    if len(block.y) == 0:
-        return 1.0
+def step_reference(block: Block, validated: bool) -> float:
+    """The AdaGrad reference of a training whose first buffer is `block`: NORM_SHARE of its
+    records' mean squared norm, at least 1, and at least SIZE_REFERENCE unless the data are
+    small (`validated`: cross-validation chooses their passes)."""
     if len(block.values):  # padded: reduceat reads one value at the start of an empty last row
         squares = np.add.reduceat(np.append(block.values ** 2, 0.0), block.indptr[:-1])
         squares = np.where(np.diff(block.indptr) > 0, squares, 0.0)
     else:
         squares = np.diff(block.indptr)
-    return max(1.0, NORM_SHARE * float(np.mean(squares)))
+    norm = NORM_SHARE * float(np.mean(squares)) if len(block.y) else 0.0
+    return max(1.0, norm, 0.0 if validated else SIZE_REFERENCE)
 
 
 def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
@@ -184,7 +196,7 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
         for index, buffer in buffers:
             check(stepper.should_stop)
             if k == 0 and index == 0:  # the first buffer sets the step sizes
-                stepper.set_reference(step_reference(buffer))
+                stepper.set_reference(step_reference(buffer, stepper.validated))
             training = None
             if fold is not None:
                 folds = fold_rows(len(buffer.y), index, params.seed)
@@ -261,6 +273,7 @@ class _Stepper:
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
                  pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None) -> None:
         self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
+        self.validated = False  # small data, whose passes cross-validation chooses: larger steps
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
         self.parts: tuple[Part, Part] | None = None
