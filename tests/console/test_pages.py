@@ -176,6 +176,12 @@ def test_model_page_shows_the_cross_validation_of_the_passes(fake: FakeService, 
     assert "Pass 4 of 4; last training loss 0.4" in body
     assert "4 of up to 10 passes had the best macro-average F1" in body and "4 (chosen)" in body
     assert "Cross-validated held-out loss per pass" in page and "Cross-validated macro-average F1 per pass" in page
+    odd = {"training": {"pass": 0, "max_passes": 10, "losses": [], "first_pass": 1, "chosen_passes": 0,
+                        "validation_losses": [None, 0.5, 0.4], "validation_metrics": [0.5]}}  # short, not finite
+    fake.set_info("MLModel", "ml-cv", odd)
+    page = client.get("/console/models/ml-cv").text
+    assert "Cross-validating the number of passes: pass 3 of up to 10" in text(page)
+    assert "<figure>None" not in page and "nan" not in text(page)  # nothing charted, blanks in the table
     plain = TrainingProgress(10, (1.0, 0.5))
     fake.set_info("MLModel", "ml-cv", progress_info(plain))
     assert "Cross-validation" not in text(client.get("/console/models/ml-cv").text)

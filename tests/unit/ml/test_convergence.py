@@ -1,6 +1,8 @@
-"""The default 10 passes converge: on a small table of categories (few features a record, the
-shape of most Amazon ML data), the held-out loss of OpenAML's model is within 0.5 % of an
-exact, nearly unregularized fit's (scikit-learn), for every model type."""
+"""The default 10 passes converge on small data: on a table of categories (few features a
+record, the shape of most Amazon ML data), 3,000 records (cross-validated: 4 to 7 passes are
+chosen), the held-out loss of OpenAML's model is within 0.5 % of an exact, nearly
+unregularized fit's (scikit-learn), for every model type. (With every pass at the steps of
+larger data, it is 2.3 to 2.9 % above: those converge over their many more records.)"""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class StopAfter:
 
 
 def test_fitting_stops_within_a_pass() -> None:
-    rows = 5000  # one buffer of rows / minibatch_size = 79 steps
+    rows = 5000  # one buffer of rows / minibatch_size = 79 steps (in the first fold of cross-validation)
     rng = np.random.default_rng(1)
     indices = rng.integers(0, 50, rows).astype(np.int32)
     block = Block(np.arange(rows + 1, dtype=np.int64), indices, np.zeros(0),
@@ -70,7 +70,8 @@ def test_training_stops_between_passes_over_kept_records() -> None:
     with pytest.raises(Cancelled):
         train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=10), None, batches,
                     passes.append, should_stop=lambda: bool(passes))
-    # the records were read once, then kept: only should_stop could stop the second pass
+    # the records were read once, then kept: only should_stop could stop the second pass (of the
+    # folds of cross-validation: the progress reports them too)
     assert len(reads) == 1 and len(passes) == 1
 
 
@@ -86,7 +87,8 @@ def test_training_stops_while_replaying_kept_records() -> None:
     with pytest.raises(Cancelled):
         train_model("MULTICLASS", SCHEMA, RECIPE, SGDParams(max_passes=10), None, batches,
                     should_stop=StopAfter(6))
-    # fitting read all 4 batches (questions 1-4), the first pass asked twice more from memory
+    # fitting read all 4 batches (questions 1-4), the features were then built from memory (the
+    # first fold of cross-validation asked twice more)
     assert taken == [0, 1, 2, 3]
 
 

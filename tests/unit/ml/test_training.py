@@ -438,3 +438,19 @@ def test_regression_targets_beyond_a_doubles_range_fail_training_with_a_reason()
     with pytest.raises(TrainingError, match="too large to train on"):
         train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(max_passes=1), None,
                     lambda: iter([batch]))
+
+
+def test_a_read_left_before_its_end_leaves_the_next_one_to_keep_the_records():
+    from openaml.ml.features.values import Columns
+    from openaml.ml.training import train
+
+    reads = []
+
+    def source():
+        reads.append(1)
+        return iter([Columns(make_batch({"c": ["a", "b"]}), make_schema([("c", "CATEGORICAL")]))] * 3)
+
+    replay = train._Replay(source, limit=1 << 30)
+    next(iter(replay()))  # left after one batch (cross-validation's size probe stops so)
+    assert len(list(replay())) == 3 and len(list(replay())) == 3
+    assert len(reads) == 2  # the complete read was kept

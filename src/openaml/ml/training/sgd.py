@@ -65,7 +65,8 @@ LARGE_MINIBATCH, LARGE_STEPS_PER_PASS = 1024, 1000
 # - NORM_SHARE of the records' mean squared norm: the step is then at most a share of 1 / L,
 #   L being a record's largest curvature (a quarter of its squared norm for the logistic loss);
 #   one-hot MNIST: 784 / 4 = 196, what tuning on it had found (192);
-# - SIZE_REFERENCE, unless cross-validation chooses the passes (small data): the constant that
+# - SIZE_REFERENCE, unless the data are small (cross-validation then chooses the passes when
+#   there are more than one, see fit_linear): the constant that
 #   tuning on MNIST found (192), with which larger data converge within 10 passes and which
 #   regularizes them (35,000 records of a generated table: AUC 0.8309, against 0.8265 with
 #   the norm alone, about 10). Small data take 10 passes at 192 to go where larger data go in
@@ -115,7 +116,8 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
                execution: Execution = ONE_THREAD) -> LinearState:
     """Run up to params.max_passes passes over `rows` records, as many as cross-validation
     chooses on small data (validation.py); stop earlier when the pass loss improves by < 1e-5
-    (relative). Returns the model of the last pass. `progress` is told of each pass, of the
+    (relative). Returns the mean of the iterates of the last AVERAGED_PASSES passes (of the
+    only pass: from its first step). `progress` is told of each pass, of the
     folds while cross-validating (the validation losses so far, no training loss) and then
     of the training. should_stop is asked before each buffer and every STOP_CHECK_STEPS
     steps; once it answers True, fitting raises Cancelled."""
@@ -159,7 +161,7 @@ def compile_large_minibatches() -> None:
 def step_reference(block: Block, validated: bool) -> float:
     """The AdaGrad reference of a training whose first buffer is `block`: NORM_SHARE of its
     records' mean squared norm, at least 1, and at least SIZE_REFERENCE unless the data are
-    small (`validated`: cross-validation chooses their passes)."""
+    small (`validated`: small enough to cross-validate, or under CV_MIN_ROWS records)."""
     if len(block.values):  # padded: reduceat reads one value at the start of an empty last row
         squares = np.add.reduceat(np.append(block.values ** 2, 0.0), block.indptr[:-1])
         squares = np.where(np.diff(block.indptr) > 0, squares, 0.0)
@@ -235,7 +237,7 @@ def _validated_passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], 
         window = (stepper.averaged(), stepper.steps)
         model = window[0] if last is None else _mean_of(window, last)
         last = window
-        yield PassResult(loss, held.scores(model.weights, model.bias), *held.targets)
+        yield PassResult.scored(stepper.kind, loss, held.scores(model.weights, model.bias), *held.targets)
 
 
 def _mean_of(a: tuple[LinearState, int], b: tuple[LinearState, int]) -> LinearState:

@@ -154,7 +154,8 @@ def _two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Ex
 class _Replay:
     """A re-readable source of batches of records whose first complete read is kept in memory
     when it fits `limit` bytes: fitting the features and the first SGD pass then read the data
-    once. should_stop is asked before every batch, read or kept."""
+    once. A read left before its end keeps nothing and leaves the next one to try. should_stop
+    is asked before every batch, read or kept."""
 
     def __init__(self, source: Callable[[], Iterator[Columns]], limit: int,
                  should_stop: ShouldStop | None = None) -> None:
@@ -172,15 +173,17 @@ class _Replay:
             yield from self.kept
             return
         kept: list[Columns] | None = None if self.tried else []
-        self.tried, size = True, 0
+        size = 0
         for columns in self.source():
             if kept is not None:
                 size += columns.nbytes
                 kept = kept if size <= self.limit else None
                 if kept is not None:
                     kept.append(columns)
+                else:
+                    self.tried = True  # too large: no later read keeps them either
             yield columns
-        self.kept = kept
+        self.tried, self.kept = True, kept
 
 
 class _TargetSummary:

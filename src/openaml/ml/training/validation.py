@@ -1,17 +1,18 @@
 """How many passes to make: chosen by cross-validation on small data (sgd.maxPasses is a
 maximum, models.md §3).
 
-SGD's steps are sized to converge within a few passes (sgd.py), and at the default
-sgd.l2RegularizationAmount (1e-6) the exact optimum overfits small tables: a generated
+SGD's steps on small data are sized to converge within a few passes (sgd.py), and at the
+default sgd.l2RegularizationAmount (1e-6) the exact optimum overfits small tables: a generated
 8,000-row bank table scores AUC 0.765 at the optimum against 0.81 to 0.83 after 2 to 4 passes.
-So when the training features are small (at most CV_MAX_ENTRIES stored entries), they are kept
-in memory and trained FOLDS more times, each time without one fold of the records (drawn by the
-training's seed), pass by pass in step; after each pass the models are scored on their held-out
-folds, and once the mean held-out loss has not improved for PATIENCE passes the folds stop. The
-model is then trained on every record for the number of passes whose mean held-out loss was
-least. (Scikit-learn's suite at 4-fold cross-validation, two folds each: breast cancer, digits,
-wine and that table reach scikit-learn's best regularized fit within 0.005.) Larger data run
-every pass: they cost FOLDS times more to validate, and overfit much less.
+So when the training features are small (at least CV_MIN_ROWS records, at most CV_MAX_ENTRIES
+stored entries, FOLDS models within half the memory budget), they are kept in memory and
+trained FOLDS more times, each time without one fold of the records (drawn by the training's
+seed), pass by pass in step. After each pass the folds' models score their held-out records;
+their pooled loss and Amazon ML's metric choose the passes (Validation.chosen_passes), and the
+folds stop once that choice has not changed for PATIENCE passes in which their training loss
+fell (MAX_WAIT passes at most). The model is then trained on every record for the chosen
+number of passes. Larger data run every pass, with smaller steps: they would cost FOLDS times
+more to validate, and overfit much less.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ FOLDS = 5
 CV_MAX_ENTRIES = 1_000_000  # stored feature entries (about 12 bytes each)
 CV_MIN_ROWS = 50  # fewer records: folds of under 10 records say little; every pass runs
 PATIENCE = 2
+MAX_WAIT = 6  # passes past the best, falling training loss or not (it may never fall: NaN)
 
 
 MODEL_BYTES = 32  # a fold's training holds about this much per model coefficient
@@ -37,13 +39,28 @@ MODEL_BYTES = 32  # a fold's training holds about this much per model coefficien
 
 @dataclass(frozen=True)
 class PassResult:
-    """One pass of a fold's training: its mean training loss, and its model's scores (rows,
-    outputs) of the held-out records, their targets and weights."""
+    """One pass of a fold's training: its mean training loss, and of its model on the held-out
+    records the weighted loss sum, the weight sum and what the metric needs (BINARY: the
+    scores; MULTICLASS: the predicted class numbers; REGRESSION: nothing), with their targets.
+    Reduced so, the folds' results take a few bytes a record whatever the number of classes."""
 
     loss: float
-    scores: np.ndarray
+    held_loss: float
+    held_weight: float
+    predicted: np.ndarray
     y: np.ndarray
-    w: np.ndarray
+
+    @classmethod
+    def scored(cls, kind: ModelType, loss: float, scores: np.ndarray, y: np.ndarray, w: np.ndarray) -> PassResult:
+        """The result of a pass whose model gives the held-out records these scores (rows,
+        outputs)."""
+        if kind == ModelType.BINARY:
+            predicted = scores[:, 0]
+        elif kind == ModelType.MULTICLASS:
+            predicted = scores.argmax(axis=1)
+        else:
+            predicted = np.zeros(0)
+        return cls(loss, float(np.dot(w, record_losses(kind, scores, y))), float(w.sum()), predicted, y)
 
 
 @dataclass(frozen=True)
@@ -110,15 +127,15 @@ def validation_curve(kind: ModelType, folds: list[Iterator[PassResult]],
         for results in zip(*folds):
             training_loss = float(np.mean([r.loss for r in results]))
             falling, previous = training_loss < previous, training_loss
-            scores = np.concatenate([r.scores for r in results])
-            y, w = np.concatenate([r.y for r in results]), np.concatenate([r.w for r in results])
-            loss = float(np.dot(w, record_losses(kind, scores, y)) / w.sum()) if w.sum() > 0 else np.nan
-            metrics = () if kind == ModelType.REGRESSION else (*found.metrics, pooled_metric(kind, scores, y))
+            weight = sum(r.held_weight for r in results)
+            loss = sum(r.held_loss for r in results) / weight if weight > 0 else np.nan
+            metrics = () if kind == ModelType.REGRESSION else (*found.metrics, pooled_metric(
+                kind, np.concatenate([r.predicted for r in results]), np.concatenate([r.y for r in results])))
             found = Validation((*found.losses, loss), metrics, kind == ModelType.MULTICLASS)
             if on_pass is not None:
                 on_pass(found)
             waited = 0 if found.chosen_passes() == len(found.losses) else waited + falling
-            if waited >= PATIENCE:
+            if waited >= PATIENCE or len(found.losses) - found.chosen_passes() >= MAX_WAIT:
                 break
     finally:
         for fold in folds:
@@ -128,12 +145,12 @@ def validation_curve(kind: ModelType, folds: list[Iterator[PassResult]],
     return found
 
 
-def pooled_metric(kind: ModelType, scores: np.ndarray, y: np.ndarray) -> float:
-    """AUC (BINARY) or macro F1 (MULTICLASS) of the scores (rows, outputs) of records whose
-    targets are y (1/0, or the class number)."""
+def pooled_metric(kind: ModelType, predicted: np.ndarray, y: np.ndarray) -> float:
+    """AUC (BINARY: of the scores) or macro F1 (MULTICLASS: of the predicted class numbers) of
+    records whose targets are y (1/0, or the class number)."""
     if kind == ModelType.BINARY:
-        return auc_score(scores[:, 0], y)
-    return macro_f1(y, scores.argmax(axis=1))
+        return auc_score(predicted, y)
+    return macro_f1(y, predicted)
 
 
 class HeldOut:
