@@ -239,3 +239,63 @@ def test_the_chosen_passes_generalize_better_than_every_pass(monkeypatch):
     choose_passes(monkeypatch, params.max_passes)
     every = train_model("BINARY", schema, recipe, params, None, lambda: iter([noisy_table(600, 1)]))
     assert held_loss(chosen) < held_loss(every) - 0.01
+
+
+def folded_blocks(rows: int = 8_000) -> list[Block]:
+    """One-hot records with a learnable target, in blocks of 4,000 (one buffer: fewer than
+    MIN_BUFFER_ROWS, whatever the budget)."""
+    rng = np.random.default_rng(9)
+    codes = rng.integers(0, 40, rows)
+    y = (rng.random(rows) < 1 / (1 + np.exp(-(codes % 5 - 2.0)))).astype(float)
+    cut = np.arange(0, rows + 1, 4000)
+    return [Block(np.arange(e - s + 1, dtype=np.int64), codes[s:e].astype(np.int32), np.zeros(0), y[s:e],
+                  np.ones(e - s)) for s, e in zip(cut[:-1], cut[1:])]
+
+
+def fit(blocks: list[Block], memory_bytes: int = sgd.MEMORY_BYTES, execution=None, should_stop=None):
+    from openaml.ml.execution import ONE_THREAD
+
+    found: list[TrainingProgress] = []
+    state = sgd.fit_linear(ModelType.BINARY, lambda: iter(blocks), 40, 1, SGDParams(max_passes=8, shuffle=True, seed=2),
+                           sum(len(b.y) for b in blocks), found.append, memory_bytes, should_stop,
+                           execution or ONE_THREAD)
+    return state, found[-1]
+
+
+def test_cross_validation_is_the_same_from_kept_plans_or_re_read_buffers(monkeypatch):
+    """Buffers built again every pass (no room to keep their plans) hold out the same records
+    as kept ones: the same curve, passes and model."""
+    built = []
+    group = sgd.group_buffers
+    monkeypatch.setattr(sgd, "group_buffers", lambda *args: (built.append(1), group(*args))[1])
+    blocks = folded_blocks()
+    kept, kept_progress = fit(blocks)
+    assert len(built) == FOLDS + 1  # once per training
+    # room for the folds' models and the blocks, not for the plans: every pass builds them again
+    tight, tight_progress = fit(blocks, memory_bytes=2 * FOLDS * 40 * validation.MODEL_BYTES + 4096)
+    assert len(built) > 3 * (FOLDS + 1)
+    assert kept_progress.chosen_passes and kept_progress.validation == tight_progress.validation
+    assert np.array_equal(kept.weights, tight.weights) and np.array_equal(kept.bias, tight.bias)
+
+
+def test_cross_validation_is_the_same_on_one_thread_or_two():
+    from openaml.ml.execution import Execution
+
+    blocks = folded_blocks()
+    one, one_progress = fit(blocks)
+    two, two_progress = fit(blocks, execution=Execution(2))
+    assert one_progress == two_progress and np.array_equal(one.weights, two.weights)
+
+
+def test_cancelling_during_cross_validation_stops_and_closes_the_folds():
+    from openaml.ml.training import Cancelled
+
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(1)
+        return len(asked) > 10  # within the folds' first passes
+
+    with pytest.raises(Cancelled):
+        fit(folded_blocks(), should_stop=should_stop)
+    assert len(asked) == 11
