@@ -29,6 +29,9 @@ def test_quick_benchmark_writes_its_result(tmp_path: Path) -> None:
     assert 0.5 < document["openaml"]["macro_f1"] <= 1.0, document["openaml"]
     assert set(document["ratios"]) >= {"pipeline_vs_sklearn", "ingest_vs_parse"}
     assert "| OpenAML workflow" in markdown
+    training = document["openaml"]["jobs"]["training"]  # from the job log: 700 rows are cross-validated
+    assert 1 <= training["passes"] <= 10 and training["validation_passes"] >= training["passes"]
+    assert f"{training['passes']} passes (after {training['validation_passes']} passes of" in markdown
 
 
 def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:

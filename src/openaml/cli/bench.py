@@ -128,7 +128,10 @@ def table(result: dict[str, Any]) -> list[str]:
             f"service span {ours['service_span_s']:.2f} s, server peak RSS "
             f"{ours['peak_rss_mib']:.0f} MiB")
         for name, job in ours["jobs"].items():
-            row(f"&nbsp;&nbsp;{name}", job["run_s"], None, f"queued {job['queued_s']:.2f} s")
+            passes = f", {job['passes']} passes" if "passes" in job else ""
+            if job.get("validation_passes"):
+                passes += f" (after {job['validation_passes']} passes of cross-validation's folds)"
+            row(f"&nbsp;&nbsp;{name}", job["run_s"], None, f"queued {job['queued_s']:.2f} s{passes}")
     if (load := result.get("predict")) and "requests_per_s" in load:
         row("Predict load (wrk)", load["seconds"], None,
             f"{load['requests_per_s']:,.0f} req/s, p50 {load['p50_ms']:.1f} ms, p99 "
