@@ -304,6 +304,17 @@ def test_batch_prediction_preview_and_download(fake: FakeService, client: TestCl
     download = client.get("/console/batchpredictions/bp-1/download", params={"file": 0})
     assert download.status_code == 200 and download.content == data
     assert client.get("/console/batchpredictions/bp-1/download", params={"file": 5}).status_code == 404
+    for wrong in ("-1", "-2", "x", ""):  # -1 served the last file (Python's negative index)
+        assert client.get("/console/batchpredictions/bp-1/download", params={"file": wrong}).status_code == 404
+
+
+def test_every_page_names_an_icon_that_is_served(fake: FakeService, client: TestClient) -> None:
+    """Browsers asked for /favicon.ico on every page, a 404 each time."""
+    page = client.get("/console/").text
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon is not None and icon.group(1) == "/console/static/favicon.svg"
+    served = client.get(icon.group(1))
+    assert served.status_code == 200 and served.text.startswith("<svg")
 
 
 def test_static_files_served(client: TestClient) -> None:

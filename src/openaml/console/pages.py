@@ -196,6 +196,10 @@ class Pages:
                 "refresh": bp.get("Status") in ACTIVE}
 
     def result_file(self, entity_id: str, index: int) -> tuple[str, str]:
+        """The URI and name of result file number `index` (from 0) of a batch prediction;
+        IndexError for a number it has not (a negative one included)."""
+        if index < 0:
+            raise IndexError(index)
         bp = self.api("GetBatchPrediction", {"BatchPredictionId": entity_id})
         uri = reports.result_files(self.port, bp)[index][1]
         return uri, uri.rsplit("/", 1)[-1]
