@@ -116,6 +116,20 @@ def test_rename_and_delete_go_through_the_service(fake: FakeService, client: Tes
     assert ("update_data_source", {"DataSourceId": "ds-1", "DataSourceName": "new name"}) in fake.calls
     gone = client.post("/console/evaluations/ev-1/delete", data={"csrf_token": token}, follow_redirects=True)
     assert "Deleted ev-1" in gone.text and "ev-1" not in fake.entities["Evaluation"]
+    # an empty name clears it (the API allows that): the notice says so, not "Renamed"
+    cleared = client.post("/console/datasources/ds-1/rename", data={"name": "", "csrf_token": token},
+                          follow_redirects=True)
+    assert "Name of ds-1 cleared" in text(cleared.text) and "Renamed" not in text(cleared.text)
+
+
+def test_deleted_entities_offer_no_rename_or_delete(fake: FakeService, client: TestClient) -> None:
+    fake.add("DataSource", "ds-gone", Name="gone", Status="DELETED")
+    fake.add("DataSource", "ds-here", Name="here")
+    gone = client.get("/console/datasources/ds-gone").text
+    assert "Deleted: it can no longer be renamed or deleted." in text(gone)
+    assert "/rename" not in gone and "/delete" not in gone
+    here = client.get("/console/datasources/ds-here").text
+    assert "/console/datasources/ds-here/rename" in here and "/console/datasources/ds-here/delete" in here
 
 
 def test_datasource_insights_and_pagination(fake: FakeService, client: TestClient) -> None:

@@ -79,8 +79,9 @@ class Pages:
             self.api(kind.delete_op, {kind.id_member: entity_id})
             return f"Deleted {entity_id}"
         if verb == "rename":
-            self.api(kind.update_op, {kind.id_member: entity_id, kind.name_member: form.get("name")})
-            return f"Renamed {entity_id}"
+            name = form.get("name")
+            self.api(kind.update_op, {kind.id_member: entity_id, kind.name_member: name})
+            return f"Renamed {entity_id}" if name and name.strip() else f"Name of {entity_id} cleared"
         threshold = _finite_number(form.get("threshold", ""), "score threshold")
         self.api("UpdateMLModel", {"MLModelId": entity_id, "ScoreThreshold": threshold})
         return f"Score threshold of {entity_id} saved: {threshold:g}"
