@@ -337,8 +337,7 @@ def _validation_view(progress: TrainingProgress, model_type: str | None) -> dict
     metric = {"BINARY": "AUC", "MULTICLASS": "macro-average F1"}.get(model_type or "", "") if found.metrics else ""
     rows = [(k, loss, found.metrics[k - 1] if k <= len(found.metrics) else math.nan)
             for k, loss in enumerate(found.losses, 1)]
-    charted = [(k, loss, value) for k, loss, value in rows if math.isfinite(loss) and math.isfinite(value)] \
-        if metric else [(k, loss, value) for k, loss, value in rows if math.isfinite(loss)]
+    charted = [row for row in rows if math.isfinite(row[1]) and (not metric or math.isfinite(row[2]))]
     xs = [k for k, _, _ in charted]
     loss_chart = charts.line_svg(xs, [[loss for _, loss, _ in charted]], "Cross-validated held-out loss per pass",
                                  x_label="pass", y_label="loss") if charted else None

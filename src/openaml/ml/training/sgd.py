@@ -123,10 +123,9 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
     steps; once it answers True, fitting raises Cancelled."""
     size = minibatch_size(rows)
     with execution.helper("sgd") as pool:
-        def stepper(validated: bool) -> _Stepper:
-            made = _Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop)
-            made.validated = validated
-            return made
+        def stepper(small: bool) -> _Stepper:
+            return _Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop,
+                            small)
 
         def validating(found: Validation) -> None:
             if progress is not None:
@@ -158,17 +157,17 @@ def compile_large_minibatches() -> None:
     stepper.run(0, block, [rows], keep=True)
 
 
-def step_reference(block: Block, validated: bool) -> float:
+def step_reference(block: Block, small: bool) -> float:
     """The AdaGrad reference of a training whose first buffer is `block`: NORM_SHARE of its
     records' mean squared norm, at least 1, and at least SIZE_REFERENCE unless the data are
-    small (`validated`: small enough to cross-validate, or under CV_MIN_ROWS records)."""
+    `small` (small enough to cross-validate, or under CV_MIN_ROWS records)."""
     if len(block.values):  # padded: reduceat reads one value at the start of an empty last row
         squares = np.add.reduceat(np.append(block.values ** 2, 0.0), block.indptr[:-1])
         squares = np.where(np.diff(block.indptr) > 0, squares, 0.0)
     else:
         squares = np.diff(block.indptr)
     norm = NORM_SHARE * float(np.mean(squares)) if len(block.y) else 0.0
-    return max(1.0, norm, 0.0 if validated else SIZE_REFERENCE)
+    return max(1.0, norm, 0.0 if small else SIZE_REFERENCE)
 
 
 def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
@@ -181,6 +180,7 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
     # After the first pass, buffers that fit half the budget stay in memory as their
     # minibatches already transposed (the kernel's plans), which replace their features.
     cache: list[Block] | None = None
+    trained_rows: dict[int, np.ndarray] = {}  # with a fold: each buffer's records out of it
     previous = np.inf
     for k in range(passes):
         if fold is not None or k == max(0, passes - AVERAGED_PASSES):
@@ -198,13 +198,15 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
         for index, buffer in buffers:
             check(stepper.should_stop)
             if k == 0 and index == 0:  # the first buffer sets the step sizes
-                stepper.set_reference(step_reference(buffer, stepper.validated))
+                stepper.set_reference(step_reference(buffer, stepper.small))
             training = None
             if fold is not None:
-                folds = fold_rows(len(buffer.y), index, params.seed)
-                training = np.flatnonzero(folds != fold)
-                if k == 0 and held is not None:
-                    held.add(buffer, np.flatnonzero(folds == fold))
+                training = trained_rows.get(index)
+                if training is None:  # first seen: drawn once, the same in every pass
+                    folds = fold_rows(len(buffer.y), index, params.seed)
+                    training = trained_rows[index] = np.flatnonzero(folds != fold)
+                    if held is not None:
+                        held.add(buffer, np.flatnonzero(folds == fold))
             order = np.random.default_rng([params.seed, k, index + 1])  # same cached or re-read
             batches = _minibatches(len(buffer.y), stepper.size, params, index, order, training)
             loss, w = stepper.run(index, buffer, batches, keep)
@@ -273,9 +275,10 @@ class _Stepper:
     costs one hand-over between threads."""
 
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
-                 pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None) -> None:
+                 pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None,
+                 small: bool = False) -> None:
         self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
-        self.validated = False  # small data, whose passes cross-validation chooses: larger steps
+        self.small = small  # small data, whose passes cross-validation chooses: larger steps
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
         self.parts: tuple[Part, Part] | None = None

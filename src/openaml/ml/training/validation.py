@@ -32,8 +32,6 @@ CV_MAX_ENTRIES = 1_000_000  # stored feature entries (about 12 bytes each)
 CV_MIN_ROWS = 50  # fewer records: folds of under 10 records say little; every pass runs
 PATIENCE = 2
 MAX_WAIT = 6  # passes past the best, falling training loss or not (it may never fall: NaN)
-
-
 MODEL_BYTES = 32  # a fold's training holds about this much per model coefficient
 
 
@@ -104,9 +102,7 @@ def in_memory(blocks: Callable[[], Iterator[Block]], rows: int, coefficients: in
                 return None
             kept.append(block)
     finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+        _close(source)
     return kept
 
 
@@ -139,10 +135,15 @@ def validation_curve(kind: ModelType, folds: list[Iterator[PassResult]],
                 break
     finally:
         for fold in folds:
-            close = getattr(fold, "close", None)
-            if close is not None:
-                close()
+            _close(fold)
     return found
+
+
+def _close(iterator: Iterator[object]) -> None:
+    """Close a generator left before its end (its `finally` clauses run now)."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
 
 
 def pooled_metric(kind: ModelType, predicted: np.ndarray, y: np.ndarray) -> float:
