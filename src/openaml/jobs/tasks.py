@@ -130,7 +130,7 @@ class Tasks:
                 if readers > 1:
                     job.log_line(f"the data were read once for {readers} datasources")
         document = report.to_dict()
-        self._write_json(record.kind, record.id, INGEST_FILE, document)
+        self.artifacts.write_json(record.kind.value, record.id, INGEST_FILE, document)
         job.log_line(
             f"{report.records_read} records read, {report.rejected_records} rejected, "
             f"{report.selected_records} selected; blocks read by path: "
@@ -181,7 +181,8 @@ class Tasks:
     def train_model(self, job: Job) -> MLModelResult:
         record = job.record
         spec = read_spec(record, MLModelSpec)
-        stored = self._read_json(EntityKind.DATASOURCE, spec.datasource_id, INGEST_FILE).get("statistics")
+        stored = self.artifacts.read_json(EntityKind.DATASOURCE.value, spec.datasource_id,
+                                          INGEST_FILE).get("statistics")
         statistics = DatasetStatistics.from_json(stored) if stored else None
         recipe = spec.recipe or default_recipe(spec.schema, statistics)
 
@@ -212,7 +213,7 @@ class Tasks:
         stop = _Deleted([job])
         result = evaluate_model(loaded.model, self._batches(source.id, stop)(),
                                 read_spec(source, DataSourceSpec).schema, stop, self.execution)
-        self._write_json(record.kind, record.id, REPORT_FILE, result.report.to_json())
+        self.artifacts.write_json(record.kind.value, record.id, REPORT_FILE, result.report.to_json())
         return EvaluationResult(result.metrics)
 
     def batch_predict(self, job: Job) -> BatchPredictionResult:
@@ -273,13 +274,6 @@ class Tasks:
 
         return batches
 
-    def _write_json(self, kind: EntityKind, entity_id: str, name: str, document: Any) -> None:
-        with self.artifacts.open_write(kind.value, entity_id, name) as out:
-            out.write(json.dumps(document, separators=(",", ":"), default=str).encode())
-
-    def _read_json(self, kind: EntityKind, entity_id: str, name: str) -> dict[str, Any]:
-        with self.artifacts.open_read(kind.value, entity_id, name) as stream:
-            return json.loads(stream.read())
 
 
 class _Deleted:

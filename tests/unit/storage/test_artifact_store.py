@@ -86,3 +86,32 @@ def test_append_and_remove_tree(tmp_path: Path) -> None:
     store.remove_tree("logs", "ds-1")  # again: nothing to do
     assert not store.exists("logs", "ds-1", "job.log")
     assert os.listdir(tmp_path / "logs") == []
+
+
+def test_json_documents_round_trip_as_the_json_module_reads_them(tmp_path: Path) -> None:
+    """write_json/read_json keep what json.dumps/json.loads kept: NumPy numbers as numbers
+    (not their str), integer keys as strings, unknown objects as their str."""
+    import json
+
+    import numpy as np
+
+    store = ArtifactStore(tmp_path)
+    document = {"n": np.int64(3), "x": np.float64(0.1), "a": np.arange(3), "k": {1: "one"},
+                "nested": [{"f": 1.5e-300, "s": "é\u2028"}], "other": Path("p")}
+    store.write_json("datasources", "ds-1", "doc.json", document)
+    expected = json.loads(json.dumps({**document, "n": 3, "x": 0.1, "a": [0, 1, 2]}, default=str))
+    assert store.read_json("datasources", "ds-1", "doc.json") == expected
+
+
+def test_json_documents_written_by_the_json_module_with_nan_still_read(tmp_path: Path) -> None:
+    """Earlier versions wrote with the json module, which writes NaN (not JSON, which orjson
+    refuses): such a stored document still reads."""
+    import math
+
+    store = ArtifactStore(tmp_path)
+    with store.open_write("evaluations", "ev-1", "report.json") as out:
+        out.write(b'{"auc": NaN, "n": 2}')
+    found = store.read_json("evaluations", "ev-1", "report.json")
+    assert math.isnan(found["auc"]) and found["n"] == 2
+    with pytest.raises(FileNotFoundError):
+        store.read_json("evaluations", "ev-2", "report.json")
