@@ -14,7 +14,15 @@ from sklearn.linear_model import LinearRegression
 from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
 from openaml.ml.execution import Execution
 from openaml.ml.metrics.accumulators import auc_score
-from openaml.ml.training import ParameterError, SGDParams, TrainingError, check_target, parse_parameters, train_model
+from openaml.ml.training import (
+    ParameterError,
+    SGDParams,
+    TrainingError,
+    check_target,
+    parse_parameters,
+    sgd,
+    train_model,
+)
 from openaml.ml.training.blocks import Block
 from openaml.ml.training.sgd import ETA, ETA_REGRESSION, LinearState, _step_costs, _Stepper, minibatch_size
 from openaml.ml.training.size import feature_costs, trim_features
@@ -174,7 +182,8 @@ def _reference_step(kind, state, x, y, w, l1, l2):
     ("BINARY", 1, 0.05, 0.0, True, False), ("REGRESSION", 1, 0.0, 0.1, False, False),
     ("MULTICLASS", 3, 0.0, 1e-2, True, True), ("BINARY", 1, 0.05, 1e-2, False, True),
     ("MULTICLASS", 3, 0.0, 1e-2, True, "mixed"), ("REGRESSION", 1, 0.0, 0.0, False, "mixed")])
-def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indicators):
+def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indicators, monkeypatch):
+    monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0)  # tiny steps: on two threads all the same
     rng = np.random.default_rng(11)
     if indicators is True:  # all values 1, features in 2% to 98% of the rows: many are flipped
         x = sp.csr_matrix(rng.random((50, 40)) < np.linspace(0.02, 0.98, 40), dtype=float)
@@ -205,6 +214,35 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
     assert not np.allclose(kernel.weights, 0)
 
 
+class _CountingPool(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.submitted = 0
+
+    def submit(self, *args, **kwargs):  # type: ignore[override]
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+@pytest.mark.parametrize(("width", "outputs", "threaded"), [(20, 1, False), (20, 10, False), (600, 10, True)])
+def test_steps_use_the_second_thread_only_when_their_work_is_worth_a_hand_over(width, outputs, threaded):
+    """A hand-over between threads costs tens of microseconds: a step of a few tabular
+    features runs on one thread, a wide step with many outputs (MNIST's) on two, and both
+    take the same steps."""
+    rng = np.random.default_rng(5)
+    rows = 256
+    x = sp.csr_matrix(rng.random((rows, width)) < 0.5, dtype=float)
+    y = rng.integers(0, outputs if outputs > 1 else 2, rows).astype(float)
+    kind = "MULTICLASS" if outputs > 1 else "BINARY"
+    block, batches = _block(x, y, np.ones(rows)), [np.arange(i, i + 64) for i in range(0, rows, 64)]
+    states = [LinearState.zeros(width, outputs, 1.0) for _ in range(2)]
+    with _CountingPool() as pool:
+        _Stepper(kind, states[0], SGDParams(), 64, pool).run(0, block, batches)
+    _Stepper(kind, states[1], SGDParams(), 64).run(0, block, batches)
+    assert (pool.submitted > 0) == threaded
+    assert np.array_equal(states[0].weights, states[1].weights)
+
+
 def _mixed(x: sp.csr_matrix) -> sp.csr_matrix:
     """x with its even-numbered columns made indicators (1 where x has an entry)."""
     x = x.tocsr(copy=True)
@@ -213,8 +251,9 @@ def _mixed(x: sp.csr_matrix) -> sp.csr_matrix:
 
 
 @pytest.mark.parametrize("mixed", [False, True])
-def test_kept_plans_train_like_transposing_again(mixed):
+def test_kept_plans_train_like_transposing_again(mixed, monkeypatch):
     """Minibatches transposed in the first pass and kept give the same steps later."""
+    monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0)  # tiny steps: on two threads all the same
     rng = np.random.default_rng(8)
     x = sp.random(90, 30, density=0.2, format="csr", random_state=3)
     x = _mixed(x) if mixed else x

@@ -77,6 +77,12 @@ NORM_SHARE = 0.25
 SIZE_REFERENCE = 192.0
 AVERAGED_PASSES = 2
 STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a step: ms at most)
+# A step runs on two threads only when its expected work (`_step_costs`, times the outputs) is
+# at least this many ns: a hand-over between threads costs tens of microseconds. Measured per
+# pass, two threads against one: MNIST sample (4.4 ms expected) 27-42 ms against 47 ms; the
+# tabular benchmark's BINARY steps (0.08 and 0.35 ms expected) 14-19 ms against 8-10 ms at
+# 35k rows and 0.27-0.38 s against 0.27-0.31 s at 1.4 M.
+THREADED_STEP_NS = 1_000_000
 
 
 def minibatch_size(rows: int) -> int:
@@ -131,8 +137,7 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
             if progress is not None:
                 progress(TrainingProgress(params.max_passes, validation=found))
 
-        kept = in_memory(blocks, rows, n_features * outputs, memory_bytes)
-        source = blocks if kept is None else (lambda: iter(kept))
+        kept, source = in_memory(blocks, rows, n_features * outputs, memory_bytes)
         # small data take large steps (cross-validation stops them when they overfit)
         small = kept is not None or rows < CV_MIN_ROWS
         found = Validation() if kept is None or params.max_passes < 2 else validation_curve(kind, [
@@ -270,14 +275,15 @@ class _Stepper:
     running average of the iterates once averaging starts: after T steps with decrements d_t,
     mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated.
 
-    The two feature ranges of the kernel run on two threads when `pool` is given; step k's
-    weight update of a range and step k + 1's scores of that range go together, so a step
-    costs one hand-over between threads."""
+    The two feature ranges of the kernel run on two threads when `pool` is given and a step's
+    expected work is worth it (THREADED_STEP_NS); step k's weight update of a range and step
+    k + 1's scores of that range go together, so a step costs one hand-over between threads."""
 
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
                  pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None,
                  small: bool = False) -> None:
         self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
+        self.threaded = False  # whether steps use `pool`: set with the ranges, by their cost
         self.small = small  # small data, whose passes cross-validation chooses: larger steps
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
@@ -335,7 +341,7 @@ class _Stepper:
             if upcoming is not None and plans is not None:
                 key = int(upcoming[0])  # its first row names a minibatch of the partition
                 pair = plans.setdefault(key, [None, None])
-            if self.pool is None:
+            if self.pool is None or not self.threaded:
                 self._half(0, first, block, done, upcoming, t, pair)
                 self._half(1, second, block, done, upcoming, t, pair)
             else:
@@ -385,6 +391,7 @@ class _Stepper:
         if self.parts is None:
             costs = np.cumsum(_step_costs(block, n, self.size))
             split = int(np.searchsorted(costs, costs[-1] / 2)) if n else 0
+            self.threaded = n > 0 and costs[-1] * outputs >= THREADED_STEP_NS
         elif widest > self.parts[0].widest:
             split = self.parts[0].hi
         else:

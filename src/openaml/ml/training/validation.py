@@ -84,26 +84,46 @@ class Validation:
         return min(range(len(losses)), key=lambda k: (-metrics[k], losses[k])) + 1
 
 
-def in_memory(blocks: Callable[[], Iterator[Block]], rows: int, coefficients: int,
-              memory_bytes: int) -> list[Block] | None:
-    """The training blocks, read once, when they are small enough to cross-validate (at least
-    CV_MIN_ROWS records, at most CV_MAX_ENTRIES entries, and FOLDS models of `coefficients`
-    within half the memory budget); None otherwise (reading stops as soon as they are found
-    too large)."""
+def in_memory(blocks: Callable[[], Iterator[Block]], rows: int, coefficients: int, memory_bytes: int
+              ) -> tuple[list[Block] | None, Callable[[], Iterator[Block]]]:
+    """(kept, source): the training blocks, read once and kept, when they are small enough to
+    cross-validate (at least CV_MIN_ROWS records, at most CV_MAX_ENTRIES entries, and FOLDS
+    models of `coefficients` within half the memory budget), and a source of them; else None
+    and a source whose first read goes on from the blocks read until they were found too
+    large (their features are not built twice), and whose later reads are `blocks()`."""
     if not CV_MIN_ROWS <= rows <= CV_MAX_ENTRIES or FOLDS * coefficients * MODEL_BYTES > memory_bytes // 2:
-        return None
+        return None, blocks
     kept: list[Block] = []
     entries = 0
     source = blocks()
     try:
         for block in source:
             entries += len(block.indices)
-            if entries > CV_MAX_ENTRIES:
-                return None
             kept.append(block)
-    finally:
+            if entries > CV_MAX_ENTRIES:
+                return None, _going_on(kept, source, blocks)
+    except BaseException:
         _close(source)
-    return kept
+        raise
+    return kept, lambda: iter(kept)
+
+
+def _going_on(read: list[Block], rest: Iterator[Block],
+              blocks: Callable[[], Iterator[Block]]) -> Callable[[], Iterator[Block]]:
+    """`blocks`, whose first call yields the blocks `read` and then those of the read begun
+    (`rest`, closed however that call ends)."""
+    first: list[Iterator[Block]] = []
+
+    def resumed() -> Iterator[Block]:
+        try:
+            while read:
+                yield read.pop(0)  # each block held only until it is used
+            yield from rest
+        finally:
+            _close(rest)
+
+    first.append(resumed())
+    return lambda: first.pop() if first else blocks()
 
 
 def fold_rows(rows: int, index: int, seed: int) -> np.ndarray:
