@@ -344,3 +344,25 @@ def test_predict_refuses_a_record_whose_cartesian_is_too_large(server: Applicati
     assert "token pairs" in refused.value.response["Error"]["Message"]
     assert ml.predict(MLModelId=ids["model"], Record={"x1": "1", "words": "good great"},
                       PredictEndpoint=url)["Prediction"]["predictedLabel"] in ("0", "1")
+
+
+def test_an_input_file_without_records_gets_a_result_file_of_the_header_alone(
+        server: Application, ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
+    """Every input file of a batch prediction's datasource gets its result file, in the
+    manifest, one without records (a header line alone) too: a gzip file of the header."""
+    header, rows = make_rows("BINARY", 80, seed=6)
+    folder = f"s3://workflow/{uid('two')}"
+    full, empty = put_object(f"{folder}/a.csv", to_csv(header, rows)), put_object(f"{folder}/b.csv", to_csv(header, []))
+    ds, model, bp = uid("ds"), uid("m"), uid("bp")
+    ml.create_data_source_from_s3(DataSourceId=ds, ComputeStatistics=True, DataSpec={
+        "DataLocationS3": folder + "/", "DataSchema": schema("BINARY")})
+    ml.create_ml_model(MLModelId=model, MLModelType="BINARY", TrainingDataSourceId=ds)
+    output = f"s3://workflow/{uid('out')}"
+    ml.create_batch_prediction(BatchPredictionId=bp, MLModelId=model, BatchPredictionDataSourceId=ds,
+                               OutputUri=output)
+    assert wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=bp))["Status"] == "COMPLETED"
+    manifest = json.loads(server.context.objects.read_bytes(f"{output}/batch-prediction/{bp}.manifest"))
+    assert list(manifest) == [full, empty]
+    lines = [gzip.decompress(server.context.objects.read_bytes(manifest[uri])).decode() for uri in (full, empty)]
+    assert lines[0].startswith("tag,trueLabel,bestAnswer,score\n") and lines[0].count("\n") == 81
+    assert lines[1] == "tag,trueLabel,bestAnswer,score\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import time
@@ -51,7 +50,7 @@ from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.metrics import evaluate_model
 from openaml.ml.prediction import batch_predict
-from openaml.ml.prediction.batch import header_line
+from openaml.ml.prediction.batch import write_empty_result
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema
 from openaml.ml.training import Cancelled, train_model
@@ -241,8 +240,7 @@ class Tasks:
                                            threshold, open_output, stop, self.execution)
             for index in range(len(files)):
                 if index not in writers:  # an input file without records: header only
-                    with gzip.GzipFile(fileobj=open_output(index), mode="wb", mtime=0) as out:
-                        out.write((header_line(model, dataset_schema) + "\n").encode())
+                    write_empty_result(model, dataset_schema, open_output(index))
             for stream in writers.values():
                 stream.close()  # commits the result object
         except BaseException:

@@ -1,8 +1,9 @@
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from openaml.ml.metrics import auc_score, format_metric, format_score, score_texts
-from openaml.ml.metrics.accumulators import MulticlassAccumulator, RegressionAccumulator, roc_points
+from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator, roc_points
 
 
 def test_auc_counts_pairs_with_ties():
@@ -70,13 +71,28 @@ def test_score_format_examples_and_vectorised_agreement():
     assert pa is not None
 
 
-def test_average_ranks_match_scipy():
-    from scipy.stats import rankdata
+@pytest.mark.parametrize("levels", [3, 50, 100_000])
+def test_auc_and_roc_points_match_scikit_learn_with_ties(levels):
+    """One sort of the scores gives the exact AUC (ties half) and the ROC points at every
+    distinct threshold, as scikit-learn computes them, for the metric and the report alike."""
+    from sklearn.metrics import roc_auc_score, roc_curve
 
-    from openaml.ml.metrics.accumulators import average_ranks
-    values = np.random.default_rng(5).integers(0, 7, 200).astype(float)
-    assert np.array_equal(average_ranks(values), rankdata(values))
-    assert average_ranks(np.zeros(0)).shape == (0,)
+    rng = np.random.default_rng(levels)
+    scores = rng.integers(0, levels, 3000) / levels  # few levels: many ties
+    labels = (rng.random(3000) < scores * 0.6 + 0.2).astype(np.int8)
+    assert auc_score(scores, labels) == pytest.approx(roc_auc_score(labels, scores), rel=1e-12)
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    points = np.array(roc_points(scores, labels, limit=len(thresholds)))
+    assert np.allclose(points[1:], np.column_stack([fpr, tpr, thresholds])[1:], rtol=1e-12, atol=0)
+    accumulator = BinaryAccumulator()
+    for part in range(3):
+        accumulator.add(scores[part::3], labels[part::3])
+    assert accumulator.metric() == auc_score(np.concatenate([scores[p::3] for p in range(3)]),
+                                             np.concatenate([labels[p::3] for p in range(3)]))
+    _, details = accumulator.report()
+    assert len(details.roc) == min(202, len(thresholds)) and details.roc[-1][:2] == (1.0, 1.0)
+    accumulator.add(np.array([2.0]), np.array([0], np.int8))  # a record more: sorted again
+    assert accumulator.metric() < auc_score(scores, labels)
 
 
 def test_residuals_beyond_a_doubles_range_still_make_a_report():

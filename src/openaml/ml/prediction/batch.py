@@ -26,6 +26,8 @@ from openaml.ml.schema import Schema
 from openaml.ml.training.stop import ShouldStop, Slices
 from openaml.ml.training.targets import kept_rows, target_labels
 
+COMPRESS_LEVEL = 1  # of the gzip result files (batch_predict)
+
 
 def csv_quote(values: pa.Array) -> pa.Array:
     """CSV-quote strings containing a comma, a quote or a line break; null -> empty."""
@@ -80,6 +82,12 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
     return lines
 
 
+def write_empty_result(model: Model, dataset_schema: Schema, raw: IO[bytes]) -> None:
+    """The result file of an input file without records: the header line alone."""
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=COMPRESS_LEVEL) as out:
+        out.write((header_line(model, dataset_schema) + "\n").encode("utf-8"))
+
+
 def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
                   score_threshold: float, open_output: Callable[[int], IO[bytes]],
                   should_stop: ShouldStop | None = None, execution: Execution = ONE_THREAD) -> tuple[int, int]:
@@ -102,9 +110,11 @@ def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schem
                     index = int(files[start])
                     if index not in streams:
                         raw = open_output(index)
-                        # level 6, the gzip tool's default: level 9 took longer than scoring
+                        # level 1: the 600k result lines of the tabular benchmark took 0.45 s
+                        # at level 6 (the gzip tool's default), a quarter of the job, and 0.10 s
+                        # at level 1, for a file 23 % larger (3.6 MB against 2.9 MB)
                         streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                             compresslevel=6))
+                                                             compresslevel=COMPRESS_LEVEL))
                         streams[index][1].write(header.encode("utf-8"))
                     chunk = "\n".join(lines[start:stop]) + "\n"
                     streams[index][1].write(chunk.encode("utf-8"))
