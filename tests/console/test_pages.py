@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import html
 import io
 import json
 import re
@@ -122,6 +123,24 @@ def test_rename_and_delete_go_through_the_service(fake: FakeService, client: Tes
     assert "Name of ds-1 cleared" in text(cleared.text) and "Renamed" not in text(cleared.text)
 
 
+def test_only_notices_the_console_wrote_are_shown(fake: FakeService, client: TestClient) -> None:
+    """A link's ?notice= text is shown only with the console's signature: otherwise any page
+    could be made to say "Model deleted" or "Your key expired, call ...". The notice of a real
+    action carries it."""
+    fake.add("DataSource", "ds-1", Name="old")
+    forged = client.get("/console/datasources/ds-1?notice=Deleted%20every%20model").text
+    assert "Deleted every model" not in forged and 'class="notice"' not in forged
+    token = form_token(client, "/console/datasources/ds-1")
+    moved = client.post("/console/datasources/ds-1/rename", data={"name": "new", "csrf_token": token},
+                        follow_redirects=False)
+    location = moved.headers["location"]
+    assert "&sig=" in location
+    shown = client.get(location).text
+    assert 'class="notice"' in shown and "Renamed" in text(shown)
+    other = location.replace("notice=", "notice=Deleted%20every%20model%20")  # same signature, other text
+    assert 'class="notice"' not in client.get(other).text
+
+
 def test_deleted_entities_offer_no_rename_or_delete(fake: FakeService, client: TestClient) -> None:
     fake.add("DataSource", "ds-gone", Name="gone", Status="DELETED")
     fake.add("DataSource", "ds-here", Name="here")
@@ -239,6 +258,66 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
     assert wrong.status_code == 400 and "The pasted line has 3 values; the model expects 2" in wrong.text
 
 
+def binary_model() -> Any:
+    schema = parse_schema(json.dumps({**SCHEMA, "targetAttributeName": "big", "attributes": [
+        *SCHEMA["attributes"][:2], {"attributeName": "big", "attributeType": "BINARY"}]}))
+    rows = [("1", "round", "0"), ("8", "square", "1"), ("5", "tri", "1"), ("2", "round", "0")] * 6
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield pa.RecordBatch.from_pydict({
+            "__file": pa.array([0] * len(rows), pa.int32()), "__rejected": pa.array([False] * len(rows)),
+            "size": pa.array([r[0] for r in rows]), "shape": pa.array([r[1] for r in rows]),
+            "big": pa.array([r[2] for r in rows])})
+
+    return train_model("BINARY", schema, default_recipe(schema, None), SGDParams(max_passes=3), None, batches)
+
+
+@pytest.mark.parametrize("saved", [None, 0.73])
+def test_a_binary_prediction_shows_the_probability_and_the_threshold_that_made_its_label(
+        fake: FakeService, client: TestClient, saved: float | None) -> None:
+    """Predict keys a BINARY score by the predicted label: the page once read "Score 0: 0.64"
+    for a 0.64 chance of class 1, labelled by a saved threshold it never showed."""
+    binary_model().save(buffer := io.BytesIO())
+    extra = {"ScoreThreshold": saved, "ScoreThresholdLastUpdatedAt": "2026-12-05"} if saved else {}
+    fake.add("MLModel", "ml-b", MLModelType="BINARY", FinishedAt="x", **extra)
+    fake.write_artifact("MLModel", "ml-b", "model.bin", buffer.getvalue())
+    token = form_token(client, "/console/models/ml-b/predict")
+    page = client.post("/console/models/ml-b/predict", data={"pasted": "5,tri", "csrf_token": token})
+    body = html.unescape(text(page.text))
+    probability = float(re.search(r'id="probability">([0-9.e-]+)<', page.text).group(1))
+    threshold = saved or 0.5
+    label = re.search(r'id="predicted-label">(\w+)<', page.text).group(1)
+    assert label == ("1" if probability >= threshold else "0") and "Score 0" not in body and "Score 1" not in body
+    assert "P(class 1)" in body and f"label 1 when P(class 1) ≥ {threshold:g}" in body
+    assert ("saved on the model" if saved else "the default") in body
+    assert body.index("Prediction") < body.index("Try a prediction")  # the result first
+    assert '"predictedScores"' in html.unescape(page.text)  # the API's own answer, beside it
+
+
+def test_the_prediction_page_says_what_the_model_did_with_a_record_it_could_not_fully_use(
+        fake: FakeService, client: TestClient) -> None:
+    """Empty records, unknown attributes and unreadable values are scored as Predict scores
+    them, and the page says so instead of answering silently."""
+    binary_model().save(buffer := io.BytesIO())
+    fake.add("MLModel", "ml-b", MLModelType="BINARY", FinishedAt="x")
+    fake.write_artifact("MLModel", "ml-b", "model.bin", buffer.getvalue())
+    token = form_token(client, "/console/models/ml-b/predict")
+
+    def warnings(**form: str) -> str:
+        page = client.post("/console/models/ml-b/predict", data={**form, "csrf_token": token})
+        assert page.status_code == 200, page.text[:300]
+        found = re.search(r'<ul class="alerts" id="record-warnings"[^>]*>(.*?)</ul>', page.text, re.S)
+        return html.unescape(text(found.group(1))) if found else ""
+
+    assert "No input attribute has a value" in warnings(pasted="{}")
+    shown = warnings(pasted='{"size": "abc", "colour": "red", "big": "1"}')
+    assert "Not in the model's schema, ignored: colour." in shown
+    assert "'big' is the model's target" in shown
+    assert "Not a number, so read as missing: size='abc'." in shown and "Missing, as the model treats" in shown
+    assert warnings(pasted="8,square") == ""  # a complete, readable record: nothing to say
+    assert "shape" in warnings(**{"attr:size": "8"})  # the form's empty field is a missing input
+
+
 def test_the_console_predicts_with_the_model_predict_holds(fake: FakeService, client: TestClient) -> None:
     """One loaded copy of a model: the one an endpoint holds is the one the console uses."""
     trained_model().save(buffer := io.BytesIO())
@@ -293,6 +372,30 @@ def test_binary_evaluation_threshold_and_save(fake: FakeService, client: TestCli
     assert fake.entities["MLModel"]["ml-1"]["ScoreThreshold"] == 0.75
     refused = client.post("/console/models/ml-1/threshold", data={"threshold": "7", "csrf_token": token})
     assert refused.status_code == 400 and "InvalidInputException" in refused.text
+
+
+def test_binary_evaluation_charts_mark_the_threshold_on_exact_curves(fake: FakeService, client: TestClient) -> None:
+    """The saved threshold is drawn on the score histogram and ringed on the ROC and
+    precision-recall curves; the precision-recall curve has the report's exact points on
+    [0, 1] axes and no chance diagonal (which means nothing there). A threshold above every
+    score has no precision: "not available", not 0."""
+    points = [[0.0, 0.0, 1.0]] + [[min(1.0, k / 40), min(1.0, k / 25), 1 - k / 50] for k in range(1, 50)]
+    fake.add("MLModel", "ml-1", MLModelType="BINARY", ScoreThreshold=0.62)
+    fake.add("Evaluation", "ev-1", MLModelId="ml-1", PerformanceMetrics={"Properties": {"BinaryAUC": "0.8"}})
+    fake.write_artifact("Evaluation", "ev-1", "report.json", {
+        "baseline": 0.5, "histogram_edges": [0, 0.25, 0.5, 0.75, 1],
+        "histogram_positive": [0, 5, 5, 15], "histogram_negative": [10, 10, 10, 10], "roc": points})
+    page = client.get("/console/evaluations/ev-1").text
+    charts = {title: page.split(f'aria-label="{title}"', 1)[1].split("</svg>", 1)[0]
+              for title in ("Scores of records whose true label is 1 and 0", "ROC curve", "Precision-recall curve")}
+    for chart in charts.values():
+        assert 'class="marker"' in chart and "threshold 0.62" in chart
+    pr = charts["Precision-recall curve"]
+    assert 'class="guide"' not in pr and 'class="guide"' in charts["ROC curve"]
+    assert len(re.search(r'<polyline points="([^"]+)"', pr).group(1).split()) == 49
+    assert ">0</text>" in pr and ">1</text>" in pr  # both axes from 0 to 1
+    fake.entities["MLModel"]["ml-1"]["ScoreThreshold"] = 1.0
+    assert 'id="t-precision">not available<' in client.get("/console/evaluations/ev-1").text
 
 
 def test_regression_evaluation(fake: FakeService, client: TestClient) -> None:

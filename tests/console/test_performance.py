@@ -55,3 +55,30 @@ def test_threshold_counts_from_roc_points_match_brute_force() -> None:
         tp = sum(1 for x, y in zip(scores, labels) if x >= t and y)
         fp = sum(1 for x, y in zip(scores, labels) if x >= t and not y)
         assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (tp, fp, pos - tp, neg - fp)
+
+
+def test_rates_of_nothing_are_not_available_not_zero() -> None:
+    """At a threshold above every score no record is predicted 1: its precision is 0 / 0,
+    which the page shows as "not available" (it once showed 0); as with an empty class."""
+    points = [[0.0, 0.0, 1.0], [0.5, 1.0, 0.9], [1.0, 1.0, 0.1]]
+    above = performance.threshold_counts_roc(points, 2, 2, 0.95)
+    assert above["tp"] == above["fp"] == 0 and above["precision"] is None and above["recall"] == 0
+    binned = performance.threshold_counts([0.0, 0.5, 1.0], [1, 3], [3, 1], 1.0)
+    assert binned["precision"] is None and binned["fpr"] == 0
+    no_negatives = performance.threshold_counts([0.0, 0.5, 1.0], [1, 3], [0, 0], 0.5)
+    assert no_negatives["fpr"] is None and no_negatives["precision"] == 1
+
+
+def test_the_precision_recall_curve_is_the_exact_one_from_the_roc_points() -> None:
+    """One point per ROC point that predicts something, by recall: the whole curve, where the
+    20-bin histogram gave a few points and a recall axis starting at 0.69."""
+    scores = [0.05 * k for k in range(20)]
+    labels = [k % 3 == 0 or k > 14 for k in range(20)]
+    pos, neg = sum(labels), len(labels) - sum(labels)
+    points = [[0.0, 0.0, 1.0]]
+    for s in sorted(set(scores), reverse=True):
+        tp = sum(1 for x, y in zip(scores, labels) if x >= s and y)
+        points.append([sum(1 for x, y in zip(scores, labels) if x >= s and not y) / neg, tp / pos, s])
+    recall, precision = performance.precision_recall(points, pos, neg)
+    assert len(recall) == 20 and recall == sorted(recall) and recall[0] == pytest.approx(1 / pos)
+    assert precision[0] == 1.0 and precision[-1] == pytest.approx(pos / 20)

@@ -18,6 +18,7 @@ from markupsafe import Markup
 WIDTH, HEIGHT = 640, 240
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 12, 12, 36
 PALETTE = ("#1f5fa8", "#c2410c", "#15803d", "#7c3aed")
+MARKER = "#b42318"  # the score threshold on the evaluation's charts
 
 
 def number(value: float) -> str:
@@ -60,9 +61,10 @@ def _scale(lo: float, hi: float, out_lo: float, out_hi: float) -> tuple[float, f
 
 
 def histogram_svg(edges: Sequence[float], counts: Sequence[Sequence[float]] | Sequence[float],
-                  label: str, series: Sequence[str] = ()) -> Markup:
+                  label: str, series: Sequence[str] = (), marker: tuple[float, str] | None = None) -> Markup:
     """Bars over bins [edges[i], edges[i+1]); `counts` is one list, or one list per series
-    (drawn side by side within each bin, with a legend naming `series`)."""
+    (drawn side by side within each bin, with a legend naming `series`); `marker`: a vertical
+    line at an x value (within the edges) with its label (the score threshold)."""
     groups: list[list[float]] = ([list(cast(Sequence[float], c)) for c in counts]
                                  if counts and isinstance(counts[0], Sequence)
                                  else [list(cast(Sequence[float], counts))])
@@ -88,8 +90,17 @@ def histogram_svg(edges: Sequence[float], counts: Sequence[Sequence[float]] | Se
     for i in (0, bins // 2, bins):
         parts.append(f'<text x="{x0 + i * step:.2f}" y="{y0 + 16}" text-anchor="middle">'
                      f"{escape(number(edges[i]))}</text>")
+    if marker is not None and edges[0] <= marker[0] <= edges[-1] and edges[-1] > edges[0]:
+        x = x0 + (x1 - x0) * (marker[0] - edges[0]) / (edges[-1] - edges[0])
+        parts.append(_marker_line(x, y0, y1, marker[1]))
     parts.append(_legend(series))
     return _svg(label, "".join(parts))
+
+
+def _marker_line(x: float, y0: float, y1: float, text: str) -> str:
+    return (f'<g class="marker"><line x1="{x:.2f}" y1="{y0}" x2="{x:.2f}" y2="{y1}" stroke="{MARKER}" '
+            f'stroke-width="2"/><text x="{x + 4:.2f}" y="{y1 + 10}" fill="{MARKER}">{escape(text)}</text>'
+            f"<title>{escape(text)}</title></g>")
 
 
 def bar_svg(labels: Sequence[str], values: Sequence[float], label: str) -> Markup:
@@ -118,8 +129,11 @@ def bar_svg(labels: Sequence[str], values: Sequence[float], label: str) -> Marku
 
 def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
              names: Sequence[str] = (), x_label: str = "", y_label: str = "",
-             diagonal: bool = False, points: bool = True) -> Markup:
-    """One polyline per series over shared x values (loss per pass, ROC, precision-recall)."""
+             diagonal: bool = False, points: bool = True, unit: bool = False,
+             marker: tuple[float, float, str] | None = None) -> Markup:
+    """One polyline per series over shared x values (loss per pass, ROC, precision-recall).
+    unit: both axes span [0, 1] (rates), as they do with `diagonal` (the chance line of a ROC
+    curve); marker: one point (x, y) ringed and labelled (the score threshold's)."""
     xs_f = [float(x) for x in xs]
     curves = [[float(v) if v is not None else math.nan for v in s] for s in series]
     ys = [v for s in curves for v in s if math.isfinite(v)]
@@ -127,8 +141,10 @@ def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
         return _empty(label)
     x0, x1 = PAD_LEFT, WIDTH - PAD_RIGHT
     y0, y1 = HEIGHT - PAD_BOTTOM, PAD_TOP
-    lo, hi = (0.0, 1.0) if diagonal else (min(ys), max(ys))
-    sx, ox = _scale(min(xs_f), max(xs_f), x0, x1)
+    unit = unit or diagonal
+    lo, hi = (0.0, 1.0) if unit else (min(ys), max(ys))
+    x_lo, x_hi = (0.0, 1.0) if unit else (min(xs_f), max(xs_f))
+    sx, ox = _scale(x_lo, x_hi, x0, x1)
     sy, oy = _scale(lo, hi, y0, y1)
     parts = [_axes(x0, x1, y0, y1, lo, hi)]
     if diagonal:
@@ -142,8 +158,13 @@ def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
             for (px, py), x, y in zip(coords, xs_f, [v for v in curve if math.isfinite(v)]):
                 parts.append(f'<circle cx="{px:.2f}" cy="{py:.2f}" r="3" fill="{colour}">'
                              f"<title>{escape(f'{number(x)}: {number(y)}')}</title></circle>")
-    parts.append(f'<text x="{x0}" y="{y0 + 16}" text-anchor="middle">{escape(number(min(xs_f)))}</text>'
-                 f'<text x="{x1}" y="{y0 + 16}" text-anchor="end">{escape(number(max(xs_f)))}</text>')
+    if marker is not None and all(math.isfinite(v) for v in marker[:2]):
+        mx, my = sx * marker[0] + ox, sy * marker[1] + oy
+        parts.append(f'<g class="marker"><circle cx="{mx:.2f}" cy="{my:.2f}" r="6" fill="none" stroke="{MARKER}" '
+                     f'stroke-width="2"/><text x="{mx + 8:.2f}" y="{my - 8:.2f}" fill="{MARKER}">'
+                     f"{escape(marker[2])}</text><title>{escape(marker[2])}</title></g>")
+    parts.append(f'<text x="{x0}" y="{y0 + 16}" text-anchor="middle">{escape(number(x_lo))}</text>'
+                 f'<text x="{x1}" y="{y0 + 16}" text-anchor="end">{escape(number(x_hi))}</text>')
     if x_label:
         parts.append(f'<text x="{(x0 + x1) / 2}" y="{HEIGHT - 4}" text-anchor="middle">{escape(x_label)}</text>')
     if y_label:

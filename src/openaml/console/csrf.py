@@ -22,6 +22,7 @@ SECRET_FILE = "console-csrf.key"
 SECRET_BYTES = 32
 FIELD = "csrf_token"
 _PURPOSE = b"openaml console csrf token:"
+_NOTICE = b"openaml console notice:"
 
 
 def load_secret(data_dir: Path) -> bytes:
@@ -55,9 +56,20 @@ class CsrfTokens:
         # Named after the secret: two servers on one host (cookies ignore ports) keep apart.
         self.cookie = "openaml_csrf_" + self._sign(b"cookie name")[:8]
 
-    def _sign(self, nonce: bytes) -> str:
-        digest = hmac.new(self._secret, _PURPOSE + nonce, hashlib.sha256).digest()
+    def _sign(self, nonce: bytes, purpose: bytes = _PURPOSE) -> str:
+        digest = hmac.new(self._secret, purpose + nonce, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def sign_notice(self, text: str) -> str:
+        """The signature that lets a redirect's notice (`?notice=...&sig=...`) show: only
+        notices the console itself wrote are shown, not any text a link carries."""
+        return self._sign(text.encode(), _NOTICE)
+
+    def notice(self, text: str | None, signature: str | None) -> str | None:
+        """`text` when `signature` is its sign_notice, else None."""
+        if not text or not signature:
+            return None
+        return text if hmac.compare_digest(signature.encode(), self.sign_notice(text).encode()) else None
 
     def issue(self) -> str:
         nonce = base64.urlsafe_b64encode(secrets.token_bytes(18)).decode()

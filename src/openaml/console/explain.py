@@ -7,13 +7,18 @@ z_k (before the link function; REGRESSION outputs are then scaled by the target'
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from openaml.ml.features.record import attribute_value
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, predict_record
+from openaml.ml.schema import AttributeType
+
+SHOWN_NAMES = 8  # attribute names listed in one warning
 
 
 def output_names(model: Model) -> list[str]:
@@ -66,3 +71,39 @@ def output_index(model: Model, prediction: dict[str, Any]) -> int:
 def predict(scorer: RecordScorer, record: dict[str, str], threshold: float) -> dict[str, Any]:
     """Predict's "Prediction" for one record, as the API's Predict makes it."""
     return predict_record(scorer, record, threshold)
+
+
+def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
+    """What the model did with the parts of `record` it could not use, in sentences: attributes
+    it does not know or that are its target (ignored), inputs missing or empty, and values it
+    cannot read as their type (missing, as Predict reads them: the record is not refused)."""
+    schema = model.schema
+    inputs = [a for a in schema.attributes if a.name != schema.target]
+    known = {a.name for a in inputs}
+    warnings = []
+    unknown = [name for name in record if name not in known and name != schema.target]
+    if unknown:
+        warnings.append(f"Not in the model's schema, ignored: {_names(unknown)}.")
+    if schema.target is not None and schema.target in record:
+        warnings.append(f"'{schema.target}' is the model's target: its value is ignored.")
+    given = {name: (record.get(name) or "").strip() for name in known}
+    missing = [a.name for a in inputs if not given[a.name]]
+    if len(missing) == len(inputs) and inputs:
+        warnings.append("No input attribute has a value: the prediction comes from the model's bias alone.")
+    elif missing:
+        warnings.append(f"Missing, as the model treats missing values: {_names(missing)}.")
+    for kind, word in ((AttributeType.NUMERIC, "number"), (AttributeType.BINARY, "yes/no value")):
+        invalid = [f"{a.name}={record[a.name]!r}" for a in inputs if a.type is kind and given[a.name]
+                   and _unreadable(attribute_value(given[a.name], kind))]
+        if invalid:
+            warnings.append(f"Not a {word}, so read as missing: {_names(invalid)}.")
+    return warnings
+
+
+def _unreadable(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:SHOWN_NAMES])
+    return shown + (f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else "")

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,8 @@ from openaml.ml.training.progress import TrainingProgress
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
 ACTIONS = ("rename", "delete", "threshold")
+PAGE_SEPARATOR = "."  # between the NextTokens of a listing's `pages` (URL-safe base64 has no dot)
+MAX_PAGES = 50  # tokens a listing's link keeps: pages further back are reached from the first
 
 
 class Pages:
@@ -51,6 +54,10 @@ class Pages:
         return {"sections": sections, "refresh": busy}
 
     def listing(self, kind: Kind, query: Mapping[str, str]) -> dict[str, Any]:
+        """A page of the kind's entities, filtered and sorted as the query says. The Describe
+        operations page forward only (NextToken); `pages` carries the tokens of the pages
+        from the second to this one, so that the next page and the one before keep the query
+        (filter, order, limit) and can be linked."""
         params: dict[str, Any] = {"SortOrder": "dsc" if query.get("order", "dsc") == "dsc" else "asc",
                                   "Limit": _int(query.get("limit"), 50, 1, 100)}
         variable, comparator, value = query.get("var"), query.get("cmp", "Prefix"), query.get("value", "")
@@ -58,11 +65,21 @@ class Pages:
             params["FilterVariable"] = variable
             if value and comparator in COMPARATORS:
                 params[comparator] = value
-        if query.get("token"):
-            params["NextToken"] = query["token"]
+        trail = [t for t in query.get("pages", "").split(PAGE_SEPARATOR) if t][-MAX_PAGES:]
+        if not trail and query.get("token"):  # a link of an earlier version
+            trail = [query["token"]]
+        if trail:
+            params["NextToken"] = trail[-1]
         result = self.api(kind.describe_op, params)
         rows = self._rows(kind, result.get("Results", []))
-        return {"kind": kind, "rows": rows, "next_token": result.get("NextToken"),
+        kept = {k: query[k] for k in ("var", "cmp", "value", "order", "limit") if query.get(k)}
+
+        def link(pages: list[str]) -> str:
+            return "?" + urllib.parse.urlencode({**kept, **({"pages": PAGE_SEPARATOR.join(pages)} if pages else {})})
+
+        next_token = result.get("NextToken")
+        return {"kind": kind, "rows": rows, "next_url": link([*trail, next_token]) if next_token else None,
+                "previous_url": link(trail[:-1]) if trail else None, "page_number": len(trail) + 1,
                 "query": dict(query), "comparators": COMPARATORS,
                 "refresh": any(r["Status"] in ACTIVE for r in rows)}
 
@@ -241,7 +258,10 @@ class Pages:
         parts = explain.contributions(loaded.scorer, record, output)
         context.update(
             record=record, prediction=prediction, output_name=explain.output_names(loaded.model)[output],
-            contributions=parts,
+            result=_prediction_view(loaded.model.model_type.value, prediction, threshold,
+                                    m.get("ScoreThresholdLastUpdatedAt") is not None),
+            warnings=explain.record_warnings(loaded.model, record),
+            answer=json.dumps({"Prediction": prediction}, indent=2), contributions=parts,
             contribution_chart=charts.bar_svg([n for n, _ in parts], [v for _, v in parts],
                                               "Feature contributions to the score") if parts else None)
         return context
@@ -254,6 +274,22 @@ class Pages:
         return list(tags.get("Tags", []))
 
 
+def _prediction_view(model_type: str, prediction: dict[str, Any], threshold: float,
+                     saved: bool) -> dict[str, Any]:
+    """What the prediction page shows first. BINARY: the label and P(class 1) (Predict keys
+    its one score by the predicted label, which read as "Score 0: 0.64" when 0.64 is the
+    chance of class 1), with the threshold that made the label and where it comes from;
+    MULTICLASS: the label and every class's score, highest first; REGRESSION: the value."""
+    scores = prediction.get("predictedScores") or {}
+    view: dict[str, Any] = {"type": model_type, "label": prediction.get("predictedLabel"),
+                            "value": prediction.get("predictedValue")}
+    if model_type == "BINARY":
+        view.update(probability=next(iter(scores.values()), None), threshold=threshold, saved=saved)
+    elif model_type == "MULTICLASS":
+        view["scores"] = sorted(scores.items(), key=lambda item: -item[1])
+    return view
+
+
 def _multiclass(details: MulticlassDetails) -> dict[str, Any]:
     classes, matrix = details.classes, details.matrix
     return {"matrix": matrix, "classes": classes,
@@ -264,27 +300,46 @@ def _multiclass(details: MulticlassDetails) -> dict[str, Any]:
 
 
 def _binary(details: BinaryDetails, threshold: Any) -> dict[str, Any]:
+    """The BINARY evaluation's numbers and charts, the score threshold marked on each: the
+    ROC and precision-recall curves from the report's exact points (the score histogram's
+    bins where an earlier report has none), on [0, 1] axes."""
     edges, positive, negative = details.edges, details.positive, details.negative
     out: dict[str, Any] = {"threshold": float(threshold if threshold is not None else 0.5)}
-    curves = performance.curves_from_histograms(edges, positive, negative)
+    t = out["threshold"]
     points = sorted(([float(v) for v in p] for p in details.roc), key=lambda p: -p[2])
     p, n = sum(positive), sum(negative)
-    initial = (performance.threshold_counts_roc(points, p, n, out["threshold"]) if points
-               else performance.threshold_counts(edges, positive, negative, out["threshold"]))
+    initial = (performance.threshold_counts_roc(points, p, n, t) if points
+               else performance.threshold_counts(edges, positive, negative, t))
     data = {"edges": edges, "positive": positive, "negative": negative, "roc": points}
-    roc = sorted((fpr, tpr) for fpr, tpr, _ in points) if points else list(zip(curves["fpr"], curves["tpr"]))
+    if points:
+        roc = sorted((fpr, tpr) for fpr, tpr, _ in points)
+        recall, precision = performance.precision_recall(points, p, n)
+    else:
+        curves = performance.curves_from_histograms(edges, positive, negative)
+        roc = list(zip(curves["fpr"], curves["tpr"]))
+        recall, precision = curves["recall"], curves["precision"]
+    label = f"threshold {t:g}"
+    rates = (initial["fpr"], initial["recall"], initial["precision"])
     out.update(
         histograms=(edges, positive, negative), initial=initial,
         slider=Markup(json.dumps(data).replace("<", "\\u003c")),
         score_chart=charts.histogram_svg(edges, [positive, negative], "Scores of records whose true "
-                                         "label is 1 and 0", series=("true label 1", "true label 0")),
-        pr_chart=charts.line_svg(curves["recall"], [curves["precision"]], "Precision-recall curve",
-                                 x_label="recall", y_label="precision", diagonal=True, points=False),
-        roc_chart=charts.line_svg([f for f, _ in roc], [[t for _, t in roc]], "ROC curve",
+                                         "label is 1 and 0", series=("true label 1", "true label 0"),
+                                         marker=(t, label)),
+        pr_chart=charts.line_svg(recall, [precision], "Precision-recall curve", x_label="recall",
+                                 y_label="precision", unit=True, points=False,
+                                 marker=_point(rates[1], rates[2], label)),
+        roc_chart=charts.line_svg([f for f, _ in roc], [[r for _, r in roc]], "ROC curve",
                                   x_label="false positive rate", y_label="true positive rate",
-                                  diagonal=True, points=False),
+                                  diagonal=True, points=False,
+                                  marker=_point(rates[0], rates[1], label)),
     )
     return out
+
+
+def _point(x: float | None, y: float | None, label: str) -> tuple[float, float, str] | None:
+    """A chart marker at (x, y), or None where a rate is undefined."""
+    return (x, y, label) if x is not None and y is not None else None
 
 
 def _regression(details: RegressionDetails) -> dict[str, Any]:

@@ -15,6 +15,12 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
+def _rate(a: float, b: float) -> float | None:
+    """a / b, or None (shown "not available") when b is 0: the precision of a threshold above
+    every score is 0 / 0, not 0."""
+    return a / b if b else None
+
+
 def class_metrics(classes: Sequence[str], matrix: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
     """Precision, recall, F1 and support of each class of a confusion matrix
     (rows = true class, columns = predicted class); 0 where undefined (spec §1.3)."""
@@ -45,20 +51,20 @@ def top_confusions(classes: Sequence[str], matrix: Sequence[Sequence[float]],
 
 
 def threshold_counts(edges: Sequence[float], positive: Sequence[float], negative: Sequence[float],
-                     threshold: float) -> dict[str, float]:
-    """Counts and rates when scores >= threshold are predicted 1, from score histograms
+                     threshold: float) -> dict[str, float | None]:
+    """Counts and rates (None where undefined) when scores >= threshold are predicted 1, from score histograms
     (bins [edges[i], edges[i+1])): a bin counts as predicted 1 when its lower edge >= threshold."""
     tp = sum(float(c) for lo, c in zip(edges, positive) if lo >= threshold - 1e-12)
     fp = sum(float(c) for lo, c in zip(edges, negative) if lo >= threshold - 1e-12)
     p, n = sum(map(float, positive)), sum(map(float, negative))
     fn, tn = p - tp, n - fp
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "accuracy": _ratio(tp + tn, p + n), "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, p), "fpr": _ratio(fp, n)}
+            "accuracy": _rate(tp + tn, p + n), "precision": _rate(tp, tp + fp),
+            "recall": _rate(tp, p), "fpr": _rate(fp, n)}
 
 
 def threshold_counts_roc(points: Sequence[Sequence[float]], positives: float, negatives: float,
-                         threshold: float) -> dict[str, float]:
+                         threshold: float) -> dict[str, float | None]:
     """Like threshold_counts, from ROC points: records scoring >= threshold are those counted
     at the smallest point threshold that is >= threshold (exact while every distinct score
     has its point)."""
@@ -67,8 +73,8 @@ def threshold_counts_roc(points: Sequence[Sequence[float]], positives: float, ne
     tp, fp = round(tpr * positives), round(fpr * negatives)
     fn, tn = positives - tp, negatives - fp
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "accuracy": _ratio(tp + tn, positives + negatives), "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, positives), "fpr": _ratio(fp, negatives)}
+            "accuracy": _rate(tp + tn, positives + negatives), "precision": _rate(tp, tp + fp),
+            "recall": _rate(tp, positives), "fpr": _rate(fp, negatives)}
 
 
 def curves_from_histograms(edges: Sequence[float], positive: Sequence[float],
@@ -77,11 +83,25 @@ def curves_from_histograms(edges: Sequence[float], positive: Sequence[float],
     fpr, tpr, precision, recall = [], [], [], []
     for t in reversed(list(edges[:-1])):
         c = threshold_counts(edges, positive, negative, t)
-        fpr.append(c["fpr"])
-        tpr.append(c["recall"])
-        recall.append(c["recall"])
-        precision.append(c["precision"] if c["tp"] + c["fp"] else 1.0)
+        fpr.append(c["fpr"] or 0.0)
+        tpr.append(c["recall"] or 0.0)
+        recall.append(c["recall"] or 0.0)
+        precision.append(c["precision"] if c["precision"] is not None else 1.0)
     return {"fpr": [0.0, *fpr], "tpr": [0.0, *tpr], "recall": recall, "precision": precision}
+
+
+def precision_recall(points: Sequence[Sequence[float]], positives: float,
+                     negatives: float) -> tuple[list[float], list[float]]:
+    """(recall, precision) at each ROC point (false positive rate, true positive rate,
+    threshold) that predicts some record 1, by recall: the exact curve, where the score
+    histogram's 20 bins gave a handful of points."""
+    pairs = []
+    for fpr, tpr, _ in points:
+        tp, fp = tpr * positives, fpr * negatives
+        if tp + fp > 0:
+            pairs.append((tpr, tp / (tp + fp)))
+    pairs.sort(key=lambda pair: pair[0])
+    return [r for r, _ in pairs], [p for _, p in pairs]
 
 
 def as_float(value: Any) -> float | None:

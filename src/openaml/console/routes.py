@@ -94,7 +94,8 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         """The page, carrying the CSRF token in its forms (and in a cookie, set when missing)."""
         base = _base(request)
         token, fresh = tokens.for_page(request.cookies)
-        context.setdefault("notice", request.query_params.get("notice"))
+        context.setdefault("notice", tokens.notice(request.query_params.get("notice"),
+                                                   request.query_params.get("sig")))
         body = env.get_template(template).render(base=base, request=request, csrf_token=token, **context)
         response = HTMLResponse(body, status_code=status_code)
         if fresh:
@@ -121,7 +122,7 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         try:
             context = await run_in_threadpool(pages.listing, kind, request.query_params)
         except ServiceError as exc:
-            return render(request, "list.html", status_code=exc.http_status, kind=kind, rows=[], next_token=None,
+            return render(request, "list.html", status_code=exc.http_status, kind=kind, rows=[],
                           error=_message(exc), query=dict(request.query_params), comparators=COMPARATORS)
         return render(request, "list.html", **context)
 
@@ -153,8 +154,8 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
             return await refused(request, back or entity_page, exc)
         target = back or (f"/{kind.segment}" if verb == "delete" else entity_page)
         separator = "&" if "?" in target else "?"
-        return RedirectResponse(f"{_base(request)}{target}{separator}notice={urllib.parse.quote(notice)}",
-                                status_code=303)
+        signed = urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)})
+        return RedirectResponse(f"{_base(request)}{target}{separator}{signed}", status_code=303)
 
     async def predict(request: Request) -> Response:
         form = await _form(request) if request.method == "POST" else {}

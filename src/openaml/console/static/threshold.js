@@ -21,7 +21,7 @@
       for (i = 0; i < data.roc.length; i++) { if (data.roc[i][2] >= t - 1e-12) { at = data.roc[i]; } }
       tp = at ? Math.round(at[1] * p) : 0; fp = at ? Math.round(at[0] * n) : 0;
     }
-    var ratio = function (a, b) { return b ? a / b : 0; };
+    var ratio = function (a, b) { return b ? a / b : NaN; };  // 0 / 0: not available
     return {tp: tp, fp: fp, fn: p - tp, tn: n - fp, accuracy: ratio(tp + n - fp, p + n),
             precision: ratio(tp, tp + fp), recall: ratio(tp, p), fpr: ratio(fp, n)};
   }
