@@ -69,7 +69,8 @@ def trained_model() -> Any:
 
 
 def text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    """The page's text: tags are spaces, but a <wbr> (a place a location may wrap) is none."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html.replace("<wbr>", "")))
 
 
 def form_token(client: TestClient, page: str) -> str:
@@ -438,3 +439,36 @@ def test_static_files_served(client: TestClient) -> None:
     assert "prefers" in client.get("/console/static/console.css").text or \
         client.get("/console/static/console.css").status_code == 200
     assert "threshold" in client.get("/console/static/threshold.js").text
+
+
+@pytest.mark.parametrize(("split", "words"), [
+    (None, "all records"),
+    ('{"splitting": {"percentBegin": 0, "percentEnd": 70}}', "records at 0-70 % in file order"),
+    ('{"splitting": {"percentBegin": 70, "percentEnd": 100, "strategy": "random", '
+     '"strategyParams": {"randomSeed": "s1"}}}', 'records at 70-100 %, drawn at random (seed "s1")'),
+    ('{"splitting": {"percentBegin": 12.5, "percentEnd": 40, "complement": true}}',
+     "all records but those at 12.5-40 % in file order"),
+    ("{not json", "{not json"),
+])
+def test_splits_are_told_in_words(split: str | None, words: str) -> None:
+    from openaml.console.insights import describe_split
+
+    assert describe_split(split) == words
+
+
+def test_locations_and_splits_read_as_words_on_datasource_and_evaluation_pages(
+        fake: FakeService, client: TestClient) -> None:
+    """The split is told in words (it showed as raw JSON), an evaluation's data says which
+    part of the file it evaluated, and long locations wrap after a slash, not inside a name."""
+    location = "s3://a-rather-long-bucket-name/and/a/deep/folder/with-a-long-file-name-2026-12-05.csv"
+    split = '{"splitting": {"percentBegin": 70, "percentEnd": 100}}'
+    fake.add("DataSource", "ds-ev", DataLocationS3=location, DataRearrangement=split)
+    fake.add("MLModel", "ml-1", MLModelType="BINARY")
+    fake.add("Evaluation", "ev-1", MLModelId="ml-1", EvaluationDataSourceId="ds-ev", InputDataLocationS3=location)
+    datasource = client.get("/console/datasources/ds-ev").text
+    assert "Split records at 70-100 % in file order" in text(datasource) and "percentBegin" not in datasource
+    assert "s3://<wbr>a-rather-long-bucket-name/<wbr>and/<wbr>" in datasource
+    evaluation = text(client.get("/console/evaluations/ev-1").text)
+    assert f"Data {location}, records at 70-100 % in file order" in evaluation
+    del fake.entities["DataSource"]["ds-ev"]  # its datasource gone: the evaluation still reads
+    assert f"Data {location}, all records" in text(client.get("/console/evaluations/ev-1").text)

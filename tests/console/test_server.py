@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,3 +146,34 @@ def test_pages_of_a_listing_keep_the_query_and_go_back(ml: Any, browser: httpx.C
     before = browser.get("/datasources" + html.unescape(back.group(1)))
     assert re.findall(r'href="/console/datasources/(ds-page-\d)"', before.text) == expected[1]
     assert "Page 2" in before.text
+
+
+def test_a_real_time_endpoint_is_created_and_deleted_in_the_console(ml: Any, browser: httpx.Client) -> None:
+    """The model page creates and deletes the endpoint as CreateRealtimeEndpoint and
+    DeleteRealtimeEndpoint do, shows its URL, and warns before a model with a live endpoint
+    is deleted that the endpoint goes too."""
+    ml.create_data_source_from_s3(DataSourceId="ds-endpoint", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://console/data.csv", "DataSchema": SCHEMA})
+    ml.create_ml_model(MLModelId="ml-endpoint", MLModelType="BINARY", TrainingDataSourceId="ds-endpoint")
+    assert wait_for(lambda: ml.get_ml_model(MLModelId="ml-endpoint"))["Status"] == "COMPLETED"
+    page = browser.get("/models/ml-endpoint").text
+    assert "Create endpoint" in page and 'id="endpoint-warning"' not in page
+    token = token_of(browser, "/models/ml-endpoint")
+    created = browser.post("/models/ml-endpoint/endpoint-create", data={"csrf_token": token})
+    assert created.status_code == 303
+    notice = browser.get(created.headers["location"].removeprefix("/console")).text
+    assert "Real-time endpoint of ml-endpoint requested" in html.unescape(notice)
+    deadline = time.monotonic() + 60
+    while (info := ml.get_ml_model(MLModelId="ml-endpoint")["EndpointInfo"])["EndpointStatus"] != "READY":
+        assert time.monotonic() < deadline, info
+        time.sleep(0.1)
+    page = html.unescape(browser.get("/models/ml-endpoint").text)
+    assert info["EndpointUrl"] in page and "Delete endpoint" in page
+    warning = re.search(r'<p class="message" id="endpoint-warning">([^<]+)</p>', page)
+    assert warning is not None and info["EndpointUrl"] in warning.group(1)
+    assert f"Its real-time endpoint ({info['EndpointUrl']}) is deleted too." in page
+    deleted = browser.post("/models/ml-endpoint/endpoint-delete", data={"csrf_token": token})
+    assert deleted.status_code == 303
+    assert ml.get_ml_model(MLModelId="ml-endpoint")["EndpointInfo"]["EndpointStatus"] == "NONE"
+    page = browser.get("/models/ml-endpoint").text
+    assert "Create endpoint" in page and 'id="endpoint-warning"' not in page

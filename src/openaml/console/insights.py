@@ -11,6 +11,7 @@ from typing import Any
 from markupsafe import Markup
 
 from openaml.console import charts
+from openaml.ml.data import RearrangementError, parse_rearrangement
 from openaml.ml.data.statistics_document import (
     AttributeStatistics,
     CountedValues,
@@ -36,8 +37,24 @@ def summary(datasource: dict[str, Any], ingest: dict[str, Any] | None,
         ("Records with invalid values", ingest.get("recordsWithInvalidValues")),
         ("Records in statistics", statistics.record_count if statistics else None),
         ("Target", statistics.target.name if statistics and statistics.target else None),
-        ("Split", datasource.get("DataRearrangement")),
+        ("Split", describe_split(datasource.get("DataRearrangement"))),
     ]
+
+
+def describe_split(text: str | None) -> str:
+    """A DataRearrangement in words ("records 70-100 %, drawn at random (seed "s")"); its
+    text as it is when it cannot be read."""
+    try:
+        split = parse_rearrangement(text)
+    except RearrangementError:
+        return str(text)
+    if split.selects_all:
+        return "all records"
+    span = f"{float(split.begin):g}-{float(split.end):g} %"
+    chosen = f"all records but those at {span}" if split.complement else f"records at {span}"
+    if split.strategy == "random":
+        return chosen + ", drawn at random" + (f' (seed "{split.seed}")' if split.seed else "")
+    return chosen + " in file order"
 
 
 def target_chart(statistics: DatasetStatistics | None) -> Markup | None:

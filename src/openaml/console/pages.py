@@ -31,7 +31,8 @@ from openaml.ml.training.progress import TrainingProgress
 
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
-ACTIONS = ("rename", "delete", "threshold")
+ACTIONS = ("rename", "delete", "threshold", "endpoint-create", "endpoint-delete")
+LIVE_ENDPOINT = ("READY", "UPDATING")  # endpoint states that serve (or are about to) requests
 PAGE_SEPARATOR = "."  # between the NextTokens of a listing's `pages` (URL-safe base64 has no dot)
 MAX_PAGES = 50  # tokens a listing's link keeps: pages further back are reached from the first
 
@@ -99,6 +100,12 @@ class Pages:
             name = form.get("name")
             self.api(kind.update_op, {kind.id_member: entity_id, kind.name_member: name})
             return f"Renamed {entity_id}" if name and name.strip() else f"Name of {entity_id} cleared"
+        if verb == "endpoint-create":
+            info = self.api("CreateRealtimeEndpoint", {"MLModelId": entity_id}).get("RealtimeEndpointInfo") or {}
+            return f"Real-time endpoint of {entity_id} requested: {info.get('EndpointStatus', 'UPDATING')}"
+        if verb == "endpoint-delete":
+            self.api("DeleteRealtimeEndpoint", {"MLModelId": entity_id})
+            return f"Real-time endpoint of {entity_id} deleted"
         threshold = _finite_number(form.get("threshold", ""), "score threshold")
         self.api("UpdateMLModel", {"MLModelId": entity_id, "ScoreThreshold": threshold})
         return f"Score threshold of {entity_id} saved: {threshold:g}"
@@ -147,6 +154,8 @@ class Pages:
         return {"entity": m, "kind": KINDS["models"], "entity_id": entity_id, "passes": passes,
                 "loss_chart": loss_chart, "validation": validation, "weight_charts": weight_charts,
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
+                "endpoint": m.get("EndpointInfo") or {},
+                "live_endpoint": (m.get("EndpointInfo") or {}).get("EndpointStatus") in LIVE_ENDPOINT,
                 "refresh": m.get("Status") in ACTIVE}
 
     def load_model(self, m: dict[str, Any]) -> LoadedModel | None:
@@ -179,7 +188,13 @@ class Pages:
         model_type = m.get("MLModelType") or (report.model_type if report else "")
         properties = (ev.get("PerformanceMetrics") or {}).get("Properties") or {}
         metric_name, metric = next(iter(properties.items()), (None, None))
+        try:
+            split = self.api("GetDataSource", {"DataSourceId": ev["EvaluationDataSourceId"]}).get("DataRearrangement")
+        except Exception:  # noqa: BLE001 - a deleted datasource still leaves the evaluation readable
+            split = None
+        data = ev.get("InputDataLocationS3")
         context: dict[str, Any] = {
+            "data": f"{data}, {insights.describe_split(split)}" if data else None,
             "entity": ev, "kind": KINDS["evaluations"], "entity_id": entity_id, "model": m,
             "model_type": model_type, "report": report, "metric_name": metric_name,
             "metric": performance.as_float(metric),

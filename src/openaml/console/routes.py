@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -34,6 +35,7 @@ from openaml.console.port import ConsolePort
 from openaml.errors import ServiceError
 
 HERE = Path(__file__).parent
+LOCATION_PREFIXES = ("s3://", "http://", "https://")
 
 
 def make_environment() -> Environment:
@@ -47,9 +49,13 @@ def make_environment() -> Environment:
 
 
 def format_number(value: Any, digits: int = 4) -> str:
-    """Numbers for people: integers with thousands separators, floats to `digits` significant."""
+    """Numbers for people: integers with thousands separators, floats to `digits` significant;
+    locations (s3://, http://) may wrap after each slash, not inside a name."""
     if value is None or value == "" or isinstance(value, Undefined):
         return "not available"
+    if isinstance(value, str) and value.startswith(LOCATION_PREFIXES):
+        scheme, _, path = value.partition("://")
+        return Markup("<wbr>").join([escape(scheme + "://"), *(escape(part) for part in _after_slashes(path))])
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
@@ -57,6 +63,12 @@ def format_number(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() and abs(value) < 1e15 else f"{value:.{digits}g}"
     return str(value)
+
+
+def _after_slashes(path: str) -> list[str]:
+    """`path` cut after each slash ("a/b/c" -> "a/", "b/", "c")."""
+    parts = path.split("/")
+    return [part + "/" for part in parts[:-1]] + [parts[-1]]
 
 
 def format_time(value: Any) -> str:
