@@ -243,3 +243,28 @@ def test_delete_asks_first(world: dict[str, Any], page: Any) -> None:
         page.click("button.danger")
     assert "Deleted ds-batch" in page.inner_text(".notice")
     assert ml.get_data_source(DataSourceId="ds-batch")["Status"] == "DELETED"
+
+
+def test_a_running_job_updates_in_place_and_keeps_what_the_user_types(world: dict[str, Any], page: Any) -> None:
+    """While a model trains its page follows its status without reloading (once it reloaded
+    every 5 s and wiped the rename field); when it completes with a field edited, the page
+    offers the reload instead of taking it; unedited, it reloads to show the results."""
+    app, ml = world["app"], world["ml"]
+    app.context.engine.pause()
+    try:
+        for model in ("ml-live", "ml-live-2"):
+            ml.create_ml_model(MLModelId=model, MLModelType="BINARY", TrainingDataSourceId="ds-bin-train")
+        page.goto(world["console"] + "/models/ml-live")
+        assert page.inner_text("#page-status") == "PENDING" and "updates here" in page.inner_text("#live-note")
+        page.fill("#rename-name", "typed while training")
+        other = page.context.new_page()
+        other.goto(world["console"] + "/models/ml-live-2")
+    finally:
+        app.context.engine.resume()
+    page.wait_for_selector("#page-status.status-completed", timeout=60_000)  # (no eval: the CSP forbids it)
+    assert page.input_value("#rename-name") == "typed while training"
+    assert "Reload to see its results" in page.inner_text("#live-note")
+    other.wait_for_selector("text=Largest weights", timeout=60_000)  # reloaded on its own
+    other.wait_for_selector("#page-status.status-completed")
+    assert other.locator("#live-note").count() == 0 and other.locator("canvas, svg.chart").count() >= 1
+    other.close()

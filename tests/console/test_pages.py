@@ -80,15 +80,32 @@ def form_token(client: TestClient, page: str) -> str:
     return found.group(1)
 
 
-def test_overview_lists_entities_with_tags_and_refreshes_while_busy(fake: FakeService, client: TestClient) -> None:
+def test_overview_lists_entities_with_tags_and_updates_while_busy(fake: FakeService, client: TestClient) -> None:
+    """While a job runs the page watches its entities' statuses (live.js asks /status) instead
+    of reloading itself, which wiped what the user was typing."""
     fake.add("DataSource", "ds-1", Name="Training data")
     fake.add("MLModel", "ml-1", Name="Digits", MLModelType="MULTICLASS", Status="INPROGRESS")
     page = client.get("/console/")
     assert page.status_code == 200
     assert "Training data" in page.text and "ml-1" in page.text and "team=ml" in page.text
-    assert 'http-equiv="refresh"' in page.text
+    assert 'http-equiv="refresh"' not in page.text and "/static/live.js" in page.text
+    assert 'data-entity="models/ml-1" data-status="INPROGRESS"' in page.text
     fake.entities["MLModel"]["ml-1"]["Status"] = "COMPLETED"
-    assert 'http-equiv="refresh"' not in client.get("/console/").text
+    assert "/static/live.js" not in client.get("/console/").text
+
+
+def test_the_status_of_watched_entities_is_answered_as_json(fake: FakeService, client: TestClient) -> None:
+    fake.add("DataSource", "ds-1", Status="INPROGRESS")
+    fake.add("MLModel", "ml-1", MLModelType="BINARY", Status="INPROGRESS")
+    fake.set_info("MLModel", "ml-1", progress_info(TrainingProgress(10, (0.5, 0.4, 0.35))))
+    answer = client.get("/console/status", params=[("e", "datasources/ds-1"), ("e", "models/ml-1"),
+                                                    ("e", "models/ml-gone"), ("e", "nothing/x"), ("e", "models")])
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    found = answer.json()
+    assert set(found) == {"datasources/ds-1", "models/ml-1"}
+    assert found["datasources/ds-1"]["status"] == "INPROGRESS"
+    assert found["models/ml-1"]["progress"] == {"pass": 3, "of": 10, "text": "Pass 3 of 10; last training loss 0.35"}
+    assert client.get("/console/status", params=[("e", f"models/m{i}") for i in range(500)]).json() == {}
 
 
 def test_list_passes_filter_and_sort_to_describe(fake: FakeService, client: TestClient) -> None:

@@ -35,6 +35,7 @@ ACTIONS = ("rename", "delete", "threshold", "endpoint-create", "endpoint-delete"
 LIVE_ENDPOINT = ("READY", "UPDATING")  # endpoint states that serve (or are about to) requests
 PAGE_SEPARATOR = "."  # between the NextTokens of a listing's `pages` (URL-safe base64 has no dot)
 MAX_PAGES = 50  # tokens a listing's link keeps: pages further back are reached from the first
+MAX_WATCHED = 100  # entities one live status request asks about (a list page's rows)
 
 
 class Pages:
@@ -83,6 +84,30 @@ class Pages:
                 "previous_url": link(trail[:-1]) if trail else None, "page_number": len(trail) + 1,
                 "query": dict(query), "comparators": COMPARATORS,
                 "refresh": any(r["Status"] in ACTIVE for r in rows)}
+
+    def statuses(self, entities: list[str]) -> dict[str, dict[str, Any]]:
+        """For live pages: the status (and message) of each "segment/ID" in `entities`, at most
+        MAX_WATCHED, and a model's training progress; unknown or unreadable ones are left out."""
+        found: dict[str, dict[str, Any]] = {}
+        for entity in dict.fromkeys(entities[:MAX_WATCHED]):
+            segment, _, entity_id = entity.partition("/")
+            kind = KINDS.get(segment)
+            if kind is None or not entity_id:
+                continue
+            try:
+                item = self.api(kind.get_op, {kind.id_member: entity_id})
+            except ServiceError:
+                continue
+            state: dict[str, Any] = {"status": item.get("Status"), "message": item.get("Message")}
+            if segment == "models":
+                progress = reports.training_progress(self.port, entity_id)
+                if progress is not None and progress.losses:
+                    planned = progress.chosen_passes or progress.max_passes
+                    state["progress"] = {"pass": len(progress.losses), "of": planned,
+                                         "text": f"Pass {len(progress.losses)} of {planned}; last training "
+                                                 f"loss {progress.losses[-1]:.4g}"}
+            found[entity] = state
+        return found
 
     def _rows(self, kind: Kind, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []

@@ -177,6 +177,12 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
             return render(request, "error.html", status_code=exc.http_status, error=exc)
         return render(request, "predict.html", **context)
 
+    async def statuses(request: Request) -> Response:
+        """The statuses a live page asks for (?e=segment/ID, repeated), as JSON."""
+        found = await run_in_threadpool(pages.statuses, request.query_params.getlist("e"))
+        return Response(orjson.dumps(found), media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
     async def download(request: Request) -> Response:
         entity_id = request.path_params["entity_id"]
         try:
@@ -196,6 +202,7 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
 
     router = Router(routes=[
         Route("/", overview, methods=["GET"]),
+        Route("/status", statuses, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         *(Route(f"/{segment}/{{entity_id}}", page(template, build), methods=["GET"])
           for segment, (template, build) in details.items()),
