@@ -35,9 +35,13 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _svg(label: str, body: str, width: int = WIDTH, height: int = HEIGHT) -> Markup:
+def _svg(label: str, body: str, width: int = WIDTH, height: int = HEIGHT, natural: bool = False) -> Markup:
+    """The chart; `natural`: drawn at its own size in pixels (the confusion matrix, whose cells
+    and labels must stay legible), where others scale to their container (down to the
+    stylesheet's minimum width, below which their figure scrolls)."""
+    size = f' width="{width}" height="{height}"' if natural else ""
     return Markup(
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="chart{" natural" if natural else ""}" viewBox="0 0 {width} {height}"{size} role="img" '
         f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(label)}</title>{body}</svg>"
     )
@@ -209,7 +213,7 @@ def heatmap_svg(matrix: Sequence[Sequence[float]], rows: Sequence[str], columns:
                    f'font-size="10">{escape(number(v))}</text>' if cell >= 40 and row_shares else "")
                 + f"<title>{escape(tip)}</title></g>"
             )
-    return _svg(label, "".join(parts), width=width, height=height)
+    return _svg(label, "".join(parts), width=width, height=height, natural=True)
 
 
 def _blend(share: float, diagonal: bool) -> str:
