@@ -177,3 +177,32 @@ def test_a_real_time_endpoint_is_created_and_deleted_in_the_console(ml: Any, bro
     assert ml.get_ml_model(MLModelId="ml-endpoint")["EndpointInfo"]["EndpointStatus"] == "NONE"
     page = browser.get("/models/ml-endpoint").text
     assert "Create endpoint" in page and 'id="endpoint-warning"' not in page
+
+
+def test_tags_are_added_and_removed_as_the_api_does_it(ml: Any, browser: httpx.Client) -> None:
+    token = token_of(browser, "/datasources/ds-console")
+    added = browser.post("/datasources/ds-console/tag-add",
+                         data={"key": "team", "value": "growth", "csrf_token": token})
+    assert added.status_code == 303
+    tags = ml.describe_tags(ResourceId="ds-console", ResourceType="DataSource")["Tags"]
+    assert {"Key": "team", "Value": "growth"} in tags
+    page = html.unescape(browser.get("/datasources/ds-console").text)
+    assert '<span class="tag">team=growth</span>' in page and 'aria-label="Remove tag team"' in page
+    bad = browser.post("/datasources/ds-console/tag-add", data={"key": "", "csrf_token": token})
+    assert bad.status_code == 400 and "InvalidTagException" in html.unescape(bad.text)  # the API's own refusal
+    removed = browser.post("/datasources/ds-console/tag-delete", data={"key": "team", "csrf_token": token})
+    assert removed.status_code == 303
+    assert ml.describe_tags(ResourceId="ds-console", ResourceType="DataSource")["Tags"] == []
+
+
+@pytest.mark.parametrize("kind", ["datasources", "models"])
+def test_the_job_log_of_an_entity_is_a_page(ml: Any, browser: httpx.Client, kind: str) -> None:
+    entity_id = "ds-console" if kind == "datasources" else "ml-endpoint"
+    if kind == "models" and browser.get(f"/models/{entity_id}").status_code != 200:
+        pytest.skip("the endpoint test made the model")
+    page = browser.get(f"/{kind}/{entity_id}")
+    assert f'href="/console/{kind}/{entity_id}/log"' in page.text
+    log = browser.get(f"/{kind}/{entity_id}/log")
+    assert log.status_code == 200 and "started" in html.unescape(log.text) and 'id="job-log"' in log.text
+    assert browser.get(f"/{kind}/missing-id/log").status_code == 404
+    assert browser.get("/nothing/x/log").status_code == 404

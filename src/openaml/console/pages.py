@@ -31,7 +31,7 @@ from openaml.ml.training.progress import TrainingProgress
 
 OVERVIEW_ROWS = 10
 FORM_FIELDS = 60  # above this many inputs, the prediction form asks for pasted CSV/JSON
-ACTIONS = ("rename", "delete", "threshold", "endpoint-create", "endpoint-delete")
+ACTIONS = ("rename", "delete", "threshold", "endpoint-create", "endpoint-delete", "tag-add", "tag-delete")
 LIVE_ENDPOINT = ("READY", "UPDATING")  # endpoint states that serve (or are about to) requests
 PAGE_SEPARATOR = "."  # between the NextTokens of a listing's `pages` (URL-safe base64 has no dot)
 MAX_PAGES = 50  # tokens a listing's link keeps: pages further back are reached from the first
@@ -125,6 +125,15 @@ class Pages:
             name = form.get("name")
             self.api(kind.update_op, {kind.id_member: entity_id, kind.name_member: name})
             return f"Renamed {entity_id}" if name and name.strip() else f"Name of {entity_id} cleared"
+        if verb == "tag-add":
+            key = form.get("key", "")
+            self.api("AddTags", {"Tags": [{"Key": key, "Value": form.get("value", "")}],
+                                 "ResourceId": entity_id, "ResourceType": kind.resource})
+            return f"Tag {key} added to {entity_id}"
+        if verb == "tag-delete":
+            key = form.get("key", "")
+            self.api("DeleteTags", {"TagKeys": [key], "ResourceId": entity_id, "ResourceType": kind.resource})
+            return f"Tag {key} removed from {entity_id}"
         if verb == "endpoint-create":
             info = self.api("CreateRealtimeEndpoint", {"MLModelId": entity_id}).get("RealtimeEndpointInfo") or {}
             return f"Real-time endpoint of {entity_id} requested: {info.get('EndpointStatus', 'UPDATING')}"

@@ -42,3 +42,7 @@ class ConsolePort(Protocol):
     def result_stream(self, uri: str) -> BinaryIO:
         """An object of the object store (batch prediction results and manifests)."""
         ...
+
+    def job_log(self, kind: str, entity_id: str) -> str | None:
+        """The end (at most LOG_BYTES) of the log of the entity's job, or None when there is none."""
+        ...

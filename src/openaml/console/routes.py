@@ -177,6 +177,20 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
             return render(request, "error.html", status_code=exc.http_status, error=exc)
         return render(request, "predict.html", **context)
 
+    async def job_log(request: Request) -> Response:
+        """The log of an entity's job, as the job wrote it."""
+        kind = KINDS.get(request.path_params["kind"])
+        if kind is None:
+            return render(request, "error.html", status_code=404, error="No such page")
+        entity_id = request.path_params["entity_id"]
+        try:
+            entity = await run_in_threadpool(pages.api, kind.get_op, {kind.id_member: entity_id})
+            text = await run_in_threadpool(port.job_log, kind.resource, entity_id)
+        except ServiceError as exc:
+            return render(request, "error.html", status_code=exc.http_status, error=exc)
+        return render(request, "log.html", kind=kind, entity=entity, entity_id=entity_id, log=text,
+                      refresh=entity.get("Status") in ACTIVE)
+
     async def statuses(request: Request) -> Response:
         """The statuses a live page asks for (?e=segment/ID, repeated), as JSON."""
         found = await run_in_threadpool(pages.statuses, request.query_params.getlist("e"))
@@ -209,6 +223,7 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         Route("/models/{entity_id}/predict", predict, methods=["GET", "POST"]),
         Route("/batchpredictions/{entity_id}/download", download, methods=["GET"]),
         Route("/{kind}", listing, methods=["GET"]),
+        Route("/{kind}/{entity_id}/log", job_log, methods=["GET"]),
         Route("/{kind}/{entity_id}/{verb}", action, methods=["POST"]),
     ])
     return ConsoleGuard(router, tokens)

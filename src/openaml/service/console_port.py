@@ -7,10 +7,12 @@ from typing import Any, BinaryIO
 
 from openaml.jobs.models import LoadedModel
 from openaml.jobs.record_info import read_progress
-from openaml.jobs.tasks import REPORT_FILES
+from openaml.jobs.tasks import LOG_FILE, REPORT_FILES
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EntityKind
+
+LOG_BYTES = 256 << 10  # of a job log shown in the console (its end)
 
 
 class ServicePort:
@@ -37,3 +39,13 @@ class ServicePort:
 
     def result_stream(self, uri: str) -> BinaryIO:
         return self.ctx.objects.open_read(uri)
+
+    def job_log(self, kind: str, entity_id: str) -> str | None:
+        try:
+            with self.ctx.artifacts.open_read(kind, entity_id, LOG_FILE) as stream:
+                size = stream.seek(0, 2)
+                stream.seek(max(0, size - LOG_BYTES))
+                text = stream.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return None
+        return text if size <= LOG_BYTES else "…" + text.partition("\n")[2]
