@@ -206,3 +206,39 @@ def test_the_job_log_of_an_entity_is_a_page(ml: Any, browser: httpx.Client, kind
     assert log.status_code == 200 and "started" in html.unescape(log.text) and 'id="job-log"' in log.text
     assert browser.get(f"/{kind}/missing-id/log").status_code == 404
     assert browser.get("/nothing/x/log").status_code == 404
+
+
+def test_evaluations_and_batch_predictions_are_created_from_the_model_page(ml: Any, browser: httpx.Client) -> None:
+    """The model page's forms make the calls a boto3 user would (CreateEvaluation,
+    CreateBatchPrediction); a refusal is shown beside the field it concerns, with what was
+    typed kept, and nothing is created."""
+    ml.create_data_source_from_s3(DataSourceId="ds-use", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://console/data.csv", "DataSchema": SCHEMA})
+    ml.create_ml_model(MLModelId="ml-use", MLModelType="BINARY", TrainingDataSourceId="ds-use")
+    page = browser.get("/models/ml-use").text
+    assert 'id="form-evaluate"' in page and 'id="form-batch-predict"' in page
+    token = token_of(browser, "/models/ml-use")
+    made = browser.post("/models/ml-use/create/evaluate",
+                        data={"datasource": "ds-use", "id": "ev-use", "csrf_token": token})
+    assert made.status_code == 303 and made.headers["location"].startswith("/console/evaluations/ev-use?notice=")
+    assert wait_for(lambda: ml.get_evaluation(EvaluationId="ev-use"))["Status"] == "COMPLETED"
+    bad = browser.post("/models/ml-use/create/batch-predict",
+                       data={"datasource": "ds-use", "output": "not-a-location", "id": "bp-use", "csrf_token": token})
+    assert bad.status_code == 400
+    error = re.search(r'<p class="field-error" id="batch-predict-output-error">([^<]+)</p>', bad.text)
+    assert error is not None and "OutputUri" in html.unescape(error.group(1))
+    assert 'value="not-a-location"' in bad.text and 'value="bp-use"' in bad.text  # what was typed stays
+    with pytest.raises(ClientError):
+        ml.get_batch_prediction(BatchPredictionId="bp-use")
+    made = browser.post("/models/ml-use/create/batch-predict", data={
+        "datasource": "ds-use", "output": "s3://console/out/", "id": "bp-use", "csrf_token": token})
+    assert made.status_code == 303
+    assert wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp-use"))["Status"] == "COMPLETED"
+    same = browser.post("/models/ml-use/create/evaluate",
+                        data={"datasource": "ds-use", "id": "ev-use", "csrf_token": token})
+    assert same.status_code == 303  # the same call again: idempotent, as in the API
+    other = browser.post("/models/ml-use/create/evaluate", data={"datasource": "ds-console", "id": "ev-use",
+                                                                  "csrf_token": token})
+    assert other.status_code == 400 and "IdempotentParameterMismatchException" in html.unescape(other.text)
+    missing = browser.post("/models/ml-use/create/evaluate", data={"datasource": "ds-none", "csrf_token": token})
+    assert missing.status_code == 400 and 'id="evaluate-datasource-error"' in missing.text

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from markupsafe import Markup
 
-from openaml.console import charts, explain, forms, insights, performance, reports
+from openaml.console import charts, create, explain, forms, insights, performance, reports
 from openaml.console.api import ServiceApi
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.console.port import ConsolePort
@@ -188,9 +188,15 @@ class Pages:
         return {"entity": m, "kind": KINDS["models"], "entity_id": entity_id, "passes": passes,
                 "loss_chart": loss_chart, "validation": validation, "weight_charts": weight_charts,
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
-                "endpoint": m.get("EndpointInfo") or {},
+                "endpoint": m.get("EndpointInfo") or {}, "datasources": self.datasource_choices(),
+                "new_ids": {"evaluate": create.new_id("ev"), "batch-predict": create.new_id("bp")},
                 "live_endpoint": (m.get("EndpointInfo") or {}).get("EndpointStatus") in LIVE_ENDPOINT,
                 "refresh": m.get("Status") in ACTIVE}
+
+    def datasource_choices(self) -> list[dict[str, Any]]:
+        """The datasources a form may pick (not deleted), newest first, at most 100."""
+        found = self.api("DescribeDataSources", {"SortOrder": "dsc", "Limit": 100}).get("Results", [])
+        return [d for d in found if d.get("Status") != "DELETED"]
 
     def load_model(self, m: dict[str, Any]) -> LoadedModel | None:
         """A COMPLETED model, loaded (shared with Predict and the jobs), kept per (ID, last

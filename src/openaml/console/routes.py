@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from openaml.console import charts
+from openaml.console import charts, create
 from openaml.console.csrf import CsrfTokens, load_secret
 from openaml.console.forms import parse_form
 from openaml.console.guard import ConsoleGuard
@@ -169,6 +169,26 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         signed = urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)})
         return RedirectResponse(f"{_base(request)}{target}{separator}{signed}", status_code=303)
 
+    async def create_from_model(request: Request) -> Response:
+        """POST an evaluation or batch prediction of the model: its page once created, else the
+        model page with the refusal beside the field it concerns."""
+        model_id, what = request.path_params["entity_id"], request.path_params["what"]
+        make = {"evaluate": (create.create_evaluation, "evaluations"),
+                "batch-predict": (create.create_batch_prediction, "batchpredictions")}.get(what)
+        if make is None:
+            return render(request, "error.html", status_code=404, error="No such action")
+        form = await _form(request)
+        try:
+            new_id = await run_in_threadpool(make[0], pages.api, model_id, form)
+        except create.FieldErrors as exc:
+            context = await run_in_threadpool(pages.model, {"entity_id": model_id}, {})
+            return render(request, "model.html", status_code=400, errors={what: exc.errors}, values={what: form},
+                          **context)
+        notice = f"Created {new_id}"
+        return RedirectResponse(f"{_base(request)}/{make[1]}/{new_id}?"
+                                + urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)}),
+                                status_code=303)
+
     async def predict(request: Request) -> Response:
         form = await _form(request) if request.method == "POST" else {}
         try:
@@ -221,6 +241,7 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         *(Route(f"/{segment}/{{entity_id}}", page(template, build), methods=["GET"])
           for segment, (template, build) in details.items()),
         Route("/models/{entity_id}/predict", predict, methods=["GET", "POST"]),
+        Route("/models/{entity_id}/create/{what}", create_from_model, methods=["POST"]),
         Route("/batchpredictions/{entity_id}/download", download, methods=["GET"]),
         Route("/{kind}", listing, methods=["GET"]),
         Route("/{kind}/{entity_id}/log", job_log, methods=["GET"]),
