@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -242,3 +243,104 @@ def test_evaluations_and_batch_predictions_are_created_from_the_model_page(ml: A
     assert other.status_code == 400 and "IdempotentParameterMismatchException" in html.unescape(other.text)
     missing = browser.post("/models/ml-use/create/evaluate", data={"datasource": "ds-none", "csrf_token": token})
     assert missing.status_code == 400 and 'id="evaluate-datasource-error"' in missing.text
+
+
+TABLE = b"age,plan,churned\n" + b"".join(
+    f"{20 + i % 50},{'abc'[i % 3]},{int(i % 3 == 0)}\n".encode() for i in range(90))
+
+
+def test_the_object_store_is_browsed_and_a_file_uploaded(server: Application, browser: httpx.Client) -> None:
+    """Buckets, then folders and files with links into the datasource wizard; an upload is a PUT
+    of the file with the page's token in a header, refused without it, from another origin,
+    to a folder or over the size limit."""
+    token = token_of(browser, "/create/datasource")
+    put = browser.put("/upload", params={"uri": "s3://uploads-test/tables/churn.csv"}, content=TABLE,
+                      headers={"X-CSRF-Token": token})
+    assert put.status_code == 200 and put.json() == {"uri": "s3://uploads-test/tables/churn.csv", "size": len(TABLE)}
+    assert server.context.objects.read_bytes("s3://uploads-test/tables/churn.csv") == TABLE
+    assert browser.put("/upload", params={"uri": "s3://uploads-test/x.csv"}, content=b"1").status_code == 403
+    assert browser.put("/upload", params={"uri": "s3://uploads-test/x.csv"}, content=b"1",
+                       headers={"X-CSRF-Token": token, "Origin": "http://evil.example"}).status_code == 403
+    assert browser.put("/upload", params={"uri": "s3://uploads-test/folder/"}, content=b"1",
+                       headers={"X-CSRF-Token": token}).status_code == 400
+    assert server.context.objects.stat("s3://uploads-test/x.csv") is None
+    buckets = browser.get("/browse").text
+    assert "s3://uploads-test/" in buckets
+    top = html.unescape(browser.get("/browse", params={"uri": "s3://uploads-test/"}).text)
+    assert ">tables/<" in top and "1 object(s)" in top
+    inside = html.unescape(browser.get("/browse", params={"uri": "s3://uploads-test/tables/"}).text)
+    assert "churn.csv" in inside and "/create/datasource?location=s3%3A//uploads-test/tables/churn.csv" in inside
+    assert 'role="alert"' in browser.get("/browse", params={"uri": "s3://Bad_Bucket/"}).text
+
+
+def test_the_upload_size_is_bounded(browser: httpx.Client, monkeypatch: pytest.MonkeyPatch,
+                                    server: Application) -> None:
+    from openaml.console import routes
+
+    monkeypatch.setattr(routes, "UPLOAD_BYTES", 1000)
+    token = token_of(browser, "/create/datasource")
+    big = browser.put("/upload", params={"uri": "s3://uploads-test/big.csv"}, content=b"x" * 5000,
+                      headers={"X-CSRF-Token": token})
+    assert big.status_code == 413 and server.context.objects.stat("s3://uploads-test/big.csv") is None
+
+
+def test_the_datasource_wizard_guesses_the_schema_and_creates_what_the_form_says(
+        server: Application, ml: Any, browser: httpx.Client) -> None:
+    server.context.objects.write_bytes("s3://wizard/churn.csv", TABLE)
+    page = html.unescape(browser.get("/create/datasource", params={"location": "s3://wizard/churn.csv"}).text)
+    assert 'name="attr.0.name" value="age"' in page and 'name="header" value="1" checked' in page
+    assert re.search(r'name="attr.0.type"[^>]*>.*?<option selected>NUMERIC</option>', page, re.S)
+    token = token_of(browser, "/create/datasource?location=s3://wizard/churn.csv")
+    form = {"csrf_token": token, "location": "s3://wizard/churn.csv", "header": "1", "attr.0.name": "age",
+            "attr.0.type": "NUMERIC", "attr.1.name": "plan", "attr.1.type": "CATEGORICAL", "attr.2.name": "churned",
+            "attr.2.type": "BINARY", "target": "churned", "rowid": "", "split": "range", "begin": "0", "end": "70",
+            "strategy": "random", "seed": "abc", "id": "ds-wizard", "name": "churn", "statistics": "1"}
+    bad = browser.post("/create/datasource", data={**form, "begin": "x"})
+    assert bad.status_code == 400 and 'id="split-error"' in bad.text and 'value="x"' in bad.text
+    made = browser.post("/create/datasource", data=form)
+    assert made.status_code == 303 and made.headers["location"].startswith("/console/datasources/ds-wizard?")
+    ds = wait_for(lambda: ml.get_data_source(DataSourceId="ds-wizard", Verbose=True))
+    assert ds["Status"] == "COMPLETED" and ds["ComputeStatistics"] is True and ds["Name"] == "churn"
+    schema = json.loads(ds["DataSourceSchema"])
+    assert schema["targetAttributeName"] == "churned" and schema["dataFileContainsHeader"] is True
+    assert [a["attributeType"] for a in schema["attributes"]] == ["NUMERIC", "CATEGORICAL", "BINARY"]
+    assert json.loads(ds["DataRearrangement"])["splitting"]["strategy"] == "random"
+    taken = browser.post("/create/datasource", data={**form, "end": "60"})  # the ID again, other parameters
+    assert taken.status_code == 400 and "IdempotentParameterMismatchException" in html.unescape(taken.text)
+    unread = browser.get("/create/datasource", params={"location": "s3://wizard/nothing.csv"})
+    assert 'id="location-error"' in unread.text and 'id="datasource-form"' not in unread.text
+    wide = b",".join(f"p{i}".encode() for i in range(150)) + b"\n" + b",".join(b"1" for _ in range(150)) + b"\n"
+    server.context.objects.write_bytes("s3://wizard/wide.csv", wide)
+    wide_page = browser.get("/create/datasource", params={"location": "s3://wizard/wide.csv"}).text
+    assert 'id="schema-json"' in wide_page and 'id="schema-table"' not in wide_page
+
+
+def test_the_model_wizard_trains_on_70_and_evaluates_on_30_percent(ml: Any, browser: httpx.Client) -> None:
+    """The model wizard suggests the type of the datasource's target and shows its default
+    recipe, checks a recipe as CreateMLModel will, and with "evaluate" makes the 70/30
+    datasources, the model on the 70 % and its evaluation on the 30 %."""
+    if browser.get("/datasources/ds-wizard").status_code != 200:
+        pytest.skip("needs the datasource wizard's test")
+    page = html.unescape(browser.get("/create/model", params={"datasource": "ds-wizard"}).text)
+    assert "<option selected>BINARY</option>" in page and "ALL_CATEGORICAL" in page
+    token = token_of(browser, "/create/model?datasource=ds-wizard")
+    valid = browser.post("/check/recipe", data={"csrf_token": token, "datasource": "ds-wizard",
+                                                "recipe": '{"outputs": ["ALL_CATEGORICAL"]}'})
+    assert valid.json() == {"ok": True}
+    wrong = browser.post("/check/recipe", data={"csrf_token": token, "datasource": "ds-wizard",
+                                                "recipe": '{"outputs": ["nosuch"]}'})
+    assert wrong.json()["ok"] is False and "nosuch" in wrong.json()["error"]
+    form = {"csrf_token": token, "datasource": "ds-wizard", "type": "BINARY", "recipe": "", "evaluate": "1",
+            "strategy": "sequential", "id": "ml-wizard", "name": "churn model", "sgd.maxPasses": "5",
+            "sgd.l2RegularizationAmount": "1e-4", "sgd.l1RegularizationAmount": "1e-4"}
+    refused = browser.post("/create/model", data=form)  # L1 and L2 at once
+    assert refused.status_code == 400 and 'id="parameters-error"' in refused.text
+    made = browser.post("/create/model", data={**form, "sgd.l1RegularizationAmount": "0"})
+    assert made.status_code == 303 and made.headers["location"].startswith("/console/models/ml-wizard?")
+    evaluation = wait_for(lambda: ml.get_evaluation(EvaluationId="ml-wizard-ev"), timeout=120)
+    assert evaluation["Status"] == "COMPLETED" and evaluation["EvaluationDataSourceId"] == "ml-wizard-eval"
+    model = ml.get_ml_model(MLModelId="ml-wizard")
+    assert model["TrainingDataSourceId"] == "ml-wizard-train" and model["TrainingParameters"]["sgd.maxPasses"] == "5"
+    splits = [json.loads(ml.get_data_source(DataSourceId=f"ml-wizard-{p}")["DataRearrangement"])["splitting"]
+              for p in ("train", "eval")]
+    assert [(s["percentBegin"], s["percentEnd"]) for s in splits] == [(0, 70), (70, 100)]

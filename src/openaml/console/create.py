@@ -5,6 +5,7 @@ it concerns (FieldErrors), with what the user typed kept.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -66,3 +67,141 @@ def _call(api: ServiceApi, operation: str, params: dict[str, Any], members: Mapp
         return api(operation, params)
     except ServiceError as exc:
         raise field_error(exc, members) from None
+
+
+# -- datasources ------------------------------------------------------------------------------
+
+TYPES = ("NUMERIC", "CATEGORICAL", "BINARY", "TEXT")
+TABLE_ATTRIBUTES = 100  # up to this many attributes, the schema is a table of fields; else JSON
+EVALUATION_SHARE = 30  # percent of the records an automatic evaluation holds out (Amazon ML's)
+
+
+def guessed_attributes(schema_text: str) -> dict[str, Any]:
+    """The guessed schema as the wizard's form shows it: attributes (name, type), header, and
+    the JSON itself (the form for wide data)."""
+    document = json.loads(schema_text)
+    attributes = [(a["attributeName"], a["attributeType"]) for a in document["attributes"]]
+    return {"attributes": attributes, "header": bool(document.get("dataFileContainsHeader")),
+            "json": schema_text if len(attributes) > TABLE_ATTRIBUTES else "",
+            "target": document.get("targetAttributeName") or "", "rowid": document.get("rowId") or ""}
+
+
+def guess_from_form(form: Mapping[str, str]) -> dict[str, Any] | None:
+    """The wizard's schema as the user left it (to show it again beside a refusal); None when
+    the form has none."""
+    if form.get("schema_json"):
+        try:
+            return guessed_attributes(form["schema_json"]) | {"json": form["schema_json"]}  # kept as typed
+        except (ValueError, KeyError, TypeError):
+            return {"attributes": [], "header": False, "json": form["schema_json"], "target": "", "rowid": ""}
+    attributes, n = [], 0
+    while f"attr.{n}.name" in form:
+        attributes.append((form[f"attr.{n}.name"], form.get(f"attr.{n}.type", "CATEGORICAL")))
+        n += 1
+    if not attributes:
+        return None
+    return {"attributes": attributes, "header": bool(form.get("header")), "json": "",
+            "target": form.get("target", ""), "rowid": form.get("rowid", "")}
+
+
+def schema_from_form(form: Mapping[str, str]) -> str:
+    """The DataSchema the wizard's form describes: its JSON field as it is (wide data), or its
+    table (attr.N.name, attr.N.type, target, rowid, exclude.N, header)."""
+    if form.get("schema_json"):
+        return form["schema_json"]
+    attributes, excluded, n = [], [], 0
+    while f"attr.{n}.name" in form:
+        name = form[f"attr.{n}.name"]
+        attributes.append({"attributeName": name, "attributeType": form.get(f"attr.{n}.type", "CATEGORICAL")})
+        if form.get(f"exclude.{n}"):
+            excluded.append(name)
+        n += 1
+    return json.dumps({"version": "1.0", "rowId": form.get("rowid") or None,
+                       "targetAttributeName": form.get("target") or None, "dataFormat": "CSV",
+                       "dataFileContainsHeader": bool(form.get("header")), "attributes": attributes,
+                       "excludedAttributeNames": excluded})
+
+
+def split_from_form(form: Mapping[str, str]) -> str | None:
+    """The DataRearrangement the form chooses: none (every record), or a range of percent in
+    file order or drawn at random with a seed."""
+    if form.get("split", "all") == "all":
+        return None
+    splitting: dict[str, Any] = {"percentBegin": _percent(form.get("begin"), "begin"),
+                                 "percentEnd": _percent(form.get("end"), "end")}
+    if form.get("strategy") == "random":
+        splitting |= {"strategy": "random", "strategyParams": {"randomSeed": form.get("seed") or "openaml"}}
+    return json.dumps({"splitting": splitting})
+
+
+def create_datasource(api: ServiceApi, form: Mapping[str, str]) -> str:
+    """CreateDataSourceFromS3 of the wizard's form; the new datasource's ID."""
+    datasource_id = form.get("id") or new_id("ds")
+    spec: dict[str, Any] = {"DataLocationS3": form.get("location", ""), "DataSchema": schema_from_form(form)}
+    split = split_from_form(form)
+    if split is not None:
+        spec["DataRearrangement"] = split
+    _call(api, "CreateDataSourceFromS3", {
+        "DataSourceId": datasource_id, "DataSourceName": form.get("name") or None, "DataSpec": spec,
+        "ComputeStatistics": bool(form.get("statistics"))}, {
+        "DataRearrangement": "split", "DataSchema": "schema", "schema": "schema", "attribute": "schema",
+        "DataLocationS3": "location", "s3://": "location", "DataSourceId": "id", "DataSourceName": "name"})
+    return datasource_id
+
+
+def _percent(raw: str | None, field: str) -> float:
+    try:
+        return float(raw or "")
+    except ValueError:
+        raise FieldErrors({"split": f"The {field} of the split is not a number: {raw!r}"}) from None
+
+
+# -- models -----------------------------------------------------------------------------------
+
+PARAMETERS = (  # (key, console default (Amazon ML's console), what it is)
+    ("sgd.maxPasses", "10", "passes over the data, 1-10,000; training may stop earlier"),
+    ("sgd.shuffleType", "auto", "auto (shuffle the records) or none"),
+    ("sgd.l2RegularizationAmount", "1e-6", "L2 amount, 0 or more (not with L1)"),
+    ("sgd.l1RegularizationAmount", "0", "L1 amount, 0 or more (not with L2)"),
+    ("sgd.maxMLModelSizeInBytes", "104857600", "model size cap, 100,000 to 2,147,483,648 bytes"),
+)
+SUGGESTED_TYPE = {"BINARY": "BINARY", "NUMERIC": "REGRESSION", "CATEGORICAL": "MULTICLASS"}
+
+
+def create_model(api: ServiceApi, form: Mapping[str, str]) -> tuple[str, str | None]:
+    """CreateMLModel of the wizard's form, trained on its datasource, or, with "evaluate", on
+    the first 70 % of that datasource's data, with a datasource of the other 30 % and an
+    evaluation on it (as Amazon ML's wizard did). Returns the model's ID and the
+    evaluation's. A refusal of any call comes back by field; the calls before it stay made."""
+    model_id = form.get("id") or new_id("ml")
+    source_id = form.get("datasource", "")
+    members = {"MLModelType": "type", "Recipe": "recipe", "recipe": "recipe", "Parameters": "parameters",
+               "sgd.": "parameters", "TrainingDataSourceId": "datasource", "DataSource": "datasource",
+               "MLModelId": "id", "MLModelName": "name"}
+    parameters = {key: form[key] for key, _, _ in PARAMETERS if form.get(key)}
+    training_id, evaluation_id = source_id, None
+    if form.get("evaluate"):
+        source = _call(api, "GetDataSource", {"DataSourceId": source_id, "Verbose": True}, members)
+        strategy = {"strategy": "random", "strategyParams": {"randomSeed": model_id}} \
+            if form.get("strategy") == "random" else {}
+        training_id, held_id, evaluation_id = f"{model_id}-train", f"{model_id}-eval", f"{model_id}-ev"
+        cut = 100 - EVALUATION_SHARE
+        parts = ((training_id, (0, cut), "training"), (held_id, (cut, 100), "evaluation"))
+        for part_id, (begin, end), part in parts:
+            split = json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end, **strategy}})
+            name = f"{source.get('Name') or source_id} ({part}, {end - begin} %)"
+            _call(api, "CreateDataSourceFromS3", {
+                "DataSourceId": part_id, "DataSourceName": name,
+                "DataSpec": {"DataLocationS3": source.get("DataLocationS3", ""),
+                             "DataSchema": source.get("DataSourceSchema", ""), "DataRearrangement": split},
+                "ComputeStatistics": True}, members)
+    _call(api, "CreateMLModel", {
+        "MLModelId": model_id, "MLModelName": form.get("name") or None, "MLModelType": form.get("type", ""),
+        "TrainingDataSourceId": training_id, "Recipe": form.get("recipe") or None,
+        "Parameters": parameters or None}, members)
+    if evaluation_id is not None:
+        _call(api, "CreateEvaluation", {"EvaluationId": evaluation_id, "MLModelId": model_id,
+                                        "EvaluationDataSourceId": f"{model_id}-eval",
+                                        "EvaluationName": f"{form.get('name') or model_id} on the held-out "
+                                                          f"{EVALUATION_SHARE} %"}, members)
+    return model_id, evaluation_id

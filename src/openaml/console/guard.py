@@ -4,8 +4,9 @@
   styles, MIME sniffing, and cross-origin referrers.
 * Every request other than GET/HEAD must be a bounded urlencoded form carrying the console's
   CSRF token (see `csrf`) and, where the browser names its Origin or Referer, come from this
-  host. Anything else is refused (403, or 413 for a body over the form limit) before a route
-  runs, so no route can forget the check.
+  host. The one exception is an upload (PUT to UPLOAD_PATH): its body, a file, is streamed to
+  the route, and its token comes in the TOKEN_HEADER header. Anything else is refused (403,
+  or 413 for a body over the form limit) before a route runs, so no route can forget the check.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openaml.console.csrf import CsrfTokens
+from openaml.console.csrf import FIELD, CsrfTokens
 from openaml.console.forms import MAX_FORM_BYTES, parse_form
 from openaml.errors import ServiceError
 
@@ -33,6 +34,8 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 _HEADER_NAMES = frozenset(name.lower().encode() for name, _ in SECURITY_HEADERS)
 _HEADER_LINES = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS]
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+UPLOAD_PATH = "/upload"  # PUT: a file streamed into the object store (routes.upload)
+TOKEN_HEADER = "x-csrf-token"  # an upload's CSRF token
 
 
 class ConsoleGuard:
@@ -50,6 +53,14 @@ class ConsoleGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        if scope["method"] == "PUT" and scope["path"].endswith(UPLOAD_PATH):
+            # an upload: a file streamed as the body (not a form), its token in a header
+            refusal = self._refusal(headers, b"", headers.get(TOKEN_HEADER, ""))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
         body = await _read_body(headers, receive)
         if body is None:
             too_large = PlainTextResponse(f"The form is larger than {MAX_FORM_BYTES:,} bytes.", status_code=413)
@@ -61,11 +72,13 @@ class ConsoleGuard:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _refusal(self, headers: Headers, body: bytes) -> PlainTextResponse | None:
+    def _refusal(self, headers: Headers, body: bytes, token: str | None = None) -> PlainTextResponse | None:
+        """Why the request is refused (None: it is not): another origin, a bad form, or a
+        token missing from the form (or, for an upload, from `token`, its header)."""
         if not _same_origin(headers):
             return PlainTextResponse("Cross-site form posts are refused.", status_code=403)
         try:
-            form = parse_form(body)
+            form = parse_form(body) if token is None else {FIELD: token}
         except ServiceError as exc:
             return PlainTextResponse(str(exc), status_code=exc.http_status)
         if not self.tokens.accepts(cookie_parser(headers.get("cookie", "")), form):

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Protocol
 from openaml.jobs.models import LoadedModel
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext
+from openaml.storage.objects import ObjectInfo
 
 
 class ConsolePort(Protocol):
@@ -45,4 +46,20 @@ class ConsolePort(Protocol):
 
     def job_log(self, kind: str, entity_id: str) -> str | None:
         """The end (at most LOG_BYTES) of the log of the entity's job, or None when there is none."""
+        ...
+
+    def buckets(self) -> list[str]:
+        """The object store's buckets."""
+        ...
+
+    def objects(self, prefix: str) -> list[ObjectInfo]:
+        """The objects under an s3:// prefix, recursively, in key order (StorageError for a bad URI)."""
+        ...
+
+    def sample(self, uri: str) -> bytes:
+        """The first lines (a few MB, decompressed) of the first data file a location names."""
+        ...
+
+    def open_upload(self, uri: str) -> BinaryIO:
+        """A writer whose bytes become the object at `uri` when it is closed without error."""
         ...

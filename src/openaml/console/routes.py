@@ -28,14 +28,17 @@ from starlette.types import ASGIApp
 from openaml.console import charts, create
 from openaml.console.csrf import CsrfTokens, load_secret
 from openaml.console.forms import parse_form
-from openaml.console.guard import ConsoleGuard
+from openaml.console.guard import UPLOAD_PATH, ConsoleGuard
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.console.pages import ACTIONS, Pages
 from openaml.console.port import ConsolePort
+from openaml.console.wizards import Wizards
 from openaml.errors import ServiceError
+from openaml.storage.uris import StorageError, parse_s3_uri
 
 HERE = Path(__file__).parent
 LOCATION_PREFIXES = ("s3://", "http://", "https://")
+UPLOAD_BYTES = 2 << 30  # the largest file the console uploads
 
 
 def make_environment() -> Environment:
@@ -96,6 +99,7 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
     port's data directory (see `csrf`)."""
     env = make_environment()
     pages = Pages(service, port)
+    wizards = Wizards(pages.api, port)
     tokens = CsrfTokens(load_secret(port.data_dir))
     details: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
         "datasources": ("datasource.html", pages.datasource), "models": ("model.html", pages.model),
@@ -189,6 +193,75 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
                                 + urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)}),
                                 status_code=303)
 
+    async def browse(request: Request) -> Response:
+        context = await run_in_threadpool(wizards.browse, request.query_params)
+        return render(request, "browse.html", **context)
+
+    async def new_datasource(request: Request) -> Response:
+        """GET: the wizard (with `location`, its guessed schema); POST: CreateDataSourceFromS3."""
+        if request.method == "GET":
+            context = await run_in_threadpool(wizards.datasource_form, request.query_params)
+            return render(request, "create-datasource.html", **context)
+        form = await _form(request)
+        try:
+            new_id = await run_in_threadpool(create.create_datasource, pages.api, form)
+        except create.FieldErrors as exc:
+            context = await run_in_threadpool(wizards.datasource_form, {"location": form.get("location", "")})
+            context.update(errors=exc.errors, values=form, guess=create.guess_from_form(form) or context["guess"])
+            return render(request, "create-datasource.html", status_code=400, **context)
+        return _created(request, f"/datasources/{new_id}", f"Created {new_id}")
+
+    async def new_model(request: Request) -> Response:
+        """GET: the wizard (with `datasource`, its type and recipe); POST: the model, and with
+        "evaluate" its 70/30 datasources and evaluation."""
+        if request.method == "GET":
+            context = await run_in_threadpool(wizards.model_form, request.query_params)
+            return render(request, "create-model.html", **context)
+        form = await _form(request)
+        try:
+            model_id, evaluation_id = await run_in_threadpool(create.create_model, pages.api, form)
+        except create.FieldErrors as exc:
+            context = await run_in_threadpool(wizards.model_form, {"datasource": form.get("datasource", "")})
+            context.update(errors=exc.errors, values=form, recipe=form.get("recipe", context["recipe"]))
+            return render(request, "create-model.html", status_code=400, **context)
+        made = f"Created {model_id}" + (f" and its evaluation {evaluation_id}" if evaluation_id else "")
+        return _created(request, f"/models/{model_id}", made)
+
+    async def check_recipe(request: Request) -> Response:
+        form = await _form(request)
+        found = await run_in_threadpool(wizards.check_recipe, form.get("datasource", ""), form.get("recipe", ""))
+        return Response(orjson.dumps(found), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+    async def upload(request: Request) -> Response:
+        """PUT a file (the body, streamed, at most UPLOAD_BYTES) into the object store at ?uri=."""
+        uri = request.query_params.get("uri", "")
+        try:
+            if parse_s3_uri(uri).is_prefix:
+                raise StorageError(f"{uri}: names a folder, not an object")
+            writer = await run_in_threadpool(port.open_upload, uri)
+        except StorageError as exc:
+            return Response(orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json")
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > UPLOAD_BYTES:
+                    raise _TooLarge
+                await run_in_threadpool(writer.write, chunk)
+            await run_in_threadpool(writer.close)
+        except _TooLarge:
+            await run_in_threadpool(getattr(writer, "abort", writer.close))
+            return Response(orjson.dumps({"error": f"The file is larger than {UPLOAD_BYTES:,} bytes"}),
+                            status_code=413, media_type="application/json")
+        except BaseException:
+            await run_in_threadpool(getattr(writer, "abort", writer.close))
+            raise
+        return Response(orjson.dumps({"uri": uri, "size": size}), media_type="application/json")
+
+    def _created(request: Request, path: str, notice: str) -> Response:
+        signed = urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)})
+        return RedirectResponse(f"{_base(request)}{path}?{signed}", status_code=303)
+
     async def predict(request: Request) -> Response:
         form = await _form(request) if request.method == "POST" else {}
         try:
@@ -237,6 +310,11 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
     router = Router(routes=[
         Route("/", overview, methods=["GET"]),
         Route("/status", statuses, methods=["GET"]),
+        Route("/browse", browse, methods=["GET"]),
+        Route("/create/datasource", new_datasource, methods=["GET", "POST"]),
+        Route("/create/model", new_model, methods=["GET", "POST"]),
+        Route("/check/recipe", check_recipe, methods=["POST"]),
+        Route(UPLOAD_PATH, upload, methods=["PUT"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         *(Route(f"/{segment}/{{entity_id}}", page(template, build), methods=["GET"])
           for segment, (template, build) in details.items()),
@@ -266,6 +344,10 @@ def _local_path(url: str | None, base: str) -> str | None:
     rest = url[len(base):]
     parts = urllib.parse.urlsplit(rest)
     return rest if not parts.scheme and not parts.netloc and not rest.startswith("//") else None
+
+
+class _TooLarge(Exception):
+    """An upload went over UPLOAD_BYTES."""
 
 
 def _message(error: ServiceError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -10,9 +11,12 @@ from openaml.jobs.record_info import read_progress
 from openaml.jobs.tasks import LOG_FILE, REPORT_FILES
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext, ServiceContext
+from openaml.storage.objects import ObjectInfo
+from openaml.storage.uris import ObjectNotFoundError
 from openaml.store import EntityKind
 
 LOG_BYTES = 256 << 10  # of a job log shown in the console (its end)
+SAMPLE_BYTES = 4 << 20  # of a data file read to guess its schema (decompressed: at most 4 times that)
 
 
 class ServicePort:
@@ -49,3 +53,22 @@ class ServicePort:
         except FileNotFoundError:
             return None
         return text if size <= LOG_BYTES else "…" + text.partition("\n")[2]
+
+    def buckets(self) -> list[str]:
+        return self.ctx.objects.buckets()
+
+    def objects(self, prefix: str) -> list[ObjectInfo]:
+        return self.ctx.objects.list(prefix)
+
+    def sample(self, uri: str) -> bytes:
+        files = self.ctx.objects.resolve_data_location(uri)
+        if not files:
+            raise ObjectNotFoundError(f"{uri}: no data file there")
+        with self.ctx.objects.open_read(files[0].uri) as stream:
+            data = stream.read(SAMPLE_BYTES)
+        if data[:2] == b"\x1f\x8b":  # the start of a gzip file: as much as it gives
+            data = zlib.decompressobj(wbits=47).decompress(data, 4 * SAMPLE_BYTES)
+        return data if len(data) < SAMPLE_BYTES else data[:data.rfind(b"\n") + 1]
+
+    def open_upload(self, uri: str) -> BinaryIO:
+        return self.ctx.objects.open_write(uri)

@@ -22,6 +22,7 @@ from openaml.storage.uris import (
     ObjectNotFoundError,
     S3Uri,
     StorageError,
+    bucket_name_problem,
     key_problem,
     parse_s3_uri,
     shown,
@@ -47,6 +48,14 @@ class LocalObjectStore(ObjectStore):
         self._walk(start, location.bucket, base, rest, frozenset(), found)
         found.sort(key=lambda info: info.key.encode("utf-8"))
         return found
+
+    def buckets(self) -> builtins.list[str]:
+        """The root's folders whose names are bucket names (others are not addressable)."""
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return []
+        return sorted(e.name for e in entries if e.is_dir() and bucket_name_problem(e.name) is None)
 
     def stat(self, uri: str) -> ObjectInfo | None:
         location = parse_s3_uri(uri)

@@ -40,6 +40,10 @@ class ObjectStore(Protocol):
         """Every object whose key starts with the prefix (recursively), in byte order of key."""
         ...
 
+    def buckets(self) -> builtins.list[str]:
+        """The names of the buckets, sorted (the console's browser starts there)."""
+        ...
+
     def stat(self, uri: str) -> ObjectInfo | None:
         """The object with exactly this key, or None."""
         ...

@@ -123,6 +123,10 @@ class S3ObjectStore(ObjectStore):
         found.sort(key=lambda info: info.key.encode("utf-8"))
         return found
 
+    def buckets(self) -> builtins.list[str]:
+        found = self._request("s3://", "cannot list the buckets", self._client.list_buckets)
+        return sorted(bucket["Name"] for bucket in found.get("Buckets", []))
+
     def stat(self, uri: str) -> ObjectInfo | None:
         location = parse_s3_uri(uri)
         if location.is_prefix:

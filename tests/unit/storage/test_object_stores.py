@@ -266,3 +266,15 @@ def test_factory_picks_the_back_end(tmp_path: Path) -> None:
     assert isinstance(s3, S3ObjectStore)
     assert s3.endpoint_url == "http://127.0.0.1:9"
     assert isinstance(open_object_store("aws", tmp_path, region="eu-west-1"), S3ObjectStore)
+
+
+def test_buckets_are_listed_by_name(store_and_bucket: StoreAndBucket, tmp_path: Path) -> None:
+    """The console's browser starts from the buckets: the local store's are its root's
+    folders named as buckets, S3's those ListBuckets gives."""
+    store, bucket = store_and_bucket
+    assert bucket in store.buckets() and store.buckets() == sorted(store.buckets())
+    if isinstance(store, LocalObjectStore):
+        (store.root / "Not_A_Bucket").mkdir()
+        (store.root / "a-file").write_bytes(b"x")
+        assert store.buckets() == [bucket]
+        assert LocalObjectStore(tmp_path / "nothing-here").buckets() == []
