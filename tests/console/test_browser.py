@@ -303,3 +303,76 @@ def test_every_page_reads_at_desktop_and_phone_width(world: dict[str, Any], brow
             shot(page, "phone" + path.replace("/", "-").replace("?", "-") if path != "/" else "phone-overview")
     context.close()
     assert problems == [] and violations == []
+
+
+def test_the_whole_workflow_is_made_in_the_console(world: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    """Upload a CSV, check and edit its guessed schema, create the datasource, train a model
+    with the 70/30 evaluation, run a batch prediction, create an endpoint and predict: every
+    step in the browser, no API call of the test's own."""
+    rng = random.Random(11)
+    lines = ["id,age,plan,note,churned"]
+    for i in range(300):
+        age, plan = rng.randint(18, 80), rng.choice("abc")
+        churned = int(age / 80 + (plan == "a") * 0.5 + rng.gauss(0, 0.3) > 0.9)
+        lines.append(f"c{i},{age},{plan},{rng.choice(['late bill', 'happy user', 'asked for help'])},{churned}")
+    data = tmp_path / "churn.csv"
+    data.write_text("\n".join(lines) + "\n")
+    console = world["console"]
+
+    page.goto(console + "/create/datasource")
+    page.fill("#upload-folder", "s3://e2e-uploads/")
+    page.set_input_files("#upload-file", str(data))
+    with page.expect_navigation():
+        page.click("#upload-button")
+    assert page.input_value("#location") == "s3://e2e-uploads/churn.csv"
+    assert page.locator("#schema-table tbody tr").count() == 6  # (none) and five attributes
+    page.check("input[aria-label='churned is the target']")
+    page.check("input[aria-label='id is the row ID']")
+    page.check("input[aria-label='Exclude note']")
+    page.select_option("select[aria-label='Type of churned']", "BINARY")
+    page.fill("#ds-id", "ds-e2e")
+    shot(page, "create-datasource")
+    with page.expect_navigation():
+        page.click("#create-datasource")
+    assert "Created ds-e2e" in page.inner_text(".notice")
+    page.wait_for_selector("#page-status.status-completed", timeout=120_000)
+
+    with page.expect_navigation():
+        page.click("text=Create a model from it")
+    assert page.input_value("#model-type") == "BINARY"
+    page.wait_for_selector("#recipe-check:has-text('The recipe is valid.')")
+    page.fill("#ml-id", "ml-e2e")
+    assert page.is_checked("#evaluate")
+    shot(page, "create-model")
+    with page.expect_navigation():
+        page.click("#create-model")
+    assert "Created ml-e2e and its evaluation ml-e2e-ev" in page.inner_text(".notice")
+    page.wait_for_selector("#page-status.status-completed", timeout=180_000)
+
+    page.select_option("#batch-predict-datasource", "ds-e2e")
+    page.fill("#batch-predict-output", "s3://e2e-out/")
+    with page.expect_navigation():
+        page.click("text=Start the batch prediction")
+    page.wait_for_selector("#page-status.status-completed", timeout=120_000)
+    assert page.locator("#preview tbody tr").count() == 10
+
+    page.goto(console + "/evaluations/ml-e2e-ev")
+    page.wait_for_selector("#page-status.status-completed", timeout=120_000)
+    assert 0.5 < float(page.inner_text("#metric-value")) <= 1.0
+
+    page.goto(console + "/models/ml-e2e")
+    with page.expect_navigation():
+        page.click("text=Create endpoint")
+    for _ in range(100):  # the endpoint becomes READY: the page shows how to use it
+        if page.locator("text=Delete endpoint").count():
+            break
+        time.sleep(0.2)
+        page.reload()
+    assert page.locator("text=Delete endpoint").count() == 1
+    assert "READY" in page.inner_text("section[aria-labelledby=endpoint-h]")
+
+    page.goto(console + "/models/ml-e2e/predict")
+    page.fill("input[name='attr:age']", "75")
+    page.fill("input[name='attr:plan']", "a")
+    page.click("#predict-button")
+    assert page.inner_text("#predicted-label") in ("0", "1") and "P(class 1)" in page.inner_text("#prediction")
