@@ -190,9 +190,42 @@ def test_datasource_insights_and_pagination(fake: FakeService, client: TestClien
     assert "pixel23" in body and "pixel24" not in body
     assert "Distribution of the target label" in page.text
     second = text(client.get("/console/datasources/ds-1", params={"page": 2}).text)
-    assert "pixel24" in second and "Mean 36.5" in second
-    found = text(client.get("/console/datasources/ds-1", params={"q": "pixel59"}).text)
-    assert "1 attribute(s)" in found and "Missing 59" in found
+    assert "pixel24" in second and "Mean 36.5" not in second  # rows closed: no detail
+    opened = text(client.get("/console/datasources/ds-1", params={"page": 2, "attr": "pixel24"}).text)
+    assert "Mean 36.5" in opened and "Mean 37.5" not in opened  # only the row opened
+    found = client.get("/console/datasources/ds-1", params={"q": "pixel59", "attr": "pixel59"}).text
+    assert "1 attribute(s)" in text(found) and "Missing 59" in text(found)
+    assert "85.5 %" in text(found)  # missing share of its records: 59 of 69
+
+
+def test_the_attribute_table_sorts_by_each_column(fake: FakeService, client: TestClient) -> None:
+    """One table of every attribute, sorted by the column chosen (either way), each row with an
+    inline chart, the sort kept by the filter and the pages."""
+    attributes = {f"n{i}": AttributeStatistics(AttributeType.NUMERIC, missing=i, invalid=9 - i, count=10,
+                                               values=NumericValues(distinct=i + 1, correlation_to_target=(i - 5) / 10,
+                                                                    histogram=Histogram([0, 1, 2], [i, 1])))
+                  for i in range(10)}
+    attributes["c"] = AttributeStatistics(AttributeType.CATEGORICAL, 0, 0, 19, CountedValues(3, {"a": 10, "b": 9},
+                                                                                          truncated=False))
+    statistics = DatasetStatistics(19, None, attributes)
+    fake.add("DataSource", "ds-s", DataSourceSchema=json.dumps(SCHEMA))
+    fake.write_artifact("DataSource", "ds-s", "ingest.json", {"statistics": statistics.to_json()})
+
+    def order(**query: str) -> list[str]:
+        page = client.get("/console/datasources/ds-s", params=query).text
+        table = page.split('id="attribute-table"', 1)[1].split("</table>", 1)[0]
+        return re.findall(r'aria-expanded="false">([^<]+)</a>', table)
+
+    assert order()[:3] == ["n0", "n1", "n2"]  # schema order
+    assert order(sort="missing", dir="desc")[:3] == ["n9", "n8", "n7"]
+    assert order(sort="invalid", dir="desc")[:2] == ["n0", "n1"]
+    assert order(sort="distinct")[:2] == ["n0", "n1"] and order(sort="distinct")[-1] == "n9"
+    assert order(sort="correlation", dir="desc")[:2] == ["n0", "n9"]  # by size: -0.5, then 0.4
+    assert order(sort="type")[0] == "c" and order(sort="name", dir="desc")[0] == "n9"
+    assert order(sort="bogus") == order()
+    page = client.get("/console/datasources/ds-s", params={"sort": "missing", "dir": "desc"}).text
+    assert '<svg class="spark"' in page and 'aria-sort="descending"' in page
+    assert '<input type="hidden" name="sort" value="missing">' in page  # the filter keeps the sort
 
 
 def test_datasource_without_statistics_says_not_available(fake: FakeService, client: TestClient) -> None:

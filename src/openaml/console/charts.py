@@ -107,6 +107,21 @@ def _marker_line(x: float, y0: float, y1: float, text: str) -> str:
             f"<title>{escape(text)}</title></g>")
 
 
+def spark_svg(values: Sequence[float], label: str) -> Markup:
+    """A small bar chart without axes (a table cell's glimpse of a distribution): one bar per
+    value, scaled to the largest."""
+    finite = [v if math.isfinite(v) and v > 0 else 0.0 for v in values]
+    if not finite:
+        return Markup("")
+    width, height, top = 120, 24, max(finite) or 1.0
+    step = width / len(finite)
+    bars = "".join(f'<rect x="{i * step:.2f}" y="{height - height * v / top:.2f}" width="{max(step - 1, 0.5):.2f}" '
+                   f'height="{height * v / top:.2f}" fill="{PALETTE[0]}"/>' for i, v in enumerate(finite))
+    return Markup(f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+                  f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title>'
+                  f"{bars}</svg>")
+
+
 def bar_svg(labels: Sequence[str], values: Sequence[float], label: str) -> Markup:
     """Horizontal bars, one per label (category counts, top weights); negative values go left."""
     if not labels or len(labels) != len(values):

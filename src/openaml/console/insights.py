@@ -6,6 +6,7 @@ counts are read from its JSON (camelCase keys).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from markupsafe import Markup
@@ -71,17 +72,57 @@ def target_chart(statistics: DatasetStatistics | None) -> Markup | None:
     return None
 
 
-def attribute_rows(statistics: DatasetStatistics | None, query: str = "", kind: str = "",
-                   page: int = 1) -> tuple[list[dict[str, Any]], int, int]:
-    """One page of attributes (name filter, type filter), each with its facts and chart;
-    returns (rows, total matching, number of pages)."""
+SORTS = {  # ?sort= of the attribute table: the key of each row, ascending
+    "name": lambda r: r["name"].lower(), "type": lambda r: (r["type"], r["name"].lower()),
+    "missing": lambda r: (r["missing_share"], r["name"].lower()),
+    "invalid": lambda r: (r["invalid_share"], r["name"].lower()),
+    "distinct": lambda r: (r["distinct"] if r["distinct"] is not None else math.inf, r["name"].lower()),
+    "correlation": lambda r: (abs(r["correlation"]) if r["correlation"] is not None else -1.0, r["name"].lower()),
+}
+
+
+def attribute_rows(statistics: DatasetStatistics | None, query: str = "", kind: str = "", page: int = 1,
+                   sort: str = "", descending: bool = False,
+                   opened: str = "") -> tuple[list[dict[str, Any]], int, int]:
+    """One page of the attribute table (name filter, type filter, sorted by one of SORTS, in
+    schema order when none): each row with its shares, distinct values, correlation and an
+    inline chart; the `opened` attribute's row also with its whole detail. Returns (rows,
+    total matching, number of pages)."""
     attributes = statistics.attributes if statistics is not None else {}
-    names = [n for n, a in attributes.items()
-             if query.lower() in n.lower() and (not kind or a.attribute_type.value == kind)]
-    pages = max(1, -(-len(names) // PAGE_SIZE))
+    rows = [_row(n, a) for n, a in attributes.items()
+            if query.lower() in n.lower() and (not kind or a.attribute_type.value == kind)]
+    if sort in SORTS:
+        rows.sort(key=SORTS[sort], reverse=descending)
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(max(page, 1), pages)
-    rows = [_attribute(n, attributes[n]) for n in names[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]]
-    return rows, len(names), pages
+    shown = rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    for row in shown:
+        row["spark"] = charts.spark_svg(row.pop("spark_values"), f"Distribution of {row['name']}")
+        if row["name"] == opened:
+            row["detail"] = _attribute(row["name"], attributes[row["name"]])
+    return shown, len(rows), pages
+
+
+def _row(name: str, stats: AttributeStatistics) -> dict[str, Any]:
+    """The attribute's line of the table (its chart's values, drawn for shown rows only)."""
+    records = stats.count + stats.missing + stats.invalid
+    values = stats.values
+    distinct: int | None = None
+    correlation: float | None = None
+    spark: list[float] = []
+    if isinstance(values, NumericValues):
+        distinct, correlation = values.distinct, values.correlation_to_target
+        spark = [float(c) for c in values.histogram.counts] if values.histogram else []
+    elif isinstance(values, CountedValues):
+        distinct = values.distinct
+        spark = [float(c) for _, c in _top(values.value_counts)]
+    else:
+        distinct = values.distinct_tokens
+        spark = [float(c) for _, c in _top(values.top_tokens)]
+    return {"name": name, "type": stats.attribute_type.value,
+            "missing_share": stats.missing / records if records else 0.0,
+            "invalid_share": stats.invalid / records if records else 0.0, "distinct": distinct,
+            "correlation": correlation, "spark_values": spark, "detail": None}
 
 
 def _attribute(name: str, stats: AttributeStatistics) -> dict[str, Any]:

@@ -153,14 +153,22 @@ class Pages:
         stored = (ingest or {}).get("statistics")
         statistics = DatasetStatistics.from_json(stored) if stored else None
         search, kind = query.get("q", ""), query.get("type", "")
-        rows, matching, pages = insights.attribute_rows(statistics, search, kind, _int(query.get("page"), 1, 1, 10**6))
+        sort = query.get("sort", "") if query.get("sort", "") in insights.SORTS else ""
+        descending = query.get("dir") == "desc"
+        rows, matching, pages = insights.attribute_rows(statistics, search, kind, _int(query.get("page"), 1, 1, 10**6),
+                                                        sort, descending, query.get("attr", ""))
+        table_query = {k: v for k, v in (("q", search), ("type", kind), ("sort", sort),
+                                         ("dir", "desc" if descending else "")) if v}
         schema = _schema_attributes(ds.get("DataSourceSchema"))  # GetDataSource's member
         return {"entity": ds, "kind": KINDS["datasources"], "entity_id": entity_id,
                 "summary": insights.summary(ds, ingest, statistics),
                 "has_statistics": statistics is not None, "ingest": ingest,
                 "target_chart": insights.target_chart(statistics), "attributes": rows,
                 "matching": matching, "pages": pages, "page": _int(query.get("page"), 1, 1, pages),
-                "search": search, "type": kind, "schema": schema, "schema_text": ds.get("DataSourceSchema"),
+                "search": search, "type": kind, "sort": sort, "descending": descending,
+                "table_link": lambda **changes: "?" + urllib.parse.urlencode(
+                    {k: v for k, v in (table_query | changes).items() if v}),
+                "schema": schema, "schema_text": ds.get("DataSourceSchema"),
                 "rejected_by_reason": (ingest or {}).get("rejectedByReason") or {},
                 "tags": self._tags(KINDS["datasources"], entity_id),
                 "refresh": ds.get("Status") in ACTIVE}
