@@ -78,3 +78,17 @@ def test_number_labels() -> None:
     assert charts.number(0.12345) == "0.123"
     assert charts.number(25000) == "25k"
     assert charts.number(2_500_000) == "2.5M"
+
+
+def test_a_log_scale_line_shows_its_values_and_leaves_out_what_it_cannot_draw() -> None:
+    svg = str(charts.line_svg([1, 2, 3, 4], [[1.0, 0.1, 0.0, 0.01]], "Training loss per pass", log=True))
+    assert "log scale" in svg
+    assert ">1</text>" in svg and ">0.01</text>" in svg  # the axis in the values' own units
+    assert "<title>4: 0.01</title>" in svg and "<title>3:" not in svg  # 0 has no logarithm
+    assert svg.count("<circle") == 3
+
+
+def test_a_scatter_has_a_dot_per_pair_and_the_line_y_equals_x() -> None:
+    svg = str(charts.scatter_svg([1, 2, 3, float("nan")], [1.5, 1.8, 3.2, 1.0], "Predicted against actual values"))
+    assert svg.count("<circle") == 3 and "y = x" in svg
+    assert "no data" in str(charts.scatter_svg([], [], "empty"))

@@ -458,6 +458,10 @@ def test_regression_evaluation(fake: FakeService, client: TestClient) -> None:
     page = client.get("/console/evaluations/ev-1")
     assert "Residuals (actual minus predicted)" in page.text and "Predicted against actual" in page.text
     assert "Better than the baseline" in page.text
+    residuals = page.text.split('aria-label="Residuals (actual minus predicted)"', 1)[1].split("</svg>", 1)[0]
+    assert 'class="marker"' in residuals and ">zero<" in residuals  # the zero line
+    scatter = page.text.split('aria-label="Predicted against actual values"', 1)[1].split("</svg>", 1)[0]
+    assert scatter.count("<circle") == 2 and "y = x" in scatter  # a dot per pair, and the line y = x
 
 
 def test_batch_prediction_preview_and_download(fake: FakeService, client: TestClient) -> None:

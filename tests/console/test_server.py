@@ -344,3 +344,24 @@ def test_the_model_wizard_trains_on_70_and_evaluates_on_30_percent(ml: Any, brow
     splits = [json.loads(ml.get_data_source(DataSourceId=f"ml-wizard-{p}")["DataRearrangement"])["splitting"]
               for p in ("train", "eval")]
     assert [(s["percentBegin"], s["percentEnd"]) for s in splits] == [(0, 70), (70, 100)]
+
+
+def test_models_are_compared_side_by_side(ml: Any, browser: httpx.Client) -> None:
+    ml.create_data_source_from_s3(DataSourceId="ds-cmp", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://console/data.csv", "DataSchema": SCHEMA})
+    for model_id, passes in (("ml-cmp-1", "2"), ("ml-cmp-2", "5")):
+        ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId="ds-cmp",
+                           Parameters={"sgd.maxPasses": passes})
+    ml.create_evaluation(EvaluationId="ev-cmp", MLModelId="ml-cmp-2", EvaluationDataSourceId="ds-cmp")
+    auc = wait_for(lambda: ml.get_evaluation(EvaluationId="ev-cmp"))["PerformanceMetrics"]["Properties"]["BinaryAUC"]
+    wait_for(lambda: ml.get_ml_model(MLModelId="ml-cmp-1"))
+    listing = browser.get("/models").text
+    assert 'form="compare-form" aria-label="Compare ml-cmp-1"' in listing
+    page = browser.get("/compare", params=[("m", "ml-cmp-1"), ("m", "ml-cmp-2"), ("m", "ml-none")])
+    assert page.status_code == 200
+    table = html.unescape(page.text.split('id="comparison"', 1)[1].split("</table>", 1)[0])
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<th scope="row"[^>]*>([^<]+)</th>(.*?)</tr>', table, re.S)}
+    assert re.findall(r"<td>(\d+)</td>", rows["sgd.maxPasses"]) == ["2", "5"]
+    assert f"BinaryAUC {float(auc):.4g}" in rows["Evaluations"] and "none completed" in rows["Evaluations"]
+    assert "ResourceNotFoundException" in rows["ID"]  # an unknown ID says so, the others still show
+    assert "Choose models to compare" in browser.get("/compare").text

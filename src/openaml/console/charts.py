@@ -149,12 +149,15 @@ def bar_svg(labels: Sequence[str], values: Sequence[float], label: str) -> Marku
 def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
              names: Sequence[str] = (), x_label: str = "", y_label: str = "",
              diagonal: bool = False, points: bool = True, unit: bool = False,
-             marker: tuple[float, float, str] | None = None) -> Markup:
+             marker: tuple[float, float, str] | None = None, log: bool = False) -> Markup:
     """One polyline per series over shared x values (loss per pass, ROC, precision-recall).
     unit: both axes span [0, 1] (rates), as they do with `diagonal` (the chance line of a ROC
-    curve); marker: one point (x, y) ringed and labelled (the score threshold's)."""
+    curve); marker: one point (x, y) ringed and labelled (the score threshold's); log: the y
+    axis is logarithmic (a loss that falls by orders of magnitude; values <= 0 are left out)."""
     xs_f = [float(x) for x in xs]
     curves = [[float(v) if v is not None else math.nan for v in s] for s in series]
+    if log:
+        curves = [[math.log10(v) if v > 0 else math.nan for v in s] for s in curves]
     ys = [v for s in curves for v in s if math.isfinite(v)]
     if not xs_f or not ys or any(len(s) != len(xs_f) for s in curves):
         return _empty(label)
@@ -165,7 +168,9 @@ def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
     x_lo, x_hi = (0.0, 1.0) if unit else (min(xs_f), max(xs_f))
     sx, ox = _scale(x_lo, x_hi, x0, x1)
     sy, oy = _scale(lo, hi, y0, y1)
-    parts = [_axes(x0, x1, y0, y1, lo, hi)]
+    parts = [_axes(x0, x1, y0, y1, 10 ** lo if log else lo, 10 ** hi if log else hi)]
+    if log:
+        parts.append(f'<text x="{x0 + 4}" y="{y1 + 8}" class="muted">log scale</text>')
     if diagonal:
         parts.append(f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" class="guide"/>')
     for k, curve in enumerate(curves):
@@ -174,7 +179,8 @@ def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
         path = " ".join(f"{x:.2f},{y:.2f}" for x, y in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         if points and len(coords) <= 60:
-            for (px, py), x, y in zip(coords, xs_f, [v for v in curve if math.isfinite(v)]):
+            shown = [(x, 10 ** y if log else y) for x, y in zip(xs_f, curve) if math.isfinite(y)]
+            for (px, py), (x, y) in zip(coords, shown):
                 parts.append(f'<circle cx="{px:.2f}" cy="{py:.2f}" r="3" fill="{colour}">'
                              f"<title>{escape(f'{number(x)}: {number(y)}')}</title></circle>")
     if marker is not None and all(math.isfinite(v) for v in marker[:2]):
@@ -190,6 +196,34 @@ def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
         parts.append(f'<text x="12" y="{(y0 + y1) / 2}" text-anchor="middle" '
                      f'transform="rotate(-90 12 {(y0 + y1) / 2})">{escape(y_label)}</text>')
     parts.append(_legend(names))
+    return _svg(label, "".join(parts))
+
+
+def scatter_svg(xs: Sequence[float], ys: Sequence[float], label: str, x_label: str = "",
+                y_label: str = "") -> Markup:
+    """One dot per (x, y) pair on shared scales, with the line y = x (predicted against actual:
+    a perfect model's dots lie on it)."""
+    pairs = [(float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(float(x)) and math.isfinite(float(y))]
+    if not pairs:
+        return _empty(label)
+    x0, x1 = PAD_LEFT, WIDTH - PAD_RIGHT
+    y0, y1 = HEIGHT - PAD_BOTTOM, PAD_TOP
+    lo = min(min(x for x, _ in pairs), min(y for _, y in pairs))
+    hi = max(max(x for x, _ in pairs), max(y for _, y in pairs))
+    sx, ox = _scale(lo, hi, x0, x1)
+    sy, oy = _scale(lo, hi, y0, y1)
+    parts = [_axes(x0, x1, y0, y1, lo, hi),
+             f'<line x1="{sx * lo + ox:.2f}" y1="{sy * lo + oy:.2f}" x2="{sx * hi + ox:.2f}" y2="{sy * hi + oy:.2f}" '
+             'class="guide"><title>y = x</title></line>']
+    parts += [f'<circle cx="{sx * x + ox:.2f}" cy="{sy * y + oy:.2f}" r="2.5" fill="{PALETTE[0]}" fill-opacity="0.5"/>'
+              for x, y in pairs]
+    parts.append(f'<text x="{x0}" y="{y0 + 16}" text-anchor="middle">{escape(number(lo))}</text>'
+                 f'<text x="{x1}" y="{y0 + 16}" text-anchor="end">{escape(number(hi))}</text>')
+    if x_label:
+        parts.append(f'<text x="{(x0 + x1) / 2}" y="{HEIGHT - 4}" text-anchor="middle">{escape(x_label)}</text>')
+    if y_label:
+        parts.append(f'<text x="12" y="{(y0 + y1) / 2}" text-anchor="middle" '
+                     f'transform="rotate(-90 12 {(y0 + y1) / 2})">{escape(y_label)}</text>')
     return _svg(label, "".join(parts))
 
 

@@ -36,6 +36,7 @@ LIVE_ENDPOINT = ("READY", "UPDATING")  # endpoint states that serve (or are abou
 PAGE_SEPARATOR = "."  # between the NextTokens of a listing's `pages` (URL-safe base64 has no dot)
 MAX_PAGES = 50  # tokens a listing's link keeps: pages further back are reached from the first
 MAX_WATCHED = 100  # entities one live status request asks about (a list page's rows)
+MAX_COMPARED = 6  # models side by side
 
 
 class Pages:
@@ -183,7 +184,7 @@ class Pages:
         passes = [(k, planned, loss) for k, loss in enumerate(progress.losses, 1)] if progress else []
         known = [(k, loss) for k, _, loss in passes if math.isfinite(loss)]
         loss_chart = (charts.line_svg([k for k, _ in known], [[loss for _, loss in known]], "Training loss per pass",
-                                      x_label="pass", y_label="loss") if known else None)
+                                      x_label="pass", y_label="loss", log=True) if known else None)
         validation = _validation_view(progress, m.get("MLModelType")) if progress else None
         loaded = self.load_model(m)
         weights = explain.top_weights(loaded.model) if loaded is not None else []
@@ -200,6 +201,29 @@ class Pages:
                 "new_ids": {"evaluate": create.new_id("ev"), "batch-predict": create.new_id("bp")},
                 "live_endpoint": (m.get("EndpointInfo") or {}).get("EndpointStatus") in LIVE_ENDPOINT,
                 "refresh": m.get("Status") in ACTIVE}
+
+    def compare(self, query: Any) -> dict[str, Any]:
+        """Models side by side (?m=ID, repeated, at most MAX_COMPARED): type, data, size,
+        training time and passes, final loss, parameters and every evaluation's metric."""
+        models = []
+        for model_id in list(dict.fromkeys(query.getlist("m")))[:MAX_COMPARED]:
+            try:
+                m = self.api("GetMLModel", {"MLModelId": model_id})
+            except ServiceError as exc:
+                models.append({"MLModelId": model_id, "error": f"{exc.error_type}: {exc}"})
+                continue
+            progress = reports.training_progress(self.port, model_id)
+            evaluations = self.api("DescribeEvaluations", {"FilterVariable": "MLModelId", "EQ": model_id,
+                                                           "SortOrder": "dsc"}).get("Results", [])
+            metrics = [(e["EvaluationId"], e.get("EvaluationDataSourceId"), *next(iter(
+                ((e.get("PerformanceMetrics") or {}).get("Properties") or {}).items()), (None, None)))
+                for e in evaluations if e.get("Status") == "COMPLETED"]
+            models.append({**m, "passes": len(progress.losses) if progress else None,
+                           "final_loss": progress.losses[-1] if progress and progress.losses else None,
+                           "seconds": (m["ComputeTime"] / 1000 if m.get("ComputeTime") is not None else None),
+                           "metrics": [(ev, ds, name, performance.as_float(value)) for ev, ds, name, value in metrics]})
+        keys = sorted({k for m in models for k in (m.get("TrainingParameters") or {})})
+        return {"models": models, "parameter_keys": keys, "refresh": False}
 
     def datasource_choices(self) -> list[dict[str, Any]]:
         """The datasources a form may pick (not deleted), newest first, at most 100."""
@@ -406,16 +430,16 @@ def _point(x: float | None, y: float | None, label: str) -> tuple[float, float, 
 
 
 def _regression(details: RegressionDetails) -> dict[str, Any]:
+    """Residuals with their zero marked, and the predicted values against the actual ones as
+    dots around the line y = x."""
     out: dict[str, Any] = {}
     if details.counts:
         out["residual_chart"] = charts.histogram_svg(details.edges, details.counts,
-                                                     "Residuals (actual minus predicted)")
+                                                     "Residuals (actual minus predicted)", marker=(0.0, "zero"))
     if details.pairs:
-        points = sorted(details.pairs)
-        actual = [a for a, _ in points]
-        out["scatter_chart"] = charts.line_svg(actual, [[p for _, p in points], actual],
-                                               "Predicted against actual values", names=("predicted", "actual"),
-                                               x_label="actual", y_label="predicted", points=False)
+        out["scatter_chart"] = charts.scatter_svg([a for a, _ in details.pairs], [p for _, p in details.pairs],
+                                                  "Predicted against actual values", x_label="actual",
+                                                  y_label="predicted")
     return out
 
 

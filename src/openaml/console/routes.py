@@ -193,6 +193,10 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
                                 + urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)}),
                                 status_code=303)
 
+    async def compare(request: Request) -> Response:
+        context = await run_in_threadpool(pages.compare, request.query_params)
+        return render(request, "compare.html", **context)
+
     async def browse(request: Request) -> Response:
         context = await run_in_threadpool(wizards.browse, request.query_params)
         return render(request, "browse.html", **context)
@@ -311,6 +315,7 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         Route("/", overview, methods=["GET"]),
         Route("/status", statuses, methods=["GET"]),
         Route("/browse", browse, methods=["GET"]),
+        Route("/compare", compare, methods=["GET"]),
         Route("/create/datasource", new_datasource, methods=["GET", "POST"]),
         Route("/create/model", new_model, methods=["GET", "POST"]),
         Route("/check/recipe", check_recipe, methods=["POST"]),
