@@ -366,6 +366,7 @@ def test_the_prediction_page_says_what_the_model_did_with_a_record_it_could_not_
     assert "'big' is the model's target" in shown
     assert "Not a number, so read as missing: size='abc'." in shown and "Missing, as the model treats" in shown
     assert warnings(pasted="8,square") == ""  # a complete, readable record: nothing to say
+    assert "no feature for" in warnings(pasted="8,hexagon") and "shape='hexagon'" in warnings(pasted="8,hexagon")
     assert "shape" in warnings(**{"attr:size": "8"})  # the form's empty field is a missing input
 
 

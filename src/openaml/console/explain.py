@@ -11,11 +11,13 @@ import math
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from openaml.ml.features.record import attribute_value
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, predict_record
+from openaml.ml.recipes.nodes import CATEGORICAL, Attr
 from openaml.ml.schema import AttributeType
 
 SHOWN_NAMES = 8  # attribute names listed in one warning
@@ -75,8 +77,9 @@ def predict(scorer: RecordScorer, record: dict[str, str], threshold: float) -> d
 
 def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
     """What the model did with the parts of `record` it could not use, in sentences: attributes
-    it does not know or that are its target (ignored), inputs missing or empty, and values it
-    cannot read as their type (missing, as Predict reads them: the record is not refused)."""
+    it does not know or that are its target (ignored), inputs missing or empty, values it
+    cannot read as their type (missing, as Predict reads them: the record is not refused), and
+    categories it has no feature for."""
     schema = model.schema
     inputs = [a for a in schema.attributes if a.name != schema.target]
     known = {a.name for a in inputs}
@@ -97,6 +100,13 @@ def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
                    and _unreadable(attribute_value(given[a.name], kind))]
         if invalid:
             warnings.append(f"Not a {word}, so read as missing: {_names(invalid)}.")
+    unseen = [f"{source.name}={given[source.name]!r}" for source, vocab in zip(model.pipeline.sources,
+                                                                             model.pipeline.vocabs)
+              if isinstance(source, Attr) and source.kind == CATEGORICAL and vocab is not None
+              and given.get(source.name) and not pc.any(pc.equal(vocab, given[source.name])).as_py()]
+    if unseen:
+        warnings.append(f"Categories the model has no feature for (not seen in training, or without "
+                        f"weight), so they add nothing: {_names(unseen)}.")
     return warnings
 
 
