@@ -10,6 +10,7 @@ import gzip
 import importlib.util
 import json
 import random
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -449,3 +450,23 @@ def test_each_of_the_twelve_findings_of_issue_16(world: dict[str, Any], browser:
     assert "records at 70-100 %" in page.inner_text("section[aria-labelledby=summary-h]")
     context.close()
     assert violations == []
+
+
+def test_line_charts_are_interactive(world: dict[str, Any], page: Any) -> None:
+    """uPlot (vendored, MIT) draws the line charts: values under the pointer in the legend; the
+    server's SVG stays for pages without scripts but is hidden; no script breaks the CSP."""
+    page.goto(world["console"] + "/models/ml-mnist")
+    holder = page.locator(".uplot-holder").first
+    holder.wait_for()
+    assert holder.locator("canvas").count() >= 1
+    assert page.locator("svg[aria-label='Training loss per pass']").is_hidden()
+    holder.scroll_into_view_if_needed()
+    box = holder.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=5)
+    legend = holder.locator(".u-legend").inner_text()
+    assert re.search(r"\d\.\d", legend), legend
+    shot(page, "model-interactive")
+    page.goto(world["console"] + "/evaluations/ev-bin")
+    assert page.locator(".uplot-holder").count() == 2  # ROC and precision-recall
+    shot(page, "evaluation-interactive")

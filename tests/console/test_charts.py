@@ -11,7 +11,8 @@ NS = "{http://www.w3.org/2000/svg}"
 
 
 def parse(markup: str) -> ET.Element:
-    return ET.fromstring(str(markup))
+    """The chart's SVG (without the JSON data an interactive line chart carries after it)."""
+    return ET.fromstring(str(markup).split('<script type="application/json"', 1)[0])
 
 
 def test_histogram_bar_heights_are_proportional_to_counts() -> None:
@@ -92,3 +93,18 @@ def test_a_scatter_has_a_dot_per_pair_and_the_line_y_equals_x() -> None:
     svg = str(charts.scatter_svg([1, 2, 3, float("nan")], [1.5, 1.8, 3.2, 1.0], "Predicted against actual values"))
     assert svg.count("<circle") == 3 and "y = x" in svg
     assert "no data" in str(charts.scatter_svg([], [], "empty"))
+
+
+def test_a_line_chart_carries_its_data_for_the_interactive_chart() -> None:
+    """The values the SVG draws go along as JSON (interactive.js draws them with uPlot), in
+    their own units on a log scale, missing ones as null, and nothing a page could run."""
+    import json
+
+    markup = str(charts.line_svg([1, 2, 3], [[1.0, float("nan"), 0.01]], "Loss </script><b>", log=True,
+                                 marker=(2.0, 0.5, "threshold 0.5")))
+    block = markup.split('<script type="application/json" class="chart-data">', 1)[1].rsplit("</script>", 1)[0]
+    assert "</script>" not in block and "<b>" not in block
+    data = json.loads(block)
+    assert data["x"] == [1, 2, 3] and data["series"][0][1] is None and data["log"] is True
+    assert abs(data["series"][0][2] - 0.01) < 1e-12 and data["marker"] == [2.0, 0.5, "threshold 0.5"]
+    assert "chart-data" not in str(charts.line_svg([1, 2], [[1.0, 2.0]], "still", interactive=False))

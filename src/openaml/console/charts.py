@@ -8,6 +8,7 @@ short "no data" figure instead of an error.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from html import escape
@@ -149,11 +150,15 @@ def bar_svg(labels: Sequence[str], values: Sequence[float], label: str) -> Marku
 def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
              names: Sequence[str] = (), x_label: str = "", y_label: str = "",
              diagonal: bool = False, points: bool = True, unit: bool = False,
-             marker: tuple[float, float, str] | None = None, log: bool = False) -> Markup:
+             marker: tuple[float, float, str] | None = None, log: bool = False,
+             interactive: bool = True) -> Markup:
     """One polyline per series over shared x values (loss per pass, ROC, precision-recall).
     unit: both axes span [0, 1] (rates), as they do with `diagonal` (the chance line of a ROC
     curve); marker: one point (x, y) ringed and labelled (the score threshold's); log: the y
-    axis is logarithmic (a loss that falls by orders of magnitude; values <= 0 are left out)."""
+    axis is logarithmic (a loss that falls by orders of magnitude; values <= 0 are left out).
+    interactive: the data also go along as JSON, which static/interactive.js draws with uPlot
+    (values under the pointer, drag to zoom) in place of the SVG, kept for pages without
+    scripts."""
     xs_f = [float(x) for x in xs]
     curves = [[float(v) if v is not None else math.nan for v in s] for s in series]
     if log:
@@ -196,7 +201,16 @@ def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
         parts.append(f'<text x="12" y="{(y0 + y1) / 2}" text-anchor="middle" '
                      f'transform="rotate(-90 12 {(y0 + y1) / 2})">{escape(y_label)}</text>')
     parts.append(_legend(names))
-    return _svg(label, "".join(parts))
+    drawn = _svg(label, "".join(parts))
+    if not interactive:
+        return drawn
+    finite_marker = marker is not None and all(math.isfinite(v) for v in marker[:2])
+    data = {"label": label, "x": [x if math.isfinite(x) else None for x in xs_f],
+            "series": [[(10 ** v if log else v) if math.isfinite(v) else None for v in c] for c in curves],
+            "names": list(names) or [y_label or "value"], "x_label": x_label, "y_label": y_label, "log": log,
+            "unit": unit, "marker": list(marker) if marker is not None and finite_marker else None}
+    payload = json.dumps(data, allow_nan=False).replace("<", "\\u003c")
+    return drawn + Markup(f'<script type="application/json" class="chart-data">{payload}</script>')
 
 
 def scatter_svg(xs: Sequence[float], ys: Sequence[float], label: str, x_label: str = "",
