@@ -282,7 +282,9 @@ def test_a_running_job_updates_in_place_and_keeps_what_the_user_types(world: dic
 
 PAGES = ("/", "/datasources", "/models", "/evaluations", "/batchpredictions", "/datasources/ds-train",
          "/models/ml-mnist", "/models/ml-bin", "/evaluations/ev-mnist", "/evaluations/ev-bin",
-         "/batchpredictions/bp-mnist", "/models/ml-bin/predict", "/datasources?limit=1")
+         "/batchpredictions/bp-mnist", "/models/ml-bin/predict", "/datasources?limit=1", "/create/datasource",
+         "/create/datasource?location=s3://bin/data.csv", "/create/model?datasource=ds-bin-train", "/browse",
+         "/browse?uri=s3://mnist/", "/compare?m=ml-mnist&m=ml-bin", "/models/ml-bin/log")
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -310,7 +312,8 @@ def test_every_page_reads_at_desktop_and_phone_width(world: dict[str, Any], brow
             view_width = float(chart.get_attribute("viewBox").split()[2])
             assert box is not None and box["width"] >= 0.85 * min(view_width, 760), (path, box, view_width)
         if width == 390:
-            shot(page, "phone" + path.replace("/", "-").replace("?", "-") if path != "/" else "phone-overview")
+            name = re.sub(r"[^A-Za-z0-9-]+", "-", path).strip("-") or "overview"
+            shot(page, "phone-" + name)
     context.close()
     assert problems == [] and violations == []
 
