@@ -193,13 +193,7 @@ def line_svg(xs: Sequence[float], series: Sequence[Sequence[float]], label: str,
         parts.append(f'<g class="marker"><circle cx="{mx:.2f}" cy="{my:.2f}" r="6" fill="none" stroke="{MARKER}" '
                      f'stroke-width="2"/><text x="{mx + 8:.2f}" y="{my - 8:.2f}" fill="{MARKER}">'
                      f"{escape(marker[2])}</text><title>{escape(marker[2])}</title></g>")
-    parts.append(f'<text x="{x0}" y="{y0 + 16}" text-anchor="middle">{escape(number(x_lo))}</text>'
-                 f'<text x="{x1}" y="{y0 + 16}" text-anchor="end">{escape(number(x_hi))}</text>')
-    if x_label:
-        parts.append(f'<text x="{(x0 + x1) / 2}" y="{HEIGHT - 4}" text-anchor="middle">{escape(x_label)}</text>')
-    if y_label:
-        parts.append(f'<text x="12" y="{(y0 + y1) / 2}" text-anchor="middle" '
-                     f'transform="rotate(-90 12 {(y0 + y1) / 2})">{escape(y_label)}</text>')
+    parts.append(_x_ends_and_labels(x0, x1, y0, y1, x_lo, x_hi, x_label, y_label))
     parts.append(_legend(names))
     drawn = _svg(label, "".join(parts))
     if not interactive:
@@ -231,13 +225,7 @@ def scatter_svg(xs: Sequence[float], ys: Sequence[float], label: str, x_label: s
              'class="guide"><title>y = x</title></line>']
     parts += [f'<circle cx="{sx * x + ox:.2f}" cy="{sy * y + oy:.2f}" r="2.5" fill="{PALETTE[0]}" fill-opacity="0.5"/>'
               for x, y in pairs]
-    parts.append(f'<text x="{x0}" y="{y0 + 16}" text-anchor="middle">{escape(number(lo))}</text>'
-                 f'<text x="{x1}" y="{y0 + 16}" text-anchor="end">{escape(number(hi))}</text>')
-    if x_label:
-        parts.append(f'<text x="{(x0 + x1) / 2}" y="{HEIGHT - 4}" text-anchor="middle">{escape(x_label)}</text>')
-    if y_label:
-        parts.append(f'<text x="12" y="{(y0 + y1) / 2}" text-anchor="middle" '
-                     f'transform="rotate(-90 12 {(y0 + y1) / 2})">{escape(y_label)}</text>')
+    parts.append(_x_ends_and_labels(x0, x1, y0, y1, lo, hi, x_label, y_label))
     return _svg(label, "".join(parts))
 
 
@@ -277,6 +265,19 @@ def heatmap_svg(matrix: Sequence[Sequence[float]], rows: Sequence[str], columns:
                 + f"<title>{escape(tip)}</title></g>"
             )
     return _svg(label, "".join(parts), width=width, height=height, natural=True)
+
+
+def _x_ends_and_labels(x0: float, x1: float, y0: float, y1: float, x_lo: float, x_hi: float,
+                       x_label: str, y_label: str) -> str:
+    """The x axis's end values under it, and the axes' titles."""
+    parts = [f'<text x="{x0}" y="{y0 + 16}" text-anchor="middle">{escape(number(x_lo))}</text>'
+             f'<text x="{x1}" y="{y0 + 16}" text-anchor="end">{escape(number(x_hi))}</text>']
+    if x_label:
+        parts.append(f'<text x="{(x0 + x1) / 2}" y="{HEIGHT - 4}" text-anchor="middle">{escape(x_label)}</text>')
+    if y_label:
+        parts.append(f'<text x="12" y="{(y0 + y1) / 2}" text-anchor="middle" '
+                     f'transform="rotate(-90 12 {(y0 + y1) / 2})">{escape(y_label)}</text>')
+    return "".join(parts)
 
 
 def _blend(share: float, diagonal: bool) -> str:

@@ -27,6 +27,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
+def datasource_choices(api: ServiceApi) -> list[dict[str, Any]]:
+    """The datasources a form may pick (not deleted), newest first, at most 100."""
+    found = api("DescribeDataSources", {"SortOrder": "dsc", "Limit": 100}).get("Results", [])
+    return [d for d in found if d.get("Status") != "DELETED"]
+
+
 def field_error(error: ServiceError, members: Mapping[str, str]) -> FieldErrors:
     """The API's refusal as the message of the field whose API member (or word, such as
     "DataSource") it names, in any case (`members`: member name -> field, first match wins),

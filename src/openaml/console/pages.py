@@ -197,7 +197,7 @@ class Pages:
         return {"entity": m, "kind": KINDS["models"], "entity_id": entity_id, "passes": passes,
                 "loss_chart": loss_chart, "validation": validation, "weight_charts": weight_charts,
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
-                "endpoint": m.get("EndpointInfo") or {}, "datasources": self.datasource_choices(),
+                "endpoint": m.get("EndpointInfo") or {}, "datasources": create.datasource_choices(self.api),
                 "new_ids": {"evaluate": create.new_id("ev"), "batch-predict": create.new_id("bp")},
                 "live_endpoint": (m.get("EndpointInfo") or {}).get("EndpointStatus") in LIVE_ENDPOINT,
                 "refresh": m.get("Status") in ACTIVE}
@@ -224,11 +224,6 @@ class Pages:
                            "metrics": [(ev, ds, name, performance.as_float(value)) for ev, ds, name, value in metrics]})
         keys = sorted({k for m in models for k in (m.get("TrainingParameters") or {})})
         return {"models": models, "parameter_keys": keys, "refresh": False}
-
-    def datasource_choices(self) -> list[dict[str, Any]]:
-        """The datasources a form may pick (not deleted), newest first, at most 100."""
-        found = self.api("DescribeDataSources", {"SortOrder": "dsc", "Limit": 100}).get("Results", [])
-        return [d for d in found if d.get("Status") != "DELETED"]
 
     def load_model(self, m: dict[str, Any]) -> LoadedModel | None:
         """A COMPLETED model, loaded (shared with Predict and the jobs), kept per (ID, last

@@ -78,7 +78,7 @@ class Wizards:
         """The wizard for a datasource: the model type its target suggests and the default
         recipe of its schema and statistics."""
         source_id = query.get("datasource", "")
-        context: dict[str, Any] = {"datasources": self._datasources(), "datasource": None, "errors": {},
+        context: dict[str, Any] = {"datasources": create.datasource_choices(self.api), "datasource": None, "errors": {},
                                    "values": {}, "new_id": create.new_id("ml"), "parameters": create.PARAMETERS,
                                    "recipe": "", "suggested": "", "share": create.EVALUATION_SHARE}
         if not source_id:
@@ -109,10 +109,6 @@ class Wizards:
         except (ServiceError, RecipeError, SchemaError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": True}
-
-    def _datasources(self) -> list[dict[str, Any]]:
-        found = self.api("DescribeDataSources", {"SortOrder": "dsc", "Limit": 100}).get("Results", [])
-        return [d for d in found if d.get("Status") != "DELETED"]
 
     def _statistics(self, source_id: str) -> DatasetStatistics | None:
         try:
