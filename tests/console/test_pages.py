@@ -527,3 +527,27 @@ def test_locations_and_splits_read_as_words_on_datasource_and_evaluation_pages(
     assert f"Data {location}, records at 70-100 % in file order" in evaluation
     del fake.entities["DataSource"]["ds-ev"]  # its datasource gone: the evaluation still reads
     assert f"Data {location}, all records" in text(client.get("/console/evaluations/ev-1").text)
+
+
+def test_a_listing_page_keeps_its_number_beyond_the_tokens_it_keeps(fake: FakeService, client: TestClient) -> None:
+    fake.add("DataSource", "ds-1")
+    page = client.get("/console/datasources", params={"pages": ".".join(f"t{i}" for i in range(80)), "p": "81"})
+    assert "Page 81" in text(page.text)
+    previous = html.unescape(re.search(r'<a href="([^"]+)" rel="prev">', page.text).group(1))
+    assert "p=80" in previous and previous.count("t") <= 60  # at most MAX_PAGES tokens travel
+
+
+def test_the_comparison_says_when_it_shows_fewer_models_than_chosen(fake: FakeService, client: TestClient) -> None:
+    for i in range(8):
+        fake.add("MLModel", f"ml-{i}", MLModelType="BINARY")
+    page = client.get("/console/compare", params=[("m", f"ml-{i}") for i in range(8)]).text
+    assert "8 models were chosen: the first 6 are compared." in text(page)
+
+
+def test_a_job_log_is_served_as_text_for_the_page_that_follows_it(fake: FakeService, client: TestClient) -> None:
+    fake.add("MLModel", "ml-1", MLModelType="BINARY", Status="INPROGRESS")
+    fake.write_artifact("MLModel", "ml-1", "job.log", b"2026-12-05T10:00:00Z MLModel ml-1: started\n")
+    page = client.get("/console/models/ml-1/log")
+    assert 'id="job-log"' in page.text and "/static/live.js" in page.text
+    raw = client.get("/console/models/ml-1/log", params={"raw": "1"})
+    assert raw.headers["content-type"].startswith("text/plain") and raw.text.endswith("ml-1: started\n")

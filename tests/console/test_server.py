@@ -267,7 +267,7 @@ def test_the_object_store_is_browsed_and_a_file_uploaded(server: Application, br
     buckets = browser.get("/browse").text
     assert "s3://uploads-test/" in buckets
     top = html.unescape(browser.get("/browse", params={"uri": "s3://uploads-test/"}).text)
-    assert ">tables/<" in top and "1 object(s)" in top
+    assert ">tables/<" in top and ">folder<" in top
     inside = html.unescape(browser.get("/browse", params={"uri": "s3://uploads-test/tables/"}).text)
     assert "churn.csv" in inside and "/create/datasource?location=s3%3A//uploads-test/tables/churn.csv" in inside
     assert 'role="alert"' in browser.get("/browse", params={"uri": "s3://Bad_Bucket/"}).text
@@ -280,8 +280,11 @@ def test_the_upload_size_is_bounded(browser: httpx.Client, monkeypatch: pytest.M
     monkeypatch.setattr(routes, "UPLOAD_BYTES", 1000)
     token = token_of(browser, "/create/datasource")
     big = browser.put("/upload", params={"uri": "s3://uploads-test/big.csv"}, content=b"x" * 5000,
-                      headers={"X-CSRF-Token": token})
+                      headers={"X-CSRF-Token": token})  # refused by its declared length, unread
     assert big.status_code == 413 and server.context.objects.stat("s3://uploads-test/big.csv") is None
+    streamed = browser.put("/upload", params={"uri": "s3://uploads-test/big.csv"},
+                           content=(b"x" * 500 for _ in range(10)), headers={"X-CSRF-Token": token})  # no length
+    assert streamed.status_code == 413 and server.context.objects.stat("s3://uploads-test/big.csv") is None
 
 
 def test_the_datasource_wizard_guesses_the_schema_and_creates_what_the_form_says(
@@ -343,7 +346,9 @@ def test_the_model_wizard_trains_on_70_and_evaluates_on_30_percent(ml: Any, brow
     assert model["TrainingDataSourceId"] == "ml-wizard-train" and model["TrainingParameters"]["sgd.maxPasses"] == "5"
     splits = [json.loads(ml.get_data_source(DataSourceId=f"ml-wizard-{p}")["DataRearrangement"])["splitting"]
               for p in ("train", "eval")]
-    assert [(s["percentBegin"], s["percentEnd"]) for s in splits] == [(0, 70), (70, 100)]
+    # 70/30 of the records the datasource selects (0-70 %, drawn at random with seed "abc")
+    assert [(s["percentBegin"], s["percentEnd"], s["strategyParams"]["randomSeed"]) for s in splits] == [
+        (0, 49, "abc"), (49, 70, "abc")]
 
 
 def test_models_are_compared_side_by_side(ml: Any, browser: httpx.Client) -> None:
@@ -365,3 +370,91 @@ def test_models_are_compared_side_by_side(ml: Any, browser: httpx.Client) -> Non
     assert f"BinaryAUC {float(auc):.4g}" in rows["Evaluations"] and "none completed" in rows["Evaluations"]
     assert "ResourceNotFoundException" in rows["ID"]  # an unknown ID says so, the others still show
     assert "Choose models to compare" in browser.get("/compare").text
+
+
+def test_the_held_out_evaluation_stays_within_the_datasource_and_nothing_is_made_for_a_refused_model(
+        server: Application, ml: Any, browser: httpx.Client) -> None:
+    """The 70/30 parts are of the records the datasource itself selects (a datasource of the
+    first half once trained on 70 % of the whole file, its held-out half included), and a
+    model the API would refuse leaves no datasource behind."""
+    server.context.objects.write_bytes("s3://wizard/half.csv", TABLE)
+    schema = json.dumps({"version": "1.0", "targetAttributeName": "churned", "dataFormat": "CSV",
+                         "dataFileContainsHeader": True, "attributes": [
+                             {"attributeName": "age", "attributeType": "NUMERIC"},
+                             {"attributeName": "plan", "attributeType": "CATEGORICAL"},
+                             {"attributeName": "churned", "attributeType": "BINARY"}]})
+    for ds_id, split in (("ds-half", {"percentBegin": 0, "percentEnd": 50}),
+                         ("ds-rest", {"percentBegin": 0, "percentEnd": 50, "complement": True}),
+                         ("ds-rand", {"percentBegin": 20, "percentEnd": 80, "strategy": "random",
+                                      "strategyParams": {"randomSeed": "s9"}})):
+        ml.create_data_source_from_s3(DataSourceId=ds_id, ComputeStatistics=True, DataSpec={
+            "DataLocationS3": "s3://wizard/half.csv", "DataSchema": schema,
+            "DataRearrangement": json.dumps({"splitting": split})})
+    token = token_of(browser, "/create/model?datasource=ds-half")
+    form = {"csrf_token": token, "type": "BINARY", "evaluate": "1", "strategy": "random"}
+    made = browser.post("/create/model", data={**form, "datasource": "ds-half", "id": "ml-half"})
+    assert made.status_code == 303
+    splits = [json.loads(ml.get_data_source(DataSourceId=f"ml-half-{p}")["DataRearrangement"])["splitting"]
+              for p in ("train", "eval")]
+    assert [(s["percentBegin"], s["percentEnd"], s.get("strategy")) for s in splits] == [(0, 35, None), (35, 50, None)]
+    browser.post("/create/model", data={**form, "datasource": "ds-rand", "id": "ml-rand"})
+    train = json.loads(ml.get_data_source(DataSourceId="ml-rand-train")["DataRearrangement"])["splitting"]
+    assert (train["percentBegin"], train["percentEnd"], train["strategyParams"]["randomSeed"]) == (20, 62, "s9")
+    refused = browser.post("/create/model", data={**form, "datasource": "ds-rest", "id": "ml-rest"})
+    assert refused.status_code == 400 and 'id="evaluate-error"' in refused.text
+    for bad, field in (({"sgd.maxPasses": "0"}, "parameters"), ({"recipe": '{"outputs": ["nosuch"]}'}, "recipe"),
+                       ({"id": "m" * 60}, "id"), ({"type": "SOMETHING"}, "type")):
+        answer = browser.post("/create/model", data={**form, "datasource": "ds-half", "id": "ml-refused", **bad})
+        assert answer.status_code == 400 and f'id="{field}-error"' in answer.text, (bad, answer.text[-2000:])
+    made_ids = {d["DataSourceId"] for d in ml.describe_data_sources()["Results"]}
+    assert not any(i.startswith(("ml-refused", "ml-rest", "m" * 60)) for i in made_ids)
+    assert browser.post("/models/ml-none/create/evaluate",
+                        data={"csrf_token": token, "datasource": "ds-half"}).status_code == 404
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("quote.csv", b'a,b\n"' + b"x" * 200_000 + b"\n", "field larger than field limit"),
+    ("broken.csv.gz", b"\x1f\x8b" + b"not gzip at all" * 10, "cannot be decompressed"),
+    ("wide.csv", b"y" * (5 << 20), "longer than 4,194,304 bytes"),
+])
+def test_the_datasource_wizard_says_why_data_cannot_be_read(
+        server: Application, browser: httpx.Client, name: str, content: bytes, message: str) -> None:
+    """Data the schema guess cannot read are an error beside the location, not a 500."""
+    server.context.objects.write_bytes(f"s3://wizard/bad/{name}", content)
+    page = browser.get("/create/datasource", params={"location": f"s3://wizard/bad/{name}"})
+    assert page.status_code == 200
+    error = re.search(r'<p class="field-error" id="location-error" role="alert">([^<]+)</p>', page.text)
+    assert error is not None and message in html.unescape(error.group(1))
+
+
+def test_a_schema_nested_too_deep_is_refused_by_the_wizard_and_the_api(ml: Any, browser: httpx.Client) -> None:
+    """JSON nested deeper than the interpreter's stack answered 500 (RecursionError) from the
+    API and the wizard: now the API's InvalidInputException, shown beside the schema."""
+    deep = "[" * 50_000
+    for member in ("DataSchema", "DataRearrangement"):
+        spec = {"DataLocationS3": "s3://console/data.csv", "DataSchema": SCHEMA, member: deep}
+        with pytest.raises(ClientError) as refused:
+            ml.create_data_source_from_s3(DataSourceId=f"ds-deep-{member.lower()}", DataSpec=spec)
+        assert refused.value.response["Error"]["Code"] == "InvalidInputException"
+        assert "too deeply" in refused.value.response["Error"]["Message"]
+    token = token_of(browser, "/create/datasource")
+    page = browser.post("/create/datasource", data={"csrf_token": token, "location": "s3://console/data.csv",
+                                                    "schema_json": deep, "id": "ds-deep"})
+    assert page.status_code == 400 and 'id="schema-error"' in page.text
+
+
+def test_an_upload_never_replaces_an_object_unasked_and_says_why_it_failed(
+        server: Application, browser: httpx.Client) -> None:
+    token = token_of(browser, "/create/datasource")
+    headers = {"X-CSRF-Token": token}
+    uri = "s3://uploads-test/again.csv"
+    assert browser.put("/upload", params={"uri": uri}, content=b"1\n", headers=headers).status_code == 200
+    again = browser.put("/upload", params={"uri": uri}, content=b"2\n", headers=headers)
+    assert again.status_code == 409 and again.json()["exists"] is True
+    assert server.context.objects.read_bytes(uri) == b"1\n"
+    replaced = browser.put("/upload", params={"uri": uri, "overwrite": "1"}, content=b"2\n", headers=headers)
+    assert replaced.status_code == 200 and server.context.objects.read_bytes(uri) == b"2\n"
+    server.context.objects.write_bytes("s3://uploads-test/dir/inside.csv", b"x")
+    clash = browser.put("/upload", params={"uri": "s3://uploads-test/dir", "overwrite": "1"}, content=b"x",
+                        headers=headers)  # a folder of that name: the store cannot keep the file
+    assert clash.status_code in (400, 502) and "error" in clash.json()

@@ -12,6 +12,10 @@ from typing import Any
 
 from openaml.console.api import ServiceApi
 from openaml.errors import ServiceError
+from openaml.ml.data import RearrangementError, parse_rearrangement
+from openaml.ml.recipes import RecipeError, parse_recipe
+from openaml.ml.schema import SchemaError, parse_schema
+from openaml.ml.training import ParameterError, parse_parameters
 
 
 class FieldErrors(Exception):
@@ -98,7 +102,7 @@ def guess_from_form(form: Mapping[str, str]) -> dict[str, Any] | None:
     if form.get("schema_json"):
         try:
             return guessed_attributes(form["schema_json"]) | {"json": form["schema_json"]}  # kept as typed
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return {"attributes": [], "header": False, "json": form["schema_json"], "target": "", "rowid": ""}
     attributes, n = [], 0
     while f"attr.{n}.name" in form:
@@ -172,42 +176,86 @@ PARAMETERS = (  # (key, console default (Amazon ML's console), what it is)
     ("sgd.maxMLModelSizeInBytes", "104857600", "model size cap, 100,000 to 2,147,483,648 bytes"),
 )
 SUGGESTED_TYPE = {"BINARY": "BINARY", "NUMERIC": "REGRESSION", "CATEGORICAL": "MULTICLASS"}
+MAX_ID = 64  # characters of an entity ID (the API's pattern)
+DERIVED_SUFFIX = "-train"  # the longest suffix of the IDs the held-out evaluation derives
 
 
 def create_model(api: ServiceApi, form: Mapping[str, str]) -> tuple[str, str | None]:
     """CreateMLModel of the wizard's form, trained on its datasource, or, with "evaluate", on
-    the first 70 % of that datasource's data, with a datasource of the other 30 % and an
+    the first 70 % of that datasource's records, with a datasource of the other 30 % and an
     evaluation on it (as Amazon ML's wizard did). Returns the model's ID and the
-    evaluation's. A refusal of any call comes back by field; the calls before it stay made."""
+    evaluation's. The model's parameters, recipe and ID are checked before anything is made;
+    a refusal of any call comes back by field."""
     model_id = form.get("id") or new_id("ml")
     source_id = form.get("datasource", "")
-    members = {"MLModelType": "type", "Recipe": "recipe", "recipe": "recipe", "Parameters": "parameters",
-               "sgd.": "parameters", "TrainingDataSourceId": "datasource", "DataSource": "datasource",
-               "MLModelId": "id", "MLModelName": "name"}
+    members = {"MLModelId": "id", "MLModelName": "name", "MLModelType": "type", "Recipe": "recipe",
+               "recipe": "recipe", "Parameters": "parameters", "sgd.": "parameters",
+               "TrainingDataSourceId": "datasource", "DataSource": "datasource"}
     parameters = {key: form[key] for key, _, _ in PARAMETERS if form.get(key)}
-    training_id, evaluation_id = source_id, None
-    if form.get("evaluate"):
-        source = _call(api, "GetDataSource", {"DataSourceId": source_id, "Verbose": True}, members)
-        strategy = {"strategy": "random", "strategyParams": {"randomSeed": model_id}} \
-            if form.get("strategy") == "random" else {}
-        training_id, held_id, evaluation_id = f"{model_id}-train", f"{model_id}-eval", f"{model_id}-ev"
-        cut = 100 - EVALUATION_SHARE
-        parts = ((training_id, (0, cut), "training"), (held_id, (cut, 100), "evaluation"))
-        for part_id, (begin, end), part in parts:
-            split = json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end, **strategy}})
-            name = f"{source.get('Name') or source_id} ({part}, {end - begin} %)"
+    evaluate = bool(form.get("evaluate"))
+    training_id, evaluation_id = (f"{model_id}-train", f"{model_id}-ev") if evaluate else (source_id, None)
+    request = {"MLModelId": model_id, "MLModelName": form.get("name") or None, "MLModelType": form.get("type", ""),
+               "TrainingDataSourceId": training_id, "Recipe": form.get("recipe") or None,
+               "Parameters": parameters or None}
+    source = _call(api, "GetDataSource", {"DataSourceId": source_id, "Verbose": True}, members)
+    _check_model(api, request, source, evaluate, members)
+    if evaluate:
+        training, held = _held_out_splits(source.get("DataRearrangement"), form.get("strategy", ""), model_id)
+        for part_id, split, part in ((training_id, training, "training"), (f"{model_id}-eval", held, "evaluation")):
             _call(api, "CreateDataSourceFromS3", {
-                "DataSourceId": part_id, "DataSourceName": name,
+                "DataSourceId": part_id, "DataSourceName": f"{source.get('Name') or source_id} ({part})",
                 "DataSpec": {"DataLocationS3": source.get("DataLocationS3", ""),
                              "DataSchema": source.get("DataSourceSchema", ""), "DataRearrangement": split},
-                "ComputeStatistics": True}, members)
-    _call(api, "CreateMLModel", {
-        "MLModelId": model_id, "MLModelName": form.get("name") or None, "MLModelType": form.get("type", ""),
-        "TrainingDataSourceId": training_id, "Recipe": form.get("recipe") or None,
-        "Parameters": parameters or None}, members)
+                "ComputeStatistics": True}, {**members, part_id: "id"})
+    _call(api, "CreateMLModel", request, members)
     if evaluation_id is not None:
         _call(api, "CreateEvaluation", {"EvaluationId": evaluation_id, "MLModelId": model_id,
                                         "EvaluationDataSourceId": f"{model_id}-eval",
                                         "EvaluationName": f"{form.get('name') or model_id} on the held-out "
                                                           f"{EVALUATION_SHARE} %"}, members)
     return model_id, evaluation_id
+
+
+def _check_model(api: ServiceApi, request: dict[str, Any], source: Mapping[str, Any], evaluate: bool,
+                 members: Mapping[str, str]) -> None:
+    """What CreateMLModel would refuse in the form, found before the wizard makes anything."""
+    longest = MAX_ID - len(DERIVED_SUFFIX)
+    if evaluate and len(request["MLModelId"]) > longest:
+        raise FieldErrors({"id": f"At most {longest} characters with the held-out evaluation: its datasources "
+                                 f"are named after the model ('{request['MLModelId']}{DERIVED_SUFFIX}')"})
+    try:
+        api.validated("CreateMLModel", request)
+    except ServiceError as exc:
+        raise field_error(exc, members) from None
+    try:
+        parse_parameters(request["Parameters"], request["MLModelType"])
+    except ParameterError as exc:
+        raise FieldErrors({"parameters": f"InvalidInputException: {exc}"}) from None
+    if request["Recipe"]:
+        try:
+            parse_recipe(request["Recipe"], parse_schema(source.get("DataSourceSchema") or ""))
+        except (RecipeError, SchemaError) as exc:
+            raise FieldErrors({"recipe": f"InvalidInputException: {exc}"}) from None
+
+
+def _held_out_splits(source_split: str | None, strategy: str, seed: str) -> tuple[str, str]:
+    """The DataRearrangements of the training and held-out parts: the first 70 % and the last
+    30 % of the records the datasource itself selects (its range, order and seed); of all
+    records, in file order or drawn at random (seeded by the model) as the form chooses."""
+    try:
+        split = parse_rearrangement(source_split)
+    except RearrangementError as exc:
+        raise FieldErrors({"evaluate": f"The datasource's split cannot be read: {exc}"}) from None
+    if split.complement and not split.selects_all:
+        raise FieldErrors({"evaluate": "The datasource keeps the records outside a range: hold out 30 % of a "
+                                       "datasource of one range, or train on this one as it is."})
+    begin, end = (0.0, 100.0) if split.selects_all else (float(split.begin), float(split.end))
+    if split.selects_all:
+        order = {"strategy": "random", "strategyParams": {"randomSeed": seed}} if strategy == "random" else {}
+    else:
+        order = ({"strategy": "random", "strategyParams": {"randomSeed": split.seed}}
+                 if split.strategy == "random" else {})
+    cut = round(begin + (end - begin) * (100 - EVALUATION_SHARE) / 100, 6)
+    training, held = (json.dumps({"splitting": {"percentBegin": lo, "percentEnd": hi, **order}})
+                      for lo, hi in ((begin, cut), (cut, end)))
+    return training, held

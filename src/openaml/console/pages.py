@@ -77,12 +77,16 @@ class Pages:
         rows = self._rows(kind, result.get("Results", []))
         kept = {k: query[k] for k in ("var", "cmp", "value", "order", "limit") if query.get(k)}
 
-        def link(pages: list[str]) -> str:
-            return "?" + urllib.parse.urlencode({**kept, **({"pages": PAGE_SEPARATOR.join(pages)} if pages else {})})
+        def link(pages: list[str], number: int) -> str:
+            """The page after `pages`' tokens, numbered (the trail keeps MAX_PAGES tokens)."""
+            return "?" + urllib.parse.urlencode({**kept, **({"pages": PAGE_SEPARATOR.join(pages), "p": number}
+                                                            if pages else {})})
 
         next_token = result.get("NextToken")
-        return {"kind": kind, "rows": rows, "next_url": link([*trail, next_token]) if next_token else None,
-                "previous_url": link(trail[:-1]) if trail else None, "page_number": len(trail) + 1,
+        number = _int(query.get("p"), len(trail) + 1, 1, 10**9) if trail else 1
+        return {"kind": kind, "rows": rows,
+                "next_url": link([*trail, next_token], number + 1) if next_token else None,
+                "previous_url": link(trail[:-1], number - 1) if trail else None, "page_number": number,
                 "query": dict(query), "comparators": COMPARATORS,
                 "refresh": any(r["Status"] in ACTIVE for r in rows)}
 
@@ -223,7 +227,8 @@ class Pages:
                            "seconds": (m["ComputeTime"] / 1000 if m.get("ComputeTime") is not None else None),
                            "metrics": [(ev, ds, name, performance.as_float(value)) for ev, ds, name, value in metrics]})
         keys = sorted({k for m in models for k in (m.get("TrainingParameters") or {})})
-        return {"models": models, "parameter_keys": keys, "refresh": False}
+        return {"models": models, "parameter_keys": keys, "refresh": False,
+                "asked": len(dict.fromkeys(query.getlist("m"))), "max_compared": MAX_COMPARED}
 
     def load_model(self, m: dict[str, Any]) -> LoadedModel | None:
         """A COMPLETED model, loaded (shared with Predict and the jobs), kept per (ID, last

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Protocol
 from openaml.jobs.models import LoadedModel
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext
-from openaml.storage.objects import ObjectInfo
+from openaml.storage.objects import Level
 
 
 class ConsolePort(Protocol):
@@ -52,14 +52,20 @@ class ConsolePort(Protocol):
         """The object store's buckets."""
         ...
 
-    def objects(self, prefix: str) -> list[ObjectInfo]:
-        """The objects under an s3:// prefix, recursively, in key order (StorageError for a bad URI)."""
+    def level(self, folder_uri: str, limit: int) -> Level:
+        """The folders and objects right below an s3:// folder (StorageError for a bad URI)."""
         ...
 
     def sample(self, uri: str) -> bytes:
         """The first lines (a few MB, decompressed) of the first data file a location names."""
         ...
 
+    def exists(self, uri: str) -> bool:
+        """Whether an object is stored at `uri`."""
+        ...
+
     def open_upload(self, uri: str) -> BinaryIO:
-        """A writer whose bytes become the object at `uri` when it is closed without error."""
+        """A writer whose bytes become the object at `uri` when it is closed without error;
+        StorageError at once where the object could not be kept (an S3 bucket that does not
+        exist: a local store makes its bucket's folder)."""
         ...

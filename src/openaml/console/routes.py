@@ -19,8 +19,8 @@ import orjson
 from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
@@ -185,7 +185,10 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         try:
             new_id = await run_in_threadpool(make[0], pages.api, model_id, form)
         except create.FieldErrors as exc:
-            context = await run_in_threadpool(pages.model, {"entity_id": model_id}, {})
+            try:
+                context = await run_in_threadpool(pages.model, {"entity_id": model_id}, {})
+            except ServiceError as missing:  # the model is gone (or never was)
+                return render(request, "error.html", status_code=missing.http_status, error=missing)
             return render(request, "model.html", status_code=400, errors={what: exc.errors}, values={what: form},
                           **context)
         notice = f"Created {new_id}"
@@ -237,14 +240,20 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         return Response(orjson.dumps(found), media_type="application/json", headers={"Cache-Control": "no-store"})
 
     async def upload(request: Request) -> Response:
-        """PUT a file (the body, streamed, at most UPLOAD_BYTES) into the object store at ?uri=."""
+        """PUT a file (the body, streamed, at most UPLOAD_BYTES) into the object store at ?uri=;
+        an object already there is replaced only with ?overwrite=1 (409 otherwise)."""
         uri = request.query_params.get("uri", "")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > UPLOAD_BYTES:
+            return _json({"error": f"The file is larger than {UPLOAD_BYTES:,} bytes"}, 413)
         try:
             if parse_s3_uri(uri).is_prefix:
                 raise StorageError(f"{uri}: names a folder, not an object")
+            if request.query_params.get("overwrite") != "1" and await run_in_threadpool(port.exists, uri):
+                return _json({"error": f"{uri} exists already", "exists": True}, 409)
             writer = await run_in_threadpool(port.open_upload, uri)
         except StorageError as exc:
-            return Response(orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json")
+            return _json({"error": str(exc)}, 400)
         size = 0
         try:
             async for chunk in request.stream():
@@ -255,12 +264,17 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
             await run_in_threadpool(writer.close)
         except _TooLarge:
             await run_in_threadpool(getattr(writer, "abort", writer.close))
-            return Response(orjson.dumps({"error": f"The file is larger than {UPLOAD_BYTES:,} bytes"}),
-                            status_code=413, media_type="application/json")
+            return _json({"error": f"The file is larger than {UPLOAD_BYTES:,} bytes"}, 413)
+        except ClientDisconnect:  # the browser went away: nothing is kept
+            await run_in_threadpool(getattr(writer, "abort", writer.close))
+            return _json({"error": "The upload was interrupted"}, 400)
+        except (StorageError, OSError) as exc:
+            await run_in_threadpool(getattr(writer, "abort", writer.close))
+            return _json({"error": f"The object store did not keep the file: {exc}"}, 502)
         except BaseException:
             await run_in_threadpool(getattr(writer, "abort", writer.close))
             raise
-        return Response(orjson.dumps({"uri": uri, "size": size}), media_type="application/json")
+        return _json({"uri": uri, "size": size}, 200)
 
     def _created(request: Request, path: str, notice: str) -> Response:
         signed = urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)})
@@ -285,6 +299,8 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
             text = await run_in_threadpool(port.job_log, kind.resource, entity_id)
         except ServiceError as exc:
             return render(request, "error.html", status_code=exc.http_status, error=exc)
+        if request.query_params.get("raw") == "1":  # live.js follows a running job's log
+            return PlainTextResponse(text or "", headers={"Cache-Control": "no-store"})
         return render(request, "log.html", kind=kind, entity=entity, entity_id=entity_id, log=text,
                       refresh=entity.get("Status") in ACTIVE)
 
@@ -349,6 +365,10 @@ def _local_path(url: str | None, base: str) -> str | None:
     rest = url[len(base):]
     parts = urllib.parse.urlsplit(rest)
     return rest if not parts.scheme and not parts.netloc and not rest.startswith("//") else None
+
+
+def _json(document: Any, status: int) -> Response:
+    return Response(orjson.dumps(document), status_code=status, media_type="application/json")
 
 
 class _TooLarge(Exception):

@@ -20,7 +20,7 @@ from openaml.ml.schema import SchemaError, parse_schema
 from openaml.ml.schema.guess import guess_schema
 from openaml.storage.uris import StorageError, parse_s3_uri
 
-BROWSE_ENTRIES = 500  # folders and files a browser page lists (each)
+BROWSE_ENTRIES = 1000  # folders and files a browser page lists (together)
 UPLOAD_FOLDER = "s3://openaml-uploads/"
 
 
@@ -42,19 +42,8 @@ class Wizards:
             if location.key and not location.key.endswith("/"):
                 prefix += "/"
             context["uri"] = prefix
-            folders: dict[str, int] = {}
-            for info in self.port.objects(prefix):
-                rest = info.uri[len(prefix):]
-                if "/" in rest:
-                    folder = prefix + rest.split("/", 1)[0] + "/"
-                    folders[folder] = folders.get(folder, 0) + 1
-                elif len(context["files"]) < BROWSE_ENTRIES:
-                    context["files"].append(info)
-                else:
-                    context["more"] = True
-            context["folders"] = sorted(folders.items())[:BROWSE_ENTRIES]
-            context["more"] = context["more"] or len(folders) > BROWSE_ENTRIES
-            context["parent"] = _parent(prefix)
+            level = self.port.level(prefix, BROWSE_ENTRIES)
+            context.update(folders=level.folders, files=level.objects, more=level.truncated, parent=_parent(prefix))
         except (StorageError, ServiceError) as exc:
             context["error"] = str(exc)
         return context

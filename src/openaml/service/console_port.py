@@ -9,10 +9,12 @@ from typing import Any, BinaryIO
 from openaml.jobs.models import LoadedModel
 from openaml.jobs.record_info import read_progress
 from openaml.jobs.tasks import LOG_FILE, REPORT_FILES
+from openaml.ml.errors import InputError
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext, ServiceContext
-from openaml.storage.objects import ObjectInfo
-from openaml.storage.uris import ObjectNotFoundError
+from openaml.storage.local import LocalObjectStore
+from openaml.storage.objects import Level
+from openaml.storage.uris import ObjectNotFoundError, StorageError, parse_s3_uri
 from openaml.store import EntityKind
 
 LOG_BYTES = 256 << 10  # of a job log shown in the console (its end)
@@ -57,8 +59,8 @@ class ServicePort:
     def buckets(self) -> list[str]:
         return self.ctx.objects.buckets()
 
-    def objects(self, prefix: str) -> list[ObjectInfo]:
-        return self.ctx.objects.list(prefix)
+    def level(self, folder_uri: str, limit: int) -> Level:
+        return self.ctx.objects.list_level(folder_uri, limit)
 
     def sample(self, uri: str) -> bytes:
         files = self.ctx.objects.resolve_data_location(uri)
@@ -67,8 +69,21 @@ class ServicePort:
         with self.ctx.objects.open_read(files[0].uri) as stream:
             data = stream.read(SAMPLE_BYTES)
         if data[:2] == b"\x1f\x8b":  # the start of a gzip file: as much as it gives
-            data = zlib.decompressobj(wbits=47).decompress(data, 4 * SAMPLE_BYTES)
-        return data if len(data) < SAMPLE_BYTES else data[:data.rfind(b"\n") + 1]
+            try:
+                data = zlib.decompressobj(wbits=47).decompress(data, 4 * SAMPLE_BYTES)
+            except zlib.error as exc:
+                raise InputError(f"{files[0].uri} starts as gzip but cannot be decompressed: {exc}") from None
+        if len(data) < SAMPLE_BYTES:
+            return data
+        if b"\n" not in data:
+            raise InputError(f"The first line of {files[0].uri} is longer than {SAMPLE_BYTES:,} bytes")
+        return data[:data.rfind(b"\n") + 1]
+
+    def exists(self, uri: str) -> bool:
+        return self.ctx.objects.stat(uri) is not None
 
     def open_upload(self, uri: str) -> BinaryIO:
+        bucket = parse_s3_uri(uri).bucket
+        if not isinstance(self.ctx.objects, LocalObjectStore) and bucket not in self.ctx.objects.buckets():
+            raise StorageError(f"{uri}: the bucket {bucket} does not exist")
         return self.ctx.objects.open_write(uri)

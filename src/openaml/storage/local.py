@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from openaml.storage.objects import CommittingWriter, ObjectInfo, ObjectStore, resolve_data_location
+from openaml.storage.objects import CommittingWriter, Level, ObjectInfo, ObjectStore, resolve_data_location
 from openaml.storage.uris import (
     ObjectNotFoundError,
     S3Uri,
@@ -56,6 +56,31 @@ class LocalObjectStore(ObjectStore):
         except OSError:
             return []
         return sorted(e.name for e in entries if e.is_dir() and bucket_name_problem(e.name) is None)
+
+    def list_level(self, folder_uri: str, limit: int) -> Level:
+        location = parse_s3_uri(folder_uri)
+        if not location.is_prefix and location.key:
+            raise StorageError(f"{shown(folder_uri)}: not a folder (its key must end with '/')")
+        try:
+            entries = sorted(os.scandir(self._path(location)), key=lambda e: e.name.encode("utf-8"))
+        except OSError:
+            return Level([], [], False)
+        folders: builtins.list[str] = []
+        objects: builtins.list[ObjectInfo] = []
+        for entry in entries:
+            key = location.key + entry.name
+            if entry.name.startswith(TEMP_PREFIX) or key_problem(key):
+                continue
+            if len(folders) + len(objects) >= limit:
+                return Level(folders, objects, True)
+            try:
+                if entry.is_dir():
+                    folders.append(f"s3://{location.bucket}/{key}/")
+                elif entry.is_file():
+                    objects.append(ObjectInfo(f"s3://{location.bucket}/{key}", key, entry.stat().st_size))
+            except OSError:
+                continue
+        return Level(folders, objects, False)
 
     def stat(self, uri: str) -> ObjectInfo | None:
         location = parse_s3_uri(uri)

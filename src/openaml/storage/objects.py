@@ -26,6 +26,16 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class Level:
+    """One level of a folder: the folders below it (their s3:// URIs, ending with "/"), its
+    objects, and whether more entries than listed are there."""
+
+    folders: builtins.list[str]
+    objects: builtins.list[ObjectInfo]
+    truncated: bool
+
+
 class ObjectStore(Protocol):
     """S3-style object storage addressed by `s3://BUCKET/KEY` URIs.
 
@@ -42,6 +52,12 @@ class ObjectStore(Protocol):
 
     def buckets(self) -> builtins.list[str]:
         """The names of the buckets, sorted (the console's browser starts there)."""
+        ...
+
+    def list_level(self, folder_uri: str, limit: int) -> Level:
+        """The folders and objects right below `folder_uri` (an s3:// folder: its key empty or
+        ending with "/"), in byte order, at most `limit` of them together: one level, however
+        many objects lie deeper (the console's browser)."""
         ...
 
     def stat(self, uri: str) -> ObjectInfo | None:

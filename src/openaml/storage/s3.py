@@ -35,7 +35,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from openaml.storage.objects import CommittingWriter, ObjectInfo, ObjectStore
+from openaml.storage.objects import CommittingWriter, Level, ObjectInfo, ObjectStore
 from openaml.storage.uris import (
     ObjectNotFoundError,
     S3UnavailableError,
@@ -126,6 +126,38 @@ class S3ObjectStore(ObjectStore):
     def buckets(self) -> builtins.list[str]:
         found = self._request("s3://", "cannot list the buckets", self._client.list_buckets)
         return sorted(bucket["Name"] for bucket in found.get("Buckets", []))
+
+    def list_level(self, folder_uri: str, limit: int) -> Level:
+        location = parse_s3_uri(folder_uri)
+        if not location.is_prefix and location.key:
+            raise StorageError(f"{shown(folder_uri)}: not a folder (its key must end with '/')")
+
+        def pages() -> Level:
+            folders: builtins.list[str] = []
+            objects: builtins.list[ObjectInfo] = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=location.key, Delimiter="/",
+                                           PaginationConfig={"PageSize": min(limit, 1000)}):
+                folders += [f"s3://{location.bucket}/{p['Prefix']}" for p in page.get("CommonPrefixes", [])]
+                objects += [ObjectInfo(f"s3://{location.bucket}/{o['Key']}", o["Key"], o["Size"])
+                            for o in page.get("Contents", []) if o["Key"] != location.key]
+                if len(folders) + len(objects) >= limit:
+                    return Level(folders, objects, bool(page.get("IsTruncated")) or len(folders) + len(objects) > limit)
+            return Level(folders, objects, False)
+
+        try:
+            found = self._request(folder_uri, "cannot list", pages)
+        except ObjectNotFoundError:
+            return Level([], [], False)
+        folders = sorted(found.folders, key=lambda u: u.encode("utf-8"))
+        objects = sorted(found.objects, key=lambda o: o.key.encode("utf-8"))
+        extra = max(0, len(folders) + len(objects) - limit)
+        if extra:  # keep the first `limit` entries of both, in byte order together
+            merged = sorted([(u, None) for u in folders] + [(o.uri, o) for o in objects],
+                            key=lambda item: item[0].encode("utf-8"))[:limit]
+            folders = [u for u, o in merged if o is None]
+            objects = [o for _, o in merged if o is not None]
+        return Level(folders, objects, found.truncated or extra > 0)
 
     def stat(self, uri: str) -> ObjectInfo | None:
         location = parse_s3_uri(uri)

@@ -18,6 +18,7 @@ from openaml.storage import (
     StorageError,
     open_object_store,
 )
+from openaml.storage.objects import Level
 
 StoreAndBucket = tuple[ObjectStore, str]
 
@@ -278,3 +279,22 @@ def test_buckets_are_listed_by_name(store_and_bucket: StoreAndBucket, tmp_path: 
         (store.root / "a-file").write_bytes(b"x")
         assert store.buckets() == [bucket]
         assert LocalObjectStore(tmp_path / "nothing-here").buckets() == []
+
+
+def test_one_level_of_a_folder_is_listed_without_what_lies_deeper(store_and_bucket: StoreAndBucket) -> None:
+    """The console's browser lists a folder's folders and objects in byte order, at most
+    `limit` of them, however many objects lie deeper (S3: Delimiter="/", not every key)."""
+    store, bucket = store_and_bucket
+    for key in ("b.csv", "a/one.csv", "a/deep/two.csv", "A.csv", "c/x.csv", "d.csv"):
+        store.write_bytes(f"s3://{bucket}/{key}", b"x")
+    top = store.list_level(f"s3://{bucket}/", 10)
+    assert top.folders == [f"s3://{bucket}/a/", f"s3://{bucket}/c/"] and not top.truncated
+    assert [o.key for o in top.objects] == ["A.csv", "b.csv", "d.csv"] and top.objects[0].size == 1
+    inside = store.list_level(f"s3://{bucket}/a/", 10)
+    assert inside.folders == [f"s3://{bucket}/a/deep/"] and [o.key for o in inside.objects] == ["a/one.csv"]
+    cut = store.list_level(f"s3://{bucket}/", 3)
+    assert cut.truncated and len(cut.folders) + len(cut.objects) == 3
+    assert [o.key for o in cut.objects][:1] == ["A.csv"] and f"s3://{bucket}/a/" in cut.folders
+    assert store.list_level("s3://no-such-bucket-here/", 10) == Level([], [], False)
+    with pytest.raises(StorageError, match="not a folder"):
+        store.list_level(f"s3://{bucket}/b.csv", 10)

@@ -33,6 +33,21 @@
     if (bar) { bar.max = state.progress.of; bar.value = state.progress.pass; }
   }
 
+  function followLog() {  // the job log page: the log as it grows
+    var log = document.getElementById("job-log");
+    if (!log) { return; }
+    fetch(window.location.pathname + "?raw=1", {credentials: "same-origin"})
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (text) {
+        if (text === null || !text) { return; }
+        log.textContent = text;
+        log.hidden = false;
+        var none = document.getElementById("no-log");
+        if (none) { none.hidden = true; }
+      })
+      .catch(function () { /* the next poll tries again */ });
+  }
+
   function finished() {
     if (!edited) { window.location.reload(); return; }
     if (note) {
@@ -55,7 +70,7 @@
         badges.forEach(function (badge) {
           var state = found[badge.getAttribute("data-entity")];
           if (!state) { return; }
-          if (badge.id === "page-status") { progress(state); }
+          if (badge.id === "page-status") { progress(state); followLog(); }
           if (state.status !== badge.getAttribute("data-status")) {
             show(badge, state);
             if (badge.id === "page-status" && !ACTIVE[state.status]) { ownDone = true; }

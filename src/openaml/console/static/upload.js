@@ -16,12 +16,23 @@
     var token = form.querySelector("input[name=csrf_token]").value;
     var button = document.getElementById("upload-button");
     button.disabled = true;
-    status.textContent = "Uploading " + file.name + " (" + file.size.toLocaleString("en-US") + " bytes)…";
-    fetch(base + "/upload?uri=" + encodeURIComponent(uri),
-          {method: "PUT", body: file, credentials: "same-origin", headers: {"X-CSRF-Token": token}})
-      .then(function (response) {
-        return response.json().catch(function () { return {error: response.statusText}; })
-          .then(function (answer) { return {ok: response.ok, answer: answer}; });
+    function send(overwrite) {
+      status.textContent = "Uploading " + file.name + " (" + file.size.toLocaleString("en-US") + " bytes)…";
+      return fetch(base + "/upload?uri=" + encodeURIComponent(uri) + (overwrite ? "&overwrite=1" : ""),
+                   {method: "PUT", body: file, credentials: "same-origin", headers: {"X-CSRF-Token": token}})
+        .then(function (response) {
+          return response.json().catch(function () { return {error: response.statusText}; })
+            .then(function (answer) { return {ok: response.ok, answer: answer}; });
+        });
+    }
+    send(false)
+      .then(function (result) {
+        // an object of that name is there already: replacing it changes what its datasources read
+        if (!result.ok && result.answer.exists &&
+            window.confirm(uri + " exists already. Replace it? Datasources made from it would read the new file.")) {
+          return send(true);
+        }
+        return result;
       })
       .then(function (result) {
         if (!result.ok) { throw new Error(result.answer.error || "the upload failed"); }

@@ -21,6 +21,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -62,15 +63,21 @@ def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str
     raw = source.read(64 << 20)
     data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
     if data[:2] == b"\x1f\x8b":
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
-            data = unzipped.read(64 << 20)
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+                data = unzipped.read(64 << 20)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"The sample starts as gzip but cannot be decompressed: {exc}") from None
     text = data.decode("utf-8", "replace").removeprefix("\ufeff")
     rows: list[list[str]] = []
-    for row in csv.reader(io.StringIO(text)):
-        if row:
-            rows.append(row)
-            if len(rows) >= limit:
-                break
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            if row:
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+    except csv.Error as exc:  # a value over csv's field limit: a quote never closed, most often
+        raise InputError(f"The CSV sample cannot be read after {len(rows)} records: {exc}") from None
     return rows
 
 
