@@ -55,17 +55,21 @@ def client(fake: FakeService) -> Iterator[TestClient]:
         yield c
 
 
-def trained_model() -> Any:
-    schema = parse_schema(json.dumps(SCHEMA))
-    rows = [("1", "round", "red"), ("8", "square", "blue"), ("5", "tri", "green")] * 6
+def model_of(kind: str, document: dict[str, Any], rows: list[tuple[str, str, str]]) -> Any:
+    """A model of `kind` trained on `rows` (size, shape, and the target) of the schema `document`."""
+    schema = parse_schema(json.dumps(document))
+    names = [a["attributeName"] for a in document["attributes"]]
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_pydict({
             "__file": pa.array([0] * len(rows), pa.int32()), "__rejected": pa.array([False] * len(rows)),
-            "size": pa.array([r[0] for r in rows]), "shape": pa.array([r[1] for r in rows]),
-            "color": pa.array([r[2] for r in rows])})
+            **{name: pa.array([r[j] for r in rows]) for j, name in enumerate(names)}})
 
-    return train_model("MULTICLASS", schema, default_recipe(schema, None), SGDParams(max_passes=3), None, batches)
+    return train_model(kind, schema, default_recipe(schema, None), SGDParams(max_passes=3), None, batches)
+
+
+def trained_model() -> Any:
+    return model_of("MULTICLASS", SCHEMA, [("1", "round", "red"), ("8", "square", "blue"), ("5", "tri", "green")] * 6)
 
 
 def text(html: str) -> str:
@@ -310,17 +314,9 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
 
 
 def binary_model() -> Any:
-    schema = parse_schema(json.dumps({**SCHEMA, "targetAttributeName": "big", "attributes": [
-        *SCHEMA["attributes"][:2], {"attributeName": "big", "attributeType": "BINARY"}]}))
-    rows = [("1", "round", "0"), ("8", "square", "1"), ("5", "tri", "1"), ("2", "round", "0")] * 6
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        yield pa.RecordBatch.from_pydict({
-            "__file": pa.array([0] * len(rows), pa.int32()), "__rejected": pa.array([False] * len(rows)),
-            "size": pa.array([r[0] for r in rows]), "shape": pa.array([r[1] for r in rows]),
-            "big": pa.array([r[2] for r in rows])})
-
-    return train_model("BINARY", schema, default_recipe(schema, None), SGDParams(max_passes=3), None, batches)
+    return model_of("BINARY", {**SCHEMA, "targetAttributeName": "big", "attributes": [
+        *SCHEMA["attributes"][:2], {"attributeName": "big", "attributeType": "BINARY"}]},
+        [("1", "round", "0"), ("8", "square", "1"), ("5", "tri", "1"), ("2", "round", "0")] * 6)
 
 
 @pytest.mark.parametrize("saved", [None, 0.73])
