@@ -305,6 +305,8 @@ def test_every_page_reads_at_desktop_and_phone_width(world: dict[str, Any], brow
         page.goto(world["console"] + path)
         main = page.locator("main").bounding_box()
         assert main is not None and main["width"] <= width, path
+        wide = page.evaluate("document.documentElement.scrollWidth")  # nothing sticks out of the page
+        assert wide <= width, (path, wide)
         for chart in page.locator("svg.chart").all():
             if not chart.is_visible():  # in a closed <details>
                 continue
