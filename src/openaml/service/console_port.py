@@ -13,8 +13,8 @@ from openaml.ml.errors import InputError
 from openaml.ml.training.progress import TrainingProgress
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.storage.local import LocalObjectStore
-from openaml.storage.objects import Level
-from openaml.storage.uris import ObjectNotFoundError, StorageError, parse_s3_uri
+from openaml.storage.objects import Level, first_data_file
+from openaml.storage.uris import StorageError, parse_s3_uri
 from openaml.store import EntityKind
 
 LOG_BYTES = 256 << 10  # of a job log shown in the console (its end)
@@ -63,20 +63,18 @@ class ServicePort:
         return self.ctx.objects.list_level(folder_uri, limit)
 
     def sample(self, uri: str) -> bytes:
-        files = self.ctx.objects.resolve_data_location(uri)
-        if not files:
-            raise ObjectNotFoundError(f"{uri}: no data file there")
-        with self.ctx.objects.open_read(files[0].uri) as stream:
+        first = first_data_file(self.ctx.objects, uri)
+        with self.ctx.objects.open_read(first.uri) as stream:
             data = stream.read(SAMPLE_BYTES)
         if data[:2] == b"\x1f\x8b":  # the start of a gzip file: as much as it gives
             try:
                 data = zlib.decompressobj(wbits=47).decompress(data, 4 * SAMPLE_BYTES)
             except zlib.error as exc:
-                raise InputError(f"{files[0].uri} starts as gzip but cannot be decompressed: {exc}") from None
+                raise InputError(f"{first.uri} starts as gzip but cannot be decompressed: {exc}") from None
         if len(data) < SAMPLE_BYTES:
             return data
         if b"\n" not in data:
-            raise InputError(f"The first line of {files[0].uri} is longer than {SAMPLE_BYTES:,} bytes")
+            raise InputError(f"The first line of {first.uri} is longer than {SAMPLE_BYTES:,} bytes")
         return data[:data.rfind(b"\n") + 1]
 
     def exists(self, uri: str) -> bool:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import builtins
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from openaml.storage.uris import StorageError, parse_s3_uri, shown
 
 IGNORED_SUFFIXES = (".schema", ".manifest")
+LEVEL_ENTRIES = 1000  # entries of one folder level first_data_file looks at
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,43 @@ def resolve_data_location(store: ObjectStore, uri: str) -> builtins.list[ObjectI
             f"{' under this prefix' if location.is_prefix else ' with this key or under it'})"
         )
     return files
+
+
+def first_data_file(store: ObjectStore, uri: str) -> ObjectInfo:
+    """resolve_data_location's first file, found one folder level at a time (a folder of a
+    million objects is not listed to read its first: the console's schema guess): depth
+    first, in byte order of key, which is the order of the whole listing. Falls back to the
+    whole listing where a level holds more than LEVEL_ENTRIES entries."""
+    location = parse_s3_uri(uri)
+    if not location.is_prefix:
+        exact = store.stat(uri)
+        if exact is not None:
+            return exact
+        uri += "/"
+
+    def entries(folder: str) -> Iterator[tuple[str, ObjectInfo | None]] | None:
+        level = store.list_level(folder, LEVEL_ENTRIES)
+        if level.truncated:
+            return None
+        return iter(sorted([(u, None) for u in level.folders] + [(o.uri, o) for o in level.objects],
+                           key=lambda entry: entry[0].encode("utf-8")))
+
+    first = entries(uri)
+    stack = [first] if first is not None else []
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        entry_uri, info = entry
+        if info is None:  # a folder: everything in it comes before the entries after it
+            inner = entries(entry_uri)
+            if inner is None:
+                break
+            stack.append(inner)
+        elif _data_files([info]):
+            return info
+    return resolve_data_location(store, uri)[0]  # a level too large, or nothing there (raises)
 
 
 def _data_files(objects: builtins.list[ObjectInfo]) -> builtins.list[ObjectInfo]:

@@ -18,7 +18,7 @@ from openaml.storage import (
     StorageError,
     open_object_store,
 )
-from openaml.storage.objects import Level
+from openaml.storage.objects import Level, first_data_file, resolve_data_location
 
 StoreAndBucket = tuple[ObjectStore, str]
 
@@ -298,3 +298,29 @@ def test_one_level_of_a_folder_is_listed_without_what_lies_deeper(store_and_buck
     assert store.list_level("s3://no-such-bucket-here/", 10) == Level([], [], False)
     with pytest.raises(StorageError, match="not a folder"):
         store.list_level(f"s3://{bucket}/b.csv", 10)
+
+
+@pytest.mark.parametrize("keys", [
+    ["a-b.csv", "a/x.csv", "a.csv"],                 # '-' and '.' sort before the folder 'a/'
+    ["a/", "a/.schema", "a/deep/empty.csv", "a/deep/z.csv", "b.csv"],  # marker, skipped name, empty file
+    ["x/y/z/deep.csv", "x0.csv"],                    # a folder's whole content before 'x0'
+    ["only.schema", "zz/data.manifest", "zz/real.csv"],
+])
+def test_the_first_data_file_is_found_a_level_at_a_time_as_the_whole_listing_finds_it(
+        store_and_bucket: StoreAndBucket, keys: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from openaml.storage import objects
+
+    store, bucket = store_and_bucket
+    for key in keys:
+        if not key.endswith("/"):
+            store.write_bytes(f"s3://{bucket}/{key}", b"" if "empty" in key else b"1,2\n")
+    for location in (f"s3://{bucket}/", f"s3://{bucket}/a", f"s3://{bucket}/x/"):
+        try:
+            expected = resolve_data_location(store, location)[0]
+        except StorageError:
+            with pytest.raises(StorageError):
+                first_data_file(store, location)
+            continue
+        assert first_data_file(store, location) == expected
+    monkeypatch.setattr(objects, "LEVEL_ENTRIES", 1)  # levels too large: the whole listing
+    assert first_data_file(store, f"s3://{bucket}/") == resolve_data_location(store, f"s3://{bucket}/")[0]
