@@ -242,7 +242,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     routes = [
         Route("/", endpoint.handle, methods=["POST"]),
         Route("/", home, methods=["GET"]),
-        Mount("/console", build_console(service, ServicePort(context))),
+        Mount("/console", build_console(service, ServicePort(context), settings.console_upload_bytes)),
         Route("/health", health, methods=["GET"]),
         Route("/logs/{kind}/{entity_id}", job_log, methods=["GET"]),
         Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),

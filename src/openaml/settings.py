@@ -31,6 +31,8 @@ class Settings:
     # bytes of records and features one training job keeps in memory; 0: a share of the
     # process's memory limit (jobs/memory.training_budget)
     training_memory: int = 0
+    # the largest file the console uploads into the object store (bytes)
+    console_upload_bytes: int = 2 << 30
     advertise_url: str | None = None
     credentials_file: Path | None = None
     access_keys: Mapping[str, str] = field(default_factory=dict)

@@ -38,7 +38,6 @@ from openaml.storage.uris import StorageError, parse_s3_uri
 
 HERE = Path(__file__).parent
 LOCATION_PREFIXES = ("s3://", "http://", "https://")
-UPLOAD_BYTES = 2 << 30  # the largest file the console uploads
 
 
 def make_environment() -> Environment:
@@ -93,10 +92,11 @@ def pretty_json(value: Any) -> str:
         return value if isinstance(value, str) else str(value)
 
 
-def build_console(service: Any, port: ConsolePort) -> ASGIApp:
+def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) -> ASGIApp:
     """The console as an ASGI app; mount it with `Mount("/console", build_console(service, port))`:
-    `service` answers the API operations, `port` the rest. Its CSRF secret is kept in the
-    port's data directory (see `csrf`)."""
+    `service` answers the API operations, `port` the rest; `upload_bytes` bounds an uploaded
+    file (Settings.console_upload_bytes). Its CSRF secret is kept in the port's data
+    directory (see `csrf`)."""
     env = make_environment()
     pages = Pages(service, port)
     wizards = Wizards(pages.api, port)
@@ -240,12 +240,12 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         return Response(orjson.dumps(found), media_type="application/json", headers={"Cache-Control": "no-store"})
 
     async def upload(request: Request) -> Response:
-        """PUT a file (the body, streamed, at most UPLOAD_BYTES) into the object store at ?uri=;
+        """PUT a file (the body, streamed, at most `upload_bytes`) into the object store at ?uri=;
         an object already there is replaced only with ?overwrite=1 (409 otherwise)."""
         uri = request.query_params.get("uri", "")
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > UPLOAD_BYTES:
-            return _json({"error": f"The file is larger than {UPLOAD_BYTES:,} bytes"}, 413)
+        if declared.isdigit() and int(declared) > upload_bytes:
+            return _json({"error": f"The file is larger than {upload_bytes:,} bytes"}, 413)
         try:
             if parse_s3_uri(uri).is_prefix:
                 raise StorageError(f"{uri}: names a folder, not an object")
@@ -258,13 +258,13 @@ def build_console(service: Any, port: ConsolePort) -> ASGIApp:
         try:
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > UPLOAD_BYTES:
+                if size > upload_bytes:
                     raise _TooLarge
                 await run_in_threadpool(writer.write, chunk)
             await run_in_threadpool(writer.close)
         except _TooLarge:
             await run_in_threadpool(getattr(writer, "abort", writer.close))
-            return _json({"error": f"The file is larger than {UPLOAD_BYTES:,} bytes"}, 413)
+            return _json({"error": f"The file is larger than {upload_bytes:,} bytes"}, 413)
         except ClientDisconnect:  # the browser went away: nothing is kept
             await run_in_threadpool(getattr(writer, "abort", writer.close))
             return _json({"error": "The upload was interrupted"}, 400)
@@ -372,7 +372,7 @@ def _json(document: Any, status: int) -> Response:
 
 
 class _TooLarge(Exception):
-    """An upload went over UPLOAD_BYTES."""
+    """An upload went over its limit."""
 
 
 def _message(error: ServiceError) -> str:
