@@ -342,3 +342,29 @@ def test_with_two_threads_quantile_boundaries_are_fitted_two_at_once(monkeypatch
                             execution=Execution(2))
     assert len(sorted_on) == 2 and all(name.startswith("openaml-fit") for name in sorted_on)
     assert pipeline.n_features > 0
+
+
+def _searchsorted_bins(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+    index = np.searchsorted(boundaries, values, side="right")
+    index[np.isnan(values)] = len(boundaries) + 1
+    return index
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bins_are_numpys_binary_search_whatever_the_spacing(seed):
+    """The grid kernel of bin_numbers gives np.searchsorted's bins ("right") for every value:
+    boundaries themselves and their float neighbours, values outside, infinities, NaN, and
+    boundaries crowded in a heavy tail (the grid's cells then hold many of them)."""
+    from openaml.ml.features.values import bin_numbers, quantile_boundaries
+
+    rng = np.random.default_rng(seed)
+    draws = [rng.normal(size=5000), rng.lognormal(3, 2.5, 5000).round(2), rng.integers(0, 7, 5000).astype(float),
+             rng.uniform(-1e-9, 1e-9, 5000), np.r_[rng.normal(size=4990), [1e300] * 10]][seed % 5]
+    for count in (1, 2, 5, 50, 500):
+        boundaries = quantile_boundaries(draws, count + 1)
+        values = np.concatenate([draws, boundaries, np.nextafter(boundaries, -np.inf), np.nextafter(boundaries, np.inf),
+                                 [np.nan, np.inf, -np.inf, -1e308, 1e308, 0.0, -0.0]])
+        assert np.array_equal(bin_numbers(values, boundaries), _searchsorted_bins(values, boundaries))
+    empty = np.zeros(0)
+    assert bin_numbers(np.array([1.0, np.nan]), empty).tolist() == [0, 1]
+    assert bin_numbers(np.array([0.5, 1.0, 2.0, np.nan]), np.array([1.0])).tolist() == [0, 1, 1, 2]
