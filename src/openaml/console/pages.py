@@ -105,12 +105,7 @@ class Pages:
                 continue
             state: dict[str, Any] = {"status": item.get("Status"), "message": item.get("Message")}
             if segment == "models":
-                progress = reports.training_progress(self.port, entity_id)
-                if progress is not None and progress.losses:
-                    planned = progress.chosen_passes or progress.max_passes
-                    state["progress"] = {"pass": len(progress.losses), "of": planned,
-                                         "text": f"Pass {len(progress.losses)} of {planned}; last training "
-                                                 f"loss {progress.losses[-1]:.4g}"}
+                state["progress"] = _pass_progress(reports.training_progress(self.port, entity_id))
             found[entity] = state
         return found
 
@@ -184,9 +179,8 @@ class Pages:
         entity_id = path["entity_id"]
         m = self.api("GetMLModel", {"MLModelId": entity_id, "Verbose": True})
         progress = reports.training_progress(self.port, entity_id)
-        planned = (progress.chosen_passes or progress.max_passes) if progress else 0
-        passes = [(k, planned, loss) for k, loss in enumerate(progress.losses, 1)] if progress else []
-        known = [(k, loss) for k, _, loss in passes if math.isfinite(loss)]
+        passes = list(enumerate(progress.losses, 1)) if progress else []
+        known = [(k, loss) for k, loss in passes if math.isfinite(loss)]
         loss_chart = (charts.line_svg([k for k, _ in known], [[loss for _, loss in known]], "Training loss per pass",
                                       x_label="pass", y_label="loss", log=True) if known else None)
         validation = _validation_view(progress, m.get("MLModelType")) if progress else None
@@ -199,6 +193,7 @@ class Pages:
         evaluations = self.api("DescribeEvaluations", {"FilterVariable": "MLModelId", "EQ": entity_id,
                                                        "SortOrder": "dsc"}).get("Results", [])
         return {"entity": m, "kind": KINDS["models"], "entity_id": entity_id, "passes": passes,
+                "pass_progress": _pass_progress(progress),
                 "loss_chart": loss_chart, "validation": validation, "weight_charts": weight_charts,
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
                 "endpoint": m.get("EndpointInfo") or {}, "datasources": create.datasource_choices(self.api),
@@ -210,7 +205,8 @@ class Pages:
         """Models side by side (?m=ID, repeated, at most MAX_COMPARED): type, data, size,
         training time and passes, final loss, parameters and every evaluation's metric."""
         models = []
-        for model_id in list(dict.fromkeys(query.getlist("m")))[:MAX_COMPARED]:
+        asked = list(dict.fromkeys(query.getlist("m")))
+        for model_id in asked[:MAX_COMPARED]:
             try:
                 m = self.api("GetMLModel", {"MLModelId": model_id})
             except ServiceError as exc:
@@ -228,7 +224,7 @@ class Pages:
                            "metrics": [(ev, ds, name, performance.as_float(value)) for ev, ds, name, value in metrics]})
         keys = sorted({k for m in models for k in (m.get("TrainingParameters") or {})})
         return {"models": models, "parameter_keys": keys, "refresh": False,
-                "asked": len(dict.fromkeys(query.getlist("m"))), "max_compared": MAX_COMPARED}
+                "asked": len(asked), "max_compared": MAX_COMPARED}
 
     def load_model(self, m: dict[str, Any]) -> LoadedModel | None:
         """A COMPLETED model, loaded (shared with Predict and the jobs), kept per (ID, last
@@ -261,8 +257,9 @@ class Pages:
         properties = (ev.get("PerformanceMetrics") or {}).get("Properties") or {}
         metric_name, metric = next(iter(properties.items()), (None, None))
         try:
-            split = self.api("GetDataSource", {"DataSourceId": ev["EvaluationDataSourceId"]}).get("DataRearrangement")
-        except Exception:  # noqa: BLE001 - a deleted datasource still leaves the evaluation readable
+            source = self.api("GetDataSource", {"DataSourceId": ev.get("EvaluationDataSourceId")})
+            split = source.get("DataRearrangement")
+        except ServiceError:  # a datasource gone (or none named): the evaluation still reads
             split = None
         data = ev.get("InputDataLocationS3")
         context: dict[str, Any] = {
@@ -359,6 +356,15 @@ class Pages:
         except Exception:  # noqa: BLE001 - tags are decoration; the page still shows
             return []
         return list(tags.get("Tags", []))
+
+
+def _pass_progress(progress: TrainingProgress | None) -> dict[str, Any] | None:
+    """The training's last pass, of how many, in words (the model page, and its live updates)."""
+    if progress is None or not progress.losses:
+        return None
+    planned = progress.chosen_passes or progress.max_passes
+    return {"pass": len(progress.losses), "of": planned,
+            "text": f"Pass {len(progress.losses)} of {planned}; last training loss {progress.losses[-1]:.4g}"}
 
 
 def _prediction_view(model_type: str, prediction: dict[str, Any], threshold: float,

@@ -168,10 +168,7 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
             notice = await run_in_threadpool(pages.act, kind, entity_id, verb, form)
         except ServiceError as exc:
             return await refused(request, back or entity_page, exc)
-        target = back or (f"/{kind.segment}" if verb == "delete" else entity_page)
-        separator = "&" if "?" in target else "?"
-        signed = urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)})
-        return RedirectResponse(f"{_base(request)}{target}{separator}{signed}", status_code=303)
+        return noticed(request, back or (f"/{kind.segment}" if verb == "delete" else entity_page), notice)
 
     async def create_from_model(request: Request) -> Response:
         """POST an evaluation or batch prediction of the model: its page once created, else the
@@ -191,10 +188,7 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
                 return render(request, "error.html", status_code=missing.http_status, error=missing)
             return render(request, "model.html", status_code=400, errors={what: exc.errors}, values={what: form},
                           **context)
-        notice = f"Created {new_id}"
-        return RedirectResponse(f"{_base(request)}/{make[1]}/{new_id}?"
-                                + urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)}),
-                                status_code=303)
+        return noticed(request, f"/{make[1]}/{new_id}", f"Created {new_id}")
 
     async def compare(request: Request) -> Response:
         context = await run_in_threadpool(pages.compare, request.query_params)
@@ -216,7 +210,7 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
             context = await run_in_threadpool(wizards.datasource_form, {"location": form.get("location", "")})
             context.update(errors=exc.errors, values=form, guess=create.guess_from_form(form) or context["guess"])
             return render(request, "create-datasource.html", status_code=400, **context)
-        return _created(request, f"/datasources/{new_id}", f"Created {new_id}")
+        return noticed(request, f"/datasources/{new_id}", f"Created {new_id}")
 
     async def new_model(request: Request) -> Response:
         """GET: the wizard (with `datasource`, its type and recipe); POST: the model, and with
@@ -232,12 +226,11 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
             context.update(errors=exc.errors, values=form, recipe=form.get("recipe", context["recipe"]))
             return render(request, "create-model.html", status_code=400, **context)
         made = f"Created {model_id}" + (f" and its evaluation {evaluation_id}" if evaluation_id else "")
-        return _created(request, f"/models/{model_id}", made)
+        return noticed(request, f"/models/{model_id}", made)
 
     async def check_recipe(request: Request) -> Response:
         form = await _form(request)
-        found = await run_in_threadpool(wizards.check_recipe, form.get("datasource", ""), form.get("recipe", ""))
-        return Response(orjson.dumps(found), media_type="application/json", headers={"Cache-Control": "no-store"})
+        return _json(await run_in_threadpool(wizards.check_recipe, form.get("datasource", ""), form.get("recipe", "")))
 
     async def upload(request: Request) -> Response:
         """PUT a file (the body, streamed, at most `upload_bytes`) into the object store at ?uri=;
@@ -254,31 +247,28 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
             writer = await run_in_threadpool(port.open_upload, uri)
         except StorageError as exc:
             return _json({"error": str(exc)}, 400)
-        size = 0
+        size, kept = 0, False
         try:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > upload_bytes:
-                    raise _TooLarge
+                    return _json({"error": f"The file is larger than {upload_bytes:,} bytes"}, 413)
                 await run_in_threadpool(writer.write, chunk)
             await run_in_threadpool(writer.close)
-        except _TooLarge:
-            await run_in_threadpool(getattr(writer, "abort", writer.close))
-            return _json({"error": f"The file is larger than {upload_bytes:,} bytes"}, 413)
+            kept = True
         except ClientDisconnect:  # the browser went away: nothing is kept
-            await run_in_threadpool(getattr(writer, "abort", writer.close))
             return _json({"error": "The upload was interrupted"}, 400)
         except (StorageError, OSError) as exc:
-            await run_in_threadpool(getattr(writer, "abort", writer.close))
             return _json({"error": f"The object store did not keep the file: {exc}"}, 502)
-        except BaseException:
-            await run_in_threadpool(getattr(writer, "abort", writer.close))
-            raise
-        return _json({"uri": uri, "size": size}, 200)
+        finally:
+            if not kept:
+                await run_in_threadpool(getattr(writer, "abort", writer.close))
+        return _json({"uri": uri, "size": size})
 
-    def _created(request: Request, path: str, notice: str) -> Response:
+    def noticed(request: Request, path: str, notice: str) -> Response:
+        """A redirect to the console's `path`, carrying `notice` with its signature."""
         signed = urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)})
-        return RedirectResponse(f"{_base(request)}{path}?{signed}", status_code=303)
+        return RedirectResponse(f"{_base(request)}{path}{'&' if '?' in path else '?'}{signed}", status_code=303)
 
     async def predict(request: Request) -> Response:
         form = await _form(request) if request.method == "POST" else {}
@@ -306,9 +296,7 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
 
     async def statuses(request: Request) -> Response:
         """The statuses a live page asks for (?e=segment/ID, repeated), as JSON."""
-        found = await run_in_threadpool(pages.statuses, request.query_params.getlist("e"))
-        return Response(orjson.dumps(found), media_type="application/json",
-                        headers={"Cache-Control": "no-store"})
+        return _json(await run_in_threadpool(pages.statuses, request.query_params.getlist("e")))
 
     async def download(request: Request) -> Response:
         entity_id = request.path_params["entity_id"]
@@ -367,12 +355,10 @@ def _local_path(url: str | None, base: str) -> str | None:
     return rest if not parts.scheme and not parts.netloc and not rest.startswith("//") else None
 
 
-def _json(document: Any, status: int) -> Response:
-    return Response(orjson.dumps(document), status_code=status, media_type="application/json")
-
-
-class _TooLarge(Exception):
-    """An upload went over its limit."""
+def _json(document: Any, status: int = 200) -> Response:
+    """A JSON answer to a page's script: never cached."""
+    return Response(orjson.dumps(document), status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
 
 
 def _message(error: ServiceError) -> str:
