@@ -53,8 +53,14 @@ from openaml.settings import Settings
 from openaml.storage import ArtifactStore, open_object_store
 from openaml.storage.databases import load_database_config
 from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status, Store, open_store
+from openaml.store.leases import FrontEnd, Leases
 
 log = logging.getLogger(__name__)
+
+
+FOLLOW_SECONDS = 1.0  # how often each process beats and follows the store's endpoints
+SERVING_MS = 5_000    # processes seen within this long share an endpoint's rate limit
+STALE_TEMP_SECONDS = 3_600  # a temporary file unchanged this long has no writer left
 
 
 class ConfigurationError(Exception):
@@ -78,11 +84,22 @@ class Application:
         self.context.store.close()
 
 
-def follow_endpoints(store: Store, predictors: PredictorRegistry, stop: threading.Event,
-                     interval: float = 1.0) -> None:
-    """Keep this process's mounted endpoints in step with the store, where other processes of
-    the service (or other servers on the same database) create and delete endpoints."""
-    while not stop.wait(interval):
+def follow_store(store: Store, predictors: PredictorRegistry, front_end: FrontEnd,
+                 stop: threading.Event, interval: float = FOLLOW_SECONDS) -> None:
+    """Every `interval`: tell the store that this process serves, take this process's share of
+    the endpoints' rate limit among the processes serving now, and keep its mounted endpoints in
+    step with the store, where other processes of the service (or other servers on the same
+    database) create and delete endpoints."""
+    leases = Leases(store)
+    while True:
+        try:
+            now = wall_clock_ms()
+            leases.beat(front_end, now)
+            predictors.set_processes(len(leases.live(now, SERVING_MS)))
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("registering this process in the store failed")
+        if stop.wait(interval):
+            return
         try:
             predictors.sync({
                 r.id: (r.endpoint_status or EndpointStatus.NONE, read_threshold(r).value)
@@ -131,8 +148,10 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
                   FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH)
     # Create calls served by other HTTP processes cannot wake the scheduler: it polls the store.
     poll = 0.1 if settings.http_workers > 1 else 1.0
+    front_end = FrontEnd.this_process(runs_jobs=run_jobs)
     engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log,
-                       poll_seconds=poll)
+                       poll_seconds=poll, front_end=front_end,
+                       lease_ms=max(1, round(settings.job_lease_seconds * 1000)))
 
     def report_endpoint(model_id: str, status: EndpointStatus) -> None:
         """READY or FAILED, unless the endpoint was deleted meanwhile (it stays NONE)."""
@@ -141,11 +160,10 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
                      only_if=[Status.COMPLETED],
                      only_if_endpoint=[EndpointStatus.UPDATING, EndpointStatus.READY])
 
-    # Each HTTP process limits its share of the per-endpoint request rate.
-    rate = -(-settings.predict_rate_limit // max(1, settings.http_workers))
+    # Each process limits its share of the per-endpoint request rate (follow_store)
     warm = threading.Event()  # set once the start-up warm-up has run (job-running servers)
-    predictors = PredictorRegistry(tasks.load_scorer, report_endpoint, rate,
-                                   side_executor, settings.endpoint_delay_seconds)
+    predictors = PredictorRegistry(tasks.load_scorer, report_endpoint, settings.predict_rate_limit,
+                                   side_executor, settings.endpoint_delay_seconds, settings.http_workers)
     context = ServiceContext(settings, store, objects, artifacts, engine, predictors,
                              tasks.databases, tasks.models)
     service = MachineLearningService(context)
@@ -217,7 +235,11 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         if run_jobs:
             prefer_small_pages()
             single_threaded_blas()
-            removed = artifacts.remove_temporary_files() + objects.remove_temporary_files()
+            # other front ends sharing the folders may be writing: then only stale files go
+            now, lease_ms = wall_clock_ms(), engine.lease_ms
+            sharing = any(f.id != front_end.id and not f.gone() for f in Leases(store).live(now, lease_ms))
+            idle = STALE_TEMP_SECONDS if sharing else None
+            removed = artifacts.remove_temporary_files(idle) + objects.remove_temporary_files(idle)
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
             threading.Thread(target=warm_up, args=(warm, execution), name="openaml-warm-up",
@@ -225,7 +247,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             engine.start()
             for record in store.select_endpoints():
                 predictors.mount_async(record.id)
-        sync = threading.Thread(target=follow_endpoints, args=(store, predictors, stop_sync),
+        sync = threading.Thread(target=follow_store, args=(store, predictors, front_end, stop_sync),
                                 name="openaml-endpoint-sync", daemon=True)
         sync.start()
         try:

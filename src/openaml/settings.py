@@ -43,6 +43,8 @@ class Settings:
     tag_limit: int = 50
     endpoint_delay_seconds: float = 0.0
     http_workers: int = 1
+    # a claimed job's lease: a job of a front end that died runs again on another after it
+    job_lease_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

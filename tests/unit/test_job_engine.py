@@ -113,5 +113,6 @@ def test_jobs_that_the_stop_ends_stay_inprogress_and_run_again(tmp_path: Path) -
     for entity_id in ("cancelled", "broken"):
         record = store.get(EntityKind.DATASOURCE, entity_id)
         assert record.status is Status.INPROGRESS and read_secret(record) == "password"  # to stage again
-        assert f"{entity_id}: The server stopped while this job ran; it runs again at the next start." in logs
+        assert (f"{entity_id}: The server stopped while this job ran; it runs again on another front end "
+                "or at the next start.") in logs
     assert {r.id for r in JobEngine(store, executor, {}, 1, lambda: 3).recover()} == {"cancelled", "broken"}

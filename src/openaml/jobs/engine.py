@@ -2,9 +2,13 @@
 
 One scheduler thread scans PENDING entities whenever something changes (or every
 `poll_seconds`), fails those whose dependency failed or was deleted, and claims runnable ones
-with a compare-and-set PENDING -> INPROGRESS before handing them to the executor. At start-up,
-jobs left INPROGRESS by a crash go back to PENDING and run again from scratch (spec README,
-"Persistence").
+with a compare-and-set PENDING -> INPROGRESS under a lease (store/leases.py) before handing them
+to the executor. Several engines (front ends, on any machines) may share one store: each job
+is claimed by exactly one of them. A heartbeat thread renews this engine's leases and its
+front end's registration every third of a lease; a job whose lease it lost (another front end
+took it over) is cancelled here. Jobs left INPROGRESS by a front end that died (its lease
+expired, or its process on this machine is gone) go back to PENDING and run again from scratch
+(spec README, "Persistence"), at the start of an engine and at each of its heartbeats.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ from openaml.jobs.record_info import read_secret, result_info, secret_info
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status, Store
+from openaml.store.leases import FrontEnd, JobKey, Leases
 
 log = logging.getLogger(__name__)
 JOB_KINDS = (EntityKind.DATASOURCE, EntityKind.MLMODEL, EntityKind.EVALUATION,
              EntityKind.BATCH_PREDICTION)
 ACTIVE = (Status.PENDING, Status.INPROGRESS)
 STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler and the running jobs
+LEASE_MS = 30_000     # a claimed job's lease; renewed every third of it
+FORGET_LEASES = 20    # front ends not seen for this many leases are removed from the store
 # Jobs waiting on another job's work (see Job.idle) leave their worker to a new job: the
 # executor needs up to this many threads per worker.
 THREADS_PER_WORKER = 2
@@ -43,7 +50,8 @@ class Job:
     store: Store
     log_line: Callable[[str], None]
     waiting: Callable[[bool], None] = lambda idle: None
-    stopping: Callable[[], bool] = lambda: False  # whether the engine stops (the server does)
+    stopping: Callable[[], bool] = lambda: False  # whether the engine stops, or lost the job's lease
+    owner: str | None = None  # the front end holding the job's lease
 
     @contextmanager
     def idle(self) -> Iterator[None]:
@@ -57,10 +65,12 @@ class Job:
 
     def progress(self, info: Mapping[str, Any]) -> None:
         """Merge `info` (jobs/record_info.py's) into the entity while it runs."""
-        self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info)
+        self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info,
+                          held_by=self.owner)
 
     def cancelled(self) -> bool:
-        """Whether the job should end now: its entity was deleted, or the server stops."""
+        """Whether the job should end now: its entity was deleted, the server stops, or
+        another front end took the job over."""
         if self.stopping():
             return True
         current = self.store.get(self.record.kind, self.record.id)
@@ -90,10 +100,15 @@ class JobEngine:
         clock: Callable[[], int],
         log_writer: Callable[[EntityRecord, str], None] = lambda record, line: None,
         poll_seconds: float = 1.0,
+        front_end: FrontEnd | None = None,
+        lease_ms: int = LEASE_MS,
     ) -> None:
         self.store, self.executor, self.tasks = store, executor, tasks
         self.workers, self.clock, self.log_writer = max(1, workers), clock, log_writer
         self.poll_seconds = poll_seconds
+        self.front_end = front_end or FrontEnd.this_process(runs_jobs=True)
+        self.leases, self.lease_ms = Leases(store), lease_ms
+        self._lost: set[JobKey] = set()  # running here, but the lease went to another front end
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -101,38 +116,73 @@ class JobEngine:
         self._idle: set[tuple[EntityKind, str]] = set()  # running, but waiting (Job.idle)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._heart: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover the jobs a crash interrupted, then schedule on a thread of the engine's own."""
+        """Register this front end, recover the jobs that dead front ends left, then schedule on
+        a thread of the engine's own, and beat on another."""
+        self.leases.beat(self.front_end, self.clock())
         self.recover()
         self._thread = threading.Thread(target=self._loop, name="openaml-scheduler", daemon=True)
         self._wake.set()  # the first pass runs at once: interrupted jobs go on without delay
         self._thread.start()
+        self._heart = threading.Thread(target=self._beat, name="openaml-heartbeat", daemon=True)
+        self._heart.start()
 
     def recover(self) -> list[EntityRecord]:
-        """Put the jobs left INPROGRESS (by a crash: none runs before start) back to PENDING,
-        to run again from scratch; those records."""
+        """Put the jobs left INPROGRESS by front ends that died (this one's earlier process,
+        among others) back to PENDING, to run again from scratch; those records."""
         recovered = []
-        for record in self.store.with_status(JOB_KINDS, Status.INPROGRESS):
-            if self.store.update(record.kind, record.id,
-                                 {"status": Status.PENDING, "last_updated_at": self.clock()},
-                                 only_if=[Status.INPROGRESS]):
-                self._log(record, "The server restarted while this job ran; it runs again.")
-                recovered.append(record)
+        for kind, entity_id in self.leases.orphaned(JOB_KINDS, self.clock()):
+            if self.leases.requeue(kind, entity_id, self.clock()):
+                record = self.store.get(kind, entity_id)
+                if record is not None:
+                    self._log(record, "The server restarted while this job ran; it runs again.")
+                    recovered.append(record)
+        if recovered:
+            self.notify()
         return recovered
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Start no more jobs, and end the running ones (Job.cancelled answers True), waiting
-        for them up to `timeout` seconds: they stay INPROGRESS and run again at the next start."""
+        for them up to `timeout` seconds: they stay INPROGRESS, their leases given up, and run
+        again on another front end or at the next start."""
         deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
+        for thread in (self._thread, self._heart):
+            if thread is not None:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         while self._running and time.monotonic() < deadline:
             time.sleep(0.02)
+        try:
+            self.leases.leave(self.front_end.id)
+        except Exception:  # noqa: BLE001 - the store is gone: the registration times out
+            log.exception("cannot remove this front end from the store")
+
+    def _beat(self) -> None:
+        """Every third of a lease: renew this front end's registration and leases (a job whose
+        lease is lost is cancelled), and recover the jobs of front ends that died."""
+        while not self._stop.wait(self.lease_ms / 3000):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - the heartbeat must survive a store hiccup
+                log.exception("job lease heartbeat failed")
+
+    def beat(self) -> None:
+        """One heartbeat, in the caller's thread."""
+        now = self.clock()
+        self.leases.beat(self.front_end, now)
+        held = self.leases.renew(self.front_end.id, now + self.lease_ms)
+        with self._lock:
+            lost = self._running - held
+            self._lost |= lost
+        for kind, entity_id in lost:
+            log.warning("%s %s: its lease went to another front end; it stops here", kind.value, entity_id)
+        self.recover()
+        self.leases.forget(now - FORGET_LEASES * self.lease_ms)
 
     def notify(self) -> None:
         self._wake.set()
@@ -200,12 +250,10 @@ class JobEngine:
 
     def _claim(self, record: EntityRecord) -> None:
         now = self.clock()
-        claimed = self.store.update(
-            record.kind, record.id,
-            {"status": Status.INPROGRESS, "started_at": now, "last_updated_at": now,
-             "finished_at": None, "message": None},
-            only_if=[Status.PENDING],
-        )
+        claimed = self.leases.claim(
+            record.kind, record.id, self.front_end.id,
+            {"started_at": now, "last_updated_at": now, "finished_at": None, "message": None},
+            now + self.lease_ms)
         if not claimed:
             return
         key = (record.kind, record.id)
@@ -213,7 +261,7 @@ class JobEngine:
             self._running.add(key)
         try:
             self.executor.submit(self._run, record)
-        except RuntimeError:  # the executor is shutting down: the job runs again at start-up
+        except RuntimeError:  # the executor is shutting down: the job runs again elsewhere or later
             self._release(key)
 
     def _log(self, record: EntityRecord, line: str) -> None:
@@ -232,10 +280,16 @@ class JobEngine:
         finally:
             self._release((claimed.kind, claimed.id))
 
-    def _release(self, key: tuple[EntityKind, str]) -> None:
+    def _release(self, key: JobKey) -> None:
+        """The job ended here (or never started): its worker is free, and its lease given up."""
+        try:
+            self.leases.release(*key, self.front_end.id)
+        except Exception:  # noqa: BLE001 - the lease expires by itself
+            log.exception("cannot release the lease of %s %s", key[0].value, key[1])
         with self._lock:
             self._running.discard(key)
             self._idle.discard(key)
+            self._lost.discard(key)
         self.notify()
 
     def _execute(self, record: EntityRecord) -> None:
@@ -243,8 +297,10 @@ class JobEngine:
         started = time.monotonic()
         run_below_requests()
         try:
+            key = (record.kind, record.id)
             job = Job(record, self.store, lambda line: self._log(record, line),
-                      lambda idle: self._set_idle((record.kind, record.id), idle), self._stop.is_set)
+                      lambda idle: self._set_idle(key, idle), lambda: self._stop.is_set() or key in self._lost,
+                      self.front_end.id)
             job.log_line(f"{record.kind.value} {record.id}: started")
             task = self.tasks.get(record.kind)
             if task is None:
@@ -257,16 +313,22 @@ class JobEngine:
             self._finish(record, Status.COMPLETED, info=result_info(result), compute_time=max(elapsed, 1))
 
     def _ended_by(self, record: EntityRecord, exc: Exception) -> None:
-        """A job whose task raised `exc`: left INPROGRESS while the engine stops (the server
-        does: it runs again at the next start), or else FAILED with the message of an
-        InputError or, for any other exception (a bug), "Internal error" and the traceback
-        in the job's log."""
-        if self._stop.is_set():
+        """A job whose task raised `exc`: left to the front end that took it over, left
+        INPROGRESS while the engine stops (it runs again on another front end or at the next
+        start), or else FAILED with the message of an InputError or, for any other exception
+        (a bug), "Internal error" and the traceback in the job's log."""
+        key = (record.kind, record.id)
+        if key in self._lost or (not self._stop.is_set()
+                                 and record.id not in self.leases.held(self.front_end.id, record.kind)):
+            self._log(record, "This front end lost the job's lease (its heartbeats did not reach the "
+                      "store for longer than a lease); another front end runs it.")
+        elif self._stop.is_set():
             if not isinstance(exc, InputError):  # e.g. an executor shut down under it; or a bug
                 log.warning("%s %s ended as the engine stopped", record.kind.value, record.id, exc_info=exc)
             found = self.store.status(record.kind, record.id)
             if found is not None and found[0] is Status.INPROGRESS:  # not deleted meanwhile
-                self._log(record, "The server stopped while this job ran; it runs again at the next start.")
+                self._log(record, "The server stopped while this job ran; it runs again on another "
+                          "front end or at the next start.")
         elif isinstance(exc, InputError):
             self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
         else:
@@ -303,15 +365,17 @@ class JobEngine:
         # a secret (a staged query's password) serves until the job ends: a job run again
         # after a stop stages its query again
         erased = secret_info(None) if read_secret(record) is not None else {}
+        held_by = self.front_end.id if only_if is Status.INPROGRESS else None  # a claimed job
         try:
             changed = self.store.update(record.kind, record.id, changes, only_if=[only_if],
-                                        info={**(info or {}), **erased})
+                                        info={**(info or {}), **erased}, held_by=held_by)
         except Exception:  # noqa: BLE001 - e.g. an info that cannot be stored: fail the job instead
             if status is not Status.COMPLETED:
                 raise
             log.exception("cannot store the result of %s %s", record.kind.value, record.id)
             changes.update(status=Status.FAILED, message="Internal error: the job's result could not be stored")
-            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if], info=erased)
+            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if], info=erased,
+                                        held_by=held_by)
             message = changes["message"]
         if changed:
             self._log(record, f"{record.kind.value} {record.id}: {changes['status'].value}"

@@ -60,6 +60,7 @@ from openaml.ml.training.stop import ShouldStop, check
 from openaml.storage import ArtifactStore, ObjectStore, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
 from openaml.store import EntityKind, EntityRecord, Status, Store
+from openaml.store.leases import Leases
 
 DATA_FILE = "data.arrows"
 INGEST_FILE = "ingest.json"
@@ -122,7 +123,7 @@ class Tasks:
                 self._reading[id(target)] = job
                 try:
                     report, readers = self.shared_reads.ingest(
-                        key, record.id, target, lambda: self._datasource_peers(key, record.id),
+                        key, record.id, target, lambda: self._datasource_peers(key, record.id, job.owner),
                         lambda targets: self._read_for(objects, spec.schema, targets), job.idle)
                 finally:
                     del self._reading[id(target)]
@@ -150,13 +151,16 @@ class Tasks:
         return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected,
                              self.execution, self.parsing)]
 
-    def _datasource_peers(self, key: tuple[str, str], own_id: str) -> set[str]:
-        """Ids of the other datasources that read the same data with the same schema and run,
-        or are waiting for a worker while another one is free."""
+    def _datasource_peers(self, key: tuple[str, str], own_id: str, owner: str | None) -> set[str]:
+        """Ids of the other datasources that read the same data with the same schema and run
+        on this front end (`owner`), or are waiting for a worker while another one is free."""
         statuses = [Status.INPROGRESS] + ([Status.PENDING] if self.workers > 1 else [])
+        here = Leases(self.store).held(owner, EntityKind.DATASOURCE) if owner is not None else None
         peers = set()
         for status in statuses:
             for r in self.store.with_status((EntityKind.DATASOURCE,), status):
+                if status is Status.INPROGRESS and here is not None and r.id not in here:
+                    continue  # another front end runs it
                 spec = read_spec(r, DataSourceSpec)
                 if r.id != own_id and not spec.staged and _read_key(spec) == key:
                     peers.add(r.id)

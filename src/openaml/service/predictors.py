@@ -36,33 +36,45 @@ class TokenBucket:
             self.tokens -= 1
             return True
 
+    def set_rate(self, rate: int) -> None:
+        with self.lock:
+            self.tokens = min(self.tokens, float(rate)) if rate > 0 else float(rate)
+            self.rate = rate
+
 
 class Predictor:
-    def __init__(self, model_id: str, scorer: Scorer, threshold: float, rate: int) -> None:
+    """A mounted model; `rate` is this process's share of the endpoint's `limit` (requests per
+    second over all the processes serving it)."""
+
+    def __init__(self, model_id: str, scorer: Scorer, threshold: float, rate: int, limit: int) -> None:
         self.model_id, self.scorer, self.threshold = model_id, scorer, threshold
-        self.bucket = TokenBucket(rate)
+        self.bucket, self.limit = TokenBucket(rate), limit
 
     def predict(self, record: dict[str, str]) -> dict[str, Any]:
         if not self.bucket.take():
             raise LimitExceededException(
-                f"More than {self.bucket.rate} requests per second for MLModel {self.model_id}"
+                f"More than {self.limit} requests per second for MLModel {self.model_id}"
             )
         return self.scorer(record, self.threshold)
 
 
 class PredictorRegistry:
     """Mounted endpoints. `load(model_id)` returns (scorer, threshold); `report(model_id, status)`
-    records the endpoint status (READY or FAILED) in the store."""
+    records the endpoint status (READY or FAILED) in the store. Each endpoint admits `limit`
+    requests per second over the `processes` that serve it (set_processes): this one admits
+    its share, rounded up."""
 
     def __init__(
         self,
         load: Callable[[str], tuple[Scorer, float]],
         report: Callable[[str, EndpointStatus], None],
-        rate: int,
+        limit: int,
         executor: Executor,
         delay_seconds: float = 0.0,
+        processes: int = 1,
     ) -> None:
-        self._load, self._report, self._rate = load, report, rate
+        self._load, self._report, self.limit = load, report, limit
+        self._rate = share(limit, processes)
         self._executor, self._delay = executor, delay_seconds
         self._mounted: dict[str, Predictor] = {}
         self._wanted: set[str] = set()
@@ -128,7 +140,7 @@ class PredictorRegistry:
         with self._lock:
             if model_id not in self._wanted:
                 return
-            self._mounted[model_id] = Predictor(model_id, scorer, threshold, self._rate)
+            self._mounted[model_id] = Predictor(model_id, scorer, threshold, self._rate, self.limit)
         if report:
             self._report(model_id, EndpointStatus.READY)
 
@@ -138,6 +150,17 @@ class PredictorRegistry:
             self._mounted.pop(model_id, None)
             self._loading.pop(model_id, None)
 
+    def set_processes(self, processes: int) -> None:
+        """The number of processes serving the endpoints now (this one among them)."""
+        rate = share(self.limit, processes)
+        if rate == self._rate:
+            return
+        with self._lock:
+            self._rate = rate
+            predictors = list(self._mounted.values())
+        for predictor in predictors:
+            predictor.bucket.set_rate(rate)
+
     def set_threshold(self, model_id: str, threshold: float) -> None:
         predictor = self._mounted.get(model_id)
         if predictor is not None:
@@ -145,3 +168,8 @@ class PredictorRegistry:
 
     def __len__(self) -> int:
         return len(self._mounted)
+
+
+def share(limit: int, processes: int) -> int:
+    """One of `processes`' share of a rate `limit`, rounded up (a limit <= 0 stays off)."""
+    return -(-limit // max(1, processes)) if limit > 0 else limit

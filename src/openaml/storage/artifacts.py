@@ -13,7 +13,10 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -94,15 +97,25 @@ class ArtifactStore:
     def _folder(self, kind: str, entity_id: str) -> Path:
         return self.root / _component(kind, "artifact kind") / storage_name(entity_id)
 
-    def remove_temporary_files(self) -> int:
+    def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         """Delete the temporary files that writes left behind when the process died mid-write
-        (at start-up, before any job runs); returns how many were removed."""
-        removed = 0
-        for temp in self.root.glob(f"*/*/{_TEMP_PREFIX}*"):
-            with contextlib.suppress(OSError):
-                temp.unlink()
+        (at start-up, before any job runs here), or only those unchanged for `idle_seconds`
+        (other front ends may be writing the others); returns how many were removed."""
+        return remove_files(self.root.glob(f"*/*/{_TEMP_PREFIX}*"), idle_seconds)
+
+
+def remove_files(paths: Iterable[Path], idle_seconds: float | None = None) -> int:
+    """Delete the regular files (not links) among `paths`, or those unchanged for
+    `idle_seconds`; how many."""
+    removed = 0
+    limit = None if idle_seconds is None else time.time() - idle_seconds
+    for path in paths:
+        with contextlib.suppress(OSError):
+            found = path.lstat()
+            if stat.S_ISREG(found.st_mode) and (limit is None or found.st_mtime < limit):
+                path.unlink()
                 removed += 1
-        return removed
+    return removed
 
 
 def storage_name(entity_id: str) -> str:

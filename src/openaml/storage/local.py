@@ -11,12 +11,12 @@ data location is reported with the path looked at, so that a user can see where 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from openaml.storage.artifacts import remove_files
 from openaml.storage.objects import CommittingWriter, Level, ObjectInfo, ObjectStore, resolve_data_location
 from openaml.storage.uris import (
     ObjectNotFoundError,
@@ -166,14 +166,8 @@ class LocalObjectStore(ObjectStore):
         reachable = self.root.is_dir() and os.access(self.root, os.R_OK | os.W_OK | os.X_OK)
         return {"kind": "local", "root": str(self.root), "reachable": reachable}
 
-    def remove_temporary_files(self) -> int:
-        removed = 0
-        for temp in self.root.rglob(TEMP_PREFIX + "*"):
-            with contextlib.suppress(OSError):
-                if temp.is_file() and not temp.is_symlink():
-                    temp.unlink()
-                    removed += 1
-        return removed
+    def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
+        return remove_files(self.root.rglob(TEMP_PREFIX + "*"), idle_seconds)
 
     def _path(self, location: S3Uri) -> Path:
         """The real path of a location, refused when links resolve it outside the root."""

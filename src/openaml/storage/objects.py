@@ -93,9 +93,10 @@ class ObjectStore(Protocol):
         """Kind, root or endpoint, and whether it is reachable now (for a /health endpoint)."""
         ...
 
-    def remove_temporary_files(self) -> int:
-        """Delete what writes interrupted by a crash left behind; returns how many files.
-        Called at start-up, before any job writes. Stores without such files do nothing."""
+    def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
+        """Delete what writes interrupted by a crash left behind (only what is unchanged for
+        `idle_seconds`, when given: other front ends may be writing); returns how many files.
+        Called at start-up, before any job writes here. Stores without such files do nothing."""
         return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import fields
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, text, update
+from sqlalchemy import Engine, bindparam, create_engine, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from openaml.store import queries
 from openaml.store.queries import Query
 from openaml.store.records import EndpointStatus, EntityKind, EntityRecord, Status, allowed_sources
-from openaml.store.tables import entities, meta, metadata, tags
+from openaml.store.tables import entities, job_leases, meta, metadata, tags
 
 _FIELDS = [f.name for f in fields(EntityRecord)]
 BUSY_TIMEOUT_S = 30
@@ -116,14 +116,14 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def write(self) -> Iterator[Connection]:
         """One write transaction, committed on leaving, rolled back on an exception."""
         with self._writers, self.engine.begin() as conn:
             if self._sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
-    def _lock_entity(self, conn: Connection, kind: EntityKind, entity_id: str) -> None:
+    def lock_entity(self, conn: Connection, kind: EntityKind, entity_id: str) -> None:
         """Wait for, then hold until the transaction ends, the entity's row lock (PostgreSQL;
         a SQLite write transaction holds the whole database's write lock already)."""
         if not self._sqlite:
@@ -139,7 +139,7 @@ class Store:
         """Insert a new entity; False if one with the same kind and id exists."""
         values = {name: _plain(getattr(record, name)) for name in _FIELDS}
         try:
-            with self._write() as conn:
+            with self.write() as conn:
                 conn.execute(insert(entities).values(**values))
         except IntegrityError:
             return False
@@ -170,9 +170,11 @@ class Store:
         only_if: Iterable[Status] | None = None,
         info: Mapping[str, Any] | None = None,
         only_if_endpoint: Iterable[EndpointStatus] | None = None,
+        held_by: str | None = None,
     ) -> bool:
         """Apply column changes (and merge `info` keys) if the status is in `only_if` (and the
-        real-time endpoint's status in `only_if_endpoint`). A change of status happens only
+        real-time endpoint's status in `only_if_endpoint`, and the job's lease is held by the
+        front end `held_by`: store/leases.py). A change of status happens only
         from a status that TRANSITIONS allows it from; `only_if` naming another is a bug
         (IllegalTransition).
 
@@ -182,10 +184,13 @@ class Store:
         values = {k: _plain(v) for k, v in changes.items()}
         if "status" in changes:
             only_if = allowed_sources(Status(changes["status"]), only_if)
-        with self._write() as conn:
+        with self.write() as conn:
             conditions = self._where(kind, entity_id, only_if)
             if only_if_endpoint is not None:
                 conditions.append(entities.c.endpoint_status.in_(list(only_if_endpoint)))
+            if held_by is not None:
+                conditions.append(exists().where(job_leases.c.kind == kind.value, job_leases.c.id == entity_id,
+                                                 job_leases.c.owner == held_by))
             if info:
                 current = conn.execute(
                     select(entities.c.info).where(*conditions).with_for_update()
@@ -201,7 +206,7 @@ class Store:
     ) -> bool:
         """Replace the entity's info by `rewrite` of it (which answers None to leave it), read
         locked: a change merged meanwhile is never lost. Returns whether it was replaced."""
-        with self._write() as conn:
+        with self.write() as conn:
             conditions = self._where(kind, entity_id, None)
             current = conn.execute(select(entities.c.info).where(*conditions).with_for_update()).scalar()
             new = None if current is None else rewrite(current)
@@ -264,7 +269,7 @@ class Store:
             return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
 
     def set_fact(self, key: str, value: str) -> None:
-        with self._write() as conn:
+        with self.write() as conn:
             if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
                 conn.execute(insert(meta).values(key=key, value=value))
 
@@ -291,8 +296,8 @@ class Store:
         Holds the entity's lock while it counts, so racing adds never pass the limit together.
         """
         owner = (tags.c.kind == kind.value, tags.c.id == entity_id)
-        with self._write() as conn:
-            self._lock_entity(conn, kind, entity_id)
+        with self.write() as conn:
+            self.lock_entity(conn, kind, entity_id)
             rows = conn.execute(select(tags.c.key, tags.c.position).where(*owner))
             positions: dict[str, int] = {key: position for key, position in rows}
             added = [key for key in new if key not in positions]
@@ -312,8 +317,8 @@ class Store:
         return True
 
     def delete_tags(self, kind: EntityKind, entity_id: str, keys: Iterable[str]) -> None:
-        with self._write() as conn:
-            self._lock_entity(conn, kind, entity_id)
+        with self.write() as conn:
+            self.lock_entity(conn, kind, entity_id)
             conn.execute(
                 tags.delete().where(
                     tags.c.kind == kind.value, tags.c.id == entity_id, tags.c.key.in_(list(keys))

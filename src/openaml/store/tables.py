@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -58,4 +59,27 @@ meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# The server processes (front ends) sharing this store, each seen at its last heartbeat
+front_ends = Table(
+    "front_ends",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("runs_jobs", Boolean, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("seen_at", BigInteger, nullable=False),
+)
+
+# The front end running each INPROGRESS job, until when (renewed by its heartbeats)
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_job_leases_owner", "owner"),
 )

@@ -1,0 +1,146 @@
+"""Several job engines (front ends) on one store: each job runs once, and a front end that
+stops reaching the store loses its jobs to another, which finishes them; the first one's late
+result is not written."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
+from openaml.jobs.record_info import read_result
+from openaml.jobs.specs import DataSourceResult
+from openaml.ml.errors import InputError
+from openaml.service.context import wall_clock_ms
+from openaml.store import EntityKind, EntityRecord, Status, Store
+from openaml.store.database import open_store
+from openaml.store.leases import FrontEnd, machine
+
+KIND = EntityKind.DATASOURCE
+LEASE_MS = 300
+
+
+def pending(store: Store, *ids: str) -> None:
+    for entity_id in ids:
+        store.insert(EntityRecord(kind=KIND, id=entity_id, status=Status.PENDING, created_at=1,
+                                  last_updated_at=1, created_by="test", request={}))
+
+
+@contextmanager
+def engines(tmp_path: Path, tasks: list[Callable[[Job], DataSourceResult]],
+            logs: list[str] | None = None) -> Iterator[tuple[Store, list[JobEngine]]]:
+    """Started engines on one SQLite store, each with its own Store (as separate processes
+    have) and one worker; `tasks[i]` is engine i's datasource task."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store = open_store(url)
+    lines = logs if logs is not None else []
+    with ExitStack() as stack:
+        started = []
+        for number, task in enumerate(tasks):
+            executor = stack.enter_context(ThreadPoolExecutor(THREADS_PER_WORKER))
+            engine = JobEngine(open_store(url), executor, {KIND: task}, 1, wall_clock_ms,
+                               lambda record, line: lines.append(f"{record.id}: {line}"),
+                               poll_seconds=0.01, lease_ms=LEASE_MS,
+                               front_end=FrontEnd(f"fe{number}", machine(), 1, True))
+            engine.start()
+            stack.callback(engine.stop)
+            started.append(engine)
+        yield store, started
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_each_job_runs_once_on_one_of_the_front_ends(tmp_path: Path) -> None:
+    ids = [f"ds{i:02d}" for i in range(24)]
+    runs: Counter[tuple[int, str]] = Counter()
+
+    def task_of(number: int) -> Callable[[Job], DataSourceResult]:
+        def task(job: Job) -> DataSourceResult:
+            runs[number, job.record.id] += 1
+            assert job.owner == f"fe{number}"
+            time.sleep(0.02)
+            return DataSourceResult(0, 0, ())
+        return task
+
+    with engines(tmp_path, [task_of(0), task_of(1)]) as (store, _):
+        pending(store, *ids)
+        wait_for(lambda: all(store.get(KIND, i).status is Status.COMPLETED for i in ids))
+    assert Counter(entity_id for _, entity_id in runs.elements()) == Counter(ids)
+    assert {number for number, _ in runs} == {0, 1}  # both took part
+
+
+def test_a_front_end_cut_off_from_the_store_loses_its_job_to_another(tmp_path: Path) -> None:
+    """fe0 claims the job, then its heartbeats fail (the store is out of its reach): fe1
+    requeues the job once the lease has run out, runs it and completes it. fe0 learns that its
+    run is over (from the job's status, or from its lease once the store is back), and what its
+    run ends with is never written."""
+    cut_off, fe0_running, fe0_ended = threading.Event(), threading.Event(), threading.Event()
+    fe0_result: list[str] = []
+    logs: list[str] = []
+
+    def stuck(job: Job) -> DataSourceResult:
+        fe0_running.set()
+        while not job.cancelled():
+            time.sleep(0.01)
+        fe0_result.append("cancelled")
+        fe0_ended.set()
+        raise InputError("fe0 gave up")
+
+    def quick(job: Job) -> DataSourceResult:
+        return DataSourceResult(7, 1, ("s3://b/fe1",))
+
+    with engines(tmp_path, [stuck, quick], logs) as (store, (fe0, fe1)):
+        fe1.pause()  # fe0 claims the job
+        pending(store, "ds")
+        assert fe0_running.wait(10)
+        renew = fe0.leases.renew
+
+        def unreachable(owner: str, expires_at: int) -> set[tuple[EntityKind, str]]:
+            if cut_off.is_set():
+                raise OSError("the store is out of reach")
+            return renew(owner, expires_at)
+
+        fe0.leases.renew = unreachable  # type: ignore[method-assign]
+        cut_off.set()
+        fe1.resume()
+        wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED)
+        assert read_result(store.get(KIND, "ds"), DataSourceResult).data_size_in_bytes == 7
+        cut_off.clear()  # the store is back
+        assert fe0_ended.wait(10)
+    record = store.get(KIND, "ds")
+    assert record.status is Status.COMPLETED and record.message is None  # fe0's failure not written
+    assert fe0_result == ["cancelled"]
+    assert "ds: The server restarted while this job ran; it runs again." in logs
+    assert any(line.startswith("ds: This front end lost the job's lease") for line in logs), logs
+
+
+def test_a_stopping_front_end_leaves_its_jobs_to_another_at_once(tmp_path: Path) -> None:
+    """A front end that stops gives its leases up: another runs the jobs without waiting for
+    them to expire."""
+    started = threading.Event()
+
+    def waits_for_stop(job: Job) -> DataSourceResult:
+        started.set()
+        while not job.cancelled():
+            time.sleep(0.01)
+        raise InputError("stopped")
+
+    with engines(tmp_path, [waits_for_stop, lambda job: DataSourceResult(1, 1, ())]) as (store, (fe0, fe1)):
+        fe0.lease_ms = fe1.lease_ms = 60_000  # only a release lets fe1 in within the test
+        fe1.pause()
+        pending(store, "ds")
+        assert started.wait(10)
+        fe1.resume()
+        fe0.stop()
+        fe1.beat()  # finds the job orphaned now, not after a minute
+        wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED, 10)
