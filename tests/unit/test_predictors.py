@@ -4,7 +4,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from openaml.service.predictors import PredictorRegistry
+from openaml.errors import LimitExceededException
+from openaml.service.predictors import PredictorRegistry, share
 
 
 def test_concurrent_first_calls_load_a_model_once() -> None:
@@ -42,3 +43,24 @@ def test_a_model_unmounted_and_mounted_again_is_loaded_again() -> None:
         assert registry.get("m") is None
         second = registry.mount_now("m")
     assert loads == ["m", "m"] and first is not second
+
+
+def test_each_process_admits_its_share_of_the_limit_and_the_refusal_names_the_whole() -> None:
+    with ThreadPoolExecutor(1) as executor:
+        registry = PredictorRegistry(lambda model_id: ((lambda record, threshold: {}), 0.5),
+                                     lambda model_id, status: None, 10, executor, processes=2)
+        predictor = registry.mount_now("m")
+        assert predictor is not None and predictor.bucket.rate == 5
+        registry.set_processes(3)  # another process serves now: 4 each (rounded up)
+        assert predictor.bucket.rate == 4 and predictor.bucket.tokens <= 4
+        admitted = 0
+        try:
+            for _ in range(10):
+                predictor.predict({})
+                admitted += 1
+        except LimitExceededException as exc:
+            assert "More than 10 requests per second" in str(exc)
+        assert admitted == 4
+        registry.set_processes(1)
+        assert predictor.bucket.rate == 10 and registry.mount_now("n").bucket.rate == 10
+    assert share(0, 3) == 0 and share(7, 0) == 7 and share(7, 2) == 4

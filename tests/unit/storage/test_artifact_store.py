@@ -115,3 +115,15 @@ def test_json_documents_written_by_the_json_module_with_nan_still_read(tmp_path:
     assert math.isnan(found["auc"]) and found["n"] == 2
     with pytest.raises(FileNotFoundError):
         store.read_json("evaluations", "ev-2", "report.json")
+
+
+def test_temporary_files_of_other_writers_are_kept_until_stale(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    writers = [store.open_write("MLModel", name, "model.bin") for name in ("fresh", "stale")]
+    for writer in writers:
+        writer.write(b"partial")
+    fresh, stale = (next(store.path_for("MLModel", name, "x").parent.glob(".tmp-*")) for name in ("fresh", "stale"))
+    os.utime(stale, (1, 1))
+    assert store.remove_temporary_files(idle_seconds=3600) == 1
+    assert fresh.exists() and not stale.exists()
+    assert store.remove_temporary_files() == 1 and not fresh.exists()

@@ -118,3 +118,17 @@ def test_describe(root: Path, tmp_path: Path) -> None:
         "reachable": True,
     }
     assert LocalObjectStore(tmp_path / "missing").describe()["reachable"] is False
+
+
+def test_temporary_files_of_other_writers_are_kept_until_stale(root: Path) -> None:
+    """With other front ends on the same folder, start-up removes only the temporary files no
+    one has written for `idle_seconds`; alone, every one."""
+    store = LocalObjectStore(root)
+    (root / "bucket" / "out").mkdir(parents=True)
+    fresh, stale = root / "bucket" / "out" / f"{TEMP_PREFIX}fresh", root / "bucket" / f"{TEMP_PREFIX}stale"
+    for path in (fresh, stale):
+        path.write_bytes(b"partial")
+    os.utime(stale, (1, 1))
+    assert store.remove_temporary_files(idle_seconds=3600) == 1
+    assert fresh.exists() and not stale.exists()
+    assert store.remove_temporary_files() == 1 and not fresh.exists()
