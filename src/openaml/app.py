@@ -24,15 +24,14 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from openaml import __version__
+from openaml.cluster import Cluster, connect_cluster
 from openaml.console import build_console
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
-from openaml.jobs.memory import MIN_BUDGET, prefer_small_pages, training_budget
+from openaml.jobs.memory import MIN_BUDGET, prefer_small_pages
 from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
 from openaml.jobs.tasks import LOG_FILE, REPORT_FILES, Tasks
 from openaml.jobs.warmup import warm_up
-from openaml.ml.data import FAST_PATHS, GENERAL_PATH
-from openaml.ml.execution import Execution
 from openaml.protocol.routing import build_dispatch_table
 from openaml.protocol.sigv4 import (
     Authorization,
@@ -42,6 +41,7 @@ from openaml.protocol.sigv4 import (
     verify_request,
 )
 from openaml.protocol.spec import ServiceSpec
+from openaml.runtime import open_runtime
 from openaml.server.aws_json import AwsJsonEndpoint
 from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_host
 from openaml.service import MachineLearningService, ServiceContext
@@ -49,10 +49,8 @@ from openaml.service.console_port import ServicePort
 from openaml.service.context import RequestContext, wall_clock_ms
 from openaml.service.migration import migrate
 from openaml.service.predictors import PredictorRegistry
-from openaml.settings import Settings
-from openaml.storage import ArtifactStore, open_object_store
-from openaml.storage.databases import load_database_config
-from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status, Store, open_store
+from openaml.settings import ConfigurationError, Settings
+from openaml.store import EndpointStatus, EntityKind, Status, Store
 from openaml.store.leases import FrontEnd, Leases
 
 log = logging.getLogger(__name__)
@@ -61,10 +59,7 @@ log = logging.getLogger(__name__)
 FOLLOW_SECONDS = 1.0  # how often each process beats and follows the store's endpoints
 SERVING_MS = 5_000    # processes seen within this long share an endpoint's rate limit
 STALE_TEMP_SECONDS = 3_600  # a temporary file unchanged this long has no writer left
-
-
-class ConfigurationError(Exception):
-    """Settings that the server refuses to start with."""
+EXECUTORS = ("local", "dask")  # where jobs run (cluster.py)
 
 
 @dataclass
@@ -78,9 +73,12 @@ class Application:
     web: Starlette
     tasks: Tasks
     unverified: bool
+    cluster: Cluster | None = None  # with --executor dask
 
     def close(self) -> None:
         self.context.engine.stop()
+        if self.cluster is not None:
+            self.cluster.close()
         self.context.store.close()
 
 
@@ -125,31 +123,27 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             f"Bound to {settings.host}, which is not a loopback address: configure access keys "
             "(--credentials-file or OPENAML_ACCESS_KEYS) so that requests are verified"
         )
+    if settings.executor not in EXECUTORS:
+        raise ConfigurationError(f"The executor must be one of {', '.join(EXECUTORS)}, not {settings.executor!r}")
     if 0 < settings.training_memory < MIN_BUDGET:
         raise ConfigurationError(f"The training memory ({settings.training_memory:,} bytes) must be 0 "
                                  f"(a share of the memory limit) or at least {MIN_BUDGET:,} bytes")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.database_url or "")
+    runtime = open_runtime(settings, settings.workers)
+    store, objects, artifacts, tasks, execution = (runtime.store, runtime.objects, runtime.artifacts,
+                                                   runtime.tasks, runtime.execution)
     migrate(store)  # records of an earlier version, before any reads them
-    objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
-    artifacts = ArtifactStore(settings.artifacts_root)
-    executor = ThreadPoolExecutor(max_workers=THREADS_PER_WORKER * max(1, settings.workers),
+    cluster = connect_cluster(settings) if run_jobs and settings.executor == "dask" else None
+    job_workers = max(settings.workers, cluster.threads if cluster is not None else 0)
+    executor = ThreadPoolExecutor(max_workers=THREADS_PER_WORKER * max(1, job_workers),
                                   thread_name_prefix="openaml-job")
     side_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="openaml-endpoint")
 
-    def write_log(record: EntityRecord, line: str) -> None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with artifacts.open_append(record.kind.value, record.id, LOG_FILE) as out:
-            out.write(f"{stamp} {line}\n".encode())
-
-    execution = Execution(threads=max(1, settings.job_threads))
-    tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file),
-                  settings.training_memory or training_budget(settings.workers), settings.workers, execution,
-                  FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH)
     # Create calls served by other HTTP processes cannot wake the scheduler: it polls the store.
     poll = 0.1 if settings.http_workers > 1 else 1.0
     front_end = FrontEnd.this_process(runs_jobs=run_jobs)
-    engine = JobEngine(store, executor, tasks.by_kind(), settings.workers, wall_clock_ms, write_log,
+    engine = JobEngine(store, executor, cluster.tasks() if cluster is not None else tasks.by_kind(), job_workers,
+                       wall_clock_ms, runtime.write_log,
                        poll_seconds=poll, front_end=front_end,
                        lease_ms=max(1, round(settings.job_lease_seconds * 1000)))
 
@@ -235,9 +229,10 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         if run_jobs:
             prefer_small_pages()
             single_threaded_blas()
-            # other front ends sharing the folders may be writing: then only stale files go
+            # other front ends or Dask workers sharing the folders may be writing: then only stale files go
             now, lease_ms = wall_clock_ms(), engine.lease_ms
-            sharing = any(f.id != front_end.id and not f.gone() for f in Leases(store).live(now, lease_ms))
+            sharing = cluster is not None or any(f.id != front_end.id and not f.gone()
+                                                 for f in Leases(store).live(now, lease_ms))
             idle = STALE_TEMP_SECONDS if sharing else None
             removed = artifacts.remove_temporary_files(idle) + objects.remove_temporary_files(idle)
             if removed:
@@ -255,6 +250,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         finally:
             stop_sync.set()
             await asyncio.to_thread(engine.stop)  # waits for the running jobs to end
+            if cluster is not None:
+                cluster.close()
             executor.shutdown(wait=False, cancel_futures=True)
             side_executor.shutdown(wait=False, cancel_futures=True)
 
@@ -272,4 +269,4 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     web = Starlette(routes=routes, lifespan=lifespan)
     advertised = [origin_host(settings.advertise_url)] if settings.advertise_url else []
     asgi: ASGIApp = SecurityHeaders(AccessGate(web, keys) if keys else HostGuard(web, advertised))
-    return Application(settings, context, service, asgi, web, tasks, unverified=not keys)
+    return Application(settings, context, service, asgi, web, tasks, unverified=not keys, cluster=cluster)

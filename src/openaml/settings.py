@@ -14,6 +14,10 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 ENV_PREFIX = "OPENAML_"
 
 
+class ConfigurationError(Exception):
+    """Settings that the server refuses to start with."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable. Paths are resolved; nothing else in the code reads env."""
@@ -45,6 +49,9 @@ class Settings:
     http_workers: int = 1
     # a claimed job's lease: a job of a front end that died runs again on another after it
     job_lease_seconds: float = 30.0
+    # where jobs run: "local" (this process's threads) or "dask" (the cluster of dask_scheduler)
+    executor: str = "local"
+    dask_scheduler: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

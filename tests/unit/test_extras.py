@@ -91,3 +91,16 @@ def test_rds_mysql_staging_without_pymysql_names_the_extra(monkeypatch: pytest.M
                     "SELECT 1", store, "s3://staging/rds/", "ds-1")
     one_line_naming(str(raised.value), "mysql")
     assert store.list("s3://staging/") == []
+
+
+def test_serve_on_dask_without_distributed_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    result = CliRunner().invoke(main, [
+        "serve", "--data-dir", str(tmp_path), "--port", "9", "--executor", "dask",
+        "--dask-scheduler", "tcp://127.0.0.1:9"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot start: --executor dask needs the 'dask' extra")
+    one_line_naming(lines[0], "dask")
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("dask[distributed]") for r in extras["dask"])

@@ -36,6 +36,8 @@ def banner_lines(settings: Settings, store_url: str, objects: Mapping[str, Any],
         key_id, secret = "YOUR_KEY_ID", "YOUR_SECRET"
     if settings.http_workers > 1:
         lines.append(f"  {settings.http_workers} HTTP processes share the port.")
+    if settings.executor == "dask":
+        lines.append(f"  Jobs: on the Dask cluster of the scheduler at {settings.dask_scheduler}.")
     lines += [
         f"Try it from Python (boto3 is installed for {sys.executable}):",
         "",

@@ -49,6 +49,10 @@ def main() -> None:
               help="Predict requests/s per endpoint (0 disables; default 200).")
 @click.option("--http-workers", type=int, default=None,
               help="HTTP processes sharing the port (default 1); one of them runs the jobs.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
+              help="Where jobs run: this process's threads (default) or a Dask cluster.")
+@click.option("--dask-scheduler", default=None,
+              help="Address of the Dask scheduler for --executor dask, e.g. tcp://10.0.0.5:8786.")
 @click.option("--log-level", default="info", show_default=True)
 def serve(log_level: str, **options: object) -> None:
     """Serve the Amazon ML API (and the web console) over HTTP."""

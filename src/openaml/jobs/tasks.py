@@ -77,14 +77,14 @@ class Tasks:
     def __init__(
         self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseConfig,
         training_memory: int = MEMORY_BYTES, workers: int = 1, execution: Execution = ONE_THREAD,
-        parsing: ParseOptions = FAST_PATHS,
+        parsing: ParseOptions = FAST_PATHS, share_reads: bool = True,
     ) -> None:
         self.store, self.objects, self.artifacts, self.databases = store, objects, artifacts, databases
         self.training_memory = training_memory  # bytes of records and features a training keeps
         self.workers = workers  # of the job engine
         self.execution = execution  # of each job
         self.parsing = parsing  # of each datasource's CSV
-        self.shared_reads = SharedReads()
+        self.shared_reads = SharedReads() if share_reads else None  # None: each datasource reads alone
         self.models = LoadedModels(partial(read_model, artifacts))
         self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
 
@@ -113,7 +113,7 @@ class Tasks:
         ]
         job.log_line(f"reading {len(objects)} object(s) from {spec.data_uri}")
         with self.artifacts.open_write(record.kind.value, record.id, DATA_FILE) as sink:
-            if spec.staged:  # staged for this job alone
+            if spec.staged or self.shared_reads is None:  # staged for this job alone, or no sharing
                 stop = _Deleted([job])
                 report = ingest(objects, spec.schema, spec.rearrangement, spec.compute_statistics, sink,
                                 lambda records: check(stop), job.log_line, self.execution, self.parsing)

@@ -1,0 +1,219 @@
+"""Jobs on a Dask cluster (`openaml serve --executor dask --dask-scheduler tcp://HOST:8786`).
+
+The front end keeps scheduling and recording: it claims each job under its lease as in local
+mode, then hands the job to the cluster as one Dask task (`run_job`) and waits for its result
+on a job thread. A worker process opens the service's stores from the same settings (once per
+process, `open_runtime`), runs the job's task as the front end would, and returns its typed
+result, or raises the task's error; the front end writes the job's end. The worker reads the
+job's cancellation from the store: its entity deleted, or its lease no longer the front end's
+(the front end stopped, or lost it). Workers must therefore reach the same database and data
+folder as the front end (a shared file system, or one machine), and the users' data (the same
+S3 endpoint, or the data folder's embedded store): `connect_cluster` checks that each worker
+sees the data folder and refuses to start otherwise.
+
+A worker that dies mid-job: the scheduler runs the task again on another worker (up to its
+`allowed-failures`), from scratch, under the same lease. The scheduler lost: the job fails
+with a message that says so.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from openaml.extras import require_extra
+from openaml.jobs.engine import JOB_KINDS, Job, Task
+from openaml.jobs.specs import Result
+from openaml.ml.errors import InputError
+from openaml.runtime import Runtime, open_runtime
+from openaml.settings import ConfigurationError, Settings
+from openaml.store import EntityKind
+from openaml.store.leases import Leases
+
+CONNECT_SECONDS = 30     # to reach the scheduler, and for a first worker to join it
+WAIT_SECONDS = 0.5       # a job thread's wait for its task between checks of its cancellation
+_PROBE_PREFIX = ".openaml-probe-"
+
+_runtimes: dict[str, Runtime] = {}  # a worker process's runtime, by the settings (repr) it runs
+_runtimes_lock = threading.Lock()
+
+
+@dataclass
+class Cluster:
+    """A connected Dask client, and the settings its workers run jobs with."""
+
+    client: Any  # distributed.Client
+    settings: Settings
+    threads: int  # worker threads when connected: jobs that may run at once
+
+    def tasks(self) -> dict[EntityKind, Task]:
+        """The job kinds, each run as a task on the cluster."""
+        return {kind: partial(self._run, kind) for kind in JOB_KINDS}
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _run(self, kind: EntityKind, job: Job) -> Result:
+        """Submit the job, then wait for its result; the job's own cancellation ends the wait
+        (the task ends by itself: it reads the same from the store)."""
+        from distributed import TimeoutError as DaskTimeout
+
+        future = self.client.submit(run_job, self.settings, kind.value, job.record.id, job.owner or "",
+                                    key=f"openaml-{kind.value}-{job.record.id}-{uuid.uuid4().hex[:8]}",
+                                    pure=False)
+        while True:
+            try:
+                return future.result(timeout=WAIT_SECONDS)
+            except (DaskTimeout, TimeoutError):
+                if job.cancelled():
+                    future.cancel()
+                    raise InputError(f"{kind.value} {job.record.id} stopped before its end") from None
+            except InputError:
+                raise
+            except Exception as exc:
+                failure = self._failure(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What a failure of the cluster (not of the job's own code) ends the job with."""
+        from distributed import KilledWorker
+        from distributed.comm import CommClosedError
+
+        if isinstance(exc, KilledWorker):
+            return InputError(f"Every Dask worker that ran this job died ({exc}); see the workers' logs "
+                              "(a worker's memory limit is the usual cause)")
+        if isinstance(exc, (CommClosedError, OSError, CancelledError)):  # the scheduler went away
+            return InputError(f"The Dask scheduler at {self.settings.dask_scheduler} lost this job's task, or "
+                              f"the connection to it ({type(exc).__name__}); create the entity again")
+        return exc  # the job's own error: reported as usual (an internal error, with its traceback)
+
+
+def connect_cluster(settings: Settings) -> Cluster:
+    """Connect to the scheduler of `settings`, wait for a worker, and check that every worker
+    sees the data folder. ConfigurationError when any of that fails."""
+    distributed = require_extra("dask", "distributed", "--executor dask")
+    if not settings.dask_scheduler:
+        raise ConfigurationError("--executor dask needs --dask-scheduler (OPENAML_DASK_SCHEDULER): the "
+                                 "address of a Dask scheduler, e.g. tcp://127.0.0.1:8786")
+    try:
+        client = distributed.Client(settings.dask_scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ConfigurationError(f"cannot reach the Dask scheduler at {settings.dask_scheduler}: {exc}") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+        except (TimeoutError, distributed.TimeoutError):
+            raise ConfigurationError(f"no Dask worker joined the scheduler at {settings.dask_scheduler} "
+                                     f"within {CONNECT_SECONDS} s") from None
+        workers_seeing(probe_folder(client.run, settings.data_dir), settings.data_dir)
+        threads = sum(client.nthreads().values())
+    except BaseException:
+        client.close()
+        raise
+    worker_settings = replace(settings, access_keys={}, credentials_file=None)  # the API's secrets stay here
+    distributed.fire_and_forget([client.submit(warm_worker, worker_settings, workers=[address], pure=False,
+                                               key=f"openaml-warm-up-{uuid.uuid4().hex[:8]}")
+                                 for address in client.nthreads()])
+    return Cluster(client, worker_settings, threads)
+
+
+def probe_folder(run: Callable[..., dict[str, Any]], folder: Path) -> dict[str, bool]:
+    """Whether each worker reads the file this process writes into `folder` (`run`: a Dask
+    client's `run`, which calls a function on every worker)."""
+    token = uuid.uuid4().hex
+    probe = folder / f"{_PROBE_PREFIX}{token}"
+    probe.write_text(token)
+    try:
+        return {address: bool(seen) for address, seen in run(reads_token, str(probe), token).items()}
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def workers_seeing(answers: dict[str, bool], folder: Path) -> None:
+    """ConfigurationError unless every worker of `answers` (probe_folder's) sees `folder`."""
+    blind = sorted(address for address, seen in answers.items() if not seen)
+    if blind:
+        raise ConfigurationError(
+            f"the Dask workers {', '.join(blind)} do not see the data folder {folder}: jobs run on the "
+            "workers, which must share the front end's data folder (a shared file system, or one "
+            "machine) and database")
+
+
+def reads_token(path: str, token: str) -> bool:
+    """On a worker: whether `path` holds `token`."""
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
+
+
+def warm_worker(settings: Settings) -> None:
+    """On a worker: open its runtime and run the start-up warm-up (`jobs.warmup`)."""
+    from openaml.jobs.warmup import warm_up
+
+    runtime = _runtime(settings)
+    warm_up(execution=runtime.execution)
+
+
+def run_job(settings: Settings, kind: str, entity_id: str, owner: str) -> Result:
+    """On a worker: run the job of entity `kind`/`entity_id` that the front end `owner` holds."""
+    runtime = _runtime(settings)
+    entity_kind = EntityKind(kind)
+    record = runtime.store.get(entity_kind, entity_id)
+    if record is None:
+        raise InputError(f"{kind} {entity_id} does not exist any more")
+    leases = Leases(runtime.store)
+    job = Job(record, runtime.store, lambda line: runtime.write_log(record, line),
+              stopping=lambda: entity_id not in leases.held(owner, entity_kind), owner=owner)
+    job.log_line(f"running on the Dask worker {_worker_name()}")
+    return runtime.tasks.by_kind()[entity_kind](job)
+
+
+def _runtime(settings: Settings) -> Runtime:
+    """This worker process's runtime for `settings`, opened on first use. A worker's jobs read
+    their data alone: datasource jobs of one file may run on different workers."""
+    key = repr(settings)
+    with _runtimes_lock:
+        if key not in _runtimes:
+            _runtimes[key] = open_runtime(settings, workers=_worker_threads(), training_memory=_worker_budget(),
+                                          share_reads=False)
+        return _runtimes[key]
+
+
+def _worker_threads() -> int:
+    from distributed import get_worker
+
+    try:
+        return int(get_worker().state.nthreads)
+    except ValueError:  # not on a worker (a test calls run_job directly)
+        return 1
+
+
+def _worker_budget() -> int | None:
+    """Half the worker's memory limit shared by its threads, when Dask sets a limit."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return None
+    limit = worker.memory_manager.memory_limit
+    return int(limit) // (2 * max(1, _worker_threads())) if limit else None
+
+
+def _worker_name() -> str:
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().address)
+    except ValueError:
+        return f"process {os.getpid()}"

@@ -1,0 +1,46 @@
+"""What runs jobs, built from the settings: the stores, the job logs and the tasks. The server
+builds one; with `--executor dask`, so does each Dask worker process (`cluster.py`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from openaml.jobs.memory import training_budget
+from openaml.jobs.tasks import LOG_FILE, Tasks
+from openaml.ml.data import FAST_PATHS, GENERAL_PATH
+from openaml.ml.execution import Execution
+from openaml.settings import Settings
+from openaml.storage import ArtifactStore, ObjectStore, open_object_store
+from openaml.storage.databases import load_database_config
+from openaml.store import EntityRecord, Store, open_store
+
+
+@dataclass(frozen=True)
+class Runtime:
+    store: Store
+    objects: ObjectStore
+    artifacts: ArtifactStore
+    tasks: Tasks
+    execution: Execution
+
+    def write_log(self, record: EntityRecord, line: str) -> None:
+        """Append a time-stamped line to the job log of `record`."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self.artifacts.open_append(record.kind.value, record.id, LOG_FILE) as out:
+            out.write(f"{stamp} {line}\n".encode())
+
+
+def open_runtime(settings: Settings, workers: int, training_memory: int | None = None,
+                 share_reads: bool = True) -> Runtime:
+    """The runtime of a process running `workers` jobs at once; each training keeps
+    `training_memory` bytes (default: the settings', else a share of the process's limit).
+    share_reads: whether datasource jobs of the same data in this process read it once."""
+    store = open_store(settings.database_url or "")
+    objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
+    artifacts = ArtifactStore(settings.artifacts_root)
+    execution = Execution(threads=max(1, settings.job_threads))
+    memory = training_memory or settings.training_memory or training_budget(workers)
+    tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, workers,
+                  execution, FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH, share_reads)
+    return Runtime(store, objects, artifacts, tasks, execution)

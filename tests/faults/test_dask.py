@@ -1,0 +1,229 @@
+"""Jobs on a Dask cluster: a scheduler and two memory-limited workers started as a user would
+(`python -m dask scheduler`, `python -m dask worker`), and `openaml serve --executor dask`.
+
+The MNIST sample workflow (datasources with statistics, a model, an evaluation and a batch
+prediction) gives the same counts, statistics, metric and batch output as in local mode, while
+the worker that trains the model is killed mid-training (Dask runs its task again on the other).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openaml.cluster import probe_folder, reads_token, workers_seeing
+from openaml.settings import ConfigurationError
+from tests.api.conftest import make_client
+from tests.conftest import MNIST_DIR, REPO
+from tests.faults.server import ServerProcess, free_port
+
+distributed = pytest.importorskip("distributed")
+
+BUCKET = "mnist"
+WORKERS = 2
+START_SECONDS = 60
+SETTLE_SECONDS = 240
+
+
+@contextmanager
+def dask_cluster(folder: Path, workers: int = WORKERS) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A Dask scheduler and `workers` worker processes (one thread, 1 GiB each) on 127.0.0.1,
+    started as a user would; (its address, the scheduler's process)."""
+    scheduler_file = folder / "scheduler.json"
+    logs = [open(folder / f"{name}.log", "wb") for name in ("scheduler", *(f"worker-{n}" for n in range(workers)))]
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+        stdout=logs[0], stderr=subprocess.STDOUT, cwd=folder)]
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, (folder / "scheduler.log").read_text()
+            time.sleep(0.1)
+        time.sleep(0.2)  # written whole
+        address = json.loads(scheduler_file.read_text())["address"]
+        for number in range(workers):
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--memory-limit", "1GiB",
+                 "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0", "--name", f"worker-{number}"],
+                stdout=logs[number + 1], stderr=subprocess.STDOUT, cwd=folder))
+        with distributed.Client(address, timeout=START_SECONDS) as client:
+            client.wait_for_workers(workers, timeout=START_SECONDS)
+        yield address, processes[0]
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def scheduler_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as (address, _):
+        yield address
+
+
+def workflow(server: ServerProcess, kill_training_worker: str | None = None) -> dict[str, Any]:
+    """Run the MNIST sample workflow on `server`; optionally kill (SIGKILL) the Dask worker
+    that runs the training, at the scheduler `kill_training_worker`. What it produced."""
+    ml = make_client(server.url)
+    schema = (REPO / "examples" / "mnist" / "train.schema.json").read_text()
+    batch_schema = (REPO / "examples" / "mnist" / "batch.schema.json").read_text()
+    recipe = (REPO / "examples" / "mnist" / "recipe.json").read_text()
+    for name, begin, end in (("train", 0, 70), ("eval", 70, 100)):
+        ml.create_data_source_from_s3(
+            DataSourceId=name, DataSpec={
+                "DataLocationS3": f"s3://{BUCKET}/train.csv.gz", "DataSchema": schema,
+                "DataRearrangement": f'{{"splitting":{{"percentBegin":{begin},"percentEnd":{end}}}}}'},
+            ComputeStatistics=True)
+    ml.create_data_source_from_s3(DataSourceId="unlabeled", DataSpec={
+        "DataLocationS3": f"s3://{BUCKET}/test.csv.gz", "DataSchema": batch_schema}, ComputeStatistics=False)
+    ml.create_ml_model(MLModelId="model", MLModelType="MULTICLASS", TrainingDataSourceId="train",
+                       Recipe=recipe, Parameters={"sgd.maxPasses": "50"})  # lasts while a worker is killed
+    ml.create_evaluation(EvaluationId="evaluation", MLModelId="model", EvaluationDataSourceId="eval")
+    ml.create_batch_prediction(BatchPredictionId="batch", MLModelId="model", BatchPredictionDataSourceId="unlabeled",
+                               OutputUri=f"s3://{BUCKET}/out/")
+    if kill_training_worker:
+        assert _wait(ml.get_ml_model, "MLModelId", "model", {"INPROGRESS"}) == "INPROGRESS"
+        _kill_worker_running(kill_training_worker, "openaml-MLModel-model")
+    assert _wait(ml.get_evaluation, "EvaluationId", "evaluation", {"COMPLETED", "FAILED"}) == "COMPLETED"
+    assert _wait(ml.get_batch_prediction, "BatchPredictionId", "batch", {"COMPLETED", "FAILED"}) == "COMPLETED"
+    output = sorted((server.data_dir / "s3" / BUCKET / "out").rglob("*.gz"))
+    return {
+        "datasources": {name: {key: ml.get_data_source(DataSourceId=name)[key]
+                               for key in ("DataSizeInBytes", "NumberOfFiles", "Status")}
+                        for name in ("train", "eval", "unlabeled")},
+        "statistics": {name: _report(server, name)["statistics"] for name in ("train", "eval")},
+        "f1": float(ml.get_evaluation(EvaluationId="evaluation")["PerformanceMetrics"]["Properties"][
+            "MulticlassAvgFScore"]),
+        "batch": [gzip.decompress(path.read_bytes()) for path in output],
+        "model_log": (server.data_dir / "artifacts" / "MLModel" / "model" / "job.log").read_text(),
+    }
+
+
+def _report(server: ServerProcess, datasource_id: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.url}/reports/DataSource/{datasource_id}", timeout=30) as answer:
+        return dict(json.load(answer))
+
+
+def _wait(get: Any, key: str, entity_id: str, wanted: set[str]) -> str:
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        status = str(get(**{key: entity_id})["Status"])
+        if status in wanted or status == "FAILED" or time.monotonic() > deadline:
+            return status
+        time.sleep(0.02)
+
+
+def _kill_worker_running(address: str, key_prefix: str) -> None:
+    """SIGKILL the worker process that runs the task whose key starts with `key_prefix`."""
+    with distributed.Client(address, timeout=30) as client:
+        deadline = time.monotonic() + 60
+        while True:
+            running = [worker for worker, keys in client.processing().items()
+                       if any(str(key).startswith(key_prefix) for key in keys)]
+            if running:
+                break
+            assert time.monotonic() < deadline, "the training never reached a worker"
+            time.sleep(0.02)
+        time.sleep(0.5)  # some way into the training
+        pid = client.run(os.getpid, workers=running)[running[0]]
+    os.kill(pid, signal.SIGKILL)
+
+
+def data_dir(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name / "data"
+    (folder / "s3" / BUCKET).mkdir(parents=True)
+    shutil.copy(MNIST_DIR / "train.csv.gz", folder / "s3" / BUCKET / "train.csv.gz")
+    with gzip.open(MNIST_DIR / "test.csv.gz") as whole:  # the first 500 unlabeled rows
+        lines = whole.read().split(b"\n")[:501]
+    (folder / "s3" / BUCKET / "test.csv.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    (tmp_path / name / "logs").mkdir()
+    return folder
+
+
+def test_the_workflow_on_dask_matches_local_mode_while_a_worker_dies(tmp_path: Path,
+                                                                     scheduler_address: str) -> None:
+    local = ServerProcess(data_dir(tmp_path, "local"), tmp_path / "local" / "logs")
+    on_dask = ServerProcess(data_dir(tmp_path, "dask"), tmp_path / "dask" / "logs",
+                            ("--executor", "dask", "--dask-scheduler", scheduler_address))
+    try:
+        local.start()
+        expected = workflow(local)
+        local.stop()
+        on_dask.start()
+        found = workflow(on_dask, kill_training_worker=scheduler_address)
+        assert on_dask.logged_errors() == []
+    finally:
+        local.kill()
+        on_dask.kill()
+    assert found["datasources"] == expected["datasources"]
+    assert found["statistics"] == expected["statistics"]
+    assert found["model_log"].count("running on the Dask worker") == 2  # again after the kill
+    assert abs(found["f1"] - expected["f1"]) <= 0.005, (found["f1"], expected["f1"])
+    assert found["batch"] and found["batch"] == expected["batch"]  # the same model, the same layout
+
+
+def test_a_dask_front_end_needs_a_scheduler(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "openaml", "serve", "--data-dir", str(tmp_path / "data"), "--executor", "dask",
+               "--port", str(free_port())]
+    ended = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert ended.returncode != 0
+    assert "--executor dask needs --dask-scheduler" in ended.stderr
+
+
+def test_workers_must_see_the_data_folder(tmp_path: Path) -> None:
+    """The start-up probe: a file written into the folder, read by each worker (here: a
+    function standing for Client.run, one worker seeing it and one not)."""
+    def run(function: Any, path: str, token: str) -> dict[str, Any]:
+        return {"tcp://10.0.0.1:1": function(path, token), "tcp://10.0.0.2:1": function("/nonexistent", token)}
+
+    answers = probe_folder(run, tmp_path)
+    assert answers == {"tcp://10.0.0.1:1": True, "tcp://10.0.0.2:1": False}
+    assert list(tmp_path.iterdir()) == []  # the probe is gone
+    with pytest.raises(ConfigurationError, match=r"tcp://10\.0\.0\.2:1 do not see the data folder"):
+        workers_seeing(answers, tmp_path)
+    workers_seeing({"tcp://10.0.0.1:1": True}, tmp_path)
+    assert not reads_token(str(tmp_path / "missing"), "x")
+
+
+def test_a_job_whose_scheduler_is_lost_fails_and_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    with dask_cluster(folder, workers=1) as (address, scheduler):
+        server = ServerProcess(data_dir(tmp_path, "dask"), tmp_path / "dask" / "logs",
+                               ("--executor", "dask", "--dask-scheduler", address))
+        try:
+            server.start()
+            ml = make_client(server.url)
+            schema = (REPO / "examples" / "mnist" / "train.schema.json").read_text()
+            ml.create_data_source_from_s3(DataSourceId="train", DataSpec={
+                "DataLocationS3": f"s3://{BUCKET}/train.csv.gz", "DataSchema": schema}, ComputeStatistics=True)
+            ml.create_ml_model(MLModelId="model", MLModelType="MULTICLASS", TrainingDataSourceId="train",
+                               Parameters={"sgd.maxPasses": "200"})
+            assert _wait(ml.get_ml_model, "MLModelId", "model", {"INPROGRESS"}) == "INPROGRESS"
+            scheduler.kill()
+            assert _wait(ml.get_ml_model, "MLModelId", "model", {"COMPLETED", "FAILED"}) == "FAILED"
+            message = ml.get_ml_model(MLModelId="model")["Message"]
+            assert f"The Dask scheduler at {address} lost this job's task" in message
+            assert server.health() is not None  # the front end serves on
+        finally:
+            server.kill()
