@@ -50,6 +50,7 @@ from openaml.service.context import RequestContext, wall_clock_ms
 from openaml.service.migration import migrate
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import ConfigurationError, Settings
+from openaml.storage import ObjectStore, StorageError, parse_s3_uri
 from openaml.store import EndpointStatus, EntityKind, Status, Store
 from openaml.store.leases import FrontEnd, Leases
 
@@ -107,6 +108,16 @@ def follow_store(store: Store, predictors: PredictorRegistry, front_end: FrontEn
             log.exception("following real-time endpoints failed")
 
 
+def check_artifacts_location(objects: ObjectStore, uri: str) -> None:
+    """ConfigurationError unless `uri` is an s3:// folder of `objects` that can be listed."""
+    try:
+        if not parse_s3_uri(uri).is_prefix:
+            raise ConfigurationError(f"The artifacts' location {uri} must be a folder: end it with '/'")
+        objects.list(uri)
+    except StorageError as exc:
+        raise ConfigurationError(f"The artifacts' location {uri} cannot be used: {exc}") from None
+
+
 def access_keys(settings: Settings) -> dict[str, str]:
     keys = dict(settings.access_keys)
     if settings.credentials_file is not None:
@@ -133,6 +144,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     store, objects, artifacts, tasks, execution = (runtime.store, runtime.objects, runtime.artifacts,
                                                    runtime.tasks, runtime.execution)
     migrate(store)  # records of an earlier version, before any reads them
+    if settings.artifacts_uri:
+        check_artifacts_location(objects, settings.artifacts_uri)
     cluster = connect_cluster(settings) if run_jobs and settings.executor == "dask" else None
     job_workers = max(settings.workers, cluster.threads if cluster is not None else 0)
     executor = ThreadPoolExecutor(max_workers=THREADS_PER_WORKER * max(1, job_workers),

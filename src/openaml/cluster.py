@@ -9,7 +9,8 @@ job's cancellation from the store: its entity deleted, or its lease no longer th
 (the front end stopped, or lost it). Workers must therefore reach the same database and data
 folder as the front end (a shared file system, or one machine), and the users' data (the same
 S3 endpoint, or the data folder's embedded store): `connect_cluster` checks that each worker
-sees the data folder and refuses to start otherwise.
+sees the data folder, unless jobs do not use it (users' data on S3, artifacts under
+--artifacts-uri, the database on a server), and refuses to start otherwise.
 
 A worker that dies mid-job: the scheduler runs the task again on another worker (up to its
 `allowed-failures`), from scratch, under the same lease. The scheduler lost: the job fails
@@ -114,7 +115,8 @@ def connect_cluster(settings: Settings) -> Cluster:
         except (TimeoutError, distributed.TimeoutError):
             raise ConfigurationError(f"no Dask worker joined the scheduler at {settings.dask_scheduler} "
                                      f"within {CONNECT_SECONDS} s") from None
-        workers_seeing(probe_folder(client.run, settings.data_dir), settings.data_dir)
+        if uses_data_folder(settings):
+            workers_seeing(probe_folder(client.run, settings.data_dir), settings.data_dir)
         threads = sum(client.nthreads().values())
     except BaseException:
         client.close()
@@ -124,6 +126,13 @@ def connect_cluster(settings: Settings) -> Cluster:
                                                key=f"openaml-warm-up-{uuid.uuid4().hex[:8]}")
                                  for address in client.nthreads()])
     return Cluster(client, worker_settings, threads)
+
+
+def uses_data_folder(settings: Settings) -> bool:
+    """Whether jobs read or write the data folder: the embedded object store, artifacts on
+    local disk, or a SQLite database."""
+    return (not settings.s3_endpoint_url or not settings.artifacts_uri
+            or (settings.database_url or "").startswith("sqlite"))
 
 
 def probe_folder(run: Callable[..., dict[str, Any]], folder: Path) -> dict[str, bool]:

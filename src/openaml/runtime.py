@@ -11,7 +11,7 @@ from openaml.jobs.tasks import LOG_FILE, Tasks
 from openaml.ml.data import FAST_PATHS, GENERAL_PATH
 from openaml.ml.execution import Execution
 from openaml.settings import Settings
-from openaml.storage import ArtifactStore, ObjectStore, open_object_store
+from openaml.storage import Artifacts, ArtifactStore, ObjectArtifactStore, ObjectStore, open_object_store
 from openaml.storage.databases import load_database_config
 from openaml.store import EntityRecord, Store, open_store
 
@@ -20,7 +20,7 @@ from openaml.store import EntityRecord, Store, open_store
 class Runtime:
     store: Store
     objects: ObjectStore
-    artifacts: ArtifactStore
+    artifacts: Artifacts
     tasks: Tasks
     execution: Execution
 
@@ -38,7 +38,8 @@ def open_runtime(settings: Settings, workers: int, training_memory: int | None =
     share_reads: whether datasource jobs of the same data in this process read it once."""
     store = open_store(settings.database_url or "")
     objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
-    artifacts = ArtifactStore(settings.artifacts_root)
+    artifacts: Artifacts = (ObjectArtifactStore(objects, settings.artifacts_uri) if settings.artifacts_uri
+                            else ArtifactStore(settings.artifacts_root))
     execution = Execution(threads=max(1, settings.job_threads))
     memory = training_memory or settings.training_memory or training_budget(workers)
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, workers,

@@ -49,6 +49,8 @@ class Settings:
     http_workers: int = 1
     # a claimed job's lease: a job of a front end that died runs again on another after it
     job_lease_seconds: float = 30.0
+    # where the service's own files live (an s3:// folder URI of the object store); default the data dir
+    artifacts_uri: str | None = None
     # where jobs run: "local" (this process's threads) or "dask" (the cluster of dask_scheduler)
     executor: str = "local"
     dask_scheduler: str | None = None

@@ -19,13 +19,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from openaml.cluster import probe_folder, reads_token, workers_seeing
-from openaml.settings import ConfigurationError
+from openaml.cluster import probe_folder, reads_token, uses_data_folder, workers_seeing
+from openaml.settings import ConfigurationError, Settings
 from tests.api.conftest import make_client
 from tests.conftest import MNIST_DIR, REPO
 from tests.faults.server import ServerProcess, free_port
@@ -203,6 +204,15 @@ def test_workers_must_see_the_data_folder(tmp_path: Path) -> None:
         workers_seeing(answers, tmp_path)
     workers_seeing({"tcp://10.0.0.1:1": True}, tmp_path)
     assert not reads_token(str(tmp_path / "missing"), "x")
+
+
+def test_the_data_folder_is_probed_unless_jobs_do_without_it() -> None:
+    everything_elsewhere = Settings(s3_endpoint_url="http://s3.internal", artifacts_uri="s3://openaml/artifacts/",
+                                    database_url="postgresql+psycopg://openaml@db.internal/openaml")
+    assert not uses_data_folder(everything_elsewhere)
+    assert uses_data_folder(replace(everything_elsewhere, s3_endpoint_url=None))  # the embedded object store
+    assert uses_data_folder(replace(everything_elsewhere, artifacts_uri=None))    # artifacts on disk
+    assert uses_data_folder(replace(everything_elsewhere, database_url="sqlite:////shared/openaml.db"))
 
 
 def test_a_job_whose_scheduler_is_lost_fails_and_says_so(tmp_path: Path) -> None:

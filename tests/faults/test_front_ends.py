@@ -1,17 +1,18 @@
-"""Two `openaml serve` processes (front ends) on one store and one data folder: the MNIST sample
-workflow is created through both, the front end that trains the model is killed (SIGKILL)
-mid-training, and the other re-runs and finishes the job; then both serve Predict on the
-model's endpoint and share its rate limit.
+"""Two `openaml serve` processes (front ends) on one store: the MNIST sample workflow is created
+through both, the front end that trains the model is killed (SIGKILL) mid-training, and the
+other re-runs and finishes the job; then both serve Predict on the model's endpoint and share
+its rate limit.
 
-Runs on SQLite (the shared data folder's database) and on PostgreSQL (a fresh database;
-skipped without OPENAML_TEST_POSTGRES_URL).
+The front ends share a data folder with its SQLite database, or a data folder and PostgreSQL
+(a fresh database; skipped without OPENAML_TEST_POSTGRES_URL), or no folder at all: data and
+artifacts in S3 (a moto server) and PostgreSQL (a SQLite file without it).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import create_engine, select
 
-from openaml.jobs.tasks import LOG_FILE
 from openaml.store.tables import front_ends, job_leases
 from tests.api.conftest import make_client
 from tests.conftest import MNIST_DIR, REPO, fresh_postgres_database
+from tests.faults.conftest import AWS_ENV
 from tests.faults.server import ServerProcess
 
 LEASE_SECONDS = 2
@@ -33,27 +34,44 @@ BUCKET = "mnist"
 POSTGRES_URL = os.environ.get("OPENAML_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(params=["sqlite", "postgresql", "s3"])
+def layout(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(what the front ends share, the database URL): one data folder with its SQLite database
+    or with PostgreSQL, or ("s3") nothing on disk: data and artifacts in S3 (moto), each front
+    end its own data folder, and PostgreSQL (or, without one, a SQLite file beside them)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'openaml.db'}"
+        yield "folder", f"sqlite:///{tmp_path / 'data' / 'openaml.db'}"
         return
     if not POSTGRES_URL:
+        if request.param == "s3":
+            yield "s3", f"sqlite:///{tmp_path / 'openaml.db'}"
+            return
         pytest.skip("OPENAML_TEST_POSTGRES_URL is not set (scripts/test.sh starts a PostgreSQL server and sets it)")
     with fresh_postgres_database(POSTGRES_URL, "openaml_front_ends") as url:
-        yield url
+        yield ("s3" if request.param == "s3" else "folder"), url
 
 
 @pytest.fixture
-def front_ends_pair(tmp_path: Path, database_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    data_dir = tmp_path / "data"
-    (data_dir / "s3" / BUCKET).mkdir(parents=True)
-    shutil.copy(MNIST_DIR / "train.csv.gz", data_dir / "s3" / BUCKET / "train.csv.gz")
+def front_ends_pair(tmp_path: Path, layout: tuple[str, str],
+                    request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    shared, database_url = layout
     env = {"OPENAML_DATABASE_URL": database_url, "OPENAML_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
            "OPENAML_PREDICT_RATE_LIMIT": str(RATE_LIMIT)}
+    data = (MNIST_DIR / "train.csv.gz").read_bytes()
+    if shared == "s3":
+        moto_url = request.getfixturevalue("moto_url")
+        s3 = request.getfixturevalue("s3")
+        for bucket in (BUCKET, "openaml"):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=BUCKET, Key="train.csv.gz", Body=data)
+        env |= {**AWS_ENV, "OPENAML_S3_ENDPOINT_URL": moto_url, "OPENAML_ARTIFACTS_URI": "s3://openaml/artifacts/"}
+    else:
+        (tmp_path / "data" / "s3" / BUCKET).mkdir(parents=True)
+        (tmp_path / "data" / "s3" / BUCKET / "train.csv.gz").write_bytes(data)
     servers = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
+        data_dir = tmp_path / name / "data" if shared == "s3" else tmp_path / "data"
         servers.append(ServerProcess(data_dir, tmp_path / name, env=env))
     try:
         for server in servers:
@@ -86,8 +104,9 @@ def lease_holder_pid(database_url: str, kind: str, entity_id: str) -> int | None
 
 
 def test_a_front_end_killed_mid_training_is_replaced_and_both_serve_predict(
-        front_ends_pair: tuple[ServerProcess, ServerProcess], database_url: str) -> None:
+        front_ends_pair: tuple[ServerProcess, ServerProcess], layout: tuple[str, str]) -> None:
     a, b = front_ends_pair
+    database_url = layout[1]
     ml_a, ml_b = make_client(a.url), make_client(b.url)
     schema = (REPO / "examples" / "mnist" / "train.schema.json").read_text()
     recipe = (REPO / "examples" / "mnist" / "recipe.json").read_text()
@@ -109,11 +128,13 @@ def test_a_front_end_killed_mid_training_is_replaced_and_both_serve_predict(
     killed.kill()
 
     ml = make_client(survivor.url)
-    assert wait_status(ml.get_evaluation, "EvaluationId", "evaluation", {"COMPLETED", "FAILED"}) == "COMPLETED"
+    ended = wait_status(ml.get_evaluation, "EvaluationId", "evaluation", {"COMPLETED", "FAILED"})
+    assert ended == "COMPLETED", ml.get_evaluation(EvaluationId="evaluation").get("Message")
     evaluation = ml.get_evaluation(EvaluationId="evaluation")
     assert float(evaluation["PerformanceMetrics"]["Properties"]["MulticlassAvgFScore"]) > 0.85
     assert ml.get_ml_model(MLModelId="model")["Status"] == "COMPLETED"
-    log = (a.data_dir / "artifacts" / "MLModel" / "model" / LOG_FILE).read_text()
+    with urllib.request.urlopen(f"{survivor.url}/logs/MLModel/model", timeout=30) as answer:
+        log = answer.read().decode()
     assert "The server restarted while this job ran; it runs again." in log
     assert survivor.logged_errors() == []
 

@@ -27,6 +27,8 @@ def banner_lines(settings: Settings, store_url: str, objects: Mapping[str, Any],
         f"  Metadata: {describe_store(store_url)}",
         f"  Objects: {describe_objects(objects)}",
     ]
+    if settings.artifacts_uri:
+        lines.append(f"  Artifacts (datasources, models, logs): objects under {settings.artifacts_uri}")
     if unverified:
         lines.append("  Signatures: not verified (loopback address, no access keys configured); "
                      "any access key works.")

@@ -38,6 +38,10 @@ def main() -> None:
 @click.option("--s3-endpoint-url", default=None,
               help="Use this S3-compatible server for s3:// URIs ('aws' for AWS itself); "
                    "default: the embedded store DATA_DIR/s3/BUCKET/KEY.")
+@click.option("--artifacts-uri", default=None,
+              help="Keep the service's own files (datasources, models, logs) in the object store under "
+                   "this s3:// folder instead of DATA_DIR/artifacts: for front ends and workers that "
+                   "share no file system.")
 @click.option("--workers", type=int, default=None, help="Concurrent jobs (default: CPU cores).")
 @click.option("--advertise-url", default=None,
               help="Base URL clients reach this server at (returned as EndpointUrl).")

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import RecordScorer, predict_record
-from openaml.storage import ArtifactStore
+from openaml.storage import Artifacts
 
 
 class Scorer(Protocol):
@@ -91,7 +91,7 @@ class LoadedModels:
                 self._loading.pop(model_id, None)
 
 
-def read_model(artifacts: ArtifactStore, model_id: str) -> LoadedModel:
+def read_model(artifacts: Artifacts, model_id: str) -> LoadedModel:
     """The stored model `model_id` (LoadedModels' way of loading one)."""
     with artifacts.open_read("MLModel", model_id, MODEL_FILE) as stream:
         return LoadedModel(load_model(stream))

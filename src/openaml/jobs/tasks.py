@@ -57,7 +57,7 @@ from openaml.ml.training import Cancelled, train_model
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES
 from openaml.ml.training.stop import ShouldStop, check
-from openaml.storage import ArtifactStore, ObjectStore, folder_uri, join_uri
+from openaml.storage import Artifacts, ObjectStore, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.leases import Leases
@@ -75,7 +75,7 @@ class Tasks:
     """The four job kinds, plus model loading for real-time endpoints."""
 
     def __init__(
-        self, store: Store, objects: ObjectStore, artifacts: ArtifactStore, databases: DatabaseConfig,
+        self, store: Store, objects: ObjectStore, artifacts: Artifacts, databases: DatabaseConfig,
         training_memory: int = MEMORY_BYTES, workers: int = 1, execution: Execution = ONE_THREAD,
         parsing: ParseOptions = FAST_PATHS, share_reads: bool = True,
     ) -> None:
@@ -267,10 +267,8 @@ class Tasks:
     def _batches(self, source_id: str, should_stop: ShouldStop) -> Callable[[], Iterator[pa.RecordBatch]]:
         """The datasource's records; reading raises Cancelled between batches once should_stop
         answers True."""
-        path = self.artifacts.path_for(EntityKind.DATASOURCE.value, source_id, DATA_FILE)
-
         def batches() -> Iterator[pa.RecordBatch]:
-            for batch in read_materialized(path):
+            for batch in read_materialized(self.artifacts.source(EntityKind.DATASOURCE.value, source_id, DATA_FILE)):
                 check(should_stop)
                 yield batch
 

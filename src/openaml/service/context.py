@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from openaml.jobs.engine import JobEngine
     from openaml.jobs.models import LoadedModels
     from openaml.service.predictors import PredictorRegistry
-    from openaml.storage import ArtifactStore, ObjectStore
+    from openaml.storage import Artifacts, ObjectStore
     from openaml.storage.databases import DatabaseConfig
 
 def wall_clock_ms() -> int:
@@ -26,7 +26,7 @@ class ServiceContext:
     settings: Settings
     store: Store
     objects: ObjectStore
-    artifacts: ArtifactStore
+    artifacts: Artifacts
     engine: JobEngine
     predictors: PredictorRegistry
     databases: DatabaseConfig

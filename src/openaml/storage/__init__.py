@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openaml.storage.artifacts import ArtifactStore
+from openaml.storage.artifacts import Artifacts, ArtifactStore
 from openaml.storage.local import LocalObjectStore
+from openaml.storage.object_artifacts import ObjectArtifactStore
 from openaml.storage.objects import ObjectInfo, ObjectStore, resolve_data_location
 from openaml.storage.s3 import S3ObjectStore
 from openaml.storage.uris import (
@@ -36,6 +37,8 @@ def open_object_store(
 
 __all__ = [
     "ArtifactStore",
+    "Artifacts",
+    "ObjectArtifactStore",
     "LocalObjectStore",
     "ObjectInfo",
     "ObjectNotFoundError",

@@ -1,9 +1,10 @@
-"""ArtifactStore: the service's own files, kept as `root/KIND/ENTITY_ID/NAME` on local disk.
+"""The service's own files (materialized datasources, statistics, models, evaluation reports,
+job logs), named KIND/ENTITY_ID/NAME: `Artifacts` is what the service asks of them.
 
-Materialized datasources (Parquet), statistics JSON, model artifacts, evaluation reports and
-job logs stay on the server's disk even when user data lives on S3: they are written and read
-only by this server, often, and must survive restarts with the metadata store beside them.
-Conventional kinds: `datasources`, `mlmodels`, `evaluations`, `batchpredictions`, `logs`.
+`ArtifactStore` keeps them on local disk under a root (the default: DATA_DIR/artifacts), with
+atomic replacement on write. Several front ends, or Dask workers, on other machines share them
+through a shared file system, or keep them in an object store instead
+(`object_artifacts.ObjectArtifactStore`, `--artifacts-uri s3://...`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import stat
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,15 +34,63 @@ _TEMP_PREFIX = ".tmp-"
 _ESCAPED_DOT = "%2E"
 
 
-class ArtifactStore:
-    """Files of the service under a data directory, with atomic replacement on write."""
+class Artifacts(ABC):
+    """The service's files by kind, entity and name. A write replaces the artifact when closed
+    cleanly and leaves it untouched if the `with` block raises; a read of a missing artifact
+    raises FileNotFoundError."""
+
+    @abstractmethod
+    def exists(self, kind: str, entity_id: str, name: str) -> bool: ...
+
+    @abstractmethod
+    def open_read(self, kind: str, entity_id: str, name: str) -> BinaryIO: ...
+
+    @abstractmethod
+    def open_write(self, kind: str, entity_id: str, name: str) -> BinaryIO: ...
+
+    @abstractmethod
+    def open_append(self, kind: str, entity_id: str, name: str) -> BinaryIO:
+        """A writer of what to add at the end (job logs grow while the job runs)."""
+
+    @abstractmethod
+    def remove_tree(self, kind: str, entity_id: str) -> None:
+        """Delete every artifact of one entity; nothing happens when there is none."""
+
+    def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
+        """Delete what writes interrupted by a crash left behind; how many files (none here)."""
+        return 0
+
+    def source(self, kind: str, entity_id: str, name: str) -> Path | BinaryIO:
+        """What an Arrow reader reads the artifact from best: a stream (here), or a path."""
+        return self.open_read(kind, entity_id, name)
+
+    def write_json(self, kind: str, entity_id: str, name: str, document: Any) -> None:
+        """Replace the artifact with `document` as compact JSON (NumPy scalars and arrays as
+        numbers, other unknown objects as their str). By orjson: a datasource's statistics
+        (about 1 MB of sketches) took 35 ms by the json module, 3 ms so."""
+        with self.open_write(kind, entity_id, name) as out:
+            out.write(orjson.dumps(document, default=str,
+                                   option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+
+    def read_json(self, kind: str, entity_id: str, name: str) -> Any:
+        """The JSON document of the artifact; FileNotFoundError when it was never written."""
+        with self.open_read(kind, entity_id, name) as stream:
+            text = stream.read()
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # written by an earlier version: NaN was written as NaN
+            return json.loads(text)
+
+
+class ArtifactStore(Artifacts):
+    """Files of the service under a local folder, with atomic replacement on write."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
     def path_for(self, kind: str, entity_id: str, name: str) -> Path:
         """The file for one artifact; each part must be a plain name (ValueError otherwise)."""
-        return self._folder(kind, entity_id) / _component(name, "artifact name")
+        return self.root.joinpath(*artifact_parts(kind, entity_id, name))
 
     def exists(self, kind: str, entity_id: str, name: str) -> bool:
         return self.path_for(kind, entity_id, name).is_file()
@@ -67,31 +117,17 @@ class ArtifactStore:
 
         return CommittingWriter(sink, commit, discard)  # type: ignore[return-value]
 
-    def write_json(self, kind: str, entity_id: str, name: str, document: Any) -> None:
-        """Replace the artifact with `document` as compact JSON (NumPy scalars and arrays as
-        numbers, other unknown objects as their str). By orjson: a datasource's statistics
-        (about 1 MB of sketches) took 35 ms by the json module, 3 ms so."""
-        with self.open_write(kind, entity_id, name) as out:
-            out.write(orjson.dumps(document, default=str,
-                                   option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
-
-    def read_json(self, kind: str, entity_id: str, name: str) -> Any:
-        """The JSON document of the artifact; FileNotFoundError when it was never written."""
-        with self.open_read(kind, entity_id, name) as stream:
-            text = stream.read()
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:  # written by an earlier version: NaN was written as NaN
-            return json.loads(text)
+    def source(self, kind: str, entity_id: str, name: str) -> Path:
+        """The artifact's path: Arrow reads the file itself."""
+        return self.path_for(kind, entity_id, name)
 
     def open_append(self, kind: str, entity_id: str, name: str) -> BinaryIO:
-        """Open for appending (job logs grow while the job runs), creating it when missing."""
+        """Open for appending, creating it when missing."""
         target = self.path_for(kind, entity_id, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         return open(target, "ab")
 
     def remove_tree(self, kind: str, entity_id: str) -> None:
-        """Delete every artifact of one entity; nothing happens when there is none."""
         shutil.rmtree(self._folder(kind, entity_id), ignore_errors=True)
 
     def _folder(self, kind: str, entity_id: str) -> Path:
@@ -126,6 +162,12 @@ def storage_name(entity_id: str) -> str:
     if entity_id in (".", "..") or entity_id.startswith(_TEMP_PREFIX):
         return _ESCAPED_DOT + entity_id[1:]
     return entity_id
+
+
+def artifact_parts(kind: str, entity_id: str, name: str) -> tuple[str, str, str]:
+    """The folder names and file name an artifact is stored under (ValueError for a kind or
+    name that is no plain name, or an entity id that is no id)."""
+    return _component(kind, "artifact kind"), storage_name(entity_id), _component(name, "artifact name")
 
 
 def _component(value: str, what: str) -> str:

@@ -11,6 +11,7 @@ of distinct values. Copies written earlier with LZ4, or as Parquet, are still re
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,10 +55,15 @@ def read_materialized(source: str | Path | BinaryIO | pa.NativeFile, columns: Se
         with pa.OSFile(str(source)) as stream:
             yield from read_materialized(stream, wanted, batch_size)
         return
-    start = source.tell()
-    magic = source.read(4)
-    source.seek(start)
+    if isinstance(source, io.BufferedReader):  # a stream that may not seek (an S3 object's)
+        magic = source.peek(4)[:4]
+    else:
+        start = source.tell()
+        magic = source.read(4)
+        source.seek(start)
     if magic == _PARQUET_MAGIC:
+        if not source.seekable():
+            source = io.BytesIO(source.read())
         with pq.ParquetFile(source) as parquet:
             yield from parquet.iter_batches(batch_size=batch_size, columns=wanted)
         return
