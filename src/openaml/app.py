@@ -134,6 +134,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             f"Bound to {settings.host}, which is not a loopback address: configure access keys "
             "(--credentials-file or OPENAML_ACCESS_KEYS) so that requests are verified"
         )
+    if settings.job_lease_seconds < 1:
+        raise ConfigurationError(f"A job's lease ({settings.job_lease_seconds} s) must be at least 1 s")
     if settings.executor not in EXECUTORS:
         raise ConfigurationError(f"The executor must be one of {', '.join(EXECUTORS)}, not {settings.executor!r}")
     if 0 < settings.training_memory < MIN_BUDGET:
@@ -244,7 +246,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             single_threaded_blas()
             # other front ends or Dask workers sharing the folders may be writing: then only stale files go
             now, lease_ms = wall_clock_ms(), engine.lease_ms
-            sharing = cluster is not None or any(f.id != front_end.id and not f.gone()
+            sharing = cluster is not None or any(f.runs_jobs and f.id != front_end.id and not f.gone()
                                                  for f in Leases(store).live(now, lease_ms))
             idle = STALE_TEMP_SECONDS if sharing else None
             removed = artifacts.remove_temporary_files(idle) + objects.remove_temporary_files(idle)

@@ -27,7 +27,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from openaml.extras import require_extra
 from openaml.jobs.engine import JOB_KINDS, Job, Task
@@ -62,40 +62,46 @@ class Cluster:
         self.client.close()
 
     def _run(self, kind: EntityKind, job: Job) -> Result:
-        """Submit the job, then wait for its result; the job's own cancellation ends the wait
-        (the task ends by itself: it reads the same from the store)."""
-        from distributed import TimeoutError as DaskTimeout
+        """Submit the job, then wait for its task to end; the job's own cancellation ends the
+        wait (the task ends by itself: it reads the same from the store). The task's own
+        error is the job's; a failure of the cluster ends it with a message that says so."""
+        try:
+            future = self.client.submit(run_job, self.settings, kind.value, job.record.id, job.owner or "",
+                                        job.lease or "", pure=False,
+                                        key=f"openaml-{kind.value}-{job.record.id}-{uuid.uuid4().hex[:8]}")
+        except (OSError, CancelledError) as exc:
+            raise self._lost(exc) from exc
+        return self.wait(future, job)
 
-        future = self.client.submit(run_job, self.settings, kind.value, job.record.id, job.owner or "",
-                                    key=f"openaml-{kind.value}-{job.record.id}-{uuid.uuid4().hex[:8]}",
-                                    pure=False)
-        while True:
-            try:
-                return future.result(timeout=WAIT_SECONDS)
-            except (DaskTimeout, TimeoutError):
-                if job.cancelled():
-                    future.cancel()
-                    raise InputError(f"{kind.value} {job.record.id} stopped before its end") from None
-            except InputError:
-                raise
-            except Exception as exc:
-                failure = self._failure(exc)
-                if failure is exc:
-                    raise
-                raise failure from exc
+    def wait(self, future: Any, job: Job) -> Result:
+        """The result of the job's task once it ends, or its error; the job's cancellation
+        (Job.cancelled, asked every WAIT_SECONDS) ends the wait with an InputError."""
+        ended = threading.Event()
+        future.add_done_callback(lambda _: ended.set())  # whatever ends it: result, error, loss
+        while not ended.wait(WAIT_SECONDS):
+            if job.cancelled():
+                future.cancel()
+                raise InputError(f"{job.record.kind.value} {job.record.id} stopped before its end")
+        return self._result(future)
 
-    def _failure(self, exc: Exception) -> Exception:
-        """What a failure of the cluster (not of the job's own code) ends the job with."""
+    def _result(self, future: Any) -> Result:
+        """The result of an ended task, or its error."""
         from distributed import KilledWorker
-        from distributed.comm import CommClosedError
 
-        if isinstance(exc, KilledWorker):
-            return InputError(f"Every Dask worker that ran this job died ({exc}); see the workers' logs "
-                              "(a worker's memory limit is the usual cause)")
-        if isinstance(exc, (CommClosedError, OSError, CancelledError)):  # the scheduler went away
-            return InputError(f"The Dask scheduler at {self.settings.dask_scheduler} lost this job's task, or "
-                              f"the connection to it ({type(exc).__name__}); create the entity again")
-        return exc  # the job's own error: reported as usual (an internal error, with its traceback)
+        if future.status == "finished":
+            return cast(Result, future.result())
+        if future.status != "error":  # cancelled, or lost with the scheduler
+            raise self._lost(CancelledError(future.status))
+        try:
+            future.result()
+        except KilledWorker as exc:
+            raise InputError(f"Every Dask worker that ran this job died ({exc}); see the workers' logs "
+                             "(a worker's memory limit is the usual cause)") from exc
+        raise AssertionError("a failed task without an error")  # pragma: no cover - Dask raises above
+
+    def _lost(self, exc: BaseException) -> InputError:
+        return InputError(f"The Dask scheduler at {self.settings.dask_scheduler} lost this job's task, or the "
+                          f"connection to it ({type(exc).__name__}); create the entity again")
 
 
 def connect_cluster(settings: Settings) -> Cluster:
@@ -173,8 +179,9 @@ def warm_worker(settings: Settings) -> None:
     warm_up(execution=runtime.execution)
 
 
-def run_job(settings: Settings, kind: str, entity_id: str, owner: str) -> Result:
-    """On a worker: run the job of entity `kind`/`entity_id` that the front end `owner` holds."""
+def run_job(settings: Settings, kind: str, entity_id: str, owner: str, lease: str) -> Result:
+    """On a worker: run the job of entity `kind`/`entity_id` as the run `lease` of the front
+    end `owner`; it stops once that run's lease is gone (the front end stopped, or lost it)."""
     runtime = _runtime(settings)
     entity_kind = EntityKind(kind)
     record = runtime.store.get(entity_kind, entity_id)
@@ -182,7 +189,7 @@ def run_job(settings: Settings, kind: str, entity_id: str, owner: str) -> Result
         raise InputError(f"{kind} {entity_id} does not exist any more")
     leases = Leases(runtime.store)
     job = Job(record, runtime.store, lambda line: runtime.write_log(record, line),
-              stopping=lambda: entity_id not in leases.held(owner, entity_kind), owner=owner)
+              stopping=lambda: not leases.holds(lease), owner=owner, lease=lease)
     job.log_line(f"running on the Dask worker {_worker_name()}")
     return runtime.tasks.by_kind()[entity_kind](job)
 

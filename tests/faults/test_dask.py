@@ -25,11 +25,14 @@ from typing import Any
 
 import pytest
 
-from openaml.cluster import probe_folder, reads_token, uses_data_folder, workers_seeing
+from openaml.cluster import Cluster, probe_folder, reads_token, uses_data_folder, workers_seeing
+from openaml.ml.errors import InputError
 from openaml.settings import ConfigurationError, Settings
+from openaml.store import EntityKind, EntityRecord, Status
 from tests.api.conftest import make_client
 from tests.conftest import MNIST_DIR, REPO
 from tests.faults.server import ServerProcess, free_port
+from tests.faults.test_front_ends import lease_holder_pid
 
 distributed = pytest.importorskip("distributed")
 
@@ -236,4 +239,84 @@ def test_a_job_whose_scheduler_is_lost_fails_and_says_so(tmp_path: Path) -> None
             assert f"The Dask scheduler at {address} lost this job's task" in message
             assert server.health() is not None  # the front end serves on
         finally:
+            server.kill()
+
+
+def test_a_task_raising_a_timeout_ends_its_job_with_that_error() -> None:
+    """The wait for a task tells "still running" from a task that raised TimeoutError (an S3
+    read that timed out, say): the job ends with the task's own error, at once; a task still
+    running ends the wait when its job is cancelled."""
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        cluster = Cluster(client, Settings(dask_scheduler="inproc"), 2)
+        job = _Job()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="the S3 read timed out"):
+            cluster.wait(client.submit(_times_out, pure=False), job)
+        assert time.monotonic() - started < 5 and job.asked <= 2
+        assert cluster.wait(client.submit(_seven, pure=False), job) == 7
+        job.cancel = True
+        with pytest.raises(InputError, match="stopped before its end"):
+            cluster.wait(client.submit(time.sleep, 2, pure=False), job)
+
+
+class _Job:
+    """What Cluster.wait asks of a job: whether it is cancelled, and its record's names."""
+
+    def __init__(self) -> None:
+        self.asked, self.cancel = 0, False
+        self.record = EntityRecord(kind=EntityKind.MLMODEL, id="m", status=Status.INPROGRESS, created_at=1,
+                                   last_updated_at=1, created_by="test", request={})
+
+    def cancelled(self) -> bool:
+        self.asked += 1
+        return self.cancel
+
+
+def _times_out() -> None:
+    raise TimeoutError("the S3 read timed out")
+
+
+def _seven() -> int:
+    return 7
+
+
+def test_two_front_ends_on_dask_finish_the_jobs_of_one_killed_mid_training(tmp_path: Path,
+                                                                          scheduler_address: str) -> None:
+    """Both front ends hand their jobs to the cluster; the one whose run trains the model is
+    killed: its task on the worker stops (its lease is gone), and the other front end runs the
+    job again to its end."""
+    folder = data_dir(tmp_path, "shared")
+    env = {"OPENAML_JOB_LEASE_SECONDS": "2"}
+    servers = [ServerProcess(folder, tmp_path / name, ("--executor", "dask", "--dask-scheduler", scheduler_address),
+                             env=env) for name in ("a", "b")]
+    try:
+        for server in servers:
+            server.log_dir.mkdir(exist_ok=True)
+            server.start()
+        ml = make_client(servers[0].url)
+        schema = (REPO / "examples" / "mnist" / "train.schema.json").read_text()
+        recipe = (REPO / "examples" / "mnist" / "recipe.json").read_text()
+        ml.create_data_source_from_s3(DataSourceId="train", DataSpec={
+            "DataLocationS3": f"s3://{BUCKET}/train.csv.gz", "DataSchema": schema}, ComputeStatistics=True)
+        make_client(servers[1].url).create_ml_model(
+            MLModelId="model", MLModelType="MULTICLASS", TrainingDataSourceId="train", Recipe=recipe,
+            Parameters={"sgd.maxPasses": "60"})
+        assert _wait(ml.get_ml_model, "MLModelId", "model", {"INPROGRESS"}) == "INPROGRESS"
+        log = folder / "artifacts" / "MLModel" / "model" / "job.log"
+        deadline = time.monotonic() + 60
+        while "running on the Dask worker" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        pid = lease_holder_pid(f"sqlite:///{folder / 'openaml.db'}", "MLModel", "model")
+        holder = next(s for s in servers if s.process is not None and s.process.pid == pid)
+        survivor = servers[1] if holder is servers[0] else servers[0]
+        holder.kill()
+        ml = make_client(survivor.url)
+        assert _wait(ml.get_ml_model, "MLModelId", "model", {"COMPLETED", "FAILED"}) == "COMPLETED"
+        text = log.read_text()
+        assert "The server restarted while this job ran; it runs again." in text
+        assert text.count("running on the Dask worker") == 2
+        assert survivor.logged_errors() == []
+    finally:
+        for server in servers:
             server.kill()

@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+from sqlalchemy import insert, update
 
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
 from openaml.jobs.record_info import read_result
@@ -20,9 +22,10 @@ from openaml.service.context import wall_clock_ms
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.database import open_store
 from openaml.store.leases import FrontEnd, machine
+from openaml.store.tables import entities, job_leases
 
 KIND = EntityKind.DATASOURCE
-LEASE_MS = 300
+LEASE_MS = 1_000  # short enough for the tests, long enough for a loaded machine's heartbeats
 
 
 def pending(store: Store, *ids: str) -> None:
@@ -33,17 +36,17 @@ def pending(store: Store, *ids: str) -> None:
 
 @contextmanager
 def engines(tmp_path: Path, tasks: list[Callable[[Job], DataSourceResult]],
-            logs: list[str] | None = None) -> Iterator[tuple[Store, list[JobEngine]]]:
+            logs: list[str] | None = None, workers: int = 1) -> Iterator[tuple[Store, list[JobEngine]]]:
     """Started engines on one SQLite store, each with its own Store (as separate processes
-    have) and one worker; `tasks[i]` is engine i's datasource task."""
+    have) and `workers` workers; `tasks[i]` is engine i's datasource task."""
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
     store = open_store(url)
     lines = logs if logs is not None else []
     with ExitStack() as stack:
         started = []
         for number, task in enumerate(tasks):
-            executor = stack.enter_context(ThreadPoolExecutor(THREADS_PER_WORKER))
-            engine = JobEngine(open_store(url), executor, {KIND: task}, 1, wall_clock_ms,
+            executor = stack.enter_context(ThreadPoolExecutor(THREADS_PER_WORKER * workers))
+            engine = JobEngine(open_store(url), executor, {KIND: task}, workers, wall_clock_ms,
                                lambda record, line: lines.append(f"{record.id}: {line}"),
                                poll_seconds=0.01, lease_ms=LEASE_MS,
                                front_end=FrontEnd(f"fe{number}", machine(), 1, True))
@@ -105,13 +108,14 @@ def test_a_front_end_cut_off_from_the_store_loses_its_job_to_another(tmp_path: P
         assert fe0_running.wait(10)
         renew = fe0.leases.renew
 
-        def unreachable(owner: str, expires_at: int) -> set[tuple[EntityKind, str]]:
+        def unreachable(owner: str, tokens: Collection[str], now: int, expires_at: int) -> set[str]:
             if cut_off.is_set():
                 raise OSError("the store is out of reach")
-            return renew(owner, expires_at)
+            return renew(owner, tokens, now, expires_at)
 
         fe0.leases.renew = unreachable  # type: ignore[method-assign]
         cut_off.set()
+        fe0.pause()  # cut off, it claims nothing either
         fe1.resume()
         wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED)
         assert read_result(store.get(KIND, "ds"), DataSourceResult).data_size_in_bytes == 7
@@ -144,3 +148,55 @@ def test_a_stopping_front_end_leaves_its_jobs_to_another_at_once(tmp_path: Path)
         fe0.stop()
         fe1.beat()  # finds the job orphaned now, not after a minute
         wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED, 10)
+
+
+def test_a_front_end_never_runs_one_job_twice_at_once(tmp_path: Path) -> None:
+    """fe0's run loses its lease (it expired: fe0's heartbeats were late) and the job is put
+    back to PENDING while fe0 still runs it: fe0 does not claim it again; fe1 runs it, and fe0's
+    run ends without writing."""
+    runs: list[str] = []
+    fe0_running, fe0_ended = threading.Event(), threading.Event()
+
+    def slow(job: Job) -> DataSourceResult:
+        runs.append(f"fe0:{job.lease}")
+        fe0_running.set()
+        while not job.cancelled():
+            time.sleep(0.01)
+        fe0_ended.set()
+        raise InputError("fe0 gave up")
+
+    def quick(job: Job) -> DataSourceResult:
+        runs.append("fe1")
+        return DataSourceResult(3, 1, ())
+
+    with engines(tmp_path, [slow, quick], workers=2) as (store, (fe0, fe1)):  # fe0 has a worker free
+        fe0.lease_ms = 60_000  # fe0 beats rarely from here on
+        fe1.pause()
+        pending(store, "ds")
+        assert fe0_running.wait(10)
+        with store.engine.begin() as conn:  # its lease runs out, as if its heartbeats were late
+            conn.execute(update(job_leases).values(expires_at=0))
+        assert fe0.recover() != []       # any front end requeues it; fe0's scheduler sees it PENDING
+        fe0.schedule_once()
+        assert store.get(KIND, "ds").status is Status.PENDING  # not claimed again by fe0
+        fe1.resume()
+        wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED)
+        wait_for(fe0_ended.is_set)
+    assert len(runs) == 2 and runs[1] == "fe1"
+    assert read_result(store.get(KIND, "ds"), DataSourceResult).data_size_in_bytes == 3
+
+
+def test_a_lease_whose_release_failed_is_given_up_at_the_next_heartbeat(tmp_path: Path) -> None:
+    """A run ends while the store fails its lease's release: the lease would be renewed for
+    ever, with the job INPROGRESS and running nowhere. The next heartbeat gives it up."""
+    with engines(tmp_path, [lambda job: DataSourceResult(1, 1, ())]) as (store, (fe0,)):
+        fe0.pause()
+        pending(store, "ds")
+        with store.engine.begin() as conn:  # INPROGRESS under a lease of fe0 that no run holds
+            conn.execute(update(entities).where(entities.c.id == "ds").values(status="INPROGRESS"))
+            conn.execute(insert(job_leases).values(kind=KIND.value, id="ds", owner="fe0", token="ended",
+                                                   expires_at=wall_clock_ms() + 60_000))
+        fe0.beat()    # gives the lease up: the job is orphaned, and requeued in the same beat
+        assert store.get(KIND, "ds").status is Status.PENDING
+        fe0.resume()
+        wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED)

@@ -4,8 +4,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from openaml.errors import LimitExceededException
-from openaml.service.predictors import PredictorRegistry, share
+from openaml.service.predictors import PredictorRegistry, TokenBucket, share
 
 
 def test_concurrent_first_calls_load_a_model_once() -> None:
@@ -46,21 +48,28 @@ def test_a_model_unmounted_and_mounted_again_is_loaded_again() -> None:
 
 
 def test_each_process_admits_its_share_of_the_limit_and_the_refusal_names_the_whole() -> None:
+    now = [0.0]
+    bucket = TokenBucket(10 / 3, clock=lambda: now[0])  # one of three processes, limit 10
+    assert sum(bucket.take() for _ in range(10)) == 3  # its burst
+    admitted = 0
+    for _ in range(30):  # three seconds of steady requests: ten admitted
+        now[0] += 0.1
+        admitted += bucket.take()
+    assert 10 <= admitted <= 11
+    slow = TokenBucket(0.25, clock=lambda: now[0])  # limit 1 over 4 processes: one every 4 s
+    assert [slow.take(), slow.take()] == [True, False]
+    now[0] += 4.0
+    assert [slow.take(), slow.take()] == [True, False]
     with ThreadPoolExecutor(1) as executor:
         registry = PredictorRegistry(lambda model_id: ((lambda record, threshold: {}), 0.5),
                                      lambda model_id, status: None, 10, executor, processes=2)
         predictor = registry.mount_now("m")
         assert predictor is not None and predictor.bucket.rate == 5
-        registry.set_processes(3)  # another process serves now: 4 each (rounded up)
-        assert predictor.bucket.rate == 4 and predictor.bucket.tokens <= 4
-        admitted = 0
-        try:
+        registry.set_processes(4)
+        assert predictor.bucket.rate == 2.5 and predictor.bucket.tokens <= 2.5
+        with pytest.raises(LimitExceededException, match="More than 10 requests per second for MLModel m"):
             for _ in range(10):
                 predictor.predict({})
-                admitted += 1
-        except LimitExceededException as exc:
-            assert "More than 10 requests per second" in str(exc)
-        assert admitted == 4
         registry.set_processes(1)
         assert predictor.bucket.rate == 10 and registry.mount_now("n").bucket.rate == 10
-    assert share(0, 3) == 0 and share(7, 0) == 7 and share(7, 2) == 4
+    assert share(0, 3) == 0 and share(7, 0) == 7 and share(7, 2) == 3.5

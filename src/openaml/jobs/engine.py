@@ -28,7 +28,7 @@ from openaml.jobs.record_info import read_secret, result_info, secret_info
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status, Store
-from openaml.store.leases import FrontEnd, JobKey, Leases
+from openaml.store.leases import FrontEnd, JobKey, Leases, new_token
 
 log = logging.getLogger(__name__)
 JOB_KINDS = (EntityKind.DATASOURCE, EntityKind.MLMODEL, EntityKind.EVALUATION,
@@ -51,7 +51,8 @@ class Job:
     log_line: Callable[[str], None]
     waiting: Callable[[bool], None] = lambda idle: None
     stopping: Callable[[], bool] = lambda: False  # whether the engine stops, or lost the job's lease
-    owner: str | None = None  # the front end holding the job's lease
+    owner: str | None = None  # the front end running the job
+    lease: str | None = None  # the token of this run's lease (store/leases.py)
 
     @contextmanager
     def idle(self) -> Iterator[None]:
@@ -66,7 +67,7 @@ class Job:
     def progress(self, info: Mapping[str, Any]) -> None:
         """Merge `info` (jobs/record_info.py's) into the entity while it runs."""
         self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info,
-                          held_by=self.owner)
+                          held_by=self.lease)
 
     def cancelled(self) -> bool:
         """Whether the job should end now: its entity was deleted, the server stops, or
@@ -108,11 +109,12 @@ class JobEngine:
         self.poll_seconds = poll_seconds
         self.front_end = front_end or FrontEnd.this_process(runs_jobs=True)
         self.leases, self.lease_ms = Leases(store), lease_ms
-        self._lost: set[JobKey] = set()  # running here, but the lease went to another front end
+        self._lost: set[JobKey] = set()  # running here, but the lease went to another run
+        self._claiming: set[str] = set()  # tokens of claims under way
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()
-        self._running: set[tuple[EntityKind, str]] = set()
+        self._running: dict[JobKey, str] = {}  # the jobs running here, with their runs' tokens
         self._idle: set[tuple[EntityKind, str]] = set()  # running, but waiting (Job.idle)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -158,9 +160,13 @@ class JobEngine:
         while self._running and time.monotonic() < deadline:
             time.sleep(0.02)
         try:
+            with self._lock:
+                outlasting = list(self._running.values())  # their writes fail once released
+            for token in outlasting:
+                self.leases.release(token)
             self.leases.leave(self.front_end.id)
-        except Exception:  # noqa: BLE001 - the store is gone: the registration times out
-            log.exception("cannot remove this front end from the store")
+        except Exception:  # noqa: BLE001 - the store is gone: leases and registration time out
+            log.exception("cannot give this front end's leases up")
 
     def _beat(self) -> None:
         """Every third of a lease: renew this front end's registration and leases (a job whose
@@ -172,15 +178,23 @@ class JobEngine:
                 log.exception("job lease heartbeat failed")
 
     def beat(self) -> None:
-        """One heartbeat, in the caller's thread."""
+        """One heartbeat, in the caller's thread. A lease of this front end that no run here
+        holds (its release failed) is given up: its job runs again."""
         now = self.clock()
         self.leases.beat(self.front_end, now)
-        held = self.leases.renew(self.front_end.id, now + self.lease_ms)
+        stored = self.leases.tokens(self.front_end.id)  # read before the runs: a claim after it is a run
         with self._lock:
-            lost = self._running - held
-            self._lost |= lost
+            running = dict(self._running)
+            runs = set(running.values()) | self._claiming
+        held = self.leases.renew(self.front_end.id, runs, now, now + self.lease_ms)
+        lost = {key for key, token in running.items() if token not in held}
+        with self._lock:
+            self._lost |= {key for key in lost if self._running.get(key) == running[key]}
         for kind, entity_id in lost:
-            log.warning("%s %s: its lease went to another front end; it stops here", kind.value, entity_id)
+            log.warning("%s %s: its lease expired or went to another front end; it stops here",
+                        kind.value, entity_id)
+        for token in stored - runs:
+            self.leases.release(token)
         self.recover()
         self.leases.forget(now - FORGET_LEASES * self.lease_ms)
 
@@ -228,7 +242,7 @@ class JobEngine:
             if not ready:
                 continue
             with self._lock:
-                if (len(self._running - self._idle) >= self.workers
+                if (len(self._running.keys() - self._idle) >= self.workers
                         or len(self._running) >= THREADS_PER_WORKER * self.workers):
                     return
             self._claim(record)
@@ -249,20 +263,28 @@ class JobEngine:
         return None, ready
 
     def _claim(self, record: EntityRecord) -> None:
-        now = self.clock()
-        claimed = self.leases.claim(
-            record.kind, record.id, self.front_end.id,
-            {"started_at": now, "last_updated_at": now, "finished_at": None, "message": None},
-            now + self.lease_ms)
+        key, token, now = (record.kind, record.id), new_token(), self.clock()
+        with self._lock:
+            if key in self._running:  # requeued while it still runs here: another front end's to run
+                return
+            self._claiming.add(token)
+        claimed = False
+        try:
+            claimed = self.leases.claim(
+                record.kind, record.id, self.front_end.id, token,
+                {"started_at": now, "last_updated_at": now, "finished_at": None, "message": None},
+                now + self.lease_ms)
+        finally:
+            with self._lock:
+                self._claiming.discard(token)
+                if claimed:
+                    self._running[key] = token
         if not claimed:
             return
-        key = (record.kind, record.id)
-        with self._lock:
-            self._running.add(key)
         try:
-            self.executor.submit(self._run, record)
+            self.executor.submit(self._run, record, token)
         except RuntimeError:  # the executor is shutting down: the job runs again elsewhere or later
-            self._release(key)
+            self._release(key, token)
 
     def _log(self, record: EntityRecord, line: str) -> None:
         """Append to the job's log; a log that cannot be written never fails a job or the engine."""
@@ -271,28 +293,29 @@ class JobEngine:
         except Exception:  # noqa: BLE001 - the log is a convenience, the store holds the truth
             log.exception("cannot write the log of %s %s", record.kind.value, record.id)
 
-    def _run(self, claimed: EntityRecord) -> None:
+    def _run(self, claimed: EntityRecord, token: str) -> None:
         """Run one claimed job to its end; whatever happens, the worker is freed."""
         try:
-            self._execute(self.store.get(claimed.kind, claimed.id) or claimed)
-        except Exception:  # noqa: BLE001 - the store failed while finishing: the next start retries
+            self._execute(self.store.get(claimed.kind, claimed.id) or claimed, token)
+        except Exception:  # noqa: BLE001 - the store failed while finishing: the job runs again
             log.exception("%s %s could not be finished", claimed.kind.value, claimed.id)
         finally:
-            self._release((claimed.kind, claimed.id))
+            self._release((claimed.kind, claimed.id), token)
 
-    def _release(self, key: JobKey) -> None:
-        """The job ended here (or never started): its worker is free, and its lease given up."""
+    def _release(self, key: JobKey, token: str) -> None:
+        """The run ended here (or never started): its worker is free, and its lease given up
+        (or, when the store fails, given up by the next heartbeat)."""
         try:
-            self.leases.release(*key, self.front_end.id)
-        except Exception:  # noqa: BLE001 - the lease expires by itself
+            self.leases.release(token)
+        except Exception:  # noqa: BLE001 - beat() releases it
             log.exception("cannot release the lease of %s %s", key[0].value, key[1])
         with self._lock:
-            self._running.discard(key)
+            self._running.pop(key, None)
             self._idle.discard(key)
             self._lost.discard(key)
         self.notify()
 
-    def _execute(self, record: EntityRecord) -> None:
+    def _execute(self, record: EntityRecord, token: str) -> None:
         """Run the task; the entity ends COMPLETED, or as _ended_by says when the task raises."""
         started = time.monotonic()
         run_below_requests()
@@ -300,26 +323,26 @@ class JobEngine:
             key = (record.kind, record.id)
             job = Job(record, self.store, lambda line: self._log(record, line),
                       lambda idle: self._set_idle(key, idle), lambda: self._stop.is_set() or key in self._lost,
-                      self.front_end.id)
+                      self.front_end.id, token)
             job.log_line(f"{record.kind.value} {record.id}: started")
             task = self.tasks.get(record.kind)
             if task is None:
                 raise InputError(f"{record.kind.value} jobs are not supported by this server yet")
             result = task(job)
         except Exception as exc:  # noqa: BLE001 - each kind of end is handled below
-            self._ended_by(record, exc)
+            self._ended_by(record, token, exc)
         else:
             elapsed = int((time.monotonic() - started) * 1000)
-            self._finish(record, Status.COMPLETED, info=result_info(result), compute_time=max(elapsed, 1))
+            self._finish(record, Status.COMPLETED, info=result_info(result), compute_time=max(elapsed, 1),
+                         held_by=token)
 
-    def _ended_by(self, record: EntityRecord, exc: Exception) -> None:
+    def _ended_by(self, record: EntityRecord, token: str, exc: Exception) -> None:
         """A job whose task raised `exc`: left to the front end that took it over, left
         INPROGRESS while the engine stops (it runs again on another front end or at the next
         start), or else FAILED with the message of an InputError or, for any other exception
         (a bug), "Internal error" and the traceback in the job's log."""
         key = (record.kind, record.id)
-        if key in self._lost or (not self._stop.is_set()
-                                 and record.id not in self.leases.held(self.front_end.id, record.kind)):
+        if key in self._lost or (not self._stop.is_set() and not self.leases.holds(token)):
             self._log(record, "This front end lost the job's lease (its heartbeats did not reach the "
                       "store for longer than a lease); another front end runs it.")
         elif self._stop.is_set():
@@ -330,12 +353,12 @@ class JobEngine:
                 self._log(record, "The server stopped while this job ran; it runs again on another "
                           "front end or at the next start.")
         elif isinstance(exc, InputError):
-            self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__)
+            self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__, held_by=token)
         else:
             log.error("%s %s failed", record.kind.value, record.id, exc_info=exc)
             self._log(record, "".join(traceback.format_exception(exc)).rstrip())
             self._finish(record, Status.FAILED, message=f"Internal error ({type(exc).__name__}): the "
-                         "job's log holds the details")
+                         "job's log holds the details", held_by=token)
 
     def _set_idle(self, key: tuple[EntityKind, str], idle: bool) -> None:
         with self._lock:
@@ -355,7 +378,9 @@ class JobEngine:
         info: dict[str, Any] | None = None,
         compute_time: int | None = None,
         only_if: Status = Status.INPROGRESS,
+        held_by: str | None = None,
     ) -> None:
+        """End the job as `status`; a run's end (`held_by`: its token) only while it holds the lease."""
         now = self.clock()
         changes: dict[str, Any] = {"status": status, "finished_at": now, "last_updated_at": now}
         if message is not None:
@@ -365,7 +390,6 @@ class JobEngine:
         # a secret (a staged query's password) serves until the job ends: a job run again
         # after a stop stages its query again
         erased = secret_info(None) if read_secret(record) is not None else {}
-        held_by = self.front_end.id if only_if is Status.INPROGRESS else None  # a claimed job
         try:
             changed = self.store.update(record.kind, record.id, changes, only_if=[only_if],
                                         info={**(info or {}), **erased}, held_by=held_by)

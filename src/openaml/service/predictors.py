@@ -17,36 +17,41 @@ log = logging.getLogger(__name__)
 
 
 class TokenBucket:
-    """`rate` requests per second with bursts up to `rate`; rate <= 0 disables the limit."""
+    """`rate` requests per second (a fraction too) with bursts up to `rate`, at least one;
+    rate <= 0 disables the limit."""
 
-    def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.clock = rate, clock
-        self.tokens, self.stamp = float(rate), clock()
+        self.tokens, self.stamp = self.burst, clock()
         self.lock = threading.Lock()
+
+    @property
+    def burst(self) -> float:
+        return max(1.0, float(self.rate))
 
     def take(self) -> bool:
         if self.rate <= 0:
             return True
         with self.lock:
             now = self.clock()
-            self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
             if self.tokens < 1:
                 return False
             self.tokens -= 1
             return True
 
-    def set_rate(self, rate: int) -> None:
+    def set_rate(self, rate: float) -> None:
         with self.lock:
-            self.tokens = min(self.tokens, float(rate)) if rate > 0 else float(rate)
             self.rate = rate
+            self.tokens = min(self.tokens, self.burst)
 
 
 class Predictor:
     """A mounted model; `rate` is this process's share of the endpoint's `limit` (requests per
     second over all the processes serving it)."""
 
-    def __init__(self, model_id: str, scorer: Scorer, threshold: float, rate: int, limit: int) -> None:
+    def __init__(self, model_id: str, scorer: Scorer, threshold: float, rate: float, limit: int) -> None:
         self.model_id, self.scorer, self.threshold = model_id, scorer, threshold
         self.bucket, self.limit = TokenBucket(rate), limit
 
@@ -62,7 +67,7 @@ class PredictorRegistry:
     """Mounted endpoints. `load(model_id)` returns (scorer, threshold); `report(model_id, status)`
     records the endpoint status (READY or FAILED) in the store. Each endpoint admits `limit`
     requests per second over the `processes` that serve it (set_processes): this one admits
-    its share, rounded up."""
+    its share."""
 
     def __init__(
         self,
@@ -170,6 +175,6 @@ class PredictorRegistry:
         return len(self._mounted)
 
 
-def share(limit: int, processes: int) -> int:
-    """One of `processes`' share of a rate `limit`, rounded up (a limit <= 0 stays off)."""
-    return -(-limit // max(1, processes)) if limit > 0 else limit
+def share(limit: int, processes: int) -> float:
+    """One of `processes`' equal shares of a rate `limit` (a limit <= 0 stays off)."""
+    return limit / max(1, processes) if limit > 0 else limit

@@ -173,8 +173,8 @@ class Store:
         held_by: str | None = None,
     ) -> bool:
         """Apply column changes (and merge `info` keys) if the status is in `only_if` (and the
-        real-time endpoint's status in `only_if_endpoint`, and the job's lease is held by the
-        front end `held_by`: store/leases.py). A change of status happens only
+        real-time endpoint's status in `only_if_endpoint`, and the job's lease is the claim
+        `held_by`'s: store/leases.py). A change of status happens only
         from a status that TRANSITIONS allows it from; `only_if` naming another is a bug
         (IllegalTransition).
 
@@ -190,7 +190,7 @@ class Store:
                 conditions.append(entities.c.endpoint_status.in_(list(only_if_endpoint)))
             if held_by is not None:
                 conditions.append(exists().where(job_leases.c.kind == kind.value, job_leases.c.id == entity_id,
-                                                 job_leases.c.owner == held_by))
+                                                 job_leases.c.token == held_by))
             if info:
                 current = conn.execute(
                     select(entities.c.info).where(*conditions).with_for_update()

@@ -68,18 +68,20 @@ front_ends = Table(
     Column("id", String(64), primary_key=True),
     Column("host", Text, nullable=False),
     Column("pid", Integer, nullable=False),
+    Column("process_start", BigInteger, nullable=True),  # the process's start (clock ticks since boot)
     Column("runs_jobs", Boolean, nullable=False),
     Column("started_at", BigInteger, nullable=False),
     Column("seen_at", BigInteger, nullable=False),
 )
 
-# The front end running each INPROGRESS job, until when (renewed by its heartbeats)
+# The run of each INPROGRESS job: its front end, its claim's token, until when (renewed by heartbeats)
 job_leases = Table(
     "job_leases",
     metadata,
     Column("kind", String(20), primary_key=True),
     Column("id", String(64), primary_key=True),
     Column("owner", String(64), nullable=False),
+    Column("token", String(32), nullable=False, unique=True),
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_job_leases_owner", "owner"),
 )

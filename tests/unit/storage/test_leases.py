@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from openaml.store import EntityKind, EntityRecord, Status, Store, open_store
-from openaml.store.leases import FrontEnd, Leases, machine
+from openaml.store.leases import FrontEnd, Leases, machine, process_start
 from openaml.store.tables import entities, front_ends, job_leases, tags
 from tests.conftest import fresh_postgres_database
 
@@ -80,7 +80,8 @@ def test_racing_front_ends_claim_each_job_exactly_once(stores: tuple[Store, Stor
         store = stores[index % 2]
         start.wait()
         return [entity_id for entity_id in ids
-                if Leases(store).claim(KIND, entity_id, f"fe{index}", {"started_at": 5}, 1_000)]
+                if Leases(store).claim(KIND, entity_id, f"fe{index}", f"t{index}-{entity_id}", {"started_at": 5},
+                                       1_000)]
 
     with ThreadPoolExecutor(2 * CLAIMERS) as pool:
         claims = list(pool.map(claim_all, range(2 * CLAIMERS)))
@@ -92,29 +93,39 @@ def test_racing_front_ends_claim_each_job_exactly_once(stores: tuple[Store, Stor
     assert len(stores[1].with_status([KIND], Status.INPROGRESS)) == JOBS
 
 
-def test_only_the_holder_of_the_lease_finishes_or_reports_on_a_job(stores: tuple[Store, Store]) -> None:
+def test_only_the_run_holding_the_lease_finishes_or_reports_on_a_job(stores: tuple[Store, Store]) -> None:
+    """The lease is a run's, not a front end's: a run of the same front end that lost the job
+    (requeued and claimed again) writes nothing either."""
     pending(stores[0], "m")
-    assert Leases(stores[0]).claim(KIND, "m", "a", {}, 1_000)
-    assert not Leases(stores[1]).claim(KIND, "m", "b", {}, 1_000)
+    leases = Leases(stores[0])
+    assert leases.claim(KIND, "m", "a", "first", {}, 1_000)
+    assert not Leases(stores[1]).claim(KIND, "m", "b", "other", {}, 1_000)
+    assert leases.requeue(KIND, "m", now=2_000)               # the first run's lease expired
+    assert leases.claim(KIND, "m", "a", "second", {}, 10_000)  # the same front end, a new run
     completed = {"status": Status.COMPLETED}
-    assert not stores[1].update(KIND, "m", {}, only_if=[Status.INPROGRESS], info={"x": 1}, held_by="b")
-    assert not stores[1].update(KIND, "m", completed, only_if=[Status.INPROGRESS], held_by="b")
-    assert stores[0].update(KIND, "m", {}, only_if=[Status.INPROGRESS], info={"x": 2}, held_by="a")
-    assert stores[0].update(KIND, "m", completed, only_if=[Status.INPROGRESS], held_by="a")
+    for stale in ("first", "other"):
+        assert not stores[1].update(KIND, "m", {}, only_if=[Status.INPROGRESS], info={"x": 1}, held_by=stale)
+        assert not stores[1].update(KIND, "m", completed, only_if=[Status.INPROGRESS], held_by=stale)
+    assert stores[0].update(KIND, "m", {}, only_if=[Status.INPROGRESS], info={"x": 2}, held_by="second")
+    assert stores[0].update(KIND, "m", completed, only_if=[Status.INPROGRESS], held_by="second")
     record = stores[1].get(KIND, "m")
     assert record.status is Status.COMPLETED and record.info == {"x": 2}
 
 
-def test_renewing_extends_every_lease_of_its_owner_and_tells_which_are_held(stores: tuple[Store, Store]) -> None:
-    pending(stores[0], "m1", "m2", "m3")
+def test_renewing_extends_the_runs_leases_that_have_not_expired(stores: tuple[Store, Store]) -> None:
+    pending(stores[0], "m1", "m2", "m3", "m4")
     leases = Leases(stores[0])
-    for entity_id, owner in (("m1", "a"), ("m2", "a"), ("m3", "b")):
-        assert leases.claim(KIND, entity_id, owner, {}, 100)
-    assert leases.renew("a", 5_000) == {(KIND, "m1"), (KIND, "m2")}
-    assert leases.orphaned([KIND], now=1_000) == [(KIND, "m3")]  # b's lease ran out at 100
-    leases.release(KIND, "m2", "a")
-    leases.release(KIND, "m1", "b")  # not b's: kept
-    assert leases.renew("a", 6_000) == {(KIND, "m1")}
+    for entity_id, owner, expires in (("m1", "a", 500), ("m2", "a", 500), ("m3", "b", 100), ("m4", "a", 100)):
+        assert leases.claim(KIND, entity_id, owner, f"t-{entity_id}", {}, expires)
+    assert leases.tokens("a") == {"t-m1", "t-m2", "t-m4"}
+    # m4's lease ran out at 100: it is not renewed, and its job is orphaned for good
+    assert leases.renew("a", {"t-m1", "t-m2", "t-m4", "t-m3"}, now=200, expires_at=5_000) == {"t-m1", "t-m2"}
+    assert leases.orphaned([KIND], now=1_000) == [(KIND, "m3"), (KIND, "m4")]
+    assert leases.renew("a", set(), now=200, expires_at=6_000) == set()
+    leases.release("t-m2")
+    assert leases.holds("t-m1") and not leases.holds("t-m2")
+    assert leases.renew("a", {"t-m1", "t-m2"}, now=300, expires_at=6_000) == {"t-m1"}
+    assert leases.held("a", KIND) == {"m1", "m4"}
 
 
 def test_jobs_without_a_live_holder_are_orphaned(stores: tuple[Store, Store]) -> None:
@@ -133,7 +144,7 @@ def test_jobs_without_a_live_holder_are_orphaned(stores: tuple[Store, Store]) ->
     for entity_id, owner, expires in (("expired", "alive", 50), ("gone-here", gone_here.id, 10_000),
                                       ("gone-elsewhere", gone_elsewhere.id, 10_000),
                                       ("alive", alive.id, 10_000)):
-        assert leases.claim(KIND, entity_id, owner, {}, expires)
+        assert leases.claim(KIND, entity_id, owner, f"t-{entity_id}", {}, expires)
     assert set(leases.orphaned([KIND], now=100)) == {(KIND, "no-lease"), (KIND, "expired"), (KIND, "gone-here")}
     assert set(leases.orphaned([KIND], now=20_000)) == {
         (KIND, "no-lease"), (KIND, "expired"), (KIND, "gone-here"), (KIND, "gone-elsewhere"), (KIND, "alive")}
@@ -150,13 +161,24 @@ def test_a_requeue_of_a_job_claimed_again_meanwhile_leaves_it_to_its_new_holder(
         stores: tuple[Store, Store]) -> None:
     pending(stores[0], "m")
     first, second = Leases(stores[0]), Leases(stores[1])
-    assert first.claim(KIND, "m", "a", {}, 100)
+    assert first.claim(KIND, "m", "a", "t1", {}, 100)
     assert first.orphaned([KIND], now=200) == [(KIND, "m")]  # seen orphaned by both ...
     assert second.requeue(KIND, "m", 200)                     # ... one requeues it ...
-    assert second.claim(KIND, "m", "b", {}, 10_000)           # ... and claims it
+    assert second.claim(KIND, "m", "b", "t2", {}, 10_000)     # ... and claims it
     assert not first.requeue(KIND, "m", 200)                  # the other's requeue is refused
     record = stores[0].get(KIND, "m")
     assert record.status is Status.INPROGRESS and first.held("b", KIND) == {"m"}
+
+
+def test_a_pid_given_to_a_later_process_is_no_live_front_end() -> None:
+    """A front end whose pid lives on in another process (started later) is gone; one on
+    another machine never is, whatever its pid."""
+    here = FrontEnd("x", machine(), os.getpid(), True, process_start(os.getpid()))
+    assert not here.gone()
+    if here.started is not None:  # Linux
+        assert FrontEnd("x", machine(), os.getpid(), True, here.started + 1).gone()
+    assert FrontEnd("x", machine(), dead_pid(), True).gone()
+    assert not FrontEnd("x", "another-machine#boot", dead_pid(), True).gone()
 
 
 def test_front_ends_are_live_while_they_beat_and_forgotten_long_after(stores: tuple[Store, Store]) -> None:
