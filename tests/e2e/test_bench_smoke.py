@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def _quick_bench(tmp_path: Path, *options: str) -> tuple[dict, str]:
     """Run `openaml bench --quick` without Vowpal Wabbit and the load test; (JSON, Markdown)."""
@@ -68,3 +70,20 @@ def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
         if entry["split"] == "random":  # sequential folds of class-sorted rows (wine) score anything
             assert (ours >= theirs - 0.1 if entry["metric"] != "RegressionRMSE" else ours <= 1.2 * theirs), entry
     assert "| digits | sequential | MULTICLASS |" in markdown
+
+
+def test_the_cluster_benchmark_compares_local_mode_with_one_dask_worker(tmp_path: Path) -> None:
+    """bench/cluster.py on the bundled MNIST sample: the workflow in local mode and on a Dask
+    cluster of one worker, each job's time, and the same kind of model in both."""
+    out, markdown = tmp_path / "cluster.json", tmp_path / "cluster.md"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "cluster.py"), "--workers", "1", "--memory", "2GiB",
+         "--out", str(out), "--markdown", str(markdown)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    local, on_dask = json.loads(out.read_text())["results"]
+    assert (local["mode"], on_dask["mode"]) == ("local", "dask, 1 worker")
+    assert set(local["jobs"]) == set(on_dask["jobs"]) and len(local["jobs"]) == 6
+    assert abs(local["macro_f1"] - on_dask["macro_f1"]) < 0.02 and local["macro_f1"] > 0.85
+    assert "| wall to the last job's end (s) |" in markdown.read_text()

@@ -157,3 +157,14 @@ def test_signed_zeros_give_the_same_statistics_on_every_path():
         assert json.dumps(shown[0]) == json.dumps(shown[1])
         if shown[0]["count"]:
             assert "-0.0" not in json.dumps([shown[0]["sketch"], shown[0]["min"], shown[0]["median"]])
+
+
+def test_a_block_without_quotes_and_a_line_of_another_field_count_is_read_as_the_rules_say():
+    """Without quotes the fast path leaves the field count to Arrow's parser, which refuses
+    such a block: the general path reads it, and rejects those lines alone."""
+    rows = [f"{i}, c{i % 3} ,note {i},yes" for i in range(20)]
+    rows[5], rows[8] = "5, c ,t", "8,c,t,yes,extra"
+    fast, general, paths = _ingest_both(("\n".join(rows) + "\n").encode())
+    assert fast == general and paths["general"] == 1
+    columns, report = fast
+    assert len(columns["n"]) == 20 and report["rejectedRecords"] == 2
