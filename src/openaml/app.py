@@ -214,7 +214,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             "version": __version__,
             "store": {"ok": store_ok, "kind": store.engine.dialect.name},
             "objects": {"kind": described.get("kind"), "reachable": described.get("reachable")},
-            "jobs": engine.queue_depth(),
+            "jobs": {**engine.queue_depth(), "executor": settings.executor,
+                     **({"cluster": cluster.state()} if cluster is not None else {})},
             "endpoints": len(predictors),
         })
 

@@ -54,6 +54,11 @@ class Cluster:
     settings: Settings
     threads: int  # worker threads when connected: jobs that may run at once
 
+    def state(self) -> dict[str, Any]:
+        """Whether the client is connected to the scheduler (its own state: no call to the
+        scheduler, which might not answer), and the worker threads there were at start-up."""
+        return {"connected": self.client.status == "running", "threads_at_start": self.threads}
+
     def tasks(self) -> dict[EntityKind, Task]:
         """The job kinds, each run as a task on the cluster."""
         return {kind: partial(self._run, kind) for kind in JOB_KINDS}

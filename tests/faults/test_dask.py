@@ -171,11 +171,13 @@ def test_the_workflow_on_dask_matches_local_mode_while_a_worker_dies(tmp_path: P
                             ("--executor", "dask", "--dask-scheduler", scheduler_address))
     try:
         local.start()
-        expected = workflow(local)
+        expected, local_health = workflow(local), local.health() or {}
         local.stop()
         on_dask.start()
         found = workflow(on_dask, kill_training_worker=scheduler_address)
         assert on_dask.logged_errors() == []
+        assert on_dask.health()["jobs"]["cluster"] == {"connected": True, "threads_at_start": WORKERS}
+        assert local_health["jobs"]["executor"] == "local" and "cluster" not in local_health["jobs"]
     finally:
         local.kill()
         on_dask.kill()
