@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from openaml.service.context import RequestContext, wall_clock_ms
 from openaml.service.migration import migrate
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import ConfigurationError, Settings
-from openaml.storage import ObjectStore, StorageError, parse_s3_uri
+from openaml.storage import ObjectStore, StorageError, join_uri, parse_s3_uri
 from openaml.store import EndpointStatus, EntityKind, Status, Store
 from openaml.store.leases import FrontEnd, Leases
 
@@ -109,11 +110,14 @@ def follow_store(store: Store, predictors: PredictorRegistry, front_end: FrontEn
 
 
 def check_artifacts_location(objects: ObjectStore, uri: str) -> None:
-    """ConfigurationError unless `uri` is an s3:// folder of `objects` that can be listed."""
+    """ConfigurationError unless `uri` is an s3:// folder of `objects` that takes an object (a
+    probe is written there, and deleted)."""
     try:
         if not parse_s3_uri(uri).is_prefix:
             raise ConfigurationError(f"The artifacts' location {uri} must be a folder: end it with '/'")
-        objects.list(uri)
+        probe = join_uri(uri, f".openaml-probe-{uuid.uuid4().hex}")
+        objects.write_bytes(probe, b"")
+        objects.delete(probe)
     except StorageError as exc:
         raise ConfigurationError(f"The artifacts' location {uri} cannot be used: {exc}") from None
 
@@ -220,11 +224,14 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         })
 
     def stored_file(kind: str, entity_id: str, name: str | None, media_type: str) -> Response | None:
-        """An artifact read whole, or None when there is none. Not streamed: a running job's
-        log grows while it is sent, which a streamed file's Content-Length cannot follow."""
+        """An artifact read whole, or None when there is none (503 when the object store
+        holding the artifacts fails). Not streamed: a running job's log grows while it is sent,
+        which a streamed file's Content-Length cannot follow."""
         try:
             with artifacts.open_read(EntityKind(kind).value, entity_id, name or "") as stream:
                 return Response(stream.read(), media_type=media_type)
+        except StorageError as exc:
+            return PlainTextResponse(f"The service's files cannot be read now: {exc}\n", status_code=503)
         except (ValueError, OSError):
             return None
 

@@ -19,6 +19,7 @@ with a message that says so.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -35,7 +36,7 @@ from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.runtime import Runtime, open_runtime
 from openaml.settings import ConfigurationError, Settings
-from openaml.store import EntityKind
+from openaml.store import EntityKind, EntityRecord
 from openaml.store.leases import Leases
 
 CONNECT_SECONDS = 30     # to reach the scheduler, and for a first worker to join it
@@ -193,10 +194,19 @@ def run_job(settings: Settings, kind: str, entity_id: str, owner: str, lease: st
     if record is None:
         raise InputError(f"{kind} {entity_id} does not exist any more")
     leases = Leases(runtime.store)
-    job = Job(record, runtime.store, lambda line: runtime.write_log(record, line),
+    job = Job(record, runtime.store, partial(_log, runtime, record),
               stopping=lambda: not leases.holds(lease), owner=owner, lease=lease)
     job.log_line(f"running on the Dask worker {_worker_name()}")
     return runtime.tasks.by_kind()[entity_kind](job)
+
+
+def _log(runtime: Runtime, record: EntityRecord, line: str) -> None:
+    """Append to the job's log; a line that cannot be written never fails the job (as in the
+    front end's engine)."""
+    try:
+        runtime.write_log(record, line)
+    except Exception:  # noqa: BLE001 - the log is a convenience, the store holds the truth
+        logging.getLogger(__name__).exception("cannot write the log of %s %s", record.kind.value, record.id)
 
 
 def _runtime(settings: Settings) -> Runtime:

@@ -6,7 +6,9 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from functools import partial
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
@@ -268,9 +270,11 @@ class Tasks:
         """The datasource's records; reading raises Cancelled between batches once should_stop
         answers True."""
         def batches() -> Iterator[pa.RecordBatch]:
-            for batch in read_materialized(self.artifacts.source(EntityKind.DATASOURCE.value, source_id, DATA_FILE)):
-                check(should_stop)
-                yield batch
+            source = self.artifacts.source(EntityKind.DATASOURCE.value, source_id, DATA_FILE)
+            with nullcontext(source) if isinstance(source, Path) else source:  # a stream closes when left
+                for batch in read_materialized(source):
+                    check(should_stop)
+                    yield batch
 
         return batches
 

@@ -54,6 +54,8 @@ class ServicePort:
                 text = stream.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return None
+        except StorageError as exc:  # the object store holding the artifacts fails
+            return f"(The log cannot be read now: {exc})"
         return text if size <= LOG_BYTES else "…" + text.partition("\n")[2]
 
     def buckets(self) -> list[str]:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import stat
 import tempfile
 import time
@@ -51,10 +50,6 @@ class Artifacts(ABC):
     @abstractmethod
     def open_append(self, kind: str, entity_id: str, name: str) -> BinaryIO:
         """A writer of what to add at the end (job logs grow while the job runs)."""
-
-    @abstractmethod
-    def remove_tree(self, kind: str, entity_id: str) -> None:
-        """Delete every artifact of one entity; nothing happens when there is none."""
 
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         """Delete what writes interrupted by a crash left behind; how many files (none here)."""
@@ -126,12 +121,6 @@ class ArtifactStore(Artifacts):
         target = self.path_for(kind, entity_id, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         return open(target, "ab")
-
-    def remove_tree(self, kind: str, entity_id: str) -> None:
-        shutil.rmtree(self._folder(kind, entity_id), ignore_errors=True)
-
-    def _folder(self, kind: str, entity_id: str) -> Path:
-        return self.root / _component(kind, "artifact kind") / storage_name(entity_id)
 
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         """Delete the temporary files that writes left behind when the process died mid-write

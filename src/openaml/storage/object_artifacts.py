@@ -1,9 +1,11 @@
 """The service's artifacts in an object store (`--artifacts-uri s3://BUCKET/PREFIX/`), as
 BASE/KIND/ENTITY_ID/NAME, for front ends and Dask workers that share no file system.
 
-A write is an object store's write (nothing is visible before it is committed). Objects cannot
-be appended to, so each process appends to its own part of an artifact
-(NAME.parts/WRITER, rewritten whole at each append under a lock of the process), and a read of
+A write is an object store's write (nothing is visible before it is committed). An entity id
+that is no safe key segment ('.', '..') is stored with its leading dot written as '~', which
+no id contains and no store decodes. Objects cannot be appended to, so each process appends to
+its own part of an artifact (NAME.parts/WRITER, rewritten whole at each append under a lock of
+that part, held by this process alone), and a read of
 an artifact that exists only in parts merges them: each part's entries (a line that starts with
 a time stamp, and the lines after it that do not) in the order of their stamps, parts in the
 order of their names where stamps are equal or missing. Job logs are written so.
@@ -31,10 +33,12 @@ class ObjectArtifactStore(Artifacts):
     def __init__(self, objects: ObjectStore, base: str) -> None:
         self.objects, self.base = objects, folder_uri(base)
         self.writer = uuid.uuid4().hex  # this process's parts
-        self._appending = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}  # one per part: appends to one log wait for each other
+        self._locks_lock = threading.Lock()
 
     def uri(self, kind: str, entity_id: str, name: str) -> str:
-        return join_uri(self.base, *artifact_parts(kind, entity_id, name))
+        kind_part, _, name_part = artifact_parts(kind, entity_id, name)
+        return join_uri(self.base, kind_part, object_name(entity_id), name_part)
 
     def exists(self, kind: str, entity_id: str, name: str) -> bool:
         uri = self.uri(kind, entity_id, name)
@@ -66,7 +70,9 @@ class ObjectArtifactStore(Artifacts):
         added = io.BytesIO()
 
         def commit() -> None:
-            with self._appending:
+            with self._locks_lock:
+                lock = self._locks.setdefault(part, threading.Lock())
+            with lock:
                 try:
                     before = self.objects.read_bytes(part)
                 except ObjectNotFoundError:
@@ -75,10 +81,11 @@ class ObjectArtifactStore(Artifacts):
 
         return CommittingWriter(added, commit, added.close)  # type: ignore[return-value]
 
-    def remove_tree(self, kind: str, entity_id: str) -> None:
-        folder = folder_uri(self.base, *artifact_parts(kind, entity_id, "x")[:2])
-        for info in self.objects.list(folder):
-            self.objects.delete(info.uri)
+
+
+def object_name(entity_id: str) -> str:
+    """The key segment of an entity id: the id, or '~' for the leading dot of '.' and '..'."""
+    return "~" + entity_id[1:] if entity_id in (".", "..") else entity_id
 
 
 def merged(parts: list[bytes]) -> bytes:

@@ -12,6 +12,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from openaml.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from tests.conftest import fresh_postgres_database
 
 POSTGRES_ENV = "OPENAML_TEST_POSTGRES_URL"
 
@@ -65,3 +66,18 @@ def postgres_url() -> str:
             f"{POSTGRES_ENV} is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:15432/postgres)"
         )
     return url
+
+
+@pytest.fixture(scope="module")
+def postgres_database(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test module, dropped after it."""
+    with fresh_postgres_database(postgres_url, f"openaml_{request.module.__name__.rsplit('.', 1)[-1]}") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store's URL: a SQLite file, and a module's PostgreSQL database (skipped without one)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_database"))

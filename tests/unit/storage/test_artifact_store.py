@@ -76,16 +76,12 @@ def test_parquet_round_trip_through_writer(tmp_path: Path) -> None:
     assert pq.read_table(store.path_for("datasources", "ds-1", "data.parquet")).equals(table)
 
 
-def test_append_and_remove_tree(tmp_path: Path) -> None:
+def test_appends_add_at_the_end(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     for line in (b"one\n", b"two\n"):
         with store.open_append("logs", "ds-1", "job.log") as log:
             log.write(line)
     assert store.path_for("logs", "ds-1", "job.log").read_bytes() == b"one\ntwo\n"
-    store.remove_tree("logs", "ds-1")
-    store.remove_tree("logs", "ds-1")  # again: nothing to do
-    assert not store.exists("logs", "ds-1", "job.log")
-    assert os.listdir(tmp_path / "logs") == []
 
 
 def test_json_documents_round_trip_as_the_json_module_reads_them(tmp_path: Path) -> None:

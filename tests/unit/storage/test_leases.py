@@ -15,31 +15,16 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from openaml.store import EntityKind, EntityRecord, Status, Store, open_store
 from openaml.store.leases import FrontEnd, Leases, machine, process_start
 from openaml.store.tables import entities, front_ends, job_leases, tags
-from tests.conftest import fresh_postgres_database
 
 KIND = EntityKind.MLMODEL
 JOBS = 30
 CLAIMERS = 8  # threads per front end
-
-
-@pytest.fixture(scope="module")
-def postgres_database(postgres_url: str) -> Iterator[str]:
-    with fresh_postgres_database(postgres_url, "openaml_leases") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return str(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from openaml.app import check_artifacts_location
 from openaml.ml.data import read_materialized
 from openaml.ml.data.materialized import open_writer
-from openaml.storage import Artifacts, ArtifactStore, ObjectArtifactStore, ObjectStore
+from openaml.settings import ConfigurationError
+from openaml.storage import Artifacts, ArtifactStore, ObjectArtifactStore, ObjectStore, S3ObjectStore
 from openaml.storage.object_artifacts import merged
 
 
@@ -64,15 +66,27 @@ def test_appends_of_several_writers_are_read_in_time_order(artifacts: Artifacts,
         assert stream.read() == b"".join(line for _, line in lines)
 
 
-def test_removing_an_entitys_tree_removes_every_artifact_of_it_alone(artifacts: Artifacts) -> None:
-    for entity_id in ("a", "b"):
-        artifacts.write_json("DataSource", entity_id, "ingest.json", {})
-        with artifacts.open_append("DataSource", entity_id, "job.log") as out:
-            out.write(b"2026-12-05T10:00:00.000001Z line\n")
-    artifacts.remove_tree("DataSource", "a")
-    artifacts.remove_tree("DataSource", "never-written")
-    assert not artifacts.exists("DataSource", "a", "ingest.json") and not artifacts.exists("DataSource", "a", "job.log")
-    assert artifacts.exists("DataSource", "b", "ingest.json") and artifacts.exists("DataSource", "b", "job.log")
+@pytest.mark.parametrize("entity_id", [".", "..", ".tmp-x", "a.b-c_d"])
+def test_every_entity_id_has_artifacts_of_its_own(artifacts: Artifacts, entity_id: str) -> None:
+    """Ids that are no safe file or key name ('.', '..') are stored under an escaped name."""
+    artifacts.write_json("DataSource", entity_id, "ingest.json", {"id": entity_id})
+    with artifacts.open_append("DataSource", entity_id, "job.log") as out:
+        out.write(b"2026-12-05T10:00:00.000001Z line\n")
+    assert artifacts.read_json("DataSource", entity_id, "ingest.json") == {"id": entity_id}
+    assert artifacts.exists("DataSource", entity_id, "job.log")
+    for other in {".", "..", ".tmp-x", "a.b-c_d"} - {entity_id}:
+        assert not artifacts.exists("DataSource", other, "ingest.json")
+
+
+def test_the_artifacts_location_is_checked_at_start_up(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    objects, bucket = store_and_bucket
+    check_artifacts_location(objects, f"s3://{bucket}/service/")
+    assert objects.list(f"s3://{bucket}/service/") == []  # the probe is gone
+    if isinstance(objects, S3ObjectStore):  # the embedded store makes a bucket's folder on a write
+        with pytest.raises(ConfigurationError, match="cannot be used"):
+            check_artifacts_location(objects, "s3://no-such-bucket-here/service/")
+    with pytest.raises(ConfigurationError, match="must be a folder"):
+        check_artifacts_location(objects, f"s3://{bucket}/service")
 
 
 def test_a_materialized_datasource_is_read_from_its_source(artifacts: Artifacts) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,26 +18,11 @@ from sqlalchemy import Engine, create_engine, insert, select, update
 
 from openaml.store import EntityKind, EntityRecord, Status, Store, open_store
 from openaml.store.tables import entities, tags
-from tests.conftest import fresh_postgres_database
 
 KIND = EntityKind.DATASOURCE
 THREADS = 20
 LIMIT = 50
 HTTP_THREADS = 40  # Starlette's run_in_threadpool limit (AnyIO's default)
-
-
-@pytest.fixture(scope="module")
-def postgres_database(postgres_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for this module's tests."""
-    with fresh_postgres_database(postgres_url, "openaml_races") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return str(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture
