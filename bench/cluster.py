@@ -145,9 +145,32 @@ def run_mode(name: str, workers: int, args: argparse.Namespace, work: Path) -> d
         if output.returncode != 0:
             raise RuntimeError(f"{name}: the workflow failed:\n{output.stdout}\n{output.stderr}")
         jobs = job_times(url)
+        server_peak = peak_rss_mib(started[-1].pid)
+        worker_peaks = [peak for p in started[1:-1] if (peak := peak_rss_mib(p.pid)) is not None]
+        worker_peak = max(worker_peaks, default=None)
     f1 = re.search(r"macro-average F1 on the evaluation split: ([0-9.]+)", output.stdout)
     return {"mode": name, "workers": workers, "wall_s": round(wall, 2), "jobs": jobs,
-            "macro_f1": float(f1.group(1)) if f1 else None}
+            "macro_f1": float(f1.group(1)) if f1 else None,
+            "server_peak_mib": server_peak, "worker_peak_mib": worker_peak}
+
+
+def peak_rss_mib(pid: int) -> int | None:
+    """The largest peak resident size (VmHWM) of process `pid` and its descendants (a Dask
+    worker runs in a child of its nanny), in MiB; None where /proc does not tell."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            children.setdefault(int(text[text.rindex(")") + 2:].split()[1]), []).append(int(stat.parent.name))
+    peaks, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        with contextlib.suppress(OSError, StopIteration, ValueError):
+            line = next(ln for ln in Path(f"/proc/{current}/status").read_text().splitlines()
+                        if ln.startswith("VmHWM:"))
+            peaks.append(int(line.split()[1]) // 1024)
+    return max(peaks, default=None)
 
 
 def job_times(url: str) -> dict[str, dict[str, float]]:
@@ -171,6 +194,9 @@ def table(results: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {name} (s) | " + " | ".join(
             f"{r['jobs'][name]['run_s']:.2f}" if name in r["jobs"] else "" for r in results) + " |")
     lines.append("| macro F1 | " + " | ".join(f"{r['macro_f1']:.4f}" for r in results) + " |")
+    lines.append("| peak RSS of the server, MiB | " + " | ".join(str(r["server_peak_mib"]) for r in results) + " |")
+    lines.append("| peak RSS of a worker, MiB | " + " | ".join(
+        str(r["worker_peak_mib"]) if r["worker_peak_mib"] is not None else "" for r in results) + " |")
     return lines
 
 
@@ -180,13 +206,17 @@ def main() -> None:
     parser.add_argument("--test", type=Path, default=EXAMPLE / "data" / "test.csv.gz")
     parser.add_argument("--workers", default="1,2", help="Dask worker counts to run (besides local mode)")
     parser.add_argument("--memory", default="4GiB", help="each Dask worker's --memory-limit")
+    parser.add_argument("--no-local", action="store_true", help="run the Dask modes alone")
+    parser.add_argument("--work", type=Path, default=None, help="keep the data folders and logs here")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="openaml-cluster-") as work:
-        results = [run_mode("local", 0, args, Path(work))]
+    with contextlib.ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="openaml-cluster-")))
+        work.mkdir(parents=True, exist_ok=True)
+        results = [] if args.no_local else [run_mode("local", 0, args, work)]
         for count in (int(c) for c in args.workers.split(",") if c):
-            results.append(run_mode(f"dask, {count} worker{'s' * (count > 1)}", count, args, Path(work)))
+            results.append(run_mode(f"dask, {count} worker{'s' * (count > 1)}", count, args, work))
     lines = table(results)
     print("\n".join(lines))
     if args.out:

@@ -32,6 +32,7 @@ from typing import Any, cast
 
 from openaml.extras import require_extra
 from openaml.jobs.engine import JOB_KINDS, Job, Task
+from openaml.jobs.memory import training_budget
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.runtime import Runtime, open_runtime
@@ -230,15 +231,15 @@ def _worker_threads() -> int:
 
 
 def _worker_budget() -> int | None:
-    """Half the worker's memory limit shared by its threads, when Dask sets a limit."""
+    """A training's share of the worker's memory limit, when Dask sets one: what the process
+    leaves of it, halved and shared by the worker's threads (jobs.memory.training_budget)."""
     from distributed import get_worker
 
     try:
-        worker = get_worker()
+        limit = get_worker().memory_manager.memory_limit
     except ValueError:
         return None
-    limit = worker.memory_manager.memory_limit
-    return int(limit) // (2 * max(1, _worker_threads())) if limit else None
+    return training_budget(_worker_threads(), int(limit)) if limit else None
 
 
 def _worker_name() -> str:

@@ -25,7 +25,7 @@ from openaml.store.leases import FrontEnd, machine
 from openaml.store.tables import entities, job_leases
 
 KIND = EntityKind.DATASOURCE
-LEASE_MS = 1_000  # short enough for the tests, long enough for a loaded machine's heartbeats
+LEASE_MS = 2_000  # short enough for the tests, long enough for a loaded machine's heartbeats
 
 
 def pending(store: Store, *ids: str) -> None:
