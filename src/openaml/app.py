@@ -161,8 +161,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     # Create calls served by other HTTP processes cannot wake the scheduler: it polls the store.
     poll = 0.1 if settings.http_workers > 1 else 1.0
     front_end = FrontEnd.this_process(runs_jobs=run_jobs)
-    engine = JobEngine(store, executor, cluster.tasks() if cluster is not None else tasks.by_kind(), job_workers,
-                       wall_clock_ms, runtime.write_log,
+    job_tasks = cluster.tasks(tasks.datasource_peers) if cluster is not None else tasks.by_kind()
+    engine = JobEngine(store, executor, job_tasks, job_workers, wall_clock_ms, runtime.write_log,
                        poll_seconds=poll, front_end=front_end,
                        lease_ms=max(1, round(settings.job_lease_seconds * 1000)))
 

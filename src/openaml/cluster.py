@@ -23,17 +23,20 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from openaml.extras import require_extra
 from openaml.jobs.engine import JOB_KINDS, Job, Task
 from openaml.jobs.memory import training_budget
-from openaml.jobs.specs import Result
+from openaml.jobs.record_info import read_spec
+from openaml.jobs.shared_reads import SharedReads
+from openaml.jobs.specs import DataSourceSpec, Result
+from openaml.jobs.tasks import read_key
 from openaml.ml.errors import InputError
 from openaml.runtime import Runtime, open_runtime
 from openaml.settings import ConfigurationError, Settings
@@ -44,26 +47,62 @@ CONNECT_SECONDS = 30     # to reach the scheduler, and for a first worker to joi
 WAIT_SECONDS = 0.5       # a job thread's wait for its task between checks of its cancellation
 _PROBE_PREFIX = ".openaml-probe-"
 
+Peers = Callable[[tuple[str, str], str, "str | None"], set[str]]  # Tasks.datasource_peers
 _runtimes: dict[str, Runtime] = {}  # a worker process's runtime, by the settings (repr) it runs
 _runtimes_lock = threading.Lock()
 
 
+class Cancellable(Protocol):
+    """What a wait for a task asks of its job (or jobs): whether to give up, and the names."""
+
+    record: EntityRecord
+
+    def cancelled(self) -> bool: ...
+
+
 @dataclass
 class Cluster:
-    """A connected Dask client, and the settings its workers run jobs with."""
+    """A connected Dask client, and the settings its workers run jobs with. Datasource jobs of
+    the same data are gathered here as local mode gathers them (`SharedReads`, with the
+    front end's `peers`), and read by one task."""
 
     client: Any  # distributed.Client
     settings: Settings
     threads: int  # worker threads when connected: jobs that may run at once
+    shared_reads: SharedReads[Job, Result] = field(default_factory=SharedReads)
 
     def state(self) -> dict[str, Any]:
         """Whether the client is connected to the scheduler (its own state: no call to the
         scheduler, which might not answer), and the worker threads there were at start-up."""
         return {"connected": self.client.status == "running", "threads_at_start": self.threads}
 
-    def tasks(self) -> dict[EntityKind, Task]:
-        """The job kinds, each run as a task on the cluster."""
-        return {kind: partial(self._run, kind) for kind in JOB_KINDS}
+    def tasks(self, peers: Peers) -> dict[EntityKind, Task]:
+        """The job kinds, each run as a task on the cluster; `peers` (Tasks.datasource_peers)
+        names the datasource jobs a datasource job waits for, to read their data once."""
+        tasks: dict[EntityKind, Task] = {kind: partial(self._run, kind) for kind in JOB_KINDS}
+        tasks[EntityKind.DATASOURCE] = partial(self._run_datasource, peers)
+        return tasks
+
+    def _run_datasource(self, peers: Peers, job: Job) -> Result:
+        """A datasource job, read with the others of its data that run here or are about to."""
+        spec = read_spec(job.record, DataSourceSpec)
+        if spec.staged:  # staged for this job alone
+            return self._run(EntityKind.DATASOURCE, job)
+        key = read_key(spec)
+        result, _ = self.shared_reads.ingest(key, job.record.id, job, lambda: peers(key, job.record.id, job.owner),
+                                             self._read_group, job.idle)
+        return result
+
+    def _read_group(self, jobs: Sequence[Job]) -> list[Result | Exception]:
+        """Run datasource jobs of the same data as one task: a result or an error each. The
+        wait ends early only once every one of them is cancelled."""
+        try:
+            future = self.client.submit(run_datasources, self.settings,
+                                        [(j.record.id, j.owner or "", j.lease or "") for j in jobs], pure=False,
+                                        key=f"openaml-DataSource-{jobs[0].record.id}-{uuid.uuid4().hex[:8]}")
+        except (OSError, CancelledError) as exc:
+            raise self._lost(exc) from exc
+        return cast(list[Result | Exception], self.wait(future, _Together(jobs)))
 
     def close(self) -> None:
         self.client.close()
@@ -80,7 +119,7 @@ class Cluster:
             raise self._lost(exc) from exc
         return self.wait(future, job)
 
-    def wait(self, future: Any, job: Job) -> Result:
+    def wait(self, future: Any, job: Cancellable) -> Result:
         """The result of the job's task once it ends, or its error; the job's cancellation
         (Job.cancelled, asked every WAIT_SECONDS) ends the wait with an InputError."""
         ended = threading.Event()
@@ -191,14 +230,37 @@ def run_job(settings: Settings, kind: str, entity_id: str, owner: str, lease: st
     end `owner`; it stops once that run's lease is gone (the front end stopped, or lost it)."""
     runtime = _runtime(settings)
     entity_kind = EntityKind(kind)
-    record = runtime.store.get(entity_kind, entity_id)
+    return runtime.tasks.by_kind()[entity_kind](_job(runtime, entity_kind, entity_id, owner, lease))
+
+
+def _job(runtime: Runtime, kind: EntityKind, entity_id: str, owner: str, lease: str) -> Job:
+    """The Job a worker runs for the front end `owner`'s run `lease`."""
+    record = runtime.store.get(kind, entity_id)
     if record is None:
-        raise InputError(f"{kind} {entity_id} does not exist any more")
+        raise InputError(f"{kind.value} {entity_id} does not exist any more")
     leases = Leases(runtime.store)
     job = Job(record, runtime.store, partial(_log, runtime, record),
               stopping=lambda: not leases.holds(lease), owner=owner, lease=lease)
     job.log_line(f"running on the Dask worker {_worker_name()}")
-    return runtime.tasks.by_kind()[entity_kind](job)
+    return job
+
+
+def run_datasources(settings: Settings, runs: list[tuple[str, str, str]]) -> list[Result | Exception]:
+    """On a worker: run datasource jobs of the same data together (id, owner, lease each),
+    as `run_job` runs one; each one's result or error."""
+    runtime = _runtime(settings)
+    jobs = [_job(runtime, EntityKind.DATASOURCE, entity_id, owner, lease) for entity_id, owner, lease in runs]
+    return list(runtime.tasks.build_datasources(jobs))
+
+
+class _Together:
+    """Jobs waited for as one: cancelled once every one of them is."""
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self.jobs, self.record = jobs, jobs[0].record
+
+    def cancelled(self) -> bool:
+        return all(job.cancelled() for job in self.jobs)
 
 
 def _log(runtime: Runtime, record: EntityRecord, line: str) -> None:

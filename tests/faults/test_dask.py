@@ -120,6 +120,7 @@ def workflow(server: ServerProcess, kill_training_worker: str | None = None) -> 
             "MulticlassAvgFScore"]),
         "batch": [gzip.decompress(path.read_bytes()) for path in output],
         "model_log": (server.data_dir / "artifacts" / "MLModel" / "model" / "job.log").read_text(),
+        "training_data_log": (server.data_dir / "artifacts" / "DataSource" / "train" / "job.log").read_text(),
     }
 
 
@@ -184,6 +185,8 @@ def test_the_workflow_on_dask_matches_local_mode_while_a_worker_dies(tmp_path: P
     assert found["datasources"] == expected["datasources"]
     assert found["statistics"] == expected["statistics"]
     assert found["model_log"].count("running on the Dask worker") == 2  # again after the kill
+    for mode in (expected, found):  # both splits of the file from one read, on Dask too
+        assert "the data were read once for 2 datasources" in mode["training_data_log"]
     assert abs(found["f1"] - expected["f1"]) <= 0.005, (found["f1"], expected["f1"])
     assert found["batch"] and found["batch"] == expected["batch"]  # the same model, the same layout
 

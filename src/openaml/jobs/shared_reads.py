@@ -17,34 +17,34 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-
-from openaml.ml.data import IngestReport, Target
+from typing import Generic, TypeVar
 
 MIN_GATHER_SECONDS, GATHER_SECONDS = 0.1, 1.0  # a leader's wait for peers to join
 
-Read = Callable[[Sequence[Target]], list[IngestReport | Exception]]
+T = TypeVar("T")  # what a job reads into (ml.data.Target; on Dask, the job itself)
+R = TypeVar("R")  # what a read gives each job (IngestReport; on Dask, the job's result)
 
 
 @dataclass
-class _Group:
-    targets: dict[str, Target] = field(default_factory=dict)  # job id -> its target
-    results: dict[str, IngestReport | Exception] = field(default_factory=dict)
+class _Group(Generic[T, R]):
+    targets: dict[str, T] = field(default_factory=dict)  # job id -> its target
+    results: dict[str, R | Exception] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class SharedReads:
+class SharedReads(Generic[T, R]):
     """Groups of datasource jobs by input key (data location and schema)."""
 
     def __init__(self, gather_seconds: float = GATHER_SECONDS,
                  min_gather_seconds: float = MIN_GATHER_SECONDS) -> None:
         self.gather_seconds, self.min_gather_seconds = gather_seconds, min_gather_seconds
         self._lock = threading.Lock()
-        self._gathering: dict[Hashable, _Group] = {}
+        self._gathering: dict[Hashable, _Group[T, R]] = {}
         self._registered: set[str] = set()  # job ids in some group, open or closed
 
-    def ingest(self, key: Hashable, job_id: str, target: Target, peers: Callable[[], set[str]],
-               read: Read, idle: Callable[[], AbstractContextManager[None]] = nullcontext
-               ) -> tuple[IngestReport, int]:
+    def ingest(self, key: Hashable, job_id: str, target: T, peers: Callable[[], set[str]],
+               read: Callable[[Sequence[T]], list[R | Exception]],
+               idle: Callable[[], AbstractContextManager[None]] = nullcontext) -> tuple[R, int]:
         """The report of job `job_id`, and how many jobs shared the read. `peers()` names the
         other jobs of the same key that run or are about to; `read(targets)` reads for several
         targets, giving a report or an exception per target (or raising for all); a job that
@@ -53,7 +53,7 @@ class SharedReads:
             group = self._gathering.get(key)
             leader = group is None
             if group is None:
-                group = self._gathering[key] = _Group()
+                group = self._gathering[key] = _Group[T, R]()
             group.targets[job_id] = target
             self._registered.add(job_id)
         try:
@@ -70,8 +70,9 @@ class SharedReads:
             raise result
         return result, len(group.targets)
 
-    def _lead(self, key: Hashable, group: _Group, peers: Callable[[], set[str]], read: Read) -> None:
-        outcomes: list[IngestReport | Exception] | None = None
+    def _lead(self, key: Hashable, group: _Group[T, R], peers: Callable[[], set[str]],
+              read: Callable[[Sequence[T]], list[R | Exception]]) -> None:
+        outcomes: list[R | Exception] | None = None
         try:
             start = time.monotonic()
             while (elapsed := time.monotonic() - start) < self.gather_seconds:

@@ -6,7 +6,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -61,6 +61,7 @@ from openaml.ml.training.sgd import MEMORY_BYTES
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.storage import Artifacts, ObjectStore, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
+from openaml.storage.objects import CommittingWriter
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.leases import Leases
 
@@ -86,7 +87,8 @@ class Tasks:
         self.workers = workers  # of the job engine
         self.execution = execution  # of each job
         self.parsing = parsing  # of each datasource's CSV
-        self.shared_reads = SharedReads() if share_reads else None  # None: each datasource reads alone
+        self.shared_reads: SharedReads[Target, IngestReport] | None = (
+            SharedReads() if share_reads else None)  # None: each datasource reads alone
         self.models = LoadedModels(partial(read_model, artifacts))
         self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
 
@@ -104,35 +106,64 @@ class Tasks:
 
     def build_datasource(self, job: Job) -> DataSourceResult:
         record = job.record
-        spec = read_spec(record, DataSourceSpec)
-        if spec.query is not None:
-            self._stage(job, spec.source, spec.query)
-        located = self.objects.resolve_data_location(spec.data_uri)  # or StorageError
-        objects = [
-            DataObject(uri=o.uri, key=o.key, size=o.size,
-                       open=_opener(self.objects, o.uri))
-            for o in located
-        ]
-        job.log_line(f"reading {len(objects)} object(s) from {spec.data_uri}")
+        spec, objects = self._located(job)
         with self.artifacts.open_write(record.kind.value, record.id, DATA_FILE) as sink:
             if spec.staged or self.shared_reads is None:  # staged for this job alone, or no sharing
-                stop = _Deleted([job])
+                stop, readers = _Deleted([job]), 1
                 report = ingest(objects, spec.schema, spec.rearrangement, spec.compute_statistics, sink,
                                 lambda records: check(stop), job.log_line, self.execution, self.parsing)
             else:
-                key = _read_key(spec)
+                key = read_key(spec)
                 target = Target(spec.rearrangement, spec.compute_statistics, sink)
                 self._reading[id(target)] = job
                 try:
                     report, readers = self.shared_reads.ingest(
-                        key, record.id, target, lambda: self._datasource_peers(key, record.id, job.owner),
+                        key, record.id, target, lambda: self.datasource_peers(key, record.id, job.owner),
                         lambda targets: self._read_for(objects, spec.schema, targets), job.idle)
                 finally:
                     del self._reading[id(target)]
-                if readers > 1:
-                    job.log_line(f"the data were read once for {readers} datasources")
-        document = report.to_dict()
-        self.artifacts.write_json(record.kind.value, record.id, INGEST_FILE, document)
+        return self._reported(job, report, readers)
+
+    def build_datasources(self, jobs: Sequence[Job]) -> list[DataSourceResult | Exception]:
+        """Datasource jobs of the same data and schema, none staged, read together (a Dask
+        worker's share of a group its front end gathered): each one's result or error."""
+        located = [self._located(job) for job in jobs]
+        with ExitStack() as stack:
+            sinks = [stack.enter_context(self.artifacts.open_write(j.record.kind.value, j.record.id, DATA_FILE))
+                     for j in jobs]
+            targets = [Target(spec.rearrangement, spec.compute_statistics, sink)
+                       for (spec, _), sink in zip(located, sinks, strict=True)]
+            for target, job in zip(targets, jobs, strict=True):
+                self._reading[id(target)] = job
+            try:
+                reports = self._read_for(located[0][1], located[0][0].schema, targets)
+            except Cancelled:
+                reports = [InputError(f"{j.record.kind.value} {j.record.id} was deleted") for j in jobs]
+            finally:
+                for target in targets:
+                    del self._reading[id(target)]
+            for sink, report in zip(sinks, reports, strict=True):
+                if isinstance(report, Exception):
+                    cast(CommittingWriter, sink).abort()
+        return [report if isinstance(report, Exception) else self._reported(job, report, len(jobs))
+                for job, report in zip(jobs, reports, strict=True)]
+
+    def _located(self, job: Job) -> tuple[DataSourceSpec, list[DataObject]]:
+        """The job's spec and its data's objects (a staged query runs first)."""
+        spec = read_spec(job.record, DataSourceSpec)
+        if spec.query is not None:
+            self._stage(job, spec.source, spec.query)
+        located = self.objects.resolve_data_location(spec.data_uri)  # or StorageError
+        objects = [DataObject(uri=o.uri, key=o.key, size=o.size, open=_opener(self.objects, o.uri))
+                   for o in located]
+        job.log_line(f"reading {len(objects)} object(s) from {spec.data_uri}")
+        return spec, objects
+
+    def _reported(self, job: Job, report: IngestReport, readers: int) -> DataSourceResult:
+        """Store the job's ingest report and log it; its result."""
+        if readers > 1:
+            job.log_line(f"the data were read once for {readers} datasources")
+        self.artifacts.write_json(job.record.kind.value, job.record.id, INGEST_FILE, report.to_dict())
         job.log_line(
             f"{report.records_read} records read, {report.rejected_records} rejected, "
             f"{report.selected_records} selected; blocks read by path: "
@@ -153,7 +184,7 @@ class Tasks:
         return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected,
                              self.execution, self.parsing)]
 
-    def _datasource_peers(self, key: tuple[str, str], own_id: str, owner: str | None) -> set[str]:
+    def datasource_peers(self, key: tuple[str, str], own_id: str, owner: str | None) -> set[str]:
         """Ids of the other datasources that read the same data with the same schema and run
         on this front end (`owner`), or are waiting for a worker while another one is free."""
         statuses = [Status.INPROGRESS] + ([Status.PENDING] if self.workers > 1 else [])
@@ -164,7 +195,7 @@ class Tasks:
                 if status is Status.INPROGRESS and here is not None and r.id not in here:
                     continue  # another front end runs it
                 spec = read_spec(r, DataSourceSpec)
-                if r.id != own_id and not spec.staged and _read_key(spec) == key:
+                if r.id != own_id and not spec.staged and read_key(spec) == key:
                     peers.add(r.id)
         return peers
 
@@ -325,7 +356,7 @@ class _KeepOpen(io.RawIOBase):
         super().close()
 
 
-def _read_key(spec: DataSourceSpec) -> tuple[str, str]:
+def read_key(spec: DataSourceSpec) -> tuple[str, str]:
     """What datasources that may share one read of their data have in common."""
     return spec.data_uri, spec.schema_json
 
