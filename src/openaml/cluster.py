@@ -273,41 +273,30 @@ def _log(runtime: Runtime, record: EntityRecord, line: str) -> None:
 
 
 def _runtime(settings: Settings) -> Runtime:
-    """This worker process's runtime for `settings`, opened on first use. A worker's jobs read
-    their data alone: datasource jobs of one file may run on different workers."""
+    """This worker process's runtime for `settings`, opened on first use. It gathers no
+    datasource jobs itself: their front end gathers them (`Cluster._run_datasource`)."""
     key = repr(settings)
     with _runtimes_lock:
         if key not in _runtimes:
-            _runtimes[key] = open_runtime(settings, workers=_worker_threads(), training_memory=_worker_budget(),
-                                          share_reads=False)
+            worker = _worker()
+            threads = int(worker.state.nthreads) if worker is not None else 1
+            limit = worker.memory_manager.memory_limit if worker is not None else None
+            _runtimes[key] = open_runtime(settings, workers=threads, share_reads=False,
+                                          # a training's share of what the process leaves of Dask's limit
+                                          training_memory=training_budget(threads, int(limit)) if limit else None)
         return _runtimes[key]
 
 
-def _worker_threads() -> int:
+def _worker() -> Any | None:
+    """The Dask worker this code runs on, or None (a test calls run_job directly)."""
     from distributed import get_worker
 
     try:
-        return int(get_worker().state.nthreads)
-    except ValueError:  # not on a worker (a test calls run_job directly)
-        return 1
-
-
-def _worker_budget() -> int | None:
-    """A training's share of the worker's memory limit, when Dask sets one: what the process
-    leaves of it, halved and shared by the worker's threads (jobs.memory.training_budget)."""
-    from distributed import get_worker
-
-    try:
-        limit = get_worker().memory_manager.memory_limit
+        return get_worker()
     except ValueError:
         return None
-    return training_budget(_worker_threads(), int(limit)) if limit else None
 
 
 def _worker_name() -> str:
-    from distributed import get_worker
-
-    try:
-        return str(get_worker().address)
-    except ValueError:
-        return f"process {os.getpid()}"
+    worker = _worker()
+    return str(worker.address) if worker is not None else f"process {os.getpid()}"

@@ -82,7 +82,7 @@ class Task(Protocol):
     def __call__(self, job: Job) -> Result: ...
 
 
-def dependencies(record: EntityRecord) -> list[tuple[EntityKind, str]]:
+def dependencies(record: EntityRecord) -> list[JobKey]:
     if record.kind is EntityKind.MLMODEL:
         return [(EntityKind.DATASOURCE, record.datasource_id or "")]
     if record.kind in (EntityKind.EVALUATION, EntityKind.BATCH_PREDICTION):
@@ -115,7 +115,7 @@ class JobEngine:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._running: dict[JobKey, str] = {}  # the jobs running here, with their runs' tokens
-        self._idle: set[tuple[EntityKind, str]] = set()  # running, but waiting (Job.idle)
+        self._idle: set[JobKey] = set()  # running, but waiting (Job.idle)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._heart: threading.Thread | None = None
@@ -360,7 +360,7 @@ class JobEngine:
             self._finish(record, Status.FAILED, message=f"Internal error ({type(exc).__name__}): the "
                          "job's log holds the details", held_by=token)
 
-    def _set_idle(self, key: tuple[EntityKind, str], idle: bool) -> None:
+    def _set_idle(self, key: JobKey, idle: bool) -> None:
         with self._lock:
             if idle:
                 self._idle.add(key)
