@@ -28,13 +28,12 @@ message of a DataError about rejections (expected and found field counts, the he
 
 from __future__ import annotations
 
-import gzip
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
@@ -44,9 +43,18 @@ from threadpoolctl import threadpool_limits
 from openaml.ml.data.block_values import BlockValues
 from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
 from openaml.ml.data.integers import parse_int16_block
-from openaml.ml.data.lines import BLOCK_BYTES, MAX_RECORD_BYTES, LineBlock, count_lines, iter_line_blocks
+from openaml.ml.data.lines import (
+    BLOCK_BYTES,
+    FILE_START,
+    MAX_RECORD_BYTES,
+    LineBlock,
+    LineStart,
+    count_lines,
+    iter_line_blocks,
+)
 from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
+from openaml.ml.data.partitions import ByteRange, Partition, open_range, whole
 from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, probe_integers, read_plain
 from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
@@ -174,8 +182,6 @@ def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequenc
                  rejected: Callable[[str], None] | None,
                  execution: Execution, parsing: ParseOptions) -> list[IngestReport | DataError]:
     needs_count = any(t.rearrangement.needs_count for t in targets)
-    reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets), execution, parsing)
-    jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
     read_ended = threading.Event()  # however the read ends, a count still running stops
     with execution.helper("openaml-count") as counting, ExitStack() as stack:
         stack.callback(read_ended.set)
@@ -185,24 +191,71 @@ def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequenc
             counted = (counting.submit(_count_records, objects, schema, read_ended, parsing.block_bytes)
                        if counting is not None
                        else _done(_count_records(objects, schema, read_ended, parsing.block_bytes)))
+        pieces = [(i, whole(i), FILE_START) for i in range(len(objects))]
+        partials = _read_pieces(objects, pieces, 0, counted, schema, targets, progress, rejected,
+                                execution, parsing)
+    reports: list[IngestReport | DataError] = []
+    for partial in partials:
+        try:
+            reports.append(_report(objects, schema, partial))
+        except DataError as exc:
+            reports.append(exc)
+    return reports
+
+
+def ingest_partition(objects: Sequence[DataObject], partition: Partition, total: int, schema: Schema,
+                     targets: Sequence[Target], progress: Callable[[int], None] | None = None,
+                     execution: Execution = ONE_THREAD,
+                     parsing: ParseOptions = FAST_PATHS) -> list[PartialIngest]:
+    """Read one partition of `objects` (partitions.py) for several targets, `total` being the
+    input's record count: each target gets the partition's selected records written to its
+    sink (an Arrow IPC stream of its own) and the counts and statistics that
+    `merge_partitions` combines. Rejected lines are kept for the merge, not passed on; too
+    many rejected records in the partition alone raise DataError."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _read_pieces(objects, [(partition.range.file_index, partition.range, partition.start)],
+                            partition.first_record, _done(total), schema, targets, progress, None,
+                            execution, parsing)
+
+
+def merge_partitions(objects: Sequence[DataObject], schema: Schema,
+                     partials: Sequence[PartialIngest]) -> IngestReport | DataError:
+    """The report of one target from its partitions' results, in input order; a DataError
+    when the data fail the datasource (data.md §7), as a read of the whole input would."""
+    merged = partials[0].copy()
+    for partial in partials[1:]:
+        merged.merge(partial)
+    if int(merged.rejected.sum()) > MAX_REJECTED:
+        return DataError(_too_many_rejected(merged.rejected, merged.shown, schema.names))
+    try:
+        return _report(objects, schema, merged)
+    except DataError as exc:
+        return exc
+
+
+def _read_pieces(objects: Sequence[DataObject], pieces: Sequence[tuple[int, ByteRange, LineStart]],
+                 first_record: int, counted: Future[int] | None, schema: Schema, targets: Sequence[Target],
+                 progress: Callable[[int], None] | None, rejected: Callable[[str], None] | None,
+                 execution: Execution, parsing: ParseOptions) -> list[PartialIngest]:
+    """Read the pieces (file index, its range, where that starts) in order for the targets,
+    numbering their records from `first_record`; `counted` gives the input's record count
+    when a split needs it."""
+    reader = _Reader(schema, rejected, any(t.compute_statistics for t in targets), execution, parsing)
+    jobs = [_Job(schema, t.compute_statistics, reader) for t in targets]
+    with ExitStack() as stack:
         writers = [stack.enter_context(open_writer(t.sink, materialized_schema(schema))) for t in targets]
-        for file_index, obj in enumerate(objects):
-            for first, block, parsed, fields, shared in reader.read_file(obj):
+        for file_index, part, start in pieces:
+            obj = objects[file_index]
+            for first, block, parsed, fields, shared in reader.read_file(obj, part, start):
                 total = counted.result() if counted is not None else None
                 for job, target, writer in zip(jobs, targets, writers):
-                    batch = job.take(file_index, obj.key, first, block, parsed, fields,
+                    batch = job.take(file_index, obj.key, first_record + first, block, parsed, fields,
                                      target.rearrangement, total, shared)
                     if batch is not None:
                         writer.write_batch(batch)
                 if progress is not None:
                     progress(reader.records)
-    reports: list[IngestReport | DataError] = []
-    for job in jobs:
-        try:
-            reports.append(job.report(objects))
-        except DataError as exc:
-            reports.append(exc)
-    return reports
+    return [job.partial() for job in jobs]
 
 
 def _read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
@@ -231,7 +284,7 @@ def _count_records(objects: Sequence[DataObject], schema: Schema, stop: threadin
     """The number of records of `objects` (or fewer, once `stop` is set: no longer needed)."""
     count = 0
     for obj in objects:
-        with _open(obj) as stream:
+        with _open(obj, whole(0)) as stream:
             in_object = 0
             for in_object in _read_errors(obj, count_lines(stream, schema.header, block_bytes)):
                 if stop.is_set():
@@ -240,14 +293,11 @@ def _count_records(objects: Sequence[DataObject], schema: Schema, stop: threadin
     return count
 
 
-def _open(obj: DataObject) -> BinaryIO:
+def _open(obj: DataObject, part: ByteRange) -> BinaryIO:
     try:
-        stream = obj.open()
+        return open_range(obj, part)
     except _READ_ERRORS as exc:
         raise DataError(f"Cannot read {obj.uri}: {exc}") from None
-    if obj.key.endswith(".gz") or obj.uri.endswith(".gz"):
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-    return stream
 
 
 def _read_errors(obj: DataObject, items: Iterator[T]) -> Iterator[T]:
@@ -311,14 +361,15 @@ class _Reader:
         self.int16_blocks = parsing.int16 and all(self.encode)      # TEXT columns stay strings
         self.blocks_by_path = dict.fromkeys(PATHS, 0)
 
-    def read_file(self, obj: DataObject) -> Iterator[
+    def read_file(self, obj: DataObject, part: ByteRange, start: LineStart) -> Iterator[
             tuple[int, LineBlock, Parsed | None, Fields | None, BlockValues | None]]:
-        """(number of the block's first record, block, its columns by the fast path or else its
-        fields by the general one, and the values its targets share when the fast path read it)
-        for each block of the object."""
+        """(number of the block's first record among those read, block, its columns by the
+        fast path or else its fields by the general one, and the values its targets share
+        when the fast path read it) for each block of the object's range `part`, which
+        starts at `start`."""
         header = None
-        with _open(obj) as stream, closing(self._ahead(self._parse(block) for block in _read_errors(
-                obj, iter_line_blocks(stream, self.schema.header, self.parsing.block_bytes)))) as blocks:
+        with _open(obj, part) as stream, closing(self._ahead(self._parse(block) for block in _read_errors(
+                obj, iter_line_blocks(stream, self.schema.header, self.parsing.block_bytes, start)))) as blocks:
             for block, fast, shared in blocks:
                 self.blocks_by_path[_path_of(fast)] += 1
                 header = block.header if block.header is not None else header
@@ -331,11 +382,11 @@ class _Reader:
                 found = np.bincount(reason, minlength=len(REASONS) + 1)[1:]
                 if found.any():
                     self.rejected += found
+                    if header is None and self.schema.header and not start.at_file_start:
+                        header = _header_line(obj)
                     self._show(obj.uri, block, reason, header)
                 if int(self.rejected.sum()) > MAX_REJECTED:
-                    raise DataError(f"More than {MAX_REJECTED:,} records were rejected "
-                                    f"({self.reasons_text()}); the input is not usable. "
-                                    + self.explained())
+                    raise DataError(_too_many_rejected(self.rejected, self.shown, self.schema.names))
                 self.records += len(block)
                 if parsed is not None and shared is None:
                     shared = BlockValues(self.schema, parsed.columns)
@@ -377,16 +428,29 @@ class _Reader:
             if self.on_rejected is not None:
                 self.on_rejected(line.logged(len(self.encode)))
 
-    def reasons_text(self) -> str:
-        return ", ".join(f"{name.replace('_', ' ')}: {int(count)}"
-                         for name, count in zip(REASONS, self.rejected) if count)
+def _too_many_rejected(rejected: np.ndarray, shown: Sequence[_RejectedLine], names: Sequence[str]) -> str:
+    return (f"More than {MAX_REJECTED:,} records were rejected ({_reasons_text(rejected)}); "
+            "the input is not usable. " + _explained(shown, names))
 
-    def explained(self) -> str:
-        """The first rejected line of each reason among those shown, in sentences."""
-        first: dict[int, _RejectedLine] = {}
-        for line in self.shown:
-            first.setdefault(line.reason, line)
-        return " ".join(line.explained(self.schema.names) for line in first.values())
+
+def _reasons_text(rejected: np.ndarray) -> str:
+    return ", ".join(f"{name.replace('_', ' ')}: {int(count)}"
+                     for name, count in zip(REASONS, rejected) if count)
+
+
+def _explained(shown: Sequence[_RejectedLine], names: Sequence[str]) -> str:
+    """The first rejected line of each reason among those shown, in sentences."""
+    first: dict[int, _RejectedLine] = {}
+    for line in shown:
+        first.setdefault(line.reason, line)
+    return " ".join(line.explained(names) for line in first.values())
+
+
+def _header_line(obj: DataObject) -> bytes | None:
+    """The first line of the object (its header), read for a message."""
+    with _open(obj, whole(0)) as stream:
+        block = next(iter_line_blocks(stream, True, 1 << 16), None)
+    return block.header if block is not None else None
 
 
 PATHS = ("int16", "plain", "trimmed", "general")
@@ -498,31 +562,80 @@ class _Job:
         if self.stats is not None and rows:
             self.stats.add(columns, coerced, counts, shared)
 
-    def report(self, objects: Sequence[DataObject]) -> IngestReport:
-        if self.reader.records == 0:
-            raise DataError("The input files contain no records")
-        valid_selected = self.selected - self.selected_rejected
-        if valid_selected == 0:
-            raise DataError("No valid record is selected: " + (
-                f"all {self.selected_rejected} selected records were rejected "
-                f"({self.reader.reasons_text()}). {self.reader.explained()}"
-                if self.selected_rejected else "the DataRearrangement selects no record"))
-        statistics = None
-        if self.stats is not None:
-            statistics = self.stats.finish(self.missing, self.invalid)
-            target = self.schema.target
-            if target is not None and statistics.target is not None and statistics.target.valid_count == 0:
-                raise DataError(f"The target attribute '{target}' has no valid value "
-                                "in the selected records")
-        return IngestReport(
-            files=[o.uri for o in objects], number_of_files=len(objects),
-            data_size_in_bytes=sum(o.size for o in objects), records_read=self.reader.records,
-            rejected_records=int(self.reader.rejected.sum()),
-            rejected_by_reason={name: int(c) for name, c in zip(REASONS, self.reader.rejected)},
-            selected_records=self.selected, selected_rejected=self.selected_rejected,
-            records_with_invalid_values=self.with_invalid,
-            missing_counts=dict(self.missing), invalid_counts=dict(self.invalid),
-            blocks_by_path=dict(self.reader.blocks_by_path), statistics=statistics)
+    def partial(self) -> PartialIngest:
+        """What this target's read found, to report or to merge with other partitions'."""
+        reader = self.reader
+        return PartialIngest(reader.records, reader.rejected.copy(), list(reader.shown),
+                             dict(reader.blocks_by_path), self.selected, self.selected_rejected,
+                             self.with_invalid, dict(self.missing), dict(self.invalid), self.stats)
+
+
+@dataclass
+class PartialIngest:
+    """The counts and statistics of one target over part of the input (a partition), which
+    merge with the parts after it (`merge`) into those of the whole input."""
+
+    records: int
+    rejected: np.ndarray             # rejected records by reason (REASONS)
+    shown: list[_RejectedLine]       # the first rejected lines, in input order
+    blocks_by_path: dict[str, int]
+    selected: int
+    selected_rejected: int
+    with_invalid: int
+    missing: dict[str, int]
+    invalid: dict[str, int]
+    statistics: StatisticsBuilder | None
+
+    def copy(self) -> PartialIngest:
+        """A copy that merging leaves this one unchanged in."""
+        return replace(self, rejected=self.rejected.copy(), shown=list(self.shown),
+                       blocks_by_path=dict(self.blocks_by_path), missing=dict(self.missing),
+                       invalid=dict(self.invalid),
+                       statistics=None if self.statistics is None else self.statistics.copy())
+
+    def merge(self, later: PartialIngest) -> None:
+        """Add the counts and statistics of the part of the input that follows this one."""
+        self.records += later.records
+        self.rejected += later.rejected
+        self.shown = (self.shown + later.shown)[:REJECTED_SHOWN]
+        for path, count in later.blocks_by_path.items():
+            self.blocks_by_path[path] += count
+        self.selected += later.selected
+        self.selected_rejected += later.selected_rejected
+        self.with_invalid += later.with_invalid
+        for name in self.missing:
+            self.missing[name] += later.missing[name]
+            self.invalid[name] += later.invalid[name]
+        if self.statistics is not None and later.statistics is not None:
+            self.statistics.merge(later.statistics)
+
+
+def _report(objects: Sequence[DataObject], schema: Schema, partial: PartialIngest) -> IngestReport:
+    """The report of a target that read the whole input; DataError when the data fail it."""
+    if partial.records == 0:
+        raise DataError("The input files contain no records")
+    valid_selected = partial.selected - partial.selected_rejected
+    if valid_selected == 0:
+        raise DataError("No valid record is selected: " + (
+            f"all {partial.selected_rejected} selected records were rejected "
+            f"({_reasons_text(partial.rejected)}). {_explained(partial.shown, schema.names)}"
+            if partial.selected_rejected else "the DataRearrangement selects no record"))
+    statistics = None
+    if partial.statistics is not None:
+        statistics = partial.statistics.finish(partial.missing, partial.invalid)
+        target = schema.target
+        if target is not None and statistics.target is not None and statistics.target.valid_count == 0:
+            raise DataError(f"The target attribute '{target}' has no valid value "
+                            "in the selected records")
+    return IngestReport(
+        files=[o.uri for o in objects], number_of_files=len(objects),
+        data_size_in_bytes=sum(o.size for o in objects), records_read=partial.records,
+        rejected_records=int(partial.rejected.sum()),
+        rejected_by_reason={name: int(c) for name, c in zip(REASONS, partial.rejected)},
+        selected_records=partial.selected, selected_rejected=partial.selected_rejected,
+        records_with_invalid_values=partial.with_invalid,
+        missing_counts=dict(partial.missing), invalid_counts=dict(partial.invalid),
+        blocks_by_path=dict(partial.blocks_by_path), statistics=statistics)
 
 
 def _camel(name: str) -> str:

@@ -7,7 +7,8 @@ Completely empty lines are dropped here; the header line is dropped when asked. 
 than MAX_RECORD_BYTES is reported with `too_large` set and its bytes are never kept, so one
 enormous line cannot exhaust memory. `count_lines` counts those lines without finding them.
 A block knows the file line number of each of its lines (`line_number`, for messages), from
-the number of its first line and the positions of the empty lines it dropped.
+the number of its first line and the positions of the empty lines it dropped. A stream may
+start inside a file, at the start of a line (`LineStart`: a partition of the file).
 """
 
 from __future__ import annotations
@@ -23,6 +24,23 @@ from numba import njit
 MAX_RECORD_BYTES = 102_400
 BLOCK_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class LineStart:
+    """Where a stream starts in its file: a byte offset at the start of a line, and that
+    line's number (from 1). Only a stream from the file's start has a byte order mark or a
+    header line."""
+
+    offset: int = 0
+    line: int = 1
+
+    @property
+    def at_file_start(self) -> bool:
+        return self.offset == 0
+
+
+FILE_START = LineStart()
 
 
 @dataclass(frozen=True)
@@ -58,15 +76,16 @@ class LineBlock:
         return self.data[int(self.starts[index]):int(self.ends[index])].tobytes()
 
 
-def iter_line_blocks(stream: BinaryIO, skip_header: bool,
-                     block_bytes: int = BLOCK_BYTES) -> Iterator[LineBlock]:
-    """Yield the non-empty lines of `stream` in blocks of about `block_bytes`."""
+def iter_line_blocks(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOCK_BYTES,
+                     start: LineStart = FILE_START) -> Iterator[LineBlock]:
+    """Yield the non-empty lines of `stream`, which starts at `start` of its file, in blocks
+    of about `block_bytes`."""
     pending = b""           # an incomplete last line carried into the next read
-    pending_offset = 0      # file offset of pending[0]
+    pending_offset = start.offset  # file offset of pending[0]
     skipping = False        # inside an over-long line already reported
-    header_left = skip_header
-    first = True
-    line = 1                # file line number of the next block's first line
+    header_left = skip_header and start.at_file_start
+    first = start.at_file_start
+    line = start.line       # file line number of the next block's first line
     while True:
         chunk = stream.read(block_bytes)
         eof = not chunk
@@ -100,13 +119,23 @@ def iter_line_blocks(stream: BinaryIO, skip_header: bool,
             return
 
 
-def count_lines(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOCK_BYTES) -> Iterator[int]:
+def count_lines(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOCK_BYTES,
+                start: LineStart = FILE_START) -> Iterator[int]:
     """The number of lines `iter_line_blocks` yields from `stream`, block by block (each
-    value is a running total), without finding them: a line is empty when it has no byte
-    but a CR right before its LF, so counting LF bytes and such empty lines is enough."""
+    value is a running total), without finding them."""
+    for lines, _ in count_line_ends(stream, skip_header, block_bytes, start):
+        yield lines
+
+
+def count_line_ends(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOCK_BYTES,
+                    start: LineStart = FILE_START) -> Iterator[tuple[int, int]]:
+    """Running totals, block by block, of the lines `iter_line_blocks` yields from `stream`
+    and of all its lines, empty ones included: a line is empty when it has no byte but a CR
+    right before its LF, so counting LF bytes and such empty lines is enough."""
     lines = empty = 0
     before = np.array([10, 10], np.uint8)   # the two bytes before the chunk; LFs at the start
-    first, ended = True, True
+    first, ended = start.at_file_start, True
+    skip = int(skip_header and start.at_file_start)
     while chunk := stream.read(block_bytes):
         if first:
             first, chunk = False, chunk.removeprefix(_BOM)
@@ -114,7 +143,7 @@ def count_lines(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOCK_BY
             continue
         found, found_empty, before = _count_chunk(np.frombuffer(chunk, np.uint8), before)
         lines, empty, ended = lines + found, empty + found_empty, chunk.endswith(b"\n")
-        yield max(0, lines - empty + (not ended) - skip_header)
+        yield max(0, lines - empty + (not ended) - skip), lines + (not ended)
 
 
 @njit(cache=True, nogil=True)

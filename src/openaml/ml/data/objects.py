@@ -9,9 +9,11 @@ from typing import BinaryIO
 
 @dataclass(frozen=True)
 class DataObject:
-    """One input object: `open()` returns a fresh readable binary stream of its stored bytes."""
+    """One input object: `open()` returns a fresh readable binary stream of its stored bytes;
+    `open_at(offset)`, where the store can, one from that byte offset on."""
 
     uri: str                     # s3://bucket/key
     key: str                     # key without the bucket (the random split hashes it)
     size: int                    # bytes as stored
     open: Callable[[], BinaryIO]
+    open_at: Callable[[int], BinaryIO] | None = None

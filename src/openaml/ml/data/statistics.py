@@ -9,6 +9,7 @@ their JSON layout, shared by every reader).
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -74,6 +75,22 @@ class NumericStats:
         self.values, self.counts = _merge_sorted(self.values, self.counts, kept, weights)
         if len(self.values) > EXACT_DISTINCT:
             self._compress()
+
+    def merge(self, other: NumericStats) -> None:
+        """Add the statistics of other records (another partition's): moments by Chan's
+        formula, the sketches merged and compressed past EXACT_DISTINCT."""
+        if other.n:
+            total = self.n + other.n
+            delta = other.mean - self.mean
+            self.m2 += other.m2 + delta * delta * self.n * other.n / total
+            self.mean += delta * other.n / total
+            self.n = total
+            self.values, self.counts = _merge_sorted(self.values, self.counts, other.values, other.counts)
+            self.exact = self.exact and other.exact
+            if len(self.values) > EXACT_DISTINCT:
+                self._compress()
+        self.xy += other.xy
+        self.pairs += other.pairs
 
     def add_pairs(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> None:
         """Accumulate co-moments with the target over rows where both are valid (not NaN)."""
@@ -202,6 +219,20 @@ class CountStats:
             if self.entries > 2 * MAX_VALUES:
                 self._prune()
 
+    def merge(self, other: CountStats) -> None:
+        """Add the table of other records (another partition's)."""
+        self.n += other.n
+        self.true += other.true
+        self.false += other.false
+        self.truncated = self.truncated or other.truncated
+        self.values += other.values
+        self.weights += other.weights
+        self.entries += other.entries
+        if self.entries > 2 * MAX_VALUES or len(self.values) > MAX_PENDING:
+            self._merge()
+            if self.entries > 2 * MAX_VALUES:
+                self._prune()
+
     def _merge(self) -> None:
         if len(self.values) == 1 and self.weights[0].all():
             return
@@ -320,6 +351,13 @@ class TextStats:
                             max(self.lengths[1], length["max"].as_py())]
             self.tokens.add_table(counted.tokens, counted.counts)
 
+    def merge(self, other: TextStats) -> None:
+        """Add the tokens and ranges of other records (another partition's)."""
+        self.tokens.merge(other.tokens)
+        self.n += other.n
+        self.words = [min(self.words[0], other.words[0]), max(self.words[1], other.words[1])]
+        self.lengths = [min(self.lengths[0], other.lengths[0]), max(self.lengths[1], other.lengths[1])]
+
     def summary(self, tokens_counts: dict[str, int] | None = None) -> TextValues:
         tokens = self.tokens.summary(tokens_counts)
         top = dict(list(tokens.value_counts.items())[:MAX_TOKENS])
@@ -383,6 +421,20 @@ class StatisticsBuilder:
                 table.false += int(counts[name][flags == False].sum())  # noqa: E712
         for name, text in self.text.items():
             text.add(columns[name])
+
+    def copy(self) -> StatisticsBuilder:
+        """A copy that merging into leaves this one unchanged."""
+        return copy.deepcopy(self)
+
+    def merge(self, other: StatisticsBuilder) -> None:
+        """Add the statistics of other records of the same schema (the partition after these)."""
+        self.records += other.records
+        for name, stats in self.numeric.items():
+            stats.merge(other.numeric[name])
+        for name, table in self.counted.items():
+            table.merge(other.counted[name])
+        for name, text in self.text.items():
+            text.merge(other.text[name])
 
     def _target_values(self, columns: dict[str, pa.Array],
                        coerced: dict[str, Coerced]) -> npt.NDArray[np.float64] | None:
