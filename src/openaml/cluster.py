@@ -37,6 +37,7 @@ from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_reads import SharedReads
 from openaml.jobs.specs import DataSourceSpec, Result
 from openaml.jobs.tasks import read_key
+from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, number_partitions
 from openaml.ml.errors import InputError
 from openaml.runtime import Runtime, open_runtime
 from openaml.settings import ConfigurationError, Settings
@@ -94,15 +95,41 @@ class Cluster:
         return result
 
     def _read_group(self, jobs: Sequence[Job]) -> list[Result | Exception]:
-        """Run datasource jobs of the same data as one task: a result or an error each. The
-        wait ends early only once every one of them is cancelled."""
+        """Run datasource jobs of the same data: a result or an error each. Data larger than
+        a partition are read in partitions, a task each (`_read_partitioned`); others by one
+        task. The wait ends early only once every one of them is cancelled."""
+        runs = [(j.record.id, j.owner or "", j.lease or "") for j in jobs]
+        together = _Together(jobs)
+        ranges = self._task(together, "plan", plan_datasource, self.settings, runs[0])
+        if len(ranges) > 1:
+            return self._read_partitioned(together, runs, ranges)
+        return cast(list[Result | Exception], self._task(together, "read", run_datasources, self.settings, runs))
+
+    def _read_partitioned(self, jobs: _Together, runs: list[tuple[str, str, str]],
+                          ranges: list[ByteRange]) -> list[Result | Exception]:
+        """Count the records of every range (a task each), number them, read each partition
+        for every job (a task each, writing its part of each job's data), then merge."""
+        counted = [self._submit(jobs, f"count-{k}", count_datasource_range, self.settings, runs[0], part)
+                   for k, part in enumerate(ranges)]
+        counts = [self.wait(future, jobs) for future in counted]
+        partitions = number_partitions(ranges, counts)
+        total = sum(count.records for count in counts)
+        read = [self._submit(jobs, f"part-{k}", ingest_datasource_partition, self.settings, runs, partition,
+                             total, k) for k, partition in enumerate(partitions)]
+        return cast(list[Result | Exception], self._task(jobs, "merge", finish_datasources, self.settings, runs, read))
+
+    def _task(self, jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
+        """Run one step of a job (or of jobs waited for together) as a task; its result."""
+        return self.wait(self._submit(jobs, step, function, *args), jobs)
+
+    def _submit(self, jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
+        """Submit one step of a job as a task (futures among `args` are passed as their results)."""
+        record = jobs.record
         try:
-            future = self.client.submit(run_datasources, self.settings,
-                                        [(j.record.id, j.owner or "", j.lease or "") for j in jobs], pure=False,
-                                        key=f"openaml-DataSource-{jobs[0].record.id}-{uuid.uuid4().hex[:8]}")
+            return self.client.submit(function, *args, pure=False,
+                                      key=f"openaml-{record.kind.value}-{record.id}-{step}-{uuid.uuid4().hex[:8]}")
         except (OSError, CancelledError) as exc:
             raise self._lost(exc) from exc
-        return cast(list[Result | Exception], self.wait(future, _Together(jobs)))
 
     def close(self) -> None:
         self.client.close()
@@ -111,15 +138,10 @@ class Cluster:
         """Submit the job, then wait for its task to end; the job's own cancellation ends the
         wait (the task ends by itself: it reads the same from the store). The task's own
         error is the job's; a failure of the cluster ends it with a message that says so."""
-        try:
-            future = self.client.submit(run_job, self.settings, kind.value, job.record.id, job.owner or "",
-                                        job.lease or "", pure=False,
-                                        key=f"openaml-{kind.value}-{job.record.id}-{uuid.uuid4().hex[:8]}")
-        except (OSError, CancelledError) as exc:
-            raise self._lost(exc) from exc
-        return self.wait(future, job)
+        return cast(Result, self._task(job, "run", run_job, self.settings, kind.value, job.record.id,
+                                       job.owner or "", job.lease or ""))
 
-    def wait(self, future: Any, job: Cancellable) -> Result:
+    def wait(self, future: Any, job: Cancellable) -> Any:
         """The result of the job's task once it ends, or its error; the job's cancellation
         (Job.cancelled, asked every WAIT_SECONDS) ends the wait with an InputError."""
         ended = threading.Event()
@@ -130,12 +152,12 @@ class Cluster:
                 raise InputError(f"{job.record.kind.value} {job.record.id} stopped before its end")
         return self._result(future)
 
-    def _result(self, future: Any) -> Result:
+    def _result(self, future: Any) -> Any:
         """The result of an ended task, or its error."""
         from distributed import KilledWorker
 
         if future.status == "finished":
-            return cast(Result, future.result())
+            return future.result()
         if future.status != "error":  # cancelled, or lost with the scheduler
             raise self._lost(CancelledError(future.status))
         try:
@@ -233,15 +255,17 @@ def run_job(settings: Settings, kind: str, entity_id: str, owner: str, lease: st
     return runtime.tasks.by_kind()[entity_kind](_job(runtime, entity_kind, entity_id, owner, lease))
 
 
-def _job(runtime: Runtime, kind: EntityKind, entity_id: str, owner: str, lease: str) -> Job:
-    """The Job a worker runs for the front end `owner`'s run `lease`."""
+def _job(runtime: Runtime, kind: EntityKind, entity_id: str, owner: str, lease: str, quiet: bool = False) -> Job:
+    """The Job a worker runs for the front end `owner`'s run `lease`; it logs where it runs
+    unless `quiet` (a short step of a job)."""
     record = runtime.store.get(kind, entity_id)
     if record is None:
         raise InputError(f"{kind.value} {entity_id} does not exist any more")
     leases = Leases(runtime.store)
     job = Job(record, runtime.store, partial(_log, runtime, record),
               stopping=lambda: not leases.holds(lease), owner=owner, lease=lease)
-    job.log_line(f"running on the Dask worker {_worker_name()}")
+    if not quiet:
+        job.log_line(f"running on the Dask worker {_worker_name()}")
     return job
 
 
@@ -251,6 +275,35 @@ def run_datasources(settings: Settings, runs: list[tuple[str, str, str]]) -> lis
     runtime = _runtime(settings)
     jobs = [_job(runtime, EntityKind.DATASOURCE, entity_id, owner, lease) for entity_id, owner, lease in runs]
     return list(runtime.tasks.build_datasources(jobs))
+
+
+def plan_datasource(settings: Settings, run: tuple[str, str, str]) -> list[ByteRange]:
+    """On a worker: the byte ranges the datasource job's data are read in."""
+    runtime = _runtime(settings)
+    return runtime.tasks.plan_partitions(_job(runtime, EntityKind.DATASOURCE, *run, quiet=True),
+                                         settings.partition_bytes)
+
+
+def count_datasource_range(settings: Settings, run: tuple[str, str, str], part: ByteRange) -> RangeCount:
+    """On a worker: the records and lines of one range of the datasource job's data."""
+    runtime = _runtime(settings)
+    return runtime.tasks.count_partition(_job(runtime, EntityKind.DATASOURCE, *run, quiet=True), part)
+
+
+def ingest_datasource_partition(settings: Settings, runs: list[tuple[str, str, str]], partition: Partition,
+                                total: int, index: int) -> list[PartialIngest]:
+    """On a worker: read one partition for datasource jobs of the same data (Tasks.ingest_partition)."""
+    runtime = _runtime(settings)
+    jobs = [_job(runtime, EntityKind.DATASOURCE, *run) for run in runs]
+    return runtime.tasks.ingest_partition(jobs, partition, total, index)
+
+
+def finish_datasources(settings: Settings, runs: list[tuple[str, str, str]],
+                       partials: list[list[PartialIngest]]) -> list[Result | Exception]:
+    """On a worker: the datasource jobs' reports from their partitions' (Tasks.finish_partitions)."""
+    runtime = _runtime(settings)
+    jobs = [_job(runtime, EntityKind.DATASOURCE, *run, quiet=True) for run in runs]
+    return list(runtime.tasks.finish_partitions(jobs, partials))
 
 
 class _Together:

@@ -54,6 +54,8 @@ class Settings:
     # where jobs run: "local" (this process's threads) or "dask" (the cluster of dask_scheduler)
     executor: str = "local"
     dask_scheduler: str | None = None
+    # on Dask, a datasource's files are read in byte ranges of about this size, one task each
+    partition_bytes: int = 128 << 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

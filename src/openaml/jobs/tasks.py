@@ -39,13 +39,22 @@ from openaml.jobs.specs import (
 )
 from openaml.ml.data import (
     FAST_PATHS,
+    ByteRange,
     DataObject,
     IngestReport,
     ParseOptions,
+    PartialIngest,
+    Partition,
+    RangeCount,
     Target,
+    count_partition,
     ingest,
     ingest_many,
+    ingest_partition,
+    merge_partitions,
+    plan_partitions,
     read_materialized,
+    rejected_lines,
 )
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
@@ -66,6 +75,7 @@ from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.leases import Leases
 
 DATA_FILE = "data.arrows"
+PARTS_FILE = "parts.json"  # a datasource read in partitions: {"parts": [its data files, in order]}
 INGEST_FILE = "ingest.json"
 REPORT_FILE = "report.json"
 LOG_FILE = "job.log"
@@ -153,17 +163,72 @@ class Tasks:
         spec = read_spec(job.record, DataSourceSpec)
         if spec.query is not None:
             self._stage(job, spec.source, spec.query)
-        located = self.objects.resolve_data_location(spec.data_uri)  # or StorageError
-        objects = [DataObject(uri=o.uri, key=o.key, size=o.size, open=_opener(self.objects, o.uri))
-                   for o in located]
+        objects = self._objects(spec)
         job.log_line(f"reading {len(objects)} object(s) from {spec.data_uri}")
         return spec, objects
 
-    def _reported(self, job: Job, report: IngestReport, readers: int) -> DataSourceResult:
-        """Store the job's ingest report and log it; its result."""
+    def _objects(self, spec: DataSourceSpec) -> list[DataObject]:
+        """The objects at the spec's data location (or StorageError)."""
+        return [DataObject(uri=o.uri, key=o.key, size=o.size, open=partial(self.objects.open_read, o.uri),
+                           open_at=partial(self.objects.open_read, o.uri))
+                for o in self.objects.resolve_data_location(spec.data_uri)]
+
+    # -- datasources in partitions (cluster.py runs each step as Dask tasks) ------------------
+
+    def plan_partitions(self, job: Job, partition_bytes: int) -> list[ByteRange]:
+        """The byte ranges the job's data are read in, about `partition_bytes` each."""
+        return plan_partitions(self._objects(read_spec(job.record, DataSourceSpec)), partition_bytes)
+
+    def count_partition(self, job: Job, part: ByteRange) -> RangeCount:
+        """The records and lines of one range of the job's data."""
+        spec = read_spec(job.record, DataSourceSpec)
+        return count_partition(self._objects(spec), part, spec.schema)
+
+    def ingest_partition(self, jobs: Sequence[Job], partition: Partition, total: int,
+                         index: int) -> list[PartialIngest]:
+        """Read one partition of the jobs' data (the same data and schema) for all of them:
+        each job's records of it go to its part `index`; what each found, to merge."""
+        specs = [read_spec(job.record, DataSourceSpec) for job in jobs]
+        objects, stop = self._objects(specs[0]), _Deleted(jobs)
+        with ExitStack() as stack:
+            sinks = [stack.enter_context(self.artifacts.open_write(j.record.kind.value, j.record.id,
+                                                                   part_file(index)))
+                     for j in jobs]
+            targets = [Target(spec.rearrangement, spec.compute_statistics, sink)
+                       for spec, sink in zip(specs, sinks, strict=True)]
+            try:
+                return ingest_partition(objects, partition, total, specs[0].schema, targets,
+                                        lambda records: check(stop), self.execution, self.parsing)
+            except Cancelled:
+                raise InputError(f"every datasource reading {specs[0].data_uri} was deleted") from None
+
+    def finish_partitions(self, jobs: Sequence[Job], partials: Sequence[Sequence[PartialIngest]],
+                          ) -> list[DataSourceResult | Exception]:
+        """Each job's report from its partitions' results (partials[k][j]: partition k, job
+        j), its parts named in PARTS_FILE; each one's result or error."""
+        spec = read_spec(jobs[0].record, DataSourceSpec)
+        objects = self._objects(spec)
+        results: list[DataSourceResult | Exception] = []
+        for j, job in enumerate(jobs):
+            own = [found[j] for found in partials]
+            report = merge_partitions(objects, spec.schema, own)
+            if isinstance(report, Exception):
+                results.append(report)
+                continue
+            job.log_line(f"read {len(objects)} object(s) from {spec.data_uri} in {len(partials)} partitions")
+            for line in rejected_lines(spec.schema, own):
+                job.log_line(line)
+            results.append(self._reported(job, report, len(jobs), [part_file(k) for k in range(len(partials))]))
+        return results
+
+    def _reported(self, job: Job, report: IngestReport, readers: int,
+                  parts: Sequence[str] = (DATA_FILE,)) -> DataSourceResult:
+        """Store the job's ingest report and the names of its data files, and log it; its result."""
         if readers > 1:
             job.log_line(f"the data were read once for {readers} datasources")
-        self.artifacts.write_json(job.record.kind.value, job.record.id, INGEST_FILE, report.to_dict())
+        kind, entity_id = job.record.kind.value, job.record.id
+        self.artifacts.write_json(kind, entity_id, PARTS_FILE, {"parts": list(parts)})
+        self.artifacts.write_json(kind, entity_id, INGEST_FILE, report.to_dict())
         job.log_line(
             f"{report.records_read} records read, {report.rejected_records} rejected, "
             f"{report.selected_records} selected; blocks read by path: "
@@ -300,12 +365,18 @@ class Tasks:
     def _batches(self, source_id: str, should_stop: ShouldStop) -> Callable[[], Iterator[pa.RecordBatch]]:
         """The datasource's records; reading raises Cancelled between batches once should_stop
         answers True."""
+        kind = EntityKind.DATASOURCE.value
+        names = (self.artifacts.read_json(kind, source_id, PARTS_FILE)["parts"]
+                 if self.artifacts.exists(kind, source_id, PARTS_FILE)
+                 else [DATA_FILE])  # written before data files were listed
+
         def batches() -> Iterator[pa.RecordBatch]:
-            source = self.artifacts.source(EntityKind.DATASOURCE.value, source_id, DATA_FILE)
-            with nullcontext(source) if isinstance(source, Path) else source:  # a stream closes when left
-                for batch in read_materialized(source):
-                    check(should_stop)
-                    yield batch
+            for name in names:
+                source = self.artifacts.source(kind, source_id, name)
+                with nullcontext(source) if isinstance(source, Path) else source:  # a stream closes when left
+                    for batch in read_materialized(source):
+                        check(should_stop)
+                        yield batch
 
         return batches
 
@@ -356,13 +427,14 @@ class _KeepOpen(io.RawIOBase):
         super().close()
 
 
+def part_file(index: int) -> str:
+    """The data file of partition `index` of a datasource read in partitions."""
+    return f"data-{index:05d}.arrows"
+
+
 def read_key(spec: DataSourceSpec) -> tuple[str, str]:
     """What datasources that may share one read of their data have in common."""
     return spec.data_uri, spec.schema_json
-
-
-def _opener(objects: ObjectStore, uri: str) -> Callable[[], BinaryIO]:
-    return lambda: objects.open_read(uri)
 
 
 def _result_uris(base: str, prediction_id: str, files: list[str]) -> list[str]:

@@ -94,12 +94,14 @@ class LocalObjectStore(ObjectStore):
             raise StorageError(f"{shown(uri)}: {err.strerror}") from err
         return None
 
-    def open_read(self, uri: str) -> BinaryIO:
+    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
         location = parse_s3_uri(uri)
         if location.is_prefix:
             raise ObjectNotFoundError(f"{shown(uri)}: no such object (the URI names a folder)")
         try:
-            return open(self._path(location), "rb")
+            stream = open(self._path(location), "rb")  # noqa: SIM115 - the caller closes it
+            stream.seek(start)
+            return stream
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
             raise ObjectNotFoundError(
                 f"{shown(uri)}: no such object (no file {self._shown_path(location)})") from err

@@ -65,8 +65,9 @@ class ObjectStore(Protocol):
         """The object with exactly this key, or None."""
         ...
 
-    def open_read(self, uri: str) -> BinaryIO:
-        """A fresh readable binary stream of the stored bytes."""
+    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
+        """A fresh readable binary stream of the stored bytes, from byte `start` on (at most
+        the object's size)."""
         ...
 
     def open_write(self, uri: str) -> BinaryIO:

@@ -172,15 +172,16 @@ class S3ObjectStore(ObjectStore):
             return None
         return ObjectInfo(str(location), location.key, head["ContentLength"])
 
-    def open_read(self, uri: str) -> BinaryIO:
+    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
         location = parse_s3_uri(uri)
         if location.is_prefix:
             raise ObjectNotFoundError(f"{shown(uri)}: no such object (the URI names a folder)")
+        ranged = {"Range": f"bytes={start}-"} if start else {}
         response = self._request(
             uri, "cannot read",
-            lambda: self._client.get_object(Bucket=location.bucket, Key=location.key),
+            lambda: self._client.get_object(Bucket=location.bucket, Key=location.key, **ranged),
         )
-        return io.BufferedReader(_BodyReader(self, location, response), 1024 * 1024)
+        return io.BufferedReader(_BodyReader(self, location, response, start), 1024 * 1024)
 
     def open_write(self, uri: str) -> BinaryIO:
         location = parse_s3_uri(uri)
@@ -291,14 +292,15 @@ class _BodyReader(io.RawIOBase):
     """A raw stream over a GetObject body that reads on after a broken connection (a range
     request for the rest, if the object is unchanged) and raises only StorageError."""
 
-    def __init__(self, store: S3ObjectStore, location: S3Uri, response: dict[str, Any]) -> None:
+    def __init__(self, store: S3ObjectStore, location: S3Uri, response: dict[str, Any],
+                 start: int = 0) -> None:
         super().__init__()
         self._store = store
         self._location = location
         self._body: Any = response["Body"]
-        self._size = int(response["ContentLength"])
+        self._size = start + int(response["ContentLength"])  # a range's length from `start`
         self._etag: str | None = response.get("ETag")
-        self._position = 0
+        self._position = start
 
     def readable(self) -> bool:
         return True

@@ -54,7 +54,15 @@ from openaml.ml.data.lines import (
 )
 from openaml.ml.data.materialized import open_writer
 from openaml.ml.data.objects import DataObject
-from openaml.ml.data.partitions import ByteRange, Partition, open_range, whole
+from openaml.ml.data.partitions import (
+    ByteRange,
+    Partition,
+    RangeCount,
+    count_range,
+    open_range,
+    plan_ranges,
+    whole,
+)
 from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, probe_integers, read_plain
 from openaml.ml.data.rearrangement import Rearrangement
 from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
@@ -231,6 +239,32 @@ def merge_partitions(objects: Sequence[DataObject], schema: Schema,
         return _report(objects, schema, merged)
     except DataError as exc:
         return exc
+
+
+def plan_partitions(objects: Sequence[DataObject], partition_bytes: int) -> list[ByteRange]:
+    """The ranges of the objects to read apart (partitions.plan_ranges); DataError when an
+    object cannot be read."""
+    try:
+        return plan_ranges(objects, partition_bytes)
+    except _READ_ERRORS as exc:
+        raise DataError(f"Cannot read the data: {exc}") from None
+
+
+def count_partition(objects: Sequence[DataObject], part: ByteRange, schema: Schema,
+                    block_bytes: int = BLOCK_BYTES) -> RangeCount:
+    """The records and lines of one range (partitions.count_range); DataError when it
+    cannot be read."""
+    obj = objects[part.file_index]
+    try:
+        return count_range(obj, part, schema.header, block_bytes)
+    except _READ_ERRORS as exc:
+        raise DataError(f"Cannot read {obj.uri}: {exc}") from None
+
+
+def rejected_lines(schema: Schema, partials: Sequence[PartialIngest]) -> list[str]:
+    """The job log's lines about the first REJECTED_SHOWN rejected lines of the partitions."""
+    shown = [line for partial in partials for line in partial.shown][:REJECTED_SHOWN]
+    return [line.logged(len(schema.names)) for line in shown]
 
 
 def _read_pieces(objects: Sequence[DataObject], pieces: Sequence[tuple[int, ByteRange, LineStart]],
