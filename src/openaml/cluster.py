@@ -32,7 +32,7 @@ from typing import Any, Protocol, cast
 
 from openaml.extras import require_extra
 from openaml.jobs.engine import JOB_KINDS, Job, Task
-from openaml.jobs.memory import training_budget
+from openaml.jobs.memory import WORKER_PROCESS_BYTES
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_reads import SharedReads
 from openaml.jobs.specs import DataSourceSpec, Result
@@ -335,8 +335,8 @@ def _runtime(settings: Settings) -> Runtime:
             threads = int(worker.state.nthreads) if worker is not None else 1
             limit = worker.memory_manager.memory_limit if worker is not None else None
             _runtimes[key] = open_runtime(settings, workers=threads, share_reads=False,
-                                          # a training's share of what the process leaves of Dask's limit
-                                          training_memory=training_budget(threads, int(limit)) if limit else None)
+                                          memory_limit=int(limit) if limit else None,  # Dask's limit
+                                          process_bytes=WORKER_PROCESS_BYTES)
         return _runtimes[key]
 
 

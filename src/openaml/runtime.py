@@ -4,9 +4,9 @@ builds one; with `--executor dask`, so does each Dask worker process (`cluster.p
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from openaml.jobs.memory import training_budget
+from openaml.jobs.memory import PROCESS_BYTES, parse_block_bytes, training_budget
 from openaml.jobs.tasks import LOG_FILE, Tasks
 from openaml.ml.data import FAST_PATHS, GENERAL_PATH
 from openaml.ml.execution import Execution
@@ -31,17 +31,21 @@ class Runtime:
             out.write(f"{stamp} {line}\n".encode())
 
 
-def open_runtime(settings: Settings, workers: int, training_memory: int | None = None,
-                 share_reads: bool = True) -> Runtime:
-    """The runtime of a process running `workers` jobs at once; each training keeps
-    `training_memory` bytes (default: the settings', else a share of the process's limit).
+def open_runtime(settings: Settings, workers: int, memory_limit: int | None = None,
+                 share_reads: bool = True, process_bytes: int = PROCESS_BYTES) -> Runtime:
+    """The runtime of a process running `workers` jobs at once within `memory_limit` bytes
+    (default: the process's limits): each training keeps the settings' training memory, else
+    a share of what the process itself (`process_bytes`) leaves of the limit, and datasource
+    jobs parse blocks sized by it too.
     share_reads: whether datasource jobs of the same data in this process read it once."""
     store = open_store(settings.database_url or "")
     objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
     artifacts: Artifacts = (ObjectArtifactStore(objects, settings.artifacts_uri) if settings.artifacts_uri
                             else ArtifactStore(settings.artifacts_root))
     execution = Execution(threads=max(1, settings.job_threads))
-    memory = training_memory or settings.training_memory or training_budget(workers)
+    memory = settings.training_memory or training_budget(workers, memory_limit, process_bytes)
+    parsing = replace(FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH,
+                      block_bytes=parse_block_bytes(workers, memory_limit, process_bytes))
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, workers,
-                  execution, FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH, share_reads)
+                  execution, parsing, share_reads)
     return Runtime(store, objects, artifacts, tasks, execution)

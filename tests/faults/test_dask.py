@@ -12,7 +12,6 @@ import gzip
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys

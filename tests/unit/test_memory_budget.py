@@ -9,8 +9,18 @@ import sys
 import numpy as np
 import pytest
 
-from openaml.jobs.memory import MAX_BUDGET, MIN_BUDGET, PROCESS_BYTES, memory_limit, prefer_small_pages, training_budget
+from openaml.jobs.memory import (
+    MAX_BUDGET,
+    MIN_BLOCK,
+    MIN_BUDGET,
+    PROCESS_BYTES,
+    memory_limit,
+    parse_block_bytes,
+    prefer_small_pages,
+    training_budget,
+)
 from openaml.ml import parse_parameters, train_model
+from openaml.ml.data.lines import BLOCK_BYTES
 from openaml.ml.training import validation
 from tests.unit.ml.conftest import make_batch, make_schema
 
@@ -21,6 +31,23 @@ def test_budget_is_half_the_limit_per_worker_within_bounds() -> None:
     assert training_budget(4, 100 << 20) == MIN_BUDGET
     assert training_budget(1, 1 << 40) == MAX_BUDGET
     assert 0 < memory_limit() <= MAX_BUDGET * 1024
+
+
+def test_parse_blocks_shrink_with_the_memory_each_job_worker_has() -> None:
+    assert parse_block_bytes(1, 512 << 20) == 4 << 20      # a small Dask worker
+    assert parse_block_bytes(2, 512 << 20) == 2 << 20
+    assert parse_block_bytes(2, 8 << 30) == BLOCK_BYTES    # a machine of several GiB
+    assert parse_block_bytes(4, 200 << 20) == MIN_BLOCK
+
+
+def test_a_runtime_sizes_its_parse_blocks_and_training_by_its_memory_limit(tmp_path) -> None:
+    from openaml.runtime import open_runtime
+    from openaml.settings import Settings
+
+    runtime = open_runtime(Settings(data_dir=tmp_path).resolved(), workers=1, memory_limit=512 << 20)
+    assert runtime.tasks.parsing.block_bytes == 4 << 20
+    assert runtime.tasks.training_memory == training_budget(1, 512 << 20)
+    runtime.store.close()
 
 
 def test_limit_follows_rlimit_as() -> None:

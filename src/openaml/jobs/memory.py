@@ -8,9 +8,15 @@ import os
 import resource
 from pathlib import Path
 
+from openaml.ml.data.lines import BLOCK_BYTES
+
 MIN_BUDGET, MAX_BUDGET = 64 << 20, 8 << 30
 PROCESS_BYTES = 256 << 20  # what the job process needs besides the training budgets
+# a Dask worker's, which loads the same code as a server, plus Dask, and is paused by its
+# nanny at 80 % of its limit: about 280 MiB once warmed up, measured
+WORKER_PROCESS_BYTES = 384 << 20
 HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
+MIN_BLOCK, BLOCK_SHARE = 1 << 20, 64  # of parse_block_bytes
 
 
 def memory_limit() -> int:
@@ -49,13 +55,25 @@ def _cgroup_limit_files() -> list[Path]:
     return files
 
 
-def training_budget(workers: int, limit: int | None = None) -> int:
+def parse_block_bytes(workers: int, limit: int | None = None, process_bytes: int = PROCESS_BYTES) -> int:
+    """Bytes of CSV a datasource job parses at a time: what the process leaves of the limit,
+    shared by the job workers, over BLOCK_SHARE, within [1 MiB, lines.BLOCK_BYTES]. A block's
+    columns, the next one read ahead and each split's selection peak at about twelve times its
+    bytes (a 32 MB partition of Fashion-MNIST's CSV, two splits: 190 MiB with 16 MiB blocks,
+    100 MiB with 4 MiB), so a 512 MiB Dask worker reads 4 MiB blocks and a machine of
+    several GiB 16 MiB ones. process_bytes: what the process needs besides (see
+    training_budget)."""
+    limit = memory_limit() if limit is None else limit
+    return max(MIN_BLOCK, min(BLOCK_BYTES, (limit - process_bytes) // (BLOCK_SHARE * max(1, workers))))
+
+
+def training_budget(workers: int, limit: int | None = None, process_bytes: int = PROCESS_BYTES) -> int:
     """Bytes of records and features one training job keeps in memory: half of what the
     process itself leaves of the limit (PROCESS_BYTES: libraries, the server, a batch being
     read), shared by the job workers, within [64 MiB, 8 GiB]. Under a 1 GiB cgroup a
     3 GB Fashion-MNIST training peaked at 940 MiB with half the whole limit; this leaves more."""
     limit = memory_limit() if limit is None else limit
-    return max(MIN_BUDGET, min(MAX_BUDGET, (limit - PROCESS_BYTES) // (2 * max(1, workers))))
+    return max(MIN_BUDGET, min(MAX_BUDGET, (limit - process_bytes) // (2 * max(1, workers))))
 
 
 def prefer_small_pages() -> None:

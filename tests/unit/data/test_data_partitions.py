@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import math
+import pickle
 import random
 from typing import Any
 
@@ -183,3 +184,19 @@ def test_merging_leaves_the_partitions_results_unchanged() -> None:
     first, again = (merge_partitions(objects, schema, partials) for _ in range(2))
     assert json.dumps(first.to_dict(), sort_keys=True) == json.dumps(again.to_dict(), sort_keys=True)
     assert first.records_read == total
+
+
+def test_a_partitions_result_holds_none_of_its_blocks_buffers() -> None:
+    """What a partition task sends to the merge is its statistics, not its data: count tables
+    taken from a block's dictionaries (which share the block's buffers on the integer path)
+    would otherwise pickle the whole block with them."""
+    rng = random.Random(7)
+    schema = make_schema({f"p{k}": "CATEGORICAL" for k in range(40)})
+    content = "".join(",".join(str(rng.randint(0, 9)) for _ in range(40)) + "\n" for _ in range(5000)).encode()
+    objects = [seekable_object("a.csv", content)]
+    ranges = plan_ranges(objects, len(content) // 2)
+    partition = number_partitions(ranges, [count_range(objects[0], r, False) for r in ranges])[0]
+    sink = io.BytesIO()
+    partial, = ingest_partition(objects, partition, 5000, schema, [Target(parse_rearrangement(None), True, sink)])
+    assert partial.blocks_by_path["int16"] == 1
+    assert len(pickle.dumps(partial)) < len(content) / 20

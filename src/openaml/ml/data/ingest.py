@@ -221,9 +221,13 @@ def ingest_partition(objects: Sequence[DataObject], partition: Partition, total:
     `merge_partitions` combines. Rejected lines are kept for the merge, not passed on; too
     many rejected records in the partition alone raise DataError."""
     with threadpool_limits(limits=1, user_api="blas"):
-        return _read_pieces(objects, [(partition.range.file_index, partition.range, partition.start)],
-                            partition.first_record, _done(total), schema, targets, progress, None,
-                            execution, parsing)
+        partials = _read_pieces(objects, [(partition.range.file_index, partition.range, partition.start)],
+                                partition.first_record, _done(total), schema, targets, progress, None,
+                                execution, parsing)
+    for partial in partials:
+        if partial.statistics is not None:
+            partial.statistics.compact()  # small, without the blocks' buffers, to send
+    return partials
 
 
 def merge_partitions(objects: Sequence[DataObject], schema: Schema,

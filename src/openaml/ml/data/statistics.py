@@ -233,8 +233,14 @@ class CountStats:
             if self.entries > 2 * MAX_VALUES:
                 self._prune()
 
-    def _merge(self) -> None:
-        if len(self.values) == 1 and self.weights[0].all():
+    def compact(self) -> None:
+        """Hold one table in buffers of its own: a batch's values may be slices of its whole
+        block, which a copy sent elsewhere (pickled) would carry along."""
+        if self.values:
+            self._merge(always=True)
+
+    def _merge(self, always: bool = False) -> None:
+        if len(self.values) == 1 and self.weights[0].all() and not always:
             return
         encoded = pc.dictionary_encode(pa.concat_arrays(self.values))
         totals = np.bincount(encoded.indices.to_numpy(), weights=np.concatenate(self.weights),
@@ -421,6 +427,11 @@ class StatisticsBuilder:
                 table.false += int(counts[name][flags == False].sum())  # noqa: E712
         for name, text in self.text.items():
             text.add(columns[name])
+
+    def compact(self) -> None:
+        """Make the statistics small and self-contained (CountStats.compact), to send them."""
+        for table in [*self.counted.values(), *(text.tokens for text in self.text.values())]:
+            table.compact()
 
     def copy(self) -> StatisticsBuilder:
         """A copy that merging into leaves this one unchanged."""
