@@ -36,9 +36,12 @@ from openaml.jobs.memory import WORKER_PROCESS_BYTES
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_reads import SharedReads
 from openaml.jobs.specs import DataSourceSpec, Result
-from openaml.jobs.tasks import read_key
+from openaml.jobs.tasks import read_key, training_progress
 from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, number_partitions
 from openaml.ml.errors import InputError
+from openaml.ml.training.parallel import PassOutcome, fit_parallel
+from openaml.ml.training.sgd import LinearState
+from openaml.ml.training.train import TrainingSetup
 from openaml.runtime import Runtime, open_runtime
 from openaml.settings import ConfigurationError, Settings
 from openaml.store import EntityKind, EntityRecord
@@ -82,6 +85,7 @@ class Cluster:
         names the datasource jobs a datasource job waits for, to read their data once."""
         tasks: dict[EntityKind, Task] = {kind: partial(self._run, kind) for kind in JOB_KINDS}
         tasks[EntityKind.DATASOURCE] = partial(self._run_datasource, peers)
+        tasks[EntityKind.MLMODEL] = self._run_training
         return tasks
 
     def _run_datasource(self, peers: Peers, job: Job) -> Result:
@@ -117,6 +121,29 @@ class Cluster:
         read = [self._submit(jobs, f"part-{k}", ingest_datasource_partition, self.settings, runs, partition,
                              total, k) for k, partition in enumerate(partitions)]
         return cast(list[Result | Exception], self._task(jobs, "merge", finish_datasources, self.settings, runs, read))
+
+    def _run_training(self, job: Job) -> Result:
+        """A training: data-parallel when its datasource was read in partitions and is not
+        small (Tasks.prepare_parallel_training), else one task. Each pass runs as a task per
+        group of partitions, one group per worker thread there was at start-up; the front end
+        mixes their models (ml.training.parallel.fit_parallel) and records the progress."""
+        run = (job.record.id, job.owner or "", job.lease or "")
+        prepared = self._task(job, "prepare", prepare_parallel_training, self.settings, run)
+        if prepared is None:
+            return self._run(EntityKind.MLMODEL, job)
+        setup, start, partitions = prepared
+        groups = [list(range(partitions))[g::min(self.threads, partitions)]
+                  for g in range(min(self.threads, partitions))]
+        job.log_line(f"training on {len(groups)} Dask workers at once, over {partitions} partitions")
+
+        def run_pass(state: LinearState, pass_number: int, averaging: bool) -> list[PassOutcome]:
+            futures = [self._submit(job, f"pass-{pass_number}-{g}", train_parallel_pass, self.settings, run,
+                                    setup, state, pass_number, averaging, group)
+                       for g, group in enumerate(groups)]
+            return [self.wait(future, job) for future in futures]
+
+        state = fit_parallel(setup, start, run_pass, training_progress(job))
+        return cast(Result, self._task(job, "save", save_parallel_model, self.settings, run, setup, state))
 
     def _task(self, jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
         """Run one step of a job (or of jobs waited for together) as a task; its result."""
@@ -304,6 +331,28 @@ def finish_datasources(settings: Settings, runs: list[tuple[str, str, str]],
     runtime = _runtime(settings)
     jobs = [_job(runtime, EntityKind.DATASOURCE, *run, quiet=True) for run in runs]
     return list(runtime.tasks.finish_partitions(jobs, partials))
+
+
+def prepare_parallel_training(settings: Settings, run: tuple[str, str, str]
+                              ) -> tuple[TrainingSetup, LinearState, int] | None:
+    """On a worker: Tasks.prepare_parallel_training for the training job `run`."""
+    runtime = _runtime(settings)
+    return runtime.tasks.prepare_parallel_training(_job(runtime, EntityKind.MLMODEL, *run, quiet=True))
+
+
+def train_parallel_pass(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup, state: LinearState,
+                        pass_number: int, averaging: bool, partitions: list[int]) -> PassOutcome:
+    """On a worker: one pass of a data-parallel training over some partitions."""
+    runtime = _runtime(settings)
+    return runtime.tasks.train_parallel_pass(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup, state,
+                                             pass_number, averaging, partitions)
+
+
+def save_parallel_model(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup,
+                        state: LinearState) -> Result:
+    """On a worker: store the model of a data-parallel training."""
+    runtime = _runtime(settings)
+    return runtime.tasks.save_parallel_model(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup, state)
 
 
 class _Together:

@@ -2,8 +2,9 @@
 (`python -m dask scheduler`, `python -m dask worker`), and `openaml serve --executor dask`.
 
 The MNIST sample workflow (datasources with statistics, a model, an evaluation and a batch
-prediction) gives the same counts, statistics, metric and batch output as in local mode, while
-the worker that trains the model is killed mid-training (Dask runs its task again on the other).
+prediction) gives the same counts, statistics, metric and batch output as in local mode, its
+training file read in 4 partitions and the model trained on both workers at once, while a
+worker that trains it is killed mid-training (Dask runs its task again on the other).
 """
 
 from __future__ import annotations
@@ -199,12 +200,29 @@ def test_the_workflow_on_dask_matches_local_mode_while_a_worker_dies(tmp_path: P
         on_dask.kill()
     assert found["datasources"] == expected["datasources"]
     assert_same_statistics(found["statistics"], expected["statistics"])
-    assert found["model_log"].count("running on the Dask worker") == 2  # again after the kill
+    # data-parallel: a pass per worker at a time; the pass of the worker killed ran again elsewhere
+    assert "training on 2 Dask workers at once, over 4 partitions" in found["model_log"]
     for mode in (expected, found):  # both splits of the file from one read, on Dask too
         assert "the data were read once for 2 datasources" in mode["training_data_log"]
     assert "in 4 partitions" in found["training_data_log"]
     assert abs(found["f1"] - expected["f1"]) <= 0.005, (found["f1"], expected["f1"])
-    assert found["batch"] and found["batch"] == expected["batch"]  # the same model, the same layout
+    assert_same_layout(found["batch"], expected["batch"])  # a model trained otherwise, the same layout
+
+
+def assert_same_layout(found: list[bytes], expected: list[bytes]) -> None:
+    """Batch outputs of the same files, header and rows, whose predicted classes (highest
+    score) mostly agree: the models were trained apart."""
+    assert found and len(found) == len(expected)
+    for ours, theirs in zip(found, expected, strict=True):
+        ours_lines, their_lines = ours.decode().splitlines(), theirs.decode().splitlines()
+        assert ours_lines[0] == their_lines[0] and len(ours_lines) == len(their_lines)
+        agree = [_top(a) == _top(b) for a, b in zip(ours_lines[1:], their_lines[1:], strict=True)]
+        assert sum(agree) >= 0.95 * len(agree), sum(agree) / len(agree)
+
+
+def _top(line: str) -> int:
+    scores = [float(value) for value in line.split(",")]
+    return scores.index(max(scores))
 
 
 def test_a_dask_front_end_needs_a_scheduler(tmp_path: Path) -> None:

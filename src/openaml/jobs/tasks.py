@@ -60,14 +60,17 @@ from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.metrics import evaluate_model
+from openaml.ml.model import Model
 from openaml.ml.prediction import batch_predict
 from openaml.ml.prediction.batch import write_empty_result
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema
 from openaml.ml.training import Cancelled, train_model
+from openaml.ml.training.parallel import PassOutcome, first_state, train_pass
 from openaml.ml.training.progress import TrainingProgress
-from openaml.ml.training.sgd import MEMORY_BYTES
+from openaml.ml.training.sgd import MEMORY_BYTES, LinearState
 from openaml.ml.training.stop import ShouldStop, check
+from openaml.ml.training.train import TrainingSetup, prepare_training
 from openaml.storage import Artifacts, ObjectStore, folder_uri, join_uri
 from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
 from openaml.storage.objects import CommittingWriter
@@ -280,24 +283,56 @@ class Tasks:
     # -- models -----------------------------------------------------------------------------
 
     def train_model(self, job: Job) -> MLModelResult:
-        record = job.record
-        spec = read_spec(record, MLModelSpec)
+        spec, statistics, recipe = self._training(job)
+        stop = _Deleted([job])
+        model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
+                            self._batches(spec.datasource_id, stop), training_progress(job),
+                            self.training_memory, stop, self.execution)
+        return self._save_model(job, model)
+
+    def _training(self, job: Job) -> tuple[MLModelSpec, DatasetStatistics | None, str]:
+        """The training's spec, its datasource's statistics and the recipe (the default one
+        when none was given)."""
+        spec = read_spec(job.record, MLModelSpec)
         stored = self.artifacts.read_json(EntityKind.DATASOURCE.value, spec.datasource_id,
                                           INGEST_FILE).get("statistics")
         statistics = DatasetStatistics.from_json(stored) if stored else None
-        recipe = spec.recipe or default_recipe(spec.schema, statistics)
+        return spec, statistics, spec.recipe or default_recipe(spec.schema, statistics)
 
-        def progress(state: TrainingProgress) -> None:
-            job.progress(progress_info(state))
-            job.log_line(state.line())
-
-        stop = _Deleted([job])
-        model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
-                            self._batches(spec.datasource_id, stop), progress, self.training_memory, stop,
-                            self.execution)
-        with self.artifacts.open_write(record.kind.value, record.id, MODEL_FILE) as out:
+    def _save_model(self, job: Job, model: Model) -> MLModelResult:
+        with self.artifacts.open_write(job.record.kind.value, job.record.id, MODEL_FILE) as out:
             model.save(out)
-        return MLModelResult(model.size_in_bytes, recipe)
+        return MLModelResult(model.size_in_bytes, model.recipe)
+
+    # -- data-parallel training (cluster.py runs each pass on the workers) ------------------
+
+    def prepare_parallel_training(self, job: Job) -> tuple[TrainingSetup, LinearState, int] | None:
+        """The fitted setup, the starting state and the number of partitions of a training
+        whose datasource was read in partitions; None when it has one, or when its data look
+        small enough for a single training to cross-validate them (parallel.first_state)."""
+        spec, statistics, recipe = self._training(job)
+        parts = self._parts(spec.datasource_id)
+        if len(parts) < 2:
+            return None
+        stop = _Deleted([job])
+        setup = prepare_training(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
+                                 self._batches(spec.datasource_id, stop), stop, self.execution)
+        start = first_state(setup, self._part_sources(spec.datasource_id, [0], stop), self.training_memory,
+                            self.execution)
+        return None if start is None else (setup, start, len(parts))
+
+    def train_parallel_pass(self, job: Job, setup: TrainingSetup, state: LinearState, pass_number: int,
+                            averaging: bool, partitions: Sequence[int]) -> PassOutcome:
+        """One pass of a data-parallel training over some partitions of its datasource."""
+        spec = read_spec(job.record, MLModelSpec)
+        stop = _Deleted([job])
+        return train_pass(setup, state, pass_number, averaging,
+                          self._part_sources(spec.datasource_id, partitions, stop), self.training_memory,
+                          stop, self.execution)
+
+    def save_parallel_model(self, job: Job, setup: TrainingSetup, state: LinearState) -> MLModelResult:
+        """Store the model of a data-parallel training's final weights."""
+        return self._save_model(job, setup.model(state))
 
     def load_scorer(self, model_id: str) -> tuple[Scorer, float]:
         scorer = EndpointScorer(self.models.get(model_id))
@@ -365,21 +400,37 @@ class Tasks:
     def _batches(self, source_id: str, should_stop: ShouldStop) -> Callable[[], Iterator[pa.RecordBatch]]:
         """The datasource's records; reading raises Cancelled between batches once should_stop
         answers True."""
+        names = self._parts(source_id)
+        return lambda: (batch for name in names for batch in self._read_part(source_id, name, should_stop))
+
+    def _part_sources(self, source_id: str, partitions: Sequence[int],
+                      should_stop: ShouldStop) -> list[tuple[int, Callable[[], Iterator[pa.RecordBatch]]]]:
+        """(number, its records) of some partitions of a datasource read in partitions."""
+        names = self._parts(source_id)
+        return [(k, partial(self._read_part, source_id, names[k], should_stop)) for k in partitions]
+
+    def _parts(self, source_id: str) -> list[str]:
+        """The names of the datasource's data files, in order."""
         kind = EntityKind.DATASOURCE.value
-        names = (self.artifacts.read_json(kind, source_id, PARTS_FILE)["parts"]
-                 if self.artifacts.exists(kind, source_id, PARTS_FILE)
-                 else [DATA_FILE])  # written before data files were listed
+        if not self.artifacts.exists(kind, source_id, PARTS_FILE):
+            return [DATA_FILE]  # written before data files were listed
+        return list(self.artifacts.read_json(kind, source_id, PARTS_FILE)["parts"])
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            for name in names:
-                source = self.artifacts.source(kind, source_id, name)
-                with nullcontext(source) if isinstance(source, Path) else source:  # a stream closes when left
-                    for batch in read_materialized(source):
-                        check(should_stop)
-                        yield batch
+    def _read_part(self, source_id: str, name: str, should_stop: ShouldStop) -> Iterator[pa.RecordBatch]:
+        source = self.artifacts.source(EntityKind.DATASOURCE.value, source_id, name)
+        with nullcontext(source) if isinstance(source, Path) else source:  # a stream closes when left
+            for batch in read_materialized(source):
+                check(should_stop)
+                yield batch
 
-        return batches
 
+def training_progress(job: Job) -> Callable[[TrainingProgress], None]:
+    """Record a training's progress on its job, and log each pass."""
+    def progress(state: TrainingProgress) -> None:
+        job.progress(progress_info(state))
+        job.log_line(state.line())
+
+    return progress
 
 
 class _Deleted:

@@ -6,6 +6,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -18,16 +19,18 @@ from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features.fit import known_values
+from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.values import Columns
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import parse_recipe
 from openaml.ml.recipes.nodes import attributes_of
+from openaml.ml.recipes.recipe import Recipe
 from openaml.ml.schema import AttributeType, Schema
 from openaml.ml.training.blocks import Block
 from openaml.ml.training.params import SGDParams, check_target
 from openaml.ml.training.progress import TrainingProgress
-from openaml.ml.training.sgd import MEMORY_BYTES, fit_linear
+from openaml.ml.training.sgd import MEMORY_BYTES, LinearState, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
@@ -69,65 +72,134 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     recipes need none then); a value seen only in records without a valid target becomes a
     feature that no step touches, whose zero weight trimming removes, so the model is the same.
     Quantile boundaries and numeric moments are always computed from the training records."""
-    try:
-        check_target(model_type, schema)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-    model_type = ModelType(model_type)
-    recipe = parse_recipe(recipe_text, schema)
-
-    assert schema.target is not None  # check_target
-    names = sorted(set().union(*(attributes_of(source) for source in recipe.outputs))
-                   | ({schema.row_weight} if schema.row_weight else set()))
-    keep = [schema.target]  # read raw by the target's readers
-
-    def records(batch: pa.RecordBatch) -> Columns:
-        return Columns(usable_rows(batch, schema, model_type), schema).read(names, keep)
+    setup = _Setup.checked(model_type, schema, recipe_text, params)
 
     def usable() -> Iterator[Columns]:
         # attributes are coerced and tokenized on two threads, once for fitting and pass 1
-        return _two_at_a_time(records, batches(), execution)
+        return _two_at_a_time(setup.records, batches(), execution)
 
     training = _Replay(usable, memory_bytes // 4, should_stop)
-
-    known = _TargetSummary.from_statistics(model_type, schema, statistics)
-    target = known or _TargetSummary(model_type, schema)
-    pipeline = fit_pipeline(recipe.outputs, schema, training, None if known else target.observe,
-                            known_values(statistics) if statistics is not None else {}, execution)
-    if target.records == 0:
-        raise TrainingError("The training datasource has no usable record (valid target)")
-    classes = target.classes()
-    mean, std = target.scale()
-
-    def block(columns: Columns) -> Block:
-        if model_type == ModelType.REGRESSION:
-            y = (target_numbers(columns) - mean) / std
-        else:
-            labels = target_labels(columns, model_type)
-            y = pc.index_in(labels, value_set=pa.array(classes, pa.string())).to_numpy(
-                zero_copy_only=False).astype(np.float64)
-        return Block.from_rows(pipeline.rows(columns.batch, columns), y, row_weights(columns))
+    fitted = setup.fit(statistics, training, execution)
 
     def blocks() -> Iterator[Block]:
-        return _two_at_a_time(block, training(), execution)
+        return _two_at_a_time(fitted.block, training(), execution)
 
-    outputs = len(classes) if model_type == ModelType.MULTICLASS else 1
     with threadpool_limits(limits=1):
-        state = fit_linear(model_type, blocks, pipeline.n_features, outputs, params,
-                           target.records, progress, memory_bytes * 3 // 4, should_stop, execution)
-    costs = feature_costs(pipeline.name_sizes(), outputs)
-    kept = trim_features(state.weights, costs, pipeline.n_statistics(), params.max_size,
-                         pipeline.feature_names)
-    if kept is None:
-        raise TrainingError(f"The model cannot fit sgd.maxMLModelSizeInBytes={params.max_size}")
-    pipeline = pipeline.select(kept)
-    costs = costs[kept]
-    return Model(
-        model_type=model_type, schema=schema, recipe=recipe_text, classes=classes,
-        pipeline=pipeline, weights=state.weights[kept], bias=state.bias,
-        target_scale=(mean, std), summary=target.summary(),
-        size_in_bytes=model_size(costs, pipeline.n_statistics()),
-    )
+        state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
+                           fitted.rows, progress, memory_bytes * 3 // 4, should_stop, execution)
+    return fitted.model(state)
+
+
+def prepare_training(model_type: ModelType | str, schema: Schema, recipe_text: str, params: SGDParams,
+                     statistics: DatasetStatistics | None, batches: Batches,
+                     should_stop: ShouldStop | None = None,
+                     execution: Execution = ONE_THREAD) -> TrainingSetup:
+    """The fitted pipeline and target of a training whose passes run elsewhere (parallel.py),
+    from one read of `batches()` at most (none when the statistics suffice), as train_model
+    fits them."""
+    setup = _Setup.checked(model_type, schema, recipe_text, params)
+
+    def training() -> Iterator[Columns]:
+        for columns in _two_at_a_time(setup.records, batches(), execution):
+            check(should_stop)
+            yield columns
+
+    return setup.fit(statistics, training, execution)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What a training reads: the model type, schema, recipe and the attributes it uses."""
+
+    model_type: ModelType
+    schema: Schema
+    recipe_text: str
+    params: SGDParams
+    recipe: Recipe
+    names: list[str]
+
+    @classmethod
+    def checked(cls, model_type: ModelType | str, schema: Schema, recipe_text: str,
+                params: SGDParams) -> _Setup:
+        try:
+            check_target(model_type, schema)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        recipe = parse_recipe(recipe_text, schema)
+        names = sorted(set().union(*(attributes_of(source) for source in recipe.outputs))
+                       | ({schema.row_weight} if schema.row_weight else set()))
+        return cls(ModelType(model_type), schema, recipe_text, params, recipe, names)
+
+    def records(self, batch: pa.RecordBatch) -> Columns:
+        return _read_records(batch, self.schema, self.model_type, self.names)
+
+    def fit(self, statistics: DatasetStatistics | None, training: Callable[[], Iterator[Columns]],
+            execution: Execution) -> TrainingSetup:
+        """The pipeline and target fitted on the records of `training()` (see train_model)."""
+        known = _TargetSummary.from_statistics(self.model_type, self.schema, statistics)
+        target = known or _TargetSummary(self.model_type, self.schema)
+        pipeline = fit_pipeline(self.recipe.outputs, self.schema, training, None if known else target.observe,
+                                known_values(statistics) if statistics is not None else {}, execution)
+        if target.records == 0:
+            raise TrainingError("The training datasource has no usable record (valid target)")
+        return TrainingSetup(self.model_type, self.schema, self.recipe_text, self.params, self.names,
+                             pipeline, target.classes(), target.scale(), target.summary(), target.records)
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """A training's fitted pipeline and target (classes, or the regression target's scale):
+    what turns records into SGD blocks and final weights into a Model. Pickles, to be sent."""
+
+    model_type: ModelType
+    schema: Schema
+    recipe_text: str
+    params: SGDParams
+    names: list[str]
+    pipeline: FeaturePipeline
+    classes: list[str]
+    scale: tuple[float, float]
+    summary: dict[str, Any]
+    rows: int  # usable records
+
+    @property
+    def outputs(self) -> int:
+        return len(self.classes) if self.model_type == ModelType.MULTICLASS else 1
+
+    def records(self, batch: pa.RecordBatch) -> Columns:
+        return _read_records(batch, self.schema, self.model_type, self.names)
+
+    def block(self, columns: Columns) -> Block:
+        """The SGD block of records read by `records`."""
+        if self.model_type == ModelType.REGRESSION:
+            mean, std = self.scale
+            y = (target_numbers(columns) - mean) / std
+        else:
+            labels = target_labels(columns, self.model_type)
+            y = pc.index_in(labels, value_set=pa.array(self.classes, pa.string())).to_numpy(
+                zero_copy_only=False).astype(np.float64)
+        return Block.from_rows(self.pipeline.rows(columns.batch, columns), y, row_weights(columns))
+
+    def model(self, state: LinearState) -> Model:
+        """The model of the fitted weights, its features trimmed to the size cap."""
+        costs = feature_costs(self.pipeline.name_sizes(), self.outputs)
+        kept = trim_features(state.weights, costs, self.pipeline.n_statistics(), self.params.max_size,
+                             self.pipeline.feature_names)
+        if kept is None:
+            raise TrainingError(f"The model cannot fit sgd.maxMLModelSizeInBytes={self.params.max_size}")
+        pipeline = self.pipeline.select(kept)
+        return Model(
+            model_type=self.model_type, schema=self.schema, recipe=self.recipe_text, classes=self.classes,
+            pipeline=pipeline, weights=state.weights[kept], bias=state.bias,
+            target_scale=self.scale, summary=self.summary,
+            size_in_bytes=model_size(costs[kept], pipeline.n_statistics()),
+        )
+
+
+def _read_records(batch: pa.RecordBatch, schema: Schema, model_type: ModelType, names: list[str]) -> Columns:
+    """The batch's usable records, attributes `names` read (the target kept raw)."""
+    assert schema.target is not None  # check_target
+    return Columns(usable_rows(batch, schema, model_type), schema).read(names, [schema.target])
 
 
 def _two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution) -> Iterator[U]:

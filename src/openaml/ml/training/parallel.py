@@ -1,0 +1,173 @@
+"""Data-parallel training: SGD passes over the partitions of a datasource on several workers,
+their models mixed after every pass (iterative parameter mixing, as Vowpal Wabbit's AllReduce
+averages its workers' weights).
+
+The coordinator (`fit_parallel`, given a function that runs one pass on the workers) starts
+from the state a single training would start from; each worker runs the pass from the mixed
+state over its partitions (`train_pass`) with the same minibatches, step sizes and AdaGrad
+updates as sgd.fit_linear; the coordinator then averages the workers' weights and AdaGrad
+accumulators, weighted by the records each one trained on, and so on. The last
+AVERAGED_PASSES passes also average the iterates, as a single training does, and training
+stops early on the same convergence test of the pass loss. With one worker the passes are a
+single training's (over buffers built part by part).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import islice
+
+import numpy as np
+import pyarrow as pa
+from threadpoolctl import threadpool_limits
+
+from openaml.ml.execution import ONE_THREAD, Execution
+from openaml.ml.training.blocks import Block, group_buffers
+from openaml.ml.training.progress import TrainingProgress
+from openaml.ml.training.sgd import (
+    AVERAGED_PASSES,
+    EPSILON,
+    MEMORY_BYTES,
+    TOLERANCE,
+    LinearState,
+    _minibatches,
+    _Stepper,
+    minibatch_size,
+    step_reference,
+)
+from openaml.ml.training.stop import ShouldStop, check
+from openaml.ml.training.train import TrainingSetup, _two_at_a_time
+from openaml.ml.training.validation import CV_MAX_ENTRIES, CV_MIN_ROWS, FOLDS, MODEL_BYTES
+
+PART_STRIDE = 1 << 20  # buffer numbers of partition k start at k * PART_STRIDE (their random draws)
+Parts = Sequence[tuple[int, Callable[[], Iterator[pa.RecordBatch]]]]  # (partition number, its batches)
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    """One worker's pass: its last iterate, the mean of its iterates when averaging (and
+    their number), and its summed loss and record weight."""
+
+    state: LinearState
+    averaged: LinearState | None
+    steps: int
+    loss: float
+    weight: float
+
+
+def first_state(setup: TrainingSetup, parts: Parts, memory_bytes: int = MEMORY_BYTES,
+                execution: Execution = ONE_THREAD) -> LinearState | None:
+    """The state a training starts from: zero weights, and AdaGrad accumulators set by the
+    first buffer of the first partition (sgd.step_reference). None when the data look small
+    enough for a single training to cross-validate them (validation.in_memory: the features of
+    all records, estimated from that buffer, within CV_MAX_ENTRIES, and the folds' models
+    within its share of the budget, `memory_bytes` being a whole training's), which it
+    should then do."""
+    size = minibatch_size(setup.rows)
+    first = next(_buffers(setup, parts[:1], memory_bytes, execution), None)
+    if first is None or len(first[1].y) == 0:
+        return None
+    block = first[1]
+    entries = len(block.indices) / len(block.y) * setup.rows
+    coefficients = setup.pipeline.n_features * setup.outputs
+    if setup.rows < CV_MIN_ROWS or (entries <= CV_MAX_ENTRIES
+                                    and FOLDS * coefficients * MODEL_BYTES <= memory_bytes * 3 // 8):
+        return None
+    reference = step_reference(block, False)
+    state = LinearState.zeros(setup.pipeline.n_features, setup.outputs, 0.0)
+    initial = EPSILON + (reference / size) ** 2
+    state.g2_weights[:] = initial
+    state.g2_bias[:] = initial
+    return state
+
+
+def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, averaging: bool, parts: Parts,
+               memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None,
+               execution: Execution = ONE_THREAD) -> PassOutcome:
+    """Pass `pass_number` from `state` over the records of `parts`, each buffer's minibatches
+    drawn as a single training draws them (by its number); the mean iterate too when
+    `averaging`."""
+    params = setup.params
+    with execution.helper("sgd") as pool, threadpool_limits(limits=1):
+        stepper = _Stepper(setup.model_type, _copy(state), params, minibatch_size(setup.rows), pool, should_stop)
+        if averaging:
+            stepper.start_averaging()
+        loss = weight = 0.0
+        for index, buffer in _buffers(setup, parts, memory_bytes, execution):
+            check(should_stop)
+            order = np.random.default_rng([params.seed, pass_number, index + 1])
+            batches = _minibatches(len(buffer.y), stepper.size, params, index, order)
+            found, w = stepper.run(index, buffer, batches)
+            loss, weight = loss + found, weight + w
+        averaged = stepper.averaged() if averaging else None
+        return PassOutcome(stepper.state, averaged, stepper.steps, loss, weight)
+
+
+def fit_parallel(setup: TrainingSetup, start: LinearState,
+                 run_pass: Callable[[LinearState, int, bool], list[PassOutcome]],
+                 progress: Callable[[TrainingProgress], None] | None = None) -> LinearState:
+    """Up to params.max_passes passes, each run by `run_pass(state, pass number, averaging)`
+    on the workers and mixed; stop early when the pass loss improves by < TOLERANCE
+    (relative). The mean iterate of the averaging passes, or the last mixed one."""
+    passes = setup.params.max_passes
+    state, previous = start, np.inf
+    done = TrainingProgress(passes)
+    means: list[tuple[LinearState, int]] = []
+    for k in range(passes):
+        averaging = k >= max(0, passes - AVERAGED_PASSES)
+        outcomes = run_pass(state, k, averaging)
+        state = mix([o.state for o in outcomes], [o.weight for o in outcomes])
+        if averaging:
+            steps = sum(o.steps for o in outcomes)
+            means.append((mix([o.averaged or o.state for o in outcomes], [o.steps for o in outcomes]), steps))
+        weight = sum(o.weight for o in outcomes)
+        loss = sum(o.loss for o in outcomes) / weight if weight else 0.0
+        done = done.after(loss)
+        if progress is not None:
+            progress(done)
+        if np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous):
+            break
+        previous = loss
+    final = _weighted_mean(means) if means else replace(state, weights=state.weights.astype(np.float64))
+    if setup.params.l1 > 0:
+        final.weights[state.weights == 0] = 0.0  # what L1 zeroed in the last iterate stays zero
+    return final
+
+
+def mix(states: Sequence[LinearState], weights: Sequence[float]) -> LinearState:
+    """The weighted mean of the workers' states (weights, bias and AdaGrad accumulators);
+    states of workers that trained on nothing count for nothing."""
+    total = float(sum(weights))
+    share = [w / total for w in weights] if total > 0 else [1.0 / len(states)] * len(states)
+
+    def mean(arrays: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros(arrays[0].shape, np.float64)
+        for array, part in zip(arrays, share, strict=True):
+            out += part * array
+        return out.astype(arrays[0].dtype)
+
+    return LinearState(mean([s.weights for s in states]), mean([s.bias for s in states]),
+                       mean([s.g2_weights for s in states]), mean([s.g2_bias for s in states]))
+
+
+def _weighted_mean(means: list[tuple[LinearState, int]]) -> LinearState:
+    """The mean of runs of iterates, from each run's mean and number of steps."""
+    steps = [n for _, n in means]
+    mixed = mix([state for state, _ in means], steps)
+    return replace(mixed, weights=mixed.weights.astype(np.float64))
+
+
+def _buffers(setup: TrainingSetup, parts: Parts, memory_bytes: int,
+             execution: Execution) -> Iterator[tuple[int, Block]]:
+    """(number, buffer) of the parts' records, buffers as a single training groups them, numbered
+    PART_STRIDE apart from one partition to the next."""
+    for part, batches in parts:
+        records = (setup.records(batch) for batch in batches())
+        blocks = _two_at_a_time(setup.block, records, execution)
+        for number, buffer in enumerate(islice(group_buffers(blocks, memory_bytes // 8), PART_STRIDE)):
+            yield part * PART_STRIDE + number, buffer
+
+
+def _copy(state: LinearState) -> LinearState:
+    return LinearState(state.weights.copy(), state.bias.copy(), state.g2_weights.copy(), state.g2_bias.copy())
