@@ -39,6 +39,7 @@ from openaml.jobs.specs import DataSourceSpec, Result
 from openaml.jobs.tasks import read_key, training_progress
 from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, number_partitions
 from openaml.ml.errors import InputError
+from openaml.ml.metrics.evaluation import ScoredRecords
 from openaml.ml.training.parallel import PassOutcome, fit_parallel
 from openaml.ml.training.sgd import LinearState
 from openaml.ml.training.train import TrainingSetup
@@ -86,6 +87,9 @@ class Cluster:
         tasks: dict[EntityKind, Task] = {kind: partial(self._run, kind) for kind in JOB_KINDS}
         tasks[EntityKind.DATASOURCE] = partial(self._run_datasource, peers)
         tasks[EntityKind.MLMODEL] = self._run_training
+        tasks[EntityKind.EVALUATION] = partial(self._run_by_partition, score_evaluation_partition, finish_evaluation)
+        tasks[EntityKind.BATCH_PREDICTION] = partial(self._run_by_partition, predict_partition,
+                                                     finish_batch_prediction)
         return tasks
 
     def _run_datasource(self, peers: Peers, job: Job) -> Result:
@@ -144,6 +148,19 @@ class Cluster:
 
         state = fit_parallel(setup, start, run_pass, training_progress(job))
         return cast(Result, self._task(job, "save", save_parallel_model, self.settings, run, setup, state))
+
+    def _run_by_partition(self, each: Callable[..., Any], merge: Callable[..., Any], job: Job) -> Result:
+        """An evaluation or a batch prediction: a task (`each`) for each partition of its
+        datasource's data and one (`merge`) for what they give, or one task for data in one
+        part."""
+        kind = job.record.kind
+        run = (job.record.id, job.owner or "", job.lease or "")
+        partitions = self._task(job, "plan", source_partitions, self.settings, kind.value, run)
+        if partitions < 2:
+            return self._run(kind, job)
+        job.log_line(f"reading the {partitions} partitions of the data on the Dask workers")
+        parts = [self._submit(job, f"part-{k}", each, self.settings, run, k) for k in range(partitions)]
+        return cast(Result, self._task(job, "merge", merge, self.settings, run, parts))
 
     def _task(self, jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
         """Run one step of a job (or of jobs waited for together) as a task; its result."""
@@ -353,6 +370,38 @@ def save_parallel_model(settings: Settings, run: tuple[str, str, str], setup: Tr
     """On a worker: store the model of a data-parallel training."""
     runtime = _runtime(settings)
     return runtime.tasks.save_parallel_model(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup, state)
+
+
+def source_partitions(settings: Settings, kind: str, run: tuple[str, str, str]) -> int:
+    """On a worker: the partitions of the datasource an evaluation or batch prediction reads."""
+    runtime = _runtime(settings)
+    return runtime.tasks.source_partitions(_job(runtime, EntityKind(kind), *run, quiet=True))
+
+
+def score_evaluation_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> ScoredRecords:
+    """On a worker: an evaluation's scores of one partition of its data."""
+    runtime = _runtime(settings)
+    return runtime.tasks.score_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), partition)
+
+
+def finish_evaluation(settings: Settings, run: tuple[str, str, str], parts: list[ScoredRecords]) -> Result:
+    """On a worker: an evaluation's metric and report from its partitions' scores."""
+    runtime = _runtime(settings)
+    return runtime.tasks.finish_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), parts)
+
+
+def predict_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> tuple[int, int, list[int]]:
+    """On a worker: a batch prediction's result lines of one partition of its data."""
+    runtime = _runtime(settings)
+    return runtime.tasks.predict_partition(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True), partition)
+
+
+def finish_batch_prediction(settings: Settings, run: tuple[str, str, str],
+                            pieces: list[tuple[int, int, list[int]]]) -> Result:
+    """On a worker: a batch prediction's results from its partitions' pieces."""
+    runtime = _runtime(settings)
+    return runtime.tasks.finish_batch_prediction(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True),
+                                                 pieces)
 
 
 class _Together:

@@ -101,7 +101,7 @@ def workflow(server: ServerProcess, kill_training_worker: str | None = None) -> 
                 "DataRearrangement": f'{{"splitting":{{"percentBegin":{begin},"percentEnd":{end}}}}}'},
             ComputeStatistics=True)
     ml.create_data_source_from_s3(DataSourceId="unlabeled", DataSpec={
-        "DataLocationS3": f"s3://{BUCKET}/test.csv.gz", "DataSchema": batch_schema}, ComputeStatistics=False)
+        "DataLocationS3": f"s3://{BUCKET}/test.csv", "DataSchema": batch_schema}, ComputeStatistics=False)
     ml.create_ml_model(MLModelId="model", MLModelType="MULTICLASS", TrainingDataSourceId="train",
                        Recipe=recipe, Parameters={"sgd.maxPasses": "50"})  # lasts while a worker is killed
     ml.create_evaluation(EvaluationId="evaluation", MLModelId="model", EvaluationDataSourceId="eval")
@@ -123,6 +123,9 @@ def workflow(server: ServerProcess, kill_training_worker: str | None = None) -> 
         "batch": [gzip.decompress(path.read_bytes()) for path in output],
         "model_log": (server.data_dir / "artifacts" / "MLModel" / "model" / "job.log").read_text(),
         "training_data_log": (server.data_dir / "artifacts" / "DataSource" / "train" / "job.log").read_text(),
+        "evaluation_log": (server.data_dir / "artifacts" / "Evaluation" / "evaluation" / "job.log").read_text(),
+        "batch_log": (server.data_dir / "artifacts" / "BatchPrediction" / "batch" / "job.log").read_text(),
+        "left": sorted(str(p) for p in (server.data_dir / "s3" / BUCKET / "out").rglob(".openaml-*")),
     }
 
 
@@ -173,9 +176,8 @@ def data_dir(tmp_path: Path, name: str) -> Path:
     (folder / "s3" / BUCKET).mkdir(parents=True)
     # stored uncompressed, so that it can be read in partitions
     (folder / "s3" / BUCKET / "train.csv").write_bytes(gzip.decompress((MNIST_DIR / "train.csv.gz").read_bytes()))
-    with gzip.open(MNIST_DIR / "test.csv.gz") as whole:  # the first 500 unlabeled rows
-        lines = whole.read().split(b"\n")[:501]
-    (folder / "s3" / BUCKET / "test.csv.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    # the 3,000 unlabeled rows (5.4 MB), uncompressed: two partitions on Dask
+    (folder / "s3" / BUCKET / "test.csv").write_bytes(gzip.decompress((MNIST_DIR / "test.csv.gz").read_bytes()))
     (tmp_path / name / "logs").mkdir()
     return folder
 
@@ -205,8 +207,11 @@ def test_the_workflow_on_dask_matches_local_mode_while_a_worker_dies(tmp_path: P
     for mode in (expected, found):  # both splits of the file from one read, on Dask too
         assert "the data were read once for 2 datasources" in mode["training_data_log"]
     assert "in 4 partitions" in found["training_data_log"]
+    assert "reading the 4 partitions of the data on the Dask workers" in found["evaluation_log"]
+    assert "reading the 2 partitions of the data on the Dask workers" in found["batch_log"]
     assert abs(found["f1"] - expected["f1"]) <= 0.005, (found["f1"], expected["f1"])
     assert_same_layout(found["batch"], expected["batch"])  # a model trained otherwise, the same layout
+    assert found["left"] == []  # the partitions' pieces of the batch results are removed
 
 
 def assert_same_layout(found: list[bytes], expected: list[bytes]) -> None:

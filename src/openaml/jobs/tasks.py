@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -59,7 +61,7 @@ from openaml.ml.data import (
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution
-from openaml.ml.metrics import evaluate_model
+from openaml.ml.metrics.evaluation import ScoredRecords, finish_evaluation, score_records
 from openaml.ml.model import Model
 from openaml.ml.prediction import batch_predict
 from openaml.ml.prediction.batch import write_empty_result
@@ -84,6 +86,7 @@ REPORT_FILE = "report.json"
 LOG_FILE = "job.log"
 # the JSON report each kind's job stores (the /reports route, the console)
 REPORT_FILES = {EntityKind.DATASOURCE: INGEST_FILE, EntityKind.EVALUATION: REPORT_FILE}
+COPY_BYTES = 1 << 20  # a batch prediction's pieces are copied into its results this much at a time
 CANCEL_CHECK_SECONDS = 0.2  # Job.cancelled() reads the store: asked at most this often
 
 
@@ -342,50 +345,117 @@ class Tasks:
     # -- evaluations and batch predictions --------------------------------------------------
 
     def evaluate(self, job: Job) -> EvaluationResult:
-        record = job.record
-        spec = read_spec(record, EvaluationSpec)
+        return self.finish_evaluation(job, [self.score_evaluation(job)])
+
+    def score_evaluation(self, job: Job, partition: int | None = None) -> ScoredRecords:
+        """The evaluation's scores of its datasource's records (of one partition of them)."""
+        spec = read_spec(job.record, EvaluationSpec)
         loaded = self.models.get(spec.model_id)  # held while the job runs: shared
         source = self._datasource(spec.datasource_id)
         stop = _Deleted([job])
-        result = evaluate_model(loaded.model, self._batches(source.id, stop)(),
-                                read_spec(source, DataSourceSpec).schema, stop, self.execution)
+        batches = (self._batches(source.id, stop)() if partition is None
+                   else self._part_sources(source.id, [partition], stop)[0][1]())
+        return score_records(loaded.model, batches, stop, self.execution)
+
+    def finish_evaluation(self, job: Job, parts: Sequence[ScoredRecords]) -> EvaluationResult:
+        """The evaluation's metric and report from the scores of its records, in order."""
+        record = job.record
+        spec = read_spec(record, EvaluationSpec)
+        source = self._datasource(spec.datasource_id)
+        result = finish_evaluation(self.models.get(spec.model_id).model, read_spec(source, DataSourceSpec).schema,
+                                   parts)
         self.artifacts.write_json(record.kind.value, record.id, REPORT_FILE, result.report.to_json())
         return EvaluationResult(result.metrics)
 
+    def source_partitions(self, job: Job) -> int:
+        """How many partitions the data of an evaluation's or batch prediction's datasource has."""
+        spec: EvaluationSpec | BatchPredictionSpec = (
+            read_spec(job.record, EvaluationSpec) if job.record.kind is EntityKind.EVALUATION
+            else read_spec(job.record, BatchPredictionSpec))
+        return len(self._parts(self._datasource(spec.datasource_id).id))
+
     def batch_predict(self, job: Job) -> BatchPredictionResult:
-        record = job.record
-        spec = read_spec(record, BatchPredictionSpec)
-        model_record = self.store.get(EntityKind.MLMODEL, spec.model_id)
-        threshold = (read_threshold(model_record) if model_record else ScoreThreshold()).value
-        loaded = self.models.get(spec.model_id)  # held while the job runs: shared
-        model = loaded.model
-        source = self._datasource(spec.datasource_id)
-        read = read_result(source, DataSourceResult)
-        files = list(read.files) if read else []
-        base = folder_uri(spec.output_uri)
-        results = _result_uris(base, record.id, files)
-        dataset_schema = read_spec(source, DataSourceSpec).schema
+        batch = self._batch_prediction(job)
         writers: dict[int, BinaryIO] = {}
 
         def open_output(index: int) -> BinaryIO:
-            writers[index] = self.objects.open_write(results[index])
+            writers[index] = self.objects.open_write(batch.results[index])
             return cast(BinaryIO, _KeepOpen(writers[index]))
 
         try:
             stop = _Deleted([job])
-            total, invalid = batch_predict(model, self._batches(source.id, stop)(), dataset_schema,
-                                           threshold, open_output, stop, self.execution)
-            for index in range(len(files)):
+            total, invalid = batch_predict(batch.model, self._batches(batch.source_id, stop)(), batch.schema,
+                                           batch.threshold, open_output, stop, self.execution)
+            for index in range(len(batch.files)):
                 if index not in writers:  # an input file without records: header only
-                    write_empty_result(model, dataset_schema, open_output(index))
-            for stream in writers.values():
-                stream.close()  # commits the result object
+                    write_empty_result(batch.model, batch.schema, open_output(index))
+            _commit(writers.values())
         except BaseException:
-            for stream in writers.values():  # aborting one already committed does nothing
-                getattr(stream, "abort", stream.close)()
+            _abort(writers.values())
             raise
-        manifest = dict(zip(files, results, strict=True))
-        self.objects.write_bytes(join_uri(base, f"batch-prediction/{record.id}.manifest"),
+        return self._batch_predicted(job, batch, total, invalid)
+
+    def predict_partition(self, job: Job, partition: int) -> tuple[int, int, list[int]]:
+        """A batch prediction's result lines of one partition of its data, without header, as
+        a piece per input file (pieces_uri); (records, rejected records, those files)."""
+        batch = self._batch_prediction(job)
+        writers: dict[int, BinaryIO] = {}
+
+        def open_output(index: int) -> BinaryIO:
+            writers[index] = self.objects.open_write(_piece_uri(batch.base, job.record.id, partition, index))
+            return cast(BinaryIO, _KeepOpen(writers[index]))
+
+        try:
+            stop = _Deleted([job])
+            records = self._part_sources(batch.source_id, [partition], stop)[0][1]()
+            total, invalid = batch_predict(batch.model, records, batch.schema, batch.threshold, open_output,
+                                           stop, self.execution, with_header=False)
+            _commit(writers.values())
+        except BaseException:
+            _abort(writers.values())
+            raise
+        return total, invalid, sorted(writers)
+
+    def finish_batch_prediction(self, job: Job, pieces: Sequence[tuple[int, int, list[int]]]
+                                ) -> BatchPredictionResult:
+        """Each input file's result: its header, then the pieces of its partitions in order
+        (concatenated gzip members: decompressed, what one task writes), the pieces removed."""
+        batch = self._batch_prediction(job)
+        writers: list[BinaryIO] = []
+        try:
+            for index, result in enumerate(batch.results):
+                writers.append(self.objects.open_write(result))
+                write_empty_result(batch.model, batch.schema, cast(BinaryIO, _KeepOpen(writers[-1])))
+                for partition, (_, _, files) in enumerate(pieces):
+                    if index in files:
+                        with self.objects.open_read(_piece_uri(batch.base, job.record.id, partition, index)) as piece:
+                            shutil.copyfileobj(piece, writers[-1], COPY_BYTES)
+            _commit(writers)
+        except BaseException:
+            _abort(writers)
+            raise
+        for partition, (_, _, files) in enumerate(pieces):
+            for index in files:
+                self.objects.delete(_piece_uri(batch.base, job.record.id, partition, index))
+        return self._batch_predicted(job, batch, sum(p[0] for p in pieces), sum(p[1] for p in pieces))
+
+    def _batch_prediction(self, job: Job) -> _BatchPrediction:
+        """What a batch prediction reads and writes."""
+        spec = read_spec(job.record, BatchPredictionSpec)
+        model_record = self.store.get(EntityKind.MLMODEL, spec.model_id)
+        threshold = (read_threshold(model_record) if model_record else ScoreThreshold()).value
+        model = self.models.get(spec.model_id).model  # held while the job runs: shared
+        source = self._datasource(spec.datasource_id)
+        read = read_result(source, DataSourceResult)
+        files = list(read.files) if read else []
+        base = folder_uri(spec.output_uri)
+        return _BatchPrediction(model, threshold, source.id, read_spec(source, DataSourceSpec).schema, files,
+                                base, _result_uris(base, job.record.id, files))
+
+    def _batch_predicted(self, job: Job, batch: _BatchPrediction, total: int, invalid: int) -> BatchPredictionResult:
+        """Write the manifest of a batch prediction whose results are written; its result."""
+        manifest = dict(zip(batch.files, batch.results, strict=True))
+        self.objects.write_bytes(join_uri(batch.base, f"batch-prediction/{job.record.id}.manifest"),
                                  json.dumps(manifest, separators=(",", ":")).encode())
         return BatchPredictionResult(total, invalid)
 
@@ -486,6 +556,32 @@ def part_file(index: int) -> str:
 def read_key(spec: DataSourceSpec) -> tuple[str, str]:
     """What datasources that may share one read of their data have in common."""
     return spec.data_uri, spec.schema_json
+
+
+@dataclass(frozen=True)
+class _BatchPrediction:
+    model: Model
+    threshold: float
+    source_id: str
+    schema: Schema              # the datasource's
+    files: list[str]            # its input files
+    base: str                   # the output folder
+    results: list[str]          # the result object of each input file
+
+
+def _piece_uri(base: str, prediction_id: str, partition: int, file_index: int) -> str:
+    """Where a partition's result lines for one input file wait to be concatenated."""
+    return join_uri(base, f"batch-prediction/.openaml-pieces/{prediction_id}/{partition:05d}-{file_index}.gz")
+
+
+def _commit(writers: Iterable[BinaryIO]) -> None:
+    for stream in writers:
+        stream.close()  # commits the object
+
+
+def _abort(writers: Iterable[BinaryIO]) -> None:
+    for stream in writers:  # aborting one already committed does nothing
+        getattr(stream, "abort", stream.close)()
 
 
 def _result_uris(base: str, prediction_id: str, files: list[str]) -> list[str]:

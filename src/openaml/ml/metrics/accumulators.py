@@ -55,6 +55,12 @@ class BinaryAccumulator:
         self.labels.append(np.asarray(labels, np.int8))
         self._sorted = None
 
+    def merge(self, later: BinaryAccumulator) -> None:
+        """Add the records another accumulator saw (those after these)."""
+        self.scores += later.scores
+        self.labels += later.labels
+        self._sorted = None
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(self.scores or [np.zeros(0)]), np.concatenate(self.labels or [np.zeros(0, np.int8)])
 
@@ -138,6 +144,11 @@ class MulticlassAccumulator:
         for (t, p), c in zip(pairs.tolist(), counts.tolist()):
             self.counts[(t, p)] = self.counts.get((t, p), 0) + c
 
+    def merge(self, later: MulticlassAccumulator) -> None:
+        """Add the records another accumulator saw."""
+        for pair, count in later.counts.items():
+            self.counts[pair] = self.counts.get(pair, 0) + count
+
     def classes(self) -> list[str]:
         return sorted({c for pair in self.counts for c in pair})
 
@@ -192,6 +203,11 @@ class RegressionAccumulator:
         self.actual.append(np.asarray(actual, np.float64))
         with np.errstate(over="ignore", invalid="ignore"):  # beyond a double's range: inf
             self.residuals.append(self.actual[-1] - np.asarray(predicted, np.float64))
+
+    def merge(self, later: RegressionAccumulator) -> None:
+        """Add the records another accumulator saw (those after these)."""
+        self.residuals += later.residuals
+        self.actual += later.actual
 
     def _all(self) -> np.ndarray:
         return np.concatenate(self.residuals or [np.zeros(0)])

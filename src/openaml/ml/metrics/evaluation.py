@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,7 @@ from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
-from openaml.ml.metrics.report import EvaluationReport
+from openaml.ml.metrics.report import BinaryDetails, EvaluationReport, MulticlassDetails, RegressionDetails
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema
@@ -43,12 +43,27 @@ def evaluate_model(model: Model, batches: Iterable[pa.RecordBatch], dataset_sche
     """Score every usable record (not rejected, valid target) and accumulate the metric.
     should_stop is asked before each slice of records scored (Slices); once it answers True,
     evaluating raises Cancelled."""
+    return finish_evaluation(model, dataset_schema, [score_records(model, batches, should_stop, execution)])
+
+
+@dataclass
+class ScoredRecords:
+    """The accumulated scores of some records (a partition's): what finish_evaluation merges."""
+
+    accumulator: BinaryAccumulator | MulticlassAccumulator | RegressionAccumulator
+    seen: int
+    used: int
+
+
+def score_records(model: Model, batches: Iterable[pa.RecordBatch], should_stop: ShouldStop | None = None,
+                  execution: Execution = ONE_THREAD) -> ScoredRecords:
+    """Score the usable records of `batches` into the model type's accumulator."""
     with execution.helper("openaml-scores") as helper:
-        return _evaluate(model, batches, dataset_schema, should_stop, helper)
+        return _score(model, batches, should_stop, helper)
 
 
-def _evaluate(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
-              should_stop: ShouldStop | None, helper: Executor | None) -> Evaluation:
+def _score(model: Model, batches: Iterable[pa.RecordBatch], should_stop: ShouldStop | None,
+           helper: Executor | None) -> ScoredRecords:
     kind = model.model_type
     acc: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
                 ModelType.REGRESSION: RegressionAccumulator}[kind]()
@@ -70,12 +85,24 @@ def _evaluate(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: S
         else:
             true = np.asarray(target_labels(columns, kind).to_pylist(), dtype=object)
             acc.add(true, np.asarray(model.classes, dtype=object)[scores.argmax(axis=1)])
+    return ScoredRecords(acc, seen, used)
+
+
+def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[ScoredRecords]) -> Evaluation:
+    """The metric and report of the records of `parts`, in order (partitions of the data)."""
+    acc = parts[0].accumulator
+    for part in parts[1:]:
+        acc.merge(part.accumulator)  # type: ignore[arg-type]  # one model type: one accumulator type
+    seen, used = sum(p.seen for p in parts), sum(p.used for p in parts)
+    kind = model.model_type
     if used == 0:
         raise EvaluationError("The evaluation datasource has no record with a valid target")
     value = acc.metric()
-    if kind == ModelType.BINARY:
+    baseline: float
+    details: BinaryDetails | MulticlassDetails | RegressionDetails
+    if isinstance(acc, BinaryAccumulator):
         baseline, details = acc.report()
-    elif kind == ModelType.MULTICLASS:
+    elif isinstance(acc, MulticlassAccumulator):
         counts = model.summary.get("class_counts") or {}
         baseline, details = acc.report(max(counts, key=lambda c: (counts[c], c)) if counts else None)
     else:

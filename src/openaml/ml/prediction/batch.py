@@ -90,11 +90,13 @@ def write_empty_result(model: Model, dataset_schema: Schema, raw: IO[bytes]) -> 
 
 def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schema: Schema,
                   score_threshold: float, open_output: Callable[[int], IO[bytes]],
-                  should_stop: ShouldStop | None = None, execution: Execution = ONE_THREAD) -> tuple[int, int]:
+                  should_stop: ShouldStop | None = None, execution: Execution = ONE_THREAD,
+                  with_header: bool = True) -> tuple[int, int]:
     """Write one result file per input file; return (records processed, rejected records).
     should_stop is asked before each slice of records (Slices); once it answers True, predicting
-    raises Cancelled (the streams opened are closed: their owner discards them)."""
-    header = header_line(model, dataset_schema) + "\n"
+    raises Cancelled (the streams opened are closed: their owner discards them). Without
+    `with_header`, the files hold the result lines alone (a partition's, to follow others)."""
+    header = header_line(model, dataset_schema) + "\n" if with_header else ""
     streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
     total = invalid = 0
     slices = Slices(should_stop)
