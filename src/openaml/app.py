@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 FOLLOW_SECONDS = 1.0  # how often each process beats and follows the store's endpoints
 SERVING_MS = 5_000    # processes seen within this long share an endpoint's rate limit
 STALE_TEMP_SECONDS = 3_600  # a temporary file unchanged this long has no writer left
+MIN_PARTITION_BYTES = 1 << 20  # OPENAML_PARTITION_BYTES
 EXECUTORS = ("local", "dask")  # where jobs run (cluster.py)
 
 
@@ -140,6 +141,9 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         )
     if settings.job_lease_seconds < 1:
         raise ConfigurationError(f"A job's lease ({settings.job_lease_seconds} s) must be at least 1 s")
+    if settings.partition_bytes < MIN_PARTITION_BYTES:
+        raise ConfigurationError(f"A partition ({settings.partition_bytes:,} bytes) must be at least "
+                                 f"{MIN_PARTITION_BYTES:,} bytes (OPENAML_PARTITION_BYTES)")
     if settings.executor not in EXECUTORS:
         raise ConfigurationError(f"The executor must be one of {', '.join(EXECUTORS)}, not {settings.executor!r}")
     if 0 < settings.training_memory < MIN_BUDGET:

@@ -23,8 +23,9 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -36,10 +37,11 @@ from openaml.jobs.memory import WORKER_PROCESS_BYTES
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_reads import SharedReads
 from openaml.jobs.specs import DataSourceSpec, Result
-from openaml.jobs.tasks import read_key, training_progress
-from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, number_partitions
+from openaml.jobs.tasks import Located, read_key, training_progress
+from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, merged_partials, number_partitions
 from openaml.ml.errors import InputError
 from openaml.ml.metrics.evaluation import ScoredRecords
+from openaml.ml.training import Cancelled
 from openaml.ml.training.parallel import PassOutcome, fit_parallel
 from openaml.ml.training.sgd import LinearState
 from openaml.ml.training.train import TrainingSetup
@@ -108,23 +110,50 @@ class Cluster:
         task. The wait ends early only once every one of them is cancelled."""
         runs = [(j.record.id, j.owner or "", j.lease or "") for j in jobs]
         together = _Together(jobs)
-        ranges = self._task(together, "plan", plan_datasource, self.settings, runs[0])
+        located, ranges = self._task(together, "plan", plan_datasource, self.settings, runs)
         if len(ranges) > 1:
-            return self._read_partitioned(together, runs, ranges)
+            return self._read_partitioned(together, runs, located, ranges)
         return cast(list[Result | Exception], self._task(together, "read", run_datasources, self.settings, runs))
 
-    def _read_partitioned(self, jobs: _Together, runs: list[tuple[str, str, str]],
+    def _read_partitioned(self, jobs: _Together, runs: list[tuple[str, str, str]], located: Located,
                           ranges: list[ByteRange]) -> list[Result | Exception]:
         """Count the records of every range (a task each), number them, read each partition
-        for every job (a task each, writing its part of each job's data), then merge."""
-        counted = [self._submit(jobs, f"count-{k}", count_datasource_range, self.settings, runs[0], part)
-                   for k, part in enumerate(ranges)]
-        counts = [self.wait(future, jobs) for future in counted]
-        partitions = number_partitions(ranges, counts)
-        total = sum(count.records for count in counts)
-        read = [self._submit(jobs, f"part-{k}", ingest_datasource_partition, self.settings, runs, partition,
-                             total, k) for k, partition in enumerate(partitions)]
-        return cast(list[Result | Exception], self._task(jobs, "merge", finish_datasources, self.settings, runs, read))
+        for every job (a task each, writing its part of each job's data), merge what they
+        found pairwise in input order (a tree of tasks: no worker holds every partition's
+        statistics), and write the reports."""
+        with self._cancelling() as submit:
+            counted = [submit(jobs, f"count-{k}", count_datasource_range, self.settings, runs, located, part)
+                       for k, part in enumerate(ranges)]
+            counts = [self.wait(future, jobs) for future in counted]
+            partitions = number_partitions(ranges, counts)
+            total = sum(count.records for count in counts)
+            found = [submit(jobs, f"part-{k}", ingest_datasource_partition, self.settings, runs, located,
+                            partition, total, k) for k, partition in enumerate(partitions)]
+            level = 0
+            while len(found) > 1:
+                level += 1
+                found = [submit(jobs, f"merge-{level}-{k}", merge_partition_results, *found[k:k + 2])
+                         if k + 1 < len(found) else found[k] for k in range(0, len(found), 2)]
+            finished = submit(jobs, "finish", finish_datasources, self.settings, runs, located, found[0],
+                              len(partitions))
+            return cast(list[Result | Exception], self.wait(finished, jobs))
+
+    @contextmanager
+    def _cancelling(self) -> Iterator[Callable[..., Any]]:
+        """`_submit` for the tasks of one step; those still pending when the step fails (or is
+        cancelled) are cancelled, not left to run."""
+        submitted: list[Any] = []
+
+        def submit(jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
+            submitted.append(self._submit(jobs, step, function, *args))
+            return submitted[-1]
+
+        try:
+            yield submit
+        except BaseException:
+            with suppress(Exception):
+                self.client.cancel([f for f in submitted if not f.done()])
+            raise
 
     def _run_training(self, job: Job) -> Result:
         """A training: data-parallel when its datasource was read in partitions and is not
@@ -140,13 +169,14 @@ class Cluster:
                   for g in range(min(self.threads, partitions))]
         job.log_line(f"training on {len(groups)} Dask workers at once, over {partitions} partitions")
 
-        def run_pass(state: LinearState, pass_number: int, averaging: bool) -> list[PassOutcome]:
-            futures = [self._submit(job, f"pass-{pass_number}-{g}", train_parallel_pass, self.settings, run,
-                                    setup, state, pass_number, averaging, group)
-                       for g, group in enumerate(groups)]
-            return [self.wait(future, job) for future in futures]
+        with self._cancelling() as submit:
+            def run_pass(state: LinearState, pass_number: int, averaging: bool) -> list[PassOutcome]:
+                futures = [submit(job, f"pass-{pass_number}-{g}", train_parallel_pass, self.settings, run,
+                                  setup, state, pass_number, averaging, group)
+                           for g, group in enumerate(groups)]
+                return [self.wait(future, job) for future in futures]
 
-        state = fit_parallel(setup, start, run_pass, training_progress(job))
+            state = fit_parallel(setup, start, run_pass, training_progress(job))
         return cast(Result, self._task(job, "save", save_parallel_model, self.settings, run, setup, state))
 
     def _run_by_partition(self, each: Callable[..., Any], merge: Callable[..., Any], job: Job) -> Result:
@@ -159,8 +189,9 @@ class Cluster:
         if partitions < 2:
             return self._run(kind, job)
         job.log_line(f"reading the {partitions} partitions of the data on the Dask workers")
-        parts = [self._submit(job, f"part-{k}", each, self.settings, run, k) for k in range(partitions)]
-        return cast(Result, self._task(job, "merge", merge, self.settings, run, parts))
+        with self._cancelling() as submit:
+            parts = [submit(job, f"part-{k}", each, self.settings, run, k) for k in range(partitions)]
+            return cast(Result, self.wait(submit(job, "merge", merge, self.settings, run, parts), job))
 
     def _task(self, jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
         """Run one step of a job (or of jobs waited for together) as a task; its result."""
@@ -321,48 +352,83 @@ def run_datasources(settings: Settings, runs: list[tuple[str, str, str]]) -> lis
     return list(runtime.tasks.build_datasources(jobs))
 
 
-def plan_datasource(settings: Settings, run: tuple[str, str, str]) -> list[ByteRange]:
-    """On a worker: the byte ranges the datasource job's data are read in."""
+def plan_datasource(settings: Settings, runs: list[tuple[str, str, str]]) -> tuple[Located, list[ByteRange]]:
+    """On a worker: the objects of the datasource jobs' data and the byte ranges they are read in."""
     runtime = _runtime(settings)
-    return runtime.tasks.plan_partitions(_job(runtime, EntityKind.DATASOURCE, *run, quiet=True),
-                                         settings.partition_bytes)
+    return runtime.tasks.plan_partitions(_live_job(runtime, runs), settings.partition_bytes)
 
 
-def count_datasource_range(settings: Settings, run: tuple[str, str, str], part: ByteRange) -> RangeCount:
-    """On a worker: the records and lines of one range of the datasource job's data."""
+def count_datasource_range(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
+                           part: ByteRange) -> RangeCount:
+    """On a worker: the records and lines of one range of the datasource jobs' data."""
     runtime = _runtime(settings)
-    return runtime.tasks.count_partition(_job(runtime, EntityKind.DATASOURCE, *run, quiet=True), part)
+    return runtime.tasks.count_partition(_live_job(runtime, runs), located, part)
 
 
-def ingest_datasource_partition(settings: Settings, runs: list[tuple[str, str, str]], partition: Partition,
-                                total: int, index: int) -> list[PartialIngest]:
+def ingest_datasource_partition(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
+                                partition: Partition, total: int, index: int) -> list[PartialIngest | None]:
     """On a worker: read one partition for datasource jobs of the same data (Tasks.ingest_partition)."""
     runtime = _runtime(settings)
-    jobs = [_job(runtime, EntityKind.DATASOURCE, *run) for run in runs]
-    return runtime.tasks.ingest_partition(jobs, partition, total, index)
+    return runtime.tasks.ingest_partition(_jobs(runtime, runs, quiet=False), located, partition, total, index)
 
 
-def finish_datasources(settings: Settings, runs: list[tuple[str, str, str]],
-                       partials: list[list[PartialIngest]]) -> list[Result | Exception]:
-    """On a worker: the datasource jobs' reports from their partitions' (Tasks.finish_partitions)."""
+def merge_partition_results(first: list[PartialIngest | None],
+                            then: list[PartialIngest | None]) -> list[PartialIngest | None]:
+    """On a worker: what consecutive partitions found, job by job (None: a job gone)."""
+    return [None if a is None or b is None else merged_partials(a, b) for a, b in zip(first, then, strict=True)]
+
+
+def finish_datasources(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
+                       merged: list[PartialIngest | None], parts: int) -> list[Result | Exception]:
+    """On a worker: the datasource jobs' reports from what their partitions found (Tasks.finish_partitions)."""
     runtime = _runtime(settings)
-    jobs = [_job(runtime, EntityKind.DATASOURCE, *run, quiet=True) for run in runs]
-    return list(runtime.tasks.finish_partitions(jobs, partials))
+    return list(runtime.tasks.finish_partitions(_jobs(runtime, runs), located, merged, parts))
+
+
+@contextmanager
+def _deletion_ends(kind: EntityKind, run: tuple[str, str, str]) -> Iterator[None]:
+    """A step of a job that stops because its entity was deleted (Cancelled) fails with a
+    message, as the job's own task does (tasks._ended_by_deletion)."""
+    try:
+        yield
+    except Cancelled:
+        raise InputError(f"{kind.value} {run[0]} was deleted") from None
+
+
+def _jobs(runtime: Runtime, runs: list[tuple[str, str, str]], quiet: bool = True) -> list[Job | None]:
+    """The datasource jobs of a read, None for those whose entity is gone (the others go on)."""
+    jobs: list[Job | None] = []
+    for run in runs:
+        try:
+            jobs.append(_job(runtime, EntityKind.DATASOURCE, *run, quiet=quiet))
+        except InputError:
+            jobs.append(None)
+    return jobs
+
+
+def _live_job(runtime: Runtime, runs: list[tuple[str, str, str]]) -> Job:
+    """One datasource job of a read whose entity is still there."""
+    live = [job for job in _jobs(runtime, runs) if job is not None]
+    if not live:
+        raise InputError("Every datasource of this read was deleted")
+    return live[0]
 
 
 def prepare_parallel_training(settings: Settings, run: tuple[str, str, str]
                               ) -> tuple[TrainingSetup, LinearState, int] | None:
     """On a worker: Tasks.prepare_parallel_training for the training job `run`."""
     runtime = _runtime(settings)
-    return runtime.tasks.prepare_parallel_training(_job(runtime, EntityKind.MLMODEL, *run, quiet=True))
+    with _deletion_ends(EntityKind.MLMODEL, run):
+        return runtime.tasks.prepare_parallel_training(_job(runtime, EntityKind.MLMODEL, *run, quiet=True))
 
 
 def train_parallel_pass(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup, state: LinearState,
                         pass_number: int, averaging: bool, partitions: list[int]) -> PassOutcome:
     """On a worker: one pass of a data-parallel training over some partitions."""
     runtime = _runtime(settings)
-    return runtime.tasks.train_parallel_pass(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup, state,
-                                             pass_number, averaging, partitions)
+    with _deletion_ends(EntityKind.MLMODEL, run):
+        return runtime.tasks.train_parallel_pass(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup,
+                                                 state, pass_number, averaging, partitions)
 
 
 def save_parallel_model(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup,
@@ -381,7 +447,8 @@ def source_partitions(settings: Settings, kind: str, run: tuple[str, str, str]) 
 def score_evaluation_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> ScoredRecords:
     """On a worker: an evaluation's scores of one partition of its data."""
     runtime = _runtime(settings)
-    return runtime.tasks.score_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), partition)
+    with _deletion_ends(EntityKind.EVALUATION, run):
+        return runtime.tasks.score_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), partition)
 
 
 def finish_evaluation(settings: Settings, run: tuple[str, str, str], parts: list[ScoredRecords]) -> Result:
@@ -393,7 +460,9 @@ def finish_evaluation(settings: Settings, run: tuple[str, str, str], parts: list
 def predict_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> tuple[int, int, list[int]]:
     """On a worker: a batch prediction's result lines of one partition of its data."""
     runtime = _runtime(settings)
-    return runtime.tasks.predict_partition(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True), partition)
+    with _deletion_ends(EntityKind.BATCH_PREDICTION, run):
+        return runtime.tasks.predict_partition(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True),
+                                               partition)
 
 
 def finish_batch_prediction(settings: Settings, run: tuple[str, str, str],

@@ -35,8 +35,8 @@ def open_runtime(settings: Settings, workers: int, memory_limit: int | None = No
                  share_reads: bool = True, process_bytes: int = PROCESS_BYTES) -> Runtime:
     """The runtime of a process running `workers` jobs at once within `memory_limit` bytes
     (default: the process's limits): each training keeps the settings' training memory, else
-    a share of what the process itself (`process_bytes`) leaves of the limit, and datasource
-    jobs parse blocks sized by it too.
+    a share of what the process itself (`process_bytes`) leaves of the limit; with a limit
+    given (a Dask worker's), datasource jobs parse blocks sized by it too.
     share_reads: whether datasource jobs of the same data in this process read it once."""
     store = open_store(settings.database_url or "")
     objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
@@ -44,8 +44,10 @@ def open_runtime(settings: Settings, workers: int, memory_limit: int | None = No
                             else ArtifactStore(settings.artifacts_root))
     execution = Execution(threads=max(1, settings.job_threads))
     memory = settings.training_memory or training_budget(workers, memory_limit, process_bytes)
-    parsing = replace(FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH,
-                      block_bytes=parse_block_bytes(workers, memory_limit, process_bytes))
+    parsing = FAST_PATHS if settings.csv_fast_paths else GENERAL_PATH
+    if memory_limit is not None:  # a Dask worker's: blocks within it (a server keeps one size:
+        # the stored batches, and so the training buffers, are then the same on every machine)
+        parsing = replace(parsing, block_bytes=parse_block_bytes(workers, memory_limit, process_bytes))
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, workers,
                   execution, parsing, share_reads)
     return Runtime(store, objects, artifacts, tasks, execution)

@@ -109,7 +109,7 @@ def workflow(server: ServerProcess, kill_training_worker: str | None = None) -> 
                                OutputUri=f"s3://{BUCKET}/out/")
     if kill_training_worker:
         assert _wait(ml.get_ml_model, "MLModelId", "model", {"INPROGRESS"}) == "INPROGRESS"
-        _kill_worker_running(kill_training_worker, "openaml-MLModel-model")
+        _kill_worker_running(kill_training_worker, "openaml-MLModel-model-pass-")  # mid-pass
     assert _wait(ml.get_evaluation, "EvaluationId", "evaluation", {"COMPLETED", "FAILED"}) == "COMPLETED"
     assert _wait(ml.get_batch_prediction, "BatchPredictionId", "batch", {"COMPLETED", "FAILED"}) == "COMPLETED"
     output = sorted((server.data_dir / "s3" / BUCKET / "out").rglob("*.gz"))

@@ -34,20 +34,26 @@ def test_budget_is_half_the_limit_per_worker_within_bounds() -> None:
 
 
 def test_parse_blocks_shrink_with_the_memory_each_job_worker_has() -> None:
-    assert parse_block_bytes(1, 512 << 20) == 4 << 20      # a small Dask worker
+    assert parse_block_bytes(1, 512 << 20) == 4 << 20
     assert parse_block_bytes(2, 512 << 20) == 2 << 20
     assert parse_block_bytes(2, 8 << 30) == BLOCK_BYTES    # a machine of several GiB
     assert parse_block_bytes(4, 200 << 20) == MIN_BLOCK
 
 
-def test_a_runtime_sizes_its_parse_blocks_and_training_by_its_memory_limit(tmp_path) -> None:
+def test_a_worker_runtime_sizes_its_parse_blocks_and_training_by_its_memory_limit(tmp_path) -> None:
+    from openaml.jobs.memory import WORKER_PROCESS_BYTES
     from openaml.runtime import open_runtime
     from openaml.settings import Settings
 
-    runtime = open_runtime(Settings(data_dir=tmp_path).resolved(), workers=1, memory_limit=512 << 20)
-    assert runtime.tasks.parsing.block_bytes == 4 << 20
-    assert runtime.tasks.training_memory == training_budget(1, 512 << 20)
-    runtime.store.close()
+    settings = Settings(data_dir=tmp_path).resolved()
+    worker = open_runtime(settings, workers=1, memory_limit=512 << 20, process_bytes=WORKER_PROCESS_BYTES)
+    assert worker.tasks.parsing.block_bytes == 2 << 20
+    assert worker.tasks.training_memory == MIN_BUDGET
+    worker.store.close()
+    server = open_runtime(settings, workers=2)  # the same blocks on every machine
+    assert server.tasks.parsing.block_bytes == BLOCK_BYTES
+    assert server.tasks.training_memory == training_budget(2)
+    server.store.close()
 
 
 def test_limit_follows_rlimit_as() -> None:

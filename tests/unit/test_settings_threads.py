@@ -45,3 +45,15 @@ def test_a_training_memory_below_the_least_budget_is_refused(tmp_path):
 
     with pytest.raises(ConfigurationError, match="at least"):
         build_app(Settings.from_env({"OPENAML_TRAINING_MEMORY": "1000"}, data_dir=tmp_path), run_jobs=False)
+
+
+def test_a_partition_or_lease_too_small_is_refused(tmp_path):
+    import pytest
+
+    from openaml.app import ConfigurationError, build_app
+
+    for environ, message in (({"OPENAML_PARTITION_BYTES": "0"}, r"A partition \(0 bytes\) must be at least"),
+                             ({"OPENAML_PARTITION_BYTES": "-5"}, "must be at least 1,048,576 bytes"),
+                             ({"OPENAML_JOB_LEASE_SECONDS": "0.5"}, "must be at least 1 s")):
+        with pytest.raises(ConfigurationError, match=message):
+            build_app(Settings.from_env(environ, data_dir=tmp_path), run_jobs=False)

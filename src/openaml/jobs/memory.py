@@ -56,13 +56,12 @@ def _cgroup_limit_files() -> list[Path]:
 
 
 def parse_block_bytes(workers: int, limit: int | None = None, process_bytes: int = PROCESS_BYTES) -> int:
-    """Bytes of CSV a datasource job parses at a time: what the process leaves of the limit,
-    shared by the job workers, over BLOCK_SHARE, within [1 MiB, lines.BLOCK_BYTES]. A block's
-    columns, the next one read ahead and each split's selection peak at about twelve times its
-    bytes (a 32 MB partition of Fashion-MNIST's CSV, two splits: 190 MiB with 16 MiB blocks,
-    100 MiB with 4 MiB), so a 512 MiB Dask worker reads 4 MiB blocks and a machine of
-    several GiB 16 MiB ones. process_bytes: what the process needs besides (see
-    training_budget)."""
+    """Bytes of CSV a datasource job parses at a time on a Dask worker: what the process
+    leaves of the limit (process_bytes: what it needs besides), shared by the job workers,
+    over BLOCK_SHARE, within [1 MiB, lines.BLOCK_BYTES]. A block's columns, the next one read
+    ahead and each split's selection peak at about twelve times its bytes (a 32 MB partition
+    of Fashion-MNIST's CSV, two splits: 190 MiB with 16 MiB blocks, 100 MiB with 4 MiB), so a
+    worker of 512 MiB with one thread reads 2 MiB blocks, one of several GiB 16 MiB ones."""
     limit = memory_limit() if limit is None else limit
     return max(MIN_BLOCK, min(BLOCK_BYTES, (limit - process_bytes) // (BLOCK_SHARE * max(1, workers))))
 

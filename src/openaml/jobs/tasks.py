@@ -42,6 +42,7 @@ from openaml.jobs.specs import (
 from openaml.ml.data import (
     FAST_PATHS,
     ByteRange,
+    DataError,
     DataObject,
     IngestReport,
     ParseOptions,
@@ -181,51 +182,76 @@ class Tasks:
 
     # -- datasources in partitions (cluster.py runs each step as Dask tasks) ------------------
 
-    def plan_partitions(self, job: Job, partition_bytes: int) -> list[ByteRange]:
-        """The byte ranges the job's data are read in, about `partition_bytes` each."""
-        return plan_partitions(self._objects(read_spec(job.record, DataSourceSpec)), partition_bytes)
+    def plan_partitions(self, job: Job, partition_bytes: int) -> tuple[Located, list[ByteRange]]:
+        """The job's data objects, listed once for every step of the read, and the byte ranges
+        they are read in, about `partition_bytes` each."""
+        objects = self._objects(read_spec(job.record, DataSourceSpec))
+        return [(o.uri, o.key, o.size) for o in objects], plan_partitions(objects, partition_bytes)
 
-    def count_partition(self, job: Job, part: ByteRange) -> RangeCount:
+    def count_partition(self, job: Job, located: Located, part: ByteRange) -> RangeCount:
         """The records and lines of one range of the job's data."""
         spec = read_spec(job.record, DataSourceSpec)
-        return count_partition(self._objects(spec), part, spec.schema)
+        return count_partition(self._planned(located, part.file_index), part, spec.schema)
 
-    def ingest_partition(self, jobs: Sequence[Job], partition: Partition, total: int,
-                         index: int) -> list[PartialIngest]:
-        """Read one partition of the jobs' data (the same data and schema) for all of them:
-        each job's records of it go to its part `index`; what each found, to merge."""
-        specs = [read_spec(job.record, DataSourceSpec) for job in jobs]
-        objects, stop = self._objects(specs[0]), _Deleted(jobs)
+    def ingest_partition(self, jobs: Sequence[Job | None], located: Located, partition: Partition, total: int,
+                         index: int) -> list[PartialIngest | None]:
+        """Read one partition of the jobs' data (the same data and schema) for all of them
+        (None: a job whose entity is gone): each job's records of it go to its part `index`;
+        what each found, to merge."""
+        live = [job for job in jobs if job is not None]
+        specs = [read_spec(job.record, DataSourceSpec) for job in live]
+        objects, stop = self._planned(located, partition.range.file_index), _Deleted(live)
         with ExitStack() as stack:
             sinks = [stack.enter_context(self.artifacts.open_write(j.record.kind.value, j.record.id,
                                                                    part_file(index)))
-                     for j in jobs]
+                     for j in live]
             targets = [Target(spec.rearrangement, spec.compute_statistics, sink)
                        for spec, sink in zip(specs, sinks, strict=True)]
             try:
-                return ingest_partition(objects, partition, total, specs[0].schema, targets,
-                                        lambda records: check(stop), self.execution, self.parsing)
+                found = iter(ingest_partition(objects, partition, total, specs[0].schema, targets,
+                                              lambda records: check(stop), self.execution, self.parsing))
             except Cancelled:
                 raise InputError(f"every datasource reading {specs[0].data_uri} was deleted") from None
+        return [None if job is None else next(found) for job in jobs]
 
-    def finish_partitions(self, jobs: Sequence[Job], partials: Sequence[Sequence[PartialIngest]],
-                          ) -> list[DataSourceResult | Exception]:
-        """Each job's report from its partitions' results (partials[k][j]: partition k, job
-        j), its parts named in PARTS_FILE; each one's result or error."""
-        spec = read_spec(jobs[0].record, DataSourceSpec)
-        objects = self._objects(spec)
+    def finish_partitions(self, jobs: Sequence[Job | None], located: Located,
+                          merged: Sequence[PartialIngest | None], parts: int) -> list[DataSourceResult | Exception]:
+        """Each job's report from what its partitions found, merged in order, its `parts`
+        data files named in PARTS_FILE (removed when the data fail it); each one's result
+        or error."""
+        objects = self._planned(located)
         results: list[DataSourceResult | Exception] = []
-        for j, job in enumerate(jobs):
-            own = [found[j] for found in partials]
-            report = merge_partitions(objects, spec.schema, own)
-            if isinstance(report, Exception):
-                results.append(report)
+        names = [part_file(k) for k in range(parts)]
+        for job, found in zip(jobs, merged, strict=True):
+            if job is None or found is None:
+                results.append(InputError("The datasource was deleted"))
                 continue
-            job.log_line(f"read {len(objects)} object(s) from {spec.data_uri} in {len(partials)} partitions")
-            for line in rejected_lines(spec.schema, own):
+            spec = read_spec(job.record, DataSourceSpec)
+            report = merge_partitions(objects, spec.schema, [found])
+            job.log_line(f"read {len(objects)} object(s) from {spec.data_uri} in {parts} partitions")
+            for line in rejected_lines(spec.schema, [found]):
                 job.log_line(line)
-            results.append(self._reported(job, report, len(jobs), [part_file(k) for k in range(len(partials))]))
+            if isinstance(report, Exception):
+                for name in names:
+                    self.artifacts.remove(job.record.kind.value, job.record.id, name)
+                results.append(report)
+            else:
+                results.append(self._reported(job, report, len(jobs), names))
         return results
+
+    def _planned(self, located: Located, check: int | None = None) -> list[DataObject]:
+        """The objects a read planned, the one numbered `check` verified unchanged (its size):
+        each step reads the objects that the plan cut, or fails."""
+        objects = [DataObject(uri=uri, key=key, size=size, open=partial(self.objects.open_read, uri),
+                              open_at=partial(self.objects.open_read, uri))
+                   for uri, key, size in located]
+        if check is not None:
+            now = self.objects.stat(objects[check].uri)
+            if now is None or now.size != objects[check].size:
+                raise DataError(f"{objects[check].uri} changed while the datasource was read (it had "
+                                f"{objects[check].size:,} bytes, it has "
+                                f"{'none: it is gone' if now is None else f'{now.size:,}'}); create it again")
+        return objects
 
     def _reported(self, job: Job, report: IngestReport, readers: int,
                   parts: Sequence[str] = (DATA_FILE,)) -> DataSourceResult:
@@ -320,8 +346,8 @@ class Tasks:
         stop = _Deleted([job])
         setup = prepare_training(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
                                  self._batches(spec.datasource_id, stop), stop, self.execution)
-        start = first_state(setup, self._part_sources(spec.datasource_id, [0], stop), self.training_memory,
-                            self.execution)
+        start = first_state(setup, self._part_sources(spec.datasource_id, range(len(parts)), stop),
+                            self.training_memory, self.execution)
         return None if start is None else (setup, start, len(parts))
 
     def train_parallel_pass(self, job: Job, setup: TrainingSetup, state: LinearState, pass_number: int,
@@ -546,6 +572,9 @@ class _KeepOpen(io.RawIOBase):
     def close(self) -> None:
         self.target.flush()
         super().close()
+
+
+Located = list[tuple[str, str, int]]  # (uri, key, size) of the objects a read in partitions planned
 
 
 def part_file(index: int) -> str:

@@ -51,6 +51,10 @@ class Artifacts(ABC):
     def open_append(self, kind: str, entity_id: str, name: str) -> BinaryIO:
         """A writer of what to add at the end (job logs grow while the job runs)."""
 
+    @abstractmethod
+    def remove(self, kind: str, entity_id: str, name: str) -> None:
+        """Delete the artifact, if there is one (not an appended one)."""
+
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         """Delete what writes interrupted by a crash left behind; how many files (none here)."""
         return 0
@@ -115,6 +119,9 @@ class ArtifactStore(Artifacts):
     def source(self, kind: str, entity_id: str, name: str) -> Path:
         """The artifact's path: Arrow reads the file itself."""
         return self.path_for(kind, entity_id, name)
+
+    def remove(self, kind: str, entity_id: str, name: str) -> None:
+        self.path_for(kind, entity_id, name).unlink(missing_ok=True)
 
     def open_append(self, kind: str, entity_id: str, name: str) -> BinaryIO:
         """Open for appending, creating it when missing."""

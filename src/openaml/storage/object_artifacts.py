@@ -65,6 +65,9 @@ class ObjectArtifactStore(Artifacts):
     def open_write(self, kind: str, entity_id: str, name: str) -> BinaryIO:
         return self.objects.open_write(self.uri(kind, entity_id, name))
 
+    def remove(self, kind: str, entity_id: str, name: str) -> None:
+        self.objects.delete(self.uri(kind, entity_id, name))
+
     def open_append(self, kind: str, entity_id: str, name: str) -> BinaryIO:
         part = join_uri(self.uri(kind, entity_id, name) + PARTS, self.writer)
         added = io.BytesIO()

@@ -200,3 +200,14 @@ def test_a_partitions_result_holds_none_of_its_blocks_buffers() -> None:
     partial, = ingest_partition(objects, partition, 5000, schema, [Target(parse_rearrangement(None), True, sink)])
     assert partial.blocks_by_path["int16"] == 1
     assert len(pickle.dumps(partial)) < len(content) / 20
+
+
+@pytest.mark.parametrize("partition_bytes", [1, 2, 3, 5, 8])
+def test_a_header_after_empty_lines_stays_in_the_first_partition(partition_bytes: int) -> None:
+    schema = make_schema({"a": "NUMERIC", "b": "NUMERIC"}, header=True)
+    for content in (b"\n\r\n\na,b\n1,2\n3,4\n5,6\n", b"\xef\xbb\xbf\r\n\na,b\r\n1,2\r\n3,4\n"):
+        objects = [seekable_object("a.csv", content)]
+        (report, table), = read_partitioned(objects, schema, [None], partition_bytes)
+        (whole_report, whole_table), = read_whole(objects, schema, [None])
+        assert table.equals(whole_table) and report.records_read == whole_report.records_read
+        assert report.to_dict()["invalidCounts"] == whole_report.to_dict()["invalidCounts"] == {"a": 0, "b": 0}

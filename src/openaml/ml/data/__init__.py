@@ -14,6 +14,7 @@ from openaml.ml.data.ingest import (
     ingest_partition,
     materialized_schema,
     merge_partitions,
+    merged_partials,
     plan_partitions,
     rejected_lines,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "count_partition",
     "ingest_partition",
     "merge_partitions",
+    "merged_partials",
     "number_partitions",
     "plan_partitions",
     "rejected_lines",

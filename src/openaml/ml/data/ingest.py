@@ -232,17 +232,25 @@ def ingest_partition(objects: Sequence[DataObject], partition: Partition, total:
 
 def merge_partitions(objects: Sequence[DataObject], schema: Schema,
                      partials: Sequence[PartialIngest]) -> IngestReport | DataError:
-    """The report of one target from its partitions' results, in input order; a DataError
-    when the data fail the datasource (data.md §7), as a read of the whole input would."""
-    merged = partials[0].copy()
+    """The report of one target from its partitions' results, in input order (or from those
+    merged already: `merged`); a DataError when the data fail the datasource (data.md §7),
+    as a read of the whole input would."""
+    merged = partials[0]
     for partial in partials[1:]:
-        merged.merge(partial)
+        merged = merged_partials(merged, partial)
     if int(merged.rejected.sum()) > MAX_REJECTED:
         return DataError(_too_many_rejected(merged.rejected, merged.shown, schema.names))
     try:
         return _report(objects, schema, merged)
     except DataError as exc:
         return exc
+
+
+def merged_partials(first: PartialIngest, then: PartialIngest) -> PartialIngest:
+    """What two consecutive parts of the input found (neither is changed)."""
+    merged = first.copy()
+    merged.merge(then)
+    return merged
 
 
 def plan_partitions(objects: Sequence[DataObject], partition_bytes: int) -> list[ByteRange]:

@@ -23,6 +23,7 @@ from openaml.ml.data.lines import BLOCK_BYTES, LineStart, count_line_ends
 from openaml.ml.data.objects import DataObject
 
 FIND_LINE_BYTES = 64 << 10  # read at a time while looking for the end of the line at a cut
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,10 @@ def plan_ranges(objects: Sequence[DataObject], partition_bytes: int) -> list[Byt
     ranges: list[ByteRange] = []
     for index, obj in enumerate(objects):
         starts = [0]
-        if splittable(obj):
+        if splittable(obj) and obj.size > partition_bytes:
+            first_line = _first_line_end(obj)  # a header, if any, stays in the first range
             for cut in range(partition_bytes, obj.size, partition_bytes):
-                if cut <= starts[-1]:
+                if cut <= max(starts[-1], first_line):
                     continue  # a line longer than a partition ran past this cut
                 line_start = _next_line_start(obj, cut)
                 if line_start >= obj.size:
@@ -95,6 +97,26 @@ def _next_line_start(obj: DataObject, cut: int) -> int:
             if found >= 0:
                 return position + found + 1
             position += len(chunk)
+    return obj.size
+
+
+def _first_line_end(obj: DataObject) -> int:
+    """The offset just after the object's first non-empty line (data.md §1: past a byte order
+    mark and empty lines, which may end in CR LF); its size when it has none."""
+    with obj.open() as stream:
+        chunk = stream.read(FIND_LINE_BYTES)
+        offset = 3 if chunk.startswith(_BOM) else 0  # of the chunk's first byte
+        chunk = chunk.removeprefix(_BOM)
+        head = b""  # the first two bytes (at most) of the line read so far: enough to tell it empty
+        while chunk:
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                if (head + chunk[start:end])[:2] not in (b"", b"\r"):
+                    return offset + end + 1
+                head, start = b"", end + 1
+            head = (head + chunk[start:])[:2]
+            offset += len(chunk)
+            chunk = stream.read(FIND_LINE_BYTES)
     return obj.size
 
 

@@ -59,13 +59,14 @@ class PassOutcome:
 def first_state(setup: TrainingSetup, parts: Parts, memory_bytes: int = MEMORY_BYTES,
                 execution: Execution = ONE_THREAD) -> LinearState | None:
     """The state a training starts from: zero weights, and AdaGrad accumulators set by the
-    first buffer of the first partition (sgd.step_reference). None when the data look small
+    first buffer of the partitions (sgd.step_reference; the first partitions of a split may
+    hold no record). None when the data look small
     enough for a single training to cross-validate them (validation.in_memory: the features of
     all records, estimated from that buffer, within CV_MAX_ENTRIES, and the folds' models
     within its share of the budget, `memory_bytes` being a whole training's), which it
     should then do."""
     size = minibatch_size(setup.rows)
-    first = next(_buffers(setup, parts[:1], memory_bytes, execution), None)
+    first = next(_buffers(setup, parts, memory_bytes, execution), None)
     if first is None or len(first[1].y) == 0:
         return None
     block = first[1]
