@@ -19,6 +19,7 @@ with a message that says so.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -29,11 +30,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from openaml.extras import require_extra
 from openaml.jobs.engine import JOB_KINDS, Job, Task
-from openaml.jobs.memory import WORKER_PROCESS_BYTES
+from openaml.jobs.memory import WORKER_PROCESS_BYTES, release_memory
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_reads import SharedReads
 from openaml.jobs.specs import DataSourceSpec, Result
@@ -54,9 +55,24 @@ CONNECT_SECONDS = 30     # to reach the scheduler, and for a first worker to joi
 WAIT_SECONDS = 0.5       # a job thread's wait for its task between checks of its cancellation
 _PROBE_PREFIX = ".openaml-probe-"
 
+P = ParamSpec("P")
+R = TypeVar("R")
 Peers = Callable[[tuple[str, str], str, "str | None"], set[str]]  # Tasks.datasource_peers
 _runtimes: dict[str, Runtime] = {}  # a worker process's runtime, by the settings (repr) it runs
 _runtimes_lock = threading.Lock()
+
+
+def _worker_task(function: Callable[P, R]) -> Callable[P, R]:
+    """A function that runs as a Dask task: the memory it freed goes back to the OS after
+    it (jobs.memory.release_memory), so that an idle worker is not paused for good."""
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            release_memory()
+
+    return run
 
 
 class Cancellable(Protocol):
@@ -314,6 +330,7 @@ def reads_token(path: str, token: str) -> bool:
         return False
 
 
+@_worker_task
 def warm_worker(settings: Settings) -> None:
     """On a worker: open its runtime and run the start-up warm-up (`jobs.warmup`)."""
     from openaml.jobs.warmup import warm_up
@@ -322,6 +339,7 @@ def warm_worker(settings: Settings) -> None:
     warm_up(execution=runtime.execution)
 
 
+@_worker_task
 def run_job(settings: Settings, kind: str, entity_id: str, owner: str, lease: str) -> Result:
     """On a worker: run the job of entity `kind`/`entity_id` as the run `lease` of the front
     end `owner`; it stops once that run's lease is gone (the front end stopped, or lost it)."""
@@ -344,6 +362,7 @@ def _job(runtime: Runtime, kind: EntityKind, entity_id: str, owner: str, lease: 
     return job
 
 
+@_worker_task
 def run_datasources(settings: Settings, runs: list[tuple[str, str, str]]) -> list[Result | Exception]:
     """On a worker: run datasource jobs of the same data together (id, owner, lease each),
     as `run_job` runs one; each one's result or error."""
@@ -352,12 +371,14 @@ def run_datasources(settings: Settings, runs: list[tuple[str, str, str]]) -> lis
     return list(runtime.tasks.build_datasources(jobs))
 
 
+@_worker_task
 def plan_datasource(settings: Settings, runs: list[tuple[str, str, str]]) -> tuple[Located, list[ByteRange]]:
     """On a worker: the objects of the datasource jobs' data and the byte ranges they are read in."""
     runtime = _runtime(settings)
     return runtime.tasks.plan_partitions(_live_job(runtime, runs), settings.partition_bytes)
 
 
+@_worker_task
 def count_datasource_range(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
                            part: ByteRange) -> RangeCount:
     """On a worker: the records and lines of one range of the datasource jobs' data."""
@@ -365,6 +386,7 @@ def count_datasource_range(settings: Settings, runs: list[tuple[str, str, str]],
     return runtime.tasks.count_partition(_live_job(runtime, runs), located, part)
 
 
+@_worker_task
 def ingest_datasource_partition(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
                                 partition: Partition, total: int, index: int) -> list[PartialIngest | None]:
     """On a worker: read one partition for datasource jobs of the same data (Tasks.ingest_partition)."""
@@ -372,12 +394,14 @@ def ingest_datasource_partition(settings: Settings, runs: list[tuple[str, str, s
     return runtime.tasks.ingest_partition(_jobs(runtime, runs, quiet=False), located, partition, total, index)
 
 
+@_worker_task
 def merge_partition_results(first: list[PartialIngest | None],
                             then: list[PartialIngest | None]) -> list[PartialIngest | None]:
     """On a worker: what consecutive partitions found, job by job (None: a job gone)."""
     return [None if a is None or b is None else merged_partials(a, b) for a, b in zip(first, then, strict=True)]
 
 
+@_worker_task
 def finish_datasources(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
                        merged: list[PartialIngest | None], parts: int) -> list[Result | Exception]:
     """On a worker: the datasource jobs' reports from what their partitions found (Tasks.finish_partitions)."""
@@ -414,6 +438,7 @@ def _live_job(runtime: Runtime, runs: list[tuple[str, str, str]]) -> Job:
     return live[0]
 
 
+@_worker_task
 def prepare_parallel_training(settings: Settings, run: tuple[str, str, str]
                               ) -> tuple[TrainingSetup, LinearState, int] | None:
     """On a worker: Tasks.prepare_parallel_training for the training job `run`."""
@@ -422,6 +447,7 @@ def prepare_parallel_training(settings: Settings, run: tuple[str, str, str]
         return runtime.tasks.prepare_parallel_training(_job(runtime, EntityKind.MLMODEL, *run, quiet=True))
 
 
+@_worker_task
 def train_parallel_pass(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup, state: LinearState,
                         pass_number: int, averaging: bool, partitions: list[int]) -> PassOutcome:
     """On a worker: one pass of a data-parallel training over some partitions."""
@@ -431,6 +457,7 @@ def train_parallel_pass(settings: Settings, run: tuple[str, str, str], setup: Tr
                                                  state, pass_number, averaging, partitions)
 
 
+@_worker_task
 def save_parallel_model(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup,
                         state: LinearState) -> Result:
     """On a worker: store the model of a data-parallel training."""
@@ -438,12 +465,14 @@ def save_parallel_model(settings: Settings, run: tuple[str, str, str], setup: Tr
     return runtime.tasks.save_parallel_model(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup, state)
 
 
+@_worker_task
 def source_partitions(settings: Settings, kind: str, run: tuple[str, str, str]) -> int:
     """On a worker: the partitions of the datasource an evaluation or batch prediction reads."""
     runtime = _runtime(settings)
     return runtime.tasks.source_partitions(_job(runtime, EntityKind(kind), *run, quiet=True))
 
 
+@_worker_task
 def score_evaluation_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> ScoredRecords:
     """On a worker: an evaluation's scores of one partition of its data."""
     runtime = _runtime(settings)
@@ -451,12 +480,14 @@ def score_evaluation_partition(settings: Settings, run: tuple[str, str, str], pa
         return runtime.tasks.score_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), partition)
 
 
+@_worker_task
 def finish_evaluation(settings: Settings, run: tuple[str, str, str], parts: list[ScoredRecords]) -> Result:
     """On a worker: an evaluation's metric and report from its partitions' scores."""
     runtime = _runtime(settings)
     return runtime.tasks.finish_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), parts)
 
 
+@_worker_task
 def predict_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> tuple[int, int, list[int]]:
     """On a worker: a batch prediction's result lines of one partition of its data."""
     runtime = _runtime(settings)
@@ -465,6 +496,7 @@ def predict_partition(settings: Settings, run: tuple[str, str, str], partition: 
                                                partition)
 
 
+@_worker_task
 def finish_batch_prediction(settings: Settings, run: tuple[str, str, str],
                             pieces: list[tuple[int, int, list[int]]]) -> Result:
     """On a worker: a batch prediction's results from its partitions' pieces."""
