@@ -161,6 +161,8 @@ class Cluster:
         submitted: list[Any] = []
 
         def submit(jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
+            # only those not done yet are kept: a future held keeps its result in the cluster
+            submitted[:] = [future for future in submitted if not future.done()]
             submitted.append(self._submit(jobs, step, function, *args))
             return submitted[-1]
 

@@ -303,6 +303,32 @@ def test_a_task_raising_a_timeout_ends_its_job_with_that_error() -> None:
             cluster.wait(client.submit(time.sleep, 2, pure=False), job)
 
 
+def test_the_steps_of_a_job_hold_no_result_once_done_and_cancel_the_rest_when_one_fails() -> None:
+    """A done task's result stays in the cluster only while a future holds it: the steps of a
+    long job (a training's passes) must not keep them all; a failed step cancels its pending
+    siblings rather than leave them to run."""
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        cluster = Cluster(client, Settings(dask_scheduler="inproc"), 2)
+        job = _Job()
+        with cluster._cancelling() as submit:
+            first = submit(job, "one", _seven)
+            key = first.key
+            assert cluster.wait(first, job) == 7
+            del first
+            assert cluster.wait(submit(job, "two", _seven), job) == 7
+            deadline = time.monotonic() + 10
+            while key in client.who_has():
+                assert time.monotonic() < deadline, "the first step's result is still held"
+                time.sleep(0.05)
+        with pytest.raises(TimeoutError), cluster._cancelling() as submit:
+            blocked = submit(job, "slow", time.sleep, 5)
+            cluster.wait(submit(job, "fails", _times_out), job)
+        deadline = time.monotonic() + 10
+        while blocked.status != "cancelled":
+            assert time.monotonic() < deadline, blocked.status
+            time.sleep(0.05)
+
+
 class _Job:
     """What Cluster.wait asks of a job: whether it is cancelled, and its record's names."""
 
