@@ -174,11 +174,14 @@ class Cluster:
             raise
 
     def _run_training(self, job: Job) -> Result:
-        """A training: data-parallel when its datasource was read in partitions and is not
-        small (Tasks.prepare_parallel_training), else one task. Each pass runs as a task per
+        """A training: data-parallel when the cluster had two worker threads or more at
+        start-up and its datasource was read in partitions and is not small
+        (Tasks.prepare_parallel_training), else one task. Each pass runs as a task per
         group of partitions, one group per worker thread there was at start-up; the front end
         mixes their models (ml.training.parallel.fit_parallel) and records the progress."""
         run = (job.record.id, job.owner or "", job.lease or "")
+        if self.threads < 2:  # one worker at a time: a single training, which keeps its features
+            return self._run(EntityKind.MLMODEL, job)
         prepared = self._task(job, "prepare", prepare_parallel_training, self.settings, run)
         if prepared is None:
             return self._run(EntityKind.MLMODEL, job)
