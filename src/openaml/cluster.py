@@ -138,13 +138,16 @@ class Cluster:
         found pairwise in input order (a tree of tasks: no worker holds every partition's
         statistics), and write the reports."""
         with self._cancelling() as submit:
-            counted = [submit(jobs, f"count-{k}", count_datasource_range, self.settings, runs, located, part)
-                       for k, part in enumerate(ranges)]
+            # each step gets its own object alone: the list of many files sent to every step
+            # would grow with their square
+            counted = [submit(jobs, f"count-{k}", count_datasource_range, self.settings, runs,
+                              located[part.file_index], part) for k, part in enumerate(ranges)]
             counts = [self.wait(future, jobs) for future in counted]
             partitions = number_partitions(ranges, counts)
             total = sum(count.records for count in counts)
-            found = [submit(jobs, f"part-{k}", ingest_datasource_partition, self.settings, runs, located,
-                            partition, total, k) for k, partition in enumerate(partitions)]
+            found = [submit(jobs, f"part-{k}", ingest_datasource_partition, self.settings, runs,
+                            located[partition.range.file_index], partition, total, k)
+                     for k, partition in enumerate(partitions)]
             level = 0
             while len(found) > 1:
                 level += 1
@@ -152,7 +155,11 @@ class Cluster:
                          if k + 1 < len(found) else found[k] for k in range(0, len(found), 2)]
             finished = submit(jobs, "finish", finish_datasources, self.settings, runs, located, found[0],
                               len(partitions))
-            return cast(list[Result | Exception], self.wait(finished, jobs))
+            try:
+                return cast(list[Result | Exception], self.wait(finished, jobs))
+            except BaseException:
+                self._clean_up(jobs, remove_datasource_parts, self.settings, runs, len(partitions))
+                raise
 
     @contextmanager
     def _cancelling(self) -> Iterator[Callable[..., Any]]:
@@ -210,9 +217,21 @@ class Cluster:
         if partitions < 2:
             return self._run(kind, job)
         job.log_line(f"reading the {partitions} partitions of the data on the Dask workers")
-        with self._cancelling() as submit:
-            parts = [submit(job, f"part-{k}", each, self.settings, run, k) for k in range(partitions)]
-            return cast(Result, self.wait(submit(job, "merge", merge, self.settings, run, parts), job))
+        try:
+            with self._cancelling() as submit:
+                parts = [submit(job, f"part-{k}", each, self.settings, run, k) for k in range(partitions)]
+                return cast(Result, self.wait(submit(job, "merge", merge, self.settings, run, parts), job))
+        except BaseException:
+            if kind is EntityKind.BATCH_PREDICTION:  # the pieces its partitions wrote
+                self._clean_up(job, remove_batch_pieces, self.settings, run)
+            raise
+
+    def _clean_up(self, jobs: Cancellable, function: Callable[..., Any], *args: Any) -> None:
+        """Run a task that removes what a failed or stopped step left, without waiting for it."""
+        from distributed import fire_and_forget
+
+        with suppress(Exception):  # best effort: the failure itself is what the job reports
+            fire_and_forget(self._submit(jobs, "clean-up", function, *args))
 
     def _task(self, jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
         """Run one step of a job (or of jobs waited for together) as a task; its result."""
@@ -372,8 +391,27 @@ def run_datasources(settings: Settings, runs: list[tuple[str, str, str]]) -> lis
     """On a worker: run datasource jobs of the same data together (id, owner, lease each),
     as `run_job` runs one; each one's result or error."""
     runtime = _runtime(settings)
-    jobs = [_job(runtime, EntityKind.DATASOURCE, entity_id, owner, lease) for entity_id, owner, lease in runs]
-    return list(runtime.tasks.build_datasources(jobs))
+    jobs = _jobs(runtime, runs, quiet=False)
+    if all(job is None for job in jobs):
+        raise InputError("Every datasource of this read was deleted")
+    results = iter(runtime.tasks.build_datasources([job for job in jobs if job is not None]))
+    return [InputError("The datasource was deleted") if job is None else next(results) for job in jobs]
+
+
+@_worker_task
+def remove_datasource_parts(settings: Settings, runs: list[tuple[str, str, str]], parts: int) -> None:
+    """On a worker: delete the part files that datasource jobs whose read failed wrote."""
+    runtime = _runtime(settings)
+    for job in _jobs(runtime, runs):
+        if job is not None:
+            runtime.tasks.remove_parts(job, parts)
+
+
+@_worker_task
+def remove_batch_pieces(settings: Settings, run: tuple[str, str, str]) -> None:
+    """On a worker: delete the pieces a failed or stopped batch prediction by partition left."""
+    runtime = _runtime(settings)
+    runtime.tasks.remove_batch_pieces(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True))
 
 
 @_worker_task
@@ -384,19 +422,19 @@ def plan_datasource(settings: Settings, runs: list[tuple[str, str, str]]) -> tup
 
 
 @_worker_task
-def count_datasource_range(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
+def count_datasource_range(settings: Settings, runs: list[tuple[str, str, str]], planned: tuple[str, str, int],
                            part: ByteRange) -> RangeCount:
     """On a worker: the records and lines of one range of the datasource jobs' data."""
     runtime = _runtime(settings)
-    return runtime.tasks.count_partition(_live_job(runtime, runs), located, part)
+    return runtime.tasks.count_partition(_live_job(runtime, runs), planned, part)
 
 
 @_worker_task
-def ingest_datasource_partition(settings: Settings, runs: list[tuple[str, str, str]], located: Located,
+def ingest_datasource_partition(settings: Settings, runs: list[tuple[str, str, str]], planned: tuple[str, str, int],
                                 partition: Partition, total: int, index: int) -> list[PartialIngest | None]:
     """On a worker: read one partition for datasource jobs of the same data (Tasks.ingest_partition)."""
     runtime = _runtime(settings)
-    return runtime.tasks.ingest_partition(_jobs(runtime, runs, quiet=False), located, partition, total, index)
+    return runtime.tasks.ingest_partition(_jobs(runtime, runs, quiet=False), planned, partition, total, index)
 
 
 @_worker_task

@@ -463,3 +463,16 @@ def test_an_upload_never_replaces_an_object_unasked_and_says_why_it_failed(
     clash = browser.put("/upload", params={"uri": "s3://uploads-test/dir", "overwrite": "1"}, content=b"x",
                         headers=headers)  # a folder of that name: the store cannot keep the file
     assert clash.status_code in (400, 502) and "error" in clash.json()
+
+
+def test_the_schema_guess_reads_every_member_of_a_gzip_file(server: Application, browser: httpx.Client) -> None:
+    """A batch prediction by partition writes its header and each partition's lines as gzip
+    members: the guess reads past the first (which holds the header alone)."""
+    import gzip
+
+    rows = b"".join(b"%d,%.3f\n" % (i % 2, i / 7) for i in range(50))
+    server.context.objects.write_bytes("s3://wizard/members/out.csv.gz",
+                                       gzip.compress(b"bestAnswer,score\n") + gzip.compress(rows))
+    page = browser.get("/create/datasource", params={"location": "s3://wizard/members/out.csv.gz"})
+    assert page.status_code == 200 and "field-error" not in page.text
+    assert re.search(r'name="attr.1.type"[^>]*>.*?<option selected>NUMERIC</option>', page.text, re.S)

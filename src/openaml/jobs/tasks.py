@@ -176,9 +176,7 @@ class Tasks:
 
     def _objects(self, spec: DataSourceSpec) -> list[DataObject]:
         """The objects at the spec's data location (or StorageError)."""
-        return [DataObject(uri=o.uri, key=o.key, size=o.size, open=partial(self.objects.open_read, o.uri),
-                           open_at=partial(self.objects.open_read, o.uri))
-                for o in self.objects.resolve_data_location(spec.data_uri)]
+        return [self._object(o.uri, o.key, o.size) for o in self.objects.resolve_data_location(spec.data_uri)]
 
     # -- datasources in partitions (cluster.py runs each step as Dask tasks) ------------------
 
@@ -188,19 +186,22 @@ class Tasks:
         objects = self._objects(read_spec(job.record, DataSourceSpec))
         return [(o.uri, o.key, o.size) for o in objects], plan_partitions(objects, partition_bytes)
 
-    def count_partition(self, job: Job, located: Located, part: ByteRange) -> RangeCount:
-        """The records and lines of one range of the job's data."""
+    def count_partition(self, job: Job, planned: tuple[str, str, int], part: ByteRange) -> RangeCount:
+        """The records and lines of one range of the job's data (`planned`: its object, as
+        the plan listed it)."""
         spec = read_spec(job.record, DataSourceSpec)
-        return count_partition(self._planned(located, part.file_index), part, spec.schema)
+        return count_partition(self._unchanged(planned, part.file_index), part, spec.schema)
 
-    def ingest_partition(self, jobs: Sequence[Job | None], located: Located, partition: Partition, total: int,
-                         index: int) -> list[PartialIngest | None]:
+    def ingest_partition(self, jobs: Sequence[Job | None], planned: tuple[str, str, int], partition: Partition,
+                         total: int, index: int) -> list[PartialIngest | None]:
         """Read one partition of the jobs' data (the same data and schema) for all of them
         (None: a job whose entity is gone): each job's records of it go to its part `index`;
         what each found, to merge."""
         live = [job for job in jobs if job is not None]
+        if not live:
+            raise InputError("Every datasource of this read was deleted")
         specs = [read_spec(job.record, DataSourceSpec) for job in live]
-        objects, stop = self._planned(located, partition.range.file_index), _Deleted(live)
+        objects, stop = self._unchanged(planned, partition.range.file_index), _Deleted(live)
         with ExitStack() as stack:
             sinks = [stack.enter_context(self.artifacts.open_write(j.record.kind.value, j.record.id,
                                                                    part_file(index)))
@@ -232,26 +233,34 @@ class Tasks:
             for line in rejected_lines(spec.schema, [found]):
                 job.log_line(line)
             if isinstance(report, Exception):
-                for name in names:
-                    self.artifacts.remove(job.record.kind.value, job.record.id, name)
+                self.remove_parts(job, parts)
                 results.append(report)
             else:
                 results.append(self._reported(job, report, len(jobs), names))
         return results
 
-    def _planned(self, located: Located, check: int | None = None) -> list[DataObject]:
-        """The objects a read planned, the one numbered `check` verified unchanged (its size):
-        each step reads the objects that the plan cut, or fails."""
-        objects = [DataObject(uri=uri, key=key, size=size, open=partial(self.objects.open_read, uri),
-                              open_at=partial(self.objects.open_read, uri))
-                   for uri, key, size in located]
-        if check is not None:
-            now = self.objects.stat(objects[check].uri)
-            if now is None or now.size != objects[check].size:
-                raise DataError(f"{objects[check].uri} changed while the datasource was read (it had "
-                                f"{objects[check].size:,} bytes, it has "
-                                f"{'none: it is gone' if now is None else f'{now.size:,}'}); create it again")
-        return objects
+    def remove_parts(self, job: Job, parts: int) -> None:
+        """Delete the part files a datasource read in partitions wrote before it failed."""
+        for k in range(parts):
+            self.artifacts.remove(job.record.kind.value, job.record.id, part_file(k))
+
+    def _planned(self, located: Located) -> list[DataObject]:
+        """The objects a read planned."""
+        return [self._object(uri, key, size) for uri, key, size in located]
+
+    def _unchanged(self, planned: tuple[str, str, int], file_index: int) -> dict[int, DataObject]:
+        """The object file `file_index` of a read, as the plan listed it, verified unchanged
+        (its size): every step reads the object the plan cut, or fails."""
+        obj = self._object(*planned)
+        now = self.objects.stat(obj.uri)
+        if now is None or now.size != obj.size:
+            raise DataError(f"{obj.uri} changed while the datasource was read (it had {obj.size:,} bytes, it has "
+                            f"{'none: it is gone' if now is None else f'{now.size:,}'}); create it again")
+        return {file_index: obj}
+
+    def _object(self, uri: str, key: str, size: int) -> DataObject:
+        return DataObject(uri=uri, key=key, size=size, open=partial(self.objects.open_read, uri),
+                          open_at=partial(self.objects.open_read, uri))
 
     def _reported(self, job: Job, report: IngestReport, readers: int,
                   parts: Sequence[str] = (DATA_FILE,)) -> DataSourceResult:
@@ -371,7 +380,8 @@ class Tasks:
     # -- evaluations and batch predictions --------------------------------------------------
 
     def evaluate(self, job: Job) -> EvaluationResult:
-        return self.finish_evaluation(job, [self.score_evaluation(job)])
+        loaded = self.models.get(read_spec(job.record, EvaluationSpec).model_id)  # held by both steps
+        return self.finish_evaluation(job, [self.score_evaluation(job)], loaded.model)
 
     def score_evaluation(self, job: Job, partition: int | None = None) -> ScoredRecords:
         """The evaluation's scores of its datasource's records (of one partition of them)."""
@@ -383,13 +393,14 @@ class Tasks:
                    else self._part_sources(source.id, [partition], stop)[0][1]())
         return score_records(loaded.model, batches, stop, self.execution)
 
-    def finish_evaluation(self, job: Job, parts: Sequence[ScoredRecords]) -> EvaluationResult:
+    def finish_evaluation(self, job: Job, parts: Sequence[ScoredRecords],
+                          model: Model | None = None) -> EvaluationResult:
         """The evaluation's metric and report from the scores of its records, in order."""
         record = job.record
         spec = read_spec(record, EvaluationSpec)
         source = self._datasource(spec.datasource_id)
-        result = finish_evaluation(self.models.get(spec.model_id).model, read_spec(source, DataSourceSpec).schema,
-                                   parts)
+        model = model if model is not None else self.models.get(spec.model_id).model
+        result = finish_evaluation(model, read_spec(source, DataSourceSpec).schema, parts)
         self.artifacts.write_json(record.kind.value, record.id, REPORT_FILE, result.report.to_json())
         return EvaluationResult(result.metrics)
 
@@ -460,10 +471,16 @@ class Tasks:
         except BaseException:
             _abort(writers)
             raise
-        for partition, (_, _, files) in enumerate(pieces):
-            for index in files:
-                self.objects.delete(_piece_uri(batch.base, job.record.id, partition, index))
-        return self._batch_predicted(job, batch, sum(p[0] for p in pieces), sum(p[1] for p in pieces))
+        done = self._batch_predicted(job, batch, sum(p[0] for p in pieces), sum(p[1] for p in pieces))
+        self.remove_batch_pieces(job)
+        return done
+
+    def remove_batch_pieces(self, job: Job) -> None:
+        """Delete whatever pieces a batch prediction by partition left (after its results,
+        or after a failed or stopped run)."""
+        base = folder_uri(read_spec(job.record, BatchPredictionSpec).output_uri)
+        for piece in self.objects.list(_piece_uri(base, job.record.id, 0, 0).rsplit("/", 1)[0] + "/"):
+            self.objects.delete(piece.uri)
 
     def _batch_prediction(self, job: Job) -> _BatchPrediction:
         """What a batch prediction reads and writes."""

@@ -70,7 +70,7 @@ class ServicePort:
             data = stream.read(SAMPLE_BYTES)
         if data[:2] == b"\x1f\x8b":  # the start of a gzip file: as much as it gives
             try:
-                data = zlib.decompressobj(wbits=47).decompress(data, 4 * SAMPLE_BYTES)
+                data = _gunzipped(data, 4 * SAMPLE_BYTES)
             except zlib.error as exc:
                 raise InputError(f"{first.uri} starts as gzip but cannot be decompressed: {exc}") from None
         if len(data) < SAMPLE_BYTES:
@@ -87,3 +87,16 @@ class ServicePort:
         if not isinstance(self.ctx.objects, LocalObjectStore) and bucket not in self.ctx.objects.buckets():
             raise StorageError(f"{uri}: the bucket {bucket} does not exist")
         return self.ctx.objects.open_write(uri)
+
+
+def _gunzipped(data: bytes, limit: int) -> bytes:
+    """Up to `limit` bytes decompressed from the start of a gzip file, across its members (a
+    batch prediction by partition writes its header and each partition's lines as members)."""
+    out = b""
+    while data and len(out) < limit:
+        member = zlib.decompressobj(wbits=47)
+        out += member.decompress(data, limit - len(out))
+        if not member.eof:  # the sample ends inside this member, or the limit was reached
+            break
+        data = member.unused_data
+    return out

@@ -104,8 +104,10 @@ class ObjectStore(Protocol):
 def resolve_data_location(store: ObjectStore, uri: str) -> builtins.list[ObjectInfo]:
     """Apply data.md §2: a prefix lists its data files, else the exact key, else `<key>/`.
 
-    Under a prefix, folder markers (keys ending in `/`), zero-byte objects and names ending in
-    `.schema` or `.manifest` are skipped. Raises StorageError when nothing is found.
+    Under a prefix, folder markers (keys ending in `/`), zero-byte objects, names ending in
+    `.schema` or `.manifest`, and the service's own files in the making (a path part starting
+    with `.openaml-`: a batch prediction's pieces) are skipped. Raises StorageError when
+    nothing is found.
     """
     location = parse_s3_uri(uri)
     if location.is_prefix:
@@ -163,6 +165,7 @@ def _data_files(objects: builtins.list[ObjectInfo]) -> builtins.list[ObjectInfo]
         info
         for info in objects
         if not info.key.endswith("/") and info.size > 0 and not info.key.endswith(IGNORED_SUFFIXES)
+        and "/.openaml-" not in "/" + info.key  # the service's own files being written (batch pieces)
     ]
 
 

@@ -29,13 +29,13 @@ def runtime(tmp_path):
 def test_a_file_changed_since_the_plan_fails_the_read(runtime) -> None:
     uri = "s3://bucket/data.csv"
     runtime.objects.write_bytes(uri, b"1,2\n3,4\n")
-    assert runtime.tasks._planned([(uri, "data.csv", 8)], 0)[0].size == 8
+    assert runtime.tasks._unchanged((uri, "data.csv", 8), 3)[3].size == 8
     runtime.objects.write_bytes(uri, b"1,2\n3,4\n5,6\n")
     with pytest.raises(DataError, match=r"data.csv changed while the datasource was read \(it had 8 bytes, it has 12"):
-        runtime.tasks._planned([(uri, "data.csv", 8)], 0)
+        runtime.tasks._unchanged((uri, "data.csv", 8), 3)
     runtime.objects.delete(uri)
     with pytest.raises(DataError, match="it has none: it is gone"):
-        runtime.tasks._planned([(uri, "data.csv", 8)], 0)
+        runtime.tasks._unchanged((uri, "data.csv", 8), 3)
 
 
 def test_a_deleted_datasource_drops_out_of_a_shared_read_and_the_others_go_on(runtime) -> None:

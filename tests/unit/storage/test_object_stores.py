@@ -90,7 +90,7 @@ def _fill(store: ObjectStore, bucket: str, objects: dict[str, bytes]) -> None:
         store.write_bytes(f"s3://{bucket}/{key}", data)
 
 
-def test_resolve_prefix_skips_empty_schema_and_manifest(store_and_bucket: StoreAndBucket) -> None:
+def test_resolve_prefix_skips_empty_schema_manifest_and_service_files(store_and_bucket: StoreAndBucket) -> None:
     store, bucket = store_and_bucket
     _fill(
         store,
@@ -102,6 +102,8 @@ def test_resolve_prefix_skips_empty_schema_and_manifest(store_and_bucket: StoreA
             "in/empty.csv": b"",
             "in/in.schema": b"{}",
             "in/x.manifest": b"[]",
+            "in/out/batch-prediction/.openaml-pieces/bp/00000-0.gz": b"p",  # a batch in the making
+            "in/.openaml-x.csv": b"x",
             "in.schema": b"{}",
             "other/1.csv": b"1",
         },

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, fields, replace
@@ -211,12 +211,14 @@ def _ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequenc
     return reports
 
 
-def ingest_partition(objects: Sequence[DataObject], partition: Partition, total: int, schema: Schema,
+def ingest_partition(objects: Sequence[DataObject] | Mapping[int, DataObject], partition: Partition, total: int,
+                     schema: Schema,
                      targets: Sequence[Target], progress: Callable[[int], None] | None = None,
                      execution: Execution = ONE_THREAD,
                      parsing: ParseOptions = FAST_PATHS) -> list[PartialIngest]:
-    """Read one partition of `objects` (partitions.py) for several targets, `total` being the
-    input's record count: each target gets the partition's selected records written to its
+    """Read one partition of `objects` (partitions.py; a mapping from file number to object
+    needs that of the partition alone) for several targets, `total` being the input's record
+    count: each target gets the partition's selected records written to its
     sink (an Arrow IPC stream of its own) and the counts and statistics that
     `merge_partitions` combines. Rejected lines are kept for the merge, not passed on; too
     many rejected records in the partition alone raise DataError."""
@@ -262,7 +264,7 @@ def plan_partitions(objects: Sequence[DataObject], partition_bytes: int) -> list
         raise DataError(f"Cannot read the data: {exc}") from None
 
 
-def count_partition(objects: Sequence[DataObject], part: ByteRange, schema: Schema,
+def count_partition(objects: Sequence[DataObject] | Mapping[int, DataObject], part: ByteRange, schema: Schema,
                     block_bytes: int = BLOCK_BYTES) -> RangeCount:
     """The records and lines of one range (partitions.count_range); DataError when it
     cannot be read."""
@@ -279,7 +281,8 @@ def rejected_lines(schema: Schema, partials: Sequence[PartialIngest]) -> list[st
     return [line.logged(len(schema.names)) for line in shown]
 
 
-def _read_pieces(objects: Sequence[DataObject], pieces: Sequence[tuple[int, ByteRange, LineStart]],
+def _read_pieces(objects: Sequence[DataObject] | Mapping[int, DataObject],
+                 pieces: Sequence[tuple[int, ByteRange, LineStart]],
                  first_record: int, counted: Future[int] | None, schema: Schema, targets: Sequence[Target],
                  progress: Callable[[int], None] | None, rejected: Callable[[str], None] | None,
                  execution: Execution, parsing: ParseOptions) -> list[PartialIngest]:
