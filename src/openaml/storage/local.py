@@ -94,7 +94,7 @@ class LocalObjectStore(ObjectStore):
             raise StorageError(f"{shown(uri)}: {err.strerror}") from err
         return None
 
-    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
+    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> BinaryIO:
         location = parse_s3_uri(uri)
         if location.is_prefix:
             raise ObjectNotFoundError(f"{shown(uri)}: no such object (the URI names a folder)")

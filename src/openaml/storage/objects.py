@@ -65,9 +65,10 @@ class ObjectStore(Protocol):
         """The object with exactly this key, or None."""
         ...
 
-    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
-        """A fresh readable binary stream of the stored bytes, from byte `start` on (at most
-        the object's size)."""
+    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        """A fresh readable binary stream of the stored bytes, from byte `start` (at most the
+        object's size) to `end` (excluded; None: the object's end). A store may give bytes
+        past `end` (the local folder does): `end` spares it sending what will not be read."""
         ...
 
     def open_write(self, uri: str) -> BinaryIO:

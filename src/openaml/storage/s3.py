@@ -172,11 +172,12 @@ class S3ObjectStore(ObjectStore):
             return None
         return ObjectInfo(str(location), location.key, head["ContentLength"])
 
-    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
+    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> BinaryIO:
         location = parse_s3_uri(uri)
         if location.is_prefix:
             raise ObjectNotFoundError(f"{shown(uri)}: no such object (the URI names a folder)")
-        ranged = {"Range": f"bytes={start}-"} if start else {}
+        ranged = ({"Range": f"bytes={start}-{'' if end is None else end - 1}"}
+                  if start or end is not None else {})
         response = self._request(
             uri, "cannot read",
             lambda: self._client.get_object(Bucket=location.bucket, Key=location.key, **ranged),

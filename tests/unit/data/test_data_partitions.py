@@ -30,7 +30,7 @@ SPLITS = [None, '{"splitting": {"percentBegin": 10, "percentEnd": 73}}',
 def seekable_object(key: str, content: bytes, compress: bool = False) -> DataObject:
     stored = gzip.compress(content) if compress else content
 
-    def open_at(offset: int) -> io.BytesIO:
+    def open_at(offset: int, end: int | None) -> io.BytesIO:
         stream = io.BytesIO(stored)
         stream.seek(offset)
         return stream

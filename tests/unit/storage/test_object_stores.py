@@ -326,3 +326,33 @@ def test_the_first_data_file_is_found_a_level_at_a_time_as_the_whole_listing_fin
         assert first_data_file(store, location) == expected
     monkeypatch.setattr(objects, "LEVEL_ENTRIES", 1)  # levels too large: the whole listing
     assert first_data_file(store, f"s3://{bucket}/") == resolve_data_location(store, f"s3://{bucket}/")[0]
+
+
+def test_reading_from_an_offset_and_by_byte_ranges(store_and_bucket: StoreAndBucket) -> None:
+    """open_read(uri, start) (a ranged GET on S3) reads a datasource's partitions: their
+    ranges, cut at line starts, give back the object byte for byte."""
+    from functools import partial
+
+    from openaml.ml.data import DataObject
+    from openaml.ml.data.partitions import open_range, plan_ranges
+
+    store, bucket = store_and_bucket
+    uri = f"s3://{bucket}/p/data.csv"
+    content = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(3000))
+    store.write_bytes(uri, content)
+    with store.open_read(uri, 10) as stream:
+        assert stream.read() == content[10:]
+    with store.open_read(uri, len(content) - 3) as stream:
+        assert stream.read(2) == content[-3:-1]
+    with store.open_read(uri, 10, 20) as stream:  # at least those bytes (S3: exactly those)
+        given = stream.read()
+        assert given[:10] == content[10:20] and (given == content[10:20] or given == content[10:])
+    obj = DataObject(uri, "p/data.csv", len(content), partial(store.open_read, uri), partial(store.open_read, uri))
+    ranges = plan_ranges([obj], 4096)
+    assert len(ranges) > 5
+    read = []
+    for part in ranges:
+        assert part.start == 0 or content[part.start - 1:part.start] == b"\n"
+        with open_range(obj, part) as stream:
+            read.append(stream.read())
+    assert b"".join(read) == content

@@ -90,7 +90,7 @@ def _next_line_start(obj: DataObject, cut: int) -> int:
     """The offset of the first line that starts at or after `cut` (> 0): just after the
     first LF at or after cut - 1; the object's size when there is none."""
     assert obj.open_at is not None
-    with obj.open_at(cut - 1) as stream:
+    with obj.open_at(cut - 1, None) as stream:
         position = cut - 1
         while chunk := stream.read(FIND_LINE_BYTES):
             found = chunk.find(b"\n")
@@ -128,7 +128,7 @@ def open_range(obj: DataObject, part: ByteRange) -> BinaryIO:
             return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
         return stream
     assert obj.open_at is not None
-    stream = obj.open_at(part.start)
+    stream = obj.open_at(part.start, part.end)
     return stream if part.end is None else cast(BinaryIO, _Limited(stream, part.end - part.start))
 
 
