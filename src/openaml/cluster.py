@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import os
 import threading
 import uuid
@@ -43,7 +44,7 @@ from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, mer
 from openaml.ml.errors import InputError
 from openaml.ml.metrics.evaluation import ScoredRecords
 from openaml.ml.training import Cancelled
-from openaml.ml.training.parallel import PassOutcome, fit_parallel
+from openaml.ml.training.parallel import PassSum, fit_parallel
 from openaml.ml.training.sgd import LinearState
 from openaml.ml.training.train import TrainingSetup
 from openaml.runtime import Runtime, open_runtime
@@ -198,11 +199,16 @@ class Cluster:
         job.log_line(f"training on {len(groups)} Dask workers at once, over {partitions} partitions")
 
         with self._cancelling() as submit:
-            def run_pass(state: LinearState, pass_number: int, averaging: bool) -> list[PassOutcome]:
-                futures = [submit(job, f"pass-{pass_number}-{g}", train_parallel_pass, self.settings, run,
-                                  setup, state, pass_number, averaging, group)
-                           for g, group in enumerate(groups)]
-                return [self.wait(future, job) for future in futures]
+            def run_pass(state: LinearState, pass_number: int, averaging: bool) -> PassSum:
+                added = [submit(job, f"pass-{pass_number}-{g}", train_parallel_pass, self.settings, run,
+                                setup, state, pass_number, averaging, group)
+                         for g, group in enumerate(groups)]
+                level = 0
+                while len(added) > 1:  # the workers' outcomes added pairwise (no one holds them all)
+                    level += 1
+                    added = [submit(job, f"add-{pass_number}-{level}-{k}", operator.add, *added[k:k + 2])
+                             if k + 1 < len(added) else added[k] for k in range(0, len(added), 2)]
+                return cast(PassSum, self.wait(added[0], job))
 
             state = fit_parallel(setup, start, run_pass, training_progress(job))
         return cast(Result, self._task(job, "save", save_parallel_model, self.settings, run, setup, state))
@@ -492,12 +498,13 @@ def prepare_parallel_training(settings: Settings, run: tuple[str, str, str]
 
 @_worker_task
 def train_parallel_pass(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup, state: LinearState,
-                        pass_number: int, averaging: bool, partitions: list[int]) -> PassOutcome:
-    """On a worker: one pass of a data-parallel training over some partitions."""
+                        pass_number: int, averaging: bool, partitions: list[int]) -> PassSum:
+    """On a worker: one pass of a data-parallel training over some partitions, as a sum to
+    add to the other workers'."""
     runtime = _runtime(settings)
     with _deletion_ends(EntityKind.MLMODEL, run):
-        return runtime.tasks.train_parallel_pass(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup,
-                                                 state, pass_number, averaging, partitions)
+        return PassSum.of(runtime.tasks.train_parallel_pass(_job(runtime, EntityKind.MLMODEL, *run, quiet=True),
+                                                            setup, state, pass_number, averaging, partitions))
 
 
 @_worker_task

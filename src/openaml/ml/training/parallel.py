@@ -5,8 +5,9 @@ averages its workers' weights).
 The coordinator (`fit_parallel`, given a function that runs one pass on the workers) starts
 from the state a single training would start from; each worker runs the pass from the mixed
 state over its partitions (`train_pass`) with the same minibatches, step sizes and AdaGrad
-updates as sgd.fit_linear; the coordinator then averages the workers' weights and AdaGrad
-accumulators, weighted by the records each one trained on, and so on. The last
+updates as sgd.fit_linear; their outcomes add up (`PassSum`: weighted sums, which a cluster
+adds in a tree of tasks) into the workers' weights and AdaGrad accumulators averaged, weighted
+by the records each one trained on, and so on. The last
 AVERAGED_PASSES passes also average the iterates, as a single training does, and training
 stops early on the same convergence test of the pass loss. With one worker the passes are a
 single training's (over buffers built part by part).
@@ -14,8 +15,10 @@ single training's (over buffers built part by part).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import reduce
 from itertools import islice
 
 import numpy as np
@@ -105,32 +108,83 @@ def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, avera
         return PassOutcome(stepper.state, averaged, stepper.steps, loss, weight)
 
 
+@dataclass(frozen=True)
+class Weighted:
+    """A weighted sum of states (float64 arrays), its total weight, and one of the states
+    summed (their mean when none has weight: a worker without records returns the state it
+    was given, so then they are all that one)."""
+
+    sums: LinearState
+    total: float
+    some: LinearState
+
+    @classmethod
+    def of(cls, state: LinearState, weight: float) -> Weighted:
+        return cls(LinearState(*(np.asarray(a, np.float64) * weight for a in _arrays(state))), weight, state)
+
+    def __add__(self, other: Weighted) -> Weighted:
+        return Weighted(LinearState(*(a + b for a, b in zip(_arrays(self.sums), _arrays(other.sums), strict=True))),
+                        self.total + other.total, self.some)
+
+    def mean(self) -> LinearState:
+        """The weighted mean, in the dtypes of the states summed."""
+        if self.total <= 0:
+            return _copy(self.some)
+        return LinearState(*((a / self.total).astype(b.dtype) for a, b in zip(_arrays(self.sums),
+                                                                                _arrays(self.some), strict=True)))
+
+
+@dataclass(frozen=True)
+class PassSum:
+    """Workers' pass outcomes added up: their last iterates weighted by the records each
+    trained on, their mean iterates (averaging passes) by their steps, and their losses.
+    Sums add in any grouping (a tree of tasks on a cluster), so no one place holds every
+    worker's model at once."""
+
+    states: Weighted
+    means: Weighted | None
+    steps: int
+    loss: float
+    weight: float
+
+    @classmethod
+    def of(cls, outcome: PassOutcome) -> PassSum:
+        means = None if outcome.averaged is None else Weighted.of(outcome.averaged, outcome.steps)
+        return cls(Weighted.of(outcome.state, outcome.weight), means, outcome.steps, outcome.loss, outcome.weight)
+
+    def __add__(self, other: PassSum) -> PassSum:
+        means = None if self.means is None or other.means is None else self.means + other.means
+        return PassSum(self.states + other.states, means, self.steps + other.steps, self.loss + other.loss,
+                       self.weight + other.weight)
+
+
 def fit_parallel(setup: TrainingSetup, start: LinearState,
-                 run_pass: Callable[[LinearState, int, bool], list[PassOutcome]],
+                 run_pass: Callable[[LinearState, int, bool], PassSum],
                  progress: Callable[[TrainingProgress], None] | None = None) -> LinearState:
     """Up to params.max_passes passes, each run by `run_pass(state, pass number, averaging)`
-    on the workers and mixed; stop early when the pass loss improves by < TOLERANCE
-    (relative). The mean iterate of the averaging passes, or the last mixed one."""
+    on the workers, which gives their outcomes added up (PassSum); the next pass starts from
+    their mix. Stop early when the pass loss improves by < TOLERANCE (relative). The mean
+    iterate of the averaging passes, or the last mixed one."""
     passes = setup.params.max_passes
     state, previous = start, np.inf
     done = TrainingProgress(passes)
-    means: list[tuple[LinearState, int]] = []
+    means: Weighted | None = None
     for k in range(passes):
         averaging = k >= max(0, passes - AVERAGED_PASSES)
-        outcomes = run_pass(state, k, averaging)
-        state = mix([o.state for o in outcomes], [o.weight for o in outcomes])
+        added = run_pass(state, k, averaging)
+        state = added.states.mean()
         if averaging:
-            steps = sum(o.steps for o in outcomes)
-            means.append((mix([o.averaged or o.state for o in outcomes], [o.steps for o in outcomes]), steps))
-        weight = sum(o.weight for o in outcomes)
-        loss = sum(o.loss for o in outcomes) / weight if weight else 0.0
+            run = added.means if added.means is not None else Weighted.of(state, added.steps)
+            means = run if means is None else means + run
+        loss = added.loss / added.weight if added.weight else 0.0
         done = done.after(loss)
         if progress is not None:
             progress(done)
         if np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous):
             break
         previous = loss
-    final = _weighted_mean(means) if means else replace(state, weights=state.weights.astype(np.float64))
+    final = means.mean() if means is not None else state
+    final = replace(final, weights=final.weights.astype(np.float64))
     if setup.params.l1 > 0:
         final.weights[state.weights == 0] = 0.0  # what L1 zeroed in the last iterate stays zero
     return final
@@ -139,24 +193,7 @@ def fit_parallel(setup: TrainingSetup, start: LinearState,
 def mix(states: Sequence[LinearState], weights: Sequence[float]) -> LinearState:
     """The weighted mean of the workers' states (weights, bias and AdaGrad accumulators);
     states of workers that trained on nothing count for nothing."""
-    total = float(sum(weights))
-    share = [w / total for w in weights] if total > 0 else [1.0 / len(states)] * len(states)
-
-    def mean(arrays: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros(arrays[0].shape, np.float64)
-        for array, part in zip(arrays, share, strict=True):
-            out += part * array
-        return out.astype(arrays[0].dtype)
-
-    return LinearState(mean([s.weights for s in states]), mean([s.bias for s in states]),
-                       mean([s.g2_weights for s in states]), mean([s.g2_bias for s in states]))
-
-
-def _weighted_mean(means: list[tuple[LinearState, int]]) -> LinearState:
-    """The mean of runs of iterates, from each run's mean and number of steps."""
-    steps = [n for _, n in means]
-    mixed = mix([state for state, _ in means], steps)
-    return replace(mixed, weights=mixed.weights.astype(np.float64))
+    return reduce(operator.add, (Weighted.of(s, w) for s, w in zip(states, weights, strict=True))).mean()
 
 
 def _buffers(setup: TrainingSetup, parts: Parts, memory_bytes: int,
@@ -168,6 +205,10 @@ def _buffers(setup: TrainingSetup, parts: Parts, memory_bytes: int,
         blocks = _two_at_a_time(setup.block, records, execution)
         for number, buffer in enumerate(islice(group_buffers(blocks, memory_bytes // 8), PART_STRIDE)):
             yield part * PART_STRIDE + number, buffer
+
+
+def _arrays(state: LinearState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return state.weights, state.bias, state.g2_weights, state.g2_bias
 
 
 def _copy(state: LinearState) -> LinearState:
