@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from openaml.ml import parse_parameters, train_model
-from openaml.ml.training.parallel import Parts, PassSum, first_state, fit_parallel, mix, train_pass
+from openaml.ml.training.parallel import Parts, PassSum, Weighted, first_state, fit_parallel, train_pass
 from openaml.ml.training.train import prepare_training
 from tests.unit.ml.conftest import make_batch, make_schema
 
@@ -102,7 +102,8 @@ def test_mixing_weights_states_by_the_records_each_trained_on() -> None:
 
     a = LinearState(np.ones((2, 1), np.float32), np.zeros(1), np.ones(2, np.float32), np.ones(1))
     b = LinearState(np.full((2, 1), 4, np.float32), np.ones(1), np.full(2, 3, np.float32), np.ones(1))
-    mixed = mix([a, b], [3.0, 1.0])
+    mixed = (Weighted.of(a, 3.0) + Weighted.of(b, 1.0)).mean()
     assert mixed.weights.dtype == np.float32 and mixed.weights.tolist() == [[1.75], [1.75]]
     assert mixed.bias.tolist() == [0.25] and mixed.g2_weights.tolist() == [1.5, 1.5]
-    assert mix([a, b], [0.0, 0.0]).weights.tolist() == [[1.0], [1.0]]  # none trained: each is the start
+    none = (Weighted.of(a, 0.0) + Weighted.of(b, 0.0)).mean()  # none trained: each is the start
+    assert none.weights.tolist() == [[1.0], [1.0]]

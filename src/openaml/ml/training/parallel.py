@@ -15,10 +15,8 @@ single training's (over buffers built part by part).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from functools import reduce
 from itertools import islice
 
 import numpy as np
@@ -188,12 +186,6 @@ def fit_parallel(setup: TrainingSetup, start: LinearState,
     if setup.params.l1 > 0:
         final.weights[state.weights == 0] = 0.0  # what L1 zeroed in the last iterate stays zero
     return final
-
-
-def mix(states: Sequence[LinearState], weights: Sequence[float]) -> LinearState:
-    """The weighted mean of the workers' states (weights, bias and AdaGrad accumulators);
-    states of workers that trained on nothing count for nothing."""
-    return reduce(operator.add, (Weighted.of(s, w) for s, w in zip(states, weights, strict=True))).mean()
 
 
 def _buffers(setup: TrainingSetup, parts: Parts, memory_bytes: int,
