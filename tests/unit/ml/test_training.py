@@ -24,7 +24,7 @@ from openaml.ml.training import (
     train_model,
 )
 from openaml.ml.training.blocks import Block
-from openaml.ml.training.sgd import ETA, ETA_REGRESSION, LinearState, _step_costs, _Stepper, minibatch_size
+from openaml.ml.training.sgd import ETA, ETA_REGRESSION, LinearState, Stepper, _step_costs, minibatch_size
 from openaml.ml.training.size import feature_costs, trim_features
 
 from .conftest import make_batch, make_schema
@@ -196,7 +196,7 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
     w = rng.uniform(0.5, 2.0, 50)
     kernel, reference = LinearState.zeros(40, outputs, 1.0), LinearState.zeros(40, outputs, 1.0)
     with ThreadPoolExecutor(1) as threads:
-        stepper = _Stepper(kind, kernel, SGDParams(l1=l1, l2=l2), 8, threads if pool else None)
+        stepper = Stepper(kind, kernel, SGDParams(l1=l1, l2=l2), 8, threads if pool else None)
         order = rng.permutation(50)
         batches = [np.sort(order[start:start + 8]) for start in range(0, 50, 8)]
         stepper.run(0, _block(x, y, w), batches, keep=True)
@@ -237,8 +237,8 @@ def test_steps_use_the_second_thread_only_when_their_work_is_worth_a_hand_over(w
     block, batches = _block(x, y, np.ones(rows)), [np.arange(i, i + 64) for i in range(0, rows, 64)]
     states = [LinearState.zeros(width, outputs, 1.0) for _ in range(2)]
     with _CountingPool() as pool:
-        _Stepper(kind, states[0], SGDParams(), 64, pool).run(0, block, batches)
-    _Stepper(kind, states[1], SGDParams(), 64).run(0, block, batches)
+        Stepper(kind, states[0], SGDParams(), 64, pool).run(0, block, batches)
+    Stepper(kind, states[1], SGDParams(), 64).run(0, block, batches)
     assert (pool.submitted > 0) == threaded
     assert np.array_equal(states[0].weights, states[1].weights)
 
@@ -261,7 +261,7 @@ def test_kept_plans_train_like_transposing_again(mixed, monkeypatch):
     light = block.without_features()
     states = [LinearState.zeros(30, 3, 1.0) for _ in range(2)]
     with ThreadPoolExecutor(1) as threads:
-        kept, again = (_Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 16, threads) for st in states)
+        kept, again = (Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 16, threads) for st in states)
         order = rng.permutation(90)
         batches = [np.sort(order[i:i + 16]) for i in range(0, 90, 16)]
         kept.run(0, block, batches, keep=True)
@@ -301,7 +301,7 @@ def test_a_wider_later_buffer_keeps_the_split_of_kept_plans():
     blocks = [_block(narrow, rng.integers(0, 2, 40), np.ones(40)),
               _block(wide, rng.integers(0, 2, 40), np.ones(40))]
     states = [LinearState.zeros(50, 2, 1.0) for _ in range(2)]
-    kept, again = (_Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 8) for st in states)
+    kept, again = (Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 8) for st in states)
     batches = [np.arange(i, i + 8) for i in range(0, 40, 8)]
     for pass_number in range(3):
         for index, block in enumerate(blocks):
@@ -332,7 +332,7 @@ def test_lazy_average_equals_mean_of_iterates(l1):
     x = sp.random(60, 12, density=0.3, format="csr", random_state=2)
     block = _block(x, rng.integers(0, 3, 60), np.ones(60))
     state = LinearState.zeros(12, 3, 1.0)
-    stepper = _Stepper("MULTICLASS", state, SGDParams(l1=l1, l2=0.0), 8)
+    stepper = Stepper("MULTICLASS", state, SGDParams(l1=l1, l2=0.0), 8)
     order = rng.permutation(60)
     stepper.run(0, block, [np.sort(order[i:i + 8]) for i in range(0, 60, 8)])  # not averaged
     stepper.start_averaging()
@@ -398,7 +398,7 @@ def test_a_feature_twice_in_an_indicator_row_counts_twice_and_is_not_flipped():
     assert x.toarray().tolist() == [[2, 1], [1, 1]]
     kernel, reference = LinearState.zeros(2, 1, 1.0), LinearState.zeros(2, 1, 1.0)
     kernel.weights[:] = reference.weights[:] = [[1.0], [10.0]]
-    stepper = _Stepper("REGRESSION", kernel, SGDParams(l2=0.0), 2)
+    stepper = Stepper("REGRESSION", kernel, SGDParams(l2=0.0), 2)
     block = Block(x.indptr.astype(np.int64), x.indices.astype(np.int32), np.zeros(0), np.array([1.0, 2.0]),
                   np.ones(2))
     for rows in ([np.array([0])], [np.array([0, 1])], [np.array([1])]):
@@ -408,7 +408,7 @@ def test_a_feature_twice_in_an_indicator_row_counts_twice_and_is_not_flipped():
 
 
 def test_blocks_are_built_two_at_a_time_in_order():
-    from openaml.ml.training.train import _two_at_a_time
+    from openaml.ml.training.train import two_at_a_time
 
     threads = set()
 
@@ -420,7 +420,7 @@ def test_blocks_are_built_two_at_a_time_in_order():
         time.sleep(0.01 * (1 + x % 3))   # busy when the next comes; later ones may finish first
         return x * x
 
-    assert list(_two_at_a_time(square, range(9), Execution(2))) == [x * x for x in range(9)]
+    assert list(two_at_a_time(square, range(9), Execution(2))) == [x * x for x in range(9)]
     assert len(threads) == 2
 
     def fail_at_4(x):
@@ -429,7 +429,7 @@ def test_blocks_are_built_two_at_a_time_in_order():
         return x
 
     with pytest.raises(ValueError, match="bad block"):
-        list(_two_at_a_time(fail_at_4, range(9), Execution(2)))
+        list(two_at_a_time(fail_at_4, range(9), Execution(2)))
 
 
 def test_blocks_are_built_in_the_caller_with_one_thread():
@@ -443,7 +443,7 @@ def test_blocks_are_built_in_the_caller_with_one_thread():
         threads.append(threading.get_ident())
         return -x
 
-    assert list(train._two_at_a_time(negate, range(4), Execution(1))) == [0, -1, -2, -3]
+    assert list(train.two_at_a_time(negate, range(4), Execution(1))) == [0, -1, -2, -3]
     assert set(threads) == {threading.get_ident()}
 
 

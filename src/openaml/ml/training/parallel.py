@@ -32,13 +32,13 @@ from openaml.ml.training.sgd import (
     MEMORY_BYTES,
     TOLERANCE,
     LinearState,
-    _minibatches,
-    _Stepper,
+    Stepper,
     minibatch_size,
+    minibatches,
     step_reference,
 )
 from openaml.ml.training.stop import ShouldStop, check
-from openaml.ml.training.train import TrainingSetup, _two_at_a_time
+from openaml.ml.training.train import TrainingSetup, two_at_a_time
 from openaml.ml.training.validation import CV_MAX_ENTRIES, CV_MIN_ROWS, FOLDS, MODEL_BYTES
 
 PART_STRIDE = 1 << 20  # buffer numbers of partition k start at k * PART_STRIDE (their random draws)
@@ -92,14 +92,14 @@ def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, avera
     `averaging`."""
     params = setup.params
     with execution.helper("sgd") as pool, threadpool_limits(limits=1):
-        stepper = _Stepper(setup.model_type, _copy(state), params, minibatch_size(setup.rows), pool, should_stop)
+        stepper = Stepper(setup.model_type, _copy(state), params, minibatch_size(setup.rows), pool, should_stop)
         if averaging:
             stepper.start_averaging()
         loss = weight = 0.0
         for index, buffer in _buffers(setup, parts, memory_bytes, execution):
             check(should_stop)
             order = np.random.default_rng([params.seed, pass_number, index + 1])
-            batches = _minibatches(len(buffer.y), stepper.size, params, index, order)
+            batches = minibatches(len(buffer.y), stepper.size, params, index, order)
             found, w = stepper.run(index, buffer, batches)
             loss, weight = loss + found, weight + w
         averaged = stepper.averaged() if averaging else None
@@ -194,7 +194,7 @@ def _buffers(setup: TrainingSetup, parts: Parts, memory_bytes: int,
     PART_STRIDE apart from one partition to the next."""
     for part, batches in parts:
         records = (setup.records(batch) for batch in batches())
-        blocks = _two_at_a_time(setup.block, records, execution)
+        blocks = two_at_a_time(setup.block, records, execution)
         for number, buffer in enumerate(islice(group_buffers(blocks, memory_bytes // 8), PART_STRIDE)):
             yield part * PART_STRIDE + number, buffer
 

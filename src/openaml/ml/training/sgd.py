@@ -129,8 +129,8 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
     steps; once it answers True, fitting raises Cancelled."""
     size = minibatch_size(rows)
     with execution.helper("sgd") as pool:
-        def stepper(small: bool) -> _Stepper:
-            return _Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop,
+        def stepper(small: bool) -> Stepper:
+            return Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop,
                             small)
 
         def validating(found: Validation) -> None:
@@ -158,7 +158,7 @@ def compile_large_minibatches() -> None:
     rows = np.arange(size)
     block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
                   np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
-    stepper = _Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size)
+    stepper = Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size)
     stepper.run(0, block, [rows], keep=True)
 
 
@@ -175,7 +175,7 @@ def step_reference(block: Block, small: bool) -> float:
     return max(1.0, norm, 0.0 if small else SIZE_REFERENCE)
 
 
-def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
+def _passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
             memory_bytes: int, passes: int, fold: int | None = None,
             held: HeldOut | None = None) -> Iterator[float]:
     """Up to `passes` passes, each giving its mean training loss, until the loss converges; on
@@ -213,7 +213,7 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
                     if held is not None:
                         held.add(buffer, np.flatnonzero(folds == fold))
             order = np.random.default_rng([params.seed, k, index + 1])  # same cached or re-read
-            batches = _minibatches(len(buffer.y), stepper.size, params, index, order, training)
+            batches = minibatches(len(buffer.y), stepper.size, params, index, order, training)
             loss, w = stepper.run(index, buffer, batches, keep)
             total += loss
             weight += w
@@ -234,7 +234,7 @@ def _passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SG
         previous = mean_loss
 
 
-def _validated_passes(stepper: _Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
+def _validated_passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
                       memory_bytes: int, fold: int) -> Iterator[PassResult]:
     """The passes of a training without `fold`, with the scores of `fold` by each pass's model:
     the mean of the iterates of that pass and the one before, as the final training's."""
@@ -256,7 +256,7 @@ def _mean_of(a: tuple[LinearState, int], b: tuple[LinearState, int]) -> LinearSt
                        (first.bias * m + second.bias * n) / (m + n), first.g2_weights, first.g2_bias)
 
 
-def _minibatches(rows: int, size: int, params: SGDParams, index: int,
+def minibatches(rows: int, size: int, params: SGDParams, index: int,
                  rng: np.random.Generator, training: np.ndarray | None = None) -> list[np.ndarray]:
     """The minibatches of buffer `index`, of its `training` rows (all of them when None), rows
     sorted within each. Shuffled: a random partition of those rows drawn once (the same every
@@ -270,7 +270,7 @@ def _minibatches(rows: int, size: int, params: SGDParams, index: int,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-class _Stepper:
+class Stepper:
     """AdaGrad updates of the coordinates a minibatch touches (lazy regularization), and the
     running average of the iterates once averaging starts: after T steps with decrements d_t,
     mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated.

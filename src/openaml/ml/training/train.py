@@ -76,13 +76,13 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
 
     def usable() -> Iterator[Columns]:
         # attributes are coerced and tokenized on two threads, once for fitting and pass 1
-        return _two_at_a_time(setup.records, batches(), execution)
+        return two_at_a_time(setup.records, batches(), execution)
 
     training = _Replay(usable, memory_bytes // 4, should_stop)
     fitted = setup.fit(statistics, training, execution)
 
     def blocks() -> Iterator[Block]:
-        return _two_at_a_time(fitted.block, training(), execution)
+        return two_at_a_time(fitted.block, training(), execution)
 
     with threadpool_limits(limits=1):
         state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
@@ -100,7 +100,7 @@ def prepare_training(model_type: ModelType | str, schema: Schema, recipe_text: s
     setup = _Setup.checked(model_type, schema, recipe_text, params)
 
     def training() -> Iterator[Columns]:
-        for columns in _two_at_a_time(setup.records, batches(), execution):
+        for columns in two_at_a_time(setup.records, batches(), execution):
             check(should_stop)
             yield columns
 
@@ -202,7 +202,7 @@ def _read_records(batch: pa.RecordBatch, schema: Schema, model_type: ModelType, 
     return Columns(usable_rows(batch, schema, model_type), schema).read(names, [schema.target])
 
 
-def _two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution) -> Iterator[U]:
+def two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution) -> Iterator[U]:
     """function(item) for each item, in order, two items at a time on two threads when
     `execution` has two (the feature pipeline's compiled and Arrow parts release the GIL).
     One more result than before is alive: the consumer's, and two being made."""
