@@ -149,12 +149,8 @@ class Cluster:
             found = [submit(jobs, f"part-{k}", ingest_datasource_partition, self.settings, runs,
                             located[partition.range.file_index], partition, total, k)
                      for k, partition in enumerate(partitions)]
-            level = 0
-            while len(found) > 1:
-                level += 1
-                found = [submit(jobs, f"merge-{level}-{k}", merge_partition_results, *found[k:k + 2])
-                         if k + 1 < len(found) else found[k] for k in range(0, len(found), 2)]
-            finished = submit(jobs, "finish", finish_datasources, self.settings, runs, located, found[0],
+            merged = _tree(submit, jobs, "merge", merge_partition_results, found)
+            finished = submit(jobs, "finish", finish_datasources, self.settings, runs, located, merged,
                               len(partitions))
             try:
                 return cast(list[Result | Exception], self.wait(finished, jobs))
@@ -203,12 +199,7 @@ class Cluster:
                 added = [submit(job, f"pass-{pass_number}-{g}", train_parallel_pass, self.settings, run,
                                 setup, state, pass_number, averaging, group)
                          for g, group in enumerate(groups)]
-                level = 0
-                while len(added) > 1:  # the workers' outcomes added pairwise (no one holds them all)
-                    level += 1
-                    added = [submit(job, f"add-{pass_number}-{level}-{k}", operator.add, *added[k:k + 2])
-                             if k + 1 < len(added) else added[k] for k in range(0, len(added), 2)]
-                return cast(PassSum, self.wait(added[0], job))
+                return cast(PassSum, self.wait(_tree(submit, job, f"add-{pass_number}", operator.add, added), job))
 
             state = fit_parallel(setup, start, run_pass, training_progress(job))
         return cast(Result, self._task(job, "save", save_parallel_model, self.settings, run, setup, state))
@@ -553,6 +544,18 @@ def finish_batch_prediction(settings: Settings, run: tuple[str, str, str],
     runtime = _runtime(settings)
     return runtime.tasks.finish_batch_prediction(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True),
                                                  pieces)
+
+
+def _tree(submit: Callable[..., Any], jobs: Cancellable, step: str, combine: Callable[[Any, Any], Any],
+          futures: list[Any]) -> Any:
+    """The results of `futures` combined pairwise in order, by a tree of tasks (log2 levels),
+    so that no one task or process holds them all; the future of the whole."""
+    level = 0
+    while len(futures) > 1:
+        level += 1
+        futures = [submit(jobs, f"{step}-{level}-{k}", combine, *futures[k:k + 2]) if k + 1 < len(futures)
+                   else futures[k] for k in range(0, len(futures), 2)]
+    return futures[0]
 
 
 class _Together:

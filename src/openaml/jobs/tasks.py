@@ -6,7 +6,7 @@ import io
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -413,64 +413,39 @@ class Tasks:
 
     def batch_predict(self, job: Job) -> BatchPredictionResult:
         batch = self._batch_prediction(job)
-        writers: dict[int, BinaryIO] = {}
-
-        def open_output(index: int) -> BinaryIO:
-            writers[index] = self.objects.open_write(batch.results[index])
-            return cast(BinaryIO, _KeepOpen(writers[index]))
-
-        try:
+        with _Outputs(self.objects, batch.results.__getitem__) as outputs:
             stop = _Deleted([job])
             total, invalid = batch_predict(batch.model, self._batches(batch.source_id, stop)(), batch.schema,
-                                           batch.threshold, open_output, stop, self.execution)
+                                           batch.threshold, outputs.open, stop, self.execution)
             for index in range(len(batch.files)):
-                if index not in writers:  # an input file without records: header only
-                    write_empty_result(batch.model, batch.schema, open_output(index))
-            _commit(writers.values())
-        except BaseException:
-            _abort(writers.values())
-            raise
+                if index not in outputs.writers:  # an input file without records: header only
+                    write_empty_result(batch.model, batch.schema, outputs.open(index))
         return self._batch_predicted(job, batch, total, invalid)
 
     def predict_partition(self, job: Job, partition: int) -> tuple[int, int, list[int]]:
         """A batch prediction's result lines of one partition of its data, without header, as
         a piece per input file (pieces_uri); (records, rejected records, those files)."""
         batch = self._batch_prediction(job)
-        writers: dict[int, BinaryIO] = {}
-
-        def open_output(index: int) -> BinaryIO:
-            writers[index] = self.objects.open_write(_piece_uri(batch.base, job.record.id, partition, index))
-            return cast(BinaryIO, _KeepOpen(writers[index]))
-
-        try:
+        with _Outputs(self.objects, partial(_piece_uri, batch.base, job.record.id, partition)) as outputs:
             stop = _Deleted([job])
             records = self._part_sources(batch.source_id, [partition], stop)[0][1]()
-            total, invalid = batch_predict(batch.model, records, batch.schema, batch.threshold, open_output,
+            total, invalid = batch_predict(batch.model, records, batch.schema, batch.threshold, outputs.open,
                                            stop, self.execution, with_header=False)
-            _commit(writers.values())
-        except BaseException:
-            _abort(writers.values())
-            raise
-        return total, invalid, sorted(writers)
+        return total, invalid, sorted(outputs.writers)
 
     def finish_batch_prediction(self, job: Job, pieces: Sequence[tuple[int, int, list[int]]]
                                 ) -> BatchPredictionResult:
         """Each input file's result: its header, then the pieces of its partitions in order
         (concatenated gzip members: decompressed, what one task writes), the pieces removed."""
         batch = self._batch_prediction(job)
-        writers: list[BinaryIO] = []
-        try:
-            for index, result in enumerate(batch.results):
-                writers.append(self.objects.open_write(result))
-                write_empty_result(batch.model, batch.schema, cast(BinaryIO, _KeepOpen(writers[-1])))
+        with _Outputs(self.objects, batch.results.__getitem__) as outputs:
+            for index in range(len(batch.results)):
+                out = outputs.open(index)
+                write_empty_result(batch.model, batch.schema, out)
                 for partition, (_, _, files) in enumerate(pieces):
                     if index in files:
                         with self.objects.open_read(_piece_uri(batch.base, job.record.id, partition, index)) as piece:
-                            shutil.copyfileobj(piece, writers[-1], COPY_BYTES)
-            _commit(writers)
-        except BaseException:
-            _abort(writers)
-            raise
+                            shutil.copyfileobj(piece, out, COPY_BYTES)
         done = self._batch_predicted(job, batch, sum(p[0] for p in pieces), sum(p[1] for p in pieces))
         self.remove_batch_pieces(job)
         return done
@@ -620,14 +595,36 @@ def _piece_uri(base: str, prediction_id: str, partition: int, file_index: int) -
     return join_uri(base, f"batch-prediction/.openaml-pieces/{prediction_id}/{partition:05d}-{file_index}.gz")
 
 
-def _commit(writers: Iterable[BinaryIO]) -> None:
-    for stream in writers:
-        stream.close()  # commits the object
+class _Outputs:
+    """Objects written together (`open(index)` -> a writer for the object `uri_of(index)`,
+    whose closing is left to this): all committed when the `with` block ends cleanly, all
+    aborted otherwise (aborting one already committed does nothing)."""
 
+    def __init__(self, objects: ObjectStore, uri_of: Callable[[int], str]) -> None:
+        self.objects, self.uri_of = objects, uri_of
+        self.writers: dict[int, BinaryIO] = {}
 
-def _abort(writers: Iterable[BinaryIO]) -> None:
-    for stream in writers:  # aborting one already committed does nothing
-        getattr(stream, "abort", stream.close)()
+    def open(self, index: int) -> BinaryIO:
+        self.writers[index] = self.objects.open_write(self.uri_of(index))
+        return cast(BinaryIO, _KeepOpen(self.writers[index]))
+
+    def __enter__(self) -> _Outputs:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        try:
+            if exc_type is None:
+                for stream in self.writers.values():
+                    stream.close()  # commits the object
+                return
+        except BaseException:
+            self._abort()
+            raise
+        self._abort()
+
+    def _abort(self) -> None:
+        for stream in self.writers.values():
+            getattr(stream, "abort", stream.close)()
 
 
 def _result_uris(base: str, prediction_id: str, files: list[str]) -> list[str]:

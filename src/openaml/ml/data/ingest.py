@@ -432,7 +432,7 @@ class _Reader:
                 if found.any():
                     self.rejected += found
                     if header is None and self.schema.header and not start.at_file_start:
-                        header = _header_line(obj)
+                        header = _header_line(obj) or b""  # read once (b"": none found)
                     self._show(obj.uri, block, reason, header)
                 if int(self.rejected.sum()) > MAX_REJECTED:
                     raise DataError(_too_many_rejected(self.rejected, self.shown, self.schema.names))
