@@ -39,14 +39,12 @@ from openaml.jobs.memory import WORKER_PROCESS_BYTES, release_memory
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_reads import SharedReads
 from openaml.jobs.specs import DataSourceSpec, Result
-from openaml.jobs.tasks import Located, read_key, training_progress
+from openaml.jobs.tasks import Located, Tasks, read_key, training_progress
 from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, merged_partials, number_partitions
 from openaml.ml.errors import InputError
-from openaml.ml.metrics.evaluation import ScoredRecords
 from openaml.ml.training import Cancelled
 from openaml.ml.training.parallel import PassSum, fit_parallel
 from openaml.ml.training.sgd import LinearState
-from openaml.ml.training.train import TrainingSetup
 from openaml.runtime import Runtime, open_runtime
 from openaml.settings import ConfigurationError, Settings
 from openaml.store import EntityKind, EntityRecord
@@ -106,9 +104,10 @@ class Cluster:
         tasks: dict[EntityKind, Task] = {kind: partial(self._run, kind) for kind in JOB_KINDS}
         tasks[EntityKind.DATASOURCE] = partial(self._run_datasource, peers)
         tasks[EntityKind.MLMODEL] = self._run_training
-        tasks[EntityKind.EVALUATION] = partial(self._run_by_partition, score_evaluation_partition, finish_evaluation)
-        tasks[EntityKind.BATCH_PREDICTION] = partial(self._run_by_partition, predict_partition,
-                                                     finish_batch_prediction)
+        tasks[EntityKind.EVALUATION] = partial(self._run_by_partition, Tasks.score_evaluation,
+                                               Tasks.finish_evaluation)
+        tasks[EntityKind.BATCH_PREDICTION] = partial(self._run_by_partition, Tasks.predict_partition,
+                                                     Tasks.finish_batch_prediction)
         return tasks
 
     def _run_datasource(self, peers: Peers, job: Job) -> Result:
@@ -186,7 +185,8 @@ class Cluster:
         run = (job.record.id, job.owner or "", job.lease or "")
         if self.threads < 2:  # one worker at a time: a single training, which keeps its features
             return self._run(EntityKind.MLMODEL, job)
-        prepared = self._task(job, "prepare", prepare_parallel_training, self.settings, run)
+        model = EntityKind.MLMODEL.value
+        prepared = self._task(job, "prepare", job_step, self.settings, model, run, Tasks.prepare_parallel_training)
         if prepared is None:
             return self._run(EntityKind.MLMODEL, job)
         setup, start, partitions = prepared
@@ -196,13 +196,14 @@ class Cluster:
 
         with self._cancelling() as submit:
             def run_pass(state: LinearState, pass_number: int, averaging: bool) -> PassSum:
-                added = [submit(job, f"pass-{pass_number}-{g}", train_parallel_pass, self.settings, run,
-                                setup, state, pass_number, averaging, group)
+                added = [submit(job, f"pass-{pass_number}-{g}", job_step, self.settings, model, run,
+                                Tasks.train_parallel_pass, setup, state, pass_number, averaging, group)
                          for g, group in enumerate(groups)]
                 return cast(PassSum, self.wait(_tree(submit, job, f"add-{pass_number}", operator.add, added), job))
 
             state = fit_parallel(setup, start, run_pass, training_progress(job))
-        return cast(Result, self._task(job, "save", save_parallel_model, self.settings, run, setup, state))
+        return cast(Result, self._task(job, "save", job_step, self.settings, model, run, Tasks.save_parallel_model,
+                                       setup, state))
 
     def _run_by_partition(self, each: Callable[..., Any], merge: Callable[..., Any], job: Job) -> Result:
         """An evaluation or a batch prediction: a task (`each`) for each partition of its
@@ -210,17 +211,19 @@ class Cluster:
         part."""
         kind = job.record.kind
         run = (job.record.id, job.owner or "", job.lease or "")
-        partitions = self._task(job, "plan", source_partitions, self.settings, kind.value, run)
+        partitions = self._task(job, "plan", job_step, self.settings, kind.value, run, Tasks.source_partitions)
         if partitions < 2:
             return self._run(kind, job)
         job.log_line(f"reading the {partitions} partitions of the data on the Dask workers")
         try:
             with self._cancelling() as submit:
-                parts = [submit(job, f"part-{k}", each, self.settings, run, k) for k in range(partitions)]
-                return cast(Result, self.wait(submit(job, "merge", merge, self.settings, run, parts), job))
+                parts = [submit(job, f"part-{k}", job_step, self.settings, kind.value, run, each, k)
+                         for k in range(partitions)]
+                return cast(Result, self.wait(submit(job, "merge", job_step, self.settings, kind.value, run, merge,
+                                                     parts), job))
         except BaseException:
             if kind is EntityKind.BATCH_PREDICTION:  # the pieces its partitions wrote
-                self._clean_up(job, remove_batch_pieces, self.settings, run)
+                self._clean_up(job, job_step, self.settings, kind.value, run, Tasks.remove_batch_pieces)
             raise
 
     def _clean_up(self, jobs: Cancellable, function: Callable[..., Any], *args: Any) -> None:
@@ -405,13 +408,6 @@ def remove_datasource_parts(settings: Settings, runs: list[tuple[str, str, str]]
 
 
 @_worker_task
-def remove_batch_pieces(settings: Settings, run: tuple[str, str, str]) -> None:
-    """On a worker: delete the pieces a failed or stopped batch prediction by partition left."""
-    runtime = _runtime(settings)
-    runtime.tasks.remove_batch_pieces(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True))
-
-
-@_worker_task
 def plan_datasource(settings: Settings, runs: list[tuple[str, str, str]]) -> tuple[Located, list[ByteRange]]:
     """On a worker: the objects of the datasource jobs' data and the byte ranges they are read in."""
     runtime = _runtime(settings)
@@ -479,71 +475,14 @@ def _live_job(runtime: Runtime, runs: list[tuple[str, str, str]]) -> Job:
 
 
 @_worker_task
-def prepare_parallel_training(settings: Settings, run: tuple[str, str, str]
-                              ) -> tuple[TrainingSetup, LinearState, int] | None:
-    """On a worker: Tasks.prepare_parallel_training for the training job `run`."""
+def job_step(settings: Settings, kind: str, run: tuple[str, str, str], step: Callable[..., Any], *args: Any) -> Any:
+    """On a worker: a step of the job `run` of entity `kind`, a method of Tasks called with the
+    job and `args` (Tasks.score_evaluation, ...); the entity deleted meanwhile ends it with a
+    message, as the job's own task does (tasks._ended_by_deletion)."""
     runtime = _runtime(settings)
-    with _deletion_ends(EntityKind.MLMODEL, run):
-        return runtime.tasks.prepare_parallel_training(_job(runtime, EntityKind.MLMODEL, *run, quiet=True))
-
-
-@_worker_task
-def train_parallel_pass(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup, state: LinearState,
-                        pass_number: int, averaging: bool, partitions: list[int]) -> PassSum:
-    """On a worker: one pass of a data-parallel training over some partitions, as a sum to
-    add to the other workers'."""
-    runtime = _runtime(settings)
-    with _deletion_ends(EntityKind.MLMODEL, run):
-        return PassSum.of(runtime.tasks.train_parallel_pass(_job(runtime, EntityKind.MLMODEL, *run, quiet=True),
-                                                            setup, state, pass_number, averaging, partitions))
-
-
-@_worker_task
-def save_parallel_model(settings: Settings, run: tuple[str, str, str], setup: TrainingSetup,
-                        state: LinearState) -> Result:
-    """On a worker: store the model of a data-parallel training."""
-    runtime = _runtime(settings)
-    return runtime.tasks.save_parallel_model(_job(runtime, EntityKind.MLMODEL, *run, quiet=True), setup, state)
-
-
-@_worker_task
-def source_partitions(settings: Settings, kind: str, run: tuple[str, str, str]) -> int:
-    """On a worker: the partitions of the datasource an evaluation or batch prediction reads."""
-    runtime = _runtime(settings)
-    return runtime.tasks.source_partitions(_job(runtime, EntityKind(kind), *run, quiet=True))
-
-
-@_worker_task
-def score_evaluation_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> ScoredRecords:
-    """On a worker: an evaluation's scores of one partition of its data."""
-    runtime = _runtime(settings)
-    with _deletion_ends(EntityKind.EVALUATION, run):
-        return runtime.tasks.score_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), partition)
-
-
-@_worker_task
-def finish_evaluation(settings: Settings, run: tuple[str, str, str], parts: list[ScoredRecords]) -> Result:
-    """On a worker: an evaluation's metric and report from its partitions' scores."""
-    runtime = _runtime(settings)
-    return runtime.tasks.finish_evaluation(_job(runtime, EntityKind.EVALUATION, *run, quiet=True), parts)
-
-
-@_worker_task
-def predict_partition(settings: Settings, run: tuple[str, str, str], partition: int) -> tuple[int, int, list[int]]:
-    """On a worker: a batch prediction's result lines of one partition of its data."""
-    runtime = _runtime(settings)
-    with _deletion_ends(EntityKind.BATCH_PREDICTION, run):
-        return runtime.tasks.predict_partition(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True),
-                                               partition)
-
-
-@_worker_task
-def finish_batch_prediction(settings: Settings, run: tuple[str, str, str],
-                            pieces: list[tuple[int, int, list[int]]]) -> Result:
-    """On a worker: a batch prediction's results from its partitions' pieces."""
-    runtime = _runtime(settings)
-    return runtime.tasks.finish_batch_prediction(_job(runtime, EntityKind.BATCH_PREDICTION, *run, quiet=True),
-                                                 pieces)
+    entity = EntityKind(kind)
+    with _deletion_ends(entity, run):
+        return step(runtime.tasks, _job(runtime, entity, *run, quiet=True), *args)
 
 
 def _tree(submit: Callable[..., Any], jobs: Cancellable, step: str, combine: Callable[[Any, Any], Any],

@@ -69,7 +69,7 @@ from openaml.ml.prediction.batch import write_empty_result
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema
 from openaml.ml.training import Cancelled, train_model
-from openaml.ml.training.parallel import PassOutcome, first_state, train_pass
+from openaml.ml.training.parallel import PassSum, first_state, train_pass
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES, LinearState
 from openaml.ml.training.stop import ShouldStop, check
@@ -360,13 +360,14 @@ class Tasks:
         return None if start is None else (setup, start, len(parts))
 
     def train_parallel_pass(self, job: Job, setup: TrainingSetup, state: LinearState, pass_number: int,
-                            averaging: bool, partitions: Sequence[int]) -> PassOutcome:
-        """One pass of a data-parallel training over some partitions of its datasource."""
+                            averaging: bool, partitions: Sequence[int]) -> PassSum:
+        """One pass of a data-parallel training over some partitions of its datasource, as a
+        sum to add to the other workers'."""
         spec = read_spec(job.record, MLModelSpec)
         stop = _Deleted([job])
-        return train_pass(setup, state, pass_number, averaging,
-                          self._part_sources(spec.datasource_id, partitions, stop), self.training_memory,
-                          stop, self.execution)
+        return PassSum.of(train_pass(setup, state, pass_number, averaging,
+                                     self._part_sources(spec.datasource_id, partitions, stop),
+                                     self.training_memory, stop, self.execution))
 
     def save_parallel_model(self, job: Job, setup: TrainingSetup, state: LinearState) -> MLModelResult:
         """Store the model of a data-parallel training's final weights."""
