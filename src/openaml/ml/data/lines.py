@@ -23,7 +23,7 @@ from numba import njit
 
 MAX_RECORD_BYTES = 102_400
 BLOCK_BYTES = 16 << 20
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, dropped at the start of a file
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def iter_line_blocks(stream: BinaryIO, skip_header: bool, block_bytes: int = BLO
         eof = not chunk
         if first:
             first = False
-            if chunk.startswith(_BOM):
+            if chunk.startswith(BOM):
                 chunk, pending_offset = chunk[3:], 3
         if skipping:
             newline = chunk.find(b"\n")
@@ -138,7 +138,7 @@ def count_line_ends(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOC
     skip = int(skip_header and start.at_file_start)
     while chunk := stream.read(block_bytes):
         if first:
-            first, chunk = False, chunk.removeprefix(_BOM)
+            first, chunk = False, chunk.removeprefix(BOM)
         if not chunk:
             continue
         found, found_empty, before = _count_chunk(np.frombuffer(chunk, np.uint8), before)

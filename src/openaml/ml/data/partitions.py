@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from openaml.ml.data.lines import BLOCK_BYTES, LineStart, count_line_ends
+from openaml.ml.data.lines import BLOCK_BYTES, BOM, LineStart, count_line_ends
 from openaml.ml.data.objects import DataObject
 
 FIND_LINE_BYTES = 64 << 10  # read at a time while looking for the end of the line at a cut
-_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,8 @@ def _first_line_end(obj: DataObject) -> int:
     mark and empty lines, which may end in CR LF); its size when it has none."""
     with obj.open() as stream:
         chunk = stream.read(FIND_LINE_BYTES)
-        offset = 3 if chunk.startswith(_BOM) else 0  # of the chunk's first byte
-        chunk = chunk.removeprefix(_BOM)
+        offset = 3 if chunk.startswith(BOM) else 0  # of the chunk's first byte
+        chunk = chunk.removeprefix(BOM)
         head = b""  # the first two bytes (at most) of the line read so far: enough to tell it empty
         while chunk:
             start = 0

@@ -24,11 +24,10 @@ import pyarrow.csv as csv
 from numba import njit
 
 from openaml.ml.data.fields import COMMA, QUOTE
-from openaml.ml.data.lines import LineBlock
+from openaml.ml.data.lines import BOM, LineBlock
 from openaml.ml.data.plain import Parsed
 
 _WHITE = " \t\x0b\x0c\r"  # the bytes fields.py strips around values
-_BOM = b"\xef\xbb\xbf"
 
 
 def is_trimmable(block: LineBlock, n_fields: int) -> bool:
@@ -36,7 +35,7 @@ def is_trimmable(block: LineBlock, n_fields: int) -> bool:
     if block.too_large.any() or len(block) == 0:
         return False
     text = block.data[int(block.starts[0]):].tobytes()
-    if text.startswith(_BOM):  # Arrow would drop it; the rules keep it in the first value
+    if text.startswith(BOM):  # Arrow would drop it; the rules keep it in the first value
         return False
     if b"\r" in text and text.count(b"\r") != text.count(b"\r\n"):
         return False
