@@ -493,3 +493,31 @@ def test_a_read_left_before_its_end_leaves_the_next_one_to_keep_the_records():
     next(iter(replay()))  # left after one batch (cross-validation's size probe stops so)
     assert len(list(replay())) == 3 and len(list(replay())) == 3
     assert len(reads) == 2  # the complete read was kept
+
+
+def _rows_block(rows: int, first: int = 0) -> Block:
+    ids = np.arange(first, first + rows)
+    return Block(np.arange(rows + 1, dtype=np.int64), (ids % 5).astype(np.int32), np.zeros(0),
+                 (ids % 2).astype(np.float64), np.ones(rows))
+
+
+@pytest.mark.parametrize("sizes, buffers", [
+    ([52_000, 52_000, 1_000], [[52_000], [52_000, 1_000]]),   # each would pass BUFFER_ROWS with the next
+    ([70_000, 3_000], [[70_000], [3_000]]),                     # larger than a buffer: alone
+    ([9_800] * 8, [[9_800] * 6, [9_800] * 2]),                   # small ones fill a buffer
+    ([4_000, 62_000, 5_000], [[4_000, 62_000], [5_000]]),     # under MIN_BUFFER_ROWS: the next joins
+])
+def test_buffers_never_split_a_block_nor_copy_one_alone(sizes, buffers):
+    """A block that would take a buffer past BUFFER_ROWS starts the next one, so the tabular
+    benchmark's 52,000-record blocks are buffers as they are (no stacking copy)."""
+    from openaml.ml.training.blocks import group_buffers
+    blocks, first = [], 0
+    for rows in sizes:
+        blocks.append(_rows_block(rows, first))
+        first += rows
+    grouped = list(group_buffers(iter(blocks), 1 << 40))
+    assert [len(b.y) for b in grouped] == [sum(group) for group in buffers]
+    assert np.array_equal(np.concatenate([b.y for b in grouped]), np.concatenate([b.y for b in blocks]))
+    alone = [i for i, group in enumerate(buffers) if len(group) == 1]
+    for i in alone:
+        assert any(grouped[i] is block for block in blocks)
