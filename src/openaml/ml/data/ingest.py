@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
@@ -77,6 +78,7 @@ REJECTED_SHOWN = 5      # rejected lines described to the `rejected` callback
 SHOWN_CHARS = 200       # of a line's text in a description
 SHOWN_NAMES = 10        # attribute names in a description
 T = TypeVar("T")
+PARSE_DEPTH = 3  # blocks parsed ahead of the one the caller takes
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
@@ -307,18 +309,27 @@ def _read_pieces(objects: Sequence[DataObject] | Mapping[int, DataObject],
     return [job.partial() for job in jobs]
 
 
-def _read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
-    """Yield the items of `items`, computing the next one in a thread meanwhile (reading,
-    decompressing and Arrow's parsing release the GIL, so both cores work)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        upcoming = pool.submit(next, items, None)
+def _parsed_ahead(parse: Callable[[LineBlock], T], blocks: Iterator[LineBlock],
+                  depth: int = PARSE_DEPTH) -> Generator[T, None, None]:
+    """parse(block) of each block, in order, computed on two threads while the caller takes
+    the results before (reading and Arrow's parsing release the GIL). The first block is
+    parsed alone: it settles what the reader probes once (integer columns, int16 blocks).
+    Up to `depth` blocks are read and parsed ahead of the caller's."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="openaml-parse") as pool:
+        pending: deque[Future[T]] = deque()
         try:
-            while (item := upcoming.result()) is not None:
-                upcoming = pool.submit(next, items, None)
-                yield item
+            for number, block in enumerate(blocks):
+                pending.append(pool.submit(parse, block))
+                if number == 0:
+                    wait(pending)
+                if len(pending) >= depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
         finally:
-            upcoming.cancel()
-            wait([upcoming])
+            for future in pending:
+                future.cancel()
+            wait(pending)
 
 
 def _done(value: T) -> Future[T]:
@@ -417,7 +428,7 @@ class _Reader:
         when the fast path read it) for each block of the object's range `part`, which
         starts at `start`."""
         header = None
-        with _open(obj, part) as stream, closing(self._ahead(self._parse(block) for block in _read_errors(
+        with _open(obj, part) as stream, closing(self._parsed(_read_errors(
                 obj, iter_line_blocks(stream, self.schema.header, self.parsing.block_bytes, start)))) as blocks:
             for block, fast, shared in blocks:
                 self.blocks_by_path[_path_of(fast)] += 1
@@ -441,9 +452,10 @@ class _Reader:
                     shared = BlockValues(self.schema, parsed.columns)
                 yield self.records - len(block), block, parsed, fields, shared
 
-    def _ahead(self, items: Iterator[T]) -> Generator[T, None, None]:
-        """The items, computed one ahead on a thread of their own when there are two."""
-        yield from _read_ahead(items) if self.execution.parallel else items
+    def _parsed(self, blocks: Iterator[LineBlock]) -> Generator[
+            tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields, BlockValues | None], None, None]:
+        """_parse of each block, ahead on two threads when there are two."""
+        yield from _parsed_ahead(self._parse, blocks) if self.execution.parallel else map(self._parse, blocks)
 
     def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields,
                                                 BlockValues | None]:

