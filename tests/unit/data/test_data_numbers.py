@@ -26,3 +26,36 @@ def test_number_mask_matches_the_pattern(values, start, large):
 def test_an_array_without_characters():
     assert number_mask(pa.array([None, ""], pa.string())).tolist() == [False, False]
     assert number_mask(pa.array([], pa.string())).dtype == np.bool_
+
+
+def _coded(values: list[str | None]) -> pa.DictionaryArray:
+    return pa.array(values, pa.string()).dictionary_encode()
+
+
+def test_slices_of_one_stored_batch_parse_its_dictionary_once(monkeypatch):
+    """A stored batch read as several slices shares one dictionary: its entries are coerced
+    once, and each slice still gets its own rows' numbers."""
+    from openaml.ml.schema import AttributeType, values
+    calls = []
+    parse = values._numeric
+    monkeypatch.setattr(values, "_numeric", lambda column: (calls.append(len(column)), parse(column))[1])
+    batch = _coded([f"{i % 700}.5" if i % 9 else "x" for i in range(2000)])
+    first, second = batch.slice(0, 1200), batch.slice(1200)
+    got = [values.coerce_column(part, AttributeType.NUMERIC) for part in (first, second)]
+    assert calls == [700 + 1]  # one call, over the dictionary's distinct entries
+    expected = [None if i % 9 == 0 else i % 700 + 0.5 for i in range(2000)]
+    assert got[0].values.to_pylist() + got[1].values.to_pylist() == expected
+    assert got[0].invalid.to_pylist() + got[1].invalid.to_pylist() == [i % 9 == 0 for i in range(2000)]
+
+
+def test_dictionaries_of_the_same_size_are_not_mistaken_for_each_other():
+    """Another batch's dictionary (same length, other buffers), or the same one read as another
+    type, is coerced anew, also once many others have been remembered since."""
+    from openaml.ml.schema import AttributeType, values
+    a, b = _coded(["1", "2", "3"]), _coded(["7", "8", "9"])
+    assert values.coerce_column(a, AttributeType.NUMERIC).values.to_pylist() == [1.0, 2.0, 3.0]
+    assert values.coerce_column(b, AttributeType.NUMERIC).values.to_pylist() == [7.0, 8.0, 9.0]
+    assert values.coerce_column(a, AttributeType.CATEGORICAL).values.to_pylist() == ["1", "2", "3"]
+    for k in range(values.DICTIONARIES_KEPT + 5):
+        assert values.coerce_column(_coded([str(k)]), AttributeType.NUMERIC).values.to_pylist() == [k]
+    assert values.coerce_column(a, AttributeType.NUMERIC).values.to_pylist() == [1.0, 2.0, 3.0]
