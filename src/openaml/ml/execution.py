@@ -9,10 +9,15 @@ large batches in two. (No part uses more than two: the kernels were measured on 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -34,3 +39,25 @@ class Execution:
 
 
 ONE_THREAD = Execution()  # the default of library calls: everything in the caller's thread
+
+
+def two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution) -> Iterator[U]:
+    """function(item) for each item, in order, two items at a time on two threads when
+    `execution` has two (the feature pipeline's compiled and Arrow parts release the GIL):
+    training's records and feature blocks, the slices scored by an evaluation or a batch
+    prediction. One more result than before is alive: the consumer's, and two being made."""
+    if not execution.parallel:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(2, thread_name_prefix="openaml-features") as pool:
+        pending: deque[Future[U]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) == 2:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 import numpy as np
 from numba import njit
 
-# With a helper thread, batches of at least SPLIT_ROWS rows are scored in two halves at once:
-# the compiled loop releases the GIL, so an evaluation or batch prediction uses both cores.
-SPLIT_ROWS = 1024
-
 
 def linear_scores(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], weights: np.ndarray,
-                  bias: np.ndarray, helper: Executor | None = None) -> np.ndarray:
+                  bias: np.ndarray) -> np.ndarray:
     """bias + features @ weights (rows, outputs) for FeaturePipeline.rows() output (values
-    None when every value is 1): no sparse matrix is built. `helper` scores half of a large
-    batch (Execution.helper)."""
+    None when every value is 1): no sparse matrix is built. (An evaluation or a batch
+    prediction with two threads scores two slices of records at once: execution.two_at_a_time.)"""
     indptr, indices, values = rows
     n = len(indptr) - 1
     out = np.empty((n, weights.shape[1]))
@@ -24,13 +18,7 @@ def linear_scores(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], weight
     indptr = indptr.astype(np.int64, copy=False)
     indices = indices.astype(np.int32, copy=False)
     values = np.zeros(0) if values is None else values.astype(np.float64, copy=False)
-    if n < SPLIT_ROWS or helper is None:
-        _scores(indptr, indices, values, weights, bias, out)
-        return out
-    half = n // 2
-    later = helper.submit(_scores, indptr[half:], indices, values, weights, bias, out[half:])
-    _scores(indptr[:half + 1], indices, values, weights, bias, out[:half])
-    later.result()
+    _scores(indptr, indices, values, weights, bias, out)
     return out
 
 

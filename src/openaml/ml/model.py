@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -68,11 +67,10 @@ class Model:
         mean, std = self.target_scale
         return z[:, 0] * std + mean
 
-    def score_batch(self, batch: pa.RecordBatch, helper: Executor | None = None) -> np.ndarray:
-        """Scores of every row of a raw-string batch (no rejected-row filtering); `helper`
-        scores half of large chunks (Execution.helper)."""
+    def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Scores of every row of a raw-string batch (no rejected-row filtering)."""
         return self.link(np.concatenate(
-            [linear_scores(rows, self.weights, self.bias, helper) for rows in self.pipeline.row_chunks(batch)]
+            [linear_scores(rows, self.weights, self.bias) for rows in self.pipeline.row_chunks(batch)]
             or [np.zeros((0, len(self.bias)))]))
 
     def score_table(self, table: pa.Table) -> np.ndarray:

@@ -3,12 +3,13 @@ import io
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
 from openaml.ml import batch_predict, evaluate_model, load_model, predict_record, train_model
 from openaml.ml.execution import Execution
-from openaml.ml.linear import SPLIT_ROWS, linear_scores
+from openaml.ml.linear import linear_scores
 from openaml.ml.prediction import RecordScorer
 from openaml.ml.training import SGDParams
 
@@ -130,17 +131,64 @@ def test_categorical_records_score_like_batches(table_limit, monkeypatch):
         assert np.allclose([got[c] for c in model.classes], scores, atol=1e-6)
 
 
-@pytest.mark.parametrize("rows", [5, 3001])  # row by row, and in two halves on two threads
+@pytest.mark.parametrize("rows", [5, 3001])
 @pytest.mark.parametrize("indicators", [True, False])
 def test_linear_scores_equal_a_sparse_product(rows, indicators):
-    assert (rows >= SPLIT_ROWS) == (rows > 5)
     x = sp.random(rows, 60, density=0.1, format="csr", random_state=rows)
     if indicators:
         x.data[:] = 1.0
     rng = np.random.default_rng(3)
     weights, bias = rng.normal(size=(60, 4)), rng.normal(size=4)
     rows_of = (x.indptr, x.indices, None if indicators else x.data)
-    alone = linear_scores(rows_of, weights, bias)
-    with Execution(2).helper("test") as helper:
-        halves = linear_scores(rows_of, weights, bias, helper)
-    assert np.allclose(alone, x @ weights + bias) and np.array_equal(halves, alone)
+    assert np.allclose(linear_scores(rows_of, weights, bias), x @ weights + bias)
+
+
+def _many_batches(count: int) -> list[pa.RecordBatch]:
+    """Batches of varied sizes over two input files, some records rejected or without a target."""
+    batches, first = [], 0
+    for k in range(count):
+        rows = 3 + k % 5
+        ids = range(first, first + rows)
+        batches.append(make_batch({"id": [str(i) for i in ids], "c": ["abc"[i % 3] for i in ids],
+                                   "n": [str(i % 7) for i in ids], "t": ["good day" if i % 2 else "bad" for i in ids],
+                                   "y": [None if i % 11 == 0 else str(i % 2) for i in ids]},
+                                  rejected=[i % 13 == 0 for i in ids], files=[int(k >= count // 2)] * rows))
+        first += rows
+    return batches
+
+
+def _outputs(model, batches, execution):
+    outputs: dict[int, bytes] = {}
+
+    class Keep(io.BytesIO):
+        def close(self) -> None:
+            outputs[self.index] = gzip.decompress(self.getvalue())
+
+    def open_output(index: int):
+        stream = Keep()
+        stream.index = index
+        return stream
+
+    counts = batch_predict(model, iter(batches), SCHEMA, 0.5, open_output, execution=execution)
+    return counts, outputs
+
+
+def test_two_threads_score_slices_in_order_like_one(model, monkeypatch):
+    """An evaluation and a batch prediction with two threads score two slices at once (on the
+    helper threads) and give one thread's metric, report and result files, line for line."""
+    import threading
+
+    batches = _many_batches(40)
+    threads: set[str] = set()
+    score = type(model).score_batch
+
+    def noted(self, batch):
+        threads.add(threading.current_thread().name)
+        return score(self, batch)
+
+    monkeypatch.setattr(type(model), "score_batch", noted)
+    one, two = (evaluate_model(model, iter(batches), SCHEMA, execution=Execution(n)) for n in (1, 2))
+    assert one.metrics == two.metrics and one.records == two.records
+    assert one.report == two.report
+    assert _outputs(model, batches, Execution(1)) == _outputs(model, batches, Execution(2))
+    assert any(name.startswith("openaml-features") for name in threads)

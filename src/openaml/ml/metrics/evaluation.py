@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from openaml.ml.errors import InputError
-from openaml.ml.execution import ONE_THREAD, Execution
+from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
@@ -57,26 +56,27 @@ class ScoredRecords:
 
 def score_records(model: Model, batches: Iterable[pa.RecordBatch], should_stop: ShouldStop | None = None,
                   execution: Execution = ONE_THREAD) -> ScoredRecords:
-    """Score the usable records of `batches` into the model type's accumulator."""
-    with execution.helper("openaml-scores") as helper:
-        return _score(model, batches, should_stop, helper)
-
-
-def _score(model: Model, batches: Iterable[pa.RecordBatch], should_stop: ShouldStop | None,
-           helper: Executor | None) -> ScoredRecords:
+    """Score the usable records of `batches` into the model type's accumulator: slices of
+    them two at a time when `execution` has two threads (their features and scores), the
+    accumulator taking each in order."""
     kind = model.model_type
     acc: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
                 ModelType.REGRESSION: RegressionAccumulator}[kind]()
-    seen = used = 0
+    counted = {"seen": 0, "used": 0}
     slices = Slices(should_stop)
-    for batch in batches:
-        seen += batch.num_rows
-        batch = usable_rows(batch, model.schema, kind)
-        if batch.num_rows == 0:
-            continue
-        used += batch.num_rows
-        scores = np.concatenate([model.score_batch(part, helper) for part in slices.of(batch)])
-        columns = Columns(batch, model.schema)
+
+    def usable() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            counted["seen"] += batch.num_rows
+            batch = usable_rows(batch, model.schema, kind)
+            counted["used"] += batch.num_rows
+            yield from slices.of(batch)
+
+    def scored(part: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray]:
+        return part, model.score_batch(part)
+
+    for part, scores in two_at_a_time(scored, usable(), execution):
+        columns = Columns(part, model.schema)
         if kind == ModelType.REGRESSION:
             acc.add(target_numbers(columns), scores)
         elif kind == ModelType.BINARY:
@@ -85,7 +85,7 @@ def _score(model: Model, batches: Iterable[pa.RecordBatch], should_stop: ShouldS
         else:
             true = np.asarray(target_labels(columns, kind).to_pylist(), dtype=object)
             acc.add(true, np.asarray(model.classes, dtype=object)[scores.argmax(axis=1)])
-    return ScoredRecords(acc, seen, used)
+    return ScoredRecords(acc, counted["seen"], counted["used"])
 
 
 def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[ScoredRecords]) -> Evaluation:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
 from typing import IO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openaml.ml.execution import ONE_THREAD, Execution
+from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.formatting import score_texts
@@ -53,7 +52,7 @@ def header_line(model: Model, dataset_schema: Schema) -> str:
 
 
 def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
-                 score_threshold: float, helper: Executor | None = None) -> list[str]:
+                 score_threshold: float) -> list[str]:
     """One line per record of the batch; rejected records give an empty line."""
     kept = kept_rows(batch)
     rows = batch.filter(pa.array(kept))
@@ -66,7 +65,7 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
             parts.append(pc.fill_null(target_labels(columns, ModelType.BINARY), ""))
         else:
             parts.append(csv_quote(columns.raw(model.schema.target)))
-    scores = model.score_batch(rows, helper) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
+    scores = model.score_batch(rows) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
     if model.model_type == ModelType.BINARY:
         parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
         parts.append(score_texts(scores))
@@ -100,26 +99,30 @@ def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schem
     streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
     total = invalid = 0
     slices = Slices(should_stop)
+
+    def lines_of(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[str]]:
+        return batch, result_lines(model, batch, dataset_schema, score_threshold)
+
     try:
-        with execution.helper("openaml-scores") as helper:
-            for batch in (part for whole in batches for part in slices.of(whole)):
-                files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
-                lines = result_lines(model, batch, dataset_schema, score_threshold, helper)
-                total += batch.num_rows
-                invalid += int((~kept_rows(batch)).sum())
-                bounds = np.flatnonzero(np.diff(files)) + 1
-                for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
-                    index = int(files[start])
-                    if index not in streams:
-                        raw = open_output(index)
-                        # level 1: the 600k result lines of the tabular benchmark took 0.45 s
-                        # at level 6 (the gzip tool's default), a quarter of the job, and 0.10 s
-                        # at level 1, for a file 23 % larger (3.6 MB against 2.9 MB)
-                        streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                             compresslevel=COMPRESS_LEVEL))
-                        streams[index][1].write(header.encode("utf-8"))
-                    chunk = "\n".join(lines[start:stop]) + "\n"
-                    streams[index][1].write(chunk.encode("utf-8"))
+        # slices scored two at a time when `execution` has two threads, written in order
+        parts = (part for whole in batches for part in slices.of(whole))
+        for batch, lines in two_at_a_time(lines_of, parts, execution):
+            files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
+            total += batch.num_rows
+            invalid += int((~kept_rows(batch)).sum())
+            bounds = np.flatnonzero(np.diff(files)) + 1
+            for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
+                index = int(files[start])
+                if index not in streams:
+                    raw = open_output(index)
+                    # level 1: the 600k result lines of the tabular benchmark took 0.45 s
+                    # at level 6 (the gzip tool's default), a quarter of the job, and 0.10 s
+                    # at level 1, for a file 23 % larger (3.6 MB against 2.9 MB)
+                    streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                         compresslevel=COMPRESS_LEVEL))
+                    streams[index][1].write(header.encode("utf-8"))
+                chunk = "\n".join(lines[start:stop]) + "\n"
+                streams[index][1].write(chunk.encode("utf-8"))
     finally:
         for raw, zipped in streams.values():
             zipped.close()

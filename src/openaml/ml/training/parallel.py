@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from openaml.ml.execution import ONE_THREAD, Execution
+from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.training.blocks import Block, group_buffers
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import (
@@ -38,7 +38,7 @@ from openaml.ml.training.sgd import (
     step_reference,
 )
 from openaml.ml.training.stop import ShouldStop, check
-from openaml.ml.training.train import TrainingSetup, two_at_a_time
+from openaml.ml.training.train import TrainingSetup
 from openaml.ml.training.validation import CV_MAX_ENTRIES, CV_MIN_ROWS, FOLDS, MODEL_BYTES
 
 PART_STRIDE = 1 << 20  # buffer numbers of partition k start at k * PART_STRIDE (their random draws)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
 from openaml.ml.errors import InputError
-from openaml.ml.execution import ONE_THREAD, Execution
+from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features.fit import known_values
 from openaml.ml.features.pipeline import FeaturePipeline
@@ -200,27 +198,6 @@ def _read_records(batch: pa.RecordBatch, schema: Schema, model_type: ModelType, 
     """The batch's usable records, attributes `names` read (the target kept raw)."""
     assert schema.target is not None  # check_target
     return Columns(usable_rows(batch, schema, model_type), schema).read(names, [schema.target])
-
-
-def two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution) -> Iterator[U]:
-    """function(item) for each item, in order, two items at a time on two threads when
-    `execution` has two (the feature pipeline's compiled and Arrow parts release the GIL).
-    One more result than before is alive: the consumer's, and two being made."""
-    if not execution.parallel:
-        yield from map(function, items)
-        return
-    with ThreadPoolExecutor(2, thread_name_prefix="openaml-features") as pool:
-        pending: deque[Future[U]] = deque()
-        try:
-            for item in items:
-                pending.append(pool.submit(function, item))
-                if len(pending) == 2:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 class _Replay:
