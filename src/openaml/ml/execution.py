@@ -2,9 +2,11 @@
 
 The ML core never asks the operating system how many CPUs it has: the job engine passes the
 server's settings down (Settings.job_threads); library callers pass what they want. With one
-thread, everything runs in the caller's thread; with two, reading runs ahead of parsing,
-feature blocks are built in pairs, SGD's kernel runs its two halves at once and scoring splits
-large batches in two. (No part uses more than two: the kernels were measured on 2 cores.)
+thread, everything runs in the caller's thread; with two, two blocks of CSV are parsed at once
+while the caller counts and writes, training's records and feature blocks are made in pairs
+(two_at_a_time), SGD's kernel runs its two halves at once when a step is worth it, and an
+evaluation or a batch prediction scores two slices of records at once. (No part uses more than
+two: the kernels were measured on 2 cores.)
 """
 
 from __future__ import annotations
