@@ -140,9 +140,10 @@ def test_slices_take_about_slice_seconds(monkeypatch) -> None:
     sizes = []
     slices = Slices(lambda: False)
     for cost in (2**-11, 2**-30):  # seconds per record (exact in binary): heavy, then light
+        process = slices.timed(lambda part, cost=cost: now.__setitem__(0, now[0] + part.num_rows * cost))
         for part in slices.of(make_batch({"c": ["v"] * 5000})):
             sizes.append(part.num_rows)
-            now[0] += part.num_rows * cost
+            process(part)
     heavy = int(SLICE_SECONDS * 2**11)
     full, rest = divmod(5000 - FIRST_SLICE_ROWS, heavy)
     assert sizes[:full + 2] == [FIRST_SLICE_ROWS] + [heavy] * full + [rest]
@@ -178,3 +179,22 @@ def test_evaluation_and_batch_prediction_stop_within_a_batch(model, monkeypatch)
     with pytest.raises(Cancelled):
         predictions(model, data, should_stop)
     assert should_stop.calls == 3
+
+
+def test_slices_scored_two_at_a_time_keep_their_time(monkeypatch) -> None:
+    """Slices processed on two threads (the next one cut while the one before is scored) are
+    sized by their own processing time, not by the gap between cuts, which would grow them to
+    MAX_SLICE_ROWS and leave a stop waiting for the whole batch."""
+    import time as real_time
+
+    from openaml.ml.execution import Execution, two_at_a_time
+    monkeypatch.setattr(stop_module, "SLICE_SECONDS", 0.02)
+    slices = Slices(lambda: False)
+
+    def score(part):
+        real_time.sleep(part.num_rows * 1e-4)  # 200 records take SLICE_SECONDS
+        return part.num_rows
+
+    batch = make_batch({"c": ["v"] * 4000})
+    sizes = list(two_at_a_time(slices.timed(score), slices.of(batch), Execution(2)))
+    assert sum(sizes) == 4000 and max(sizes) <= 2 * FIRST_SLICE_ROWS

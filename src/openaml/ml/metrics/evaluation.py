@@ -75,7 +75,7 @@ def score_records(model: Model, batches: Iterable[pa.RecordBatch], should_stop: 
     def scored(part: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray]:
         return part, model.score_batch(part)
 
-    for part, scores in two_at_a_time(scored, usable(), execution):
+    for part, scores in two_at_a_time(slices.timed(scored), usable(), execution):
         columns = Columns(part, model.schema)
         if kind == ModelType.REGRESSION:
             acc.add(target_numbers(columns), scores)

@@ -106,7 +106,7 @@ def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schem
     try:
         # slices scored two at a time when `execution` has two threads, written in order
         parts = (part for whole in batches for part in slices.of(whole))
-        for batch, lines in two_at_a_time(lines_of, parts, execution):
+        for batch, lines in two_at_a_time(slices.timed(lines_of), parts, execution):
             files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
             total += batch.num_rows
             invalid += int((~kept_rows(batch)).sum())

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 ShouldStop = Callable[[], bool]
+T = TypeVar("T")
 # Scoring asks should_stop about every SLICE_SECONDS: the cost of a record ranges from
 # microseconds (a few categorical values) to a millisecond (ngram(text, 10) of 200 words).
 SLICE_SECONDS = 0.25
@@ -28,8 +30,12 @@ def check(should_stop: ShouldStop | None) -> None:
 
 
 class Slices:
-    """Cuts batches of records into slices (views, no copy) that the caller takes about
-    SLICE_SECONDS to process, timed on its previous slices, asking should_stop before each.
+    """Cuts batches of records into slices (views, no copy) that take about SLICE_SECONDS to
+    process, asking should_stop before each. What the caller does with a slice is timed by
+    `timed(function)`, on whichever thread runs it (slices may be scored two at a time), and
+    each full slice's time sets the size of the slices cut after it: timing the gap between
+    the generator's steps instead would see the next slice cut at once while the one before
+    is still being scored, and grow slices to the maximum, which no stop could interrupt.
     Records are scored one by one, so slicing changes no result. Without should_stop,
     batches stay whole."""
 
@@ -46,10 +52,18 @@ class Slices:
         while start < batch.num_rows:
             check(self.should_stop)
             part = batch.slice(start, self.rows)
-            began = time.monotonic()
-            yield part  # the caller processes it before asking for the next
-            elapsed = time.monotonic() - began
             start += part.num_rows
-            if part.num_rows == self.rows:  # a short last slice would overstate the cost
-                wanted = self.rows * SLICE_SECONDS / max(elapsed, 1e-6)
+            yield part
+
+    def timed(self, function: Callable[[pa.RecordBatch], T]) -> Callable[[pa.RecordBatch], T]:
+        """function, timed on each slice to size the next ones."""
+        def run(part: pa.RecordBatch) -> T:
+            began = time.monotonic()
+            result = function(part)
+            elapsed = time.monotonic() - began
+            # a short last slice would overstate the cost
+            if self.should_stop is not None and part.num_rows >= self.rows:
+                wanted = part.num_rows * SLICE_SECONDS / max(elapsed, 1e-6)
                 self.rows = int(np.clip(wanted, MIN_SLICE_ROWS, MAX_SLICE_ROWS))
+            return result
+        return run
