@@ -57,9 +57,12 @@ def to_csv(header: list[str], rows: list[list[str]]) -> bytes:
     return out.getvalue().encode()
 
 
+@pytest.mark.parametrize("algorithm", ["sgd", "gbdt"])
 @pytest.mark.parametrize("kind", ["BINARY", "MULTICLASS", "REGRESSION"])
-def test_full_workflow(kind: str, server: Application, ml: Any, uid: Callable[[str], str],
+def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, uid: Callable[[str], str],
                        put_object: Callable[[str, bytes], str]) -> None:
+    """Every step of the workflow, with the linear model, and with boosted trees (asked for by
+    one more parameter; every output keeps its shape)."""
     header, rows = make_rows(kind, 600, seed=7)
     data = to_csv(header, rows)
     folder = f"s3://workflow/{uid(kind.lower())}"
@@ -77,8 +80,9 @@ def test_full_workflow(kind: str, server: Application, ml: Any, uid: Callable[[s
         "DataRearrangement": split.replace('"s"}}', '"s"},"complement":true}')})
     ml.create_data_source_from_s3(DataSourceId=ids["batchds"], DataSpec={
         "DataLocationS3": batch_uri, "DataSchema": schema(kind)})
+    trees = {"openaml.algorithm": "gbdt", "gbdt.rounds": "50"} if algorithm == "gbdt" else {}
     ml.create_ml_model(MLModelId=ids["model"], MLModelType=kind, TrainingDataSourceId=ids["train"],
-                       Parameters={"sgd.maxPasses": "20", "sgd.shuffleType": "auto"})
+                       Parameters={"sgd.maxPasses": "20", "sgd.shuffleType": "auto", **trees})
     ml.create_evaluation(EvaluationId=ids["ev"], MLModelId=ids["model"],
                          EvaluationDataSourceId=ids["eval"])
 
@@ -86,7 +90,8 @@ def test_full_workflow(kind: str, server: Application, ml: Any, uid: Callable[[s
     assert model["Status"] == "COMPLETED", model.get("Message")
     assert model["SizeInBytes"] > 0
     assert model["TrainingParameters"]["sgd.maxPasses"] == "20"
-    assert model["TrainingParameters"]["algorithm"] == "sgd"
+    assert model["TrainingParameters"]["algorithm"] == algorithm
+    assert ("gbdt.rounds" in model["TrainingParameters"]) == (algorithm == "gbdt")
     assert json.loads(model["Recipe"])["outputs"]  # the default recipe actually used
     assert json.loads(model["Schema"])["targetAttributeName"] == "y"
     assert model["EndpointInfo"] == {"EndpointStatus": "NONE", "PeakRequestsPerSecond": 0}

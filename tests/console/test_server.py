@@ -476,3 +476,25 @@ def test_the_schema_guess_reads_every_member_of_a_gzip_file(server: Application,
     page = browser.get("/create/datasource", params={"location": "s3://wizard/members/out.csv.gz"})
     assert page.status_code == 200 and "field-error" not in page.text
     assert re.search(r'name="attr.1.type"[^>]*>.*?<option selected>NUMERIC</option>', page.text, re.S)
+
+
+def test_a_boosted_tree_model_shows_its_importance_and_explains_a_prediction(
+        server: Application, ml: Any, browser: httpx.Client) -> None:
+    """A model of openaml.algorithm=gbdt: its page draws the features' split gain instead of
+    weights, and the try-a-prediction page the record's SHAP values."""
+    rows = "".join(f"{i},{'ab'[i % 2]},{int(i > 30)}\n" for i in range(200))
+    server.context.objects.write_bytes("s3://console/trees.csv", ("x,c,y\n" + rows).encode())
+    ml.create_data_source_from_s3(DataSourceId="ds-trees", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://console/trees.csv", "DataSchema": SCHEMA})
+    ml.create_ml_model(MLModelId="ml-trees", MLModelType="BINARY", TrainingDataSourceId="ds-trees",
+                       Parameters={"openaml.algorithm": "gbdt", "gbdt.rounds": "20", "gbdt.minRecordsInLeaf": "2"})
+    model = wait_for(lambda: ml.get_ml_model(MLModelId="ml-trees"))
+    assert model["Status"] == "COMPLETED", model.get("Message")
+    page = browser.get("/models/ml-trees")
+    assert page.status_code == 200
+    assert "Feature importance" in page.text and "Largest weights" not in page.text
+    token = token_of(browser, "/models/ml-trees/predict")
+    answer = browser.post("/models/ml-trees/predict", data={"x": "3", "c": "b", "csrf_token": token})
+    assert answer.status_code == 200, answer.text[:500]
+    assert "Feature contributions" in answer.text and "predictedLabel" in html.unescape(answer.text)
+    assert "No feature of this record has a weight" not in answer.text and "<svg" in answer.text

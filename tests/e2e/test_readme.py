@@ -129,7 +129,8 @@ def test_the_banner_speaks_in_sentences_and_the_object_folder_exists(served: Ser
 
 
 def test_the_readme_works_top_to_bottom_as_pasted(served: Served) -> None:
-    blocks = section_blocks("Using it") + section_blocks("Offline scoring")
+    blocks = (section_blocks("Using it") + section_blocks("Boosted trees (beyond Amazon ML)")
+              + section_blocks("Offline scoring"))
     ran = []
     for lang, text in blocks:
         code = text.replace(README_URL, served.url)
@@ -141,8 +142,9 @@ def test_the_readme_works_top_to_bottom_as_pasted(served: Served) -> None:
             continue  # the AWS CLI is not installed here
         else:
             ran.append(run_shell(code, served))
-    predicted, aws_cli, offline = ran[1], ran[2:-1], ran[-1]
+    predicted, aws_cli, trees, offline = ran[1], ran[2:-2], ran[-2], ran[-1]
     assert re.search(r"predicted digit: \d", predicted)
+    assert trees.strip().splitlines()[-1] == "gbdt"
     assert all(json.loads(out)["Results"][0]["MLModelId"] == "ml-1" for out in aws_cli)
     labels = ast.literal_eval(offline.strip())
     assert len(labels) == 20 and set(labels) <= set("0123456789")

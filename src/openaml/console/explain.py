@@ -1,8 +1,11 @@
-"""What a linear model says about itself: its largest weights and one record's contributions.
+"""What a model says about itself: its largest weights and one record's contributions.
 
-A model scores z = x · W + b (W: n_features × outputs, see `openaml.ml.model`), so a feature's
-contribution to output k for a record is x_f · W[f, k]; the contributions plus the bias sum to
-z_k (before the link function; REGRESSION outputs are then scaled by the target's std).
+A linear model scores z = x · W + b (W: n_features × outputs, see `openaml.ml.model`), so a
+feature's contribution to output k for a record is x_f · W[f, k]; the contributions plus the
+bias sum to z_k (before the link function; REGRESSION outputs are then scaled by the target's
+std). Boosted trees (openaml.algorithm=gbdt) show their features' total split gain instead of
+weights, and a record's SHAP values (exact for trees) as its contributions, which sum with the
+trees' expected score to z_k.
 """
 
 from __future__ import annotations
@@ -31,8 +34,14 @@ def output_names(model: Model) -> list[str]:
 
 
 def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
-    """Per output column, the `limit` features with the largest |weight|, largest first."""
+    """Per output column, the `limit` features with the largest |weight|, largest first; for
+    boosted trees, the features whose splits gained the most, over all outputs."""
     names = model.pipeline.feature_names()
+    if model.trees is not None:
+        gains = model.importance()
+        best = [int(i) for i in np.argsort(-gains, kind="stable")[:limit] if gains[i] > 0]
+        return [{"output": "total gain of the splits on each feature", "bias": None,
+                 "features": [(names[i] if i < len(names) else f"#{i}", float(gains[i])) for i in best]}]
     weights = np.asarray(model.weights, dtype=np.float64)
     out = []
     for k, output in enumerate(output_names(model)):
@@ -56,10 +65,9 @@ def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
     model = scorer.model
     ids, values = features(scorer, record)
     names = model.pipeline.feature_names()
-    parts = values * np.asarray(model.weights, dtype=np.float64)[ids, output]
+    parts = model.contributions(ids, values, output)
     order = np.argsort(-np.abs(parts), kind="stable")[:limit]
-    return [(names[ids[i]] if ids[i] < len(names) else f"#{ids[i]}", float(parts[i]))
-            for i in order if parts[i] != 0]
+    return [(names[i] if i < len(names) else f"#{i}", float(parts[i])) for i in order if parts[i] != 0]
 
 
 def output_index(model: Model, prediction: dict[str, Any]) -> int:

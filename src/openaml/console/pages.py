@@ -186,9 +186,10 @@ class Pages:
         validation = _validation_view(progress, m.get("MLModelType")) if progress else None
         loaded = self.load_model(m)
         weights = explain.top_weights(loaded.model) if loaded is not None else []
-        weight_charts = [(w["output"], w["bias"], charts.bar_svg([f for f, _ in w["features"]],
-                                                                 [v for _, v in w["features"]],
-                                                                 f"Largest weights for {w['output']}"))
+        weight_charts = [(w["output"], w["bias"],
+                          charts.bar_svg([f for f, _ in w["features"]], [v for _, v in w["features"]],
+                                         "Feature importance" if w["bias"] is None
+                                         else f"Largest weights for {w['output']}"))
                          for w in weights]
         evaluations = self.api("DescribeEvaluations", {"FilterVariable": "MLModelId", "EQ": entity_id,
                                                        "SortOrder": "dsc"}).get("Results", [])

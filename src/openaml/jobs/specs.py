@@ -122,7 +122,7 @@ class MLModelSpec:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
         return cls(ModelType(doc["model_type"]), doc["datasource_id"], doc["schema"],
-                   doc["recipe"], SGDParams(**doc["parameters"]), dict(doc["given_parameters"]))
+                   doc["recipe"], SGDParams.from_dict(doc["parameters"]), dict(doc["given_parameters"]))
 
 
 @dataclass(frozen=True)

@@ -347,10 +347,11 @@ class Tasks:
     def prepare_parallel_training(self, job: Job) -> tuple[TrainingSetup, LinearState, int] | None:
         """The fitted setup, the starting state and the number of partitions of a training
         whose datasource was read in partitions; None when it has one, or when its data look
-        small enough for a single training to cross-validate them (parallel.first_state)."""
+        small enough for a single training to cross-validate them (parallel.first_state), or
+        when it trains boosted trees."""
         spec, statistics, recipe = self._training(job)
         parts = self._parts(spec.datasource_id)
-        if len(parts) < 2:
+        if len(parts) < 2 or spec.parameters.trees is not None:  # boosted trees: in one task
             return None
         stop = _Deleted([job])
         setup = prepare_training(spec.model_type, spec.schema, recipe, spec.parameters, statistics,

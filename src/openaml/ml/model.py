@@ -8,6 +8,10 @@ Artifact (format "openaml-model", version 1): a ZIP archive holding
                sources, fitted statistics, vocabularies in feature order);
   weights.npy  float64 (n_features, outputs), outputs = number of classes for MULTICLASS, else 1;
   bias.npy     float64 (outputs,).
+Version 2, a model of gradient-boosted trees (openaml.algorithm=gbdt): the same, with
+"algorithm": "gbdt" in the header, empty weights and zero bias, and
+  trees.txt    LightGBM's model text, whose trees split on the pipeline's features.
+(Version 1 readers refuse version 2 artifacts instead of scoring them as linear models.)
 The score threshold is not part of the artifact: it is the service's model attribute.
 """
 
@@ -26,9 +30,10 @@ from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.linear import linear_scores
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema, parse_schema
+from openaml.ml.trees import booster, importance, tree_contributions, tree_scores
 
 FORMAT = "openaml-model"
-VERSION = 1
+VERSION, TREES_VERSION = 1, 2
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -56,6 +61,45 @@ class Model:
     target_scale: tuple[float, float] = (0.0, 1.0)
     summary: dict[str, Any] = field(default_factory=dict)
     size_in_bytes: int = 0
+    trees: str | None = None  # LightGBM's model text (openaml.algorithm=gbdt), instead of weights
+    _booster: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def algorithm(self) -> str:
+        return "sgd" if self.trees is None else "gbdt"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_booster": None}  # sent as its text; loaded again where used
+
+    def raw_scores(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> np.ndarray:
+        """The scores z (rows, outputs) of FeaturePipeline.rows() output, before the link."""
+        if self.trees is None:
+            return linear_scores(rows, self.weights, self.bias)
+        return tree_scores(rows, self._trees(), self.pipeline.n_features, len(self.bias))
+
+    def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> np.ndarray:
+        """Each feature's part of one record's score `output` before the link (features `ids`
+        with `values`), (n_features,): value times weight, or the trees' SHAP values."""
+        if self.trees is None:
+            parts = np.zeros(self.pipeline.n_features)
+            parts[ids] = values * np.asarray(self.weights, np.float64)[ids, output]
+            return parts
+        rows = (np.array([0, len(ids)]), np.asarray(ids, np.int32), np.asarray(values, np.float64))
+        found: np.ndarray = tree_contributions(rows, self._trees(), self.pipeline.n_features,
+                                               len(self.bias))[0, output, :-1]
+        return found
+
+    def importance(self) -> np.ndarray:
+        """The trees' total split gain per feature (n_features,); a linear model has none."""
+        if self.trees is None:
+            raise ValueError("A linear model's importance is its weights")
+        return importance(self._trees(), self.pipeline.n_features)
+
+    def _trees(self) -> Any:
+        if self._booster is None:
+            assert self.trees is not None
+            self._booster = booster(self.trees)
+        return self._booster
 
     def link(self, z: np.ndarray) -> np.ndarray:
         """Scores from linear scores z (rows, outputs). MULTICLASS: probabilities (rows,
@@ -70,7 +114,7 @@ class Model:
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
         """Scores of every row of a raw-string batch (no rejected-row filtering)."""
         return self.link(np.concatenate(
-            [linear_scores(rows, self.weights, self.bias) for rows in self.pipeline.row_chunks(batch)]
+            [self.raw_scores(rows) for rows in self.pipeline.row_chunks(batch)]
             or [np.zeros((0, len(self.bias)))]))
 
     def score_table(self, table: pa.Table) -> np.ndarray:
@@ -81,7 +125,8 @@ class Model:
 
     def save(self, stream: IO[bytes]) -> None:
         header = {
-            "format": FORMAT, "version": VERSION, "model_type": self.model_type,
+            "format": FORMAT, "version": VERSION if self.trees is None else TREES_VERSION,
+            "algorithm": self.algorithm, "model_type": self.model_type,
             "recipe": self.recipe, "schema": self.schema.to_json(), "classes": self.classes,
             "target_scale": list(self.target_scale), "summary": self.summary,
             "size_in_bytes": self.size_in_bytes, "pipeline": self.pipeline.to_json(),
@@ -91,22 +136,25 @@ class Model:
             # float weights hardly compress: stored as they are, they write and load 5x faster
             archive.writestr("weights.npy", _npy(self.weights), compress_type=zipfile.ZIP_STORED)
             archive.writestr("bias.npy", _npy(self.bias), compress_type=zipfile.ZIP_STORED)
+            if self.trees is not None:
+                archive.writestr("trees.txt", self.trees)
 
 
 def load_model(stream: IO[bytes]) -> Model:
     """Read an artifact written by Model.save."""
     with zipfile.ZipFile(stream) as archive:
         header = json.loads(archive.read("model.json"))
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
+        if header.get("format") != FORMAT or header.get("version") not in (VERSION, TREES_VERSION):
             raise ValueError("Not an openaml model artifact of a supported version")
         weights = np.load(io.BytesIO(archive.read("weights.npy")))
         bias = np.load(io.BytesIO(archive.read("bias.npy")))
+        trees = archive.read("trees.txt").decode("utf-8") if header["version"] == TREES_VERSION else None
     schema = parse_schema(header["schema"])
     return Model(
         model_type=ModelType(header["model_type"]), schema=schema, recipe=header["recipe"],
         classes=header["classes"], pipeline=FeaturePipeline.from_json(header["pipeline"], schema),
         weights=weights, bias=bias, target_scale=tuple(header["target_scale"]),
-        summary=header["summary"], size_in_bytes=header["size_in_bytes"],
+        summary=header["summary"], size_in_bytes=header["size_in_bytes"], trees=trees,
     )
 
 

@@ -17,7 +17,6 @@ from typing import Any, cast
 import numpy as np
 
 from openaml.ml.features.record import attribute_value, record_evaluator
-from openaml.ml.linear import linear_scores
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
@@ -156,8 +155,7 @@ class RecordScorer:
     def linear(self, record: dict[str, str]) -> np.ndarray:
         """The record's linear scores z (1, outputs), before the link function."""
         ids, values = self.sorted_features(record)
-        m = self.model
-        return linear_scores((np.array([0, len(ids)]), ids, values), m.weights, m.bias)
+        return self.model.raw_scores((np.array([0, len(ids)]), ids, values))
 
     def scores(self, record: dict[str, str]) -> np.ndarray:
         """Model.link of the record's linear scores: class probabilities (MULTICLASS), or one

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from openaml.ml.errors import InputError
 from openaml.ml.model_type import ModelType
@@ -20,6 +21,12 @@ DEFAULTS = {
 DEFAULT_MAX_SIZE = int(DEFAULTS["sgd.maxMLModelSizeInBytes"])
 _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
          "sgd.l1RegularizationAmount", "sgd.l2RegularizationAmount")
+# Beyond Amazon ML: gradient-boosted trees instead of the linear model (LightGBM, the `trees`
+# extra), asked for with openaml.algorithm=gbdt; the sgd.* parameters other than the size cap
+# are accepted and do not apply to them (a client's usual parameters need no change)
+ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
+TREE_DEFAULTS = {"gbdt.rounds": "100", "gbdt.learningRate": "0.1", "gbdt.leaves": "31",
+                 "gbdt.minRecordsInLeaf": "20"}
 
 
 class ParameterError(InputError):
@@ -27,23 +34,51 @@ class ParameterError(InputError):
 
 
 @dataclass(frozen=True)
+class TreeParams:
+    """Gradient-boosted trees (openaml.algorithm=gbdt): boosting rounds, learning rate, leaves
+    per tree and the fewest training records in a leaf."""
+
+    rounds: int = int(TREE_DEFAULTS["gbdt.rounds"])
+    learning_rate: float = float(TREE_DEFAULTS["gbdt.learningRate"])
+    leaves: int = int(TREE_DEFAULTS["gbdt.leaves"])
+    min_leaf_records: int = int(TREE_DEFAULTS["gbdt.minRecordsInLeaf"])
+
+
+@dataclass(frozen=True)
 class SGDParams:
+    """A training's parameters: the linear model's (sgd.*), and `trees` when boosted trees are
+    trained instead (then only max_size and seed apply of the others)."""
+
     max_passes: int = int(DEFAULTS["sgd.maxPasses"])
     shuffle: bool = False
     l1: float = float(DEFAULTS["sgd.l1RegularizationAmount"])
     l2: float = float(DEFAULTS["sgd.l2RegularizationAmount"])
     max_size: int = DEFAULT_MAX_SIZE
     seed: int = 0
+    trees: TreeParams | None = None
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SGDParams:
+        """The parameters of dataclasses.asdict (a stored training spec)."""
+        trees = doc.get("trees")
+        return replace(cls(**{k: v for k, v in doc.items() if k != "trees"}),
+                       trees=None if trees is None else TreeParams(**trees))
 
 
 def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: int = 0) -> SGDParams:
     """Validate the CreateMLModel `Parameters` map; `seed` comes from the MLModelId."""
     parameters = parameters or {}
     for key, value in parameters.items():
-        if key not in _KEYS:
+        if key not in _KEYS and key != ALGORITHM_KEY and key not in TREE_DEFAULTS:
             raise ParameterError(f"Unknown training parameter '{key}'")
         if not isinstance(value, str):
             raise ParameterError(f"Training parameter '{key}' must be a string")
+    algorithm = parameters.get(ALGORITHM_KEY, "sgd").strip()
+    if algorithm not in ALGORITHMS:
+        raise ParameterError(f"{ALGORITHM_KEY} must be one of {', '.join(ALGORITHMS)}, not '{algorithm}'")
+    stray = sorted(key for key in parameters if key in TREE_DEFAULTS and algorithm != "gbdt")
+    if stray:
+        raise ParameterError(f"{stray[0]} applies to {ALGORITHM_KEY}=gbdt alone")
     max_size = _integer(parameters, "sgd.maxMLModelSizeInBytes", DEFAULT_MAX_SIZE, 100_000, 2_147_483_648)
     max_passes = _integer(parameters, "sgd.maxPasses", SGDParams.max_passes, 1, 10_000)
     shuffle = parameters.get("sgd.shuffleType", "none")
@@ -55,11 +90,25 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
         raise ParameterError("sgd.l1RegularizationAmount and sgd.l2RegularizationAmount "
                              "cannot both be used; set one of them to 0")
     return SGDParams(max_passes=max_passes, shuffle=shuffle == "auto", l1=l1, l2=l2,
-                     max_size=max_size, seed=seed)
+                     max_size=max_size, seed=seed, trees=_trees(parameters) if algorithm == "gbdt" else None)
+
+
+def _trees(parameters: dict[str, str]) -> TreeParams:
+    rate = _amount(parameters, "gbdt.learningRate", TreeParams.learning_rate)
+    if not 0 < rate <= 1:
+        raise ParameterError("gbdt.learningRate must be greater than 0 and at most 1")
+    return TreeParams(rounds=_integer(parameters, "gbdt.rounds", TreeParams.rounds, 1, 10_000),
+                      learning_rate=rate,
+                      leaves=_integer(parameters, "gbdt.leaves", TreeParams.leaves, 2, 131_072),
+                      min_leaf_records=_integer(parameters, "gbdt.minRecordsInLeaf", TreeParams.min_leaf_records,
+                                                1, 1_000_000))
 
 
 def shown_parameters(given: dict[str, str]) -> dict[str, str]:
     """TrainingParameters as GetMLModel returns them: the caller's (valid) strings over the defaults."""
+    if given.get(ALGORITHM_KEY, "").strip() == "gbdt":
+        return {"algorithm": "gbdt", "sgd.maxMLModelSizeInBytes": DEFAULTS["sgd.maxMLModelSizeInBytes"],
+                **TREE_DEFAULTS, **given}
     defaults = dict(DEFAULTS)
     if _amount(given, "sgd.l1RegularizationAmount", 0.0) > 0:
         defaults["sgd.l2RegularizationAmount"] = "0.0"

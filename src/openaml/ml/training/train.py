@@ -32,6 +32,7 @@ from openaml.ml.training.sgd import MEMORY_BYTES, LinearState, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
+from openaml.ml.training.trees import fit_trees
 
 MAX_CLASSES = 100
 T = TypeVar("T")
@@ -82,6 +83,10 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     def blocks() -> Iterator[Block]:
         return two_at_a_time(fitted.block, training(), execution)
 
+    if params.trees is not None:
+        return fitted.tree_model(fit_trees(fitted.model_type, blocks(), fitted.pipeline.n_features, fitted.outputs,
+                                           params.trees, params.seed, memory_bytes * 3 // 4, should_stop,
+                                           execution))
     with threadpool_limits(limits=1):
         state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
                            fitted.rows, progress, memory_bytes * 3 // 4, should_stop, execution)
@@ -177,6 +182,20 @@ class TrainingSetup:
             y = pc.index_in(labels, value_set=pa.array(self.classes, pa.string())).to_numpy(
                 zero_copy_only=False).astype(np.float64)
         return Block.from_rows(self.pipeline.rows(columns.batch, columns), y, row_weights(columns))
+
+    def tree_model(self, trees: str) -> Model:
+        """The model of boosted trees (LightGBM's text) on the whole pipeline: its size is the
+        pipeline's and the trees' text, within the size cap."""
+        size = (model_size(feature_costs(self.pipeline.name_sizes(), 0), self.pipeline.n_statistics())
+                + len(trees.encode("utf-8")))
+        if size > self.params.max_size:
+            raise TrainingError(f"The model of {size} bytes cannot fit sgd.maxMLModelSizeInBytes="
+                                f"{self.params.max_size}: fewer gbdt.rounds or gbdt.leaves make it smaller")
+        return Model(
+            model_type=self.model_type, schema=self.schema, recipe=self.recipe_text, classes=self.classes,
+            pipeline=self.pipeline, weights=np.zeros((0, self.outputs)), bias=np.zeros(self.outputs),
+            target_scale=self.scale, summary=self.summary, size_in_bytes=size, trees=trees,
+        )
 
     def model(self, state: LinearState) -> Model:
         """The model of the fitted weights, its features trimmed to the size cap."""

@@ -1,0 +1,73 @@
+"""Gradient-boosted trees on the recipe's features (openaml.algorithm=gbdt), with LightGBM.
+
+The records are read, fitted and turned into feature blocks as for a linear model; the blocks
+are gathered into one CSR matrix (boosting visits every record each round, so the features must
+fit the training's memory budget), and LightGBM fits the trees with the model type's objective:
+binary or multiclass log loss, or squared error on the standardized target (the model's link
+then applies the target's scale, as for a linear model). Record weights are honoured;
+`should_stop` is asked before each round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from openaml.ml.errors import InputError
+from openaml.ml.execution import Execution
+from openaml.ml.model_type import ModelType
+from openaml.ml.training.blocks import Block, stack
+from openaml.ml.training.params import TreeParams
+from openaml.ml.training.stop import ShouldStop, check
+from openaml.ml.trees import lightgbm
+
+OBJECTIVES = {ModelType.BINARY: "binary", ModelType.MULTICLASS: "multiclass", ModelType.REGRESSION: "regression"}
+
+
+class TooLargeForTrees(InputError):
+    """The training's features do not fit its memory budget in one matrix."""
+
+
+def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, outputs: int,
+              params: TreeParams, seed: int, memory_bytes: int, should_stop: ShouldStop | None,
+              execution: Execution) -> str:
+    """LightGBM's model text of trees fitted on the blocks' records."""
+    features, y, w = _gathered(blocks, n_features, memory_bytes)
+    options: dict[str, Any] = {
+        "objective": OBJECTIVES[model_type], "num_leaves": params.leaves,
+        "learning_rate": params.learning_rate, "min_data_in_leaf": params.min_leaf_records,
+        "num_threads": execution.threads, "seed": seed, "deterministic": True, "force_row_wise": True,
+        "verbosity": -1, "feature_pre_filter": False,  # the Dataset is binned with these options too
+    }
+    if model_type == ModelType.MULTICLASS:
+        options["num_class"] = outputs
+
+    def each_round(env: Any) -> None:
+        check(should_stop)
+
+    library = lightgbm()
+    data = library.Dataset(features, label=y, weight=w, params=options, free_raw_data=True)
+    check(should_stop)
+    trees = library.train(options, data, num_boost_round=params.rounds, callbacks=[each_round])
+    text: str = trees.model_to_string()
+    return text
+
+
+def _gathered(blocks: Iterable[Block], n_features: int, memory_bytes: int) -> tuple[sp.csr_matrix, np.ndarray,
+                                                                                      np.ndarray]:
+    """The blocks' records as one CSR matrix, their targets and weights."""
+    parts: list[Block] = []
+    size = 0
+    for block in blocks:
+        size += block.nbytes + (0 if len(block.values) else 8 * len(block.indices))
+        if size > memory_bytes:
+            raise TooLargeForTrees(
+                f"Boosted trees need the training records' features in memory at once: they take "
+                f"more than this training's budget of {memory_bytes // 2**20} MiB")
+        parts.append(block)
+    whole = stack(parts) if parts else Block.empty()
+    values = whole.values if len(whole.values) else np.ones(len(whole.indices))
+    return sp.csr_matrix((values, whole.indices, whole.indptr), shape=(len(whole.y), n_features)), whole.y, whole.w

@@ -1,0 +1,168 @@
+"""Gradient-boosted trees (openaml.algorithm=gbdt): parameters, training of every model type,
+the artifact, scoring paths that agree, explanations, limits and stopping."""
+
+import dataclasses
+import io
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+
+from openaml.ml import evaluate_model, load_model, parse_parameters, predict_record, train_model
+from openaml.ml.execution import Execution
+from openaml.ml.prediction import RecordScorer
+from openaml.ml.schema import parse_schema
+from openaml.ml.training import Cancelled, ParameterError, SGDParams, TrainingError, shown_parameters
+from openaml.ml.training.params import TreeParams
+from openaml.ml.training.trees import TooLargeForTrees
+from openaml.ml.trees import tree_contributions
+
+from .conftest import make_batch, make_schema
+
+
+def _data(loader, target_type: str) -> tuple:
+    """A bundled scikit-learn data set as a schema, training and held-out batches and a recipe."""
+    x, y = loader(return_X_y=True)
+    names = [f"f{i}" for i in range(x.shape[1])]
+    schema = parse_schema(json.dumps({
+        "targetAttributeName": "y", "dataFileContainsHeader": False,
+        "attributes": [{"attributeName": n, "attributeType": "NUMERIC"} for n in names]
+        + [{"attributeName": "y", "attributeType": target_type}]}))
+    columns = {n: [repr(float(v)) for v in x[:, i]] for i, n in enumerate(names)}
+    columns["y"] = [repr(float(v)) if target_type == "NUMERIC" else str(int(v)) for v in y]
+    batch = make_batch(columns)
+    order = np.random.default_rng(0).permutation(len(y))
+    cut = int(len(y) * 0.7)
+    return (schema, batch.take(pa.array(order[:cut])), batch.take(pa.array(order[cut:])),
+            json.dumps({"outputs": names}))
+
+
+def _train(kind: str, data: tuple, given: dict[str, str], **options):
+    schema, training, _, recipe = data
+    params = parse_parameters(given, kind)
+    return train_model(kind, schema, recipe, params, None, lambda: iter([training]), **options)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return _data(load_digits, "CATEGORICAL")
+
+
+@pytest.fixture(scope="module")
+def tree_digits(digits):
+    return _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "40"},
+                  execution=Execution(2))
+
+
+def test_parameters_choose_the_algorithm_and_check_the_trees():
+    params = parse_parameters({"openaml.algorithm": "gbdt", "sgd.maxPasses": "10",
+                               "sgd.l2RegularizationAmount": "1e-5", "gbdt.leaves": "15"}, "BINARY")
+    assert params.trees == TreeParams(leaves=15) and params.max_passes == 10
+    assert parse_parameters({}, "BINARY").trees is None
+    assert parse_parameters({"openaml.algorithm": "sgd"}, "BINARY").trees is None
+    for given, message in [({"openaml.algorithm": "forest"}, "must be one of sgd, gbdt"),
+                           ({"gbdt.rounds": "5"}, "applies to openaml.algorithm=gbdt alone"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.rounds": "0"}, "between 1 and 10000"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.learningRate": "0"}, "greater than 0"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.learningRate": "1.5"}, "at most 1"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.leaves": "1"}, "between 2"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.depth": "3"}, "Unknown training parameter")]:
+        with pytest.raises(ParameterError, match=message):
+            parse_parameters(given, "BINARY")
+    shown = shown_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "7"})
+    assert shown["algorithm"] == "gbdt" and shown["gbdt.rounds"] == "7" and shown["gbdt.leaves"] == "31"
+    assert "sgd.maxPasses" not in shown and shown_parameters({})["algorithm"] == "sgd"
+    stored = dataclasses.asdict(params)  # as a training spec stores them
+    assert SGDParams.from_dict(json.loads(json.dumps(stored))) == params
+    assert SGDParams.from_dict({k: v for k, v in dataclasses.asdict(SGDParams()).items() if k != "trees"}) \
+        == SGDParams()  # a spec stored before trees existed
+
+
+@pytest.mark.parametrize("kind, loader, target, metric, bound", [
+    ("BINARY", load_breast_cancer, "BINARY", "BinaryAUC", 0.97),
+    ("REGRESSION", load_diabetes, "NUMERIC", "RegressionRMSE", 62.0),
+])
+def test_trees_train_each_model_type(kind, loader, target, metric, bound):
+    data = _data(loader, target)
+    model = _train(kind, data, {"openaml.algorithm": "gbdt", "gbdt.learningRate": "0.05"})
+    value = float(evaluate_model(model, [data[2]], data[0]).metrics[metric])
+    assert value >= bound if kind == "BINARY" else value <= bound
+    assert model.algorithm == "gbdt" and model.weights.shape == (0, 1) and len(model.trees) < model.size_in_bytes
+
+
+def test_a_multiclass_tree_model_scores_alike_on_every_path(digits, tree_digits):
+    schema, _, held, _ = digits
+    model = tree_digits
+    scores = model.score_batch(held)
+    assert scores.shape == (held.num_rows, 10) and np.allclose(scores.sum(axis=1), 1)
+    assert float(evaluate_model(model, [held], schema).metrics["MulticlassAvgFScore"]) > 0.9
+    scorer = RecordScorer(model)
+    for row in range(5):
+        record = {name: held.column(name)[row].as_py() for name in schema.names if name != "y"}
+        answer = predict_record(scorer, record, 0.5)
+        assert np.isclose(answer["predictedScores"][answer["predictedLabel"]],
+                          scores[row].max(), atol=1e-6)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        header = json.loads(archive.read("model.json"))
+        assert header["version"] == 2 and header["algorithm"] == "gbdt" and "trees.txt" in archive.namelist()
+    buffer.seek(0)
+    loaded = load_model(buffer)
+    assert loaded.trees == model.trees and np.array_equal(loaded.score_batch(held), scores)
+    sent = pickle.loads(pickle.dumps(model))  # as a Dask task sends it: the booster is loaded again
+    assert sent._booster is None and np.array_equal(sent.score_batch(held), scores)
+
+
+def test_a_records_contributions_sum_to_its_score(digits, tree_digits):
+    """SHAP values of the trees plus the expected score give the raw score of each class."""
+    schema, _, held, _ = digits
+    model = tree_digits
+    record = {name: held.column(name)[0].as_py() for name in schema.names if name != "y"}
+    ids, values = RecordScorer(model).sorted_features(record)
+    values = np.ones(len(ids)) if values is None else values
+    rows = (np.array([0, len(ids)]), ids, values)
+    raw = model.raw_scores(rows)[0]
+    whole = tree_contributions(rows, model._trees(), model.pipeline.n_features, 10)[0]
+    assert np.allclose(whole.sum(axis=1), raw, atol=1e-6)  # features' parts + expected score
+    for output in (0, 3):
+        parts = model.contributions(ids, values, output)
+        assert parts.shape == (model.pipeline.n_features,) and np.count_nonzero(parts) > 0
+        assert np.array_equal(parts, whole[output, :-1])
+    gains = model.importance()
+    assert gains.shape == (model.pipeline.n_features,) and gains.max() > 0
+
+
+def test_limits_and_stopping_of_a_tree_training(digits):
+    with pytest.raises(TrainingError, match="gbdt.rounds or gbdt.leaves"):
+        _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "sgd.maxMLModelSizeInBytes": "100000"})
+    with pytest.raises(TooLargeForTrees, match="in memory at once"):
+        _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt"}, memory_bytes=4 << 10)
+    asked = []
+
+    def stop_after_a_few() -> bool:
+        asked.append(1)
+        return len(asked) > 30
+
+    with pytest.raises(Cancelled):
+        _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "500"},
+               should_stop=stop_after_a_few)
+
+
+def test_trees_use_text_and_category_features():
+    schema = make_schema([("c", "CATEGORICAL"), ("t", "TEXT"), ("y", "BINARY")], targetAttributeName="y")
+    rng = np.random.default_rng(1)
+    good = rng.random(400) < 0.5
+    batch = make_batch({"c": [["a", "b", "c"][i % 3] for i in range(400)],
+                        "t": ["fine day" if g else "awful day" for g in good],
+                        "y": ["1" if g else "0" for g in good]})
+    model = train_model("BINARY", schema, '{"outputs": ["c", "t"]}',
+                        parse_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "20"}, "BINARY"),
+                        None, lambda: iter([batch]))
+    assert float(evaluate_model(model, [batch], schema).metrics["BinaryAUC"]) > 0.99
+    answer = predict_record(RecordScorer(model), {"c": "a", "t": "a fine morning"}, 0.5)
+    assert answer["predictedLabel"] == "1"
