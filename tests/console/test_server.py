@@ -498,3 +498,25 @@ def test_a_boosted_tree_model_shows_its_importance_and_explains_a_prediction(
     assert answer.status_code == 200, answer.text[:500]
     assert "Feature contributions" in answer.text and "predictedLabel" in html.unescape(answer.text)
     assert "No feature of this record has a weight" not in answer.text and "<svg" in answer.text
+
+
+def test_a_tree_models_page_shows_where_lightgbm_is_missing(
+        server: Application, ml: Any, browser: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A console whose host lacks the `trees` extra (a front end installed without it) still
+    shows a tree model's page, without its importance."""
+    from openaml.ml import model as model_module
+    from openaml.ml.trees import TreesUnavailable
+    rows = "".join(f"{i},{'ab'[i % 2]},{int(i > 30)}\n" for i in range(200))
+    server.context.objects.write_bytes("s3://console/trees2.csv", ("x,c,y\n" + rows).encode())
+    ml.create_data_source_from_s3(DataSourceId="ds-trees2", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://console/trees2.csv", "DataSchema": SCHEMA})
+    ml.create_ml_model(MLModelId="ml-trees2", MLModelType="BINARY", TrainingDataSourceId="ds-trees2",
+                       Parameters={"openaml.algorithm": "gbdt", "gbdt.rounds": "5"})
+    assert wait_for(lambda: ml.get_ml_model(MLModelId="ml-trees2"))["Status"] == "COMPLETED"
+
+    def missing(text: str) -> Any:
+        raise TreesUnavailable("openaml.algorithm=gbdt needs the 'trees' extra")
+
+    monkeypatch.setattr(model_module, "booster", missing)
+    page = browser.get("/models/ml-trees2")
+    assert page.status_code == 200 and "Feature importance" in page.text and "not available" in page.text

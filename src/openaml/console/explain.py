@@ -66,8 +66,9 @@ def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
     ids, values = features(scorer, record)
     names = model.pipeline.feature_names()
     parts = model.contributions(ids, values, output)
-    order = np.argsort(-np.abs(parts), kind="stable")[:limit]
-    return [(names[i] if i < len(names) else f"#{i}", float(parts[i])) for i in order if parts[i] != 0]
+    found = np.flatnonzero(parts)  # a record's few features, of a model's many
+    order = found[np.argsort(-np.abs(parts[found]), kind="stable")[:limit]]
+    return [(names[i] if i < len(names) else f"#{i}", float(parts[i])) for i in order]
 
 
 def output_index(model: Model, prediction: dict[str, Any]) -> int:
@@ -100,7 +101,9 @@ def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
     given = {name: (record.get(name) or "").strip() for name in known}
     missing = [a.name for a in inputs if not given[a.name]]
     if len(missing) == len(inputs) and inputs:
-        warnings.append("No input attribute has a value: the prediction comes from the model's bias alone.")
+        warnings.append("No input attribute has a value: the prediction comes from the model's bias alone."
+                        if model.trees is None else
+                        "No input attribute has a value: the trees score a record without any feature.")
     elif missing:
         warnings.append(f"Missing, as the model treats missing values: {_names(missing)}.")
     for kind, word in ((AttributeType.NUMERIC, "number"), (AttributeType.BINARY, "yes/no value")):

@@ -26,6 +26,7 @@ from openaml.console.port import ConsolePort
 from openaml.errors import InvalidInputException, ServiceError
 from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
+from openaml.ml.errors import InputError
 from openaml.ml.metrics.report import BinaryDetails, MulticlassDetails, RegressionDetails
 from openaml.ml.training.progress import TrainingProgress
 
@@ -185,7 +186,10 @@ class Pages:
                                       x_label="pass", y_label="loss", log=True) if known else None)
         validation = _validation_view(progress, m.get("MLModelType")) if progress else None
         loaded = self.load_model(m)
-        weights = explain.top_weights(loaded.model) if loaded is not None else []
+        try:
+            weights = explain.top_weights(loaded.model) if loaded is not None else []
+        except InputError:  # boosted trees where LightGBM is not installed: no importance to show
+            weights = []
         weight_charts = [(w["output"], w["bias"],
                           charts.bar_svg([f for f, _ in w["features"]], [v for _, v in w["features"]],
                                          "Feature importance" if w["bias"] is None

@@ -117,7 +117,7 @@ class MLModelSpec:
     def to_json(self) -> dict[str, Any]:
         return {"model_type": self.model_type.value, "datasource_id": self.datasource_id,
                 "schema": self.schema_json, "recipe": self.recipe,
-                "parameters": asdict(self.parameters), "given_parameters": dict(self.given_parameters)}
+                "parameters": _parameters_doc(self.parameters), "given_parameters": dict(self.given_parameters)}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
@@ -229,3 +229,12 @@ def _schema(text: str) -> Schema:
     """A stored (valid, normalized) schema, parsed once for all the specs that hold it (a
     process reads it for every job, Create and Predict check)."""
     return parse_schema(text)
+
+
+def _parameters_doc(parameters: SGDParams) -> dict[str, Any]:
+    """A training's parameters as stored: `trees` only when set, so that a worker of the
+    version before boosted trees still reads the specs of linear models (a rolling update)."""
+    doc = asdict(parameters)
+    if doc["trees"] is None:
+        del doc["trees"]
+    return doc

@@ -9,6 +9,7 @@ model's (sigmoid, softmax, or the target's scale), so every output keeps its sha
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 from typing import Any
 
@@ -24,15 +25,23 @@ class TreesUnavailable(InputError):
     """openaml.algorithm=gbdt is used where LightGBM is not installed."""
 
 
+def trees_installed() -> bool:
+    """Whether LightGBM can be imported here (without importing it)."""
+    return importlib.util.find_spec("lightgbm") is not None
+
+
+def missing_trees_message() -> str:
+    return (f"openaml.algorithm=gbdt needs the '{EXTRA}' extra, which is not installed (no module "
+            f"'lightgbm'): pip install 'openaml[{EXTRA}]' (in a checkout: .venv/bin/pip install -e '.[{EXTRA}]')")
+
+
 def lightgbm() -> ModuleType:
-    """The lightgbm module; TreesUnavailable, naming the extra to install, when it is missing."""
+    """The lightgbm module; TreesUnavailable, naming the extra to install, when it is missing
+    (a worker without it: the front end that took the model checked its own, trees_installed)."""
     try:
         return importlib.import_module("lightgbm")
     except ImportError:
-        raise TreesUnavailable(
-            f"openaml.algorithm=gbdt needs the '{EXTRA}' extra, which is not installed (no module "
-            f"'lightgbm'): pip install 'openaml[{EXTRA}]' (in a checkout: .venv/bin/pip install -e '.[{EXTRA}]')"
-        ) from None
+        raise TreesUnavailable(missing_trees_message()) from None
 
 
 def booster(text: str) -> Any:

@@ -59,3 +59,30 @@ def test_dictionaries_of_the_same_size_are_not_mistaken_for_each_other():
     for k in range(values.DICTIONARIES_KEPT + 5):
         assert values.coerce_column(_coded([str(k)]), AttributeType.NUMERIC).values.to_pylist() == [k]
     assert values.coerce_column(a, AttributeType.NUMERIC).values.to_pylist() == [1.0, 2.0, 3.0]
+
+
+def test_two_threads_reading_slices_of_one_batch_wait_for_one_coercion(monkeypatch):
+    """Scored two at a time, both slices of a stored batch ask for its dictionary at once:
+    one parses it, the other waits for that result."""
+    import threading
+    import time
+
+    from openaml.ml.schema import AttributeType, values
+    calls = []
+    parse = values._numeric
+
+    def slow(column):
+        calls.append(len(column))
+        time.sleep(0.2)
+        return parse(column)
+
+    monkeypatch.setattr(values, "_numeric", slow)
+    batch = _coded([f"{i}.25" for i in range(3000)])
+    got: dict[int, list] = {}
+    threads = [threading.Thread(target=lambda k=k: got.__setitem__(k, values.coerce_column(
+        batch.slice(1500 * k, 1500), AttributeType.NUMERIC).values.to_pylist())) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == [3000] and got[0] + got[1] == [i + 0.25 for i in range(3000)]

@@ -192,3 +192,24 @@ def test_two_threads_score_slices_in_order_like_one(model, monkeypatch):
     assert one.report == two.report
     assert _outputs(model, batches, Execution(1)) == _outputs(model, batches, Execution(2))
     assert any(name.startswith("openaml-features") for name in threads)
+
+
+@pytest.mark.parametrize("kind, target, labels", [("BINARY", "BINARY", ["1", "0"]),
+                                                  ("REGRESSION", "NUMERIC", ["1.5", "3"]),
+                                                  ("MULTICLASS", "CATEGORICAL", ["a", "b"])])
+def test_a_slice_of_rejected_records_alone_gives_empty_lines(kind, target, labels):
+    """A batch (or a slice of one) whose every record was rejected still has its empty result
+    lines written, for every model type (its scores had a shape no formatter took)."""
+    schema = make_schema([("c", "CATEGORICAL"), ("y", target)], targetAttributeName="y")
+    data = make_batch({"c": ["a", "b"] * 10, "y": labels * 10})
+    model = train_model(kind, schema, '{"outputs": ["c"]}', SGDParams(), None, lambda: iter([data]))
+    bad = make_batch({"c": ["a", "b", "a"], "y": labels + labels[:1]}, rejected=[True] * 3)
+    outputs: dict[int, bytes] = {}
+
+    class Keep(io.BytesIO):
+        def close(self) -> None:
+            outputs[0] = gzip.decompress(self.getvalue())
+
+    assert batch_predict(model, [bad, data.slice(0, 2)], schema, 0.5, lambda _: Keep()) == (5, 3)
+    lines = outputs[0].decode().split("\n")
+    assert lines[1:4] == ["", "", ""] and lines[4] and lines[5] and lines[6] == ""

@@ -166,3 +166,30 @@ def test_trees_use_text_and_category_features():
     assert float(evaluate_model(model, [batch], schema).metrics["BinaryAUC"]) > 0.99
     answer = predict_record(RecordScorer(model), {"c": "a", "t": "a fine morning"}, 0.5)
     assert answer["predictedLabel"] == "1"
+
+
+def test_a_stored_training_spec_names_trees_only_when_it_has_them():
+    """A worker of the version before boosted trees builds SGDParams(**stored): the specs of
+    linear models must not carry a `trees` key it does not know."""
+    from openaml.jobs.specs import MLModelSpec
+    from openaml.ml.model_type import ModelType
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y").to_json()
+    for given in ({}, {"openaml.algorithm": "gbdt", "gbdt.rounds": "3"}):
+        params = parse_parameters(given, "BINARY")
+        spec = MLModelSpec(ModelType.BINARY, "ds", json.dumps(schema) if not isinstance(schema, str) else schema,
+                           None, params, given)
+        doc = json.loads(json.dumps(spec.to_json()))
+        assert ("trees" in doc["parameters"]) == bool(given)
+        assert MLModelSpec.from_json(doc).parameters == params
+        if not given:
+            assert SGDParams(**doc["parameters"]) == params  # as the earlier version reads it
+
+
+def test_gbdt_is_refused_at_once_where_lightgbm_is_missing(monkeypatch):
+    """CreateMLModel's parameters are checked before any data is read: without the `trees`
+    extra, openaml.algorithm=gbdt says which extra to install."""
+    from openaml.ml.training import params as params_module
+    monkeypatch.setattr(params_module, "trees_installed", lambda: False)
+    with pytest.raises(ParameterError, match=r"needs the 'trees' extra.*openaml\[trees\]"):
+        parse_parameters({"openaml.algorithm": "gbdt"}, "BINARY")
+    assert parse_parameters({}, "BINARY").trees is None

@@ -313,7 +313,8 @@ def _parsed_ahead(parse: Callable[[LineBlock], T], blocks: Iterator[LineBlock],
                   depth: int = PARSE_DEPTH) -> Generator[T, None, None]:
     """parse(block) of each block, in order, computed on two threads while the caller takes
     the results before (reading and Arrow's parsing release the GIL). The first block is
-    parsed alone: it settles what the reader probes once (integer columns, int16 blocks).
+    parsed alone: it settles what the reader probes once (int16 blocks, and the integer
+    columns when it is a plain block; a later first plain block probes them under a lock).
     Up to `depth` blocks are read and parsed ahead of the caller's."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="openaml-parse") as pool:
         pending: deque[Future[T]] = deque()
@@ -418,6 +419,7 @@ class _Reader:
         self.rejected = np.zeros(len(REASONS), dtype=np.int64)
         self.encode = [a.type is not AttributeType.TEXT for a in schema.attributes]
         self.integers: np.ndarray | None = None   # columns the fast path parses as integers
+        self._probing = threading.Lock()
         self.int16_blocks = parsing.int16 and all(self.encode)      # TEXT columns stay strings
         self.blocks_by_path = dict.fromkeys(PATHS, 0)
 
@@ -475,7 +477,9 @@ class _Reader:
                 return block, split_fields(block, len(self.encode)), None
             return block, parsed, BlockValues(self.schema, parsed.columns).prepare(self.statistics)
         if self.integers is None:
-            self.integers = probe_integers(block, self.schema.names, self.encode)
+            with self._probing:  # the first plain block may be parsed beside another
+                if self.integers is None:
+                    self.integers = probe_integers(block, self.schema.names, self.encode)
         table = read_plain(block, self.schema.names, self.integers)
         return block, table if table is not None else split_fields(block, len(self.encode)), None
 

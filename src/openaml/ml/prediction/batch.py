@@ -65,7 +65,7 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
             parts.append(pc.fill_null(target_labels(columns, ModelType.BINARY), ""))
         else:
             parts.append(csv_quote(columns.raw(model.schema.target)))
-    scores = model.score_batch(rows) if rows.num_rows else np.zeros((0, len(model.classes) or 1))
+    scores = model.score_batch(rows)  # of no rows too: their shape is the model type's
     if model.model_type == ModelType.BINARY:
         parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
         parts.append(score_texts(scores))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,28 +58,39 @@ def coerce_column(column: pa.Array | pa.ChunkedArray, attr_type: AttributeType) 
     return Coerced(values=column, invalid=_all_false(len(column)))
 
 
-_kept: OrderedDict[tuple[object, ...], tuple[pa.Array, Coerced]] = OrderedDict()
+_kept: OrderedDict[tuple[object, ...], tuple[pa.Array, Future[Coerced]]] = OrderedDict()
 _kept_lock = threading.Lock()
 
 
 def _coerced_dictionary(dictionary: pa.Array, attr_type: AttributeType) -> Coerced:
     """coerce_column of a dictionary, remembered for the next slices of the same stored batch,
     which share it: a 117,000-record batch of the tabular benchmark, read as two slices, had
-    its 97,000 distinct amounts parsed twice. The key is the dictionary's buffers, which the
-    entry keeps alive, so no other array can take their addresses while it is kept."""
+    its 97,000 distinct amounts parsed twice. Two threads reading slices of one batch at once
+    wait for one coercion. The key is the dictionary's buffers, which the entry keeps alive, so
+    no other array can take their addresses while it is kept."""
     key = (attr_type, len(dictionary), dictionary.offset,
            *(0 if b is None else b.address for b in dictionary.buffers()))
+    mine: Future[Coerced] = Future()
     with _kept_lock:
         found = _kept.get(key)
         if found is not None:
             _kept.move_to_end(key)
-            return found[1]
-    coerced = coerce_column(dictionary, attr_type)
-    with _kept_lock:
-        _kept[key] = (dictionary, coerced)
-        while len(_kept) > DICTIONARIES_KEPT:
-            _kept.popitem(last=False)
-    return coerced
+        else:
+            _kept[key] = (dictionary, mine)
+            while len(_kept) > DICTIONARIES_KEPT:
+                _kept.popitem(last=False)
+    if found is not None:
+        return found[1].result()
+    try:
+        value = coerce_column(dictionary, attr_type)
+    except BaseException as exc:
+        with _kept_lock:
+            if _kept.get(key, (None, None))[1] is mine:
+                del _kept[key]
+        mine.set_exception(exc)
+        raise
+    mine.set_result(value)
+    return value
 
 
 def _numeric(column: pa.Array) -> Coerced:

@@ -9,6 +9,7 @@ from typing import Any
 from openaml.ml.errors import InputError
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import AttributeType, Schema
+from openaml.ml.trees import missing_trees_message, trees_installed
 
 MODEL_TYPES = tuple(ModelType)
 # The defaults of the parameters a caller may leave out, as GetMLModel shows them (models.md §3)
@@ -79,6 +80,8 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
     stray = sorted(key for key in parameters if key in TREE_DEFAULTS and algorithm != "gbdt")
     if stray:
         raise ParameterError(f"{stray[0]} applies to {ALGORITHM_KEY}=gbdt alone")
+    if algorithm == "gbdt" and not trees_installed():
+        raise ParameterError(missing_trees_message())
     max_size = _integer(parameters, "sgd.maxMLModelSizeInBytes", DEFAULT_MAX_SIZE, 100_000, 2_147_483_648)
     max_passes = _integer(parameters, "sgd.maxPasses", SGDParams.max_passes, 1, 10_000)
     shuffle = parameters.get("sgd.shuffleType", "none")
@@ -86,7 +89,7 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
         raise ParameterError(f"sgd.shuffleType must be 'auto' or 'none', not '{shuffle}'")
     l1 = _amount(parameters, "sgd.l1RegularizationAmount", SGDParams.l1)
     l2 = _amount(parameters, "sgd.l2RegularizationAmount", 0.0 if l1 > 0 else SGDParams.l2)
-    if l1 > 0 and l2 > 0:
+    if l1 > 0 and l2 > 0 and algorithm == "sgd":
         raise ParameterError("sgd.l1RegularizationAmount and sgd.l2RegularizationAmount "
                              "cannot both be used; set one of them to 0")
     return SGDParams(max_passes=max_passes, shuffle=shuffle == "auto", l1=l1, l2=l2,

@@ -49,7 +49,8 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, o
         check(should_stop)
 
     library = lightgbm()
-    data = library.Dataset(features, label=y, weight=w, params=options, free_raw_data=True)
+    data = library.Dataset(features, label=y, weight=w, params=options, free_raw_data=True).construct()
+    del features  # LightGBM's binned copy is what the rounds read
     check(should_stop)
     trees = library.train(options, data, num_boost_round=params.rounds, callbacks=[each_round])
     text: str = trees.model_to_string()
@@ -58,16 +59,18 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, o
 
 def _gathered(blocks: Iterable[Block], n_features: int, memory_bytes: int) -> tuple[sp.csr_matrix, np.ndarray,
                                                                                       np.ndarray]:
-    """The blocks' records as one CSR matrix, their targets and weights."""
+    """The blocks' records as one CSR matrix, their targets and weights. While the blocks are
+    copied into it, both are held: twice their size counts against the budget."""
     parts: list[Block] = []
     size = 0
     for block in blocks:
         size += block.nbytes + (0 if len(block.values) else 8 * len(block.indices))
-        if size > memory_bytes:
+        if 2 * size > memory_bytes:
             raise TooLargeForTrees(
                 f"Boosted trees need the training records' features in memory at once: they take "
                 f"more than this training's budget of {memory_bytes // 2**20} MiB")
         parts.append(block)
     whole = stack(parts) if parts else Block.empty()
+    parts.clear()
     values = whole.values if len(whole.values) else np.ones(len(whole.indices))
     return sp.csr_matrix((values, whole.indices, whole.indptr), shape=(len(whole.y), n_features)), whole.y, whole.w
