@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -43,20 +43,25 @@ class Execution:
 ONE_THREAD = Execution()  # the default of library calls: everything in the caller's thread
 
 
-def two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution) -> Iterator[U]:
+def two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution, ahead: int = 2,
+                  first_alone: bool = False, name: str = "openaml-features") -> Iterator[U]:
     """function(item) for each item, in order, two items at a time on two threads when
     `execution` has two (the feature pipeline's compiled and Arrow parts release the GIL):
     training's records and feature blocks, the slices scored by an evaluation or a batch
-    prediction. One more result than before is alive: the consumer's, and two being made."""
+    prediction, ingestion's parsed blocks. `ahead` results are being made when the consumer
+    takes the oldest; with `first_alone`, the first item's is made before any other starts (it
+    settles what the later ones read)."""
     if not execution.parallel:
         yield from map(function, items)
         return
-    with ThreadPoolExecutor(2, thread_name_prefix="openaml-features") as pool:
+    with ThreadPoolExecutor(2, thread_name_prefix=name) as pool:
         pending: deque[Future[U]] = deque()
         try:
-            for item in items:
+            for number, item in enumerate(items):
                 pending.append(pool.submit(function, item))
-                if len(pending) == 2:
+                if first_alone and number == 0:
+                    wait(pending)
+                if len(pending) >= ahead:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

@@ -9,8 +9,7 @@ import pytest
 from data_ingest_helpers import make_object, make_schema
 
 from openaml.ml.data import ParseOptions, ingest, parse_rearrangement, read_materialized
-from openaml.ml.data.ingest import _parsed_ahead
-from openaml.ml.execution import Execution
+from openaml.ml.execution import Execution, two_at_a_time
 
 ROWS = 3000
 SPLIT = '{"splitting": {"percentBegin": 10, "percentEnd": 80, "strategy": "random"}}'  # needs a count
@@ -73,7 +72,8 @@ def test_the_first_block_is_parsed_alone_then_two_at_once():
             events.append(("end", number))
         return number * 10
 
-    assert list(_parsed_ahead(parse, iter(range(8)))) == [n * 10 for n in range(8)]
+    assert list(two_at_a_time(parse, iter(range(8)), Execution(2), ahead=3, first_alone=True)) == \
+        [n * 10 for n in range(8)]
     assert events[:2] == [("start", 0), ("end", 0)] and most[0] == 2
 
 

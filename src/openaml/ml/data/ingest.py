@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, BinaryIO, TypeVar
@@ -70,7 +69,7 @@ from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.data.trimmed import is_trimmable, read_trimmed
 from openaml.ml.errors import InputError
-from openaml.ml.execution import ONE_THREAD, Execution
+from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
@@ -309,30 +308,6 @@ def _read_pieces(objects: Sequence[DataObject] | Mapping[int, DataObject],
     return [job.partial() for job in jobs]
 
 
-def _parsed_ahead(parse: Callable[[LineBlock], T], blocks: Iterator[LineBlock],
-                  depth: int = PARSE_DEPTH) -> Generator[T, None, None]:
-    """parse(block) of each block, in order, computed on two threads while the caller takes
-    the results before (reading and Arrow's parsing release the GIL). The first block is
-    parsed alone: it settles what the reader probes once (int16 blocks, and the integer
-    columns when it is a plain block; a later first plain block probes them under a lock).
-    Up to `depth` blocks are read and parsed ahead of the caller's."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="openaml-parse") as pool:
-        pending: deque[Future[T]] = deque()
-        try:
-            for number, block in enumerate(blocks):
-                pending.append(pool.submit(parse, block))
-                if number == 0:
-                    wait(pending)
-                if len(pending) >= depth:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-            wait(pending)
-
-
 def _done(value: T) -> Future[T]:
     """A future that holds `value` already."""
     future: Future[T] = Future()
@@ -456,8 +431,11 @@ class _Reader:
 
     def _parsed(self, blocks: Iterator[LineBlock]) -> Generator[
             tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields, BlockValues | None], None, None]:
-        """_parse of each block, ahead on two threads when there are two."""
-        yield from _parsed_ahead(self._parse, blocks) if self.execution.parallel else map(self._parse, blocks)
+        """_parse of each block, ahead on two threads when there are two. The first block is
+        parsed alone: it settles what the reader probes once (int16 blocks, and the integer
+        columns when it is a plain block; a later first plain block probes them under a lock)."""
+        yield from two_at_a_time(self._parse, blocks, self.execution, ahead=PARSE_DEPTH, first_alone=True,
+                                 name="openaml-parse")
 
     def _parse(self, block: LineBlock) -> tuple[LineBlock, np.ndarray | pa.Table | Parsed | Fields,
                                                 BlockValues | None]:
