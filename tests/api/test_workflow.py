@@ -81,6 +81,8 @@ def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, 
     ml.create_data_source_from_s3(DataSourceId=ids["batchds"], DataSpec={
         "DataLocationS3": batch_uri, "DataSchema": schema(kind)})
     trees = {"openaml.algorithm": "gbdt", "gbdt.rounds": "50"} if algorithm == "gbdt" else {}
+    if algorithm == "gbdt" and kind != "REGRESSION":
+        trees["openaml.classWeights"] = "balanced"
     ml.create_ml_model(MLModelId=ids["model"], MLModelType=kind, TrainingDataSourceId=ids["train"],
                        Parameters={"sgd.maxPasses": "20", "sgd.shuffleType": "auto", **trees})
     ml.create_evaluation(EvaluationId=ids["ev"], MLModelId=ids["model"],
@@ -92,6 +94,7 @@ def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, 
     assert model["TrainingParameters"]["sgd.maxPasses"] == "20"
     assert model["TrainingParameters"]["algorithm"] == algorithm
     assert ("gbdt.rounds" in model["TrainingParameters"]) == (algorithm == "gbdt")
+    assert model["TrainingParameters"].get("openaml.classWeights") == trees.get("openaml.classWeights")
     assert json.loads(model["Recipe"])["outputs"]  # the default recipe actually used
     assert json.loads(model["Schema"])["targetAttributeName"] == "y"
     assert model["EndpointInfo"] == {"EndpointStatus": "NONE", "PeakRequestsPerSecond": 0}

@@ -232,9 +232,10 @@ def _schema(text: str) -> Schema:
 
 
 def _parameters_doc(parameters: SGDParams) -> dict[str, Any]:
-    """A training's parameters as stored: `trees` only when set, so that a worker of the
-    version before boosted trees still reads the specs of linear models (a rolling update)."""
+    """A training's parameters as stored: `trees` and `class_weights` only when set, so that a
+    worker of the version before them still reads the specs that do without (a rolling update)."""
     doc = asdict(parameters)
-    if doc["trees"] is None:
-        del doc["trees"]
+    for later in ("trees", "class_weights"):
+        if doc[later] is None:
+            del doc[later]
     return doc

@@ -174,12 +174,12 @@ def test_a_stored_training_spec_names_trees_only_when_it_has_them():
     from openaml.jobs.specs import MLModelSpec
     from openaml.ml.model_type import ModelType
     schema = make_schema([("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y").to_json()
-    for given in ({}, {"openaml.algorithm": "gbdt", "gbdt.rounds": "3"}):
+    for given in ({}, {"openaml.algorithm": "gbdt", "gbdt.rounds": "3", "openaml.classWeights": "balanced"}):
         params = parse_parameters(given, "BINARY")
         spec = MLModelSpec(ModelType.BINARY, "ds", json.dumps(schema) if not isinstance(schema, str) else schema,
                            None, params, given)
         doc = json.loads(json.dumps(spec.to_json()))
-        assert ("trees" in doc["parameters"]) == bool(given)
+        assert ("trees" in doc["parameters"]) == ("class_weights" in doc["parameters"]) == bool(given)
         assert MLModelSpec.from_json(doc).parameters == params
         if not given:
             assert SGDParams(**doc["parameters"]) == params  # as the earlier version reads it

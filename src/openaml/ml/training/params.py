@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from openaml.ml.errors import InputError
 from openaml.ml.model_type import ModelType
@@ -26,6 +29,9 @@ _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
 # extra), asked for with openaml.algorithm=gbdt; the sgd.* parameters other than the size cap
 # are accepted and do not apply to them (a client's usual parameters need no change)
 ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
+# Beyond Amazon ML: class weights for BINARY and MULTICLASS models of either algorithm,
+# "balanced" (each class weighs records / (classes x its records)) or a JSON object of weights
+CLASS_WEIGHTS_KEY = "openaml.classWeights"
 TREE_DEFAULTS = {"gbdt.rounds": "100", "gbdt.learningRate": "0.1", "gbdt.leaves": "31",
                  "gbdt.minRecordsInLeaf": "20"}
 
@@ -57,6 +63,7 @@ class SGDParams:
     max_size: int = DEFAULT_MAX_SIZE
     seed: int = 0
     trees: TreeParams | None = None
+    class_weights: str | None = None  # "balanced", or the JSON object of each class's weight
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SGDParams:
@@ -70,7 +77,7 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
     """Validate the CreateMLModel `Parameters` map; `seed` comes from the MLModelId."""
     parameters = parameters or {}
     for key, value in parameters.items():
-        if key not in _KEYS and key != ALGORITHM_KEY and key not in TREE_DEFAULTS:
+        if key not in _KEYS and key not in (ALGORITHM_KEY, CLASS_WEIGHTS_KEY) and key not in TREE_DEFAULTS:
             raise ParameterError(f"Unknown training parameter '{key}'")
         if not isinstance(value, str):
             raise ParameterError(f"Training parameter '{key}' must be a string")
@@ -93,7 +100,47 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
         raise ParameterError("sgd.l1RegularizationAmount and sgd.l2RegularizationAmount "
                              "cannot both be used; set one of them to 0")
     return SGDParams(max_passes=max_passes, shuffle=shuffle == "auto", l1=l1, l2=l2,
-                     max_size=max_size, seed=seed, trees=_trees(parameters) if algorithm == "gbdt" else None)
+                     max_size=max_size, seed=seed, trees=_trees(parameters) if algorithm == "gbdt" else None,
+                     class_weights=_class_weights(parameters, model_type))
+
+
+def _class_weights(parameters: dict[str, str], model_type: str) -> str | None:
+    """openaml.classWeights as given ("balanced"), or its JSON object made canonical; the
+    classes it names are checked against the training data's (class_weight_of)."""
+    given = parameters.get(CLASS_WEIGHTS_KEY)
+    if given is None:
+        return None
+    if model_type == ModelType.REGRESSION:
+        raise ParameterError(f"{CLASS_WEIGHTS_KEY} applies to BINARY and MULTICLASS models")
+    if given.strip() == "balanced":
+        return "balanced"
+    try:
+        weights = json.loads(given)
+    except ValueError:
+        weights = None
+    if not isinstance(weights, dict) or not weights or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0
+            for w in weights.values()):
+        raise ParameterError(f"{CLASS_WEIGHTS_KEY} must be 'balanced' or a JSON object of positive numbers "
+                             f"by class, e.g. {{\"1\": 5, \"0\": 1}}, not '{given}'")
+    return json.dumps({str(k): float(v) for k, v in weights.items()}, sort_keys=True)
+
+
+def class_weight_of(class_weights: str | None, counts: dict[str, int], classes: list[str]) -> np.ndarray | None:
+    """Each class's weight (by position in `classes`), from openaml.classWeights and the
+    training records' class counts: "balanced" gives records / (classes x count); a JSON
+    object gives its weights, 1 for a class it leaves out. None without class weights."""
+    if class_weights is None:
+        return None
+    if class_weights == "balanced":
+        total = sum(counts.values())
+        return np.array([total / (len(classes) * counts[c]) if counts.get(c) else 1.0 for c in classes])
+    given: dict[str, float] = json.loads(class_weights)
+    unknown = sorted(set(given) - set(classes))
+    if unknown:
+        raise ParameterError(f"{CLASS_WEIGHTS_KEY} names {', '.join(repr(c) for c in unknown[:5])}, which no "
+                             f"training record has as its class (the classes: {', '.join(classes[:10])})")
+    return np.array([given.get(c, 1.0) for c in classes])
 
 
 def _trees(parameters: dict[str, str]) -> TreeParams:

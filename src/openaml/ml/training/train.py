@@ -26,7 +26,7 @@ from openaml.ml.recipes.nodes import attributes_of
 from openaml.ml.recipes.recipe import Recipe
 from openaml.ml.schema import AttributeType, Schema
 from openaml.ml.training.blocks import Block
-from openaml.ml.training.params import SGDParams, check_target
+from openaml.ml.training.params import SGDParams, check_target, class_weight_of
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES, LinearState, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
@@ -145,8 +145,12 @@ class _Setup:
                                 known_values(statistics) if statistics is not None else {}, execution)
         if target.records == 0:
             raise TrainingError("The training datasource has no usable record (valid target)")
+        classes, summary = target.classes(), target.summary()
+        class_weight = class_weight_of(self.params.class_weights, target.counts, classes)
+        if class_weight is not None:
+            summary["class_weights"] = dict(zip(classes, class_weight.tolist()))
         return TrainingSetup(self.model_type, self.schema, self.recipe_text, self.params, self.names,
-                             pipeline, target.classes(), target.scale(), target.summary(), target.records)
+                             pipeline, classes, target.scale(), summary, target.records, class_weight)
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,7 @@ class TrainingSetup:
     scale: tuple[float, float]
     summary: dict[str, Any]
     rows: int  # usable records
+    class_weight: np.ndarray | None = None  # by class index (openaml.classWeights), times row weights
 
     @property
     def outputs(self) -> int:
@@ -181,7 +186,10 @@ class TrainingSetup:
             labels = target_labels(columns, self.model_type)
             y = pc.index_in(labels, value_set=pa.array(self.classes, pa.string())).to_numpy(
                 zero_copy_only=False).astype(np.float64)
-        return Block.from_rows(self.pipeline.rows(columns.batch, columns), y, row_weights(columns))
+        weights = row_weights(columns)
+        if self.class_weight is not None:
+            weights = weights * self.class_weight[y.astype(np.intp)]
+        return Block.from_rows(self.pipeline.rows(columns.batch, columns), y, weights)
 
     def tree_model(self, trees: str) -> Model:
         """The model of boosted trees (LightGBM's text) on the whole pipeline: its size is the
