@@ -200,3 +200,33 @@ def test_a_lease_whose_release_failed_is_given_up_at_the_next_heartbeat(tmp_path
         assert store.get(KIND, "ds").status is Status.PENDING
         fe0.resume()
         wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED)
+
+
+def test_a_pause_waits_for_the_scheduling_pass_under_way(tmp_path: Path) -> None:
+    """pause() returns once a pass that began before it has ended, and that pass claims
+    nothing it finds after the pause: a job created after pause() is never started."""
+    started: list[str] = []
+    with engines(tmp_path, [lambda job: (started.append(job.record.id), DataSourceResult(0, 0, ()))[1]]) \
+            as (store, (fe0,)):
+        listing, release = threading.Event(), threading.Event()
+        read = fe0.store.with_status
+
+        def slow_listing(*args: object, **kwargs: object) -> list[EntityRecord]:
+            found = read(*args, **kwargs)  # type: ignore[arg-type]
+            listing.set()
+            release.wait(5)
+            return found
+
+        pending(store, "ds-late")
+        fe0.store.with_status = slow_listing  # type: ignore[method-assign]
+        assert listing.wait(5)      # a pass has listed the PENDING job and is about to claim it
+        pausing = threading.Thread(target=fe0.pause)
+        pausing.start()
+        time.sleep(0.1)
+        assert pausing.is_alive()   # waits for that pass
+        release.set()
+        pausing.join(5)
+        assert not pausing.is_alive()
+        fe0.store.with_status = read  # type: ignore[method-assign]
+        time.sleep(0.2)
+        assert started == [] and store.get(KIND, "ds-late").status is Status.PENDING

@@ -114,6 +114,7 @@ class JobEngine:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()
+        self._passing = threading.RLock()  # held by a scheduling pass: pause() waits for it
         self._running: dict[JobKey, str] = {}  # the jobs running here, with their runs' tokens
         self._idle: set[JobKey] = set()  # running, but waiting (Job.idle)
         self._lock = threading.Lock()
@@ -202,8 +203,13 @@ class JobEngine:
         self._wake.set()
 
     def pause(self) -> None:
-        """Start no new job until resume() (running jobs go on): for maintenance and tests."""
+        """Start no new job until resume() (running jobs go on): for maintenance and tests.
+        Returns once a scheduling pass under way has ended, so that nothing it found is
+        claimed after the pause (a test that paused one front end before creating a job
+        sometimes saw that front end claim it)."""
         self._paused.set()
+        with self._passing:
+            pass
 
     def resume(self) -> None:
         self._paused.clear()
@@ -230,10 +236,14 @@ class JobEngine:
         failed or are gone, and claim runnable ones (inputs COMPLETED) for the executor while
         workers are free. With an executor that runs each job as it is submitted, the pass
         runs them too: the engine's tests are deterministic that way."""
+        with self._passing:
+            self._schedule()
+
+    def _schedule(self) -> None:
         if self._paused.is_set():
             return
         for record in self.store.with_status(JOB_KINDS, Status.PENDING):
-            if self._stop.is_set():
+            if self._stop.is_set() or self._paused.is_set():
                 return
             blocker, ready = self._inputs(record)
             if blocker is not None:
