@@ -390,3 +390,37 @@ def test_two_front_ends_on_dask_finish_the_jobs_of_one_killed_mid_training(tmp_p
     finally:
         for server in servers:
             server.kill()
+
+
+def test_boosted_trees_train_in_one_task_on_data_read_in_partitions(tmp_path: Path, scheduler_address: str) -> None:
+    """openaml.algorithm=gbdt on a datasource read in partitions: the trees are trained by one
+    task (no data-parallel passes), and the evaluation, scored by partition, completes."""
+    folder = tmp_path / "trees" / "data"
+    (folder / "s3" / BUCKET).mkdir(parents=True)
+    (tmp_path / "trees" / "logs").mkdir()
+    rows = "".join(f"{i % 97},{'abc'[i % 3]},{int((i % 97) > 40)}\n" for i in range(300_000))  # 2.7 MB
+    (folder / "s3" / BUCKET / "table.csv").write_text("x,c,y\n" + rows)
+    schema = json.dumps({"targetAttributeName": "y", "dataFileContainsHeader": True, "attributes": [
+        {"attributeName": "x", "attributeType": "NUMERIC"}, {"attributeName": "c", "attributeType": "CATEGORICAL"},
+        {"attributeName": "y", "attributeType": "BINARY"}]})
+    server = ServerProcess(folder, tmp_path / "trees" / "logs",
+                           ("--executor", "dask", "--dask-scheduler", scheduler_address),
+                           {"OPENAML_PARTITION_BYTES": str(1 << 20)})  # 3 partitions
+    try:
+        server.start()
+        ml = make_client(server.url)
+        for name, begin, end in (("t-train", 0, 70), ("t-eval", 70, 100)):
+            ml.create_data_source_from_s3(DataSourceId=name, ComputeStatistics=True, DataSpec={
+                "DataLocationS3": f"s3://{BUCKET}/table.csv", "DataSchema": schema,
+                "DataRearrangement": f'{{"splitting":{{"percentBegin":{begin},"percentEnd":{end}}}}}'})
+        ml.create_ml_model(MLModelId="t-model", MLModelType="BINARY", TrainingDataSourceId="t-train",
+                           Parameters={"openaml.algorithm": "gbdt", "gbdt.rounds": "30"})
+        ml.create_evaluation(EvaluationId="t-eval", MLModelId="t-model", EvaluationDataSourceId="t-eval")
+        assert _wait(ml.get_evaluation, "EvaluationId", "t-eval", {"COMPLETED", "FAILED"}) == "COMPLETED"
+        auc = float(ml.get_evaluation(EvaluationId="t-eval")["PerformanceMetrics"]["Properties"]["BinaryAUC"])
+        model_log = (folder / "artifacts" / "MLModel" / "t-model" / "job.log").read_text()
+        data_log = (folder / "artifacts" / "DataSource" / "t-train" / "job.log").read_text()
+        assert server.logged_errors() == []
+    finally:
+        server.kill()
+    assert "partitions" in data_log and "at once" not in model_log and auc > 0.99
