@@ -47,15 +47,21 @@ def test_balanced_weights_raise_the_minority_recall(algorithm):
 
 
 def test_class_weights_are_checked():
-    assert parse_parameters({"openaml.classWeights": " balanced "}, "MULTICLASS").class_weights == "balanced"
+    assert parse_parameters({"openaml.classWeights": " Balanced "}, "MULTICLASS").class_weights == "balanced"
+    # a BINARY model's classes are 1 and 0, whatever words the data use for them
+    assert json.loads(parse_parameters({"openaml.classWeights": '{"Yes": 3, "false": 0.5}'}, "BINARY")
+                      .class_weights) == {"1": 3.0, "0": 0.5}
     assert json.loads(parse_parameters({"openaml.classWeights": '{"b": 2, "a": 0.5}'}, "MULTICLASS")
                       .class_weights) == {"a": 0.5, "b": 2.0}
     for given, kind, message in [("balanced", "REGRESSION", "BINARY and MULTICLASS"),
                                  ("heavy", "BINARY", "'balanced' or a JSON object"),
-                                 ('{"1": 0}', "BINARY", "positive numbers"),
-                                 ('{"1": true}', "BINARY", "positive numbers"),
-                                 ('{}', "BINARY", "positive numbers"),
-                                 ('[1, 2]', "BINARY", "positive numbers")]:
+                                 ('{"1": 0}', "BINARY", "numbers from"),
+                                 ('{"1": true}', "BINARY", "numbers from"),
+                                 ('{}', "BINARY", "numbers from"),
+                                 ('[1, 2]', "BINARY", "numbers from"),
+                                 ('{"1": 1e7}', "BINARY", "numbers from"),
+                                 ('{"maybe": 2}', "BINARY", "no class of a BINARY model"),
+                                 ('{"yes": 2, "1": 3}', "BINARY", "two weights")]:
         with pytest.raises(ParameterError, match=message):
             parse_parameters({"openaml.classWeights": given}, kind)
     counts = {"a": 90, "b": 10}
@@ -81,3 +87,22 @@ def test_multiclass_weights_follow_the_classes():
         return float(((predicted == "rare") & (label == "rare")).sum() / (label == "rare").sum())
 
     assert rare_recall({"openaml.classWeights": '{"rare": 8}'}) > rare_recall({}) + 0.1
+
+
+def test_a_class_no_record_has_is_refused_before_the_data_are_read():
+    """With the datasource's statistics, the classes are known before any record is read: a
+    weight for another class fails the training at once, naming the classes."""
+    import io
+
+    from openaml.ml.data import DataObject, ingest, parse_rearrangement
+    schema = make_schema([("x", "NUMERIC"), ("c", "CATEGORICAL"), ("y", "CATEGORICAL")], targetAttributeName="y")
+    text = b"".join(f"{i},{'pq'[i % 2]},{'ab'[i % 2]}\n".encode() for i in range(50))
+    report = ingest([DataObject("s3://w/d.csv", "d.csv", len(text), lambda: io.BytesIO(text))], schema,
+                    parse_rearrangement(None), True, io.BytesIO())
+
+    def unread():
+        raise AssertionError("the records were read")
+
+    with pytest.raises(ParameterError, match=r"'c', which no training record has.*\["):
+        train_model("MULTICLASS", schema, '{"outputs": ["x", "ALL_CATEGORICAL"]}',  # x's moments need a read
+                    parse_parameters({"openaml.classWeights": '{"c": 2}'}, "MULTICLASS"), report.statistics, unread)

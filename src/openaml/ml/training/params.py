@@ -12,6 +12,7 @@ import numpy as np
 from openaml.ml.errors import InputError
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import AttributeType, Schema
+from openaml.ml.schema.values import BINARY_FALSE, BINARY_TRUE
 from openaml.ml.trees import missing_trees_message, trees_installed
 
 MODEL_TYPES = tuple(ModelType)
@@ -32,6 +33,7 @@ ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
 # Beyond Amazon ML: class weights for BINARY and MULTICLASS models of either algorithm,
 # "balanced" (each class weighs records / (classes x its records)) or a JSON object of weights
 CLASS_WEIGHTS_KEY = "openaml.classWeights"
+MIN_CLASS_WEIGHT, MAX_CLASS_WEIGHT = 1e-6, 1e6
 TREE_DEFAULTS = {"gbdt.rounds": "100", "gbdt.learningRate": "0.1", "gbdt.leaves": "31",
                  "gbdt.minRecordsInLeaf": "20"}
 
@@ -105,25 +107,44 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
 
 
 def _class_weights(parameters: dict[str, str], model_type: str) -> str | None:
-    """openaml.classWeights as given ("balanced"), or its JSON object made canonical; the
-    classes it names are checked against the training data's (class_weight_of)."""
+    """openaml.classWeights as "balanced", or its JSON object made canonical (a BINARY model's
+    classes are 1 and 0: yes/no, true/false and the like name them too); the classes it names
+    are checked against the training data's (class_weight_of)."""
     given = parameters.get(CLASS_WEIGHTS_KEY)
     if given is None:
         return None
     if model_type == ModelType.REGRESSION:
         raise ParameterError(f"{CLASS_WEIGHTS_KEY} applies to BINARY and MULTICLASS models")
-    if given.strip() == "balanced":
+    if given.strip().lower() == "balanced":
         return "balanced"
     try:
         weights = json.loads(given)
     except ValueError:
         weights = None
     if not isinstance(weights, dict) or not weights or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0
+            isinstance(w, (int, float)) and not isinstance(w, bool) and MIN_CLASS_WEIGHT <= w <= MAX_CLASS_WEIGHT
             for w in weights.values()):
-        raise ParameterError(f"{CLASS_WEIGHTS_KEY} must be 'balanced' or a JSON object of positive numbers "
-                             f"by class, e.g. {{\"1\": 5, \"0\": 1}}, not '{given}'")
-    return json.dumps({str(k): float(v) for k, v in weights.items()}, sort_keys=True)
+        raise ParameterError(f"{CLASS_WEIGHTS_KEY} must be 'balanced' or a JSON object of numbers from "
+                             f"{MIN_CLASS_WEIGHT:g} to {MAX_CLASS_WEIGHT:g} by class, e.g. {{\"1\": 5, \"0\": 1}}, "
+                             f"not '{given}'")
+    found: dict[str, float] = {}
+    for name, weight in weights.items():
+        label = _binary_class(str(name)) if model_type == ModelType.BINARY else str(name)
+        if label in found and found[label] != float(weight):
+            raise ParameterError(f"{CLASS_WEIGHTS_KEY} gives class {label} two weights")
+        found[label] = float(weight)
+    return json.dumps(found, sort_keys=True)
+
+
+def _binary_class(name: str) -> str:
+    """The BINARY class ("1" or "0") that a class weight's key names (data.md §3.2's values)."""
+    word = name.strip().lower()
+    if word in BINARY_TRUE:
+        return "1"
+    if word in BINARY_FALSE:
+        return "0"
+    raise ParameterError(f"{CLASS_WEIGHTS_KEY} names '{name}', which is no class of a BINARY model "
+                         f"(1 or 0, or a word for them such as yes and no)")
 
 
 def class_weight_of(class_weights: str | None, counts: dict[str, int], classes: list[str]) -> np.ndarray | None:
@@ -139,7 +160,7 @@ def class_weight_of(class_weights: str | None, counts: dict[str, int], classes: 
     unknown = sorted(set(given) - set(classes))
     if unknown:
         raise ParameterError(f"{CLASS_WEIGHTS_KEY} names {', '.join(repr(c) for c in unknown[:5])}, which no "
-                             f"training record has as its class (the classes: {', '.join(classes[:10])})")
+                             f"training record has as its class (the classes: {json.dumps(classes[:10])})")
     return np.array([given.get(c, 1.0) for c in classes])
 
 

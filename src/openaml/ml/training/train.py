@@ -140,6 +140,8 @@ class _Setup:
             execution: Execution) -> TrainingSetup:
         """The pipeline and target fitted on the records of `training()` (see train_model)."""
         known = _TargetSummary.from_statistics(self.model_type, self.schema, statistics)
+        if known is not None:  # classes known from the statistics: weights checked before any read
+            class_weight_of(self.params.class_weights, known.counts, known.classes())
         target = known or _TargetSummary(self.model_type, self.schema)
         pipeline = fit_pipeline(self.recipe.outputs, self.schema, training, None if known else target.observe,
                                 known_values(statistics) if statistics is not None else {}, execution)
@@ -188,6 +190,8 @@ class TrainingSetup:
                 zero_copy_only=False).astype(np.float64)
         weights = row_weights(columns)
         if self.class_weight is not None:
+            if np.isnan(y).any():  # usable rows hold the fitted classes alone
+                raise TrainingError("A training record's class is not among the classes the training found")
             weights = weights * self.class_weight[y.astype(np.intp)]
         return Block.from_rows(self.pipeline.rows(columns.batch, columns), y, weights)
 
