@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
@@ -95,6 +96,9 @@ def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, 
     assert model["TrainingParameters"]["algorithm"] == algorithm
     assert ("gbdt.rounds" in model["TrainingParameters"]) == (algorithm == "gbdt")
     assert model["TrainingParameters"].get("openaml.classWeights") == trees.get("openaml.classWeights")
+    if algorithm == "gbdt":  # the job log tells the rounds
+        log = httpx.get(f"{server.settings.base_url}/logs/MLModel/{ids['model']}", timeout=10).text
+        assert "boosting round 50 of 50" in log and "binning them" in log
     assert json.loads(model["Recipe"])["outputs"]  # the default recipe actually used
     assert json.loads(model["Schema"])["targetAttributeName"] == "y"
     assert model["EndpointInfo"] == {"EndpointStatus": "NONE", "PeakRequestsPerSecond": 0}

@@ -325,7 +325,7 @@ class Tasks:
         stop = _Deleted([job])
         model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
                             self._batches(spec.datasource_id, stop), training_progress(job),
-                            self.training_memory, stop, self.execution)
+                            self.training_memory, stop, self.execution, job.log_line)
         return self._save_model(job, model)
 
     def _training(self, job: Job) -> tuple[MLModelSpec, DatasetStatistics | None, str]:

@@ -193,3 +193,10 @@ def test_gbdt_is_refused_at_once_where_lightgbm_is_missing(monkeypatch):
     with pytest.raises(ParameterError, match=r"needs the 'trees' extra.*openaml\[trees\]"):
         parse_parameters({"openaml.algorithm": "gbdt"}, "BINARY")
     assert parse_parameters({}, "BINARY").trees is None
+
+
+def test_a_tree_training_tells_its_rounds(digits):
+    lines: list[str] = []
+    _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "25"}, log=lines.append)
+    assert lines[0].startswith("boosted trees on 1257 records") and "binning" in lines[0]
+    assert lines[1:] == [f"boosting round {k} of 25" for k in (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 25)]

@@ -59,8 +59,9 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
                 statistics: DatasetStatistics | None, batches: Batches,
                 progress: Callable[[TrainingProgress], None] | None = None,
                 memory_bytes: int = MEMORY_BYTES, should_stop: ShouldStop | None = None,
-                execution: Execution = ONE_THREAD) -> Model:
-    """Fit the recipe's pipeline and a linear model by SGD; `batches()` re-reads the data.
+                execution: Execution = ONE_THREAD, log: Callable[[str], None] | None = None) -> Model:
+    """Fit the recipe's pipeline and a linear model by SGD (or boosted trees: SGDParams.trees,
+    whose rounds are told to `log` every tenth of them); `batches()` re-reads the data.
     memory_bytes bounds the records and features kept in memory (a quarter of it for records
     read once for fitting and the first pass, the rest for SGD buffers and cache).
     should_stop is asked before each batch of records (also those kept in memory) and every
@@ -86,7 +87,7 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     if params.trees is not None:
         return fitted.tree_model(fit_trees(fitted.model_type, blocks(), fitted.pipeline.n_features, fitted.outputs,
                                            params.trees, params.seed, memory_bytes * 3 // 4, should_stop,
-                                           execution))
+                                           execution, log))
     with threadpool_limits(limits=1):
         state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
                            fitted.rows, progress, memory_bytes * 3 // 4, should_stop, execution)

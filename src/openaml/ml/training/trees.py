@@ -10,7 +10,7 @@ then applies the target's scale, as for a linear model). Record weights are hono
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -33,8 +33,9 @@ class TooLargeForTrees(InputError):
 
 def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, outputs: int,
               params: TreeParams, seed: int, memory_bytes: int, should_stop: ShouldStop | None,
-              execution: Execution) -> str:
-    """LightGBM's model text of trees fitted on the blocks' records."""
+              execution: Execution, log: Callable[[str], None] | None = None) -> str:
+    """LightGBM's model text of trees fitted on the blocks' records; `log` is told the records
+    and features, then the rounds done every tenth of them."""
     features, y, w = _gathered(blocks, n_features, memory_bytes)
     options: dict[str, Any] = {
         "objective": OBJECTIVES[model_type], "num_leaves": params.leaves,
@@ -45,10 +46,18 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, o
     if model_type == ModelType.MULTICLASS:
         options["num_class"] = outputs
 
+    every = max(1, params.rounds // 10)
+
     def each_round(env: Any) -> None:
         check(should_stop)
+        done = env.iteration + 1
+        if log is not None and (done % every == 0 or done == params.rounds):
+            log(f"boosting round {done} of {params.rounds}")
 
     library = lightgbm()
+    if log is not None:
+        log(f"boosted trees on {features.shape[0]} records, {features.nnz} feature entries of "
+            f"{features.shape[1]} features: binning them")
     data = library.Dataset(features, label=y, weight=w, params=options, free_raw_data=True).construct()
     del features  # LightGBM's binned copy is what the rounds read
     check(should_stop)
