@@ -155,7 +155,7 @@ def class_weight_of(class_weights: str | None, counts: dict[str, int], classes: 
         return None
     if class_weights == "balanced":
         total = sum(counts.values())
-        return np.array([total / (len(classes) * counts[c]) if counts.get(c) else 1.0 for c in classes])
+        return np.array([total / (len(classes) * counts[c]) for c in classes])  # every class has records
     given: dict[str, float] = json.loads(class_weights)
     unknown = sorted(set(given) - set(classes))
     if unknown:

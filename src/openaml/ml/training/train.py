@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,8 +35,6 @@ from openaml.ml.training.targets import kept_rows, row_weights, target_labels, t
 from openaml.ml.training.trees import fit_trees
 
 MAX_CLASSES = 100
-T = TypeVar("T")
-U = TypeVar("U")
 Batches = Callable[[], Iterator[pa.RecordBatch]]
 
 

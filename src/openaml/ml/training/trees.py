@@ -22,7 +22,7 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.training.blocks import Block, stack
 from openaml.ml.training.params import TreeParams
 from openaml.ml.training.stop import ShouldStop, check
-from openaml.ml.trees import lightgbm
+from openaml.ml.trees import feature_matrix, lightgbm
 
 OBJECTIVES = {ModelType.BINARY: "binary", ModelType.MULTICLASS: "multiclass", ModelType.REGRESSION: "regression"}
 
@@ -81,5 +81,5 @@ def _gathered(blocks: Iterable[Block], n_features: int, memory_bytes: int) -> tu
         parts.append(block)
     whole = stack(parts) if parts else Block.empty()
     parts.clear()
-    values = whole.values if len(whole.values) else np.ones(len(whole.indices))
-    return sp.csr_matrix((values, whole.indices, whole.indptr), shape=(len(whole.y), n_features)), whole.y, whole.w
+    rows = (whole.indptr, whole.indices, whole.values if len(whole.values) else None)
+    return feature_matrix(rows, n_features), whole.y, whole.w
