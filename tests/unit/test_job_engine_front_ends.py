@@ -153,15 +153,17 @@ def test_a_stopping_front_end_leaves_its_jobs_to_another_at_once(tmp_path: Path)
 def test_a_front_end_never_runs_one_job_twice_at_once(tmp_path: Path) -> None:
     """fe0's run loses its lease (it expired: fe0's heartbeats were late) and the job is put
     back to PENDING while fe0 still runs it: fe0 does not claim it again; fe1 runs it, and fe0's
-    run ends without writing."""
+    run ends without writing. fe0's run goes on until fe1 has completed the job: a run that
+    ended at the requeue (its job no longer INPROGRESS) would leave fe0 free to claim the job
+    again, rightly, and the test failed that way in CI when its steps were slow."""
     runs: list[str] = []
-    fe0_running, fe0_ended = threading.Event(), threading.Event()
+    fe0_running, fe1_done, fe0_ended = threading.Event(), threading.Event(), threading.Event()
 
     def slow(job: Job) -> DataSourceResult:
         runs.append(f"fe0:{job.lease}")
         fe0_running.set()
-        while not job.cancelled():
-            time.sleep(0.01)
+        fe1_done.wait(30)
+        assert job.cancelled()
         fe0_ended.set()
         raise InputError("fe0 gave up")
 
@@ -181,6 +183,7 @@ def test_a_front_end_never_runs_one_job_twice_at_once(tmp_path: Path) -> None:
         assert store.get(KIND, "ds").status is Status.PENDING  # not claimed again by fe0
         fe1.resume()
         wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED)
+        fe1_done.set()
         wait_for(fe0_ended.is_set)
     assert len(runs) == 2 and runs[1] == "fe1"
     assert read_result(store.get(KIND, "ds"), DataSourceResult).data_size_in_bytes == 3
