@@ -216,12 +216,15 @@ def test_a_pause_waits_for_the_scheduling_pass_under_way(tmp_path: Path) -> None
 
         def slow_listing(*args: object, **kwargs: object) -> list[EntityRecord]:
             found = read(*args, **kwargs)  # type: ignore[arg-type]
-            listing.set()
-            release.wait(5)
+            if any(record.id == "ds-late" for record in found):
+                listing.set()
+                release.wait(5)
             return found
 
-        pending(store, "ds-late")
+        # patched before the job exists: a pass between the two would otherwise claim it (seen
+        # under load)
         fe0.store.with_status = slow_listing  # type: ignore[method-assign]
+        pending(store, "ds-late")
         assert listing.wait(5)      # a pass has listed the PENDING job and is about to claim it
         pausing = threading.Thread(target=fe0.pause)
         pausing.start()
