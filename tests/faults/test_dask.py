@@ -3,8 +3,10 @@
 
 The MNIST sample workflow (datasources with statistics, a model, an evaluation and a batch
 prediction) gives the same counts, statistics, metric and batch output as in local mode, its
-training file read in 4 partitions and the model trained on both workers at once, while a
-worker that trains it is killed mid-training (Dask runs its task again on the other).
+training file read in 4 partitions and the model trained on both workers at once: on one front
+end sharing a data folder with the workers, while a worker that trains it is killed
+mid-training (Dask runs its task again on the other); and on two front ends with nothing on
+a shared disk (data and artifacts in S3, a moto server; metadata in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import gzip
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -31,9 +34,10 @@ from openaml.ml.errors import InputError
 from openaml.settings import ConfigurationError, Settings
 from openaml.store import EntityKind, EntityRecord, Status
 from tests.api.conftest import make_client
-from tests.conftest import MNIST_DIR, REPO
+from tests.conftest import MNIST_DIR, REPO, fresh_postgres_database
+from tests.faults.conftest import AWS_ENV
 from tests.faults.server import ServerProcess, free_port
-from tests.faults.test_front_ends import lease_holder_pid
+from tests.faults.test_front_ends import POSTGRES_URL, lease_holder_pid
 
 distributed = pytest.importorskip("distributed")
 
@@ -47,7 +51,8 @@ PARTITION_BYTES = 4 << 20  # the 12 MB training file: 4 partitions on Dask
 @contextmanager
 def dask_cluster(folder: Path, workers: int = WORKERS) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A Dask scheduler and `workers` worker processes (one thread, 1 GiB each) on 127.0.0.1,
-    started as a user would; (its address, the scheduler's process)."""
+    started as a user would, the workers with the credentials of the tests' S3 server (moto);
+    (its address, the scheduler's process)."""
     scheduler_file = folder / "scheduler.json"
     logs = [open(folder / f"{name}.log", "wb") for name in ("scheduler", *(f"worker-{n}" for n in range(workers)))]
     processes = [subprocess.Popen(
@@ -65,7 +70,7 @@ def dask_cluster(folder: Path, workers: int = WORKERS) -> Iterator[tuple[str, su
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--memory-limit", "1GiB",
                  "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0", "--name", f"worker-{number}"],
-                stdout=logs[number + 1], stderr=subprocess.STDOUT, cwd=folder))
+                stdout=logs[number + 1], stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **AWS_ENV}))
         with distributed.Client(address, timeout=START_SECONDS) as client:
             client.wait_for_workers(workers, timeout=START_SECONDS)
         yield address, processes[0]
@@ -87,32 +92,40 @@ def scheduler_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield address
 
 
-def workflow(server: ServerProcess, kill_training_worker: str | None = None) -> dict[str, Any]:
-    """Run the MNIST sample workflow on `server`; optionally kill (SIGKILL) the Dask worker
-    that runs the training, at the scheduler `kill_training_worker`. What it produced."""
-    ml = make_client(server.url)
+Output = Callable[[], dict[str, bytes]]  # the files under s3://BUCKET/out/ by name
+
+
+def workflow(servers: Sequence[ServerProcess], output: Output,
+             kill_training_worker: str | None = None) -> dict[str, Any]:
+    """Run the MNIST sample workflow, its entities created through each of `servers` in turn;
+    optionally kill (SIGKILL) the Dask worker that runs the training, at the scheduler
+    `kill_training_worker`. What it produced, read through the API and `output`."""
+    clients = [make_client(server.url) for server in servers]
+    creator = iter(clients * 6)
     schema = (REPO / "examples" / "mnist" / "train.schema.json").read_text()
     batch_schema = (REPO / "examples" / "mnist" / "batch.schema.json").read_text()
     recipe = (REPO / "examples" / "mnist" / "recipe.json").read_text()
     for name, begin, end in (("train", 0, 70), ("eval", 70, 100)):
-        ml.create_data_source_from_s3(
+        next(creator).create_data_source_from_s3(
             DataSourceId=name, DataSpec={
                 "DataLocationS3": f"s3://{BUCKET}/train.csv", "DataSchema": schema,
                 "DataRearrangement": f'{{"splitting":{{"percentBegin":{begin},"percentEnd":{end}}}}}'},
             ComputeStatistics=True)
-    ml.create_data_source_from_s3(DataSourceId="unlabeled", DataSpec={
+    next(creator).create_data_source_from_s3(DataSourceId="unlabeled", DataSpec={
         "DataLocationS3": f"s3://{BUCKET}/test.csv", "DataSchema": batch_schema}, ComputeStatistics=False)
-    ml.create_ml_model(MLModelId="model", MLModelType="MULTICLASS", TrainingDataSourceId="train",
-                       Recipe=recipe, Parameters={"sgd.maxPasses": "50"})  # lasts while a worker is killed
-    ml.create_evaluation(EvaluationId="evaluation", MLModelId="model", EvaluationDataSourceId="eval")
-    ml.create_batch_prediction(BatchPredictionId="batch", MLModelId="model", BatchPredictionDataSourceId="unlabeled",
-                               OutputUri=f"s3://{BUCKET}/out/")
+    next(creator).create_ml_model(MLModelId="model", MLModelType="MULTICLASS", TrainingDataSourceId="train",
+                                  Recipe=recipe, Parameters={"sgd.maxPasses": "50"})  # lasts while a worker is killed
+    next(creator).create_evaluation(EvaluationId="evaluation", MLModelId="model", EvaluationDataSourceId="eval")
+    next(creator).create_batch_prediction(BatchPredictionId="batch", MLModelId="model",
+                                          BatchPredictionDataSourceId="unlabeled", OutputUri=f"s3://{BUCKET}/out/")
+    ml = clients[-1]
     if kill_training_worker:
         assert _wait(ml.get_ml_model, "MLModelId", "model", {"INPROGRESS"}) == "INPROGRESS"
         _kill_worker_running(kill_training_worker, "openaml-MLModel-model-pass-")  # mid-pass
     assert _wait(ml.get_evaluation, "EvaluationId", "evaluation", {"COMPLETED", "FAILED"}) == "COMPLETED"
     assert _wait(ml.get_batch_prediction, "BatchPredictionId", "batch", {"COMPLETED", "FAILED"}) == "COMPLETED"
-    output = sorted((server.data_dir / "s3" / BUCKET / "out").rglob("*.gz"))
+    files = output()
+    server = servers[0]
     return {
         "datasources": {name: {key: ml.get_data_source(DataSourceId=name)[key]
                                for key in ("DataSizeInBytes", "NumberOfFiles", "Status")}
@@ -120,13 +133,19 @@ def workflow(server: ServerProcess, kill_training_worker: str | None = None) -> 
         "statistics": {name: _report(server, name)["statistics"] for name in ("train", "eval")},
         "f1": float(ml.get_evaluation(EvaluationId="evaluation")["PerformanceMetrics"]["Properties"][
             "MulticlassAvgFScore"]),
-        "batch": [gzip.decompress(path.read_bytes()) for path in output],
-        "model_log": (server.data_dir / "artifacts" / "MLModel" / "model" / "job.log").read_text(),
-        "training_data_log": (server.data_dir / "artifacts" / "DataSource" / "train" / "job.log").read_text(),
-        "evaluation_log": (server.data_dir / "artifacts" / "Evaluation" / "evaluation" / "job.log").read_text(),
-        "batch_log": (server.data_dir / "artifacts" / "BatchPrediction" / "batch" / "job.log").read_text(),
-        "left": sorted(str(p) for p in (server.data_dir / "s3" / BUCKET / "out").rglob(".openaml-*")),
+        "batch": [gzip.decompress(files[name]) for name in sorted(files) if name.endswith(".gz")],
+        "model_log": _log(server, "MLModel", "model"),
+        "training_data_log": _log(server, "DataSource", "train"),
+        "evaluation_log": _log(server, "Evaluation", "evaluation"),
+        "batch_log": _log(server, "BatchPrediction", "batch"),
+        "left": sorted(name for name in files if ".openaml-" in name),
     }
+
+
+def folder_output(server: ServerProcess) -> Output:
+    """The batch output in the embedded object store of `server`'s data folder."""
+    out = server.data_dir / "s3" / BUCKET / "out"
+    return lambda: {str(path.relative_to(out)): path.read_bytes() for path in out.rglob("*") if path.is_file()}
 
 
 def assert_same_statistics(found: Any, expected: Any, key: str = "") -> None:
@@ -144,6 +163,11 @@ def assert_same_statistics(found: Any, expected: Any, key: str = "") -> None:
 def _report(server: ServerProcess, datasource_id: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{server.url}/reports/DataSource/{datasource_id}", timeout=30) as answer:
         return dict(json.load(answer))
+
+
+def _log(server: ServerProcess, kind: str, entity_id: str) -> str:
+    with urllib.request.urlopen(f"{server.url}/logs/{kind}/{entity_id}", timeout=30) as answer:
+        return str(answer.read().decode())
 
 
 def _wait(get: Any, key: str, entity_id: str, wanted: set[str]) -> str:
@@ -182,29 +206,90 @@ def data_dir(tmp_path: Path, name: str) -> Path:
     return folder
 
 
-def test_the_workflow_on_dask_matches_local_mode_while_a_worker_dies(tmp_path: Path,
-                                                                     scheduler_address: str) -> None:
-    local = ServerProcess(data_dir(tmp_path, "local"), tmp_path / "local" / "logs")
+@pytest.fixture(scope="module")
+def local_mode(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What the workflow produces in local mode (one front end, no cluster): the reference."""
+    folder = tmp_path_factory.mktemp("local")
+    local = ServerProcess(data_dir(folder, "local"), folder / "local" / "logs")
+    try:
+        local.start()
+        expected = workflow([local], folder_output(local))
+        health = local.health() or {}
+        assert local.logged_errors() == []
+    finally:
+        local.kill()
+    assert health["jobs"]["executor"] == "local" and "cluster" not in health["jobs"]
+    return expected
+
+
+def test_the_workflow_on_dask_matches_local_mode_while_a_worker_dies(tmp_path: Path, scheduler_address: str,
+                                                                     local_mode: dict[str, Any]) -> None:
     on_dask = ServerProcess(data_dir(tmp_path, "dask"), tmp_path / "dask" / "logs",
                             ("--executor", "dask", "--dask-scheduler", scheduler_address),
                             {"OPENAML_PARTITION_BYTES": str(PARTITION_BYTES)})
     try:
-        local.start()
-        expected, local_health = workflow(local), local.health() or {}
-        local.stop()
         on_dask.start()
-        found = workflow(on_dask, kill_training_worker=scheduler_address)
+        found = workflow([on_dask], folder_output(on_dask), kill_training_worker=scheduler_address)
         assert on_dask.logged_errors() == []
         assert on_dask.health()["jobs"]["cluster"] == {"connected": True, "threads_at_start": WORKERS}
-        assert local_health["jobs"]["executor"] == "local" and "cluster" not in local_health["jobs"]
     finally:
-        local.kill()
         on_dask.kill()
+    assert_matches_local_mode(found, local_mode)
+
+
+def test_two_dask_front_ends_on_s3_and_postgresql_match_local_mode(
+        tmp_path: Path, scheduler_address: str, local_mode: dict[str, Any], moto_url: str, s3: Any) -> None:
+    """The deployment of a team: no shared disk. Users' data, batch output and artifacts in
+    S3 (moto), metadata in PostgreSQL, two front ends (each with a data folder of its own)
+    handing jobs to the workers, which reach S3 with credentials of their own."""
+    if not POSTGRES_URL:
+        pytest.skip("OPENAML_TEST_POSTGRES_URL is not set (scripts/test.sh starts a PostgreSQL server and sets it)")
+    for bucket in (BUCKET, "openaml"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=BUCKET, Key="train.csv", Body=gzip.decompress((MNIST_DIR / "train.csv.gz").read_bytes()))
+    s3.put_object(Bucket=BUCKET, Key="test.csv", Body=gzip.decompress((MNIST_DIR / "test.csv.gz").read_bytes()))
+
+    def output() -> dict[str, bytes]:
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="out/").get("Contents", [])
+        return {item["Key"][len("out/"):]: s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+                for item in listed}
+
+    with fresh_postgres_database(POSTGRES_URL, "openaml_dask") as database_url:
+        env = {**AWS_ENV, "OPENAML_DATABASE_URL": database_url, "OPENAML_S3_ENDPOINT_URL": moto_url,
+               "OPENAML_ARTIFACTS_URI": "s3://openaml/artifacts/", "OPENAML_PARTITION_BYTES": str(PARTITION_BYTES)}
+        servers = [ServerProcess(tmp_path / name / "data", tmp_path / name,
+                                 ("--executor", "dask", "--dask-scheduler", scheduler_address), env)
+                   for name in ("a", "b")]
+        try:
+            for server in servers:
+                server.log_dir.mkdir()
+                server.start()
+            found = workflow(servers, output)
+            for server in servers:
+                assert server.logged_errors() == []
+                assert server.health()["jobs"]["cluster"] == {"connected": True, "threads_at_start": WORKERS}
+            pids = {server.process.pid for server in servers if server.process is not None}
+        finally:
+            for server in servers:
+                server.kill()
+    assert_matches_local_mode(found, local_mode, read_once=False)
+    logs = "".join(found[name] for name in ("training_data_log", "model_log", "evaluation_log", "batch_log"))
+    runs = [int(pid) for pid in re.findall(r": started on front end \S+-(\d+)-[0-9a-f]{8}$", logs, re.MULTILINE)]
+    assert len(runs) == 4 and set(runs) <= pids, (runs, pids)  # each job ran once, on one of the two
+    assert all(not (path / "data" / "s3").exists() and not (path / "data" / "artifacts").exists()
+               for path in (tmp_path / "a", tmp_path / "b"))  # nothing of the jobs on the front ends' disks
+
+
+def assert_matches_local_mode(found: dict[str, Any], expected: dict[str, Any], read_once: bool = True) -> None:
+    """Counts, splits and statistics as in local mode; the data read in partitions on the
+    workers (the two splits of the file in one read, when `read_once`: two front ends may
+    each run one) and the model trained on both workers; F1 within 0.005; the batch output's
+    layout."""
     assert found["datasources"] == expected["datasources"]
     assert_same_statistics(found["statistics"], expected["statistics"])
     # data-parallel: a pass per worker at a time; the pass of the worker killed ran again elsewhere
     assert "training on 2 Dask workers at once, over 4 partitions" in found["model_log"]
-    for mode in (expected, found):  # both splits of the file from one read, on Dask too
+    for mode in (expected, found) if read_once else ():  # both splits from one read, on Dask too
         assert "the data were read once for 2 datasources" in mode["training_data_log"]
     assert "in 4 partitions" in found["training_data_log"]
     assert "reading the 4 partitions of the data on the Dask workers" in found["evaluation_log"]

@@ -334,7 +334,7 @@ class JobEngine:
             job = Job(record, self.store, lambda line: self._log(record, line),
                       lambda idle: self._set_idle(key, idle), lambda: self._stop.is_set() or key in self._lost,
                       self.front_end.id, token)
-            job.log_line(f"{record.kind.value} {record.id}: started")
+            job.log_line(f"{record.kind.value} {record.id}: started on front end {self.front_end.id}")
             task = self.tasks.get(record.kind)
             if task is None:
                 raise InputError(f"{record.kind.value} jobs are not supported by this server yet")
