@@ -36,7 +36,7 @@ def output_names(model: Model) -> list[str]:
 def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
     """Per output column, the `limit` features with the largest |weight|, largest first; for
     boosted trees, the features whose splits gained the most, over all outputs."""
-    names = model.pipeline.feature_names()
+    names = model.feature_names()
     if model.trees is not None:
         gains = model.importance()
         best = [int(i) for i in np.argsort(-gains, kind="stable")[:limit] if gains[i] > 0]
@@ -64,7 +64,7 @@ def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
     largest |contribution| first (in score units before the link function)."""
     model = scorer.model
     ids, values = features(scorer, record)
-    names = model.pipeline.feature_names()
+    names = model.feature_names()
     parts = model.contributions(ids, values, output)
     found = np.flatnonzero(parts)  # a record's few features, of a model's many
     order = found[np.argsort(-np.abs(parts[found]), kind="stable")[:limit]]

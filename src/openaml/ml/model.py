@@ -10,7 +10,8 @@ Artifact (format "openaml-model", version 1): a ZIP archive holding
   bias.npy     float64 (outputs,).
 Version 2, a model of gradient-boosted trees (openaml.algorithm=gbdt): the same, with
 "algorithm": "gbdt" in the header, empty weights and zero bias, and
-  trees.txt    LightGBM's model text, whose trees split on the pipeline's features.
+  trees.txt    LightGBM's model text, whose trees split on the columns that ml.tree_columns
+               makes of the pipeline's features (a column per category source).
 (Version 1 readers refuse version 2 artifacts instead of scoring them as linear models.)
 The score threshold is not part of the artifact: it is the service's model attribute.
 """
@@ -30,6 +31,7 @@ from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.linear import linear_scores
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema, parse_schema
+from openaml.ml.tree_columns import TreeColumns
 from openaml.ml.trees import booster, importance, tree_contributions, tree_scores
 
 FORMAT = "openaml-model"
@@ -63,37 +65,48 @@ class Model:
     size_in_bytes: int = 0
     trees: str | None = None  # LightGBM's model text (openaml.algorithm=gbdt), instead of weights
     _booster: Any = field(default=None, init=False, repr=False, compare=False)
+    _columns: TreeColumns | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def algorithm(self) -> str:
         return "sgd" if self.trees is None else "gbdt"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_booster": None}  # sent as its text; loaded again where used
+        return {**self.__dict__, "_booster": None, "_columns": None}  # made again where used
 
     def raw_scores(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> np.ndarray:
         """The scores z (rows, outputs) of FeaturePipeline.rows() output, before the link."""
         if self.trees is None:
             return linear_scores(rows, self.weights, self.bias)
-        return tree_scores(rows, self._trees(), self.pipeline.n_features, len(self.bias))
+        return tree_scores(rows, self._trees(), self.tree_columns(), len(self.bias))
+
+    def feature_names(self) -> list[str]:
+        """The names of what the model weighs: the pipeline's features, or the trees' columns."""
+        return self.pipeline.feature_names() if self.trees is None else list(self.tree_columns().names)
 
     def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> np.ndarray:
-        """Each feature's part of one record's score `output` before the link (features `ids`
-        with `values`), (n_features,): value times weight, or the trees' SHAP values."""
+        """Each feature's part (feature_names()) of one record's score `output` before the link
+        (pipeline features `ids` with `values`): value times weight, or the trees' SHAP values."""
         if self.trees is None:
             parts = np.zeros(self.pipeline.n_features)
             parts[ids] = values * np.asarray(self.weights, np.float64)[ids, output]
             return parts
         rows = (np.array([0, len(ids)]), np.asarray(ids, np.int32), np.asarray(values, np.float64))
-        found: np.ndarray = tree_contributions(rows, self._trees(), self.pipeline.n_features,
+        found: np.ndarray = tree_contributions(rows, self._trees(), self.tree_columns(),
                                                len(self.bias))[0, output, :-1]
         return found
 
     def importance(self) -> np.ndarray:
-        """The trees' total split gain per feature (n_features,); a linear model has none."""
+        """The trees' total split gain per column (feature_names()); a linear model has none."""
         if self.trees is None:
             raise ValueError("A linear model's importance is its weights")
-        return importance(self._trees(), self.pipeline.n_features)
+        return importance(self._trees(), self.tree_columns().n_columns)
+
+    def tree_columns(self) -> TreeColumns:
+        """The columns the trees split on (made from the pipeline once, then kept)."""
+        if self._columns is None:
+            self._columns = TreeColumns.of(self.pipeline)
+        return self._columns
 
     def _trees(self) -> Any:
         if self._booster is None:

@@ -1,9 +1,10 @@
 """Gradient-boosted trees' scores of CSR feature rows (LightGBM, the `trees` extra).
 
 A model trained with openaml.algorithm=gbdt keeps the feature pipeline of the linear models
-(its recipe's features, in the same order) and, instead of weights, LightGBM's model text,
-whose trees split on those features. Its raw scores go through the same link as a linear
-model's (sigmoid, softmax, or the target's scale), so every output keeps its shape.
+(its recipe's features) and, instead of weights, LightGBM's model text, whose trees split on
+the columns that ml.tree_columns makes of those features (a column per category source, not
+one per category). Its raw scores go through the same link as a linear model's (sigmoid,
+softmax, or the target's scale), so every output keeps its shape.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from openaml.ml.errors import InputError
+from openaml.ml.tree_columns import Rows, TreeColumns
 
 EXTRA = "trees"
 
@@ -49,35 +51,26 @@ def booster(text: str) -> Any:
     return lightgbm().Booster(model_str=text)
 
 
-def feature_matrix(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], n_features: int) -> sp.csr_matrix:
-    """FeaturePipeline.rows() output (values None: every value 1) as a CSR matrix."""
-    indptr, indices, values = rows
-    data = np.ones(len(indices)) if values is None else values
-    return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_features))
-
-
-def tree_scores(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], trees: Any, n_features: int,
-                outputs: int) -> np.ndarray:
+def tree_scores(rows: Rows, trees: Any, columns: TreeColumns, outputs: int) -> np.ndarray:
     """The trees' raw scores (rows, outputs) of feature rows, before the link function. One
     thread: callers score two slices at once (execution.two_at_a_time)."""
     if len(rows[0]) <= 1:
         return np.zeros((0, outputs))
-    raw = trees.predict(feature_matrix(rows, n_features), raw_score=True, num_threads=1)
+    raw = trees.predict(columns.matrix(rows), raw_score=True, num_threads=1)
     return np.asarray(raw, np.float64).reshape(-1, outputs)
 
 
-def tree_contributions(rows: tuple[np.ndarray, np.ndarray, np.ndarray | None], trees: Any, n_features: int,
-                       outputs: int) -> np.ndarray:
-    """Each feature's contribution (SHAP values, exact for trees) to each row's raw scores,
-    (rows, outputs, n_features + 1), the last being the expected score: they sum to the score."""
-    raw = trees.predict(feature_matrix(rows, n_features), pred_contrib=True, num_threads=1)
+def tree_contributions(rows: Rows, trees: Any, columns: TreeColumns, outputs: int) -> np.ndarray:
+    """Each column's contribution (SHAP values, exact for trees) to each row's raw scores,
+    (rows, outputs, n_columns + 1), the last being the expected score: they sum to the score."""
+    raw = trees.predict(columns.matrix(rows), pred_contrib=True, num_threads=1)
     # of sparse input, LightGBM gives a sparse matrix, or one per class
     parts = raw if isinstance(raw, list) else [raw]
     dense = np.stack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts], axis=1)
-    return dense.reshape(-1, outputs, n_features + 1)
+    return dense.reshape(-1, outputs, columns.n_columns + 1)
 
 
-def importance(trees: Any, n_features: int) -> np.ndarray:
-    """Each feature's total gain over the splits on it (n_features,)."""
+def importance(trees: Any, n_columns: int) -> np.ndarray:
+    """Each column's total gain over the splits on it (n_columns,)."""
     gains = np.asarray(trees.feature_importance(importance_type="gain"), np.float64)
-    return np.pad(gains, (0, max(0, n_features - len(gains))))[:n_features]
+    return np.pad(gains, (0, max(0, n_columns - len(gains))))[:n_columns]

@@ -127,14 +127,16 @@ def test_a_records_contributions_sum_to_its_score(digits, tree_digits):
     values = np.ones(len(ids)) if values is None else values
     rows = (np.array([0, len(ids)]), ids, values)
     raw = model.raw_scores(rows)[0]
-    whole = tree_contributions(rows, model._trees(), model.pipeline.n_features, 10)[0]
-    assert np.allclose(whole.sum(axis=1), raw, atol=1e-6)  # features' parts + expected score
+    whole = tree_contributions(rows, model._trees(), model.tree_columns(), 10)[0]
+    assert np.allclose(whole.sum(axis=1), raw, atol=1e-6)  # columns' parts + expected score
+    names = model.feature_names()
+    assert len(names) == 64 == model.tree_columns().n_columns  # a column per pixel, not per pixel value
     for output in (0, 3):
         parts = model.contributions(ids, values, output)
-        assert parts.shape == (model.pipeline.n_features,) and np.count_nonzero(parts) > 0
+        assert parts.shape == (64,) and np.count_nonzero(parts) > 0
         assert np.array_equal(parts, whole[output, :-1])
     gains = model.importance()
-    assert gains.shape == (model.pipeline.n_features,) and gains.max() > 0
+    assert gains.shape == (64,) and gains.max() > 0
 
 
 def test_limits_and_stopping_of_a_tree_training(digits):
@@ -151,6 +153,50 @@ def test_limits_and_stopping_of_a_tree_training(digits):
     with pytest.raises(Cancelled):
         _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "500"},
                should_stop=stop_after_a_few)
+
+
+def _one_split(values: list[str], labels: list[bool], kind: str = "CATEGORICAL"):
+    """A BINARY model of one tree with one split (two leaves) on attribute x."""
+    schema = make_schema([("x", kind), ("y", "BINARY")], targetAttributeName="y")
+    batch = make_batch({"x": values, "y": ["1" if label else "0" for label in labels]})
+    params = {"openaml.algorithm": "gbdt", "gbdt.rounds": "1", "gbdt.leaves": "2", "gbdt.learningRate": "1",
+              "gbdt.minRecordsInLeaf": "1"}
+    model = train_model("BINARY", schema, '{"outputs": ["x"]}', parse_parameters(params, "BINARY"), None,
+                        lambda: iter([batch]))
+    return model, float(evaluate_model(model, [batch], schema).metrics["BinaryAUC"])
+
+
+def test_trees_split_on_a_category_column_not_one_hot_indicators():
+    """Categories that are all numbers (pixel values, bins) are ranked by value: one split
+    separates x >= 50, where one-hot indicators would isolate a single value. Other categories
+    are one categorical column: one split separates any set of them."""
+    numbers = [str(i % 100) for i in range(1000)]
+    model, auc = _one_split(numbers, [i % 100 >= 50 for i in range(1000)])
+    assert model.feature_names() == ["x"] and model.tree_columns().categorical == () and auc == 1.0
+    letters = [chr(ord("a") + i % 10) for i in range(1000)]
+    model, auc = _one_split(letters, [letter in "acegi" for letter in letters])
+    assert model.tree_columns().categorical == (0,) and auc == 1.0
+    # a category seen neither in training nor anywhere: code 0, scored like a missing one
+    scorer = RecordScorer(model)
+    assert predict_record(scorer, {"x": "zz"}, 0.5) == predict_record(scorer, {}, 0.5)
+
+
+def test_tree_columns_of_each_kind_of_source():
+    from openaml.ml.tree_columns import TreeColumns
+    schema = make_schema([("n", "NUMERIC"), ("c", "CATEGORICAL"), ("k", "CATEGORICAL"), ("t", "TEXT"),
+                          ("b", "BINARY"), ("y", "BINARY")], targetAttributeName="y")
+    batch = make_batch({"n": ["1.5", "", "3"], "c": ["10", "9", "100"], "k": ["b", "a", None],
+                        "t": ["x y", "y", ""], "b": ["yes", "no", "yes"], "y": ["1", "0", "1"]})
+    model = train_model("BINARY", schema, '{"outputs": ["n", "c", "k", "t", "b"]}',
+                        parse_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "1"}, "BINARY"), None,
+                        lambda: iter([batch]))
+    columns = TreeColumns.of(model.pipeline)
+    assert columns.names == ("n", "c", "k", "t:x", "t:y", "b") and columns.categorical == (2,)
+    matrix = columns.matrix(model.pipeline.rows(batch)).toarray()
+    assert matrix[:, 1].tolist() == [2, 1, 3]  # 9 < 10 < 100, though "10" < "100" < "9" as text
+    assert matrix[:, 2].tolist() == [2, 1, 0]  # vocabulary places; 0 for a missing category
+    assert matrix[:, 3:5].tolist() == [[1, 1], [0, 1], [0, 0]] and matrix[:, 5].tolist() == [1, 0, 1]
+    assert matrix[1, 0] == 0 and matrix[0, 0] < 0 < matrix[2, 0]  # standardized; missing: the mean
 
 
 def test_trees_use_text_and_category_features():

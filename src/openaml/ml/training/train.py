@@ -33,6 +33,7 @@ from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
 from openaml.ml.training.trees import fit_trees
+from openaml.ml.tree_columns import TreeColumns
 
 MAX_CLASSES = 100
 Batches = Callable[[], Iterator[pa.RecordBatch]]
@@ -83,9 +84,9 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
         return two_at_a_time(fitted.block, training(), execution)
 
     if params.trees is not None:
-        return fitted.tree_model(fit_trees(fitted.model_type, blocks(), fitted.pipeline.n_features, fitted.outputs,
-                                           params.trees, params.seed, memory_bytes * 3 // 4, should_stop,
-                                           execution, log))
+        return fitted.tree_model(fit_trees(fitted.model_type, blocks(), TreeColumns.of(fitted.pipeline),
+                                           fitted.outputs, params.trees, params.seed, memory_bytes * 3 // 4,
+                                           should_stop, execution, log))
     with threadpool_limits(limits=1):
         state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
                            fitted.rows, progress, memory_bytes * 3 // 4, should_stop, execution)

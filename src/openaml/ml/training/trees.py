@@ -1,8 +1,9 @@
 """Gradient-boosted trees on the recipe's features (openaml.algorithm=gbdt), with LightGBM.
 
 The records are read, fitted and turned into feature blocks as for a linear model; the blocks
-are gathered into one CSR matrix (boosting visits every record each round, so the features must
-fit the training's memory budget), and LightGBM fits the trees with the model type's objective:
+are gathered into one CSR matrix of the trees' columns (ml.tree_columns: a column per category
+source; boosting visits every record each round, so they must fit the training's memory
+budget), and LightGBM fits the trees with the model type's objective:
 binary or multiclass log loss, or squared error on the standardized target (the model's link
 then applies the target's scale, as for a linear model). Record weights are honoured;
 `should_stop` is asked before each round.
@@ -22,7 +23,8 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.training.blocks import Block, stack
 from openaml.ml.training.params import TreeParams
 from openaml.ml.training.stop import ShouldStop, check
-from openaml.ml.trees import feature_matrix, lightgbm
+from openaml.ml.tree_columns import TreeColumns
+from openaml.ml.trees import lightgbm
 
 OBJECTIVES = {ModelType.BINARY: "binary", ModelType.MULTICLASS: "multiclass", ModelType.REGRESSION: "regression"}
 
@@ -31,12 +33,12 @@ class TooLargeForTrees(InputError):
     """The training's features do not fit its memory budget in one matrix."""
 
 
-def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, outputs: int,
+def fit_trees(model_type: ModelType, blocks: Iterable[Block], columns: TreeColumns, outputs: int,
               params: TreeParams, seed: int, memory_bytes: int, should_stop: ShouldStop | None,
               execution: Execution, log: Callable[[str], None] | None = None) -> str:
     """LightGBM's model text of trees fitted on the blocks' records; `log` is told the records
-    and features, then the rounds done every tenth of them."""
-    features, y, w = _gathered(blocks, n_features, memory_bytes)
+    and columns, then the rounds done every tenth of them."""
+    features, y, w = _gathered(blocks, columns, memory_bytes)
     options: dict[str, Any] = {
         "objective": OBJECTIVES[model_type], "num_leaves": params.leaves,
         "learning_rate": params.learning_rate, "min_data_in_leaf": params.min_leaf_records,
@@ -56,9 +58,10 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, o
 
     library = lightgbm()
     if log is not None:
-        log(f"boosted trees on {features.shape[0]} records, {features.nnz} feature entries of "
-            f"{features.shape[1]} features: binning them")
-    data = library.Dataset(features, label=y, weight=w, params=options, free_raw_data=True).construct()
+        log(f"boosted trees on {features.shape[0]} records, {features.nnz} values in {features.shape[1]} "
+            f"columns ({len(columns.categorical)} categorical): binning them")
+    data = library.Dataset(features, label=y, weight=w, params=options, free_raw_data=True,
+                           categorical_feature=list(columns.categorical)).construct()
     del features  # LightGBM's binned copy is what the rounds read
     check(should_stop)
     trees = library.train(options, data, num_boost_round=params.rounds, callbacks=[each_round])
@@ -66,10 +69,11 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], n_features: int, o
     return text
 
 
-def _gathered(blocks: Iterable[Block], n_features: int, memory_bytes: int) -> tuple[sp.csr_matrix, np.ndarray,
-                                                                                      np.ndarray]:
-    """The blocks' records as one CSR matrix, their targets and weights. While the blocks are
-    copied into it, both are held: twice their size counts against the budget."""
+def _gathered(blocks: Iterable[Block], columns: TreeColumns, memory_bytes: int) -> tuple[sp.csr_matrix, np.ndarray,
+                                                                                          np.ndarray]:
+    """The blocks' records as one CSR matrix of the trees' columns, their targets and weights.
+    While the blocks are copied into it, both are held: twice their size counts against the
+    budget."""
     parts: list[Block] = []
     size = 0
     for block in blocks:
@@ -82,4 +86,4 @@ def _gathered(blocks: Iterable[Block], n_features: int, memory_bytes: int) -> tu
     whole = stack(parts) if parts else Block.empty()
     parts.clear()
     rows = (whole.indptr, whole.indices, whole.values if len(whole.values) else None)
-    return feature_matrix(rows, n_features), whole.y, whole.w
+    return columns.matrix(rows), whole.y, whole.w

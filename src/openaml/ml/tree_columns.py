@@ -1,0 +1,92 @@
+"""The columns boosted trees split on, made from the feature pipeline's rows (openaml.algorithm=gbdt).
+
+Trees need no one-hot encoding: a CATEGORICAL source (an attribute, a quantile bin, a
+cartesian product) becomes one column holding the code of the record's category, and a
+NUMERIC or BINARY source one column of its value as the linear model reads it (standardized;
+a missing number reads as the training mean, a missing yes/no as no). When every category of
+a source is a number (MNIST's pixel values, quantile bins), the codes are their ranks in
+numeric order and the trees split on them as ordered values; otherwise a code is the
+category's place in the vocabulary and LightGBM treats the column as categorical. Code 0 is
+a missing category, or one not seen in training. Token sources (text, n-grams, OSB) keep an
+indicator column per token, as the recipe made them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from openaml.ml.features.pipeline import FeaturePipeline
+from openaml.ml.recipes.nodes import CATEGORICAL
+
+Rows = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # FeaturePipeline.rows(): indptr, indices, values
+
+
+@dataclass(frozen=True)
+class TreeColumns:
+    """Where each pipeline feature goes: its column, and the code it puts there (NaN: the
+    feature's own value); the columns' names, and those LightGBM must treat as categorical."""
+
+    column: np.ndarray  # (n_features,) int32
+    code: np.ndarray  # (n_features,) float32
+    names: tuple[str, ...]
+    categorical: tuple[int, ...]
+
+    @classmethod
+    def of(cls, pipeline: FeaturePipeline) -> TreeColumns:
+        columns: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        names: list[str] = []
+        categorical: list[int] = []
+        feature_names = pipeline.feature_names()
+        for i, (source, vocab) in enumerate(zip(pipeline.sources, pipeline.vocabs)):
+            start, end = int(pipeline.offsets[i]), int(pipeline.offsets[i + 1])
+            if vocab is not None and source.kind == CATEGORICAL:
+                order = _numeric_order(vocab)
+                code = np.empty(end - start, np.float32)
+                if order is None:
+                    code[:] = np.arange(1, end - start + 1)
+                    categorical.append(len(names))
+                else:
+                    code[order] = np.arange(1, end - start + 1)
+                columns.append(np.full(end - start, len(names), np.int32))
+                codes.append(code)
+                names.append(source.canonical)
+            else:  # a number, a yes/no value, or one indicator per token: the features as they are
+                columns.append(np.arange(len(names), len(names) + end - start, dtype=np.int32))
+                codes.append(np.full(end - start, np.nan, np.float32))
+                names += feature_names[start:end]
+        return cls(_joined(columns, np.int32), _joined(codes, np.float32), tuple(names), tuple(categorical))
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.names)
+
+    def matrix(self, rows: Rows) -> sp.csr_matrix:
+        """The records of pipeline rows as a CSR matrix of the trees' columns (float32). A
+        row's features are in ascending order and each source's columns follow the previous
+        source's, so the row's columns ascend too (a categorical source has one feature a row)."""
+        indptr, indices, values = rows
+        code = self.code[indices]
+        own = np.ones(len(indices), np.float32) if values is None else values.astype(np.float32)
+        data = np.where(np.isnan(code), own, code)
+        return sp.csr_matrix((data, self.column[indices], indptr), shape=(len(indptr) - 1, self.n_columns))
+
+
+def _numeric_order(vocab: pa.Array) -> np.ndarray | None:
+    """The vocabulary's entries sorted by value when every one is a finite number, else None."""
+    try:
+        numbers = pc.cast(vocab, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if len(numbers) == 0 or not np.isfinite(numbers).all():
+        return None
+    return np.argsort(numbers, kind="stable")
+
+
+def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
