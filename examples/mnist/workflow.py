@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-labels", type=Path, default=None,
                         help="CSV of the true test labels (header 'label'), to report accuracy")
     parser.add_argument("--max-passes", default="10")
+    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
+                        help="another training parameter, e.g. openaml.algorithm=gbdt (repeatable)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait in all")
     parser.add_argument("--show-rows", type=int, default=5)
     return parser.parse_args(argv)
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         MLModelId=ids["model"], MLModelName="MNIST multiclass", MLModelType="MULTICLASS",
         TrainingDataSourceId=ids["ds-train"], RecipeUri=args.recipe_uri,
         Parameters={"sgd.maxPasses": args.max_passes, "sgd.maxMLModelSizeInBytes": "104857600",
-                    "sgd.l2RegularizationAmount": "1e-5", "sgd.shuffleType": "auto"})
+                    "sgd.l2RegularizationAmount": "1e-5", "sgd.shuffleType": "auto",
+                    **dict(item.split("=", 1) for item in args.parameter)})
     ml.create_evaluation(EvaluationId=ids["evaluation"], EvaluationName="MNIST evaluation",
                          MLModelId=ids["model"], EvaluationDataSourceId=ids["ds-eval"])
     ml.create_batch_prediction(

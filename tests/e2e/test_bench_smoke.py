@@ -36,6 +36,17 @@ def test_quick_benchmark_writes_its_result(tmp_path: Path) -> None:
     assert f"{training['passes']} passes (after {training['validation_passes']} passes of" in markdown
 
 
+def test_quick_trees_benchmark_compares_with_a_lightgbm_pipeline(tmp_path: Path) -> None:
+    document, markdown = _quick_bench(tmp_path, "--algorithm", "gbdt")
+    assert document["algorithm"] == "gbdt" and "sklearn" not in document
+    assert 0.5 < document["lightgbm"]["macro_f1"] <= 1.0 and document["lightgbm"]["rounds"] == 100
+    assert 0.5 < document["openaml"]["macro_f1"] <= 1.0, document["openaml"]
+    assert {"pipeline_vs_lightgbm", "f1_minus_lightgbm"} <= set(document["ratios"])
+    assert {"pipeline_vs_lightgbm", "trees_f1"} <= set(document["ratios"]["targets_met"])
+    assert document["openaml"]["jobs"]["training"]["passes"] == 0  # boosting rounds, not SGD passes
+    assert "| LightGBM pipeline (100 rounds) |" in markdown
+
+
 def test_quick_tabular_benchmark_writes_its_result(tmp_path: Path) -> None:
     document, markdown = _quick_bench(tmp_path, "--dataset", "tabular")
     [size] = document["sizes"]

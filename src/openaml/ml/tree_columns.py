@@ -3,12 +3,13 @@
 Trees need no one-hot encoding: a CATEGORICAL source (an attribute, a quantile bin, a
 cartesian product) becomes one column holding the code of the record's category, and a
 NUMERIC or BINARY source one column of its value as the linear model reads it (standardized;
-a missing number reads as the training mean, a missing yes/no as no). When every category of
-a source is a number (MNIST's pixel values, quantile bins), the codes are their ranks in
-numeric order and the trees split on them as ordered values; otherwise a code is the
-category's place in the vocabulary and LightGBM treats the column as categorical. Code 0 is
-a missing category, or one not seen in training. Token sources (text, n-grams, OSB) keep an
-indicator column per token, as the recipe made them.
+a missing yes/no reads as no). When every category of a source is a number (MNIST's pixel
+values, quantile bins), the codes are their ranks in numeric order (0 for the least) and the
+trees split on them as ordered values; otherwise a code is the category's place in the
+vocabulary and LightGBM treats the column as categorical. A missing number or category, or a
+category not seen in training, is missing to the trees (NaN): LightGBM sends it down the side
+of each split that suited the training's missing values. Token sources (text, n-grams, OSB)
+keep an indicator column per token, as the recipe made them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from openaml.ml.features.pipeline import FeaturePipeline
-from openaml.ml.recipes.nodes import CATEGORICAL
+from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC
 
 Rows = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # FeaturePipeline.rows(): indptr, indices, values
 
@@ -29,12 +30,14 @@ Rows = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # FeaturePipeline.row
 @dataclass(frozen=True)
 class TreeColumns:
     """Where each pipeline feature goes: its column, and the code it puts there (NaN: the
-    feature's own value); the columns' names, and those LightGBM must treat as categorical."""
+    feature's own value); the columns' names, those LightGBM must treat as categorical, and
+    those a record without a feature in them has missing (NUMERIC and CATEGORICAL sources)."""
 
     column: np.ndarray  # (n_features,) int32
     code: np.ndarray  # (n_features,) float32
     names: tuple[str, ...]
     categorical: tuple[int, ...]
+    valued: np.ndarray  # (n_columns,) bool: absent means missing, not 0
 
     @classmethod
     def of(cls, pipeline: FeaturePipeline) -> TreeColumns:
@@ -42,6 +45,7 @@ class TreeColumns:
         codes: list[np.ndarray] = []
         names: list[str] = []
         categorical: list[int] = []
+        valued: list[bool] = []
         feature_names = pipeline.feature_names()
         for i, (source, vocab) in enumerate(zip(pipeline.sources, pipeline.vocabs)):
             start, end = int(pipeline.offsets[i]), int(pipeline.offsets[i + 1])
@@ -49,32 +53,47 @@ class TreeColumns:
                 order = _numeric_order(vocab)
                 code = np.empty(end - start, np.float32)
                 if order is None:
-                    code[:] = np.arange(1, end - start + 1)
+                    code[:] = np.arange(end - start)
                     categorical.append(len(names))
                 else:
-                    code[order] = np.arange(1, end - start + 1)
+                    code[order] = np.arange(end - start)
                 columns.append(np.full(end - start, len(names), np.int32))
                 codes.append(code)
                 names.append(source.canonical)
+                valued.append(True)
             else:  # a number, a yes/no value, or one indicator per token: the features as they are
                 columns.append(np.arange(len(names), len(names) + end - start, dtype=np.int32))
                 codes.append(np.full(end - start, np.nan, np.float32))
                 names += feature_names[start:end]
-        return cls(_joined(columns, np.int32), _joined(codes, np.float32), tuple(names), tuple(categorical))
+                valued += [vocab is None and source.kind == NUMERIC] * (end - start)
+        return cls(_joined(columns, np.int32), _joined(codes, np.float32), tuple(names), tuple(categorical),
+                   np.array(valued, bool))
 
     @property
     def n_columns(self) -> int:
         return len(self.names)
 
     def matrix(self, rows: Rows) -> sp.csr_matrix:
-        """The records of pipeline rows as a CSR matrix of the trees' columns (float32). A
-        row's features are in ascending order and each source's columns follow the previous
-        source's, so the row's columns ascend too (a categorical source has one feature a row)."""
+        """The records of pipeline rows as a CSR matrix of the trees' columns (float32), NaN
+        where a record has no value in a valued column. A row's features ascend and each
+        source's columns follow the previous source's, so the row's columns ascend too (a
+        categorical source has one feature a row)."""
         indptr, indices, values = rows
+        n = len(indptr) - 1
         code = self.code[indices]
         own = np.ones(len(indices), np.float32) if values is None else values.astype(np.float32)
         data = np.where(np.isnan(code), own, code)
-        return sp.csr_matrix((data, self.column[indices], indptr), shape=(len(indptr) - 1, self.n_columns))
+        columns = self.column[indices]
+        present = sp.csr_matrix((np.ones(len(columns), bool), columns, indptr), shape=(n, self.n_columns))
+        missing = ~present[:, self.valued].toarray() if self.valued.any() else np.zeros((n, 0), bool)
+        if not missing.any():  # every value there (MNIST's pixels)
+            return sp.csr_matrix((data, columns, indptr), shape=(n, self.n_columns))
+        rows_missing, which = np.nonzero(missing)
+        entries = np.repeat(np.arange(n), np.diff(indptr))
+        return sp.csr_matrix((np.concatenate([data, np.full(len(which), np.nan, np.float32)]),
+                              (np.concatenate([entries, rows_missing]),
+                               np.concatenate([columns, np.flatnonzero(self.valued)[which]]))),
+                             shape=(n, self.n_columns))
 
 
 def _numeric_order(vocab: pa.Array) -> np.ndarray | None:

@@ -193,10 +193,13 @@ def test_tree_columns_of_each_kind_of_source():
     columns = TreeColumns.of(model.pipeline)
     assert columns.names == ("n", "c", "k", "t:x", "t:y", "b") and columns.categorical == (2,)
     matrix = columns.matrix(model.pipeline.rows(batch)).toarray()
-    assert matrix[:, 1].tolist() == [2, 1, 3]  # 9 < 10 < 100, though "10" < "100" < "9" as text
-    assert matrix[:, 2].tolist() == [2, 1, 0]  # vocabulary places; 0 for a missing category
+    assert matrix[:, 1].tolist() == [1, 0, 2]  # 9 < 10 < 100, though "10" < "100" < "9" as text
+    assert matrix[:2, 2].tolist() == [1, 0] and np.isnan(matrix[2, 2])  # vocabulary places; missing
     assert matrix[:, 3:5].tolist() == [[1, 1], [0, 1], [0, 0]] and matrix[:, 5].tolist() == [1, 0, 1]
-    assert matrix[1, 0] == 0 and matrix[0, 0] < 0 < matrix[2, 0]  # standardized; missing: the mean
+    assert np.isnan(matrix[1, 0]) and matrix[0, 0] < 0 < matrix[2, 0]  # standardized; missing
+    unseen = make_batch({"n": ["2"], "c": ["7"], "k": ["q"], "t": ["z"], "b": [""], "y": ["1"]})
+    row = columns.matrix(model.pipeline.rows(unseen)).toarray()[0]
+    assert np.isnan(row[1]) and np.isnan(row[2]) and row[3:].tolist() == [0, 0, 0]  # not seen: missing
 
 
 def test_trees_use_text_and_category_features():

@@ -43,7 +43,7 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], columns: TreeColum
         "objective": OBJECTIVES[model_type], "num_leaves": params.leaves,
         "learning_rate": params.learning_rate, "min_data_in_leaf": params.min_leaf_records,
         "num_threads": execution.threads, "seed": seed, "deterministic": True, "force_row_wise": True,
-        "verbosity": -1, "feature_pre_filter": False,  # the Dataset is binned with these options too
+        "verbosity": -1,  # the Dataset is binned with these options too: min_data_in_leaf filters features
     }
     if model_type == ModelType.MULTICLASS:
         options["num_class"] = outputs
