@@ -49,11 +49,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-labels", type=Path, default=None,
                         help="CSV of the true test labels (header 'label'), to report accuracy")
     parser.add_argument("--max-passes", default="10")
-    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                         help="another training parameter, e.g. openaml.algorithm=gbdt (repeatable)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait in all")
     parser.add_argument("--show-rows", type=int, default=5)
     return parser.parse_args(argv)
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """KEY=VALUE as (KEY, VALUE)."""
+    key, equals, value = text.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         TrainingDataSourceId=ids["ds-train"], RecipeUri=args.recipe_uri,
         Parameters={"sgd.maxPasses": args.max_passes, "sgd.maxMLModelSizeInBytes": "104857600",
                     "sgd.l2RegularizationAmount": "1e-5", "sgd.shuffleType": "auto",
-                    **dict(item.split("=", 1) for item in args.parameter)})
+                    **dict(args.parameter)})
     ml.create_evaluation(EvaluationId=ids["evaluation"], EvaluationName="MNIST evaluation",
                          MLModelId=ids["model"], EvaluationDataSourceId=ids["ds-eval"])
     ml.create_batch_prediction(

@@ -162,7 +162,8 @@ def test_a_front_end_never_runs_one_job_twice_at_once(tmp_path: Path) -> None:
     def slow(job: Job) -> DataSourceResult:
         runs.append(f"fe0:{job.lease}")
         fe0_running.set()
-        fe1_done.wait(30)
+        while not fe1_done.wait(0.01) and not job.stopping():  # the engine's stop ends a failed test
+            pass
         assert job.cancelled()
         fe0_ended.set()
         raise InputError("fe0 gave up")
@@ -178,7 +179,8 @@ def test_a_front_end_never_runs_one_job_twice_at_once(tmp_path: Path) -> None:
         assert fe0_running.wait(10)
         with store.engine.begin() as conn:  # its lease runs out, as if its heartbeats were late
             conn.execute(update(job_leases).values(expires_at=0))
-        assert fe0.recover() != []       # any front end requeues it; fe0's scheduler sees it PENDING
+        fe0.recover()  # any front end requeues it (fe1's heartbeat may have, already)
+        assert store.get(KIND, "ds").status is Status.PENDING
         fe0.schedule_once()
         assert store.get(KIND, "ds").status is Status.PENDING  # not claimed again by fe0
         fe1.resume()
@@ -211,19 +213,21 @@ def test_a_pause_waits_for_the_scheduling_pass_under_way(tmp_path: Path) -> None
     started: list[str] = []
     with engines(tmp_path, [lambda job: (started.append(job.record.id), DataSourceResult(0, 0, ()))[1]]) \
             as (store, (fe0,)):
-        listing, release = threading.Event(), threading.Event()
+        listing, release, patched = threading.Event(), threading.Event(), threading.Event()
         read = fe0.store.with_status
 
         def slow_listing(*args: object, **kwargs: object) -> list[EntityRecord]:
+            patched.set()
             found = read(*args, **kwargs)  # type: ignore[arg-type]
             if any(record.id == "ds-late" for record in found):
                 listing.set()
                 release.wait(5)
             return found
 
-        # patched before the job exists: a pass between the two would otherwise claim it (seen
-        # under load)
+        # the job is made once a pass has listed through the patch: a pass that began before
+        # it (and has ended since) would otherwise claim the job (seen under load)
         fe0.store.with_status = slow_listing  # type: ignore[method-assign]
+        assert patched.wait(5)
         pending(store, "ds-late")
         assert listing.wait(5)      # a pass has listed the PENDING job and is about to claim it
         pausing = threading.Thread(target=fe0.pause)

@@ -1,15 +1,17 @@
 """The columns boosted trees split on, made from the feature pipeline's rows (openaml.algorithm=gbdt).
 
-Trees need no one-hot encoding: a CATEGORICAL source (an attribute, a quantile bin, a
-cartesian product) becomes one column holding the code of the record's category, and a
-NUMERIC or BINARY source one column of its value as the linear model reads it (standardized;
-a missing yes/no reads as no). When every category of a source is a number (MNIST's pixel
-values, quantile bins), the codes are their ranks in numeric order (0 for the least) and the
-trees split on them as ordered values; otherwise a code is the category's place in the
-vocabulary and LightGBM treats the column as categorical. A missing number or category, or a
-category not seen in training, is missing to the trees (NaN): LightGBM sends it down the side
-of each split that suited the training's missing values. Token sources (text, n-grams, OSB)
-keep an indicator column per token, as the recipe made them.
+Trees need no one-hot encoding: a CATEGORICAL source (an attribute, a quantile bin) becomes
+one column holding the code of the record's category, and a NUMERIC or BINARY source one
+column of its value as the linear model reads it (standardized: a missing number reads as the
+training mean, as it does for the linear model; a missing yes/no as no). When every category
+of a source is a number (MNIST's pixel values, quantile bins), the codes are their ranks in
+numeric order (0 for the least) and the trees split on them as ordered values; otherwise a
+code is the category's place in the vocabulary and LightGBM treats the column as categorical.
+A missing category, or one not seen in training, is missing to the trees (NaN): where the
+training had missing values in the column, LightGBM sends it down the side of each split that
+suited them; where it had none, LightGBM reads it as 0 (the least ranked category, or the
+first of the vocabulary). Token sources (text, n-grams, OSB, cartesian products) keep an
+indicator column per token, as the recipe made them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from openaml.ml.features.pipeline import FeaturePipeline
-from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC
+from openaml.ml.recipes.nodes import CATEGORICAL
 
 Rows = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # FeaturePipeline.rows(): indptr, indices, values
 
@@ -31,13 +33,13 @@ Rows = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # FeaturePipeline.row
 class TreeColumns:
     """Where each pipeline feature goes: its column, and the code it puts there (NaN: the
     feature's own value); the columns' names, those LightGBM must treat as categorical, and
-    those a record without a feature in them has missing (NUMERIC and CATEGORICAL sources)."""
+    those of category codes, where a record without a feature has its category missing."""
 
     column: np.ndarray  # (n_features,) int32
     code: np.ndarray  # (n_features,) float32
     names: tuple[str, ...]
     categorical: tuple[int, ...]
-    valued: np.ndarray  # (n_columns,) bool: absent means missing, not 0
+    coded: np.ndarray  # (n_columns,) bool: absent means missing, not 0
 
     @classmethod
     def of(cls, pipeline: FeaturePipeline) -> TreeColumns:
@@ -45,7 +47,7 @@ class TreeColumns:
         codes: list[np.ndarray] = []
         names: list[str] = []
         categorical: list[int] = []
-        valued: list[bool] = []
+        coded: list[bool] = []
         feature_names = pipeline.feature_names()
         for i, (source, vocab) in enumerate(zip(pipeline.sources, pipeline.vocabs)):
             start, end = int(pipeline.offsets[i]), int(pipeline.offsets[i + 1])
@@ -60,14 +62,14 @@ class TreeColumns:
                 columns.append(np.full(end - start, len(names), np.int32))
                 codes.append(code)
                 names.append(source.canonical)
-                valued.append(True)
+                coded.append(True)
             else:  # a number, a yes/no value, or one indicator per token: the features as they are
                 columns.append(np.arange(len(names), len(names) + end - start, dtype=np.int32))
                 codes.append(np.full(end - start, np.nan, np.float32))
                 names += feature_names[start:end]
-                valued += [vocab is None and source.kind == NUMERIC] * (end - start)
+                coded += [False] * (end - start)
         return cls(_joined(columns, np.int32), _joined(codes, np.float32), tuple(names), tuple(categorical),
-                   np.array(valued, bool))
+                   np.array(coded, bool))
 
     @property
     def n_columns(self) -> int:
@@ -75,25 +77,36 @@ class TreeColumns:
 
     def matrix(self, rows: Rows) -> sp.csr_matrix:
         """The records of pipeline rows as a CSR matrix of the trees' columns (float32), NaN
-        where a record has no value in a valued column. A row's features ascend and each
+        where a record has no category in a column of codes. A row's features ascend and each
         source's columns follow the previous source's, so the row's columns ascend too (a
-        categorical source has one feature a row)."""
+        categorical source has one feature a row). Its temporaries are a few times the rows'
+        size: callers pass a block at a time."""
         indptr, indices, values = rows
         n = len(indptr) - 1
         code = self.code[indices]
         own = np.ones(len(indices), np.float32) if values is None else values.astype(np.float32)
         data = np.where(np.isnan(code), own, code)
         columns = self.column[indices]
-        present = sp.csr_matrix((np.ones(len(columns), bool), columns, indptr), shape=(n, self.n_columns))
-        missing = ~present[:, self.valued].toarray() if self.valued.any() else np.zeros((n, 0), bool)
-        if not missing.any():  # every value there (MNIST's pixels)
-            return sp.csr_matrix((data, columns, indptr), shape=(n, self.n_columns))
-        rows_missing, which = np.nonzero(missing)
-        entries = np.repeat(np.arange(n), np.diff(indptr))
-        return sp.csr_matrix((np.concatenate([data, np.full(len(which), np.nan, np.float32)]),
-                              (np.concatenate([entries, rows_missing]),
-                               np.concatenate([columns, np.flatnonzero(self.valued)[which]]))),
-                             shape=(n, self.n_columns))
+        whole = sp.csr_matrix((data, columns, indptr), shape=(n, self.n_columns))
+        coded = np.flatnonzero(self.coded)
+        hit = self.coded[columns]
+        counted = np.concatenate(([0], np.cumsum(hit, dtype=np.int64)))
+        short = np.flatnonzero(counted[indptr[1:]] - counted[indptr[:-1]] < len(coded))
+        if len(short) == 0:  # every category there (MNIST's pixels)
+            return whole
+        # the rows missing a category: which of the coded columns each one has
+        place = np.full(self.n_columns, -1, np.int64)
+        place[coded] = np.arange(len(coded))
+        lengths = indptr[short + 1] - indptr[short]
+        entry = np.repeat(indptr[short] - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+        of_row = np.repeat(np.arange(len(short)), lengths)
+        keep = hit[entry]
+        has = np.zeros((len(short), len(coded)), bool)
+        has[of_row[keep], place[columns[entry[keep]]]] = True
+        at, which = np.nonzero(~has)
+        missing = sp.csr_matrix((np.full(len(at), np.nan, np.float32), (short[at], coded[which])),
+                                shape=(n, self.n_columns))
+        return _merged(whole, missing)
 
 
 def _numeric_order(vocab: pa.Array) -> np.ndarray | None:
@@ -105,6 +118,13 @@ def _numeric_order(vocab: pa.Array) -> np.ndarray | None:
     if len(numbers) == 0 or not np.isfinite(numbers).all():
         return None
     return np.argsort(numbers, kind="stable")
+
+
+def _merged(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    """The entries of two CSR matrices with no position in common (NaN kept: a sum would add)."""
+    a, b = a.tocoo(), b.tocoo()
+    return sp.csr_matrix((np.concatenate([a.data, b.data]), (np.concatenate([a.row, b.row]),
+                                                             np.concatenate([a.col, b.col]))), shape=a.shape)
 
 
 def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:

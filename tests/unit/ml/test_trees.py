@@ -176,7 +176,7 @@ def test_trees_split_on_a_category_column_not_one_hot_indicators():
     letters = [chr(ord("a") + i % 10) for i in range(1000)]
     model, auc = _one_split(letters, [letter in "acegi" for letter in letters])
     assert model.tree_columns().categorical == (0,) and auc == 1.0
-    # a category seen neither in training nor anywhere: code 0, scored like a missing one
+    # a category not seen in training is scored like a missing one
     scorer = RecordScorer(model)
     assert predict_record(scorer, {"x": "zz"}, 0.5) == predict_record(scorer, {}, 0.5)
 
@@ -196,10 +196,28 @@ def test_tree_columns_of_each_kind_of_source():
     assert matrix[:, 1].tolist() == [1, 0, 2]  # 9 < 10 < 100, though "10" < "100" < "9" as text
     assert matrix[:2, 2].tolist() == [1, 0] and np.isnan(matrix[2, 2])  # vocabulary places; missing
     assert matrix[:, 3:5].tolist() == [[1, 1], [0, 1], [0, 0]] and matrix[:, 5].tolist() == [1, 0, 1]
-    assert np.isnan(matrix[1, 0]) and matrix[0, 0] < 0 < matrix[2, 0]  # standardized; missing
+    assert matrix[1, 0] == 0 and matrix[0, 0] < 0 < matrix[2, 0]  # standardized; missing: the mean
     unseen = make_batch({"n": ["2"], "c": ["7"], "k": ["q"], "t": ["z"], "b": [""], "y": ["1"]})
     row = columns.matrix(model.pipeline.rows(unseen)).toarray()[0]
     assert np.isnan(row[1]) and np.isnan(row[2]) and row[3:].tolist() == [0, 0, 0]  # not seen: missing
+
+
+def test_batch_and_predict_agree_on_a_number_at_its_mean_beside_text():
+    """With text in the recipe, batch features drop zero values: a standardized number at the
+    training mean (0) is absent there, present in Predict's features. Both must score alike."""
+    schema = make_schema([("n", "NUMERIC"), ("t", "TEXT"), ("y", "BINARY")], targetAttributeName="y")
+    values = [str(v) for v in (1, 2, 3) * 100]  # mean 2
+    batch = make_batch({"n": values, "t": ["a b" if v == "3" else "c" for v in values],
+                        "y": ["1" if v == "2" else "0" for v in values]})  # the mean is the class
+    model = train_model("BINARY", schema, '{"outputs": ["n", "t"]}',
+                        parse_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "10",
+                                          "gbdt.minRecordsInLeaf": "5"}, "BINARY"), None, lambda: iter([batch]))
+    scores = model.score_batch(batch)
+    scorer = RecordScorer(model)
+    for row in range(3):
+        answer = predict_record(scorer, {"n": values[row], "t": batch.column("t")[row].as_py()}, 0.5)
+        [score] = answer["predictedScores"].values()  # P(1), whichever label
+        assert np.isclose(score, scores[row], atol=1e-6)
 
 
 def test_trees_use_text_and_category_features():

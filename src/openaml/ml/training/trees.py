@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from openaml.ml.errors import InputError
 from openaml.ml.execution import Execution
 from openaml.ml.model_type import ModelType
-from openaml.ml.training.blocks import Block, stack
+from openaml.ml.training.blocks import Block
 from openaml.ml.training.params import TreeParams
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.tree_columns import TreeColumns
@@ -71,19 +71,25 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], columns: TreeColum
 
 def _gathered(blocks: Iterable[Block], columns: TreeColumns, memory_bytes: int) -> tuple[sp.csr_matrix, np.ndarray,
                                                                                           np.ndarray]:
-    """The blocks' records as one CSR matrix of the trees' columns, their targets and weights.
-    While the blocks are copied into it, both are held: twice their size counts against the
-    budget."""
-    parts: list[Block] = []
+    """The blocks' records as one CSR matrix of the trees' columns, their targets and weights:
+    each block made into the trees' columns as it comes, then the parts stacked. While they
+    are stacked, parts and whole are held: twice their size counts against the budget."""
+    parts: list[sp.csr_matrix] = []
+    targets: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
     size = 0
     for block in blocks:
-        size += block.nbytes + (0 if len(block.values) else 8 * len(block.indices))
+        part = columns.matrix((block.indptr, block.indices, block.values if len(block.values) else None))
+        size += part.data.nbytes + part.indices.nbytes + part.indptr.nbytes + block.y.nbytes + block.w.nbytes
         if 2 * size > memory_bytes:
             raise TooLargeForTrees(
                 f"Boosted trees need the training records' features in memory at once: they take "
                 f"more than this training's budget of {memory_bytes // 2**20} MiB")
-        parts.append(block)
-    whole = stack(parts) if parts else Block.empty()
+        parts.append(part)
+        targets.append(block.y)
+        weights.append(block.w)
+    if not parts:
+        return sp.csr_matrix((0, columns.n_columns), dtype=np.float32), np.zeros(0), np.zeros(0)
+    whole = sp.vstack(parts, format="csr")
     parts.clear()
-    rows = (whole.indptr, whole.indices, whole.values if len(whole.values) else None)
-    return columns.matrix(rows), whole.y, whole.w
+    return whole, np.concatenate(targets), np.concatenate(weights)
