@@ -48,6 +48,7 @@ from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.console_port import ServicePort
 from openaml.service.context import RequestContext, wall_clock_ms
+from openaml.service.endpoints import EXPLAIN_HEADER
 from openaml.service.migration import migrate
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import ConfigurationError, Settings
@@ -199,7 +200,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         key = verify_request(method, url, headers, body, keys.get if keys else None,
                              now=dt.datetime.now(dt.UTC), admitted=admitted)
         user = users.get(key)
-        return context.request_context(f"arn:aws:iam::{settings.account_id}:user/{user}" if user else None)
+        return context.request_context(f"arn:aws:iam::{settings.account_id}:user/{user}" if user else None,
+                                       headers.get(EXPLAIN_HEADER))
 
     def served_inline(operation: str, params: dict[str, Any]) -> bool:
         """Predict on a mounted endpoint needs neither the store nor the disk."""

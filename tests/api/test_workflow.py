@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import json
+import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -161,6 +163,7 @@ def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, 
     prediction = ml.predict(MLModelId=ids["model"], Record={**record, "unknown": "ignored"},
                             PredictEndpoint=ready["EndpointInfo"]["EndpointUrl"])["Prediction"]
     assert prediction["details"] == {"Algorithm": "SGD", "PredictiveModelType": kind}
+    _check_explanation(ml, ids["model"], record, prediction, kind, algorithm, server.settings.base_url)
     if kind == "REGRESSION":
         assert isinstance(prediction["predictedValue"], float)
         assert "predictedLabel" not in prediction
@@ -183,6 +186,41 @@ def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, 
     with pytest.raises(ClientError) as err:
         ml.predict(MLModelId=ids["model"], Record=record, PredictEndpoint=server.settings.base_url)
     assert error_code(err) == "PredictorNotMountedException"
+
+
+@contextlib.contextmanager
+def _explaining(ml: Any, value: str) -> Iterator[None]:
+    """Predict calls of `ml` carry X-OpenAML-Explain: `value` (signed, as a user's hook adds it)."""
+    def add(request: Any, **_: Any) -> None:
+        request.headers["X-OpenAML-Explain"] = value
+
+    ml.meta.events.register("before-sign.machine-learning.Predict", add)
+    try:
+        yield
+    finally:
+        ml.meta.events.unregister("before-sign.machine-learning.Predict", add)
+
+
+def _check_explanation(ml: Any, model_id: str, record: dict[str, str], plain: dict[str, Any], kind: str,
+                       algorithm: str, url: str) -> None:
+    """Asked for, Predict's details carry the record's contributions, which add up to the score
+    before the link; the prediction itself is the one given without the header."""
+    with _explaining(ml, "3"):
+        prediction = ml.predict(MLModelId=model_id, Record=record, PredictEndpoint=url)["Prediction"]
+    explained = json.loads(prediction["details"].pop("OpenAML.Explanation"))
+    assert prediction == plain
+    assert explained["algorithm"] == algorithm and len(explained["contributions"]) <= 3
+    assert explained["output"] == {"BINARY": "score (class 1)", "REGRESSION": "predicted value"}.get(
+        kind, plain.get("predictedLabel"))
+    total = explained["baseline"] + sum(c["value"] for c in explained["contributions"]) + explained["rest"]
+    assert total == pytest.approx(explained["score"], abs=1e-5)
+    if kind == "BINARY":  # the score is the log-odds of class 1
+        assert 1 / (1 + math.exp(-explained["score"])) == pytest.approx(next(iter(plain["predictedScores"].values())),
+                                                                        abs=1e-5)
+    for wrong in ("0", "101", "many", ""):
+        with _explaining(ml, wrong), pytest.raises(ClientError) as err:
+            ml.predict(MLModelId=model_id, Record=record, PredictEndpoint=url)
+        assert error_code(err) == "InvalidInputException" and "X-OpenAML-Explain" in str(err.value)
 
 
 def _wait_endpoint(ml: Any, model_id: str) -> dict[str, Any]:

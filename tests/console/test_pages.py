@@ -17,7 +17,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from openaml.console import build_console, explain
+from openaml.console import build_console
 from openaml.jobs.record_info import progress_info
 from openaml.ml.data.statistics_document import (
     AttributeStatistics,
@@ -29,6 +29,7 @@ from openaml.ml.data.statistics_document import (
     TargetStatistics,
 )
 from openaml.ml.prediction import RecordScorer
+from openaml.ml.prediction.explanations import contributions
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import AttributeType, parse_schema
 from openaml.ml.training import SGDParams, train_model
@@ -292,7 +293,7 @@ def test_contributions_are_feature_values_times_weights() -> None:
     x = model.pipeline.transform(row).toarray()[0]
     for output in range(len(model.classes)):
         expected = {names[i]: x[i] * model.weights[i, output] for i in np.flatnonzero(x)}
-        got = dict(explain.contributions(RecordScorer(model), record, output))
+        got = dict(contributions(RecordScorer(model), record, output)[0])
         assert got == pytest.approx({k: v for k, v in expected.items() if v != 0})
         z = x @ model.weights[:, output] + model.bias[output]
         assert sum(got.values()) + model.bias[output] == pytest.approx(z)

@@ -142,9 +142,11 @@ def test_the_readme_works_top_to_bottom_as_pasted(served: Served) -> None:
             continue  # the AWS CLI is not installed here
         else:
             ran.append(run_shell(code, served))
-    predicted, aws_cli, trees, offline = ran[1], ran[2:-2], ran[-2], ran[-1]
+    predicted, aws_cli, trees, explained, offline = ran[1], ran[2:-3], ran[-3], ran[-2], ran[-1]
     assert re.search(r"predicted digit: \d", predicted)
     assert trees.strip().splitlines()[-1] == "gbdt"
+    assert re.fullmatch(r"\d -?[\d.e-]+ \[\{'feature': 'pixel\d+', 'value': .*\] -?[\d.e-]+ -?[\d.e-]+",
+                        explained.strip().splitlines()[-1])
     assert all(json.loads(out)["Results"][0]["MLModelId"] == "ml-1" for out in aws_cli)
     labels = ast.literal_eval(offline.strip())
     assert len(labels) == 20 and set(labels) <= set("0123456789")

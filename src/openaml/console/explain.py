@@ -1,11 +1,6 @@
-"""What a model says about itself: its largest weights and one record's contributions.
-
-A linear model scores z = x · W + b (W: n_features × outputs, see `openaml.ml.model`), so a
-feature's contribution to output k for a record is x_f · W[f, k]; the contributions plus the
-bias sum to z_k (before the link function; REGRESSION outputs are then scaled by the target's
-std). Boosted trees (openaml.algorithm=gbdt) show their features' total split gain instead of
-weights, and a record's SHAP values (exact for trees) as its contributions, which sum with the
-trees' expected score to z_k.
+"""What a model says about itself: its largest weights (or the trees' split gains), a
+prediction of a record typed in the console, and what the model did with that record's values.
+A record's contributions come from openaml.ml.prediction.explanations.
 """
 
 from __future__ import annotations
@@ -18,19 +13,12 @@ import pyarrow.compute as pc
 
 from openaml.ml.features.record import attribute_value
 from openaml.ml.model import Model
-from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, predict_record
+from openaml.ml.prediction.explanations import output_names
 from openaml.ml.recipes.nodes import CATEGORICAL, Attr
 from openaml.ml.schema import AttributeType
 
 SHOWN_NAMES = 8  # attribute names listed in one warning
-
-
-def output_names(model: Model) -> list[str]:
-    """One name per weight column: the classes for MULTICLASS, else the single score."""
-    if model.model_type == ModelType.MULTICLASS:
-        return list(model.classes)
-    return ["score (class 1)" if model.model_type == ModelType.BINARY else "predicted value"]
 
 
 def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
@@ -50,33 +38,6 @@ def top_weights(model: Model, limit: int = 10) -> list[dict[str, Any]]:
         out.append({"output": output, "bias": float(np.ravel(model.bias)[k]),
                     "features": [(names[i] if i < len(names) else f"#{i}", float(column[i])) for i in order]})
     return out
-
-
-def features(scorer: RecordScorer, record: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """The record's feature ids and values, in feature order: the very features Predict scores."""
-    ids, values = scorer.sorted_features(record)
-    return ids, np.ones(len(ids)) if values is None else values
-
-
-def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
-                  limit: int = 15) -> list[tuple[str, float]]:
-    """The non-zero features of `record` times their weight for output column `output`,
-    largest |contribution| first (in score units before the link function)."""
-    model = scorer.model
-    ids, values = features(scorer, record)
-    names = model.feature_names()
-    parts = model.contributions(ids, values, output)
-    found = np.flatnonzero(parts)  # a record's few features, of a model's many
-    order = found[np.argsort(-np.abs(parts[found]), kind="stable")[:limit]]
-    return [(names[i] if i < len(names) else f"#{i}", float(parts[i])) for i in order]
-
-
-def output_index(model: Model, prediction: dict[str, Any]) -> int:
-    """The weight column that explains a prediction: the predicted class for MULTICLASS."""
-    if model.model_type != ModelType.MULTICLASS:
-        return 0
-    label = str(prediction.get("predictedLabel", ""))
-    return model.classes.index(label) if label in model.classes else 0
 
 
 def predict(scorer: RecordScorer, record: dict[str, str], threshold: float) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
 from openaml.ml.metrics.report import BinaryDetails, MulticlassDetails, RegressionDetails
+from openaml.ml.prediction.explanations import contributions, output_index, output_names
 from openaml.ml.training.progress import TrainingProgress
 
 OVERVIEW_ROWS = 10
@@ -343,10 +344,10 @@ class Pages:
         except (ValueError, KeyError) as exc:
             context.update(error=f"The record cannot be scored: {exc}", status_code=400)
             return context
-        output = explain.output_index(loaded.model, prediction)
-        parts = explain.contributions(loaded.scorer, record, output)
+        output = output_index(loaded.model, prediction)
+        parts, _, _ = contributions(loaded.scorer, record, output)
         context.update(
-            record=record, prediction=prediction, output_name=explain.output_names(loaded.model)[output],
+            record=record, prediction=prediction, output_name=output_names(loaded.model)[output],
             result=_prediction_view(loaded.model.model_type.value, prediction, threshold,
                                     m.get("ScoreThresholdLastUpdatedAt") is not None),
             warnings=explain.record_warnings(loaded.model, record),

@@ -8,6 +8,7 @@ explanations use; none is kept once nobody holds it, so memory stays that of the
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Callable
@@ -16,13 +17,17 @@ from typing import Any, Protocol
 
 from openaml.ml.model import Model, load_model
 from openaml.ml.prediction import RecordScorer, predict_record
+from openaml.ml.prediction.explanations import explanation
 from openaml.storage import Artifacts
 
 
 class Scorer(Protocol):
-    """A loaded model's real-time scoring of one record (Predict's answer)."""
+    """A loaded model's real-time scoring of one record (Predict's answer), and on request its
+    explanation (JSON: ml.prediction.explanations.explanation)."""
 
     def __call__(self, record: dict[str, str], threshold: float) -> dict[str, Any]: ...
+
+    def explain(self, record: dict[str, str], prediction: dict[str, Any], limit: int) -> str: ...
 
 
 MODEL_FILE = "model.bin"  # a model's artifact, written by its training job
@@ -53,6 +58,9 @@ class EndpointScorer:
 
     def __call__(self, record: dict[str, str], threshold: float) -> dict[str, Any]:
         return predict_record(self._scorer, record, threshold)
+
+    def explain(self, record: dict[str, str], prediction: dict[str, Any], limit: int) -> str:
+        return json.dumps(explanation(self._scorer, record, prediction, limit), separators=(",", ":"))
 
 
 class LoadedModels:

@@ -84,17 +84,17 @@ class Model:
         """The names of what the model weighs: the pipeline's features, or the trees' columns."""
         return self.pipeline.feature_names() if self.trees is None else list(self.tree_columns().names)
 
-    def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> np.ndarray:
+    def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> tuple[np.ndarray, float]:
         """Each feature's part (feature_names()) of one record's score `output` before the link
-        (pipeline features `ids` with `values`): value times weight, or the trees' SHAP values."""
+        (pipeline features `ids` with `values`): value times weight, or the trees' SHAP values;
+        and the baseline they add to (the bias, or the trees' expected score)."""
         if self.trees is None:
             parts = np.zeros(self.pipeline.n_features)
             parts[ids] = values * np.asarray(self.weights, np.float64)[ids, output]
-            return parts
+            return parts, float(np.ravel(self.bias)[output])
         rows = (np.array([0, len(ids)]), np.asarray(ids, np.int32), np.asarray(values, np.float64))
-        found: np.ndarray = tree_contributions(rows, self._trees(), self.tree_columns(),
-                                               len(self.bias))[0, output, :-1]
-        return found
+        found = tree_contributions(rows, self._trees(), self.tree_columns(), len(self.bias))[0, output]
+        return found[:-1], float(found[-1])
 
     def importance(self) -> np.ndarray:
         """The trees' total split gain per column (feature_names()); a linear model has none."""

@@ -33,14 +33,16 @@ class ServiceContext:
     models: LoadedModels  # shared by Predict's endpoints, the jobs and the console
     clock: Callable[[], int] = wall_clock_ms
 
-    def request_context(self, caller: str | None) -> RequestContext:
+    def request_context(self, caller: str | None, explain: str | None = None) -> RequestContext:
         """The context of a request signed by `caller` (an IAM ARN); none: the account's root
-        (a server without access keys, the console)."""
-        return RequestContext(caller or f"arn:aws:iam::{self.settings.account_id}:root")
+        (a server without access keys, the console). `explain`: its X-OpenAML-Explain header."""
+        return RequestContext(caller or f"arn:aws:iam::{self.settings.account_id}:root", explain)
 
 
 @dataclass(frozen=True)
 class RequestContext:
-    """What an operation knows of its request besides the members: who made it."""
+    """What an operation knows of its request besides the members: who made it, and what it
+    asked beyond Amazon ML's API."""
 
     caller: str  # the IAM identity (ARN), stored as an entity's CreatedByIamUser
+    explain: str | None = None  # Predict: the X-OpenAML-Explain header, contributions to add

@@ -13,6 +13,18 @@ from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
 KIND = EntityKind.MLMODEL
 NO_ENDPOINT = {"EndpointStatus": EndpointStatus.NONE.value, "PeakRequestsPerSecond": 0}
 MAX_RECORD_BYTES = 100 * 1024
+EXPLAIN_HEADER = "x-openaml-explain"  # beyond Amazon ML: Predict adds this many contributions
+MAX_EXPLAINED = 100
+
+
+def explained(header: str | None) -> int:
+    """The contributions an X-OpenAML-Explain header asks for (0 without the header)."""
+    if header is None:
+        return 0
+    if not header.strip().isdigit() or not 1 <= int(header) <= MAX_EXPLAINED:
+        raise InvalidInputException(f"X-OpenAML-Explain must be a whole number of contributions from 1 to "
+                                    f"{MAX_EXPLAINED}, not {header[:40]!r}")
+    return int(header)
 
 
 def endpoint_info(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
@@ -62,6 +74,7 @@ class EndpointOperations:
 
     def predict(self, context: RequestContext,
                 MLModelId: str, Record: dict[str, str], PredictEndpoint: str) -> dict[str, Any]:
+        explain = explained(context.explain)
         predictor = self.ctx.predictors.get(MLModelId)
         if predictor is None:
             record = common.get_existing(self.ctx, KIND, MLModelId)
@@ -75,6 +88,6 @@ class EndpointOperations:
         if len("".join(Record)) + len("".join(Record.values())) > MAX_RECORD_BYTES:  # 3x a sum of lens
             raise InvalidInputException("Record is larger than 100 KB")
         try:
-            return {"Prediction": predictor.predict(Record)}
+            return {"Prediction": predictor.predict(Record, explain)}
         except RecordTooLarge as exc:
             raise InvalidInputException(f"Record is too large for the model's recipe: {exc}") from None

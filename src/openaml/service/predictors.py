@@ -47,6 +47,9 @@ class TokenBucket:
             self.tokens = min(self.tokens, self.burst)
 
 
+EXPLANATION_DETAIL = "OpenAML.Explanation"  # beyond Amazon ML: a Prediction's details entry
+
+
 class Predictor:
     """A mounted model; `rate` is this process's share of the endpoint's `limit` (requests per
     second over all the processes serving it)."""
@@ -55,12 +58,17 @@ class Predictor:
         self.model_id, self.scorer, self.threshold = model_id, scorer, threshold
         self.bucket, self.limit = TokenBucket(rate), limit
 
-    def predict(self, record: dict[str, str]) -> dict[str, Any]:
+    def predict(self, record: dict[str, str], explain: int = 0) -> dict[str, Any]:
+        """Predict's answer; with `explain`, its details also hold that many of the record's
+        largest contributions (EXPLANATION_DETAIL, a JSON text)."""
         if not self.bucket.take():
             raise LimitExceededException(
                 f"More than {self.limit} requests per second for MLModel {self.model_id}"
             )
-        return self.scorer(record, self.threshold)
+        prediction = self.scorer(record, self.threshold)
+        if explain:
+            prediction["details"][EXPLANATION_DETAIL] = self.scorer.explain(record, prediction, explain)
+        return prediction
 
 
 class PredictorRegistry:

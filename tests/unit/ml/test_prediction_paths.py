@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from openaml.console import explain
 from openaml.ml import batch_predict, evaluate_model, predict_record, train_model
 from openaml.ml.metrics.formatting import format_metric, format_score
 from openaml.ml.prediction import RecordScorer
+from openaml.ml.prediction.explanations import contributions
 from openaml.ml.training import SGDParams
 
 from .conftest import make_batch, make_schema
@@ -53,7 +53,8 @@ def _explained_scores(scorer, record) -> np.ndarray:
     """What the console's explanation adds up to: the bias plus every contribution of the
     features it shows, in feature order, through the model's link function."""
     model = scorer.model
-    ids, values = explain.features(scorer, record)
+    ids, values = scorer.sorted_features(record)
+    values = np.ones(len(ids)) if values is None else values
     z = np.array(model.bias, dtype=np.float64)
     for feature, value in zip(ids.tolist(), values.tolist(), strict=True):
         z = z + value * model.weights[feature]
@@ -115,7 +116,8 @@ def test_explanations_come_from_the_predicted_features(case):
     for record in records[:20]:
         z = RecordScorer(model).linear(record)[0]
         for output in range(len(model.bias)):
-            parts = explain.contributions(RecordScorer(model), record, output, limit=10**6)
+            parts, baseline, rest = contributions(RecordScorer(model), record, output, limit=10**6)
+            assert baseline == model.bias[output] and rest == 0
             assert model.bias[output] + sum(v for _, v in parts) == pytest.approx(z[output], abs=1e-9)
 
 
