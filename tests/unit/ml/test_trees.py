@@ -70,7 +70,12 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                            ({"openaml.algorithm": "gbdt", "gbdt.learningRate": "0"}, "greater than 0"),
                            ({"openaml.algorithm": "gbdt", "gbdt.learningRate": "1.5"}, "at most 1"),
                            ({"openaml.algorithm": "gbdt", "gbdt.leaves": "1"}, "between 2"),
-                           ({"openaml.algorithm": "gbdt", "gbdt.depth": "3"}, "Unknown training parameter")]:
+                           ({"openaml.algorithm": "gbdt", "gbdt.depth": "3"}, "Unknown training parameter"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "-1"}, "between 0"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5",
+                             "gbdt.validationPercent": "60"}, "between 1 and 50"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.validationPercent": "20"},
+                            "applies with gbdt.earlyStoppingRounds alone")]:
         with pytest.raises(ParameterError, match=message):
             parse_parameters(given, "BINARY")
     shown = shown_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "7"})
@@ -260,6 +265,25 @@ def test_gbdt_is_refused_at_once_where_lightgbm_is_missing(monkeypatch):
     with pytest.raises(ParameterError, match=r"needs the 'trees' extra.*openaml\[trees\]"):
         parse_parameters({"openaml.algorithm": "gbdt"}, "BINARY")
     assert parse_parameters({}, "BINARY").trees is None
+
+
+def test_early_stopping_keeps_the_best_round_on_held_out_records(digits):
+    """A learning rate of 0.5 overfits within a few dozen rounds: boosting stops once 5 rounds
+    have not bettered the held-out loss, and the model keeps the trees up to the best round."""
+    lines: list[str] = []
+    given = {"openaml.algorithm": "gbdt", "gbdt.rounds": "400", "gbdt.learningRate": "0.5",
+             "gbdt.earlyStoppingRounds": "5", "gbdt.validationPercent": "20"}
+    model = _train("MULTICLASS", digits, given, log=lines.append)
+    kept = model._trees().num_trees() // 10
+    assert 2 <= kept < 100
+    assert "records held out to stop early" in lines[0]
+    assert lines[-1].startswith(f"early stopping kept round {kept} of the ") and "multi_logloss" in lines[-1]
+    boosted = int(lines[-1].split(" of the ")[1].split()[0])
+    assert boosted == kept + 5
+    held = int(lines[0].split("; ")[1].split()[0])
+    assert abs(held - 0.2 * 1257) < 60  # a fifth of the training records
+    without = _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "30"})
+    assert without._trees().num_trees() == 300  # off (the default): every round, a tree per class
 
 
 def test_a_tree_training_tells_its_rounds(digits):

@@ -35,7 +35,7 @@ ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
 CLASS_WEIGHTS_KEY = "openaml.classWeights"
 MIN_CLASS_WEIGHT, MAX_CLASS_WEIGHT = 1e-6, 1e6
 TREE_DEFAULTS = {"gbdt.rounds": "100", "gbdt.learningRate": "0.1", "gbdt.leaves": "31",
-                 "gbdt.minRecordsInLeaf": "20"}
+                 "gbdt.minRecordsInLeaf": "20", "gbdt.earlyStoppingRounds": "0", "gbdt.validationPercent": "10"}
 
 
 class ParameterError(InputError):
@@ -45,12 +45,16 @@ class ParameterError(InputError):
 @dataclass(frozen=True)
 class TreeParams:
     """Gradient-boosted trees (openaml.algorithm=gbdt): boosting rounds, learning rate, leaves
-    per tree and the fewest training records in a leaf."""
+    per tree and the fewest training records in a leaf; early stopping (off at 0): boosting
+    ends once that many rounds have not bettered the loss on the held-out percent of the
+    training records, and the model keeps the best round's trees."""
 
     rounds: int = int(TREE_DEFAULTS["gbdt.rounds"])
     learning_rate: float = float(TREE_DEFAULTS["gbdt.learningRate"])
     leaves: int = int(TREE_DEFAULTS["gbdt.leaves"])
     min_leaf_records: int = int(TREE_DEFAULTS["gbdt.minRecordsInLeaf"])
+    early_stopping_rounds: int = int(TREE_DEFAULTS["gbdt.earlyStoppingRounds"])
+    validation_percent: float = float(TREE_DEFAULTS["gbdt.validationPercent"])
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,19 @@ def _trees(parameters: dict[str, str]) -> TreeParams:
                       learning_rate=rate,
                       leaves=_integer(parameters, "gbdt.leaves", TreeParams.leaves, 2, 131_072),
                       min_leaf_records=_integer(parameters, "gbdt.minRecordsInLeaf", TreeParams.min_leaf_records,
-                                                1, 1_000_000))
+                                                1, 1_000_000),
+                      early_stopping_rounds=_integer(parameters, "gbdt.earlyStoppingRounds",
+                                                     TreeParams.early_stopping_rounds, 0, 10_000),
+                      validation_percent=_validation_percent(parameters))
+
+
+def _validation_percent(parameters: dict[str, str]) -> float:
+    percent = _amount(parameters, "gbdt.validationPercent", TreeParams.validation_percent)
+    if not 1 <= percent <= 50:
+        raise ParameterError("gbdt.validationPercent must be between 1 and 50")
+    if "gbdt.validationPercent" in parameters and not _integer(parameters, "gbdt.earlyStoppingRounds", 0, 0, 10_000):
+        raise ParameterError("gbdt.validationPercent applies with gbdt.earlyStoppingRounds alone")
+    return percent
 
 
 def shown_parameters(given: dict[str, str]) -> dict[str, str]:

@@ -37,7 +37,9 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], columns: TreeColum
               params: TreeParams, seed: int, memory_bytes: int, should_stop: ShouldStop | None,
               execution: Execution, log: Callable[[str], None] | None = None) -> str:
     """LightGBM's model text of trees fitted on the blocks' records; `log` is told the records
-    and columns, then the rounds done every tenth of them."""
+    and columns, then the rounds done every tenth of them. With early stopping, a seeded draw
+    of params.validation_percent of the records is held out, and the text keeps the trees up
+    to the round whose loss on them was lowest."""
     features, y, w = _gathered(blocks, columns, memory_bytes)
     options: dict[str, Any] = {
         "objective": OBJECTIVES[model_type], "num_leaves": params.leaves,
@@ -49,24 +51,50 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], columns: TreeColum
         options["num_class"] = outputs
 
     every = max(1, params.rounds // 10)
+    boosted = [0]
 
     def each_round(env: Any) -> None:
         check(should_stop)
-        done = env.iteration + 1
+        done = boosted[0] = env.iteration + 1
         if log is not None and (done % every == 0 or done == params.rounds):
             log(f"boosting round {done} of {params.rounds}")
 
     library = lightgbm()
+    held = _held_out(len(y), params, seed)
     if log is not None:
-        log(f"boosted trees on {features.shape[0]} records, {features.nnz} values in {features.shape[1]} "
-            f"columns ({len(columns.categorical)} categorical): binning them")
-    data = library.Dataset(features, label=y, weight=w, params=options, free_raw_data=True,
-                           categorical_feature=list(columns.categorical)).construct()
+        log(f"boosted trees on {features.shape[0] - held.sum()} records, {features.nnz} values in "
+            f"{features.shape[1]} columns ({len(columns.categorical)} categorical): binning them"
+            + (f"; {held.sum()} records held out to stop early" if held.any() else ""))
+    fitted = ~held
+    data = library.Dataset(features[fitted] if held.any() else features, label=y[fitted], weight=w[fitted],
+                           params=options, free_raw_data=True, categorical_feature=list(columns.categorical))
+    callbacks = [each_round]
+    valid_sets = []
+    if held.any():
+        valid_sets = [data.create_valid(features[held], label=y[held], weight=w[held])]
+        callbacks.append(library.early_stopping(params.early_stopping_rounds, first_metric_only=True,
+                                                verbose=False))
+    data.construct()
     del features  # LightGBM's binned copy is what the rounds read
     check(should_stop)
-    trees = library.train(options, data, num_boost_round=params.rounds, callbacks=[each_round])
-    text: str = trees.model_to_string()
+    trees = library.train(options, data, num_boost_round=params.rounds, valid_sets=valid_sets, callbacks=callbacks)
+    if held.any() and log is not None:
+        loss = next(iter(trees.best_score["valid_0"].items()), ("loss", float("nan")))
+        log(f"early stopping kept round {trees.best_iteration or boosted[0]} of the {boosted[0]} boosted: its "
+            f"{loss[0]} on the held-out records was {loss[1]:.6g}")
+    text: str = trees.model_to_string(num_iteration=trees.best_iteration or None)
     return text
+
+
+def _held_out(records: int, params: TreeParams, seed: int) -> np.ndarray:
+    """Which records early stopping holds out (none when it is off, or when too few records
+    leave a record on each side)."""
+    if not params.early_stopping_rounds or records < 2:
+        return np.zeros(records, bool)
+    draw = np.random.default_rng(seed).random(records) < params.validation_percent / 100
+    if not draw.any() or draw.all():
+        return np.zeros(records, bool)
+    return draw
 
 
 def _gathered(blocks: Iterable[Block], columns: TreeColumns, memory_bytes: int) -> tuple[sp.csr_matrix, np.ndarray,
