@@ -27,6 +27,7 @@ from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.recipes.nodes import CATEGORICAL
 
 Rows = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # FeaturePipeline.rows(): indptr, indices, values
+DENSE_CELLS = 1 << 20  # rows x columns scored from a dense array (4 MB): a single record in microseconds
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,18 @@ class TreeColumns:
     def n_columns(self) -> int:
         return len(self.names)
 
+    def for_scoring(self, rows: Rows) -> sp.csr_matrix | np.ndarray:
+        """matrix(rows), or the same values as a dense array when it is small (a Predict
+        record: making a CSR matrix took three times LightGBM's scoring of it)."""
+        indptr, indices, values = rows
+        n = len(indptr) - 1
+        if n * self.n_columns > DENSE_CELLS:
+            return self.matrix(rows)
+        dense = np.zeros((n, self.n_columns), np.float32)
+        dense[:, self.coded] = np.nan
+        dense[np.repeat(np.arange(n), np.diff(indptr)), self.column[indices]] = self._values(indices, values)
+        return dense
+
     def matrix(self, rows: Rows) -> sp.csr_matrix:
         """The records of pipeline rows as a CSR matrix of the trees' columns (float32), NaN
         where a record has no category in a column of codes. A row's features ascend and each
@@ -83,11 +96,8 @@ class TreeColumns:
         size: callers pass a block at a time."""
         indptr, indices, values = rows
         n = len(indptr) - 1
-        code = self.code[indices]
-        own = np.ones(len(indices), np.float32) if values is None else values.astype(np.float32)
-        data = np.where(np.isnan(code), own, code)
         columns = self.column[indices]
-        whole = sp.csr_matrix((data, columns, indptr), shape=(n, self.n_columns))
+        whole = sp.csr_matrix((self._values(indices, values), columns, indptr), shape=(n, self.n_columns))
         coded = np.flatnonzero(self.coded)
         hit = self.coded[columns]
         counted = np.concatenate(([0], np.cumsum(hit, dtype=np.int64)))
@@ -107,6 +117,12 @@ class TreeColumns:
         missing = sp.csr_matrix((np.full(len(at), np.nan, np.float32), (short[at], coded[which])),
                                 shape=(n, self.n_columns))
         return _merged(whole, missing)
+
+    def _values(self, indices: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        """What the features `indices` (with `values`, None: 1) put in their columns."""
+        code = self.code[indices]
+        own = np.ones(len(indices), np.float32) if values is None else values.astype(np.float32)
+        return np.where(np.isnan(code), own, code)
 
 
 def _numeric_order(vocab: pa.Array) -> np.ndarray | None:

@@ -56,14 +56,14 @@ def tree_scores(rows: Rows, trees: Any, columns: TreeColumns, outputs: int) -> n
     thread: callers score two slices at once (execution.two_at_a_time)."""
     if len(rows[0]) <= 1:
         return np.zeros((0, outputs))
-    raw = trees.predict(columns.matrix(rows), raw_score=True, num_threads=1)
+    raw = trees.predict(columns.for_scoring(rows), raw_score=True, num_threads=1)
     return np.asarray(raw, np.float64).reshape(-1, outputs)
 
 
 def tree_contributions(rows: Rows, trees: Any, columns: TreeColumns, outputs: int) -> np.ndarray:
     """Each column's contribution (SHAP values, exact for trees) to each row's raw scores,
     (rows, outputs, n_columns + 1), the last being the expected score: they sum to the score."""
-    raw = trees.predict(columns.matrix(rows), pred_contrib=True, num_threads=1)
+    raw = trees.predict(columns.for_scoring(rows), pred_contrib=True, num_threads=1)
     # of sparse input, LightGBM gives a sparse matrix, or one per class
     parts = raw if isinstance(raw, list) else [raw]
     dense = np.stack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts], axis=1)

@@ -123,6 +123,15 @@ def test_a_multiclass_tree_model_scores_alike_on_every_path(digits, tree_digits)
     assert sent._booster is None and np.array_equal(sent.score_batch(held), scores)
 
 
+def test_trees_score_a_sparse_matrix_as_its_dense_array(digits, tree_digits, monkeypatch):
+    """Small inputs are scored from a dense array, large ones from a CSR matrix: alike."""
+    from openaml.ml import tree_columns
+    held = digits[2]
+    dense = tree_digits.score_batch(held)
+    monkeypatch.setattr(tree_columns, "DENSE_CELLS", 0)
+    assert np.array_equal(tree_digits.score_batch(held), dense)
+
+
 def test_a_records_contributions_sum_to_its_score(digits, tree_digits):
     """SHAP values of the trees plus the expected score give the raw score of each class."""
     schema, _, held, _ = digits
@@ -198,6 +207,7 @@ def test_tree_columns_of_each_kind_of_source():
     columns = TreeColumns.of(model.pipeline)
     assert columns.names == ("n", "c", "k", "t:x", "t:y", "b") and columns.categorical == (2,)
     matrix = columns.matrix(model.pipeline.rows(batch)).toarray()
+    assert np.array_equal(columns.for_scoring(model.pipeline.rows(batch)), matrix, equal_nan=True)  # dense
     assert matrix[:, 1].tolist() == [1, 0, 2]  # 9 < 10 < 100, though "10" < "100" < "9" as text
     assert matrix[:2, 2].tolist() == [1, 0] and np.isnan(matrix[2, 2])  # vocabulary places; missing
     assert matrix[:, 3:5].tolist() == [[1, 1], [0, 1], [0, 0]] and matrix[:, 5].tolist() == [1, 0, 1]
