@@ -97,12 +97,14 @@ class TreeColumns:
         indptr, indices, values = rows
         n = len(indptr) - 1
         columns = self.column[indices]
-        whole = sp.csr_matrix((self._values(indices, values), columns, indptr), shape=(n, self.n_columns))
+        # indptr copied: eliminate_zeros (below) rewrites it in place
+        whole = sp.csr_matrix((self._values(indices, values), columns, indptr.copy()), shape=(n, self.n_columns))
         coded = np.flatnonzero(self.coded)
         hit = self.coded[columns]
         counted = np.concatenate(([0], np.cumsum(hit, dtype=np.int64)))
         short = np.flatnonzero(counted[indptr[1:]] - counted[indptr[:-1]] < len(coded))
         if len(short) == 0:  # every category there (MNIST's pixels)
+            whole.eliminate_zeros()  # a rank 0 (MNIST's blank pixels) need not be stored
             return whole
         # the rows missing a category: which of the coded columns each one has
         place = np.full(self.n_columns, -1, np.int64)
@@ -116,7 +118,9 @@ class TreeColumns:
         at, which = np.nonzero(~has)
         missing = sp.csr_matrix((np.full(len(at), np.nan, np.float32), (short[at], coded[which])),
                                 shape=(n, self.n_columns))
-        return _merged(whole, missing)
+        merged = _merged(whole, missing)
+        merged.eliminate_zeros()
+        return merged
 
     def _values(self, indices: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """What the features `indices` (with `values`, None: 1) put in their columns."""

@@ -206,8 +206,13 @@ def test_tree_columns_of_each_kind_of_source():
                         lambda: iter([batch]))
     columns = TreeColumns.of(model.pipeline)
     assert columns.names == ("n", "c", "k", "t:x", "t:y", "b") and columns.categorical == (2,)
-    matrix = columns.matrix(model.pipeline.rows(batch)).toarray()
-    assert np.array_equal(columns.for_scoring(model.pipeline.rows(batch)), matrix, equal_nan=True)  # dense
+    rows = model.pipeline.rows(batch)
+    kept = [None if part is None else part.copy() for part in rows]
+    sparse = columns.matrix(rows)
+    assert all(a is None and b is None or np.array_equal(a, b) for a, b in zip(rows, kept))  # input untouched
+    assert not (sparse.data == 0).any()  # zeros (rank 0, no) are not stored
+    matrix = sparse.toarray()
+    assert np.array_equal(columns.for_scoring(rows), matrix, equal_nan=True)  # dense, when small
     assert matrix[:, 1].tolist() == [1, 0, 2]  # 9 < 10 < 100, though "10" < "100" < "9" as text
     assert matrix[:2, 2].tolist() == [1, 0] and np.isnan(matrix[2, 2])  # vocabulary places; missing
     assert matrix[:, 3:5].tolist() == [[1, 1], [0, 1], [0, 0]] and matrix[:, 5].tolist() == [1, 0, 1]
