@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
@@ -375,6 +376,37 @@ def test_models_are_compared_side_by_side(ml: Any, browser: httpx.Client) -> Non
     assert f"BinaryAUC {float(auc):.4g}" in rows["Evaluations"] and "none completed" in rows["Evaluations"]
     assert "ResourceNotFoundException" in rows["ID"]  # an unknown ID says so, the others still show
     assert "Choose models to compare" in browser.get("/compare").text
+
+
+def test_the_comparison_shows_each_class_recall_before_and_after_class_weights(
+        server: Application, ml: Any, browser: httpx.Client) -> None:
+    """An imbalanced table (about 7 % positives): the model with balanced class weights beside
+    the same model without them, each evaluated; the comparison's row of recalls by class shows
+    the minority class's recall rise."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=3000)
+    label = (x + rng.normal(scale=0.8, size=3000) > 2.0).astype(int)
+    server.context.objects.write_bytes("s3://console/imbalanced.csv", "".join(
+        f"{v:.4f},{y}\n" for v, y in zip(x, label, strict=True)).encode())
+    schema = json.dumps({"targetAttributeName": "y", "dataFormat": "CSV", "dataFileContainsHeader": False,
+                         "attributes": [{"attributeName": "x", "attributeType": "NUMERIC"},
+                                        {"attributeName": "y", "attributeType": "BINARY"}]})
+    ml.create_data_source_from_s3(DataSourceId="ds-imbalanced", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://console/imbalanced.csv", "DataSchema": schema})
+    for model_id, weights in (("ml-plain", {}), ("ml-weighted", {"openaml.classWeights": "balanced"})):
+        ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId="ds-imbalanced",
+                           Parameters=weights)
+        ml.create_evaluation(EvaluationId=f"ev-{model_id}", MLModelId=model_id,
+                             EvaluationDataSourceId="ds-imbalanced")
+    for evaluation_id in ("ev-ml-plain", "ev-ml-weighted"):
+        assert wait_for(lambda: ml.get_evaluation(EvaluationId=evaluation_id))["Status"] == "COMPLETED"  # noqa: B023
+    page = browser.get("/compare", params=[("m", "ml-plain"), ("m", "ml-weighted")]).text
+    row = html.unescape(page.split("Recall by class (latest evaluation)</th>", 1)[1].split("</tr>", 1)[0])
+    cells = [dict((label, float(value)) for label, value in re.findall(r"<div>(\d): ([\d.]+)</div>", cell))
+             for cell in row.split("</td>")[:2]]
+    plain, weighted = cells
+    assert set(plain) == set(weighted) == {"0", "1"}
+    assert weighted["1"] > plain["1"] + 0.2 and weighted["0"] < plain["0"]  # more positives found
 
 
 def test_the_held_out_evaluation_stays_within_the_datasource_and_nothing_is_made_for_a_refused_model(

@@ -209,7 +209,8 @@ class Pages:
 
     def compare(self, query: Any) -> dict[str, Any]:
         """Models side by side (?m=ID, repeated, at most MAX_COMPARED): type, data, size,
-        training time and passes, final loss, parameters and every evaluation's metric."""
+        training time and passes, final loss, parameters, every evaluation's metric and the
+        latest one's recall of each class (a model with class weights beside one without)."""
         models = []
         asked = list(dict.fromkeys(query.getlist("m")))
         for model_id in asked[:MAX_COMPARED]:
@@ -224,7 +225,9 @@ class Pages:
             metrics = [(e["EvaluationId"], e.get("EvaluationDataSourceId"), *next(iter(
                 ((e.get("PerformanceMetrics") or {}).get("Properties") or {}).items()), (None, None)))
                 for e in evaluations if e.get("Status") == "COMPLETED"]
+            latest = reports.evaluation_report(self.port, metrics[0][0]) if metrics else None
             models.append({**m, "passes": len(progress.losses) if progress else None,
+                           "recalls": performance.class_recalls(latest.details) if latest else [],
                            "final_loss": progress.losses[-1] if progress and progress.losses else None,
                            "seconds": (m["ComputeTime"] / 1000 if m.get("ComputeTime") is not None else None),
                            "metrics": [(ev, ds, name, performance.as_float(value)) for ev, ds, name, value in metrics]})

@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from openaml.ml.metrics.report import BinaryDetails, MulticlassDetails
+
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
@@ -34,6 +36,18 @@ def class_metrics(classes: Sequence[str], matrix: Sequence[Sequence[float]]) -> 
         out.append({"label": label, "precision": precision, "recall": recall, "f1": f1,
                     "support": int(support), "predicted": int(predicted)})
     return out
+
+
+def class_recalls(details: BinaryDetails | MulticlassDetails | Any) -> list[tuple[str, float]]:
+    """(class, recall) of an evaluation's report details: of a MULTICLASS confusion matrix, or
+    of a BINARY model's confusion counts at its threshold when evaluated (classes 1 and 0)."""
+    if isinstance(details, MulticlassDetails):
+        return [(c["label"], c["recall"]) for c in class_metrics(details.classes, details.matrix)]
+    if isinstance(details, BinaryDetails):
+        counts = details.confusion
+        return [("1", _ratio(counts.get("tp", 0), counts.get("tp", 0) + counts.get("fn", 0))),
+                ("0", _ratio(counts.get("tn", 0), counts.get("tn", 0) + counts.get("fp", 0)))]
+    return []
 
 
 def top_confusions(classes: Sequence[str], matrix: Sequence[Sequence[float]],
