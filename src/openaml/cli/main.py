@@ -18,6 +18,7 @@ from openaml import __version__
 from openaml.cli.banner import banner_lines
 from openaml.cli.bench import bench
 from openaml.cli.demo import demo
+from openaml.cli.export import export_model
 from openaml.extras import MissingExtraError, require_database_driver
 from openaml.settings import Settings
 
@@ -167,6 +168,7 @@ def warm_up_command() -> None:
 
 main.add_command(demo)
 main.add_command(bench)
+main.add_command(export_model)
 
 
 if __name__ == "__main__":  # pragma: no cover

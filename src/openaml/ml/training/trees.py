@@ -26,6 +26,7 @@ from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.tree_columns import TreeColumns
 from openaml.ml.trees import lightgbm
 
+WIDE_COLUMNS = 100  # trees' columns from which LightGBM builds histograms column by column
 OBJECTIVES = {ModelType.BINARY: "binary", ModelType.MULTICLASS: "multiclass", ModelType.REGRESSION: "regression"}
 
 
@@ -44,11 +45,14 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], columns: TreeColum
     options: dict[str, Any] = {
         "objective": OBJECTIVES[model_type], "num_leaves": params.leaves,
         "learning_rate": params.learning_rate, "min_data_in_leaf": params.min_leaf_records,
-        "num_threads": execution.threads, "seed": seed, "deterministic": True, "force_row_wise": True,
+        "num_threads": execution.threads, "seed": seed, "deterministic": True,
         "verbosity": -1,  # the Dataset is binned with these options too: min_data_in_leaf filters features
     }
     if model_type == ModelType.MULTICLASS:
         options["num_class"] = outputs
+    # histograms by column for many columns (pixels: 20 % faster on Fashion-MNIST), by row for a
+    # table's few; chosen here, not timed by LightGBM, so that a training gives the same trees
+    options["force_col_wise" if features.shape[1] >= WIDE_COLUMNS else "force_row_wise"] = True
 
     every = max(1, params.rounds // 10)
     boosted = [0]
