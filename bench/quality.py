@@ -12,6 +12,11 @@ Amazon ML's: AUC, macro-average F1, RMSE. The suite: scikit-learn's bundled brea
 diabetes, digits and wine data; the tabular benchmark's generated bank table at 8,000 rows and
 three more generated tables (quality_data.py: rare positives, 24 classes, amounts); the bundled
 MNIST sample and 10,000 Fashion-MNIST images, every pixel CATEGORICAL as in the seed's workflow.
+
+With `--algorithm gbdt` each fold trains OpenAML's boosted trees (openaml.algorithm=gbdt, the
+default 100 rounds, learning rate 0.1, 31 leaves, 20 records a leaf) and scikit-learn's
+HistGradientBoosting with the same budget on the same columns (the model's tree columns, its
+categorical ones declared so), without early stopping, on the tables (not the images).
 """
 
 from __future__ import annotations
@@ -64,9 +69,10 @@ class Dataset:
     lines: list[bytes]
 
 
-def datasets(quick: bool = False) -> dict[str, Dataset]:
+def datasets(quick: bool = False, images_too: bool = True) -> dict[str, Dataset]:
     """The suite: scikit-learn's bundled sets, the generated tables (quality_data.py; --quick:
-    smaller), and the MNIST sample and 10,000 Fashion-MNIST images (not with --quick)."""
+    smaller), and the MNIST sample and 10,000 Fashion-MNIST images (not with --quick, nor
+    without `images_too`)."""
     from sklearn import datasets as bundled
 
     suite = {name: from_arrays(model_type, *loader(return_X_y=True)) for name, model_type, loader in (
@@ -78,7 +84,7 @@ def datasets(quick: bool = False) -> dict[str, Dataset]:
     for name, (label, rows) in GENERATED.items():
         rows = min(rows, QUICK_ROWS) if quick else rows
         suite[f"{label} {rows // 1000}k"] = generated(name, rows)
-    if not quick:
+    if not quick and images_too:
         suite["MNIST sample 7k"] = images(MNIST_SAMPLE.read_bytes())
         fashion = fashion_sample(IMAGE_ROWS)
         if fashion is not None:
@@ -161,23 +167,27 @@ def stored(data: Dataset, rows: np.ndarray) -> tuple[Callable[[], Any], Any]:
     return lambda: read_materialized(io.BytesIO(copy)), report.statistics
 
 
-def fold(data: Dataset, train: np.ndarray, held: np.ndarray) -> dict[str, float]:
-    """OpenAML's metric and scikit-learn's best on one fold."""
+def fold(data: Dataset, train: np.ndarray, held: np.ndarray, algorithm: str = "sgd") -> dict[str, float]:
+    """OpenAML's metric and scikit-learn's (best linear, or boosted trees) on one fold."""
     model_type, schema = data.model_type, data.schema
     batches, statistics = stored(data, train)
     held_batches, _ = stored(data, held)
+    given = {"openaml.algorithm": "gbdt"} if algorithm == "gbdt" else {}
     started = time.perf_counter()
-    model = train_model(model_type, schema, default_recipe(schema, statistics), parse_parameters({}, model_type),
+    model = train_model(model_type, schema, default_recipe(schema, statistics), parse_parameters(given, model_type),
                         statistics, batches)
     seconds = time.perf_counter() - started
     ours = float(evaluate_model(model, held_batches(), schema).metrics[METRIC_KEYS[model_type]])
-    sides = [features_and_labels(model, read(), model_type) for read in (batches, held_batches)]
-    return {"openaml": ours, "sklearn": best_linear(model_type, *sides[0], *sides[1]), "seconds": seconds}
+    sides = [features_and_labels(model, read(), model_type, algorithm == "gbdt") for read in (batches, held_batches)]
+    theirs = (histogram_trees(model, *sides[0], *sides[1]) if algorithm == "gbdt"
+              else best_linear(model_type, *sides[0], *sides[1]))
+    return {"openaml": ours, "sklearn": theirs, "seconds": seconds}
 
 
-def features_and_labels(model: Any, batches: Any, model_type: ModelType) -> tuple[Any, np.ndarray]:
-    """The model's feature rows of the records with a valid target, and those targets (as the
-    model reads them: numbers, 1/0, or class labels)."""
+def features_and_labels(model: Any, batches: Any, model_type: ModelType,
+                        tree_columns: bool = False) -> tuple[Any, np.ndarray]:
+    """The model's feature rows (or, `tree_columns`, its trees' columns) of the records with a
+    valid target, and those targets (as the model reads them: numbers, 1/0, or class labels)."""
     rows, labels = [], []
     for batch in batches:
         columns = Columns(batch, model.pipeline.schema)
@@ -186,7 +196,8 @@ def features_and_labels(model: Any, batches: Any, model_type: ModelType) -> tupl
                   else np.array(columns.raw(target).cast(pa.string()).to_pylist(), dtype=object))
         valid = (~np.isnan(values) if model_type is not ModelType.MULTICLASS
                  else np.array([v is not None for v in values]))
-        rows.append(model.pipeline.transform(batch)[valid])
+        rows.append((model.tree_columns().matrix(model.pipeline.rows(batch)) if tree_columns
+                     else model.pipeline.transform(batch))[valid])
         labels.append(values[valid])
     return sparse.vstack(rows).tocsr(), np.concatenate(labels)
 
@@ -215,16 +226,41 @@ def best_linear(model_type: ModelType, x_train: Any, y_train: np.ndarray, x_held
     return -best if model_type is ModelType.REGRESSION else best
 
 
-def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS, quick: bool = False) -> None:
+def histogram_trees(model: Any, x_train: Any, y_train: np.ndarray, x_held: Any, y_held: np.ndarray) -> float:
+    """The held-out metric of scikit-learn's HistGradientBoosting with OpenAML's tree budget
+    (100 iterations, learning rate 0.1, 31 leaves, 20 records a leaf, 255 bins, no early
+    stopping) on the model's tree columns (dense; its LightGBM-categorical ones categorical)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.metrics import f1_score, mean_squared_error, roc_auc_score
+
+    trees = model.tree_columns()
+    categorical = np.zeros(trees.n_columns, bool)
+    categorical[list(trees.categorical)] = True
+    budget = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+              "early_stopping": False, "categorical_features": categorical if categorical.any() else None,
+              "random_state": SEED}
+    dense_train, dense_held = x_train.toarray(), x_held.toarray()
+    if model.model_type is ModelType.REGRESSION:
+        fitted = HistGradientBoostingRegressor(**budget).fit(dense_train, y_train)
+        return float(np.sqrt(mean_squared_error(y_held, fitted.predict(dense_held))))
+    fitted = HistGradientBoostingClassifier(**budget).fit(dense_train, y_train)
+    if model.model_type is ModelType.BINARY:
+        return float(roc_auc_score(y_held, fitted.predict_proba(dense_held)[:, 1]))
+    return float(f1_score(y_held, fitted.predict(dense_held), average="macro"))
+
+
+def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS, quick: bool = False,
+        algorithm: str = "sgd") -> None:
     """Every dataset of the suite in `folds`-fold cross-validation, with random folds and with
     sequential ones (consecutive rows, as DataRearrangement complements make them), into
     result["datasets"]."""
     rng = np.random.default_rng(SEED)
     result["datasets"] = []
-    for (name, data), split in ((d, s) for d in datasets(quick).items() for s in SPLITS):
+    suite = datasets(quick, images_too=algorithm == "sgd")
+    for (name, data), split in ((d, s) for d in suite.items() for s in SPLITS):
         order = rng.permutation(len(data.lines)) if split == "random" else np.arange(len(data.lines))
         parts = np.array_split(order, folds)
-        found = [fold(data, np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(parts[k]))
+        found = [fold(data, np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(parts[k]), algorithm)
                  for k in range(folds)]
         entry = {"name": name, "split": split, "model_type": data.model_type.value, "rows": len(data.lines),
                  "attributes": len(data.schema.attributes) - 1, "metric": METRIC_KEYS[data.model_type],
@@ -251,7 +287,9 @@ def met(model_type: ModelType, entry: dict[str, Any]) -> dict[str, bool]:
 
 
 def table(result: dict[str, Any]) -> list[str]:
-    lines = ["| dataset | folds | type | rows | metric | OpenAML mean (spread) | scikit-learn best mean (spread) | "
+    other = ("scikit-learn HistGradientBoosting mean (spread)" if result.get("algorithm") == "gbdt"
+             else "scikit-learn best mean (spread)")
+    lines = [f"| dataset | folds | type | rows | metric | OpenAML mean (spread) | {other} | "
              "targets met |", "|---|---|---|---:|---|---:|---:|---|"]
     for e in result["datasets"]:
         lines.append(f"| {e['name']} | {e['split']} | {e['model_type']} | {e['rows']:,} | {e['metric']} | "

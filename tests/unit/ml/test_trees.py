@@ -72,6 +72,7 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                            ({"openaml.algorithm": "gbdt", "gbdt.leaves": "1"}, "between 2"),
                            ({"openaml.algorithm": "gbdt", "gbdt.depth": "3"}, "Unknown training parameter"),
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "-1"}, "between 0"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.l2Regularization": "2e6"}, "between 0 and 1000000"),
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5",
                              "gbdt.validationPercent": "60"}, "between 1 and 50"),
                            ({"openaml.algorithm": "gbdt", "gbdt.validationPercent": "20"},
@@ -306,3 +307,14 @@ def test_a_tree_training_tells_its_rounds(digits):
     _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "25"}, log=lines.append)
     assert lines[0].startswith("boosted trees on 1257 records") and "binning" in lines[0]
     assert lines[1:] == [f"boosting round {k} of 25" for k in (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 25)]
+
+
+def test_the_l2_penalty_shrinks_the_leaves(digits):
+    def largest_leaf(l2: str) -> float:
+        """Of the trees after the first round (whose leaves also hold the classes' priors)."""
+        model = _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "5",
+                                              "gbdt.l2Regularization": l2})
+        leaves = [line for line in (model.trees or "").splitlines() if line.startswith("leaf_value=")]
+        return max(abs(float(v)) for line in leaves[10:] for v in line.split("=", 1)[1].split())
+
+    assert largest_leaf("100") < 0.5 * largest_leaf("0")

@@ -35,7 +35,8 @@ ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
 CLASS_WEIGHTS_KEY = "openaml.classWeights"
 MIN_CLASS_WEIGHT, MAX_CLASS_WEIGHT = 1e-6, 1e6
 TREE_DEFAULTS = {"gbdt.rounds": "100", "gbdt.learningRate": "0.1", "gbdt.leaves": "31",
-                 "gbdt.minRecordsInLeaf": "20", "gbdt.earlyStoppingRounds": "0", "gbdt.validationPercent": "10"}
+                 "gbdt.minRecordsInLeaf": "20", "gbdt.l2Regularization": "0", "gbdt.earlyStoppingRounds": "0",
+                 "gbdt.validationPercent": "10"}
 
 
 class ParameterError(InputError):
@@ -45,7 +46,8 @@ class ParameterError(InputError):
 @dataclass(frozen=True)
 class TreeParams:
     """Gradient-boosted trees (openaml.algorithm=gbdt): boosting rounds, learning rate, leaves
-    per tree and the fewest training records in a leaf; early stopping (off at 0): boosting
+    per tree, the fewest training records in a leaf and the L2 penalty on leaf values
+    (LightGBM's lambda_l2); early stopping (off at 0): boosting
     ends once that many rounds have not bettered the loss on the held-out percent of the
     training records, and the model keeps the best round's trees."""
 
@@ -53,6 +55,7 @@ class TreeParams:
     learning_rate: float = float(TREE_DEFAULTS["gbdt.learningRate"])
     leaves: int = int(TREE_DEFAULTS["gbdt.leaves"])
     min_leaf_records: int = int(TREE_DEFAULTS["gbdt.minRecordsInLeaf"])
+    l2: float = float(TREE_DEFAULTS["gbdt.l2Regularization"])
     early_stopping_rounds: int = int(TREE_DEFAULTS["gbdt.earlyStoppingRounds"])
     validation_percent: float = float(TREE_DEFAULTS["gbdt.validationPercent"])
 
@@ -177,9 +180,17 @@ def _trees(parameters: dict[str, str]) -> TreeParams:
                       leaves=_integer(parameters, "gbdt.leaves", TreeParams.leaves, 2, 131_072),
                       min_leaf_records=_integer(parameters, "gbdt.minRecordsInLeaf", TreeParams.min_leaf_records,
                                                 1, 1_000_000),
+                      l2=_l2(parameters),
                       early_stopping_rounds=_integer(parameters, "gbdt.earlyStoppingRounds",
                                                      TreeParams.early_stopping_rounds, 0, 10_000),
                       validation_percent=_validation_percent(parameters))
+
+
+def _l2(parameters: dict[str, str]) -> float:
+    amount = _amount(parameters, "gbdt.l2Regularization", TreeParams.l2)
+    if not 0 <= amount <= 1e6:
+        raise ParameterError("gbdt.l2Regularization must be between 0 and 1000000")
+    return amount
 
 
 def _validation_percent(parameters: dict[str, str]) -> float:
