@@ -203,9 +203,11 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         return context.request_context(f"arn:aws:iam::{settings.account_id}:user/{user}" if user else None,
                                        headers.get(EXPLAIN_HEADER))
 
-    def served_inline(operation: str, params: dict[str, Any]) -> bool:
-        """Predict on a mounted endpoint needs neither the store nor the disk."""
-        return operation == "Predict" and predictors.get(params["MLModelId"]) is not None
+    def served_inline(operation: str, params: dict[str, Any], request: RequestContext) -> bool:
+        """Predict on a mounted endpoint needs neither the store nor the disk (an explained one
+        computes more: a thread of the pool)."""
+        return (operation == "Predict" and request.explain is None
+                and predictors.get(params["MLModelId"]) is not None)
 
     endpoint = AwsJsonEndpoint(spec, table, admit, authenticate, settings.max_body_bytes,
                                served_inline)

@@ -217,7 +217,7 @@ def _check_explanation(ml: Any, model_id: str, record: dict[str, str], plain: di
     if kind == "BINARY":  # the score is the log-odds of class 1
         assert 1 / (1 + math.exp(-explained["score"])) == pytest.approx(next(iter(plain["predictedScores"].values())),
                                                                         abs=1e-5)
-    for wrong in ("0", "101", "many", ""):
+    for wrong in ("0", "101", "many", "", "\u00b2", "9" * 5000):  # a superscript, past int()'s digits
         with _explaining(ml, wrong), pytest.raises(ClientError) as err:
             ml.predict(MLModelId=model_id, Record=record, PredictEndpoint=url)
         assert error_code(err) == "InvalidInputException" and "X-OpenAML-Explain" in str(err.value)

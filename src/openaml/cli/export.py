@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import click
 
 from openaml.jobs.models import read_model
-from openaml.ml.onnx_export import NotExportable, export_onnx
+from openaml.ml.errors import InputError
+from openaml.ml.onnx_export import export_onnx
 from openaml.settings import Settings
 from openaml.storage import Artifacts, ArtifactStore, ObjectArtifactStore, open_object_store
 
@@ -32,13 +34,18 @@ def export_model(model_id: str, export_format: str, out: Path | None, **options:
         if settings.artifacts_uri else ArtifactStore(settings.artifacts_root))
     try:
         model = read_model(artifacts, model_id).model
-    except (OSError, KeyError) as exc:
-        raise click.ClickException(f"no trained model {model_id} in the artifacts ({exc})") from None
+    except FileNotFoundError:
+        raise click.ClickException(f"no trained model {model_id} in the artifacts") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise click.ClickException(f"the artifact of {model_id} cannot be read: {exc}") from None
     try:
         data = export_onnx(model)
-    except NotExportable as exc:
+    except InputError as exc:  # NotExportable, or trees without LightGBM here
         raise click.ClickException(str(exc)) from None
     target = out or Path(f"{model_id}.onnx")
-    target.write_bytes(data)
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc}") from None
     click.echo(f"wrote {target} ({len(data):,} bytes, {export_format}): {model.model_type.value} "
                f"{model.algorithm} model")

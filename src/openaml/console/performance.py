@@ -38,15 +38,17 @@ def class_metrics(classes: Sequence[str], matrix: Sequence[Sequence[float]]) -> 
     return out
 
 
-def class_recalls(details: BinaryDetails | MulticlassDetails | Any) -> list[tuple[str, float]]:
+def class_recalls(details: BinaryDetails | MulticlassDetails | Any) -> list[tuple[str, float | None]]:
     """(class, recall) of an evaluation's report details: of a MULTICLASS confusion matrix, or
-    of a BINARY model's confusion counts at its threshold when evaluated (classes 1 and 0)."""
+    of a BINARY model's confusion counts at its threshold when evaluated (classes 1 and 0);
+    None for a class without records."""
     if isinstance(details, MulticlassDetails):
-        return [(c["label"], c["recall"]) for c in class_metrics(details.classes, details.matrix)]
+        return [(c["label"], c["recall"] if c["support"] else None)
+                for c in class_metrics(details.classes, details.matrix)]
     if isinstance(details, BinaryDetails):
         counts = details.confusion
-        return [("1", _ratio(counts.get("tp", 0), counts.get("tp", 0) + counts.get("fn", 0))),
-                ("0", _ratio(counts.get("tn", 0), counts.get("tn", 0) + counts.get("fp", 0)))]
+        return [("1", _rate(counts.get("tp", 0), counts.get("tp", 0) + counts.get("fn", 0))),
+                ("0", _rate(counts.get("tn", 0), counts.get("tn", 0) + counts.get("fp", 0)))]
     return []
 
 

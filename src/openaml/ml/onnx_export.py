@@ -1,11 +1,13 @@
 """A model as ONNX (`openaml export-model ID --format onnx`, the `onnx` extra).
 
 The graph takes one input per attribute the recipe reads, named after it, one value per
-record: a NUMERIC or BINARY attribute as a float tensor [N] (NaN: missing; BINARY: 1 true,
-0 false), a CATEGORICAL one as a string tensor [N] ("" or a category not seen in training:
-missing). It outputs `scores` [N, outputs] as OpenAML scores: MULTICLASS the classes'
-probabilities (in the order of the `classes` metadata), BINARY P(1) [N, 1], REGRESSION the
-predicted value [N, 1]; and `raw` [N, outputs], the scores before the link function.
+record: a NUMERIC or BINARY attribute as a double tensor [N] (NaN or infinite: missing;
+BINARY: 1 true, 0 false, where OpenAML also reads yes/no words), a CATEGORICAL one as a string
+tensor [N], looked up as it is ("", or a category not seen in training: missing; OpenAML
+itself strips the spaces around a category first). It outputs `scores` [N, outputs] as
+OpenAML scores (MULTICLASS: the classes' probabilities, in the order of the `classes`
+metadata; BINARY: P(1) [N, 1]; REGRESSION: the predicted value [N, 1]) and `raw` [N, outputs],
+the scores before the link function.
 
 The recipe's transforms go into the graph where ONNX expresses them: attributes as they are,
 `normalize` and `quantile_bin` of numbers, categories looked up in the vocabulary (LabelEncoder).
@@ -32,7 +34,8 @@ from openaml.ml.schema import AttributeType
 from openaml.ml.trees import lightgbm
 
 EXTRA = "onnx"
-OPSET, ML_OPSET = 21, 5
+OPSET, ML_OPSET, IR_VERSION = 21, 5, 10  # IR 10 goes with opset 21: runtimes of 2024 on read it
+OUTPUTS = ("scores", "raw")
 
 
 class NotExportable(InputError):
@@ -46,6 +49,9 @@ def export_onnx(model: Model) -> bytes:
         from onnx import TensorProto, helper
     except ImportError:
         raise NotExportable(f"ONNX export needs the '{EXTRA}' extra: pip install 'openaml[{EXTRA}]'") from None
+    clash = sorted(set(OUTPUTS) & {a.name for a in model.schema.attributes})
+    if clash:
+        raise NotExportable(f"An attribute named {clash[0]!r} would clash with the graph's output of that name")
     graph = _Graph(helper, TensorProto)
     raw = _trees_raw(model, graph) if model.trees is not None else _linear_raw(model, graph)
     graph.nodes.append(helper.make_node("Identity", [_linked(model, graph, raw)], ["scores"]))
@@ -56,7 +62,7 @@ def export_onnx(model: Model) -> bytes:
         helper.make_graph(graph.nodes, f"openaml-{model.model_type.value.lower()}", graph.inputs, outputs,
                           graph.initializers),
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
-        producer_name="openaml")
+        producer_name="openaml", ir_version=IR_VERSION)
     helper.set_model_props(proto, {"model_type": model.model_type.value, "algorithm": model.algorithm,
                                    "classes": json.dumps(model.classes), "recipe": model.recipe})
     onnx.checker.check_model(proto)
@@ -77,8 +83,9 @@ class _Graph:
     _count: int = 0
 
     def name(self, hint: str) -> str:
+        """A name of the graph's own, never an attribute's (no attribute name holds '/')."""
         self._count += 1
-        return f"{hint}_{self._count}"
+        return f"openaml/{hint}_{self._count}"
 
     def node(self, op: str, inputs: list[str], hint: str, domain: str = "", **attributes: Any) -> str:
         out = self.name(hint)
@@ -86,10 +93,10 @@ class _Graph:
         return out
 
     def constant(self, value: np.ndarray, hint: str = "const") -> str:
+        from onnx import numpy_helper
+
         name = self.name(hint)
-        self.initializers.append(self.helper.make_tensor(
-            name, {np.dtype(np.float64): self.tensors.DOUBLE, np.dtype(np.float32): self.tensors.FLOAT,
-                   np.dtype(np.int64): self.tensors.INT64}[value.dtype], value.shape, value.ravel().tolist()))
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
     def attribute(self, name: str, attribute_type: AttributeType | None) -> str:
@@ -97,8 +104,12 @@ class _Graph:
         if name not in self._names:
             numeric = attribute_type in (AttributeType.NUMERIC, AttributeType.BINARY)
             self.inputs.append(self.helper.make_tensor_value_info(
-                name, self.tensors.FLOAT if numeric else self.tensors.STRING, ["N"]))
-            self._names[name] = self.node("Unsqueeze", [name, self.constant(np.array([1], np.int64))], "column")
+                name, self.tensors.DOUBLE if numeric else self.tensors.STRING, ["N"]))
+            column = self.node("Unsqueeze", [name, self.constant(np.array([1], np.int64))], "column")
+            if numeric:  # an infinite value is missing, as OpenAML reads it
+                column = self.node("Where", [self.node("IsInf", [column], "infinite"),
+                                             self.constant(np.array(np.nan)), column], "finite")
+            self._names[name] = column
         return self._names[name]
 
 
@@ -150,8 +161,7 @@ def _scalar(model: Model, graph: _Graph, i: int) -> str:
 def _number(model: Model, graph: _Graph, node: Node) -> str:
     """A NUMERIC or BINARY variable, [N, 1] double (NaN: missing)."""
     if isinstance(node, Attr):
-        return graph.node("Cast", [graph.attribute(node.name, model.schema.type_of(node.name))], "number",
-                          to=graph.tensors.DOUBLE)
+        return graph.attribute(node.name, model.schema.type_of(node.name))
     if isinstance(node, Op) and node.function == "normalize":
         fitted = model.pipeline.params[node.canonical]
         inner = _number(model, graph, node.args[0])

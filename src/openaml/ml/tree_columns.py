@@ -7,11 +7,12 @@ training mean, as it does for the linear model; a missing yes/no as no). When ev
 of a source is a number (MNIST's pixel values, quantile bins), the codes are their ranks in
 numeric order (0 for the least) and the trees split on them as ordered values; otherwise a
 code is the category's place in the vocabulary and LightGBM treats the column as categorical.
-A missing category, or one not seen in training, is missing to the trees (NaN): where the
-training had missing values in the column, LightGBM sends it down the side of each split that
-suited them; where it had none, LightGBM reads it as 0 (the least ranked category, or the
-first of the vocabulary). Token sources (text, n-grams, OSB, cartesian products) keep an
-indicator column per token, as the recipe made them.
+A missing category, or one not seen in training, is missing to the trees (NaN): in a ranked
+column where the training had missing values, LightGBM sends it down the side of each split
+that suited them, and where it had none reads it as 0 (the least ranked category); a
+categorical column's splits send it with the categories they did not pick. Token sources
+(text, n-grams, OSB, cartesian products) keep an indicator column per token, as the recipe made
+them.
 """
 
 from __future__ import annotations

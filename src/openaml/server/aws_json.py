@@ -35,7 +35,7 @@ INLINE_BODY_LIMIT = 16 * 1024
 
 Admitter = Callable[[Mapping[str, str]], Authorization]
 Authenticator = Callable[[str, str, Mapping[str, str], bytes, Authorization], RequestContext]
-InlineTest = Callable[[str, dict[str, Any]], bool]
+InlineTest = Callable[[str, dict[str, Any], RequestContext], bool]
 
 
 class AwsJsonEndpoint:
@@ -48,13 +48,13 @@ class AwsJsonEndpoint:
     pieces and cut at `max_body` bytes. Everything that can take more than a moment (signature
     over a large body, JSON decoding, validation, the operation) runs in a worker thread, so
     that no request stalls the others; only small Predict requests whose endpoint is mounted
-    (`inline(operation, params)`) are served on the event loop.
+    (`inline(operation, params, context)`) are served on the event loop.
     """
 
     def __init__(
         self, spec: ServiceSpec, table: DispatchTable, admit: Admitter,
         authenticate: Authenticator, max_body: int,
-        inline: InlineTest = lambda operation, params: False,
+        inline: InlineTest = lambda operation, params, context: False,
     ) -> None:
         self.spec, self.table = spec, table
         self.admit, self.authenticate, self.max_body = admit, authenticate, max_body
@@ -72,7 +72,7 @@ class AwsJsonEndpoint:
             if len(body) <= INLINE_BODY_LIMIT and _names_predict(headers.get(TARGET_HEADER)):
                 operation, handler, params, context = self._prepare(
                     request.method, url, headers, body, admitted)
-                if self.inline(operation.name, params):
+                if self.inline(operation.name, params, context):
                     result = _call(handler, params, context)
                 else:
                     result = await run_in_threadpool(_call, handler, params, context)

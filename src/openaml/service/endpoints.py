@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from openaml.errors import InvalidInputException, PredictorNotMountedException
@@ -21,10 +22,11 @@ def explained(header: str | None) -> int:
     """The contributions an X-OpenAML-Explain header asks for (0 without the header)."""
     if header is None:
         return 0
-    if not header.strip().isdigit() or not 1 <= int(header) <= MAX_EXPLAINED:
+    found = re.fullmatch(r"\s*([0-9]{1,3})\s*", header)
+    if found is None or not 1 <= int(found.group(1)) <= MAX_EXPLAINED:
         raise InvalidInputException(f"X-OpenAML-Explain must be a whole number of contributions from 1 to "
                                     f"{MAX_EXPLAINED}, not {header[:40]!r}")
-    return int(header)
+    return int(found.group(1))
 
 
 def endpoint_info(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:

@@ -21,7 +21,8 @@ def _table(rows: int, seed: int, kind: str) -> pa.RecordBatch:
     """Numbers (some missing), categories (some missing; "z" never in training), numbered
     categories, yes/no values; a target of each model type from them, with noise."""
     rng = np.random.default_rng(seed)
-    n, m = rng.normal(size=rows), rng.uniform(0, 50, size=rows)
+    # n of a few decimals: its quantile boundaries are values of the data (0.7 is no float32)
+    n, m = np.round(rng.normal(size=rows), 1), rng.uniform(0, 50, size=rows)
     c = rng.choice(["red", "green", "blue", "z" if seed else "blue"], size=rows)
     k = rng.integers(0, 12, size=rows)
     b = rng.random(rows) < 0.4
@@ -30,7 +31,7 @@ def _table(rows: int, seed: int, kind: str) -> pa.RecordBatch:
               "MULTICLASS": ["low" if s < 0 else "mid" if s < 1.2 else "high" for s in signal],
               "REGRESSION": [f"{3 * s:.4f}" for s in signal]}[kind]
     missing = rng.random(rows) < 0.08
-    return make_batch({"n": [None if gone else f"{v:.5f}" for v, gone in zip(n, missing, strict=True)],
+    return make_batch({"n": [None if gone else f"{v:.1f}" for v, gone in zip(n, missing, strict=True)],
                        "m": [f"{v:.3f}" for v in m],
                        "c": [None if gone else v for v, gone in zip(c, np.roll(missing, 3), strict=True)],
                        "k": [str(v) for v in k], "b": ["1" if v else "0" for v in b], "y": target})
@@ -39,7 +40,7 @@ def _table(rows: int, seed: int, kind: str) -> pa.RecordBatch:
 def _inputs(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
     """The graph's inputs: numbers and yes/no values as floats (NaN: missing), categories as strings."""
     def floats(name: str) -> np.ndarray:
-        return np.array([np.nan if v is None else float(v) for v in batch.column(name).to_pylist()], np.float32)
+        return np.array([np.nan if v is None else float(v) for v in batch.column(name).to_pylist()], np.float64)
 
     return {"n": floats("n"), "m": floats("m"), "b": floats("b"),
             "c": np.array([v or "" for v in batch.column("c").to_pylist()], object),

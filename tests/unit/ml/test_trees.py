@@ -76,7 +76,7 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5",
                              "gbdt.validationPercent": "60"}, "between 1 and 50"),
                            ({"openaml.algorithm": "gbdt", "gbdt.validationPercent": "20"},
-                            "applies with gbdt.earlyStoppingRounds alone")]:
+                            "applies only when gbdt.earlyStoppingRounds is above 0")]:
         with pytest.raises(ParameterError, match=message):
             parse_parameters(given, "BINARY")
     shown = shown_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "7"})

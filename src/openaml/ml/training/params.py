@@ -198,7 +198,7 @@ def _validation_percent(parameters: dict[str, str]) -> float:
     if not 1 <= percent <= 50:
         raise ParameterError("gbdt.validationPercent must be between 1 and 50")
     if "gbdt.validationPercent" in parameters and not _integer(parameters, "gbdt.earlyStoppingRounds", 0, 0, 10_000):
-        raise ParameterError("gbdt.validationPercent applies with gbdt.earlyStoppingRounds alone")
+        raise ParameterError("gbdt.validationPercent applies only when gbdt.earlyStoppingRounds is above 0")
     return percent
 
 
