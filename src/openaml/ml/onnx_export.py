@@ -15,7 +15,8 @@ Text and token transforms (`ngram`, `osb`, `cartesian`, text attributes, `lowerc
 `no_punct`) are not expressible with ONNX's standard operators: a model whose recipe outputs
 one is refused with a message that names it. Linear models compute in double precision, as
 OpenAML does; boosted trees go into one TreeEnsemble node (ai.onnx.ml opset 5) over the
-trees' columns (ml.tree_columns) in float, as LightGBM reads them.
+trees' columns (ml.tree_columns), rounded to float as LightGBM reads them, with LightGBM's
+double thresholds and leaves: the same comparisons and sums as LightGBM's.
 """
 
 from __future__ import annotations
@@ -204,25 +205,24 @@ def _category_ids(model: Model, graph: _Graph, i: int, offset: int, missing: int
 
 
 def _trees_raw(model: Model, graph: _Graph) -> str:
-    """The trees' raw scores: the trees' columns (float, as LightGBM reads them) into one
-    TreeEnsemble."""
+    """The trees' raw scores: the trees' columns (float values, as LightGBM reads them, held
+    in doubles) into one TreeEnsemble."""
     columns = model.tree_columns()
     parts: list[str] = []
     pipeline = model.pipeline
     for i, source in enumerate(pipeline.sources):
         start, end = int(pipeline.offsets[i]), int(pipeline.offsets[i + 1])
         if pipeline.vocabs[i] is None:
-            parts.append(graph.node("Cast", [_scalar(model, graph, i)], "tree_value", to=graph.tensors.FLOAT))
+            single = graph.node("Cast", [_scalar(model, graph, i)], "tree_value", to=graph.tensors.FLOAT)
+            parts.append(graph.node("Cast", [single], "tree_value_double", to=graph.tensors.DOUBLE))
         elif source.kind == CATEGORICAL:
-            codes = np.append(columns.code[start:end], np.nan).astype(np.float32)  # last: missing
+            codes = np.append(columns.code[start:end], np.nan).astype(np.float64)  # last: missing
             ids = _category_ids(model, graph, i, 0, missing=end - start)
             parts.append(graph.node("Gather", [graph.constant(codes, "codes"), ids], "tree_code", axis=0))
         else:
             raise _refused(source)
     x = graph.node("Concat", parts, "tree_columns", axis=1) if len(parts) > 1 else parts[0]
-    raw = graph.node("TreeEnsemble", [x], "trees_raw", domain="ai.onnx.ml",
-                     **_ensemble(model, graph))
-    return graph.node("Cast", [raw], "raw_double", to=graph.tensors.DOUBLE)
+    return graph.node("TreeEnsemble", [x], "trees_raw", domain="ai.onnx.ml", **_ensemble(model, graph))
 
 
 def _ensemble(model: Model, graph: _Graph) -> dict[str, Any]:
@@ -255,7 +255,7 @@ def _ensemble(model: Model, graph: _Graph) -> dict[str, Any]:
         elif tree["decision_type"] == "<=":
             nodes["mode"][index] = 0
             threshold = float(tree["threshold"])
-            nodes["split"][index] = _float_at_or_below(threshold)
+            nodes["split"][index] = threshold
             if tree.get("missing_type") == "NaN":
                 nodes["missing_true"][index] = int(bool(tree.get("default_left")))
             elif tree.get("missing_type") in (None, "None"):  # LightGBM reads a NaN as 0
@@ -286,28 +286,16 @@ def _ensemble(model: Model, graph: _Graph) -> dict[str, Any]:
         "n_targets": outputs, "aggregate_function": 1, "post_transform": 0, "tree_roots": roots,
         "nodes_featureids": nodes["feature"],
         "nodes_modes": helper.make_tensor("modes", tensors.UINT8, [len(nodes["mode"])], nodes["mode"]),
-        "nodes_splits": helper.make_tensor("splits", tensors.FLOAT, [len(nodes["split"])], nodes["split"]),
+        "nodes_splits": helper.make_tensor("splits", tensors.DOUBLE, [len(nodes["split"])], nodes["split"]),
         "nodes_truenodeids": nodes["true"], "nodes_trueleafs": nodes["true_leaf"],
         "nodes_falsenodeids": nodes["false"], "nodes_falseleafs": nodes["false_leaf"],
         "nodes_missing_value_tracks_true": nodes["missing_true"],
         "leaf_targetids": leaf_target,
-        "leaf_weights": helper.make_tensor("leaves", tensors.FLOAT, [len(leaf_weight)], leaf_weight),
+        "leaf_weights": helper.make_tensor("leaves", tensors.DOUBLE, [len(leaf_weight)], leaf_weight),
     }
     if members:
-        attributes["membership_values"] = helper.make_tensor("members", tensors.FLOAT, [len(members)], members)
+        attributes["membership_values"] = helper.make_tensor("members", tensors.DOUBLE, [len(members)], members)
     return attributes
-
-
-def _float_at_or_below(threshold: float) -> float:
-    """The largest float32 at or below a double: a float32 value is <= it exactly when it is
-    <= the double (LightGBM compares float inputs with double thresholds)."""
-    largest = float(np.finfo(np.float32).max)
-    if abs(threshold) > largest:  # LightGBM writes 1e300 for "every value"
-        return largest if threshold > 0 else float("-inf")
-    single = np.float32(threshold)
-    if float(single) > threshold:
-        single = np.nextafter(single, np.float32(-np.inf))
-    return float(single)
 
 
 def _linked(model: Model, graph: _Graph, raw: str) -> str:
