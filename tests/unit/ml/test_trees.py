@@ -73,6 +73,7 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                            ({"openaml.algorithm": "gbdt", "gbdt.depth": "3"}, "Unknown training parameter"),
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "-1"}, "between 0"),
                            ({"openaml.algorithm": "gbdt", "gbdt.l2Regularization": "2e6"}, "between 0 and 1000000"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "2"}, "between 4 and 1024"),
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5",
                              "gbdt.validationPercent": "60"}, "between 1 and 50"),
                            ({"openaml.algorithm": "gbdt", "gbdt.validationPercent": "20"},
@@ -318,3 +319,20 @@ def test_the_l2_penalty_shrinks_the_leaves(digits):
         return max(abs(float(v)) for line in leaves[10:] for v in line.split("=", 1)[1].split())
 
     assert largest_leaf("100") < 0.5 * largest_leaf("0")
+
+
+def test_fewer_bins_give_fewer_thresholds(digits):
+    """gbdt.maxBins reaches LightGBM's binning: 4 bins leave at most 3 thresholds a column."""
+    def thresholds(bins: str) -> int:
+        model = _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "10", "gbdt.maxBins": bins})
+        found: dict[int, set[float]] = {}
+        for tree in model._trees().dump_model()["tree_info"]:
+            stack = [tree["tree_structure"]]
+            while stack:
+                node = stack.pop()
+                if "split_feature" in node:
+                    found.setdefault(node["split_feature"], set()).add(float(node["threshold"]))
+                    stack += [node["left_child"], node["right_child"]]
+        return max(len(values) for values in found.values())
+
+    assert thresholds("4") <= 3 < thresholds("255")

@@ -45,6 +45,7 @@ def fit_trees(model_type: ModelType, blocks: Iterable[Block], columns: TreeColum
     options: dict[str, Any] = {
         "objective": OBJECTIVES[model_type], "num_leaves": params.leaves,
         "learning_rate": params.learning_rate, "min_data_in_leaf": params.min_leaf_records, "lambda_l2": params.l2,
+        "max_bin": params.max_bins,
         "num_threads": execution.threads, "seed": seed, "deterministic": True,
         "verbosity": -1,  # the Dataset is binned with these options too: min_data_in_leaf filters features
     }
