@@ -37,8 +37,9 @@ def test_quick_benchmark_writes_its_result(tmp_path: Path) -> None:
 
 
 def test_quick_trees_benchmark_compares_with_a_lightgbm_pipeline(tmp_path: Path) -> None:
-    document, markdown = _quick_bench(tmp_path, "--algorithm", "gbdt")
+    document, markdown = _quick_bench(tmp_path, "--algorithm", "gbdt", "--parameter", "gbdt.maxBins=63")
     assert document["algorithm"] == "gbdt" and "sklearn" not in document
+    assert document["parameters"] == {"gbdt.maxBins": "63"} and "gbdt.maxBins=63" in markdown
     assert 0.5 < document["lightgbm"]["macro_f1"] <= 1.0 and document["lightgbm"]["rounds"] == 100
     assert 0.5 < document["openaml"]["macro_f1"] <= 1.0, document["openaml"]
     assert {"pipeline_vs_lightgbm", "f1_minus_lightgbm"} <= set(document["ratios"])

@@ -134,9 +134,10 @@ def table(result: dict[str, Any]) -> list[str]:
     if trees := result.get("lightgbm"):
         row(f"LightGBM pipeline ({trees['rounds']} rounds)", trees["seconds"], trees["macro_f1"], stages(trees))
     if ours := result.get("openaml"):
+        given = "".join(f", {key}={value}" for key, value in (result.get("parameters") or {}).items())
         row("OpenAML workflow (client wall)", ours["seconds"], ours["macro_f1"],
             f"service span {ours['service_span_s']:.2f} s, server peak RSS "
-            f"{ours['peak_rss_mib']:.0f} MiB")
+            f"{ours['peak_rss_mib']:.0f} MiB{given}")
         for name, job in ours["jobs"].items():
             passes = f", {job['passes']} passes" if "passes" in job else ""
             if job.get("validation_passes"):
@@ -196,6 +197,9 @@ def table(result: dict[str, Any]) -> list[str]:
               help="Also write the table and machine facts as Markdown here.")
 @click.option("--skip", multiple=True, type=click.Choice(["sklearn", "vw", "lightgbm", "openaml", "predict"]),
               help="Leave out a part (repeatable).")
+@click.option("--parameter", "parameters", multiple=True, metavar="KEY=VALUE",
+              help="MNIST datasets: another training parameter of OpenAML's model, e.g. gbdt.maxBins=63 "
+                   "(repeatable).")
 @click.option("--algorithm", type=click.Choice(["sgd", "gbdt"]), default="sgd", show_default=True,
               help="MNIST datasets: gbdt trains OpenAML's boosted trees (openaml.algorithm=gbdt) and "
                    "compares them with a LightGBM pipeline instead of the linear ones.")
@@ -215,7 +219,8 @@ def table(result: dict[str, Any]) -> list[str]:
 @click.option("--work", type=click.Path(path_type=Path), default=None,
               help="Keep the work files (data, server dirs, logs) here instead of a temp dir.")
 def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | None, quick: bool,
-          out: Path, markdown: Path | None, skip: tuple[str, ...], algorithm: str, max_passes: int,
+          out: Path, markdown: Path | None, skip: tuple[str, ...], parameters: tuple[str, ...], algorithm: str,
+          max_passes: int,
           predict_seconds: int, connections: int, http_workers: int, memory_cap: int | None,
           memory_file: int | None, memory_passes: int, work: Path | None) -> None:
     """Benchmark a workflow: OpenAML vs pyarrow parse, scikit-learn and Vowpal Wabbit."""
@@ -225,6 +230,9 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
     sys.path.insert(0, str(folder))
     if dataset in ("tabular", "quality") and (train_path is not None or memory_cap is not None):
         raise click.UsageError("--train, --test and --memory-cap are for the MNIST datasets")
+    given = dict(item.partition("=")[::2] for item in parameters)
+    if any("=" not in item or not item.partition("=")[0] for item in parameters):
+        raise click.UsageError("--parameter takes KEY=VALUE")
     if dataset == "tabular" and algorithm != "sgd":
         raise click.UsageError("--algorithm is for the MNIST datasets and the quality suite")
     if memory_cap is not None and algorithm != "sgd":
@@ -257,7 +265,8 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
         train = plain_copy(train_path, place / "train.csv", 700 if quick else None)
         test = plain_copy(test_path, place / "test.csv", 300 if quick else None)
         result: dict[str, Any] = {"dataset": name + (" (quick)" if quick else ""),
-                                  "machine": machine(), "targets": TARGETS, "algorithm": algorithm}
+                                  "machine": machine(), "targets": TARGETS, "algorithm": algorithm,
+                                  "parameters": given}
         click.echo(f"benchmarking {result['dataset']}: {train_path}, {test_path}")
         diy = ((("lightgbm", "lightgbm", pipeline.lightgbm_pipeline, "LightGBM"),) if algorithm == "gbdt" else
                (("sklearn", "sklearn", pipeline.sklearn_pipeline, "scikit-learn"),
@@ -280,7 +289,8 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
                                      "runs": len(runs)}
         click.echo(f"  floor parse {result['floor']['seconds']:.2f} s")
         if "openaml" not in skip:
-            run_openaml(pipeline, result, place, train, test, max_passes, algorithm,
+            run_openaml(pipeline, result, place, train, test, max_passes,
+                        {**({"openaml.algorithm": algorithm} if algorithm != "sgd" else {}), **given},
                         0 if "predict" in skip else (2 if quick else predict_seconds),
                         connections, http_workers)
         if memory_cap is not None:
@@ -352,14 +362,13 @@ def write_result(result: dict[str, Any], lines: list[str], out: Path,
 
 
 def run_openaml(pipeline: Any, result: dict[str, Any], place: Path, train: Path, test: Path,
-                max_passes: int, algorithm: str, predict_seconds: int, connections: int,
+                max_passes: int, parameters: dict[str, str], predict_seconds: int, connections: int,
                 http_workers: int) -> None:
     """The workflow on a fresh `openaml serve`, then the Predict load on the model it trained."""
     server = pipeline.Server(place / "server", extra=["--predict-rate-limit", "0",
                                                       "--http-workers", str(http_workers)])
     with pipeline.running(server):
-        ours = pipeline.openaml_pipeline(server, train, test, max_passes,
-                                         {"openaml.algorithm": algorithm} if algorithm != "sgd" else None)
+        ours = pipeline.openaml_pipeline(server, train, test, max_passes, parameters or None)
         ours.pop("workflow_output")
         result["openaml"] = ours
         click.echo(f"  OpenAML {ours['seconds']:.2f} s")
