@@ -66,13 +66,14 @@ class Model:
     trees: str | None = None  # LightGBM's model text (openaml.algorithm=gbdt), instead of weights
     _booster: Any = field(default=None, init=False, repr=False, compare=False)
     _columns: TreeColumns | None = field(default=None, init=False, repr=False, compare=False)
+    _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def algorithm(self) -> str:
         return "sgd" if self.trees is None else "gbdt"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_booster": None, "_columns": None}  # made again where used
+        return {**self.__dict__, "_booster": None, "_columns": None, "_names": None}  # made again where used
 
     def raw_scores(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> np.ndarray:
         """The scores z (rows, outputs) of FeaturePipeline.rows() output, before the link."""
@@ -81,8 +82,11 @@ class Model:
         return tree_scores(rows, self._trees(), self.tree_columns(), len(self.bias))
 
     def feature_names(self) -> list[str]:
-        """The names of what the model weighs: the pipeline's features, or the trees' columns."""
-        return self.pipeline.feature_names() if self.trees is None else list(self.tree_columns().names)
+        """The names of what the model weighs: the pipeline's features, or the trees' columns
+        (made once: an explained Predict names a few of a model's many)."""
+        if self._names is None:
+            self._names = self.pipeline.feature_names() if self.trees is None else list(self.tree_columns().names)
+        return self._names
 
     def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> tuple[np.ndarray, float]:
         """Each feature's part (feature_names()) of one record's score `output` before the link

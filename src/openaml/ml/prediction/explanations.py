@@ -38,8 +38,13 @@ def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
     """The record's `limit` largest contributions to output `output` (name, value; largest
     |value| first), the baseline (bias, or the trees' expected score) and the sum of the
     contributions left out: baseline + listed + left out = the score before the link."""
-    model = scorer.model
     ids, values = scorer.sorted_features(record)
+    return _listed(scorer.model, ids, values, output, limit)
+
+
+def _listed(model: Model, ids: np.ndarray, values: np.ndarray | None, output: int,
+            limit: int) -> tuple[list[tuple[str, float]], float, float]:
+    """contributions() of the features `ids` with `values` (None: every value 1)."""
     parts, baseline = model.contributions(ids, np.ones(len(ids)) if values is None else values, output)
     names = model.feature_names()
     found = np.flatnonzero(parts)  # a record's few features, of a model's many
@@ -54,8 +59,8 @@ def explanation(scorer: RecordScorer, record: dict[str, str], prediction: dict[s
     before the link, the baseline, the `limit` largest contributions and the rest's sum."""
     model = scorer.model
     output = output_index(model, prediction)
-    listed, baseline, rest = contributions(scorer, record, output, limit)
     ids, values = scorer.sorted_features(record)
+    listed, baseline, rest = _listed(model, ids, values, output, limit)
     score = model.raw_scores((np.array([0, len(ids)]), ids, values))[0, output]
     return {"output": output_names(model)[output], "algorithm": model.algorithm, "score": float(score),
             "baseline": baseline, "contributions": [{"feature": name, "value": value} for name, value in listed],
