@@ -42,6 +42,7 @@ from openaml.ml.metrics.evaluation import METRIC_KEYS
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
+from openaml.ml.training.params import TreeParams
 
 FOLDS = 4
 SEED = 7
@@ -236,8 +237,11 @@ def histogram_trees(model: Any, x_train: Any, y_train: np.ndarray, x_held: Any, 
     trees = model.tree_columns()
     categorical = np.zeros(trees.n_columns, bool)
     categorical[list(trees.categorical)] = True
-    budget = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
-              "early_stopping": False, "categorical_features": categorical if categorical.any() else None,
+    trees_budget = TreeParams()  # OpenAML's defaults
+    budget = {"max_iter": trees_budget.rounds, "learning_rate": trees_budget.learning_rate,
+              "max_leaf_nodes": trees_budget.leaves, "min_samples_leaf": trees_budget.min_leaf_records,
+              "max_bins": trees_budget.max_bins, "l2_regularization": trees_budget.l2, "early_stopping": False,
+              "categorical_features": categorical if categorical.any() else None,
               "random_state": SEED}
     dense_train, dense_held = x_train.toarray(), x_held.toarray()
     if model.model_type is ModelType.REGRESSION:

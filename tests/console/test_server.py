@@ -549,6 +549,6 @@ def test_a_tree_models_page_shows_where_lightgbm_is_missing(
     def missing(text: str) -> Any:
         raise TreesUnavailable("openaml.algorithm=gbdt needs the 'trees' extra")
 
-    monkeypatch.setattr(model_module, "booster", missing)
+    monkeypatch.setattr(model_module, "load_booster", missing)
     page = browser.get("/models/ml-trees2")
     assert page.status_code == 200 and "Feature importance" in page.text and "not available" in page.text

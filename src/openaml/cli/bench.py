@@ -230,9 +230,10 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
     sys.path.insert(0, str(folder))
     if dataset in ("tabular", "quality") and (train_path is not None or memory_cap is not None):
         raise click.UsageError("--train, --test and --memory-cap are for the MNIST datasets")
-    given = dict(item.partition("=")[::2] for item in parameters)
-    if any("=" not in item or not item.partition("=")[0] for item in parameters):
+    split = [item.partition("=") for item in parameters]
+    if any(not key or not equals for key, equals, _ in split):
         raise click.UsageError("--parameter takes KEY=VALUE")
+    given = {key: value for key, _, value in split}
     if dataset == "tabular" and algorithm != "sgd":
         raise click.UsageError("--algorithm is for the MNIST datasets and the quality suite")
     if memory_cap is not None and algorithm != "sgd":

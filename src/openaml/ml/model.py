@@ -32,7 +32,8 @@ from openaml.ml.linear import linear_scores
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.tree_columns import TreeColumns
-from openaml.ml.trees import booster, importance, tree_contributions, tree_scores
+from openaml.ml.trees import booster as load_booster
+from openaml.ml.trees import importance, tree_contributions, tree_scores
 
 FORMAT = "openaml-model"
 VERSION, TREES_VERSION = 1, 2
@@ -79,7 +80,7 @@ class Model:
         """The scores z (rows, outputs) of FeaturePipeline.rows() output, before the link."""
         if self.trees is None:
             return linear_scores(rows, self.weights, self.bias)
-        return tree_scores(rows, self._trees(), self.tree_columns(), len(self.bias))
+        return tree_scores(rows, self.booster(), self.tree_columns(), len(self.bias))
 
     def feature_names(self) -> list[str]:
         """The names of what the model weighs: the pipeline's features, or the trees' columns
@@ -97,14 +98,14 @@ class Model:
             parts[ids] = values * np.asarray(self.weights, np.float64)[ids, output]
             return parts, float(np.ravel(self.bias)[output])
         rows = (np.array([0, len(ids)]), np.asarray(ids, np.int32), np.asarray(values, np.float64))
-        found = tree_contributions(rows, self._trees(), self.tree_columns(), len(self.bias))[0, output]
+        found = tree_contributions(rows, self.booster(), self.tree_columns(), len(self.bias))[0, output]
         return found[:-1], float(found[-1])
 
     def importance(self) -> np.ndarray:
         """The trees' total split gain per column (feature_names()); a linear model has none."""
         if self.trees is None:
             raise ValueError("A linear model's importance is its weights")
-        return importance(self._trees(), self.tree_columns().n_columns)
+        return importance(self.booster(), self.tree_columns().n_columns)
 
     def tree_columns(self) -> TreeColumns:
         """The columns the trees split on (made from the pipeline once, then kept)."""
@@ -112,10 +113,11 @@ class Model:
             self._columns = TreeColumns.of(self.pipeline)
         return self._columns
 
-    def _trees(self) -> Any:
+    def booster(self) -> Any:
+        """The LightGBM booster of the trees (loaded from their text once, then kept)."""
         if self._booster is None:
             assert self.trees is not None
-            self._booster = booster(self.trees)
+            self._booster = load_booster(self.trees)
         return self._booster
 
     def link(self, z: np.ndarray) -> np.ndarray:

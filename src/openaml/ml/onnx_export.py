@@ -32,7 +32,6 @@ from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, Attr, Node, Op
 from openaml.ml.schema import AttributeType
-from openaml.ml.trees import lightgbm
 
 EXTRA = "onnx"
 OPSET, ML_OPSET, IR_VERSION = 21, 5, 10  # IR 10 goes with opset 21: runtimes of 2024 on read it
@@ -57,8 +56,7 @@ def export_onnx(model: Model) -> bytes:
     raw = _trees_raw(model, graph) if model.trees is not None else _linear_raw(model, graph)
     graph.nodes.append(helper.make_node("Identity", [_linked(model, graph, raw)], ["scores"]))
     graph.nodes.append(helper.make_node("Identity", [raw], ["raw"]))
-    outputs = [helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N", len(model.bias)])
-               for name in ("scores", "raw")]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N", len(model.bias)]) for name in OUTPUTS]
     proto = helper.make_model(
         helper.make_graph(graph.nodes, f"openaml-{model.model_type.value.lower()}", graph.inputs, outputs,
                           graph.initializers),
@@ -152,9 +150,7 @@ def _scalar(model: Model, graph: _Graph, i: int) -> str:
         return graph.node("Cast", [graph.node("Greater", [value, graph.constant(np.array(0.0))], "yes")],
                           "binary", to=graph.tensors.DOUBLE)
     mean, std = model.pipeline.scales[i] or (0.0, 1.0)
-    scaled = (graph.node("Div", [graph.node("Sub", [value, graph.constant(np.array(mean))], "centered"),
-                                 graph.constant(np.array(std))], "scaled")
-              if std > 0 else graph.node("Mul", [value, graph.constant(np.array(0.0))], "flat"))
+    scaled = _standardized(graph, value, mean, std)
     return graph.node("Where", [graph.node("IsNaN", [scaled], "missing"), graph.constant(np.array(0.0)), scaled],
                       "standardized")
 
@@ -165,13 +161,16 @@ def _number(model: Model, graph: _Graph, node: Node) -> str:
         return graph.attribute(node.name, model.schema.type_of(node.name))
     if isinstance(node, Op) and node.function == "normalize":
         fitted = model.pipeline.params[node.canonical]
-        inner = _number(model, graph, node.args[0])
-        if fitted["std"] <= 0:  # 0, or missing where it was
-            return graph.node("Mul", [inner, graph.constant(np.array(0.0))], "normalized")
-        return graph.node("Div", [graph.node("Sub", [inner, graph.constant(np.array(float(fitted["mean"])))],
-                                             "centered"), graph.constant(np.array(float(fitted["std"])))],
-                          "normalized")
+        return _standardized(graph, _number(model, graph, node.args[0]), float(fitted["mean"]), float(fitted["std"]))
     raise _refused(node)
+
+
+def _standardized(graph: _Graph, value: str, mean: float, std: float) -> str:
+    """(value - mean) / std; a zero std gives 0 (and a missing value stays missing)."""
+    if std <= 0:
+        return graph.node("Mul", [value, graph.constant(np.array(0.0))], "flat")
+    return graph.node("Div", [graph.node("Sub", [value, graph.constant(np.array(mean))], "centered"),
+                              graph.constant(np.array(std))], "scaled")
 
 
 def _category_ids(model: Model, graph: _Graph, i: int, offset: int, missing: int | None = None) -> str:
@@ -228,7 +227,7 @@ def _trees_raw(model: Model, graph: _Graph) -> str:
 def _ensemble(model: Model, graph: _Graph) -> dict[str, Any]:
     """TreeEnsemble's attributes of LightGBM's trees (its dump): a MULTICLASS model's tree t
     scores class t mod the classes."""
-    dump = lightgbm().Booster(model_str=model.trees).dump_model()
+    dump = model.booster().dump_model()
     outputs = len(model.bias)
     nodes: dict[str, list[Any]] = {k: [] for k in ("feature", "mode", "split", "true", "true_leaf", "false",
                                                    "false_leaf", "missing_true")}

@@ -143,7 +143,7 @@ def test_a_records_contributions_sum_to_its_score(digits, tree_digits):
     values = np.ones(len(ids)) if values is None else values
     rows = (np.array([0, len(ids)]), ids, values)
     raw = model.raw_scores(rows)[0]
-    whole = tree_contributions(rows, model._trees(), model.tree_columns(), 10)[0]
+    whole = tree_contributions(rows, model.booster(), model.tree_columns(), 10)[0]
     assert np.allclose(whole.sum(axis=1), raw, atol=1e-6)  # columns' parts + expected score
     names = model.feature_names()
     assert len(names) == 64 == model.tree_columns().n_columns  # a column per pixel, not per pixel value
@@ -291,7 +291,7 @@ def test_early_stopping_keeps_the_best_round_on_held_out_records(digits):
     given = {"openaml.algorithm": "gbdt", "gbdt.rounds": "400", "gbdt.learningRate": "0.5",
              "gbdt.earlyStoppingRounds": "5", "gbdt.validationPercent": "20"}
     model = _train("MULTICLASS", digits, given, log=lines.append)
-    kept = model._trees().num_trees() // 10
+    kept = model.booster().num_trees() // 10
     assert 2 <= kept < 100
     assert "records held out to stop early" in lines[0]
     assert lines[-1].startswith(f"early stopping kept round {kept} of the ") and "multi_logloss" in lines[-1]
@@ -300,7 +300,7 @@ def test_early_stopping_keeps_the_best_round_on_held_out_records(digits):
     held = int(lines[0].split("; ")[1].split()[0])
     assert abs(held - 0.2 * 1257) < 60  # a fifth of the training records
     without = _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "30"})
-    assert without._trees().num_trees() == 300  # off (the default): every round, a tree per class
+    assert without.booster().num_trees() == 300  # off (the default): every round, a tree per class
 
 
 def test_a_tree_training_tells_its_rounds(digits):
@@ -326,7 +326,7 @@ def test_fewer_bins_give_fewer_thresholds(digits):
     def thresholds(bins: str) -> int:
         model = _train("MULTICLASS", digits, {"openaml.algorithm": "gbdt", "gbdt.rounds": "10", "gbdt.maxBins": bins})
         found: dict[int, set[float]] = {}
-        for tree in model._trees().dump_model()["tree_info"]:
+        for tree in model.booster().dump_model()["tree_info"]:
             stack = [tree["tree_structure"]]
             while stack:
                 node = stack.pop()

@@ -140,15 +140,15 @@ class _Setup:
             execution: Execution) -> TrainingSetup:
         """The pipeline and target fitted on the records of `training()` (see train_model)."""
         known = _TargetSummary.from_statistics(self.model_type, self.schema, statistics)
-        if known is not None:  # classes known from the statistics: weights checked before any read
-            class_weight_of(self.params.class_weights, known.counts, known.classes())
+        # classes known from the statistics: weights checked (and made) before any read
+        early = class_weight_of(self.params.class_weights, known.counts, known.classes()) if known else None
         target = known or _TargetSummary(self.model_type, self.schema)
         pipeline = fit_pipeline(self.recipe.outputs, self.schema, training, None if known else target.observe,
                                 known_values(statistics) if statistics is not None else {}, execution)
         if target.records == 0:
             raise TrainingError("The training datasource has no usable record (valid target)")
         classes, summary = target.classes(), target.summary()
-        class_weight = class_weight_of(self.params.class_weights, target.counts, classes)
+        class_weight = early if known else class_weight_of(self.params.class_weights, target.counts, classes)
         if class_weight is not None:
             summary["class_weights"] = dict(zip(classes, class_weight.tolist()))
         return TrainingSetup(self.model_type, self.schema, self.recipe_text, self.params, self.names,
