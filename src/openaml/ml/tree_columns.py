@@ -42,6 +42,7 @@ class TreeColumns:
     names: tuple[str, ...]
     categorical: tuple[int, ...]
     coded: np.ndarray  # (n_columns,) bool: absent means missing, not 0
+    sources: int  # the pipeline's sources (a text source's tokens are many columns of one)
 
     @classmethod
     def of(cls, pipeline: FeaturePipeline) -> TreeColumns:
@@ -71,7 +72,7 @@ class TreeColumns:
                 names += feature_names[start:end]
                 coded += [False] * (end - start)
         return cls(_joined(columns, np.int32), _joined(codes, np.float32), tuple(names), tuple(categorical),
-                   np.array(coded, bool))
+                   np.array(coded, bool), len(pipeline.sources))
 
     @property
     def n_columns(self) -> int:

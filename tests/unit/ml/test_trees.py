@@ -18,7 +18,14 @@ from openaml.ml.prediction import RecordScorer
 from openaml.ml.schema import parse_schema
 from openaml.ml.training import Cancelled, ParameterError, SGDParams, TrainingError, shown_parameters
 from openaml.ml.training.params import TreeParams
-from openaml.ml.training.trees import TooLargeForTrees
+from openaml.ml.training.trees import (
+    DEFAULT_BINS,
+    MANY_RECORDS,
+    WIDE_BINS,
+    WIDE_SOURCES,
+    TooLargeForTrees,
+    max_bins_for,
+)
 from openaml.ml.trees import tree_contributions
 
 from .conftest import make_batch, make_schema
@@ -74,14 +81,19 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "-1"}, "between 0"),
                            ({"openaml.algorithm": "gbdt", "gbdt.l2Regularization": "2e6"}, "between 0 and 1000000"),
                            ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "2"}, "between 4 and 1024"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "Auto"}, "must be an integer"),
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5",
                              "gbdt.validationPercent": "60"}, "between 1 and 50"),
                            ({"openaml.algorithm": "gbdt", "gbdt.validationPercent": "20"},
                             "applies only when gbdt.earlyStoppingRounds is above 0")]:
         with pytest.raises(ParameterError, match=message):
             parse_parameters(given, "BINARY")
+    assert params.trees.max_bins is None  # "auto"
+    for given, bins in [(" auto ", None), ("63", 63), ("1024", 1024)]:
+        assert parse_parameters({"openaml.algorithm": "gbdt", "gbdt.maxBins": given}, "BINARY").trees.max_bins == bins
     shown = shown_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "7"})
     assert shown["algorithm"] == "gbdt" and shown["gbdt.rounds"] == "7" and shown["gbdt.leaves"] == "31"
+    assert shown["gbdt.maxBins"] == "auto"
     assert "sgd.maxPasses" not in shown and shown_parameters({})["algorithm"] == "sgd"
     stored = dataclasses.asdict(params)  # as a training spec stores them
     assert SGDParams.from_dict(json.loads(json.dumps(stored))) == params
@@ -319,6 +331,33 @@ def test_the_l2_penalty_shrinks_the_leaves(digits):
         return max(abs(float(v)) for line in leaves[10:] for v in line.split("=", 1)[1].split())
 
     assert largest_leaf("100") < 0.5 * largest_leaf("0")
+
+
+def test_auto_bins_are_fewer_for_many_records_of_many_sources():
+    auto, given = TreeParams(), TreeParams(max_bins=255)
+    assert max_bins_for(auto, MANY_RECORDS, WIDE_SOURCES) == WIDE_BINS == 63
+    assert max_bins_for(auto, MANY_RECORDS - 1, WIDE_SOURCES) == DEFAULT_BINS == 255
+    assert max_bins_for(auto, 10 * MANY_RECORDS, WIDE_SOURCES - 1) == DEFAULT_BINS
+    assert max_bins_for(given, MANY_RECORDS, WIDE_SOURCES) == 255
+    assert max_bins_for(TreeParams(max_bins=16), 10, 1) == 16
+
+
+@pytest.mark.parametrize("records, bins", [(MANY_RECORDS, WIDE_BINS), (MANY_RECORDS - 1, DEFAULT_BINS)])
+def test_a_training_bins_as_auto_chooses(records, bins):
+    """The bins "auto" chooses reach LightGBM (its model text keeps its parameters), and the
+    log says them; the sources are counted as the recipe has them: 100 numbers."""
+    rng = np.random.default_rng(3)
+    names = [f"x{i}" for i in range(WIDE_SOURCES)]
+    schema = make_schema([(n, "NUMERIC") for n in names] + [("y", "BINARY")], targetAttributeName="y")
+    values = rng.integers(0, 1000, (records, WIDE_SOURCES))
+    columns = {n: values[:, i].astype(str).tolist() for i, n in enumerate(names)}
+    columns["y"] = (values[:, 0] > 500).astype(int).astype(str).tolist()
+    said: list[str] = []
+    model = train_model("BINARY", schema, json.dumps({"outputs": names}),
+                        parse_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "1"}, "BINARY"), None,
+                        lambda: iter([make_batch(columns)]), log=said.append)
+    assert f"[max_bin: {bins}]" in (model.trees or "")
+    assert any(f"into at most {bins} bins each" in line for line in said)
 
 
 def test_fewer_bins_give_fewer_thresholds(digits):

@@ -35,7 +35,7 @@ ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
 CLASS_WEIGHTS_KEY = "openaml.classWeights"
 MIN_CLASS_WEIGHT, MAX_CLASS_WEIGHT = 1e-6, 1e6
 TREE_DEFAULTS = {"gbdt.rounds": "100", "gbdt.learningRate": "0.1", "gbdt.leaves": "31",
-                 "gbdt.minRecordsInLeaf": "20", "gbdt.l2Regularization": "0", "gbdt.maxBins": "255",
+                 "gbdt.minRecordsInLeaf": "20", "gbdt.l2Regularization": "0", "gbdt.maxBins": "auto",
                  "gbdt.earlyStoppingRounds": "0",
                  "gbdt.validationPercent": "10"}
 
@@ -48,7 +48,8 @@ class ParameterError(InputError):
 class TreeParams:
     """Gradient-boosted trees (openaml.algorithm=gbdt): boosting rounds, learning rate, leaves
     per tree, the fewest training records in a leaf, the L2 penalty on leaf values
-    (LightGBM's lambda_l2) and the bins a column's values fall in; early stopping (off at 0): boosting
+    (LightGBM's lambda_l2) and the most bins a column's values fall in (None: "auto", which
+    training.trees.max_bins_for chooses from the data); early stopping (off at 0): boosting
     ends once that many rounds have not bettered the loss on the held-out percent of the
     training records, and the model keeps the best round's trees."""
 
@@ -57,7 +58,7 @@ class TreeParams:
     leaves: int = int(TREE_DEFAULTS["gbdt.leaves"])
     min_leaf_records: int = int(TREE_DEFAULTS["gbdt.minRecordsInLeaf"])
     l2: float = float(TREE_DEFAULTS["gbdt.l2Regularization"])
-    max_bins: int = int(TREE_DEFAULTS["gbdt.maxBins"])
+    max_bins: int | None = None
     early_stopping_rounds: int = int(TREE_DEFAULTS["gbdt.earlyStoppingRounds"])
     validation_percent: float = float(TREE_DEFAULTS["gbdt.validationPercent"])
 
@@ -183,7 +184,8 @@ def _trees(parameters: dict[str, str]) -> TreeParams:
                       min_leaf_records=_integer(parameters, "gbdt.minRecordsInLeaf", TreeParams.min_leaf_records,
                                                 1, 1_000_000),
                       l2=_l2(parameters),
-                      max_bins=_integer(parameters, "gbdt.maxBins", TreeParams.max_bins, 4, 1024),
+                      max_bins=(None if parameters.get("gbdt.maxBins", "auto").strip() == "auto"
+                                else _integer(parameters, "gbdt.maxBins", 0, 4, 1024)),
                       early_stopping_rounds=_integer(parameters, "gbdt.earlyStoppingRounds",
                                                      TreeParams.early_stopping_rounds, 0, 10_000),
                       validation_percent=_validation_percent(parameters))
