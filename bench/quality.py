@@ -43,6 +43,7 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.training.params import TreeParams
+from openaml.ml.training.trees import max_bins_for
 
 FOLDS = 4
 SEED = 7
@@ -229,8 +230,9 @@ def best_linear(model_type: ModelType, x_train: Any, y_train: np.ndarray, x_held
 
 def histogram_trees(model: Any, x_train: Any, y_train: np.ndarray, x_held: Any, y_held: np.ndarray) -> float:
     """The held-out metric of scikit-learn's HistGradientBoosting with OpenAML's tree budget
-    (100 iterations, learning rate 0.1, 31 leaves, 20 records a leaf, 255 bins, no early
-    stopping) on the model's tree columns (dense; its LightGBM-categorical ones categorical)."""
+    (100 iterations, learning rate 0.1, 31 leaves, 20 records a leaf, the bins of
+    gbdt.maxBins=auto, no early stopping) on the model's tree columns (dense; its
+    LightGBM-categorical ones categorical)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.metrics import f1_score, mean_squared_error, roc_auc_score
 
@@ -240,7 +242,8 @@ def histogram_trees(model: Any, x_train: Any, y_train: np.ndarray, x_held: Any, 
     trees_budget = TreeParams()  # OpenAML's defaults
     budget = {"max_iter": trees_budget.rounds, "learning_rate": trees_budget.learning_rate,
               "max_leaf_nodes": trees_budget.leaves, "min_samples_leaf": trees_budget.min_leaf_records,
-              "max_bins": trees_budget.max_bins, "l2_regularization": trees_budget.l2, "early_stopping": False,
+              "max_bins": max_bins_for(trees_budget, x_train.shape[0], trees.sources),
+              "l2_regularization": trees_budget.l2, "early_stopping": False,
               "categorical_features": categorical if categorical.any() else None,
               "random_state": SEED}
     dense_train, dense_held = x_train.toarray(), x_held.toarray()

@@ -117,3 +117,33 @@ def test_the_trees_f1_targets_are_those_of_full_mnist_and_fashion_mnist() -> Non
         assert found["ratios"]["targets_met"] == {"pipeline_vs_lightgbm": True, "trees_f1": met}
         assert f"- macro F1 of OpenAML's trees: {f1:.4f} (target >= " in "\n".join(table(found))
     assert "trees_f1" not in ratios(result("mnist-10k", 0.93))["targets_met"]
+
+
+def test_the_quality_benchmark_gives_histogram_trees_the_bins_of_openaml(monkeypatch) -> None:
+    """HistGradientBoosting gets the bins gbdt.maxBins=auto chooses (its default is no number)."""
+    import numpy as np
+    import pyarrow as pa
+    from sklearn.datasets import load_breast_cancer
+
+    from openaml.ml import parse_parameters, train_model
+    from openaml.ml.schema import parse_schema
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from quality import histogram_trees
+
+    x, y = load_breast_cancer(return_X_y=True)
+    names = [f"f{i}" for i in range(x.shape[1])]
+    schema = parse_schema(json.dumps({
+        "targetAttributeName": "y", "dataFileContainsHeader": False,
+        "attributes": [{"attributeName": n, "attributeType": "NUMERIC"} for n in names]
+        + [{"attributeName": "y", "attributeType": "BINARY"}]}))
+    batch = pa.record_batch({"__file": pa.array(np.zeros(len(y), np.int32)),
+                             "__rejected": pa.array(np.zeros(len(y), bool)),
+                             **{n: pa.array(x[:, i].astype(str)) for i, n in enumerate(names)},
+                             "y": pa.array(y.astype(str))})
+    model = train_model("BINARY", schema, json.dumps({"outputs": names}),
+                        parse_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "2"}, "BINARY"), None,
+                        lambda: iter([batch]))
+    matrix = model.tree_columns().matrix(model.pipeline.rows(batch))
+    auc = histogram_trees(model, matrix[:400], y[:400], matrix[400:], y[400:])
+    assert 0.8 < auc <= 1.0
