@@ -89,17 +89,19 @@ class Model:
             self._names = self.pipeline.feature_names() if self.trees is None else list(self.tree_columns().names)
         return self._names
 
-    def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> tuple[np.ndarray, float]:
-        """Each feature's part (feature_names()) of one record's score `output` before the link
-        (pipeline features `ids` with `values`): value times weight, or the trees' SHAP values;
-        and the baseline they add to (the bias, or the trees' expected score)."""
+    def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The parts of one record's score `output` before the link (pipeline features `ids`,
+        ascending, with `values`): the features (positions in feature_names()) that have one,
+        their parts (value times weight, or the trees' SHAP values), and the baseline they add
+        to (the bias, or the trees' expected score). Only the record's own features are made:
+        a linear MNIST model has 200,000."""
         if self.trees is None:
-            parts = np.zeros(self.pipeline.n_features)
-            parts[ids] = values * np.asarray(self.weights, np.float64)[ids, output]
-            return parts, float(np.ravel(self.bias)[output])
+            parts = values * self.weights[ids, output]
+            return np.asarray(ids), parts, float(np.ravel(self.bias)[output])
         rows = (np.array([0, len(ids)]), np.asarray(ids, np.int32), np.asarray(values, np.float64))
         found = tree_contributions(rows, self.booster(), self.tree_columns(), len(self.bias))[0, output]
-        return found[:-1], float(found[-1])
+        columns = np.flatnonzero(found[:-1])
+        return columns, found[columns], float(found[-1])
 
     def importance(self) -> np.ndarray:
         """The trees' total split gain per column (feature_names()); a linear model has none."""

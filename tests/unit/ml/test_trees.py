@@ -160,9 +160,11 @@ def test_a_records_contributions_sum_to_its_score(digits, tree_digits):
     names = model.feature_names()
     assert len(names) == 64 == model.tree_columns().n_columns  # a column per pixel, not per pixel value
     for output in (0, 3):
-        parts, baseline = model.contributions(ids, values, output)
-        assert parts.shape == (64,) and np.count_nonzero(parts) > 0
-        assert np.array_equal(parts, whole[output, :-1]) and baseline == whole[output, -1]
+        columns, parts, baseline = model.contributions(ids, values, output)
+        assert len(columns) == len(parts) > 0 and np.all(parts != 0)
+        expected = whole[output, :-1]
+        assert np.array_equal(columns, np.flatnonzero(expected)) and np.array_equal(parts, expected[columns])
+        assert baseline == whole[output, -1]
     gains = model.importance()
     assert gains.shape == (64,) and gains.max() > 0
 

@@ -45,11 +45,12 @@ def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
 def _listed(model: Model, ids: np.ndarray, values: np.ndarray | None, output: int,
             limit: int) -> tuple[list[tuple[str, float]], float, float]:
     """contributions() of the features `ids` with `values` (None: every value 1)."""
-    parts, baseline = model.contributions(ids, np.ones(len(ids)) if values is None else values, output)
+    features, parts, baseline = model.contributions(ids, np.ones(len(ids)) if values is None else values, output)
     names = model.feature_names()
-    found = np.flatnonzero(parts)  # a record's few features, of a model's many
+    found = np.flatnonzero(parts)
     order = found[np.argsort(-np.abs(parts[found]), kind="stable")]
-    listed = [(names[i] if i < len(names) else f"#{i}", float(parts[i])) for i in order[:limit]]
+    listed = [(names[f] if f < len(names) else f"#{f}", float(parts[i])) for f, i in zip(features[order[:limit]],
+                                                                                           order[:limit])]
     return listed, float(baseline), float(parts[order[limit:]].sum())
 
 

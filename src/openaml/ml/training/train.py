@@ -84,9 +84,10 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
         return two_at_a_time(fitted.block, training(), execution)
 
     if params.trees is not None:
-        return fitted.tree_model(fit_trees(fitted.model_type, blocks(), TreeColumns.of(fitted.pipeline),
-                                           fitted.outputs, params.trees, params.seed, memory_bytes * 3 // 4,
-                                           should_stop, execution, log))
+        columns = TreeColumns.of(fitted.pipeline)
+        return fitted.tree_model(fit_trees(fitted.model_type, blocks(), columns, fitted.outputs, params.trees,
+                                           params.seed, memory_bytes * 3 // 4, should_stop, execution, log),
+                                 columns)
     with threadpool_limits(limits=1):
         state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
                            fitted.rows, progress, memory_bytes * 3 // 4, should_stop, execution)
@@ -195,19 +196,22 @@ class TrainingSetup:
             weights = weights * self.class_weight[y.astype(np.intp)]
         return Block.from_rows(self.pipeline.rows(columns.batch, columns), y, weights)
 
-    def tree_model(self, trees: str) -> Model:
-        """The model of boosted trees (LightGBM's text) on the whole pipeline: its size is the
-        pipeline's and the trees' text, within the size cap."""
+    def tree_model(self, trees: str, columns: TreeColumns) -> Model:
+        """The model of boosted trees (LightGBM's text) on the whole pipeline, which the trees'
+        `columns` were made from: its size is the pipeline's and the trees' text, within the
+        size cap."""
         size = (model_size(feature_costs(self.pipeline.name_sizes(), 0), self.pipeline.n_statistics())
                 + len(trees.encode("utf-8")))
         if size > self.params.max_size:
             raise TrainingError(f"The model of {size} bytes cannot fit sgd.maxMLModelSizeInBytes="
                                 f"{self.params.max_size}: fewer gbdt.rounds or gbdt.leaves make it smaller")
-        return Model(
+        model = Model(
             model_type=self.model_type, schema=self.schema, recipe=self.recipe_text, classes=self.classes,
             pipeline=self.pipeline, weights=np.zeros((0, self.outputs)), bias=np.zeros(self.outputs),
             target_scale=self.scale, summary=self.summary, size_in_bytes=size, trees=trees,
         )
+        model._columns = columns
+        return model
 
     def model(self, state: LinearState) -> Model:
         """The model of the fitted weights, its features trimmed to the size cap."""
