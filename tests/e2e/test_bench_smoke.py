@@ -120,16 +120,30 @@ def test_the_trees_f1_targets_are_those_of_full_mnist_and_fashion_mnist() -> Non
 
 
 def test_the_quality_benchmark_gives_histogram_trees_the_bins_of_openaml(monkeypatch) -> None:
-    """HistGradientBoosting gets the bins gbdt.maxBins=auto chooses (its default is no number)."""
+    """HistGradientBoosting gets the bins gbdt.maxBins=auto chooses (its default is no number):
+    with the thresholds lowered, the 63 of many records of many sources."""
     import numpy as np
     import pyarrow as pa
+    import sklearn.ensemble
     from sklearn.datasets import load_breast_cancer
 
     from openaml.ml import parse_parameters, train_model
     from openaml.ml.schema import parse_schema
+    from openaml.ml.training import trees
 
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     from quality import histogram_trees
+
+    monkeypatch.setattr(trees, "MANY_RECORDS", 300)
+    monkeypatch.setattr(trees, "WIDE_SOURCES", 30)
+    given: list[int] = []
+
+    class Recorded(sklearn.ensemble.HistGradientBoostingClassifier):
+        def fit(self, *args, **kwargs):
+            given.append(self.max_bins)
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(sklearn.ensemble, "HistGradientBoostingClassifier", Recorded)
 
     x, y = load_breast_cancer(return_X_y=True)
     names = [f"f{i}" for i in range(x.shape[1])]
@@ -146,4 +160,6 @@ def test_the_quality_benchmark_gives_histogram_trees_the_bins_of_openaml(monkeyp
                         lambda: iter([batch]))
     matrix = model.tree_columns().matrix(model.pipeline.rows(batch))
     auc = histogram_trees(model, matrix[:400], y[:400], matrix[400:], y[400:])
-    assert 0.8 < auc <= 1.0
+    assert 0.8 < auc <= 1.0 and given == [trees.WIDE_BINS]
+    assert histogram_trees(model, matrix[:299], y[:299], matrix[299:], y[299:]) > 0.8
+    assert given == [trees.WIDE_BINS, trees.DEFAULT_BINS]

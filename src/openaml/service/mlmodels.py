@@ -143,7 +143,7 @@ def model_to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
         TrainingDataSourceId=spec.datasource_id,
         SizeInBytes=trained.size_in_bytes if trained else None,
         EndpointInfo=endpoint_info(ctx, record),
-        TrainingParameters=shown_parameters(spec.given_parameters),
+        TrainingParameters=shown_parameters(spec.given_parameters, spec.parameters),
         InputDataLocationS3=record.data_uri,
         MLModelType=spec.model_type.value,
         ScoreThreshold=threshold.value if threshold else None,

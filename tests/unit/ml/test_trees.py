@@ -81,7 +81,8 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "-1"}, "between 0"),
                            ({"openaml.algorithm": "gbdt", "gbdt.l2Regularization": "2e6"}, "between 0 and 1000000"),
                            ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "2"}, "between 4 and 1024"),
-                           ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "Auto"}, "must be an integer"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "Auto"}, "must be 'auto' or an integer"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "-5"}, "must be 'auto' or an integer"),
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5",
                              "gbdt.validationPercent": "60"}, "between 1 and 50"),
                            ({"openaml.algorithm": "gbdt", "gbdt.validationPercent": "20"},
@@ -94,6 +95,12 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
     shown = shown_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "7"})
     assert shown["algorithm"] == "gbdt" and shown["gbdt.rounds"] == "7" and shown["gbdt.leaves"] == "31"
     assert shown["gbdt.maxBins"] == "auto"
+    before_auto = dataclasses.replace(params, trees=dataclasses.replace(params.trees, max_bins=255))  # stored before
+    assert shown_parameters({"openaml.algorithm": "gbdt"}, before_auto)["gbdt.maxBins"] == "255"
+    assert shown_parameters({"openaml.algorithm": "gbdt"}, params)["gbdt.maxBins"] == "auto"
+    assert shown_parameters({"openaml.algorithm": "gbdt", "gbdt.maxBins": "31"},
+                            parse_parameters({"openaml.algorithm": "gbdt", "gbdt.maxBins": "31"}, "BINARY")
+                            )["gbdt.maxBins"] == "31"
     assert "sgd.maxPasses" not in shown and shown_parameters({})["algorithm"] == "sgd"
     stored = dataclasses.asdict(params)  # as a training spec stores them
     assert SGDParams.from_dict(json.loads(json.dumps(stored))) == params
@@ -344,10 +351,13 @@ def test_auto_bins_are_fewer_for_many_records_of_many_sources():
     assert max_bins_for(TreeParams(max_bins=16), 10, 1) == 16
 
 
-@pytest.mark.parametrize("records, bins", [(MANY_RECORDS, WIDE_BINS), (MANY_RECORDS - 1, DEFAULT_BINS)])
-def test_a_training_bins_as_auto_chooses(records, bins):
+@pytest.mark.parametrize("records, stopping, bins", [(MANY_RECORDS, "0", WIDE_BINS),
+                                                     (MANY_RECORDS - 1, "0", DEFAULT_BINS),
+                                                     (MANY_RECORDS, "2", DEFAULT_BINS)])
+def test_a_training_bins_as_auto_chooses(records, stopping, bins):
     """The bins "auto" chooses reach LightGBM (its model text keeps its parameters), and the
-    log says them; the sources are counted as the recipe has them: 100 numbers."""
+    log says them; the sources are counted as the recipe has them (100 numbers), the records
+    as the trees are fitted on them (early stopping holds some out)."""
     rng = np.random.default_rng(3)
     names = [f"x{i}" for i in range(WIDE_SOURCES)]
     schema = make_schema([(n, "NUMERIC") for n in names] + [("y", "BINARY")], targetAttributeName="y")
@@ -356,7 +366,8 @@ def test_a_training_bins_as_auto_chooses(records, bins):
     columns["y"] = (values[:, 0] > 500).astype(int).astype(str).tolist()
     said: list[str] = []
     model = train_model("BINARY", schema, json.dumps({"outputs": names}),
-                        parse_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "1"}, "BINARY"), None,
+                        parse_parameters({"openaml.algorithm": "gbdt", "gbdt.rounds": "1",
+                                          "gbdt.earlyStoppingRounds": stopping}, "BINARY"), None,
                         lambda: iter([make_batch(columns)]), log=said.append)
     assert f"[max_bin: {bins}]" in (model.trees or "")
     assert any(f"into at most {bins} bins each" in line for line in said)

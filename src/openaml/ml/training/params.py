@@ -184,11 +184,20 @@ def _trees(parameters: dict[str, str]) -> TreeParams:
                       min_leaf_records=_integer(parameters, "gbdt.minRecordsInLeaf", TreeParams.min_leaf_records,
                                                 1, 1_000_000),
                       l2=_l2(parameters),
-                      max_bins=(None if parameters.get("gbdt.maxBins", "auto").strip() == "auto"
-                                else _integer(parameters, "gbdt.maxBins", 0, 4, 1024)),
+                      max_bins=_bins(parameters),
                       early_stopping_rounds=_integer(parameters, "gbdt.earlyStoppingRounds",
                                                      TreeParams.early_stopping_rounds, 0, 10_000),
                       validation_percent=_validation_percent(parameters))
+
+
+def _bins(parameters: dict[str, str]) -> int | None:
+    """gbdt.maxBins: None for "auto", else a number of bins."""
+    given = parameters.get("gbdt.maxBins", "auto").strip()
+    if given == "auto":
+        return None
+    if not given.isdecimal():
+        raise ParameterError(f"gbdt.maxBins must be 'auto' or an integer, not '{parameters['gbdt.maxBins']}'")
+    return _integer(parameters, "gbdt.maxBins", 0, 4, 1024)
 
 
 def _l2(parameters: dict[str, str]) -> float:
@@ -207,11 +216,15 @@ def _validation_percent(parameters: dict[str, str]) -> float:
     return percent
 
 
-def shown_parameters(given: dict[str, str]) -> dict[str, str]:
-    """TrainingParameters as GetMLModel returns them: the caller's (valid) strings over the defaults."""
+def shown_parameters(given: dict[str, str], params: SGDParams | None = None) -> dict[str, str]:
+    """TrainingParameters as GetMLModel returns them: the caller's (valid) strings over the
+    defaults; `params`, the parsed ones as stored, where a default has changed since (a model
+    of 255 bins from before gbdt.maxBins=auto)."""
     if given.get(ALGORITHM_KEY, "").strip() == "gbdt":
+        stored = params.trees if params is not None else None
+        bins = {"gbdt.maxBins": str(stored.max_bins)} if stored is not None and stored.max_bins is not None else {}
         return {"algorithm": "gbdt", "sgd.maxMLModelSizeInBytes": DEFAULTS["sgd.maxMLModelSizeInBytes"],
-                **TREE_DEFAULTS, **given}
+                **TREE_DEFAULTS, **bins, **given}
     defaults = dict(DEFAULTS)
     if _amount(given, "sgd.l1RegularizationAmount", 0.0) > 0:
         defaults["sgd.l2RegularizationAmount"] = "0.0"
