@@ -82,7 +82,7 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                            ({"openaml.algorithm": "gbdt", "gbdt.l2Regularization": "2e6"}, "between 0 and 1000000"),
                            ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "2"}, "between 4 and 1024"),
                            ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "Auto"}, "must be 'auto' or an integer"),
-                           ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "-5"}, "must be 'auto' or an integer"),
+                           ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "-5"}, "between 4 and 1024, not '-5'"),
                            ({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5",
                              "gbdt.validationPercent": "60"}, "between 1 and 50"),
                            ({"openaml.algorithm": "gbdt", "gbdt.validationPercent": "20"},

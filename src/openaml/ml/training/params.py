@@ -192,12 +192,13 @@ def _trees(parameters: dict[str, str]) -> TreeParams:
 
 def _bins(parameters: dict[str, str]) -> int | None:
     """gbdt.maxBins: None for "auto", else a number of bins."""
-    given = parameters.get("gbdt.maxBins", "auto").strip()
-    if given == "auto":
+    if parameters.get("gbdt.maxBins", "auto").strip() == "auto":
         return None
-    if not given.isdecimal():
-        raise ParameterError(f"gbdt.maxBins must be 'auto' or an integer, not '{parameters['gbdt.maxBins']}'")
-    return _integer(parameters, "gbdt.maxBins", 0, 4, 1024)
+    try:
+        return _integer(parameters, "gbdt.maxBins", 0, 4, 1024)
+    except ParameterError:
+        raise ParameterError(f"gbdt.maxBins must be 'auto' or an integer between 4 and 1024, "
+                             f"not '{parameters['gbdt.maxBins']}'") from None
 
 
 def _l2(parameters: dict[str, str]) -> float:
