@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,3 +87,33 @@ def test_two_threads_reading_slices_of_one_batch_wait_for_one_coercion(monkeypat
     for thread in threads:
         thread.join()
     assert calls == [3000] and got[0] + got[1] == [i + 0.25 for i in range(3000)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.none() | texts | st.sampled_from(["yes", "No", "TRUE", "f", "0", "1", "maybe"]),
+                       max_size=30),
+       start=st.integers(0, 3), encoded=st.booleans(), chunked=st.booleans(),
+       kind=st.sampled_from(["NUMERIC", "BINARY"]))
+def test_coerce_floats_gives_coerce_columns_values(values, start, encoded, chunked, kind):
+    """The NumPy gather of a dictionary's coerced entries (and the plain path) give the same
+    numbers as coerce_column, NaN where a field is missing or invalid: slices, nulls in the
+    indices, unused dictionary entries, yes/no values, chunks."""
+    from openaml.ml.schema import AttributeType, coerce_column, coerce_floats
+
+    attr_type = AttributeType[kind]
+    column = pa.array(values, pa.string())
+    column = (column.dictionary_encode() if encoded else column).slice(start)
+    given_column = pa.chunked_array([column]) if chunked else column
+    expected = pc.cast(coerce_column(column, attr_type).values, pa.float64()).to_pylist()
+    got = coerce_floats(given_column, attr_type)
+    assert got.dtype == np.float64 and len(got) == len(expected)
+    assert [None if np.isnan(v) else v for v in got.tolist()] == expected
+
+
+def test_coerce_floats_of_a_dictionary_with_a_missing_index_and_an_invalid_entry():
+    from openaml.ml.schema import AttributeType, coerce_floats
+
+    column = pa.DictionaryArray.from_arrays(pa.array([0, None, 2, 1, 0], pa.int32()),
+                                            pa.array(["1.5", "x", "-2e3"], pa.string()))
+    got = coerce_floats(column, AttributeType.NUMERIC)
+    assert np.array_equal(got, [1.5, np.nan, -2000.0, np.nan, 1.5], equal_nan=True)

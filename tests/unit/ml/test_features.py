@@ -4,6 +4,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features import tokens as tk
@@ -368,3 +370,20 @@ def test_bins_are_numpys_binary_search_whatever_the_spacing(seed):
     empty = np.zeros(0)
     assert bin_numbers(np.array([1.0, np.nan]), empty).tolist() == [0, 1]
     assert bin_numbers(np.array([0.5, 1.0, 2.0, np.nan]), np.array([1.0])).tolist() == [0, 1, 1, 2]
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False)
+                       | st.sampled_from([0.0, -0.0, 1.0, 1e308, -1e308]), min_size=1, max_size=300),
+       bins=st.integers(2, 1000))
+def test_sorted_quantiles_are_numpys_to_the_bit(values, bins):
+    """quantile_boundaries' quantiles of the sorted values are np.quantile's, bit for bit:
+    duplicates, signed zeros, one value, more bins than values, extremes whose differences
+    overflow."""
+    from openaml.ml.features.values import sorted_quantiles
+
+    ordered = np.sort(np.array(values))
+    q = np.arange(1, bins) / bins
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected, got = np.quantile(ordered, q), sorted_quantiles(ordered, q)
+    assert np.array_equal(got.view(np.int64), expected.view(np.int64))

@@ -18,7 +18,7 @@ from numba import njit
 from openaml.ml.features import tokens as tk
 from openaml.ml.features.transforms import TRANSFORMS
 from openaml.ml.recipes.nodes import Attr, Node
-from openaml.ml.schema import AttributeType, Schema, coerce_column
+from openaml.ml.schema import AttributeType, Schema, coerce_floats
 
 Value = Any  # np.ndarray | pa.Array | tk.TokenList
 
@@ -86,11 +86,9 @@ class Columns:
                 value: Value = raw  # strings taken whole; keep any dictionary encoding
                 if attr_type is AttributeType.TEXT:
                     value = tk.tokenize(raw)
-            elif attr_type is AttributeType.NUMERIC:
-                value = _floats(coerce_column(_own_values(raw), attr_type).values)
-            else:
-                coerced = coerce_column(_own_values(raw), AttributeType.BINARY).values
-                value = _floats(pc.cast(coerced, pa.float64()))
+            else:  # NUMERIC, or else read as BINARY
+                value = coerce_floats(_own_values(raw), AttributeType.NUMERIC if attr_type is AttributeType.NUMERIC
+                                      else AttributeType.BINARY)
             self._cache[name] = value
         return self._cache[name]
 
@@ -156,8 +154,29 @@ def quantile_boundaries(values: np.ndarray, n: int) -> np.ndarray:
     values = values[~np.isnan(values)]
     if len(values) == 0:
         return np.zeros(0)
-    # on sorted values: the same quantiles, 2-3x faster than selecting up to 999 ranks
-    return np.unique(np.quantile(np.sort(values), np.arange(1, n) / n))
+    return np.unique(sorted_quantiles(np.sort(values), np.arange(1, n) / n))
+
+
+def sorted_quantiles(ordered: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """np.quantile(ordered, q) (its default, linear method) of ascending values without NaN,
+    by NumPy's own arithmetic (virtual index, neighbours, gamma, lerp) but without the copy
+    and the partition around every rank that np.quantile makes: on the 1.4 M training records
+    of the tabular benchmark these took a third of a second of CPU for 500 bins."""
+    count = len(ordered)
+    virtual = (count - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    beyond = virtual >= count - 1  # the largest value
+    previous[beyond] = following[beyond] = -1
+    before = virtual < 0
+    previous[before] = following[before] = 0
+    previous, following = previous.astype(np.intp), following.astype(np.intp)
+    gamma = np.asarray(virtual - previous, dtype=virtual.dtype)
+    low, high = ordered[previous], ordered[following]
+    difference = high - low
+    result: np.ndarray = low + difference * gamma
+    np.subtract(high, difference * (1 - gamma), out=result, where=gamma >= 0.5)
+    return result
 
 
 def _nbytes(value: Value) -> int:
@@ -186,6 +205,3 @@ def _own_values(column: pa.Array) -> pa.Array:
         return column.dictionary_decode()
     return column
 
-
-def _floats(array: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(array, np.nan).to_numpy(zero_copy_only=False), np.float64)

@@ -1,7 +1,7 @@
 """Data schemas: the JSON document that names and types every CSV column, and value coercion."""
 
 from openaml.ml.schema.model import Attribute, AttributeType, Schema, SchemaError, parse_schema
-from openaml.ml.schema.values import Coerced, coerce_column
+from openaml.ml.schema.values import Coerced, coerce_column, coerce_floats
 
 __all__ = [
     "Attribute",
@@ -10,5 +10,6 @@ __all__ = [
     "Schema",
     "SchemaError",
     "coerce_column",
+    "coerce_floats",
     "parse_schema",
 ]
