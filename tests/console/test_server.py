@@ -409,6 +409,35 @@ def test_the_comparison_shows_each_class_recall_before_and_after_class_weights(
     assert weighted["1"] > plain["1"] + 0.2 and weighted["0"] < plain["0"]  # more positives found
 
 
+def test_the_model_wizard_trains_boosted_trees_with_class_weights(server: Application, ml: Any,
+                                                                  browser: httpx.Client) -> None:
+    """The wizard's beyond-Amazon-ML fields reach CreateMLModel; those left empty are not sent."""
+    server.context.objects.write_bytes("s3://wizard/trees.csv", TABLE)
+    schema = json.dumps({"version": "1.0", "targetAttributeName": "churned", "dataFormat": "CSV",
+                         "dataFileContainsHeader": True, "attributes": [
+                             {"attributeName": "age", "attributeType": "NUMERIC"},
+                             {"attributeName": "plan", "attributeType": "CATEGORICAL"},
+                             {"attributeName": "churned", "attributeType": "BINARY"}]})
+    ml.create_data_source_from_s3(DataSourceId="ds-trees", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://wizard/trees.csv", "DataSchema": schema})
+    page = browser.get("/create/model", params={"datasource": "ds-trees"}).text
+    assert 'name="openaml.algorithm" value=""' in page and 'name="gbdt.maxBins" value=""' in page
+    token = token_of(browser, "/create/model?datasource=ds-trees")
+    made = browser.post("/create/model", data={
+        "csrf_token": token, "datasource": "ds-trees", "type": "BINARY", "id": "ml-wizard-trees",
+        "openaml.algorithm": "gbdt", "gbdt.rounds": "7", "gbdt.maxBins": "", "openaml.classWeights": "balanced"})
+    assert made.status_code == 303, made.text[-2000:]
+    model = wait_for(lambda: ml.get_ml_model(MLModelId="ml-wizard-trees"), timeout=120)
+    assert model["Status"] == "COMPLETED", model.get("Message")
+    shown = model["TrainingParameters"]
+    assert (shown["algorithm"], shown["gbdt.rounds"], shown["gbdt.maxBins"], shown["openaml.classWeights"]) == (
+        "gbdt", "7", "auto", "balanced")
+    plain = browser.post("/create/model", data={"csrf_token": token, "datasource": "ds-trees", "type": "BINARY",
+                                                "id": "ml-wizard-linear", "openaml.algorithm": ""})
+    assert plain.status_code == 303
+    assert "openaml.algorithm" not in ml.get_ml_model(MLModelId="ml-wizard-linear")["TrainingParameters"]
+
+
 def test_the_held_out_evaluation_stays_within_the_datasource_and_nothing_is_made_for_a_refused_model(
         server: Application, ml: Any, browser: httpx.Client) -> None:
     """The 70/30 parts are of the records the datasource itself selects (a datasource of the
@@ -440,7 +469,10 @@ def test_the_held_out_evaluation_stays_within_the_datasource_and_nothing_is_made
     refused = browser.post("/create/model", data={**form, "datasource": "ds-rest", "id": "ml-rest"})
     assert refused.status_code == 400 and 'id="evaluate-error"' in refused.text
     for bad, field in (({"sgd.maxPasses": "0"}, "parameters"), ({"recipe": '{"outputs": ["nosuch"]}'}, "recipe"),
-                       ({"id": "m" * 60}, "id"), ({"type": "SOMETHING"}, "type")):
+                       ({"id": "m" * 60}, "id"), ({"type": "SOMETHING"}, "type"),
+                       ({"gbdt.rounds": "5"}, "parameters"), ({"openaml.algorithm": "forest"}, "parameters"),
+                       ({"openaml.algorithm": "gbdt", "gbdt.maxBins": "2"}, "parameters"),
+                       ({"openaml.classWeights": '{"7": 2}'}, "parameters")):
         answer = browser.post("/create/model", data={**form, "datasource": "ds-half", "id": "ml-refused", **bad})
         assert answer.status_code == 400 and f'id="{field}-error"' in answer.text, (bad, answer.text[-2000:])
     made_ids = {d["DataSourceId"] for d in ml.describe_data_sources()["Results"]}

@@ -168,12 +168,23 @@ def _percent(raw: str | None, field: str) -> float:
 
 # -- models -----------------------------------------------------------------------------------
 
-PARAMETERS = (  # (key, console default (Amazon ML's console), what it is)
+PARAMETERS = (  # (key, console default (Amazon ML's console), what it is); an empty field is not sent
     ("sgd.maxPasses", "10", "passes over the data, 1-10,000; training may stop earlier"),
     ("sgd.shuffleType", "auto", "auto (shuffle the records) or none"),
     ("sgd.l2RegularizationAmount", "1e-6", "L2 amount, 0 or more (not with L1)"),
     ("sgd.l1RegularizationAmount", "0", "L1 amount, 0 or more (not with L2)"),
     ("sgd.maxMLModelSizeInBytes", "104857600", "model size cap, 100,000 to 2,147,483,648 bytes"),
+    # beyond Amazon ML (the README's "Boosted trees"): empty unless asked for
+    ("openaml.algorithm", "", "empty or sgd: Amazon ML's linear model; gbdt: boosted trees, with the gbdt fields"),
+    ("gbdt.rounds", "", "boosting rounds, 1-10,000 (empty: 100)"),
+    ("gbdt.learningRate", "", "shrinkage of each tree, above 0 and at most 1 (empty: 0.1)"),
+    ("gbdt.leaves", "", "leaves per tree, 2-131,072 (empty: 31)"),
+    ("gbdt.minRecordsInLeaf", "", "the fewest training records in a leaf (empty: 20)"),
+    ("gbdt.l2Regularization", "", "L2 penalty on the leaves' values (empty: 0)"),
+    ("gbdt.maxBins", "", "bins a column's values are sorted into, 4-1,024 (empty: auto)"),
+    ("gbdt.earlyStoppingRounds", "", "stop once this many rounds bettered no held-out loss (empty: 0, off)"),
+    ("gbdt.validationPercent", "", "training records held out for early stopping, 1-50 (empty: 10)"),
+    ("openaml.classWeights", "", "BINARY and MULTICLASS: balanced, or a JSON object of weights by class"),
 )
 SUGGESTED_TYPE = {"BINARY": "BINARY", "NUMERIC": "REGRESSION", "CATEGORICAL": "MULTICLASS"}
 MAX_ID = 64  # characters of an entity ID (the API's pattern)
@@ -189,7 +200,8 @@ def create_model(api: ServiceApi, form: Mapping[str, str]) -> tuple[str, str | N
     model_id = form.get("id") or new_id("ml")
     source_id = form.get("datasource", "")
     members = {"MLModelId": "id", "MLModelName": "name", "MLModelType": "type", "Recipe": "recipe",
-               "recipe": "recipe", "Parameters": "parameters", "sgd.": "parameters",
+               "recipe": "recipe", "Parameters": "parameters", "sgd.": "parameters", "gbdt.": "parameters",
+               "openaml.": "parameters",
                "TrainingDataSourceId": "datasource", "DataSource": "datasource"}
     parameters = {key: form[key] for key, _, _ in PARAMETERS if form.get(key)}
     evaluate = bool(form.get("evaluate"))
