@@ -418,13 +418,13 @@ def test_the_model_wizard_trains_boosted_trees_with_class_weights(server: Applic
                              {"attributeName": "age", "attributeType": "NUMERIC"},
                              {"attributeName": "plan", "attributeType": "CATEGORICAL"},
                              {"attributeName": "churned", "attributeType": "BINARY"}]})
-    ml.create_data_source_from_s3(DataSourceId="ds-trees", ComputeStatistics=True, DataSpec={
+    ml.create_data_source_from_s3(DataSourceId="ds-wizard-trees", ComputeStatistics=True, DataSpec={
         "DataLocationS3": "s3://wizard/trees.csv", "DataSchema": schema})
-    page = browser.get("/create/model", params={"datasource": "ds-trees"}).text
+    page = browser.get("/create/model", params={"datasource": "ds-wizard-trees"}).text
     assert 'name="openaml.algorithm" value=""' in page and 'name="gbdt.maxBins" value=""' in page
-    token = token_of(browser, "/create/model?datasource=ds-trees")
+    token = token_of(browser, "/create/model?datasource=ds-wizard-trees")
     made = browser.post("/create/model", data={
-        "csrf_token": token, "datasource": "ds-trees", "type": "BINARY", "id": "ml-wizard-trees",
+        "csrf_token": token, "datasource": "ds-wizard-trees", "type": "BINARY", "id": "ml-wizard-trees",
         "openaml.algorithm": "gbdt", "gbdt.rounds": "7", "gbdt.maxBins": "", "openaml.classWeights": "balanced"})
     assert made.status_code == 303, made.text[-2000:]
     model = wait_for(lambda: ml.get_ml_model(MLModelId="ml-wizard-trees"), timeout=120)
@@ -432,7 +432,7 @@ def test_the_model_wizard_trains_boosted_trees_with_class_weights(server: Applic
     shown = model["TrainingParameters"]
     assert (shown["algorithm"], shown["gbdt.rounds"], shown["gbdt.maxBins"], shown["openaml.classWeights"]) == (
         "gbdt", "7", "auto", "balanced")
-    plain = browser.post("/create/model", data={"csrf_token": token, "datasource": "ds-trees", "type": "BINARY",
+    plain = browser.post("/create/model", data={"csrf_token": token, "datasource": "ds-wizard-trees", "type": "BINARY",
                                                 "id": "ml-wizard-linear", "openaml.algorithm": ""})
     assert plain.status_code == 303
     assert "openaml.algorithm" not in ml.get_ml_model(MLModelId="ml-wizard-linear")["TrainingParameters"]
