@@ -19,7 +19,7 @@ from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import Schema
 from openaml.ml.training.stop import ShouldStop, Slices
-from openaml.ml.training.targets import target_labels, target_numbers
+from openaml.ml.training.targets import target_flags, target_labels, target_numbers
 from openaml.ml.training.train import usable_rows
 
 METRIC_KEYS = {ModelType.BINARY: "BinaryAUC", ModelType.MULTICLASS: "MulticlassAvgFScore",
@@ -80,8 +80,7 @@ def score_records(model: Model, batches: Iterable[pa.RecordBatch], should_stop: 
         if kind == ModelType.REGRESSION:
             acc.add(target_numbers(columns), scores)
         elif kind == ModelType.BINARY:
-            labels = target_labels(columns, kind).to_numpy(zero_copy_only=False)
-            acc.add(scores, (labels == "1").astype(np.int8))
+            acc.add(scores, (target_flags(columns) == 1.0).astype(np.int8))
         else:
             true = np.asarray(target_labels(columns, kind).to_pylist(), dtype=object)
             acc.add(true, np.asarray(model.classes, dtype=object)[scores.argmax(axis=1)])

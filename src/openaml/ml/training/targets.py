@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
-from openaml.ml.schema import AttributeType, coerce_column
+from openaml.ml.schema import AttributeType, coerce_column, coerce_floats
 
 
 def kept_rows(batch: pa.RecordBatch) -> np.ndarray:
@@ -35,12 +35,31 @@ def target_labels(columns: Columns, model_type: str) -> pa.Array:
     return raw.cast(pa.string())
 
 
+def target_valid(columns: Columns) -> np.ndarray:
+    """Which records have a target (is_valid of target_labels): a BINARY or NUMERIC one that
+    reads as its type, a category that is not missing."""
+    schema = columns.schema
+    assert schema.target is not None
+    attr_type = schema.type_of(schema.target) or AttributeType.CATEGORICAL
+    raw = columns.raw(schema.target)
+    if attr_type in (AttributeType.BINARY, AttributeType.NUMERIC):
+        return ~np.isnan(coerce_floats(raw, attr_type))
+    return np.asarray(pc.is_valid(raw).to_numpy(zero_copy_only=False), bool)
+
+
+def target_flags(columns: Columns) -> np.ndarray:
+    """A BINARY target as 1.0 (class "1") or 0.0 (class "0"), NaN where missing or invalid:
+    target_labels of a BINARY model without its strings."""
+    schema = columns.schema
+    assert schema.target is not None
+    return coerce_floats(columns.raw(schema.target), AttributeType.BINARY)
+
+
 def target_numbers(columns: Columns) -> np.ndarray:
     """A NUMERIC target as float64, NaN where missing or invalid."""
     schema = columns.schema
     assert schema.target is not None
-    values = coerce_column(columns.raw(schema.target), AttributeType.NUMERIC).values
-    return np.asarray(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False), np.float64)
+    return coerce_floats(columns.raw(schema.target), AttributeType.NUMERIC)
 
 
 def row_weights(columns: Columns) -> np.ndarray:

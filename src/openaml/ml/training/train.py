@@ -31,7 +31,14 @@ from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES, LinearState, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.stop import ShouldStop, check
-from openaml.ml.training.targets import kept_rows, row_weights, target_labels, target_numbers
+from openaml.ml.training.targets import (
+    kept_rows,
+    row_weights,
+    target_flags,
+    target_labels,
+    target_numbers,
+    target_valid,
+)
 from openaml.ml.training.trees import fit_trees
 from openaml.ml.tree_columns import TreeColumns
 
@@ -46,10 +53,7 @@ class TrainingError(InputError):
 def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.RecordBatch:
     """The batch's records that are not rejected and have a valid target."""
     columns = Columns(batch, schema)
-    if model_type == ModelType.REGRESSION:
-        valid = ~np.isnan(target_numbers(columns))
-    else:
-        valid = pc.is_valid(target_labels(columns, model_type)).to_numpy(zero_copy_only=False)
+    valid = ~np.isnan(target_numbers(columns)) if model_type == ModelType.REGRESSION else target_valid(columns)
     keep = kept_rows(batch) & valid
     return batch if keep.all() else batch.filter(pa.array(keep))  # a filter copies every column
 
@@ -185,6 +189,8 @@ class TrainingSetup:
         if self.model_type == ModelType.REGRESSION:
             mean, std = self.scale
             y = (target_numbers(columns) - mean) / std
+        elif self.model_type == ModelType.BINARY:  # classes "0" and "1": their codes are the flags
+            y = target_flags(columns)
         else:
             labels = target_labels(columns, self.model_type)
             y = pc.index_in(labels, value_set=pa.array(self.classes, pa.string())).to_numpy(
