@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from openaml.jobs.warmup import warm_up
@@ -33,12 +34,60 @@ def first_lines(path: Path, count: int) -> bytes:
         return b"".join(stream.readline() for _ in range(count))
 
 
-def test_the_mnist_workflow_compiles_nothing_after_the_warm_up(tmp_path: Path) -> None:
-    # on a thread of its own, as the server runs it: it lowers its thread's priority
+def warmed_up() -> dict[str, int]:
+    """compiled() after a warm-up on a thread of its own, as the server runs it (it lowers its
+    thread's priority)."""
     warming = threading.Thread(target=warm_up, kwargs={"execution": Execution(2)})
     warming.start()
     warming.join()
-    before = compiled()
+    return compiled()
+
+
+def table_rows(count: int) -> bytes:
+    """A table as users have them: skewed amounts (binned by the default recipe), a missing
+    amount now and then, categories, yes/no values, a little text and a BINARY target."""
+    rng = np.random.default_rng(5)
+    amount = rng.lognormal(5, 1.5, count).round(2)
+    lines = ["amount,plan,member,note,y"]
+    for i in range(count):
+        words = " ".join(("great", "slow", "fine", "price", "support")[j] for j in rng.integers(0, 5, 3))
+        lines.append(f"{'' if i % 17 == 0 else amount[i]},{'abcd'[i % 4]},{'yes' if i % 3 else 'no'},"
+                     f"\"{words}, ok\",{int(amount[i] > 150)}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_tabular_workflow_compiles_nothing_after_the_warm_up(tmp_path: Path) -> None:
+    """The default recipe's bins, yes/no values and text, a BINARY model, its evaluation and
+    batch prediction: the kernels they run are those the warm-up compiled (an array of
+    another kind, read-only or not, would be compiled again at first use)."""
+    before = warmed_up()
+    with running_server(data_dir=tmp_path, workers=2, job_threads=2) as app:
+        app.context.objects.write_bytes("s3://warm/table.csv", table_rows(2000))
+        ml = make_client(app.settings.base_url)
+        schema = json.dumps({"targetAttributeName": "y", "dataFileContainsHeader": True, "attributes": [
+            {"attributeName": "amount", "attributeType": "NUMERIC"},
+            {"attributeName": "plan", "attributeType": "CATEGORICAL"},
+            {"attributeName": "member", "attributeType": "BINARY"},
+            {"attributeName": "note", "attributeType": "TEXT"},
+            {"attributeName": "y", "attributeType": "BINARY"}]})
+        for name, begin, end in (("train", 0, 70), ("eval", 70, 100)):
+            ml.create_data_source_from_s3(DataSourceId=f"ds-{name}", ComputeStatistics=True, DataSpec={
+                "DataLocationS3": "s3://warm/table.csv", "DataSchema": schema,
+                "DataRearrangement": json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end}})})
+        ml.create_ml_model(MLModelId="ml", MLModelType="BINARY", TrainingDataSourceId="ds-train")
+        ml.create_evaluation(EvaluationId="ev", MLModelId="ml", EvaluationDataSourceId="ds-eval")
+        ml.create_batch_prediction(BatchPredictionId="bp", MLModelId="ml", BatchPredictionDataSourceId="ds-eval",
+                                   OutputUri="s3://warm/out/")
+        ended: list[Any] = [wait_for(lambda: ml.get_evaluation(EvaluationId="ev")),
+                            wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp"))]
+        assert [e["Status"] for e in ended] == ["COMPLETED", "COMPLETED"], ended
+        assert "quantile_bin" in ml.get_ml_model(MLModelId="ml", Verbose=True)["Recipe"]
+    after = compiled()
+    assert {name: count for name, count in after.items() if count > before.get(name, 0)} == {}
+
+
+def test_the_mnist_workflow_compiles_nothing_after_the_warm_up(tmp_path: Path) -> None:
+    before = warmed_up()
     with running_server(data_dir=tmp_path, workers=2, job_threads=2) as app:
         put = app.context.objects.write_bytes
         put("s3://warm/train.csv", first_lines(EXAMPLE / "data" / "train.csv.gz", 601))

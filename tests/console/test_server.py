@@ -425,7 +425,8 @@ def test_the_model_wizard_trains_boosted_trees_with_class_weights(server: Applic
     token = token_of(browser, "/create/model?datasource=ds-wizard-trees")
     made = browser.post("/create/model", data={
         "csrf_token": token, "datasource": "ds-wizard-trees", "type": "BINARY", "id": "ml-wizard-trees",
-        "openaml.algorithm": "gbdt", "gbdt.rounds": "7", "gbdt.maxBins": "", "openaml.classWeights": "balanced"})
+        "openaml.algorithm": "gbdt", "gbdt.rounds": "7", "gbdt.maxBins": " ", "openaml.classWeights": "balanced",
+        "sgd.maxPasses": "10", "sgd.shuffleType": "auto"})  # as a browser sends the prefilled fields
     assert made.status_code == 303, made.text[-2000:]
     model = wait_for(lambda: ml.get_ml_model(MLModelId="ml-wizard-trees"), timeout=120)
     assert model["Status"] == "COMPLETED", model.get("Message")

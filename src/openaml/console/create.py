@@ -203,7 +203,7 @@ def create_model(api: ServiceApi, form: Mapping[str, str]) -> tuple[str, str | N
                "recipe": "recipe", "Parameters": "parameters", "sgd.": "parameters", "gbdt.": "parameters",
                "openaml.": "parameters",
                "TrainingDataSourceId": "datasource", "DataSource": "datasource"}
-    parameters = {key: form[key] for key, _, _ in PARAMETERS if form.get(key)}
+    parameters = {key: form[key] for key, _, _ in PARAMETERS if form.get(key, "").strip()}  # blank: not sent
     evaluate = bool(form.get("evaluate"))
     training_id, evaluation_id = (f"{model_id}-train", f"{model_id}-ev") if evaluate else (source_id, None)
     request = {"MLModelId": model_id, "MLModelName": form.get("name") or None, "MLModelType": form.get("type", ""),

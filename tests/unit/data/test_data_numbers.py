@@ -117,3 +117,17 @@ def test_coerce_floats_of_a_dictionary_with_a_missing_index_and_an_invalid_entry
                                             pa.array(["1.5", "x", "-2e3"], pa.string()))
     got = coerce_floats(column, AttributeType.NUMERIC)
     assert np.array_equal(got, [1.5, np.nan, -2000.0, np.nan, 1.5], equal_nan=True)
+    # indices too narrow for the NaN entry after a full dictionary (int8: 128 entries)
+    wide = pa.DictionaryArray.from_arrays(pa.array([127, None, 0], pa.int8()),
+                                          pa.array([str(i) for i in range(128)], pa.string()))
+    assert np.array_equal(coerce_floats(wide, AttributeType.NUMERIC), [127.0, np.nan, 0.0], equal_nan=True)
+
+
+def test_coerce_floats_gives_writable_arrays_of_their_own():
+    """One kind of array whichever path read the column: a read-only view of Arrow's buffer
+    is another type to the compiled kernels (compiled again after the warm-up)."""
+    from openaml.ml.schema import AttributeType, coerce_floats
+
+    for column in (pa.array(["1.5", None]), pa.array(["1.5", None]).dictionary_encode(),
+                   pa.array(["1.5", "2"]).dictionary_encode()):
+        assert coerce_floats(column, AttributeType.NUMERIC).flags.writeable

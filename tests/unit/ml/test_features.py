@@ -387,3 +387,10 @@ def test_sorted_quantiles_are_numpys_to_the_bit(values, bins):
     with np.errstate(over="ignore", invalid="ignore"):
         expected, got = np.quantile(ordered, q), sorted_quantiles(ordered, q)
     assert np.array_equal((got + 0.0).view(np.int64), (expected + 0.0).view(np.int64))
+
+
+def test_quantile_boundaries_keep_a_zero_positive():
+    from openaml.ml.features.values import quantile_boundaries
+
+    found = quantile_boundaries(np.array([-0.0, -0.0, 0.0, -0.0]), 4)
+    assert found.tolist() == [0.0] and not np.signbit(found).any()

@@ -70,17 +70,19 @@ def coerce_floats(column: pa.Array | pa.ChunkedArray, attr_type: AttributeType) 
         return _float_values(coerce_column(column, attr_type).values)
     entries = np.append(_float_values(_coerced_dictionary(column.dictionary, attr_type).values), np.nan)
     indices = column.indices
-    if indices.null_count:  # a missing field: the NaN entry after the dictionary's
-        indices = pc.fill_null(indices, len(entries) - 1)
+    if indices.null_count:  # a missing field: the NaN entry after the dictionary's (int64: an
+        indices = pc.fill_null(indices.cast(pa.int64()), len(entries) - 1)  # int8 one may not hold it)
     gathered: npt.NDArray[np.float64] = entries[indices.to_numpy()]
     return gathered
 
 
 def _float_values(values: pa.Array) -> npt.NDArray[np.float64]:
-    """Numbers or yes/no values as float64, NaN for null."""
+    """Numbers or yes/no values as float64, NaN for null: a writable array of its own, like
+    coerce_floats' gathers (a read-only view of Arrow's buffer would be another type to the
+    compiled kernels, compiled again on first use after the warm-up)."""
     if not pa.types.is_floating(values.type):
         values = pc.cast(values, pa.float64())
-    return np.asarray(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False), np.float64)
+    return np.array(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False), np.float64)
 
 
 _kept: OrderedDict[tuple[object, ...], tuple[pa.Array, Future[Coerced]]] = OrderedDict()
