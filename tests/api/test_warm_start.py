@@ -43,6 +43,22 @@ def warmed_up() -> dict[str, int]:
     return compiled()
 
 
+def run_workflow(ml: Any, location: str, schema: str, batch_source: str, **model: Any) -> None:
+    """The 70/30 datasources of `location`, a model of them (`model`: CreateMLModel's other
+    arguments), its evaluation and a batch prediction of `batch_source`, each COMPLETED."""
+    for name, begin, end in (("train", 0, 70), ("eval", 70, 100)):
+        ml.create_data_source_from_s3(DataSourceId=f"ds-{name}", ComputeStatistics=True, DataSpec={
+            "DataLocationS3": location, "DataSchema": schema,
+            "DataRearrangement": json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end}})})
+    ml.create_ml_model(MLModelId="ml", TrainingDataSourceId="ds-train", **model)
+    ml.create_evaluation(EvaluationId="ev", MLModelId="ml", EvaluationDataSourceId="ds-eval")
+    ml.create_batch_prediction(BatchPredictionId="bp", MLModelId="ml", BatchPredictionDataSourceId=batch_source,
+                               OutputUri="s3://warm/out/")
+    ended: list[Any] = [wait_for(lambda: ml.get_evaluation(EvaluationId="ev")),
+                        wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp"))]
+    assert [e["Status"] for e in ended] == ["COMPLETED", "COMPLETED"], ended
+
+
 def table_rows(count: int) -> bytes:
     """A table as users have them: skewed amounts (binned by the default recipe), a missing
     amount now and then, categories, yes/no values, a little text and a BINARY target."""
@@ -70,17 +86,7 @@ def test_a_tabular_workflow_compiles_nothing_after_the_warm_up(tmp_path: Path) -
             {"attributeName": "member", "attributeType": "BINARY"},
             {"attributeName": "note", "attributeType": "TEXT"},
             {"attributeName": "y", "attributeType": "BINARY"}]})
-        for name, begin, end in (("train", 0, 70), ("eval", 70, 100)):
-            ml.create_data_source_from_s3(DataSourceId=f"ds-{name}", ComputeStatistics=True, DataSpec={
-                "DataLocationS3": "s3://warm/table.csv", "DataSchema": schema,
-                "DataRearrangement": json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end}})})
-        ml.create_ml_model(MLModelId="ml", MLModelType="BINARY", TrainingDataSourceId="ds-train")
-        ml.create_evaluation(EvaluationId="ev", MLModelId="ml", EvaluationDataSourceId="ds-eval")
-        ml.create_batch_prediction(BatchPredictionId="bp", MLModelId="ml", BatchPredictionDataSourceId="ds-eval",
-                                   OutputUri="s3://warm/out/")
-        ended: list[Any] = [wait_for(lambda: ml.get_evaluation(EvaluationId="ev")),
-                            wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp"))]
-        assert [e["Status"] for e in ended] == ["COMPLETED", "COMPLETED"], ended
+        run_workflow(ml, "s3://warm/table.csv", schema, "ds-eval", MLModelType="BINARY")
         assert "quantile_bin" in ml.get_ml_model(MLModelId="ml", Verbose=True)["Recipe"]
     after = compiled()
     assert {name: count for name, count in after.items() if count > before.get(name, 0)} == {}
@@ -94,21 +100,10 @@ def test_the_mnist_workflow_compiles_nothing_after_the_warm_up(tmp_path: Path) -
         put("s3://warm/test.csv", first_lines(EXAMPLE / "data" / "test.csv.gz", 201))
         ml = make_client(app.settings.base_url)
         schema = (EXAMPLE / "train.schema.json").read_text()
-        for name, begin, end in (("train", 0, 70), ("eval", 70, 100)):
-            ml.create_data_source_from_s3(DataSourceId=f"ds-{name}", ComputeStatistics=True, DataSpec={
-                "DataLocationS3": "s3://warm/train.csv", "DataSchema": schema,
-                "DataRearrangement": json.dumps({"splitting": {"percentBegin": begin, "percentEnd": end}})})
         ml.create_data_source_from_s3(DataSourceId="ds-test", DataSpec={
             "DataLocationS3": "s3://warm/test.csv", "DataSchema": (EXAMPLE / "batch.schema.json").read_text()})
-        ml.create_ml_model(MLModelId="ml", MLModelType="MULTICLASS", TrainingDataSourceId="ds-train",
-                           Recipe=(EXAMPLE / "recipe.json").read_text(),
-                           Parameters={"sgd.maxPasses": "2", "sgd.shuffleType": "auto",
-                                       "sgd.l2RegularizationAmount": "1e-5"})
-        ml.create_evaluation(EvaluationId="ev", MLModelId="ml", EvaluationDataSourceId="ds-eval")
-        ml.create_batch_prediction(BatchPredictionId="bp", MLModelId="ml", BatchPredictionDataSourceId="ds-test",
-                                   OutputUri="s3://warm/out/")
-        ended: list[Any] = [wait_for(lambda: ml.get_evaluation(EvaluationId="ev")),
-                            wait_for(lambda: ml.get_batch_prediction(BatchPredictionId="bp"))]
-        assert [e["Status"] for e in ended] == ["COMPLETED", "COMPLETED"], ended
+        run_workflow(ml, "s3://warm/train.csv", schema, "ds-test", MLModelType="MULTICLASS",
+                     Recipe=(EXAMPLE / "recipe.json").read_text(),
+                     Parameters={"sgd.maxPasses": "2", "sgd.shuffleType": "auto", "sgd.l2RegularizationAmount": "1e-5"})
     after = compiled()
     assert {name: count for name, count in after.items() if count > before.get(name, 0)} == {}

@@ -248,6 +248,11 @@ def test_evaluations_and_batch_predictions_are_created_from_the_model_page(ml: A
 
 TABLE = b"age,plan,churned\n" + b"".join(
     f"{20 + i % 50},{'abc'[i % 3]},{int(i % 3 == 0)}\n".encode() for i in range(90))
+TABLE_SCHEMA = json.dumps({"version": "1.0", "targetAttributeName": "churned", "dataFormat": "CSV",
+                           "dataFileContainsHeader": True, "attributes": [
+                               {"attributeName": "age", "attributeType": "NUMERIC"},
+                               {"attributeName": "plan", "attributeType": "CATEGORICAL"},
+                               {"attributeName": "churned", "attributeType": "BINARY"}]})
 
 
 def test_the_object_store_is_browsed_and_a_file_uploaded(server: Application, browser: httpx.Client) -> None:
@@ -413,11 +418,7 @@ def test_the_model_wizard_trains_boosted_trees_with_class_weights(server: Applic
                                                                   browser: httpx.Client) -> None:
     """The wizard's beyond-Amazon-ML fields reach CreateMLModel; those left empty are not sent."""
     server.context.objects.write_bytes("s3://wizard/trees.csv", TABLE)
-    schema = json.dumps({"version": "1.0", "targetAttributeName": "churned", "dataFormat": "CSV",
-                         "dataFileContainsHeader": True, "attributes": [
-                             {"attributeName": "age", "attributeType": "NUMERIC"},
-                             {"attributeName": "plan", "attributeType": "CATEGORICAL"},
-                             {"attributeName": "churned", "attributeType": "BINARY"}]})
+    schema = TABLE_SCHEMA
     ml.create_data_source_from_s3(DataSourceId="ds-wizard-trees", ComputeStatistics=True, DataSpec={
         "DataLocationS3": "s3://wizard/trees.csv", "DataSchema": schema})
     page = browser.get("/create/model", params={"datasource": "ds-wizard-trees"}).text
@@ -445,11 +446,7 @@ def test_the_held_out_evaluation_stays_within_the_datasource_and_nothing_is_made
     first half once trained on 70 % of the whole file, its held-out half included), and a
     model the API would refuse leaves no datasource behind."""
     server.context.objects.write_bytes("s3://wizard/half.csv", TABLE)
-    schema = json.dumps({"version": "1.0", "targetAttributeName": "churned", "dataFormat": "CSV",
-                         "dataFileContainsHeader": True, "attributes": [
-                             {"attributeName": "age", "attributeType": "NUMERIC"},
-                             {"attributeName": "plan", "attributeType": "CATEGORICAL"},
-                             {"attributeName": "churned", "attributeType": "BINARY"}]})
+    schema = TABLE_SCHEMA
     for ds_id, split in (("ds-half", {"percentBegin": 0, "percentEnd": 50}),
                          ("ds-rest", {"percentBegin": 0, "percentEnd": 50, "complement": True}),
                          ("ds-rand", {"percentBegin": 20, "percentEnd": 80, "strategy": "random",
