@@ -68,7 +68,7 @@ def score_records(model: Model, batches: Iterable[pa.RecordBatch], should_stop: 
     def usable() -> Iterator[pa.RecordBatch]:
         for batch in batches:
             counted["seen"] += batch.num_rows
-            batch = usable_rows(batch, model.schema, kind)
+            batch = usable_rows(batch, model.schema)
             counted["used"] += batch.num_rows
             yield from slices.of(batch)
 

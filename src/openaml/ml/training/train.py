@@ -50,11 +50,9 @@ class TrainingError(InputError):
     """Training cannot produce a model; the message becomes the model's Message."""
 
 
-def usable_rows(batch: pa.RecordBatch, schema: Schema, model_type: str) -> pa.RecordBatch:
+def usable_rows(batch: pa.RecordBatch, schema: Schema) -> pa.RecordBatch:
     """The batch's records that are not rejected and have a valid target."""
-    columns = Columns(batch, schema)
-    valid = ~np.isnan(target_numbers(columns)) if model_type == ModelType.REGRESSION else target_valid(columns)
-    keep = kept_rows(batch) & valid
+    keep = kept_rows(batch) & target_valid(Columns(batch, schema))
     return batch if keep.all() else batch.filter(pa.array(keep))  # a filter copies every column
 
 
@@ -139,7 +137,7 @@ class _Setup:
         return cls(ModelType(model_type), schema, recipe_text, params, recipe, names)
 
     def records(self, batch: pa.RecordBatch) -> Columns:
-        return _read_records(batch, self.schema, self.model_type, self.names)
+        return _read_records(batch, self.schema, self.names)
 
     def fit(self, statistics: DatasetStatistics | None, training: Callable[[], Iterator[Columns]],
             execution: Execution) -> TrainingSetup:
@@ -182,7 +180,7 @@ class TrainingSetup:
         return len(self.classes) if self.model_type == ModelType.MULTICLASS else 1
 
     def records(self, batch: pa.RecordBatch) -> Columns:
-        return _read_records(batch, self.schema, self.model_type, self.names)
+        return _read_records(batch, self.schema, self.names)
 
     def block(self, columns: Columns) -> Block:
         """The SGD block of records read by `records`."""
@@ -235,10 +233,10 @@ class TrainingSetup:
         )
 
 
-def _read_records(batch: pa.RecordBatch, schema: Schema, model_type: ModelType, names: list[str]) -> Columns:
+def _read_records(batch: pa.RecordBatch, schema: Schema, names: list[str]) -> Columns:
     """The batch's usable records, attributes `names` read (the target kept raw)."""
     assert schema.target is not None  # check_target
-    return Columns(usable_rows(batch, schema, model_type), schema).read(names, [schema.target])
+    return Columns(usable_rows(batch, schema), schema).read(names, [schema.target])
 
 
 class _Replay:

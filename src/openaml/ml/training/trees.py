@@ -111,7 +111,7 @@ def max_bins_for(params: TreeParams, records: int, sources: int) -> int:
 def _held_out(records: int, params: TreeParams, seed: int) -> np.ndarray:
     """Which records early stopping holds out (none when it is off, or when too few records
     leave a record on each side)."""
-    if not params.early_stopping_rounds or records < 2:
+    if not params.early_stopping_rounds:
         return np.zeros(records, bool)
     draw = np.random.default_rng(seed).random(records) < params.validation_percent / 100
     if not draw.any() or draw.all():
