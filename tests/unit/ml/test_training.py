@@ -23,6 +23,7 @@ from openaml.ml.training import (
     sgd,
     train_model,
 )
+from openaml.ml.training import kernel as kernel_module
 from openaml.ml.training.blocks import Block
 from openaml.ml.training.sgd import ETA, ETA_REGRESSION, LinearState, Stepper, _step_costs, minibatch_size
 from openaml.ml.training.size import feature_costs, trim_features
@@ -200,7 +201,8 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
         order = rng.permutation(50)
         batches = [np.sort(order[start:start + 8]) for start in range(0, 50, 8)]
         stepper.run(0, _block(x, y, w), batches, keep=True)
-        plans = [part for pair in stepper.plans[0].values() for part in pair]
+        kept = stepper.plans[0]
+        plans = [part for key in kept.positions for part in kept.pair(key)]
         flipped = sum(int((part[0] < 0).sum()) for part in plans)
         assert (flipped > 0) == (indicators is True)
         valued = sum(int(part[3].sum()) for part in plans)
@@ -212,6 +214,62 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
     assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)
     assert np.allclose(kernel.g2_weights, reference.g2_weights)
     assert not np.allclose(kernel.weights, 0)
+
+
+@pytest.mark.parametrize(("kind", "outputs", "l1", "indicators", "size"), [
+    ("MULTICLASS", 3, 0.0, False, 8), ("MULTICLASS", 3, 0.002, True, 200), ("BINARY", 1, 0.0, True, 8),
+    ("BINARY", 1, 0.002, "mixed", 300), ("REGRESSION", 1, 0.0, False, 150), ("REGRESSION", 1, 0.0, "mixed", 13)])
+@pytest.mark.parametrize("pool", [False, True])
+def test_passes_over_kept_plans_take_the_steps_of_a_stepwise_pass(kind, outputs, l1, indicators, size, pool,
+                                                                  monkeypatch):
+    """Later passes run over the kept plans in compiled calls (kernel.run_kept), or step by step
+    on two threads; either way the weights, accumulators, averaging sums, losses and weight sums
+    are those of the same steps taken one by one, bit for bit (the bias gradient and the weight
+    sum as NumPy sums them: pairwise for one output, at sizes past its 8 and 128 blocks too)."""
+    rng = np.random.default_rng(5)
+    rows = 700
+    if indicators is True:
+        x = sp.csr_matrix(rng.random((rows, 40)) < np.linspace(0.02, 0.98, 40), dtype=float)
+    else:
+        x = sp.random(rows, 40, density=0.15, format="csr", random_state=4)
+        x.data = rng.normal(size=x.nnz)
+        if indicators == "mixed":
+            x = _mixed(x)
+    y = rng.integers(0, 3, rows).astype(float) if outputs == 3 else rng.integers(0, 2, rows).astype(float)
+    block = _block(x, y, rng.uniform(0.5, 2.0, rows))
+    order = rng.permutation(rows)
+    partition = [np.sort(order[start:start + size]) for start in range(0, rows, size)]
+
+    def three_passes(flat: bool) -> tuple[Stepper, list[tuple[float, float]]]:
+        if not flat:  # the kept plans stay a dict: every pass steps one minibatch at a time
+            monkeypatch.setattr(sgd.FlatPlans, "of", classmethod(lambda cls, kept: kept))
+        with ThreadPoolExecutor(1) as threads:
+            stepper = Stepper(kind, LinearState.zeros(40, outputs, 1.0), SGDParams(l1=l1, l2=1e-3), size,
+                              threads if pool else None)
+            stepper.threaded = pool  # both ways, whatever the steps' cost
+            sums = [stepper.run(0, block, partition, keep=True)]
+            stepper.start_averaging()
+            for k in (1, 2):
+                visit = np.random.default_rng(k).permutation(len(partition))
+                sums.append(stepper.run(0, block.without_features(), [partition[i] for i in visit]))
+        monkeypatch.undo()
+        return stepper, sums
+
+    (compiled, compiled_sums), (stepwise, stepwise_sums) = three_passes(True), three_passes(False)
+    assert isinstance(compiled.plans[0], sgd.FlatPlans) and isinstance(stepwise.plans[0], dict)
+    assert compiled_sums == stepwise_sums
+    assert compiled.steps == stepwise.steps == 2 * len(partition)
+    for name in ("weights", "bias", "g2_weights", "g2_bias"):
+        assert np.array_equal(getattr(compiled.state, name), getattr(stepwise.state, name)), name
+    assert np.array_equal(compiled.shift, stepwise.shift) and np.array_equal(compiled.shift_bias, stepwise.shift_bias)
+    assert not np.allclose(compiled.state.weights, 0)
+
+
+def test_kernel_pairwise_sum_is_numpys_sum_bit_for_bit():
+    rng = np.random.default_rng(3)
+    for n in [*range(0, 40), 127, 128, 129, 255, 256, 257, 1000, 1024, 4099]:
+        values = rng.normal(size=n) * 10.0 ** rng.uniform(-8, 8, size=n)
+        assert kernel_module.pairwise_sum(values) == values.sum(), n
 
 
 class _CountingPool(ThreadPoolExecutor):

@@ -26,7 +26,17 @@ import numpy as np
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.model_type import ModelType
 from openaml.ml.training.blocks import Block, group_buffers
-from openaml.ml.training.kernel import KINDS, Part, Plan, bias_step, feature_counts, gradients, update
+from openaml.ml.training.kernel import (
+    KINDS,
+    FlatPlan,
+    Part,
+    Plan,
+    bias_step,
+    feature_counts,
+    gradients,
+    run_kept,
+    update,
+)
 from openaml.ml.training.params import SGDParams
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.stop import ShouldStop, check
@@ -152,14 +162,16 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
 
 
 def compile_large_minibatches() -> None:
-    """Run one step with a minibatch of more than 256 records: the kernels' variants for
-    their row numbers (uint16) compile now, not in the first large training (seconds)."""
+    """Run one step with a minibatch of more than 256 records, then again from its kept plan:
+    the kernels' variants for their row numbers (uint16) compile now, not in the first large
+    training (seconds)."""
     size = MAX_MINIBATCH + 1
     rows = np.arange(size)
     block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
                   np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
     stepper = Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size)
     stepper.run(0, block, [rows], keep=True)
+    stepper.run(0, block.without_features(), [rows])
 
 
 def step_reference(block: Block, small: bool) -> float:
@@ -270,6 +282,42 @@ def minibatches(rows: int, size: int, params: SGDParams, index: int,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+@dataclass(frozen=True)
+class FlatPlans:
+    """A buffer's kept plans laid out for run_kept (kernel.FlatPlan, one per part) and the
+    position of each minibatch's, by its first row."""
+
+    parts: tuple[FlatPlan, FlatPlan]
+    positions: dict[int, int]
+
+    @classmethod
+    def of(cls, kept: dict[int, list[Plan | None]]) -> FlatPlans:
+        """The plans of every minibatch (first row -> the two parts' plans), copied once."""
+        keys = list(kept)
+        parts = []
+        for which in (0, 1):
+            plans = [kept[key][which] for key in keys]
+            if any(plan is None for plan in plans):
+                raise ValueError("a minibatch's plan was not kept")
+            arrays = [np.concatenate([plan[a] for plan in plans]) for a in range(5)]  # type: ignore[index]
+            starts = [np.zeros(len(plans) + 1, np.int64) for _ in range(4)]
+            for k, a in enumerate((0, 1, 2, 4)):  # touched (and valued), col_start, col_rows, col_vals
+                np.cumsum([len(plan[a]) for plan in plans], out=starts[k][1:])  # type: ignore[index]
+            parts.append((*arrays, *starts))
+        return cls((parts[0], parts[1]), {key: position for position, key in enumerate(keys)})  # type: ignore[arg-type]
+
+    def pair(self, key: int) -> list[Plan | None]:
+        """The two parts' plans of the minibatch whose first row is `key` (views)."""
+        b = self.positions[key]
+        return [(touched[t[b]:t[b + 1]], col_start[c[b]:c[b + 1]], col_rows[r[b]:r[b + 1]],
+                 valued[t[b]:t[b + 1]], col_vals[v[b]:v[b + 1]])
+                for touched, col_start, col_rows, valued, col_vals, t, c, r, v in self.parts]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for part in self.parts for a in part)
+
+
 class Stepper:
     """AdaGrad updates of the coordinates a minibatch touches (lazy regularization), and the
     running average of the iterates once averaging starts: after T steps with decrements d_t,
@@ -288,7 +336,7 @@ class Stepper:
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
         self.parts: tuple[Part, Part] | None = None
-        self.plans: dict[int, dict[int, list[Plan | None]]] = {}  # buffer -> minibatch -> part
+        self.plans: dict[int, dict[int, list[Plan | None]] | FlatPlans] = {}  # buffer -> its kept plans
         self.grads = np.zeros((size, state.weights.shape[1]))
         self.steps = 0
         self.shift = np.zeros((0, state.weights.shape[1]), state.weights.dtype)  # sum((t - 1) * d_t)
@@ -325,12 +373,15 @@ class Stepper:
         """Take one step per minibatch of buffer `index` (row numbers of `block`, sorted: memory
         is read in order); return (weighted loss sum, weight sum). keep: keep the transposed
         minibatches, by position in the buffer's partition; kept ones are used instead of
-        transposing again."""
+        transposing again, in one compiled call per STOP_CHECK_STEPS steps unless the steps
+        run on two threads."""
         s = self.state
         first, second = self._parts(block)
         plans = self.plans.get(index)
         if plans is None and len(block.indptr) <= len(block.y):
             raise ValueError("a buffer without features needs its kept plans")
+        if isinstance(plans, FlatPlans) and not (self.pool is not None and self.threaded):
+            return self._run_kept(plans, block, batches)
         if keep and plans is None:
             plans = self.plans[index] = {}
         total, weight, done, t = 0.0, 0.0, None, 0
@@ -340,7 +391,8 @@ class Stepper:
             pair: list[Plan | None] | None = None
             if upcoming is not None and plans is not None:
                 key = int(upcoming[0])  # its first row names a minibatch of the partition
-                pair = plans.setdefault(key, [None, None])
+                pair = (plans.pair(key) if isinstance(plans, FlatPlans)
+                        else plans.setdefault(key, [None, None]))
             if self.pool is None or not self.threaded:
                 self._half(0, first, block, done, upcoming, t, pair)
                 self._half(1, second, block, done, upcoming, t, pair)
@@ -360,11 +412,35 @@ class Stepper:
                 self.steps += 1
             weight += float(block.w[upcoming].sum())
             done = upcoming
+        if keep and isinstance(plans, dict):
+            self.plans[index] = FlatPlans.of(plans)
         return total, weight
 
+    def _run_kept(self, plans: FlatPlans, block: Block, batches: list[np.ndarray]) -> tuple[float, float]:
+        """run() over kept plans, on this thread: STOP_CHECK_STEPS steps a compiled call."""
+        s, p = self.state, self.params
+        first, second = self._parts(block)
+        positions = np.array([plans.positions[int(rows[0])] for rows in batches], np.int64)
+        rows = np.concatenate(batches) if batches else np.zeros(0, np.int64)
+        row_starts = np.zeros(len(batches) + 1, np.int64)
+        np.cumsum([len(rows) for rows in batches], out=row_starts[1:])
+        carried = np.array([0.0, 0.0, self.steps, -1, 0, 0])  # see run_kept
+        for start in range(0, len(batches), STOP_CHECK_STEPS):
+            if start:
+                check(self.should_stop)
+            end = min(start + STOP_CHECK_STEPS, len(batches))
+            run_kept(KINDS[self.kind], s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias,
+                     self.grads, first.scores, second.scores, first.lo, plans.parts[0], second.lo, plans.parts[1],
+                     positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, self.eta, p.l1,
+                     p.l2, self.averaging, carried, end == len(batches))
+        self.steps = int(carried[2])
+        return float(carried[0]), float(carried[1])
+
     def plan_bytes(self, index: int) -> int:
-        return sum(a.nbytes for pair in self.plans.get(index, {}).values()
-                   for plan in pair if plan is not None for a in plan)
+        plans = self.plans.get(index)
+        if isinstance(plans, FlatPlans):
+            return plans.nbytes
+        return sum(a.nbytes for pair in (plans or {}).values() for plan in pair if plan is not None for a in plan)
 
     def _half(self, which: int, part: Part, block: Block, done: np.ndarray | None,
               upcoming: np.ndarray | None, t: int, pair: list[Plan | None] | None) -> None:
