@@ -22,7 +22,7 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
     # the SGD kernels for minibatches of more than 256 records (uint16 row numbers) are compiled
     assert any("uint16" in str(signature) for signature in kernel.transpose.signatures)
     # and so are the passes over kept plans, of both row number types
-    assert {"uint8", "uint16"} <= {t for signature in kernel.run_kept.signatures for t in ("uint8", "uint16")
+    assert {"uint8", "uint16"} <= {t for signature in kernel.run_steps.signatures for t in ("uint8", "uint16")
                                    if t in str(signature)}
 
 

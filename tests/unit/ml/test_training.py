@@ -219,13 +219,13 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
 @pytest.mark.parametrize(("kind", "outputs", "l1", "indicators", "size"), [
     ("MULTICLASS", 3, 0.0, False, 8), ("MULTICLASS", 3, 0.002, True, 200), ("BINARY", 1, 0.0, True, 8),
     ("BINARY", 1, 0.002, "mixed", 300), ("REGRESSION", 1, 0.0, False, 150), ("REGRESSION", 1, 0.0, "mixed", 13)])
-@pytest.mark.parametrize("pool", [False, True])
-def test_passes_over_kept_plans_take_the_steps_of_a_stepwise_pass(kind, outputs, l1, indicators, size, pool,
-                                                                  monkeypatch):
-    """Later passes run over the kept plans in compiled calls (kernel.run_kept), or step by step
-    on two threads; either way the weights, accumulators, averaging sums, losses and weight sums
-    are those of the same steps taken one by one, bit for bit (the bias gradient and the weight
-    sum as NumPy sums them: pairwise for one output, at sizes past its 8 and 128 blocks too)."""
+def test_compiled_passes_take_the_steps_of_a_stepwise_pass(kind, outputs, l1, indicators, size, monkeypatch):
+    """On one thread a pass runs in compiled calls of many steps (kernel.run_steps): making
+    each minibatch's plan in the scratch, keeping the plans laid end to end, or taking the
+    kept ones. The weights, accumulators, averaging sums, losses and weight sums are those of
+    the same steps taken one by one (the two-thread path), bit for bit: the bias gradient and
+    the weight sum as NumPy sums them (pairwise for one output, past its 8 and 128 blocks
+    too)."""
     rng = np.random.default_rng(5)
     rows = 700
     if indicators is True:
@@ -240,29 +240,30 @@ def test_passes_over_kept_plans_take_the_steps_of_a_stepwise_pass(kind, outputs,
     order = rng.permutation(rows)
     partition = [np.sort(order[start:start + size]) for start in range(0, rows, size)]
 
-    def three_passes(flat: bool) -> tuple[Stepper, list[tuple[float, float]]]:
-        if not flat:  # the kept plans stay a dict: every pass steps one minibatch at a time
-            monkeypatch.setattr(sgd.FlatPlans, "of", classmethod(lambda cls, kept: kept))
+    def four_passes(compiled: bool) -> tuple[Stepper, list[tuple[float, float]]]:
+        # the stepwise side runs its steps' halves on two threads, whatever they cost
+        monkeypatch.setattr(sgd, "THREADED_STEP_NS", 10**18 if compiled else 0)
         with ThreadPoolExecutor(1) as threads:
-            stepper = Stepper(kind, LinearState.zeros(40, outputs, 1.0), SGDParams(l1=l1, l2=1e-3), size,
-                              threads if pool else None)
-            stepper.threaded = pool  # both ways, whatever the steps' cost
-            sums = [stepper.run(0, block, partition, keep=True)]
+            stepper = Stepper(kind, LinearState.zeros(40, outputs, 1.0), SGDParams(l1=l1, l2=1e-3), size, threads)
+            sums = [stepper.run(0, block, partition[::-1]), stepper.run(0, block, partition, keep=True)]
             stepper.start_averaging()
             for k in (1, 2):
                 visit = np.random.default_rng(k).permutation(len(partition))
                 sums.append(stepper.run(0, block.without_features(), [partition[i] for i in visit]))
-        monkeypatch.undo()
+        assert stepper.threaded is not compiled
         return stepper, sums
 
-    (compiled, compiled_sums), (stepwise, stepwise_sums) = three_passes(True), three_passes(False)
-    assert isinstance(compiled.plans[0], sgd.FlatPlans) and isinstance(stepwise.plans[0], dict)
+    (compiled, compiled_sums), (stepwise, stepwise_sums) = four_passes(True), four_passes(False)
     assert compiled_sums == stepwise_sums
     assert compiled.steps == stepwise.steps == 2 * len(partition)
     for name in ("weights", "bias", "g2_weights", "g2_bias"):
         assert np.array_equal(getattr(compiled.state, name), getattr(stepwise.state, name)), name
     assert np.array_equal(compiled.shift, stepwise.shift) and np.array_equal(compiled.shift_bias, stepwise.shift_bias)
     assert not np.allclose(compiled.state.weights, 0)
+    kept, reference = compiled.plans[0], stepwise.plans[0]
+    for key in reference.positions:  # the same plans, laid out alike
+        for mine, theirs in zip(kept.pair(key), reference.pair(key)):
+            assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(mine, theirs))
 
 
 def test_kernel_pairwise_sum_is_numpys_sum_bit_for_bit():

@@ -76,6 +76,11 @@ class Part:
         self.plan = plan
         add_scores(weights, self.lo, *plan, self.scores[:len(rows)])
 
+    @property
+    def work(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """transpose's per-feature scratch: count, after, has_values."""
+        return self.count, self.after, self.valued
+
     def kept(self) -> Plan:
         """A copy of the transposed minibatch in use, to take again in later passes."""
         return tuple(a.copy() for a in self.plan)  # type: ignore[return-value]
@@ -360,28 +365,36 @@ def _loss_and_gradient(kind: int, z: np.ndarray, y: float) -> float:
     return 0.5 * (s - y) * (s - y)
 
 
-# A buffer's kept plans, one after the other: per part, the five arrays of every minibatch's
-# plan concatenated (touched, col_start, col_rows, valued, col_vals), then the start of each
-# minibatch's entries in them: in touched and valued, in col_start (n + 1 entries each), in
-# col_rows and in col_vals (minibatches + 1 starts each). col_start stays relative to the
-# minibatch's own col_rows.
+# Plans one after the other: per part, the five arrays of every minibatch's plan concatenated
+# (touched, col_start, col_rows, valued, col_vals), then where each minibatch's entries start
+# in them: in touched and valued, in col_start (n + 1 entries each), in col_rows and in
+# col_vals (minibatches + 1 starts each). col_start stays relative to the minibatch's own
+# col_rows. A buffer's kept plans are laid out so; a pass that keeps none uses its Part's
+# scratch so, as minibatch 0 every step.
 FlatPlan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                  np.ndarray, np.ndarray]
+# a Part's per-feature scratch for transpose: count, after, has_values
+Work = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @njit(cache=True, nogil=True)
-def run_kept(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, bias: np.ndarray,
-             g2_bias: np.ndarray, shift_bias: np.ndarray, grads: np.ndarray, first: np.ndarray,
-             second: np.ndarray, lo_first: int, plans_first: FlatPlan, lo_second: int,
-             plans_second: FlatPlan, positions: np.ndarray, rows: np.ndarray, row_starts: np.ndarray,
-             y: np.ndarray, w: np.ndarray, eta: float, l1: float, l2: float, averaging: bool,
-             carried: np.ndarray, finish: bool) -> None:
-    """Steps over kept plans: minibatch s is plan positions[s] of both parts, its records
-    rows[row_starts[s]:row_starts[s + 1]]. The same arithmetic, in the same order, as a
-    Stepper's steps one by one, without a Python call per step (about two thirds of a 35,000
-    record pass). carried holds, and is left holding, the running loss sum, weight sum, step
-    count (Stepper.steps), the minibatch whose update is still due (-1: none), its record
-    count and its step number; `finish` makes that update at the end."""
+def run_steps(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, bias: np.ndarray,
+              g2_bias: np.ndarray, shift_bias: np.ndarray, grads: np.ndarray, first: np.ndarray,
+              second: np.ndarray, lo_first: int, plans_first: FlatPlan, lo_second: int,
+              plans_second: FlatPlan, positions: np.ndarray, rows: np.ndarray, row_starts: np.ndarray,
+              y: np.ndarray, w: np.ndarray, eta: float, l1: float, l2: float, averaging: bool,
+              carried: np.ndarray, finish: bool, transposing: bool, indptr: np.ndarray,
+              indices: np.ndarray, values: np.ndarray, hi_first: int, work_first: Work, hi_second: int,
+              work_second: Work) -> None:
+    """Steps without a Python call each (at 35,000 records, two thirds of a pass went to
+    those), with the arithmetic of a Stepper's steps one by one, in the same order. Minibatch
+    s is plan positions[s] of both parts, its records rows[row_starts[s]:row_starts[s + 1]];
+    `transposing`: its plan is first made there from the CSR block (indptr, indices, values),
+    each part's features being [lo, hi). carried holds, and is left holding, the running
+    loss sum, weight sum, step count (Stepper.steps), the position of the minibatch whose
+    update is still due (-1: none), its record count and its step number; `finish` makes
+    that update at the end. The GIL is released throughout: the next feature blocks are
+    made meanwhile."""
     total, weight, steps = carried[0], carried[1], int(carried[2])
     done, done_rows, t_done = int(carried[3]), int(carried[4]), int(carried[5])
     bias_gradient = np.empty(len(bias))
@@ -390,13 +403,16 @@ def run_kept(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.n
         upcoming = rows[row_starts[s]:row_starts[s + 1]]
         m = len(upcoming)
         b = positions[s]
-        if done >= 0:
-            _update_kept(weights, g2_weights, shift, lo_first, plans_first, done, grads[:done_rows], eta, l1, l2,
-                         averaging, t_done)
-            _update_kept(weights, g2_weights, shift, lo_second, plans_second, done, grads[:done_rows], eta, l1,
-                         l2, averaging, t_done)
-        _scores_kept(weights, lo_first, plans_first, b, first[:m])
-        _scores_kept(weights, lo_second, plans_second, b, second[:m])
+        if done >= 0:  # before a plan made at the same position replaces the done one's
+            _update_planned(weights, g2_weights, shift, lo_first, plans_first, done, grads[:done_rows], eta, l1,
+                            l2, averaging, t_done)
+            _update_planned(weights, g2_weights, shift, lo_second, plans_second, done, grads[:done_rows], eta,
+                            l1, l2, averaging, t_done)
+        if transposing:
+            _transpose_into(indptr, indices, values, upcoming, lo_first, hi_first, work_first, plans_first, b)
+            _transpose_into(indptr, indices, values, upcoming, lo_second, hi_second, work_second, plans_second, b)
+        _scores_planned(weights, lo_first, plans_first, b, first[:m])
+        _scores_planned(weights, lo_second, plans_second, b, second[:m])
         t = steps
         total += gradients(kind, first, second, bias, y, w, upcoming, grads)
         # as NumPy sums grads[:m] over its rows: pairwise for one output, else row by row
@@ -416,17 +432,29 @@ def run_kept(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.n
         weight += pairwise_sum(scratch[:m])
         done, done_rows, t_done = b, m, t
     if finish and done >= 0:
-        _update_kept(weights, g2_weights, shift, lo_first, plans_first, done, grads[:done_rows], eta, l1, l2,
-                     averaging, t_done)
-        _update_kept(weights, g2_weights, shift, lo_second, plans_second, done, grads[:done_rows], eta, l1, l2,
-                     averaging, t_done)
+        _update_planned(weights, g2_weights, shift, lo_first, plans_first, done, grads[:done_rows], eta, l1, l2,
+                        averaging, t_done)
+        _update_planned(weights, g2_weights, shift, lo_second, plans_second, done, grads[:done_rows], eta, l1,
+                        l2, averaging, t_done)
         done = -1
     carried[0], carried[1], carried[2] = total, weight, steps
     carried[3], carried[4], carried[5] = done, done_rows, t_done
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _scores_kept(weights: np.ndarray, lo: int, plans: FlatPlan, b: int, scores: np.ndarray) -> None:
+def _transpose_into(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray, lo: int,
+                    hi: int, work: Work, plans: FlatPlan, b: int) -> None:
+    """Transpose minibatch `rows` into plans at position b (where the plan before it ends)."""
+    touched, col_start, col_rows, valued, col_vals, t_at, s_at, r_at, v_at = plans
+    count, after, has_values = work
+    t, c, r, v = t_at[b], s_at[b], r_at[b], v_at[b]
+    n, kept = transpose(indptr, indices, values, rows, lo, hi, count, after, has_values, touched[t:],
+                        col_start[c:], col_rows[r:], valued[t:], col_vals[v:])
+    t_at[b + 1], s_at[b + 1], r_at[b + 1], v_at[b + 1] = t + n, c + n + 1, r + col_start[c + n], v + kept
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scores_planned(weights: np.ndarray, lo: int, plans: FlatPlan, b: int, scores: np.ndarray) -> None:
     touched, col_start, col_rows, valued, col_vals, t_at, s_at, r_at, v_at = plans
     add_scores(weights, lo, touched[t_at[b]:t_at[b + 1]], col_start[s_at[b]:s_at[b + 1]],
                col_rows[r_at[b]:r_at[b + 1]], valued[t_at[b]:t_at[b + 1]], col_vals[v_at[b]:v_at[b + 1]],
@@ -434,9 +462,9 @@ def _scores_kept(weights: np.ndarray, lo: int, plans: FlatPlan, b: int, scores: 
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _update_kept(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: int, plans: FlatPlan,
-                 b: int, grads: np.ndarray, eta: float, l1: float, l2: float, averaging: bool,
-                 steps: int) -> None:
+def _update_planned(weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, lo: int, plans: FlatPlan,
+                    b: int, grads: np.ndarray, eta: float, l1: float, l2: float, averaging: bool,
+                    steps: int) -> None:
     touched, col_start, col_rows, valued, col_vals, t_at, s_at, r_at, v_at = plans
     update(weights, g2_weights, shift, lo, touched[t_at[b]:t_at[b + 1]], col_start[s_at[b]:s_at[b + 1]],
            col_rows[r_at[b]:r_at[b + 1]], valued[t_at[b]:t_at[b + 1]], col_vals[v_at[b]:v_at[b + 1]],

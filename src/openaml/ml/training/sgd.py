@@ -34,7 +34,7 @@ from openaml.ml.training.kernel import (
     bias_step,
     feature_counts,
     gradients,
-    run_kept,
+    run_steps,
     update,
 )
 from openaml.ml.training.params import SGDParams
@@ -284,7 +284,7 @@ def minibatches(rows: int, size: int, params: SGDParams, index: int,
 
 @dataclass(frozen=True)
 class FlatPlans:
-    """A buffer's kept plans laid out for run_kept (kernel.FlatPlan, one per part) and the
+    """A buffer's kept plans laid out for run_steps (kernel.FlatPlan, one per part) and the
     position of each minibatch's, by its first row."""
 
     parts: tuple[FlatPlan, FlatPlan]
@@ -316,6 +316,30 @@ class FlatPlans:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for part in self.parts for a in part)
+
+
+def _arena(part: Part, block: Block, minibatches: int) -> FlatPlan:
+    """Room for the plans of `minibatches` minibatches of `block` in `part`: every plan array
+    holds at most one entry per feature entry (a flipped column lists fewer rows than it has),
+    col_start one more per minibatch. Pages never written cost no memory; _trimmed keeps what
+    was."""
+    entries = len(block.indices)
+    _, starts, rows, _, _ = part.scratch
+    return (np.empty(entries, np.int32), np.empty(entries + minibatches, starts.dtype), np.empty(entries, rows.dtype),
+            np.empty(entries, np.bool_), np.empty(entries if len(block.values) else 0),
+            *(np.zeros(minibatches + 1, np.int64) for _ in range(4)))  # type: ignore[return-value]
+
+
+def _scratch_plan(part: Part) -> FlatPlan:
+    """The part's scratch as plans of one minibatch, for a pass that keeps none."""
+    return (*part.scratch, *(np.zeros(2, np.int64) for _ in range(4)))  # type: ignore[return-value]
+
+
+def _trimmed(plans: FlatPlan) -> FlatPlan:
+    """Plans laid out in an _arena, copied to their size."""
+    touched, col_start, col_rows, valued, col_vals, t_at, s_at, r_at, v_at = plans
+    return (touched[:t_at[-1]].copy(), col_start[:s_at[-1]].copy(), col_rows[:r_at[-1]].copy(),
+            valued[:t_at[-1]].copy(), col_vals[:v_at[-1]].copy(), t_at, s_at, r_at, v_at)
 
 
 class Stepper:
@@ -380,8 +404,8 @@ class Stepper:
         plans = self.plans.get(index)
         if plans is None and len(block.indptr) <= len(block.y):
             raise ValueError("a buffer without features needs its kept plans")
-        if isinstance(plans, FlatPlans) and not (self.pool is not None and self.threaded):
-            return self._run_kept(plans, block, batches)
+        if self.pool is None or not self.threaded:
+            return self._run_compiled(index, block, batches, keep, plans)
         if keep and plans is None:
             plans = self.plans[index] = {}
         total, weight, done, t = 0.0, 0.0, None, 0
@@ -416,24 +440,41 @@ class Stepper:
             self.plans[index] = FlatPlans.of(plans)
         return total, weight
 
-    def _run_kept(self, plans: FlatPlans, block: Block, batches: list[np.ndarray]) -> tuple[float, float]:
-        """run() over kept plans, on this thread: STOP_CHECK_STEPS steps a compiled call."""
+    def _run_compiled(self, index: int, block: Block, batches: list[np.ndarray], keep: bool,
+                      plans: dict[int, list[Plan | None]] | FlatPlans | None) -> tuple[float, float]:
+        """run() on this thread, STOP_CHECK_STEPS steps a compiled call (kernel.run_steps): over
+        the kept plans, or transposing each minibatch into its Part's scratch, or, with `keep`,
+        into plans laid end to end that the next passes take."""
         s, p = self.state, self.params
-        first, second = self._parts(block)
-        positions = np.array([plans.positions[int(rows[0])] for rows in batches], np.int64)
+        parts = self._parts(block)
+        transposing = not isinstance(plans, FlatPlans)
+        if isinstance(plans, FlatPlans):
+            flat = plans.parts
+            positions = np.array([plans.positions[int(rows[0])] for rows in batches], np.int64)
+        elif keep:
+            flat = (_arena(parts[0], block, len(batches)), _arena(parts[1], block, len(batches)))
+            positions = np.arange(len(batches), dtype=np.int64)
+        else:  # each minibatch's plan in the scratch, as minibatch 0
+            flat = (_scratch_plan(parts[0]), _scratch_plan(parts[1]))
+            positions = np.zeros(len(batches), np.int64)
         rows = np.concatenate(batches) if batches else np.zeros(0, np.int64)
         row_starts = np.zeros(len(batches) + 1, np.int64)
         np.cumsum([len(rows) for rows in batches], out=row_starts[1:])
-        carried = np.array([0.0, 0.0, self.steps, -1, 0, 0])  # see run_kept
+        carried = np.array([0.0, 0.0, self.steps, -1, 0, 0])  # see run_steps
+        first, second = parts
         for start in range(0, len(batches), STOP_CHECK_STEPS):
             if start:
-                check(self.should_stop)
+                check(self.should_stop)  # no step is half done
             end = min(start + STOP_CHECK_STEPS, len(batches))
-            run_kept(KINDS[self.kind], s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias,
-                     self.grads, first.scores, second.scores, first.lo, plans.parts[0], second.lo, plans.parts[1],
-                     positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, self.eta, p.l1,
-                     p.l2, self.averaging, carried, end == len(batches))
+            run_steps(KINDS[self.kind], s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias,
+                      self.grads, first.scores, second.scores, first.lo, flat[0], second.lo, flat[1],
+                      positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, self.eta, p.l1, p.l2,
+                      self.averaging, carried, end == len(batches), transposing, block.indptr, block.indices,
+                      block.values, first.hi, first.work, second.hi, second.work)
         self.steps = int(carried[2])
+        if keep and transposing:
+            self.plans[index] = FlatPlans(
+                (_trimmed(flat[0]), _trimmed(flat[1])), {int(rows[0]): b for b, rows in enumerate(batches)})
         return float(carried[0]), float(carried[1])
 
     def plan_bytes(self, index: int) -> int:
