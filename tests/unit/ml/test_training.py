@@ -554,6 +554,31 @@ def test_a_read_left_before_its_end_leaves_the_next_one_to_keep_the_records():
     assert len(reads) == 2  # the complete read was kept
 
 
+def test_the_last_read_of_kept_records_lets_each_go_once_handed_out():
+    """Training's first pass reads the kept records for the last time: each is let go once the
+    reader has gone past it (its memory is the next feature blocks'), and a read after it
+    reads the source again, keeping nothing."""
+    from openaml.ml.features.values import Columns
+    from openaml.ml.training import train
+
+    reads = []
+    schema = make_schema([("c", "CATEGORICAL")])
+
+    def source():
+        reads.append(1)
+        return iter([Columns(make_batch({"c": ["a", "b"]}), schema) for _ in range(3)])
+
+    replay = train._Replay(source, limit=1 << 30)
+    assert len(list(replay())) == 3 and len(reads) == 1  # kept
+    alive = [weakref.ref(columns) for columns in replay.kept or []]
+    last = replay(last=True)
+    next(last), next(last)
+    gc.collect()
+    assert alive[0]() is None and alive[2]() is not None  # the first, taken and passed, is gone
+    assert len(list(last)) == 1 and replay.kept is None
+    assert len(list(replay())) == 3 and len(list(replay())) == 3 and len(reads) == 3 and replay.kept is None
+
+
 def _rows_block(rows: int, first: int = 0) -> Block:
     ids = np.arange(first, first + rows)
     return Block(np.arange(rows + 1, dtype=np.int64), (ids % 5).astype(np.int32), np.zeros(0),

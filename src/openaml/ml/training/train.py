@@ -88,7 +88,7 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     fitted = setup.fit(statistics, training, execution)
 
     def blocks() -> Iterator[Block]:
-        return two_at_a_time(fitted.block, training(), execution, ahead=AHEAD)
+        return two_at_a_time(fitted.block, training(last=True), execution, ahead=AHEAD)
 
     if params.trees is not None:
         columns = TreeColumns.of(fitted.pipeline)
@@ -256,16 +256,24 @@ class _Replay:
         self.kept: list[Columns] | None = None
         self.tried = False
 
-    def __call__(self) -> Iterator[Columns]:
-        for columns in self._batches():
+    def __call__(self, last: bool = False) -> Iterator[Columns]:
+        """The batches; `last`: kept ones are let go as they are handed out (training's first
+        pass: the features' plans replace them, and the memory they held is the next blocks'),
+        so a later read reads the source again."""
+        for columns in self._batches(last):
             check(self.should_stop)
             yield columns
 
-    def _batches(self) -> Iterator[Columns]:
+    def _batches(self, last: bool) -> Iterator[Columns]:
         if self.kept is not None:
-            yield from self.kept
+            if not last:
+                yield from self.kept
+                return
+            handed, self.kept = self.kept[::-1], None
+            while handed:
+                yield handed.pop()
             return
-        kept: list[Columns] | None = None if self.tried else []
+        kept: list[Columns] | None = None if self.tried or last else []
         size = 0
         for columns in self.source():
             if kept is not None:
