@@ -1,4 +1,5 @@
-"""The compiled NUMBER_PATTERN check (schema.values.number_mask) against the regular expression."""
+"""NUMERIC fields read by the compiled parser (schema.values._numeric) against the rules: the
+regular expression NUMBER_PATTERN, then Arrow's correctly rounded cast, finite numbers only."""
 
 import re
 
@@ -8,25 +9,53 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openaml.ml.schema.values import NUMBER_PATTERN, number_mask
+from openaml.ml.schema.values import NUMBER_PATTERN, _numeric
 
 PATTERN = re.compile(NUMBER_PATTERN)
 texts = st.text(alphabet="0123456789+-.eE x\u0661", max_size=8) | st.sampled_from(
-    ["1", "-2.5", "+.5", "5.", ".", "1e5", "1E+05", "1e", "e5", "--1", "1.2.3", " 1", "1e400"])
+    ["1", "-2.5", "+.5", "5.", ".", "1e5", "1E+05", "1e", "e5", "--1", "1.2.3", " 1", "1e400", "-0", "0e999",
+     "1e-400", "9007199254740993", "9007199254740992", "0.1", "1e22", "1e23", "1e-22", "1e-23",
+     "00012.5000", "123456789012345678901", "1234567890123456789", "12345678901234567890e-5",
+     "2.2250738585072014e-308", "1.7976931348623157e308", "1.7976931348623159e308", "4.9e-324"])
 
 
-@settings(max_examples=500, deadline=None)
-@given(values=st.lists(st.none() | texts, max_size=20), start=st.integers(0, 3),
+def _digits(draw_digits: str, point: int, power: int | None, sign: str) -> str:
+    text = draw_digits[:point] + "." + draw_digits[point:] if point < len(draw_digits) else draw_digits
+    return sign + text + ("" if power is None else f"e{power}")
+
+
+decimals = st.builds(_digits, st.text(alphabet="0123456789", min_size=1, max_size=24), st.integers(0, 25),
+                     st.none() | st.integers(-330, 330), st.sampled_from(["", "-", "+"]))
+floats = st.floats(allow_nan=False, allow_infinity=False).map(repr) | st.floats(
+    allow_nan=False, allow_infinity=False, width=32).map(lambda v: f"{v:.9g}")
+
+
+def expected(value: str | None) -> float | None:
+    """The rules, value by value: the pattern, then Arrow's cast, finite."""
+    if value is None or PATTERN.fullmatch(value) is None:
+        return None
+    number = pc.cast(pa.array([value]), pa.float64())[0].as_py()
+    return number if np.isfinite(number) else None
+
+
+@settings(max_examples=600, deadline=None)
+@given(values=st.lists(st.none() | texts | decimals | floats, max_size=20), start=st.integers(0, 3),
        large=st.booleans())
-def test_number_mask_matches_the_pattern(values, start, large):
+def test_numbers_are_read_as_the_pattern_and_arrows_cast_read_them(values, start, large):
     column = pa.array(values, pa.large_string() if large else pa.string()).slice(start)
-    expected = [v is not None and PATTERN.fullmatch(v) is not None for v in values[start:]]
-    assert number_mask(column).tolist() == expected
+    got = _numeric(column)
+    wanted = [expected(v) for v in values[start:]]
+    numbers = got.values.to_pylist()
+    assert [None if v is None else np.float64(v).tobytes() for v in numbers] == [
+        None if v is None else np.float64(v).tobytes() for v in wanted]  # bit for bit: -0.0 too
+    assert got.invalid.to_pylist() == [v is not None and w is None for v, w in zip(values[start:], wanted)]
 
 
 def test_an_array_without_characters():
-    assert number_mask(pa.array([None, ""], pa.string())).tolist() == [False, False]
-    assert number_mask(pa.array([], pa.string())).dtype == np.bool_
+    got = _numeric(pa.array([None, ""], pa.string()))
+    assert got.values.to_pylist() == [None, None] and got.invalid.to_pylist() == [False, True]
+    empty = _numeric(pa.array([], pa.string()))
+    assert len(empty.values) == 0 and empty.values.type == pa.float64()
 
 
 def _coded(values: list[str | None]) -> pa.DictionaryArray:
