@@ -19,11 +19,11 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
         paths = warm_up()
     assert not caplog.records
     assert counted and all(paths[path] for path in ("int16", "plain", "trimmed", "general")), paths
-    # the SGD kernels for minibatches of more than 256 records (uint16 row numbers) are compiled
-    assert any("uint16" in str(signature) for signature in kernel.transpose.signatures)
-    # and so are the passes over kept plans, of both row number types
-    assert {"uint8", "uint16"} <= {t for signature in kernel.run_steps.signatures for t in ("uint8", "uint16")
-                                   if t in str(signature)}
+    # the SGD kernels, called step by step (two threads) and in compiled passes (one), for
+    # minibatches of up to 256 records and of more (uint8 and uint16 row numbers)
+    for compiled in (kernel.transpose, kernel.add_scores, kernel.update, kernel.run_steps):
+        assert {"uint8", "uint16"} <= {t for signature in compiled.signatures for t in ("uint8", "uint16")
+                                       if t in str(signature)}, compiled
 
 
 def test_a_failed_warm_up_says_so_and_stops_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, batch_predict
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
-from openaml.ml.training.sgd import compile_large_minibatches
+from openaml.ml.training.sgd import compile_steps
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
 
         _model_jobs(ModelType.BINARY, schema, default_recipe(schema, report.statistics), report, stored, stored,
                     execution)
-        compile_large_minibatches()
+        compile_steps()
     except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
         log.exception("warm-up failed")
         return None

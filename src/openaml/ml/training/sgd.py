@@ -161,17 +161,24 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
         return final.averaged()
 
 
-def compile_large_minibatches() -> None:
-    """Run one step with a minibatch of more than 256 records, then again from its kept plan:
-    the kernels' variants for their row numbers (uint16) compile now, not in the first large
-    training (seconds)."""
-    size = MAX_MINIBATCH + 1
-    rows = np.arange(size)
-    block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
-                  np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
-    stepper = Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size)
-    stepper.run(0, block, [rows], keep=True)
-    stepper.run(0, block.without_features(), [rows])
+def compile_steps() -> None:
+    """Run the SGD kernels' variants that small trainings do not reach: steps on two threads
+    (each kernel called from Python: wide data with many outputs, MNIST's) and on one (the
+    compiled passes), with minibatches of up to 256 records and of more (uint16 row numbers),
+    each pass making its plans, keeping them and taking them again. They compile now, not in
+    the first training that needs them (seconds)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="openaml-warm-up") as pool:
+        for size in (MIN_MINIBATCH, MAX_MINIBATCH + 1):
+            rows = np.arange(size)
+            block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
+                          np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
+            for threaded in (False, True):
+                stepper = Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size, pool)
+                stepper._parts(block)
+                stepper.threaded = threaded
+                stepper.run(0, block, [rows])
+                stepper.run(0, block, [rows], keep=True)
+                stepper.run(0, block.without_features(), [rows])
 
 
 def step_reference(block: Block, small: bool) -> float:
