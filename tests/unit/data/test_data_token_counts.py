@@ -88,3 +88,23 @@ def test_text_statistics_of_ascii_and_unicode_batches_merge():
     assert (summary.total_tokens, summary.distinct_tokens) == (6, 4)
     assert (summary.min_words_per_record, summary.max_words_per_record) == (0, 2)
     assert (summary.min_word_length, summary.max_word_length) == (1, 3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_counts_of_some_records_are_those_of_their_own_scan(seed):
+    """An ingest splits a block's text once (tokenize) and each datasource counts its own
+    records from it: the same as scanning those records alone, for any selection."""
+    from openaml.ml.data.token_counts import tokenize
+
+    rng = np.random.default_rng(seed)
+    values = _random_values(rng, 200, PIECES)
+    column = pa.array(values, pa.string()).slice(3)
+    tokenized = tokenize(column)
+    assert tokenized is not None
+    for rows in (np.arange(0), np.arange(len(column)), np.flatnonzero(rng.random(len(column)) < 0.7),
+                 np.flatnonzero(rng.random(len(column)) < 0.05)):
+        counted, alone = tokenized.counts(rows), count_tokens(column.take(pa.array(rows, pa.int64())))
+        assert dict(zip(counted.tokens.to_pylist(), counted.counts.tolist())) == dict(
+            zip(alone.tokens.to_pylist(), alone.counts.tolist()))
+        assert (counted.values, counted.fewest, counted.most) == (alone.values, alone.fewest, alone.most)
+    assert tokenize(pa.array(["caf\u00e9"])) is None  # not ASCII: each datasource splits its own

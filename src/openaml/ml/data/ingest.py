@@ -545,9 +545,10 @@ class _Job:
         if selected.all():
             return self._record_batch(file_index, np.zeros(len(block), np.bool_),
                                       parsed.columns, parsed.counts, shared=shared)
-        index = pa.array(np.flatnonzero(selected))
+        rows = np.flatnonzero(selected)
+        index = pa.array(rows)
         return self._record_batch(file_index, np.zeros(len(index), np.bool_),
-                                  [column.take(index) for column in parsed.columns], shared=shared)
+                                  [column.take(index) for column in parsed.columns], shared=shared, taken=rows)
 
     def _batch(self, file_index: int, data: np.ndarray, fields: Any,
                selected: np.ndarray) -> pa.RecordBatch:
@@ -566,11 +567,12 @@ class _Job:
 
     def _record_batch(self, file_index: int, rejected: np.ndarray, arrays: list[pa.Array],
                       counts: Sequence[np.ndarray | None] | None = None, counted: bool = False,
-                      shared: BlockValues | None = None) -> pa.RecordBatch:
+                      shared: BlockValues | None = None, taken: np.ndarray | None = None) -> pa.RecordBatch:
         """The batch to write; counts (per dictionary entry, per column) spare recounting;
-        shared: the values of the block the rows were taken from."""
+        shared: the values of the block the rows were taken from (its records `taken`, all
+        when None)."""
         if not counted:
-            self._count(arrays, counts, shared)
+            self._count(arrays, counts, shared, taken)
         self.selected += len(rejected)
         self.selected_rejected += int(rejected.sum())
         return pa.record_batch(
@@ -578,9 +580,9 @@ class _Job:
              *arrays], schema=self.arrow_schema)
 
     def _count(self, arrays: list[pa.Array], known: Sequence[np.ndarray | None] | None = None,
-               shared: BlockValues | None = None) -> None:
-        """Missing/invalid counts of well-formed selected records, and statistics; shared as
-        for `_record_batch`."""
+               shared: BlockValues | None = None, taken: np.ndarray | None = None) -> None:
+        """Missing/invalid counts of well-formed selected records, and statistics; shared and
+        taken as for `_record_batch`."""
         columns = dict(zip(self.schema.names, arrays))
         rows = len(arrays[0])
         any_invalid = np.zeros(rows, dtype=np.bool_)
@@ -603,7 +605,7 @@ class _Job:
                 any_invalid |= per_row(flags, column.indices, False)
         self.with_invalid += int(any_invalid.sum())
         if self.stats is not None and rows:
-            self.stats.add(columns, coerced, counts, shared)
+            self.stats.add(columns, coerced, counts, shared, taken)
 
     def partial(self) -> PartialIngest:
         """What this target's read found, to report or to merge with other partitions'."""

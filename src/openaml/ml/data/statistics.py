@@ -31,7 +31,7 @@ from openaml.ml.data.statistics_document import (
     TargetStatistics,
     TextValues,
 )
-from openaml.ml.data.token_counts import count_tokens
+from openaml.ml.data.token_counts import TokenCounts, count_tokens
 from openaml.ml.schema import AttributeType, Coerced, Schema
 
 HISTOGRAM_BINS = 20
@@ -351,7 +351,10 @@ class TextStats:
         self.lengths = [math.inf, -math.inf]
 
     def add(self, column: pa.Array) -> None:
-        counted = count_tokens(column)
+        self.add_counts(count_tokens(column))
+
+    def add_counts(self, counted: TokenCounts) -> None:
+        """Add the token counts of some records."""
         if not counted.values:
             return
         self.n += counted.values
@@ -411,10 +414,12 @@ class StatisticsBuilder:
                      if a.type is AttributeType.TEXT}
 
     def add(self, columns: dict[str, pa.Array], coerced: dict[str, Coerced],
-            counts: dict[str, npt.NDArray[np.int64]], block: BlockValues | None = None) -> None:
+            counts: dict[str, npt.NDArray[np.int64]], block: BlockValues | None = None,
+            rows: npt.NDArray[np.intp] | None = None) -> None:
         """columns: raw (dictionary-encoded unless TEXT); coerced/counts: per dictionary entry.
         block: the values of the block these rows were taken from, when they share its
-        dictionaries: its numbers are then ordered once for every datasource written from it."""
+        dictionaries (its records `rows`, all of them when None): its numbers are then ordered,
+        and its text split into tokens, once for every datasource written from it."""
         self.records += len(next(iter(columns.values()))) if columns else 0
         target = self._target_values(columns, coerced)
         for name, stats in self.numeric.items():
@@ -431,7 +436,11 @@ class StatisticsBuilder:
                 table.true += int(counts[name][flags == True].sum())  # noqa: E712 (object array)
                 table.false += int(counts[name][flags == False].sum())  # noqa: E712
         for name, text in self.text.items():
-            text.add(columns[name])
+            tokenized = block.tokenized(name) if block is not None else None
+            if tokenized is not None:
+                text.add_counts(tokenized.counts(rows))
+            else:
+                text.add(columns[name])
 
     def compact(self) -> None:
         """Make the statistics small and self-contained (CountStats.compact), to send them."""

@@ -39,9 +39,38 @@ class TokenCounts:
     most: int
 
 
+@dataclass(frozen=True)
+class Tokenized:
+    """An ASCII column's tokens: the distinct ones (in order of first occurrence), the token of
+    each occurrence (record by record), and the number of tokens of each record (0 when its
+    value is missing)."""
+
+    tokens: pa.Array  # string, distinct
+    ids: npt.NDArray[np.int32]
+    words: npt.NDArray[np.int64]
+    valid: npt.NDArray[np.bool_]
+
+    def counts(self, rows: npt.NDArray[np.intp] | None = None) -> TokenCounts:
+        """The TokenCounts of records `rows` (all of them when None): every datasource that an
+        ingest writes from one block counts its own records from the block's one scan."""
+        if rows is None:
+            ids, words, valid = self.ids, self.words, self.valid
+        else:
+            chosen = np.zeros(len(self.words), np.bool_)
+            chosen[rows] = True
+            ids, words, valid = self.ids[np.repeat(chosen, self.words)], self.words[rows], self.valid[rows]
+        counts = np.bincount(ids, minlength=len(self.tokens))
+        kept = counts > 0
+        tokens = self.tokens if kept.all() else self.tokens.filter(pa.array(kept))
+        present = words[valid]
+        return TokenCounts(tokens, counts[kept], len(present), int(present.min(initial=1 << 62)) if len(present) else 0,
+                           int(present.max(initial=0)))
+
+
 def count_tokens(column: pa.Array) -> TokenCounts:
     """Count the white-space separated tokens of a string column's values."""
-    return _count_ascii(column) or _count_with_arrow(column)
+    found = tokenize(column)
+    return found.counts() if found is not None else _count_with_arrow(column)
 
 
 def _count_with_arrow(column: pa.Array) -> TokenCounts:
@@ -57,52 +86,55 @@ def _count_with_arrow(column: pa.Array) -> TokenCounts:
                        int(words.min()) if len(column) else 0, int(words.max(initial=0)))
 
 
-def _count_ascii(column: pa.Array) -> TokenCounts | None:
-    """None when the column holds a byte over 0x7F."""
+def tokenize(column: pa.Array) -> Tokenized | None:
+    """The column's tokens in one compiled scan; None when it holds a byte over 0x7F."""
     if pa.types.is_large_string(column.type):
         column = column.cast(pa.string())
     if not pa.types.is_string(column.type):
         raise TypeError(f"a string column was expected, not {column.type}")
+    valid = (np.ones(len(column), dtype=np.bool_) if column.null_count == 0
+             else pc.is_valid(column).to_numpy(zero_copy_only=False))
     if not len(column):
-        return TokenCounts(pa.array([], pa.string()), np.zeros(0, np.int64), 0, 0, 0)
+        return Tokenized(pa.array([], pa.string()), np.zeros(0, np.int32), np.zeros(0, np.int64), valid)
     _, offset_buffer, data_buffer = column.buffers()
     offsets = np.frombuffer(offset_buffer, np.int32, len(column) + 1, 4 * column.offset)
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    valid = (np.ones(len(column), dtype=np.bool_) if column.null_count == 0
-             else pc.is_valid(column).to_numpy(zero_copy_only=False))
-    ok, starts, lengths, counts, fewest, most = _count(offsets, data, valid)
-    if not ok:
+    found = _scan_all(offsets, data, valid)
+    if found is None:
         return None
+    starts, lengths, ids, words = found
     token_offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=token_offsets[1:])
     characters = _gather(data, starts, lengths, int(token_offsets[-1]))
     tokens = pa.Array.from_buffers(pa.string(), len(lengths),
                                    [None, pa.py_buffer(token_offsets), pa.py_buffer(characters)])
-    values = int(valid.sum())
-    return TokenCounts(tokens, counts, values, int(fewest) if values else 0, int(most))
+    return Tokenized(tokens, ids, words, valid)
 
 
-def _count(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.bool_]
-           ) -> tuple[bool, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], int, int]:
-    """(ASCII?, first offset, length and count of each distinct token, fewest and most tokens
-    in a valid value). The compiled scan stops at a record that might overfill the tables;
-    they grow here and it resumes there."""
+def _scan_all(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.bool_]
+              ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32],
+                         npt.NDArray[np.int64]] | None:
+    """(first offset and length of each distinct token, the token of each occurrence, the
+    tokens of each record), or None at a byte over 0x7F. The compiled scan stops at a record
+    that might overfill the tables; they grow here and it resumes there."""
     starts: npt.NDArray[Any] = np.empty(256, dtype=np.int64)
     lengths: npt.NDArray[Any] = np.empty(256, dtype=np.int64)
-    counts: npt.NDArray[Any] = np.empty(256, dtype=np.int64)
     hashes: npt.NDArray[Any] = np.empty(256, dtype=np.uint64)
+    # a record of n bytes holds at most (n + 1) / 2 tokens
+    ids = np.empty((int(offsets[-1]) - int(offsets[0]) + len(offsets)) // 2 + 1, np.int32)
+    words = np.zeros(len(offsets) - 1, np.int64)
     slots = _rehashed(hashes[:0], 1024)  # (compiled by the warm-up's small text too)
-    row, distinct, fewest, most = 0, 0, 1 << 62, 0
+    row, distinct, occurrences = 0, 0, 0
     while True:
-        row, distinct, fewest, most = _scan(offsets, data, valid, ASCII_SPACE, row, slots, starts,
-                                            lengths, hashes, counts, distinct, fewest, most)
+        row, distinct, occurrences = _scan(offsets, data, valid, ASCII_SPACE, row, slots, starts, lengths, hashes,
+                                           distinct, ids, occurrences, words)
         if row < 0:
-            return False, starts[:0], lengths[:0], counts[:0], 0, 0
+            return None
         if row == len(offsets) - 1:
-            return True, starts[:distinct], lengths[:distinct], counts[:distinct], fewest, most
+            return starts[:distinct], lengths[:distinct], ids[:occurrences], words
         need = distinct + (int(offsets[row + 1]) - int(offsets[row])) // 2 + 1
         size = max(2 * len(starts), need)
-        starts, lengths, counts, hashes = (np.resize(a, size) for a in (starts, lengths, counts, hashes))
+        starts, lengths, hashes = (np.resize(a, size) for a in (starts, lengths, hashes))
         slots = _rehashed(hashes[:distinct], 1 << (2 * size).bit_length())
 
 
@@ -110,11 +142,12 @@ def _count(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: n
 def _scan(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.bool_],
           space: npt.NDArray[np.bool_], row: int, slots: npt.NDArray[np.int64],
           starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64],
-          hashes: npt.NDArray[np.uint64], counts: npt.NDArray[np.int64], distinct: int,
-          fewest: int, most: int) -> tuple[int, int, int, int]:
-    """Count the tokens of records from `row` on into the tables (slots: a power of two at
-    least twice the others' length); returns (the record to resume at: all of them when
-    done, -1 at a byte over 0x7F; distinct tokens; fewest and most tokens in a record)."""
+          hashes: npt.NDArray[np.uint64], distinct: int, ids: npt.NDArray[np.int32], occurrences: int,
+          words: npt.NDArray[np.int64]) -> tuple[int, int, int]:
+    """Scan the tokens of records from `row` on into the tables (slots: a power of two at
+    least twice the others' length), writing each occurrence's token into ids and each
+    record's count into words; returns (the record to resume at: all of them when done, -1 at
+    a byte over 0x7F; distinct tokens; occurrences)."""
     mask = np.uint64(len(slots) - 1)
     while row < len(offsets) - 1:
         i, end = offsets[row], offsets[row + 1]
@@ -123,11 +156,11 @@ def _scan(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: np
         row += 1
         if not valid[row - 1]:
             continue
-        words = 0
+        count = 0
         while i < end:
             byte = data[i]
             if byte > 127:
-                return -1, distinct, fewest, most
+                return -1, distinct, occurrences
             if space[byte]:
                 i += 1
                 continue
@@ -135,29 +168,30 @@ def _scan(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], valid: np
             while i < end:
                 byte = data[i]
                 if byte > 127:
-                    return -1, distinct, fewest, most
+                    return -1, distinct, occurrences
                 if space[byte]:
                     break
                 h = (h ^ np.uint64(byte)) * _FNV_PRIME
                 i += 1
-            words += 1
+            count += 1
             length = i - start
             slot = h & mask
             while True:
                 token = slots[slot]
                 if token < 0:
-                    starts[distinct], lengths[distinct] = start, length
-                    hashes[distinct], counts[distinct] = h, 1
+                    starts[distinct], lengths[distinct], hashes[distinct] = start, length, h
                     slots[slot] = distinct
+                    token = distinct
                     distinct += 1
                     break
                 if hashes[token] == h and lengths[token] == length and \
                         _same(data, starts[token], start, length):
-                    counts[token] += 1
                     break
                 slot = (slot + np.uint64(1)) & mask
-        fewest, most = min(fewest, words), max(most, words)
-    return row, distinct, fewest, most
+            ids[occurrences] = token
+            occurrences += 1
+        words[row - 1] = count
+    return row, distinct, occurrences
 
 
 @njit(cache=True, nogil=True)
