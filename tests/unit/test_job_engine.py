@@ -22,14 +22,14 @@ def _pending(store, entity_id: str, secret: str | None = None) -> None:
 
 
 def _run(tmp_path: Path, task, ids: list[str], log_writer=lambda record, line: None,
-         in_progress: tuple[str, ...] = ()) -> dict[str, Status]:
+         in_progress: tuple[str, ...] = (), workers: int = 1) -> dict[str, Status]:
     store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
     for entity_id in ids:
         _pending(store, entity_id)
     for entity_id in in_progress:  # left INPROGRESS by a crash
         store.update(EntityKind.DATASOURCE, entity_id, {"status": Status.INPROGRESS})
-    with ThreadPoolExecutor(THREADS_PER_WORKER) as executor:
-        engine = JobEngine(store, executor, {EntityKind.DATASOURCE: task}, 1, lambda: 2,
+    with ThreadPoolExecutor(THREADS_PER_WORKER * workers) as executor:
+        engine = JobEngine(store, executor, {EntityKind.DATASOURCE: task}, workers, lambda: 2,
                            log_writer, poll_seconds=0.01)
         engine.start()
         try:
@@ -56,6 +56,43 @@ def test_an_idle_job_lets_another_start_on_its_worker(tmp_path: Path) -> None:
         return DONE
 
     assert _run(tmp_path, task, ["waits", "works"]) == {"waits": Status.COMPLETED, "works": Status.COMPLETED}
+
+
+def test_a_job_knows_how_many_others_run_beside_it_not_counting_idle_ones(tmp_path: Path) -> None:
+    """Job.others: an evaluation and a batch prediction that start together score on one
+    thread each (Tasks._scoring); a job waiting on another's work (idle) is not counted."""
+    together = threading.Barrier(2, timeout=5)
+    went_idle, seen = threading.Event(), {}
+
+    def task(job: Job) -> DataSourceResult:
+        together.wait()  # both running
+        seen[f"{job.record.id} beside"] = job.others()
+        together.wait()
+        if job.record.id == "a":
+            with job.idle():
+                went_idle.set()
+                together.wait()
+        else:
+            assert went_idle.wait(5)
+            seen["b while a waits"] = job.others()
+            together.wait()
+        return DONE
+
+    assert _run(tmp_path, task, ["a", "b"], workers=2) == {"a": Status.COMPLETED, "b": Status.COMPLETED}
+    assert seen == {"a beside": 1, "b beside": 1, "b while a waits": 0}
+
+
+def test_scoring_runs_on_one_thread_beside_other_jobs(tmp_path: Path) -> None:
+    from openaml.jobs.tasks import Tasks
+    from openaml.ml.execution import ONE_THREAD, Execution
+
+    tasks = Tasks.__new__(Tasks)  # only its execution matters here
+    tasks.execution = Execution(2)
+    record = EntityRecord(kind=EntityKind.EVALUATION, id="ev", status=Status.INPROGRESS, created_at=1,
+                          last_updated_at=1, created_by="test", request={}, info={})
+    alone = Job(record, None, lambda line: None)  # type: ignore[arg-type]
+    beside = Job(record, None, lambda line: None, others=lambda: 1)  # type: ignore[arg-type]
+    assert tasks._scoring(alone) == Execution(2) and tasks._scoring(beside) is ONE_THREAD
 
 
 def test_a_busy_job_keeps_its_worker(tmp_path: Path) -> None:

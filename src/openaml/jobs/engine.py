@@ -53,6 +53,7 @@ class Job:
     stopping: Callable[[], bool] = lambda: False  # whether the engine stops, or lost the job's lease
     owner: str | None = None  # the front end running the job
     lease: str | None = None  # the token of this run's lease (store/leases.py)
+    others: Callable[[], int] = lambda: 0  # the other jobs running beside it, not waiting
 
     @contextmanager
     def idle(self) -> Iterator[None]:
@@ -303,6 +304,11 @@ class JobEngine:
         except Exception:  # noqa: BLE001 - the log is a convenience, the store holds the truth
             log.exception("cannot write the log of %s %s", record.kind.value, record.id)
 
+    def _others(self, key: JobKey) -> int:
+        """How many other jobs run here now, not waiting on another's work."""
+        with self._lock:
+            return len(self._running.keys() - self._idle - {key})
+
     def _run(self, claimed: EntityRecord, token: str) -> None:
         """Run one claimed job to its end; whatever happens, the worker is freed."""
         try:
@@ -333,7 +339,7 @@ class JobEngine:
             key = (record.kind, record.id)
             job = Job(record, self.store, lambda line: self._log(record, line),
                       lambda idle: self._set_idle(key, idle), lambda: self._stop.is_set() or key in self._lost,
-                      self.front_end.id, token)
+                      self.front_end.id, token, lambda: self._others(key))
             job.log_line(f"{record.kind.value} {record.id}: started on front end {self.front_end.id}")
             task = self.tasks.get(record.kind)
             if task is None:
