@@ -266,6 +266,20 @@ def test_compiled_passes_take_the_steps_of_a_stepwise_pass(kind, outputs, l1, in
             assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(mine, theirs))
 
 
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_buffer_left_without_minibatches_by_a_fold_passes_without_steps(threaded, monkeypatch):
+    """Cross-validation may leave a buffer no training record (all in the held-out fold): its
+    keeping pass and the later ones take no step, on one thread and on two (the two-thread
+    path once failed to lay out its empty plans)."""
+    monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0 if threaded else 10**18)
+    block = _rows_block(5)
+    with ThreadPoolExecutor(1) as threads:
+        stepper = Stepper("BINARY", LinearState.zeros(5, 1, 1.0), SGDParams(), 8, threads)
+        assert stepper.run(0, block, [], keep=True) == (0.0, 0.0)
+        assert stepper.run(0, block.without_features(), []) == (0.0, 0.0)
+        assert bool(stepper.threaded) is threaded and stepper.steps == 0
+
+
 def test_kernel_pairwise_sum_is_numpys_sum_bit_for_bit():
     rng = np.random.default_rng(3)
     for n in [*range(0, 40), 127, 128, 129, 255, 256, 257, 1000, 1024, 4099]:

@@ -443,7 +443,7 @@ class Stepper:
                 self.steps += 1
             weight += float(block.w[upcoming].sum())
             done = upcoming
-        if keep and isinstance(plans, dict):
+        if keep and isinstance(plans, dict) and plans:  # (a fold may leave a buffer no minibatch)
             self.plans[index] = FlatPlans.of(plans)
         return total, weight
 
