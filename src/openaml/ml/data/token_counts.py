@@ -63,7 +63,7 @@ class Tokenized:
         kept = counts > 0
         tokens = self.tokens if kept.all() else self.tokens.filter(pa.array(kept))
         present = words[valid]
-        return TokenCounts(tokens, counts[kept], len(present), int(present.min(initial=1 << 62)) if len(present) else 0,
+        return TokenCounts(tokens, counts[kept], len(present), int(present.min()) if len(present) else 0,
                            int(present.max(initial=0)))
 
 

@@ -128,13 +128,14 @@ def _numeric(column: pa.Array) -> Coerced:
     tabular benchmark's numbers (a 97,000-entry dictionary a batch) cost three times more
     through Arrow's cast and its masks."""
     numbers, status = parse_numbers(column)
+    present = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    status[~present] = NOT_A_NUMBER  # a missing field's bytes (often none) are no number
     hard = np.flatnonzero(status == HARD)
     if len(hard):  # past the fast path: Arrow's cast; "1e400" is no number (not finite)
         cast = pc.cast(column.take(pa.array(hard)), pa.float64()).to_numpy(zero_copy_only=False)
         numbers[hard] = cast
         status[hard] = np.where(np.isfinite(cast), NUMBER, NOT_A_NUMBER)
     valid = status == NUMBER
-    present = pc.is_valid(column).to_numpy(zero_copy_only=False)
     return Coerced(values=pa.array(numbers, pa.float64(), mask=~valid), invalid=pa.array(present & ~valid))
 
 
@@ -144,16 +145,13 @@ _POWERS_OF_TEN = np.array([10.0 ** k for k in range(23)])  # each exact in float
 
 def parse_numbers(column: pa.Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
     """Each string's number (NaN where there is none yet) and status: NUMBER, NOT_A_NUMBER
-    (missing, or no match of NUMBER_PATTERN) or HARD (a match past the fast path)."""
+    (no match of NUMBER_PATTERN) or HARD (a match past the fast path); missing fields are
+    read as their bytes."""
     offsets_buffer, data_buffer = column.buffers()[1:3]
     width = np.int64 if pa.types.is_large_string(column.type) else np.int32
     offsets = np.frombuffer(offsets_buffer, width)[column.offset:column.offset + len(column) + 1]
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    numbers, status = _parse(data, offsets.astype(np.int64), _POWERS_OF_TEN)
-    if column.null_count:
-        status[~pc.is_valid(column).to_numpy(zero_copy_only=False)] = NOT_A_NUMBER
-        numbers[status == NOT_A_NUMBER] = np.nan
-    return numbers, status
+    return _parse(data, offsets.astype(np.int64), _POWERS_OF_TEN)
 
 
 @njit(cache=True, nogil=True)
@@ -210,17 +208,17 @@ def _parse(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64],
         if p != end:
             continue
         if lost:
-            status[k] = 2
+            status[k] = HARD
             continue
         if mantissa == 0:
             value = 0.0
         elif mantissa <= 1 << 53 and -22 <= exponent <= 22:
             value = float(mantissa) * powers[exponent] if exponent >= 0 else float(mantissa) / powers[-exponent]
         else:
-            status[k] = 2
+            status[k] = HARD
             continue
         numbers[k] = -value if negative else value
-        status[k] = 1
+        status[k] = NUMBER
     return numbers, status
 
 

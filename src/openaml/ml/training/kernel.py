@@ -81,10 +81,6 @@ class Part:
         """transpose's per-feature scratch: count, after, has_values."""
         return self.count, self.after, self.valued
 
-    def kept(self) -> Plan:
-        """A copy of the transposed minibatch in use, to take again in later passes."""
-        return tuple(a.copy() for a in self.plan)  # type: ignore[return-value]
-
 
 @njit(cache=True, nogil=True)
 def transpose(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray,
@@ -409,8 +405,8 @@ def run_steps(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.
             _update_planned(weights, g2_weights, shift, lo_second, plans_second, done, grads[:done_rows], eta,
                             l1, l2, averaging, t_done)
         if transposing:
-            _transpose_into(indptr, indices, values, upcoming, lo_first, hi_first, work_first, plans_first, b)
-            _transpose_into(indptr, indices, values, upcoming, lo_second, hi_second, work_second, plans_second, b)
+            transpose_into(indptr, indices, values, upcoming, lo_first, hi_first, work_first, plans_first, b)
+            transpose_into(indptr, indices, values, upcoming, lo_second, hi_second, work_second, plans_second, b)
         _scores_planned(weights, lo_first, plans_first, b, first[:m])
         _scores_planned(weights, lo_second, plans_second, b, second[:m])
         t = steps
@@ -441,8 +437,8 @@ def run_steps(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.
     carried[3], carried[4], carried[5] = done, done_rows, t_done
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _transpose_into(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray, lo: int,
+@njit(cache=True, nogil=True)
+def transpose_into(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray, lo: int,
                     hi: int, work: Work, plans: FlatPlan, b: int) -> None:
     """Transpose minibatch `rows` into plans at position b (where the plan before it ends)."""
     touched, col_start, col_rows, valued, col_vals, t_at, s_at, r_at, v_at = plans

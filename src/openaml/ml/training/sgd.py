@@ -35,6 +35,7 @@ from openaml.ml.training.kernel import (
     feature_counts,
     gradients,
     run_steps,
+    transpose_into,
     update,
 )
 from openaml.ml.training.params import SGDParams
@@ -297,28 +298,9 @@ class FlatPlans:
     parts: tuple[FlatPlan, FlatPlan]
     positions: dict[int, int]
 
-    @classmethod
-    def of(cls, kept: dict[int, list[Plan | None]]) -> FlatPlans:
-        """The plans of every minibatch (first row -> the two parts' plans), copied once."""
-        keys = list(kept)
-        parts = []
-        for which in (0, 1):
-            plans = [kept[key][which] for key in keys]
-            if any(plan is None for plan in plans):
-                raise ValueError("a minibatch's plan was not kept")
-            arrays = [np.concatenate([plan[a] for plan in plans]) for a in range(5)]  # type: ignore[index]
-            starts = [np.zeros(len(plans) + 1, np.int64) for _ in range(4)]
-            for k, a in enumerate((0, 1, 2, 4)):  # touched (and valued), col_start, col_rows, col_vals
-                np.cumsum([len(plan[a]) for plan in plans], out=starts[k][1:])  # type: ignore[index]
-            parts.append((*arrays, *starts))
-        return cls((parts[0], parts[1]), {key: position for position, key in enumerate(keys)})  # type: ignore[arg-type]
-
-    def pair(self, key: int) -> list[Plan | None]:
+    def pair(self, key: int) -> list[Plan]:
         """The two parts' plans of the minibatch whose first row is `key` (views)."""
-        b = self.positions[key]
-        return [(touched[t[b]:t[b + 1]], col_start[c[b]:c[b + 1]], col_rows[r[b]:r[b + 1]],
-                 valued[t[b]:t[b + 1]], col_vals[v[b]:v[b + 1]])
-                for touched, col_start, col_rows, valued, col_vals, t, c, r, v in self.parts]
+        return [_plan_at(flat, self.positions[key]) for flat in self.parts]
 
     @property
     def nbytes(self) -> int:
@@ -335,6 +317,13 @@ def _arena(part: Part, block: Block, minibatches: int) -> FlatPlan:
     return (np.empty(entries, np.int32), np.empty(entries + minibatches, starts.dtype), np.empty(entries, rows.dtype),
             np.empty(entries, np.bool_), np.empty(entries if len(block.values) else 0),
             *(np.zeros(minibatches + 1, np.int64) for _ in range(4)))  # type: ignore[return-value]
+
+
+def _plan_at(plans: FlatPlan, b: int) -> Plan:
+    """The plan at position b of plans laid end to end (views)."""
+    touched, col_start, col_rows, valued, col_vals, t, c, r, v = plans
+    return (touched[t[b]:t[b + 1]], col_start[c[b]:c[b + 1]], col_rows[r[b]:r[b + 1]], valued[t[b]:t[b + 1]],
+            col_vals[v[b]:v[b + 1]])
 
 
 def _scratch_plan(part: Part) -> FlatPlan:
@@ -367,7 +356,7 @@ class Stepper:
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
         self.parts: tuple[Part, Part] | None = None
-        self.plans: dict[int, dict[int, list[Plan | None]] | FlatPlans] = {}  # buffer -> its kept plans
+        self.plans: dict[int, FlatPlans] = {}  # buffer -> its kept plans
         self.grads = np.zeros((size, state.weights.shape[1]))
         self.steps = 0
         self.shift = np.zeros((0, state.weights.shape[1]), state.weights.dtype)  # sum((t - 1) * d_t)
@@ -413,24 +402,20 @@ class Stepper:
             raise ValueError("a buffer without features needs its kept plans")
         if self.pool is None or not self.threaded:
             return self._run_compiled(index, block, batches, keep, plans)
-        if keep and plans is None:
-            plans = self.plans[index] = {}
+        arenas = None
+        if keep and plans is None:  # plans laid out as the compiled passes lay them
+            arenas = (_arena(first, block, len(batches)), _arena(second, block, len(batches)))
         total, weight, done, t = 0.0, 0.0, None, 0
         for number, upcoming in enumerate([*batches, None]):
             if number % STOP_CHECK_STEPS == STOP_CHECK_STEPS - 1:
                 check(self.should_stop)  # no step is half done: the other thread is idle
-            pair: list[Plan | None] | None = None
-            if upcoming is not None and plans is not None:
-                key = int(upcoming[0])  # its first row names a minibatch of the partition
-                pair = (plans.pair(key) if isinstance(plans, FlatPlans)
-                        else plans.setdefault(key, [None, None]))
-            if self.pool is None or not self.threaded:
-                self._half(0, first, block, done, upcoming, t, pair)
-                self._half(1, second, block, done, upcoming, t, pair)
-            else:
-                later = self.pool.submit(self._half, 1, second, block, done, upcoming, t, pair)
-                self._half(0, first, block, done, upcoming, t, pair)
-                later.result()
+            kept: list[Plan] | None = None
+            if upcoming is not None and isinstance(plans, FlatPlans):
+                kept = plans.pair(int(upcoming[0]))  # its first row names a minibatch of the partition
+            into = (number, arenas) if arenas is not None else None
+            later = self.pool.submit(self._half, 1, second, block, done, upcoming, t, kept, into)
+            self._half(0, first, block, done, upcoming, t, kept, into)
+            later.result()
             if upcoming is None:
                 break
             t = self.steps
@@ -443,12 +428,12 @@ class Stepper:
                 self.steps += 1
             weight += float(block.w[upcoming].sum())
             done = upcoming
-        if keep and isinstance(plans, dict) and plans:  # (a fold may leave a buffer no minibatch)
-            self.plans[index] = FlatPlans.of(plans)
+        if arenas is not None:
+            self._keep(index, arenas, batches)
         return total, weight
 
     def _run_compiled(self, index: int, block: Block, batches: list[np.ndarray], keep: bool,
-                      plans: dict[int, list[Plan | None]] | FlatPlans | None) -> tuple[float, float]:
+                      plans: FlatPlans | None) -> tuple[float, float]:
         """run() on this thread, STOP_CHECK_STEPS steps a compiled call (kernel.run_steps): over
         the kept plans, or transposing each minibatch into its Part's scratch, or, with `keep`,
         into plans laid end to end that the next passes take."""
@@ -480,31 +465,36 @@ class Stepper:
                       block.values, first.hi, first.work, second.hi, second.work)
         self.steps = int(carried[2])
         if keep and transposing:
-            self.plans[index] = FlatPlans(
-                (_trimmed(flat[0]), _trimmed(flat[1])), {int(rows[0]): b for b, rows in enumerate(batches)})
+            self._keep(index, flat, batches)
         return float(carried[0]), float(carried[1])
+
+    def _keep(self, index: int, arenas: tuple[FlatPlan, FlatPlan], batches: list[np.ndarray]) -> None:
+        """Keep buffer `index`'s plans, made in `arenas` in the order of `batches`."""
+        self.plans[index] = FlatPlans((_trimmed(arenas[0]), _trimmed(arenas[1])),
+                                      {int(rows[0]): b for b, rows in enumerate(batches)})
 
     def plan_bytes(self, index: int) -> int:
         plans = self.plans.get(index)
-        if isinstance(plans, FlatPlans):
-            return plans.nbytes
-        return sum(a.nbytes for pair in (plans or {}).values() for plan in pair if plan is not None for a in plan)
+        return plans.nbytes if plans is not None else 0
 
-    def _half(self, which: int, part: Part, block: Block, done: np.ndarray | None,
-              upcoming: np.ndarray | None, t: int, pair: list[Plan | None] | None) -> None:
+    def _half(self, which: int, part: Part, block: Block, done: np.ndarray | None, upcoming: np.ndarray | None,
+              t: int, kept: list[Plan] | None, into: tuple[int, tuple[FlatPlan, FlatPlan]] | None) -> None:
         """Update the range's weights with the step of minibatch `done`, then compute its part
-        of the scores of minibatch `upcoming`, from its kept plan in pair[which] if there is
-        one, else transposing it (and keeping that when `pair` is given)."""
+        of the scores of minibatch `upcoming`: from its kept plan kept[which], or transposing it,
+        at position into[0] of its part's arena in into[1] when keeping."""
         s, p = self.state, self.params
         if done is not None:
             update(s.weights, s.g2_weights, self.shift, part.lo, *part.plan, self.grads[:len(done)],
                    self.eta, p.l1, p.l2, self.averaging, t)
         if upcoming is None:
             return
-        plan = pair[which] if pair is not None else None
+        plan = kept[which] if kept is not None else None
+        if into is not None:
+            position, arena = into[0], into[1][which]
+            transpose_into(block.indptr, block.indices, block.values, upcoming, part.lo, part.hi, part.work, arena,
+                           position)
+            plan = _plan_at(arena, position)
         part.prepare(block.indptr, block.indices, block.values, upcoming, s.weights, plan)
-        if pair is not None and plan is None:
-            pair[which] = part.kept()
 
     def _parts(self, block: Block) -> tuple[Part, Part]:
         """The two feature ranges, split where the first block's expected step cost
