@@ -37,7 +37,7 @@ from openaml.extras import require_extra
 from openaml.jobs.engine import JOB_KINDS, Job, Task
 from openaml.jobs.memory import WORKER_PROCESS_BYTES, release_memory
 from openaml.jobs.record_info import read_spec
-from openaml.jobs.shared_reads import SharedReads
+from openaml.jobs.shared_work import SharedWork
 from openaml.jobs.specs import DataSourceSpec, Result
 from openaml.jobs.tasks import Located, Tasks, read_key, training_progress
 from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, merged_partials, number_partitions
@@ -85,13 +85,13 @@ class Cancellable(Protocol):
 @dataclass
 class Cluster:
     """A connected Dask client, and the settings its workers run jobs with. Datasource jobs of
-    the same data are gathered here as local mode gathers them (`SharedReads`, with the
+    the same data are gathered here as local mode gathers them (`SharedWork`, with the
     front end's `peers`), and read by one task."""
 
     client: Any  # distributed.Client
     settings: Settings
     threads: int  # worker threads when connected: jobs that may run at once
-    shared_reads: SharedReads[Job, Result] = field(default_factory=SharedReads)
+    shared_reads: SharedWork[Job, Result] = field(default_factory=SharedWork)
 
     def state(self) -> dict[str, Any]:
         """Whether the client is connected to the scheduler (its own state: no call to the
@@ -116,7 +116,7 @@ class Cluster:
         if spec.staged:  # staged for this job alone
             return self._run(EntityKind.DATASOURCE, job)
         key = read_key(spec)
-        result, _ = self.shared_reads.ingest(key, job.record.id, job, lambda: peers(key, job.record.id, job.owner),
+        result, _ = self.shared_reads.join(key, job.record.id, job, lambda: peers(key, job.record.id, job.owner),
                                              self._read_group, job.idle)
         return result
 
@@ -525,7 +525,7 @@ def _runtime(settings: Settings) -> Runtime:
             worker = _worker()
             threads = int(worker.state.nthreads) if worker is not None else 1
             limit = worker.memory_manager.memory_limit if worker is not None else None
-            _runtimes[key] = open_runtime(settings, workers=threads, share_reads=False,
+            _runtimes[key] = open_runtime(settings, workers=threads, share_work=False,
                                           memory_limit=int(limit) if limit else None,  # Dask's limit
                                           process_bytes=WORKER_PROCESS_BYTES)
         return _runtimes[key]

@@ -32,12 +32,14 @@ class Runtime:
 
 
 def open_runtime(settings: Settings, workers: int, memory_limit: int | None = None,
-                 share_reads: bool = True, process_bytes: int = PROCESS_BYTES) -> Runtime:
+                 share_work: bool = True, process_bytes: int = PROCESS_BYTES) -> Runtime:
     """The runtime of a process running `workers` jobs at once within `memory_limit` bytes
     (default: the process's limits): each training keeps the settings' training memory, else
     a share of what the process itself (`process_bytes`) leaves of the limit; with a limit
     given (a Dask worker's), datasource jobs parse blocks sized by it too.
-    share_reads: whether datasource jobs of the same data in this process read it once."""
+    share_work: whether jobs in this process share work (jobs/shared_work.py): datasources of the
+    same data read it once, an evaluation and a batch prediction of one model and datasource
+    score once."""
     store = open_store(settings.database_url or "")
     objects = open_object_store(settings.s3_endpoint_url, settings.objects_root)
     artifacts: Artifacts = (ObjectArtifactStore(objects, settings.artifacts_uri) if settings.artifacts_uri
@@ -49,5 +51,5 @@ def open_runtime(settings: Settings, workers: int, memory_limit: int | None = No
         # the stored batches, and so the training buffers, are then the same on every machine)
         parsing = replace(parsing, block_bytes=parse_block_bytes(workers, memory_limit, process_bytes))
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, workers,
-                  execution, parsing, share_reads)
+                  execution, parsing, share_work)
     return Runtime(store, objects, artifacts, tasks, execution)

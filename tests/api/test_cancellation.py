@@ -227,6 +227,51 @@ def test_a_shared_read_stops_only_once_all_its_datasources_are_deleted(
                    "the shared read still holds the workers")
 
 
+def test_an_evaluation_and_a_batch_prediction_of_one_model_and_datasource_score_once(
+        tmp_path_factory: pytest.TempPathFactory, long_text_csv: bytes) -> None:
+    """Created while their model trains, they start together and score in one pass; deleting
+    one leaves the other to complete (the deleted one's results are not kept); deleting both
+    stops the pass."""
+    with running_server(data_dir=tmp_path_factory.mktemp("scoring"), workers=2) as app:
+        client = make_client(app.settings.base_url)
+        train = datasource(client, app, "scoring-train", text_rows(200, 5, seed=1), TEXT_SCHEMA)
+        texts = datasource(client, app, "scoring-texts", long_text_csv, TEXT_SCHEMA, statistics=False)
+
+        def pair(model_id: str) -> None:
+            app.context.engine.pause()  # the model trains while both are created
+            client.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId=train,
+                                   Recipe=json.dumps({"outputs": ["ngram(t, 10)"]}),
+                                   Parameters={"sgd.maxPasses": "2"})
+            client.create_evaluation(EvaluationId=f"{model_id}-ev", MLModelId=model_id,
+                                     EvaluationDataSourceId=texts)
+            client.create_batch_prediction(BatchPredictionId=f"{model_id}-bp", MLModelId=model_id,
+                                           BatchPredictionDataSourceId=texts,
+                                           OutputUri=f"s3://cancel/{model_id}/")
+            app.context.engine.resume()
+            wait_until(lambda: status(client, "evaluation", f"{model_id}-ev") == "INPROGRESS"
+                       and status(client, "batch", f"{model_id}-bp") == "INPROGRESS", 60,
+                       "the evaluation and the batch prediction did not start")
+            time.sleep(0.3)
+
+        pair("scoring-one")
+        delete(client, "batch", "scoring-one-bp")
+        evaluation = wait_for(lambda: client.get_evaluation(EvaluationId="scoring-one-ev"))
+        assert evaluation["Status"] == "COMPLETED", evaluation.get("Message")
+        log = app.context.artifacts.open_read("Evaluation", "scoring-one-ev", "job.log").read().decode()
+        assert "the records were scored once for 2 evaluations and batch predictions" in log
+        assert status(client, "batch", "scoring-one-bp") == "DELETED"
+        wait_until(lambda: app.context.engine.queue_depth()["running"] == 0, FREED_SECONDS,
+                   "the deleted batch prediction still holds a worker")
+        assert not app.context.objects.list("s3://cancel/scoring-one/")  # no result was kept
+
+        pair("scoring-two")
+        delete(client, "evaluation", "scoring-two-ev")
+        delete(client, "batch", "scoring-two-bp")
+        wait_until(lambda: app.context.engine.queue_depth()["running"] == 0, FREED_SECONDS,
+                   "the shared scoring still holds the workers")
+        assert not app.context.objects.list("s3://cancel/scoring-two/")
+
+
 def test_a_job_running_when_the_server_stops_ends_and_runs_again_at_the_next_start(tmp_path: Path) -> None:
     """It is not FAILED (the stop raised inside it once: "cannot schedule new futures after
     shutdown"): it stays INPROGRESS, and the next start runs it again."""

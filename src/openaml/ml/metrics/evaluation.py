@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,17 +10,17 @@ import numpy as np
 import pyarrow as pa
 
 from openaml.ml.errors import InputError
-from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator
 from openaml.ml.metrics.formatting import format_metric
 from openaml.ml.metrics.report import BinaryDetails, EvaluationReport, MulticlassDetails, RegressionDetails
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
+from openaml.ml.prediction.scoring import ScoredSlice, score_alone
 from openaml.ml.schema import Schema
-from openaml.ml.training.stop import ShouldStop, Slices
-from openaml.ml.training.targets import target_flags, target_labels, target_numbers
-from openaml.ml.training.train import usable_rows
+from openaml.ml.training.stop import ShouldStop
+from openaml.ml.training.targets import target_flags, target_labels, target_numbers, target_valid
 
 METRIC_KEYS = {ModelType.BINARY: "BinaryAUC", ModelType.MULTICLASS: "MulticlassAvgFScore",
                ModelType.REGRESSION: "RegressionRMSE"}
@@ -59,32 +59,47 @@ def score_records(model: Model, batches: Iterable[pa.RecordBatch], should_stop: 
     """Score the usable records of `batches` into the model type's accumulator: slices of
     them two at a time when `execution` has two threads (their features and scores), the
     accumulator taking each in order."""
-    kind = model.model_type
-    acc: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
-                ModelType.REGRESSION: RegressionAccumulator}[kind]()
-    counted = {"seen": 0, "used": 0}
-    slices = Slices(should_stop)
+    scores = EvaluationScores(model)
+    score_alone(model, batches, scores, should_stop, execution)
+    return scores.scored()
 
-    def usable() -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            counted["seen"] += batch.num_rows
-            batch = usable_rows(batch, model.schema)
-            counted["used"] += batch.num_rows
-            yield from slices.of(batch)
 
-    def scored(part: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray]:
-        return part, model.score_batch(part)
+class EvaluationScores:
+    """What an evaluation takes from a scoring pass (prediction/scoring.py): the scores of the
+    usable records (not rejected, valid target) in the model type's accumulator."""
 
-    for part, scores in two_at_a_time(slices.timed(scored), usable(), execution):
-        columns = Columns(part, model.schema)
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.accumulator: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
+                                 ModelType.REGRESSION: RegressionAccumulator}[model.model_type]()
+        self.seen = self.used = 0
+
+    def prepare(self, scored: ScoredSlice) -> tuple[int, np.ndarray, np.ndarray]:
+        """(records seen, then the accumulator's two arrays for the usable ones)."""
+        columns = Columns(scored.rows, self.model.schema)
+        kind = self.model.model_type
         if kind == ModelType.REGRESSION:
-            acc.add(target_numbers(columns), scores)
-        elif kind == ModelType.BINARY:
-            acc.add(scores, (target_flags(columns) == 1.0).astype(np.int8))
-        else:
-            true = np.asarray(target_labels(columns, kind).to_pylist(), dtype=object)
-            acc.add(true, np.asarray(model.classes, dtype=object)[scores.argmax(axis=1)])
-    return ScoredRecords(acc, counted["seen"], counted["used"])
+            truth = target_numbers(columns)
+            valid = ~np.isnan(truth)
+            return scored.part.num_rows, truth[valid], scored.scores[valid]
+        if kind == ModelType.BINARY:
+            flags = target_flags(columns)
+            valid = ~np.isnan(flags)
+            return scored.part.num_rows, scored.scores[valid], (flags[valid] == 1.0).astype(np.int8)
+        valid = target_valid(columns)
+        true = np.asarray(target_labels(columns, kind).filter(pa.array(valid)).to_pylist(), dtype=object)
+        return (scored.part.num_rows, true,
+                np.asarray(self.model.classes, dtype=object)[scored.scores[valid].argmax(axis=1)])
+
+    def take(self, prepared: tuple[int, np.ndarray, np.ndarray]) -> None:
+        seen, first, second = prepared
+        self.seen += seen
+        self.used += len(first)
+        if len(first):
+            self.accumulator.add(first, second)
+
+    def scored(self) -> ScoredRecords:
+        return ScoredRecords(self.accumulator, self.seen, self.used)
 
 
 def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[ScoredRecords]) -> Evaluation:

@@ -15,14 +15,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
+from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.formatting import score_texts
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
+from openaml.ml.prediction.scoring import ScoredSlice, score_alone
 from openaml.ml.schema import Schema
-from openaml.ml.training.stop import ShouldStop, Slices
+from openaml.ml.training.stop import ShouldStop
 from openaml.ml.training.targets import kept_rows, target_labels
 
 COMPRESS_LEVEL = 1  # of the gzip result files (batch_predict)
@@ -51,13 +52,11 @@ def header_line(model: Model, dataset_schema: Schema) -> str:
     return ",".join(columns)
 
 
-def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
+def result_lines(model: Model, scored: ScoredSlice, dataset_schema: Schema,
                  score_threshold: float) -> list[str]:
-    """One line per record of the batch; rejected records give an empty line."""
-    kept = kept_rows(batch)
-    rows = batch.filter(pa.array(kept))
+    """One line per record of the slice; rejected records give an empty line."""
     parts: list[pa.Array] = []
-    columns = Columns(rows, model.schema)
+    columns = Columns(scored.rows, model.schema)
     if dataset_schema.row_id is not None:
         parts.append(csv_quote(columns.raw(dataset_schema.row_id)))
     if model.schema.target is not None and dataset_schema.type_of(model.schema.target) is not None:
@@ -65,7 +64,7 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
             parts.append(pc.fill_null(target_labels(columns, ModelType.BINARY), ""))
         else:
             parts.append(csv_quote(columns.raw(model.schema.target)))
-    scores = model.score_batch(rows)  # of no rows too: their shape is the model type's
+    scores = scored.scores
     if model.model_type == ModelType.BINARY:
         parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
         parts.append(score_texts(scores))
@@ -75,8 +74,8 @@ def result_lines(model: Model, batch: pa.RecordBatch, dataset_schema: Schema,
     else:
         parts.append(score_texts(scores))
     joined = pc.binary_join_element_wise(*parts, ",") if len(parts) > 1 else parts[0]
-    out = np.full(batch.num_rows, "", dtype=object)
-    out[kept] = joined.to_pylist()
+    out = np.full(scored.part.num_rows, "", dtype=object)
+    out[scored.kept] = joined.to_pylist()
     lines: list[str] = out.tolist()
     return lines
 
@@ -95,36 +94,52 @@ def batch_predict(model: Model, batches: Iterable[pa.RecordBatch], dataset_schem
     should_stop is asked before each slice of records (Slices); once it answers True, predicting
     raises Cancelled (the streams opened are closed: their owner discards them). Without
     `with_header`, the files hold the result lines alone (a partition's, to follow others)."""
-    header = header_line(model, dataset_schema) + "\n" if with_header else ""
-    streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
-    total = invalid = 0
-    slices = Slices(should_stop)
-
-    def lines_of(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[str]]:
-        return batch, result_lines(model, batch, dataset_schema, score_threshold)
-
+    writer = ResultWriter(model, dataset_schema, score_threshold, open_output, with_header)
     try:
-        # slices scored two at a time when `execution` has two threads, written in order
-        parts = (part for whole in batches for part in slices.of(whole))
-        for batch, lines in two_at_a_time(slices.timed(lines_of), parts, execution):
-            files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
-            total += batch.num_rows
-            invalid += int((~kept_rows(batch)).sum())
-            bounds = np.flatnonzero(np.diff(files)) + 1
-            for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
-                index = int(files[start])
-                if index not in streams:
-                    raw = open_output(index)
-                    # level 1: the 600k result lines of the tabular benchmark took 0.45 s
-                    # at level 6 (the gzip tool's default), a quarter of the job, and 0.10 s
-                    # at level 1, for a file 23 % larger (3.6 MB against 2.9 MB)
-                    streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                         compresslevel=COMPRESS_LEVEL))
-                    streams[index][1].write(header.encode("utf-8"))
-                chunk = "\n".join(lines[start:stop]) + "\n"
-                streams[index][1].write(chunk.encode("utf-8"))
+        score_alone(model, batches, writer, should_stop, execution)
     finally:
-        for raw, zipped in streams.values():
+        writer.close()
+    return writer.total, writer.invalid
+
+
+class ResultWriter:
+    """What a batch prediction takes from a scoring pass (prediction/scoring.py): each record's
+    result line, written to the gzip CSV of its input file (`open_output(file_index)`, opened at
+    the file's first record); close() closes them."""
+
+    def __init__(self, model: Model, dataset_schema: Schema, score_threshold: float,
+                 open_output: Callable[[int], IO[bytes]], with_header: bool = True) -> None:
+        self.model, self.dataset_schema, self.score_threshold = model, dataset_schema, score_threshold
+        self.open_output = open_output
+        self.header = header_line(model, dataset_schema) + "\n" if with_header else ""
+        self.streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
+        self.total = self.invalid = 0
+
+    def prepare(self, scored: ScoredSlice) -> tuple[pa.RecordBatch, list[str]]:
+        return scored.part, result_lines(self.model, scored, self.dataset_schema, self.score_threshold)
+
+    def take(self, prepared: tuple[pa.RecordBatch, list[str]]) -> None:
+        batch, lines = prepared
+        files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
+        self.total += batch.num_rows
+        self.invalid += int((~kept_rows(batch)).sum())
+        bounds = np.flatnonzero(np.diff(files)) + 1
+        for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
+            index = int(files[start])
+            if index not in self.streams:
+                raw = self.open_output(index)
+                # level 1: the 600k result lines of the tabular benchmark took 0.45 s at level
+                # 6 (the gzip tool's default), a quarter of the job, and 0.10 s at level 1, for
+                # a file 23 % larger (3.6 MB against 2.9 MB)
+                self.streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                          compresslevel=COMPRESS_LEVEL))
+                self.streams[index][1].write(self.header.encode("utf-8"))
+            chunk = "\n".join(lines[start:stop]) + "\n"
+            self.streams[index][1].write(chunk.encode("utf-8"))
+
+    def close(self) -> None:
+        """Close the streams opened (after the pass, or after it failed: their owner then
+        discards them)."""
+        for raw, zipped in self.streams.values():
             zipped.close()
             raw.close()
-    return total, invalid

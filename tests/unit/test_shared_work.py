@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from openaml.jobs.shared_reads import SharedReads
+from openaml.jobs.shared_work import SharedWork
 from openaml.ml.data import DataError, Target, parse_rearrangement
 
 
@@ -16,7 +16,7 @@ def _target() -> Target:
 
 
 def test_peers_join_one_read_and_get_their_own_results() -> None:
-    shared = SharedReads(gather_seconds=5)
+    shared = SharedWork(gather_seconds=5)
     reads: list[int] = []
     results: dict[str, object] = {}
     peers = {"a", "b"}
@@ -33,7 +33,7 @@ def test_peers_join_one_read_and_get_their_own_results() -> None:
             idle.append(job_id)
             yield
 
-        results[job_id] = shared.ingest("key", job_id, _target(), lambda: peers - {job_id}, read,
+        results[job_id] = shared.join("key", job_id, _target(), lambda: peers - {job_id}, read,
                                         waiting)
 
     threads = [threading.Thread(target=job, args=(i,)) for i in ("a", "b")]
@@ -47,23 +47,23 @@ def test_peers_join_one_read_and_get_their_own_results() -> None:
 
 
 def test_alone_after_the_gathering_and_errors_reach_every_job() -> None:
-    shared = SharedReads(gather_seconds=0.05, min_gather_seconds=0)
-    report, readers = shared.ingest("key", "a", _target(), set, lambda targets: ["only"])
+    shared = SharedWork(gather_seconds=0.05, min_gather_seconds=0)
+    report, readers = shared.join("key", "a", _target(), set, lambda targets: ["only"])
     assert (report, readers) == ("only", 1)
 
     def failing(targets):
         raise DataError("More than 10,000 records were rejected")
 
     with pytest.raises(DataError, match="10,000"):
-        shared.ingest("key", "b", _target(), set, failing)
+        shared.join("key", "b", _target(), set, failing)
     with pytest.raises(DataError, match="no valid record"):  # a target's own error
-        shared.ingest("key", "c", _target(), set, lambda targets: [DataError("no valid record")])
+        shared.join("key", "c", _target(), set, lambda targets: [DataError("no valid record")])
     # a peer that never joins costs at most the gathering time
-    assert shared.ingest("other", "d", _target(), lambda: {"ghost"}, lambda t: ["ok"]) == ("ok", 1)
+    assert shared.join("other", "d", _target(), lambda: {"ghost"}, lambda t: ["ok"]) == ("ok", 1)
 
 
 def test_a_failing_leader_releases_every_job() -> None:
-    shared = SharedReads(gather_seconds=5, min_gather_seconds=0.2)
+    shared = SharedWork(gather_seconds=5, min_gather_seconds=0.2)
     calls = []
 
     def peers():
@@ -76,7 +76,7 @@ def test_a_failing_leader_releases_every_job() -> None:
 
     def job(job_id: str, peer_set) -> None:
         try:
-            shared.ingest("key", job_id, _target(), peer_set, lambda targets: ["never"] * len(targets))
+            shared.join("key", job_id, _target(), peer_set, lambda targets: ["never"] * len(targets))
         except BaseException as exc:  # noqa: BLE001
             errors[job_id] = exc
 
@@ -89,16 +89,16 @@ def test_a_failing_leader_releases_every_job() -> None:
         t.join(timeout=10)
     assert not any(t.is_alive() for t in threads)
     assert isinstance(errors["a"], OSError) and isinstance(errors["b"], OSError)
-    assert shared.ingest("key", "c", _target(), set, lambda targets: ["ok"]) == ("ok", 1)
+    assert shared.join("key", "c", _target(), set, lambda targets: ["ok"]) == ("ok", 1)
 
 
 def test_a_leader_reads_as_soon_as_its_peers_have_joined() -> None:
     """Waiting for a Create call on its way (min_gather_seconds) is for a leader alone."""
-    shared = SharedReads(gather_seconds=30, min_gather_seconds=30)
+    shared = SharedWork(gather_seconds=30, min_gather_seconds=30)
     results: dict[str, object] = {}
 
     def job(job_id: str) -> None:
-        results[job_id] = shared.ingest("key", job_id, _target(), lambda: {"a", "b"} - {job_id},
+        results[job_id] = shared.join("key", job_id, _target(), lambda: {"a", "b"} - {job_id},
                                         lambda targets: ["ok"] * len(targets))
 
     started = time.monotonic()

@@ -1,12 +1,15 @@
-"""Datasource jobs over the same data that run at the same time read it once.
+"""Jobs that need the same work and run at the same time have it done once.
 
-The usual workflow creates a training and an evaluation datasource from one file, differing
-only in their split, one right after the other, and the engine starts both. The first of them
-to get here leads: it waits (at most GATHER_SECONDS) until the other jobs of the same input
-that are running or about to run have joined, and while none has, at least MIN_GATHER_SECONDS
-(the next Create call may be on its way); then it reads the data once for all of them
-(`ingest_many`), writing each one's records to the sink that job
-keeps open meanwhile. A job that arrives after the read has begun reads on its own. The
+Datasources: the usual workflow creates a training and an evaluation datasource from one file,
+differing only in their split, one right after the other, and the engine starts both; one read
+of the data writes each one's records (`ingest_many`) to the sink that job keeps open meanwhile.
+Scoring: an evaluation and a batch prediction of the same model and datasource start together
+once the model is trained; one scoring pass (ml/prediction/scoring.py) feeds both.
+
+The first job of a key to get here leads: it waits (at most `gather_seconds`) until the other
+jobs of the key that are running or about to run have joined, and while none has, at least
+`min_gather_seconds` (for datasources, the next Create call may be on its way); then it does
+the work once for all of them. A job that arrives after the work has begun does its own. The
 other jobs wait idle (`Job.idle`): their workers may start other jobs meanwhile.
 """
 
@@ -21,8 +24,8 @@ from typing import Generic, TypeVar
 
 MIN_GATHER_SECONDS, GATHER_SECONDS = 0.1, 1.0  # a leader's wait for peers to join
 
-T = TypeVar("T")  # what a job reads into (ml.data.Target; on Dask, the job itself)
-R = TypeVar("R")  # what a read gives each job (IngestReport; on Dask, the job's result)
+T = TypeVar("T")  # what a job takes part with (ml.data.Target, a scoring consumer; on Dask, the job)
+R = TypeVar("R")  # what the work gives each job (IngestReport, a scoring outcome; on Dask, the job's result)
 
 
 @dataclass
@@ -32,8 +35,9 @@ class _Group(Generic[T, R]):
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class SharedReads(Generic[T, R]):
-    """Groups of datasource jobs by input key (data location and schema)."""
+class SharedWork(Generic[T, R]):
+    """Groups of jobs by key (datasources: data location and schema; scoring: model and
+    datasource)."""
 
     def __init__(self, gather_seconds: float = GATHER_SECONDS,
                  min_gather_seconds: float = MIN_GATHER_SECONDS) -> None:
@@ -42,12 +46,12 @@ class SharedReads(Generic[T, R]):
         self._gathering: dict[Hashable, _Group[T, R]] = {}
         self._registered: set[str] = set()  # job ids in some group, open or closed
 
-    def ingest(self, key: Hashable, job_id: str, target: T, peers: Callable[[], set[str]],
-               read: Callable[[Sequence[T]], list[R | Exception]],
-               idle: Callable[[], AbstractContextManager[None]] = nullcontext) -> tuple[R, int]:
-        """The report of job `job_id`, and how many jobs shared the read. `peers()` names the
-        other jobs of the same key that run or are about to; `read(targets)` reads for several
-        targets, giving a report or an exception per target (or raising for all); a job that
+    def join(self, key: Hashable, job_id: str, target: T, peers: Callable[[], set[str]],
+             work: Callable[[Sequence[T]], list[R | Exception]],
+             idle: Callable[[], AbstractContextManager[None]] = nullcontext) -> tuple[R, int]:
+        """The outcome for job `job_id`, and how many jobs shared the work. `peers()` names the
+        other jobs of the same key that run or are about to; `work(targets)` works for several
+        targets, giving an outcome or an exception per target (or raising for all); a job that
         does not lead waits inside `idle()`."""
         with self._lock:
             group = self._gathering.get(key)
@@ -58,7 +62,7 @@ class SharedReads(Generic[T, R]):
             self._registered.add(job_id)
         try:
             if leader:
-                self._lead(key, group, peers, read)
+                self._lead(key, group, peers, work)
             else:
                 with idle():
                     group.done.wait()
@@ -71,7 +75,7 @@ class SharedReads(Generic[T, R]):
         return result, len(group.targets)
 
     def _lead(self, key: Hashable, group: _Group[T, R], peers: Callable[[], set[str]],
-              read: Callable[[Sequence[T]], list[R | Exception]]) -> None:
+              work: Callable[[Sequence[T]], list[R | Exception]]) -> None:
         outcomes: list[R | Exception] | None = None
         try:
             start = time.monotonic()
@@ -80,19 +84,19 @@ class SharedReads(Generic[T, R]):
                 with self._lock:
                     joined = len(group.targets) > 1
                     if (joined or elapsed >= self.min_gather_seconds) and not (waiting - self._registered):
-                        break  # every peer has joined this group or reads on its own
+                        break  # every peer has joined this group or works on its own
                 time.sleep(0.01)
             with self._lock:
-                del self._gathering[key]  # reading begins: later jobs of the key read on their own
-            outcomes = read(list(group.targets.values()))
-        except Exception as exc:  # noqa: BLE001 - the data's own failure fails every job
+                del self._gathering[key]  # the work begins: later jobs of the key work on their own
+            outcomes = work(list(group.targets.values()))
+        except Exception as exc:  # noqa: BLE001 - the work's own failure fails every job
             outcomes = [exc] * len(group.targets)
         finally:
             # whatever happened, no job of the group may wait for ever
             with self._lock:
                 if self._gathering.get(key) is group:
                     del self._gathering[key]
-            failure = RuntimeError("The shared read of the data ended without a result")
+            failure = RuntimeError("The work shared with other jobs ended without a result")
             if outcomes is None or len(outcomes) != len(group.targets):
                 outcomes = [failure] * len(group.targets)
             group.results = dict(zip(group.targets, outcomes, strict=True))
