@@ -139,7 +139,8 @@ def test_the_pass_ends_once_every_consumer_has_failed() -> None:
             read.append(number)
             yield batch
 
-    failures = score_pass(model, counted(), [_Failing("take", batches[0]), _Failing("take", batches[1])], None, Execution(2))
+    consumers = [_Failing("take", batches[0]), _Failing("take", batches[1])]
+    failures = score_pass(model, counted(), consumers, None, Execution(2))
     assert all(isinstance(f, OSError) for f in failures)
     assert len(read) <= 5  # the slices being made when the last consumer failed, of 160
 

@@ -53,8 +53,9 @@ def header_line(model: Model, dataset_schema: Schema) -> str:
 
 
 def result_lines(model: Model, scored: ScoredSlice, dataset_schema: Schema,
-                 score_threshold: float) -> list[str]:
-    """One line per record of the slice; rejected records give an empty line."""
+                 score_threshold: float) -> pa.StringArray:
+    """One line per record of the slice, each ending in "\\n"; rejected records give an empty
+    line. The lines are the array's data end to end (`line_bytes`): no Python string is made."""
     parts: list[pa.Array] = []
     columns = Columns(scored.rows, model.schema)
     if dataset_schema.row_id is not None:
@@ -66,7 +67,7 @@ def result_lines(model: Model, scored: ScoredSlice, dataset_schema: Schema,
             parts.append(csv_quote(columns.raw(model.schema.target)))
     scores = scored.scores
     if model.model_type == ModelType.BINARY:
-        parts.append(pa.array(np.where(scores >= score_threshold, "1", "0"), pa.string()))
+        parts.append(pc.if_else(pa.array(scores >= score_threshold), "1", "0"))
         parts.append(score_texts(scores))
     elif model.model_type == ModelType.MULTICLASS:
         text = score_texts(scores.T.ravel())  # class by class
@@ -74,10 +75,19 @@ def result_lines(model: Model, scored: ScoredSlice, dataset_schema: Schema,
     else:
         parts.append(score_texts(scores))
     joined = pc.binary_join_element_wise(*parts, ",") if len(parts) > 1 else parts[0]
-    out = np.full(scored.part.num_rows, "", dtype=object)
-    out[scored.kept] = joined.to_pylist()
-    lines: list[str] = out.tolist()
-    return lines
+    lines = pc.binary_join_element_wise(joined.cast(pa.string()), "", "\n")  # each line + "\n" + ""
+    if not scored.kept.all():  # rejected records: null, then empty lines
+        places = np.zeros(len(scored.kept), np.int64)
+        places[scored.kept] = np.arange(len(lines))
+        lines = lines.take(pa.array(places, mask=~scored.kept))
+    return pc.fill_null(lines, "\n")
+
+
+def line_bytes(lines: pa.StringArray, start: int, stop: int) -> memoryview:
+    """The bytes of lines[start:stop] end to end (a view of the array's data)."""
+    offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + lines.offset + 1)[lines.offset:]
+    data = lines.buffers()[2]
+    return memoryview(data if data is not None else b"")[offsets[start]:offsets[stop]]
 
 
 def write_empty_result(model: Model, dataset_schema: Schema, raw: IO[bytes]) -> None:
@@ -115,10 +125,10 @@ class ResultWriter:
         self.streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
         self.total = self.invalid = 0
 
-    def prepare(self, scored: ScoredSlice) -> tuple[pa.RecordBatch, list[str]]:
+    def prepare(self, scored: ScoredSlice) -> tuple[pa.RecordBatch, pa.StringArray]:
         return scored.part, result_lines(self.model, scored, self.dataset_schema, self.score_threshold)
 
-    def take(self, prepared: tuple[pa.RecordBatch, list[str]]) -> None:
+    def take(self, prepared: tuple[pa.RecordBatch, pa.StringArray]) -> None:
         batch, lines = prepared
         files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
         self.total += batch.num_rows
@@ -134,8 +144,7 @@ class ResultWriter:
                 self.streams[index] = (raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
                                                           compresslevel=COMPRESS_LEVEL))
                 self.streams[index][1].write(self.header.encode("utf-8"))
-            chunk = "\n".join(lines[start:stop]) + "\n"
-            self.streams[index][1].write(chunk.encode("utf-8"))
+            self.streams[index][1].write(line_bytes(lines, int(start), int(stop)))
 
     def close(self) -> None:
         """Close the streams opened (after the pass, or after it failed: their owner then
