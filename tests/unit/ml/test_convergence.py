@@ -68,3 +68,51 @@ def test_ten_passes_reach_the_exact_fits_held_out_loss(kind):
             ours, exact = np.stack([1 - ours, ours], axis=1), exact
         ours_loss, exact_loss = (-np.mean(np.log(p[np.arange(len(held_y)), held_y])) for p in (ours, exact))
     assert ours_loss <= exact_loss * 1.005
+
+
+def _passes_of(kind: str, rows: int, max_passes: int, monkeypatch: pytest.MonkeyPatch
+               ) -> tuple[list[float], list[int], object]:
+    """A training of `rows` records of the table without cross-validation (as larger data
+    train): its pass losses, the passes (from 1) in which the iterates were averaged, and the
+    model."""
+    from openaml.ml.training import sgd, validation
+
+    monkeypatch.setattr(validation, "CV_MAX_ENTRIES", 0)
+    averaged: list[int] = []
+    losses: list[float] = []
+    start = sgd.Stepper.start_averaging
+
+    def counted(stepper: sgd.Stepper) -> None:
+        averaged.append(len(losses) + 1)
+        start(stepper)
+
+    monkeypatch.setattr(sgd.Stepper, "start_averaging", counted)
+    target = {"BINARY": "BINARY", "MULTICLASS": "CATEGORICAL", "REGRESSION": "NUMERIC"}[kind]
+    schema = make_schema([(n, "CATEGORICAL") for n in "abc"] + [("y", target)], targetAttributeName="y")
+    codes, score = table(rows, 1)
+    model = train_model(kind, schema, '{"outputs": ["ALL_CATEGORICAL"]}', SGDParams(max_passes=max_passes),
+                        None, lambda: iter([batch(codes, targets(kind, score, 1))]),
+                        progress=lambda done: losses.append(done.losses[-1]) if done.losses else None)
+    return losses, averaged, model
+
+
+@pytest.mark.parametrize("kind", ["BINARY", "MULTICLASS", "REGRESSION"])
+def test_training_stops_at_the_first_pass_that_improves_the_loss_by_less_than_the_tolerance(kind, monkeypatch):
+    from openaml.ml.training.sgd import AVERAGE_BELOW, AVERAGED_PASSES, TOLERANCE
+
+    losses, averaged, _ = _passes_of(kind, 20_000, 50, monkeypatch)
+    improvements = [(a - b) / a for a, b in zip(losses, losses[1:])]
+    assert 2 <= len(losses) < 50
+    assert 0 <= improvements[-1] < TOLERANCE  # converged
+    assert all(not 0 <= i < TOLERANCE for i in improvements[:-1])  # and not before
+    # averaging (restarted each pass) from the pass after one that improved by under
+    # AVERAGE_BELOW tolerances: the model is the mean iterate of the last pass
+    first = next(k + 3 for k, i in enumerate(improvements) if 0 <= i < AVERAGE_BELOW * TOLERANCE)
+    assert averaged == list(range(first, len(losses) + 1)) and AVERAGED_PASSES == 2
+
+
+def test_passes_that_cannot_be_the_last_do_not_average(monkeypatch):
+    """Averaging costs wide steps a third more (MNIST): a training whose loss still falls fast
+    averages in its last AVERAGED_PASSES passes only."""
+    losses, averaged, _ = _passes_of("MULTICLASS", 3000, 4, monkeypatch)
+    assert len(losses) == 4 and averaged == [3, 4]

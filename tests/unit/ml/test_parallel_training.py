@@ -71,9 +71,10 @@ def data() -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
     return noisy_classes(ROWS, 1), noisy_classes(6000, 2)
 
 
-def test_one_worker_over_one_partition_trains_the_single_trainings_model(data) -> None:
+@pytest.mark.parametrize("passes", ["4", "50"])  # 50: the loss converges after 4, averaged in the 4th only
+def test_one_worker_over_one_partition_trains_the_single_trainings_model(data, passes) -> None:
     train, _ = data
-    params = parse_parameters({"sgd.maxPasses": "4"}, "MULTICLASS")
+    params = parse_parameters({"sgd.maxPasses": passes}, "MULTICLASS")
     single = train_model("MULTICLASS", SCHEMA, RECIPE, params, None, lambda: iter(train))
     parallel, setup = parallel_model(train, 1, 1, params)
     assert pickle.loads(pickle.dumps(setup)).rows == ROWS

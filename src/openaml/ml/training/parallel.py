@@ -7,16 +7,18 @@ from the state a single training would start from; each worker runs the pass fro
 state over its partitions (`train_pass`) with the same minibatches, step sizes and AdaGrad
 updates as sgd.fit_linear; their outcomes add up (`PassSum`: weighted sums, which a cluster
 adds in a tree of tasks) into the workers' weights and AdaGrad accumulators averaged, weighted
-by the records each one trained on, and so on. The last
-AVERAGED_PASSES passes also average the iterates, as a single training does, and training
-stops early on the same convergence test of the pass loss. With one worker the passes are a
+by the records each one trained on, and so on. Passes average the iterates where a single
+training's do, and training stops early on the same convergence test of the pass loss. With one worker the passes are a
 single training's (over buffers built part by part).
 """
 
 from __future__ import annotations
 
+import operator
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import reduce
 from itertools import islice
 
 import numpy as np
@@ -27,6 +29,7 @@ from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.training.blocks import Block, group_buffers
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import (
+    AVERAGE_BELOW,
     AVERAGED_PASSES,
     EPSILON,
     MEMORY_BYTES,
@@ -161,27 +164,32 @@ def fit_parallel(setup: TrainingSetup, start: LinearState,
                  progress: Callable[[TrainingProgress], None] | None = None) -> LinearState:
     """Up to params.max_passes passes, each run by `run_pass(state, pass number, averaging)`
     on the workers, which gives their outcomes added up (PassSum); the next pass starts from
-    their mix. Stop early when the pass loss improves by < TOLERANCE (relative). The mean
-    iterate of the averaging passes, or the last mixed one."""
+    their mix. Averaging runs, and training stops early, as in a single training
+    (sgd._passes); the model is the mean iterate of the last AVERAGED_PASSES averaging passes
+    (of the last one when the loss converged), or the last mixed one."""
     passes = setup.params.max_passes
-    state, previous = start, np.inf
+    state, previous, improvement = start, np.inf, np.inf
     done = TrainingProgress(passes)
-    means: Weighted | None = None
+    windows: deque[Weighted] = deque(maxlen=AVERAGED_PASSES)
     for k in range(passes):
-        averaging = k >= max(0, passes - AVERAGED_PASSES)
+        averaging = (k >= max(0, passes - AVERAGED_PASSES) or bool(windows)
+                     or 0 <= improvement < AVERAGE_BELOW * TOLERANCE)
         added = run_pass(state, k, averaging)
         state = added.states.mean()
-        if averaging:
-            run = added.means if added.means is not None else Weighted.of(state, added.steps)
-            means = run if means is None else means + run
         loss = added.loss / added.weight if added.weight else 0.0
+        converged = bool(np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous))
+        if averaging:
+            if converged:
+                windows.clear()
+            windows.append(added.means if added.means is not None else Weighted.of(state, added.steps))
         done = done.after(loss)
         if progress is not None:
             progress(done)
-        if np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous):
+        if converged:
             break
+        improvement = (previous - loss) / abs(previous) if np.isfinite(previous) and previous else np.inf
         previous = loss
-    final = means.mean() if means is not None else state
+    final = reduce(operator.add, windows).mean() if windows else state
     final = replace(final, weights=final.weights.astype(np.float64))
     if setup.params.l1 > 0:
         final.weights[state.weights == 0] = 0.0  # what L1 zeroed in the last iterate stays zero
