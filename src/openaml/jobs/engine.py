@@ -57,8 +57,9 @@ class Job:
 
     @contextmanager
     def idle(self) -> Iterator[None]:
-        """While inside, the job waits for work another job does for it (a shared read) and
-        uses neither CPU nor memory: the engine may start another job in its place."""
+        """While inside, the job waits for work another job does for it (a shared read or
+        scoring pass) and uses neither CPU nor memory: the engine may start another job in its
+        place."""
         self.waiting(True)
         try:
             yield

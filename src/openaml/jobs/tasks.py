@@ -91,9 +91,6 @@ REPORT_FILES = {EntityKind.DATASOURCE: INGEST_FILE, EntityKind.EVALUATION: REPOR
 COPY_BYTES = 1 << 20  # a batch prediction's pieces are copied into its results this much at a time
 CANCEL_CHECK_SECONDS = 0.2  # Job.cancelled() reads the store: asked at most this often
 SCORING_KINDS = (EntityKind.EVALUATION, EntityKind.BATCH_PREDICTION)
-# An evaluation and a batch prediction that may score together start within milliseconds of
-# each other (see Tasks._score): the first waits for the other at most this long.
-SCORING_GATHER_SECONDS = 0.5
 
 
 class Tasks:
@@ -111,8 +108,10 @@ class Tasks:
         self.parsing = parsing  # of each datasource's CSV
         # None: each datasource reads alone, each evaluation and batch prediction scores alone
         self.shared_reads: SharedWork[Target, IngestReport] | None = SharedWork() if share_work else None
+        # an evaluation and a batch prediction that may score together start within moments of
+        # each other (see _score): the first waits for the other, but not for more
         self.shared_scoring: SharedWork[Consumer, None] | None = (
-            SharedWork(SCORING_GATHER_SECONDS, 0.0) if share_work else None)
+            SharedWork(min_gather_seconds=0.0) if share_work else None)
         self.models = LoadedModels(partial(read_model, artifacts))
         self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
         self._scoring_for: dict[int, Job] = {}  # id(consumer) -> its job, while it scores
@@ -300,20 +299,20 @@ class Tasks:
 
     def datasource_peers(self, key: tuple[str, str], own_id: str, owner: str | None) -> set[str]:
         """Ids of the other datasources that read the same data with the same schema and run
-        on this front end (`owner`), or are waiting for a worker while another one is free."""
+        on this front end (`owner`), or wait to start (`_running_with`)."""
         return {r.id for r in self._running_with(EntityKind.DATASOURCE, owner)
                 if r.id != own_id and not (spec := read_spec(r, DataSourceSpec)).staged and read_key(spec) == key}
 
     def scoring_peers(self, key: tuple[str, str], own: str, owner: str | None) -> set[str]:
         """Names (`_work_name`) of the other evaluations and batch predictions of the same model
-        and datasource (`key`) that run on this front end, or are waiting for a worker while
-        another one is free."""
+        and datasource (`key`) that run on this front end, or wait to start (`_running_with`)."""
         return {_work_name(r) for kind in SCORING_KINDS for r in self._running_with(kind, owner)
                 if _work_name(r) != own and (r.model_id, r.datasource_id) == key}
 
     def _running_with(self, kind: EntityKind, owner: str | None) -> Iterator[EntityRecord]:
         """The jobs of `kind` that run on this front end (`owner`; None: on any), and, when
-        the engine has more than one worker, those waiting for one."""
+        the engine has more than one worker, those waiting to start (here or on another front
+        end: a leader may then wait its whole gathering time for one that never joins)."""
         here = Leases(self.store).held(owner, kind) if owner is not None else None
         yield from (r for r in self.store.with_status((kind,), Status.INPROGRESS) if here is None or r.id in here)
         if self.workers > 1:

@@ -71,13 +71,18 @@ def data() -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
     return noisy_classes(ROWS, 1), noisy_classes(6000, 2)
 
 
-@pytest.mark.parametrize("passes", ["4", "50"])  # 50: the loss converges after 4, averaged in the 4th only
-def test_one_worker_over_one_partition_trains_the_single_trainings_model(data, passes) -> None:
+@pytest.mark.parametrize("given", [
+    {"sgd.maxPasses": "4"},
+    {"sgd.maxPasses": "50"},  # the loss converges after 4, averaged in the 4th only
+    {"sgd.maxPasses": "2", "sgd.l1RegularizationAmount": "3e-3"},  # what L1 zeroed stays zero
+])
+def test_one_worker_over_one_partition_trains_the_single_trainings_model(data, given) -> None:
     train, _ = data
-    params = parse_parameters({"sgd.maxPasses": passes}, "MULTICLASS")
+    params = parse_parameters(given, "MULTICLASS")
     single = train_model("MULTICLASS", SCHEMA, RECIPE, params, None, lambda: iter(train))
     parallel, setup = parallel_model(train, 1, 1, params)
     assert pickle.loads(pickle.dumps(setup)).rows == ROWS
+    assert np.count_nonzero(parallel.weights == 0) == np.count_nonzero(single.weights == 0)
     np.testing.assert_allclose(parallel.weights, single.weights, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(parallel.bias, single.bias, rtol=1e-5, atol=1e-7)
 
@@ -108,3 +113,27 @@ def test_mixing_weights_states_by_the_records_each_trained_on() -> None:
     assert mixed.bias.tolist() == [0.25] and mixed.g2_weights.tolist() == [1.5, 1.5]
     none = (Weighted.of(a, 0.0) + Weighted.of(b, 0.0)).mean()  # none trained: each is the start
     assert none.weights.tolist() == [[1.0], [1.0]]
+
+
+def test_training_converges_only_in_a_pass_whose_iterates_were_averaged() -> None:
+    """A pass that improves the loss by under the tolerance without averaging (the pass
+    before improved it by over AVERAGE_BELOW tolerances) is followed by one that averages:
+    the model is never a bare last iterate."""
+    from openaml.ml.training.parallel import PassOutcome
+    from openaml.ml.training.sgd import LinearState
+
+    setup = prepare_training("MULTICLASS", SCHEMA, RECIPE, parse_parameters({}, "MULTICLASS"), None,
+                             lambda: iter(noisy_classes(6000, 4)))
+    losses = [1.0, 0.98, 0.9795, 0.9794, 0.97939]
+    flags: list[bool] = []
+
+    def run_pass(state: LinearState, k: int, averaging: bool) -> PassSum:
+        flags.append(averaging)
+        last = LinearState(np.full((2, 1), k, np.float32), np.zeros(1), np.ones(2, np.float32), np.ones(1))
+        mean = LinearState(np.full((2, 1), k + 0.5, np.float32), np.zeros(1), np.ones(2, np.float32), np.ones(1))
+        return PassSum.of(PassOutcome(last, mean if averaging else None, 10, losses[k] * 100, 100.0))
+
+    start = LinearState(np.zeros((2, 1), np.float32), np.zeros(1), np.ones(2, np.float32), np.ones(1))
+    model = fit_parallel(setup, start, run_pass)
+    assert flags == [False, False, False, True]  # the 3rd pass improved by 0.05 %, unaveraged
+    assert model.weights.tolist() == [[3.5], [3.5]]  # the 4th pass's mean iterate

@@ -173,11 +173,11 @@ def fit_parallel(setup: TrainingSetup, start: LinearState,
     windows: deque[Weighted] = deque(maxlen=AVERAGED_PASSES)
     for k in range(passes):
         averaging = (k >= max(0, passes - AVERAGED_PASSES) or bool(windows)
-                     or 0 <= improvement < AVERAGE_BELOW * TOLERANCE)
+                     or improvement < AVERAGE_BELOW * TOLERANCE)
         added = run_pass(state, k, averaging)
         state = added.states.mean()
         loss = added.loss / added.weight if added.weight else 0.0
-        converged = bool(np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous))
+        converged = bool(averaging and np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous))
         if averaging:
             if converged:
                 windows.clear()
