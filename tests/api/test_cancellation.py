@@ -81,6 +81,21 @@ OPERATIONS = {  # kind -> (Get call, Delete call, id member)
 }
 
 
+FOLDERS = {"datasource": "DataSource", "evaluation": "Evaluation", "batch": "BatchPrediction"}  # of job logs
+
+
+def assert_the_other_completes(app: Application, ml: Any, deleted: tuple[str, str], other: tuple[str, str],
+                               shared: str) -> None:
+    """Deleting one of two jobs that share their work leaves the other to complete; its log
+    says what they shared."""
+    delete(ml, *deleted)
+    get, _, member = OPERATIONS[other[0]]
+    found = wait_for(lambda: getattr(ml, get)(**{member: other[1]}))
+    assert found["Status"] == "COMPLETED", found.get("Message")
+    assert shared in app.context.artifacts.open_read(FOLDERS[other[0]], other[1], "job.log").read().decode()
+    assert status(ml, *deleted) == "DELETED"
+
+
 def status(ml: Any, kind: str, entity_id: str) -> str:
     get, _, member = OPERATIONS[kind]
     return str(getattr(ml, get)(**{member: entity_id})["Status"])
@@ -214,12 +229,8 @@ def test_a_shared_read_stops_only_once_all_its_datasources_are_deleted(
                        60, "the datasources did not start")
 
         pair(("left", "right"))  # one read for both, whichever leads
-        delete(client, "datasource", "left")
-        right = wait_for(lambda: client.get_data_source(DataSourceId="right"))
-        assert right["Status"] == "COMPLETED", right.get("Message")
-        log = app.context.artifacts.open_read("DataSource", "right", "job.log").read().decode()
-        assert "the data were read once for 2 datasources" in log
-        assert status(client, "datasource", "left") == "DELETED"
+        assert_the_other_completes(app, client, ("datasource", "left"), ("datasource", "right"),
+                                   "the data were read once for 2 datasources")
 
         pair(("first", "second"))
         delete(client, "datasource", "first")
@@ -255,12 +266,8 @@ def test_an_evaluation_and_a_batch_prediction_of_one_model_and_datasource_score_
             time.sleep(0.3)
 
         pair("scoring-one")
-        delete(client, "batch", "scoring-one-bp")
-        evaluation = wait_for(lambda: client.get_evaluation(EvaluationId="scoring-one-ev"))
-        assert evaluation["Status"] == "COMPLETED", evaluation.get("Message")
-        log = app.context.artifacts.open_read("Evaluation", "scoring-one-ev", "job.log").read().decode()
-        assert "the records were scored once for 2 evaluations and batch predictions" in log
-        assert status(client, "batch", "scoring-one-bp") == "DELETED"
+        assert_the_other_completes(app, client, ("batch", "scoring-one-bp"), ("evaluation", "scoring-one-ev"),
+                                   "the records were scored once for 2 evaluations and batch predictions")
         wait_until(lambda: app.context.engine.queue_depth()["running"] == 0, FREED_SECONDS,
                    "the deleted batch prediction still holds a worker")
         assert not app.context.objects.list("s3://cancel/scoring-one/")  # no result was kept
