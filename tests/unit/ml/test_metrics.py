@@ -24,6 +24,21 @@ def test_macro_f1_by_hand():
     assert abs(baseline - (2 * 0.5 * 1 / 1.5) / 4) < 1e-12
 
 
+def test_labels_given_as_codes_count_as_the_labels_do():
+    """An evaluation passes each slice's labels as codes (no Python string per record): the
+    confusion counts are those of the labels, whatever codes and label lists each slice has."""
+    rng = np.random.default_rng(3)
+    true = np.array(["a", "b", "c", "d"])[rng.integers(0, 4, 500)]
+    predicted = np.array(["a", "b", "c", "e"])[rng.integers(0, 4, 500)]
+    by_labels, by_codes = MulticlassAccumulator(), MulticlassAccumulator()
+    by_labels.add(true, predicted)
+    for part in np.array_split(np.arange(500), 3):
+        true_labels, true_codes = np.unique(true[part], return_inverse=True)
+        by_codes.add_coded(true_labels[::-1].tolist(), len(true_labels) - 1 - true_codes,
+                           ["e", "c", "b", "a"], np.searchsorted(["a", "b", "c", "e"], predicted[part]) * -1 + 3)
+    assert by_codes.counts == by_labels.counts and len(by_codes.counts) == 16
+
+
 def test_rmse_and_baseline():
     acc = RegressionAccumulator()
     acc.add(np.array([1.0, 2.0]), np.array([2.0, 2.0]))

@@ -139,10 +139,20 @@ class MulticlassAccumulator:
         self.counts: dict[tuple[str, str], int] = {}
 
     def add(self, true: np.ndarray, predicted: np.ndarray) -> None:
-        pairs, counts = np.unique(np.stack([true.astype(str), predicted.astype(str)], axis=1),
-                                  axis=0, return_counts=True)
-        for (t, p), c in zip(pairs.tolist(), counts.tolist()):
-            self.counts[(t, p)] = self.counts.get((t, p), 0) + c
+        """Add records given as label arrays."""
+        true_labels, true_codes = np.unique(true.astype(str), return_inverse=True)
+        predicted_labels, predicted_codes = np.unique(predicted.astype(str), return_inverse=True)
+        self.add_coded(true_labels.tolist(), true_codes, predicted_labels.tolist(), predicted_codes)
+
+    def add_coded(self, true_labels: list[str], true_codes: np.ndarray, predicted_labels: list[str],
+                  predicted_codes: np.ndarray) -> None:
+        """Add records given as codes into lists of labels (true_labels[true_codes[i]] is
+        record i's)."""
+        width = len(predicted_labels)
+        pairs, counts = np.unique(true_codes.astype(np.int64) * width + predicted_codes, return_counts=True)
+        for pair, count in zip(pairs.tolist(), counts.tolist()):
+            key = (true_labels[pair // width], predicted_labels[pair % width])
+            self.counts[key] = self.counts.get(key, 0) + count
 
     def merge(self, later: MulticlassAccumulator) -> None:
         """Add the records another accumulator saw."""

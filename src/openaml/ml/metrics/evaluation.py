@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution
@@ -74,29 +75,36 @@ class EvaluationScores:
                                  ModelType.REGRESSION: RegressionAccumulator}[model.model_type]()
         self.seen = self.used = 0
 
-    def prepare(self, scored: ScoredSlice) -> tuple[int, np.ndarray, np.ndarray]:
-        """(records seen, then the accumulator's two arrays for the usable ones)."""
+    def prepare(self, scored: ScoredSlice) -> tuple[int, int, tuple[Any, ...]]:
+        """(records seen, records usable, the accumulator's arguments for the usable ones)."""
         columns = Columns(scored.rows, self.model.schema)
         kind = self.model.model_type
         if kind == ModelType.REGRESSION:
             truth = target_numbers(columns)
             valid = ~np.isnan(truth)
-            return scored.part.num_rows, truth[valid], scored.scores[valid]
+            return scored.part.num_rows, int(valid.sum()), (truth[valid], scored.scores[valid])
         if kind == ModelType.BINARY:
             flags = target_flags(columns)
             valid = ~np.isnan(flags)
-            return scored.part.num_rows, scored.scores[valid], (flags[valid] == 1.0).astype(np.int8)
+            return (scored.part.num_rows, int(valid.sum()),
+                    (scored.scores[valid], (flags[valid] == 1.0).astype(np.int8)))
         valid = target_valid(columns)
-        true = np.asarray(target_labels(columns, kind).filter(pa.array(valid)).to_pylist(), dtype=object)
-        return (scored.part.num_rows, true,
-                np.asarray(self.model.classes, dtype=object)[scored.scores[valid].argmax(axis=1)])
+        # labels as codes into the slice's distinct labels: no Python string per record
+        true = pc.dictionary_encode(target_labels(columns, kind).filter(pa.array(valid)))
+        return scored.part.num_rows, int(valid.sum()), (
+            true.dictionary.to_pylist(), np.asarray(true.indices), self.model.classes,
+            scored.scores[valid].argmax(axis=1))
 
-    def take(self, prepared: tuple[int, np.ndarray, np.ndarray]) -> None:
-        seen, first, second = prepared
+    def take(self, prepared: tuple[int, int, tuple[Any, ...]]) -> None:
+        seen, used, arguments = prepared
         self.seen += seen
-        self.used += len(first)
-        if len(first):
-            self.accumulator.add(first, second)
+        self.used += used
+        if not used:
+            return
+        if isinstance(self.accumulator, MulticlassAccumulator):
+            self.accumulator.add_coded(*arguments)
+        else:
+            self.accumulator.add(*arguments)
 
     def scored(self) -> ScoredRecords:
         return ScoredRecords(self.accumulator, self.seen, self.used)
