@@ -33,6 +33,7 @@ class _Group(Generic[T, R]):
     targets: dict[str, T] = field(default_factory=dict)  # job id -> its target
     results: dict[str, R | Exception] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
+    joined: threading.Event = field(default_factory=threading.Event)  # set by each job that joins
 
 
 class SharedWork(Generic[T, R]):
@@ -60,6 +61,7 @@ class SharedWork(Generic[T, R]):
                 group = self._gathering[key] = _Group[T, R]()
             group.targets[job_id] = target
             self._registered.add(job_id)
+            group.joined.set()  # the leader looks again at once
         try:
             if leader:
                 self._lead(key, group, peers, work)
@@ -85,7 +87,8 @@ class SharedWork(Generic[T, R]):
                     joined = len(group.targets) > 1
                     if (joined or elapsed >= self.min_gather_seconds) and not (waiting - self._registered):
                         break  # every peer has joined this group or works on its own
-                time.sleep(0.01)
+                group.joined.wait(0.01)  # a peer that works on its own is seen at the next look
+                group.joined.clear()
             with self._lock:
                 del self._gathering[key]  # the work begins: later jobs of the key work on their own
             outcomes = work(list(group.targets.values()))
