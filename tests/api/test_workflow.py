@@ -60,12 +60,14 @@ def to_csv(header: list[str], rows: list[list[str]]) -> bytes:
     return out.getvalue().encode()
 
 
-@pytest.mark.parametrize("algorithm", ["sgd", "gbdt"])
+@pytest.mark.parametrize("variant", ["sgd", "gbdt", "saga"])
 @pytest.mark.parametrize("kind", ["BINARY", "MULTICLASS", "REGRESSION"])
-def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, uid: Callable[[str], str],
+def test_full_workflow(kind: str, variant: str, server: Application, ml: Any, uid: Callable[[str], str],
                        put_object: Callable[[str, bytes], str]) -> None:
-    """Every step of the workflow, with the linear model, and with boosted trees (asked for by
-    one more parameter; every output keeps its shape)."""
+    """Every step of the workflow, with the linear model (trained by the default optimizer or
+    by SAGA), and with boosted trees (asked for by one more parameter; every output keeps its
+    shape)."""
+    algorithm = "gbdt" if variant == "gbdt" else "sgd"
     header, rows = make_rows(kind, 600, seed=7)
     data = to_csv(header, rows)
     folder = f"s3://workflow/{uid(kind.lower())}"
@@ -86,6 +88,8 @@ def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, 
     trees = {"openaml.algorithm": "gbdt", "gbdt.rounds": "50"} if algorithm == "gbdt" else {}
     if algorithm == "gbdt" and kind != "REGRESSION":
         trees["openaml.classWeights"] = "balanced"
+    if variant == "saga":
+        trees["openaml.optimizer"] = "saga"
     ml.create_ml_model(MLModelId=ids["model"], MLModelType=kind, TrainingDataSourceId=ids["train"],
                        Parameters={"sgd.maxPasses": "20", "sgd.shuffleType": "auto", **trees})
     ml.create_evaluation(EvaluationId=ids["ev"], MLModelId=ids["model"],
@@ -98,6 +102,7 @@ def test_full_workflow(kind: str, algorithm: str, server: Application, ml: Any, 
     assert model["TrainingParameters"]["algorithm"] == algorithm
     assert ("gbdt.rounds" in model["TrainingParameters"]) == (algorithm == "gbdt")
     assert model["TrainingParameters"].get("openaml.classWeights") == trees.get("openaml.classWeights")
+    assert model["TrainingParameters"].get("openaml.optimizer") == trees.get("openaml.optimizer")
     if algorithm == "gbdt":  # the job log tells the rounds
         log = httpx.get(f"{server.settings.base_url}/logs/MLModel/{ids['model']}", timeout=10).text
         assert "boosting round 50 of 50" in log and "binning them" in log

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from openaml.jobs.warmup import warm_up
-from openaml.ml.training import kernel
+from openaml.ml.training import kernel, saga
 
 ingest_module = sys.modules["openaml.ml.data.ingest"]
 
@@ -24,6 +24,7 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
     for compiled in (kernel.transpose, kernel.add_scores, kernel.update, kernel.run_steps):
         assert {"uint8", "uint16"} <= {t for signature in compiled.signatures for t in ("uint8", "uint16")
                                        if t in str(signature)}, compiled
+    assert saga._saga_steps.signatures and saga._catch_up.signatures  # openaml.optimizer=saga's
 
 
 def test_a_failed_warm_up_says_so_and_stops_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -361,11 +361,11 @@ class Tasks:
         """The fitted setup, the starting state and the number of partitions of a training
         whose datasource was read in partitions; None when it has one, or when its data look
         small enough for a single training to cross-validate them (parallel.first_state), or
-        when it trains boosted trees."""
+        when it trains boosted trees or with SAGA."""
         spec, statistics, recipe = self._training(job)
         parts = self._parts(spec.datasource_id)
-        if len(parts) < 2 or spec.parameters.trees is not None:  # boosted trees: in one task
-            return None
+        if len(parts) < 2 or spec.parameters.trees is not None or spec.parameters.optimizer == "saga":
+            return None  # boosted trees and SAGA (its records in memory): in one task
         stop = _Deleted([job])
         setup = prepare_training(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
                                  self._batches(spec.datasource_id, stop), stop, self.execution)

@@ -65,6 +65,10 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
         _model_jobs(ModelType.BINARY, schema, default_recipe(schema, report.statistics), report, stored, stored,
                     execution)
         compile_steps()
+        # SAGA's kernels (openaml.optimizer=saga; one compilation serves every model type)
+        train_model(ModelType.BINARY, schema, '{"outputs": ["ALL_CATEGORICAL"]}',
+                    parse_parameters({"openaml.optimizer": "saga"}, ModelType.BINARY), report.statistics,
+                    lambda: read_materialized(io.BytesIO(stored)))
     except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
         log.exception("warm-up failed")
         return None

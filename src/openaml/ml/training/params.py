@@ -30,6 +30,10 @@ _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
 # extra), asked for with openaml.algorithm=gbdt; the sgd.* parameters other than the size cap
 # are accepted and do not apply to them (a client's usual parameters need no change)
 ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
+# Beyond Amazon ML: the linear model's optimizer, AdaGrad minibatch SGD by default (streams
+# the data, any size) or SAGA (training/saga.py: keeps the features in memory, no L1), asked
+# for with openaml.optimizer=saga
+OPTIMIZER_KEY, OPTIMIZERS = "openaml.optimizer", ("adagrad", "saga")
 # Beyond Amazon ML: class weights for BINARY and MULTICLASS models of either algorithm,
 # "balanced" (each class weighs records / (classes x its records)) or a JSON object of weights
 CLASS_WEIGHTS_KEY = "openaml.classWeights"
@@ -76,6 +80,7 @@ class SGDParams:
     seed: int = 0
     trees: TreeParams | None = None
     class_weights: str | None = None  # "balanced", or the JSON object of each class's weight
+    optimizer: str = "adagrad"  # of the linear model: OPTIMIZERS
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SGDParams:
@@ -89,7 +94,7 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
     """Validate the CreateMLModel `Parameters` map; `seed` comes from the MLModelId."""
     parameters = parameters or {}
     for key, value in parameters.items():
-        if key not in _KEYS and key not in (ALGORITHM_KEY, CLASS_WEIGHTS_KEY) and key not in TREE_DEFAULTS:
+        if key not in (*_KEYS, ALGORITHM_KEY, CLASS_WEIGHTS_KEY, OPTIMIZER_KEY) and key not in TREE_DEFAULTS:
             raise ParameterError(f"Unknown training parameter '{key}'")
         if not isinstance(value, str):
             raise ParameterError(f"Training parameter '{key}' must be a string")
@@ -111,9 +116,23 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
     if l1 > 0 and l2 > 0 and algorithm == "sgd":
         raise ParameterError("sgd.l1RegularizationAmount and sgd.l2RegularizationAmount "
                              "cannot both be used; set one of them to 0")
+    optimizer = _optimizer(parameters, algorithm, l1)
     return SGDParams(max_passes=max_passes, shuffle=shuffle == "auto", l1=l1, l2=l2,
                      max_size=max_size, seed=seed, trees=_trees(parameters) if algorithm == "gbdt" else None,
-                     class_weights=_class_weights(parameters, model_type))
+                     class_weights=_class_weights(parameters, model_type), optimizer=optimizer)
+
+
+def _optimizer(parameters: dict[str, str], algorithm: str, l1: float) -> str:
+    """openaml.optimizer: one of OPTIMIZERS, for the linear model; SAGA takes no L1."""
+    optimizer = parameters.get(OPTIMIZER_KEY, OPTIMIZERS[0]).strip()
+    if optimizer not in OPTIMIZERS:
+        raise ParameterError(f"{OPTIMIZER_KEY} must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
+    if OPTIMIZER_KEY in parameters and algorithm != "sgd":
+        raise ParameterError(f"{OPTIMIZER_KEY} applies to {ALGORITHM_KEY}=sgd alone")
+    if optimizer == "saga" and l1 > 0:
+        raise ParameterError(f"{OPTIMIZER_KEY}=saga takes no sgd.l1RegularizationAmount: "
+                             "use the default optimizer for L1")
+    return optimizer
 
 
 def _class_weights(parameters: dict[str, str], model_type: str) -> str | None:

@@ -28,6 +28,7 @@ from openaml.ml.schema import AttributeType, Schema
 from openaml.ml.training.blocks import Block
 from openaml.ml.training.params import SGDParams, check_target, class_weight_of
 from openaml.ml.training.progress import TrainingProgress
+from openaml.ml.training.saga import fit_saga
 from openaml.ml.training.sgd import MEMORY_BYTES, LinearState, fit_linear
 from openaml.ml.training.size import feature_costs, model_size, trim_features
 from openaml.ml.training.stop import ShouldStop, check
@@ -95,6 +96,9 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
         return fitted.tree_model(fit_trees(fitted.model_type, blocks(), columns, fitted.outputs, params.trees,
                                            params.seed, memory_bytes * 3 // 4, should_stop, execution, log),
                                  columns)
+    if params.optimizer == "saga":
+        return fitted.model(fit_saga(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs,
+                                     params, memory_bytes * 3 // 4, progress, should_stop))
     with threadpool_limits(limits=1):
         state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
                            fitted.rows, progress, memory_bytes * 3 // 4, should_stop, execution)

@@ -1,0 +1,191 @@
+"""SAGA for linear models whose training features fit in memory (openaml.optimizer=saga).
+
+SAGA (Defazio, Bach and Lacoste-Julien, 2014) keeps each record's last loss gradient with
+respect to its scores and steps along the record's new gradient minus its old one plus the
+mean of the kept ones (over the records seen so far, in the first pass, as scikit-learn's SAG
+does): a variance-reduced step that converges linearly on these convex problems at a constant
+step size. The step is scikit-learn's, 1 / (2 L + min(2 n L2, L)), L being the largest
+curvature of a record's loss (a quarter of its weighted squared norm, plus one for the bias,
+for the logistic and softmax losses; all of it for the squared error) plus the L2 amount.
+Rows are sparse, so the dense mean term reaches a feature's weights only when a record touches
+it ("just in time", from running sums of the step sizes); L2 is a scale on all the weights.
+The objective is the mean over records of weight x loss, plus L2 / 2 times the squared weights.
+
+Measured in the quality suite (`openaml bench --dataset quality`'s folds, OpenAML's side,
+4-fold means, random / sequential; with sgd.shuffleType=auto, against AdaGrad with it):
+- one-hot images gain: MNIST sample macro F1 0.9097 / 0.9065 against 0.9050 / 0.9022,
+  Fashion-MNIST 10k 0.8342 / 0.8347 against 0.8324 / 0.8333;
+- tables whose records' norms vary (standardized numbers with outliers) train with steps
+  sized for the largest and fall short in 10 passes: 24 classes 0.260 / 0.263 against
+  0.331 / 0.324, amounts RMSE 28.7 against 27.3, digits 0.952 / 0.929 against 0.964 / 0.938;
+  the bank tables score alike. So AdaGrad stays the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from numba import njit
+
+from openaml.ml.errors import InputError
+from openaml.ml.model_type import ModelType
+from openaml.ml.training.blocks import Block, stack
+from openaml.ml.training.kernel import KINDS, _loss_and_gradient
+from openaml.ml.training.params import SGDParams
+from openaml.ml.training.progress import TrainingProgress
+from openaml.ml.training.sgd import TOLERANCE, LinearState
+from openaml.ml.training.stop import ShouldStop, check
+
+ENTRY_BYTES = 12  # a stored feature entry: its int32 feature number and float64 value
+CHUNK_RECORDS = 4096  # should_stop is asked between chunks of this many records
+SMALLEST_SCALE = 1e-9  # the L2 scale is folded into the weights below this
+
+
+def curvature_share(kind: ModelType) -> float:
+    """The largest curvature of a record's loss per unit of its squared norm."""
+    return {ModelType.BINARY: 0.25, ModelType.MULTICLASS: 0.25, ModelType.REGRESSION: 1.0}[kind]
+
+
+def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
+             params: SGDParams, memory_bytes: int,
+             progress: Callable[[TrainingProgress], None] | None = None,
+             should_stop: ShouldStop | None = None) -> LinearState:
+    """Up to params.max_passes SAGA passes over every record, until a pass improves the mean
+    loss by less than TOLERANCE (relative); the records' features are read once and kept
+    (InputError when they would take more than half of `memory_bytes`)."""
+    kept: list[Block] = []
+    entries = 0
+    for block in blocks():
+        check(should_stop)
+        entries += len(block.indices)
+        if entries * ENTRY_BYTES + outputs * 8 * sum(len(b.y) for b in kept) > memory_bytes // 2:
+            raise InputError("openaml.optimizer=saga keeps the training features in memory, and these "
+                             f"exceed half of the training memory ({memory_bytes // 2**20} MiB): train "
+                             "with the default optimizer, or with more memory (OPENAML_TRAINING_MEMORY)")
+        kept.append(block)
+    data = stack(kept) if kept else Block.empty()
+    rows = len(data.y)
+    weights = np.zeros((n_features, outputs))
+    bias = np.zeros(outputs)
+    if rows == 0:
+        return LinearState(weights, bias, np.zeros(n_features), np.zeros(outputs))
+    values = data.values if len(data.values) else np.ones(len(data.indices))
+    squares = np.add.reduceat(np.append(values ** 2, 0.0), data.indptr[:-1])
+    squares = np.where(np.diff(data.indptr) > 0, squares, 0.0)
+    curvature = float(np.max(squares * data.w) + 1.0) * curvature_share(kind) + params.l2  # + 1: the bias
+    step = 1.0 / max(2.0 * curvature + min(2.0 * rows * params.l2, curvature), 1e-12)
+    state = _State(rows, n_features, outputs)
+    done = TrainingProgress(params.max_passes)
+    previous = np.inf
+    rng = np.random.default_rng([params.seed, rows])
+    for _ in range(params.max_passes):
+        order = rng.permutation(rows) if params.shuffle else np.arange(rows)
+        total = 0.0
+        state.begin_pass()
+        for start in range(0, rows, CHUNK_RECORDS):
+            check(should_stop)
+            total += _saga_steps(KINDS[kind], data.indptr, data.indices, values, data.y, data.w,
+                                 order[start:start + CHUNK_RECORDS], weights, bias, state.memory, state.seen,
+                                 state.mean, state.mean_bias, state.last, state.sums, state.counters, step,
+                                 params.l2)
+        _catch_up(weights, state.mean, state.last, state.sums, int(state.counters[0]), state.counters[2])
+        loss = total / float(data.w.sum())
+        done = done.after(loss)
+        if progress is not None:
+            progress(done)
+        if np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous):
+            break
+        previous = loss
+    return LinearState(weights * state.counters[1], bias, np.zeros(n_features), np.zeros(outputs))
+
+
+class _State:
+    """SAGA's memory: each record's kept gradient (rows, outputs), their sum times each
+    feature's value (n_features, outputs) and for the bias, the step of the pass from which each
+    feature's weights still lack the mean term, the running sums of step / scale over the pass
+    (rows + 1), which records have been seen, and counters: [steps taken in the pass, the L2
+    scale of the weights, records seen]."""
+
+    def __init__(self, rows: int, n_features: int, outputs: int) -> None:
+        self.memory = np.zeros((rows, outputs))
+        self.mean = np.zeros((n_features, outputs))
+        self.mean_bias = np.zeros(outputs)
+        self.last = np.zeros(n_features, np.int64)
+        self.sums = np.zeros(rows + 1)
+        self.seen = np.zeros(rows, np.bool_)
+        self.counters = np.array([0.0, 1.0, 0.0])
+
+    def begin_pass(self) -> None:
+        """Every feature has taken the mean term up to the end of the last pass."""
+        self.last[:] = 0
+        self.sums[:] = 0.0
+        self.counters[0] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _saga_steps(kind: int, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, y: np.ndarray,
+                w: np.ndarray, order: np.ndarray, weights: np.ndarray, bias: np.ndarray, memory: np.ndarray,
+                seen: np.ndarray, mean: np.ndarray, mean_bias: np.ndarray, last: np.ndarray, sums: np.ndarray,
+                counters: np.ndarray, step: float, l2: float) -> float:
+    """SAGA steps on the records `order`, in order; their summed weighted loss. `weights` hold
+    the true weights divided by the scale counters[1]; the mean term of a step is `mean` over
+    the records seen so far (all of them after the first pass), as scikit-learn's SAG does."""
+    outputs = weights.shape[1]
+    z = np.empty(outputs)
+    change = np.empty(outputs)
+    total = 0.0
+    for i in order:
+        t = int(counters[0])
+        if not seen[i]:
+            seen[i] = True
+            counters[2] += 1.0
+        n = counters[2]
+        if counters[1] < SMALLEST_SCALE:
+            _catch_up(weights, mean, last, sums, t, n)
+            weights *= counters[1]
+            counters[1] = 1.0
+        lo, hi = indptr[i], indptr[i + 1]
+        for p in range(lo, hi):  # the mean term of the steps since each feature last took it
+            f = indices[p]
+            lag = (sums[t] - sums[last[f]]) / n
+            for k in range(outputs):
+                weights[f, k] -= lag * mean[f, k]
+            last[f] = t + 1  # it takes this step's below
+        scale = counters[1]
+        for k in range(outputs):
+            z[k] = 0.0
+        for p in range(lo, hi):
+            f = indices[p]
+            for k in range(outputs):
+                z[k] += values[p] * weights[f, k]
+        for k in range(outputs):
+            z[k] = scale * z[k] + bias[k]
+        total += w[i] * _loss_and_gradient(kind, z, y[i])
+        scale *= 1.0 - step * l2
+        rate = step / scale
+        for k in range(outputs):
+            change[k] = w[i] * z[k] - memory[i, k]
+            memory[i, k] = w[i] * z[k]
+            bias[k] -= step * (change[k] + mean_bias[k] / n)
+            mean_bias[k] += change[k]
+        for p in range(lo, hi):
+            f = indices[p]
+            for k in range(outputs):
+                weights[f, k] -= rate * (change[k] * values[p] + mean[f, k] / n)
+                mean[f, k] += change[k] * values[p]
+        counters[1] = scale
+        counters[0] = t + 1
+        sums[t + 1] = sums[t] + rate
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _catch_up(weights: np.ndarray, mean: np.ndarray, last: np.ndarray, sums: np.ndarray, t: int, n: float) -> None:
+    """Bring every feature's mean term up to step t of the pass."""
+    for f in range(weights.shape[0]):
+        lag = (sums[t] - sums[last[f]]) / n
+        if lag != 0.0:
+            for k in range(weights.shape[1]):
+                weights[f, k] -= lag * mean[f, k]
+        last[f] = t

@@ -1,0 +1,135 @@
+"""SAGA (openaml.optimizer=saga, ml/training/saga.py): its passes reach the exact optimum of
+the regularized loss for every model type (scikit-learn's, at C = 1 / (records x L2)), a
+record's weight counts as that many copies of it, and its limits are refused clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openaml.ml import parse_parameters, train_model
+from openaml.ml.errors import InputError
+from openaml.ml.model_type import ModelType
+from openaml.ml.training import Cancelled, saga
+from openaml.ml.training.blocks import Block
+from openaml.ml.training.params import ParameterError, SGDParams
+from openaml.ml.training.saga import fit_saga
+from tests.unit.ml.conftest import make_batch, make_schema
+
+L2 = 1e-3
+
+
+def _data(kind: ModelType, rows: int = 3000, features: int = 30) -> tuple[np.ndarray, np.ndarray, Block]:
+    """Sparse numeric rows (a fifth of the features set), targets drawn from a linear score."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((rows, features)) < 0.2) * rng.normal(size=(rows, features))
+    score = x @ rng.normal(size=features)
+    if kind == ModelType.BINARY:
+        y = (rng.random(rows) < 1 / (1 + np.exp(-score))).astype(float)
+    elif kind == ModelType.MULTICLASS:
+        y = np.digitize(score + rng.normal(size=rows), [-1, 1]).astype(float)
+    else:
+        y = score + rng.normal(size=rows)
+    where = np.nonzero(x)
+    indptr = np.concatenate([[0], np.cumsum((x != 0).sum(axis=1))]).astype(np.int64)
+    return x, y, Block(indptr, where[1].astype(np.int32), x[where], y, np.ones(rows))
+
+
+def _fit(kind: ModelType, block: Block, features: int, passes: int = 300, **given: object):
+    outputs = 3 if kind == ModelType.MULTICLASS else 1
+    params = SGDParams(max_passes=passes, l2=L2, shuffle=True, **given)  # type: ignore[arg-type]
+    return fit_saga(kind, lambda: iter([block]), features, outputs, params, 2**30)
+
+
+@pytest.mark.parametrize("kind", list(ModelType))
+def test_passes_reach_the_exact_optimum(kind: ModelType, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    monkeypatch.setattr(saga, "TOLERANCE", 0.0)  # every pass runs
+    x, y, block = _data(kind)
+    state = _fit(kind, block, x.shape[1])
+    rows = len(y)
+    if kind == ModelType.REGRESSION:  # half the squared error: Ridge's alpha is records x L2
+        exact = Ridge(alpha=L2 * rows).fit(x, y)
+        weights, bias = exact.coef_[:, None], np.atleast_1d(exact.intercept_)
+    else:
+        exact = LogisticRegression(C=1 / (rows * L2), tol=1e-12, max_iter=10_000).fit(x, y)
+        weights, bias = exact.coef_.T, exact.intercept_
+    ours, our_bias = state.weights, state.bias
+    if kind == ModelType.MULTICLASS:  # softmax scores are the same up to a constant per record
+        weights, bias = weights - weights.mean(axis=1, keepdims=True), bias - bias.mean()
+        ours, our_bias = ours - ours.mean(axis=1, keepdims=True), our_bias - our_bias.mean()
+    np.testing.assert_allclose(ours, weights, atol=1e-5)
+    np.testing.assert_allclose(our_bias, bias, atol=1e-5)
+
+
+def test_a_records_weight_counts_as_that_many_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(saga, "TOLERANCE", 0.0)
+    x, y, block = _data(ModelType.BINARY, rows=600)
+    doubled = np.arange(len(y)) % 3 == 0
+    weighted = Block(block.indptr, block.indices, block.values, y, np.where(doubled, 2.0, 1.0))
+    twice = np.concatenate([np.arange(len(y)), np.flatnonzero(doubled)])
+    copied = _rows(block, twice)
+    # the objective is the mean over records of weight x loss, plus L2: over 600 weighted
+    # records it is the mean over the 800 copies' times 800 / 600, so L2 scales alike
+    a = fit_saga(ModelType.BINARY, lambda: iter([weighted]), x.shape[1], 1,
+                 SGDParams(max_passes=400, l2=L2 * len(twice) / len(y), shuffle=True), 2**30)
+    b = _fit(ModelType.BINARY, copied, x.shape[1], passes=400)
+    np.testing.assert_allclose(a.weights, b.weights, atol=1e-5)
+
+
+def _rows(block: Block, rows: np.ndarray) -> Block:
+    """The records `rows` of `block`, in that order, repeats allowed."""
+    starts, ends = block.indptr[rows], block.indptr[rows + 1]
+    picks = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
+    indptr = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+    return Block(indptr, block.indices[picks], block.values[picks], block.y[rows], block.w[rows])
+
+
+def test_the_loss_stops_it_once_a_pass_improves_it_by_less_than_the_tolerance() -> None:
+    from openaml.ml.training.sgd import TOLERANCE
+
+    x, _, block = _data(ModelType.BINARY)
+    losses: list[float] = []
+    fit_saga(ModelType.BINARY, lambda: iter([block]), x.shape[1], 1, SGDParams(max_passes=100, l2=L2),
+             2**30, lambda done: losses.append(done.losses[-1]))
+    improvements = [(a - b) / a for a, b in zip(losses, losses[1:])]
+    assert 2 <= len(losses) < 100 and 0 <= improvements[-1] < TOLERANCE
+    assert all(not 0 <= i < TOLERANCE for i in improvements[:-1])
+
+
+def test_features_beyond_the_memory_budget_and_a_stop_are_refused() -> None:
+    x, _, block = _data(ModelType.BINARY)
+    with pytest.raises(InputError, match="openaml.optimizer=saga keeps the training features in memory"):
+        fit_saga(ModelType.BINARY, lambda: iter([block]), x.shape[1], 1, SGDParams(), len(block.indices) * 12)
+    with pytest.raises(Cancelled):
+        fit_saga(ModelType.BINARY, lambda: iter([block]), x.shape[1], 1, SGDParams(), 2**30, should_stop=lambda: True)
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ({"openaml.optimizer": "newton"}, "openaml.optimizer must be one of adagrad, saga, not 'newton'"),
+    ({"openaml.optimizer": "saga", "sgd.l1RegularizationAmount": "1e-4"}, "takes no sgd.l1RegularizationAmount"),
+    ({"openaml.optimizer": "saga", "openaml.algorithm": "gbdt"}, "applies to openaml.algorithm=sgd alone"),
+])
+def test_the_parameter_is_checked(given: dict[str, str], message: str) -> None:
+    with pytest.raises(ParameterError, match=message):
+        parse_parameters(given, "BINARY")
+    assert parse_parameters({}, "BINARY").optimizer == "adagrad"
+    assert parse_parameters({"openaml.optimizer": " saga "}, "BINARY").optimizer == "saga"
+
+
+def test_a_model_trained_by_saga_from_records() -> None:
+    """Through train_model: the recipe's features, the passes told to `progress`."""
+    rng = np.random.default_rng(4)
+    schema = make_schema([("c", "CATEGORICAL"), ("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y")
+    c = rng.integers(0, 5, 2000)
+    x = rng.normal(size=2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(c - 2 + x)))).astype(int)
+    batch = make_batch({"c": [str(v) for v in c], "x": [f"{v:.3f}" for v in x], "y": [str(v) for v in y]})
+    passes: list[int] = []
+    model = train_model("BINARY", schema, '{"outputs": ["ALL_CATEGORICAL", "ALL_NUMERIC"]}',
+                        parse_parameters({"openaml.optimizer": "saga", "sgd.maxPasses": "5"}, "BINARY"), None,
+                        lambda: iter([batch]), progress=lambda done: passes.append(done.passes))
+    assert passes == list(range(1, len(passes) + 1)) and 1 <= len(passes) <= 5
+    scores = model.score_batch(batch)
+    assert np.corrcoef(scores, c - 2 + x)[0, 1] > 0.9
