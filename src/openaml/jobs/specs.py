@@ -232,10 +232,11 @@ def _schema(text: str) -> Schema:
 
 
 def _parameters_doc(parameters: SGDParams) -> dict[str, Any]:
-    """A training's parameters as stored: `trees` and `class_weights` only when set, so that a
-    worker of the version before them still reads the specs that do without (a rolling update)."""
+    """A training's parameters as stored: `trees`, `class_weights` and `optimizer` only when
+    not their defaults, so that a worker of the version before them still reads the specs that
+    do without (a rolling update)."""
     doc = asdict(parameters)
-    for later in ("trees", "class_weights"):
-        if doc[later] is None:
+    for later, default in (("trees", None), ("class_weights", None), ("optimizer", SGDParams.optimizer)):
+        if doc[later] == default:
             del doc[later]
     return doc

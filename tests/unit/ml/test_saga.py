@@ -13,7 +13,7 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.training import Cancelled, saga
 from openaml.ml.training.blocks import Block
 from openaml.ml.training.params import ParameterError, SGDParams
-from openaml.ml.training.saga import fit_saga
+from openaml.ml.training.saga import fit_saga, step_size
 from tests.unit.ml.conftest import make_batch, make_schema
 
 L2 = 1e-3
@@ -106,6 +106,18 @@ def test_features_beyond_the_memory_budget_and_a_stop_are_refused() -> None:
         fit_saga(ModelType.BINARY, lambda: iter([block]), x.shape[1], 1, SGDParams(), 2**30, should_stop=lambda: True)
 
 
+def test_the_optimizer_is_stored_only_when_it_is_not_the_default() -> None:
+    """A worker of the version before openaml.optimizer still reads the specs of models that
+    do without it (a rolling update)."""
+    from openaml.jobs.specs import MLModelSpec
+
+    for given, stored in (({}, False), ({"openaml.optimizer": "saga"}, True)):
+        spec = MLModelSpec(ModelType.BINARY, "ds", "{}", None, parse_parameters(given, "BINARY"), given)
+        doc = spec.to_json()
+        assert ("optimizer" in doc["parameters"]) == stored
+        assert MLModelSpec.from_json(doc).parameters == spec.parameters
+
+
 @pytest.mark.parametrize(("given", "message"), [
     ({"openaml.optimizer": "newton"}, "openaml.optimizer must be one of adagrad, saga, not 'newton'"),
     ({"openaml.optimizer": "saga", "sgd.l1RegularizationAmount": "1e-4"}, "takes no sgd.l1RegularizationAmount"),
@@ -133,3 +145,67 @@ def test_a_model_trained_by_saga_from_records() -> None:
     assert passes == list(range(1, len(passes) + 1)) and 1 <= len(passes) <= 5
     scores = model.score_batch(batch)
     assert np.corrcoef(scores, c - 2 + x)[0, 1] > 0.9
+
+
+def _plain_saga(kind: ModelType, x: np.ndarray, y: np.ndarray, w: np.ndarray, passes: int, step: float,
+                outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """SAGA written plainly, every weight stepped every step (records in order; the mean of the
+    kept gradients over the records seen so far)."""
+    rows, features = x.shape
+    weights, bias = np.zeros((features, outputs)), np.zeros(outputs)
+    memory, total, total_bias, seen = np.zeros((rows, outputs)), np.zeros((features, outputs)), np.zeros(outputs), 0
+    for _ in range(passes):
+        for i in range(rows):
+            seen += int(_ == 0)
+            z = x[i] @ weights + bias
+            if kind == ModelType.MULTICLASS:
+                g = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+                g[int(y[i])] -= 1.0
+            elif kind == ModelType.BINARY:
+                g = 1 / (1 + np.exp(-z)) - y[i]
+            else:
+                g = z - y[i]
+            change = w[i] * g - memory[i]
+            weights = (1 - step * L2) * weights - step * (np.outer(x[i], change) + total / seen)
+            bias = bias - step * (change + total_bias / seen)
+            total += np.outer(x[i], change)
+            total_bias += change
+            memory[i] = w[i] * g
+    return weights, bias
+
+
+@pytest.mark.parametrize("kind", list(ModelType))
+@pytest.mark.parametrize("passes", [1, 3])
+def test_the_just_in_time_steps_are_the_plain_steps(kind: ModelType, passes: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sparse rows, an empty one, varied weights, and a first pass whose mean is over the
+    records seen so far: the lazy kernel takes the plain algorithm's steps."""
+    monkeypatch.setattr(saga, "TOLERANCE", 0.0)
+    x, y, block = _data(kind, rows=200, features=15)
+    x[7] = 0.0
+    where = np.nonzero(x)
+    w = np.linspace(0.5, 2.0, len(y))
+    indptr = np.concatenate([[0], np.cumsum((x != 0).sum(axis=1))]).astype(np.int64)
+    block = Block(indptr, where[1].astype(np.int32), x[where], y, w)
+    outputs = 3 if kind == ModelType.MULTICLASS else 1
+    state = fit_saga(kind, lambda: iter([block]), x.shape[1], outputs, SGDParams(max_passes=passes, l2=L2), 2**30)
+    step = step_size(kind, block.indptr, block.values, w, L2)
+    weights, bias = _plain_saga(kind, x, y, w, passes, step, outputs)
+    np.testing.assert_allclose(state.weights, weights, atol=1e-10)
+    np.testing.assert_allclose(state.bias, bias, atol=1e-10)
+
+
+def test_heavy_records_of_small_norm_train_at_a_step_that_converges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record's weight counts in its bias's curvature too: weights of 100 on records of small
+    norm made the loss diverge when the step counted them for the features alone."""
+    from sklearn.linear_model import Ridge
+
+    monkeypatch.setattr(saga, "TOLERANCE", 0.0)
+    x, y, block = _data(ModelType.REGRESSION, rows=1000)
+    x *= 0.1
+    w = np.where(np.arange(len(y)) % 10 == 0, 100.0, 1.0)
+    heavy = Block(block.indptr, block.indices, block.values * 0.1, y, w)
+    state = fit_saga(ModelType.REGRESSION, lambda: iter([heavy]), x.shape[1], 1,
+                     SGDParams(max_passes=300, l2=L2, shuffle=True), 2**30)
+    exact = Ridge(alpha=L2 * len(y)).fit(x, y, sample_weight=w)
+    np.testing.assert_allclose(state.weights[:, 0], exact.coef_, rtol=1e-2)  # it diverged to NaN

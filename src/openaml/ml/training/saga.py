@@ -4,11 +4,12 @@ SAGA (Defazio, Bach and Lacoste-Julien, 2014) keeps each record's last loss grad
 respect to its scores and steps along the record's new gradient minus its old one plus the
 mean of the kept ones (over the records seen so far, in the first pass, as scikit-learn's SAG
 does): a variance-reduced step that converges linearly on these convex problems at a constant
-step size. The step is scikit-learn's, 1 / (2 L + min(2 n L2, L)), L being the largest
-curvature of a record's loss (a quarter of its weighted squared norm, plus one for the bias,
-for the logistic and softmax losses; all of it for the squared error) plus the L2 amount.
+step size. The step is scikit-learn's (step_size), from the largest curvature of a record's loss: a
+quarter of its weight times its squared norm with the bias's 1 for the logistic and softmax
+losses, all of it for the squared error, plus the L2 amount.
 Rows are sparse, so the dense mean term reaches a feature's weights only when a record touches
-it ("just in time", from running sums of the step sizes); L2 is a scale on all the weights.
+it ("just in time", from running sums of the step sizes over the records seen); L2 is a scale
+on all the weights.
 The objective is the mean over records of weight x loss, plus L2 / 2 times the squared weights.
 
 Measured in the quality suite (`openaml bench --dataset quality`'s folds, OpenAML's side,
@@ -47,6 +48,16 @@ def curvature_share(kind: ModelType) -> float:
     return {ModelType.BINARY: 0.25, ModelType.MULTICLASS: 0.25, ModelType.REGRESSION: 1.0}[kind]
 
 
+def step_size(kind: ModelType, indptr: np.ndarray, values: np.ndarray, w: np.ndarray, l2: float) -> float:
+    """scikit-learn's SAGA step, 1 / (2 L + min(2 n L2, L)), L being the largest curvature of a
+    record's loss: its weight times its squared norm with the bias's 1, times
+    curvature_share, plus L2."""
+    squares = np.add.reduceat(np.append(values ** 2, 0.0), indptr[:-1])
+    squares = np.where(np.diff(indptr) > 0, squares, 0.0)
+    curvature = float(np.max((squares + 1.0) * w)) * curvature_share(kind) + l2
+    return 1.0 / max(2.0 * curvature + min(2.0 * len(w) * l2, curvature), 1e-12)
+
+
 def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
              params: SGDParams, memory_bytes: int,
              progress: Callable[[TrainingProgress], None] | None = None,
@@ -55,26 +66,28 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
     loss by less than TOLERANCE (relative); the records' features are read once and kept
     (InputError when they would take more than half of `memory_bytes`)."""
     kept: list[Block] = []
-    entries = 0
+    needed = 2 * n_features * outputs * 8  # the weights and the mean of the kept gradients
     for block in blocks():
         check(should_stop)
-        entries += len(block.indices)
-        if entries * ENTRY_BYTES + outputs * 8 * sum(len(b.y) for b in kept) > memory_bytes // 2:
+        # the features twice (kept, then stacked; values of 1 made when none are stored), and
+        # per record its row start, target, weight, kept gradient, and two per-pass numbers
+        needed += 2 * len(block.indices) * (ENTRY_BYTES + 8 * (len(block.values) == 0))
+        needed += len(block.y) * (8 * 5 + 8 * outputs + 1)
+        if needed > memory_bytes // 2:
             raise InputError("openaml.optimizer=saga keeps the training features in memory, and these "
-                             f"exceed half of the training memory ({memory_bytes // 2**20} MiB): train "
-                             "with the default optimizer, or with more memory (OPENAML_TRAINING_MEMORY)")
+                             f"need more than {memory_bytes // 2**21} MiB, its share of this training's "
+                             "memory: train with the default optimizer, or with more memory "
+                             "(OPENAML_TRAINING_MEMORY)")
         kept.append(block)
     data = stack(kept) if kept else Block.empty()
+    del kept
     rows = len(data.y)
     weights = np.zeros((n_features, outputs))
     bias = np.zeros(outputs)
     if rows == 0:
         return LinearState(weights, bias, np.zeros(n_features), np.zeros(outputs))
     values = data.values if len(data.values) else np.ones(len(data.indices))
-    squares = np.add.reduceat(np.append(values ** 2, 0.0), data.indptr[:-1])
-    squares = np.where(np.diff(data.indptr) > 0, squares, 0.0)
-    curvature = float(np.max(squares * data.w) + 1.0) * curvature_share(kind) + params.l2  # + 1: the bias
-    step = 1.0 / max(2.0 * curvature + min(2.0 * rows * params.l2, curvature), 1e-12)
+    step = step_size(kind, data.indptr, values, data.w, params.l2)
     state = _State(rows, n_features, outputs)
     done = TrainingProgress(params.max_passes)
     previous = np.inf
@@ -89,8 +102,12 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
                                  order[start:start + CHUNK_RECORDS], weights, bias, state.memory, state.seen,
                                  state.mean, state.mean_bias, state.last, state.sums, state.counters, step,
                                  params.l2)
-        _catch_up(weights, state.mean, state.last, state.sums, int(state.counters[0]), state.counters[2])
-        loss = total / float(data.w.sum())
+        _catch_up(weights, state.mean, state.last, state.sums, int(state.counters[0]))
+        weight = float(data.w.sum())
+        loss = total / weight if weight else 0.0
+        if not np.isfinite(loss):
+            raise InputError("SAGA's training loss is not finite: the records' values or weights are too "
+                             "large for it; train with the default optimizer")
         done = done.after(loss)
         if progress is not None:
             progress(done)
@@ -103,8 +120,8 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
 class _State:
     """SAGA's memory: each record's kept gradient (rows, outputs), their sum times each
     feature's value (n_features, outputs) and for the bias, the step of the pass from which each
-    feature's weights still lack the mean term, the running sums of step / scale over the pass
-    (rows + 1), which records have been seen, and counters: [steps taken in the pass, the L2
+    feature's weights still lack the mean term, the running sums over the pass of step / (scale
+    x records seen) (rows + 1), which records have been seen, and counters: [steps taken in the pass, the L2
     scale of the weights, records seen]."""
 
     def __init__(self, rows: int, n_features: int, outputs: int) -> None:
@@ -142,13 +159,13 @@ def _saga_steps(kind: int, indptr: np.ndarray, indices: np.ndarray, values: np.n
             counters[2] += 1.0
         n = counters[2]
         if counters[1] < SMALLEST_SCALE:
-            _catch_up(weights, mean, last, sums, t, n)
+            _catch_up(weights, mean, last, sums, t)
             weights *= counters[1]
             counters[1] = 1.0
         lo, hi = indptr[i], indptr[i + 1]
         for p in range(lo, hi):  # the mean term of the steps since each feature last took it
             f = indices[p]
-            lag = (sums[t] - sums[last[f]]) / n
+            lag = sums[t] - sums[last[f]]
             for k in range(outputs):
                 weights[f, k] -= lag * mean[f, k]
             last[f] = t + 1  # it takes this step's below
@@ -176,15 +193,15 @@ def _saga_steps(kind: int, indptr: np.ndarray, indices: np.ndarray, values: np.n
                 mean[f, k] += change[k] * values[p]
         counters[1] = scale
         counters[0] = t + 1
-        sums[t + 1] = sums[t] + rate
+        sums[t + 1] = sums[t] + rate / n
     return total
 
 
 @njit(cache=True, nogil=True)
-def _catch_up(weights: np.ndarray, mean: np.ndarray, last: np.ndarray, sums: np.ndarray, t: int, n: float) -> None:
+def _catch_up(weights: np.ndarray, mean: np.ndarray, last: np.ndarray, sums: np.ndarray, t: int) -> None:
     """Bring every feature's mean term up to step t of the pass."""
     for f in range(weights.shape[0]):
-        lag = (sums[t] - sums[last[f]]) / n
+        lag = sums[t] - sums[last[f]]
         if lag != 0.0:
             for k in range(weights.shape[1]):
                 weights[f, k] -= lag * mean[f, k]
