@@ -121,8 +121,8 @@ class _State:
     """SAGA's memory: each record's kept gradient (rows, outputs), their sum times each
     feature's value (n_features, outputs) and for the bias, the step of the pass from which each
     feature's weights still lack the mean term, the running sums over the pass of step / (scale
-    x records seen) (rows + 1), which records have been seen, and counters: [steps taken in the pass, the L2
-    scale of the weights, records seen]."""
+    x records seen) (rows + 1), which records have been seen, and counters: [steps taken in the
+    pass, the L2 scale of the weights, records seen]."""
 
     def __init__(self, rows: int, n_features: int, outputs: int) -> None:
         self.memory = np.zeros((rows, outputs))
