@@ -110,11 +110,10 @@ class Tasks:
         self.shared_reads: SharedWork[Target, IngestReport] | None = SharedWork() if share_work else None
         # an evaluation and a batch prediction that may score together start within moments of
         # each other (see _score): the first waits for the other, but not for more
-        self.shared_scoring: SharedWork[Consumer, None] | None = (
+        self.shared_scoring: SharedWork[_UntilDeleted, None] | None = (
             SharedWork(min_gather_seconds=0.0) if share_work else None)
         self.models = LoadedModels(partial(read_model, artifacts))
         self._reading: dict[int, Job] = {}  # id(Target) -> its datasource job, while it reads
-        self._scoring_for: dict[int, Job] = {}  # id(consumer) -> its job, while it scores
 
     def by_kind(self) -> dict[EntityKind, Task]:
         """The tasks; one whose entity is deleted while it runs stops (Cancelled) and fails."""
@@ -440,25 +439,19 @@ class Tasks:
             score_alone(model, self._batches(source_id, stop)(), consumer, stop, self._scoring(job))
             return
         key, name = (model_id, source_id), _work_name(job.record)
-        self._scoring_for[id(consumer)] = job
-        try:
-            _, scorers = self.shared_scoring.join(
-                key, name, consumer, lambda: self.scoring_peers(key, name, job.owner),
-                lambda consumers: self._score_for(model, source_id, consumers), job.idle)
-        finally:
-            del self._scoring_for[id(consumer)]
+        _, scorers = self.shared_scoring.join(
+            key, name, _UntilDeleted(consumer, job), lambda: self.scoring_peers(key, name, job.owner),
+            lambda consumers: self._score_for(model, source_id, consumers), job.idle)
         if scorers > 1:
             job.log_line(f"the records were scored once for {scorers} evaluations and batch predictions "
                          "of this model and datasource")
 
-    def _score_for(self, model: Model, source_id: str, consumers: Sequence[Consumer]) -> list[None | Exception]:
+    def _score_for(self, model: Model, source_id: str,
+                   consumers: Sequence[_UntilDeleted]) -> list[None | Exception]:
         """One scoring pass for the jobs of `consumers`; each one leaves it once its job is
         deleted, and the pass stops once all are."""
-        jobs = [self._scoring_for[id(c)] for c in consumers]
-        stop = _Deleted(jobs)
-        return score_pass(model, self._batches(source_id, stop)(),
-                          [_UntilDeleted(c, j) for c, j in zip(consumers, jobs, strict=True)],
-                          stop, self._scoring(jobs[0]))
+        stop = _Deleted([c.job for c in consumers])
+        return score_pass(model, self._batches(source_id, stop)(), consumers, stop, self._scoring(consumers[0].job))
 
     def source_partitions(self, job: Job) -> int:
         """How many partitions the data of an evaluation's or batch prediction's datasource has."""
@@ -599,7 +592,7 @@ class _UntilDeleted:
     """A scoring consumer that leaves the pass (Cancelled) once its job is deleted."""
 
     def __init__(self, consumer: Consumer, job: Job) -> None:
-        self.consumer, self.deleted = consumer, _Deleted([job])
+        self.consumer, self.job, self.deleted = consumer, job, _Deleted([job])
 
     def prepare(self, scored: ScoredSlice) -> Any:
         return self.consumer.prepare(scored)

@@ -10,7 +10,7 @@ import pytest
 from openaml.ml import parse_parameters, train_model
 from openaml.ml.errors import InputError
 from openaml.ml.model_type import ModelType
-from openaml.ml.training import Cancelled, saga
+from openaml.ml.training import Cancelled, sgd
 from openaml.ml.training.blocks import Block
 from openaml.ml.training.params import ParameterError, SGDParams
 from openaml.ml.training.saga import fit_saga, step_size
@@ -45,7 +45,7 @@ def _fit(kind: ModelType, block: Block, features: int, passes: int = 300, **give
 def test_passes_reach_the_exact_optimum(kind: ModelType, monkeypatch: pytest.MonkeyPatch) -> None:
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    monkeypatch.setattr(saga, "TOLERANCE", 0.0)  # every pass runs
+    monkeypatch.setattr(sgd, "TOLERANCE", 0.0)  # every pass runs
     x, y, block = _data(kind)
     state = _fit(kind, block, x.shape[1])
     rows = len(y)
@@ -64,7 +64,7 @@ def test_passes_reach_the_exact_optimum(kind: ModelType, monkeypatch: pytest.Mon
 
 
 def test_a_records_weight_counts_as_that_many_copies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(saga, "TOLERANCE", 0.0)
+    monkeypatch.setattr(sgd, "TOLERANCE", 0.0)
     x, y, block = _data(ModelType.BINARY, rows=600)
     doubled = np.arange(len(y)) % 3 == 0
     weighted = Block(block.indptr, block.indices, block.values, y, np.where(doubled, 2.0, 1.0))
@@ -180,7 +180,7 @@ def test_the_just_in_time_steps_are_the_plain_steps(kind: ModelType, passes: int
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Sparse rows, an empty one, varied weights, and a first pass whose mean is over the
     records seen so far: the lazy kernel takes the plain algorithm's steps."""
-    monkeypatch.setattr(saga, "TOLERANCE", 0.0)
+    monkeypatch.setattr(sgd, "TOLERANCE", 0.0)
     x, y, block = _data(kind, rows=200, features=15)
     x[7] = 0.0
     where = np.nonzero(x)
@@ -200,7 +200,7 @@ def test_heavy_records_of_small_norm_train_at_a_step_that_converges(monkeypatch:
     norm made the loss diverge when the step counted them for the features alone."""
     from sklearn.linear_model import Ridge
 
-    monkeypatch.setattr(saga, "TOLERANCE", 0.0)
+    monkeypatch.setattr(sgd, "TOLERANCE", 0.0)
     x, y, block = _data(ModelType.REGRESSION, rows=1000)
     x *= 0.1
     w = np.where(np.arange(len(y)) % 10 == 0, 100.0, 1.0)

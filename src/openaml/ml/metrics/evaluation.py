@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +71,12 @@ class EvaluationScores:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.accumulator: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
-                                 ModelType.REGRESSION: RegressionAccumulator}[model.model_type]()
+        accumulator: Any = {ModelType.BINARY: BinaryAccumulator, ModelType.MULTICLASS: MulticlassAccumulator,
+                            ModelType.REGRESSION: RegressionAccumulator}[model.model_type]()
+        self.accumulator = accumulator
+        # what prepare() makes the arguments of
+        self._add: Callable[..., None] = (accumulator.add_coded if model.model_type == ModelType.MULTICLASS
+                                          else accumulator.add)
         self.seen = self.used = 0
 
     def prepare(self, scored: ScoredSlice) -> tuple[int, int, tuple[Any, ...]]:
@@ -99,12 +103,8 @@ class EvaluationScores:
         seen, used, arguments = prepared
         self.seen += seen
         self.used += used
-        if not used:
-            return
-        if isinstance(self.accumulator, MulticlassAccumulator):
-            self.accumulator.add_coded(*arguments)
-        else:
-            self.accumulator.add(*arguments)
+        if used:
+            self._add(*arguments)
 
     def scored(self) -> ScoredRecords:
         return ScoredRecords(self.accumulator, self.seen, self.used)

@@ -24,7 +24,7 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.prediction.scoring import ScoredSlice, score_alone
 from openaml.ml.schema import Schema
 from openaml.ml.training.stop import ShouldStop
-from openaml.ml.training.targets import kept_rows, target_labels
+from openaml.ml.training.targets import target_labels
 
 COMPRESS_LEVEL = 1  # of the gzip result files (batch_predict)
 
@@ -125,14 +125,16 @@ class ResultWriter:
         self.streams: dict[int, tuple[IO[bytes], gzip.GzipFile]] = {}
         self.total = self.invalid = 0
 
-    def prepare(self, scored: ScoredSlice) -> tuple[pa.RecordBatch, pa.StringArray]:
-        return scored.part, result_lines(self.model, scored, self.dataset_schema, self.score_threshold)
+    def prepare(self, scored: ScoredSlice) -> tuple[np.ndarray, int, pa.StringArray]:
+        """(each record's input file, the rejected records, the result lines)."""
+        files = np.asarray(scored.part.column("__file").to_numpy(zero_copy_only=False))
+        return (files, int((~scored.kept).sum()),
+                result_lines(self.model, scored, self.dataset_schema, self.score_threshold))
 
-    def take(self, prepared: tuple[pa.RecordBatch, pa.StringArray]) -> None:
-        batch, lines = prepared
-        files = np.asarray(batch.column("__file").to_numpy(zero_copy_only=False))
-        self.total += batch.num_rows
-        self.invalid += int((~kept_rows(batch)).sum())
+    def take(self, prepared: tuple[np.ndarray, int, pa.StringArray]) -> None:
+        files, rejected, lines = prepared
+        self.total += len(files)
+        self.invalid += rejected
         bounds = np.flatnonzero(np.diff(files)) + 1
         for start, stop in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(files)]))):
             index = int(files[start])

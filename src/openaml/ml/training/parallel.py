@@ -29,12 +29,11 @@ from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.training.blocks import Block, group_buffers
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import (
-    AVERAGE_BELOW,
     AVERAGED_PASSES,
     EPSILON,
     MEMORY_BYTES,
-    TOLERANCE,
     LinearState,
+    LossTrend,
     Stepper,
     minibatch_size,
     minibatches,
@@ -168,16 +167,15 @@ def fit_parallel(setup: TrainingSetup, start: LinearState,
     (sgd._passes); the model is the mean iterate of the last AVERAGED_PASSES averaging passes
     (of the last one when the loss converged), or the last mixed one."""
     passes = setup.params.max_passes
-    state, previous, improvement = start, np.inf, np.inf
+    state, trend = start, LossTrend()
     done = TrainingProgress(passes)
     windows: deque[Weighted] = deque(maxlen=AVERAGED_PASSES)
     for k in range(passes):
-        averaging = (k >= max(0, passes - AVERAGED_PASSES) or bool(windows)
-                     or improvement < AVERAGE_BELOW * TOLERANCE)
+        averaging = k >= max(0, passes - AVERAGED_PASSES) or bool(windows) or trend.levelling()
         added = run_pass(state, k, averaging)
         state = added.states.mean()
         loss = added.loss / added.weight if added.weight else 0.0
-        converged = bool(averaging and np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous))
+        converged = averaging and trend.converged(loss)
         if averaging:
             if converged:
                 windows.clear()
@@ -187,8 +185,7 @@ def fit_parallel(setup: TrainingSetup, start: LinearState,
             progress(done)
         if converged:
             break
-        improvement = (previous - loss) / abs(previous) if np.isfinite(previous) and previous else np.inf
-        previous = loss
+        trend.add(loss)
     final = reduce(operator.add, windows).mean() if windows else state
     final = replace(final, weights=final.weights.astype(np.float64))
     if setup.params.l1 > 0:

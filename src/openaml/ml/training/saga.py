@@ -35,7 +35,7 @@ from openaml.ml.training.blocks import Block, stack
 from openaml.ml.training.kernel import KINDS, _loss_and_gradient
 from openaml.ml.training.params import SGDParams
 from openaml.ml.training.progress import TrainingProgress
-from openaml.ml.training.sgd import TOLERANCE, LinearState
+from openaml.ml.training.sgd import LinearState, LossTrend
 from openaml.ml.training.stop import ShouldStop, check
 
 ENTRY_BYTES = 12  # a stored feature entry: its int32 feature number and float64 value
@@ -62,8 +62,8 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
              params: SGDParams, memory_bytes: int,
              progress: Callable[[TrainingProgress], None] | None = None,
              should_stop: ShouldStop | None = None) -> LinearState:
-    """Up to params.max_passes SAGA passes over every record, until a pass improves the mean
-    loss by less than TOLERANCE (relative); the records' features are read once and kept
+    """Up to params.max_passes SAGA passes over every record, until the loss converges
+    (sgd.LossTrend); the records' features are read once and kept
     (InputError when they would take more than half of `memory_bytes`)."""
     kept: list[Block] = []
     needed = 2 * n_features * outputs * 8  # the weights and the mean of the kept gradients
@@ -90,7 +90,8 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
     step = step_size(kind, data.indptr, values, data.w, params.l2)
     state = _State(rows, n_features, outputs)
     done = TrainingProgress(params.max_passes)
-    previous = np.inf
+    trend = LossTrend()
+    weight = float(data.w.sum())
     rng = np.random.default_rng([params.seed, rows])
     for _ in range(params.max_passes):
         order = rng.permutation(rows) if params.shuffle else np.arange(rows)
@@ -103,7 +104,6 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
                                  state.mean, state.mean_bias, state.last, state.sums, state.counters, step,
                                  params.l2)
         _catch_up(weights, state.mean, state.last, state.sums, int(state.counters[0]))
-        weight = float(data.w.sum())
         loss = total / weight if weight else 0.0
         if not np.isfinite(loss):
             raise InputError("SAGA's training loss is not finite: the records' values or weights are too "
@@ -111,9 +111,9 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
         done = done.after(loss)
         if progress is not None:
             progress(done)
-        if np.isfinite(previous) and 0 <= previous - loss < TOLERANCE * abs(previous):
+        if trend.converged(loss):
             break
-        previous = loss
+        trend.add(loss)
     return LinearState(weights * state.counters[1], bias, np.zeros(n_features), np.zeros(outputs))
 
 

@@ -105,6 +105,29 @@ STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a ste
 THREADED_STEP_NS = 1_000_000
 
 
+class LossTrend:
+    """The mean losses of a training's passes so far, as the convergence test reads them: a
+    pass converged when it lowered the loss by less than TOLERANCE (a rising loss, early
+    overshoot on small data, is not convergence), and the loss is levelling off once a pass
+    lowered it by less than AVERAGE_BELOW tolerances, or raised it (the next passes may be the
+    last: they average their iterates)."""
+
+    def __init__(self) -> None:
+        self.previous = self.improvement = np.inf
+
+    def converged(self, loss: float) -> bool:
+        return bool(np.isfinite(self.previous) and 0 <= self.previous - loss < TOLERANCE * abs(self.previous))
+
+    def levelling(self) -> bool:
+        return bool(self.improvement < AVERAGE_BELOW * TOLERANCE)
+
+    def add(self, loss: float) -> None:
+        """The next pass's loss."""
+        finite = np.isfinite(self.previous) and self.previous
+        self.improvement = (self.previous - loss) / abs(self.previous) if finite else np.inf
+        self.previous = loss
+
+
 def minibatch_size(rows: int) -> int:
     """Records per SGD step for a training set of `rows` records: rows / 100 within [64, 256],
     or rows / 1000 up to 1024 where that is larger."""
@@ -220,11 +243,10 @@ def _passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGD
     # minibatches already transposed (the kernel's plans), which replace their features.
     cache: list[Block] | None = None
     trained_rows: dict[int, np.ndarray] = {}  # with a fold: each buffer's records out of it
-    previous = improvement = np.inf
+    trend = LossTrend()
     windows: deque[tuple[LinearState, int]] = deque(maxlen=AVERAGED_PASSES - 1)  # earlier passes' (mean, steps)
     for k in range(passes):
-        if (fold is not None or k >= passes - AVERAGED_PASSES or stepper.averaging
-                or improvement < AVERAGE_BELOW * TOLERANCE):
+        if fold is not None or k >= passes - AVERAGED_PASSES or stepper.averaging or trend.levelling():
             stepper.start_averaging()
         rng = np.random.default_rng([params.seed, k])
         buffers: Iterator[tuple[int, Block]] | list[tuple[int, Block]]
@@ -262,18 +284,14 @@ def _passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGD
         if keep:
             cache = kept
         mean_loss = total / weight if weight else 0.0
-        # Converged: the loss fell by less than the tolerance in a pass whose iterates were
-        # averaged (else one more pass averages). A rising loss (early overshoot on small data)
-        # is not convergence, so training goes on.
-        converged = (stepper.averaging and np.isfinite(previous)
-                     and 0 <= previous - mean_loss < TOLERANCE * abs(previous))
+        # converged in a pass whose iterates were averaged (else one more pass averages)
+        converged = stepper.averaging and trend.converged(mean_loss)
         yield mean_loss, partial(_model_now, stepper, [] if converged else list(windows))
         if converged:
             return
         if stepper.averaging and k < passes - 1:  # the last pass's mean is _model_now's
             windows.append((stepper.averaged(), stepper.steps))
-        improvement = (previous - mean_loss) / abs(previous) if np.isfinite(previous) and previous else np.inf
-        previous = mean_loss
+        trend.add(mean_loss)
 
 
 def _validated_passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
