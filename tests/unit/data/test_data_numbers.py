@@ -81,6 +81,24 @@ def test_slices_of_one_stored_batch_parse_its_dictionary_once(monkeypatch):
     assert got[0].invalid.to_pylist() + got[1].invalid.to_pylist() == [i % 9 == 0 for i in range(2000)]
 
 
+def test_slices_read_as_floats_parse_their_dictionary_once(monkeypatch):
+    """coerce_floats (training's and scoring's reads) remembers a batch's float entries as
+    coerce_column remembers its coerced ones, apart from them: read both ways, each is right."""
+    from openaml.ml.schema import AttributeType, values
+    calls = []
+    parse = values._parsed
+    monkeypatch.setattr(values, "_parsed", lambda column: (calls.append(len(column)), parse(column))[1])
+    batch = _coded([f"{i % 700}.5" if i % 9 else None if i % 2 else "x" for i in range(2000)])
+    got = np.concatenate([values.coerce_floats(batch.slice(0, 1203), AttributeType.NUMERIC),
+                          values.coerce_floats(batch.slice(1203), AttributeType.NUMERIC)])
+    assert calls == [700 + 1]
+    expected = [np.nan if i % 9 == 0 else i % 700 + 0.5 for i in range(2000)]
+    assert np.array_equal(got, expected, equal_nan=True)
+    coerced = values.coerce_column(batch, AttributeType.NUMERIC)
+    assert calls == [700 + 1, 700 + 1]
+    assert coerced.invalid.to_pylist() == [i % 18 == 0 for i in range(2000)]
+
+
 def test_dictionaries_of_the_same_size_are_not_mistaken_for_each_other():
     """Another batch's dictionary (same length, other buffers), or the same one read as another
     type, is coerced anew, also once many others have been remembered since."""
@@ -124,12 +142,13 @@ def test_two_threads_reading_slices_of_one_batch_wait_for_one_coercion(monkeypat
 @settings(max_examples=300, deadline=None)
 @given(values=st.lists(st.none() | texts | st.sampled_from(["yes", "No", "TRUE", "f", "0", "1", "maybe"]),
                        max_size=30),
-       start=st.integers(0, 3), encoded=st.booleans(), chunked=st.booleans(),
+       start=st.integers(0, 11), encoded=st.booleans(), chunked=st.booleans(),
        kind=st.sampled_from(["NUMERIC", "BINARY"]))
 def test_coerce_floats_gives_coerce_columns_values(values, start, encoded, chunked, kind):
-    """The NumPy gather of a dictionary's coerced entries (and the plain path) give the same
-    numbers as coerce_column, NaN where a field is missing or invalid: slices, nulls in the
-    indices, unused dictionary entries, yes/no values, chunks."""
+    """The compiled gather of a dictionary's float entries (and the plain path) give the same
+    numbers as coerce_column, NaN where a field is missing or invalid: slices (their validity
+    bits starting past a byte's first), nulls in the indices, unused dictionary entries,
+    yes/no values, chunks."""
     from openaml.ml.schema import AttributeType, coerce_column, coerce_floats
 
     attr_type = AttributeType[kind]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -61,19 +63,49 @@ def coerce_column(column: pa.Array | pa.ChunkedArray, attr_type: AttributeType) 
 def coerce_floats(column: pa.Array | pa.ChunkedArray, attr_type: AttributeType) -> npt.NDArray[np.float64]:
     """coerce_column's values of a NUMERIC or BINARY column (BINARY: 1.0 or 0.0) as float64,
     NaN where a field is missing or invalid. A dictionary-encoded column is coerced by its
-    dictionary and gathered by its indices in NumPy, without the per-record Arrow arrays (and
-    the per-record invalid flags) of coerce_column: reading the 1.4 M training records of the
-    tabular benchmark spent more CPU on those than on everything else of its first pass."""
+    dictionary, straight to float64, and gathered by its indices in one compiled pass, without
+    the Arrow arrays of coerce_column (values with a mask, invalid flags, each a copy): reading
+    the 1.4 M training records of the tabular benchmark spent more CPU on those than on
+    everything else of its first pass."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if not pa.types.is_dictionary(column.type):
         return _float_values(coerce_column(column, attr_type).values)
-    entries = np.append(_float_values(_coerced_dictionary(column.dictionary, attr_type).values), np.nan)
+    dictionary = column.dictionary
+    entries = _remembered(("floats", attr_type), dictionary, lambda: _float_entries(dictionary, attr_type))
     indices = column.indices
-    if indices.null_count:  # a missing field: the NaN entry after the dictionary's (int64: an
-        indices = pc.fill_null(indices.cast(pa.int64()), len(entries) - 1)  # int8 one may not hold it)
-    gathered: npt.NDArray[np.float64] = entries[indices.to_numpy()]
-    return gathered
+    if len(indices) == 0:
+        return np.zeros(0)
+    if indices.type != pa.int32():
+        indices = indices.cast(pa.int32())
+    validity, values = indices.buffers()[:2]
+    # read-only either way (a writable array would be another type to the compiled gather)
+    bits = np.frombuffer(validity if validity is not None and indices.null_count else b"", np.uint8)
+    positions = np.frombuffer(values, np.int32)[indices.offset:indices.offset + len(indices)]
+    return _gathered(entries, positions, bits, indices.offset)
+
+
+def _float_entries(dictionary: pa.Array, attr_type: AttributeType) -> npt.NDArray[np.float64]:
+    """The float64 value of each entry of a dictionary of raw strings, NaN where invalid."""
+    if attr_type is AttributeType.NUMERIC:
+        numbers, valid = _parsed(dictionary)
+        numbers[~valid] = np.nan
+        return numbers
+    return _float_values(coerce_column(dictionary, attr_type).values)
+
+
+@njit(cache=True, nogil=True)
+def _gathered(entries: npt.NDArray[np.float64], positions: npt.NDArray[np.int32], bits: npt.NDArray[np.uint8],
+              offset: int) -> npt.NDArray[np.float64]:
+    """entries[positions], NaN where the validity `bits` (from bit `offset` on; none: all
+    valid) mark a missing field, whose position may be anything."""
+    out = np.empty(len(positions))
+    for i in range(len(positions)):
+        if len(bits) and not (bits[(offset + i) >> 3] >> ((offset + i) & 7)) & 1:
+            out[i] = np.nan
+        else:
+            out[i] = entries[positions[i]]
+    return out
 
 
 def _float_values(values: pa.Array) -> npt.NDArray[np.float64]:
@@ -85,19 +117,26 @@ def _float_values(values: pa.Array) -> npt.NDArray[np.float64]:
     return np.array(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False), np.float64)
 
 
-_kept: OrderedDict[tuple[object, ...], tuple[pa.Array, Future[Coerced]]] = OrderedDict()
+_kept: OrderedDict[tuple[object, ...], tuple[pa.Array, Future[Any]]] = OrderedDict()
 _kept_lock = threading.Lock()
+R = TypeVar("R")
 
 
 def _coerced_dictionary(dictionary: pa.Array, attr_type: AttributeType) -> Coerced:
-    """coerce_column of a dictionary, remembered for the next slices of the same stored batch,
-    which share it: a 117,000-record batch of the tabular benchmark, read as two slices, had
-    its 97,000 distinct amounts parsed twice. Two threads reading slices of one batch at once
-    wait for one coercion. The key is the dictionary's buffers, which the entry keeps alive, so
-    no other array can take their addresses while it is kept."""
-    key = (attr_type, len(dictionary), dictionary.offset,
+    """coerce_column of a dictionary, remembered (`_remembered`)."""
+    return _remembered((attr_type,), dictionary, lambda: coerce_column(dictionary, attr_type))
+
+
+def _remembered(kind: tuple[object, ...], dictionary: pa.Array, make: Callable[[], R]) -> R:
+    """make(), a coercion of `dictionary` (`kind` says which), remembered for the next slices
+    of the same stored batch, which share it: a 117,000-record batch of the tabular
+    benchmark, read as two slices, had its 97,000 distinct amounts parsed twice. Two threads
+    reading slices of one batch at once wait for one coercion. The key holds the dictionary's
+    buffers, which the entry keeps alive, so no other array can take their addresses while it
+    is kept."""
+    key = (*kind, len(dictionary), dictionary.offset,
            *(0 if b is None else b.address for b in dictionary.buffers()))
-    mine: Future[Coerced] = Future()
+    mine: Future[R] = Future()
     with _kept_lock:
         found = _kept.get(key)
         if found is not None:
@@ -107,9 +146,10 @@ def _coerced_dictionary(dictionary: pa.Array, attr_type: AttributeType) -> Coerc
             while len(_kept) > DICTIONARIES_KEPT:
                 _kept.popitem(last=False)
     if found is not None:
-        return found[1].result()
+        result: R = found[1].result()
+        return result
     try:
-        value = coerce_column(dictionary, attr_type)
+        value = make()
     except BaseException as exc:
         with _kept_lock:
             if _kept.get(key, (None, None))[1] is mine:
@@ -121,22 +161,28 @@ def _coerced_dictionary(dictionary: pa.Array, attr_type: AttributeType) -> Coerc
 
 
 def _numeric(column: pa.Array) -> Coerced:
-    """NUMERIC values: the strings that match NUMBER_PATTERN and make a finite float64, as
-    Arrow's correctly rounded cast makes it. One compiled pass parses them (Clinger's fast
-    path: significant digits making at most 2^53, times or over a power of ten up
-    to 10^22, is one correctly rounded operation); Arrow casts the few others. Reading the
-    tabular benchmark's numbers (a 97,000-entry dictionary a batch) cost three times more
-    through Arrow's cast and its masks."""
-    numbers, status = parse_numbers(column)
+    """NUMERIC values: the strings that match NUMBER_PATTERN and make a finite float64 (`_parsed`)."""
+    numbers, valid = _parsed(column)
     present = pc.is_valid(column).to_numpy(zero_copy_only=False)
-    status[~present] = NOT_A_NUMBER  # a missing field's bytes (often none) are no number
+    return Coerced(values=pa.array(numbers, pa.float64(), mask=~valid), invalid=pa.array(present & ~valid))
+
+
+def _parsed(column: pa.Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Each string's number and whether it is one: it matches NUMBER_PATTERN and makes a
+    finite float64, as Arrow's correctly rounded cast makes it (missing fields are none). One
+    compiled pass parses them (Clinger's fast path: significant digits making at most 2^53,
+    times or over a power of ten up to 10^22, is one correctly rounded operation); Arrow casts
+    the few others. Reading the tabular benchmark's numbers (a 97,000-entry dictionary a
+    batch) cost three times more through Arrow's cast and its masks."""
+    numbers, status = parse_numbers(column)
+    if column.null_count:
+        status[~pc.is_valid(column).to_numpy(zero_copy_only=False)] = NOT_A_NUMBER  # its bytes (often none)
     hard = np.flatnonzero(status == HARD)
     if len(hard):  # past the fast path: Arrow's cast; "1e400" is no number (not finite)
         cast = pc.cast(column.take(pa.array(hard)), pa.float64()).to_numpy(zero_copy_only=False)
         numbers[hard] = cast
         status[hard] = np.where(np.isfinite(cast), NUMBER, NOT_A_NUMBER)
-    valid = status == NUMBER
-    return Coerced(values=pa.array(numbers, pa.float64(), mask=~valid), invalid=pa.array(present & ~valid))
+    return numbers, status == NUMBER
 
 
 NOT_A_NUMBER, NUMBER, HARD = 0, 1, 2  # parse_numbers' status of a string
