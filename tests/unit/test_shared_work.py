@@ -108,3 +108,39 @@ def test_a_leader_reads_as_soon_as_its_peers_have_joined() -> None:
     for t in threads:
         t.join(timeout=20)
     assert results == {"a": ("ok", 2), "b": ("ok", 2)} and time.monotonic() - started < 20
+
+
+def test_a_job_settled_during_the_work_stops_waiting_for_the_others() -> None:
+    """A job whose part of the work failed (or which was deleted) ends then, not when the work
+    for its peers ends: a worker slot and its open outputs are not held meanwhile."""
+    shared = SharedWork(gather_seconds=5, min_gather_seconds=0)
+    finish = threading.Event()
+    ended: dict[str, float] = {}
+    outcomes: dict[str, object] = {}
+
+    def work(targets):
+        shared.settle("b", ValueError("b's output failed"))
+        shared.settle("b", ValueError("a second outcome is ignored"))
+        finish.wait(10)
+        return ["a's result", ValueError("not this one")]
+
+    def job(job_id: str) -> None:
+        try:
+            outcomes[job_id] = shared.join("key", job_id, _target(), lambda: {"a", "b"} - {job_id}, work)
+        except ValueError as exc:
+            outcomes[job_id] = exc
+        ended[job_id] = time.monotonic()
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in ("a", "b")]
+    threads[0].start()  # a leads: it works for both
+    time.sleep(0.05)
+    threads[1].start()
+    deadline = time.monotonic() + 10
+    while "b" not in ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "b" in ended and "a" not in ended
+    finish.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert outcomes["a"] == ("a's result", 2)
+    assert str(outcomes["b"]) == "b's output failed"

@@ -10,7 +10,9 @@ The first job of a key to get here leads: it waits (at most `gather_seconds`) un
 jobs of the key that are running or about to run have joined, and while none has, at least
 `min_gather_seconds` (for datasources, the next Create call may be on its way); then it does
 the work once for all of them. A job that arrives after the work has begun does its own. The
-other jobs wait idle (`Job.idle`): their workers may start other jobs meanwhile.
+other jobs wait idle (`Job.idle`): their workers may start other jobs meanwhile, and each one
+ends as soon as its outcome is known (`settle`: its part of a scoring pass failed, or it was
+deleted), not when the work for the others ends.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ R = TypeVar("R")  # what the work gives each job (IngestReport, a scoring outcom
 class _Group(Generic[T, R]):
     targets: dict[str, T] = field(default_factory=dict)  # job id -> its target
     results: dict[str, R | Exception] = field(default_factory=dict)
-    done: threading.Event = field(default_factory=threading.Event)
+    settled: dict[str, threading.Event] = field(default_factory=dict)  # job id -> set once its result is in
     joined: threading.Event = field(default_factory=threading.Event)  # set by each job that joins
 
 
@@ -45,7 +47,7 @@ class SharedWork(Generic[T, R]):
         self.gather_seconds, self.min_gather_seconds = gather_seconds, min_gather_seconds
         self._lock = threading.Lock()
         self._gathering: dict[Hashable, _Group[T, R]] = {}
-        self._registered: set[str] = set()  # job ids in some group, open or closed
+        self._registered: dict[str, _Group[T, R]] = {}  # job id -> its group, open or closed
 
     def join(self, key: Hashable, job_id: str, target: T, peers: Callable[[], set[str]],
              work: Callable[[Sequence[T]], list[R | Exception]],
@@ -60,18 +62,20 @@ class SharedWork(Generic[T, R]):
             if group is None:
                 group = self._gathering[key] = _Group[T, R]()
             group.targets[job_id] = target
-            self._registered.add(job_id)
+            group.settled[job_id] = threading.Event()
+            self._registered[job_id] = group
             group.joined.set()  # the leader looks again at once
         try:
             if leader:
                 self._lead(key, group, peers, work)
             else:
                 with idle():
-                    group.done.wait()
+                    group.settled[job_id].wait()
         finally:
             with self._lock:
-                self._registered.discard(job_id)
-        result = group.results[job_id]
+                del self._registered[job_id]
+        with self._lock:
+            result = group.results[job_id]
         if isinstance(result, Exception):
             raise result
         return result, len(group.targets)
@@ -85,7 +89,7 @@ class SharedWork(Generic[T, R]):
                 waiting = peers()
                 with self._lock:
                     joined = len(group.targets) > 1
-                    if (joined or elapsed >= self.min_gather_seconds) and not (waiting - self._registered):
+                    if (joined or elapsed >= self.min_gather_seconds) and not waiting.difference(self._registered):
                         break  # every peer has joined this group or works on its own
                 group.joined.wait(0.01)  # a peer that works on its own is seen at the next look
                 group.joined.clear()
@@ -102,5 +106,15 @@ class SharedWork(Generic[T, R]):
             failure = RuntimeError("The work shared with other jobs ended without a result")
             if outcomes is None or len(outcomes) != len(group.targets):
                 outcomes = [failure] * len(group.targets)
-            group.results = dict(zip(group.targets, outcomes, strict=True))
-            group.done.set()
+            for job_id, outcome in zip(group.targets, outcomes, strict=True):
+                self.settle(job_id, outcome)
+
+    def settle(self, job_id: str, outcome: R | Exception) -> None:
+        """Give job `job_id`, which takes part in a group's work, its outcome now (the first
+        one given stays): it stops waiting, while the work goes on for the others."""
+        with self._lock:
+            group = self._registered.get(job_id)
+            if group is None:
+                return
+            group.results.setdefault(job_id, outcome)
+        group.settled[job_id].set()

@@ -448,10 +448,17 @@ class Tasks:
 
     def _score_for(self, model: Model, source_id: str,
                    consumers: Sequence[_UntilDeleted]) -> list[None | Exception]:
-        """One scoring pass for the jobs of `consumers`; each one leaves it once its job is
-        deleted, and the pass stops once all are."""
-        stop = _Deleted([c.job for c in consumers])
-        return score_pass(model, self._batches(source_id, stop)(), consumers, stop, self._scoring(consumers[0].job))
+        """One scoring pass for the jobs of `consumers`; each one leaves it, and its job ends,
+        once it fails or its job is deleted (SharedWork.settle), and the pass stops once all
+        have."""
+        shared = self.shared_scoring
+        assert shared is not None
+
+        def gone() -> bool:
+            return all(c.gone for c in consumers)
+
+        return score_pass(model, self._batches(source_id, gone)(), consumers, gone, self._scoring(consumers[0].job),
+                          lambda k, error: shared.settle(_work_name(consumers[k].job.record), error))
 
     def source_partitions(self, job: Job) -> int:
         """How many partitions the data of an evaluation's or batch prediction's datasource has."""
@@ -589,16 +596,19 @@ class _Deleted:
 
 
 class _UntilDeleted:
-    """A scoring consumer that leaves the pass (Cancelled) once its job is deleted."""
+    """A scoring consumer that leaves the pass (Cancelled) once its job is deleted; `gone`
+    once it has seen that."""
 
     def __init__(self, consumer: Consumer, job: Job) -> None:
         self.consumer, self.job, self.deleted = consumer, job, _Deleted([job])
+        self.gone = False
 
     def prepare(self, scored: ScoredSlice) -> Any:
         return self.consumer.prepare(scored)
 
     def take(self, prepared: Any) -> None:
-        check(self.deleted)
+        self.gone = self.gone or self.deleted()
+        check(lambda: self.gone)
         self.consumer.take(prepared)
 
 

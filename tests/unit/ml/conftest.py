@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
+from openaml.ml.metrics.accumulators import MulticlassAccumulator
 from openaml.ml.schema import Schema, parse_schema
 
 
@@ -28,3 +30,10 @@ def make_batch(columns: dict[str, list[str | None]], rejected: list[bool] | None
 def text_schema() -> Schema:
     return make_schema([("age", "NUMERIC"), ("job", "CATEGORICAL"), ("title", "TEXT"),
                         ("b", "BINARY"), ("y", "BINARY")], targetAttributeName="y")
+
+
+def add_labels(accumulator: MulticlassAccumulator, true: np.ndarray, predicted: np.ndarray) -> None:
+    """Add records given as label arrays to a MULTICLASS accumulator (which takes codes)."""
+    true_labels, true_codes = np.unique(true.astype(str), return_inverse=True)
+    predicted_labels, predicted_codes = np.unique(predicted.astype(str), return_inverse=True)
+    accumulator.add_coded(true_labels.tolist(), true_codes, predicted_labels.tolist(), predicted_codes)

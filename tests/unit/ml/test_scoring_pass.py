@@ -123,8 +123,11 @@ def test_a_consumer_that_fails_leaves_the_pass_and_the_others_go_on(where: str, 
     alone = evaluate_model(model, iter(batches), schema)
     failing = _Failing(where, batches[2])
     scores = EvaluationScores(model)
-    failures = score_pass(model, iter(batches), [failing, scores], None, Execution(threads))
+    told: list[tuple[int, Exception, int]] = []  # (consumer, error, records the other had seen then)
+    failures = score_pass(model, iter(batches), [failing, scores], None, Execution(threads),
+                          lambda k, error: told.append((k, error, scores.seen)))
     assert isinstance(failures[0], OSError) and failures[1] is None
+    assert told == [(0, failures[0], 2 * BATCH_ROWS)]  # at once: before the others took that batch
     assert failing.slices == (2 if where == "prepare" else 3)  # nothing reached it after its failure
     assert _report(finish_evaluation(model, schema, [scores.scored()])) == _report(alone)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openaml.ml.features.values import Columns
-from openaml.ml.training.targets import target_flags, target_labels, target_numbers, target_valid
+from openaml.ml.training.targets import target_codes, target_flags, target_labels, target_numbers, target_valid
 
 from .conftest import make_schema
 
@@ -31,6 +31,8 @@ def test_target_forms_agree_with_the_labels(values, encoded, start, attr_type):
     labels = target_labels(columns, kind)
     valid = target_valid(columns)
     assert valid.dtype == np.bool_ and valid.tolist() == pc.is_valid(labels).to_pylist()
+    names, codes = target_codes(columns, kind, valid)  # an evaluation's form of them
+    assert [names[c] for c in codes] == labels.filter(pa.array(valid)).to_pylist()
     if attr_type == "BINARY":
         flags = target_flags(columns)
         assert [None if np.isnan(f) else f for f in flags.tolist()] == [

@@ -28,7 +28,7 @@ from openaml.ml.training.validation import (
     validation_curve,
 )
 
-from .conftest import make_schema
+from .conftest import add_labels, make_schema
 
 
 def test_folds_are_balanced_and_the_same_for_the_same_buffer():
@@ -96,7 +96,7 @@ def test_macro_f1_of_class_numbers_is_the_evaluations():
     rng = np.random.default_rng(3)
     true, predicted = rng.integers(0, 6, 500), rng.integers(1, 7, 500)
     accumulator = MulticlassAccumulator()
-    accumulator.add(true.astype(str), predicted.astype(str))
+    add_labels(accumulator, true, predicted)
     assert macro_f1(true, predicted) == pytest.approx(accumulator.metric(), rel=1e-12)
     assert macro_f1(np.zeros(0, int), np.zeros(0, int)) == 0.0
 

@@ -138,12 +138,6 @@ class MulticlassAccumulator:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
 
-    def add(self, true: np.ndarray, predicted: np.ndarray) -> None:
-        """Add records given as label arrays."""
-        true_labels, true_codes = np.unique(true.astype(str), return_inverse=True)
-        predicted_labels, predicted_codes = np.unique(predicted.astype(str), return_inverse=True)
-        self.add_coded(true_labels.tolist(), true_codes, predicted_labels.tolist(), predicted_codes)
-
     def add_coded(self, true_labels: list[str], true_codes: np.ndarray, predicted_labels: list[str],
                   predicted_codes: np.ndarray) -> None:
         """Add records given as codes into lists of labels (true_labels[true_codes[i]] is

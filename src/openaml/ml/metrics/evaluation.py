@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution
@@ -21,7 +20,7 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.prediction.scoring import ScoredSlice, score_alone
 from openaml.ml.schema import Schema
 from openaml.ml.training.stop import ShouldStop
-from openaml.ml.training.targets import target_flags, target_labels, target_numbers, target_valid
+from openaml.ml.training.targets import target_codes, target_flags, target_numbers, target_valid
 
 METRIC_KEYS = {ModelType.BINARY: "BinaryAUC", ModelType.MULTICLASS: "MulticlassAvgFScore",
                ModelType.REGRESSION: "RegressionRMSE"}
@@ -93,11 +92,9 @@ class EvaluationScores:
             return (scored.part.num_rows, int(valid.sum()),
                     (scored.scores[valid], (flags[valid] == 1.0).astype(np.int8)))
         valid = target_valid(columns)
-        # labels as codes into the slice's distinct labels: no Python string per record
-        true = pc.dictionary_encode(target_labels(columns, kind).filter(pa.array(valid)))
+        labels, codes = target_codes(columns, kind, valid)
         return scored.part.num_rows, int(valid.sum()), (
-            true.dictionary.to_pylist(), np.asarray(true.indices), self.model.classes,
-            scored.scores[valid].argmax(axis=1))
+            labels, codes, self.model.classes, scored.scores[valid].argmax(axis=1))
 
     def take(self, prepared: tuple[int, int, tuple[Any, ...]]) -> None:
         seen, used, arguments = prepared

@@ -11,7 +11,7 @@ consumer that raises leaves the pass and the others go on: its error is its outc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,11 +48,13 @@ class _Failed:
 
 
 def score_pass(model: Model, batches: Iterable[pa.RecordBatch], consumers: Sequence[Consumer],
-               should_stop: ShouldStop | None = None, execution: Execution = ONE_THREAD) -> list[Exception | None]:
+               should_stop: ShouldStop | None = None, execution: Execution = ONE_THREAD,
+               left: Callable[[int, Exception], None] | None = None) -> list[Exception | None]:
     """Score every record of `batches` once, handing each slice to every consumer; the error
-    of each consumer that failed (None for the others). should_stop is asked before each slice
-    (Slices); once it answers True, the pass raises Cancelled. The pass ends early once every
-    consumer has failed."""
+    of each consumer that failed (None for the others). A consumer that fails is told to
+    `left` (its number, its error) at once, on this thread, after its last `take`. should_stop
+    is asked before each slice (Slices); once it answers True, the pass raises Cancelled. The
+    pass ends early once every consumer has failed."""
     failures: list[Exception | None] = [None] * len(consumers)
     slices = Slices(should_stop)
 
@@ -68,13 +70,14 @@ def score_pass(model: Model, batches: Iterable[pa.RecordBatch], consumers: Seque
         for k, (consumer, item) in enumerate(zip(consumers, made, strict=True)):
             if failures[k] is not None:
                 continue
-            if isinstance(item, _Failed):
-                failures[k] = item.error
-                continue
             try:
+                if isinstance(item, _Failed):
+                    raise item.error
                 consumer.take(item)
             except Exception as exc:  # noqa: BLE001 - the consumer's outcome; the others go on
                 failures[k] = exc
+                if left is not None:
+                    left(k, exc)
         if all(failure is not None for failure in failures):
             break
     return failures

@@ -35,6 +35,21 @@ def target_labels(columns: Columns, model_type: str) -> pa.Array:
     return raw.cast(pa.string())
 
 
+def target_codes(columns: Columns, model_type: str, valid: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """target_labels of the records `valid` (target_valid's) as codes into a list of labels:
+    a stored category's dictionary and indices as they are, other labels encoded (no Python
+    string per record)."""
+    schema = columns.schema
+    assert schema.target is not None
+    raw = columns.raw(schema.target)
+    if pa.types.is_dictionary(raw.type) and (schema.type_of(schema.target) or AttributeType.CATEGORICAL) \
+            is AttributeType.CATEGORICAL:
+        kept = raw.filter(pa.array(valid))
+        return kept.dictionary.cast(pa.string()).to_pylist(), np.asarray(kept.indices)
+    encoded = pc.dictionary_encode(target_labels(columns, model_type).filter(pa.array(valid)))
+    return encoded.dictionary.to_pylist(), np.asarray(encoded.indices)
+
+
 def target_valid(columns: Columns) -> np.ndarray:
     """Which records have a target (is_valid of target_labels): a BINARY or NUMERIC one that
     reads as its type, a category that is not missing."""
