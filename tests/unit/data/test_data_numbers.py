@@ -182,3 +182,13 @@ def test_coerce_floats_gives_writable_arrays_of_their_own():
     for column in (pa.array(["1.5", None]), pa.array(["1.5", None]).dictionary_encode(),
                    pa.array(["1.5", "2"]).dictionary_encode()):
         assert coerce_floats(column, AttributeType.NUMERIC).flags.writeable
+
+
+def test_a_dictionary_of_numbers_not_strings_reads_as_coerce_column_reads_it():
+    """A dictionary of another type than strings is cast first, as coerce_column casts it."""
+    from openaml.ml.schema import AttributeType, coerce_column, coerce_floats
+
+    column = pa.array([3, None, 7, 3], pa.int64()).dictionary_encode()
+    got = coerce_floats(column, AttributeType.NUMERIC)
+    expected = pc.cast(coerce_column(column, AttributeType.NUMERIC).values, pa.float64()).to_pylist()
+    assert np.array_equal(got, [3.0, np.nan, 7.0, 3.0], equal_nan=True) and expected == [3.0, None, 7.0, 3.0]

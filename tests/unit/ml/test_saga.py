@@ -148,7 +148,7 @@ def test_a_model_trained_by_saga_from_records() -> None:
 
 
 def _plain_saga(kind: ModelType, x: np.ndarray, y: np.ndarray, w: np.ndarray, passes: int, step: float,
-                outputs: int) -> tuple[np.ndarray, np.ndarray]:
+                outputs: int, l2: float) -> tuple[np.ndarray, np.ndarray]:
     """SAGA written plainly, every weight stepped every step (records in order; the mean of the
     kept gradients over the records seen so far)."""
     rows, features = x.shape
@@ -166,7 +166,7 @@ def _plain_saga(kind: ModelType, x: np.ndarray, y: np.ndarray, w: np.ndarray, pa
             else:
                 g = z - y[i]
             change = w[i] * g - memory[i]
-            weights = (1 - step * L2) * weights - step * (np.outer(x[i], change) + total / seen)
+            weights = (1 - step * l2) * weights - step * (np.outer(x[i], change) + total / seen)
             bias = bias - step * (change + total_bias / seen)
             total += np.outer(x[i], change)
             total_bias += change
@@ -175,11 +175,12 @@ def _plain_saga(kind: ModelType, x: np.ndarray, y: np.ndarray, w: np.ndarray, pa
 
 
 @pytest.mark.parametrize("kind", list(ModelType))
-@pytest.mark.parametrize("passes", [1, 3])
-def test_the_just_in_time_steps_are_the_plain_steps(kind: ModelType, passes: int,
+@pytest.mark.parametrize(("passes", "l2"), [(1, L2), (3, L2), (3, 5.0)])
+def test_the_just_in_time_steps_are_the_plain_steps(kind: ModelType, passes: int, l2: float,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Sparse rows, an empty one, varied weights, and a first pass whose mean is over the
-    records seen so far: the lazy kernel takes the plain algorithm's steps."""
+    records seen so far: the lazy kernel takes the plain algorithm's steps; also where L2 is so
+    large that the weights' scale is folded into them again and again."""
     monkeypatch.setattr(sgd, "TOLERANCE", 0.0)
     x, y, block = _data(kind, rows=200, features=15)
     x[7] = 0.0
@@ -188,11 +189,21 @@ def test_the_just_in_time_steps_are_the_plain_steps(kind: ModelType, passes: int
     indptr = np.concatenate([[0], np.cumsum((x != 0).sum(axis=1))]).astype(np.int64)
     block = Block(indptr, where[1].astype(np.int32), x[where], y, w)
     outputs = 3 if kind == ModelType.MULTICLASS else 1
-    state = fit_saga(kind, lambda: iter([block]), x.shape[1], outputs, SGDParams(max_passes=passes, l2=L2), 2**30)
-    step = step_size(kind, block.indptr, block.values, w, L2)
-    weights, bias = _plain_saga(kind, x, y, w, passes, step, outputs)
-    np.testing.assert_allclose(state.weights, weights, atol=1e-10)
-    np.testing.assert_allclose(state.bias, bias, atol=1e-10)
+    state = fit_saga(kind, lambda: iter([block]), x.shape[1], outputs, SGDParams(max_passes=passes, l2=l2), 2**30)
+    step = step_size(kind, block, l2)
+    weights, bias = _plain_saga(kind, x, y, w, passes, step, outputs, l2)
+    np.testing.assert_allclose(state.weights, weights, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(state.bias, bias, rtol=1e-12, atol=1e-12)
+
+
+def test_records_without_values_train_as_values_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-hot records (no values stored) are not given an array of ones: the kernel reads 1."""
+    monkeypatch.setattr(sgd, "TOLERANCE", 0.0)
+    _, y, block = _data(ModelType.MULTICLASS, rows=300)
+    one_hot = Block(block.indptr, block.indices, np.zeros(0), y, block.w)
+    ones = Block(block.indptr, block.indices, np.ones(len(block.indices)), y, block.w)
+    a, b = (_fit(ModelType.MULTICLASS, data, 30, passes=3) for data in (one_hot, ones))
+    assert np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias)
 
 
 def test_heavy_records_of_small_norm_train_at_a_step_that_converges(monkeypatch: pytest.MonkeyPatch) -> None:

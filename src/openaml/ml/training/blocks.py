@@ -34,6 +34,14 @@ class Block:
     def empty(cls) -> Block:
         return cls(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), np.zeros(0))
 
+    def squared_norms(self) -> np.ndarray:
+        """Each record's squared norm (its number of features when every value is 1)."""
+        if not len(self.values):
+            return np.diff(self.indptr).astype(np.float64)
+        # padded: reduceat reads one value at the start of an empty last row
+        squares = np.add.reduceat(np.append(self.values ** 2, 0.0), self.indptr[:-1])
+        return np.where(np.diff(self.indptr) > 0, squares, 0.0)
+
     def take(self, rows: np.ndarray) -> Block:
         """The records `rows` (increasing row numbers) as a block of their own."""
         starts, ends = self.indptr[rows], self.indptr[rows + 1]

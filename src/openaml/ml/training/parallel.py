@@ -35,6 +35,7 @@ from openaml.ml.training.sgd import (
     LinearState,
     LossTrend,
     Stepper,
+    Weighted,
     minibatch_size,
     minibatches,
     step_reference,
@@ -94,7 +95,7 @@ def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, avera
     `averaging`."""
     params = setup.params
     with execution.helper("sgd") as pool, threadpool_limits(limits=1):
-        stepper = Stepper(setup.model_type, _copy(state), params, minibatch_size(setup.rows), pool, should_stop)
+        stepper = Stepper(setup.model_type, state.copy(), params, minibatch_size(setup.rows), pool, should_stop)
         if averaging:
             stepper.start_averaging()
         loss = weight = 0.0
@@ -106,32 +107,6 @@ def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, avera
             loss, weight = loss + found, weight + w
         averaged = stepper.averaged() if averaging else None
         return PassOutcome(stepper.state, averaged, stepper.steps, loss, weight)
-
-
-@dataclass(frozen=True)
-class Weighted:
-    """A weighted sum of states (float64 arrays), its total weight, and one of the states
-    summed (their mean when none has weight: a worker without records returns the state it
-    was given, so then they are all that one)."""
-
-    sums: LinearState
-    total: float
-    some: LinearState
-
-    @classmethod
-    def of(cls, state: LinearState, weight: float) -> Weighted:
-        return cls(LinearState(*(np.asarray(a, np.float64) * weight for a in _arrays(state))), weight, state)
-
-    def __add__(self, other: Weighted) -> Weighted:
-        return Weighted(LinearState(*(a + b for a, b in zip(_arrays(self.sums), _arrays(other.sums), strict=True))),
-                        self.total + other.total, self.some)
-
-    def mean(self) -> LinearState:
-        """The weighted mean, in the dtypes of the states summed."""
-        if self.total <= 0:
-            return _copy(self.some)
-        return LinearState(*((a / self.total).astype(b.dtype) for a, b in zip(_arrays(self.sums),
-                                                                                _arrays(self.some), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -171,7 +146,7 @@ def fit_parallel(setup: TrainingSetup, start: LinearState,
     done = TrainingProgress(passes)
     windows: deque[Weighted] = deque(maxlen=AVERAGED_PASSES)
     for k in range(passes):
-        averaging = k >= max(0, passes - AVERAGED_PASSES) or bool(windows) or trend.levelling()
+        averaging = trend.averages(k, passes, bool(windows))
         added = run_pass(state, k, averaging)
         state = added.states.mean()
         loss = added.loss / added.weight if added.weight else 0.0
@@ -203,10 +178,3 @@ def _buffers(setup: TrainingSetup, parts: Parts, memory_bytes: int,
         for number, buffer in enumerate(islice(group_buffers(blocks, memory_bytes // 8), PART_STRIDE)):
             yield part * PART_STRIDE + number, buffer
 
-
-def _arrays(state: LinearState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    return state.weights, state.bias, state.g2_weights, state.g2_bias
-
-
-def _copy(state: LinearState) -> LinearState:
-    return LinearState(state.weights.copy(), state.bias.copy(), state.g2_weights.copy(), state.g2_bias.copy())

@@ -38,7 +38,7 @@ from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import LinearState, LossTrend
 from openaml.ml.training.stop import ShouldStop, check
 
-ENTRY_BYTES = 12  # a stored feature entry: its int32 feature number and float64 value
+INDEX_BYTES, VALUE_BYTES = 4, 8  # a stored feature entry: its int32 feature number, its float64 value
 CHUNK_RECORDS = 4096  # should_stop is asked between chunks of this many records
 SMALLEST_SCALE = 1e-9  # the L2 scale is folded into the weights below this
 
@@ -48,14 +48,12 @@ def curvature_share(kind: ModelType) -> float:
     return {ModelType.BINARY: 0.25, ModelType.MULTICLASS: 0.25, ModelType.REGRESSION: 1.0}[kind]
 
 
-def step_size(kind: ModelType, indptr: np.ndarray, values: np.ndarray, w: np.ndarray, l2: float) -> float:
+def step_size(kind: ModelType, block: Block, l2: float) -> float:
     """scikit-learn's SAGA step, 1 / (2 L + min(2 n L2, L)), L being the largest curvature of a
     record's loss: its weight times its squared norm with the bias's 1, times
     curvature_share, plus L2."""
-    squares = np.add.reduceat(np.append(values ** 2, 0.0), indptr[:-1])
-    squares = np.where(np.diff(indptr) > 0, squares, 0.0)
-    curvature = float(np.max((squares + 1.0) * w)) * curvature_share(kind) + l2
-    return 1.0 / max(2.0 * curvature + min(2.0 * len(w) * l2, curvature), 1e-12)
+    curvature = float(np.max((block.squared_norms() + 1.0) * block.w)) * curvature_share(kind) + l2
+    return 1.0 / max(2.0 * curvature + min(2.0 * len(block.w) * l2, curvature), 1e-12)
 
 
 def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
@@ -66,14 +64,17 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
     (sgd.LossTrend); the records' features are read once and kept
     (InputError when they would take more than half of `memory_bytes`)."""
     kept: list[Block] = []
-    needed = 2 * n_features * outputs * 8  # the weights and the mean of the kept gradients
+    model = 2 * n_features * outputs * 8  # the weights and the mean of the kept gradients
+    valued, entries, records = False, 0, 0
     for block in blocks():
         check(should_stop)
-        # the features twice (kept, then stacked; values of 1 made when none are stored), and
-        # per record its row start, target, weight, kept gradient, and two per-pass numbers
-        needed += 2 * len(block.indices) * (ENTRY_BYTES + 8 * (len(block.values) == 0))
-        needed += len(block.y) * (8 * 5 + 8 * outputs + 1)
-        if needed > memory_bytes // 2:
+        valued = valued or len(block.values) > 0
+        entries += len(block.indices)
+        records += len(block.y)
+        # the features twice (kept, then stacked; values of 1 too once some block has values),
+        # and per record its row start, target, weight, kept gradient, and two per-pass numbers
+        features = 2 * entries * (INDEX_BYTES + VALUE_BYTES * valued)
+        if model + features + records * (8 * 5 + 8 * outputs + 1) > memory_bytes // 2:
             raise InputError("openaml.optimizer=saga keeps the training features in memory, and these "
                              f"need more than {memory_bytes // 2**21} MiB, its share of this training's "
                              "memory: train with the default optimizer, or with more memory "
@@ -86,8 +87,7 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
     bias = np.zeros(outputs)
     if rows == 0:
         return LinearState(weights, bias, np.zeros(n_features), np.zeros(outputs))
-    values = data.values if len(data.values) else np.ones(len(data.indices))
-    step = step_size(kind, data.indptr, values, data.w, params.l2)
+    step = step_size(kind, data, params.l2)
     state = _State(rows, n_features, outputs)
     done = TrainingProgress(params.max_passes)
     trend = LossTrend()
@@ -99,7 +99,7 @@ def fit_saga(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features:
         state.begin_pass()
         for start in range(0, rows, CHUNK_RECORDS):
             check(should_stop)
-            total += _saga_steps(KINDS[kind], data.indptr, data.indices, values, data.y, data.w,
+            total += _saga_steps(KINDS[kind], data.indptr, data.indices, data.values, data.y, data.w,
                                  order[start:start + CHUNK_RECORDS], weights, bias, state.memory, state.seen,
                                  state.mean, state.mean_bias, state.last, state.sums, state.counters, step,
                                  params.l2)
@@ -147,8 +147,10 @@ def _saga_steps(kind: int, indptr: np.ndarray, indices: np.ndarray, values: np.n
                 counters: np.ndarray, step: float, l2: float) -> float:
     """SAGA steps on the records `order`, in order; their summed weighted loss. `weights` hold
     the true weights divided by the scale counters[1]; the mean term of a step is `mean` over
-    the records seen so far (all of them after the first pass), as scikit-learn's SAG does."""
+    the records seen so far (all of them after the first pass), as scikit-learn's SAG does.
+    `values` empty: every value is 1."""
     outputs = weights.shape[1]
+    valued = len(values) > 0
     z = np.empty(outputs)
     change = np.empty(outputs)
     total = 0.0
@@ -162,6 +164,7 @@ def _saga_steps(kind: int, indptr: np.ndarray, indices: np.ndarray, values: np.n
             _catch_up(weights, mean, last, sums, t)
             weights *= counters[1]
             counters[1] = 1.0
+            sums[t] = 0.0  # every feature took the mean term up to step t: sums start again
         lo, hi = indptr[i], indptr[i + 1]
         for p in range(lo, hi):  # the mean term of the steps since each feature last took it
             f = indices[p]
@@ -173,9 +176,9 @@ def _saga_steps(kind: int, indptr: np.ndarray, indices: np.ndarray, values: np.n
         for k in range(outputs):
             z[k] = 0.0
         for p in range(lo, hi):
-            f = indices[p]
+            f, value = indices[p], values[p] if valued else 1.0
             for k in range(outputs):
-                z[k] += values[p] * weights[f, k]
+                z[k] += value * weights[f, k]
         for k in range(outputs):
             z[k] = scale * z[k] + bias[k]
         total += w[i] * _loss_and_gradient(kind, z, y[i])
@@ -187,10 +190,10 @@ def _saga_steps(kind: int, indptr: np.ndarray, indices: np.ndarray, values: np.n
             bias[k] -= step * (change[k] + mean_bias[k] / n)
             mean_bias[k] += change[k]
         for p in range(lo, hi):
-            f = indices[p]
+            f, value = indices[p], values[p] if valued else 1.0
             for k in range(outputs):
-                weights[f, k] -= rate * (change[k] * values[p] + mean[f, k] / n)
-                mean[f, k] += change[k] * values[p]
+                weights[f, k] -= rate * (change[k] * value + mean[f, k] / n)
+                mean[f, k] += change[k] * value
         counters[1] = scale
         counters[0] = t + 1
         sums[t + 1] = sums[t] + rate / n

@@ -8,7 +8,7 @@ passes, as their transposed minibatches, while they fit half the budget; beyond 
 re-reads the data, so memory stays bounded whatever the number of records.
 
 The model returned is the average of the iterates over the last AVERAGED_PASSES passes, or
-over the last pass when the loss converged before sgd.maxPasses (Polyak-Ruppert averaging,
+over the last pass when the loss converged (Polyak-Ruppert averaging,
 kept lazily per touched coordinate, started again each pass): the last iterate of AdaGrad on
 one-hot data depends on the order of the final minibatches (MNIST sample macro F1 0.873-0.899
 over seeds 1-12), the average much less (0.895-0.899 over seeds 1-30). Passes average only
@@ -19,11 +19,12 @@ models are averaged the same way.
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, reduce
 
 import numpy as np
 
@@ -121,6 +122,11 @@ class LossTrend:
     def levelling(self) -> bool:
         return bool(self.improvement < AVERAGE_BELOW * TOLERANCE)
 
+    def averages(self, k: int, passes: int, averaging: bool) -> bool:
+        """Whether pass k (from 0) of `passes` averages its iterates: it may be among the
+        last AVERAGED_PASSES, averaging has begun (`averaging`), or the loss levels off."""
+        return k >= passes - AVERAGED_PASSES or averaging or self.levelling()
+
     def add(self, loss: float) -> None:
         """The next pass's loss."""
         finite = np.isfinite(self.previous) and self.previous
@@ -156,6 +162,38 @@ class LinearState:
         return cls(np.zeros((n_features, outputs), np.float32), np.zeros(outputs),
                    np.full(n_features, EPSILON + initial, np.float32),
                    np.full(outputs, EPSILON + initial))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.weights, self.bias, self.g2_weights, self.g2_bias
+
+    def copy(self) -> LinearState:
+        return LinearState(*(a.copy() for a in self.arrays()))
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """A weighted sum of states (float64 arrays), its total weight, and one of the states
+    summed (their mean when none has weight: a worker without records returns the state it
+    was given, so then they are all that one)."""
+
+    sums: LinearState
+    total: float
+    some: LinearState
+
+    @classmethod
+    def of(cls, state: LinearState, weight: float) -> Weighted:
+        return cls(LinearState(*(np.asarray(a, np.float64) * weight for a in state.arrays())), weight, state)
+
+    def __add__(self, other: Weighted) -> Weighted:
+        return Weighted(LinearState(*(a + b for a, b in zip(self.sums.arrays(), other.sums.arrays(), strict=True))),
+                        self.total + other.total, self.some)
+
+    def mean(self) -> LinearState:
+        """The weighted mean, in the dtypes of the states summed."""
+        if self.total <= 0:
+            return self.some.copy()
+        return LinearState(*((a / self.total).astype(b.dtype) for a, b in zip(self.sums.arrays(),
+                                                                                self.some.arrays(), strict=True)))
 
 
 def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_features: int, outputs: int,
@@ -220,11 +258,7 @@ def step_reference(block: Block, small: bool) -> float:
     """The AdaGrad reference of a training whose first buffer is `block`: NORM_SHARE of its
     records' mean squared norm, at least 1, and at least SIZE_REFERENCE unless the data are
     `small` (small enough to cross-validate, or under CV_MIN_ROWS records)."""
-    if len(block.values):  # padded: reduceat reads one value at the start of an empty last row
-        squares = np.add.reduceat(np.append(block.values ** 2, 0.0), block.indptr[:-1])
-        squares = np.where(np.diff(block.indptr) > 0, squares, 0.0)
-    else:
-        squares = np.diff(block.indptr)
+    squares = block.squared_norms()
     norm = NORM_SHARE * float(np.mean(squares)) if len(block.y) else 0.0
     return max(1.0, norm, 0.0 if small else SIZE_REFERENCE)
 
@@ -246,7 +280,7 @@ def _passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGD
     trend = LossTrend()
     windows: deque[tuple[LinearState, int]] = deque(maxlen=AVERAGED_PASSES - 1)  # earlier passes' (mean, steps)
     for k in range(passes):
-        if fold is not None or k >= passes - AVERAGED_PASSES or stepper.averaging or trend.levelling():
+        if fold is not None or trend.averages(k, passes, stepper.averaging):
             stepper.start_averaging()
         rng = np.random.default_rng([params.seed, k])
         buffers: Iterator[tuple[int, Block]] | list[tuple[int, Block]]
@@ -286,11 +320,14 @@ def _passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGD
         mean_loss = total / weight if weight else 0.0
         # converged in a pass whose iterates were averaged (else one more pass averages)
         converged = stepper.averaging and trend.converged(mean_loss)
-        yield mean_loss, partial(_model_now, stepper, [] if converged else list(windows))
+        # this pass's mean, made once for a later pass's model and for this one's (the last
+        # pass's, and a converged one's, only when asked for)
+        kept_mean = stepper.averaged() if stepper.averaging and not converged and k < passes - 1 else None
+        yield mean_loss, partial(_model_now, stepper, [] if converged else list(windows), kept_mean)
         if converged:
             return
-        if stepper.averaging and k < passes - 1:  # the last pass's mean is _model_now's
-            windows.append((stepper.averaged(), stepper.steps))
+        if kept_mean is not None:
+            windows.append((kept_mean, stepper.steps))
         trend.add(mean_loss)
 
 
@@ -304,10 +341,12 @@ def _validated_passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], p
         yield PassResult.scored(stepper.kind, loss, held.scores(state.weights, state.bias), *held.targets)
 
 
-def _model_now(stepper: Stepper, earlier: list[tuple[LinearState, int]]) -> LinearState:
-    """The mean of the iterates of the earlier passes' (mean, steps) and of the stepper's pass;
-    weights that L1 has set to zero in the last iterate stay zero."""
-    model = _mean_of([*earlier, (stepper.averaged(), stepper.steps)])
+def _model_now(stepper: Stepper, earlier: list[tuple[LinearState, int]],
+               latest: LinearState | None = None) -> LinearState:
+    """The mean of the iterates of the earlier passes' (mean, steps) and of the stepper's pass
+    (its mean `latest`, when made already); weights that L1 has set to zero in the last
+    iterate stay zero."""
+    model = _mean_of([*earlier, (latest if latest is not None else stepper.averaged(), stepper.steps)])
     if stepper.params.l1 > 0 and earlier:
         model.weights[stepper.state.weights == 0] = 0.0
     return model
@@ -317,13 +356,9 @@ def _mean_of(windows: Iterable[tuple[LinearState, int]]) -> LinearState:
     """The mean of runs of iterates, from the mean of each and its number of steps (the latest
     run's state when there is one, or none took a step)."""
     runs = list(windows)[::-1]  # the latest first
-    steps = sum(n for _, n in runs)
-    latest = runs[0][0]
-    if len(runs) == 1 or steps == 0:
-        return latest
-    weights: np.ndarray = sum(state.weights * n for state, n in runs) / steps  # type: ignore[assignment]
-    bias: np.ndarray = sum(state.bias * n for state, n in runs) / steps  # type: ignore[assignment]
-    return LinearState(weights, bias, latest.g2_weights, latest.g2_bias)
+    if len(runs) == 1:
+        return runs[0][0]
+    return reduce(operator.add, (Weighted.of(state, n) for state, n in runs)).mean()
 
 
 def minibatches(rows: int, size: int, params: SGDParams, index: int,
