@@ -144,3 +144,12 @@ def test_a_job_settled_during_the_work_stops_waiting_for_the_others() -> None:
         t.join(timeout=10)
     assert outcomes["a"] == ("a's result", 2)
     assert str(outcomes["b"]) == "b's output failed"
+
+
+def test_a_leader_without_peers_starts_at_once_when_asked_not_to_wait() -> None:
+    """Scoring's gathering (min_gather_seconds=0): an evaluation with no batch prediction of
+    its model and datasource running scores without waiting."""
+    shared = SharedWork(gather_seconds=30, min_gather_seconds=0)
+    started = time.monotonic()
+    assert shared.join("key", "a", _target(), set, lambda targets: ["ok"]) == ("ok", 1)
+    assert time.monotonic() - started < 5
