@@ -389,6 +389,33 @@ def test_sorted_quantiles_are_numpys_to_the_bit(values, bins):
     assert np.array_equal((got + 0.0).view(np.int64), (expected + 0.0).view(np.int64))
 
 
+@settings(max_examples=300, deadline=None)
+@given(counted=st.dictionaries(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, 1e308, -1e308]),
+                               st.integers(1, 6), min_size=1, max_size=60),
+       bins=st.integers(2, 300))
+def test_counted_quantile_boundaries_are_those_of_the_repeated_values(counted, bins):
+    """Boundaries from a sketch's distinct values and counts (a fit from the datasource
+    statistics) are, bit for bit, those of the values repeated."""
+    from openaml.ml.features.values import counted_quantile_boundaries, quantile_boundaries
+
+    values = np.array(sorted(counted))
+    counts = np.array([counted[v] for v in sorted(counted)])
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = quantile_boundaries(np.repeat(values, counts), bins)
+        got = counted_quantile_boundaries(values, counts.astype(np.float64), bins)
+    assert np.array_equal(got.view(np.int64), expected.view(np.int64))
+
+
+def test_counted_quantile_boundaries_of_a_compressed_sketch_and_of_none():
+    """Fractional counts (equal-weight points) weigh as they are; no value gives no boundary."""
+    from openaml.ml.features.values import counted_quantile_boundaries
+
+    points = np.linspace(0.0, 1.0, 101)
+    found = counted_quantile_boundaries(points, np.full(101, 2.5), 4)
+    assert found == pytest.approx([0.25, 0.5, 0.75], abs=0.006)
+    assert counted_quantile_boundaries(np.zeros(0), np.zeros(0), 4).tolist() == []
+
+
 def test_quantile_boundaries_keep_a_zero_positive():
     from openaml.ml.features.values import quantile_boundaries
 

@@ -465,6 +465,83 @@ def test_statistics_spare_the_fitting_pass_and_give_the_same_model(kind, target)
     assert with_stats.size_in_bytes == without.size_in_bytes
 
 
+def _mixed_datasource(kind: str, invalid_target: bool):
+    """A datasource of numbers (some invalid or missing; e always missing), categories and
+    text, ingested with its statistics, and a reader that counts its reads."""
+    rng = np.random.default_rng(11)
+    labels = {"BINARY": ["yes", "no"], "MULTICLASS": ["a", "b", "c"], "REGRESSION": ["1.5", "-2", "40"]}[kind]
+    words = ["Red", "red.", "GREEN", "blue!", "Blue", "x", "...", "ÉTÉ", "été", "Straße"]
+    rows = []
+    for i in range(400):
+        n = {0: "", 1: "oops"}.get(i % 10, f"{rng.normal() * 1e6 + 3e7:.3f}" if i % 2 else str(rng.integers(0, 9)))
+        text = " ".join(rng.choice(words, rng.integers(0, 4)))
+        rows.append(f"{n},{rng.integers(0, 30)},,{rng.choice(['p', 'q', 'R'])},{text},{rng.choice(labels)}")
+    if invalid_target:
+        rows[5] = rows[5].rsplit(",", 1)[0] + ","
+    data = ("n,m,e,c,t,y\n" + "\n".join(rows) + "\n").encode()
+    target = {"BINARY": "BINARY", "MULTICLASS": "CATEGORICAL", "REGRESSION": "NUMERIC"}[kind]
+    schema = make_schema([("n", "NUMERIC"), ("m", "NUMERIC"), ("e", "NUMERIC"), ("c", "CATEGORICAL"), ("t", "TEXT"),
+                          ("y", target)],
+                         targetAttributeName="y", dataFileContainsHeader=True)
+    sink = io.BytesIO()
+    report = ingest([DataObject(uri="s3://b/d.csv", key="d.csv", size=len(data), open=lambda: io.BytesIO(data))],
+                    schema, parse_rearrangement(None), True, sink)
+    reads = []
+
+    def batches():
+        reads.append(1)
+        return read_materialized(io.BytesIO(sink.getvalue()))
+
+    return schema, report.statistics, batches, reads
+
+
+MIXED_RECIPE = json.dumps({"outputs": ["quantile_bin(n,7)", "quantile_bin(normalize(m),5)", "normalize(n)", "m",
+                                       "quantile_bin(e,5)", "normalize(e)",
+                                       "ALL_CATEGORICAL", "lowercase(c)", "lowercase(no_punct(t))", "t"]})
+
+
+@pytest.mark.parametrize("kind", ["BINARY", "MULTICLASS", "REGRESSION"])
+def test_statistics_give_the_numbers_and_tokens_of_a_fit(kind):
+    """When every record has a valid target, the statistics give the numeric moments, the
+    quantile bins (from the exact sketch: the same boundaries), the token vocabularies and a
+    regression target's scale: no fitting pass, and the model a fitting pass gives."""
+    schema, statistics, batches, reads = _mixed_datasource(kind, invalid_target=False)
+    params = SGDParams(max_passes=2, shuffle=True, seed=3)
+    models, counts = [], []
+    for given in (statistics, None):
+        reads.clear()
+        models.append(train_model(kind, schema, MIXED_RECIPE, params, given, batches, memory_bytes=0))
+        counts.append(len(reads))
+    with_stats, without = models
+    assert counts == [2, 3]
+    assert with_stats.pipeline.feature_names() == without.pipeline.feature_names()
+    assert with_stats.pipeline.params.keys() == without.pipeline.params.keys()
+    for name, fitted in without.pipeline.params.items():
+        for key, value in fitted.items():
+            assert with_stats.pipeline.params[name][key] == pytest.approx(value, rel=1e-12), (name, key)
+    assert with_stats.pipeline.params["quantile_bin(n,7)"] == without.pipeline.params["quantile_bin(n,7)"]
+    assert np.allclose(with_stats.weights, without.weights, rtol=1e-9, atol=1e-12)
+    assert (with_stats.classes, with_stats.summary.keys()) == (without.classes, without.summary.keys())
+    if kind == "REGRESSION":
+        assert with_stats.summary["target_mean"] == pytest.approx(without.summary["target_mean"], rel=1e-12)
+
+
+def test_numbers_are_fitted_on_the_records_when_some_target_is_invalid():
+    """A record without a valid target is in the statistics' numbers but not in training's:
+    the fit reads the numbers (the token and value lists still come from the statistics), and
+    the model is the one made without statistics."""
+    schema, statistics, batches, reads = _mixed_datasource("BINARY", invalid_target=True)
+    params = SGDParams(max_passes=2, shuffle=True, seed=3)
+    models, counts = [], []
+    for given in (statistics, None):
+        reads.clear()
+        models.append(train_model("BINARY", schema, MIXED_RECIPE, params, given, batches, memory_bytes=0))
+        counts.append(len(reads))
+    assert counts == [3, 3]
+    assert models[0].pipeline.params == models[1].pipeline.params
+    assert np.array_equal(models[0].weights, models[1].weights)
+
+
 def test_a_feature_twice_in_an_indicator_row_counts_twice_and_is_not_flipped():
     """CSR rows with a repeated feature (all values 1) mean a value of 2, as in a dense sum."""
     x = sp.csr_matrix((np.ones(5), np.array([0, 0, 1, 0, 1]), np.array([0, 3, 5])), shape=(2, 2))

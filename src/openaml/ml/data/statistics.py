@@ -32,6 +32,7 @@ from openaml.ml.data.statistics_document import (
     TextValues,
 )
 from openaml.ml.data.token_counts import TokenCounts, count_tokens
+from openaml.ml.moments import Moments
 from openaml.ml.schema import AttributeType, Coerced, Schema
 
 HISTOGRAM_BINS = 20
@@ -47,9 +48,14 @@ class NumericStats:
         self.values = np.empty(0, dtype=np.float64)
         self.counts = np.empty(0, dtype=np.float64)
         self.exact = True
-        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.moments = Moments()
         self.xy = np.zeros(5)  # sums of x, y, x*x, y*y, x*y over pairs with a valid target
         self.pairs = 0
+
+    @property
+    def n(self) -> int:
+        """The valid values counted."""
+        return int(self.moments.count)
 
     def add_table(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64],
                   order: npt.NDArray[np.intp] | None = None) -> None:
@@ -66,12 +72,7 @@ class NumericStats:
             return
         # summed in value order: the same sums whatever order the batch's table came in
         mean = float((kept * weights).sum() / n)
-        m2 = float((((kept - mean) ** 2) * weights).sum())
-        total = self.n + n
-        delta = mean - self.mean
-        self.m2 += m2 + delta * delta * self.n * n / total
-        self.mean += delta * n / total
-        self.n = total
+        self.moments.merge(Moments(n, mean, float((((kept - mean) ** 2) * weights).sum())))
         self.values, self.counts = _merge_sorted(self.values, self.counts, kept, weights)
         if len(self.values) > EXACT_DISTINCT:
             self._compress()
@@ -80,11 +81,7 @@ class NumericStats:
         """Add the statistics of other records (another partition's): moments by Chan's
         formula, the sketches merged and compressed past EXACT_DISTINCT."""
         if other.n:
-            total = self.n + other.n
-            delta = other.mean - self.mean
-            self.m2 += other.m2 + delta * delta * self.n * other.n / total
-            self.mean += delta * other.n / total
-            self.n = total
+            self.moments.merge(other.moments)
             self.values, self.counts = _merge_sorted(self.values, self.counts, other.values, other.counts)
             self.exact = self.exact and other.exact
             if len(self.values) > EXACT_DISTINCT:
@@ -109,10 +106,10 @@ class NumericStats:
             return NumericValues(distinct=0)
         low, high = float(self.values[0]), float(self.values[-1])
         counts, edges = histogram(self.values, self.counts, low, high)
-        variance = self.m2 / self.n
+        variance = self.moments.variance
         return NumericValues(
             distinct=len(self.values) if self.exact else None,
-            min=low, max=high, mean=self.mean, variance=variance, stddev=math.sqrt(variance),
+            min=low, max=high, mean=self.moments.mean, variance=variance, stddev=math.sqrt(variance),
             median=self._median(),
             histogram=Histogram(edges.tolist(), np.round(counts).astype(int).tolist()),
             sketch=Sketch(self.values.tolist(), self._count_list(), self.exact),

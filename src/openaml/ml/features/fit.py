@@ -1,14 +1,17 @@
 """Fitting a feature pipeline on the training records: statistics and vocabularies.
 
-One pass collects numeric moments, raw values of binned attributes and the vocabularies of
-sources that need no fitted statistic; a second pass is made only for vocabularies of sources
-built on quantile bins (for example `cartesian(quantile_bin(age,10), job)`).
+What the training datasource's statistics already hold (complete value and token lists,
+numeric moments and sketches: `known_from`) is taken from there. For the rest, one pass
+collects numeric moments, raw values of binned attributes and the vocabularies of sources
+that need no fitted statistic; a second pass is made only for vocabularies of sources built
+on quantile bins (for example `cartesian(quantile_bin(age,10), job)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,93 +19,94 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openaml.ml.data.statistics import entry_counts
-from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
+from openaml.ml.data.statistics_document import (
+    CountedValues,
+    DatasetStatistics,
+    NumericValues,
+    Sketch,
+    TextValues,
+)
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.transforms import bin_labels, normalize
-from openaml.ml.features.values import Columns, evaluate, quantile_boundaries
-from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, Node, Op, contains
+from openaml.ml.features.values import Columns, counted_quantile_boundaries, evaluate, quantile_boundaries
+from openaml.ml.moments import Moments
+from openaml.ml.recipes.nodes import BINARY, NUMERIC, Attr, Node, Op, contains
 from openaml.ml.schema import AttributeType, Schema
 
 Records = Callable[[], Iterator[Columns]]
 
 
-class _Moments:
-    """Count, mean and sum of squared deviations, merged batch by batch (Chan et al.)."""
+@dataclass(frozen=True)
+class Known:
+    """What the training datasource's statistics tell a fit before it reads a record
+    (known_from)."""
 
-    def __init__(self) -> None:
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
-
-    def add(self, values: np.ndarray) -> None:
-        values = values[~np.isnan(values)]
-        n = len(values)
-        if n == 0:
-            return
-        mean = float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
-        total = self.count + n
-        delta = mean - self.mean
-        self.m2 += m2 + delta * delta * self.count * n / total
-        self.mean += delta * n / total
-        self.count = total
-
-    @property
-    def std(self) -> float:
-        return float(np.sqrt(self.m2 / self.count)) if self.count else 0.0
+    values: dict[str, pa.Array] = field(default_factory=dict)  # every CATEGORICAL value, TEXT token
+    moments: dict[str, tuple[float, float]] = field(default_factory=dict)  # NUMERIC: mean, std
+    sketches: dict[str, Sketch] = field(default_factory=dict)  # NUMERIC: every valid value, counted
 
 
 def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
                  observe: Callable[[Columns], None] | None = None,
-                 known: dict[str, pa.Array] | None = None, execution: Execution = ONE_THREAD) -> FeaturePipeline:
+                 known: Known | None = None, execution: Execution = ONE_THREAD) -> FeaturePipeline:
     """Fit every source on the batches of records `records()` yields (their Columns, read
     with `schema`); `observe` sees each batch of pass 1.
-    known: every value of some CATEGORICAL attributes (known_values): a source that is one of
-    them takes those as its vocabulary instead of collecting them. When nothing is left to
+    known: what the statistics tell of the records. A NUMERIC attribute's moments, the
+    boundaries of quantile bins on one whose sketch is known, and the vocabulary of a source
+    that maps each value (or token) of a known attribute on its own (the attribute, lowercase
+    or no_punct of it) come from there instead of the records. When nothing is left to
     collect and nobody observes, the records are not read at all."""
-    numeric = sorted({n.name for n in _all_nodes(sources) if isinstance(n, Attr) and n.kind == NUMERIC})
-    binned = {a for n in _all_nodes(sources) if isinstance(n, Op) and n.function == "quantile_bin"
-              for a in _numeric_attrs(n)}
-    moments = {name: _Moments() for name in numeric}
+    known = known or Known()
+    nodes = _all_nodes(sources)
+    used = {n.name for n in nodes if isinstance(n, Attr) and n.kind == NUMERIC}
+    numeric = sorted(used - set(known.moments))
+    bins = [node for node in nodes if isinstance(node, Op) and node.function == "quantile_bin"]
+    sketched = {node.canonical for node in bins if _numeric_attrs(node) <= set(known.sketches)}
+    binned = {a for node in bins if node.canonical not in sketched for a in _numeric_attrs(node)}
+    moments = {name: Moments() for name in numeric}
     raw: dict[str, list[np.ndarray]] = {name: [] for name in binned}
     vocab_sources = [i for i, s in enumerate(sources) if s.kind not in (NUMERIC, BINARY)
                      and not (isinstance(s, Op) and s.function == "quantile_bin")]
     early = [i for i in vocab_sources if not contains(sources[i], "quantile_bin")]
     late = [i for i in vocab_sources if i not in early]
     vocabularies = _Vocabularies()
-    known = known or {}
-    given = {i: _sorted(known[s.name]) for i, s in enumerate(sources) if i in early and isinstance(s, Attr)
-             and s.kind == CATEGORICAL and s.name in known}
+    given = {i: _known_vocabulary(sources[i], name, known.values[name], schema) for i in early
+             if (name := _mapped_attribute(sources[i])) in known.values}
     early = [i for i in early if i not in given]
 
-    for columns in records() if observe is not None or numeric or early else ():
+    for columns in records() if observe is not None or numeric or binned or early else ():
         if observe is not None:
             observe(columns)
-        for name in numeric:
+        for name in sorted(set(numeric) | binned):
             values = columns.get(name)
-            moments[name].add(values)
+            if name in moments:
+                moments[name].merge(Moments.of(values))
             if name in raw:
                 raw[name].append(values)  # the batch's own array: no copy
         vocabularies.collect(early, sources, columns, {})
 
     params: dict[str, Any] = {}
-    stats = {name: (m.mean, m.std) for name, m in moments.items()}
+    stats = {name: known.moments[name] for name in used if name in known.moments}
+    stats |= {name: (m.mean, m.std) for name, m in moments.items()}
 
     def values_of(name: str) -> np.ndarray:
         """Every training value of `name` (NaN included), one attribute at a time."""
         return np.concatenate(raw[name]) if raw[name] else np.zeros(0)
 
-    fitted = [node for node in _all_nodes(sources) if isinstance(node, Op)
-              and node.function in ("normalize", "quantile_bin")]
-    for node in fitted:
-        if node.function == "normalize":  # from the moments: at once, before the bins on them
+    for node in nodes:  # from the moments: at once, before the bins on them
+        if isinstance(node, Op) and node.function == "normalize":
             _fit_normalize(node, stats, params)
-    bins = [node for node in fitted if node.function == "quantile_bin"]
+
     def fit(node: Op) -> list[float]:
+        if node.canonical in sketched:
+            return _sketched_boundaries(node, known.sketches, params)
         return _boundaries(node, values_of, params)
 
-    if execution.parallel:  # sorts release the GIL: two at once
+    if execution.parallel and sum(node.canonical not in sketched for node in bins) > 1:
+        # the sorts release the GIL: two at once
         with ThreadPoolExecutor(2, thread_name_prefix="openaml-fit") as pool:
             fitted_bins = list(pool.map(fit, bins))
     else:
@@ -128,6 +132,49 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
         else:
             vocabs.append(pa.array([], pa.string()))
     return FeaturePipeline(schema, sources, params, scales, vocabs)
+
+
+def known_from(statistics: DatasetStatistics | None, target: str | None) -> Known:
+    """What `statistics`, the training datasource's (its target `target`), tell of the
+    training records. Complete value lists are always taken: a value (or token) seen only in
+    a record without a valid target becomes a feature no step touches, whose zero weight
+    trimming removes. NUMERIC moments and sketches only when every record has a valid target:
+    the statistics' records are then the training's, and the fit the one a pass over them
+    would make (moments to rounding, bins exactly while the sketch is exact)."""
+    if statistics is None:
+        return Known()
+    described = statistics.target
+    every = (described is not None and described.name == target
+             and described.valid_count == statistics.record_count)
+    values, moments, sketches = {}, {}, {}
+    for name, a in statistics.attributes.items():
+        v = a.values
+        if isinstance(v, CountedValues) and a.attribute_type is AttributeType.CATEGORICAL and not v.truncated:
+            values[name] = pa.array(list(v.value_counts), pa.string())
+        elif isinstance(v, TextValues) and v.distinct_tokens <= len(v.top_tokens):
+            values[name] = pa.array(list(v.top_tokens), pa.string())
+        elif isinstance(v, NumericValues) and every:
+            if a.count == 0:
+                moments[name], sketches[name] = (0.0, 0.0), Sketch([], [], True)
+            elif v.sketch is not None and v.mean is not None and v.stddev is not None:
+                moments[name], sketches[name] = (v.mean, v.stddev), v.sketch
+    return Known(values, moments, sketches)
+
+
+def _mapped_attribute(source: Node) -> str | None:
+    """The attribute of a source that maps each of its values (or tokens) on its own: the
+    attribute itself, or lowercase or no_punct of such a source."""
+    while isinstance(source, Op) and source.function in ("lowercase", "no_punct"):
+        source = source.args[0]
+    return source.name if isinstance(source, Attr) else None
+
+
+def _known_vocabulary(source: Node, name: str, values: pa.Array, schema: Schema) -> pa.Array:
+    """The vocabulary of a mapping source (_mapped_attribute) of attribute `name`, all of whose
+    values (or tokens) are `values`: the source of a record holding each of them."""
+    value = evaluate(source, Columns(pa.record_batch([values], names=[name]), schema), {})
+    found = value.values if isinstance(value, TokenList) else value
+    return _sorted(_merged([_distinct(found)]))
 
 
 MERGE_EVERY = 16  # batches' distinct values held (per source, or coded pairs) before a merge
@@ -181,15 +228,6 @@ class _Vocabularies:
         return result
 
 
-def known_values(statistics: DatasetStatistics) -> dict[str, pa.Array]:
-    """Every distinct value of each CATEGORICAL attribute whose datasource statistics list them
-    all (not truncated): for fit_pipeline's `known`."""
-    return {name: pa.array(list(a.values.value_counts), pa.string())
-            for name, a in statistics.attributes.items()
-            if a.attribute_type is AttributeType.CATEGORICAL and isinstance(a.values, CountedValues)
-            and not a.values.truncated}
-
-
 def _sorted(values: pa.Array) -> pa.Array:
     """By code point: the order of a vocabulary."""
     return values.take(pc.sort_indices(values))
@@ -224,6 +262,20 @@ def _boundaries(node: Op, values_of: Callable[[str], np.ndarray],
     """The bin boundaries of a quantile_bin node (the normalize nodes inside it fitted)."""
     boundaries: list[float] = quantile_boundaries(_numeric_values(node.args[0], values_of, params),
                                                   node.n or 10).tolist()
+    return boundaries
+
+
+def _sketched_boundaries(node: Op, sketches: dict[str, Sketch], params: dict[str, Any]) -> list[float]:
+    """_boundaries from the sketch of the node's attribute: its values (ascending, and still
+    so once normalized) with their counts."""
+    (name,) = _numeric_attrs(node)
+
+    def values_of(_: str) -> np.ndarray:
+        return np.asarray(sketches[name].values, np.float64)
+
+    values = _numeric_values(node.args[0], values_of, params)
+    boundaries: list[float] = counted_quantile_boundaries(
+        values, np.asarray(sketches[name].counts, np.float64), node.n or 10).tolist()
     return boundaries
 
 

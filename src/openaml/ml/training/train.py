@@ -12,15 +12,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
-from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics
+from openaml.ml.data.statistics_document import (
+    AttributeStatistics,
+    CountedValues,
+    DatasetStatistics,
+    NumericValues,
+)
 from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.features import fit_pipeline
-from openaml.ml.features.fit import known_values
+from openaml.ml.features.fit import known_from
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.values import Columns
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
+from openaml.ml.moments import Moments
 from openaml.ml.recipes import parse_recipe
 from openaml.ml.recipes.nodes import attributes_of
 from openaml.ml.recipes.recipe import Recipe
@@ -156,7 +162,7 @@ class _Setup:
         early = class_weight_of(self.params.class_weights, known.counts, known.classes()) if known else None
         target = known or _TargetSummary(self.model_type, self.schema)
         pipeline = fit_pipeline(self.recipe.outputs, self.schema, training, None if known else target.observe,
-                                known_values(statistics) if statistics is not None else {}, execution)
+                                known_from(statistics, self.schema.target), execution)
         if target.records == 0:
             raise TrainingError("The training datasource has no usable record (valid target)")
         classes, summary = target.classes(), target.summary()
@@ -298,36 +304,40 @@ class _TargetSummary:
         self.model_type, self.schema = model_type, schema
         self.records = 0
         self.counts: dict[str, int] = {}
-        self.total = 0.0
-        self.total_sq = 0.0
+        self.moments = Moments()  # a REGRESSION target's
 
     @classmethod
     def from_statistics(cls, model_type: ModelType, schema: Schema,
                         statistics: DatasetStatistics | None) -> _TargetSummary | None:
-        """The class counts of the datasource statistics, when they are those of the records
-        training uses: a CATEGORICAL target for MULTICLASS, a BINARY one for BINARY (records
-        not rejected, with a valid target); None otherwise."""
-        wanted = {ModelType.MULTICLASS: AttributeType.CATEGORICAL,
-                  ModelType.BINARY: AttributeType.BINARY}.get(model_type)
+        """The class counts or target moments of the datasource statistics, when they are
+        those of the records training uses: a CATEGORICAL target for MULTICLASS, a BINARY
+        one for BINARY, a NUMERIC one for REGRESSION (records not rejected, with a valid
+        target); None otherwise."""
+        wanted = {ModelType.MULTICLASS: AttributeType.CATEGORICAL, ModelType.BINARY: AttributeType.BINARY,
+                  ModelType.REGRESSION: AttributeType.NUMERIC}[model_type]
         target = statistics.target if statistics is not None else None
-        if (wanted is None or target is None or target.name != schema.target
-                or target.attribute_type is not wanted or target.class_counts is None):
+        if target is None or target.name != schema.target or target.attribute_type is not wanted:
             return None
         attribute = statistics.attributes.get(target.name) if statistics is not None else None
-        if attribute is None or (isinstance(attribute.values, CountedValues) and attribute.values.truncated):
-            return None
         summary = cls(model_type, schema)
-        summary.counts = {k: v for k, v in target.class_counts.items() if v > 0}
         summary.records = target.valid_count
+        if isinstance(attribute, AttributeStatistics) and isinstance(attribute.values, NumericValues):
+            values = attribute.values
+            if values.mean is None or values.variance is None or not target.valid_count:
+                return None
+            summary.moments = Moments(target.valid_count, values.mean, values.variance * target.valid_count)
+            return summary
+        if (target.class_counts is None or attribute is None
+                or (isinstance(attribute.values, CountedValues) and attribute.values.truncated)):
+            return None
+        summary.counts = {k: v for k, v in target.class_counts.items() if v > 0}
         return summary
 
     def observe(self, columns: Columns) -> None:
         self.records += columns.n_rows
         if self.model_type == ModelType.REGRESSION:
-            y = target_numbers(columns)
             with np.errstate(over="ignore", invalid="ignore"):  # too large: scale() says so
-                self.total += float(y.sum())
-                self.total_sq += float((y * y).sum())
+                self.moments.merge(Moments.of(target_numbers(columns)))
             return
         counts = pc.value_counts(target_labels(columns, self.model_type))
         for item in counts.to_pylist():
@@ -350,12 +360,11 @@ class _TargetSummary:
     def scale(self) -> tuple[float, float]:
         if self.model_type != ModelType.REGRESSION:
             return 0.0, 1.0
-        mean = self.total / self.records
-        var = max(self.total_sq / self.records - mean * mean, 0.0)
+        mean, var = self.moments.mean, self.moments.variance
         if not (math.isfinite(mean) and math.isfinite(var)):
             raise TrainingError("The target's values are too large to train on: their mean or spread "
                                 "is beyond the range of a double")
-        return mean, float(np.sqrt(var)) or 1.0
+        return mean, math.sqrt(var) or 1.0
 
     def summary(self) -> dict[str, Any]:
         if self.model_type == ModelType.REGRESSION:
