@@ -80,4 +80,4 @@ def test_numeric_tables_merge_like_numpy_unique(with_order):
     expected, inverse = np.unique(values[counts > 0], return_inverse=True)
     assert stats.values.tolist() == expected.tolist()
     assert stats.counts.tolist() == np.bincount(inverse, weights=counts[counts > 0]).tolist()
-    assert stats.n == counts.sum() and stats.mean == pytest.approx(np.average(values, weights=counts))
+    assert stats.n == counts.sum() and stats.moments.mean == pytest.approx(np.average(values, weights=counts))
