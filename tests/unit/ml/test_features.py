@@ -42,6 +42,34 @@ def test_ngram_osb_no_punct_lowercase_cartesian():
         ["Fun_Softcover", "With_Softcover"], []]
 
 
+def test_coded_tokens_give_the_features_of_plain_ones(monkeypatch):
+    """ASCII text's dictionary-encoded tokens (the compiled scan's) give the vocabularies and
+    the features that plain tokens (Arrow's split) give, through every text function."""
+    from openaml.ml.data import token_counts
+
+    schema = make_schema([("t", "TEXT"), ("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")
+    recipe = parse_recipe(json.dumps({"outputs": [
+        "t", "lowercase(t)", "no_punct(lowercase(t))", "ngram(t, 3)", "osb(no_punct(t), 3)", "cartesian(t, c)"]}),
+        schema)
+    rng = np.random.default_rng(2)
+    words = ["Red", "red", "RED!", "...", "blue,", "-", "x", "Y-z"]
+    batch = make_batch({"t": [None if i % 9 == 0 else " ".join(rng.choice(words, rng.integers(0, 6)))
+                              for i in range(200)],
+                        "c": [str(rng.choice(["p", "q"])) for _ in range(200)], "y": ["1"] * 200})
+
+    def fitted_rows():
+        pipeline = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(batch, schema)]))
+        return pipeline.feature_names(), pipeline.rows(batch)
+
+    assert pa.types.is_dictionary(tk.tokenize(batch.column("t")).values.type)
+    coded = fitted_rows()
+    monkeypatch.setattr(token_counts, "tokenize", lambda column: None)  # every column to Arrow
+    assert tk.tokenize(batch.column("t")).values.type == pa.string()
+    names, rows = fitted_rows()
+    assert coded[0] == names and len(names) > 50
+    assert all(np.array_equal(a, b) for a, b in zip(coded[1], rows) if a is not None)
+
+
 def test_pipeline_features_names_and_values():
     schema = make_schema([("age", "NUMERIC"), ("job", "CATEGORICAL"), ("title", "TEXT"),
                           ("b", "BINARY"), ("y", "BINARY")], targetAttributeName="y")

@@ -121,7 +121,7 @@ class FeaturePipeline:
                 dense_ids.append(ids)
                 dense_vals.append(vals)
             elif isinstance(value, TokenList):
-                ids = _lookup(value.values, vocab, offset)
+                ids = _token_ids(value.values, vocab, offset)
                 found = ids >= 0
                 token_rows.append(value.rows[found])
                 token_ids.append(ids[found])
@@ -216,6 +216,14 @@ def _lookup(values: pa.Array, vocab: pa.Array, offset: int = 0) -> np.ndarray:
         found = pc.fill_null(found, -1)
     positions = found.to_numpy(zero_copy_only=False)
     return np.where(positions >= 0, positions.astype(np.int64) + offset, -1)
+
+
+def _token_ids(values: pa.Array, vocab: pa.Array, offset: int) -> np.ndarray:
+    """_lookup of tokens; dictionary-encoded ones by their distinct tokens."""
+    if not pa.types.is_dictionary(values.type):
+        return _lookup(values, vocab, offset)
+    ids: np.ndarray = _lookup(values.dictionary, vocab, offset)[values.indices.to_numpy()]
+    return ids
 
 
 def _scalar_feature(kind: str, value: np.ndarray, offset: int,

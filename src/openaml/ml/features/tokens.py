@@ -1,20 +1,24 @@
 """Token lists: every token of every record of a batch, flattened, with its row index.
 
 Text transformations of recipes.md §7 run here on whole batches with Arrow compute kernels and
-NumPy index arithmetic (ASCII text is split by a compiled pass); nothing loops over records in
-Python.
+NumPy index arithmetic; nothing loops over records in Python. ASCII text is split by the
+compiled scan of the datasource statistics (data/token_counts.py), which hashes each token
+once: its tokens come dictionary-encoded (each distinct token once, and the token of each
+occurrence), so that lowercase, no_punct and the vocabulary lookup work on the distinct
+tokens alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml.data import token_counts
 from openaml.ml.errors import InputError
-from openaml.ml.features.ascii_split import split_ascii
 
 # Pairs one cartesian() may make in one batch: about 1 GB of tokens, instead of a host's memory.
 MAX_CARTESIAN_PAIRS = 20_000_000
@@ -26,17 +30,31 @@ PUNCT_EDGES = r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$"
 class TokenList:
     """values[i] belongs to record rows[i]; a record may own any number of tokens."""
 
-    values: pa.Array  # string, no nulls
+    values: pa.Array  # string, or dictionary-encoded strings; no nulls
     rows: np.ndarray  # int64, one per value
     n_rows: int
 
     def keep(self, mask: np.ndarray) -> TokenList:
         return TokenList(self.values.filter(pa.array(mask)), self.rows[mask], self.n_rows)
 
-    def with_values(self, values: pa.Array) -> TokenList:
-        out = TokenList(values, self.rows, self.n_rows)
-        empty = pc.equal(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
-        return out.keep(~empty) if empty.any() else out
+    def mapped(self, function: Callable[[pa.Array], pa.Array]) -> TokenList:
+        """Each token mapped by the string function `function` (of the distinct tokens alone
+        when they are dictionary-encoded), without the tokens it leaves empty."""
+        values = self.values
+        if pa.types.is_dictionary(values.type):
+            values = pa.DictionaryArray.from_arrays(values.indices, function(values.dictionary))
+        else:
+            values = function(values)
+        return TokenList(values, self.rows, self.n_rows).nonempty()
+
+    def nonempty(self) -> TokenList:
+        """Without its empty tokens."""
+        values = self.values
+        coded = pa.types.is_dictionary(values.type)
+        empty = pc.equal(pc.utf8_length(values.dictionary if coded else values), 0).to_numpy(zero_copy_only=False)
+        if not empty.any():
+            return self
+        return self.keep(~(empty[values.indices.to_numpy()] if coded else empty))
 
 
 def plain(column: pa.Array) -> pa.Array:
@@ -48,15 +66,17 @@ def plain(column: pa.Array) -> pa.Array:
 
 def tokenize(column: pa.Array) -> TokenList:
     """Split TEXT values on runs of white space; missing values give no tokens. ASCII text
-    is split by one compiled pass (ascii_split.py), any other by Arrow's kernel: the same."""
+    is scanned by one compiled pass (its tokens dictionary-encoded), any other split by
+    Arrow's kernel: the same tokens."""
     column = plain(column)
-    split = split_ascii(column)
-    if split is not None:
-        return TokenList(split[0], split[1], len(column))
+    scanned = token_counts.tokenize(column)
+    if scanned is not None:
+        rows = np.repeat(np.arange(len(column), dtype=np.int64), scanned.words)
+        return TokenList(pa.DictionaryArray.from_arrays(pa.array(scanned.ids, pa.int32()), scanned.tokens),
+                         rows, len(column))
     lists = pc.utf8_split_whitespace(column)
     rows = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
-    values = pc.list_flatten(lists)
-    return TokenList(values, rows, len(column)).with_values(values)
+    return TokenList(pc.list_flatten(lists), rows, len(column)).nonempty()
 
 
 def from_values(column: pa.Array) -> TokenList:
@@ -75,22 +95,23 @@ def from_binary(values: np.ndarray) -> TokenList:
 
 
 def lowercase(tokens: TokenList) -> TokenList:
-    return TokenList(pc.utf8_lower(tokens.values), tokens.rows, tokens.n_rows)
+    return tokens.mapped(pc.utf8_lower)
 
 
 def no_punct(tokens: TokenList) -> TokenList:
-    return tokens.with_values(pc.replace_substring_regex(tokens.values, PUNCT_EDGES, ""))
+    return tokens.mapped(lambda values: pc.replace_substring_regex(values, PUNCT_EDGES, ""))
 
 
 def ngrams(tokens: TokenList, n: int) -> TokenList:
     """Unigrams plus every contiguous 2..n-gram within a record, joined by one space."""
-    values, rows = [tokens.values], [tokens.rows]
-    current = tokens.values
+    words = plain(tokens.values)
+    values, rows = [words], [tokens.rows]
+    current = words
     for k in range(2, n + 1):
-        m = len(tokens.values) - k + 1
+        m = len(words) - k + 1
         if m <= 0:
             break
-        current = pc.binary_join_element_wise(current[:m], tokens.values[k - 1:], " ")
+        current = pc.binary_join_element_wise(current[:m], words[k - 1:], " ")
         same = tokens.rows[:m] == tokens.rows[k - 1:]
         values.append(current.filter(pa.array(same)))
         rows.append(tokens.rows[:m][same])
@@ -99,13 +120,14 @@ def ngrams(tokens: TokenList, n: int) -> TokenList:
 
 def osb(tokens: TokenList, n: int) -> TokenList:
     """Orthogonal sparse bigrams: token[i] + "_" * j + token[i+j] for j = 1..n-1 (§7.3)."""
+    words = plain(tokens.values)
     values, rows = [], []
     for j in range(1, n):
-        m = len(tokens.values) - j
+        m = len(words) - j
         if m <= 0:
             break
         same = tokens.rows[:m] == tokens.rows[j:]
-        joined = pc.binary_join_element_wise(tokens.values[:m], tokens.values[j:], "_" * j)
+        joined = pc.binary_join_element_wise(words[:m], words[j:], "_" * j)
         values.append(joined.filter(pa.array(same)))
         rows.append(tokens.rows[:m][same])
     return _concat(values, rows, tokens.n_rows)
@@ -130,8 +152,8 @@ def cartesian(left: TokenList, right: TokenList) -> TokenList:
     li = lstart[row] + offset // np.maximum(rc[row], 1)
     ri = rstart[row] + offset % np.maximum(rc[row], 1)
     # TokenLists are grouped by row in row order, so per-row starts index them directly.
-    lvals = _row_sorted(left).values.take(pa.array(li))
-    rvals = _row_sorted(right).values.take(pa.array(ri))
+    lvals = plain(_row_sorted(left).values.take(pa.array(li)))
+    rvals = plain(_row_sorted(right).values.take(pa.array(ri)))
     return TokenList(pc.binary_join_element_wise(lvals, rvals, "_"), row, n)
 
 

@@ -1,6 +1,6 @@
-"""ASCII text is split by one compiled pass (features/ascii_split.py) into exactly the tokens
-and rows that Arrow's utf8_split_whitespace, less its empty tokens, gives; other text is left
-to Arrow."""
+"""ASCII text is split by one compiled scan (data/token_counts.py, dictionary-encoded tokens)
+into exactly the tokens and rows that Arrow's utf8_split_whitespace, less its empty tokens,
+gives; other text is left to Arrow."""
 
 import numpy as np
 import pyarrow as pa
@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openaml.ml.features import tokens as tk
-from openaml.ml.features.ascii_split import split_ascii
 
 # every ASCII white space byte and its neighbours, letters, punctuation
 ascii_text = st.text(alphabet=st.sampled_from([chr(c) for c in (*range(0, 40), 65, 97, 46, 127)]), max_size=12)
@@ -35,31 +34,32 @@ def arrow_tokens(column: pa.Array) -> tuple[list[str], list[int]]:
 @given(values=st.lists(st.one_of(st.none(), ascii_text), max_size=8), start=st.integers(0, 3))
 def test_ascii_values_split_as_arrow_splits_them(values, start):
     column = pa.array(values, pa.string()).slice(min(start, len(values)))  # a slice: offsets from its start
-    split = split_ascii(column)
-    assert split is not None
-    tokens, rows = split
-    assert (tokens.to_pylist(), rows.tolist()) == python_tokens(column)
     made = tk.tokenize(column)
+    assert pa.types.is_dictionary(made.values.type)  # the compiled scan's
     assert (made.values.to_pylist(), made.rows.tolist(), made.n_rows) == (*python_tokens(column), len(column))
+    lowered, cleaned = tk.lowercase(made), tk.no_punct(made)
+    assert lowered.values.to_pylist() == [token.lower() for token in python_tokens(column)[0]]
+    plain = tk.no_punct(tk.TokenList(tk.plain(made.values), made.rows, made.n_rows))
+    assert (cleaned.values.to_pylist(), cleaned.rows.tolist()) == (plain.values.to_pylist(), plain.rows.tolist())
 
 
 def test_every_ascii_white_space_byte_splits_as_in_arrow():
     column = pa.array([f"a{chr(c)}b{chr(c)}" for c in range(128)] + [None, ""])
-    assert split_ascii(column) is not None
     assert python_tokens(column) == arrow_tokens(column)
-    tokens, rows = split_ascii(column)
-    assert (tokens.to_pylist(), rows.tolist()) == arrow_tokens(column)
+    made = tk.tokenize(column)
+    assert pa.types.is_dictionary(made.values.type)
+    assert (made.values.to_pylist(), made.rows.tolist()) == arrow_tokens(column)
 
 
 def test_other_text_is_left_to_arrow():
     column = pa.array(["a\u00a0b c", "d\u3000e", None])
-    assert split_ascii(column) is None
     made = tk.tokenize(column)
+    assert made.values.type == pa.string()  # Arrow's split
     assert (made.values.to_pylist(), made.rows.tolist()) == (["a", "b", "c", "d", "e"], [0, 0, 0, 1, 1])
 
 
 def test_large_strings_empty_columns_and_all_missing_values():
-    assert split_ascii(pa.array(["x  y"], pa.large_string()))[0].to_pylist() == ["x", "y"]
+    assert tk.tokenize(pa.array(["x  y"], pa.large_string())).values.to_pylist() == ["x", "y"]
     for column in (pa.array([], pa.string()), pa.array([None, None], pa.string()), pa.array(["", " \t"])):
-        tokens, rows = split_ascii(column)
-        assert len(tokens) == 0 and rows.dtype == np.int64 and len(rows) == 0
+        made = tk.tokenize(column)
+        assert len(made.values) == 0 and made.rows.dtype == np.int64 and len(made.rows) == 0
