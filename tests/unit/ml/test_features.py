@@ -168,32 +168,44 @@ def test_cartesian_of_long_texts_is_refused_before_it_is_made(monkeypatch):
     assert tokens_of(tk.cartesian(small, small)) == [["a_a", "a_b", "b_a", "b_b"], ["c_c"]]
 
 
+@pytest.mark.parametrize("in_row_order", [False, True])
 @pytest.mark.parametrize("token_sources", [0, 1, 2])
 @pytest.mark.parametrize("with_values", [True, False])
 @pytest.mark.parametrize("seed", range(5))
-def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources):
+def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources, in_row_order):
     """csr_rows gives the CSR arrays the scipy sum of the dense part and the tokens once gave:
-    ids ascending per row, one indicator per distinct (row, token), dense zeros dropped where
-    there are values and token sources (kept where there are no token sources)."""
-    from openaml.ml.features.pipeline import csr_rows
+    ids ascending per row, one indicator per distinct (row, token), a NUMERIC Scalar's value
+    standardized (0 for a zero std) where present, a BINARY one's 1 where true, dense zeros
+    dropped where there are values and token sources (kept where there are no token
+    sources); tokens in any order of rows, or in row order (tokenize's, not bucketed)."""
+    from openaml.ml.features.pipeline import Scalar, csr_rows
 
     rng = np.random.default_rng(seed)
     n, width = int(rng.integers(1, 40)), 200
     # dense part: 3 sources with ids in 0-29, 30-59, 60-89 or -1 (none); one given per
-    # dictionary entry; values for some sources when with_values
+    # dictionary entry; when with_values, the first a NUMERIC Scalar, the last a BINARY one
     ids = [np.where(rng.random(n) < 0.7, rng.integers(s * 30, s * 30 + 30, n), -1) for s in range(3)]
-    vals = [rng.choice([0.0, -0.0, 1.5, -2.0], n) if with_values and s != 1 else None for s in range(3)]
+    data = np.ones((n, 3))
     entries = rng.integers(0, 4, n).astype(np.int32)
     per_entry = np.array([-1, 33, 35, 59])
     ids[1] = per_entry[entries]
     given = [ids[0], (per_entry, entries), ids[2]]
+    if with_values:
+        numbers = rng.choice([np.nan, 0.0, -0.0, 1.5, -2.0, 3.5], n)
+        mean, std = (1.5, 2.0) if seed % 2 else (3.0, 0.0)
+        flags = rng.choice([np.nan, 0.0, 1.0], n)
+        given[0], given[2] = Scalar(numbers, 7, True, mean, std), Scalar(flags, 61, False)
+        ids[0] = np.where(np.isnan(numbers), -1, 7)
+        ids[2] = np.where(flags > 0, 61, -1)
+        data[:, 0] = (numbers - mean) / std if std > 0 else 0.0
     # tokens: ids 100-199, rows in any order, repeats (seed 0: long texts, a sort per row)
     count = int(rng.integers(0, 5 * n)) if seed else 3000
     rows = [rng.integers(0, n, count) for _ in range(token_sources)]
+    if in_row_order:
+        rows = [np.sort(r) for r in rows]
     tokens = [rng.integers(100 + 50 * k, 150 + 50 * k, count) for k in range(token_sources)]
-    got = csr_rows(given, vals, n, rows, tokens)
+    got = csr_rows(given, n, rows, tokens)
     present = np.stack(ids, axis=1) >= 0
-    data = np.stack([np.ones(n) if v is None else v for v in vals], axis=1)
     dense = sp.csr_matrix((data[present], np.stack(ids, axis=1)[present],
                            np.concatenate(([0], np.cumsum(present.sum(axis=1))))), shape=(n, width))
     expected = dense
@@ -214,7 +226,7 @@ def test_rows_of_indicators_in_every_row(sources):
 
     ids = [np.arange(5) * 0 + 10 * s + np.arange(5) % 3 for s in range(sources)]
     indptr, indices, values = csr_rows([(np.arange(3) + 10 * s, np.arange(5) % 3) for s in range(sources)],
-                                       [None] * sources, 5, [], [])
+                                       5, [], [])
     assert indptr.tolist() == [sources * i for i in range(6)] and values is None
     assert indices.tolist() == (np.stack(ids, axis=1).ravel().tolist() if sources else [])
 

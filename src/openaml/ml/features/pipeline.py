@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -100,9 +100,8 @@ class FeaturePipeline:
         when some are read already."""
         columns = columns or Columns(batch, self.schema)
         n = columns.n_rows
-        # per source: ids, or (id per dictionary entry, entry per row); None until looked up
-        dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | None] = []
-        dense_vals: list[np.ndarray | None] = []  # None: indicator features (value 1)
+        # per source: ids, (id per dictionary entry, entry per row) or a Scalar; None until looked up
+        dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar | None] = []
         coded: list[tuple[int, int, pa.DictionaryArray]] = []  # (dense column, source, values)
         token_rows: list[np.ndarray] = []
         token_ids: list[np.ndarray] = []
@@ -111,15 +110,13 @@ class FeaturePipeline:
                 # the bin of each row straight to its feature id: no categories to look up
                 inner = evaluate(source.args[0], columns, self.params)
                 dense_ids.append(self._bin_ids(i)[bin_numbers(inner, self._boundaries(i))])
-                dense_vals.append(None)
                 continue
             value = evaluate(source, columns, self.params)
             offset = int(self.offsets[i])
             vocab = self.vocabs[i]
             if vocab is None:
-                ids, vals = _scalar_feature(source.kind, value, offset, self.scales[i])
-                dense_ids.append(ids)
-                dense_vals.append(vals)
+                mean, std = self.scales[i] or (0.0, 1.0)
+                dense_ids.append(Scalar(value, offset, source.kind == NUMERIC, mean, std))
             elif isinstance(value, TokenList):
                 ids = _token_ids(value.values, vocab, offset)
                 found = ids >= 0
@@ -130,15 +127,13 @@ class FeaturePipeline:
                 # straight into the id matrix by csr_rows: no per-row temporary
                 coded.append((len(dense_ids), i, value))
                 dense_ids.append(None)
-                dense_vals.append(None)
             else:
                 dense_ids.append(_lookup(value, vocab, offset))
-                dense_vals.append(None)
         for j, per_entry, entries in self._entry_ids(coded):
             dense_ids[j] = (per_entry, entries)
         looked_up = [ids for ids in dense_ids if ids is not None]
         assert len(looked_up) == len(dense_ids)  # every placeholder filled
-        return csr_rows(looked_up, dense_vals, n, token_rows, token_ids)
+        return csr_rows(looked_up, n, token_rows, token_ids)
 
     def _boundaries(self, i: int) -> np.ndarray:
         return np.asarray(self.params[self.sources[i].canonical]["boundaries"], np.float64)
@@ -226,51 +221,57 @@ def _token_ids(values: pa.Array, vocab: pa.Array, offset: int) -> np.ndarray:
     return ids
 
 
-def _scalar_feature(kind: str, value: np.ndarray, offset: int,
-                    scale: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
-    if kind == NUMERIC:
-        mean, std = scale or (0.0, 1.0)
-        vals = (value - mean) / std if std > 0 else np.zeros_like(value)
-        present = ~np.isnan(value)
-    else:  # BINARY: 1 for true, absent for false or missing
-        vals = np.ones_like(value)
-        present = value > 0
-    return np.where(present, offset, -1), np.where(present, vals, 0.0)
+@dataclass(frozen=True)
+class Scalar:
+    """A NUMERIC or BINARY source's values (NaN: missing) with its one feature, as csr_rows
+    writes it: a NUMERIC value standardized by (mean, std) (0 where std is 0), absent where
+    missing; a BINARY value 1 where true, absent where false or missing."""
+
+    values: np.ndarray
+    feature: int
+    numeric: bool
+    mean: float = 0.0
+    std: float = 1.0
 
 
-def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray]], vals: list[np.ndarray | None],
-             n: int, token_rows: list[np.ndarray], token_ids: list[np.ndarray]
+def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar], n: int,
+             token_rows: list[np.ndarray], token_ids: list[np.ndarray]
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """CSR arrays (indptr, indices, values) of n rows from one feature id per (row, source)
-    (-1 = none), given per source as ids or as (id per dictionary entry, entry per row), with
-    the values of the sources that have some (None: indicators), plus an indicator per
-    distinct (row, token id) of the token sources (rows, ids per source). Each row's ids
-    ascend (sources own ascending ranges); values are None when every source is an
-    indicator. Where there are values and token sources, entries of value 0 are dropped (the
-    sparse sum this once was dropped them: models stay the same)."""
+    (-1 = none), given per source as ids, as (id per dictionary entry, entry per row) or as a
+    Scalar (its feature where present, with its value), plus an indicator per distinct (row,
+    token id) of the token sources (rows, ids per source). Each row's ids ascend (sources
+    own ascending ranges); values are None when no source is a Scalar (indicators only).
+    Where there are Scalars and token sources, entries of value 0 are dropped (the sparse sum
+    this once was dropped them: models stay the same)."""
     id_matrix = np.empty((len(ids), n), np.int32)  # a source's ids contiguous: copied fast
     full = True  # every source in every row
+    scalars = [j for j, column in enumerate(ids) if isinstance(column, Scalar)]
     for j, column in enumerate(ids):
         if isinstance(column, tuple):
             full &= _gather_column(id_matrix[j], column[0], column[1]) >= 0
+        elif isinstance(column, Scalar):
+            id_matrix[j] = column.feature  # where present: the compiled part reads its value
         else:
             id_matrix[j] = column
             full &= len(column) == 0 or column.min() >= 0
-    valued = [j for j, v in enumerate(vals) if v is not None]
-    if not valued and not token_rows:  # indicators only (pixels)
+    if not scalars and not token_rows:  # indicators only (pixels)
         if full:  # in every row: as they are
             return np.arange(n + 1, dtype=np.int64) * len(ids), id_matrix.T.ravel(), None
         return (*_indicator_rows(id_matrix), None)
     column_of = np.full(len(ids), -1, np.int32)
-    column_of[valued] = np.arange(len(valued), dtype=np.int32)
-    values = np.empty((len(valued), n))
-    for c, j in enumerate(valued):
-        values[c] = vals[j]
+    column_of[scalars] = np.arange(len(scalars), dtype=np.int32)
+    values = np.empty((len(scalars), n))
+    given = [cast(Scalar, ids[j]) for j in scalars]
+    for c, scalar in enumerate(given):
+        values[c] = scalar.values
+    numeric = np.array([scalar.numeric for scalar in given], np.bool_)
+    scales = np.array([(scalar.mean, scalar.std) for scalar in given], np.float64).reshape(-1, 2)
     rows = np.concatenate(token_rows).astype(np.int64, copy=False) if token_rows else np.zeros(0, np.int64)
     tokens = np.concatenate(token_ids).astype(np.int32, copy=False) if token_ids else np.zeros(0, np.int32)
-    indptr, indices, data = _csr_rows(id_matrix, values, column_of, rows, tokens,
-                                      bool(valued) and bool(token_rows))
-    return indptr, indices, data if valued else None
+    indptr, indices, data = _csr_rows(id_matrix, values, column_of, numeric, scales, rows, tokens,
+                                      bool(scalars) and bool(token_rows))
+    return indptr, indices, data if scalars else None
 
 
 @njit(cache=True, nogil=True)
@@ -306,24 +307,39 @@ def _indicator_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, rows: np.ndarray,
-              tokens: np.ndarray, drop_zeros: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """csr_rows' compiled part: per row r, the present ids ids[:, r] (values values[column_of[j],
-    r], or 1) merged with the row's distinct token ids. A first pass
-    sorts each row's tokens and counts the entries, so that the output is made at its size
-    (fresh memory costs a page fault per 4 KiB: an over-sized output and its trimmed copy
-    took half the time)."""
+def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numeric: np.ndarray,
+              scales: np.ndarray, rows: np.ndarray, tokens: np.ndarray,
+              drop_zeros: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """csr_rows' compiled part: per row r, the present ids ids[:, r] (a Scalar's where its value
+    values[column_of[j], r] is present; others of value 1) merged with the row's distinct token
+    ids, in one pass. The output is made at its largest size (every id present, every token
+    distinct) and its filled part returned as views: pages never written are never given
+    memory, so this costs neither a counting pass nor a trimmed copy (fresh memory costs a
+    page fault per 4 KiB). Tokens in row order (one token source, as tokenize makes them) are
+    not bucketed."""
     width, n = ids.shape
-    starts = np.zeros(n + 1, np.int64)  # tokens bucketed by row (a counting sort)
+    starts = np.zeros(n + 1, np.int64)
     for r in rows:
         starts[r + 1] += 1
     starts = np.cumsum(starts)
-    fill = starts[:-1].copy()
-    bucket = np.empty(len(tokens), np.int32)
-    for k in range(len(tokens)):
-        bucket[fill[rows[k]]] = tokens[k]
-        fill[rows[k]] += 1
-    out_ptr = np.zeros(n + 1, np.int64)
+    ordered = True
+    for k in range(1, len(rows)):
+        if rows[k] < rows[k - 1]:
+            ordered = False
+            break
+    if ordered:
+        bucket = tokens
+    else:  # a counting sort by row
+        fill = starts[:-1].copy()
+        bucket = np.empty(len(tokens), np.int32)
+        for k in range(len(tokens)):
+            bucket[fill[rows[k]]] = tokens[k]
+            fill[rows[k]] += 1
+    out_ptr = np.empty(n + 1, np.int64)
+    out_ptr[0] = 0
+    out_ids = np.empty(width * n + len(tokens), np.int32)
+    out_values = np.empty(width * n + len(tokens))
+    size = 0
     for r in range(n):
         found = bucket[starts[r]:starts[r + 1]]
         if len(found) > 32:  # a long text
@@ -334,32 +350,28 @@ def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, rows: 
                 found[k + 1] = found[k]
                 k -= 1
             found[k + 1] = token
-        count = 0
-        for i in range(len(found)):
-            count += i == 0 or found[i] != found[i - 1]
-        for j in range(width):
-            if ids[j, r] >= 0:
-                c = column_of[j]
-                count += not (drop_zeros and c >= 0 and values[c, r] == 0.0)
-        out_ptr[r + 1] = out_ptr[r] + count
-    out_ids = np.empty(out_ptr[n], np.int32)
-    out_values = np.empty(out_ptr[n])
-    size = 0
-    for r in range(n):
-        found = bucket[starts[r]:starts[r + 1]]
         t, t_end = 0, len(found)
         for j in range(width):
             feature = ids[j, r]
             if feature < 0:
                 continue
+            c = column_of[j]
+            value = 1.0
+            if c >= 0:  # a Scalar
+                given = values[c, r]
+                if numeric[c]:
+                    if np.isnan(given):
+                        continue
+                    mean, std = scales[c, 0], scales[c, 1]
+                    value = (given - mean) / std if std > 0 else 0.0
+                elif not given > 0:
+                    continue
             while t < t_end and found[t] < feature:  # the row's tokens before this feature
                 out_ids[size], out_values[size] = found[t], 1.0
                 size += 1
                 t += 1
                 while t < t_end and found[t] == found[t - 1]:
                     t += 1
-            c = column_of[j]
-            value = values[c, r] if c >= 0 else 1.0
             if not (drop_zeros and value == 0.0):
                 out_ids[size], out_values[size] = feature, value
                 size += 1
@@ -369,4 +381,5 @@ def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, rows: 
             t += 1
             while t < t_end and found[t] == found[t - 1]:
                 t += 1
-    return out_ptr, out_ids, out_values
+        out_ptr[r + 1] = size
+    return out_ptr, out_ids[:size], out_values[:size]

@@ -134,7 +134,7 @@ class RecordScorer:
                                else [vocab[value]] if value in vocab else [])
                 ids += found
                 values += [1.0] * len(found)
-            elif source.kind == NUMERIC and not math.isnan(value):  # as pipeline._scalar_feature
+            elif source.kind == NUMERIC and not math.isnan(value):  # as pipeline.Scalar
                 mean, std = scale or (0.0, 1.0)
                 ids.append(offset)
                 values.append((value - mean) / std if std > 0 else 0.0)
