@@ -67,3 +67,29 @@ def test_lines_with_another_field_count_take_no_value_spans(monkeypatch):
     found = split_fields(block, 100)
     assert found.starts.shape == (0, 100) and (found.reason == 3).all()
     assert all(shape[0] == 0 for shape in watched.shapes if isinstance(shape, tuple))
+
+
+def _reference_spans(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lines' starts and ends as the NumPy version of lines._line_spans found them."""
+    ends = np.flatnonzero(array == 10).astype(np.int64)
+    if len(array) and (len(ends) == 0 or ends[-1] != len(array) - 1):
+        ends = np.append(ends, len(array))
+    starts = np.concatenate(([0], ends[:-1] + 1))[:len(ends)].astype(np.int64)
+    has_cr = np.zeros(len(ends), dtype=np.bool_)
+    nonempty = ends > starts
+    has_cr[nonempty] = array[ends[nonempty] - 1] == 13
+    has_cr &= ends < len(array)  # a CR ends a line only when an LF follows it
+    return starts, ends - has_cr
+
+
+@settings(max_examples=300, deadline=None)
+@given(content=st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b",", b"\n\n"]), max_size=40).map(b"".join))
+def test_line_spans_are_the_vectorised_ones(content):
+    """The compiled line spans: LF and CR LF ends, empty lines, a last line without an LF
+    (its CR kept), no bytes at all."""
+    from openaml.ml.data.lines import _line_spans
+
+    array = np.frombuffer(content, np.uint8)
+    starts, ends = _line_spans(array)
+    expected = _reference_spans(array)
+    assert np.array_equal(starts, expected[0]) and np.array_equal(ends, expected[1])

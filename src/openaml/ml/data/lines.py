@@ -184,18 +184,28 @@ def _split(data: bytes, base: int, long_line_at: int | None, first_line: int) ->
     return LineBlock(array, starts, ends, offsets, too_large, first_line, np.flatnonzero(~keep))
 
 
+@njit(cache=True, nogil=True)
 def _line_spans(array: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Start and end (end-of-line excluded) of every line, empty ones included."""
-    newlines = np.flatnonzero(array == 10)
-    ends = newlines.astype(np.int64)
-    if len(array) and (len(newlines) == 0 or newlines[-1] != len(array) - 1):
-        ends = np.append(ends, len(array))
-    starts = np.concatenate(([0], ends[:-1] + 1))[:len(ends)].astype(np.int64)
-    has_cr = np.zeros(len(ends), dtype=np.bool_)
-    nonempty = ends > starts
-    has_cr[nonempty] = array[ends[nonempty] - 1] == 13
-    has_cr &= ends < len(array)          # CR only ends a line when an LF follows it
-    return starts, ends - has_cr
+    """Start and end (end-of-line excluded) of every line, empty ones included; a CR ends a
+    line only when an LF follows it. Two compiled passes (count, then fill): NumPy's
+    comparison and flatnonzero made a block-sized temporary, whose pages cost more than the
+    scan."""
+    n = len(array)
+    count = 0
+    for i in range(n):
+        count += array[i] == 10
+    lines = count + (1 if n and array[n - 1] != 10 else 0)
+    starts, ends = np.empty(lines, np.int64), np.empty(lines, np.int64)
+    line, start = 0, 0
+    for i in range(n):
+        if array[i] == 10:
+            end = i - 1 if i > start and array[i - 1] == 13 else i
+            starts[line], ends[line] = start, end
+            line += 1
+            start = i + 1
+    if line < lines:  # the last line, without an LF
+        starts[line], ends[line] = start, n
+    return starts, ends
 
 
 def _drop_first(block: LineBlock) -> LineBlock:

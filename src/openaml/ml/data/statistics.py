@@ -116,11 +116,12 @@ class NumericStats:
             correlation_to_target=self._correlation())
 
     def _count_list(self) -> list[float]:
-        """The sketch's counts for the document: integers while exact (one NumPy conversion,
-        not one Python call per distinct value), else rounded to 6 decimals."""
+        """The sketch's counts for the document: integers while exact, else rounded to 6
+        decimals (each by one NumPy conversion, not one Python call per value: round() took
+        0.1 s of a 2 M-record ingest)."""
         if self.exact:
             return cast("list[float]", self.counts.astype(np.int64).tolist())  # ints: JSON integers
-        return [round(c, 6) for c in self.counts.tolist()]
+        return cast("list[float]", np.round(self.counts, 6).tolist())
 
     def _median(self) -> float:
         """Exact middle (mean of the two middle values for even counts) from the sketch."""
