@@ -118,7 +118,7 @@ def test_complete_rows_and_chunked_transform(monkeypatch):
     expected[:, 0] = (a - a.mean()) / a.std()
     expected[np.arange(5), [1 + "uvw".index(v) for v in "uvuwv"]] = 1
     assert np.allclose(p.transform(batch).toarray(), expected)
-    monkeypatch.setattr("openaml.ml.features.pipeline.ROW_CHUNK", 2)
+    monkeypatch.setattr("openaml.ml.features.pipeline.CHUNK_ENTRIES", 4)  # 2 sources: 2 rows at once
     assert np.allclose(p.transform(batch).toarray(), expected)
     chunks = [sp.csr_matrix((np.ones(len(i)) if v is None else v, i, ptr), shape=(len(ptr) - 1, 4)).toarray()
               for ptr, i, v in p.row_chunks(batch)]
@@ -231,12 +231,13 @@ def test_rows_of_indicators_in_every_row(sources):
     assert indices.tolist() == (np.stack(ids, axis=1).ravel().tolist() if sources else [])
 
 
-def test_chunks_of_a_large_batch_score_like_the_whole(text_schema):
+def test_chunks_of_a_large_batch_score_like_the_whole(text_schema, monkeypatch):
     """row_chunks reads NUMERIC and BINARY values once per batch and slices them: the chunks'
     rows are the rows of the whole batch."""
     from openaml.ml.features import pipeline as module
 
-    n = module.ROW_CHUNK * 2 + 17
+    monkeypatch.setattr(module, "MAX_CHUNK_ROWS", 4096)
+    n = module.MAX_CHUNK_ROWS * 2 + 17
     rng = np.random.default_rng(4)
     batch = make_batch({"age": [str(v) if v % 7 else None for v in rng.integers(18, 90, n)],
                         "job": [f"j{v}" for v in rng.integers(0, 5, n)],

