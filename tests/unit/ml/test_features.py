@@ -387,6 +387,49 @@ def test_with_two_threads_quantile_boundaries_are_fitted_two_at_once(monkeypatch
     assert pipeline.n_features > 0
 
 
+def test_text_vocabularies_are_gathered_without_coding_each_token(monkeypatch):
+    """A text's distinct tokens (dictionary-encoded, perhaps very many) go the Arrow way, not
+    one by one into the category codes; the vocabulary is the distinct tokens of the records."""
+    from openaml.ml.features import fit as fit_module
+
+    def refused(*args, **kwargs):
+        raise AssertionError("tokens were coded one by one")
+
+    monkeypatch.setattr(fit_module.ValueCodes, "codes", refused)
+    schema = make_schema([("t", "TEXT"), ("y", "BINARY")], targetAttributeName="y")
+    batch = make_batch({"t": ["b a", None, "a c A", "  "], "y": ["1"] * 4})
+    recipe = parse_recipe('{"outputs": ["t", "lowercase(t)"]}', schema)
+    batches = [Columns(batch, schema), Columns(batch.slice(0, 1), schema)]
+    pipeline = fit_pipeline(recipe.outputs, schema, lambda: iter(batches))
+    assert pipeline.vocabs[0].to_pylist() == ["A", "a", "b", "c"] and pipeline.vocabs[1].to_pylist() == ["a", "b", "c"]
+
+
+def test_bins_from_sketches_and_from_records_on_two_threads():
+    """Bins on attributes whose exact sketch is known and on others read from the records,
+    fitted together on two threads: the boundaries a fit from the records alone gives."""
+    from openaml.ml.data.statistics_document import Sketch
+    from openaml.ml.execution import Execution
+    from openaml.ml.features.fit import Known
+
+    rng = np.random.default_rng(8)
+    schema = make_schema([("a", "NUMERIC"), ("b", "NUMERIC"), ("c", "NUMERIC"), ("y", "BINARY")],
+                         targetAttributeName="y")
+    columns = {name: rng.integers(0, 40, 300).astype(float) for name in "abc"}
+    batch = make_batch({name: [f"{v:g}" for v in values] for name, values in columns.items()} | {"y": ["1"] * 300})
+    recipe = parse_recipe('{"outputs": ["quantile_bin(a,10)", "quantile_bin(b,7)", "quantile_bin(c,5)", '
+                          '"quantile_bin(normalize(a),6)"]}', schema)
+    values, counts = np.unique(columns["a"], return_counts=True)
+    known = Known(moments={"a": (float(columns["a"].mean()), float(columns["a"].std()))},
+                  sketches={"a": Sketch(values.tolist(), counts.tolist(), True)})
+    records = lambda: iter([Columns(batch, schema)])  # noqa: E731
+    mixed = fit_pipeline(recipe.outputs, schema, records, known=known, execution=Execution(2))
+    alone = fit_pipeline(recipe.outputs, schema, records)
+    for name in ("quantile_bin(a,10)", "quantile_bin(b,7)", "quantile_bin(c,5)"):
+        assert mixed.params[name] == alone.params[name], name
+    assert mixed.params["quantile_bin(normalize(a),6)"]["boundaries"] == pytest.approx(
+        alone.params["quantile_bin(normalize(a),6)"]["boundaries"], rel=1e-12)
+
+
 def _searchsorted_bins(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
     index = np.searchsorted(boundaries, values, side="right")
     index[np.isnan(values)] = len(boundaries) + 1
@@ -447,14 +490,11 @@ def test_counted_quantile_boundaries_are_those_of_the_repeated_values(counted, b
     assert np.array_equal(got.view(np.int64), expected.view(np.int64))
 
 
-def test_counted_quantile_boundaries_of_a_compressed_sketch_and_of_none():
-    """Fractional counts (equal-weight points) weigh as they are; no value gives no boundary."""
+def test_no_counted_value_gives_no_boundary():
     from openaml.ml.features.values import counted_quantile_boundaries
 
-    points = np.linspace(0.0, 1.0, 101)
-    found = counted_quantile_boundaries(points, np.full(101, 2.5), 4)
-    assert found == pytest.approx([0.25, 0.5, 0.75], abs=0.006)
     assert counted_quantile_boundaries(np.zeros(0), np.zeros(0), 4).tolist() == []
+    assert counted_quantile_boundaries(np.array([1.0, 2.0]), np.zeros(2), 4).tolist() == []
 
 
 def test_quantile_boundaries_keep_a_zero_positive():

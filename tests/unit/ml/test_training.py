@@ -6,12 +6,14 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import orjson
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression
 
 from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
+from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.execution import Execution
 from openaml.ml.metrics.accumulators import auc_score
 from openaml.ml.training import (
@@ -467,7 +469,8 @@ def test_statistics_spare_the_fitting_pass_and_give_the_same_model(kind, target)
 
 def _mixed_datasource(kind: str, invalid_target: bool):
     """A datasource of numbers (some invalid or missing; e always missing), categories and
-    text, ingested with its statistics, and a reader that counts its reads."""
+    text, and a rejected line, ingested with its statistics (as stored), and a reader that
+    counts its reads."""
     rng = np.random.default_rng(11)
     labels = {"BINARY": ["yes", "no"], "MULTICLASS": ["a", "b", "c"], "REGRESSION": ["1.5", "-2", "40"]}[kind]
     words = ["Red", "red.", "GREEN", "blue!", "Blue", "x", "...", "ÉTÉ", "été", "Straße"]
@@ -476,9 +479,9 @@ def _mixed_datasource(kind: str, invalid_target: bool):
         n = {0: "", 1: "oops"}.get(i % 10, f"{rng.normal() * 1e6 + 3e7:.3f}" if i % 2 else str(rng.integers(0, 9)))
         text = " ".join(rng.choice(words, rng.integers(0, 4)))
         rows.append(f"{n},{rng.integers(0, 30)},,{rng.choice(['p', 'q', 'R'])},{text},{rng.choice(labels)}")
-    if invalid_target:
-        rows[5] = rows[5].rsplit(",", 1)[0] + ","
-    data = ("n,m,e,c,t,y\n" + "\n".join(rows) + "\n").encode()
+    if invalid_target:  # no valid target, and a token no other record has
+        rows[5] = "4,5,,p,only-here,"
+    data = ("n,m,e,c,t,y\n" + "\n".join(rows) + "\nbad,line,with,too,many,fields,here\n").encode()
     target = {"BINARY": "BINARY", "MULTICLASS": "CATEGORICAL", "REGRESSION": "NUMERIC"}[kind]
     schema = make_schema([("n", "NUMERIC"), ("m", "NUMERIC"), ("e", "NUMERIC"), ("c", "CATEGORICAL"), ("t", "TEXT"),
                           ("y", target)],
@@ -486,13 +489,16 @@ def _mixed_datasource(kind: str, invalid_target: bool):
     sink = io.BytesIO()
     report = ingest([DataObject(uri="s3://b/d.csv", key="d.csv", size=len(data), open=lambda: io.BytesIO(data))],
                     schema, parse_rearrangement(None), True, sink)
+    assert report.rejected_records == 1
     reads = []
 
     def batches():
         reads.append(1)
         return read_materialized(io.BytesIO(sink.getvalue()))
 
-    return schema, report.statistics, batches, reads
+    # as a training job reads them: stored as JSON
+    stored = DatasetStatistics.from_json(json.loads(json.dumps(report.statistics.to_json())))
+    return schema, stored, batches, reads
 
 
 MIXED_RECIPE = json.dumps({"outputs": ["quantile_bin(n,7)", "quantile_bin(normalize(m),5)", "normalize(n)", "m",
@@ -528,8 +534,8 @@ def test_statistics_give_the_numbers_and_tokens_of_a_fit(kind):
 
 def test_numbers_are_fitted_on_the_records_when_some_target_is_invalid():
     """A record without a valid target is in the statistics' numbers but not in training's:
-    the fit reads the numbers (the token and value lists still come from the statistics), and
-    the model is the one made without statistics."""
+    the fit reads the numbers, and the model is the one made without statistics (the token
+    only that record holds, taken from the statistics, is a feature no step touches)."""
     schema, statistics, batches, reads = _mixed_datasource("BINARY", invalid_target=True)
     params = SGDParams(max_passes=2, shuffle=True, seed=3)
     models, counts = [], []
@@ -538,8 +544,46 @@ def test_numbers_are_fitted_on_the_records_when_some_target_is_invalid():
         models.append(train_model("BINARY", schema, MIXED_RECIPE, params, given, batches, memory_bytes=0))
         counts.append(len(reads))
     assert counts == [3, 3]
+    assert "only-here" in statistics.attributes["t"].values.top_tokens
     assert models[0].pipeline.params == models[1].pipeline.params
+    assert models[0].pipeline.feature_names() == models[1].pipeline.feature_names()
     assert np.array_equal(models[0].weights, models[1].weights)
+
+
+def test_statistics_of_another_target_or_type_give_no_numbers():
+    """Statistics whose target is another attribute, or that type an attribute otherwise than
+    the training schema, say nothing of the records training reads: those are fitted on the
+    records, and the model is the one made without statistics."""
+    schema, statistics, batches, reads = _mixed_datasource("BINARY", invalid_target=False)
+    other = dataclasses.replace(statistics, target=dataclasses.replace(statistics.target, name="c"))
+    params = SGDParams(max_passes=2, shuffle=True, seed=3)
+    reads.clear()
+    without = train_model("BINARY", schema, MIXED_RECIPE, params, None, batches, memory_bytes=0)
+    assert len(reads) == 3
+    reads.clear()
+    model = train_model("BINARY", schema, MIXED_RECIPE, params, other, batches, memory_bytes=0)
+    assert len(reads) == 3 and model.pipeline.params == without.pipeline.params
+    assert np.array_equal(model.weights, without.weights)
+    from openaml.ml.features.fit import known_from
+
+    as_text = make_schema([(a.name, "TEXT" if a.name == "c" else a.type.value) for a in schema.attributes],
+                          targetAttributeName="y")
+    assert "c" in known_from(statistics, schema).values and "c" not in known_from(statistics, as_text).values
+
+
+def test_a_compressed_sketch_gives_moments_but_no_bins():
+    """Past 100,000 distinct values the sketch depends on the ingest's batches: its bins come
+    from the records, its moments still from the statistics."""
+    from openaml.ml.features.fit import known_from
+
+    schema, statistics, _, _ = _mixed_datasource("BINARY", invalid_target=False)
+    numbers = statistics.attributes["n"]
+    compressed = dataclasses.replace(numbers.values, sketch=dataclasses.replace(numbers.values.sketch, exact=False))
+    changed = dataclasses.replace(statistics, attributes=statistics.attributes
+                                  | {"n": dataclasses.replace(numbers, values=compressed)})
+    known = known_from(changed, schema)
+    assert "n" in known.moments and "n" not in known.sketches and "m" in known.sketches
+    assert "n" in known_from(statistics, schema).sketches
 
 
 def test_a_feature_twice_in_an_indicator_row_counts_twice_and_is_not_flipped():
@@ -621,12 +665,20 @@ def test_a_long_training_stores_the_losses_of_its_last_passes_only():
     assert np.isnan(again.losses[0]) and again.losses[5000 - STORED_LOSSES] == 1 / (5001 - STORED_LOSSES)
 
 
-def test_regression_targets_beyond_a_doubles_range_fail_training_with_a_reason():
-    schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y")
-    batch = make_batch({"c": ["a", "b"] * 4, "y": ["1e308", "-1e308", "1e308", "5"] * 2})
+@pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
+def test_regression_targets_beyond_a_doubles_range_fail_training_with_a_reason(statistics):
+    """Without statistics, with the ingest's (their moments are not finite) and with them as
+    stored (JSON has no NaN: the moments are read from the records)."""
+    data = b"c,y\n" + b"a,1e308\nb,-1e308\na,1e308\nb,5\n" * 2
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y", dataFileContainsHeader=True)
+    sink = io.BytesIO()
+    report = ingest([DataObject(uri="s3://b/d.csv", key="d.csv", size=len(data), open=lambda: io.BytesIO(data))],
+                    schema, parse_rearrangement(None), True, sink)
+    given = {"none": None, "in memory": report.statistics,
+             "stored": DatasetStatistics.from_json(orjson.loads(orjson.dumps(report.statistics.to_json())))}[statistics]
     with pytest.raises(TrainingError, match="too large to train on"):
-        train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(max_passes=1), None,
-                    lambda: iter([batch]))
+        train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(max_passes=1), given,
+                    lambda: read_materialized(io.BytesIO(sink.getvalue())))
 
 
 def test_a_read_left_before_its_end_leaves_the_next_one_to_keep_the_records():

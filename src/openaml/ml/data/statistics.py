@@ -70,9 +70,11 @@ class NumericStats:
         n = int(weights.sum())
         if n == 0:
             return
-        # summed in value order: the same sums whatever order the batch's table came in
-        mean = float((kept * weights).sum() / n)
-        self.moments.merge(Moments(n, mean, float((((kept - mean) ** 2) * weights).sum())))
+        # summed in value order: the same sums whatever order the batch's table came in;
+        # numbers near the double's range overflow them (the moments are then not finite)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = float((kept * weights).sum() / n)
+            self.moments.merge(Moments(n, mean, float((((kept - mean) ** 2) * weights).sum())))
         self.values, self.counts = _merge_sorted(self.values, self.counts, kept, weights)
         if len(self.values) > EXACT_DISTINCT:
             self._compress()
@@ -117,8 +119,8 @@ class NumericStats:
 
     def _count_list(self) -> list[float]:
         """The sketch's counts for the document: integers while exact, else rounded to 6
-        decimals (each by one NumPy conversion, not one Python call per value: round() took
-        0.1 s of a 2 M-record ingest)."""
+        decimals by NumPy at once (Python's round() per value took 0.1 s of a 2 M-record
+        ingest; NumPy's may differ from it in the last decimal at a tie)."""
         if self.exact:
             return cast("list[float]", self.counts.astype(np.int64).tolist())  # ints: JSON integers
         return cast("list[float]", np.round(self.counts, 6).tolist())

@@ -19,8 +19,9 @@ JSON layout (camelCase keys; data.md §6):
 * NUMERIC: distinctCount (null once over EXACT_DISTINCT distinct values), min, max, mean,
   variance (population), stddev, median, histogram {"edges": 21 numbers, "counts": 20 counts}
   (equal width over [min, max]), sketch {"values", "counts", "exact"}: the sorted distinct
-  values with their counts, or, past EXACT_DISTINCT of them, 10,000 equal-weight points at
-  evenly spaced ranks; correlationToTarget (NUMERIC or BINARY target, else null).
+  values with their counts, or, once past EXACT_DISTINCT of them, 10,000 equal-weight points
+  at evenly spaced ranks, with later batches' values merged in (compressed again past
+  EXACT_DISTINCT; "exact": false); correlationToTarget (NUMERIC or BINARY target, else null).
 * BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped
   at 100,000 values ("truncated": true when some were dropped); BINARY also trueCount and
   falseCount.
@@ -46,8 +47,9 @@ class Histogram:
 
 @dataclass(frozen=True)
 class Sketch:
-    """Sorted distinct values with their counts (`exact`), or equal-weight points (fractional
-    counts) when there were more than EXACT_DISTINCT values."""
+    """Sorted distinct values with their counts (`exact`), or, once there were more than
+    EXACT_DISTINCT values, weighted points (fractional counts) that depend on the batches
+    merged."""
 
     values: list[float]
     counts: list[float]

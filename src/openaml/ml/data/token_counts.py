@@ -1,4 +1,5 @@
-"""Token counts of an ASCII TEXT column in one compiled pass (TextStats' fast path).
+"""Tokens of an ASCII TEXT column in one compiled pass: the statistics' token counts (TextStats'
+fast path) and the features' token lists (features/tokens.py).
 
 Splitting on white space with Arrow (`utf8_split_whitespace`), flattening and `value_counts`
 build a list array of every token and hash each one again: most of a tabular ingest's

@@ -134,21 +134,28 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
     return FeaturePipeline(schema, sources, params, scales, vocabs)
 
 
-def known_from(statistics: DatasetStatistics | None, target: str | None) -> Known:
-    """What `statistics`, the training datasource's (its target `target`), tell of the
-    training records. Complete value lists are always taken: a value (or token) seen only in
-    a record without a valid target becomes a feature no step touches, whose zero weight
-    trimming removes. NUMERIC moments and sketches only when every record has a valid target:
-    the statistics' records are then the training's, and the fit the one a pass over them
-    would make (moments to rounding, bins exactly while the sketch is exact)."""
+def known_from(statistics: DatasetStatistics | None, schema: Schema) -> Known:
+    """What `statistics`, the training datasource's, tell of the training records (read with
+    `schema`; an attribute the statistics type otherwise is left to the records).
+    Complete value and token lists are always taken: a value (or token) seen only in a record
+    without a valid target becomes a feature no step touches, whose zero weight trimming
+    removes from a linear model (boosted trees keep it, unused). NUMERIC moments and exact
+    sketches only when every record has a valid target: the statistics' records are then the
+    training's, and the fit the one a pass over them makes (moments to rounding, bins
+    exactly). A compressed sketch (over 100,000 distinct values) is not taken: its points
+    depend on how the ingest batched the records, and a model must depend on the records
+    alone."""
     if statistics is None:
         return Known()
     described = statistics.target
-    every = (described is not None and described.name == target
+    every = (described is not None and described.name == schema.target
+             and described.attribute_type is schema.type_of(described.name)
              and described.valid_count == statistics.record_count)
     values, moments, sketches = {}, {}, {}
     for name, a in statistics.attributes.items():
         v = a.values
+        if a.attribute_type is not schema.type_of(name):
+            continue
         if isinstance(v, CountedValues) and a.attribute_type is AttributeType.CATEGORICAL and not v.truncated:
             values[name] = pa.array(list(v.value_counts), pa.string())
         elif isinstance(v, TextValues) and v.distinct_tokens <= len(v.top_tokens):
@@ -156,8 +163,10 @@ def known_from(statistics: DatasetStatistics | None, target: str | None) -> Know
         elif isinstance(v, NumericValues) and every:
             if a.count == 0:
                 moments[name], sketches[name] = (0.0, 0.0), Sketch([], [], True)
-            elif v.sketch is not None and v.mean is not None and v.stddev is not None:
-                moments[name], sketches[name] = (v.mean, v.stddev), v.sketch
+            elif v.mean is not None and v.stddev is not None:
+                moments[name] = (v.mean, v.stddev)
+                if v.sketch is not None and v.sketch.exact:
+                    sketches[name] = v.sketch
     return Known(values, moments, sketches)
 
 
@@ -182,9 +191,10 @@ MERGE_EVERY = 16  # batches' distinct values held (per source, or coded pairs) b
 
 class _Vocabularies:
     """The distinct values of each vocabulary source, gathered batch by batch. The dictionaries
-    of a batch's dictionary-encoded columns are coded together (features/codes.py) and their
-    (source, code) pairs kept; other values are kept as arrays of distinct values. Both are
-    merged every MERGE_EVERY batches."""
+    of a batch's dictionary-encoded categories are coded together (features/codes.py) and
+    their (source, code) pairs kept; tokens and other values are kept as arrays of distinct
+    values (a text's distinct tokens may be too many to code one by one). Both are merged
+    every MERGE_EVERY batches."""
 
     def __init__(self) -> None:
         self.codes = ValueCodes()
@@ -198,8 +208,11 @@ class _Vocabularies:
             value = evaluate(sources[i], columns, params)
             values = value.values if isinstance(value, TokenList) else value
             if pa.types.is_dictionary(values.type):
-                coded.append((i, values))
-                continue
+                if not isinstance(value, TokenList):  # categories: a few, coded together
+                    coded.append((i, values))
+                    continue
+                # a batch's distinct tokens (perhaps very many): as other values are
+                values = values.dictionary.filter(pa.array(entry_counts(values) > 0))
             found = self.arrays.setdefault(i, [])
             found.append(_distinct(values))
             if len(found) > MERGE_EVERY:

@@ -231,7 +231,7 @@ def _token_ids(values: pa.Array, vocab: pa.Array, offset: int) -> np.ndarray:
     return ids
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scalar:
     """A NUMERIC or BINARY source's values (NaN: missing) with its one feature, as csr_rows
     writes it: a NUMERIC value standardized by (mean, std) (0 where std is 0), absent where
@@ -278,9 +278,12 @@ def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar], n: 
     numeric = np.array([scalar.numeric for scalar in given], np.bool_)
     scales = np.array([(scalar.mean, scalar.std) for scalar in given], np.float64).reshape(-1, 2)
     rows = np.concatenate(token_rows).astype(np.int64, copy=False) if token_rows else np.zeros(0, np.int64)
+    # a new array (concatenate copies): the kernel sorts each row's tokens in it
     tokens = np.concatenate(token_ids).astype(np.int32, copy=False) if token_ids else np.zeros(0, np.int32)
     indptr, indices, data = _csr_rows(id_matrix, values, column_of, numeric, scales, rows, tokens,
                                       bool(scalars) and bool(token_rows))
+    if 2 * len(indices) < len(ids) * n + len(tokens):  # mostly absent: let the kernel's room go
+        indices, data = indices.copy(), data.copy()
     return indptr, indices, data if scalars else None
 
 

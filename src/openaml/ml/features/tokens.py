@@ -72,8 +72,11 @@ def tokenize(column: pa.Array) -> TokenList:
     scanned = token_counts.tokenize(column)
     if scanned is not None:
         rows = np.repeat(np.arange(len(column), dtype=np.int64), scanned.words)
-        return TokenList(pa.DictionaryArray.from_arrays(pa.array(scanned.ids, pa.int32()), scanned.tokens),
-                         rows, len(column))
+        ids = scanned.ids
+        if ids.base is not None and ids.base.nbytes > 2 * ids.nbytes:  # the scan's room: let it go
+            ids = ids.copy()
+        return TokenList(pa.DictionaryArray.from_arrays(pa.array(ids, pa.int32()), scanned.tokens), rows,
+                         len(column))
     lists = pc.utf8_split_whitespace(column)
     rows = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
     return TokenList(pc.list_flatten(lists), rows, len(column)).nonempty()

@@ -159,8 +159,8 @@ def quantile_boundaries(values: np.ndarray, n: int) -> np.ndarray:
 
 def counted_quantile_boundaries(values: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     """quantile_boundaries of ascending distinct `values`, each there `counts` times (a
-    datasource statistics' sketch), without repeating them: bit for bit the same boundaries.
-    Fractional counts (a compressed sketch's equal-weight points) weigh as they are."""
+    datasource statistics' exact sketch), without repeating them: bit for bit the same
+    boundaries."""
     cumulative = np.cumsum(counts)
     if len(values) == 0 or cumulative[-1] <= 0:
         return np.zeros(0)

@@ -80,11 +80,12 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     should_stop is asked before each batch of records (also those kept in memory) and every
     few SGD steps; once it answers True, training raises Cancelled.
 
-    statistics: the training datasource's. The class counts and the complete value lists of
-    CATEGORICAL attributes they hold spare a fitting pass over the records (ALL_CATEGORICAL
-    recipes need none then); a value seen only in records without a valid target becomes a
-    feature that no step touches, whose zero weight trimming removes, so the model is the same.
-    Quantile boundaries and numeric moments are always computed from the training records."""
+    statistics: the training datasource's. What they hold spares a fitting pass over the
+    records (fit.known_from): the class counts (a REGRESSION target's moments), the complete
+    value lists of CATEGORICAL attributes and token lists of TEXT ones, and, when every
+    record has a valid target, NUMERIC moments and exact value sketches (quantile bins). A
+    value seen only in records without a valid target becomes a feature that no step
+    touches, whose zero weight trimming removes, so a linear model is the same."""
     setup = _Setup.checked(model_type, schema, recipe_text, params)
 
     def usable() -> Iterator[Columns]:
@@ -162,7 +163,7 @@ class _Setup:
         early = class_weight_of(self.params.class_weights, known.counts, known.classes()) if known else None
         target = known or _TargetSummary(self.model_type, self.schema)
         pipeline = fit_pipeline(self.recipe.outputs, self.schema, training, None if known else target.observe,
-                                known_from(statistics, self.schema.target), execution)
+                                known_from(statistics, self.schema), execution)
         if target.records == 0:
             raise TrainingError("The training datasource has no usable record (valid target)")
         classes, summary = target.classes(), target.summary()
@@ -298,7 +299,8 @@ class _Replay:
 
 
 class _TargetSummary:
-    """Class counts or target moments of the training records, gathered in the fitting pass."""
+    """Class counts or target moments of the training records: from the datasource statistics,
+    or else gathered in the fitting pass."""
 
     def __init__(self, model_type: str, schema: Schema) -> None:
         self.model_type, self.schema = model_type, schema
