@@ -63,3 +63,15 @@ def test_large_strings_empty_columns_and_all_missing_values():
     for column in (pa.array([], pa.string()), pa.array([None, None], pa.string()), pa.array(["", " \t"])):
         made = tk.tokenize(column)
         assert len(made.values) == 0 and made.rows.dtype == np.int64 and len(made.rows) == 0
+
+
+def test_large_strings_go_through_every_text_function():
+    """Text or categories held as large_string (not ASCII: Arrow's split) join with the
+    functions' separators as strings do."""
+    column = pa.array(["café au lait", None, "thé vert"], pa.large_string())
+    made = tk.tokenize(column)
+    assert tk.ngrams(made, 2).values.to_pylist() == ["café", "au", "lait", "thé", "vert", "café au", "au lait",
+                                                     "thé vert"]
+    assert tk.osb(made, 2).values.to_pylist() == ["café_au", "au_lait", "thé_vert"]
+    crossed = tk.cartesian(made, tk.from_values(pa.array(["x", "y", None], pa.large_string())))
+    assert crossed.values.to_pylist() == ["café_x", "au_x", "lait_x"]

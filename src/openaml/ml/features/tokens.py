@@ -58,10 +58,11 @@ class TokenList:
 
 
 def plain(column: pa.Array) -> pa.Array:
-    """A string column without dictionary encoding."""
+    """A string column without dictionary encoding, of Arrow's string type (a large_string one,
+    which Arrow's joins cannot mix with strings, is cast: batches hold far less than 2 GiB)."""
     if pa.types.is_dictionary(column.type):
-        return column.dictionary_decode()
-    return column
+        column = column.dictionary_decode()
+    return column.cast(pa.string()) if pa.types.is_large_string(column.type) else column
 
 
 def tokenize(column: pa.Array) -> TokenList:
