@@ -133,12 +133,10 @@ class Model:
         return z[:, 0] * std + mean
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
-        """Scores of every row of a raw-string batch (no rejected-row filtering): a linear
-        model's summed from the features as they are made (FeaturePipeline.chunk_scores), the
-        same to the bit as from their rows."""
-        parts = (self.pipeline.chunk_scores(batch, self.weights, self.bias) if self.trees is None
-                 else (self.raw_scores(rows) for rows in self.pipeline.row_chunks(batch)))
-        return self.link(np.concatenate([*parts] or [np.zeros((0, len(self.bias)))]))
+        """Scores of every row of a raw-string batch (no rejected-row filtering)."""
+        return self.link(np.concatenate(
+            [self.raw_scores(rows) for rows in self.pipeline.row_chunks(batch)]
+            or [np.zeros((0, len(self.bias)))]))
 
     def score_table(self, table: pa.Table) -> np.ndarray:
         """Offline scoring of a pyarrow table of raw strings named like the schema attributes."""

@@ -173,8 +173,7 @@ def test_cartesian_of_long_texts_is_refused_before_it_is_made(monkeypatch):
 @pytest.mark.parametrize("with_values", [True, False])
 @pytest.mark.parametrize("seed", range(5))
 def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources, in_row_order):
-    """csr_rows gives the CSR arrays the scipy sum of the dense part and the tokens once gave
-    (and row_scores the scores of those rows, to the bit):
+    """csr_rows gives the CSR arrays the scipy sum of the dense part and the tokens once gave:
     ids ascending per row, one indicator per distinct (row, token), a NUMERIC Scalar's value
     standardized (0 for a zero std) where present, a BINARY one's 1 where true, dense zeros
     dropped where there are values and token sources (kept where there are no token
@@ -218,13 +217,6 @@ def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources, in_
     assert (got[2] is None) == (not with_values)
     if with_values:
         assert np.array_equal(got[2], expected.data)
-    # scores summed as the features are made: those of the rows, to the bit
-    from openaml.ml.features.pipeline import row_scores
-    from openaml.ml.linear import linear_scores
-
-    weights, bias = rng.normal(size=(width, 3)) * 10.0 ** rng.integers(-3, 4, (width, 3)), rng.normal(size=3)
-    scored = row_scores(given, n, rows, tokens, weights, bias)
-    assert np.array_equal(scored.view(np.int64), linear_scores(got, weights, bias).view(np.int64))
 
 
 @pytest.mark.parametrize("sources", [0, 1, 3])

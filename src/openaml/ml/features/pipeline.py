@@ -10,9 +10,9 @@ batch and real-time prediction.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -24,12 +24,10 @@ from openaml.ml.features.codes import FeatureTable, concatenated
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.transforms import bin_labels
 from openaml.ml.features.values import Columns, bin_numbers, evaluate
-from openaml.ml.linear import linear_scores
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_of, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
 _TABLE_LOCK = threading.Lock()
-T = TypeVar("T")
 # Rows scored at once: about CHUNK_ENTRIES feature ids (one per source and row; MNIST's 784
 # sources: 4,012 rows, its features a few MB), at most MAX_CHUNK_ROWS. Each chunk costs a call
 # per source: the tabular benchmark's 28 sources scored 600,000 records with 15 % less CPU in
@@ -89,26 +87,16 @@ class FeaturePipeline:
 
     def row_chunks(self, batch: pa.RecordBatch) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """rows() of successive slices of the batch (chunk_rows each), for consumers that need
-        no stacking."""
-        return self._chunks(batch, lambda part, columns: csr_rows(*self._features(part, columns)))
-
-    def chunk_scores(self, batch: pa.RecordBatch, weights: np.ndarray, bias: np.ndarray) -> Iterator[np.ndarray]:
-        """bias + features @ weights (rows, outputs) of the slices row_chunks makes, from the
-        features' ids and values without their CSR arrays (row_scores)."""
-        return self._chunks(batch, lambda part, columns: row_scores(*self._features(part, columns), weights, bias))
-
-    def _chunks(self, batch: pa.RecordBatch, make: Callable[[pa.RecordBatch, Columns], T]) -> Iterator[T]:
-        """make(slice, its Columns) of successive slices of the batch (chunk_rows each). NUMERIC
-        and BINARY values are read once for the whole batch: its slices share its
-        dictionaries, which would otherwise be converted again for every slice."""
+        no stacking. NUMERIC and BINARY values are read once for the whole batch: its slices
+        share its dictionaries, which would otherwise be converted again for every slice."""
         size = self.chunk_rows
         if batch.num_rows <= size:
-            yield make(batch, Columns(batch, self.schema))
+            yield self.rows(batch)
             return
         whole = Columns(batch, self.schema)
         names = sorted(set().union(*(attributes_of(source) for source in self.sources)))
         for start in range(0, batch.num_rows, size):
-            yield make(batch.slice(start, size), whole.numbers_sliced(names, start, size))
+            yield self.rows(batch.slice(start, size), whole.numbers_sliced(names, start, size))
 
     @property
     def chunk_rows(self) -> int:
@@ -120,15 +108,10 @@ class FeaturePipeline:
         """Features of every row of the batch as CSR arrays (indptr, indices, values), with
         values None when every value is 1 (indicator features only); `columns`: the batch's,
         when some are read already."""
-        return csr_rows(*self._features(batch, columns or Columns(batch, self.schema)))
-
-    def _features(self, batch: pa.RecordBatch, columns: Columns) -> tuple[list[Dense], int, list[np.ndarray],
-                                                                          list[np.ndarray]]:
-        """csr_rows' arguments for the batch: a Dense per source but the token ones, the rows,
-        and the token sources' (row, id) pairs."""
+        columns = columns or Columns(batch, self.schema)
         n = columns.n_rows
         # per source: ids, (id per dictionary entry, entry per row) or a Scalar; None until looked up
-        dense_ids: list[Dense | None] = []
+        dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar | None] = []
         coded: list[tuple[int, int, pa.DictionaryArray]] = []  # (dense column, source, values)
         token_rows: list[np.ndarray] = []
         token_ids: list[np.ndarray] = []
@@ -160,7 +143,7 @@ class FeaturePipeline:
             dense_ids[j] = (per_entry, entries)
         looked_up = [ids for ids in dense_ids if ids is not None]
         assert len(looked_up) == len(dense_ids)  # every placeholder filled
-        return looked_up, n, token_rows, token_ids
+        return csr_rows(looked_up, n, token_rows, token_ids)
 
     def _boundaries(self, i: int) -> np.ndarray:
         return np.asarray(self.params[self.sources[i].canonical]["boundaries"], np.float64)
@@ -261,10 +244,8 @@ class Scalar:
     std: float = 1.0
 
 
-Dense = np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar
-
-
-def csr_rows(ids: list[Dense], n: int, token_rows: list[np.ndarray], token_ids: list[np.ndarray]
+def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar], n: int,
+             token_rows: list[np.ndarray], token_ids: list[np.ndarray]
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """CSR arrays (indptr, indices, values) of n rows from one feature id per (row, source)
     (-1 = none), given per source as ids, as (id per dictionary entry, entry per row) or as a
@@ -273,85 +254,37 @@ def csr_rows(ids: list[Dense], n: int, token_rows: list[np.ndarray], token_ids: 
     own ascending ranges); values are None when no source is a Scalar (indicators only).
     Where there are Scalars and token sources, entries of value 0 are dropped (the sparse sum
     this once was dropped them: models stay the same)."""
-    dense = _Dense.of(ids, n, token_rows, token_ids)
-    if not dense.assembled:  # indicators only (pixels)
-        if dense.full:  # in every row: as they are
-            return np.arange(n + 1, dtype=np.int64) * len(ids), dense.ids.T.ravel(), None
-        return (*_indicator_rows(dense.ids), None)
-    indptr, indices, data = _assembled(*dense.arrays(), NO_WEIGHTS, NO_BIAS, NO_SCORES)
-    if 2 * len(indices) < len(ids) * n + len(dense.tokens):  # mostly absent: let the kernel's room go
+    id_matrix = np.empty((len(ids), n), np.int32)  # a source's ids contiguous: copied fast
+    full = True  # every source in every row
+    scalars = [j for j, column in enumerate(ids) if isinstance(column, Scalar)]
+    for j, column in enumerate(ids):
+        if isinstance(column, tuple):
+            full &= _gather_column(id_matrix[j], column[0], column[1]) >= 0
+        elif isinstance(column, Scalar):
+            id_matrix[j] = column.feature  # where present: the compiled part reads its value
+        else:
+            id_matrix[j] = column
+            full &= len(column) == 0 or column.min() >= 0
+    if not scalars and not token_rows:  # indicators only (pixels)
+        if full:  # in every row: as they are
+            return np.arange(n + 1, dtype=np.int64) * len(ids), id_matrix.T.ravel(), None
+        return (*_indicator_rows(id_matrix), None)
+    column_of = np.full(len(ids), -1, np.int32)
+    column_of[scalars] = np.arange(len(scalars), dtype=np.int32)
+    values = np.empty((len(scalars), n))
+    given = [cast(Scalar, ids[j]) for j in scalars]
+    for c, scalar in enumerate(given):
+        values[c] = scalar.values
+    numeric = np.array([scalar.numeric for scalar in given], np.bool_)
+    scales = np.array([(scalar.mean, scalar.std) for scalar in given], np.float64).reshape(-1, 2)
+    rows = np.concatenate(token_rows).astype(np.int64, copy=False) if token_rows else np.zeros(0, np.int64)
+    # a new array (concatenate copies): the kernel sorts each row's tokens in it
+    tokens = np.concatenate(token_ids).astype(np.int32, copy=False) if token_ids else np.zeros(0, np.int32)
+    indptr, indices, data = _csr_rows(id_matrix, values, column_of, numeric, scales, rows, tokens,
+                                      bool(scalars) and bool(token_rows))
+    if 2 * len(indices) < len(ids) * n + len(tokens):  # mostly absent: let the kernel's room go
         indices, data = indices.copy(), data.copy()
-    return indptr, indices, data if dense.scalars else None
-
-
-def row_scores(ids: list[Dense], n: int, token_rows: list[np.ndarray], token_ids: list[np.ndarray],
-               weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """bias + features @ weights (n, outputs) of csr_rows' features, summed in the order of
-    their CSR rows (so to the bit linear.linear_scores of them) without writing those: one
-    compiled pass where there are Scalars or tokens (indicators alone are scored from their
-    rows, which cost a transposed copy at most)."""
-    dense = _Dense.of(ids, n, token_rows, token_ids)
-    if not dense.assembled:
-        return linear_scores(csr_rows(ids, n, token_rows, token_ids), weights, bias)
-    scores = np.empty((n, len(bias)))
-    _assembled(*dense.arrays(), np.ascontiguousarray(weights, np.float64), np.asarray(bias, np.float64), scores)
-    return scores
-
-
-NO_WEIGHTS, NO_BIAS, NO_SCORES = np.zeros((0, 1)), np.zeros(1), np.zeros((0, 1))  # _assembled writes CSR rows
-
-
-@dataclass(frozen=True, eq=False)
-class _Dense:
-    """csr_rows' arguments laid out for its compiled pass: the id matrix (sources, rows), the
-    Scalars' values (scalars, rows) with their kinds and (mean, std), and the tokens."""
-
-    ids: np.ndarray
-    full: bool  # every source in every row
-    scalars: list[int]
-    values: np.ndarray
-    column_of: np.ndarray
-    numeric: np.ndarray
-    scales: np.ndarray
-    rows: np.ndarray
-    tokens: np.ndarray
-    token_sources: bool  # some source gives tokens (perhaps none in these rows)
-
-    @classmethod
-    def of(cls, ids: list[Dense], n: int, token_rows: list[np.ndarray], token_ids: list[np.ndarray]) -> _Dense:
-        id_matrix = np.empty((len(ids), n), np.int32)  # a source's ids contiguous: copied fast
-        full = True
-        scalars = [j for j, column in enumerate(ids) if isinstance(column, Scalar)]
-        for j, column in enumerate(ids):
-            if isinstance(column, tuple):
-                full &= _gather_column(id_matrix[j], column[0], column[1]) >= 0
-            elif isinstance(column, Scalar):
-                id_matrix[j] = column.feature  # where present: the compiled pass reads its value
-            else:
-                id_matrix[j] = column
-                full &= len(column) == 0 or column.min() >= 0
-        column_of = np.full(len(ids), -1, np.int32)
-        column_of[scalars] = np.arange(len(scalars), dtype=np.int32)
-        values = np.empty((len(scalars), n))
-        given = [cast(Scalar, ids[j]) for j in scalars]
-        for c, scalar in enumerate(given):
-            values[c] = scalar.values
-        numeric = np.array([scalar.numeric for scalar in given], np.bool_)
-        scales = np.array([(scalar.mean, scalar.std) for scalar in given], np.float64).reshape(-1, 2)
-        rows = np.concatenate(token_rows).astype(np.int64, copy=False) if token_rows else np.zeros(0, np.int64)
-        # a new array (concatenate copies): the compiled pass sorts each row's tokens in it
-        tokens = np.concatenate(token_ids).astype(np.int32, copy=False) if token_ids else np.zeros(0, np.int32)
-        return cls(id_matrix, full, scalars, values, column_of, numeric, scales, rows, tokens, bool(token_rows))
-
-    @property
-    def assembled(self) -> bool:
-        """Whether the compiled pass makes the rows (Scalars or token sources to merge)."""
-        return bool(self.scalars) or self.token_sources
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                              bool]:
-        drop_zeros = bool(self.scalars) and self.token_sources
-        return self.ids, self.values, self.column_of, self.numeric, self.scales, self.rows, self.tokens, drop_zeros
+    return indptr, indices, data if scalars else None
 
 
 @njit(cache=True, nogil=True)
@@ -387,20 +320,17 @@ def _indicator_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _assembled(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numeric: np.ndarray,
-               scales: np.ndarray, rows: np.ndarray, tokens: np.ndarray, drop_zeros: bool,
-               weights: np.ndarray, bias: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """csr_rows' and row_scores' compiled pass: per row r, the present ids ids[:, r] (a Scalar's
-    where its value values[column_of[j], r] is present; others of value 1) merged with the
-    row's distinct token ids, in ascending order. With `scores` of n rows, each row's entries
-    are summed into it (bias + value * weights[id], in that order) and no row is written.
-    Else the rows are written at their largest size (every id present, every token
-    distinct) and their filled part returned as views: pages never written are never given
+def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numeric: np.ndarray,
+              scales: np.ndarray, rows: np.ndarray, tokens: np.ndarray,
+              drop_zeros: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """csr_rows' compiled part: per row r, the present ids ids[:, r] (a Scalar's where its value
+    values[column_of[j], r] is present; others of value 1) merged with the row's distinct token
+    ids, in one pass. The output is made at its largest size (every id present, every token
+    distinct) and its filled part returned as views: pages never written are never given
     memory, so this costs neither a counting pass nor a trimmed copy (fresh memory costs a
     page fault per 4 KiB). Tokens in row order (one token source, as tokenize makes them) are
     not bucketed."""
     width, n = ids.shape
-    scoring = len(scores) > 0
     starts = np.zeros(n + 1, np.int64)
     for r in rows:
         starts[r + 1] += 1
@@ -418,10 +348,10 @@ def _assembled(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numer
         for k in range(len(tokens)):
             bucket[fill[rows[k]]] = tokens[k]
             fill[rows[k]] += 1
-    capacity = 0 if scoring else width * n + len(tokens)
-    out_ptr = np.zeros(0 if scoring else n + 1, np.int64)
-    out_ids, out_values = np.empty(capacity, np.int32), np.empty(capacity)
-    acc = np.empty(len(bias))
+    out_ptr = np.empty(n + 1, np.int64)
+    out_ptr[0] = 0
+    out_ids = np.empty(width * n + len(tokens), np.int32)
+    out_values = np.empty(width * n + len(tokens))
     size = 0
     for r in range(n):
         found = bucket[starts[r]:starts[r + 1]]
@@ -433,7 +363,6 @@ def _assembled(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numer
                 found[k + 1] = found[k]
                 k -= 1
             found[k + 1] = token
-        acc[:] = bias
         t, t_end = 0, len(found)
         for j in range(width):
             feature = ids[j, r]
@@ -451,31 +380,19 @@ def _assembled(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numer
                 elif not given > 0:
                     continue
             while t < t_end and found[t] < feature:  # the row's tokens before this feature
-                size = _put(found[t], 1.0, scoring, acc, weights, out_ids, out_values, size)
+                out_ids[size], out_values[size] = found[t], 1.0
+                size += 1
                 t += 1
                 while t < t_end and found[t] == found[t - 1]:
                     t += 1
             if not (drop_zeros and value == 0.0):
-                size = _put(feature, value, scoring, acc, weights, out_ids, out_values, size)
+                out_ids[size], out_values[size] = feature, value
+                size += 1
         while t < t_end:  # the tokens after every source
-            size = _put(found[t], 1.0, scoring, acc, weights, out_ids, out_values, size)
+            out_ids[size], out_values[size] = found[t], 1.0
+            size += 1
             t += 1
             while t < t_end and found[t] == found[t - 1]:
                 t += 1
-        if scoring:
-            scores[r] = acc
-        else:
-            out_ptr[r + 1] = size
+        out_ptr[r + 1] = size
     return out_ptr, out_ids[:size], out_values[:size]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _put(feature: int, value: float, scoring: bool, acc: np.ndarray, weights: np.ndarray,
-         out_ids: np.ndarray, out_values: np.ndarray, size: int) -> int:
-    """One entry of a row: added to its score (value * weights[feature]), or written."""
-    if scoring:
-        for k in range(len(acc)):
-            acc[k] += value * weights[feature, k]
-        return size
-    out_ids[size], out_values[size] = feature, value
-    return size + 1
