@@ -167,6 +167,22 @@ def test_numbers_beyond_float64_are_invalid(huge):
     assert (xs["count"], xs["invalidCount"], xs["mean"], xs["max"]) == (2, 1, 2.0, 3.0)
 
 
+def test_numbers_near_the_doubles_range_give_statistics_without_a_warning():
+    """Sums and squares of numbers near the double's range overflow: their moments and their
+    correlation to the target are then not finite (none), with no warning (which a caller may
+    raise as an error), and a training's fit takes no moments or bins from them."""
+    from openaml.ml.features.fit import known_from
+
+    schema = make_schema({"x": "NUMERIC", "y": "NUMERIC"}, target="y")
+    rows = b"1e308,1e308\n-1e308,-1e308\n1e308,5\n3,1e308\n" * 3
+    report, _ = run_ingest([make_object("f.csv", rows)], schema, stats=True)
+    document = json.loads(json.dumps(report.statistics.to_json()).replace("NaN", "null"))
+    xs = document["attributes"]["x"]
+    assert xs["correlationToTarget"] is None and xs["mean"] is None and (xs["min"], xs["max"]) == (-1e308, 1e308)
+    known = known_from(report.statistics, schema)
+    assert "x" not in known.moments and "x" not in known.sketches
+
+
 def test_mnist_sample_split():
     header = gzip.open(MNIST, "rt").readline().strip().split(",")
     schema = make_schema({n: "CATEGORICAL" for n in header}, header=True, target="label")

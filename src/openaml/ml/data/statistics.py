@@ -143,10 +143,12 @@ class NumericStats:
             return None
         sx, sy, sxx, syy, sxy = self.xy
         k = self.pairs
-        cov, vx, vy = sxy - sx * sy / k, sxx - sx * sx / k, syy - sy * sy / k
-        if vx <= 0 or vy <= 0:
+        with np.errstate(over="ignore", invalid="ignore"):  # numbers near the double's range
+            cov, vx, vy = sxy - sx * sy / k, sxx - sx * sx / k, syy - sy * sy / k
+            product = vx * vy
+        if not (vx > 0 and vy > 0 and np.isfinite(cov) and np.isfinite(product)):
             return None
-        return float(cov / math.sqrt(vx * vy))
+        return float(cov / math.sqrt(product))
 
 
 @njit(cache=True, nogil=True)

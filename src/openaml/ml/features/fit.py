@@ -9,6 +9,7 @@ on quantile bins (for example `cartesian(quantile_bin(age,10), job)`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -163,8 +164,8 @@ def known_from(statistics: DatasetStatistics | None, schema: Schema) -> Known:
         elif isinstance(v, NumericValues) and every:
             if a.count == 0:
                 moments[name], sketches[name] = (0.0, 0.0), Sketch([], [], True)
-            elif v.mean is not None and v.stddev is not None:
-                moments[name] = (v.mean, v.stddev)
+            elif v.mean is not None and v.stddev is not None and math.isfinite(v.mean + v.stddev):
+                moments[name] = (v.mean, v.stddev)  # (numbers near the double's range: not finite)
                 if v.sketch is not None and v.sketch.exact:
                     sketches[name] = v.sketch
     return Known(values, moments, sketches)
