@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -272,7 +272,7 @@ def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar], n: 
     column_of = np.full(len(ids), -1, np.int32)
     column_of[scalars] = np.arange(len(scalars), dtype=np.int32)
     values = np.empty((len(scalars), n))
-    given = [cast(Scalar, ids[j]) for j in scalars]
+    given = [column for column in ids if isinstance(column, Scalar)]  # in the order of `scalars`
     for c, scalar in enumerate(given):
         values[c] = scalar.values
     numeric = np.array([scalar.numeric for scalar in given], np.bool_)

@@ -12,12 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
-from openaml.ml.data.statistics_document import (
-    AttributeStatistics,
-    CountedValues,
-    DatasetStatistics,
-    NumericValues,
-)
+from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics, NumericValues
 from openaml.ml.errors import InputError
 from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
 from openaml.ml.features import fit_pipeline
@@ -323,7 +318,7 @@ class _TargetSummary:
         attribute = statistics.attributes.get(target.name) if statistics is not None else None
         summary = cls(model_type, schema)
         summary.records = target.valid_count
-        if isinstance(attribute, AttributeStatistics) and isinstance(attribute.values, NumericValues):
+        if attribute is not None and isinstance(attribute.values, NumericValues):
             values = attribute.values
             if values.mean is None or values.variance is None or not target.valid_count:
                 return None
