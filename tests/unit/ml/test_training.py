@@ -366,6 +366,21 @@ def test_a_buffer_without_features_frees_them():
     assert len(light.y) == 90 and len(light.indptr) == 0
 
 
+
+@pytest.mark.parametrize("indicators", [False, True])
+def test_squared_norms_are_the_rows_sums_of_squares(indicators):
+    """Each record's squared norm, the sum of its entries' squares (empty records first,
+    inside and last: zero); one-hot records (no values) count their features."""
+    rng = np.random.default_rng(4)
+    lengths = np.array([0, 3, 0, 0, 5, 1, 0])
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = rng.integers(0, 6, lengths.sum(), dtype=np.int32)
+    values = np.zeros(0) if indicators else rng.normal(size=lengths.sum())
+    block = Block(indptr, indices, values, np.zeros(len(lengths)), np.ones(len(lengths)))
+    entries = np.ones(len(indices)) if indicators else values
+    expected = [float(np.sum(entries[start:end] ** 2)) for start, end in zip(indptr[:-1], indptr[1:])]
+    np.testing.assert_allclose(block.squared_norms(), expected, rtol=1e-15)
+
 def test_a_wider_later_buffer_keeps_the_split_of_kept_plans():
     """Kept plans hold features relative to their range: a later, wider buffer must not move
     the split (it once did, and cached passes then wrote other rows)."""

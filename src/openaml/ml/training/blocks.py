@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from openaml.ml.training.kernel import row_squared_sums
+
 BUFFER_ROWS, MIN_BUFFER_ROWS = 65_536, 10_000
 
 
@@ -38,9 +40,7 @@ class Block:
         """Each record's squared norm (its number of features when every value is 1)."""
         if not len(self.values):
             return np.diff(self.indptr).astype(np.float64)
-        # padded: reduceat reads one value at the start of an empty last row
-        squares = np.add.reduceat(np.append(self.values ** 2, 0.0), self.indptr[:-1])
-        return np.where(np.diff(self.indptr) > 0, squares, 0.0)
+        return row_squared_sums(self.indptr, self.values)
 
     def take(self, rows: np.ndarray) -> Block:
         """The records `rows` (increasing row numbers) as a block of their own."""
