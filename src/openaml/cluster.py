@@ -39,7 +39,7 @@ from openaml.jobs.memory import WORKER_PROCESS_BYTES, release_memory
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_work import SharedWork
 from openaml.jobs.specs import DataSourceSpec, Result
-from openaml.jobs.tasks import Located, Tasks, read_key, training_progress
+from openaml.jobs.tasks import Located, ProgressRecorder, Tasks, read_key
 from openaml.ml.data import ByteRange, PartialIngest, Partition, RangeCount, merged_partials, number_partitions
 from openaml.ml.errors import InputError
 from openaml.ml.training import Cancelled
@@ -201,7 +201,9 @@ class Cluster:
                          for g, group in enumerate(groups)]
                 return cast(PassSum, self.wait(_tree(submit, job, f"add-{pass_number}", operator.add, added), job))
 
-            state = fit_parallel(setup, start, run_pass, training_progress(job))
+            progress = ProgressRecorder(job)
+            state = fit_parallel(setup, start, run_pass, progress)
+            progress.flush()
         return cast(Result, self._task(job, "save", job_step, self.settings, model, run, Tasks.save_parallel_model,
                                        setup, state))
 

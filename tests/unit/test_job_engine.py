@@ -6,9 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
-from openaml.jobs.record_info import read_secret, secret_info
+from openaml.jobs.record_info import read_progress, read_secret, secret_info
 from openaml.jobs.specs import DataSourceResult
+from openaml.jobs.tasks import PROGRESS_SECONDS, ProgressRecorder
 from openaml.ml.errors import InputError
+from openaml.ml.training.progress import TrainingProgress
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.database import open_store
 
@@ -153,3 +155,33 @@ def test_jobs_that_the_stop_ends_stay_inprogress_and_run_again(tmp_path: Path) -
         assert (f"{entity_id}: The server stopped while this job ran; it runs again on another front end "
                 "or at the next start.") in logs
     assert {r.id for r in JobEngine(store, executor, {}, 1, lambda: 3).recover()} == {"cancelled", "broken"}
+
+
+def test_training_progress_is_stored_at_most_every_interval_and_at_the_end(tmp_path: Path) -> None:
+    """Every pass is logged; the store gets the first pass's state, then at most one every
+    PROGRESS_SECONDS, and the last state when flushed (once, however often flushed)."""
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    _pending(store, "m")
+    store.update(EntityKind.DATASOURCE, "m", {"status": Status.INPROGRESS})
+    writes: list[int] = []
+    lines: list[str] = []
+    real = store.update
+
+    def counted(*args, **kwargs):
+        writes.append(TrainingProgress.from_json(kwargs["info"]["training"]).passes)
+        return real(*args, **kwargs)
+
+    store.update = counted  # type: ignore[method-assign]
+    now = [0.0]
+    recorder = ProgressRecorder(Job(store.get(EntityKind.DATASOURCE, "m"), store, lines.append), lambda: now[0])
+    state = TrainingProgress(max_passes=10)
+    for moment in (0.0, 0.1, 0.2, PROGRESS_SECONDS + 0.05, PROGRESS_SECONDS + 0.1):
+        now[0] = moment
+        state = state.after(1.0 / (1 + len(state.losses)))
+        recorder(state)
+    assert writes == [1, 4]
+    assert len(lines) == 5 and lines[-1].startswith("pass 5")
+    recorder.flush()
+    recorder.flush()
+    assert writes == [1, 4, 5]
+    assert read_progress(store.get(EntityKind.DATASOURCE, "m")).passes == 5

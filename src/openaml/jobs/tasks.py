@@ -90,6 +90,7 @@ LOG_FILE = "job.log"
 REPORT_FILES = {EntityKind.DATASOURCE: INGEST_FILE, EntityKind.EVALUATION: REPORT_FILE}
 COPY_BYTES = 1 << 20  # a batch prediction's pieces are copied into its results this much at a time
 CANCEL_CHECK_SECONDS = 0.2  # Job.cancelled() reads the store: asked at most this often
+PROGRESS_SECONDS = 0.5  # a training's progress is stored at most this often, and at its end
 SCORING_KINDS = (EntityKind.EVALUATION, EntityKind.BATCH_PREDICTION)
 
 
@@ -335,9 +336,11 @@ class Tasks:
     def train_model(self, job: Job) -> MLModelResult:
         spec, statistics, recipe = self._training(job)
         stop = _Deleted([job])
+        progress = ProgressRecorder(job)
         model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
-                            self._batches(spec.datasource_id, stop), training_progress(job),
+                            self._batches(spec.datasource_id, stop), progress,
                             self.training_memory, stop, self.execution, job.log_line)
+        progress.flush()
         return self._save_model(job, model)
 
     def _training(self, job: Job) -> tuple[MLModelSpec, DatasetStatistics | None, str]:
@@ -570,13 +573,29 @@ class Tasks:
                 yield batch
 
 
-def training_progress(job: Job) -> Callable[[TrainingProgress], None]:
-    """Record a training's progress on its job, and log each pass."""
-    def progress(state: TrainingProgress) -> None:
-        job.progress(progress_info(state))
-        job.log_line(state.line())
+class ProgressRecorder:
+    """A training's progress on its job: each pass logged, its state stored (Job.progress)
+    at the first pass, then at most every PROGRESS_SECONDS, and the last one by `flush` at the
+    end. A store write took 1-1.5 ms beside the job's work: a pass each was a sixth of a
+    5,000-record training's time in the service."""
 
-    return progress
+    def __init__(self, job: Job, clock: Callable[[], float] = time.monotonic) -> None:
+        self.job, self.clock = job, clock
+        self.unstored: TrainingProgress | None = None
+        self.next_store = 0.0
+
+    def __call__(self, state: TrainingProgress) -> None:
+        self.job.log_line(state.line())
+        self.unstored = state
+        if self.clock() >= self.next_store:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store the latest state, unless it is stored already."""
+        if self.unstored is not None:
+            self.job.progress(progress_info(self.unstored))
+            self.unstored = None
+            self.next_store = self.clock() + PROGRESS_SECONDS
 
 
 class _Deleted:
