@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 from data_ingest_helpers import make_schema
 
+from openaml.ml import number_sketch
 from openaml.ml.data import DataError, DataObject, Target, ingest_many, parse_rearrangement, read_materialized
 from openaml.ml.data.ingest import MAX_REJECTED, ingest_partition, merge_partitions
 from openaml.ml.data.lines import MAX_RECORD_BYTES
@@ -104,8 +105,14 @@ def assert_same_statistics(ours: dict[str, Any], whole: dict[str, Any]) -> None:
             assert ours[key] == value, key
 
 
+@pytest.mark.parametrize("cut", [False, True])
 @pytest.mark.parametrize("partition_bytes", [1, 97, 1000, 1 << 20])
-def test_partitions_read_apart_give_the_records_counts_and_statistics_of_one_read(partition_bytes: int) -> None:
+def test_partitions_read_apart_give_the_records_counts_and_statistics_of_one_read(
+        partition_bytes: int, cut: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cut: with sketches past their exact limit (number_sketch), which depend on the values alone."""
+    if cut:
+        monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 30)
+        monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 10)
     schema = make_schema(SCHEMA, header=True, target="y")
     objects = [seekable_object("a.csv", messy_csv(400, 1, bom=True)),
                seekable_object("b.csv.gz", messy_csv(300, 2), compress=True),
@@ -115,9 +122,12 @@ def test_partitions_read_apart_give_the_records_counts_and_statistics_of_one_rea
     for (report, table), (whole_report, whole_table) in zip(parted, whole, strict=True):
         assert table.equals(whole_table)
         ours, expected = report.to_dict(), whole_report.to_dict()
-        assert_same_statistics(ours.pop("statistics"), expected.pop("statistics"))
+        statistics = expected.pop("statistics")
+        assert_same_statistics(ours.pop("statistics"), statistics)
         ours.pop("blocksByPath"), expected.pop("blocksByPath")
         assert ours == expected
+        sketches = [a["sketch"] for a in statistics["attributes"].values() if "sketch" in a]
+        assert any("mantissaBits" in s for s in sketches) == cut
 
 
 def test_ranges_start_at_line_starts_and_cover_every_byte_once() -> None:

@@ -3,6 +3,8 @@
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from openaml.ml.data import statistics
 from openaml.ml.data.statistics import CountStats, final_counts
@@ -81,3 +83,58 @@ def test_numeric_tables_merge_like_numpy_unique(with_order):
     assert stats.values.tolist() == expected.tolist()
     assert stats.counts.tolist() == np.bincount(inverse, weights=counts[counts > 0]).tolist()
     assert stats.n == counts.sum() and stats.moments.mean == pytest.approx(np.average(values, weights=counts))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), parts=st.integers(1, 6), scale=st.sampled_from([1e-300, 1e-3, 1.0, 1e9, 1e300]))
+def test_a_sketch_past_its_exact_limit_depends_on_the_values_alone(seed, parts, scale, monkeypatch):
+    """Past EXACT_DISTINCT distinct values the sketch holds the values cut to the most mantissa
+    bits that leave at most SKETCH_POINTS: the same however the values come in batches and
+    partitions merged (number_sketch.of_values of them all), with whole counts, and one bit
+    more would leave too many (at no bits, one value per binade and sign is left however many
+    those are: never more than 4,093, under the real SKETCH_POINTS). The limits are the same
+    for every draw."""
+    from openaml.ml import number_sketch
+    from openaml.ml.data.statistics import NumericStats
+
+    monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 60)
+    monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 40)
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(0, scale, 150), rng.lognormal(0, 4, 60) * scale,
+                             rng.integers(-3, 3, 40).astype(float), [0.0, -0.0, scale, -scale]])
+    counts = rng.integers(1, 4, len(values))
+    order = rng.permutation(len(values))
+    values, counts = values[order], counts[order]
+    merged = []
+    for part in np.array_split(np.arange(len(values)), parts):  # partitions, each in batches
+        stats = NumericStats()
+        for batch in np.array_split(part, rng.integers(1, 5)):
+            stats.add_table(values[batch], counts[batch])
+        merged.append(stats)
+    while len(merged) > 1:  # merged in a random tree, in input order
+        k = int(rng.integers(0, len(merged) - 1))
+        merged[k].merge(merged.pop(k + 1))
+    expected = number_sketch.of_values(np.repeat(values, counts))
+    found = merged[0]
+    assert not found.exact and found.bits == expected[2]
+    assert np.array_equal(found.values.view(np.int64), expected[0].view(np.int64))
+    assert np.array_equal(found.counts, expected[1]) and found.counts.sum() == counts.sum()
+    assert found.bits == 0 or len(found.values) <= 40
+    assert len(np.unique(number_sketch.cut(np.unique(values + 0.0), found.bits + 1))) > 40
+    sketch = found.summary().sketch
+    assert (sketch.exact, sketch.bits, sketch.counts) == (False, found.bits, found.counts.astype(int).tolist())
+
+
+def test_a_sketch_within_its_exact_limit_holds_every_value(monkeypatch):
+    """Up to EXACT_DISTINCT distinct values, and at exactly that many, the values themselves."""
+    from openaml.ml import number_sketch
+    from openaml.ml.data.statistics import NumericStats
+
+    monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 60)
+    values = np.linspace(-1, 1, 60) * np.pi
+    stats = NumericStats()
+    stats.add_table(values[:30], np.ones(30, np.int64))
+    stats.add_table(values[30:], np.full(30, 2))
+    assert stats.exact and stats.values.tolist() == values.tolist() and stats.summary().sketch.bits is None
+    stats.add_table(np.array([0.5]), np.ones(1, np.int64))
+    assert not stats.exact and stats.summary().distinct is None

@@ -129,7 +129,7 @@ def test_default_recipe_from_the_statistics_of_an_ingest(rows, age_bins):
 
 
 def test_default_recipe_with_more_distinct_values_than_kept_exactly():
-    """Past EXACT_DISTINCT distinct values the sketch is compressed and distinctCount is null:
+    """Past EXACT_DISTINCT distinct values the sketch's values are cut and distinctCount is null:
     such an attribute still gets the most bins its record count allows."""
     statistics = _ingested_statistics(30)
     age = statistics.attributes["age"]

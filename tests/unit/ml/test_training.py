@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression
 
+from openaml.ml import number_sketch
 from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materialized
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.execution import Execution
@@ -521,12 +522,19 @@ MIXED_RECIPE = json.dumps({"outputs": ["quantile_bin(n,7)", "quantile_bin(normal
                                        "ALL_CATEGORICAL", "lowercase(c)", "lowercase(no_punct(t))", "t"]})
 
 
+@pytest.mark.parametrize("cut", [False, True])
 @pytest.mark.parametrize("kind", ["BINARY", "MULTICLASS", "REGRESSION"])
-def test_statistics_give_the_numbers_and_tokens_of_a_fit(kind):
+def test_statistics_give_the_numbers_and_tokens_of_a_fit(kind, cut, monkeypatch):
     """When every record has a valid target, the statistics give the numeric moments, the
-    quantile bins (from the exact sketch: the same boundaries), the token vocabularies and a
-    regression target's scale: no fitting pass, and the model a fitting pass gives."""
+    quantile bins (from the sketch: the same boundaries, exact or cut past EXACT_DISTINCT
+    distinct values), the token vocabularies and a regression target's scale: no fitting
+    pass, and the model a fitting pass gives."""
+    if cut:  # n's 200 or so distinct values are cut (m's 30 are not)
+        monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 40)
+        monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 12)
     schema, statistics, batches, reads = _mixed_datasource(kind, invalid_target=False)
+    sketch = statistics.attributes["n"].values.sketch
+    assert (sketch.exact, sketch.bits is not None, len(sketch.values) <= 12) == (not cut, cut, cut)
     params = SGDParams(max_passes=2, shuffle=True, seed=3)
     models, counts = [], []
     for given in (statistics, None):
@@ -586,16 +594,17 @@ def test_statistics_of_another_target_or_type_give_no_numbers():
     assert "c" in known_from(statistics, schema).values and "c" not in known_from(statistics, as_text).values
 
 
-def test_a_compressed_sketch_gives_moments_but_no_bins():
-    """Past 100,000 distinct values the sketch depends on the ingest's batches: its bins come
-    from the records, its moments still from the statistics."""
+def test_weighted_points_of_earlier_statistics_give_moments_but_no_bins():
+    """Past 100,000 distinct values, statistics of earlier versions kept weighted points that
+    depend on the ingest's batches (not exact, no mantissa bits): their bins come from the
+    records, their moments still from the statistics."""
     from openaml.ml.features.fit import known_from
 
     schema, statistics, _, _ = _mixed_datasource("BINARY", invalid_target=False)
     numbers = statistics.attributes["n"]
-    compressed = dataclasses.replace(numbers.values, sketch=dataclasses.replace(numbers.values.sketch, exact=False))
+    points = dataclasses.replace(numbers.values, sketch=dataclasses.replace(numbers.values.sketch, exact=False))
     changed = dataclasses.replace(statistics, attributes=statistics.attributes
-                                  | {"n": dataclasses.replace(numbers, values=compressed)})
+                                  | {"n": dataclasses.replace(numbers, values=points)})
     known = known_from(changed, schema)
     assert "n" in known.moments and "n" not in known.sketches and "m" in known.sketches
     assert "n" in known_from(statistics, schema).sketches

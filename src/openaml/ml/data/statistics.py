@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from openaml.ml import number_sketch
 from openaml.ml.data.block_values import BlockValues, sorted_order
 from openaml.ml.data.statistics_document import (
-    EXACT_DISTINCT,
     AttributeStatistics,
     CountedValues,
     DatasetStatistics,
@@ -33,21 +33,22 @@ from openaml.ml.data.statistics_document import (
 )
 from openaml.ml.data.token_counts import TokenCounts, count_tokens
 from openaml.ml.moments import Moments
+from openaml.ml.number_sketch import MANTISSA_BITS, merged_equal
 from openaml.ml.schema import AttributeType, Coerced, Schema
 
 HISTOGRAM_BINS = 20
-SKETCH_POINTS = 10_000
 MAX_VALUES = 100_000
 MAX_TOKENS = 10_000
 
 
 class NumericStats:
-    """Moments, extremes and a mergeable quantile sketch (sorted values with counts)."""
+    """Moments, extremes and a mergeable quantile sketch (sorted values with counts, cut
+    past EXACT_DISTINCT of them: number_sketch)."""
 
     def __init__(self) -> None:
         self.values = np.empty(0, dtype=np.float64)
         self.counts = np.empty(0, dtype=np.float64)
-        self.exact = True
+        self.bits = MANTISSA_BITS  # of the sketch's values (number_sketch)
         self.moments = Moments()
         self.xy = np.zeros(5)  # sums of x, y, x*x, y*y, x*y over pairs with a valid target
         self.pairs = 0
@@ -75,33 +76,33 @@ class NumericStats:
         with np.errstate(over="ignore", invalid="ignore"):
             mean = float((kept * weights).sum() / n)
             self.moments.merge(Moments(n, mean, float((((kept - mean) ** 2) * weights).sum())))
-        self.values, self.counts = _merge_sorted(self.values, self.counts, kept, weights)
-        if len(self.values) > EXACT_DISTINCT:
-            self._compress()
+        self._merge_sketch(*merged_equal(number_sketch.cut(kept, self.bits), weights), self.bits)
 
     def merge(self, other: NumericStats) -> None:
         """Add the statistics of other records (another partition's): moments by Chan's
-        formula, the sketches merged and compressed past EXACT_DISTINCT."""
+        formula, the sketches merged (number_sketch)."""
         if other.n:
             self.moments.merge(other.moments)
-            self.values, self.counts = _merge_sorted(self.values, self.counts, other.values, other.counts)
-            self.exact = self.exact and other.exact
-            if len(self.values) > EXACT_DISTINCT:
-                self._compress()
+            self._merge_sketch(other.values, other.counts, other.bits)
         self.xy += other.xy
         self.pairs += other.pairs
+
+    @property
+    def exact(self) -> bool:
+        """Whether the sketch holds the values themselves, not cut ones."""
+        return self.bits >= MANTISSA_BITS
+
+    def _merge_sketch(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.float64], bits: int) -> None:
+        """Merge another sketch (ascending distinct values cut to `bits`, with counts) into this one."""
+        common = min(self.bits, bits)
+        mine = ((self.values, self.counts) if common == self.bits
+                else merged_equal(number_sketch.cut(self.values, common), self.counts))
+        theirs = (values, counts) if common == bits else merged_equal(number_sketch.cut(values, common), counts)
+        self.values, self.counts, self.bits = number_sketch.settled(*_merge_sorted(*mine, *theirs), common)
 
     def add_pairs(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> None:
         """Accumulate co-moments with the target over rows where both are valid (not NaN)."""
         self.pairs += _add_co_moments(x, y, self.xy)
-
-    def _compress(self) -> None:
-        ranks = (np.arange(SKETCH_POINTS) + 0.5) * (self.counts.sum() / SKETCH_POINTS)
-        index = np.searchsorted(np.cumsum(self.counts), ranks, side="right")
-        self.values = self.values[np.minimum(index, len(self.values) - 1)]
-        self.values, inverse = np.unique(self.values, return_inverse=True)
-        self.counts = np.bincount(inverse, minlength=len(self.values)) * (ranks[-1] / (SKETCH_POINTS - 0.5))
-        self.exact = False
 
     def summary(self) -> NumericValues:
         if self.n == 0:
@@ -114,16 +115,9 @@ class NumericStats:
             min=low, max=high, mean=self.moments.mean, variance=variance, stddev=math.sqrt(variance),
             median=self._median(),
             histogram=Histogram(edges.tolist(), np.round(counts).astype(int).tolist()),
-            sketch=Sketch(self.values.tolist(), self._count_list(), self.exact),
+            sketch=Sketch(self.values.tolist(), cast("list[float]", self.counts.astype(np.int64).tolist()),
+                          self.exact, None if self.exact else self.bits),
             correlation_to_target=self._correlation())
-
-    def _count_list(self) -> list[float]:
-        """The sketch's counts for the document: integers while exact, else rounded to 6
-        decimals by NumPy at once (Python's round() per value took 0.1 s of a 2 M-record
-        ingest; NumPy's may differ from it in the last decimal at a tie)."""
-        if self.exact:
-            return cast("list[float]", self.counts.astype(np.int64).tolist())  # ints: JSON integers
-        return cast("list[float]", np.round(self.counts, 6).tolist())
 
     def _median(self) -> float:
         """Exact middle (mean of the two middle values for even counts) from the sketch."""

@@ -18,10 +18,12 @@ JSON layout (camelCase keys; data.md §6):
 
 * NUMERIC: distinctCount (null once over EXACT_DISTINCT distinct values), min, max, mean,
   variance (population), stddev, median, histogram {"edges": 21 numbers, "counts": 20 counts}
-  (equal width over [min, max]), sketch {"values", "counts", "exact"}: the sorted distinct
-  values with their counts, or, once past EXACT_DISTINCT of them, 10,000 equal-weight points
-  at evenly spaced ranks, with later batches' values merged in (compressed again past
-  EXACT_DISTINCT; "exact": false); correlationToTarget (NUMERIC or BINARY target, else null).
+  (equal width over [min, max]), sketch {"values", "counts", "exact", "mantissaBits"}: the
+  sorted distinct values with their counts, or, past EXACT_DISTINCT of them, the values cut
+  to the most mantissa bits that leave at most 10,000 ("exact": false, "mantissaBits": those
+  bits; number_sketch), with their counts; correlationToTarget (NUMERIC or BINARY target,
+  else null). Statistics of earlier versions hold weighted points there past EXACT_DISTINCT
+  values ("exact": false, no mantissaBits).
 * BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped
   at 100,000 values ("truncated": true when some were dropped); BINARY also trueCount and
   falseCount.
@@ -34,9 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from openaml.ml.number_sketch import EXACT_DISTINCT
 from openaml.ml.schema import AttributeType
-
-EXACT_DISTINCT = 100_000  # distinct numeric values kept exactly; beyond, the sketch is compressed
 
 
 @dataclass(frozen=True)
@@ -48,19 +49,26 @@ class Histogram:
 @dataclass(frozen=True)
 class Sketch:
     """Sorted distinct values with their counts (`exact`), or, once there were more than
-    EXACT_DISTINCT values, weighted points (fractional counts) that depend on the batches
-    merged."""
+    EXACT_DISTINCT values, the values cut to `bits` mantissa bits with their counts
+    (number_sketch). Statistics written before that kept weighted points there instead, which
+    depend on the batches merged: not exact, and no bits."""
 
     values: list[float]
     counts: list[float]
     exact: bool
+    bits: int | None = None
+
+    @property
+    def depends_on_values_alone(self) -> bool:
+        """Whether the sketch is exact or cut (number_sketch), not weighted points."""
+        return self.exact or self.bits is not None
 
 
 @dataclass(frozen=True)
 class NumericValues:
     """What a NUMERIC attribute's valid values look like; all None when it has none."""
 
-    distinct: int | None  # None: more than EXACT_DISTINCT (the sketch is compressed)
+    distinct: int | None  # None: more than EXACT_DISTINCT (the sketch's values are cut)
     min: float | None = None
     max: float | None = None
     mean: float | None = None
@@ -167,7 +175,8 @@ def _attribute_json(a: AttributeStatistics) -> dict[str, Any]:
             "distinctCount": v.distinct, "min": v.min, "max": v.max, "mean": v.mean,
             "variance": v.variance, "stddev": v.stddev, "median": v.median,
             "histogram": {"edges": v.histogram.edges, "counts": v.histogram.counts},
-            "sketch": {"values": v.sketch.values, "counts": v.sketch.counts, "exact": v.sketch.exact},
+            "sketch": {"values": v.sketch.values, "counts": v.sketch.counts, "exact": v.sketch.exact}
+            | ({} if v.sketch.bits is None else {"mantissaBits": v.sketch.bits}),
             "correlationToTarget": v.correlation_to_target}
     if isinstance(v, CountedValues):
         out |= {"distinctCount": v.distinct, "valueCounts": v.value_counts, "truncated": v.truncated}
@@ -189,7 +198,8 @@ def _attribute_from_json(entry: dict[str, Any]) -> AttributeStatistics:
             entry.get("distinctCount"), entry.get("min"), entry.get("max"), entry.get("mean"),
             entry.get("variance"), entry.get("stddev"), entry.get("median"),
             None if histogram is None else Histogram(histogram["edges"], histogram["counts"]),
-            None if sketch is None else Sketch(sketch["values"], sketch["counts"], sketch["exact"]),
+            None if sketch is None else Sketch(sketch["values"], sketch["counts"], sketch["exact"],
+                                               sketch.get("mantissaBits")),
             entry.get("correlationToTarget"))
     elif kind is AttributeType.TEXT:
         values = TextValues(entry["totalTokens"], entry["distinctTokens"], entry["topTokens"],

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openaml.ml import number_sketch
 from openaml.ml.data.statistics import entry_counts
 from openaml.ml.data.statistics_document import (
     CountedValues,
@@ -32,7 +33,7 @@ from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, ke
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import TokenList
 from openaml.ml.features.transforms import bin_labels, normalize
-from openaml.ml.features.values import Columns, counted_quantile_boundaries, evaluate, quantile_boundaries
+from openaml.ml.features.values import Columns, counted_quantile_boundaries, evaluate
 from openaml.ml.moments import Moments
 from openaml.ml.recipes.nodes import BINARY, NUMERIC, Attr, Node, Op, contains
 from openaml.ml.schema import AttributeType, Schema
@@ -140,10 +141,11 @@ def known_from(statistics: DatasetStatistics | None, schema: Schema) -> Known:
     `schema`; an attribute the statistics type otherwise is left to the records).
     Complete value and token lists are always taken: a value (or token) seen only in a record
     without a valid target becomes a feature no step touches, whose zero weight trimming
-    removes from a linear model (boosted trees keep it, unused). NUMERIC moments and exact
-    sketches only when every record has a valid target: the statistics' records are then the
+    removes from a linear model (boosted trees keep it, unused). NUMERIC moments and sketches
+    only when every record has a valid target: the statistics' records are then the
     training's, and the fit the one a pass over them makes (moments to rounding, bins
-    exactly). A compressed sketch (over 100,000 distinct values) is not taken: its points
+    exactly: the records' bins come by way of their sketch too). The weighted points that
+    statistics of earlier versions kept past 100,000 distinct values are not taken: they
     depend on how the ingest batched the records, and a model must depend on the records
     alone."""
     if statistics is None:
@@ -166,7 +168,7 @@ def known_from(statistics: DatasetStatistics | None, schema: Schema) -> Known:
                 moments[name], sketches[name] = (0.0, 0.0), Sketch([], [], True)
             elif v.mean is not None and v.stddev is not None and math.isfinite(v.mean + v.stddev):
                 moments[name] = (v.mean, v.stddev)  # (numbers near the double's range: not finite)
-                if v.sketch is not None and v.sketch.exact:
+                if v.sketch is not None and v.sketch.depends_on_values_alone:
                     sketches[name] = v.sketch
     return Known(values, moments, sketches)
 
@@ -271,25 +273,27 @@ def _fit_normalize(node: Op, stats: dict[str, tuple[float, float]], params: dict
     params[node.canonical] = {"mean": mean, "std": std}
 
 
-def _boundaries(node: Op, values_of: Callable[[str], np.ndarray],
-                params: dict[str, Any]) -> list[float]:
-    """The bin boundaries of a quantile_bin node (the normalize nodes inside it fitted)."""
-    boundaries: list[float] = quantile_boundaries(_numeric_values(node.args[0], values_of, params),
-                                                  node.n or 10).tolist()
-    return boundaries
+def _boundaries(node: Op, values_of: Callable[[str], np.ndarray], params: dict[str, Any]) -> list[float]:
+    """The bin boundaries of a quantile_bin node from its attribute's training values, by
+    way of their sketch (number_sketch): those that the sketch in the statistics gives."""
+    (name,) = _numeric_attrs(node)
+    values, counts, _ = number_sketch.of_values(values_of(name))
+    return _counted_boundaries(node, values, counts, params)
 
 
 def _sketched_boundaries(node: Op, sketches: dict[str, Sketch], params: dict[str, Any]) -> list[float]:
-    """_boundaries from the sketch of the node's attribute: its values (ascending, and still
-    so once normalized) with their counts."""
+    """The bin boundaries of a quantile_bin node from its attribute's sketch."""
     (name,) = _numeric_attrs(node)
+    sketch = sketches[name]
+    return _counted_boundaries(node, np.asarray(sketch.values, np.float64), np.asarray(sketch.counts, np.float64),
+                               params)
 
-    def values_of(_: str) -> np.ndarray:
-        return np.asarray(sketches[name].values, np.float64)
 
-    values = _numeric_values(node.args[0], values_of, params)
+def _counted_boundaries(node: Op, values: np.ndarray, counts: np.ndarray, params: dict[str, Any]) -> list[float]:
+    """The bin boundaries of a quantile_bin node on ascending distinct values of its attribute
+    (still ascending once normalized) with their counts."""
     boundaries: list[float] = counted_quantile_boundaries(
-        values, np.asarray(sketches[name].counts, np.float64), node.n or 10).tolist()
+        _numeric_values(node.args[0], lambda _: values, params), counts, node.n or 10).tolist()
     return boundaries
 
 
