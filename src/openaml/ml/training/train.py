@@ -78,7 +78,7 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     statistics: the training datasource's. What they hold spares a fitting pass over the
     records (fit.known_from): the class counts (a REGRESSION target's moments), the complete
     value lists of CATEGORICAL attributes and token lists of TEXT ones, and, when every
-    record has a valid target, NUMERIC moments and exact value sketches (quantile bins). A
+    record has a valid target, NUMERIC moments and value sketches (quantile bins). A
     value seen only in records without a valid target becomes a feature that no step
     touches, whose zero weight trimming removes, so a linear model is the same."""
     setup = _Setup.checked(model_type, schema, recipe_text, params)
