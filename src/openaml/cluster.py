@@ -202,8 +202,10 @@ class Cluster:
                 return cast(PassSum, self.wait(_tree(submit, job, f"add-{pass_number}", operator.add, added), job))
 
             progress = ProgressRecorder(job)
-            state = fit_parallel(setup, start, run_pass, progress)
-            progress.flush()
+            try:
+                state = fit_parallel(setup, start, run_pass, progress)
+            finally:  # a failed training shows its last pass too
+                progress.flush()
         return cast(Result, self._task(job, "save", job_step, self.settings, model, run, Tasks.save_parallel_model,
                                        setup, state))
 

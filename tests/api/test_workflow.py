@@ -19,6 +19,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from openaml.app import Application
+from openaml.jobs.record_info import read_progress
+from openaml.store import EntityKind
 from tests.api.conftest import error_code, wait_for
 
 NUMBER = re.compile(r"^-?[0-9](\.[0-9]{1,6})?E-?[0-9]+$")
@@ -106,6 +108,11 @@ def test_full_workflow(kind: str, variant: str, server: Application, ml: Any, ui
     if algorithm == "gbdt":  # the job log tells the rounds
         log = httpx.get(f"{server.settings.base_url}/logs/MLModel/{ids['model']}", timeout=10).text
         assert "boosting round 50 of 50" in log and "binning them" in log
+    if algorithm == "sgd":  # the last pass's progress is stored by the end, however fast the passes
+        log = httpx.get(f"{server.settings.base_url}/logs/MLModel/{ids['model']}", timeout=10).text
+        passes = sum(line.split(" ", 1)[-1].startswith("pass ") for line in log.splitlines())
+        progress = read_progress(server.context.store.get(EntityKind.MLMODEL, ids["model"]))
+        assert passes > 1 and progress is not None and progress.passes == passes
     assert json.loads(model["Recipe"])["outputs"]  # the default recipe actually used
     assert json.loads(model["Schema"])["targetAttributeName"] == "y"
     assert model["EndpointInfo"] == {"EndpointStatus": "NONE", "PeakRequestsPerSecond": 0}
@@ -352,7 +359,6 @@ def test_deleted_batch_prediction_stops_without_manifest(server: Application, ml
                                                          put_object: Callable[[str, bytes], str]) -> None:
     from openaml.jobs.engine import Job
     from openaml.ml.errors import InputError
-    from openaml.store import EntityKind
 
     header, rows = make_rows("BINARY", 80, seed=5)
     uri = put_object(f"s3://workflow/{uid('stop')}.csv", to_csv(header, rows))

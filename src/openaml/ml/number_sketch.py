@@ -2,14 +2,16 @@
 
 Up to EXACT_DISTINCT distinct values it holds each of them with its count. Beyond, each value
 is cut to the most mantissa bits (toward zero) that leave at most SKETCH_POINTS distinct ones,
-with the counts of those cut values: a value then stands for all numbers within a relative
-2^-bits of it. The bits are the largest number for which the whole multiset of values has at
-most SKETCH_POINTS cut values, so the sketch is the same however the values are batched or
+with the counts of those cut values: a value then stands for the numbers that lie from it
+away from zero by less than a relative 2^-bits (normal numbers). Those bits are a function
+of the whole multiset of values, so the sketch is the same however the values are batched or
 merged: cutting more bits off never makes more distinct values, so the bits a part of the
 values needs are at least those of the whole, and a merge cuts both parts to the smaller
 bits and then cuts further while too many are left. Training takes its quantile bins from
-this sketch, whether from the statistics or from the records (`of_values`), so a model does
-not depend on which it read.
+this sketch, whether from the statistics or from the records (`counted`, `settled`), so a
+model does not depend on which it read, when the sketch is fine enough for the bins
+(`fine_for`): cut values spaced evenly in magnitude can crowd most records into a few of them
+(times of one week among others of thirty years), and then the bins come from the exact values.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ MANTISSA_BITS = 52  # of a double: a sketch whose values are not cut
 
 
 def cut(values: np.ndarray, bits: int) -> np.ndarray:
-    """Doubles with their mantissas cut to `bits` bits, toward zero (which keeps their order)."""
+    """Doubles with their mantissas cut to `bits` bits, toward zero (which keeps their order);
+    a negative number cut to zero is 0.0, as every zero of a sketch is."""
     if bits >= MANTISSA_BITS:
         return values
     mask = np.uint64((1 << 64) - (1 << (MANTISSA_BITS - bits)))
-    return (np.ascontiguousarray(values, np.float64).view(np.uint64) & mask).view(np.float64)
+    cut_values: np.ndarray = (np.ascontiguousarray(values, np.float64).view(np.uint64) & mask).view(np.float64)
+    return cut_values + 0.0  # -0.0 + 0.0 is 0.0
 
 
 def merged_equal(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,10 +59,20 @@ def settled(values: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarr
     return (*merged_equal(cut(values, low), counts), low)
 
 
-def of_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """The sketch of some values (NaN ignored): (values, counts, bits)."""
-    values = np.sort(values[~np.isnan(values)]) + 0.0  # -0.0 + 0.0 is 0.0
-    return settled(*merged_equal(values, np.ones(len(values))), MANTISSA_BITS)
+def counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values (NaN ignored, zeros 0.0), ascending, with their counts."""
+    ordered = np.sort(values[~np.isnan(values)]) + 0.0  # -0.0 + 0.0 is 0.0
+    if len(ordered) == 0:
+        return ordered, np.zeros(0)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.diff(np.append(starts, len(ordered))).astype(np.float64)
+
+
+def fine_for(counts: np.ndarray, bits: int, bins: int) -> bool:
+    """Whether `bins` quantile bins fitted on a sketch (its counts, its bits) are within a
+    bin's share of the records of the exact ones: it is exact, or no cut value stands for
+    more than that share (each boundary then lies in a cut value no heavier than a bin)."""
+    return bits >= MANTISSA_BITS or float(np.max(counts, initial=0.0)) * bins <= float(np.sum(counts))
 
 
 def _distinct(ascending: np.ndarray) -> int:

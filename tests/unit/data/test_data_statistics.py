@@ -90,7 +90,7 @@ def test_numeric_tables_merge_like_numpy_unique(with_order):
 def test_a_sketch_past_its_exact_limit_depends_on_the_values_alone(seed, parts, scale, monkeypatch):
     """Past EXACT_DISTINCT distinct values the sketch holds the values cut to the most mantissa
     bits that leave at most SKETCH_POINTS: the same however the values come in batches and
-    partitions merged (number_sketch.of_values of them all), with whole counts, and one bit
+    partitions merged (the sketch of them all at once), with whole counts, and one bit
     more would leave too many (at no bits, one value per binade and sign is left however many
     those are: never more than 4,093, under the real SKETCH_POINTS). The limits are the same
     for every draw."""
@@ -114,7 +114,7 @@ def test_a_sketch_past_its_exact_limit_depends_on_the_values_alone(seed, parts, 
     while len(merged) > 1:  # merged in a random tree, in input order
         k = int(rng.integers(0, len(merged) - 1))
         merged[k].merge(merged.pop(k + 1))
-    expected = number_sketch.of_values(np.repeat(values, counts))
+    expected = number_sketch.settled(*number_sketch.counted(np.repeat(values, counts)), number_sketch.MANTISSA_BITS)
     found = merged[0]
     assert not found.exact and found.bits == expected[2]
     assert np.array_equal(found.values.view(np.int64), expected[0].view(np.int64))
@@ -138,3 +138,38 @@ def test_a_sketch_within_its_exact_limit_holds_every_value(monkeypatch):
     assert stats.exact and stats.values.tolist() == values.tolist() and stats.summary().sketch.bits is None
     stats.add_table(np.array([0.5]), np.ones(1, np.int64))
     assert not stats.exact and stats.summary().distinct is None
+
+
+def test_a_cut_sketch_keeps_the_exact_extremes_and_positive_zeros(monkeypatch):
+    """Cut values lie toward zero from the values they stand for: the minimum and maximum are
+    the values' own, the histogram counts every value within them, and a negative value cut
+    to zero is 0.0 whatever order the values come in."""
+    from openaml.ml import number_sketch
+    from openaml.ml.data.statistics import NumericStats
+
+    monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 30)
+    monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 10)
+    values = np.concatenate([np.linspace(1.5, 1.9, 40), [-5e-324, 0.0, 7.75]])
+    for ordered in (values, values[::-1]):
+        stats = NumericStats()
+        for part in np.array_split(ordered, 3):
+            stats.add_table(part, np.ones(len(part), np.int64))
+        summary = stats.summary()
+        assert not stats.exact and (summary.min, summary.max) == (-5e-324, 7.75)
+        assert sum(summary.histogram.counts) == len(values)
+        assert not np.signbit(stats.values).any()
+
+
+def test_statistics_of_the_largest_doubles_warn_nothing():
+    """The histogram's spacing near the largest float64 overflows quietly (warnings raised as
+    errors failed the ingest)."""
+    import warnings
+
+    from openaml.ml.data.statistics import NumericStats
+
+    stats = NumericStats()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats.add_table(np.array([-1.7976931348623157e308, 1.7976931348623157e308]), np.ones(2, np.int64))
+        summary = stats.summary()
+    assert (summary.min, summary.max) == (-1.7976931348623157e308, 1.7976931348623157e308)

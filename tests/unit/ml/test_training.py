@@ -529,12 +529,12 @@ def test_statistics_give_the_numbers_and_tokens_of_a_fit(kind, cut, monkeypatch)
     quantile bins (from the sketch: the same boundaries, exact or cut past EXACT_DISTINCT
     distinct values), the token vocabularies and a regression target's scale: no fitting
     pass, and the model a fitting pass gives."""
-    if cut:  # n's 200 or so distinct values are cut (m's 30 are not)
+    if cut:  # n's 200 or so distinct values are cut, fine enough for its 7 bins (m's 30 are not cut)
         monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 40)
-        monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 12)
+        monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 30)
     schema, statistics, batches, reads = _mixed_datasource(kind, invalid_target=False)
     sketch = statistics.attributes["n"].values.sketch
-    assert (sketch.exact, sketch.bits is not None, len(sketch.values) <= 12) == (not cut, cut, cut)
+    assert (sketch.exact, sketch.bits is not None, len(sketch.values) <= 30) == (not cut, cut, cut)
     params = SGDParams(max_passes=2, shuffle=True, seed=3)
     models, counts = [], []
     for given in (statistics, None):
@@ -592,6 +592,41 @@ def test_statistics_of_another_target_or_type_give_no_numbers():
     as_text = make_schema([(a.name, "TEXT" if a.name == "c" else a.type.value) for a in schema.attributes],
                           targetAttributeName="y")
     assert "c" in known_from(statistics, schema).values and "c" not in known_from(statistics, as_text).values
+
+
+def test_bins_come_from_the_exact_values_where_the_cut_sketch_is_too_coarse(monkeypatch):
+    """Cut values spaced evenly in magnitude can crowd most records into one (times of one
+    week among others of thirty years): bins on such a sketch would collapse, so both the fit
+    from statistics (which then reads the records) and the one from records take the exact
+    quantiles, and the models are the same."""
+    monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 40)
+    monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 12)
+    rng = np.random.default_rng(3)
+    times = np.where(rng.random(400) < 0.9, 1.7e9 + rng.uniform(0, 6e5, 400), rng.uniform(7e8, 1.7e9, 400)).round()
+    rows = [f"{t:.0f},{rng.choice(['yes', 'no'])}" for t in times]
+    data = ("x,y\n" + "\n".join(rows) + "\n").encode()
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
+    sink = io.BytesIO()
+    report = ingest([DataObject(uri="s3://b/t.csv", key="t.csv", size=len(data), open=lambda: io.BytesIO(data))],
+                    schema, parse_rearrangement(None), True, sink)
+    sketch = report.statistics.attributes["x"].values.sketch
+    assert not sketch.exact and max(sketch.counts) * 10 > sum(sketch.counts)  # too coarse for 10 bins
+    reads = []
+
+    def batches():
+        reads.append(1)
+        return read_materialized(io.BytesIO(sink.getvalue()))
+
+    models = []
+    for given in (report.statistics, None):
+        reads.clear()
+        models.append(train_model("BINARY", schema, '{"outputs": ["quantile_bin(x,10)"]}', SGDParams(max_passes=2),
+                                  given, batches, memory_bytes=0))
+        assert len(reads) == 3
+    boundaries = models[0].pipeline.params["quantile_bin(x,10)"]["boundaries"]
+    assert boundaries == models[1].pipeline.params["quantile_bin(x,10)"]["boundaries"]
+    assert boundaries == np.unique(np.quantile(times, np.arange(1, 10) / 10)).tolist()
+    assert np.array_equal(models[0].weights, models[1].weights)
 
 
 def test_weighted_points_of_earlier_statistics_give_moments_but_no_bins():

@@ -49,6 +49,7 @@ class NumericStats:
         self.values = np.empty(0, dtype=np.float64)
         self.counts = np.empty(0, dtype=np.float64)
         self.bits = MANTISSA_BITS  # of the sketch's values (number_sketch)
+        self.low, self.high = math.inf, -math.inf  # the least and greatest values, not cut
         self.moments = Moments()
         self.xy = np.zeros(5)  # sums of x, y, x*x, y*y, x*y over pairs with a valid target
         self.pairs = 0
@@ -76,6 +77,7 @@ class NumericStats:
         with np.errstate(over="ignore", invalid="ignore"):
             mean = float((kept * weights).sum() / n)
             self.moments.merge(Moments(n, mean, float((((kept - mean) ** 2) * weights).sum())))
+        self.low, self.high = min(self.low, float(kept[0])), max(self.high, float(kept[-1]))
         self._merge_sketch(*merged_equal(number_sketch.cut(kept, self.bits), weights), self.bits)
 
     def merge(self, other: NumericStats) -> None:
@@ -83,6 +85,7 @@ class NumericStats:
         formula, the sketches merged (number_sketch)."""
         if other.n:
             self.moments.merge(other.moments)
+            self.low, self.high = min(self.low, other.low), max(self.high, other.high)
             self._merge_sketch(other.values, other.counts, other.bits)
         self.xy += other.xy
         self.pairs += other.pairs
@@ -107,8 +110,9 @@ class NumericStats:
     def summary(self) -> NumericValues:
         if self.n == 0:
             return NumericValues(distinct=0)
-        low, high = float(self.values[0]), float(self.values[-1])
-        counts, edges = histogram(self.values, self.counts, low, high)
+        low, high = self.low, self.high
+        # cut values lie toward zero from the values they stand for: the least may be below low
+        counts, edges = histogram(np.clip(self.values, low, high), self.counts, low, high)
         variance = self.moments.variance
         return NumericValues(
             distinct=len(self.values) if self.exact else None,
@@ -120,7 +124,8 @@ class NumericStats:
             correlation_to_target=self._correlation())
 
     def _median(self) -> float:
-        """Exact middle (mean of the two middle values for even counts) from the sketch."""
+        """Exact middle (mean of the two middle values for even counts) from the sketch; once
+        its values are cut, the cut value the middle record falls in."""
         cumulative = np.cumsum(self.counts)
         total = cumulative[-1]
 
@@ -276,7 +281,8 @@ def histogram(values: npt.NDArray[np.float64], weights: npt.NDArray[Any] | None,
     them (one value v: [v - 0.5, v + 0.5]). A range too narrow for distinct float64 edges (at
     1e17 the 0.5 vanishes in rounding) is widened about its middle; one too wide to subtract
     its ends (near the largest float64) gets edges mixed from them."""
-    need = 4 * HISTOGRAM_BINS * float(np.spacing(max(abs(low), abs(high))))
+    with np.errstate(over="ignore"):  # the spacing near the largest float64, times 80
+        need = 4 * HISTOGRAM_BINS * float(np.spacing(max(abs(low), abs(high))))
     middle = low / 2 + high / 2
     first, last = (middle - need / 2, middle + need / 2) if high - low < need else (low, high)
     if low == high:

@@ -21,7 +21,8 @@ JSON layout (camelCase keys; data.md §6):
   (equal width over [min, max]), sketch {"values", "counts", "exact", "mantissaBits"}: the
   sorted distinct values with their counts, or, past EXACT_DISTINCT of them, the values cut
   to the most mantissa bits that leave at most 10,000 ("exact": false, "mantissaBits": those
-  bits; number_sketch), with their counts; correlationToTarget (NUMERIC or BINARY target,
+  bits; number_sketch), with their counts (min and max stay the values' own; the median and
+  histogram are then those of the cut values); correlationToTarget (NUMERIC or BINARY target,
   else null). Statistics of earlier versions hold weighted points there past EXACT_DISTINCT
   values ("exact": false, no mantissaBits).
 * BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped

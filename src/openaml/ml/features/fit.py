@@ -66,7 +66,8 @@ def fit_pipeline(sources: tuple[Node, ...], schema: Schema, records: Records,
     used = {n.name for n in nodes if isinstance(n, Attr) and n.kind == NUMERIC}
     numeric = sorted(used - set(known.moments))
     bins = [node for node in nodes if isinstance(node, Op) and node.function == "quantile_bin"]
-    sketched = {node.canonical for node in bins if _numeric_attrs(node) <= set(known.sketches)}
+    sketched = {node.canonical for node in bins if _numeric_attrs(node) <= set(known.sketches)
+                and _fine_for(node, known.sketches)}
     binned = {a for node in bins if node.canonical not in sketched for a in _numeric_attrs(node)}
     moments = {name: Moments() for name in numeric}
     raw: dict[str, list[np.ndarray]] = {name: [] for name in binned}
@@ -143,8 +144,10 @@ def known_from(statistics: DatasetStatistics | None, schema: Schema) -> Known:
     without a valid target becomes a feature no step touches, whose zero weight trimming
     removes from a linear model (boosted trees keep it, unused). NUMERIC moments and sketches
     only when every record has a valid target: the statistics' records are then the
-    training's, and the fit the one a pass over them makes (moments to rounding, bins
-    exactly: the records' bins come by way of their sketch too). The weighted points that
+    training's, and the fit the one a pass over them makes (moments to rounding, and so the
+    bins on a normalized attribute; other bins exactly: the records' bins come by way of
+    their sketch too, or, where it is too coarse for them, from the exact values, which the
+    records are then read for). The weighted points that
     statistics of earlier versions kept past 100,000 distinct values are not taken: they
     depend on how the ingest batched the records, and a model must depend on the records
     alone."""
@@ -274,11 +277,23 @@ def _fit_normalize(node: Op, stats: dict[str, tuple[float, float]], params: dict
 
 
 def _boundaries(node: Op, values_of: Callable[[str], np.ndarray], params: dict[str, Any]) -> list[float]:
-    """The bin boundaries of a quantile_bin node from its attribute's training values, by
-    way of their sketch (number_sketch): those that the sketch in the statistics gives."""
+    """The bin boundaries of a quantile_bin node from its attribute's training values: by way
+    of their sketch (number_sketch) when it is fine enough for the bins, as the sketch in the
+    statistics gives them, else from the exact values."""
     (name,) = _numeric_attrs(node)
-    values, counts, _ = number_sketch.of_values(values_of(name))
+    exact = number_sketch.counted(values_of(name))
+    values, counts, bits = number_sketch.settled(*exact, number_sketch.MANTISSA_BITS)
+    if not number_sketch.fine_for(counts, bits, node.n or 10):
+        values, counts = exact
     return _counted_boundaries(node, values, counts, params)
+
+
+def _fine_for(node: Op, sketches: dict[str, Sketch]) -> bool:
+    """Whether the sketch of the node's attribute is fine enough for its bins (number_sketch)."""
+    (name,) = _numeric_attrs(node)
+    sketch = sketches[name]
+    bits = number_sketch.MANTISSA_BITS if sketch.exact or sketch.bits is None else sketch.bits
+    return number_sketch.fine_for(np.asarray(sketch.counts, np.float64), bits, node.n or 10)
 
 
 def _sketched_boundaries(node: Op, sketches: dict[str, Sketch], params: dict[str, Any]) -> list[float]:
