@@ -147,10 +147,9 @@ def known_from(statistics: DatasetStatistics | None, schema: Schema) -> Known:
     training's, and the fit the one a pass over them makes (moments to rounding, and so the
     bins on a normalized attribute; other bins exactly: the records' bins come by way of
     their sketch too, or, where it is too coarse for them, from the exact values, which the
-    records are then read for). The weighted points that
-    statistics of earlier versions kept past 100,000 distinct values are not taken: they
-    depend on how the ingest batched the records, and a model must depend on the records
-    alone."""
+    records are then read for). The weighted points that statistics of earlier versions kept
+    past 100,000 distinct values are not taken: they depend on how the ingest batched the
+    records, and a model must depend on the records alone."""
     if statistics is None:
         return Known()
     described = statistics.target
