@@ -201,11 +201,8 @@ class Cluster:
                          for g, group in enumerate(groups)]
                 return cast(PassSum, self.wait(_tree(submit, job, f"add-{pass_number}", operator.add, added), job))
 
-            progress = ProgressRecorder(job)
-            try:
+            with ProgressRecorder(job) as progress:
                 state = fit_parallel(setup, start, run_pass, progress)
-            finally:  # a failed training shows its last pass too
-                progress.flush()
         return cast(Result, self._task(job, "save", job_step, self.settings, model, run, Tasks.save_parallel_model,
                                        setup, state))
 

@@ -5,6 +5,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
 from openaml.jobs.record_info import read_progress, read_secret, secret_info
 from openaml.jobs.specs import DataSourceResult
@@ -185,3 +187,28 @@ def test_training_progress_is_stored_at_most_every_interval_and_at_the_end(tmp_p
     recorder.flush()
     assert writes == [1, 4, 5]
     assert read_progress(store.get(EntityKind.DATASOURCE, "m")).passes == 5
+
+
+def test_training_progress_is_stored_when_the_training_fails_and_hides_nothing_of_its_error(tmp_path: Path) -> None:
+    """Leaving the recorder's block by an error stores the last pass too; a store that fails
+    then does not replace the training's error."""
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    _pending(store, "m")
+    store.update(EntityKind.DATASOURCE, "m", {"status": Status.INPROGRESS})
+    job = Job(store.get(EntityKind.DATASOURCE, "m"), store, lambda line: None)
+    state = TrainingProgress(max_passes=10)
+    with pytest.raises(InputError, match="pass 3 failed"), ProgressRecorder(job, lambda: 0.0) as recorder:
+        for loss in (0.5, 0.4):
+            state = state.after(loss)
+            recorder(state)
+        raise InputError("pass 3 failed")
+    assert read_progress(store.get(EntityKind.DATASOURCE, "m")).passes == 2
+
+    def failing(*_args, **_kwargs):
+        raise OSError("the store is gone")
+
+    with pytest.raises(InputError, match="pass 4 failed"), ProgressRecorder(job, lambda: 0.0) as recorder:
+        recorder(state.after(0.3))  # stored at once
+        store.update = failing  # type: ignore[method-assign]
+        recorder(state.after(0.3).after(0.2))  # within PROGRESS_SECONDS: left to the end
+        raise InputError("pass 4 failed")

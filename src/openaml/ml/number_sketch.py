@@ -71,7 +71,10 @@ def counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def fine_for(counts: np.ndarray, bits: int, bins: int) -> bool:
     """Whether `bins` quantile bins fitted on a sketch (its counts, its bits) are within a
     bin's share of the records of the exact ones: it is exact, or no cut value stands for
-    more than that share (each boundary then lies in a cut value no heavier than a bin)."""
+    more than that share (each boundary then lies in a cut value no heavier than a bin). A
+    cut value that is one frequent value alone (zeros of amounts: 0.3 % of the records fail
+    500 bins) fails too, and the bins then come from the records, as they did before sketches
+    were cut: telling it from a crowd of values would take the extremes of each cut value."""
     return bits >= MANTISSA_BITS or float(np.max(counts, initial=0.0)) * bins <= float(np.sum(counts))
 
 

@@ -158,6 +158,16 @@ def test_a_cut_sketch_keeps_the_exact_extremes_and_positive_zeros(monkeypatch):
         assert not stats.exact and (summary.min, summary.max) == (-5e-324, 7.75)
         assert sum(summary.histogram.counts) == len(values)
         assert not np.signbit(stats.values).any()
+    # the least value (and its negation, the greatest) cut below it: the histogram still counts
+    # it, and the median of cut values stays within the extremes
+    crowded = np.concatenate([np.linspace(1.51, 1.56, 30), np.linspace(2, 3.9, 10)])
+    for sign in (1, -1):
+        stats = NumericStats()
+        stats.add_table(sign * crowded, np.ones(len(crowded), np.int64))
+        summary = stats.summary()
+        assert not stats.exact and sorted([summary.min, summary.max]) == sorted([sign * 1.51, sign * 3.9])
+        assert summary.min <= summary.median <= summary.max
+        assert sum(summary.histogram.counts) == len(crowded)
 
 
 def test_statistics_of_the_largest_doubles_warn_nothing():
@@ -172,4 +182,7 @@ def test_statistics_of_the_largest_doubles_warn_nothing():
         warnings.simplefilter("error")
         stats.add_table(np.array([-1.7976931348623157e308, 1.7976931348623157e308]), np.ones(2, np.int64))
         summary = stats.summary()
+        largest = NumericStats()
+        largest.add_table(np.array([1.7976931348623157e308]), np.array([2]))
+        assert largest.summary().median == 1.7976931348623157e308  # the two middle values' mean
     assert (summary.min, summary.max) == (-1.7976931348623157e308, 1.7976931348623157e308)

@@ -133,9 +133,13 @@ class NumericStats:
             return float(self.values[min(int(np.searchsorted(cumulative, rank, side="right")),
                                          len(self.values) - 1)])
 
-        if not self.exact or round(total) % 2:
+        if not self.exact:  # cut values lie toward zero: kept within the values' own extremes
+            return min(max(at((total - 1) / 2), self.low), self.high)
+        if round(total) % 2:
             return at((total - 1) / 2)
-        return (at(total / 2 - 1) + at(total / 2)) / 2
+        low, high = at(total / 2 - 1), at(total / 2)
+        middle = (low + high) / 2
+        return middle if math.isfinite(middle) else low / 2 + high / 2  # near the largest double
 
     def _correlation(self) -> float | None:
         if self.pairs < 2:
