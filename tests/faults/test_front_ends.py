@@ -21,6 +21,8 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import create_engine, select
 
+from openaml.app import SERVING_MS
+from openaml.service.context import wall_clock_ms
 from openaml.store.tables import front_ends, job_leases
 from tests.api.conftest import make_client
 from tests.conftest import MNIST_DIR, REPO, fresh_postgres_database
@@ -103,6 +105,18 @@ def lease_holder_pid(database_url: str, kind: str, entity_id: str) -> int | None
         engine.dispose()
 
 
+def serving_pids(database_url: str) -> set[int]:
+    """The process ids of the front ends that share endpoints' rate limits now (seen within
+    SERVING_MS)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(select(front_ends.c.pid).where(
+                front_ends.c.seen_at >= wall_clock_ms() - SERVING_MS)).scalars())
+    finally:
+        engine.dispose()
+
+
 def test_a_front_end_killed_mid_training_is_replaced_and_both_serve_predict(
         front_ends_pair: tuple[ServerProcess, ServerProcess], layout: tuple[str, str]) -> None:
     a, b = front_ends_pair
@@ -150,6 +164,12 @@ def test_a_front_end_killed_mid_training_is_replaced_and_both_serve_predict(
     clients = [(make_client(server.url), server.url) for server in (a, b)]  # each front end's own
     for client, endpoint in clients:
         assert "predictedLabel" in _predict(client, endpoint, record)["Prediction"]
+    # the killed process's old registration counts among those serving for SERVING_MS after
+    # its last beat: the share is a half once only the two running ones remain
+    deadline = time.monotonic() + 30
+    while serving_pids(database_url) != {a.process.pid, b.process.pid}:
+        assert time.monotonic() < deadline, serving_pids(database_url)
+        time.sleep(0.2)
     time.sleep(2.5)  # each process has counted the other (it beats every second) and refilled
     share = RATE_LIMIT / 2
     for client, endpoint in clients:  # each admits a burst of its half of the limit, then its rate
