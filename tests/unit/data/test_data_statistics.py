@@ -90,10 +90,11 @@ def test_numeric_tables_merge_like_numpy_unique(with_order):
 def test_a_sketch_past_its_exact_limit_depends_on_the_values_alone(seed, parts, scale, monkeypatch):
     """Past EXACT_DISTINCT distinct values the sketch holds the values cut to the most mantissa
     bits that leave at most SKETCH_POINTS: the same however the values come in batches and
-    partitions merged (the sketch of them all at once), with whole counts, and one bit
-    more would leave too many (at no bits, one value per binade and sign is left however many
-    those are: never more than 4,093, under the real SKETCH_POINTS). The limits are the same
-    for every draw."""
+    partitions merged (the sketch of them all at once), with whole counts, each value single
+    where its records hold one value alone (then given as it is), and one bit more would
+    leave too many (at no bits, one value per binade and sign is left however many those are:
+    never more than 4,093, under the real SKETCH_POINTS). The limits are the same for every
+    draw."""
     from openaml.ml import number_sketch
     from openaml.ml.data.statistics import NumericStats
 
@@ -114,15 +115,22 @@ def test_a_sketch_past_its_exact_limit_depends_on_the_values_alone(seed, parts, 
     while len(merged) > 1:  # merged in a random tree, in input order
         k = int(rng.integers(0, len(merged) - 1))
         merged[k].merge(merged.pop(k + 1))
-    expected = number_sketch.settled(*number_sketch.counted(np.repeat(values, counts)), number_sketch.MANTISSA_BITS)
-    found = merged[0]
-    assert not found.exact and found.bits == expected[2]
-    assert np.array_equal(found.values.view(np.int64), expected[0].view(np.int64))
-    assert np.array_equal(found.counts, expected[1]) and found.counts.sum() == counts.sum()
+    expected = number_sketch.of_values(np.repeat(values, counts))
+    found = merged[0].sketch
+    assert not merged[0].exact and found.bits == expected.bits
+    assert np.array_equal(found.values.view(np.int64), expected.values.view(np.int64))
+    assert np.array_equal(found.counts, expected.counts) and found.counts.sum() == counts.sum()
+    assert np.array_equal(found.single, expected.single)
+    # a single value is its records' own, alone in its cut value
+    keys, distinct = number_sketch.cut(found.values, found.bits), np.unique(values + 0.0)
+    for value, key, single in zip(found.values, keys, found.single, strict=True):
+        members = distinct[number_sketch.cut(distinct, found.bits) == key]
+        assert single == (len(members) == 1) and value == (members[0] if single else key)
     assert found.bits == 0 or len(found.values) <= 40
-    assert len(np.unique(number_sketch.cut(np.unique(values + 0.0), found.bits + 1))) > 40
-    sketch = found.summary().sketch
-    assert (sketch.exact, sketch.bits, sketch.counts) == (False, found.bits, found.counts.astype(int).tolist())
+    assert len(np.unique(number_sketch.cut(distinct, found.bits + 1))) > 40
+    sketch = merged[0].summary().sketch
+    assert (sketch.exact, sketch.bits, sketch.counts, sketch.single) == (
+        False, found.bits, found.counts.astype(int).tolist(), found.single.tolist())
 
 
 def test_a_sketch_within_its_exact_limit_holds_every_value(monkeypatch):

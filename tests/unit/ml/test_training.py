@@ -629,6 +629,41 @@ def test_bins_come_from_the_exact_values_where_the_cut_sketch_is_too_coarse(monk
     assert np.array_equal(models[0].weights, models[1].weights)
 
 
+def test_a_frequent_single_value_leaves_the_cut_sketch_fine_for_bins(monkeypatch):
+    """A cut value that is one value alone (zeros of amounts) is given as it is, and however
+    many records hold it the sketch is fine for bins: the fit from statistics reads no
+    records, and gives the model of the fit from records."""
+    monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 80)
+    monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 60)
+    rng = np.random.default_rng(4)
+    amounts = np.where(rng.random(400) < 0.4, 0.0, rng.lognormal(3, 1, 400).round(2))
+    rows = [f"{a:.2f},{rng.choice(['yes', 'no'])}" for a in amounts]
+    data = ("x,y\n" + "\n".join(rows) + "\n").encode()
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
+    sink = io.BytesIO()
+    report = ingest([DataObject(uri="s3://b/a.csv", key="a.csv", size=len(data), open=lambda: io.BytesIO(data))],
+                    schema, parse_rearrangement(None), True, sink)
+    sketch = report.statistics.attributes["x"].values.sketch
+    zero = sketch.values.index(0.0)
+    assert not sketch.exact and sketch.single[zero] and sketch.counts[zero] * 10 > sum(sketch.counts)
+    reads = []
+
+    def batches():
+        reads.append(1)
+        return read_materialized(io.BytesIO(sink.getvalue()))
+
+    models, counts = [], []
+    for given in (report.statistics, None):
+        reads.clear()
+        models.append(train_model("BINARY", schema, '{"outputs": ["quantile_bin(x,10)"]}', SGDParams(max_passes=2),
+                                  given, batches, memory_bytes=0))
+        counts.append(len(reads))
+    assert counts == [2, 3]
+    boundaries = models[0].pipeline.params["quantile_bin(x,10)"]["boundaries"]
+    assert boundaries == models[1].pipeline.params["quantile_bin(x,10)"]["boundaries"] and 0.0 in boundaries
+    assert np.array_equal(models[0].weights, models[1].weights)
+
+
 def test_weighted_points_of_earlier_statistics_give_moments_but_no_bins():
     """Past 100,000 distinct values, statistics of earlier versions kept weighted points that
     depend on the ingest's batches (not exact, no mantissa bits): their bins come from the

@@ -33,7 +33,7 @@ from openaml.ml.data.statistics_document import (
 )
 from openaml.ml.data.token_counts import TokenCounts, count_tokens
 from openaml.ml.moments import Moments
-from openaml.ml.number_sketch import MANTISSA_BITS, merged_equal
+from openaml.ml.number_sketch import MANTISSA_BITS, Sketched, merged_equal
 from openaml.ml.schema import AttributeType, Coerced, Schema
 
 HISTOGRAM_BINS = 20
@@ -46,9 +46,7 @@ class NumericStats:
     past EXACT_DISTINCT of them: number_sketch)."""
 
     def __init__(self) -> None:
-        self.values = np.empty(0, dtype=np.float64)
-        self.counts = np.empty(0, dtype=np.float64)
-        self.bits = MANTISSA_BITS  # of the sketch's values (number_sketch)
+        self.sketch = Sketched.exact(np.empty(0, dtype=np.float64), np.empty(0, dtype=np.float64))
         self.low, self.high = math.inf, -math.inf  # the least and greatest values, not cut
         self.moments = Moments()
         self.xy = np.zeros(5)  # sums of x, y, x*x, y*y, x*y over pairs with a valid target
@@ -78,7 +76,7 @@ class NumericStats:
             mean = float((kept * weights).sum() / n)
             self.moments.merge(Moments(n, mean, float((((kept - mean) ** 2) * weights).sum())))
         self.low, self.high = min(self.low, float(kept[0])), max(self.high, float(kept[-1]))
-        self._merge_sketch(*merged_equal(number_sketch.cut(kept, self.bits), weights), self.bits)
+        self.sketch = number_sketch.merged(self.sketch, Sketched.exact(*merged_equal(kept, weights)))
 
     def merge(self, other: NumericStats) -> None:
         """Add the statistics of other records (another partition's): moments by Chan's
@@ -86,22 +84,22 @@ class NumericStats:
         if other.n:
             self.moments.merge(other.moments)
             self.low, self.high = min(self.low, other.low), max(self.high, other.high)
-            self._merge_sketch(other.values, other.counts, other.bits)
+            self.sketch = number_sketch.merged(self.sketch, other.sketch)
         self.xy += other.xy
         self.pairs += other.pairs
 
     @property
+    def values(self) -> npt.NDArray[np.float64]:
+        return self.sketch.values
+
+    @property
+    def counts(self) -> npt.NDArray[np.float64]:
+        return self.sketch.counts
+
+    @property
     def exact(self) -> bool:
         """Whether the sketch holds the values themselves, not cut ones."""
-        return self.bits >= MANTISSA_BITS
-
-    def _merge_sketch(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.float64], bits: int) -> None:
-        """Merge another sketch (ascending distinct values cut to `bits`, with counts) into this one."""
-        common = min(self.bits, bits)
-        mine = ((self.values, self.counts) if common == self.bits
-                else merged_equal(number_sketch.cut(self.values, common), self.counts))
-        theirs = (values, counts) if common == bits else merged_equal(number_sketch.cut(values, common), counts)
-        self.values, self.counts, self.bits = number_sketch.settled(*_merge_sorted(*mine, *theirs), common)
+        return self.sketch.bits >= MANTISSA_BITS
 
     def add_pairs(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> None:
         """Accumulate co-moments with the target over rows where both are valid (not NaN)."""
@@ -120,7 +118,8 @@ class NumericStats:
             median=self._median(),
             histogram=Histogram(edges.tolist(), np.round(counts).astype(int).tolist()),
             sketch=Sketch(self.values.tolist(), cast("list[float]", self.counts.astype(np.int64).tolist()),
-                          self.exact, None if self.exact else self.bits),
+                          self.exact, None if self.exact else self.sketch.bits,
+                          None if self.exact else self.sketch.single.tolist()),
             correlation_to_target=self._correlation())
 
     def _median(self) -> float:
@@ -152,30 +151,6 @@ class NumericStats:
         if not (vx > 0 and vy > 0 and np.isfinite(cov) and np.isfinite(product)):
             return None
         return float(cov / math.sqrt(product))
-
-
-@njit(cache=True, nogil=True)
-def _merge_sorted(values: npt.NDArray[np.float64], counts: npt.NDArray[np.float64],
-                  more: npt.NDArray[np.float64], more_counts: npt.NDArray[np.float64]
-                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """The distinct values of two sorted arrays (the first without repeats) with their counts
-    summed: np.unique of both and a bincount, in one linear pass."""
-    out = np.empty(len(values) + len(more))
-    out_counts = np.empty(len(values) + len(more))
-    i = j = size = 0
-    while i < len(values) or j < len(more):
-        if j == len(more) or (i < len(values) and values[i] <= more[j]):
-            value, count = values[i], counts[i]
-            i += 1
-        else:
-            value, count = more[j], more_counts[j]
-            j += 1
-        if size and out[size - 1] == value:
-            out_counts[size - 1] += count
-        else:
-            out[size], out_counts[size] = value, count
-            size += 1
-    return out[:size].copy(), out_counts[:size].copy()
 
 
 @njit(cache=True, nogil=True)

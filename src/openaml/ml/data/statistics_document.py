@@ -21,8 +21,9 @@ JSON layout (camelCase keys; data.md §6):
   (equal width over [min, max]), sketch {"values", "counts", "exact", "mantissaBits"}: the
   sorted distinct values with their counts, or, past EXACT_DISTINCT of them, the values cut
   to the most mantissa bits that leave at most 10,000 ("exact": false, "mantissaBits": those
-  bits; number_sketch), with their counts (min and max stay the values' own; the median and
-  histogram are then those of the cut values); correlationToTarget (NUMERIC or BINARY target,
+  bits; number_sketch), with their counts, a value whose records hold one value alone being
+  that value itself ("single": true for those; min and max stay the values' own; the median
+  and histogram are then those of the sketch's values); correlationToTarget (NUMERIC or BINARY target,
   else null). Statistics of earlier versions hold weighted points there past EXACT_DISTINCT
   values ("exact": false, no mantissaBits).
 * BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped
@@ -58,6 +59,7 @@ class Sketch:
     counts: list[float]
     exact: bool
     bits: int | None = None
+    single: list[bool] | None = None  # cut: the values that stand for one value alone, their own
 
     @property
     def depends_on_values_alone(self) -> bool:
@@ -177,7 +179,8 @@ def _attribute_json(a: AttributeStatistics) -> dict[str, Any]:
             "variance": v.variance, "stddev": v.stddev, "median": v.median,
             "histogram": {"edges": v.histogram.edges, "counts": v.histogram.counts},
             "sketch": {"values": v.sketch.values, "counts": v.sketch.counts, "exact": v.sketch.exact}
-            | ({} if v.sketch.bits is None else {"mantissaBits": v.sketch.bits}),
+            | ({} if v.sketch.bits is None else {"mantissaBits": v.sketch.bits})
+            | ({} if v.sketch.single is None else {"single": v.sketch.single}),
             "correlationToTarget": v.correlation_to_target}
     if isinstance(v, CountedValues):
         out |= {"distinctCount": v.distinct, "valueCounts": v.value_counts, "truncated": v.truncated}
@@ -200,7 +203,7 @@ def _attribute_from_json(entry: dict[str, Any]) -> AttributeStatistics:
             entry.get("variance"), entry.get("stddev"), entry.get("median"),
             None if histogram is None else Histogram(histogram["edges"], histogram["counts"]),
             None if sketch is None else Sketch(sketch["values"], sketch["counts"], sketch["exact"],
-                                               sketch.get("mantissaBits")),
+                                               sketch.get("mantissaBits"), sketch.get("single")),
             entry.get("correlationToTarget"))
     elif kind is AttributeType.TEXT:
         values = TextValues(entry["totalTokens"], entry["distinctTokens"], entry["topTokens"],

@@ -280,19 +280,24 @@ def _boundaries(node: Op, values_of: Callable[[str], np.ndarray], params: dict[s
     of their sketch (number_sketch) when it is fine enough for the bins, as the sketch in the
     statistics gives them, else from the exact values."""
     (name,) = _numeric_attrs(node)
-    exact = number_sketch.counted(values_of(name))
-    values, counts, bits = number_sketch.settled(*exact, number_sketch.MANTISSA_BITS)
-    if not number_sketch.fine_for(counts, bits, node.n or 10):
-        values, counts = exact
-    return _counted_boundaries(node, values, counts, params)
+    exact = number_sketch.Sketched.exact(*number_sketch.counted(values_of(name)))
+    sketch = number_sketch.settled(exact)
+    if not number_sketch.fine_for(sketch, node.n or 10):
+        sketch = exact
+    return _counted_boundaries(node, sketch.values, sketch.counts, params)
 
 
 def _fine_for(node: Op, sketches: dict[str, Sketch]) -> bool:
     """Whether the sketch of the node's attribute is fine enough for its bins (number_sketch)."""
     (name,) = _numeric_attrs(node)
     sketch = sketches[name]
-    bits = number_sketch.MANTISSA_BITS if sketch.exact or sketch.bits is None else sketch.bits
-    return number_sketch.fine_for(np.asarray(sketch.counts, np.float64), bits, node.n or 10)
+    if sketch.exact:
+        return True
+    single = np.zeros(len(sketch.counts), np.bool_) if sketch.single is None else np.asarray(sketch.single, np.bool_)
+    bits = number_sketch.MANTISSA_BITS if sketch.bits is None else sketch.bits
+    return number_sketch.fine_for(number_sketch.Sketched(np.asarray(sketch.values, np.float64),
+                                                         np.asarray(sketch.counts, np.float64), single, bits),
+                                  node.n or 10)
 
 
 def _sketched_boundaries(node: Op, sketches: dict[str, Sketch], params: dict[str, Any]) -> list[float]:
