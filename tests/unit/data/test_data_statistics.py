@@ -178,6 +178,29 @@ def test_a_cut_sketch_keeps_the_exact_extremes_and_positive_zeros(monkeypatch):
         assert sum(summary.histogram.counts) == len(crowded)
 
 
+def test_the_median_of_a_cut_sketch_is_exact_where_the_middle_records_are_single(monkeypatch):
+    """Single values are the values themselves: two of them in the middle of an even count
+    give their mean, as an exact sketch does; a middle record in a cut value that stands for
+    several gives that cut value."""
+    from openaml.ml import number_sketch
+    from openaml.ml.data.statistics import NumericStats
+
+    monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 40)
+    monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 30)
+    sides = [np.linspace(-200, -100, 30), np.linspace(100, 200, 30)]
+    for middle, expected in (([1.0] * 20 + [3.0] * 20, 2.0), (np.linspace(1.01, 1.2, 40), None)):
+        values = np.concatenate([sides[0], middle, sides[1]])
+        stats = NumericStats()
+        stats.add_table(values, np.ones(len(values), np.int64))
+        assert not stats.exact
+        median = stats.summary().median
+        if expected is not None:
+            assert median == expected == np.median(values)
+        else:  # the lower middle record's cut value, below it
+            lower = np.sort(values)[len(values) // 2 - 1]
+            assert median == float(number_sketch.cut(np.array([lower]), stats.sketch.bits)[0]) < lower
+
+
 def test_statistics_of_the_largest_doubles_warn_nothing():
     """The histogram's spacing near the largest float64 overflows quietly (warnings raised as
     errors failed the ingest)."""

@@ -664,6 +664,51 @@ def test_a_frequent_single_value_leaves_the_cut_sketch_fine_for_bins(monkeypatch
     assert np.array_equal(models[0].weights, models[1].weights)
 
 
+def test_cut_sketches_written_without_single_flags_give_no_bins(monkeypatch):
+    """Cut sketches written before the single flags (mantissa bits, no "single") give each
+    single value as its cut value, where a fit on the records keeps the value itself (a
+    reviewer's lognormal amounts: the 7th of 10 boundaries 1.58125 against 1.5872): their bins
+    come from the records, so the model is the fit from records; their moments still come
+    from the statistics."""
+    from openaml.ml.features.fit import known_from
+
+    monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 200)
+    monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 150)
+    rng = np.random.default_rng(0)
+    amounts = rng.lognormal(0, 1, 400).round(3)
+    rows = [f"{a:.3f},{rng.choice(['yes', 'no'])}" for a in amounts]
+    data = ("x,y\n" + "\n".join(rows) + "\n").encode()
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
+    sink = io.BytesIO()
+    report = ingest([DataObject(uri="s3://b/a.csv", key="a.csv", size=len(data), open=lambda: io.BytesIO(data))],
+                    schema, parse_rearrangement(None), True, sink)
+    numbers = report.statistics.attributes["x"]
+    sketch = numbers.values.sketch
+    assert not sketch.exact and any(sketch.single)
+    # as those versions wrote it: every value cut, no flags
+    older = dataclasses.replace(sketch, single=None, values=number_sketch.cut(
+        np.asarray(sketch.values), sketch.bits).tolist())
+    statistics = dataclasses.replace(report.statistics, attributes={"x": dataclasses.replace(
+        numbers, values=dataclasses.replace(numbers.values, sketch=older))} | {
+        n: a for n, a in report.statistics.attributes.items() if n != "x"})
+    known = known_from(statistics, schema)
+    assert "x" in known.moments and "x" not in known.sketches and "x" in known_from(report.statistics, schema).sketches
+    reads = []
+
+    def batches():
+        reads.append(1)
+        return read_materialized(io.BytesIO(sink.getvalue()))
+
+    models = []
+    for given in (statistics, None):
+        reads.clear()
+        models.append(train_model("BINARY", schema, '{"outputs": ["quantile_bin(x,10)"]}', SGDParams(max_passes=2),
+                                  given, batches, memory_bytes=0))
+        assert len(reads) == 3
+    assert models[0].pipeline.params == models[1].pipeline.params
+    assert np.array_equal(models[0].weights, models[1].weights)
+
+
 def test_weighted_points_of_earlier_statistics_give_moments_but_no_bins():
     """Past 100,000 distinct values, statistics of earlier versions kept weighted points that
     depend on the ingest's batches (not exact, no mantissa bits): their bins come from the

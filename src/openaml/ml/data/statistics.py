@@ -123,20 +123,20 @@ class NumericStats:
             correlation_to_target=self._correlation())
 
     def _median(self) -> float:
-        """Exact middle (mean of the two middle values for even counts) from the sketch; once
-        its values are cut, the cut value the middle record falls in."""
+        """Exact middle (mean of the two middle values for even counts) from the sketch, also
+        where its values are cut but the middle records' are single; else the cut value the
+        (lower) middle record falls in."""
         cumulative = np.cumsum(self.counts)
         total = cumulative[-1]
 
-        def at(rank: float) -> float:
-            return float(self.values[min(int(np.searchsorted(cumulative, rank, side="right")),
-                                         len(self.values) - 1)])
+        def at(rank: float) -> int:
+            return min(int(np.searchsorted(cumulative, rank, side="right")), len(self.values) - 1)
 
-        if not self.exact:  # cut values lie toward zero: kept within the values' own extremes
-            return min(max(at((total - 1) / 2), self.low), self.high)
-        if round(total) % 2:
-            return at((total - 1) / 2)
-        low, high = at(total / 2 - 1), at(total / 2)
+        lower, upper = (at((total - 1) / 2),) * 2 if round(total) % 2 else (at(total / 2 - 1), at(total / 2))
+        if not (self.sketch.single[lower] and self.sketch.single[upper]):
+            # cut values lie toward zero: kept within the values' own extremes
+            return min(max(float(self.values[lower]), self.low), self.high)
+        low, high = float(self.values[lower]), float(self.values[upper])
         middle = (low + high) / 2
         return middle if math.isfinite(middle) else low / 2 + high / 2  # near the largest double
 
@@ -258,12 +258,17 @@ def histogram(values: npt.NDArray[np.float64], weights: npt.NDArray[Any] | None,
               high: float) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
     """Counts and edges of HISTOGRAM_BINS equal bins over [low, high], as np.histogram makes
     them (one value v: [v - 0.5, v + 0.5]). A range too narrow for distinct float64 edges (at
-    1e17 the 0.5 vanishes in rounding) is widened about its middle; one too wide to subtract
-    its ends (near the largest float64) gets edges mixed from them."""
-    with np.errstate(over="ignore"):  # the spacing near the largest float64, times 80
-        need = 4 * HISTOGRAM_BINS * float(np.spacing(max(abs(low), abs(high))))
-    middle = low / 2 + high / 2
-    first, last = (middle - need / 2, middle + need / 2) if high - low < need else (low, high)
+    1e17 the 0.5 vanishes in rounding) is widened about its middle, or from the largest
+    float64 down (or the least up) where that would pass it; one too wide to subtract its ends
+    gets edges mixed from them."""
+    largest = max(abs(low), abs(high))
+    need = 4 * HISTOGRAM_BINS * (largest - float(np.nextafter(largest, 0.0)))  # spacings there
+    first, last = low, high
+    if high - low < need:
+        top = float(np.finfo(np.float64).max)
+        with np.errstate(over="ignore"):  # past the least float64: -inf, which the max takes back
+            first = min(max(low / 2 + high / 2 - need / 2, -top), top - need)
+        last = first + need
     if low == high:
         first, last = min(first, low - 0.5), max(last, high + 0.5)
     try:

@@ -22,10 +22,11 @@ JSON layout (camelCase keys; data.md §6):
   sorted distinct values with their counts, or, past EXACT_DISTINCT of them, the values cut
   to the most mantissa bits that leave at most 10,000 ("exact": false, "mantissaBits": those
   bits; number_sketch), with their counts, a value whose records hold one value alone being
-  that value itself ("single": true for those; min and max stay the values' own; the median
-  and histogram are then those of the sketch's values); correlationToTarget (NUMERIC or BINARY target,
-  else null). Statistics of earlier versions hold weighted points there past EXACT_DISTINCT
-  values ("exact": false, no mantissaBits).
+  that value itself ("single": true for those; min and max stay the values' own; the histogram
+  is then that of the sketch's values, the median too unless the middle records' values are
+  single); correlationToTarget (NUMERIC or BINARY target, else null). Statistics of earlier
+  versions hold weighted points there past EXACT_DISTINCT values ("exact": false, no
+  mantissaBits).
 * BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped
   at 100,000 values ("truncated": true when some were dropped); BINARY also trueCount and
   falseCount.
@@ -52,8 +53,9 @@ class Histogram:
 class Sketch:
     """Sorted distinct values with their counts (`exact`), or, once there were more than
     EXACT_DISTINCT values, the values cut to `bits` mantissa bits with their counts
-    (number_sketch). Statistics written before that kept weighted points there instead, which
-    depend on the batches merged: not exact, and no bits."""
+    (number_sketch), each flagged `single` when its records hold one value alone, which it then
+    is. Statistics written before that kept weighted points there instead, which depend on the
+    batches merged: not exact, and no bits."""
 
     values: list[float]
     counts: list[float]
@@ -63,8 +65,10 @@ class Sketch:
 
     @property
     def depends_on_values_alone(self) -> bool:
-        """Whether the sketch is exact or cut (number_sketch), not weighted points."""
-        return self.exact or self.bits is not None
+        """Whether the sketch is exact or cut as number_sketch cuts values now, single flags
+        included (cut values written without them stand for their single values too, which a
+        fit on the records keeps: bins from them could differ), not weighted points."""
+        return self.exact or (self.bits is not None and self.single is not None)
 
 
 @dataclass(frozen=True)

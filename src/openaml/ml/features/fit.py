@@ -293,10 +293,10 @@ def _fine_for(node: Op, sketches: dict[str, Sketch]) -> bool:
     sketch = sketches[name]
     if sketch.exact:
         return True
-    single = np.zeros(len(sketch.counts), np.bool_) if sketch.single is None else np.asarray(sketch.single, np.bool_)
-    bits = number_sketch.MANTISSA_BITS if sketch.bits is None else sketch.bits
+    assert sketch.bits is not None and sketch.single is not None  # known_from takes no other
     return number_sketch.fine_for(number_sketch.Sketched(np.asarray(sketch.values, np.float64),
-                                                         np.asarray(sketch.counts, np.float64), single, bits),
+                                                         np.asarray(sketch.counts, np.float64),
+                                                         np.asarray(sketch.single, np.bool_), sketch.bits),
                                   node.n or 10)
 
 
