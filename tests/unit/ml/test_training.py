@@ -594,6 +594,36 @@ def test_statistics_of_another_target_or_type_give_no_numbers():
     assert "c" in known_from(statistics, schema).values and "c" not in known_from(statistics, as_text).values
 
 
+def _ingested_column(values: np.ndarray, rng: np.random.Generator, fmt: str):
+    """A NUMERIC column x of `values` (written with `fmt`) and a random yes/no target y,
+    ingested with statistics: the schema, the ingest report and its stored copy."""
+    rows = [f"{v:{fmt}},{rng.choice(['yes', 'no'])}" for v in values]
+    data = ("x,y\n" + "\n".join(rows) + "\n").encode()
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
+    sink = io.BytesIO()
+    report = ingest([DataObject(uri="s3://b/x.csv", key="x.csv", size=len(data), open=lambda: io.BytesIO(data))],
+                    schema, parse_rearrangement(None), True, sink)
+    return schema, report, sink.getvalue()
+
+
+def _binned_with_and_without(schema, statistics: DatasetStatistics, stored: bytes):
+    """The models of quantile_bin(x,10) trained with `statistics` and without, and how many
+    times each read the records."""
+    reads = []
+
+    def batches():
+        reads.append(1)
+        return read_materialized(io.BytesIO(stored))
+
+    models, counts = [], []
+    for given in (statistics, None):
+        reads.clear()
+        models.append(train_model("BINARY", schema, '{"outputs": ["quantile_bin(x,10)"]}', SGDParams(max_passes=2),
+                                  given, batches, memory_bytes=0))
+        counts.append(len(reads))
+    return models, counts
+
+
 def test_bins_come_from_the_exact_values_where_the_cut_sketch_is_too_coarse(monkeypatch):
     """Cut values spaced evenly in magnitude can crowd most records into one (times of one
     week among others of thirty years): bins on such a sketch would collapse, so both the fit
@@ -603,26 +633,11 @@ def test_bins_come_from_the_exact_values_where_the_cut_sketch_is_too_coarse(monk
     monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 12)
     rng = np.random.default_rng(3)
     times = np.where(rng.random(400) < 0.9, 1.7e9 + rng.uniform(0, 6e5, 400), rng.uniform(7e8, 1.7e9, 400)).round()
-    rows = [f"{t:.0f},{rng.choice(['yes', 'no'])}" for t in times]
-    data = ("x,y\n" + "\n".join(rows) + "\n").encode()
-    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
-    sink = io.BytesIO()
-    report = ingest([DataObject(uri="s3://b/t.csv", key="t.csv", size=len(data), open=lambda: io.BytesIO(data))],
-                    schema, parse_rearrangement(None), True, sink)
+    schema, report, stored = _ingested_column(times, rng, ".0f")
     sketch = report.statistics.attributes["x"].values.sketch
     assert not sketch.exact and max(sketch.counts) * 10 > sum(sketch.counts)  # too coarse for 10 bins
-    reads = []
-
-    def batches():
-        reads.append(1)
-        return read_materialized(io.BytesIO(sink.getvalue()))
-
-    models = []
-    for given in (report.statistics, None):
-        reads.clear()
-        models.append(train_model("BINARY", schema, '{"outputs": ["quantile_bin(x,10)"]}', SGDParams(max_passes=2),
-                                  given, batches, memory_bytes=0))
-        assert len(reads) == 3
+    models, counts = _binned_with_and_without(schema, report.statistics, stored)
+    assert counts == [3, 3]
     boundaries = models[0].pipeline.params["quantile_bin(x,10)"]["boundaries"]
     assert boundaries == models[1].pipeline.params["quantile_bin(x,10)"]["boundaries"]
     assert boundaries == np.unique(np.quantile(times, np.arange(1, 10) / 10)).tolist()
@@ -637,27 +652,11 @@ def test_a_frequent_single_value_leaves_the_cut_sketch_fine_for_bins(monkeypatch
     monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 60)
     rng = np.random.default_rng(4)
     amounts = np.where(rng.random(400) < 0.4, 0.0, rng.lognormal(3, 1, 400).round(2))
-    rows = [f"{a:.2f},{rng.choice(['yes', 'no'])}" for a in amounts]
-    data = ("x,y\n" + "\n".join(rows) + "\n").encode()
-    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
-    sink = io.BytesIO()
-    report = ingest([DataObject(uri="s3://b/a.csv", key="a.csv", size=len(data), open=lambda: io.BytesIO(data))],
-                    schema, parse_rearrangement(None), True, sink)
+    schema, report, stored = _ingested_column(amounts, rng, ".2f")
     sketch = report.statistics.attributes["x"].values.sketch
     zero = sketch.values.index(0.0)
     assert not sketch.exact and sketch.single[zero] and sketch.counts[zero] * 10 > sum(sketch.counts)
-    reads = []
-
-    def batches():
-        reads.append(1)
-        return read_materialized(io.BytesIO(sink.getvalue()))
-
-    models, counts = [], []
-    for given in (report.statistics, None):
-        reads.clear()
-        models.append(train_model("BINARY", schema, '{"outputs": ["quantile_bin(x,10)"]}', SGDParams(max_passes=2),
-                                  given, batches, memory_bytes=0))
-        counts.append(len(reads))
+    models, counts = _binned_with_and_without(schema, report.statistics, stored)
     assert counts == [2, 3]
     boundaries = models[0].pipeline.params["quantile_bin(x,10)"]["boundaries"]
     assert boundaries == models[1].pipeline.params["quantile_bin(x,10)"]["boundaries"] and 0.0 in boundaries
@@ -675,36 +674,19 @@ def test_cut_sketches_written_without_single_flags_give_no_bins(monkeypatch):
     monkeypatch.setattr(number_sketch, "EXACT_DISTINCT", 200)
     monkeypatch.setattr(number_sketch, "SKETCH_POINTS", 150)
     rng = np.random.default_rng(0)
-    amounts = rng.lognormal(0, 1, 400).round(3)
-    rows = [f"{a:.3f},{rng.choice(['yes', 'no'])}" for a in amounts]
-    data = ("x,y\n" + "\n".join(rows) + "\n").encode()
-    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
-    sink = io.BytesIO()
-    report = ingest([DataObject(uri="s3://b/a.csv", key="a.csv", size=len(data), open=lambda: io.BytesIO(data))],
-                    schema, parse_rearrangement(None), True, sink)
+    schema, report, stored = _ingested_column(rng.lognormal(0, 1, 400).round(3), rng, ".3f")
     numbers = report.statistics.attributes["x"]
     sketch = numbers.values.sketch
     assert not sketch.exact and any(sketch.single)
     # as those versions wrote it: every value cut, no flags
     older = dataclasses.replace(sketch, single=None, values=number_sketch.cut(
         np.asarray(sketch.values), sketch.bits).tolist())
-    statistics = dataclasses.replace(report.statistics, attributes={"x": dataclasses.replace(
-        numbers, values=dataclasses.replace(numbers.values, sketch=older))} | {
-        n: a for n, a in report.statistics.attributes.items() if n != "x"})
+    statistics = dataclasses.replace(report.statistics, attributes=report.statistics.attributes | {
+        "x": dataclasses.replace(numbers, values=dataclasses.replace(numbers.values, sketch=older))})
     known = known_from(statistics, schema)
     assert "x" in known.moments and "x" not in known.sketches and "x" in known_from(report.statistics, schema).sketches
-    reads = []
-
-    def batches():
-        reads.append(1)
-        return read_materialized(io.BytesIO(sink.getvalue()))
-
-    models = []
-    for given in (statistics, None):
-        reads.clear()
-        models.append(train_model("BINARY", schema, '{"outputs": ["quantile_bin(x,10)"]}', SGDParams(max_passes=2),
-                                  given, batches, memory_bytes=0))
-        assert len(reads) == 3
+    models, counts = _binned_with_and_without(schema, statistics, stored)
+    assert counts == [3, 3]
     assert models[0].pipeline.params == models[1].pipeline.params
     assert np.array_equal(models[0].weights, models[1].weights)
 
