@@ -407,6 +407,41 @@ def test_predict_refuses_a_record_whose_cartesian_is_too_large(server: Applicati
                       PredictEndpoint=url)["Prediction"]["predictedLabel"] in ("0", "1")
 
 
+def test_values_far_beyond_the_training_data_and_padded_values_get_answers(server: Application, ml: Any,
+                                                                           uid: Callable[[str], str]) -> None:
+    """Predict answers a record whose number lies near the double's range with a finite
+    predictedValue (it gave none: the 32-bit rounding overflowed, or the score was infinite),
+    reads a category padded with white space as a CSV field's (it scored as missing), and an
+    evaluation whose squared errors overflow reports their RMSE, not "0.0E0"."""
+    header, rows = make_rows("REGRESSION", 200, seed=8)
+    uri = f"s3://far/{uid('d')}.csv"
+    server.context.objects.write_bytes(uri, to_csv(header, rows))
+    far = [["far", "1e200", "red", "good", "10"], *rows[:5]]
+    far_uri = f"s3://far/{uid('e')}.csv"
+    server.context.objects.write_bytes(far_uri, to_csv(header, far))
+    ids = {k: uid(k) for k in ("ds", "far", "model", "ev")}
+    for key, location in (("ds", uri), ("far", far_uri)):
+        ml.create_data_source_from_s3(DataSourceId=ids[key], ComputeStatistics=True, DataSpec={
+            "DataLocationS3": location, "DataSchema": schema("REGRESSION")})
+    ml.create_ml_model(MLModelId=ids["model"], MLModelType="REGRESSION", TrainingDataSourceId=ids["ds"],
+                       Recipe='{"outputs": ["x1", "c"]}')
+    ml.create_evaluation(EvaluationId=ids["ev"], MLModelId=ids["model"], EvaluationDataSourceId=ids["far"])
+    assert wait_for(lambda: ml.get_ml_model(MLModelId=ids["model"]))["Status"] == "COMPLETED"
+    ml.create_realtime_endpoint(MLModelId=ids["model"])
+    url = _wait_endpoint(ml, ids["model"])["EndpointInfo"]["EndpointUrl"]
+
+    def predicted(record: dict[str, str]) -> float:
+        return ml.predict(MLModelId=ids["model"], Record=record, PredictEndpoint=url)["Prediction"]["predictedValue"]
+
+    for value in ("1e200", "1e308", "-1e308"):
+        answer = predicted({"x1": value, "c": "red"})
+        assert math.isfinite(answer) and abs(answer) > 1e190, value
+    assert predicted({"x1": "0.5", "c": " red\t"}) == predicted({"x1": "0.5", "c": "red"}) != predicted({"x1": "0.5"})
+    evaluation = wait_for(lambda: ml.get_evaluation(EvaluationId=ids["ev"]))
+    rmse = float(evaluation["PerformanceMetrics"]["Properties"]["RegressionRMSE"])
+    assert evaluation["Status"] == "COMPLETED" and math.isfinite(rmse) and rmse > 1e190
+
+
 def test_an_input_file_without_records_gets_a_result_file_of_the_header_alone(
         server: Application, ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
     """Every input file of a batch prediction's datasource gets its result file, in the

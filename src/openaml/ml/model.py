@@ -40,9 +40,17 @@ VERSION, TREES_VERSION = 1, 2
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of scores (rows, classes): the MULTICLASS link."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
+    """Row-wise softmax of scores (rows, classes): the MULTICLASS link. A row whose greatest
+    score is infinite (inputs far beyond the training data's) gives its probability to the
+    classes of that score, as the limit does; a row with a NaN score stays NaN."""
+    top = z.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(z - top)
     probabilities: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    infinite = np.isinf(top[:, 0])
+    if infinite.any():
+        at_top = z[infinite] == top[infinite]
+        probabilities[infinite] = at_top / at_top.sum(axis=1, keepdims=True)
     return probabilities
 
 
@@ -130,7 +138,8 @@ class Model:
         if self.model_type == ModelType.BINARY:
             return sigmoid(z[:, 0])
         mean, std = self.target_scale
-        return z[:, 0] * std + mean
+        with np.errstate(over="ignore"):  # inputs far beyond the training data's: +-inf
+            return z[:, 0] * std + mean
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
         """Scores of every row of a raw-string batch (no rejected-row filtering)."""

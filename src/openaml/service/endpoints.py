@@ -7,6 +7,7 @@ from typing import Any
 
 from openaml.errors import InvalidInputException, PredictorNotMountedException
 from openaml.ml.features.transforms import RecordTooLarge
+from openaml.ml.prediction import UnscorableRecord
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
@@ -93,3 +94,5 @@ class EndpointOperations:
             return {"Prediction": predictor.predict(Record, explain)}
         except RecordTooLarge as exc:
             raise InvalidInputException(f"Record is too large for the model's recipe: {exc}") from None
+        except UnscorableRecord as exc:
+            raise InvalidInputException(str(exc)) from None

@@ -49,6 +49,28 @@ def test_rmse_and_baseline():
     assert abs(acc.report(2.0)[0] - np.sqrt(5 / 3)) < 1e-12
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e300, 1.0])
+def test_rmse_and_baseline_of_numbers_whose_squares_pass_a_doubles_range(scale):
+    """Residuals near the double's range (a prediction of 1e200 for an input beyond the
+    training's) or near its smallest numbers have a finite RMSE, the one of the numbers scaled
+    back: their squares overflowed to an RMSE of inf, formatted "0.0E0" as if perfect, or
+    underflowed to 0."""
+    acc = RegressionAccumulator()
+    acc.add(np.array([3.0, 0.0, -4.0]) * scale, np.zeros(3))
+    expected = 5 / np.sqrt(3) * scale
+    assert acc.metric() == pytest.approx(expected, rel=1e-14)
+    assert acc.report(0.0)[0] == pytest.approx(expected, rel=1e-14)
+    assert format_metric(acc.metric()) not in ("0.0", "0.0E0", "Infinity")
+
+
+def test_a_metric_that_is_not_finite_is_written_as_java_writes_it():
+    """An RMSE past the largest double (predictions that overflowed) is no perfect score."""
+    acc = RegressionAccumulator()
+    acc.add(np.array([1.0, 2.0]), np.array([np.inf, 2.0]))
+    assert acc.metric() == np.inf and format_metric(acc.metric()) == "Infinity"
+    assert [format_metric(x) for x in (np.nan, -np.inf)] == ["NaN", "-Infinity"]
+
+
 def test_roc_ends_at_one():
     points = roc_points(np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]))
     assert points[0][:2] == [0.0, 0.0] and points[-1][:2] == [1.0, 1.0]

@@ -108,6 +108,68 @@ def test_multiclass_and_regression_outputs():
     assert json.dumps(value)
 
 
+def _numbers_model(kind: str):
+    """A model of one NUMERIC input x in [-0.1, 0.1) taken as it is (a standard deviation of
+    0.058: 1e308 standardized is infinite)."""
+    x = np.arange(-100, 100) / 1000
+    y = {"REGRESSION": 2 * x, "BINARY": x > 0, "MULTICLASS": np.array(list("abc"))[np.digitize(x, [-0.03, 0.03])]}[kind]
+    target = {"REGRESSION": "NUMERIC", "BINARY": "BINARY", "MULTICLASS": "CATEGORICAL"}[kind]
+    schema = make_schema([("x", "NUMERIC"), ("y", target)], targetAttributeName="y")
+    labels = [str(int(v)) if kind == "BINARY" else str(v) for v in y]
+    data = make_batch({"x": [str(v) for v in x], "y": labels})
+    return train_model(kind, schema, '{"outputs": ["x"]}', SGDParams(), None, lambda: iter([data])), schema
+
+
+@pytest.mark.parametrize("kind", ["REGRESSION", "BINARY", "MULTICLASS"])
+@pytest.mark.parametrize("value", ["1e30", "1e200", "1e308", "-1e308"])
+def test_records_far_beyond_the_training_data_still_get_an_answer(kind, value):
+    """Inputs near the double's range make scores past a 32-bit float's (Predict gave no
+    predictedValue) or infinite ones (probabilities of NaN): Predict answers with the double
+    itself where a float cannot hold it, the largest double for an infinite value, and the
+    MULTICLASS classes of an infinite score share its probability; batch scores agree."""
+    model, schema = _numbers_model(kind)
+    scorer = RecordScorer(model)
+    answer = predict_record(scorer, {"x": value}, 0.5)
+    json.loads(json.dumps(answer, allow_nan=False))
+    scores = scorer.scores({"x": value})
+    assert np.array_equal(np.atleast_1d(model.score_batch(make_batch({"x": [value]}))[0]), scores)
+    if kind == "REGRESSION":
+        expected = float(scores[0])
+        if np.isinf(expected):
+            expected = float(np.copysign(np.finfo(float).max, expected))
+        elif abs(expected) < 3e38:
+            expected = float(np.float32(expected))
+        assert answer["predictedValue"] == expected and np.sign(expected) == np.sign(float(value))
+    elif kind == "BINARY":
+        assert answer["predictedLabel"] == ("1" if float(value) > 0 else "0")
+    else:  # (classes whose weights share a sign share an infinite score)
+        shares = answer["predictedScores"]
+        assert sum(shares.values()) == pytest.approx(1.0) and shares[answer["predictedLabel"]] == max(shares.values())
+        assert shares["c" if float(value) > 0 else "a"] == max(shares.values())
+
+
+def test_softmax_of_infinite_scores_is_their_limit():
+    from openaml.ml.model import softmax
+
+    z = np.array([[np.inf, -np.inf, 1.0], [np.inf, np.inf, 0.0], [-np.inf, -np.inf, -np.inf], [1.0, 2.0, 3.0]])
+    with np.errstate(all="raise"):
+        p = softmax(z)
+    assert p[:3].tolist() == [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3] * 3]
+    assert np.allclose(p[3], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())
+
+
+def test_a_score_that_is_not_a_number_is_refused_with_a_reason(monkeypatch):
+    """Where infinite terms meet in one score (+inf and -inf), Predict says why it gives no
+    answer instead of leaving the member out."""
+    from openaml.ml.prediction import UnscorableRecord
+
+    model, _ = _numbers_model("REGRESSION")
+    scorer = RecordScorer(model)
+    monkeypatch.setattr(scorer, "scores", lambda record: np.array([np.nan]))
+    with pytest.raises(UnscorableRecord, match="not a number"):
+        predict_record(scorer, {"x": "1"}, 0.5)
+
+
 @pytest.mark.parametrize("table_limit", [0, 1 << 22])
 def test_categorical_records_score_like_batches(table_limit, monkeypatch):
     """Categorical-only models score records through one value-code table (or per-attribute

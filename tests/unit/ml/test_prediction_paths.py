@@ -128,6 +128,28 @@ def test_a_one_row_batch_scores_as_its_record(case):
         assert np.array_equal(np.atleast_1d(model.score_batch(row)[0]), RecordScorer(model).scores(records[i]))
 
 
+@pytest.mark.parametrize("lookups", ["python", "table", "dicts"])
+def test_white_space_around_a_value_is_stripped_as_around_a_csv_field(case, lookups, monkeypatch):
+    """A CSV field is read without the white space around it (data.md §1), and so is each
+    value of a Predict record: every attribute's value padded scores as the value itself,
+    whichever way the categorical values are looked up (a Python loop, the shared code table,
+    a dict per attribute); white space alone is a missing value."""
+    from openaml.ml.prediction import realtime
+
+    if lookups != "python":
+        monkeypatch.setattr(realtime, "PYTHON_LOOKUPS", 0)
+    if lookups == "dicts":
+        monkeypatch.setattr(realtime, "TABLE_LIMIT", 0)
+    model, _, _, records = case
+    scorer = RecordScorer(model)
+    assert (scorer.codes is None) == (lookups == "dicts")
+    for record in records[:40]:
+        padded = {name: f" \t{value}\r " for name, value in record.items()}
+        assert np.array_equal(scorer.scores(padded), scorer.scores(record))
+        blank = {name: " \t" for name in record}
+        assert np.array_equal(scorer.scores(blank), scorer.scores({}))
+
+
 def test_missing_attributes_score_as_missing_fields():
     """A record without an attribute and one with it empty are the same record."""
     schema = make_schema([("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y")

@@ -27,11 +27,12 @@ import pyarrow.compute as pc
 from numba import njit
 
 from openaml.ml.data.lines import LineBlock
+from openaml.ml.schema import WHITE_SPACE
 
-QUOTE, COMMA, SPACE, TAB = 34, 44, 32, 9
+QUOTE, COMMA = 34, 44
 REASONS = ("too_large", "unterminated_quote", "wrong_field_count")
 _WHITE = np.zeros(256, dtype=np.bool_)
-_WHITE[[SPACE, TAB, 11, 12, 13]] = True  # stripped around values (a CR too: data.md §1)
+_WHITE[[ord(c) for c in WHITE_SPACE]] = True
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from numba import njit
 from openaml.ml.data.fields import COMMA, QUOTE
 from openaml.ml.data.lines import BOM, LineBlock
 from openaml.ml.data.plain import Parsed
+from openaml.ml.schema import WHITE_SPACE
 
 CR, LF = 13, 10
-_WHITE = " \t\x0b\x0c\r"  # the bytes fields.py strips around values
 
 
 def is_trimmable(block: LineBlock, n_fields: int) -> bool:
@@ -121,7 +121,7 @@ def read_trimmed(block: LineBlock, names: Sequence[str], encode: Sequence[bool])
 
 def _stripped(values: pa.Array) -> pa.Array:
     """Values without white space at their ends; empty ones missing."""
-    trimmed = pc.utf8_trim(values, characters=_WHITE)
+    trimmed = pc.utf8_trim(values, characters=WHITE_SPACE)
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 

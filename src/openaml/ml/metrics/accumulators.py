@@ -10,6 +10,7 @@ from openaml.ml.data.statistics import histogram
 from openaml.ml.metrics.report import PAIRS, BinaryDetails, MulticlassDetails, RegressionDetails
 
 HISTOGRAM_BINS = 20
+SAFE_SQUARES = (1e-140, 1e140)  # magnitudes whose squares, and any sum of them, are normal doubles
 
 
 def auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -40,6 +41,7 @@ def auc_of(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> 
     below = np.cumsum(negatives) - negatives
     u = float(np.dot(positives, below)) + 0.5 * float(np.dot(positives, negatives))
     return u / (n_pos * n_neg)
+
 
 
 class BinaryAccumulator:
@@ -196,6 +198,19 @@ def _majority_f1(actual: np.ndarray, classes: list[str], majority: str | None) -
     return f1 / len(all_classes)
 
 
+def root_mean_square(values: np.ndarray) -> float:
+    """sqrt(mean(values^2)) (0 for none), also where squares would pass a double's range: the
+    values are then divided by the largest magnitude first; inf or NaN where a value is."""
+    if not len(values):
+        return 0.0
+    largest = float(np.max(np.abs(values)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not math.isfinite(largest) or largest == 0 or SAFE_SQUARES[0] < largest < SAFE_SQUARES[1]:
+            return float(np.sqrt(np.mean(values * values)))
+        scaled = values / largest
+        return largest * float(np.sqrt(np.mean(scaled * scaled)))
+
+
 class RegressionAccumulator:
     """Actual values and residuals (actual - predicted): RMSE, baseline and histogram."""
 
@@ -217,16 +232,14 @@ class RegressionAccumulator:
         return np.concatenate(self.residuals or [np.zeros(0)])
 
     def metric(self) -> float:
-        r = self._all()
-        with np.errstate(over="ignore", invalid="ignore"):
-            return float(np.sqrt(np.mean(r * r))) if len(r) else 0.0
+        return root_mean_square(self._all())
 
     def report(self, training_mean: float) -> tuple[float, RegressionDetails]:
         """(baseline: the RMSE of always predicting the training target's mean, details)."""
         r = self._all()
         actual = np.concatenate(self.actual or [np.zeros(0)])
         with np.errstate(over="ignore", invalid="ignore"):
-            baseline = float(np.sqrt(np.mean((actual - training_mean) ** 2))) if len(r) else 0.0
+            baseline = root_mean_square(actual - training_mean)
         finite = r[np.isfinite(r)]  # residuals beyond a double's range have no bin
         counts, edges = (histogram(finite, None, float(finite.min()), float(finite.max())) if len(finite)
                          else (np.zeros(0), np.zeros(0)))

@@ -13,9 +13,12 @@ SMALLEST_NORMAL = 2.2250738585072014e-308
 
 
 def format_metric(x: float) -> str:
-    """Shortest round-trip digits; plain for 1e-3 <= |x| < 1e7, else d.dddE<exp> (eval §1.3)."""
+    """Shortest round-trip digits; plain for 1e-3 <= |x| < 1e7, else d.dddE<exp> (eval §1.3);
+    Java's words for non-finite values (the RMSE of a model whose predictions overflow)."""
     if x == 0:
         return "0.0"
+    if not math.isfinite(x):
+        return _non_finite(x)
     if 1e-3 <= abs(x) < 1e7:
         text = repr(float(x))
         return text if "." in text else text + ".0"
@@ -31,7 +34,7 @@ def format_score(x: float) -> str:
     if x == 0:
         return "0E0"
     if not math.isfinite(x):
-        return "NaN" if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"
+        return _non_finite(x)
     d = Decimal(repr(abs(float(x))))
     e = d.adjusted()
     m = d.scaleb(-e).quantize(Decimal("1.000000"), rounding=ROUND_HALF_EVEN)
@@ -124,3 +127,8 @@ def _write_scores(flat: np.ndarray, slots: np.ndarray, lengths: np.ndarray) -> n
             power //= 10
         lengths[i] = n + width
     return unsure
+
+
+def _non_finite(x: float) -> str:
+    """Java's Double.toString of a value that is not finite."""
+    return "NaN" if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"

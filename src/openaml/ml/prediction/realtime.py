@@ -9,18 +9,20 @@ batch evaluator's features.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, cast
 
 import numpy as np
 
+from openaml.ml.errors import InputError
 from openaml.ml.features.record import attribute_value, record_evaluator
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
-from openaml.ml.schema import AttributeType
+from openaml.ml.schema import WHITE_SPACE, AttributeType
 
 TABLE_LIMIT = 1 << 22  # entries of the (attribute, value code) -> feature table: 16 MB
 PYTHON_LOOKUPS = 64  # up to this many categorical attributes, a Python loop beats NumPy's calls
@@ -78,24 +80,23 @@ class RecordScorer:
         """Feature ids and values of a record; values None when all are 1."""
         get = record.get
         try:
-            values_of: Iterable[str | None] = self.pick(record)
+            values_of: Sequence[str | None] = self.pick(record)
         except KeyError:  # a missing value (None) is in no vocabulary
-            values_of = map(get, self.categorical_names)
+            values_of = [get(name) for name in self.categorical_names]
         categorical = self._categorical_ids(values_of)
         ids: list[int] = []
         vals: list[float] = []
         for name, fid, mean, std in self.numeric:
-            value = attribute_value((get(name) or "").strip() or None, AttributeType.NUMERIC)
+            value = attribute_value(_stripped(get(name)), AttributeType.NUMERIC)
             if not math.isnan(value):
                 ids.append(fid)
                 vals.append((value - mean) / std if std > 0 else 0.0)
         for name, fid in self.binary:
-            if attribute_value((get(name) or "").strip() or None, AttributeType.BINARY) == 1.0:
+            if attribute_value(_stripped(get(name)), AttributeType.BINARY) == 1.0:
                 ids.append(fid)
                 vals.append(1.0)
         if self.generic_sources:
-            generic_ids, generic_values = self.generic_features(
-                {n: (get(n) or "").strip() or None for n in self.generic_attrs})
+            generic_ids, generic_values = self.generic_features({n: _stripped(get(n)) for n in self.generic_attrs})
             ids += generic_ids
             vals += generic_values
         if not ids:
@@ -105,20 +106,32 @@ class RecordScorer:
         return (np.concatenate((categorical, ids)).astype(np.intp, copy=False),
                 np.concatenate((np.ones(len(categorical)), vals)))
 
-    def _categorical_ids(self, values_of: Iterable[str | None]) -> np.ndarray | list[int]:
-        """The feature ids of the categorical sources' values (those in their vocabularies)."""
+    def _categorical_ids(self, values_of: Sequence[str | None]) -> np.ndarray | list[int]:
+        """The feature ids of the categorical sources' values (those in their vocabularies),
+        each stripped of white space around it as a CSV field is (data.md §1)."""
         if len(self.lookups) <= PYTHON_LOOKUPS:
-            return [lookup[v] for lookup, v in zip(self.lookups, values_of) if v in lookup]
-        # C-level maps (a Python loop costs ~0.1 us per attribute); values are taken whole
+            ids = []
+            for lookup, value in zip(self.lookups, values_of):
+                if value is not None and ((f := lookup.get(value)) is not None
+                                          or (f := lookup.get(value.strip(WHITE_SPACE))) is not None):
+                    ids.append(f)
+            return ids
+        # C-level maps (a Python loop costs ~0.1 us per attribute) of the values taken whole;
+        # those found in no vocabulary are looked up again stripped
         found: np.ndarray
         if self.codes is not None:
-            code_of = cast(Callable[[str | None, int], int], self.codes.get)
+            codes_get = self.codes.get
+            code_of = cast(Callable[[str | None, int], int], codes_get)
             codes = np.fromiter(map(code_of, values_of, repeat(0)), np.intp, count=len(self.lookups))
+            for k in np.flatnonzero(codes == 0).tolist():
+                codes[k] = codes_get(_stripped(values_of[k]), 0)  # type: ignore[arg-type]
             found = self.table[self.attribute_rows, codes]
         else:
             feature_of = cast(Callable[[dict[str, int], str | None, int], int], dict.get)
             found = np.fromiter(map(feature_of, self.lookups, values_of, self.absent), np.int64,
                                 count=len(self.lookups))
+            for k in np.flatnonzero(found < 0).tolist():
+                found[k] = self.lookups[k].get(_stripped(values_of[k]), -1)  # type: ignore[arg-type]
         return found[found >= 0]
 
     def generic_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
@@ -163,19 +176,42 @@ class RecordScorer:
         return np.atleast_1d(self.model.link(self.linear(record))[0])
 
 
+class UnscorableRecord(InputError):
+    """A record whose score is not a number (values near the double's range meet in it)."""
+
+
+def _stripped(value: str | None) -> str | None:
+    """A record's value as a CSV field gives it: without the white space around it, and None
+    (missing) when that leaves nothing."""
+    return value.strip(WHITE_SPACE) or None if value is not None else None
+
+
 def predict_record(scorer: RecordScorer, record: dict[str, str],
                    score_threshold: float = 0.5) -> dict[str, Any]:
     """Predict's "Prediction" member for one record of attribute name -> string value."""
     scores = scorer.scores(record)
+    if np.isnan(scores).any():
+        raise UnscorableRecord("The record cannot be scored: its numbers lie so far beyond the training data's "
+                               "that its score is not a number")
     model = scorer.model
     kind = model.model_type
     details = {"Algorithm": "SGD", "PredictiveModelType": kind}
     if kind == ModelType.REGRESSION:
-        return {"details": details, "predictedValue": float(np.float32(scores[0]))}
+        return {"details": details, "predictedValue": _answered(scores[0])}
     if kind == ModelType.BINARY:
-        score = float(np.float32(scores[0]))
         label = "1" if scores[0] >= score_threshold else "0"
-        return {"details": details, "predictedLabel": label, "predictedScores": {label: score}}
+        return {"details": details, "predictedLabel": label, "predictedScores": {label: _answered(scores[0])}}
     best = int(np.argmax(scores))
     return {"details": details, "predictedLabel": model.classes[best],
-            "predictedScores": {c: float(np.float32(s)) for c, s in zip(model.classes, scores)}}
+            "predictedScores": {c: _answered(s) for c, s in zip(model.classes, scores)}}
+
+
+def _answered(score: float) -> float:
+    """A score as Predict gives it: rounded to a 32-bit float (models.md §2.1) where one holds
+    it; beyond, the double itself, and the largest double for an infinite one (JSON has no
+    infinity: a regression whose inputs lie far beyond the training data's)."""
+    if math.isinf(score):
+        return math.copysign(sys.float_info.max, score)
+    with np.errstate(over="ignore"):
+        rounded = float(np.float32(score))
+    return rounded if math.isfinite(rounded) else float(score)

@@ -1,7 +1,7 @@
 """Data schemas: the JSON document that names and types every CSV column, and value coercion."""
 
 from openaml.ml.schema.model import Attribute, AttributeType, Schema, SchemaError, parse_schema
-from openaml.ml.schema.values import Coerced, coerce_column, coerce_floats
+from openaml.ml.schema.values import WHITE_SPACE, Coerced, coerce_column, coerce_floats
 
 __all__ = [
     "Attribute",
@@ -9,6 +9,7 @@ __all__ = [
     "Coerced",
     "Schema",
     "SchemaError",
+    "WHITE_SPACE",
     "coerce_column",
     "coerce_floats",
     "parse_schema",

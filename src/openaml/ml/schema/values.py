@@ -22,6 +22,7 @@ from numba import njit
 
 from openaml.ml.schema.model import AttributeType
 
+WHITE_SPACE = " \t\x0b\x0c\r"  # stripped around every value (a CR too: data.md §1)
 NUMBER_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 BINARY_FALSE = ("0", "n", "no", "f", "false")
 BINARY_TRUE = ("1", "y", "yes", "t", "true")
