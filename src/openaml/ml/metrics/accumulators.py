@@ -43,7 +43,6 @@ def auc_of(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> 
     return u / (n_pos * n_neg)
 
 
-
 class BinaryAccumulator:
     """Keeps scores and labels (8 + 1 bytes per record) for the exact AUC and ROC."""
 
