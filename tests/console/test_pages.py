@@ -365,6 +365,10 @@ def test_the_prediction_page_says_what_the_model_did_with_a_record_it_could_not_
     assert warnings(pasted="8,square") == ""  # a complete, readable record: nothing to say
     assert "no feature for" in warnings(pasted="8,hexagon") and "shape='hexagon'" in warnings(pasted="8,hexagon")
     assert "shape" in warnings(**{"attr:size": "8"})  # the form's empty field is a missing input
+    # white space a CSV field keeps (no-break, ideographic) is part of the value, as Predict reads it
+    shown = warnings(pasted='{"size": "\\u00a08", "shape": "\\u3000square"}')
+    assert "Not a number, so read as missing: size='\\xa08'." in shown and "shape='\\u3000square'" in shown
+    assert warnings(pasted='{"size": " 8\\t", "shape": " square "}') == ""
 
 
 def test_the_console_predicts_with_the_model_predict_holds(fake: FakeService, client: TestClient) -> None:

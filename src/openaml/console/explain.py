@@ -16,7 +16,7 @@ from openaml.ml.model import Model
 from openaml.ml.prediction import RecordScorer, predict_record
 from openaml.ml.prediction.explanations import output_names
 from openaml.ml.recipes.nodes import CATEGORICAL, Attr
-from openaml.ml.schema import AttributeType
+from openaml.ml.schema import WHITE_SPACE, AttributeType
 
 SHOWN_NAMES = 8  # attribute names listed in one warning
 
@@ -59,7 +59,7 @@ def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
         warnings.append(f"Not in the model's schema, ignored: {_names(unknown)}.")
     if schema.target is not None and schema.target in record:
         warnings.append(f"'{schema.target}' is the model's target: its value is ignored.")
-    given = {name: (record.get(name) or "").strip() for name in known}
+    given = {name: (record.get(name) or "").strip(WHITE_SPACE) for name in known}
     missing = [a.name for a in inputs if not given[a.name]]
     if len(missing) == len(inputs) and inputs:
         warnings.append("No input attribute has a value: the prediction comes from the model's bias alone."

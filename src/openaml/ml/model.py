@@ -41,10 +41,10 @@ VERSION, TREES_VERSION = 1, 2
 
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of scores (rows, classes): the MULTICLASS link. A row whose greatest
-    score is infinite (inputs far beyond the training data's) gives its probability to the
-    classes of that score, as the limit does; a row with a NaN score stays NaN."""
+    score is infinite (standardized inputs are bounded: weights past a double's range) shares
+    its probability among the classes of that score; a row with a NaN score stays NaN."""
     top = z.max(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         e = np.exp(z - top)
     probabilities: np.ndarray = e / e.sum(axis=1, keepdims=True)
     infinite = np.isinf(top[:, 0])

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from openaml.ml.errors import InputError
+from openaml.ml.features.pipeline import STANDARDIZED_LIMIT
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, Attr, Node, Op
@@ -166,11 +167,14 @@ def _number(model: Model, graph: _Graph, node: Node) -> str:
 
 
 def _standardized(graph: _Graph, value: str, mean: float, std: float) -> str:
-    """(value - mean) / std; a zero std gives 0 (and a missing value stays missing)."""
+    """(value - mean) / std within STANDARDIZED_LIMIT (pipeline.standardized); a zero std gives
+    0 (and a missing value stays missing)."""
     if std <= 0:
         return graph.node("Mul", [value, graph.constant(np.array(0.0))], "flat")
-    return graph.node("Div", [graph.node("Sub", [value, graph.constant(np.array(mean))], "centered"),
-                              graph.constant(np.array(std))], "scaled")
+    scaled = graph.node("Div", [graph.node("Sub", [value, graph.constant(np.array(mean))], "centered"),
+                                graph.constant(np.array(std))], "scaled")
+    return graph.node("Clip", [scaled, graph.constant(np.array(-STANDARDIZED_LIMIT)),
+                               graph.constant(np.array(STANDARDIZED_LIMIT))], "bounded")
 
 
 def _category_ids(model: Model, graph: _Graph, i: int, offset: int, missing: int | None = None) -> str:

@@ -63,6 +63,17 @@ def test_rmse_and_baseline_of_numbers_whose_squares_pass_a_doubles_range(scale):
     assert format_metric(acc.metric()) not in ("0.0", "0.0E0", "Infinity")
 
 
+def test_the_rmse_of_ordinary_residuals_is_numpys_bit_for_bit():
+    """Up to and including magnitudes of 1e140 (and down to 1e-140) nothing is scaled."""
+    rng = np.random.default_rng(5)
+    for top in (1e140, 1e-140, 1.0):
+        r = rng.normal(size=50)
+        r = r / np.abs(r).max() * top
+        acc = RegressionAccumulator()
+        acc.add(r, np.zeros(50))
+        assert np.abs(r).max() == top and acc.metric() == float(np.sqrt(np.mean(r * r)))
+
+
 def test_a_metric_that_is_not_finite_is_written_as_java_writes_it():
     """An RMSE past the largest double (predictions that overflowed) is no perfect score."""
     acc = RegressionAccumulator()

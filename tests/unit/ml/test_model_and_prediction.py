@@ -142,10 +142,26 @@ def test_records_far_beyond_the_training_data_still_get_an_answer(kind, value):
         assert answer["predictedValue"] == expected and np.sign(expected) == np.sign(float(value))
     elif kind == "BINARY":
         assert answer["predictedLabel"] == ("1" if float(value) > 0 else "0")
-    else:  # (classes whose weights share a sign share an infinite score)
-        shares = answer["predictedScores"]
-        assert sum(shares.values()) == pytest.approx(1.0) and shares[answer["predictedLabel"]] == max(shares.values())
-        assert shares["c" if float(value) > 0 else "a"] == max(shares.values())
+    else:  # the class whose weight grows fastest toward the value takes it, as in the limit
+        assert answer["predictedLabel"] == ("c" if float(value) > 0 else "a")
+        assert sum(answer["predictedScores"].values()) == pytest.approx(1.0)
+
+
+def test_an_input_far_beyond_the_training_data_meets_a_zero_weight_without_nan():
+    """A standardized input is bounded (pipeline.STANDARDIZED_LIMIT): one near the double's
+    range times a weight L1 set to exactly 0 is 0, not NaN (inf * 0), so batch and Predict
+    answer (a reviewer's MULTICLASS model with sgd.l1RegularizationAmount 0.1)."""
+    x = np.arange(-100, 100) / 1000
+    schema = make_schema([("x", "NUMERIC"), ("y", "CATEGORICAL")], targetAttributeName="y")
+    data = make_batch({"x": [str(v) for v in x], "y": list(np.array(list("abc"))[np.digitize(x, [-0.03, 0.03])])})
+    model = train_model("MULTICLASS", schema, '{"outputs": ["x"]}', SGDParams(), None, lambda: iter([data]))
+    model.weights[0, 1] = 0.0  # as L1 leaves a weight
+    for value in ("1e306", "1e308", "-1e308"):
+        batch = model.score_batch(make_batch({"x": [value]}))
+        scores = RecordScorer(model).scores({"x": value})
+        assert np.isfinite(batch).all() and np.array_equal(batch[0], scores)
+        assert sum(predict_record(RecordScorer(model), {"x": value}, 0.5)["predictedScores"].values()) == \
+            pytest.approx(1.0)
 
 
 def test_softmax_of_infinite_scores_is_their_limit():

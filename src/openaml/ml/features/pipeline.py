@@ -231,10 +231,22 @@ def _token_ids(values: pa.Array, vocab: pa.Array, offset: int) -> np.ndarray:
     return ids
 
 
+# A standardized NUMERIC value is kept within this many standard deviations: a training's never
+# comes near (sqrt(records) at most), and an input far beyond (1e308 where the values spread by
+# 0.06) then scores as a large finite number, never inf, or NaN where its weight is 0.
+STANDARDIZED_LIMIT = 1e200
+
+
+def standardized(value: float, mean: float, std: float) -> float:
+    """A NUMERIC value as csr_rows writes it: (value - mean) / std within STANDARDIZED_LIMIT,
+    0 where std is 0."""
+    return min(max((value - mean) / std, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT) if std > 0 else 0.0
+
+
 @dataclass(frozen=True, eq=False)
 class Scalar:
     """A NUMERIC or BINARY source's values (NaN: missing) with its one feature, as csr_rows
-    writes it: a NUMERIC value standardized by (mean, std) (0 where std is 0), absent where
+    writes it: a NUMERIC value standardized by (mean, std) (`standardized`), absent where
     missing; a BINARY value 1 where true, absent where false or missing."""
 
     values: np.ndarray
@@ -376,7 +388,7 @@ def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numeri
                     if np.isnan(given):
                         continue
                     mean, std = scales[c, 0], scales[c, 1]
-                    value = (given - mean) / std if std > 0 else 0.0
+                    value = min(max((given - mean) / std, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT) if std > 0 else 0.0
                 elif not given > 0:
                     continue
             while t < t_end and found[t] < feature:  # the row's tokens before this feature

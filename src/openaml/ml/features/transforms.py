@@ -170,7 +170,8 @@ def text_case(name: str, texts: list[str]) -> list[str]:
 def normalize(values: np.ndarray, mean: float, std: float) -> np.ndarray:
     """(v - mean) / std; a zero std gives 0; NaN stays NaN (recipes.md §7.7)."""
     if std > 0:
-        return (values - mean) / std
+        with np.errstate(over="ignore"):  # values far beyond the training data's: +-inf, kept in bounds later
+            return (values - mean) / std
     return np.where(np.isnan(values), np.nan, 0.0)
 
 

@@ -204,7 +204,7 @@ def root_mean_square(values: np.ndarray) -> float:
         return 0.0
     largest = float(np.max(np.abs(values)))
     with np.errstate(over="ignore", invalid="ignore"):
-        if not math.isfinite(largest) or largest == 0 or SAFE_SQUARES[0] < largest < SAFE_SQUARES[1]:
+        if not math.isfinite(largest) or largest == 0 or SAFE_SQUARES[0] <= largest <= SAFE_SQUARES[1]:
             return float(np.sqrt(np.mean(values * values)))
         scaled = values / largest
         return largest * float(np.sqrt(np.mean(scaled * scaled)))

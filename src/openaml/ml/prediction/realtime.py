@@ -18,6 +18,7 @@ from typing import Any, cast
 import numpy as np
 
 from openaml.ml.errors import InputError
+from openaml.ml.features.pipeline import standardized
 from openaml.ml.features.record import attribute_value, record_evaluator
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
@@ -82,7 +83,7 @@ class RecordScorer:
         try:
             values_of: Sequence[str | None] = self.pick(record)
         except KeyError:  # a missing value (None) is in no vocabulary
-            values_of = [get(name) for name in self.categorical_names]
+            values_of = list(map(get, self.categorical_names))
         categorical = self._categorical_ids(values_of)
         ids: list[int] = []
         vals: list[float] = []
@@ -90,7 +91,7 @@ class RecordScorer:
             value = attribute_value(_stripped(get(name)), AttributeType.NUMERIC)
             if not math.isnan(value):
                 ids.append(fid)
-                vals.append((value - mean) / std if std > 0 else 0.0)
+                vals.append(standardized(value, mean, std))
         for name, fid in self.binary:
             if attribute_value(_stripped(get(name)), AttributeType.BINARY) == 1.0:
                 ids.append(fid)
@@ -124,14 +125,16 @@ class RecordScorer:
             code_of = cast(Callable[[str | None, int], int], codes_get)
             codes = np.fromiter(map(code_of, values_of, repeat(0)), np.intp, count=len(self.lookups))
             for k in np.flatnonzero(codes == 0).tolist():
-                codes[k] = codes_get(_stripped(values_of[k]), 0)  # type: ignore[arg-type]
+                if (value := values_of[k]) is not None:  # (a record without zeros lacks most)
+                    codes[k] = codes_get(value.strip(WHITE_SPACE), 0)
             found = self.table[self.attribute_rows, codes]
         else:
             feature_of = cast(Callable[[dict[str, int], str | None, int], int], dict.get)
             found = np.fromiter(map(feature_of, self.lookups, values_of, self.absent), np.int64,
                                 count=len(self.lookups))
             for k in np.flatnonzero(found < 0).tolist():
-                found[k] = self.lookups[k].get(_stripped(values_of[k]), -1)  # type: ignore[arg-type]
+                if (value := values_of[k]) is not None:
+                    found[k] = self.lookups[k].get(value.strip(WHITE_SPACE), -1)
         return found[found >= 0]
 
     def generic_features(self, record: dict[str, str | None]) -> tuple[list[int], list[float]]:
@@ -150,7 +153,7 @@ class RecordScorer:
             elif source.kind == NUMERIC and not math.isnan(value):  # as pipeline.Scalar
                 mean, std = scale or (0.0, 1.0)
                 ids.append(offset)
-                values.append((value - mean) / std if std > 0 else 0.0)
+                values.append(standardized(value, mean, std))
             elif source.kind == BINARY and value > 0:
                 ids.append(offset)
                 values.append(1.0)
@@ -191,8 +194,8 @@ def predict_record(scorer: RecordScorer, record: dict[str, str],
     """Predict's "Prediction" member for one record of attribute name -> string value."""
     scores = scorer.scores(record)
     if np.isnan(scores).any():
-        raise UnscorableRecord("The record cannot be scored: its numbers lie so far beyond the training data's "
-                               "that its score is not a number")
+        raise UnscorableRecord("The numbers of the record lie so far beyond the training data's that its "
+                               "score is not a number")
     model = scorer.model
     kind = model.model_type
     details = {"Algorithm": "SGD", "PredictiveModelType": kind}
