@@ -19,6 +19,7 @@ def test_accepted_variants():
     assert (float(r.begin), float(r.end), r.complement, r.strategy, r.seed) == (10, 70.5, True, "random", "s")
     r = parse_rearrangement('{"splitting": {"strategy": "random", "strategyParams": {"randomSeed": "x"}}}')
     assert r.seed == "x" and not r.complement
+    assert parse_rearrangement('{"splitting": {"strategy": "random", "strategyParams": null}}').seed == ""
 
 
 @pytest.mark.parametrize("text, words", [
@@ -31,6 +32,8 @@ def test_accepted_variants():
     ('{"splitting": {"complement": 1}}', "complement"),
     ('{"splitting": {"percentBegin": "10"}}', "number"),
     ('[1]', "object"),
+    ('{"splitting": {"strategy": "random", "strategyParams": "seed"}}', "strategyParams must be a JSON object"),
+    ('{"splitting": {"strategy": "random", "strategyParams": ["s"]}}', "strategyParams must be a JSON object"),
 ])
 def test_rejections(text, words):
     with pytest.raises(RearrangementError, match=words):

@@ -89,6 +89,15 @@ def test_parameters_choose_the_algorithm_and_check_the_trees():
                             "applies only when gbdt.earlyStoppingRounds is above 0")]:
         with pytest.raises(ParameterError, match=message):
             parse_parameters(given, "BINARY")
+    # each bounded number states its own range, whatever is wrong with the value given
+    for key, words in (("gbdt.learningRate", "greater than 0 and at most 1"),
+                       ("gbdt.l2Regularization", "between 0 and 1000000"),
+                       ("gbdt.validationPercent", "between 1 and 50")):
+        for value in ("-0.1", "nan", "inf", "1e308", "x"):
+            with pytest.raises(ParameterError, match=f"{key} must be a number {words}"):
+                parse_parameters({"openaml.algorithm": "gbdt", "gbdt.earlyStoppingRounds": "5", key: value}, "BINARY")
+    with pytest.raises(ParameterError, match="l2RegularizationAmount must be a number from 0 to the largest double"):
+        parse_parameters({"sgd.l2RegularizationAmount": "-1"}, "BINARY")
     assert params.trees.max_bins is None  # "auto"
     for given, bins in [(" auto ", None), ("63", 63), ("1024", 1024)]:
         assert parse_parameters({"openaml.algorithm": "gbdt", "gbdt.maxBins": given}, "BINARY").trees.max_bins == bins

@@ -165,7 +165,10 @@ def _complement(value: Any) -> bool:
 
 def _seed(splitting: dict[str, Any]) -> str:
     params = splitting.get("strategyParams")
-    seed = params.get("randomSeed") if isinstance(params, dict) else None
+    if params is not None and not isinstance(params, dict):  # its seed would be silently lost
+        raise RearrangementError(f"DataRearrangement strategyParams must be a JSON object such as "
+                                 f"{{\"randomSeed\": \"s\"}}, not {json.dumps(params)[:40]}")
+    seed = params.get("randomSeed") if params is not None else None
     if seed is None:
         seed = splitting.get("randomSeed", "")
     if seed is None:

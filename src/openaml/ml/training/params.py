@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -194,9 +195,8 @@ def class_weight_of(class_weights: str | None, counts: dict[str, int], classes: 
 
 
 def _trees(parameters: dict[str, str]) -> TreeParams:
-    rate = _amount(parameters, "gbdt.learningRate", TreeParams.learning_rate)
-    if not 0 < rate <= 1:
-        raise ParameterError("gbdt.learningRate must be greater than 0 and at most 1")
+    rate = _bounded(parameters, "gbdt.learningRate", TreeParams.learning_rate, 0, 1, "greater than 0 and at most 1",
+                    above_low=True)
     return TreeParams(rounds=_integer(parameters, "gbdt.rounds", TreeParams.rounds, 1, 10_000),
                       learning_rate=rate,
                       leaves=_integer(parameters, "gbdt.leaves", TreeParams.leaves, 2, 131_072),
@@ -221,16 +221,11 @@ def _bins(parameters: dict[str, str]) -> int | None:
 
 
 def _l2(parameters: dict[str, str]) -> float:
-    amount = _amount(parameters, "gbdt.l2Regularization", TreeParams.l2)
-    if not 0 <= amount <= 1e6:
-        raise ParameterError("gbdt.l2Regularization must be between 0 and 1000000")
-    return amount
+    return _bounded(parameters, "gbdt.l2Regularization", TreeParams.l2, 0, 1e6, "between 0 and 1000000")
 
 
 def _validation_percent(parameters: dict[str, str]) -> float:
-    percent = _amount(parameters, "gbdt.validationPercent", TreeParams.validation_percent)
-    if not 1 <= percent <= 50:
-        raise ParameterError("gbdt.validationPercent must be between 1 and 50")
+    percent = _bounded(parameters, "gbdt.validationPercent", TreeParams.validation_percent, 1, 50, "between 1 and 50")
     if "gbdt.validationPercent" in parameters and not _integer(parameters, "gbdt.earlyStoppingRounds", 0, 0, 10_000):
         raise ParameterError("gbdt.validationPercent applies only when gbdt.earlyStoppingRounds is above 0")
     return percent
@@ -264,14 +259,21 @@ def _integer(parameters: dict[str, str], key: str, default: int, low: int, high:
 
 
 def _amount(parameters: dict[str, str], key: str, default: float) -> float:
+    return _bounded(parameters, key, default, 0, sys.float_info.max, "from 0 to the largest double")
+
+
+def _bounded(parameters: dict[str, str], key: str, default: float, low: float, high: float, within: str,
+             above_low: bool = False) -> float:
+    """The number given for `key` (or `default`), refused, with the words of the range it must
+    lie `within`, unless low <= it <= high (low < it with `above_low`)."""
     if key not in parameters:
         return default
     try:
         value = float(parameters[key].strip())
     except ValueError:
-        raise ParameterError(f"{key} must be a number, not '{parameters[key]}'") from None
-    if not math.isfinite(value) or value < 0:
-        raise ParameterError(f"{key} must be a number from 0 to the largest double")
+        raise ParameterError(f"{key} must be a number {within}, not '{parameters[key]}'") from None
+    if not (math.isfinite(value) and (value > low if above_low else value >= low) and value <= high):
+        raise ParameterError(f"{key} must be a number {within}")
     return value
 
 
