@@ -359,8 +359,8 @@ class _TargetSummary:
             return 0.0, 1.0
         mean, var = self.moments.mean, self.moments.variance
         if not (math.isfinite(mean) and math.isfinite(var)):
-            raise TrainingError("The target's values are too large to train on: their mean or spread "
-                                "is beyond the range of a double")
+            raise TrainingError("The target's values are too large to train on: their mean, or the sum of "
+                                "their squared deviations from it, is beyond the range of a double")
         return mean, math.sqrt(var) or 1.0
 
     def summary(self) -> dict[str, Any]:
