@@ -61,7 +61,7 @@ def merged_equal(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np
     """Ascending values (repeats allowed) as distinct values with their counts summed."""
     if len(values) == 0:
         return values, counts
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    starts = _run_starts(values)
     return values[starts], np.add.reduceat(counts, starts)
 
 
@@ -71,7 +71,7 @@ def grouped(sketch: Sketched, bits: int) -> Sketched:
     keys = cut(sketch.values, bits)
     if len(keys) == 0:
         return sketch._replace(bits=bits)
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    starts = _run_starts(keys)
     single = (np.logical_and.reduceat(sketch.single, starts)
               & (np.minimum.reduceat(sketch.values, starts) == np.maximum.reduceat(sketch.values, starts)))
     return Sketched(np.where(single, sketch.values[starts], keys[starts]), np.add.reduceat(sketch.counts, starts),
@@ -113,15 +113,7 @@ def settled(sketch: Sketched) -> Sketched:
 def counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values (NaN ignored, zeros 0.0), ascending, with their counts."""
     ordered = np.sort(values[~np.isnan(values)]) + 0.0  # -0.0 + 0.0 is 0.0
-    if len(ordered) == 0:
-        return ordered, np.zeros(0)
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    return ordered[starts], np.diff(np.append(starts, len(ordered))).astype(np.float64)
-
-
-def of_values(values: np.ndarray) -> Sketched:
-    """The sketch of some values (NaN ignored)."""
-    return settled(Sketched.exact(*counted(values)))
+    return merged_equal(ordered, np.ones(len(ordered)))
 
 
 def fine_for(sketch: Sketched, bins: int) -> bool:
@@ -130,6 +122,11 @@ def fine_for(sketch: Sketched, bins: int) -> bool:
     (each boundary then lies in an entry no heavier than a bin, or in one of a single value)."""
     crowds = sketch.counts[~sketch.single]
     return float(np.max(crowds, initial=0.0)) * bins <= float(np.sum(sketch.counts))
+
+
+def _run_starts(ascending: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a non-empty ascending array starts."""
+    return np.flatnonzero(np.concatenate(([True], ascending[1:] != ascending[:-1])))
 
 
 def _distinct(ascending: np.ndarray) -> int:

@@ -115,7 +115,7 @@ def test_a_sketch_past_its_exact_limit_depends_on_the_values_alone(seed, parts, 
     while len(merged) > 1:  # merged in a random tree, in input order
         k = int(rng.integers(0, len(merged) - 1))
         merged[k].merge(merged.pop(k + 1))
-    expected = number_sketch.of_values(np.repeat(values, counts))
+    expected = number_sketch.settled(number_sketch.Sketched.exact(*number_sketch.counted(np.repeat(values, counts))))
     found = merged[0].sketch
     assert not merged[0].exact and found.bits == expected.bits
     assert np.array_equal(found.values.view(np.int64), expected.values.view(np.int64))
