@@ -1,5 +1,6 @@
 import gzip
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -171,19 +172,26 @@ def test_numbers_beyond_float64_are_invalid(huge):
 
 
 def test_numbers_near_the_doubles_range_give_statistics_without_a_warning():
-    """Sums and squares of numbers near the double's range overflow: their moments and their
-    correlation to the target are then not finite (none), with no warning (which a caller may
-    raise as an error), and a training's fit takes no moments or bins from them."""
+    """Sums and squares of numbers near the double's range overflow, their mean and standard
+    deviation do not: the statistics give those (the variance, past the range, is none; the
+    moments were none, and training's fit then lost the attribute's raw feature); their
+    correlation to the target is none. No warning is raised (a caller may raise it as an
+    error), and a training's fit takes the moments and bins."""
     from openaml.ml.features.fit import known_from
 
     schema = make_schema({"x": "NUMERIC", "y": "NUMERIC"}, target="y")
     rows = b"1e308,1e308\n-1e308,-1e308\n1e308,5\n3,1e308\n" * 3
-    report, _ = run_ingest([make_object("f.csv", rows)], schema, stats=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report, _ = run_ingest([make_object("f.csv", rows)], schema, stats=True)
     document = json.loads(json.dumps(report.statistics.to_json()).replace("NaN", "null"))
     xs = document["attributes"]["x"]
-    assert xs["correlationToTarget"] is None and xs["mean"] is None and (xs["min"], xs["max"]) == (-1e308, 1e308)
+    scaled = np.array([1e308, -1e308, 1e308, 3.0]) / 2.0**1023
+    assert xs["mean"] == pytest.approx(scaled.mean() * 2.0**1023, rel=1e-12)
+    assert xs["stddev"] == pytest.approx(scaled.std() * 2.0**1023, rel=1e-12) and xs["variance"] is None
+    assert xs["correlationToTarget"] is None and (xs["min"], xs["max"]) == (-1e308, 1e308)
     known = known_from(report.statistics, schema)
-    assert "x" not in known.moments and "x" not in known.sketches
+    assert known.moments["x"] == (xs["mean"], xs["stddev"]) and "x" in known.sketches
 
 
 def test_mnist_sample_split():

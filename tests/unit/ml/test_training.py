@@ -2,8 +2,11 @@ import dataclasses
 import gc
 import io
 import json
+import warnings
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import orjson
@@ -17,6 +20,8 @@ from openaml.ml.data import DataObject, ingest, parse_rearrangement, read_materi
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.execution import Execution
 from openaml.ml.metrics.accumulators import auc_score
+from openaml.ml.prediction import RecordScorer, predict_record
+from openaml.ml.schema import Schema
 from openaml.ml.training import (
     ParameterError,
     SGDParams,
@@ -786,20 +791,57 @@ def test_a_long_training_stores_the_losses_of_its_last_passes_only():
     assert np.isnan(again.losses[0]) and again.losses[5000 - STORED_LOSSES] == 1 / (5001 - STORED_LOSSES)
 
 
-@pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
-def test_regression_targets_beyond_a_doubles_range_fail_training_with_a_reason(statistics):
-    """Without statistics, with the ingest's (their moments are not finite) and with them as
-    stored (JSON has no NaN: the moments are read from the records)."""
-    data = b"c,y\n" + b"a,1e308\nb,-1e308\na,1e308\nb,5\n" * 2
-    schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y", dataFileContainsHeader=True)
+def _ingested(data: bytes, schema: Schema, statistics: str) -> tuple[Callable[[], Any], DatasetStatistics | None]:
+    """The stored records of a CSV and the statistics training is given: none, the ingest's,
+    or the ingest's as stored (JSON)."""
     sink = io.BytesIO()
     report = ingest([DataObject(uri="s3://b/d.csv", key="d.csv", size=len(data), open=lambda: io.BytesIO(data))],
                     schema, parse_rearrangement(None), True, sink)
     given = {"none": None, "in memory": report.statistics,
              "stored": DatasetStatistics.from_json(orjson.loads(orjson.dumps(report.statistics.to_json())))}[statistics]
-    with pytest.raises(TrainingError, match="too large to train on"):
-        train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(max_passes=1), given,
-                    lambda: read_materialized(io.BytesIO(sink.getvalue())))
+    return lambda: read_materialized(io.BytesIO(sink.getvalue())), given
+
+
+@pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
+def test_regression_targets_near_a_doubles_range_train(statistics):
+    """Their squared deviations pass the double's range (training used to fail on them, and
+    warned first), their mean and spread do not: the target is standardized by them, so the
+    model predicts 1e308 times what it predicts for targets of 1 and -1."""
+    schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y", dataFileContainsHeader=True)
+    predicted = []
+    for one in ("1", "1e308"):
+        data = f"c,y\na,{one}\nb,-{one}\na,{one}\nb,-{one}\n".encode() * 50
+        records, given = _ingested(b"c,y\n" + data.replace(b"c,y\n", b""), schema, statistics)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(), given, records)
+            scorer = RecordScorer(model)
+            predicted.append([predict_record(scorer, {"c": c}, 0.5)["predictedValue"] for c in "ab"])
+        assert model.summary["target_mean"] == 0.0
+    assert predicted[0][0] > 0.5 and predicted[0][1] < -0.5
+    assert predicted[1] == pytest.approx([p * 1e308 for p in predicted[0]], rel=1e-6)
+
+
+@pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
+def test_a_numeric_attribute_near_a_doubles_range_keeps_its_raw_feature(statistics):
+    """Its statistics give its standard deviation (their variance, past the double's range, is
+    null), and training standardizes by it: the feature was 0 everywhere and trimmed."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400) * 10.0 ** rng.uniform(150, 300, 400)
+    data = ("x,y\n" + "".join(f"{float(v)!r},{int(v > 0)}\n" for v in x)).encode()
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
+    records, given = _ingested(data, schema, statistics)
+    mean, std = (x / 2.0**1000).mean() * 2.0**1000, (x / 2.0**1000).std() * 2.0**1000
+    if given is not None:
+        summary = given.attributes["x"].values
+        assert summary.variance is None and summary.stddev == pytest.approx(std, rel=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = train_model("BINARY", schema, '{"outputs": ["x"]}', SGDParams(max_passes=5), given, records)
+        scorer = RecordScorer(model)
+        scores = [predict_record(scorer, {"x": v}, 0.5)["predictedLabel"] for v in ("5e298", "-5e298")]
+    assert model.pipeline.scales[0] == pytest.approx((mean, std), rel=1e-9)
+    assert scores == ["1", "0"]
 
 
 def test_a_read_left_before_its_end_leaves_the_next_one_to_keep_the_records():

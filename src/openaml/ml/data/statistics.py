@@ -70,11 +70,8 @@ class NumericStats:
         n = int(weights.sum())
         if n == 0:
             return
-        # summed in value order: the same sums whatever order the batch's table came in;
-        # numbers near the double's range overflow them (the moments are then not finite)
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean = float((kept * weights).sum() / n)
-            self.moments.merge(Moments(n, mean, float((((kept - mean) ** 2) * weights).sum())))
+        # summed in value order: the same sums whatever order the batch's table came in
+        self.moments.merge(Moments.of(kept, weights))
         self.low, self.high = min(self.low, float(kept[0])), max(self.high, float(kept[-1]))
         self.sketch = number_sketch.merged(self.sketch, Sketched.exact(*merged_equal(kept, weights)))
 
@@ -114,7 +111,8 @@ class NumericStats:
         variance = self.moments.variance
         return NumericValues(
             distinct=len(self.values) if self.exact else None,
-            min=low, max=high, mean=self.moments.mean, variance=variance, stddev=math.sqrt(variance),
+            min=low, max=high, mean=self.moments.mean, variance=variance if math.isfinite(variance) else None,
+            stddev=math.sqrt(variance) if math.isfinite(variance) else self.moments.std,
             median=self._median(),
             histogram=Histogram(edges.tolist(), np.round(counts).astype(int).tolist()),
             sketch=Sketch(self.values.tolist(), cast("list[float]", self.counts.astype(np.int64).tolist()),

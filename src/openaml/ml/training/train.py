@@ -320,9 +320,10 @@ class _TargetSummary:
         summary.records = target.valid_count
         if attribute is not None and isinstance(attribute.values, NumericValues):
             values = attribute.values
-            if values.mean is None or values.variance is None or not target.valid_count:
-                return None
-            summary.moments = Moments(target.valid_count, values.mean, values.variance * target.valid_count)
+            m2 = None if values.variance is None else values.variance * target.valid_count
+            if values.mean is None or m2 is None or not math.isfinite(m2) or not target.valid_count:
+                return None  # (numbers near the double's range: the records give scaled moments)
+            summary.moments = Moments(target.valid_count, values.mean, m2)
             return summary
         if (target.class_counts is None or attribute is None
                 or (isinstance(attribute.values, CountedValues) and attribute.values.truncated)):
@@ -357,11 +358,7 @@ class _TargetSummary:
     def scale(self) -> tuple[float, float]:
         if self.model_type != ModelType.REGRESSION:
             return 0.0, 1.0
-        mean, var = self.moments.mean, self.moments.variance
-        if not (math.isfinite(mean) and math.isfinite(var)):
-            raise TrainingError("The target's values are too large to train on: their mean, or the sum of "
-                                "their squared deviations from it, is beyond the range of a double")
-        return mean, math.sqrt(var) or 1.0
+        return self.moments.mean, self.moments.std or 1.0
 
     def summary(self) -> dict[str, Any]:
         if self.model_type == ModelType.REGRESSION:
