@@ -158,10 +158,11 @@ def test_dictionary_columns_fit_and_transform_like_plain_strings():
 
 
 def test_cartesian_of_long_texts_is_refused_before_it_is_made(monkeypatch):
-    """10,000 tokens on each side of one record would make 100,000,000 pairs (gigabytes)."""
+    """10,000 tokens on each side of one record would make 100,000,000 pairs (gigabytes):
+    past MAX_RECORD_PAIRS for one record, whatever the batch."""
     text = pa.array([" ".join(f"w{i}" for i in range(10_000))])
     words = tk.tokenize(text)
-    with pytest.raises(ValueError, match="100,000,000 token pairs"):
+    with pytest.raises(tk.RecordTooLarge, match="100,000,000 token pairs for one record"):
         tk.cartesian(words, words)
     monkeypatch.setattr(tk, "MAX_CARTESIAN_PAIRS", 100_000_000)
     small = tk.tokenize(pa.array(["a b", "c"]))
@@ -494,3 +495,56 @@ def test_quantile_boundaries_keep_a_zero_positive():
 
     found = counted_quantile_boundaries(np.array([-0.0]), np.array([4.0]), 4)
     assert found.tolist() == [0.0] and not np.signbit(found).any()
+
+
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_batch_whose_cartesian_makes_too_many_pairs_at_once_is_taken_in_halves(monkeypatch, observed):
+    """Past MAX_CARTESIAN_PAIRS for a batch (not for any record), fitting and featurizing
+    take the batch in halves, as often as needed, and give what the whole batch gives: the
+    cap failed trainings by their number of records (30,000 records of 10 by 100 words)."""
+    rng = np.random.default_rng(4)
+    words = [f"w{i}" for i in range(30)]
+    rows = 41
+    batch = make_batch({"t": [" ".join(rng.choice(words, int(rng.integers(0, 9)))) for _ in range(rows)],
+                        "c": [str(v) for v in rng.integers(0, 5, rows)],
+                        "u": [" ".join(rng.choice(words, int(rng.integers(1, 4)))) for _ in range(rows)]})
+    schema = make_schema([("t", "TEXT"), ("c", "CATEGORICAL"), ("u", "TEXT")])
+    recipe = parse_recipe(json.dumps({"outputs": ["cartesian(t, c)", "c", "cartesian(lowercase(t), u)", "t"]}),
+                          schema)
+    seen: list[int] = []
+
+    def fitted() -> tuple[list[str], np.ndarray]:
+        pipeline = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(batch, schema)]),
+                                observe=(lambda columns: seen.append(columns.n_rows)) if observed else None)
+        return pipeline.feature_names(), pipeline.transform(batch).toarray()
+
+    names, features = fitted()
+    made = []
+    original = tk.cartesian
+
+    def counted(*args, **kwargs):
+        made.append(args[0].n_rows)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tk, "cartesian", counted)
+    monkeypatch.setattr(tk, "MAX_CARTESIAN_PAIRS", 12)  # a few records' pairs at once
+    names_in_parts, features_in_parts = fitted()
+    assert names_in_parts == names and (features_in_parts == features).all()
+    assert min(made) < 10 < rows in made  # the whole batch was tried, then parts of it
+    assert seen == ([rows] * 2 if observed else [])  # observers see the whole batch once a fit
+
+
+def test_a_record_past_the_pairs_of_one_record_is_refused_in_a_batch_as_by_predict(monkeypatch):
+    """The same limit per record in every path, with the same message: a batch's records
+    are no longer refused by their number."""
+    from openaml.ml.features.tokens import RecordTooLarge
+
+    monkeypatch.setattr(tk, "MAX_RECORD_PAIRS", 20)
+    schema = make_schema([("t", "TEXT")])
+    recipe = parse_recipe(json.dumps({"outputs": ["cartesian(t, t)"]}), schema)
+    wide = make_batch({"t": ["a b c d", "e f g h i"] * 50})  # 16 pairs a record, and 25
+    with pytest.raises(RecordTooLarge, match="25 token pairs for one record .at most 20."):
+        fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(wide, schema)]))
+    small = make_batch({"t": ["a b c d"] * 100})  # 1,600 pairs in the batch, 16 a record
+    pipeline = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(small, schema)]))
+    assert pipeline.transform(small).shape == (100, 16)

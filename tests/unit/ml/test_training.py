@@ -911,3 +911,27 @@ def test_buffers_never_split_a_block_nor_copy_one_alone(sizes, buffers):
     alone = [i for i, group in enumerate(buffers) if len(group) == 1]
     for i in alone:
         assert any(grouped[i] is block for block in blocks)
+
+
+@pytest.mark.parametrize("statistics", ["none", "in memory"])
+def test_a_training_whose_cartesian_makes_too_many_pairs_at_once_gives_the_same_model(monkeypatch, statistics):
+    """Training reads its records once (text tokenized, raw columns let go: Columns.read) and
+    takes a batch whose cartesian() passes MAX_CARTESIAN_PAIRS in halves, the tokens read
+    sliced with it: the model is the one of whole batches (a training used to fail by its
+    number of records)."""
+    from openaml.ml.features import tokens as tk
+
+    rng = np.random.default_rng(8)
+    words = [f"w{i}" for i in range(40)]
+    lines = [f"{' '.join(rng.choice(words, int(rng.integers(0, 7))))},{rng.choice(list('abc'))},"
+             f"{int(rng.random() < 0.5)}" for _ in range(300)]
+    data = ("t,c,y\n" + "\n".join(lines) + "\n").encode()
+    schema = make_schema([("t", "TEXT"), ("c", "CATEGORICAL"), ("y", "BINARY")], targetAttributeName="y",
+                         dataFileContainsHeader=True)
+    records, given = _ingested(data, schema, statistics)
+    recipe = '{"outputs": ["cartesian(t, c)", "cartesian(lowercase(t), t)", "c"]}'
+    whole = train_model("BINARY", schema, recipe, SGDParams(), given, records)
+    monkeypatch.setattr(tk, "MAX_CARTESIAN_PAIRS", 40)
+    in_halves = train_model("BINARY", schema, recipe, SGDParams(), given, records)
+    assert in_halves.feature_names() == whole.feature_names()
+    assert np.array_equal(in_halves.weights, whole.weights) and np.array_equal(in_halves.bias, whole.bias)

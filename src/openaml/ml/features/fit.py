@@ -31,7 +31,7 @@ from openaml.ml.data.statistics_document import (
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.codes import SOURCE_SHIFT, ValueCodes, concatenated, keys
 from openaml.ml.features.pipeline import FeaturePipeline
-from openaml.ml.features.tokens import TokenList
+from openaml.ml.features.tokens import TokenList, TooManyPairs
 from openaml.ml.features.transforms import bin_labels, normalize
 from openaml.ml.features.values import Columns, counted_quantile_boundaries, evaluate
 from openaml.ml.moments import Moments
@@ -208,6 +208,17 @@ class _Vocabularies:
 
     def collect(self, indices: list[int], sources: tuple[Node, ...], columns: Columns,
                 params: dict[str, Any]) -> None:
+        """Gather the distinct values of the sources `indices` in the records of `columns`
+        (in halves when a cartesian() would make too many token pairs at once: the values
+        gathered before it are gathered again, which changes no set of distinct values)."""
+        try:
+            self._collect(indices, sources, columns, params)
+        except TooManyPairs:
+            for half in columns.halves():
+                self.collect(indices, sources, half, params)
+
+    def _collect(self, indices: list[int], sources: tuple[Node, ...], columns: Columns,
+                 params: dict[str, Any]) -> None:
         coded: list[tuple[int, pa.DictionaryArray]] = []
         for i in indices:
             value = evaluate(sources[i], columns, params)

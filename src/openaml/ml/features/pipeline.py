@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from openaml.ml.features.codes import FeatureTable, concatenated
-from openaml.ml.features.tokens import TokenList
+from openaml.ml.features.tokens import TokenList, TooManyPairs
 from openaml.ml.features.transforms import bin_labels
 from openaml.ml.features.values import Columns, bin_numbers, evaluate
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_of, node_from_json, node_to_json
@@ -109,6 +109,13 @@ class FeaturePipeline:
         values None when every value is 1 (indicator features only); `columns`: the batch's,
         when some are read already."""
         columns = columns or Columns(batch, self.schema)
+        try:
+            return self._rows(columns)
+        except TooManyPairs:
+            first, second = columns.halves()
+            return stacked_rows(self.rows(first.batch, first), self.rows(second.batch, second))
+
+    def _rows(self, columns: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         n = columns.n_rows
         # per source: ids, (id per dictionary entry, entry per row) or a Scalar; None until looked up
         dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar | None] = []
@@ -297,6 +304,15 @@ def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar], n: 
     if 2 * len(indices) < len(ids) * n + len(tokens):  # mostly absent: let the kernel's room go
         indices, data = indices.copy(), data.copy()
     return indptr, indices, data if scalars else None
+
+
+def stacked_rows(first: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+                 second: tuple[np.ndarray, np.ndarray, np.ndarray | None]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The CSR arrays of two runs of rows (csr_rows of each), one after the other."""
+    (indptr, indices, values), (more_indptr, more_indices, more_values) = first, second
+    return (np.concatenate((indptr, more_indptr[1:] + indptr[-1])), np.concatenate((indices, more_indices)),
+            None if values is None or more_values is None else np.concatenate((values, more_values)))
 
 
 @njit(cache=True, nogil=True)

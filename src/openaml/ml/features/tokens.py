@@ -20,10 +20,34 @@ import pyarrow.compute as pc
 from openaml.ml.data import token_counts
 from openaml.ml.errors import InputError
 
-# Pairs one cartesian() may make in one batch: about 1 GB of tokens, instead of a host's memory.
+# Pairs one cartesian() makes at once: about 1 GB of tokens, instead of a host's memory. A batch
+# that would make more is evaluated in parts by its consumer (TooManyPairs).
 MAX_CARTESIAN_PAIRS = 20_000_000
+# Pairs one cartesian() may make for one record, in every path (training, scoring, Predict):
+# 1,000 tokens by 1,000, about 0.15 s of a Predict's work.
+MAX_RECORD_PAIRS = 1_000_000
 # Unicode punctuation (P*) and symbols (S*) at the start or end of a token (recipes.md §7.5).
 PUNCT_EDGES = r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$"
+
+
+class TooManyPairs(Exception):
+    """cartesian() would make more than MAX_CARTESIAN_PAIRS pairs for the records of a batch
+    (of two records at least): the consumer of its tokens takes them for parts of the batch
+    (Columns.halves)."""
+
+
+class RecordTooLarge(InputError):
+    """A record's variables would take more than MAX_RECORD_PAIRS token pairs."""
+
+
+def record_pairs(function: str, pairs: int) -> None:
+    """Refuse a record whose cartesian() (`function`, canonical) would make more than
+    MAX_RECORD_PAIRS token pairs."""
+    if pairs > MAX_RECORD_PAIRS:
+        raise RecordTooLarge(
+            f"{function} would make {pairs:,} token pairs for one record (at most {MAX_RECORD_PAIRS:,}): "
+            "its arguments hold too many tokens; use fewer tokens (e.g. a categorical or a binned "
+            "variable) on one side")
 
 
 @dataclass(frozen=True)
@@ -36,6 +60,11 @@ class TokenList:
 
     def keep(self, mask: np.ndarray) -> TokenList:
         return TokenList(self.values.filter(pa.array(mask)), self.rows[mask], self.n_rows)
+
+    def sliced(self, start: int, stop: int) -> TokenList:
+        """The tokens of records [start, stop), numbered from 0."""
+        mask = (self.rows >= start) & (self.rows < stop)
+        return TokenList(self.values.filter(pa.array(mask)), self.rows[mask] - start, stop - start)
 
     def mapped(self, function: Callable[[pa.Array], pa.Array]) -> TokenList:
         """Each token mapped by the string function `function` (of the distinct tokens alone
@@ -137,20 +166,20 @@ def osb(tokens: TokenList, n: int) -> TokenList:
     return _concat(values, rows, tokens.n_rows)
 
 
-def cartesian(left: TokenList, right: TokenList) -> TokenList:
-    """Every (left token, right token) pair of each record, joined by "_" (§7.8)."""
+def cartesian(left: TokenList, right: TokenList, function: str = "cartesian()") -> TokenList:
+    """Every (left token, right token) pair of each record, joined by "_" (§7.8); RecordTooLarge
+    past MAX_RECORD_PAIRS for a record (`function` names it), TooManyPairs past
+    MAX_CARTESIAN_PAIRS for the batch."""
     n = left.n_rows
     lc = np.bincount(left.rows, minlength=n)
     rc = np.bincount(right.rows, minlength=n)
     lstart = np.concatenate(([0], np.cumsum(lc)[:-1]))
     rstart = np.concatenate(([0], np.cumsum(rc)[:-1]))
     pairs = lc * rc
+    record_pairs(function, int(pairs.max()) if n else 0)
     total = int(pairs.sum())
-    if total > MAX_CARTESIAN_PAIRS:
-        raise InputError(
-            f"cartesian() would make {total:,} token pairs for {n:,} records (at most "
-            f"{MAX_CARTESIAN_PAIRS:,} per batch): its arguments hold too many tokens per record; "
-            "use fewer tokens (e.g. a categorical or a binned variable) on one side")
+    if total > MAX_CARTESIAN_PAIRS and n > 1:  # (one record: MAX_RECORD_PAIRS bounds it)
+        raise TooManyPairs
     row = np.repeat(np.arange(n), pairs)
     offset = np.arange(total) - np.repeat(np.cumsum(pairs) - pairs, pairs)
     li = lstart[row] + offset // np.maximum(rc[row], 1)

@@ -19,20 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openaml.ml.errors import InputError
 from openaml.ml.features import tokens as tk
+from openaml.ml.features.tokens import RecordTooLarge  # noqa: F401  (Predict's endpoint catches it)
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, TEXT, TOKENS, Node, Op
 
 BatchValue = Any  # np.ndarray | pa.Array | tk.TokenList
 RecordValue = Any  # float | str | None | list[str]
 
-MAX_RECORD_PAIRS = 100_000  # of one cartesian() for one record: about 50 ms of work
 # Every ASCII punctuation mark and symbol is in Unicode's P* or S* categories (tk.PUNCT_EDGES).
 _PUNCTUATION = string.punctuation
-
-
-class RecordTooLarge(InputError):
-    """The record's variables would take more than a Predict may spend on them."""
 
 
 class Transform:
@@ -99,14 +94,11 @@ class _Cartesian(Transform):
     """Every pair of the two arguments' tokens, joined by "_" (§7.8)."""
 
     def batch(self, node: Op, args: list[BatchValue], params: dict[str, Any]) -> BatchValue:
-        return tk.cartesian(batch_tokens(node.args[0], args[0]), batch_tokens(node.args[1], args[1]))
+        return tk.cartesian(batch_tokens(node.args[0], args[0]), batch_tokens(node.args[1], args[1]), node.canonical)
 
     def record(self, node: Op, args: list[RecordValue], params: dict[str, Any]) -> RecordValue:
         left, right = record_tokens(node.args[0], args[0]), record_tokens(node.args[1], args[1])
-        if len(left) * len(right) > MAX_RECORD_PAIRS:
-            raise RecordTooLarge(
-                f"{node.canonical} would make {len(left) * len(right):,} token pairs for this "
-                f"record (at most {MAX_RECORD_PAIRS:,}): its text has too many tokens")
+        tk.record_pairs(node.canonical, len(left) * len(right))
         return [f"{a}_{b}" for a in left for b in right]
 
 

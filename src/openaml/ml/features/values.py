@@ -72,11 +72,25 @@ class Columns:
     def numbers_sliced(self, names: list[str], start: int, length: int) -> Columns:
         """The Columns of rows [start, start + length), reusing this batch's NUMERIC and BINARY
         values of the attributes `names` (read once for the whole batch)."""
-        part = Columns(self.batch.slice(start, length), self.schema)
         for name in names:
             if self.schema.type_of(name) in (AttributeType.NUMERIC, AttributeType.BINARY):
-                part._cache[name] = self.get(name)[start:start + length]
+                self.get(name)
+        return self.sliced(start, length)
+
+    def sliced(self, start: int, length: int) -> Columns:
+        """The Columns of rows [start, start + length), with the values read so far."""
+        part = Columns(self.batch.slice(start, length), self.schema)
+        stop = start + part.n_rows
+        part._dropped = set(self._dropped)
+        part._cache = {name: value.sliced(start, stop) if isinstance(value, tk.TokenList) else value[start:stop]
+                       for name, value in self._cache.items()}
         return part
+
+    def halves(self) -> tuple[Columns, Columns]:
+        """The first and the second half of the rows (a batch whose cartesian() would make
+        too many token pairs at once, tk.TooManyPairs, is taken so)."""
+        half = self.n_rows // 2
+        return self.sliced(0, half), self.sliced(half, self.n_rows - half)
 
     def get(self, name: str) -> Value:
         if name not in self._cache:
