@@ -548,3 +548,22 @@ def test_a_record_past_the_pairs_of_one_record_is_refused_in_a_batch_as_by_predi
     small = make_batch({"t": ["a b c d"] * 100})  # 1,600 pairs in the batch, 16 a record
     pipeline = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(small, schema)]))
     assert pipeline.transform(small).shape == (100, 16)
+
+
+def test_lowercase_is_unicodes_default_lower_case_with_its_two_context_capitals():
+    """Arrow's utf8_lower lowers each character alone: a word-final capital sigma became σ
+    (ΟΔΌΣ -> οδόσ, never merged with οδός) and İ became i. Text tokens, categories and
+    Predict's records are lowered alike."""
+    from openaml.ml.features.transforms import text_case
+
+    texts = ["ΟΔΌΣ οδός", "ΣΟΦΊΑ", "İstanbul", "ΑΣ.", "plain", "Ünïcode"]
+    expected = [text.lower() for text in texts]
+    assert tk.lowered(pa.array(texts)).to_pylist() == expected
+    assert tk.lowered(pa.array([None, "Σ"], pa.string())).to_pylist() == [None, "σ"]  # no word before it
+    assert text_case("lowercase", texts) == expected
+    schema = make_schema([("t", "TEXT"), ("c", "CATEGORICAL")])
+    batch = make_batch({"t": texts, "c": texts})
+    recipe = parse_recipe(json.dumps({"outputs": ["lowercase(t)", "lowercase(c)"]}), schema)
+    names = fit_pipeline(recipe.outputs, schema, lambda: iter([Columns(batch, schema)])).feature_names()
+    assert "lowercase(t):οδός" in names and "lowercase(t):οδόσ" not in names and "lowercase(t):i̇stanbul" in names
+    assert "lowercase(c)=ας." in names and "lowercase(c)=σοφία" in names

@@ -26,6 +26,9 @@ MAX_CARTESIAN_PAIRS = 20_000_000
 # Pairs one cartesian() may make for one record, in every path (training, scoring, Predict):
 # 1,000 tokens by 1,000, about 0.15 s of a Predict's work.
 MAX_RECORD_PAIRS = 1_000_000
+# Capitals whose lower case is not one character of its own: Σ is ς at the end of a word
+# (Final_Sigma), İ is "i̇" (i and a combining dot above).
+CONTEXT_CAPITALS = "[\u03a3\u0130]"
 # Unicode punctuation (P*) and symbols (S*) at the start or end of a token (recipes.md §7.5).
 PUNCT_EDGES = r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$"
 
@@ -128,7 +131,19 @@ def from_binary(values: np.ndarray) -> TokenList:
 
 
 def lowercase(tokens: TokenList) -> TokenList:
-    return tokens.mapped(pc.utf8_lower)
+    return tokens.mapped(lowered)
+
+
+def lowered(values: pa.Array) -> pa.Array:
+    """Unicode's default lower case of each string (recipes.md §7.4): Arrow's utf8_lower maps
+    each character alone, which is that case but for two capitals (CONTEXT_CAPITALS), so the
+    strings holding one are lowered by Python's str.lower instead."""
+    done = pc.utf8_lower(values)
+    special = pc.fill_null(pc.match_substring_regex(values, CONTEXT_CAPITALS), False)
+    if not pc.any(special).as_py():
+        return done
+    fixed = [text.lower() for text in values.filter(special).to_pylist()]
+    return pc.replace_with_mask(done, special, pa.array(fixed, done.type))
 
 
 def no_punct(tokens: TokenList) -> TokenList:

@@ -111,7 +111,7 @@ class _TextCase(Transform):
 
     def batch(self, node: Op, args: list[BatchValue], params: dict[str, Any]) -> BatchValue:
         if node.args[0].kind == CATEGORICAL:
-            return _map_categories(args[0], pc.utf8_lower if self.name == "lowercase" else _strip_punct)
+            return _map_categories(args[0], tk.lowered if self.name == "lowercase" else _strip_punct)
         return tk.lowercase(args[0]) if self.name == "lowercase" else tk.no_punct(args[0])
 
     def record(self, node: Op, args: list[RecordValue], params: dict[str, Any]) -> RecordValue:
@@ -155,7 +155,7 @@ def text_case(name: str, texts: list[str]) -> list[str]:
             return [text.lower() for text in texts]
         return [t for t in (text.strip(_PUNCTUATION) for text in texts) if t]
     values = pa.array(texts, pa.string())
-    done = pc.utf8_lower(values) if name == "lowercase" else pc.replace_substring_regex(values, tk.PUNCT_EDGES, "")
+    done = tk.lowered(values) if name == "lowercase" else pc.replace_substring_regex(values, tk.PUNCT_EDGES, "")
     return [t for t in done.to_pylist() if t]
 
 
