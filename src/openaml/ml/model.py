@@ -60,6 +60,15 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return probability
 
 
+def positive(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Whether each BINARY score gives the label 1: it is at or above the threshold (models.md
+    §5) as the 32-bit float Predict answers, so a label never contradicts its score (a score
+    just below a threshold set to the score Predict gave was 0). Predict, batch predictions and
+    evaluations label alike."""
+    answered: np.ndarray = np.asarray(scores, np.float64).astype(np.float32).astype(np.float64) >= threshold
+    return answered
+
+
 @dataclass
 class Model:
     model_type: ModelType

@@ -159,3 +159,27 @@ def test_missing_attributes_score_as_missing_fields():
     assert np.array_equal(RecordScorer(model).scores({}), RecordScorer(model).scores({"c": ""}))
     empty = pa.record_batch({"c": pa.array([None], pa.string()), "y": pa.array(["1"])})
     assert np.array_equal(RecordScorer(model).scores({}), np.atleast_1d(model.score_batch(empty)[0]))
+
+
+def test_a_label_never_contradicts_the_score_predict_gives(case):
+    """A threshold set to the score Predict answered (a 32-bit float) labels that record 1, and
+    one just above it 0, in Predict, in the batch prediction and in an evaluation's confusion
+    counts alike: the label was decided on the unrounded double, so a record scoring just
+    below its own answered score was labelled 0 beside a score equal to the threshold."""
+    from openaml.ml.metrics.accumulators import BinaryAccumulator
+
+    model, schema, batch, records = case
+    if model.model_type != "BINARY":
+        return
+    scorer = RecordScorer(model)
+    for i in range(0, ROWS, 7):
+        score = next(iter(predict_record(scorer, records[i], 0.5)["predictedScores"].values()))
+        for threshold, label in ((score, "1"), (float(np.nextafter(np.float32(score), np.float32(1))), "0")):
+            assert predict_record(scorer, records[i], threshold)["predictedLabel"] == label, (i, threshold)
+            out = io.BytesIO()
+            out.close = lambda: None  # kept readable after batch_predict closes it
+            batch_predict(model, [batch.slice(i, 1)], schema, threshold, lambda index: out)
+            assert gzip.decompress(out.getvalue()).decode().splitlines()[1].split(",")[1] == label, (i, threshold)
+            accumulator = BinaryAccumulator()
+            accumulator.add(model.score_batch(batch.slice(i, 1)), np.ones(1, np.int8))
+            assert accumulator.report(threshold)[1].confusion["tp"] == (label == "1"), (i, threshold)

@@ -8,6 +8,7 @@ import numpy as np
 
 from openaml.ml.data.statistics import histogram
 from openaml.ml.metrics.report import PAIRS, BinaryDetails, MulticlassDetails, RegressionDetails
+from openaml.ml.model import positive
 
 HISTOGRAM_BINS = 20
 SAFE_SQUARES = (1e-140, 1e140)  # magnitudes whose squares, and any sum of them, are normal doubles
@@ -79,7 +80,7 @@ class BinaryAccumulator:
         """(baseline AUC, details)."""
         scores, labels = self.arrays()
         edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
-        predicted = scores >= threshold
+        predicted = positive(scores, threshold)
         tp = int((predicted & (labels == 1)).sum())
         fp = int((predicted & (labels == 0)).sum())
         tn = int((~predicted & (labels == 0)).sum())

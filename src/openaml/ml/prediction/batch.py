@@ -19,7 +19,7 @@ from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.features.tokens import plain
 from openaml.ml.features.values import Columns
 from openaml.ml.metrics.formatting import score_texts
-from openaml.ml.model import Model
+from openaml.ml.model import Model, positive
 from openaml.ml.model_type import ModelType
 from openaml.ml.prediction.scoring import ScoredSlice, score_alone
 from openaml.ml.schema import Schema
@@ -67,7 +67,7 @@ def result_lines(model: Model, scored: ScoredSlice, dataset_schema: Schema,
             parts.append(csv_quote(columns.raw(model.schema.target)))
     scores = scored.scores
     if model.model_type == ModelType.BINARY:
-        parts.append(pc.if_else(pa.array(scores >= score_threshold), "1", "0"))
+        parts.append(pc.if_else(pa.array(positive(scores, score_threshold)), "1", "0"))
         parts.append(score_texts(scores))
     elif model.model_type == ModelType.MULTICLASS:
         text = score_texts(scores.T.ravel())  # class by class

@@ -20,7 +20,7 @@ import numpy as np
 from openaml.ml.errors import InputError
 from openaml.ml.features.pipeline import standardized
 from openaml.ml.features.record import attribute_value, record_evaluator
-from openaml.ml.model import Model
+from openaml.ml.model import Model, positive
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
 from openaml.ml.schema import WHITE_SPACE, AttributeType
@@ -202,7 +202,7 @@ def predict_record(scorer: RecordScorer, record: dict[str, str],
     if kind == ModelType.REGRESSION:
         return {"details": details, "predictedValue": _answered(scores[0])}
     if kind == ModelType.BINARY:
-        label = "1" if scores[0] >= score_threshold else "0"
+        label = "1" if positive(scores[:1], score_threshold)[0] else "0"
         return {"details": details, "predictedLabel": label, "predictedScores": {label: _answered(scores[0])}}
     best = int(np.argmax(scores))
     return {"details": details, "predictedLabel": model.classes[best],
