@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from openaml.errors import InvalidInputException, PredictorNotMountedException
-from openaml.ml.features.transforms import RecordTooLarge
+from openaml.ml.features.tokens import RecordTooLarge
 from openaml.ml.prediction import UnscorableRecord
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext

@@ -178,7 +178,7 @@ def test_a_label_never_contradicts_the_score_predict_gives(case):
             assert predict_record(scorer, records[i], threshold)["predictedLabel"] == label, (i, threshold)
             out = io.BytesIO()
             out.close = lambda: None  # kept readable after batch_predict closes it
-            batch_predict(model, [batch.slice(i, 1)], schema, threshold, lambda index: out)
+            batch_predict(model, [batch.slice(i, 1)], schema, threshold, lambda index, out=out: out)
             assert gzip.decompress(out.getvalue()).decode().splitlines()[1].split(",")[1] == label, (i, threshold)
             accumulator = BinaryAccumulator()
             accumulator.add(model.score_batch(batch.slice(i, 1)), np.ones(1, np.int8))

@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openaml.ml.features import tokens as tk
-from openaml.ml.features.tokens import RecordTooLarge  # noqa: F401  (Predict's endpoint catches it)
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, TEXT, TOKENS, Node, Op
 
 BatchValue = Any  # np.ndarray | pa.Array | tk.TokenList
