@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -149,3 +152,121 @@ def test_dependants_fail_with_their_dependency(ml: Any, server: Any, uid: Callab
     evaluation = wait_for(lambda: ml.get_evaluation(EvaluationId=eval_id))
     assert evaluation["Status"] == "FAILED"
     assert model_id in evaluation["Message"] or ds_id in evaluation["Message"]
+
+
+def test_an_empty_name_is_no_name_for_every_kind(ml: Any, data_uri: str, uid: Callable[[str], str]) -> None:
+    """Update* with an empty name leaves the entity without one, as Create* with an empty name
+    does (api-behavior.md §1.3: a member without value is omitted)."""
+    ds_id, model_id, eval_id, batch_id = uid("ds"), uid("ml"), uid("ev"), uid("bp")
+    create_ds(ml, ds_id, data_uri, DataSourceName="", ComputeStatistics=True)
+    ml.create_ml_model(MLModelId=model_id, MLModelName="", MLModelType="BINARY", TrainingDataSourceId=ds_id)
+    ml.create_evaluation(EvaluationId=eval_id, EvaluationName="", MLModelId=model_id, EvaluationDataSourceId=ds_id)
+    ml.create_batch_prediction(BatchPredictionId=batch_id, BatchPredictionName="", MLModelId=model_id,
+                               BatchPredictionDataSourceId=ds_id, OutputUri=f"s3://entities/{batch_id}/")
+    kinds = [("data_source", "DataSource", ds_id, "DataSourceName"),
+             ("ml_model", "MLModel", model_id, "MLModelName"),
+             ("evaluation", "Evaluation", eval_id, "EvaluationName"),
+             ("batch_prediction", "BatchPrediction", batch_id, "BatchPredictionName")]
+    for snake, kind, entity_id, member in kinds:
+        def get(snake: str = snake, kind: str = kind, entity_id: str = entity_id) -> dict[str, Any]:
+            return dict(getattr(ml, f"get_{snake}")(**{f"{kind}Id": entity_id}))
+
+        update = getattr(ml, f"update_{snake}")
+        assert "Name" not in get(), kind  # created with ""
+        update(**{f"{kind}Id": entity_id, member: "named"})
+        assert get()["Name"] == "named", kind
+        update(**{f"{kind}Id": entity_id, member: ""})
+        assert "Name" not in get(), kind
+    wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=batch_id))
+
+
+def test_a_negative_zero_threshold_is_kept_as_zero(ml: Any, data_uri: str, uid: Callable[[str], str]) -> None:
+    ds_id, model_id = uid("ds"), uid("ml")
+    create_ds(ml, ds_id, data_uri, ComputeStatistics=True)
+    ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId=ds_id)
+    assert wait_for(lambda: ml.get_ml_model(MLModelId=model_id))["Status"] == "COMPLETED"
+    ml.update_ml_model(MLModelId=model_id, ScoreThreshold=-0.0)
+    shown = [ml.get_ml_model(MLModelId=model_id)["ScoreThreshold"]] + [
+        m["ScoreThreshold"] for m in ml.describe_ml_models(FilterVariable="TrainingDataSourceId", EQ=ds_id)["Results"]]
+    assert shown == [0.0, 0.0]
+    assert [math.copysign(1.0, value) for value in shown] == [1.0, 1.0]
+
+
+def test_messages_name_s3_locations_never_server_paths(
+    ml: Any, server: Any, data_uri: str, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]
+) -> None:
+    """With the embedded object store, errors and FAILED messages name the s3:// location:
+    an API client must not learn where the server keeps its files."""
+    data_dir = str(server.settings.data_dir)
+    hidden = {data_dir, os.path.realpath(data_dir), "/s3/entities/"}
+    folder = f"s3://entities/{uid('paths')}"
+    put_object(f"{folder}/dir/x.csv", CSV)
+    stats = uid("ds")
+    create_ds(ml, stats, data_uri, ComputeStatistics=True)
+    refused = [
+        (lambda: ml.create_data_source_from_s3(DataSourceId=uid("ds"), DataSpec={
+            "DataLocationS3": data_uri, "DataSchemaLocationS3": f"{folder}/none.schema"}), f"{folder}/none.schema"),
+        (lambda: ml.create_data_source_from_s3(DataSourceId=uid("ds"), DataSpec={
+            "DataLocationS3": data_uri, "DataSchemaLocationS3": f"{folder}/dir"}), f"{folder}/dir"),
+        (lambda: ml.create_data_source_from_s3(DataSourceId=uid("ds"), DataSpec={
+            "DataLocationS3": data_uri, "DataSchemaLocationS3": f"{folder}/dir/x.csv/y"}), f"{folder}/dir/x.csv/y"),
+        (lambda: ml.create_ml_model(MLModelId=uid("ml"), MLModelType="BINARY", TrainingDataSourceId=stats,
+                                    RecipeUri=f"{folder}/recipe.json"), f"{folder}/recipe.json"),
+    ]
+    messages = []
+    for call, location in refused:
+        with pytest.raises(ClientError) as err:
+            call()
+        assert error_code(err) == "InvalidInputException"
+        messages.append((err.value.response["Error"]["Message"], location))
+    for location in (f"{folder}/none.csv", f"{folder}/none/", f"{folder}/dir/x.csv/y"):
+        ds_id = uid("ds")
+        create_ds(ml, ds_id, location)
+        done = wait_for(partial(ml.get_data_source, DataSourceId=ds_id))
+        assert done["Status"] == "FAILED"
+        messages.append((done["Message"], location))
+    for message, location in messages:
+        assert location in message, message
+        assert not any(path in message for path in hidden), message
+
+
+def test_a_recipe_given_both_inline_and_by_uri_is_refused(
+    ml: Any, data_uri: str, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]
+) -> None:
+    """recipes.md §1: Recipe and RecipeUri together are InvalidInputException (the URI was
+    silently ignored), whether or not the two recipes agree; either alone is taken."""
+    stats = uid("ds")
+    create_ds(ml, stats, data_uri, ComputeStatistics=True)
+    recipe = '{"outputs": ["ALL_INPUTS"]}'
+    uri = put_object(f"s3://entities/{uid('recipe')}/recipe.json", recipe.encode())
+    for inline in (recipe, '{"outputs": ["ALL_CATEGORICAL"]}'):
+        with pytest.raises(ClientError) as err:
+            ml.create_ml_model(MLModelId=uid("ml"), MLModelType="BINARY", TrainingDataSourceId=stats,
+                               Recipe=inline, RecipeUri=uri)
+        assert error_code(err) == "InvalidInputException" and "not in both" in err.value.response["Error"]["Message"]
+    for given in ({"Recipe": recipe}, {"RecipeUri": uri}):
+        model_id = uid("ml")
+        ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId=stats, **given)
+        assert ml.get_ml_model(MLModelId=model_id, Verbose=True)["Recipe"] == recipe
+
+
+@pytest.mark.parametrize("builtin", ["ALL_TEXT", "ALL_NUMERIC", "ALL_CATEGORICAL", "ALL_BINARY", "ALL_INPUTS"])
+def test_an_input_attribute_named_as_a_builtin_group_is_refused(
+    ml: Any, data_uri: str, uid: Callable[[str], str], put_object: Callable[[str, bytes], str], builtin: str
+) -> None:
+    """A recipe reads a built-in group before an attribute of its name (recipes.md §2), so no
+    recipe could name such an attribute: a model without a recipe silently went without it.
+    The datasource is refused with the reason, its schema given inline or by URI (one check
+    serves every Create of a datasource); the name is free for the target or an excluded
+    attribute, which no recipe names."""
+    named = SCHEMA.replace('"attributeName":"x"', f'"attributeName":"{builtin}"')
+    schema_uri = put_object(f"s3://entities/{uid('schema')}/data.csv.schema", named.encode())
+    for spec in ({"DataSchema": named}, {"DataSchemaLocationS3": schema_uri}):
+        with pytest.raises(ClientError) as err:
+            ml.create_data_source_from_s3(DataSourceId=uid("ds"), DataSpec={"DataLocationS3": data_uri, **spec})
+        assert error_code(err) == "InvalidInputException"
+        assert f"{builtin} is a recipe's built-in group" in err.value.response["Error"]["Message"]
+    excluded = named.replace('"attributes":[', f'"excludedAttributeNames":["{builtin}"],"attributes":[')
+    create_ds(ml, uid("ds"), data_uri, spec={"DataSchema": excluded})
+    as_target = SCHEMA.replace('"y"', f'"{builtin}"')
+    create_ds(ml, uid("ds"), data_uri, spec={"DataSchema": as_target})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from openaml.errors import (
     IdempotentParameterMismatchException,
@@ -12,12 +12,15 @@ from openaml.errors import (
     InvalidInputException,
     ResourceNotFoundException,
 )
-from openaml.jobs.record_info import read_secret, secret_info
+from openaml.jobs.record_info import read_result, read_secret, secret_info
+from openaml.jobs.specs import Document
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.service.describe import describe
 from openaml.storage import S3UnavailableError, StorageError
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.records import USABLE
+
+R = TypeVar("R", bound=Document)
 
 ID_MEMBER = {
     EntityKind.DATASOURCE: "DataSourceId",
@@ -41,19 +44,27 @@ def request_params(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> di
     return {**defaults, **{k: v for k, v in params.items() if v is not None}}
 
 
-def create_entity(ctx: ServiceContext, record: EntityRecord) -> bool:
-    """Store a new PENDING entity, or accept an identical retry; False when it already existed."""
-    existing = ctx.store.get(record.kind, record.id)
-    if existing is None and ctx.store.insert(record):
-        ctx.engine.notify()
-        return True
-    existing = existing or ctx.store.get(record.kind, record.id)
-    assert existing is not None
-    if existing.request != record.request:
+def create(
+    ctx: ServiceContext, context: RequestContext, kind: EntityKind, entity_id: str, request: dict[str, Any],
+    columns: Callable[[], dict[str, Any]]
+) -> dict[str, str]:
+    """A Create call (api-behavior.md §1.2). An id already taken is compared with the request
+    stored for it before anything else is looked at, so that a retry answers the same whatever
+    became of what the first call referenced (entities deleted or FAILED, S3 documents removed),
+    and a call with other parameters is a mismatch. Only a new id is validated: `columns` raises
+    InvalidInputException, or gives the new PENDING record's columns besides the request."""
+    existing = ctx.store.get(kind, entity_id)
+    if existing is None:
+        if ctx.store.insert(new_record(ctx, context, kind, entity_id, request, **columns())):
+            ctx.engine.notify()
+            return {ID_MEMBER[kind]: entity_id}
+        existing = ctx.store.get(kind, entity_id)  # a concurrent Create of this id came first
+        assert existing is not None
+    if existing.request != request:
         raise IdempotentParameterMismatchException(
-            f"{record.kind.value} {record.id} already exists with different parameters"
+            f"{kind.value} {entity_id} already exists with different parameters"
         )
-    return False
+    return {ID_MEMBER[kind]: entity_id}
 
 
 def new_record(
@@ -91,11 +102,12 @@ def get_usable(ctx: ServiceContext, kind: EntityKind, entity_id: str, role: str)
 
 
 def rename(ctx: ServiceContext, kind: EntityKind, entity_id: str, name: str) -> dict[str, str]:
+    """Update* of a name: an empty one is stored as no name, as Create* stores it."""
     record = get_existing(ctx, kind, entity_id)
     if record.status is Status.DELETED:
         raise InvalidInputException(f"{kind.value} {entity_id} is DELETED and cannot be updated")
     updated = ctx.store.update(
-        kind, entity_id, {"name": name, "last_updated_at": ctx.clock()},
+        kind, entity_id, {"name": name_param(name), "last_updated_at": ctx.clock()},
         only_if=[s for s in Status if s is not Status.DELETED],
     )
     if not updated:
@@ -118,9 +130,19 @@ def delete(ctx: ServiceContext, kind: EntityKind, entity_id: str, **extra: Any) 
     return {ID_MEMBER[kind]: entity_id}
 
 
-def common_fields(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
-    """Members every entity shares (api-behavior.md §1.3)."""
-    completed = record.status is Status.COMPLETED
+def job_result(record: EntityRecord, kind: type[R]) -> R | None:
+    """What the entity's job found or made: stored as it COMPLETED, and kept when the entity is
+    DELETED (api-behavior.md §5); None for an entity that never completed (one deleted while
+    PENDING or INPROGRESS, or FAILED)."""
+    if record.status not in (Status.COMPLETED, Status.DELETED):
+        return None
+    return read_result(record, kind)
+
+
+def common_fields(ctx: ServiceContext, record: EntityRecord, result: Document | None) -> dict[str, Any]:
+    """Members every entity shares (api-behavior.md §1.3); `result`: its job_result, whose
+    presence says that a DELETED entity had COMPLETED (and keeps its ComputeTime)."""
+    completed = record.status is Status.COMPLETED or result is not None
     return {
         ID_MEMBER[record.kind]: record.id,
         "CreatedByIamUser": record.created_by,
@@ -185,8 +207,11 @@ def read_document(ctx: ServiceContext, uri: str, member: str, max_chars: int, wh
             data = stream.read(limit + 1)
     except S3UnavailableError as exc:  # the server's storage, not the input, is at fault
         raise InternalServerException(str(exc)) from None
-    except (StorageError, OSError) as exc:
+    except StorageError as exc:  # its message names the object by its s3:// URI, never a server path
         raise InvalidInputException(f"{member} {uri} cannot be read: {exc}") from None
+    except OSError as exc:  # str(exc) would name the file: the reason alone
+        raise InvalidInputException(
+            f"{member} {uri} cannot be read: {exc.strerror or type(exc).__name__}") from None
     if len(data) > limit:
         raise InvalidInputException(f"{member} {uri} is larger than {what} of {max_chars:,} characters")
     return data.decode("utf-8-sig", errors="replace")

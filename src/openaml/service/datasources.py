@@ -8,14 +8,15 @@ import string
 from typing import Any
 
 from openaml.errors import InvalidInputException
-from openaml.jobs.record_info import read_result, read_spec, secret_info, spec_info
+from openaml.jobs.record_info import read_spec, secret_info, spec_info
 from openaml.jobs.specs import DataSourceResult, DataSourceSpec, Source, StagedQuery
 from openaml.ml.data import Rearrangement, RearrangementError, parse_rearrangement
+from openaml.ml.recipes.recipe import BUILTIN_GROUPS
 from openaml.ml.schema import SchemaError, parse_schema
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
 from openaml.storage import StorageError, parse_s3_uri
-from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store import EntityKind, EntityRecord
 
 KIND = EntityKind.DATASOURCE
 MAX_SCHEMA_LENGTH = 131071  # characters of an inline DataSchema (the service model's maximum)
@@ -29,13 +30,18 @@ class DataSourceOperations:
                                    ComputeStatistics: bool | None = None) -> dict[str, Any]:
         params = {"DataSourceId": DataSourceId, "DataSourceName": DataSourceName, "DataSpec": DataSpec,
                   "ComputeStatistics": ComputeStatistics}
-        self._check_location(DataSpec["DataLocationS3"], "DataLocationS3")
-        spec = DataSourceSpec(
-            Source.S3, DataSpec["DataLocationS3"],
-            self._schema(DataSpec.get("DataSchema"), DataSpec.get("DataSchemaLocationS3"), "DataSchemaLocationS3"),
-            _rearrangement(DataSpec.get("DataRearrangement")), bool(ComputeStatistics))
-        self._create(context, params, common.request_params(params, {"ComputeStatistics": False}), spec)
-        return {"DataSourceId": DataSourceId}
+
+        def columns() -> dict[str, Any]:
+            self._check_location(DataSpec["DataLocationS3"], "DataLocationS3")
+            spec = DataSourceSpec(
+                Source.S3, DataSpec["DataLocationS3"],
+                self._schema(DataSpec.get("DataSchema"), DataSpec.get("DataSchemaLocationS3"),
+                             "DataSchemaLocationS3"),
+                _rearrangement(DataSpec.get("DataRearrangement")), bool(ComputeStatistics))
+            return _columns(params, spec)
+
+        return common.create(self.ctx, context, KIND, DataSourceId,
+                             common.request_params(params, {"ComputeStatistics": False}), columns)
 
     def create_data_source_from_redshift(self, context: RequestContext,
                                          DataSourceId: str, DataSpec: dict[str, Any], RoleARN: str,
@@ -68,33 +74,29 @@ class DataSourceOperations:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _create(self, context: RequestContext, params: dict[str, Any], request: dict[str, Any],
-                spec: DataSourceSpec, password: str | None = None) -> None:
-        info = spec_info(spec) | (secret_info(password) if password is not None else {})
-        record = common.new_record(
-            self.ctx, context, KIND, params["DataSourceId"], request,
-            name=common.name_param(params.get("DataSourceName")), data_uri=spec.data_uri, info=info)
-        common.create_entity(self.ctx, record)
-
     def _create_from_database(
         self, context: RequestContext, params: dict[str, Any], spec_member: str, source: Source,
         identifier: str, data_pipeline_id: str | None = None
     ) -> dict[str, Any]:
         """Redshift and RDS datasources: a query staged as CSV, then like an S3 datasource."""
         given = params[spec_member]
-        database = given["DatabaseInformation"]
-        self._check_database(source, database[identifier], identifier)
-        location = self._staging_location(given["S3StagingLocation"], params["DataSourceId"])
-        query = StagedQuery(database[identifier], database["DatabaseName"],
-                            given["DatabaseCredentials"]["Username"], given["SelectSqlQuery"],
-                            given["S3StagingLocation"])
-        spec = DataSourceSpec(
-            source, location, self._schema(given.get("DataSchema"), given.get("DataSchemaUri"), "DataSchemaUri"),
-            _rearrangement(given.get("DataRearrangement")), bool(params["ComputeStatistics"]), query,
-            data_pipeline_id)
         request, password = _protect_password(params, spec_member)
-        self._create(context, params, request, spec, password)
-        return {"DataSourceId": params["DataSourceId"]}
+
+        def columns() -> dict[str, Any]:
+            database = given["DatabaseInformation"]
+            self._check_database(source, database[identifier], identifier)
+            location = self._staging_location(given["S3StagingLocation"], params["DataSourceId"])
+            query = StagedQuery(database[identifier], database["DatabaseName"],
+                                given["DatabaseCredentials"]["Username"], given["SelectSqlQuery"],
+                                given["S3StagingLocation"])
+            spec = DataSourceSpec(
+                source, location,
+                self._schema(given.get("DataSchema"), given.get("DataSchemaUri"), "DataSchemaUri"),
+                _rearrangement(given.get("DataRearrangement")), bool(params["ComputeStatistics"]), query,
+                data_pipeline_id)
+            return _columns(params, spec, password)
+
+        return common.create(self.ctx, context, KIND, params["DataSourceId"], request, columns)
 
     def _check_location(self, uri: str, member: str) -> None:
         try:
@@ -122,9 +124,21 @@ class DataSourceOperations:
             self._check_location(uri, member)
             inline = common.read_document(self.ctx, uri, member, MAX_SCHEMA_LENGTH, "a data schema")
         try:
-            return parse_schema(inline).to_json()
+            schema = parse_schema(inline)
         except SchemaError as exc:
             raise InvalidInputException(f"Invalid data schema: {exc}") from None
+        hidden = [a.name for a in schema.input_attributes if a.name in BUILTIN_GROUPS]
+        if hidden:  # (stored schemas are read as they are: a new datasource is refused)
+            raise InvalidInputException(
+                f"Invalid data schema: the attribute name {hidden[0]} is a recipe's built-in group, which "
+                "a recipe reads instead of the attribute (recipes.md §2): rename the attribute")
+        return schema.to_json()
+
+
+def _columns(params: dict[str, Any], spec: DataSourceSpec, password: str | None = None) -> dict[str, Any]:
+    """A new datasource's record columns; a staged query's password is kept apart, for its job."""
+    info = spec_info(spec) | (secret_info(password) if password is not None else {})
+    return {"name": common.name_param(params.get("DataSourceName")), "data_uri": spec.data_uri, "info": info}
 
 
 def _rearrangement(text: str | None) -> Rearrangement:
@@ -154,9 +168,9 @@ def _pipeline_id() -> str:
 
 def _to_api(ctx: ServiceContext, record: EntityRecord, verbose: bool) -> dict[str, Any]:
     request, spec = record.request, read_spec(record, DataSourceSpec)
-    result = read_result(record, DataSourceResult) if record.status is Status.COMPLETED else None
+    result = common.job_result(record, DataSourceResult)
     given = request.get("DataSpec") or request.get("RDSData") or {}
-    answer = common.common_fields(ctx, record)
+    answer = common.common_fields(ctx, record, result)
     answer.update(
         DataLocationS3=spec.data_uri,
         DataRearrangement=given.get("DataRearrangement"),

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from openaml.errors import InvalidInputException
-from openaml.jobs.record_info import read_result, read_spec, read_threshold, spec_info, threshold_info
+from openaml.jobs.record_info import read_spec, read_threshold, spec_info, threshold_info
 from openaml.jobs.specs import DataSourceSpec, MLModelResult, MLModelSpec, model_seed
 from openaml.jobs.specs import ScoreThreshold as Threshold
 from openaml.ml.model_type import ModelType
@@ -31,41 +31,16 @@ class MLModelOperations:
         params = {"MLModelId": MLModelId, "MLModelName": MLModelName, "MLModelType": MLModelType,
                   "Parameters": Parameters, "TrainingDataSourceId": TrainingDataSourceId,
                   "Recipe": Recipe, "RecipeUri": RecipeUri}
-        source = common.get_usable(self.ctx, EntityKind.DATASOURCE, TrainingDataSourceId,
-                                   "Training datasource")
-        source_spec = read_spec(source, DataSourceSpec)
-        if not source_spec.compute_statistics:
-            raise InvalidInputException(
-                f"Training datasource {source.id} was created without ComputeStatistics; "
-                "training needs its statistics"
-            )
-        schema, given = source_spec.schema, Parameters or {}
-        try:
-            check_target(MLModelType, schema)
-            parameters = parse_parameters(given, MLModelType, seed=model_seed(MLModelId))
-        except (ValueError, ParameterError) as exc:
-            raise InvalidInputException(str(exc)) from None
-        model_type = ModelType(MLModelType)
-        spec = MLModelSpec(model_type, source.id, source_spec.schema_json, self._recipe(Recipe, RecipeUri, schema),
-                           parameters, given)
-        info = spec_info(spec) | (threshold_info(Threshold()) if model_type is ModelType.BINARY else {})
-        record = common.new_record(
+        return common.create(
             self.ctx, context, KIND, MLModelId, common.request_params(params, {"Parameters": {}}),
-            name=common.name_param(MLModelName),
-            datasource_id=source.id,
-            data_uri=source.data_uri,
-            model_type=model_type,
-            endpoint_status=EndpointStatus.NONE,
-            info=info,
-        )
-        common.create_entity(self.ctx, record)
-        return {"MLModelId": MLModelId}
+            lambda: self._model_columns(MLModelId, MLModelType, TrainingDataSourceId, MLModelName, Parameters or {},
+                                  Recipe, RecipeUri))
 
     def get_ml_model(self, context: RequestContext, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
         def to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
             result = model_to_api(ctx, record)
             if Verbose:
-                spec, trained = read_spec(record, MLModelSpec), read_result(record, MLModelResult)
+                spec, trained = read_spec(record, MLModelSpec), common.job_result(record, MLModelResult)
                 result.update(Recipe=trained.recipe if trained else spec.recipe, Schema=spec.schema_json)
             return result
 
@@ -88,15 +63,16 @@ class MLModelOperations:
         info: dict[str, Any] = {}
         if MLModelName is not None:
             changes["name"] = common.name_param(MLModelName)
-        if ScoreThreshold is not None:
-            _check_threshold(record, ScoreThreshold)
-            info = threshold_info(Threshold(float(ScoreThreshold), now))
-        allowed = [Status.COMPLETED] if ScoreThreshold is not None else [
+        threshold = None if ScoreThreshold is None else float(ScoreThreshold) or 0.0  # -0.0 kept as 0.0
+        if threshold is not None:
+            _check_threshold(record, threshold)
+            info = threshold_info(Threshold(threshold, now))
+        allowed = [Status.COMPLETED] if threshold is not None else [
             s for s in Status if s is not Status.DELETED]
         if not self.ctx.store.update(KIND, MLModelId, changes, only_if=allowed, info=info):
             raise InvalidInputException(f"MLModel {MLModelId} changed status; try again")
-        if ScoreThreshold is not None:
-            self.ctx.predictors.set_threshold(MLModelId, float(ScoreThreshold))
+        if threshold is not None:
+            self.ctx.predictors.set_threshold(MLModelId, threshold)
         return {"MLModelId": MLModelId}
 
     def delete_ml_model(self, context: RequestContext, MLModelId: str) -> dict[str, Any]:
@@ -105,8 +81,33 @@ class MLModelOperations:
         self.ctx.predictors.unmount(MLModelId)
         return result
 
+    def _model_columns(self, model_id: str, model_type_name: str, datasource_id: str, name: str | None,
+                 given: dict[str, str], recipe: str | None, recipe_uri: str | None) -> dict[str, Any]:
+        """A new model's record columns, once its request is found valid (models.md §2-§3)."""
+        source = common.get_usable(self.ctx, EntityKind.DATASOURCE, datasource_id, "Training datasource")
+        source_spec = read_spec(source, DataSourceSpec)
+        if not source_spec.compute_statistics:
+            raise InvalidInputException(
+                f"Training datasource {source.id} was created without ComputeStatistics; "
+                "training needs its statistics"
+            )
+        schema = source_spec.schema
+        try:
+            check_target(model_type_name, schema)
+            parameters = parse_parameters(given, model_type_name, seed=model_seed(model_id))
+        except (ValueError, ParameterError) as exc:
+            raise InvalidInputException(str(exc)) from None
+        model_type = ModelType(model_type_name)
+        spec = MLModelSpec(model_type, source.id, source_spec.schema_json, self._recipe(recipe, recipe_uri, schema),
+                           parameters, given)
+        info = spec_info(spec) | (threshold_info(Threshold()) if model_type is ModelType.BINARY else {})
+        return {"name": common.name_param(name), "datasource_id": source.id, "data_uri": source.data_uri,
+                "model_type": model_type, "endpoint_status": EndpointStatus.NONE, "info": info}
+
     def _recipe(self, inline: str | None, uri: str | None, schema: Schema) -> str | None:
-        if inline is None and uri is not None:
+        if inline is not None and uri is not None:  # recipes.md §1
+            raise InvalidInputException("Give the recipe in Recipe or in RecipeUri, not in both")
+        if uri is not None:
             try:
                 parse_s3_uri(uri)
             except StorageError as exc:
@@ -136,9 +137,9 @@ def _check_threshold(record: EntityRecord, value: float) -> None:
 
 def model_to_api(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
     spec = read_spec(record, MLModelSpec)
-    trained = read_result(record, MLModelResult) if record.status is Status.COMPLETED else None
+    trained = common.job_result(record, MLModelResult)
     threshold = read_threshold(record) if spec.model_type is ModelType.BINARY else None
-    result = common.common_fields(ctx, record)
+    result = common.common_fields(ctx, record, trained)
     result.update(
         TrainingDataSourceId=spec.datasource_id,
         SizeInBytes=trained.size_in_bytes if trained else None,

@@ -137,3 +137,18 @@ def test_default_recipe_with_more_distinct_values_than_kept_exactly():
                                values=dataclasses.replace(age.values, distinct=None))
     statistics = dataclasses.replace(statistics, attributes={**statistics.attributes, "age": many})
     assert '"quantile_bin(NUMERIC_VARS_QB_500,500)"' in default_recipe(SCHEMA, statistics)
+
+
+def test_default_recipe_names_its_groups_apart_from_the_attributes():
+    """A group named as an attribute is refused (§2), so an attribute named as a default group
+    failed every training without a recipe, on a recipe the user never wrote."""
+    name = "NUMERIC_VARS_QB_5"
+    schema = make_schema([(name, "NUMERIC"), ("NUMERIC_VARS_QB_5_", "NUMERIC"), ("y", "BINARY")], target="y")
+    rows = [f"{i % 7},{i % 9},{i % 2}" for i in range(40)]
+    data = ("\n".join(rows) + "\n").encode()
+    source = DataObject("s3://b/d.csv", "d.csv", len(data), lambda: io.BytesIO(data))
+    report = ingest([source], schema, parse_rearrangement(None), True, io.BytesIO())
+    text = default_recipe(schema, report.statistics)
+    recipe = parse_recipe(text, schema)
+    assert '"NUMERIC_VARS_QB_5__" : "group(' in text
+    assert {n.canonical for n in recipe.outputs} >= {f"quantile_bin({name},5)", "quantile_bin(NUMERIC_VARS_QB_5_,5)"}

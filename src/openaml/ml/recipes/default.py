@@ -45,9 +45,13 @@ def default_recipe(schema: Schema, statistics: DatasetStatistics | None) -> str:
             n = next(b for b in BIN_COUNTS if b <= distinct and b <= max(5, count / RECORDS_PER_BIN))
             by_bins.setdefault(n, []).append(_quoted(attr.name))
     groups = {}
+    taken = {a.name for a in schema.attributes}
     for n in sorted(by_bins, reverse=True):
-        groups[f"NUMERIC_VARS_QB_{n}"] = f"group({','.join(by_bins[n])})"
-        outputs.append(f"quantile_bin(NUMERIC_VARS_QB_{n},{n})")
+        group = f"NUMERIC_VARS_QB_{n}"
+        while group in taken:  # a group may not be named as an attribute (recipes.md §2)
+            group += "_"
+        groups[group] = f"group({','.join(by_bins[n])})"
+        outputs.append(f"quantile_bin({group},{n})")
     outputs += numbers
     if any(a.type is AttributeType.TEXT for a in inputs):
         outputs.append("lowercase(ALL_TEXT)")
