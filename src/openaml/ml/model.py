@@ -30,6 +30,7 @@ import pyarrow as pa
 from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.linear import linear_scores
 from openaml.ml.model_type import ModelType
+from openaml.ml.moments import unstandardize
 from openaml.ml.schema import Schema, parse_schema
 from openaml.ml.tree_columns import TreeColumns
 from openaml.ml.trees import booster as load_booster
@@ -146,9 +147,7 @@ class Model:
             return softmax(z)
         if self.model_type == ModelType.BINARY:
             return sigmoid(z[:, 0])
-        mean, std = self.target_scale
-        with np.errstate(over="ignore"):  # inputs far beyond the training data's: +-inf
-            return z[:, 0] * std + mean
+        return unstandardize(z[:, 0], *self.target_scale)
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
         """Scores of every row of a raw-string batch (no rejected-row filtering)."""

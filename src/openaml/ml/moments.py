@@ -81,6 +81,25 @@ class Moments:
         return math.sqrt(self.m2 / self.count) * self.scale
 
 
+def standardize(values: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """(values - mean) / std (std > 0). Past SAFE_MAGNITUDE a mean's difference with a value
+    may pass the double's range though its quotient does not: such a mean is divided first
+    (values / std - mean / std), below it the plain formula is kept, bit for bit."""
+    with np.errstate(over="ignore"):  # values far beyond the training data's: +-inf, kept in bounds later
+        if abs(mean) > SAFE_MAGNITUDE:
+            return values / std - mean / std
+        return (values - mean) / std
+
+
+def unstandardize(z: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """z * std + mean: the inverse of `standardize`, in halves when the mean or std passes
+    SAFE_MAGNITUDE (then a value within the double's range comes out within it)."""
+    with np.errstate(over="ignore"):  # inputs far beyond the training data's: +-inf
+        if max(abs(mean), std) > SAFE_MAGNITUDE:
+            return (z * (std / 2) + mean / 2) * 2
+        return z * std + mean
+
+
 def _power_of_two(magnitude: float) -> float:
     """The least power of two not below a positive finite magnitude (at most 2**1023, which
     leaves any double divided by it at most 2)."""

@@ -31,6 +31,7 @@ from openaml.ml.errors import InputError
 from openaml.ml.features.pipeline import STANDARDIZED_LIMIT
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
+from openaml.ml.moments import SAFE_MAGNITUDE
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, Attr, Node, Op
 from openaml.ml.schema import AttributeType
 
@@ -171,8 +172,12 @@ def _standardized(graph: _Graph, value: str, mean: float, std: float) -> str:
     0 (and a missing value stays missing)."""
     if std <= 0:
         return graph.node("Mul", [value, graph.constant(np.array(0.0))], "flat")
-    scaled = graph.node("Div", [graph.node("Sub", [value, graph.constant(np.array(mean))], "centered"),
-                                graph.constant(np.array(std))], "scaled")
+    if abs(mean) > SAFE_MAGNITUDE:  # as moments.standardize: the mean divided first
+        scaled = graph.node("Sub", [graph.node("Div", [value, graph.constant(np.array(std))], "divided"),
+                                    graph.constant(np.array(mean / std))], "scaled")
+    else:
+        scaled = graph.node("Div", [graph.node("Sub", [value, graph.constant(np.array(mean))], "centered"),
+                                    graph.constant(np.array(std))], "scaled")
     return graph.node("Clip", [scaled, graph.constant(np.array(-STANDARDIZED_LIMIT)),
                                graph.constant(np.array(STANDARDIZED_LIMIT))], "bounded")
 
@@ -307,9 +312,13 @@ def _linked(model: Model, graph: _Graph, raw: str) -> str:
         return graph.node("Softmax", [raw], "probabilities", axis=1)
     if model.model_type == ModelType.BINARY:
         return graph.node("Sigmoid", [raw], "probability")
-    mean, std = model.target_scale
-    return graph.node("Add", [graph.node("Mul", [raw, graph.constant(np.array(float(std)))], "scaled"),
-                              graph.constant(np.array(float(mean)))], "value")
+    mean, std = (float(v) for v in model.target_scale)
+    if max(abs(mean), std) <= SAFE_MAGNITUDE:
+        return graph.node("Add", [graph.node("Mul", [raw, graph.constant(np.array(std))], "scaled"),
+                                  graph.constant(np.array(mean))], "value")
+    halves = graph.node("Add", [graph.node("Mul", [raw, graph.constant(np.array(std / 2))], "scaled"),
+                                graph.constant(np.array(mean / 2))], "half")  # as moments.unstandardize
+    return graph.node("Mul", [halves, graph.constant(np.array(2.0))], "value")
 
 
 def _refused(node: Node) -> NotExportable:

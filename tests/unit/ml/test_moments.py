@@ -78,3 +78,20 @@ def test_numbers_near_the_doubles_range_have_a_finite_standard_deviation(magnitu
         apart = Moments.of(np.full(1000, magnitude / 2))
         apart.merge(Moments.of(np.full(1000, -magnitude / 2)))
         assert apart.mean == 0.0 and apart.std == pytest.approx(magnitude / 2, rel=1e-12)
+
+
+def test_standardizing_near_the_doubles_range_takes_the_mean_apart():
+    """Below SAFE_MAGNITUDE the plain formulas, bit for bit; past it, values at both ends of
+    the range standardize and come back within it (the plain difference with the mean, and
+    z * std + mean, overflowed)."""
+    from openaml.ml.moments import standardize, unstandardize
+
+    values = np.array([-3.5, 0.0, 2.25, 1e10])
+    assert np.array_equal(standardize(values, 1.5, 2.0), (values - 1.5) / 2.0)
+    assert np.array_equal(unstandardize(values, 1.5, 2.0), values * 2.0 + 1.5)
+    big = 1.7e308
+    extremes = np.array([-big, -big, -big, big])
+    moments = Moments.of(extremes)
+    z = standardize(extremes, moments.mean, moments.std)
+    assert z == pytest.approx([-1 / 3**0.5] * 3 + [3**0.5], rel=1e-12)
+    assert unstandardize(z, moments.mean, moments.std) == pytest.approx(extremes, rel=1e-12)

@@ -98,3 +98,22 @@ def test_export_model_writes_a_stored_model_as_onnx(tmp_path, monkeypatch) -> No
     assert np.allclose(scores[:, 0], model.score_batch(training), atol=1e-5, rtol=0)
     missing = runner.invoke(main, ["export-model", "ml-none", "--data-dir", str(tmp_path / "data")])
     assert missing.exit_code != 0 and "no trained model ml-none" in missing.output
+
+
+def test_numbers_and_targets_near_the_doubles_range_score_as_openaml_does() -> None:
+    """A NUMERIC input and a REGRESSION target whose values lie at both ends of the double's
+    range, three to one: the value's difference with the mean, and z * std, pass the range
+    though the standardized value and the prediction do not (moments.standardize): the graph
+    computes them as the model does."""
+    big = 1.7e308
+    schema = make_schema([("n", "NUMERIC"), ("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y")
+    rows = {"n": [f"-{big!r}", f"-{big!r}", f"-{big!r}", f"{big!r}"] * 30, "c": ["a", "a", "a", "b"] * 30,
+            "y": [f"-{big!r}", f"-{big!r}", f"-{big!r}", f"{big!r}"] * 30}
+    model = train_model("REGRESSION", schema, json.dumps({"outputs": ["n", "c"]}), parse_parameters({}, "REGRESSION"),
+                        None, lambda: iter([make_batch(rows)]))
+    held = make_batch({"n": [f"-{big!r}", f"{big!r}", "0", None], "c": ["a", "b", "a", None], "y": ["0"] * 4})
+    expected = model.score_batch(held)
+    assert np.isfinite(expected).all() and expected[0] < -1e308 < 1e308 < expected[1]
+    inputs = {"n": np.array([-big, big, 0.0, np.nan]), "c": np.array(["a", "b", "a", ""], object)}
+    scores, = ort.InferenceSession(export_onnx(model)).run(["scores"], inputs)
+    assert np.allclose(scores.ravel(), expected, rtol=1e-12, atol=0)

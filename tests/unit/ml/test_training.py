@@ -802,24 +802,25 @@ def _ingested(data: bytes, schema: Schema, statistics: str) -> tuple[Callable[[]
     return lambda: read_materialized(io.BytesIO(sink.getvalue())), given
 
 
+@pytest.mark.parametrize("pattern", ["a,{v}\nb,-{v}\n", "a,{v}\nb,-{v}\nb,-{v}\nb,-{v}\n"])
 @pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
-def test_regression_targets_near_a_doubles_range_train(statistics):
+def test_regression_targets_near_a_doubles_range_train(statistics, pattern):
     """Their squared deviations pass the double's range (training used to fail on them, and
     warned first), their mean and spread do not: the target is standardized by them, so the
-    model predicts 1e308 times what it predicts for targets of 1 and -1."""
+    model predicts 1.7e308 times what it predicts for targets of 1 and -1. Three records to one
+    (a mean far from 0), a target's difference with the mean, and z * std, pass the range
+    too: standardizing and its inverse take the mean apart (moments.standardize)."""
     schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y", dataFileContainsHeader=True)
     predicted = []
-    for one in ("1", "1e308"):
-        data = f"c,y\na,{one}\nb,-{one}\na,{one}\nb,-{one}\n".encode() * 50
-        records, given = _ingested(b"c,y\n" + data.replace(b"c,y\n", b""), schema, statistics)
+    for one in ("1", "1.7e308"):
+        records, given = _ingested(b"c,y\n" + pattern.format(v=one).encode() * 50, schema, statistics)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             model = train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(), given, records)
             scorer = RecordScorer(model)
             predicted.append([predict_record(scorer, {"c": c}, 0.5)["predictedValue"] for c in "ab"])
-        assert model.summary["target_mean"] == 0.0
-    assert predicted[0][0] > 0.5 and predicted[0][1] < -0.5
-    assert predicted[1] == pytest.approx([p * 1e308 for p in predicted[0]], rel=1e-6)
+    assert predicted[0][0] > 0 > predicted[0][1]
+    assert predicted[1] == pytest.approx([p * 1.7e308 for p in predicted[0]], rel=1e-6)
 
 
 @pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
@@ -935,3 +936,25 @@ def test_a_training_whose_cartesian_makes_too_many_pairs_at_once_gives_the_same_
     in_halves = train_model("BINARY", schema, recipe, SGDParams(), given, records)
     assert in_halves.feature_names() == whole.feature_names()
     assert np.array_equal(in_halves.weights, whole.weights) and np.array_equal(in_halves.bias, whole.bias)
+
+
+@pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
+def test_a_numeric_attribute_at_one_end_of_the_doubles_range_keeps_its_raw_feature(statistics):
+    """Three values of -1.7e308 to one of 1.7e308: the mean is far from 0, and a value's
+    difference with it passes the double's range though its standardized value (1.73) does
+    not; the feature was 1e200 (STANDARDIZED_LIMIT) and the model kept no weight for it."""
+    from openaml.ml.features.pipeline import standardized
+
+    big = 1.7e308
+    data = ("x,y\n" + f"-{big!r},0\n-{big!r},0\n-{big!r},0\n{big!r},1\n" * 50).encode()
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y", dataFileContainsHeader=True)
+    records, given = _ingested(data, schema, statistics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = train_model("BINARY", schema, '{"outputs": ["x"]}', SGDParams(max_passes=5), given, records)
+        mean, std = model.pipeline.scales[0]
+        assert standardized(big, mean, std) == pytest.approx(3**0.5, rel=1e-12)
+        assert model.pipeline.transform(make_batch({"x": [repr(big), repr(-big)]})).toarray().ravel() \
+            == pytest.approx([3**0.5, -1 / 3**0.5], rel=1e-12)
+        scorer = RecordScorer(model)
+        assert [predict_record(scorer, {"x": repr(v)}, 0.5)["predictedLabel"] for v in (big, -big)] == ["1", "0"]

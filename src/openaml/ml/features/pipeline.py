@@ -24,6 +24,7 @@ from openaml.ml.features.codes import FeatureTable, concatenated
 from openaml.ml.features.tokens import TokenList, TooManyPairs
 from openaml.ml.features.transforms import bin_labels
 from openaml.ml.features.values import Columns, bin_numbers, evaluate
+from openaml.ml.moments import SAFE_MAGNITUDE
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_of, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
@@ -245,9 +246,12 @@ STANDARDIZED_LIMIT = 1e200
 
 
 def standardized(value: float, mean: float, std: float) -> float:
-    """A NUMERIC value as csr_rows writes it: (value - mean) / std within STANDARDIZED_LIMIT,
-    0 where std is 0."""
-    return min(max((value - mean) / std, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT) if std > 0 else 0.0
+    """A NUMERIC value as csr_rows writes it: moments.standardize within STANDARDIZED_LIMIT, 0
+    where std is 0."""
+    if not std > 0:
+        return 0.0
+    scaled = value / std - mean / std if abs(mean) > SAFE_MAGNITUDE else (value - mean) / std
+    return min(max(scaled, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT)
 
 
 @dataclass(frozen=True, eq=False)
@@ -403,8 +407,12 @@ def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numeri
                 if numeric[c]:
                     if np.isnan(given):
                         continue
-                    mean, std = scales[c, 0], scales[c, 1]
-                    value = min(max((given - mean) / std, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT) if std > 0 else 0.0
+                    mean, std = scales[c, 0], scales[c, 1]  # as `standardized`
+                    if not std > 0:
+                        value = 0.0
+                    else:
+                        value = given / std - mean / std if abs(mean) > SAFE_MAGNITUDE else (given - mean) / std
+                        value = min(max(value, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT)
                 elif not given > 0:
                     continue
             while t < t_end and found[t] < feature:  # the row's tokens before this feature

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openaml.ml.features import tokens as tk
+from openaml.ml.moments import standardize
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, TEXT, TOKENS, Node, Op
 
 BatchValue = Any  # np.ndarray | pa.Array | tk.TokenList
@@ -161,8 +162,7 @@ def text_case(name: str, texts: list[str]) -> list[str]:
 def normalize(values: np.ndarray, mean: float, std: float) -> np.ndarray:
     """(v - mean) / std; a zero std gives 0; NaN stays NaN (recipes.md §7.7)."""
     if std > 0:
-        with np.errstate(over="ignore"):  # values far beyond the training data's: +-inf, kept in bounds later
-            return (values - mean) / std
+        return standardize(values, mean, std)
     return np.where(np.isnan(values), np.nan, 0.0)
 
 

@@ -21,7 +21,7 @@ from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.values import Columns
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
-from openaml.ml.moments import Moments
+from openaml.ml.moments import Moments, standardize
 from openaml.ml.recipes import parse_recipe
 from openaml.ml.recipes.nodes import attributes_of
 from openaml.ml.recipes.recipe import Recipe
@@ -196,8 +196,7 @@ class TrainingSetup:
     def block(self, columns: Columns) -> Block:
         """The SGD block of records read by `records`."""
         if self.model_type == ModelType.REGRESSION:
-            mean, std = self.scale
-            y = (target_numbers(columns) - mean) / std
+            y = standardize(target_numbers(columns), *self.scale)
         elif self.model_type == ModelType.BINARY:  # classes "0" and "1": their codes are the flags
             y = target_flags(columns)
         else:
