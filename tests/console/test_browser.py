@@ -203,6 +203,9 @@ def test_binary_threshold_slider_saves_through_the_api(world: dict[str, Any], pa
         page.keyboard.press("ArrowRight")  # keyboard use: 0.5 -> 0.7
     assert page.inner_text("#threshold-value") == "0.70"
     assert int(page.inner_text("#t-tp").replace(",", "")) <= int(before.replace(",", ""))
+    # the report's exact counts at the slider's step (threshold.js), not ROC points' estimates
+    report = world["app"].context.artifacts.read_json("Evaluation", "ev-bin", "report.json")
+    assert [int(page.inner_text(f"#t-{k}").replace(",", "")) for k in ("tp", "fp")] == report["stepped"][70]
     shot(page, "evaluation-binary")
     page.click("#save-threshold")
     assert "saved: 0.7" in page.inner_text(".notice")

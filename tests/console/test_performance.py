@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from openaml.console import performance
@@ -82,3 +84,46 @@ def test_the_precision_recall_curve_is_the_exact_one_from_the_roc_points() -> No
     recall, precision = performance.precision_recall(points, pos, neg)
     assert len(recall) == 20 and recall == sorted(recall) and recall[0] == pytest.approx(1 / pos)
     assert precision[0] == 1.0 and precision[-1] == pytest.approx(pos / 20)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.3, 0.63, 0.0, 1.0])
+def test_an_evaluation_page_counts_exactly_at_its_threshold_and_the_sliders_steps(threshold: float) -> None:
+    """600 distinct scores (the report keeps 201 ROC points): the page counted from those
+    points (TP 227 where the report's confusion and a batch prediction said 229), and
+    compared scores as doubles (0.3 - 1e-9 is 0.3 as a 32-bit float: labelled 1). It now
+    shows the report's exact counts at the evaluated threshold and at each slider step."""
+    import numpy as np
+
+    from openaml.console.pages import _binary
+    from openaml.ml.metrics.accumulators import BinaryAccumulator
+    from openaml.ml.model import positive
+
+    rng = np.random.default_rng(2)
+    scores = np.concatenate([rng.random(600), np.full(20, 0.3 - 1e-9)])
+    labels = (rng.random(620) < scores).astype(np.int8)
+    accumulator = BinaryAccumulator()
+    accumulator.add(scores, labels)
+    details = accumulator.report(0.5)[1]
+    shown = _binary(details, threshold)["initial"]
+    predicted = positive(scores, threshold)
+    truly = int((predicted & (labels == 1)).sum()), int((predicted & (labels == 0)).sum())
+    assert (shown["tp"], shown["fp"]) == truly
+    assert shown["tn"] + shown["fp"] == int((labels == 0).sum())
+
+
+def test_reports_keep_their_stepped_counts_and_older_ones_read_without() -> None:
+    import numpy as np
+
+    from openaml.ml.metrics.accumulators import BinaryAccumulator
+    from openaml.ml.metrics.report import EvaluationReport
+    from openaml.ml.model_type import ModelType
+
+    accumulator = BinaryAccumulator()
+    accumulator.add(np.array([0.2, 0.4, 0.6, 0.8]), np.array([0, 1, 0, 1], np.int8))
+    baseline, details = accumulator.report(0.45)
+    report = EvaluationReport(ModelType.BINARY, 0.75, baseline, 4, 4, [], details)
+    again = EvaluationReport.from_json(json.loads(json.dumps(report.to_json())))
+    assert again.details == details and details.counted_at(0.45) == (1, 1) == details.counted_at(0.5)
+    assert details.counted_at(0.8) == (1, 0) and details.counted_at(0.805) is None
+    older = {k: v for k, v in report.to_json().items() if k != "stepped"}
+    assert EvaluationReport.from_json(older).details.counted_at(0.5) is None

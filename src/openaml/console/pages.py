@@ -27,7 +27,7 @@ from openaml.errors import InvalidInputException, ServiceError
 from openaml.jobs.models import LoadedModel
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
-from openaml.ml.metrics.report import BinaryDetails, MulticlassDetails, RegressionDetails
+from openaml.ml.metrics.report import THRESHOLD_STEPS, BinaryDetails, MulticlassDetails, RegressionDetails
 from openaml.ml.prediction.explanations import contributions, output_index, output_names
 from openaml.ml.training.progress import TrainingProgress
 
@@ -410,9 +410,17 @@ def _binary(details: BinaryDetails, threshold: Any) -> dict[str, Any]:
     t = out["threshold"]
     points = sorted(([float(v) for v in p] for p in details.roc), key=lambda p: -p[2])
     p, n = sum(positive), sum(negative)
-    initial = (performance.threshold_counts_roc(points, p, n, t) if points
-               else performance.threshold_counts(edges, positive, negative, t))
-    data = {"edges": edges, "positive": positive, "negative": negative, "roc": points}
+    exact = details.counted_at(t)  # the report's own counts (its ROC points are at most 201)
+    if exact is not None:
+        initial = performance.counts(*exact, p, n)
+    elif points:
+        initial = performance.threshold_counts_roc(points, p, n, t)
+    else:
+        initial = performance.threshold_counts(edges, positive, negative, t)
+    data = {"edges": edges, "positive": positive, "negative": negative, "roc": points,
+            "exact": ({"threshold": details.threshold, "tp": details.confusion["tp"], "fp": details.confusion["fp"]}
+                      if details.confusion else None),
+            "stepped": details.stepped, "steps": THRESHOLD_STEPS}
     if points:
         roc = sorted((fpr, tpr) for fpr, tpr, _ in points)
         recall, precision = performance.precision_recall(points, p, n)

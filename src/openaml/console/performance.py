@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from openaml.ml.metrics.report import BinaryDetails, MulticlassDetails
 
 
@@ -72,21 +74,22 @@ def threshold_counts(edges: Sequence[float], positive: Sequence[float], negative
     (bins [edges[i], edges[i+1])): a bin counts as predicted 1 when its lower edge >= threshold."""
     tp = sum(float(c) for lo, c in zip(edges, positive) if lo >= threshold - 1e-12)
     fp = sum(float(c) for lo, c in zip(edges, negative) if lo >= threshold - 1e-12)
-    p, n = sum(map(float, positive)), sum(map(float, negative))
-    fn, tn = p - tp, n - fp
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "accuracy": _rate(tp + tn, p + n), "precision": _rate(tp, tp + fp),
-            "recall": _rate(tp, p), "fpr": _rate(fp, n)}
+    return counts(tp, fp, sum(map(float, positive)), sum(map(float, negative)))
 
 
 def threshold_counts_roc(points: Sequence[Sequence[float]], positives: float, negatives: float,
                          threshold: float) -> dict[str, float | None]:
-    """Like threshold_counts, from ROC points: records scoring >= threshold are those counted
-    at the smallest point threshold that is >= threshold (exact while every distinct score
-    has its point)."""
-    at = [p for p in points if p[2] >= threshold - 1e-12]
+    """Like threshold_counts, from ROC points: records predicted 1 are those counted at the
+    smallest point threshold that gives 1 as model.positive does, its 32-bit float at or above
+    the threshold (exact while every distinct score has its point; static/threshold.js does
+    the same)."""
+    at = [p for p in points if float(np.float32(p[2])) >= threshold]
     fpr, tpr = (at[-1][0], at[-1][1]) if at else (0.0, 0.0)
-    tp, fp = round(tpr * positives), round(fpr * negatives)
+    return counts(round(tpr * positives), round(fpr * negatives), positives, negatives)
+
+
+def counts(tp: float, fp: float, positives: float, negatives: float) -> dict[str, float | None]:
+    """The counts and rates (None where undefined) of tp and fp among these records."""
     fn, tn = positives - tp, negatives - fp
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "accuracy": _rate(tp + tn, positives + negatives), "precision": _rate(tp, tp + fp),

@@ -1,5 +1,6 @@
-// Threshold slider of a BINARY evaluation: recomputes the counts as performance.py does, from
-// the ROC points with thresholds when the report has them, else from the score histograms.
+// Threshold slider of a BINARY evaluation: the report's exact counts at its steps (and at the
+// evaluated threshold); elsewhere, as performance.py does, from the ROC points with thresholds
+// when the report has them, else from the score histograms.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("threshold-data").textContent);
@@ -16,9 +17,15 @@
       p += data.positive[i]; n += data.negative[i];
       if (!data.roc && data.edges[i] >= t - 1e-12) { tp += data.positive[i]; fp += data.negative[i]; }
     }
-    if (data.roc) {  // points [fpr, tpr, threshold], threshold descending (performance.py)
+    var step = Math.round(t * data.steps);
+    if (data.exact && data.exact.threshold === t) {  // the report's own counts (BinaryDetails.counted_at)
+      tp = data.exact.tp; fp = data.exact.fp;
+    } else if (data.stepped.length && step >= 0 && step <= data.steps && step / data.steps === t) {
+      tp = data.stepped[step][0]; fp = data.stepped[step][1];
+    } else if (data.roc) {  // points [fpr, tpr, threshold], threshold descending (performance.py)
       var at = null;
-      for (i = 0; i < data.roc.length; i++) { if (data.roc[i][2] >= t - 1e-12) { at = data.roc[i]; } }
+      // a point's score as the 32-bit float that labels it (model.positive)
+      for (i = 0; i < data.roc.length; i++) { if (Math.fround(data.roc[i][2]) >= t) { at = data.roc[i]; } }
       tp = at ? Math.round(at[1] * p) : 0; fp = at ? Math.round(at[0] * n) : 0;
     }
     var ratio = function (a, b) { return b ? a / b : NaN; };  // 0 / 0: not available

@@ -7,7 +7,14 @@ import math
 import numpy as np
 
 from openaml.ml.data.statistics import histogram
-from openaml.ml.metrics.report import PAIRS, BinaryDetails, MulticlassDetails, RegressionDetails
+from openaml.ml.metrics.report import (
+    PAIRS,
+    ROC_POINTS,
+    THRESHOLD_STEPS,
+    BinaryDetails,
+    MulticlassDetails,
+    RegressionDetails,
+)
 from openaml.ml.model import positive
 
 HISTOGRAM_BINS = 20
@@ -89,16 +96,30 @@ class BinaryAccumulator:
             edges.tolist(), np.histogram(scores[labels == 1], edges)[0].tolist(),
             np.histogram(scores[labels == 0], edges)[0].tolist(),
             [(a, b, c) for a, b, c in roc_curve(*self._groups())], threshold,
-            {"tp": tp, "fp": fp, "tn": tn, "fn": fn})
+            {"tp": tp, "fp": fp, "tn": tn, "fn": fn}, stepped_counts(scores, labels))
 
 
-def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = 201) -> list[list[float]]:
+def stepped_counts(scores: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
+    """(tp, fp) at each threshold k / THRESHOLD_STEPS, records labelled as model.positive
+    labels them."""
+    thresholds = np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS
+    answered = scores.astype(np.float32).astype(np.float64)  # what positive() compares
+
+    def at_or_above(group: np.ndarray) -> np.ndarray:
+        ordered = np.sort(group)
+        return len(ordered) - np.searchsorted(ordered, thresholds, side="left")
+
+    return list(zip(at_or_above(answered[labels == 1]).tolist(), at_or_above(answered[labels == 0]).tolist(),
+                    strict=True))
+
+
+def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = ROC_POINTS) -> list[list[float]]:
     """(false positive rate, true positive rate, threshold) at up to `limit` distinct thresholds."""
     return roc_curve(*score_groups(scores, labels), limit=limit)
 
 
 def roc_curve(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray,
-              limit: int = 201) -> list[list[float]]:
+              limit: int = ROC_POINTS) -> list[list[float]]:
     """roc_points from score_groups: the counts at or above each distinct score, from the highest."""
     if len(values) == 0:
         return []

@@ -7,17 +7,22 @@ snake_case), plus `model_type`; a report without it is read by the details it ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openaml.ml.model_type import ModelType
+
+ROC_POINTS = 201  # at most, with (0, 0): the console's curves
+THRESHOLD_STEPS = 100  # the exact counts at thresholds 0, 0.01, ..., 1: the console slider's steps
 
 
 @dataclass(frozen=True)
 class BinaryDetails:
     """Score histograms of the records whose true label is 1 and 0 (bins [edges[i],
-    edges[i+1]) over [0, 1]), ROC points (fpr, tpr, threshold; threshold descending) and the
-    confusion counts at the model's threshold when it was evaluated."""
+    edges[i+1]) over [0, 1]), ROC points (fpr, tpr, threshold; threshold descending; at most
+    ROC_POINTS of them), the confusion counts at the model's threshold when it was evaluated,
+    and the exact (tp, fp) at each threshold k / THRESHOLD_STEPS, those of the console's slider
+    (empty in reports written before them)."""
 
     edges: list[float]
     positive: list[int]
@@ -25,6 +30,16 @@ class BinaryDetails:
     roc: list[tuple[float, float, float]]
     threshold: float
     confusion: dict[str, int]  # tp, fp, tn, fn
+    stepped: list[tuple[int, int]] = field(default_factory=list)
+
+    def counted_at(self, threshold: float) -> tuple[int, int] | None:
+        """The exact (tp, fp) at this threshold, where the report has them."""
+        if self.confusion and threshold == self.threshold:
+            return self.confusion["tp"], self.confusion["fp"]
+        step = round(threshold * THRESHOLD_STEPS)
+        if self.stepped and 0 <= step <= THRESHOLD_STEPS and step / THRESHOLD_STEPS == threshold:
+            return self.stepped[step]
+        return None
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,7 @@ class EvaluationReport:
         if isinstance(d, BinaryDetails):
             out.update(histogram_edges=d.edges, histogram_positive=d.positive,
                        histogram_negative=d.negative, roc=[list(p) for p in d.roc],
-                       threshold=d.threshold, confusion=d.confusion)
+                       threshold=d.threshold, confusion=d.confusion, stepped=[list(p) for p in d.stepped])
         elif isinstance(d, MulticlassDetails):
             out.update(classes=d.classes, confusion_matrix=d.matrix, per_class=d.per_class)
         else:
@@ -99,7 +114,10 @@ class EvaluationReport:
             roc = [(float(a), float(b), float(c)) for a, b, c in doc.get("roc") or []]
             details = BinaryDetails(edges, [round(v) for v in positive], [round(v) for v in negative],
                                     roc, float(doc.get("threshold", 0.5)),
-                                    {k: int(v) for k, v in (doc.get("confusion") or {}).items()})
+                                    {k: int(v) for k, v in (doc.get("confusion") or {}).items()},
+                                    [(int(tp), int(fp)) for tp, fp in doc.get("stepped") or []])
+            if details.stepped and len(details.stepped) != THRESHOLD_STEPS + 1:
+                raise ValueError("counts at thresholds of another number of steps")
         elif kind is ModelType.MULTICLASS:
             classes = [str(c) for c in doc["classes"]]
             matrix = [[int(v) for v in row] for row in doc["confusion_matrix"]]
