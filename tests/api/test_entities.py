@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import pytest
@@ -190,44 +188,6 @@ def test_a_negative_zero_threshold_is_kept_as_zero(ml: Any, data_uri: str, uid: 
         m["ScoreThreshold"] for m in ml.describe_ml_models(FilterVariable="TrainingDataSourceId", EQ=ds_id)["Results"]]
     assert shown == [0.0, 0.0]
     assert [math.copysign(1.0, value) for value in shown] == [1.0, 1.0]
-
-
-def test_messages_name_s3_locations_never_server_paths(
-    ml: Any, server: Any, data_uri: str, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]
-) -> None:
-    """With the embedded object store, errors and FAILED messages name the s3:// location:
-    an API client must not learn where the server keeps its files."""
-    data_dir = str(server.settings.data_dir)
-    hidden = {data_dir, os.path.realpath(data_dir), "/s3/entities/"}
-    folder = f"s3://entities/{uid('paths')}"
-    put_object(f"{folder}/dir/x.csv", CSV)
-    stats = uid("ds")
-    create_ds(ml, stats, data_uri, ComputeStatistics=True)
-    refused = [
-        (lambda: ml.create_data_source_from_s3(DataSourceId=uid("ds"), DataSpec={
-            "DataLocationS3": data_uri, "DataSchemaLocationS3": f"{folder}/none.schema"}), f"{folder}/none.schema"),
-        (lambda: ml.create_data_source_from_s3(DataSourceId=uid("ds"), DataSpec={
-            "DataLocationS3": data_uri, "DataSchemaLocationS3": f"{folder}/dir"}), f"{folder}/dir"),
-        (lambda: ml.create_data_source_from_s3(DataSourceId=uid("ds"), DataSpec={
-            "DataLocationS3": data_uri, "DataSchemaLocationS3": f"{folder}/dir/x.csv/y"}), f"{folder}/dir/x.csv/y"),
-        (lambda: ml.create_ml_model(MLModelId=uid("ml"), MLModelType="BINARY", TrainingDataSourceId=stats,
-                                    RecipeUri=f"{folder}/recipe.json"), f"{folder}/recipe.json"),
-    ]
-    messages = []
-    for call, location in refused:
-        with pytest.raises(ClientError) as err:
-            call()
-        assert error_code(err) == "InvalidInputException"
-        messages.append((err.value.response["Error"]["Message"], location))
-    for location in (f"{folder}/none.csv", f"{folder}/none/", f"{folder}/dir/x.csv/y"):
-        ds_id = uid("ds")
-        create_ds(ml, ds_id, location)
-        done = wait_for(partial(ml.get_data_source, DataSourceId=ds_id))
-        assert done["Status"] == "FAILED"
-        messages.append((done["Message"], location))
-    for message, location in messages:
-        assert location in message, message
-        assert not any(path in message for path in hidden), message
 
 
 def test_a_recipe_given_both_inline_and_by_uri_is_refused(

@@ -207,11 +207,8 @@ def read_document(ctx: ServiceContext, uri: str, member: str, max_chars: int, wh
             data = stream.read(limit + 1)
     except S3UnavailableError as exc:  # the server's storage, not the input, is at fault
         raise InternalServerException(str(exc)) from None
-    except StorageError as exc:  # its message names the object by its s3:// URI, never a server path
+    except (StorageError, OSError) as exc:
         raise InvalidInputException(f"{member} {uri} cannot be read: {exc}") from None
-    except OSError as exc:  # str(exc) would name the file: the reason alone
-        raise InvalidInputException(
-            f"{member} {uri} cannot be read: {exc.strerror or type(exc).__name__}") from None
     if len(data) > limit:
         raise InvalidInputException(f"{member} {uri} is larger than {what} of {max_chars:,} characters")
     return data.decode("utf-8-sig", errors="replace")

@@ -4,9 +4,8 @@ Besides the URI rules of `uris.py`, every path is checked after resolving symbol
 real path must stay under the real root, so a link inside the root cannot lead out of it.
 A write goes to a hidden temporary file in the target folder (prefix `.openaml-tmp-`, never
 listed) and is renamed over the final name on close; writing into a bucket folder that does
-not exist yet creates it, for convenience with the default local setup. Messages name objects
-by their `s3://` URIs, never by the server's file paths: they reach API clients (errors, FAILED
-messages), who must not learn the server's layout (the README tells where `s3://BUCKET/KEY` is).
+not exist yet creates it, for convenience with the default local setup. A missing object or
+data location is reported with the path looked at, so that a user can see where to copy it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from openaml.storage.artifacts import remove_files
-from openaml.storage.objects import CommittingWriter, Level, ObjectInfo, ObjectStore
+from openaml.storage.objects import CommittingWriter, Level, ObjectInfo, ObjectStore, resolve_data_location
 from openaml.storage.uris import (
     ObjectNotFoundError,
     S3Uri,
@@ -104,7 +103,8 @@ class LocalObjectStore(ObjectStore):
             stream.seek(start)
             return stream
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
-            raise ObjectNotFoundError(f"{shown(uri)}: no such object") from err
+            raise ObjectNotFoundError(
+                f"{shown(uri)}: no such object (no file {self._shown_path(location)})") from err
         except OSError as err:
             raise StorageError(f"{shown(uri)}: cannot read: {err.strerror}") from err
 
@@ -155,6 +155,15 @@ class LocalObjectStore(ObjectStore):
                 break
             folder = folder.parent
 
+    def resolve_data_location(self, uri: str) -> builtins.list[ObjectInfo]:
+        """As for every store; a location with no data file names the path looked at."""
+        location = parse_s3_uri(uri)
+        try:
+            return resolve_data_location(self, uri)
+        except StorageError as err:
+            raise StorageError(f"{err}; the embedded object store looked at "
+                               f"{self._shown_path(location)}") from None
+
     def describe(self) -> dict[str, Any]:
         reachable = self.root.is_dir() and os.access(self.root, os.R_OK | os.W_OK | os.X_OK)
         return {"kind": "local", "root": str(self.root), "reachable": reachable}
@@ -167,6 +176,12 @@ class LocalObjectStore(ObjectStore):
         path = Path(os.path.realpath(self.root / location.bucket / location.key))
         self._check_inside(path, str(location))
         return path
+
+    def _shown_path(self, location: S3Uri) -> str:
+        """Where a location's file (or folder) is, for messages: absolute, control characters
+        escaped."""
+        path = os.path.abspath(self.root / location.bucket / location.key)
+        return shown(path + os.sep if location.is_prefix else path)
 
     def _check_inside(self, path: Path, uri: str) -> None:
         real_root = Path(os.path.realpath(self.root))
