@@ -311,7 +311,7 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
     assert page.status_code == 200
     assert 'id="predicted-label">blue<' in page.text and "shape=square" in page.text
     wrong = client.post("/console/models/ml-1/predict", data={"pasted": "1,2,3", "csrf_token": token})
-    assert wrong.status_code == 400 and "The pasted line has 3 values; the model expects 2" in wrong.text
+    assert wrong.status_code == 400 and "The pasted record has 3 values; the model expects 2" in wrong.text
 
 
 def binary_model() -> Any:
@@ -320,24 +320,25 @@ def binary_model() -> Any:
         [("1", "round", "0"), ("8", "square", "1"), ("5", "tri", "1"), ("2", "round", "0")] * 6)
 
 
-@pytest.mark.parametrize("saved", [None, 0.73])
+@pytest.mark.parametrize("saved", [None, 0.73, 0.0])
 def test_a_binary_prediction_shows_the_probability_and_the_threshold_that_made_its_label(
         fake: FakeService, client: TestClient, saved: float | None) -> None:
     """Predict keys a BINARY score by the predicted label: the page once read "Score 0: 0.64"
-    for a 0.64 chance of class 1, labelled by a saved threshold it never showed."""
+    for a 0.64 chance of class 1, labelled by a saved threshold it never showed; a saved
+    threshold of 0 was read as none (0.5), where Predict labels every record 1."""
     binary_model().save(buffer := io.BytesIO())
-    extra = {"ScoreThreshold": saved, "ScoreThresholdLastUpdatedAt": "2026-12-05"} if saved else {}
+    extra = {"ScoreThreshold": saved, "ScoreThresholdLastUpdatedAt": "2026-12-05"} if saved is not None else {}
     fake.add("MLModel", "ml-b", MLModelType="BINARY", FinishedAt="x", **extra)
     fake.write_artifact("MLModel", "ml-b", "model.bin", buffer.getvalue())
     token = form_token(client, "/console/models/ml-b/predict")
     page = client.post("/console/models/ml-b/predict", data={"pasted": "5,tri", "csrf_token": token})
     body = html.unescape(text(page.text))
     probability = float(re.search(r'id="probability">([0-9.e-]+)<', page.text).group(1))
-    threshold = saved or 0.5
+    threshold = saved if saved is not None else 0.5
     label = re.search(r'id="predicted-label">(\w+)<', page.text).group(1)
     assert label == ("1" if probability >= threshold else "0") and "Score 0" not in body and "Score 1" not in body
     assert "P(class 1)" in body and f"label 1 when P(class 1) ≥ {threshold:g}" in body
-    assert ("saved on the model" if saved else "the default") in body
+    assert ("saved on the model" if saved is not None else "the default") in body
     assert body.index("Prediction") < body.index("Try a prediction")  # the result first
     assert '"predictedScores"' in html.unescape(page.text)  # the API's own answer, beside it
 

@@ -124,8 +124,9 @@ def test_entity_ids_of_pages_are_validated(client: TestClient) -> None:
     ('{"size": {"a": 1}}', "The value of 'size' is a JSON object"),
     ('{"size": 1e400}', "The pasted JSON is not valid"),
     ('{"size": 8', "The pasted JSON is not valid"),
-    ("x" * 200_000 + ",square", "The pasted line is not valid CSV: field larger than field limit"),
-    ("[" * 5000, "The pasted line has 1 values; the model expects 2"),
+    ("x" * 200_000 + ",square", "The pasted record is not valid CSV: field larger than field limit"),
+    ("[" * 5000, "The pasted record has 1 values; the model expects 2"),
+    ("8,square\n5,tri", "The pasted text holds 2 CSV records; paste one"),  # the second was dropped
 ])
 def test_a_pasted_record_is_parsed_within_bounds(client: TestClient, pasted: str, message: str) -> None:
     token = form_token(client, "/console/models/ml-1/predict")
@@ -161,3 +162,12 @@ def test_a_result_value_over_the_csv_field_limit_leaves_the_batch_page_readable(
     world.add("BatchPrediction", "bp-big", OutputUri="s3://out/big")
     page = client.get("/console/batchpredictions/bp-big")
     assert page.status_code == 200 and "bp-big-in.csv.gz" in page.text
+
+
+def test_a_pasted_record_keeps_a_quoted_line_break() -> None:
+    """A quoted value may hold a line break, as in the CSV files: the record was cut at the
+    first line (its text scored as "beta" alone, without a word)."""
+    from openaml.console import forms
+
+    record = forms.record_from_form({"pasted": '5,"beta\nalpha alpha"\n'}, ["size", "text"])
+    assert record == {"size": "5", "text": "beta\nalpha alpha"}

@@ -6,6 +6,7 @@ InvalidInputException and a message, never with a RecursionError or a 500.
 from __future__ import annotations
 
 import csv
+import io
 import urllib.parse
 from collections.abc import Mapping
 
@@ -35,7 +36,7 @@ def record_from_form(form: Mapping[str, str], names: list[str]) -> dict[str, str
     if pasted.startswith("{"):
         return _json_record(pasted)
     if pasted:
-        return _csv_record(pasted.splitlines()[0], names)
+        return _csv_record(pasted, names)
     return {name: form[f"attr:{name}"] for name in names if form.get(f"attr:{name}")}
 
 
@@ -57,15 +58,20 @@ def _json_record(text: str) -> dict[str, str]:
     return record
 
 
-def _csv_record(line: str, names: list[str]) -> dict[str, str]:
-    """One CSV line; csv's own field size limit (128 KiB) bounds each value."""
+def _csv_record(text: str, names: list[str]) -> dict[str, str]:
+    """One CSV record, which a quoted value may carry over several lines (it was cut at the
+    first); csv's own field size limit (128 KiB) bounds each value."""
     try:
-        values = next(csv.reader([line]), [])
+        records = [values for values in csv.reader(io.StringIO(text)) if values]
     except csv.Error as exc:
-        raise InvalidInputException(f"The pasted line is not valid CSV: {exc}") from None
+        raise InvalidInputException(f"The pasted record is not valid CSV: {exc}") from None
+    if len(records) != 1:
+        raise InvalidInputException(
+            f"The pasted text holds {len(records)} CSV records; paste one (the input values in schema order)")
+    values = records[0]
     if len(values) != len(names):
         raise InvalidInputException(
-            f"The pasted line has {len(values)} values; the model expects {len(names)} "
+            f"The pasted record has {len(values)} values; the model expects {len(names)} "
             f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
     return dict(zip(names, values, strict=True))
 

@@ -335,7 +335,7 @@ class Pages:
         context["input_names"] = [a.name for a in inputs]
         if not form:
             return context
-        threshold = float(m.get("ScoreThreshold") or 0.5)
+        threshold = float(m["ScoreThreshold"]) if m.get("ScoreThreshold") is not None else 0.5  # 0 is one
         endpoint = (m.get("EndpointInfo") or {}).get("EndpointUrl") or ""
         try:
             record = forms.record_from_form(form, context["input_names"])
