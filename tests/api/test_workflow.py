@@ -216,7 +216,8 @@ def _explaining(ml: Any, value: str) -> Iterator[None]:
 def _check_explanation(ml: Any, model_id: str, record: dict[str, str], plain: dict[str, Any], kind: str,
                        algorithm: str, url: str) -> None:
     """Asked for, Predict's details carry the record's contributions, which add up to the score
-    before the link; the prediction itself is the one given without the header."""
+    before the link (REGRESSION: to the predicted value, in the target's units; they were
+    standardized); the prediction itself is the one given without the header."""
     with _explaining(ml, "3"):
         prediction = ml.predict(MLModelId=model_id, Record=record, PredictEndpoint=url)["Prediction"]
     explained = json.loads(prediction["details"].pop("OpenAML.Explanation"))
@@ -226,6 +227,8 @@ def _check_explanation(ml: Any, model_id: str, record: dict[str, str], plain: di
         kind, plain.get("predictedLabel"))
     total = explained["baseline"] + sum(c["value"] for c in explained["contributions"]) + explained["rest"]
     assert total == pytest.approx(explained["score"], abs=1e-5)
+    if kind == "REGRESSION":
+        assert explained["score"] == pytest.approx(plain["predictedValue"], rel=1e-6)
     if kind == "BINARY":  # the score is the log-odds of class 1
         assert 1 / (1 + math.exp(-explained["score"])) == pytest.approx(next(iter(plain["predictedScores"].values())),
                                                                         abs=1e-5)

@@ -553,3 +553,21 @@ def test_a_job_log_is_served_as_text_for_the_page_that_follows_it(fake: FakeServ
     assert 'id="job-log"' in page.text and "/static/live.js" in page.text
     raw = client.get("/console/models/ml-1/log", params={"raw": "1"})
     assert raw.headers["content-type"].startswith("text/plain") and raw.text.endswith("ml-1: started\n")
+
+
+def test_a_regression_prediction_explains_the_predicted_value_in_the_targets_units(
+        fake: FakeService, client: TestClient) -> None:
+    """Its contributions were standardized (9.41 predicted, 2.02 explained): they now add up,
+    with the baseline, to the predicted value, and the page says so."""
+    schema = {**SCHEMA, "targetAttributeName": "weight", "attributes": [
+        *SCHEMA["attributes"][:2], {"attributeName": "weight", "attributeType": "NUMERIC"}]}
+    model = model_of("REGRESSION", schema, [("1", "round", "10"), ("8", "square", "80"), ("5", "tri", "52")] * 6)
+    model.save(buffer := io.BytesIO())
+    fake.add("MLModel", "ml-r", MLModelType="REGRESSION", FinishedAt="x")
+    fake.write_artifact("MLModel", "ml-r", "model.bin", buffer.getvalue())
+    token = form_token(client, "/console/models/ml-r/predict")
+    page = client.post("/console/models/ml-r/predict", data={"pasted": "8,square", "csrf_token": token})
+    assert "in the target's units: with the baseline they sum to the predicted value" in html.unescape(page.text)
+    parts, baseline, rest = contributions(RecordScorer(model), {"size": "8", "shape": "square"}, 0)
+    predicted = float(re.search(r'"predictedValue": ([0-9.e+-]+)', html.unescape(page.text)).group(1))
+    assert baseline + sum(v for _, v in parts) + rest == pytest.approx(predicted, rel=1e-6)

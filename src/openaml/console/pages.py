@@ -355,6 +355,7 @@ class Pages:
                                     m.get("ScoreThresholdLastUpdatedAt") is not None),
             warnings=explain.record_warnings(loaded.model, record),
             answer=json.dumps({"Prediction": prediction}, indent=2), contributions=parts,
+            contribution_note=_contribution_note(loaded.model),
             contribution_chart=charts.bar_svg([n for n, _ in parts], [v for _, v in parts],
                                               "Feature contributions to the score") if parts else None)
         return context
@@ -374,6 +375,14 @@ def _pass_progress(progress: TrainingProgress | None) -> dict[str, Any] | None:
     planned = progress.chosen_passes or progress.max_passes
     return {"pass": len(progress.losses), "of": planned,
             "text": f"Pass {len(progress.losses)} of {planned}; last training loss {progress.losses[-1]:.4g}"}
+
+
+def _contribution_note(model: Any) -> str:
+    """What the predict page's contributions are (Model.contributions)."""
+    parts = "SHAP values of the trees" if model.algorithm == "gbdt" else "Feature value times weight"
+    if model.model_type == "REGRESSION":
+        return f"{parts}, in the target's units: with the baseline they sum to the predicted value"
+    return f"{parts}, before the link function"
 
 
 def _prediction_view(model_type: str, prediction: dict[str, Any], threshold: float,

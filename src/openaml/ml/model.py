@@ -108,18 +108,27 @@ class Model:
         return self._names
 
     def contributions(self, ids: np.ndarray, values: np.ndarray, output: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """The parts of one record's score `output` before the link (pipeline features `ids`,
-        ascending, with `values`): the features (positions in feature_names()) that have one,
-        their parts (value times weight, or the trees' SHAP values), and the baseline they add
-        to (the bias, or the trees' expected score). Only the record's own features are made:
-        a linear MNIST model has 200,000."""
+        """The parts of one record's score `output` (pipeline features `ids`, ascending, with
+        `values`): the features (positions in feature_names()) that have one, their parts
+        (value times weight, or the trees' SHAP values), and the baseline they add to (the
+        bias, or the trees' expected score). BINARY and MULTICLASS scores are before the link;
+        a REGRESSION one is the predicted value itself, its parts in the target's units (its
+        link, z * std + mean, is affine: parts times std, the baseline linked). Only the
+        record's own features are made: a linear MNIST model has 200,000."""
         if self.trees is None:
-            parts = values * self.weights[ids, output]
-            return np.asarray(ids), parts, float(np.ravel(self.bias)[output])
-        rows = (np.array([0, len(ids)]), np.asarray(ids, np.int32), np.asarray(values, np.float64))
-        found = tree_contributions(rows, self.booster(), self.tree_columns(), len(self.bias))[0, output]
-        columns = np.flatnonzero(found[:-1])
-        return columns, found[columns], float(found[-1])
+            features, parts = np.asarray(ids), values * self.weights[ids, output]
+            baseline = float(np.ravel(self.bias)[output])
+        else:
+            rows = (np.array([0, len(ids)]), np.asarray(ids, np.int32), np.asarray(values, np.float64))
+            found = tree_contributions(rows, self.booster(), self.tree_columns(), len(self.bias))[0, output]
+            features = np.flatnonzero(found[:-1])
+            parts, baseline = found[features], float(found[-1])
+        if self.model_type == ModelType.REGRESSION:
+            mean, std = self.target_scale
+            with np.errstate(over="ignore"):
+                parts = parts * std
+            baseline = float(unstandardize(np.array([baseline]), mean, std)[0])
+        return features, parts, baseline
 
     def importance(self) -> np.ndarray:
         """The trees' total split gain per column (feature_names()); a linear model has none."""

@@ -4,7 +4,8 @@ A linear model scores z = x · W + b (W: n_features × outputs), so a feature's 
 output k is x_f · W[f, k], and the contributions plus the bias b_k sum to z_k. Boosted trees
 (openaml.algorithm=gbdt) give SHAP values per column (exact for trees), which sum with the
 trees' expected score to z_k. Scores are before the link function (a log-odds for BINARY, a
-class's logit for MULTICLASS, the standardized target for REGRESSION).
+class's logit for MULTICLASS), but for REGRESSION, whose link is affine: there the score is the
+predicted value and the parts are in the target's units (Model.contributions).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def contributions(scorer: RecordScorer, record: dict[str, str], output: int,
                   limit: int = 15) -> tuple[list[tuple[str, float]], float, float]:
     """The record's `limit` largest contributions to output `output` (name, value; largest
     |value| first), the baseline (bias, or the trees' expected score) and the sum of the
-    contributions left out: baseline + listed + left out = the score before the link."""
+    contributions left out: baseline + listed + left out = the score (Model.contributions)."""
     ids, values = scorer.sorted_features(record)
     return _listed(scorer.model, ids, values, output, limit)
 
@@ -57,12 +58,14 @@ def _listed(model: Model, ids: np.ndarray, values: np.ndarray | None, output: in
 def explanation(scorer: RecordScorer, record: dict[str, str], prediction: dict[str, Any],
                 limit: int) -> dict[str, Any]:
     """What Predict adds when asked (X-OpenAML-Explain): the output explained, its score
-    before the link, the baseline, the `limit` largest contributions and the rest's sum."""
+    (Model.contributions: before the link but for REGRESSION), the baseline, the `limit`
+    largest contributions and the rest's sum."""
     model = scorer.model
     output = output_index(model, prediction)
     ids, values = scorer.sorted_features(record)
     listed, baseline, rest = _listed(model, ids, values, output, limit)
-    score = model.raw_scores((np.array([0, len(ids)]), ids, values))[0, output]
+    raw = model.raw_scores((np.array([0, len(ids)]), ids, values))
+    score = model.link(raw)[0] if model.model_type == ModelType.REGRESSION else raw[0, output]
     return {"output": output_names(model)[output], "algorithm": model.algorithm, "score": float(score),
             "baseline": baseline, "contributions": [{"feature": name, "value": value} for name, value in listed],
             "rest": rest}
