@@ -26,3 +26,27 @@ def test_no_header(tmp_path):
     doc, types = _types(guess_schema(path))
     assert doc["dataFileContainsHeader"] is False
     assert types == {"Var01": "NUMERIC", "Var02": "CATEGORICAL"}
+
+
+def test_the_names_are_those_a_schema_takes():
+    """A repeated header name gave a schema the service refused (declared more than once);
+    so would a name past 64 characters, and a built-in group's name (recipes read the group)."""
+    from openaml.ml.recipes.recipe import BUILTIN_GROUPS
+
+    long = "x" * 70
+    header = f"a,a,ALL_TEXT,{long},{long}\n"
+    doc = json.loads(guess_schema(io.StringIO(header + "".join(f"{i},{i},{i},{i},{i}\n" for i in range(9)))))
+    names = [a["attributeName"] for a in doc["attributes"]]
+    assert names == ["a", "a_2", "ALL_TEXT_2", "x" * 64, "x" * 62 + "_2"]
+    assert parse_schema(json.dumps(doc)).names == tuple(names) and not set(names) & set(BUILTIN_GROUPS)
+
+
+def test_small_integers_are_categories_by_whole_words_of_their_names():
+    """residents, humidity_level and width were categories: "id" and "type" were found inside
+    other words."""
+    names = ["residents", "humidity_level", "width", "user_id", "userId", "TYPE", "class_code", "price"]
+    header = ",".join(names) + "\n"
+    doc = json.loads(guess_schema(io.StringIO(header + "".join(",".join([str(i % 9)] * 8) + "\n" for i in range(40)))))
+    types = {a["attributeName"]: a["attributeType"] for a in doc["attributes"]}
+    assert types == {"residents": "NUMERIC", "humidity_level": "NUMERIC", "width": "NUMERIC", "user_id": "CATEGORICAL",
+                     "userId": "CATEGORICAL", "TYPE": "CATEGORICAL", "class_code": "CATEGORICAL", "price": "NUMERIC"}

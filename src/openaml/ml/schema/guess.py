@@ -4,12 +4,14 @@ Rules, per column over the first `sample_rows` records (empty values ignored):
 
 * header: the first line is a header when none of its fields is empty or a number, and
   either some column's later values are all numbers or none of its names occurs again in
-  its column.
+  its column. Its names are made ones a schema takes (`_attribute_names`); without one,
+  columns are named Var01, Var02, ...
 * BINARY: every value is one of the ten binary words (0/1, y/n, yes/no, t/f, true/false,
   any case), and a column of digits holds both 0 and 1.
 * NUMERIC: every value is a number; except integer columns with at most 10 distinct values
-  that are all in 0..99 and the column is named like a label (class, label, target, digit,
-  category, type, kind, id, code) or the column is the target: those are CATEGORICAL.
+  that are all in 0..99 and a word of the column's name says it is a label (class, label,
+  target, digit, category, type, kind, id, code) or the column is the target: those are
+  CATEGORICAL.
 * TEXT: values have more than 2 white-space separated words on average.
 * CATEGORICAL: anything else.
 """
@@ -26,10 +28,13 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from openaml.ml.errors import InputError
+from openaml.ml.recipes.recipe import BUILTIN_GROUPS
+from openaml.ml.schema.model import MAX_NAME_LENGTH
 
 NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 BINARY_WORDS = {"0", "1", "n", "no", "f", "false", "y", "yes", "t", "true"}
-LABEL_NAMES = re.compile(r"(class|label|target|digit|category|type|kind|id|code)", re.IGNORECASE)
+# words of a column name (not parts of words: "width", "residents") that make small integers categories
+LABEL_WORDS = {"class", "label", "target", "digit", "category", "type", "kind", "id", "code"}
 
 
 def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | None = None,
@@ -41,8 +46,7 @@ def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | N
     width = max(len(r) for r in rows)
     rows = [r + [""] * (width - len(r)) for r in rows]
     header = _has_header(rows)
-    names = ([n.strip() or f"Var{i + 1:02d}" for i, n in enumerate(rows[0])] if header
-             else [f"Var{i + 1:02d}" for i in range(width)])
+    names = _attribute_names([n.strip() for n in rows[0]] if header else [""] * width)
     body = rows[1:] if header else rows[:sample_rows]
     attributes = [{"attributeName": name, "attributeType": _guess_type(
         [r[i].strip() for r in body if r[i].strip()], name, name == target)}
@@ -111,7 +115,23 @@ def _guess_type(values: list[str], name: str, is_target: bool) -> str:
     return "CATEGORICAL"
 
 
+def _attribute_names(header: list[str]) -> list[str]:
+    """A name per column that a schema takes: the header's, or VarNN for an empty one; cut
+    to MAX_NAME_LENGTH, and made unique (a, a_2) and apart from the recipes' built-in groups
+    (ALL_TEXT_2): a header repeating a name gave a schema the service refused."""
+    names: list[str] = []
+    for i, given in enumerate(header):
+        name = base = (given or f"Var{i + 1:02d}")[:MAX_NAME_LENGTH]
+        copy = 1
+        while name in names or name in BUILTIN_GROUPS:
+            copy += 1
+            name = base[:MAX_NAME_LENGTH - len(f"_{copy}")] + f"_{copy}"
+        names.append(name)
+    return names
+
+
 def _looks_like_label(values: list[str], name: str, is_target: bool) -> bool:
     distinct = set(values)
     small_integers = len(distinct) <= 10 and all(v.isdigit() and int(v) < 100 for v in distinct)
-    return small_integers and (is_target or bool(LABEL_NAMES.search(name)))
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", name)  # snake_case, camelCase, UPPER
+    return small_integers and (is_target or any(w.lower() in LABEL_WORDS for w in words))
