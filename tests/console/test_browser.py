@@ -418,7 +418,7 @@ def test_each_of_the_twelve_findings_of_issue_16(world: dict[str, Any], browser:
     assert "colour" in warnings and "x='abc'" in warnings and "Missing" in warnings
     page.fill("#pasted", "{}")
     page.click("#predict-button")
-    assert "No input attribute has a value" in page.inner_text("#record-warnings")
+    assert "No attribute the model reads has a value" in page.inner_text("#record-warnings")
     # 5 and 7: above every score, precision is not available; the curves carry the threshold
     page.goto(console + "/evaluations/ev-bin")
     page.locator("#threshold").fill("1")

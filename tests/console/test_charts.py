@@ -108,3 +108,13 @@ def test_a_line_chart_carries_its_data_for_the_interactive_chart() -> None:
     assert data["x"] == [1, 2, 3] and data["series"][0][1] is None and data["log"] is True
     assert abs(data["series"][0][2] - 0.01) < 1e-12 and data["marker"] == [2.0, 0.5, "threshold 0.5"]
     assert "chart-data" not in str(charts.line_svg([1, 2], [[1.0, 2.0]], "still", interactive=False))
+
+
+def test_a_heatmaps_labels_are_told_apart_when_their_beginnings_are_alike() -> None:
+    """class_0 ... class_11 were all clipped to "class…": the columns could not be read."""
+    classes = [f"class_{i}" for i in range(12)]
+    svg = str(charts.heatmap_svg([[1] * 12 for _ in classes], classes, classes, "Confusion matrix"))
+    column_labels = re.findall(r'text-anchor="middle">([^<]*)</text>', svg)[1:13]
+    assert len(set(column_labels)) == 12 and "…ss_11" in column_labels and "…ass_0" in column_labels
+    short = str(charts.heatmap_svg([[1, 0], [0, 1]], ["red", "green"], ["red", "green"], "m"))
+    assert ">red<" in short and ">green<" in short

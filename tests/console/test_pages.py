@@ -56,8 +56,9 @@ def client(fake: FakeService) -> Iterator[TestClient]:
         yield c
 
 
-def model_of(kind: str, document: dict[str, Any], rows: list[tuple[str, str, str]]) -> Any:
-    """A model of `kind` trained on `rows` (size, shape, and the target) of the schema `document`."""
+def model_of(kind: str, document: dict[str, Any], rows: list[tuple[str, str, str]], recipe: str | None = None) -> Any:
+    """A model of `kind` trained on `rows` (size, shape, and the target) of the schema `document`
+    (its recipe: the default one without statistics, which leaves out NUMERIC attributes)."""
     schema = parse_schema(json.dumps(document))
     names = [a["attributeName"] for a in document["attributes"]]
 
@@ -66,7 +67,7 @@ def model_of(kind: str, document: dict[str, Any], rows: list[tuple[str, str, str
             "__file": pa.array([0] * len(rows), pa.int32()), "__rejected": pa.array([False] * len(rows)),
             **{name: pa.array([r[j] for r in rows]) for j, name in enumerate(names)}})
 
-    return train_model(kind, schema, default_recipe(schema, None), SGDParams(max_passes=3), None, batches)
+    return train_model(kind, schema, recipe or default_recipe(schema, None), SGDParams(max_passes=3), None, batches)
 
 
 def trained_model() -> Any:
@@ -314,10 +315,10 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
     assert wrong.status_code == 400 and "The pasted record has 3 values; the model expects 2" in wrong.text
 
 
-def binary_model() -> Any:
+def binary_model(recipe: str | None = None) -> Any:
     return model_of("BINARY", {**SCHEMA, "targetAttributeName": "big", "attributes": [
         *SCHEMA["attributes"][:2], {"attributeName": "big", "attributeType": "BINARY"}]},
-        [("1", "round", "0"), ("8", "square", "1"), ("5", "tri", "1"), ("2", "round", "0")] * 6)
+        [("1", "round", "0"), ("8", "square", "1"), ("5", "tri", "1"), ("2", "round", "0")] * 6, recipe)
 
 
 @pytest.mark.parametrize("saved", [None, 0.73, 0.0])
@@ -347,7 +348,7 @@ def test_the_prediction_page_says_what_the_model_did_with_a_record_it_could_not_
         fake: FakeService, client: TestClient) -> None:
     """Empty records, unknown attributes and unreadable values are scored as Predict scores
     them, and the page says so instead of answering silently."""
-    binary_model().save(buffer := io.BytesIO())
+    binary_model('{"outputs": ["ALL_INPUTS"]}').save(buffer := io.BytesIO())
     fake.add("MLModel", "ml-b", MLModelType="BINARY", FinishedAt="x")
     fake.write_artifact("MLModel", "ml-b", "model.bin", buffer.getvalue())
     token = form_token(client, "/console/models/ml-b/predict")
@@ -358,7 +359,7 @@ def test_the_prediction_page_says_what_the_model_did_with_a_record_it_could_not_
         found = re.search(r'<ul class="alerts" id="record-warnings"[^>]*>(.*?)</ul>', page.text, re.S)
         return html.unescape(text(found.group(1))) if found else ""
 
-    assert "No input attribute has a value" in warnings(pasted="{}")
+    assert "No attribute the model reads has a value" in warnings(pasted="{}")
     shown = warnings(pasted='{"size": "abc", "colour": "red", "big": "1"}')
     assert "Not in the model's schema, ignored: colour." in shown
     assert "'big' is the model's target" in shown
@@ -571,3 +572,23 @@ def test_a_regression_prediction_explains_the_predicted_value_in_the_targets_uni
     parts, baseline, rest = contributions(RecordScorer(model), {"size": "8", "shape": "square"}, 0)
     predicted = float(re.search(r'"predictedValue": ([0-9.e+-]+)', html.unescape(page.text)).group(1))
     assert baseline + sum(v for _, v in parts) + rest == pytest.approx(predicted, rel=1e-6)
+
+
+def test_the_prediction_page_warns_only_of_the_attributes_the_recipe_reads(
+        fake: FakeService, client: TestClient) -> None:
+    """A model whose recipe reads shape alone: a missing size changes nothing and was said to
+    be missing, a given one is ignored and was read as any input."""
+    binary_model('{"outputs": ["shape"]}').save(buffer := io.BytesIO())
+    fake.add("MLModel", "ml-s", MLModelType="BINARY", FinishedAt="x")
+    fake.write_artifact("MLModel", "ml-s", "model.bin", buffer.getvalue())
+    token = form_token(client, "/console/models/ml-s/predict")
+
+    def warnings(pasted: str) -> str:
+        page = client.post("/console/models/ml-s/predict", data={"pasted": pasted, "csrf_token": token})
+        found = re.search(r'<ul class="alerts" id="record-warnings"[^>]*>(.*?)</ul>', page.text, re.S)
+        return html.unescape(text(found.group(1))) if found else ""
+
+    assert warnings('{"shape": "square"}') == ""
+    ignored = "Read by no output of the model's recipe, so ignored: size."
+    assert warnings('{"shape": "square", "size": "abc"}').strip() == ignored
+    assert "No attribute the model reads has a value" in warnings('{"size": "8"}')

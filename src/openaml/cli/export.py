@@ -26,8 +26,9 @@ from openaml.storage import Artifacts, ArtifactStore, ObjectArtifactStore, open_
 @click.option("--artifacts-uri", default=None, help="The server's --artifacts-uri, when it has one.")
 @click.option("--s3-endpoint-url", default=None, help="The server's --s3-endpoint-url, with --artifacts-uri.")
 def export_model(model_id: str, export_format: str, out: Path | None, **options: object) -> None:
-    """Write the ML model MODEL_ID (a COMPLETED one, from the server's artifacts) as ONNX:
-    inputs are the attributes its recipe reads, outputs its scores (see the README)."""
+    """Write the ML model MODEL_ID (one that completed its training, DELETED since or not:
+    its artifact is kept) as ONNX: inputs are the attributes its recipe reads, outputs its
+    scores (see the README)."""
     settings = Settings.from_env(os.environ, **options)
     artifacts: Artifacts = (
         ObjectArtifactStore(open_object_store(settings.s3_endpoint_url, settings.objects_root), settings.artifacts_uri)

@@ -241,13 +241,13 @@ def heatmap_svg(matrix: Sequence[Sequence[float]], rows: Sequence[str], columns:
     width, height = left + cell * m + 8, top + cell * n + 8
     biggest = max((float(v) for r in matrix for v in r), default=0.0) or 1.0
     parts = [f'<text x="{left + cell * m / 2}" y="12" text-anchor="middle">predicted</text>']
-    for j, name in enumerate(columns):
+    for j, name in enumerate(_labels(columns, 6)):
         parts.append(f'<text x="{left + j * cell + cell / 2}" y="{top - 8}" text-anchor="middle">'
-                     f"{escape(_clip(str(name), 6))}</text>")
-    for i, name in enumerate(rows):
+                     f"{escape(name)}</text>")
+    for i, name in enumerate(_labels(rows, 10)):
         total = sum(float(v) for v in matrix[i]) or 1.0
         parts.append(f'<text x="{left - 6}" y="{top + i * cell + cell / 2 + 4}" text-anchor="end">'
-                     f"{escape(_clip(str(name), 10))}</text>")
+                     f"{escape(name)}</text>")
         for j, raw in enumerate(matrix[i]):
             v = float(raw)
             share = v / total if row_shares else v / biggest
@@ -307,3 +307,13 @@ def _legend(names: Sequence[str]) -> str:
 
 def _clip(text: str, size: int) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def _labels(names: Sequence[str], size: int) -> list[str]:
+    """Names cut to `size` characters, told apart: by their ends when their beginnings are
+    alike (class_0 ... class_11 all began "class…")."""
+    heads = [_clip(str(name), size) for name in names]
+    if len(set(heads)) == len(heads):
+        return heads
+    tails = [str(name) if len(str(name)) <= size else "…" + str(name)[1 - size:] for name in names]
+    return tails if len(set(tails)) == len(tails) else heads

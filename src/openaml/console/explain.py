@@ -15,7 +15,7 @@ from openaml.ml.features.record import attribute_value
 from openaml.ml.model import Model
 from openaml.ml.prediction import RecordScorer, predict_record
 from openaml.ml.prediction.explanations import output_names
-from openaml.ml.recipes.nodes import CATEGORICAL, Attr
+from openaml.ml.recipes.nodes import CATEGORICAL, Attr, attributes_of
 from openaml.ml.schema import WHITE_SPACE, AttributeType
 
 SHOWN_NAMES = 8  # attribute names listed in one warning
@@ -47,9 +47,9 @@ def predict(scorer: RecordScorer, record: dict[str, str], threshold: float) -> d
 
 def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
     """What the model did with the parts of `record` it could not use, in sentences: attributes
-    it does not know or that are its target (ignored), inputs missing or empty, values it
-    cannot read as their type (missing, as Predict reads them: the record is not refused), and
-    categories it has no feature for."""
+    it does not know, that are its target or that its recipe does not read (ignored), inputs
+    it reads missing or empty, values it cannot read as their type (missing, as Predict reads
+    them: the record is not refused), and categories it has no feature for."""
     schema = model.schema
     inputs = [a for a in schema.attributes if a.name != schema.target]
     known = {a.name for a in inputs}
@@ -60,11 +60,16 @@ def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
     if schema.target is not None and schema.target in record:
         warnings.append(f"'{schema.target}' is the model's target: its value is ignored.")
     given = {name: (record.get(name) or "").strip(WHITE_SPACE) for name in known}
+    read = set().union(*(attributes_of(source) for source in model.pipeline.sources))
+    unused = [a.name for a in inputs if a.name not in read and given[a.name]]
+    if unused:
+        warnings.append(f"Read by no output of the model's recipe, so ignored: {_names(unused)}.")
+    inputs = [a for a in inputs if a.name in read]  # the rest, missing or not, change nothing
     missing = [a.name for a in inputs if not given[a.name]]
     if len(missing) == len(inputs) and inputs:
-        warnings.append("No input attribute has a value: the prediction comes from the model's bias alone."
+        warnings.append("No attribute the model reads has a value: the prediction comes from the model's bias alone."
                         if model.trees is None else
-                        "No input attribute has a value: the trees score a record without any feature.")
+                        "No attribute the model reads has a value: the trees score a record without any feature.")
     elif missing:
         warnings.append(f"Missing, as the model treats missing values: {_names(missing)}.")
     for kind, word in ((AttributeType.NUMERIC, "number"), (AttributeType.BINARY, "yes/no value")):
