@@ -96,21 +96,16 @@ class BinaryAccumulator:
             edges.tolist(), np.histogram(scores[labels == 1], edges)[0].tolist(),
             np.histogram(scores[labels == 0], edges)[0].tolist(),
             [(a, b, c) for a, b, c in roc_curve(*self._groups())], threshold,
-            {"tp": tp, "fp": fp, "tn": tn, "fn": fn}, stepped_counts(scores, labels))
+            {"tp": tp, "fp": fp, "tn": tn, "fn": fn}, stepped_counts(*self._groups()))
 
 
-def stepped_counts(scores: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
-    """(tp, fp) at each threshold k / THRESHOLD_STEPS, records labelled as model.positive
-    labels them."""
-    thresholds = np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS
-    answered = scores.astype(np.float32).astype(np.float64)  # what positive() compares
-
-    def at_or_above(group: np.ndarray) -> np.ndarray:
-        ordered = np.sort(group)
-        return len(ordered) - np.searchsorted(ordered, thresholds, side="left")
-
-    return list(zip(at_or_above(answered[labels == 1]).tolist(), at_or_above(answered[labels == 0]).tolist(),
-                    strict=True))
+def stepped_counts(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> list[tuple[int, int]]:
+    """(tp, fp) at each threshold k / THRESHOLD_STEPS from score_groups, records labelled as
+    model.positive labels them (rounding to a 32-bit float keeps the scores' order)."""
+    answered = values.astype(np.float32).astype(np.float64)
+    below = np.searchsorted(answered, np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS, side="left")
+    at_or_above = [np.concatenate(([0], np.cumsum(group[::-1])))[::-1][below] for group in (positives, negatives)]
+    return list(zip(at_or_above[0].tolist(), at_or_above[1].tolist(), strict=True))
 
 
 def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = ROC_POINTS) -> list[list[float]]:
