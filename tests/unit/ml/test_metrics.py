@@ -153,3 +153,21 @@ def test_residuals_beyond_a_doubles_range_still_make_a_report():
     baseline, details = acc.report(0.0)
     assert sum(details.counts) == 3 and len(details.edges) == len(details.counts) + 1
     assert np.all(np.isfinite(details.edges)) and all(np.isfinite(p).all() for p in details.pairs)
+
+
+def test_stepped_counts_label_as_predictions_do():
+    """The report's (tp, fp) at each threshold k / 100 are those of model.positive's labels,
+    for ties, 32-bit float roundings up to a threshold and empty data."""
+    from openaml.ml.metrics.accumulators import score_groups, stepped_counts
+    from openaml.ml.model import positive
+
+    rng = np.random.default_rng(1)
+    for trial in range(120):
+        n = int(rng.integers(0, 300))
+        scores = [rng.random(n), np.round(rng.random(n), 2), np.full(n, 0.3 - 1e-9)][trial % 3]
+        labels = (rng.random(n) < 0.4).astype(np.int8)
+        counted = stepped_counts(*score_groups(scores, labels))
+        assert len(counted) == 101
+        for k in (0, 13, 30, 50, 99, 100):
+            predicted = positive(scores, k / 100)
+            assert counted[k] == (int((predicted & (labels == 1)).sum()), int((predicted & (labels == 0)).sum()))
