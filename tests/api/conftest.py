@@ -14,6 +14,15 @@ from botocore.config import Config
 from openaml.app import Application
 from openaml.server.embedded import running_server
 
+# A small BINARY table (a number, a category, the target) and its schema, for entity tests.
+XCY_SCHEMA = (
+    '{"version":"1.0","targetAttributeName":"y","dataFormat":"CSV",'
+    '"dataFileContainsHeader":true,"attributes":['
+    '{"attributeName":"x","attributeType":"NUMERIC"},'
+    '{"attributeName":"c","attributeType":"CATEGORICAL"},'
+    '{"attributeName":"y","attributeType":"BINARY"}]}'
+)
+XCY_CSV = b"x,c,y\n" + b"".join(f"{i},{'ab'[i % 2]},{int(i % 3 == 0)}\n".encode() for i in range(60))
 CLIENT_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
                        read_timeout=120)
 

@@ -10,16 +10,9 @@ from functools import partial
 from typing import Any
 
 from openaml.app import Application
-from tests.api.conftest import wait_for
+from tests.api.conftest import XCY_CSV, XCY_SCHEMA, wait_for
 
-SCHEMA = (
-    '{"version":"1.0","targetAttributeName":"y","dataFormat":"CSV",'
-    '"dataFileContainsHeader":true,"attributes":['
-    '{"attributeName":"x","attributeType":"NUMERIC"},'
-    '{"attributeName":"c","attributeType":"CATEGORICAL"},'
-    '{"attributeName":"y","attributeType":"BINARY"}]}'
-)
-CSV = b"x,c,y\n" + b"".join(f"{i},{'ab'[i % 2]},{int(i % 3 == 0)}\n".encode() for i in range(60))
+SCHEMA, CSV = XCY_SCHEMA, XCY_CSV
 RESULTS = {  # what a job gives each kind, besides StartedAt and FinishedAt
     "DataSource": {"ComputeTime", "DataSizeInBytes", "NumberOfFiles"},
     "MLModel": {"ComputeTime", "SizeInBytes"},

@@ -9,18 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.conftest import error_code, wait_for
+from tests.api.conftest import XCY_CSV, XCY_SCHEMA, error_code, wait_for
 
-SCHEMA = (
-    '{"version":"1.0","targetAttributeName":"y","dataFormat":"CSV",'
-    '"dataFileContainsHeader":true,"attributes":['
-    '{"attributeName":"x","attributeType":"NUMERIC"},'
-    '{"attributeName":"c","attributeType":"CATEGORICAL"},'
-    '{"attributeName":"y","attributeType":"BINARY"}]}'
-)
-CSV = b"x,c,y\n" + b"".join(
-    f"{i},{'ab'[i % 2]},{int(i % 3 == 0)}\n".encode() for i in range(60)
-)
+SCHEMA, CSV = XCY_SCHEMA, XCY_CSV
 
 
 @pytest.fixture

@@ -13,17 +13,10 @@ from botocore.exceptions import ClientError
 
 from openaml.app import Application
 from openaml.server.embedded import running_server
-from tests.api.conftest import error_code, wait_for
+from tests.api.conftest import XCY_CSV, XCY_SCHEMA, error_code, wait_for
 
-SCHEMA = (
-    '{"version":"1.0","targetAttributeName":"y","dataFormat":"CSV",'
-    '"dataFileContainsHeader":true,"attributes":['
-    '{"attributeName":"x","attributeType":"NUMERIC"},'
-    '{"attributeName":"c","attributeType":"CATEGORICAL"},'
-    '{"attributeName":"y","attributeType":"BINARY"}]}'
-)
+SCHEMA, CSV = XCY_SCHEMA, XCY_CSV
 SQL_SCHEMA = SCHEMA.replace('"dataFileContainsHeader":true', '"dataFileContainsHeader":false')
-CSV = b"x,c,y\n" + b"".join(f"{i},{'ab'[i % 2]},{int(i % 3 == 0)}\n".encode() for i in range(60))
 RECIPE = '{"groups": {}, "assignments": {}, "outputs": ["ALL_INPUTS"]}'
 ROLE = "arn:aws:iam::000000000000:role/ml"
 
