@@ -181,3 +181,31 @@ def test_the_server_can_read_every_block_by_the_general_path(tmp_path) -> None:
         assert ("blocks read by path: general 1" in log) is not fast, log
     assert {k: v for k, v in found[True].items() if k != "blocksByPath"} == {
         k: v for k, v in found[False].items() if k != "blocksByPath"}
+
+
+def test_every_input_file_of_a_batch_prediction_has_a_result_of_its_own(
+        server: Application, ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
+    """a.csv, x_a.csv and x/a.csv in one folder: x/a.csv's last segment is taken, so it is
+    named by its key relative to the folder, x_a.csv, which another file has: it gets
+    x_a-2.csv. It once got the key relative to the bucket, which could be another file's too:
+    two files shared a result, one file's records lost, the job COMPLETED."""
+    folder = f"s3://datasets/{uid('names')}/"
+    header = "id,x,flag,note,y\n"
+    counts = {"a.csv": 10, "x_a.csv": 20, "x/a.csv": 30}
+    for k, (name, n) in enumerate(counts.items()):
+        put_object(folder + name, (header + "\n".join(rows(n, 100 * k)) + "\n").encode())
+    source = create(ml, uid("ds"), folder)
+    model = uid("ml")
+    ml.create_ml_model(MLModelId=model, MLModelType="MULTICLASS", TrainingDataSourceId=source["DataSourceId"])
+    batch, output = uid("bp"), f"s3://outputs/{uid('out')}/"
+    ml.create_batch_prediction(BatchPredictionId=batch, MLModelId=model, OutputUri=output,
+                               BatchPredictionDataSourceId=source["DataSourceId"])
+    done = wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=batch))
+    assert done["Status"] == "COMPLETED" and done["TotalRecordCount"] == 60
+    manifest = json.loads(server.context.objects.read_bytes(f"{output}batch-prediction/{batch}.manifest"))
+    results = f"{output}batch-prediction/result/{batch}-"
+    assert manifest == {folder + "a.csv": results + "a.csv.gz", folder + "x_a.csv": results + "x_a.csv.gz",
+                        folder + "x/a.csv": results + "x_a-2.csv.gz"}
+    for name, n in counts.items():
+        lines = gzip.decompress(server.context.objects.read_bytes(manifest[folder + name])).decode().splitlines()
+        assert len(lines) == n + 1, name

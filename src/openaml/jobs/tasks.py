@@ -526,9 +526,9 @@ class Tasks:
         source = self._datasource(spec.datasource_id)
         read = read_result(source, DataSourceResult)
         files = list(read.files) if read else []
-        base = folder_uri(spec.output_uri)
-        return _BatchPrediction(model, spec.model_id, threshold, source.id, read_spec(source, DataSourceSpec).schema,
-                                files, base, _result_uris(base, job.record.id, files))
+        base, source_spec = folder_uri(spec.output_uri), read_spec(source, DataSourceSpec)
+        return _BatchPrediction(model, spec.model_id, threshold, source.id, source_spec.schema,
+                                files, base, _result_uris(base, job.record.id, files, source_spec.data_uri))
 
     def _batch_predicted(self, job: Job, batch: _BatchPrediction, total: int, invalid: int) -> BatchPredictionResult:
         """Write the manifest of a batch prediction whose results are written; its result."""
@@ -740,14 +740,31 @@ class _Outputs:
             getattr(stream, "abort", stream.close)()
 
 
-def _result_uris(base: str, prediction_id: str, files: list[str]) -> list[str]:
-    """Result object per input file (evaluation-and-prediction.md §2.2), names made unique."""
-    uris: list[str] = []
-    used: set[str] = set()
+def _result_uris(base: str, prediction_id: str, files: list[str], location: str) -> list[str]:
+    """Result object per input file (evaluation-and-prediction.md §2.2): named by the file's
+    last segment; a later file of the same last segment by its key relative to the datasource's
+    `location` (a folder), "/" replaced by "_", and should that be another file's name too
+    (x/a.csv beside x_a.csv), with "-2", "-3"... before its extensions: the names the spec
+    gives stay exact, and no two files share a result (one file's records were lost so)."""
+    folder = folder_uri(location)
+    named: list[tuple[str, bool]] = []  # (name, renamed)
+    segments: set[str] = set()
     for uri in files:
-        name = uri.rstrip("/").rsplit("/", 1)[-1]
-        if name in used:
-            name = uri.split("://", 1)[1].split("/", 1)[1].replace("/", "_")
-        used.add(name)
-        uris.append(join_uri(base, f"batch-prediction/result/{prediction_id}-{name}.gz"))
+        segment = uri.rstrip("/").rsplit("/", 1)[-1]
+        if segment in segments:
+            relative = uri[len(folder):] if uri.startswith(folder) else uri.split("://", 1)[1].split("/", 1)[1]
+            named.append((relative.replace("/", "_"), True))
+        else:
+            segments.add(segment)
+            named.append((segment, False))
+    taken = {name for name, renamed in named if not renamed}
+    uris = []
+    for name, renamed in named:
+        unique, copy = name, 1
+        stem, dot, extensions = name.partition(".")
+        while renamed and unique in taken:
+            copy += 1
+            unique = f"{stem}-{copy}{dot}{extensions}"
+        taken.add(unique)
+        uris.append(join_uri(base, f"batch-prediction/result/{prediction_id}-{unique}.gz"))
     return uris
