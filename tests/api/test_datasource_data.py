@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -209,3 +210,29 @@ def test_every_input_file_of_a_batch_prediction_has_a_result_of_its_own(
     for name, n in counts.items():
         lines = gzip.decompress(server.context.objects.read_bytes(manifest[folder + name])).decode().splitlines()
         assert len(lines) == n + 1, name
+
+
+def test_an_evaluation_of_the_training_records_says_so_in_its_log_and_report(
+        server: Application, ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
+    """evaluation-and-prediction.md §1.4: the alerts are lines of the evaluation's log as well as
+    in its report (the log held none), and evaluating on the training datasource, or on another
+    of the same data and split, is one of them (it was never raised); a held-out split is not."""
+    data = ("id,x,flag,note,y\n" + "\n".join(rows(300)) + "\n").encode()
+    uri = put_object(f"s3://datasets/{uid('alerts')}.csv", data)
+    split = json.dumps({"splitting": {"percentBegin": 0, "percentEnd": 70}})
+    training = create(ml, uid("ds"), uri, rearrangement=split)["DataSourceId"]
+    again = create(ml, uid("ds"), uri, rearrangement=split)["DataSourceId"]
+    held = create(ml, uid("ds"), uri, rearrangement=split.replace("0, \"percentEnd\": 70",
+                                                                  "70, \"percentEnd\": 100"))["DataSourceId"]
+    model = uid("ml")
+    ml.create_ml_model(MLModelId=model, MLModelType="MULTICLASS", TrainingDataSourceId=training)
+    logged = {}
+    for source in (training, again, held):
+        evaluation = uid("ev")
+        ml.create_evaluation(EvaluationId=evaluation, MLModelId=model, EvaluationDataSourceId=source)
+        assert wait_for(partial(ml.get_evaluation, EvaluationId=evaluation))["Status"] == "COMPLETED"
+        log = httpx.get(f"{server.settings.base_url}/logs/Evaluation/{evaluation}", timeout=10).text
+        document = httpx.get(f"{server.settings.base_url}/reports/Evaluation/{evaluation}", timeout=10).json()
+        assert all(f"alert: {alert}" in log for alert in document["alerts"])
+        logged[source] = "holds the model's training records" in log
+    assert logged == {training: True, again: True, held: False}

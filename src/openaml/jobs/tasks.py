@@ -419,9 +419,26 @@ class Tasks:
         spec = read_spec(record, EvaluationSpec)
         source = self._datasource(spec.datasource_id)
         model = model if model is not None else self.models.get(spec.model_id).model
-        result = finish_evaluation(model, read_spec(source, DataSourceSpec).schema, parts)
+        source_spec = read_spec(source, DataSourceSpec)
+        result = finish_evaluation(model, source_spec.schema, parts, self._training_data(spec.model_id, source.id,
+                                                                                        source_spec))
         self.artifacts.write_json(record.kind.value, record.id, REPORT_FILE, result.report.to_json())
+        for alert in result.report.alerts:  # evaluation-and-prediction.md §1.4: in the log too
+            job.log_line(f"alert: {alert}")
         return EvaluationResult(result.metrics)
+
+    def _training_data(self, model_id: str, source_id: str, source_spec: DataSourceSpec) -> bool:
+        """Whether a datasource holds the model's training records: it is the training
+        datasource, or reads the same data with the same split."""
+        model = self.store.get(EntityKind.MLMODEL, model_id)
+        trained_on = read_spec(model, MLModelSpec).datasource_id if model is not None else None
+        if trained_on is None or trained_on == source_id:
+            return trained_on == source_id
+        training = self.store.get(EntityKind.DATASOURCE, trained_on)
+        if training is None:
+            return False
+        given = read_spec(training, DataSourceSpec)
+        return (given.data_uri, given.rearrangement) == (source_spec.data_uri, source_spec.rearrangement)
 
     def _scoring(self, job: Job) -> Execution:
         """The threads of an evaluation's or batch prediction's scoring: one when other jobs

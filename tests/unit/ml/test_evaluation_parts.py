@@ -36,3 +36,31 @@ def test_partitions_scored_apart_give_one_evaluations_report(model_type: str, ta
     merged = finish_evaluation(model, schema, parts)
     assert merged.metrics == whole.metrics and merged.records == whole.records == 2999
     assert json.dumps(merged.report.to_json(), sort_keys=True) == json.dumps(whole.report.to_json(), sort_keys=True)
+
+
+@pytest.mark.parametrize(("model_type", "target_type"),
+                         [("BINARY", "BINARY"), ("MULTICLASS", "CATEGORICAL"), ("REGRESSION", "NUMERIC")])
+def test_an_evaluation_alerts_when_its_target_is_distributed_otherwise_than_in_training(
+        model_type: str, target_type: str) -> None:
+    """evaluation-and-prediction.md §1.4's fifth alert (an evaluation set of 97 % positives
+    against a balanced training set raised none), and the training-data alert its caller
+    asks for; none for a held-out part of the same data."""
+    rng = np.random.default_rng(9)
+    schema = make_schema([("x", "NUMERIC"), ("y", target_type)], targetAttributeName="y")
+
+    def rows(n: int, shift: float) -> dict[str, list[str]]:
+        x = rng.normal(size=n) + shift
+        signal = x + rng.normal(scale=0.5, size=n)
+        y = {"BINARY": (signal > 0).astype(int), "MULTICLASS": np.digitize(signal, [-1, 0, 1]),
+             "REGRESSION": np.round(signal, 3)}[model_type]
+        return {"x": [f"{v:.4f}" for v in x], "y": [str(v) for v in y]}
+
+    model = train_model(model_type, schema, '{"outputs": ["x"]}', parse_parameters({}, model_type), None,
+                        lambda: iter([make_batch(rows(2000, 0.0))]))
+    alike = evaluate_model(model, iter([make_batch(rows(1000, 0.0))]), schema).report.alerts
+    assert not any("distributed otherwise" in alert for alert in alike)
+    shifted = evaluate_model(model, iter([make_batch(rows(1000, 2.0))]), schema).report.alerts
+    assert [alert for alert in shifted if alert.startswith("The target is distributed otherwise than in training")]
+    scores = score_records(model, iter([make_batch(rows(1000, 0.0))]))
+    alerts = finish_evaluation(model, schema, [scores], training_data=True).report.alerts
+    assert alerts[0].startswith("The evaluation datasource holds the model's training records")

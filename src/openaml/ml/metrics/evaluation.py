@@ -17,6 +17,7 @@ from openaml.ml.metrics.formatting import format_metric
 from openaml.ml.metrics.report import BinaryDetails, EvaluationReport, MulticlassDetails, RegressionDetails
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
+from openaml.ml.moments import Moments
 from openaml.ml.prediction.scoring import ScoredSlice, score_alone
 from openaml.ml.schema import Schema
 from openaml.ml.training.stop import ShouldStop
@@ -107,8 +108,10 @@ class EvaluationScores:
         return ScoredRecords(self.accumulator, self.seen, self.used)
 
 
-def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[ScoredRecords]) -> Evaluation:
-    """The metric and report of the records of `parts`, in order (partitions of the data)."""
+def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[ScoredRecords],
+                      training_data: bool = False) -> Evaluation:
+    """The metric and report of the records of `parts`, in order (partitions of the data);
+    `training_data`: the evaluation datasource holds the model's training records."""
     acc = parts[0].accumulator
     for part in parts[1:]:
         acc.merge(part.accumulator)  # type: ignore[arg-type]  # one model type: one accumulator type
@@ -126,9 +129,58 @@ def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[Scor
         baseline, details = acc.report(max(counts, key=lambda c: (counts[c], c)) if counts else None)
     else:
         baseline, details = acc.report(float(model.summary.get("target_mean", 0.0)))
-    report = EvaluationReport(kind, value, baseline, seen, used,
-                              _alerts(model, dataset_schema, seen, used), details)
+    alerts = _alerts(model, dataset_schema, seen, used)
+    if training_data:
+        alerts.insert(0, "The evaluation datasource holds the model's training records: the metric says how well "
+                         "the model fits them, not how it scores records it has not seen")
+    shift = target_shift(model, acc)
+    if shift is not None:
+        alerts.append(shift)
+    report = EvaluationReport(kind, value, baseline, seen, used, alerts, details)
     return Evaluation({METRIC_KEYS[kind]: format_metric(value)}, report, used)
+
+
+SHARE_SHIFT = 0.1  # a class distribution this far (total variation) from the training one
+MEAN_SHIFT, SPREAD_RATIO = 0.5, 2.0  # a REGRESSION target's mean this many training spreads away, or spread
+
+
+def target_shift(model: Model, acc: BinaryAccumulator | MulticlassAccumulator | RegressionAccumulator) -> str | None:
+    """The alert that the evaluation records' target is distributed otherwise than the
+    training records' (evaluation-and-prediction.md §1.4), or None: class shares SHARE_SHIFT
+    or more apart (total variation distance), a REGRESSION mean MEAN_SHIFT training spreads
+    away or a spread SPREAD_RATIO times larger or smaller."""
+    counts = {str(k): float(v) for k, v in (model.summary.get("class_counts") or {}).items()}
+    if isinstance(acc, RegressionAccumulator):
+        actual = np.concatenate(acc.actual or [np.zeros(0)])
+        actual = actual[np.isfinite(actual)]
+        mean, spread = float(model.summary.get("target_mean", 0.0)), model.target_scale[1]
+        if not len(actual) or not spread > 0:
+            return None
+        here = Moments.of(actual)
+        ratio = here.std / spread
+        if abs(here.mean - mean) <= MEAN_SHIFT * spread and 1 / SPREAD_RATIO <= ratio <= SPREAD_RATIO:
+            return None
+        return (f"The target is distributed otherwise than in training: mean {here.mean:.4g} and standard "
+                f"deviation {here.std:.4g}, against {mean:.4g} and {spread:.4g}")
+    total = sum(counts.values())
+    if not total:
+        return None
+    if isinstance(acc, BinaryAccumulator):
+        labels = np.concatenate(acc.labels or [np.zeros(0, np.int8)])
+        found = {"1": float(labels.sum()), "0": float(len(labels) - labels.sum())}
+    else:
+        found = {label: float(n) for label, n in zip(acc.classes(), acc.matrix().sum(axis=1), strict=True)}
+    used = sum(found.values())
+    if not used:
+        return None
+    shares = {c: (found.get(c, 0.0) / used, counts.get(c, 0.0) / total) for c in set(found) | set(counts)}
+    distance = sum(abs(a - b) for a, b in shares.values()) / 2
+    if distance < SHARE_SHIFT:
+        return None
+    label, (here_share, there_share) = max(shares.items(), key=lambda item: (abs(item[1][0] - item[1][1]), item[0]))
+    return (f"The target is distributed otherwise than in training: class {label} is {here_share:.1%} of the "
+            f"evaluation records against {there_share:.1%} of the training records (the class shares are "
+            f"{distance:.1%} apart)")
 
 
 def _alerts(model: Model, schema: Schema, seen: int, used: int) -> list[str]:
