@@ -196,3 +196,31 @@ def test_a_database_retry_answers_the_same_after_its_schema_was_removed(
         create(**{**params, "DataSourceId": uid("ds")})
     assert error_code(err) == "InvalidInputException"
     assert "DataSchemaUri" in err.value.response["Error"]["Message"]
+
+
+def test_an_empty_name_and_no_name_are_the_same_request(
+    ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]
+) -> None:
+    """An empty name is stored as no name (Get* omits it): a retry that leaves the name out of
+    a Create that gave "" (or the reverse) is the same request, of every kind; another name
+    is not."""
+    uri = put_object(f"s3://retries/{uid('d')}.csv", CSV)
+    datasource, model, evaluation, batch = uid("ds"), uid("ml"), uid("ev"), uid("bp")
+    calls = [
+        (ml.create_data_source_from_s3, "DataSourceName", {"DataSourceId": datasource, "ComputeStatistics": True,
+                                                           "DataSpec": {"DataLocationS3": uri, "DataSchema": SCHEMA}}),
+        (ml.create_ml_model, "MLModelName", {"MLModelId": model, "MLModelType": "BINARY",
+                                             "TrainingDataSourceId": datasource}),
+        (ml.create_evaluation, "EvaluationName", {"EvaluationId": evaluation, "MLModelId": model,
+                                                  "EvaluationDataSourceId": datasource}),
+        (ml.create_batch_prediction, "BatchPredictionName", {"BatchPredictionId": batch, "MLModelId": model,
+                                                             "BatchPredictionDataSourceId": datasource,
+                                                             "OutputUri": "s3://retries/names/"}),
+    ]
+    for k, (create, name, params) in enumerate(calls):
+        first, retry = ({name: ""}, {}) if k % 2 == 0 else ({}, {name: ""})
+        create(**params, **first)
+        create(**params, **retry)
+        with pytest.raises(ClientError) as err:
+            create(**params, **{name: "other"})
+        assert error_code(err) == "IdempotentParameterMismatchException"

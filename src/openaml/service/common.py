@@ -60,11 +60,19 @@ def create(
             return {ID_MEMBER[kind]: entity_id}
         existing = ctx.store.get(kind, entity_id)  # a concurrent Create of this id came first
         assert existing is not None
-    if existing.request != request:
+    if _named(existing.request) != _named(request):
         raise IdempotentParameterMismatchException(
             f"{kind.value} {entity_id} already exists with different parameters"
         )
     return {ID_MEMBER[kind]: entity_id}
+
+
+NAME_MEMBERS = ("DataSourceName", "MLModelName", "EvaluationName", "BatchPredictionName")
+
+
+def _named(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A Create request as a retry is compared with it: an empty name is no name (name_param)."""
+    return {k: v for k, v in request.items() if not (k in NAME_MEMBERS and v == "")}
 
 
 def new_record(
