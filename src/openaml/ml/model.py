@@ -61,13 +61,19 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return probability
 
 
+def answered(scores: np.ndarray) -> np.ndarray:
+    """Scores as Predict answers them: rounded to 32-bit floats (which keeps their order)."""
+    rounded: np.ndarray = np.asarray(scores, np.float64).astype(np.float32).astype(np.float64)
+    return rounded
+
+
 def positive(scores: np.ndarray, threshold: float) -> np.ndarray:
     """Whether each BINARY score gives the label 1: it is at or above the threshold (models.md
     §5) as the 32-bit float Predict answers, so a label never contradicts its score (a score
     just below a threshold set to the score Predict gave was 0). Predict, batch predictions and
     evaluations label alike."""
-    answered: np.ndarray = np.asarray(scores, np.float64).astype(np.float32).astype(np.float64) >= threshold
-    return answered
+    labels: np.ndarray = answered(scores) >= threshold
+    return labels
 
 
 @dataclass

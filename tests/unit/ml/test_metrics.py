@@ -171,3 +171,27 @@ def test_stepped_counts_label_as_predictions_do():
         for k in (0, 13, 30, 50, 99, 100):
             predicted = positive(scores, k / 100)
             assert counted[k] == (int((predicted & (labels == 1)).sum()), int((predicted & (labels == 0)).sum()))
+
+
+def test_the_reports_histograms_and_counts_are_numpys_from_the_one_sort():
+    """binned() of score_groups is np.histogram of the scores (ties, edges, 0 and 1 included),
+    and the confusion counts are model.positive's: the report no longer sorts or bins twice."""
+    from openaml.ml.metrics.accumulators import BinaryAccumulator, binned, score_groups
+    from openaml.ml.model import positive
+
+    rng = np.random.default_rng(4)
+    edges = np.linspace(0.0, 1.0, 21)
+    for trial in range(60):
+        n = int(rng.integers(0, 400))
+        scores = [rng.random(n), np.round(rng.random(n), 2), rng.choice(edges, n)][trial % 3]
+        labels = (rng.random(n) < 0.3).astype(np.int8)
+        values, positives, negatives = score_groups(scores, labels)
+        assert binned(values, positives, edges) == np.histogram(scores[labels == 1], edges)[0].tolist()
+        assert binned(values, negatives, edges) == np.histogram(scores[labels == 0], edges)[0].tolist()
+        accumulator = BinaryAccumulator()
+        accumulator.add(scores, labels)
+        confusion = accumulator.report(0.35)[1].confusion
+        predicted = positive(scores, 0.35)
+        ones, zeros = labels == 1, labels == 0
+        assert confusion == {"tp": int((predicted & ones).sum()), "fp": int((predicted & zeros).sum()),
+                             "tn": int((~predicted & zeros).sum()), "fn": int((~predicted & ones).sum())}

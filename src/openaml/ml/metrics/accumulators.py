@@ -15,7 +15,7 @@ from openaml.ml.metrics.report import (
     MulticlassDetails,
     RegressionDetails,
 )
-from openaml.ml.model import positive
+from openaml.ml.model import answered
 
 HISTOGRAM_BINS = 20
 SAFE_SQUARES = (1e-140, 1e140)  # magnitudes whose squares, and any sum of them, are normal doubles
@@ -84,28 +84,40 @@ class BinaryAccumulator:
         return self._sorted
 
     def report(self, threshold: float = 0.5) -> tuple[float, BinaryDetails]:
-        """(baseline AUC, details)."""
-        scores, labels = self.arrays()
+        """(baseline AUC, details), all from the one sort of score_groups."""
+        values, positives, negatives = self._groups()
         edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
-        predicted = positive(scores, threshold)
-        tp = int((predicted & (labels == 1)).sum())
-        fp = int((predicted & (labels == 0)).sum())
-        tn = int((~predicted & (labels == 0)).sum())
-        fn = int((~predicted & (labels == 1)).sum())
+        tp, fp = (int(_at_or_above(values, group, np.array([threshold]))[0]) for group in (positives, negatives))
+        fn, tn = int(positives.sum()) - tp, int(negatives.sum()) - fp
         return 0.5, BinaryDetails(
-            edges.tolist(), np.histogram(scores[labels == 1], edges)[0].tolist(),
-            np.histogram(scores[labels == 0], edges)[0].tolist(),
-            [(a, b, c) for a, b, c in roc_curve(*self._groups())], threshold,
-            {"tp": tp, "fp": fp, "tn": tn, "fn": fn}, stepped_counts(*self._groups()))
+            edges.tolist(), binned(values, positives, edges), binned(values, negatives, edges),
+            [(a, b, c) for a, b, c in roc_curve(values, positives, negatives)], threshold,
+            {"tp": tp, "fp": fp, "tn": tn, "fn": fn}, stepped_counts(values, positives, negatives))
+
+
+def binned(values: np.ndarray, counts: np.ndarray, edges: np.ndarray) -> list[int]:
+    """np.histogram of distinct ascending values, each `counts` times: bins [edges[i],
+    edges[i + 1]), the last one closed, values outside the edges left out."""
+    total = np.concatenate(([0], np.cumsum(counts)))
+    lows = np.searchsorted(values, edges[:-1], side="left")
+    highs = np.append(lows[1:], np.searchsorted(values, edges[-1], side="right"))
+    found: list[int] = (total[highs] - total[lows]).tolist()
+    return found
 
 
 def stepped_counts(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> list[tuple[int, int]]:
-    """(tp, fp) at each threshold k / THRESHOLD_STEPS from score_groups, records labelled as
-    model.positive labels them (rounding to a 32-bit float keeps the scores' order)."""
-    answered = values.astype(np.float32).astype(np.float64)
-    below = np.searchsorted(answered, np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS, side="left")
-    at_or_above = [np.concatenate(([0], np.cumsum(group[::-1])))[::-1][below] for group in (positives, negatives)]
-    return list(zip(at_or_above[0].tolist(), at_or_above[1].tolist(), strict=True))
+    """(tp, fp) at each threshold k / THRESHOLD_STEPS from score_groups."""
+    thresholds = np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS
+    return list(zip(_at_or_above(values, positives, thresholds).tolist(),
+                    _at_or_above(values, negatives, thresholds).tolist(), strict=True))
+
+
+def _at_or_above(values: np.ndarray, counts: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How many of the records (`counts` per distinct ascending value) model.positive labels 1
+    at each threshold: their answered scores at or above it."""
+    tail = np.concatenate(([0], np.cumsum(counts[::-1])))[::-1]
+    found: np.ndarray = tail[np.searchsorted(answered(values), thresholds, side="left")]
+    return found
 
 
 def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = ROC_POINTS) -> list[list[float]]:
