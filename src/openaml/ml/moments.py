@@ -56,7 +56,7 @@ class Moments:
             return
         total = self.count + other.count
         scale = max(self.scale, other.scale)
-        for _ in range(3):  # a larger scale when the merged sum overflows (once is enough but for rounding)
+        for _ in range(3):  # the merged sum past the range: again at a scale covering both means
             delta = other.mean / scale - self.mean / scale if scale != 1.0 else other.mean - self.mean
             m2 = _in_units(self.m2, self.scale, scale) + (
                 _in_units(other.m2, other.scale, scale) + delta * delta * self.count * other.count / total)

@@ -257,10 +257,13 @@ def compile_steps() -> None:
 def step_reference(block: Block, small: bool) -> float:
     """The AdaGrad reference of a training whose first buffer is `block`: NORM_SHARE of its
     records' mean squared norm, at least 1, and at least SIZE_REFERENCE unless the data are
-    `small` (small enough to cross-validate, or under CV_MIN_ROWS records)."""
+    `small` (small enough to cross-validate, or under CV_MIN_ROWS records); times the records'
+    mean weight, which scales their gradients: the same weight on every record then makes the
+    same steps (a weight of 0.001 on every record left a model near zero after 10 passes)."""
     squares = block.squared_norms()
     norm = NORM_SHARE * float(np.mean(squares)) if len(block.y) else 0.0
-    return max(1.0, norm, 0.0 if small else SIZE_REFERENCE)
+    weight = float(np.mean(block.w)) if len(block.w) else 1.0
+    return max(1.0, norm, 0.0 if small else SIZE_REFERENCE) * weight
 
 
 def _passes(stepper: Stepper, blocks: Callable[[], Iterator[Block]], params: SGDParams,
