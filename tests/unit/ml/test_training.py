@@ -981,3 +981,39 @@ def test_the_same_weight_on_every_record_makes_the_same_model(model_type):
                                                     "y": ["0", "0"]})))
     assert scores[1] == pytest.approx(scores[0], rel=0.02, abs=1e-3)  # AdaGrad's epsilon alone differs
     assert scores[2] == pytest.approx(scores[0], rel=0.02, abs=1e-3)
+
+
+def test_an_l2_amount_past_its_limit_regularizes_as_the_limit():
+    """Amounts up to the largest double are accepted (models.md §3); past about 1e155 AdaGrad's
+    squared gradients overflowed and froze the weights, so 1e155 regularized less than 1. Past
+    L2_LIMIT an amount acts as the limit, which holds every weight at about 0."""
+    from openaml.ml.training.params import L2_LIMIT
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] - x[:, 1] + rng.normal(scale=0.5, size=400) > 0).astype(int)
+    schema = make_schema([("a", "NUMERIC"), ("b", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y")
+    batch = make_batch({"a": [f"{v:.4f}" for v in x[:, 0]], "b": [f"{v:.4f}" for v in x[:, 1]],
+                        "y": [str(v) for v in y]})
+    models = {amount: train_model("BINARY", schema, '{"outputs": ["a", "b"]}',
+                                  parse_parameters({"sgd.l2RegularizationAmount": amount}, "BINARY"), None,
+                                  lambda: iter([batch])) for amount in ("1", repr(L2_LIMIT), "1e155", "1.7e308")}
+    assert parse_parameters({"sgd.l2RegularizationAmount": "1e300"}, "BINARY").l2 == L2_LIMIT
+    limited = models[repr(L2_LIMIT)].weights
+    assert np.array_equal(models["1e155"].weights, limited) and np.array_equal(models["1.7e308"].weights, limited)
+    assert np.abs(limited).max() < np.abs(models["1"].weights).max() / 5
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("sgd.maxPasses", "1_0"), ("sgd.maxPasses", "３"), ("sgd.maxPasses", "٣"), ("sgd.maxMLModelSizeInBytes", "100_000"),
+    ("sgd.l2RegularizationAmount", "1_0e-3"), ("sgd.l1RegularizationAmount", "１e-4"),
+    ("sgd.l2RegularizationAmount", "nan"), ("sgd.l2RegularizationAmount", "infinity"),
+])
+def test_numbers_in_forms_no_client_writes_are_refused(key, value):
+    """Python's int() and float() read "1_0" and other scripts' digits; a parameter is a
+    usual written number (models.md §3): these were accepted, and echoed as given."""
+    from openaml.ml.training.params import ParameterError
+
+    with pytest.raises(ParameterError, match=f"{key} must be an? (integer|number)"):
+        parse_parameters({key: value}, "BINARY")
+    assert parse_parameters({"sgd.maxPasses": " 10 ", "sgd.l2RegularizationAmount": "1E-5"}, "BINARY").max_passes == 10

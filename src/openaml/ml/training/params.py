@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,6 +26,7 @@ DEFAULTS = {
     "sgd.l2RegularizationAmount": "1E-6",  # "0.0" where sgd.l1RegularizationAmount is given
 }
 DEFAULT_MAX_SIZE = int(DEFAULTS["sgd.maxMLModelSizeInBytes"])
+L2_LIMIT = 1e100  # the L2 amount trainings use at most (parse_parameters)
 _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
          "sgd.l1RegularizationAmount", "sgd.l2RegularizationAmount")
 # Beyond Amazon ML: gradient-boosted trees instead of the linear model (LightGBM, the `trees`
@@ -113,7 +115,9 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
     if shuffle not in ("auto", "none"):
         raise ParameterError(f"sgd.shuffleType must be 'auto' or 'none', not '{shuffle}'")
     l1 = _amount(parameters, "sgd.l1RegularizationAmount", SGDParams.l1)
-    l2 = _amount(parameters, "sgd.l2RegularizationAmount", 0.0 if l1 > 0 else SGDParams.l2)
+    # an amount past L2_LIMIT holds every weight at about 0 already, and would overflow AdaGrad's
+    # squared gradients (which then froze the weights: 1e155 regularized less than 1)
+    l2 = min(_amount(parameters, "sgd.l2RegularizationAmount", 0.0 if l1 > 0 else SGDParams.l2), L2_LIMIT)
     if l1 > 0 and l2 > 0 and algorithm == "sgd":
         raise ParameterError("sgd.l1RegularizationAmount and sgd.l2RegularizationAmount "
                              "cannot both be used; set one of them to 0")
@@ -246,13 +250,19 @@ def shown_parameters(given: dict[str, str], params: SGDParams | None = None) -> 
     return {"algorithm": "sgd", **defaults, **given}
 
 
+# the usual written forms of numbers (models.md §3): ASCII digits, no "_" (Python's int() and
+# float() also read "1_0" and other scripts' digits, "３", which no client writes)
+INTEGER = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _integer(parameters: dict[str, str], key: str, default: int, low: int, high: int) -> int:
     if key not in parameters:
         return default
-    try:
-        value = int(parameters[key].strip())
-    except ValueError:
-        raise ParameterError(f"{key} must be an integer, not '{parameters[key]}'") from None
+    text = parameters[key].strip()
+    if not INTEGER.fullmatch(text):
+        raise ParameterError(f"{key} must be an integer, not '{parameters[key]}'")
+    value = int(text)
     if not low <= value <= high:
         raise ParameterError(f"{key} must be between {low} and {high}")
     return value
@@ -268,10 +278,10 @@ def _bounded(parameters: dict[str, str], key: str, default: float, low: float, h
     lie `within`, unless low <= it <= high (low < it with `above_low`)."""
     if key not in parameters:
         return default
-    try:
-        value = float(parameters[key].strip())
-    except ValueError:
-        raise ParameterError(f"{key} must be a number {within}, not '{parameters[key]}'") from None
+    text = parameters[key].strip()
+    if not NUMBER.fullmatch(text):  # NaN and infinities too
+        raise ParameterError(f"{key} must be a number {within}, not '{parameters[key]}'")
+    value = float(text)
     if not (math.isfinite(value) and (value > low if above_low else value >= low) and value <= high):
         raise ParameterError(f"{key} must be a number {within}")
     return value
