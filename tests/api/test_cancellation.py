@@ -96,6 +96,13 @@ def assert_the_other_completes(app: Application, ml: Any, deleted: tuple[str, st
     assert status(ml, *deleted) == "DELETED"
 
 
+def assert_log_ends_deleted(server: Application, folder: str, entity_id: str) -> None:
+    """The job's log ends by saying it stopped for its deletion, as a COMPLETED or FAILED job's
+    says how it ended (it ended at the last pass's line: a stopped job read as a hung one)."""
+    log = server.context.artifacts.open_read(folder, entity_id, "job.log").read().decode()
+    assert log.rstrip().endswith(f"{folder} {entity_id}: stopped, as it was deleted"), log[-300:]
+
+
 def status(ml: Any, kind: str, entity_id: str) -> str:
     get, _, member = OPERATIONS[kind]
     return str(getattr(ml, get)(**{member: entity_id})["Status"])
@@ -170,6 +177,7 @@ def test_deleting_a_model_stops_training_after_its_first_pass(server: Applicatio
     delete(ml, "model", "long-training")
     assert_worker_freed(server, ml, "after-training")
     assert status(ml, "model", "long-training") == "DELETED"
+    assert_log_ends_deleted(server, "MLModel", "long-training")
 
 
 @pytest.mark.parametrize("kind", ["evaluation", "batch"])
@@ -192,6 +200,7 @@ def test_deleting_an_evaluation_or_batch_prediction_stops_it_within_a_batch(
     assert_worker_freed(server, ml, f"after-{kind}")
     assert status(ml, kind, job_id) == "DELETED"
     assert not server.context.objects.list("s3://cancel/out/")  # no partial result was kept
+    assert_log_ends_deleted(server, FOLDERS[kind], job_id)
 
 
 def copies(server: Application, data: bytes, prefix: str, count: int) -> str:
@@ -212,6 +221,7 @@ def test_deleting_a_datasource_stops_its_ingest(server: Application, ml: Any,
     delete(ml, "datasource", "long-ingest")
     assert_worker_freed(server, ml, "after-ingest")
     assert status(ml, "datasource", "long-ingest") == "DELETED"
+    assert_log_ends_deleted(server, "DataSource", "long-ingest")
 
 
 def test_a_shared_read_stops_only_once_all_its_datasources_are_deleted(

@@ -421,3 +421,6 @@ class JobEngine:
         if changed:
             self._log(record, f"{record.kind.value} {record.id}: {changes['status'].value}"
                       + (f": {message}" if message else ""))
+        elif (found := self.store.status(record.kind, record.id)) is not None and found[0] is Status.DELETED:
+            # a job its deletion stopped: its log ends as a COMPLETED or FAILED one does
+            self._log(record, f"{record.kind.value} {record.id}: stopped, as it was deleted")
