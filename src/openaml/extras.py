@@ -13,6 +13,8 @@ from types import ModuleType
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from openaml.ml.errors import install_hint
+
 # SQLAlchemy dialect+driver -> (what it serves, the extra that installs it, the module it imports)
 DATABASE_DRIVERS = {
     "postgresql+psycopg": ("PostgreSQL", "postgres", "psycopg"),
@@ -23,11 +25,6 @@ SUPPORTED_DRIVERS = {name.partition("+")[0]: name for name in DATABASE_DRIVERS}
 
 class MissingExtraError(ImportError):
     """An optional part is used without its extra installed; the message says what to install."""
-
-
-def install_hint(extra: str) -> str:
-    """The command that installs an extra, from a package index and in a checkout."""
-    return f"pip install 'openaml[{extra}]' (in a checkout: .venv/bin/pip install -e '.[{extra}]')"
 
 
 def require_extra(extra: str, module: str, part: str | None = None) -> ModuleType:

@@ -23,6 +23,7 @@ def one_line_naming(message: str, extra: str) -> None:
     assert "\n" not in message and "Traceback" not in message
     assert f"'{extra}' extra" in message
     assert f"pip install 'openaml[{extra}]'" in message
+    assert f"in a checkout: .venv/bin/pip install -e '.[{extra}]'" in message  # pip on PATH is not the venv's
 
 
 def test_require_extra_imports_a_present_module() -> None:
@@ -104,3 +105,19 @@ def test_serve_on_dask_without_distributed_is_one_line(monkeypatch: pytest.Monke
     one_line_naming(lines[0], "dask")
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(r.startswith("dask[distributed]") for r in extras["dask"])
+
+
+def test_an_onnx_export_without_its_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It named pip alone, which in a checkout is not the virtual environment's."""
+    from openaml.ml import parse_parameters, train_model
+    from openaml.ml.onnx_export import NotExportable, export_onnx
+    from tests.unit.ml.conftest import make_batch, make_schema
+
+    schema = make_schema([("x", "NUMERIC"), ("y", "BINARY")], targetAttributeName="y")
+    batch = make_batch({"x": [str(v) for v in range(20)], "y": [str(v % 2) for v in range(20)]})
+    model = train_model("BINARY", schema, '{"outputs": ["x"]}', parse_parameters({}, "BINARY"), None,
+                        lambda: iter([batch]))
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(NotExportable) as raised:
+        export_onnx(model)
+    one_line_naming(str(raised.value), "onnx")

@@ -8,3 +8,8 @@ class InputError(ValueError):
     the message says why, in the user's terms. A job that raises it ends FAILED with that
     message; any other exception is a bug: the job ends FAILED with "Internal error" and its
     log keeps the traceback."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra, from a package index and in a checkout."""
+    return f"pip install 'openaml[{extra}]' (in a checkout: .venv/bin/pip install -e '.[{extra}]')"

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from openaml.ml.errors import InputError
+from openaml.ml.errors import InputError, install_hint
 from openaml.ml.features.pipeline import STANDARDIZED_LIMIT
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
@@ -50,7 +50,7 @@ def export_onnx(model: Model) -> bytes:
         import onnx
         from onnx import TensorProto, helper
     except ImportError:
-        raise NotExportable(f"ONNX export needs the '{EXTRA}' extra: pip install 'openaml[{EXTRA}]'") from None
+        raise NotExportable(f"ONNX export needs the '{EXTRA}' extra: {install_hint(EXTRA)}") from None
     clash = sorted(set(OUTPUTS) & {a.name for a in model.schema.attributes})
     if clash:
         raise NotExportable(f"An attribute named {clash[0]!r} would clash with the graph's output of that name")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from openaml.ml.errors import InputError
+from openaml.ml.errors import InputError, install_hint
 from openaml.ml.tree_columns import Rows, TreeColumns
 
 EXTRA = "trees"
@@ -34,7 +34,7 @@ def trees_installed() -> bool:
 
 def missing_trees_message() -> str:
     return (f"openaml.algorithm=gbdt needs the '{EXTRA}' extra, which is not installed (no module "
-            f"'lightgbm'): pip install 'openaml[{EXTRA}]' (in a checkout: .venv/bin/pip install -e '.[{EXTRA}]')")
+            f"'lightgbm'): {install_hint(EXTRA)}")
 
 
 def lightgbm() -> ModuleType:
