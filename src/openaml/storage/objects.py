@@ -117,11 +117,20 @@ def resolve_data_location(store: ObjectStore, uri: str) -> builtins.list[ObjectI
         exact = store.stat(uri)
         files = [exact] if exact is not None else _data_files(store.list(uri + "/"))
     if not files:
-        raise StorageError(
-            f"{shown(uri)}: the data location is empty or missing (no data file found"
-            f"{' under this prefix' if location.is_prefix else ' with this key or under it'})"
-        )
+        raise StorageError(f"{shown(uri)}: " + (_missing_bucket(store, location.bucket) or (
+            "the data location is empty or missing (no data file found"
+            f"{' under this prefix' if location.is_prefix else ' with this key or under it'})")))
     return files
+
+
+def _missing_bucket(store: ObjectStore, bucket: str) -> str | None:
+    """What to say of a location whose bucket does not exist (it read as an empty location);
+    None when it exists, or when the store may not list its buckets."""
+    try:
+        found = store.buckets()
+    except StorageError:
+        return None
+    return None if bucket in found else f"its bucket {shown(bucket)} does not exist"
 
 
 def first_data_file(store: ObjectStore, uri: str) -> ObjectInfo:

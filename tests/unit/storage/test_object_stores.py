@@ -151,10 +151,12 @@ def test_resolve_empty_location_fails_clearly(
     assert f"s3://{bucket}/{location}" in str(err.value)
 
 
-def test_resolve_missing_bucket_fails(store_and_bucket: StoreAndBucket) -> None:
+@pytest.mark.parametrize("location", ["data/", "data.csv", ""])
+def test_resolve_missing_bucket_fails_naming_the_bucket(store_and_bucket: StoreAndBucket, location: str) -> None:
+    """A location in a bucket that does not exist said only "empty or missing"."""
     store, _ = store_and_bucket
-    with pytest.raises(StorageError, match="empty or missing"):
-        store.resolve_data_location("s3://no-such-bucket-here/data/")
+    with pytest.raises(StorageError, match="its bucket no-such-bucket-here does not exist"):
+        store.resolve_data_location(f"s3://no-such-bucket-here/{location}")
 
 
 def test_write_is_atomic_and_invisible_until_closed(store_and_bucket: StoreAndBucket) -> None:
