@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from openaml.app import Application
+from openaml.jobs.engine import RERUN_NOTE
 from openaml.jobs.record_info import read_progress
 from openaml.server.embedded import running_server
 from openaml.store import EntityKind
@@ -304,6 +305,6 @@ def test_a_job_running_when_the_server_stops_ends_and_runs_again_at_the_next_sta
     assert "The server stopped while this job ran" in log.read_text()
     with running_server(data_dir=tmp_path, workers=1) as app:
         ml = make_client(app.settings.base_url)
-        assert "The server restarted while this job ran; it runs again." in log.read_text()
+        assert RERUN_NOTE in log.read_text()
         assert status(ml, "model", "cut-short") in ("PENDING", "INPROGRESS")
         delete(ml, "model", "cut-short")

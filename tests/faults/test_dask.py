@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from openaml.cluster import Cluster, probe_folder, reads_token, uses_data_folder, workers_seeing
+from openaml.jobs.engine import RERUN_NOTE
 from openaml.ml.errors import InputError
 from openaml.settings import ConfigurationError, Settings
 from openaml.store import EntityKind, EntityRecord, Status
@@ -474,7 +475,7 @@ def test_two_front_ends_on_dask_finish_the_jobs_of_one_killed_mid_training(tmp_p
         ml = make_client(survivor.url)
         assert _wait(ml.get_ml_model, "MLModelId", "model", {"COMPLETED", "FAILED"}) == "COMPLETED"
         text = log.read_text()
-        assert "The server restarted while this job ran; it runs again." in text
+        assert RERUN_NOTE in text
         assert text.count("running on the Dask worker") == 2
         assert survivor.logged_errors() == []
     finally:

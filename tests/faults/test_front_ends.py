@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from sqlalchemy import create_engine, select
 
 from openaml.app import SERVING_MS
+from openaml.jobs.engine import RERUN_NOTE
 from openaml.service.context import wall_clock_ms
 from openaml.store.tables import front_ends, job_leases
 from tests.api.conftest import make_client
@@ -150,7 +151,7 @@ def test_a_front_end_killed_mid_training_is_replaced_and_both_serve_predict(
     assert ml.get_ml_model(MLModelId="model")["Status"] == "COMPLETED"
     with urllib.request.urlopen(f"{survivor.url}/logs/MLModel/model", timeout=30) as answer:
         log = answer.read().decode()
-    assert "The server restarted while this job ran; it runs again." in log
+    assert RERUN_NOTE in log
     assert survivor.logged_errors() == []
 
     killed.start()  # both serve again; the endpoint made through one serves on both

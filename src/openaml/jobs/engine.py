@@ -37,6 +37,9 @@ ACTIVE = (Status.PENDING, Status.INPROGRESS)
 STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler and the running jobs
 LEASE_MS = 30_000     # a claimed job's lease; renewed every third of it
 FORGET_LEASES = 20    # front ends not seen for this many leases are removed from the store
+# the log line of a job run again once the front end running it stopped (a restart; or its end,
+# and another front end takes the job over)
+RERUN_NOTE = "The front end that ran this job stopped before the job ended: it runs again"
 # Jobs waiting on another job's work (see Job.idle) leave their worker to a new job: the
 # executor needs up to this many threads per worker.
 THREADS_PER_WORKER = 2
@@ -144,7 +147,7 @@ class JobEngine:
             if self.leases.requeue(kind, entity_id, self.clock()):
                 record = self.store.get(kind, entity_id)
                 if record is not None:
-                    self._log(record, "The server restarted while this job ran; it runs again.")
+                    self._log(record, f"{RERUN_NOTE} on front end {self.front_end.id}.")
                     recovered.append(record)
         if recovered:
             self.notify()
