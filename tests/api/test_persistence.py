@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openaml.jobs.engine import RERUN_NOTE
 from openaml.server.embedded import running_server
 from openaml.store import EntityKind, Status
 from tests.api.conftest import make_client, wait_for
@@ -44,4 +45,4 @@ def test_interrupted_job_runs_again(tmp_path: Path) -> None:
         done = wait_for(lambda: ml.get_data_source(DataSourceId="crashed"))
         assert done["Status"] == "COMPLETED", done.get("Message")
         log = app.context.artifacts.path_for("DataSource", "crashed", "job.log").read_text()
-        assert "restarted" in log
+        assert RERUN_NOTE in log
