@@ -220,14 +220,18 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         except Exception:  # noqa: BLE001 - reported, not raised
             store_ok = False
         described = objects.describe()
+        cluster_state = cluster.state() if cluster is not None else None
+        # degraded: a part that jobs or calls need does not answer (calls or jobs then wait or fail)
+        degraded = (not store_ok or described.get("reachable") is False
+                    or (cluster_state is not None and not cluster_state["connected"]))
         return JSONResponse({  # public: states, never paths, addresses or data
             **({"warm": warm.is_set()} if run_jobs else {}),
-            "status": "ok" if store_ok else "degraded",
+            "status": "degraded" if degraded else "ok",
             "version": __version__,
             "store": {"ok": store_ok, "kind": store.engine.dialect.name},
             "objects": {"kind": described.get("kind"), "reachable": described.get("reachable")},
             "jobs": {**engine.queue_depth(), "executor": settings.executor,
-                     **({"cluster": cluster.state()} if cluster is not None else {})},
+                     **({"cluster": cluster_state} if cluster_state is not None else {})},
             "endpoints": len(predictors),
         })
 

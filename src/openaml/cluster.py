@@ -75,11 +75,14 @@ def _worker_task(function: Callable[P, R]) -> Callable[P, R]:
 
 
 class Cancellable(Protocol):
-    """What a wait for a task asks of its job (or jobs): whether to give up, and the names."""
+    """What a wait for a task asks of its job (or jobs): whether to give up, the names, and
+    where to say why it waits."""
 
     record: EntityRecord
 
     def cancelled(self) -> bool: ...
+
+    def log_line(self, line: str) -> None: ...
 
 
 @dataclass
@@ -262,10 +265,15 @@ class Cluster:
         (Job.cancelled, asked every WAIT_SECONDS) ends the wait with an InputError."""
         ended = threading.Event()
         future.add_done_callback(lambda _: ended.set())  # whatever ends it: result, error, loss
+        said = False
         while not ended.wait(WAIT_SECONDS):
             if job.cancelled():
                 future.cancel()
                 raise InputError(f"{job.record.kind.value} {job.record.id} stopped before its end")
+            if not said and self.client.status != "running":  # the client reconnects for a while
+                said = True
+                job.log_line(f"The Dask scheduler at {self.settings.dask_scheduler} does not answer: the job "
+                             "waits for it to answer again, and fails if the connection is given up")
         return self._result(future)
 
     def _result(self, future: Any) -> Any:
@@ -506,6 +514,10 @@ class _Together:
 
     def cancelled(self) -> bool:
         return all(job.cancelled() for job in self.jobs)
+
+    def log_line(self, line: str) -> None:
+        for job in self.jobs:
+            job.log_line(line)
 
 
 def _log(runtime: Runtime, record: EntityRecord, line: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 
 from openaml.server.embedded import running_server
@@ -132,3 +133,10 @@ def test_the_console_browses_and_uploads_into_a_real_s3_endpoint(moto_url: str, 
         missing = browser.put("/upload", params={"uri": "s3://no-such-bucket-x/data.csv"}, content=CSV,
                               headers={"X-CSRF-Token": token})
         assert missing.status_code == 400 and "does not exist" in missing.json()["error"]
+
+
+def test_health_is_degraded_while_the_s3_endpoint_does_not_answer(s3_env: None, tmp_path: Path) -> None:
+    with running_server(data_dir=tmp_path, s3_endpoint_url=f"http://127.0.0.1:{free_port()}") as app:
+        document = httpx.get(app.settings.base_url + "/health", timeout=60).json()
+    assert document["objects"] == {"kind": "s3", "reachable": False}
+    assert document["status"] == "degraded"

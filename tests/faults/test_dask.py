@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -171,6 +172,16 @@ def _report(server: ServerProcess, datasource_id: str) -> dict[str, Any]:
 def _log(server: ServerProcess, kind: str, entity_id: str) -> str:
     with urllib.request.urlopen(f"{server.url}/logs/{kind}/{entity_id}", timeout=30) as answer:
         return str(answer.read().decode())
+
+
+def _log_so_far(server: ServerProcess, kind: str, entity_id: str) -> str:
+    """The job's log, "" before its first line."""
+    try:
+        return _log(server, kind, entity_id)
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            raise
+        return ""
 
 
 def _wait(get: Any, key: str, entity_id: str, wanted: set[str]) -> str:
@@ -368,7 +379,19 @@ def test_a_job_whose_scheduler_is_lost_fails_and_says_so(tmp_path: Path) -> None
             ml.create_ml_model(MLModelId="model", MLModelType="MULTICLASS", TrainingDataSourceId="train",
                                Parameters={"sgd.maxPasses": "200"})
             assert _wait(ml.get_ml_model, "MLModelId", "model", {"INPROGRESS"}) == "INPROGRESS"
+            assert (server.health() or {})["status"] == "ok"
             scheduler.kill()
+            # /health says so at once, and a job created meanwhile says in its log why it waits
+            deadline = time.monotonic() + 30
+            while (health := server.health() or {}).get("status") != "degraded" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert health["status"] == "degraded" and health["jobs"]["cluster"]["connected"] is False
+            ml.create_data_source_from_s3(DataSourceId="later", DataSpec={
+                "DataLocationS3": f"s3://{BUCKET}/train.csv", "DataSchema": schema})
+            while "does not answer" not in (log := _log_so_far(server, "DataSource", "later")) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert f"The Dask scheduler at {address} does not answer" in log
             assert _wait(ml.get_ml_model, "MLModelId", "model", {"COMPLETED", "FAILED"}) == "FAILED"
             message = ml.get_ml_model(MLModelId="model")["Message"]
             assert f"The Dask scheduler at {address} lost this job's task" in message

@@ -165,7 +165,12 @@ class LocalObjectStore(ObjectStore):
                                f"{self._shown_path(location)}") from None
 
     def describe(self) -> dict[str, Any]:
-        reachable = self.root.is_dir() and os.access(self.root, os.R_OK | os.W_OK | os.X_OK)
+        """Reachable: the root is a folder this process may use, or one it may make (a fresh
+        data folder has none until the first object is written)."""
+        folder = self.root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        reachable = folder.is_dir() and os.access(folder, os.R_OK | os.W_OK | os.X_OK)
         return {"kind": "local", "root": str(self.root), "reachable": reachable}
 
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:

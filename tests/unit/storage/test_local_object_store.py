@@ -117,7 +117,10 @@ def test_describe(root: Path, tmp_path: Path) -> None:
         "root": str(root),
         "reachable": True,
     }
-    assert LocalObjectStore(tmp_path / "missing").describe()["reachable"] is False
+    assert LocalObjectStore(tmp_path / "missing" / "s3").describe()["reachable"] is True  # made when written to
+    (tmp_path / "file").write_bytes(b"")
+    assert LocalObjectStore(tmp_path / "file").describe()["reachable"] is False
+    assert LocalObjectStore(tmp_path / "file" / "s3").describe()["reachable"] is False
 
 
 def test_temporary_files_of_other_writers_are_kept_until_stale(root: Path) -> None:
