@@ -293,11 +293,17 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     async def home(_: Request) -> Response:
         return RedirectResponse("/console/")
 
+    async def live(_: Request) -> Response:
+        """The process serves: asks nothing of the store, object store or cluster, so that an
+        outage of one of those (which /health reports) never reads as a dead front end."""
+        return JSONResponse({"status": "live", "version": __version__})
+
     routes = [
         Route("/", endpoint.handle, methods=["POST"]),
         Route("/", home, methods=["GET"]),
         Mount("/console", build_console(service, ServicePort(context), settings.console_upload_bytes)),
         Route("/health", health, methods=["GET"]),
+        Route("/health/live", live, methods=["GET"]),
         Route("/logs/{kind}/{entity_id}", job_log, methods=["GET"]),
         Route("/reports/{kind}/{entity_id}", report, methods=["GET"]),
     ]

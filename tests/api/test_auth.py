@@ -153,8 +153,9 @@ def test_every_route_but_health_needs_a_key(secured: Application, path: str) -> 
     assert httpx.get(url, auth=(KEY, SECRET), timeout=10).status_code in (200, 307, 404)
 
 
-def test_health_is_public_and_shows_no_paths(secured: Application) -> None:
-    answer = httpx.get(secured.settings.base_url + "/health", timeout=10)
+@pytest.mark.parametrize("path", ["/health", "/health/live"])
+def test_health_is_public_and_shows_no_paths(secured: Application, path: str) -> None:
+    answer = httpx.get(secured.settings.base_url + path, timeout=10)
     assert answer.status_code == 200
     assert str(secured.settings.data_dir) not in answer.text
     assert "/" not in answer.text.replace('"ok"', "")  # no path, URL or address at all

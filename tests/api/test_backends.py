@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -140,3 +142,19 @@ def test_health_is_degraded_while_the_s3_endpoint_does_not_answer(s3_env: None, 
         document = httpx.get(app.settings.base_url + "/health", timeout=60).json()
     assert document["objects"] == {"kind": "s3", "reachable": False}
     assert document["status"] == "degraded"
+
+
+def test_liveness_answers_while_the_s3_endpoint_hangs(s3_env: None, tmp_path: Path) -> None:
+    """/health waits for the endpoint (a probe with its own timeouts); /health/live, which
+    Kubernetes probes read, asks nothing of it."""
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        with running_server(data_dir=tmp_path, s3_endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}") as app, \
+                ThreadPoolExecutor(1) as pool:
+            health = pool.submit(httpx.get, app.settings.base_url + "/health", timeout=60)
+            time.sleep(0.5)
+            assert not health.done()
+            assert httpx.get(app.settings.base_url + "/health/live", timeout=10).json()["status"] == "live"
+            assert not health.done()
+            assert health.result().json()["status"] == "degraded"

@@ -87,3 +87,13 @@ def test_front_ends_find_the_scheduler_and_workers_fit_their_containers():
     assert serve["executor"] == "dask" and serve["host"] == "0.0.0.0"
     ports = [p["containerPort"] for p in containers["openaml"]["ports"]]
     assert serve["port"] in ports
+
+
+def test_the_front_ends_probes_ask_nothing_of_the_stores():
+    """Liveness and readiness read /health/live, which answers while PostgreSQL, S3 or the
+    Dask scheduler does not (/health asks each of them, and may take seconds)."""
+    from openaml.server.guard import HEALTH_PATHS
+
+    front_end = {c["name"]: c for c in _containers()}["openaml"]
+    probes = [front_end[probe]["httpGet"]["path"] for probe in ("readinessProbe", "livenessProbe")]
+    assert probes == ["/health/live", "/health/live"] and "/health/live" in HEALTH_PATHS

@@ -4,8 +4,8 @@
   the advertised host, and not sent by a page of another origin, are answered. Without it any
   web page a user visits could drive the API through DNS rebinding (`Host: rebind.evil:8080`).
 * `SecurityHeaders`: every response, refusals included, forbids framing and MIME sniffing.
-* `AccessGate` (access keys configured): every route needs credentials, except `GET /health`
-  and `POST /` (the API, which verifies its SigV4 signature itself). Everything else (console,
+* `AccessGate` (access keys configured): every route needs credentials, except `GET /health`,
+  `GET /health/live` and `POST /` (the API, which verifies its SigV4 signature itself). Everything else (console,
   job logs, reports, and any route added later) takes HTTP Basic with a key id and its secret.
 """
 
@@ -102,10 +102,13 @@ class AccessGate:
         await self.app(scope, receive, send)
 
 
+HEALTH_PATHS = ("/health", "/health/live")
+
+
 def _self_authenticating(scope: Scope) -> bool:
-    """The API verifies signatures itself; the health check is public (it shows no data)."""
+    """The API verifies signatures itself; the health checks are public (they show no data)."""
     path, method = scope.get("path"), scope.get("method")
-    return (path == "/" and method == "POST") or (path == "/health" and method in ("GET", "HEAD"))
+    return (path == "/" and method == "POST") or (path in HEALTH_PATHS and method in ("GET", "HEAD"))
 
 
 class SecurityHeaders:
