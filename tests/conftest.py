@@ -33,5 +33,5 @@ def fresh_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
         yield server_url.rsplit("/", 1)[0] + f"/{database}"
     finally:
         with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()

@@ -215,10 +215,11 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     # The routes below are plain functions: Starlette runs them in its thread pool, as they
     # touch the store, the object store or the disk, which must never stall the event loop.
     def health(_: Request) -> Response:
+        queue: dict[str, int | None]
         try:
-            store_ok = store.ping()
+            store_ok, queue = store.ping(), {**engine.queue_depth()}
         except Exception:  # noqa: BLE001 - reported, not raised
-            store_ok = False
+            store_ok, queue = False, {"pending": None, "running": None}
         described = objects.describe()
         cluster_state = cluster.state() if cluster is not None else None
         # degraded: a part that jobs or calls need does not answer (calls or jobs then wait or fail)
@@ -230,7 +231,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             "version": __version__,
             "store": {"ok": store_ok, "kind": store.engine.dialect.name},
             "objects": {"kind": described.get("kind"), "reachable": described.get("reachable")},
-            "jobs": {**engine.queue_depth(), "executor": settings.executor,
+            "jobs": {**queue, "executor": settings.executor,
                      **({"cluster": cluster_state} if cluster_state is not None else {})},
             "endpoints": len(predictors),
         })

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from openaml.jobs.engine import THREADS_PER_WORKER, Job, JobEngine
 from openaml.jobs.record_info import read_progress, read_secret, secret_info
@@ -13,7 +14,7 @@ from openaml.jobs.specs import DataSourceResult
 from openaml.jobs.tasks import PROGRESS_SECONDS, ProgressRecorder
 from openaml.ml.errors import InputError
 from openaml.ml.training.progress import TrainingProgress
-from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.database import open_store
 
 DONE = DataSourceResult(0, 0, ())
@@ -26,8 +27,9 @@ def _pending(store, entity_id: str, secret: str | None = None) -> None:
 
 
 def _run(tmp_path: Path, task, ids: list[str], log_writer=lambda record, line: None,
-         in_progress: tuple[str, ...] = (), workers: int = 1) -> dict[str, Status]:
-    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+         in_progress: tuple[str, ...] = (), workers: int = 1, store: Store | None = None) -> dict[str, Status]:
+    reader = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")  # the engine's store may not answer
+    store = store or reader
     for entity_id in ids:
         _pending(store, entity_id)
     for entity_id in in_progress:  # left INPROGRESS by a crash
@@ -39,7 +41,7 @@ def _run(tmp_path: Path, task, ids: list[str], log_writer=lambda record, line: N
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                found = {i: store.get(EntityKind.DATASOURCE, i).status for i in ids}
+                found = {i: reader.get(EntityKind.DATASOURCE, i).status for i in ids}
                 if all(s in (Status.COMPLETED, Status.FAILED) for s in found.values()):
                     break
                 time.sleep(0.01)
@@ -212,3 +214,68 @@ def test_training_progress_is_stored_when_the_training_fails_and_hides_nothing_o
         store.update = failing  # type: ignore[method-assign]
         recorder(state.after(0.3).after(0.2))  # within PROGRESS_SECONDS: left to the end
         raise InputError("pass 4 failed")
+
+
+class _Restarting(Store):
+    """A store whose entity reads and writes fail while `down` is set, as those of a
+    PostgreSQL server restarting do (its leases, read apart, keep working)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(open_store(f"sqlite:///{path}").engine)
+        self.down = threading.Event()
+
+    def _answer(self) -> None:
+        if self.down.is_set():
+            raise OperationalError("SELECT", {}, ConnectionError("server closed the connection unexpectedly"))
+
+    def get(self, *args, **kwargs):
+        self._answer()
+        return super().get(*args, **kwargs)
+
+    def update(self, *args, **kwargs):
+        self._answer()
+        return super().update(*args, **kwargs)
+
+
+def test_a_job_goes_on_while_its_store_does_not_answer_for_a_moment(tmp_path: Path) -> None:
+    """Its cancellation check and progress ask nothing of it then, and its end is stored once
+    the store answers again: the job runs once (a PostgreSQL restart of about a second failed
+    every running job, which ran again from scratch)."""
+    store, runs, logs = _Restarting(tmp_path / "jobs.db"), [], []
+
+    def task(job: Job) -> DataSourceResult:
+        runs.append(job.record.id)
+        store.down.set()
+        assert not job.cancelled()
+        job.progress({"progress": {"passes": 1}})
+        threading.Timer(1.0, store.down.clear).start()
+        return DONE
+
+    found = _run(tmp_path, task, ["a"], lambda record, line: logs.append(line), store=store)
+    assert found == {"a": Status.COMPLETED} and runs == ["a"]
+    assert not any("did not answer" in line for line in logs)
+
+
+def test_a_job_that_fails_as_its_store_does_not_answer_runs_again_and_says_why(tmp_path: Path) -> None:
+    """Not FAILED ("Internal error"), and not left for another front end's takeover, whose log
+    line would say that its front end stopped."""
+    store, runs, logs = _Restarting(tmp_path / "jobs.db"), [], []
+
+    def task(job: Job) -> DataSourceResult:
+        runs.append(job.record.id)
+        if len(runs) == 1:
+            raise OperationalError("SELECT", {}, ConnectionError("server closed the connection unexpectedly"))
+        return DONE
+
+    assert _run(tmp_path, task, ["a"], lambda record, line: logs.append(line), store=store) == {"a": Status.COMPLETED}
+    assert runs == ["a", "a"]
+    assert "The store did not answer while this job ran (OperationalError): it runs again from its start." in logs
+    assert not any("stopped before the job ended" in line for line in logs)
+
+
+def test_a_timeout_of_the_task_itself_fails_its_job() -> None:
+    """Only the store's own errors run a job again: a task's TimeoutError is its failure."""
+    from openaml.store.database import StoreBusy, unavailable
+
+    assert not unavailable(TimeoutError("the task timed out"))
+    assert unavailable(StoreBusy("waited")) and unavailable(OperationalError("SELECT", {}, ConnectionError()))

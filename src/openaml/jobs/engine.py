@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from openaml.jobs.priority import run_below_requests
 from openaml.jobs.record_info import read_secret, result_info, secret_info
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.store import EntityKind, EntityRecord, Status, Store
+from openaml.store.database import unavailable
 from openaml.store.leases import FrontEnd, JobKey, Leases, new_token
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ ACTIVE = (Status.PENDING, Status.INPROGRESS)
 STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler and the running jobs
 LEASE_MS = 30_000     # a claimed job's lease; renewed every third of it
 FORGET_LEASES = 20    # front ends not seen for this many leases are removed from the store
+STORE_RETRY_SECONDS = 0.5  # between tries of a job's end while the store does not answer
+T = TypeVar("T")
 # the log line of a job run again once the front end running it stopped (a restart; or its end,
 # and another front end takes the job over)
 RERUN_NOTE = "The front end that ran this job stopped before the job ended: it runs again"
@@ -70,16 +73,28 @@ class Job:
             self.waiting(False)
 
     def progress(self, info: Mapping[str, Any]) -> None:
-        """Merge `info` (jobs/record_info.py's) into the entity while it runs."""
-        self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info,
-                          held_by=self.lease)
+        """Merge `info` (jobs/record_info.py's) into the entity while it runs; a store that
+        does not answer misses this progress, not the job (the next progress is written)."""
+        try:
+            self.store.update(self.record.kind, self.record.id, {}, only_if=[Status.INPROGRESS], info=info,
+                              held_by=self.lease)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            log.warning("%s %s: its progress was not stored (%s)", self.record.kind.value, self.record.id, exc)
 
     def cancelled(self) -> bool:
         """Whether the job should end now: its entity was deleted, the server stops, or
-        another front end took the job over."""
-        if self.stopping():
-            return True
-        current = self.store.get(self.record.kind, self.record.id)
+        another front end took the job over. A store that does not answer ends no job: the
+        lease does (its heartbeats failing for longer than a lease, another front end runs it)."""
+        try:
+            if self.stopping():
+                return True
+            current = self.store.get(self.record.kind, self.record.id)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            return False
         return current is None or current.status is not Status.INPROGRESS
 
 
@@ -316,7 +331,7 @@ class JobEngine:
     def _run(self, claimed: EntityRecord, token: str) -> None:
         """Run one claimed job to its end; whatever happens, the worker is freed."""
         try:
-            self._execute(self.store.get(claimed.kind, claimed.id) or claimed, token)
+            self._execute(self._patiently(lambda: self.store.get(claimed.kind, claimed.id)) or claimed, token)
         except Exception:  # noqa: BLE001 - the store failed while finishing: the job runs again
             log.exception("%s %s could not be finished", claimed.kind.value, claimed.id)
         finally:
@@ -362,6 +377,11 @@ class JobEngine:
         start), or else FAILED with the message of an InputError or, for any other exception
         (a bug), "Internal error" and the traceback in the job's log."""
         key = (record.kind, record.id)
+        if unavailable(exc) and key not in self._lost and not self._stop.is_set():
+            self._log(record, f"The store did not answer while this job ran ({type(exc).__name__}): it runs "
+                      "again from its start.")
+            if self._patiently(lambda: self.leases.give_back(record.kind, record.id, token, self.clock())):
+                return
         if key in self._lost or (not self._stop.is_set() and not self.leases.holds(token)):
             self._log(record, "This front end lost the job's lease (its heartbeats did not reach the "
                       "store for longer than a lease); another front end runs it.")
@@ -379,6 +399,20 @@ class JobEngine:
             self._log(record, "".join(traceback.format_exception(exc)).rstrip())
             self._finish(record, Status.FAILED, message=f"Internal error ({type(exc).__name__}): the "
                          "job's log holds the details", held_by=token)
+
+    def _patiently(self, call: Callable[[], T]) -> T:
+        """call(), tried again while the store does not answer, for up to half a lease (the
+        job's lease holds meanwhile) unless the engine stops: a store restarting for a moment
+        must not undo a job's work."""
+        deadline = time.monotonic() + self.lease_ms / 2000
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if not unavailable(exc) or self._stop.is_set() or time.monotonic() >= deadline:
+                    raise
+                log.warning("the store did not answer (%s); trying again", exc)
+                self._stop.wait(STORE_RETRY_SECONDS)
 
     def _set_idle(self, key: JobKey, idle: bool) -> None:
         with self._lock:
@@ -411,10 +445,10 @@ class JobEngine:
         # after a stop stages its query again
         erased = secret_info(None) if read_secret(record) is not None else {}
         try:
-            changed = self.store.update(record.kind, record.id, changes, only_if=[only_if],
-                                        info={**(info or {}), **erased}, held_by=held_by)
-        except Exception:  # noqa: BLE001 - e.g. an info that cannot be stored: fail the job instead
-            if status is not Status.COMPLETED:
+            changed = self._patiently(lambda: self.store.update(
+                record.kind, record.id, changes, only_if=[only_if], info={**(info or {}), **erased}, held_by=held_by))
+        except Exception as exc:  # noqa: BLE001 - e.g. an info that cannot be stored: fail the job instead
+            if status is not Status.COMPLETED or unavailable(exc):
                 raise
             log.exception("cannot store the result of %s %s", record.kind.value, record.id)
             changes.update(status=Status.FAILED, message="Internal error: the job's result could not be stored")

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from openaml.errors import ServiceError
+from openaml.errors import InternalServerException, ServiceError
 from openaml.protocol.http import (
     TARGET_HEADER,
     check_body_size,
@@ -25,6 +25,7 @@ from openaml.protocol.serialize import internal_error, serialize_error, serializ
 from openaml.protocol.sigv4 import Authorization
 from openaml.protocol.spec import ServiceSpec
 from openaml.service.context import RequestContext
+from openaml.store.database import unavailable
 
 log = logging.getLogger(__name__)
 # Predict requests up to this size may be served on the event loop, where a thread hop costs
@@ -87,7 +88,7 @@ class AwsJsonEndpoint:
             log.debug("request %s: the client disconnected before its body ended", request_id)
             return Response(status_code=400)
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-            return _error(internal_error(exc, request_id), request_id)
+            return _error(_unexpected(exc, request_id), request_id)
 
     def _prepare(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
                  admitted: Authorization
@@ -119,6 +120,16 @@ def _names_predict(target: str | None) -> bool:
 
 def _call(handler: Callable[..., Any], params: dict[str, Any], context: RequestContext) -> Any:
     return handler(context, **params)
+
+
+def _unexpected(exc: Exception, request_id: str) -> ServiceError:
+    """An InternalServerException for an error no handler expected; a store that did not
+    answer (restarting, or a lock held too long) says so, as a retry may well succeed."""
+    if not unavailable(exc):
+        return internal_error(exc, request_id)
+    log.warning("request %s: the store did not answer (%s)", request_id, exc)
+    return InternalServerException(f"The service's store did not answer (request id {request_id}): "
+                                   "nothing was changed; try again in a moment")
 
 
 def _error(exc: ServiceError, request_id: str) -> Response:

@@ -5,6 +5,12 @@ write transaction begins IMMEDIATE, holding the database's write lock before it 
 of another process waits for it up to the busy timeout); the writers of one process queue on a
 lock before that, where the busy timeout would make them poll. On PostgreSQL such a write locks
 the entity's row (SELECT ... FOR UPDATE) before it reads. Reads take no lock and never wait.
+
+A front end frozen or cut off inside a transaction must not hold its locks for long: on
+PostgreSQL a session idle in a transaction for IDLE_IN_TRANSACTION_MS is ended by the server
+(its locks go with it), and a statement waits at most LOCK_WAIT_MS for a lock, so that neither
+a request nor another front end's heartbeat waits without end. Front ends started together on
+an empty database create its tables one at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.elements import ColumnElement
 
 from openaml.store import queries
@@ -33,6 +40,26 @@ BUSY_TIMEOUT_S = 30
 # waits for a connection. A waiter is not served in turn and could time out (a 500).
 POOL_SIZE = 10
 MAX_CONNECTIONS = 64
+# PostgreSQL: well under a job lease (30 s), whose heartbeat may wait on a lock in between
+IDLE_IN_TRANSACTION_MS = 10_000
+LOCK_WAIT_MS = 5_000
+SCHEMA_LOCK = 0x6F70656E616D6C  # the advisory lock held while the tables are created ("openaml")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says that the store did not answer (its server down or restarting, the
+    connection lost, a lock or the writers waited for too long), not that a statement was
+    wrong: the same call may succeed a moment later."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | StoreBusy):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or _ended_session(exc.orig))
+
+
+def _ended_session(error: BaseException | None) -> bool:
+    """A PostgreSQL error that ended the session (SQLSTATE 25P03: idle in a transaction too
+    long; 57P..: the server shut down or restarts): a new connection may well work."""
+    state = str(getattr(error, "sqlstate", None) or "")
+    return state == "25P03" or state.startswith("57P")
 
 
 def open_store(url: str) -> Store:
@@ -50,8 +77,30 @@ def open_store(url: str) -> Store:
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_connect)
-    metadata.create_all(engine)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgresql_connect)
+    _create_tables(engine)
     return Store(engine)
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the missing tables, one process at a time: SQLite's write lock, or a PostgreSQL
+    advisory lock, is held meanwhile (two front ends starting on an empty PostgreSQL database
+    both created the tables, and one failed on the catalog's unique keys)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        metadata.create_all(conn)
+
+
+def _postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Bound the time a session holds locks while idle in a transaction, and waits for one."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+        cursor.execute(f"SET lock_timeout = {LOCK_WAIT_MS}")
+    dbapi_connection.commit()
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,6 +129,10 @@ def _record(row: Any) -> EntityRecord:
     return EntityRecord(**values)
 
 
+class StoreBusy(TimeoutError):
+    """A write waited for the store's other writers longer than the busy timeout."""
+
+
 class _WriterQueue:
     """A lock whose waiters give up after the busy timeout, as SQLite's own waiters do."""
 
@@ -88,7 +141,7 @@ class _WriterQueue:
 
     def __enter__(self) -> None:
         if not self._lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise TimeoutError(f"waited more than {BUSY_TIMEOUT_S} s for the store's other writers")
+            raise StoreBusy(f"waited more than {BUSY_TIMEOUT_S} s for the store's other writers")
 
     def __exit__(self, *_exc: object) -> None:
         self._lock.release()
@@ -269,9 +322,14 @@ class Store:
             return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
 
     def set_fact(self, key: str, value: str) -> None:
+        """Write the fact, whether or not it is there (two processes may write it at once)."""
         with self.write() as conn:
             if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
-                conn.execute(insert(meta).values(key=key, value=value))
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(meta).values(key=key, value=value))
+                except IntegrityError:  # another process inserted it meanwhile: its value is the same
+                    conn.execute(update(meta).where(meta.c.key == key).values(value=value))
 
     # -- tags -------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from openaml.store.database import Store
 from openaml.store.records import EntityKind, Status
@@ -200,12 +200,25 @@ class Leases:
                 .with_for_update(of=job_leases)).first()  # a renewal waits, or is waited for
             if lease is not None and not _orphaned(lease[0], _front_end(*lease[1:]), now):
                 return False
-            moved = conn.execute(update(entities).where(
-                entities.c.kind == kind.value, entities.c.id == entity_id,
-                entities.c.status == Status.INPROGRESS.value).values(
-                    status=Status.PENDING.value, last_updated_at=now))
-            conn.execute(delete(job_leases).where(job_leases.c.kind == kind.value, job_leases.c.id == entity_id))
-            return moved.rowcount == 1
+            return _to_pending(conn, kind, entity_id, now)
+
+    def give_back(self, kind: EntityKind, entity_id: str, token: str, now: int) -> bool:
+        """Put the job of the run `token` back to PENDING (to run again from scratch), while
+        that run holds its lease; False when it does not any more."""
+        with self.store.write() as conn:
+            self.store.lock_entity(conn, kind, entity_id)
+            held = conn.execute(select(job_leases.c.token).where(
+                job_leases.c.kind == kind.value, job_leases.c.id == entity_id, job_leases.c.token == token)).first()
+            return held is not None and _to_pending(conn, kind, entity_id, now)
+
+
+def _to_pending(conn: Connection, kind: EntityKind, entity_id: str, now: int) -> bool:
+    """Move an INPROGRESS job back to PENDING and remove its lease; whether it moved."""
+    moved = conn.execute(update(entities).where(
+        entities.c.kind == kind.value, entities.c.id == entity_id,
+        entities.c.status == Status.INPROGRESS.value).values(status=Status.PENDING.value, last_updated_at=now))
+    conn.execute(delete(job_leases).where(job_leases.c.kind == kind.value, job_leases.c.id == entity_id))
+    return moved.rowcount == 1
 
 
 def _orphaned(expires_at: int | None, front_end: FrontEnd | None, now: int) -> bool:
