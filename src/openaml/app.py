@@ -172,11 +172,13 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
                        lease_ms=max(1, round(settings.job_lease_seconds * 1000)))
 
     def report_endpoint(model_id: str, status: EndpointStatus) -> None:
-        """READY or FAILED, unless the endpoint was deleted meanwhile (it stays NONE)."""
+        """READY or FAILED where that changes the endpoint's status: not once it was deleted
+        meanwhile (it stays NONE), and not when a READY one is mounted again (a start-up),
+        which changes nothing of the model, its LastUpdatedAt included."""
         store.update(EntityKind.MLMODEL, model_id,
                      {"endpoint_status": status, "last_updated_at": wall_clock_ms()},
                      only_if=[Status.COMPLETED],
-                     only_if_endpoint=[EndpointStatus.UPDATING, EndpointStatus.READY])
+                     only_if_endpoint=[s for s in (EndpointStatus.UPDATING, EndpointStatus.READY) if s != status])
 
     # Each process limits its share of the per-endpoint request rate (follow_store)
     warm = threading.Event()  # set once the start-up warm-up has run (job-running servers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from openaml.jobs.engine import RERUN_NOTE
@@ -46,3 +47,31 @@ def test_interrupted_job_runs_again(tmp_path: Path) -> None:
         assert done["Status"] == "COMPLETED", done.get("Message")
         log = app.context.artifacts.path_for("DataSource", "crashed", "job.log").read_text()
         assert RERUN_NOTE in log
+
+
+def test_a_restart_changes_no_models_last_updated_at(tmp_path: Path) -> None:
+    """Mounting the READY endpoints again at start-up wrote each such model's LastUpdatedAt,
+    so filters on it found models nobody had touched."""
+    with running_server(data_dir=tmp_path) as app:
+        app.context.objects.write_bytes("s3://keep/data.csv", CSV)
+        ml = make_client(app.settings.base_url)
+        ml.create_data_source_from_s3(DataSourceId="ds", DataSpec={"DataLocationS3": "s3://keep/data.csv",
+                                                                   "DataSchema": SCHEMA}, ComputeStatistics=True)
+        ml.create_ml_model(MLModelId="served", MLModelType="BINARY", TrainingDataSourceId="ds")
+        assert wait_for(lambda: ml.get_ml_model(MLModelId="served"))["Status"] == "COMPLETED"
+        ml.create_realtime_endpoint(MLModelId="served")
+        deadline = time.monotonic() + 60
+        while (before := ml.get_ml_model(MLModelId="served"))["EndpointInfo"]["EndpointStatus"] != "READY":
+            assert time.monotonic() < deadline, before["EndpointInfo"]
+            time.sleep(0.05)
+    with running_server(data_dir=tmp_path) as app:
+        ml = make_client(app.settings.base_url)
+        deadline = time.monotonic() + 60
+        while not app.context.predictors.get("served") and time.monotonic() < deadline:  # mounted again
+            time.sleep(0.05)
+        answer = ml.predict(MLModelId="served", Record={"x": "3", "c": "b"},
+                            PredictEndpoint=app.settings.base_url)
+        assert answer["Prediction"]["predictedLabel"] in ("0", "1")
+        after = ml.get_ml_model(MLModelId="served")
+    assert after["EndpointInfo"]["EndpointStatus"] == "READY"
+    assert after["LastUpdatedAt"] == before["LastUpdatedAt"]

@@ -9,7 +9,6 @@ batch evaluator's features.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import itemgetter
@@ -27,6 +26,7 @@ from openaml.ml.schema import WHITE_SPACE, AttributeType
 
 TABLE_LIMIT = 1 << 22  # entries of the (attribute, value code) -> feature table: 16 MB
 PYTHON_LOOKUPS = 64  # up to this many categorical attributes, a Python loop beats NumPy's calls
+FLOAT_MAX = float(np.finfo(np.float32).max)  # the largest score Predict answers
 
 
 class RecordScorer:
@@ -210,11 +210,10 @@ def predict_record(scorer: RecordScorer, record: dict[str, str],
 
 
 def _answered(score: float) -> float:
-    """A score as Predict gives it: rounded to a 32-bit float (models.md §2.1) where one holds
-    it; beyond, the double itself, and the largest double for an infinite one (JSON has no
-    infinity: a regression whose inputs lie far beyond the training data's)."""
-    if math.isinf(score):
-        return math.copysign(sys.float_info.max, score)
+    """A score as Predict gives it: rounded to a 32-bit float (models.md §2.1), the service
+    model's type of it; beyond a float's range (a regression whose inputs lie far beyond the
+    training data's), the largest float of its sign: JSON has no infinity, and SDKs that read
+    the member as a 32-bit float refuse a larger number (AWS's JavaScript SDK did)."""
     with np.errstate(over="ignore"):
         rounded = float(np.float32(score))
-    return rounded if math.isfinite(rounded) else float(score)
+    return rounded if math.isfinite(rounded) else math.copysign(FLOAT_MAX, score)
