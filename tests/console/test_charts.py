@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from openaml.console import charts
 
 NS = "{http://www.w3.org/2000/svg}"
@@ -118,3 +120,21 @@ def test_a_heatmaps_labels_are_told_apart_when_their_beginnings_are_alike() -> N
     assert len(set(column_labels)) == 12 and "…ss_11" in column_labels and "…ass_0" in column_labels
     short = str(charts.heatmap_svg([[1, 0], [0, 1]], ["red", "green"], ["red", "green"], "m"))
     assert ">red<" in short and ">green<" in short
+
+
+@pytest.mark.parametrize(("value", "label"), [
+    (1e9, "1G"), (1.7e9, "1.7G"), (1.7e12, "1.7T"), (999_999, "1M"), (-2.5e6, "-2.5M"), (1e15, "1e15"),
+    (-1e302, "-1e302"), (3.5e301, "3.5e301"), (1.7976931348623157e308, "1.8e308"),
+    (-1.7976931348623157e308, "-1.8e308"), (1e-7, "1e-7"), (9999, "9999"), (0.5, "0.5"),
+])
+def test_number_labels_read_right_at_any_magnitude(value: float, label: str) -> None:
+    """F10: values of 1e9 and more read "1.7e+06M" and "-1e+302M"."""
+    assert charts.number(value) == label
+
+
+def test_the_last_tick_of_a_histogram_ends_inside_the_chart() -> None:
+    """F10: the last x tick was centred on the plot's right edge, its second half cut off."""
+    root = parse(str(charts.histogram_svg([-1.7e308, 0.0, 1.7e308], [3, 4], "big")))
+    ticks = [t for t in root.iter(f"{NS}text") if t.get("y") == str(charts.HEIGHT - charts.PAD_BOTTOM + 16)]
+    assert [t.text for t in ticks] == ["-1.7e308", "0", "1.7e308"]
+    assert ticks[-1].get("text-anchor") == "end" and float(ticks[-1].get("x")) <= charts.WIDTH

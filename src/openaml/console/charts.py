@@ -22,18 +22,26 @@ PALETTE = ("#1f5fa8", "#c2410c", "#15803d", "#7c3aed")
 MARKER = "#b42318"  # the score threshold on the evaluation's charts
 
 
+SUFFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))  # from 1e4 up; 1e15 and more: scientific
+
+
 def number(value: float) -> str:
-    """A short human label: 3 significant digits, integers as such, k/M suffixes."""
+    """A short human label: integers below 10,000 as such, else 3 significant digits, with
+    k/M/G/T suffixes from 10,000 up to 1e15, and beyond that or below 0.001 a power of ten
+    ("1.8e308", "-2e-7")."""
     if not math.isfinite(value):
         return str(value)
-    magnitude = abs(value)
-    if magnitude >= 1e6:
-        return f"{value / 1e6:.3g}M"
-    if magnitude >= 1e4:
-        return f"{value / 1e3:.3g}k"
-    if value == int(value):
+    if value == int(value) and abs(value) < 1e4:
         return str(int(value))
-    return f"{value:.3g}"
+    rounded = float(f"{value:.3g}")  # its size after rounding: 999,999 reads 1M, not 1e+03k
+    magnitude = abs(rounded)
+    if magnitude >= 1e15 or 0 < magnitude < 1e-3:  # (1.8e308, rounded from the largest float, is inf)
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+    for size, suffix in SUFFIXES:
+        if magnitude >= max(size, 1e4):
+            return f"{rounded / size:.3g}{suffix}"
+    return f"{rounded:g}"
 
 
 def _svg(label: str, body: str, width: int = WIDTH, height: int = HEIGHT, natural: bool = False) -> Markup:
@@ -92,8 +100,8 @@ def histogram_svg(edges: Sequence[float], counts: Sequence[Sequence[float]] | Se
                 f'<rect x="{x0 + i * step + g * width:.2f}" y="{y0 - h:.2f}" width="{max(width - 1, 0.5):.2f}" '
                 f'height="{h:.2f}" fill="{PALETTE[g % len(PALETTE)]}"><title>{escape(tip)}</title></rect>'
             )
-    for i in (0, bins // 2, bins):
-        parts.append(f'<text x="{x0 + i * step:.2f}" y="{y0 + 16}" text-anchor="middle">'
+    for i, anchor in ((0, "middle"), (bins // 2, "middle"), (bins, "end")):  # the last ends at the plot's edge
+        parts.append(f'<text x="{x0 + i * step:.2f}" y="{y0 + 16}" text-anchor="{anchor}">'
                      f"{escape(number(edges[i]))}</text>")
     if marker is not None and edges[0] <= marker[0] <= edges[-1] and edges[-1] > edges[0]:
         x = x0 + (x1 - x0) * (marker[0] - edges[0]) / (edges[-1] - edges[0])

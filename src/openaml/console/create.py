@@ -13,9 +13,16 @@ from typing import Any
 from openaml.console.api import ServiceApi
 from openaml.errors import ServiceError
 from openaml.ml.data import RearrangementError, parse_rearrangement
+from openaml.ml.errors import InputError
 from openaml.ml.recipes import RecipeError, parse_recipe
-from openaml.ml.schema import SchemaError, parse_schema
-from openaml.ml.training import ParameterError, parse_parameters
+from openaml.ml.schema import Schema, SchemaError, parse_schema
+from openaml.ml.schema.guess import MAX_SCHEMA_LENGTH
+from openaml.ml.schema.model import MAX_ATTRIBUTES
+from openaml.ml.training import ParameterError, check_target, parse_parameters
+
+CHOICES = 100  # datasources a picker lists
+CHOICE_PAGES = 5  # pages of DescribeDataSources a picker reads to find them
+UNUSABLE = ("FAILED", "DELETED")  # a Create call refuses a datasource of these statuses
 
 
 class FieldErrors(Exception):
@@ -32,9 +39,23 @@ def new_id(prefix: str) -> str:
 
 
 def datasource_choices(api: ServiceApi) -> list[dict[str, Any]]:
-    """The datasources a form may pick (not deleted), newest first, at most 100."""
-    found = api("DescribeDataSources", {"SortOrder": "dsc", "Limit": 100}).get("Results", [])
-    return [d for d in found if d.get("Status") != "DELETED"]
+    """The datasources a picker lists: the newest CHOICES usable ones (neither FAILED nor
+    DELETED), read a page at a time over at most CHOICE_PAGES pages; an older one is picked by
+    typing its ID (`picked_datasource`)."""
+    found: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"SortOrder": "dsc", "Limit": 100}
+    for _ in range(CHOICE_PAGES):
+        page = api("DescribeDataSources", query)
+        found += [d for d in page.get("Results", []) if d.get("Status") not in UNUSABLE]
+        if len(found) >= CHOICES or not page.get("NextToken"):
+            break
+        query["NextToken"] = page["NextToken"]
+    return found[:CHOICES]
+
+
+def picked_datasource(form: Mapping[str, str]) -> str:
+    """The datasource a picker chose: the ID typed beside its list, else the one listed."""
+    return form.get("datasource_id", "").strip() or form.get("datasource", "")
 
 
 def field_error(error: ServiceError, members: Mapping[str, str]) -> FieldErrors:
@@ -53,7 +74,7 @@ def create_evaluation(api: ServiceApi, model_id: str, form: Mapping[str, str]) -
     """CreateEvaluation of the model on the form's datasource; the new evaluation's ID."""
     evaluation_id = form.get("id") or new_id("ev")
     params = {"EvaluationId": evaluation_id, "MLModelId": model_id,
-              "EvaluationDataSourceId": form.get("datasource", ""),
+              "EvaluationDataSourceId": picked_datasource(form),
               "EvaluationName": form.get("name") or None}
     _call(api, "CreateEvaluation", params, {"EvaluationDataSourceId": "datasource", "DataSource": "datasource",
                                             "EvaluationId": "id", "EvaluationName": "name"})
@@ -64,7 +85,7 @@ def create_batch_prediction(api: ServiceApi, model_id: str, form: Mapping[str, s
     """CreateBatchPrediction of the model on the form's datasource into its output location."""
     prediction_id = form.get("id") or new_id("bp")
     params = {"BatchPredictionId": prediction_id, "MLModelId": model_id,
-              "BatchPredictionDataSourceId": form.get("datasource", ""), "OutputUri": form.get("output", ""),
+              "BatchPredictionDataSourceId": picked_datasource(form), "OutputUri": form.get("output", ""),
               "BatchPredictionName": form.get("name") or None}
     _call(api, "CreateBatchPrediction", params, {
         "BatchPredictionDataSourceId": "datasource", "DataSource": "datasource", "OutputUri": "output",
@@ -118,7 +139,7 @@ def schema_from_form(form: Mapping[str, str]) -> str:
     """The DataSchema the wizard's form describes: its JSON field as it is (wide data), or its
     table (attr.N.name, attr.N.type, target, rowid, exclude.N, header)."""
     if form.get("schema_json"):
-        return form["schema_json"]
+        return fitted_schema(form["schema_json"])
     attributes, excluded, n = [], [], 0
     while f"attr.{n}.name" in form:
         name = form[f"attr.{n}.name"]
@@ -126,10 +147,31 @@ def schema_from_form(form: Mapping[str, str]) -> str:
         if form.get(f"exclude.{n}"):
             excluded.append(name)
         n += 1
-    return json.dumps({"version": "1.0", "rowId": form.get("rowid") or None,
-                       "targetAttributeName": form.get("target") or None, "dataFormat": "CSV",
-                       "dataFileContainsHeader": bool(form.get("header")), "attributes": attributes,
-                       "excludedAttributeNames": excluded})
+    return fitted_schema(json.dumps({"version": "1.0", "rowId": form.get("rowid") or None,
+                                     "targetAttributeName": form.get("target") or None, "dataFormat": "CSV",
+                                     "dataFileContainsHeader": bool(form.get("header")), "attributes": attributes,
+                                     "excludedAttributeNames": excluded}))
+
+
+def fitted_schema(text: str) -> str:
+    """The schema JSON as given, or written compactly where it is longer than the API takes
+    (pretty-printed wide data); refused by the "schema" field where even that is too long."""
+    if len(text) <= MAX_SCHEMA_LENGTH:
+        return text
+    try:
+        text = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        pass  # not JSON: too long all the same
+    if len(text) > MAX_SCHEMA_LENGTH:
+        raise FieldErrors({"schema": schema_too_long(len(text))})
+    return text
+
+
+def schema_too_long(length: int) -> str:
+    """Why a schema of `length` characters cannot be sent, and what to do."""
+    return (f"The schema is {length:,} characters even written compactly, and the API takes at most "
+            f"{MAX_SCHEMA_LENGTH:,}: use data with fewer columns (a schema holds at most {MAX_ATTRIBUTES:,}) or "
+            "shorter column names.")
 
 
 def split_from_form(form: Mapping[str, str]) -> str | None:
@@ -188,6 +230,7 @@ PARAMETERS = (  # (key, console default (Amazon ML's console), what it is); an e
 )
 SUGGESTED_TYPE = {"BINARY": "BINARY", "NUMERIC": "REGRESSION", "CATEGORICAL": "MULTICLASS"}
 MAX_ID = 64  # characters of an entity ID (the API's pattern)
+MAX_NAME = 1024  # characters of an entity's name: a part's is its source's, cut to leave room for " (evaluation)"
 DERIVED_SUFFIX = "-train"  # the longest suffix of the IDs the held-out evaluation derives
 
 
@@ -195,41 +238,88 @@ def create_model(api: ServiceApi, form: Mapping[str, str]) -> tuple[str, str | N
     """CreateMLModel of the wizard's form, trained on its datasource, or, with "evaluate", on
     the first 70 % of that datasource's records, with a datasource of the other 30 % and an
     evaluation on it (as Amazon ML's wizard did). Returns the model's ID and the
-    evaluation's. The model's parameters, recipe and ID are checked before anything is made;
-    a refusal of any call comes back by field."""
+    evaluation's. What CreateMLModel would refuse (parameters, recipe, ID, target, the
+    datasource's status) is checked before anything is made; a refusal of any call comes back
+    by field, and what this submission made before it is deleted again."""
     model_id = form.get("id") or new_id("ml")
     source_id = form.get("datasource", "")
-    members = {"MLModelId": "id", "MLModelName": "name", "MLModelType": "type", "Recipe": "recipe",
-               "recipe": "recipe", "Parameters": "parameters", "sgd.": "parameters", "gbdt.": "parameters",
-               "openaml.": "parameters",
-               "TrainingDataSourceId": "datasource", "DataSource": "datasource"}
     parameters = {key: form[key] for key, _, _ in PARAMETERS if form.get(key, "").strip()}  # blank: not sent
     evaluate = bool(form.get("evaluate"))
     training_id, evaluation_id = (f"{model_id}-train", f"{model_id}-ev") if evaluate else (source_id, None)
     request = {"MLModelId": model_id, "MLModelName": form.get("name") or None, "MLModelType": form.get("type", ""),
                "TrainingDataSourceId": training_id, "Recipe": form.get("recipe") or None,
                "Parameters": parameters or None}
-    source = _call(api, "GetDataSource", {"DataSourceId": source_id, "Verbose": True}, members)
-    _check_model(api, request, source, evaluate, members)
-    if evaluate:
-        training, held = _held_out_splits(source.get("DataRearrangement"), form.get("strategy", ""), model_id)
-        for part_id, split, part in ((training_id, training, "training"), (f"{model_id}-eval", held, "evaluation")):
-            _call(api, "CreateDataSourceFromS3", {
-                "DataSourceId": part_id, "DataSourceName": f"{source.get('Name') or source_id} ({part})",
-                "DataSpec": {"DataLocationS3": source.get("DataLocationS3", ""),
-                             "DataSchema": source.get("DataSourceSchema", ""), "DataRearrangement": split},
-                "ComputeStatistics": True}, {**members, part_id: "id"})
-    _call(api, "CreateMLModel", request, members)
-    if evaluation_id is not None:
-        _call(api, "CreateEvaluation", {"EvaluationId": evaluation_id, "MLModelId": model_id,
-                                        "EvaluationDataSourceId": f"{model_id}-eval",
-                                        "EvaluationName": f"{form.get('name') or model_id} on the held-out "
-                                                          f"{EVALUATION_SHARE} %"}, members)
+    source = _call(api, "GetDataSource", {"DataSourceId": source_id, "Verbose": True}, MODEL_MEMBERS)
+    _check_model(api, request, source, evaluate)
+    made: list[tuple[str, dict[str, str]]] = []  # (Delete operation, its parameters), in the order made
+    try:
+        if evaluate:
+            _create_held_out(api, source, form.get("strategy", ""), model_id, made)
+        _create(api, "CreateMLModel", request, MODEL_MEMBERS, made)
+        if evaluation_id is not None:
+            _create(api, "CreateEvaluation", {
+                "EvaluationId": evaluation_id, "MLModelId": model_id, "EvaluationDataSourceId": f"{model_id}-eval",
+                "EvaluationName": f"{form.get('name') or model_id} on the held-out {EVALUATION_SHARE} %"},
+                MODEL_MEMBERS, made)
+    except FieldErrors as exc:
+        raise _undone(api, made, exc) from None
     return model_id, evaluation_id
 
 
-def _check_model(api: ServiceApi, request: dict[str, Any], source: Mapping[str, Any], evaluate: bool,
-                 members: Mapping[str, str]) -> None:
+MODEL_MEMBERS = {"MLModelId": "id", "MLModelName": "name", "MLModelType": "type", "Recipe": "recipe",
+                 "recipe": "recipe", "Parameters": "parameters", "sgd.": "parameters", "gbdt.": "parameters",
+                 "openaml.": "parameters", "TrainingDataSourceId": "datasource", "DataSource": "datasource"}
+# Create operation -> (its Get, its Delete, the ID member): how the wizard undoes what it made
+UNDO = {"CreateDataSourceFromS3": ("GetDataSource", "DeleteDataSource", "DataSourceId"),
+        "CreateMLModel": ("GetMLModel", "DeleteMLModel", "MLModelId"),
+        "CreateEvaluation": ("GetEvaluation", "DeleteEvaluation", "EvaluationId")}
+
+
+def _create_held_out(api: ServiceApi, source: Mapping[str, Any], strategy: str, model_id: str,
+                     made: list[tuple[str, dict[str, str]]]) -> None:
+    """The datasources of the first 70 % (training) and the other 30 % (evaluation)."""
+    source_id = source.get("DataSourceId", "")
+    training, held = _held_out_splits(source.get("DataRearrangement"), strategy, model_id)
+    for part_id, split, part in ((f"{model_id}-train", training, "training"), (f"{model_id}-eval", held, "evaluation")):
+        _create(api, "CreateDataSourceFromS3", {
+            "DataSourceId": part_id, "DataSourceName": f"{(source.get('Name') or source_id)[:MAX_NAME - 13]} ({part})",
+            "DataSpec": {"DataLocationS3": source.get("DataLocationS3", ""),
+                         "DataSchema": source.get("DataSourceSchema", ""), "DataRearrangement": split},
+            "ComputeStatistics": True}, {**MODEL_MEMBERS, part_id: "id"}, made)
+
+
+def _create(api: ServiceApi, operation: str, params: dict[str, Any], members: Mapping[str, str],
+            made: list[tuple[str, dict[str, str]]]) -> None:
+    """A Create call; an entity it makes anew (not one a retry of this submission finds) is
+    noted in `made`."""
+    get, delete, member = UNDO[operation]
+    key = {member: params[member]}
+    try:
+        api(get, key)
+        existed = True
+    except ServiceError:
+        existed = False
+    _call(api, operation, params, members)
+    if not existed:
+        made.append((delete, key))
+
+
+def _undone(api: ServiceApi, made: list[tuple[str, dict[str, str]]], refusal: FieldErrors) -> FieldErrors:
+    """The refusal, once what the submission made is deleted again (newest first), saying so."""
+    for operation, key in reversed(made):
+        try:
+            api(operation, key)
+        except ServiceError:  # gone already: nothing left to undo
+            pass
+    if not made:
+        return refusal
+    ids = ", ".join(next(iter(key.values())) for _, key in made)
+    field, message = next(iter(refusal.errors.items()))
+    return FieldErrors({**refusal.errors, field: f"{message} (Nothing was kept: {ids}, made for this model "
+                                                 "before the refusal, were deleted again.)"})
+
+
+def _check_model(api: ServiceApi, request: dict[str, Any], source: Mapping[str, Any], evaluate: bool) -> None:
     """What CreateMLModel would refuse in the form, found before the wizard makes anything."""
     longest = MAX_ID - len(DERIVED_SUFFIX)
     if evaluate and len(request["MLModelId"]) > longest:
@@ -238,16 +328,57 @@ def _check_model(api: ServiceApi, request: dict[str, Any], source: Mapping[str, 
     try:
         api.validated("CreateMLModel", request)
     except ServiceError as exc:
-        raise field_error(exc, members) from None
+        raise field_error(exc, MODEL_MEMBERS) from None
+    schema = _training_schema(source, evaluate)
+    try:
+        check_target(request["MLModelType"], schema)
+    except InputError as exc:
+        raise FieldErrors({"type": f"InvalidInputException: {exc}: choose {suggested_type(schema) or 'another type'}, "
+                                   "which the target's type suggests, or another datasource"}) from None
     try:
         parse_parameters(request["Parameters"], request["MLModelType"])
     except ParameterError as exc:
         raise FieldErrors({"parameters": f"InvalidInputException: {exc}"}) from None
     if request["Recipe"]:
         try:
-            parse_recipe(request["Recipe"], parse_schema(source.get("DataSourceSchema") or ""))
-        except (RecipeError, SchemaError) as exc:
+            parse_recipe(request["Recipe"], schema)
+        except RecipeError as exc:
             raise FieldErrors({"recipe": f"InvalidInputException: {exc}"}) from None
+
+
+def _training_schema(source: Mapping[str, Any], evaluate: bool) -> Schema:
+    """The schema of a datasource a model may train on (or its parts, with `evaluate`): usable,
+    with statistics (the 70/30 parts compute theirs), and a target; else why not, by field."""
+    source_id = source.get("DataSourceId", "")
+    refusal = usable_problem(source)
+    if refusal is None and not evaluate and not source.get("ComputeStatistics"):
+        refusal = (f"Training datasource {source_id} was created without ComputeStatistics; training needs "
+                   f"its statistics: keep the {EVALUATION_SHARE} % evaluation checked (its datasources compute "
+                   "them), or create the datasource again with statistics")
+    try:
+        schema = parse_schema(source.get("DataSourceSchema") or "")
+    except SchemaError as exc:
+        raise FieldErrors({"datasource": f"The datasource's schema cannot be read: {exc}"}) from None
+    if refusal is None and schema.target is None:
+        refusal = (f"The schema of datasource {source_id} names no target: a model needs one. Create a datasource "
+                   "whose schema names the attribute to predict as its target.")
+    if refusal is not None:
+        raise FieldErrors({"datasource": f"InvalidInputException: {refusal}"})
+    return schema
+
+
+def suggested_type(schema: Schema) -> str:
+    """The model type the schema's target suggests ("" without a target)."""
+    target_type = schema.type_of(schema.target) if schema.target else None
+    return SUGGESTED_TYPE.get(target_type.value, "") if target_type else ""
+
+
+def usable_problem(source: Mapping[str, Any]) -> str | None:
+    """Why a datasource cannot be used by a Create call (FAILED or DELETED, as the API says it), or None."""
+    status = source.get("Status")
+    if status not in UNUSABLE:
+        return None
+    return f"Datasource {source.get('DataSourceId', '')} is {status} and cannot be used: choose another datasource"
 
 
 def _held_out_splits(source_split: str | None, strategy: str, seed: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from openaml.console.forms import shortened
 from openaml.ml.features.record import attribute_value
 from openaml.ml.model import Model
 from openaml.ml.prediction import RecordScorer, predict_record
@@ -56,7 +57,7 @@ def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
     warnings = []
     unknown = [name for name in record if name not in known and name != schema.target]
     if unknown:
-        warnings.append(f"Not in the model's schema, ignored: {_names(unknown)}.")
+        warnings.append(f"Not in the model's schema, ignored: {_names([shortened(name) for name in unknown])}.")
     if schema.target is not None and schema.target in record:
         warnings.append(f"'{schema.target}' is the model's target: its value is ignored.")
     given = {name: (record.get(name) or "").strip(WHITE_SPACE) for name in known}
@@ -73,11 +74,11 @@ def record_warnings(model: Model, record: dict[str, str]) -> list[str]:
     elif missing:
         warnings.append(f"Missing, as the model treats missing values: {_names(missing)}.")
     for kind, word in ((AttributeType.NUMERIC, "number"), (AttributeType.BINARY, "yes/no value")):
-        invalid = [f"{a.name}={record[a.name]!r}" for a in inputs if a.type is kind and given[a.name]
+        invalid = [f"{a.name}={shortened(record[a.name])!r}" for a in inputs if a.type is kind and given[a.name]
                    and _unreadable(attribute_value(given[a.name], kind))]
         if invalid:
             warnings.append(f"Not a {word}, so read as missing: {_names(invalid)}.")
-    unseen = [f"{source.name}={given[source.name]!r}" for source, vocab in zip(model.pipeline.sources,
+    unseen = [f"{source.name}={shortened(given[source.name])!r}" for source, vocab in zip(model.pipeline.sources,
                                                                              model.pipeline.vocabs)
               if isinstance(source, Attr) and source.kind == CATEGORICAL and vocab is not None
               and given.get(source.name) and not pc.any(pc.equal(vocab, given[source.name])).as_py()]

@@ -52,7 +52,7 @@ def _json_record(text: str) -> dict[str, str]:
     for name, value in document.items():
         if isinstance(value, dict | list):
             raise InvalidInputException(
-                f"The value of '{_shown(name)}' is a JSON {'object' if isinstance(value, dict) else 'array'}; "
+                f"The value of '{shortened(name)}' is a JSON {'object' if isinstance(value, dict) else 'array'}; "
                 "a record holds one string, number or boolean per attribute")
         record[name] = "" if value is None else str(value)
     return record
@@ -76,5 +76,6 @@ def _csv_record(text: str, names: list[str]) -> dict[str, str]:
     return dict(zip(names, values, strict=True))
 
 
-def _shown(text: str) -> str:
+def shortened(text: str) -> str:
+    """`text` as a message repeats it: its first SHOWN_CHARS characters, then "..." if longer."""
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."

@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openaml.console.csrf import FIELD, CsrfTokens
@@ -36,13 +37,20 @@ _HEADER_LINES = [(name.lower().encode(), value.encode()) for name, value in SECU
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 UPLOAD_PATH = "/upload"  # PUT: a file streamed into the object store (routes.upload)
 TOKEN_HEADER = "x-csrf-token"  # an upload's CSRF token
+EXPIRED = ("The form has expired or did not come from this console (its cookie is missing, as after the browser "
+           "was restarted): reload the page and submit it again.")
+
+
+RefusalPage = Callable[[Scope, str, int], Response]  # (scope, message, status) -> the console's page of it
 
 
 class ConsoleGuard:
-    """Security headers on every response; CSRF, origin and size checks on every POST."""
+    """Security headers on every response; CSRF, origin and size checks on every POST. A
+    refusal is JSON ({"error": message}) for a page's script, else `page` (the console's error
+    page; plain text without one)."""
 
-    def __init__(self, app: ASGIApp, tokens: CsrfTokens) -> None:
-        self.app, self.tokens = app, tokens
+    def __init__(self, app: ASGIApp, tokens: CsrfTokens, page: RefusalPage | None = None) -> None:
+        self.app, self.tokens, self.page = app, tokens, page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,34 +65,39 @@ class ConsoleGuard:
             # an upload: a file streamed as the body (not a form), its token in a header
             refusal = self._refusal(headers, b"", headers.get(TOKEN_HEADER, ""))
             if refusal is not None:
-                await refusal(scope, receive, send)
+                await self._answer(scope, headers, *refusal)(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
         body = await _read_body(headers, receive)
-        if body is None:
-            too_large = PlainTextResponse(f"The form is larger than {MAX_FORM_BYTES:,} bytes.", status_code=413)
-            await too_large(scope, receive, send)
-            return
-        refusal = self._refusal(headers, body)
+        refusal = ((f"The form is larger than {MAX_FORM_BYTES:,} bytes.", 413) if body is None
+                   else self._refusal(headers, body))
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await self._answer(scope, headers, *refusal)(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, _replay(body or b"", receive), send)
 
-    def _refusal(self, headers: Headers, body: bytes, token: str | None = None) -> PlainTextResponse | None:
-        """Why the request is refused (None: it is not): another origin, a bad form, or a
-        token missing from the form (or, for an upload, from `token`, its header)."""
+    def _refusal(self, headers: Headers, body: bytes, token: str | None = None) -> tuple[str, int] | None:
+        """Why the request is refused, and its status (None: it is not): another origin, a bad
+        form, or a token missing from the form (or, for an upload, from `token`, its header)."""
         if not _same_origin(headers):
-            return PlainTextResponse("Cross-site form posts are refused.", status_code=403)
+            return "Cross-site form posts are refused.", 403
         try:
             form = parse_form(body) if token is None else {FIELD: token}
         except ServiceError as exc:
-            return PlainTextResponse(str(exc), status_code=exc.http_status)
+            return str(exc), exc.http_status
         if not self.tokens.accepts(cookie_parser(headers.get("cookie", "")), form):
-            return PlainTextResponse("The form has expired or did not come from this console: "
-                                     "reload the page and submit it again.", status_code=403)
+            return EXPIRED, 403
         return None
+
+    def _answer(self, scope: Scope, headers: Headers, message: str, status: int) -> Response:
+        """The refusal for whoever sent the request: a browser's form post (it accepts HTML)
+        gets the console's page, a script JSON it can show."""
+        if "text/html" not in headers.get("accept", ""):
+            return JSONResponse({"error": message}, status_code=status, headers={"Cache-Control": "no-store"})
+        if self.page is None:
+            return PlainTextResponse(message, status_code=status)
+        return self.page(scope, message, status)
 
 
 def with_security_headers(send: Send) -> Send:

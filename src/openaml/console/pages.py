@@ -203,6 +203,7 @@ class Pages:
                 "loss_chart": loss_chart, "validation": validation, "weight_charts": weight_charts,
                 "evaluations": evaluations, "tags": self._tags(KINDS["models"], entity_id),
                 "endpoint": m.get("EndpointInfo") or {}, "datasources": create.datasource_choices(self.api),
+                "choices": create.CHOICES,
                 "new_ids": {"evaluate": create.new_id("ev"), "batch-predict": create.new_id("bp")},
                 "live_endpoint": (m.get("EndpointInfo") or {}).get("EndpointStatus") in LIVE_ENDPOINT,
                 "refresh": m.get("Status") in ACTIVE}

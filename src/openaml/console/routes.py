@@ -23,12 +23,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from openaml.console import charts, create
 from openaml.console.csrf import CsrfTokens, load_secret
 from openaml.console.forms import parse_form
-from openaml.console.guard import UPLOAD_PATH, ConsoleGuard
+from openaml.console.guard import SAFE_METHODS, UPLOAD_PATH, ConsoleGuard
 from openaml.console.kinds import ACTIVE, COMPARATORS, KINDS, Kind
 from openaml.console.pages import ACTIONS, Pages
 from openaml.console.port import ConsolePort
@@ -38,6 +38,7 @@ from openaml.storage.uris import StorageError, parse_s3_uri
 
 HERE = Path(__file__).parent
 LOCATION_PREFIXES = ("s3://", "http://", "https://")
+UPLOAD_FORM_PATH = "/create/upload"  # the upload form's POST without JavaScript
 
 
 def make_environment() -> Environment:
@@ -186,8 +187,10 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
                 context = await run_in_threadpool(pages.model, {"entity_id": model_id}, {})
             except ServiceError as missing:  # the model is gone (or never was)
                 return render(request, "error.html", status_code=missing.http_status, error=missing)
+            # a DELETED or FAILED model's page draws no create form to show the refusal beside
+            drawn = context["entity"].get("Status") not in ("DELETED", "FAILED")
             return render(request, "model.html", status_code=400, errors={what: exc.errors}, values={what: form},
-                          **context)
+                          alert=None if drawn else "; ".join(exc.errors.values()), **context)
         return noticed(request, f"/{make[1]}/{new_id}", f"Created {new_id}")
 
     async def compare(request: Request) -> Response:
@@ -265,6 +268,30 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
                 await run_in_threadpool(getattr(writer, "abort", writer.close))
         return _json({"uri": uri, "size": size})
 
+    async def upload_without_script(request: Request) -> Response:
+        """POST of the upload form, which only a browser without JavaScript sends (upload.js
+        PUTs the file itself): the wizard, saying what to do instead."""
+        form = await _form(request)
+        context = await run_in_threadpool(wizards.datasource_form, {})
+        context["errors"]["upload"] = (
+            "Uploading a file needs JavaScript, which is off in this browser: turn it on and upload again, or copy "
+            "the file into the object store another way (such as aws s3 cp) and type its location above.")
+        context["upload_folder"] = form.get("folder") or context["upload_folder"]
+        return render(request, "create-datasource.html", status_code=400, **context)
+
+    async def elsewhere(request: Request) -> Response:
+        """Any other address or method. The address of a form's POST, loaded again (the page a
+        refused action left in the address bar), goes to the page of its entity; anything else
+        is the console's page of the error, not bare text."""
+        parts = request.path_params["path"].strip("/").split("/")
+        if request.method in SAFE_METHODS:
+            if len(parts) >= 3 and parts[0] in details and (parts[2] in ACTIONS or parts[2] == "create"):
+                return RedirectResponse(f"{_base(request)}/{parts[0]}/{urllib.parse.quote(parts[1])}", 303)
+            return render(request, "error.html", status_code=404,
+                          error="No such page: follow a link from the console's pages instead.")
+        return render(request, "error.html", status_code=405,
+                      error=f"This address takes no {request.method}: open the console's page and use its forms.")
+
     def noticed(request: Request, path: str, notice: str) -> Response:
         """A redirect to the console's `path`, carrying `notice` with its signature."""
         signed = urllib.parse.urlencode({"notice": notice, "sig": tokens.sign_notice(notice)})
@@ -333,8 +360,15 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
         Route("/{kind}", listing, methods=["GET"]),
         Route("/{kind}/{entity_id}/log", job_log, methods=["GET"]),
         Route("/{kind}/{entity_id}/{verb}", action, methods=["POST"]),
+        Route(UPLOAD_FORM_PATH, upload_without_script, methods=["POST"]),
+        Route("/{path:path}", elsewhere, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ])
-    return ConsoleGuard(router, tokens)
+
+    def refusal_page(scope: Scope, message: str, status_code: int) -> Response:
+        """The guard's refusal of a form post, as a console page."""
+        return render(Request(scope), "error.html", status_code=status_code, error=message)
+
+    return ConsoleGuard(router, tokens, refusal_page)
 
 
 async def _form(request: Request) -> dict[str, str]:

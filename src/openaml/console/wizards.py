@@ -5,7 +5,9 @@ type its target suggests, the default recipe, parameters). Submitting them is `c
 
 from __future__ import annotations
 
+import codecs
 import io
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,23 +55,39 @@ class Wizards:
         location = query.get("location", "").strip()
         context: dict[str, Any] = {"location": location, "guess": None, "errors": {}, "values": {},
                                    "new_id": create.new_id("ds"), "upload_folder": UPLOAD_FOLDER,
-                                   "types": create.TYPES, "table_limit": create.TABLE_ATTRIBUTES}
+                                   "types": create.TYPES, "table_limit": create.TABLE_ATTRIBUTES, "hint": None}
         if not location:
             return context
         try:
             sample = self.port.sample(location)
-            context["guess"] = create.guessed_attributes(guess_schema(io.BytesIO(sample)))
         except (StorageError, InputError, ValueError) as exc:
             context["errors"]["location"] = f"The data at {location} cannot be read: {exc}"
+            return context
+        try:
+            schema = guess_schema(io.BytesIO(sample))
+        except (InputError, ValueError) as exc:
+            context["errors"]["location"] = f"The data at {location} cannot be read: {exc}"
+            context["hint"] = sample_hint(sample, [])
+            return context
+        try:
+            parse_schema(schema)
+        except SchemaError as exc:  # more columns than a schema takes
+            context["errors"]["location"] = (f"The data at {location} cannot be a datasource as they are: {exc}. "
+                                             "Use a file with fewer columns.")
+            return context
+        context["guess"] = create.guessed_attributes(schema)
+        context["hint"] = sample_hint(sample, context["guess"]["attributes"])
         return context
 
     def model_form(self, query: Mapping[str, str]) -> dict[str, Any]:
-        """The wizard for a datasource: the model type its target suggests and the default
-        recipe of its schema and statistics."""
-        source_id = query.get("datasource", "")
+        """The wizard for a datasource (listed, or its ID typed): the model type its target
+        suggests and the default recipe of its schema and statistics; a datasource no model can
+        train on (FAILED, DELETED, no target) is said so, without the form."""
+        source_id = create.picked_datasource(query)
         context: dict[str, Any] = {"datasources": create.datasource_choices(self.api), "datasource": None, "errors": {},
                                    "values": {}, "new_id": create.new_id("ml"), "parameters": create.PARAMETERS,
-                                   "recipe": "", "suggested": "", "share": create.EVALUATION_SHARE}
+                                   "recipe": "", "suggested": "", "share": create.EVALUATION_SHARE,
+                                   "choices": create.CHOICES, "usable": False}
         if not source_id:
             return context
         try:
@@ -83,11 +101,14 @@ class Wizards:
         except SchemaError as exc:
             context["errors"]["datasource"] = f"The datasource's schema cannot be read: {exc}"
             return context
-        target_type = schema.type_of(schema.target) if schema.target else None
-        context["suggested"] = create.SUGGESTED_TYPE.get(target_type.value, "") if target_type else ""
-        if target_type is None:
-            context["errors"]["datasource"] = "The datasource's schema names no target: a model needs one."
-        context["recipe"] = default_recipe(schema, self._statistics(source_id))
+        context["suggested"] = create.suggested_type(schema)
+        problem = create.usable_problem(source) or (
+            None if schema.target else "The datasource's schema names no target: a model needs one. Choose another "
+                                       "datasource, or create one whose schema names the attribute to predict.")
+        if problem is not None:
+            context["errors"]["datasource"] = problem
+            return context
+        context.update(usable=True, recipe=default_recipe(schema, self._statistics(source_id)))
         return context
 
     def check_recipe(self, source_id: str, recipe: str) -> dict[str, Any]:
@@ -105,6 +126,40 @@ class Wizards:
         except Exception:  # noqa: BLE001 - not ingested yet: the recipe leaves NUMERIC inputs raw
             return None
         return DatasetStatistics.from_json(stored) if stored else None
+
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def sample_hint(sample: bytes, attributes: list[tuple[str, str]]) -> str | None:
+    """What in the sample suggests the guess misread it (other bytes than UTF-8 text, another
+    separator than the comma), as advice; None when nothing does."""
+    text = _decompressed(sample)
+    head = text[:4096]
+    if sum(byte < 32 and byte not in b"\t\n\r" for byte in head) > len(head) / 20:
+        return ("This does not look like text (it holds many control bytes): a datasource reads CSV files, "
+                "comma-separated UTF-8 text. Choose a CSV file.")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(text, final=False)  # a character cut at the end is fine
+    except UnicodeDecodeError:
+        return ("This is not UTF-8 text, so some names and values read wrong (as \ufffd): save the file as UTF-8 "
+                "(for example from a spreadsheet's \"CSV UTF-8\") and upload it again.")
+    first = text.split(b"\n", 1)[0].decode("utf-8", "replace")
+    found = [name for mark, name in SEPARATORS.items() if mark in first]
+    if len(attributes) == 1 and found:
+        return (f"Only one column was found, and its first line holds {found[0]}: the file may not be "
+                "comma-separated, which a datasource needs. Save it as CSV with commas and upload it again.")
+    return None
+
+
+def _decompressed(sample: bytes) -> bytes:
+    """The sample, its gzip undone as far as it goes."""
+    if sample[:2] != b"\x1f\x8b":
+        return sample
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(sample, 1 << 20)
+    except zlib.error:
+        return sample
 
 
 def _parent(prefix: str) -> str:

@@ -118,7 +118,7 @@ class LocalObjectStore(ObjectStore):
             self._check_inside(target.parent, uri)
             handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
         except OSError as err:
-            raise StorageError(f"{shown(uri)}: cannot write: {err.strerror}") from err
+            raise StorageError(f"{shown(uri)}: cannot write: {self._write_problem(location, err)}") from err
         sink = os.fdopen(handle, "wb")
 
         def commit() -> None:
@@ -126,7 +126,8 @@ class LocalObjectStore(ObjectStore):
             try:
                 os.replace(temp_name, target)
             except OSError as err:
-                raise StorageError(f"{shown(uri)}: cannot write: {err.strerror}") from err
+                Path(temp_name).unlink(missing_ok=True)
+                raise StorageError(f"{shown(uri)}: cannot write: {self._write_problem(location, err)}") from err
 
         def discard() -> None:
             sink.close()
@@ -175,6 +176,21 @@ class LocalObjectStore(ObjectStore):
 
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         return remove_files(self.root.rglob(TEMP_PREFIX + "*"), idle_seconds)
+
+    def _write_problem(self, location: S3Uri, err: OSError) -> str:
+        """Why an object cannot be written, in S3's terms: a file on the way to it is an
+        object (where S3 would keep both, a folder cannot hold a file's name), or a folder has
+        its name; else the OS's words."""
+        parts = location.key.split("/")
+        for n in range(1, len(parts)):
+            above = S3Uri(location.bucket, "/".join(parts[:n]))
+            if self._path(above).is_file():
+                return (f"{shown(str(above))} is an object, not a folder, so this embedded store cannot keep "
+                        "objects under it; choose another location")
+        if isinstance(err, IsADirectoryError) or self._path(location).is_dir():
+            return (f"objects are kept under {shown(str(location))}/, so this embedded store cannot keep an "
+                    "object of that name; choose another name")
+        return str(err.strerror)
 
     def _path(self, location: S3Uri) -> Path:
         """The real path of a location, refused when links resolve it outside the root."""

@@ -135,3 +135,24 @@ def test_temporary_files_of_other_writers_are_kept_until_stale(root: Path) -> No
     assert store.remove_temporary_files(idle_seconds=3600) == 1
     assert fresh.exists() and not stale.exists()
     assert store.remove_temporary_files() == 1 and not fresh.exists()
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/a.csv/b.csv", "s3://bucket/a.csv/deeper/b.csv"])
+def test_writing_under_an_object_says_it_is_not_a_folder(root: Path, uri: str) -> None:
+    """S3 keeps "a.csv" and "a.csv/b.csv" side by side, a folder cannot: the message said
+    "File exists" or "Not a directory"."""
+    store = LocalObjectStore(root)
+    store.write_bytes("s3://bucket/a.csv", b"x")
+    with pytest.raises(StorageError) as refused:
+        store.write_bytes(uri, b"y")
+    assert "s3://bucket/a.csv is an object, not a folder" in str(refused.value)
+    assert "File exists" not in str(refused.value) and "Not a directory" not in str(refused.value)
+
+
+def test_writing_over_a_folder_says_objects_are_under_it(root: Path) -> None:
+    store = LocalObjectStore(root)
+    store.write_bytes("s3://bucket/a/b.csv", b"x")
+    with pytest.raises(StorageError, match=r"objects are kept under s3://bucket/a/") as refused:
+        store.write_bytes("s3://bucket/a", b"y")
+    assert "Is a directory" not in str(refused.value)
+    assert not [p for p in (root / "bucket").rglob("*") if p.name.startswith(TEMP_PREFIX)]

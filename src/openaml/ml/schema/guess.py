@@ -31,15 +31,19 @@ from openaml.ml.errors import InputError
 from openaml.ml.recipes.recipe import BUILTIN_GROUPS
 from openaml.ml.schema.model import MAX_NAME_LENGTH
 
-NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+# (digits, then an optional fraction: "[0-9]+\.?[0-9]*" backtracked over every split of the
+# digits, some 50 s for a value of 50,000 digits and a letter)
+NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 BINARY_WORDS = {"0", "1", "n", "no", "f", "false", "y", "yes", "t", "true"}
 # words of a column name (not parts of words: "width", "residents") that make small integers categories
 LABEL_WORDS = {"class", "label", "target", "digit", "category", "type", "kind", "id", "code"}
+MAX_SCHEMA_LENGTH = 131_071  # characters of DataSpec.DataSchema (the API's service model)
 
 
 def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | None = None,
                  row_id: str | None = None, sample_rows: int = 10_000) -> str:
-    """Schema JSON (pretty-printed, two-space indentation) guessed from a CSV sample."""
+    """Schema JSON guessed from a CSV sample: pretty-printed (two-space indentation), or
+    compact where that would pass the API's MAX_SCHEMA_LENGTH."""
     rows = _sample(stream_or_path, sample_rows + 1)
     if not rows:
         raise InputError("The CSV sample is empty")
@@ -57,7 +61,9 @@ def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | N
     doc = {"version": "1.0", "rowId": row_id, "rowWeight": None, "targetAttributeName": target,
            "dataFormat": "CSV", "dataFileContainsHeader": header, "attributes": attributes,
            "excludedAttributeNames": []}
-    return json.dumps(doc, indent=2, separators=(",", " : "))
+    pretty = json.dumps(doc, indent=2, separators=(",", " : "))
+    # wide data (some 1,650 columns and more): compact JSON, which fits up to some 2,500
+    return pretty if len(pretty) <= MAX_SCHEMA_LENGTH else json.dumps(doc, separators=(",", ":"))
 
 
 def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str]]:
