@@ -3,6 +3,7 @@ exactly the features of the batch evaluator, for every kind of variable and for 
 
 import json
 import re
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,7 @@ from openaml.ml.features.pipeline import FeaturePipeline
 from openaml.ml.features.tokens import RecordTooLarge
 from openaml.ml.features.transforms import TRANSFORMS
 from openaml.ml.prediction.realtime import RecordScorer
+from openaml.ml.schema.values import NUMBER_PATTERN
 from openaml.ml.training import SGDParams
 
 from .conftest import make_batch, make_schema
@@ -122,3 +124,24 @@ def test_every_transform_has_both_forms_held_to_each_other_here():
     assert used == set(TRANSFORMS)
     for transform in TRANSFORMS.values():
         assert {"batch", "record"} <= set(type(transform).__dict__)
+
+
+LONG_ALMOST_NUMBER = "1" * 30_000 + "a"  # the old pattern tried every split of the digits: ~20 s
+
+
+def test_a_long_value_that_is_almost_a_number_is_read_promptly(scorer):
+    """Predict reads NUMERIC values with NUMBER_PATTERN on Python's re (small records on the
+    event loop): a pattern that backtracks over the digits stalled every client (15,000
+    digits and a letter took 4.8 s); the value is invalid, as in a batch."""
+    started = time.perf_counter()
+    scores = scorer.scores({"n1": LONG_ALMOST_NUMBER, "n2": LONG_ALMOST_NUMBER})
+    assert time.perf_counter() - started < 2.0
+    assert np.allclose(scores, scorer.model.score_batch(make_batch({"n1": [None], "n2": [None]}))[0])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.text(alphabet="0123456789.eE+-a ", max_size=10))
+def test_the_number_pattern_reads_the_numbers_it_always_read(text):
+    """It is the old pattern without its backtracking: the same strings match."""
+    old = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+    assert bool(re.fullmatch(NUMBER_PATTERN, text)) == bool(old.fullmatch(text))

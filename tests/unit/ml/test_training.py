@@ -809,7 +809,8 @@ def test_regression_targets_near_a_doubles_range_train(statistics, pattern):
     warned first), their mean and spread do not: the target is standardized by them, so the
     model predicts 1.7e308 times what it predicts for targets of 1 and -1. Three records to one
     (a mean far from 0), a target's difference with the mean, and z * std, pass the range
-    too: standardizing and its inverse take the mean apart (moments.standardize)."""
+    too: standardizing and its inverse take the mean apart (moments.standardize). Predict
+    answers such a prediction as the largest 32-bit float of its sign (a batch, the double)."""
     schema = make_schema([("c", "CATEGORICAL"), ("y", "NUMERIC")], targetAttributeName="y", dataFileContainsHeader=True)
     predicted = []
     for one in ("1", "1.7e308"):
@@ -818,9 +819,11 @@ def test_regression_targets_near_a_doubles_range_train(statistics, pattern):
             warnings.simplefilter("error")
             model = train_model("REGRESSION", schema, '{"outputs": ["c"]}', SGDParams(), given, records)
             scorer = RecordScorer(model)
-            predicted.append([predict_record(scorer, {"c": c}, 0.5)["predictedValue"] for c in "ab"])
+            predicted.append([float(scorer.scores({"c": c})[0]) for c in "ab"])
+            answered = [predict_record(scorer, {"c": c}, 0.5)["predictedValue"] for c in "ab"]
     assert predicted[0][0] > 0 > predicted[0][1]
     assert predicted[1] == pytest.approx([p * 1.7e308 for p in predicted[0]], rel=1e-6)
+    assert answered == [float(np.finfo(np.float32).max), -float(np.finfo(np.float32).max)]
 
 
 @pytest.mark.parametrize("statistics", ["none", "in memory", "stored"])
@@ -1017,3 +1020,18 @@ def test_numbers_in_forms_no_client_writes_are_refused(key, value):
     with pytest.raises(ParameterError, match=f"{key} must be an? (integer|number)"):
         parse_parameters({key: value}, "BINARY")
     assert parse_parameters({"sgd.maxPasses": " 10 ", "sgd.l2RegularizationAmount": "1E-5"}, "BINARY").max_passes == 10
+
+
+@pytest.mark.parametrize("key", ["sgd.l2RegularizationAmount", "gbdt.learningRate"])
+def test_a_long_parameter_that_is_almost_a_number_is_refused_promptly(key):
+    """The number pattern tried every split of the digits (some 20 s for 30,000 digits and a
+    letter, more for a longer value in a Create call's body)."""
+    import time
+
+    from openaml.ml.training.params import ParameterError
+
+    started = time.perf_counter()
+    with pytest.raises(ParameterError, match="must be a number"):
+        parse_parameters({key: "1" * 30_000 + "a", **({"openaml.algorithm": "gbdt"} if "gbdt" in key else {})},
+                         "BINARY")
+    assert time.perf_counter() - started < 2.0

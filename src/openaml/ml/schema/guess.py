@@ -30,10 +30,9 @@ from typing import BinaryIO, TextIO
 from openaml.ml.errors import InputError
 from openaml.ml.recipes.recipe import BUILTIN_GROUPS
 from openaml.ml.schema.model import MAX_NAME_LENGTH
+from openaml.ml.schema.values import NUMBER_PATTERN
 
-# (digits, then an optional fraction: "[0-9]+\.?[0-9]*" backtracked over every split of the
-# digits, some 50 s for a value of 50,000 digits and a letter)
-NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+NUMBER = re.compile(NUMBER_PATTERN)
 BINARY_WORDS = {"0", "1", "n", "no", "f", "false", "y", "yes", "t", "true"}
 # words of a column name (not parts of words: "width", "residents") that make small integers categories
 LABEL_WORDS = {"class", "label", "target", "digit", "category", "type", "kind", "id", "code"}

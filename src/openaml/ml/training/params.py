@@ -14,7 +14,7 @@ import numpy as np
 from openaml.ml.errors import InputError
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import AttributeType, Schema
-from openaml.ml.schema.values import BINARY_FALSE, BINARY_TRUE
+from openaml.ml.schema.values import BINARY_FALSE, BINARY_TRUE, NUMBER_PATTERN
 from openaml.ml.trees import missing_trees_message, trees_installed
 
 MODEL_TYPES = tuple(ModelType)
@@ -253,7 +253,7 @@ def shown_parameters(given: dict[str, str], params: SGDParams | None = None) -> 
 # the usual written forms of numbers (models.md §3): ASCII digits, no "_" (Python's int() and
 # float() also read "1_0" and other scripts' digits, "３", which no client writes)
 INTEGER = re.compile(r"[+-]?[0-9]+")
-NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+NUMBER = re.compile(NUMBER_PATTERN)
 
 
 def _integer(parameters: dict[str, str], key: str, default: int, low: int, high: int) -> int:
