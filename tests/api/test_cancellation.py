@@ -256,6 +256,10 @@ def test_an_evaluation_and_a_batch_prediction_of_one_model_and_datasource_score_
     one leaves the other to complete (the deleted one's results are not kept); deleting both
     stops the pass."""
     with running_server(data_dir=tmp_path_factory.mktemp("scoring"), workers=2) as app:
+        # the first to score waits for the other up to this long (1 s by default, which the
+        # other, slowed by a loaded machine, once missed: each then scored on its own)
+        assert app.tasks.shared_scoring is not None
+        app.tasks.shared_scoring.gather_seconds = 30.0
         client = make_client(app.settings.base_url)
         train = datasource(client, app, "scoring-train", text_rows(200, 5, seed=1), TEXT_SCHEMA)
         texts = datasource(client, app, "scoring-texts", long_text_csv, TEXT_SCHEMA, statistics=False)
