@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import warnings
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from openaml.console import build_console
 from openaml.errors import InvalidInputException, ResourceNotFoundException
 from openaml.jobs.models import LoadedModels, read_model
 from openaml.service.console_port import ServicePort
@@ -18,6 +24,10 @@ from openaml.service.context import RequestContext
 from openaml.storage import ArtifactStore
 from openaml.storage.local import LocalObjectStore
 from openaml.store import EntityKind, EntityRecord, Status, open_store
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 IDS = {"DataSource": "DataSourceId", "MLModel": "MLModelId", "Evaluation": "EvaluationId",
@@ -112,3 +122,27 @@ class FakeService:
 @pytest.fixture
 def fake(tmp_path: Path) -> FakeService:
     return FakeService(tmp_path)
+
+
+@pytest.fixture
+def client(world: FakeService) -> Iterator[TestClient]:
+    """The console over the FakeService of the module's `world` fixture."""
+    app = Starlette(routes=[Mount("/console", build_console(world, world.port))])
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
+
+
+CHROMIUM = shutil.which("chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium (the browser tests skip without one: test_browser.pytestmark)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()

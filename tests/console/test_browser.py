@@ -11,7 +11,6 @@ import importlib.util
 import json
 import random
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,11 @@ from typing import Any
 
 import pytest
 
+from .conftest import CHROMIUM
+
 REPO = Path(__file__).resolve().parents[2]
 MNIST = REPO / "examples" / "mnist"
 SHOTS = REPO / "test-artifacts" / "console"
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
@@ -111,15 +109,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         })
         yield {"app": app, "ml": ml, "states": states, "console": f"{app.settings.base_url}/console"}
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def new_page(context: Any, violations: list[str]) -> Any:

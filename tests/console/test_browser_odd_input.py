@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import wait_for
-from tests.console.test_browser import ARGS, CHROMIUM, make_client, pytestmark  # noqa: F401 - the skip marks
+from tests.console.test_browser import make_client, pytestmark  # noqa: F401 - the skip marks
 
 LONG_NAME = "A datasource of a rather long name, as exports are named " * 18  # about 1,000 characters
 SCHEMA = json.dumps({"version": "1.0", "targetAttributeName": "y", "dataFormat": "CSV", "dataFileContainsHeader": True,
@@ -37,15 +37,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert wait_for(lambda: ml.get_ml_model(MLModelId="ml-odd"))["Status"] == "COMPLETED"
         yield {"console": f"{app.settings.base_url}/console"}
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def page_width(page: Any) -> int:

@@ -8,13 +8,8 @@ import io
 import re
 import time
 import warnings
-from collections.abc import Iterator
 
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
-
-from openaml.console import build_console
 
 from .conftest import FakeService
 from .test_pages import binary_model, form_token, text
@@ -32,12 +27,6 @@ def world(fake: FakeService) -> FakeService:
     fake.add("MLModel", "ml-1", MLModelType="BINARY", FinishedAt="x")
     return fake
 
-
-@pytest.fixture
-def client(world: FakeService) -> Iterator[TestClient]:
-    app = Starlette(routes=[Mount("/console", build_console(world, world.port))])
-    with TestClient(app, base_url="http://testserver") as c:
-        yield c
 
 
 @pytest.mark.parametrize(("path", "entity"), [

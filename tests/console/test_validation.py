@@ -5,15 +5,11 @@ from __future__ import annotations
 import gzip
 import html
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
-from openaml.console import build_console
 from openaml.console.routes import pretty_json
 from openaml.errors import ServiceError
 from openaml.protocol.parse import parse_request
@@ -37,12 +33,6 @@ def world(fake: FakeService) -> FakeService:
         MODEL.save(out)
     return fake
 
-
-@pytest.fixture
-def client(world: FakeService) -> Iterator[TestClient]:
-    app = Starlette(routes=[Mount("/console", build_console(world, world.port))])
-    with TestClient(app, base_url="http://testserver") as c:
-        yield c
 
 
 def api_message(operation: str, params: dict[str, Any]) -> str:
