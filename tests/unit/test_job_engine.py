@@ -273,6 +273,23 @@ def test_a_job_that_fails_as_its_store_does_not_answer_runs_again_and_says_why(t
     assert not any("stopped before the job ended" in line for line in logs)
 
 
+def test_a_job_that_the_store_fails_every_time_fails_after_a_few_runs(tmp_path: Path) -> None:
+    """An error of the store that persists (a broken database, not a restart) must not run the
+    job again for ever: after STORE_RERUNS runs in a row it fails, saying why."""
+    from openaml.jobs.engine import STORE_RERUNS
+
+    runs: list[str] = []
+
+    def task(job: Job) -> DataSourceResult:
+        runs.append(job.record.id)
+        raise OperationalError("SELECT", {}, ConnectionError("no such column: entities.kind"))
+
+    reader = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    assert _run(tmp_path, task, ["a"]) == {"a": Status.FAILED}
+    assert len(runs) == STORE_RERUNS + 1
+    assert "Internal error (OperationalError)" in (reader.get(EntityKind.DATASOURCE, "a").message or "")
+
+
 def test_a_timeout_of_the_task_itself_fails_its_job() -> None:
     """Only the store's own errors run a job again: a task's TimeoutError is its failure."""
     from openaml.store.database import StoreBusy, unavailable

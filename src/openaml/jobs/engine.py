@@ -39,6 +39,7 @@ STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler and the 
 LEASE_MS = 30_000     # a claimed job's lease; renewed every third of it
 FORGET_LEASES = 20    # front ends not seen for this many leases are removed from the store
 STORE_RETRY_SECONDS = 0.5  # between tries of a job's end while the store does not answer
+STORE_RERUNS = 3  # a job that the store failed this many runs in a row here fails (its error persists)
 T = TypeVar("T")
 # the log line of a job run again once the front end running it stopped (a restart; or its end,
 # and another front end takes the job over)
@@ -130,6 +131,7 @@ class JobEngine:
         self.front_end = front_end or FrontEnd.this_process(runs_jobs=True)
         self.leases, self.lease_ms = Leases(store), lease_ms
         self._lost: set[JobKey] = set()  # running here, but the lease went to another run
+        self._store_reruns: dict[JobKey, int] = {}  # runs in a row the store failed (STORE_RERUNS)
         self._claiming: set[str] = set()  # tokens of claims under way
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -367,6 +369,8 @@ class JobEngine:
         except Exception as exc:  # noqa: BLE001 - each kind of end is handled below
             self._ended_by(record, token, exc)
         else:
+            with self._lock:
+                self._store_reruns.pop((record.kind, record.id), None)
             elapsed = int((time.monotonic() - started) * 1000)
             self._finish(record, Status.COMPLETED, info=result_info(result), compute_time=max(elapsed, 1),
                          held_by=token)
@@ -377,10 +381,14 @@ class JobEngine:
         start), or else FAILED with the message of an InputError or, for any other exception
         (a bug), "Internal error" and the traceback in the job's log."""
         key = (record.kind, record.id)
-        if unavailable(exc) and key not in self._lost and not self._stop.is_set():
+        with self._lock:
+            reruns = self._store_reruns.pop(key, 0)
+        if unavailable(exc) and key not in self._lost and not self._stop.is_set() and reruns < STORE_RERUNS:
             self._log(record, f"The store did not answer while this job ran ({type(exc).__name__}): it runs "
                       "again from its start.")
             if self._patiently(lambda: self.leases.give_back(record.kind, record.id, token, self.clock())):
+                with self._lock:
+                    self._store_reruns[key] = reruns + 1
                 return
         if key in self._lost or (not self._stop.is_set() and not self.leases.holds(token)):
             self._log(record, "This front end lost the job's lease (its heartbeats did not reach the "
