@@ -240,14 +240,41 @@ def report_batch(args: argparse.Namespace, batch: dict[str, Any]) -> int:
         probability = max(float(v) for v in row) if row else 0.0
         print(f"  test row {number + 1}: digit {best} (p={probability:.3f})")
     if args.test_labels is not None:
-        truth = [line.strip() for line in args.test_labels.read_text().splitlines()[1:] if line.strip()]
-        hits = sum(1 for p, t in zip(predicted, truth, strict=False) if p == t)
-        print(f"accuracy on the test labels: {hits / max(len(truth), 1):.4f} ({hits}/{len(truth)})")
+        truth, mismatch = read_labels(args.test_labels, len(predicted))
+        if mismatch:
+            problems.append(f"the test labels do not match the predictions: {mismatch}")
+        else:
+            hits = sum(1 for p, t in zip(predicted, truth, strict=True) if p == t)
+            print(f"accuracy on the test labels: {hits / max(len(truth), 1):.4f} ({hits}/{len(truth)})")
     for problem in problems[:10]:
         print(f"CHECK FAILED: {problem}", file=sys.stderr)
     if not problems:
         print("checks: one row per test row, one column per class, every row sums to 1")
     return 1 if problems else 0
+
+
+def read_labels(path: Path, count: int) -> tuple[list[str], str | None]:
+    """The true labels of `count` test rows, in order, from a CSV with a `label` column (and
+    optionally `ImageId`, which must count 1, 2, ...); or a sentence saying why they do not fit."""
+    try:
+        rows = [row for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))) if row]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], f"{path} cannot be read: {exc}"
+    header = [name.strip().lower() for name in rows[0]] if rows else []
+    if "label" not in header:
+        return [], f"{path} has no 'label' column (its header: {','.join(rows[0]) if rows else 'none'})"
+    body = rows[1:]
+    if len(body) != count:
+        return [], f"{path} has {len(body)} labels for {count} test rows"
+    if any(len(row) != len(header) for row in body):
+        return [], f"{path} has rows of other than {len(header)} fields"
+    if "imageid" in header:
+        ids = header.index("imageid")
+        for number, row in enumerate(body, 1):
+            if row[ids].strip() != str(number):
+                return [], f"{path} row {number} is ImageId {row[ids]}, not {number} (the test rows' order)"
+    column = header.index("label")
+    return [row[column].strip() for row in body], None
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
                                  f"{MIN_PARTITION_BYTES:,} bytes (OPENAML_PARTITION_BYTES)")
     if settings.executor not in EXECUTORS:
         raise ConfigurationError(f"The executor must be one of {', '.join(EXECUTORS)}, not {settings.executor!r}")
-    if 0 < settings.training_memory < MIN_BUDGET:
+    if settings.training_memory != 0 and settings.training_memory < MIN_BUDGET:  # negative too
         raise ConfigurationError(f"The training memory ({settings.training_memory:,} bytes) must be 0 "
                                  f"(a share of the memory limit) or at least {MIN_BUDGET:,} bytes")
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,9 +14,30 @@ from typing import Any
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 ENV_PREFIX = "OPENAML_"
+# settings that `openaml serve` also takes as an option (--data-dir for data_dir)
+OPTIONS = frozenset({"host", "port", "data_dir", "database_url", "s3_endpoint_url", "artifacts_uri",
+                     "workers", "advertise_url", "credentials_file", "databases_file",
+                     "predict_rate_limit", "http_workers", "executor", "dask_scheduler"})
+# numeric settings: (least, largest or None); training_memory may also be 0 (checked apart)
+RANGES: dict[str, tuple[float, float | None]] = {
+    "port": (0, 65535),  # 0: a free port the OS picks
+    "workers": (1, 4096),
+    "job_threads": (1, 2),
+    "training_memory": (64 << 20, None),  # jobs.memory.MIN_BUDGET
+    "console_upload_bytes": (1, None),
+    "max_body_bytes": (1, None),
+    "predict_rate_limit": (0, None),
+    "tag_limit": (0, None),
+    "endpoint_delay_seconds": (0, 3600),
+    "http_workers": (1, 64),
+    "job_lease_seconds": (1, 86_400),
+    "partition_bytes": (1 << 20, None),
+}
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+EXECUTORS = ("local", "dask")
 
 
-class ConfigurationError(Exception):
+class ConfigurationError(ValueError):
     """Settings that the server refuses to start with."""
 
 
@@ -71,7 +94,43 @@ class Settings:
             kind = type(getattr(cls(), name)) if default.default is not None else str
             values[name] = _convert(name, raw, kind)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values).resolved()
+        settings = cls(**values)
+        settings.check()
+        return settings.resolved()
+
+    def check(self) -> None:
+        """ConfigurationError naming the option and its variable for a value out of its range,
+        a URL that is not one, or a Dask scheduler without the Dask executor."""
+        for name, (least, largest) in RANGES.items():
+            value = getattr(self, name)
+            if name == "training_memory" and value == 0:
+                continue
+            if not math.isfinite(value) or value < least or (largest is not None and value > largest):
+                raise ConfigurationError(f"{setting_label(name)} must be {_range_text(name)}, not {value}")
+        if self.executor not in EXECUTORS:
+            raise ConfigurationError(f"{setting_label('executor')} must be one of {', '.join(EXECUTORS)}, "
+                                     f"not {self.executor!r}")
+        if self.dask_scheduler and self.executor != "dask":
+            raise ConfigurationError(f"{setting_label('dask_scheduler')} is only used with --executor dask "
+                                     f"({ENV_PREFIX}EXECUTOR=dask): add that, or leave the scheduler out")
+        if self.advertise_url is not None:
+            check_http_url(self.advertise_url, setting_label("advertise_url"))
+        if self.s3_endpoint_url and self.s3_endpoint_url != "aws":
+            check_http_url(self.s3_endpoint_url, setting_label("s3_endpoint_url"))
+        if self.artifacts_uri is not None:
+            self._check_artifacts_uri()
+
+    def _check_artifacts_uri(self) -> None:
+        from openaml.storage.uris import parse_s3_uri
+
+        label = setting_label("artifacts_uri")
+        try:
+            folder = parse_s3_uri(self.artifacts_uri or "").is_prefix
+        except ValueError as exc:
+            raise ConfigurationError(f"{label}: {exc}") from None
+        if not folder:
+            raise ConfigurationError(f"{label} must be an s3:// folder: end it with '/', "
+                                     f"as in {self.artifacts_uri}/")
 
     def resolved(self) -> Settings:
         data_dir = Path(self.data_dir).expanduser().resolve()
@@ -137,14 +196,52 @@ def parse_access_keys(raw: str) -> dict[str, str]:
     return keys
 
 
+def setting_label(name: str) -> str:
+    """How messages name a setting: `--port (OPENAML_PORT)`, or the variable alone."""
+    variable = ENV_PREFIX + name.upper()
+    return f"--{name.replace('_', '-')} ({variable})" if name in OPTIONS else variable
+
+
+def check_http_url(url: str, label: str) -> None:
+    """ConfigurationError unless `url` is an http(s)://HOST[:PORT][/PATH] URL."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query or parts.fragment:
+        raise ConfigurationError(f"{label} must be an http(s) URL with a host, such as "
+                                 f"http://ml.example.com:8080, not {url!r}")
+
+
+def _range_text(name: str) -> str:
+    least, largest = RANGES[name]
+    if name == "training_memory":
+        return f"0 (a share of the memory limit) or at least {_number(least)} bytes"
+    if largest is None:
+        return f"a number of at least {_number(least)}"
+    return f"from {_number(least)} to {_number(largest)}"
+
+
+def _number(value: float) -> str:
+    """1,048,576 for byte counts; 65535 for ports and seconds."""
+    return f"{value:,}" if value >= 100_000 else f"{value:g}"
+
+
 def _convert(name: str, raw: str, kind: type) -> Any:
+    label = setting_label(name)
     if kind is bool:
-        return raw.lower() in ("1", "true", "yes")
+        if raw.strip().lower() not in BOOLEANS:
+            raise ConfigurationError(f"{label} must be true or false (or 1/0, yes/no), not {raw!r}")
+        return BOOLEANS[raw.strip().lower()]
     if kind in (int, float):
         try:
             return kind(raw)
         except ValueError:
-            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
+            whole = "a whole number" if kind is int else "a number"
+            raise ConfigurationError(f"{label} must be {whole}, not {raw!r}") from None
     if kind is type(Path()) or name.endswith(("_dir", "_file")):
+        if not raw.strip():
+            raise ConfigurationError(f"{label} is empty: give it a path, or unset it for the default")
         return Path(raw)
     return raw

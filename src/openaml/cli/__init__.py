@@ -1,1 +1,24 @@
-"""The `openaml` command."""
+"""The `openaml` command.
+
+Run as a command (`openaml`, `python -m openaml`), Ctrl-C while the command's modules load (a
+second or so) leaves quietly with exit status 130 instead of a KeyboardInterrupt traceback;
+`main` gives Ctrl-C back to Python (and click) once the command runs."""
+
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+
+def leave_quietly(signum: int, frame: FrameType | None) -> None:
+    """SIGINT handler while loading: exit 130 (128 + SIGINT), as a shell does, with no traceback."""
+    raise SystemExit(128 + signum)
+
+
+def _run_as_command() -> bool:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return Path(sys.argv[0]).name == "openaml" or getattr(spec, "name", None) == "openaml.__main__"
+
+
+if _run_as_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, leave_quietly)

@@ -198,9 +198,9 @@ def table(result: dict[str, Any]) -> list[str]:
               default=None, help="Kaggle-format unlabeled CSV, with --train.")
 @click.option("--quick", is_flag=True, help="Smoke run: 700 train and 300 test rows, 2 s of load "
               "(tabular: 5,000 rows).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("openaml-bench.json"),
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("openaml-bench.json"),
               show_default=True, help="Where to write the JSON result.")
-@click.option("--markdown", type=click.Path(path_type=Path), default=None,
+@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write the table and machine facts as Markdown here.")
 @click.option("--skip", multiple=True, type=click.Choice(["sklearn", "vw", "lightgbm", "openaml", "predict"]),
               help="Leave out a part (repeatable).")
@@ -233,6 +233,8 @@ def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | No
     """Benchmark a workflow: OpenAML vs pyarrow parse, scikit-learn and Vowpal Wabbit."""
     if (train_path is None) != (test_path is None):
         raise click.UsageError("--train and --test go together")
+    for option, path in (("--out", out), ("--markdown", markdown)):
+        check_output_folder(option, path)
     folder = bench_dir()
     sys.path.insert(0, str(folder))
     if dataset in ("tabular", "quality") and (train_path is not None or memory_cap is not None):
@@ -356,6 +358,13 @@ def run_quality(quick: bool, algorithm: str = "sgd") -> tuple[dict[str, Any], li
         else "scikit-learn's best linear fit"))
     quality.run(result, click.echo, folds=2 if quick else quality.FOLDS, quick=quick, algorithm=algorithm)
     return result, quality.table(result)
+
+
+def check_output_folder(option: str, path: Path | None) -> None:
+    """UsageError before a run of minutes when the folder of a result file does not exist."""
+    if path is not None and not path.absolute().parent.is_dir():
+        raise click.UsageError(f"{option} {path}: the folder {path.absolute().parent} does not exist; create it "
+                               "first or write elsewhere")
 
 
 def write_result(result: dict[str, Any], lines: list[str], out: Path,

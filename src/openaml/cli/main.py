@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
 import time
+from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import click
 import uvicorn
 
 from openaml import __version__
+from openaml.cli import leave_quietly
 from openaml.cli.banner import banner_lines
 from openaml.cli.bench import bench
 from openaml.cli.demo import demo
@@ -27,11 +32,18 @@ from openaml.settings import Settings
 @click.version_option(__version__, prog_name="openaml")
 def main() -> None:
     """OpenAML: the Amazon Machine Learning API, self-hosted."""
+    if signal.getsignal(signal.SIGINT) is leave_quietly:  # loaded: Ctrl-C is click's "Aborted!" again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-@main.command()
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies
+
+
+@main.command(epilog="Each option may also be set by its OPENAML_* variable (--data-dir by OPENAML_DATA_DIR); "
+                     "an option given on the command line wins over its variable.")
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to listen on (default 8080).")
+@click.option("--port", type=int, default=None, help="Port to listen on, 1-65535 (default 8080; 0: a free one).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Where the database, objects and artifacts live (default ./openaml-data).")
 @click.option("--database-url", default=None,
@@ -45,7 +57,7 @@ def main() -> None:
                    "share no file system.")
 @click.option("--workers", type=int, default=None, help="Concurrent jobs (default: CPU cores).")
 @click.option("--advertise-url", default=None,
-              help="Base URL clients reach this server at (returned as EndpointUrl).")
+              help="Base URL clients reach this server at, http(s)://HOST[:PORT] (returned as EndpointUrl).")
 @click.option("--credentials-file", type=click.Path(path_type=Path, exists=True), default=None,
               help="Access keys to verify SigV4 signatures against.")
 @click.option("--databases-file", type=click.Path(path_type=Path, exists=True), default=None,
@@ -53,12 +65,14 @@ def main() -> None:
 @click.option("--predict-rate-limit", type=int, default=None,
               help="Predict requests/s per endpoint (0 disables; default 200).")
 @click.option("--http-workers", type=int, default=None,
-              help="HTTP processes sharing the port (default 1); one of them runs the jobs.")
+              help="HTTP processes sharing the port, 1-64 (default 1); one of them runs the jobs.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
               help="Where jobs run: this process's threads (default) or a Dask cluster.")
 @click.option("--dask-scheduler", default=None,
-              help="Address of the Dask scheduler for --executor dask, e.g. tcp://10.0.0.5:8786.")
-@click.option("--log-level", default="info", show_default=True)
+              help="Address of the Dask scheduler for --executor dask, e.g. tcp://10.0.0.5:8786 "
+                   "(refused without --executor dask).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
+              show_default=True)
 def serve(log_level: str, **options: object) -> None:
     """Serve the Amazon ML API (and the web console) over HTTP."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -67,23 +81,23 @@ def serve(log_level: str, **options: object) -> None:
 
     try:
         settings = Settings.from_env(os.environ, **options)
+    except ValueError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
+    sock = listen(settings)  # before the banner, which says it serves; and an OS-chosen port is known
+    settings = replace(settings, port=sock.getsockname()[1])
+    try:
         require_database_driver(settings.database_url or "")
         if not settings.s3_endpoint_url:  # the embedded object store: where uploads go
             settings.objects_root.mkdir(parents=True, exist_ok=True)
         app = build_app(settings)
     except (ConfigurationError, MissingExtraError, ValueError, OSError, SQLAlchemyError) as exc:
+        sock.close()
         raise click.ClickException(f"cannot start: {exc}") from None
     for line in banner_lines(settings, app.context.store.url, app.context.objects.describe(),
                              app.unverified):
         click.echo(line)
     config = uvicorn.Config(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
                             access_log=log_level == "debug")
-    try:
-        sock = config.bind_socket()
-    except (OSError, SystemExit) as exc:  # uvicorn logs the reason and exits
-        app.close()
-        raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: the address is in use "
-                                   "or not available") from exc
     helpers = [start_http_process(settings, sock, log_level)
                for _ in range(settings.http_workers - 1)]
     try:
@@ -96,31 +110,61 @@ def serve(log_level: str, **options: object) -> None:
         app.close()
 
 
+def listen(settings: Settings) -> socket.socket:
+    """A socket bound to the settings' host and port (SO_REUSEADDR, as uvicorn binds), or a
+    ClickException saying why not."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: "
+                                   f"{exc.strerror or exc} (the address is in use or not available)") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def start_http_process(settings: Settings, sock: socket.socket, log_level: str) -> BaseProcess:
-    """Another process answering on the same socket; it serves the API but runs no jobs."""
+    """Another process answering on the same socket; it serves the API but runs no jobs, and
+    leaves when this process is gone."""
     process = multiprocessing.get_context("spawn").Process(
-        target=_serve_api_only, args=(settings, sock, log_level), daemon=True)
+        target=_serve_api_only, args=(settings, sock, log_level, os.getpid()), daemon=True)
     process.start()
     return process
 
 
-def _serve_api_only(settings: Settings, sock: socket.socket, log_level: str) -> None:
+def _serve_api_only(settings: Settings, sock: socket.socket, log_level: str, parent: int) -> None:
     from openaml.app import build_app
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends this one
+    die_with_parent(parent)
     app = build_app(settings, run_jobs=False)
     server = uvicorn.Server(uvicorn.Config(app.asgi, log_level=log_level, access_log=False))
-    parent = os.getppid()
-
-    def leave_with_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        server.should_exit = True
-
-    threading.Thread(target=leave_with_parent, daemon=True).start()
+    threading.Thread(target=leave_with_parent, args=(parent, server), daemon=True).start()
     try:
         server.run(sockets=[sock])
     finally:
         app.close()
+
+
+def die_with_parent(parent: int) -> None:
+    """Have Linux send SIGTERM when the process `parent` (which started this one) is gone, and
+    leave now if it already is: a helper must never outlive its server."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        raise SystemExit(0)
+
+
+def leave_with_parent(parent: int, server: uvicorn.Server, interval: float = 0.5) -> None:
+    """Stop `server` once `parent` is no longer this process's parent (elsewhere than Linux,
+    or where the death signal was refused)."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    server.should_exit = True
 
 
 @main.command("guess-schema")
@@ -128,13 +172,20 @@ def _serve_api_only(settings: Settings, sock: socket.socket, log_level: str) -> 
 @click.option("--target", default=None, help="Name of the target attribute.")
 @click.option("--row-id", default=None, help="Name of the row identifier attribute.")
 def guess_schema_command(path: Path, target: str | None, row_id: str | None) -> None:
-    """Print a data schema guessed from a CSV file (plain or .gz)."""
-    from openaml.ml.schema.guess import guess_schema
+    """Print a data schema guessed from a CSV file (plain or gzip, named .gz as the service
+    requires); records the service would reject are told on stderr, and a schema it would
+    refuse is not printed."""
+    from openaml.ml.schema.guess import guess
+    from openaml.ml.schema.model import parse_schema
 
     try:
-        click.echo(guess_schema(path, target=target, row_id=row_id))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        guessed = guess(path, target=target, row_id=row_id)
+        parse_schema(guessed.schema)
+    except ValueError as exc:  # SchemaError: what CreateDataSource* would answer
+        raise click.ClickException(f"{path.name}: {exc}") from None
+    for warning in guessed.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(guessed.schema)
 
 
 @main.command("fetch-mnist")

@@ -242,15 +242,19 @@ def credential_entries(text: str) -> list[tuple[str, str, str | None]]:
             continue
         key, sep, secret = line.partition(":")
         if not sep or not key.strip() or not secret.strip():
-            raise ValueError(f"credentials line {number}: expected ACCESS_KEY_ID:SECRET")
+            raise ValueError(f"line {number}: expected ACCESS_KEY_ID:SECRET")
         entries.append((key.strip(), secret.strip(), None))
+        ini.append("")  # keeps the INI part's line numbers those of the file
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string("\n".join(ini))
+    try:
+        parser.read_string("\n".join(ini))
+    except configparser.Error as exc:
+        raise ValueError(_ini_problem(exc)) from None
     for section in parser.sections():
         key_id = parser.get(section, "aws_access_key_id", fallback="").strip()
         secret = parser.get(section, "aws_secret_access_key", fallback="").strip()
         if not key_id or not secret:
-            raise ValueError(f"credentials section [{section}] needs aws_access_key_id and "
+            raise ValueError(f"section [{section}] needs aws_access_key_id and "
                              "aws_secret_access_key")
         entries.append((key_id, secret, section))
     return entries
@@ -261,9 +265,29 @@ def parse_credentials(text: str) -> dict[str, str]:
     return {key: secret for key, secret, _ in credential_entries(text)}
 
 
+def _ini_problem(exc: configparser.Error) -> str:
+    """configparser's error as `line N: what is wrong`."""
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {exc.lineno}: section [{exc.section}] appears twice"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {exc.lineno}: {exc.option} appears twice in section [{exc.section}]"
+    if isinstance(exc, configparser.ParsingError):
+        number, line = exc.errors[0]
+        return f"line {number}: expected KEY = VALUE in a section, not {line}"  # line: a repr
+    return str(exc.message)
+
+
 def load_credentials(path: str | Path) -> dict[str, str]:
-    """parse_credentials on a file (UTF-8)."""
-    return parse_credentials(Path(path).read_text(encoding="utf-8"))
+    """parse_credentials on a file (UTF-8); ValueError naming the file for one that is not
+    valid or holds no key (a server asked to verify signatures must have keys to verify)."""
+    try:
+        keys = parse_credentials(Path(path).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"credentials file {path}: {exc}") from None
+    if not keys:
+        raise ValueError(f"credentials file {path} holds no access key: add ACCESS_KEY_ID:SECRET lines or "
+                         "[sections] with aws_access_key_id and aws_secret_access_key")
+    return keys
 
 
 def load_user_names(path: str | Path) -> dict[str, str]:

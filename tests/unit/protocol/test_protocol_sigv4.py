@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -249,3 +250,22 @@ def test_user_names_come_from_credential_sections(tmp_path):
     path.write_text("AKIDROOT:s1\n[default]\naws_access_key_id = AKIDDEF\naws_secret_access_key = s2\n"
                     "[alice]\naws_access_key_id = AKIDALICE\naws_secret_access_key = s3\n")
     assert load_user_names(path) == {"AKIDALICE": "alice"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[a]\naws_access_key_id=A\naws_secret_access_key=S\n[a]\n", "line 4: section [a] appears twice"),
+    ("K:S\n[a]\naws_access_key_id=A\naws_access_key_id=B\n", "line 4: aws_access_key_id appears twice"),
+    ("K:S\n\n[a]\nstray\n", "line 4: expected KEY = VALUE in a section, not 'stray'"),
+])
+def test_an_ini_syntax_error_names_its_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "credentials"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=f"credentials file {path}: {re.escape(message)}"):
+        load_credentials(path)
+
+
+def test_a_credentials_file_without_keys_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    path.write_text("# nothing yet\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="holds no access key"):
+        load_credentials(path)

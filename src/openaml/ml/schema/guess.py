@@ -24,6 +24,7 @@ import io
 import json
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -39,13 +40,32 @@ LABEL_WORDS = {"class", "label", "target", "digit", "category", "type", "kind", 
 MAX_SCHEMA_LENGTH = 131_071  # characters of DataSpec.DataSchema (the API's service model)
 
 
+@dataclass(frozen=True)
+class Guess:
+    """A guessed schema's JSON, and what in the sample the service would reject or read otherwise."""
+
+    schema: str
+    warnings: tuple[str, ...] = ()
+
+
 def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | None = None,
                  row_id: str | None = None, sample_rows: int = 10_000) -> str:
     """Schema JSON guessed from a CSV sample: pretty-printed (two-space indentation), or
     compact where that would pass the API's MAX_SCHEMA_LENGTH."""
+    return guess(stream_or_path, target, row_id, sample_rows).schema
+
+
+def guess(stream_or_path: str | Path | BinaryIO | TextIO, target: str | None = None,
+          row_id: str | None = None, sample_rows: int = 10_000) -> Guess:
+    """guess_schema, with warnings on the sample's records that the service would reject."""
+    if target is not None and target == row_id:
+        raise InputError(f"'{target}' cannot be both the target and the row id")
+    if isinstance(stream_or_path, (str, Path)):
+        _check_compression(Path(stream_or_path))
     rows = _sample(stream_or_path, sample_rows + 1)
     if not rows:
         raise InputError("The CSV sample is empty")
+    warnings = _record_warnings(rows)
     width = max(len(r) for r in rows)
     rows = [r + [""] * (width - len(r)) for r in rows]
     header = _has_header(rows)
@@ -62,7 +82,38 @@ def guess_schema(stream_or_path: str | Path | BinaryIO | TextIO, target: str | N
            "excludedAttributeNames": []}
     pretty = json.dumps(doc, indent=2, separators=(",", " : "))
     # wide data (some 1,650 columns and more): compact JSON, which fits up to some 2,500
-    return pretty if len(pretty) <= MAX_SCHEMA_LENGTH else json.dumps(doc, separators=(",", ":"))
+    schema = pretty if len(pretty) <= MAX_SCHEMA_LENGTH else json.dumps(doc, separators=(",", ":"))
+    return Guess(schema, warnings)
+
+
+def _check_compression(path: Path) -> None:
+    """InputError where the file's content and name disagree on gzip: the service reads a file
+    as gzip by its `.gz` name alone, whatever the content (a guess by content would mislead)."""
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    named = path.name.endswith(".gz")  # as the service decides, case included
+    if gzipped and not named:
+        raise InputError("the file is gzip-compressed but its name does not end in .gz: the service "
+                         "would read it as plain text and reject its records; name it *.gz")
+    if named and not gzipped:
+        raise InputError("its name ends in .gz but the file is not gzip-compressed: the service would fail "
+                         "to decompress it; compress it with gzip or drop the .gz")
+
+
+def _record_warnings(rows: list[list[str]]) -> tuple[str, ...]:
+    """Sentences on sampled records the service rejects: a value spanning lines (the service
+    reads one record per line) and a field count other than the widest record's."""
+    warnings = []
+    spanning = sum(1 for row in rows if any("\n" in v or "\r" in v for v in row))
+    if spanning:
+        warnings.append(f"{spanning} sampled record(s) have a quoted value spanning lines: the service reads "
+                        "one record per line and rejects these")
+    widths = sorted({len(row) for row in rows})
+    if len(widths) > 1:
+        short = sum(1 for row in rows if len(row) < widths[-1])
+        warnings.append(f"the sampled records have {', '.join(map(str, widths))} fields; the schema has "
+                        f"{widths[-1]} attributes, and the service rejects the {short} record(s) with fewer fields")
+    return tuple(warnings)
 
 
 def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str]]:

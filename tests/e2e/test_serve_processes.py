@@ -1,0 +1,103 @@
+"""`openaml serve` as a real process: its --http-workers helpers never outlive it, and Ctrl-C
+while it loads leaves without a traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+OPENAML = Path(sys.executable).parent / "openaml"
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def helpers(pid: int) -> list[int]:
+    """The multiprocessing-spawned children of `pid` (not its resource tracker)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    found = []
+    for child in children:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            found.append(int(child))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for(condition: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, list[int]]]:
+    """`openaml serve --http-workers 2` up to the moment its helper process exists."""
+    port = free_port()
+    server = subprocess.Popen([str(OPENAML), "serve", "--port", str(port), "--data-dir", str(tmp_path / "d"),
+                               "--http-workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    found: list[int] = []
+    try:
+        assert wait_for(lambda: found.extend(helpers(server.pid)) or found, 60), "no helper was started"
+        yield server, port, found
+    finally:
+        for pid in [server.pid, *found]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_helper_leaves_when_its_server_dies_while_it_starts(started, sig) -> None:
+    """Killed before the helper has built its app (1-2 s), the server must leave no process on its port."""
+    server, port, found = started
+    server.send_signal(sig)
+    server.wait(timeout=10)
+    assert wait_for(lambda: not any(alive(pid) for pid in found), 15), f"helpers {found} outlived their server"
+    assert wait_for(lambda: not answers(port), 5), f"port {port} still answers"
+
+
+def test_ctrl_c_while_loading_leaves_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT in the first moments (modules still loading) exits quietly."""
+    for delay in (0.15, 0.3, 0.6):
+        server = subprocess.Popen([str(OPENAML), "serve", "--port", str(free_port()), "--data-dir",
+                                   str(tmp_path / "d")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        time.sleep(delay)
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+        assert b"Traceback" not in output, output.decode()
+        assert server.returncode != 0
