@@ -389,7 +389,8 @@ def _job(runtime: Runtime, kind: EntityKind, entity_id: str, owner: str, lease: 
         raise InputError(f"{kind.value} {entity_id} does not exist any more")
     leases = Leases(runtime.store)
     job = Job(record, runtime.store, partial(_log, runtime, record),
-              stopping=lambda: not leases.holds(lease), owner=owner, lease=lease)
+              stopping=lambda: not leases.holds(lease), owner=owner, lease=lease,
+              store_patience=2 * runtime.job_lease_seconds / 3)
     if not quiet:
         job.log_line(f"running on the Dask worker {_worker_name()}")
     return job

@@ -23,6 +23,7 @@ class Runtime:
     artifacts: Artifacts
     tasks: Tasks
     execution: Execution
+    job_lease_seconds: float = 30.0  # the front ends' leases (Job.store_patience is two thirds)
 
     def write_log(self, record: EntityRecord, line: str) -> None:
         """Append a time-stamped line to the job log of `record`."""
@@ -52,4 +53,4 @@ def open_runtime(settings: Settings, workers: int, memory_limit: int | None = No
         parsing = replace(parsing, block_bytes=parse_block_bytes(workers, memory_limit, process_bytes))
     tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, workers,
                   execution, parsing, share_work)
-    return Runtime(store, objects, artifacts, tasks, execution)
+    return Runtime(store, objects, artifacts, tasks, execution, settings.job_lease_seconds)

@@ -52,6 +52,23 @@ def test_front_ends_starting_together_on_an_empty_database_all_start(empty_datab
     assert len(set(layouts)) == 1 and layouts[0] is not None
 
 
+def test_a_front_end_waits_for_another_creating_the_tables_past_the_lock_wait(
+        empty_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound on lock waits (LOCK_WAIT_MS) is not for the tables' creation, which another
+    front end may hold for longer: the second one failed to start (lock timeout)."""
+    monkeypatch.setattr(database, "LOCK_WAIT_MS", 200)
+    holder = sqlalchemy.create_engine(empty_database)
+    with holder.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": database.SCHEMA_LOCK})
+        with ThreadPoolExecutor(1) as pool:
+            opened = pool.submit(open_store, empty_database)
+            time.sleep(1.0)  # five lock waits
+            assert not opened.done()
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": database.SCHEMA_LOCK})
+            opened.result(timeout=30).close()
+    holder.dispose()
+
+
 def test_a_front_end_frozen_inside_a_transaction_holds_its_locks_for_a_bounded_time(
         empty_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another front end's write waits for its lock up to LOCK_WAIT_MS and fails (it waited

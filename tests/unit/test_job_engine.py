@@ -274,15 +274,15 @@ def test_a_job_that_fails_as_its_store_does_not_answer_runs_again_and_says_why(t
 
 
 def test_a_job_that_the_store_fails_every_time_fails_after_a_few_runs(tmp_path: Path) -> None:
-    """An error of the store that persists (a broken database, not a restart) must not run the
-    job again for ever: after STORE_RERUNS runs in a row it fails, saying why."""
+    """A store that keeps failing a job must not run it again for ever: after STORE_RERUNS runs
+    again in a row it fails, saying why."""
     from openaml.jobs.engine import STORE_RERUNS
 
     runs: list[str] = []
 
     def task(job: Job) -> DataSourceResult:
         runs.append(job.record.id)
-        raise OperationalError("SELECT", {}, ConnectionError("no such column: entities.kind"))
+        raise OperationalError("SELECT", {}, ConnectionError("server closed the connection unexpectedly"))
 
     reader = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
     assert _run(tmp_path, task, ["a"]) == {"a": Status.FAILED}
@@ -290,9 +290,70 @@ def test_a_job_that_the_store_fails_every_time_fails_after_a_few_runs(tmp_path: 
     assert "Internal error (OperationalError)" in (reader.get(EntityKind.DATASOURCE, "a").message or "")
 
 
-def test_a_timeout_of_the_task_itself_fails_its_job() -> None:
-    """Only the store's own errors run a job again: a task's TimeoutError is its failure."""
+def test_only_errors_of_a_store_that_did_not_answer_run_a_job_again(tmp_path: Path) -> None:
+    """By the error's code: a connection lost, a restart, a lock or the writers waited for too
+    long; not a task's own TimeoutError, nor what the store cannot do (a missing table, a
+    program limit), which retried would run the job again for ever."""
+    import sqlite3
+
+    import psycopg.errors as pg
+    from sqlalchemy.exc import DBAPIError, ProgrammingError
+
     from openaml.store.database import StoreBusy, unavailable
 
+    def wrapped(error: Exception) -> DBAPIError:
+        return DBAPIError.instance("SELECT", {}, error, Exception)
+
+    missing_table = None
+    try:
+        sqlite3.connect(tmp_path / "x.db").execute("SELECT * FROM nowhere")
+    except sqlite3.OperationalError as error:
+        missing_table = error
+    assert missing_table is not None and not unavailable(wrapped(missing_table))
     assert not unavailable(TimeoutError("the task timed out"))
+    assert not unavailable(wrapped(pg.ProgramLimitExceeded("index row size exceeds maximum")))
+    assert not unavailable(ProgrammingError("SELECT", {}, pg.UndefinedTable("no such table")))
     assert unavailable(StoreBusy("waited")) and unavailable(OperationalError("SELECT", {}, ConnectionError()))
+    for error in (pg.AdminShutdown("terminating connection"), pg.LockNotAvailable("lock timeout"),
+                  pg.IdleInTransactionSessionTimeout("idle"), pg.TooManyConnections("too many"),
+                  pg.SerializationFailure("retry"), pg.OperationalError("connection failed")):
+        assert unavailable(wrapped(error)), error
+
+
+def test_a_result_the_store_cannot_take_fails_the_job_at_once(tmp_path: Path) -> None:
+    """A permanent refusal of the store (PostgreSQL's program limit) is no outage: the job
+    fails ("could not be stored") after one run, as before (it ran again for ever)."""
+    import psycopg.errors as pg
+    from sqlalchemy.exc import DBAPIError
+
+    class Refusing(_Restarting):
+        def update(self, kind, entity_id, changes, **kwargs):
+            if changes.get("status") is Status.COMPLETED:
+                raise DBAPIError.instance("UPDATE", {}, pg.ProgramLimitExceeded("row too big"), Exception)
+            return super().update(kind, entity_id, changes, **kwargs)
+
+    runs: list[str] = []
+
+    def task(job: Job) -> DataSourceResult:
+        runs.append(job.record.id)
+        return DONE
+
+    reader = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    assert _run(tmp_path, task, ["a"], store=Refusing(tmp_path / "jobs.db")) == {"a": Status.FAILED}
+    assert runs == ["a"] and "could not be stored" in (reader.get(EntityKind.DATASOURCE, "a").message or "")
+
+
+def test_a_job_stops_once_its_store_is_silent_for_longer_than_its_patience(tmp_path: Path) -> None:
+    """Not only once its front end's heartbeat learns the lease is lost: a front end cut off
+    from the store cannot learn it, and another may run the job after the lease (two runs at
+    once, both writing their files)."""
+    store = _Restarting(tmp_path / "jobs.db")
+    _pending(store, "a")
+    job = Job(store.get(EntityKind.DATASOURCE, "a"), store, lambda line: None, store_patience=0.3)
+    store.down.set()
+    assert not job.cancelled()
+    time.sleep(0.4)
+    assert job.cancelled()
+    store.down.clear()
+    store.update(EntityKind.DATASOURCE, "a", {"status": Status.INPROGRESS})
+    assert not job.cancelled()  # the store answers again: the silence is over

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from openaml.jobs.priority import run_below_requests
@@ -39,7 +39,7 @@ STOP_SECONDS = 10.0  # JobEngine.stop waits this long for the scheduler and the 
 LEASE_MS = 30_000     # a claimed job's lease; renewed every third of it
 FORGET_LEASES = 20    # front ends not seen for this many leases are removed from the store
 STORE_RETRY_SECONDS = 0.5  # between tries of a job's end while the store does not answer
-STORE_RERUNS = 3  # a job that the store failed this many runs in a row here fails (its error persists)
+STORE_RERUNS = 3  # runs again of a job the store failed, in a row here; one more such run fails it
 T = TypeVar("T")
 # the log line of a job run again once the front end running it stopped (a restart; or its end,
 # and another front end takes the job over)
@@ -61,6 +61,10 @@ class Job:
     owner: str | None = None  # the front end running the job
     lease: str | None = None  # the token of this run's lease (store/leases.py)
     others: Callable[[], int] = lambda: 0  # the other jobs running beside it, not waiting
+    # how long cancelled() keeps answering False while the store does not answer: well within a
+    # lease, after which another front end may run the job (two thirds of LEASE_MS)
+    store_patience: float = 2 * LEASE_MS / 3000
+    _silent_since: float | None = field(default=None, init=False, repr=False)
 
     @contextmanager
     def idle(self) -> Iterator[None]:
@@ -86,8 +90,9 @@ class Job:
 
     def cancelled(self) -> bool:
         """Whether the job should end now: its entity was deleted, the server stops, or
-        another front end took the job over. A store that does not answer ends no job: the
-        lease does (its heartbeats failing for longer than a lease, another front end runs it)."""
+        another front end took the job over. A store that does not answer for a moment ends
+        no job; one silent for `store_patience` seconds does, before its lease could have
+        gone to another front end (which would run the job beside this run)."""
         try:
             if self.stopping():
                 return True
@@ -95,7 +100,10 @@ class Job:
         except Exception as exc:
             if not unavailable(exc):
                 raise
-            return False
+            now = time.monotonic()
+            self._silent_since = self._silent_since or now
+            return now - self._silent_since >= self.store_patience
+        self._silent_since = None
         return current is None or current.status is not Status.INPROGRESS
 
 
@@ -360,7 +368,7 @@ class JobEngine:
             key = (record.kind, record.id)
             job = Job(record, self.store, lambda line: self._log(record, line),
                       lambda idle: self._set_idle(key, idle), lambda: self._stop.is_set() or key in self._lost,
-                      self.front_end.id, token, lambda: self._others(key))
+                      self.front_end.id, token, lambda: self._others(key), store_patience=2 * self.lease_ms / 3000)
             job.log_line(f"{record.kind.value} {record.id}: started on front end {self.front_end.id}")
             task = self.tasks.get(record.kind)
             if task is None:

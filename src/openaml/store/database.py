@@ -44,22 +44,31 @@ MAX_CONNECTIONS = 64
 IDLE_IN_TRANSACTION_MS = 10_000
 LOCK_WAIT_MS = 5_000
 SCHEMA_LOCK = 0x6F70656E616D6C  # the advisory lock held while the tables are created ("openaml")
+# SQLSTATEs of a store that did not answer: the connection (08), the server shutting down or
+# restarting (57P), a lock waited for too long (55P03), a transaction that lost to another
+# (40001, 40P01), too many connections (53300), a session idle in a transaction too long (25P03)
+TRANSIENT_STATES = ("08", "57P", "55P03", "40001", "40P01", "53300", "25P03")
 
 
 def unavailable(exc: BaseException) -> bool:
     """Whether `exc` says that the store did not answer (its server down or restarting, the
     connection lost, a lock or the writers waited for too long), not that a statement was
-    wrong: the same call may succeed a moment later."""
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | StoreBusy):
+    wrong or cannot be done (a missing table, a program limit): the same call may succeed a
+    moment later. By the error's code where it has one (PostgreSQL's SQLSTATE, SQLite's
+    name); one without a code is the driver's own failure to reach the server."""
+    if isinstance(exc, PoolTimeout | StoreBusy):
         return True
-    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or _ended_session(exc.orig))
-
-
-def _ended_session(error: BaseException | None) -> bool:
-    """A PostgreSQL error that ended the session (SQLSTATE 25P03: idle in a transaction too
-    long; 57P..: the server shut down or restarts): a new connection may well work."""
-    state = str(getattr(error, "sqlstate", None) or "")
-    return state == "25P03" or state.startswith("57P")
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state:
+        return str(state).startswith(TRANSIENT_STATES)
+    name = getattr(exc.orig, "sqlite_errorname", None)
+    if name:
+        return name in ("SQLITE_BUSY", "SQLITE_LOCKED")
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def open_store(url: str) -> Store:
@@ -90,7 +99,8 @@ def _create_tables(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif engine.dialect.name == "postgresql":
+        elif engine.dialect.name == "postgresql":  # another front end's creation may take a while
+            conn.execute(text("SET LOCAL lock_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         metadata.create_all(conn)
 

@@ -200,24 +200,29 @@ class Leases:
                 .with_for_update(of=job_leases)).first()  # a renewal waits, or is waited for
             if lease is not None and not _orphaned(lease[0], _front_end(*lease[1:]), now):
                 return False
-            return _to_pending(conn, kind, entity_id, now)
+            moved = _to_pending(conn, kind, entity_id, now)
+            conn.execute(delete(job_leases).where(job_leases.c.kind == kind.value, job_leases.c.id == entity_id))
+            return moved
 
     def give_back(self, kind: EntityKind, entity_id: str, token: str, now: int) -> bool:
         """Put the job of the run `token` back to PENDING (to run again from scratch), while
         that run holds its lease; False when it does not any more."""
         with self.store.write() as conn:
             self.store.lock_entity(conn, kind, entity_id)
-            held = conn.execute(select(job_leases.c.token).where(
-                job_leases.c.kind == kind.value, job_leases.c.id == entity_id, job_leases.c.token == token)).first()
-            return held is not None and _to_pending(conn, kind, entity_id, now)
+            mine = and_(job_leases.c.kind == kind.value, job_leases.c.id == entity_id, job_leases.c.token == token)
+            if conn.execute(select(job_leases.c.token).where(mine)).first() is None:
+                return False
+            if not _to_pending(conn, kind, entity_id, now):  # deleted meanwhile: the run ends as such
+                return False
+            conn.execute(delete(job_leases).where(mine))
+            return True
 
 
 def _to_pending(conn: Connection, kind: EntityKind, entity_id: str, now: int) -> bool:
-    """Move an INPROGRESS job back to PENDING and remove its lease; whether it moved."""
+    """Move an INPROGRESS job back to PENDING; whether it moved."""
     moved = conn.execute(update(entities).where(
         entities.c.kind == kind.value, entities.c.id == entity_id,
         entities.c.status == Status.INPROGRESS.value).values(status=Status.PENDING.value, last_updated_at=now))
-    conn.execute(delete(job_leases).where(job_leases.c.kind == kind.value, job_leases.c.id == entity_id))
     return moved.rowcount == 1
 
 

@@ -179,3 +179,18 @@ def test_front_ends_are_live_while_they_beat_and_forgotten_long_after(stores: tu
     assert [f.id for f in leases.live(4_000, 10_000)] == ["a"]
     leases.leave("a")
     assert leases.live(4_000, 10_000) == []
+
+
+def test_a_run_gives_its_job_back_only_while_it_holds_it_and_the_job_runs(stores: tuple[Store, Store]) -> None:
+    """give_back (a run the store failed): PENDING again for a new run; not another run's job;
+    and a job deleted meanwhile keeps the run's lease, so that the run ends as a deleted one
+    (it logged that another front end ran it)."""
+    pending(stores[0], "m", "d")
+    leases = Leases(stores[0])
+    assert leases.claim(KIND, "m", "a", "run-1", {}, 1_000) and leases.claim(KIND, "d", "a", "run-2", {}, 1_000)
+    assert not leases.give_back(KIND, "m", "someone-else", now=2)
+    assert leases.give_back(KIND, "m", "run-1", now=2)
+    assert stores[1].get(KIND, "m").status is Status.PENDING and not leases.holds("run-1")
+    assert stores[0].update(KIND, "d", {"status": Status.DELETED})
+    assert not leases.give_back(KIND, "d", "run-2", now=3)
+    assert leases.holds("run-2") and stores[1].get(KIND, "d").status is Status.DELETED
