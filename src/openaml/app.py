@@ -28,7 +28,7 @@ from openaml import __version__
 from openaml.cluster import Cluster, connect_cluster
 from openaml.console import build_console
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
-from openaml.jobs.memory import MIN_BUDGET, prefer_small_pages
+from openaml.jobs.memory import prefer_small_pages
 from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
 from openaml.jobs.tasks import LOG_FILE, REPORT_FILES, Tasks
@@ -57,13 +57,9 @@ from openaml.store import EndpointStatus, EntityKind, Status, Store
 from openaml.store.leases import FrontEnd, Leases
 
 log = logging.getLogger(__name__)
-
-
 FOLLOW_SECONDS = 1.0  # how often each process beats and follows the store's endpoints
 SERVING_MS = 5_000    # processes seen within this long share an endpoint's rate limit
 STALE_TEMP_SECONDS = 3_600  # a temporary file unchanged this long has no writer left
-MIN_PARTITION_BYTES = 1 << 20  # OPENAML_PARTITION_BYTES
-EXECUTORS = ("local", "dask")  # where jobs run (cluster.py)
 
 
 @dataclass
@@ -140,16 +136,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             f"Bound to {settings.host}, which is not a loopback address: configure access keys "
             "(--credentials-file or OPENAML_ACCESS_KEYS) so that requests are verified"
         )
-    if settings.job_lease_seconds < 1:
-        raise ConfigurationError(f"A job's lease ({settings.job_lease_seconds} s) must be at least 1 s")
-    if settings.partition_bytes < MIN_PARTITION_BYTES:
-        raise ConfigurationError(f"A partition ({settings.partition_bytes:,} bytes) must be at least "
-                                 f"{MIN_PARTITION_BYTES:,} bytes (OPENAML_PARTITION_BYTES)")
-    if settings.executor not in EXECUTORS:
-        raise ConfigurationError(f"The executor must be one of {', '.join(EXECUTORS)}, not {settings.executor!r}")
-    if settings.training_memory != 0 and settings.training_memory < MIN_BUDGET:  # negative too
-        raise ConfigurationError(f"The training memory ({settings.training_memory:,} bytes) must be 0 "
-                                 f"(a share of the memory limit) or at least {MIN_BUDGET:,} bytes")
+    settings.check()  # read ones were checked as they were read; these may be given directly
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = open_runtime(settings, settings.workers)
     store, objects, artifacts, tasks, execution = (runtime.store, runtime.objects, runtime.artifacts,

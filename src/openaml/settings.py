@@ -103,7 +103,7 @@ class Settings:
         a URL that is not one, or a Dask scheduler without the Dask executor."""
         for name, (least, largest) in RANGES.items():
             value = getattr(self, name)
-            if name == "training_memory" and value == 0:
+            if value is None or (name == "training_memory" and value == 0):  # None: not resolved yet
                 continue
             if not math.isfinite(value) or value < least or (largest is not None and value > largest):
                 raise ConfigurationError(f"{setting_label(name)} must be {_range_text(name)}, not {value}")

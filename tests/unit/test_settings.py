@@ -56,7 +56,7 @@ def test_the_least_training_memory_is_the_jobs_least_budget() -> None:
 def test_a_negative_training_memory_given_directly_is_refused_at_start_up(tmp_path) -> None:
     from openaml.app import build_app
 
-    with pytest.raises(ConfigurationError, match="training memory"):
+    with pytest.raises(ConfigurationError, match="OPENAML_TRAINING_MEMORY must be 0"):
         build_app(Settings(data_dir=tmp_path, training_memory=-5).resolved(), run_jobs=False)
 
 

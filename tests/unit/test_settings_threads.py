@@ -57,7 +57,7 @@ def test_a_partition_or_lease_too_small_is_refused(tmp_path):
                              ({"OPENAML_JOB_LEASE_SECONDS": "0.5"}, "must be from 1 to 86400, not 0.5")):
         with pytest.raises(ConfigurationError, match=message):
             Settings.from_env(environ, data_dir=tmp_path)
-    for settings, message in ((Settings(data_dir=tmp_path, partition_bytes=0), r"A partition \(0 bytes\) must be"),
-                              (Settings(data_dir=tmp_path, job_lease_seconds=0.5), "must be at least 1 s")):
+    for settings, message in ((Settings(data_dir=tmp_path, partition_bytes=0), r"OPENAML_PARTITION_BYTES must be"),
+                              (Settings(data_dir=tmp_path, job_lease_seconds=0.5), "must be from 1 to 86400")):
         with pytest.raises(ConfigurationError, match=message):  # given directly, not read: build_app checks
             build_app(settings.resolved(), run_jobs=False)
