@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from openaml.extras import require_extra
-from openaml.jobs.engine import JOB_KINDS, Job, Task
+from openaml.jobs.engine import JOB_KINDS, Job, Task, patience_for
 from openaml.jobs.memory import WORKER_PROCESS_BYTES, release_memory
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_work import SharedWork
@@ -390,7 +390,7 @@ def _job(runtime: Runtime, kind: EntityKind, entity_id: str, owner: str, lease: 
     leases = Leases(runtime.store)
     job = Job(record, runtime.store, partial(_log, runtime, record),
               stopping=lambda: not leases.holds(lease), owner=owner, lease=lease,
-              store_patience=2 * runtime.job_lease_seconds / 3)
+              store_patience=patience_for(runtime.job_lease_seconds))
     if not quiet:
         job.log_line(f"running on the Dask worker {_worker_name()}")
     return job

@@ -23,7 +23,7 @@ class Runtime:
     artifacts: Artifacts
     tasks: Tasks
     execution: Execution
-    job_lease_seconds: float = 30.0  # the front ends' leases (Job.store_patience is two thirds)
+    job_lease_seconds: float = 30.0  # the front ends' leases (jobs.engine.patience_for)
 
     def write_log(self, record: EntityRecord, line: str) -> None:
         """Append a time-stamped line to the job log of `record`."""

@@ -41,6 +41,14 @@ FORGET_LEASES = 20    # front ends not seen for this many leases are removed fro
 STORE_RETRY_SECONDS = 0.5  # between tries of a job's end while the store does not answer
 STORE_RERUNS = 3  # runs again of a job the store failed, in a row here; one more such run fails it
 T = TypeVar("T")
+
+
+def patience_for(lease_seconds: float) -> float:
+    """How long a job goes on while its store does not answer (Job.store_patience): two thirds
+    of a lease, so that it stops before its lease could go to another front end."""
+    return 2 * lease_seconds / 3
+
+
 # the log line of a job run again once the front end running it stopped (a restart; or its end,
 # and another front end takes the job over)
 RERUN_NOTE = "The front end that ran this job stopped before the job ended: it runs again"
@@ -61,9 +69,7 @@ class Job:
     owner: str | None = None  # the front end running the job
     lease: str | None = None  # the token of this run's lease (store/leases.py)
     others: Callable[[], int] = lambda: 0  # the other jobs running beside it, not waiting
-    # how long cancelled() keeps answering False while the store does not answer: well within a
-    # lease, after which another front end may run the job (two thirds of LEASE_MS)
-    store_patience: float = 2 * LEASE_MS / 3000
+    store_patience: float = patience_for(LEASE_MS / 1000)  # seconds cancelled() waits on a silent store
     _silent_since: float | None = field(default=None, init=False, repr=False)
 
     @contextmanager
@@ -368,7 +374,8 @@ class JobEngine:
             key = (record.kind, record.id)
             job = Job(record, self.store, lambda line: self._log(record, line),
                       lambda idle: self._set_idle(key, idle), lambda: self._stop.is_set() or key in self._lost,
-                      self.front_end.id, token, lambda: self._others(key), store_patience=2 * self.lease_ms / 3000)
+                      self.front_end.id, token, lambda: self._others(key),
+                      store_patience=patience_for(self.lease_ms / 1000))
             job.log_line(f"{record.kind.value} {record.id}: started on front end {self.front_end.id}")
             task = self.tasks.get(record.kind)
             if task is None:
