@@ -37,3 +37,13 @@ def add_labels(accumulator: MulticlassAccumulator, true: np.ndarray, predicted: 
     true_labels, true_codes = np.unique(true.astype(str), return_inverse=True)
     predicted_labels, predicted_codes = np.unique(predicted.astype(str), return_inverse=True)
     accumulator.add_coded(true_labels.tolist(), true_codes, predicted_labels.tolist(), predicted_codes)
+
+
+def converged_at(improvements: list[float]) -> int | None:
+    """The first pass (index into improvements) to converge by sgd.LossTrend's rule: it improves
+    the loss by under TOLERANCE right after one that improved it by under AVERAGE_BELOW tolerances."""
+    from openaml.ml.training.sgd import AVERAGE_BELOW, TOLERANCE
+
+    return next((k for k in range(1, len(improvements)) if 0 <= improvements[k] < TOLERANCE
+                 and 0 <= improvements[k - 1] < AVERAGE_BELOW * TOLERANCE), None)
+

@@ -108,16 +108,21 @@ THREADED_STEP_NS = 1_000_000
 
 class LossTrend:
     """The mean losses of a training's passes so far, as the convergence test reads them: a
-    pass converged when it lowered the loss by less than TOLERANCE (a rising loss, early
-    overshoot on small data, is not convergence), and the loss is levelling off once a pass
-    lowered it by less than AVERAGE_BELOW tolerances, or raised it (the next passes may be the
-    last: they average their iterates)."""
+    pass converged when it lowered the loss by less than TOLERANCE right after a pass that
+    lowered it by less than AVERAGE_BELOW tolerances. A rising loss is not convergence, and
+    neither is one small fall: small data overshoot in their first passes, whose losses
+    (several times the uniform model's) rise and fall by chance. A fold of 490 MNIST records
+    whose loss went from 13.96 to 13.95 stopped after 2 passes, so cross-validation chose 2
+    passes (macro F1 0.01); 3 seeds of 75 stopped so, at macro F1 0.01 to 0.60. The loss is
+    levelling off once a pass lowered it by less than AVERAGE_BELOW tolerances, or raised it
+    (the next passes may be the last: they average their iterates)."""
 
     def __init__(self) -> None:
         self.previous = self.improvement = np.inf
 
     def converged(self, loss: float) -> bool:
-        return bool(np.isfinite(self.previous) and 0 <= self.previous - loss < TOLERANCE * abs(self.previous))
+        return bool(np.isfinite(self.previous) and 0 <= self.previous - loss < TOLERANCE * abs(self.previous)
+                    and 0 <= self.improvement < AVERAGE_BELOW * TOLERANCE)
 
     def levelling(self) -> bool:
         return bool(self.improvement < AVERAGE_BELOW * TOLERANCE)
