@@ -107,6 +107,19 @@ def test_serve_refuses_an_empty_data_dir_variable(tmp_path: Path, monkeypatch: p
     assert os.listdir(tmp_path) == []  # not the current folder as the data dir
 
 
+@pytest.mark.parametrize("args", [
+    ["serve", "--data-dir", ""], ["serve", "--data-dir", " "], ["demo", "mnist", "--data-dir", ""],
+    ["export-model", "ml-x", "--data-dir", ""], ["export-model", "ml-x", "--out", ""],
+    ["bench", "--quick", "--work", ""], ["bench", "--quick", "--out", ""], ["fetch-mnist", ""],
+    ["guess-schema", ""], ["serve", "--credentials-file", ""]])
+def test_every_path_option_refuses_an_empty_value(args: list[str], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """click reads an empty path as the current folder: a server put its database there."""
+    monkeypatch.chdir(tmp_path)
+    refused(invoke(args), "is empty: give a path", code=2)
+    assert os.listdir(tmp_path) == [] and not FakeServer.configs
+
+
 def test_serve_checks_the_log_level_case_insensitively(tmp_path: Path) -> None:
     refused(serve(tmp_path, "--log-level", "bogus"), "'bogus' is not one of", code=2)
     result = serve(tmp_path, "--log-level", "DEBUG")

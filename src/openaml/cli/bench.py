@@ -27,6 +27,8 @@ from typing import Any
 
 import click
 
+from openaml.cli.paths import NonEmptyPath
+
 TARGETS: dict[str, Any] = {"pipeline_vs_sklearn": 0.5, "pipeline_vs_vw": 0.5, "f1_tolerance": 0.005,
            "ingest_vs_parse": 2.0, "requests_per_s": 2000, "p99_ms": 10.0,
            # boosted trees (--algorithm gbdt), issue 18: full-size MNIST's time, both data sets' F1
@@ -191,16 +193,16 @@ def table(result: dict[str, Any]) -> list[str]:
                    "suite (default parameters against scikit-learn's best linear fit).")
 @click.option("--rows", default="50000,500000,2000000", show_default=True,
               help="Tabular sizes to run, comma-separated (--quick: 5,000 rows).")
-@click.option("--train", "train_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--train", "train_path", type=NonEmptyPath(path_type=Path, exists=True, dir_okay=False),
               default=None, help="Kaggle-format labeled CSV (label first), instead of --dataset (the trees' "
                                  "F1 targets are checked for --dataset mnist and fashion only).")
-@click.option("--test", "test_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--test", "test_path", type=NonEmptyPath(path_type=Path, exists=True, dir_okay=False),
               default=None, help="Kaggle-format unlabeled CSV, with --train.")
 @click.option("--quick", is_flag=True, help="Smoke run: 700 train and 300 test rows, 2 s of load "
               "(tabular: 5,000 rows).")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("openaml-bench.json"),
+@click.option("--out", type=NonEmptyPath(path_type=Path, dir_okay=False), default=Path("openaml-bench.json"),
               show_default=True, help="Where to write the JSON result.")
-@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--markdown", type=NonEmptyPath(path_type=Path, dir_okay=False), default=None,
               help="Also write the table and machine facts as Markdown here.")
 @click.option("--skip", multiple=True, type=click.Choice(["sklearn", "vw", "lightgbm", "openaml", "predict"]),
               help="Leave out a part (repeatable).")
@@ -223,7 +225,7 @@ def table(result: dict[str, Any]) -> list[str]:
 @click.option("--memory-file", type=int, default=None, metavar="MIB",
               help="Size of that file (default 3 x --memory-cap).")
 @click.option("--memory-passes", default=1, show_default=True)
-@click.option("--work", type=click.Path(path_type=Path), default=None,
+@click.option("--work", type=NonEmptyPath(path_type=Path), default=None,
               help="Keep the work files (data, server dirs, logs) here instead of a temp dir.")
 def bench(dataset: str, rows: str, train_path: Path | None, test_path: Path | None, quick: bool,
           out: Path, markdown: Path | None, skip: tuple[str, ...], parameters: tuple[str, ...], algorithm: str,

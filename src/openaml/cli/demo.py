@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from openaml.cli.paths import NonEmptyPath
 from openaml.settings import Settings
 
 BUCKET = "mnist-demo"
@@ -44,13 +45,13 @@ def demo() -> None:
 
 
 @demo.command()
-@click.option("--train", "train_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--train", "train_path", type=NonEmptyPath(path_type=Path, exists=True, dir_okay=False),
               default=None, help="Kaggle-format labeled CSV (default: the bundled 7,000 rows).")
-@click.option("--test", "test_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--test", "test_path", type=NonEmptyPath(path_type=Path, exists=True, dir_okay=False),
               default=None, help="Kaggle-format unlabeled CSV (default: the bundled 3,000 rows).")
-@click.option("--test-labels", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--test-labels", type=NonEmptyPath(path_type=Path, exists=True, dir_okay=False),
               default=None, help="True labels of the test rows, to report accuracy.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("openaml-demo"),
+@click.option("--data-dir", type=NonEmptyPath(path_type=Path), default=Path("openaml-demo"),
               show_default=True, help="Data dir of the embedded server.")
 @click.option("--max-passes", type=click.IntRange(1, 10_000), default=10, show_default=True,
               help="sgd.maxPasses of the model, 1-10000.")

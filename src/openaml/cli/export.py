@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from openaml.cli.paths import NonEmptyPath
 from openaml.jobs.models import MODEL_FILE, read_model
 from openaml.ml.errors import InputError
 from openaml.ml.onnx_export import export_onnx
@@ -19,10 +20,10 @@ from openaml.storage import Artifacts, ArtifactStore, ObjectArtifactStore, open_
 @click.argument("model_id")
 @click.option("--format", "export_format", type=click.Choice(["onnx"]), default="onnx", show_default=True,
               help="What to write: ONNX (the 'onnx' extra).")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--out", type=NonEmptyPath(path_type=Path, dir_okay=False), default=None,
               help="The file to write (default MODEL_ID.onnx here); an existing one only with --force.")
 @click.option("--force", is_flag=True, help="Replace the --out file when it exists.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--data-dir", type=NonEmptyPath(path_type=Path), default=None,
               help="The server's data dir (default ./openaml-data), where its artifacts are.")
 @click.option("--artifacts-uri", default=None, help="The server's --artifacts-uri, when it has one.")
 @click.option("--s3-endpoint-url", default=None, help="The server's --s3-endpoint-url, with --artifacts-uri.")

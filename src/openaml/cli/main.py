@@ -24,6 +24,7 @@ from openaml.cli.banner import banner_lines
 from openaml.cli.bench import bench
 from openaml.cli.demo import demo
 from openaml.cli.export import export_model
+from openaml.cli.paths import NonEmptyPath
 from openaml.extras import MissingExtraError, require_database_driver
 from openaml.settings import Settings
 
@@ -44,7 +45,7 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its p
                      "an option given on the command line wins over its variable.")
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on, 1-65535 (default 8080; 0: a free one).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--data-dir", type=NonEmptyPath(path_type=Path), default=None,
               help="Where the database, objects and artifacts live (default ./openaml-data).")
 @click.option("--database-url", default=None,
               help="SQLAlchemy URL of the metadata store (default: SQLite in the data dir).")
@@ -58,9 +59,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its p
 @click.option("--workers", type=int, default=None, help="Concurrent jobs (default: CPU cores).")
 @click.option("--advertise-url", default=None,
               help="Base URL clients reach this server at, http(s)://HOST[:PORT] (returned as EndpointUrl).")
-@click.option("--credentials-file", type=click.Path(path_type=Path, exists=True), default=None,
+@click.option("--credentials-file", type=NonEmptyPath(path_type=Path, exists=True), default=None,
               help="Access keys to verify SigV4 signatures against.")
-@click.option("--databases-file", type=click.Path(path_type=Path, exists=True), default=None,
+@click.option("--databases-file", type=NonEmptyPath(path_type=Path, exists=True), default=None,
               help="TOML file mapping Redshift/RDS identifiers to database URLs.")
 @click.option("--predict-rate-limit", type=int, default=None,
               help="Predict requests/s per endpoint (0 disables; default 200).")
@@ -168,7 +169,7 @@ def leave_with_parent(parent: int, server: uvicorn.Server, interval: float = 0.5
 
 
 @main.command("guess-schema")
-@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("path", type=NonEmptyPath(path_type=Path, exists=True, dir_okay=False))
 @click.option("--target", default=None, help="Name of the target attribute.")
 @click.option("--row-id", default=None, help="Name of the row identifier attribute.")
 def guess_schema_command(path: Path, target: str | None, row_id: str | None) -> None:
@@ -189,7 +190,7 @@ def guess_schema_command(path: Path, target: str | None, row_id: str | None) -> 
 
 
 @main.command("fetch-mnist")
-@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("out", type=NonEmptyPath(path_type=Path, file_okay=False))
 @click.option("--url-base", default=None, help="Where the four MNIST IDX files are (a public mirror by default).")
 def fetch_mnist_command(out: Path, url_base: str | None) -> None:
     """Download MNIST and write it as Kaggle-layout train.csv, test.csv and test_labels.csv."""
