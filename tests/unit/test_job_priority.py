@@ -106,3 +106,45 @@ def test_ingestion_uses_one_blas_thread(monkeypatch):
     ingest([DataObject("s3://b/d.csv", "d.csv", len(data), lambda: io.BytesIO(data))], schema,
            parse_rearrangement(None), True, io.BytesIO())
     assert loaded and seen and all(threads[path] == 1 for threads in seen for path in loaded)
+
+
+def test_the_native_libraries_are_found_once_per_process(monkeypatch):
+    """threadpoolctl's threadpool_limits looks for the loaded libraries at every call (6-13 ms,
+    110 ms the first), which each ingestion and training paid: once the modules are imported,
+    the process has found them, and training keeps BLAS to one thread as before."""
+    import io
+    import json
+
+    import pyarrow as pa
+    import threadpoolctl
+
+    from openaml.ml import parse_parameters, train_model
+    from openaml.ml.data import DataObject, ingest, parse_rearrangement
+    from openaml.ml.schema import parse_schema
+    from openaml.ml.training.progress import TrainingProgress
+
+    loaded, seen = _blas_threads(), []
+    pools = threadpoolctl.ThreadpoolController()  # reads the threads live, found before counting
+    data = b"".join(b"%d,%d\n" % (i, i % 2) for i in range(100))
+    schema = parse_schema(json.dumps({"targetAttributeName": "y", "attributes": [
+        {"attributeName": "n", "attributeType": "NUMERIC"}, {"attributeName": "y", "attributeType": "BINARY"}]}))
+
+    def record(progress: TrainingProgress) -> None:
+        seen.append({pool["filepath"]: pool["num_threads"] for pool in pools.info()})
+
+    def ingest_and_train() -> None:
+        sink = io.BytesIO()
+        ingest([DataObject("s3://b/d.csv", "d.csv", len(data), lambda: io.BytesIO(data))], schema,
+               parse_rearrangement(None), True, sink)
+        train_model("BINARY", schema, '{"outputs": ["n"]}', parse_parameters({"sgd.maxPasses": "2"}, "BINARY"),
+                    None, lambda: iter(pa.ipc.open_stream(sink.getvalue())), record)
+
+    ingest_and_train()  # the modules they need are imported
+    scans: list[None] = []
+    look = threadpoolctl.ThreadpoolController.__init__
+    monkeypatch.setattr(threadpoolctl.ThreadpoolController, "__init__",
+                        lambda self: scans.append(None) or look(self))
+    ingest_and_train()
+    ingest_and_train()
+    assert scans == []
+    assert loaded and seen and all(threads[path] == 1 for threads in seen for path in loaded)

@@ -11,12 +11,15 @@ two: the kernels were measured on 2 cores.)
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
+
+from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -41,6 +44,30 @@ class Execution:
 
 
 ONE_THREAD = Execution()  # the default of library calls: everything in the caller's thread
+
+
+_found: dict[int, ThreadpoolController] = {}  # by the number of modules imported when found
+
+
+def _native_pools() -> ThreadpoolController:
+    """The native thread pools loaded, found again only once modules were imported since (an
+    import may load one: SciPy's BLAS comes with training's first sparse matrix)."""
+    imported = len(sys.modules)
+    pools = _found.get(imported)
+    if pools is None:
+        _found.clear()
+        pools = _found[imported] = ThreadpoolController()
+    return pools
+
+
+@contextmanager
+def one_native_thread(user_api: str | None = None) -> Iterator[None]:
+    """The native thread pools (BLAS; OpenMP too unless `user_api` names one) limited to one
+    thread while inside: their spinning threads only take CPU from the compiled code. The
+    loaded libraries are found once per process: threadpoolctl's threadpool_limits looks for
+    them at every call (6-13 ms, 110 ms the first time), which every ingestion and training paid."""
+    with _native_pools().limit(limits=1, user_api=user_api):
+        yield
 
 
 def two_at_a_time(function: Callable[[T], U], items: Iterable[T], execution: Execution, ahead: int = 2,

@@ -38,7 +38,6 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
 
 from openaml.ml.data.block_values import BlockValues
 from openaml.ml.data.fields import REASONS, Fields, build_columns, split_fields
@@ -69,7 +68,7 @@ from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.data.trimmed import is_trimmable, read_trimmed
 from openaml.ml.errors import InputError
-from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
+from openaml.ml.execution import ONE_THREAD, Execution, one_native_thread, two_at_a_time
 from openaml.ml.schema import AttributeType, Schema, coerce_column
 
 MAX_REJECTED = 10_000
@@ -182,7 +181,7 @@ def ingest_many(objects: Sequence[DataObject], schema: Schema, targets: Sequence
     progress, rejected, execution and parsing are as for `ingest`."""
     if not objects:
         raise DataError("The data location has no readable file")
-    with threadpool_limits(limits=1, user_api="blas"):  # spinning BLAS threads only cost CPU
+    with one_native_thread("blas"):  # spinning BLAS threads only cost CPU
         return _ingest_many(objects, schema, targets, progress, rejected, execution, parsing)
 
 
@@ -223,7 +222,7 @@ def ingest_partition(objects: Sequence[DataObject] | Mapping[int, DataObject], p
     sink (an Arrow IPC stream of its own) and the counts and statistics that
     `merge_partitions` combines. Rejected lines are kept for the merge, not passed on; too
     many rejected records in the partition alone raise DataError."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_native_thread("blas"):
         partials = _read_pieces(objects, [(partition.range.file_index, partition.range, partition.start)],
                                 partition.first_record, _done(total), schema, targets, progress, None,
                                 execution, parsing)

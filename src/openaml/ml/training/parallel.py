@@ -23,9 +23,8 @@ from itertools import islice
 
 import numpy as np
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
 
-from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
+from openaml.ml.execution import ONE_THREAD, Execution, one_native_thread, two_at_a_time
 from openaml.ml.training.blocks import Block, group_buffers
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import (
@@ -94,7 +93,7 @@ def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, avera
     drawn as a single training draws them (by its number); the mean iterate too when
     `averaging`."""
     params = setup.params
-    with execution.helper("sgd") as pool, threadpool_limits(limits=1):
+    with execution.helper("sgd") as pool, one_native_thread():
         stepper = Stepper(setup.model_type, state.copy(), params, minibatch_size(setup.rows), pool, should_stop)
         if averaging:
             stepper.start_averaging()

@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from threadpoolctl import threadpool_limits
 
 from openaml.ml.data.statistics_document import CountedValues, DatasetStatistics, NumericValues
 from openaml.ml.errors import InputError
-from openaml.ml.execution import ONE_THREAD, Execution, two_at_a_time
+from openaml.ml.execution import ONE_THREAD, Execution, one_native_thread, two_at_a_time
 from openaml.ml.features import fit_pipeline
 from openaml.ml.features.fit import known_from
 from openaml.ml.features.pipeline import FeaturePipeline
@@ -101,7 +100,7 @@ def train_model(model_type: ModelType | str, schema: Schema, recipe_text: str, p
     if params.optimizer == "saga":
         return fitted.model(fit_saga(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs,
                                      params, memory_bytes * 3 // 4, progress, should_stop))
-    with threadpool_limits(limits=1):
+    with one_native_thread():
         state = fit_linear(fitted.model_type, blocks, fitted.pipeline.n_features, fitted.outputs, params,
                            fitted.rows, progress, memory_bytes * 3 // 4, should_stop, execution)
     return fitted.model(state)
