@@ -157,6 +157,37 @@ def test_a_staged_datasource_still_to_run_keeps_its_query_and_password(tmp_path:
         store.close()
 
 
+def test_inputs_refused_today_are_read_as_the_versions_before_read_them(tmp_path: Path) -> None:
+    """Parameters in number forms that Python reads ("1_000", full-width digits) and a
+    strategyParams that is not an object were taken before specs; their records stopped the
+    upgraded server's start. A model still to train takes them as that version would."""
+    store_path = unpacked(tmp_path) / "openaml.db"
+    def seed_as_text(request: dict[str, Any]) -> None:
+        rearrangement = json.loads(request["DataSpec"]["DataRearrangement"])
+        rearrangement["splitting"]["strategyParams"] = "seed-1"
+        request["DataSpec"]["DataRearrangement"] = json.dumps(rearrangement)
+
+    changes = {"ml-bin": lambda r: r["Parameters"].update({"sgd.maxMLModelSizeInBytes": "1_000_000",
+                                                           "sgd.l2RegularizationAmount": "1e-0_4"}),
+               "ml-pending": lambda r: r["Parameters"].update({"sgd.maxPasses": "\uff12"}), "ds-eval": seed_as_text}
+    with sqlite3.connect(store_path) as conn:
+        for entity_id, change in changes.items():
+            request = json.loads(conn.execute("SELECT request FROM entities WHERE id = ?", (entity_id,)).fetchone()[0])
+            change(request)
+            conn.execute("UPDATE entities SET request = ? WHERE id = ?", (json.dumps(request), entity_id))
+    store = open_store(f"sqlite:///{store_path}")
+    try:
+        assert migrate(store) == 18
+        bin_model = read_spec(store.get(EntityKind.MLMODEL, "ml-bin"), MLModelSpec)
+        assert bin_model.parameters.max_size == 1_000_000 and bin_model.parameters.l2 == 1e-4
+        assert bin_model.given_parameters["sgd.maxMLModelSizeInBytes"] == "1000000"
+        assert read_spec(store.get(EntityKind.MLMODEL, "ml-pending"), MLModelSpec).parameters.max_passes == 2
+        evaluation = read_spec(store.get(EntityKind.DATASOURCE, "ds-eval"), DataSourceSpec).rearrangement
+        assert evaluation.complement and evaluation.seed == ""  # its seed was dropped then too
+    finally:
+        store.close()
+
+
 def test_a_store_of_a_newer_layout_is_refused_and_a_migrated_one_is_not_read_again(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{unpacked(tmp_path) / 'openaml.db'}")
     try:

@@ -3,14 +3,18 @@
 Until specs were kept (commit 2c2d7f9 and before), a record's info held loose keys ("schema",
 "source", "recipe", "score_threshold", "metrics"...) and jobs read the Create request itself. Each
 such record gets its spec, built from those and the request as that version's jobs read them,
-and its result, threshold, progress and secret under their keys (jobs/record_info.py).
+and its result, threshold, progress and secret under their keys (jobs/record_info.py). Inputs
+that today's checks refuse but those versions took are read as they read them (`_as_then`): a
+model trained long ago with "1_000" as a parameter must not keep the upgraded server from
+starting.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from openaml.jobs import specs
 from openaml.jobs.record_info import (
@@ -30,6 +34,7 @@ from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.queries import Query
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 LAYOUT_FACT = "layout"  # the store fact naming the layout every record is in (SPEC_VERSION)
@@ -100,7 +105,8 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
                                 given["SelectSqlQuery"], given["S3StagingLocation"])
         spec: specs.Spec = specs.DataSourceSpec(
             source, record.data_uri or "", parse_schema(info["schema"]).to_json(),
-            parse_rearrangement(given.get("DataRearrangement")), bool(request.get("ComputeStatistics")),
+            _as_then(parse_rearrangement, given.get("DataRearrangement"), _rearrangement_then),
+            bool(request.get("ComputeStatistics")),
             query, info.get("data_pipeline_id"))
         done = "data_size_in_bytes" in info
         return spec, specs.DataSourceResult(info["data_size_in_bytes"], info["number_of_files"],
@@ -108,6 +114,10 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
     if record.kind is EntityKind.MLMODEL:
         model_type = ModelType(record.model_type or "")
         given_parameters = request.get("Parameters") or {}
+        try:
+            parse_parameters(given_parameters, model_type)
+        except ValueError:
+            given_parameters = _parameters_then(given_parameters)
         given_recipe = "Recipe" in request or "RecipeUri" in request  # else "recipe" is the result's
         spec = specs.MLModelSpec(
             model_type, record.datasource_id or "", parse_schema(info["schema"]).to_json(),
@@ -122,3 +132,36 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
     done = "total_record_count" in info
     return (specs.BatchPredictionSpec(record.model_id or "", record.datasource_id or "", request["OutputUri"]),
             specs.BatchPredictionResult(info["total_record_count"], info["invalid_record_count"]) if done else None)
+
+
+def _as_then(parse: Callable[[Any], T], given: Any, then: Callable[[Any], Any]) -> T:
+    """`parse` of an input, or else of it as the versions before specs read it (`then`)."""
+    try:
+        return parse(given)
+    except ValueError:
+        return parse(then(given))
+
+
+def _parameters_then(given: dict[str, str]) -> dict[str, str]:
+    """Training parameters as versions before 6ad5dc3 read them: a number that Python's int()
+    or float() reads ("1_000", "３") in its usual form."""
+
+    def usual(text: str) -> str:
+        for kind in (int, float):
+            try:
+                return str(kind(text))
+            except (TypeError, ValueError):
+                continue
+        return text
+
+    return {key: usual(value) for key, value in given.items()}
+
+
+def _rearrangement_then(text: str) -> str:
+    """A DataRearrangement as versions before 364a2c0 read it: a strategyParams that is not a
+    JSON object left out (its seed was)."""
+    document = json.loads(text)
+    splitting = document.get("splitting") if isinstance(document, dict) else None
+    if isinstance(splitting, dict) and not isinstance(splitting.get("strategyParams", {}), dict):
+        del splitting["strategyParams"]
+    return json.dumps(document)
