@@ -283,6 +283,8 @@ def test_model_page_of_a_model_trained_before_every_loss_was_kept(fake: FakeServ
     fake.set_info("MLModel", "ml-old", {"training": {"pass": 4, "max_passes": 10, "loss": 0.25}})
     body = text(client.get("/console/models/ml-old").text)
     assert "Pass 4 of 10; last training loss 0.25" in body
+    assert "nan" not in body.lower()  # the passes before the last: not known, not "nan"
+    assert "1 not available 2 not available 3 not available 4 0.25" in body
 
 
 def test_contributions_are_feature_values_times_weights() -> None:

@@ -10,6 +10,7 @@ Starlette's thread pool.
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -54,8 +55,8 @@ def make_environment() -> Environment:
 def format_number(value: Any, digits: int = 4) -> str:
     """Numbers for people: integers with thousands separators, floats to `digits` significant;
     locations (s3://, http://) may wrap after each slash, not inside a name."""
-    if value is None or value == "" or isinstance(value, Undefined):
-        return "not available"
+    if value is None or value == "" or isinstance(value, Undefined) or (isinstance(value, float) and math.isnan(value)):
+        return "not available"  # NaN: e.g. the passes before the last of a model trained by an early version
     if isinstance(value, str) and value.startswith(LOCATION_PREFIXES):
         scheme, _, path = value.partition("://")
         return Markup("<wbr>").join([escape(scheme + "://"), *(escape(part) for part in _after_slashes(path))])
