@@ -363,3 +363,36 @@ def test_a_job_log_that_grows_while_it_is_sent_is_served_whole(server: Applicati
     finally:
         stop.set()
         writer.join()
+
+
+def test_a_predict_whose_model_makes_tokens_is_served_off_the_event_loop(
+    server: Application, ml: Any, put_object: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring a record through a TEXT attribute grows with its tokens (a 7 KB record took 2.5 s
+    through 40 cartesians, while every other client waited): only a model without any is
+    served on the event loop, even for a small record."""
+    from tests.api.conftest import wait_for
+    from tests.api.test_workflow import make_rows, schema, to_csv
+
+    header, rows = make_rows("BINARY", 100, seed=6)
+    put_object("s3://loop/data.csv", to_csv(header, rows))
+    ml.create_data_source_from_s3(DataSourceId="loop-ds", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://loop/data.csv", "DataSchema": schema("BINARY")})
+    recipes = {"loop-text": '{"outputs": ["ALL_INPUTS", "cartesian(words, words)"]}',
+               "loop-plain": '{"outputs": ["c", "quantile_bin(x1, 5)", "x1"]}'}
+    for model_id, recipe in recipes.items():
+        ml.create_ml_model(MLModelId=model_id, MLModelType="BINARY", TrainingDataSourceId="loop-ds", Recipe=recipe)
+    for model_id in recipes:
+        assert wait_for(lambda: ml.get_ml_model(MLModelId=model_id))["Status"] == "COMPLETED"  # noqa: B023
+        ml.create_realtime_endpoint(MLModelId=model_id)
+        deadline = time.monotonic() + 60
+        while ml.get_ml_model(MLModelId=model_id)["EndpointInfo"]["EndpointStatus"] != "READY":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    on_loop: list[bool] = []
+    real_call = aws_json._call
+    monkeypatch.setattr(aws_json, "_call", lambda *args: on_loop.append(_on_event_loop()) or real_call(*args))
+    record = {"x1": "0.5", "c": "red", "words": "good great plain"}
+    for model_id in recipes:
+        ml.predict(MLModelId=model_id, Record=record, PredictEndpoint=server.settings.base_url)
+    assert on_loop == [False, True]

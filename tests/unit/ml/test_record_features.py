@@ -117,6 +117,16 @@ def test_a_cartesian_too_large_for_one_record_is_refused_before_it_is_built(scor
     assert predict_record(scorer, {"t": " ".join(["day"] * 100), "c2": "b"})
 
 
+def test_a_record_is_bounded_by_its_tokens_and_pairs_in_all(scorer, monkeypatch):
+    """Each cartesian() is bounded for one record, and so is the sum over a record's variables:
+    a recipe of 40 cartesians made a 90 KB record cost 8 CPU-seconds of a Predict."""
+    words = " ".join(f"w{i}" for i in range(300))  # 300 tokens: under the bound in each variable
+    monkeypatch.setattr(tk, "MAX_RECORD_TOKENS", 1_000)
+    with pytest.raises(RecordTooLarge, match="more than 1,000 tokens and token pairs in all"):
+        predict_record(scorer, {"t": words, "c2": "b"})
+    assert predict_record(scorer, {"t": " ".join(["day"] * 50), "c2": "b"})
+
+
 def test_every_transform_has_both_forms_held_to_each_other_here():
     """Each function of transforms.TRANSFORMS is in OUTPUTS, whose record form the tests above
     hold to the batch form (a function added there without its pair here fails)."""

@@ -26,6 +26,9 @@ MAX_CARTESIAN_PAIRS = 20_000_000
 # Pairs one cartesian() may make for one record, in every path (training, scoring, Predict):
 # 1,000 tokens by 1,000, about 0.15 s of a Predict's work.
 MAX_RECORD_PAIRS = 1_000_000
+# Tokens and token pairs all of a Predict record's variables may make together: a recipe of 40
+# cartesians, each within MAX_RECORD_PAIRS, made a 90 KB record cost 8 CPU-seconds.
+MAX_RECORD_TOKENS = 2 * MAX_RECORD_PAIRS
 # Capitals whose lower case is not one character of its own: Σ is ς at the end of a word
 # (Final_Sigma), İ is "i̇" (i and a combining dot above).
 CONTEXT_CAPITALS = "[\u03a3\u0130]"

@@ -17,6 +17,7 @@ from typing import Any, cast
 import numpy as np
 
 from openaml.ml.errors import InputError
+from openaml.ml.features import tokens
 from openaml.ml.features.pipeline import standardized
 from openaml.ml.features.record import attribute_value, record_evaluator
 from openaml.ml.model import Model, positive
@@ -71,6 +72,9 @@ class RecordScorer:
             self.attribute_rows = np.arange(len(self.lookups))
         # the other sources, evaluated by record.py, with value -> feature id dicts
         self.generic_attrs = sorted(set().union(*(attributes_of(p.sources[i]) for i in generic)))
+        # tokens come from TEXT attributes alone: without them a record's work is a few lookups
+        # whatever its values, with them it grows with the values (a cartesian's pairs)
+        self.reads_text = any(p.schema.type_of(name) is AttributeType.TEXT for name in self.generic_attrs)
         self.generic_sources = [
             (p.sources[i], record_evaluator(p.sources[i], p.schema, p.params), int(p.offsets[i]), p.scales[i],
              None if p.vocabs[i] is None else
@@ -143,8 +147,15 @@ class RecordScorer:
         would take too much work."""
         ids: list[int] = []
         values: list[float] = []
+        made = 0  # tokens and token pairs: each cartesian() is bounded alone, and these all together
         for source, evaluated, offset, scale, vocab in self.generic_sources:
             value = evaluated(record)
+            if isinstance(value, list):
+                made += len(value)
+                if made > tokens.MAX_RECORD_TOKENS:
+                    raise tokens.RecordTooLarge(
+                        f"The record's variables would make more than {tokens.MAX_RECORD_TOKENS:,} tokens and "
+                        "token pairs in all: its text attributes hold too many tokens for this model's recipe")
             if vocab is not None:  # a category or tokens: indicators of those in the vocabulary
                 found = sorted({vocab[t] for t in value if t in vocab} if isinstance(value, list)
                                else [vocab[value]] if value in vocab else [])
