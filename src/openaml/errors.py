@@ -93,6 +93,12 @@ class RequestEntityTooLargeException(ServiceError):
     http_status = 413
 
 
+class ThrottlingException(ServiceError):
+    """The server is busy with what other requests sent (AWS SDKs retry it, backing off)."""
+
+    error_type = "ThrottlingException"
+
+
 class MissingAuthenticationTokenException(ServiceError):
     error_type = "MissingAuthenticationTokenException"
 

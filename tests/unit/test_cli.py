@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from openaml.cli import main as cli
+from openaml.server.connections import GuardedProtocol
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,6 +127,7 @@ def test_serve_checks_the_log_level_case_insensitively(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     [config] = FakeServer.configs
     assert config.access_log is True and config.log_level == "debug"
+    assert config.http is GuardedProtocol  # deadlines for heads and bodies, a cap on connections
 
 
 @pytest.mark.parametrize(("text", "words"), [

@@ -26,6 +26,7 @@ from openaml.cli.demo import demo
 from openaml.cli.export import export_model
 from openaml.cli.paths import NonEmptyPath
 from openaml.extras import MissingExtraError, require_database_driver
+from openaml.server.connections import server_config
 from openaml.settings import Settings
 
 
@@ -97,8 +98,8 @@ def serve(log_level: str, **options: object) -> None:
     for line in banner_lines(settings, app.context.store.url, app.context.objects.describe(),
                              app.unverified):
         click.echo(line)
-    config = uvicorn.Config(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
-                            access_log=log_level == "debug")
+    config = server_config(app.asgi, host=settings.host, port=settings.port, log_level=log_level,
+                           access_log=log_level == "debug")
     helpers = [start_http_process(settings, sock, log_level)
                for _ in range(settings.http_workers - 1)]
     try:
@@ -142,7 +143,7 @@ def _serve_api_only(settings: Settings, sock: socket.socket, log_level: str, par
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends this one
     die_with_parent(parent)
     app = build_app(settings, run_jobs=False)
-    server = uvicorn.Server(uvicorn.Config(app.asgi, log_level=log_level, access_log=False))
+    server = uvicorn.Server(server_config(app.asgi, log_level=log_level, access_log=False))
     threading.Thread(target=leave_with_parent, args=(parent, server), daemon=True).start()
     try:
         server.run(sockets=[sock])

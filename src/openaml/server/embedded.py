@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from openaml.app import Application, build_app
+from openaml.server.connections import server_config
 from openaml.settings import Settings
 
 
@@ -36,7 +37,7 @@ def running_server(settings: Settings | None = None, **overrides: Any) -> Iterat
         settings = replace(settings, port=sock.getsockname()[1]).resolved()
         app = build_app(settings)
         stack.callback(app.close)
-        server = uvicorn.Server(uvicorn.Config(app.asgi, log_level="warning", lifespan="on"))
+        server = uvicorn.Server(server_config(app.asgi, log_level="warning", lifespan="on"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 30
