@@ -396,3 +396,22 @@ def test_a_predict_whose_model_makes_tokens_is_served_off_the_event_loop(
     for model_id in recipes:
         ml.predict(MLModelId=model_id, Record=record, PredictEndpoint=server.settings.base_url)
     assert on_loop == [False, True]
+
+
+def test_a_datasource_whose_copy_would_fill_the_disk_fails_saying_so(
+    server: Application, ml: Any, put_object: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from openaml.storage import objects
+    from tests.api.conftest import wait_for
+    from tests.api.test_workflow import make_rows, schema, to_csv
+
+    header, rows = make_rows("BINARY", 2000, seed=7)
+    put_object("s3://disk/data.csv", to_csv(header, rows))
+    monkeypatch.setattr(objects, "SPACE_CHECK_BYTES", 1000)
+    monkeypatch.setattr(objects, "DISK_RESERVE", shutil.disk_usage(server.settings.data_dir).free + (1 << 30))
+    ml.create_data_source_from_s3(DataSourceId="disk-ds", ComputeStatistics=True, DataSpec={
+        "DataLocationS3": "s3://disk/data.csv", "DataSchema": schema("BINARY")})
+    found = wait_for(lambda: ml.get_data_source(DataSourceId="disk-ds"))
+    assert found["Status"] == "FAILED" and "GiB free, less than the" in found["Message"], found.get("Message")

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from openaml.storage.objects import CommittingWriter
+from openaml.storage.objects import CommittingWriter, space_check
 
 # Entity IDs are `[a-zA-Z0-9_.-]+` in the service model; every part is one plain path component.
 _COMPONENT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -114,7 +114,7 @@ class ArtifactStore(Artifacts):
             sink.close()
             Path(temp_name).unlink(missing_ok=True)
 
-        return CommittingWriter(sink, commit, discard)  # type: ignore[return-value]
+        return CommittingWriter(sink, commit, discard, space_check(self.root))  # type: ignore[return-value]
 
     def source(self, kind: str, entity_id: str, name: str) -> Path:
         """The artifact's path: Arrow reads the file itself."""

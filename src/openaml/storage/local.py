@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from openaml.storage.artifacts import remove_files
-from openaml.storage.objects import CommittingWriter, Level, ObjectInfo, ObjectStore, resolve_data_location
+from openaml.storage.objects import (
+    CommittingWriter,
+    Level,
+    ObjectInfo,
+    ObjectStore,
+    resolve_data_location,
+    space_check,
+)
 from openaml.storage.uris import (
     ObjectNotFoundError,
     S3Uri,
@@ -133,7 +140,7 @@ class LocalObjectStore(ObjectStore):
             sink.close()
             Path(temp_name).unlink(missing_ok=True)
 
-        return CommittingWriter(sink, commit, discard)  # type: ignore[return-value]
+        return CommittingWriter(sink, commit, discard, space_check(self.root))  # type: ignore[return-value]
 
     def delete(self, uri: str) -> None:
         """Remove the file, then any folders it leaves empty (the bucket folder stays)."""

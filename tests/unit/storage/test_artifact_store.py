@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -123,3 +124,60 @@ def test_temporary_files_of_other_writers_are_kept_until_stale(tmp_path: Path) -
     assert store.remove_temporary_files(idle_seconds=3600) == 1
     assert fresh.exists() and not stale.exists()
     assert store.remove_temporary_files() == 1 and not fresh.exists()
+
+
+@pytest.mark.parametrize("store", ["artifacts", "objects"])
+def test_a_large_local_write_stops_while_its_disk_is_nearly_full(tmp_path: Path, store: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2 MB gzip file made a 2.7 GB copy per datasource until the disk was full: a local
+    write looks at the free space every SPACE_CHECK_BYTES and stops below DISK_RESERVE, leaving
+    nothing behind; small writes never look."""
+    import shutil
+
+    from openaml.storage import LocalObjectStore, objects
+
+    monkeypatch.setattr(objects, "SPACE_CHECK_BYTES", 1000)
+    free = shutil.disk_usage(tmp_path).free
+
+    def writer() -> Any:
+        if store == "artifacts":
+            return ArtifactStore(tmp_path).open_write("DataSource", "ds-1", "data.arrows")
+        (tmp_path / "bucket").mkdir(exist_ok=True)
+        return LocalObjectStore(tmp_path).open_write("s3://bucket/out/result.csv")
+
+    monkeypatch.setattr(objects, "DISK_RESERVE", free + (1 << 30))  # more than there is
+    with writer() as out:
+        out.write(b"x" * 999)  # under SPACE_CHECK_BYTES: not looked at
+    with pytest.raises(objects.DiskFull, match="GiB free, less than the"), writer() as out:
+        for _ in range(5):
+            out.write(b"x" * 600)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "data.arrows" if store == "artifacts" else "result.csv"]  # the small one alone, no temporary file
+    monkeypatch.setattr(objects, "DISK_RESERVE", 0)
+    with writer() as out:
+        out.write(b"x" * 5000)
+
+
+def test_a_failed_copy_tells_the_sinks_error_and_nothing_writes_to_it_later(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Arrow buffer in front of a datasource's copy flushed into its aborted writer as it
+    was destroyed: an error inside a destructor, after which the interpreter failed elsewhere."""
+    from openaml.ml.data.materialized import open_writer
+    from openaml.storage import objects
+
+    monkeypatch.setattr(objects, "SPACE_CHECK_BYTES", 1000)
+    monkeypatch.setattr(objects, "DISK_RESERVE", 1 << 62)
+    batch = pa.record_batch({"x": pa.array(["y" * 100] * 1000)})
+    with pytest.raises(objects.DiskFull, match="GiB free"):  # through Arrow, whose flush fails
+        with ArtifactStore(tmp_path).open_write("DataSource", "ds-1", "data.arrows") as sink, \
+                open_writer(sink, batch.schema) as writer:
+            for _ in range(5):
+                writer.write_batch(batch)
+    assert not list(tmp_path.rglob("*.arrows")) and not list(tmp_path.rglob(".tmp-*"))
+    aborted = ArtifactStore(tmp_path).open_write("DataSource", "ds-2", "data.arrows")
+    aborted.abort()
+    assert aborted.write(b"late") == 4  # dropped
+    done = ArtifactStore(tmp_path).open_write("DataSource", "ds-3", "data.arrows")
+    done.close()
+    with pytest.raises(ValueError, match="closed"):
+        done.write(b"late")

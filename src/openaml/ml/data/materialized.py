@@ -11,6 +11,7 @@ of distinct values. Copies written earlier with LZ4, or as Parquet, are still re
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,8 +39,11 @@ def open_writer(sink: BinaryIO, schema: pa.Schema) -> Iterator[ipc.RecordBatchSt
         with ipc.new_stream(buffered, schema, options=ipc.IpcWriteOptions(compression=COMPRESSION,
                                                                            use_threads=False)) as writer:
             yield writer
-    finally:
-        buffered.detach()  # flushed into `sink`, which is not closed
+    except BaseException:
+        with contextlib.suppress(Exception):  # the sink may be what failed: its error is the one told
+            buffered.detach()
+        raise
+    buffered.detach()  # flushed into `sink`, which is not closed
 
 
 def read_materialized(source: str | Path | BinaryIO | pa.NativeFile, columns: Sequence[str] | None = None,
