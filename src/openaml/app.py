@@ -31,6 +31,7 @@ from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages
 from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
+from openaml.jobs.retention import release_all
 from openaml.jobs.tasks import LOG_FILE, REPORT_FILES, Tasks
 from openaml.jobs.warmup import warm_up
 from openaml.protocol.routing import build_dispatch_table
@@ -266,6 +267,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
             threading.Thread(target=warm_up, args=(warm, execution), name="openaml-warm-up",
+                             daemon=True).start()
+            threading.Thread(target=release_all, args=(store, artifacts), name="openaml-retention",
                              daemon=True).start()
             engine.start()
             for record in store.select_endpoints():

@@ -75,3 +75,38 @@ def test_a_restart_changes_no_models_last_updated_at(tmp_path: Path) -> None:
         after = ml.get_ml_model(MLModelId="served")
     assert after["EndpointInfo"]["EndpointStatus"] == "READY"
     assert after["LastUpdatedAt"] == before["LastUpdatedAt"]
+
+
+def test_a_deleted_datasource_keeps_no_copy_of_its_records_once_no_job_reads_it(tmp_path: Path) -> None:
+    """A soak that deleted everything after each workflow kept 1.2 GB of deleted datasources'
+    copies in 40 minutes. The copy goes at deletion, or, while a job still to run or running
+    may read it, at a start once none does; the record, its statistics and its log stay."""
+    copy = ("DataSource", "ds", "data.arrows")
+    with running_server(data_dir=tmp_path) as app:
+        app.context.objects.write_bytes("s3://keep/data.csv", CSV)
+        ml = make_client(app.settings.base_url)
+        for name in ("ds", "other"):
+            ml.create_data_source_from_s3(DataSourceId=name, ComputeStatistics=True, DataSpec={
+                "DataLocationS3": "s3://keep/data.csv", "DataSchema": SCHEMA})
+            assert wait_for(lambda: ml.get_data_source(DataSourceId=name))["Status"] == "COMPLETED"  # noqa: B023
+        before = ml.get_data_source(DataSourceId="other", Verbose=True)
+        ml.delete_data_source(DataSourceId="other")  # no job reads it: its copy goes now
+        artifacts = app.context.artifacts
+        assert not artifacts.exists("DataSource", "other", "data.arrows")
+        assert artifacts.exists("DataSource", "other", "ingest.json") and artifacts.exists("DataSource", "other",
+                                                                                             "job.log")
+        after = ml.get_data_source(DataSourceId="other", Verbose=True)
+        assert {k: v for k, v in after.items() if k not in ("Status", "LastUpdatedAt", "ResponseMetadata")} == {
+            k: v for k, v in before.items() if k not in ("Status", "LastUpdatedAt", "ResponseMetadata")}
+        app.context.engine.stop()  # the training below stays PENDING
+        ml.create_ml_model(MLModelId="reads", MLModelType="BINARY", TrainingDataSourceId="ds")
+        ml.delete_data_source(DataSourceId="ds")
+        assert artifacts.exists(*copy)  # a job still to run reads it
+    with running_server(data_dir=tmp_path) as app:  # the training fails: its datasource is DELETED
+        ml = make_client(app.settings.base_url)
+        assert wait_for(lambda: ml.get_ml_model(MLModelId="reads"))["Status"] == "FAILED"
+    with running_server(data_dir=tmp_path) as app:  # no job reads it now
+        deadline = time.monotonic() + 30
+        while app.context.artifacts.exists(*copy):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)

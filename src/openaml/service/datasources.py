@@ -9,6 +9,7 @@ from typing import Any
 
 from openaml.errors import InvalidInputException
 from openaml.jobs.record_info import read_spec, secret_info, spec_info
+from openaml.jobs.retention import release_data
 from openaml.jobs.specs import DataSourceResult, DataSourceSpec, Source, StagedQuery
 from openaml.ml.data import Rearrangement, RearrangementError, parse_rearrangement
 from openaml.ml.recipes.recipe import BUILTIN_GROUPS
@@ -70,7 +71,9 @@ class DataSourceOperations:
         return common.rename(self.ctx, KIND, DataSourceId, DataSourceName)
 
     def delete_data_source(self, context: RequestContext, DataSourceId: str) -> dict[str, Any]:
-        return common.delete(self.ctx, KIND, DataSourceId)
+        deleted = common.delete(self.ctx, KIND, DataSourceId)
+        release_data(self.ctx.store, self.ctx.artifacts, DataSourceId)
+        return deleted
 
     # -- helpers ----------------------------------------------------------------------------
 
