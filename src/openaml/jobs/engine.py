@@ -224,9 +224,9 @@ class JobEngine:
             running = dict(self._running)
             runs = set(running.values()) | self._claiming
         held = self.leases.renew(self.front_end.id, runs, now, now + self.lease_ms)
-        lost = {key for key, token in running.items() if token not in held}
-        with self._lock:
-            self._lost |= {key for key in lost if self._running.get(key) == running[key]}
+        with self._lock:  # a run that ended meanwhile released its lease: it was not lost
+            lost = {key for key, token in running.items() if token not in held and self._running.get(key) == token}
+            self._lost |= lost
         for kind, entity_id in lost:
             log.warning("%s %s: its lease expired or went to another front end; it stops here",
                         kind.value, entity_id)

@@ -127,7 +127,8 @@ class ArtifactStore(Artifacts):
         """Open for appending, creating it when missing."""
         target = self.path_for(kind, entity_id, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        return open(target, "ab")
+        # private as every other artifact (mkstemp's 0600): a datasource's log shows rejected lines
+        return os.fdopen(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         """Delete the temporary files that writes left behind when the process died mid-write

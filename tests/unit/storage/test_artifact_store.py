@@ -181,3 +181,17 @@ def test_a_failed_copy_tells_the_sinks_error_and_nothing_writes_to_it_later(tmp_
     done.close()
     with pytest.raises(ValueError, match="closed"):
         done.write(b"late")
+
+
+def test_job_logs_are_as_private_as_the_other_artifacts(tmp_path: Path) -> None:
+    """Logs were created 0644 (a datasource's log shows its rejected lines), other artifacts 0600."""
+    store = ArtifactStore(tmp_path)
+    with store.open_append("DataSource", "ds-1", "job.log") as out:
+        out.write(b"line\n")
+    with store.open_append("DataSource", "ds-1", "job.log") as out:
+        out.write(b"more\n")
+    with store.open_write("DataSource", "ds-1", "ingest.json") as out:
+        out.write(b"{}")
+    for name in ("job.log", "ingest.json"):
+        assert store.path_for("DataSource", "ds-1", name).stat().st_mode & 0o077 == 0, name
+    assert store.path_for("DataSource", "ds-1", "job.log").read_bytes() == b"line\nmore\n"
