@@ -59,9 +59,9 @@ def release_data(store: Store, artifacts: Artifacts, datasource_id: str, read: s
 
 def release_all(store: Store, artifacts: Artifacts) -> int:
     """release_data of every DELETED datasource whose copy is left; how many were released."""
-    try:
-        read = read_by_jobs(store)
+    try:  # deleted first: a job created before a deletion is then among those read
         left = [r.id for r in store.with_status([EntityKind.DATASOURCE], Status.DELETED) if data_files(artifacts, r.id)]
+        read = read_by_jobs(store)
     except Exception:  # noqa: BLE001 - as release_data
         log.warning("the data of deleted datasources could not be looked for now", exc_info=True)
         return 0

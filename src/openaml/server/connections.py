@@ -48,7 +48,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None
-        self._in_body = False
+        self._in_body = self._upgraded = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -66,11 +66,14 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._in_body:
             self._arm(BODY_IDLE_SECONDS)  # the body goes on
         super().data_received(data)
+        # bytes that begin no request (a bare line break after a response) stopped uvicorn's
+        # keep-alive deadline and armed none: the connection stayed open for ever
+        if self._timer is None and self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            self._arm(HEAD_SECONDS)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._timer is None:  # a request after another on this connection
-            self._arm(HEAD_SECONDS)
+        self._arm(HEAD_SECONDS)
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
@@ -82,9 +85,20 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._in_body:  # uvicorn's keep-alive deadline, or the next pipelined request's
+            self._disarm()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._upgraded = True  # another protocol takes the connection: no deadline of ours
+        self._disarm()
+        super().handle_websocket_upgrade()
+
     def _arm(self, seconds: float) -> None:
         self._disarm()
-        self._timer = self.loop.call_later(seconds, self._late)
+        if not self._upgraded:
+            self._timer = self.loop.call_later(seconds, self._late)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -93,16 +107,23 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _late(self) -> None:
         """A head or a body took too long: the connection is closed (its request, if begun,
-        sees its client disconnect). A body the server has stopped reading (it is busy with
-        what came) is not late."""
+        sees its client disconnect). Not while the server is what waits: it has stopped
+        reading (busy with what came, a pipelined request for one), it answers a request, or
+        it has yet to ask for a body sent after `100 Continue`."""
         self._timer = None
-        if self._in_body and self.flow is not None and self.flow.read_paused:
-            self._arm(BODY_IDLE_SECONDS)
+        if self.transport.is_closing():
             return
-        if not self.transport.is_closing():
-            self._warn(f"a connection whose request {'body paused' if self._in_body else 'head took'} over "
-                       f"{BODY_IDLE_SECONDS if self._in_body else HEAD_SECONDS:g} s was closed")
-            self.transport.close()
+        cycle = self.cycle
+        if self._in_body:
+            waiting = cycle is not None and cycle.waiting_for_100_continue
+        else:
+            waiting = cycle is not None and not cycle.response_complete
+        if waiting or (self.flow is not None and self.flow.read_paused):
+            self._arm(BODY_IDLE_SECONDS if self._in_body else HEAD_SECONDS)
+            return
+        self._warn(f"a connection whose request {'body paused' if self._in_body else 'head took'} over "
+                   f"{BODY_IDLE_SECONDS if self._in_body else HEAD_SECONDS:g} s was closed")
+        self.transport.close()
 
     @classmethod
     def _warn(cls, message: str) -> None:
