@@ -48,7 +48,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None
-        self._in_body = self._upgraded = False
+        self._in_body = self._upgraded = self._continuing = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -77,7 +77,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._in_body = True
+        self._in_body, self._continuing = True, False
         self._arm(BODY_IDLE_SECONDS)
 
     def on_message_complete(self) -> None:
@@ -115,7 +115,9 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle
         if self._in_body:
-            waiting = cycle is not None and cycle.waiting_for_100_continue
+            asked_late = self._continuing  # a deadline began before `100 Continue` went: one more
+            self._continuing = cycle is not None and cycle.waiting_for_100_continue
+            waiting = self._continuing or asked_late
         else:
             waiting = cycle is not None and not cycle.response_complete
         if waiting or (self.flow is not None and self.flow.read_paused):
