@@ -302,3 +302,17 @@ def test_a_helper_stops_its_server_once_its_parent_is_gone() -> None:
     server = Server()
     cli.leave_with_parent(os.getpid(), server, interval=0.01)  # type: ignore[arg-type]
     assert server.should_exit
+
+
+def test_ctrl_c_after_the_command_loaded_leaves_quietly_with_status_130(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the server was being built printed click's "Aborted!" and exited 1."""
+    import openaml.app
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(openaml.app, "build_app", interrupted)
+    result = serve(tmp_path)
+    assert result.exit_code == 130, result.output
+    assert "Aborted" not in result.output and "Traceback" not in result.output

@@ -30,7 +30,19 @@ from openaml.server.connections import server_config
 from openaml.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The commands, of which Ctrl-C leaves quietly with exit status 130 (128 + SIGINT), as
+    while they load (click says "Aborted!" and exits 1)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(err=True)  # ends the terminal's ^C line
+            raise SystemExit(128 + signal.SIGINT) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="openaml")
 def main() -> None:
     """OpenAML: the Amazon Machine Learning API, self-hosted."""
