@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from openaml.jobs.tasks import DATA_FILE, PARTS_FILE
+from openaml.jobs.tasks import PARTS_FILE, data_file_names
 from openaml.storage import Artifacts
 from openaml.store import EntityKind, Status, Store
 
@@ -33,9 +33,7 @@ def data_files(artifacts: Artifacts, datasource_id: str) -> list[str]:
     """The names of the datasource's copy of its records that exist: DATA_FILE, the part files
     that PARTS_FILE lists, and PARTS_FILE last (removed in this order, an interrupted removal
     leaves the list of what is left)."""
-    names = [DATA_FILE]
-    if artifacts.exists(KIND, datasource_id, PARTS_FILE):
-        names += [*artifacts.read_json(KIND, datasource_id, PARTS_FILE)["parts"], PARTS_FILE]
+    names = [*data_file_names(artifacts, datasource_id), PARTS_FILE]
     return [name for name in dict.fromkeys(names) if artifacts.exists(KIND, datasource_id, name)]
 
 

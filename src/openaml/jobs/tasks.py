@@ -575,11 +575,7 @@ class Tasks:
         return [(k, partial(self._read_part, source_id, names[k], should_stop)) for k in partitions]
 
     def _parts(self, source_id: str) -> list[str]:
-        """The names of the datasource's data files, in order."""
-        kind = EntityKind.DATASOURCE.value
-        if not self.artifacts.exists(kind, source_id, PARTS_FILE):
-            return [DATA_FILE]  # written before data files were listed
-        return list(self.artifacts.read_json(kind, source_id, PARTS_FILE)["parts"])
+        return data_file_names(self.artifacts, source_id)
 
     def _read_part(self, source_id: str, name: str, should_stop: ShouldStop) -> Iterator[pa.RecordBatch]:
         source = self.artifacts.source(EntityKind.DATASOURCE.value, source_id, name)
@@ -696,6 +692,14 @@ class _KeepOpen(io.RawIOBase):
 
 
 Located = list[tuple[str, str, int]]  # (uri, key, size) of the objects a read in partitions planned
+
+
+def data_file_names(artifacts: Artifacts, source_id: str) -> list[str]:
+    """The names of a datasource's data files, in order."""
+    kind = EntityKind.DATASOURCE.value
+    if not artifacts.exists(kind, source_id, PARTS_FILE):
+        return [DATA_FILE]  # written before data files were listed
+    return list(artifacts.read_json(kind, source_id, PARTS_FILE)["parts"])
 
 
 def part_file(index: int) -> str:

@@ -67,13 +67,13 @@ class AwsJsonEndpoint:
 
     async def handle(self, request: Request) -> Response:
         request_id = new_request_id()
-        held = [0]  # this request's share of self.held
+        body = b""
         try:
             headers = request.headers
             check_content_type(headers.get("content-type"))
             check_body_size(headers.get("content-length"), self.max_body)
             admitted = self.admit(headers)
-            body = await self._read_body(request, held)
+            body = await self._read_body(request)
             url = str(request.url)
             if len(body) <= INLINE_BODY_LIMIT and _names_predict(headers.get(TARGET_HEADER)):
                 operation, handler, params, context = self._prepare(
@@ -95,20 +95,24 @@ class AwsJsonEndpoint:
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             return _error(_unexpected(exc, request_id), request_id)
         finally:
-            self.held -= held[0]
+            self.held -= len(body)  # held while the request is served
 
-    async def _read_body(self, request: Request, held: list[int]) -> bytes:
-        """The body, counted in `held` and self.held as it comes; ThrottlingException when the
-        process would hold more than BODIES_HELD maximal bodies."""
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, counted in self.held as it comes (released here if it does not come
+        whole); ThrottlingException when the process would hold more than BODIES_HELD maximal
+        bodies."""
         body = bytearray()
-        async for chunk in request.stream():
-            if self.held + len(chunk) > BODIES_HELD * self.max_body:
-                raise ThrottlingException("The server holds as many request bodies as it may at once: "
-                                          "try again later")
-            self.held += len(chunk)
-            held[0] += len(chunk)
-            body += chunk
-            check_body_size(len(body), self.max_body)
+        try:
+            async for chunk in request.stream():
+                if self.held + len(chunk) > BODIES_HELD * self.max_body:
+                    raise ThrottlingException("The server holds as many request bodies as it may at once: "
+                                              "try again later")
+                self.held += len(chunk)
+                body += chunk
+                check_body_size(len(body), self.max_body)
+        except BaseException:
+            self.held -= len(body)
+            raise
         return bytes(body)
 
     def _prepare(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
