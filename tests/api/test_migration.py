@@ -29,7 +29,7 @@ from openaml.jobs.specs import (
     StagedQuery,
 )
 from openaml.server.embedded import running_server
-from openaml.service.migration import LAYOUT_FACT, MigrationError, migrate
+from openaml.service.migration import CHECKED_FACT, CLOCK_MARGIN_MS, LAYOUT_FACT, MigrationError, migrate
 from openaml.store import EntityKind, open_store
 from openaml.store.queries import Query
 from openaml.store.tables import entities
@@ -196,6 +196,40 @@ def test_a_store_of_a_newer_layout_is_refused_and_a_migrated_one_is_not_read_aga
         store.set_fact(LAYOUT_FACT, str(SPEC_VERSION + 1))
         with pytest.raises(MigrationError, match="newer OpenAML"):
             migrate(store)
+    finally:
+        store.close()
+
+
+def test_records_an_earlier_version_writes_after_the_upgrade_are_migrated_at_the_next_start(
+        tmp_path: Path) -> None:
+    """An earlier version started on a migrated store (a rollback) creates entities in its own
+    layout; they were never migrated (the layout fact said all was done), and every Describe
+    of their kind answered 500. Each start now looks at the records updated since the last."""
+    store = open_store(f"sqlite:///{unpacked(tmp_path) / 'openaml.db'}")
+    try:
+        with store.engine.connect() as conn:  # rows as the earlier version wrote them
+            legacy_rows = {row["id"]: dict(row) for row in conn.execute(sqlalchemy.select(entities)).mappings()}
+        clock = [legacy_rows["ml-bin"]["last_updated_at"] + 86_400_000]
+        assert migrate(store, lambda: clock[0]) == 18 and store.get_fact(CHECKED_FACT) == str(clock[0])
+
+        def written_then(entity_id: str, new_id: str, at: int) -> None:
+            with store.engine.begin() as conn:
+                row = legacy_rows[entity_id] | {"id": new_id, "last_updated_at": at}
+                conn.execute(sqlalchemy.insert(entities), [row])
+
+        written_then("ml-bin", "ml-rollback", clock[0] + 1000)  # by the earlier version, after the upgrade
+        written_then("ds-eval", "ds-rollback", clock[0] - CLOCK_MARGIN_MS // 2)  # its clock behind
+        clock[0] += 60_000
+        assert migrate(store, lambda: clock[0]) == 2
+        assert read_spec(store.get(EntityKind.MLMODEL, "ml-rollback"), MLModelSpec).parameters.max_passes
+        assert read_spec(store.get(EntityKind.DATASOURCE, "ds-rollback"), DataSourceSpec)
+        assert migrate(store, lambda: clock[0]) == 0
+        # a store migrated by a version that kept no CHECKED_FACT: every record is looked at once
+        written_then("ml-bin", "ml-long-ago", 0)
+        with store.engine.begin() as conn:
+            conn.execute(sqlalchemy.delete(sqlalchemy.table("meta", sqlalchemy.column("key")))
+                         .where(sqlalchemy.column("key") == CHECKED_FACT))
+        assert migrate(store, lambda: clock[0]) == 1
     finally:
         store.close()
 

@@ -30,36 +30,43 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.schema import parse_schema
 from openaml.ml.training import parse_parameters
 from openaml.ml.training.progress import TrainingProgress
+from openaml.service.context import wall_clock_ms
 from openaml.store import EntityKind, EntityRecord, Status, Store
-from openaml.store.queries import Query
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 LAYOUT_FACT = "layout"  # the store fact naming the layout every record is in (SPEC_VERSION)
+# The store fact saying when the last start looked at the records (ms): those last updated
+# before it, less CLOCK_MARGIN_MS, were in the current layout. An earlier version started on a
+# migrated store (a rollback) writes records of its own layout; the next start finds them.
+CHECKED_FACT = "layout_checked_at"
+CLOCK_MARGIN_MS = 15 * 60 * 1000  # the clocks of the processes that write to one store may differ
 
 
 class MigrationError(ValueError):
     """The store cannot be brought to the current layout; the message says why."""
 
 
-def migrate(store: Store) -> int:
+def migrate(store: Store, now_ms: Callable[[], int] = wall_clock_ms) -> int:
     """Give every record of an earlier layout the current one; how many were rewritten. Once
-    done, the store says so (LAYOUT_FACT) and later starts read nothing. Safe to run by
-    several processes at once: each record is rewritten once, under its lock."""
+    done, the store says so (LAYOUT_FACT) and when (CHECKED_FACT): later starts read only the
+    records updated since (an earlier version run on the store meanwhile wrote them in its
+    layout). Safe to run by several processes at once: each record is rewritten once, under
+    its lock."""
     layout = store.get_fact(LAYOUT_FACT)
     if layout is not None and int(layout) > specs.SPEC_VERSION:
         raise MigrationError(f"The store was written by a newer OpenAML (record layout {layout}; this "
                              f"version reads layout {specs.SPEC_VERSION}): run that version or a newer one")
-    if layout == str(specs.SPEC_VERSION):
-        return 0
+    checked = store.get_fact(CHECKED_FACT) if layout == str(specs.SPEC_VERSION) else None
+    started = now_ms()
     rewritten = 0
-    for kind in EntityKind:
-        for record in store.find(Query(kind, include_deleted=True)):
-            if not is_current(record.info):
-                rewritten += store.rewrite_info(kind, record.id, _upgrader(record))
+    for record in store.updated_since(None if checked is None else int(checked) - CLOCK_MARGIN_MS):
+        if not is_current(record.info):
+            rewritten += store.rewrite_info(record.kind, record.id, _upgrader(record))
     store.set_fact(LAYOUT_FACT, str(specs.SPEC_VERSION))
+    store.set_fact(CHECKED_FACT, str(started))
     if rewritten:
         log.info("%d entities of an earlier version were given the current layout", rewritten)
     return rewritten

@@ -300,6 +300,12 @@ class Store:
         with self.engine.connect() as conn:
             return [_record(row) for row in conn.execute(query).mappings()]
 
+    def updated_since(self, ms: int | None) -> list[EntityRecord]:
+        """Every entity, deleted ones too, last updated at `ms` (epoch milliseconds) or later;
+        all of them for None."""
+        return self._select([] if ms is None else [entities.c.last_updated_at >= ms],
+                            [entities.c.kind, entities.c.id], None)
+
     def with_status(self, kinds: Iterable[EntityKind], status: Status) -> list[EntityRecord]:
         return self._select(
             [entities.c.kind.in_([k.value for k in kinds]), entities.c.status == status.value],
