@@ -23,6 +23,7 @@ import functools
 import logging
 import operator
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +52,7 @@ from openaml.store import EntityKind, EntityRecord
 from openaml.store.leases import Leases
 
 CONNECT_SECONDS = 30     # to reach the scheduler, and for a first worker to join it
+DASK_PORT = 8786  # a scheduler's port when its address names none
 WAIT_SECONDS = 0.5       # a job thread's wait for its task between checks of its cancellation
 _PROBE_PREFIX = ".openaml-probe-"
 
@@ -304,9 +306,12 @@ def connect_cluster(settings: Settings) -> Cluster:
         raise ConfigurationError("--executor dask needs --dask-scheduler (OPENAML_DASK_SCHEDULER): the "
                                  "address of a Dask scheduler, e.g. tcp://127.0.0.1:8786")
     try:
+        reach_scheduler(settings.dask_scheduler)
         client = distributed.Client(settings.dask_scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ConfigurationError(f"cannot reach the Dask scheduler at {settings.dask_scheduler}: {exc}") from None
+    except ValueError as exc:  # Dask's reading of the address
+        raise ConfigurationError(f"--dask-scheduler {settings.dask_scheduler}: {exc}") from None
     try:
         try:
             client.wait_for_workers(1, timeout=CONNECT_SECONDS)
@@ -324,6 +329,21 @@ def connect_cluster(settings: Settings) -> Cluster:
                                                key=f"openaml-warm-up-{uuid.uuid4().hex[:8]}")
                                  for address in client.nthreads()])
     return Cluster(client, worker_settings, threads)
+
+
+def reach_scheduler(address: str) -> None:
+    """OSError unless a TCP connection to the scheduler's `address` (tcp:// or tls://; others
+    are left to Dask) opens within CONNECT_SECONDS; ValueError for an address Dask cannot
+    read. Dask's Client retries an address that refuses until its timeout, and a Ctrl-C
+    meanwhile left a half-made Client whose clean-up at exit waited 60 s; a refused address
+    now fails at once, before any Client is made."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    scheme, location = parse_address(address)
+    get_backend(scheme)  # ValueError for a scheme Dask does not know
+    if scheme in ("tcp", "tls"):
+        socket.create_connection(parse_host_port(location, default_port=DASK_PORT), timeout=CONNECT_SECONDS).close()
 
 
 def uses_data_folder(settings: Settings) -> bool:
