@@ -86,7 +86,7 @@ class Settings:
         values: dict[str, Any] = {}
         for name, default in cls.__dataclass_fields__.items():
             raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is None:
+            if raw is None or overrides.get(name) is not None:  # the command line wins, unread
                 continue
             if name == "access_keys":
                 values[name] = parse_access_keys(raw)

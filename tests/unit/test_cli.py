@@ -121,6 +121,27 @@ def test_every_path_option_refuses_an_empty_value(args: list[str], tmp_path: Pat
     assert os.listdir(tmp_path) == [] and not FakeServer.configs
 
 
+@pytest.mark.parametrize("variable, value", [("OPENAML_PORT", "abc"), ("OPENAML_WORKERS", "two"),
+                                             ("OPENAML_PORT", "-1"), ("OPENAML_EXECUTOR", "spark"),
+                                             ("OPENAML_LOG_LEVEL", "verbose")])
+def test_an_option_on_the_command_line_wins_over_its_variable_even_a_malformed_one(
+        tmp_path: Path, variable: str, value: str) -> None:
+    """A malformed variable was refused though its option overrode it (an out-of-range one was
+    not): the variable is not read."""
+    option = {"OPENAML_PORT": ["--port", "0"], "OPENAML_WORKERS": ["--workers", "2"],
+              "OPENAML_EXECUTOR": ["--executor", "local"], "OPENAML_LOG_LEVEL": ["--log-level", "info"]}[variable]
+    result = serve(tmp_path, *option, env={variable: value})
+    assert result.exit_code == 0, result.output
+
+
+def test_the_log_level_has_its_variable(tmp_path: Path) -> None:
+    """OPENAML_LOG_LEVEL was not read (every other option's variable is)."""
+    refused(serve(tmp_path, env={"OPENAML_LOG_LEVEL": "verbose"}), "'verbose' is not one of", code=2)
+    assert serve(tmp_path, env={"OPENAML_LOG_LEVEL": "debug"}).exit_code == 0
+    [config] = FakeServer.configs
+    assert config.access_log is True and config.log_level == "debug"
+
+
 def test_serve_checks_the_log_level_case_insensitively(tmp_path: Path) -> None:
     refused(serve(tmp_path, "--log-level", "bogus"), "'bogus' is not one of", code=2)
     result = serve(tmp_path, "--log-level", "DEBUG")

@@ -86,7 +86,7 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its p
               help="Address of the Dask scheduler for --executor dask, e.g. tcp://10.0.0.5:8786 "
                    "(refused without --executor dask).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
-              show_default=True)
+              envvar="OPENAML_LOG_LEVEL", show_default=True)
 def serve(log_level: str, **options: object) -> None:
     """Serve the Amazon ML API (and the web console) over HTTP."""
     from sqlalchemy.exc import SQLAlchemyError
