@@ -169,7 +169,9 @@ def test_inputs_refused_today_are_read_as_the_versions_before_read_them(tmp_path
 
     changes = {"ml-bin": lambda r: r["Parameters"].update({"sgd.maxMLModelSizeInBytes": "1_000_000",
                                                            "sgd.l2RegularizationAmount": "1e-0_4"}),
-               "ml-pending": lambda r: r["Parameters"].update({"sgd.maxPasses": "\uff12"}), "ds-eval": seed_as_text}
+               "ml-pending": lambda r: r["Parameters"].update({"sgd.maxPasses": "\uff12"}), "ds-eval": seed_as_text,
+               "ml-reg": lambda r: r.update(Parameters={"sgd.l1RegularizationAmount": "\u0661e-4",
+                                                        "sgd.maxPasses": "1_0"})}
     with sqlite3.connect(store_path) as conn:
         for entity_id, change in changes.items():
             request = json.loads(conn.execute("SELECT request FROM entities WHERE id = ?", (entity_id,)).fetchone()[0])
@@ -180,12 +182,20 @@ def test_inputs_refused_today_are_read_as_the_versions_before_read_them(tmp_path
         assert migrate(store) == 18
         bin_model = read_spec(store.get(EntityKind.MLMODEL, "ml-bin"), MLModelSpec)
         assert bin_model.parameters.max_size == 1_000_000 and bin_model.parameters.l2 == 1e-4
-        assert bin_model.given_parameters["sgd.maxMLModelSizeInBytes"] == "1000000"
+        assert bin_model.given_parameters["sgd.maxMLModelSizeInBytes"] == "1_000_000"  # shown as given
         assert read_spec(store.get(EntityKind.MLMODEL, "ml-pending"), MLModelSpec).parameters.max_passes == 2
         evaluation = read_spec(store.get(EntityKind.DATASOURCE, "ds-eval"), DataSourceSpec).rearrangement
         assert evaluation.complement and evaluation.seed == ""  # its seed was dropped then too
     finally:
         store.close()
+    # GetMLModel shows the parameters as they were given (it showed them rewritten: "1000000")
+    with running_server(data_dir=store_path.parent) as app:
+        ml = make_client(app.settings.base_url)
+        shown = ml.get_ml_model(MLModelId="ml-bin")["TrainingParameters"]
+        assert shown["sgd.maxMLModelSizeInBytes"] == "1_000_000" and shown["sgd.l2RegularizationAmount"] == "1e-0_4"
+        shown = ml.get_ml_model(MLModelId="ml-reg")["TrainingParameters"]
+        assert shown["sgd.l1RegularizationAmount"] == "\u0661e-4" and shown["sgd.maxPasses"] == "1_0"
+        assert shown["sgd.l2RegularizationAmount"] == "0.0"  # L1 given: no L2
 
 
 def test_a_store_of_a_newer_layout_is_refused_and_a_migrated_one_is_not_read_again(tmp_path: Path) -> None:

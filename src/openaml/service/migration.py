@@ -120,9 +120,9 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
                                       tuple(info.get("files") or ())) if done else None
     if record.kind is EntityKind.MLMODEL:
         model_type = ModelType(record.model_type or "")
-        given_parameters, parameters = _as_then(
-            lambda given: (given, parse_parameters(given, model_type, seed=specs.model_seed(record.id))),
-            request.get("Parameters") or {}, _parameters_then)
+        given_parameters = request.get("Parameters") or {}  # shown as the caller wrote them
+        parameters = _as_then(lambda given: parse_parameters(given, model_type, seed=specs.model_seed(record.id)),
+                              given_parameters, _parameters_then)
         given_recipe = "Recipe" in request or "RecipeUri" in request  # else "recipe" is the result's
         spec = specs.MLModelSpec(
             model_type, record.datasource_id or "", parse_schema(info["schema"]).to_json(),

@@ -245,7 +245,9 @@ def shown_parameters(given: dict[str, str], params: SGDParams | None = None) -> 
         return {"algorithm": "gbdt", "sgd.maxMLModelSizeInBytes": DEFAULTS["sgd.maxMLModelSizeInBytes"],
                 **TREE_DEFAULTS, **bins, **given}
     defaults = dict(DEFAULTS)
-    if _amount(given, "sgd.l1RegularizationAmount", 0.0) > 0:
+    # the stored amount where there is one: a model migrated from before today's checks may
+    # show a form they refuse ("１e-4")
+    if (params.l1 if params is not None else _amount(given, "sgd.l1RegularizationAmount", 0.0)) > 0:
         defaults["sgd.l2RegularizationAmount"] = "0.0"
     return {"algorithm": "sgd", **defaults, **given}
 
