@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from openaml import __version__
-from openaml.cluster import Cluster, connect_cluster
+from openaml.cluster import Cluster, connect_cluster, uses_data_folder
 from openaml.console import build_console
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages
@@ -54,6 +54,7 @@ from openaml.service.migration import migrate
 from openaml.service.predictors import PredictorRegistry
 from openaml.settings import ConfigurationError, Settings
 from openaml.storage import ObjectStore, StorageError, join_uri, parse_s3_uri
+from openaml.storage.objects import space_left
 from openaml.store import EndpointStatus, EntityKind, Status, Store
 from openaml.store.leases import FrontEnd, Leases
 
@@ -215,8 +216,10 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             store_ok, queue = False, {"pending": None, "running": None}
         described = objects.describe()
         cluster_state = cluster.state() if cluster is not None else None
-        # degraded: a part that jobs or calls need does not answer (calls or jobs then wait or fail)
-        degraded = (not store_ok or described.get("reachable") is False
+        disk_ok = not uses_data_folder(settings) or space_left(settings.data_dir)
+        # degraded: a part that jobs or calls need does not answer (calls or jobs then wait or
+        # fail), or the data folder's disk has less free than writes keep (they then fail)
+        degraded = (not store_ok or described.get("reachable") is False or not disk_ok
                     or (cluster_state is not None and not cluster_state["connected"]))
         return JSONResponse({  # public: states, never paths, addresses or data
             **({"warm": warm.is_set()} if run_jobs else {}),
@@ -224,6 +227,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             "version": __version__,
             "store": {"ok": store_ok, "kind": store.engine.dialect.name},
             "objects": {"kind": described.get("kind"), "reachable": described.get("reachable")},
+            "disk": {"ok": disk_ok},
             "jobs": {**queue, "executor": settings.executor,
                      **({"cluster": cluster_state} if cluster_state is not None else {})},
             "endpoints": len(predictors),

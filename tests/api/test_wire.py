@@ -114,6 +114,35 @@ def test_health_reports_parts(server: Application) -> None:
     assert document["warm"] is True
 
 
+@pytest.mark.parametrize("full", ["sqlite", "os"])
+def test_a_full_disk_answers_saying_so_and_health_tells(server: Application, monkeypatch: pytest.MonkeyPatch,
+                                                        full: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The store's disk full answered a bare InternalServerException with a traceback logged per
+    request, while /health said "ok"."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from openaml import app as app_module
+    from openaml.storage.objects import NO_SPACE_MESSAGE
+
+    def full_disk(*_: Any, **__: Any) -> None:
+        if full == "os":
+            raise OSError(28, "No space left on device")
+        driver = sqlite3.OperationalError("database or disk is full")
+        driver.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+        raise OperationalError("UPDATE entities ...", {}, driver)
+
+    monkeypatch.setattr(server.context.store, "find", full_disk)
+    answer = post(server, "AmazonML_20141212.DescribeEvaluations", b"{}")
+    assert answer.status_code == 500 and answer.json()["__type"] == "InternalServerException"
+    assert answer.json()["message"].startswith(NO_SPACE_MESSAGE)
+    assert "Traceback" not in caplog.text
+    monkeypatch.setattr(app_module, "space_left", lambda folder: False)
+    document = httpx.get(server.settings.base_url + "/health", timeout=10).json()
+    assert document["status"] == "degraded" and document["disk"] == {"ok": False}
+
+
 def test_unexpected_errors_are_internal_server_exceptions(
     server: Application, ml: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

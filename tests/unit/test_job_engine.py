@@ -357,3 +357,35 @@ def test_a_job_stops_once_its_store_is_silent_for_longer_than_its_patience(tmp_p
     store.down.clear()
     store.update(EntityKind.DATASOURCE, "a", {"status": Status.INPROGRESS})
     assert not job.cancelled()  # the store answers again: the silence is over
+
+
+def _disk_full_sqlite() -> OperationalError:
+    import sqlite3
+
+    driver = sqlite3.OperationalError("database or disk is full")
+    driver.sqlite_errorname = "SQLITE_FULL"  # as sqlite3 sets it
+    return OperationalError("INSERT ...", {}, driver)
+
+
+@pytest.mark.parametrize("full", [
+    lambda: OSError(28, "No space left on device"),  # a write of the data copy, a model, a result
+    lambda: OSError(122, "Disk quota exceeded"),
+    lambda: ValueError("while writing"),  # raised from one: the chain is read
+    _disk_full_sqlite])
+def test_a_full_disk_fails_the_job_saying_so_not_as_an_internal_error(tmp_path: Path, full) -> None:
+    """ENOSPC came through as "Internal error (OSError)": a full disk is the operator's to
+    mend, and the message says so (the traceback stays in the job's log)."""
+    from openaml.storage.objects import NO_SPACE_MESSAGE
+
+    logged: list[str] = []
+
+    def task(job: Job) -> DataSourceResult:
+        error = full()
+        if isinstance(error, ValueError):
+            raise error from OSError(28, "No space left on device")
+        raise error
+
+    assert _run(tmp_path, task, ["a"], lambda record, line: logged.append(line)) == {"a": Status.FAILED}
+    reader = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    assert reader.get(EntityKind.DATASOURCE, "a").message == NO_SPACE_MESSAGE
+    assert any("Traceback" in line for line in logged)

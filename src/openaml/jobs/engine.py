@@ -27,6 +27,7 @@ from openaml.jobs.priority import run_below_requests
 from openaml.jobs.record_info import read_secret, result_info, secret_info
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
+from openaml.storage.objects import NO_SPACE_MESSAGE, no_space_left
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.database import unavailable
 from openaml.store.leases import FrontEnd, JobKey, Leases, new_token
@@ -417,6 +418,9 @@ class JobEngine:
                           "front end or at the next start.")
         elif isinstance(exc, InputError):
             self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__, held_by=token)
+        elif no_space_left(exc):  # the service's own disk, not a bug: said so, not "Internal error"
+            self._log(record, "".join(traceback.format_exception(exc)).rstrip())
+            self._finish(record, Status.FAILED, message=NO_SPACE_MESSAGE, held_by=token)
         else:
             log.error("%s %s failed", record.kind.value, record.id, exc_info=exc)
             self._log(record, "".join(traceback.format_exception(exc)).rstrip())

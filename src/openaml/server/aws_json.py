@@ -25,6 +25,7 @@ from openaml.protocol.serialize import internal_error, serialize_error, serializ
 from openaml.protocol.sigv4 import Authorization
 from openaml.protocol.spec import ServiceSpec
 from openaml.service.context import RequestContext
+from openaml.storage.objects import NO_SPACE_MESSAGE, no_space_left
 from openaml.store.database import unavailable
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,9 @@ def _call(handler: Callable[..., Any], params: dict[str, Any], context: RequestC
 def _unexpected(exc: Exception, request_id: str) -> ServiceError:
     """An InternalServerException for an error no handler expected; a store that did not
     answer (restarting, or a lock held too long) says so, as a retry may well succeed."""
+    if no_space_left(exc):  # one line, not a traceback per request: the operator's to mend
+        log.warning("request %s: no space left (%s)", request_id, exc)
+        return InternalServerException(f"{NO_SPACE_MESSAGE} (request id {request_id}); nothing was changed")
     if not unavailable(exc):
         return internal_error(exc, request_id)
     log.warning("request %s: the store did not answer (%s)", request_id, exc)

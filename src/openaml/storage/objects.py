@@ -7,6 +7,7 @@ order of the key (the order S3 itself lists in), which defines record order for 
 from __future__ import annotations
 
 import builtins
+import errno
 import io
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,6 +28,36 @@ SPACE_CHECK_BYTES = 64 << 20
 
 class DiskFull(StorageError):
     """A local write would leave its disk with less than DISK_RESERVE free."""
+
+
+NO_SPACE_MESSAGE = ("A disk the service writes to (its data folder's, its database's or an output's) "
+                    "is full: free space, or delete datasources and batch outputs no longer needed, "
+                    "then try again")
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE_STATES = ("SQLITE_FULL", "53100")  # the store's own words: SQLite's error name, PostgreSQL's SQLSTATE
+
+
+def no_space_left(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, says that a disk was full: a write's
+    ENOSPC or EDQUOT, SQLite's "database or disk is full", PostgreSQL's disk_full, DiskFull."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        orig = getattr(found, "orig", None)  # a SQLAlchemy error's driver error
+        if (isinstance(found, DiskFull) or (isinstance(found, OSError) and found.errno in NO_SPACE_ERRNOS)
+                or str(getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)) in NO_SPACE_STATES):
+            return True
+        found = found.__cause__ or found.__context__
+    return False
+
+
+def space_left(folder: Path) -> bool:
+    """Whether the disk of `folder` has at least DISK_RESERVE free (True when it cannot be told)."""
+    try:
+        return shutil.disk_usage(folder).free >= DISK_RESERVE
+    except OSError:
+        return True
 
 
 def space_check(folder: Path) -> Callable[[], None]:
