@@ -31,6 +31,7 @@ from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
 from openaml.jobs.memory import prefer_small_pages
 from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
+from openaml.jobs.repeated_failures import RepeatedFailures
 from openaml.jobs.retention import release_all
 from openaml.jobs.tasks import LOG_FILE, REPORT_FILES, Tasks
 from openaml.jobs.warmup import warm_up
@@ -91,13 +92,16 @@ def follow_store(store: Store, predictors: PredictorRegistry, front_end: FrontEn
     step with the store, where other processes of the service (or other servers on the same
     database) create and delete endpoints."""
     leases = Leases(store)
+    registering = RepeatedFailures("registering this process in the store", log)
+    following = RepeatedFailures("following real-time endpoints", log)
     while True:
         try:
             now = wall_clock_ms()
             leases.beat(front_end, now)
             predictors.set_processes(len(leases.live(now, SERVING_MS)))
-        except Exception:  # noqa: BLE001 - the next round tries again
-            log.exception("registering this process in the store failed")
+            registering.succeeded()
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            registering.failed(exc)
         if stop.wait(interval):
             return
         try:
@@ -105,8 +109,9 @@ def follow_store(store: Store, predictors: PredictorRegistry, front_end: FrontEn
                 r.id: (r.endpoint_status or EndpointStatus.NONE, read_threshold(r).value)
                 for r in store.select_endpoints()
             })
-        except Exception:  # noqa: BLE001 - the next round tries again
-            log.exception("following real-time endpoints failed")
+            following.succeeded()
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            following.failed(exc)
 
 
 def check_artifacts_location(objects: ObjectStore, uri: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from openaml.jobs.priority import run_below_requests
 from openaml.jobs.record_info import read_secret, result_info, secret_info
+from openaml.jobs.repeated_failures import RepeatedFailures
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
 from openaml.storage.objects import NO_SPACE_MESSAGE, no_space_left
@@ -209,11 +210,13 @@ class JobEngine:
     def _beat(self) -> None:
         """Every third of a lease: renew this front end's registration and leases (a job whose
         lease is lost is cancelled), and recover the jobs of front ends that died."""
+        failures = RepeatedFailures("the job lease heartbeat", log)
         while not self._stop.wait(self.lease_ms / 3000):
             try:
                 self.beat()
-            except Exception:  # noqa: BLE001 - the heartbeat must survive a store hiccup
-                log.exception("job lease heartbeat failed")
+                failures.succeeded()
+            except Exception as exc:  # noqa: BLE001 - the heartbeat must survive a store hiccup
+                failures.failed(exc)
 
     def beat(self) -> None:
         """One heartbeat, in the caller's thread. A lease of this front end that no run here
@@ -260,13 +263,15 @@ class JobEngine:
     # -- scheduling -------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        failures = RepeatedFailures("a job scheduling pass", log)
         while not self._stop.is_set():
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
             try:
                 self.schedule_once()
-            except Exception:  # noqa: BLE001 - the scheduler must survive a store hiccup
-                log.exception("job scheduling pass failed")
+                failures.succeeded()
+            except Exception as exc:  # noqa: BLE001 - the scheduler must survive a store hiccup
+                failures.failed(exc)
 
     def schedule_once(self) -> None:
         """One scheduling pass, in the caller's thread: fail the PENDING jobs whose inputs
