@@ -389,3 +389,14 @@ def test_a_full_disk_fails_the_job_saying_so_not_as_an_internal_error(tmp_path: 
     reader = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
     assert reader.get(EntityKind.DATASOURCE, "a").message == NO_SPACE_MESSAGE
     assert any("Traceback" in line for line in logged)
+
+
+def test_a_file_of_the_service_removed_under_it_fails_the_job_saying_so(tmp_path: Path) -> None:
+    """A datasource's stored copy removed from the data folder failed the models on it with
+    "Internal error (FileNotFoundError)"."""
+    def task(job: Job) -> DataSourceResult:
+        raise FileNotFoundError(2, "No such file or directory", "/data/artifacts/DataSource/ds-1/ingest.json")
+
+    assert _run(tmp_path, task, ["a"]) == {"a": Status.FAILED}
+    message = open_store(f"sqlite:///{tmp_path / 'jobs.db'}").get(EntityKind.DATASOURCE, "a").message or ""
+    assert message.startswith("A file of the service's own is missing (/data/artifacts/DataSource/ds-1/ingest.json)")

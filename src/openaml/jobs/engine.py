@@ -119,6 +119,19 @@ class Task(Protocol):
     def __call__(self, job: Job) -> Result: ...
 
 
+def _missing_file(exc: BaseException) -> str | None:
+    """The name of the file whose absence `exc` (or an error it was raised from) reports, or
+    None (a user's missing input is an InputError, handled before)."""
+    found: BaseException | None = exc
+    for _ in range(8):  # a chain is short; a cycle is not followed for ever
+        if found is None:
+            return None
+        if isinstance(found, FileNotFoundError):
+            return str(found.filename or found)
+        found = found.__cause__ or found.__context__
+    return None
+
+
 def dependencies(record: EntityRecord) -> list[JobKey]:
     if record.kind is EntityKind.MLMODEL:
         return [(EntityKind.DATASOURCE, record.datasource_id or "")]
@@ -426,6 +439,11 @@ class JobEngine:
         elif no_space_left(exc):  # the service's own disk, not a bug: said so, not "Internal error"
             self._log(record, "".join(traceback.format_exception(exc)).rstrip())
             self._finish(record, Status.FAILED, message=NO_SPACE_MESSAGE, held_by=token)
+        elif (missing := _missing_file(exc)) is not None:  # removed outside the service
+            self._log(record, "".join(traceback.format_exception(exc)).rstrip())
+            self._finish(record, Status.FAILED, message=f"A file of the service's own is missing ({missing}): "
+                         "its data folder or artifacts were changed outside it; restore them, or create "
+                         "the entities whose files are gone again", held_by=token)
         else:
             log.error("%s %s failed", record.kind.value, record.id, exc_info=exc)
             self._log(record, "".join(traceback.format_exception(exc)).rstrip())
