@@ -101,3 +101,22 @@ def test_ctrl_c_while_loading_leaves_without_a_traceback(tmp_path: Path) -> None
         output, _ = server.communicate(timeout=30)
         assert b"Traceback" not in output, output.decode()
         assert server.returncode != 0
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
+    """uvicorn stopped on SIGTERM and then raised it again for its default action, which ended
+    the process before its clean-up (jobs stopped, leases given up, the store closed): the
+    SQLite log stayed, with the earlier versions of rows (erased database passwords) in it."""
+    port = free_port()
+    server = subprocess.Popen([str(OPENAML), "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(lambda: answers(port), 60), "the server did not start"
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 128 + signal.SIGTERM, output.decode()  # an exit, not death by the signal
+    assert b"Traceback" not in output, output.decode()
+    assert not (tmp_path / "d" / "openaml.db-wal").exists()  # the store was closed: its log checkpointed

@@ -114,6 +114,9 @@ def serve(log_level: str, **options: object) -> None:
                            access_log=log_level == "debug")
     helpers = [start_http_process(settings, sock, log_level)
                for _ in range(settings.http_workers - 1)]
+    # uvicorn stops on SIGTERM, then raises it again for its default action, which ended the
+    # process before the clean-up below (leases given up, the store closed): it unwinds instead
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -122,6 +125,10 @@ def serve(log_level: str, **options: object) -> None:
         for process in helpers:
             process.join(timeout=10)
         app.close()
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def listen(settings: Settings) -> socket.socket:
@@ -153,6 +160,7 @@ def _serve_api_only(settings: Settings, sock: socket.socket, log_level: str, par
     from openaml.app import build_app
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends this one
+    signal.signal(signal.SIGTERM, _terminated)  # as in serve: the clean-up below runs
     die_with_parent(parent)
     app = build_app(settings, run_jobs=False)
     server = uvicorn.Server(server_config(app.asgi, log_level=log_level, access_log=False))

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import fields
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -176,7 +176,14 @@ class Store:
         return True
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Release the connections; SQLite's write-ahead log is first copied into the database
+        and emptied, so that no copy of a stopped server's data folder holds the earlier
+        versions of rows it keeps (an erased database password among them)."""
+        self.engine.dispose()  # the pool's connections, idle now
+        if self._sqlite:
+            with suppress(SQLAlchemyError), self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.engine.dispose()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
