@@ -28,7 +28,7 @@ from openaml.jobs.record_info import read_secret, result_info, secret_info
 from openaml.jobs.repeated_failures import RepeatedFailures
 from openaml.jobs.specs import Result
 from openaml.ml.errors import InputError
-from openaml.storage.objects import NO_SPACE_MESSAGE, no_space_left
+from openaml.storage.objects import NO_SPACE_MESSAGE, error_chain, no_space_left
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.database import unavailable
 from openaml.store.leases import FrontEnd, JobKey, Leases, new_token
@@ -122,14 +122,8 @@ class Task(Protocol):
 def _missing_file(exc: BaseException) -> str | None:
     """The name of the file whose absence `exc` (or an error it was raised from) reports, or
     None (a user's missing input is an InputError, handled before)."""
-    found: BaseException | None = exc
-    for _ in range(8):  # a chain is short; a cycle is not followed for ever
-        if found is None:
-            return None
-        if isinstance(found, FileNotFoundError):
-            return str(found.filename or found)
-        found = found.__cause__ or found.__context__
-    return None
+    return next((str(found.filename or found) for found in error_chain(exc) if isinstance(found, FileNotFoundError)),
+                None)
 
 
 def dependencies(record: EntityRecord) -> list[JobKey]:

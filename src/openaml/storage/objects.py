@@ -37,18 +37,24 @@ NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 NO_SPACE_STATES = ("SQLITE_FULL", "53100")  # the store's own words: SQLite's error name, PostgreSQL's SQLSTATE
 
 
-def no_space_left(exc: BaseException) -> bool:
-    """Whether `exc`, or an error it was raised from, says that a disk was full: a write's
-    ENOSPC or EDQUOT, SQLite's "database or disk is full", PostgreSQL's disk_full, DiskFull."""
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors it was raised from (__cause__, else __context__), each once."""
     seen: set[int] = set()
     found: BaseException | None = exc
     while found is not None and id(found) not in seen:
         seen.add(id(found))
+        yield found
+        found = found.__cause__ or found.__context__
+
+
+def no_space_left(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, says that a disk was full: a write's
+    ENOSPC or EDQUOT, SQLite's "database or disk is full", PostgreSQL's disk_full, DiskFull."""
+    for found in error_chain(exc):
         orig = getattr(found, "orig", None)  # a SQLAlchemy error's driver error
         if (isinstance(found, DiskFull) or (isinstance(found, OSError) and found.errno in NO_SPACE_ERRNOS)
                 or str(getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)) in NO_SPACE_STATES):
             return True
-        found = found.__cause__ or found.__context__
     return False
 
 
