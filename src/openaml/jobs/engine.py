@@ -119,11 +119,18 @@ class Task(Protocol):
     def __call__(self, job: Job) -> Result: ...
 
 
-def _missing_file(exc: BaseException) -> str | None:
-    """The name of the file whose absence `exc` (or an error it was raised from) reports, or
-    None (a user's missing input is an InputError, handled before)."""
-    return next((str(found.filename or found) for found in error_chain(exc) if isinstance(found, FileNotFoundError)),
-                None)
+def _failure_message(exc: BaseException) -> str | None:
+    """What a job's failure that is not an InputError says of its cause, where that is the
+    service's surroundings, not a bug: a full disk, or a file of its own removed (a user's
+    missing input is an InputError); None otherwise."""
+    if no_space_left(exc):
+        return NO_SPACE_MESSAGE
+    missing = next((found for found in error_chain(exc) if isinstance(found, FileNotFoundError)), None)
+    if missing is not None:
+        return (f"A file of the service's own is missing ({missing.filename or missing}): its data folder "
+                "or artifacts were changed outside it; restore them, or create the entities whose files "
+                "are gone again")
+    return None
 
 
 def dependencies(record: EntityRecord) -> list[JobKey]:
@@ -430,19 +437,13 @@ class JobEngine:
                           "front end or at the next start.")
         elif isinstance(exc, InputError):
             self._finish(record, Status.FAILED, message=str(exc) or type(exc).__name__, held_by=token)
-        elif no_space_left(exc):  # the service's own disk, not a bug: said so, not "Internal error"
+        else:  # the traceback goes to the job's log; the message says what is known of the cause
+            message = _failure_message(exc)
+            if message is None:  # a bug
+                log.error("%s %s failed", record.kind.value, record.id, exc_info=exc)
+                message = f"Internal error ({type(exc).__name__}): the job's log holds the details"
             self._log(record, "".join(traceback.format_exception(exc)).rstrip())
-            self._finish(record, Status.FAILED, message=NO_SPACE_MESSAGE, held_by=token)
-        elif (missing := _missing_file(exc)) is not None:  # removed outside the service
-            self._log(record, "".join(traceback.format_exception(exc)).rstrip())
-            self._finish(record, Status.FAILED, message=f"A file of the service's own is missing ({missing}): "
-                         "its data folder or artifacts were changed outside it; restore them, or create "
-                         "the entities whose files are gone again", held_by=token)
-        else:
-            log.error("%s %s failed", record.kind.value, record.id, exc_info=exc)
-            self._log(record, "".join(traceback.format_exception(exc)).rstrip())
-            self._finish(record, Status.FAILED, message=f"Internal error ({type(exc).__name__}): the "
-                         "job's log holds the details", held_by=token)
+            self._finish(record, Status.FAILED, message=message, held_by=token)
 
     def _patiently(self, call: Callable[[], T]) -> T:
         """call(), tried again while the store does not answer, for up to half a lease (the
