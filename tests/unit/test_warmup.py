@@ -24,9 +24,9 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
         paths = warm_up()
     assert not caplog.records
     assert counted and all(paths[path] for path in ("int16", "plain", "trimmed", "general")), paths
-    # the SGD kernels, called step by step (two threads) and in compiled passes (one), for
-    # minibatches of up to 256 records and of more (uint8 and uint16 row numbers)
-    for compiled in (kernel.transpose, kernel.add_scores, kernel.update, kernel.run_steps):
+    # the SGD kernels, steps on one thread and on two, for minibatches of up to 256 records
+    # and of more (uint8 and uint16 row numbers)
+    for compiled in (kernel.run_steps, kernel.run_steps_two):
         assert {"uint8", "uint16"} <= {t for signature in compiled.signatures for t in ("uint8", "uint16")
                                        if t in str(signature)}, compiled
     assert "saga" in optimizers and saga._saga_steps.signatures and saga._catch_up.signatures

@@ -2,6 +2,9 @@ import dataclasses
 import gc
 import io
 import json
+import os
+import subprocess
+import sys
 import warnings
 import weakref
 from collections.abc import Callable
@@ -186,12 +189,19 @@ def _reference_step(kind, state, x, y, w, l1, l2):
     state.bias -= eta * gb / np.sqrt(state.g2_bias)
 
 
-@pytest.mark.parametrize(("kind", "outputs", "l1", "l2", "pool", "indicators"), [
+def _plans(flat: tuple[np.ndarray, ...]) -> list[tuple[np.ndarray, ...]]:
+    """The plans laid end to end in a kept part (kernel.FlatPlan), one by one."""
+    touched, col_start, col_rows, valued, col_vals, t, c, r, v = flat
+    return [(touched[t[b]:t[b + 1]], col_start[c[b]:c[b + 1]], col_rows[r[b]:r[b + 1]], valued[t[b]:t[b + 1]],
+             col_vals[v[b]:v[b + 1]]) for b in range(len(t) - 1)]
+
+
+@pytest.mark.parametrize(("kind", "outputs", "l1", "l2", "two_threads", "indicators"), [
     ("MULTICLASS", 3, 0.0, 1e-2, False, False), ("MULTICLASS", 3, 0.0, 1e-2, True, False),
     ("BINARY", 1, 0.05, 0.0, True, False), ("REGRESSION", 1, 0.0, 0.1, False, False),
     ("MULTICLASS", 3, 0.0, 1e-2, True, True), ("BINARY", 1, 0.05, 1e-2, False, True),
     ("MULTICLASS", 3, 0.0, 1e-2, True, "mixed"), ("REGRESSION", 1, 0.0, 0.0, False, "mixed")])
-def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indicators, monkeypatch):
+def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, two_threads, indicators, monkeypatch):
     monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0)  # tiny steps: on two threads all the same
     rng = np.random.default_rng(11)
     if indicators is True:  # all values 1, features in 2% to 98% of the rows: many are flipped
@@ -204,19 +214,18 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
     y = rng.integers(0, 3, 50).astype(float) if outputs == 3 else rng.integers(0, 2, 50).astype(float)
     w = rng.uniform(0.5, 2.0, 50)
     kernel, reference = LinearState.zeros(40, outputs, 1.0), LinearState.zeros(40, outputs, 1.0)
-    with ThreadPoolExecutor(1) as threads:
-        stepper = Stepper(kind, kernel, SGDParams(l1=l1, l2=l2), 8, threads if pool else None)
-        order = rng.permutation(50)
-        batches = [np.sort(order[start:start + 8]) for start in range(0, 50, 8)]
-        stepper.run(0, _block(x, y, w), batches, keep=True)
-        kept = stepper.plans[0]
-        plans = [part for key in kept.positions for part in kept.pair(key)]
-        flipped = sum(int((part[0] < 0).sum()) for part in plans)
-        assert (flipped > 0) == (indicators is True)
-        valued = sum(int(part[3].sum()) for part in plans)
-        assert (valued > 0) == (indicators is not True)
-        if indicators == "mixed":  # values of the numeric columns only
-            assert 0 < sum(len(part[4]) for part in plans) < sum(len(part[2]) for part in plans)
+    stepper = Stepper(kind, kernel, SGDParams(l1=l1, l2=l2), 8, two_threads)
+    order = rng.permutation(50)
+    batches = [np.sort(order[start:start + 8]) for start in range(0, 50, 8)]
+    stepper.run(0, _block(x, y, w), batches, keep=True)
+    assert stepper.threaded is two_threads
+    plans = [plan for flat in stepper.plans[0].parts for plan in _plans(flat)]
+    flipped = sum(int((part[0] < 0).sum()) for part in plans)
+    assert (flipped > 0) == (indicators is True)
+    valued = sum(int(part[3].sum()) for part in plans)
+    assert (valued > 0) == (indicators is not True)
+    if indicators == "mixed":  # values of the numeric columns only
+        assert 0 < sum(len(part[4]) for part in plans) < sum(len(part[2]) for part in plans)
     for rows in batches:
         _reference_step(kind, reference, x[rows], y[rows], w[rows], l1, l2)
     assert np.allclose(kernel.weights, reference.weights) and np.allclose(kernel.bias, reference.bias)
@@ -227,13 +236,12 @@ def test_kernel_steps_equal_a_plain_numpy_step(kind, outputs, l1, l2, pool, indi
 @pytest.mark.parametrize(("kind", "outputs", "l1", "indicators", "size"), [
     ("MULTICLASS", 3, 0.0, False, 8), ("MULTICLASS", 3, 0.002, True, 200), ("BINARY", 1, 0.0, True, 8),
     ("BINARY", 1, 0.002, "mixed", 300), ("REGRESSION", 1, 0.0, False, 150), ("REGRESSION", 1, 0.0, "mixed", 13)])
-def test_compiled_passes_take_the_steps_of_a_stepwise_pass(kind, outputs, l1, indicators, size, monkeypatch):
-    """On one thread a pass runs in compiled calls of many steps (kernel.run_steps): making
-    each minibatch's plan in the scratch, keeping the plans laid end to end, or taking the
-    kept ones. The weights, accumulators, averaging sums, losses and weight sums are those of
-    the same steps taken one by one (the two-thread path), bit for bit: the bias gradient and
-    the weight sum as NumPy sums them (pairwise for one output, past its 8 and 128 blocks
-    too)."""
+def test_two_thread_passes_take_the_steps_of_one_thread_passes(kind, outputs, l1, indicators, size, monkeypatch):
+    """A pass runs in compiled calls of many steps (kernel.run_steps, or run_steps_two with
+    each step's two feature ranges on two threads): making each minibatch's plan in the
+    scratch, keeping the plans laid end to end, or taking the kept ones. On two threads the
+    weights, accumulators, averaging sums, losses, weight sums and plans are those of one,
+    bit for bit."""
     rng = np.random.default_rng(5)
     rows = 700
     if indicators is True:
@@ -248,30 +256,28 @@ def test_compiled_passes_take_the_steps_of_a_stepwise_pass(kind, outputs, l1, in
     order = rng.permutation(rows)
     partition = [np.sort(order[start:start + size]) for start in range(0, rows, size)]
 
-    def four_passes(compiled: bool) -> tuple[Stepper, list[tuple[float, float]]]:
-        # the stepwise side runs its steps' halves on two threads, whatever they cost
-        monkeypatch.setattr(sgd, "THREADED_STEP_NS", 10**18 if compiled else 0)
-        with ThreadPoolExecutor(1) as threads:
-            stepper = Stepper(kind, LinearState.zeros(40, outputs, 1.0), SGDParams(l1=l1, l2=1e-3), size, threads)
-            sums = [stepper.run(0, block, partition[::-1]), stepper.run(0, block, partition, keep=True)]
-            stepper.start_averaging()
-            for k in (1, 2):
-                visit = np.random.default_rng(k).permutation(len(partition))
-                sums.append(stepper.run(0, block.without_features(), [partition[i] for i in visit]))
-        assert stepper.threaded is not compiled
+    monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0)  # tiny steps: on two threads all the same
+
+    def four_passes(two_threads: bool) -> tuple[Stepper, list[tuple[float, float]]]:
+        stepper = Stepper(kind, LinearState.zeros(40, outputs, 1.0), SGDParams(l1=l1, l2=1e-3), size, two_threads)
+        sums = [stepper.run(0, block, partition[::-1]), stepper.run(0, block, partition, keep=True)]
+        stepper.start_averaging()
+        for k in (1, 2):
+            visit = np.random.default_rng(k).permutation(len(partition))
+            sums.append(stepper.run(0, block.without_features(), [partition[i] for i in visit]))
+        assert stepper.threaded is two_threads
         return stepper, sums
 
-    (compiled, compiled_sums), (stepwise, stepwise_sums) = four_passes(True), four_passes(False)
-    assert compiled_sums == stepwise_sums
-    assert compiled.steps == stepwise.steps == 2 * len(partition)
+    (two, two_sums), (one, one_sums) = four_passes(True), four_passes(False)
+    assert two_sums == one_sums
+    assert two.steps == one.steps == 2 * len(partition)
     for name in ("weights", "bias", "g2_weights", "g2_bias"):
-        assert np.array_equal(getattr(compiled.state, name), getattr(stepwise.state, name)), name
-    assert np.array_equal(compiled.shift, stepwise.shift) and np.array_equal(compiled.shift_bias, stepwise.shift_bias)
-    assert not np.allclose(compiled.state.weights, 0)
-    kept, reference = compiled.plans[0], stepwise.plans[0]
-    for key in reference.positions:  # the same plans, laid out alike
-        for mine, theirs in zip(kept.pair(key), reference.pair(key)):
-            assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(mine, theirs))
+        assert np.array_equal(getattr(two.state, name), getattr(one.state, name)), name
+    assert np.array_equal(two.shift, one.shift) and np.array_equal(two.shift_bias, one.shift_bias)
+    assert not np.allclose(two.state.weights, 0)
+    assert two.plans[0].positions == one.plans[0].positions
+    for mine, theirs in zip(two.plans[0].parts, one.plans[0].parts):  # the same plans, laid out alike
+        assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(mine, theirs))
 
 
 @pytest.mark.parametrize("threaded", [False, True])
@@ -279,13 +285,12 @@ def test_a_buffer_left_without_minibatches_by_a_fold_passes_without_steps(thread
     """Cross-validation may leave a buffer no training record (all in the held-out fold): its
     keeping pass and the later ones take no step, on one thread and on two (the two-thread
     path once failed to lay out its empty plans)."""
-    monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0 if threaded else 10**18)
+    monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0)
     block = _rows_block(5)
-    with ThreadPoolExecutor(1) as threads:
-        stepper = Stepper("BINARY", LinearState.zeros(5, 1, 1.0), SGDParams(), 8, threads)
-        assert stepper.run(0, block, [], keep=True) == (0.0, 0.0)
-        assert stepper.run(0, block.without_features(), []) == (0.0, 0.0)
-        assert bool(stepper.threaded) is threaded and stepper.steps == 0
+    stepper = Stepper("BINARY", LinearState.zeros(5, 1, 1.0), SGDParams(), 8, threaded)
+    assert stepper.run(0, block, [], keep=True) == (0.0, 0.0)
+    assert stepper.run(0, block.without_features(), []) == (0.0, 0.0)
+    assert stepper.threaded is threaded and stepper.steps == 0
 
 
 def test_kernel_pairwise_sum_is_numpys_sum_bit_for_bit():
@@ -295,21 +300,10 @@ def test_kernel_pairwise_sum_is_numpys_sum_bit_for_bit():
         assert kernel_module.pairwise_sum(values) == values.sum(), n
 
 
-class _CountingPool(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(1)
-        self.submitted = 0
-
-    def submit(self, *args, **kwargs):  # type: ignore[override]
-        self.submitted += 1
-        return super().submit(*args, **kwargs)
-
-
 @pytest.mark.parametrize(("width", "outputs", "threaded"), [(20, 1, False), (20, 10, False), (600, 10, True)])
-def test_steps_use_the_second_thread_only_when_their_work_is_worth_a_hand_over(width, outputs, threaded):
-    """A hand-over between threads costs tens of microseconds: a step of a few tabular
-    features runs on one thread, a wide step with many outputs (MNIST's) on two, and both
-    take the same steps."""
+def test_steps_use_the_second_thread_only_when_their_work_is_worth_it(width, outputs, threaded):
+    """A step of a few tabular features runs on one thread, a wide step with many outputs
+    (MNIST's) on two, and both take the same steps."""
     rng = np.random.default_rng(5)
     rows = 256
     x = sp.csr_matrix(rng.random((rows, width)) < 0.5, dtype=float)
@@ -317,10 +311,10 @@ def test_steps_use_the_second_thread_only_when_their_work_is_worth_a_hand_over(w
     kind = "MULTICLASS" if outputs > 1 else "BINARY"
     block, batches = _block(x, y, np.ones(rows)), [np.arange(i, i + 64) for i in range(0, rows, 64)]
     states = [LinearState.zeros(width, outputs, 1.0) for _ in range(2)]
-    with _CountingPool() as pool:
-        Stepper(kind, states[0], SGDParams(), 64, pool).run(0, block, batches)
+    two = Stepper(kind, states[0], SGDParams(), 64, True)
+    two.run(0, block, batches)
     Stepper(kind, states[1], SGDParams(), 64).run(0, block, batches)
-    assert (pool.submitted > 0) == threaded
+    assert two.threaded is threaded
     assert np.array_equal(states[0].weights, states[1].weights)
 
 
@@ -341,17 +335,16 @@ def test_kept_plans_train_like_transposing_again(mixed, monkeypatch):
     block = _block(x, rng.integers(0, 3, 90), np.ones(90))
     light = block.without_features()
     states = [LinearState.zeros(30, 3, 1.0) for _ in range(2)]
-    with ThreadPoolExecutor(1) as threads:
-        kept, again = (Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 16, threads) for st in states)
-        order = rng.permutation(90)
-        batches = [np.sort(order[i:i + 16]) for i in range(0, 90, 16)]
-        kept.run(0, block, batches, keep=True)
-        again.run(0, block, batches)
-        assert kept.plan_bytes(0) > 0
-        for _ in range(2):
-            shuffled = [batches[i] for i in rng.permutation(len(batches))]
-            kept.run(0, light, shuffled)  # no features left: plans only
-            again.run(0, block, shuffled)
+    kept, again = (Stepper("MULTICLASS", st, SGDParams(l2=1e-3), 16, True) for st in states)
+    order = rng.permutation(90)
+    batches = [np.sort(order[i:i + 16]) for i in range(0, 90, 16)]
+    kept.run(0, block, batches, keep=True)
+    again.run(0, block, batches)
+    assert kept.plan_bytes(0) > 0
+    for _ in range(2):
+        shuffled = [batches[i] for i in rng.permutation(len(batches))]
+        kept.run(0, light, shuffled)  # no features left: plans only
+        again.run(0, block, shuffled)
     assert np.array_equal(states[0].weights, states[1].weights)
     assert np.array_equal(states[0].bias, states[1].bias)
     with pytest.raises(ValueError, match="kept plans"):
@@ -1035,3 +1028,43 @@ def test_a_long_parameter_that_is_almost_a_number_is_refused_promptly(key):
         parse_parameters({key: "1" * 30_000 + "a", **({"openaml.algorithm": "gbdt"} if "gbdt" in key else {})},
                          "BINARY")
     assert time.perf_counter() - started < 2.0
+
+
+def test_two_trainings_at_once_take_two_threads_each(monkeypatch):
+    """Jobs train at the same time, each on two threads (Numba's work queue would abort the
+    process here, so a thread-safe threading layer is used): each takes the steps it takes
+    alone."""
+    monkeypatch.setattr(sgd, "THREADED_STEP_NS", 0)
+    rng = np.random.default_rng(4)
+    x = sp.csr_matrix(rng.random((2000, 60)) < 0.3, dtype=float)
+    block = _block(x, rng.integers(0, 3, 2000).astype(float), np.ones(2000))
+    batches = [np.arange(i, i + 16) for i in range(0, 2000, 16)]
+
+    def train(_: int) -> np.ndarray:
+        stepper = Stepper("MULTICLASS", LinearState.zeros(60, 3, 1.0), SGDParams(), 16, True)
+        for _ in range(5):
+            stepper.run(0, block, batches)
+        assert stepper.threaded
+        return stepper.state.weights
+
+    alone = train(0)
+    with ThreadPoolExecutor(4) as pool:
+        for weights in pool.map(train, range(8)):
+            assert np.array_equal(weights, alone)
+
+
+def test_steps_stay_on_one_thread_without_a_thread_safe_threading_layer():
+    """With Numba's own work queue as its threading layer (what Numba falls back to where
+    neither TBB nor the system's libgomp is found, or what NUMBA_THREADING_LAYER chose),
+    steps run on one thread."""
+    script = ("import numpy as np\n"
+              "from openaml.ml.training.sgd import LinearState, Stepper, SGDParams\n"
+              "from openaml.ml.training.blocks import Block\n"
+              "stepper = Stepper('BINARY', LinearState.zeros(2, 1, 1.0), SGDParams(), 4, True)\n"
+              "rows = np.arange(4)\n"
+              "block = Block(np.arange(5), (rows % 2).astype(np.int32), np.ones(4), (rows % 2) * 1.0, np.ones(4))\n"
+              "print(stepper.two_threads, stepper.run(0, block, [rows]))\n")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith("False (")

@@ -27,15 +27,22 @@ thirds of them values of 1.
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from openaml.ml.model_type import ModelType
 
 MULTICLASS, BINARY, REGRESSION = 0, 1, 2
 KINDS = {ModelType.MULTICLASS: MULTICLASS, ModelType.BINARY: BINARY, ModelType.REGRESSION: REGRESSION}
+# Parallel regions (run_steps_two) run on TBB or OpenMP, never on Numba's own work queue: it
+# costs about 90 us a region here (OpenMP 1.5 us) and aborts the process when two threads
+# enter it at once, as two jobs' trainings do. A layer the user chose stays.
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "threadsafe"
 
 
 # touched (relative to the range; ~f for a flipped feature f), col_start, col_rows, valued
@@ -45,7 +52,7 @@ Plan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 class Part:
     """Scratch of one feature range [lo, hi) for minibatches of up to `size` rows of at most
-    `widest` features each, and the transposed minibatch in use (scratch or a kept plan)."""
+    `widest` features each, and its part of their scores."""
 
     def __init__(self, lo: int, hi: int, size: int, widest: int, outputs: int) -> None:
         self.lo, self.hi, self.widest = lo, hi, widest
@@ -59,22 +66,7 @@ class Part:
         self.scratch: Plan = (np.zeros(hi - lo, np.int32), np.zeros(size * widest + 1, starts),
                               np.zeros(size * widest, rows), np.zeros(hi - lo, np.bool_),
                               np.zeros(size * widest))
-        self.plan: Plan = tuple(a[:0] for a in self.scratch)  # type: ignore[assignment]
         self.scores = np.zeros((size, outputs))
-
-    def prepare(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
-                rows: np.ndarray, weights: np.ndarray, plan: Plan | None = None) -> None:
-        """Transpose the minibatch `rows` (or take its kept `plan`) and compute this range's
-        part of their scores."""
-        if plan is None:
-            touched, col_start, col_rows, valued, col_vals = self.scratch
-            n, kept = transpose(indptr, indices, values, rows, self.lo, self.hi, self.count,
-                                self.after, self.valued, touched, col_start, col_rows, valued,
-                                col_vals)
-            plan = (touched[:n], col_start[:n + 1], col_rows[:int(col_start[n])], valued[:n],
-                    col_vals[:kept])
-        self.plan = plan
-        add_scores(weights, self.lo, *plan, self.scores[:len(rows)])
 
     @property
     def work(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -403,51 +395,133 @@ def run_steps(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.
     loss sum, weight sum, step count (Stepper.steps), the position of the minibatch whose
     update is still due (-1: none), its record count and its step number; `finish` makes
     that update at the end. The GIL is released throughout: the next feature blocks are
-    made meanwhile."""
-    total, weight, steps = carried[0], carried[1], int(carried[2])
+    made meanwhile. run_steps_two takes the same arguments and does the same arithmetic with
+    the two parts on two threads."""
     done, done_rows, t_done = int(carried[3]), int(carried[4]), int(carried[5])
-    bias_gradient = np.empty(len(bias))
-    scratch = np.empty(grads.shape[0])
+    sums = np.empty(len(bias) + grads.shape[0])
     for s in range(len(positions)):
         upcoming = rows[row_starts[s]:row_starts[s + 1]]
-        m = len(upcoming)
-        b = positions[s]
-        if done >= 0:  # before a plan made at the same position replaces the done one's
-            _update_planned(weights, g2_weights, shift, lo_first, plans_first, done, grads[:done_rows], eta, l1,
-                            l2, averaging, t_done)
-            _update_planned(weights, g2_weights, shift, lo_second, plans_second, done, grads[:done_rows], eta,
-                            l1, l2, averaging, t_done)
-        if transposing:
-            transpose_into(indptr, indices, values, upcoming, lo_first, hi_first, work_first, plans_first, b)
-            transpose_into(indptr, indices, values, upcoming, lo_second, hi_second, work_second, plans_second, b)
-        _scores_planned(weights, lo_first, plans_first, b, first[:m])
-        _scores_planned(weights, lo_second, plans_second, b, second[:m])
-        t = steps
-        total += gradients(kind, first, second, bias, y, w, upcoming, grads)
-        # as NumPy sums grads[:m] over its rows: pairwise for one output, else row by row
-        if len(bias) == 1:
-            scratch[:m] = grads[:m, 0]
-            bias_gradient[0] = pairwise_sum(scratch[:m])
-        else:
-            bias_gradient[:] = 0.0
-            for i in range(m):
-                for k in range(len(bias)):
-                    bias_gradient[k] += grads[i, k]
-        bias_step(bias_gradient, bias, g2_bias, shift_bias, eta, averaging, t)
-        if averaging:
-            steps += 1
-        for i in range(m):
-            scratch[i] = w[upcoming[i]]
-        weight += pairwise_sum(scratch[:m])
-        done, done_rows, t_done = b, m, t
+        for part in range(2):
+            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
+                       lo_second, plans_second, upcoming, positions[s], done, eta, l1, l2, averaging, t_done,
+                       transposing, indptr, indices, values, hi_first, work_first, hi_second, work_second)
+        done, done_rows, t_done = _joint_step(kind, bias, g2_bias, shift_bias, grads, first, second, upcoming,
+                                              positions[s], y, w, eta, averaging, carried, sums)
     if finish and done >= 0:
-        _update_planned(weights, g2_weights, shift, lo_first, plans_first, done, grads[:done_rows], eta, l1, l2,
-                        averaging, t_done)
-        _update_planned(weights, g2_weights, shift, lo_second, plans_second, done, grads[:done_rows], eta, l1,
-                        l2, averaging, t_done)
+        for part in range(2):
+            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
+                       lo_second, plans_second, rows[:0], -1, done, eta, l1, l2, averaging, t_done, False,
+                       indptr, indices, values, hi_first, work_first, hi_second, work_second)
         done = -1
-    carried[0], carried[1], carried[2] = total, weight, steps
     carried[3], carried[4], carried[5] = done, done_rows, t_done
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def run_steps_two(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, bias: np.ndarray,
+                  g2_bias: np.ndarray, shift_bias: np.ndarray, grads: np.ndarray, first: np.ndarray,
+                  second: np.ndarray, lo_first: int, plans_first: FlatPlan, lo_second: int,
+                  plans_second: FlatPlan, positions: np.ndarray, rows: np.ndarray, row_starts: np.ndarray,
+                  y: np.ndarray, w: np.ndarray, eta: float, l1: float, l2: float, averaging: bool,
+                  carried: np.ndarray, finish: bool, transposing: bool, indptr: np.ndarray,
+                  indices: np.ndarray, values: np.ndarray, hi_first: int, work_first: Work, hi_second: int,
+                  work_second: Work) -> None:
+    """run_steps with each step's two parts on two threads (a thread-safe Numba threading
+    layer's; a hand-over costs microseconds); the result is the same, bit for bit."""
+    done, done_rows, t_done = int(carried[3]), int(carried[4]), int(carried[5])
+    sums = np.empty(len(bias) + grads.shape[0])
+    for s in range(len(positions)):
+        upcoming = rows[row_starts[s]:row_starts[s + 1]]
+        for part in prange(2):
+            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
+                       lo_second, plans_second, upcoming, positions[s], done, eta, l1, l2, averaging, t_done,
+                       transposing, indptr, indices, values, hi_first, work_first, hi_second, work_second)
+        done, done_rows, t_done = _joint_step(kind, bias, g2_bias, shift_bias, grads, first, second, upcoming,
+                                              positions[s], y, w, eta, averaging, carried, sums)
+    if finish and done >= 0:
+        for part in prange(2):
+            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
+                       lo_second, plans_second, rows[:0], -1, done, eta, l1, l2, averaging, t_done, False,
+                       indptr, indices, values, hi_first, work_first, hi_second, work_second)
+        done = -1
+    carried[3], carried[4], carried[5] = done, done_rows, t_done
+
+
+def two_compiled_threads() -> bool:
+    """Whether run_steps_two can run: Numba loads a thread-safe threading layer (TBB, or
+    OpenMP, which needs the system's libgomp) and may use two threads; if so, the calling
+    thread's parallel regions get two (its own setting, whatever the machine's cores)."""
+    if not _safe_layer():
+        return False
+    numba.set_num_threads(2)
+    return True
+
+
+@functools.cache
+def _safe_layer() -> bool:
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        return False
+    try:
+        _probe(np.zeros(2))
+    except ValueError:  # no layer could be loaded
+        return False
+    return numba.threading_layer() in ("tbb", "omp")
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _probe(out: np.ndarray) -> None:
+    for i in prange(len(out)):
+        out[i] = i
+
+
+@njit(cache=True, nogil=True)
+def _part_step(part: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, grads: np.ndarray,
+               first: np.ndarray, second: np.ndarray, lo_first: int, plans_first: FlatPlan, lo_second: int,
+               plans_second: FlatPlan, upcoming: np.ndarray, b: int, done: int, eta: float, l1: float,
+               l2: float, averaging: bool, t_done: int, transposing: bool, indptr: np.ndarray,
+               indices: np.ndarray, values: np.ndarray, hi_first: int, work_first: Work, hi_second: int,
+               work_second: Work) -> None:
+    """One part's share of a step: the update of minibatch `done` (position; -1: none),
+    whose gradient is `grads`, then, unless b is -1, the plan of minibatch `upcoming` at
+    position b (made first when `transposing`: before it replaces the done one's) and its
+    scores."""
+    lo, hi, plans, work = ((lo_first, hi_first, plans_first, work_first) if part == 0
+                           else (lo_second, hi_second, plans_second, work_second))
+    if done >= 0:
+        _update_planned(weights, g2_weights, shift, lo, plans, done, grads, eta, l1, l2, averaging, t_done)
+    if b < 0:
+        return
+    if transposing:
+        transpose_into(indptr, indices, values, upcoming, lo, hi, work, plans, b)
+    _scores_planned(weights, lo, plans, b, (first if part == 0 else second)[:len(upcoming)])
+
+
+@njit(cache=True, nogil=True)
+def _joint_step(kind: int, bias: np.ndarray, g2_bias: np.ndarray, shift_bias: np.ndarray, grads: np.ndarray,
+                first: np.ndarray, second: np.ndarray, upcoming: np.ndarray, b: int, y: np.ndarray,
+                w: np.ndarray, eta: float, averaging: bool, carried: np.ndarray,
+                sums: np.ndarray) -> tuple[int, int, int]:
+    """The part of a step both parts' scores take: the loss gradient into grads, the bias's
+    step, and carried's loss sum, weight sum and step count; sums is scratch. The step's
+    (position, records, step number), whose update is then due."""
+    m, t = len(upcoming), int(carried[2])
+    carried[0] += gradients(kind, first, second, bias, y, w, upcoming, grads)
+    bias_gradient, scratch = sums[:len(bias)], sums[len(bias):len(bias) + m]
+    # as NumPy sums grads[:m] over its rows: pairwise for one output, else row by row
+    if len(bias) == 1:
+        scratch[:] = grads[:m, 0]
+        bias_gradient[0] = pairwise_sum(scratch)
+    else:
+        bias_gradient[:] = 0.0
+        for i in range(m):
+            for k in range(len(bias)):
+                bias_gradient[k] += grads[i, k]
+    bias_step(bias_gradient, bias, g2_bias, shift_bias, eta, averaging, t)
+    if averaging:
+        carried[2] += 1
+    for i in range(m):
+        scratch[i] = w[upcoming[i]]
+    carried[1] += pairwise_sum(scratch)
+    return b, m, t
 
 
 @njit(cache=True, nogil=True)

@@ -93,8 +93,9 @@ def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, avera
     drawn as a single training draws them (by its number); the mean iterate too when
     `averaging`."""
     params = setup.params
-    with execution.helper("sgd") as pool, one_native_thread():
-        stepper = Stepper(setup.model_type, state.copy(), params, minibatch_size(setup.rows), pool, should_stop)
+    with one_native_thread():
+        stepper = Stepper(setup.model_type, state.copy(), params, minibatch_size(setup.rows), execution.parallel,
+                          should_stop)
         if averaging:
             stepper.start_averaging()
         loss = weight = 0.0

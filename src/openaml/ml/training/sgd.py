@@ -22,7 +22,6 @@ from __future__ import annotations
 import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial, reduce
 
@@ -35,13 +34,10 @@ from openaml.ml.training.kernel import (
     KINDS,
     FlatPlan,
     Part,
-    Plan,
-    bias_step,
     feature_counts,
-    gradients,
     run_steps,
-    transpose_into,
-    update,
+    run_steps_two,
+    two_compiled_threads,
 )
 from openaml.ml.training.params import SGDParams
 from openaml.ml.training.progress import TrainingProgress
@@ -109,11 +105,13 @@ AVERAGED_PASSES = 2
 AVERAGE_BELOW = 10  # averaging starts once a pass improves the loss by less than this many tolerances
 STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a step: ms at most)
 # A step runs on two threads only when its expected work (`_step_costs`, times the outputs) is
-# at least this many ns: a hand-over between threads costs tens of microseconds. Measured per
-# pass, two threads against one: MNIST sample (4.4 ms expected) 27-42 ms against 47 ms; the
-# tabular benchmark's BINARY steps (0.08 and 0.35 ms expected) 14-19 ms against 8-10 ms at
-# 35k rows and 0.27-0.38 s against 0.27-0.31 s at 1.4 M.
-THREADED_STEP_NS = 1_000_000
+# at least this many ns. A hand-over costs about 1.5 us (kernel.run_steps_two), but tabular
+# steps gained nothing measurable on two threads: training of the tabular benchmark's
+# 1.4 M records (steps of 0.35 ms expected) 3.00-3.35 s against 2.99-3.09 s on one, at
+# 350,000 records 0.98-1.22 s against 1.09-1.29 s, at 35,000 the same; the second thread
+# makes their features meanwhile. MNIST sample (70 %, about 1.5 ms expected in steps of 16
+# records): 0.39-0.45 s against 0.60 s.
+THREADED_STEP_NS = 500_000
 
 
 class LossTrend:
@@ -225,50 +223,47 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
     folds while cross-validating (the validation losses so far, no training loss) and then
     of the training. should_stop is asked before each buffer and every STOP_CHECK_STEPS
     steps; once it answers True, fitting raises Cancelled."""
-    with execution.helper("sgd") as pool:
-        def stepper(small: bool) -> Stepper:
-            return Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, pool, should_stop,
-                            small)
+    def stepper(small: bool) -> Stepper:
+        return Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, execution.parallel,
+                       should_stop, small)
 
-        def validating(found: Validation) -> None:
-            if progress is not None:
-                progress(TrainingProgress(params.max_passes, validation=found))
+    def validating(found: Validation) -> None:
+        if progress is not None:
+            progress(TrainingProgress(params.max_passes, validation=found))
 
-        kept, source = in_memory(blocks, rows, n_features * outputs, memory_bytes)
-        # small data take large steps (cross-validation stops them when they overfit)
-        small = kept is not None or rows < CV_MIN_ROWS
-        size = minibatch_size(rows, small)
-        found = Validation() if kept is None or params.max_passes < 2 else validation_curve(kind, [
-            _validated_passes(stepper(True), source, params, memory_bytes, fold) for fold in range(FOLDS)], validating)
-        done = TrainingProgress(params.max_passes, validation=found, chosen_passes=found.chosen_passes())
-        model: Callable[[], LinearState] | None = None
-        for loss, latest in _passes(stepper(small), source, params, memory_bytes,
-                                    done.chosen_passes or params.max_passes):
-            done, model = done.after(loss), latest
-            if progress is not None:
-                progress(done)
-        assert model is not None  # one pass at least
-        return model()
+    kept, source = in_memory(blocks, rows, n_features * outputs, memory_bytes)
+    # small data take large steps (cross-validation stops them when they overfit)
+    small = kept is not None or rows < CV_MIN_ROWS
+    size = minibatch_size(rows, small)
+    found = Validation() if kept is None or params.max_passes < 2 else validation_curve(kind, [
+        _validated_passes(stepper(True), source, params, memory_bytes, fold) for fold in range(FOLDS)], validating)
+    done = TrainingProgress(params.max_passes, validation=found, chosen_passes=found.chosen_passes())
+    model: Callable[[], LinearState] | None = None
+    for loss, latest in _passes(stepper(small), source, params, memory_bytes,
+                                done.chosen_passes or params.max_passes):
+        done, model = done.after(loss), latest
+        if progress is not None:
+            progress(done)
+    assert model is not None  # one pass at least
+    return model()
 
 
 def compile_steps() -> None:
     """Run the SGD kernels' variants that small trainings do not reach: steps on two threads
-    (each kernel called from Python: wide data with many outputs, MNIST's) and on one (the
-    compiled passes), with minibatches of up to 256 records and of more (uint16 row numbers),
-    each pass making its plans, keeping them and taking them again. They compile now, not in
-    the first training that needs them (seconds)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="openaml-warm-up") as pool:
-        for size in (MIN_MINIBATCH, MAX_MINIBATCH + 1):
-            rows = np.arange(size)
-            block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
-                          np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
-            for threaded in (False, True):
-                stepper = Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size, pool)
-                stepper._parts(block)
-                stepper.threaded = threaded
-                stepper.run(0, block, [rows])
-                stepper.run(0, block, [rows], keep=True)
-                stepper.run(0, block.without_features(), [rows])
+    (wide data with many outputs, MNIST's) and on one, with minibatches of up to 256 records
+    and of more (uint16 row numbers), each pass making its plans, keeping them and taking
+    them again. They compile now, not in the first training that needs them (seconds)."""
+    for size in (MIN_MINIBATCH, MAX_MINIBATCH + 1):
+        rows = np.arange(size)
+        block = Block(np.arange(size + 1, dtype=np.int64), (rows % 2).astype(np.int32),
+                      np.linspace(0.5, 1.5, size), (rows % 2).astype(np.float64), np.ones(size))
+        for threaded in (False, True):
+            stepper = Stepper(ModelType.BINARY, LinearState.zeros(2, 1, 1.0), SGDParams(), size, threaded)
+            stepper._parts(block)
+            stepper.threaded = stepper.two_threads
+            stepper.run(0, block, [rows])
+            stepper.run(0, block, [rows], keep=True)
+            stepper.run(0, block.without_features(), [rows])
 
 
 def step_reference(block: Block, small: bool) -> float:
@@ -403,10 +398,6 @@ class FlatPlans:
     parts: tuple[FlatPlan, FlatPlan]
     positions: dict[int, int]
 
-    def pair(self, key: int) -> list[Plan]:
-        """The two parts' plans of the minibatch whose first row is `key` (views)."""
-        return [_plan_at(flat, self.positions[key]) for flat in self.parts]
-
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for part in self.parts for a in part)
@@ -422,13 +413,6 @@ def _arena(part: Part, block: Block, minibatches: int) -> FlatPlan:
     return (np.empty(entries, np.int32), np.empty(entries + minibatches, starts.dtype), np.empty(entries, rows.dtype),
             np.empty(entries, np.bool_), np.empty(entries if len(block.values) else 0),
             *(np.zeros(minibatches + 1, np.int64) for _ in range(4)))  # type: ignore[return-value]
-
-
-def _plan_at(plans: FlatPlan, b: int) -> Plan:
-    """The plan at position b of plans laid end to end (views)."""
-    touched, col_start, col_rows, valued, col_vals, t, c, r, v = plans
-    return (touched[t[b]:t[b + 1]], col_start[c[b]:c[b + 1]], col_rows[r[b]:r[b + 1]], valued[t[b]:t[b + 1]],
-            col_vals[v[b]:v[b + 1]])
 
 
 def _scratch_plan(part: Part) -> FlatPlan:
@@ -448,15 +432,17 @@ class Stepper:
     running average of the iterates once averaging starts: after T steps with decrements d_t,
     mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated.
 
-    The two feature ranges of the kernel run on two threads when `pool` is given and a step's
-    expected work is worth it (THREADED_STEP_NS); step k's weight update of a range and step
-    k + 1's scores of that range go together, so a step costs one hand-over between threads."""
+    The two feature ranges of the kernel run on two threads when `two_threads` is given and a
+    step's expected work is worth it (THREADED_STEP_NS); step k's weight update of a range and
+    step k + 1's scores of that range go together, so a step costs one hand-over between
+    threads."""
 
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
-                 pool: ThreadPoolExecutor | None = None, should_stop: ShouldStop | None = None,
+                 two_threads: bool = False, should_stop: ShouldStop | None = None,
                  small: bool = False) -> None:
-        self.kind, self.state, self.params, self.size, self.pool = kind, state, params, size, pool
-        self.threaded = False  # whether steps use `pool`: set with the ranges, by their cost
+        self.kind, self.state, self.params, self.size = kind, state, params, size
+        self.two_threads = two_threads and two_compiled_threads()
+        self.threaded = False  # whether steps run on two threads: set with the ranges, by their cost
         self.small = small  # small data, whose passes cross-validation chooses: larger steps
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
@@ -496,56 +482,17 @@ class Stepper:
     def run(self, index: int, block: Block, batches: list[np.ndarray],
             keep: bool = False) -> tuple[float, float]:
         """Take one step per minibatch of buffer `index` (row numbers of `block`, sorted: memory
-        is read in order); return (weighted loss sum, weight sum). keep: keep the transposed
-        minibatches, by position in the buffer's partition; kept ones are used instead of
-        transposing again, in one compiled call per STOP_CHECK_STEPS steps unless the steps
-        run on two threads."""
-        s = self.state
-        first, second = self._parts(block)
+        is read in order); return (weighted loss sum, weight sum). STOP_CHECK_STEPS steps a
+        compiled call (kernel.run_steps, or run_steps_two when `threaded`): over the kept
+        plans, or transposing each minibatch into its Part's scratch, or, with `keep`, into
+        plans laid end to end that the next passes take."""
+        s, p = self.state, self.params
         plans = self.plans.get(index)
         if plans is None and len(block.indptr) <= len(block.y):
             raise ValueError("a buffer without features needs its kept plans")
-        if self.pool is None or not self.threaded:
-            return self._run_compiled(index, block, batches, keep, plans)
-        arenas = None
-        if keep and plans is None:  # plans laid out as the compiled passes lay them
-            arenas = (_arena(first, block, len(batches)), _arena(second, block, len(batches)))
-        total, weight, done, t = 0.0, 0.0, None, 0
-        for number, upcoming in enumerate([*batches, None]):
-            if number % STOP_CHECK_STEPS == STOP_CHECK_STEPS - 1:
-                check(self.should_stop)  # no step is half done: the other thread is idle
-            kept: list[Plan] | None = None
-            if upcoming is not None and isinstance(plans, FlatPlans):
-                kept = plans.pair(int(upcoming[0]))  # its first row names a minibatch of the partition
-            into = (number, arenas) if arenas is not None else None
-            later = self.pool.submit(self._half, 1, second, block, done, upcoming, t, kept, into)
-            self._half(0, first, block, done, upcoming, t, kept, into)
-            later.result()
-            if upcoming is None:
-                break
-            t = self.steps
-            total += gradients(KINDS[self.kind], first.scores, second.scores, s.bias, block.y,
-                               block.w, upcoming, self.grads)
-            # NumPy's sum: pairwise over the rows for one output, as the model always had
-            bias_step(self.grads[:len(upcoming)].sum(axis=0), s.bias, s.g2_bias, self.shift_bias,
-                      self.eta, self.averaging, t)
-            if self.averaging:
-                self.steps += 1
-            weight += float(block.w[upcoming].sum())
-            done = upcoming
-        if arenas is not None:
-            self._keep(index, arenas, batches)
-        return total, weight
-
-    def _run_compiled(self, index: int, block: Block, batches: list[np.ndarray], keep: bool,
-                      plans: FlatPlans | None) -> tuple[float, float]:
-        """run() on this thread, STOP_CHECK_STEPS steps a compiled call (kernel.run_steps): over
-        the kept plans, or transposing each minibatch into its Part's scratch, or, with `keep`,
-        into plans laid end to end that the next passes take."""
-        s, p = self.state, self.params
         parts = self._parts(block)
-        transposing = not isinstance(plans, FlatPlans)
-        if isinstance(plans, FlatPlans):
+        transposing = plans is None
+        if plans is not None:
             flat = plans.parts
             positions = np.array([plans.positions[int(rows[0])] for rows in batches], np.int64)
         elif keep:
@@ -559,15 +506,18 @@ class Stepper:
         np.cumsum([len(rows) for rows in batches], out=row_starts[1:])
         carried = np.array([0.0, 0.0, self.steps, -1, 0, 0])  # see run_steps
         first, second = parts
+        steps = run_steps_two if self.threaded else run_steps
+        if self.threaded:
+            two_compiled_threads()
         for start in range(0, len(batches), STOP_CHECK_STEPS):
             if start:
                 check(self.should_stop)  # no step is half done
             end = min(start + STOP_CHECK_STEPS, len(batches))
-            run_steps(KINDS[self.kind], s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias,
-                      self.grads, first.scores, second.scores, first.lo, flat[0], second.lo, flat[1],
-                      positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, self.eta, p.l1, p.l2,
-                      self.averaging, carried, end == len(batches), transposing, block.indptr, block.indices,
-                      block.values, first.hi, first.work, second.hi, second.work)
+            steps(KINDS[self.kind], s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias,
+                  self.grads, first.scores, second.scores, first.lo, flat[0], second.lo, flat[1],
+                  positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, self.eta, p.l1, p.l2,
+                  self.averaging, carried, end == len(batches), transposing, block.indptr, block.indices,
+                  block.values, first.hi, first.work, second.hi, second.work)
         self.steps = int(carried[2])
         if keep and transposing:
             self._keep(index, flat, batches)
@@ -582,25 +532,6 @@ class Stepper:
         plans = self.plans.get(index)
         return plans.nbytes if plans is not None else 0
 
-    def _half(self, which: int, part: Part, block: Block, done: np.ndarray | None, upcoming: np.ndarray | None,
-              t: int, kept: list[Plan] | None, into: tuple[int, tuple[FlatPlan, FlatPlan]] | None) -> None:
-        """Update the range's weights with the step of minibatch `done`, then compute its part
-        of the scores of minibatch `upcoming`: from its kept plan kept[which], or transposing it,
-        at position into[0] of its part's arena in into[1] when keeping."""
-        s, p = self.state, self.params
-        if done is not None:
-            update(s.weights, s.g2_weights, self.shift, part.lo, *part.plan, self.grads[:len(done)],
-                   self.eta, p.l1, p.l2, self.averaging, t)
-        if upcoming is None:
-            return
-        plan = kept[which] if kept is not None else None
-        if into is not None:
-            position, arena = into[0], into[1][which]
-            transpose_into(block.indptr, block.indices, block.values, upcoming, part.lo, part.hi, part.work, arena,
-                           position)
-            plan = _plan_at(arena, position)
-        part.prepare(block.indptr, block.indices, block.values, upcoming, s.weights, plan)
-
     def _parts(self, block: Block) -> tuple[Part, Part]:
         """The two feature ranges, split where the first block's expected step cost
         (`_step_costs`) is halved. The split never moves (kept plans hold features relative
@@ -610,7 +541,7 @@ class Stepper:
         if self.parts is None:
             costs = np.cumsum(_step_costs(block, n, self.size))
             split = int(np.searchsorted(costs, costs[-1] / 2)) if n else 0
-            self.threaded = n > 0 and costs[-1] * outputs >= THREADED_STEP_NS
+            self.threaded = self.two_threads and n > 0 and bool(costs[-1] * outputs >= THREADED_STEP_NS)
         elif widest > self.parts[0].widest:
             split = self.parts[0].hi
         else:
