@@ -141,10 +141,11 @@ def test_trimming_order_and_failure():
 
 
 def test_minibatch_grows_with_the_data():
-    # about 100 steps per pass, within [64, 256] records per step; beyond 256,000 records
-    # about 1,000 steps per pass, up to 1,024 records per step
+    # about 300 steps per pass (small data: 100), within [16, 256] records per step; beyond
+    # 256,000 records about 1,000 steps per pass, up to 1,024 records per step
     sizes = (10, 4_900, 12_800, 29_400, 256_000, 350_000, 10**6, 1_400_000, 10**8)
-    assert [minibatch_size(n) for n in sizes] == [64, 64, 128, 256, 256, 350, 1000, 1024, 1024]
+    assert [minibatch_size(n) for n in sizes] == [16, 16, 42, 98, 256, 350, 1000, 1024, 1024]
+    assert [minibatch_size(n, small=True) for n in sizes[:5]] == [16, 49, 128, 256, 256]
 
 
 def test_l1_drives_weights_to_zero_and_keeps_quality():

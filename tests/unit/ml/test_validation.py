@@ -206,8 +206,10 @@ def test_held_out_records_are_scored_with_the_kernels_loss(kind):
 def test_the_step_reference_follows_the_records_norm():
     assert sgd.step_reference(block(10, 784), True) == 196.0  # a quarter of the squared norm
     assert sgd.step_reference(block(10, 2), True) == 1.0  # at least 1
-    assert sgd.step_reference(block(10, 2), False) == sgd.SIZE_REFERENCE  # no cross-validation: small steps
-    assert sgd.step_reference(block(10, 784), False) == 196.0
+    # no cross-validation: an eighth of the norm (three times as many steps), at least 128
+    assert sgd.step_reference(block(10, 2), False) == sgd.SIZE_REFERENCE == 128.0
+    assert sgd.step_reference(block(10, 784), False) == 128.0
+    assert sgd.step_reference(block(10, 2048), False) == 256.0
     valued = Block(np.array([0, 2, 2, 3]), np.array([0, 1, 0], np.int32), np.array([30.0, 40.0, 20.0]),
                    np.zeros(3), np.ones(3))
     assert sgd.step_reference(valued, True) == pytest.approx(0.25 * (2500 + 0 + 400) / 3)

@@ -65,24 +65,28 @@ EPSILON = 1e-8
 # AUC 0.84608 against 0.84617 after 10; no training of the quality suite stops earlier (its
 # image models improve by over 10 % a pass, small data stop by cross-validation first).
 TOLERANCE = 1e-3
-# Minibatch size grows with the data: small data sets keep about 100 steps per pass (quality),
-# large ones take fewer, larger steps (each step costs a fixed overhead on top of its records):
-# 256 records up to 256,000 records, then about 1,000 steps per pass up to LARGE_MINIBATCH.
-# Tabular benchmark (BINARY, default recipe): 1.4 M training records, passes 0.65 -> 0.37 s at
-# 1,024 (AUC 0.84697 -> 0.84692; 4,096 was no faster, AUC 0.84628); 350,000 records, 0.15 ->
-# 0.12 s at 512 (AUC 0.84359 -> 0.84358).
-MIN_MINIBATCH, MAX_MINIBATCH, STEPS_PER_PASS = 64, 256, 100
+# Minibatch size grows with the data: data too large to cross-validate take about 300 steps a
+# pass, small data 100 (quality), large ones fewer, larger steps (each step costs a fixed
+# overhead on top of its records): MAX_MINIBATCH records up to 256,000 records, then about
+# 1,000 steps per pass up to LARGE_MINIBATCH. Tabular benchmark (BINARY, default recipe):
+# 1.4 M training records, passes 0.65 -> 0.37 s at 1,024 (AUC 0.84697 -> 0.84692; 4,096 was
+# no faster, AUC 0.84628); 350,000 records, 0.15 -> 0.12 s at 512 (AUC 0.84359 -> 0.84358).
+# MNIST sample (5,250 records, 4 folds; oracle 0.9104 random, 0.9087 sequential): macro F1
+# 0.9020 / 0.9016 in 100 steps of 52 records at 0.25 of the norm, 192 at least (below),
+# 0.9044 / 0.9041 in 300 of 17, 0.9060 / 0.9054 with 0.125 of the norm, 128 at least, as
+# now. Small data stay at 100: with 300, digits lost 0.004 and diabetes 0.3 RMSE.
+STEPS_PER_PASS, SMALL_STEPS_PER_PASS = 300, 100
+MIN_MINIBATCH, MAX_MINIBATCH = 16, 256
 LARGE_MINIBATCH, LARGE_STEPS_PER_PASS = 1024, 1000
-# Small data (cross-validated, validation.py, or too few records to be) take their 100 steps
-# down to minibatches of this many records: in minibatches of 64, a few hundred records of MNIST's 784 one-hot
-# pixels took 2 or 3 steps a pass, each far too large for a record's 784 active features;
-# the folds' losses stayed several times the uniform model's, cross-validation chose 1 or 2
-# passes by chance, and half of 12 seeds of 150 records scored macro F1 under 0.1 (0.67 in
-# minibatches of 16; at 1,000 records 0.8605 against 0.8609). The quality suite's small sets
-# with 16: diabetes sequential RMSE 54.64 (55.08 with 64), breast cancer AUC 0.9960 / 0.9956
-# (0.9955 / 0.9953), digits macro F1 0.9662 / 0.9364 (0.9667 / 0.9374), wine sequential
-# 0.48 (0.57; its folds lack whole classes).
-SMALL_MIN_MINIBATCH = 16
+# Small data (cross-validated, validation.py, or too few records to be) take their steps down
+# to minibatches of MIN_MINIBATCH records too: in minibatches of 64, a few hundred records of
+# MNIST's 784 one-hot pixels took 2 or 3 steps a pass, each far too large for a record's 784
+# active features; the folds' losses stayed several times the uniform model's,
+# cross-validation chose 1 or 2 passes by chance, and half of 12 seeds of 150 records scored
+# macro F1 under 0.1 (0.67 in minibatches of 16; at 1,000 records 0.8605 against 0.8609). The
+# quality suite's small sets with 16: diabetes sequential RMSE 54.64 (55.08 with 64), breast
+# cancer AUC 0.9960 / 0.9956 (0.9955 / 0.9953), digits macro F1 0.9662 / 0.9364 (0.9667 /
+# 0.9374), wine sequential 0.48 (0.57; its folds lack whole classes).
 # AdaGrad accumulators start at (reference / minibatch)^2 instead of 0: a feature's step per
 # record is then at most ETA / reference until its squared gradients outgrow that. Rare features
 # (one-hot values seen a few times) take such steps instead of full ETA-sized ones, which
@@ -90,17 +94,19 @@ SMALL_MIN_MINIBATCH = 16
 # plain AdaGrad. The reference is the larger of
 # - NORM_SHARE of the records' mean squared norm: the step is then at most a share of 1 / L,
 #   L being a record's largest curvature (a quarter of its squared norm for the logistic loss);
-#   one-hot MNIST: 784 / 4 = 196, what tuning on it had found (192);
+#   one-hot MNIST: 784 / 4 = 196, what tuning on it had found (192) in steps of 52 records;
+#   the three times as many steps a pass of data too large to cross-validate take half that
+#   share (LARGE_NORM_SHARE);
 # - SIZE_REFERENCE, unless the data are small (cross-validation then chooses the passes when
-#   there are more than one, see fit_linear): the constant that
-#   tuning on MNIST found (192), with which larger data converge within 10 passes and which
-#   regularizes them (35,000 records of a generated table: AUC 0.8309, against 0.8265 with
-#   the norm alone, about 10). Small data take 10 passes at 192 to go where larger data go in
-#   one (that table at 8,000 records: AUC 0.81-0.83 after 3 passes at its norm, reached after
-#   40 at 192), and then overfit, which cross-validation (validation.py) stops.
+#   there are more than one, see fit_linear), with which larger data converge within 10
+#   passes and which regularizes them (35,000 records of a generated table: AUC 0.8309,
+#   against 0.8265 with the norm alone, about 10). Small data take 10 passes at 192 to go
+#   where larger data go in one (that table at 8,000 records: AUC 0.81-0.83 after 3 passes
+#   at its norm, reached after 40 at 192), and then overfit, which cross-validation
+#   (validation.py) stops.
 # (models.md §2.1 allows any deterministic, tuning-free step size.)
-NORM_SHARE = 0.25
-SIZE_REFERENCE = 192.0
+NORM_SHARE, LARGE_NORM_SHARE = 0.25, 0.125
+SIZE_REFERENCE = 128.0
 AVERAGED_PASSES = 2
 AVERAGE_BELOW = 10  # averaging starts once a pass improves the loss by less than this many tolerances
 STOP_CHECK_STEPS = 16  # should_stop is asked every this many minibatches (a step: ms at most)
@@ -148,12 +154,12 @@ class LossTrend:
 
 
 def minibatch_size(rows: int, small: bool = False) -> int:
-    """Records per SGD step for a training set of `rows` records: rows / 100 within [64, 256]
-    (within [16, 256] for `small` data: cross-validated, or too few records to be), or rows /
-    1000 up to 1024 where that is larger."""
-    least = SMALL_MIN_MINIBATCH if small else MIN_MINIBATCH
-    hundredth = int(np.clip(rows // STEPS_PER_PASS, least, MAX_MINIBATCH))
-    return max(hundredth, min(rows // LARGE_STEPS_PER_PASS, LARGE_MINIBATCH))
+    """Records per SGD step for a training set of `rows` records: rows / 300 (rows / 100 for
+    `small` data: cross-validated, or too few records to be) within [16, 256], or rows / 1000
+    up to 1024 where that is larger."""
+    steps = SMALL_STEPS_PER_PASS if small else STEPS_PER_PASS
+    size = int(np.clip(rows // steps, MIN_MINIBATCH, MAX_MINIBATCH))
+    return max(size, min(rows // LARGE_STEPS_PER_PASS, LARGE_MINIBATCH))
 
 
 @dataclass
@@ -268,12 +274,14 @@ def compile_steps() -> None:
 
 def step_reference(block: Block, small: bool) -> float:
     """The AdaGrad reference of a training whose first buffer is `block`: NORM_SHARE of its
-    records' mean squared norm, at least 1, and at least SIZE_REFERENCE unless the data are
-    `small` (small enough to cross-validate, or under CV_MIN_ROWS records); times the records'
-    mean weight, which scales their gradients: the same weight on every record then makes the
-    same steps (a weight of 0.001 on every record left a model near zero after 10 passes)."""
+    records' mean squared norm, at least 1, when the data are `small` (small enough to
+    cross-validate, or under CV_MIN_ROWS records), else LARGE_NORM_SHARE of it, at least
+    SIZE_REFERENCE; times the records' mean weight, which scales their gradients: the same
+    weight on every record then makes the same steps (a weight of 0.001 on every record left
+    a model near zero after 10 passes)."""
     squares = block.squared_norms()
-    norm = NORM_SHARE * float(np.mean(squares)) if len(block.y) else 0.0
+    share = NORM_SHARE if small else LARGE_NORM_SHARE
+    norm = share * float(np.mean(squares)) if len(block.y) else 0.0
     weight = float(np.mean(block.w)) if len(block.w) else 1.0
     return max(1.0, norm, 0.0 if small else SIZE_REFERENCE) * weight
 
