@@ -1,6 +1,8 @@
 """The start-up warm-up runs every job kind, and every ingest path, without logging a failure."""
 
 import logging
+import os
+import subprocess
 import sys
 
 import pytest
@@ -48,3 +50,15 @@ def test_a_failed_warm_up_says_so_and_stops_nothing(monkeypatch: pytest.MonkeyPa
     outcome = CliRunner().invoke(main, ["warm-up"])
     assert outcome.exit_code == 0 and "the warm-up failed" in outcome.output
     assert "compiled and kept" not in outcome.output
+
+
+def test_the_warm_up_says_when_steps_must_run_on_one_thread() -> None:
+    """Without a thread-safe Numba threading layer (here Numba's own work queue, chosen) SGD
+    steps run on one thread: the server's start-up log says so and what to install."""
+    script = ("import logging\nlogging.basicConfig()\n"
+              "from openaml.jobs.warmup import warm_up\nfrom openaml.ml.execution import Execution\n"
+              "assert warm_up(execution=Execution(2)) is not None\n")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
+    assert found.returncode == 0, found.stderr
+    assert "SGD steps run on one thread" in found.stderr and "libgomp1" in found.stderr
