@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TypeVar
 
 import numba
 import numpy as np
@@ -36,6 +37,7 @@ from numba import njit, prange
 
 from openaml.ml.model_type import ModelType
 
+T = TypeVar("T")
 MULTICLASS, BINARY, REGRESSION = 0, 1, 2
 KINDS = {ModelType.MULTICLASS: MULTICLASS, ModelType.BINARY: BINARY, ModelType.REGRESSION: REGRESSION}
 # Parallel regions (run_steps_two) run on TBB or OpenMP, never on Numba's own work queue: it
@@ -376,73 +378,66 @@ FlatPlan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.
                  np.ndarray, np.ndarray]
 # a Part's per-feature scratch for transpose: count, after, has_values
 Work = tuple[np.ndarray, np.ndarray, np.ndarray]
+# what run_steps takes: the model's arrays (weights, g2_weights, shift, bias, g2_bias,
+# shift_bias, grads); each feature range's (scores, lo, hi, plans, work); the buffer's
+# (positions, rows, row_starts, y, w, indptr, indices, values); and (eta, l1, l2, averaging,
+# finish, transposing)
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Range = tuple[np.ndarray, int, int, FlatPlan, Work]
+Buffer = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Settings = tuple[float, float, float, bool, bool, bool]
 
 
 @njit(cache=True, nogil=True)
-def run_steps(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, bias: np.ndarray,
-              g2_bias: np.ndarray, shift_bias: np.ndarray, grads: np.ndarray, first: np.ndarray,
-              second: np.ndarray, lo_first: int, plans_first: FlatPlan, lo_second: int,
-              plans_second: FlatPlan, positions: np.ndarray, rows: np.ndarray, row_starts: np.ndarray,
-              y: np.ndarray, w: np.ndarray, eta: float, l1: float, l2: float, averaging: bool,
-              carried: np.ndarray, finish: bool, transposing: bool, indptr: np.ndarray,
-              indices: np.ndarray, values: np.ndarray, hi_first: int, work_first: Work, hi_second: int,
-              work_second: Work) -> None:
+def run_steps(kind: int, model: Arrays, ranges: tuple[Range, Range], buffer: Buffer, settings: Settings,
+              carried: np.ndarray) -> None:
     """Steps without a Python call each (at 35,000 records, two thirds of a pass went to
     those), with the arithmetic of a Stepper's steps one by one, in the same order. Minibatch
-    s is plan positions[s] of both parts, its records rows[row_starts[s]:row_starts[s + 1]];
-    `transposing`: its plan is first made there from the CSR block (indptr, indices, values),
-    each part's features being [lo, hi). carried holds, and is left holding, the running
+    s is plan positions[s] of both ranges, its records rows[row_starts[s]:row_starts[s + 1]];
+    `transposing`: its plan is first made there from the CSR buffer (indptr, indices, values),
+    each range's features being [lo, hi). carried holds, and is left holding, the running
     loss sum, weight sum, step count (Stepper.steps), the position of the minibatch whose
     update is still due (-1: none), its record count and its step number; `finish` makes
     that update at the end. The GIL is released throughout: the next feature blocks are
-    made meanwhile. run_steps_two takes the same arguments and does the same arithmetic with
-    the two parts on two threads."""
-    done, done_rows, t_done = int(carried[3]), int(carried[4]), int(carried[5])
-    sums = np.empty(len(bias) + grads.shape[0])
-    for s in range(len(positions)):
-        upcoming = rows[row_starts[s]:row_starts[s + 1]]
-        for part in range(2):
-            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
-                       lo_second, plans_second, upcoming, positions[s], done, eta, l1, l2, averaging, t_done,
-                       transposing, indptr, indices, values, hi_first, work_first, hi_second, work_second)
-        done, done_rows, t_done = _joint_step(kind, bias, g2_bias, shift_bias, grads, first, second, upcoming,
-                                              positions[s], y, w, eta, averaging, carried, sums)
-    if finish and done >= 0:
-        for part in range(2):
-            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
-                       lo_second, plans_second, rows[:0], -1, done, eta, l1, l2, averaging, t_done, False,
-                       indptr, indices, values, hi_first, work_first, hi_second, work_second)
-        done = -1
-    carried[3], carried[4], carried[5] = done, done_rows, t_done
+    made meanwhile."""
+    _steps(kind, model, ranges, buffer, settings, carried)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def run_steps_two(kind: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, bias: np.ndarray,
-                  g2_bias: np.ndarray, shift_bias: np.ndarray, grads: np.ndarray, first: np.ndarray,
-                  second: np.ndarray, lo_first: int, plans_first: FlatPlan, lo_second: int,
-                  plans_second: FlatPlan, positions: np.ndarray, rows: np.ndarray, row_starts: np.ndarray,
-                  y: np.ndarray, w: np.ndarray, eta: float, l1: float, l2: float, averaging: bool,
-                  carried: np.ndarray, finish: bool, transposing: bool, indptr: np.ndarray,
-                  indices: np.ndarray, values: np.ndarray, hi_first: int, work_first: Work, hi_second: int,
-                  work_second: Work) -> None:
-    """run_steps with each step's two parts on two threads (a thread-safe Numba threading
-    layer's; a hand-over costs microseconds); the result is the same, bit for bit."""
+def run_steps_two(kind: int, model: Arrays, ranges: tuple[Range, Range], buffer: Buffer, settings: Settings,
+                  carried: np.ndarray) -> None:
+    """run_steps with each step's two ranges on two threads (a thread-safe Numba threading
+    layer's; a hand-over costs microseconds): the same arithmetic, bit for bit."""
+    _steps(kind, model, ranges, buffer, settings, carried)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _steps(kind: int, model: Arrays, ranges: tuple[Range, Range], buffer: Buffer, settings: Settings,
+           carried: np.ndarray) -> None:
+    """run_steps; its ranges' loops are parallel where inlined into a parallel function."""
+    grads = model[6]
+    positions, rows, row_starts = buffer[0], buffer[1], buffer[2]
+    # a parallel loop takes tuples of arrays, not tuples of those: the ranges, taken apart
+    scores0, lo0, hi0, plans0, work0 = ranges[0]
+    scores1, lo1, hi1, plans1, work1 = ranges[1]
     done, done_rows, t_done = int(carried[3]), int(carried[4]), int(carried[5])
-    sums = np.empty(len(bias) + grads.shape[0])
-    for s in range(len(positions)):
-        upcoming = rows[row_starts[s]:row_starts[s + 1]]
+    sums = np.empty(len(model[3]) + grads.shape[0])
+    for s in range(len(positions) + 1):
+        # the last round makes the update still due, when finishing
+        last = s == len(positions)
+        if last and not (settings[4] and done >= 0):
+            break
+        upcoming = rows[:0] if last else rows[row_starts[s]:row_starts[s + 1]]
+        b = -1 if last else positions[s]
         for part in prange(2):
-            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
-                       lo_second, plans_second, upcoming, positions[s], done, eta, l1, l2, averaging, t_done,
-                       transposing, indptr, indices, values, hi_first, work_first, hi_second, work_second)
-        done, done_rows, t_done = _joint_step(kind, bias, g2_bias, shift_bias, grads, first, second, upcoming,
-                                              positions[s], y, w, eta, averaging, carried, sums)
-    if finish and done >= 0:
-        for part in prange(2):
-            _part_step(part, weights, g2_weights, shift, grads[:done_rows], first, second, lo_first, plans_first,
-                       lo_second, plans_second, rows[:0], -1, done, eta, l1, l2, averaging, t_done, False,
-                       indptr, indices, values, hi_first, work_first, hi_second, work_second)
-        done = -1
+            _range_step(_pick(part, scores0, scores1), _pick(part, lo0, lo1), _pick(part, hi0, hi1),
+                        _pick(part, plans0, plans1), _pick(part, work0, work1), model, grads[:done_rows], done,
+                        t_done, upcoming, b, buffer, settings)
+        if last:
+            done = -1
+        else:
+            done, done_rows, t_done = _joint_step(kind, model, scores0, scores1, upcoming, b, buffer, settings,
+                                                  carried, sums)
     carried[3], carried[4], carried[5] = done, done_rows, t_done
 
 
@@ -473,36 +468,39 @@ def _probe(out: np.ndarray) -> None:
         out[i] = i
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pick(part: int, first: T, second: T) -> T:
+    return first if part == 0 else second
+
+
 @njit(cache=True, nogil=True)
-def _part_step(part: int, weights: np.ndarray, g2_weights: np.ndarray, shift: np.ndarray, grads: np.ndarray,
-               first: np.ndarray, second: np.ndarray, lo_first: int, plans_first: FlatPlan, lo_second: int,
-               plans_second: FlatPlan, upcoming: np.ndarray, b: int, done: int, eta: float, l1: float,
-               l2: float, averaging: bool, t_done: int, transposing: bool, indptr: np.ndarray,
-               indices: np.ndarray, values: np.ndarray, hi_first: int, work_first: Work, hi_second: int,
-               work_second: Work) -> None:
-    """One part's share of a step: the update of minibatch `done` (position; -1: none),
-    whose gradient is `grads`, then, unless b is -1, the plan of minibatch `upcoming` at
-    position b (made first when `transposing`: before it replaces the done one's) and its
-    scores."""
-    lo, hi, plans, work = ((lo_first, hi_first, plans_first, work_first) if part == 0
-                           else (lo_second, hi_second, plans_second, work_second))
+def _range_step(scores: np.ndarray, lo: int, hi: int, plans: FlatPlan, work: Work, model: Arrays,
+                grads: np.ndarray, done: int, t_done: int, upcoming: np.ndarray, b: int, buffer: Buffer,
+                settings: Settings) -> None:
+    """One feature range's share of a step (the range's Range taken apart): the update of
+    minibatch `done` (position; -1: none), whose gradient is `grads`, then, unless b is -1,
+    the plan of minibatch `upcoming` at position b (made first when transposing: before it
+    replaces the done one's) and its scores."""
+    weights, g2_weights, shift = model[0], model[1], model[2]
+    eta, l1, l2, averaging, transposing = settings[0], settings[1], settings[2], settings[3], settings[5]
     if done >= 0:
         _update_planned(weights, g2_weights, shift, lo, plans, done, grads, eta, l1, l2, averaging, t_done)
     if b < 0:
         return
     if transposing:
-        transpose_into(indptr, indices, values, upcoming, lo, hi, work, plans, b)
-    _scores_planned(weights, lo, plans, b, (first if part == 0 else second)[:len(upcoming)])
+        transpose_into(buffer[5], buffer[6], buffer[7], upcoming, lo, hi, work, plans, b)
+    _scores_planned(weights, lo, plans, b, scores[:len(upcoming)])
 
 
 @njit(cache=True, nogil=True)
-def _joint_step(kind: int, bias: np.ndarray, g2_bias: np.ndarray, shift_bias: np.ndarray, grads: np.ndarray,
-                first: np.ndarray, second: np.ndarray, upcoming: np.ndarray, b: int, y: np.ndarray,
-                w: np.ndarray, eta: float, averaging: bool, carried: np.ndarray,
-                sums: np.ndarray) -> tuple[int, int, int]:
-    """The part of a step both parts' scores take: the loss gradient into grads, the bias's
+def _joint_step(kind: int, model: Arrays, first: np.ndarray, second: np.ndarray, upcoming: np.ndarray, b: int,
+                buffer: Buffer, settings: Settings, carried: np.ndarray, sums: np.ndarray) -> tuple[int, int, int]:
+    """The part of a step both ranges' scores take: the loss gradient into grads, the bias's
     step, and carried's loss sum, weight sum and step count; sums is scratch. The step's
     (position, records, step number), whose update is then due."""
+    bias, g2_bias, shift_bias, grads = model[3], model[4], model[5], model[6]
+    y, w = buffer[3], buffer[4]
+    eta, averaging = settings[0], settings[3]
     m, t = len(upcoming), int(carried[2])
     carried[0] += gradients(kind, first, second, bias, y, w, upcoming, grads)
     bias_gradient, scratch = sums[:len(bias)], sums[len(bias):len(bias) + m]

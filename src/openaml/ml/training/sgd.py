@@ -513,7 +513,8 @@ class Stepper:
         row_starts = np.zeros(len(batches) + 1, np.int64)
         np.cumsum([len(rows) for rows in batches], out=row_starts[1:])
         carried = np.array([0.0, 0.0, self.steps, -1, 0, 0])  # see run_steps
-        first, second = parts
+        model = (s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias, self.grads)
+        ranges = tuple((part.scores, part.lo, part.hi, plans, part.work) for part, plans in zip(parts, flat))
         steps = run_steps_two if self.threaded else run_steps
         if self.threaded:
             two_compiled_threads()
@@ -521,11 +522,10 @@ class Stepper:
             if start:
                 check(self.should_stop)  # no step is half done
             end = min(start + STOP_CHECK_STEPS, len(batches))
-            steps(KINDS[self.kind], s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias,
-                  self.grads, first.scores, second.scores, first.lo, flat[0], second.lo, flat[1],
-                  positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, self.eta, p.l1, p.l2,
-                  self.averaging, carried, end == len(batches), transposing, block.indptr, block.indices,
-                  block.values, first.hi, first.work, second.hi, second.work)
+            buffer = (positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, block.indptr,
+                      block.indices, block.values)
+            steps(KINDS[self.kind], model, ranges, buffer,
+                  (self.eta, p.l1, p.l2, self.averaging, end == len(batches), transposing), carried)
         self.steps = int(carried[2])
         if keep and transposing:
             self._keep(index, flat, batches)
