@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TypeVar
+from typing import Any
 
 import numba
 import numpy as np
@@ -37,14 +37,13 @@ from numba import njit, prange
 
 from openaml.ml.model_type import ModelType
 
-T = TypeVar("T")
 MULTICLASS, BINARY, REGRESSION = 0, 1, 2
 KINDS = {ModelType.MULTICLASS: MULTICLASS, ModelType.BINARY: BINARY, ModelType.REGRESSION: REGRESSION}
 # Parallel regions (run_steps_two) run on TBB or OpenMP, never on Numba's own work queue: it
 # costs about 90 us a region here (OpenMP 1.5 us) and aborts the process when two threads
 # enter it at once, as two jobs' trainings do. A layer the user chose stays.
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "threadsafe"
+if numba.config.THREADING_LAYER == "default":  # type: ignore[attr-defined]  # set from the environment
+    numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
 
 
 # touched (relative to the range; ~f for a flipped feature f), col_start, col_rows, valued
@@ -453,7 +452,7 @@ def two_compiled_threads() -> bool:
 
 @functools.cache
 def _safe_layer() -> bool:
-    if numba.config.NUMBA_NUM_THREADS < 2:
+    if numba.config.NUMBA_NUM_THREADS < 2:  # type: ignore[attr-defined]
         return False
     try:
         _probe(np.zeros(2))
@@ -469,7 +468,8 @@ def _probe(out: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _pick(part: int, first: T, second: T) -> T:
+def _pick(part: int, first: Any, second: Any) -> Any:
+    """first for part 0, else second (values of one type: a parallel loop's selection)."""
     return first if part == 0 else second
 
 

@@ -514,7 +514,9 @@ class Stepper:
         np.cumsum([len(rows) for rows in batches], out=row_starts[1:])
         carried = np.array([0.0, 0.0, self.steps, -1, 0, 0])  # see run_steps
         model = (s.weights, s.g2_weights, self.shift, s.bias, s.g2_bias, self.shift_bias, self.grads)
-        ranges = tuple((part.scores, part.lo, part.hi, plans, part.work) for part, plans in zip(parts, flat))
+        first, second = parts
+        ranges = ((first.scores, first.lo, first.hi, flat[0], first.work),
+                  (second.scores, second.lo, second.hi, flat[1], second.work))
         steps = run_steps_two if self.threaded else run_steps
         if self.threaded:
             two_compiled_threads()
