@@ -58,7 +58,7 @@ _PROBE_PREFIX = ".openaml-probe-"
 
 P = ParamSpec("P")
 R = TypeVar("R")
-Peers = Callable[[tuple[str, str], str, "str | None"], set[str]]  # Tasks.datasource_peers
+Peers = Callable[[tuple[str, str], Job], set[str]]  # Tasks.datasource_peers
 _runtimes: dict[str, Runtime] = {}  # a worker process's runtime, by the settings (repr) it runs
 _runtimes_lock = threading.Lock()
 
@@ -121,7 +121,7 @@ class Cluster:
         if spec.staged:  # staged for this job alone
             return self._run(EntityKind.DATASOURCE, job)
         key = read_key(spec)
-        result, _ = self.shared_reads.join(key, job.record.id, job, lambda: peers(key, job.record.id, job.owner),
+        result, _ = self.shared_reads.join(key, job.record.id, job, lambda: peers(key, job),
                                              self._read_group, job.idle)
         return result
 

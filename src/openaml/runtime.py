@@ -51,6 +51,6 @@ def open_runtime(settings: Settings, workers: int, memory_limit: int | None = No
     if memory_limit is not None:  # a Dask worker's: blocks within it (a server keeps one size:
         # the stored batches, and so the training buffers, are then the same on every machine)
         parsing = replace(parsing, block_bytes=parse_block_bytes(workers, memory_limit, process_bytes))
-    tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, workers,
-                  execution, parsing, share_work)
+    tasks = Tasks(store, objects, artifacts, load_database_config(settings.databases_file), memory, execution,
+                  parsing, share_work)
     return Runtime(store, objects, artifacts, tasks, execution, settings.job_lease_seconds)

@@ -71,6 +71,7 @@ class Job:
     owner: str | None = None  # the front end running the job
     lease: str | None = None  # the token of this run's lease (store/leases.py)
     others: Callable[[], int] = lambda: 0  # the other jobs running beside it, not waiting
+    room: Callable[[], bool] = lambda: False  # whether the engine may start another job now
     store_patience: float = patience_for(LEASE_MS / 1000)  # seconds cancelled() waits on a silent store
     _silent_since: float | None = field(default=None, init=False, repr=False)
 
@@ -307,10 +308,8 @@ class JobEngine:
                 continue
             if not ready:
                 continue
-            with self._lock:
-                if (len(self._running.keys() - self._idle) >= self.workers
-                        or len(self._running) >= THREADS_PER_WORKER * self.workers):
-                    return
+            if not self._room():
+                return
             self._claim(record)
 
     def _inputs(self, record: EntityRecord) -> tuple[str | None, bool]:
@@ -359,6 +358,13 @@ class JobEngine:
         except Exception:  # noqa: BLE001 - the log is a convenience, the store holds the truth
             log.exception("cannot write the log of %s %s", record.kind.value, record.id)
 
+    def _room(self) -> bool:
+        """Whether a worker is free for another job: fewer jobs run than workers, not counting
+        those waiting on another's work, and fewer than THREADS_PER_WORKER a worker in all."""
+        with self._lock:
+            return (len(self._running.keys() - self._idle) < self.workers
+                    and len(self._running) < THREADS_PER_WORKER * self.workers)
+
     def _others(self, key: JobKey) -> int:
         """How many other jobs run here now, not waiting on another's work."""
         with self._lock:
@@ -394,7 +400,7 @@ class JobEngine:
             key = (record.kind, record.id)
             job = Job(record, self.store, lambda line: self._log(record, line),
                       lambda idle: self._set_idle(key, idle), lambda: self._stop.is_set() or key in self._lost,
-                      self.front_end.id, token, lambda: self._others(key),
+                      self.front_end.id, token, lambda: self._others(key), self._room,
                       store_patience=patience_for(self.lease_ms / 1000))
             job.log_line(f"{record.kind.value} {record.id}: started on front end {self.front_end.id}")
             task = self.tasks.get(record.kind)

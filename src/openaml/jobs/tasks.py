@@ -99,12 +99,11 @@ class Tasks:
 
     def __init__(
         self, store: Store, objects: ObjectStore, artifacts: Artifacts, databases: DatabaseConfig,
-        training_memory: int = MEMORY_BYTES, workers: int = 1, execution: Execution = ONE_THREAD,
+        training_memory: int = MEMORY_BYTES, execution: Execution = ONE_THREAD,
         parsing: ParseOptions = FAST_PATHS, share_work: bool = True,
     ) -> None:
         self.store, self.objects, self.artifacts, self.databases = store, objects, artifacts, databases
         self.training_memory = training_memory  # bytes of records and features a training keeps
-        self.workers = workers  # of the job engine
         self.execution = execution  # of each job
         self.parsing = parsing  # of each datasource's CSV
         # None: each datasource reads alone, each evaluation and batch prediction scores alone
@@ -142,7 +141,7 @@ class Tasks:
                 self._reading[id(target)] = job
                 try:
                     report, readers = self.shared_reads.join(
-                        key, record.id, target, lambda: self.datasource_peers(key, record.id, job.owner),
+                        key, record.id, target, lambda: self.datasource_peers(key, job),
                         lambda targets: self._read_for(objects, spec.schema, targets), job.idle)
                 finally:
                     del self._reading[id(target)]
@@ -297,25 +296,29 @@ class Tasks:
         return [*ingest_many(objects, schema, targets, lambda records: check(stop), log_rejected,
                              self.execution, self.parsing)]
 
-    def datasource_peers(self, key: tuple[str, str], own_id: str, owner: str | None) -> set[str]:
-        """Ids of the other datasources that read the same data with the same schema and run
-        on this front end (`owner`), or wait to start (`_running_with`)."""
-        return {r.id for r in self._running_with(EntityKind.DATASOURCE, owner)
-                if r.id != own_id and not (spec := read_spec(r, DataSourceSpec)).staged and read_key(spec) == key}
+    def datasource_peers(self, key: tuple[str, str], job: Job) -> set[str]:
+        """Ids of the other datasources that read the same data with the same schema as `job`
+        and run beside it, or may start now (`_running_with`)."""
+        return {r.id for r in self._running_with(EntityKind.DATASOURCE, job)
+                if r.id != job.record.id and not (spec := read_spec(r, DataSourceSpec)).staged
+                and read_key(spec) == key}
 
-    def scoring_peers(self, key: tuple[str, str], own: str, owner: str | None) -> set[str]:
+    def scoring_peers(self, key: tuple[str, str], own: str, job: Job) -> set[str]:
         """Names (`_work_name`) of the other evaluations and batch predictions of the same model
-        and datasource (`key`) that run on this front end, or wait to start (`_running_with`)."""
-        return {_work_name(r) for kind in SCORING_KINDS for r in self._running_with(kind, owner)
+        and datasource (`key`) as `job` (named `own`) that run beside it, or may start now
+        (`_running_with`)."""
+        return {_work_name(r) for kind in SCORING_KINDS for r in self._running_with(kind, job)
                 if _work_name(r) != own and (r.model_id, r.datasource_id) == key}
 
-    def _running_with(self, kind: EntityKind, owner: str | None) -> Iterator[EntityRecord]:
-        """The jobs of `kind` that run on this front end (`owner`; None: on any), and, when
-        the engine has more than one worker, those waiting to start (here or on another front
-        end: a leader may then wait its whole gathering time for one that never joins)."""
-        here = Leases(self.store).held(owner, kind) if owner is not None else None
+    def _running_with(self, kind: EntityKind, job: Job) -> Iterator[EntityRecord]:
+        """The jobs of `kind` that run on the front end of `job` (on any without one), and,
+        while its engine may start another job (`Job.room`), those waiting to start (here or on
+        another front end; a leader may wait its whole gathering time for one that never
+        joins). While every worker is taken none can start: 200 datasources of one file took
+        3 times as long as 200 files, each read waiting its gathering time for them."""
+        here = Leases(self.store).held(job.owner, kind) if job.owner is not None else None
         yield from (r for r in self.store.with_status((kind,), Status.INPROGRESS) if here is None or r.id in here)
-        if self.workers > 1:
+        if job.room():
             yield from self.store.with_status((kind,), Status.PENDING)
 
     def _stage(self, job: Job, source: Source, query: StagedQuery) -> None:
@@ -459,7 +462,7 @@ class Tasks:
             return
         key, name = (model_id, source_id), _work_name(job.record)
         _, scorers = self.shared_scoring.join(
-            key, name, _UntilDeleted(consumer, job), lambda: self.scoring_peers(key, name, job.owner),
+            key, name, _UntilDeleted(consumer, job), lambda: self.scoring_peers(key, name, job),
             lambda consumers: self._score_for(model, source_id, consumers), job.idle)
         if scorers > 1:
             job.log_line(f"the records were scored once for {scorers} evaluations and batch predictions "
