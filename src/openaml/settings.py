@@ -133,12 +133,13 @@ class Settings:
                                      f"as in {self.artifacts_uri}/")
 
     def resolved(self) -> Settings:
-        data_dir = Path(self.data_dir).expanduser().resolve()
-        return replace(
-            self,
-            data_dir=data_dir,
-            database_url=self.database_url or f"sqlite:///{data_dir / 'openaml.db'}",
-        )
+        return replace(self, data_dir=Path(self.data_dir).expanduser().resolve(),
+                       database_url=self.database_url or self.default_database_url)
+
+    @property
+    def default_database_url(self) -> str:
+        """The store where no --database-url is given: SQLite's file openaml.db in the data folder."""
+        return f"sqlite:///{Path(self.data_dir).expanduser().resolve() / 'openaml.db'}"
 
     @property
     def is_loopback(self) -> bool:

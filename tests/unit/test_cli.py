@@ -102,6 +102,30 @@ def test_serve_refuses_a_bad_setting_naming_it(tmp_path: Path, args: list[str], 
     assert not FakeServer.configs
 
 
+@pytest.mark.parametrize("url", ["sqlite:////nonexistent-folder/openaml.db",
+                                 "postgresql+psycopg://openaml:secret@127.0.0.1:1/openaml"])
+def test_serve_names_the_database_option_when_the_database_cannot_be_opened(tmp_path: Path, url: str) -> None:
+    result = serve(tmp_path, "--database-url", url)
+    refused(result, "cannot start: the database of --database-url (OPENAML_DATABASE_URL) cannot be used: ")
+    assert "secret" not in result.output and "Background on this error" not in result.output
+    assert not FakeServer.configs
+
+
+def test_serve_names_the_data_dir_option_when_its_database_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "d" / "openaml.db").mkdir(parents=True)  # a folder where SQLite's file would be
+    refused(serve(tmp_path), f"cannot start: the SQLite database in --data-dir (OPENAML_DATA_DIR) {tmp_path / 'd'}")
+    assert not FakeServer.configs
+
+
+def test_serve_names_the_data_dir_option_when_the_data_folder_cannot_be_used(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    for more in ([], ["--s3-endpoint-url", "http://127.0.0.1:1"]):  # the embedded object store or not
+        refused(invoke(["serve", "--data-dir", str(a_file), *more]),
+                f"cannot start: --data-dir (OPENAML_DATA_DIR) {a_file} cannot be used: ")
+    assert not FakeServer.configs
+
+
 def test_serve_refuses_an_empty_data_dir_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     refused(invoke(["serve"], env={"OPENAML_DATA_DIR": ""}), "OPENAML_DATA_DIR", "is empty")

@@ -106,7 +106,7 @@ def serve(log_level: str, **options: object) -> None:
         app = build_app(settings)
     except (ConfigurationError, MissingExtraError, ValueError, OSError, SQLAlchemyError) as exc:
         sock.close()
-        raise click.ClickException(f"cannot start: {exc}") from None
+        raise click.ClickException(f"cannot start: {_start_problem(settings, exc)}") from None
     for line in banner_lines(settings, app.context.store.url, app.context.objects.describe(),
                              app.unverified):
         click.echo(line)
@@ -125,6 +125,24 @@ def serve(log_level: str, **options: object) -> None:
         for process in helpers:
             process.join(timeout=10)
         app.close()
+
+
+def _start_problem(settings: Settings, exc: Exception) -> str:
+    """What stopped the server starting, naming the option that chose the database or the
+    data folder when one of those is what failed."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, SQLAlchemyError):
+        cause = str(getattr(exc, "orig", None) or exc).strip().replace("\n", " ")
+        where = ("the database of --database-url (OPENAML_DATABASE_URL)"
+                 if settings.database_url != settings.default_database_url
+                 else f"the SQLite database in --data-dir (OPENAML_DATA_DIR) {settings.data_dir}")
+        return f"{where} cannot be used: {cause}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        data_dir, failed = settings.data_dir.absolute(), Path(os.fsdecode(exc.filename)).absolute()
+        if failed == data_dir or data_dir in failed.parents:
+            return f"--data-dir (OPENAML_DATA_DIR) {settings.data_dir} cannot be used: {exc.strerror}: {failed}"
+    return str(exc)
 
 
 def _terminated(signum: int, _frame: object) -> None:
