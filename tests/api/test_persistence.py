@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
+
+import httpx
+import pytest
 
 from openaml.jobs.engine import RERUN_NOTE
 from openaml.server.embedded import running_server
@@ -110,3 +114,28 @@ def test_a_deleted_datasource_keeps_no_copy_of_its_records_once_no_job_reads_it(
         while app.context.artifacts.exists(*copy):
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_health_tells_when_the_sqlite_file_is_removed_or_replaced_under_the_server(
+        tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The server keeps answering from the database file it holds open, and what it knows is
+    gone at the next start: /health says the store is not ok, and the log says why, once."""
+    with running_server(data_dir=tmp_path, workers=1) as app:
+        ml = make_client(app.settings.base_url)
+        ml.create_data_source_from_s3(DataSourceId="kept", DataSpec={
+            "DataLocationS3": "s3://nowhere/data.csv", "DataSchema": SCHEMA})
+        health = f"{app.settings.base_url}/health"
+        assert httpx.get(health, timeout=10).json()["store"]["ok"] is True
+        database = tmp_path / "openaml.db"
+        if how == "removed":
+            database.rename(tmp_path / "moved.db")
+        else:  # a copy put in its place: another file
+            shutil.copyfile(database, tmp_path / "copy.db")
+            (tmp_path / "copy.db").replace(database)
+        for _ in range(2):
+            document = httpx.get(health, timeout=10).json()
+            assert document["status"] == "degraded" and document["store"]["ok"] is False
+        assert ml.get_data_source(DataSourceId="kept")["DataSourceId"] == "kept"  # still answering
+    told = [r for r in caplog.records if "was removed or replaced while the server ran" in r.getMessage()]
+    assert len(told) == 1 and str(database) in told[0].getMessage()

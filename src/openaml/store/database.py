@@ -15,11 +15,13 @@ an empty database create its tables one at a time.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import fields
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, event, exists, func, insert, select, text, update
@@ -32,6 +34,8 @@ from openaml.store import queries
 from openaml.store.queries import Query
 from openaml.store.records import EndpointStatus, EntityKind, EntityRecord, Status, allowed_sources
 from openaml.store.tables import entities, job_leases, meta, metadata, tags
+
+log = logging.getLogger(__name__)
 
 _FIELDS = [f.name for f in fields(EntityRecord)]
 BUSY_TIMEOUT_S = 30
@@ -125,6 +129,15 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """The file at `path` (device and inode), or None where there is none."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def _plain(value: Any) -> Any:
     """An enum member (status, kind, endpoint status) as the string the tables hold."""
     return value.value if isinstance(value, StrEnum) else value
@@ -165,15 +178,29 @@ class Store:
         self._sqlite = engine.dialect.name == "sqlite"
         self._writers: AbstractContextManager[None] = (
             _WriterQueue() if self._sqlite else nullcontext())
+        database = engine.url.database if self._sqlite else None
+        self._file = Path(database) if database and database != ":memory:" else None
+        self._identity = _file_identity(self._file) if self._file is not None else None
+        self._replaced_told = False
 
     @property
     def url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
     def ping(self) -> bool:
+        """Whether the store answers, and for SQLite whether its file is still the one opened:
+        a server whose file was removed or replaced keeps answering from the file it holds
+        open, and all it knows is gone at the next start (logged once)."""
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return True
+        if self._file is None or _file_identity(self._file) == self._identity:
+            return True
+        if not self._replaced_told:
+            self._replaced_told = True
+            log.error("the SQLite database %s was removed or replaced while the server ran: the server "
+                      "still uses the file it opened, which is lost when it stops; put the file back "
+                      "(or copy the database out) before stopping it", self._file)
+        return False
 
     def close(self) -> None:
         """Release the connections; SQLite's write-ahead log is first copied into the database
