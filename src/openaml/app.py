@@ -151,6 +151,11 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     migrate(store)  # records of an earlier version, before any reads them
     if settings.artifacts_uri:
         check_artifacts_location(objects, settings.artifacts_uri)
+    if run_jobs and store.is_empty() and artifacts.holds_entities():
+        log.warning("the store (%s) holds no entity, but %s holds files of earlier ones: was the database "
+                    "removed or replaced? Entities created with their ids will overwrite their files: restore "
+                    "the database, or move those files away", store.url,
+                    settings.artifacts_uri or settings.artifacts_root)
     cluster = connect_cluster(settings) if run_jobs and settings.executor == "dask" else None
     job_workers = max(settings.workers, cluster.threads if cluster is not None else 0)
     executor = ThreadPoolExecutor(max_workers=THREADS_PER_WORKER * max(1, job_workers),

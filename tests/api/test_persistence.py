@@ -139,3 +139,29 @@ def test_health_tells_when_the_sqlite_file_is_removed_or_replaced_under_the_serv
         assert ml.get_data_source(DataSourceId="kept")["DataSourceId"] == "kept"  # still answering
     told = [r for r in caplog.records if "was removed or replaced while the server ran" in r.getMessage()]
     assert len(told) == 1 and str(database) in told[0].getMessage()
+
+
+def test_a_server_started_without_its_database_warns_that_its_files_remain(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A server started on a data folder whose database was removed started with an empty
+    store, saying nothing, and overwrote the files of entities whose ids were used again."""
+    with running_server(data_dir=tmp_path, workers=1) as app:
+        ml = make_client(app.settings.base_url)
+        ml.create_data_source_from_s3(DataSourceId="earlier", DataSpec={
+            "DataLocationS3": "s3://nowhere/data.csv", "DataSchema": SCHEMA})
+        wait_for(lambda: ml.get_data_source(DataSourceId="earlier"))
+    warning = "holds no entity, but"
+    assert warning not in caplog.text  # an empty data folder: nothing to say
+    for name in ("openaml.db", "openaml.db-wal", "openaml.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    with running_server(data_dir=tmp_path, workers=1):
+        pass
+    told = [r.getMessage() for r in caplog.records if warning in r.getMessage()]
+    assert len(told) == 1 and str(tmp_path / "artifacts") in told[0]
+    with running_server(data_dir=tmp_path, workers=1) as app:
+        make_client(app.settings.base_url).create_data_source_from_s3(DataSourceId="later", DataSpec={
+            "DataLocationS3": "s3://nowhere/data.csv", "DataSchema": SCHEMA})
+    caplog.clear()
+    with running_server(data_dir=tmp_path, workers=1):  # once it holds an entity again: quiet
+        pass
+    assert warning not in caplog.text

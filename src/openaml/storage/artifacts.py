@@ -55,6 +55,10 @@ class Artifacts(ABC):
     def remove(self, kind: str, entity_id: str, name: str) -> None:
         """Delete the artifact, if there is one (not an appended one)."""
 
+    @abstractmethod
+    def holds_entities(self) -> bool:
+        """Whether any entity has files here."""
+
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         """Delete what writes interrupted by a crash left behind; how many files (none here)."""
         return 0
@@ -129,6 +133,11 @@ class ArtifactStore(Artifacts):
         target.parent.mkdir(parents=True, exist_ok=True)
         # private as every other artifact (mkstemp's 0600): a datasource's log shows rejected lines
         return os.fdopen(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+    def holds_entities(self) -> bool:
+        kinds = self.root.iterdir() if self.root.is_dir() else iter(())
+        return any(kind.is_dir() and any(entity.is_dir() and any(f.is_file() for f in entity.iterdir())
+                                         for entity in kind.iterdir()) for kind in kinds)
 
     def remove_temporary_files(self, idle_seconds: float | None = None) -> int:
         """Delete the temporary files that writes left behind when the process died mid-write

@@ -40,6 +40,9 @@ class ObjectArtifactStore(Artifacts):
         kind_part, _, name_part = artifact_parts(kind, entity_id, name)
         return join_uri(self.base, kind_part, object_name(entity_id), name_part)
 
+    def holds_entities(self) -> bool:
+        return any(self.objects.list_level(kind, 1).folders for kind in self.objects.list_level(self.base, 100).folders)
+
     def exists(self, kind: str, entity_id: str, name: str) -> bool:
         uri = self.uri(kind, entity_id, name)
         return self.objects.stat(uri) is not None or bool(self.objects.list(folder_uri(uri + PARTS)))

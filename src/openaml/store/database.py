@@ -357,6 +357,11 @@ class Store:
             None,
         )
 
+    def is_empty(self) -> bool:
+        """Whether the store holds no entity at all (deleted ones count)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(entities.c.id).limit(1)).first() is None
+
     def count_status(self, status: Status) -> int:
         with self.engine.connect() as conn:
             return int(

@@ -116,3 +116,13 @@ def test_a_read_artifact_can_seek_as_a_models_archive_does(artifacts: Artifacts)
         assert stream.read() == b"6789"
     with pytest.raises(FileNotFoundError):
         list(read_materialized(artifacts.source("DataSource", "none", "data.arrows")))
+
+
+def test_artifacts_tell_whether_they_hold_files_of_any_entity(artifacts: Artifacts) -> None:
+    assert not artifacts.holds_entities()
+    artifacts.write_json("DataSource", "ds-1", "report.json", {"rows": 1})
+    assert artifacts.holds_entities()
+    artifacts.remove("DataSource", "ds-1", "report.json")
+    assert not artifacts.holds_entities()
+    artifacts.write_json("MLModel", "m.1", "model.json", {})
+    assert artifacts.holds_entities()
