@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
-from openaml.jobs.engine import RERUN_NOTE, THREADS_PER_WORKER, Job, JobEngine
+from openaml.jobs.engine import LAPSED_NOTE, RERUN_NOTE, THREADS_PER_WORKER, Job, JobEngine
 from openaml.jobs.record_info import read_result
 from openaml.jobs.specs import DataSourceResult
 from openaml.ml.errors import InputError
@@ -126,6 +126,43 @@ def test_a_front_end_cut_off_from_the_store_loses_its_job_to_another(tmp_path: P
     assert fe0_result == ["cancelled"]
     assert any(line.startswith("ds: " + RERUN_NOTE) for line in logs)
     assert any(line.startswith("ds: This front end lost the job's lease") for line in logs), logs
+
+
+def test_a_job_whose_lease_ran_out_here_says_so_when_it_runs_again_here(tmp_path: Path) -> None:
+    """A front end whose heartbeats the store did not take for longer than a lease (a full
+    disk, say) runs its job again itself; the job's log said that the front end that ran it
+    had stopped, which it had not."""
+    cut_off, first_run = threading.Event(), threading.Event()
+    logs: list[str] = []
+    runs: list[str] = []
+
+    def task(job: Job) -> DataSourceResult:
+        runs.append(job.record.id)
+        if len(runs) == 1:
+            first_run.set()
+            while not job.cancelled():
+                time.sleep(0.01)
+            raise InputError("ended")
+        return DataSourceResult(7, 1, ("s3://b/again",))
+
+    with engines(tmp_path, [task], logs) as (store, (fe0,)):
+        renew = fe0.leases.renew
+
+        def unreachable(owner: str, tokens: Collection[str], now: int, expires_at: int) -> set[str]:
+            if cut_off.is_set():
+                raise OSError("database or disk is full")
+            return renew(owner, tokens, now, expires_at)
+
+        fe0.leases.renew = unreachable  # type: ignore[method-assign]
+        pending(store, "ds")
+        assert first_run.wait(10)
+        cut_off.set()
+        time.sleep(LEASE_MS / 1000 * 1.5)  # the lease runs out
+        cut_off.clear()
+        wait_for(lambda: store.get(KIND, "ds").status is Status.COMPLETED)
+    assert runs == ["ds", "ds"]
+    assert any(line.startswith(f"ds: {LAPSED_NOTE} on front end fe0") for line in logs), logs
+    assert not any(RERUN_NOTE in line for line in logs), logs
 
 
 def test_a_stopping_front_end_leaves_its_jobs_to_another_at_once(tmp_path: Path) -> None:

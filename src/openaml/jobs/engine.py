@@ -54,6 +54,9 @@ def patience_for(lease_seconds: float) -> float:
 # the log line of a job run again once the front end running it stopped (a restart; or its end,
 # and another front end takes the job over)
 RERUN_NOTE = "The front end that ran this job stopped before the job ended: it runs again"
+# ... and of one whose lease ran out while it ran here (the store did not take the heartbeats)
+LAPSED_NOTE = ("This front end's lease on the job ran out while the job ran here (the store did not take "
+               "its heartbeats, see the server's log): it runs again")
 # Jobs waiting on another job's work (see Job.idle) leave their worker to a new job: the
 # executor needs up to this many threads per worker.
 THREADS_PER_WORKER = 2
@@ -191,11 +194,14 @@ class JobEngine:
         """Put the jobs left INPROGRESS by front ends that died (this one's earlier process,
         among others) back to PENDING, to run again from scratch; those records."""
         recovered = []
+        with self._lock:
+            here = self._running.keys() | self._lost  # a lease of this process's that ran out
         for kind, entity_id in self.leases.orphaned(JOB_KINDS, self.clock()):
             if self.leases.requeue(kind, entity_id, self.clock()):
                 record = self.store.get(kind, entity_id)
                 if record is not None:
-                    self._log(record, f"{RERUN_NOTE} on front end {self.front_end.id}.")
+                    note = LAPSED_NOTE if (kind, entity_id) in here else RERUN_NOTE
+                    self._log(record, f"{note} on front end {self.front_end.id}.")
                     recovered.append(record)
         if recovered:
             self.notify()
