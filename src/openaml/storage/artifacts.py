@@ -14,7 +14,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from openaml.storage.objects import CommittingWriter, space_check
+from openaml.storage.objects import replacing_file
 
 # Entity IDs are `[a-zA-Z0-9_.-]+` in the service model; every part is one plain path component.
 _COMPONENT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -107,18 +106,7 @@ class ArtifactStore(Artifacts):
         the `with` block raises."""
         target = self.path_for(kind, entity_id, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
-        sink = os.fdopen(handle, "wb")
-
-        def commit() -> None:
-            sink.close()
-            os.replace(temp_name, target)
-
-        def discard() -> None:
-            sink.close()
-            Path(temp_name).unlink(missing_ok=True)
-
-        return CommittingWriter(sink, commit, discard, space_check(self.root))  # type: ignore[return-value]
+        return replacing_file(target, _TEMP_PREFIX, self.root)  # type: ignore[return-value]
 
     def source(self, kind: str, entity_id: str, name: str) -> Path:
         """The artifact's path: Arrow reads the file itself."""

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import builtins
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from openaml.storage.artifacts import remove_files
 from openaml.storage.objects import (
-    CommittingWriter,
     Level,
     ObjectInfo,
     ObjectStore,
+    replacing_file,
     resolve_data_location,
-    space_check,
 )
 from openaml.storage.uris import (
     ObjectNotFoundError,
@@ -120,27 +118,15 @@ class LocalObjectStore(ObjectStore):
         if location.is_prefix:
             raise StorageError(f"{shown(uri)}: cannot write an object whose key ends with '/'")
         target = self._path(location)
+        def refused(err: OSError) -> StorageError:
+            return StorageError(f"{shown(uri)}: cannot write: {self._write_problem(location, err)}")
+
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._check_inside(target.parent, uri)
-            handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+            return replacing_file(target, TEMP_PREFIX, self.root, refused)  # type: ignore[return-value]
         except OSError as err:
-            raise StorageError(f"{shown(uri)}: cannot write: {self._write_problem(location, err)}") from err
-        sink = os.fdopen(handle, "wb")
-
-        def commit() -> None:
-            sink.close()
-            try:
-                os.replace(temp_name, target)
-            except OSError as err:
-                Path(temp_name).unlink(missing_ok=True)
-                raise StorageError(f"{shown(uri)}: cannot write: {self._write_problem(location, err)}") from err
-
-        def discard() -> None:
-            sink.close()
-            Path(temp_name).unlink(missing_ok=True)
-
-        return CommittingWriter(sink, commit, discard, space_check(self.root))  # type: ignore[return-value]
+            raise refused(err) from err
 
     def delete(self, uri: str) -> None:
         """Remove the file, then any folders it leaves empty (the bucket folder stays)."""

@@ -7,9 +7,12 @@ order of the key (the order S3 itself lists in), which defines record order for 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import io
+import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,3 +315,34 @@ class CommittingWriter(io.BufferedIOBase):
 
     def __del__(self) -> None:
         self.abort()
+
+
+def replacing_file(target: Path, prefix: str, root: Path,
+                   refused: Callable[[OSError], Exception] | None = None) -> CommittingWriter:
+    """A CommittingWriter into a new temporary file beside `target` (its name starting with
+    `prefix`) that replaces `target` when closed cleanly, its space checked under `root`.
+    The temporary file is removed however the write ends: a full disk also fails the final
+    flush, which once left it behind. refused(error) is raised (from the error) when the
+    flush or the rename fails, instead of the error itself."""
+    handle, temp_name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
+    sink = os.fdopen(handle, "wb")
+
+    def commit() -> None:
+        try:
+            sink.close()
+            os.replace(temp_name, target)
+        except OSError as err:
+            Path(temp_name).unlink(missing_ok=True)
+            if refused is None:
+                raise
+            raise refused(err) from err
+
+    def discard() -> None:
+        try:
+            with contextlib.suppress(OSError):  # the bytes go anyway
+                sink.close()
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+
+    return CommittingWriter(sink, commit, discard, space_check(root))
+

@@ -158,6 +158,38 @@ def test_a_large_local_write_stops_while_its_disk_is_nearly_full(tmp_path: Path,
         out.write(b"x" * 5000)
 
 
+@pytest.mark.parametrize("store", ["artifacts", "objects"])
+@pytest.mark.parametrize("ending", ["closed", "aborted"])
+def test_a_write_that_the_full_disk_ends_leaves_no_temporary_file(tmp_path: Path, store: str, ending: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk also fails the flush of the last bytes when the writer closes: the writer's
+    clean-up closed the file first, failed the same way, and left the temporary file in the
+    user's output folder until the next start."""
+    import errno
+    import io
+
+    from openaml.storage import LocalObjectStore, objects
+
+    class FullDisk(io.BufferedWriter):
+        def close(self) -> None:
+            super().close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(io.FileIO(fd, "w")))
+    if store == "artifacts":
+        writer = ArtifactStore(tmp_path).open_write("DataSource", "ds-1", "data.arrows")
+    else:
+        (tmp_path / "bucket").mkdir()
+        writer = LocalObjectStore(tmp_path).open_write("s3://bucket/out/result.csv")
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - which one depends on the ending
+        with writer as out:
+            out.write(b"x" * 5000)
+            if ending == "aborted":
+                raise RuntimeError("the job failed")
+    assert objects.no_space_left(raised.value) is (ending == "closed")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
 def test_a_failed_copy_tells_the_sinks_error_and_nothing_writes_to_it_later(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The Arrow buffer in front of a datasource's copy flushed into its aborted writer as it
