@@ -56,6 +56,18 @@ def engines(tmp_path: Path, tasks: list[Callable[[Job], DataSourceResult]],
         yield store, started
 
 
+def renewals_fail_while(engine: JobEngine, cut_off: threading.Event) -> None:
+    """The engine's lease renewals fail while `cut_off` is set (the store out of its reach)."""
+    renew = engine.leases.renew
+
+    def unreachable(owner: str, tokens: Collection[str], now: int, expires_at: int) -> set[str]:
+        if cut_off.is_set():
+            raise OSError("the store is out of reach")
+        return renew(owner, tokens, now, expires_at)
+
+    engine.leases.renew = unreachable  # type: ignore[method-assign]
+
+
 def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -106,14 +118,7 @@ def test_a_front_end_cut_off_from_the_store_loses_its_job_to_another(tmp_path: P
         fe1.pause()  # fe0 claims the job
         pending(store, "ds")
         assert fe0_running.wait(10)
-        renew = fe0.leases.renew
-
-        def unreachable(owner: str, tokens: Collection[str], now: int, expires_at: int) -> set[str]:
-            if cut_off.is_set():
-                raise OSError("the store is out of reach")
-            return renew(owner, tokens, now, expires_at)
-
-        fe0.leases.renew = unreachable  # type: ignore[method-assign]
+        renewals_fail_while(fe0, cut_off)
         cut_off.set()
         fe0.pause()  # cut off, it claims nothing either
         fe1.resume()
@@ -146,14 +151,7 @@ def test_a_job_whose_lease_ran_out_here_says_so_when_it_runs_again_here(tmp_path
         return DataSourceResult(7, 1, ("s3://b/again",))
 
     with engines(tmp_path, [task], logs) as (store, (fe0,)):
-        renew = fe0.leases.renew
-
-        def unreachable(owner: str, tokens: Collection[str], now: int, expires_at: int) -> set[str]:
-            if cut_off.is_set():
-                raise OSError("database or disk is full")
-            return renew(owner, tokens, now, expires_at)
-
-        fe0.leases.renew = unreachable  # type: ignore[method-assign]
+        renewals_fail_while(fe0, cut_off)
         pending(store, "ds")
         assert first_run.wait(10)
         cut_off.set()
