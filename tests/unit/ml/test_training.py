@@ -1069,3 +1069,25 @@ def test_steps_stay_on_one_thread_without_a_thread_safe_threading_layer():
                            env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
     assert found.returncode == 0, found.stderr
     assert found.stdout.startswith("False (")
+
+
+@pytest.mark.parametrize("layer", ["workqueue", None])
+def test_first_looks_at_the_threading_layer_from_several_threads_at_once(layer: str | None) -> None:
+    """The first trainings of a process (and the start-up warm-up) ask at the same time which
+    threading layer steps may use: with Numba's work queue chosen, its probe entered the work
+    queue from several threads, and Numba aborted the process (27 runs of 30)."""
+    script = ("import threading\n"
+              "from openaml.ml.training import kernel\n"
+              "barrier, found = threading.Barrier(4), []\n"
+              "def ask():\n"
+              "    barrier.wait()\n"
+              "    found.append(kernel.two_compiled_threads())\n"
+              "threads = [threading.Thread(target=ask) for _ in range(4)]\n"
+              "[t.start() for t in threads]\n[t.join() for t in threads]\n"
+              "print(sorted(set(found)))\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    for _ in range(5):
+        found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                               env={**env, **({"NUMBA_THREADING_LAYER": layer} if layer else {})})
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.strip() in (["[False]"] if layer == "workqueue" else ["[False]", "[True]"])

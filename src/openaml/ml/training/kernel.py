@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import Any
 
 import numba
@@ -450,9 +451,19 @@ def two_compiled_threads() -> bool:
     return True
 
 
-@functools.cache
 def _safe_layer() -> bool:
-    if numba.config.NUMBA_NUM_THREADS < 2:  # type: ignore[attr-defined]
+    with _probing:  # the probe runs once: Numba's work queue aborts when two threads enter it
+        return _probed_layer()
+
+
+_probing = threading.Lock()
+
+
+@functools.cache
+def _probed_layer() -> bool:
+    """Whether Numba's threading layer is thread-safe and two threads are allowed; a layer the
+    user chose that is not (NUMBA_THREADING_LAYER=workqueue) is not even tried."""
+    if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.THREADING_LAYER == "workqueue":  # type: ignore[attr-defined]
         return False
     try:
         _probe(np.zeros(2))
