@@ -8,7 +8,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -342,7 +342,8 @@ class Tasks:
         with ProgressRecorder(job) as progress:
             model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
                                 self._batches(spec.datasource_id, stop), progress,
-                                self.training_memory, stop, self.execution, job.log_line)
+                                self.training_memory, stop,
+                                replace(self.execution, crowded=lambda: job.others() > 0), job.log_line)
         return self._save_model(job, model)
 
     def _training(self, job: Job) -> tuple[MLModelSpec, DatasetStatistics | None, str]:

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from threadpoolctl import ThreadpoolController
@@ -25,9 +25,16 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Execution:
     threads: int = 1
+    # whether other work runs beside now (a job's: other jobs running), which a second thread
+    # would slow down: SGD steps then stay on one
+    crowded: Callable[[], bool] = field(default=_never, compare=False)
 
     @property
     def parallel(self) -> bool:

@@ -95,7 +95,7 @@ def train_pass(setup: TrainingSetup, state: LinearState, pass_number: int, avera
     params = setup.params
     with one_native_thread():
         stepper = Stepper(setup.model_type, state.copy(), params, minibatch_size(setup.rows), execution.parallel,
-                          should_stop)
+                          should_stop, crowded=execution.crowded)
         if averaging:
             stepper.start_averaging()
         loss = weight = 0.0

@@ -231,7 +231,7 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
     steps; once it answers True, fitting raises Cancelled."""
     def stepper(small: bool) -> Stepper:
         return Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, execution.parallel,
-                       should_stop, small)
+                       should_stop, small, execution.crowded)
 
     def validating(found: Validation) -> None:
         if progress is not None:
@@ -440,17 +440,19 @@ class Stepper:
     running average of the iterates once averaging starts: after T steps with decrements d_t,
     mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated.
 
-    The two feature ranges of the kernel run on two threads when `two_threads` is given and a
-    step's expected work is worth it (THREADED_STEP_NS); step k's weight update of a range and
-    step k + 1's scores of that range go together, so a step costs one hand-over between
-    threads."""
+    The two feature ranges of the kernel run on two threads when `two_threads` is given, a
+    step's expected work is worth it (THREADED_STEP_NS) and nothing else runs beside
+    (`crowded`: on two cores, four trainings at once took 17.4 s with two-thread steps, 14.1 s
+    with one); step k's weight update of a range and step k + 1's scores of that range go
+    together, so a step costs one hand-over between threads."""
 
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
                  two_threads: bool = False, should_stop: ShouldStop | None = None,
-                 small: bool = False) -> None:
+                 small: bool = False, crowded: Callable[[], bool] = lambda: False) -> None:
         self.kind, self.state, self.params, self.size = kind, state, params, size
         self.two_threads = two_threads and two_compiled_threads()
         self.threaded = False  # whether steps run on two threads: set with the ranges, by their cost
+        self.crowded = crowded  # asked before each buffer: other work beside keeps the steps on one
         self.small = small  # small data, whose passes cross-validation chooses: larger steps
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
@@ -517,8 +519,9 @@ class Stepper:
         first, second = parts
         ranges = ((first.scores, first.lo, first.hi, flat[0], first.work),
                   (second.scores, second.lo, second.hi, flat[1], second.work))
-        steps = run_steps_two if self.threaded else run_steps
-        if self.threaded:
+        threaded = self.threaded and not self.crowded()
+        steps = run_steps_two if threaded else run_steps
+        if threaded:
             two_compiled_threads()
         for start in range(0, len(batches), STOP_CHECK_STEPS):
             if start:
