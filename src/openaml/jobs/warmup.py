@@ -21,7 +21,7 @@ from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, batch_predict
 from openaml.ml.recipes import default_recipe
 from openaml.ml.schema import Schema, parse_schema
-from openaml.ml.training.kernel import two_compiled_threads
+from openaml.ml.training.kernel import one_thread_reason
 from openaml.ml.training.sgd import compile_steps
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,9 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
         _model_jobs(ModelType.BINARY, schema, default_recipe(schema, report.statistics), report, stored, stored,
                     execution)
         compile_steps()
-        if execution.parallel and not two_compiled_threads():
-            log.warning("SGD steps run on one thread: Numba found no thread-safe threading layer "
-                        "(install the system's OpenMP runtime, libgomp1 on Debian and Ubuntu, or `pip install tbb`)")
+        reason = one_thread_reason()
+        if execution.parallel and reason is not None:
+            log.warning("SGD steps run on one thread: %s", reason)
         # SAGA's kernels (openaml.optimizer=saga; one compilation serves every model type)
         train_model(ModelType.BINARY, schema, '{"outputs": ["ALL_CATEGORICAL"]}',
                     parse_parameters({"openaml.optimizer": "saga"}, ModelType.BINARY), report.statistics,

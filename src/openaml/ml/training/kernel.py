@@ -43,7 +43,8 @@ KINDS = {ModelType.MULTICLASS: MULTICLASS, ModelType.BINARY: BINARY, ModelType.R
 # Parallel regions (run_steps_two) run on TBB or OpenMP, never on Numba's own work queue: it
 # costs about 90 us a region here (OpenMP 1.5 us) and aborts the process when two threads
 # enter it at once, as two jobs' trainings do. A layer the user chose stays.
-if numba.config.THREADING_LAYER == "default":  # type: ignore[attr-defined]  # set from the environment
+CHOSEN_LAYER: str = numba.config.THREADING_LAYER  # type: ignore[attr-defined]  # NUMBA_THREADING_LAYER's
+if CHOSEN_LAYER == "default":
     numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
 
 
@@ -442,16 +443,17 @@ def _steps(kind: int, model: Arrays, ranges: tuple[Range, Range], buffer: Buffer
 
 
 def two_compiled_threads() -> bool:
-    """Whether run_steps_two can run: Numba loads a thread-safe threading layer (TBB, or
-    OpenMP, which needs the system's libgomp) and may use two threads; if so, the calling
-    thread's parallel regions get two (its own setting, whatever the machine's cores)."""
-    if not _safe_layer():
+    """Whether run_steps_two can run (`one_thread_reason`); if so, the calling thread's
+    parallel regions get two threads (its own setting, whatever the machine's cores)."""
+    if one_thread_reason() is not None:
         return False
     numba.set_num_threads(2)
     return True
 
 
-def _safe_layer() -> bool:
+def one_thread_reason() -> str | None:
+    """Why SGD steps run on one thread here, or None: Numba needs a thread-safe threading
+    layer (TBB, or OpenMP through the system's libgomp) and two threads."""
     with _probing:  # the probe runs once: Numba's work queue aborts when two threads enter it
         return _probed_layer()
 
@@ -460,16 +462,21 @@ _probing = threading.Lock()
 
 
 @functools.cache
-def _probed_layer() -> bool:
-    """Whether Numba's threading layer is thread-safe and two threads are allowed; a layer the
-    user chose that is not (NUMBA_THREADING_LAYER=workqueue) is not even tried."""
-    if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.THREADING_LAYER == "workqueue":  # type: ignore[attr-defined]
-        return False
+def _probed_layer() -> str | None:
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    if threads < 2:
+        return f"Numba may use {threads} thread (NUMBA_NUM_THREADS; by default the CPUs)"
+    if CHOSEN_LAYER == "workqueue":  # not even tried
+        return "NUMBA_THREADING_LAYER is workqueue, which two threads may not enter at once"
     try:
         _probe(np.zeros(2))
     except ValueError:  # no layer could be loaded
-        return False
-    return numba.threading_layer() in ("tbb", "omp")
+        if CHOSEN_LAYER == "default":
+            return ("Numba found no thread-safe threading layer: install the system's OpenMP runtime "
+                    "(libgomp1 on Debian and Ubuntu) or `pip install tbb`")
+        return f"the threading layer that NUMBA_THREADING_LAYER chose ({CHOSEN_LAYER!r}) could not be loaded"
+    layer = numba.threading_layer()
+    return None if layer in ("tbb", "omp") else f"Numba's threading layer is {layer}, which is not thread-safe"
 
 
 @njit(cache=True, nogil=True, parallel=True)
