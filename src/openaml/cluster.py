@@ -409,7 +409,7 @@ def _job(runtime: Runtime, kind: EntityKind, entity_id: str, owner: str, lease: 
         raise InputError(f"{kind.value} {entity_id} does not exist any more")
     leases = Leases(runtime.store)
     job = Job(record, runtime.store, partial(_log, runtime, record),
-              stopping=lambda: not leases.holds(lease), owner=owner, lease=lease,
+              stopping=lambda: not leases.holds(lease), owner=owner, lease=lease, others=_others_here,
               store_patience=patience_for(runtime.job_lease_seconds))
     if not quiet:
         job.log_line(f"running on the Dask worker {_worker_name()}")
@@ -573,6 +573,12 @@ def _worker() -> Any | None:
         return get_worker()
     except ValueError:
         return None
+
+
+def _others_here() -> int:
+    """How many other tasks the Dask worker this code runs on executes now (0 off a worker)."""
+    worker = _worker()
+    return max(0, worker.state.executing_count - 1) if worker is not None else 0
 
 
 def _worker_name() -> str:

@@ -342,8 +342,7 @@ class Tasks:
         with ProgressRecorder(job) as progress:
             model = train_model(spec.model_type, spec.schema, recipe, spec.parameters, statistics,
                                 self._batches(spec.datasource_id, stop), progress,
-                                self.training_memory, stop,
-                                replace(self.execution, crowded=lambda: job.others() > 0), job.log_line)
+                                self.training_memory, stop, self._training_threads(job), job.log_line)
         return self._save_model(job, model)
 
     def _training(self, job: Job) -> tuple[MLModelSpec, DatasetStatistics | None, str]:
@@ -386,7 +385,7 @@ class Tasks:
         stop = _Deleted([job])
         return PassSum.of(train_pass(setup, state, pass_number, averaging,
                                      self._part_sources(spec.datasource_id, partitions, stop),
-                                     self.training_memory, stop, self.execution))
+                                     self.training_memory, stop, self._training_threads(job)))
 
     def save_parallel_model(self, job: Job, setup: TrainingSetup, state: LinearState) -> MLModelResult:
         """Store the model of a data-parallel training's final weights."""
@@ -443,6 +442,11 @@ class Tasks:
             return False
         given = read_spec(training, DataSourceSpec)
         return (given.data_uri, given.rearrangement) == (source_spec.data_uri, source_spec.rearrangement)
+
+    def _training_threads(self, job: Job) -> Execution:
+        """The threads of a training (or of a pass of one on a Dask worker): its SGD steps stay
+        on one thread while other jobs (or a worker's other tasks) run beside it."""
+        return replace(self.execution, crowded=lambda: job.others() > 0)
 
     def _scoring(self, job: Job) -> Execution:
         """The threads of an evaluation's or batch prediction's scoring: one when other jobs
