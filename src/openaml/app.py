@@ -106,7 +106,7 @@ def follow_store(store: Store, predictors: PredictorRegistry, front_end: FrontEn
             return
         try:
             predictors.sync({
-                r.id: (r.endpoint_status or EndpointStatus.NONE, read_threshold(r).value)
+                r.id: (r.endpoint_status or EndpointStatus.NONE, read_threshold(r))
                 for r in store.select_endpoints()
             })
             following.succeeded()

@@ -73,3 +73,23 @@ def test_each_process_admits_its_share_of_the_limit_and_the_refusal_names_the_wh
         registry.set_processes(1)
         assert predictor.bucket.rate == 10 and registry.mount_now("n").bucket.rate == 10
     assert share(0, 3) == 0 and share(7, 0) == 7 and share(7, 2) == 3.5
+
+
+def test_a_threshold_update_is_not_undone_by_an_earlier_read_of_the_store() -> None:
+    """The endpoints' follower reads the store, then applies what it read: an UpdateMLModel in
+    between (applied at once to the mounted endpoint) was undone until its next round, and a
+    Predict right after the update used the old threshold."""
+    from openaml.jobs.specs import ScoreThreshold
+    from openaml.store import EndpointStatus
+
+    with ThreadPoolExecutor(2) as executor:
+        registry = PredictorRegistry(lambda model_id: (object(), 0.5), lambda model_id, status: None, 10, executor)
+        predictor = registry.mount_now("m")
+        assert predictor is not None and predictor.threshold == 0.5
+        stale = {"m": (EndpointStatus.READY, ScoreThreshold())}  # read before the update
+        registry.set_threshold("m", ScoreThreshold(0.0, 1_000))
+        registry.sync(stale)
+        assert predictor.threshold == 0.0
+        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(0.0, 1_000))})
+        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(0.8, 2_000))})  # another process's later update
+        assert predictor.threshold == 0.8

@@ -72,7 +72,7 @@ class MLModelOperations:
         if not self.ctx.store.update(KIND, MLModelId, changes, only_if=allowed, info=info):
             raise InvalidInputException(f"MLModel {MLModelId} changed status; try again")
         if threshold is not None:
-            self.ctx.predictors.set_threshold(MLModelId, threshold)
+            self.ctx.predictors.set_threshold(MLModelId, Threshold(threshold, now))
         return {"MLModelId": MLModelId}
 
     def delete_ml_model(self, context: RequestContext, MLModelId: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from openaml.errors import LimitExceededException
 from openaml.jobs.models import Scorer
+from openaml.jobs.specs import ScoreThreshold
 from openaml.store import EndpointStatus
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,15 @@ class Predictor:
 
     def __init__(self, model_id: str, scorer: Scorer, threshold: float, rate: float, limit: int) -> None:
         self.model_id, self.scorer, self.threshold = model_id, scorer, threshold
+        self.threshold_at = -1  # when the threshold taken was set (ms; -1: as loaded)
         self.bucket, self.limit = TokenBucket(rate), limit
+
+    def take_threshold(self, threshold: ScoreThreshold) -> None:
+        """Take `threshold` unless the one taken was set later: a store read that an update
+        overtook (the endpoints' follower) must not undo it."""
+        at = threshold.updated_at if threshold.updated_at is not None else -1
+        if at >= self.threshold_at:
+            self.threshold, self.threshold_at = threshold.value, at
 
     def predict(self, record: dict[str, str], explain: int = 0) -> dict[str, Any]:
         """Predict's answer; with `explain`, its details also hold that many of the record's
@@ -110,7 +119,7 @@ class PredictorRegistry:
         self._mount(model_id, False)
         return self._mounted.get(model_id)
 
-    def sync(self, serving: Mapping[str, tuple[EndpointStatus, float]]) -> None:
+    def sync(self, serving: Mapping[str, tuple[EndpointStatus, ScoreThreshold]]) -> None:
         """Follow the store (model id -> (endpoint status, threshold)): other processes of the
         service may create or delete endpoints and change thresholds."""
         for model_id in list(self._mounted):
@@ -119,7 +128,7 @@ class PredictorRegistry:
         for model_id, (status, threshold) in serving.items():
             predictor = self._mounted.get(model_id)
             if predictor is not None:
-                predictor.threshold = threshold
+                predictor.take_threshold(threshold)
             elif status is EndpointStatus.READY and model_id not in self._wanted:
                 with self._lock:
                     self._wanted.add(model_id)
@@ -174,10 +183,10 @@ class PredictorRegistry:
         for predictor in predictors:
             predictor.bucket.set_rate(rate)
 
-    def set_threshold(self, model_id: str, threshold: float) -> None:
+    def set_threshold(self, model_id: str, threshold: ScoreThreshold) -> None:
         predictor = self._mounted.get(model_id)
         if predictor is not None:
-            predictor.threshold = threshold
+            predictor.take_threshold(threshold)
 
     def __len__(self) -> int:
         return len(self._mounted)
