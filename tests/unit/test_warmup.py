@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from openaml.jobs.warmup import warm_up
+from openaml.ml.data import trimmed
 from openaml.ml.training import kernel, saga
 
 ingest_module = sys.modules["openaml.ml.data.ingest"]
@@ -33,6 +34,7 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
         assert {"uint8", "uint16"} <= {t for signature in compiled.signatures for t in ("uint8", "uint16")
                                        if t in str(signature)}, compiled
     assert "saga" in optimizers and saga._saga_steps.signatures and saga._catch_up.signatures
+    assert trimmed._ends_to_strip.signatures  # a trimmed block's columns checked for white space
 
 
 def test_a_failed_warm_up_says_so_and_stops_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

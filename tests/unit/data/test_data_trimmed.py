@@ -168,3 +168,23 @@ def test_a_block_without_quotes_and_a_line_of_another_field_count_is_read_as_the
     assert fast == general and paths["general"] == 1
     columns, report = fast
     assert len(columns["n"]) == 20 and report["rejectedRecords"] == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.tuples(white, st.sampled_from(["", "a", "b c", "é"]), white)
+                                 .map("".join)), max_size=12),
+       skip=st.integers(0, 3))
+def test_stripping_skips_only_columns_with_nothing_to_strip(values, skip):
+    """A string column comes back as it is only when no value is empty or has white space at
+    an end (also a slice of one, whose validity bits start inside a byte)."""
+    import pyarrow as pa
+
+    from openaml.ml.data.trimmed import _stripped
+    from openaml.ml.schema import WHITE_SPACE
+
+    column = pa.array(values, pa.string()).slice(skip)
+    expected = [None if v is None or not v.strip(WHITE_SPACE) else v.strip(WHITE_SPACE)
+                for v in column.to_pylist()]
+    got = _stripped(column)
+    assert got.to_pylist() == expected
+    assert (got is column) == (expected == column.to_pylist())

@@ -101,15 +101,14 @@ def iter_line_blocks(stream: BinaryIO, skip_header: bool, block_bytes: int = BLO
             chunk = chunk[newline + 1:] if newline >= 0 else b""
             pending_offset += newline + 1
             skipping = False
-        buffer = pending + chunk
-        cut = len(buffer) if eof else buffer.rfind(b"\n") + 1
-        complete, pending = buffer[:cut], buffer[cut:]
+        complete, pending = _cut(pending, chunk, eof)
+        cut = len(complete)
         long_tail = len(pending) > MAX_RECORD_BYTES + 1
         block = _split(complete, pending_offset, pending_offset + cut if long_tail else None, line)
         line += len(block) + len(block.empty)
+        pending_offset += cut + (len(pending) if long_tail else 0)
         if long_tail:
             skipping, pending = True, b""
-        pending_offset += cut if not long_tail else len(buffer)
         if header_left and len(block.offsets):
             header_left = False
             block = _drop_first(block)
@@ -160,6 +159,21 @@ def _count_chunk(data: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8]) -> 
     return lines, empty, np.array([two, one], np.uint8)
 
 
+def _cut(pending: bytes, chunk: bytes, eof: bool) -> tuple[bytes, bytes]:
+    """The complete lines of `pending` (an incomplete line, without LF) followed by `chunk`
+    (all of it at the end of the stream), and the incomplete line after them; in one copy
+    (none when the chunk ends a line and nothing was pending): two copies of every 16 MB
+    block took a tenth of the line cutting."""
+    if eof:
+        return pending + chunk, b""
+    cut = chunk.rfind(b"\n") + 1
+    if cut == 0:
+        return b"", pending + chunk
+    if not pending and cut == len(chunk):
+        return chunk, b""
+    return b"".join((pending, memoryview(chunk)[:cut])), chunk[cut:]
+
+
 def _split(data: bytes, base: int, long_line_at: int | None, first_line: int) -> LineBlock:
     """Lines of `data` (complete lines, the last may lack LF, the first is line `first_line`
     of the file); append an over-long line marker."""
@@ -169,11 +183,12 @@ def _split(data: bytes, base: int, long_line_at: int | None, first_line: int) ->
     keep = lengths > 0
     too_large = lengths[keep] > MAX_RECORD_BYTES
     offsets = starts[keep] + base
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:   # replace bad bytes with U+FFFD; line count is unchanged
-        array = np.frombuffer(data.decode("utf-8", "replace").encode("utf-8"), dtype=np.uint8)
-        starts, ends = _line_spans(array)
+    if not data.isascii():  # ASCII is UTF-8, and bytes.isascii 4 times as fast as decoding
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:   # replace bad bytes with U+FFFD; line count is unchanged
+            array = np.frombuffer(data.decode("utf-8", "replace").encode("utf-8"), dtype=np.uint8)
+            starts, ends = _line_spans(array)
     starts, ends = starts[keep], ends[keep]
     ends = np.where(too_large, starts, ends)
     if long_line_at is not None:

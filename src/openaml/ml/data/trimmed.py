@@ -29,6 +29,8 @@ from openaml.ml.data.plain import Parsed
 from openaml.ml.schema import WHITE_SPACE
 
 CR, LF = 13, 10
+_WHITE_BYTES = np.zeros(256, np.bool_)  # by byte: white space (ASCII, all of it)
+_WHITE_BYTES[np.frombuffer(WHITE_SPACE.encode("ascii"), np.uint8)] = True
 
 
 def is_trimmable(block: LineBlock, n_fields: int) -> bool:
@@ -120,9 +122,38 @@ def read_trimmed(block: LineBlock, names: Sequence[str], encode: Sequence[bool])
 
 
 def _stripped(values: pa.Array) -> pa.Array:
-    """Values without white space at their ends; empty ones missing."""
+    """Values without white space at their ends; empty ones missing. Values that have none
+    and are not empty, as most are, come back as they are (trimming them all took a twentieth
+    of the tabular benchmark's ingest)."""
+    if not _any_to_strip(values):
+        return values
     trimmed = pc.utf8_trim(values, characters=WHITE_SPACE)
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def _any_to_strip(values: pa.Array) -> bool:
+    """Whether some value of a string array is empty or starts or ends with white space."""
+    if len(values) == values.null_count:
+        return False
+    validity, offsets, data = values.buffers()
+    return _ends_to_strip(np.frombuffer(offsets, np.int32), np.frombuffer(data or b"", np.uint8),
+                          np.frombuffer(validity or b"", np.uint8), validity is not None,
+                          values.offset, len(values))
+
+
+@njit(cache=True, nogil=True)
+def _ends_to_strip(offsets: npt.NDArray[np.int32], data: npt.NDArray[np.uint8], validity: npt.NDArray[np.uint8],
+                   has_validity: bool, first: int, n: int) -> bool:
+    """_any_to_strip on an Arrow string array's buffers (its values first .. first + n)."""
+    for i in range(first, first + n):
+        if has_validity and not (validity[i >> 3] >> (i & 7)) & 1:
+            continue  # missing
+        start, end = offsets[i], offsets[i + 1]
+        if start == end:
+            return True
+        if _WHITE_BYTES[data[start]] or _WHITE_BYTES[data[end - 1]]:
+            return True
+    return False
 
 
 def _stripped_encoded(encoded: pa.DictionaryArray) -> pa.DictionaryArray:
