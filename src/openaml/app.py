@@ -46,6 +46,7 @@ from openaml.protocol.sigv4 import (
 from openaml.protocol.spec import ServiceSpec
 from openaml.runtime import open_runtime
 from openaml.server.aws_json import AwsJsonEndpoint
+from openaml.server.cors import ApiCors
 from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_host
 from openaml.service import MachineLearningService, ServiceContext
 from openaml.service.console_port import ServicePort
@@ -319,5 +320,6 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     ]
     web = Starlette(routes=routes, lifespan=lifespan)
     advertised = [origin_host(settings.advertise_url)] if settings.advertise_url else []
-    asgi: ASGIApp = SecurityHeaders(AccessGate(web, keys) if keys else HostGuard(web, advertised))
+    asgi: ASGIApp = AccessGate(web, keys) if keys else HostGuard(web, advertised, settings.cors_origins)
+    asgi = SecurityHeaders(ApiCors(asgi, settings.cors_origins) if settings.cors_origins else asgi)
     return Application(settings, context, service, asgi, web, tasks, unverified=not keys, cluster=cluster)

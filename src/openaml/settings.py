@@ -17,7 +17,7 @@ ENV_PREFIX = "OPENAML_"
 # settings that `openaml serve` also takes as an option (--data-dir for data_dir)
 OPTIONS = frozenset({"host", "port", "data_dir", "database_url", "s3_endpoint_url", "artifacts_uri",
                      "workers", "advertise_url", "credentials_file", "databases_file",
-                     "predict_rate_limit", "http_workers", "executor", "dask_scheduler"})
+                     "predict_rate_limit", "http_workers", "executor", "dask_scheduler", "cors_origins"})
 # numeric settings: (least, largest or None); training_memory may also be 0 (checked apart)
 RANGES: dict[str, tuple[float, float | None]] = {
     "port": (0, 65535),  # 0: a free port the OS picks
@@ -61,6 +61,8 @@ class Settings:
     # the largest file the console uploads into the object store (bytes)
     console_upload_bytes: int = 2 << 30
     advertise_url: str | None = None
+    # origins (scheme://host[:port], or "*" with access keys) whose web pages may call the API
+    cors_origins: tuple[str, ...] = ()
     credentials_file: Path | None = None
     access_keys: Mapping[str, str] = field(default_factory=dict)
     databases_file: Path | None = None
@@ -91,9 +93,13 @@ class Settings:
             if name == "access_keys":
                 values[name] = parse_access_keys(raw)
                 continue
+            if name == "cors_origins":
+                values[name] = parse_origins(raw)
+                continue
             kind = type(getattr(cls(), name)) if default.default is not None else str
             values[name] = _convert(name, raw, kind)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update({k: parse_origins(v) if k == "cors_origins" and isinstance(v, str) else v
+                       for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.check()
         return settings.resolved()
@@ -115,10 +121,30 @@ class Settings:
                                      f"({ENV_PREFIX}EXECUTOR=dask): add that, or leave the scheduler out")
         if self.advertise_url is not None:
             check_http_url(self.advertise_url, setting_label("advertise_url"))
+        self._check_cors_origins()
         if self.s3_endpoint_url and self.s3_endpoint_url != "aws":
             check_http_url(self.s3_endpoint_url, setting_label("s3_endpoint_url"))
         if self.artifacts_uri is not None:
             self._check_artifacts_uri()
+
+    def _check_cors_origins(self) -> None:
+        label = setting_label("cors_origins")
+        for origin in self.cors_origins:
+            if origin == "*":
+                if not (self.credentials_file or self.access_keys):
+                    raise ConfigurationError(f"{label} * would let every web page a user opens drive this "
+                                             "server, which has no access keys: list the origins, or give "
+                                             "--credentials-file too")
+                continue
+            parts = urllib.parse.urlsplit(origin)
+            try:
+                port_ok = parts.port is None or parts.port > 0
+            except ValueError:
+                port_ok = False
+            if (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok
+                    or parts.path or parts.query or parts.fragment or "@" in parts.netloc):
+                raise ConfigurationError(f"{label}: an origin is scheme://host[:port], as a browser sends it "
+                                         f"(https://app.example.com), or *; not {origin!r}")
 
     def _check_artifacts_uri(self) -> None:
         from openaml.storage.uris import parse_s3_uri
@@ -195,6 +221,12 @@ def parse_access_keys(raw: str) -> dict[str, str]:
                              "(pairs are separated by commas)")
         keys[key] = secret
     return keys
+
+
+def parse_origins(raw: str) -> tuple[str, ...]:
+    """Origins separated by commas or white space, as a browser writes them: lower-case, without
+    a trailing slash."""
+    return tuple(dict.fromkeys(o.strip().rstrip("/").lower() for o in raw.replace(",", " ").split()))
 
 
 def setting_label(name: str) -> str:

@@ -100,6 +100,27 @@ def test_advertised_urls_are_taken(url: str) -> None:
     assert Settings.from_env({}, advertise_url=url).advertise_url == url
 
 
+@pytest.mark.parametrize("origin", ["app.example.com", "https://app.example.com/path", "ftp://app.example.com",
+                                    "http://app.example.com:0", "http://user@app.example.com", "http://"])
+def test_a_cors_origin_must_be_one_as_browsers_send_it(origin: str) -> None:
+    message = r"--cors-origins \(OPENAML_CORS_ORIGINS\): an origin is scheme://host\[:port\]"
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env({}, cors_origins=f"http://ok.example, {origin}")
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env({"OPENAML_CORS_ORIGINS": origin})
+
+
+def test_cors_origins_are_read_as_browsers_send_them() -> None:
+    """Separated by commas or spaces, lower-cased, without a trailing slash, each once; any
+    origin ('*') only with access keys."""
+    found = Settings.from_env({"OPENAML_CORS_ORIGINS": "https://App.example.com/, http://localhost:3000 "
+                                                       "http://localhost:3000"}).cors_origins
+    assert found == ("https://app.example.com", "http://localhost:3000")
+    with pytest.raises(ConfigurationError, match=r"--cors-origins \(OPENAML_CORS_ORIGINS\) \* would let every"):
+        Settings.from_env({}, cors_origins="*")
+    assert Settings.from_env({"OPENAML_ACCESS_KEYS": "AKIAX:secret"}, cors_origins="*").cors_origins == ("*",)
+
+
 def test_an_s3_endpoint_must_be_a_url_or_aws() -> None:
     with pytest.raises(ConfigurationError, match=r"--s3-endpoint-url \(OPENAML_S3_ENDPOINT_URL\) must be"):
         Settings.from_env({"OPENAML_S3_ENDPOINT_URL": "not a url"})

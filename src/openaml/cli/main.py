@@ -72,6 +72,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its p
 @click.option("--workers", type=int, default=None, help="Concurrent jobs (default: CPU cores).")
 @click.option("--advertise-url", default=None,
               help="Base URL clients reach this server at, http(s)://HOST[:PORT] (returned as EndpointUrl).")
+@click.option("--cors-origins", default=None,
+              help="Origins whose web pages may call the API (the browser build of AWS's JavaScript SDK), "
+                   "scheme://host[:port], comma-separated; * for any (only with access keys).")
 @click.option("--credentials-file", type=NonEmptyPath(path_type=Path, exists=True), default=None,
               help="Access keys to verify SigV4 signatures against.")
 @click.option("--databases-file", type=NonEmptyPath(path_type=Path, exists=True), default=None,

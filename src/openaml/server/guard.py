@@ -1,7 +1,8 @@
 """ASGI wrappers that decide who may talk to the server before any route runs.
 
 * `HostGuard` (loopback server, no access keys): only requests addressed to a loopback name or
-  the advertised host, and not sent by a page of another origin, are answered. Without it any
+  the advertised host, and not sent by a page of another origin (but those of --cors-origins),
+  are answered. Without it any
   web page a user visits could drive the API through DNS rebinding (`Host: rebind.evil:8080`).
 * `SecurityHeaders`: every response, refusals included, forbids framing and MIME sniffing.
 * `AccessGate` (access keys configured): every route needs credentials, except `GET /health`,
@@ -65,9 +66,10 @@ def _refusal(scope: Scope, message: str) -> Response:
 class HostGuard:
     """Answer only requests whose Host (and Origin, when sent) is this server's own."""
 
-    def __init__(self, app: ASGIApp, extra_hosts: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, extra_hosts: Iterable[str] = (), origins: Iterable[str] = ()) -> None:
         self.app = app
         self.extra_hosts = frozenset(h.lower() for h in extra_hosts if h)
+        self.origins = frozenset(origins)  # other origins whose pages may call (--cors-origins)
 
     def allows(self, host: str) -> bool:
         return bool(host) and (host in self.extra_hosts or is_loopback_host(host))
@@ -80,7 +82,7 @@ class HostGuard:
             if not self.allows(host):
                 problem = (f"Host '{host or '(none)'}' is not this server's name: a server without "
                            "access keys answers only loopback names and its --advertise-url host")
-            elif origin is not None and not self.allows(origin_host(origin)):
+            elif origin is not None and not (self.allows(origin_host(origin)) or origin in self.origins):
                 problem = f"Requests from pages of origin '{origin[:100]}' are refused"
             if problem is not None:
                 await _refusal(scope, problem)(scope, receive, send)
