@@ -74,6 +74,24 @@ def test_prefix_of_plain_and_gzip_files(server: Application, ml: Any, uid: Calla
     assert document["statistics"]["target"]["classCounts"] == {"a": 17, "b": 17, "c": 16}
 
 
+@pytest.mark.parametrize("name", ["DATA.CSV.GZ", "data.csv.gzip", "data.csv"])
+@pytest.mark.parametrize("target", [True, False])
+def test_gzip_content_without_a_gz_name_fails_clearly(name: str, target: bool, ml: Any, uid: Callable[[str], str],
+                                                      put_object: Callable[[str, bytes], str]) -> None:
+    """Only names ending in .gz are decompressed (data.md); gzip bytes under another name once
+    read as garbage records: a datasource without a target (a batch prediction's) COMPLETED
+    with one record of binary junk, one with a target failed on "no valid value". Now both
+    fail, saying why; so does a split (whose record count reads the file beside the records)."""
+    body = gzip.compress(("id,x,flag,note,y\n" + "\n".join(rows(40)) + "\n").encode())
+    uri = put_object(f"s3://datasets/{uid('gz')}/{name}", body)
+    schema = SCHEMA if target else {k: v for k, v in SCHEMA.items() if k != "targetAttributeName"}
+    for rearrangement in (None, json.dumps({"splitting": {"percentBegin": 0, "percentEnd": 70}})):
+        failed = create(ml, uid("ds"), uri, schema, rearrangement)
+        assert failed["Status"] == "FAILED"
+        assert failed["Message"] == (f"Cannot read {uri}: its content is gzip-compressed, not text: only objects whose "
+                                     "name ends in .gz (lower case) are decompressed, once; rename it to end in .gz")
+
+
 def test_no_header(ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str],
                    server: Application) -> None:
     uri = put_object(f"s3://datasets/{uid('plain')}.csv", ("\n".join(rows(12)) + "\n").encode())

@@ -55,3 +55,24 @@ def test_invalid_utf8_is_replaced_and_ascii_kept_as_read():
     ascii_block, = iter_line_blocks(io.BytesIO(b"a,1\nb,2\n"), False)
     assert isinstance(ascii_block.data.base, bytes)
     assert np.array_equal(ascii_block.data, np.frombuffer(b"a,1\nb,2\n", np.uint8))
+
+
+def test_gzip_bytes_at_a_file_start_are_refused_by_every_reader():
+    """Gzip data read as text (a name without .gz) would be garbage records: the line cutter
+    and both line counters (a split's record count, a Dask partition's plan) refuse it at the
+    start of a file; a range inside a file is read as it is."""
+    import gzip
+
+    import pytest
+
+    from openaml.ml.data.lines import CompressedInput, LineStart, count_line_ends, count_lines
+
+    packed = gzip.compress(b"a,b\n1,2\n")
+    for read in (lambda s: list(iter_line_blocks(s, True)), lambda s: list(count_lines(s, True)),
+                 lambda s: list(count_line_ends(s, True))):
+        with pytest.raises(CompressedInput, match="rename it to end in .gz"):
+            read(io.BytesIO(packed))
+    inside = LineStart(offset=100, line=5)
+    block, = iter_line_blocks(io.BytesIO(b"\x1f\x8bx,1\n"), False, start=inside)
+    assert block.text(0) == "\x1f\ufffdx,1".encode()
+    assert list(count_line_ends(io.BytesIO(b"\x1f\x8bx,1\n"), False, start=inside)) == [(1, 1)]

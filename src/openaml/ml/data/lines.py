@@ -24,6 +24,16 @@ from numba import njit
 MAX_RECORD_BYTES = 102_400
 BLOCK_BYTES = 16 << 20
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, dropped at the start of a file
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class CompressedInput(OSError):
+    """A file read as text starts as gzip data: its bytes would be read as garbage records
+    (a batch prediction's datasource, which needs no valid target, would complete with them)."""
+
+    def __init__(self) -> None:
+        super().__init__("its content is gzip-compressed, not text: only objects whose name ends in .gz "
+                         "(lower case) are decompressed, once; rename it to end in .gz")
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,8 @@ def iter_line_blocks(stream: BinaryIO, skip_header: bool, block_bytes: int = BLO
         eof = not chunk
         if first:
             first = False
+            if chunk.startswith(GZIP_MAGIC):
+                raise CompressedInput()
             if chunk.startswith(BOM):
                 chunk, pending_offset = chunk[3:], 3
         if skipping:
@@ -137,6 +149,8 @@ def count_line_ends(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOC
     skip = int(skip_header and start.at_file_start)
     while chunk := stream.read(block_bytes):
         if first:
+            if chunk.startswith(GZIP_MAGIC):
+                raise CompressedInput()
             first, chunk = False, chunk.removeprefix(BOM)
         if not chunk:
             continue
