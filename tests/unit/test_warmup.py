@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from openaml.jobs.warmup import warm_up
-from openaml.ml.data import trimmed
+from openaml.ml.data import distinct_sketch, trimmed
 from openaml.ml.training import kernel, saga
 
 ingest_module = sys.modules["openaml.ml.data.ingest"]
@@ -35,6 +35,7 @@ def test_warm_up_runs_cleanly(caplog: pytest.LogCaptureFixture, monkeypatch: pyt
                                        if t in str(signature)}, compiled
     assert "saga" in optimizers and saga._saga_steps.signatures and saga._catch_up.signatures
     assert trimmed._ends_to_strip.signatures  # a trimmed block's columns checked for white space
+    assert distinct_sketch._hashes.signatures  # the values of a category past 100,000 of them
 
 
 def test_a_failed_warm_up_says_so_and_stops_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

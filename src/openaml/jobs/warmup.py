@@ -13,9 +13,11 @@ import threading
 from collections import Counter
 from typing import IO
 
+import pyarrow as pa
+
 from openaml.jobs.priority import run_below_requests
 from openaml.ml import evaluate_model, parse_parameters, predict_record, train_model
-from openaml.ml.data import DataObject, IngestReport, ingest, parse_rearrangement, read_materialized
+from openaml.ml.data import DataObject, IngestReport, distinct_sketch, ingest, parse_rearrangement, read_materialized
 from openaml.ml.execution import ONE_THREAD, Execution
 from openaml.ml.model_type import ModelType
 from openaml.ml.prediction import RecordScorer, batch_predict
@@ -66,6 +68,7 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
         _model_jobs(ModelType.BINARY, schema, default_recipe(schema, report.statistics), report, stored, stored,
                     execution)
         compile_steps()
+        distinct_sketch.string_hashes(pa.array(["a"]))  # a category or text past 100,000 distinct values
         reason = one_thread_reason()
         if execution.parallel and reason is not None:
             log.warning("SGD steps run on one thread: %s", reason)

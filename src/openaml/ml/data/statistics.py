@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from openaml.ml import number_sketch
+from openaml.ml.data import distinct_sketch
 from openaml.ml.data.block_values import BlockValues, sorted_order
 from openaml.ml.data.statistics_document import (
     AttributeStatistics,
@@ -175,12 +176,17 @@ MAX_PENDING = 16  # batch tables a CountStats holds before merging them
 
 
 class CountStats:
-    """Value -> count for CATEGORICAL and BINARY attributes (pruned to the most frequent).
+    """Value -> count for CATEGORICAL and BINARY attributes, and TEXT tokens (pruned to the
+    most frequent).
 
     Batches' tables (Arrow strings with counts) are kept as arrays and merged when the entries
     held could exceed the pruning bound, so pruning happens exactly where merging every batch
     into one table would prune, at a fraction of the per-batch cost, or when MAX_PENDING
     tables are held (thousands of small arrays over hundreds of columns cost memory).
+
+    Once pruned, the table no longer holds every value seen: from then on the smallest hashes
+    of the values (distinct_sketch) count them, whatever the batching. (A value pruned while
+    rare starts counting again if it comes back: its count then lacks those first records.)
     """
 
     def __init__(self) -> None:
@@ -190,6 +196,8 @@ class CountStats:
         self.truncated = False
         self.n = 0
         self.true = self.false = 0
+        self.hashes: npt.NDArray[np.uint64] | None = None  # once pruned: the distinct values' sketch
+        self.seen = 0  # the distinct values, known when the table was cut without a sketch (final_counts)
 
     def add_table(self, values: pa.Array, counts: npt.NDArray[np.int64]) -> None:
         """Merge a batch given as distinct values (entries with count 0 are ignored)."""
@@ -197,6 +205,8 @@ class CountStats:
         self.weights.append(counts)
         self.n += int(counts.sum())
         self.entries += int(np.count_nonzero(counts))
+        if self.hashes is not None:
+            self.hashes = distinct_sketch.smallest(self.hashes, _hashes_of([values], [counts]))
         if self.entries > 2 * MAX_VALUES or len(self.values) > MAX_PENDING:
             self._merge()
             if self.entries > 2 * MAX_VALUES:
@@ -208,6 +218,8 @@ class CountStats:
         self.true += other.true
         self.false += other.false
         self.truncated = self.truncated or other.truncated
+        if self.hashes is not None or other.hashes is not None:
+            self.hashes = distinct_sketch.smallest(self._sketch(), other._sketch())
         self.values += other.values
         self.weights += other.weights
         self.entries += other.entries
@@ -233,8 +245,20 @@ class CountStats:
         self.weights = [totals[keep]]
         self.entries = int(keep.sum())
 
+    def _sketch(self) -> npt.NDArray[np.uint64]:
+        """The smallest hashes of every value seen (the table's own until it was pruned)."""
+        if self.hashes is not None:
+            return self.hashes
+        return distinct_sketch.smallest(np.zeros(0, np.uint64), _hashes_of(self.values, self.weights))
+
+    @property
+    def distinct(self) -> int:
+        """The distinct values seen: counted, or estimated once pruned (final_counts first)."""
+        return distinct_sketch.estimate(self.hashes) if self.hashes is not None else self.seen
+
     def _prune(self) -> None:
         """Keep the MAX_VALUES most frequent values (ties: smaller value first), in that order."""
+        self.hashes = self._sketch()
         values, counts = self.values[0], self.weights[0]
         order = pc.sort_indices(pa.table({"c": counts, "v": values}),
                                 sort_keys=[("c", "descending"), ("v", "ascending")])
@@ -248,8 +272,14 @@ class CountStats:
         with the true and false counts."""
         if counts is None:
             counts = final_counts([self])[0]
-        return CountedValues(len(counts), counts, self.truncated,
+        return CountedValues(max(self.distinct, len(counts)), counts, self.truncated,
                              self.true if binary else None, self.false if binary else None)
+
+
+def _hashes_of(values: list[pa.Array], weights: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.uint64]:
+    """The hashes of the values of some tables that some record holds (count above 0)."""
+    found = [distinct_sketch.string_hashes(v)[w > 0] for v, w in zip(values, weights, strict=True)]
+    return np.concatenate(found) if found else np.zeros(0, np.uint64)
 
 
 def histogram(values: npt.NDArray[np.float64], weights: npt.NDArray[Any] | None, low: float,
@@ -310,6 +340,7 @@ def final_counts(tables: list[CountStats]) -> list[dict[str, int]]:
     for i, table in enumerate(tables):
         begin, end = int(bounds[i]), int(bounds[i + 1])
         table.truncated = table.truncated or end - begin > MAX_VALUES
+        table.seen = end - begin  # every value, unless pruned before (then its sketch counts them)
         end = min(end, begin + MAX_VALUES)
         out.append(dict(zip(strings[code[begin:end]].tolist(), totals[begin:end].tolist(), strict=True)))
     return out

@@ -29,9 +29,11 @@ JSON layout (camelCase keys; data.md §6):
   mantissaBits).
 * BINARY / CATEGORICAL: distinctCount, valueCounts {value: count} most frequent first, capped
   at 100,000 values ("truncated": true when some were dropped); BINARY also trueCount and
-  falseCount.
-* TEXT (white-space tokens, case kept): totalTokens, distinctTokens, topTokens (10,000 most
-  frequent), min/maxWordsPerRecord, min/maxWordLength.
+  falseCount. Past 200,000 distinct values the table is pruned as it is read: distinctCount is
+  then an estimate (within about 1 %, the same however the records are laid out:
+  distinct_sketch), and a listed value that was pruned while rare lacks its records before.
+* TEXT (white-space tokens, case kept): totalTokens, distinctTokens (estimated likewise past
+  200,000), topTokens (10,000 most frequent), min/maxWordsPerRecord, min/maxWordLength.
 """
 
 from __future__ import annotations
