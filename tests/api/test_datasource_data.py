@@ -92,6 +92,21 @@ def test_gzip_content_without_a_gz_name_fails_clearly(name: str, target: bool, m
                                      "name ends in .gz (lower case) are decompressed, once; rename it to end in .gz")
 
 
+@pytest.mark.parametrize("header", [True, False])
+def test_lines_ended_by_a_lone_cr_fail_saying_so(header: bool, ml: Any, uid: Callable[[str], str],
+                                                 put_object: Callable[[str, bytes], str]) -> None:
+    """A CSV saved with classic Mac OS line ends (CR alone) is one line by the rules: it
+    failed as "The input files contain no records" (its one line the header), or with one
+    record of a wrong field count; the message now names the line ends."""
+    body = ("id,x,flag,note,y\r" if header else "") + "\r".join(rows(50)) + "\r"
+    uri = put_object(f"s3://datasets/{uid('mac')}.csv", body.encode())
+    failed = create(ml, uid("ds"), uri, {**SCHEMA, "dataFileContainsHeader": header})
+    assert failed["Status"] == "FAILED"
+    assert failed["Message"] == (f"Cannot read {uri}: its lines end with a CR alone (as classic Mac OS wrote them), "
+                                 "and only LF or CR LF end a line, so the whole file is one line; save it with LF "
+                                 "or CR LF line ends")
+
+
 def test_no_header(ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str],
                    server: Application) -> None:
     uri = put_object(f"s3://datasets/{uid('plain')}.csv", ("\n".join(rows(12)) + "\n").encode())

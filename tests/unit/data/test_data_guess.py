@@ -50,3 +50,15 @@ def test_small_integers_are_categories_by_whole_words_of_their_names():
     types = {a["attributeName"]: a["attributeType"] for a in doc["attributes"]}
     assert types == {"residents": "NUMERIC", "humidity_level": "NUMERIC", "width": "NUMERIC", "user_id": "CATEGORICAL",
                      "userId": "CATEGORICAL", "TYPE": "CATEGORICAL", "class_code": "CATEGORICAL", "price": "NUMERIC"}
+
+
+def test_lines_ended_by_a_lone_cr_are_named_not_guessed():
+    """A classic Mac OS CSV (CR line ends) is one line for the service: the guess says so
+    (it reported csv's 'new-line character seen in unquoted field')."""
+    import pytest
+
+    from openaml.ml.errors import InputError
+
+    with pytest.raises(InputError, match="its lines end with a CR alone"):
+        guess_schema(io.BytesIO(b"a,b,y\r1,2,0\r3,4,1\r"))
+    assert json.loads(guess_schema(io.BytesIO(b"a,b,y\r\n1,2,0\r\n3,4,1\r\n")))["attributes"]

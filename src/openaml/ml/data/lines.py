@@ -6,6 +6,8 @@ exactly one line and can be found by searching for LF bytes with NumPy, without 
 Completely empty lines are dropped here; the header line is dropped when asked. A line longer
 than MAX_RECORD_BYTES is reported with `too_large` set and its bytes are never kept, so one
 enormous line cannot exhaust memory. `count_lines` counts those lines without finding them.
+A file that starts as gzip data (a name without .gz), or whose lines all end with a CR alone
+(no LF at all), fails with a message saying so (`_FileStartChecks`) rather than as garbage.
 A block knows the file line number of each of its lines (`line_number`, for messages), from
 the number of its first line and the positions of the empty lines it dropped. A stream may
 start inside a file, at the start of a line (`LineStart`: a partition of the file).
@@ -34,6 +36,41 @@ class CompressedInput(OSError):
     def __init__(self) -> None:
         super().__init__("its content is gzip-compressed, not text: only objects whose name ends in .gz "
                          "(lower case) are decompressed, once; rename it to end in .gz")
+
+
+class LoneReturnLineEnds(OSError):
+    """A file without LF whose lines end with a CR alone: read as one line, it would fail as
+    having no records (its one line the header) or one of a wrong field count."""
+
+    def __init__(self) -> None:
+        super().__init__("its lines end with a CR alone (as classic Mac OS wrote them), and only LF or CR LF "
+                         "end a line, so the whole file is one line; save it with LF or CR LF line ends")
+
+
+class _FileStartChecks:
+    """What the chunks read from the start of a file tell before any line does: gzip data
+    (CompressedInput), or lines ended by CRs alone (LoneReturnLineEnds: two CRs or more and,
+    at its end, no LF at all). Chunks are scanned only until the first LF."""
+
+    def __init__(self, at_file_start: bool) -> None:
+        self.first = self.watching = at_file_start
+        self.returns = 0
+
+    def see(self, chunk: bytes) -> None:
+        if not self.watching:
+            return
+        if self.first:
+            self.first = False
+            if chunk.startswith(GZIP_MAGIC):
+                raise CompressedInput()
+        if b"\n" in chunk:
+            self.watching = False
+        else:
+            self.returns += chunk.count(b"\r")
+
+    def end(self) -> None:
+        if self.watching and self.returns >= 2:
+            raise LoneReturnLineEnds()
 
 
 @dataclass(frozen=True)
@@ -95,14 +132,16 @@ def iter_line_blocks(stream: BinaryIO, skip_header: bool, block_bytes: int = BLO
     skipping = False        # inside an over-long line already reported
     header_left = skip_header and start.at_file_start
     first = start.at_file_start
+    checks = _FileStartChecks(start.at_file_start)
     line = start.line       # file line number of the next block's first line
     while True:
         chunk = stream.read(block_bytes)
         eof = not chunk
+        checks.see(chunk)
+        if eof:
+            checks.end()
         if first:
             first = False
-            if chunk.startswith(GZIP_MAGIC):
-                raise CompressedInput()
             if chunk.startswith(BOM):
                 chunk, pending_offset = chunk[3:], 3
         if skipping:
@@ -147,16 +186,17 @@ def count_line_ends(stream: BinaryIO, skip_header: bool, block_bytes: int = BLOC
     before = np.array([10, 10], np.uint8)   # the two bytes before the chunk; LFs at the start
     first, ended = start.at_file_start, True
     skip = int(skip_header and start.at_file_start)
+    checks = _FileStartChecks(start.at_file_start)
     while chunk := stream.read(block_bytes):
+        checks.see(chunk)
         if first:
-            if chunk.startswith(GZIP_MAGIC):
-                raise CompressedInput()
             first, chunk = False, chunk.removeprefix(BOM)
         if not chunk:
             continue
         found, found_empty, before = _count_chunk(np.frombuffer(chunk, np.uint8), before)
         lines, empty, ended = lines + found, empty + found_empty, chunk.endswith(b"\n")
         yield max(0, lines - empty + (not ended) - skip), lines + (not ended)
+    checks.end()
 
 
 @njit(cache=True, nogil=True)
