@@ -310,7 +310,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         return JSONResponse({"status": "live", "version": __version__})
 
     routes = [
-        Route("/", endpoint.handle, methods=["POST"]),
+        *(Route(path, endpoint.handle, methods=["POST"]) for path in sorted(settings.api_paths)),
         Route("/", home, methods=["GET"]),
         Mount("/console", build_console(service, ServicePort(context), settings.console_upload_bytes)),
         Route("/health", health, methods=["GET"]),
@@ -320,6 +320,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
     ]
     web = Starlette(routes=routes, lifespan=lifespan)
     advertised = [origin_host(settings.advertise_url)] if settings.advertise_url else []
-    asgi: ASGIApp = AccessGate(web, keys) if keys else HostGuard(web, advertised, settings.cors_origins)
-    asgi = SecurityHeaders(ApiCors(asgi, settings.cors_origins) if settings.cors_origins else asgi)
+    paths = settings.api_paths
+    asgi: ASGIApp = AccessGate(web, keys, paths) if keys else HostGuard(web, advertised, settings.cors_origins, paths)
+    asgi = SecurityHeaders(ApiCors(asgi, settings.cors_origins, paths) if settings.cors_origins else asgi)
     return Application(settings, context, service, asgi, web, tasks, unverified=not keys, cluster=cluster)

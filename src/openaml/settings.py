@@ -173,6 +173,13 @@ class Settings:
         return is_loopback_host(self.host)
 
     @property
+    def api_paths(self) -> frozenset[str]:
+        """The paths the API answers at: "/", and the --advertise-url's path, to which AWS's
+        JavaScript SDK posts Predict (its endpoint is EndpointUrl, path included)."""
+        path = urllib.parse.urlsplit(self.advertise_url or "").path.rstrip("/")
+        return frozenset({"/", path} if path else {"/"})
+
+    @property
     def base_url(self) -> str:
         """The URL clients reach this server at (EndpointUrl, log links)."""
         if self.advertise_url:

@@ -219,3 +219,24 @@ def test_names_that_look_like_loopback_need_keys(tmp_path: Path, host: str) -> N
     assert not Settings(host=host).is_loopback
     with pytest.raises(ConfigurationError):
         build_app(Settings(host=host, data_dir=tmp_path).resolved())
+
+
+def test_the_api_answers_signed_requests_at_the_advertised_path(tmp_path: Path) -> None:
+    """AWS's JavaScript SDK posts Predict to its endpoint, EndpointUrl, path included: behind
+    an --advertise-url with a path, that path answered a plain-text 401 (404 without keys).
+    The API answers there too, checking the signature of that path; other routes do not."""
+    settings = Settings(data_dir=tmp_path, port=0, access_keys={KEY: SECRET},
+                        advertise_url="https://ml.example.com/aml/")
+    with running_server(settings) as app:
+        url = f"http://127.0.0.1:{app.settings.port}"
+        request = AWSRequest(method="POST", url=url + "/aml", data=b"{}", headers={
+            "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AmazonML_20141212.DescribeMLModels"})
+        SigV4Auth(Credentials(KEY, SECRET), "machinelearning", "us-east-1").add_auth(request)
+        answer = httpx.post(url + "/aml", content=b"{}", headers=dict(request.headers.items()), timeout=10)
+        assert answer.status_code == 200 and answer.json()["Results"] == [], answer.text
+        at_root = httpx.post(url + "/", content=b"{}", headers=dict(request.headers.items()), timeout=10)
+        assert at_root.json()["__type"] == "InvalidSignatureException"  # signed for /aml
+        unsigned = httpx.post(url + "/aml", content=b"{}", timeout=10, headers={
+            "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AmazonML_20141212.DescribeMLModels"})
+        assert unsigned.status_code == 400 and unsigned.json()["__type"] == "MissingAuthenticationTokenException"
+        assert httpx.get(url + "/aml", timeout=10).status_code == 401  # not the API: HTTP Basic asked

@@ -67,6 +67,19 @@ def test_the_advertised_host_is_served(tmp_path: Path) -> None:
         assert answer.status_code == 200, answer.text
 
 
+def test_the_api_answers_at_the_advertised_path(tmp_path: Path) -> None:
+    """Behind an --advertise-url with a path the API answers there too (AWS's JavaScript SDK
+    posts Predict to EndpointUrl's path), and refuses a foreign host there as on '/'."""
+    with running_server(data_dir=tmp_path, advertise_url="http://ml.internal.example:9000/aml") as app:
+        url = f"http://127.0.0.1:{app.settings.port}"
+        answer = httpx.post(url + "/aml", content=b"{}", timeout=60, headers={
+            **HEADERS, "X-Amz-Target": TARGET + "DescribeMLModels", "Host": "ml.internal.example:9000"})
+        assert answer.status_code == 200 and answer.json()["Results"] == [], answer.text
+        foreign = httpx.post(url + "/aml", content=b"{}", timeout=60, headers={
+            **HEADERS, "X-Amz-Target": TARGET + "DescribeMLModels", "Host": "rebind.evil.example"})
+        assert foreign.status_code == 403 and foreign.json()["__type"] == "AccessDeniedException"
+
+
 def test_chunked_bodies_are_cut_at_the_limit(tmp_path: Path) -> None:
     with running_server(data_dir=tmp_path, max_body_bytes=1 << 20) as app:
         signed = {k: v for k, v in HEADERS.items() if k != "Content-Type"}

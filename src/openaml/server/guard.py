@@ -6,7 +6,8 @@
   web page a user visits could drive the API through DNS rebinding (`Host: rebind.evil:8080`).
 * `SecurityHeaders`: every response, refusals included, forbids framing and MIME sniffing.
 * `AccessGate` (access keys configured): every route needs credentials, except `GET /health`,
-  `GET /health/live` and `POST /` (the API, which verifies its SigV4 signature itself). Everything else (console,
+  `GET /health/live` and `POST /` (the API, which verifies its SigV4 signature itself; also at
+  the --advertise-url's path). Everything else (console,
   job logs, reports, and any route added later) takes HTTP Basic with a key id and its secret.
 """
 
@@ -47,6 +48,9 @@ def origin_host(origin: str) -> str:
     return host_of(parsed.netloc) if parsed.scheme and parsed.netloc else ""
 
 
+API_PATHS = frozenset({"/"})  # where the API answers (Settings.api_paths adds --advertise-url's path)
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
         if key == name:
@@ -54,9 +58,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _refusal(scope: Scope, message: str) -> Response:
+def _refusal(scope: Scope, message: str, api_paths: frozenset[str]) -> Response:
     """403, as an AWS JSON error on the API route, as text elsewhere."""
-    if scope.get("path") == "/" and scope.get("method") == "POST":
+    if scope.get("path") in api_paths and scope.get("method") == "POST":
         request_id = new_request_id()
         status, headers, body = serialize_error(AccessDeniedException(message), request_id)
         return Response(body, status, headers=headers)
@@ -66,8 +70,9 @@ def _refusal(scope: Scope, message: str) -> Response:
 class HostGuard:
     """Answer only requests whose Host (and Origin, when sent) is this server's own."""
 
-    def __init__(self, app: ASGIApp, extra_hosts: Iterable[str] = (), origins: Iterable[str] = ()) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, extra_hosts: Iterable[str] = (), origins: Iterable[str] = (),
+                 api_paths: frozenset[str] = API_PATHS) -> None:
+        self.app, self.api_paths = app, api_paths
         self.extra_hosts = frozenset(h.lower() for h in extra_hosts if h)
         self.origins = frozenset(origins)  # other origins whose pages may call (--cors-origins)
 
@@ -85,7 +90,7 @@ class HostGuard:
             elif origin is not None and not (self.allows(origin_host(origin)) or origin in self.origins):
                 problem = f"Requests from pages of origin '{origin[:100]}' are refused"
             if problem is not None:
-                await _refusal(scope, problem)(scope, receive, send)
+                await _refusal(scope, problem, self.api_paths)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -93,12 +98,12 @@ class HostGuard:
 class AccessGate:
     """Require HTTP Basic credentials (key id, secret) on every route but the public ones."""
 
-    def __init__(self, app: ASGIApp, keys: Mapping[str, str]) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, keys: Mapping[str, str], api_paths: frozenset[str] = API_PATHS) -> None:
+        self.app, self.api_paths = app, api_paths
         self.gated = BasicAuthGate(app, keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not _self_authenticating(scope):
+        if scope["type"] == "http" and not _self_authenticating(scope, self.api_paths):
             await self.gated(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -107,10 +112,10 @@ class AccessGate:
 HEALTH_PATHS = ("/health", "/health/live")
 
 
-def _self_authenticating(scope: Scope) -> bool:
+def _self_authenticating(scope: Scope, api_paths: frozenset[str]) -> bool:
     """The API verifies signatures itself; the health checks are public (they show no data)."""
     path, method = scope.get("path"), scope.get("method")
-    return (path == "/" and method == "POST") or (path in HEALTH_PATHS and method in ("GET", "HEAD"))
+    return (path in api_paths and method == "POST") or (path in HEALTH_PATHS and method in ("GET", "HEAD"))
 
 
 class SecurityHeaders:
