@@ -25,7 +25,9 @@ from openaml.ml.schema.model import AttributeType
 WHITE_SPACE = " \t\x0b\x0c\r"  # stripped around every value (a CR too: data.md §1)
 # possessive quantifiers: without them Python's re tried every split of a value's digits between
 # "[0-9]+" and "[0-9]*" (4.8 s for 15,000 digits and a letter, on the event loop in Predict)
-NUMBER_PATTERN = r"^[+-]?([0-9]++\.?[0-9]*+|\.[0-9]++)([eE][+-]?[0-9]++)?$"
+# (\Z: the end of the value; Python's $ also matches before a final LF, which read "35\n" as 35
+# in Predict while batches found it invalid)
+NUMBER_PATTERN = r"^[+-]?([0-9]++\.?[0-9]*+|\.[0-9]++)([eE][+-]?[0-9]++)?\Z"
 BINARY_FALSE = ("0", "n", "no", "f", "false")
 BINARY_TRUE = ("1", "y", "yes", "t", "true")
 DICTIONARIES_KEPT = 32  # coerced dictionaries remembered (_coerced_dictionary)
