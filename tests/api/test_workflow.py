@@ -417,8 +417,9 @@ def test_values_far_beyond_the_training_data_and_padded_values_get_answers(serve
                                                                            uid: Callable[[str], str]) -> None:
     """Predict answers a record whose number lies near the double's range with a finite
     predictedValue (it gave none: the 32-bit rounding overflowed, or the score was infinite),
-    reads a category padded with white space as a CSV field's (it scored as missing), and an
-    evaluation whose squared errors overflow reports their RMSE, not "0.0E0"."""
+    reads a category padded with white space as a CSV field's (it scored as missing); a batch
+    prediction writes what Predict answers (it wrote 3.6E201 where Predict said 3.4E38), and an
+    evaluation scores it (its RMSE was once "0.0E0", then that of the unclamped values)."""
     header, rows = make_rows("REGRESSION", 200, seed=8)
     uri = f"s3://far/{uid('d')}.csv"
     server.context.objects.write_bytes(uri, to_csv(header, rows))
@@ -432,6 +433,9 @@ def test_values_far_beyond_the_training_data_and_padded_values_get_answers(serve
     ml.create_ml_model(MLModelId=ids["model"], MLModelType="REGRESSION", TrainingDataSourceId=ids["ds"],
                        Recipe='{"outputs": ["x1", "c"]}')
     ml.create_evaluation(EvaluationId=ids["ev"], MLModelId=ids["model"], EvaluationDataSourceId=ids["far"])
+    output = f"s3://far/{uid('out')}"
+    ml.create_batch_prediction(BatchPredictionId=ids["ev"], MLModelId=ids["model"], OutputUri=output,
+                               BatchPredictionDataSourceId=ids["far"])
     assert wait_for(lambda: ml.get_ml_model(MLModelId=ids["model"]))["Status"] == "COMPLETED"
     ml.create_realtime_endpoint(MLModelId=ids["model"])
     url = _wait_endpoint(ml, ids["model"])["EndpointInfo"]["EndpointUrl"]
@@ -445,7 +449,44 @@ def test_values_far_beyond_the_training_data_and_padded_values_get_answers(serve
     assert predicted({"x1": "0.5", "c": " red\t"}) == predicted({"x1": "0.5", "c": "red"}) != predicted({"x1": "0.5"})
     evaluation = wait_for(lambda: ml.get_evaluation(EvaluationId=ids["ev"]))
     rmse = float(evaluation["PerformanceMetrics"]["Properties"]["RegressionRMSE"])
-    assert evaluation["Status"] == "COMPLETED" and math.isfinite(rmse) and rmse > 1e190
+    assert evaluation["Status"] == "COMPLETED"
+    largest = float(np.finfo(np.float32).max)
+    assert rmse == pytest.approx(np.sqrt(np.mean(np.square(
+        [largest - 10, *(predicted({"x1": r[1], "c": r[2]}) - float(r[4]) for r in rows[:5])]))), rel=1e-5)
+    assert wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=ids["ev"]))["Status"] == "COMPLETED"
+    result = gzip.decompress(server.context.objects.read_bytes(
+        f"{output}/batch-prediction/result/{ids['ev']}-{far_uri.rsplit('/', 1)[1]}.gz")).decode().splitlines()
+    assert result[1] == "far,10,3.402823E38"  # the largest float, as Predict answers it
+
+
+def test_a_binary_report_counts_its_confusion_at_the_models_threshold(
+        server: Application, ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
+    """The evaluation report's confusion counts are at the model's ScoreThreshold when it was
+    evaluated, as its batch prediction labels (they were at 0.5 whatever the threshold; found
+    by an outside test)."""
+    header, rows = make_rows("BINARY", 300, seed=12)
+    uri = put_object(f"s3://workflow/{uid('t')}.csv", to_csv(header, rows))
+    ds, model, ev, bp = uid("ds"), uid("m"), uid("ev"), uid("bp")
+    ml.create_data_source_from_s3(DataSourceId=ds, ComputeStatistics=True,
+                                  DataSpec={"DataLocationS3": uri, "DataSchema": schema("BINARY")})
+    ml.create_ml_model(MLModelId=model, MLModelType="BINARY", TrainingDataSourceId=ds)
+    assert wait_for(lambda: ml.get_ml_model(MLModelId=model))["Status"] == "COMPLETED"
+    ml.update_ml_model(MLModelId=model, ScoreThreshold=0.99)
+    output = f"s3://workflow/{uid('out')}"
+    ml.create_evaluation(EvaluationId=ev, MLModelId=model, EvaluationDataSourceId=ds)
+    ml.create_batch_prediction(BatchPredictionId=bp, MLModelId=model, BatchPredictionDataSourceId=ds, OutputUri=output)
+    assert wait_for(lambda: ml.get_evaluation(EvaluationId=ev))["Status"] == "COMPLETED"
+    assert wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=bp))["Status"] == "COMPLETED"
+    report = httpx.get(f"{server.settings.base_url}/reports/Evaluation/{ev}", timeout=10).json()
+    manifest = json.loads(server.context.objects.read_bytes(f"{output}/batch-prediction/{bp}.manifest"))
+    labelled = list(csv.DictReader(io.StringIO(gzip.decompress(server.context.objects.read_bytes(
+        manifest[uri])).decode())))
+    counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    for line in labelled:
+        right = "t" if line["bestAnswer"] == line["trueLabel"] else "f"
+        counts[right + ("p" if line["bestAnswer"] == "1" else "n")] += 1
+    assert report["threshold"] == 0.99 and report["confusion"] == counts
+    assert [counts["tp"], counts["fp"]] != report["stepped"][50]  # not the counts at 0.5
 
 
 def test_an_input_file_without_records_gets_a_result_file_of_the_header_alone(

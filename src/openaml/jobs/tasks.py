@@ -392,9 +392,12 @@ class Tasks:
         return self._save_model(job, setup.model(state))
 
     def load_scorer(self, model_id: str) -> tuple[Scorer, float]:
-        scorer = EndpointScorer(self.models.get(model_id))
+        return EndpointScorer(self.models.get(model_id)), self._threshold(model_id)
+
+    def _threshold(self, model_id: str) -> float:
+        """The model's ScoreThreshold now (0.5 when it is gone)."""
         record = self.store.get(EntityKind.MLMODEL, model_id)
-        return scorer, (read_threshold(record) if record else ScoreThreshold()).value
+        return (read_threshold(record) if record else ScoreThreshold()).value
 
     # -- evaluations and batch predictions --------------------------------------------------
 
@@ -423,8 +426,9 @@ class Tasks:
         source = self._datasource(spec.datasource_id)
         model = model if model is not None else self.models.get(spec.model_id).model
         source_spec = read_spec(source, DataSourceSpec)
-        result = finish_evaluation(model, source_spec.schema, parts, self._training_data(spec.model_id, source.id,
-                                                                                        source_spec))
+        result = finish_evaluation(model, source_spec.schema, parts,
+                                   self._training_data(spec.model_id, source.id, source_spec),
+                                   self._threshold(spec.model_id))
         self.artifacts.write_json(record.kind.value, record.id, REPORT_FILE, result.report.to_json())
         for alert in result.report.alerts:  # evaluation-and-prediction.md §1.4: in the log too
             job.log_line(f"alert: {alert}")
@@ -545,8 +549,7 @@ class Tasks:
     def _batch_prediction(self, job: Job) -> _BatchPrediction:
         """What a batch prediction reads and writes."""
         spec = read_spec(job.record, BatchPredictionSpec)
-        model_record = self.store.get(EntityKind.MLMODEL, spec.model_id)
-        threshold = (read_threshold(model_record) if model_record else ScoreThreshold()).value
+        threshold = self._threshold(spec.model_id)
         model = self.models.get(spec.model_id).model  # held while the job runs: shared
         source = self._datasource(spec.datasource_id)
         read = read_result(source, DataSourceResult)

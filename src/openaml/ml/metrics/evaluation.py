@@ -109,9 +109,11 @@ class EvaluationScores:
 
 
 def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[ScoredRecords],
-                      training_data: bool = False) -> Evaluation:
+                      training_data: bool = False, score_threshold: float = 0.5) -> Evaluation:
     """The metric and report of the records of `parts`, in order (partitions of the data);
-    `training_data`: the evaluation datasource holds the model's training records."""
+    `training_data`: the evaluation datasource holds the model's training records;
+    `score_threshold`: the model's (ScoreThreshold), at which a BINARY report counts the
+    confusion matrix, as batch predictions label."""
     acc = parts[0].accumulator
     for part in parts[1:]:
         acc.merge(part.accumulator)  # type: ignore[arg-type]  # one model type: one accumulator type
@@ -123,7 +125,7 @@ def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[Scor
     baseline: float
     details: BinaryDetails | MulticlassDetails | RegressionDetails
     if isinstance(acc, BinaryAccumulator):
-        baseline, details = acc.report()
+        baseline, details = acc.report(score_threshold)
     elif isinstance(acc, MulticlassAccumulator):
         counts = model.summary.get("class_counts") or {}
         baseline, details = acc.report(max(counts, key=lambda c: (counts[c], c)) if counts else None)
