@@ -61,20 +61,6 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return probability
 
 
-FLOAT_MAX = float(np.finfo(np.float32).max)  # the largest score Predict answers
-
-
-def within_float(values: np.ndarray) -> np.ndarray:
-    """REGRESSION values as every output gives them: one beyond a 32-bit float's range (an
-    input far beyond the training data's), infinite too, is the largest float of its sign,
-    which Predict answers (JSON has no infinity, and SDKs read the member as a 32-bit float);
-    batch predictions and evaluations read the same (they wrote and scored 3.6E201)."""
-    with np.errstate(over="ignore"):
-        beyond = np.isinf(values.astype(np.float32))
-    found: np.ndarray = np.where(beyond, np.copysign(FLOAT_MAX, values), values)
-    return found
-
-
 def answered(scores: np.ndarray) -> np.ndarray:
     """Scores as Predict answers them: rounded to 32-bit floats (which keeps their order)."""
     rounded: np.ndarray = np.asarray(scores, np.float64).astype(np.float32).astype(np.float64)
@@ -176,7 +162,7 @@ class Model:
             return softmax(z)
         if self.model_type == ModelType.BINARY:
             return sigmoid(z[:, 0])
-        return within_float(unstandardize(z[:, 0], *self.target_scale))
+        return unstandardize(z[:, 0], *self.target_scale)
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
         """Scores of every row of a raw-string batch (no rejected-row filtering)."""

@@ -20,13 +20,14 @@ from openaml.ml.errors import InputError
 from openaml.ml.features import tokens
 from openaml.ml.features.pipeline import standardized
 from openaml.ml.features.record import attribute_value, record_evaluator
-from openaml.ml.model import FLOAT_MAX, Model, positive
+from openaml.ml.model import Model, positive
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
 from openaml.ml.schema import WHITE_SPACE, AttributeType
 
 TABLE_LIMIT = 1 << 22  # entries of the (attribute, value code) -> feature table: 16 MB
 PYTHON_LOOKUPS = 64  # up to this many categorical attributes, a Python loop beats NumPy's calls
+FLOAT_MAX = float(np.finfo(np.float32).max)  # the largest score Predict answers
 
 
 class RecordScorer:
