@@ -62,3 +62,16 @@ def test_lines_ended_by_a_lone_cr_are_named_not_guessed():
     with pytest.raises(InputError, match="its lines end with a CR alone"):
         guess_schema(io.BytesIO(b"a,b,y\r1,2,0\r3,4,1\r"))
     assert json.loads(guess_schema(io.BytesIO(b"a,b,y\r\n1,2,0\r\n3,4,1\r\n")))["attributes"]
+
+
+def test_a_header_over_a_pandas_index_is_a_header():
+    """pandas' to_csv() writes its index first, under an empty name: the header was read as a
+    record, the columns named Var01.. and the numbers guessed CATEGORICAL for the word above
+    them (found by an outside test of the console)."""
+    sample = b",customer_id,tenure,plan,churn\n0,c1,12,basic,no\n1,c2,30,pro,yes\n2,c3,5,basic,no\n"
+    doc = json.loads(guess_schema(io.BytesIO(sample)))
+    assert doc["dataFileContainsHeader"] is True
+    assert [(a["attributeName"], a["attributeType"]) for a in doc["attributes"]] == [
+        ("Var01", "NUMERIC"), ("customer_id", "CATEGORICAL"), ("tenure", "NUMERIC"), ("plan", "CATEGORICAL"),
+        ("churn", "BINARY")]
+    parse_schema(json.dumps(doc))

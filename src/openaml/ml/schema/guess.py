@@ -146,9 +146,11 @@ def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str
 
 def _has_header(rows: list[list[str]]) -> bool:
     first = [v.strip() for v in rows[0]]
+    rest = rows[1:]
+    if _index_header(first, rest):
+        return True
     if any(not v or NUMBER.match(v) for v in first):
         return False
-    rest = rows[1:]
     if not rest:
         return True
     for i in range(len(first)):
@@ -157,6 +159,15 @@ def _has_header(rows: list[list[str]]) -> bool:
             return True
     return len(set(first)) == len(first) and all(
         name not in {r[i].strip() for r in rest} for i, name in enumerate(first))
+
+
+def _index_header(first: list[str], rest: list[list[str]]) -> bool:
+    """The header of a CSV that pandas wrote with its index: an empty first name over whole
+    numbers, names (no number) in the other columns. It was read as a record, the columns
+    named Var01.. and every number column guessed CATEGORICAL for the word on top of it."""
+    names = first[1:]
+    return (len(first) > 1 and not first[0] and all(v and not NUMBER.match(v) for v in names)
+            and bool(rest) and all(r[0].strip().isdigit() for r in rest))
 
 
 def _guess_type(values: list[str], name: str, is_target: bool) -> str:
