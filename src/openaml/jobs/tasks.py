@@ -405,14 +405,15 @@ class Tasks:
         spec = read_spec(job.record, EvaluationSpec)
         loaded = self.models.get(spec.model_id)  # held by both steps
         scores = EvaluationScores(loaded.model)
-        self._score(job, loaded.model, spec.model_id, self._datasource(spec.datasource_id).id, scores)
+        self._score(job, loaded.model, spec.model_id, self._scored_datasource(loaded.model, spec.datasource_id).id,
+                    scores)
         return self.finish_evaluation(job, [scores.scored()], loaded.model)
 
     def score_evaluation(self, job: Job, partition: int | None = None) -> ScoredRecords:
         """The evaluation's scores of its datasource's records (of one partition of them)."""
         spec = read_spec(job.record, EvaluationSpec)
         loaded = self.models.get(spec.model_id)  # held while the job runs: shared
-        source = self._datasource(spec.datasource_id)
+        source = self._scored_datasource(loaded.model, spec.datasource_id)
         stop = _Deleted([job])
         batches = (self._batches(source.id, stop)() if partition is None
                    else self._part_sources(source.id, [partition], stop)[0][1]())
@@ -551,7 +552,7 @@ class Tasks:
         spec = read_spec(job.record, BatchPredictionSpec)
         threshold = self._threshold(spec.model_id)
         model = self.models.get(spec.model_id).model  # held while the job runs: shared
-        source = self._datasource(spec.datasource_id)
+        source = self._scored_datasource(model, spec.datasource_id)
         read = read_result(source, DataSourceResult)
         files = list(read.files) if read else []
         base, source_spec = folder_uri(spec.output_uri), read_spec(source, DataSourceSpec)
@@ -566,6 +567,20 @@ class Tasks:
         return BatchPredictionResult(total, invalid)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _scored_datasource(self, model: Model, source_id: str) -> EntityRecord:
+        """The datasource an evaluation or a batch prediction scores; InputError when its schema
+        has none of the attributes the model reads: every record would score as if all its
+        values were missing (a batch prediction COMPLETED with the model's bias for every
+        record, found by an outside test of the console)."""
+        source = self._datasource(source_id)
+        reads = model.pipeline.attributes
+        if reads and not reads & set(read_spec(source, DataSourceSpec).schema.names):
+            listed = ", ".join(sorted(reads)[:5]) + (", ..." if len(reads) > 5 else "")
+            raise InputError(f"DataSource {source_id} has none of the attributes the model reads ({listed}): "
+                             "its records would all score as if every value were missing; use a datasource "
+                             "of the training data's schema (its target may be left out)")
+        return source
 
     def _datasource(self, source_id: str) -> EntityRecord:
         source = self.store.get(EntityKind.DATASOURCE, source_id)

@@ -95,9 +95,14 @@ class FeaturePipeline:
             yield self.rows(batch)
             return
         whole = Columns(batch, self.schema)
-        names = sorted(set().union(*(attributes_of(source) for source in self.sources)))
+        names = sorted(self.attributes)
         for start in range(0, batch.num_rows, size):
             yield self.rows(batch.slice(start, size), whole.numbers_sliced(names, start, size))
+
+    @property
+    def attributes(self) -> set[str]:
+        """The raw attributes the features are made from."""
+        return set().union(*(attributes_of(source) for source in self.sources))
 
     @property
     def chunk_rows(self) -> int:
