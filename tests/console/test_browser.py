@@ -201,6 +201,23 @@ def test_binary_threshold_slider_saves_through_the_api(world: dict[str, Any], pa
     assert world["ml"].get_ml_model(MLModelId="ml-bin")["ScoreThreshold"] == pytest.approx(0.7)
 
 
+def test_a_threshold_off_the_sliders_steps_is_shown_and_saved_as_it_is(world: dict[str, Any], page: Any) -> None:
+    """A ScoreThreshold set by the API between the slider's 0.01 steps (0.305) showed as 0.31,
+    with 0.31's counts, and Save stored 0.31 (found by an outside test): the page now opens at
+    the model's own threshold, and Save without a move keeps it."""
+    ml = world["ml"]
+    before = ml.get_ml_model(MLModelId="ml-bin").get("ScoreThreshold", 0.5)
+    ml.update_ml_model(MLModelId="ml-bin", ScoreThreshold=0.305)
+    try:
+        page.goto(world["console"] + "/evaluations/ev-bin")
+        assert page.inner_text("#threshold-value") == "0.305"
+        assert page.input_value("#threshold-field") == "0.305"
+        page.click("#save-threshold")
+        assert ml.get_ml_model(MLModelId="ml-bin")["ScoreThreshold"] == pytest.approx(0.305)
+    finally:
+        ml.update_ml_model(MLModelId="ml-bin", ScoreThreshold=before)
+
+
 def test_try_a_prediction_and_phone_width(world: dict[str, Any], browser: Any) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844})
     violations: list[str] = []

@@ -418,6 +418,8 @@ def _binary(details: BinaryDetails, threshold: Any) -> dict[str, Any]:
     edges, positive, negative = details.edges, details.positive, details.negative
     out: dict[str, Any] = {"threshold": float(threshold if threshold is not None else 0.5)}
     t = out["threshold"]
+    # as the slider's steps show it (0.50), or whole when off them (0.305: not rounded to 0.31)
+    out["threshold_text"] = f"{t:.2f}" if round(t * THRESHOLD_STEPS) == t * THRESHOLD_STEPS else f"{t:g}"
     points = sorted(([float(v) for v in p] for p in details.roc), key=lambda p: -p[2])
     p, n = sum(positive), sum(negative)
     exact = details.counted_at(t)  # the report's own counts (its ROC points are at most 201)

@@ -41,6 +41,7 @@
       document.getElementById("t-" + k).textContent = fmt(c[k]);
     });
   }
+  // the page opens at the model's own threshold, as the server wrote it: a slider of 0.01 steps
+  // would snap 0.305 to 0.31, show 0.31's counts and arm Save with 0.31 (an outside test)
   slider.addEventListener("input", update);
-  update();
 })();
