@@ -26,6 +26,7 @@ def test_histogram_bar_heights_are_proportional_to_counts() -> None:
     assert heights == [full / 2, full, full / 4]
     titles = [t.text for r in svg.iter(f"{NS}rect") for t in r.iter(f"{NS}title")]
     assert titles[1] == "[1, 2): 4"
+    assert titles[2] == "[2, 3]: 1"  # the last bin holds its upper edge (it read "[2, 3)", found by an outside test)
 
 
 def test_histogram_with_two_series_has_legend_and_side_by_side_bars() -> None:

@@ -313,6 +313,8 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
     page = client.post("/console/models/ml-1/predict", data={"pasted": "8,square", "csrf_token": token})
     assert page.status_code == 200
     assert 'id="predicted-label">blue<' in page.text and "shape=square" in page.text
+    # the API's Predict would refuse: the model has no endpoint (found by an outside test)
+    assert "The API's Predict needs the model's real-time endpoint first" in page.text
     wrong = client.post("/console/models/ml-1/predict", data={"pasted": "1,2,3", "csrf_token": token})
     assert wrong.status_code == 400 and "The pasted record has 3 values; the model expects 2" in wrong.text
 

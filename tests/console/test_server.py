@@ -555,6 +555,8 @@ def test_a_boosted_tree_model_shows_its_importance_and_explains_a_prediction(
     page = browser.get("/models/ml-trees")
     assert page.status_code == 200
     assert "Feature importance" in page.text and "Largest weights" not in page.text
+    # a finished model of rounds, not passes; its own size, not the data's (found by an outside test)
+    assert "No training passes were logged (boosted trees" in page.text and "Model size (bytes)" in page.text
     token = token_of(browser, "/models/ml-trees/predict")
     answer = browser.post("/models/ml-trees/predict", data={"x": "3", "c": "b", "csrf_token": token})
     assert answer.status_code == 200, answer.text[:500]

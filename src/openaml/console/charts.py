@@ -95,7 +95,8 @@ def histogram_svg(edges: Sequence[float], counts: Sequence[Sequence[float]] | Se
         for i, value in enumerate(values):
             v = float(value) if value is not None and math.isfinite(float(value)) else 0.0
             h = (y0 - y1) * v / top
-            tip = f"{name + ': ' if name else ''}[{number(edges[i])}, {number(edges[i + 1])}): {number(v)}"
+            end = "]" if i == bins - 1 else ")"  # the last bin holds its upper edge (np.histogram's)
+            tip = f"{name + ': ' if name else ''}[{number(edges[i])}, {number(edges[i + 1])}{end}: {number(v)}"
             parts.append(
                 f'<rect x="{x0 + i * step + g * width:.2f}" y="{y0 - h:.2f}" width="{max(width - 1, 0.5):.2f}" '
                 f'height="{h:.2f}" fill="{PALETTE[g % len(PALETTE)]}"><title>{escape(tip)}</title></rect>'
