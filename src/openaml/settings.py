@@ -137,11 +137,7 @@ class Settings:
                                              "--credentials-file too")
                 continue
             parts = urllib.parse.urlsplit(origin)
-            try:
-                port_ok = parts.port is None or parts.port > 0
-            except ValueError:
-                port_ok = False
-            if (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok
+            if (parts.scheme not in ("http", "https") or not parts.hostname or not _port_ok(parts)
                     or parts.path or parts.query or parts.fragment or "@" in parts.netloc):
                 raise ConfigurationError(f"{label}: an origin is scheme://host[:port], as a browser sends it "
                                          f"(https://app.example.com), or *; not {origin!r}")
@@ -245,13 +241,18 @@ def setting_label(name: str) -> str:
 def check_http_url(url: str, label: str) -> None:
     """ConfigurationError unless `url` is an http(s)://HOST[:PORT][/PATH] URL."""
     parts = urllib.parse.urlsplit(url.strip())
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query or parts.fragment:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _port_ok(parts) or parts.query \
+            or parts.fragment:
         raise ConfigurationError(f"{label} must be an http(s) URL with a host, such as "
                                  f"http://ml.example.com:8080, not {url!r}")
+
+
+def _port_ok(parts: urllib.parse.SplitResult) -> bool:
+    """Whether a URL's port is absent or a port (1-65535)."""
+    try:
+        return parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or past 65535
+        return False
 
 
 def _range_text(name: str) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Collection
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openaml.server.guard import API_PATHS
+
 # what AWS's SDKs read of an answer besides its body
 EXPOSED_HEADERS = ("x-amzn-RequestId", "x-amzn-ErrorType", "x-amzn-ErrorMessage", "Date")
 PREFLIGHT_SECONDS = 600
@@ -19,8 +21,8 @@ PREFLIGHT_SECONDS = 600
 class ApiCors:
     """CORS for the API route; every other route is passed on as it is."""
 
-    def __init__(self, app: ASGIApp, origins: Collection[str], api_paths: Collection[str] = ("/",)) -> None:
-        self.app, self.api_paths = app, frozenset(api_paths)
+    def __init__(self, app: ASGIApp, origins: Collection[str], api_paths: frozenset[str] = API_PATHS) -> None:
+        self.app, self.api_paths = app, api_paths
         self.cors = CORSMiddleware(app, allow_origins=list(origins), allow_methods=["POST"],
                                    allow_headers=["*"], expose_headers=list(EXPOSED_HEADERS),
                                    max_age=PREFLIGHT_SECONDS)

@@ -118,6 +118,7 @@ class LocalObjectStore(ObjectStore):
         if location.is_prefix:
             raise StorageError(f"{shown(uri)}: cannot write an object whose key ends with '/'")
         target = self._path(location)
+
         def refused(err: OSError) -> StorageError:
             return StorageError(f"{shown(uri)}: cannot write: {self._write_problem(location, err)}")
 

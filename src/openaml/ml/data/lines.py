@@ -27,6 +27,7 @@ MAX_RECORD_BYTES = 102_400
 BLOCK_BYTES = 16 << 20
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, dropped at the start of a file
 GZIP_MAGIC = b"\x1f\x8b"
+LONE_RETURNS = 2  # CRs, without an LF anywhere, that make a file one of CR-ended lines
 
 
 class CompressedInput(OSError):
@@ -69,8 +70,13 @@ class _FileStartChecks:
             self.returns += chunk.count(b"\r")
 
     def end(self) -> None:
-        if self.watching and self.returns >= 2:
+        if self.watching and self.returns >= LONE_RETURNS:
             raise LoneReturnLineEnds()
+
+
+def lone_return_line_ends(text: bytes) -> bool:
+    """Whether a whole text (a file, or a sample of one) has lines ended by CRs alone."""
+    return b"\n" not in text and text.count(b"\r") >= LONE_RETURNS
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from openaml.ml.data.lines import LoneReturnLineEnds
+from openaml.ml.data.lines import LoneReturnLineEnds, lone_return_line_ends
 from openaml.ml.errors import InputError
 from openaml.ml.recipes.recipe import BUILTIN_GROUPS
 from openaml.ml.schema.model import MAX_NAME_LENGTH
@@ -129,7 +129,7 @@ def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str
                 data = unzipped.read(64 << 20)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"The sample starts as gzip but cannot be decompressed: {exc}") from None
-    if b"\n" not in data and data.count(b"\r") >= 2:  # as the service reads files (lines.py)
+    if lone_return_line_ends(data):  # as the service reads files
         raise InputError(f"The CSV sample cannot be read: {LoneReturnLineEnds()}")
     text = data.decode("utf-8", "replace").removeprefix("\ufeff")
     rows: list[list[str]] = []

@@ -448,7 +448,7 @@ class Stepper:
 
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
                  two_threads: bool = False, should_stop: ShouldStop | None = None,
-                 small: bool = False, crowded: Callable[[], bool] = lambda: False) -> None:
+                 small: bool = False, crowded: Callable[[], bool] = ONE_THREAD.crowded) -> None:
         self.kind, self.state, self.params, self.size = kind, state, params, size
         self.two_threads = two_threads and two_compiled_threads()
         self.threaded = False  # whether steps run on two threads: set with the ranges, by their cost
