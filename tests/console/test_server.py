@@ -42,6 +42,12 @@ def browser(server: Application) -> Iterator[httpx.Client]:
         yield client
 
 
+def field_message(page: str, field: str) -> str:
+    found = re.search(rf'id="{field}-error"[^>]*>([^<]+)<', page)
+    assert found is not None, page[-3000:]
+    return html.unescape(found.group(1))
+
+
 def token_of(client: httpx.Client, path: str) -> str:
     page = client.get(path)
     assert page.status_code == 200
@@ -60,6 +66,19 @@ def test_a_console_rename_is_refused_as_the_api_refuses_it(ml: Any, browser: htt
     assert page.status_code == 400
     assert f"{error['Code']}: {error['Message']}" in html.unescape(page.text)
     assert ml.get_data_source(DataSourceId="ds-console")["Name"] == "before"
+    # what was typed stays in the field, to be mended (it showed the stored name again)
+    assert f'id="rename-name" name="name" value="{name}"' in page.text
+
+
+def test_a_refused_tag_keeps_what_was_typed(ml: Any, browser: httpx.Client) -> None:
+    token = token_of(browser, "/datasources/ds-console")
+    page = browser.post("/datasources/ds-console/tag-add",
+                        data={"key": "team!", "value": "growth & co", "csrf_token": token})
+    assert page.status_code == 400 and "InvalidTagException" in html.unescape(page.text)
+    assert 'value="team!"' in page.text and 'value="growth &amp; co"' in page.text
+    assert ml.describe_tags(ResourceId="ds-console", ResourceType="DataSource")["Tags"] == []
+    fresh = browser.get("/datasources/ds-console").text  # a later visit starts empty
+    assert 'id="tag-key" name="key" maxlength="128" required value=""' in fresh
 
 
 def test_the_datasource_page_shows_the_schema_getdatasource_gives(ml: Any, browser: httpx.Client) -> None:
@@ -219,7 +238,17 @@ def test_evaluations_and_batch_predictions_are_created_from_the_model_page(ml: A
     ml.create_ml_model(MLModelId="ml-use", MLModelType="BINARY", TrainingDataSourceId="ds-use")
     page = browser.get("/models/ml-use").text
     assert 'id="form-evaluate"' in page and 'id="form-batch-predict"' in page
+    for what in ("evaluate", "batch-predict"):  # no datasource is chosen for the user (it was the newest)
+        picker = re.findall(rf'<select id="{what}-datasource".*?</select>', page, re.S)[0]
+        assert "selected" not in picker and re.search(r"<option[^>]*>", picker).group(0) == '<option value="">'
     token = token_of(browser, "/models/ml-use")
+    for what in ("evaluate", "batch-predict"):
+        unchosen = browser.post(f"/models/ml-use/create/{what}", data={
+            "datasource": "", "datasource_id": " ", "id": f"x-{what}", "output": "s3://console/out/",
+            "csrf_token": token})
+        assert unchosen.status_code == 400
+        assert "Choose a datasource" in field_message(unchosen.text, f"{what}-datasource")
+        assert 'value="x-' + what + '"' in unchosen.text
     made = browser.post("/models/ml-use/create/evaluate",
                         data={"datasource": "ds-use", "id": "ev-use", "csrf_token": token})
     assert made.status_code == 303 and made.headers["location"].startswith("/console/evaluations/ev-use?notice=")

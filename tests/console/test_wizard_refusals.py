@@ -17,7 +17,7 @@ import pytest
 from openaml.app import Application
 from openaml.server.embedded import running_server
 from tests.api.conftest import make_client, wait_for
-from tests.console.test_server import TABLE, TABLE_SCHEMA, token_of
+from tests.console.test_server import TABLE, TABLE_SCHEMA, field_message, token_of
 
 MAX_SCHEMA_LENGTH = (botocore.session.get_session().get_service_model("machinelearning")
                      .operation_model("CreateDataSourceFromS3").input_shape.members["DataSpec"]
@@ -61,12 +61,6 @@ def model_form(browser: httpx.Client, datasource: str, **fields: str) -> dict[st
     token = token_of(browser, "/create/datasource")  # (any page's token)
     return {"csrf_token": token, "datasource": datasource, "type": "BINARY", "evaluate": "1",
             "strategy": "sequential", **fields}
-
-
-def field_message(page: str, field: str) -> str:
-    found = re.search(rf'id="{field}-error"[^>]*>([^<]+)<', page)
-    assert found is not None, page[-3000:]
-    return html.unescape(found.group(1))
 
 
 @pytest.mark.parametrize(("datasource", "model_type", "field", "words"), [
@@ -189,7 +183,7 @@ def test_pickers_reach_datasources_beyond_the_newest_hundred(
     ml.create_ml_model(MLModelId="ml-picker", MLModelType="BINARY", TrainingDataSourceId="ds-binary")
     page = browser.get("/models/ml-picker").text
     listed = re.findall(r'<select id="evaluate-datasource".*?</select>', page, re.S)[0]
-    assert listed.count("<option") == 100 and "FAILED" not in listed and "ds-oldest" not in listed
+    assert listed.count('<option value="ds-') == 100 and "FAILED" not in listed and "ds-oldest" not in listed
     assert "type the ID" in page or "the ID of another datasource" in page
     token = token_of(browser, "/models/ml-picker")
     made = browser.post("/models/ml-picker/create/evaluate", data={
@@ -204,7 +198,8 @@ def test_pickers_reach_datasources_beyond_the_newest_hundred(
     wizard = browser.get("/create/model", params={"datasource_id": "ds-oldest"}).text
     assert 'id="model-form"' in wizard and 'name="datasource" value="ds-oldest"' in wizard
     picker = re.findall(r'<select id="pick-datasource".*?</select>', wizard, re.S)[0]
-    assert picker.count("<option") == 100 and "FAILED" not in picker
+    assert picker.count('<option value="ds-') == 100 and "FAILED" not in picker
+    assert "selected" not in picker  # the older one typed is on show, not the newest listed
 
 
 def wide_csv(columns: int) -> bytes:
@@ -257,3 +252,18 @@ def test_the_held_out_parts_of_a_datasource_of_the_longest_name_are_made(ml: Any
     assert made.status_code == 303
     name = ml.get_data_source(DataSourceId="ml-long-name-eval")["Name"]
     assert len(name) <= 1024 and name.endswith("n (evaluation)")
+
+
+def test_the_model_wizard_keeps_a_refused_datasource_id_and_chooses_none(ml: Any, browser: httpx.Client) -> None:
+    """The ID typed beside the picker was lost when refused, and the picker showed the newest
+    datasource as if chosen."""
+    page = browser.get("/create/model", params={"datasource_id": " ds-nope "})
+    assert "ResourceNotFoundException" in field_message(page.text, "datasource")
+    assert 'id="pick-datasource-id" name="datasource_id" size="20" placeholder="ds-…" value="ds-nope"' in page.text
+    picker = re.findall(r'<select id="pick-datasource".*?</select>', page.text, re.S)[0]
+    assert "selected" not in picker and 'id="model-form"' not in page.text
+    ml.create_data_source_from_s3(DataSourceId="ds-picked", DataSpec={
+        "DataLocationS3": "s3://wizard/table.csv", "DataSchema": TABLE_SCHEMA})
+    chosen = browser.get("/create/model", params={"datasource": "ds-picked"}).text
+    picker = re.findall(r'<select id="pick-datasource".*?</select>', chosen, re.S)[0]
+    assert picker.count("selected") == 1 and '<option value="ds-picked" selected>' in picker

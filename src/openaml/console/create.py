@@ -58,6 +58,15 @@ def picked_datasource(form: Mapping[str, str]) -> str:
     return form.get("datasource_id", "").strip() or form.get("datasource", "")
 
 
+def required_datasource(form: Mapping[str, str]) -> str:
+    """`picked_datasource`, which a form that scores records must have: the pickers choose none
+    by themselves (the newest datasource is rarely the one to score)."""
+    picked = picked_datasource(form)
+    if not picked:
+        raise FieldErrors({"datasource": "Choose a datasource from the list, or type its ID."})
+    return picked
+
+
 def field_error(error: ServiceError, members: Mapping[str, str]) -> FieldErrors:
     """The API's refusal as the message of the field whose API member (or word, such as
     "DataSource") it names, in any case (`members`: member name -> field, first match wins),
@@ -74,7 +83,7 @@ def create_evaluation(api: ServiceApi, model_id: str, form: Mapping[str, str]) -
     """CreateEvaluation of the model on the form's datasource; the new evaluation's ID."""
     evaluation_id = form.get("id") or new_id("ev")
     params = {"EvaluationId": evaluation_id, "MLModelId": model_id,
-              "EvaluationDataSourceId": picked_datasource(form),
+              "EvaluationDataSourceId": required_datasource(form),
               "EvaluationName": form.get("name") or None}
     _call(api, "CreateEvaluation", params, {"EvaluationDataSourceId": "datasource", "DataSource": "datasource",
                                             "EvaluationId": "id", "EvaluationName": "name"})
@@ -85,7 +94,7 @@ def create_batch_prediction(api: ServiceApi, model_id: str, form: Mapping[str, s
     """CreateBatchPrediction of the model on the form's datasource into its output location."""
     prediction_id = form.get("id") or new_id("bp")
     params = {"BatchPredictionId": prediction_id, "MLModelId": model_id,
-              "BatchPredictionDataSourceId": picked_datasource(form), "OutputUri": form.get("output", ""),
+              "BatchPredictionDataSourceId": required_datasource(form), "OutputUri": form.get("output", ""),
               "BatchPredictionName": form.get("name") or None}
     _call(api, "CreateBatchPrediction", params, {
         "BatchPredictionDataSourceId": "datasource", "DataSource": "datasource", "OutputUri": "output",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,10 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
                           error=_message(exc), query=dict(request.query_params), comparators=COMPARATORS)
         return render(request, "list.html", **context)
 
-    async def refused(request: Request, path: str, error: ServiceError) -> Response:
-        """A refused action: the entity page it came from with the message, under the error's status."""
+    async def refused(request: Request, path: str, error: ServiceError,
+                      typed: dict[str, Mapping[str, str]] | None = None) -> Response:
+        """A refused action: the entity page it came from with the message, under the error's
+        status, its forms holding what was `typed` (by action: a refused rename or tag)."""
         segment, _, entity_id = urllib.parse.urlsplit(path).path.strip("/").partition("/")
         if segment in details and entity_id and "/" not in entity_id:
             template, build = details[segment]
@@ -154,7 +156,8 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
             except ServiceError:
                 pass
             else:
-                return render(request, template, status_code=error.http_status, alert=_message(error), **context)
+                return render(request, template, status_code=error.http_status, alert=_message(error),
+                              typed=typed or {}, **context)
         return render(request, "error.html", status_code=error.http_status, error=_message(error))
 
     async def action(request: Request) -> Response:
@@ -169,7 +172,8 @@ def build_console(service: Any, port: ConsolePort, upload_bytes: int = 2 << 30) 
         try:
             notice = await run_in_threadpool(pages.act, kind, entity_id, verb, form)
         except ServiceError as exc:
-            return await refused(request, back or entity_page, exc)
+            return await refused(request, back or entity_page, exc,
+                                 typed={verb: form} if verb in ("rename", "tag-add") else None)
         return noticed(request, back or (f"/{kind.segment}" if verb == "delete" else entity_page), notice)
 
     async def create_from_model(request: Request) -> Response:

@@ -87,7 +87,8 @@ class Wizards:
         context: dict[str, Any] = {"datasources": create.datasource_choices(self.api), "datasource": None, "errors": {},
                                    "values": {}, "new_id": create.new_id("ml"), "parameters": create.PARAMETERS,
                                    "recipe": "", "suggested": "", "share": create.EVALUATION_SHARE,
-                                   "choices": create.CHOICES, "usable": False}
+                                   "choices": create.CHOICES, "usable": False,
+                                   "typed_id": query.get("datasource_id", "").strip()}
         if not source_id:
             return context
         try:
