@@ -317,6 +317,14 @@ def test_predict_page(fake: FakeService, client: TestClient) -> None:
     assert "The API's Predict needs the model's real-time endpoint first" in page.text
     wrong = client.post("/console/models/ml-1/predict", data={"pasted": "1,2,3", "csrf_token": token})
     assert wrong.status_code == 400 and "The pasted record has 3 values; the model expects 2" in wrong.text
+    # a pasted record beside filled fields: which one was meant is asked, not guessed (the
+    # pasted one was scored silently; found by an outside test)
+    both = client.post("/console/models/ml-1/predict", data={"pasted": "8,square", "attr:size": "1",
+                                                             "csrf_token": token})
+    assert both.status_code == 400 and "not both" in both.text and 'id="predicted-label"' not in both.text
+    assert 'value="1"' in both.text and ">8,square</textarea>" in both.text
+    fields = client.post("/console/models/ml-1/predict", data={"pasted": " ", "attr:size": "8", "csrf_token": token})
+    assert fields.status_code == 200 and 'id="predicted-label"' in fields.text
 
 
 def binary_model(recipe: str | None = None) -> Any:

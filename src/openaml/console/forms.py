@@ -31,8 +31,12 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 def record_from_form(form: Mapping[str, str], names: list[str]) -> dict[str, str]:
     """The record of the prediction form: a pasted JSON object of attribute names to values, a
-    pasted CSV line (the input values in schema order), or one form field per attribute."""
+    pasted CSV line (the input values in schema order), or one form field per attribute; not
+    both a pasted record and fields (which of them was meant cannot be told)."""
     pasted = (form.get("pasted") or "").strip()
+    if pasted and any(form.get(f"attr:{name}") for name in names):
+        raise InvalidInputException("Fill in the attributes' fields or paste a record, not both: "
+                                    "empty the one not meant to be scored")
     if pasted.startswith("{"):
         return _json_record(pasted)
     if pasted:
