@@ -103,6 +103,24 @@ def test_ctrl_c_while_loading_leaves_without_a_traceback(tmp_path: Path) -> None
         assert server.returncode != 0
 
 
+def test_the_ctrl_c_handler_is_in_place_before_any_module_of_weight_loads() -> None:
+    """Ctrl-C in the command's first tenth of a second gave a KeyboardInterrupt traceback:
+    `import openaml` read the package's version (importlib.metadata, tempfile, zipfile...)
+    before openaml.cli put its quiet handler in place. Only the signal module comes first now."""
+    code = ("import sys; before = set(sys.modules); import openaml.cli; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert loaded - {"openaml", "openaml.cli", "signal", "enum", "types", "functools", "collections",
+                     "_collections", "_functools", "_operator", "operator", "itertools", "keyword",
+                     "reprlib", "os", "os.path", "posixpath"} == set(), loaded
+    from importlib.metadata import version
+
+    import openaml
+
+    assert openaml.__version__ == version("openaml")  # read when asked for
+
+
 def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
     """uvicorn stopped on SIGTERM and then raised it again for its default action, which ended
     the process before its clean-up (jobs stopped, leases given up, the store closed): the

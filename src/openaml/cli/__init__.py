@@ -4,9 +4,9 @@ Run as a command (`openaml`, `python -m openaml`), Ctrl-C while the command's mo
 second or so) leaves quietly with exit status 130 instead of a KeyboardInterrupt traceback;
 `main` gives Ctrl-C back to Python (and click) once the command runs."""
 
+import os.path
 import signal
 import sys
-from pathlib import Path
 from types import FrameType
 
 
@@ -17,7 +17,7 @@ def leave_quietly(signum: int, frame: FrameType | None) -> None:
 
 def _run_as_command() -> bool:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return Path(sys.argv[0]).name == "openaml" or getattr(spec, "name", None) == "openaml.__main__"
+    return os.path.basename(sys.argv[0]) == "openaml" or getattr(spec, "name", None) == "openaml.__main__"
 
 
 if _run_as_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
