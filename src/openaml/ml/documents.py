@@ -1,4 +1,4 @@
-"""JSON documents given as strings (schemas, recipes, DataRearrangement)."""
+"""JSON documents given as strings (schemas, recipes, DataRearrangement, class weights)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,64 @@ import json
 from typing import Any
 
 
-def load_object(text: str, what: str, error: type[ValueError]) -> dict[str, Any]:
-    """The JSON object in `text`; otherwise `error` saying that `what` is not valid JSON or
-    not a JSON object."""
+class _Refused(Exception):
+    """What makes a parsed document unusable, said by the hooks while it is read."""
+
+
+def load_json(text: str, what: str, error: type[ValueError]) -> Any:
+    """The JSON value in `text`; otherwise `error` saying why `what` cannot be read: not valid
+    JSON, nested too deeply, a name given twice in one object (one of the two would be lost
+    silently), a number of more digits than Python converts (4,300), or a string escape of
+    half a UTF-16 pair (\\ud800: no text can hold it, so the jobs that write it would fail)."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_unique)
+        text_only = _is_text(doc)
+    except _Refused as exc:
+        raise error(f"{what} {exc}") from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise error(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:  # "[[[[..." deeper than the interpreter's stack
         raise error(f"{what} nests arrays or objects too deeply") from None
+    except ValueError:  # int() of more than sys.get_int_max_str_digits() digits
+        raise error(f"{what} holds a number too long to read (over 4,300 digits)") from None
+    if not text_only:
+        raise error(f"{what} holds a string escape of half a UTF-16 pair (such as \\ud800), which is "
+                    "no character")
+    return doc
+
+
+def load_object(text: str, what: str, error: type[ValueError]) -> dict[str, Any]:
+    """`load_json` of a JSON object; otherwise `error` saying that `what` is not one."""
+    doc = load_json(text, what, error)
     if not isinstance(doc, dict):
         raise error(f"{what} must be a JSON object")
     return doc
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of these (name, value) pairs, each name once."""
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise _Refused(f"names {json.dumps(name)} twice in one object")
+        found[name] = value
+    return found
+
+
+def _is_text(value: Any) -> bool:
+    """Whether every string in `value` (keys too) is text that UTF-8 can encode."""
+    if isinstance(value, str):
+        return value.isascii() or _encodes(value)
+    if isinstance(value, dict):
+        return all(_is_text(k) and _is_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_text(v) for v in value)
+    return True
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -9,7 +9,12 @@ from collections.abc import Callable
 import pytest
 
 from openaml.ml.recipes import RecipeError, parse_recipe
-from openaml.ml.recipes.recipe import MAX_DOCUMENT_NESTING, MAX_EXPANDED_VARIABLES, MAX_NAME_LENGTH
+from openaml.ml.recipes.recipe import (
+    MAX_DOCUMENT_NESTING,
+    MAX_EXPANDED_CHARACTERS,
+    MAX_EXPANDED_VARIABLES,
+    MAX_NAME_LENGTH,
+)
 from openaml.ml.recipes.syntax import MAX_NESTING
 from openaml.ml.schema import Schema
 
@@ -158,3 +163,45 @@ def test_errors_quote_a_short_excerpt(entry: str) -> None:
     with pytest.raises(RecipeError) as err:
         parse_recipe(json.dumps({"outputs": [entry]}), categorical_schema(2))
     assert len(str(err.value)) < 500
+
+
+def test_interactions_of_long_attribute_names_fit() -> None:
+    """A three-way cartesian of cleaned 64-character attributes was refused by
+    a 256-character limit that Amazon ML does not have (its name here has 275)."""
+    a, b, c = ("a" * 63 + "x", "b" * 63 + "x", "c" * 63 + "x")
+    schema = make_schema([(a, "TEXT"), (b, "CATEGORICAL"), (c, "NUMERIC"), ("y", "BINARY")],
+                         targetAttributeName="y")
+    expression = f"cartesian(cartesian(no_punct(lowercase({a})),no_punct(lowercase({b}))),quantile_bin({c},10))"
+    [node] = parse_recipe(json.dumps({"outputs": [expression]}), schema).outputs
+    assert node.canonical == expression and 256 < len(expression) < MAX_NAME_LENGTH
+
+
+def test_the_names_made_are_bounded_in_all() -> None:
+    """Long names times many variables: each within its limits, their characters together not."""
+    names = [f"c{i:02d}" + "x" * 60 for i in range(100)]
+    schema = make_schema([(n, "CATEGORICAL") for n in names] + [("y", "BINARY")], targetAttributeName="y")
+    group = "group(" + ",".join(names) + ")"
+    wrapped = "no_punct(lowercase(no_punct(lowercase(no_punct(lowercase(no_punct(lowercase(G))))))))"
+    recipe = {"groups": {"G": group},
+              "assignments": {"w": wrapped, **{f"p{i}": "cartesian(w, w)" for i in range(3)}}, "outputs": ["G"]}
+    assert f"more than {MAX_EXPANDED_CHARACTERS} characters of names in all" in refused(
+        recipe, schema, memory=64 * 2**20)
+
+
+def test_a_group_of_an_assignment_says_what_is_wrong() -> None:
+    recipe = {"assignments": {"a": "lowercase(t0)"}, "groups": {"A": "group(a)"}, "outputs": ["A"]}
+    message = refused(recipe, categorical_schema(2))
+    assert "'a' is an assignment; a group holds attributes and groups only" in message
+    assert "before it is defined" not in message
+    forward = {"groups": {"A": "group(B)", "B": "group(c0)"}, "outputs": ["A"]}
+    assert "'B' is used before it is defined" in refused(forward, categorical_schema(2))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"outputs": ["c0"], "outputs": ["c1"]}', 'names "outputs" twice in one object'),
+    ('{"groups": {"G": "group(c0)", "G": "group(c1)"}, "outputs": ["G"]}', 'names "G" twice'),
+    ('{"outputs": ["c0"], "x": 1' + "0" * 5000 + "}", "a number too long to read"),
+    ('{"outputs": ["c0", "\\udc00"]}', "half a UTF-16 pair"),
+])
+def test_recipe_documents_that_cannot_be_read_faithfully_are_refused(text: str, fragment: str) -> None:
+    assert fragment in refused(text, categorical_schema(2))

@@ -24,7 +24,10 @@ MAX_RECIPE_LENGTH = 131_071
 MAX_DOCUMENT_NESTING = 32  # JSON arrays and objects inside each other
 MAX_OUTPUT_VARIABLES = 10_000  # also the most any group, assignment or expression expands to
 MAX_EXPANDED_VARIABLES = 50_000  # handled by all groups, assignments and expressions together
-MAX_NAME_LENGTH = 256  # of a variable's canonical name: at most 36 functions deep
+# of a variable's canonical name: a three-way cartesian of cleaned 64-character attributes takes
+# about 300 (256 refused it); an assignment chain of lowercase() reaches it 90 deep
+MAX_NAME_LENGTH = 1_024
+MAX_EXPANDED_CHARACTERS = 8_000_000  # the names of the variables handled, all together
 BUILTIN_GROUPS = ("ALL_TEXT", "ALL_NUMERIC", "ALL_CATEGORICAL", "ALL_BINARY", "ALL_INPUTS")
 _KIND = {AttributeType.TEXT: TEXT, AttributeType.CATEGORICAL: CATEGORICAL,
          AttributeType.BINARY: BINARY, AttributeType.NUMERIC: NUMERIC}
@@ -78,7 +81,7 @@ def parse_recipe(text: str, schema: Schema) -> Recipe:
     if not isinstance(outputs, list) or not outputs:
         raise RecipeError("The recipe must have a non-empty 'outputs' array")
     resolver = _Resolver(schema)
-    resolver.declared = set(groups) | set(assignments)
+    resolver.declared, resolver.assignment_names = set(groups) | set(assignments), set(assignments)
     for name, value in groups.items():
         resolver.define_group(name, value)
     for name, value in assignments.items():
@@ -135,7 +138,9 @@ class _Resolver:
         }
         self.assignments: dict[str, _Variables] = {}
         self.declared: set[str] = set()
+        self.assignment_names: set[str] = set()  # (groups are defined before any assignment)
         self.expanded = 0  # variables handled so far, bounded by MAX_EXPANDED_VARIABLES
+        self.characters = 0  # their names' characters, bounded by MAX_EXPANDED_CHARACTERS
 
     def _expand(self, count: int, name_length: int, where: str) -> None:
         """Account for `count` variables whose names have up to `name_length` characters,
@@ -147,6 +152,10 @@ class _Resolver:
             raise RecipeError(f"{where} makes a variable whose canonical name has {name_length} "
                               f"characters; at most {MAX_NAME_LENGTH} are allowed")
         self._charge(count, where)
+        self.characters += count * name_length
+        if self.characters > MAX_EXPANDED_CHARACTERS:
+            raise RecipeError(f"{where}: the recipe's variables have more than {MAX_EXPANDED_CHARACTERS} "
+                              "characters of names in all (groups, assignments and outputs together)")
 
     def _charge(self, count: int, where: str) -> None:
         """Account for `count` variables handled, towards MAX_EXPANDED_VARIABLES."""
@@ -189,6 +198,9 @@ class _Resolver:
             raise RecipeError(f"{where}: ALL_INPUTS cannot be used inside a group")
         if name in self.groups:
             return self.groups[name]
+        if name in self.assignment_names:
+            raise RecipeError(f"{where}: {excerpt(name)} is an assignment; a group holds attributes and "
+                              "groups only (transform the group in an assignment or output instead)")
         return tuple(n for n in self._attribute(name, where) if isinstance(n, Attr))
 
     def _attribute(self, name: str, where: str) -> tuple[Attr, ...]:

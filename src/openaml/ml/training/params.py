@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from openaml.ml.documents import load_json
 from openaml.ml.errors import InputError
 from openaml.ml.model_type import ModelType
 from openaml.ml.schema import AttributeType, Schema
@@ -152,8 +153,8 @@ def _class_weights(parameters: dict[str, str], model_type: str) -> str | None:
     if given.strip().lower() == "balanced":
         return "balanced"
     try:
-        weights = json.loads(given)
-    except ValueError:
+        weights = load_json(given, CLASS_WEIGHTS_KEY, ParameterError)
+    except ParameterError:
         weights = None
     if not isinstance(weights, dict) or not weights or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and MIN_CLASS_WEIGHT <= w <= MAX_CLASS_WEIGHT
