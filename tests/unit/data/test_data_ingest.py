@@ -9,6 +9,7 @@ import pytest
 from data_ingest_helpers import make_object, make_schema, run_ingest
 
 from openaml.ml.data import DataError
+from openaml.ml.data.ingest import FAST_PATHS, GENERAL_PATH
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.storage import ArtifactStore
 
@@ -160,6 +161,21 @@ def test_statistics_against_numpy(tmp_path):
     artifacts = ArtifactStore(tmp_path)  # as the service stores the report and reads it back
     artifacts.write_json("DataSource", "ds-1", "ingest.json", report.to_dict())
     assert artifacts.read_json("DataSource", "ds-1", "ingest.json") == json.loads(json.dumps(report.to_dict()))
+
+
+@pytest.mark.parametrize("parsing", [FAST_PATHS, GENERAL_PATH], ids=["fast", "general"])
+@pytest.mark.parametrize("target", [True, False], ids=["target", "input"])
+def test_binary_statistics_count_ones_and_zeros_and_no_invalid_value(parsing, target):
+    """A BINARY attribute's values are 1 and 0 whatever their spelling; an invalid one is no
+    value. Its spellings were counted as distinct values (4 for 1, yes, maybe, 0) and the
+    invalid one as a value, so the console showed 20 % invalid where 1 record in 4 is."""
+    schema = make_schema({"id": "CATEGORICAL", "b": "BINARY"}, **({"target": "b"} if target else {}))
+    lines = b"1,1\n2,yes\n3,maybe\n4,0\n5,\n6,False\n7, Y \n"
+    report, _ = run_ingest([make_object("f.csv", lines)], schema, stats=True, parsing=parsing)
+    b = report.statistics.to_json()["attributes"]["b"]
+    assert (b["count"], b["missingCount"], b["invalidCount"]) == (5, 1, 1)
+    assert (b["trueCount"], b["falseCount"], b["distinctCount"]) == (3, 2, 2)
+    assert b["valueCounts"] == {"1": 3, "0": 2}
 
 
 @pytest.mark.parametrize("huge", ["1e400", "-1e400", "9" * 400])

@@ -415,6 +415,9 @@ def per_row(per_entry: npt.NDArray[Any], indices: pa.Array, fill: Any = np.nan) 
     return out
 
 
+BINARY_VALUES = pa.array(["1", "0"])  # what a BINARY attribute's values are counted as
+
+
 class StatisticsBuilder:
     """Statistics of every attribute of a schema, fed one batch of selected valid records at a time."""
 
@@ -445,11 +448,17 @@ class StatisticsBuilder:
             if target is not None and name != self.schema.target:
                 stats.add_pairs(per_row(values, columns[name].indices), target)
         for name, table in self.counted.items():
-            table.add_table(columns[name].dictionary, counts[name])
-            if self.schema.type_of(name) is AttributeType.BINARY:
-                flags = coerced[name].values.to_numpy(zero_copy_only=False)
-                table.true += int(counts[name][flags == True].sum())  # noqa: E712 (object array)
-                table.false += int(counts[name][flags == False].sum())  # noqa: E712
+            if self.schema.type_of(name) is not AttributeType.BINARY:
+                table.add_table(columns[name].dictionary, counts[name])
+                continue
+            # BINARY: its values are 1 and 0 whatever the spelling (data.md §3.2), and an
+            # invalid one is no value (it counted as one, each spelling a distinct value)
+            flags = coerced[name].values.to_numpy(zero_copy_only=False)
+            true = int(counts[name][flags == True].sum())  # noqa: E712 (object array)
+            false = int(counts[name][flags == False].sum())  # noqa: E712
+            table.add_table(BINARY_VALUES, np.array([true, false], np.int64))
+            table.true += true
+            table.false += false
         for name, text in self.text.items():
             tokenized = block.tokenized(name) if block is not None else None
             if tokenized is not None:
