@@ -292,6 +292,22 @@ def test_schema_and_recipe_files_are_read_only_up_to_their_limit(
     assert read and max(read) <= 1 << 20
 
 
+@pytest.mark.parametrize("where", ["DataSchema", "DataSchemaLocationS3"])
+def test_a_schema_longer_than_the_apis_limit_is_refused_wherever_it_is(ml: Any, put_object: Any,
+                                                                       where: str) -> None:
+    """The limit is 131,071 characters inline (the service model's) and in S3 alike: a pretty-printed
+    schema file of 140,000 characters, under the bound of bytes read, was taken."""
+    attributes = [{"attributeName": f"a{i:04d}" + "x" * 50, "attributeType": "CATEGORICAL"} for i in range(1_000)]
+    text = json.dumps({"attributes": attributes}, indent=4)  # as pretty-printed by a tool
+    assert 131_071 < len(text) < 4 * 131_071
+    given = {where: text if where == "DataSchema" else put_object("s3://limits/long.schema", text.encode())}
+    with pytest.raises(ClientError) as err:
+        ml.create_data_source_from_s3(DataSourceId=f"long-schema-{where.lower()}", DataSpec={
+            "DataLocationS3": "s3://limits/data.csv", **given})
+    assert error_code(err) in ("InvalidInputException", "ValidationException"), err.value.response
+    assert "131,071 characters" in err.value.response["Error"]["Message"] or where == "DataSchema"
+
+
 class _Reader:
     """A stream whose read() is replaced, closing the real one."""
 

@@ -217,6 +217,7 @@ def read_document(ctx: ServiceContext, uri: str, member: str, max_chars: int, wh
         raise InternalServerException(str(exc)) from None
     except (StorageError, OSError) as exc:
         raise InvalidInputException(f"{member} {uri} cannot be read: {exc}") from None
-    if len(data) > limit:
+    text = data.decode("utf-8-sig", errors="replace")
+    if len(data) > limit or len(text) > max_chars:  # the characters, as of a document given inline
         raise InvalidInputException(f"{member} {uri} is larger than {what} of {max_chars:,} characters")
-    return data.decode("utf-8-sig", errors="replace")
+    return text
