@@ -242,6 +242,12 @@ def test_a_shared_read_stops_only_once_all_its_datasources_are_deleted(
         pair(("left", "right"))  # one read for both, whichever leads
         assert_the_other_completes(app, client, ("datasource", "left"), ("datasource", "right"),
                                    "the data were read once for 2 datasources")
+        # the deleted one's copy, which the read went on writing for it, is gone once its job
+        # ends (it stayed until the next start)
+        wait_until(lambda: app.context.artifacts.open_read("DataSource", "left", "job.log").read().rstrip()
+                   .endswith(b"stopped, as it was deleted"), 60, "the deleted datasource's job did not end")
+        assert not app.context.artifacts.exists("DataSource", "left", "data.arrows")
+        assert app.context.artifacts.exists("DataSource", "right", "data.arrows")
 
         pair(("first", "second"))
         delete(client, "datasource", "first")

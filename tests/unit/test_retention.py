@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openaml.jobs.data_copy import DATA_FILE, PARTS_FILE, part_file
 from openaml.jobs.retention import data_files
-from openaml.jobs.tasks import DATA_FILE, PARTS_FILE, part_file
 from openaml.storage import ArtifactStore
 
 

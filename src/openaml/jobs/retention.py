@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from openaml.jobs.tasks import PARTS_FILE, data_file_names
+from openaml.jobs.data_copy import PARTS_FILE, data_file_names
 from openaml.storage import Artifacts
 from openaml.store import EntityKind, Status, Store
 

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 
+from openaml.jobs.data_copy import DATA_FILE, PARTS_FILE, data_file_names, part_file
 from openaml.jobs.engine import Job, Task
 from openaml.jobs.models import MODEL_FILE, EndpointScorer, LoadedModels, Scorer, read_model
 from openaml.jobs.record_info import (
@@ -24,6 +25,7 @@ from openaml.jobs.record_info import (
     read_spec,
     read_threshold,
 )
+from openaml.jobs.retention import release_data
 from openaml.jobs.shared_work import SharedWork
 from openaml.jobs.specs import (
     BatchPredictionResult,
@@ -81,8 +83,6 @@ from openaml.storage.objects import CommittingWriter
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.leases import Leases
 
-DATA_FILE = "data.arrows"
-PARTS_FILE = "parts.json"  # a datasource read in partitions: {"parts": [its data files, in order]}
 INGEST_FILE = "ingest.json"
 REPORT_FILE = "report.json"
 LOG_FILE = "job.log"
@@ -276,6 +276,8 @@ class Tasks:
         kind, entity_id = job.record.kind.value, job.record.id
         self.artifacts.write_json(kind, entity_id, PARTS_FILE, {"parts": list(parts)})
         self.artifacts.write_json(kind, entity_id, INGEST_FILE, report.to_dict())
+        if job.cancelled():  # deleted while its read went on for others: its copy, written after, goes
+            release_data(self.store, self.artifacts, entity_id)
         job.log_line(
             f"{report.records_read} records read, {report.rejected_records} rejected, "
             f"{report.selected_records} selected; blocks read by path: "
@@ -718,19 +720,6 @@ class _KeepOpen(io.RawIOBase):
 
 
 Located = list[tuple[str, str, int]]  # (uri, key, size) of the objects a read in partitions planned
-
-
-def data_file_names(artifacts: Artifacts, source_id: str) -> list[str]:
-    """The names of a datasource's data files, in order."""
-    kind = EntityKind.DATASOURCE.value
-    if not artifacts.exists(kind, source_id, PARTS_FILE):
-        return [DATA_FILE]  # written before data files were listed
-    return list(artifacts.read_json(kind, source_id, PARTS_FILE)["parts"])
-
-
-def part_file(index: int) -> str:
-    """The data file of partition `index` of a datasource read in partitions."""
-    return f"data-{index:05d}.arrows"
 
 
 def read_key(spec: DataSourceSpec) -> tuple[str, str]:
