@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 
@@ -10,13 +11,14 @@ class _Refused(Exception):
     """What makes a parsed document unusable, said by the hooks while it is read."""
 
 
-def load_json(text: str, what: str, error: type[ValueError]) -> Any:
+def load_json(text: str, what: str, error: type[ValueError], exact: bool = False) -> Any:
     """The JSON value in `text`; otherwise `error` saying why `what` cannot be read: not valid
     JSON, nested too deeply, a name given twice in one object (one of the two would be lost
     silently), a number of more digits than Python converts (4,300), or a string escape of
-    half a UTF-16 pair (\\ud800: no text can hold it, so the jobs that write it would fail)."""
+    half a UTF-16 pair (\\ud800: no text can hold it, so the jobs that write it would fail).
+    With `exact`, decimal numbers are read as Decimal, not as the nearest double."""
     try:
-        doc = json.loads(text, object_pairs_hook=_unique)
+        doc = json.loads(text, object_pairs_hook=_unique, parse_float=Decimal if exact else None)
         text_only = _is_text(doc)
     except _Refused as exc:
         raise error(f"{what} {exc}") from None
@@ -32,9 +34,9 @@ def load_json(text: str, what: str, error: type[ValueError]) -> Any:
     return doc
 
 
-def load_object(text: str, what: str, error: type[ValueError]) -> dict[str, Any]:
+def load_object(text: str, what: str, error: type[ValueError], exact: bool = False) -> dict[str, Any]:
     """`load_json` of a JSON object; otherwise `error` saying that `what` is not one."""
-    doc = load_json(text, what, error)
+    doc = load_json(text, what, error, exact)
     if not isinstance(doc, dict):
         raise error(f"{what} must be a JSON object")
     return doc

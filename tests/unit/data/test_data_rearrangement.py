@@ -77,3 +77,26 @@ def test_random_decimal_percentages_exact():
     r = parse_rearrangement('{"splitting": {"percentBegin": 12.5, "percentEnd": 33.3, "strategy": "random"}}')
     expected = [12.5 <= _direct("", "k", int(o)) < 33.3 for o in offsets]
     assert r.select_random("k", offsets).tolist() == expected
+
+
+@pytest.mark.parametrize("text, selected", [
+    # the decimal text, not the nearest double (33.333333333333336 selected 2 of 3)
+    ('{"splitting": {"percentEnd": 33.33333333333333333333}}', [True, False, False]),
+    ('{"splitting": {"percentEnd": 1e-400}}', [True, False, False]),  # not 0.0: one record
+    ('{"splitting": {"percentBegin": 33.33333333333333333333}}', [False, True, True]),
+])
+def test_percentages_are_read_exactly_as_written(text, selected):
+    assert parse_rearrangement(text).select_sequential(0, 3, 3).tolist() == selected
+
+
+@pytest.mark.parametrize("number", ["1e999999999", "-1e999999999", "1e-999999999", "0." + "0" * 2000 + "1"])
+def test_percentages_of_huge_exponents_are_refused_at_once(number):
+    with pytest.raises(RearrangementError, match="outside 0-100|decimal places"):
+        parse_rearrangement(f'{{"splitting": {{"percentEnd": {number}}}}}')
+
+
+def test_a_decimal_seed_hashes_as_before():
+    """Numbers are read exactly for the percentages; a number given as the seed keeps the text
+    it had when read as a double (the seed of existing datasources)."""
+    r = parse_rearrangement('{"splitting": {"strategy": "random", "strategyParams": {"randomSeed": 1.50}}}')
+    assert r.seed == "1.5"

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -116,11 +117,14 @@ def random_positions(seed: str, file_key: str,
         return (z >> np.uint64(11)) * np.uint64(100)
 
 
+MAX_DECIMAL_PLACES = 1_000  # of a percentage, read exactly (1e-999999999 would be a huge fraction)
+
+
 def parse_rearrangement(text: str | None) -> Rearrangement:
     """Parse a DataRearrangement JSON string (None or blank = select everything)."""
     if text is None or not text.strip():
         return Rearrangement()
-    doc = load_object(text, "DataRearrangement", RearrangementError)
+    doc = load_object(text, "DataRearrangement", RearrangementError, exact=True)  # percents: exactly
     splitting = doc.get("splitting")
     if splitting is None:
         return Rearrangement()
@@ -142,15 +146,17 @@ def parse_rearrangement(text: str | None) -> Rearrangement:
 
 
 def _percent(value: Any, key: str) -> Fraction:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise RearrangementError(f"DataRearrangement {key} must be a number from 0 to 100")
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # NaN, Infinity
         raise RearrangementError(f"DataRearrangement {key} must be a number from 0 to 100")
-    # Decimal text such as 33.3 means exactly 333/10, not the nearest binary double.
-    fraction = Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
-    if not 0 <= fraction <= 100:
-        raise RearrangementError(f"DataRearrangement {key} ({value}) is outside 0-100")
-    return fraction
+    # decimal text such as 33.3 means exactly 333/10, not the nearest binary double (the JSON
+    # is read with Decimal: 33.33333333333333333333 and 1e-400 are what they say)
+    if not 0 <= value <= 100:  # before a Fraction is made: 1e999999999 would be a huge one
+        raise RearrangementError(f"DataRearrangement {key} ({str(value)[:40]}) is outside 0-100")
+    if isinstance(value, Decimal) and value.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
+        raise RearrangementError(f"DataRearrangement {key} has more than {MAX_DECIMAL_PLACES} decimal places")
+    return Fraction(value)
 
 
 def _complement(value: Any) -> bool:
@@ -175,6 +181,8 @@ def _seed(splitting: dict[str, Any]) -> str:
         return ""
     if isinstance(seed, bool):
         return "true" if seed else "false"
+    if isinstance(seed, Decimal):  # as when it was read as a double (what existing seeds hash)
+        seed = float(seed)
     return seed if isinstance(seed, str) else json.dumps(seed)
 
 
