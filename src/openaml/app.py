@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 FOLLOW_SECONDS = 1.0  # how often each process beats and follows the store's endpoints
 SERVING_MS = 5_000    # processes seen within this long share an endpoint's rate limit
 STALE_TEMP_SECONDS = 3_600  # a temporary file unchanged this long has no writer left
+WARM_UP_STOP_SECONDS = 120.0  # the most a closing server waits for its warm-up's step under way (a compilation)
 
 
 @dataclass
@@ -269,7 +270,8 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        stop_sync = threading.Event()
+        stop_sync, stop_warm_up = threading.Event(), threading.Event()
+        warming: threading.Thread | None = None
         if run_jobs:
             prefer_small_pages()
             single_threaded_blas()
@@ -281,8 +283,9 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             removed = artifacts.remove_temporary_files(idle) + objects.remove_temporary_files(idle)
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
-            threading.Thread(target=warm_up, args=(warm, execution), name="openaml-warm-up",
-                             daemon=True).start()
+            warming = threading.Thread(target=warm_up, args=(warm, execution, stop_warm_up), name="openaml-warm-up",
+                                       daemon=True)
+            warming.start()
             threading.Thread(target=release_all, args=(store, artifacts), name="openaml-retention",
                              daemon=True).start()
             engine.start()
@@ -295,7 +298,10 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
             yield
         finally:
             stop_sync.set()
+            stop_warm_up.set()
             await asyncio.to_thread(engine.stop)  # waits for the running jobs to end
+            if warming is not None:  # nothing of a closed server runs on: it ends at its next step
+                await asyncio.to_thread(warming.join, WARM_UP_STOP_SECONDS)
             if cluster is not None:
                 cluster.close()
             executor.shutdown(wait=False, cancel_futures=True)

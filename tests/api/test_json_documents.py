@@ -93,9 +93,13 @@ def test_a_recipe_is_read_faithfully_or_refused(ml: Any, put_object: Callable[[s
         MLModelId=uid("ml-bad-recipe"), MLModelType="BINARY", TrainingDataSourceId=datasource, **given))
 
 
-@pytest.mark.parametrize("weights", [f'{{"1": {BIG}}}', '{"\\ud800": 2}', '{"1": 2, "1": 3}', "[" * 5000])
+@pytest.mark.parametrize("weights, words", [
+    (f'{{"1": {BIG}}}', "number too long"), ('{"\\ud800": 2}', "half a UTF-16 pair"),
+    ('{"1": 2, "1": 3}', 'names "1" twice'), ("[" * 5000, "too deeply"), ("[1, 2]", "must be 'balanced' or"),
+])
 def test_class_weights_are_read_faithfully_or_refused(ml: Any, uid: Callable[[str], str], datasource: str,
-                                                      weights: str) -> None:
-    assert "openaml.classWeights must be" in refused(lambda: ml.create_ml_model(
+                                                      weights: str, words: str) -> None:
+    message = refused(lambda: ml.create_ml_model(
         MLModelId=uid("ml-bad-weights"), MLModelType="BINARY", TrainingDataSourceId=datasource,
         Parameters={"openaml.classWeights": weights}))
+    assert message.startswith("openaml.classWeights") and words in message and len(message) < 400

@@ -186,12 +186,15 @@ def test_pickers_reach_datasources_beyond_the_newest_hundred(
     assert listed.count('<option value="ds-') == 100 and "FAILED" not in listed and "ds-oldest" not in listed
     assert "type the ID" in page or "the ID of another datasource" in page
     token = token_of(browser, "/models/ml-picker")
-    made = browser.post("/models/ml-picker/create/evaluate", data={
+    both = browser.post("/models/ml-picker/create/evaluate", data={
         "csrf_token": token, "datasource": "ds-filler-103", "datasource_id": " ds-oldest ", "id": "ev-oldest"})
+    assert both.status_code == 400 and "not both" in field_message(both.text, "evaluate-datasource")
+    made = browser.post("/models/ml-picker/create/evaluate", data={
+        "csrf_token": token, "datasource": "", "datasource_id": " ds-oldest ", "id": "ev-oldest"})
     assert made.status_code == 303
     assert ml.get_evaluation(EvaluationId="ev-oldest")["EvaluationDataSourceId"] == "ds-oldest"
     made = browser.post("/models/ml-picker/create/batch-predict", data={
-        "csrf_token": token, "datasource": "ds-filler-103", "datasource_id": "ds-oldest", "id": "bp-oldest",
+        "csrf_token": token, "datasource": "", "datasource_id": "ds-oldest", "id": "bp-oldest",
         "output": "s3://out/oldest/"})
     assert made.status_code == 303
     assert ml.get_batch_prediction(BatchPredictionId="bp-oldest")["BatchPredictionDataSourceId"] == "ds-oldest"
@@ -264,6 +267,9 @@ def test_the_model_wizard_keeps_a_refused_datasource_id_and_chooses_none(ml: Any
     assert "selected" not in picker and 'id="model-form"' not in page.text
     ml.create_data_source_from_s3(DataSourceId="ds-picked", DataSpec={
         "DataLocationS3": "s3://wizard/table.csv", "DataSchema": TABLE_SCHEMA})
+    # a choice from the list after a refused ID typed (and kept) is not silently lost to it
+    both = browser.get("/create/model", params={"datasource_id": "ds-nope", "datasource": "ds-picked"}).text
+    assert "not both" in field_message(both, "datasource") and 'id="model-form"' not in both
     chosen = browser.get("/create/model", params={"datasource": "ds-picked"}).text
     picker = re.findall(r'<select id="pick-datasource".*?</select>', chosen, re.S)[0]
     assert picker.count("selected") == 1 and '<option value="ds-picked" selected>' in picker

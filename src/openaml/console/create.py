@@ -54,8 +54,14 @@ def datasource_choices(api: ServiceApi) -> list[dict[str, Any]]:
 
 
 def picked_datasource(form: Mapping[str, str]) -> str:
-    """The datasource a picker chose: the ID typed beside its list, else the one listed."""
-    return form.get("datasource_id", "").strip() or form.get("datasource", "")
+    """The datasource a picker chose: the ID typed beside its list, or the one listed; both,
+    when they differ, are refused (a refused ID stays typed, and a choice from the list made
+    after it would silently lose to it)."""
+    typed, listed = form.get("datasource_id", "").strip(), form.get("datasource", "")
+    if typed and listed and typed != listed:
+        raise FieldErrors({"datasource": f"Choose {listed} from the list or type {typed}, not both: empty the "
+                                         "one not meant."})
+    return typed or listed
 
 
 def required_datasource(form: Mapping[str, str]) -> str:

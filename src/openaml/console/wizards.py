@@ -83,12 +83,16 @@ class Wizards:
         """The wizard for a datasource (listed, or its ID typed): the model type its target
         suggests and the default recipe of its schema and statistics; a datasource no model can
         train on (FAILED, DELETED, no target) is said so, without the form."""
-        source_id = create.picked_datasource(query)
         context: dict[str, Any] = {"datasources": create.datasource_choices(self.api), "datasource": None, "errors": {},
                                    "values": {}, "new_id": create.new_id("ml"), "parameters": create.PARAMETERS,
                                    "recipe": "", "suggested": "", "share": create.EVALUATION_SHARE,
                                    "choices": create.CHOICES, "usable": False,
                                    "typed_id": query.get("datasource_id", "").strip()}
+        try:
+            source_id = create.picked_datasource(query)
+        except create.FieldErrors as exc:
+            context["errors"] = exc.errors
+            return context
         if not source_id:
             return context
         try:

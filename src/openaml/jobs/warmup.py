@@ -36,13 +36,21 @@ SCHEMA = (
 )
 
 
-def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THREAD) -> dict[str, int] | None:
+def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THREAD,
+            stop: threading.Event | None = None) -> dict[str, int] | None:
     """Ingest tiny data sets by every CSV path, train, evaluate and predict a BINARY model and
     a MULTICLASS one of categories alone, as the jobs will (with their `execution`), then set
     `done`. The blocks each CSV path read; None when it failed (only logged: a failed
-    warm-up costs speed alone)."""
+    warm-up costs speed alone) or was stopped (`stop`, looked at between its steps: a server
+    that closes waits for the step under way, not for the rest)."""
     run_below_requests()  # the warm-up is a job too (and starts the compiled code's threads)
     paths: Counter[str] = Counter()
+    stopping = stop if stop is not None else threading.Event()
+
+    def step() -> None:
+        if stopping.is_set():
+            raise _Stopped
+
     try:
         schema = parse_schema(SCHEMA)
         # the compiled paths for integer fields and the record count (every column an integer)
@@ -51,31 +59,38 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
             '"n","attributeType":"NUMERIC"', '"n","attributeType":"CATEGORICAL"'))
         counted, seen = _ingest(pixels, integers, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}',
                                 execution, paths)
+        step()
         _, unseen = _ingest(pixels, integers, '{"splitting": {"percentBegin": 70, "percentEnd": 100}}',
                             execution, paths)
         # categories alone (MNIST's pixels), MULTICLASS, scored on rows with unseen values
+        step()
         _model_jobs(ModelType.MULTICLASS, pixels, '{"outputs": ["ALL_CATEGORICAL"]}', counted, seen, unseen,
                     execution)
         # Arrow's fast path (no spaces or quotes: integer columns) with a sequential split,
         # then the general one (a quote inside a value), then Arrow's with stripping (text
         # with spaces and a quoted comma), whose copy the other jobs read
         plain = "".join(f"{i},{'xyz'[i % 3]},{i % 2},word{i % 4},{int(i > 10)}\n" for i in range(24))
+        step()
         _ingest(schema, plain, '{"splitting": {"percentBegin": 0, "percentEnd": 70}}', execution, paths)
         _ingest(schema, plain.replace("word1", 'a"b'), None, execution, paths)
         mixed = "".join(f'{i},{"xyz"[i % 3]},{i % 2},"word{i % 4}, more",{int(i > 10)}\n' for i in range(24))
         report, stored = _ingest(schema, mixed, None, execution, paths)
-
+        step()
         _model_jobs(ModelType.BINARY, schema, default_recipe(schema, report.statistics), report, stored, stored,
                     execution)
+        step()
         compile_steps()
         distinct_sketch.string_hashes(pa.array(["a"]))  # a category or text past 100,000 distinct values
         reason = one_thread_reason()
         if execution.parallel and reason is not None:
             log.warning("SGD steps run on one thread: %s", reason)
         # SAGA's kernels (openaml.optimizer=saga; one compilation serves every model type)
+        step()
         train_model(ModelType.BINARY, schema, '{"outputs": ["ALL_CATEGORICAL"]}',
                     parse_parameters({"openaml.optimizer": "saga"}, ModelType.BINARY), report.statistics,
                     lambda: read_materialized(io.BytesIO(stored)))
+    except _Stopped:
+        return None
     except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
         log.exception("warm-up failed")
         return None
@@ -83,6 +98,10 @@ def warm_up(done: threading.Event | None = None, execution: Execution = ONE_THRE
         if done is not None:
             done.set()
     return dict(paths)
+
+
+class _Stopped(Exception):
+    """The server closes: the warm-up ends before its next step."""
 
 
 def _model_jobs(model_type: ModelType, schema: Schema, recipe: str, report: IngestReport, training: bytes,

@@ -19,16 +19,16 @@ def load_json(text: str, what: str, error: type[ValueError], exact: bool = False
     With `exact`, decimal numbers are read as Decimal, not as the nearest double."""
     try:
         doc = json.loads(text, object_pairs_hook=_unique, parse_float=Decimal if exact else None)
-        text_only = _is_text(doc)
     except _Refused as exc:
         raise error(f"{what} {exc}") from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise error(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:  # "[[[[..." deeper than the interpreter's stack
         raise error(f"{what} nests arrays or objects too deeply") from None
-    except ValueError:  # int() of more than sys.get_int_max_str_digits() digits
-        raise error(f"{what} holds a number too long to read (over 4,300 digits)") from None
-    if not text_only:
+    except (ValueError, ArithmeticError):  # int() past 4,300 digits; Decimal past its exponents
+        raise error(f"{what} holds a number too long or too large to read (over 4,300 digits, or an "
+                    "exponent past a billion)") from None
+    if not _is_text(doc):
         raise error(f"{what} holds a string escape of half a UTF-16 pair (such as \\ud800), which is "
                     "no character")
     return doc
@@ -53,13 +53,19 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _is_text(value: Any) -> bool:
-    """Whether every string in `value` (keys too) is text that UTF-8 can encode."""
-    if isinstance(value, str):
-        return value.isascii() or _encodes(value)
-    if isinstance(value, dict):
-        return all(_is_text(k) and _is_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_is_text(v) for v in value)
+    """Whether every string in `value` (keys too) is text that UTF-8 can encode; by a loop, not
+    recursion (the document may nest as deep as the parser lets it)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not (item.isascii() or _encodes(item)):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return True
 
 

@@ -32,7 +32,26 @@ log = logging.getLogger(__name__)
 def serialize_response(operation: OperationModel, result: Mapping[str, Any] | None) -> bytes:
     """The JSON body of a successful call: `result` restricted to the output shape."""
     encoded = compiled_output(operation)(result or {})
-    return orjson.dumps({} if encoded is _OMIT else encoded)
+    return _dumps({} if encoded is _OMIT else encoded)
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON of the value; a string that is no text (a lone surrogate, which records made
+    before such input was refused may hold) has it replaced by U+FFFD, never a 500."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_as_text(value))
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_as_text(k): _as_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_text(v) for v in value]
+    return value
 
 
 def serialize_error(
@@ -41,7 +60,7 @@ def serialize_error(
     """(HTTP status, headers, body) for an error; botocore reads the code from `__type`."""
     headers = response_headers(request_id)
     headers["x-amzn-ErrorType"] = exc.error_type
-    body = orjson.dumps({"__type": exc.error_type, "message": exc.message})
+    body = _dumps({"__type": exc.error_type, "message": exc.message})
     return exc.http_status, headers, body
 
 

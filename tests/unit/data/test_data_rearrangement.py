@@ -100,3 +100,17 @@ def test_a_decimal_seed_hashes_as_before():
     it had when read as a double (the seed of existing datasources)."""
     r = parse_rearrangement('{"splitting": {"strategy": "random", "strategyParams": {"randomSeed": 1.50}}}')
     assert r.seed == "1.5"
+
+
+@pytest.mark.parametrize("text, seed", [
+    ('{"splitting": {"strategy": "random", "strategyParams": {"randomSeed": [1.5, {"a": 2.0}]}}}',
+     '[1.5, {"a": 2.0}]'),  # numbers inside a seed, written as before (a TypeError answered 500)
+    ('{"splitting": {"percentEnd": 0e-5000}}', ""),  # exactly 0, whatever its exponent
+])
+def test_decimals_anywhere_in_a_rearrangement_read_as_before(text, seed):
+    assert parse_rearrangement(text).seed == seed
+
+
+def test_a_strategy_params_number_is_refused_naming_it():
+    with pytest.raises(RearrangementError, match="not 2.5"):
+        parse_rearrangement('{"splitting": {"strategyParams": 2.5}}')

@@ -181,9 +181,9 @@ def test_the_names_made_are_bounded_in_all() -> None:
     names = [f"c{i:02d}" + "x" * 60 for i in range(100)]
     schema = make_schema([(n, "CATEGORICAL") for n in names] + [("y", "BINARY")], targetAttributeName="y")
     group = "group(" + ",".join(names) + ")"
-    wrapped = "no_punct(lowercase(no_punct(lowercase(no_punct(lowercase(no_punct(lowercase(G))))))))"
-    recipe = {"groups": {"G": group},
-              "assignments": {"w": wrapped, **{f"p{i}": "cartesian(w, w)" for i in range(3)}}, "outputs": ["G"]}
+    wrapped = "no_punct(lowercase(" * 6 + "G" + "))" * 6  # names of 190 characters
+    recipe = {"groups": {"G": group},  # 4 x 10,000 pairs of 392 characters: 15.7 million
+              "assignments": {"w": wrapped, **{f"p{i}": "cartesian(w, w)" for i in range(4)}}, "outputs": ["G"]}
     assert f"more than {MAX_EXPANDED_CHARACTERS} characters of names in all" in refused(
         recipe, schema, memory=64 * 2**20)
 
@@ -200,7 +200,7 @@ def test_a_group_of_an_assignment_says_what_is_wrong() -> None:
 @pytest.mark.parametrize("text, fragment", [
     ('{"outputs": ["c0"], "outputs": ["c1"]}', 'names "outputs" twice in one object'),
     ('{"groups": {"G": "group(c0)", "G": "group(c1)"}, "outputs": ["G"]}', 'names "G" twice'),
-    ('{"outputs": ["c0"], "x": 1' + "0" * 5000 + "}", "a number too long to read"),
+    ('{"outputs": ["c0"], "x": 1' + "0" * 5000 + "}", "a number too long or too large to read"),
     ('{"outputs": ["c0", "\\udc00"]}', "half a UTF-16 pair"),
 ])
 def test_recipe_documents_that_cannot_be_read_faithfully_are_refused(text: str, fragment: str) -> None:

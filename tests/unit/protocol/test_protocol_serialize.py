@@ -165,3 +165,13 @@ def test_internal_error_hides_details_and_logs(caplog: pytest.LogCaptureFixture)
     assert status == 500 and json.loads(body)["__type"] == "InternalServerException"
     assert "secret" not in body.decode() and "Traceback" not in body.decode()
     assert "req-42" in caplog.text and "secret internals" in caplog.text
+
+
+def test_a_stored_string_that_is_no_text_is_answered_not_a_500(spec: ServiceSpec) -> None:
+    """A lone surrogate (which records made before such input was refused may hold) made
+    orjson raise, so GetDataSource Verbose answered 500 for that datasource for good."""
+    body = serialize_response(spec.operation("GetDataSource"), {
+        "DataSourceId": "ds-1", "DataSourceSchema": '{"attributes": [{"attributeName": "\udc00x"}]}',
+        "Name": "ok \ud800"})
+    parsed = read_back(spec, "GetDataSource", body)
+    assert parsed["Name"] == "ok \ufffd" and "\ufffdx" in parsed["DataSourceSchema"]

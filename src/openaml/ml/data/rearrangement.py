@@ -154,7 +154,7 @@ def _percent(value: Any, key: str) -> Fraction:
     # is read with Decimal: 33.33333333333333333333 and 1e-400 are what they say)
     if not 0 <= value <= 100:  # before a Fraction is made: 1e999999999 would be a huge one
         raise RearrangementError(f"DataRearrangement {key} ({str(value)[:40]}) is outside 0-100")
-    if isinstance(value, Decimal) and value.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
+    if isinstance(value, Decimal) and value and value.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
         raise RearrangementError(f"DataRearrangement {key} has more than {MAX_DECIMAL_PLACES} decimal places")
     return Fraction(value)
 
@@ -173,7 +173,7 @@ def _seed(splitting: dict[str, Any]) -> str:
     params = splitting.get("strategyParams")
     if params is not None and not isinstance(params, dict):  # its seed would be silently lost
         raise RearrangementError(f"DataRearrangement strategyParams must be a JSON object such as "
-                                 f"{{\"randomSeed\": \"s\"}}, not {json.dumps(params)[:40]}")
+                                 f"{{\"randomSeed\": \"s\"}}, not {json.dumps(params, default=float)[:40]}")
     seed = params.get("randomSeed") if params is not None else None
     if seed is None:
         seed = splitting.get("randomSeed", "")
@@ -181,9 +181,9 @@ def _seed(splitting: dict[str, Any]) -> str:
         return ""
     if isinstance(seed, bool):
         return "true" if seed else "false"
-    if isinstance(seed, Decimal):  # as when it was read as a double (what existing seeds hash)
-        seed = float(seed)
-    return seed if isinstance(seed, str) else json.dumps(seed)
+    # a number, or numbers inside a list or object, written as when read as doubles (as the
+    # seeds of existing datasources hash)
+    return seed if isinstance(seed, str) else json.dumps(seed, default=float)
 
 
 def _show(value: Fraction) -> str:

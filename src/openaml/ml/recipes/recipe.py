@@ -27,7 +27,9 @@ MAX_EXPANDED_VARIABLES = 50_000  # handled by all groups, assignments and expres
 # of a variable's canonical name: a three-way cartesian of cleaned 64-character attributes takes
 # about 300 (256 refused it); an assignment chain of lowercase() reaches it 90 deep
 MAX_NAME_LENGTH = 1_024
-MAX_EXPANDED_CHARACTERS = 8_000_000  # the names of the variables handled, all together
+# the names of the variables handled, all together, each set counted at its longest name: the
+# most the earlier limits let through (50,000 variables of 256 characters), so none is refused now
+MAX_EXPANDED_CHARACTERS = 12_800_000
 BUILTIN_GROUPS = ("ALL_TEXT", "ALL_NUMERIC", "ALL_CATEGORICAL", "ALL_BINARY", "ALL_INPUTS")
 _KIND = {AttributeType.TEXT: TEXT, AttributeType.CATEGORICAL: CATEGORICAL,
          AttributeType.BINARY: BINARY, AttributeType.NUMERIC: NUMERIC}

@@ -152,16 +152,15 @@ def _class_weights(parameters: dict[str, str], model_type: str) -> str | None:
         raise ParameterError(f"{CLASS_WEIGHTS_KEY} applies to BINARY and MULTICLASS models")
     if given.strip().lower() == "balanced":
         return "balanced"
-    try:
-        weights = load_json(given, CLASS_WEIGHTS_KEY, ParameterError)
-    except ParameterError:
-        weights = None
+    # JSON's own refusals (a key twice, a number too long...) say what is wrong; a word is no JSON
+    weights = load_json(given, CLASS_WEIGHTS_KEY, ParameterError) if given.lstrip()[:1] in ("{", "[") else None
     if not isinstance(weights, dict) or not weights or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and MIN_CLASS_WEIGHT <= w <= MAX_CLASS_WEIGHT
             for w in weights.values()):
+        shown = given if len(given) <= 80 else given[:80] + "..."
         raise ParameterError(f"{CLASS_WEIGHTS_KEY} must be 'balanced' or a JSON object of numbers from "
                              f"{MIN_CLASS_WEIGHT:g} to {MAX_CLASS_WEIGHT:g} by class, e.g. {{\"1\": 5, \"0\": 1}}, "
-                             f"not '{given}'")
+                             f"not '{shown}'")
     found: dict[str, float] = {}
     for name, weight in weights.items():
         label = _binary_class(str(name)) if model_type == ModelType.BINARY else str(name)
