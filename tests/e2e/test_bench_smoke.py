@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,13 +79,28 @@ def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
              "amounts 3k")
     assert runs == [(name, split) for name in names for split in ("random", "sequential")]
     for entry in document["datasets"]:
-        assert len(entry["folds"]) == 2 and set(entry["targets_met"]) == {"metric", "spread"}
+        # random folds are drawn twice (--quick), sequential ones are what they are
+        draws = 2 if entry["split"] == "random" else 1
+        assert entry["seeds"] == draws and len(entry["folds"]) == 2 * draws, entry
+        assert [f["seed"] for f in entry["folds"]] == [s for s in range(draws) for _ in range(2)]
+        assert set(entry["targets_met"]) == {"metric", "spread"}
+        # scikit-learn's side is at the one strength of the best mean over every fold
+        strength, folds = entry["sklearn_strength"], entry["folds"]
+        means = {s: np.mean([f["sklearn_fits"][s] for f in folds]) for s in folds[0]["sklearn_fits"]}
+        assert means[strength] == (min if entry["metric"] == "RegressionRMSE" else max)(means.values())
+        assert all(f["sklearn"] == f["sklearn_fits"][strength] for f in folds)
+        for side in ("openaml", "sklearn", "sklearn_fold_best"):
+            per_draw = [[f[side] for f in entry["folds"] if f["seed"] == s] for s in range(draws)]
+            assert abs(entry[side]["mean"] - np.mean(per_draw)) < 1e-9
+            assert abs(entry[side]["spread"] - np.mean([max(v) - min(v) for v in per_draw])) < 1e-9
+            means = [np.mean(v) for v in per_draw]
+            assert abs(entry[side]["seed_spread"] - (max(means) - min(means))) < 1e-9
         ours, theirs = entry["openaml"]["mean"], entry["sklearn"]["mean"]
         if entry["metric"] != "RegressionRMSE":
             assert 0.0 < ours <= 1.0 and 0.0 < theirs <= 1.0, entry
-        if entry["split"] == "random":  # sequential folds of class-sorted rows (wine) score anything
-            assert (ours >= theirs - 0.1 if entry["metric"] != "RegressionRMSE" else ours <= 1.2 * theirs), entry
+        assert (ours >= theirs - 0.1 if entry["metric"] != "RegressionRMSE" else ours <= 1.2 * theirs), entry
     assert "| digits | sequential | MULTICLASS |" in markdown
+    assert "| digits | random, 2 draws | MULTICLASS |" in markdown
 
 
 def test_the_cluster_benchmark_compares_local_mode_with_one_dask_worker(tmp_path: Path) -> None:
