@@ -152,3 +152,19 @@ def test_default_recipe_names_its_groups_apart_from_the_attributes():
     recipe = parse_recipe(text, schema)
     assert '"NUMERIC_VARS_QB_5__" : "group(' in text
     assert {n.canonical for n in recipe.outputs} >= {f"quantile_bin({name},5)", "quantile_bin(NUMERIC_VARS_QB_5_,5)"}
+
+
+@pytest.mark.parametrize("output, words", [
+    ("quantile_bin(y,10)", "quantile_bin"), ("ngram(y,2)", "ngram"), ("lowercase(id)", None),
+    ("cartesian(y, job)", None), ("quantile_bin(b,10)", "quantile_bin"),
+])
+def test_a_transformation_of_the_target_is_checked_before_it_is_dropped(output: str, words: str | None) -> None:
+    """References to the target (or rowId) are dropped (recipes.md §6) once the call is
+    possible (§7): quantile_bin of the BINARY target was dropped silently where the same of a
+    BINARY input (b) is refused."""
+    recipe = {"outputs": [output, "age"]}
+    if words is None:
+        assert names(recipe)[-1] == "age"
+    else:
+        with pytest.raises(RecipeError, match=words):
+            names(recipe)

@@ -11,6 +11,7 @@ made in all. A name's length bounds its variable's depth, and so every recursive
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -246,11 +247,21 @@ class _Resolver:
         self._expand(len(found.nodes), found.name_length, where)
         return found
 
+    def _check_dropped(self, fn: str, args: Sequence[Expr], kinds: set[str], where: str) -> None:
+        """The type check of an argument naming the target (or rowId, rowWeight, an excluded
+        attribute): it is dropped (§6) only once the call is possible (§7); quantile_bin of a
+        BINARY target was dropped silently where the same of a BINARY input is refused."""
+        for arg in args:
+            if (isinstance(arg, Name) and arg.text not in self.inputs and arg.text not in self.groups
+                    and arg.text not in self.assignments and (found := self.schema.type_of(arg.text)) is not None):
+                _check_kind(fn, Attr(arg.text, _KIND[found]), kinds, where)
+
     def _call(self, expr: Call, where: str) -> _Variables:
         fn = expr.function
         if fn == "cartesian":
             if len(expr.args) != 2 or any(isinstance(a, Integer) for a in expr.args):
                 raise RecipeError(f"{where}: cartesian takes exactly two variables")
+            self._check_dropped(fn, expr.args, _CARTESIAN_KINDS, where)
             left = self._resolve(expr.args[0], where)
             right = self._resolve(expr.args[1], where)
             for node in chain(left.nodes, right.nodes):
@@ -275,6 +286,7 @@ class _Resolver:
                     f"{where}: the second argument of {fn} must be an integer from "
                     f"{int_range[0]} to {int_range[1]}")
             n = arg.value
+        self._check_dropped(fn, expr.args[:1], kinds, where)
         members = self._resolve(expr.args[0], where)
         for node in members.nodes:
             _check_kind(fn, node, kinds, where)
