@@ -11,10 +11,12 @@ each fold's own best strength, which favours it more, is reported beside it.
 LogisticRegression (lbfgs) for BINARY and MULTICLASS, Ridge for REGRESSION. Folds are
 random, drawn three times (seeds), and sequential (consecutive rows, as users split with
 DataRearrangement). The metric is Amazon ML's: AUC, macro-average F1, RMSE. The suite:
-scikit-learn's bundled breast cancer, diabetes, digits and wine data (wine's rows, sorted by
-class, in a fixed shuffled order: `unsorted`); the tabular benchmark's generated bank table at 8,000 rows and
-three more generated tables (quality_data.py: rare positives, 24 classes, amounts); the bundled
-MNIST sample and 10,000 Fashion-MNIST images, every pixel CATEGORICAL as in the seed's workflow.
+scikit-learn's bundled breast cancer, diabetes, digits and wine data (wine's rows come sorted
+by class: they have no order of their own, so their sequential folds are cut from shuffled
+orders, drawn as the random folds are: `Dataset.ordered`); the tabular benchmark's generated
+bank table at 8,000 rows and three more generated tables (quality_data.py: rare positives, 24
+classes, amounts); the bundled MNIST sample and 10,000 Fashion-MNIST images, every pixel
+CATEGORICAL as in the seed's workflow.
 
 With `--algorithm gbdt` each fold trains OpenAML's boosted trees (openaml.algorithm=gbdt, the
 default 100 rounds, learning rate 0.1, 31 leaves, 20 records a leaf) and scikit-learn's
@@ -73,6 +75,7 @@ class Dataset:
     schema: Schema
     header: bytes
     lines: list[bytes]
+    ordered: bool = True  # the rows have an order of their own, which sequential folds keep
 
 
 def datasets(quick: bool = False, images_too: bool = True) -> dict[str, Dataset]:
@@ -81,7 +84,7 @@ def datasets(quick: bool = False, images_too: bool = True) -> dict[str, Dataset]
     without `images_too`)."""
     from sklearn import datasets as bundled
 
-    suite = {name: from_arrays(model_type, *unsorted(*loader(return_X_y=True))) for name, model_type, loader in (
+    suite = {name: from_arrays(model_type, *loader(return_X_y=True)) for name, model_type, loader in (
         ("breast cancer", ModelType.BINARY, bundled.load_breast_cancer),
         ("diabetes", ModelType.REGRESSION, bundled.load_diabetes),
         ("digits", ModelType.MULTICLASS, bundled.load_digits),
@@ -137,20 +140,12 @@ def fashion_sample(rows: int) -> Dataset | None:
     return images(gzip.compress(data, compresslevel=1), rows)
 
 
-def unsorted(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows in a fixed shuffled order when they come sorted by their target (wine's, by
-    class), as a table exported in no particular order would be; else as they are. A
-    sequential fold of the sorted rows holds classes its training part barely saw, and its
-    macro F1 turns on one or two of its 45 records (scikit-learn's own fits of one such fold
-    scored 0.61 to 1.00 across its regularization strengths)."""
-    if np.all(np.diff(y) >= 0):
-        order = np.random.default_rng(SEED).permutation(len(y))
-        return x[order], y[order]
-    return x, y
-
-
 def from_arrays(model_type: ModelType, x: np.ndarray, y: np.ndarray) -> Dataset:
-    """NUMERIC inputs x0, x1... and the target y (a class number, or a number)."""
+    """NUMERIC inputs x0, x1... and the target y (a class number, or a number). Rows sorted by
+    their target (wine's, by class) have no order of their own (`ordered` False): sequential
+    folds of them would hold classes their training part barely saw, and their macro F1 turn
+    on one or two of 45 records (scikit-learn's fits of one such fold scored 0.61 to 1.00
+    across its strengths)."""
     names = [f"x{j}" for j in range(x.shape[1])]
     target = {ModelType.BINARY: "BINARY", ModelType.MULTICLASS: "CATEGORICAL"}.get(model_type, "NUMERIC")
     schema = parse_schema(json.dumps({
@@ -159,7 +154,8 @@ def from_arrays(model_type: ModelType, x: np.ndarray, y: np.ndarray) -> Dataset:
         + [{"attributeName": "y", "attributeType": target}]}))
     labels = y.astype(int) if model_type is not ModelType.REGRESSION else y
     lines = [(",".join(f"{v:.10g}" for v in row) + f",{label}\n").encode() for row, label in zip(x, labels)]
-    return Dataset(model_type, schema, (",".join(names) + ",y\n").encode(), lines)
+    return Dataset(model_type, schema, (",".join(names) + ",y\n").encode(), lines,
+                   ordered=not bool(np.all(np.diff(y) >= 0)))
 
 
 def tabular(rows: int) -> Dataset:
@@ -245,6 +241,18 @@ def linear_fits(model_type: ModelType, x_train: Any, y_train: np.ndarray, x_held
     return scores
 
 
+def fold_orders(rows: int, split: str, ordered: bool, seeds: int) -> list[np.ndarray]:
+    """The row orders whose consecutive parts are the folds: random ones drawn `seeds` times,
+    or the rows' own order for sequential folds. Rows with no order of their own get shuffled
+    orders for their sequential folds too, drawn apart from the random folds' (one fixed
+    shuffle would be one draw, whose luck the draws are there to average: wine's moved its
+    macro F1 by 0.006, one record of 45 on one fold)."""
+    if split == "sequential" and ordered:
+        return [np.arange(rows)]
+    first = 0 if split == "random" else seeds
+    return [np.random.default_rng([SEED, seed]).permutation(rows) for seed in range(first, first + seeds)]
+
+
 def choose_strength(model_type: ModelType, folds: list[dict[str, Any]]) -> str:
     """The strength of the best mean metric over every fold (RMSE: the least), as a grid
     search by cross-validation chooses one; each fold's own best would fit the folds' noise
@@ -285,13 +293,13 @@ def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS,
         algorithm: str = "sgd", seeds: int = SEEDS) -> None:
     """Every dataset of the suite in `folds`-fold cross-validation, with random folds (drawn
     `seeds` times) and with sequential ones (consecutive rows, as DataRearrangement
-    complements make them), into result["datasets"]: each side's mean over every fold, its
+    complements make them; of shuffled rows, drawn so, where the rows have no order of their
+    own), into result["datasets"]: each side's mean over every fold, its
     fold spread (the mean over the draws of max - min) and the spread of the draws' means."""
     result["datasets"] = []
     suite = datasets(quick, images_too=algorithm == "sgd")
     for (name, data), split in ((d, s) for d in suite.items() for s in SPLITS):
-        orders = ([np.random.default_rng([SEED, seed]).permutation(len(data.lines)) for seed in range(seeds)]
-                  if split == "random" else [np.arange(len(data.lines))])
+        orders = fold_orders(len(data.lines), split, data.ordered, seeds)
         draws = []
         for order in orders:
             parts = np.array_split(order, folds)
@@ -301,7 +309,8 @@ def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS,
         best = min if data.model_type is ModelType.REGRESSION else max
         for f in (f for found in draws for f in found):
             f["sklearn"], f["sklearn_fold_best"] = f["sklearn_fits"][strength], best(f["sklearn_fits"].values())
-        entry = {"name": name, "split": split, "model_type": data.model_type.value, "rows": len(data.lines),
+        entry = {"name": name, "split": split, "ordered": data.ordered,
+                 "model_type": data.model_type.value, "rows": len(data.lines),
                  "attributes": len(data.schema.attributes) - 1, "metric": METRIC_KEYS[data.model_type],
                  "seeds": len(draws), "sklearn_strength": strength,
                  "folds": [dict(f, seed=s) for s, found in enumerate(draws) for f in found]}
@@ -318,7 +327,7 @@ def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS,
                       f"({theirs['seed_spread']:.4f})") if len(draws) > 1 else ""
         chosen = "" if algorithm == "gbdt" else (f" at {strength}, each fold's best "
                                                  f"{entry['sklearn_fold_best']['mean']:.4f}")
-        echo(f"  {name}, {split} folds: OpenAML {ours['mean']:.4f} (spread {ours['spread']:.4f}), "
+        echo(f"  {name}, {_folds(entry)}: OpenAML {ours['mean']:.4f} (spread {ours['spread']:.4f}), "
              f"scikit-learn {theirs['mean']:.4f} ({theirs['spread']:.4f}){chosen}{seeds_text}")
 
 
@@ -341,13 +350,19 @@ def table(result: dict[str, Any]) -> list[str]:
              "|---|---|---|---:|---|---:|---:|" + ("" if trees else "---:|---:|") + "---|"]
     for e in result["datasets"]:
         draws = e.get("seeds", 1)
-        folds = e["split"] + (f", {draws} draws" if draws > 1 else "")
+        folds = _folds(e).replace(" folds", "") + (f", {draws} draws" if draws > 1 else "")
         theirs = _cell(e["sklearn"], draws) + ("" if trees else
                                                f" | {e['sklearn_strength']} | {e['sklearn_fold_best']['mean']:.4f}")
         lines.append(f"| {e['name']} | {folds} | {e['model_type']} | {e['rows']:,} | {e['metric']} | "
                      f"{_cell(e['openaml'], draws)} | {theirs} | "
                      + ", ".join(k for k, v in e["targets_met"].items() if v) + " |")
     return lines
+
+
+def _folds(entry: dict[str, Any]) -> str:
+    """How an entry's folds were cut."""
+    shuffled = entry["split"] == "sequential" and not entry.get("ordered", True)
+    return f"{entry['split']} folds" + (" of shuffled rows" if shuffled else "")
 
 
 def _cell(side: dict[str, float], draws: int) -> str:

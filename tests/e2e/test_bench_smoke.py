@@ -79,8 +79,10 @@ def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
              "amounts 3k")
     assert runs == [(name, split) for name in names for split in ("random", "sequential")]
     for entry in document["datasets"]:
-        # random folds are drawn twice (--quick), sequential ones are what they are
-        draws = 2 if entry["split"] == "random" else 1
+        # random folds are drawn twice (--quick), sequential ones are what they are, but for
+        # rows with no order of their own (wine's, sorted by class): cut from shuffled orders
+        assert entry["ordered"] == (entry["name"] != "wine"), entry["name"]
+        draws = 2 if entry["split"] == "random" or not entry["ordered"] else 1
         assert entry["seeds"] == draws and len(entry["folds"]) == 2 * draws, entry
         assert [f["seed"] for f in entry["folds"]] == [s for s in range(draws) for _ in range(2)]
         assert set(entry["targets_met"]) == {"metric", "spread"}
@@ -101,6 +103,26 @@ def test_quick_quality_benchmark_writes_its_result(tmp_path: Path) -> None:
         assert (ours >= theirs - 0.1 if entry["metric"] != "RegressionRMSE" else ours <= 1.2 * theirs), entry
     assert "| digits | sequential | MULTICLASS |" in markdown
     assert "| digits | random, 2 draws | MULTICLASS |" in markdown
+    assert "| wine | sequential of shuffled rows, 2 draws | MULTICLASS |" in markdown
+
+
+def test_the_quality_benchmark_cuts_sequential_folds_of_unordered_rows_from_fresh_shuffles(monkeypatch) -> None:
+    """Rows sorted by their target have no order of their own: their sequential folds come
+    from shuffled orders, drawn apart from the random folds' (one fixed shuffle would be a
+    single draw); rows in an order of their own keep it."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from quality import ModelType, fold_orders, from_arrays
+
+    assert not from_arrays(ModelType.MULTICLASS, np.zeros((4, 1)), np.array([0, 0, 1, 2])).ordered
+    assert from_arrays(ModelType.MULTICLASS, np.zeros((4, 1)), np.array([0, 1, 0, 2])).ordered
+    kept = fold_orders(10, "sequential", True, 3)
+    assert len(kept) == 1 and (kept[0] == np.arange(10)).all()
+    shuffled, drawn = fold_orders(10, "sequential", False, 3), fold_orders(10, "random", False, 3)
+    assert len(shuffled) == len(drawn) == 3
+    assert all(sorted(o) == list(range(10)) for o in shuffled + drawn)
+    orders = {tuple(o) for o in shuffled + drawn}
+    assert len(orders) == 6 and tuple(range(10)) not in orders
+    assert fold_orders(10, "random", True, 3)[0].tolist() == drawn[0].tolist()  # whatever the order
 
 
 def test_the_cluster_benchmark_compares_local_mode_with_one_dask_worker(tmp_path: Path) -> None:
