@@ -91,14 +91,25 @@ def test_a_helper_leaves_when_its_server_dies_while_it_starts(started, sig) -> N
     assert wait_for(lambda: not answers(port), 5), f"port {port} still answers"
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as a terminal's foreground command has it. A test run started
+    as a background job (`... &` in a script) inherits SIGINT ignored, and its servers would
+    ignore Ctrl-C until uvicorn's handler is in place (the test timed out so in such runs)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_loading_leaves_without_a_traceback(tmp_path: Path) -> None:
     """SIGINT in the first moments (modules still loading) exits quietly."""
     for delay in (0.15, 0.3, 0.6):
         server = subprocess.Popen([str(OPENAML), "serve", "--port", str(free_port()), "--data-dir",
-                                   str(tmp_path / "d")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                   str(tmp_path / "d")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  preexec_fn=as_in_a_terminal)  # noqa: PLW1509 - before any thread of its own
         time.sleep(delay)
         server.send_signal(signal.SIGINT)
-        output, _ = server.communicate(timeout=30)
+        try:
+            output, _ = server.communicate(timeout=30)
+        finally:
+            server.kill()  # (gone already, unless the Ctrl-C was lost)
         assert b"Traceback" not in output, output.decode()
         assert server.returncode != 0
 
