@@ -165,10 +165,12 @@ class Model:
         return unstandardize(z[:, 0], *self.target_scale)
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
-        """Scores of every row of a raw-string batch (no rejected-row filtering)."""
-        return self.link(np.concatenate(
-            [self.raw_scores(rows) for rows in self.pipeline.row_chunks(batch)]
-            or [np.zeros((0, len(self.bias)))]))
+        """Scores of every row of a raw-string batch (no rejected-row filtering); a linear
+        model's straight from the looked-up features (FeaturePipeline.scores), the same as
+        raw_scores' of their rows."""
+        parts = (self.pipeline.score_chunks(batch, self.weights, self.bias) if self.trees is None
+                 else (self.raw_scores(rows) for rows in self.pipeline.row_chunks(batch)))
+        return self.link(np.concatenate(list(parts) or [np.zeros((0, len(self.bias)))]))
 
     def score_table(self, table: pa.Table) -> np.ndarray:
         """Offline scoring of a pyarrow table of raw strings named like the schema attributes."""

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from openaml.ml.errors import InputError, install_hint
-from openaml.ml.features.pipeline import STANDARDIZED_LIMIT
+from openaml.ml.features.rows import STANDARDIZED_LIMIT
 from openaml.ml.model import Model
 from openaml.ml.model_type import ModelType
 from openaml.ml.moments import SAFE_MAGNITUDE
@@ -168,7 +168,7 @@ def _number(model: Model, graph: _Graph, node: Node) -> str:
 
 
 def _standardized(graph: _Graph, value: str, mean: float, std: float) -> str:
-    """(value - mean) / std within STANDARDIZED_LIMIT (pipeline.standardized); a zero std gives
+    """(value - mean) / std within STANDARDIZED_LIMIT (rows.standardized); a zero std gives
     0 (and a missing value stays missing)."""
     if std <= 0:
         return graph.node("Mul", [value, graph.constant(np.array(0.0))], "flat")

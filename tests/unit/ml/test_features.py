@@ -179,7 +179,7 @@ def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources, in_
     standardized (0 for a zero std) where present, a BINARY one's 1 where true, dense zeros
     dropped where there are values and token sources (kept where there are no token
     sources); tokens in any order of rows, or in row order (tokenize's, not bucketed)."""
-    from openaml.ml.features.pipeline import Scalar, csr_rows
+    from openaml.ml.features.rows import Scalar, csr_rows
 
     rng = np.random.default_rng(seed)
     n, width = int(rng.integers(1, 40)), 200
@@ -223,13 +223,90 @@ def test_rows_assemble_like_the_sparse_sum(seed, with_values, token_sources, in_
 @pytest.mark.parametrize("sources", [0, 1, 3])
 def test_rows_of_indicators_in_every_row(sources):
     """Every source in every row, indicators only, no tokens (pixels): the id matrix as it is."""
-    from openaml.ml.features.pipeline import csr_rows
+    from openaml.ml.features.rows import csr_rows
 
     ids = [np.arange(5) * 0 + 10 * s + np.arange(5) % 3 for s in range(sources)]
     indptr, indices, values = csr_rows([(np.arange(3) + 10 * s, np.arange(5) % 3) for s in range(sources)],
                                        5, [], [])
     assert indptr.tolist() == [sources * i for i in range(6)] and values is None
     assert indices.tolist() == (np.stack(ids, axis=1).ravel().tolist() if sources else [])
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+@pytest.mark.parametrize("in_row_order", [False, True])
+@pytest.mark.parametrize("layout", ["DDD", "TDDD", "DTDD", "DDDT", "TDTDDT", "DD", "T", ""])
+@pytest.mark.parametrize("seed", range(4))
+def test_source_scores_are_the_linear_scores_of_the_rows(seed, layout, in_row_order, outputs):
+    """source_scores adds each source's weights to its rows: the scores linear_scores gives of
+    csr_rows' rows, bit for bit (the same sums in the same order), with token sources
+    anywhere among the others, in any order of rows, with repeats and long texts; Scalars
+    NUMERIC (missing, zero, a zero std, a mean past SAFE_MAGNITUDE) and BINARY; ids absent."""
+    from openaml.ml.features.rows import Scalar, csr_rows, source_scores
+    from openaml.ml.linear import linear_scores
+
+    rng = np.random.default_rng(seed)
+    n, span = int(rng.integers(0, 40)), 30
+    given, token_rows, token_ids, token_at = [], [], [], []
+    for position, kind in enumerate(layout):  # each source owns ids [30 p, 30 p + 30)
+        start = position * span
+        if kind == "T":
+            count = int(rng.integers(0, 5 * n + 1)) if seed else 40 * n  # seed 0: long texts
+            rows = rng.integers(0, max(n, 1), count) if n else np.zeros(0, np.int64)
+            token_rows.append(np.sort(rows) if in_row_order else rows)
+            token_ids.append(rng.integers(start, start + span, count))
+            token_at.append(len(given))
+            continue
+        choice = len(given) % 4
+        if choice == 0 and seed % 2:
+            numbers = rng.choice([np.nan, 0.0, -0.0, 1.5, -2.0, 3.5, 1e300], n)
+            mean, std = [(1.5, 2.0), (3.0, 0.0), (2.0**500, 2.0**490), (0.0, 1.0)][seed]
+            given.append(Scalar(numbers, start, True, mean, std))
+        elif choice == 1 and seed % 2:
+            given.append(Scalar(rng.choice([np.nan, 0.0, 1.0], n), start, False))
+        elif choice == 2:
+            per_entry = np.array([-1, start + 3, start + 5, start + 29])
+            given.append((per_entry, rng.integers(0, 4, n).astype(np.int32)))
+        else:
+            given.append(np.where(rng.random(n) < 0.7, rng.integers(start, start + span, n), -1))
+    weights = rng.normal(size=(max(1, len(layout)) * span, outputs)) * 10.0 ** rng.integers(-3, 4, (1, outputs))
+    bias = rng.normal(size=outputs)
+    expected = linear_scores(csr_rows(given, n, [r.copy() for r in token_rows], [t.copy() for t in token_ids]),
+                             weights, bias)
+    got = source_scores(given, n, token_rows, token_ids, token_at, weights, bias)
+    assert got.shape == (n, outputs) and np.array_equal(got, expected)
+
+
+def test_pipeline_scores_are_those_of_its_rows(text_schema, monkeypatch):
+    """FeaturePipeline.scores and score_chunks give linear_scores of rows() and row_chunks()
+    bit for bit: text and a cartesian product among the other sources, halves of a batch
+    whose pairs are too many at once, chunks of a large batch."""
+    from openaml.ml.features import pipeline as module
+    from openaml.ml.features import tokens as tokens_module
+    from openaml.ml.linear import linear_scores
+
+    rng = np.random.default_rng(5)
+    n = 300
+    batch = make_batch({"age": [str(v) if v % 7 else None for v in rng.integers(18, 90, n)],
+                        "job": [f"j{v}" if v else None for v in rng.integers(0, 6, n)],
+                        "title": [" ".join(f"w{a}" for a in rng.integers(0, 12, rng.integers(0, 6)))
+                                  for _ in range(n)],
+                        "b": [["yes", "no", "x"][v] for v in rng.integers(0, 3, n)],
+                        "y": ["1", "0"] * (n // 2)})
+    recipe = parse_recipe(json.dumps({"outputs": ["quantile_bin(age,10)", "lowercase(title)", "normalize(age)",
+                                                  "cartesian(title, job)", "job", "b", "age"]}), text_schema)
+    pipeline = fit_pipeline(recipe.outputs, text_schema, lambda: iter([Columns(batch, text_schema)]))
+    weights, bias = rng.normal(size=(pipeline.n_features, 3)), rng.normal(size=3)
+    expected = linear_scores(pipeline.rows(batch), weights, bias)
+    assert np.array_equal(pipeline.scores(batch, weights, bias), expected)
+    monkeypatch.setattr(module, "CHUNK_ENTRIES", 7 * 64)  # 7 sources: chunks of 64 rows
+    assert np.array_equal(np.concatenate(list(pipeline.score_chunks(batch, weights, bias))), expected)
+    assert np.array_equal(np.concatenate([linear_scores(rows, weights, bias) for rows in pipeline.row_chunks(batch)]),
+                          expected)
+    monkeypatch.setattr(tokens_module, "MAX_CARTESIAN_PAIRS", 100)  # a cartesian of 300 records made in halves
+    halves = []
+    monkeypatch.setattr(module.Columns, "halves", lambda self, original=module.Columns.halves: (
+        halves.append(self.n_rows) or original(self)))
+    assert np.array_equal(pipeline.scores(batch, weights, bias), expected) and halves
 
 
 def test_chunks_of_a_large_batch_score_like_the_whole(text_schema, monkeypatch):

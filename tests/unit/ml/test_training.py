@@ -942,7 +942,7 @@ def test_a_numeric_attribute_at_one_end_of_the_doubles_range_keeps_its_raw_featu
     """Three values of -1.7e308 to one of 1.7e308: the mean is far from 0, and a value's
     difference with it passes the double's range though its standardized value (1.73) does
     not; the feature was 1e200 (STANDARDIZED_LIMIT) and the model kept no weight for it."""
-    from openaml.ml.features.pipeline import standardized
+    from openaml.ml.features.rows import standardized
 
     big = 1.7e308
     data = ("x,y\n" + f"-{big!r},0\n-{big!r},0\n-{big!r},0\n{big!r},1\n" * 50).encode()

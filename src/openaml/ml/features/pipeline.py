@@ -18,13 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
-from numba import njit
 
 from openaml.ml.features.codes import FeatureTable, concatenated
+from openaml.ml.features.rows import Scalar, SourceIds, csr_rows, source_scores, stacked_rows
 from openaml.ml.features.tokens import TokenList, TooManyPairs
 from openaml.ml.features.transforms import bin_labels
 from openaml.ml.features.values import Columns, bin_numbers, evaluate
-from openaml.ml.moments import SAFE_MAGNITUDE
 from openaml.ml.recipes.nodes import CATEGORICAL, NUMERIC, Node, Op, attributes_of, node_from_json, node_to_json
 from openaml.ml.schema import Schema
 
@@ -88,16 +87,27 @@ class FeaturePipeline:
 
     def row_chunks(self, batch: pa.RecordBatch) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """rows() of successive slices of the batch (chunk_rows each), for consumers that need
-        no stacking. NUMERIC and BINARY values are read once for the whole batch: its slices
-        share its dictionaries, which would otherwise be converted again for every slice."""
+        no stacking."""
+        for part, columns in self._chunks(batch):
+            yield self.rows(part, columns)
+
+    def score_chunks(self, batch: pa.RecordBatch, weights: np.ndarray, bias: np.ndarray) -> Iterator[np.ndarray]:
+        """scores() of the slices row_chunks takes."""
+        for part, columns in self._chunks(batch):
+            yield self.scores(part, weights, bias, columns)
+
+    def _chunks(self, batch: pa.RecordBatch) -> Iterator[tuple[pa.RecordBatch, Columns | None]]:
+        """Successive slices of the batch (chunk_rows each) with their columns. NUMERIC and
+        BINARY values are read once for the whole batch: its slices share its dictionaries,
+        which would otherwise be converted again for every slice."""
         size = self.chunk_rows
         if batch.num_rows <= size:
-            yield self.rows(batch)
+            yield batch, None
             return
         whole = Columns(batch, self.schema)
         names = sorted(self.attributes)
         for start in range(0, batch.num_rows, size):
-            yield self.rows(batch.slice(start, size), whole.numbers_sliced(names, start, size))
+            yield batch.slice(start, size), whole.numbers_sliced(names, start, size)
 
     @property
     def attributes(self) -> set[str]:
@@ -116,18 +126,34 @@ class FeaturePipeline:
         when some are read already."""
         columns = columns or Columns(batch, self.schema)
         try:
-            return self._rows(columns)
+            found = self._looked_up(columns)
         except TooManyPairs:
             first, second = columns.halves()
             return stacked_rows(self.rows(first.batch, first), self.rows(second.batch, second))
+        return csr_rows(found.ids, columns.n_rows, found.token_rows, found.token_ids)
 
-    def _rows(self, columns: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        n = columns.n_rows
+    def scores(self, batch: pa.RecordBatch, weights: np.ndarray, bias: np.ndarray,
+               columns: Columns | None = None) -> np.ndarray:
+        """bias + rows() of the batch times `weights` (features, outputs), each row's sum in
+        the order of its features: linear.linear_scores(rows(batch)) bit for bit, without
+        the CSR arrays (rows.source_scores)."""
+        columns = columns or Columns(batch, self.schema)
+        try:
+            found = self._looked_up(columns)
+        except TooManyPairs:
+            first, second = columns.halves()
+            return np.concatenate((self.scores(first.batch, weights, bias, first),
+                                   self.scores(second.batch, weights, bias, second)))
+        return source_scores(found.ids, columns.n_rows, found.token_rows, found.token_ids, found.token_at,
+                             weights, bias)
+
+    def _looked_up(self, columns: Columns) -> _LookedUp:
+        """Every source of the records looked up: an id per row, an id per dictionary entry
+        with each row's entry, or a Scalar, per non-token source; (rows, ids) per token source."""
         # per source: ids, (id per dictionary entry, entry per row) or a Scalar; None until looked up
-        dense_ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar | None] = []
+        dense_ids: list[SourceIds | None] = []
         coded: list[tuple[int, int, pa.DictionaryArray]] = []  # (dense column, source, values)
-        token_rows: list[np.ndarray] = []
-        token_ids: list[np.ndarray] = []
+        found = _LookedUp([], [], [], [])
         for i, source in enumerate(self.sources):
             if isinstance(source, Op) and source.function == "quantile_bin":
                 # the bin of each row straight to its feature id: no categories to look up
@@ -142,9 +168,10 @@ class FeaturePipeline:
                 dense_ids.append(Scalar(value, offset, source.kind == NUMERIC, mean, std))
             elif isinstance(value, TokenList):
                 ids = _token_ids(value.values, vocab, offset)
-                found = ids >= 0
-                token_rows.append(value.rows[found])
-                token_ids.append(ids[found])
+                kept = ids >= 0
+                found.token_rows.append(value.rows[kept])
+                found.token_ids.append(ids[kept])
+                found.token_at.append(len(dense_ids))  # its features come before the next source's
             elif pa.types.is_dictionary(value.type) and source.kind == CATEGORICAL:
                 # every dictionary of the batch is looked up at once, below; rows are gathered
                 # straight into the id matrix by csr_rows: no per-row temporary
@@ -154,9 +181,9 @@ class FeaturePipeline:
                 dense_ids.append(_lookup(value, vocab, offset))
         for j, per_entry, entries in self._entry_ids(coded):
             dense_ids[j] = (per_entry, entries)
-        looked_up = [ids for ids in dense_ids if ids is not None]
-        assert len(looked_up) == len(dense_ids)  # every placeholder filled
-        return csr_rows(looked_up, n, token_rows, token_ids)
+        found.ids.extend(ids for ids in dense_ids if ids is not None)
+        assert len(found.ids) == len(dense_ids)  # every placeholder filled
+        return found
 
     def _boundaries(self, i: int) -> np.ndarray:
         return np.asarray(self.params[self.sources[i].canonical]["boundaries"], np.float64)
@@ -227,6 +254,18 @@ class FeaturePipeline:
         )
 
 
+@dataclass(frozen=True)
+class _LookedUp:
+    """A batch's sources looked up (FeaturePipeline._looked_up): the non-token sources' ids,
+    each token source's rows and ids, and the number of non-token sources before each token
+    source."""
+
+    ids: list[SourceIds]
+    token_rows: list[np.ndarray]
+    token_ids: list[np.ndarray]
+    token_at: list[int]
+
+
 def _lookup(values: pa.Array, vocab: pa.Array, offset: int = 0) -> np.ndarray:
     """offset + the position of each value in the vocabulary, -1 when absent or missing."""
     found = pc.index_in(values, value_set=vocab)
@@ -242,198 +281,3 @@ def _token_ids(values: pa.Array, vocab: pa.Array, offset: int) -> np.ndarray:
         return _lookup(values, vocab, offset)
     ids: np.ndarray = _lookup(values.dictionary, vocab, offset)[values.indices.to_numpy()]
     return ids
-
-
-# A standardized NUMERIC value is kept within this many standard deviations: a training's never
-# comes near (sqrt(records) at most), and an input far beyond (1e308 where the values spread by
-# 0.06) then scores as a large finite number, never inf, or NaN where its weight is 0.
-STANDARDIZED_LIMIT = 1e200
-
-
-def standardized(value: float, mean: float, std: float) -> float:
-    """A NUMERIC value as csr_rows writes it: moments.standardize within STANDARDIZED_LIMIT, 0
-    where std is 0."""
-    if not std > 0:
-        return 0.0
-    scaled = value / std - mean / std if abs(mean) > SAFE_MAGNITUDE else (value - mean) / std
-    return min(max(scaled, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT)
-
-
-@dataclass(frozen=True, eq=False)
-class Scalar:
-    """A NUMERIC or BINARY source's values (NaN: missing) with its one feature, as csr_rows
-    writes it: a NUMERIC value standardized by (mean, std) (`standardized`), absent where
-    missing; a BINARY value 1 where true, absent where false or missing."""
-
-    values: np.ndarray
-    feature: int
-    numeric: bool
-    mean: float = 0.0
-    std: float = 1.0
-
-
-def csr_rows(ids: list[np.ndarray | tuple[np.ndarray, np.ndarray] | Scalar], n: int,
-             token_rows: list[np.ndarray], token_ids: list[np.ndarray]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """CSR arrays (indptr, indices, values) of n rows from one feature id per (row, source)
-    (-1 = none), given per source as ids, as (id per dictionary entry, entry per row) or as a
-    Scalar (its feature where present, with its value), plus an indicator per distinct (row,
-    token id) of the token sources (rows, ids per source). Each row's ids ascend (sources
-    own ascending ranges); values are None when no source is a Scalar (indicators only).
-    Where there are Scalars and token sources, entries of value 0 are dropped (the sparse sum
-    this once was dropped them: models stay the same)."""
-    id_matrix = np.empty((len(ids), n), np.int32)  # a source's ids contiguous: copied fast
-    full = True  # every source in every row
-    scalars = [j for j, column in enumerate(ids) if isinstance(column, Scalar)]
-    for j, column in enumerate(ids):
-        if isinstance(column, tuple):
-            full &= _gather_column(id_matrix[j], column[0], column[1]) >= 0
-        elif isinstance(column, Scalar):
-            id_matrix[j] = column.feature  # where present: the compiled part reads its value
-        else:
-            id_matrix[j] = column
-            full &= len(column) == 0 or column.min() >= 0
-    if not scalars and not token_rows:  # indicators only (pixels)
-        if full:  # in every row: as they are
-            return np.arange(n + 1, dtype=np.int64) * len(ids), id_matrix.T.ravel(), None
-        return (*_indicator_rows(id_matrix), None)
-    column_of = np.full(len(ids), -1, np.int32)
-    column_of[scalars] = np.arange(len(scalars), dtype=np.int32)
-    values = np.empty((len(scalars), n))
-    given = [column for column in ids if isinstance(column, Scalar)]  # in the order of `scalars`
-    for c, scalar in enumerate(given):
-        values[c] = scalar.values
-    numeric = np.array([scalar.numeric for scalar in given], np.bool_)
-    scales = np.array([(scalar.mean, scalar.std) for scalar in given], np.float64).reshape(-1, 2)
-    rows = np.concatenate(token_rows).astype(np.int64, copy=False) if token_rows else np.zeros(0, np.int64)
-    # a new array (concatenate copies): the kernel sorts each row's tokens in it
-    tokens = np.concatenate(token_ids).astype(np.int32, copy=False) if token_ids else np.zeros(0, np.int32)
-    indptr, indices, data = _csr_rows(id_matrix, values, column_of, numeric, scales, rows, tokens,
-                                      bool(scalars) and bool(token_rows))
-    if 2 * len(indices) < len(ids) * n + len(tokens):  # mostly absent: let the kernel's room go
-        indices, data = indices.copy(), data.copy()
-    return indptr, indices, data if scalars else None
-
-
-def stacked_rows(first: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-                 second: tuple[np.ndarray, np.ndarray, np.ndarray | None]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The CSR arrays of two runs of rows (csr_rows of each), one after the other."""
-    (indptr, indices, values), (more_indptr, more_indices, more_values) = first, second
-    return (np.concatenate((indptr, more_indptr[1:] + indptr[-1])), np.concatenate((indices, more_indices)),
-            None if values is None or more_values is None else np.concatenate((values, more_values)))
-
-
-@njit(cache=True, nogil=True)
-def _gather_column(out: np.ndarray, per_entry: np.ndarray, entries: np.ndarray) -> int:
-    """out = per_entry[entries]; returns the least value written (0 when none)."""
-    least = 0
-    for i in range(len(entries)):
-        value = per_entry[entries[i]]
-        out[i] = value
-        least = min(least, value)
-    return least
-
-
-@njit(cache=True, nogil=True)
-def _indicator_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """indptr and indices of the present ids ids[:, r] of each row r (a simpler loop than
-    _csr_rows': 784 pixel sources and no tokens or values)."""
-    width, n = ids.shape
-    out_ptr = np.zeros(n + 1, np.int64)
-    for r in range(n):
-        count = 0
-        for j in range(width):
-            count += ids[j, r] >= 0
-        out_ptr[r + 1] = out_ptr[r] + count
-    out_ids = np.empty(out_ptr[n], np.int32)
-    size = 0
-    for r in range(n):
-        for j in range(width):
-            if ids[j, r] >= 0:
-                out_ids[size] = ids[j, r]
-                size += 1
-    return out_ptr, out_ids
-
-
-@njit(cache=True, nogil=True)
-def _csr_rows(ids: np.ndarray, values: np.ndarray, column_of: np.ndarray, numeric: np.ndarray,
-              scales: np.ndarray, rows: np.ndarray, tokens: np.ndarray,
-              drop_zeros: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """csr_rows' compiled part: per row r, the present ids ids[:, r] (a Scalar's where its value
-    values[column_of[j], r] is present; others of value 1) merged with the row's distinct token
-    ids, in one pass. The output is made at its largest size (every id present, every token
-    distinct) and its filled part returned as views: pages never written are never given
-    memory, so this costs neither a counting pass nor a trimmed copy (fresh memory costs a
-    page fault per 4 KiB). Tokens in row order (one token source, as tokenize makes them) are
-    not bucketed."""
-    width, n = ids.shape
-    starts = np.zeros(n + 1, np.int64)
-    for r in rows:
-        starts[r + 1] += 1
-    starts = np.cumsum(starts)
-    ordered = True
-    for k in range(1, len(rows)):
-        if rows[k] < rows[k - 1]:
-            ordered = False
-            break
-    if ordered:
-        bucket = tokens
-    else:  # a counting sort by row
-        fill = starts[:-1].copy()
-        bucket = np.empty(len(tokens), np.int32)
-        for k in range(len(tokens)):
-            bucket[fill[rows[k]]] = tokens[k]
-            fill[rows[k]] += 1
-    out_ptr = np.empty(n + 1, np.int64)
-    out_ptr[0] = 0
-    out_ids = np.empty(width * n + len(tokens), np.int32)
-    out_values = np.empty(width * n + len(tokens))
-    size = 0
-    for r in range(n):
-        found = bucket[starts[r]:starts[r + 1]]
-        if len(found) > 32:  # a long text
-            found[:] = np.sort(found)
-        for i in range(1, len(found)):  # insertion sort: most records hold a few tokens
-            token, k = found[i], i - 1
-            while k >= 0 and found[k] > token:
-                found[k + 1] = found[k]
-                k -= 1
-            found[k + 1] = token
-        t, t_end = 0, len(found)
-        for j in range(width):
-            feature = ids[j, r]
-            if feature < 0:
-                continue
-            c = column_of[j]
-            value = 1.0
-            if c >= 0:  # a Scalar
-                given = values[c, r]
-                if numeric[c]:
-                    if np.isnan(given):
-                        continue
-                    mean, std = scales[c, 0], scales[c, 1]  # as `standardized`
-                    if not std > 0:
-                        value = 0.0
-                    else:
-                        value = given / std - mean / std if abs(mean) > SAFE_MAGNITUDE else (given - mean) / std
-                        value = min(max(value, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT)
-                elif not given > 0:
-                    continue
-            while t < t_end and found[t] < feature:  # the row's tokens before this feature
-                out_ids[size], out_values[size] = found[t], 1.0
-                size += 1
-                t += 1
-                while t < t_end and found[t] == found[t - 1]:
-                    t += 1
-            if not (drop_zeros and value == 0.0):
-                out_ids[size], out_values[size] = feature, value
-                size += 1
-        while t < t_end:  # the tokens after every source
-            out_ids[size], out_values[size] = found[t], 1.0
-            size += 1
-            t += 1
-            while t < t_end and found[t] == found[t - 1]:
-                t += 1
-        out_ptr[r + 1] = size
-    return out_ptr, out_ids[:size], out_values[:size]

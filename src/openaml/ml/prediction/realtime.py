@@ -18,8 +18,8 @@ import numpy as np
 
 from openaml.ml.errors import InputError
 from openaml.ml.features import tokens
-from openaml.ml.features.pipeline import standardized
 from openaml.ml.features.record import attribute_value, record_evaluator
+from openaml.ml.features.rows import standardized
 from openaml.ml.model import Model, positive
 from openaml.ml.model_type import ModelType
 from openaml.ml.recipes.nodes import BINARY, CATEGORICAL, NUMERIC, Attr, attributes_of
@@ -161,7 +161,7 @@ class RecordScorer:
                                else [vocab[value]] if value in vocab else [])
                 ids += found
                 values += [1.0] * len(found)
-            elif source.kind == NUMERIC and not math.isnan(value):  # as pipeline.Scalar
+            elif source.kind == NUMERIC and not math.isnan(value):  # as rows.Scalar
                 mean, std = scale or (0.0, 1.0)
                 ids.append(offset)
                 values.append(standardized(value, mean, std))
