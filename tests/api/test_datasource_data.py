@@ -107,6 +107,21 @@ def test_lines_ended_by_a_lone_cr_fail_saying_so(header: bool, ml: Any, uid: Cal
                                  "or CR LF line ends")
 
 
+@pytest.mark.parametrize("split", [None, json.dumps({"splitting": {"percentBegin": 0, "percentEnd": 70}})])
+def test_a_semicolon_separated_file_with_decimal_commas_fails_saying_so(
+        split: str | None, ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
+    """A spreadsheet's "CSV" of a locale with decimal commas (semicolons between fields) failed
+    with "found 2 fields" and no word on why; the message now says what separates the lines."""
+    lines = ["id;x;flag;note;y", *(f"r{i};{i},{i % 10};yes;a b;{'abc'[i % 3]}" for i in range(30))]
+    uri = put_object(f"s3://datasets/{uid('semicolons')}.csv", ("\n".join(lines) + "\n").encode())
+    failed = create(ml, uid("ds"), uri, SCHEMA, split)
+    assert failed["Status"] == "FAILED"
+    assert "found 2 on line 2" in failed["Message"]
+    assert ("The line and its header hold 4 semicolons, which would make the schema's 5 fields: the file may be "
+            "separated by semicolons (with decimal commas, perhaps), and a datasource reads comma-separated values"
+            in failed["Message"])
+
+
 def test_no_header(ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str],
                    server: Application) -> None:
     uri = put_object(f"s3://datasets/{uid('plain')}.csv", ("\n".join(rows(12)) + "\n").encode())

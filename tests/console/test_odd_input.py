@@ -105,6 +105,8 @@ def test_the_datasource_wizard_keeps_the_split_as_typed(
 @pytest.mark.parametrize(("content", "words"), [
     (b"a;b;label\n1;2;0\n3;4;1\n", "holds semicolons"),
     (b"a\tb\tlabel\n1\t2\t0\n3\t4\t1\n", "holds tabs"),
+    (b"a;b;label\n1,5;2,25;0\n3,75;4;1\n", "holds semicolons"),  # decimal commas: 2 or 3 columns guessed
+    (b"a|b|label\n1,5|2|0\n3|4|1\n", "holds vertical bars"),
     ("\u00e2ge,name\n3,b\u00e9\n".encode("latin-1"), "not UTF-8"),
     (b"\x89PNG\r\n\x1a\n" + bytes(range(1, 256)) * 8, "does not look like text"),
     (bytes(range(256)) * 8, "does not look like text"),  # (NUL bytes: not read at all, and said why)

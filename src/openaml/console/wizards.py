@@ -15,6 +15,7 @@ from openaml.console import create
 from openaml.console.api import ServiceApi
 from openaml.console.port import ConsolePort
 from openaml.errors import ServiceError
+from openaml.ml.data.separators import other_separator
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
 from openaml.ml.recipes import RecipeError, default_recipe, parse_recipe
@@ -67,7 +68,7 @@ class Wizards:
             schema = guess_schema(io.BytesIO(sample))
         except (InputError, ValueError) as exc:
             context["errors"]["location"] = f"The data at {location} cannot be read: {exc}"
-            context["hint"] = sample_hint(sample, [])
+            context["hint"] = sample_hint(sample)
             return context
         try:
             parse_schema(schema)
@@ -76,7 +77,7 @@ class Wizards:
                                              "Use a file with fewer columns.")
             return context
         context["guess"] = create.guessed_attributes(schema)
-        context["hint"] = sample_hint(sample, context["guess"]["attributes"])
+        context["hint"] = sample_hint(sample)
         return context
 
     def model_form(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -133,10 +134,10 @@ class Wizards:
         return DatasetStatistics.from_json(stored) if stored else None
 
 
-SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+SAMPLED_LINES = 20  # lines of the sample's start that sample_hint reads
 
 
-def sample_hint(sample: bytes, attributes: list[tuple[str, str]]) -> str | None:
+def sample_hint(sample: bytes) -> str | None:
     """What in the sample suggests the guess misread it (other bytes than UTF-8 text, another
     separator than the comma), as advice; None when nothing does."""
     text = _decompressed(sample)
@@ -149,11 +150,16 @@ def sample_hint(sample: bytes, attributes: list[tuple[str, str]]) -> str | None:
     except UnicodeDecodeError:
         return ("This is not UTF-8 text, so some names and values read wrong (as \ufffd): save the file as UTF-8 "
                 "(for example from a spreadsheet's \"CSV UTF-8\") and upload it again.")
-    first = text.split(b"\n", 1)[0].decode("utf-8", "replace")
-    found = [name for mark, name in SEPARATORS.items() if mark in first]
-    if len(attributes) == 1 and found:
-        return (f"Only one column was found, and its first line holds {found[0]}: the file may not be "
-                "comma-separated, which a datasource needs. Save it as CSV with commas and upload it again.")
+    lines = head.decode("utf-8", "replace").splitlines()
+    if len(text) > len(head):
+        lines = lines[:-1]  # cut short
+    found = other_separator([line for line in lines if line.strip()][:SAMPLED_LINES])
+    if found is not None:
+        mark, count = found
+        return (f"Every sampled line holds {mark} ({count} each) and the commas do not split the lines alike: "
+                f"the file may be separated by {mark} (with decimal commas, perhaps), and a datasource reads "
+                "comma-separated values. Save it as CSV with commas between the fields and points in the numbers, "
+                "and upload it again.")
     return None
 
 

@@ -81,3 +81,31 @@ def test_every_line_keeps_its_file_line_number_across_blocks() -> None:
                 for k in range(len(block))]
     expected = [(n, text) for n, text in enumerate(lines, 1) if text][1:]
     assert numbered == expected
+
+
+@pytest.mark.parametrize(("mark", "name"), [(b";", "semicolons"), (b"\t", "tabs"), (b"|", "vertical bars")])
+@pytest.mark.parametrize("header", [True, False])
+def test_lines_separated_by_another_mark_are_said_to_be(mark: bytes, name: str, header: bool) -> None:
+    """A spreadsheet's "CSV" of another locale (semicolons between fields, decimal commas) was
+    rejected as holding 1 to 3 fields with no word on why: the message says what separates
+    the lines. Tabs and vertical bars alike; with or without a header line."""
+    rows = [b"1,5", b"2", b"1"], [b"3", b"4", b"0"]  # read with commas: 2 fields, 1
+    content = (mark.join([b"a", b"b", b"y"]) + b"\n" if header else b"") + b"".join(mark.join(r) + b"\n" for r in rows)
+    with pytest.raises(DataError) as raised:
+        run(content, header=header)
+    message = str(raised.value)
+    holders = "The line and its header hold" if header else "The line holds"
+    assert f"{holders} 2 {name}, which would make the schema's 3 fields: the file may be separated by {name}" \
+        in message
+    assert "a datasource reads comma-separated values" in message
+
+
+@pytest.mark.parametrize("content", [
+    b"a,b,y\n1;2,3,4,5\n6;7,8,9,0\n",  # too many fields by commas; semicolons inside values
+    b"a;b;y\n1;2\n3;4\n",              # semicolons, but 2 fields by them, not the schema's 3
+    b"a;b;y\n1;2;3;4\n5;6;7\n",         # not as many in every line
+])
+def test_no_other_mark_is_claimed_where_it_does_not_separate_the_lines(content: bytes) -> None:
+    with pytest.raises(DataError) as raised:
+        run(content, header=True)
+    assert "may be separated by" not in str(raised.value)

@@ -64,6 +64,7 @@ from openaml.ml.data.partitions import (
 )
 from openaml.ml.data.plain import Parsed, encode_int16, encode_plain, is_plain, probe_integers, read_plain
 from openaml.ml.data.rearrangement import Rearrangement
+from openaml.ml.data.separators import comma_fields, other_separator
 from openaml.ml.data.statistics import StatisticsBuilder, entry_counts, per_row
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.data.trimmed import is_trimmable, read_trimmed
@@ -377,6 +378,15 @@ class _RejectedLine:
         if self.header:
             sentence += (f"; its header line has {_fields(_field_count(self.header))}: "
                          f"{_shown(self.header)}")
+        found = other_separator([line.decode("utf-8", "replace") for line in (self.header, self.text) if line],
+                                len(names))
+        if found is not None:
+            mark, count = found
+            holders = "The line and its header hold" if self.header else "The line holds"
+            sentence += (f". {holders} {count} {mark}, which would make the schema's {len(names)} fields: "
+                         f"the file may be separated by {mark} (with decimal commas, perhaps), and a "
+                         "datasource reads comma-separated values. Save it as CSV with commas between the "
+                         "fields and points in the numbers")
         return sentence + "."
 
 
@@ -506,7 +516,7 @@ def _path_of(values: np.ndarray | pa.Table | Parsed | Fields) -> str:
 
 def _field_count(text: bytes) -> int:
     """Fields of a line: commas outside quotes, plus one (the rule of `fields`)."""
-    return 1 + sum(part.count(b",") for part in text.split(b'"')[::2])
+    return comma_fields(text.decode("utf-8", "replace"))
 
 
 def _fields(count: int) -> str:
