@@ -327,7 +327,7 @@ def run(result: dict[str, Any], echo: Callable[[str], None], folds: int = FOLDS,
                       f"({theirs['seed_spread']:.4f})") if len(draws) > 1 else ""
         chosen = "" if algorithm == "gbdt" else (f" at {strength}, each fold's best "
                                                  f"{entry['sklearn_fold_best']['mean']:.4f}")
-        echo(f"  {name}, {_folds(entry)}: OpenAML {ours['mean']:.4f} (spread {ours['spread']:.4f}), "
+        echo(f"  {name}, folds {_folds(entry)}: OpenAML {ours['mean']:.4f} (spread {ours['spread']:.4f}), "
              f"scikit-learn {theirs['mean']:.4f} ({theirs['spread']:.4f}){chosen}{seeds_text}")
 
 
@@ -350,7 +350,7 @@ def table(result: dict[str, Any]) -> list[str]:
              "|---|---|---|---:|---|---:|---:|" + ("" if trees else "---:|---:|") + "---|"]
     for e in result["datasets"]:
         draws = e.get("seeds", 1)
-        folds = _folds(e).replace(" folds", "") + (f", {draws} draws" if draws > 1 else "")
+        folds = _folds(e) + (f", {draws} draws" if draws > 1 else "")
         theirs = _cell(e["sklearn"], draws) + ("" if trees else
                                                f" | {e['sklearn_strength']} | {e['sklearn_fold_best']['mean']:.4f}")
         lines.append(f"| {e['name']} | {folds} | {e['model_type']} | {e['rows']:,} | {e['metric']} | "
@@ -360,9 +360,9 @@ def table(result: dict[str, Any]) -> list[str]:
 
 
 def _folds(entry: dict[str, Any]) -> str:
-    """How an entry's folds were cut."""
+    """How an entry's folds were cut: random, sequential, or sequential of shuffled rows."""
     shuffled = entry["split"] == "sequential" and not entry.get("ordered", True)
-    return f"{entry['split']} folds" + (" of shuffled rows" if shuffled else "")
+    return entry["split"] + (" of shuffled rows" if shuffled else "")
 
 
 def _cell(side: dict[str, float], draws: int) -> str:

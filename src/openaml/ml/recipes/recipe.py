@@ -83,8 +83,7 @@ def parse_recipe(text: str, schema: Schema) -> Recipe:
     outputs = doc.get("outputs")
     if not isinstance(outputs, list) or not outputs:
         raise RecipeError("The recipe must have a non-empty 'outputs' array")
-    resolver = _Resolver(schema)
-    resolver.declared, resolver.assignment_names = set(groups) | set(assignments), set(assignments)
+    resolver = _Resolver(schema, set(groups), set(assignments))
     for name, value in groups.items():
         resolver.define_group(name, value)
     for name, value in assignments.items():
@@ -129,7 +128,10 @@ def _section(doc: dict[str, Any], key: str) -> dict[str, str]:
 
 
 class _Resolver:
-    def __init__(self, schema: Schema) -> None:
+    """Names to variables for one recipe whose sections declare `group_names` and
+    `assignment_names` (groups are defined before any assignment)."""
+
+    def __init__(self, schema: Schema, group_names: set[str], assignment_names: set[str]) -> None:
         self.schema = schema
         self.inputs = {a.name: Attr(a.name, _KIND[a.type]) for a in schema.input_attributes}
         self.groups: dict[str, tuple[Attr, ...]] = {
@@ -140,8 +142,8 @@ class _Resolver:
             "ALL_INPUTS": tuple(self.inputs.values()),
         }
         self.assignments: dict[str, _Variables] = {}
-        self.declared: set[str] = set()
-        self.assignment_names: set[str] = set()  # (groups are defined before any assignment)
+        self.declared = group_names | assignment_names  # a use before its definition is refused
+        self.assignment_names = assignment_names
         self.expanded = 0  # variables handled so far, bounded by MAX_EXPANDED_VARIABLES
         self.characters = 0  # their names' characters, bounded by MAX_EXPANDED_CHARACTERS
 
