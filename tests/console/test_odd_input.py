@@ -107,6 +107,9 @@ def test_the_datasource_wizard_keeps_the_split_as_typed(
     (b"a\tb\tlabel\n1\t2\t0\n3\t4\t1\n", "holds tabs"),
     (b"a;b;label\n1,5;2,25;0\n3,75;4;1\n", "holds semicolons"),  # decimal commas: 2 or 3 columns guessed
     (b"a|b|label\n1,5|2|0\n3|4|1\n", "holds vertical bars"),
+    (b'id;text\n1;"a;b"\n2;c\n3;d\n', "holds semicolons"),  # a quoted semicolon is a value's
+    (";".join(f"pixel{i}" for i in range(784)).encode() + b"\n"  # a header of 7 KB: whole lines are read
+     + b"".join(";".join(["0"] * 784).encode() + b"\n" for _ in range(20)), "holds semicolons"),
     ("\u00e2ge,name\n3,b\u00e9\n".encode("latin-1"), "not UTF-8"),
     (b"\x89PNG\r\n\x1a\n" + bytes(range(1, 256)) * 8, "does not look like text"),
     (bytes(range(256)) * 8, "does not look like text"),  # (NUL bytes: not read at all, and said why)

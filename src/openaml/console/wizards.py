@@ -134,7 +134,7 @@ class Wizards:
         return DatasetStatistics.from_json(stored) if stored else None
 
 
-SAMPLED_LINES = 20  # lines of the sample's start that sample_hint reads
+SAMPLED_LINES = 20  # whole lines of the sample's start that sample_hint reads
 
 
 def sample_hint(sample: bytes) -> str | None:
@@ -150,16 +150,17 @@ def sample_hint(sample: bytes) -> str | None:
     except UnicodeDecodeError:
         return ("This is not UTF-8 text, so some names and values read wrong (as \ufffd): save the file as UTF-8 "
                 "(for example from a spreadsheet's \"CSV UTF-8\") and upload it again.")
-    lines = head.decode("utf-8", "replace").splitlines()
-    if len(text) > len(head):
-        lines = lines[:-1]  # cut short
-    found = other_separator([line for line in lines if line.strip()][:SAMPLED_LINES])
+    pieces = text.split(b"\n", SAMPLED_LINES)
+    if len(pieces) > SAMPLED_LINES:
+        pieces.pop()  # the rest of the sample
+    lines = [piece.removesuffix(b"\r").decode("utf-8", "replace") for piece in pieces]
+    found = other_separator([line for line in lines if line.strip()])
     if found is not None:
         mark, count = found
-        return (f"Every sampled line holds {mark} ({count} each) and the commas do not split the lines alike: "
-                f"the file may be separated by {mark} (with decimal commas, perhaps), and a datasource reads "
-                "comma-separated values. Save it as CSV with commas between the fields and points in the numbers, "
-                "and upload it again.")
+        return (f"Every sampled line holds {mark}, {count} in each, while the commas do not split the lines "
+                f"alike: the file may be separated by {mark} (with decimal commas, perhaps), and a datasource "
+                "reads comma-separated values. Save it as CSV with commas between the fields and points in the "
+                "numbers, and upload it again.")
     return None
 
 

@@ -17,6 +17,8 @@ from openaml.ml.data.separators import comma_fields, other_separator
     (["a,b,c", "1;2,3,4", "5;6,7,8"], None, None),                       # commas separate
     (["a,b", "1,2"], 2, None),                                          # a comma file
     (["name;with;semicolons,b", "x,y"], None, None),                     # not in every line
+    (["a;b", '"x;y";2', "z;3"], None, ("semicolons", 1)),                # quoted values aside
+    (['a,b', '"x;y",2', '"z;w",3'], None, None),
     (["a;b", "1;2;3"], None, None),
     (["", ""], None, None),
     ([], None, None),

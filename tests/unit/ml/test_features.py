@@ -276,6 +276,19 @@ def test_source_scores_are_the_linear_scores_of_the_rows(seed, layout, in_row_or
     assert got.shape == (n, outputs) and np.array_equal(got, expected)
 
 
+def test_source_scores_refuse_token_sources_out_of_order():
+    """A token source's place among the others must ascend and lie within them: one out of
+    order would be left out of the scores, not added."""
+    from openaml.ml.features.rows import source_scores
+
+    weights, bias = np.ones((10, 1)), np.zeros(1)
+    tokens = ([np.array([0]), np.array([0])], [np.array([5]), np.array([6])])
+    for token_at in ([1, 0], [3, 3]):
+        with pytest.raises(ValueError, match="token sources out of order"):
+            source_scores([np.array([1]), np.array([2])], 1, *tokens, token_at, weights, bias)
+    assert source_scores([np.array([1]), np.array([2])], 1, *tokens, [0, 2], weights, bias).tolist() == [[4.0]]
+
+
 def test_pipeline_scores_are_those_of_its_rows(text_schema, monkeypatch):
     """FeaturePipeline.scores and score_chunks give linear_scores of rows() and row_chunks()
     bit for bit: text and a cartesian product among the other sources, halves of a batch

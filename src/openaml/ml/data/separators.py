@@ -16,8 +16,8 @@ OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 def other_separator(lines: Sequence[str], fields: int | None = None) -> tuple[str, int] | None:
     """(name, count) of the mark other than the comma that separates `lines` (a sample, or a
     rejected line with its file's header): every line holds it `count` times, once at least
-    (`fields` - 1 times where the field count is known), while commas do not split the lines
-    alike into several fields. None where no mark does so: a comma-separated file whose
+    (`fields` - 1 times where the field count is known), quoted values aside, while commas do
+    not split the lines alike into several fields. None where no mark does so: a comma-separated file whose
     values hold semicolons splits alike by its commas."""
     if not lines:
         return None
@@ -25,7 +25,7 @@ def other_separator(lines: Sequence[str], fields: int | None = None) -> tuple[st
     if len(by_commas) == 1 and min(by_commas) > 1 and fields in (None, min(by_commas)):
         return None  # the commas separate them
     for mark, name in OTHER_SEPARATORS.items():
-        counts = {line.count(mark) for line in lines}
+        counts = {_outside_quotes(line, mark) for line in lines}
         count = counts.pop()
         if not counts and count > 0 and fields in (None, count + 1):
             return name, count
@@ -34,4 +34,9 @@ def other_separator(lines: Sequence[str], fields: int | None = None) -> tuple[st
 
 def comma_fields(line: str) -> int:
     """Fields of a line read with commas as separators: commas outside quotes, plus one."""
-    return 1 + sum(part.count(",") for part in line.split('"')[::2])
+    return 1 + _outside_quotes(line, ",")
+
+
+def _outside_quotes(line: str, mark: str) -> int:
+    """How often `mark` occurs in the line outside quoted values."""
+    return sum(part.count(mark) for part in line.split('"')[::2])

@@ -120,6 +120,8 @@ def source_scores(ids: Sequence[SourceIds], n: int, token_rows: list[np.ndarray]
     """bias + the features csr_rows makes of the same arguments times `weights` (features,
     outputs): the scores (n, outputs), each row's sum in csr_rows' order; token source k comes
     before source token_at[k] (len(ids): after them all), as its features do."""
+    if list(token_at) != sorted(token_at) or any(not 0 <= at <= len(ids) for at in token_at):
+        raise ValueError(f"token sources out of order among {len(ids)} sources: {list(token_at)}")
     m = id_matrix(ids, n)
     rows, tokens, starts = [], [], [0]
     for in_rows, found in zip(token_rows, token_ids, strict=True):
