@@ -6,6 +6,7 @@ import pytest
 
 from openaml.ml.metrics import auc_score, format_metric, format_score, score_texts
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator, roc_points
+from openaml.ml.model import answered, positive
 from tests.unit.ml.conftest import add_labels
 
 
@@ -82,6 +83,19 @@ def test_a_metric_that_is_not_finite_is_written_as_java_writes_it():
     assert [format_metric(x) for x in (np.nan, -np.inf)] == ["NaN", "-Infinity"]
 
 
+def test_roc_points_count_the_labels_their_thresholds_give():
+    """Scores apart by less than a 32-bit float's rounding answer alike and take one label at
+    any threshold: they make one ROC point, whose counts are those labels (they were two
+    points, the higher one's counts one record short of the labels at its threshold)."""
+    low, high = 0.5 + 1e-12, 0.5 + 2e-12  # both answered as 0.5
+    scores, labels = np.array([0.9, high, low, 0.1]), np.array([1, 1, 0, 0])
+    points = roc_points(scores, labels)
+    assert [p[2] for p in points[1:]] == [float(np.float32(0.9)), 0.5, float(np.float32(0.1))]
+    for fpr, tpr, threshold in points[1:]:
+        predicted = positive(scores, threshold)
+        assert (tpr * 2, fpr * 2) == (predicted[labels == 1].sum(), predicted[labels == 0].sum())
+
+
 def test_roc_ends_at_one():
     points = roc_points(np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]))
     assert points[0][:2] == [0.0, 0.0] and points[-1][:2] == [1.0, 1.0]
@@ -131,7 +145,8 @@ def test_auc_and_roc_points_match_scikit_learn_with_ties(levels):
     scores = rng.integers(0, levels, 3000) / levels  # few levels: many ties
     labels = (rng.random(3000) < scores * 0.6 + 0.2).astype(np.int8)
     assert auc_score(scores, labels) == pytest.approx(roc_auc_score(labels, scores), rel=1e-12)
-    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    # the points are at the scores as Predict answers them (32-bit floats), which label records
+    fpr, tpr, thresholds = roc_curve(labels, answered(scores), drop_intermediate=False)
     points = np.array(roc_points(scores, labels, limit=len(thresholds)))
     assert np.allclose(points[1:], np.column_stack([fpr, tpr, thresholds])[1:], rtol=1e-12, atol=0)
     accumulator = BinaryAccumulator()

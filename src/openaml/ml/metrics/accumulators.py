@@ -121,15 +121,23 @@ def _at_or_above(values: np.ndarray, counts: np.ndarray, thresholds: np.ndarray)
 
 
 def roc_points(scores: np.ndarray, labels: np.ndarray, limit: int = ROC_POINTS) -> list[list[float]]:
-    """(false positive rate, true positive rate, threshold) at up to `limit` distinct thresholds."""
+    """(false positive rate, true positive rate, threshold) at up to `limit` distinct
+    thresholds: the answered scores (roc_curve)."""
     return roc_curve(*score_groups(scores, labels), limit=limit)
 
 
 def roc_curve(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray,
               limit: int = ROC_POINTS) -> list[list[float]]:
-    """roc_points from score_groups: the counts at or above each distinct score, from the highest."""
+    """roc_points from score_groups: the counts at or above each distinct answered score (the
+    32-bit float that model.positive labels by), from the highest, so that a point's counts
+    are the labels its threshold gives (scores apart by less than a float's rounding were
+    two points, the lower one's counts those of both labels)."""
     if len(values) == 0:
         return []
+    rounded = answered(values)
+    starts = np.flatnonzero(np.concatenate(([True], rounded[1:] != rounded[:-1])))
+    values, positives, negatives = (rounded[starts], np.add.reduceat(positives, starts),
+                                    np.add.reduceat(negatives, starts))
     tps, fps = np.cumsum(positives[::-1]), np.cumsum(negatives[::-1])
     pos, neg = max(int(tps[-1]), 1), max(int(fps[-1]), 1)
     thresholds = values[::-1]
