@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -124,28 +125,28 @@ class FeaturePipeline:
         """Features of every row of the batch as CSR arrays (indptr, indices, values), with
         values None when every value is 1 (indicator features only); `columns`: the batch's,
         when some are read already."""
-        columns = columns or Columns(batch, self.schema)
-        try:
-            found = self._looked_up(columns)
-        except TooManyPairs:
-            first, second = columns.halves()
-            return stacked_rows(self.rows(first.batch, first), self.rows(second.batch, second))
-        return csr_rows(found.ids, columns.n_rows, found.token_rows, found.token_ids)
+        parts = self._parts(columns or Columns(batch, self.schema))
+        return reduce(stacked_rows, (csr_rows(found.ids, n, found.token_rows, found.token_ids) for found, n in parts))
 
     def scores(self, batch: pa.RecordBatch, weights: np.ndarray, bias: np.ndarray,
                columns: Columns | None = None) -> np.ndarray:
         """bias + rows() of the batch times `weights` (features, outputs), each row's sum in
         the order of its features: linear.linear_scores(rows(batch)) bit for bit, without
         the CSR arrays (rows.source_scores)."""
-        columns = columns or Columns(batch, self.schema)
+        parts = self._parts(columns or Columns(batch, self.schema))
+        return np.concatenate([source_scores(found.ids, n, found.token_rows, found.token_ids, found.token_at,
+                                             weights, bias) for found, n in parts])
+
+    def _parts(self, columns: Columns) -> Iterator[tuple[_LookedUp, int]]:
+        """The records' sources looked up (and their number), in halves, as often as needed,
+        where a cartesian() would make too many token pairs at once; one part at a time."""
         try:
             found = self._looked_up(columns)
         except TooManyPairs:
-            first, second = columns.halves()
-            return np.concatenate((self.scores(first.batch, weights, bias, first),
-                                   self.scores(second.batch, weights, bias, second)))
-        return source_scores(found.ids, columns.n_rows, found.token_rows, found.token_ids, found.token_at,
-                             weights, bias)
+            for half in columns.halves():
+                yield from self._parts(half)
+            return
+        yield found, columns.n_rows
 
     def _looked_up(self, columns: Columns) -> _LookedUp:
         """Every source of the records looked up: an id per row, an id per dictionary entry
