@@ -30,12 +30,9 @@ STANDARDIZED_LIMIT = 1e200
 
 
 def standardized(value: float, mean: float, std: float) -> float:
-    """A NUMERIC value as csr_rows writes it: moments.standardize within STANDARDIZED_LIMIT, 0
-    where std is 0."""
-    if not std > 0:
-        return 0.0
-    scaled = value / std - mean / std if abs(mean) > SAFE_MAGNITUDE else (value - mean) / std
-    return min(max(scaled, -STANDARDIZED_LIMIT), STANDARDIZED_LIMIT)
+    """A NUMERIC value (not missing) as csr_rows writes it: moments.standardize within
+    STANDARDIZED_LIMIT, 0 where std is 0 (the compiled parts' _scalar_value)."""
+    return float(_scalar_value(float(value), True, float(mean), float(std))[1])
 
 
 @dataclass(frozen=True, eq=False)
