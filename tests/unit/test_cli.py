@@ -309,6 +309,9 @@ def test_guess_schema_reads_gzip_by_name_as_the_service_does(tmp_path: Path) -> 
 @pytest.mark.parametrize(("data", "warning"), [
     (b"a,b\n1,2,3\n4,5\n", "the service rejects the 2 record(s) with fewer fields"),
     (b'a,b\n1,"two\nlines"\n3,x\n', "spanning lines: the service reads one record per line and rejects these"),
+    # a decimal-comma locale's CSV: told as the console tells it
+    (b"a;b;y\n1,5;2;0\n3;4,25;1\n", "the file may be separated by semicolons (with decimal commas, perhaps)"),
+    (b"a\tb\ty\n1\t2\t0\n", "the file may be separated by tabs"),
 ])
 def test_guess_schema_warns_of_records_the_service_rejects(tmp_path: Path, data: bytes, warning: str) -> None:
     result = guess(tmp_path, "odd.csv", data)

@@ -15,7 +15,7 @@ from openaml.console import create
 from openaml.console.api import ServiceApi
 from openaml.console.port import ConsolePort
 from openaml.errors import ServiceError
-from openaml.ml.data.separators import other_separator
+from openaml.ml.data.separators import sample_advice
 from openaml.ml.data.statistics_document import DatasetStatistics
 from openaml.ml.errors import InputError
 from openaml.ml.recipes import RecipeError, default_recipe, parse_recipe
@@ -134,7 +134,7 @@ class Wizards:
         return DatasetStatistics.from_json(stored) if stored else None
 
 
-SAMPLED_LINES = 20  # whole lines of the sample's start that sample_hint reads
+SAMPLE_TEXT = 1 << 20  # bytes of the sample's start whose lines sample_hint reads
 
 
 def sample_hint(sample: bytes) -> str | None:
@@ -150,18 +150,8 @@ def sample_hint(sample: bytes) -> str | None:
     except UnicodeDecodeError:
         return ("This is not UTF-8 text, so some names and values read wrong (as \ufffd): save the file as UTF-8 "
                 "(for example from a spreadsheet's \"CSV UTF-8\") and upload it again.")
-    pieces = text.split(b"\n", SAMPLED_LINES)
-    if len(pieces) > SAMPLED_LINES:
-        pieces.pop()  # the rest of the sample
-    lines = [piece.removesuffix(b"\r").decode("utf-8", "replace") for piece in pieces]
-    found = other_separator([line for line in lines if line.strip()])
-    if found is not None:
-        mark, count = found
-        return (f"Every sampled line holds {mark}, {count} in each, while the commas do not split the lines "
-                f"alike: the file may be separated by {mark} (with decimal commas, perhaps), and a datasource "
-                "reads comma-separated values. Save it as CSV with commas between the fields and points in the "
-                "numbers, and upload it again.")
-    return None
+    advice = sample_advice(text[:SAMPLE_TEXT].decode("utf-8", "replace"))
+    return None if advice is None else advice + ", and upload it again."
 
 
 def _decompressed(sample: bytes) -> bytes:

@@ -11,6 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+SAMPLED_LINES = 20  # whole lines of a sample's start that sample_advice reads
+
+
+def sample_advice(text: str) -> str | None:
+    """Advice where the first SAMPLED_LINES whole lines of a sample look separated by another
+    mark than the comma (other_separator), as a sentence; None where they do not."""
+    pieces = text.split("\n", SAMPLED_LINES)
+    if len(pieces) > SAMPLED_LINES:
+        pieces.pop()  # the rest of the sample
+    found = other_separator([line.removesuffix("\r") for line in pieces if line.strip()])
+    if found is None:
+        return None
+    mark, count = found
+    return (f"Every sampled line holds {mark}, {count} in each, while the commas do not split the lines alike: "
+            f"the file may be separated by {mark} (with decimal commas, perhaps), and a datasource reads "
+            "comma-separated values. Save it as CSV with commas between the fields and points in the numbers")
 
 
 def other_separator(lines: Sequence[str], fields: int | None = None) -> tuple[str, int] | None:

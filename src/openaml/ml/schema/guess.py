@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from openaml.ml.data.lines import LoneReturnLineEnds, lone_return_line_ends
+from openaml.ml.data.separators import sample_advice
 from openaml.ml.errors import InputError
 from openaml.ml.recipes.recipe import BUILTIN_GROUPS
 from openaml.ml.schema.model import MAX_NAME_LENGTH
@@ -63,10 +64,11 @@ def guess(stream_or_path: str | Path | BinaryIO | TextIO, target: str | None = N
         raise InputError(f"'{target}' cannot be both the target and the row id")
     if isinstance(stream_or_path, (str, Path)):
         _check_compression(Path(stream_or_path))
-    rows = _sample(stream_or_path, sample_rows + 1)
+    rows, text = _sample(stream_or_path, sample_rows + 1)
     if not rows:
         raise InputError("The CSV sample is empty")
-    warnings = _record_warnings(rows)
+    advice = sample_advice(text)
+    warnings = _record_warnings(rows) + ((advice + ".",) if advice else ())
     width = max(len(r) for r in rows)
     rows = [r + [""] * (width - len(r)) for r in rows]
     header = _has_header(rows)
@@ -117,7 +119,8 @@ def _record_warnings(rows: list[list[str]]) -> tuple[str, ...]:
     return tuple(warnings)
 
 
-def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str]]:
+def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> tuple[list[list[str]], str]:
+    """Up to `limit` records of the sample, and its text."""
     if isinstance(source, (str, Path)):
         with open(source, "rb") as handle:
             return _sample(handle, limit)
@@ -141,7 +144,7 @@ def _sample(source: str | Path | BinaryIO | TextIO, limit: int) -> list[list[str
                     break
     except csv.Error as exc:  # a value over csv's field limit: a quote never closed, most often
         raise InputError(f"The CSV sample cannot be read after {len(rows)} records: {exc}") from None
-    return rows
+    return rows, text
 
 
 def _has_header(rows: list[list[str]]) -> bool:
