@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -249,3 +250,29 @@ def test_full_size_mnist_is_written_in_kaggles_layout_from_the_npm_package(tmp_p
     assert test[0] == "pixel0,pixel1,pixel2,pixel3" and test[1:] == ["24,25,26,27", "28,29,30,31", "32,33,34,35",
                                                                       "36,37,38,39"]
     assert paths["test_labels"].read_text().split() == ["label", "6", "7", "8", "9"]
+
+
+def test_the_training_benchmark_times_an_earlier_commit_beside_this_checkout(tmp_path: Path) -> None:
+    """bench/training_ab.py with this checkout's own HEAD as the base, at smoke size: one round of
+    one timed training a side, run from a git worktree, and its summary."""
+    train = tmp_path / "train.csv"
+    with gzip.open(REPO / "examples" / "mnist" / "data" / "train.csv.gz", "rb") as source:
+        train.write_bytes(b"".join(source.readline() for _ in range(401)))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "training_ab.py"), "--base", "HEAD", "--train", str(train),
+         "--rounds", "1", "--trainings", "1"],
+        capture_output=True, text=True, timeout=1200, cwd=tmp_path,
+        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, human = result.stdout.strip().splitlines()
+    document = json.loads(first)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert document["base"] == head.strip()
+    [timed] = document["rounds"]
+    assert len(timed["base"]) == len(timed["head"]) == 1 and min(timed["base"] + timed["head"]) > 0
+    assert document["base_times"]["n"] == document["head_times"]["n"] == 1
+    low, high = document["ratio_interval_95"]
+    assert low <= document["ratio_of_means"] <= high
+    assert human.startswith(f"training: base {head[:7]} mean ")
+    worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "openaml-training-ab-" not in worktrees  # the base's tree is gone
