@@ -23,12 +23,13 @@ def mnist_dir() -> Path:
 
 
 @contextlib.contextmanager
-def fresh_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new, empty database on the PostgreSQL server of `server_url` (its URL), dropped after."""
+def fresh_postgres_database(server_url: str, prefix: str, options: str = "") -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of `server_url` (its URL), dropped after;
+    `options` follow CREATE DATABASE (a collation, say)."""
     database = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}" {options}'))
     try:
         yield server_url.rsplit("/", 1)[0] + f"/{database}"
     finally:

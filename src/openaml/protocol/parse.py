@@ -10,6 +10,9 @@ Where the spec (api-behavior.md §1.1, README "Routing of Predict", §2.21) diff
 * `VipURL` (Predict's `PredictEndpoint`) pattern `https://...amazon(aws)?.com` is not enforced.
 * `EntityName` / `ComparatorValue` (`.*\\S.*|^$`) match across line breaks ("contains a
   non-white-space character"); `\\S` and friends are ASCII classes, as in Java.
+* No string may hold U+0000 but Predict's record (`VariableName`, `VariableValue`), which is
+  scored and never kept: PostgreSQL's text cannot hold it (a name or a filter value with it
+  answered 500 there, while SQLite kept the name and its `substr` missed it in a Prefix).
 * `TagKey` / `TagValue` violations, and a `Tag` without `Key`, raise InvalidTagException (only when
   no other member is invalid; otherwise one InvalidInputException lists every violation).
   The `aws:` prefix rule for tag keys is left to the service layer.
@@ -52,6 +55,8 @@ Reporter = Callable[[str, str, list[Violation], str], None]  # (shown value, pat
 TAG_SHAPES = frozenset({"TagKey", "TagValue"})
 UNENFORCED_PATTERNS = frozenset({"VipURL"})
 MULTILINE_TEXT_SHAPES = frozenset({"EntityName", "ComparatorValue"})
+NUL_ALLOWED_SHAPES = frozenset({"VariableName", "VariableValue"})  # Predict's record: never stored
+NO_NUL = "Member must not contain the character U+0000"
 REQUIRED_OVERRIDES: dict[str, tuple[str, ...]] = {"Tag": ("Key",)}
 
 MAX_SHOWN_DEPTH = 4
@@ -114,6 +119,10 @@ def _all_strings(values: Iterable[Any]) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _holds_nul(strings: dict[str, str]) -> bool:
+    return "\x00" in "".join(strings) or "\x00" in "".join(strings.values())
 
 
 def validation_error(violations: list[Violation]) -> ServiceError:
@@ -237,11 +246,15 @@ class _Compiler:
             text = f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"
             checks.append(lambda v: None if v in allowed else text)
         report = self._constraint(shape)
+        nul_refused = shape.name not in NUL_ALLOWED_SHAPES
 
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) is not str:
                 raise _type_error(value, path, "string")
+            found = len(out)
             _run_checks(checks, report, value, path, out)
+            if nul_refused and len(out) == found and "\x00" in value:  # said once, where nothing else is wrong
+                report(_show(value), path, out, NO_NUL)
             return value
 
         return validate
@@ -377,12 +390,13 @@ class _Compiler:
             and not s.metadata.get("pattern")
             and not s.metadata.get("min") and s.metadata.get("max") is None
             for s in (shape.key, shape.value))
+        nul_allowed = {shape.key.name, shape.value.name} <= NUL_ALLOWED_SHAPES
 
         def validate(value: Any, path: str, out: list[Violation]) -> Any:
             if type(value) is not dict:
                 raise _type_error(value, path, "object")
             _run_checks(checks, report, value, path, out)
-            if plain_strings and _all_strings(value.values()):
+            if plain_strings and _all_strings(value.values()) and (nul_allowed or not _holds_nul(value)):
                 return value  # fast path (Predict's Record): JSON keys are always strings
             result: dict[str, Any] = {}
             for key, item in value.items():

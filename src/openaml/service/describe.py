@@ -142,8 +142,9 @@ def _is_int64(value: Any) -> bool:
 
 
 def _is_text(value: Any) -> bool:
-    """A string a database can hold: valid Unicode (JSON's \\ud800 escapes are not)."""
-    if not isinstance(value, str):
+    """A string a database can hold: valid Unicode (JSON's \\ud800 escapes are not), without
+    U+0000 (PostgreSQL's text cannot hold it)."""
+    if not isinstance(value, str) or "\x00" in value:
         return False
     try:
         value.encode("utf-8")

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_
+from sqlalchemy import String, and_, func, literal, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from openaml.store.records import EndpointStatus, EntityKind, EntityRecord, Status
 from openaml.store.tables import entities
@@ -73,13 +76,41 @@ def sort_value(record: EntityRecord, field: Field) -> SortValue:
     return str(value or (EndpointStatus.NONE if field is Field.ENDPOINT_STATUS else ""))
 
 
+class CodePoints(ColumnElement[str]):
+    """A text expression compared and sorted by Unicode code points, as api-behavior.md §3.2
+    has string variables, whatever the database's collation: PostgreSQL's comparisons follow
+    the database's (under ICU's en-US, or the en_US.utf8 of the official image, 'a' < 'B' < 'b'
+    and GT 'Z' found no lowercase name), so they take the C collation there, whose order is that
+    of the UTF-8 bytes, the code points'; SQLite's default BINARY collation compares the bytes
+    already."""
+
+    inherit_cache = True
+    _traverse_internals = [("text", InternalTraversal.dp_clauseelement)]
+    type = String()
+
+    def __init__(self, text: ColumnElement[Any]) -> None:
+        self.text = text
+
+
+@compiles(CodePoints)
+def _code_points(element: CodePoints, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.text, **kw)
+
+
+@compiles(CodePoints, "postgresql")
+def _code_points_postgresql(element: CodePoints, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.text, **kw)}) COLLATE "C"'
+
+
 def _column(field: Field) -> Any:
     if field is Field.ALGORITHM:
         return literal("sgd")
     column = getattr(entities.c, field.value)
-    if field in TIME_FIELDS or field is Field.STATUS:
+    if field in TIME_FIELDS:
         return column
-    return func.coalesce(column, EndpointStatus.NONE.value if field is Field.ENDPOINT_STATUS else "")
+    if field is Field.STATUS:
+        return CodePoints(column)
+    return CodePoints(func.coalesce(column, EndpointStatus.NONE.value if field is Field.ENDPOINT_STATUS else ""))
 
 
 def where(query: Query) -> list[ColumnElement[bool]]:
@@ -96,7 +127,7 @@ def where(query: Query) -> list[ColumnElement[bool]]:
 
 
 def order(query: Query) -> list[Any]:
-    columns = [_column(query.sort), entities.c.created_at, entities.c.id]
+    columns = [_column(query.sort), entities.c.created_at, CodePoints(entities.c.id)]
     return [c.desc() if query.descending else c.asc() for c in columns]
 
 
@@ -121,9 +152,9 @@ def _compare(column: Any, comparator: Comparator, value: SortValue, field: Field
 def _after(column: Any, value: SortValue, created: int, entity_id: str,
            descending: bool) -> ColumnElement[bool]:
     """Keyset condition: rows strictly after (value, created_at, id) in the sort order."""
-    c = entities.c
+    c, ids = entities.c, CodePoints(entities.c.id)
     if descending:
         return or_(column < value, and_(column == value, c.created_at < created),
-                   and_(column == value, c.created_at == created, c.id < entity_id))
+                   and_(column == value, c.created_at == created, ids < entity_id))
     return or_(column > value, and_(column == value, c.created_at > created),
-               and_(column == value, c.created_at == created, c.id > entity_id))
+               and_(column == value, c.created_at == created, ids > entity_id))

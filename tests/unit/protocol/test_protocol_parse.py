@@ -14,7 +14,7 @@ from openaml.errors import (
     SerializationException,
     ServiceError,
 )
-from openaml.protocol.parse import parse_request, pattern_matcher
+from openaml.protocol.parse import UNENFORCED_PATTERNS, compiled_input, parse_request, pattern_matcher
 from openaml.protocol.spec import ServiceSpec
 
 OPERATIONS = ServiceSpec.load().operation_names
@@ -241,3 +241,55 @@ def test_predict_record_with_784_entries(spec: ServiceSpec, wire_request: Any) -
     params = {"MLModelId": "mnist", "Record": record, "PredictEndpoint": "http://127.0.0.1:1"}
     assert parse_request(spec.operation("Predict"),
                          wire_request("Predict", params)["body"]) == params
+
+
+def _string_members(spec: ServiceSpec) -> list[tuple[str, list[str], str]]:
+    """(operation, path of member names, shape name) of every string member of every input,
+    one level of structures down (maps and lists of strings too: their member is the path)."""
+    found = []
+    for name in spec.operation("Predict").service_model.operation_names:
+        shape = spec.operation(name).input_shape
+        for member, child in (shape.members.items() if shape is not None else ()):
+            inner = child.members.items() if child.type_name == "structure" else [(None, child)]
+            for sub, leaf in inner:
+                path = [member] + ([sub] if sub else [])
+                target = leaf.member if leaf.type_name == "list" else leaf.value if leaf.type_name == "map" else leaf
+                if target.type_name == "string" and not target.enum:
+                    found.append((name, path, target.name))
+    return found
+
+
+def _with(path: list[str], shape_type: str, text: str) -> dict[str, Any]:
+    value: Any = [text] if shape_type == "list" else {"k": text} if shape_type == "map" else text
+    for name in reversed(path):
+        value = {name: value}
+    return value
+
+
+def test_nul_is_refused_in_every_string_but_predicts_record(spec: ServiceSpec) -> None:
+    """The store cannot keep U+0000 (PostgreSQL's text): every string member of every
+    operation refuses it, said once (alone where nothing else is wrong with the value), but
+    Predict's record, which is scored and never kept."""
+    members = _string_members(spec)
+    assert {"EntityName", "ComparatorValue", "DataRearrangement", "StringType", "RDSSelectSqlQuery",
+            "S3Url", "Recipe", "DataSchema", "VariableValue"} <= {shape for _, _, shape in members}
+    for operation, path, shape in members:
+        op = spec.operation(operation)
+        container = op.input_shape
+        for name in path:
+            container = container.members[name]
+        valid = "s3://bucket/key" if shape == "S3Url" else "x"
+        body = _with(path, container.type_name, valid + "\x00")
+        violations: list[Any] = []
+        compiled_input(op)(body, "", violations)
+        about = [m for _, m in violations if f"at '{'.'.join(path)}" in m]
+        pattern = op.service_model.shape_for(shape).metadata.get("pattern")
+        if shape in ("VariableName", "VariableValue"):
+            assert not about, (operation, path, about)
+        elif pattern and shape not in UNENFORCED_PATTERNS and not pattern_matcher(shape, pattern)(valid + "\x00"):
+            assert len(about) == 1 and "regular expression" in about[0], (operation, path, about)
+        else:
+            assert len(about) == 1 and "U+0000" in about[0], (operation, path, about)
+    # a value wrong otherwise is told so, not as well about its U+0000
+    message = violation(spec, "GetEvaluation", {"EvaluationId": "a\x00"})
+    assert "regular expression" in message and "U+0000" not in message
