@@ -80,6 +80,15 @@ def test_time_filters(ml: Any, family: dict[str, Any]) -> None:
     with pytest.raises(ClientError) as err:
         ml.describe_data_sources(FilterVariable="CreatedAt", GT="yesterday")
     assert error_code(err) == "InvalidInputException"
+    # epoch seconds are read as numbers are written: float()'s other forms are refused
+    seconds = middle.timestamp()
+    for written in (f"{seconds:.3f}", f"+{seconds:.3f}", f"{seconds / 1e9:.12f}e9", f" {seconds:.3f} "):
+        found = ml.describe_data_sources(FilterVariable="CreatedAt", GE=written)["Results"]
+        assert {r["DataSourceId"] for r in found} == ids, written
+    for odd in ("1_700_000_000", "١٧٠٠٠٠٠٠٠٠", "１７００００００００", "infinity", "0x10"):
+        with pytest.raises(ClientError) as err:
+            ml.describe_data_sources(FilterVariable="CreatedAt", GE=odd)
+        assert error_code(err) == "InvalidInputException", odd
 
 
 def test_paging_with_tokens_and_paginator(ml: Any, family: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from openaml.errors import InvalidInputException
+from openaml.ml.schema.values import NUMBER_PATTERN
 from openaml.store import EntityKind, EntityRecord, Status
 from openaml.store.queries import TIME_FIELDS, Comparator, Field, Query, SortValue, sort_value
 
@@ -20,6 +21,7 @@ MIN_EPOCH_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
 MAX_EPOCH_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
 MAX_TOKEN_CHARS = 65536  # a real token holds one sort value (at most a few KB of JSON)
 _ENTITY_ID = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
+_NUMBER = re.compile(NUMBER_PATTERN)  # epoch seconds as numbers are written (not '1_7e9', '١٧')
 _INT64 = (-(2**63), 2**63 - 1)
 
 _COMMON = {"CreatedAt": Field.CREATED_AT, "LastUpdatedAt": Field.LAST_UPDATED_AT,
@@ -86,10 +88,7 @@ def _time_ms(raw: str, comparator: str) -> int:
     year 1 to 9999 (anything else, such as 1e400 or -1e19, is refused)."""
     text = raw.strip()
     shown = raw[:64] + ("..." if len(raw) > 64 else "")
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = _iso_seconds(text, comparator, shown)
+    seconds = float(text) if _NUMBER.match(text) else _iso_seconds(text, comparator, shown)
     if not MIN_EPOCH_SECONDS <= seconds <= MAX_EPOCH_SECONDS:  # also False for NaN
         raise InvalidInputException(
             f"{comparator} value {shown!r} is not a time between the years 1 and 9999")
