@@ -20,6 +20,7 @@ models are averaged the same way.
 from __future__ import annotations
 
 import operator
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from openaml.ml.training.kernel import (
 from openaml.ml.training.params import SGDParams
 from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.stop import ShouldStop, check
+from openaml.ml.training.thread_choice import ThreadChoice
 from openaml.ml.training.validation import (
     CV_MIN_ROWS,
     FOLDS,
@@ -446,10 +448,12 @@ class Stepper:
     mean(w_1..w_T) = w_T + sum((t - 1) * d_t) / T, so only touched coordinates are updated.
 
     The two feature ranges of the kernel run on two threads when `two_threads` is given, a
-    step's expected work is worth it (THREADED_STEP_NS) and nothing else runs beside
+    step's expected work is worth it (THREADED_STEP_NS), nothing else runs beside
     (`crowded`: on two cores, four trainings at once took 17.4 s with two-thread steps, 14.1 s
-    with one); step k's weight update of a range and step k + 1's scores of that range go
-    together, so a step costs one hand-over between threads."""
+    with one) and, chunk by chunk, they have not lately cost more than one thread
+    (thread_choice: another process on a core makes every step wait); step k's weight update
+    of a range and step k + 1's scores of that range go together, so a step costs one
+    hand-over between threads."""
 
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
                  two_threads: bool = False, should_stop: ShouldStop | None = None,
@@ -458,6 +462,7 @@ class Stepper:
         self.two_threads = two_threads and two_compiled_threads()
         self.threaded = False  # whether steps run on two threads: set with the ranges, by their cost
         self.crowded = crowded  # asked before each buffer: other work beside keeps the steps on one
+        self.choice = ThreadChoice()  # two threads or one, chunk by chunk, by their recent costs
         self.small = small  # small data, whose passes cross-validation chooses: larger steps
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
@@ -498,9 +503,9 @@ class Stepper:
             keep: bool = False) -> tuple[float, float]:
         """Take one step per minibatch of buffer `index` (row numbers of `block`, sorted: memory
         is read in order); return (weighted loss sum, weight sum). STOP_CHECK_STEPS steps a
-        compiled call (kernel.run_steps, or run_steps_two when `threaded`): over the kept
-        plans, or transposing each minibatch into its Part's scratch, or, with `keep`, into
-        plans laid end to end that the next passes take."""
+        compiled call (kernel.run_steps, or run_steps_two when `threaded` and self.choice says
+        so): over the kept plans, or transposing each minibatch into its Part's scratch, or,
+        with `keep`, into plans laid end to end that the next passes take."""
         s, p = self.state, self.params
         plans = self.plans.get(index)
         if plans is None and len(block.indptr) <= len(block.y):
@@ -525,7 +530,6 @@ class Stepper:
         ranges = ((first.scores, first.lo, first.hi, flat[0], first.work),
                   (second.scores, second.lo, second.hi, flat[1], second.work))
         threaded = self.threaded and not self.crowded()
-        steps = run_steps_two if threaded else run_steps
         if threaded:
             two_compiled_threads()
         for start in range(0, len(batches), STOP_CHECK_STEPS):
@@ -534,8 +538,13 @@ class Stepper:
             end = min(start + STOP_CHECK_STEPS, len(batches))
             buffer = (positions[start:end], rows, row_starts[start:end + 1], block.y, block.w, block.indptr,
                       block.indices, block.values)
-            steps(KINDS[self.kind], model, ranges, buffer,
-                  (self.eta, p.l1, p.l2, self.averaging, end == len(batches), transposing), carried)
+            two = threaded and self.choice.two_threads(transposing)
+            began = time.perf_counter()
+            (run_steps_two if two else run_steps)(KINDS[self.kind], model, ranges, buffer,
+                                                  (self.eta, p.l1, p.l2, self.averaging, end == len(batches),
+                                                   transposing), carried)
+            if threaded:
+                self.choice.record(transposing, two, time.perf_counter() - began, end - start)
         self.steps = int(carried[2])
         if keep and transposing:
             self._keep(index, flat, batches)
