@@ -108,7 +108,7 @@ def follow_store(store: Store, predictors: PredictorRegistry, front_end: FrontEn
             return
         try:
             predictors.sync({
-                r.id: (r.endpoint_status or EndpointStatus.NONE, read_threshold(r))
+                r.id: (r.endpoint_status or EndpointStatus.NONE, read_threshold(r), r.endpoint_created_at)
                 for r in store.select_endpoints()
             })
             following.succeeded()

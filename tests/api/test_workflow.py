@@ -332,6 +332,12 @@ def test_predict_rate_limit(tmp_path: Any) -> None:
                 assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 417
         assert codes[:5] == ["ok"] * 5
         assert "LimitExceededException" in codes
+    # without a limit, an endpoint reports the default one (evaluation-and-prediction.md §4.3)
+    with running_server(data_dir=tmp_path, predict_rate_limit=0) as app:
+        ml = make_client(app.settings.base_url)
+        for found in (ml.get_ml_model(MLModelId="m")["EndpointInfo"],
+                      ml.describe_ml_models()["Results"][0]["EndpointInfo"]):
+            assert (found["EndpointStatus"], found["PeakRequestsPerSecond"]) == ("READY", 200), found
 
 
 def test_idempotent_creates_of_every_kind(ml: Any, uid: Callable[[str], str],
@@ -412,6 +418,17 @@ def test_predict_refuses_a_record_whose_cartesian_is_too_large(server: Applicati
                       PredictEndpoint=url)["Prediction"]["predictedLabel"] in ("0", "1")
     assert ml.predict(MLModelId=ids["model"], Record={"x1": "1", "words": "good great"},
                       PredictEndpoint=url)["Prediction"]["predictedLabel"] in ("0", "1")
+    # 100 KB of a record are bytes, as a CSV line's: 40,000 characters of 3 bytes each are refused
+    # (a count of characters let them through, where a batch prediction refused the record)
+    for value, fits in (("日" * 40_000, False), ("日" * 34_000, True), ("a" * 102_000, True)):
+        record = {"x1": "1", "other": value}
+        if fits:
+            assert ml.predict(MLModelId=ids["model"], Record=record,
+                              PredictEndpoint=url)["Prediction"]["predictedLabel"] in ("0", "1")
+            continue
+        with pytest.raises(ClientError) as too_large:
+            ml.predict(MLModelId=ids["model"], Record=record, PredictEndpoint=url)
+        assert too_large.value.response["Error"]["Message"] == "Record is larger than 100 KB"
 
 
 def test_values_far_beyond_the_training_data_and_padded_values_get_answers(server: Application, ml: Any,

@@ -86,10 +86,33 @@ def test_a_threshold_update_is_not_undone_by_an_earlier_read_of_the_store() -> N
         registry = PredictorRegistry(lambda model_id: (object(), 0.5), lambda model_id, status: None, 10, executor)
         predictor = registry.mount_now("m")
         assert predictor is not None and predictor.threshold == 0.5
-        stale = {"m": (EndpointStatus.READY, ScoreThreshold())}  # read before the update
+        stale = {"m": (EndpointStatus.READY, ScoreThreshold(), None)}  # read before the update
         registry.set_threshold("m", ScoreThreshold(0.0, 1_000))
         registry.sync(stale)
         assert predictor.threshold == 0.0
-        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(0.0, 1_000))})
-        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(0.8, 2_000))})  # another process's later update
+        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(0.0, 1_000), None)})
+        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(0.8, 2_000), None)})  # another process's later update
         assert predictor.threshold == 0.8
+
+
+def test_an_endpoint_deleted_and_created_again_by_another_process_is_not_served_until_ready() -> None:
+    """Another process deleted an endpoint and created it again between two rounds of the
+    follower: its CreatedAt differs, so the predictor of the one before goes (it answered
+    Predict while the new one was UPDATING, where Predict must say it is not mounted) and the
+    new one is mounted once READY. A mounted endpoint seen UPDATING with its own CreatedAt
+    (this process's, before its READY is written) stays."""
+    from openaml.jobs.specs import ScoreThreshold
+    from openaml.store import EndpointStatus
+
+    with ThreadPoolExecutor(1) as executor:
+        registry = PredictorRegistry(lambda model_id: (object(), 0.5), lambda model_id, status: None, 10, executor)
+        assert registry.mount_now("m") is not None
+        registry.sync({"m": (EndpointStatus.UPDATING, ScoreThreshold(), 1_000)})
+        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(), 1_000)})
+        assert registry.get("m") is not None
+        registry.sync({"m": (EndpointStatus.UPDATING, ScoreThreshold(), 2_000)})
+        assert registry.get("m") is None
+        registry.sync({"m": (EndpointStatus.READY, ScoreThreshold(), 2_000)})
+    assert registry.get("m") is not None  # mounted again (the executor has finished)
+    registry.sync({})
+    assert registry.get("m") is None

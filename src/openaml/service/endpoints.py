@@ -10,11 +10,13 @@ from openaml.ml.features.tokens import RecordTooLarge
 from openaml.ml.prediction import UnscorableRecord
 from openaml.service import common
 from openaml.service.context import RequestContext, ServiceContext
+from openaml.settings import Settings
 from openaml.store import EndpointStatus, EntityKind, EntityRecord, Status
 
 KIND = EntityKind.MLMODEL
 NO_ENDPOINT = {"EndpointStatus": EndpointStatus.NONE.value, "PeakRequestsPerSecond": 0}
 MAX_RECORD_BYTES = 100 * 1024
+DEFAULT_RATE_LIMIT = Settings.predict_rate_limit  # requests per second and endpoint
 EXPLAIN_HEADER = "x-openaml-explain"  # beyond Amazon ML: Predict adds this many contributions
 MAX_EXPLAINED = 100
 
@@ -30,6 +32,17 @@ def explained(header: str | None) -> int:
     return int(found.group(1))
 
 
+def too_large(record: dict[str, str]) -> bool:
+    """Whether a record's names and values take more than MAX_RECORD_BYTES in UTF-8, as a CSV
+    line's bytes are counted (a count of characters let a non-ASCII record three times as large
+    through Predict, which a batch prediction of the same record refused)."""
+    names, values = "".join(record), "".join(record.values())
+    if 4 * (len(names) + len(values)) <= MAX_RECORD_BYTES:  # at most 4 bytes a character
+        return False
+    size = len(names.encode("utf-8", "surrogatepass")) + len(values.encode("utf-8", "surrogatepass"))
+    return size > MAX_RECORD_BYTES
+
+
 def endpoint_info(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
     status = record.endpoint_status or EndpointStatus.NONE
     if status is EndpointStatus.NONE or record.status is Status.DELETED:
@@ -37,7 +50,8 @@ def endpoint_info(ctx: ServiceContext, record: EntityRecord) -> dict[str, Any]:
     return common.compact({
         "EndpointStatus": status.value,
         "EndpointUrl": ctx.settings.base_url,
-        "PeakRequestsPerSecond": ctx.settings.predict_rate_limit,
+        # the configured limit, and the default one where limiting is off (§4.3)
+        "PeakRequestsPerSecond": ctx.settings.predict_rate_limit or DEFAULT_RATE_LIMIT,
         "CreatedAt": common.timestamp(record.endpoint_created_at),
     })
 
@@ -88,7 +102,7 @@ class EndpointOperations:
                 f"MLModel {MLModelId} has no READY real-time endpoint "
                 f"(endpoint status {(record.endpoint_status or EndpointStatus.NONE).value})"
             )
-        if len("".join(Record)) + len("".join(Record.values())) > MAX_RECORD_BYTES:  # 3x a sum of lens
+        if too_large(Record):
             raise InvalidInputException("Record is larger than 100 KB")
         try:
             return {"Prediction": predictor.predict(Record, explain)}

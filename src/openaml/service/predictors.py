@@ -102,6 +102,7 @@ class PredictorRegistry:
         self._wanted: set[str] = set()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}  # one load of a model at a time
+        self._created: dict[str, int | None] = {}  # the CreatedAt of each mounted endpoint, once synced
 
     def get(self, model_id: str) -> Predictor | None:
         return self._mounted.get(model_id)
@@ -119,13 +120,17 @@ class PredictorRegistry:
         self._mount(model_id, False)
         return self._mounted.get(model_id)
 
-    def sync(self, serving: Mapping[str, tuple[EndpointStatus, ScoreThreshold]]) -> None:
-        """Follow the store (model id -> (endpoint status, threshold)): other processes of the
-        service may create or delete endpoints and change thresholds."""
+    def sync(self, serving: Mapping[str, tuple[EndpointStatus, ScoreThreshold, int | None]]) -> None:
+        """Follow the store (model id -> (endpoint status, threshold, endpoint CreatedAt)):
+        other processes of the service may create or delete endpoints and change thresholds.
+        An endpoint deleted and created again between two rounds has another CreatedAt: the
+        predictor of the one before goes, and the new one is mounted once READY (it answered
+        Predict all the while the new one was UPDATING)."""
         for model_id in list(self._mounted):
-            if model_id not in serving:
+            seen = serving.get(model_id)
+            if seen is None or self._created.setdefault(model_id, seen[2]) != seen[2]:
                 self.unmount(model_id)
-        for model_id, (status, threshold) in serving.items():
+        for model_id, (status, threshold, _) in serving.items():
             predictor = self._mounted.get(model_id)
             if predictor is not None:
                 predictor.take_threshold(threshold)
@@ -171,6 +176,7 @@ class PredictorRegistry:
             self._wanted.discard(model_id)
             self._mounted.pop(model_id, None)
             self._loading.pop(model_id, None)
+            self._created.pop(model_id, None)
 
     def set_processes(self, processes: int) -> None:
         """The number of processes serving the endpoints now (this one among them)."""
