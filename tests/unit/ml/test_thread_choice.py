@@ -83,3 +83,29 @@ def test_a_stepper_follows_its_choice_chunk_by_chunk_with_the_same_arithmetic(mo
     assert calls == ["run_steps_two", "run_steps_two"] + ["run_steps"] * 8
     Stepper("MULTICLASS", states[1], SGDParams(), 4).run(0, block, batches)
     assert np.array_equal(states[0].weights, states[1].weights)
+
+
+def test_a_trainings_folds_and_its_final_passes_share_one_choice(monkeypatch) -> None:
+    """Cross-validation's fold trainings and the training after them measure the ways once
+    (one early try of one thread per kind of step, not one per fold)."""
+    made: list[ThreadChoice] = []
+
+    class Counted(ThreadChoice):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(sgd, "ThreadChoice", Counted)
+    rng = np.random.default_rng(4)
+    x = sp.csr_matrix(rng.random((900, 20)) < 0.3, dtype=float)
+    block = _block(x, rng.integers(0, 2, 900).astype(float), np.ones(900))
+    steppers: list[Stepper] = []
+    original = Stepper.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        steppers.append(self)
+
+    monkeypatch.setattr(Stepper, "__init__", init)
+    sgd.fit_linear("BINARY", lambda: iter([block]), 20, 1, SGDParams(max_passes=3), 900)
+    assert len(steppers) > 1 and len(made) == 1 and all(s.choice is made[0] for s in steppers)

@@ -236,9 +236,11 @@ def fit_linear(kind: ModelType, blocks: Callable[[], Iterator[Block]], n_feature
     folds while cross-validating (the validation losses so far, no training loss) and then
     of the training. should_stop is asked before each buffer and every STOP_CHECK_STEPS
     steps; once it answers True, fitting raises Cancelled."""
+    choice = ThreadChoice()  # one for the folds and the training: each way is measured once
+
     def stepper(small: bool) -> Stepper:
         return Stepper(kind, LinearState.zeros(n_features, outputs, 0.0), params, size, execution.parallel,
-                       should_stop, small, execution.crowded)
+                       should_stop, small, execution.crowded, choice)
 
     def validating(found: Validation) -> None:
         if progress is not None:
@@ -457,12 +459,14 @@ class Stepper:
 
     def __init__(self, kind: ModelType, state: LinearState, params: SGDParams, size: int,
                  two_threads: bool = False, should_stop: ShouldStop | None = None,
-                 small: bool = False, crowded: Callable[[], bool] = ONE_THREAD.crowded) -> None:
+                 small: bool = False, crowded: Callable[[], bool] = ONE_THREAD.crowded,
+                 choice: ThreadChoice | None = None) -> None:
         self.kind, self.state, self.params, self.size = kind, state, params, size
         self.two_threads = two_threads and two_compiled_threads()
         self.threaded = False  # whether steps run on two threads: set with the ranges, by their cost
         self.crowded = crowded  # asked before each buffer: other work beside keeps the steps on one
-        self.choice = ThreadChoice()  # two threads or one, chunk by chunk, by their recent costs
+        # two threads or one, chunk by chunk, by their recent costs (shared by a training's folds)
+        self.choice = choice if choice is not None else ThreadChoice()
         self.small = small  # small data, whose passes cross-validation chooses: larger steps
         self.should_stop = should_stop
         self.eta = ETA_REGRESSION if kind == ModelType.REGRESSION else ETA
