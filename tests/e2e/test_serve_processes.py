@@ -114,6 +114,19 @@ def test_ctrl_c_while_loading_leaves_without_a_traceback(tmp_path: Path) -> None
         assert server.returncode != 0
 
 
+def test_ctrl_c_while_loading_cannot_be_swallowed() -> None:
+    """The handler raised SystemExit, which a module being imported (`except BaseException`) or
+    a finalizer (where exceptions are only printed) can swallow: the Ctrl-C was lost and the
+    server went on to start (seen once in CI). It ends the process however the code around it
+    handles exceptions."""
+    code = ("import os, signal, sys; import openaml.cli\n"
+            "try:\n    openaml.cli.leave_quietly(signal.SIGINT, None)\n"
+            "except BaseException:\n    pass\n"
+            "print('went on')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (128 + signal.SIGINT, "", "")
+
+
 def test_the_ctrl_c_handler_is_in_place_before_any_module_of_weight_loads() -> None:
     """Ctrl-C in the command's first tenth of a second gave a KeyboardInterrupt traceback:
     `import openaml` read the package's version (importlib.metadata, tempfile, zipfile...)

@@ -11,8 +11,11 @@ from types import FrameType
 
 
 def leave_quietly(signum: int, frame: FrameType | None) -> None:
-    """SIGINT handler while loading: exit 130 (128 + SIGINT), as a shell does, with no traceback."""
-    raise SystemExit(128 + signum)
+    """SIGINT handler while loading: exit 130 (128 + SIGINT), as a shell does, with no traceback.
+    It ends the process at once: nothing is open yet, and a SystemExit raised here could be
+    swallowed where the signal lands (a module's `except BaseException`, a finalizer), and the
+    Ctrl-C lost (the command went on to serve)."""
+    os._exit(128 + signum)
 
 
 def _run_as_command() -> bool:
