@@ -28,8 +28,6 @@ from openaml import __version__
 from openaml.cluster import Cluster, connect_cluster, uses_data_folder
 from openaml.console import build_console
 from openaml.jobs.engine import THREADS_PER_WORKER, JobEngine
-from openaml.jobs.memory import prefer_small_pages
-from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.record_info import read_threshold
 from openaml.jobs.repeated_failures import RepeatedFailures
 from openaml.jobs.retention import release_all
@@ -44,7 +42,7 @@ from openaml.protocol.sigv4 import (
     verify_request,
 )
 from openaml.protocol.spec import ServiceSpec
-from openaml.runtime import open_runtime
+from openaml.runtime import open_runtime, prepare_job_process
 from openaml.server.aws_json import AwsJsonEndpoint
 from openaml.server.cors import ApiCors
 from openaml.server.guard import AccessGate, HostGuard, SecurityHeaders, origin_host
@@ -273,8 +271,7 @@ def build_app(settings: Settings, run_jobs: bool = True) -> Application:
         stop_sync, stop_warm_up = threading.Event(), threading.Event()
         warming: threading.Thread | None = None
         if run_jobs:
-            prefer_small_pages()
-            single_threaded_blas()
+            prepare_job_process()
             # other front ends or Dask workers sharing the folders may be writing: then only stale files go
             now, lease_ms = wall_clock_ms(), engine.lease_ms
             sharing = cluster is not None or any(f.runs_jobs and f.id != front_end.id and not f.gone()

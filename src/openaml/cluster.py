@@ -46,7 +46,7 @@ from openaml.ml.errors import InputError
 from openaml.ml.training import Cancelled
 from openaml.ml.training.parallel import PassSum, fit_parallel
 from openaml.ml.training.sgd import LinearState
-from openaml.runtime import Runtime, open_runtime
+from openaml.runtime import Runtime, open_runtime, prepare_job_process
 from openaml.settings import ConfigurationError, Settings
 from openaml.store import EntityKind, EntityRecord
 from openaml.store.leases import Leases
@@ -551,11 +551,13 @@ def _log(runtime: Runtime, record: EntityRecord, line: str) -> None:
 
 
 def _runtime(settings: Settings) -> Runtime:
-    """This worker process's runtime for `settings`, opened on first use. It gathers no
-    datasource jobs itself: their front end gathers them (`Cluster._run_datasource`)."""
+    """This worker process's runtime for `settings`, opened on first use, in a process set up
+    as a server's for jobs (`prepare_job_process`: Dask workers ran theirs on huge pages). It
+    gathers no datasource jobs itself: their front end gathers them (`Cluster._run_datasource`)."""
     key = repr(settings)
     with _runtimes_lock:
         if key not in _runtimes:
+            prepare_job_process()
             worker = _worker()
             threads = int(worker.state.nthreads) if worker is not None else 1
             limit = worker.memory_manager.memory_limit if worker is not None else None

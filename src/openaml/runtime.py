@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from openaml.jobs.memory import PROCESS_BYTES, parse_block_bytes, training_budget
+from openaml.jobs.memory import PROCESS_BYTES, parse_block_bytes, prefer_small_pages, training_budget
+from openaml.jobs.priority import single_threaded_blas
 from openaml.jobs.tasks import LOG_FILE, Tasks
 from openaml.ml.data import FAST_PATHS, GENERAL_PATH
 from openaml.ml.execution import Execution
@@ -30,6 +31,14 @@ class Runtime:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         with self.artifacts.open_append(record.kind.value, record.id, LOG_FILE) as out:
             out.write(f"{stamp} {line}\n".encode())
+
+
+def prepare_job_process() -> None:
+    """What a process that runs jobs (a server's, a Dask worker's) sets for itself: NumPy's large
+    arrays on small pages (jobs.memory.prefer_small_pages) and BLAS on the calling thread alone
+    (jobs.priority.single_threaded_blas)."""
+    prefer_small_pages()
+    single_threaded_blas()
 
 
 def open_runtime(settings: Settings, workers: int, memory_limit: int | None = None,

@@ -111,3 +111,21 @@ def test_job_process_prefers_small_pages_unless_told(monkeypatch):
         assert switch(True) is False
     finally:
         switch(before)
+
+
+def test_a_dask_workers_job_process_is_set_up_as_a_servers(tmp_path) -> None:
+    """A Dask worker's first job opens its runtime (cluster._runtime); its process then asks
+    for small pages and keeps BLAS on one thread, as a server's does (they were left at
+    NumPy's and OpenBLAS's defaults there). In a fresh process: both settings are global."""
+    _hugepage_switch()
+    code = ("import os, sys; os.environ.pop('NUMPY_MADVISE_HUGEPAGE', None)\n"
+            "from threadpoolctl import threadpool_info\n"
+            "from openaml import cluster\n"
+            "from openaml.settings import Settings\n"
+            "from tests.unit.test_memory_budget import _hugepage_switch\n"
+            "cluster._runtime(Settings(data_dir=sys.argv[1]).resolved())\n"
+            "blas = {i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}\n"
+            "print(_hugepage_switch()(False), sorted(blas))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["False", "[1]"], done.stdout + done.stderr
