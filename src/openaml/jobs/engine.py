@@ -172,7 +172,7 @@ class JobEngine:
         self._paused = threading.Event()
         self._passing = threading.RLock()  # held by a scheduling pass: pause() waits for it
         self._running: dict[JobKey, str] = {}  # the jobs running here, with their runs' tokens
-        self._idle: set[JobKey] = set()  # running, but waiting (Job.idle)
+        self._idle: set[JobKey] = set()  # running, but waiting (Job.idle) or finishing
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._heart: threading.Thread | None = None
@@ -366,7 +366,8 @@ class JobEngine:
 
     def _room(self) -> bool:
         """Whether a worker is free for another job: fewer jobs run than workers, not counting
-        those waiting on another's work, and fewer than THREADS_PER_WORKER a worker in all."""
+        those waiting on another's work or whose task has returned, and fewer than
+        THREADS_PER_WORKER a worker in all."""
         with self._lock:
             return (len(self._running.keys() - self._idle) < self.workers
                     and len(self._running) < THREADS_PER_WORKER * self.workers)
@@ -419,6 +420,9 @@ class JobEngine:
             with self._lock:
                 self._store_reruns.pop((record.kind, record.id), None)
             elapsed = int((time.monotonic() - started) * 1000)
+            # its worker is free from now: the jobs its completion lets start see room for each
+            # other (an evaluation and a batch prediction gathering for one scoring pass)
+            self._set_idle(key, True)
             self._finish(record, Status.COMPLETED, info=result_info(result), compute_time=max(elapsed, 1),
                          held_by=token)
 
