@@ -181,6 +181,23 @@ def test_a_negative_zero_threshold_is_kept_as_zero(ml: Any, data_uri: str, uid: 
     assert [math.copysign(1.0, value) for value in shown] == [1.0, 1.0]
 
 
+def test_a_models_training_parameters_create_a_model_like_it(ml: Any, data_uri: str,
+                                                             uid: Callable[[str], str]) -> None:
+    """CreateMLModel refused the `"algorithm": "sgd"` that GetMLModel shows (models.md §3):
+    copying a model's TrainingParameters into a new one failed. Both calls: the new model
+    completes and shows the same parameters."""
+    ds_id = uid("ds")
+    create_ds(ml, ds_id, data_uri, ComputeStatistics=True)
+    for given in ({}, {"sgd.l1RegularizationAmount": "1e-4", "sgd.maxPasses": "3", "sgd.shuffleType": "auto"}):
+        first, second = uid("ml"), uid("ml")
+        ml.create_ml_model(MLModelId=first, MLModelType="BINARY", TrainingDataSourceId=ds_id, Parameters=given)
+        shown = wait_for(lambda: ml.get_ml_model(MLModelId=first))["TrainingParameters"]  # noqa: B023
+        assert shown["algorithm"] == "sgd"
+        ml.create_ml_model(MLModelId=second, MLModelType="BINARY", TrainingDataSourceId=ds_id, Parameters=shown)
+        done = wait_for(lambda: ml.get_ml_model(MLModelId=second))  # noqa: B023
+        assert (done["Status"], done["TrainingParameters"]) == ("COMPLETED", shown), done.get("Message")
+
+
 def test_a_recipe_given_both_inline_and_by_uri_is_refused(
     ml: Any, data_uri: str, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]
 ) -> None:

@@ -1035,6 +1035,53 @@ def test_a_long_parameter_that_is_almost_a_number_is_refused_promptly(key):
     assert time.perf_counter() - started < 2.0
 
 
+INTEGER_PARAMETERS = [("sgd.maxMLModelSizeInBytes", 100_000), ("sgd.maxPasses", 1), ("gbdt.rounds", 1),
+                      ("gbdt.leaves", 2), ("gbdt.minRecordsInLeaf", 1), ("gbdt.earlyStoppingRounds", 0),
+                      ("gbdt.maxBins", 4)]
+
+
+@pytest.mark.parametrize(("key", "low"), INTEGER_PARAMETERS)
+def test_an_integer_parameter_of_thousands_of_digits_is_out_of_range(key, low, monkeypatch):
+    """A value of over 4,300 digits got Python's int() message ("Exceeds the limit (4300
+    digits) for integer string conversion ... use sys.set_int_max_str_digits()"), naming
+    neither the parameter nor its range. Leading zeros do not count."""
+    from openaml.ml.training import params as params_module
+
+    monkeypatch.setattr(params_module, "trees_installed", lambda: True)  # checked before any value
+    trees = {"openaml.algorithm": "gbdt"} if key.startswith("gbdt.") else {}
+    for value in ("1" * 5000, "-" + "9" * 5000, "+" + "1" * 4301):
+        with pytest.raises(params_module.ParameterError, match=f"^{key} must be .*between {low} and "):
+            parse_parameters({key: value, **trees}, "BINARY")
+    parsed = parse_parameters({key: "0" * 6000 + str(low), **trees}, "BINARY")
+    found = {"sgd.maxMLModelSizeInBytes": parsed.max_size, "sgd.maxPasses": parsed.max_passes}
+    if parsed.trees is not None:
+        found = {"gbdt.rounds": parsed.trees.rounds, "gbdt.leaves": parsed.trees.leaves,
+                 "gbdt.minRecordsInLeaf": parsed.trees.min_leaf_records,
+                 "gbdt.earlyStoppingRounds": parsed.trees.early_stopping_rounds,
+                 "gbdt.maxBins": parsed.trees.max_bins}
+    assert found[key] == low
+
+
+def test_training_parameters_as_shown_create_a_model_like_it(monkeypatch):
+    """GetMLModel shows `"algorithm": "sgd"` (models.md §3), which CreateMLModel refused as an
+    unknown key: a client that made a model with another's TrainingParameters failed. The key
+    is taken when it names the algorithm the other keys select."""
+    from openaml.ml.training import params as params_module
+    from openaml.ml.training.params import ParameterError, shown_parameters
+
+    monkeypatch.setattr(params_module, "trees_installed", lambda: True)  # parsing alone
+    for given in ({}, {"sgd.l1RegularizationAmount": "1e-4", "sgd.maxPasses": "3"},
+                  {"sgd.shuffleType": "auto", "openaml.optimizer": "saga", "openaml.classWeights": "balanced"},
+                  {"openaml.algorithm": "gbdt", "gbdt.rounds": "50"}):
+        shown = shown_parameters(given)
+        assert shown["algorithm"] == given.get("openaml.algorithm", "sgd")
+        assert parse_parameters(shown, "BINARY") == parse_parameters(given, "BINARY")
+        assert shown_parameters(shown) == shown
+    for wrong in ({"algorithm": "gbdt"}, {"algorithm": "SGD"}, {"algorithm": "sgd", "openaml.algorithm": "gbdt"}):
+        with pytest.raises(ParameterError, match="algorithm"):
+            parse_parameters(wrong, "BINARY")
+
+
 def test_two_trainings_at_once_take_two_threads_each(monkeypatch):
     """Jobs train at the same time, each on two threads (Numba's work queue would abort the
     process here, so a thread-safe threading layer is used): each takes the steps it takes

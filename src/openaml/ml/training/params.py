@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -34,6 +35,9 @@ _KEYS = ("sgd.maxMLModelSizeInBytes", "sgd.maxPasses", "sgd.shuffleType",
 # extra), asked for with openaml.algorithm=gbdt; the sgd.* parameters other than the size cap
 # are accepted and do not apply to them (a client's usual parameters need no change)
 ALGORITHM_KEY, ALGORITHMS = "openaml.algorithm", ("sgd", "gbdt")
+# the algorithm as TrainingParameters show it (models.md §3): taken back when it names the one
+# the other keys select, so that a model's shown parameters create a model like it
+SHOWN_ALGORITHM_KEY = "algorithm"
 # Beyond Amazon ML: the linear model's optimizer, AdaGrad minibatch SGD by default (streams
 # the data, any size) or SAGA (training/saga.py: keeps the features in memory, no L1), asked
 # for with openaml.optimizer=saga
@@ -98,13 +102,18 @@ def parse_parameters(parameters: dict[str, str] | None, model_type: str, seed: i
     """Validate the CreateMLModel `Parameters` map; `seed` comes from the MLModelId."""
     parameters = parameters or {}
     for key, value in parameters.items():
-        if key not in (*_KEYS, ALGORITHM_KEY, CLASS_WEIGHTS_KEY, OPTIMIZER_KEY) and key not in TREE_DEFAULTS:
+        if (key not in (*_KEYS, ALGORITHM_KEY, SHOWN_ALGORITHM_KEY, CLASS_WEIGHTS_KEY, OPTIMIZER_KEY)
+                and key not in TREE_DEFAULTS):
             raise ParameterError(f"Unknown training parameter '{key}'")
         if not isinstance(value, str):
             raise ParameterError(f"Training parameter '{key}' must be a string")
     algorithm = parameters.get(ALGORITHM_KEY, "sgd").strip()
     if algorithm not in ALGORITHMS:
         raise ParameterError(f"{ALGORITHM_KEY} must be one of {', '.join(ALGORITHMS)}, not '{algorithm}'")
+    shown = parameters.get(SHOWN_ALGORITHM_KEY, algorithm).strip()
+    if shown != algorithm:
+        raise ParameterError(f"{SHOWN_ALGORITHM_KEY} is '{shown}' where the parameters select '{algorithm}' "
+                             f"(choose gradient-boosted trees with {ALGORITHM_KEY}=gbdt)")
     stray = sorted(key for key in parameters if key in TREE_DEFAULTS and algorithm != "gbdt")
     if stray:
         raise ParameterError(f"{stray[0]} applies to {ALGORITHM_KEY}=gbdt alone")
@@ -242,8 +251,12 @@ def shown_parameters(given: dict[str, str], params: SGDParams | None = None) -> 
     if given.get(ALGORITHM_KEY, "").strip() == "gbdt":
         stored = params.trees if params is not None else None
         bins = {"gbdt.maxBins": str(stored.max_bins)} if stored is not None and stored.max_bins is not None else {}
-        return {"algorithm": "gbdt", "sgd.maxMLModelSizeInBytes": DEFAULTS["sgd.maxMLModelSizeInBytes"],
-                **TREE_DEFAULTS, **bins, **given}
+        shown = {"algorithm": "gbdt", "sgd.maxMLModelSizeInBytes": DEFAULTS["sgd.maxMLModelSizeInBytes"],
+                 **TREE_DEFAULTS, **bins, **given}
+        with contextlib.suppress(ParameterError):  # (a valid value: as it was given)
+            if not _integer(given, "gbdt.earlyStoppingRounds", 0, 0, 10_000):  # no early stopping, no
+                shown.pop("gbdt.validationPercent", None)  # validation part: refused without it
+        return shown
     defaults = dict(DEFAULTS)
     # the stored amount where there is one: a model migrated from before today's checks may
     # show a form they refuse ("１e-4")
@@ -264,7 +277,9 @@ def _integer(parameters: dict[str, str], key: str, default: int, low: int, high:
     text = parameters[key].strip()
     if not INTEGER.fullmatch(text):
         raise ParameterError(f"{key} must be an integer, not '{parameters[key]}'")
-    value = int(text)
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    # past its bounds' digits a number is out of range (int() refuses over 4,300 digits)
+    value = (-1 if text[0] == "-" else 1) * int(digits) if len(digits) <= len(str(max(-low, high))) else high + 1
     if not low <= value <= high:
         raise ParameterError(f"{key} must be between {low} and {high}")
     return value
