@@ -289,6 +289,28 @@ def test_every_input_file_of_a_batch_prediction_has_a_result_of_its_own(
         assert len(lines) == n + 1, name
 
 
+@pytest.mark.parametrize("where", ["folder", "input file"])
+def test_a_batch_prediction_whose_result_name_is_too_long_for_the_embedded_store_says_why(
+        ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str], where: str) -> None:
+    """A part of the result's key over 255 bytes (a long OutputUri folder, or a long input file
+    name behind the batch prediction's id) FAILED the job with "Internal error (OSError)"."""
+    long = "f" * 240
+    name = f"{long}.csv" if where == "input file" else "data.csv"
+    folder = f"s3://datasets/{uid('long')}/"
+    put_object(folder + name, ("id,x,flag,note,y\n" + "\n".join(rows(40)) + "\n").encode())
+    source = create(ml, uid("ds"), folder + name)["DataSourceId"]
+    model = uid("ml")
+    ml.create_ml_model(MLModelId=model, MLModelType="MULTICLASS", TrainingDataSourceId=source)
+    batch = uid("bp") + "b" * 30
+    output = f"s3://outputs/{'o' * 300}/" if where == "folder" else f"s3://outputs/{uid('out')}/"
+    ml.create_batch_prediction(BatchPredictionId=batch, MLModelId=model, OutputUri=output,
+                               BatchPredictionDataSourceId=source)
+    done = wait_for(lambda: ml.get_batch_prediction(BatchPredictionId=batch))
+    assert done["Status"] == "FAILED"
+    assert "bytes long, and this embedded store keeps each part as a file or folder name, of at most 255 bytes" \
+        in done["Message"], done["Message"]
+
+
 def test_an_evaluation_of_the_training_records_says_so_in_its_log_and_report(
         server: Application, ml: Any, uid: Callable[[str], str], put_object: Callable[[str, bytes], str]) -> None:
     """evaluation-and-prediction.md §1.4: the alerts are lines of the evaluation's log as well as

@@ -6,6 +6,8 @@ A write goes to a hidden temporary file in the target folder (prefix `.openaml-t
 listed) and is renamed over the final name on close; writing into a bucket folder that does
 not exist yet creates it, for convenience with the default local setup. A missing object or
 data location is reported with the path looked at, so that a user can see where to copy it.
+A key with a part ("/" to "/") longer than a file name can be (NAME_BYTES) names no object
+here: reading finds none, and writing is refused with that reason.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from openaml.storage.uris import (
 )
 
 TEMP_PREFIX = ".openaml-tmp-"
+NAME_BYTES = 255  # the longest file or folder name of the usual file systems (ext4, XFS, APFS)
 
 
 class LocalObjectStore(ObjectStore):
@@ -46,6 +49,8 @@ class LocalObjectStore(ObjectStore):
         location = parse_s3_uri(uri_prefix)
         folder, _, rest = location.key.rpartition("/")
         base = folder + "/" if folder else ""
+        if _long_part(base):
+            return []
         start = self._path(S3Uri(location.bucket, base))
         if not start.is_dir():
             return []
@@ -66,6 +71,8 @@ class LocalObjectStore(ObjectStore):
         location = parse_s3_uri(folder_uri)
         if not location.is_prefix and location.key:
             raise StorageError(f"{shown(folder_uri)}: not a folder (its key must end with '/')")
+        if _long_part(location.key):
+            return Level([], [], False)
         try:
             entries = sorted(os.scandir(self._path(location)), key=lambda e: e.name.encode("utf-8"))
         except OSError:
@@ -89,7 +96,7 @@ class LocalObjectStore(ObjectStore):
 
     def stat(self, uri: str) -> ObjectInfo | None:
         location = parse_s3_uri(uri)
-        if location.is_prefix:
+        if location.is_prefix or _long_part(location.key):
             return None
         path = self._path(location)
         try:
@@ -103,6 +110,8 @@ class LocalObjectStore(ObjectStore):
         location = parse_s3_uri(uri)
         if location.is_prefix:
             raise ObjectNotFoundError(f"{shown(uri)}: no such object (the URI names a folder)")
+        if (long := _long_part(location.key)) is not None:
+            raise ObjectNotFoundError(f"{shown(uri)}: no such object ({long})")
         try:
             stream = open(self._path(location), "rb")  # noqa: SIM115 - the caller closes it
             stream.seek(start)
@@ -117,6 +126,9 @@ class LocalObjectStore(ObjectStore):
         location = parse_s3_uri(uri)
         if location.is_prefix:
             raise StorageError(f"{shown(uri)}: cannot write an object whose key ends with '/'")
+        if (long := _long_part(location.key)) is not None:
+            raise StorageError(f"{shown(uri)}: cannot write: {long}; choose a shorter name, or keep "
+                               "the objects in an S3-compatible store")
         target = self._path(location)
 
         def refused(err: OSError) -> StorageError:
@@ -132,7 +144,7 @@ class LocalObjectStore(ObjectStore):
     def delete(self, uri: str) -> None:
         """Remove the file, then any folders it leaves empty (the bucket folder stays)."""
         location = parse_s3_uri(uri)
-        if location.is_prefix:
+        if location.is_prefix or _long_part(location.key):
             return
         path = self._path(location)
         try:
@@ -242,3 +254,14 @@ class LocalObjectStore(ObjectStore):
                     found.append(ObjectInfo(f"s3://{bucket}/{key}", key, entry.stat().st_size))
             except OSError:
                 continue
+
+
+def _long_part(key: str) -> str | None:
+    """Why the embedded store can keep no object of this key (a part of it is a longer name
+    than a file can have), or None."""
+    for part in key.split("/"):
+        size = len(part.encode("utf-8"))
+        if size > NAME_BYTES:
+            return (f"the part {shown(part[:40])}... of its key is {size} bytes long, and this embedded "
+                    f"store keeps each part as a file or folder name, of at most {NAME_BYTES} bytes")
+    return None

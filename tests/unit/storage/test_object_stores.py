@@ -358,3 +358,36 @@ def test_reading_from_an_offset_and_by_byte_ranges(store_and_bucket: StoreAndBuc
         with open_range(obj, part) as stream:
             read.append(stream.read())
     assert b"".join(read) == content
+
+
+@pytest.mark.parametrize("part", ["a" * 256, "é" * 128, "a" * 300])
+def test_a_key_part_longer_than_a_file_name(store_and_bucket: StoreAndBucket, part: str) -> None:
+    """S3 keeps keys of up to 1,024 bytes whatever their parts. The embedded store keeps each
+    part as a file or folder name: every call on a longer one ended in the OS's "File name
+    too long" (a batch prediction to such an OutputUri FAILED with "Internal error (OSError)").
+    Reading finds nothing there, and writing is refused, with the reason."""
+    store, bucket = store_and_bucket
+    store.open_write(f"s3://{bucket}/short.csv").close()
+    keys = [f"{part}", f"{part}/x.csv", f"out/{part}/x.csv", f"out/{part}"]
+    for key in keys:
+        uri = f"s3://{bucket}/{key}"
+        assert store.stat(uri) is None
+        with pytest.raises(ObjectNotFoundError):
+            store.open_read(uri)
+        store.delete(uri)
+        assert store.list(uri) == [] and store.list(uri + "/") == []
+        assert store.list_level(uri + "/", 10) == Level([], [], False)
+        with pytest.raises(StorageError):
+            resolve_data_location(store, uri)
+    for key in keys:
+        uri = f"s3://{bucket}/{key}"
+        if isinstance(store, LocalObjectStore):
+            with pytest.raises(StorageError, match="is [0-9]+ bytes long, and this embedded store keeps each part "
+                                                   "as a file or folder name, of at most 255 bytes"):
+                store.open_write(uri)
+        else:
+            with store.open_write(uri) as out:
+                out.write(b"x\n")
+            assert store.stat(uri) is not None
+            store.delete(uri)
+    assert [info.key for info in store.list(f"s3://{bucket}/")] == ["short.csv"]
