@@ -3,6 +3,7 @@ exactly what one evaluation of all the records reports, for every model type."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -64,3 +65,35 @@ def test_an_evaluation_alerts_when_its_target_is_distributed_otherwise_than_in_t
     scores = score_records(model, iter([make_batch(rows(1000, 0.0))]))
     alerts = finish_evaluation(model, schema, [scores], training_data=True).report.alerts
     assert alerts[0].startswith("The evaluation datasource holds the model's training records")
+
+
+@pytest.mark.parametrize("statistics", [False, True])
+def test_a_constant_regression_target_alerts_only_where_the_evaluation_differs(statistics: bool) -> None:
+    """A constant training target has a spread of 0, which the model's scale keeps as 1: an
+    evaluation of the training records themselves alerted "standard deviation 2.22e-16,
+    against 1.235 and 1". Trained from the records and from the datasource statistics."""
+    from openaml.ml.data import DataObject, ingest, parse_rearrangement
+
+    schema = make_schema([("x", "NUMERIC"), ("y", "NUMERIC")], targetAttributeName="y")
+    rng = np.random.default_rng(3)
+
+    def batch(values: list[str]) -> object:
+        return make_batch({"x": [f"{v:.3f}" for v in rng.normal(size=len(values))], "y": values})
+
+    same = batch(["1.2345675"] * 300)
+    found = None
+    if statistics:  # the datasource statistics of the same records
+        data = "\n".join(f"{x},{y}" for x, y in zip(same.column("x").to_pylist(), same.column("y").to_pylist()))
+        stored = data.encode()
+        found = ingest([DataObject(uri="s3://b/d.csv", key="d.csv", size=len(stored), open=lambda: io.BytesIO(stored))],
+                       schema, parse_rearrangement(None), True, io.BytesIO()).statistics
+    model = train_model("REGRESSION", schema, '{"outputs": ["x"]}', parse_parameters({}, "REGRESSION"), found,
+                        lambda: iter([same]))
+
+    def alerts(values: list[str]) -> list[str]:
+        report = evaluate_model(model, iter([batch(values)]), schema).report
+        return [a for a in report.alerts if a.startswith("The target is distributed otherwise")]
+
+    assert alerts(["1.2345675"] * 300) == []
+    assert alerts(["2.5"] * 300)  # another constant
+    assert alerts([f"{1.2345675 + v:.4f}" for v in rng.normal(size=300)])  # spread where there was none

@@ -144,6 +144,7 @@ def finish_evaluation(model: Model, dataset_schema: Schema, parts: Sequence[Scor
 
 SHARE_SHIFT = 0.1  # a class distribution this far (total variation) from the training one
 MEAN_SHIFT, SPREAD_RATIO = 0.5, 2.0  # a REGRESSION target's mean this many training spreads away, or spread
+FLAT_SPREAD = 1e-9  # of the mean's size (at least 1): a spread under it is a constant target's
 
 
 def target_shift(model: Model, acc: BinaryAccumulator | MulticlassAccumulator | RegressionAccumulator) -> str | None:
@@ -155,12 +156,16 @@ def target_shift(model: Model, acc: BinaryAccumulator | MulticlassAccumulator | 
     if isinstance(acc, RegressionAccumulator):
         actual = np.concatenate(acc.actual or [np.zeros(0)])
         actual = actual[np.isfinite(actual)]
-        mean, spread = float(model.summary.get("target_mean", 0.0)), model.target_scale[1]
-        if not len(actual) or not spread > 0:
+        mean = float(model.summary.get("target_mean", 0.0))
+        # the training spread (models before it was kept: the scale, 1 for a constant target)
+        spread = float(model.summary.get("target_std", model.target_scale[1]))
+        if not len(actual) or not spread >= 0:
             return None
         here = Moments.of(actual)
-        ratio = here.std / spread
-        if abs(here.mean - mean) <= MEAN_SHIFT * spread and 1 / SPREAD_RATIO <= ratio <= SPREAD_RATIO:
+        least = FLAT_SPREAD * max(1.0, abs(mean))  # spreads under it are rounding: a constant target
+        ratio = max(here.std, least) / max(spread, least)
+        if (abs(here.mean - mean) <= MEAN_SHIFT * max(spread, least)
+                and 1 / SPREAD_RATIO <= ratio <= SPREAD_RATIO):
             return None
         return (f"The target is distributed otherwise than in training: mean {here.mean:.4g} and standard "
                 f"deviation {here.std:.4g}, against {mean:.4g} and {spread:.4g}")

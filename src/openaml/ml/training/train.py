@@ -360,5 +360,6 @@ class _TargetSummary:
 
     def summary(self) -> dict[str, Any]:
         if self.model_type == ModelType.REGRESSION:
-            return {"records": self.records, "target_mean": self.scale()[0]}
+            # the spread itself (0 for a constant target), where the scale takes 1 instead
+            return {"records": self.records, "target_mean": self.scale()[0], "target_std": self.moments.std}
         return {"records": self.records, "class_counts": dict(sorted(self.counts.items()))}
