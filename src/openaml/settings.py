@@ -112,7 +112,7 @@ class Settings:
             if value is None or (name == "training_memory" and value == 0):  # None: not resolved yet
                 continue
             if not math.isfinite(value) or value < least or (largest is not None and value > largest):
-                raise ConfigurationError(f"{setting_label(name)} must be {_range_text(name)}, not {value}")
+                raise ConfigurationError(f"{setting_label(name)} must be {_range_text(name)}, not {value:g}")
         if self.executor not in EXECUTORS:
             raise ConfigurationError(f"{setting_label('executor')} must be one of {', '.join(EXECUTORS)}, "
                                      f"not {self.executor!r}")

@@ -54,7 +54,8 @@ def test_a_partition_or_lease_too_small_is_refused(tmp_path):
 
     for environ, message in (({"OPENAML_PARTITION_BYTES": "0"}, r"OPENAML_PARTITION_BYTES must be .* 1,048,576, not 0"),
                              ({"OPENAML_PARTITION_BYTES": "-5"}, "must be a number of at least 1,048,576, not -5"),
-                             ({"OPENAML_JOB_LEASE_SECONDS": "0.5"}, "must be from 1 to 86400, not 0.5")):
+                             ({"OPENAML_JOB_LEASE_SECONDS": "0.5"}, "must be from 1 to 86400, not 0.5$"),
+                             ({"OPENAML_JOB_LEASE_SECONDS": "0"}, "must be from 1 to 86400, not 0$")):  # not "0.0"
         with pytest.raises(ConfigurationError, match=message):
             Settings.from_env(environ, data_dir=tmp_path)
     for settings, message in ((Settings(data_dir=tmp_path, partition_bytes=0), r"OPENAML_PARTITION_BYTES must be"),

@@ -71,7 +71,8 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its p
                    "share no file system.")
 @click.option("--workers", type=int, default=None, help="Concurrent jobs (default: CPU cores).")
 @click.option("--advertise-url", default=None,
-              help="Base URL clients reach this server at, http(s)://HOST[:PORT] (returned as EndpointUrl).")
+              help="Base URL clients reach this server at, http(s)://HOST[:PORT][/PATH] (returned as "
+                   "EndpointUrl; the API answers at its path too).")
 @click.option("--cors-origins", default=None,
               help="Origins whose web pages may call the API (the browser build of AWS's JavaScript SDK), "
                    "scheme://host[:port], comma-separated; * for any (only with access keys).")
@@ -241,7 +242,8 @@ def fetch_mnist_command(out: Path, url_base: str | None) -> None:
     try:
         paths = fetch_mnist(out, url_base or MNIST_URL_BASE)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"could not fetch MNIST: {exc}") from None
+        raise click.ClickException(f"could not fetch MNIST from {url_base or MNIST_URL_BASE}: {exc} "
+                                   "(--url-base names another place)") from None
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 
