@@ -2,8 +2,9 @@
 DataRearrangement, Recipe inline or by RecipeUri, openaml.classWeights) are read whole and
 faithfully, or refused with InvalidInputException: a number of more than 4,300 digits answered
 500 (Python's int conversion limit), a lone surrogate escape was accepted and failed the job
-with an internal error (then GetDataSource Verbose answered 500), and a key given twice lost one
-of its values silently."""
+with an internal error (then GetDataSource Verbose answered 500), a key given twice lost one
+of its values silently, and a \\u0000 escape put U+0000, which every request string refuses, into
+attribute names, seeds and recipe names."""
 
 from __future__ import annotations
 
@@ -28,17 +29,21 @@ BAD = {
     "schema": [
         ("long number", SCHEMA_TEXT[:-1] + f', "extra": {BIG}}}', "number too long"),
         ("lone surrogate", SCHEMA_TEXT.replace('"c"', '"\\udc00c"'), "half a UTF-16 pair"),
+        ("U+0000 in a name", SCHEMA_TEXT.replace('"c"', '"c\\u0000"'), "U+0000"),
         ("key twice", SCHEMA_TEXT[:-1] + ', "targetAttributeName": "x"}', 'names "targetAttributeName" twice'),
     ],
     "rearrangement": [
         ("long number", f'{{"splitting": {{"percentBegin": {BIG}}}}}', "number too long"),
         ("lone surrogate", '{"splitting": {"percentEnd": 50, "strategy": "random", '
                            '"strategyParams": {"randomSeed": "\\ud800"}}}', "half a UTF-16 pair"),
+        ("U+0000 in a seed", '{"splitting": {"percentEnd": 50, "strategy": "random", '
+                             '"strategyParams": {"randomSeed": "a\\u0000"}}}', "U+0000"),
         ("key twice", '{"splitting": {"percentEnd": 50, "percentEnd": 70}}', 'names "percentEnd" twice'),
     ],
     "recipe": [
         ("long number", f'{{"outputs": ["x"], "extra": {BIG}}}', "number too long"),
         ("lone surrogate", '{"outputs": ["x", "\\udc00"]}', "half a UTF-16 pair"),
+        ("U+0000 in a group", '{"groups": {"g\\u0000": "x"}, "outputs": ["x"]}', "U+0000"),
         ("key twice", '{"outputs": ["x"], "outputs": ["c"]}', 'names "outputs" twice'),
     ],
 }
@@ -94,7 +99,7 @@ def test_a_recipe_is_read_faithfully_or_refused(ml: Any, put_object: Callable[[s
 
 
 @pytest.mark.parametrize("weights, words", [
-    (f'{{"1": {BIG}}}', "number too long"), ('{"\\ud800": 2}', "half a UTF-16 pair"),
+    (f'{{"1": {BIG}}}', "number too long"), ('{"\\ud800": 2}', "half a UTF-16 pair"), ('{"1\\u0000": 2}', "U+0000"),
     ('{"1": 2, "1": 3}', 'names "1" twice'), ("[" * 5000, "too deeply"), ("[1, 2]", "must be 'balanced' or"),
 ])
 def test_class_weights_are_read_faithfully_or_refused(ml: Any, uid: Callable[[str], str], datasource: str,

@@ -228,7 +228,7 @@ def model_seed(model_id: str) -> int:
 def _schema(text: str) -> Schema:
     """A stored (valid, normalized) schema, parsed once for all the specs that hold it (a
     process reads it for every job, Create and Predict check)."""
-    return parse_schema(text)
+    return parse_schema(text, stored=True)
 
 
 def _parameters_doc(parameters: SGDParams) -> dict[str, Any]:

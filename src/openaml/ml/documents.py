@@ -11,12 +11,14 @@ class _Refused(Exception):
     """What makes a parsed document unusable, said by the hooks while it is read."""
 
 
-def load_json(text: str, what: str, error: type[ValueError], exact: bool = False) -> Any:
+def load_json(text: str, what: str, error: type[ValueError], exact: bool = False, stored: bool = False) -> Any:
     """The JSON value in `text`; otherwise `error` saying why `what` cannot be read: not valid
     JSON, nested too deeply, a name given twice in one object (one of the two would be lost
-    silently), a number of more digits than Python converts (4,300), or a string escape of
-    half a UTF-16 pair (\\ud800: no text can hold it, so the jobs that write it would fail).
-    With `exact`, decimal numbers are read as Decimal, not as the nearest double."""
+    silently), a number of more digits than Python converts (4,300), a string escape of half
+    a UTF-16 pair (\\ud800: no text can hold it, so the jobs that write it would fail), or of
+    U+0000 (\\u0000, which no request string may hold either: PostgreSQL's text cannot).
+    With `exact`, decimal numbers are read as Decimal, not as the nearest double; `stored`: a
+    document kept by an earlier version, which took U+0000, is read as it was."""
     try:
         doc = json.loads(text, object_pairs_hook=_unique, parse_float=Decimal if exact else None)
     except _Refused as exc:
@@ -28,15 +30,16 @@ def load_json(text: str, what: str, error: type[ValueError], exact: bool = False
     except (ValueError, ArithmeticError):  # int() past 4,300 digits; Decimal past its exponents
         raise error(f"{what} holds a number too long or too large to read (over 4,300 digits, or an "
                     "exponent past a billion)") from None
-    if not _is_text(doc):
-        raise error(f"{what} holds a string escape of half a UTF-16 pair (such as \\ud800), which is "
-                    "no character")
+    problem = _text_problem(doc, nul_allowed=stored)
+    if problem is not None:
+        raise error(f"{what} {problem}")
     return doc
 
 
-def load_object(text: str, what: str, error: type[ValueError], exact: bool = False) -> dict[str, Any]:
+def load_object(text: str, what: str, error: type[ValueError], exact: bool = False,
+                stored: bool = False) -> dict[str, Any]:
     """`load_json` of a JSON object; otherwise `error` saying that `what` is not one."""
-    doc = load_json(text, what, error, exact)
+    doc = load_json(text, what, error, exact, stored)
     if not isinstance(doc, dict):
         raise error(f"{what} must be a JSON object")
     return doc
@@ -52,21 +55,24 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _is_text(value: Any) -> bool:
-    """Whether every string in `value` (keys too) is text that UTF-8 can encode; by a loop, not
-    recursion (the document may nest as deep as the parser lets it)."""
+def _text_problem(value: Any, nul_allowed: bool = False) -> str | None:
+    """Why a string in `value` (keys too) is no text that names or values may hold (UTF-8
+    cannot encode it, or it holds U+0000), or None; by a loop, not recursion (the document may
+    nest as deep as the parser lets it)."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
+            if not nul_allowed and "\x00" in item:
+                return "holds the character U+0000 (\\u0000), which no name or value may hold"
             if not (item.isascii() or _encodes(item)):
-                return False
+                return "holds a string escape of half a UTF-16 pair (such as \\ud800), which is no character"
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return True
+    return None
 
 
 def _encodes(value: str) -> bool:

@@ -204,7 +204,7 @@ def load_model(stream: IO[bytes]) -> Model:
         weights = np.load(io.BytesIO(archive.read("weights.npy")))
         bias = np.load(io.BytesIO(archive.read("bias.npy")))
         trees = archive.read("trees.txt").decode("utf-8") if header["version"] == TREES_VERSION else None
-    schema = parse_schema(header["schema"])
+    schema = parse_schema(header["schema"], stored=True)
     return Model(
         model_type=ModelType(header["model_type"]), schema=schema, recipe=header["recipe"],
         classes=header["classes"], pipeline=FeaturePipeline.from_json(header["pipeline"], schema),

@@ -111,7 +111,7 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
                                 database["DatabaseName"], given["DatabaseCredentials"]["Username"],
                                 given["SelectSqlQuery"], given["S3StagingLocation"])
         spec: specs.Spec = specs.DataSourceSpec(
-            source, record.data_uri or "", parse_schema(info["schema"]).to_json(),
+            source, record.data_uri or "", parse_schema(info["schema"], stored=True).to_json(),
             _as_then(parse_rearrangement, given.get("DataRearrangement"), _rearrangement_then),
             bool(request.get("ComputeStatistics")),
             query, info.get("data_pipeline_id"))
@@ -125,7 +125,7 @@ def _legacy(record: EntityRecord, info: dict[str, Any]) -> tuple[specs.Spec, spe
                               given_parameters, _parameters_then)
         given_recipe = "Recipe" in request or "RecipeUri" in request  # else "recipe" is the result's
         spec = specs.MLModelSpec(
-            model_type, record.datasource_id or "", parse_schema(info["schema"]).to_json(),
+            model_type, record.datasource_id or "", parse_schema(info["schema"], stored=True).to_json(),
             info.get("recipe") if given_recipe else None, parameters, given_parameters)
         done = "size_in_bytes" in info
         return spec, specs.MLModelResult(info["size_in_bytes"], info["recipe"]) if done else None

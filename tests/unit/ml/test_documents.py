@@ -21,6 +21,8 @@ class Refused(ValueError):
     ('{"a": "\\ud800"}', "half a UTF-16 pair"),
     ('{"\\udc00": 1}', "half a UTF-16 pair"),
     ('[[[["\\udc00"]]]]', "half a UTF-16 pair"),
+    ('{"a": "x\\u0000"}', "U\\+0000"),
+    ('[{"\\u0000": 1}]', "U\\+0000"),
     ("[" * 100_000, "too deeply"),
     ("{", "not valid JSON"),
 ])
@@ -45,3 +47,17 @@ def test_the_text_check_takes_any_depth_the_parser_takes() -> None:
     """It recursed, and refused (or crashed on) documents a third as deep as the parser reads."""
     depth = 900
     assert load_json("[" * depth + '"\u00e9"' + "]" * depth, "d", Refused) is not None
+
+
+def test_a_stored_document_is_read_as_an_earlier_version_took_it() -> None:
+    """Requests' documents refuse U+0000 now; those an earlier version took and kept (a stored
+    schema, a model's artifact) are still read, as they were."""
+    from openaml.ml.schema import parse_schema
+
+    assert load_json('{"a": "x\\u0000"}', "The document", Refused, stored=True) == {"a": "x\x00"}
+    schema = ('{"version": "1.0", "targetAttributeName": "y", "dataFormat": "CSV", "attributes": ['
+              '{"attributeName": "c\\u0000", "attributeType": "CATEGORICAL"}, {"attributeName": "y", '
+              '"attributeType": "BINARY"}]}')
+    assert parse_schema(schema, stored=True).names[0] == "c\x00"
+    with pytest.raises(ValueError, match="U\\+0000"):
+        parse_schema(schema)

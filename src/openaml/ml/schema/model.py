@@ -86,9 +86,10 @@ class Schema:
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
-def parse_schema(text: str) -> Schema:
-    """Parse and validate a schema JSON string; raise SchemaError naming the problem."""
-    doc = load_object(text, "The data schema", SchemaError)
+def parse_schema(text: str, stored: bool = False) -> Schema:
+    """Parse and validate a schema JSON string; raise SchemaError naming the problem. `stored`:
+    one kept by the service (documents.load_json's `stored`)."""
+    doc = load_object(text, "The data schema", SchemaError, stored=stored)
     doc = {_KEY_ALIASES.get(k, k): v for k, v in doc.items()}
     version = doc.get("version", "1.0")
     if version != "1.0":
