@@ -3,6 +3,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 import pytest
+from sklearn.metrics import f1_score
 
 from openaml.ml.metrics import auc_score, format_metric, format_score, score_texts
 from openaml.ml.metrics.accumulators import BinaryAccumulator, MulticlassAccumulator, RegressionAccumulator, roc_points
@@ -25,7 +26,23 @@ def test_macro_f1_by_hand():
     assert abs(acc.metric() - (2 / 3 + 2 / 3) / 4) < 1e-12
     baseline, details = acc.report("a")
     assert details.matrix[0] == [1, 1, 0, 0]
-    assert abs(baseline - (2 * 0.5 * 1 / 1.5) / 4) < 1e-12
+    # always "a": a: P=.5 R=1 F=2/3; b and c: 0 (d, which only the model predicted, does not count)
+    assert abs(baseline - (2 * 0.5 * 1 / 1.5) / 3) < 1e-12
+
+
+@pytest.mark.parametrize("majority", ["a", "b", "z"])
+def test_the_multiclass_baseline_is_the_macro_f1_of_always_predicting_the_majority(majority: str) -> None:
+    """evaluation-and-prediction.md §1.4: that hypothetical model's macro F1, as scikit-learn
+    computes it over the records' classes and its one prediction. It was averaged over every
+    class of the real evaluation, also those only the real model predicted (0.0368 for 0.0420
+    in an outside test)."""
+    rng = np.random.default_rng(4)
+    true = np.array(["a", "b", "c"])[rng.integers(0, 3, 300)]
+    predicted = np.array(["a", "b", "c", "x", "y"])[rng.integers(0, 5, 300)]
+    acc = MulticlassAccumulator()
+    add_labels(acc, true, predicted)
+    baseline, _ = acc.report(majority)
+    assert baseline == pytest.approx(f1_score(true, np.full(300, majority), average="macro", zero_division=0))
 
 
 def test_labels_given_as_codes_count_as_the_labels_do():

@@ -221,10 +221,12 @@ class MulticlassAccumulator:
 
 
 def _majority_f1(actual: np.ndarray, classes: list[str], majority: str | None) -> float:
-    """Macro F1 of always predicting the training data's most frequent class."""
+    """Macro F1 of always predicting the training data's most frequent class, over the classes
+    of that model's evaluation: the records' classes and `majority` (not the classes only the
+    real model predicted, which lowered the baseline)."""
     if majority is None or not classes:
         return 0.0
-    all_classes = sorted(set(classes) | {majority})
+    all_classes = {c for c, n in zip(classes, actual.tolist(), strict=True) if n} | {majority}
     total = int(actual.sum())
     support = dict(zip(classes, actual.tolist()))
     tp = support.get(majority, 0)
