@@ -9,7 +9,7 @@ spec never changes; a result is written when the job completes.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from fractions import Fraction
 from functools import lru_cache
@@ -75,7 +75,10 @@ class DataSourceSpec:
 
     @property
     def schema(self) -> Schema:
-        return _schema(self.schema_json)
+        """The schema the data are read with: a staged query's parts have no header, whatever
+        the given schema says (data.md §10.1; its first row was skipped as one)."""
+        schema = _schema(self.schema_json)
+        return replace(schema, header=False) if self.staged and schema.header else schema
 
     def to_json(self) -> dict[str, Any]:
         r = self.rearrangement

@@ -77,8 +77,8 @@ from openaml.ml.training.progress import TrainingProgress
 from openaml.ml.training.sgd import MEMORY_BYTES, LinearState
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.train import TrainingSetup, prepare_training
-from openaml.storage import Artifacts, ObjectStore, folder_uri, join_uri
-from openaml.storage.databases import DatabaseConfig, StagingError, stage_query
+from openaml.storage import Artifacts, ObjectStore, StorageError, folder_uri, join_uri
+from openaml.storage.databases import DatabaseConfig, NoRowsError, StagingError, stage_query, staged_parts
 from openaml.storage.objects import CommittingWriter
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.leases import Leases
@@ -181,7 +181,15 @@ class Tasks:
         return spec, objects
 
     def _objects(self, spec: DataSourceSpec) -> list[DataObject]:
-        """The objects at the spec's data location (or StorageError)."""
+        """The objects at the spec's data location (or StorageError). A staged query's are its
+        parts alone (`staged_parts`), each keyed by its name: a random split hashes the key
+        (data.md §5), and the full key holds the datasource's id, so a split and its
+        complement of one query drew different positions, and shared records."""
+        if spec.staged:
+            parts = staged_parts(self.objects, spec.data_uri)
+            if not parts:
+                raise StorageError(f"{spec.data_uri}: no staged part of the query (part-00000.csv) is there")
+            return [self._object(o.uri, o.key.rpartition("/")[2], o.size) for o in parts]
         return [self._object(o.uri, o.key, o.size) for o in self.objects.resolve_data_location(spec.data_uri)]
 
     # -- datasources in partitions (cluster.py runs each step as Dask tasks) ------------------
@@ -332,6 +340,9 @@ class Tasks:
                 url, query.database_name, query.user_name, read_secret(job.record) or "", query.query,
                 self.objects, query.staging_uri, job.record.id,
             )
+        except NoRowsError:
+            raise InputError(f"The query on '{query.identifier}' returned no rows: a datasource needs "
+                             "at least one record") from None
         except StagingError as exc:
             raise InputError(f"The query on '{query.identifier}' failed: {exc}") from None
         job.log_line(f"staged the query result as {len(uris)} CSV file(s)")

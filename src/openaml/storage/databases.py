@@ -17,10 +17,12 @@ the request's `Username`/`Password` replace any user and password in the URL. Pa
 appear in messages (SQLAlchemy masks them in URLs; database messages are scrubbed too).
 
 Staged CSV ([Choice] details): RFC 4180 quoting, LF line ends (the reader accepts LF and CR LF),
-UTF-8, no header; SQL NULL is an empty field; booleans are `1`/`0` (the service's own binary
-form); integers and decimals in plain notation, floats in shortest round-trip form (`NaN`,
-`Infinity` kept, and later judged invalid numbers); dates and times ISO 8601; binary values as
-hex; JSON values as compact JSON; anything else as `str()`.
+UTF-8, no header; a line end inside a value (LF or CR LF) is written as a space, as a record
+cannot hold one (data.md §1: the reader would cut the record there); SQL NULL is an empty
+field; booleans are `1`/`0` (the service's own binary form); integers and decimals in plain
+notation, floats in shortest round-trip form (`NaN`, `Infinity` kept, and later judged invalid
+numbers); dates and times ISO 8601; binary values as hex; JSON values as compact JSON;
+anything else as `str()`.
 """
 
 from __future__ import annotations
@@ -42,20 +44,25 @@ from sqlalchemy.pool import NullPool
 
 from openaml.extras import MissingExtraError, require_database_driver
 from openaml.ml.errors import InputError
-from openaml.storage.objects import ObjectStore
-from openaml.storage.uris import folder_uri, join_uri
+from openaml.storage.objects import ObjectInfo, ObjectStore
+from openaml.storage.uris import StorageError, folder_uri, join_uri
 
 KINDS = ("redshift", "rds")
 DATABASE_PLACEHOLDER = "{database}"
 PART_BYTES = 100 * 1024 * 1024  # at most 100 MB per staged part (data.md §10.1)
 FETCH_ROWS = 10_000
+SCRUBBED_PART = 6  # characters of a password that are masked in a message, as the whole
 _IDENTIFIER = re.compile(r"[a-z0-9-]{1,63}")
 _PART_NAME = re.compile(r"part-\d{5}\.csv")
-_AS_IS = frozenset({str, int, type(None)})
+_AS_IS = frozenset({int, type(None)})
 
 
 class StagingError(InputError):
     """The query could not be staged; the message is the database's own where there is one."""
+
+
+class NoRowsError(StagingError):
+    """The query returned no rows: a datasource needs at least one record (data.md §7)."""
 
 
 class DatabaseConfigError(ValueError):
@@ -148,11 +155,11 @@ def stage_query(
 
     Rows are streamed (server-side cursor where the driver has one, `fetchmany`), so memory
     stays bounded. Parts are `part-00000.csv`, `part-00001.csv`, ... of at most
-    `max_part_bytes` each (a single larger row gets a part of its own); an empty result gives
-    one empty part. Parts left by an earlier run of the same datasource are removed.
+    `max_part_bytes` each (a single larger row gets a part of its own). Parts left by an
+    earlier run of the same datasource are removed, and so is an empty result's part.
     Raises StagingError with the database's message for connection, authentication and SQL
-    errors, or naming the extra to install when the URL's driver is missing; StorageError
-    when a part cannot be written.
+    errors, or naming the extra to install when the URL's driver is missing; NoRowsError for
+    an empty result; StorageError when a part cannot be written.
     """
     folder = staging_folder(staging_uri, datasource_id)
     try:
@@ -170,7 +177,7 @@ def stage_query(
             ).exec_driver_sql(query)
             if not result.returns_rows:
                 raise StagingError("the query returned no rows (is it a SELECT statement?)")
-            uris = _write_parts(result, store, folder, max_part_bytes)
+            uris, rows = _write_parts(result, store, folder, max_part_bytes)
     except DBAPIError as err:
         raise StagingError(_scrub(str(err.orig).strip(), password)) from None
     except SQLAlchemyError as err:
@@ -178,33 +185,44 @@ def stage_query(
     finally:
         if engine is not None:
             engine.dispose()
-    for stale in store.list(folder):
-        name = stale.key.rpartition("/")[2]
-        if (
-            stale.uri not in uris
-            and stale.uri == join_uri(folder, name)
-            and _PART_NAME.fullmatch(name)
-        ):
+    for stale in staged_parts(store, folder):
+        if stale.uri not in uris:
             store.delete(stale.uri)
+    if not rows:  # its one empty part goes too
+        store.delete(uris[0])
+        raise NoRowsError("the query returned no rows")
     return uris
+
+
+def staged_parts(store: ObjectStore, folder: str) -> list[ObjectInfo]:
+    """The parts staged in `folder` (`part-NNNNN.csv` right in it), by name: other objects put
+    there, or another datasource's staged in a folder under it, are not its query's rows."""
+    try:
+        found = store.list(folder)
+    except StorageError:
+        return []
+    return sorted((o for o in found if o.uri == join_uri(folder, o.key.rpartition("/")[2])
+                   and _PART_NAME.fullmatch(o.key.rpartition("/")[2])), key=lambda o: o.key)
 
 
 def _write_parts(
     result: CursorResult[Any], store: ObjectStore, folder: str, max_part_bytes: int
-) -> list[str]:
+) -> tuple[list[str], int]:
+    """The parts written, and the rows."""
     line = _LastLine()
     rows_to_csv = csv.writer(line, lineterminator="\n")
     uris = [join_uri(folder, "part-00000.csv")]
     part = store.open_write(uris[0])
-    size = 0
+    size = written = 0
     try:
         while rows := result.fetchmany(FETCH_ROWS):
             chunk: list[bytes] = []
+            written += len(rows)
             for row in rows:
-                # csv writes str, int and None (as an empty field) itself; the rest is formatted.
-                rows_to_csv.writerow(
-                    [value if type(value) in _AS_IS else format_value(value) for value in row]
-                )
+                # csv writes int and None (as an empty field) itself; the rest is formatted,
+                # and no field holds a line end
+                rows_to_csv.writerow([value if type(value) in _AS_IS else _one_line(format_value(value))
+                                      for value in row])
                 data = line.text.encode("utf-8")
                 if size and size + len(data) > max_part_bytes:
                     part.write(b"".join(chunk))
@@ -219,7 +237,12 @@ def _write_parts(
         part.__exit__(type(err), err, err.__traceback__)
         raise
     part.close()
-    return uris
+    return uris, written
+
+
+def _one_line(text: str) -> str:
+    """The value with each line end (LF, CR LF) as a space: a record may not hold one."""
+    return text.replace("\r\n", " ").replace("\n", " ") if "\n" in text else text
 
 
 class _LastLine:
@@ -234,6 +257,8 @@ class _LastLine:
 
 def format_value(value: object) -> str:
     """One SQL value as CSV field text (see the module docstring for the choices)."""
+    if isinstance(value, str):
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -258,4 +283,15 @@ def format_value(value: object) -> str:
 
 
 def _scrub(message: str, password: str) -> str:
-    return message.replace(password, "********") if password else message
+    """The message without the password, nor any part of it of SCRUBBED_PART characters or
+    more (a database cuts long lines of a query it quotes: a password in the query showed
+    but for its last characters)."""
+    if not password:
+        return message
+    shortest = min(len(password), SCRUBBED_PART)
+    for length in range(len(password), shortest - 1, -1):
+        for start in range(len(password) - length + 1):
+            part = password[start:start + length]
+            if part in message:
+                message = message.replace(part, "********")
+    return message

@@ -17,12 +17,14 @@ from sqlalchemy import create_engine, make_url, text
 from openaml.storage import LocalObjectStore
 from openaml.storage.databases import (
     DatabaseConfigError,
+    NoRowsError,
     StagingError,
     connection_url,
     format_value,
     load_database_config,
     parse_database_config,
     stage_query,
+    staged_parts,
     staging_folder,
 )
 
@@ -170,20 +172,44 @@ def test_sqlite_staging_splits_parts_and_removes_stale_ones(sqlite_db: str, tmp_
     ]
 
 
-def test_sqlite_empty_result_gives_one_empty_part(sqlite_db: str, tmp_path: Path) -> None:
+def test_sqlite_empty_result_is_said_so_and_stages_nothing(sqlite_db: str, tmp_path: Path) -> None:
+    """It staged one empty part, and the datasource then FAILED saying that the data location
+    was empty, as if the staging had gone wrong."""
     store = LocalObjectStore(tmp_path / "s3")
-    uris = stage_query(
-        sqlite_db,
-        "sales",
-        "u",
-        "password1",
-        "SELECT * FROM t WHERE id > 99",
-        store,
-        "s3://staging/x",
-        "ds-2",
-    )
-    assert uris == ["s3://staging/x/ds-2/part-00000.csv"]
-    assert store.read_bytes(uris[0]) == b""
+    store.write_bytes("s3://staging/x/ds-2/part-00003.csv", b"stale\n")
+    with pytest.raises(NoRowsError, match="the query returned no rows"):
+        stage_query(sqlite_db, "sales", "u", "password1", "SELECT * FROM t WHERE id > 99", store,
+                    "s3://staging/x", "ds-2")
+    assert store.list("s3://staging/x/") == []
+
+
+def test_sqlite_line_ends_in_values_are_spaces(tmp_path: Path) -> None:
+    """A record may not hold a line end (data.md §1): a staged value with one was a quoted
+    field over several lines, which the reader cut into invalid records, and a line of it that
+    read as a record of its own was taken (a record the query never returned)."""
+    connection = sqlite3.connect(tmp_path / "lines.db")
+    connection.execute("CREATE TABLE t (id INTEGER, note TEXT, label INTEGER)")
+    connection.executemany("INSERT INTO t VALUES (?, ?, ?)", [
+        (1, "a\n77,injected,1\nb", 0), (2, "cr\r\nlf", 0), (3, "lone\rcr", 1), (4, "plain", 1)])
+    connection.commit()
+    connection.close()
+    store = LocalObjectStore(tmp_path / "s3")
+    uris = stage_query(f"sqlite:///{tmp_path}/{{database}}.db", "lines", "u", "password1",
+                       "SELECT * FROM t ORDER BY id", store, "s3://staging/", "ds-lines")
+    assert store.read_bytes(uris[0]) == (b'1,"a 77,injected,1 b",0\n2,cr lf,0\n3,lone\rcr,1\n'
+                                         b"4,plain,1\n")
+
+
+def test_only_a_folders_own_parts_are_staged_parts(tmp_path: Path) -> None:
+    """Objects put in a datasource's staging folder, and another datasource's parts staged in
+    a folder under it, were read as its query's rows."""
+    store = LocalObjectStore(tmp_path / "s3")
+    for key in ("outer/part-00000.csv", "outer/part-00001.csv", "outer/notes.txt", "outer/inner/part-00000.csv",
+                "outer/part-1.csv", "outer-2/part-00000.csv"):
+        store.write_bytes(f"s3://staging/{key}", b"x\n")
+    assert [o.key for o in staged_parts(store, "s3://staging/outer/")] == ["outer/part-00000.csv",
+                                                                          "outer/part-00001.csv"]
+    assert staged_parts(store, "s3://nobucket/outer/") == []
 
 
 @pytest.mark.parametrize(
@@ -384,3 +410,17 @@ def test_postgres_unknown_host_and_closed_port(tmp_path: Path) -> None:
             "s3://staging/",
             "ds-h",
         )
+
+
+def test_a_password_is_masked_in_messages_also_in_part() -> None:
+    """A database quoting a long query cuts its line: a password in the query showed but for
+    its last characters ("SELECT 'MlUserPassw0r..."), past the whole-password masking."""
+    from openaml.storage.databases import _scrub
+
+    password = "MlUserPassw0rd!"
+    message = ('invalid input syntax for type integer: "MlUserPassw0rd!"\n'
+               "LINE 1: ...ECT 1 FROM (SELECT 'MlUserPassw0r...\n                             ^")
+    scrubbed = _scrub(message, password)
+    assert not any(password[i:i + 6] in scrubbed for i in range(len(password) - 5)), scrubbed
+    assert scrubbed.startswith("invalid input syntax for type integer") and "LINE 1: ...ECT 1" in scrubbed
+    assert _scrub("nothing of it here: pass", password) == "nothing of it here: pass"
