@@ -21,13 +21,16 @@ UTF-8, no header; a line end inside a value (LF or CR LF) is written as a space,
 cannot hold one (data.md §1: the reader would cut the record there); SQL NULL is an empty
 field; booleans are `1`/`0` (the service's own binary form); integers and decimals in plain
 notation, floats in shortest round-trip form (`NaN`, `Infinity` kept, and later judged invalid
-numbers); dates and times ISO 8601; binary values as hex; JSON values as compact JSON;
-anything else as `str()`.
+numbers); dates and times ISO 8601, and as the database writes them where Python's types
+cannot hold them (PostgreSQL's `infinity`, BC dates, year 10000, `24:00:00`); PostgreSQL's
+intervals and JSON as it writes them; binary values as hex; other JSON values (MySQL's) as
+compact JSON; anything else as `str()`.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import re
@@ -172,6 +175,7 @@ def stage_query(
             connection_url(url, database, username, password), poolclass=NullPool
         )
         with engine.connect() as connection:
+            _faithful_types(connection.connection.driver_connection)
             result = connection.execution_options(
                 stream_results=True, max_row_buffer=FETCH_ROWS, no_parameters=True
             ).exec_driver_sql(query)
@@ -238,6 +242,42 @@ def _write_parts(
         raise
     part.close()
     return uris, written
+
+
+def _faithful_types(driver: Any) -> None:
+    """On a PostgreSQL connection (psycopg), read as the database writes them the values that
+    Python's types hold in part or not at all: dates and times out of Python's range (one
+    `infinity` failed a whole datasource, the message blaming the query), intervals (a
+    timedelta lost the months: `1 mon -30 days` read `0:00:00`) and JSON (its numbers went
+    through doubles: 12345678901234567890.123 read 1.2345678901234567e+19)."""
+    try:
+        import psycopg
+        from psycopg.types import datetime as times
+        from psycopg.types.string import TextLoader
+    except ImportError:  # no PostgreSQL driver: not a PostgreSQL connection
+        return
+    if not isinstance(driver, psycopg.Connection):
+        return
+    for name, loader in (("date", times.DateLoader), ("time", times.TimeLoader), ("timetz", times.TimetzLoader),
+                         ("timestamp", times.TimestampLoader), ("timestamptz", times.TimestamptzLoader)):
+        driver.adapters.register_loader(name, _or_text(loader))
+    for name in ("interval", "json", "jsonb"):
+        driver.adapters.register_loader(name, TextLoader)
+
+
+@functools.cache
+def _or_text(loader: type[Any]) -> type[Any]:
+    """`loader`, giving the database's text where its Python type cannot hold the value."""
+    import psycopg
+
+    class OrText(loader):
+        def load(self, data: Any) -> Any:
+            try:
+                return super().load(data)
+            except (psycopg.DataError, ValueError, OverflowError):
+                return bytes(data).decode("utf-8")
+
+    return OrText
 
 
 def _one_line(text: str) -> str:

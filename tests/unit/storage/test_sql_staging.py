@@ -321,6 +321,24 @@ def test_postgres_staging_formats_typed_values(postgres: Postgres, tmp_path: Pat
     )
 
 
+def test_postgres_values_python_cannot_hold_are_staged_as_the_database_writes_them(
+        postgres: Postgres, tmp_path: Path) -> None:
+    """One `infinity` timestamp failed the whole datasource ("timestamp too large (after year
+    10K)", blamed on the query); intervals went through timedelta (months lost) and JSON
+    through doubles. Values Python holds keep their ISO forms."""
+    store = LocalObjectStore(tmp_path / "s3")
+    query = ("SELECT 'infinity'::timestamp, '-infinity'::timestamptz, 'infinity'::date, '0044-03-15 BC'::date, "
+             "'10000-01-01'::timestamp, '24:00:00'::time, '2024-01-02 03:04:05'::timestamp, '2024-01-02'::date, "
+             "'1 mon'::interval - '30 days'::interval, '178000000 years'::interval, "
+             "'{\"n\": 12345678901234567890.123456789}'::jsonb, '{\"a\":1, \"a\":2}'::json, '\"s\"'::json, "
+             "'null'::json, NULL::json")
+    uris = _stage(postgres, query, store, "ds-types")
+    assert store.read_bytes(uris[0]).decode() == (
+        "infinity,-infinity,infinity,0044-03-15 BC,10000-01-01 00:00:00,24:00:00,2024-01-02T03:04:05,2024-01-02,"
+        '1 mon -30 days,178000000 years,"{""n"": 12345678901234567890.123456789}","{""a"":1, ""a"":2}",'
+        '"""s""",null,\n')
+
+
 def test_postgres_streams_many_rows_into_parts(postgres: Postgres, tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path / "s3")
     query = "SELECT g, g * 2, 'row ' || g FROM generate_series(1, 30000) AS g"
