@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -209,3 +210,30 @@ def test_an_empty_result_says_so(sql_server: Application, database: str) -> None
     assert done["Status"] == "FAILED"
     assert done["Message"] == ("The query on 'warehouse' returned no rows: a datasource needs at least "
                                "one record"), done["Message"]
+
+
+def test_deleting_a_datasource_cancels_its_query(sql_server: Application, database: str) -> None:
+    """Its query went on to its end, holding a worker and a database session (a one-row
+    datasource created after two deleted 25 s queries waited 23 s)."""
+    ml = make_client(sql_server.settings.base_url)
+    spec = {"DatabaseInformation": {"DatabaseName": database, "ClusterIdentifier": "warehouse"},
+            "SelectSqlQuery": "SELECT x, word, label FROM obs, pg_sleep(60)", "DatabaseCredentials": credentials(),
+            "S3StagingLocation": "s3://staging/redshift/", "DataSchema": SCHEMA}
+    ml.create_data_source_from_redshift(DataSourceId="rs-slow", RoleARN="arn:aws:iam::0:role/ml", DataSpec=spec)
+    started = time.monotonic()
+    while ml.get_data_source(DataSourceId="rs-slow")["Status"] != "INPROGRESS":
+        assert time.monotonic() - started < 30, "the datasource did not start"
+        time.sleep(0.05)
+    time.sleep(1.0)  # the query runs
+    ml.delete_data_source(DataSourceId="rs-slow")
+    deleted = time.monotonic()
+    while sql_server.context.engine.queue_depth()["running"] and time.monotonic() - deleted < 20:
+        time.sleep(0.1)
+    assert time.monotonic() - deleted < 10, "the deleted datasource's query still holds its worker"
+    engine = sqlalchemy.create_engine(POSTGRES_URL or "")
+    with engine.connect() as conn:
+        running = conn.execute(sqlalchemy.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
+        )).scalar()
+    engine.dispose()
+    assert running == 0

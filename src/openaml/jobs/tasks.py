@@ -78,7 +78,14 @@ from openaml.ml.training.sgd import MEMORY_BYTES, LinearState
 from openaml.ml.training.stop import ShouldStop, check
 from openaml.ml.training.train import TrainingSetup, prepare_training
 from openaml.storage import Artifacts, ObjectStore, StorageError, folder_uri, join_uri
-from openaml.storage.databases import DatabaseConfig, NoRowsError, StagingError, stage_query, staged_parts
+from openaml.storage.databases import (
+    DatabaseConfig,
+    NoRowsError,
+    QueryStopped,
+    StagingError,
+    stage_query,
+    staged_parts,
+)
 from openaml.storage.objects import CommittingWriter
 from openaml.store import EntityKind, EntityRecord, Status, Store
 from openaml.store.leases import Leases
@@ -338,8 +345,10 @@ class Tasks:
         try:
             uris = stage_query(
                 url, query.database_name, query.user_name, read_secret(job.record) or "", query.query,
-                self.objects, query.staging_uri, job.record.id,
+                self.objects, query.staging_uri, job.record.id, should_stop=_Deleted([job]),
             )
+        except QueryStopped:
+            raise Cancelled from None
         except NoRowsError:
             raise InputError(f"The query on '{query.identifier}' returned no rows: a datasource needs "
                              "at least one record") from None

@@ -29,12 +29,15 @@ compact JSON; anything else as `str()`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
 import math
 import re
+import threading
 import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -54,6 +57,7 @@ KINDS = ("redshift", "rds")
 DATABASE_PLACEHOLDER = "{database}"
 PART_BYTES = 100 * 1024 * 1024  # at most 100 MB per staged part (data.md §10.1)
 FETCH_ROWS = 10_000
+WATCH_SECONDS = 0.25  # between two looks at should_stop while a query runs
 SCRUBBED_PART = 6  # characters of a password that are masked in a message, as the whole
 _IDENTIFIER = re.compile(r"[a-z0-9-]{1,63}")
 _PART_NAME = re.compile(r"part-\d{5}\.csv")
@@ -66,6 +70,10 @@ class StagingError(InputError):
 
 class NoRowsError(StagingError):
     """The query returned no rows: a datasource needs at least one record (data.md §7)."""
+
+
+class QueryStopped(Exception):
+    """The caller's should_stop answered True: the query was cancelled, nothing staged."""
 
 
 class DatabaseConfigError(ValueError):
@@ -153,6 +161,7 @@ def stage_query(
     staging_uri: str,
     datasource_id: str,
     max_part_bytes: int = PART_BYTES,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[str]:
     """Run `query` and write its rows as header-less CSV parts; return the part URIs.
 
@@ -162,7 +171,9 @@ def stage_query(
     earlier run of the same datasource are removed, and so is an empty result's part.
     Raises StagingError with the database's message for connection, authentication and SQL
     errors, or naming the extra to install when the URL's driver is missing; NoRowsError for
-    an empty result; StorageError when a part cannot be written.
+    an empty result; StorageError when a part cannot be written. `should_stop` is asked while
+    the query runs and between fetches: once it answers True, the query is cancelled where the
+    driver can (PostgreSQL), and QueryStopped raised.
     """
     folder = staging_folder(staging_uri, datasource_id)
     try:
@@ -170,19 +181,22 @@ def stage_query(
     except MissingExtraError as err:
         raise StagingError(str(err)) from None
     engine = None
+    watch = _Watch(should_stop)
     try:
         engine = create_engine(
             connection_url(url, database, username, password), poolclass=NullPool
         )
-        with engine.connect() as connection:
+        with engine.connect() as connection, watch.watching(connection.connection.driver_connection):
             _faithful_types(connection.connection.driver_connection)
             result = connection.execution_options(
                 stream_results=True, max_row_buffer=FETCH_ROWS, no_parameters=True
             ).exec_driver_sql(query)
             if not result.returns_rows:
                 raise StagingError("the query returned no rows (is it a SELECT statement?)")
-            uris, rows = _write_parts(result, store, folder, max_part_bytes)
+            uris, rows = _write_parts(result, store, folder, max_part_bytes, watch.stopped)
     except DBAPIError as err:
+        if watch.stopped():
+            raise QueryStopped from None
         raise StagingError(_scrub(str(err.orig).strip(), password)) from None
     except SQLAlchemyError as err:
         raise StagingError(_scrub(str(err), password)) from None
@@ -210,9 +224,10 @@ def staged_parts(store: ObjectStore, folder: str) -> list[ObjectInfo]:
 
 
 def _write_parts(
-    result: CursorResult[Any], store: ObjectStore, folder: str, max_part_bytes: int
+    result: CursorResult[Any], store: ObjectStore, folder: str, max_part_bytes: int,
+    stopped: Callable[[], bool],
 ) -> tuple[list[str], int]:
-    """The parts written, and the rows."""
+    """The parts written, and the rows; QueryStopped once `stopped()` says so."""
     line = _LastLine()
     rows_to_csv = csv.writer(line, lineterminator="\n")
     uris = [join_uri(folder, "part-00000.csv")]
@@ -220,6 +235,8 @@ def _write_parts(
     size = written = 0
     try:
         while rows := result.fetchmany(FETCH_ROWS):
+            if stopped():
+                raise QueryStopped
             chunk: list[bytes] = []
             written += len(rows)
             for row in rows:
@@ -242,6 +259,42 @@ def _write_parts(
         raise
     part.close()
     return uris, written
+
+
+class _Watch:
+    """While `watching` a connection, asks `should_stop` every WATCH_SECONDS on a thread of its
+    own, and once it answers True cancels the statement running there (a query of many seconds
+    held its job's worker and database session to its end after the datasource was deleted).
+    psycopg's connections can be cancelled from another thread; PyMySQL's cannot (their
+    fetches stop)."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None) -> None:
+        self.should_stop = should_stop
+        self._stopped = threading.Event()
+
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    @contextlib.contextmanager
+    def watching(self, driver: Any) -> Iterator[None]:
+        closed = threading.Event()
+        if self.should_stop is not None:
+            threading.Thread(target=self._watch, args=(self.should_stop, driver, closed), name="openaml-query-watch",
+                             daemon=True).start()
+        try:
+            yield
+        finally:
+            closed.set()
+
+    def _watch(self, should_stop: Callable[[], bool], driver: Any, closed: threading.Event) -> None:
+        while not closed.wait(WATCH_SECONDS):
+            if should_stop():
+                self._stopped.set()
+                cancel = getattr(driver, "cancel_safe", None) or getattr(driver, "cancel", None)
+                if cancel is not None and not closed.is_set():
+                    with contextlib.suppress(Exception):  # the query may have ended meanwhile
+                        cancel()
+                return
 
 
 def _faithful_types(driver: Any) -> None:

@@ -18,6 +18,7 @@ from openaml.storage import LocalObjectStore
 from openaml.storage.databases import (
     DatabaseConfigError,
     NoRowsError,
+    QueryStopped,
     StagingError,
     connection_url,
     format_value,
@@ -442,3 +443,18 @@ def test_a_password_is_masked_in_messages_also_in_part() -> None:
     assert not any(password[i:i + 6] in scrubbed for i in range(len(password) - 5)), scrubbed
     assert scrubbed.startswith("invalid input syntax for type integer") and "LINE 1: ...ECT 1" in scrubbed
     assert _scrub("nothing of it here: pass", password) == "nothing of it here: pass"
+
+
+def test_a_running_query_is_cancelled_once_asked_to_stop(postgres: Postgres, tmp_path: Path) -> None:
+    """A deleted datasource's query ran to its end (tens of seconds of a worker and a database
+    session): it is cancelled, and nothing is staged."""
+    import time as clock
+
+    store = LocalObjectStore(tmp_path / "s3")
+    asked = clock.monotonic()
+    with pytest.raises(QueryStopped):
+        stage_query(postgres.template, postgres.database, postgres.user, postgres.password,
+                    "SELECT 1 FROM pg_sleep(30)", store, "s3://staging/pg", "ds-stopped",
+                    should_stop=lambda: clock.monotonic() > asked + 0.5)
+    assert clock.monotonic() - asked < 5
+    assert store.list("s3://staging/pg/") == []
