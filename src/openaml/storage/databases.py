@@ -62,6 +62,9 @@ SCRUBBED_PART = 6  # characters of a password that are masked in a message, as t
 _IDENTIFIER = re.compile(r"[a-z0-9-]{1,63}")
 _PART_NAME = re.compile(r"part-\d{5}\.csv")
 _AS_IS = frozenset({int, type(None)})
+# the statements a query may begin with: they return rows (data.md §10 runs a SELECT)
+ROW_STATEMENTS = frozenset({"select", "with", "values", "table"})
+_DECLARED = re.compile(r'DECLARE "[^"]*" (?:NO SCROLL |SCROLL )?CURSOR (?:WITH(?:OUT)? HOLD )?FOR ')
 
 
 class StagingError(InputError):
@@ -176,6 +179,10 @@ def stage_query(
     driver can (PostgreSQL), and QueryStopped raised.
     """
     folder = staging_folder(staging_uri, datasource_id)
+    statement = _first_word(query)
+    if statement not in ROW_STATEMENTS:
+        raise StagingError(f"only a query that returns rows ({', '.join(sorted(ROW_STATEMENTS)).upper()}) can be "
+                           f"staged; this one begins with {statement.upper()[:40] or 'nothing'!r}")
     try:
         require_database_driver(url)
     except MissingExtraError as err:
@@ -197,7 +204,7 @@ def stage_query(
     except DBAPIError as err:
         if watch.stopped():
             raise QueryStopped from None
-        raise StagingError(_scrub(str(err.orig).strip(), password)) from None
+        raise StagingError(_scrub(_unwrapped(str(err.orig).strip()), password)) from None
     except SQLAlchemyError as err:
         raise StagingError(_scrub(str(err), password)) from None
     finally:
@@ -295,6 +302,40 @@ class _Watch:
                     with contextlib.suppress(Exception):  # the query may have ended meanwhile
                         cancel()
                 return
+
+
+def _first_word(query: str) -> str:
+    """The query's first word, lower case, past white space, comments and opening parentheses."""
+    rest = query
+    while True:
+        rest = rest.lstrip().lstrip("(")
+        if rest.startswith("--"):
+            rest = rest.partition("\n")[2]
+        elif rest.startswith("/*"):
+            rest = rest.partition("*/")[2]
+        elif rest[:1].isspace():
+            continue
+        else:
+            break
+    found = re.match(r"[A-Za-z_]+", rest)
+    return found.group(0).lower() if found else ""
+
+
+def _unwrapped(message: str) -> str:
+    """A PostgreSQL message about the query without the cursor the rows are streamed through:
+    its quoted line said `DECLARE "c_7f40..." CURSOR FOR SELEC 1`, text the user never wrote,
+    with the caret under it moved accordingly."""
+    lines = message.split("\n")
+    for i, line in enumerate(lines):
+        found = _DECLARED.search(line)
+        if found is None:
+            continue
+        lines[i] = line[:found.start()] + line[found.end():]
+        caret = lines[i + 1] if i + 1 < len(lines) else ""
+        if caret.strip() == "^" and caret.index("^") >= found.end():  # under the query's text
+            lines[i + 1] = caret[:found.start()] + caret[found.end():]
+        break
+    return "\n".join(lines)
 
 
 def _faithful_types(driver: Any) -> None:

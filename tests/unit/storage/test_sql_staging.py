@@ -216,9 +216,11 @@ def test_only_a_folders_own_parts_are_staged_parts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("SELEC * FROM t", 'near "SELEC": syntax error'),
+        ("SELECT * FROM t WHERE", "incomplete input"),
         ("SELECT * FROM missing_table", "no such table: missing_table"),
-        ("CREATE TABLE x (a INTEGER)", "returned no rows"),
+        ("SELEC * FROM t", "only a query that returns rows .* this one begins with 'SELEC'"),
+        ("CREATE TABLE x (a INTEGER)", "only a query that returns rows .* this one begins with 'CREATE'"),
+        ("/* c */ -- note\n DELETE FROM t", "this one begins with 'DELETE'"),
     ],
 )
 def test_sqlite_errors_carry_the_database_message(
@@ -362,6 +364,20 @@ def test_postgres_sql_error_message(postgres: Postgres, tmp_path: Path) -> None:
         _stage(postgres, "SELECT * FROM no_such_table", store, "ds-err")
     with pytest.raises(StagingError, match="division by zero"):
         _stage(postgres, "SELECT 1/0", store, "ds-err")
+
+
+def test_postgres_messages_quote_the_query_as_written(postgres: Postgres, tmp_path: Path) -> None:
+    """The rows are streamed through a cursor: the message quoted `DECLARE "c_7f40..." CURSOR
+    FOR SELECT ...`, text the user never wrote, its caret under that; statements that return
+    no rows were all "syntax error at or near ..." (DECLARE takes none of them)."""
+    store = LocalObjectStore(tmp_path)
+    with pytest.raises(StagingError) as found:
+        _stage(postgres, "SELECT nope", store, "ds-err")
+    assert str(found.value) == 'column "nope" does not exist\nLINE 1: SELECT nope\n               ^'
+    for statement in ("INSERT INTO t VALUES (1)", "SHOW work_mem", "  (  DELETE FROM t RETURNING *)"):
+        with pytest.raises(StagingError, match="only a query that returns rows"):
+            _stage(postgres, statement, store, "ds-err")
+    assert _stage(postgres, "  -- rows\n(VALUES (1))", store, "ds-ok") == ["s3://staging/pg/ds-ok/part-00000.csv"]
 
 
 def test_postgres_bad_password(postgres: Postgres, postgres_url: str, tmp_path: Path) -> None:
