@@ -51,9 +51,11 @@ from openaml.settings import ConfigurationError, Settings
 from openaml.store import EntityKind, EntityRecord
 from openaml.store.leases import Leases
 
+log = logging.getLogger(__name__)
 CONNECT_SECONDS = 30     # to reach the scheduler, and for a first worker to join it
 DASK_PORT = 8786  # a scheduler's port when its address names none
 WAIT_SECONDS = 0.5       # a job thread's wait for its task between checks of its cancellation
+RECONNECT_SECONDS = 5.0  # between two tries to connect again once Dask has given a connection up
 _PROBE_PREFIX = ".openaml-probe-"
 
 P = ParamSpec("P")
@@ -97,11 +99,45 @@ class Cluster:
     settings: Settings
     threads: int  # worker threads when connected: jobs that may run at once
     shared_reads: SharedWork[Job, Result] = field(default_factory=SharedWork)
+    _reconnecting: threading.Lock = field(default_factory=threading.Lock)  # held by the thread that does
+    _closed: threading.Event = field(default_factory=threading.Event)
 
     def state(self) -> dict[str, Any]:
         """Whether the client is connected to the scheduler (its own state: no call to the
         scheduler, which might not answer), and the worker threads there were at start-up."""
-        return {"connected": self.client.status == "running", "threads_at_start": self.threads}
+        return {"connected": self._client().status == "running", "threads_at_start": self.threads}
+
+    def _client(self) -> Any:
+        """The client. Dask's gives its connection up for good after CONNECT_SECONDS without the
+        scheduler (every job created later failed with "Internal error (ClosedClientError)"
+        until the server was restarted): then a thread makes a new one as soon as the
+        scheduler answers again, trying every RECONNECT_SECONDS."""
+        client = self.client
+        if client.status in ("closing", "closed") and not self._closed.is_set() \
+                and self._reconnecting.acquire(blocking=False):
+            threading.Thread(target=self._reconnect, name="openaml-dask-reconnect", daemon=True).start()
+        return client
+
+    def _reconnect(self) -> None:
+        """Connect again (with `_reconnecting` held, released at the end)."""
+        import distributed
+
+        try:
+            while not self._closed.is_set():
+                try:
+                    reach_scheduler(self.settings.dask_scheduler or "")
+                    client = distributed.Client(self.settings.dask_scheduler, timeout=CONNECT_SECONDS,
+                                                set_as_default=False)
+                except Exception:  # noqa: BLE001 - not answering yet, whatever the way
+                    self._closed.wait(RECONNECT_SECONDS)
+                    continue
+                old, self.client = self.client, client
+                with suppress(Exception):
+                    old.close()
+                log.warning("connected again to the Dask scheduler at %s", self.settings.dask_scheduler)
+                return
+        finally:
+            self._reconnecting.release()
 
     def tasks(self, peers: Peers) -> dict[EntityKind, Task]:
         """The job kinds, each run as a task on the cluster; `peers` (Tasks.datasource_peers)
@@ -245,14 +281,17 @@ class Cluster:
 
     def _submit(self, jobs: Cancellable, step: str, function: Callable[..., Any], *args: Any) -> Any:
         """Submit one step of a job as a task (futures among `args` are passed as their results)."""
+        from distributed.client import ClosedClientError
+
         record = jobs.record
         try:
-            return self.client.submit(function, *args, pure=False,
-                                      key=f"openaml-{record.kind.value}-{record.id}-{step}-{uuid.uuid4().hex[:8]}")
-        except (OSError, CancelledError) as exc:
+            return self._client().submit(function, *args, pure=False,
+                                         key=f"openaml-{record.kind.value}-{record.id}-{step}-{uuid.uuid4().hex[:8]}")
+        except (OSError, CancelledError, ClosedClientError) as exc:
             raise self._lost(exc) from exc
 
     def close(self) -> None:
+        self._closed.set()
         self.client.close()
 
     def _run(self, kind: EntityKind, job: Job) -> Result:
@@ -272,7 +311,7 @@ class Cluster:
             if job.cancelled():
                 future.cancel()
                 raise InputError(f"{job.record.kind.value} {job.record.id} stopped before its end")
-            if not said and self.client.status != "running":  # the client reconnects for a while
+            if not said and self._client().status != "running":  # the client reconnects for a while
                 said = True
                 job.log_line(f"The Dask scheduler at {self.settings.dask_scheduler} does not answer: the job "
                              "waits for it to answer again, and fails if the connection is given up")
@@ -312,6 +351,9 @@ def connect_cluster(settings: Settings) -> Cluster:
         raise ConfigurationError(f"cannot reach the Dask scheduler at {settings.dask_scheduler}: {exc}") from None
     except ValueError as exc:  # Dask's reading of the address
         raise ConfigurationError(f"--dask-scheduler {settings.dask_scheduler}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - something else answers there (an HTTP server: a traceback after 62 s)
+        raise ConfigurationError(f"--dask-scheduler {settings.dask_scheduler} does not answer as a Dask scheduler "
+                                 f"({type(exc).__name__})") from None
     try:
         try:
             client.wait_for_workers(1, timeout=CONNECT_SECONDS)
@@ -547,7 +589,7 @@ def _log(runtime: Runtime, record: EntityRecord, line: str) -> None:
     try:
         runtime.write_log(record, line)
     except Exception:  # noqa: BLE001 - the log is a convenience, the store holds the truth
-        logging.getLogger(__name__).exception("cannot write the log of %s %s", record.kind.value, record.id)
+        log.exception("cannot write the log of %s %s", record.kind.value, record.id)
 
 
 def _runtime(settings: Settings) -> Runtime:

@@ -446,6 +446,42 @@ def test_the_steps_of_a_job_hold_no_result_once_done_and_cancel_the_rest_when_on
             time.sleep(0.05)
 
 
+def test_a_connection_dask_gave_up_is_made_again_once_the_scheduler_answers() -> None:
+    """After 30 s without its scheduler a Client closes for good: every job created later,
+    with the scheduler and workers back, failed with "Internal error (ClosedClientError)"
+    until the server was restarted. A job meanwhile fails saying the connection was lost,
+    and a new connection is made as soon as the scheduler answers."""
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as local:
+        client = distributed.Client(local.scheduler_address, set_as_default=False)
+        cluster = Cluster(client, Settings(dask_scheduler=local.scheduler_address), 1)
+        try:
+            job = _Job()
+            assert cluster._task(job, "before", _seven) == 7
+            client.close()  # as Dask does once it gives the connection up
+            with pytest.raises(InputError, match="lost this job's task, or the connection to it"):
+                cluster._task(job, "meanwhile", _seven)
+            deadline = time.monotonic() + 30
+            while not cluster.state()["connected"]:
+                assert time.monotonic() < deadline, "no new connection"
+                time.sleep(0.05)
+            assert cluster._task(job, "after", _seven) == 7
+        finally:
+            cluster.close()
+
+
+def test_a_scheduler_address_where_something_else_answers_stops_the_start_cleanly(monkeypatch) -> None:
+    """An HTTP server's port as --dask-scheduler: Dask's Client read its answer as a message
+    of 3 EiB and `serve` ended with a MemoryError traceback."""
+    monkeypatch.setattr(cluster_module, "reach_scheduler", lambda address: None)
+
+    def client(*args: Any, **kwargs: Any) -> Any:
+        raise MemoryError("Unable to allocate 3.07 EiB")
+
+    monkeypatch.setattr(distributed, "Client", client)
+    with pytest.raises(ConfigurationError, match="does not answer as a Dask scheduler"):
+        cluster_module.connect_cluster(Settings(executor="dask", dask_scheduler="tcp://127.0.0.1:8080"))
+
+
 class _Job:
     """What Cluster.wait asks of a job: whether it is cancelled, and its record's names."""
 
