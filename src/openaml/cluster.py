@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 CONNECT_SECONDS = 30     # to reach the scheduler, and for a first worker to join it
 DASK_PORT = 8786  # a scheduler's port when its address names none
 WAIT_SECONDS = 0.5       # a job thread's wait for its task between checks of its cancellation
+SETTLE_SECONDS = 30.0    # a stopped job's wait for its running tasks before its clean-up
 RECONNECT_SECONDS = 5.0  # between two tries to connect again once Dask has given a connection up
 _PROBE_PREFIX = ".openaml-probe-"
 
@@ -257,6 +258,7 @@ class Cluster:
         if partitions < 2:
             return self._run(kind, job)
         job.log_line(f"reading the {partitions} partitions of the data on the Dask workers")
+        parts: list[Any] = []
         try:
             with self._cancelling() as submit:
                 parts = [submit(job, f"part-{k}", job_step, self.settings, kind.value, run, each, k)
@@ -264,9 +266,19 @@ class Cluster:
                 return cast(Result, self.wait(submit(job, "merge", job_step, self.settings, kind.value, run, merge,
                                                      parts), job))
         except BaseException:
-            if kind is EntityKind.BATCH_PREDICTION:  # the pieces its partitions wrote
+            if kind is EntityKind.BATCH_PREDICTION:  # the pieces its partitions wrote, once none writes more
+                self._settled(parts)
                 self._clean_up(job, job_step, self.settings, kind.value, run, Tasks.remove_batch_pieces)
             raise
+
+    def _settled(self, futures: list[Any]) -> None:
+        """Wait (at most SETTLE_SECONDS) for the tasks of `futures` that still run to end: they
+        stop at their next look at their job's deletion. A piece a partition wrote after the
+        clean-up stayed for good."""
+        from distributed import wait
+
+        with suppress(Exception):  # best effort, as the clean-up
+            wait(futures, timeout=SETTLE_SECONDS)
 
     def _clean_up(self, jobs: Cancellable, function: Callable[..., Any], *args: Any) -> None:
         """Run a task that removes what a failed or stopped step left, without waiting for it."""

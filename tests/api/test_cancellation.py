@@ -5,6 +5,7 @@ ingesting never checked, and evaluations and batch predictions only between whol
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 
 from openaml.app import Application
-from openaml.jobs.engine import RERUN_NOTE
+from openaml.jobs.engine import RERUN_NOTE, Job
 from openaml.jobs.record_info import read_progress
+from openaml.ml.training import Cancelled
 from openaml.server.embedded import running_server
 from openaml.store import EntityKind
 from tests.api.conftest import make_client, wait_for
@@ -332,6 +334,32 @@ def test_jobs_a_model_lets_start_share_their_scoring_while_its_worker_is_still_h
             assert found["Status"] == "COMPLETED", found.get("Message")
         log = app.context.artifacts.open_read("Evaluation", "freed-ev", "job.log").read().decode()
         assert "the records were scored once for 2 evaluations and batch predictions" in log, log
+
+
+def test_a_batch_prediction_deleted_before_its_pieces_are_joined_writes_no_result(
+        server: Application, ml: Any) -> None:
+    """On Dask, a batch prediction's partitions write pieces and a last task joins them into
+    its results and manifest: deleted while that task ran, it still wrote both (3 of 8
+    deletions in an outside test). That task now writes nothing for a deleted one."""
+    train = datasource(ml, server, "joined-train", text_rows(200, 5, seed=1), TEXT_SCHEMA)
+    ml.create_ml_model(MLModelId="joined-model", MLModelType="BINARY", TrainingDataSourceId=train,
+                       Parameters={"sgd.maxPasses": "2"})
+    assert wait_for(lambda: ml.get_ml_model(MLModelId="joined-model"))["Status"] == "COMPLETED"
+    server.context.engine.pause()
+    try:
+        ml.create_batch_prediction(BatchPredictionId="joined-bp", MLModelId="joined-model",
+                                   BatchPredictionDataSourceId=train, OutputUri="s3://cancel/joined/")
+        delete(ml, "batch", "joined-bp")
+    finally:
+        server.context.engine.resume()
+    record = server.context.store.get(EntityKind.BATCH_PREDICTION, "joined-bp")
+    assert record is not None
+    job = Job(record, server.context.store, lambda line: None)
+    piece = "s3://cancel/joined/batch-prediction/.openaml-pieces/joined-bp/00000-0.gz"
+    server.context.objects.write_bytes(piece, gzip.compress(b"0,0.5\n"))
+    with pytest.raises(Cancelled):
+        server.tasks.finish_batch_prediction(job, [(1, 0, [0])])
+    assert [o.uri for o in server.context.objects.list("s3://cancel/joined/")] == [piece]  # left to the clean-up
 
 
 def test_a_job_running_when_the_server_stops_ends_and_runs_again_at_the_next_start(tmp_path: Path) -> None:

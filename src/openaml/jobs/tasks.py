@@ -548,16 +548,22 @@ class Tasks:
     def finish_batch_prediction(self, job: Job, pieces: Sequence[tuple[int, int, list[int]]]
                                 ) -> BatchPredictionResult:
         """Each input file's result: its header, then the pieces of its partitions in order
-        (concatenated gzip members: decompressed, what one task writes), the pieces removed."""
+        (concatenated gzip members: decompressed, what one task writes), the pieces removed.
+        A batch prediction deleted meanwhile writes no result and no manifest (api-behavior.md
+        §2.18: they were written after its deletion, the pieces left to its clean-up)."""
         batch = self._batch_prediction(job)
+        stop = _Deleted([job])
         with _Outputs(self.objects, batch.results.__getitem__) as outputs:
             for index in range(len(batch.results)):
+                check(stop)
                 out = outputs.open(index)
                 write_empty_result(batch.model, batch.schema, out)
                 for partition, (_, _, files) in enumerate(pieces):
                     if index in files:
                         with self.objects.open_read(_piece_uri(batch.base, job.record.id, partition, index)) as piece:
                             shutil.copyfileobj(piece, out, COPY_BYTES)
+            if job.cancelled():  # asked of the store itself before anything is committed
+                raise Cancelled
         done = self._batch_predicted(job, batch, sum(p[0] for p in pieces), sum(p[1] for p in pieces))
         self.remove_batch_pieces(job)
         return done
