@@ -36,7 +36,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from openaml.extras import require_extra
 from openaml.jobs.engine import JOB_KINDS, Job, Task, patience_for
-from openaml.jobs.memory import WORKER_PROCESS_BYTES, release_memory
+from openaml.jobs.memory import MIN_BUDGET, WORKER_PROCESS_BYTES, release_memory
 from openaml.jobs.record_info import read_spec
 from openaml.jobs.shared_work import SharedWork
 from openaml.jobs.specs import DataSourceSpec, Result
@@ -372,6 +372,8 @@ def connect_cluster(settings: Settings) -> Cluster:
         except (TimeoutError, distributed.TimeoutError):
             raise ConfigurationError(f"no Dask worker joined the scheduler at {settings.dask_scheduler} "
                                      f"within {CONNECT_SECONDS} s") from None
+        workers_large_enough({address: int(info.get("memory_limit") or 0)
+                              for address, info in client.scheduler_info()["workers"].items()})
         if uses_data_folder(settings):
             workers_seeing(probe_folder(client.run, settings.data_dir), settings.data_dir)
         threads = sum(client.nthreads().values())
@@ -383,6 +385,19 @@ def connect_cluster(settings: Settings) -> Cluster:
                                                key=f"openaml-warm-up-{uuid.uuid4().hex[:8]}")
                                  for address in client.nthreads()])
     return Cluster(client, worker_settings, threads)
+
+
+def workers_large_enough(limits: dict[str, int]) -> None:
+    """ConfigurationError naming the workers whose memory limit (bytes; 0: none) is under what
+    a worker's own process and one job's least budget take: such a worker sat paused by its
+    nanny (at 80 % of its limit) with a job that stayed INPROGRESS, saying nothing."""
+    least = WORKER_PROCESS_BYTES + MIN_BUDGET
+    small = sorted(address for address, limit in limits.items() if 0 < limit < least)
+    if small:
+        raise ConfigurationError(f"the Dask workers {', '.join(small)} have a memory limit under {least >> 20} MiB, "
+                                 f"what a worker's own process ({WORKER_PROCESS_BYTES >> 20} MiB) and a job "
+                                 f"({MIN_BUDGET >> 20} MiB at least) take: start them with --memory-limit 512MiB "
+                                 "or more")
 
 
 def reach_scheduler(address: str) -> None:
@@ -611,6 +626,7 @@ def _runtime(settings: Settings) -> Runtime:
     key = repr(settings)
     with _runtimes_lock:
         if key not in _runtimes:
+            _sees_the_store(settings)
             prepare_job_process()
             worker = _worker()
             threads = int(worker.state.nthreads) if worker is not None else 1
@@ -619,6 +635,18 @@ def _runtime(settings: Settings) -> Runtime:
                                           memory_limit=int(limit) if limit else None,  # Dask's limit
                                           process_bytes=WORKER_PROCESS_BYTES)
         return _runtimes[key]
+
+
+def _sees_the_store(settings: Settings) -> None:
+    """InputError unless this worker sees the SQLite store the server made (the start-up probe
+    of the data folder does not see a worker that joins later: opening the store there made an
+    empty one, and jobs failed saying their entities had been deleted or did not exist)."""
+    from sqlalchemy import make_url
+
+    url = make_url(settings.database_url or settings.default_database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        raise InputError(f"The Dask worker {_worker_name()} does not see the server's store {url.database}: "
+                         f"start the workers where the data folder {settings.data_dir} is the server's")
 
 
 def _worker() -> Any | None:

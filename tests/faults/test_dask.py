@@ -33,11 +33,18 @@ from typing import Any
 import pytest
 
 from openaml import cluster as cluster_module
-from openaml.cluster import Cluster, probe_folder, reads_token, uses_data_folder, workers_seeing
+from openaml.cluster import (
+    Cluster,
+    probe_folder,
+    reads_token,
+    uses_data_folder,
+    workers_large_enough,
+    workers_seeing,
+)
 from openaml.jobs.engine import RERUN_NOTE
 from openaml.ml.errors import InputError
 from openaml.settings import ConfigurationError, Settings
-from openaml.store import EntityKind, EntityRecord, Status
+from openaml.store import EntityKind, EntityRecord, Status, open_store
 from tests.api.conftest import make_client
 from tests.conftest import MNIST_DIR, REPO, fresh_postgres_database
 from tests.faults.conftest import AWS_ENV
@@ -358,6 +365,13 @@ def test_workers_must_see_the_data_folder(tmp_path: Path) -> None:
     assert not reads_token(str(tmp_path / "missing"), "x")
 
 
+def test_workers_with_too_little_memory_are_refused_at_the_start() -> None:
+    """A worker of 400 MB left a training INPROGRESS for good, paused by its nanny."""
+    with pytest.raises(ConfigurationError, match=r"tcp://10\.0\.0\.2:1 have a memory limit under 448 MiB"):
+        workers_large_enough({"tcp://10.0.0.1:1": 1 << 30, "tcp://10.0.0.2:1": 400_000_000})
+    workers_large_enough({"tcp://10.0.0.1:1": 512 << 20, "tcp://10.0.0.3:1": 0})  # 0: no limit
+
+
 def test_the_data_folder_is_probed_unless_jobs_do_without_it() -> None:
     everything_elsewhere = Settings(s3_endpoint_url="http://s3.internal", artifacts_uri="s3://openaml/artifacts/",
                                     database_url="postgresql+psycopg://openaml@db.internal/openaml")
@@ -480,6 +494,20 @@ def test_a_scheduler_address_where_something_else_answers_stops_the_start_cleanl
     monkeypatch.setattr(distributed, "Client", client)
     with pytest.raises(ConfigurationError, match="does not answer as a Dask scheduler"):
         cluster_module.connect_cluster(Settings(executor="dask", dask_scheduler="tcp://127.0.0.1:8080"))
+
+
+def test_a_worker_that_does_not_see_the_store_says_so(tmp_path: Path) -> None:
+    """A worker that joined after start-up without the data folder (the start-up probe did not
+    see it) opened an empty store of its own: jobs failed saying their entities had been
+    deleted or did not exist. Its tasks now fail saying that it does not see the store."""
+    blind = Settings(data_dir=tmp_path / "elsewhere").resolved()
+    with pytest.raises(InputError, match="does not see the server's store .*openaml.db: start the workers where"):
+        cluster_module._runtime(blind)
+    assert not (tmp_path / "elsewhere" / "openaml.db").exists()
+    seeing = Settings(data_dir=tmp_path / "shared").resolved()
+    (tmp_path / "shared").mkdir()
+    open_store(seeing.database_url or "").close()  # made by the server at its start
+    assert cluster_module._runtime(seeing).store is not None
 
 
 class _Job:
