@@ -306,17 +306,13 @@ class _Watch:
 
 def _first_word(query: str) -> str:
     """The query's first word, lower case, past white space, comments and opening parentheses."""
-    rest = query
-    while True:
-        rest = rest.lstrip().lstrip("(")
+    rest, before = query, None
+    while rest != before:
+        before, rest = rest, rest.lstrip().lstrip("(")
         if rest.startswith("--"):
             rest = rest.partition("\n")[2]
         elif rest.startswith("/*"):
             rest = rest.partition("*/")[2]
-        elif rest[:1].isspace():
-            continue
-        else:
-            break
     found = re.match(r"[A-Za-z_]+", rest)
     return found.group(0).lower() if found else ""
 

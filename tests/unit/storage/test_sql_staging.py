@@ -221,6 +221,7 @@ def test_only_a_folders_own_parts_are_staged_parts(tmp_path: Path) -> None:
         ("SELEC * FROM t", "only a query that returns rows .* this one begins with 'SELEC'"),
         ("CREATE TABLE x (a INTEGER)", "only a query that returns rows .* this one begins with 'CREATE'"),
         ("/* c */ -- note\n DELETE FROM t", "this one begins with 'DELETE'"),
+        ("( ( INSERT INTO t VALUES (1)))", "this one begins with 'INSERT'"),
     ],
 )
 def test_sqlite_errors_carry_the_database_message(
@@ -378,6 +379,7 @@ def test_postgres_messages_quote_the_query_as_written(postgres: Postgres, tmp_pa
         with pytest.raises(StagingError, match="only a query that returns rows"):
             _stage(postgres, statement, store, "ds-err")
     assert _stage(postgres, "  -- rows\n(VALUES (1))", store, "ds-ok") == ["s3://staging/pg/ds-ok/part-00000.csv"]
+    assert _stage(postgres, "( (SELECT 1))", store, "ds-ok") == ["s3://staging/pg/ds-ok/part-00000.csv"]
 
 
 def test_postgres_bad_password(postgres: Postgres, postgres_url: str, tmp_path: Path) -> None:
