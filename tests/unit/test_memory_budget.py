@@ -122,8 +122,11 @@ def test_a_dask_workers_job_process_is_set_up_as_a_servers(tmp_path) -> None:
             "from threadpoolctl import threadpool_info\n"
             "from openaml import cluster\n"
             "from openaml.settings import Settings\n"
+            "from openaml.store import open_store\n"
             "from tests.unit.test_memory_budget import _hugepage_switch\n"
-            "cluster._runtime(Settings(data_dir=sys.argv[1]).resolved())\n"
+            "settings = Settings(data_dir=sys.argv[1]).resolved()\n"
+            "open_store(settings.database_url).close()  # the server's, which the worker sees\n"
+            "cluster._runtime(settings)\n"
             "blas = {i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}\n"
             "print(_hugepage_switch()(False), sorted(blas))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
