@@ -101,6 +101,15 @@ def test_list_filters_are_validated(world: FakeService, client: TestClient, quer
     assert page.status_code == 400 and api_message(operation, params) in html.unescape(page.text)
 
 
+@pytest.mark.parametrize("query", [{"var": "Name", "cmp": "BOGUS", "value": "x"}, {"order": "sideways"},
+                                   {"var": "Name", "cmp": "FilterVariable", "value": "Status"}])
+def test_a_made_up_order_or_comparator_is_refused(world: FakeService, client: TestClient,
+                                                  query: dict[str, str]) -> None:
+    """They were ignored: every row, in the default order, with no word of it."""
+    page = client.get("/console/datasources", params=query)
+    assert page.status_code == 400 and "The list&#39;s order must be asc or dsc" in page.text
+
+
 def test_entity_ids_of_pages_are_validated(client: TestClient) -> None:
     page = client.get("/console/models/" + "m" * 65)
     assert page.status_code == 400 and api_message("GetMLModel", {"MLModelId": "m" * 65, "Verbose": True}) \

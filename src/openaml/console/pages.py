@@ -63,12 +63,15 @@ class Pages:
         operations page forward only (NextToken); `pages` carries the tokens of the pages
         from the second to this one, so that the next page and the one before keep the query
         (filter, order, limit) and can be linked."""
-        params: dict[str, Any] = {"SortOrder": "dsc" if query.get("order", "dsc") == "dsc" else "asc",
-                                  "Limit": _int(query.get("limit"), 50, 1, 100)}
-        variable, comparator, value = query.get("var"), query.get("cmp", "Prefix"), query.get("value", "")
+        order, comparator = query.get("order") or "dsc", query.get("cmp") or "Prefix"
+        if order not in ("asc", "dsc") or comparator not in COMPARATORS:  # a made-up link: said, not ignored
+            raise InvalidInputException(f"The list's order must be asc or dsc, and its comparator one of "
+                                        f"{', '.join(COMPARATORS)}; not {order[:20]!r} and {comparator[:20]!r}")
+        params: dict[str, Any] = {"SortOrder": order, "Limit": _int(query.get("limit"), 50, 1, 100)}
+        variable, value = query.get("var"), query.get("value", "")
         if variable:
             params["FilterVariable"] = variable
-            if value and comparator in COMPARATORS:
+            if value:
                 params[comparator] = value
         trail = [t for t in query.get("pages", "").split(PAGE_SEPARATOR) if t][-MAX_PAGES:]
         if not trail and query.get("token"):  # a link of an earlier version
