@@ -121,14 +121,10 @@ class Cluster:
 
     def _reconnect(self) -> None:
         """Connect again (with `_reconnecting` held, released at the end)."""
-        import distributed
-
         try:
             while not self._closed.is_set():
                 try:
-                    reach_scheduler(self.settings.dask_scheduler or "")
-                    client = distributed.Client(self.settings.dask_scheduler, timeout=CONNECT_SECONDS,
-                                                set_as_default=False)
+                    client = new_client(self.settings.dask_scheduler or "")
                 except Exception:  # noqa: BLE001 - not answering yet, whatever the way
                     self._closed.wait(RECONNECT_SECONDS)
                     continue
@@ -357,8 +353,7 @@ def connect_cluster(settings: Settings) -> Cluster:
         raise ConfigurationError("--executor dask needs --dask-scheduler (OPENAML_DASK_SCHEDULER): the "
                                  "address of a Dask scheduler, e.g. tcp://127.0.0.1:8786")
     try:
-        reach_scheduler(settings.dask_scheduler)
-        client = distributed.Client(settings.dask_scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
+        client = new_client(settings.dask_scheduler)
     except (OSError, TimeoutError) as exc:
         raise ConfigurationError(f"cannot reach the Dask scheduler at {settings.dask_scheduler}: {exc}") from None
     except ValueError as exc:  # Dask's reading of the address
@@ -398,6 +393,14 @@ def workers_large_enough(limits: dict[str, int]) -> None:
                                  f"what a worker's own process ({WORKER_PROCESS_BYTES >> 20} MiB) and a job "
                                  f"({MIN_BUDGET >> 20} MiB at least) take: start them with --memory-limit 512MiB "
                                  "or more")
+
+
+def new_client(address: str) -> Any:
+    """A Dask client of the scheduler at `address`, reached first (`reach_scheduler`)."""
+    import distributed
+
+    reach_scheduler(address)
+    return distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
 
 
 def reach_scheduler(address: str) -> None:

@@ -226,8 +226,8 @@ def staged_parts(store: ObjectStore, folder: str) -> list[ObjectInfo]:
         found = store.list(folder)
     except StorageError:
         return []
-    return sorted((o for o in found if o.uri == join_uri(folder, o.key.rpartition("/")[2])
-                   and _PART_NAME.fullmatch(o.key.rpartition("/")[2])), key=lambda o: o.key)
+    return sorted((o for o in found if _PART_NAME.fullmatch(name := o.key.rpartition("/")[2])
+                   and o.uri == join_uri(folder, name)), key=lambda o: o.key)
 
 
 def _write_parts(

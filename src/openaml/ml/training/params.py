@@ -251,7 +251,7 @@ def shown_parameters(given: dict[str, str], params: SGDParams | None = None) -> 
     if given.get(ALGORITHM_KEY, "").strip() == "gbdt":
         stored = params.trees if params is not None else None
         bins = {"gbdt.maxBins": str(stored.max_bins)} if stored is not None and stored.max_bins is not None else {}
-        shown = {"algorithm": "gbdt", "sgd.maxMLModelSizeInBytes": DEFAULTS["sgd.maxMLModelSizeInBytes"],
+        shown = {SHOWN_ALGORITHM_KEY: "gbdt", "sgd.maxMLModelSizeInBytes": DEFAULTS["sgd.maxMLModelSizeInBytes"],
                  **TREE_DEFAULTS, **bins, **given}
         with contextlib.suppress(ParameterError):  # (a valid value: as it was given)
             if not _integer(given, "gbdt.earlyStoppingRounds", 0, 0, 10_000):  # no early stopping, no
@@ -262,7 +262,7 @@ def shown_parameters(given: dict[str, str], params: SGDParams | None = None) -> 
     # show a form they refuse ("１e-4")
     if (params.l1 if params is not None else _amount(given, "sgd.l1RegularizationAmount", 0.0)) > 0:
         defaults["sgd.l2RegularizationAmount"] = "0.0"
-    return {"algorithm": "sgd", **defaults, **given}
+    return {SHOWN_ALGORITHM_KEY: "sgd", **defaults, **given}
 
 
 # the usual written forms of numbers (models.md §3): ASCII digits, no "_" (Python's int() and
